@@ -1,0 +1,15 @@
+//! The Kubernetes object model as paddock serves it: which resources exist ([`registry`]),
+//! how manifests are read ([`manifest`]), how an object is decoded, defaulted and validated
+//! ([`object`], [`defaults`], [`validation`]), selectors ([`selector`]), quantities
+//! ([`quantity`]), the four patch kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
+//! Start at [`object`]: it is the pipeline the API server runs on every write.
+
+pub mod defaults;
+pub mod manifest;
+pub mod object;
+pub mod patch;
+pub mod quantity;
+pub mod registry;
+pub mod selector;
+pub mod status;
+pub mod validation;

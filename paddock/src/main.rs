@@ -1,0 +1,2 @@
+//! paddock binary
+fn main() {}

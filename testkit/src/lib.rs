@@ -1,0 +1,1 @@
+//! Test-only helpers: misbehaving servers and (later) a cluster harness.
