@@ -1,1 +1,419 @@
-//! (being written)
+//! The resource table: every resource paddock serves, with the facts discovery advertises
+//! (group/version/kind, plural, singular, short names, scope, categories, verbs,
+//! subresources) exactly as a Kubernetes 1.32 API server reports them.
+//!
+//! Start at [`resources`]; [`lookup`] resolves a URL's `group/version/plural`, [`by_kind`]
+//! resolves a manifest's `apiVersion`/`kind`.
+
+/// A subresource of a served resource (`pods/status`, `deployments/scale`, `pods/log`…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subresource {
+    /// Subresource name as it appears in the URL (`status`, `scale`, `log`).
+    pub name: &'static str,
+    /// Kind of the object the subresource returns (`Scale` for `scale`).
+    pub kind: &'static str,
+    /// Group of that kind (`autoscaling` for `Scale`, `""` for core).
+    pub group: &'static str,
+    /// Version of that kind.
+    pub version: &'static str,
+    /// Verbs the subresource supports.
+    pub verbs: &'static [&'static str],
+}
+
+/// One served resource, as advertised by discovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// API group; `""` for the core group.
+    pub group: &'static str,
+    /// API version within the group (`v1`).
+    pub version: &'static str,
+    /// Kind of the objects (`Pod`).
+    pub kind: &'static str,
+    /// Kind of a list of the objects (`PodList`).
+    pub list_kind: &'static str,
+    /// Plural resource name used in URLs (`pods`).
+    pub plural: &'static str,
+    /// Singular resource name (`pod`).
+    pub singular: &'static str,
+    /// Short names kubectl accepts (`po`).
+    pub short_names: &'static [&'static str],
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+    /// Categories (`all` for pods, services, deployments, replicasets).
+    pub categories: &'static [&'static str],
+    /// Verbs the main resource supports.
+    pub verbs: &'static [&'static str],
+    /// Subresources served.
+    pub subresources: &'static [Subresource],
+}
+
+impl ResourceInfo {
+    /// `apiVersion` of the objects: `v1` for core, `apps/v1` otherwise.
+    pub fn api_version(&self) -> String {
+        self.group_version()
+    }
+
+    /// `group/version`, or just the version for the core group.
+    pub fn group_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Key prefix used by the store: `pods` for core, `apps/deployments` for grouped resources.
+    pub fn store_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}/{}", self.group, self.plural)
+        }
+    }
+
+    /// The group-qualified resource as upstream error messages print it:
+    /// `pods`, `deployments.apps`.
+    pub fn qualified_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The group-qualified kind as upstream error messages print it: `Pod`, `Deployment.apps`.
+    pub fn qualified_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.to_string()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
+    }
+
+    /// The subresource named `name`, if served.
+    pub fn subresource(&self, name: &str) -> Option<&'static Subresource> {
+        self.subresources.iter().find(|s| s.name == name)
+    }
+
+    /// Whether the main resource supports `verb`.
+    pub fn supports(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+}
+
+/// Verbs of an ordinary read-write resource.
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+/// Namespaces have no `deletecollection` upstream.
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+/// Verbs of `status` subresources.
+const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+
+/// A `status` subresource returning `kind` in the same group/version.
+const fn status(kind: &'static str, group: &'static str) -> Subresource {
+    Subresource {
+        name: "status",
+        kind,
+        group,
+        version: "v1",
+        verbs: STATUS_VERBS,
+    }
+}
+
+/// The `scale` subresource of apps/v1 workloads; returns `autoscaling/v1` `Scale`.
+const SCALE: Subresource = Subresource {
+    name: "scale",
+    kind: "Scale",
+    group: "autoscaling",
+    version: "v1",
+    verbs: STATUS_VERBS,
+};
+
+const POD_SUBRESOURCES: &[Subresource] = &[
+    Subresource {
+        name: "binding",
+        kind: "Binding",
+        group: "",
+        version: "v1",
+        verbs: &["create"],
+    },
+    Subresource {
+        name: "exec",
+        kind: "PodExecOptions",
+        group: "",
+        version: "v1",
+        verbs: &["create", "get"],
+    },
+    Subresource {
+        name: "log",
+        kind: "Pod",
+        group: "",
+        version: "v1",
+        verbs: &["get"],
+    },
+    Subresource {
+        name: "portforward",
+        kind: "PodPortForwardOptions",
+        group: "",
+        version: "v1",
+        verbs: &["create", "get"],
+    },
+    status("Pod", ""),
+];
+
+static RESOURCES: &[ResourceInfo] = &[
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Namespace",
+        list_kind: "NamespaceList",
+        plural: "namespaces",
+        singular: "namespace",
+        short_names: &["ns"],
+        namespaced: false,
+        categories: &[],
+        verbs: NAMESPACE_VERBS,
+        subresources: &[status("Namespace", "")],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        list_kind: "PodList",
+        plural: "pods",
+        singular: "pod",
+        short_names: &["po"],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: POD_SUBRESOURCES,
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Service",
+        list_kind: "ServiceList",
+        plural: "services",
+        singular: "service",
+        short_names: &["svc"],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[status("Service", "")],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Endpoints",
+        list_kind: "EndpointsList",
+        plural: "endpoints",
+        singular: "endpoints",
+        short_names: &["ep"],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Node",
+        list_kind: "NodeList",
+        plural: "nodes",
+        singular: "node",
+        short_names: &["no"],
+        namespaced: false,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[status("Node", "")],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Event",
+        list_kind: "EventList",
+        plural: "events",
+        singular: "event",
+        short_names: &["ev"],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "ConfigMap",
+        list_kind: "ConfigMapList",
+        plural: "configmaps",
+        singular: "configmap",
+        short_names: &["cm"],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        list_kind: "SecretList",
+        plural: "secrets",
+        singular: "secret",
+        short_names: &[],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        list_kind: "DeploymentList",
+        plural: "deployments",
+        singular: "deployment",
+        short_names: &["deploy"],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[SCALE, status("Deployment", "apps")],
+    },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
+        kind: "ReplicaSet",
+        list_kind: "ReplicaSetList",
+        plural: "replicasets",
+        singular: "replicaset",
+        short_names: &["rs"],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[SCALE, status("ReplicaSet", "apps")],
+    },
+    ResourceInfo {
+        group: "discovery.k8s.io",
+        version: "v1",
+        kind: "EndpointSlice",
+        list_kind: "EndpointSliceList",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        short_names: &[],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "coordination.k8s.io",
+        version: "v1",
+        kind: "Lease",
+        list_kind: "LeaseList",
+        plural: "leases",
+        singular: "lease",
+        short_names: &[],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+];
+
+/// Every served resource, core group first, in a stable order.
+pub fn resources() -> &'static [ResourceInfo] {
+    RESOURCES
+}
+
+/// The resource served at `/apis/{group}/{version}/{plural}` (`group` `""` for `/api/v1`).
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource whose objects carry `apiVersion: api_version` and `kind: kind`.
+pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
+    let (group, version) = split_api_version(api_version);
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
+}
+
+/// Splits `apps/v1` into (`apps`, `v1`) and `v1` into (`""`, `v1`).
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", api_version),
+    }
+}
+
+/// Resolves what a user typed (`po`, `pods`, `pod`, `Pod`, `deployments.apps`) to a resource,
+/// the way kubectl's RESTMapper does for served resources.
+pub fn resolve_name(name: &str) -> Option<&'static ResourceInfo> {
+    let lower = name.to_ascii_lowercase();
+    let (base, group) = match lower.split_once('.') {
+        Some((b, g)) => (b.to_string(), Some(g.to_string())),
+        None => (lower.clone(), None),
+    };
+    RESOURCES.iter().find(|r| {
+        group.as_deref().is_none_or(|g| g == r.group)
+            && (r.plural == base
+                || r.singular == base
+                || r.kind.eq_ignore_ascii_case(&base)
+                || r.short_names.contains(&base.as_str()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_and_names() {
+        let pods = lookup("", "v1", "pods").unwrap();
+        assert_eq!(pods.kind, "Pod");
+        assert_eq!(pods.api_version(), "v1");
+        assert_eq!(pods.store_resource(), "pods");
+        assert_eq!(pods.qualified_resource(), "pods");
+        let deploy = by_kind("apps/v1", "Deployment").unwrap();
+        assert_eq!(deploy.store_resource(), "apps/deployments");
+        assert_eq!(deploy.qualified_resource(), "deployments.apps");
+        assert_eq!(deploy.qualified_kind(), "Deployment.apps");
+        assert_eq!(deploy.subresource("scale").unwrap().group, "autoscaling");
+        assert!(by_kind("v1", "Deployment").is_none());
+        assert!(lookup("apps", "v1", "pods").is_none());
+        assert_eq!(resolve_name("deploy").unwrap().kind, "Deployment");
+        assert_eq!(resolve_name("rs.apps").unwrap().kind, "ReplicaSet");
+        assert_eq!(
+            resolve_name("EndpointSlice").unwrap().plural,
+            "endpointslices"
+        );
+        assert!(resolve_name("po.apps").is_none());
+    }
+
+    #[test]
+    fn all_category_and_unique_names() {
+        let all: Vec<_> = resources()
+            .iter()
+            .filter(|r| r.categories.contains(&"all"))
+            .map(|r| r.plural)
+            .collect();
+        assert_eq!(all, ["pods", "services", "deployments", "replicasets"]);
+        let mut seen = std::collections::BTreeSet::new();
+        for r in resources() {
+            assert!(seen.insert((r.group, r.plural)), "{} twice", r.plural);
+            assert!(!r.namespaced || r.kind != "Node");
+        }
+    }
+}
