@@ -90,7 +90,8 @@ impl Db {
                         "event log has a gap: expected revision {expect}, found {rev}"
                     )));
                 }
-                let ev = decode_event(rev, v.value()).map_err(|e| self.err(e))?;
+                let mut ev = decode_event(rev, v.value()).map_err(|e| self.err(e))?;
+                share_current(&st, &mut ev);
                 st.log.push_back(Arc::new(ev));
                 expect += 1;
             }
@@ -140,7 +141,8 @@ impl Db {
                     Some(p) => Some(serde_json::to_vec(&**p).map_err(|e| self.err(e))?),
                     None => None,
                 };
-                let rec = encode_event(ev, &obj_json, prev_json.as_deref());
+                let rec =
+                    encode_event(ev, &obj_json, prev_json.as_deref()).map_err(|e| self.err(e))?;
                 log.insert(ev.revision, rec.as_slice())
                     .map_err(|e| self.err(e))?;
             }
@@ -155,6 +157,24 @@ impl Db {
             }
         }
         txn.commit().map_err(|e| self.err(e))
+    }
+}
+
+/// Makes an event whose object is still the current state share the object's allocation, so a
+/// reloaded log does not double the memory of recently written objects.
+fn share_current(st: &State, ev: &mut Event) {
+    if ev.kind == EventType::Deleted {
+        return;
+    }
+    let entry = st
+        .objects
+        .get(&ev.key.resource)
+        .and_then(|m| m.get(&inner_key(&ev.key.namespace, &ev.key.name)));
+    if let Some(e) = entry
+        && e.mod_rev == ev.revision
+        && e.obj == ev.object
+    {
+        ev.object = e.obj.clone();
     }
 }
 
@@ -192,7 +212,7 @@ fn decode_object(b: &[u8]) -> Result<(Revision, Arc<Value>), String> {
 
 /// `kind u8, then length-prefixed (u32 LE) resource, namespace, name, object JSON, then
 /// has_prev u8 and the length-prefixed prev JSON`.
-fn encode_event(ev: &Event, obj_json: &[u8], prev_json: Option<&[u8]>) -> Vec<u8> {
+fn encode_event(ev: &Event, obj_json: &[u8], prev_json: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let mut v = Vec::with_capacity(obj_json.len() + prev_json.map_or(0, <[u8]>::len) + 64);
     v.push(match ev.kind {
         EventType::Added => 0,
@@ -205,23 +225,24 @@ fn encode_event(ev: &Event, obj_json: &[u8], prev_json: Option<&[u8]>) -> Vec<u8
         ev.key.name.as_bytes(),
         obj_json,
     ] {
-        put(&mut v, part);
+        put(&mut v, part)?;
     }
     match prev_json {
         Some(p) => {
             v.push(1);
-            put(&mut v, p);
+            put(&mut v, p)?;
         }
         None => v.push(0),
     }
-    v
+    Ok(v)
 }
 
-fn put(v: &mut Vec<u8>, part: &[u8]) {
-    // Parts are bounded far below 4 GiB by the apiserver's request size limit.
-    let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+fn put(v: &mut Vec<u8>, part: &[u8]) -> Result<(), String> {
+    let len = u32::try_from(part.len())
+        .map_err(|_| format!("a stored value of {} bytes is too large", part.len()))?;
     v.extend_from_slice(&len.to_le_bytes());
     v.extend_from_slice(part);
+    Ok(())
 }
 
 struct Reader<'a>(&'a [u8]);

@@ -218,13 +218,42 @@ impl Store {
         namespace: Option<&str>,
         opts: &ListOptions,
     ) -> Result<ListResult, StoreError> {
+        self.list_inner(resource, namespace, None, opts)
+    }
+
+    /// [`Store::list`] at exactly `revision` (Kubernetes `resourceVersionMatch=Exact`): `Gone`
+    /// if it was compacted, `InvalidContinue` if it is newer than the store or differs from the
+    /// continue token's revision.
+    pub fn list_at(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        revision: Revision,
+        opts: &ListOptions,
+    ) -> Result<ListResult, StoreError> {
+        self.list_inner(resource, namespace, Some(revision), opts)
+    }
+
+    fn list_inner(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        revision: Option<Revision>,
+        opts: &ListOptions,
+    ) -> Result<ListResult, StoreError> {
         let st = self.inner.shared.state.read();
         let (at, start) = match opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
             Some(t) => {
                 let (rev, start) = continue_token::decode(t, resource)?;
+                if revision.is_some_and(|r| r != rev) {
+                    return Err(StoreError::InvalidContinue(format!(
+                        "the token is for revision {rev}, not {}",
+                        revision.unwrap_or(0)
+                    )));
+                }
                 (rev, Some(start))
             }
-            None => (st.revision, None),
+            None => (revision.unwrap_or(st.revision), None),
         };
         if at > st.revision {
             return Err(StoreError::InvalidContinue(format!(
@@ -312,7 +341,7 @@ impl Store {
             .cloned()
             .collect();
         let rx = self.register(&st, resource, namespace);
-        Ok(Watch::new(backlog, rx, after))
+        Ok(Watch::new(backlog, rx, after, self.watch_shared(&st)))
     }
 
     /// Atomically: the current items (all, sorted), their revision, and a watch starting right
@@ -330,7 +359,8 @@ impl Store {
             .map(|(_, v)| v)
             .collect();
         let rx = self.register(&st, resource, namespace);
-        (items, rev, Watch::new(VecDeque::new(), rx, rev))
+        let watch = Watch::new(VecDeque::new(), rx, rev, self.watch_shared(&st));
+        (items, rev, watch)
     }
 
     /// Registers a watcher while the caller holds the state read lock (so no event is missed
@@ -349,6 +379,10 @@ impl Store {
             .watchers
             .lock()
             .register(resource, namespace)
+    }
+
+    fn watch_shared(&self, st: &State) -> Option<Arc<Shared>> {
+        (!st.closed).then(|| self.inner.shared.clone())
     }
 
     /// Drops log entries `<= rev` (clamped to the current revision); lists and watches from

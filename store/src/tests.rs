@@ -362,3 +362,72 @@ async fn automatic_compaction_keeps_count_or_time_whichever_is_more() {
         8
     );
 }
+
+#[tokio::test]
+async fn list_at_an_exact_revision() {
+    let s = Store::memory();
+    for n in ["a", "b", "c"] {
+        s.create(Key::new("pods", "n", n), nsobj("n", n))
+            .await
+            .unwrap();
+    }
+    s.delete(&Key::new("pods", "n", "b"), None).await.unwrap();
+    let at2 = s.list_at("pods", None, 2, &ListOptions::default()).unwrap();
+    assert_eq!(names(&at2.items), ["n/a", "n/b"]);
+    assert_eq!(at2.revision, 2);
+    let opts = ListOptions {
+        limit: Some(2),
+        continue_token: None,
+    };
+    let p1 = s.list_at("pods", None, 3, &opts).unwrap();
+    assert_eq!(names(&p1.items), ["n/a", "n/b"]);
+    let next = ListOptions {
+        limit: Some(2),
+        continue_token: p1.continue_token,
+    };
+    assert_eq!(
+        names(&s.list_at("pods", None, 3, &next).unwrap().items),
+        ["n/c"]
+    );
+    assert!(matches!(
+        s.list_at("pods", None, 2, &next),
+        Err(StoreError::InvalidContinue(_))
+    ));
+    assert!(matches!(
+        s.list_at("pods", None, 9, &ListOptions::default()),
+        Err(StoreError::InvalidContinue(_))
+    ));
+    s.compact(3).await.unwrap();
+    assert!(matches!(
+        s.list_at("pods", None, 2, &ListOptions::default()),
+        Err(StoreError::Gone {
+            requested: 2,
+            oldest: 3
+        })
+    ));
+}
+
+#[tokio::test]
+async fn bookmark_revision_only_when_nothing_is_pending() {
+    let s = Store::memory();
+    s.create(Key::new("pods", "n", "a"), pod("a"))
+        .await
+        .unwrap();
+    let mut w = s.watch("pods", None, 0).unwrap();
+    assert_eq!(w.bookmark_revision(), None, "event 1 not yet returned");
+    assert_eq!(w.next().await.unwrap().revision, 1);
+    assert_eq!(w.bookmark_revision(), Some(1));
+    // Writes to other resources advance the bookmark without events for this watch.
+    s.create(Key::new("services", "n", "a"), pod("a"))
+        .await
+        .unwrap();
+    assert_eq!(w.bookmark_revision(), Some(2));
+    s.create(Key::new("pods", "n", "b"), pod("b"))
+        .await
+        .unwrap();
+    assert_eq!(w.bookmark_revision(), None);
+    assert_eq!(w.next().await.unwrap().revision, 3);
+    assert_eq!(w.bookmark_revision(), Some(3));
+    s.close().await;
+    assert_eq!(w.bookmark_revision(), None);
+}

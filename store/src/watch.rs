@@ -11,6 +11,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::sync::mpsc;
 
+use crate::store::Shared;
 use crate::{Event, Revision};
 
 struct Slot {
@@ -99,6 +100,8 @@ pub struct Watch {
     rx: mpsc::Receiver<Arc<Event>>,
     /// Live events at or below this revision were already in the backlog (or predate the watch).
     after: Revision,
+    /// For [`Watch::bookmark_revision`]; `None` on a closed store.
+    shared: Option<Arc<Shared>>,
 }
 
 impl fmt::Debug for Watch {
@@ -115,8 +118,27 @@ impl Watch {
         backlog: VecDeque<Arc<Event>>,
         rx: mpsc::Receiver<Arc<Event>>,
         after: Revision,
+        shared: Option<Arc<Shared>>,
     ) -> Watch {
-        Watch { backlog, rx, after }
+        Watch {
+            backlog,
+            rx,
+            after,
+            shared,
+        }
+    }
+
+    /// A revision safe to announce in a BOOKMARK event: `Some(r)` when every matching event up
+    /// to `r` has already been returned by this watch (nothing is buffered), `None` otherwise
+    /// or when the watch has ended.
+    pub fn bookmark_revision(&self) -> Option<Revision> {
+        let shared = self.shared.as_ref()?;
+        // Lock order state -> watchers: once both are held, every event up to `revision` has
+        // been published to the channels, and no later one can be.
+        let st = shared.state.read();
+        let _publishing = shared.watchers.lock();
+        (self.backlog.is_empty() && self.rx.is_empty() && !self.rx.is_closed() && !st.closed)
+            .then(|| st.revision.max(self.after))
     }
 
     /// The next event, or `None` when the watch ended.
