@@ -36,6 +36,7 @@ impl Db {
     /// Opens (or creates) the file and loads the state it holds.
     pub(crate) fn open(path: &Path) -> Result<(Db, State), StoreError> {
         let db = Database::create(path).map_err(|e| backend_err(path, e))?;
+        sync_parent_dir(path)?;
         let db = Db {
             db,
             path: path.to_path_buf(),
@@ -176,6 +177,17 @@ fn share_current(st: &State, ev: &mut Event) {
     {
         ev.object = e.obj.clone();
     }
+}
+
+/// A newly created file survives power loss only once its directory entry is durable too.
+fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| backend_err(path, format!("syncing the directory: {e}")))
 }
 
 fn backend_err(path: &Path, e: impl std::fmt::Display) -> StoreError {

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -112,6 +113,9 @@ enum Backend {
 struct Inner {
     shared: Arc<Shared>,
     backend: Backend,
+    /// Set once the compactor task runs (it needs a tokio runtime, which a store built outside
+    /// one only meets at its first write).
+    compactor: AtomicBool,
 }
 
 /// The revisioned object store. Cheap to clone (an `Arc` inside).
@@ -145,6 +149,7 @@ impl Store {
                 backend: Backend::Memory {
                     write_lock: Mutex::new(()),
                 },
+                compactor: AtomicBool::new(false),
             }),
         };
         store.spawn_compactor();
@@ -176,6 +181,7 @@ impl Store {
                     tx: Mutex::new(Some(tx)),
                     done: Mutex::new(Some(done_rx)),
                 },
+                compactor: AtomicBool::new(false),
             }),
         };
         store.spawn_compactor();
@@ -314,6 +320,9 @@ impl Store {
     }
 
     async fn write(&self, op: WriteOp) -> Result<Arc<Value>, StoreError> {
+        if !self.inner.compactor.load(Ordering::Relaxed) {
+            self.spawn_compactor();
+        }
         match &self.inner.backend {
             Backend::Memory { write_lock } => {
                 let _serial = write_lock.lock();
@@ -414,15 +423,18 @@ impl Store {
         self.inner.shared.watchers.lock().clear();
     }
 
+    /// Starts the periodic compactor once, if a tokio runtime is at hand.
     fn spawn_compactor(&self) {
         let config = &self.inner.shared.config;
-        if config.compaction_interval.is_zero() {
-            return;
-        }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::debug!("no tokio runtime: automatic compaction disabled");
+            tracing::debug!("no tokio runtime yet: automatic compaction starts at the first write");
             return;
         };
+        if self.inner.compactor.swap(true, Ordering::Relaxed)
+            || config.compaction_interval.is_zero()
+        {
+            return;
+        }
         handle.spawn(compactor(Arc::downgrade(&self.inner), config.clone()));
     }
 }

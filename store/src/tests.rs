@@ -431,3 +431,27 @@ async fn bookmark_revision_only_when_nothing_is_pending() {
     s.close().await;
     assert_eq!(w.bookmark_revision(), None);
 }
+
+#[test]
+fn a_store_built_outside_a_runtime_starts_compacting_at_its_first_write() {
+    let s = Store::memory_with(crate::StoreConfig {
+        keep_events: 2,
+        keep_for: std::time::Duration::from_secs(1),
+        compaction_interval: std::time::Duration::from_secs(1),
+        ..Default::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..5 {
+            s.create(Key::new("pods", "n", format!("p{i}")), pod("p"))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        assert_eq!(s.compacted_revision(), 3);
+    });
+}
