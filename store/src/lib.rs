@@ -91,6 +91,16 @@ pub struct Event {
     pub prev: Option<Arc<Value>>,
 }
 
+impl Event {
+    /// The previous state stamped with this event's revision: what Kubernetes sends as a
+    /// `DELETED` event when an update moves an object out of a watch's selector.
+    pub fn prev_at_revision(&self) -> Option<Value> {
+        let mut prev = Value::clone(self.prev.as_deref()?);
+        state::set_resource_version(&mut prev, self.revision).ok()?;
+        Some(prev)
+    }
+}
+
 /// Paging options of [`Store::list`].
 #[derive(Clone, Debug, Default)]
 pub struct ListOptions {

@@ -268,6 +268,7 @@ async fn watch_replays_the_log_then_follows_live_events() {
     let ev = only_a.next().await.unwrap();
     assert_eq!((ev.kind, ev.revision), (EventType::Modified, 4));
     assert_eq!(rv(ev.prev.as_deref().unwrap()), "1");
+    assert_eq!(rv(&ev.prev_at_revision().unwrap()), "4");
     assert_eq!(rv(&ev.object), "4");
 
     // Deleted carries the last state stamped with the deletion revision.

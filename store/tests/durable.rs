@@ -261,3 +261,36 @@ async fn kill_9_loses_no_acknowledged_write() -> Result<()> {
     s.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_get_unique_contiguous_revisions() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s = Store::open(&dir.path().join("c.redb")).await?;
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rvs = Vec::new();
+            for i in 0..50 {
+                let k = Key::new("configmaps", "c", format!("t{t}-{i}"));
+                let created = s.create(k.clone(), obj("x", 0)).await?;
+                rvs.push(rv(&created));
+                // A stale precondition in between takes no revision.
+                let stale = s.update(k, obj("x", 1), Some(0)).await;
+                if !matches!(stale, Err(StoreError::Conflict { .. })) {
+                    bail!("stale update was not a conflict: {stale:?}");
+                }
+            }
+            anyhow::Ok(rvs)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=400).collect::<Vec<u64>>());
+    assert_eq!(s.revision(), 400);
+    s.close().await;
+    Ok(())
+}
