@@ -456,3 +456,14 @@ fn a_store_built_outside_a_runtime_starts_compacting_at_its_first_write() {
         assert_eq!(s.compacted_revision(), 3);
     });
 }
+
+#[tokio::test]
+async fn dropped_watches_are_forgotten() {
+    let s = Store::memory();
+    let w = s.watch("pods", None, 0).unwrap();
+    let (_, _, w2) = s.list_and_watch("pods", Some("n"));
+    assert_eq!(s.watcher_count(), 2);
+    drop((w, w2));
+    let _w3 = s.watch("pods", None, 0).unwrap();
+    assert_eq!(s.watcher_count(), 1);
+}

@@ -40,13 +40,13 @@ impl Watchers {
         namespace: Option<&str>,
     ) -> mpsc::Receiver<Arc<Event>> {
         let (tx, rx) = mpsc::channel(self.capacity);
-        self.by_resource
-            .entry(resource.to_string())
-            .or_default()
-            .push(Slot {
-                namespace: namespace.map(str::to_string),
-                tx,
-            });
+        let slots = self.by_resource.entry(resource.to_string()).or_default();
+        // Watches dropped while their resource was quiet are only noticed here.
+        slots.retain(|s| !s.tx.is_closed());
+        slots.push(Slot {
+            namespace: namespace.map(str::to_string),
+            tx,
+        });
         rx
     }
 
