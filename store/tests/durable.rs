@@ -112,6 +112,12 @@ async fn corrupt_or_locked_files_are_backend_errors_naming_the_path() -> Result<
         other => bail!("expected a backend error, got {other:?}"),
     }
 
+    let missing = dir.path().join("no-such-dir").join("s.redb");
+    match Store::open(&missing).await {
+        Err(StoreError::Backend(msg)) => assert!(msg.contains("no-such-dir"), "{msg}"),
+        other => bail!("expected a backend error for a missing directory, got {other:?}"),
+    }
+
     let path = dir.path().join("store.redb");
     let s = Store::open(&path).await?;
     s.create(Key::new("pods", "n", "p"), obj("p", 0)).await?;
