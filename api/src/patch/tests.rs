@@ -1,0 +1,913 @@
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn y(s: &str) -> Value {
+    serde_saphyr::from_str::<Value>(s).expect("test YAML")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content types, merge patch, JSON patch
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn content_types() {
+    assert_eq!(
+        PatchType::from_content_type("application/json-patch+json"),
+        Some(PatchType::Json)
+    );
+    assert_eq!(
+        PatchType::from_content_type("application/merge-patch+json; charset=utf-8"),
+        Some(PatchType::Merge)
+    );
+    assert_eq!(
+        PatchType::from_content_type("Application/Strategic-Merge-Patch+JSON"),
+        Some(PatchType::StrategicMerge)
+    );
+    assert_eq!(
+        PatchType::from_content_type("application/apply-patch+yaml"),
+        Some(PatchType::Apply)
+    );
+    assert_eq!(PatchType::from_content_type("application/json"), None);
+    assert_eq!(PatchType::from_content_type(""), None);
+}
+
+#[test]
+fn parse_bodies() {
+    assert_eq!(
+        PatchType::Merge.parse_body(br#"{"a":1}"#).unwrap(),
+        json!({"a": 1})
+    );
+    let err = PatchType::StrategicMerge.parse_body(b"{nope").unwrap_err();
+    assert_eq!(err.code(), 400);
+    assert_eq!(err.reason(), "BadRequest");
+    let yaml = PatchType::Apply
+        .parse_body(b"apiVersion: v1\nkind: ConfigMap\ndata:\n  a: b\n")
+        .unwrap();
+    assert_eq!(
+        yaml,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"}})
+    );
+    // kubectl sends JSON as the YAML body.
+    let as_json = PatchType::Apply
+        .parse_body(br#"{"apiVersion":"v1","kind":"ConfigMap"}"#)
+        .unwrap();
+    assert_eq!(as_json, json!({"apiVersion": "v1", "kind": "ConfigMap"}));
+}
+
+#[test]
+fn merge_patch_scale_label_annotate() {
+    let deploy = json!({"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {"replicas": 1, "paused": true}});
+    let scaled = merge_patch(&deploy, &json!({"spec": {"replicas": 3}}));
+    assert_eq!(scaled["spec"], json!({"replicas": 3, "paused": true}));
+    let labelled = merge_patch(
+        &deploy,
+        &json!({"metadata": {"labels": {"tier": "fe", "app": null}}}),
+    );
+    assert_eq!(labelled["metadata"]["labels"], json!({"tier": "fe"}));
+    // Lists are replaced wholesale.
+    let with_list = json!({"l": [1, 2, 3]});
+    assert_eq!(
+        merge_patch(&with_list, &json!({"l": [4]})),
+        json!({"l": [4]})
+    );
+}
+
+#[test]
+fn json_patch_ops_and_errors() {
+    let doc = json!({"metadata": {"annotations": {"a": "1"}}, "spec": {"template": {"x": 1}}});
+    let undo = json!([
+        {"op": "replace", "path": "/spec/template", "value": {"y": 2}},
+        {"op": "replace", "path": "/metadata/annotations", "value": {"b": "2"}}
+    ]);
+    let out = json_patch(&doc, &undo).unwrap();
+    assert_eq!(
+        out,
+        json!({"metadata": {"annotations": {"b": "2"}}, "spec": {"template": {"y": 2}}})
+    );
+
+    let failed_test = json!([{"op": "test", "path": "/spec/template/x", "value": 2}]);
+    let err = json_patch(&doc, &failed_test).unwrap_err();
+    assert_eq!(err.code(), 422);
+    assert_eq!(err.reason(), "Invalid");
+    assert_eq!(
+        err.status_message(),
+        "the server rejected our request due to an error in our request"
+    );
+    assert!(err.cause().is_some());
+
+    let missing = json!([{"op": "replace", "path": "/nope/deeper", "value": 1}]);
+    assert_eq!(json_patch(&doc, &missing).unwrap_err().code(), 422);
+
+    let not_a_list = json!({"op": "add"});
+    assert_eq!(json_patch(&doc, &not_a_list).unwrap_err().code(), 400);
+    let bad_op = json!([{"op": "frobnicate", "path": "/a"}]);
+    assert_eq!(json_patch(&doc, &bad_op).unwrap_err().code(), 400);
+
+    let many: Vec<Value> = (0..=MAX_JSON_PATCH_OPERATIONS)
+        .map(|_| json!({"op": "test", "path": "/spec/template/x", "value": 1}))
+        .collect();
+    let err = json_patch(&doc, &Value::Array(many)).unwrap_err();
+    assert_eq!(err.code(), 413);
+}
+
+#[test]
+fn empty_patch() {
+    assert!(is_empty_patch(&json!({})));
+    assert!(is_empty_patch(&json!({"spec": {}})));
+    assert!(!is_empty_patch(&json!({"spec": {"replicas": 1}})));
+    assert!(!is_empty_patch(
+        &json!({"$setElementOrder/containers": [{"name": "a"}]})
+    ));
+    assert!(!is_empty_patch(&json!({"a": null})));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategic merge patch on built-in kinds
+// ---------------------------------------------------------------------------------------------
+
+fn live_deployment() -> Value {
+    y(r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: ns
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: api}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxSurge: 25%, maxUnavailable: 25%}
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      containers:
+      - name: main
+        image: busybox
+        command: [sh, -c, sleep 1000]
+        env:
+        - {name: A, value: "1"}
+        - {name: B, value: "2"}
+        ports:
+        - {containerPort: 80, protocol: TCP}
+        imagePullPolicy: Always
+        terminationMessagePath: /dev/termination-log
+      - name: side
+        image: busybox
+      restartPolicy: Always
+      dnsPolicy: ClusterFirst
+"#)
+}
+
+/// The patch kubectl 1.32 sent (kubectl-wire.md §3.4) when the manifest dropped env var A,
+/// container "side" and `command`, and changed B.
+fn kubectl_patch() -> Value {
+    json!({
+        "spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "main"}],
+            "containers": [
+                {"name": "main", "$setElementOrder/env": [{"name": "B"}], "command": null,
+                 "env": [{"name": "B", "value": "3"}, {"$patch": "delete", "name": "A"}]},
+                {"$patch": "delete", "name": "side"}
+            ]
+        }}}
+    })
+}
+
+#[test]
+fn kubectl_apply_drops_env_and_container() {
+    let out = strategic_merge(&live_deployment(), &kubectl_patch(), "Deployment").unwrap();
+    let containers = out["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    let main = &containers[0];
+    assert_eq!(main["name"], "main");
+    assert_eq!(main["env"], json!([{"name": "B", "value": "3"}]));
+    assert!(main.get("command").is_none());
+    // Fields the patch does not mention survive (merge patch would have wiped them).
+    assert_eq!(main["image"], "busybox");
+    assert_eq!(
+        main["ports"],
+        json!([{"containerPort": 80, "protocol": "TCP"}])
+    );
+    assert_eq!(main["imagePullPolicy"], "Always");
+    assert_eq!(out["spec"]["replicas"], 2);
+    assert_eq!(out["spec"]["template"]["spec"]["restartPolicy"], "Always");
+    assert!(
+        out.to_string().find('$').is_none(),
+        "directives left in {out}"
+    );
+}
+
+#[test]
+fn three_way_reproduces_kubectl_patch() {
+    let last_applied = y(r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: ns}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: main
+        image: busybox
+        command: [sh, -c, sleep 1000]
+        env:
+        - {name: A, value: "1"}
+        - {name: B, value: "2"}
+      - name: side
+        image: busybox
+"#);
+    let modified = y(r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: ns}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: main
+        image: busybox
+        env:
+        - {name: B, value: "3"}
+"#);
+    let patch = three_way_strategic(
+        Some(&last_applied),
+        &modified,
+        &live_deployment(),
+        "Deployment",
+    )
+    .unwrap();
+    assert_eq!(patch, kubectl_patch());
+    // Go's encoder sorts keys; so do we (kubectl's bytes started `{"$patch":"delete","name":…}`).
+    let side = &patch["spec"]["template"]["spec"]["containers"][1];
+    assert_eq!(side.to_string(), r#"{"$patch":"delete","name":"side"}"#);
+
+    // Re-applying the same manifest against the patched object changes nothing.
+    let patched = strategic_merge(&live_deployment(), &patch, "Deployment").unwrap();
+    let again = three_way_strategic(Some(&modified), &modified, &patched, "Deployment").unwrap();
+    assert!(is_empty_patch(&again), "{again}");
+}
+
+#[test]
+fn three_way_keeps_server_side_changes() {
+    // `kubectl scale` set replicas on the server; the manifest never mentioned it.
+    let cfg =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
+    let mut live = cfg.clone();
+    live["spec"]["replicas"] = json!(5);
+    live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+    let modified =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:2"}]}}}});
+    let patch = three_way_strategic(Some(&cfg), &modified, &live, "Deployment").unwrap();
+    assert_eq!(
+        patch,
+        json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "a"}],
+            "containers": [{"image": "x:2", "name": "a"}]
+        }}}})
+    );
+    let out = strategic_merge(&live, &patch, "Deployment").unwrap();
+    assert_eq!(out["spec"]["replicas"], 5);
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"][0]["image"],
+        "x:2"
+    );
+}
+
+#[test]
+fn set_image_and_rollout_restart() {
+    let live = live_deployment();
+    let set_image = json!({"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "nginx:2"}]}}}});
+    let out = strategic_merge(&live, &set_image, "Deployment").unwrap();
+    let containers = &out["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers[0]["name"], "main");
+    assert_eq!(containers[0]["env"].as_array().unwrap().len(), 2);
+    assert_eq!(containers[1], json!({"name": "side", "image": "nginx:2"}));
+
+    let restart = json!({"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": "2026-11-25T19:00:00Z"}}}}});
+    let out = strategic_merge(&live, &restart, "Deployment").unwrap();
+    assert_eq!(
+        out["spec"]["template"]["metadata"],
+        json!({"labels": {"app": "api"}, "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-25T19:00:00Z"}})
+    );
+    assert_eq!(
+        out["spec"]["template"]["spec"],
+        live["spec"]["template"]["spec"]
+    );
+}
+
+#[test]
+fn new_list_items_are_appended_and_ports_merge_by_container_port() {
+    let pod = json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}, {"containerPort": 81, "name": "x"}]}]}});
+    let patch = json!({"spec": {"containers": [
+        {"name": "a", "ports": [{"containerPort": 81, "name": "y"}]},
+        {"name": "b", "image": "i", "command": null}
+    ]}});
+    let out = strategic_merge(&pod, &patch, "Pod").unwrap();
+    assert_eq!(
+        out,
+        json!({"spec": {"containers": [
+            {"name": "a", "ports": [{"containerPort": 80}, {"containerPort": 81, "name": "y"}]},
+            {"name": "b", "image": "i"}
+        ]}})
+    );
+}
+
+#[test]
+fn tolerations_have_no_merge_key_and_are_replaced() {
+    let pod =
+        json!({"spec": {"tolerations": [{"key": "a", "operator": "Exists"}], "containers": []}});
+    let patch = json!({"spec": {"tolerations": [{"key": "b", "operator": "Exists"}]}});
+    let out = strategic_merge(&pod, &patch, "Pod").unwrap();
+    assert_eq!(
+        out["spec"]["tolerations"],
+        json!([{"key": "b", "operator": "Exists"}])
+    );
+}
+
+#[test]
+fn finalizers_merge_as_a_set_and_delete_from_primitive_list() {
+    let obj = json!({"metadata": {"finalizers": ["a", "b"]}});
+    let out = strategic_merge(
+        &obj,
+        &json!({"metadata": {"finalizers": ["c", "a"]}}),
+        "ConfigMap",
+    )
+    .unwrap();
+    // Upstream's ordering: patch items in patch order, server-only items placed by the live
+    // order relative to items both know ("c" is unknown to the server, so it goes first).
+    assert_eq!(out["metadata"]["finalizers"], json!(["c", "a", "b"]));
+    let out = strategic_merge(
+        &obj,
+        &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        "ConfigMap",
+    )
+    .unwrap();
+    assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
+    let err = strategic_merge(
+        &obj,
+        &json!({"metadata": {"$deleteFromPrimitiveList": ["a"]}}),
+        "ConfigMap",
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), 400);
+    assert_eq!(err.to_string(), "invalid patch format of primitive list");
+}
+
+#[test]
+fn owner_references_merge_by_uid() {
+    let obj = json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "a"}, {"uid": "2", "name": "b"}]}});
+    let patch = json!({"metadata": {"ownerReferences": [{"uid": "2", "$patch": "delete"}, {"uid": "3", "name": "c"}]}});
+    let out = strategic_merge(&obj, &patch, "ReplicaSet").unwrap();
+    // Without `$setElementOrder` (old clients), new items land before server-only ones.
+    assert_eq!(
+        out["metadata"]["ownerReferences"],
+        json!([{"uid": "3", "name": "c"}, {"uid": "1", "name": "a"}])
+    );
+}
+
+#[test]
+fn service_ports_merge_by_port() {
+    let svc = json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 443}]}});
+    let patch = json!({"spec": {"ports": [{"port": 80, "targetPort": 9090}]}});
+    let out = strategic_merge(&svc, &patch, "Service").unwrap();
+    assert_eq!(
+        out["spec"]["ports"],
+        json!([{"port": 80, "targetPort": 9090}, {"port": 443}])
+    );
+}
+
+#[test]
+fn volumes_retain_keys_switch_source() {
+    let last =
+        json!({"spec": {"template": {"spec": {"volumes": [{"name": "v", "emptyDir": {}}]}}}});
+    let live =
+        json!({"spec": {"template": {"spec": {"volumes": [{"name": "v", "emptyDir": {}}]}}}});
+    let modified = json!({"spec": {"template": {"spec": {"volumes": [{"name": "v", "configMap": {"name": "cm"}}]}}}});
+    let patch = three_way_strategic(Some(&last), &modified, &live, "Deployment").unwrap();
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["volumes"],
+        json!([{"$retainKeys": ["configMap", "name"], "configMap": {"name": "cm"}, "emptyDir": null, "name": "v"}])
+    );
+    let out = strategic_merge(&live, &patch, "Deployment").unwrap();
+    assert_eq!(
+        out["spec"]["template"]["spec"]["volumes"],
+        json!([{"name": "v", "configMap": {"name": "cm"}}])
+    );
+}
+
+#[test]
+fn deployment_strategy_retain_keys() {
+    let live =
+        json!({"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}});
+    let patch = json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}});
+    let out = strategic_merge(&live, &patch, "Deployment").unwrap();
+    assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+    let bad = json!({"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": {}}}});
+    let err = strategic_merge(&live, &bad, "Deployment").unwrap_err();
+    assert_eq!(
+        (err.code(), err.to_string().as_str()),
+        (400, "invalid patch format of retainKeys")
+    );
+    let three = three_way_strategic(
+        Some(&json!({"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}})),
+        &json!({"spec": {"strategy": {"type": "Recreate"}}}),
+        &live,
+        "Deployment",
+    )
+    .unwrap();
+    assert_eq!(
+        three,
+        json!({"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": null, "type": "Recreate"}}})
+    );
+}
+
+#[test]
+fn map_directives() {
+    let obj = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
+    let out = strategic_merge(
+        &obj,
+        &json!({"metadata": {"labels": {"$patch": "replace", "c": "3"}}}),
+        "Pod",
+    )
+    .unwrap();
+    assert_eq!(out["metadata"]["labels"], json!({"c": "3"}));
+    let out = strategic_merge(
+        &obj,
+        &json!({"metadata": {"labels": {"$patch": "delete"}}}),
+        "Pod",
+    )
+    .unwrap();
+    assert_eq!(out["metadata"]["labels"], json!({}));
+    let err = strategic_merge(
+        &obj,
+        &json!({"metadata": {"labels": {"$patch": "explode"}}}),
+        "Pod",
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), 500);
+    assert!(
+        err.to_string()
+            .starts_with("unknown patch type: explode in map:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn list_replace_directive_and_errors() {
+    let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
+    let patch = json!({"spec": {"containers": [{"$patch": "replace"}, {"name": "c"}]}});
+    let out = strategic_merge(&pod, &patch, "Pod").unwrap();
+    assert_eq!(out["spec"]["containers"], json!([{"name": "c"}]));
+
+    let missing_key = json!({"spec": {"containers": [{"image": "x"}]}});
+    let err = strategic_merge(&pod, &missing_key, "Pod").unwrap_err();
+    assert_eq!(err.code(), 500);
+    assert_eq!(
+        err.to_string(),
+        "map: map[image:x] does not contain declared merge key: name"
+    );
+
+    let merge_directive = json!({"spec": {"containers": [{"$patch": "merge", "name": "a"}]}});
+    assert!(strategic_merge(&pod, &merge_directive, "Pod").is_err());
+
+    let list_of_lists = json!({"metadata": {"finalizers": [["x"]]}});
+    let err = strategic_merge(
+        &json!({"metadata": {"finalizers": [["y"]]}}),
+        &list_of_lists,
+        "Pod",
+    )
+    .unwrap_err();
+    assert_eq!((err.code(), err.reason()), (422, "Invalid"));
+}
+
+#[test]
+fn unknown_kinds_are_refused_and_bodies_must_be_objects() {
+    let err = strategic_merge(&json!({}), &json!({}), "Widget").unwrap_err();
+    assert_eq!((err.code(), err.reason()), (415, "UnsupportedMediaType"));
+    assert!(!has_strategic_schema("Widget"));
+    assert!(has_strategic_schema("Deployment"));
+    let err = strategic_merge(&json!({}), &json!([1]), "Pod").unwrap_err();
+    assert_eq!(err.code(), 400);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream behaviour on upstream's MergeItem test type (cases re-expressed from
+// strategicpatch/patch_test.go): the two-way patch, applying it, the three-way patch against a
+// drifted live object, and applying that.
+// ---------------------------------------------------------------------------------------------
+
+/// One scenario; absent fields are not checked.
+#[derive(Debug, Default)]
+struct Case {
+    name: &'static str,
+    original: &'static str,
+    modified: &'static str,
+    two_way: &'static str,
+    current: &'static str,
+    three_way: &'static str,
+    result: &'static str,
+    /// Result of applying `two_way` to `original` when not `modified` (nulls in `modified`).
+    two_way_result: &'static str,
+}
+
+fn doc(s: &str) -> Value {
+    if s.trim().is_empty() { json!({}) } else { y(s) }
+}
+
+fn check(c: &Case) {
+    let original = doc(c.original);
+    let modified = doc(c.modified);
+    let two_way = doc(c.two_way);
+    let got = two_way_strategic(&original, &modified, "MergeItem").unwrap();
+    assert_eq!(got, two_way, "{}: two-way patch", c.name);
+    let applied = strategic_merge(&original, &two_way, "MergeItem").unwrap();
+    let expected = if c.two_way_result.is_empty() {
+        modified.clone()
+    } else {
+        doc(c.two_way_result)
+    };
+    assert_eq!(applied, expected, "{}: applying the two-way patch", c.name);
+    if !c.current.is_empty() {
+        let current = doc(c.current);
+        let three = three_way_strategic(Some(&original), &modified, &current, "MergeItem").unwrap();
+        assert_eq!(three, doc(c.three_way), "{}: three-way patch", c.name);
+        let result = strategic_merge(&current, &three, "MergeItem").unwrap();
+        assert_eq!(
+            result,
+            doc(c.result),
+            "{}: applying the three-way patch",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn upstream_scenarios() {
+    let cases = [
+        Case {
+            name: "add a field while another one was added on the server",
+            original: "name: 1",
+            modified: "{name: 1, value: 1}",
+            two_way: "value: 1",
+            current: "{name: 1, other: a}",
+            three_way: "value: 1",
+            result: "{name: 1, value: 1, other: a}",
+            ..Default::default()
+        },
+        Case {
+            name: "add a field, the server changed one we set",
+            original: "name: 1",
+            modified: "{name: 1, value: 1}",
+            two_way: "value: 1",
+            current: "{name: a, other: a}",
+            three_way: "{name: 1, value: 1}",
+            result: "{name: 1, value: 1, other: a}",
+            ..Default::default()
+        },
+        Case {
+            name: "delete a field and add one",
+            original: "name: 1",
+            modified: "value: 1",
+            two_way: "{name: null, value: 1}",
+            current: "{name: 1, other: a}",
+            three_way: "{name: null, value: 1}",
+            result: "{value: 1, other: a}",
+            ..Default::default()
+        },
+        Case {
+            name: "delete from a nested map",
+            original: "simpleMap: {key1: 1, key2: 1}",
+            modified: "simpleMap: {key1: 1}",
+            two_way: "simpleMap: {key2: null}",
+            current: "simpleMap: {key1: a, key2: 1, other: a}",
+            three_way: "simpleMap: {key1: 1, key2: null}",
+            result: "simpleMap: {key1: 1, other: a}",
+            ..Default::default()
+        },
+        Case {
+            name: "replace a list of scalars",
+            original: "nonMergingIntList: [1, 2]",
+            modified: "nonMergingIntList: [2, 3]",
+            two_way: "nonMergingIntList: [2, 3]",
+            current: "nonMergingIntList: [1, 4]",
+            three_way: "nonMergingIntList: [2, 3]",
+            result: "nonMergingIntList: [2, 3]",
+            ..Default::default()
+        },
+        Case {
+            name: "delete every item of a merging list",
+            original: "mergingList: [{name: 1}, {name: 2}]",
+            modified: "mergingList: []",
+            two_way: "mergingList: [{name: 1, $patch: delete}, {name: 2, $patch: delete}]",
+            current: "mergingList: [{name: 1, other: a}, {name: 2, other: b}]",
+            three_way: "mergingList: [{name: 1, $patch: delete}, {name: 2, $patch: delete}]",
+            result: "mergingList: []",
+            ..Default::default()
+        },
+        Case {
+            name: "explicit nulls in the new config delete",
+            original: "name: 2",
+            modified: "{name: 1, value: 1, other: null}",
+            two_way: "{name: 1, value: 1, other: null}",
+            two_way_result: "{name: 1, value: 1}",
+            current: "{name: a, other: a}",
+            three_way: "{name: 1, value: 1, other: null}",
+            result: "{name: 1, value: 1}",
+        },
+        Case {
+            name: "delete from a merging int list",
+            original: "mergingIntList: [1, 2, 3]",
+            modified: "mergingIntList: [1, 2]",
+            two_way: "{$setElementOrder/mergingIntList: [1, 2], $deleteFromPrimitiveList/mergingIntList: [3]}",
+            current: "mergingIntList: [1, 2, 3, 4]",
+            three_way: "{$setElementOrder/mergingIntList: [1, 2], $deleteFromPrimitiveList/mergingIntList: [3]}",
+            result: "mergingIntList: [1, 2, 4]",
+            ..Default::default()
+        },
+        Case {
+            name: "add and delete in a merging int list",
+            original: "mergingIntList: [1, 2, 3]",
+            modified: "mergingIntList: [1, 2, 4]",
+            two_way: "{$setElementOrder/mergingIntList: [1, 2, 4], $deleteFromPrimitiveList/mergingIntList: [3], mergingIntList: [4]}",
+            current: "mergingIntList: [1, 2, 3, 4]",
+            three_way: "{$setElementOrder/mergingIntList: [1, 2, 4], $deleteFromPrimitiveList/mergingIntList: [3]}",
+            result: "mergingIntList: [1, 2, 4]",
+            ..Default::default()
+        },
+        Case {
+            name: "add items around existing ones in a merging list",
+            original: "mergingList: [{name: 1}, {name: 2, value: 2}]",
+            modified: "mergingList: [{name: 4, value: 4}, {name: 1}, {name: 2, value: 2}, {name: 3, value: 3}]",
+            two_way: "{$setElementOrder/mergingList: [{name: 4}, {name: 1}, {name: 2}, {name: 3}], mergingList: [{name: 4, value: 4}, {name: 3, value: 3}]}",
+            current: "mergingList: [{name: 1, other: a}, {name: 2, value: 2, other: b}]",
+            three_way: "{$setElementOrder/mergingList: [{name: 4}, {name: 1}, {name: 2}, {name: 3}], mergingList: [{name: 4, value: 4}, {name: 3, value: 3}]}",
+            result: "mergingList: [{name: 4, value: 4}, {name: 1, other: a}, {name: 2, value: 2, other: b}, {name: 3, value: 3}]",
+            ..Default::default()
+        },
+        Case {
+            name: "merging list item changed on the server",
+            original: "mergingList: [{name: 1}, {name: 2, value: 2}]",
+            modified: "mergingList: [{name: 1}, {name: 2, value: 2}, {name: 3, value: 3}]",
+            two_way: "{$setElementOrder/mergingList: [{name: 1}, {name: 2}, {name: 3}], mergingList: [{name: 3, value: 3}]}",
+            current: "mergingList: [{name: 1, other: a}, {name: 2, value: 3, other: b}]",
+            three_way: "{$setElementOrder/mergingList: [{name: 1}, {name: 2}, {name: 3}], mergingList: [{name: 2, value: 2}, {name: 3, value: 3}]}",
+            result: "mergingList: [{name: 1, other: a}, {name: 2, value: 2, other: b}, {name: 3, value: 3}]",
+            ..Default::default()
+        },
+        Case {
+            name: "delete a field inside a merging list item",
+            original: "mergingList: [{name: 1, value: 1}, {name: 2, value: 2}]",
+            modified: "mergingList: [{name: 1}, {name: 2, value: 2}]",
+            two_way: "{$setElementOrder/mergingList: [{name: 1}, {name: 2}], mergingList: [{name: 1, value: null}]}",
+            current: "mergingList: [{name: 1, value: 1, other: a}, {name: 2, value: 2, other: b}]",
+            three_way: "{$setElementOrder/mergingList: [{name: 1}, {name: 2}], mergingList: [{name: 1, value: null}]}",
+            result: "mergingList: [{name: 1, other: a}, {name: 2, value: 2, other: b}]",
+            ..Default::default()
+        },
+        Case {
+            name: "reorder a merging list",
+            original: "mergingList: [{name: 1}, {name: 2}, {name: 3}]",
+            modified: "mergingList: [{name: 3}, {name: 1}, {name: 2}]",
+            two_way: "$setElementOrder/mergingList: [{name: 3}, {name: 1}, {name: 2}]",
+            current: "mergingList: [{name: 1}, {name: 2}, {name: 4}, {name: 3}]",
+            three_way: "$setElementOrder/mergingList: [{name: 3}, {name: 1}, {name: 2}]",
+            // The server-only item 4 sat before 3 in the live list, so it stays before it.
+            result: "mergingList: [{name: 4}, {name: 3}, {name: 1}, {name: 2}]",
+            ..Default::default()
+        },
+        Case {
+            name: "nested merging lists",
+            original: "mergingList: [{name: 1, mergingList: [{name: a}, {name: b, value: x}]}]",
+            modified: "mergingList: [{name: 1, mergingList: [{name: b, value: y}]}]",
+            two_way: "{$setElementOrder/mergingList: [{name: 1}], mergingList: [{name: 1, $setElementOrder/mergingList: [{name: b}], mergingList: [{name: b, value: y}, {name: a, $patch: delete}]}]}",
+            ..Default::default()
+        },
+        Case {
+            name: "retainKeys list items get a $retainKeys directive",
+            original: "retainKeysMergingList: [{name: foo, value: a}]",
+            modified: "retainKeysMergingList: [{name: foo, other: b}]",
+            two_way: "{$setElementOrder/retainKeysMergingList: [{name: foo}], retainKeysMergingList: [{$retainKeys: [name, other], name: foo, other: b, value: null}]}",
+            current: "retainKeysMergingList: [{name: foo, value: a, extra: c}]",
+            three_way: "{$setElementOrder/retainKeysMergingList: [{name: foo}], retainKeysMergingList: [{$retainKeys: [name, other], name: foo, other: b, value: null}]}",
+            result: "retainKeysMergingList: [{name: foo, other: b}]",
+            ..Default::default()
+        },
+        Case {
+            name: "unchanged retainKeys map produces no patch",
+            original: "{name: a, retainKeysMap: {name: foo}}",
+            modified: "{name: a, value: b, retainKeysMap: {name: foo}}",
+            two_way: "value: b",
+            current: "{name: a, other: c, retainKeysMap: {name: foo}}",
+            three_way: "value: b",
+            result: "{name: a, value: b, other: c, retainKeysMap: {name: foo}}",
+            ..Default::default()
+        },
+        Case {
+            name: "replace strategy maps are sent whole",
+            original: "replacingItem: {a: 1, b: 2}",
+            modified: "replacingItem: {a: 1}",
+            two_way: "replacingItem: {a: 1}",
+            ..Default::default()
+        },
+    ];
+    for c in &cases {
+        check(c);
+    }
+}
+
+#[test]
+fn upstream_apply_only_scenarios() {
+    let apply =
+        |original: &str, patch: &str| strategic_merge(&doc(original), &doc(patch), "MergeItem");
+    // Duplicate scalars collapse; patch order wins.
+    assert_eq!(
+        apply("mergingIntList: [1, 2]", "mergingIntList: [2, 3]").unwrap(),
+        doc("mergingIntList: [1, 2, 3]")
+    );
+    assert_eq!(
+        apply("mergingIntList: [1, 2, 3]", "mergingIntList: [3, 1]").unwrap(),
+        doc("mergingIntList: [2, 3, 1]")
+    );
+    // Patch order is kept for patched items, server-only items keep their place.
+    assert_eq!(
+        apply(
+            "mergingList: [{name: 1}, {name: 2, value: b}, {name: 3}]",
+            "mergingList: [{name: 3, value: c}, {name: 1, value: a}]"
+        )
+        .unwrap(),
+        doc("mergingList: [{name: 2, value: b}, {name: 3, value: c}, {name: 1, value: a}]")
+    );
+    // Deleting removes every duplicate.
+    assert_eq!(
+        apply(
+            "mergingList: [{name: 1}, {name: 1}, {name: 2, value: a}]",
+            "mergingList: [{name: 1, $patch: delete}]"
+        )
+        .unwrap(),
+        doc("mergingList: [{name: 2, value: a}]")
+    );
+    // $setElementOrder may name items the list does not have.
+    assert_eq!(
+        apply(
+            "mergingList: [{name: 1}, {name: 3}]",
+            "{$setElementOrder/mergingList: [{name: 3}, {name: 2}, {name: 1}], mergingList: [{name: 3, value: 3}, {name: 1, value: 1}]}"
+        )
+        .unwrap(),
+        doc("mergingList: [{name: 3, value: 3}, {name: 1, value: 1}]")
+    );
+    // …but must agree with the patch list's order.
+    let err = apply(
+        "mergingList: [{name: 1}, {name: 3}, {name: 2}]",
+        "{$setElementOrder/mergingList: [{name: 1}, {name: 2}, {name: 3}], mergingList: [{name: 3, value: 3}, {name: 1, value: 1}]}",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("doesn't match"), "{err}");
+    // Items of a new list lose their directives.
+    assert_eq!(
+        apply(
+            "{}",
+            "mergingList: [{name: 1, mergingList: [{name: x, $patch: delete}]}]"
+        )
+        .unwrap(),
+        doc("mergingList: [{name: 1, mergingList: []}]")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+/// An RFC 7396 merge patch turning `a` into `b` (`b` must hold no nulls).
+fn merge_diff(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Object(am), Value::Object(bm)) => {
+            let mut out = serde_json::Map::new();
+            for (k, bv) in bm {
+                match am.get(k) {
+                    Some(av) if av == bv => {}
+                    Some(av) => {
+                        out.insert(k.clone(), merge_diff(av, bv));
+                    }
+                    None => {
+                        out.insert(k.clone(), bv.clone());
+                    }
+                }
+            }
+            for k in am.keys().filter(|k| !bm.contains_key(*k)) {
+                out.insert(k.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => b.clone(),
+    }
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<bool>().prop_map(Value::Bool),
+        (-5i64..5).prop_map(Value::from),
+        "[a-c]{0,2}".prop_map(Value::String),
+    ]
+}
+
+/// Objects with keys from a small alphabet (so documents overlap), no nulls, no lists.
+fn object(depth: u32) -> BoxedStrategy<Value> {
+    let leaf = scalar();
+    let value = if depth == 0 {
+        leaf.boxed()
+    } else {
+        prop_oneof![3 => leaf, 1 => object(depth - 1)].boxed()
+    };
+    prop::collection::btree_map("[a-d]", value, 0..4)
+        .prop_map(|m| Value::Object(m.into_iter().collect()))
+        .boxed()
+}
+
+/// Objects that may also hold lists of scalars (replaced by both patch kinds).
+fn object_with_lists(depth: u32) -> BoxedStrategy<Value> {
+    let leaf = prop_oneof![3 => scalar(), 1 => prop::collection::vec(scalar(), 0..3).prop_map(Value::Array)];
+    let value = if depth == 0 {
+        leaf.boxed()
+    } else {
+        prop_oneof![3 => leaf, 1 => object_with_lists(depth - 1)].boxed()
+    };
+    prop::collection::btree_map("[a-d]", value, 0..4)
+        .prop_map(|m| Value::Object(m.into_iter().collect()))
+        .boxed()
+}
+
+fn named_items() -> impl Strategy<Value = Value> {
+    prop::collection::btree_map("[a-e]", prop::option::of("[xy]"), 0..5).prop_map(|m| {
+        Value::Array(
+            m.into_iter()
+                .map(|(name, value)| match value {
+                    Some(v) => json!({"name": name, "value": v}),
+                    None => json!({"name": name}),
+                })
+                .collect(),
+        )
+    })
+}
+
+proptest! {
+    #[test]
+    fn merge_patch_of_diff_reaches_target(a in object_with_lists(2), b in object_with_lists(2)) {
+        prop_assert_eq!(merge_patch(&a, &merge_diff(&a, &b)), b);
+    }
+
+    #[test]
+    fn merge_patch_is_idempotent(a in object(2), p in object(2)) {
+        let once = merge_patch(&a, &p);
+        prop_assert_eq!(merge_patch(&once, &p), once);
+    }
+
+    #[test]
+    fn smp_without_lists_equals_merge_patch(a in object(2), b in object(2), nulls in object(1)) {
+        // Patches with deletions (nulls) and additions, on a kind whose known fields are
+        // untouched by these keys.
+        let mut patch = merge_diff(&a, &b);
+        if let (Value::Object(p), Value::Object(n)) = (&mut patch, &nulls) {
+            for k in n.keys() {
+                p.entry(k.clone()).or_insert(Value::Null);
+            }
+        }
+        let smp = strategic_merge(&a, &patch, "ConfigMap").unwrap();
+        prop_assert_eq!(smp, merge_patch(&a, &patch));
+    }
+
+    #[test]
+    fn smp_two_way_reaches_target(a in named_items(), b in named_items(), ints_a in prop::collection::btree_set(0i64..6, 0..4), ints_b in prop::collection::btree_set(0i64..6, 0..4)) {
+        let a = json!({"mergingList": a, "mergingIntList": ints_a.into_iter().collect::<Vec<_>>()});
+        let b = json!({"mergingList": b, "mergingIntList": ints_b.into_iter().collect::<Vec<_>>()});
+        let patch = two_way_strategic(&a, &b, "MergeItem").unwrap();
+        let out = strategic_merge(&a, &patch, "MergeItem").unwrap();
+        prop_assert_eq!(out, b);
+    }
+
+    #[test]
+    fn smp_three_way_reaches_target_on_untouched_live(a in named_items(), b in named_items()) {
+        let a = json!({"spec": {"containers": a}});
+        let b = json!({"spec": {"containers": b}});
+        let patch = three_way_strategic(Some(&a), &b, &a, "Pod").unwrap();
+        let out = strategic_merge(&a, &patch, "Pod").unwrap();
+        prop_assert_eq!(out, b);
+    }
+}
