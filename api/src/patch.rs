@@ -23,7 +23,9 @@ mod tests;
 use serde_json::Value;
 
 pub use smp::{three_way_strategic, two_way_strategic};
-pub use ssa::FieldConflict;
+pub use ssa::{
+    FieldConflict, manager_from_user_agent, record_update, record_update_with, server_side_apply,
+};
 
 /// Upstream refuses JSON patches with more operations than this (413).
 pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;

@@ -101,7 +101,6 @@ pub(crate) struct FieldMeta {
     /// Strategic-merge strategy.
     pub(crate) smp: Smp,
     /// Server-side-apply strategy.
-    #[allow(dead_code)] // read by server-side apply, which lands next
     pub(crate) ssa: Ssa,
 }
 
@@ -210,7 +209,6 @@ fn test_types() -> &'static [TypeSchema] {
 
 /// Kinds whose main resource has a `status` subresource (status is reset on main-resource
 /// writes and is not owned by their field managers).
-#[allow(dead_code)] // read by server-side apply, which lands next
 pub(crate) fn has_status_subresource(kind: &str) -> bool {
     matches!(
         kind,

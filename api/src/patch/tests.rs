@@ -911,3 +911,362 @@ proptest! {
         prop_assert_eq!(out, b);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Server-side apply and managed fields
+// ---------------------------------------------------------------------------------------------
+
+const T0: &str = "2026-11-25T10:00:00Z";
+const T1: &str = "2026-11-25T11:00:00Z";
+const T2: &str = "2026-11-25T12:00:00Z";
+
+fn web_manifest(replicas: i64, env: &[(&str, &str)], sidecar: bool) -> Value {
+    let env: Vec<Value> = env
+        .iter()
+        .map(|(n, v)| json!({"name": n, "value": v}))
+        .collect();
+    let mut containers = vec![
+        json!({"name": "web", "image": "nginx", "ports": [{"containerPort": 80}], "env": env}),
+    ];
+    if sidecar {
+        containers.push(json!({"name": "side", "image": "busybox"}));
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": containers}}
+        }
+    })
+}
+
+fn managed(obj: &Value) -> &Vec<Value> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+}
+
+fn entry<'a>(obj: &'a Value, manager: &str, operation: &str) -> Option<&'a Value> {
+    obj["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|e| e["manager"] == manager && e["operation"] == operation)
+}
+
+#[test]
+fn ssa_create_records_the_applied_fields() {
+    let applied = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                {"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]}
+            ]}}
+        },
+        "status": {"replicas": 9}
+    });
+    let out = server_side_apply(None, &applied, "Deployment", "kubectl", false, T0).unwrap();
+    assert!(
+        out.get("status").is_none(),
+        "status is not applied through the main resource"
+    );
+    assert_eq!(out["spec"], applied["spec"]);
+    let entries = managed(&out);
+    assert_eq!(entries.len(), 1);
+    // Exactly what a 1.32 API server records for this manifest.
+    let expected: Value = serde_json::from_str(
+        r#"{"manager":"kubectl","operation":"Apply","apiVersion":"apps/v1","time":"2026-11-25T10:00:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:replicas":{},"f:selector":{},"f:template":{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"web\"}":{".":{},"f:image":{},"f:name":{},"f:ports":{"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{}}}}}}}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(entries[0], expected);
+    assert_eq!(
+        entries[0].to_string(),
+        expected.to_string(),
+        "key order as upstream"
+    );
+}
+
+#[test]
+fn ssa_reapply_removes_what_the_manager_stopped_applying() {
+    let v1 = web_manifest(2, &[("A", "1"), ("B", "2")], true);
+    let live = server_side_apply(None, &v1, "Deployment", "kubectl", false, T0).unwrap();
+
+    let same = server_side_apply(Some(&live), &v1, "Deployment", "kubectl", false, T1).unwrap();
+    assert_eq!(same["spec"], live["spec"]);
+
+    let v2 = web_manifest(2, &[("B", "3")], false);
+    let out = server_side_apply(Some(&live), &v2, "Deployment", "kubectl", false, T1).unwrap();
+    let containers = out["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert_eq!(containers[0]["env"], json!([{"name": "B", "value": "3"}]));
+    assert_eq!(containers[0]["image"], "nginx");
+    let fields = entry(&out, "kubectl", "Apply").unwrap()["fieldsV1"].to_string();
+    assert!(
+        !fields.contains("side") && !fields.contains(r#"\"A\""#),
+        "{fields}"
+    );
+    assert_eq!(entry(&out, "kubectl", "Apply").unwrap()["time"], T1);
+}
+
+#[test]
+fn ssa_keeps_fields_another_manager_owns() {
+    let a = web_manifest(2, &[("A", "1")], false);
+    let live = server_side_apply(None, &a, "Deployment", "alice", false, T0).unwrap();
+    // bob applies the same env var (same value: shared ownership, no conflict).
+    let bob_cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "web", "env": [{"name": "A", "value": "1"}]}]}}}});
+    let live = server_side_apply(Some(&live), &bob_cfg, "Deployment", "bob", false, T1).unwrap();
+    // alice drops it; bob still owns it, so it stays.
+    let a2 = web_manifest(2, &[], false);
+    let out = server_side_apply(Some(&live), &a2, "Deployment", "alice", false, T2).unwrap();
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([{"name": "A", "value": "1"}])
+    );
+}
+
+#[test]
+fn ssa_conflicts_with_other_managers_unless_forced() {
+    // Created by client-side apply (a POST recorded as an Update by kubectl-client-side-apply).
+    let mut live = web_manifest(1, &[], false);
+    record_update(
+        None,
+        &mut live,
+        "Deployment",
+        "kubectl-client-side-apply",
+        T0,
+    );
+    let e = entry(&live, "kubectl-client-side-apply", "Update").unwrap();
+    assert_eq!(e["apiVersion"], "apps/v1");
+
+    let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+    let err = server_side_apply(Some(&live), &cfg, "Deployment", "argo", false, T1).unwrap_err();
+    assert_eq!((err.code(), err.reason()), (409, "Conflict"));
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas"#
+    );
+    let PatchError::ApplyConflict(conflicts) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(conflicts[0].field, ".spec.replicas");
+
+    // Same value: no conflict, shared ownership.
+    let same = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 1}});
+    assert!(server_side_apply(Some(&live), &same, "Deployment", "argo", false, T1).is_ok());
+
+    let forced = server_side_apply(Some(&live), &cfg, "Deployment", "argo", true, T1).unwrap();
+    assert_eq!(forced["spec"]["replicas"], 3);
+    let csa =
+        entry(&forced, "kubectl-client-side-apply", "Update").unwrap()["fieldsV1"].to_string();
+    assert!(!csa.contains("f:replicas"), "ownership moved: {csa}");
+    assert!(
+        entry(&forced, "argo", "Apply").unwrap()["fieldsV1"]
+            .to_string()
+            .contains("f:replicas")
+    );
+}
+
+#[test]
+fn ssa_multiple_conflicts_message() {
+    let mut live = web_manifest(1, &[], false);
+    record_update(None, &mut live, "Deployment", "kubectl-create", T0);
+    let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}});
+    let err = server_side_apply(Some(&live), &cfg, "Deployment", "argo", false, T1).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 2 conflicts: conflicts with \"kubectl-create\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name=\"web\"].image"
+    );
+}
+
+#[test]
+fn ssa_kubectl_takes_over_client_side_applied_fields() {
+    // kubectl apply (client side) then kubectl apply --server-side with a changed manifest:
+    // the fields still as last applied are not conflicts for manager "kubectl".
+    let mut live = web_manifest(1, &[], false);
+    let last = web_manifest(1, &[], false).to_string();
+    live["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": format!("{last}\n")});
+    record_update(
+        None,
+        &mut live,
+        "Deployment",
+        "kubectl-client-side-apply",
+        T0,
+    );
+    let cfg = web_manifest(4, &[], false);
+    let out = server_side_apply(Some(&live), &cfg, "Deployment", "kubectl", false, T1).unwrap();
+    assert_eq!(out["spec"]["replicas"], 4);
+    let annotation =
+        out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap();
+    assert!(annotation.ends_with('\n'));
+    let synced: Value = serde_json::from_str(annotation).unwrap();
+    assert_eq!(synced["spec"]["replicas"], 4);
+
+    // A field someone else changed since (kubectl scale) is still a conflict.
+    let mut scaled = live.clone();
+    scaled["spec"]["replicas"] = json!(7);
+    record_update_with(
+        Some(&live),
+        &mut scaled,
+        "Deployment",
+        "kubectl",
+        "scale",
+        T1,
+    );
+    let err =
+        server_side_apply(Some(&scaled), &cfg, "Deployment", "kubectl", false, T2).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas"#
+    );
+}
+
+#[test]
+fn ssa_rejects_bad_configurations() {
+    let mut cfg = web_manifest(1, &[], false);
+    cfg["metadata"]["managedFields"] = json!([]);
+    let err = server_side_apply(None, &cfg, "Deployment", "kubectl", false, T0).unwrap_err();
+    assert_eq!(
+        (err.code(), err.to_string().as_str()),
+        (400, "metadata.managedFields must be nil")
+    );
+    let err = server_side_apply(
+        None,
+        &web_manifest(1, &[], false),
+        "ReplicaSet",
+        "kubectl",
+        false,
+        T0,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid object type: apps/v1, Kind=Deployment"
+    );
+    let err = server_side_apply(None, &json!([]), "Pod", "kubectl", false, T0).unwrap_err();
+    assert_eq!(err.code(), 400);
+    let no_key = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"image": "x"}]}});
+    let err = server_side_apply(None, &no_key, "Pod", "kubectl", false, T0).unwrap_err();
+    assert!(
+        err.to_string().contains("omits key field \"name\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn record_update_tracks_changes() {
+    let mut created = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"k": "v"}});
+    record_update(None, &mut created, "ConfigMap", "kubectl-create", T0);
+    let e = entry(&created, "kubectl-create", "Update").unwrap();
+    assert_eq!(e["time"], T0);
+    assert_eq!(
+        e["fieldsV1"],
+        json!({"f:data": {".": {}, "f:k": {}}, "f:metadata": {"f:labels": {".": {}, "f:a": {}}}})
+    );
+
+    // kubectl label by another manager: the label moves to it.
+    let mut labelled = created.clone();
+    labelled["metadata"]["labels"]["a"] = json!("2");
+    labelled["metadata"]["labels"]["b"] = json!("x");
+    record_update(
+        Some(&created),
+        &mut labelled,
+        "ConfigMap",
+        "kubectl-label",
+        T1,
+    );
+    let create = entry(&labelled, "kubectl-create", "Update").unwrap();
+    // A member without children is `{}` (the "." marker only accompanies children).
+    assert_eq!(
+        create["fieldsV1"],
+        json!({"f:data": {".": {}, "f:k": {}}, "f:metadata": {"f:labels": {}}})
+    );
+    assert_eq!(create["time"], T0);
+    let label = entry(&labelled, "kubectl-label", "Update").unwrap();
+    assert_eq!(
+        label["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {"f:a": {}, "f:b": {}}}})
+    );
+
+    // A no-op write changes nothing (and keeps times).
+    let mut again = labelled.clone();
+    record_update(
+        Some(&labelled),
+        &mut again,
+        "ConfigMap",
+        "kubectl-label",
+        T2,
+    );
+    assert_eq!(again, labelled);
+
+    // Status writes on the main resource are not owned.
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Pending"}});
+    record_update(None, &mut pod, "Pod", "kubectl", T0);
+    assert!(!managed(&pod)[0]["fieldsV1"].to_string().contains("status"));
+    let mut running = pod.clone();
+    running["status"]["phase"] = json!("Running");
+    record_update_with(Some(&pod), &mut running, "Pod", "kubelet", "status", T1);
+    let kubelet = entry(&running, "kubelet", "Update").unwrap();
+    assert_eq!(kubelet["subresource"], "status");
+    assert_eq!(kubelet["fieldsV1"], json!({"f:status": {"f:phase": {}}}));
+
+    // Untracked objects stay untracked; `managedFields: [{}]` resets.
+    let mut bare = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "1"}});
+    let old = bare.clone();
+    bare["data"]["k"] = json!("2");
+    record_update(Some(&old), &mut bare, "ConfigMap", "m", T1);
+    assert!(bare["metadata"].get("managedFields").is_none());
+    let mut reset = labelled.clone();
+    reset["metadata"]["managedFields"] = json!([{}]);
+    reset["data"]["k"] = json!("w");
+    record_update(Some(&labelled), &mut reset, "ConfigMap", "m", T2);
+    assert_eq!(managed(&reset).len(), 1);
+    assert_eq!(
+        managed(&reset)[0]["fieldsV1"],
+        json!({"f:data": {"f:k": {}}})
+    );
+}
+
+#[test]
+fn ssa_sets_merge_and_associative_lists_keep_applied_order() {
+    let live = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["a", "b"]},
+        "spec": {"containers": [{"name": "x", "image": "1"}, {"name": "y", "image": "2"}]}});
+    let mut live = live;
+    record_update(None, &mut live, "Pod", "creator", T0);
+    let cfg = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["c"]},
+        "spec": {"containers": [{"name": "z", "image": "3"}, {"name": "y", "image": "2"}]}});
+    let out = server_side_apply(Some(&live), &cfg, "Pod", "applier", false, T1).unwrap();
+    assert_eq!(out["metadata"]["finalizers"], json!(["a", "b", "c"]));
+    let names: Vec<&str> = out["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["x", "z", "y"]);
+}
+
+#[test]
+fn user_agent_manager() {
+    assert_eq!(
+        manager_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07"),
+        "kubectl"
+    );
+    assert_eq!(
+        manager_from_user_agent("OpenAPI-Generator/32.0.0/python"),
+        "OpenAPI-Generator"
+    );
+    assert_eq!(manager_from_user_agent(&"x".repeat(300)).len(), 128);
+}
