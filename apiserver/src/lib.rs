@@ -1,1 +1,260 @@
-//! placeholder
+#![allow(clippy::result_large_err)] // ApiError (the shared Status type) is large; errors are rare and cheap here.
+//! paddock's Kubernetes API server: the REST surface kubectl 1.32, the Python client and
+//! kube-rs talk to, over HTTPS with a bearer token.
+//!
+//! Start at [`start`]: it opens the store, prepares credentials ([`tls`]), bootstraps the
+//! system namespaces, binds, writes the kubeconfig and serves ([`server`]) the router of
+//! [`http`]. Resource requests are handled in [`rest`] (verbs, Tables), [`watch`] (streams),
+//! [`patch`] and [`scale`]; all of them and the in-process controllers write through the
+//! [`Registry`] ([`registry`], per-kind rules in [`strategy`]). Discovery and OpenAPI
+//! documents are built once in [`discovery`] and [`openapi`].
+
+pub mod discovery;
+pub mod http;
+pub mod kubeconfig;
+pub mod meta;
+pub mod openapi;
+pub mod params;
+pub mod patch;
+pub mod registry;
+pub mod rest;
+pub mod scale;
+pub mod select;
+pub mod server;
+pub mod strategy;
+pub mod table;
+pub mod tls;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+pub use registry::{
+    DeleteOptions, Deleted, FieldValidation, PatchOptions, Propagation, Registry, UpdateMode,
+    WriteOptions,
+};
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:6443`; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Directory for the store, credentials and kubeconfig.
+    pub data_dir: PathBuf,
+    /// Keep objects in memory only (tests).
+    pub memory_store: bool,
+    /// Host name or address written into the kubeconfig and the certificate (defaults to
+    /// the listen address, or 127.0.0.1 for an unspecified one).
+    pub advertise_host: Option<String>,
+}
+
+impl Config {
+    /// The default listen address, `127.0.0.1:6443`.
+    pub fn default_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 6443))
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened.
+    #[error("opening the store: {0}")]
+    Store(#[from] store::StoreError),
+    /// Credentials could not be created or loaded.
+    #[error("credentials: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// Binding the listen address failed.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Writing the kubeconfig failed.
+    #[error("writing kubeconfig: {0}")]
+    Kubeconfig(std::io::Error),
+    /// Creating the system namespaces failed.
+    #[error("bootstrapping namespaces: {0}")]
+    Bootstrap(api::status::ApiError),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    registry: Registry,
+    token: String,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    state: Arc<http::AppState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The bound address (with the real port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `DATA_DIR/kubeconfig`.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The object layer (for in-process controllers).
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
+    }
+
+    /// The admin bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Graceful stop: readyz fails, no new connections, watches end, in-flight requests
+    /// finish, then the store is closed.
+    pub async fn shutdown(self) {
+        self.state
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        self.registry.store().close().await;
+    }
+}
+
+/// The namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates the system namespaces that do not exist yet.
+pub async fn bootstrap(registry: &Registry) -> Result<(), api::status::ApiError> {
+    let info = strategy::namespaces();
+    for ns in SYSTEM_NAMESPACES {
+        if registry.get(info, "", ns).is_ok() {
+            continue;
+        }
+        let obj =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        match registry
+            .create(info, "", obj, &WriteOptions::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.reason == "AlreadyExists" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The router and its shared state over `registry`, for in-process use and tests
+/// (`tower::ServiceExt::oneshot`). Send `true` on the returned sender to end watches.
+pub fn app(
+    registry: Registry,
+    token: &str,
+    server_address: &str,
+) -> (
+    axum::Router,
+    Arc<http::AppState>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let state = Arc::new(http::AppState {
+        registry,
+        token: token.to_string(),
+        discovery: discovery::Discovery::new(server_address),
+        openapi: openapi::OpenApi::new(),
+        shutdown: rx,
+        stopping: AtomicBool::new(false),
+    });
+    (http::router(state.clone()), state, tx)
+}
+
+/// The names the serving certificate covers.
+fn sans(config: &Config) -> Vec<String> {
+    let mut v = vec![
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+        "localhost".to_string(),
+    ];
+    let ip = config.listen.ip();
+    if !ip.is_unspecified() {
+        v.push(ip.to_string());
+    }
+    if let Some(h) = &config.advertise_host {
+        v.push(h.clone());
+    }
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|s| seen.insert(s.clone()));
+    v
+}
+
+/// Opens the store, prepares credentials, bootstraps namespaces, binds, writes the
+/// kubeconfig and starts serving.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| {
+        ServerError::Tls(tls::TlsError::Io {
+            path: config.data_dir.display().to_string(),
+            source,
+        })
+    })?;
+    let store = if config.memory_store {
+        store::Store::memory()
+    } else {
+        store::Store::open(&config.data_dir.join("store.redb")).await?
+    };
+    let creds = tls::Credentials::load_or_create(&config.data_dir, &sans(&config))?;
+    let tls_config = creds.server_config()?;
+    let registry = Registry::new(store);
+    bootstrap(&registry).await.map_err(ServerError::Bootstrap)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let host = match &config.advertise_host {
+        Some(h) => h.clone(),
+        None if addr.ip().is_unspecified() => "127.0.0.1".to_string(),
+        None => addr.ip().to_string(),
+    };
+    let host_port = if host.contains(':') {
+        format!("[{host}]:{}", addr.port())
+    } else {
+        format!("{host}:{}", addr.port())
+    };
+    let (router, state, shutdown) = app(registry.clone(), &creds.token, &host_port);
+    let kubeconfig = config.data_dir.join("kubeconfig");
+    kubeconfig::write(
+        &kubeconfig,
+        &format!("https://{host_port}"),
+        &creds.ca_pem,
+        &creds.token,
+    )
+    .map_err(ServerError::Kubeconfig)?;
+    let task = tokio::spawn(server::serve(
+        listener,
+        tls_config,
+        router,
+        state.shutdown.clone(),
+    ));
+    tracing::info!(%addr, "API server listening");
+    Ok(RunningServer {
+        addr,
+        kubeconfig,
+        registry,
+        token: creds.token,
+        shutdown,
+        state,
+        task,
+    })
+}

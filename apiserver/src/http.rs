@@ -1,0 +1,274 @@
+//! The HTTP surface: one axum router whose fallback parses Kubernetes paths by hand
+//! (`/api/v1/namespaces/{ns}/{plural}/{name}/{sub}`, `/apis/{group}/{version}/…`), the
+//! bearer-token filter, `/version`, health endpoints, discovery and OpenAPI. Resource
+//! requests go to [`crate::rest`]. Every error leaves as a Kubernetes `Status`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use api::status::ApiError;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::discovery::{self, Discovery};
+use crate::openapi::OpenApi;
+use crate::params::Query;
+use crate::registry::Registry;
+use crate::rest;
+
+/// Largest request body accepted (upstream's 3 MiB limit on JSON bodies).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// State shared by all requests.
+#[derive(Debug)]
+pub struct AppState {
+    /// The object layer.
+    pub registry: Registry,
+    /// The admin bearer token.
+    pub token: String,
+    /// Discovery documents.
+    pub discovery: Discovery,
+    /// OpenAPI documents.
+    pub openapi: OpenApi,
+    /// Flips to `true` at shutdown: watches end, `/readyz` fails.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Set once shutdown began.
+    pub stopping: AtomicBool,
+}
+
+/// A JSON response.
+pub fn json_response(code: StatusCode, v: &Value) -> Response {
+    bytes_response(
+        code,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+}
+
+/// A response with a body and content type.
+pub fn bytes_response(
+    code: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Body>,
+) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = code;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// The `Status` response of an error.
+pub fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.to_status())
+}
+
+/// 404 for a path nothing serves (upstream's NotFound handler).
+pub fn not_found_path() -> ApiError {
+    let mut e = ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    );
+    e.details = Some(api::status::StatusDetails::default());
+    e
+}
+
+/// Builds the router over `state`.
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new()
+        .fallback(dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
+        .with_state(state)
+}
+
+/// Paths anyone may read (upstream's `system:public-info-viewer`).
+fn public_path(path: &str) -> bool {
+    matches!(path, "/version" | "/version/")
+        || ["/healthz", "/livez", "/readyz"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
+/// Bearer-token authentication: a wrong token is always 401; no token is 401 except on
+/// public paths.
+async fn authenticate(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let ok = match auth {
+        Some(a) => {
+            let token = a
+                .strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+                .map(str::trim);
+            token.is_some_and(|t| constant_time_eq(t.as_bytes(), st.token.as_bytes()))
+        }
+        None => public_path(req.uri().path()),
+    };
+    if !ok {
+        return error_response(&ApiError::unauthorized());
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `/version` (all fields of upstream `version.Info`).
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": "v1.32.4-paddock",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2025-04-22T00:00:00Z",
+        "goVersion": "go1.23.6",
+        "compiler": "gc",
+        "platform": format!("linux/{}", match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }),
+    })
+}
+
+/// `/healthz`, `/livez`, `/readyz` and their `?verbose` and per-check forms.
+fn health(st: &AppState, path: &str, q: &Query) -> Response {
+    let mut parts = path.trim_matches('/').split('/');
+    let endpoint = parts.next().unwrap_or("");
+    let check = parts.next();
+    let stopping = st.stopping.load(Ordering::Relaxed);
+    let mut checks = vec![("ping", true), ("log", true), ("etcd", true)];
+    if endpoint == "readyz" {
+        checks.push(("shutdown", !stopping));
+    }
+    if let Some(c) = check {
+        return match checks.iter().find(|(n, _)| *n == c) {
+            Some((_, true)) => bytes_response(StatusCode::OK, "text/plain; charset=utf-8", "ok"),
+            Some((_, false)) => bytes_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "internal server error: process is shutting down\n",
+            ),
+            None => error_response(&not_found_path()),
+        };
+    }
+    let healthy = checks.iter().all(|(_, ok)| *ok);
+    let verbose = q.get("verbose").is_some();
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let body = if verbose || !healthy {
+        let mut s = String::new();
+        for (n, ok) in &checks {
+            if *ok {
+                s.push_str(&format!("[+]{n} ok\n"));
+            } else {
+                s.push_str(&format!("[-]{n} failed: reason withheld\n"));
+            }
+        }
+        if healthy {
+            s.push_str(&format!("{endpoint} check passed\n"));
+        } else {
+            s.push_str(&format!("{endpoint} check failed\n"));
+        }
+        s
+    } else {
+        "ok".to_string()
+    };
+    bytes_response(code, "text/plain; charset=utf-8", body)
+}
+
+/// Routes every request.
+async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let q = Query::parse(req.uri().query());
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let segs: Vec<&str> = match segs.last() {
+        Some(&"") if segs.len() > 1 => segs[..segs.len() - 1].to_vec(),
+        _ => segs,
+    };
+    let method = req.method().clone();
+    let read_only = method == Method::GET || method == Method::HEAD;
+    match segs.as_slice() {
+        ["version"] if read_only => json_response(StatusCode::OK, &version()),
+        ["healthz" | "livez" | "readyz", ..] if read_only => health(&st, &path, &q),
+        ["api"] if read_only => discovery_root(&st, &req, true),
+        ["apis"] if read_only => discovery_root(&st, &req, false),
+        ["apis", g] if read_only => match st.discovery.group(g) {
+            Some(b) => bytes_response(StatusCode::OK, "application/json", b),
+            None => error_response(&not_found_path()),
+        },
+        ["api", _] | ["apis", _, _] if read_only => match st.discovery.resource_list(&path) {
+            Some(b) => bytes_response(StatusCode::OK, "application/json", b),
+            None => error_response(&not_found_path()),
+        },
+        ["openapi", "v3"] if read_only => {
+            bytes_response(StatusCode::OK, "application/json", st.openapi.index.clone())
+        }
+        ["openapi", "v3", rest @ ..] if read_only => openapi_doc(&st, &rest.join("/"), &q),
+        ["api", "v1", rest @ ..] => rest::handle(&st, "", "v1", rest, req, &q).await,
+        ["apis", g, v, rest @ ..] => {
+            let (g, v) = (g.to_string(), v.to_string());
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            rest::handle(&st, &g, &v, &rest, req, &q).await
+        }
+        _ => error_response(&not_found_path()),
+    }
+}
+
+fn discovery_root(st: &AppState, req: &Request, core: bool) -> Response {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let form = discovery::negotiate(accept);
+    let (ct, body) = st.discovery.root(core, form);
+    let mut r = bytes_response(StatusCode::OK, ct, body);
+    if form != discovery::Form::Legacy {
+        r.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    r
+}
+
+fn openapi_doc(st: &AppState, path: &str, q: &Query) -> Response {
+    let Some(doc) = st.openapi.doc(path) else {
+        return error_response(&not_found_path());
+    };
+    let mut r = bytes_response(StatusCode::OK, "application/json", doc.body.clone());
+    let h = r.headers_mut();
+    if q.get("hash") == Some(doc.hash.as_str()) {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, immutable"),
+        );
+    } else {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, private"),
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", doc.hash)) {
+        h.insert(header::ETAG, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests;

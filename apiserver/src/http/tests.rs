@@ -1,0 +1,904 @@
+//! Router tests: requests through `tower::ServiceExt::oneshot` on a memory store.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::registry::Registry;
+
+const TOKEN: &str = "secret-token";
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+struct T {
+    router: axum::Router,
+    registry: Registry,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+struct Resp {
+    code: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+    text: String,
+}
+
+async fn setup() -> T {
+    let registry = Registry::new(store::Store::memory());
+    crate::bootstrap(&registry).await.unwrap();
+    let (router, _state, shutdown) = crate::app(registry.clone(), TOKEN, "127.0.0.1:6443");
+    T {
+        router,
+        registry,
+        shutdown,
+    }
+}
+
+fn request(
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(path);
+    let mut has_auth = false;
+    for (k, v) in headers {
+        if k.eq_ignore_ascii_case("authorization") {
+            has_auth = true;
+        }
+        b = b.header(*k, *v);
+    }
+    if !has_auth {
+        b = b.header("authorization", format!("Bearer {TOKEN}"));
+    }
+    b.body(body.map(Body::from).unwrap_or_else(Body::empty))
+        .unwrap()
+}
+
+impl T {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap());
+        self.raw(method, path, body, headers).await
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let resp = self
+            .router
+            .clone()
+            .oneshot(request(method, path, body, headers))
+            .await
+            .unwrap();
+        let code = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            code,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None, &[]).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call(
+            Method::POST,
+            path,
+            Some(body),
+            &[("content-type", "application/json")],
+        )
+        .await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> Resp {
+        self.call(
+            Method::PUT,
+            path,
+            Some(body),
+            &[("content-type", "application/json")],
+        )
+        .await
+    }
+
+    async fn patch(&self, path: &str, ct: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(body), &[("content-type", ct)])
+            .await
+    }
+
+    async fn delete(&self, path: &str, body: Option<Value>) -> Resp {
+        self.call(Method::DELETE, path, body, &[]).await
+    }
+}
+
+fn pod(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "1000"]}]}})
+}
+
+fn deployment(name: &str, replicas: i64) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+           "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}},
+                                 "spec": {"containers": [{"name": "main", "image": "nginx"}]}}}})
+}
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const DEPLOYS: &str = "/apis/apps/v1/namespaces/default/deployments";
+
+#[tokio::test]
+async fn auth_public_paths_and_401() {
+    let t = setup().await;
+    for p in [
+        "/version",
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/readyz?verbose",
+    ] {
+        let r = t.call(Method::GET, p, None, &[("authorization", "")]).await;
+        // An empty Authorization header is a wrong token.
+        assert_eq!(r.code, StatusCode::UNAUTHORIZED, "{p}");
+    }
+    let anon = t
+        .router
+        .clone()
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::OK);
+    let anon = t
+        .router
+        .clone()
+        .oneshot(Request::get("/api/v1/pods").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let r = t
+        .call(
+            Method::GET,
+            "/api/v1/pods",
+            None,
+            &[("authorization", "Bearer wrong")],
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["kind"], "Status");
+    assert_eq!(r.body["reason"], "Unauthorized");
+    assert_eq!(r.body["code"], 401);
+    let v = t.get("/version").await;
+    assert_eq!(v.body["minor"], "32");
+    assert!(v.body["gitVersion"].as_str().unwrap().starts_with("v1.32."));
+    let h = t.get("/healthz").await;
+    assert_eq!(h.text, "ok");
+    let rv = t.get("/readyz?verbose").await;
+    assert!(rv.text.contains("[+]ping ok"));
+    assert!(rv.text.ends_with("readyz check passed\n"));
+}
+
+#[tokio::test]
+async fn discovery_and_openapi() {
+    let t = setup().await;
+    let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+    let r = t
+        .call(Method::GET, "/apis", None, &[("accept", accept)])
+        .await;
+    assert_eq!(
+        r.headers["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    assert_eq!(r.body["kind"], "APIGroupDiscoveryList");
+    let r = t.get("/api").await;
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.body["kind"], "APIVersions");
+    let r = t.get("/api/v1").await;
+    assert_eq!(r.body["kind"], "APIResourceList");
+    assert!(
+        r.body["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "pods/status")
+    );
+    assert_eq!(t.get("/apis/apps").await.body["kind"], "APIGroup");
+    assert_eq!(t.get("/openapi/v2").await.code, StatusCode::NOT_FOUND);
+    let idx = t.get("/openapi/v3").await;
+    let url = idx.body["paths"]["api/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doc = t.get(&url).await;
+    assert_eq!(doc.code, StatusCode::OK);
+    assert_eq!(doc.headers["cache-control"], "public, immutable");
+    assert!(doc.body["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"].is_object());
+    let nf = t.get("/nope/at/all").await;
+    assert_eq!(nf.code, StatusCode::NOT_FOUND);
+    assert_eq!(nf.body["kind"], "Status");
+    assert_eq!(t.get("/api/v1/widgets").await.code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn pod_crud_and_errors() {
+    let t = setup().await;
+    let c = t.post(PODS, pod("web")).await;
+    assert_eq!(c.code, StatusCode::CREATED, "{}", c.text);
+    let uid = c.body["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_eq!(uid.len(), 36);
+    assert!(
+        c.body["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(c.body["status"]["phase"], "Pending");
+    assert_eq!(c.body["status"]["qosClass"], "BestEffort");
+    assert!(c.body["metadata"].get("generation").is_none());
+    let again = t.post(PODS, pod("web")).await;
+    assert_eq!(again.code, StatusCode::CONFLICT);
+    assert_eq!(again.body["reason"], "AlreadyExists");
+    assert_eq!(again.body["message"], "pods \"web\" already exists");
+    let g = t.get(&format!("{PODS}/web")).await;
+    assert_eq!(g.body["metadata"]["uid"], uid.as_str());
+    let l = t.get(PODS).await;
+    assert_eq!(l.body["kind"], "PodList");
+    assert_eq!(l.body["apiVersion"], "v1");
+    assert_eq!(l.body["items"][0]["kind"], "Pod");
+    assert!(l.body["metadata"]["resourceVersion"].is_string());
+    let empty = t.get("/api/v1/namespaces/kube-public/pods").await;
+    assert_eq!(empty.body["items"], json!([]));
+    let missing = t.get(&format!("{PODS}/nope")).await;
+    assert_eq!(missing.code, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["message"], "pods \"nope\" not found");
+    assert_eq!(missing.body["details"]["kind"], "pods");
+    let nons = t.post("/api/v1/namespaces/nope/pods", pod("x")).await;
+    assert_eq!(nons.code, StatusCode::NOT_FOUND);
+    assert_eq!(nons.body["message"], "namespaces \"nope\" not found");
+    // Stale resourceVersion → 409 with upstream's message.
+    let mut stale = g.body.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    stale["metadata"]["labels"]["x"] = json!("y");
+    let r = t.put(&format!("{PODS}/web"), stale).await;
+    assert_eq!(r.code, StatusCode::CONFLICT);
+    assert_eq!(
+        r.body["message"],
+        "Operation cannot be fulfilled on pods \"web\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    let mut upd = g.body.clone();
+    upd["metadata"]["labels"]["x"] = json!("y");
+    let r = t.put(&format!("{PODS}/web"), upd).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["metadata"]["labels"]["x"], "y");
+    assert_ne!(
+        r.body["metadata"]["resourceVersion"],
+        g.body["metadata"]["resourceVersion"]
+    );
+    let r = t.put(&format!("{PODS}/ghost"), pod("ghost")).await;
+    assert_eq!(r.code, StatusCode::NOT_FOUND);
+    let r = t.put(&format!("{PODS}/other"), pod("web")).await;
+    assert_eq!(r.code, StatusCode::BAD_REQUEST);
+    // Malformed bodies.
+    let r = t
+        .raw(
+            Method::POST,
+            PODS,
+            Some(b"{not json".to_vec()),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["kind"], "Status");
+    let r = t
+        .raw(
+            Method::POST,
+            PODS,
+            Some(b"kind: [".to_vec()),
+            &[("content-type", "application/yaml")],
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::BAD_REQUEST);
+    // No Content-Type means JSON (Python client 37).
+    let r = t
+        .raw(
+            Method::POST,
+            PODS,
+            Some(serde_json::to_vec(&pod("noct")).unwrap()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    // Still serving after all that.
+    assert_eq!(t.get(&format!("{PODS}/web")).await.code, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn field_validation_and_dry_run_and_generate_name() {
+    let t = setup().await;
+    let mut p = pod("strict");
+    p["spec"]["bogus"] = json!(1);
+    let r = t
+        .post(&format!("{PODS}?fieldValidation=Strict"), p.clone())
+        .await;
+    assert_eq!(r.code, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"spec.bogus\""),
+        "{}",
+        r.text
+    );
+    let r = t
+        .post(&format!("{PODS}?fieldValidation=Warn"), p.clone())
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED);
+    assert!(
+        r.headers["warning"]
+            .to_str()
+            .unwrap()
+            .contains("unknown field")
+    );
+    let r = t.post(&format!("{PODS}?dryRun=All"), pod("dry")).await;
+    assert_eq!(r.code, StatusCode::CREATED);
+    assert_eq!(
+        t.get(&format!("{PODS}/dry")).await.code,
+        StatusCode::NOT_FOUND
+    );
+    let generated =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "cm-"}});
+    let r = t
+        .post("/api/v1/namespaces/default/configmaps", generated)
+        .await;
+    let name = r.body["metadata"]["name"].as_str().unwrap();
+    assert_eq!(name.len(), 8);
+    assert!(name.starts_with("cm-"));
+    let noname = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}});
+    let r = t
+        .post("/api/v1/namespaces/default/configmaps", noname)
+        .await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["details"]["causes"][0]["field"], "metadata.name");
+    // A probe with two handlers is a 422 naming the field.
+    let mut two = pod("probe");
+    two["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"port": 80}, "tcpSocket": {"port": 80}});
+    let r = t.post(PODS, two).await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["reason"], "Invalid");
+}
+
+#[tokio::test]
+async fn status_subresource_splits_spec_and_status() {
+    let t = setup().await;
+    let c = t.post(PODS, pod("s")).await;
+    let mut with_status = c.body.clone();
+    with_status["status"]["phase"] = json!("Running");
+    with_status["metadata"]["labels"]["changed"] = json!("yes");
+    // Main resource: status ignored.
+    let r = t.put(&format!("{PODS}/s"), with_status.clone()).await;
+    assert_eq!(r.body["status"]["phase"], "Pending");
+    assert_eq!(r.body["metadata"]["labels"]["changed"], "yes");
+    // Status subresource: only status taken.
+    let mut st = r.body.clone();
+    st["status"]["phase"] = json!("Running");
+    st["spec"]["activeDeadlineSeconds"] = json!(5);
+    let r = t.put(&format!("{PODS}/s/status"), st).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"]["phase"], "Running");
+    assert!(r.body["spec"].get("activeDeadlineSeconds").is_none());
+    let r = t
+        .patch(
+            &format!("{PODS}/s/status"),
+            "application/merge-patch+json",
+            json!({"status": {"podIP": "10.0.0.1"}}),
+        )
+        .await;
+    assert_eq!(r.body["status"]["podIP"], "10.0.0.1");
+    assert_eq!(r.body["status"]["phase"], "Running");
+}
+
+#[tokio::test]
+async fn deployment_generation_scale_and_patches() {
+    let t = setup().await;
+    let c = t.post(DEPLOYS, deployment("web", 1)).await;
+    assert_eq!(c.code, StatusCode::CREATED, "{}", c.text);
+    assert_eq!(c.body["metadata"]["generation"], 1);
+    // Label change: no generation bump.
+    let r = t
+        .patch(
+            &format!("{DEPLOYS}/web"),
+            "application/merge-patch+json",
+            json!({"metadata": {"labels": {"a": "b"}}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["metadata"]["generation"], 1);
+    // Spec change: bump.
+    let r = t
+        .patch(
+            &format!("{DEPLOYS}/web"),
+            "application/strategic-merge-patch+json",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "nginx:2"}]}}}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["metadata"]["generation"], 2);
+    assert_eq!(
+        r.body["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:2"
+    );
+    let r = t
+        .patch(
+            &format!("{DEPLOYS}/web"),
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+        )
+        .await;
+    assert_eq!(r.body["spec"]["replicas"], 3);
+    assert_eq!(r.body["metadata"]["generation"], 3);
+    // A no-op patch writes nothing.
+    let before = r.body["metadata"]["resourceVersion"].clone();
+    let r = t
+        .patch(
+            &format!("{DEPLOYS}/web"),
+            "application/merge-patch+json",
+            json!({"spec": {"replicas": 3}}),
+        )
+        .await;
+    assert_eq!(r.body["metadata"]["resourceVersion"], before);
+    let r = t
+        .patch(&format!("{DEPLOYS}/web"), "text/plain", json!({}))
+        .await;
+    assert_eq!(r.code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Scale.
+    let s = t.get(&format!("{DEPLOYS}/web/scale")).await;
+    assert_eq!(s.body["kind"], "Scale");
+    assert_eq!(s.body["apiVersion"], "autoscaling/v1");
+    assert_eq!(s.body["spec"]["replicas"], 3);
+    assert_eq!(s.body["status"]["selector"], "app=web");
+    let s = t
+        .patch(
+            &format!("{DEPLOYS}/web/scale"),
+            "application/merge-patch+json",
+            json!({"spec": {"replicas": 5}}),
+        )
+        .await;
+    assert_eq!(s.code, StatusCode::OK, "{}", s.text);
+    assert_eq!(s.body["spec"]["replicas"], 5);
+    let d = t.get(&format!("{DEPLOYS}/web")).await;
+    assert_eq!(d.body["spec"]["replicas"], 5);
+    assert_eq!(d.body["metadata"]["generation"], 4);
+    let bad = t
+        .put(&format!("{DEPLOYS}/web/scale"), json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web"}, "spec": {"replicas": -1}}))
+        .await;
+    assert_eq!(bad.code, StatusCode::UNPROCESSABLE_ENTITY);
+    // Server-side apply creates (201) then updates (200).
+    let applied = deployment("ssa", 2);
+    let r = t
+        .call(
+            Method::PATCH,
+            &format!("{DEPLOYS}/ssa?fieldManager=kubectl&force=false"),
+            Some(applied.clone()),
+            &[("content-type", "application/apply-patch+yaml")],
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    let mut applied = applied;
+    applied["spec"]["replicas"] = json!(4);
+    let r = t
+        .call(
+            Method::PATCH,
+            &format!("{DEPLOYS}/ssa?fieldManager=kubectl"),
+            Some(applied),
+            &[("content-type", "application/apply-patch+yaml")],
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["spec"]["replicas"], 4);
+    // Patch of a missing object.
+    let r = t
+        .patch(
+            &format!("{DEPLOYS}/ghost"),
+            "application/merge-patch+json",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn tables_selectors_and_paging() {
+    let t = setup().await;
+    for i in 0..5 {
+        let mut p = pod(&format!("p{i}"));
+        p["metadata"]["labels"]["n"] = json!(i.to_string());
+        t.post(PODS, p).await;
+    }
+    let r = t.call(Method::GET, PODS, None, &[("accept", TABLE)]).await;
+    assert_eq!(r.body["kind"], "Table");
+    assert_eq!(r.body["rows"].as_array().unwrap().len(), 5);
+    assert_eq!(r.body["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert!(r.body["metadata"]["resourceVersion"].is_string());
+    assert_eq!(r.body["columnDefinitions"][0]["name"], "Name");
+    let r = t
+        .call(
+            Method::GET,
+            &format!("{PODS}?includeObject=Object"),
+            None,
+            &[("accept", TABLE)],
+        )
+        .await;
+    assert_eq!(r.body["rows"][0]["object"]["kind"], "Pod");
+    let r = t
+        .call(
+            Method::GET,
+            &format!("{PODS}/p1"),
+            None,
+            &[("accept", TABLE)],
+        )
+        .await;
+    assert_eq!(r.body["rows"].as_array().unwrap().len(), 1);
+    let r = t.get(&format!("{PODS}?labelSelector=n%20in%20(1,3)")).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+    let r = t
+        .get(&format!("{PODS}?fieldSelector=metadata.name%3Dp2"))
+        .await;
+    assert_eq!(r.body["items"][0]["metadata"]["name"], "p2");
+    assert_eq!(
+        t.get(&format!("{PODS}?fieldSelector=spec.bogus%3Dx"))
+            .await
+            .code,
+        StatusCode::BAD_REQUEST
+    );
+    // Paging.
+    let r = t.get(&format!("{PODS}?limit=2")).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(r.body["metadata"]["remainingItemCount"], 3);
+    let cont = r.body["metadata"]["continue"].as_str().unwrap().to_string();
+    let r2 = t.get(&format!("{PODS}?limit=2&continue={cont}")).await;
+    assert_eq!(r2.body["items"][0]["metadata"]["name"], "p2");
+    // Paging with a selector fills pages with matches.
+    let r = t.get(&format!("{PODS}?limit=1&labelSelector=n%3D4")).await;
+    assert_eq!(r.body["items"][0]["metadata"]["name"], "p4");
+    // All namespaces.
+    let r = t.get("/api/v1/pods").await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 5);
+    // Namespaces list and Table.
+    let r = t.get("/api/v1/namespaces").await;
+    let names: Vec<_> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    for ns in crate::SYSTEM_NAMESPACES {
+        assert!(names.contains(&ns.to_string()));
+    }
+}
+
+#[tokio::test]
+async fn deletion_grace_finalizers_and_propagation() {
+    let t = setup().await;
+    // Unbound pod: immediate; the pod comes back (ReturnDeletedObject).
+    t.post(PODS, pod("a")).await;
+    let r = t.delete(&format!("{PODS}/a"), None).await;
+    assert_eq!(r.code, StatusCode::OK);
+    assert_eq!(r.body["kind"], "Pod");
+    assert_eq!(
+        t.get(&format!("{PODS}/a")).await.code,
+        StatusCode::NOT_FOUND
+    );
+    // Bound pod: graceful.
+    let mut b = pod("b");
+    b["spec"]["nodeName"] = json!("node1");
+    t.post(PODS, b).await;
+    let r = t
+        .delete(
+            &format!("{PODS}/b"),
+            Some(json!({"propagationPolicy": "Background"})),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert!(r.body["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(t.get(&format!("{PODS}/b")).await.code, StatusCode::OK);
+    let r = t
+        .delete(&format!("{PODS}/b?gracePeriodSeconds=0"), None)
+        .await;
+    assert_eq!(r.code, StatusCode::OK);
+    assert_eq!(
+        t.get(&format!("{PODS}/b")).await.code,
+        StatusCode::NOT_FOUND
+    );
+    // Finalizers keep the object until removed.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "finalizers": ["example.com/x"]}});
+    t.post("/api/v1/namespaces/default/configmaps", cm).await;
+    let r = t
+        .delete("/api/v1/namespaces/default/configmaps/c", None)
+        .await;
+    assert!(
+        r.body["metadata"]["deletionTimestamp"].is_string(),
+        "{}",
+        r.text
+    );
+    let mut cur = t.get("/api/v1/namespaces/default/configmaps/c").await.body;
+    cur["metadata"]["finalizers"] = json!(["example.com/x", "new"]);
+    let r = t
+        .put("/api/v1/namespaces/default/configmaps/c", cur.clone())
+        .await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    cur["metadata"]["finalizers"] = json!([]);
+    let r = t.put("/api/v1/namespaces/default/configmaps/c", cur).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        t.get("/api/v1/namespaces/default/configmaps/c").await.code,
+        StatusCode::NOT_FOUND
+    );
+    // Foreground adds foregroundDeletion; Orphan adds orphan.
+    t.post(DEPLOYS, deployment("fg", 1)).await;
+    let r = t
+        .delete(
+            &format!("{DEPLOYS}/fg"),
+            Some(json!({"propagationPolicy": "Foreground"})),
+        )
+        .await;
+    assert_eq!(
+        r.body["metadata"]["finalizers"],
+        json!(["foregroundDeletion"]),
+        "{}",
+        r.text
+    );
+    t.post(DEPLOYS, deployment("or", 1)).await;
+    let r = t
+        .delete(&format!("{DEPLOYS}/or?propagationPolicy=Orphan"), None)
+        .await;
+    assert_eq!(r.body["metadata"]["finalizers"], json!(["orphan"]));
+    // Background on a deployment: gone at once, Status answer.
+    t.post(DEPLOYS, deployment("bg", 1)).await;
+    let r = t
+        .delete(
+            &format!("{DEPLOYS}/bg"),
+            Some(json!({"propagationPolicy": "Background"})),
+        )
+        .await;
+    assert_eq!(r.body["kind"], "Status");
+    assert_eq!(r.body["status"], "Success");
+    assert_eq!(r.body["details"]["name"], "bg");
+    // Preconditions.
+    t.post(PODS, pod("pre")).await;
+    let r = t
+        .delete(
+            &format!("{PODS}/pre"),
+            Some(json!({"preconditions": {"uid": "nope"}})),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CONFLICT);
+    // Missing.
+    let r = t.delete(&format!("{PODS}/ghost"), None).await;
+    assert_eq!(r.code, StatusCode::NOT_FOUND);
+    // deletecollection.
+    t.post(PODS, pod("c1")).await;
+    let r = t
+        .delete(&format!("{PODS}?labelSelector=app%3Dweb"), None)
+        .await;
+    assert_eq!(r.body["kind"], "PodList");
+    assert_eq!(t.get(PODS).await.body["items"], json!([]));
+}
+
+#[tokio::test]
+async fn namespace_lifecycle() {
+    let t = setup().await;
+    let r = t
+        .post(
+            "/api/v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tmp"}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED);
+    assert_eq!(r.body["status"]["phase"], "Active");
+    assert_eq!(r.body["spec"]["finalizers"], json!(["kubernetes"]));
+    assert_eq!(
+        r.body["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "tmp"
+    );
+    let r = t.delete("/api/v1/namespaces/tmp", None).await;
+    assert_eq!(r.body["status"]["phase"], "Terminating");
+    let r = t.post("/api/v1/namespaces/tmp/pods", pod("x")).await;
+    assert_eq!(r.code, StatusCode::FORBIDDEN);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("because it is being terminated")
+    );
+    let mut ns = t.get("/api/v1/namespaces/tmp").await.body;
+    ns["spec"]["finalizers"] = json!([]);
+    let r = t.put("/api/v1/namespaces/tmp/finalize", ns).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        t.get("/api/v1/namespaces/tmp").await.code,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn body_limit_413_then_still_serving() {
+    let t = setup().await;
+    let big = vec![b' '; 4 * 1024 * 1024];
+    let r = t
+        .raw(
+            Method::POST,
+            PODS,
+            Some(big),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.body["reason"], "RequestEntityTooLarge");
+    // Without Content-Length (streamed body).
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..5)
+        .map(|_| Ok(bytes::Bytes::from(vec![b' '; 1024 * 1024])))
+        .collect();
+    let req = Request::post(PODS)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .unwrap();
+    let resp = t.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        t.get("/api/v1/namespaces/default").await.code,
+        StatusCode::OK
+    );
+}
+
+/// Reads newline-delimited events from a streaming body until `n` arrived.
+async fn read_events(body: &mut Body, n: usize) -> Vec<Value> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("event in time")
+            .expect("stream open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+        }
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            out.push(serde_json::from_slice(&line[..line.len() - 1]).unwrap());
+        }
+    }
+    out
+}
+
+async fn open_watch(t: &T, path: &str, accept: &str) -> Body {
+    let resp = t
+        .router
+        .clone()
+        .oneshot(request(Method::GET, path, None, &[("accept", accept)]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.into_body()
+}
+
+#[tokio::test]
+async fn watch_replay_changes_selectors_and_410() {
+    let t = setup().await;
+    t.post(PODS, pod("w1")).await;
+    // RV 0 (Python 32 spelling watch=True): synthetic ADDED first.
+    let mut all = open_watch(
+        &t,
+        &format!("{PODS}?watch=True&resourceVersion=0"),
+        "application/json",
+    )
+    .await;
+    let ev = read_events(&mut all, 1).await;
+    assert_eq!(ev[0]["type"], "ADDED");
+    assert_eq!(ev[0]["object"]["metadata"]["name"], "w1");
+    // Concrete RV: only later changes, as Table rows when asked.
+    let rv = t.get(PODS).await.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut tab = open_watch(&t, &format!("{PODS}?watch=1&resourceVersion={rv}"), TABLE).await;
+    // Selector watch: app=web only.
+    let mut sel = open_watch(
+        &t,
+        &format!("{PODS}?watch=true&labelSelector=tier%3Dfe"),
+        "application/json",
+    )
+    .await;
+    t.post(PODS, pod("w2")).await;
+    let r = t
+        .patch(
+            &format!("{PODS}/w2"),
+            "application/merge-patch+json",
+            json!({"metadata": {"labels": {"tier": "fe"}}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::OK);
+    t.patch(
+        &format!("{PODS}/w2"),
+        "application/merge-patch+json",
+        json!({"metadata": {"labels": {"tier": null}}}),
+    )
+    .await;
+    t.delete(&format!("{PODS}/w1"), None).await;
+    let ev = read_events(&mut all, 4).await;
+    let types: Vec<_> = ev.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["ADDED", "MODIFIED", "MODIFIED", "DELETED"]);
+    let ev = read_events(&mut tab, 1).await;
+    assert_eq!(ev[0]["type"], "ADDED");
+    assert_eq!(ev[0]["object"]["kind"], "Table");
+    assert_eq!(ev[0]["object"]["rows"][0]["cells"][0], "w2");
+    let ev = read_events(&mut sel, 2).await;
+    assert_eq!(ev[0]["type"], "ADDED");
+    assert_eq!(ev[1]["type"], "DELETED");
+    assert_eq!(ev[1]["object"]["metadata"]["labels"]["tier"], "fe");
+    // Compacted RV: an ERROR event with a 410 Status, then the stream ends.
+    let now = t.registry.store().revision();
+    t.registry.store().compact(now).await.unwrap();
+    let mut old = open_watch(
+        &t,
+        &format!("{PODS}?watch=true&resourceVersion=1"),
+        "application/json",
+    )
+    .await;
+    let ev = read_events(&mut old, 1).await;
+    assert_eq!(ev[0]["type"], "ERROR");
+    assert_eq!(ev[0]["object"]["code"], 410);
+    // Shutdown ends open watches.
+    t.shutdown.send(true).unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match all.frame().await {
+                None => break,
+                Some(Err(_)) => break,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok());
+}
+
+#[tokio::test]
+async fn create_on_update_kinds_and_events() {
+    let t = setup().await;
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}});
+    let r = t.put("/api/v1/namespaces/default/services/s", svc).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    let ev = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "Pod", "name": "x", "namespace": "default", "uid": "u1"},
+        "reason": "Scheduled", "message": "m", "type": "Normal", "source": {"component": "default-scheduler"}});
+    let r = t.post("/api/v1/namespaces/default/events", ev).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    let r = t
+        .get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.uid%3Du1,involvedObject.name%3Dx,involvedObject.namespace%3Ddefault")
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    let r = t
+        .get("/api/v1/events?fieldSelector=involvedObject.uid%3Dother")
+        .await;
+    assert_eq!(r.body["items"], json!([]));
+}

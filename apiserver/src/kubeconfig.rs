@@ -1,0 +1,43 @@
+//! The admin kubeconfig written next to the credentials: cluster `paddock` (server URL and
+//! inline CA), user `admin` (bearer token), context `paddock`; mode 0600.
+
+use std::path::Path;
+
+use base64::Engine;
+
+/// The kubeconfig text.
+pub fn render(server: &str, ca_pem: &str, token: &str) -> String {
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem.as_bytes());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: paddock\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: paddock\n  context:\n    cluster: paddock\n    user: admin\n    namespace: default\ncurrent-context: paddock\npreferences: {{}}\n"
+    )
+}
+
+/// Writes the kubeconfig at `path` with mode 0600 (atomically, via a temporary file).
+pub fn write(path: &Path, server: &str, ca_pem: &str, token: &str) -> std::io::Result<()> {
+    crate::tls::write_private(path, render(server, ca_pem, token).as_bytes()).map_err(|e| match e {
+        crate::tls::TlsError::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kubeconfig");
+        write(&p, "https://127.0.0.1:1", "PEM", "tok").unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("server: https://127.0.0.1:1"));
+        assert!(text.contains("token: tok"));
+        assert!(text.contains("current-context: paddock"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! PATCH on objects (upstream `handlers/patch.go`): the body is applied to the current
+//! object with the patch kind the `Content-Type` names, then the result goes through the
+//! ordinary update path (status splitting, generation, validation). A patch that does not
+//! pin `metadata.resourceVersion` is re-applied on conflict; server-side apply creates the
+//! object when it is absent (201).
+
+use std::sync::Arc;
+
+use api::patch::{PatchError, PatchType};
+use api::registry::ResourceInfo;
+use api::status::{ApiError, StatusCause, StatusDetails};
+use http::{HeaderMap, header};
+use serde_json::{Value, json};
+
+use crate::meta::{meta_mut, meta_str};
+use crate::registry::{PatchOptions, Registry, UpdateMode};
+
+/// The patch kind (re-exported from the `api` crate).
+pub type PatchKind = PatchType;
+
+/// Extension: choosing the patch kind from request headers.
+pub trait FromHeaders: Sized {
+    /// The patch kind named by `Content-Type`; 415 otherwise.
+    fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError>;
+}
+
+impl FromHeaders for PatchType {
+    fn from_headers(headers: &HeaderMap) -> Result<PatchType, ApiError> {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        PatchType::from_content_type(ct).ok_or_else(|| {
+            ApiError::unsupported_patch_type(
+                ct,
+                &[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/apply-patch+yaml",
+                    "application/strategic-merge-patch+json",
+                ],
+            )
+        })
+    }
+}
+
+/// A patch failure as a `Status`.
+pub fn patch_error(e: PatchError) -> ApiError {
+    let mut err = ApiError::new(e.code(), e.reason(), e.status_message());
+    if let Some(cause) = e.cause() {
+        err.details = Some(StatusDetails {
+            causes: vec![StatusCause {
+                reason: "UnexpectedServerResponse".into(),
+                message: cause,
+                field: String::new(),
+            }],
+            ..StatusDetails::default()
+        });
+    }
+    err
+}
+
+/// Applies `patch` of `kind` to `current`.
+pub fn apply_patch(
+    info: &ResourceInfo,
+    kind: PatchType,
+    current: &Value,
+    patch: &Value,
+) -> Result<Value, ApiError> {
+    match kind {
+        PatchType::Json => api::patch::json_patch(current, patch).map_err(patch_error),
+        PatchType::Merge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request(
+                    "json: cannot unmarshal non-object into Go value of type map[string]interface {}",
+                ));
+            }
+            Ok(api::patch::merge_patch(current, patch))
+        }
+        PatchType::StrategicMerge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request(
+                    "json: cannot unmarshal non-object into Go value of type map[string]interface {}",
+                ));
+            }
+            api::patch::strategic_merge(current, patch, info.kind).map_err(patch_error)
+        }
+        PatchType::Apply => apply_configuration(info, current, patch),
+    }
+}
+
+/// Server-side apply of `applied` onto `live`: the applied configuration merged into the
+/// live object with strategic-merge semantics (field ownership is tracked by the `api`
+/// crate when it provides it).
+fn apply_configuration(
+    info: &ResourceInfo,
+    live: &Value,
+    applied: &Value,
+) -> Result<Value, ApiError> {
+    check_apply_body(info, applied)?;
+    api::patch::strategic_merge(live, applied, info.kind).map_err(patch_error)
+}
+
+fn check_apply_body(info: &ResourceInfo, applied: &Value) -> Result<(), ApiError> {
+    if !applied.is_object() {
+        return Err(ApiError::bad_request(
+            "apply configuration must be an object",
+        ));
+    }
+    let av = applied
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let k = applied.get("kind").and_then(Value::as_str).unwrap_or("");
+    if av.is_empty() || k.is_empty() {
+        return Err(ApiError::bad_request("invalid object type: /, Kind="));
+    }
+    if av != info.api_version() || k != info.kind {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            info.api_version()
+        )));
+    }
+    if applied.pointer("/metadata/managedFields").is_some() {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    Ok(())
+}
+
+/// PATCH of an object or its `status` subresource. Returns the result, whether it was
+/// created (apply on an absent object) and decoding warnings.
+#[allow(clippy::too_many_arguments)]
+pub async fn patch(
+    registry: &Registry,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    kind: PatchType,
+    body: &[u8],
+    sub: Option<&str>,
+    opts: &PatchOptions,
+) -> Result<(Arc<Value>, bool, Vec<String>), ApiError> {
+    let patch = kind.parse_body(body).map_err(patch_error)?;
+    let mode = if sub == Some("status") {
+        UpdateMode::Status
+    } else {
+        UpdateMode::Main
+    };
+    loop {
+        let Some(old) = registry.store().get(&Registry::key(info, ns, name)) else {
+            if kind == PatchType::Apply && sub.is_none() {
+                check_apply_body(info, &patch)?;
+                let mut obj = patch.clone();
+                let body_name = meta_str(&obj, "name");
+                if !body_name.is_empty() && body_name != name {
+                    return Err(name_mismatch(body_name, name));
+                }
+                meta_mut(&mut obj).insert("name".into(), json!(name));
+                match registry
+                    .create_checked(info, ns, obj, &[], &opts.write)
+                    .await
+                {
+                    Ok((v, w)) => return Ok((v, true, w)),
+                    Err(e) if e.reason == "AlreadyExists" => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            return Err(ApiError::not_found(info, name));
+        };
+        let patched = apply_patch(info, kind, &old, &patch)?;
+        if !patched.is_object() {
+            return Err(ApiError::bad_request("the patch did not produce an object"));
+        }
+        let new_name = meta_str(&patched, "name");
+        if new_name != name {
+            return Err(name_mismatch(new_name, name));
+        }
+        let old_rv = meta_str(&old, "resourceVersion");
+        let new_rv = meta_str(&patched, "resourceVersion");
+        let pinned = !new_rv.is_empty() && new_rv != old_rv;
+        if pinned {
+            return Err(ApiError::conflict_modified(info, name));
+        }
+        match registry
+            .apply_update(info, ns, name, &old, patched, &opts.write, mode)
+            .await?
+        {
+            Some((v, w)) => return Ok((v, false, w)),
+            None => continue,
+        }
+    }
+}
+
+fn name_mismatch(body: &str, url: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "the name of the object ({body}) does not match the name on the URL ({url})"
+    ))
+}

@@ -1,0 +1,710 @@
+//! The object layer shared by the HTTP handlers and in-process controllers, shaped like
+//! upstream's generic registry store (`k8s.io/apiserver/pkg/registry/generic/registry`) with
+//! the per-kind strategies of `pkg/registry/...` folded into [`crate::strategy`]:
+//! system metadata on create (uid, creationTimestamp, generation, generateName), namespace
+//! lifecycle checks, status-subresource splitting, resourceVersion/uid preconditions,
+//! finalizers, graceful deletion and garbage-collection finalizers.
+//!
+//! Start at [`Registry::create`], [`Registry::update`] and [`Registry::delete`]. Every write
+//! ends in one attempt function ([`Registry::write_update`]) that either stores, deletes (an
+//! object whose last finalizer went away) or reports a retryable conflict.
+
+use std::sync::Arc;
+
+use api::registry::ResourceInfo;
+use api::status::{ApiError, FieldError};
+use serde_json::{Value, json};
+use store::{Key, Revision, Store, StoreError};
+
+use crate::meta::{self, meta_mut, meta_str};
+use crate::strategy;
+
+pub use api::object::FieldValidation;
+
+/// Options of a create or update.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// `fieldManager` (for managedFields); `None` = derived from the user agent upstream,
+    /// here a fixed default.
+    pub field_manager: Option<String>,
+    /// `fieldValidation`.
+    pub field_validation: FieldValidation,
+    /// `dryRun=All`: validate and default, store nothing.
+    pub dry_run: bool,
+}
+
+/// Options of a patch: the write options plus `force` (server-side apply).
+#[derive(Debug, Clone, Default)]
+pub struct PatchOptions {
+    /// Write options.
+    pub write: WriteOptions,
+    /// `force=true`: server-side apply takes ownership of conflicting fields.
+    pub force: bool,
+}
+
+/// `propagationPolicy` of a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Leave dependents (adds the `orphan` finalizer).
+    Orphan,
+    /// Delete the owner now, dependents afterwards (the garbage collector).
+    Background,
+    /// Delete dependents first (adds the `foregroundDeletion` finalizer).
+    Foreground,
+}
+
+impl Propagation {
+    /// Parses the wire form (`Orphan`, `Background`, `Foreground`).
+    pub fn parse(s: &str) -> Option<Propagation> {
+        match s {
+            "Orphan" => Some(Propagation::Orphan),
+            "Background" => Some(Propagation::Background),
+            "Foreground" => Some(Propagation::Foreground),
+            _ => None,
+        }
+    }
+}
+
+/// Options of a delete (`DeleteOptions`).
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// `gracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
+    /// `propagationPolicy` (or the legacy `orphanDependents`).
+    pub propagation_policy: Option<Propagation>,
+    /// `preconditions.uid`.
+    pub preconditions_uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub preconditions_resource_version: Option<String>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// The outcome of a delete.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// The object is gone; its last state.
+    Gone(Arc<Value>),
+    /// The object stays with a `deletionTimestamp` until finalizers or its grace period end.
+    Pending(Arc<Value>),
+}
+
+/// Which part of an object an update may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// The main resource: `status` is kept from the stored object for kinds with a status
+    /// subresource.
+    Main,
+    /// The `status` subresource: only `status` is taken from the new object.
+    Status,
+    /// The namespace `finalize` subresource: only `spec.finalizers` is taken.
+    Finalize,
+}
+
+/// Maps a store error to the Status upstream's storage layer would produce.
+pub(crate) fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found(info, name),
+        StoreError::AlreadyExists => ApiError::already_exists(info, name),
+        StoreError::Conflict { .. } => ApiError::conflict_modified(info, name),
+        StoreError::Gone { requested, oldest } => {
+            ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
+        }
+        StoreError::InvalidContinue(m) => {
+            ApiError::bad_request(format!("invalid continue token: {m}"))
+        }
+        StoreError::Closed => ApiError::service_unavailable("the server is shutting down"),
+        StoreError::Backend(m) => ApiError::internal(m),
+        StoreError::InvalidObject(m) => ApiError::bad_request(m),
+    }
+}
+
+/// Parses a `resourceVersion` string; `""` is `None`.
+pub(crate) fn parse_rv(rv: &str) -> Result<Option<Revision>, ApiError> {
+    if rv.is_empty() {
+        return Ok(None);
+    }
+    rv.parse::<Revision>()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
+fn rv_of(obj: &Value) -> Revision {
+    meta_str(obj, "resourceVersion").parse().unwrap_or(0)
+}
+
+/// Result of one update attempt.
+enum Attempt {
+    /// Stored (or deleted because the last finalizer went away).
+    Done(Arc<Value>),
+    /// The object changed underneath; re-read and retry.
+    Retry,
+}
+
+/// The object layer; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    store: Store,
+}
+
+impl Registry {
+    /// A registry over `store`.
+    pub fn new(store: Store) -> Registry {
+        Registry { store }
+    }
+
+    /// The store underneath (for watches and lists).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The store key of an object of `info`.
+    pub fn key(info: &ResourceInfo, namespace: &str, name: &str) -> Key {
+        Key::new(
+            info.store_resource(),
+            if info.namespaced { namespace } else { "" },
+            name,
+        )
+    }
+
+    /// The current object, or 404.
+    pub fn get(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.store
+            .get(&Self::key(info, namespace, name))
+            .ok_or_else(|| ApiError::not_found(info, name))
+    }
+
+    /// Checks that `namespace` exists (404 `namespaces "x" not found`) and, for creates, is
+    /// not terminating (403), like the NamespaceLifecycle admission plugin.
+    fn check_namespace(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        create: bool,
+    ) -> Result<(), ApiError> {
+        if !info.namespaced {
+            return Ok(());
+        }
+        let ns_info = strategy::namespaces();
+        let Some(ns) = self.store.get(&Key::new("namespaces", "", namespace)) else {
+            return Err(ApiError::not_found(ns_info, namespace));
+        };
+        let terminating =
+            ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating");
+        if create && terminating {
+            let msg = format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            );
+            let mut err = ApiError::forbidden(info, name, &msg);
+            if let Some(d) = err.details.as_mut() {
+                d.causes.push(api::status::StatusCause {
+                    reason: "NamespaceTerminating".into(),
+                    message: msg,
+                    field: "metadata.namespace".into(),
+                });
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Creates `obj` (POST): fills system metadata, checks the namespace, validates and
+    /// stores it. Returns the stored object (or, with `dry_run`, what would be stored).
+    pub async fn create(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.create_checked(info, namespace, obj, &[], opts)
+            .await
+            .map(|(v, _)| v)
+    }
+
+    /// [`Registry::create`] for a body parsed with duplicate-key detection; also returns the
+    /// decoding warnings (for `Warning` headers).
+    pub async fn create_checked(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        obj: Value,
+        duplicates: &[String],
+        opts: &WriteOptions,
+    ) -> Result<(Arc<Value>, Vec<String>), ApiError> {
+        let decoded =
+            api::object::decode_with_duplicates(info, obj, duplicates, opts.field_validation)?;
+        let obj = self.prepare_create(info, namespace, decoded.value, opts)?;
+        let name = meta_str(&obj, "name").to_string();
+        if opts.dry_run {
+            return Ok((Arc::new(obj), decoded.warnings));
+        }
+        let key = Self::key(info, namespace, &name);
+        let stored = self
+            .store
+            .create(key, obj)
+            .await
+            .map_err(|e| store_error(info, &name, e))?;
+        Ok((stored, decoded.warnings))
+    }
+
+    /// Everything a create does before storing.
+    fn prepare_create(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut obj = strategy::check_type(info, obj)?;
+        strategy::check_namespace_field(info, namespace, &mut obj)?;
+        if !meta_str(&obj, "resourceVersion").is_empty() {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        let m = meta_mut(&mut obj);
+        let name_empty = m
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty();
+        if name_empty {
+            match m
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|g| !g.is_empty())
+            {
+                Some(g) => {
+                    let n = meta::generate_name(g);
+                    m.insert("name".into(), json!(n));
+                }
+                None => {
+                    return Err(ApiError::invalid(
+                        info,
+                        "",
+                        vec![FieldError::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
+                    ));
+                }
+            }
+        }
+        let name = meta_str(&obj, "name").to_string();
+        self.check_namespace(info, namespace, &name, true)?;
+        let now = meta::now();
+        let m = meta_mut(&mut obj);
+        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("creationTimestamp".into(), json!(meta::rfc3339(now)));
+        m.remove("deletionTimestamp");
+        m.remove("deletionGracePeriodSeconds");
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+        strategy::prepare_for_create(info, &mut obj);
+        strategy::validate_create(info, &obj, opts)?;
+        strategy::record_managed_fields(info, None, &mut obj, opts, "Update", now);
+        Ok(obj)
+    }
+
+    /// Replaces an object (PUT on the main resource). `status` is kept from the stored
+    /// object for kinds with a status subresource. Creates the object for kinds that allow
+    /// create-on-update (services, endpoints, events, leases), 404 otherwise.
+    pub async fn update(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.update_checked(info, namespace, name, obj, &[], opts, UpdateMode::Main)
+            .await
+            .map(|(v, _, _)| v)
+    }
+
+    /// Replaces the status of an object (PUT on `/status`): only `status` is taken.
+    pub async fn update_status(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.update_checked(info, namespace, name, obj, &[], opts, UpdateMode::Status)
+            .await
+            .map(|(v, _, _)| v)
+    }
+
+    /// An update in `mode` of a body parsed with duplicate-key detection; returns the
+    /// object, whether it was created, and decoding warnings.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_checked(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        obj: Value,
+        duplicates: &[String],
+        opts: &WriteOptions,
+        mode: UpdateMode,
+    ) -> Result<(Arc<Value>, bool, Vec<String>), ApiError> {
+        let (obj, warnings) = if mode == UpdateMode::Finalize {
+            (strategy::check_type(info, obj)?, Vec::new())
+        } else {
+            let d =
+                api::object::decode_with_duplicates(info, obj, duplicates, opts.field_validation)?;
+            (d.value, d.warnings)
+        };
+        let body_name = meta_str(&obj, "name");
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let mut obj = obj;
+        strategy::check_namespace_field(info, namespace, &mut obj)?;
+        meta_mut(&mut obj).insert("name".into(), json!(name));
+        let explicit_rv = parse_rv(meta_str(&obj, "resourceVersion"))?;
+        loop {
+            let Some(old) = self.store.get(&Self::key(info, namespace, name)) else {
+                if mode == UpdateMode::Main && strategy::allow_create_on_update(info) {
+                    if explicit_rv.is_some() {
+                        return Err(ApiError::not_found(info, name));
+                    }
+                    meta_mut(&mut obj).remove("resourceVersion");
+                    return match self.create(info, namespace, obj.clone(), opts).await {
+                        Ok(v) => Ok((v, true, warnings)),
+                        // Lost a race with another create: update that one.
+                        Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
+                        Err(e) => Err(e),
+                    };
+                }
+                return Err(ApiError::not_found(info, name));
+            };
+            if let Some(rv) = explicit_rv
+                && rv != rv_of(&old)
+            {
+                return Err(ApiError::conflict_modified(info, name));
+            }
+            match self
+                .write_update(info, namespace, name, &old, obj.clone(), opts, mode)
+                .await?
+            {
+                Attempt::Done(v) => return Ok((v, false, warnings)),
+                Attempt::Retry if explicit_rv.is_none() => continue,
+                Attempt::Retry => return Err(ApiError::conflict_modified(info, name)),
+            }
+        }
+    }
+
+    /// One update attempt of `old` to `new` (whose resourceVersion precondition was
+    /// checked by the caller): merges per `mode`, keeps system metadata, bumps generation,
+    /// validates, skips no-op writes, deletes an object whose last finalizer went away.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_update(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        old: &Arc<Value>,
+        new: Value,
+        opts: &WriteOptions,
+        mode: UpdateMode,
+    ) -> Result<Attempt, ApiError> {
+        let mut new = match mode {
+            UpdateMode::Main => {
+                let mut new = new;
+                strategy::keep_status(info, old, &mut new);
+                new
+            }
+            UpdateMode::Status => {
+                let mut merged = Value::clone(old);
+                match new.get("status") {
+                    Some(s) => merged["status"] = s.clone(),
+                    None => {
+                        if let Some(o) = merged.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+                merged
+            }
+            UpdateMode::Finalize => {
+                let mut merged = Value::clone(old);
+                let fins = new
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or_else(|| json!([]));
+                merged["spec"]["finalizers"] = fins;
+                merged
+            }
+        };
+        let uid = meta_str(&new, "uid");
+        let old_uid = meta_str(old, "uid");
+        if !uid.is_empty() && uid != old_uid {
+            return Err(ApiError::conflict(
+                info,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"
+                ),
+            ));
+        }
+        // System fields always come from the stored object.
+        let old_meta = meta::meta(old).cloned().unwrap_or_default();
+        let m = meta_mut(&mut new);
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            match old_meta.get(f) {
+                Some(v) => m.insert(f.into(), v.clone()),
+                None => m.remove(f),
+            };
+        }
+        m.insert("name".into(), json!(name));
+        if info.namespaced {
+            m.insert("namespace".into(), json!(namespace));
+        }
+        m.remove("selfLink");
+        if !m.contains_key("managedFields")
+            && let Some(mf) = old_meta.get("managedFields")
+        {
+            m.insert("managedFields".into(), mf.clone());
+        }
+        m.insert(
+            "resourceVersion".into(),
+            old_meta
+                .get("resourceVersion")
+                .cloned()
+                .unwrap_or(json!("")),
+        );
+        // No new finalizers on an object being deleted (upstream ValidateObjectMetaUpdate).
+        if old_meta.contains_key("deletionTimestamp") {
+            let before = meta::finalizers(old);
+            let added: Vec<String> = meta::finalizers(&new)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            if !added.is_empty() {
+                let list = added
+                    .iter()
+                    .map(|f| format!("{f:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ApiError::invalid(
+                    info,
+                    name,
+                    vec![FieldError::forbidden(
+                        "metadata.finalizers",
+                        format!(
+                            "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
+                        ),
+                    )],
+                ));
+            }
+        }
+        strategy::prepare_for_update(info, old, &mut new, mode);
+        strategy::validate_update(info, &new, old, opts)?;
+        if strategy::unchanged(old, &new) {
+            return Ok(Attempt::Done(old.clone()));
+        }
+        strategy::record_managed_fields(info, Some(old), &mut new, opts, "Update", meta::now());
+        if opts.dry_run {
+            return Ok(Attempt::Done(Arc::new(new)));
+        }
+        let key = Self::key(info, namespace, name);
+        let expected = Some(rv_of(old));
+        let result = if strategy::should_delete_during_update(info, &new) {
+            self.store.delete(&key, expected).await
+        } else {
+            self.store.update(key, new, expected).await
+        };
+        match result {
+            Ok(v) => Ok(Attempt::Done(v)),
+            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => Ok(Attempt::Retry),
+            Err(e) => Err(store_error(info, name, e)),
+        }
+    }
+
+    /// One update attempt from `old` to `new` (e.g. a patched object); decodes `new` with
+    /// the options' field validation. `None`: the object changed meanwhile, re-read and retry.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn apply_update(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        old: &Arc<Value>,
+        new: Value,
+        opts: &WriteOptions,
+        mode: UpdateMode,
+    ) -> Result<Option<(Arc<Value>, Vec<String>)>, ApiError> {
+        let d = api::object::decode(info, new, opts.field_validation)?;
+        match self
+            .write_update(info, namespace, name, old, d.value, opts, mode)
+            .await?
+        {
+            Attempt::Done(v) => Ok(Some((v, d.warnings))),
+            Attempt::Retry => Ok(None),
+        }
+    }
+
+    /// Read-modify-write with retry on conflict, for controllers: `f` edits a copy of the
+    /// current object and returns `Ok(false)` to skip the write (the current object is then
+    /// returned). `subresource_status` writes through the status subresource.
+    pub async fn update_with<F>(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        subresource_status: bool,
+        mut f: F,
+    ) -> Result<Arc<Value>, ApiError>
+    where
+        F: FnMut(&mut Value) -> Result<bool, ApiError> + Send,
+    {
+        let mode = if subresource_status {
+            UpdateMode::Status
+        } else {
+            UpdateMode::Main
+        };
+        self.update_with_mode(
+            info,
+            namespace,
+            name,
+            mode,
+            &WriteOptions::default(),
+            &mut f,
+        )
+        .await
+    }
+
+    /// [`Registry::update_with`] for any [`UpdateMode`] and options.
+    pub async fn update_with_mode(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        mode: UpdateMode,
+        opts: &WriteOptions,
+        f: &mut (dyn FnMut(&mut Value) -> Result<bool, ApiError> + Send),
+    ) -> Result<Arc<Value>, ApiError> {
+        loop {
+            let old = self.get(info, namespace, name)?;
+            let mut new = Value::clone(&old);
+            if !f(&mut new)? {
+                return Ok(old);
+            }
+            let new = api::object::decode(info, new, FieldValidation::Ignore)?.value;
+            match self
+                .write_update(info, namespace, name, &old, new, opts, mode)
+                .await?
+            {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Retry => continue,
+            }
+        }
+    }
+
+    /// Deletes an object, honouring preconditions, grace periods (pods bound to a node),
+    /// finalizers and the propagation policy (upstream `Store.Delete`).
+    pub async fn delete(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
+        loop {
+            let old = self.get(info, namespace, name)?;
+            if let Some(uid) = opts.preconditions_uid.as_deref() {
+                let actual = meta_str(&old, "uid");
+                if uid != actual {
+                    return Err(ApiError::conflict(
+                        info,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                        ),
+                    ));
+                }
+            }
+            if let Some(rv) = opts.preconditions_resource_version.as_deref() {
+                let actual = meta_str(&old, "resourceVersion");
+                if rv != actual {
+                    return Err(ApiError::conflict(
+                        info,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                        ),
+                    ));
+                }
+            }
+            let key = Self::key(info, namespace, name);
+            let mut new = Value::clone(&old);
+            let now = meta::now();
+            let graceful = strategy::graceful_delete(info, &old, &mut new, opts, now);
+            let fin_changed = strategy::gc_finalizers(&mut new, opts.propagation_policy);
+            let pending_finalizers = !meta::finalizers(&old).is_empty();
+            let ns_pending = strategy::namespace_delete(info, &mut new, now);
+            if !(graceful || fin_changed || pending_finalizers || ns_pending) {
+                // Immediate deletion.
+                if opts.dry_run {
+                    return Ok(Deleted::Gone(old));
+                }
+                return match self.store.delete(&key, Some(rv_of(&old))).await {
+                    Ok(v) => Ok(Deleted::Gone(v)),
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => Err(store_error(info, name, e)),
+                };
+            }
+            // Mark for deletion: deletionTimestamp (kept if already set), finalizers.
+            let m = meta_mut(&mut new);
+            if !m.contains_key("deletionTimestamp") {
+                m.insert("deletionTimestamp".into(), json!(meta::rfc3339(now)));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                if info.kind != "Namespace" && meta::generation(&old) > 0 {
+                    m.insert("generation".into(), json!(meta::generation(&old) + 1));
+                }
+            }
+            let immediate = !graceful
+                && meta::finalizers(&new).is_empty()
+                && strategy::should_delete_during_update(info, &new);
+            if opts.dry_run {
+                return Ok(if immediate {
+                    Deleted::Gone(old)
+                } else {
+                    Deleted::Pending(Arc::new(new))
+                });
+            }
+            if immediate {
+                return match self.store.delete(&key, Some(rv_of(&old))).await {
+                    Ok(v) => Ok(Deleted::Gone(v)),
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => Err(store_error(info, name, e)),
+                };
+            }
+            if strategy::unchanged(&old, &new) {
+                return Ok(Deleted::Pending(old));
+            }
+            match self.store.update(key, new, Some(rv_of(&old))).await {
+                Ok(v) => return Ok(Deleted::Pending(v)),
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(store_error(info, name, e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,872 @@
+//! Resource endpoints: path resolution under `/api/v1` and `/apis/{group}/{version}`, and
+//! the verbs get, list, watch, create, update, patch, delete and deletecollection on the main
+//! resource and its `status`, `scale`, `finalize` and `binding` subresources. Bodies are
+//! read with the 3 MiB limit; output is JSON or a `Table` as the `Accept` header asks.
+
+use std::sync::Arc;
+
+use api::registry::ResourceInfo;
+use api::status::{ApiError, FieldError};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+use store::ListOptions;
+
+use crate::http::{
+    AppState, MAX_BODY, bytes_response, error_response, json_response, not_found_path,
+};
+use crate::meta::{self, meta_str};
+use crate::params::{self, Output, Query};
+use crate::patch::FromHeaders;
+use crate::registry::{
+    Deleted, FieldValidation, PatchOptions, Registry, UpdateMode, WriteOptions, store_error,
+};
+use crate::select::Selector;
+use crate::{patch, watch};
+
+/// What a path names.
+#[derive(Debug)]
+enum Target<'a> {
+    /// A collection, in one namespace or (`None`) across all.
+    Collection {
+        info: &'static ResourceInfo,
+        ns: Option<&'a str>,
+    },
+    /// One object, or one of its subresources.
+    Item {
+        info: &'static ResourceInfo,
+        ns: &'a str,
+        name: &'a str,
+        sub: Option<&'a str>,
+    },
+}
+
+fn resolve<'a>(group: &str, version: &str, rest: &[&'a str]) -> Option<Target<'a>> {
+    if rest.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    if rest.len() >= 3
+        && rest[0] == "namespaces"
+        && let Some(info) = api::registry::lookup(group, version, rest[2]).filter(|i| i.namespaced)
+    {
+        let ns = rest[1];
+        return match &rest[3..] {
+            [] => Some(Target::Collection { info, ns: Some(ns) }),
+            [name] => Some(Target::Item {
+                info,
+                ns,
+                name,
+                sub: None,
+            }),
+            [name, sub] => Some(Target::Item {
+                info,
+                ns,
+                name,
+                sub: Some(sub),
+            }),
+            _ => None,
+        };
+    }
+    let info = api::registry::lookup(group, version, rest.first()?)?;
+    match (&rest[1..], info.namespaced) {
+        ([], _) => Some(Target::Collection { info, ns: None }),
+        ([name], false) => Some(Target::Item {
+            info,
+            ns: "",
+            name,
+            sub: None,
+        }),
+        ([name, sub], false) => Some(Target::Item {
+            info,
+            ns: "",
+            name,
+            sub: Some(sub),
+        }),
+        _ => None,
+    }
+}
+
+/// Handles a request under a group-version; `rest` are the path segments after it.
+pub async fn handle(
+    st: &AppState,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    req: Request,
+    q: &Query,
+) -> Response {
+    let Some(target) = resolve(group, version, rest) else {
+        return error_response(&not_found_path());
+    };
+    match handle_target(st, target, req, q).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn accept(headers: &HeaderMap) -> Result<Output, ApiError> {
+    let a = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    params::negotiate(a).ok_or_else(|| {
+        ApiError::not_acceptable(&[
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+        ])
+    })
+}
+
+async fn handle_target(
+    st: &AppState,
+    target: Target<'_>,
+    req: Request,
+    q: &Query,
+) -> Result<Response, ApiError> {
+    let method = req.method().clone();
+    match target {
+        Target::Collection { info, ns } => match method {
+            Method::GET | Method::HEAD => {
+                let output = accept(req.headers())?;
+                if q.bool("watch")? {
+                    watch::serve(st, info, ns, q, output).await
+                } else {
+                    list(st, info, ns, q, output)
+                }
+            }
+            Method::POST => {
+                let Some(ns) = ns.or((!info.namespaced).then_some("")) else {
+                    return Err(ApiError::method_not_allowed(info, "create"));
+                };
+                let (headers, body) = read_body(req).await?;
+                create(st, info, ns, q, &headers, &body).await
+            }
+            Method::DELETE => {
+                let Some(ns) = ns.or((!info.namespaced).then_some("")) else {
+                    return Err(ApiError::method_not_allowed(info, "deletecollection"));
+                };
+                let (_, body) = read_body(req).await?;
+                delete_collection(st, info, ns, q, &body).await
+            }
+            _ => Err(ApiError::method_not_allowed(info, method.as_str())),
+        },
+        Target::Item {
+            info,
+            ns,
+            name,
+            sub: None,
+        } => match method {
+            Method::GET | Method::HEAD => get(st, info, ns, name, q, accept(req.headers())?),
+            Method::PUT => {
+                let (headers, body) = read_body(req).await?;
+                update(st, info, ns, name, UpdateMode::Main, q, &headers, &body).await
+            }
+            Method::PATCH => {
+                let (headers, body) = read_body(req).await?;
+                patch_item(st, info, ns, name, None, q, &headers, &body).await
+            }
+            Method::DELETE => {
+                let (_, body) = read_body(req).await?;
+                delete(st, info, ns, name, q, &body).await
+            }
+            _ => Err(ApiError::method_not_allowed(info, method.as_str())),
+        },
+        Target::Item {
+            info,
+            ns,
+            name,
+            sub: Some(sub),
+        } => {
+            let Some(s) = info
+                .subresource(sub)
+                .filter(|_| sub != "finalize")
+                .or_else(|| (info.kind == "Namespace" && sub == "finalize").then_some(&FINALIZE))
+            else {
+                return Err(not_found_path());
+            };
+            match (s.name, method) {
+                ("status", Method::GET) => get(st, info, ns, name, q, accept(req.headers())?),
+                ("status", Method::PUT) => {
+                    let (headers, body) = read_body(req).await?;
+                    update(st, info, ns, name, UpdateMode::Status, q, &headers, &body).await
+                }
+                ("status", Method::PATCH) => {
+                    let (headers, body) = read_body(req).await?;
+                    patch_item(st, info, ns, name, Some("status"), q, &headers, &body).await
+                }
+                ("finalize", Method::PUT) => {
+                    let (headers, body) = read_body(req).await?;
+                    update(st, info, ns, name, UpdateMode::Finalize, q, &headers, &body).await
+                }
+                ("scale", Method::GET) => {
+                    let obj = st.registry.get(info, ns, name)?;
+                    Ok(json_response(StatusCode::OK, &crate::scale::to_scale(&obj)))
+                }
+                ("scale", Method::PUT) => {
+                    let (_, body) = read_body(req).await?;
+                    let scale = parse_body(&HeaderMap::new(), &body)?.0;
+                    let opts = write_options(q)?;
+                    let out =
+                        crate::scale::update(&st.registry, info, ns, name, scale, &opts).await?;
+                    Ok(json_response(StatusCode::OK, &out))
+                }
+                ("scale", Method::PATCH) => {
+                    let (headers, body) = read_body(req).await?;
+                    let pt = patch::PatchKind::from_headers(&headers)?;
+                    let opts = write_options(q)?;
+                    let out =
+                        crate::scale::patch(&st.registry, info, ns, name, pt, &body, &opts).await?;
+                    Ok(json_response(StatusCode::OK, &out))
+                }
+                ("binding", Method::POST) => {
+                    let (headers, body) = read_body(req).await?;
+                    let binding = parse_body(&headers, &body)?.0;
+                    bind(st, info, ns, name, binding, q).await
+                }
+                (_, m) => Err(ApiError::method_not_allowed(info, m.as_str())),
+            }
+        }
+    }
+}
+
+/// The namespace `finalize` subresource (not advertised in discovery, as upstream).
+static FINALIZE: api::registry::Subresource = api::registry::Subresource {
+    name: "finalize",
+    kind: "Namespace",
+    group: "",
+    version: "v1",
+    verbs: &["update"],
+};
+
+/// Reads a request body, refusing more than [`MAX_BODY`] bytes with 413.
+async fn read_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    let too_large = || ApiError::request_entity_too_large(&format!("limit is {MAX_BODY}"));
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > MAX_BODY as u64
+    {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = src {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            src = s.source();
+        }
+        ApiError::bad_request(format!("reading request body: {e}"))
+    })?;
+    Ok((parts.headers, bytes))
+}
+
+/// The media type of a request (`application/json` when absent).
+pub fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "application/json".to_string())
+}
+
+/// Parses a JSON (or YAML) body into a value and its duplicate-key paths.
+pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
+    let ct = content_type(headers);
+    match ct.as_str() {
+        "application/json" | "*/*" => api::object::parse_json(body),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            parse_yaml(body).map(|v| (v, Vec::new()))
+        }
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+/// Parses a YAML document (JSON is YAML too).
+pub fn parse_yaml(body: &[u8]) -> Result<Value, ApiError> {
+    if let Ok((v, _)) = api::object::parse_json(body) {
+        return Ok(v);
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("yaml: body is not valid UTF-8"))?;
+    serde_saphyr::from_str::<Value>(text)
+        .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
+}
+
+/// `fieldManager`, `fieldValidation`, `dryRun`.
+pub fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
+    let field_manager = q
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .map(str::to_string);
+    if let Some(m) = &field_manager
+        && (m.len() > 128 || m.chars().any(|c| c.is_control()))
+    {
+        return Err(ApiError::invalid_kind(
+            "meta.k8s.io",
+            "CreateOptions",
+            "",
+            vec![FieldError::too_long("fieldManager", 128)],
+        ));
+    }
+    Ok(WriteOptions {
+        field_manager,
+        field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
+        dry_run: q.dry_run()?,
+    })
+}
+
+/// Adds `Warning: 299 - "…"` headers.
+pub fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - {}", api::status::go_quote(w));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            r.headers_mut().append(header::WARNING, v);
+        }
+    }
+    r
+}
+
+fn object_response(code: StatusCode, obj: &Value) -> Response {
+    json_response(code, obj)
+}
+
+/// `includeObject` of a Table request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Include {
+    /// No `object` in rows.
+    None,
+    /// `PartialObjectMetadata` (the default).
+    Metadata,
+    /// The full object.
+    Object,
+}
+
+/// Parses `includeObject`.
+pub fn include(q: &Query) -> Result<Include, ApiError> {
+    match q.get("includeObject").unwrap_or("") {
+        "" | "Metadata" => Ok(Include::Metadata),
+        "None" => Ok(Include::None),
+        "Object" => Ok(Include::Object),
+        other => Err(ApiError::bad_request(format!(
+            "includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\""
+        ))),
+    }
+}
+
+/// One Table row for `obj`.
+pub fn table_row(
+    info: &ResourceInfo,
+    obj: &Value,
+    table_version: &str,
+    inc: Include,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Value {
+    let mut row = json!({"cells": crate::table::row_cells(info, obj, now)});
+    match inc {
+        Include::None => {}
+        Include::Metadata => {
+            row["object"] = json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": format!("meta.k8s.io/{table_version}"),
+                "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+            });
+        }
+        Include::Object => row["object"] = obj.clone(),
+    }
+    row
+}
+
+/// A Table of `objs`.
+pub fn table(
+    info: &ResourceInfo,
+    objs: &[Arc<Value>],
+    table_version: &str,
+    inc: Include,
+    list_meta: Value,
+) -> Value {
+    let now = meta::now();
+    json!({
+        "kind": "Table",
+        "apiVersion": format!("meta.k8s.io/{table_version}"),
+        "metadata": list_meta,
+        "columnDefinitions": crate::table::column_definitions(info),
+        "rows": objs.iter().map(|o| table_row(info, o, table_version, inc, now)).collect::<Vec<_>>(),
+    })
+}
+
+/// The content type of a Table response.
+pub fn table_content_type(v: &str) -> &'static str {
+    if v == "v1beta1" {
+        "application/json;as=Table;v=v1beta1;g=meta.k8s.io"
+    } else {
+        "application/json;as=Table;v=v1;g=meta.k8s.io"
+    }
+}
+
+fn get(
+    st: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    q: &Query,
+    output: Output,
+) -> Result<Response, ApiError> {
+    let obj = st.registry.get(info, ns, name)?;
+    match output {
+        Output::Json => Ok(object_response(StatusCode::OK, &obj)),
+        Output::Table(v) => {
+            let rv = meta_str(&obj, "resourceVersion").to_string();
+            let t = table(info, &[obj], v, include(q)?, json!({"resourceVersion": rv}));
+            Ok(bytes_response(
+                StatusCode::OK,
+                table_content_type(v),
+                serde_json::to_vec(&t).unwrap_or_default(),
+            ))
+        }
+    }
+}
+
+/// One list page after selectors.
+pub struct Page {
+    /// Matching items.
+    pub items: Vec<Arc<Value>>,
+    /// The list's revision.
+    pub revision: u64,
+    /// Continue token.
+    pub continue_token: Option<String>,
+    /// Items after this page (only without selectors, as upstream).
+    pub remaining: Option<u64>,
+}
+
+/// Lists `info` objects (one namespace or all) through `sel`, honouring `limit`/`continue`.
+pub fn list_page(
+    registry: &Registry,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    sel: &Selector,
+    limit: Option<usize>,
+    cont: Option<&str>,
+) -> Result<Page, ApiError> {
+    let resource = info.store_resource();
+    let ns = if info.namespaced { ns } else { None };
+    let mut items = Vec::new();
+    let mut token = cont.map(str::to_string);
+    loop {
+        let need = limit.map(|l| l - items.len());
+        let page = registry
+            .store()
+            .list(
+                &resource,
+                ns,
+                &ListOptions {
+                    limit: need,
+                    continue_token: token.take(),
+                },
+            )
+            .map_err(|e| match e {
+                store::StoreError::Gone { .. } => ApiError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                ),
+                other => store_error(info, "", other),
+            })?;
+        let sel_empty = sel.is_empty();
+        items.extend(
+            page.items
+                .into_iter()
+                .filter(|o| sel_empty || sel.matches(o)),
+        );
+        let done =
+            page.continue_token.is_none() || limit.is_some_and(|l| items.len() >= l) || sel_empty;
+        if done {
+            return Ok(Page {
+                items,
+                revision: page.revision,
+                remaining: if sel_empty { page.remaining } else { None },
+                continue_token: page.continue_token,
+            });
+        }
+        token = page.continue_token;
+    }
+}
+
+fn list(
+    st: &AppState,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    q: &Query,
+    output: Output,
+) -> Result<Response, ApiError> {
+    let sel = Selector::parse(info, q.get("labelSelector"), q.get("fieldSelector"))?;
+    let rv = q.get("resourceVersion").unwrap_or("");
+    let cont = q.get("continue").filter(|c| !c.is_empty());
+    if cont.is_some() && !rv.is_empty() {
+        return Err(ApiError::bad_request(
+            "specifying resource version is not allowed when using continue",
+        ));
+    }
+    crate::registry::parse_rv(rv)?;
+    let limit = q
+        .int("limit")?
+        .filter(|l| *l > 0 && rv != "0")
+        .map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+    let page = list_page(&st.registry, info, ns, &sel, limit, cont)?;
+    let mut list_meta = serde_json::Map::new();
+    list_meta.insert("resourceVersion".into(), json!(page.revision.to_string()));
+    if let Some(c) = &page.continue_token {
+        list_meta.insert("continue".into(), json!(c));
+    }
+    if let Some(r) = page.remaining {
+        list_meta.insert("remainingItemCount".into(), json!(r));
+    }
+    match output {
+        Output::Table(v) => {
+            let t = table(info, &page.items, v, include(q)?, Value::Object(list_meta));
+            Ok(bytes_response(
+                StatusCode::OK,
+                table_content_type(v),
+                serde_json::to_vec(&t).unwrap_or_default(),
+            ))
+        }
+        Output::Json => {
+            // Written by hand: no copy of the items into a new tree.
+            let mut out = Vec::with_capacity(256 + page.items.len() * 1024);
+            out.extend_from_slice(b"{\"kind\":");
+            serde_json::to_writer(&mut out, info.list_kind).map_err(ApiError::internal)?;
+            out.extend_from_slice(b",\"apiVersion\":");
+            serde_json::to_writer(&mut out, &info.api_version()).map_err(ApiError::internal)?;
+            out.extend_from_slice(b",\"metadata\":");
+            serde_json::to_writer(&mut out, &list_meta).map_err(ApiError::internal)?;
+            out.extend_from_slice(b",\"items\":[");
+            for (i, item) in page.items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, item.as_ref()).map_err(ApiError::internal)?;
+            }
+            out.extend_from_slice(b"]}");
+            Ok(bytes_response(StatusCode::OK, "application/json", out))
+        }
+    }
+}
+
+async fn create(
+    st: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let (obj, dups) = parse_body(headers, body)?;
+    let opts = write_options(q)?;
+    let (created, warnings) = st
+        .registry
+        .create_checked(info, ns, obj, &dups, &opts)
+        .await?;
+    Ok(with_warnings(
+        object_response(StatusCode::CREATED, &created),
+        &warnings,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update(
+    st: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    mode: UpdateMode,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let (obj, dups) = parse_body(headers, body)?;
+    let opts = write_options(q)?;
+    let (out, created, warnings) = st
+        .registry
+        .update_checked(info, ns, name, obj, &dups, &opts, mode)
+        .await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(with_warnings(object_response(code, &out), &warnings))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn patch_item(
+    st: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let kind = patch::PatchKind::from_headers(headers)?;
+    let mut write = write_options(q)?;
+    if kind == patch::PatchKind::Apply && write.field_manager.is_none() {
+        return Err(ApiError::invalid_kind(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            vec![FieldError::required(
+                "fieldManager",
+                "is required for apply patch",
+            )],
+        ));
+    }
+    if write.field_manager.is_none() {
+        write.field_manager = Some(default_manager(headers));
+    }
+    let opts = PatchOptions {
+        write,
+        force: q.bool("force")?,
+    };
+    let (out, created, warnings) =
+        patch::patch(&st.registry, info, ns, name, kind, body, sub, &opts).await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(with_warnings(object_response(code, &out), &warnings))
+}
+
+/// Upstream derives a missing field manager from the user agent's program name.
+fn default_manager(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .chars()
+        .take(128)
+        .collect()
+}
+
+/// Kinds whose DELETE answers with the object rather than a `Status` (upstream
+/// `ReturnDeletedObject`).
+fn returns_deleted_object(info: &ResourceInfo) -> bool {
+    matches!(info.kind, "Pod" | "Service" | "Namespace")
+}
+
+async fn delete(
+    st: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    q: &Query,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let opts = params::delete_options(q, body)?;
+    match st.registry.delete(info, ns, name, &opts).await? {
+        Deleted::Gone(obj) => {
+            if returns_deleted_object(info) {
+                Ok(object_response(StatusCode::OK, &obj))
+            } else {
+                let mut details = api::status::object_details(info, name);
+                details.causes.clear();
+                let mut v = api::status::success_status(Some(&details));
+                let uid = meta_str(&obj, "uid");
+                if !uid.is_empty() {
+                    v["details"]["uid"] = json!(uid);
+                }
+                Ok(json_response(StatusCode::OK, &v))
+            }
+        }
+        Deleted::Pending(obj) => {
+            let graceful = opts.grace_period_seconds.is_some_and(|g| g > 0);
+            let code = if graceful {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            Ok(object_response(code, &obj))
+        }
+    }
+}
+
+async fn delete_collection(
+    st: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    q: &Query,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let opts = params::delete_options(q, body)?;
+    let sel = Selector::parse(info, q.get("labelSelector"), q.get("fieldSelector"))?;
+    let page = list_page(&st.registry, info, Some(ns), &sel, None, None)?;
+    let mut deleted = Vec::new();
+    for item in &page.items {
+        let name = meta_str(item, "name");
+        let item_ns = meta_str(item, "namespace");
+        match st.registry.delete(info, item_ns, name, &opts).await {
+            Ok(Deleted::Gone(o)) | Ok(Deleted::Pending(o)) => deleted.push(o),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let list = json!({
+        "kind": info.list_kind,
+        "apiVersion": info.api_version(),
+        "metadata": {"resourceVersion": st.registry.store().revision().to_string()},
+        "items": deleted.iter().map(|o| Value::clone(o)).collect::<Vec<_>>(),
+    });
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+/// `POST pods/{name}/binding`: assigns the pod to a node (upstream `BindingREST`).
+async fn bind(
+    st: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    binding: Value,
+    q: &Query,
+) -> Result<Response, ApiError> {
+    let opts = write_options(q)?;
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if node.is_empty() {
+        return Err(ApiError::invalid_kind(
+            "",
+            "Binding",
+            name,
+            vec![FieldError::required("target.name", "")],
+        ));
+    }
+    let annotations = binding.pointer("/metadata/annotations").cloned();
+    let mut conflict = None;
+    st.registry
+        .update_with_mode(info, ns, name, UpdateMode::Main, &opts, &mut |pod| {
+            let current = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if meta::meta(pod).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+                conflict = Some(format!(
+                    "pod {name} is being deleted, cannot be assigned to a host"
+                ));
+                return Ok(false);
+            }
+            if !current.is_empty() {
+                conflict = Some(format!(
+                    "pod {name} is already assigned to node {current:?}"
+                ));
+                return Ok(false);
+            }
+            pod["spec"]["nodeName"] = json!(node);
+            if let Some(Value::Object(a)) = &annotations {
+                let m = meta::meta_mut(pod);
+                let dst = m.entry("annotations").or_insert_with(|| json!({}));
+                for (k, v) in a {
+                    dst[k] = v.clone();
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+    if let Some(msg) = conflict {
+        return Err(ApiError::conflict(info, name, &msg));
+    }
+    // PodScheduled=True, as upstream's binding sets it.
+    st.registry
+        .update_with_mode(info, ns, name, UpdateMode::Status, &opts, &mut |pod| {
+            let now = meta::rfc3339(meta::now());
+            let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            let mut conds: Vec<Value> = conds
+                .into_iter()
+                .filter(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"))
+                .collect();
+            conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+            pod["status"]["conditions"] = Value::Array(conds);
+            Ok(true)
+        })
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &api::status::success_status(None),
+    ))
+}
+
+/// A streaming response body from a byte stream.
+pub fn stream_body<S>(s: S) -> Body
+where
+    S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    Body::from_stream(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert!(matches!(
+            resolve("", "v1", &["namespaces", "d", "pods"]),
+            Some(Target::Collection { ns: Some("d"), .. })
+        ));
+        assert!(matches!(
+            resolve("", "v1", &["namespaces", "d", "pods", "p", "status"]),
+            Some(Target::Item {
+                ns: "d",
+                name: "p",
+                sub: Some("status"),
+                ..
+            })
+        ));
+        assert!(matches!(
+            resolve("", "v1", &["namespaces", "d", "status"]),
+            Some(Target::Item {
+                name: "d",
+                sub: Some("status"),
+                ..
+            })
+        ));
+        assert!(matches!(
+            resolve("", "v1", &["namespaces", "d"]),
+            Some(Target::Item {
+                name: "d",
+                sub: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            resolve("", "v1", &["pods"]),
+            Some(Target::Collection { ns: None, .. })
+        ));
+        assert!(resolve("", "v1", &["pods", "x"]).is_none());
+        assert!(resolve("", "v1", &["nodes", "x", "status"]).is_some());
+        assert!(
+            resolve(
+                "apps",
+                "v1",
+                &["namespaces", "d", "deployments", "x", "scale"]
+            )
+            .is_some()
+        );
+        assert!(resolve("", "v1", &["nope"]).is_none());
+        assert!(resolve("", "v1", &["namespaces", "", "pods"]).is_none());
+    }
+}

@@ -1,0 +1,571 @@
+//! Per-kind rules of the generic registry, after upstream's `pkg/registry/<group>/<kind>/
+//! strategy.go` files: what a create resets (status), when `metadata.generation` moves,
+//! which kinds allow create-on-update, how a pod's grace period is chosen, which
+//! finalizers a propagation policy sets, and when an update turns into a delete.
+
+use api::registry::ResourceInfo;
+use api::status::ApiError;
+use serde_json::{Map, Value, json};
+
+use crate::meta::{self, meta_mut, meta_str};
+use crate::registry::{DeleteOptions, Propagation, UpdateMode, WriteOptions};
+
+/// The `namespaces` resource.
+pub fn namespaces() -> &'static ResourceInfo {
+    api::registry::lookup("", "v1", "namespaces").unwrap_or(&api::registry::resources()[0])
+}
+
+/// Checks the body is an object of `info`'s kind and fills `apiVersion`/`kind` when absent.
+pub fn check_type(info: &ResourceInfo, obj: Value) -> Result<Value, ApiError> {
+    let Value::Object(mut map) = obj else {
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {})",
+            info.kind
+        )));
+    };
+    let want = info.api_version();
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), json!(want));
+        }
+        Some(av) if av != want => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({want})"
+            )));
+        }
+        Some(_) => {}
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), json!(info.kind));
+        }
+        Some(k) if k != info.kind => {
+            return Err(ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): kind {k:?} is not {:?}",
+                info.kind, info.kind
+            )));
+        }
+        Some(_) => {}
+    }
+    if let Some(m) = map.get("metadata")
+        && !m.is_object()
+        && !m.is_null()
+    {
+        return Err(ApiError::bad_request(
+            "metadata: expected an object".to_string(),
+        ));
+    }
+    Ok(Value::Object(map))
+}
+
+/// Fills or checks `metadata.namespace` against the URL's namespace (upstream
+/// `rest.EnsureObjectNamespaceMatchesRequestNamespace`).
+pub fn check_namespace_field(
+    info: &ResourceInfo,
+    namespace: &str,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let m = meta_mut(obj);
+    let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
+    if info.namespaced {
+        if !body_ns.is_empty() && body_ns != namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        m.insert("namespace".into(), json!(namespace));
+    } else {
+        if !body_ns.is_empty() {
+            return Err(ApiError::bad_request(
+                "not allowed to set metadata.namespace on a cluster-scoped resource".to_string(),
+            ));
+        }
+        m.remove("namespace");
+    }
+    Ok(())
+}
+
+/// Whether `metadata.generation` is maintained for this kind.
+fn uses_generation(info: &ResourceInfo) -> bool {
+    matches!(info.kind, "Deployment" | "ReplicaSet" | "EndpointSlice")
+}
+
+/// Whether the kind has a `status` subresource (so the main resource ignores status).
+pub fn has_status(info: &ResourceInfo) -> bool {
+    info.subresource("status").is_some()
+}
+
+/// Upstream `PrepareForCreate` of each strategy.
+pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
+    if uses_generation(info) {
+        meta_mut(obj).insert("generation".into(), json!(1));
+    } else {
+        meta_mut(obj).remove("generation");
+    }
+    match info.kind {
+        "Deployment" | "ReplicaSet" => {
+            obj["status"] = json!({});
+        }
+        "Service" => {
+            obj["status"] = json!({"loadBalancer": {}});
+        }
+        "Pod" => {
+            let qos = pod_qos_class(obj);
+            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+        }
+        "Namespace" => {
+            obj["status"] = json!({"phase": "Active"});
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            namespace_name_label(obj);
+        }
+        _ => {}
+    }
+}
+
+/// Namespaces always carry `kubernetes.io/metadata.name=<name>` (upstream strategy).
+fn namespace_name_label(obj: &mut Value) {
+    let name = meta_str(obj, "name").to_string();
+    let m = meta_mut(obj);
+    let labels = m.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    labels["kubernetes.io/metadata.name"] = json!(name);
+}
+
+/// The pod's QoS class (upstream `qos.GetPodQOS`), from requests and limits of all
+/// containers and init containers.
+pub fn pod_qos_class(pod: &Value) -> &'static str {
+    let mut any = false;
+    let mut guaranteed = true;
+    let containers = ["containers", "initContainers"].into_iter().flat_map(|f| {
+        pod.pointer(&format!("/spec/{f}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    });
+    for c in containers {
+        let res = |k: &str| {
+            c.pointer(&format!("/resources/{k}"))
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let limits = res("limits");
+        let mut requests = res("requests");
+        // Requests default to limits.
+        for (k, v) in &limits {
+            requests.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let relevant = |m: &Map<String, Value>| {
+            m.iter()
+                .filter(|(k, v)| {
+                    (k.as_str() == "cpu" || k.as_str() == "memory") && !quantity_is_zero(v)
+                })
+                .count()
+        };
+        if relevant(&limits) > 0 || relevant(&requests) > 0 {
+            any = true;
+        }
+        for r in ["cpu", "memory"] {
+            match (limits.get(r), requests.get(r)) {
+                (Some(l), Some(q)) if l == q => {}
+                _ => guaranteed = false,
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+fn quantity_is_zero(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s
+            .trim_start_matches('0')
+            .trim_start_matches('.')
+            .trim_start_matches('0')
+            .is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
+    }
+}
+
+/// Upstream `AllowCreateOnUpdate`.
+pub fn allow_create_on_update(info: &ResourceInfo) -> bool {
+    matches!(info.kind, "Service" | "Endpoints" | "Event" | "Lease")
+}
+
+/// For kinds with a status subresource, the main resource keeps the stored status.
+pub fn keep_status(info: &ResourceInfo, old: &Value, new: &mut Value) {
+    if !has_status(info) {
+        return;
+    }
+    let Some(obj) = new.as_object_mut() else {
+        return;
+    };
+    match old.get("status") {
+        Some(s) => {
+            obj.insert("status".into(), s.clone());
+        }
+        None => {
+            obj.remove("status");
+        }
+    }
+}
+
+/// Upstream `PrepareForUpdate`: generation bumps and fields the main resource may not
+/// change.
+pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mode: UpdateMode) {
+    match info.kind {
+        "Namespace" => {
+            if mode == UpdateMode::Main || mode == UpdateMode::Status {
+                // spec.finalizers only change through /finalize.
+                match old.get("spec") {
+                    Some(s) => new["spec"] = s.clone(),
+                    None => {
+                        if let Some(o) = new.as_object_mut() {
+                            o.remove("spec");
+                        }
+                    }
+                }
+            }
+            namespace_name_label(new);
+        }
+        "Deployment"
+            if mode == UpdateMode::Main
+                && (old.get("spec") != new.get("spec")
+                    || meta::meta(old).and_then(|m| m.get("annotations"))
+                        != meta::meta(new).and_then(|m| m.get("annotations"))) =>
+        {
+            bump_generation(old, new);
+        }
+        "ReplicaSet" if mode == UpdateMode::Main && old.get("spec") != new.get("spec") => {
+            bump_generation(old, new);
+        }
+        "EndpointSlice" => {
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("metadata");
+                }
+                v
+            };
+            if strip(old) != strip(new) {
+                bump_generation(old, new);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn bump_generation(old: &Value, new: &mut Value) {
+    meta_mut(new).insert("generation".into(), json!(meta::generation(old) + 1));
+}
+
+/// Create-time validation (field-level validation lives in the `api` crate).
+pub fn validate_create(
+    info: &ResourceInfo,
+    obj: &Value,
+    opts: &WriteOptions,
+) -> Result<(), ApiError> {
+    let _ = opts;
+    api::object::validate_create(info, obj)
+}
+
+/// Update-time validation.
+pub fn validate_update(
+    info: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+    opts: &WriteOptions,
+) -> Result<(), ApiError> {
+    let _ = opts;
+    api::object::validate_update(info, new, old)
+}
+
+/// Records the write in `metadata.managedFields`.
+pub fn record_managed_fields(
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    new: &mut Value,
+    opts: &WriteOptions,
+    operation: &str,
+    now: k8s_openapi::jiff::Timestamp,
+) {
+    let _ = (info, old, new, opts, operation, now);
+}
+
+/// Whether an update changes nothing but bookkeeping (then no write happens, as upstream's
+/// GuaranteedUpdate skips identical bytes).
+pub fn unchanged(old: &Value, new: &Value) -> bool {
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return old == new;
+    };
+    if o.len() != n.len() {
+        return false;
+    }
+    for (k, v) in o {
+        let Some(nv) = n.get(k) else {
+            return false;
+        };
+        if k == "metadata" {
+            let strip = |v: &Value| {
+                let mut m = v.as_object().cloned().unwrap_or_default();
+                m.remove("resourceVersion");
+                m.remove("managedFields");
+                m
+            };
+            if strip(v) != strip(nv) {
+                return false;
+            }
+        } else if v != nv {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether an object marked for deletion may go now: no finalizers left, and for pods the
+/// grace period is over (`deletionGracePeriodSeconds: 0`), for namespaces `spec.finalizers`
+/// is empty.
+pub fn should_delete_during_update(info: &ResourceInfo, obj: &Value) -> bool {
+    let Some(m) = meta::meta(obj) else {
+        return false;
+    };
+    if !m.contains_key("deletionTimestamp") || !meta::finalizers(obj).is_empty() {
+        return false;
+    }
+    match info.kind {
+        "Pod" => {
+            m.get("deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                == 0
+        }
+        "Namespace" => obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty),
+        _ => true,
+    }
+}
+
+/// Graceful deletion (upstream `rest.BeforeDelete` + pod `CheckGracefulDelete`): for a pod
+/// bound to a node and not finished, with a grace period > 0, sets `deletionTimestamp` =
+/// now + grace and `deletionGracePeriodSeconds`. Returns whether the deletion is graceful
+/// (the object stays).
+pub fn graceful_delete(
+    info: &ResourceInfo,
+    old: &Value,
+    new: &mut Value,
+    opts: &DeleteOptions,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    if info.kind != "Pod" {
+        return false;
+    }
+    let mut grace = opts.grace_period_seconds.unwrap_or_else(|| {
+        old.pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30)
+    });
+    let node = old
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let phase = old
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if node.is_empty() || phase == "Succeeded" || phase == "Failed" {
+        grace = 0;
+    }
+    let grace = grace.max(0);
+    let m = meta::meta(old);
+    if let Some(current) = m
+        .and_then(|m| m.get("deletionGracePeriodSeconds"))
+        .and_then(Value::as_i64)
+        && m.is_some_and(|m| m.contains_key("deletionTimestamp"))
+    {
+        // Already terminating: only a shorter grace period changes anything.
+        if grace >= current {
+            return current > 0;
+        }
+    }
+    if grace == 0 {
+        if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
+            && m.contains_key("deletionTimestamp")
+        {
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
+        return false;
+    }
+    let at = now
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(grace))
+        .unwrap_or(now);
+    let m = meta_mut(new);
+    m.insert("deletionTimestamp".into(), json!(meta::rfc3339(at)));
+    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+    if meta::generation(old) > 0 {
+        m.insert("generation".into(), json!(meta::generation(old) + 1));
+    }
+    true
+}
+
+const ORPHAN: &str = "orphan";
+const FOREGROUND: &str = "foregroundDeletion";
+
+/// Sets the garbage-collection finalizers a propagation policy asks for (upstream
+/// `deletionFinalizersForGarbageCollection`); returns whether they changed.
+pub fn gc_finalizers(obj: &mut Value, policy: Option<Propagation>) -> bool {
+    let before = meta::finalizers(obj);
+    let (orphan, foreground) = match policy {
+        Some(Propagation::Orphan) => (true, false),
+        Some(Propagation::Foreground) => (false, true),
+        Some(Propagation::Background) => (false, false),
+        None => (
+            before.iter().any(|f| f == ORPHAN),
+            before.iter().any(|f| f == FOREGROUND) && !before.iter().any(|f| f == ORPHAN),
+        ),
+    };
+    let mut after: Vec<String> = before
+        .iter()
+        .filter(|f| f.as_str() != ORPHAN && f.as_str() != FOREGROUND)
+        .cloned()
+        .collect();
+    if orphan {
+        after.push(ORPHAN.into());
+    }
+    if foreground {
+        after.push(FOREGROUND.into());
+    }
+    let mut a = after.clone();
+    let mut b = before.clone();
+    a.sort();
+    b.sort();
+    if a == b {
+        return false;
+    }
+    meta::set_finalizers(obj, &after);
+    true
+}
+
+/// Namespace deletion (upstream namespace `REST.Delete`): marks the namespace
+/// `Terminating`; returns whether it must stay (its `spec.finalizers` are pending).
+pub fn namespace_delete(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    if info.kind != "Namespace" {
+        return false;
+    }
+    let pending = obj
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    obj["status"]["phase"] = json!("Terminating");
+    let m = meta_mut(obj);
+    if !m.contains_key("deletionTimestamp") {
+        m.insert("deletionTimestamp".into(), json!(meta::rfc3339(now)));
+        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    pending
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The resource of `kind` (shared by the crate's unit tests).
+    pub(crate) fn info(kind: &str) -> &'static ResourceInfo {
+        api::registry::resources()
+            .iter()
+            .find(|r| r.kind == kind)
+            .unwrap()
+    }
+
+    #[test]
+    fn qos() {
+        let pod = |res: Value| json!({"spec": {"containers": [{"name": "a", "resources": res}]}});
+        assert_eq!(pod_qos_class(&pod(json!({}))), "BestEffort");
+        assert_eq!(
+            pod_qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            pod_qos_class(&pod(json!({"requests": {"cpu": "100m"}}))),
+            "Burstable"
+        );
+    }
+
+    #[test]
+    fn gc_finalizer_policies() {
+        let mut o = json!({"metadata": {"finalizers": ["x"]}});
+        assert!(gc_finalizers(&mut o, Some(Propagation::Foreground)));
+        assert_eq!(meta::finalizers(&o), ["x", "foregroundDeletion"]);
+        assert!(gc_finalizers(&mut o, Some(Propagation::Orphan)));
+        assert_eq!(meta::finalizers(&o), ["x", "orphan"]);
+        assert!(!gc_finalizers(&mut o, None));
+        assert!(gc_finalizers(&mut o, Some(Propagation::Background)));
+        assert_eq!(meta::finalizers(&o), ["x"]);
+        assert!(!gc_finalizers(&mut o, Some(Propagation::Background)));
+    }
+
+    #[test]
+    fn deployment_generation_moves_on_spec_and_annotations() {
+        let d = info("Deployment");
+        let old = json!({"metadata": {"generation": 3}, "spec": {"replicas": 1}});
+        let mut new = old.clone();
+        prepare_for_update(d, &old, &mut new, UpdateMode::Main);
+        assert_eq!(meta::generation(&new), 3);
+        new["spec"]["replicas"] = json!(2);
+        prepare_for_update(d, &old, &mut new, UpdateMode::Main);
+        assert_eq!(meta::generation(&new), 4);
+        let mut new = old.clone();
+        new["metadata"]["annotations"] = json!({"a": "b"});
+        prepare_for_update(d, &old, &mut new, UpdateMode::Main);
+        assert_eq!(meta::generation(&new), 4);
+        let rs = info("ReplicaSet");
+        let mut new = old.clone();
+        new["metadata"]["annotations"] = json!({"a": "b"});
+        prepare_for_update(rs, &old, &mut new, UpdateMode::Main);
+        assert_eq!(meta::generation(&new), 3);
+    }
+
+    #[test]
+    fn pod_grace() {
+        let p = info("Pod");
+        let now = meta::now();
+        let bound = json!({"metadata": {"name": "a"}, "spec": {"nodeName": "n"}, "status": {"phase": "Running"}});
+        let mut new = bound.clone();
+        assert!(graceful_delete(
+            p,
+            &bound,
+            &mut new,
+            &DeleteOptions::default(),
+            now
+        ));
+        assert_eq!(new["metadata"]["deletionGracePeriodSeconds"], 30);
+        let unbound = json!({"metadata": {"name": "a"}, "spec": {}});
+        let mut new = unbound.clone();
+        assert!(!graceful_delete(
+            p,
+            &unbound,
+            &mut new,
+            &DeleteOptions::default(),
+            now
+        ));
+        let zero = DeleteOptions {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        let mut new = bound.clone();
+        assert!(!graceful_delete(p, &bound, &mut new, &zero, now));
+    }
+}
