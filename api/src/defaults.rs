@@ -1,1 +1,389 @@
-//! (being written)
+//! Kubernetes defaulting (`SetDefaults_*` from `pkg/apis/core/v1/defaults.go`,
+//! `pkg/apis/apps/v1/defaults.go`, `pkg/apis/discovery/v1/defaults.go` and the generated
+//! `zz_generated.defaults.go` that walks nested structs) on the typed k8s-openapi objects.
+//!
+//! One `pub fn` per served kind; [`crate::object::decode`] calls them after the typed round
+//! trip. Pod templates inside Deployments and ReplicaSets get the same pod-spec defaults as a
+//! Pod, but not the Pod-only ones (`enableServiceLinks`, requests from limits), as upstream.
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
+};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Endpoints, EnvVar, Event, Lifecycle, LifecycleHandler, Namespace,
+    NamespaceStatus, Node, Pod, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Secret, Service, Volume,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::{ByteString, api::core::v1::EmptyDirVolumeSource};
+
+/// `v1.SecretVolumeSourceDefaultMode` and friends: 0644.
+const DEFAULT_FILE_MODE: i32 = 0o644;
+
+/// Pod: pod-spec defaults plus the Pod-only ones of `SetDefaults_Pod`.
+pub fn pod(pod: &mut Pod) {
+    let spec = pod.spec.get_or_insert_with(PodSpec::default);
+    pod_spec(spec);
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        requests_from_limits(c);
+    }
+    if spec.enable_service_links.is_none() {
+        spec.enable_service_links = Some(true);
+    }
+    if spec.host_network == Some(true) {
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            for p in c.ports.iter_mut().flatten() {
+                if p.host_port.unwrap_or(0) == 0 {
+                    p.host_port = Some(p.container_port);
+                }
+            }
+        }
+    }
+}
+
+/// If limits are set but requests are not, requests default to limits (Pods only).
+fn requests_from_limits(c: &mut Container) {
+    let Some(res) = c.resources.as_mut() else {
+        return;
+    };
+    let Some(limits) = res.limits.as_ref() else {
+        return;
+    };
+    let requests = res.requests.get_or_insert_with(Default::default);
+    for (k, v) in limits {
+        requests.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
+/// A pod template (Deployment, ReplicaSet): `SetDefaults_PodSpec` and nested defaults.
+pub fn pod_template(t: &mut PodTemplateSpec) {
+    pod_spec(t.spec.get_or_insert_with(PodSpec::default));
+}
+
+/// `SetDefaults_PodSpec` plus the nested container, probe, volume and port defaults.
+pub fn pod_spec(spec: &mut PodSpec) {
+    set_if_empty(&mut spec.dns_policy, "ClusterFirst");
+    set_if_empty(&mut spec.restart_policy, "Always");
+    if spec.security_context.is_none() {
+        spec.security_context = Some(PodSecurityContext::default());
+    }
+    if spec.termination_grace_period_seconds.is_none() {
+        spec.termination_grace_period_seconds = Some(30);
+    }
+    set_if_empty(&mut spec.scheduler_name, "default-scheduler");
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        container(c);
+    }
+    for v in spec.volumes.iter_mut().flatten() {
+        volume(v);
+    }
+}
+
+/// Sets an optional string to `value` when it is absent or empty (Go's `== ""`).
+fn set_if_empty(field: &mut Option<String>, value: &str) {
+    if field.as_deref().unwrap_or("").is_empty() {
+        *field = Some(value.to_string());
+    }
+}
+
+/// `SetDefaults_Container` and the defaults of everything a container holds.
+pub fn container(c: &mut Container) {
+    if c.image_pull_policy.as_deref().unwrap_or("").is_empty() {
+        let policy = if image_tag(c.image.as_deref().unwrap_or("")) == "latest" {
+            "Always"
+        } else {
+            "IfNotPresent"
+        };
+        c.image_pull_policy = Some(policy.to_string());
+    }
+    set_if_empty(&mut c.termination_message_path, "/dev/termination-log");
+    set_if_empty(&mut c.termination_message_policy, "File");
+    // Go's Resources is a struct, so it always serializes as at least `{}`.
+    if c.resources.is_none() {
+        c.resources = Some(ResourceRequirements::default());
+    }
+    for p in c.ports.iter_mut().flatten() {
+        set_if_empty(&mut p.protocol, "TCP");
+    }
+    for e in c.env.iter_mut().flatten() {
+        env_var(e);
+    }
+    for p in [
+        &mut c.liveness_probe,
+        &mut c.readiness_probe,
+        &mut c.startup_probe,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        probe(p);
+    }
+    if let Some(lc) = c.lifecycle.as_mut() {
+        lifecycle(lc);
+    }
+}
+
+/// `fieldRef.apiVersion` defaults to `v1` (`SetDefaults_ObjectFieldSelector`).
+fn env_var(e: &mut EnvVar) {
+    if let Some(fr) = e.value_from.as_mut().and_then(|vf| vf.field_ref.as_mut()) {
+        set_if_empty(&mut fr.api_version, "v1");
+    }
+}
+
+fn lifecycle(lc: &mut Lifecycle) {
+    for h in [&mut lc.post_start, &mut lc.pre_stop].into_iter().flatten() {
+        lifecycle_handler(h);
+    }
+}
+
+fn lifecycle_handler(h: &mut LifecycleHandler) {
+    if let Some(g) = h.http_get.as_mut() {
+        set_if_empty(&mut g.path, "/");
+        set_if_empty(&mut g.scheme, "HTTP");
+    }
+}
+
+/// `SetDefaults_Probe` (0 means unset) and `SetDefaults_HTTPGetAction`.
+pub fn probe(p: &mut Probe) {
+    let zero_to = |f: &mut Option<i32>, d: i32| {
+        if f.unwrap_or(0) == 0 {
+            *f = Some(d);
+        }
+    };
+    zero_to(&mut p.timeout_seconds, 1);
+    zero_to(&mut p.period_seconds, 10);
+    zero_to(&mut p.success_threshold, 1);
+    zero_to(&mut p.failure_threshold, 3);
+    if let Some(g) = p.http_get.as_mut() {
+        set_if_empty(&mut g.path, "/");
+        set_if_empty(&mut g.scheme, "HTTP");
+    }
+    if let Some(g) = p.grpc.as_mut()
+        && g.service.is_none()
+    {
+        // Go's `*string` default in `SetDefaults_GRPCAction`: the empty service name.
+        g.service = Some(String::new());
+    }
+}
+
+/// `SetDefaults_Volume` (no source → emptyDir) and the per-source default modes.
+pub fn volume(v: &mut Volume) {
+    let value = serde_json::to_value(&*v).unwrap_or_default();
+    let has_source = value
+        .as_object()
+        .is_some_and(|m| m.keys().any(|k| k != "name"));
+    if !has_source {
+        v.empty_dir = Some(EmptyDirVolumeSource::default());
+    }
+    if let Some(s) = v.secret.as_mut() {
+        s.default_mode.get_or_insert(DEFAULT_FILE_MODE);
+    }
+    if let Some(s) = v.config_map.as_mut() {
+        s.default_mode.get_or_insert(DEFAULT_FILE_MODE);
+    }
+    if let Some(s) = v.downward_api.as_mut() {
+        s.default_mode.get_or_insert(DEFAULT_FILE_MODE);
+        for item in s.items.iter_mut().flatten() {
+            if let Some(fr) = item.field_ref.as_mut() {
+                set_if_empty(&mut fr.api_version, "v1");
+            }
+        }
+    }
+    if let Some(s) = v.projected.as_mut() {
+        s.default_mode.get_or_insert(DEFAULT_FILE_MODE);
+        for src in s.sources.iter_mut().flatten() {
+            if let Some(t) = src.service_account_token.as_mut() {
+                t.expiration_seconds.get_or_insert(3600);
+            }
+        }
+    }
+    if let Some(h) = v.host_path.as_mut() {
+        h.type_.get_or_insert_with(String::new);
+    }
+}
+
+/// The tag `ParseImageName` yields: the explicit tag, `""` for a digest-only reference,
+/// `latest` when neither is given.
+pub fn image_tag(image: &str) -> &str {
+    let (name, has_digest) = match image.split_once('@') {
+        Some((n, _)) => (n, true),
+        None => (image, false),
+    };
+    // A tag is after the last ':' that follows the last '/' (a ':' before it is a registry port).
+    let last = name.rsplit('/').next().unwrap_or(name);
+    match last.rsplit_once(':') {
+        Some((_, tag)) => tag,
+        None if has_digest => "",
+        None => "latest",
+    }
+}
+
+/// `SetDefaults_Service` plus the per-port defaults; also the single-stack IPv4 family
+/// fields the service REST storage fills in on a single-stack cluster.
+pub fn service(svc: &mut Service) {
+    let spec = svc.spec.get_or_insert_with(Default::default);
+    set_if_empty(&mut spec.session_affinity, "None");
+    match spec.session_affinity.as_deref() {
+        Some("None") => spec.session_affinity_config = None,
+        Some("ClientIP") => {
+            let has_timeout = spec
+                .session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .is_some();
+            if !has_timeout {
+                spec.session_affinity_config =
+                    Some(k8s_openapi::api::core::v1::SessionAffinityConfig {
+                        client_ip: Some(k8s_openapi::api::core::v1::ClientIPConfig {
+                            timeout_seconds: Some(10800),
+                        }),
+                    });
+            }
+        }
+        _ => {}
+    }
+    set_if_empty(&mut spec.type_, "ClusterIP");
+    for p in spec.ports.iter_mut().flatten() {
+        set_if_empty(&mut p.protocol, "TCP");
+        let unset = match &p.target_port {
+            None => true,
+            Some(IntOrString::Int(0)) => true,
+            Some(IntOrString::String(s)) => s.is_empty(),
+            Some(IntOrString::Int(_)) => false,
+        };
+        if unset {
+            p.target_port = Some(IntOrString::Int(p.port));
+        }
+    }
+    let ty = spec.type_.clone().unwrap_or_default();
+    let externally_accessible = ty == "LoadBalancer"
+        || ty == "NodePort"
+        || (ty == "ClusterIP" && spec.external_ips.as_ref().is_some_and(|v| !v.is_empty()));
+    if externally_accessible {
+        set_if_empty(&mut spec.external_traffic_policy, "Cluster");
+    }
+    if spec.internal_traffic_policy.is_none()
+        && matches!(ty.as_str(), "NodePort" | "LoadBalancer" | "ClusterIP")
+    {
+        spec.internal_traffic_policy = Some("Cluster".to_string());
+    }
+    if ty == "LoadBalancer" && spec.allocate_load_balancer_node_ports.is_none() {
+        spec.allocate_load_balancer_node_ports = Some(true);
+    }
+    if ty != "ExternalName" {
+        if spec.ip_family_policy.is_none() {
+            spec.ip_family_policy = Some("SingleStack".to_string());
+        }
+        if spec.ip_families.as_ref().is_none_or(Vec::is_empty) {
+            spec.ip_families = Some(vec!["IPv4".to_string()]);
+        }
+    }
+}
+
+/// `SetDefaults_Deployment`: replicas 1, RollingUpdate 25%/25%, revisionHistoryLimit 10,
+/// progressDeadlineSeconds 600, and the pod template defaults.
+pub fn deployment(d: &mut Deployment) {
+    let spec = &mut d.spec;
+    spec.replicas.get_or_insert(1);
+    let strategy = spec
+        .strategy
+        .get_or_insert_with(DeploymentStrategy::default);
+    set_if_empty(&mut strategy.type_, "RollingUpdate");
+    if strategy.type_.as_deref() == Some("RollingUpdate") {
+        let ru = strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdateDeployment::default);
+        ru.max_unavailable
+            .get_or_insert_with(|| IntOrString::String("25%".to_string()));
+        ru.max_surge
+            .get_or_insert_with(|| IntOrString::String("25%".to_string()));
+    }
+    spec.revision_history_limit.get_or_insert(10);
+    spec.progress_deadline_seconds.get_or_insert(600);
+    pod_template(&mut spec.template);
+}
+
+/// `SetDefaults_ReplicaSet`: replicas 1, and the pod template defaults.
+pub fn replica_set(rs: &mut ReplicaSet) {
+    let spec = &mut rs.spec;
+    spec.replicas.get_or_insert(1);
+    pod_template(spec.template.get_or_insert_with(Default::default));
+}
+
+/// `SetDefaults_Namespace` (the `kubernetes.io/metadata.name` label) and status phase Active.
+pub fn namespace(ns: &mut Namespace) {
+    if let Some(name) = ns.metadata.name.clone().filter(|n| !n.is_empty()) {
+        ns.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("kubernetes.io/metadata.name".to_string(), name);
+    }
+    let status = ns.status.get_or_insert_with(NamespaceStatus::default);
+    set_if_empty(&mut status.phase, "Active");
+}
+
+/// `SetDefaults_Secret` (type Opaque), and the v1→internal conversion that merges
+/// `stringData` into `data`.
+pub fn secret(s: &mut Secret) {
+    set_if_empty(&mut s.type_, "Opaque");
+    if let Some(sd) = s.string_data.take() {
+        let data = s.data.get_or_insert_with(Default::default);
+        for (k, v) in sd {
+            data.insert(k, ByteString(v.into_bytes()));
+        }
+    }
+}
+
+/// ConfigMaps have no visible defaults (`data` becomes an empty map, which Go omits).
+pub fn config_map(_cm: &mut ConfigMap) {}
+
+/// `SetDefaults_NodeStatus`: allocatable defaults to capacity.
+pub fn node(n: &mut Node) {
+    if let Some(st) = n.status.as_mut()
+        && st.allocatable.is_none()
+        && st.capacity.is_some()
+    {
+        st.allocatable = st.capacity.clone();
+    }
+}
+
+/// `SetDefaults_Endpoints`: port protocol TCP.
+pub fn endpoints(e: &mut Endpoints) {
+    for ss in e.subsets.iter_mut().flatten() {
+        for p in ss.ports.iter_mut().flatten() {
+            set_if_empty(&mut p.protocol, "TCP");
+        }
+    }
+}
+
+/// discovery/v1 `SetDefaults_EndpointPort`: name `""`, protocol TCP.
+pub fn endpoint_slice(s: &mut EndpointSlice) {
+    for p in s.ports.iter_mut().flatten() {
+        p.name.get_or_insert_with(String::new);
+        set_if_empty(&mut p.protocol, "TCP");
+    }
+}
+
+/// Events have no defaults.
+pub fn event(_e: &mut Event) {}
+
+/// Leases have no defaults.
+pub fn lease(_l: &mut Lease) {}
+
+#[cfg(test)]
+mod tests;

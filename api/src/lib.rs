@@ -4,6 +4,10 @@
 //! ([`quantity`]), the four patch kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
 //! Start at [`object`]: it is the pipeline the API server runs on every write.
 
+// `ApiError` (a whole Kubernetes `Status`) is the error of most functions here; errors are
+// the rare path, and boxing it would make every caller and constructor clumsier.
+#![allow(clippy::result_large_err)]
+
 pub mod defaults;
 pub mod manifest;
 pub mod object;

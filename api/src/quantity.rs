@@ -1,1 +1,435 @@
-//! (being written)
+//! Kubernetes resource quantities (`k8s.io/apimachinery/pkg/api/resource`): parsing
+//! (`100m`, `1Gi`, `1e3`, `0.5`, `+2k`), exact arithmetic, the rounded-up integer and milli
+//! values upstream reports, and canonical formatting (`0.5Gi` → `512Mi`, `1.5` → `1500m`).
+//!
+//! Values are held exactly as an integer count of nano-units (10⁻⁹), which covers every
+//! suffix from `n` to `Ei`; anything finer than a nano-unit is rounded up, as upstream does
+//! when it scales to its smallest representation.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+/// How a quantity is written (and re-written canonically), from the suffix it was parsed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `n`, `u`, `m`, ``, `k`, `M`, `G`, `T`, `P`, `E`.
+    DecimalSI,
+    /// `Ki`, `Mi`, `Gi`, `Ti`, `Pi`, `Ei`.
+    BinarySI,
+    /// `e3`, `E-6`.
+    DecimalExponent,
+}
+
+/// Why a quantity string was rejected (upstream `ErrFormatWrong`, `ErrNumeric`, `ErrSuffix`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    /// The string is not `<number><suffix>` at all.
+    #[error(
+        "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    )]
+    FormatWrong,
+    /// The numeric part could not be parsed.
+    #[error("unable to parse numeric part of quantity")]
+    Numeric,
+    /// The suffix is not a known one.
+    #[error("unable to parse quantity's suffix")]
+    Suffix,
+    /// The value does not fit the supported range (about ±1.7e29).
+    #[error("quantity is too large")]
+    TooLarge,
+}
+
+/// A parsed quantity.
+#[derive(Debug, Clone, Copy)]
+pub struct Quantity {
+    nanos: i128,
+    format: Format,
+}
+
+const NANO: i128 = 1_000_000_000;
+/// Largest magnitude accepted, in nano-units (leaves headroom for sums).
+const MAX_NANOS: i128 = 10i128.pow(38) / 1000;
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.nanos == other.nanos
+    }
+}
+impl Eq for Quantity {}
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Quantity {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.nanos.cmp(&other.nanos)
+    }
+}
+
+/// Integer division rounding toward +infinity.
+fn div_ceil(a: i128, b: i128) -> i128 {
+    let q = a / b;
+    if a % b != 0 && (a > 0) == (b > 0) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+fn saturate(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+impl Quantity {
+    /// Parses a quantity string.
+    pub fn parse(s: &str) -> Result<Self, QuantityError> {
+        let s = s.trim();
+        if s.is_empty() || s.len() > 64 {
+            return Err(QuantityError::FormatWrong);
+        }
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        let negative = match bytes[0] {
+            b'-' => {
+                i = 1;
+                true
+            }
+            b'+' => {
+                i = 1;
+                false
+            }
+            _ => false,
+        };
+        let num_start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+            i += 1;
+        }
+        let number = &s[num_start..i];
+        let suffix = &s[i..];
+        if number.is_empty() {
+            return Err(QuantityError::FormatWrong);
+        }
+        let (int_part, frac_part) = match number.split_once('.') {
+            Some((a, b)) => (a, b),
+            None => (number, ""),
+        };
+        if frac_part.contains('.') || (int_part.is_empty() && frac_part.is_empty()) {
+            return Err(QuantityError::Numeric);
+        }
+        // digits as an integer mantissa with a decimal exponent
+        let digits: String = format!("{int_part}{frac_part}");
+        let digits = digits.trim_start_matches('0');
+        if digits.len() > 36 {
+            return Err(QuantityError::TooLarge);
+        }
+        let mantissa: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().map_err(|_| QuantityError::Numeric)?
+        };
+        let frac_len = i32::try_from(frac_part.len()).map_err(|_| QuantityError::Numeric)?;
+        let (base2, exp10, format) = parse_suffix(suffix)?;
+        // value = mantissa * 10^(exp10 - frac_len) * 2^base2, in nanos: * 10^9
+        let mut e10 = exp10 - frac_len + 9;
+        let mut v = mantissa;
+        let mul = |v: i128, m: i128| v.checked_mul(m).ok_or(QuantityError::TooLarge);
+        for _ in 0..base2 {
+            v = mul(v, 2)?;
+        }
+        while e10 > 0 {
+            v = mul(v, 10)?;
+            e10 -= 1;
+        }
+        if e10 < 0 {
+            let d = 10i128
+                .checked_pow(u32::try_from(-e10).map_err(|_| QuantityError::Numeric)?)
+                .unwrap_or(i128::MAX);
+            v = div_ceil(v, d);
+        }
+        if v > MAX_NANOS {
+            return Err(QuantityError::TooLarge);
+        }
+        Ok(Self {
+            nanos: if negative { -v } else { v },
+            format,
+        })
+    }
+
+    /// A quantity of `milli` thousandths in `format`.
+    pub fn from_milli(milli: i64, format: Format) -> Self {
+        Self {
+            nanos: i128::from(milli) * 1_000_000,
+            format,
+        }
+    }
+
+    /// A quantity of whole units in `format`.
+    pub fn from_value(value: i64, format: Format) -> Self {
+        Self {
+            nanos: i128::from(value) * NANO,
+            format,
+        }
+    }
+
+    /// The format this quantity is written in.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The exact value in nano-units.
+    pub fn nanos(&self) -> i128 {
+        self.nanos
+    }
+
+    /// The value in thousandths, rounded up (upstream `MilliValue`): `100m` → 100, `1` → 1000.
+    pub fn milli_value(&self) -> i64 {
+        saturate(div_ceil(self.nanos, 1_000_000))
+    }
+
+    /// The value in whole units, rounded up (upstream `Value`): `1Gi` → 1073741824, `100m` → 1.
+    pub fn value(&self) -> i64 {
+        saturate(div_ceil(self.nanos, NANO))
+    }
+
+    /// Rounds up to milli precision, as `SetDefaults_ResourceList` does.
+    pub fn round_up_milli(&self) -> Self {
+        Self {
+            nanos: div_ceil(self.nanos, 1_000_000) * 1_000_000,
+            format: self.format,
+        }
+    }
+
+    /// The sum (saturating at the supported range).
+    pub fn add(&self, other: &Self) -> Self {
+        Self {
+            nanos: self
+                .nanos
+                .saturating_add(other.nanos)
+                .clamp(-MAX_NANOS, MAX_NANOS),
+            format: self.format,
+        }
+    }
+
+    /// The difference (saturating at the supported range).
+    pub fn sub(&self, other: &Self) -> Self {
+        Self {
+            nanos: self
+                .nanos
+                .saturating_sub(other.nanos)
+                .clamp(-MAX_NANOS, MAX_NANOS),
+            format: self.format,
+        }
+    }
+
+    /// Whether the value is zero.
+    pub fn is_zero(&self) -> bool {
+        self.nanos == 0
+    }
+
+    /// The canonical string upstream serializes (`CanonicalizeBytes`).
+    pub fn canonical(&self) -> String {
+        let sign = if self.nanos < 0 { "-" } else { "" };
+        let n = self.nanos.abs();
+        if n == 0 {
+            return "0".to_string();
+        }
+        if self.format == Format::BinarySI && n % NANO == 0 {
+            let v = n / NANO;
+            // Binary suffixes are used only for whole multiples of 1024.
+            const SUFFIXES: [(&str, u32); 6] = [
+                ("Ei", 60),
+                ("Pi", 50),
+                ("Ti", 40),
+                ("Gi", 30),
+                ("Mi", 20),
+                ("Ki", 10),
+            ];
+            for (suffix, shift) in SUFFIXES {
+                let unit = 1i128 << shift;
+                if v >= unit && v % unit == 0 {
+                    return format!("{sign}{}{suffix}", v / unit);
+                }
+            }
+            if v < 1024 {
+                return format!("{sign}{v}");
+            }
+        }
+        // Decimal: the largest exponent (multiple of 3) with an integer mantissa.
+        const DECIMAL: [(i32, &str); 10] = [
+            (18, "E"),
+            (15, "P"),
+            (12, "T"),
+            (9, "G"),
+            (6, "M"),
+            (3, "k"),
+            (0, ""),
+            (-3, "m"),
+            (-6, "u"),
+            (-9, "n"),
+        ];
+        for (exp, suffix) in DECIMAL {
+            let unit = 10i128.pow(u32::try_from(exp + 9).unwrap_or(0));
+            if n % unit == 0 {
+                let m = n / unit;
+                return if self.format == Format::DecimalExponent {
+                    if exp == 0 {
+                        format!("{sign}{m}")
+                    } else {
+                        format!("{sign}{m}e{exp}")
+                    }
+                } else {
+                    format!("{sign}{m}{suffix}")
+                };
+            }
+        }
+        format!("{sign}{n}n")
+    }
+}
+
+/// (power of two, power of ten, format) for a suffix.
+fn parse_suffix(s: &str) -> Result<(u32, i32, Format), QuantityError> {
+    let r = match s {
+        "" => (0, 0, Format::DecimalSI),
+        "n" => (0, -9, Format::DecimalSI),
+        "u" => (0, -6, Format::DecimalSI),
+        "m" => (0, -3, Format::DecimalSI),
+        "k" => (0, 3, Format::DecimalSI),
+        "M" => (0, 6, Format::DecimalSI),
+        "G" => (0, 9, Format::DecimalSI),
+        "T" => (0, 12, Format::DecimalSI),
+        "P" => (0, 15, Format::DecimalSI),
+        "E" => (0, 18, Format::DecimalSI),
+        "Ki" => (10, 0, Format::BinarySI),
+        "Mi" => (20, 0, Format::BinarySI),
+        "Gi" => (30, 0, Format::BinarySI),
+        "Ti" => (40, 0, Format::BinarySI),
+        "Pi" => (50, 0, Format::BinarySI),
+        "Ei" => (60, 0, Format::BinarySI),
+        _ => {
+            let rest = s
+                .strip_prefix('e')
+                .or_else(|| s.strip_prefix('E'))
+                .ok_or(QuantityError::Suffix)?;
+            if rest.is_empty() || rest.len() > 4 {
+                return Err(QuantityError::Suffix);
+            }
+            let e: i32 = rest.parse().map_err(|_| QuantityError::Suffix)?;
+            if !(-40..=40).contains(&e) {
+                return Err(QuantityError::TooLarge);
+            }
+            (0, e, Format::DecimalExponent)
+        }
+    };
+    Ok(r)
+}
+
+impl FromStr for Quantity {
+    type Err = QuantityError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.canonical())
+    }
+}
+
+impl TryFrom<&k8s_openapi::apimachinery::pkg::api::resource::Quantity> for Quantity {
+    type Error = QuantityError;
+    fn try_from(
+        q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+    ) -> Result<Self, Self::Error> {
+        Self::parse(&q.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn q(s: &str) -> Quantity {
+        Quantity::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parse_values() {
+        assert_eq!(q("100m").milli_value(), 100);
+        assert_eq!(q("100m").value(), 1);
+        assert_eq!(q("1").milli_value(), 1000);
+        assert_eq!(q("0.5").milli_value(), 500);
+        assert_eq!(q("1Gi").value(), 1 << 30);
+        assert_eq!(q("1e3").value(), 1000);
+        assert_eq!(q("1E-3").milli_value(), 1);
+        assert_eq!(q("+2k").value(), 2000);
+        assert_eq!(q("-1.5").milli_value(), -1500);
+        assert_eq!(q("1n").milli_value(), 1);
+        assert_eq!(q(".5").milli_value(), 500);
+        assert_eq!(q("1.").value(), 1);
+        assert_eq!(q("128974848").value(), 128_974_848);
+        assert_eq!(q("129e6").value(), 129_000_000);
+        assert_eq!(q("123Mi").value(), 123 * 1024 * 1024);
+        assert!(q("1Gi") > q("1G"));
+    }
+
+    #[test]
+    fn parse_errors() {
+        assert_eq!(Quantity::parse(""), Err(QuantityError::FormatWrong));
+        assert_eq!(Quantity::parse("abc"), Err(QuantityError::FormatWrong));
+        assert_eq!(Quantity::parse("1x"), Err(QuantityError::Suffix));
+        assert_eq!(Quantity::parse("1KI"), Err(QuantityError::Suffix));
+        assert_eq!(Quantity::parse("1.2.3"), Err(QuantityError::Numeric));
+        assert_eq!(Quantity::parse("."), Err(QuantityError::Numeric));
+        assert_eq!(Quantity::parse("1e999"), Err(QuantityError::TooLarge));
+        assert_eq!(
+            Quantity::parse("99999999999Ei"),
+            Err(QuantityError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn canonical_forms() {
+        for (input, want) in [
+            ("0.5Gi", "512Mi"),
+            ("1.5", "1500m"),
+            ("1000", "1k"),
+            ("1500", "1500"),
+            ("0.1", "100m"),
+            ("1024Ki", "1Mi"),
+            ("1536", "1536"),
+            ("1e3", "1e3"),
+            ("0", "0"),
+            ("-100m", "-100m"),
+            ("2048", "2048"),
+            ("1.5Ki", "1536"),
+            ("0.5Ki", "512"),
+            ("100e-3", "100e-3"),
+        ] {
+            assert_eq!(q(input).canonical(), want, "{input}");
+        }
+        assert_eq!(q("1.0001m").round_up_milli().canonical(), "2m");
+        assert_eq!(q("1").add(&q("500m")).canonical(), "1500m");
+        assert_eq!(q("1").sub(&q("2")).milli_value(), -1000);
+    }
+
+    proptest! {
+        #[test]
+        fn canonical_round_trips(m in -1_000_000_000i64..1_000_000_000, fmt in 0..3usize) {
+            let format = [Format::DecimalSI, Format::BinarySI, Format::DecimalExponent][fmt];
+            let a = Quantity::from_milli(m, format);
+            let b = Quantity::parse(&a.canonical()).unwrap();
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(b.milli_value(), m);
+        }
+
+        #[test]
+        fn parse_never_panics(s in "[-+0-9.eEinumkKMGTP]{0,20}") {
+            let _ = Quantity::parse(&s);
+        }
+    }
+}

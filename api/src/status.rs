@@ -222,13 +222,20 @@ pub fn go_quote(s: &str) -> String {
 
 /// Renders a bad value as upstream's `ErrorBody` would print the Go value it came from:
 /// numbers and booleans plainly, strings `%q`-quoted, string maps as `map[string]string{…}`
-/// (keys sorted, as Go prints maps), string lists as `[]string{…}`, anything else as JSON.
+/// (keys sorted, as Go prints maps), string lists as `[]string{…}`, `{"$go": s}` as `s`
+/// verbatim, anything else as JSON.
 pub fn go_value(v: &Value) -> String {
     match v {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => go_quote(s),
+        // A value printed verbatim: the `%#v` form of a Go struct, built by the validator.
+        Value::Object(m) if m.len() == 1 && m.get("$go").is_some_and(Value::is_string) => m
+            .get("$go")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         Value::Object(m) if m.values().all(Value::is_string) => {
             let mut pairs: Vec<(&String, &str)> = m
                 .iter()

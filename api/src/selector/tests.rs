@@ -1,0 +1,178 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::registry::{by_kind, lookup};
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn parse_and_match() {
+    let s = LabelSelector::parse("tier in (b, a),app=web,!canary,env!=prod,x").unwrap();
+    assert_eq!(s.to_string(), "app=web,!canary,env!=prod,tier in (a,b),x");
+    assert!(s.matches(&labels(&[("app", "web"), ("tier", "a"), ("x", "")])));
+    assert!(!s.matches(&labels(&[
+        ("app", "web"),
+        ("tier", "a"),
+        ("x", ""),
+        ("canary", "1")
+    ])));
+    assert!(!s.matches(&labels(&[("app", "web"), ("tier", "c"), ("x", "")])));
+    assert!(!s.matches(&labels(&[
+        ("app", "web"),
+        ("tier", "a"),
+        ("x", ""),
+        ("env", "prod")
+    ])));
+    assert!(LabelSelector::parse("").unwrap().is_empty());
+    assert!(
+        LabelSelector::parse("a=")
+            .unwrap()
+            .matches(&labels(&[("a", "")]))
+    );
+    assert!(
+        LabelSelector::parse("a notin (x)")
+            .unwrap()
+            .matches(&labels(&[]))
+    );
+    let gt = LabelSelector::parse("n>5").unwrap();
+    assert!(gt.matches(&labels(&[("n", "6")])));
+    assert!(!gt.matches(&labels(&[("n", "5")])));
+    assert!(
+        LabelSelector::parse("a==b")
+            .unwrap()
+            .matches(&labels(&[("a", "b")]))
+    );
+}
+
+#[test]
+fn parse_errors_are_bad_requests() {
+    assert_eq!(
+        LabelSelector::parse("a in ()").unwrap().to_string(),
+        "a in ()"
+    );
+    for bad in [
+        "a b", "=x", "a in x", "a in (", "a=b=c", "a=b c", "-bad=x", "a=-x-", "n>x",
+    ] {
+        let e = LabelSelector::parse(bad).unwrap_err();
+        assert_eq!(e.code, 400, "{bad}");
+    }
+    assert_eq!(
+        LabelSelector::parse("a b").unwrap_err().message,
+        "found 'b', expected: in, notin, =, ==, !=, gt, lt"
+    );
+}
+
+#[test]
+fn from_k8s_and_matches_value() {
+    let sel: K8sSelector = serde_json::from_value(json!({
+        "matchLabels": {"app": "web"},
+        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}, {"key": "old", "operator": "DoesNotExist"}]
+    }))
+    .unwrap();
+    let s = LabelSelector::from_k8s(&sel).unwrap();
+    assert_eq!(s.to_string(), "app=web,!old,tier in (a)");
+    assert!(s.matches_value(&json!({"metadata": {"labels": {"app": "web", "tier": "a"}}})));
+    assert!(!s.matches_value(&json!({"metadata": {}})));
+    let bad: K8sSelector =
+        serde_json::from_value(json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}))
+            .unwrap();
+    assert!(LabelSelector::from_k8s(&bad).is_err());
+}
+
+#[test]
+fn field_selectors() {
+    let pods = lookup("", "v1", "pods").unwrap();
+    let s = FieldSelector::parse(pods, "spec.nodeName=n1,status.phase!=Failed").unwrap();
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+    assert!(s.matches(&pod));
+    assert!(!s.matches(&json!({"spec": {"nodeName": "n2"}})));
+    assert!(
+        FieldSelector::parse(pods, "spec.nodeName=")
+            .unwrap()
+            .matches(&json!({"spec": {}}))
+    );
+    assert!(
+        FieldSelector::parse(pods, "spec.hostNetwork=false")
+            .unwrap()
+            .matches(&pod)
+    );
+    let e = FieldSelector::parse(pods, "spec.foo=bar").unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (400, "field label not supported: spec.foo")
+    );
+    assert_eq!(
+        FieldSelector::parse(pods, "nonsense").unwrap_err().code,
+        400
+    );
+    let events = by_kind("v1", "Event").unwrap();
+    let s = FieldSelector::parse(
+        events,
+        "involvedObject.uid=u1,involvedObject.name=x,involvedObject.namespace=,source=kubelet",
+    )
+    .unwrap();
+    assert!(s.matches(
+        &json!({"involvedObject": {"uid": "u1", "name": "x"}, "source": {"component": "kubelet"}})
+    ));
+    assert_eq!(s.exact("involvedObject.uid"), Some("u1"));
+    let esc = FieldSelector::parse(pods, r"metadata.name=a\,b").unwrap();
+    assert!(esc.matches(&json!({"metadata": {"name": "a,b"}})));
+    let rs = by_kind("apps/v1", "ReplicaSet").unwrap();
+    assert!(
+        FieldSelector::parse(rs, "status.replicas=0")
+            .unwrap()
+            .matches(&json!({}))
+    );
+}
+
+fn key_strategy() -> impl Strategy<Value = String> {
+    "[a-z]([a-z0-9.-]{0,8}[a-z0-9])?(/[a-z]([a-z0-9]{0,6}))?".prop_filter("valid key", |k| {
+        crate::validation::is_qualified_name(k).is_empty() && k != "in" && k != "notin"
+    })
+}
+
+fn value_strategy() -> impl Strategy<Value = String> {
+    "([A-Za-z0-9]([A-Za-z0-9_.-]{0,6}[A-Za-z0-9])?)?"
+        .prop_filter("not a keyword", |v| v != "in" && v != "notin")
+}
+
+fn requirement_strategy() -> impl Strategy<Value = String> {
+    (
+        key_strategy(),
+        0..7usize,
+        prop::collection::vec(value_strategy(), 1..4),
+    )
+        .prop_map(|(k, op, vals)| match op {
+            0 => format!("{k}={}", vals[0]),
+            1 => format!("{k}!={}", vals[0]),
+            2 => format!("{k} in ({})", vals.join(",")),
+            3 => format!("{k} notin ({})", vals.join(",")),
+            4 => k,
+            5 => format!("!{k}"),
+            _ => format!("{k}=={}", vals[0]),
+        })
+}
+
+proptest! {
+    #[test]
+    fn print_parse_round_trip(reqs in prop::collection::vec(requirement_strategy(), 0..5)) {
+        let s = LabelSelector::parse(&reqs.join(",")).unwrap();
+        let printed = s.to_string();
+        let again = LabelSelector::parse(&printed).unwrap();
+        prop_assert_eq!(&again, &s);
+        prop_assert_eq!(again.to_string(), printed);
+    }
+
+    #[test]
+    fn parse_never_panics(s in ".{0,40}") {
+        let _ = LabelSelector::parse(&s);
+    }
+}

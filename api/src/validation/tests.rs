@@ -1,0 +1,486 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::object::{FieldValidation, decode};
+use crate::registry::by_kind;
+
+/// Decodes (with defaults) and validates; returns the error message or "".
+fn check(api_version: &str, kind: &str, v: Value) -> String {
+    let info = by_kind(api_version, kind).unwrap();
+    let d = decode(info, v, FieldValidation::Strict).unwrap();
+    match validate_create(info, &d.value) {
+        Ok(()) => String::new(),
+        Err(e) => {
+            assert_eq!(e.code, 422);
+            e.message
+        }
+    }
+}
+
+fn pod(container: Value) -> Value {
+    json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": [container]}})
+}
+
+fn pod_errs(container: Value) -> String {
+    check("v1", "Pod", pod(container))
+}
+
+#[test]
+fn valid_pod_passes() {
+    assert_eq!(
+        pod_errs(
+            json!({"name": "c", "image": "nginx", "ports": [{"containerPort": 80, "name": "http"}]})
+        ),
+        ""
+    );
+}
+
+#[test]
+fn object_meta_rules() {
+    let msg = check(
+        "v1",
+        "Pod",
+        json!({"metadata": {"namespace": "default"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    );
+    assert_eq!(
+        msg,
+        "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required"
+    );
+    let msg = check(
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "Foo", "namespace": "default"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    );
+    assert_eq!(
+        msg,
+        "Pod \"Foo\" is invalid: metadata.name: Invalid value: \"Foo\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    );
+    let msg = check(
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    );
+    assert_eq!(
+        msg,
+        "Pod \"p\" is invalid: metadata.namespace: Required value"
+    );
+    let msg = check("v1", "Namespace", json!({"metadata": {"name": "a.b"}}));
+    assert!(msg.contains("metadata.name: Invalid value: \"a.b\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used"), "{msg}");
+    let msg = check(
+        "v1",
+        "Node",
+        json!({"metadata": {"name": "n", "namespace": "x"}}),
+    );
+    assert_eq!(
+        msg,
+        "Node \"n\" is invalid: metadata.namespace: Forbidden: not allowed on this type"
+    );
+    let msg = check(
+        "v1",
+        "Service",
+        json!({"metadata": {"name": "1svc", "namespace": "d"}, "spec": {"ports": [{"port": 80}]}}),
+    );
+    assert!(msg.contains("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character"), "{msg}");
+    let msg = check(
+        "v1",
+        "ConfigMap",
+        json!({"metadata": {"name": "c", "namespace": "d", "labels": {"a": "-x-"}}}),
+    );
+    assert!(msg.starts_with("ConfigMap \"c\" is invalid: metadata.labels: Invalid value: \"-x-\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex"), "{msg}");
+    let msg = check(
+        "v1",
+        "ConfigMap",
+        json!({"metadata": {"name": "c", "namespace": "d", "labels": {"a/b/c": "x"}}}),
+    );
+    assert!(
+        msg.contains("metadata.labels: Invalid value: \"a/b/c\": a qualified name must consist of"),
+        "{msg}"
+    );
+    let msg = check(
+        "v1",
+        "ConfigMap",
+        json!({"metadata": {"generateName": "web-", "namespace": "d"}}),
+    );
+    assert_eq!(
+        msg,
+        "ConfigMap \"\" is invalid: metadata.name: Required value: name or generateName is required"
+    );
+}
+
+#[test]
+fn container_rules() {
+    assert_eq!(
+        pod_errs(json!({"image": "x"})),
+        "Pod \"p\" is invalid: spec.containers[0].name: Required value"
+    );
+    assert_eq!(
+        pod_errs(json!({"name": "c"})),
+        "Pod \"p\" is invalid: spec.containers[0].image: Required value"
+    );
+    let msg = check(
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"containers": []}}),
+    );
+    assert_eq!(msg, "Pod \"p\" is invalid: spec.containers: Required value");
+    let msg = check(
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"containers": [
+        {"name": "c", "image": "x"}, {"name": "c", "image": "y"}]}}),
+    );
+    assert_eq!(
+        msg,
+        "Pod \"p\" is invalid: spec.containers[1].name: Duplicate value: \"c\""
+    );
+    let msg = pod_errs(json!({"name": "c", "image": "x", "ports": [
+        {"containerPort": 70000}, {"containerPort": 80, "name": "web"}, {"containerPort": 81, "name": "web"},
+        {"containerPort": 82, "name": "Bad_Name"}, {"containerPort": 83, "protocol": "ICMP"}]}));
+    assert_eq!(
+        msg,
+        "Pod \"p\" is invalid: [spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive, spec.containers[0].ports[2].name: Duplicate value: \"web\", spec.containers[0].ports[3].name: Invalid value: \"Bad_Name\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-), spec.containers[0].ports[4].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"]"
+    );
+    let msg = check(
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {
+        "restartPolicy": "Sometimes", "containers": [{"name": "c", "image": "x", "volumeMounts": [{"name": "nope", "mountPath": "/a"}]}]}}),
+    );
+    assert_eq!(
+        msg,
+        "Pod \"p\" is invalid: [spec.containers[0].volumeMounts[0].name: Not found: \"nope\", spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"]"
+    );
+    let msg = check(
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {
+        "volumes": [{"name": "v"}, {"name": "v", "emptyDir": {}, "hostPath": {"path": "/"}}], "containers": [{"name": "c", "image": "x"}]}}),
+    );
+    assert_eq!(
+        msg,
+        "Pod \"p\" is invalid: [spec.volumes[1].name: Duplicate value: \"v\", spec.volumes[1].hostPath: Forbidden: may not specify more than 1 volume type]"
+    );
+}
+
+#[test]
+fn probe_rules() {
+    let c = |probe: &str, p: Value| json!({"name": "c", "image": "x", probe: p});
+    assert_eq!(
+        pod_errs(c(
+            "livenessProbe",
+            json!({"httpGet": {"port": 80}, "tcpSocket": {"port": 80}})
+        )),
+        "Pod \"p\" is invalid: spec.containers[0].livenessProbe.tcpSocket: Forbidden: may not specify more than 1 handler type"
+    );
+    assert_eq!(
+        pod_errs(c(
+            "livenessProbe",
+            json!({"httpGet": {"port": 80}, "successThreshold": 2})
+        )),
+        "Pod \"p\" is invalid: spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"
+    );
+    assert_eq!(
+        pod_errs(c(
+            "startupProbe",
+            json!({"exec": {"command": ["true"]}, "successThreshold": 3})
+        )),
+        "Pod \"p\" is invalid: spec.containers[0].startupProbe.successThreshold: Invalid value: 3: must be 1"
+    );
+    assert_eq!(
+        pod_errs(c(
+            "readinessProbe",
+            json!({"exec": {"command": ["true"]}, "successThreshold": 3})
+        )),
+        ""
+    );
+    assert_eq!(
+        pod_errs(c(
+            "readinessProbe",
+            json!({"periodSeconds": -1, "initialDelaySeconds": -5, "exec": {"command": ["a"]}})
+        )),
+        "Pod \"p\" is invalid: [spec.containers[0].readinessProbe.initialDelaySeconds: Invalid value: -5: must be greater than or equal to 0, spec.containers[0].readinessProbe.periodSeconds: Invalid value: -1: must be greater than or equal to 0]"
+    );
+    assert_eq!(
+        pod_errs(c(
+            "readinessProbe",
+            json!({"tcpSocket": {"port": 80}, "terminationGracePeriodSeconds": 5})
+        )),
+        "Pod \"p\" is invalid: spec.containers[0].readinessProbe.terminationGracePeriodSeconds: Invalid value: 5: must not be set for readinessProbes"
+    );
+    assert_eq!(
+        pod_errs(c(
+            "livenessProbe",
+            json!({"tcpSocket": {"port": 80}, "terminationGracePeriodSeconds": 0})
+        )),
+        "Pod \"p\" is invalid: spec.containers[0].livenessProbe.terminationGracePeriodSeconds: Invalid value: 0: must be greater than 0"
+    );
+    assert_eq!(
+        pod_errs(c("livenessProbe", json!({"periodSeconds": 3}))),
+        "Pod \"p\" is invalid: spec.containers[0].livenessProbe: Required value: must specify a handler type"
+    );
+    assert_eq!(
+        pod_errs(c("livenessProbe", json!({"exec": {}}))),
+        "Pod \"p\" is invalid: spec.containers[0].livenessProbe.exec.command: Required value"
+    );
+    assert_eq!(
+        pod_errs(c(
+            "livenessProbe",
+            json!({"httpGet": {"port": 0, "scheme": "FTP", "httpHeaders": [{"name": "a b", "value": "x"}]}})
+        )),
+        "Pod \"p\" is invalid: [spec.containers[0].livenessProbe.httpGet.port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.containers[0].livenessProbe.httpGet.scheme: Unsupported value: \"FTP\": supported values: \"HTTP\", \"HTTPS\", spec.containers[0].livenessProbe.httpGet.httpHeaders: Invalid value: \"a b\": a valid HTTP header must consist of alphanumeric characters or '-' (e.g. 'X-Header-Name', regex used for validation is '[-A-Za-z0-9]+')]"
+    );
+    assert_eq!(
+        pod_errs(c("livenessProbe", json!({"tcpSocket": {"port": "no--pe"}}))),
+        "Pod \"p\" is invalid: spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: \"no--pe\": must not contain consecutive hyphens"
+    );
+    assert_eq!(
+        pod_errs(c("livenessProbe", json!({"grpc": {"port": 70000}}))),
+        "Pod \"p\" is invalid: spec.containers[0].livenessProbe.grpc.port: Invalid value: 70000: must be between 1 and 65535, inclusive"
+    );
+    let msg = check(
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {
+        "initContainers": [{"name": "i", "image": "x", "readinessProbe": {"exec": {"command": ["a"]}}}],
+        "containers": [{"name": "c", "image": "x"}]}}),
+    );
+    assert_eq!(
+        msg,
+        "Pod \"p\" is invalid: spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always"
+    );
+}
+
+fn service(spec: Value) -> String {
+    check(
+        "v1",
+        "Service",
+        json!({"metadata": {"name": "s", "namespace": "d"}, "spec": spec}),
+    )
+}
+
+#[test]
+fn service_rules() {
+    assert_eq!(service(json!({"ports": [{"port": 80}]})), "");
+    assert_eq!(
+        service(json!({})),
+        "Service \"s\" is invalid: spec.ports: Required value"
+    );
+    assert_eq!(service(json!({"clusterIP": "None"})), "");
+    assert_eq!(
+        service(json!({"type": "ExternalName", "externalName": "example.com"})),
+        ""
+    );
+    assert_eq!(
+        service(json!({"ports": [{"port": 80}, {"port": 81}]})),
+        "Service \"s\" is invalid: [spec.ports[0].name: Required value, spec.ports[1].name: Required value]"
+    );
+    assert_eq!(
+        service(json!({"ports": [{"port": 80, "name": "a"}, {"port": 80, "name": "a"}]})),
+        "Service \"s\" is invalid: [spec.ports[1].name: Duplicate value: \"a\", spec.ports[1]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}]"
+    );
+    assert_eq!(
+        service(json!({"type": "Magic", "ports": [{"port": 0}]})),
+        "Service \"s\" is invalid: [spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\", spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive]"
+    );
+    assert_eq!(
+        service(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]})),
+        "Service \"s\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"
+    );
+    assert_eq!(
+        service(json!({"ports": [{"port": 80, "nodePort": 30080}]})),
+        "Service \"s\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"
+    );
+    assert_eq!(
+        service(json!({"ports": [{"port": 80}], "sessionAffinity": "Sticky"})),
+        "Service \"s\" is invalid: spec.sessionAffinity: Unsupported value: \"Sticky\": supported values: \"ClientIP\", \"None\""
+    );
+}
+
+fn deployment(spec: Value) -> String {
+    check(
+        "apps/v1",
+        "Deployment",
+        json!({"metadata": {"name": "d", "namespace": "x"}, "spec": spec}),
+    )
+}
+
+fn template(labels: Value) -> Value {
+    json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "x"}]}})
+}
+
+#[test]
+fn deployment_rules() {
+    assert_eq!(
+        deployment(
+            json!({"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))})
+        ),
+        ""
+    );
+    assert_eq!(
+        deployment(
+            json!({"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "c", "z": "y"}))})
+        ),
+        "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"a\":\"c\", \"z\":\"y\"}: `selector` does not match template `labels`"
+    );
+    assert_eq!(
+        deployment(json!({"selector": {}, "template": template(json!({"a": "b"}))})),
+        "Deployment.apps \"d\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"
+    );
+    assert_eq!(
+        deployment(
+            json!({"replicas": -1, "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))})
+        ),
+        "Deployment.apps \"d\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+    );
+    assert_eq!(
+        deployment(
+            json!({"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"})),
+            "strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}}})
+        ),
+        "Deployment.apps \"d\" is invalid: spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"0%\"}: may not be 0 when `maxSurge` is 0"
+    );
+    assert_eq!(
+        deployment(
+            json!({"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"})),
+            "strategy": {"rollingUpdate": {"maxUnavailable": "x"}}})
+        ),
+        "Deployment.apps \"d\" is invalid: spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"x\"}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"
+    );
+    assert_eq!(
+        deployment(
+            json!({"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"})),
+            "strategy": {"type": "Recreate", "rollingUpdate": {}}})
+        ),
+        "Deployment.apps \"d\" is invalid: spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"
+    );
+    let mut t = template(json!({"a": "b"}));
+    t["spec"]["restartPolicy"] = json!("Never");
+    assert_eq!(
+        deployment(json!({"selector": {"matchLabels": {"a": "b"}}, "template": t})),
+        "Deployment.apps \"d\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""
+    );
+    let rs = check(
+        "apps/v1",
+        "ReplicaSet",
+        json!({"metadata": {"name": "r", "namespace": "x"},
+        "spec": {"selector": {"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}, "template": template(json!({"a": "b"}))}}),
+    );
+    assert!(rs.starts_with("ReplicaSet.apps \"r\" is invalid: [spec.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"), "{rs}");
+}
+
+#[test]
+fn update_rules() {
+    let info = by_kind("apps/v1", "Deployment").unwrap();
+    let d = |sel: &str| {
+        decode(info, json!({"metadata": {"name": "d", "namespace": "x"}, "spec": {"selector": {"matchLabels": {"a": sel}}, "template": template(json!({"a": sel}))}}), FieldValidation::Strict).unwrap().value
+    };
+    assert!(validate_update(info, &d("b"), &d("b")).is_ok());
+    let e = validate_update(info, &d("c"), &d("b")).unwrap_err();
+    assert_eq!(
+        e.message,
+        "Deployment.apps \"d\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"a\":\"c\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"
+    );
+    let pods = by_kind("v1", "Pod").unwrap();
+    let p = |image: &str, policy: &str| {
+        let mut v = pod(json!({"name": "c", "image": image}));
+        v["spec"]["restartPolicy"] = json!(policy);
+        decode(pods, v, FieldValidation::Strict).unwrap().value
+    };
+    assert!(validate_update(pods, &p("a", "Always"), &p("b", "Always")).is_ok());
+    let e = validate_update(pods, &p("a", "Never"), &p("a", "Always")).unwrap_err();
+    assert!(
+        e.message.starts_with(
+            "Pod \"p\" is invalid: spec: Forbidden: pod updates may not change fields other than"
+        ),
+        "{}",
+        e.message
+    );
+    let mut renamed = p("a", "Always");
+    renamed["metadata"]["name"] = json!("q");
+    let e = validate_update(pods, &renamed, &p("a", "Always")).unwrap_err();
+    assert_eq!(
+        e.message,
+        "Pod \"q\" is invalid: metadata.name: Invalid value: \"q\": field is immutable"
+    );
+}
+
+#[test]
+fn small_kinds() {
+    let msg = check(
+        "v1",
+        "ConfigMap",
+        json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"bad key": "x"}}),
+    );
+    assert!(msg.starts_with("ConfigMap \"c\" is invalid: data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex"), "{msg}");
+    let msg = check(
+        "v1",
+        "Secret",
+        json!({"metadata": {"name": "s", "namespace": "d"}, "type": "kubernetes.io/tls", "data": {}}),
+    );
+    assert_eq!(
+        msg,
+        "Secret \"s\" is invalid: [data[tls.crt]: Required value, data[tls.key]: Required value]"
+    );
+    let msg = check(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        json!({"metadata": {"name": "e", "namespace": "d"}, "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.300"]}]}),
+    );
+    assert_eq!(
+        msg,
+        "EndpointSlice.discovery.k8s.io \"e\" is invalid: endpoints[0].addresses[0]: Invalid value: \"10.0.0.300\": must be a valid IPv4 address"
+    );
+    let msg = check(
+        "coordination.k8s.io/v1",
+        "Lease",
+        json!({"metadata": {"name": "l", "namespace": "d"}, "spec": {"leaseDurationSeconds": 0}}),
+    );
+    assert_eq!(
+        msg,
+        "Lease.coordination.k8s.io \"l\" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"
+    );
+    let msg = check(
+        "v1",
+        "Event",
+        json!({"metadata": {"name": "e", "namespace": "d"}, "involvedObject": {"namespace": "other"}}),
+    );
+    assert_eq!(
+        msg,
+        "Event \"e\" is invalid: involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"
+    );
+    let msg = check(
+        "v1",
+        "Endpoints",
+        json!({"metadata": {"name": "e", "namespace": "d"}, "subsets": [{"addresses": [{"ip": "x"}], "ports": [{"port": 80}]}]}),
+    );
+    assert_eq!(
+        msg,
+        "Endpoints \"e\" is invalid: subsets[0].addresses[0].ip: Invalid value: \"x\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+    );
+}
+
+#[test]
+fn name_checks() {
+    assert!(is_dns1123_label("a-b").is_empty());
+    assert_eq!(
+        is_dns1123_label(&"a".repeat(64))[0],
+        "must be no more than 63 characters"
+    );
+    assert!(is_qualified_name("example.com/MyName").is_empty());
+    assert_eq!(
+        is_qualified_name("/x"),
+        vec!["prefix part must be non-empty".to_string()]
+    );
+    assert!(is_valid_port_name("http").is_empty());
+    assert_eq!(
+        is_valid_port_name("123"),
+        vec!["must contain at least one letter (a-z)".to_string()]
+    );
+    assert_eq!(
+        is_valid_port_name("-a"),
+        vec!["must not begin or end with a hyphen".to_string()]
+    );
+    assert!(name_is_dns_subdomain("web-", true).is_empty());
+    assert!(!name_is_dns_subdomain("web-", false).is_empty());
+}
