@@ -22,6 +22,8 @@ mod tests;
 
 use serde_json::Value;
 
+use crate::status::{ApiError, StatusCause, StatusDetails};
+
 pub use smp::{three_way_strategic, two_way_strategic};
 pub use ssa::{
     FieldConflict, manager_from_user_agent, record_update, record_update_with, server_side_apply,
@@ -181,6 +183,52 @@ impl PatchError {
     /// The detailed message upstream puts in `details.causes` (422s), if any.
     pub fn cause(&self) -> Option<String> {
         (self.code() == 422).then(|| self.to_string())
+    }
+
+    /// The `Status` upstream answers with: 409s list each conflicting field as a
+    /// `FieldManagerConflict` cause, 422s carry the real text as an `UnexpectedServerResponse`
+    /// cause, 413s are prefixed `Request entity too large: `, 500s have an empty reason.
+    pub fn to_api_error(&self) -> ApiError {
+        let cause = |reason: &str, message: String, field: String| StatusCause {
+            reason: reason.to_string(),
+            message,
+            field,
+        };
+        let mut err = ApiError::new(self.code(), self.reason(), self.status_message());
+        match self {
+            PatchError::ApplyConflict(conflicts) => {
+                let causes = conflicts
+                    .iter()
+                    .map(|c| {
+                        let message = format!("conflict with {}", c.manager);
+                        cause("FieldManagerConflict", message, c.field.clone())
+                    })
+                    .collect();
+                err.details = Some(StatusDetails {
+                    causes,
+                    ..StatusDetails::default()
+                });
+            }
+            PatchError::TooManyOperations { .. } => {
+                err.message = format!("Request entity too large: {self}");
+            }
+            _ => {
+                if let Some(text) = self.cause() {
+                    let causes = vec![cause("UnexpectedServerResponse", text, String::new())];
+                    err.details = Some(StatusDetails {
+                        causes,
+                        ..StatusDetails::default()
+                    });
+                }
+            }
+        }
+        err
+    }
+}
+
+impl From<PatchError> for ApiError {
+    fn from(e: PatchError) -> ApiError {
+        e.to_api_error()
     }
 }
 

@@ -698,17 +698,21 @@ fn merge_list(
         out
     };
 
+    let merge_observed = |pe: &PathElement, path: &mut Path| {
+        merge_item(
+            pe,
+            observed_l.get(pe).copied(),
+            observed_r.get(pe).copied(),
+            path,
+        )
+    };
+
     while li < lpes.len() || ri < rpes.len() {
         if li < lpes.len() && ri < rpes.len() {
             let pe = &lpes[li];
             if *pe == rpes[ri] {
                 merged_rhs.insert(pe.clone());
-                let v = merge_item(
-                    pe,
-                    observed_l.get(pe).copied(),
-                    observed_r.get(pe).copied(),
-                    path,
-                )?;
+                let v = merge_observed(pe, path)?;
                 out.extend(v);
                 li += 1;
                 ri += 1;
@@ -735,12 +739,7 @@ fn merge_list(
         if ri < rpes.len() {
             let pe = &rpes[ri];
             merged_rhs.insert(pe.clone());
-            let v = merge_item(
-                pe,
-                observed_l.get(pe).copied(),
-                observed_r.get(pe).copied(),
-                path,
-            )?;
+            let v = merge_observed(pe, path)?;
             out.extend(v);
             ri += 1;
             if next_shared.is_some_and(|n| n == pe) {

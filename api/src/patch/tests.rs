@@ -110,6 +110,10 @@ fn json_patch_ops_and_errors() {
         .collect();
     let err = json_patch(&doc, &Value::Array(many)).unwrap_err();
     assert_eq!(err.code(), 413);
+    assert_eq!(
+        err.to_api_error().message,
+        "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"
+    );
 }
 
 #[test]
