@@ -1,0 +1,135 @@
+//! List-then-watch on one store resource, kube-runtime's watcher + reflector in one: the
+//! current objects are listed together with the revision they are consistent at, then watched
+//! from exactly that revision; when the watch ends (the watcher fell behind, or the log was
+//! compacted) the resource is listed again and the differences to the local cache are
+//! reported as changes, so a consumer sees every object's latest state and every deletion.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::registry::ResourceInfo;
+use serde_json::Value;
+use store::{EventType, Store};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A change to one object of a watched resource.
+#[derive(Debug, Clone)]
+pub(crate) enum Delta {
+    /// Created or changed: the new state.
+    Upsert(Arc<Value>),
+    /// Deleted; its last state.
+    Delete(Arc<Value>),
+    /// The initial list has been delivered.
+    Synced,
+}
+
+/// A [`Delta`] of one resource.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    /// The resource the object belongs to.
+    pub(crate) info: &'static ResourceInfo,
+    /// What happened.
+    pub(crate) delta: Delta,
+}
+
+/// First wait before relisting after a watch ended; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Reflects `info`'s objects (all namespaces) into `tx` until `shutdown` or until the receiver
+/// is dropped.
+pub(crate) async fn reflect(
+    store: Store,
+    info: &'static ResourceInfo,
+    tx: mpsc::Sender<Change>,
+    shutdown: CancellationToken,
+) {
+    let resource = info.store_resource();
+    let mut cache: HashMap<(String, String), Arc<Value>> = HashMap::new();
+    let mut synced = false;
+    let mut backoff = MIN_BACKOFF;
+    let send = |delta| {
+        let tx = tx.clone();
+        async move { tx.send(Change { info, delta }).await.is_ok() }
+    };
+    loop {
+        let (items, revision, mut watch) = store.list_and_watch(&resource, None);
+        tracing::trace!(%resource, revision, items = items.len(), "listed");
+        let mut seen = HashSet::with_capacity(items.len());
+        for obj in items {
+            let key = key_of(&obj);
+            seen.insert(key.clone());
+            let old = cache.insert(key, obj.clone());
+            if old.as_ref().is_some_and(|o| same_version(o, &obj)) {
+                continue;
+            }
+            if !send(Delta::Upsert(obj)).await {
+                return;
+            }
+        }
+        let gone: Vec<_> = cache
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(old) = cache.remove(&key)
+                && !send(Delta::Delete(old)).await
+            {
+                return;
+            }
+        }
+        if !synced {
+            synced = true;
+            if !send(Delta::Synced).await {
+                return;
+            }
+        }
+        let mut delivered = false;
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                ev = watch.next_shared() => ev,
+            };
+            let Some(event) = event else { break };
+            delivered = true;
+            let key = key_of(&event.object);
+            let delta = match event.kind {
+                EventType::Added | EventType::Modified => {
+                    cache.insert(key, event.object.clone());
+                    Delta::Upsert(event.object.clone())
+                }
+                EventType::Deleted => {
+                    cache.remove(&key);
+                    Delta::Delete(event.object.clone())
+                }
+            };
+            if !send(delta).await {
+                return;
+            }
+        }
+        if delivered {
+            backoff = MIN_BACKOFF;
+        }
+        tracing::debug!(%resource, ?backoff, "watch ended; relisting");
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn key_of(obj: &Value) -> (String, String) {
+    (
+        crate::meta::str(obj, "namespace").to_string(),
+        crate::meta::str(obj, "name").to_string(),
+    )
+}
+
+fn same_version(a: &Value, b: &Value) -> bool {
+    crate::meta::str(a, "resourceVersion") == crate::meta::str(b, "resourceVersion")
+        && crate::meta::uid(a) == crate::meta::uid(b)
+}

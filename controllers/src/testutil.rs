@@ -1,0 +1,169 @@
+//! Test helpers: a registry over a memory store, manifests, and polling under paused time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::registry::ResourceInfo;
+use apiserver::Registry;
+use apiserver::registry::{DeleteOptions, Deleted, Propagation, WriteOptions};
+use serde_json::{Value, json};
+use store::{Event, ListOptions, Store};
+use tokio_util::sync::CancellationToken;
+
+pub(crate) fn info(plural: &str) -> &'static ResourceInfo {
+    api::registry::resources()
+        .iter()
+        .find(|i| i.plural == plural)
+        .unwrap()
+}
+
+/// A registry over an empty memory store with namespace `ns` created.
+pub(crate) async fn registry_with_namespace(ns: &str) -> Registry {
+    let registry = Registry::new(Store::memory());
+    create(
+        &registry,
+        "namespaces",
+        "",
+        json!({"metadata": {"name": ns}}),
+    )
+    .await;
+    registry
+}
+
+pub(crate) async fn create(registry: &Registry, plural: &str, ns: &str, obj: Value) -> Arc<Value> {
+    registry
+        .create(info(plural), ns, obj, &WriteOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("create {plural}: {e:?}"))
+}
+
+pub(crate) async fn delete(
+    registry: &Registry,
+    plural: &str,
+    ns: &str,
+    name: &str,
+    policy: Option<Propagation>,
+) -> Deleted {
+    let opts = DeleteOptions {
+        propagation_policy: policy,
+        ..DeleteOptions::default()
+    };
+    registry
+        .delete(info(plural), ns, name, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("delete {plural}/{name}: {e:?}"))
+}
+
+pub(crate) fn get(registry: &Registry, plural: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
+    registry.get(info(plural), ns, name).ok()
+}
+
+pub(crate) fn names(registry: &Registry, plural: &str, ns: &str) -> Vec<String> {
+    registry
+        .store()
+        .list(
+            &info(plural).store_resource(),
+            Some(ns),
+            &ListOptions::default(),
+        )
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub(crate) fn owner_ref(kind: &str, api_version: &str, obj: &Value) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+fn template() -> Value {
+    json!({
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+    })
+}
+
+/// A Deployment `web`, its ReplicaSet `web-5d8f7` and two pods, owned in a chain as the
+/// deployment and replicaset controllers create them. Returns (deployment, rs, pods).
+pub(crate) async fn deployment_chain(
+    registry: &Registry,
+    ns: &str,
+) -> (Arc<Value>, Arc<Value>, Vec<Arc<Value>>) {
+    let deploy = create(
+        registry,
+        "deployments",
+        ns,
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template()}
+        }),
+    )
+    .await;
+    let rs = create(
+        registry,
+        "replicasets",
+        ns,
+        json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web-5d8f7", "labels": {"app": "web"},
+                         "ownerReferences": [owner_ref("Deployment", "apps/v1", &deploy)]},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template()}
+        }),
+    )
+    .await;
+    let mut pods = Vec::new();
+    for name in ["web-5d8f7-a", "web-5d8f7-b"] {
+        pods.push(
+            create(
+                registry,
+                "pods",
+                ns,
+                json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "labels": {"app": "web"},
+                                 "ownerReferences": [owner_ref("ReplicaSet", "apps/v1", &rs)]},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+                }),
+            )
+            .await,
+        );
+    }
+    (deploy, rs, pods)
+}
+
+/// Polls `cond` every 10 ms of (paused) tokio time; panics after 10 virtual minutes.
+pub(crate) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..60_000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// Starts every controller; returns the token that stops them.
+pub(crate) fn start(registry: &Registry) -> CancellationToken {
+    let stop = CancellationToken::new();
+    tokio::spawn(crate::run(registry.clone(), stop.clone()));
+    stop
+}
+
+/// The events of `resource` after revision `from` that are already in the log.
+pub(crate) async fn events_since(store: &Store, resource: &str, from: u64) -> Vec<Event> {
+    let mut watch = store.watch(resource, None, from).unwrap();
+    let mut out = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(50), watch.next()).await {
+        out.push(ev);
+    }
+    out
+}
