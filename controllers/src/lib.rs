@@ -3,7 +3,7 @@
 //! ends), feeding a deduplicating, rate-limited `queue` of object keys; workers reconcile one
 //! key at a time, idempotently, from the current state, and requeue on failure.
 //!
-//! Start at [`run`], which starts every controller; then [`gc`] (the garbage collector:
+//! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion) and [`namespace`] (namespace termination).
 
 // The registry's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
@@ -45,6 +45,30 @@ impl From<api::status::ApiError> for Error {
     fn from(e: api::status::ApiError) -> Error {
         Error::Api(Box::new(e))
     }
+}
+
+/// The controllers running in the background, from [`start`].
+#[derive(Debug)]
+pub struct Controllers {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Controllers {
+    /// Stops every controller and waits until they have stopped.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "controllers ended abnormally");
+        }
+    }
+}
+
+/// Starts every in-process controller on the current tokio runtime.
+pub fn start(registry: Registry) -> Controllers {
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(registry, shutdown.clone()));
+    Controllers { shutdown, task }
 }
 
 /// Runs every in-process controller until `shutdown` is cancelled.

@@ -242,3 +242,25 @@ async fn cluster_scoped_owner_of_namespaced_dependent() {
     .await;
     stop.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn start_and_stop() {
+    let registry = registry_with_namespace("default").await;
+    let controllers = crate::start(registry.clone());
+    deployment_chain(&registry, "default").await;
+    delete(
+        &registry,
+        "deployments",
+        "default",
+        "web",
+        Some(Propagation::Background),
+    )
+    .await;
+    chain_collected(&registry).await;
+    controllers.stop().await;
+    // Stopped: nothing collects any more.
+    deployment_chain(&registry, "default").await;
+    delete(&registry, "deployments", "default", "web", None).await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(names(&registry, "pods", "default").len(), 2);
+}
