@@ -481,10 +481,16 @@ fn walk_compare(
     path: &mut Path,
     c: &mut Comparison,
 ) -> Result<(), PatchError> {
-    let Some(any) = lhs.or(rhs) else {
+    // A null on one side is a wildcard taking the other side's shape (upstream deduceAtom).
+    let Some(any) = [lhs, rhs]
+        .into_iter()
+        .flatten()
+        .find(|v| !v.is_null())
+        .or(lhs.or(rhs))
+    else {
         return Ok(());
     };
-    let same_kind = match (lhs, rhs) {
+    let same_kind = match (lhs.filter(|v| !v.is_null()), rhs.filter(|v| !v.is_null())) {
         (Some(l), Some(r)) => {
             std::mem::discriminant(&shape(l, ssa, schema))
                 == std::mem::discriminant(&shape(r, ssa, schema))
@@ -955,6 +961,56 @@ fn take_from_others(managers: &mut [Entry], except: Option<usize>, cmp: &Compari
     }
 }
 
+/// The structure of upstream's zero-valued object of `kind` as the field manager sees it on
+/// create (non-pointer structs present, nil slices as null): fields already "present" there
+/// are changed, not added, by a create, which decides where `FieldsV1` gets `.` markers.
+fn zero_object(kind: &str) -> Value {
+    let template = || serde_json::json!({"metadata": {"creationTimestamp": null}, "spec": {"containers": null}});
+    let meta = serde_json::json!({"creationTimestamp": null});
+    let mut zero = match kind {
+        "Pod" => serde_json::json!({"spec": {"containers": null}, "status": {}}),
+        "PodTemplate" => serde_json::json!({"template": template()}),
+        "Deployment" => serde_json::json!({
+            "spec": {"selector": null, "template": template(), "strategy": {}},
+            "status": {}
+        }),
+        "ReplicaSet" => {
+            serde_json::json!({"spec": {"selector": null, "template": template()}, "status": {}})
+        }
+        "StatefulSet" => serde_json::json!({
+            "spec": {"selector": null, "template": template(), "updateStrategy": {}},
+            "status": {}
+        }),
+        "DaemonSet" => serde_json::json!({
+            "spec": {"selector": null, "template": template(), "updateStrategy": {}},
+            "status": {}
+        }),
+        "Job" => serde_json::json!({"spec": {"template": template()}, "status": {}}),
+        "CronJob" => serde_json::json!({
+            "spec": {"jobTemplate": {"metadata": {"creationTimestamp": null}, "spec": {"template": template()}}},
+            "status": {}
+        }),
+        "Service" => serde_json::json!({"spec": {}, "status": {"loadBalancer": {}}}),
+        "Namespace" | "Lease" => serde_json::json!({"spec": {}, "status": {}}),
+        "Node" => {
+            serde_json::json!({"spec": {}, "status": {"daemonEndpoints": {"kubeletEndpoint": {}}, "nodeInfo": {}}})
+        }
+        "PersistentVolumeClaim" => serde_json::json!({"spec": {"resources": {}}, "status": {}}),
+        "EndpointSlice" => serde_json::json!({"endpoints": null}),
+        "Event" => serde_json::json!({"involvedObject": {}, "source": {}}),
+        _ => serde_json::json!({}),
+    };
+    if kind == "Lease"
+        && let Some(m) = zero.as_object_mut()
+    {
+        m.shift_remove("status");
+    }
+    if let Some(m) = zero.as_object_mut() {
+        m.insert("metadata".into(), meta);
+    }
+    zero
+}
+
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Server-side apply: `applied` (the decoded `application/apply-patch+yaml` body) over `live`
@@ -1276,7 +1332,7 @@ pub fn record_update_with(
     let ignored = ignored_paths(kind, subresource);
     let old_obj = old
         .map(without_managed_fields)
-        .unwrap_or_else(|| Value::Object(Map::new()));
+        .unwrap_or_else(|| zero_object(kind));
     let new_obj = without_managed_fields(new);
     let Ok(cmp) = compare(&old_obj, &new_obj, schema) else {
         // Objects the schema cannot key (e.g. list items missing a key field) are written

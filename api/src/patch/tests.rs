@@ -1263,6 +1263,47 @@ fn ssa_sets_merge_and_associative_lists_keep_applied_order() {
 }
 
 #[test]
+fn record_update_on_create_marks_like_upstream() {
+    // A Deployment as stored after `kubectl create deployment nginx --image=nginx` (defaulted).
+    let mut d = y(r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nginx, namespace: default, labels: {app: nginx}}
+spec:
+  progressDeadlineSeconds: 600
+  replicas: 1
+  revisionHistoryLimit: 10
+  selector: {matchLabels: {app: nginx}}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxSurge: 25%, maxUnavailable: 25%}
+  template:
+    metadata: {labels: {app: nginx}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+        imagePullPolicy: Always
+        resources: {}
+        terminationMessagePath: /dev/termination-log
+        terminationMessagePolicy: File
+      dnsPolicy: ClusterFirst
+      restartPolicy: Always
+      schedulerName: default-scheduler
+      securityContext: {}
+      terminationGracePeriodSeconds: 30
+status: {}
+"#);
+    record_update(None, &mut d, "Deployment", "kubectl-create", T0);
+    let fields = &managed(&d)[0]["fieldsV1"];
+    let expected: Value = serde_json::from_str(
+        r#"{"f:metadata":{"f:labels":{".":{},"f:app":{}}},"f:spec":{"f:progressDeadlineSeconds":{},"f:replicas":{},"f:revisionHistoryLimit":{},"f:selector":{},"f:strategy":{"f:rollingUpdate":{".":{},"f:maxSurge":{},"f:maxUnavailable":{}},"f:type":{}},"f:template":{"f:metadata":{"f:labels":{".":{},"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:image":{},"f:imagePullPolicy":{},"f:name":{},"f:resources":{},"f:terminationMessagePath":{},"f:terminationMessagePolicy":{}}},"f:dnsPolicy":{},"f:restartPolicy":{},"f:schedulerName":{},"f:securityContext":{},"f:terminationGracePeriodSeconds":{}}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(fields.to_string(), expected.to_string());
+}
+
+#[test]
 fn user_agent_manager() {
     assert_eq!(
         manager_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07"),
