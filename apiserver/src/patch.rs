@@ -47,6 +47,20 @@ impl FromHeaders for PatchType {
 /// A patch failure as a `Status`.
 pub fn patch_error(e: PatchError) -> ApiError {
     let mut err = ApiError::new(e.code(), e.reason(), e.status_message());
+    if let PatchError::ApplyConflict(conflicts) = &e {
+        err.details = Some(StatusDetails {
+            causes: conflicts
+                .iter()
+                .map(|c| StatusCause {
+                    reason: "FieldManagerConflict".into(),
+                    message: format!("conflict with {}", c.manager),
+                    field: c.field.clone(),
+                })
+                .collect(),
+            ..StatusDetails::default()
+        });
+        return err;
+    }
     if let Some(cause) = e.cause() {
         err.details = Some(StatusDetails {
             causes: vec![StatusCause {
@@ -85,20 +99,10 @@ pub fn apply_patch(
             }
             api::patch::strategic_merge(current, patch, info.kind).map_err(patch_error)
         }
-        PatchType::Apply => apply_configuration(info, current, patch),
+        PatchType::Apply => Err(ApiError::internal(
+            "apply patches go through server_side_apply",
+        )),
     }
-}
-
-/// Server-side apply of `applied` onto `live`: the applied configuration merged into the
-/// live object with strategic-merge semantics (field ownership is tracked by the `api`
-/// crate when it provides it).
-fn apply_configuration(
-    info: &ResourceInfo,
-    live: &Value,
-    applied: &Value,
-) -> Result<Value, ApiError> {
-    check_apply_body(info, applied)?;
-    api::patch::strategic_merge(live, applied, info.kind).map_err(patch_error)
 }
 
 fn check_apply_body(info: &ResourceInfo, applied: &Value) -> Result<(), ApiError> {
@@ -156,8 +160,12 @@ pub async fn patch(
                     return Err(name_mismatch(body_name, name));
                 }
                 meta_mut(&mut obj).insert("name".into(), json!(name));
+                if info.namespaced {
+                    meta_mut(&mut obj).insert("namespace".into(), json!(ns));
+                }
+                let obj = ssa(info, None, &obj, opts)?;
                 match registry
-                    .create_checked(info, ns, obj, &[], &opts.write)
+                    .create_inner(info, ns, obj, &[], &opts.write, false)
                     .await
                 {
                     Ok((v, w)) => return Ok((v, true, w)),
@@ -167,7 +175,12 @@ pub async fn patch(
             }
             return Err(ApiError::not_found(info, name));
         };
-        let patched = apply_patch(info, kind, &old, &patch)?;
+        let patched = if kind == PatchType::Apply {
+            check_apply_body(info, &patch)?;
+            ssa(info, Some(&old), &patch, opts)?
+        } else {
+            apply_patch(info, kind, &old, &patch)?
+        };
         if !patched.is_object() {
             return Err(ApiError::bad_request("the patch did not produce an object"));
         }
@@ -182,13 +195,39 @@ pub async fn patch(
             return Err(ApiError::conflict_modified(info, name));
         }
         match registry
-            .apply_update(info, ns, name, &old, patched, &opts.write, mode)
+            .apply_update(
+                info,
+                ns,
+                name,
+                &old,
+                patched,
+                &opts.write,
+                mode,
+                kind != PatchType::Apply,
+            )
             .await?
         {
             Some((v, w)) => return Ok((v, false, w)),
             None => continue,
         }
     }
+}
+
+/// Server-side apply through the `api` crate (field ownership, conflicts, pruning).
+fn ssa(
+    info: &ResourceInfo,
+    live: Option<&Value>,
+    applied: &Value,
+    opts: &PatchOptions,
+) -> Result<Value, ApiError> {
+    let manager = opts
+        .write
+        .field_manager
+        .as_deref()
+        .unwrap_or(crate::strategy::DEFAULT_MANAGER);
+    let now = crate::meta::rfc3339(crate::meta::now());
+    api::patch::server_side_apply(live, applied, info.kind, manager, opts.force, &now)
+        .map_err(patch_error)
 }
 
 fn name_mismatch(body: &str, url: &str) -> ApiError {

@@ -238,9 +238,24 @@ impl Registry {
         duplicates: &[String],
         opts: &WriteOptions,
     ) -> Result<(Arc<Value>, Vec<String>), ApiError> {
+        self.create_inner(info, namespace, obj, duplicates, opts, true)
+            .await
+    }
+
+    /// A create; `record` = record the write in managedFields (false when server-side apply
+    /// already did).
+    pub(crate) async fn create_inner(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        obj: Value,
+        duplicates: &[String],
+        opts: &WriteOptions,
+        record: bool,
+    ) -> Result<(Arc<Value>, Vec<String>), ApiError> {
         let decoded =
             api::object::decode_with_duplicates(info, obj, duplicates, opts.field_validation)?;
-        let obj = self.prepare_create(info, namespace, decoded.value, opts)?;
+        let obj = self.prepare_create(info, namespace, decoded.value, opts, record)?;
         let name = meta_str(&obj, "name").to_string();
         if opts.dry_run {
             return Ok((Arc::new(obj), decoded.warnings));
@@ -261,6 +276,7 @@ impl Registry {
         namespace: &str,
         obj: Value,
         opts: &WriteOptions,
+        record: bool,
     ) -> Result<Value, ApiError> {
         let mut obj = strategy::check_type(info, obj)?;
         strategy::check_namespace_field(info, namespace, &mut obj)?;
@@ -309,7 +325,9 @@ impl Registry {
         m.remove("selfLink");
         strategy::prepare_for_create(info, &mut obj);
         strategy::validate_create(info, &obj, opts)?;
-        strategy::record_managed_fields(info, None, &mut obj, opts, "Update", now);
+        if record {
+            strategy::record_managed_fields(info, None, &mut obj, opts, UpdateMode::Main, now);
+        }
         Ok(obj)
     }
 
@@ -395,7 +413,7 @@ impl Registry {
                 return Err(ApiError::conflict_modified(info, name));
             }
             match self
-                .write_update(info, namespace, name, &old, obj.clone(), opts, mode)
+                .write_update(info, namespace, name, &old, obj.clone(), opts, mode, true)
                 .await?
             {
                 Attempt::Done(v) => return Ok((v, false, warnings)),
@@ -418,6 +436,7 @@ impl Registry {
         new: Value,
         opts: &WriteOptions,
         mode: UpdateMode,
+        record: bool,
     ) -> Result<Attempt, ApiError> {
         let mut new = match mode {
             UpdateMode::Main => {
@@ -520,7 +539,9 @@ impl Registry {
         if strategy::unchanged(old, &new) {
             return Ok(Attempt::Done(old.clone()));
         }
-        strategy::record_managed_fields(info, Some(old), &mut new, opts, "Update", meta::now());
+        if record {
+            strategy::record_managed_fields(info, Some(old), &mut new, opts, mode, meta::now());
+        }
         if opts.dry_run {
             return Ok(Attempt::Done(Arc::new(new)));
         }
@@ -550,10 +571,11 @@ impl Registry {
         new: Value,
         opts: &WriteOptions,
         mode: UpdateMode,
+        record: bool,
     ) -> Result<Option<(Arc<Value>, Vec<String>)>, ApiError> {
         let d = api::object::decode(info, new, opts.field_validation)?;
         match self
-            .write_update(info, namespace, name, old, d.value, opts, mode)
+            .write_update(info, namespace, name, old, d.value, opts, mode, record)
             .await?
         {
             Attempt::Done(v) => Ok(Some((v, d.warnings))),
@@ -609,7 +631,7 @@ impl Registry {
             }
             let new = api::object::decode(info, new, FieldValidation::Ignore)?.value;
             match self
-                .write_update(info, namespace, name, &old, new, opts, mode)
+                .write_update(info, namespace, name, &old, new, opts, mode, true)
                 .await?
             {
                 Attempt::Done(v) => return Ok(v),

@@ -204,9 +204,9 @@ async fn handle_target(
                     Ok(json_response(StatusCode::OK, &crate::scale::to_scale(&obj)))
                 }
                 ("scale", Method::PUT) => {
-                    let (_, body) = read_body(req).await?;
-                    let scale = parse_body(&HeaderMap::new(), &body)?.0;
-                    let opts = write_options(q)?;
+                    let (headers, body) = read_body(req).await?;
+                    let scale = parse_body(&headers, &body)?.0;
+                    let opts = write_options(q, &headers)?;
                     let out =
                         crate::scale::update(&st.registry, info, ns, name, scale, &opts).await?;
                     Ok(json_response(StatusCode::OK, &out))
@@ -214,7 +214,7 @@ async fn handle_target(
                 ("scale", Method::PATCH) => {
                     let (headers, body) = read_body(req).await?;
                     let pt = patch::PatchKind::from_headers(&headers)?;
-                    let opts = write_options(q)?;
+                    let opts = write_options(q, &headers)?;
                     let out =
                         crate::scale::patch(&st.registry, info, ns, name, pt, &body, &opts).await?;
                     Ok(json_response(StatusCode::OK, &out))
@@ -222,7 +222,8 @@ async fn handle_target(
                 ("binding", Method::POST) => {
                     let (headers, body) = read_body(req).await?;
                     let binding = parse_body(&headers, &body)?.0;
-                    bind(st, info, ns, name, binding, q).await
+                    let opts = write_options(q, &headers)?;
+                    bind(st, info, ns, name, binding, &opts).await
                 }
                 (_, m) => Err(ApiError::method_not_allowed(info, m.as_str())),
             }
@@ -305,11 +306,12 @@ pub fn parse_yaml(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// `fieldManager`, `fieldValidation`, `dryRun`.
-pub fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
+pub fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
     let field_manager = q
         .get("fieldManager")
         .filter(|m| !m.is_empty())
-        .map(str::to_string);
+        .map(str::to_string)
+        .or_else(|| default_manager(headers));
     if let Some(m) = &field_manager
         && (m.len() > 128 || m.chars().any(|c| c.is_control()))
     {
@@ -570,7 +572,7 @@ async fn create(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let (obj, dups) = parse_body(headers, body)?;
-    let opts = write_options(q)?;
+    let opts = write_options(q, headers)?;
     let (created, warnings) = st
         .registry
         .create_checked(info, ns, obj, &dups, &opts)
@@ -593,7 +595,7 @@ async fn update(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let (obj, dups) = parse_body(headers, body)?;
-    let opts = write_options(q)?;
+    let opts = write_options(q, headers)?;
     let (out, created, warnings) = st
         .registry
         .update_checked(info, ns, name, obj, &dups, &opts, mode)
@@ -618,7 +620,7 @@ async fn patch_item(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let kind = patch::PatchKind::from_headers(headers)?;
-    let mut write = write_options(q)?;
+    let write = write_options(q, &HeaderMap::new())?;
     if kind == patch::PatchKind::Apply && write.field_manager.is_none() {
         return Err(ApiError::invalid_kind(
             "meta.k8s.io",
@@ -630,8 +632,9 @@ async fn patch_item(
             )],
         ));
     }
+    let mut write = write;
     if write.field_manager.is_none() {
-        write.field_manager = Some(default_manager(headers));
+        write.field_manager = default_manager(headers);
     }
     let opts = PatchOptions {
         write,
@@ -648,17 +651,12 @@ async fn patch_item(
 }
 
 /// Upstream derives a missing field manager from the user agent's program name.
-fn default_manager(headers: &HeaderMap) -> String {
+fn default_manager(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(|ua| ua.split('/').next())
-        .map(str::trim)
+        .map(api::patch::manager_from_user_agent)
         .filter(|s| !s.is_empty())
-        .unwrap_or("unknown")
-        .chars()
-        .take(128)
-        .collect()
 }
 
 /// Kinds whose DELETE answers with the object rather than a `Status` (upstream
@@ -739,9 +737,8 @@ async fn bind(
     ns: &str,
     name: &str,
     binding: Value,
-    q: &Query,
+    opts: &WriteOptions,
 ) -> Result<Response, ApiError> {
-    let opts = write_options(q)?;
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -758,7 +755,7 @@ async fn bind(
     let annotations = binding.pointer("/metadata/annotations").cloned();
     let mut conflict = None;
     st.registry
-        .update_with_mode(info, ns, name, UpdateMode::Main, &opts, &mut |pod| {
+        .update_with_mode(info, ns, name, UpdateMode::Main, opts, &mut |pod| {
             let current = pod
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)
@@ -791,7 +788,7 @@ async fn bind(
     }
     // PodScheduled=True, as upstream's binding sets it.
     st.registry
-        .update_with_mode(info, ns, name, UpdateMode::Status, &opts, &mut |pod| {
+        .update_with_mode(info, ns, name, UpdateMode::Status, opts, &mut |pod| {
             let now = meta::rfc3339(meta::now());
             let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
             let mut conds: Vec<Value> = conds

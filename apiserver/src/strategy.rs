@@ -294,11 +294,19 @@ pub fn record_managed_fields(
     old: Option<&Value>,
     new: &mut Value,
     opts: &WriteOptions,
-    operation: &str,
+    mode: UpdateMode,
     now: k8s_openapi::jiff::Timestamp,
 ) {
-    let _ = (info, old, new, opts, operation, now);
+    let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
+    let sub = match mode {
+        UpdateMode::Status => "status",
+        UpdateMode::Main | UpdateMode::Finalize => "",
+    };
+    api::patch::record_update_with(old, new, info.kind, manager, sub, &meta::rfc3339(now));
 }
+
+/// The field manager of writes that name none (in-process controllers).
+pub const DEFAULT_MANAGER: &str = "kube-controller-manager";
 
 /// Whether an update changes nothing but bookkeeping (then no write happens, as upstream's
 /// GuaranteedUpdate skips identical bytes).
