@@ -455,6 +455,20 @@ pub fn row_cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Vec<Value>
     }
 }
 
+/// The `conditions` of `obj`'s row: upstream marks succeeded and failed pods `Completed`
+/// (`podSuccessConditions`/`podFailedConditions`); every other row has none (omit the field).
+pub fn row_conditions(info: &ResourceInfo, obj: &Value) -> Vec<Value> {
+    if Kind::of(info) != Kind::Pod {
+        return Vec::new();
+    }
+    let (reason, message) = match s(&obj["status"]["phase"]) {
+        "Succeeded" => ("Succeeded", "The pod has completed successfully."),
+        "Failed" => ("Failed", "The pod failed."),
+        _ => return Vec::new(),
+    };
+    vec![json!({"type": "Completed", "status": "True", "reason": reason, "message": message})]
+}
+
 /// Upstream `duration.HumanDuration`: a succinct, 2–3 significant figure rendering of
 /// `nanos` nanoseconds (`5s`, `3m2s`, `15m`, `5h3m`, `2d3h`, `45d`, `2y10d`, `9y`); `0s` for up
 /// to 2 s in the future (clock skew) and `<invalid>` beyond.
@@ -1846,6 +1860,23 @@ mod tests {
             )[1],
             ""
         );
+    }
+
+    #[test]
+    fn completed_pods_carry_row_conditions() {
+        let pods = lookup("", "v1", "pods").unwrap();
+        let pod = |phase: &str| json!({"metadata": {"name": "p"}, "status": {"phase": phase}});
+        assert_eq!(
+            row_conditions(pods, &pod("Succeeded")),
+            [
+                json!({"type": "Completed", "status": "True", "reason": "Succeeded",
+                    "message": "The pod has completed successfully."})
+            ]
+        );
+        assert_eq!(row_conditions(pods, &pod("Failed"))[0]["reason"], "Failed");
+        assert!(row_conditions(pods, &pod("Running")).is_empty());
+        let ns = lookup("", "v1", "namespaces").unwrap();
+        assert!(row_conditions(ns, &pod("Succeeded")).is_empty());
     }
 
     #[test]
