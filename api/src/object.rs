@@ -184,8 +184,77 @@ fn roundtrip<T: DeserializeOwned + Serialize>(
         ))
     })?;
     default(&mut typed);
-    let value = serde_json::to_value(&typed).map_err(ApiError::internal)?;
+    let mut value = serde_json::to_value(&typed).map_err(ApiError::internal)?;
+    canonical_quantities(info.kind, &mut value).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            info.kind, info.version, info.kind
+        ))
+    })?;
     Ok(RoundTrip { value, unknown })
+}
+
+/// Parses every resource quantity of the object (a bad one fails decoding, as Go's
+/// `Quantity.UnmarshalJSON` does) and rewrites it in canonical form rounded up to milli
+/// precision (`SetDefaults_ResourceList`), so `0.5` is stored as `500m` and `1024Mi` as `1Gi`.
+fn canonical_quantities(
+    kind: &str,
+    value: &mut Value,
+) -> Result<(), crate::quantity::QuantityError> {
+    let mut lists: Vec<&mut Value> = Vec::new();
+    let spec_pointer = match kind {
+        "Pod" => Some("/spec"),
+        "Deployment" | "ReplicaSet" => Some("/spec/template/spec"),
+        _ => None,
+    };
+    match (kind, spec_pointer) {
+        (_, Some(ptr)) => {
+            if let Some(spec) = value.pointer_mut(ptr).and_then(Value::as_object_mut) {
+                for (field, v) in spec.iter_mut() {
+                    match field.as_str() {
+                        "containers" | "initContainers" => {
+                            for c in v.as_array_mut().into_iter().flatten() {
+                                if let Some(r) =
+                                    c.get_mut("resources").and_then(Value::as_object_mut)
+                                {
+                                    for (name, l) in r.iter_mut() {
+                                        if name == "limits" || name == "requests" {
+                                            lists.push(l);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        "overhead" => lists.push(v),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        ("Node", None) => {
+            if let Some(st) = value.get_mut("status").and_then(Value::as_object_mut) {
+                for (name, l) in st.iter_mut() {
+                    if name == "capacity" || name == "allocatable" {
+                        lists.push(l);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    for list in lists {
+        for q in list
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+        {
+            if let Some(s) = q.as_str() {
+                let parsed = crate::quantity::Quantity::parse(s)?;
+                *q = Value::String(parsed.round_up_milli().canonical());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deserializes `value` into `T`, returning the paths of the fields `T` does not know

@@ -55,39 +55,23 @@ impl ResourceInfo {
 
     /// `group/version`, or just the version for the core group.
     pub fn group_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        qualify(self.group, self.version, GroupAt::Front('/'))
     }
 
     /// Key prefix used by the store: `pods` for core, `apps/deployments` for grouped resources.
     pub fn store_resource(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.to_string()
-        } else {
-            format!("{}/{}", self.group, self.plural)
-        }
+        qualify(self.group, self.plural, GroupAt::Front('/'))
     }
 
     /// The group-qualified resource as upstream error messages print it:
     /// `pods`, `deployments.apps`.
     pub fn qualified_resource(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.to_string()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        qualify(self.group, self.plural, GroupAt::Back)
     }
 
     /// The group-qualified kind as upstream error messages print it: `Pod`, `Deployment.apps`.
     pub fn qualified_kind(&self) -> String {
-        if self.group.is_empty() {
-            self.kind.to_string()
-        } else {
-            format!("{}.{}", self.kind, self.group)
-        }
+        qualify(self.group, self.kind, GroupAt::Back)
     }
 
     /// The subresource named `name`, if served.
@@ -98,6 +82,23 @@ impl ResourceInfo {
     /// Whether the main resource supports `verb`.
     pub fn supports(&self, verb: &str) -> bool {
         self.verbs.contains(&verb)
+    }
+}
+
+/// Where [`qualify`] puts the group.
+enum GroupAt {
+    /// `group<sep>name` (`apps/v1`).
+    Front(char),
+    /// `name.group` (`deployments.apps`).
+    Back,
+}
+
+/// `name` qualified by `group`, or just `name` for the core group.
+fn qualify(group: &str, name: &str, at: GroupAt) -> String {
+    match at {
+        _ if group.is_empty() => name.to_string(),
+        GroupAt::Front(sep) => format!("{group}{sep}{name}"),
+        GroupAt::Back => format!("{name}.{group}"),
     }
 }
 

@@ -170,3 +170,21 @@ fn parse_json_reports_duplicates() {
         e.message
     );
 }
+
+#[test]
+fn quantities_are_checked_and_canonical() {
+    let p = pod_with(json!({"spec": {"containers": [{"name": "c", "image": "x",
+        "resources": {"limits": {"cpu": "0.5", "memory": "1024Mi"}, "requests": {"cpu": 0.25}}}]}}));
+    let d = decode(pods(), p, FieldValidation::Strict).unwrap();
+    let r = &d.value["spec"]["containers"][0]["resources"];
+    assert_eq!(r["limits"], json!({"cpu": "500m", "memory": "1Gi"}));
+    assert_eq!(r["requests"], json!({"cpu": "250m", "memory": "1Gi"}));
+    let bad = pod_with(
+        json!({"spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "lots"}}}]}}),
+    );
+    let e = decode(pods(), bad, FieldValidation::Strict).unwrap_err();
+    assert_eq!(
+        e.message,
+        "Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    );
+}

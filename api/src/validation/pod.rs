@@ -5,26 +5,46 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, Pod, PodSpec, PodTemplateSpec, Probe, Volume,
+    Container, ContainerPort, HTTPGetAction, Lifecycle, Pod, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::{
-    Errors, child, inclusive_range_error, index, is_dns1123_label, is_dns1123_subdomain,
-    is_env_var_name, is_http_header_name, is_valid_port_name, is_valid_port_num, typed,
-    validate_annotations, validate_labels, validate_nonnegative,
+    Errors, NEGATIVE_MSG, child, inclusive_range_error, index, is_dns1123_label,
+    is_dns1123_subdomain, is_env_var_name, is_http_header_name, is_valid_port_name,
+    is_valid_port_num, key, typed, validate_annotations, validate_labels, validate_nonnegative,
 };
+use crate::quantity::Quantity;
 use crate::status::{ApiError, FieldError};
 
 /// `SCTP`, `TCP`, `UDP` (sorted, as upstream's `sets.List`).
 pub const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
-/// Validates a Pod's spec (ObjectMeta is checked by the caller).
+/// Validates a Pod's spec (ObjectMeta is checked by the caller), including the pod-only
+/// checks upstream skips for templates.
 pub fn validate_pod(obj: &Value) -> Result<Errors, ApiError> {
     let pod: Pod = typed(obj)?;
     let spec = pod.spec.unwrap_or_default();
-    Ok(validate_pod_spec(&spec, "spec"))
+    let mut errs = validate_pod_spec(&spec, "spec", true);
+    // validateContainersOnlyForPod
+    for (field, list) in [
+        ("containers", Some(&spec.containers)),
+        ("initContainers", spec.init_containers.as_ref()),
+    ] {
+        for (i, c) in list.into_iter().flatten().enumerate() {
+            let image = c.image.as_deref().unwrap_or("");
+            if image.trim() != image {
+                errs.push(FieldError::invalid(
+                    child(&index(&child("spec", field), i), "image"),
+                    image,
+                    "must not have leading or trailing whitespace",
+                ));
+            }
+        }
+    }
+    Ok(errs)
 }
 
 /// Validates a pod template (labels, annotations, spec) at `path` (`spec.template`).
@@ -43,30 +63,52 @@ pub fn validate_pod_template(t: &PodTemplateSpec, path: &str) -> Errors {
     errs.extend(validate_pod_spec(
         &t.spec.clone().unwrap_or_default(),
         &child(path, "spec"),
+        false,
     ));
     errs
 }
 
-/// Upstream `ValidatePodSpec` (the parts paddock can act on).
-pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> Errors {
+/// Upstream `ValidatePodSpec`, in upstream's order (the parts paddock can act on).
+/// `is_pod` is upstream's `opts.ResourceIsPod`.
+pub fn validate_pod_spec(spec: &PodSpec, path: &str, is_pod: bool) -> Errors {
     let mut errs = Errors::new();
+    if spec.termination_grace_period_seconds.is_none() {
+        errs.push(FieldError::required(
+            child(path, "terminationGracePeriodSeconds"),
+            "",
+        ));
+    }
     let (volumes, mut verrs) = validate_volumes(
         spec.volumes.as_deref().unwrap_or(&[]),
         &child(path, "volumes"),
     );
     errs.append(&mut verrs);
-    let mut names = BTreeSet::new();
-    let init = spec.init_containers.as_deref().unwrap_or(&[]);
-    for (i, c) in init.iter().enumerate() {
-        let cpath = index(&child(path, "initContainers"), i);
-        errs.extend(validate_container(c, &cpath, &volumes, &mut names, true));
-    }
-    if spec.containers.is_empty() {
-        errs.push(FieldError::required(child(path, "containers"), ""));
-    }
-    for (i, c) in spec.containers.iter().enumerate() {
-        let cpath = index(&child(path, "containers"), i);
-        errs.extend(validate_container(c, &cpath, &volumes, &mut names, false));
+    let grace = spec.termination_grace_period_seconds;
+    errs.extend(validate_containers(&spec.containers, &volumes, grace, path));
+    errs.extend(validate_init_containers(
+        spec.init_containers.as_deref().unwrap_or(&[]),
+        &spec.containers,
+        &volumes,
+        grace,
+        path,
+    ));
+    if spec.host_network == Some(true) {
+        // validatePodHostNetworkDeps: regular containers only; a template may leave it 0.
+        for (i, c) in spec.containers.iter().enumerate() {
+            for (j, p) in c.ports.iter().flatten().enumerate() {
+                let hp = p.host_port.unwrap_or(0);
+                if (is_pod || hp != 0) && hp != p.container_port {
+                    errs.push(FieldError::invalid(
+                        child(
+                            &index(&child(&index(&child(path, "containers"), i), "ports"), j),
+                            "hostPort",
+                        ),
+                        hp,
+                        "must match `containerPort` when `hostNetwork` is true",
+                    ));
+                }
+            }
+        }
     }
     errs.extend(validate_restart_policy(
         spec.restart_policy.as_deref().unwrap_or(""),
@@ -83,21 +125,6 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> Errors {
             &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
         )),
     }
-    if let Some(t) = spec.termination_grace_period_seconds {
-        errs.extend(validate_nonnegative(
-            t,
-            &child(path, "terminationGracePeriodSeconds"),
-        ));
-    }
-    if let Some(a) = spec.active_deadline_seconds
-        && !(1..=i64::from(i32::MAX)).contains(&a)
-    {
-        errs.push(FieldError::invalid(
-            child(path, "activeDeadlineSeconds"),
-            a,
-            inclusive_range_error(1, i64::from(i32::MAX)),
-        ));
-    }
     errs.extend(validate_labels(
         spec.node_selector.as_ref(),
         &child(path, "nodeSelector"),
@@ -112,6 +139,15 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> Errors {
             }
         }
     }
+    if let Some(a) = spec.active_deadline_seconds
+        && !(1..=i64::from(i32::MAX)).contains(&a)
+    {
+        errs.push(FieldError::invalid(
+            child(path, "activeDeadlineSeconds"),
+            a,
+            inclusive_range_error(1, i64::from(i32::MAX)),
+        ));
+    }
     for (field, value) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
             for msg in is_dns1123_label(v) {
@@ -119,25 +155,74 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> Errors {
             }
         }
     }
-    if spec.host_network == Some(true) {
-        for (field, list) in [
-            ("containers", Some(&spec.containers)),
-            ("initContainers", spec.init_containers.as_ref()),
-        ] {
-            for (i, c) in list.into_iter().flatten().enumerate() {
-                for (j, p) in c.ports.iter().flatten().enumerate() {
-                    if p.host_port.is_some_and(|h| h != p.container_port) {
-                        errs.push(FieldError::invalid(
-                            child(
-                                &index(&child(&index(&child(path, field), i), "ports"), j),
-                                "hostPort",
-                            ),
-                            p.host_port.unwrap_or(0),
-                            "must match `containerPort` when `hostNetwork` is true",
-                        ));
-                    }
+    errs.extend(validate_tolerations(
+        spec.tolerations.as_deref().unwrap_or(&[]),
+        &child(path, "tolerations"),
+    ));
+    errs
+}
+
+/// Upstream `ValidateTolerations`.
+fn validate_tolerations(tolerations: &[Toleration], path: &str) -> Errors {
+    let mut errs = Errors::new();
+    for (i, t) in tolerations.iter().enumerate() {
+        let tpath = index(path, i);
+        let key = t.key.as_deref().unwrap_or("");
+        let op = t.operator.as_deref().unwrap_or("");
+        let value = t.value.as_deref().unwrap_or("");
+        let effect = t.effect.as_deref().unwrap_or("");
+        if !key.is_empty() {
+            for msg in super::is_qualified_name(key) {
+                errs.push(FieldError::invalid(child(&tpath, "key"), key, msg));
+            }
+        }
+        if key.is_empty() && op != "Exists" {
+            errs.push(FieldError::invalid(
+                child(&tpath, "operator"),
+                op,
+                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+            ));
+        }
+        if t.toleration_seconds.is_some() && effect != "NoExecute" {
+            errs.push(FieldError::invalid(
+                child(&tpath, "effect"),
+                effect,
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            ));
+        }
+        match op {
+            "Equal" | "" => {
+                let msgs = super::is_valid_label_value(value);
+                if !msgs.is_empty() {
+                    errs.push(FieldError::invalid(
+                        child(&tpath, "operator"),
+                        value,
+                        msgs.join(";"),
+                    ));
                 }
             }
+            "Exists" => {
+                if !value.is_empty() {
+                    errs.push(FieldError::invalid(
+                        child(&tpath, "operator"),
+                        value,
+                        "value must be empty when `operator` is 'Exists'",
+                    ));
+                }
+            }
+            other => errs.push(FieldError::not_supported(
+                child(&tpath, "operator"),
+                other,
+                &["Equal", "Exists"],
+            )),
+        }
+        if !effect.is_empty() && !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute")
+        {
+            errs.push(FieldError::not_supported(
+                child(&tpath, "effect"),
+                effect,
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            ));
         }
     }
     errs
@@ -197,14 +282,195 @@ fn validate_volumes(volumes: &[Volume], path: &str) -> (BTreeSet<String>, Errors
     (names, errs)
 }
 
-/// One container (regular or init): name, image, ports, env, mounts, policies, probes.
-fn validate_container(
-    c: &Container,
-    path: &str,
+/// Upstream `validateContainers`: the common rules, unique names, lifecycle and probes,
+/// no container-level restartPolicy, host port conflicts across all containers.
+fn validate_containers(
+    containers: &[Container],
     volumes: &BTreeSet<String>,
-    names: &mut BTreeSet<String>,
-    init: bool,
+    grace: Option<i64>,
+    path: &str,
 ) -> Errors {
+    let cpath = child(path, "containers");
+    if containers.is_empty() {
+        return vec![FieldError::required(cpath, "")];
+    }
+    let mut errs = Errors::new();
+    let mut names = BTreeSet::new();
+    for (i, c) in containers.iter().enumerate() {
+        let p = index(&cpath, i);
+        errs.extend(validate_container_common(c, &p, volumes));
+        if !names.insert(c.name.clone()) {
+            errs.push(FieldError::duplicate(child(&p, "name"), c.name.as_str()));
+        }
+        if let Some(lc) = &c.lifecycle {
+            errs.extend(validate_lifecycle(lc, grace, &child(&p, "lifecycle")));
+        }
+        errs.extend(validate_probes(c, &p));
+        if c.restart_policy.is_some() {
+            errs.push(FieldError::forbidden(
+                child(&p, "restartPolicy"),
+                "may not be set for non-init containers",
+            ));
+        }
+    }
+    errs.extend(host_port_conflicts(containers.iter().enumerate(), &cpath));
+    errs
+}
+
+/// Upstream `validateInitContainers`: the common rules, restartPolicy only `Always`, names
+/// unique across init and regular containers, probes and lifecycle only for restartable
+/// (sidecar) init containers.
+fn validate_init_containers(
+    init: &[Container],
+    regular: &[Container],
+    volumes: &BTreeSet<String>,
+    grace: Option<i64>,
+    path: &str,
+) -> Errors {
+    let ipath = child(path, "initContainers");
+    let mut errs = Errors::new();
+    let mut names: BTreeSet<String> = regular.iter().map(|c| c.name.clone()).collect();
+    for (i, c) in init.iter().enumerate() {
+        let p = index(&ipath, i);
+        errs.extend(validate_container_common(c, &p, volumes));
+        let mut restart_always = false;
+        if let Some(rp) = c.restart_policy.as_deref() {
+            if rp == "Always" {
+                restart_always = true;
+            } else {
+                errs.push(FieldError::not_supported(
+                    child(&p, "restartPolicy"),
+                    rp,
+                    &["Always"],
+                ));
+            }
+        }
+        if names.contains(&c.name) {
+            errs.push(FieldError::duplicate(child(&p, "name"), c.name.as_str()));
+        } else if !c.name.is_empty() {
+            names.insert(c.name.clone());
+        }
+        errs.extend(host_port_conflicts([(i, c)].into_iter(), &ipath));
+        if restart_always {
+            if let Some(lc) = &c.lifecycle {
+                errs.extend(validate_lifecycle(lc, grace, &child(&p, "lifecycle")));
+            }
+            errs.extend(validate_probes(c, &p));
+        } else {
+            let fields = [
+                ("lifecycle", c.lifecycle.is_some()),
+                ("livenessProbe", c.liveness_probe.is_some()),
+                ("readinessProbe", c.readiness_probe.is_some()),
+                ("startupProbe", c.startup_probe.is_some()),
+            ];
+            for (field, set) in fields {
+                if set {
+                    errs.push(FieldError::forbidden(
+                        child(&p, field),
+                        "may not be set for init containers without restartPolicy=Always",
+                    ));
+                }
+            }
+        }
+    }
+    errs
+}
+
+/// The three probes of a container, each with its own rules.
+fn validate_probes(c: &Container, path: &str) -> Errors {
+    let mut errs = Errors::new();
+    if let Some(p) = &c.liveness_probe {
+        errs.extend(validate_liveness_probe(p, &child(path, "livenessProbe")));
+    }
+    if let Some(p) = &c.readiness_probe {
+        errs.extend(validate_readiness_probe(p, &child(path, "readinessProbe")));
+    }
+    if let Some(p) = &c.startup_probe {
+        errs.extend(validate_startup_probe(p, &child(path, "startupProbe")));
+    }
+    errs
+}
+
+/// Upstream `AccumulateUniqueHostPorts`: `protocol/hostIP/hostPort` must be unique.
+fn host_port_conflicts<'a>(
+    containers: impl Iterator<Item = (usize, &'a Container)>,
+    path: &str,
+) -> Errors {
+    let mut errs = Errors::new();
+    let mut seen = BTreeSet::new();
+    for (ci, c) in containers {
+        for (pi, p) in c.ports.iter().flatten().enumerate() {
+            let hp = p.host_port.unwrap_or(0);
+            if hp == 0 {
+                continue;
+            }
+            let key = format!(
+                "{}/{}/{hp}",
+                p.protocol.as_deref().unwrap_or(""),
+                p.host_ip.as_deref().unwrap_or("")
+            );
+            if !seen.insert(key.clone()) {
+                errs.push(FieldError::duplicate(
+                    child(&index(&child(&index(path, ci), "ports"), pi), "hostPort"),
+                    key,
+                ));
+            }
+        }
+    }
+    errs
+}
+
+/// Upstream `validateLifecycle`: each hook is a handler (exec, httpGet, tcpSocket, sleep).
+fn validate_lifecycle(lc: &Lifecycle, grace: Option<i64>, path: &str) -> Errors {
+    let mut errs = Errors::new();
+    for (field, hook) in [("postStart", &lc.post_start), ("preStop", &lc.pre_stop)] {
+        if let Some(h) = hook {
+            let probe = Probe {
+                exec: h.exec.clone(),
+                http_get: h.http_get.clone(),
+                tcp_socket: h.tcp_socket.clone(),
+                ..Probe::default()
+            };
+            let hpath = child(path, field);
+            let mut herrs = validate_handler(&probe, &hpath);
+            if let Some(sleep) = &h.sleep {
+                let count = [
+                    h.exec.is_some(),
+                    h.http_get.is_some(),
+                    h.tcp_socket.is_some(),
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
+                // The sleep handler counts as one too.
+                herrs.retain(|e| e.detail != "must specify a handler type");
+                if count > 0 {
+                    herrs.push(FieldError::forbidden(
+                        child(&hpath, "sleep"),
+                        "may not specify more than 1 handler type",
+                    ));
+                } else if let Some(g) = grace
+                    && (sleep.seconds < 0 || sleep.seconds > g)
+                {
+                    // AllowPodLifecycleSleepActionZeroValue is on by default since 1.32.
+                    herrs.push(FieldError::invalid(
+                        child(&hpath, "sleep"),
+                        sleep.seconds,
+                        format!(
+                            "must be non-negative and less than terminationGracePeriodSeconds ({g})"
+                        ),
+                    ));
+                }
+            }
+            errs.extend(herrs);
+        }
+    }
+    errs
+}
+
+/// Upstream `validateContainerCommon`, in its order: name, image, terminationMessagePolicy,
+/// ports, env, volumeMounts, imagePullPolicy, resources.
+fn validate_container_common(c: &Container, path: &str, volumes: &BTreeSet<String>) -> Errors {
     let mut errs = Errors::new();
     let npath = child(path, "name");
     if c.name.is_empty() {
@@ -213,19 +479,19 @@ fn validate_container(
         for msg in is_dns1123_label(&c.name) {
             errs.push(FieldError::invalid(npath.clone(), c.name.as_str(), msg));
         }
-        if !names.insert(c.name.clone()) {
-            errs.push(FieldError::duplicate(npath, c.name.as_str()));
-        }
     }
-    let image = c.image.as_deref().unwrap_or("");
-    if image.is_empty() {
+    if c.image.as_deref().unwrap_or("").is_empty() {
         errs.push(FieldError::required(child(path, "image"), ""));
-    } else if image.trim() != image {
-        errs.push(FieldError::invalid(
-            child(path, "image"),
-            image,
-            "must not have leading or trailing whitespace",
-        ));
+    }
+    let tmp_path = child(path, "terminationMessagePolicy");
+    match c.termination_message_policy.as_deref().unwrap_or("") {
+        "File" | "FallbackToLogsOnError" => {}
+        "" => errs.push(FieldError::required(tmp_path, "")),
+        other => errs.push(FieldError::not_supported(
+            tmp_path,
+            other,
+            &["File", "FallbackToLogsOnError"],
+        )),
     }
     errs.extend(validate_container_ports(
         c.ports.as_deref().unwrap_or(&[]),
@@ -266,23 +532,8 @@ fn validate_container(
             ));
         }
     }
-    let tmp = c.termination_message_policy.as_deref().unwrap_or("");
-    let tmp_path = child(path, "terminationMessagePolicy");
-    match tmp {
-        "File" | "FallbackToLogsOnError" => {}
-        "" => errs.push(FieldError::required(
-            tmp_path,
-            "must be 'File' or 'FallbackToLogsOnError'",
-        )),
-        other => errs.push(FieldError::invalid(
-            tmp_path,
-            other,
-            "must be 'File' or 'FallbackToLogsOnError'",
-        )),
-    }
-    let pull = c.image_pull_policy.as_deref().unwrap_or("");
     let pull_path = child(path, "imagePullPolicy");
-    match pull {
+    match c.image_pull_policy.as_deref().unwrap_or("") {
         "Always" | "IfNotPresent" | "Never" => {}
         "" => errs.push(FieldError::required(pull_path, "")),
         other => errs.push(FieldError::not_supported(
@@ -291,41 +542,58 @@ fn validate_container(
             &["Always", "IfNotPresent", "Never"],
         )),
     }
-    let restartable_init = init && c.restart_policy.as_deref() == Some("Always");
-    if let Some(rp) = c.restart_policy.as_deref() {
-        if !init {
-            errs.push(FieldError::forbidden(
-                child(path, "restartPolicy"),
-                "may not be set for non-init containers",
-            ));
-        } else if rp != "Always" {
-            errs.push(FieldError::not_supported(
-                child(path, "restartPolicy"),
-                rp,
-                &["Always"],
-            ));
+    if let Some(r) = &c.resources {
+        errs.extend(validate_resources(r, &child(path, "resources")));
+    }
+    errs
+}
+
+/// Upstream `ValidateContainerResourceRequirements` (the quantity rules): values
+/// non-negative, requests at most limits.
+fn validate_resources(r: &ResourceRequirements, path: &str) -> Errors {
+    let mut errs = Errors::new();
+    let parse =
+        |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| Quantity::parse(&q.0).ok();
+    let limits = r.limits.clone().unwrap_or_default();
+    let requests = r.requests.clone().unwrap_or_default();
+    for (field, list) in [("limits", &limits), ("requests", &requests)] {
+        for (name, q) in list {
+            if let Some(v) = parse(q)
+                && v.nanos() < 0
+            {
+                errs.push(FieldError::invalid(
+                    key(&child(path, field), name),
+                    v.canonical(),
+                    NEGATIVE_MSG,
+                ));
+            }
         }
     }
-    let probes = [
-        ("livenessProbe", &c.liveness_probe),
-        ("readinessProbe", &c.readiness_probe),
-        ("startupProbe", &c.startup_probe),
-    ];
-    for (field, probe) in probes {
-        let Some(p) = probe else { continue };
-        let ppath = child(path, field);
-        if init && !restartable_init {
-            errs.push(FieldError::forbidden(
-                ppath,
-                "may not be set for init containers without restartPolicy=Always",
-            ));
+    let req_path = child(path, "requests");
+    for (name, q) in &requests {
+        let (Some(req), Some(lim)) = (parse(q), limits.get(name).and_then(parse)) else {
             continue;
+        };
+        // Upstream `IsOvercommitAllowed`: native (unprefixed or kubernetes.io/) and not
+        // hugepages; extended resources must request exactly their limit.
+        let native = !name.contains('/') || name.contains("kubernetes.io/");
+        let overcommit = native && !name.starts_with("hugepages-");
+        if !overcommit && req != lim {
+            errs.push(FieldError::invalid(
+                req_path.clone(),
+                req.canonical(),
+                format!("must be equal to {name} limit of {}", lim.canonical()),
+            ));
+        } else if req > lim {
+            errs.push(FieldError::invalid(
+                req_path.clone(),
+                req.canonical(),
+                format!(
+                    "must be less than or equal to {name} limit of {}",
+                    lim.canonical()
+                ),
+            ));
         }
-        errs.extend(match field {
-            "livenessProbe" => validate_liveness_probe(p, &ppath),
-            "readinessProbe" => validate_readiness_probe(p, &ppath),
-            _ => validate_startup_probe(p, &ppath),
-        });
     }
     errs
 }

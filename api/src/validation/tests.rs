@@ -484,3 +484,71 @@ fn name_checks() {
     assert!(name_is_dns_subdomain("web-", true).is_empty());
     assert!(!name_is_dns_subdomain("web-", false).is_empty());
 }
+
+#[test]
+fn pod_spec_extras() {
+    let spec = |s: Value| {
+        check(
+            "v1",
+            "Pod",
+            json!({"metadata": {"name": "p", "namespace": "d"}, "spec": s}),
+        )
+    };
+    assert_eq!(
+        spec(
+            json!({"initContainers": [{"name": "c", "image": "x"}], "containers": [{"name": "c", "image": "x"}]})
+        ),
+        "Pod \"p\" is invalid: spec.initContainers[0].name: Duplicate value: \"c\""
+    );
+    assert_eq!(
+        spec(
+            json!({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 80, "hostPort": 8080}]},
+                                   {"name": "b", "image": "x", "ports": [{"containerPort": 81, "hostPort": 8080}]}]})
+        ),
+        "Pod \"p\" is invalid: spec.containers[1].ports[0].hostPort: Duplicate value: \"TCP//8080\""
+    );
+    assert_eq!(
+        spec(
+            json!({"containers": [{"name": "a", "image": "x", "terminationMessagePolicy": "Maybe"}]})
+        ),
+        "Pod \"p\" is invalid: spec.containers[0].terminationMessagePolicy: Unsupported value: \"Maybe\": supported values: \"File\", \"FallbackToLogsOnError\""
+    );
+    assert_eq!(
+        spec(json!({"containers": [{"name": "a", "image": " x"}]})),
+        "Pod \"p\" is invalid: spec.containers[0].image: Invalid value: \" x\": must not have leading or trailing whitespace"
+    );
+    assert_eq!(
+        spec(
+            json!({"containers": [{"name": "a", "image": "x", "resources": {"limits": {"cpu": "1"}, "requests": {"cpu": "2"}}}]})
+        ),
+        "Pod \"p\" is invalid: spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"
+    );
+    assert_eq!(
+        spec(
+            json!({"tolerations": [{"operator": "Equal", "value": "x"}], "containers": [{"name": "a", "image": "x"}]})
+        ),
+        "Pod \"p\" is invalid: spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\""
+    );
+    assert_eq!(
+        spec(
+            json!({"containers": [{"name": "a", "image": "x", "lifecycle": {"preStop": {"sleep": {"seconds": 60}}}}]})
+        ),
+        "Pod \"p\" is invalid: spec.containers[0].lifecycle.preStop.sleep: Invalid value: 60: must be non-negative and less than terminationGracePeriodSeconds (30)"
+    );
+    assert_eq!(
+        spec(
+            json!({"containers": [{"name": "a", "image": "x", "lifecycle": {"postStart": {"exec": {"command": ["a"]}, "sleep": {"seconds": 1}}}}]})
+        ),
+        "Pod \"p\" is invalid: spec.containers[0].lifecycle.postStart.sleep: Forbidden: may not specify more than 1 handler type"
+    );
+    assert_eq!(
+        spec(json!({"activeDeadlineSeconds": 0, "containers": [{"name": "a", "image": "x"}]})),
+        "Pod \"p\" is invalid: spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive"
+    );
+    // A template may leave hostPort unset under hostNetwork (the Pod gets it defaulted).
+    let t = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 80, "hostPort": 81}]}]}});
+    assert_eq!(
+        deployment(json!({"selector": {"matchLabels": {"a": "b"}}, "template": t})),
+        "Deployment.apps \"d\" is invalid: spec.template.spec.containers[0].ports[0].hostPort: Invalid value: 81: must match `containerPort` when `hostNetwork` is true"
+    );
+}
