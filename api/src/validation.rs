@@ -187,97 +187,154 @@ pub fn validate_object_meta(
         meta.annotations.as_ref(),
         &child(path, "annotations"),
     ));
-    for (i, r) in meta.owner_references.iter().flatten().enumerate() {
-        let p = index(&child(path, "ownerReferences"), i);
-        if r.api_version.is_empty() {
+    errs.extend(validate_owner_references(
+        meta.owner_references.as_deref().unwrap_or(&[]),
+        &child(path, "ownerReferences"),
+    ));
+    let finalizers = meta.finalizers.as_deref().unwrap_or(&[]);
+    let fpath = child(path, "finalizers");
+    for f in finalizers {
+        for msg in is_qualified_name(f) {
+            errs.push(FieldError::invalid(fpath.clone(), f.as_str(), msg));
+        }
+    }
+    if finalizers.iter().any(|f| f == "orphan")
+        && finalizers.iter().any(|f| f == "foregroundDeletion")
+    {
+        errs.push(FieldError::invalid(
+            fpath,
+            serde_json::json!(finalizers),
+            "finalizer orphan and foregroundDeletion cannot be both set",
+        ));
+    }
+    errs
+}
+
+/// Upstream `ValidateOwnerReferences`: apiVersion, kind, name and uid set (errors name the
+/// list's path, as upstream does), no Event owners, at most one controller.
+pub fn validate_owner_references(
+    refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+    path: &str,
+) -> Errors {
+    let mut errs = Errors::new();
+    let mut first_controller: Option<String> = None;
+    for r in refs {
+        let (_, version) = crate::registry::split_api_version(&r.api_version);
+        if version.is_empty() {
             errs.push(FieldError::invalid(
-                child(&p, "apiVersion"),
+                child(path, "apiVersion"),
                 r.api_version.as_str(),
                 "version must not be empty",
             ));
         }
         if r.kind.is_empty() {
             errs.push(FieldError::invalid(
-                child(&p, "kind"),
+                child(path, "kind"),
                 r.kind.as_str(),
                 "must not be empty",
             ));
         }
         if r.name.is_empty() {
             errs.push(FieldError::invalid(
-                child(&p, "name"),
+                child(path, "name"),
                 r.name.as_str(),
                 "must not be empty",
             ));
         }
         if r.uid.is_empty() {
             errs.push(FieldError::invalid(
-                child(&p, "uid"),
+                child(path, "uid"),
                 r.uid.as_str(),
-                "uid must not be empty",
+                "must not be empty",
             ));
         }
-    }
-    let controllers = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .filter(|r| r.controller == Some(true))
-        .count();
-    if controllers > 1 {
-        errs.push(FieldError::invalid(
-            child(path, "ownerReferences"),
-            Value::Null,
-            "Only one reference can have Controller set to true",
-        ));
-    }
-    for (i, f) in meta.finalizers.iter().flatten().enumerate() {
-        for msg in is_qualified_name(f) {
+        if r.api_version == "v1" && r.kind == "Event" {
             errs.push(FieldError::invalid(
-                index(&child(path, "finalizers"), i),
-                f.as_str(),
-                msg,
+                path,
+                serde_json::to_value(r).unwrap_or_default(),
+                "/v1, Kind=Event is disallowed from being an owner",
             ));
+        }
+        if r.controller == Some(true) {
+            let current = format!("{}/{}", r.kind, r.name);
+            match &first_controller {
+                Some(first) => errs.push(FieldError::invalid(
+                    path,
+                    serde_json::to_value(refs).unwrap_or_default(),
+                    format!("Only one reference can have Controller set to true. Found \"true\" in references for {first} and {current}"),
+                )),
+                None => first_controller = Some(current),
+            }
         }
     }
     errs
 }
 
-/// Upstream `ValidateObjectMetaUpdate`: name, namespace, uid and creationTimestamp are
-/// immutable; generation may not be negative.
+/// Upstream `ValidateObjectMetaUpdate`: no new finalizers while deleting, generation not
+/// decremented, name/namespace/uid/creationTimestamp/deletionTimestamp/
+/// deletionGracePeriodSeconds immutable. (The `resourceVersion must be specified` rule is left
+/// to the API server, which fills it in for unconditional updates first.)
 pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &str) -> Errors {
     let mut errs = Errors::new();
-    let immutable = |errs: &mut Errors, field: &str, n: Option<&str>, o: Option<&str>| {
-        if n.unwrap_or("") != o.unwrap_or("") {
-            errs.push(FieldError::invalid(
-                child(path, field),
-                n.unwrap_or(""),
-                IMMUTABLE_MSG,
+    if old.deletion_timestamp.is_some() {
+        let old_f: std::collections::BTreeSet<&String> = old.finalizers.iter().flatten().collect();
+        let extra: std::collections::BTreeSet<&String> = new
+            .finalizers
+            .iter()
+            .flatten()
+            .filter(|f| !old_f.contains(f))
+            .collect();
+        if !extra.is_empty() {
+            let quoted: Vec<String> = extra.iter().map(|f| crate::status::go_quote(f)).collect();
+            errs.push(FieldError::forbidden(
+                child(path, "finalizers"),
+                format!(
+                    "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                    quoted.join(", ")
+                ),
             ));
         }
-    };
-    immutable(&mut errs, "name", new.name.as_deref(), old.name.as_deref());
-    immutable(
-        &mut errs,
-        "namespace",
-        new.namespace.as_deref(),
-        old.namespace.as_deref(),
-    );
-    if old.uid.is_some() {
-        immutable(&mut errs, "uid", new.uid.as_deref(), old.uid.as_deref());
     }
-    if old.creation_timestamp.is_some() && new.creation_timestamp != old.creation_timestamp {
-        let shown = new
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default();
+    if new.generation.unwrap_or(0) < old.generation.unwrap_or(0) {
         errs.push(FieldError::invalid(
-            child(path, "creationTimestamp"),
-            shown,
-            IMMUTABLE_MSG,
+            child(path, "generation"),
+            new.generation.unwrap_or(0),
+            "must not be decremented",
         ));
     }
+    let immutable = |errs: &mut Errors, field: &str, n: Value, o: Value| {
+        if n != o {
+            errs.push(FieldError::invalid(child(path, field), n, IMMUTABLE_MSG));
+        }
+    };
+    let s = |v: &Option<String>| Value::String(v.clone().unwrap_or_default());
+    let t = |v: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        v.as_ref()
+            .map_or(Value::Null, |t| Value::String(t.0.to_string()))
+    };
+    immutable(&mut errs, "name", s(&new.name), s(&old.name));
+    immutable(&mut errs, "namespace", s(&new.namespace), s(&old.namespace));
+    immutable(&mut errs, "uid", s(&new.uid), s(&old.uid));
+    immutable(
+        &mut errs,
+        "creationTimestamp",
+        t(&new.creation_timestamp),
+        t(&old.creation_timestamp),
+    );
+    immutable(
+        &mut errs,
+        "deletionTimestamp",
+        t(&new.deletion_timestamp),
+        t(&old.deletion_timestamp),
+    );
+    immutable(
+        &mut errs,
+        "deletionGracePeriodSeconds",
+        new.deletion_grace_period_seconds
+            .map_or(Value::Null, Value::from),
+        old.deletion_grace_period_seconds
+            .map_or(Value::Null, Value::from),
+    );
     errs
 }
 
