@@ -179,6 +179,20 @@ impl Registry {
             .ok_or_else(|| ApiError::not_found(info, name))
     }
 
+    /// Lists objects of `info` (one namespace, or all with `None`) matching the selectors
+    /// (query-parameter syntax); returns the items and the list's revision.
+    pub fn list(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+    ) -> Result<(Vec<Arc<Value>>, Revision), ApiError> {
+        let sel = crate::select::Selector::parse(info, label_selector, field_selector)?;
+        let page = crate::rest::list_page(self, info, namespace, &sel, None, None)?;
+        Ok((page.items, page.revision))
+    }
+
     /// Checks that `namespace` exists (404 `namespaces "x" not found`) and, for creates, is
     /// not terminating (403), like the NamespaceLifecycle admission plugin.
     fn check_namespace(

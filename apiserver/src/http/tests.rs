@@ -902,3 +902,31 @@ async fn create_on_update_kinds_and_events() {
         .await;
     assert_eq!(r.body["items"], json!([]));
 }
+
+#[tokio::test]
+async fn binding_and_registry_list() {
+    let t = setup().await;
+    t.post(PODS, pod("b")).await;
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "b"}, "target": {"kind": "Node", "name": "n1"}});
+    let r = t.post(&format!("{PODS}/b/binding"), binding.clone()).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    let p = t.get(&format!("{PODS}/b")).await.body;
+    assert_eq!(p["spec"]["nodeName"], "n1");
+    assert_eq!(p["status"]["conditions"][0]["type"], "PodScheduled");
+    let r = t.post(&format!("{PODS}/b/binding"), binding).await;
+    assert_eq!(r.code, StatusCode::CONFLICT);
+    let info = api::registry::lookup("", "v1", "pods").unwrap();
+    let (items, rev) = t
+        .registry
+        .list(
+            info,
+            Some("default"),
+            Some("app=web"),
+            Some("spec.nodeName=n1"),
+        )
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert!(rev > 0);
+    let (none, _) = t.registry.list(info, None, Some("app=nope"), None).unwrap();
+    assert!(none.is_empty());
+}

@@ -1,0 +1,224 @@
+//! The real listener: TLS with the generated CA, bearer tokens, watch streaming over a
+//! socket, the body limit, ALPN, restart on the same data directory and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+fn tls_config(ca_pem: &str, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+async fn connect(addr: std::net::SocketAddr, ca_pem: &str) -> Sender {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(tls_config(ca_pem, &[b"http/1.1"]))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+async fn call(
+    send: &mut Sender,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> (StatusCode, Value) {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    let req = b
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let code = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn config(dir: &std::path::Path, memory: bool) -> apiserver::Config {
+    apiserver::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        memory_store: memory,
+        advertise_host: None,
+    }
+}
+
+#[tokio::test]
+async fn tls_token_watch_limit_and_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = apiserver::start(config(dir.path(), true)).await.unwrap();
+    let addr = server.local_addr();
+    let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let token = server.token().to_string();
+
+    // The kubeconfig names the real port, carries CA and token, and is private.
+    let kc = std::fs::read_to_string(server.kubeconfig_path()).unwrap();
+    assert!(kc.contains(&format!("server: https://127.0.0.1:{}", addr.port())));
+    assert!(kc.contains(&format!("token: {token}")));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(server.kubeconfig_path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let mut c = connect(addr, &ca).await;
+    let (code, body) = call(&mut c, "GET", "/api/v1/pods", None, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "Unauthorized");
+    let (code, _) = call(&mut c, "GET", "/api/v1/pods", Some("wrong"), None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = call(&mut c, "GET", "/api/v1/pods", Some(&token), None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["items"], json!([]));
+    let (code, _) = call(&mut c, "GET", "/readyz", None, None).await;
+    assert_eq!(code, StatusCode::OK);
+
+    // A watch streams events over the socket as they happen.
+    let mut w = connect(addr, &ca).await;
+    let req = Request::get("/api/v1/namespaces/default/pods?watch=true")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = w.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut stream = resp.into_body();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    let (code, _) = call(
+        &mut c,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some(&token),
+        Some(serde_json::to_vec(&pod).unwrap()),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let frame = tokio::time::timeout(Duration::from_secs(5), stream.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let data = frame.into_data().unwrap();
+    assert!(data.ends_with(b"\n"));
+    let ev: Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(ev["type"], "ADDED");
+    assert_eq!(ev["object"]["metadata"]["name"], "p");
+
+    // 4 MiB body: 413, and the server keeps serving.
+    let mut big = connect(addr, &ca).await;
+    let (code, body) = call(
+        &mut big,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some(&token),
+        Some(vec![b' '; 4 * 1024 * 1024]),
+    )
+    .await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], 413);
+    let mut c2 = connect(addr, &ca).await;
+    let (code, _) = call(
+        &mut c2,
+        "GET",
+        "/api/v1/namespaces/default/pods/p",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+
+    // ALPN offers h2.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(tls_config(&ca, &[b"h2", b"http/1.1"]))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    drop(tls);
+
+    // Shutdown ends the open watch.
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = stream.frame().await {}
+    })
+    .await;
+    assert!(end.is_ok());
+}
+
+#[tokio::test]
+async fn restart_keeps_objects_and_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = apiserver::start(config(dir.path(), false)).await.unwrap();
+    let token = first.token().to_string();
+    let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let mut c = connect(first.local_addr(), &ca).await;
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}, "data": {"a": "1"}});
+    let (code, created) = call(
+        &mut c,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(&token),
+        Some(serde_json::to_vec(&cm).unwrap()),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    first.shutdown().await;
+
+    let second = apiserver::start(config(dir.path(), false)).await.unwrap();
+    assert_eq!(second.token(), token);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca.crt")).unwrap(),
+        ca
+    );
+    let mut c = connect(second.local_addr(), &ca).await;
+    let (code, got) = call(
+        &mut c,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/keep",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(got["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(got["data"]["a"], "1");
+    second.shutdown().await;
+}
