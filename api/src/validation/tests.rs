@@ -280,7 +280,7 @@ fn service_rules() {
     );
     assert_eq!(
         service(json!({"type": "Magic", "ports": [{"port": 0}]})),
-        "Service \"s\" is invalid: [spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\", spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive]"
+        "Service \"s\" is invalid: [spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive, spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"]"
     );
     assert_eq!(
         service(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]})),
@@ -289,6 +289,22 @@ fn service_rules() {
     assert_eq!(
         service(json!({"ports": [{"port": 80, "nodePort": 30080}]})),
         "Service \"s\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"
+    );
+    assert_eq!(
+        service(json!({"type": "ExternalName", "clusterIP": "10.0.0.1"})),
+        "Service \"s\" is invalid: [spec.clusterIPs: Forbidden: may not be set for ExternalName services, spec.externalName: Required value]"
+    );
+    assert_eq!(
+        service(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30001, "name": "a"}, {"port": 81, "nodePort": 30001, "name": "b"}]})),
+        "Service \"s\" is invalid: spec.ports[1].nodePort: Duplicate value: 30001"
+    );
+    assert_eq!(
+        service(json!({"ports": [{"port": 80}], "externalTrafficPolicy": "Local"})),
+        "Service \"s\" is invalid: spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set for externally-accessible services"
+    );
+    assert_eq!(
+        service(json!({"ports": [{"port": 80}], "clusterIP": "10.0.0.300"})),
+        "Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
     );
     assert_eq!(
         service(json!({"ports": [{"port": 80}], "sessionAffinity": "Sticky"})),
