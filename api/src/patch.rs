@@ -24,7 +24,10 @@ use serde_json::Value;
 
 use crate::status::{ApiError, StatusCause, StatusDetails};
 
-pub use smp::{three_way_strategic, two_way_strategic};
+pub use smp::{
+    LAST_APPLIED_ANNOTATION, kubectl_modified_configuration, last_applied, three_way_strategic,
+    two_way_strategic,
+};
 pub use ssa::{
     FieldConflict, manager_from_user_agent, record_update, record_update_with, server_side_apply,
 };

@@ -931,6 +931,49 @@ pub fn two_way_strategic(
     Ok(sort_keys(Value::Object(patch)))
 }
 
+/// The annotation client-side `kubectl apply` keeps the last applied manifest in.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The `modified` document `kubectl apply` diffs and sends: the manifest with
+/// [`LAST_APPLIED_ANNOTATION`] set to the manifest itself, encoded like kubectl's
+/// `GetModifiedConfiguration` (without that annotation, `metadata.annotations` present even
+/// when empty, keys sorted, compact, trailing newline). Feed it to [`three_way_strategic`]
+/// together with [`last_applied`] of the live object.
+pub fn kubectl_modified_configuration(manifest: &Value) -> Value {
+    let mut obj = sort_keys(manifest.clone());
+    let Some(root) = obj.as_object_mut() else {
+        return obj;
+    };
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(meta) = meta.as_object_mut() else {
+        return obj;
+    };
+    let mut annotations = match meta.get("annotations") {
+        Some(Value::Object(a)) => a.clone(),
+        _ => Map::new(),
+    };
+    annotations.shift_remove(LAST_APPLIED_ANNOTATION);
+    meta.insert("annotations".into(), Value::Object(annotations.clone()));
+    let text = format!("{}\n", sort_keys(obj.clone()));
+    annotations.insert(LAST_APPLIED_ANNOTATION.into(), Value::String(text));
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("annotations".into(), sort_keys(Value::Object(annotations)));
+    }
+    obj
+}
+
+/// The last applied manifest recorded on a live object, if it has a readable one.
+pub fn last_applied(live: &Value) -> Option<Value> {
+    let text = live
+        .get("metadata")?
+        .get("annotations")?
+        .get(LAST_APPLIED_ANNOTATION)?
+        .as_str()?;
+    serde_json::from_str(text).ok()
+}
+
 fn sort_keys(v: Value) -> Value {
     match v {
         Value::Object(m) => {

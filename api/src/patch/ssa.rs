@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::PatchError;
 use super::schema::{Schema, Ssa, has_status_subresource};
+use super::smp::LAST_APPLIED_ANNOTATION as LAST_APPLIED;
 
 /// One field-ownership conflict of a server-side apply: another manager owns a field whose
 /// value the apply would change.
@@ -883,6 +884,7 @@ fn decode_managers(obj: &Value) -> Option<Vec<Entry>> {
 /// API version, subresource); empty entries are dropped, no entries removes the field.
 fn write_managers(obj: &mut Value, mut managers: Vec<Entry>) {
     managers.retain(|e| !e.fields.is_empty());
+    cap_update_managers(&mut managers);
     managers.sort_by(|a, b| {
         a.operation
             .cmp(&b.operation)
@@ -913,6 +915,63 @@ fn write_managers(obj: &mut Value, mut managers: Vec<Entry>) {
             Value::Array(managers.iter().map(Entry::to_json).collect()),
         );
     }
+}
+
+/// Upstream keeps at most this many Update entries; older ones merge into `ancient-changes`.
+const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// Merge the oldest Update entries, per API version, into an `ancient-changes` entry until at
+/// most [`MAX_UPDATE_MANAGERS`] remain (upstream `capManagersManager`).
+fn cap_update_managers(managers: &mut Vec<Entry>) {
+    let mut updaters: Vec<usize> = (0..managers.len())
+        .filter(|&i| managers[i].operation != "Apply")
+        .collect();
+    if updaters.len() <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    // Oldest first (by second), then by name.
+    let seconds = |e: &Entry| {
+        e.time
+            .as_deref()
+            .map(|t| t.get(..19).unwrap_or(t).to_string())
+            .unwrap_or_default()
+    };
+    updaters.sort_by(|&a, &b| {
+        seconds(&managers[a])
+            .cmp(&seconds(&managers[b]))
+            .then_with(|| managers[a].manager.cmp(&managers[b].manager))
+    });
+    let mut remaining = updaters.len();
+    let mut first_of_version: BTreeMap<String, usize> = BTreeMap::new();
+    let mut merged_away = BTreeSet::new();
+    for &i in &updaters {
+        if remaining <= MAX_UPDATE_MANAGERS {
+            break;
+        }
+        let version = managers[i].api_version.clone();
+        match first_of_version.get(&version) {
+            None => {
+                first_of_version.insert(version, i);
+            }
+            Some(&bucket) => {
+                let fields = std::mem::take(&mut managers[i].fields);
+                let time = managers[i].time.clone();
+                let b = &mut managers[bucket];
+                b.manager = "ancient-changes".into();
+                b.subresource.clear();
+                b.fields.extend(fields);
+                b.time = time;
+                merged_away.insert(i);
+                remaining -= 1;
+            }
+        }
+    }
+    let mut i = 0;
+    managers.retain(|_| {
+        let keep = !merged_away.contains(&i);
+        i += 1;
+        keep
+    });
 }
 
 fn without_managed_fields(obj: &Value) -> Value {
@@ -1010,8 +1069,6 @@ fn zero_object(kind: &str) -> Value {
     }
     zero
 }
-
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Server-side apply: `applied` (the decoded `application/apply-patch+yaml` body) over `live`
 /// (`None` when the object does not exist yet: the result is then the object to create).

@@ -1403,3 +1403,80 @@ proptest! {
         prop_assert_eq!(managed(&copy).clone(), entries);
     }
 }
+
+#[test]
+fn update_managers_are_capped_into_ancient_changes() {
+    let mut obj =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+    record_update(
+        None,
+        &mut obj,
+        "ConfigMap",
+        "creator",
+        "2026-11-25T00:00:00Z",
+    );
+    for i in 0..12 {
+        let old = obj.clone();
+        obj["data"][format!("k{i}")] = json!("v");
+        record_update(
+            Some(&old),
+            &mut obj,
+            "ConfigMap",
+            &format!("m{i:02}"),
+            &format!("2026-11-25T01:{i:02}:00Z"),
+        );
+    }
+    let entries = managed(&obj);
+    assert_eq!(entries.len(), 10, "{entries:#?}");
+    let ancient = entries
+        .iter()
+        .find(|e| e["manager"] == "ancient-changes")
+        .expect("bucket");
+    // creator, m00, m01 and m02 were the oldest: merged, with the newest merged time.
+    assert_eq!(ancient["time"], "2026-11-25T01:02:00Z");
+    let fields = ancient["fieldsV1"].to_string();
+    for k in ["f:k0", "f:k1", "f:k2"] {
+        assert!(fields.contains(k), "{fields}");
+    }
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["manager"] != "m00" && e["manager"] != "creator")
+    );
+}
+
+#[test]
+fn kubectl_apply_flow_with_modified_configuration() {
+    let manifest = y(r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c, namespace: default}
+data: {b: "2", a: "1"}
+"#);
+    let modified = kubectl_modified_configuration(&manifest);
+    let annotation = modified["metadata"]["annotations"][LAST_APPLIED_ANNOTATION]
+        .as_str()
+        .unwrap();
+    // What kubectl 1.32 writes for this manifest.
+    assert_eq!(
+        annotation,
+        "{\"apiVersion\":\"v1\",\"data\":{\"a\":\"1\",\"b\":\"2\"},\"kind\":\"ConfigMap\",\"metadata\":{\"annotations\":{},\"name\":\"c\",\"namespace\":\"default\"}}\n"
+    );
+    // Created with that object; re-applying the same manifest is "unchanged".
+    let mut live = modified.clone();
+    live["metadata"]["uid"] = json!("u1");
+    live["metadata"]["resourceVersion"] = json!("5");
+    let patch =
+        three_way_strategic(last_applied(&live).as_ref(), &modified, &live, "ConfigMap").unwrap();
+    assert!(is_empty_patch(&patch), "{patch}");
+    // Dropping a key deletes it and rewrites the annotation.
+    let mut smaller = manifest.clone();
+    smaller["data"].as_object_mut().unwrap().remove("b");
+    let modified2 = kubectl_modified_configuration(&smaller);
+    let patch =
+        three_way_strategic(last_applied(&live).as_ref(), &modified2, &live, "ConfigMap").unwrap();
+    assert_eq!(patch["data"], json!({"b": null}));
+    let out = strategic_merge(&live, &patch, "ConfigMap").unwrap();
+    assert_eq!(out["data"], json!({"a": "1"}));
+    assert_eq!(last_applied(&out).unwrap()["data"], json!({"a": "1"}));
+}
