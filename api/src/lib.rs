@@ -8,6 +8,7 @@
 // the rare path, and boxing it would make every caller and constructor clumsier.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 pub mod defaults;
 pub mod manifest;
 pub mod object;

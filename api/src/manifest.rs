@@ -139,7 +139,7 @@ pub fn decode_bytes(bytes: &[u8], source: &str) -> Result<Vec<Document>, Manifes
     } else {
         serde_saphyr::from_multiple::<Value>(trimmed).map_err(|e| ManifestError::Parse {
             path: source.to_string(),
-            message: format!("invalid YAML: {e}"),
+            message: format!("invalid YAML: {}", yaml_message(&e.to_string())),
         })?
     };
     if values.len() > MAX_DOCUMENTS {
@@ -322,6 +322,17 @@ pub fn check_document(doc: &Document) -> Result<(&'static ResourceInfo, Value), 
         invalid(message, Some(e))
     })?;
     Ok((info, decoded.value))
+}
+
+/// The first line of a serde-saphyr error (`line 3 column 5: …`), without its source
+/// snippet and without advice about parser options that only make sense to its API users.
+fn yaml_message(full: &str) -> String {
+    let first = full.lines().next().unwrap_or(full);
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.find(", set DuplicateKeyPolicy") {
+        Some(i) => first[..i].to_string(),
+        None => first.to_string(),
+    }
 }
 
 fn json_type(v: &Value) -> &'static str {

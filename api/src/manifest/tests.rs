@@ -66,7 +66,15 @@ fn json_inputs_and_lists() {
 #[test]
 fn bad_input_errors() {
     let e = decode_bytes(b"a: [1, 2\n", "bad.yaml").unwrap_err();
-    assert!(e.to_string().starts_with("bad.yaml: invalid YAML"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "bad.yaml: invalid YAML: line 1 column 4: unclosed bracket '['"
+    );
+    let e = decode_bytes(b"k: 1\n---\nk: 1\nk: 2\n", "dup.yaml").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dup.yaml: invalid YAML: line 4 column 1: duplicate mapping key: k"
+    );
     let e = decode_bytes(b"{\"a\": }", "bad.json").unwrap_err();
     assert!(
         e.to_string()
