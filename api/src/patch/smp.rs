@@ -704,7 +704,8 @@ fn merge_slice_without_special_elements(
 }
 
 fn partition_primitives(merged: Vec<Value>, by: &[Value]) -> (Vec<Value>, Vec<Value>) {
-    merged.into_iter().partition(|v| by.contains(v))
+    let by = Positions::new(by, "", ElemKind::Scalar(0));
+    merged.into_iter().partition(|v| by.of(v).is_some())
 }
 
 fn partition_maps(
@@ -712,24 +713,20 @@ fn partition_maps(
     by: &[Value],
     merge_key: &str,
 ) -> Result<(Vec<Value>, Vec<Value>)> {
+    if let Some(i) = by.iter().position(|item| !item.is_object()) {
+        return Err(fail(format!("value for key {i} is not a map")));
+    }
+    let by = Positions::new(by, merge_key, ElemKind::Map);
     let mut in_patch = Vec::new();
     let mut server_only = Vec::new();
     for v in merged {
         let Value::Object(m) = &v else {
             return Err(bad_arg_type("map[string]interface {}", &v));
         };
-        let key_value = m.get(merge_key).ok_or_else(|| no_merge_key(m, merge_key))?;
-        let mut found = false;
-        for (i, item) in by.iter().enumerate() {
-            let Value::Object(o) = item else {
-                return Err(fail(format!("value for key {i} is not a map")));
-            };
-            if o.get(merge_key) == Some(key_value) {
-                found = true;
-                break;
-            }
+        if !m.contains_key(merge_key) {
+            return Err(no_merge_key(m, merge_key));
         }
-        if found {
+        if by.of(&v).is_some() {
             in_patch.push(v);
         } else {
             server_only.push(v);
@@ -757,17 +754,42 @@ fn normalize_element_order(
     ))
 }
 
-/// Position of `val` in `list`, matching maps by their merge key. Upstream `index`.
-fn index_of(list: &[Value], val: &Value, merge_key: &str, kind: ElemKind) -> Option<usize> {
-    let get = |v: &Value| -> Option<Value> {
-        if kind == ElemKind::Map {
-            v.as_object().and_then(|m| m.get(merge_key)).cloned()
-        } else {
-            Some(v.clone())
+/// First positions of a list's items, matching maps by their merge key and other items by
+/// value (upstream `index`, where items without the key all match each other), hashed so
+/// long lists stay linear.
+struct Positions {
+    merge_key: String,
+    kind: ElemKind,
+    first: std::collections::HashMap<String, usize>,
+}
+
+impl Positions {
+    fn new(list: &[Value], merge_key: &str, kind: ElemKind) -> Positions {
+        let mut p = Positions {
+            merge_key: merge_key.to_string(),
+            kind,
+            first: Default::default(),
+        };
+        for (i, v) in list.iter().enumerate() {
+            let id = p.ident(v);
+            p.first.entry(id).or_insert(i);
         }
-    };
-    let wanted = get(val);
-    list.iter().position(|v| get(v) == wanted)
+        p
+    }
+
+    fn ident(&self, v: &Value) -> String {
+        if self.kind != ElemKind::Map {
+            return format!("v{v}");
+        }
+        match v.as_object().and_then(|m| m.get(&self.merge_key)) {
+            Some(k) => format!("k{k}"),
+            None => "-".to_string(),
+        }
+    }
+
+    fn of(&self, v: &Value) -> Option<usize> {
+        self.first.get(&self.ident(v)).copied()
+    }
 }
 
 fn normalize_slice_order(
@@ -791,20 +813,23 @@ fn normalize_slice_order(
     };
     // Go's sort.SliceStable is an insertion sort for short slices; its `less` treats items
     // missing from `order` as smaller, which only an insertion sort reproduces faithfully.
-    let less = |a: &Value, b: &Value| match (
-        index_of(order, a, merge_key, kind),
-        index_of(order, b, merge_key, kind),
-    ) {
+    let positions = Positions::new(order, merge_key, kind);
+    let mut keyed: Vec<(Option<usize>, Value)> = std::mem::take(&mut to_sort)
+        .into_iter()
+        .map(|v| (positions.of(&v), v))
+        .collect();
+    let less = |a: Option<usize>, b: Option<usize>| match (a, b) {
         (Some(i), Some(j)) => i < j,
         _ => true,
     };
-    for i in 1..to_sort.len() {
+    for i in 1..keyed.len() {
         let mut j = i;
-        while j > 0 && less(&to_sort[j], &to_sort[j - 1]) {
-            to_sort.swap(j, j - 1);
+        while j > 0 && less(keyed[j].0, keyed[j - 1].0) {
+            keyed.swap(j, j - 1);
             j -= 1;
         }
     }
+    to_sort.extend(keyed.into_iter().map(|(_, v)| v));
     to_sort.extend(to_delete);
     Ok(to_sort)
 }
@@ -834,6 +859,7 @@ fn merge_sorted_slice(
     merge_key: &str,
     kind: ElemKind,
 ) -> Vec<Value> {
+    let positions = Positions::new(server_order, merge_key, kind);
     let mut out = Vec::with_capacity(left.len() + right.len());
     let mut left = left.into_iter().peekable();
     let mut right = right.into_iter().peekable();
@@ -843,8 +869,8 @@ fn merge_sorted_slice(
             (Some(_), None) => out.extend(left.next()),
             (None, Some(_)) => out.extend(right.next()),
             (Some(l), Some(r)) => {
-                let li = index_of(server_order, l, merge_key, kind);
-                let ri = index_of(server_order, r, merge_key, kind);
+                let li = positions.of(l);
+                let ri = positions.of(r);
                 let take_left = matches!((li, ri), (Some(a), Some(b)) if a < b);
                 if take_left {
                     out.extend(left.next());

@@ -715,6 +715,8 @@ fn merge_list(
     };
 
     while li < lpes.len() || ri < rpes.len() {
+        // Every round consumes an item; the guard keeps a malformed input from spinning.
+        let before = (li, ri);
         if li < lpes.len() && ri < rpes.len() {
             let pe = &lpes[li];
             if *pe == rpes[ri] {
@@ -752,6 +754,9 @@ fn merge_list(
             if next_shared.is_some_and(|n| n == pe) {
                 next_shared = shared.pop_front();
             }
+        }
+        if (li, ri) == before {
+            li += 1;
         }
     }
     Ok(out)
