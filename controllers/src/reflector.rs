@@ -133,3 +133,101 @@ fn same_version(a: &Value, b: &Value) -> bool {
     crate::meta::str(a, "resourceVersion") == crate::meta::str(b, "resourceVersion")
         && crate::meta::uid(a) == crate::meta::uid(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+    use store::{Key, StoreConfig};
+
+    use super::*;
+
+    fn name(obj: &Value) -> String {
+        crate::meta::str(obj, "name").to_string()
+    }
+
+    /// Applies deltas to a map, as a consumer's cache would.
+    fn apply(cache: &mut BTreeMap<String, Arc<Value>>, delta: Delta) {
+        match delta {
+            Delta::Upsert(obj) => {
+                cache.insert(name(&obj), obj);
+            }
+            Delta::Delete(obj) => {
+                cache.remove(&name(&obj));
+            }
+            Delta::Synced => {}
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relists_after_falling_behind_and_reports_deletions() {
+        let store = Store::memory_with(StoreConfig {
+            watch_buffer: 2,
+            ..StoreConfig::default()
+        });
+        let key = |n: &str| Key::new("configmaps", "ns", n);
+        for n in ["a", "b"] {
+            store
+                .create(key(n), json!({"metadata": {"name": n, "namespace": "ns"}}))
+                .await
+                .unwrap();
+        }
+        let (tx, mut rx) = mpsc::channel(1);
+        let stop = CancellationToken::new();
+        tokio::spawn(reflect(
+            store.clone(),
+            crate::testutil::info("configmaps"),
+            tx,
+            stop.clone(),
+        ));
+        let mut cache = BTreeMap::new();
+        loop {
+            let change = rx.recv().await.unwrap();
+            let synced = matches!(change.delta, Delta::Synced);
+            apply(&mut cache, change.delta);
+            if synced {
+                break;
+            }
+        }
+        assert_eq!(cache.keys().collect::<Vec<_>>(), ["a", "b"]);
+
+        // Not reading: the reflector blocks, its store watcher overflows and is ended.
+        for i in 0..20 {
+            let n = format!("c{i:02}");
+            store
+                .create(key(&n), json!({"metadata": {"name": n, "namespace": "ns"}}))
+                .await
+                .unwrap();
+        }
+        store.delete(&key("a"), None).await.unwrap();
+        store
+            .update(
+                key("b"),
+                json!({"metadata": {"name": "b", "namespace": "ns"}, "data": {"x": "1"}}),
+                None,
+            )
+            .await
+            .unwrap();
+
+        let mut deleted = Vec::new();
+        while let Ok(Some(change)) = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await
+        {
+            if let Delta::Delete(obj) = &change.delta {
+                deleted.push(name(obj));
+            }
+            apply(&mut cache, change.delta);
+        }
+        assert_eq!(deleted, ["a"]);
+        let want: Vec<String> = store
+            .list("configmaps", Some("ns"), &store::ListOptions::default())
+            .unwrap()
+            .items
+            .iter()
+            .map(|o| name(o))
+            .collect();
+        assert_eq!(cache.keys().cloned().collect::<Vec<_>>(), want);
+        assert_eq!(cache["b"]["data"]["x"], "1");
+        stop.cancel();
+    }
+}
