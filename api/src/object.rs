@@ -20,7 +20,7 @@ use crate::defaults;
 use crate::registry::ResourceInfo;
 use crate::status::{ApiError, FieldError, go_quote};
 
-pub use crate::validation::{validate_create, validate_update};
+pub use crate::validation::{validate_create, validate_status_update, validate_update};
 
 /// The `fieldValidation` query parameter: what to do with unknown or duplicate fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

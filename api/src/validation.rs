@@ -70,6 +70,21 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
     finish(info, new, errs)
 }
 
+/// Validates a write to the `status` subresource: `ValidateObjectMetaUpdate` plus, for Pods,
+/// upstream `ValidatePodStatusUpdate` (node name and QoS class fixed, no way back out of a
+/// terminated state without a restart policy that allows it).
+pub fn validate_status_update(
+    info: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+) -> Result<(), ApiError> {
+    let mut errs = validate_object_meta_update(&meta_of(new)?, &meta_of(old)?, "metadata");
+    if info.kind == "Pod" {
+        errs.extend(pod::validate_pod_status_update(new, old)?);
+    }
+    finish(info, new, errs)
+}
+
 /// All create-time errors of `obj` (ObjectMeta first, then the kind's spec).
 pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiError> {
     let meta = meta_of(obj)?;

@@ -798,18 +798,127 @@ pub fn validate_port_num_or_name(port: &IntOrString, path: &str) -> Errors {
     }
 }
 
-/// Pod updates may change only a few spec fields (upstream `ValidatePodUpdate`).
+/// The fields a pod update may change (upstream `updatablePodSpecFields`).
+const UPDATABLE_POD_SPEC_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// Upstream `ValidateContainerUpdates`: same number of containers, images set; `true` means
+/// stop (containers were added or removed).
+fn validate_container_updates(new: &[Container], old: &[Container], path: &str) -> (Errors, bool) {
+    if new.len() != old.len() {
+        return (
+            vec![FieldError::forbidden(
+                path,
+                "pod updates may not add or remove containers",
+            )],
+            true,
+        );
+    }
+    let mut errs = Errors::new();
+    for (i, c) in new.iter().enumerate() {
+        let image = c.image.as_deref().unwrap_or("");
+        if image.is_empty() {
+            errs.push(FieldError::required(child(&index(path, i), "image"), ""));
+        }
+        if image.trim() != image {
+            errs.push(FieldError::invalid(
+                child(&index(path, i), "image"),
+                image,
+                "must not have leading or trailing whitespace",
+            ));
+        }
+    }
+    (errs, false)
+}
+
+/// Upstream `ValidatePodUpdate` (spec part): only images, activeDeadlineSeconds (set once or
+/// lowered), added tolerations (existing ones may change only tolerationSeconds), removed
+/// scheduling gates, and terminationGracePeriodSeconds from negative to 1 may change.
 pub fn validate_pod_update(new: &Value, old: &Value) -> Result<Errors, ApiError> {
     let new_pod: Pod = typed(new)?;
     let old_pod: Pod = typed(old)?;
-    let (Some(mut ns), Some(os)) = (new_pod.spec, old_pod.spec) else {
-        return Ok(Vec::new());
-    };
-    // Copy over the mutable fields from old to new, then the rest must be equal.
-    for (n, o) in ns.containers.iter_mut().zip(os.containers.iter()) {
+    let ns = new_pod.spec.unwrap_or_default();
+    let os = old_pod.spec.unwrap_or_default();
+    let mut errs = Errors::new();
+    let (e, stop) = validate_container_updates(&ns.containers, &os.containers, "spec.containers");
+    errs.extend(e);
+    if stop {
+        return Ok(errs);
+    }
+    let (e, stop) = validate_container_updates(
+        ns.init_containers.as_deref().unwrap_or(&[]),
+        os.init_containers.as_deref().unwrap_or(&[]),
+        "spec.initContainers",
+    );
+    errs.extend(e);
+    if stop {
+        return Ok(errs);
+    }
+    let ads_path = "spec.activeDeadlineSeconds";
+    match (ns.active_deadline_seconds, os.active_deadline_seconds) {
+        (Some(n), _) if !(0..=i64::from(i32::MAX)).contains(&n) => {
+            errs.push(FieldError::invalid(
+                ads_path,
+                n,
+                inclusive_range_error(0, i64::from(i32::MAX)),
+            ));
+            return Ok(errs);
+        }
+        (Some(n), Some(o)) if o < n => {
+            errs.push(FieldError::invalid(
+                ads_path,
+                n,
+                "must be less than or equal to previous value",
+            ));
+            return Ok(errs);
+        }
+        (None, Some(_)) => errs.push(FieldError::invalid(
+            ads_path,
+            Value::Null,
+            "must not update from a positive integer to nil value",
+        )),
+        _ => {}
+    }
+    let new_tol = ns.tolerations.clone().unwrap_or_default();
+    for o in os.tolerations.iter().flatten() {
+        let found = new_tol.iter().any(|n| {
+            let mut o = o.clone();
+            o.toleration_seconds = n.toleration_seconds;
+            o == *n
+        });
+        if !found {
+            errs.push(FieldError::forbidden(
+                "spec.tolerations",
+                "existing toleration can not be modified except its tolerationSeconds",
+            ));
+            break;
+        }
+    }
+    let old_gates: BTreeSet<&str> = os
+        .scheduling_gates
+        .iter()
+        .flatten()
+        .map(|g| g.name.as_str())
+        .collect();
+    for (i, g) in ns.scheduling_gates.iter().flatten().enumerate() {
+        if !old_gates.contains(g.name.as_str()) {
+            errs.push(FieldError::forbidden(
+                child(&index("spec.schedulingGates", i), "name"),
+                format!(
+                    "only deletion is allowed, but found new scheduling gate '{}'",
+                    g.name
+                ),
+            ));
+        }
+    }
+    if ns == os {
+        return Ok(errs);
+    }
+    // Munge the updatable fields back to their old values; anything left is forbidden.
+    let mut munged = ns.clone();
+    for (n, o) in munged.containers.iter_mut().zip(&os.containers) {
         n.image.clone_from(&o.image);
     }
-    for (n, o) in ns
+    for (n, o) in munged
         .init_containers
         .iter_mut()
         .flatten()
@@ -817,27 +926,142 @@ pub fn validate_pod_update(new: &Value, old: &Value) -> Result<Errors, ApiError>
     {
         n.image.clone_from(&o.image);
     }
-    ns.active_deadline_seconds = os.active_deadline_seconds;
-    ns.termination_grace_period_seconds = os.termination_grace_period_seconds;
-    let old_tolerations = os.tolerations.clone().unwrap_or_default();
-    let tolerations_ok = ns
-        .tolerations
-        .as_ref()
-        .is_none_or(|t| old_tolerations.iter().all(|o| t.contains(o)));
-    if tolerations_ok {
-        ns.tolerations.clone_from(&os.tolerations);
+    munged.active_deadline_seconds = os.active_deadline_seconds;
+    munged.scheduling_gates.clone_from(&os.scheduling_gates);
+    munged.tolerations.clone_from(&os.tolerations);
+    if os.termination_grace_period_seconds.is_some_and(|g| g < 0)
+        && munged.termination_grace_period_seconds == Some(1)
+    {
+        munged.termination_grace_period_seconds = os.termination_grace_period_seconds;
     }
-    // nodeName may be set once by binding; scheduling gates may only be removed.
-    if os.node_name.as_deref().unwrap_or("").is_empty() {
-        ns.node_name.clone_from(&os.node_name);
-    }
-    if ns != os {
-        return Ok(vec![FieldError::forbidden(
+    if munged != os {
+        errs.push(FieldError::forbidden(
             "spec",
-            "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
-        )]);
+            format!(
+                "pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}\n{}",
+                spec_diff(&os, &munged)
+            ),
+        ));
     }
-    Ok(Vec::new())
+    Ok(errs)
+}
+
+/// A readable diff of two pod specs, shaped like the `cmp.Diff` upstream appends: the
+/// changed top-level fields, old value with `-`, new with `+`.
+fn spec_diff(old: &PodSpec, new: &PodSpec) -> String {
+    let o = serde_json::to_value(old).unwrap_or_default();
+    let n = serde_json::to_value(new).unwrap_or_default();
+    let empty = serde_json::Map::new();
+    let (om, nm) = (
+        o.as_object().unwrap_or(&empty),
+        n.as_object().unwrap_or(&empty),
+    );
+    let mut keys: BTreeSet<&String> = om.keys().collect();
+    keys.extend(nm.keys());
+    let mut out = String::from("  core.PodSpec{\n");
+    for k in keys {
+        let (ov, nv) = (om.get(k), nm.get(k));
+        if ov != nv {
+            if let Some(v) = ov {
+                out.push_str(&format!("- \t{k}: {v},\n"));
+            }
+            if let Some(v) = nv {
+                out.push_str(&format!("+ \t{k}: {v},\n"));
+            }
+        }
+    }
+    out.push_str("  }\n");
+    out
+}
+
+/// Upstream `ValidatePodStatusUpdate` (the rules that guard node agents): nodeName and
+/// qosClass do not change, and with restartPolicy Never (or OnFailure after exit code 0) a
+/// terminated container does not go back to another state.
+pub fn validate_pod_status_update(new: &Value, old: &Value) -> Result<Errors, ApiError> {
+    let new_pod: Pod = typed(new)?;
+    let old_pod: Pod = typed(old)?;
+    let mut errs = Errors::new();
+    let node = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default()
+    };
+    if node(&new_pod) != node(&old_pod) {
+        errs.push(FieldError::forbidden(
+            "status.nodeName",
+            "may not be changed directly",
+        ));
+    }
+    let (ns, os) = (
+        new_pod.status.unwrap_or_default(),
+        old_pod.status.unwrap_or_default(),
+    );
+    if let Some(nn) = ns.nominated_node_name.as_deref().filter(|n| !n.is_empty())
+        && ns.nominated_node_name != os.nominated_node_name
+    {
+        for msg in is_dns1123_subdomain(nn) {
+            errs.push(FieldError::invalid("status.nominatedNodeName", nn, msg));
+        }
+    }
+    if ns.qos_class != os.qos_class {
+        errs.push(FieldError::invalid(
+            "status.qosClass",
+            ns.qos_class.clone().unwrap_or_default(),
+            super::IMMUTABLE_MSG,
+        ));
+    }
+    let old_spec = old_pod.spec.unwrap_or_default();
+    let policy = old_spec.restart_policy.as_deref().unwrap_or("Always");
+    let restartable_init: BTreeSet<&str> = old_spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+        .map(|c| c.name.as_str())
+        .collect();
+    for (field, new_list, old_list) in [
+        (
+            "status.containerStatuses",
+            &ns.container_statuses,
+            &os.container_statuses,
+        ),
+        (
+            "status.initContainerStatuses",
+            &ns.init_container_statuses,
+            &os.init_container_statuses,
+        ),
+    ] {
+        if policy == "Always" {
+            continue;
+        }
+        for (i, o) in old_list.iter().flatten().enumerate() {
+            let Some(term) = o.state.as_ref().and_then(|s| s.terminated.as_ref()) else {
+                continue;
+            };
+            if term.exit_code != 0 && policy == "OnFailure" {
+                continue;
+            }
+            if field == "status.initContainerStatuses" && restartable_init.contains(o.name.as_str())
+            {
+                continue;
+            }
+            let regressed = new_list.iter().flatten().any(|n| {
+                n.name == o.name
+                    && n.state
+                        .as_ref()
+                        .and_then(|s| s.terminated.as_ref())
+                        .is_none()
+            });
+            if regressed {
+                errs.push(FieldError::forbidden(
+                    child(&index(field, i), "state"),
+                    "may not be transitioned to non-terminated state",
+                ));
+            }
+        }
+    }
+    Ok(errs)
 }
 
 /// The pod template's labels (for the selector check of workloads).

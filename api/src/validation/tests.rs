@@ -295,7 +295,9 @@ fn service_rules() {
         "Service \"s\" is invalid: [spec.clusterIPs: Forbidden: may not be set for ExternalName services, spec.externalName: Required value]"
     );
     assert_eq!(
-        service(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30001, "name": "a"}, {"port": 81, "nodePort": 30001, "name": "b"}]})),
+        service(
+            json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30001, "name": "a"}, {"port": 81, "nodePort": 30001, "name": "b"}]})
+        ),
         "Service \"s\" is invalid: spec.ports[1].nodePort: Duplicate value: 30001"
     );
     assert_eq!(
@@ -567,4 +569,42 @@ fn pod_spec_extras() {
         deployment(json!({"selector": {"matchLabels": {"a": "b"}}, "template": t})),
         "Deployment.apps \"d\" is invalid: spec.template.spec.containers[0].ports[0].hostPort: Invalid value: 81: must match `containerPort` when `hostNetwork` is true"
     );
+}
+
+#[test]
+fn pod_update_and_status_rules() {
+    let pods = by_kind("v1", "Pod").unwrap();
+    let mk = |spec: Value| {
+        decode(pods, json!({"metadata": {"name": "p", "namespace": "d"}, "spec": spec}), FieldValidation::Strict)
+            .unwrap()
+            .value
+    };
+    let one = mk(json!({"containers": [{"name": "a", "image": "x"}], "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]}));
+    let two = mk(json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]}));
+    let e = validate_update(pods, &two, &one).unwrap_err();
+    assert_eq!(e.message, "Pod \"p\" is invalid: spec.containers: Forbidden: pod updates may not add or remove containers");
+    // tolerationSeconds may change, additions are fine.
+    let more = mk(json!({"containers": [{"name": "a", "image": "y"}], "tolerations": [
+        {"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 9}, {"key": "z", "operator": "Exists"}]}));
+    assert!(validate_update(pods, &more, &one).is_ok());
+    let changed = mk(json!({"containers": [{"name": "a", "image": "x"}], "tolerations": [{"key": "other", "operator": "Exists"}]}));
+    let e = validate_update(pods, &changed, &one).unwrap_err();
+    assert_eq!(e.message, "Pod \"p\" is invalid: spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds");
+    let mut bound = one.clone();
+    bound["spec"]["nodeName"] = json!("n1");
+    let e = validate_update(pods, &bound, &one).unwrap_err();
+    assert!(e.message.contains("pod updates may not change fields other than") && e.message.contains("+ \tnodeName: \"n1\","), "{}", e.message);
+    // Status updates.
+    let mut never = one.clone();
+    never["spec"]["restartPolicy"] = json!("Never");
+    never["status"] = json!({"qosClass": "BestEffort", "containerStatuses": [{"name": "a", "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 0}}}]});
+    let mut back = never.clone();
+    back["status"]["containerStatuses"][0]["state"] = json!({"running": {}});
+    let e = validate_status_update(pods, &back, &never).unwrap_err();
+    assert_eq!(e.message, "Pod \"p\" is invalid: status.containerStatuses[0].state: Forbidden: may not be transitioned to non-terminated state");
+    let mut qos = never.clone();
+    qos["status"]["qosClass"] = json!("Guaranteed");
+    let e = validate_status_update(pods, &qos, &never).unwrap_err();
+    assert_eq!(e.message, "Pod \"p\" is invalid: status.qosClass: Invalid value: \"Guaranteed\": field is immutable");
+    assert!(validate_status_update(pods, &never, &never).is_ok());
 }
