@@ -483,10 +483,14 @@ pub struct FieldSelector {
     kind: &'static str,
 }
 
-/// The field labels a kind supports, besides `metadata.name` and `metadata.namespace`.
+/// The field labels a kind supports (upstream `AddFieldLabelConversionFunc`s in
+/// `pkg/apis/core/v1/conversion.go` and `pkg/apis/apps/v1/conversion.go`; kinds without one
+/// get `DefaultMetaV1FieldSelectorConversion`: `metadata.name` and `metadata.namespace`).
 pub fn supported_fields(kind: &str) -> &'static [&'static str] {
     match kind {
         "Pod" => &[
+            "metadata.name",
+            "metadata.namespace",
             "spec.nodeName",
             "spec.restartPolicy",
             "spec.schedulerName",
@@ -494,6 +498,7 @@ pub fn supported_fields(kind: &str) -> &'static [&'static str] {
             "spec.hostNetwork",
             "status.phase",
             "status.podIP",
+            "status.podIPs",
             "status.nominatedNodeName",
         ],
         "Event" => &[
@@ -508,12 +513,20 @@ pub fn supported_fields(kind: &str) -> &'static [&'static str] {
             "reportingComponent",
             "source",
             "type",
+            "metadata.namespace",
+            "metadata.name",
         ],
-        "Node" => &["spec.unschedulable"],
-        "Namespace" => &["status.phase"],
-        "Secret" => &["type"],
-        "ReplicaSet" => &["status.replicas"],
-        _ => &[],
+        "Node" => &["metadata.name", "spec.unschedulable"],
+        "Namespace" => &["status.phase", "metadata.name"],
+        "Secret" => &["type", "metadata.namespace", "metadata.name"],
+        "Service" => &[
+            "metadata.namespace",
+            "metadata.name",
+            "spec.clusterIP",
+            "spec.type",
+        ],
+        "ReplicaSet" => &["metadata.name", "metadata.namespace", "status.replicas"],
+        _ => &["metadata.name", "metadata.namespace"],
     }
 }
 
@@ -534,11 +547,12 @@ impl FieldSelector {
                     "invalid selector: '{s}'; can't understand '{part}'"
                 ))
             })?;
-            let field = field.trim().to_string();
-            let supported = field == "metadata.name"
-                || field == "metadata.namespace"
-                || supported_fields(info.kind).contains(&field.as_str());
-            if !supported {
+            let mut field = field.trim().to_string();
+            // Old v1 clients send `spec.host`; upstream maps it to `spec.nodeName`.
+            if info.kind == "Pod" && field == "spec.host" {
+                field = "spec.nodeName".to_string();
+            }
+            if !supported_fields(info.kind).contains(&field.as_str()) {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
@@ -596,6 +610,16 @@ pub fn field_value(kind: &str, obj: &Value, field: &str) -> String {
         ("Node", "spec.unschedulable") => {
             (obj.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true)).to_string()
         }
+        ("Pod", "status.podIPs") => obj
+            .pointer("/status/podIPs")
+            .and_then(Value::as_array)
+            .map(|ips| {
+                ips.iter()
+                    .filter_map(|ip| ip.get("ip").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default(),
         ("ReplicaSet", "status.replicas") => obj
             .pointer("/status/replicas")
             .and_then(Value::as_i64)

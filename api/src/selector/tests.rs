@@ -125,6 +125,28 @@ fn field_selectors() {
     assert_eq!(s.exact("involvedObject.uid"), Some("u1"));
     let esc = FieldSelector::parse(pods, r"metadata.name=a\,b").unwrap();
     assert!(esc.matches(&json!({"metadata": {"name": "a,b"}})));
+    let nodes = by_kind("v1", "Node").unwrap();
+    assert_eq!(
+        FieldSelector::parse(nodes, "metadata.namespace=x")
+            .unwrap_err()
+            .message,
+        "field label not supported: metadata.namespace"
+    );
+    assert!(
+        FieldSelector::parse(nodes, "spec.unschedulable=true")
+            .unwrap()
+            .matches(&json!({"spec": {"unschedulable": true}}))
+    );
+    let svcs = by_kind("v1", "Service").unwrap();
+    assert!(
+        FieldSelector::parse(svcs, "spec.type=ClusterIP")
+            .unwrap()
+            .matches(&json!({"spec": {"type": "ClusterIP"}}))
+    );
+    let host = FieldSelector::parse(pods, "spec.host=n1").unwrap();
+    assert_eq!(host.exact("spec.nodeName"), Some("n1"));
+    let ips = FieldSelector::parse(pods, "status.podIPs=10.0.0.1").unwrap();
+    assert!(ips.matches(&json!({"status": {"podIPs": [{"ip": "10.0.0.1"}]}})));
     let rs = by_kind("apps/v1", "ReplicaSet").unwrap();
     assert!(
         FieldSelector::parse(rs, "status.replicas=0")
