@@ -1,0 +1,39 @@
+//! Command-line definitions (clap derive). Each flag is defined once here; the subcommand
+//! modules turn these raw values into validated settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run Kubernetes manifests without a cluster.
+#[derive(Debug, Parser)]
+#[command(name = "paddock", version, about)]
+pub(crate) struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace); PADDOCK_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the API server (control plane) on its own.
+    Server(ServerArgs),
+}
+
+/// Flags shared by every command that runs a server.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// Where objects, certificates, the token and the kubeconfig live
+    /// [default: /var/lib/paddock as root, $XDG_DATA_HOME/paddock otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Address to serve HTTPS on; port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6443")]
+    pub(crate) listen: SocketAddr,
+    /// Keep objects in memory only (nothing survives a restart).
+    #[arg(long)]
+    pub(crate) memory: bool,
+}

@@ -1,0 +1,253 @@
+//! describe, label, annotate, scale, api-resources, raw health, deletion with dependents.
+
+use crate::fixtures::EVERYTHING;
+use crate::support::{Server, manifest};
+
+fn loaded() -> (Server, tempfile::TempDir) {
+    let s = Server::start();
+    let (dir, path) = manifest("everything.yaml", EVERYTHING);
+    s.kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    (s, dir)
+}
+
+#[test]
+fn describe_pod_deployment_service_node() {
+    let (s, _d) = loaded();
+    let uid = s.get_json(&["get", "pod", "alpha"])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: alpha.2}}\ninvolvedObject: {{kind: Pod, name: alpha, namespace: default, apiVersion: v1, uid: {uid}}}\nreason: Testing\nmessage: hello from the test\ntype: Normal\nsource: {{component: e2e}}\nfirstTimestamp: '2026-01-01T00:00:00Z'\nlastTimestamp: '2026-01-01T00:00:00Z'\ncount: 1\n"
+    );
+    s.kubectl_in(&["create", "-f", "-"], Some(&event));
+    let pod = s.kubectl(&["describe", "pod", "alpha"]);
+    for want in [
+        "Name:",
+        "alpha",
+        "Namespace:",
+        "default",
+        "Labels:",
+        "app=web",
+        "Status:",
+        "Pending",
+        "Containers:",
+        "main:",
+        "example/web:1.0",
+        "Events:",
+        "Testing",
+        "hello from the test",
+    ] {
+        assert!(pod.contains(want), "describe pod lacks {want:?}:\n{pod}");
+    }
+    let dep = s.kubectl(&["describe", "deployment", "api"]);
+    for want in [
+        "Name:",
+        "api",
+        "Selector:",
+        "app=api",
+        "Replicas:",
+        "1 desired",
+        "StrategyType:",
+        "RollingUpdate",
+        "25% max unavailable, 25% max surge",
+    ] {
+        assert!(
+            dep.contains(want),
+            "describe deployment lacks {want:?}:\n{dep}"
+        );
+    }
+    let svc = s.kubectl(&["describe", "service", "web"]);
+    for want in [
+        "Name:",
+        "web",
+        "Selector:",
+        "app=web",
+        "Type:",
+        "ClusterIP",
+        "Port:",
+        "80/TCP",
+        "TargetPort:",
+        "8080/TCP",
+    ] {
+        assert!(
+            svc.contains(want),
+            "describe service lacks {want:?}:\n{svc}"
+        );
+    }
+    let node = s.kubectl(&["describe", "node", "node-1"]);
+    for want in ["Name:", "node-1", "Lease:", "HolderIdentity:"] {
+        assert!(node.contains(want), "describe node lacks {want:?}:\n{node}");
+    }
+}
+
+#[test]
+fn label_annotate_scale() {
+    let (s, _d) = loaded();
+    assert_eq!(
+        s.kubectl(&["label", "pod", "alpha", "color=blue"]).trim(),
+        "pod/alpha labeled"
+    );
+    assert_eq!(
+        s.kubectl(&[
+            "get",
+            "pod",
+            "alpha",
+            "-o",
+            "jsonpath={.metadata.labels.color}"
+        ]),
+        "blue"
+    );
+    let (_, err) = s.kubectl_err(&["label", "pod", "alpha", "color=red"], None);
+    assert!(err.contains("already has a value (blue)"), "{err}");
+    assert_eq!(
+        s.kubectl(&["label", "pod", "alpha", "color-"]).trim(),
+        "pod/alpha unlabeled"
+    );
+
+    assert_eq!(
+        s.kubectl(&["annotate", "deployment", "api", "note=hi there"])
+            .trim(),
+        "deployment.apps/api annotated"
+    );
+    assert_eq!(
+        s.kubectl(&[
+            "get",
+            "deploy",
+            "api",
+            "-o",
+            "jsonpath={.metadata.annotations.note}"
+        ]),
+        "hi there"
+    );
+
+    let gen_before = s.get_json(&["get", "deploy", "api"])["metadata"]["generation"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        s.kubectl(&["scale", "deployment", "api", "--replicas=3"])
+            .trim(),
+        "deployment.apps/api scaled"
+    );
+    let live = s.get_json(&["get", "deploy", "api"]);
+    assert_eq!(live["spec"]["replicas"], 3);
+    assert_eq!(
+        live["metadata"]["generation"].as_i64().unwrap(),
+        gen_before + 1
+    );
+    let (_, err) = s.kubectl_err(
+        &[
+            "scale",
+            "deployment",
+            "api",
+            "--current-replicas=1",
+            "--replicas=2",
+        ],
+        None,
+    );
+    assert!(err.contains("Expected replicas to be 1, was 3"), "{err}");
+    assert_eq!(
+        s.kubectl(&["scale", "rs", "worker", "--replicas=2"]).trim(),
+        "replicaset.apps/worker scaled"
+    );
+}
+
+#[test]
+fn api_resources_and_health_endpoints() {
+    let s = Server::start();
+    let out = s.kubectl(&["api-resources"]);
+    for (name, short, group, namespaced, kind) in [
+        ("pods", "po", "v1", "true", "Pod"),
+        ("services", "svc", "v1", "true", "Service"),
+        ("nodes", "no", "v1", "false", "Node"),
+        ("deployments", "deploy", "apps/v1", "true", "Deployment"),
+        ("replicasets", "rs", "apps/v1", "true", "ReplicaSet"),
+        (
+            "endpointslices",
+            "",
+            "discovery.k8s.io/v1",
+            "true",
+            "EndpointSlice",
+        ),
+        ("leases", "", "coordination.k8s.io/v1", "true", "Lease"),
+    ] {
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("api-resources lacks {name}:\n{out}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let expect: Vec<&str> = [name, short, group, namespaced, kind]
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(cells, expect, "{row}");
+    }
+    for path in ["/readyz", "/livez", "/healthz"] {
+        assert_eq!(s.kubectl(&["get", "--raw", path]), "ok");
+    }
+    let version = s.kubectl(&["version", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&version).unwrap();
+    assert_eq!(v["serverVersion"]["major"], "1");
+    assert_eq!(v["serverVersion"]["minor"], "32");
+}
+
+#[test]
+fn delete_waits_and_collects_dependents() {
+    let (s, _d) = loaded();
+    // A ReplicaSet owned by a Deployment and a Pod owned by the ReplicaSet, made by hand
+    // (no controllers yet): deleting the Deployment must take both with it.
+    let dep = s.get_json(&["get", "deploy", "api"]);
+    let dep_uid = dep["metadata"]["uid"].as_str().unwrap().to_string();
+    let rs = format!(
+        r#"{{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{{"name":"api-1","labels":{{"app":"api"}},
+        "ownerReferences":[{{"apiVersion":"apps/v1","kind":"Deployment","name":"api","uid":"{dep_uid}","controller":true,"blockOwnerDeletion":true}}]}},
+        "spec":{{"replicas":0,"selector":{{"matchLabels":{{"app":"api"}}}},"template":{{"metadata":{{"labels":{{"app":"api"}}}},
+        "spec":{{"containers":[{{"name":"main","image":"x","command":["/bin/true"]}}]}}}}}}}}"#
+    );
+    s.kubectl_in(&["create", "-f", "-"], Some(&rs));
+    let rs_uid = s.get_json(&["get", "rs", "api-1"])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pod = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"api-1-x","labels":{{"app":"api"}},
+        "ownerReferences":[{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"api-1","uid":"{rs_uid}","controller":true,"blockOwnerDeletion":true}}]}},
+        "spec":{{"containers":[{{"name":"main","image":"x","command":["/bin/true"]}}]}}}}"#
+    );
+    s.kubectl_in(&["create", "-f", "-"], Some(&pod));
+
+    // Orphan keeps the dependents, without the owner reference.
+    s.kubectl(&["delete", "rs", "api-1", "--cascade=orphan"]);
+    let orphan = s.get_json(&["get", "pod", "api-1-x"]);
+    assert!(
+        orphan["metadata"]
+            .get("ownerReferences")
+            .is_none_or(|r| r.as_array().is_some_and(|a| a.is_empty())),
+        "{orphan:#}"
+    );
+
+    // Foreground: kubectl waits until the deployment is gone; its RS goes first.
+    s.kubectl_in(&["create", "-f", "-"], Some(&rs));
+    assert_eq!(
+        s.kubectl(&["delete", "deploy", "api", "--cascade=foreground"])
+            .trim(),
+        r#"deployment.apps "api" deleted"#
+    );
+    let left = s.kubectl(&["get", "deploy,rs", "-o", "name"]);
+    assert!(
+        !left.contains("deployment.apps/api") && !left.contains("api-1"),
+        "{left}"
+    );
+
+    // Background on a namespace: everything in it goes.
+    s.kubectl(&["delete", "namespace", "team-a"]);
+    let (_, err) = s.kubectl_err(&["get", "namespace", "team-a"], None);
+    assert!(err.contains("not found"), "{err}");
+    assert_eq!(
+        s.kubectl(&["get", "pods", "-n", "team-a", "-o", "name"])
+            .trim(),
+        ""
+    );
+    let (_, err) = s.kubectl_err(&["delete", "namespace", "default"], None);
+    assert!(err.contains("Forbidden"), "{err}");
+}

@@ -1,0 +1,385 @@
+//! Test support: start a real `paddock server` process on 127.0.0.1:0 with its own data dir,
+//! and drive it with real kubectl (fresh HOME per server, so kubectl's discovery cache never
+//! leaks between tests), curl and the Python client. Everything is killed and removed on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// How long any single external command may take before the test fails (never hangs).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `paddock server` child process.
+pub struct Server {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+    /// Path of the kubeconfig the server wrote.
+    pub kubeconfig: PathBuf,
+    /// `https://127.0.0.1:PORT`
+    pub url: String,
+    /// The admin bearer token from the kubeconfig.
+    pub token: String,
+}
+
+impl Server {
+    /// Starts a server on a fresh data dir.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir)
+    }
+
+    /// Starts a server on the given data dir (kept, so a restart can reuse it).
+    pub fn start_in(dir: tempfile::TempDir) -> Server {
+        let home = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("server.log"))
+            .expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("PADDOCK_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn paddock server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
+                    let _ = tx.send(PathBuf::from(path));
+                }
+            }
+        });
+        let kubeconfig = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(path) => path,
+            Err(_) => {
+                let _ = child.kill();
+                let log =
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                panic!("paddock server did not print its kubeconfig within 60 s; log:\n{log}");
+            }
+        };
+        let text = std::fs::read_to_string(&kubeconfig).expect("read kubeconfig");
+        let url = yaml_field(&text, "server:").expect("server url in kubeconfig");
+        let token = yaml_field(&text, "token:").expect("token in kubeconfig");
+        Server {
+            child: Some(child),
+            dir,
+            home,
+            kubeconfig,
+            url,
+            token,
+        }
+    }
+
+    /// The server's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Stops the server with SIGTERM and waits for it; returns the data dir for a restart.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, nix::sys::signal::Signal::SIGTERM);
+            wait_or_kill(&mut child, Duration::from_secs(30));
+        }
+        self.take_dir()
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush); returns the data dir.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.take_dir()
+    }
+
+    fn take_dir(&mut self) -> tempfile::TempDir {
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// A kubectl command set up for this server (own HOME, own kubeconfig).
+    pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// Runs kubectl, with optional stdin, bounded by [`COMMAND_TIMEOUT`].
+    pub fn kubectl_full(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run(self.kubectl_cmd(args), stdin)
+    }
+
+    /// Runs kubectl and returns stdout; panics with stderr and the server log if it fails.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.kubectl_in(args, None)
+    }
+
+    /// Like [`Server::kubectl`] with stdin.
+    pub fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl_full(args, stdin);
+        if !out.status.success() {
+            panic!(
+                "kubectl {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}\nserver log (tail):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                tail(&self.log(), 40)
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure; returns (exit code, stderr).
+    pub fn kubectl_err(&self, args: &[&str], stdin: Option<&str>) -> (i32, String) {
+        let out = self.kubectl_full(args, stdin);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `kubectl get … -o json` parsed.
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&all)).expect("kubectl json output")
+    }
+
+    /// A raw HTTPS request with curl: returns (status code, body). `token` None sends no
+    /// Authorization header; Some(t) sends `Bearer t`.
+    pub fn curl(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        let ca = self.dir.path().join("ca-for-curl.crt");
+        if !ca.exists() {
+            let text = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+            let data = yaml_field(&text, "certificate-authority-data:").expect("ca data");
+            let pem = base64_decode(&data);
+            std::fs::write(&ca, pem).expect("write ca");
+        }
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+            "--cacert",
+        ])
+        .arg(&ca)
+        .arg(format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        if let Some(ct) = content_type {
+            cmd.args(["-H", &format!("Content-Type: {ct}")]);
+        }
+        let body_file;
+        if let Some(b) = body {
+            body_file = tempfile::NamedTempFile::new().expect("tmp");
+            std::fs::write(body_file.path(), b).expect("write body");
+            cmd.arg("--data-binary")
+                .arg(format!("@{}", body_file.path().display()));
+        }
+        let out = run(cmd, None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a command with optional stdin and a hard timeout; output captured.
+pub fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        let input = input.to_string();
+        thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        });
+    }
+    let mut out_pipe = child.stdout.take().expect("stdout");
+    let mut err_pipe = child.stderr.take().expect("stderr");
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out_pipe.read_to_end(&mut v);
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let status = wait_or_kill(&mut child, COMMAND_TIMEOUT)
+        .unwrap_or_else(|| panic!("{cmd:?} did not finish within {COMMAND_TIMEOUT:?}"));
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
+
+/// Waits for the child up to `limit`, then kills it. Returns the status if it exited in time.
+pub fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let step = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if waited >= limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(step);
+        waited += step;
+    }
+}
+
+fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, sig);
+}
+
+/// A background process whose stdout lines are collected (e.g. `kubectl get -w`).
+pub struct Streaming {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line seen so far.
+    pub seen: Vec<String>,
+}
+
+impl Streaming {
+    /// Spawns the command with stdout piped into a line collector.
+    pub fn spawn(mut cmd: Command) -> Streaming {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn streaming command");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Streaming {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one satisfies `pred`; panics after [`COMMAND_TIMEOUT`].
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Duration::from_secs(COMMAND_TIMEOUT.as_secs());
+        let start = std::time::SystemTime::now();
+        loop {
+            let left = deadline.saturating_sub(start.elapsed().unwrap_or_default());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line matching {what} within {deadline:?}; seen: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value after `key` on the first line that contains it (kubeconfig is simple YAML).
+pub fn yaml_field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix(key)
+            .map(|v| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let out = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(s.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("base64 -d");
+    out.stdout
+}
+
+/// Writes `content` to a file named `name` in a fresh temp dir; returns (dir guard, path).
+pub fn manifest(name: &str, content: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).expect("write manifest");
+    (dir, path)
+}
