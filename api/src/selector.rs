@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector
 use serde_json::Value;
 
 use crate::registry::ResourceInfo;
-use crate::status::ApiError;
+use crate::status::{ApiError, FieldError};
 use crate::validation::{is_qualified_name, is_valid_label_value};
 
 /// A label selector operator.
@@ -52,52 +52,74 @@ pub struct Requirement {
 
 impl Requirement {
     fn new(key: String, op: Operator, values: Vec<String>) -> Result<Self, ApiError> {
-        let fail = |msg: String| {
-            Err(ApiError::bad_request(format!(
-                "unable to parse requirement: {msg}"
-            )))
-        };
-        if let Some(m) = is_qualified_name(&key).first() {
-            return fail(format!(
-                "key: Invalid value: {}: {m}",
-                crate::status::go_quote(&key)
+        // Upstream `NewRequirement`: every problem as a field error, aggregated.
+        let mut errs = Vec::new();
+        let key_msgs = is_qualified_name(&key);
+        if !key_msgs.is_empty() {
+            errs.push(FieldError::invalid(
+                "key",
+                key.as_str(),
+                key_msgs.join("; "),
             ));
         }
+        let vals = || serde_json::json!(values);
         match op {
-            Operator::In | Operator::NotIn if values.is_empty() => {
-                return fail("values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty".to_string());
-            }
+            Operator::In | Operator::NotIn if values.is_empty() => errs.push(FieldError::invalid(
+                "values",
+                vals(),
+                "for 'in', 'notin' operators, values set can't be empty",
+            )),
             Operator::Equals | Operator::DoubleEquals | Operator::NotEquals
                 if values.len() != 1 =>
             {
-                return fail(
-                    "values: Invalid value: exact-match compatibility requires one single value"
-                        .to_string(),
-                );
+                errs.push(FieldError::invalid(
+                    "values",
+                    vals(),
+                    "exact-match compatibility requires one single value",
+                ));
             }
             Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
-                return fail(
-                    "values: Invalid value: values set must be empty for exists and does not exist"
-                        .to_string(),
-                );
-            }
-            Operator::GreaterThan | Operator::LessThan
-                if values.len() != 1 || values[0].parse::<i64>().is_err() =>
-            {
-                return fail(format!(
-                    "values[0]: Invalid value: {}: for 'Gt', 'Lt' operators, the value must be an integer",
-                    crate::status::go_quote(values.first().map_or("", String::as_str))
+                errs.push(FieldError::invalid(
+                    "values",
+                    vals(),
+                    "values set must be empty for exists and does not exist",
                 ));
+            }
+            Operator::GreaterThan | Operator::LessThan => {
+                if values.len() != 1 {
+                    errs.push(FieldError::invalid(
+                        "values",
+                        vals(),
+                        "for 'Gt', 'Lt' operators, exactly one value is required",
+                    ));
+                }
+                for (i, v) in values.iter().enumerate() {
+                    if v.parse::<i64>().is_err() {
+                        errs.push(FieldError::invalid(
+                            format!("values[{i}]"),
+                            v.as_str(),
+                            "for 'Gt', 'Lt' operators, the value must be an integer",
+                        ));
+                    }
+                }
             }
             _ => {}
         }
         for (i, v) in values.iter().enumerate() {
-            if let Some(m) = is_valid_label_value(v).first() {
-                return fail(format!(
-                    "values[{i}][{key}]: Invalid value: {}: {m}",
-                    crate::status::go_quote(v)
+            let msgs = is_valid_label_value(v);
+            if !msgs.is_empty() {
+                errs.push(FieldError::invalid(
+                    format!("values[{i}][{key}]"),
+                    v.as_str(),
+                    msgs.join("; "),
                 ));
             }
+        }
+        if !errs.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "unable to parse requirement: {}",
+                crate::status::aggregate(&errs)
+            )));
         }
         let values: BTreeSet<String> = values.into_iter().collect();
         Ok(Self {

@@ -65,6 +65,15 @@ fn parse_errors_are_bad_requests() {
         assert_eq!(e.code, 400, "{bad}");
     }
     assert_eq!(
+        LabelSelector::parse("n>x").unwrap_err().message,
+        "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' operators, the value must be an integer"
+    );
+    assert!(
+        LabelSelector::parse("app=-x-").unwrap_err().message.starts_with(
+            "unable to parse requirement: values[0][app]: Invalid value: \"-x-\": a valid label must be an empty string"
+        )
+    );
+    assert_eq!(
         LabelSelector::parse("a b").unwrap_err().message,
         "found 'b', expected: in, notin, =, ==, !=, gt, lt"
     );
