@@ -145,6 +145,11 @@ pub enum PatchError {
     /// mismatched `apiVersion`/`kind` (400 BadRequest).
     #[error("{0}")]
     InvalidApply(String),
+    /// Server-side apply could not type the configuration or the live object against the
+    /// schema: a list item without its key field, duplicate list items (500, upstream's plain
+    /// `failed to create typed patch object (ns/name; apps/v1, Kind=…): …` error).
+    #[error("{0}")]
+    ApplyFailed(String),
 }
 
 impl PatchError {
@@ -156,7 +161,7 @@ impl PatchError {
             | PatchError::InvalidApply(_) => 400,
             PatchError::TooManyOperations { .. } => 413,
             PatchError::JsonPatchFailed(_) | PatchError::Unprocessable(_) => 422,
-            PatchError::StrategicMerge(_) => 500,
+            PatchError::StrategicMerge(_) | PatchError::ApplyFailed(_) => 500,
             PatchError::StrategicMergeUnsupported { .. } => 415,
             PatchError::ApplyConflict(_) => 409,
         }

@@ -374,21 +374,24 @@ fn key_value(item: &Value, key: &str) -> Option<Value> {
     }
 }
 
+/// Why an object could not be typed against the schema (upstream's typed-value errors).
+type TypeError = String;
+
 fn item_element(
     item: &Value,
     shape: Shape,
     path: &[PathElement],
     i: usize,
-) -> Result<PathElement, PatchError> {
+) -> Result<PathElement, TypeError> {
     match shape {
         Shape::ListMap(keys, _) => {
             let mut kv = Vec::with_capacity(keys.len());
             for k in keys {
                 let v = key_value(item, k).ok_or_else(|| {
-                    PatchError::InvalidApply(format!(
-                        "{}: element {i}: associative list with keys has an element that omits key field {k:?}",
+                    format!(
+                        "{}: element {i}: associative list with keys has an element that omits key field {k:?} (and doesn't have default value)",
                         display_path(path)
-                    ))
+                    )
                 })?;
                 kv.push(((*k).to_string(), v));
             }
@@ -399,14 +402,16 @@ fn item_element(
     }
 }
 
-/// The fields `value` (an object of `schema`) sets. Upstream `ToFieldSet`.
-fn to_field_set(value: &Value, schema: Schema) -> Result<FieldSet, PatchError> {
+/// The fields `value` (an object of `schema`) sets. Upstream `ToFieldSet`; `strict` refuses
+/// duplicate list items like upstream's typing of an apply configuration does.
+fn to_field_set(value: &Value, schema: Schema, strict: bool) -> Result<FieldSet, TypeError> {
     fn node(
         v: &Value,
         node_shape: Shape,
         path: &mut Path,
         out: &mut FieldSet,
-    ) -> Result<(), PatchError> {
+        strict: bool,
+    ) -> Result<(), TypeError> {
         match (node_shape, v) {
             (Shape::Map(schema), Value::Object(m)) => {
                 for (k, child) in m {
@@ -416,17 +421,30 @@ fn to_field_set(value: &Value, schema: Schema) -> Result<FieldSet, PatchError> {
                     if child.is_null() || empty_map {
                         out.insert(path.clone());
                     } else {
-                        node(child, shape(child, meta.ssa, meta.schema), path, out)?;
+                        node(
+                            child,
+                            shape(child, meta.ssa, meta.schema),
+                            path,
+                            out,
+                            strict,
+                        )?;
                     }
                     path.pop();
                 }
             }
             (Shape::ListMap(_, schema), Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    path.push(item_element(item, node_shape, path, i)?);
-                    out.insert(path.clone());
+                    let pe = item_element(item, node_shape, path, i)?;
+                    path.push(pe);
+                    if !out.insert(path.clone()) && strict {
+                        let pe = path.pop().map(|pe| pe.display()).unwrap_or_default();
+                        return Err(format!(
+                            "{}: duplicate entries for key {pe}",
+                            display_path(path)
+                        ));
+                    }
                     if item.is_object() {
-                        node(item, Shape::Map(schema), path, out)?;
+                        node(item, Shape::Map(schema), path, out, strict)?;
                     }
                     path.pop();
                 }
@@ -434,7 +452,12 @@ fn to_field_set(value: &Value, schema: Schema) -> Result<FieldSet, PatchError> {
             (Shape::Set, Value::Array(items)) => {
                 for item in items {
                     path.push(PathElement::Value(item.clone()));
-                    out.insert(path.clone());
+                    if !out.insert(path.clone()) && strict {
+                        return Err(format!(
+                            "{}: duplicate entries for value {item}",
+                            display_path(&path[..path.len() - 1])
+                        ));
+                    }
                     path.pop();
                 }
             }
@@ -445,7 +468,7 @@ fn to_field_set(value: &Value, schema: Schema) -> Result<FieldSet, PatchError> {
         Ok(())
     }
     let mut out = FieldSet::new();
-    node(value, Shape::Map(schema), &mut Vec::new(), &mut out)?;
+    node(value, Shape::Map(schema), &mut Vec::new(), &mut out, strict)?;
     out.remove(&Vec::new());
     Ok(out)
 }
@@ -458,7 +481,7 @@ struct Comparison {
     removed: FieldSet,
 }
 
-fn compare(lhs: &Value, rhs: &Value, schema: Schema) -> Result<Comparison, PatchError> {
+fn compare(lhs: &Value, rhs: &Value, schema: Schema) -> Result<Comparison, TypeError> {
     let mut c = Comparison::default();
     walk_compare(
         Some(lhs),
@@ -481,7 +504,7 @@ fn walk_compare(
     schema: Schema,
     path: &mut Path,
     c: &mut Comparison,
-) -> Result<(), PatchError> {
+) -> Result<(), TypeError> {
     // A null on one side is a wildcard taking the other side's shape (upstream deduceAtom).
     let Some(any) = [lhs, rhs]
         .into_iter()
@@ -555,7 +578,7 @@ fn compare_items(
     elem: Schema,
     path: &mut Path,
     c: &mut Comparison,
-) -> Result<(), PatchError> {
+) -> Result<(), TypeError> {
     let empty = Vec::new();
     let la = lhs.and_then(Value::as_array).unwrap_or(&empty);
     let ra = rhs.and_then(Value::as_array).unwrap_or(&empty);
@@ -581,7 +604,7 @@ fn index_items<'a>(
     items: &'a [Value],
     shape: Shape,
     path: &[PathElement],
-) -> Result<BTreeMap<PathElement, &'a Value>, PatchError> {
+) -> Result<BTreeMap<PathElement, &'a Value>, TypeError> {
     let mut out = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         // The first of duplicate items wins, like upstream's observed-item index.
@@ -600,7 +623,7 @@ fn merge_values(
     ssa: Ssa,
     schema: Schema,
     path: &mut Path,
-) -> Result<Option<Value>, PatchError> {
+) -> Result<Option<Value>, TypeError> {
     if rhs.is_null() {
         return Ok(None);
     }
@@ -662,7 +685,7 @@ fn merge_list(
     shape: Shape,
     elem: Schema,
     path: &mut Path,
-) -> Result<Vec<Value>, PatchError> {
+) -> Result<Vec<Value>, TypeError> {
     let lpes: Vec<PathElement> = lhs
         .iter()
         .enumerate()
@@ -693,7 +716,7 @@ fn merge_list(
                       l: Option<&Value>,
                       r: Option<&Value>,
                       path: &mut Path|
-     -> Result<Option<Value>, PatchError> {
+     -> Result<Option<Value>, TypeError> {
         path.push(pe.clone());
         let out = match (l, r) {
             (Some(l), Some(r)) => merge_values(l, r, item_ssa, elem, path),
@@ -1116,10 +1139,7 @@ pub fn server_side_apply(
         || applied_version.is_empty()
         || (!live_version.is_empty() && applied_version != live_version)
     {
-        let (group, version) = match applied_version.rsplit_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", applied_version.as_str()),
-        };
+        let (group, version) = split_api_version(&applied_version);
         return Err(PatchError::InvalidApply(format!(
             "invalid object type: {group}/{version}, Kind={applied_kind}"
         )));
@@ -1133,39 +1153,62 @@ pub fn server_side_apply(
     {
         m.shift_remove("status");
     }
-
     let live_obj = live
         .map(without_managed_fields)
         .unwrap_or_else(|| Value::Object(Map::new()));
+
+    // Upstream types both objects first; failures are its plain (500) errors.
+    let meta_str = |k: &str| {
+        applied
+            .get("metadata")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let (group, version) = split_api_version(&applied_version);
+    let ident = format!(
+        "{}/{}; {group}/{version}, Kind={kind}",
+        meta_str("namespace"),
+        meta_str("name")
+    );
+    let config_set = to_field_set(&config, schema, true).map_err(|e| {
+        PatchError::ApplyFailed(format!(
+            "failed to create typed patch object ({ident}): {e}"
+        ))
+    })?;
+    let live_set = to_field_set(&live_obj, schema, false).map_err(|e| {
+        PatchError::ApplyFailed(format!("failed to create typed live object ({ident}): {e}"))
+    })?;
+
     let mut managers = live.and_then(decode_managers).unwrap_or_default();
     if live.is_some() && managers.is_empty() {
         // Upstream's skip-non-applied manager: before the first apply, the live object's fields
         // are recorded as owned by "before-first-apply".
-        let fields = owned_set(&to_field_set(&live_obj, schema)?, &ignored);
         managers.push(Entry {
             manager: "before-first-apply".into(),
             operation: "Update".into(),
             api_version: live_version.clone(),
             time: Some(now.to_string()),
             subresource: String::new(),
-            fields,
+            fields: owned_set(&live_set, &ignored),
         });
     }
 
-    let result = apply_once(
-        &live_obj,
-        &config,
+    let ctx = ApplyCtx {
+        live_obj: &live_obj,
+        config: &config,
+        set: owned_set(&config_set, &ignored),
         schema,
-        &ignored,
-        managers.clone(),
+        ignored: &ignored,
         manager,
-        force,
         now,
-        &applied_version,
-    );
-    let (mut merged, managers) = match result {
-        Err(PatchError::ApplyConflict(conflicts)) if manager == "kubectl" && !force => {
-            let allowed = allowed_from_last_applied(&live_obj, schema)?;
+        api_version: &applied_version,
+    };
+    let internal =
+        |e: TypeError| PatchError::ApplyFailed(format!("failed to merge ({ident}): {e}"));
+    let (mut merged, managers) = match ctx.apply(managers.clone(), force).map_err(internal)? {
+        Err(conflicts) if manager == "kubectl" && !force => {
+            let allowed = allowed_from_last_applied(&live_obj, schema).map_err(internal)?;
             let remaining: Vec<FieldConflict> = conflicts
                 .into_iter()
                 .filter(|c| !allowed.iter().any(|p| display_path(p) == c.field))
@@ -1173,19 +1216,13 @@ pub fn server_side_apply(
             if !remaining.is_empty() {
                 return Err(PatchError::ApplyConflict(remaining));
             }
-            apply_once(
-                &live_obj,
-                &config,
-                schema,
-                &ignored,
-                managers,
-                manager,
-                true,
-                now,
-                &applied_version,
-            )?
+            match ctx.apply(managers, true).map_err(internal)? {
+                Ok(done) => done,
+                Err(conflicts) => return Err(PatchError::ApplyConflict(conflicts)),
+            }
         }
-        other => other?,
+        Err(conflicts) => return Err(PatchError::ApplyConflict(conflicts)),
+        Ok(done) => done,
     };
 
     if manager == "kubectl" {
@@ -1195,98 +1232,115 @@ pub fn server_side_apply(
     Ok(merged)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn apply_once(
-    live_obj: &Value,
-    config: &Value,
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+/// One server-side apply's inputs.
+struct ApplyCtx<'a> {
+    live_obj: &'a Value,
+    config: &'a Value,
+    /// The fields the configuration sets (what the applier will own).
+    set: FieldSet,
     schema: Schema,
-    ignored: &[Path],
-    mut managers: Vec<Entry>,
-    manager: &str,
-    force: bool,
-    now: &str,
-    api_version: &str,
-) -> Result<(Value, Vec<Entry>), PatchError> {
-    let mut merged = merge_values(live_obj, config, Ssa::Default, schema, &mut Vec::new())?
+    ignored: &'a [Path],
+    manager: &'a str,
+    now: &'a str,
+    api_version: &'a str,
+}
+
+/// The merged object and managers, or the conflicts that stopped the apply.
+type ApplyOutcome = Result<(Value, Vec<Entry>), Vec<FieldConflict>>;
+
+impl ApplyCtx<'_> {
+    /// Merge, own, prune, then check conflicts (or take ownership when forced). Upstream
+    /// `Updater.Apply`.
+    fn apply(&self, mut managers: Vec<Entry>, force: bool) -> Result<ApplyOutcome, TypeError> {
+        let mut merged = merge_values(
+            self.live_obj,
+            self.config,
+            Ssa::Default,
+            self.schema,
+            &mut Vec::new(),
+        )?
         .unwrap_or_else(|| Value::Object(Map::new()));
-    let set = owned_set(&to_field_set(config, schema)?, ignored);
-
-    let me = match managers
-        .iter()
-        .position(|e| e.same_identity(manager, "Apply", api_version, ""))
-    {
-        Some(i) => i,
-        None => {
-            managers.push(Entry {
-                manager: manager.to_string(),
-                operation: "Apply".into(),
-                api_version: api_version.to_string(),
-                time: None,
-                subresource: String::new(),
-                fields: FieldSet::new(),
-            });
-            managers.len() - 1
-        }
-    };
-    let last_set = std::mem::replace(&mut managers[me].fields, set);
-    managers[me].api_version = api_version.to_string();
-    managers[me].time = Some(now.to_string());
-
-    // Prune: what this manager applied last time, no longer applies, and nobody else owns.
-    if !last_set.is_empty() {
-        let owned: FieldSet = managers
+        let me = match managers
             .iter()
-            .flat_map(|e| e.fields.iter().cloned())
-            .collect();
-        let owned = ensure_named(&owned);
-        let last = ensure_named(&last_set);
-        let present = ensure_named(&to_field_set(&merged, schema)?);
-        let strip = stripped();
-        let mut doomed: Vec<&Path> = present
-            .iter()
-            .filter(|p| last.contains(*p) && !owned.contains(*p) && !strip.contains(*p))
-            .collect();
-        doomed.sort_by_key(|p| p.len());
-        for p in doomed {
-            remove_path(&mut merged, p);
-        }
-    }
-
-    // Conflicts with (or, forced, ownership taken from) other managers.
-    let cmp = compare(live_obj, &merged, schema)?;
-    let cmp = Comparison {
-        added: recursive_difference(&cmp.added, ignored),
-        modified: recursive_difference(&cmp.modified, ignored),
-        removed: recursive_difference(&cmp.removed, ignored),
-    };
-    if !force {
-        let mut conflicts = Vec::new();
-        for (i, e) in managers.iter().enumerate() {
-            if i == me {
-                continue;
-            }
-            for p in e
-                .fields
-                .iter()
-                .filter(|p| cmp.modified.contains(*p) || cmp.added.contains(*p))
-            {
-                conflicts.push(FieldConflict {
-                    manager: e.printed(),
-                    field: display_path(p),
+            .position(|e| e.same_identity(self.manager, "Apply", self.api_version, ""))
+        {
+            Some(i) => i,
+            None => {
+                managers.push(Entry {
+                    manager: self.manager.to_string(),
+                    operation: "Apply".into(),
+                    api_version: self.api_version.to_string(),
+                    time: None,
+                    subresource: String::new(),
+                    fields: FieldSet::new(),
                 });
+                managers.len() - 1
+            }
+        };
+        let last_set = std::mem::replace(&mut managers[me].fields, self.set.clone());
+        managers[me].api_version = self.api_version.to_string();
+        managers[me].time = Some(self.now.to_string());
+
+        // Prune: what this manager applied last time, no longer applies, and nobody else owns.
+        if !last_set.is_empty() {
+            let owned: FieldSet = managers
+                .iter()
+                .flat_map(|e| e.fields.iter().cloned())
+                .collect();
+            let owned = ensure_named(&owned);
+            let last = ensure_named(&last_set);
+            let present = ensure_named(&to_field_set(&merged, self.schema, false)?);
+            let strip = stripped();
+            let mut doomed: Vec<&Path> = present
+                .iter()
+                .filter(|p| last.contains(*p) && !owned.contains(*p) && !strip.contains(*p))
+                .collect();
+            doomed.sort_by_key(|p| p.len());
+            for p in doomed {
+                remove_path(&mut merged, p);
             }
         }
-        if !conflicts.is_empty() {
-            conflicts.sort_by(|a, b| a.manager.cmp(&b.manager));
-            return Err(PatchError::ApplyConflict(conflicts));
+
+        // Conflicts with (or, forced, ownership taken from) other managers.
+        let cmp = compare(self.live_obj, &merged, self.schema)?;
+        let cmp = Comparison {
+            added: recursive_difference(&cmp.added, self.ignored),
+            modified: recursive_difference(&cmp.modified, self.ignored),
+            removed: recursive_difference(&cmp.removed, self.ignored),
+        };
+        if !force {
+            let mut conflicts = Vec::new();
+            for (i, e) in managers.iter().enumerate() {
+                if i == me {
+                    continue;
+                }
+                for p in e
+                    .fields
+                    .iter()
+                    .filter(|p| cmp.modified.contains(*p) || cmp.added.contains(*p))
+                {
+                    conflicts.push(FieldConflict {
+                        manager: e.printed(),
+                        field: display_path(p),
+                    });
+                }
+            }
+            if !conflicts.is_empty() {
+                conflicts.sort_by(|a, b| a.manager.cmp(&b.manager));
+                return Ok(Err(conflicts));
+            }
         }
+        take_from_others(&mut managers, Some(me), &cmp);
+        Ok(Ok((merged, managers)))
     }
-    take_from_others(&mut managers, Some(me), &cmp);
-    Ok((merged, managers))
 }
 
 /// Fields of the last client-side-applied configuration that still hold their applied value.
-fn allowed_from_last_applied(live_obj: &Value, schema: Schema) -> Result<FieldSet, PatchError> {
+fn allowed_from_last_applied(live_obj: &Value, schema: Schema) -> Result<FieldSet, TypeError> {
     let Some(text) = live_obj
         .get("metadata")
         .and_then(|m| m.get("annotations"))
@@ -1298,7 +1352,7 @@ fn allowed_from_last_applied(live_obj: &Value, schema: Schema) -> Result<FieldSe
     let Ok(last) = serde_json::from_str::<Value>(text) else {
         return Ok(FieldSet::new());
     };
-    let set = to_field_set(&last, schema)?;
+    let set = to_field_set(&last, schema, false)?;
     let cmp = compare(&last, live_obj, schema)?;
     Ok(set
         .into_iter()

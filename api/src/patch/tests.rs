@@ -1161,11 +1161,19 @@ fn ssa_rejects_bad_configurations() {
     );
     let err = server_side_apply(None, &json!([]), "Pod", "kubectl", false, T0).unwrap_err();
     assert_eq!(err.code(), 400);
-    let no_key = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"image": "x"}]}});
+    let no_key = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}, "spec": {"containers": [{"image": "x"}]}});
     let err = server_side_apply(None, &no_key, "Pod", "kubectl", false, T0).unwrap_err();
-    assert!(
-        err.to_string().contains("omits key field \"name\""),
-        "{err}"
+    assert_eq!((err.code(), err.reason()), (500, ""));
+    assert_eq!(
+        err.to_string(),
+        "failed to create typed patch object (ns/p; /v1, Kind=Pod): .spec.containers: element 0: associative list with keys has an element that omits key field \"name\" (and doesn't have default value)"
+    );
+    let dup = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "env": [{"name": "foo", "value": "x"}, {"name": "foo", "value": "y"}]}]}}}});
+    let err = server_side_apply(None, &dup, "Deployment", "kubectl", false, T0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "failed to create typed patch object (/d; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"app\"].env: duplicate entries for key [name=\"foo\"]"
     );
 }
 
