@@ -1,14 +1,7 @@
 //! `kubectl get` in every output form, and `get -w`.
 
-use crate::fixtures::{EVERYTHING, RESOURCES};
-use crate::support::{Server, Streaming, manifest};
-
-fn loaded() -> (Server, tempfile::TempDir) {
-    let s = Server::start();
-    let (dir, path) = manifest("everything.yaml", EVERYTHING);
-    s.kubectl(&["apply", "-f", path.to_str().unwrap()]);
-    (s, dir)
-}
+use crate::fixtures::RESOURCES;
+use crate::support::{Streaming, loaded};
 
 #[test]
 fn get_every_resource_in_every_output_form() {

@@ -1,14 +1,6 @@
 //! describe, label, annotate, scale, api-resources, raw health, deletion with dependents.
 
-use crate::fixtures::EVERYTHING;
-use crate::support::{Server, manifest};
-
-fn loaded() -> (Server, tempfile::TempDir) {
-    let s = Server::start();
-    let (dir, path) = manifest("everything.yaml", EVERYTHING);
-    s.kubectl(&["apply", "-f", path.to_str().unwrap()]);
-    (s, dir)
-}
+use crate::support::{Server, loaded};
 
 #[test]
 fn describe_pod_deployment_service_node() {

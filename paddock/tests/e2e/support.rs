@@ -383,3 +383,11 @@ pub fn manifest(name: &str, content: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&path, content).expect("write manifest");
     (dir, path)
 }
+
+/// A server with one object of every served resource applied (see `fixtures::EVERYTHING`).
+pub fn loaded() -> (Server, tempfile::TempDir) {
+    let s = Server::start();
+    let (dir, path) = manifest("everything.yaml", crate::fixtures::EVERYTHING);
+    s.kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    (s, dir)
+}
