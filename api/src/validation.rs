@@ -72,15 +72,20 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
 
 /// Validates a write to the `status` subresource: `ValidateObjectMetaUpdate` plus, for Pods,
 /// upstream `ValidatePodStatusUpdate` (node name and QoS class fixed, no way back out of a
-/// terminated state without a restart policy that allows it).
+/// terminated state without a restart policy that allows it), and for Deployments and
+/// ReplicaSets their status counter rules.
 pub fn validate_status_update(
     info: &ResourceInfo,
     new: &Value,
     old: &Value,
 ) -> Result<(), ApiError> {
     let mut errs = validate_object_meta_update(&meta_of(new)?, &meta_of(old)?, "metadata");
-    if info.kind == "Pod" {
-        errs.extend(pod::validate_pod_status_update(new, old)?);
+    match info.kind {
+        "Pod" => errs.extend(pod::validate_pod_status_update(new, old)?),
+        "Deployment" | "ReplicaSet" => {
+            errs.extend(apps::validate_workload_status(info.kind, new, old));
+        }
+        _ => {}
     }
     finish(info, new, errs)
 }

@@ -327,3 +327,66 @@ pub fn validate_selector_update(new: &Value, old: &Value) -> Result<Errors, ApiE
         IMMUTABLE_MSG,
     )])
 }
+
+/// Upstream `ValidateDeploymentStatus` / `ValidateReplicaSetStatus` (and the collisionCount
+/// rule of `ValidateDeploymentStatusUpdate`): counters non-negative and consistent.
+pub fn validate_workload_status(kind: &str, new: &Value, old: &Value) -> Errors {
+    let get = |v: &Value, f: &str| v.pointer(&format!("/status/{f}")).and_then(Value::as_i64);
+    let n = |f: &str| get(new, f).unwrap_or(0);
+    let mut errs = Errors::new();
+    let counters: &[&str] = if kind == "Deployment" {
+        &[
+            "observedGeneration",
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+        ]
+    } else {
+        &[
+            "replicas",
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "observedGeneration",
+        ]
+    };
+    for f in counters {
+        errs.extend(validate_nonnegative(n(f), &format!("status.{f}")));
+    }
+    if kind == "Deployment"
+        && let Some(c) = get(new, "collisionCount")
+    {
+        errs.extend(validate_nonnegative(c, "status.collisionCount"));
+    }
+    let msg = "cannot be greater than status.replicas";
+    let capped: &[&str] = if kind == "Deployment" {
+        &["updatedReplicas", "readyReplicas", "availableReplicas"]
+    } else {
+        &["fullyLabeledReplicas", "readyReplicas", "availableReplicas"]
+    };
+    for f in capped {
+        if n(f) > n("replicas") {
+            errs.push(FieldError::invalid(format!("status.{f}"), n(f), msg));
+        }
+    }
+    if n("availableReplicas") > n("readyReplicas") {
+        errs.push(FieldError::invalid(
+            "status.availableReplicas",
+            n("availableReplicas"),
+            "cannot be greater than readyReplicas",
+        ));
+    }
+    if kind == "Deployment"
+        && let (Some(nc), Some(oc)) = (get(new, "collisionCount"), get(old, "collisionCount"))
+        && nc < oc
+    {
+        errs.push(FieldError::invalid(
+            "status.collisionCount",
+            nc,
+            "cannot be decremented",
+        ));
+    }
+    errs
+}

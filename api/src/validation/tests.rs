@@ -575,25 +575,47 @@ fn pod_spec_extras() {
 fn pod_update_and_status_rules() {
     let pods = by_kind("v1", "Pod").unwrap();
     let mk = |spec: Value| {
-        decode(pods, json!({"metadata": {"name": "p", "namespace": "d"}, "spec": spec}), FieldValidation::Strict)
-            .unwrap()
-            .value
+        decode(
+            pods,
+            json!({"metadata": {"name": "p", "namespace": "d"}, "spec": spec}),
+            FieldValidation::Strict,
+        )
+        .unwrap()
+        .value
     };
-    let one = mk(json!({"containers": [{"name": "a", "image": "x"}], "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]}));
+    let one = mk(
+        json!({"containers": [{"name": "a", "image": "x"}], "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]}),
+    );
     let two = mk(json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]}));
     let e = validate_update(pods, &two, &one).unwrap_err();
-    assert_eq!(e.message, "Pod \"p\" is invalid: spec.containers: Forbidden: pod updates may not add or remove containers");
+    assert_eq!(
+        e.message,
+        "Pod \"p\" is invalid: spec.containers: Forbidden: pod updates may not add or remove containers"
+    );
     // tolerationSeconds may change, additions are fine.
-    let more = mk(json!({"containers": [{"name": "a", "image": "y"}], "tolerations": [
-        {"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 9}, {"key": "z", "operator": "Exists"}]}));
+    let more = mk(
+        json!({"containers": [{"name": "a", "image": "y"}], "tolerations": [
+        {"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 9}, {"key": "z", "operator": "Exists"}]}),
+    );
     assert!(validate_update(pods, &more, &one).is_ok());
-    let changed = mk(json!({"containers": [{"name": "a", "image": "x"}], "tolerations": [{"key": "other", "operator": "Exists"}]}));
+    let changed = mk(
+        json!({"containers": [{"name": "a", "image": "x"}], "tolerations": [{"key": "other", "operator": "Exists"}]}),
+    );
     let e = validate_update(pods, &changed, &one).unwrap_err();
-    assert_eq!(e.message, "Pod \"p\" is invalid: spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds");
+    assert_eq!(
+        e.message,
+        "Pod \"p\" is invalid: spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"
+    );
     let mut bound = one.clone();
     bound["spec"]["nodeName"] = json!("n1");
     let e = validate_update(pods, &bound, &one).unwrap_err();
-    assert!(e.message.contains("pod updates may not change fields other than") && e.message.contains("+ \tnodeName: \"n1\","), "{}", e.message);
+    assert!(
+        e.message
+            .contains("pod updates may not change fields other than")
+            && e.message.contains("+ \tnodeName: \"n1\","),
+        "{}",
+        e.message
+    );
     // Status updates.
     let mut never = one.clone();
     never["spec"]["restartPolicy"] = json!("Never");
@@ -601,10 +623,37 @@ fn pod_update_and_status_rules() {
     let mut back = never.clone();
     back["status"]["containerStatuses"][0]["state"] = json!({"running": {}});
     let e = validate_status_update(pods, &back, &never).unwrap_err();
-    assert_eq!(e.message, "Pod \"p\" is invalid: status.containerStatuses[0].state: Forbidden: may not be transitioned to non-terminated state");
+    assert_eq!(
+        e.message,
+        "Pod \"p\" is invalid: status.containerStatuses[0].state: Forbidden: may not be transitioned to non-terminated state"
+    );
     let mut qos = never.clone();
     qos["status"]["qosClass"] = json!("Guaranteed");
     let e = validate_status_update(pods, &qos, &never).unwrap_err();
-    assert_eq!(e.message, "Pod \"p\" is invalid: status.qosClass: Invalid value: \"Guaranteed\": field is immutable");
+    assert_eq!(
+        e.message,
+        "Pod \"p\" is invalid: status.qosClass: Invalid value: \"Guaranteed\": field is immutable"
+    );
     assert!(validate_status_update(pods, &never, &never).is_ok());
+}
+
+#[test]
+fn workload_status_rules() {
+    let info = by_kind("apps/v1", "ReplicaSet").unwrap();
+    let rs = |status: Value| json!({"metadata": {"name": "r", "namespace": "d"}, "status": status});
+    let ok = rs(json!({"replicas": 2, "readyReplicas": 2, "availableReplicas": 1}));
+    assert!(validate_status_update(info, &ok, &ok).is_ok());
+    let bad = rs(json!({"replicas": 1, "readyReplicas": 2, "availableReplicas": 3}));
+    assert_eq!(
+        validate_status_update(info, &bad, &ok).unwrap_err().message,
+        "ReplicaSet.apps \"r\" is invalid: [status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas, status.availableReplicas: Invalid value: 3: cannot be greater than status.replicas, status.availableReplicas: Invalid value: 3: cannot be greater than readyReplicas]"
+    );
+    let deploy = by_kind("apps/v1", "Deployment").unwrap();
+    let d = |c: i64| json!({"metadata": {"name": "d", "namespace": "x"}, "status": {"collisionCount": c, "observedGeneration": -1}});
+    assert_eq!(
+        validate_status_update(deploy, &d(1), &d(2))
+            .unwrap_err()
+            .message,
+        "Deployment.apps \"d\" is invalid: [status.observedGeneration: Invalid value: -1: must be greater than or equal to 0, status.collisionCount: Invalid value: 1: cannot be decremented]"
+    );
 }
