@@ -1,6 +1,7 @@
 //! The Kubernetes object model as paddock serves it: which resources exist ([`registry`]),
 //! how manifests are read ([`manifest`]), how an object is decoded, defaulted and validated
-//! ([`object`], [`defaults`], [`validation`]), selectors ([`selector`]), quantities
+//! ([`object`], [`defaults`], [`validation`]), the pod-create admission mutations
+//! ([`admission`]), selectors ([`selector`]), quantities
 //! ([`quantity`]), the four patch kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
 //! Start at [`object`]: it is the pipeline the API server runs on every write.
 
