@@ -1,0 +1,1 @@
+//! (being written) The container runtime trait and its process/namespace implementation.
