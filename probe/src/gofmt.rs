@@ -64,11 +64,7 @@ pub fn duration(d: Duration) -> String {
     if hours > 0 || mins > 0 {
         let _ = write!(out, "{mins}m");
     }
-    let _ = write!(
-        out,
-        "{}s",
-        frac(secs * 1_000_000_000 + sub, 1_000_000_000)
-    );
+    let _ = write!(out, "{}s", frac(secs * 1_000_000_000 + sub, 1_000_000_000));
     out
 }
 
