@@ -258,28 +258,68 @@ pub fn validate_node(obj: &Value) -> Result<Errors, ApiError> {
     Ok(errs)
 }
 
-/// Event (core/v1): the involved object's namespace must match the event's; type, when set,
-/// is Normal or Warning.
+/// Event (core/v1): upstream `legacyValidateEvent` for v1 requests. Old-style events (no
+/// `eventTime`) need the involved object's namespace to match (empty is fine in `default`);
+/// new-style ones need reportingComponent, reportingInstance, action and reason, with
+/// upstream's length limits.
 pub fn validate_event(obj: &Value) -> Result<Errors, ApiError> {
     let e: Event = typed(obj)?;
     let mut errs = Errors::new();
     let ns = e.metadata.namespace.as_deref().unwrap_or("");
     let ins = e.involved_object.namespace.as_deref().unwrap_or("");
-    if !ins.is_empty() && ins != ns {
-        errs.push(FieldError::invalid(
+    let mismatch = || {
+        FieldError::invalid(
             "involvedObject.namespace",
             ins,
             "does not match event.namespace",
-        ));
+        )
+    };
+    if e.event_time.is_none() {
+        if ins.is_empty() {
+            if !ns.is_empty() && ns != "default" {
+                errs.push(mismatch());
+            }
+        } else if ns != ins {
+            errs.push(mismatch());
+        }
+    } else {
+        if ins.is_empty() && ns != "default" && ns != "kube-system" {
+            errs.push(mismatch());
+        }
+        let rc = e.reporting_component.as_deref().unwrap_or("");
+        if rc.is_empty() {
+            errs.push(FieldError::required("reportingComponent", ""));
+        }
+        for msg in is_qualified_name(rc) {
+            errs.push(FieldError::invalid("reportingComponent", rc, msg));
+        }
+        let limited = [
+            (
+                "reportingInstance",
+                e.reporting_instance.as_deref(),
+                128,
+                true,
+            ),
+            ("action", e.action.as_deref(), 128, true),
+            ("reason", e.reason.as_deref(), 128, true),
+            ("message", e.message.as_deref(), 1024, false),
+        ];
+        for (field, value, limit, required) in limited {
+            let v = value.unwrap_or("");
+            if required && v.is_empty() {
+                errs.push(FieldError::required(field, ""));
+            }
+            if v.len() > limit {
+                errs.push(FieldError::invalid(
+                    field,
+                    "",
+                    format!("can have at most {limit} characters"),
+                ));
+            }
+        }
     }
-    if let Some(t) = e.type_.as_deref().filter(|t| !t.is_empty())
-        && t != "Normal"
-        && t != "Warning"
-    {
-        errs.push(FieldError::not_supported("type", t, &["Normal", "Warning"]));
-    }
-    if let Some(c) = e.count {
-        errs.extend(validate_nonnegative(i64::from(c), "count"));
+    for msg in is_dns1123_subdomain(ns) {
+        errs.push(FieldError::invalid("namespace", ns, msg));
     }
     Ok(errs)
 }

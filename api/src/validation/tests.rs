@@ -657,3 +657,20 @@ fn workload_status_rules() {
         "Deployment.apps \"d\" is invalid: [status.observedGeneration: Invalid value: -1: must be greater than or equal to 0, status.collisionCount: Invalid value: 1: cannot be decremented]"
     );
 }
+
+#[test]
+fn event_rules() {
+    let ev = |v: Value| check("v1", "Event", v);
+    // Old-style events may leave involvedObject.namespace empty in `default`.
+    assert_eq!(ev(json!({"metadata": {"name": "e", "namespace": "default"}, "involvedObject": {"kind": "Node", "name": "n"}})), "");
+    assert_eq!(
+        ev(json!({"metadata": {"name": "e", "namespace": "other"}, "involvedObject": {"kind": "Node", "name": "n"}})),
+        "Event \"e\" is invalid: involvedObject.namespace: Invalid value: \"\": does not match event.namespace"
+    );
+    // New-style events (eventTime set) need the reporting fields.
+    assert_eq!(
+        ev(json!({"metadata": {"name": "e", "namespace": "d"}, "eventTime": "2026-01-01T00:00:00.000000Z",
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "d"}, "reportingComponent": "kubelet", "reason": "Started"})),
+        "Event \"e\" is invalid: [reportingInstance: Required value, action: Required value]"
+    );
+}
