@@ -283,21 +283,56 @@ pub fn validate_service_spec(spec: &ServiceSpec, path: &str) -> Errors {
     errs
 }
 
-/// Upstream `ValidateServiceUpdate`: clusterIP may not change once set (except when the
-/// type changes to or from ExternalName).
+/// Upstream `ValidateServiceUpdate` (`validateUpgradeDowngradeClusterIPs`): allocated cluster
+/// IPs may not change, except to or from ExternalName or between headless services.
 pub fn validate_service_update(new: &Value, old: &Value) -> Result<Errors, ApiError> {
     let new: Service = typed(new)?;
     let old: Service = typed(old)?;
     let (ns, os) = (new.spec.unwrap_or_default(), old.spec.unwrap_or_default());
     let mut errs = Errors::new();
-    let old_ip = os.cluster_ip.as_deref().unwrap_or("");
-    let new_ip = ns.cluster_ip.as_deref().unwrap_or("");
-    let to_external = ns.type_.as_deref() == Some("ExternalName");
-    let from_external = os.type_.as_deref() == Some("ExternalName");
-    if !old_ip.is_empty() && new_ip != old_ip && !to_external && !from_external {
+    if ns.type_.as_deref() == Some("ExternalName") || os.type_.as_deref() == Some("ExternalName") {
+        return Ok(errs);
+    }
+    if is_headless(&ns) && is_headless(&os) {
+        return Ok(errs);
+    }
+    let ips = |s: &ServiceSpec| -> Vec<String> {
+        match (&s.cluster_ips, &s.cluster_ip) {
+            (Some(v), _) if !v.is_empty() => v.clone(),
+            (_, Some(ip)) if !ip.is_empty() => vec![ip.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let (new_ips, old_ips) = (ips(&ns), ips(&os));
+    let shown = json!(new_ips);
+    if new_ips.len() == old_ips.len() {
+        for (i, ip) in old_ips.iter().enumerate() {
+            if *ip != new_ips[i] {
+                errs.push(FieldError::invalid(
+                    index("spec.clusterIPs", i),
+                    shown.clone(),
+                    "may not change once set",
+                ));
+            }
+        }
+    } else if new_ips.len() < old_ips.len() {
+        if new_ips.is_empty() {
+            errs.push(FieldError::invalid(
+                "spec.clusterIPs[0]",
+                shown,
+                "primary clusterIP can not be unset",
+            ));
+        } else if new_ips[0] != old_ips[0] {
+            errs.push(FieldError::invalid(
+                "spec.clusterIPs[0]",
+                shown,
+                "may not change once set",
+            ));
+        }
+    } else if !old_ips.is_empty() && new_ips[0] != old_ips[0] {
         errs.push(FieldError::invalid(
             "spec.clusterIPs[0]",
-            new_ip,
+            shown,
             "may not change once set",
         ));
     }

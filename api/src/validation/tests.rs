@@ -674,3 +674,18 @@ fn event_rules() {
         "Event \"e\" is invalid: [reportingInstance: Required value, action: Required value]"
     );
 }
+
+#[test]
+fn service_update_rules() {
+    let info = by_kind("v1", "Service").unwrap();
+    let svc = |ip: &str| {
+        decode(info, json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"clusterIP": ip, "ports": [{"port": 80}]}}), FieldValidation::Strict)
+            .unwrap()
+            .value
+    };
+    assert!(validate_update(info, &svc("10.0.0.1"), &svc("10.0.0.1")).is_ok());
+    assert_eq!(
+        validate_update(info, &svc("10.0.0.2"), &svc("10.0.0.1")).unwrap_err().message,
+        "Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.0.0.2\"}: may not change once set"
+    );
+}
