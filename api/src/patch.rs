@@ -267,8 +267,45 @@ pub fn json_patch(original: &Value, patch: &Value) -> Result<Value, PatchError> 
     let parsed: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| PatchError::Malformed(format!("error decoding patch: {e}")))?;
     let mut doc = original.clone();
-    json_patch::patch(&mut doc, &parsed).map_err(|e| PatchError::JsonPatchFailed(e.to_string()))?;
+    json_patch::patch(&mut doc, &parsed)
+        .map_err(|e| PatchError::JsonPatchFailed(json_patch_failure(&parsed, &e)))?;
     Ok(doc)
+}
+
+/// The wording of upstream's JSON patch library (evanphx/json-patch v4) for a failed
+/// operation, e.g. `testing value /spec/replicas failed: test failed`.
+fn json_patch_failure(patch: &json_patch::Patch, e: &json_patch::PatchError) -> String {
+    use json_patch::{PatchErrorKind, PatchOperation};
+    let path = e.path.to_string();
+    let op = patch.0.get(e.operation);
+    match (&e.kind, op) {
+        (PatchErrorKind::TestFailed, _) => format!("testing value {path} failed: test failed"),
+        (PatchErrorKind::InvalidFromPointer, Some(PatchOperation::Move(m))) => {
+            format!(
+                "move operation does not apply: doc is missing from path: {}: missing value",
+                m.from
+            )
+        }
+        (PatchErrorKind::InvalidFromPointer, Some(PatchOperation::Copy(c))) => {
+            format!(
+                "copy operation does not apply: doc is missing from path: {}: missing value",
+                c.from
+            )
+        }
+        (PatchErrorKind::InvalidPointer, Some(PatchOperation::Add(_))) => {
+            format!("add operation does not apply: doc is missing path: {path:?}: missing value")
+        }
+        (PatchErrorKind::InvalidPointer, Some(PatchOperation::Remove(_))) => {
+            format!("remove operation does not apply: doc is missing path: {path:?}: missing value")
+        }
+        (PatchErrorKind::InvalidPointer, Some(PatchOperation::Replace(_))) => {
+            format!("replace operation does not apply: doc is missing key: {path}: missing value")
+        }
+        (PatchErrorKind::InvalidPointer, Some(PatchOperation::Test(_))) => {
+            format!("test operation does not apply: is missing path: {path}: missing value")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Apply a strategic merge patch to `original`, an object of `kind` (`"Deployment"`). Kinds

@@ -90,6 +90,10 @@ fn json_patch_ops_and_errors() {
     let failed_test = json!([{"op": "test", "path": "/spec/template/x", "value": 2}]);
     let err = json_patch(&doc, &failed_test).unwrap_err();
     assert_eq!(err.code(), 422);
+    assert_eq!(
+        err.to_string(),
+        "testing value /spec/template/x failed: test failed"
+    );
     assert_eq!(err.reason(), "Invalid");
     assert_eq!(
         err.status_message(),
@@ -98,7 +102,17 @@ fn json_patch_ops_and_errors() {
     assert!(err.cause().is_some());
 
     let missing = json!([{"op": "replace", "path": "/nope/deeper", "value": 1}]);
-    assert_eq!(json_patch(&doc, &missing).unwrap_err().code(), 422);
+    let err = json_patch(&doc, &missing).unwrap_err();
+    assert_eq!(err.code(), 422);
+    assert_eq!(
+        err.to_string(),
+        "replace operation does not apply: doc is missing key: /nope/deeper: missing value"
+    );
+    let add = json!([{"op": "add", "path": "/a/b", "value": 1}]);
+    assert_eq!(
+        json_patch(&doc, &add).unwrap_err().to_string(),
+        "add operation does not apply: doc is missing path: \"/a/b\": missing value"
+    );
 
     let not_a_list = json!({"op": "add"});
     assert_eq!(json_patch(&doc, &not_a_list).unwrap_err().code(), 400);
