@@ -347,6 +347,75 @@ impl TryFrom<&k8s_openapi::apimachinery::pkg::api::resource::Quantity> for Quant
     }
 }
 
+/// A resource list (`cpu` → quantity), parsed.
+pub type ResourceList = std::collections::BTreeMap<String, Quantity>;
+
+/// Parses a k8s-openapi resource list; unparsable quantities are an error naming the resource.
+pub fn resource_list(
+    list: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >,
+) -> Result<ResourceList, (String, QuantityError)> {
+    let mut out = ResourceList::new();
+    for (name, q) in list.into_iter().flatten() {
+        let parsed = Quantity::parse(&q.0).map_err(|e| (name.clone(), e))?;
+        out.insert(name.clone(), parsed);
+    }
+    Ok(out)
+}
+
+fn add_list(into: &mut ResourceList, from: &ResourceList) {
+    for (k, v) in from {
+        let sum = into.get(k).map_or(*v, |cur| cur.add(v));
+        into.insert(k.clone(), sum);
+    }
+}
+
+fn max_list(into: &mut ResourceList, from: &ResourceList) {
+    for (k, v) in from {
+        if into.get(k).is_none_or(|cur| v > cur) {
+            into.insert(k.clone(), *v);
+        }
+    }
+}
+
+/// The effective requests of a pod, as the scheduler and kubelet admission compute them
+/// (upstream `resourcehelper.PodRequests`): the sum over regular containers and restartable
+/// (sidecar) init containers, at least the largest need of any init container (which runs
+/// alongside the sidecars started before it), plus `overhead`.
+pub fn pod_requests(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+) -> Result<ResourceList, (String, QuantityError)> {
+    let requests = |c: &k8s_openapi::api::core::v1::Container| {
+        resource_list(c.resources.as_ref().and_then(|r| r.requests.as_ref()))
+    };
+    let mut reqs = ResourceList::new();
+    for c in &spec.containers {
+        add_list(&mut reqs, &requests(c)?);
+    }
+    let mut sidecars = ResourceList::new();
+    let mut init_max = ResourceList::new();
+    for c in spec.init_containers.iter().flatten() {
+        let own = requests(c)?;
+        let need = if c.restart_policy.as_deref() == Some("Always") {
+            add_list(&mut reqs, &own);
+            add_list(&mut sidecars, &own);
+            sidecars.clone()
+        } else {
+            let mut tmp = own;
+            add_list(&mut tmp, &sidecars);
+            tmp
+        };
+        max_list(&mut init_max, &need);
+    }
+    max_list(&mut reqs, &init_max);
+    add_list(&mut reqs, &resource_list(spec.overhead.as_ref())?);
+    Ok(reqs)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -415,6 +484,31 @@ mod tests {
         assert_eq!(q("1.0001m").round_up_milli().canonical(), "2m");
         assert_eq!(q("1").add(&q("500m")).canonical(), "1500m");
         assert_eq!(q("1").sub(&q("2")).milli_value(), -1000);
+    }
+
+    #[test]
+    fn pod_requests_with_init_and_sidecars() {
+        let spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [
+                {"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+                {"name": "b", "resources": {"requests": {"cpu": "200m"}}}
+            ],
+            "initContainers": [
+                {"name": "side", "restartPolicy": "Always", "resources": {"requests": {"cpu": "50m"}}},
+                {"name": "big", "resources": {"requests": {"cpu": "1", "memory": "32Mi"}}}
+            ],
+            "overhead": {"cpu": "10m"}
+        }))
+        .unwrap();
+        let r = pod_requests(&spec).unwrap();
+        // max(100m+200m+50m, 1+50m) + 10m overhead; memory max(64Mi, 32Mi).
+        assert_eq!(r["cpu"].milli_value(), 1060);
+        assert_eq!(r["memory"].value(), 64 << 20);
+        let bad: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "a", "resources": {"requests": {"cpu": "x"}}}]
+        }))
+        .unwrap();
+        assert_eq!(pod_requests(&bad).unwrap_err().0, "cpu");
     }
 
     proptest! {
