@@ -201,9 +201,19 @@ fn validate_workload_selector(
     if let Some(sel) = parsed.as_ref().filter(|s| !s.is_empty())
         && !sel.matches(&labels)
     {
+        // Go prints a nil map as `map[string]string(nil)`, an empty one as `{}`.
+        let has_labels = template
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.labels.is_some());
+        let shown = if has_labels {
+            json!(labels)
+        } else {
+            json!({"$go": "map[string]string(nil)"})
+        };
         errs.push(FieldError::invalid(
             child(&tpath, "metadata.labels"),
-            json!(labels),
+            shown,
             "`selector` does not match template `labels`",
         ));
     }

@@ -341,6 +341,10 @@ fn deployment_rules() {
         "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"a\":\"c\", \"z\":\"y\"}: `selector` does not match template `labels`"
     );
     assert_eq!(
+        deployment(json!({"selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}})),
+        "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string(nil): `selector` does not match template `labels`"
+    );
+    assert_eq!(
         deployment(json!({"selector": {}, "template": template(json!({"a": "b"}))})),
         "Deployment.apps \"d\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"
     );
