@@ -21,6 +21,18 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the API server (control plane) on its own.
     Server(ServerArgs),
+    /// Run everything in one process and apply the given manifests (the main job).
+    Up(UpArgs),
+}
+
+/// `paddock up` flags.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Manifest files or folders to apply (`-` reads stdin); repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub(crate) files: Vec<PathBuf>,
 }
 
 /// Flags shared by every command that runs a server.

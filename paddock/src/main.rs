@@ -3,6 +3,7 @@
 
 mod cli;
 mod server;
+mod up;
 
 use clap::Parser;
 
@@ -22,6 +23,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             cli::Command::Server(args) => server::run(args).await,
+            cli::Command::Up(args) => up::run(args).await,
         }
     });
     match result {
@@ -45,5 +47,6 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -20,13 +20,19 @@ pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/paddock"))
 }
 
-pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let data_dir = match args.data_dir {
+/// `--data-dir` or the default, created if missing.
+pub(crate) fn resolve_data_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let data_dir = match arg {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    Ok(data_dir)
+}
+
+pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let data_dir = resolve_data_dir(args.data_dir)?;
     let config = apiserver::Config {
         listen: args.listen,
         data_dir: data_dir.clone(),
