@@ -341,7 +341,9 @@ fn deployment_rules() {
         "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"a\":\"c\", \"z\":\"y\"}: `selector` does not match template `labels`"
     );
     assert_eq!(
-        deployment(json!({"selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}})),
+        deployment(
+            json!({"selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}})
+        ),
         "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string(nil): `selector` does not match template `labels`"
     );
     assert_eq!(
@@ -666,15 +668,24 @@ fn workload_status_rules() {
 fn event_rules() {
     let ev = |v: Value| check("v1", "Event", v);
     // Old-style events may leave involvedObject.namespace empty in `default`.
-    assert_eq!(ev(json!({"metadata": {"name": "e", "namespace": "default"}, "involvedObject": {"kind": "Node", "name": "n"}})), "");
     assert_eq!(
-        ev(json!({"metadata": {"name": "e", "namespace": "other"}, "involvedObject": {"kind": "Node", "name": "n"}})),
+        ev(
+            json!({"metadata": {"name": "e", "namespace": "default"}, "involvedObject": {"kind": "Node", "name": "n"}})
+        ),
+        ""
+    );
+    assert_eq!(
+        ev(
+            json!({"metadata": {"name": "e", "namespace": "other"}, "involvedObject": {"kind": "Node", "name": "n"}})
+        ),
         "Event \"e\" is invalid: involvedObject.namespace: Invalid value: \"\": does not match event.namespace"
     );
     // New-style events (eventTime set) need the reporting fields.
     assert_eq!(
-        ev(json!({"metadata": {"name": "e", "namespace": "d"}, "eventTime": "2026-01-01T00:00:00.000000Z",
-            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "d"}, "reportingComponent": "kubelet", "reason": "Started"})),
+        ev(
+            json!({"metadata": {"name": "e", "namespace": "d"}, "eventTime": "2026-01-01T00:00:00.000000Z",
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "d"}, "reportingComponent": "kubelet", "reason": "Started"})
+        ),
         "Event \"e\" is invalid: [reportingInstance: Required value, action: Required value]"
     );
 }
@@ -689,7 +700,9 @@ fn service_update_rules() {
     };
     assert!(validate_update(info, &svc("10.0.0.1"), &svc("10.0.0.1")).is_ok());
     assert_eq!(
-        validate_update(info, &svc("10.0.0.2"), &svc("10.0.0.1")).unwrap_err().message,
+        validate_update(info, &svc("10.0.0.2"), &svc("10.0.0.1"))
+            .unwrap_err()
+            .message,
         "Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.0.0.2\"}: may not change once set"
     );
 }
