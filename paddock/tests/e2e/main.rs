@@ -12,3 +12,4 @@ mod durability;
 mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;
+mod up;

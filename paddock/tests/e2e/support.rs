@@ -34,6 +34,22 @@ impl Server {
 
     /// Starts a server on the given data dir (kept, so a restart can reuse it).
     pub fn start_in(dir: tempfile::TempDir) -> Server {
+        Self::launch(dir, &["server"])
+    }
+
+    /// Runs `paddock up -f FILE…` on a fresh data dir.
+    pub fn up(files: &[&std::path::Path]) -> Server {
+        let mut args = vec!["up".to_string()];
+        for f in files {
+            args.push("-f".into());
+            args.push(f.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::launch(tempfile::tempdir().expect("tempdir"), &args)
+    }
+
+    /// Starts `paddock <args> --listen 127.0.0.1:0 --data-dir DIR/data` and waits for its kubeconfig line.
+    pub fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
         let home = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let log = std::fs::OpenOptions::new()
@@ -42,7 +58,8 @@ impl Server {
             .open(dir.path().join("server.log"))
             .expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
             .env("PADDOCK_LOG", "info")
             .stdin(Stdio::null())
