@@ -57,6 +57,9 @@ pub(crate) enum Ssa {
     Default,
     /// `+listType=map` with its `+listMapKey`s.
     Map(&'static [&'static str]),
+    /// `+listType=map` of `+structType=atomic` items (owner references, local object
+    /// references): items are keyed but owned whole.
+    MapAtomic(&'static [&'static str]),
     /// `+listType=set`.
     Set,
     /// `+mapType=atomic` / `+structType=atomic`: owned and replaced as a whole.
@@ -229,7 +232,7 @@ pub(crate) fn has_status_subresource(kind: &str) -> bool {
 /// Fields shared by `Container` and `EphemeralContainer`.
 #[rustfmt::skip]
 const CONTAINER_FIELDS: &[FieldSchema] = &[
-            fld("env", None, Smp::Merge("name"), Ssa::Map(&["name"])),
+            fld("env", Some("core.v1.EnvVar"), Smp::Merge("name"), Ssa::Map(&["name"])),
             fld("ports", None, Smp::Merge("containerPort"), Ssa::Map(&["containerPort", "protocol"])),
             fld("resources", Some("core.v1.ResourceRequirements"), Smp::None, Ssa::Default),
             fld("restartPolicyRules", Some("core.v1.ContainerRestartRule"), Smp::None, Ssa::Default),
@@ -239,6 +242,20 @@ const CONTAINER_FIELDS: &[FieldSchema] = &[
 
 #[rustfmt::skip]
 pub(crate) static TYPES: &[TypeSchema] = &[
+    // Hand-added: env value selectors are `+structType=atomic` upstream.
+    TypeSchema {
+        name: "core.v1.EnvVar",
+        fields: &[fld("valueFrom", Some("core.v1.EnvVarSource"), Smp::None, Ssa::Default)],
+    },
+    TypeSchema {
+        name: "core.v1.EnvVarSource",
+        fields: &[
+            fld("configMapKeyRef", None, Smp::None, Ssa::AtomicMap),
+            fld("fieldRef", None, Smp::None, Ssa::AtomicMap),
+            fld("resourceFieldRef", None, Smp::None, Ssa::AtomicMap),
+            fld("secretKeyRef", None, Smp::None, Ssa::AtomicMap),
+        ],
+    },
     TypeSchema {
         name: "generic.Object",
         fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
@@ -512,7 +529,7 @@ pub(crate) static TYPES: &[TypeSchema] = &[
             fld("ephemeralContainers", Some("core.v1.EphemeralContainer"), Smp::Merge("name"), Ssa::Map(&["name"])),
             fld("evictionResponders", None, Smp::Merge("name"), Ssa::Map(&["name"])),
             fld("hostAliases", None, Smp::Merge("ip"), Ssa::Map(&["ip"])),
-            fld("imagePullSecrets", None, Smp::Merge("name"), Ssa::Map(&["name"])),
+            fld("imagePullSecrets", None, Smp::Merge("name"), Ssa::MapAtomic(&["name"])),
             fld("initContainers", Some("core.v1.Container"), Smp::Merge("name"), Ssa::Map(&["name"])),
             fld("nodeSelector", None, Smp::None, Ssa::AtomicMap),
             fld("resourceClaims", None, Smp::MergeRetainKeys("name"), Ssa::Map(&["name"])),
@@ -579,7 +596,7 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         name: "core.v1.ServiceAccount",
         fields: &[
             fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
-            fld("secrets", None, Smp::Merge("name"), Ssa::Map(&["name"])),
+            fld("secrets", None, Smp::Merge("name"), Ssa::MapAtomic(&["name"])),
         ],
     },
     TypeSchema {
@@ -620,7 +637,7 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         name: "meta.v1.ObjectMeta",
         fields: &[
             fld("finalizers", None, Smp::MergePrimitives, Ssa::Set),
-            fld("ownerReferences", None, Smp::Merge("uid"), Ssa::Map(&["uid"])),
+            fld("ownerReferences", None, Smp::Merge("uid"), Ssa::MapAtomic(&["uid"])),
         ],
     },
 ];

@@ -348,8 +348,8 @@ enum Shape {
     Leaf,
     /// Fields owned one by one.
     Map(Schema),
-    /// Associative list: items by key.
-    ListMap(&'static [&'static str], Schema),
+    /// Associative list: items by key (owned field by field, or whole when `atomic`).
+    ListMap(&'static [&'static str], Schema, bool),
     /// Set: items by value.
     Set,
 }
@@ -358,7 +358,12 @@ fn shape(value: &Value, ssa: Ssa, schema: Schema) -> Shape {
     match (value, ssa) {
         (_, Ssa::AtomicMap) => Shape::Leaf,
         (Value::Object(_), _) => Shape::Map(schema),
-        (Value::Array(_), Ssa::Map(keys)) if !keys.is_empty() => Shape::ListMap(keys, schema),
+        (Value::Array(_), Ssa::Map(keys)) if !keys.is_empty() => {
+            Shape::ListMap(keys, schema, false)
+        }
+        (Value::Array(_), Ssa::MapAtomic(keys)) if !keys.is_empty() => {
+            Shape::ListMap(keys, schema, true)
+        }
         (Value::Array(_), Ssa::Set) => Shape::Set,
         _ => Shape::Leaf,
     }
@@ -384,7 +389,7 @@ fn item_element(
     i: usize,
 ) -> Result<PathElement, TypeError> {
     match shape {
-        Shape::ListMap(keys, _) => {
+        Shape::ListMap(keys, ..) => {
             let mut kv = Vec::with_capacity(keys.len());
             for k in keys {
                 let v = key_value(item, k).ok_or_else(|| {
@@ -432,7 +437,7 @@ fn to_field_set(value: &Value, schema: Schema, strict: bool) -> Result<FieldSet,
                     path.pop();
                 }
             }
-            (Shape::ListMap(_, schema), Value::Array(items)) => {
+            (Shape::ListMap(_, schema, atomic), Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     let pe = item_element(item, node_shape, path, i)?;
                     path.push(pe);
@@ -443,7 +448,7 @@ fn to_field_set(value: &Value, schema: Schema, strict: bool) -> Result<FieldSet,
                             display_path(path)
                         ));
                     }
-                    if item.is_object() {
+                    if item.is_object() && !atomic {
                         node(item, Shape::Map(schema), path, out, strict)?;
                     }
                     path.pop();
@@ -548,8 +553,9 @@ fn walk_compare(
                 path.pop();
             }
         }
-        Shape::ListMap(_, elem) => {
-            compare_items(lhs, rhs, node_shape, Ssa::Default, elem, path, c)?
+        Shape::ListMap(_, elem, atomic) => {
+            let item_ssa = if atomic { Ssa::AtomicMap } else { Ssa::Default };
+            compare_items(lhs, rhs, node_shape, item_ssa, elem, path, c)?
         }
         Shape::Set => compare_items(
             lhs,
@@ -651,7 +657,7 @@ fn merge_values(
             }
             Ok(Some(Value::Object(out)))
         }
-        (Shape::ListMap(..), Shape::ListMap(_, elem), Value::Array(la), Value::Array(ra)) => {
+        (Shape::ListMap(..), Shape::ListMap(_, elem, _), Value::Array(la), Value::Array(ra)) => {
             merge_list(la, ra, rs, elem, path).map(|v| Some(Value::Array(v)))
         }
         (Shape::Set, Shape::Set, Value::Array(la), Value::Array(ra)) => {
@@ -706,7 +712,7 @@ fn merge_list(
     let mut merged_rhs: BTreeSet<PathElement> = BTreeSet::new();
     let mut out = Vec::with_capacity(lhs.len().max(rhs.len()));
     let (mut li, mut ri) = (0, 0);
-    let item_ssa = if matches!(shape, Shape::Set) {
+    let item_ssa = if matches!(shape, Shape::Set | Shape::ListMap(_, _, true)) {
         Ssa::AtomicMap
     } else {
         Ssa::Default

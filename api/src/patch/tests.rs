@@ -1502,3 +1502,25 @@ data: {b: "2", a: "1"}
     assert_eq!(out["data"], json!({"a": "1"}));
     assert_eq!(last_applied(&out).unwrap()["data"], json!({"a": "1"}));
 }
+
+#[test]
+fn atomic_items_and_selectors_are_owned_whole() {
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": true}]},
+        "spec": {"imagePullSecrets": [{"name": "reg"}], "containers": [{"name": "c", "image": "i",
+            "env": [{"name": "IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}}]}]}});
+    record_update(None, &mut pod, "Pod", "kube-controller-manager", T0);
+    let fields = &managed(&pod)[0]["fieldsV1"];
+    assert_eq!(
+        fields["f:metadata"]["f:ownerReferences"],
+        json!({".": {}, "k:{\"uid\":\"u1\"}": {}})
+    );
+    assert_eq!(
+        fields["f:spec"]["f:imagePullSecrets"],
+        json!({".": {}, "k:{\"name\":\"reg\"}": {}})
+    );
+    assert_eq!(
+        fields["f:spec"]["f:containers"]["k:{\"name\":\"c\"}"]["f:env"]["k:{\"name\":\"IP\"}"],
+        json!({".": {}, "f:name": {}, "f:valueFrom": {".": {}, "f:fieldRef": {}}})
+    );
+}
