@@ -294,6 +294,10 @@ pub fn check_document(doc: &Document) -> Result<(&'static ResourceInfo, Value), 
         {
             meta.insert("namespace".into(), Value::String("default".into()));
         }
+        if !info.namespaced {
+            // The server clears a namespace sent with a cluster-scoped object.
+            meta.remove("namespace");
+        }
         let name_missing = meta
             .get("name")
             .and_then(Value::as_str)

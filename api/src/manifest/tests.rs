@@ -148,3 +148,18 @@ fn folders_files_and_order() {
     let e = read_paths(&[dir.path().join("missing.yaml")]).unwrap_err();
     assert!(matches!(e, ManifestError::Io { .. }));
 }
+
+#[test]
+fn cluster_scoped_namespace_is_ignored() {
+    let docs = decode_bytes(
+        b"apiVersion: v1\nkind: Namespace\nmetadata: {name: team, namespace: default}\n",
+        "ns.yaml",
+    )
+    .unwrap();
+    let (info, value) = check_document(&docs[0]).unwrap();
+    assert_eq!(info.kind, "Namespace");
+    assert_eq!(
+        value["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "team"
+    );
+}
