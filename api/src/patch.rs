@@ -1,6 +1,6 @@
 //! The four PATCH kinds the API server accepts, and field ownership (`managedFields`).
 //!
-//! * [`json_patch`]: RFC 6902 (`application/json-patch+json`, `kubectl rollout undo`).
+//! * [`json_patch()`]: RFC 6902 (`application/json-patch+json`, `kubectl rollout undo`).
 //! * [`merge_patch`]: RFC 7396 (`application/merge-patch+json`, `kubectl scale/label/annotate`).
 //! * [`strategic_merge`]: Kubernetes' strategic merge patch
 //!   (`application/strategic-merge-patch+json`, client-side `kubectl apply`, `set image`,
