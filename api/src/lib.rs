@@ -14,6 +14,7 @@ pub mod defaults;
 pub mod manifest;
 pub mod object;
 pub mod patch;
+pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod selector;
