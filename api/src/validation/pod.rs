@@ -929,6 +929,12 @@ pub fn validate_pod_update(new: &Value, old: &Value) -> Result<Errors, ApiError>
     munged.active_deadline_seconds = os.active_deadline_seconds;
     munged.scheduling_gates.clone_from(&os.scheduling_gates);
     munged.tolerations.clone_from(&os.tolerations);
+    // Deviation: upstream sets nodeName only through the binding subresource, whose storage
+    // skips this validation; paddock's API server routes binding through the update path,
+    // so setting an empty nodeName once is allowed here.
+    if os.node_name.as_deref().unwrap_or("").is_empty() {
+        munged.node_name.clone_from(&os.node_name);
+    }
     if os.termination_grace_period_seconds.is_some_and(|g| g < 0)
         && munged.termination_grace_period_seconds == Some(1)
     {

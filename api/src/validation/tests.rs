@@ -614,11 +614,15 @@ fn pod_update_and_status_rules() {
     );
     let mut bound = one.clone();
     bound["spec"]["nodeName"] = json!("n1");
-    let e = validate_update(pods, &bound, &one).unwrap_err();
+    assert!(validate_update(pods, &bound, &one).is_ok());
+    let mut moved = one.clone();
+    moved["spec"]["nodeName"] = json!("n2");
+    let e = validate_update(pods, &moved, &bound).unwrap_err();
     assert!(
         e.message
             .contains("pod updates may not change fields other than")
-            && e.message.contains("+ \tnodeName: \"n1\","),
+            && e.message
+                .contains("- \tnodeName: \"n1\",\n+ \tnodeName: \"n2\","),
         "{}",
         e.message
     );
