@@ -522,6 +522,23 @@ mod tests {
         }
 
         #[test]
+        fn suffixes_scale_exactly(n in 0i64..1_000_000, frac in 0u32..1000, idx in 0usize..12) {
+            // (suffix, numerator, denominator) of the unit in whole units.
+            const UNITS: [(&str, i128, i128); 12] = [
+                ("m", 1, 1000), ("", 1, 1), ("k", 1000, 1), ("M", 1_000_000, 1),
+                ("G", 1_000_000_000, 1), ("Ki", 1 << 10, 1), ("Mi", 1 << 20, 1),
+                ("Gi", 1 << 30, 1), ("Ti", 1 << 40, 1), ("e3", 1000, 1), ("e-3", 1, 1000),
+                ("u", 1, 1_000_000),
+            ];
+            let (suffix, num, den) = UNITS[idx];
+            let q = Quantity::parse(&format!("{n}.{frac:03}{suffix}")).unwrap();
+            // value = (n + frac/1000) * num / den, in nanos, rounded up
+            let exact_num = (i128::from(n) * 1000 + i128::from(frac)) * num * 1_000_000;
+            let want = div_ceil(exact_num, den);
+            prop_assert_eq!(q.nanos(), want);
+        }
+
+        #[test]
         fn parse_never_panics(s in "[-+0-9.eEinumkKMGTP]{0,20}") {
             let _ = Quantity::parse(&s);
         }
