@@ -4,15 +4,19 @@
 //! key at a time, idempotently, from the current state, and requeue on failure.
 //!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
-//! ownerReferences, foreground and orphan deletion) and [`namespace`] (namespace termination).
+//! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
+//! [`scheduler`] (binds pending pods to nodes). Events are written through `events`.
 
 // The registry's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
 
+mod events;
 pub mod gc;
 pub mod namespace;
+mod pod;
 mod queue;
 mod reflector;
+pub mod scheduler;
 #[cfg(test)]
 mod testutil;
 
@@ -75,7 +79,8 @@ pub fn start(registry: Registry) -> Controllers {
 pub async fn run(registry: Registry, shutdown: CancellationToken) {
     tokio::join!(
         gc::run(registry.clone(), shutdown.clone()),
-        namespace::run(registry, shutdown),
+        namespace::run(registry.clone(), shutdown.clone()),
+        scheduler::run(registry, shutdown),
     );
 }
 

@@ -122,6 +122,21 @@ pub(crate) async fn reflect(
     }
 }
 
+/// Spawns one reflector per resource of `infos` onto `tasks`, all feeding the returned
+/// channel (which closes once every reflector has ended).
+pub(crate) fn spawn_all(
+    tasks: &mut tokio::task::JoinSet<()>,
+    store: &Store,
+    infos: &[&'static ResourceInfo],
+    shutdown: &CancellationToken,
+) -> mpsc::Receiver<Change> {
+    let (tx, rx) = mpsc::channel(1024);
+    for info in infos {
+        tasks.spawn(reflect(store.clone(), info, tx.clone(), shutdown.clone()));
+    }
+    rx
+}
+
 fn key_of(obj: &Value) -> (String, String) {
     (
         crate::meta::str(obj, "namespace").to_string(),

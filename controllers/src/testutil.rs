@@ -59,15 +59,7 @@ pub(crate) fn get(registry: &Registry, plural: &str, ns: &str, name: &str) -> Op
 }
 
 pub(crate) fn names(registry: &Registry, plural: &str, ns: &str) -> Vec<String> {
-    registry
-        .store()
-        .list(
-            &info(plural).store_resource(),
-            Some(ns),
-            &ListOptions::default(),
-        )
-        .unwrap()
-        .items
+    list(registry, plural, ns)
         .iter()
         .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
         .collect()
@@ -166,4 +158,25 @@ pub(crate) async fn events_since(store: &Store, resource: &str, from: u64) -> Ve
         out.push(ev);
     }
     out
+}
+
+/// Every object of `plural` in `ns`.
+pub(crate) fn list(registry: &Registry, plural: &str, ns: &str) -> Vec<Value> {
+    registry
+        .store()
+        .list(
+            &info(plural).store_resource(),
+            Some(ns),
+            &ListOptions::default(),
+        )
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| Value::clone(o))
+        .collect()
+}
+
+/// Every event in `ns`.
+pub(crate) fn list_events(registry: &Registry, ns: &str) -> Vec<Value> {
+    list(registry, "events", ns)
 }

@@ -65,21 +65,12 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
         // Upstream's default controller rate limiter: 5 ms doubling up to 1000 s.
         queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
     });
-    let (tx, rx) = mpsc::channel(1024);
     let infos: Vec<&'static ResourceInfo> = api::registry::resources()
         .iter()
         .filter(|i| monitored(i))
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
-    for info in &infos {
-        tasks.spawn(reflector::reflect(
-            registry.store().clone(),
-            info,
-            tx.clone(),
-            shutdown.clone(),
-        ));
-    }
-    drop(tx);
+    let rx = reflector::spawn_all(&mut tasks, registry.store(), &infos, &shutdown);
     let (synced_tx, synced_rx) = watch::channel(false);
     tasks.spawn(build_graph(collector.clone(), rx, infos.len(), synced_tx));
     for _ in 0..WORKERS {

@@ -1,0 +1,478 @@
+//! The scheduler's filter and score plugins as pure functions over JSON objects, in the
+//! order of upstream's default profile: NodeUnschedulable, TaintToleration, NodeAffinity
+//! (nodeSelector + required node affinity), NodePorts, NodeResourcesFit; scoring is
+//! NodeResourcesFit's LeastAllocated on non-zero requests. Each filter's rejection carries
+//! upstream's reason text and whether preemption could help (`Unschedulable`) or not
+//! (`UnschedulableAndUnresolvable`), from which [`fit_error`] builds upstream's
+//! `FitError` message.
+
+use std::collections::{BTreeMap, HashMap};
+
+use api::quantity::Quantity;
+use serde_json::Value;
+
+/// Requested or allocatable amounts: `cpu` in millicores, everything else in whole units.
+pub(crate) type Resources = BTreeMap<String, i64>;
+
+/// Taint of nodes that are not ready (added by the node lifecycle controller upstream).
+pub(crate) const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
+/// Taint of nodes whose Ready condition is Unknown.
+pub(crate) const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+/// Taint matching `spec.unschedulable`.
+pub(crate) const TAINT_UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+
+/// Upstream `DefaultMilliCPURequest` (for scoring only).
+const DEFAULT_MILLI_CPU: i64 = 100;
+/// Upstream `DefaultMemoryRequest` (for scoring only).
+const DEFAULT_MEMORY: i64 = 200 * 1024 * 1024;
+
+/// Whether preemption might make a rejected node fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Code {
+    /// `Unschedulable`: removing pods could help.
+    Unschedulable,
+    /// `UnschedulableAndUnresolvable`: nothing on the node can change this.
+    Unresolvable,
+}
+
+/// Why a node does not fit a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    /// Whether preemption could help.
+    pub(crate) code: Code,
+    /// Upstream's reason strings (several for NodeResourcesFit).
+    pub(crate) reasons: Vec<String>,
+}
+
+impl Rejection {
+    fn unresolvable(reason: impl Into<String>) -> Rejection {
+        Rejection {
+            code: Code::Unresolvable,
+            reasons: vec![reason.into()],
+        }
+    }
+}
+
+/// A host port a pod uses: protocol, host IP, port.
+type HostPort = (String, String, i64);
+
+/// A node with what the pods bound to it use (upstream `NodeInfo`).
+#[derive(Debug, Clone)]
+pub(crate) struct NodeState<'a> {
+    /// The node.
+    pub(crate) node: &'a Value,
+    /// Sum of the requests of its pods.
+    pub(crate) requested: Resources,
+    /// Sum of non-zero cpu and memory requests (scoring).
+    nonzero: (i64, i64),
+    /// Number of pods.
+    pub(crate) pods: usize,
+    /// Host ports in use.
+    ports: Vec<HostPort>,
+}
+
+impl<'a> NodeState<'a> {
+    /// A node without pods.
+    pub(crate) fn new(node: &'a Value) -> NodeState<'a> {
+        NodeState {
+            node,
+            requested: Resources::new(),
+            nonzero: (0, 0),
+            pods: 0,
+            ports: Vec::new(),
+        }
+    }
+
+    /// Accounts for a pod bound to the node.
+    pub(crate) fn add_pod(&mut self, pod: &Value) {
+        add(&mut self.requested, &pod_requests(pod));
+        let (c, m) = nonzero_requests(pod);
+        self.nonzero.0 += c;
+        self.nonzero.1 += m;
+        self.pods += 1;
+        self.ports.extend(host_ports(pod));
+    }
+
+    /// `metadata.name` of the node.
+    pub(crate) fn name(&self) -> &str {
+        crate::meta::str(self.node, "name")
+    }
+}
+
+fn add(into: &mut Resources, other: &Resources) {
+    for (k, v) in other {
+        *into.entry(k.clone()).or_insert(0) += v;
+    }
+}
+
+fn max_into(into: &mut Resources, other: &Resources) {
+    for (k, v) in other {
+        let e = into.entry(k.clone()).or_insert(0);
+        *e = (*e).max(*v);
+    }
+}
+
+/// A resource list (`requests`, `allocatable`, `overhead`) in [`Resources`] units; values
+/// that do not parse count as zero (validation rejects them on write).
+pub(crate) fn resource_list(list: &Value) -> Resources {
+    let mut out = Resources::new();
+    if let Some(m) = list.as_object() {
+        for (k, v) in m {
+            let q = match v {
+                Value::String(s) => Quantity::parse(s).ok(),
+                Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
+                _ => None,
+            };
+            let Some(q) = q else { continue };
+            let amount = if k == "cpu" {
+                q.milli_value()
+            } else {
+                q.value()
+            };
+            out.insert(k.clone(), amount);
+        }
+    }
+    out
+}
+
+/// Upstream `resource.PodRequests`: the sum over containers, the init containers' peak
+/// (restartable init containers run alongside everything after them), plus overhead.
+pub(crate) fn pod_requests(pod: &Value) -> Resources {
+    let spec = &pod["spec"];
+    let mut reqs = Resources::new();
+    for c in spec["containers"].as_array().into_iter().flatten() {
+        add(&mut reqs, &resource_list(&c["resources"]["requests"]));
+    }
+    let mut sidecars = Resources::new();
+    let mut init_peak = Resources::new();
+    for c in spec["initContainers"].as_array().into_iter().flatten() {
+        let own = resource_list(&c["resources"]["requests"]);
+        let during = if c["restartPolicy"] == "Always" {
+            add(&mut reqs, &own);
+            add(&mut sidecars, &own);
+            sidecars.clone()
+        } else {
+            let mut t = own;
+            add(&mut t, &sidecars);
+            t
+        };
+        max_into(&mut init_peak, &during);
+    }
+    max_into(&mut reqs, &init_peak);
+    add(&mut reqs, &resource_list(&spec["overhead"]));
+    reqs
+}
+
+/// cpu and memory requests with upstream's non-zero defaults for containers that request
+/// none (`GetNonzeroRequests`), for scoring.
+fn nonzero_requests(pod: &Value) -> (i64, i64) {
+    let (mut cpu, mut mem) = (0, 0);
+    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        let r = resource_list(&c["resources"]["requests"]);
+        cpu += r.get("cpu").copied().unwrap_or(DEFAULT_MILLI_CPU);
+        mem += r.get("memory").copied().unwrap_or(DEFAULT_MEMORY);
+    }
+    let overhead = resource_list(&pod["spec"]["overhead"]);
+    (
+        cpu + overhead.get("cpu").copied().unwrap_or(0),
+        mem + overhead.get("memory").copied().unwrap_or(0),
+    )
+}
+
+/// The host ports of a pod's containers (and restartable init containers).
+fn host_ports(pod: &Value) -> Vec<HostPort> {
+    let spec = &pod["spec"];
+    let sidecars = spec["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["restartPolicy"] == "Always");
+    spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(sidecars)
+        .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+        .filter_map(|p| {
+            let port = p["hostPort"].as_i64().filter(|p| *p > 0)?;
+            let proto = p["protocol"].as_str().unwrap_or("TCP").to_string();
+            let ip = match p["hostIP"].as_str().unwrap_or("") {
+                "" => "0.0.0.0",
+                ip => ip,
+            };
+            Some((proto, ip.to_string(), port))
+        })
+        .collect()
+}
+
+/// The taints the filter sees: `spec.taints`, plus the NoSchedule taint the node lifecycle
+/// controller (and the kubelet at registration) puts on a node that is not Ready, when the
+/// node does not carry it already.
+fn effective_taints(node: &Value) -> Vec<Value> {
+    let mut taints: Vec<Value> = node["spec"]["taints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .and_then(|c| c["status"].as_str());
+    let implied = match ready {
+        Some("True") => None,
+        Some("Unknown") => Some(TAINT_UNREACHABLE),
+        _ => Some(TAINT_NOT_READY),
+    };
+    if let Some(key) = implied
+        && !taints.iter().any(|t| t["key"] == key)
+    {
+        taints.push(serde_json::json!({"key": key, "effect": "NoSchedule"}));
+    }
+    taints
+}
+
+/// Upstream `Toleration.ToleratesTaint`.
+pub(crate) fn tolerates(toleration: &Value, taint: &Value) -> bool {
+    let effect = toleration["effect"].as_str().unwrap_or("");
+    if !effect.is_empty() && effect != taint["effect"].as_str().unwrap_or("") {
+        return false;
+    }
+    let key = toleration["key"].as_str().unwrap_or("");
+    if !key.is_empty() && key != taint["key"].as_str().unwrap_or("") {
+        return false;
+    }
+    match toleration["operator"].as_str().unwrap_or("") {
+        "" | "Equal" => {
+            toleration["value"].as_str().unwrap_or("") == taint["value"].as_str().unwrap_or("")
+        }
+        "Exists" => true,
+        _ => false,
+    }
+}
+
+fn tolerated(pod: &Value, taint: &Value) -> bool {
+    pod["spec"]["tolerations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|t| tolerates(t, taint))
+}
+
+/// Upstream `nodeaffinity`'s `NodeSelectorRequirement` match against labels, or against
+/// fields (`metadata.name`) for `matchFields`.
+fn requirement_matches(req: &Value, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+    let key = req["key"].as_str().unwrap_or("");
+    let values: Vec<&str> = req["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let actual = lookup(key);
+    match req["operator"].as_str().unwrap_or("") {
+        "In" => actual.is_some_and(|a| values.contains(&a.as_str())),
+        "NotIn" => actual.is_none_or(|a| !values.contains(&a.as_str())),
+        "Exists" => actual.is_some(),
+        "DoesNotExist" => actual.is_none(),
+        op @ ("Gt" | "Lt") => {
+            let (Some(a), [v]) = (actual, values.as_slice()) else {
+                return false;
+            };
+            let (Ok(a), Ok(v)) = (a.parse::<i64>(), v.parse::<i64>()) else {
+                return false;
+            };
+            if op == "Gt" { a > v } else { a < v }
+        }
+        _ => false,
+    }
+}
+
+/// Whether a `NodeSelectorTerm` matches (its expressions and fields ANDed; an empty term
+/// matches nothing).
+fn term_matches(term: &Value, node: &Value) -> bool {
+    let exprs = term["matchExpressions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let fields = term["matchFields"].as_array().cloned().unwrap_or_default();
+    if exprs.is_empty() && fields.is_empty() {
+        return false;
+    }
+    let labels = |k: &str| node_label(node, k);
+    let name = crate::meta::str(node, "name").to_string();
+    let field = |k: &str| (k == "metadata.name").then(|| name.clone());
+    exprs.iter().all(|r| requirement_matches(r, &labels))
+        && fields.iter().all(|r| requirement_matches(r, &field))
+}
+
+fn node_label(node: &Value, key: &str) -> Option<String> {
+    node["metadata"]["labels"][key].as_str().map(str::to_string)
+}
+
+/// Upstream `RequiredNodeAffinity.Match`: nodeSelector labels all equal, and some required
+/// node selector term matches.
+fn affinity_matches(pod: &Value, node: &Value) -> bool {
+    if let Some(sel) = pod["spec"]["nodeSelector"].as_object() {
+        for (k, v) in sel {
+            if node_label(node, k).as_deref() != v.as_str() {
+                return false;
+            }
+        }
+    }
+    let required =
+        &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    if required.is_object() {
+        let terms = required["nodeSelectorTerms"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !terms.iter().any(|t| term_matches(t, node)) {
+            return false;
+        }
+    }
+    true
+}
+
+fn port_conflict(used: &[HostPort], wanted: &HostPort) -> bool {
+    let (proto, ip, port) = wanted;
+    used.iter()
+        .any(|(p, i, n)| p == proto && n == port && (ip == "0.0.0.0" || i == "0.0.0.0" || i == ip))
+}
+
+/// Runs the filters in upstream's order; the first one that rejects decides.
+pub(crate) fn filter(pod: &Value, state: &NodeState<'_>) -> Result<(), Rejection> {
+    let node = state.node;
+    // NodeUnschedulable.
+    if node["spec"]["unschedulable"].as_bool() == Some(true) {
+        let taint = serde_json::json!({"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"});
+        if !tolerated(pod, &taint) {
+            return Err(Rejection::unresolvable("node(s) were unschedulable"));
+        }
+    }
+    // TaintToleration: the first NoSchedule/NoExecute taint not tolerated.
+    for taint in effective_taints(node) {
+        let effect = taint["effect"].as_str().unwrap_or("");
+        if (effect == "NoSchedule" || effect == "NoExecute") && !tolerated(pod, &taint) {
+            return Err(Rejection::unresolvable(format!(
+                "node(s) had untolerated taint {{{}: {}}}",
+                taint["key"].as_str().unwrap_or(""),
+                taint["value"].as_str().unwrap_or("")
+            )));
+        }
+    }
+    // NodeAffinity.
+    if !affinity_matches(pod, node) {
+        return Err(Rejection::unresolvable(
+            "node(s) didn't match Pod's node affinity/selector",
+        ));
+    }
+    // NodePorts.
+    let wanted = host_ports(pod);
+    if wanted.iter().any(|w| port_conflict(&state.ports, w)) {
+        return Err(Rejection {
+            code: Code::Unschedulable,
+            reasons: vec!["node(s) didn't have free ports for the requested pod ports".into()],
+        });
+    }
+    fit(pod, state)
+}
+
+/// NodeResourcesFit (upstream `fitsRequest`): pod count, then cpu, memory and every other
+/// requested resource against allocatable minus what the node's pods request.
+fn fit(pod: &Value, state: &NodeState<'_>) -> Result<(), Rejection> {
+    let allocatable = resource_list(&state.node["status"]["allocatable"]);
+    let mut reasons = Vec::new();
+    let mut code = Code::Unschedulable;
+    let allowed_pods = allocatable.get("pods").copied().unwrap_or(0);
+    if i64::try_from(state.pods).unwrap_or(i64::MAX) + 1 > allowed_pods {
+        reasons.push("Too many pods".to_string());
+    }
+    let requests = pod_requests(pod);
+    let order = ["cpu", "memory", "ephemeral-storage"];
+    let others = requests.keys().filter(|k| !order.contains(&k.as_str()));
+    for name in order.iter().map(|s| s.to_string()).chain(others.cloned()) {
+        let want = requests.get(&name).copied().unwrap_or(0);
+        if want == 0 {
+            continue;
+        }
+        let have = allocatable.get(&name).copied().unwrap_or(0);
+        let used = state.requested.get(&name).copied().unwrap_or(0);
+        if want > have - used {
+            reasons.push(format!("Insufficient {name}"));
+            if want > have {
+                code = Code::Unresolvable;
+            }
+        }
+    }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(Rejection { code, reasons })
+    }
+}
+
+/// LeastAllocated score (0–100) on cpu and memory, equally weighted.
+pub(crate) fn score(pod: &Value, state: &NodeState<'_>) -> i64 {
+    let allocatable = resource_list(&state.node["status"]["allocatable"]);
+    let (pc, pm) = nonzero_requests(pod);
+    let one = |cap: i64, req: i64| {
+        if cap <= 0 || req > cap {
+            0
+        } else {
+            (cap - req) * 100 / cap
+        }
+    };
+    let cpu = one(
+        allocatable.get("cpu").copied().unwrap_or(0),
+        state.nonzero.0 + pc,
+    );
+    let mem = one(
+        allocatable.get("memory").copied().unwrap_or(0),
+        state.nonzero.1 + pm,
+    );
+    (cpu + mem) / 2
+}
+
+/// Upstream `FitError.Error()` followed by the DefaultPreemption post-filter's message:
+/// `0/N nodes are available: <histogram>. preemption: 0/N nodes are available: <histogram>.`
+pub(crate) fn fit_error(
+    nodes: usize,
+    rejections: &[Rejection],
+    preemption: Option<&str>,
+) -> String {
+    let mut msg = format!("0/{nodes} nodes are available:");
+    let filter_hist = histogram(rejections.iter().flat_map(|r| r.reasons.iter().cloned()));
+    if !filter_hist.is_empty() {
+        msg.push_str(&format!(" {filter_hist}."));
+    }
+    let post = match preemption {
+        Some(m) => m.to_string(),
+        None => {
+            // No pod can be preempted in paddock (every pod has the same priority class
+            // semantics as upstream without victims): nodes where removing pods could help
+            // report that no victims were found.
+            let reasons = rejections.iter().map(|r| match r.code {
+                Code::Unschedulable => "No preemption victims found for incoming pod".to_string(),
+                Code::Unresolvable => "Preemption is not helpful for scheduling".to_string(),
+            });
+            format!("0/{nodes} nodes are available: {}.", histogram(reasons))
+        }
+    };
+    msg.push_str(&format!(" preemption: {post}"));
+    msg
+}
+
+/// `"<count> <reason>"` per distinct reason, sorted as strings, joined by `, `.
+fn histogram(reasons: impl Iterator<Item = String>) -> String {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for r in reasons {
+        *counts.entry(r).or_insert(0) += 1;
+    }
+    let mut parts: Vec<String> = counts
+        .into_iter()
+        .map(|(r, n)| format!("{n} {r}"))
+        .collect();
+    parts.sort();
+    parts.join(", ")
+}

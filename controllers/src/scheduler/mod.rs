@@ -1,0 +1,501 @@
+//! The scheduler (upstream `pkg/scheduler`, default profile): binds pending pods to nodes.
+//!
+//! Pods with an empty `spec.nodeName`, `schedulerName: default-scheduler`, no scheduling
+//! gates, not finished and not being deleted are queued; one worker takes them one at a
+//! time (upstream's scheduling cycle is sequential), runs the [`filter`] plugins against
+//! every node with what the pods already bound there use, scores the feasible nodes
+//! (LeastAllocated) and binds to the best one (ties: first by name) the way upstream's
+//! `BindingREST.assignPod` does: `spec.nodeName` and `PodScheduled=True` in one write,
+//! refused when the pod is being deleted or already assigned. A bound pod is "assumed" on
+//! its node at once, so the next pod sees its requests and ports before the watch catches
+//! up. Success is a `Scheduled` event; failure sets `PodScheduled=False` reason
+//! `Unschedulable` with upstream's `FitError` message and emits `FailedScheduling`.
+//!
+//! Unschedulable pods are retried when something that could help happens (a node is added
+//! or changes labels, taints, schedulability, allocatable or readiness; a bound pod is
+//! deleted or finishes; the pending pod's spec changes), no sooner than their back-off
+//! (1 s doubling to 10 s, upstream `podInitialBackoffDuration`/`podMaxBackoffDuration`),
+//! and at the latest after 5 minutes (`podMaxInUnschedulablePodsDuration`).
+//!
+//! Start at [`run`], then [`Scheduler::schedule_one`].
+
+mod filter;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::registry::ResourceInfo;
+use apiserver::Registry;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use store::StoreError;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{self, Recorder, Style};
+use crate::queue::WorkQueue;
+use crate::reflector::{self, Change, Delta};
+use crate::{Error, meta, pod};
+use filter::{NodeState, Rejection};
+
+/// The scheduler name this scheduler serves (`spec.schedulerName`).
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+
+/// First retry delay of an unschedulable pod.
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Unschedulable pods are retried at least this often.
+const MAX_UNSCHEDULABLE: Duration = Duration::from_secs(5 * 60);
+/// How often the unschedulable pods are checked against [`MAX_UNSCHEDULABLE`] (upstream
+/// flushes every 30 s).
+const FLUSH_PERIOD: Duration = Duration::from_secs(30);
+
+type PodKey = (String, String);
+
+fn pods_info() -> &'static ResourceInfo {
+    resource("", "pods")
+}
+
+fn nodes_info() -> &'static ResourceInfo {
+    resource("", "nodes")
+}
+
+/// A served resource of the built-in table.
+pub(crate) fn resource(group: &str, plural: &str) -> &'static ResourceInfo {
+    api::registry::resources()
+        .iter()
+        .find(|i| i.group == group && i.plural == plural)
+        .expect("the resource table serves the built-in kinds")
+}
+
+/// An unschedulable pod waiting for a change.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    /// When it last failed.
+    since: Instant,
+    /// Consecutive failed attempts.
+    attempts: u32,
+}
+
+/// The scheduler's view of the cluster (upstream's scheduler cache).
+#[derive(Debug, Default)]
+struct Cache {
+    nodes: BTreeMap<String, Arc<Value>>,
+    pods: HashMap<PodKey, Arc<Value>>,
+    /// Pods bound by this scheduler whose binding the watch has not shown yet.
+    assumed: HashMap<PodKey, String>,
+    unschedulable: HashMap<PodKey, Waiting>,
+    /// Resources listed so far (pods, nodes).
+    synced: usize,
+}
+
+/// The scheduler's shared state.
+struct Scheduler {
+    registry: Registry,
+    recorder: Recorder,
+    cache: Mutex<Cache>,
+    queue: WorkQueue<PodKey>,
+    synced: tokio::sync::watch::Sender<bool>,
+}
+
+fn key_of(obj: &Value) -> PodKey {
+    (
+        meta::str(obj, "namespace").to_string(),
+        meta::str(obj, "name").to_string(),
+    )
+}
+
+/// Whether this scheduler should place `pod`.
+fn pending(pod: &Value) -> bool {
+    let spec = &pod["spec"];
+    spec["nodeName"].as_str().unwrap_or("").is_empty()
+        && matches!(
+            spec["schedulerName"].as_str().unwrap_or(""),
+            "" | SCHEDULER_NAME
+        )
+        && spec["schedulingGates"]
+            .as_array()
+            .is_none_or(|g| g.is_empty())
+        && pod::is_active(pod)
+}
+
+/// The parts of a node the filters read; a change to them may make a pod fit.
+fn node_facts(node: &Value) -> Value {
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| c["status"].clone());
+    json!([
+        node["metadata"]["labels"],
+        node["spec"]["taints"],
+        node["spec"]["unschedulable"],
+        node["status"]["allocatable"],
+        ready,
+    ])
+}
+
+/// Runs the scheduler until `shutdown` is cancelled.
+pub async fn run(registry: Registry, shutdown: CancellationToken) {
+    let (synced, mut synced_rx) = tokio::sync::watch::channel(false);
+    let sched = Arc::new(Scheduler {
+        registry: registry.clone(),
+        recorder: Recorder::new(
+            registry.clone(),
+            SCHEDULER_NAME,
+            Style::Series {
+                instance: format!("{SCHEDULER_NAME}-{}", events::hostname()),
+            },
+        ),
+        cache: Mutex::new(Cache::default()),
+        // Upstream's per-pod back-off: 1 s doubling to 10 s.
+        queue: WorkQueue::new(INITIAL_BACKOFF, MAX_BACKOFF),
+        synced,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rx = reflector::spawn_all(
+        &mut tasks,
+        registry.store(),
+        &[pods_info(), nodes_info()],
+        &shutdown,
+    );
+    let feeder = sched.clone();
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let mut flush = tokio::time::interval_at(Instant::now() + FLUSH_PERIOD, FLUSH_PERIOD);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                change = rx.recv() => match change {
+                    Some(change) => feeder.observe(change),
+                    None => return,
+                },
+                _ = flush.tick() => feeder.flush_stale(),
+            }
+        }
+    });
+    let worker = sched.clone();
+    tasks.spawn(async move {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = synced_rx.wait_for(|s| *s) => if r.is_err() { return },
+        }
+        while let Some(key) = worker.queue.next(&shutdown).await {
+            match worker.schedule_one(&key).await {
+                Ok(()) => worker.queue.forget(&key),
+                Err(e) => {
+                    tracing::warn!(pod = %format!("{}/{}", key.0, key.1), error = %e, "scheduling failed; retrying");
+                    worker.queue.add_rate_limited(key.clone());
+                }
+            }
+            worker.queue.done(&key);
+        }
+    });
+    while tasks.join_next().await.is_some() {}
+}
+
+impl Scheduler {
+    /// Applies a watched change to the cache and queues what it may help.
+    fn observe(&self, change: Change) {
+        let mut cache = self.cache.lock();
+        let is_pod = change.info.plural == "pods";
+        let mut retry = false;
+        match change.delta {
+            Delta::Synced => {
+                cache.synced += 1;
+                if cache.synced == 2 {
+                    self.synced.send_replace(true);
+                }
+            }
+            Delta::Upsert(new) if is_pod => {
+                let key = key_of(&new);
+                let old = cache.pods.insert(key.clone(), new.clone());
+                let bound = !new["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
+                if bound {
+                    cache.assumed.remove(&key);
+                    cache.unschedulable.remove(&key);
+                    let finished =
+                        pod::is_terminal(&new) && old.as_ref().is_none_or(|o| !pod::is_terminal(o));
+                    retry = finished;
+                } else if pending(&new) {
+                    let spec_changed = old.as_ref().is_none_or(|o| o["spec"] != new["spec"]);
+                    if spec_changed || !cache.unschedulable.contains_key(&key) {
+                        cache.unschedulable.remove(&key);
+                        self.queue.add(key);
+                    }
+                } else {
+                    cache.unschedulable.remove(&key);
+                }
+            }
+            Delta::Delete(old) if is_pod => {
+                let key = key_of(&old);
+                cache.pods.remove(&key);
+                cache.unschedulable.remove(&key);
+                let node = cache.assumed.remove(&key);
+                retry =
+                    node.is_some() || !old["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
+            }
+            Delta::Upsert(new) => {
+                let name = meta::str(&new, "name").to_string();
+                let old = cache.nodes.insert(name, new.clone());
+                retry = old.is_none_or(|o| node_facts(&o) != node_facts(&new));
+            }
+            Delta::Delete(old) => {
+                cache.nodes.remove(meta::str(&old, "name"));
+            }
+        }
+        if retry {
+            self.move_all(&mut cache);
+        }
+    }
+
+    /// Requeues every unschedulable pod once its back-off has passed.
+    fn move_all(&self, cache: &mut Cache) {
+        let now = Instant::now();
+        for (key, w) in cache.unschedulable.drain() {
+            let due = w.since + backoff(w.attempts);
+            self.queue
+                .add_after(key, due.saturating_duration_since(now));
+        }
+    }
+
+    /// Requeues pods that have been unschedulable for [`MAX_UNSCHEDULABLE`].
+    fn flush_stale(&self) {
+        let mut cache = self.cache.lock();
+        let now = Instant::now();
+        let stale: Vec<PodKey> = cache
+            .unschedulable
+            .iter()
+            .filter(|(_, w)| now.duration_since(w.since) >= MAX_UNSCHEDULABLE)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            cache.unschedulable.remove(&key);
+            self.queue.add(key);
+        }
+    }
+
+    /// One scheduling cycle for the pod `key` (upstream `ScheduleOne`).
+    async fn schedule_one(&self, key: &PodKey) -> Result<(), Error> {
+        let (pod, decision, attempts) = {
+            let cache = self.cache.lock();
+            let Some(pod) = cache.pods.get(key).cloned() else {
+                return Ok(());
+            };
+            if !pending(&pod) || cache.assumed.contains_key(key) {
+                return Ok(());
+            }
+            let attempts = cache.unschedulable.get(key).map_or(0, |w| w.attempts);
+            (pod.clone(), decide(&cache, &pod), attempts)
+        };
+        match decision {
+            Ok(node) => self.bind(key, &pod, &node).await,
+            Err(message) => {
+                self.fail(key, &pod, &message, attempts + 1).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Binds `pod` to `node` and records it.
+    async fn bind(&self, key: &PodKey, pod: &Value, node: &str) -> Result<(), Error> {
+        match bind(&self.registry, &key.0, &key.1, meta::uid(pod), node).await {
+            Ok(()) => {}
+            Err(BindError::Conflict(msg)) => {
+                tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "binding refused: {msg}");
+                return Ok(());
+            }
+            Err(BindError::Api(e)) => return Err(e.into()),
+        }
+        self.cache
+            .lock()
+            .assumed
+            .insert(key.clone(), node.to_string());
+        let msg = format!("Successfully assigned {}/{} to {node}", key.0, key.1);
+        tracing::info!("{msg}");
+        self.recorder
+            .event(
+                pods_info(),
+                pod,
+                events::NORMAL,
+                "Scheduled",
+                "Binding",
+                &msg,
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Records an unschedulable pod (upstream `handleSchedulingFailure`): the
+    /// `PodScheduled=False` condition, a `FailedScheduling` event, and a place among the
+    /// pods waiting for a change.
+    async fn fail(&self, key: &PodKey, pod: &Value, message: &str, attempts: u32) {
+        // Waiting before the condition is written, so the watch event of that write does
+        // not requeue the pod.
+        {
+            let mut cache = self.cache.lock();
+            if cache.pods.get(key).is_some_and(|p| pending(p)) {
+                cache.unschedulable.insert(
+                    key.clone(),
+                    Waiting {
+                        since: Instant::now(),
+                        attempts,
+                    },
+                );
+            }
+        }
+        let uid = meta::uid(pod).to_string();
+        let result = self
+            .registry
+            .update_with(pods_info(), &key.0, &key.1, true, |p| {
+                if meta::uid(p) != uid || !pending(p) {
+                    return Ok(false);
+                }
+                Ok(pod::set_condition(
+                    p,
+                    json!({"type": "PodScheduled", "status": "False",
+                           "reason": "Unschedulable", "message": message}),
+                ))
+            })
+            .await;
+        if let Err(e) = result
+            && e.code != 404
+        {
+            tracing::warn!(error = %e, "could not update the PodScheduled condition");
+        }
+        tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "unschedulable: {message}");
+        self.recorder
+            .event(
+                pods_info(),
+                pod,
+                events::WARNING,
+                "FailedScheduling",
+                "Scheduling",
+                message,
+            )
+            .await;
+    }
+}
+
+/// Back-off before the `attempts`-th retry (1 s doubling to 10 s).
+fn backoff(attempts: u32) -> Duration {
+    let shift = attempts.saturating_sub(1).min(8);
+    (INITIAL_BACKOFF * (1u32 << shift)).min(MAX_BACKOFF)
+}
+
+/// Picks a node for `pod` from the cache, or explains why none fits.
+fn decide(cache: &Cache, pod: &Value) -> Result<String, String> {
+    if cache.nodes.is_empty() {
+        return Err("no nodes available to schedule pods".to_string());
+    }
+    let mut states: BTreeMap<&str, NodeState<'_>> = cache
+        .nodes
+        .iter()
+        .map(|(name, node)| (name.as_str(), NodeState::new(node)))
+        .collect();
+    for (key, p) in &cache.pods {
+        if pod::is_terminal(p) {
+            continue;
+        }
+        let node = match p["spec"]["nodeName"].as_str().unwrap_or("") {
+            "" => match cache.assumed.get(key) {
+                Some(n) => n.as_str(),
+                None => continue,
+            },
+            n => n,
+        };
+        if let Some(state) = states.get_mut(node) {
+            state.add_pod(p);
+        }
+    }
+    let mut rejections: Vec<Rejection> = Vec::new();
+    let mut best: Option<(i64, &str)> = None;
+    for state in states.values() {
+        match filter::filter(pod, state) {
+            Ok(()) => {
+                let s = filter::score(pod, state);
+                if best.is_none_or(|(b, _)| s > b) {
+                    best = Some((s, state.name()));
+                }
+            }
+            Err(r) => rejections.push(r),
+        }
+    }
+    if let Some((_, node)) = best {
+        return Ok(node.to_string());
+    }
+    let preemption = (pod["spec"]["preemptionPolicy"] == "Never")
+        .then_some("not eligible due to preemptionPolicy=Never.");
+    Err(filter::fit_error(
+        cache.nodes.len(),
+        &rejections,
+        preemption,
+    ))
+}
+
+/// Why a binding did not happen.
+#[derive(Debug)]
+pub(crate) enum BindError {
+    /// The pod is being deleted, already assigned, or was replaced (409 upstream).
+    Conflict(String),
+    /// The store failed.
+    Api(api::status::ApiError),
+}
+
+/// Assigns pod `namespace/name` (with `uid`) to `node` as upstream's `BindingREST.assignPod`:
+/// `spec.nodeName` and the `PodScheduled=True` condition in one write straight to storage
+/// (the binding subresource is not a pod update, so pod update validation, which forbids
+/// changing `nodeName`, does not apply).
+pub(crate) async fn bind(
+    registry: &Registry,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    node: &str,
+) -> Result<(), BindError> {
+    let info = pods_info();
+    let key = Registry::key(info, namespace, name);
+    loop {
+        let old = registry
+            .get(info, namespace, name)
+            .map_err(BindError::Api)?;
+        if !uid.is_empty() && meta::uid(&old) != uid {
+            return Err(BindError::Conflict(format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta::uid(&old)
+            )));
+        }
+        if meta::deleting(&old) {
+            return Err(BindError::Conflict(format!(
+                "pod {name} is being deleted, cannot be assigned to a host"
+            )));
+        }
+        let current = old["spec"]["nodeName"].as_str().unwrap_or("");
+        if !current.is_empty() {
+            return Err(BindError::Conflict(format!(
+                "pod {name} is already assigned to node {current:?}"
+            )));
+        }
+        let mut new = Value::clone(&old);
+        new["spec"]["nodeName"] = json!(node);
+        pod::set_condition(&mut new, json!({"type": "PodScheduled", "status": "True"}));
+        let rv: u64 = meta::str(&old, "resourceVersion").parse().unwrap_or(0);
+        match registry.store().update(key.clone(), new, Some(rv)).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(StoreError::NotFound) => {
+                return Err(BindError::Api(api::status::ApiError::not_found(info, name)));
+            }
+            Err(e) => {
+                return Err(BindError::Api(api::status::ApiError::internal(
+                    e.to_string(),
+                )));
+            }
+        }
+    }
+}
