@@ -1524,3 +1524,76 @@ fn atomic_items_and_selectors_are_owned_whole() {
         json!({".": {}, "f:name": {}, "f:valueFrom": {".": {}, "f:fieldRef": {}}})
     );
 }
+
+/// Arbitrary JSON with the keys and directives strategic merge and apply care about.
+fn wild_json() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        Just("spec".to_string()),
+        Just("template".to_string()),
+        Just("containers".to_string()),
+        Just("env".to_string()),
+        Just("name".to_string()),
+        Just("finalizers".to_string()),
+        Just("metadata".to_string()),
+        Just("ports".to_string()),
+        Just("containerPort".to_string()),
+        Just("$patch".to_string()),
+        Just("$retainKeys".to_string()),
+        Just("$setElementOrder/containers".to_string()),
+        Just("$setElementOrder/env".to_string()),
+        Just("$deleteFromPrimitiveList/finalizers".to_string()),
+        Just("$deleteFromPrimitiveList".to_string()),
+        "[a-c]".prop_map(|s| s),
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (0i64..3).prop_map(Value::from),
+        prop_oneof![
+            Just("delete"),
+            Just("replace"),
+            Just("merge"),
+            Just("a"),
+            Just("b")
+        ]
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(4, 40, 5, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(key.clone(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn patches_never_panic(original in wild_json(), patch in wild_json()) {
+        for kind in ["Deployment", "Pod", "MergeItem", "ConfigMap"] {
+            let _ = strategic_merge(&original, &patch, kind);
+            let _ = three_way_strategic(Some(&original), &patch, &original, kind);
+            let _ = two_way_strategic(&original, &patch, kind);
+        }
+        let _ = json_patch(&original, &patch);
+        let _ = merge_patch(&original, &patch);
+        let mut applied = patch.clone();
+        if let Value::Object(m) = &mut applied {
+            m.insert("apiVersion".into(), json!("v1"));
+            m.insert("kind".into(), json!("Pod"));
+            if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+            }
+        }
+        let mut live = original.clone();
+        if let Value::Object(m) = &mut live {
+            m.insert("apiVersion".into(), json!("v1"));
+        }
+        let _ = server_side_apply(Some(&live), &applied, "Pod", "m", false, T0);
+        let _ = server_side_apply(None, &applied, "Pod", "m", true, T0);
+        let mut new = applied.clone();
+        record_update(Some(&live), &mut new, "Pod", "m", T1);
+    }
+}
