@@ -269,8 +269,15 @@ impl<'a> Envelope<'a> {
     }
 }
 
+/// A Go string as Go's JSON encoder writes it: each byte of an invalid UTF-8 sequence becomes
+/// one U+FFFD (Rust's `from_utf8_lossy` would merge a truncated sequence into one).
 fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(std::iter::repeat_n('\u{FFFD}', chunk.invalid().len()));
+    }
+    out
 }
 
 /// Decodes the fields of message `index` from `bytes` into `out` (merging, as protobuf does
@@ -459,7 +466,8 @@ fn decode_len_value(kind: &Kind, bytes: &[u8], path: &mut Path) -> Result<Value,
             Value::String(go_duration(nanos))
         }
         Kind::FieldsV1 | Kind::RawExtension => match small_fields(bytes, path)?.bytes(1) {
-            None => Value::Null,
+            // Go keeps a nil `Raw` for an empty one, and marshals nil as `null`.
+            None | Some([]) => Value::Null,
             Some(raw) => serde_json::from_slice(raw)
                 .map_err(|e| path.invalid(format!("embedded JSON is invalid: {e}")))?,
         },
@@ -471,18 +479,15 @@ fn decode_len_value(kind: &Kind, bytes: &[u8], path: &mut Path) -> Result<Value,
                 other => return Err(path.invalid(format!("impossible IntOrString.Type {other}"))),
             }
         }
-        Kind::Quantity => {
-            let text = small_fields(bytes, path)?
-                .bytes(1)
-                .map(lossy)
-                .unwrap_or_default();
-            if text.is_empty() {
-                Value::String("0".into())
-            } else {
-                let q = Quantity::parse(&text).map_err(|e| path.invalid(e.to_string()))?;
+        // Upstream parses the string while unmarshalling (so `""` is an error) and writes the
+        // canonical form; an absent string is the zero quantity.
+        Kind::Quantity => match small_fields(bytes, path)?.bytes(1) {
+            None => Value::String("0".into()),
+            Some(text) => {
+                let q = Quantity::parse(&lossy(text)).map_err(|e| path.invalid(e.to_string()))?;
                 Value::String(q.canonical())
             }
-        }
+        },
         Kind::Bool | Kind::Int32 | Kind::Int64 | Kind::Double => {
             return Err(path.invalid("length-delimited data for a number"));
         }
@@ -552,18 +557,30 @@ fn small_fields<'a>(bytes: &'a [u8], path: &Path) -> Result<SmallFields<'a>, Pro
     Ok(SmallFields { fields })
 }
 
+/// Unix seconds of Go's zero `time.Time` (January 1, year 1, UTC), which JSON writes as `null`.
+const GO_ZERO_TIME: i64 = -62_135_596_800;
+
 /// meta/v1 Time and MicroTime. Empty bytes are Go's zero time, which encodes as `null`.
 fn decode_time(bytes: &[u8], micro: bool, path: &Path) -> Result<Value, ProtobufError> {
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
     let f = small_fields(bytes, path)?;
-    let (seconds, nanos) = (f.int(1), f.int(2) as i32);
-    // time.Unix normalizes nanoseconds outside [0, 1e9).
-    let seconds = seconds
-        .checked_add(i64::from(nanos).div_euclid(1_000_000_000))
-        .ok_or_else(|| path.invalid("time out of range"))?;
-    let nanos = i64::from(nanos).rem_euclid(1_000_000_000);
+    // Time's unmarshaller drops the nanoseconds (upstream's JSON only ever had seconds);
+    // MicroTime's keeps them, and time.Unix normalizes them into [0, 1e9).
+    let (seconds, nanos) = if micro {
+        let nanos = i64::from(f.int(2) as i32);
+        let seconds = f
+            .int(1)
+            .checked_add(nanos.div_euclid(1_000_000_000))
+            .ok_or_else(|| path.invalid("time out of range"))?;
+        (seconds, nanos.rem_euclid(1_000_000_000))
+    } else {
+        (f.int(1), 0)
+    };
+    if seconds == GO_ZERO_TIME && nanos == 0 {
+        return Ok(Value::Null);
+    }
     let text = rfc3339_seconds(seconds)
         .ok_or_else(|| path.invalid("time outside the years 0-9999 has no JSON form"))?;
     Ok(Value::String(if micro {

@@ -747,3 +747,111 @@ proptest! {
         let _ = decode_body(&bytes);
     }
 }
+
+#[test]
+fn time_edge_cases_follow_go() {
+    let pod_with = |created: Enc| {
+        let raw = Enc::new().msg(1, meta("p").msg(8, created));
+        decode_body(&body("v1", "Pod", raw)).expect("decodes")["metadata"]["creationTimestamp"]
+            .clone()
+    };
+    // Time ignores nanos entirely (no carry into seconds)
+    assert_eq!(
+        pod_with(Enc::new().int(1, 10).int(2, 1_500_000_000)),
+        json!("1970-01-01T00:00:10Z")
+    );
+    // Go's zero time, spelled out, is still `null`
+    assert_eq!(pod_with(Enc::new().int(1, GO_ZERO_TIME)), json!(null));
+    assert_eq!(
+        pod_with(Enc::new().int(2, 5)),
+        json!("1970-01-01T00:00:00Z")
+    );
+
+    let renew = |t: Enc| {
+        let raw = Enc::new().msg(1, meta("l")).msg(2, Enc::new().msg(4, t));
+        decode_body(&body("coordination.k8s.io/v1", "Lease", raw)).expect("decodes")["spec"]["renewTime"].clone()
+    };
+    // MicroTime normalizes negative nanos like time.Unix, and truncates to microseconds
+    assert_eq!(
+        renew(Enc::new().int(1, 10).int(2, -1)),
+        json!("1970-01-01T00:00:09.999999Z")
+    );
+    assert_eq!(
+        renew(Enc::new().int(1, 10).int(2, 1_000_999)),
+        json!("1970-01-01T00:00:10.001000Z")
+    );
+    assert_eq!(renew(Enc::new()), json!(null));
+}
+
+#[test]
+fn quantities_are_parsed_and_canonical() {
+    let limits = |q: Enc| {
+        let container = Enc::new()
+            .str(1, "c")
+            .msg(8, Enc::new().entry_msg(1, "cpu", q));
+        let raw = Enc::new().msg(2, Enc::new().msg(2, container));
+        decode_body(&body("v1", "Pod", raw))
+            .map(|v| v["spec"]["containers"][0]["resources"]["limits"]["cpu"].clone())
+    };
+    assert_eq!(limits(quantity("0.5")), Ok(json!("500m")));
+    assert_eq!(limits(quantity("1000m")), Ok(json!("1")));
+    assert_eq!(limits(quantity("2Gi")), Ok(json!("2Gi")));
+    assert_eq!(
+        limits(Enc::new()),
+        Ok(json!("0")),
+        "absent string: the zero quantity"
+    );
+    assert!(
+        matches!(
+            limits(quantity("")),
+            Err(ProtobufError::InvalidValue { .. })
+        ),
+        "upstream fails to parse \"\""
+    );
+}
+
+#[test]
+fn empty_fields_v1_is_null_and_strings_are_made_valid_like_go() {
+    let entry = Enc::new().str(1, "m").msg(7, Enc::new().bytes(1, b""));
+    let raw = Enc::new()
+        .msg(1, meta("x").msg(17, entry))
+        .entry(2, "k", "v");
+    let got = decode_body(&body("v1", "ConfigMap", raw)).expect("decodes");
+    assert_eq!(
+        got["metadata"]["managedFields"],
+        json!([{"manager": "m", "fieldsV1": null}])
+    );
+
+    // each byte of a truncated sequence is its own U+FFFD, as in Go's encoder
+    assert_eq!(lossy(&[b'a', 0xe2, 0x82, b'b']), "a\u{FFFD}\u{FFFD}b");
+    assert_eq!(lossy("héllo".as_bytes()), "héllo");
+}
+
+#[test]
+fn eviction_and_binding() {
+    let raw = Enc::new()
+        .msg(1, meta("web-0").str(3, "default"))
+        .msg(2, Enc::new().int(1, 30).str(4, "Background"));
+    assert_eq!(
+        decode_body(&body("policy/v1", "Eviction", raw)).expect("decodes"),
+        json!({
+            "kind": "Eviction", "apiVersion": "policy/v1",
+            "metadata": {"name": "web-0", "namespace": "default", "creationTimestamp": null},
+            "deleteOptions": {"gracePeriodSeconds": 30, "propagationPolicy": "Background"},
+        })
+    );
+    let raw = Enc::new()
+        .msg(1, meta("web-0"))
+        .msg(2, Enc::new().str(1, "Node").str(3, "node-a").str(5, "v1"));
+    assert_eq!(
+        decode_body(&body("v1", "Binding", raw)).expect("decodes"),
+        json!({
+            "kind": "Binding", "apiVersion": "v1",
+            "metadata": {"name": "web-0", "creationTimestamp": null},
+            "target": {"kind": "Node", "name": "node-a", "apiVersion": "v1"},
+        })
+    );
+    assert!(supports("policy/v1", "Eviction"));
+    assert!(supports("apps/v1", "DeleteOptions"));
+    assert!(!supports("apps/v1", "Pod"));
+}
