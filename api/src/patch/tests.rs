@@ -712,6 +712,76 @@ fn upstream_scenarios() {
             ..Default::default()
         },
         Case {
+            name: "delete one item and reorder the rest",
+            original: "mergingList: [{name: 1}, {name: 3, value: 3}, {name: 2, value: 2}]",
+            modified: "mergingList: [{name: 2, value: 2}, {name: 1}]",
+            two_way: "{$setElementOrder/mergingList: [{name: 2}, {name: 1}], mergingList: [{name: 3, $patch: delete}]}",
+            current: "mergingList: [{name: 1, other: a}, {name: 2, value: 2, other: b}, {name: 3, value: 3}]",
+            three_way: "{$setElementOrder/mergingList: [{name: 2}, {name: 1}], mergingList: [{name: 3, $patch: delete}]}",
+            result: "mergingList: [{name: 2, value: 2, other: b}, {name: 1, other: a}]",
+            ..Default::default()
+        },
+        Case {
+            name: "reorder around server-only items in the middle",
+            original: "mergingList: [{name: 1}, {name: 2, value: 2}, {name: 3, value: 3}, {name: 4, value: 4}]",
+            modified: "mergingList: [{name: 2, value: 2}, {name: 1}, {name: 4, value: 4}, {name: 3, value: 3}]",
+            two_way: "$setElementOrder/mergingList: [{name: 2}, {name: 1}, {name: 4}, {name: 3}]",
+            current: "mergingList: [{name: 1, other: a}, {name: 2, value: 2}, {name: 7}, {name: 9}, {name: 8}, {name: 3, value: 3}, {name: 4, value: 4}]",
+            three_way: "$setElementOrder/mergingList: [{name: 2}, {name: 1}, {name: 4}, {name: 3}]",
+            result: "mergingList: [{name: 2, value: 2}, {name: 1, other: a}, {name: 7}, {name: 9}, {name: 8}, {name: 4, value: 4}, {name: 3, value: 3}]",
+            ..Default::default()
+        },
+        Case {
+            name: "reorder an int list around server-only items",
+            original: "mergingIntList: [1, 2, 3, 4]",
+            modified: "mergingIntList: [2, 1, 4, 3]",
+            two_way: "$setElementOrder/mergingIntList: [2, 1, 4, 3]",
+            current: "mergingIntList: [1, 2, 9, 3, 4]",
+            three_way: "$setElementOrder/mergingIntList: [2, 1, 4, 3]",
+            result: "mergingIntList: [2, 1, 9, 4, 3]",
+            ..Default::default()
+        },
+        Case {
+            name: "add and delete in an int list keeping order",
+            original: "mergingIntList: [1, 3, 2]",
+            modified: "mergingIntList: [4, 2, 1]",
+            two_way: "{$setElementOrder/mergingIntList: [4, 2, 1], mergingIntList: [4], $deleteFromPrimitiveList/mergingIntList: [3]}",
+            current: "mergingIntList: [1, 2, 3]",
+            three_way: "{$setElementOrder/mergingIntList: [4, 2, 1], mergingIntList: [4], $deleteFromPrimitiveList/mergingIntList: [3]}",
+            result: "mergingIntList: [4, 2, 1]",
+            ..Default::default()
+        },
+        Case {
+            name: "retainKeys clears a field the server defaulted",
+            original: "",
+            modified: "retainKeysMap: {name: type2, other: bar}",
+            two_way: "retainKeysMap: {name: type2, other: bar}",
+            current: "retainKeysMap: {name: type1, value: foo}",
+            three_way: "retainKeysMap: {$retainKeys: [name, other], name: type2, other: bar}",
+            result: "retainKeysMap: {name: type2, other: bar}",
+            ..Default::default()
+        },
+        Case {
+            name: "retainKeys map deletes a field and clears an unknown one",
+            original: "retainKeysMap: {name: foo, value: bar}",
+            modified: "retainKeysMap: {name: foo}",
+            two_way: "retainKeysMap: {$retainKeys: [name], value: null}",
+            current: "retainKeysMap: {name: foo, value: bar, other: a}",
+            three_way: "retainKeysMap: {$retainKeys: [name], value: null}",
+            result: "retainKeysMap: {name: foo}",
+            ..Default::default()
+        },
+        Case {
+            name: "duplicates in a merging list follow $setElementOrder",
+            original: "mergingList: [{name: 1}, {name: 2, value: dup1}, {name: 3}, {name: 2, value: dup2}, {name: 4}]",
+            modified: "mergingList: [{name: 2, value: dup1}, {name: 1}, {name: 4}, {name: 3}, {name: 2, value: dup2}]",
+            two_way: "$setElementOrder/mergingList: [{name: 2}, {name: 1}, {name: 4}, {name: 3}, {name: 2}]",
+            two_way_result: "mergingList: [{name: 2, value: dup1}, {name: 2, value: dup2}, {name: 1}, {name: 4}, {name: 3}]",
+            current: "mergingList: [{name: 1}, {name: 2, value: dup1}, {name: 3}, {name: 2, value: dup2}, {name: 4}]",
+            three_way: "$setElementOrder/mergingList: [{name: 2}, {name: 1}, {name: 4}, {name: 3}, {name: 2}]",
+            result: "mergingList: [{name: 2, value: dup1}, {name: 2, value: dup2}, {name: 1}, {name: 4}, {name: 3}]",
+        },
+        Case {
             name: "nested merging lists",
             original: "mergingList: [{name: 1, mergingList: [{name: a}, {name: b, value: x}]}]",
             modified: "mergingList: [{name: 1, mergingList: [{name: b, value: y}]}]",
