@@ -1,6 +1,238 @@
 //! The node agent (paddock's kubelet): registers its Node, renews its Lease, watches the pods
 //! bound to it through the Kubernetes API, runs them through a [`runtime::Runtime`], drives the
 //! `probe` crate, and reports pod status and events back through the API.
-//! Start at [`runtime`] for how containers run; the pod lifecycle modules come next.
+//!
+//! Start at [`start`] with an [`AgentConfig`]. Then: [`node`] (Node registration, status,
+//! Lease), [`manager`] (the pod watch), [`pod`] (one worker per pod: the planner, the status
+//! generator, the driver), [`events`] (the deduplicating recorder), [`backoff`]
+//! (CrashLoopBackOff), [`server`] (the agent's own API for logs and exec, which the API server
+//! proxies to) and [`runtime`] (how containers run).
+//!
+//! # Agent restart
+//! A restarted agent neither orphans nor duplicates containers. At start it asks the runtime
+//! for what a previous run left ([`runtime::Runtime::list`]). After the first complete listing
+//! of its pods, a recovered sandbox whose pod (same UID) is still bound to this node is
+//! **adopted**: its running containers become the current instances (restart counts and start
+//! times kept; exits observed through the runtime), probes resume without resetting readiness
+//! of containers started before the agent (the kubelet's restart grace). A recovered sandbox
+//! whose pod is gone is **stopped** (containers SIGTERM → 2 s → SIGKILL, sandbox torn down).
+//! Containers that exited while the agent was down are restarted per the restart policy.
 
+pub mod backoff;
+pub mod events;
+pub mod manager;
+pub mod node;
+pub mod pod;
 pub mod runtime;
+pub mod server;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::events::EventRecorder;
+use crate::pod::config::{ApiObjects, NodeFacts};
+use crate::pod::worker::{ApiStatus, Directory, Shared};
+
+/// Why the agent could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// An API call failed (what the agent was doing, the error).
+    #[error("{0}: {1}")]
+    Api(&'static str, #[source] kube::Error),
+    /// The runtime failed.
+    #[error("runtime: {0}")]
+    Runtime(#[from] runtime::RuntimeError),
+    /// The agent's own API could not listen.
+    #[error("agent API on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The probe TLS configuration could not be built.
+    #[error("probe TLS configuration: {0}")]
+    Tls(String),
+}
+
+/// How to run an agent.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The Node's name.
+    pub node_name: String,
+    /// A client for the API server (built by the caller, e.g. from the kubeconfig).
+    pub client: kube::Client,
+    /// The container runtime.
+    pub runtime: Arc<dyn runtime::Runtime>,
+    /// Lease renew interval (default 10 s).
+    pub lease_interval: Duration,
+    /// Node status computation interval (default 10 s).
+    pub node_status_interval: Duration,
+    /// The agent's data directory (reported as ephemeral storage).
+    pub root_dir: PathBuf,
+    /// The node's pod CIDR (empty: none).
+    pub pod_cidr: String,
+    /// The node's IP (`InternalIP`, `hostIP`).
+    pub node_ip: IpAddr,
+    /// Where the agent's API (logs, exec) listens; port 0 picks one. Its port is published in
+    /// the Node's `status.daemonEndpoints.kubeletEndpoint.Port`.
+    pub serve_addr: SocketAddr,
+    /// Bearer token the agent's API requires (`None`: no authentication; only for loopback).
+    pub serve_token: Option<String>,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("node_name", &self.node_name)
+            .field("node_ip", &self.node_ip)
+            .field("serve_addr", &self.serve_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentConfig {
+    /// A configuration with the kubelet's default intervals, serving on `node_ip:0`.
+    pub fn new(
+        node_name: &str,
+        client: kube::Client,
+        runtime: Arc<dyn runtime::Runtime>,
+        root_dir: PathBuf,
+        node_ip: IpAddr,
+    ) -> Self {
+        Self {
+            node_name: node_name.to_string(),
+            client,
+            runtime,
+            lease_interval: Duration::from_secs(10),
+            node_status_interval: Duration::from_secs(10),
+            root_dir,
+            pod_cidr: String::new(),
+            node_ip,
+            serve_addr: SocketAddr::new(node_ip, 0),
+            serve_token: None,
+        }
+    }
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct AgentHandle {
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    addr: SocketAddr,
+    runtime: Arc<dyn runtime::Runtime>,
+}
+
+impl AgentHandle {
+    /// Where the agent's API listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops watching and heartbeating; containers keep running (a restarted agent adopts
+    /// them).
+    pub async fn detach(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Stops the agent and every container it runs (SIGTERM, `grace`, SIGKILL).
+    pub async fn stop(self, grace: Duration) {
+        let rt = self.runtime.clone();
+        self.detach().await;
+        if let Err(e) = rt.shutdown(grace).await {
+            tracing::warn!(error = %e, "runtime shutdown");
+        }
+    }
+}
+
+/// Registers the Node, starts the heartbeat, the agent API and the pod watch.
+pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
+    let agent_started = tokio::time::Instant::now();
+    let stop = CancellationToken::new();
+    let directory = Arc::new(Directory::default());
+    let machine = node::MachineInfo::read(&config.root_dir);
+    let handler_env = probe::HandlerEnv::new(probe::DEFAULT_USER_AGENT)
+        .map_err(|e| AgentError::Tls(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(config.serve_addr)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: config.serve_addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| AgentError::Listen {
+        addr: config.serve_addr,
+        source,
+    })?;
+    let identity = node::NodeIdentity {
+        name: config.node_name.clone(),
+        ip: config.node_ip,
+        pod_cidr: config.pod_cidr.clone(),
+        port: addr.port(),
+        root_dir: config.root_dir.clone(),
+    };
+    let node_uid = node::register(&config.client, &identity, &machine).await?;
+    node::renew_lease(&config.client, &config.node_name, &node_uid)
+        .await
+        .map_err(|e| AgentError::Api("creating the node Lease", e))?;
+    let recovered = config.runtime.list().await?;
+    let events = EventRecorder::new(config.client.clone(), &config.node_name);
+    let cap = node::capacity(&machine);
+    let q = |k: &str| {
+        cap.get(k)
+            .and_then(|q| api::quantity::Quantity::parse(&q.0).ok())
+    };
+    let shared = Shared {
+        runtime: config.runtime.clone(),
+        status: Arc::new(ApiStatus(config.client.clone())),
+        objects: Arc::new(ApiObjects(config.client.clone())),
+        events,
+        node: NodeFacts {
+            host_ip: config.node_ip,
+            node_name: config.node_name.clone(),
+            cpu_milli: q("cpu").map_or(0, |q| q.milli_value()),
+            memory: q("memory").map_or(0, |q| q.value()),
+            storage: q("ephemeral-storage").map_or(0, |q| q.value()),
+        },
+        handler_env,
+        agent_started,
+        directory: directory.clone(),
+    };
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(node::heartbeat(
+        config.client.clone(),
+        identity,
+        node_uid,
+        config.lease_interval,
+        config.node_status_interval,
+        stop.clone(),
+    )));
+    tasks.push(tokio::spawn(server::serve(
+        listener,
+        server::ServerState {
+            runtime: config.runtime.clone(),
+            directory,
+            token: config.serve_token.clone(),
+        },
+        stop.clone(),
+    )));
+    let mgr = manager::Manager::new(shared, recovered);
+    tasks.push(tokio::spawn(mgr.run(
+        config.client.clone(),
+        config.node_name.clone(),
+        stop.clone(),
+    )));
+    Ok(AgentHandle {
+        stop,
+        tasks,
+        addr,
+        runtime: config.runtime,
+    })
+}

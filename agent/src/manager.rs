@@ -1,0 +1,142 @@
+//! The pod manager: watches the pods bound to this node (`fieldSelector=spec.nodeName=<node>`)
+//! and hands each pod UID to its [`PodWorker`]; on the first complete listing it settles what a
+//! previous agent run left behind (see [`crate`] docs, "Agent restart").
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::watcher;
+use tokio_util::sync::CancellationToken;
+
+use crate::pod::worker::{PodMsg, PodWorker, Shared};
+use crate::runtime::Recovered;
+
+fn uid(p: &Pod) -> String {
+    p.metadata.uid.clone().unwrap_or_default()
+}
+
+fn terminal(p: &Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// Dispatches pod events to workers.
+pub struct Manager {
+    shared: Shared,
+    workers: HashMap<String, PodWorker>,
+    recovered: Option<HashMap<String, Recovered>>,
+}
+
+impl Manager {
+    /// A manager; `recovered` are the sandboxes a previous run left (adopted when their pod
+    /// is still bound here, stopped otherwise once the first listing is complete).
+    pub fn new(shared: Shared, recovered: Vec<Recovered>) -> Self {
+        Self {
+            shared,
+            workers: HashMap::new(),
+            recovered: Some(
+                recovered
+                    .into_iter()
+                    .map(|r| (r.pod_uid.clone(), r))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn apply(&mut self, pod: Pod) {
+        let id = uid(&pod);
+        self.workers.retain(|_, w| !w.is_finished());
+        let pod = Arc::new(pod);
+        if let Some(w) = self.workers.get(&id) {
+            w.send(PodMsg::Update(pod));
+            return;
+        }
+        let adopt = self.recovered.as_mut().and_then(|r| r.remove(&id));
+        if terminal(&pod) && adopt.is_none() {
+            // Finished before we saw it (or before an agent restart): only remove it when it
+            // is being deleted.
+            if pod.metadata.deletion_timestamp.is_none() {
+                return;
+            }
+        }
+        self.workers
+            .insert(id, PodWorker::spawn(self.shared.clone(), pod, adopt));
+    }
+
+    fn delete(&mut self, pod: &Pod) {
+        if let Some(w) = self.workers.get(&uid(pod)) {
+            w.send(PodMsg::Removed);
+        }
+    }
+
+    /// Stops sandboxes left by a previous run whose pods are not bound here any more.
+    async fn settle_recovered(&mut self) {
+        let Some(left) = self.recovered.take() else {
+            return;
+        };
+        for (uid, r) in left {
+            tracing::info!(%uid, pod = %format!("{}/{}", r.namespace, r.name), "stopping containers of a pod no longer bound to this node");
+            for c in &r.containers {
+                let _ = self
+                    .shared
+                    .runtime
+                    .stop_container(&c.id, crate::pod::worker::MIN_GRACE)
+                    .await;
+            }
+            if let Err(e) = self.shared.runtime.stop_sandbox(&r.sandbox).await {
+                tracing::warn!(%uid, error = %e, "cannot stop a recovered sandbox");
+            }
+        }
+    }
+
+    /// Watches pods of `node` until `stop`, then lets running pods be (the caller decides
+    /// whether to stop the runtime).
+    pub async fn run(mut self, client: kube::Client, node: String, stop: CancellationToken) {
+        let pods: Api<Pod> = Api::all(client);
+        let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let mut stream = watcher(pods, cfg).boxed();
+        let mut listed: Option<Vec<Pod>> = None;
+        loop {
+            let ev = tokio::select! {
+                _ = stop.cancelled() => break,
+                ev = stream.next() => ev,
+            };
+            let Some(ev) = ev else { break };
+            match ev {
+                Ok(watcher::Event::Apply(p)) => self.apply(p),
+                Ok(watcher::Event::Delete(p)) => self.delete(&p),
+                Ok(watcher::Event::Init) => listed = Some(Vec::new()),
+                Ok(watcher::Event::InitApply(p)) => {
+                    if let Some(l) = listed.as_mut() {
+                        l.push(p);
+                    }
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let pods = listed.take().unwrap_or_default();
+                    let seen: std::collections::HashSet<String> = pods.iter().map(uid).collect();
+                    for (id, w) in &self.workers {
+                        if !seen.contains(id) {
+                            w.send(PodMsg::Removed);
+                        }
+                    }
+                    for p in pods {
+                        self.apply(p);
+                    }
+                    self.settle_recovered().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pod watch failed; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The agent's Node and Lease, as the kubelet keeps them [pkg/kubelet/kubelet_node_status.go,
+//! pkg/kubelet/nodestatus/setters.go, pkg/kubelet/nodelease].
+//!
+//! [`register`] creates the Node (or takes over an existing one of the same name) with labels,
+//! `podCIDR`, addresses, capacity/allocatable measured from the machine, `nodeInfo`, the
+//! agent's serving port in `daemonEndpoints.kubeletEndpoint` and the four conditions.
+//! [`heartbeat`] then renews the Lease `kube-node-lease/<node>` every lease interval and
+//! recomputes the status every status interval, posting it when it changed or at least every
+//! 5 minutes (`nodeStatusReportFrequency`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use tokio::time::{Instant, MissedTickBehavior, interval};
+use tokio_util::sync::CancellationToken;
+
+use crate::AgentError;
+
+/// Lease duration written into the Lease (`nodeLeaseDurationSeconds`).
+pub const LEASE_DURATION_SECONDS: i32 = 40;
+/// Namespace of node leases.
+pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// Longest time between two status posts when nothing changed (`nodeStatusReportFrequency`).
+pub const REPORT_FREQUENCY: Duration = Duration::from_secs(300);
+/// Pods a node accepts (`maxPods`).
+pub const MAX_PODS: i64 = 110;
+/// The kubelet version this agent reports, matching the API server's `/version`.
+pub const KUBELET_VERSION: &str = "v1.32.4-paddock";
+
+/// What a node says about itself.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// Node name.
+    pub name: String,
+    /// The address other nodes and the API server reach it on.
+    pub ip: IpAddr,
+    /// Pod CIDR (empty: none).
+    pub pod_cidr: String,
+    /// The port of the agent's API (logs, exec).
+    pub port: u16,
+    /// Directory whose file system is reported as `ephemeral-storage`.
+    pub root_dir: std::path::PathBuf,
+}
+
+/// Facts measured from the machine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineInfo {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// `MemTotal` in bytes.
+    pub memory: u64,
+    /// Size of the file system holding the root dir, in bytes.
+    pub storage: u64,
+    /// Host name.
+    pub hostname: String,
+    /// `/etc/machine-id`.
+    pub machine_id: String,
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: String,
+    /// `/proc/sys/kernel/osrelease`.
+    pub kernel: String,
+    /// `PRETTY_NAME` of `/etc/os-release`.
+    pub os_image: String,
+}
+
+fn read_trim(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl MachineInfo {
+    /// Reads the machine's facts; a missing file leaves its field empty.
+    pub fn read(root_dir: &std::path::Path) -> Self {
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map(|kb| kb * 1024)
+            .unwrap_or(0);
+        let storage = nix::sys::statvfs::statvfs(root_dir)
+            .map(|s| s.blocks() * s.fragment_size())
+            .unwrap_or(0);
+        let os_image = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| "Linux".into());
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            memory,
+            storage,
+            hostname: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default(),
+            machine_id: read_trim("/etc/machine-id"),
+            boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
+            kernel: read_trim("/proc/sys/kernel/osrelease"),
+            os_image,
+        }
+    }
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Capacity (= allocatable: no reservations) of the machine.
+pub fn capacity(m: &MachineInfo) -> BTreeMap<String, Quantity> {
+    let mut c = BTreeMap::new();
+    c.insert("cpu".into(), Quantity(m.cpus.to_string()));
+    c.insert("memory".into(), Quantity(format!("{}Ki", m.memory / 1024)));
+    c.insert(
+        "ephemeral-storage".into(),
+        Quantity(format!("{}Ki", m.storage / 1024)),
+    );
+    c.insert("pods".into(), Quantity(MAX_PODS.to_string()));
+    c.insert("hugepages-2Mi".into(), Quantity("0".into()));
+    c
+}
+
+/// The Node object the agent registers.
+pub fn node_object(id: &NodeIdentity, m: &MachineInfo) -> Node {
+    let mut labels = BTreeMap::new();
+    labels.insert("kubernetes.io/hostname".to_string(), id.name.clone());
+    labels.insert("kubernetes.io/os".to_string(), "linux".to_string());
+    labels.insert("kubernetes.io/arch".to_string(), arch().to_string());
+    labels.insert("beta.kubernetes.io/os".to_string(), "linux".to_string());
+    labels.insert("beta.kubernetes.io/arch".to_string(), arch().to_string());
+    let mut annotations = BTreeMap::new();
+    annotations.insert("node.alpha.kubernetes.io/ttl".to_string(), "0".to_string());
+    annotations.insert(
+        "volumes.kubernetes.io/controller-managed-attach-detach".to_string(),
+        "true".to_string(),
+    );
+    let cidr = (!id.pod_cidr.is_empty()).then(|| id.pod_cidr.clone());
+    Node {
+        metadata: ObjectMeta {
+            name: Some(id.name.clone()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        spec: Some(NodeSpec {
+            pod_cidr: cidr.clone(),
+            pod_cidrs: cidr.map(|c| vec![c]),
+            ..Default::default()
+        }),
+        status: Some(node_status(id, m, &[], Timestamp::now())),
+    }
+}
+
+fn condition(type_: &str, status: &str, reason: &str, message: &str) -> NodeCondition {
+    NodeCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        ..Default::default()
+    }
+}
+
+/// The node status at `now`; condition transition times are kept from `old` when the status
+/// did not change.
+pub fn node_status(
+    id: &NodeIdentity,
+    m: &MachineInfo,
+    old: &[NodeCondition],
+    now: Timestamp,
+) -> NodeStatus {
+    let mut conditions = vec![
+        condition(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        condition(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure",
+        ),
+        condition(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+        ),
+        condition(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+        ),
+    ];
+    for c in &mut conditions {
+        c.last_heartbeat_time = Some(Time(now));
+        let prev = old.iter().find(|o| o.type_ == c.type_);
+        c.last_transition_time = match prev {
+            Some(p) if p.status == c.status => p.last_transition_time.clone(),
+            _ => Some(Time(now)),
+        };
+    }
+    let cap = capacity(m);
+    let mut addresses = vec![NodeAddress {
+        type_: "InternalIP".into(),
+        address: id.ip.to_string(),
+    }];
+    addresses.push(NodeAddress {
+        type_: "Hostname".into(),
+        address: id.name.clone(),
+    });
+    NodeStatus {
+        capacity: Some(cap.clone()),
+        allocatable: Some(cap),
+        conditions: Some(conditions),
+        addresses: Some(addresses),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(id.port),
+            }),
+        }),
+        node_info: Some(NodeSystemInfo {
+            machine_id: m.machine_id.clone(),
+            system_uuid: m.machine_id.clone(),
+            boot_id: m.boot_id.clone(),
+            kernel_version: m.kernel.clone(),
+            os_image: m.os_image.clone(),
+            container_runtime_version: format!("paddock://{}", env!("CARGO_PKG_VERSION")),
+            kubelet_version: KUBELET_VERSION.into(),
+            kube_proxy_version: String::new(),
+            operating_system: "linux".into(),
+            architecture: arch().into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Status without heartbeat times, to tell whether anything worth posting changed.
+fn comparable(s: &NodeStatus) -> NodeStatus {
+    let mut s = s.clone();
+    for c in s.conditions.iter_mut().flatten() {
+        c.last_heartbeat_time = None;
+    }
+    s
+}
+
+/// Creates the Node, or merges our status and spec into an existing one of that name (an
+/// agent restart, or a node that was registered before). Returns the Node's UID.
+pub async fn register(
+    client: &kube::Client,
+    id: &NodeIdentity,
+    m: &MachineInfo,
+) -> Result<String, AgentError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = node_object(id, m);
+    let created = match nodes.create(&PostParams::default(), &node).await {
+        Ok(n) => n,
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let labels = node.metadata.labels.clone();
+            let patch = serde_json::json!({
+                "metadata": {"labels": labels},
+                "spec": {"podCIDR": node.spec.as_ref().and_then(|s| s.pod_cidr.clone()),
+                         "podCIDRs": node.spec.as_ref().and_then(|s| s.pod_cidrs.clone())},
+            });
+            nodes
+                .patch(&id.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| AgentError::Api("updating the Node", e))?
+        }
+        Err(e) => return Err(AgentError::Api("registering the Node", e)),
+    };
+    // The API server may drop status on create: post it through the subresource.
+    let patch = serde_json::json!({"status": node.status});
+    nodes
+        .patch_status(&id.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| AgentError::Api("posting the Node status", e))?;
+    Ok(created.metadata.uid.unwrap_or_default())
+}
+
+/// Renews the Lease; creates it (owned by the Node) when missing.
+pub async fn renew_lease(
+    client: &kube::Client,
+    node: &str,
+    node_uid: &str,
+) -> Result<(), kube::Error> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+    let now = MicroTime(Timestamp::now());
+    match leases.get_opt(node).await? {
+        Some(mut lease) => {
+            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+            spec.holder_identity = Some(node.to_string());
+            spec.lease_duration_seconds = Some(LEASE_DURATION_SECONDS);
+            spec.renew_time = Some(now);
+            leases
+                .replace(node, &PostParams::default(), &lease)
+                .await
+                .map(|_| ())
+        }
+        None => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(node.to_string()),
+                    namespace: Some(LEASE_NAMESPACE.into()),
+                    owner_references: (!node_uid.is_empty()).then(|| {
+                        vec![OwnerReference {
+                            api_version: "v1".into(),
+                            kind: "Node".into(),
+                            name: node.to_string(),
+                            uid: node_uid.to_string(),
+                            ..Default::default()
+                        }]
+                    }),
+                    ..Default::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(node.to_string()),
+                    lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+                    renew_time: Some(now),
+                    ..Default::default()
+                }),
+            };
+            leases
+                .create(&PostParams::default(), &lease)
+                .await
+                .map(|_| ())
+        }
+    }
+}
+
+/// Renews the lease every `lease_interval` and posts node status every `status_interval`
+/// (when changed, or every [`REPORT_FREQUENCY`]) until `stop`.
+pub async fn heartbeat(
+    client: kube::Client,
+    id: NodeIdentity,
+    node_uid: String,
+    lease_interval: Duration,
+    status_interval: Duration,
+    stop: CancellationToken,
+) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut lease_tick = interval(lease_interval);
+    lease_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut status_tick = interval(status_interval);
+    status_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_posted: Option<(NodeStatus, Instant)> = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = lease_tick.tick() => {
+                if let Err(e) = renew_lease(&client, &id.name, &node_uid).await {
+                    tracing::warn!(error = %e, "cannot renew the node lease");
+                }
+            }
+            _ = status_tick.tick() => {
+                let machine = MachineInfo::read(&id.root_dir);
+                let old = match nodes.get_status(&id.name).await {
+                    Ok(n) => n.status.and_then(|s| s.conditions).unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the Node");
+                        continue;
+                    }
+                };
+                let status = node_status(&id, &machine, &old, Timestamp::now());
+                let due = match &last_posted {
+                    None => true,
+                    Some((s, at)) => comparable(s) != comparable(&status) || at.elapsed() >= REPORT_FREQUENCY,
+                };
+                if !due {
+                    continue;
+                }
+                let patch = serde_json::json!({"status": status});
+                match nodes.patch_status(&id.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    Ok(_) => last_posted = Some((status, Instant::now())),
+                    Err(e) => tracing::warn!(error = %e, "cannot post node status"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_times_kept_while_status_unchanged() {
+        let id = NodeIdentity {
+            name: "n1".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            pod_cidr: "10.244.0.0/24".into(),
+            port: 10250,
+            root_dir: "/".into(),
+        };
+        let m = MachineInfo {
+            cpus: 2,
+            memory: 4 << 30,
+            ..Default::default()
+        };
+        let t0 = Timestamp::from_second(1000).unwrap();
+        let t1 = Timestamp::from_second(1010).unwrap();
+        let s0 = node_status(&id, &m, &[], t0);
+        let s1 = node_status(&id, &m, s0.conditions.as_deref().unwrap(), t1);
+        let ready = s1
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.last_transition_time, Some(Time(t0)));
+        assert_eq!(ready.last_heartbeat_time, Some(Time(t1)));
+        assert_eq!(comparable(&s0), comparable(&s1));
+        let cap = s1.capacity.unwrap();
+        assert_eq!(cap["memory"].0, "4194304Ki");
+        assert_eq!(cap["pods"].0, "110");
+        assert_eq!(
+            s1.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port,
+            10250
+        );
+    }
+}

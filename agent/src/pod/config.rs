@@ -1,0 +1,646 @@
+//! From a pod's container spec to the runtime's [`ContainerConfig`] and [`VolumeConfig`]s, as
+//! the kubelet's `GenerateRunContainerOptions` / `makeEnvironmentVariables` / `makeMounts` and
+//! volume plugins do [pkg/kubelet/kubelet_pods.go; pkg/volume/{configmap,secret,downwardapi}].
+//!
+//! Env order: `envFrom` sources first (invalid names skipped with an
+//! `InvalidEnvironmentVariableNames` warning), then `env` entries in order, each value
+//! `$(VAR)`-expanded against what is defined so far; `valueFrom` resolves `fieldRef`,
+//! `resourceFieldRef`, `configMapKeyRef` and `secretKeyRef`. `command`/`args` are expanded with
+//! the final environment. Errors carry the kubelet's texts; they become the container's
+//! `CreateContainerConfigError`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use kube::Api;
+
+use crate::runtime::{
+    ContainerConfig, HostPathType, MountConfig, PortConfig, ProjectedFile, VolumeConfig,
+    VolumeSource,
+};
+
+/// Reads ConfigMaps and Secrets of the pod's namespace (`Ok(None)`: not found).
+pub trait Objects: Send + Sync {
+    /// The ConfigMap `ns/name`.
+    fn config_map<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigMap>, String>>;
+    /// The Secret `ns/name`.
+    fn secret<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Secret>, String>>;
+}
+
+/// [`Objects`] through the API.
+#[derive(Clone)]
+pub struct ApiObjects(pub kube::Client);
+
+impl Objects for ApiObjects {
+    fn config_map<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigMap>, String>> {
+        Box::pin(async move {
+            let api: Api<ConfigMap> = Api::namespaced(self.0.clone(), ns);
+            api.get_opt(name).await.map_err(|e| e.to_string())
+        })
+    }
+    fn secret<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Secret>, String>> {
+        Box::pin(async move {
+            let api: Api<Secret> = Api::namespaced(self.0.clone(), ns);
+            api.get_opt(name).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// What the node contributes to env and volumes.
+#[derive(Debug, Clone)]
+pub struct NodeFacts {
+    /// `status.hostIP`.
+    pub host_ip: IpAddr,
+    /// Node name (`spec.nodeName` fallback).
+    pub node_name: String,
+    /// Allocatable CPU in millicores (default for `limits.cpu`).
+    pub cpu_milli: i64,
+    /// Allocatable memory in bytes (default for `limits.memory`).
+    pub memory: i64,
+    /// Allocatable ephemeral storage in bytes.
+    pub storage: i64,
+}
+
+/// A warning to record while building (event reason, message).
+pub type Warning = (String, String);
+
+/// Whether `name` is a valid env var name (`IsEnvVarName`: `[-._a-zA-Z][-._a-zA-Z0-9]*`).
+fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || "-._".contains(c) => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+}
+
+fn not_found(kind: &str, name: &str) -> String {
+    format!("{kind} \"{name}\" not found")
+}
+
+/// Resolves a `fieldRef` path for `pod`.
+pub fn field_ref(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Result<String, String> {
+    let m = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    let subscript = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix("['"))
+            .and_then(|r| r.strip_suffix("']"))
+            .map(str::to_string)
+    };
+    if let Some(k) = subscript("metadata.labels") {
+        return Ok(m
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(&k).cloned())
+            .unwrap_or_default());
+    }
+    if let Some(k) = subscript("metadata.annotations") {
+        return Ok(m
+            .annotations
+            .as_ref()
+            .and_then(|l| l.get(&k).cloned())
+            .unwrap_or_default());
+    }
+    Ok(match path {
+        "metadata.name" => m.name.clone().unwrap_or_default(),
+        "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => m.uid.clone().unwrap_or_default(),
+        "metadata.labels" => format_map(m.labels.as_ref()),
+        "metadata.annotations" => format_map(m.annotations.as_ref()),
+        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
+        "status.hostIP" | "status.hostIPs" => host_ip.to_string(),
+        "status.podIP" | "status.podIPs" => pod_ip.to_string(),
+        _ => return Err(format!("unsupported fieldPath: {path}")),
+    })
+}
+
+/// `k="v"` lines sorted by key, as the downward API formats label and annotation maps.
+fn format_map(m: Option<&BTreeMap<String, String>>) -> String {
+    m.map(|m| {
+        m.iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .unwrap_or_default()
+}
+
+/// Resolves a `resourceFieldRef` (`limits.cpu`, `requests.memory`, …) with its divisor; limits
+/// not set default to the node's allocatable, as the kubelet does.
+pub fn resource_field_ref(
+    container: &Container,
+    resource: &str,
+    divisor: Option<&str>,
+    node: &NodeFacts,
+) -> Result<String, String> {
+    let res = container.resources.as_ref();
+    let get = |which: &str, key: &str| {
+        let map = if which == "limits" {
+            res.and_then(|r| r.limits.as_ref())
+        } else {
+            res.and_then(|r| r.requests.as_ref())
+        };
+        map.and_then(|m| m.get(key))
+            .and_then(|q| api::quantity::Quantity::parse(&q.0).ok())
+    };
+    let (which, key) = resource
+        .split_once('.')
+        .ok_or_else(|| format!("unsupported container resource : {resource}"))?;
+    let node_default = |key: &str| -> i128 {
+        match key {
+            "cpu" => i128::from(node.cpu_milli) * 1_000_000,
+            "memory" => i128::from(node.memory) * 1_000_000_000,
+            _ => i128::from(node.storage) * 1_000_000_000,
+        }
+    };
+    let nanos = match (which, key) {
+        ("limits" | "requests", "cpu" | "memory" | "ephemeral-storage") => match get(which, key) {
+            Some(q) => q.nanos(),
+            None if which == "limits" => node_default(key),
+            None => get("limits", key).map_or(0, |q| q.nanos()),
+        },
+        _ => return Err(format!("unsupported container resource : {resource}")),
+    };
+    let divisor = match divisor {
+        Some(d) if !d.is_empty() => api::quantity::Quantity::parse(d)
+            .map_err(|e| format!("invalid divisor {d}: {e}"))?
+            .nanos(),
+        _ => 1_000_000_000,
+    };
+    if divisor <= 0 {
+        return Err("divisor must be positive".into());
+    }
+    // Round up, as `ExtractContainerResourceValue` does (math.Ceil).
+    let v = (nanos + divisor - 1).div_euclid(divisor);
+    Ok(v.to_string())
+}
+
+/// The resolved environment of `container` and warnings to record.
+pub async fn environment(
+    objects: &dyn Objects,
+    pod: &Pod,
+    container: &Container,
+    pod_ip: &str,
+    node: &NodeFacts,
+) -> Result<(Vec<(String, String)>, Vec<Warning>), String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let mut warnings = Vec::new();
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut cms: HashMap<String, Option<ConfigMap>> = HashMap::new();
+    let mut secrets: HashMap<String, Option<Secret>> = HashMap::new();
+    let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
+        if let Some(e) = env.iter_mut().find(|(n, _)| *n == k) {
+            e.1 = v;
+        } else {
+            env.push((k, v));
+        }
+    };
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        let (kind, name, optional, data): (&str, String, bool, Option<BTreeMap<String, String>>) =
+            if let Some(r) = &from.config_map_ref {
+                let cm = fetch_cm(objects, &mut cms, &ns, &r.name).await?;
+                (
+                    "configMap",
+                    r.name.clone(),
+                    r.optional == Some(true),
+                    cm.map(|c| c.data.unwrap_or_default()),
+                )
+            } else if let Some(r) = &from.secret_ref {
+                let s = fetch_secret(objects, &mut secrets, &ns, &r.name).await?;
+                (
+                    "secret",
+                    r.name.clone(),
+                    r.optional == Some(true),
+                    s.map(secret_strings),
+                )
+            } else {
+                continue;
+            };
+        let Some(data) = data else {
+            if optional {
+                continue;
+            }
+            return Err(not_found(&kind.to_ascii_lowercase(), &name));
+        };
+        let mut invalid = Vec::new();
+        for (k, v) in data {
+            let k = format!("{prefix}{k}");
+            if !is_env_var_name(&k) {
+                invalid.push(k);
+                continue;
+            }
+            set(&mut env, k, v);
+        }
+        if !invalid.is_empty() {
+            invalid.sort();
+            warnings.push((
+                "InvalidEnvironmentVariableNames".to_string(),
+                format!(
+                    "Keys [{}] from the EnvFrom {kind} {ns}/{name} were skipped since they are considered invalid environment variable names.",
+                    invalid.join(", ")
+                ),
+            ));
+        }
+    }
+    for e in container.env.iter().flatten() {
+        let value = if let Some(from) = &e.value_from {
+            if let Some(f) = &from.field_ref {
+                field_ref(pod, &f.field_path, pod_ip, &node.host_ip.to_string())?
+            } else if let Some(r) = &from.resource_field_ref {
+                resource_field_ref(
+                    container,
+                    &r.resource,
+                    r.divisor.as_ref().map(|d| d.0.as_str()),
+                    node,
+                )?
+            } else if let Some(r) = &from.config_map_key_ref {
+                let optional = r.optional == Some(true);
+                match fetch_cm(objects, &mut cms, &ns, &r.name).await? {
+                    None if optional => continue,
+                    None => return Err(not_found("configmap", &r.name)),
+                    Some(cm) => match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
+                        Some(v) => v.clone(),
+                        None if optional => continue,
+                        None => {
+                            return Err(format!(
+                                "couldn't find key {} in ConfigMap {ns}/{}",
+                                r.key, r.name
+                            ));
+                        }
+                    },
+                }
+            } else if let Some(r) = &from.secret_key_ref {
+                let optional = r.optional == Some(true);
+                match fetch_secret(objects, &mut secrets, &ns, &r.name).await? {
+                    None if optional => continue,
+                    None => return Err(not_found("secret", &r.name)),
+                    Some(s) => match secret_strings(s).remove(&r.key) {
+                        Some(v) => v,
+                        None if optional => continue,
+                        None => {
+                            return Err(format!(
+                                "couldn't find key {} in Secret {ns}/{}",
+                                r.key, r.name
+                            ));
+                        }
+                    },
+                }
+            } else {
+                String::new()
+            }
+        } else {
+            let defined = env.clone();
+            let lookup = move |name: &str| {
+                defined
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            probe::expand::expand(e.value.as_deref().unwrap_or(""), &lookup)
+        };
+        set(&mut env, e.name.clone(), value);
+    }
+    Ok((env, warnings))
+}
+
+async fn fetch_cm(
+    objects: &dyn Objects,
+    cache: &mut HashMap<String, Option<ConfigMap>>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<ConfigMap>, String> {
+    if let Some(c) = cache.get(name) {
+        return Ok(c.clone());
+    }
+    let c = objects.config_map(ns, name).await?;
+    cache.insert(name.to_string(), c.clone());
+    Ok(c)
+}
+
+async fn fetch_secret(
+    objects: &dyn Objects,
+    cache: &mut HashMap<String, Option<Secret>>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Secret>, String> {
+    if let Some(c) = cache.get(name) {
+        return Ok(c.clone());
+    }
+    let c = objects.secret(ns, name).await?;
+    cache.insert(name.to_string(), c.clone());
+    Ok(c)
+}
+
+fn secret_strings(s: Secret) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = s.string_data.unwrap_or_default();
+    for (k, v) in s.data.unwrap_or_default() {
+        out.insert(k, String::from_utf8_lossy(&v.0).into_owned());
+    }
+    out
+}
+
+/// `command` + `args` expanded with `env` (`ExpandContainerCommandAndArgs`): `$(VAR)` of a
+/// defined variable is replaced, others kept.
+pub fn argv(container: &Container, env: &[(String, String)]) -> Vec<String> {
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    container
+        .command
+        .iter()
+        .flatten()
+        .chain(container.args.iter().flatten())
+        .map(|a| probe::expand::expand(a, &lookup))
+        .collect()
+}
+
+/// The message of a container without a command: the process runtime has no image
+/// entrypoint to fall back on.
+pub fn no_command_message(container: &Container) -> String {
+    format!(
+        "container {:?} has no command: paddock runs the command from the node and does not pull image {:?}; set `command`",
+        container.name,
+        container.image.as_deref().unwrap_or("")
+    )
+}
+
+/// The runtime configuration of `container` (instance `restart_count`).
+pub async fn container_config(
+    objects: &dyn Objects,
+    pod: &Pod,
+    container: &Container,
+    restart_count: i32,
+    pod_ip: &str,
+    node: &NodeFacts,
+) -> Result<(ContainerConfig, Vec<Warning>), String> {
+    if container.command.as_ref().is_none_or(Vec::is_empty) {
+        return Err(no_command_message(container));
+    }
+    let (env, warnings) = environment(objects, pod, container, pod_ip, node).await?;
+    let volumes: Vec<&str> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .map(|v| v.iter().map(|v| v.name.as_str()).collect())
+        .unwrap_or_default();
+    let mut mounts = Vec::new();
+    for m in container.volume_mounts.iter().flatten() {
+        if !volumes.contains(&m.name.as_str()) {
+            return Err(format!(
+                "cannot find volume {:?} to mount into container {:?}",
+                m.name, container.name
+            ));
+        }
+        let sub_path = match (&m.sub_path, &m.sub_path_expr) {
+            (Some(p), _) if !p.is_empty() => Some(p.clone()),
+            (_, Some(e)) if !e.is_empty() => {
+                let lookup =
+                    |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+                Some(probe::expand::expand(e, &lookup))
+            }
+            _ => None,
+        };
+        mounts.push(MountConfig {
+            volume: m.name.clone(),
+            mount_path: PathBuf::from(&m.mount_path),
+            sub_path,
+            read_only: m.read_only == Some(true),
+        });
+    }
+    let ports = container
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(PortConfig {
+                container_port: u16::try_from(p.container_port).ok()?,
+                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+            })
+        })
+        .collect();
+    let cfg = ContainerConfig {
+        name: container.name.clone(),
+        argv: argv(container, &env),
+        env,
+        working_dir: container
+            .working_dir
+            .as_ref()
+            .filter(|w| !w.is_empty())
+            .map(PathBuf::from),
+        mounts,
+        ports,
+        stdin: container.stdin == Some(true),
+        stdin_once: container.stdin_once == Some(true),
+        tty: container.tty == Some(true),
+        image: container.image.clone().unwrap_or_default(),
+        restart_count,
+    };
+    Ok((cfg, warnings))
+}
+
+fn mode(m: Option<i32>, default: u32) -> u32 {
+    m.and_then(|m| u32::try_from(m).ok()).unwrap_or(default)
+}
+
+fn key_files(
+    data: BTreeMap<String, Vec<u8>>,
+    items: Option<&Vec<k8s_openapi::api::core::v1::KeyToPath>>,
+    default_mode: u32,
+    what: &str,
+    optional: bool,
+) -> Result<Vec<ProjectedFile>, String> {
+    match items {
+        None => Ok(data
+            .into_iter()
+            .map(|(k, v)| ProjectedFile {
+                path: k,
+                data: v,
+                mode: default_mode,
+            })
+            .collect()),
+        Some(items) => {
+            let mut out = Vec::new();
+            for it in items {
+                match data.get(&it.key) {
+                    Some(v) => out.push(ProjectedFile {
+                        path: it.path.clone(),
+                        data: v.clone(),
+                        mode: mode(it.mode, default_mode),
+                    }),
+                    None if optional => {}
+                    None => {
+                        return Err(format!(
+                            "configured to use key {} of {what}, but key was not found",
+                            it.key
+                        ));
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Resolves the pod's volumes: emptyDir, hostPath, configMap, secret, downwardAPI. Errors are
+/// `MountVolume.SetUp failed for volume "<v>" : <why>` as the kubelet's FailedMount events.
+pub async fn volumes(
+    objects: &dyn Objects,
+    pod: &Pod,
+    pod_ip: &str,
+    node: &NodeFacts,
+) -> Result<Vec<VolumeConfig>, String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let spec_volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    for v in spec_volumes {
+        let fail =
+            |why: String| format!("MountVolume.SetUp failed for volume {:?} : {why}", v.name);
+        let source = if let Some(e) = &v.empty_dir {
+            VolumeSource::EmptyDir {
+                memory: e.medium.as_deref() == Some("Memory"),
+            }
+        } else if let Some(h) = &v.host_path {
+            let kind = HostPathType::parse(h.type_.as_deref().unwrap_or(""))
+                .ok_or_else(|| fail(format!("invalid HostPathType {:?}", h.type_)))?;
+            VolumeSource::HostPath {
+                path: PathBuf::from(&h.path),
+                kind,
+            }
+        } else if let Some(c) = &v.config_map {
+            let default_mode = mode(c.default_mode, 0o644);
+            let optional = c.optional == Some(true);
+            let cm = objects.config_map(&ns, &c.name).await.map_err(&fail)?;
+            let files = match cm {
+                None if optional => Vec::new(),
+                None => return Err(fail(not_found("configmap", &c.name))),
+                Some(cm) => {
+                    let mut data: BTreeMap<String, Vec<u8>> = cm
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect();
+                    for (k, v) in cm.binary_data.unwrap_or_default() {
+                        data.insert(k, v.0);
+                    }
+                    key_files(
+                        data,
+                        c.items.as_ref(),
+                        default_mode,
+                        &format!("ConfigMap {ns}/{}", c.name),
+                        optional,
+                    )
+                    .map_err(&fail)?
+                }
+            };
+            VolumeSource::Files {
+                files,
+                default_mode,
+            }
+        } else if let Some(s) = &v.secret {
+            let default_mode = mode(s.default_mode, 0o644);
+            let optional = s.optional == Some(true);
+            let name = s.secret_name.clone().unwrap_or_default();
+            let secret = objects.secret(&ns, &name).await.map_err(&fail)?;
+            let files = match secret {
+                None if optional => Vec::new(),
+                None => return Err(fail(not_found("secret", &name))),
+                Some(sec) => {
+                    let data = secret_strings(sec)
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect();
+                    key_files(
+                        data,
+                        s.items.as_ref(),
+                        default_mode,
+                        &format!("Secret {ns}/{name}"),
+                        optional,
+                    )
+                    .map_err(&fail)?
+                }
+            };
+            VolumeSource::Files {
+                files,
+                default_mode,
+            }
+        } else if let Some(d) = &v.downward_api {
+            let default_mode = mode(d.default_mode, 0o644);
+            let mut files = Vec::new();
+            for it in d.items.iter().flatten() {
+                let value = if let Some(f) = &it.field_ref {
+                    field_ref(pod, &f.field_path, pod_ip, &node.host_ip.to_string())
+                        .map_err(&fail)?
+                } else if let Some(r) = &it.resource_field_ref {
+                    let name = r.container_name.clone().unwrap_or_default();
+                    let c = pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.containers.iter().find(|c| c.name == name))
+                        .ok_or_else(|| fail(format!("container {name:?} not found")))?;
+                    resource_field_ref(
+                        c,
+                        &r.resource,
+                        r.divisor.as_ref().map(|d| d.0.as_str()),
+                        node,
+                    )
+                    .map_err(&fail)?
+                } else {
+                    String::new()
+                };
+                files.push(ProjectedFile {
+                    path: it.path.clone(),
+                    data: value.into_bytes(),
+                    mode: mode(it.mode, default_mode),
+                });
+            }
+            VolumeSource::Files {
+                files,
+                default_mode,
+            }
+        } else {
+            return Err(fail(
+                "volume type not supported by paddock (supported: emptyDir, hostPath, configMap, secret, downwardAPI)".into(),
+            ));
+        };
+        out.push(VolumeConfig {
+            name: v.name.clone(),
+            source,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,277 @@
+//! What a pod worker knows about its pod: the container instances it started (newest last),
+//! cached waiting reasons, back-off, kills in flight. [`super::plan`] and [`super::status`]
+//! read it; only the driver ([`super::worker`]) changes it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use probe::{ProbeResult, ProbeType};
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::runtime::{ContainerId, Sandbox};
+
+/// The prefix of container IDs in status (`<runtime>://<id>`).
+pub const ID_PREFIX: &str = "paddock://";
+
+/// How a container instance ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// Exit code (128 + signal when killed by a signal).
+    pub exit_code: i32,
+    /// `Completed`, `Error`, `StartError`, `ContainerStatusUnknown`.
+    pub reason: String,
+    /// Message, if any.
+    pub message: Option<String>,
+    /// Wall-clock end.
+    pub finished_at: SystemTime,
+    /// End on the tokio clock (back-off).
+    pub finished: Instant,
+}
+
+/// One container instance (a start of a container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Runtime id.
+    pub id: ContainerId,
+    /// Instance number = restart count.
+    pub restart_count: i32,
+    /// Wall-clock start (`None`: it never started — a start error).
+    pub started_at: Option<SystemTime>,
+    /// Start on the tokio clock (probe initial delays).
+    pub started: Instant,
+    /// Set once it ended.
+    pub exit: Option<ExitInfo>,
+}
+
+impl Instance {
+    /// `paddock://<id>`, as status and probe workers see it.
+    pub fn status_id(&self) -> Arc<str> {
+        Arc::from(format!("{ID_PREFIX}{}", self.id.0))
+    }
+
+    /// Whether it is still running.
+    pub fn running(&self) -> bool {
+        self.exit.is_none()
+    }
+}
+
+/// Why a container is being killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillReason {
+    /// Failed liveness probe.
+    Liveness,
+    /// Failed startup probe.
+    Startup,
+    /// Pod deletion or completion.
+    Stop,
+    /// A failed postStart hook.
+    PostStartHook,
+}
+
+/// A container of the pod spec with its place.
+#[derive(Debug, Clone, Copy)]
+pub struct SpecRef<'a> {
+    /// The container.
+    pub container: &'a Container,
+    /// An init container.
+    pub init: bool,
+}
+
+impl SpecRef<'_> {
+    /// A restartable init container (sidecar).
+    pub fn sidecar(&self) -> bool {
+        self.init && self.container.restart_policy.as_deref() == Some("Always")
+    }
+}
+
+/// Probe facts the planner and the status generator need.
+pub trait Probes {
+    /// The cached result of `ty` for container instance `status_id`.
+    fn result(&self, ty: ProbeType, status_id: &str) -> Option<ProbeResult>;
+    /// Whether container `name` has a `ty` worker.
+    fn has(&self, name: &str, ty: ProbeType) -> bool;
+}
+
+/// [`Probes`] with nothing (no probes).
+#[derive(Debug, Default)]
+pub struct NoProbes;
+
+impl Probes for NoProbes {
+    fn result(&self, _ty: ProbeType, _id: &str) -> Option<ProbeResult> {
+        None
+    }
+    fn has(&self, _name: &str, _ty: ProbeType) -> bool {
+        false
+    }
+}
+
+/// The pod worker's state.
+#[derive(Debug, Clone)]
+pub struct PodState {
+    /// The latest pod object from the API.
+    pub pod: Arc<Pod>,
+    /// The sandbox, once created.
+    pub sandbox: Option<Sandbox>,
+    /// Instances per container name, oldest first (the last two are kept).
+    pub instances: HashMap<String, Vec<Instance>>,
+    /// Why a container could not be started (reason, message): the kubelet's reason cache.
+    pub waiting: HashMap<String, (String, String)>,
+    /// Restart back-off per container name.
+    pub backoff: Backoff,
+    /// Kills in flight.
+    pub killing: HashMap<ContainerId, KillReason>,
+    /// The pod reached Succeeded/Failed (sticky).
+    pub terminal_phase: Option<&'static str>,
+    /// `status.startTime`.
+    pub start_time: Option<k8s_openapi::jiff::Timestamp>,
+    /// The pod is gone from the API (force deletion): stop without status.
+    pub removed: bool,
+    /// Containers whose liveness/startup workers were stopped for termination.
+    pub quiet: HashSet<String>,
+}
+
+impl PodState {
+    /// A fresh state for `pod`.
+    pub fn new(pod: Arc<Pod>) -> Self {
+        Self {
+            pod,
+            sandbox: None,
+            instances: HashMap::new(),
+            waiting: HashMap::new(),
+            backoff: Backoff::default(),
+            killing: HashMap::new(),
+            terminal_phase: None,
+            start_time: None,
+            removed: false,
+            quiet: HashSet::new(),
+        }
+    }
+
+    /// The newest instance of `name`.
+    pub fn latest(&self, name: &str) -> Option<&Instance> {
+        self.instances.get(name).and_then(|v| v.last())
+    }
+
+    /// The instance before the newest.
+    pub fn previous(&self, name: &str) -> Option<&Instance> {
+        self.instances
+            .get(name)
+            .and_then(|v| v.len().checked_sub(2).and_then(|i| v.get(i)))
+    }
+
+    /// Records a new instance, keeping two per name.
+    pub fn push_instance(&mut self, name: &str, inst: Instance) {
+        let v = self.instances.entry(name.to_string()).or_default();
+        v.push(inst);
+        if v.len() > 2 {
+            v.remove(0);
+        }
+    }
+
+    /// Finds an instance by id.
+    pub fn instance_mut(&mut self, id: &ContainerId) -> Option<&mut Instance> {
+        self.instances
+            .values_mut()
+            .flat_map(|v| v.iter_mut())
+            .find(|i| &i.id == id)
+    }
+
+    /// Init containers then regular containers of the spec.
+    pub fn containers(&self) -> Vec<SpecRef<'_>> {
+        let Some(spec) = self.pod.spec.as_ref() else {
+            return Vec::new();
+        };
+        let init = spec.init_containers.iter().flatten().map(|c| SpecRef {
+            container: c,
+            init: true,
+        });
+        let regular = spec.containers.iter().map(|c| SpecRef {
+            container: c,
+            init: false,
+        });
+        init.chain(regular).collect()
+    }
+
+    /// The spec of container `name`.
+    pub fn spec_of(&self, name: &str) -> Option<SpecRef<'_>> {
+        self.containers()
+            .into_iter()
+            .find(|c| c.container.name == name)
+    }
+
+    /// `spec.restartPolicy` (default `Always`).
+    pub fn restart_policy(&self) -> &str {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always")
+    }
+
+    /// Whether the pod has a deletion timestamp (or is gone from the API).
+    pub fn deleting(&self) -> bool {
+        self.removed || self.pod.metadata.deletion_timestamp.is_some()
+    }
+
+    /// `name_namespace(uid)`, the kubelet's `format.Pod`.
+    pub fn format_pod(&self) -> String {
+        let m = &self.pod.metadata;
+        format!(
+            "{}_{}({})",
+            m.name.as_deref().unwrap_or(""),
+            m.namespace.as_deref().unwrap_or(""),
+            m.uid.as_deref().unwrap_or("")
+        )
+    }
+
+    /// Whether a terminated container `c` that exited with `code` is restarted
+    /// (`ShouldContainerBeRestarted` + sidecars, which always restart).
+    pub fn should_restart(&self, c: SpecRef<'_>, code: i32) -> bool {
+        if self.deleting() || self.terminal_phase.is_some() {
+            return false;
+        }
+        if c.sidecar() {
+            return true;
+        }
+        match self.restart_policy() {
+            "Never" => false,
+            "OnFailure" => code != 0,
+            _ => true,
+        }
+    }
+
+    /// `started` of container `c` per [prober_manager.go `isContainerStarted`].
+    pub fn started(&self, c: SpecRef<'_>, probes: &dyn Probes) -> bool {
+        let Some(inst) = self.latest(&c.container.name) else {
+            return false;
+        };
+        if !inst.running() {
+            return false;
+        }
+        match probes.result(ProbeType::Startup, &inst.status_id()) {
+            Some(r) => r == ProbeResult::Success,
+            None => !probes.has(&c.container.name, ProbeType::Startup),
+        }
+    }
+
+    /// `ready` of container `c` per [prober_manager.go `UpdatePodStatus`]; regular init
+    /// containers are ready iff they exited 0.
+    pub fn ready(&self, c: SpecRef<'_>, probes: &dyn Probes) -> bool {
+        let Some(inst) = self.latest(&c.container.name) else {
+            return false;
+        };
+        if c.init && !c.sidecar() {
+            return inst.exit.as_ref().is_some_and(|e| e.exit_code == 0);
+        }
+        if !self.started(c, probes) {
+            return false;
+        }
+        match probes.result(ProbeType::Readiness, &inst.status_id()) {
+            Some(r) => r == ProbeResult::Success,
+            None => !probes.has(&c.container.name, ProbeType::Readiness),
+        }
+    }
+}

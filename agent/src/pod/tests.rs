@@ -1,0 +1,1 @@
+//! Pod worker tests on paused time with a scripted runtime.

@@ -1,0 +1,1045 @@
+//! The tokio driver of one pod: runs [`plan`] on every event (pod update, container exit,
+//! probe result change, back-off expiry, a 10 s resync), carries out its actions through the
+//! runtime, and pushes the status derived from the state when it changed.
+//!
+//! Kills run as tasks so the worker keeps serving probe results while a container shuts down
+//! (readiness keeps being reported during termination). Probe workers (one per container ×
+//! probe type, from the `probe` crate) read the pod status through a `watch` channel the
+//! driver updates after every sync, and report through a per-pod [`ResultsCache`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{LifecycleHandler, Pod, PodStatus};
+use k8s_openapi::jiff::Timestamp;
+use parking_lot::Mutex;
+use probe::{
+    ExecError, ExecOutput, ExecRunner, HandlerEnv, ProbeHistory, ProbeResult, ProbeSpec, ProbeType,
+    Prober, ResultsCache, WorkerConfig, WorkerHandle, WorkerKey, WorkerParams,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use super::config::{self, NodeFacts, Objects};
+use super::model::{ExitInfo, Instance, KillReason, PodState, Probes, SpecRef};
+use super::plan::{Action, plan};
+use super::status::{self, StatusInputs};
+use crate::events::{EventRecorder, EventType, ObjectRef};
+use crate::runtime::{ContainerId, Exited, Recovered, Runtime, SandboxConfig};
+
+/// How often a pod is synced without any event (the status manager's `syncPeriod`).
+pub const RESYNC: Duration = Duration::from_secs(10);
+/// Retry delay after a failed sandbox creation, mount or container configuration.
+pub const RETRY: Duration = Duration::from_secs(10);
+/// The smallest grace period a kill gets (`minimumGracePeriodInSeconds`).
+pub const MIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Where pod status goes and how a finished pod is removed.
+pub trait StatusWriter: Send + Sync {
+    /// Writes `status` as the pod's status.
+    fn write<'a>(
+        &'a self,
+        pod: &'a Pod,
+        status: &'a PodStatus,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// Deletes the pod object (grace 0, UID precondition) once it is terminated here.
+    fn delete<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// [`StatusWriter`] through the API (merge patch of `status`; DELETE with grace 0).
+#[derive(Clone)]
+pub struct ApiStatus(pub kube::Client);
+
+impl StatusWriter for ApiStatus {
+    fn write<'a>(
+        &'a self,
+        pod: &'a Pod,
+        status: &'a PodStatus,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            let name = pod.metadata.name.as_deref().unwrap_or("");
+            let api: kube::Api<Pod> = kube::Api::namespaced(self.0.clone(), ns);
+            let patch = serde_json::json!({ "status": status });
+            api.patch_status(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })
+    }
+
+    fn delete<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            let name = pod.metadata.name.as_deref().unwrap_or("");
+            let api: kube::Api<Pod> = kube::Api::namespaced(self.0.clone(), ns);
+            let dp = kube::api::DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(kube::api::Preconditions {
+                    uid: pod.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match api.delete(name, &dp).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
+/// What every pod worker shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// The container runtime.
+    pub runtime: Arc<dyn Runtime>,
+    /// Status writes and pod removal.
+    pub status: Arc<dyn StatusWriter>,
+    /// ConfigMaps and Secrets.
+    pub objects: Arc<dyn Objects>,
+    /// Events.
+    pub events: EventRecorder,
+    /// Node facts for env and volumes.
+    pub node: NodeFacts,
+    /// Probe handler environment.
+    pub handler_env: HandlerEnv,
+    /// When the agent started (probe jitter, adoption).
+    pub agent_started: Instant,
+    /// Running containers by pod, for logs and exec.
+    pub directory: Arc<Directory>,
+}
+
+/// One container's instances as logs and exec need them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEntry {
+    /// Newest instance id and its restart count, if any.
+    pub current: Option<(ContainerId, i32, bool)>,
+    /// The instance before it.
+    pub previous: Option<(ContainerId, i32)>,
+    /// The waiting reason when not running (`ContainerCreating`, `CrashLoopBackOff`…).
+    pub waiting: Option<String>,
+}
+
+/// A pod's containers, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodEntry {
+    /// Pod UID.
+    pub uid: String,
+    /// Containers (init and regular) in spec order.
+    pub containers: Vec<(String, ContainerEntry)>,
+}
+
+/// The agent's map of pods to their containers (for the logs/exec API).
+#[derive(Debug, Default)]
+pub struct Directory {
+    pods: Mutex<HashMap<(String, String), PodEntry>>,
+}
+
+impl Directory {
+    /// The entry of pod `ns/name`.
+    pub fn get(&self, ns: &str, name: &str) -> Option<PodEntry> {
+        self.pods
+            .lock()
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+    }
+    fn set(&self, ns: &str, name: &str, e: PodEntry) {
+        self.pods
+            .lock()
+            .insert((ns.to_string(), name.to_string()), e);
+    }
+    fn remove(&self, ns: &str, name: &str, uid: &str) {
+        let mut m = self.pods.lock();
+        let key = (ns.to_string(), name.to_string());
+        if m.get(&key).is_some_and(|e| e.uid == uid) {
+            m.remove(&key);
+        }
+    }
+}
+
+/// Messages from the pod manager.
+#[derive(Debug)]
+pub enum PodMsg {
+    /// A new version of the pod object.
+    Update(Arc<Pod>),
+    /// The pod object is gone from the API.
+    Removed,
+}
+
+#[derive(Debug)]
+enum Internal {
+    Exited(ContainerId, Exited),
+    Killed(ContainerId),
+}
+
+/// Probe workers and their results for one pod.
+struct PodProbes {
+    results: Arc<ResultsCache>,
+    workers: HashMap<(String, ProbeType), WorkerHandle>,
+}
+
+impl Probes for PodProbes {
+    fn result(&self, ty: ProbeType, id: &str) -> Option<ProbeResult> {
+        self.results.get(ty, id)
+    }
+    fn has(&self, name: &str, ty: ProbeType) -> bool {
+        self.workers.contains_key(&(name.to_string(), ty))
+    }
+}
+
+/// Runs exec probes in whatever instance of a container is current.
+struct CurrentExec {
+    runtime: Arc<dyn Runtime>,
+    current: Arc<Mutex<Option<ContainerId>>>,
+}
+
+impl ExecRunner for CurrentExec {
+    fn run<'a>(
+        &'a self,
+        argv: &'a [String],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
+        let id = self.current.lock().clone();
+        Box::pin(async move {
+            let id = id.ok_or_else(|| ExecError::Runtime("container is not running".into()))?;
+            self.runtime.exec_runner(&id).run(argv, timeout).await
+        })
+    }
+}
+
+/// A running pod worker.
+#[derive(Debug)]
+pub struct PodWorker {
+    tx: mpsc::UnboundedSender<PodMsg>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PodWorker {
+    /// Starts the worker of `pod`; `adopt` is what a previous agent run left of it.
+    pub fn spawn(shared: Shared, pod: Arc<Pod>, adopt: Option<Recovered>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(shared, pod, adopt, rx));
+        Self { tx, task }
+    }
+
+    /// Sends a message; false when the worker has finished.
+    pub fn send(&self, msg: PodMsg) -> bool {
+        self.tx.send(msg).is_ok()
+    }
+
+    /// Whether the worker finished.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits for the worker to finish.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+struct Driver {
+    shared: Shared,
+    state: PodState,
+    probes: PodProbes,
+    view: watch::Sender<Option<Arc<probe::PodStatusView>>>,
+    internal: mpsc::UnboundedSender<Internal>,
+    current: HashMap<String, Arc<Mutex<Option<ContainerId>>>>,
+    last_status: Option<PodStatus>,
+    requeue: Option<Instant>,
+    sandbox_stopped: bool,
+    done: bool,
+}
+
+async fn run(
+    shared: Shared,
+    pod: Arc<Pod>,
+    adopt: Option<Recovered>,
+    mut rx: mpsc::UnboundedReceiver<PodMsg>,
+) {
+    let (results, mut results_rx) = ResultsCache::new();
+    let (view, _) = watch::channel(None);
+    let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let mut state = PodState::new(pod.clone());
+    state.start_time = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0)
+        .or_else(|| Some(Timestamp::now()));
+    if let Some(p) = pod.status.as_ref().and_then(|s| s.phase.as_deref())
+        && (p == "Succeeded" || p == "Failed")
+    {
+        state.terminal_phase = Some(if p == "Succeeded" {
+            "Succeeded"
+        } else {
+            "Failed"
+        });
+    }
+    let mut d = Driver {
+        shared,
+        state,
+        probes: PodProbes {
+            results,
+            workers: HashMap::new(),
+        },
+        view,
+        internal,
+        current: HashMap::new(),
+        last_status: pod.status.clone(),
+        requeue: None,
+        sandbox_stopped: false,
+        done: false,
+    };
+    if let Some(r) = adopt {
+        d.adopt(r);
+    }
+    d.start_probe_workers();
+    loop {
+        d.sync().await;
+        if d.done {
+            break;
+        }
+        let wake = d
+            .requeue
+            .unwrap_or_else(|| Instant::now() + RESYNC)
+            .min(Instant::now() + RESYNC);
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(PodMsg::Update(p)) => d.state.pod = p,
+                Some(PodMsg::Removed) | None => d.state.removed = true,
+            },
+            Some(ev) = internal_rx.recv() => d.internal(ev),
+            Some(_) = results_rx.recv() => {}
+            _ = sleep_until(wake) => { d.requeue = None; }
+        }
+        // Take everything that is already queued before syncing again.
+        while let Ok(ev) = internal_rx.try_recv() {
+            d.internal(ev);
+        }
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                PodMsg::Update(p) => d.state.pod = p,
+                PodMsg::Removed => d.state.removed = true,
+            }
+        }
+        while results_rx.try_recv().is_ok() {}
+    }
+    for (_, w) in d.probes.workers.drain() {
+        w.stop();
+    }
+    let m = &d.state.pod.metadata;
+    d.shared.directory.remove(
+        m.namespace.as_deref().unwrap_or(""),
+        m.name.as_deref().unwrap_or(""),
+        m.uid.as_deref().unwrap_or(""),
+    );
+}
+
+fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart: bool) -> String {
+    let who = if c.is_some_and(|c| c.init) {
+        "Init container"
+    } else {
+        "Container"
+    };
+    let suffix = if restart { ", will be restarted" } else { "" };
+    match reason {
+        KillReason::Liveness => format!("{who} {name} failed liveness probe{suffix}"),
+        KillReason::Startup => format!("{who} {name} failed startup probe{suffix}"),
+        KillReason::PostStartHook => "FailedPostStartHook".to_string(),
+        KillReason::Stop => format!("Stopping container {name}"),
+    }
+}
+
+impl Driver {
+    fn pod(&self) -> Arc<Pod> {
+        self.state.pod.clone()
+    }
+
+    fn container_ref(&self, name: &str) -> ObjectRef {
+        let init = self.state.spec_of(name).is_some_and(|c| c.init);
+        ObjectRef::container(&self.state.pod, name, init)
+    }
+
+    fn event(&self, name: Option<&str>, kind: EventType, reason: &str, message: String) {
+        let obj = match name {
+            Some(n) => self.container_ref(n),
+            None => ObjectRef::pod(&self.state.pod),
+        };
+        self.shared.events.record(&obj, kind, reason, message);
+    }
+
+    fn current_slot(&mut self, name: &str) -> Arc<Mutex<Option<ContainerId>>> {
+        self.current
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(None)))
+            .clone()
+    }
+
+    fn watch_exit(&self, id: ContainerId) {
+        let rt = self.shared.runtime.clone();
+        let tx = self.internal.clone();
+        tokio::spawn(async move {
+            let ex = rt.wait_container(&id).await;
+            let _ = tx.send(Internal::Exited(id, ex));
+        });
+    }
+
+    fn adopt(&mut self, r: Recovered) {
+        self.state.sandbox = Some(r.sandbox);
+        let now = Instant::now();
+        for c in r.containers {
+            let age = SystemTime::now()
+                .duration_since(c.started_at)
+                .unwrap_or_default();
+            let started = now.checked_sub(age).unwrap_or(now);
+            let inst = Instance {
+                id: c.id.clone(),
+                restart_count: c.restart_count,
+                started_at: Some(c.started_at),
+                started,
+                exit: None,
+            };
+            *self.current_slot(&c.name).lock() = Some(c.id.clone());
+            self.state.push_instance(&c.name, inst);
+            self.watch_exit(c.id);
+        }
+    }
+
+    fn start_probe_workers(&mut self) {
+        let pod = self.pod();
+        let uid: Arc<str> = Arc::from(pod.metadata.uid.as_deref().unwrap_or(""));
+        let format_pod = self.state.format_pod();
+        let specs: Vec<(k8s_openapi::api::core::v1::Container, bool, bool)> = self
+            .state
+            .containers()
+            .into_iter()
+            .filter(|c| !c.init || c.sidecar())
+            .map(|c| (c.container.clone(), c.init, c.sidecar()))
+            .collect();
+        for (c, init, sidecar) in specs {
+            for ty in [
+                ProbeType::Startup,
+                ProbeType::Readiness,
+                ProbeType::Liveness,
+            ] {
+                let probe = match ty {
+                    ProbeType::Startup => c.startup_probe.as_ref(),
+                    ProbeType::Readiness => c.readiness_probe.as_ref(),
+                    ProbeType::Liveness => c.liveness_probe.as_ref(),
+                };
+                let Some(probe) = probe else { continue };
+                let spec = Arc::new(ProbeSpec::new(ty, probe, &c, &format_pod));
+                let exec = Arc::new(CurrentExec {
+                    runtime: self.shared.runtime.clone(),
+                    current: self.current_slot(&c.name),
+                });
+                let sink = self
+                    .shared
+                    .events
+                    .sink(ObjectRef::container(&pod, &c.name, init));
+                let prober = Prober::new(spec.clone(), self.shared.handler_env.clone(), exec, sink);
+                let params = WorkerParams {
+                    key: WorkerKey {
+                        pod_uid: uid.clone(),
+                        container: Arc::from(c.name.as_str()),
+                        probe_type: ty,
+                    },
+                    config: WorkerConfig::from_spec(&spec, sidecar, self.shared.agent_started),
+                    period: spec.period,
+                    status: self.view.subscribe(),
+                    runner: Arc::new(prober),
+                    results: self.probes.results.clone(),
+                    history: Arc::new(ProbeHistory::new(probe::history::DEFAULT_HISTORY)),
+                };
+                self.probes
+                    .workers
+                    .insert((c.name.clone(), ty), probe::worker::spawn(params));
+            }
+        }
+    }
+
+    fn internal(&mut self, ev: Internal) {
+        match ev {
+            Internal::Exited(id, ex) => {
+                self.state.killing.remove(&id);
+                if let Some(inst) = self.state.instance_mut(&id)
+                    && inst.exit.is_none()
+                {
+                    inst.exit = Some(ExitInfo {
+                        exit_code: ex.exit_code,
+                        reason: ex.reason,
+                        message: ex.message,
+                        finished_at: ex.finished_at,
+                        finished: Instant::now(),
+                    });
+                }
+                for slot in self.current.values() {
+                    let mut s = slot.lock();
+                    if s.as_ref() == Some(&id) {
+                        *s = None;
+                    }
+                }
+            }
+            Internal::Killed(id) => {
+                // The exit arrives through the waiter; nothing else to do.
+                tracing::debug!(%id, "kill finished");
+            }
+        }
+    }
+
+    fn requeue_in(&mut self, d: Duration) {
+        let at = Instant::now() + d;
+        self.requeue = Some(self.requeue.map_or(at, |r| r.min(at)));
+    }
+
+    async fn sync(&mut self) {
+        let now = Instant::now();
+        let p = plan(&self.state, &self.probes, now);
+        if let Some(r) = p.requeue {
+            self.requeue_in(r);
+        }
+        for a in p.actions {
+            match a {
+                Action::CreateSandbox => self.create_sandbox().await,
+                Action::Start { name } => self.start(&name).await,
+                Action::Kill {
+                    id,
+                    name,
+                    reason,
+                    restart,
+                } => self.kill(id, &name, reason, restart),
+                Action::BackOff {
+                    name,
+                    remaining: _,
+                    message,
+                } => {
+                    self.state
+                        .waiting
+                        .insert(name.clone(), ("CrashLoopBackOff".into(), message));
+                    let msg = format!(
+                        "Back-off restarting failed container {name} in pod {}",
+                        self.state.format_pod()
+                    );
+                    self.event(Some(&name), EventType::Warning, "BackOff", msg);
+                }
+                Action::StopLivenessAndStartup => {
+                    for ((name, ty), w) in &self.probes.workers {
+                        if matches!(ty, ProbeType::Liveness | ProbeType::Startup) {
+                            w.stop();
+                        }
+                        self.state.quiet.insert(name.clone());
+                    }
+                    let names: Vec<String> = self
+                        .state
+                        .containers()
+                        .iter()
+                        .map(|c| c.container.name.clone())
+                        .collect();
+                    self.state.quiet.extend(names);
+                }
+                Action::StopSandbox => self.stop_sandbox().await,
+                Action::Finish => {
+                    self.finish().await;
+                    return;
+                }
+            }
+        }
+        self.publish().await;
+    }
+
+    async fn stop_sandbox(&mut self) {
+        if self.sandbox_stopped {
+            return;
+        }
+        if let Some(sb) = &self.state.sandbox
+            && let Err(e) = self.shared.runtime.stop_sandbox(sb).await
+        {
+            tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot stop sandbox");
+        }
+        self.sandbox_stopped = true;
+    }
+
+    async fn finish(&mut self) {
+        for (_, w) in self.probes.workers.drain() {
+            w.stop();
+        }
+        self.stop_sandbox().await;
+        if !self.state.removed {
+            let phase = status::phase(&self.state, &self.probes);
+            self.state.terminal_phase = Some(phase);
+            self.publish().await;
+            let pod = self.pod();
+            if let Err(e) = self.shared.status.delete(&pod).await {
+                tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot remove pod");
+                self.requeue_in(RETRY);
+                return;
+            }
+        }
+        self.done = true;
+    }
+
+    async fn create_sandbox(&mut self) {
+        let pod = self.pod();
+        let vols = match config::volumes(
+            &*self.shared.objects,
+            &pod,
+            &self.shared.node.host_ip.to_string(),
+            &self.shared.node,
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(msg) => {
+                self.event(None, EventType::Warning, "FailedMount", msg);
+                self.requeue_in(RETRY);
+                return;
+            }
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let cfg = SandboxConfig {
+            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: name.clone(),
+            hostname: spec.hostname.clone().unwrap_or(name),
+            host_network: spec.host_network == Some(true),
+            volumes: vols,
+            dns: Default::default(),
+            extra_hosts: spec
+                .host_aliases
+                .iter()
+                .flatten()
+                .map(|h| (h.ip.clone(), h.hostnames.clone().unwrap_or_default()))
+                .collect(),
+        };
+        match self.shared.runtime.run_sandbox(&cfg).await {
+            Ok(sb) => self.state.sandbox = Some(sb),
+            Err(e) => {
+                self.event(
+                    None,
+                    EventType::Warning,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                );
+                self.requeue_in(RETRY);
+            }
+        }
+    }
+
+    async fn start(&mut self, name: &str) {
+        let Some(sandbox) = self.state.sandbox.clone() else {
+            return;
+        };
+        let Some(c) = self.state.spec_of(name).map(|c| c.container.clone()) else {
+            return;
+        };
+        let now = Instant::now();
+        let restart_count = self.state.latest(name).map_or(0, |i| i.restart_count + 1);
+        if let Some(exit) = self.state.latest(name).and_then(|i| i.exit.clone()) {
+            self.state.backoff.advance(name, exit.finished, now);
+        }
+        let pod = self.pod();
+        let pod_ip = sandbox.pod_ip.to_string();
+        let built = config::container_config(
+            &*self.shared.objects,
+            &pod,
+            &c,
+            restart_count,
+            &pod_ip,
+            &self.shared.node,
+        )
+        .await;
+        let cfg = match built {
+            Ok((cfg, warnings)) => {
+                for (reason, msg) in warnings {
+                    self.event(None, EventType::Warning, &reason, msg);
+                }
+                cfg
+            }
+            Err(msg) => {
+                self.state.waiting.insert(
+                    name.to_string(),
+                    ("CreateContainerConfigError".into(), msg.clone()),
+                );
+                self.event(
+                    Some(name),
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
+                self.requeue_in(RETRY);
+                return;
+            }
+        };
+        self.event(
+            Some(name),
+            EventType::Normal,
+            "Pulled",
+            format!("Container image {:?} already present on machine", cfg.image),
+        );
+        match self.shared.runtime.start_container(&sandbox, &cfg).await {
+            Ok(started) => {
+                self.state.waiting.remove(name);
+                self.state.push_instance(
+                    name,
+                    Instance {
+                        id: started.id.clone(),
+                        restart_count,
+                        started_at: Some(started.started_at),
+                        started: Instant::now(),
+                        exit: None,
+                    },
+                );
+                *self.current_slot(name).lock() = Some(started.id.clone());
+                self.event(
+                    Some(name),
+                    EventType::Normal,
+                    "Created",
+                    format!("Created container: {name}"),
+                );
+                self.event(
+                    Some(name),
+                    EventType::Normal,
+                    "Started",
+                    format!("Started container {name}"),
+                );
+                self.watch_exit(started.id.clone());
+                let limit = Duration::from_secs(
+                    u64::try_from(self.grace_seconds(None)).unwrap_or(30).max(2),
+                );
+                if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref())
+                    && let Err(msg) = self.hook_ctx(name).run(h, &started.id, &c, limit).await
+                {
+                    self.event(Some(name), EventType::Warning, "FailedPostStartHook", msg);
+                    self.kill(started.id, name, KillReason::PostStartHook, false);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let now_wall = SystemTime::now();
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                self.state.waiting.remove(name);
+                self.state.push_instance(
+                    name,
+                    Instance {
+                        id: ContainerId(format!("{uid}-{name}-{restart_count}-failed")),
+                        restart_count,
+                        started_at: None,
+                        started: Instant::now(),
+                        exit: Some(ExitInfo {
+                            exit_code: 128,
+                            reason: "StartError".into(),
+                            message: Some(msg.clone()),
+                            finished_at: now_wall,
+                            finished: Instant::now(),
+                        }),
+                    },
+                );
+                self.event(
+                    Some(name),
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
+            }
+        }
+    }
+
+    fn hook_ctx(&self, name: &str) -> HookCtx {
+        HookCtx {
+            runtime: self.shared.runtime.clone(),
+            env: self.shared.handler_env.clone(),
+            events: self.shared.events.clone(),
+            obj: self.container_ref(name),
+            pod: self.state.format_pod(),
+            pod_ip: self
+                .state
+                .sandbox
+                .as_ref()
+                .map(|s| s.pod_ip.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The grace period for a kill [kuberuntime_container.go `killContainer`].
+    fn grace_seconds(&self, reason: Option<(KillReason, &str)>) -> i64 {
+        let pod = &self.state.pod;
+        if let Some(g) = pod.metadata.deletion_grace_period_seconds {
+            return g;
+        }
+        let spec = pod.spec.as_ref();
+        let mut g = spec
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        if let Some((reason, name)) = reason
+            && let Some(c) = self.state.spec_of(name)
+        {
+            let probe = match reason {
+                KillReason::Liveness => c.container.liveness_probe.as_ref(),
+                KillReason::Startup => c.container.startup_probe.as_ref(),
+                _ => None,
+            };
+            if let Some(t) = probe.and_then(|p| p.termination_grace_period_seconds) {
+                g = t;
+            }
+        }
+        g
+    }
+
+    fn kill(&mut self, id: ContainerId, name: &str, reason: KillReason, restart: bool) {
+        if self.state.killing.contains_key(&id) {
+            return;
+        }
+        self.state.killing.insert(id.clone(), reason);
+        let spec = self.state.spec_of(name);
+        let msg = kill_message(spec, name, reason, restart);
+        self.event(Some(name), EventType::Normal, "Killing", msg);
+        let grace = Duration::from_secs(
+            u64::try_from(self.grace_seconds(Some((reason, name)))).unwrap_or(0),
+        );
+        let pre_stop = spec
+            .and_then(|c| c.container.lifecycle.as_ref())
+            .and_then(|l| l.pre_stop.clone());
+        let container = spec.map(|c| c.container.clone());
+        let rt = self.shared.runtime.clone();
+        let tx = self.internal.clone();
+        // The hook needs `self`; run it through a detached copy of what it needs.
+        let hook = match (pre_stop, container) {
+            (Some(h), Some(c)) if !grace.is_zero() => Some((h, c)),
+            _ => None,
+        };
+        let hook_ctx = hook.map(|(h, c)| (h, c, self.hook_ctx(name)));
+        tokio::spawn(async move {
+            let start = Instant::now();
+            if let Some((h, c, ctx)) = hook_ctx {
+                let res = tokio::time::timeout(grace, ctx.run(&h, &id, &c, grace)).await;
+                if let Ok(Err(msg)) = res {
+                    ctx.events
+                        .record(&ctx.obj, EventType::Warning, "FailedPreStopHook", msg);
+                }
+            }
+            let left = grace.saturating_sub(start.elapsed()).max(MIN_GRACE);
+            if let Err(e) = rt.stop_container(&id, left).await {
+                tracing::warn!(%id, error = %e, "cannot stop container");
+            }
+            let _ = tx.send(Internal::Killed(id));
+        });
+    }
+
+    /// Pushes the status if it changed, updates the probe view, the directory and readiness
+    /// triggers; records the terminal phase.
+    async fn publish(&mut self) {
+        let pod = self.pod();
+        let phase = status::phase(&self.state, &self.probes);
+        if (phase == "Succeeded" || phase == "Failed")
+            && self.state.terminal_phase.is_none()
+            && !self.state.deleting()
+        {
+            self.state.terminal_phase = Some(phase);
+        }
+        let api_status = pod.status.clone().unwrap_or_default();
+        let mut old = self
+            .last_status
+            .clone()
+            .unwrap_or_else(|| api_status.clone());
+        // Foreign conditions come from the API; ours keep their transition times.
+        let mut conds: Vec<_> = old
+            .conditions
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| {
+                [
+                    "PodReadyToStartContainers",
+                    "Initialized",
+                    "Ready",
+                    "ContainersReady",
+                    "PodScheduled",
+                ]
+                .contains(&c.type_.as_str())
+            })
+            .collect();
+        for c in api_status.conditions.iter().flatten() {
+            if !conds.iter().any(|o| o.type_ == c.type_) {
+                conds.push(c.clone());
+            }
+        }
+        old.conditions = Some(conds);
+        old.qos_class = api_status.qos_class.clone();
+        let host_ip = self.shared.node.host_ip.to_string();
+        let st = status::generate(
+            &self.state,
+            &self.probes,
+            &StatusInputs {
+                host_ip: &host_ip,
+                old: Some(&old),
+                now: Timestamp::now(),
+            },
+        );
+        let view = status::probe_view(&self.state, &self.probes, st.phase.as_deref().unwrap_or(""));
+        self.view.send_replace(Some(Arc::new(view)));
+        self.update_directory();
+        // Manual readiness triggers [prober_manager.go `UpdatePodStatus`].
+        for c in self.state.containers() {
+            let name = &c.container.name;
+            if let Some(w) = self
+                .probes
+                .workers
+                .get(&(name.clone(), ProbeType::Readiness))
+                && let Some(inst) = self.state.latest(name).filter(|i| i.running())
+                && self.state.started(c, &self.probes)
+                && self.probes.result(ProbeType::Readiness, &inst.status_id())
+                    != Some(ProbeResult::Success)
+            {
+                w.trigger();
+            }
+        }
+        if self.state.removed {
+            return;
+        }
+        let unchanged = self.last_status.as_ref() == Some(&st)
+            && pod.status.as_ref().is_some_and(|s| same_status(s, &st));
+        if unchanged {
+            return;
+        }
+        match self.shared.status.write(&pod, &st).await {
+            Ok(()) => self.last_status = Some(st),
+            Err(e) => {
+                tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot write pod status");
+                self.last_status = Some(st);
+                self.requeue_in(Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn update_directory(&self) {
+        let pod = &self.state.pod;
+        let mut entry = PodEntry {
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            containers: Vec::new(),
+        };
+        for c in self.state.containers() {
+            let name = &c.container.name;
+            let latest = self.state.latest(name);
+            let waiting = match latest {
+                Some(i) if i.running() => None,
+                _ => Some(
+                    self.state
+                        .waiting
+                        .get(name)
+                        .map(|(r, _)| r.clone())
+                        .unwrap_or_else(|| "ContainerCreating".into()),
+                ),
+            };
+            entry.containers.push((
+                name.clone(),
+                ContainerEntry {
+                    current: latest.map(|i| (i.id.clone(), i.restart_count, i.running())),
+                    previous: self
+                        .state
+                        .previous(name)
+                        .map(|i| (i.id.clone(), i.restart_count)),
+                    waiting,
+                },
+            ));
+        }
+        self.shared.directory.set(
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or(""),
+            entry,
+        );
+    }
+}
+
+/// Whether the API's status already says what we would write (ignoring fields we do not own).
+fn same_status(api: &PodStatus, ours: &PodStatus) -> bool {
+    api.phase == ours.phase
+        && api.container_statuses == ours.container_statuses
+        && api.init_container_statuses == ours.init_container_statuses
+        && api.pod_ip == ours.pod_ip
+        && api.host_ip == ours.host_ip
+        && api.start_time == ours.start_time
+        && api.conditions == ours.conditions
+}
+
+/// What a preStop hook needs, detached from the driver.
+struct HookCtx {
+    runtime: Arc<dyn Runtime>,
+    env: HandlerEnv,
+    events: EventRecorder,
+    obj: ObjectRef,
+    pod: String,
+    pod_ip: String,
+}
+
+impl HookCtx {
+    /// Runs a lifecycle hook [pkg/kubelet/lifecycle/handlers.go]; `Err` carries the event
+    /// message.
+    async fn run(
+        &self,
+        h: &LifecycleHandler,
+        id: &ContainerId,
+        c: &k8s_openapi::api::core::v1::Container,
+        limit: Duration,
+    ) -> Result<(), String> {
+        let pod = &self.pod;
+        if let Some(e) = &h.exec {
+            let argv = e.command.clone().unwrap_or_default();
+            let go_argv = format!("[{}]", argv.join(" "));
+            let (err, output) = match self.runtime.exec_runner(id).run(&argv, limit).await {
+                Ok(ExecOutput {
+                    status: probe::ExecStatus::Exited(0),
+                    ..
+                }) => return Ok(()),
+                Ok(ExecOutput { status, output }) => (
+                    match status {
+                        probe::ExecStatus::Exited(code) => {
+                            format!("command '{}' exited with {code}: ", argv.join(" "))
+                        }
+                        probe::ExecStatus::TimedOut => "command timed out".into(),
+                    },
+                    String::from_utf8_lossy(&output).into_owned(),
+                ),
+                Err(e) => (e.to_string(), String::new()),
+            };
+            return Err(format!(
+                "Exec lifecycle hook ({go_argv}) for Container {:?} in Pod {pod:?} failed - error: {err}, message: {output:?}",
+                c.name
+            ));
+        }
+        if let Some(g) = &h.http_get {
+            let probe = k8s_openapi::api::core::v1::Probe {
+                http_get: Some(g.clone()),
+                ..Default::default()
+            };
+            let spec = ProbeSpec::new(ProbeType::Liveness, &probe, c, pod);
+            let probe::Handler::HttpGet(hs) = &spec.handler else {
+                return Ok(());
+            };
+            let out = probe::handler::http::probe(&self.env, hs, &self.pod_ip, limit).await;
+            return match (out.result, out.error) {
+                (probe::HandlerResult::Success | probe::HandlerResult::Warning, None) => Ok(()),
+                (_, e) => Err(format!(
+                    "Http lifecycle hook ({}) for Container {:?} in Pod {pod:?} failed - error: {}",
+                    g.path.clone().unwrap_or_default(),
+                    c.name,
+                    e.map_or(out.output, |e| e.to_string())
+                )),
+            };
+        }
+        if let Some(s) = &h.sleep {
+            let d = Duration::from_secs(u64::try_from(s.seconds).unwrap_or(0)).min(limit);
+            tokio::time::sleep(d).await;
+        }
+        Ok(())
+    }
+}
