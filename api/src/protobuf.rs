@@ -1,23 +1,26 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) turned into the
 //! JSON the same object would have, so the API server can run them through the one JSON
-//! pipeline ([`crate::object::decode`]). kubectl's typed-clientset writes (`kubectl create
-//! configmap|secret|deployment|service|namespace`, `kubectl run`, `kubectl expose`) send these.
+//! pipeline ([`crate::object::decode`]). kubectl 1.32's typed-clientset writes send these:
+//! `kubectl create configmap|secret|namespace|deployment|service …` (seen on the wire; `kubectl
+//! run` and `kubectl expose` send JSON).
 //!
 //! Start at [`decode_body`]. The body is the magic `k8s\0` and a `runtime.Unknown` envelope
 //! whose `raw` is the object message. The decoder is generic: it walks the generated table in
-//! `protobuf/schema.rs` (field number → JSON key and [`Kind`]), written by
-//! `tools/protobuf_schema.py` from the k8s-pb and k8s-openapi sources; rerun that script to add
-//! a kind. Wire reading lives in `protobuf/wire.rs`.
+//! `protobuf/schema.rs` (field number → JSON key and `Kind`), written by
+//! `tools/protobuf_schema.py` from the k8s-pb and k8s-openapi sources and
+//! `tools/protobuf_pointer_fields.txt`; rerun that script to add a kind. Wire reading lives in
+//! `protobuf/wire.rs`; real kubectl bodies are the fixtures in `protobuf/fixtures/`.
 //!
 //! JSON rules, as Go's encoders would produce them:
 //! * Go's protobuf marshaller writes every non-pointer field, so a present zero scalar is dropped
-//!   (`omitempty`) unless the field is required or a Go pointer ([`Presence::Always`]);
+//!   (`omitempty`) unless the field is required or a Go pointer (`Presence::Always`);
 //!   repeated and map fields appear only when non-empty; messages always appear (`{}`).
 //! * `Time` → RFC 3339 seconds (`null` when empty, as Go's zero time), `MicroTime` → 6 fraction
 //!   digits, `Duration` → Go's `1h2m3s`, `IntOrString` → number or string, `Quantity` → its
 //!   canonical string, `FieldsV1`/`RawExtension` → the embedded JSON, bytes → base64.
-//! * Structs embedded with `json:",inline"` ([`Presence::Inline`]) spill their fields into the
+//! * Structs embedded with `json:",inline"` (`Presence::Inline`) spill their fields into the
 //!   parent object.
+//! * Unknown fields are skipped; malformed input is an error, never a panic.
 
 use base64::Engine as _;
 use serde_json::{Map, Number, Value};

@@ -925,7 +925,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "mountPath", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 4, json: "recursiveReadOnly", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
+        Field { tag: 4, json: "recursiveReadOnly", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
     // 112
     Message { name: "api.core.v1.ContainerUser", fields: &[
@@ -1384,7 +1384,7 @@ pub(super) static MESSAGES: &[Message] = &[
     // 184
     Message { name: "api.core.v1.GrpcAction", fields: &[
         Field { tag: 1, json: "port", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "service", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
+        Field { tag: 2, json: "service", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
     // 185
     Message { name: "api.core.v1.SleepAction", fields: &[
