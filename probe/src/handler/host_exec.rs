@@ -2,14 +2,17 @@
 //!
 //! When the command exits, or at the timeout, the whole group gets `SIGKILL`, so a
 //! `sh -c 'sleep 10 & exit 1'` leaves no sleeper behind. A descendant that left the group
-//! (`setsid`, a daemonizing double fork) is found through a marker variable the runner puts in
-//! the command's environment (`PADDOCK_PROBE_EXEC=<id>`, inherited by every descendant) by
-//! scanning `/proc`; the scan only runs when it can matter — at a timeout, or when the output
-//! pipes stay open after the group is gone — so the common path costs one `killpg`.
+//! (`setsid`, a daemonizing double fork) but still holds the command's output pipes is found by
+//! scanning `/proc/*/fd` for those pipes and killed too; the scan only runs when it can matter —
+//! at a timeout, or when the pipes stay open after the group is gone — so the common path costs
+//! one `killpg`. A descendant that left the group *and* closed its inherited stdout/stderr is not
+//! found (nothing cheap marks it); the agent's container runtime (cgroup/PID namespace) is what
+//! contains those.
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -21,14 +24,9 @@ use tokio::time::Instant;
 
 use super::exec::{ExecError, ExecOutput, ExecRunner, ExecStatus, MAX_EXEC_OUTPUT};
 
-/// Name of the environment variable that marks every process a probe command starts.
-pub const MARKER_ENV: &str = "PADDOCK_PROBE_EXEC";
-
 /// How long to wait for output pipes to close after the group was killed before hunting for
 /// escaped descendants.
 const PIPE_GRACE: Duration = Duration::from_millis(50);
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Runs commands on the host, with optional extra environment and working directory.
 #[derive(Debug, Clone, Default)]
@@ -50,7 +48,7 @@ impl HostExecRunner {
         self
     }
 
-    /// Starts commands with an empty environment (plus [`Self::env`] entries and the marker).
+    /// Starts commands with an empty environment (plus [`Self::env`] entries).
     pub fn clear_env(mut self) -> Self {
         self.clear_env = true;
         self
@@ -97,13 +95,24 @@ async fn drain(pipe: Option<impl AsyncRead + Unpin>, keep: &mut Vec<u8>) {
     }
 }
 
-/// Sends `SIGKILL` to every process whose environment holds `MARKER_ENV=marker`.
-async fn kill_marked(marker: String) {
-    let _ = tokio::task::spawn_blocking(move || kill_marked_blocking(&marker)).await;
+/// The `pipe:[<inode>]` link names of our ends of the command's output pipes (the same pipes
+/// as the command's ends), read while they are still open.
+fn pipe_names(fds: &[RawFd]) -> Vec<String> {
+    fds.iter()
+        .filter_map(|fd| std::fs::metadata(format!("/proc/self/fd/{fd}")).ok())
+        .map(|m| format!("pipe:[{}]", m.ino()))
+        .collect()
 }
 
-fn kill_marked_blocking(marker: &str) {
-    let needle = format!("{MARKER_ENV}={marker}");
+/// Sends `SIGKILL` to every other process that holds one of `pipes` open.
+async fn kill_pipe_holders(pipes: Vec<String>) {
+    if pipes.is_empty() {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || kill_pipe_holders_blocking(&pipes)).await;
+}
+
+fn kill_pipe_holders_blocking(pipes: &[String]) {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -119,12 +128,15 @@ fn kill_marked_blocking(marker: &str) {
         if pid == me {
             continue;
         }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
             continue;
         };
-        if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes())
-            && let Ok(pid) = i32::try_from(pid)
-        {
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .ok()
+                .is_some_and(|l| l.to_str().is_some_and(|l| pipes.iter().any(|p| p == l)))
+        });
+        if holds && let Ok(pid) = i32::try_from(pid) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
@@ -155,11 +167,6 @@ impl HostExecRunner {
             return Err(ExecError::EmptyCommand);
         };
         let deadline = Instant::now() + timeout;
-        let marker = format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT_ID.fetch_add(1, Ordering::Relaxed)
-        );
         let mut cmd = Command::new(program);
         cmd.args(&argv[1..])
             .process_group(0)
@@ -171,7 +178,6 @@ impl HostExecRunner {
             cmd.env_clear();
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.env(MARKER_ENV, &marker);
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }
@@ -181,6 +187,13 @@ impl HostExecRunner {
             pgid: pid.map(Pid::from_raw),
         };
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let fds: Vec<RawFd> = [
+            stdout.as_ref().map(|p| p.as_raw_fd()),
+            stderr.as_ref().map(|p| p.as_raw_fd()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let status = {
             let reading = async { tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err)) };
@@ -197,7 +210,7 @@ impl HostExecRunner {
             group.kill();
             match exited {
                 None => {
-                    kill_marked(marker).await;
+                    kill_pipe_holders(pipe_names(&fds)).await;
                     let _ = child.wait().await;
                     ExecStatus::TimedOut
                 }
@@ -206,8 +219,8 @@ impl HostExecRunner {
                     if !read_all {
                         let grace = deadline.min(Instant::now() + PIPE_GRACE);
                         if tokio::time::timeout_at(grace, &mut reading).await.is_err() {
-                            // Someone outside the group still holds our pipes: hunt by marker.
-                            kill_marked(marker).await;
+                            // Someone outside the group still holds our pipes: find and kill.
+                            kill_pipe_holders(pipe_names(&fds)).await;
                             let _ = tokio::time::timeout_at(deadline, &mut reading).await;
                         }
                     }
