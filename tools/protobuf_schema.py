@@ -2,8 +2,8 @@
 """Generates `api/src/protobuf/schema.rs`, the table that `api::protobuf` walks to turn
 Kubernetes protobuf request bodies into JSON.
 
-Inputs (both crates.io sources already in the cargo registry; run `cargo fetch` in a crate that
-depends on them, or `cargo download`-style fetch, if missing):
+Inputs (crates.io sources in the cargo registry; when missing, the script runs `cargo fetch` on a
+throwaway manifest that depends on exactly these versions):
 
 * `k8s-pb` 0.9.0 (prost types of all Kubernetes protos): field numbers, wire types, which fields
   are repeated or maps, and the message type of each message field.
@@ -26,11 +26,14 @@ if the committed file differs from what would be generated.
 import glob
 import os
 import re
+import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "api", "src", "protobuf", "schema.rs")
 POINTERS = os.path.join(ROOT, "tools", "protobuf_pointer_fields.txt")
+CARGO_HOME = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
 
 # (apiVersion group, version, kind, k8s-pb module path, message name)
 ROOTS = [
@@ -79,11 +82,28 @@ def norm(name):
     return name.removeprefix("r#").replace("_", "").lower()
 
 
+def fetch_inputs():
+    """Puts the exact input crates into the cargo registry with `cargo fetch` on a throwaway
+    manifest (k8s-pb is deliberately no dependency of the workspace)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.makedirs(os.path.join(tmp, "src"))
+        open(os.path.join(tmp, "src", "lib.rs"), "w").close()
+        with open(os.path.join(tmp, "Cargo.toml"), "w") as fh:
+            fh.write(
+                '[package]\nname = "fetch-inputs"\nversion = "0.0.0"\nedition = "2021"\n'
+                '[dependencies]\nk8s-pb = "=0.9.0"\nk8s-openapi = "=0.29.0"\n'
+            )
+        subprocess.run(["cargo", "fetch", "--quiet"], cwd=tmp, check=True)
+
+
 def find_src(crate, sub):
-    pattern = os.path.expanduser(f"~/.cargo/registry/src/*/{crate}/{sub}")
+    pattern = os.path.join(CARGO_HOME, "registry", "src", "*", crate, sub)
     hits = sorted(glob.glob(pattern))
     if not hits:
-        sys.exit(f"{crate} not found in the cargo registry ({pattern}); run `cargo fetch`")
+        fetch_inputs()
+        hits = sorted(glob.glob(pattern))
+    if not hits:
+        sys.exit(f"{crate} not found in the cargo registry ({pattern})")
     return hits[-1]
 
 
