@@ -1,0 +1,128 @@
+//! `paddock up -f FILE…`: the main job. Starts the API server and the controllers in one
+//! process (the local node agent joins them once it exists), applies the files the way
+//! `kubectl apply --server-side` would (create or update; fields this command applied before and
+//! no longer lists are removed), prints where the kubeconfig is, and runs until SIGTERM/SIGINT.
+//!
+//! Every document is checked before anything is applied, so a bad file changes nothing and the
+//! error names the file, the document and the field.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use api::manifest::{self, Document};
+use api::patch::PatchType;
+use api::registry::ResourceInfo;
+use apiserver::registry::{PatchOptions, WriteOptions};
+
+use crate::cli::UpArgs;
+use crate::server::{resolve_data_dir, wait_for_signal};
+
+/// The field manager `paddock up` applies as (shown in managedFields).
+pub(crate) const FIELD_MANAGER: &str = "paddock";
+
+pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // Read and check everything first: a bad manifest must not half-apply.
+    let docs = load(&args.files)?;
+
+    let data_dir = resolve_data_dir(args.server.data_dir.clone())?;
+    let config = apiserver::Config {
+        listen: args.server.listen,
+        data_dir: data_dir.clone(),
+        memory_store: args.server.memory,
+        advertise_host: None,
+    };
+    let server = apiserver::start(config).await.with_context(|| {
+        format!(
+            "cannot start the API server (data dir {})",
+            data_dir.display()
+        )
+    })?;
+    let controllers = controllers::start(server.registry());
+
+    let applied = apply_all(&server.registry(), &docs).await;
+    println!("export KUBECONFIG={}", server.kubeconfig_path().display());
+    let result = match applied {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            wait_for_signal().await
+        }
+        Err(err) => Err(err),
+    };
+    tracing::info!("shutting down");
+    controllers.stop().await;
+    server.shutdown().await;
+    result
+}
+
+/// Reads the files (folders, `-` for stdin) and checks every document client-side.
+pub(crate) fn load(files: &[PathBuf]) -> anyhow::Result<Vec<(Document, &'static ResourceInfo)>> {
+    let docs = manifest::read_paths(files)?;
+    let mut checked = Vec::with_capacity(docs.len());
+    let mut errors = Vec::new();
+    for doc in docs {
+        match manifest::check_document(&doc) {
+            Ok((info, _defaulted)) => checked.push((doc, info)),
+            Err(err) => errors.push(err.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        anyhow::bail!("nothing was applied:\n  {}", errors.join("\n  "));
+    }
+    Ok(checked)
+}
+
+/// Server-side applies each checked document; returns kubectl-style result lines.
+async fn apply_all(
+    registry: &apiserver::Registry,
+    docs: &[(Document, &'static ResourceInfo)],
+) -> anyhow::Result<Vec<String>> {
+    let opts = PatchOptions {
+        write: WriteOptions {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            field_validation: api::object::FieldValidation::Strict,
+            dry_run: false,
+        },
+        force: true,
+    };
+    let mut lines = Vec::with_capacity(docs.len());
+    for (doc, info) in docs {
+        let meta = &doc.value["metadata"];
+        let name = meta["name"].as_str().unwrap_or_default();
+        let namespace = if info.namespaced {
+            meta["namespace"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("default")
+        } else {
+            ""
+        };
+        let body = serde_json::to_vec(&doc.value)?;
+        let (_, created, warnings) = apiserver::patch::patch(
+            registry,
+            info,
+            namespace,
+            name,
+            PatchType::Apply,
+            &body,
+            None,
+            &opts,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", doc.describe(), e.message))?;
+        for w in warnings {
+            tracing::warn!("{}: {w}", doc.describe());
+        }
+        let what = if info.group.is_empty() {
+            format!("{}/{name}", info.singular)
+        } else {
+            format!("{}.{}/{name}", info.singular, info.group)
+        };
+        lines.push(format!(
+            "{what} {}",
+            if created { "created" } else { "applied" }
+        ));
+    }
+    Ok(lines)
+}

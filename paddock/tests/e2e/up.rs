@@ -1,0 +1,62 @@
+//! `paddock up -f`: the main job, seen from the outside.
+
+use crate::support::{Server, manifest, run};
+
+#[test]
+fn up_applies_files_and_kubectl_sees_them() {
+    let (_d, path) = manifest(
+        "app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: '1'}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+    );
+    let s = Server::up(&[&path]);
+    assert_eq!(
+        s.kubectl(&["get", "cm", "cfg", "-o", "jsonpath={.data.a}"]),
+        "1"
+    );
+    let svc = s.get_json(&["get", "svc", "web", "--show-managed-fields"]);
+    assert_eq!(
+        svc["spec"]["ports"][0]["targetPort"], 80,
+        "server-side defaulting"
+    );
+    let managers: Vec<&str> = svc["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"paddock"), "{managers:?}");
+}
+
+#[test]
+fn up_with_a_bad_document_names_file_document_and_field_and_applies_nothing() {
+    let (dir, path) = manifest(
+        "app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sleep, '60']\n    livenessProbe:\n      exec: {command: [cat, /tmp/x]}\n      successThreshold: 2\n",
+    );
+    let data = dir.path().join("data");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("-f")
+        .arg(&path);
+    let out = run(cmd, None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "{}: document 2 (Pod \"p\"): spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1",
+        path.display()
+    );
+    assert!(err.contains(&want), "want {want:?} in:\n{err}");
+    assert!(err.contains("nothing was applied"), "{err}");
+
+    let (_, garbage) = manifest("bad.yaml", "kind: [unclosed\n");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("-f")
+        .arg(&garbage);
+    let out = run(cmd, None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&garbage.display().to_string()), "{err}");
+}
