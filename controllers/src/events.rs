@@ -33,7 +33,6 @@ pub(crate) const WARNING: &str = "Warning";
 #[derive(Debug, Clone)]
 pub(crate) enum Style {
     /// core/v1 events with a source (kube-controller-manager's controllers).
-    #[allow(dead_code)]
     Legacy,
     /// events.k8s.io/v1 events (the scheduler) from `instance`.
     Series {

@@ -5,7 +5,7 @@
 //!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
-//! [`scheduler`] (binds pending pods to nodes). Events are written through `events`.
+//! [`scheduler`] (binds pending pods to nodes) and [`replicaset`]. Events are written through `events`.
 
 // The registry's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
@@ -16,6 +16,7 @@ pub mod namespace;
 mod pod;
 mod queue;
 mod reflector;
+pub mod replicaset;
 pub mod scheduler;
 #[cfg(test)]
 mod testutil;
@@ -80,8 +81,41 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
     tokio::join!(
         gc::run(registry.clone(), shutdown.clone()),
         namespace::run(registry.clone(), shutdown.clone()),
-        scheduler::run(registry, shutdown),
+        scheduler::run(registry.clone(), shutdown.clone()),
+        replicaset::run(registry, shutdown),
     );
+}
+
+/// Read-modify-write of `obj` (its main resource, or its status with `status`) as long as
+/// the stored object still has `obj`'s uid; `f` returns whether it changed anything.
+/// `Ok(None)` when the object is gone or was replaced.
+pub(crate) async fn edit(
+    registry: &Registry,
+    info: &api::registry::ResourceInfo,
+    obj: &serde_json::Value,
+    status: bool,
+    mut f: impl FnMut(&mut serde_json::Value) -> bool + Send,
+) -> Result<Option<std::sync::Arc<serde_json::Value>>, api::status::ApiError> {
+    let uid = meta::uid(obj).to_string();
+    let mut same = true;
+    let result = registry
+        .update_with(
+            info,
+            meta::str(obj, "namespace"),
+            meta::str(obj, "name"),
+            status,
+            |o| {
+                same = meta::uid(o) == uid;
+                Ok(same && f(o))
+            },
+        )
+        .await;
+    match result {
+        Ok(o) if same => Ok(Some(o)),
+        Ok(_) => Ok(None),
+        Err(e) if e.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Small accessors over JSON objects shared by the controllers.
@@ -118,6 +152,42 @@ pub(crate) mod meta {
         let before = list.len();
         list.retain(|v| v.as_str() != Some(finalizer));
         before != list.len()
+    }
+
+    /// The owner reference with `controller: true` (upstream `GetControllerOf`).
+    pub(crate) fn controller_ref(obj: &Value) -> Option<&Value> {
+        obj["metadata"]["ownerReferences"]
+            .as_array()?
+            .iter()
+            .find(|r| r["controller"].as_bool() == Some(true))
+    }
+
+    /// Whether `obj` is controlled by the object with `uid`.
+    pub(crate) fn controlled_by(obj: &Value, uid: &str) -> bool {
+        controller_ref(obj).is_some_and(|r| r["uid"].as_str() == Some(uid))
+    }
+
+    /// A controller reference to `owner` (upstream `NewControllerRef`).
+    pub(crate) fn new_controller_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
+        serde_json::json!({
+            "apiVersion": api_version,
+            "kind": kind,
+            "name": str(owner, "name"),
+            "uid": uid(owner),
+            "controller": true,
+            "blockOwnerDeletion": true,
+        })
+    }
+
+    /// A `metav1.LabelSelector` as a selector (upstream `LabelSelectorAsSelector`); `None`
+    /// for an absent or invalid one, which selects nothing.
+    pub(crate) fn label_selector(sel: &Value) -> Option<api::selector::LabelSelector> {
+        if !sel.is_object() {
+            return None;
+        }
+        let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(sel.clone()).ok()?;
+        api::selector::LabelSelector::from_k8s(&typed).ok()
     }
 
     /// The current time as a Kubernetes RFC 3339 timestamp (seconds, UTC).

@@ -2,9 +2,6 @@
 //! `pkg/controller/controller_utils.go`): phase and activity, conditions, readiness and
 //! availability, and the condition update rule of `UpdatePodCondition`.
 
-// TODO(replicaset): the workload controllers use the rest.
-#![allow(dead_code)]
-
 use serde_json::{Value, json};
 
 /// `status.phase`.

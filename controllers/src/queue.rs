@@ -5,8 +5,10 @@
 //! ([`WorkQueue::add_rate_limited`], reset by [`WorkQueue::forget`]) run on tokio's clock.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::hash::Hash;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -172,6 +174,50 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
     pub(crate) fn len(&self) -> usize {
         let st = self.state.lock();
         st.ready.len() + st.delayed.len()
+    }
+}
+
+/// A controller whose workers take keys from its queue (client-go's worker loop).
+pub(crate) trait Reconciler: Send + Sync + 'static {
+    /// The queued key.
+    type Key: Eq + Hash + Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// The controller's queue.
+    fn queue(&self) -> &WorkQueue<Self::Key>;
+    /// Reconciles `key`; `Ok(Some(d))` looks at it again after `d`, an error retries it with
+    /// back-off.
+    fn reconcile(
+        self: Arc<Self>,
+        key: Self::Key,
+    ) -> impl Future<Output = Result<Option<Duration>, crate::Error>> + Send;
+}
+
+/// Spawns `workers` worker loops of `r` onto `tasks`.
+pub(crate) fn spawn_workers<R: Reconciler>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    r: &Arc<R>,
+    workers: usize,
+    shutdown: &CancellationToken,
+) {
+    for _ in 0..workers {
+        let r = r.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            while let Some(key) = r.queue().next(&shutdown).await {
+                match r.clone().reconcile(key.clone()).await {
+                    Ok(again) => {
+                        r.queue().forget(&key);
+                        if let Some(d) = again {
+                            r.queue().add_after(key.clone(), d);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(?key, error = %e, "sync failed; retrying");
+                        r.queue().add_rate_limited(key.clone());
+                    }
+                }
+                r.queue().done(&key);
+            }
+        });
     }
 }
 

@@ -137,6 +137,28 @@ pub(crate) fn spawn_all(
     rx
 }
 
+/// Spawns a task handing every change from `rx` to `f` until `shutdown` or until the
+/// reflectors end.
+pub(crate) fn spawn_feeder(
+    tasks: &mut tokio::task::JoinSet<()>,
+    mut rx: mpsc::Receiver<Change>,
+    shutdown: &CancellationToken,
+    mut f: impl FnMut(Change) + Send + 'static,
+) {
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                change = rx.recv() => match change {
+                    Some(change) => f(change),
+                    None => return,
+                },
+            }
+        }
+    });
+}
+
 fn key_of(obj: &Value) -> (String, String) {
     (
         crate::meta::str(obj, "namespace").to_string(),

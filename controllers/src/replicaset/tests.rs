@@ -1,0 +1,266 @@
+use apiserver::Registry;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::testutil::*;
+
+async fn running() -> (Registry, CancellationToken) {
+    let registry = registry_with_namespace("default").await;
+    let stop = CancellationToken::new();
+    tokio::spawn(super::run(registry.clone(), stop.clone()));
+    (registry, stop)
+}
+
+fn rs_manifest(name: &str, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web", "tier": "front"},
+                                      "annotations": {"a": "b"}},
+                         "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}
+    })
+}
+
+/// Active pods of `default` (not being deleted).
+fn active_pods(registry: &Registry) -> Vec<Value> {
+    list(registry, "pods", "default")
+        .into_iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .collect()
+}
+
+fn owned_by(p: &Value, rs: &Value) -> bool {
+    p["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r["uid"] == rs["metadata"]["uid"]))
+}
+
+fn owned_count(registry: &Registry, rs: &Value) -> usize {
+    active_pods(registry)
+        .iter()
+        .filter(|p| owned_by(p, rs))
+        .count()
+}
+
+async fn scale(registry: &Registry, name: &str, replicas: i64) {
+    registry
+        .update_with(info("replicasets"), "default", name, false, |rs| {
+            rs["spec"]["replicas"] = json!(replicas);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+}
+
+/// Marks pod `name` Running and Ready since `since`.
+pub(crate) async fn make_ready(registry: &Registry, name: &str, since: &str) {
+    registry
+        .update_with(info("pods"), "default", name, true, |p| {
+            p["status"]["phase"] = json!("Running");
+            p["status"]["conditions"] = json!([
+                {"type": "Ready", "status": "True", "lastTransitionTime": since, "lastProbeTime": null}
+            ]);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+}
+
+fn status(registry: &Registry, name: &str) -> Value {
+    get(registry, "replicasets", "default", name).unwrap()["status"].clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn creates_pods_from_the_template_with_events_and_status() {
+    let (registry, stop) = running().await;
+    let rs = create(&registry, "replicasets", "default", rs_manifest("web", 3)).await;
+    eventually("3 pods", || active_pods(&registry).len() == 3).await;
+    for p in active_pods(&registry) {
+        let name = p["metadata"]["name"].as_str().unwrap();
+        assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+        assert_eq!(
+            p["metadata"]["labels"],
+            json!({"app": "web", "tier": "front"})
+        );
+        assert_eq!(p["metadata"]["annotations"]["a"], "b");
+        let r = &p["metadata"]["ownerReferences"][0];
+        assert_eq!(r["kind"], "ReplicaSet");
+        assert_eq!(r["apiVersion"], "apps/v1");
+        assert_eq!(r["uid"], rs["metadata"]["uid"]);
+        assert_eq!(r["controller"], true);
+        assert_eq!(r["blockOwnerDeletion"], true);
+    }
+    eventually("status", || status(&registry, "web")["replicas"] == 3).await;
+    let st = status(&registry, "web");
+    assert_eq!(st["fullyLabeledReplicas"], 3);
+    assert_eq!(st["observedGeneration"], 1);
+    assert!(st["readyReplicas"].is_null());
+    let created: Vec<Value> = list_events(&registry, "default")
+        .into_iter()
+        .filter(|e| e["reason"] == "SuccessfulCreate")
+        .collect();
+    assert_eq!(created.len(), 3);
+    let pod_names: Vec<String> = names(&registry, "pods", "default");
+    for e in &created {
+        let msg = e["message"].as_str().unwrap();
+        let pod = msg.strip_prefix("Created pod: ").unwrap();
+        assert!(pod_names.iter().any(|n| n == pod), "{msg}");
+        assert_eq!(e["involvedObject"]["kind"], "ReplicaSet");
+        assert_eq!(e["source"]["component"], "replicaset-controller");
+    }
+
+    // Ready pods are counted; a deleted pod is replaced.
+    for n in &pod_names {
+        make_ready(&registry, n, "2024-01-01T00:00:00Z").await;
+    }
+    eventually("ready", || status(&registry, "web")["readyReplicas"] == 3).await;
+    assert_eq!(status(&registry, "web")["availableReplicas"], 3);
+    delete(&registry, "pods", "default", &pod_names[0], None).await;
+    eventually("replacement", || {
+        let now = names(&registry, "pods", "default");
+        now.len() == 3 && !now.contains(&pod_names[0])
+    })
+    .await;
+    eventually("ready count drops", || {
+        status(&registry, "web")["readyReplicas"] == 2
+    })
+    .await;
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn scales_down_deleting_not_ready_pods_first() {
+    let (registry, stop) = running().await;
+    create(&registry, "replicasets", "default", rs_manifest("web", 3)).await;
+    eventually("3 pods", || active_pods(&registry).len() == 3).await;
+    let keep = names(&registry, "pods", "default")[1].clone();
+    make_ready(&registry, &keep, "2024-01-01T00:00:00Z").await;
+    scale(&registry, "web", 1).await;
+    eventually("1 pod", || active_pods(&registry).len() == 1).await;
+    assert_eq!(active_pods(&registry)[0]["metadata"]["name"], keep);
+    let deleted = list_events(&registry, "default")
+        .into_iter()
+        .filter(|e| e["reason"] == "SuccessfulDelete")
+        .count();
+    assert_eq!(deleted, 2);
+    eventually("status", || status(&registry, "web")["replicas"] == 1).await;
+    assert_eq!(status(&registry, "web")["observedGeneration"], 2);
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn adopts_orphans_and_releases_pods_that_stop_matching() {
+    let registry = registry_with_namespace("default").await;
+    let orphan = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "orphan", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]}});
+    create(&registry, "pods", "default", orphan).await;
+    let other = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "other", "labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "db", "image": "pg"}]}});
+    create(&registry, "pods", "default", other).await;
+    let rs = create(&registry, "replicasets", "default", rs_manifest("web", 2)).await;
+    let stop = CancellationToken::new();
+    tokio::spawn(super::run(registry.clone(), stop.clone()));
+    eventually("adopted + 1 created", || owned_count(&registry, &rs) == 2).await;
+    let adopted = get(&registry, "pods", "default", "orphan").unwrap();
+    assert!(owned_by(&adopted, &rs));
+    assert!(!owned_by(
+        &get(&registry, "pods", "default", "other").unwrap(),
+        &rs
+    ));
+    assert_eq!(active_pods(&registry).len(), 3);
+    // Only one SuccessfulCreate: the orphan counted.
+    eventually("status 2", || status(&registry, "web")["replicas"] == 2).await;
+    // The orphan was not made from the template: not fully labeled.
+    assert_eq!(status(&registry, "web")["fullyLabeledReplicas"], 1);
+
+    // Relabel the adopted pod: it is released and replaced.
+    registry
+        .update_with(info("pods"), "default", "orphan", false, |p| {
+            p["metadata"]["labels"]["app"] = json!("debug");
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    eventually("released", || {
+        get(&registry, "pods", "default", "orphan").unwrap()["metadata"]["ownerReferences"]
+            .is_null()
+    })
+    .await;
+    eventually("replaced", || owned_count(&registry, &rs) == 2).await;
+    assert_eq!(active_pods(&registry).len(), 4);
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn min_ready_seconds_gates_availability() {
+    let (registry, stop) = running().await;
+    let mut m = rs_manifest("web", 1);
+    m["spec"]["minReadySeconds"] = json!(30);
+    create(&registry, "replicasets", "default", m).await;
+    eventually("1 pod", || active_pods(&registry).len() == 1).await;
+    let name = names(&registry, "pods", "default")[0].clone();
+    // Ready just now: ready, not yet available.
+    make_ready(&registry, &name, &crate::meta::now_rfc3339()).await;
+    eventually("ready", || status(&registry, "web")["readyReplicas"] == 1).await;
+    assert!(status(&registry, "web")["availableReplicas"].is_null());
+    // Ready long ago: available.
+    make_ready(&registry, &name, "2024-01-01T00:00:00Z").await;
+    eventually("available", || {
+        status(&registry, "web")["availableReplicas"] == 1
+    })
+    .await;
+    stop.cancel();
+}
+
+#[test]
+fn status_counts_and_replica_failure() {
+    use std::sync::Arc;
+    let rs = json!({"spec": {"replicas": 3, "minReadySeconds": 10,
+        "template": {"metadata": {"labels": {"app": "web", "tier": "front"}}}},
+        "status": {"replicas": 1, "observedGeneration": 1}});
+    let t = crate::pod::seconds("2024-01-01T00:00:00Z").unwrap();
+    let pod = |labels: Value, ready: bool| {
+        let mut p = json!({"metadata": {"labels": labels}, "status": {"phase": "Running"}});
+        if ready {
+            p["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
+                "lastTransitionTime": "2024-01-01T00:00:00Z"}]);
+        }
+        Arc::new(p)
+    };
+    let pods = vec![
+        pod(json!({"app": "web", "tier": "front", "extra": "x"}), true),
+        pod(json!({"app": "web"}), true),
+    ];
+    let st = super::calculate_status(&rs, &pods, Some("quota exceeded"), t + 5);
+    assert_eq!(st["replicas"], 2);
+    assert_eq!(st["fullyLabeledReplicas"], 1);
+    assert_eq!(st["readyReplicas"], 2);
+    assert!(st["availableReplicas"].is_null());
+    assert_eq!(st["observedGeneration"], 1);
+    let c = &st["conditions"][0];
+    assert_eq!(
+        (&c["type"], &c["status"]),
+        (&json!("ReplicaFailure"), &json!("True"))
+    );
+    assert_eq!(
+        (&c["reason"], &c["message"]),
+        (&json!("FailedCreate"), &json!("quota exceeded"))
+    );
+    // A second failure keeps the first condition; success removes it.
+    let mut rs2 = rs.clone();
+    rs2["status"] = st.clone();
+    let again = super::calculate_status(&rs2, &pods, Some("other"), t + 10);
+    assert_eq!(again["conditions"], st["conditions"]);
+    assert_eq!(again["availableReplicas"], 2);
+    rs2["status"] = again;
+    let ok = super::calculate_status(&rs2, &pods, None, t + 10);
+    assert!(ok["conditions"].is_null());
+    // Too many pods: FailedDelete.
+    let mut one = rs.clone();
+    one["spec"]["replicas"] = json!(1);
+    let del = super::calculate_status(&one, &pods, Some("x"), t);
+    assert_eq!(del["conditions"][0]["reason"], "FailedDelete");
+}
