@@ -60,12 +60,21 @@ fn start(memory: bool) -> (Proc, Duration) {
     }
     let ready = t0.elapsed().expect("clock");
     let kubeconfig = kubeconfig.expect("server printed no kubeconfig");
-    (Proc { child, kubeconfig, _dir: dir }, ready)
+    (
+        Proc {
+            child,
+            kubeconfig,
+            _dir: dir,
+        },
+        ready,
+    )
 }
 
 async fn client(kubeconfig: &Path) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
     kube::Client::try_from(cfg).expect("client")
 }
 
@@ -106,7 +115,9 @@ async fn creates_per_sec(c: &kube::Client, prefix: &str, total: usize) -> f64 {
         let prefix = prefix.to_string();
         tasks.push(tokio::spawn(async move {
             for i in (w..total).step_by(8) {
-                api.create(&PostParams::default(), &pod(&format!("{prefix}-{i}"))).await.expect("create");
+                api.create(&PostParams::default(), &pod(&format!("{prefix}-{i}")))
+                    .await
+                    .expect("create");
             }
         }));
     }
@@ -138,7 +149,10 @@ async fn list_latencies(c: &kube::Client, table: bool, rounds: usize) -> Vec<f64
 }
 
 fn now_us() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_micros()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_micros()
 }
 
 /// 100 watchers on one ConfigMap; 1,000 updates each stamped with the send time; returns
@@ -151,7 +165,10 @@ async fn watch_latencies(c: &kube::Client) -> Vec<f64> {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched"}, "data": {"t": "0"}
     }))
     .expect("cm");
-    let created = api.create(&PostParams::default(), &cm).await.expect("create");
+    let created = api
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("create");
     let rv = created.metadata.resource_version.clone().expect("rv");
     let lat = Arc::new(parking_lot_free::Mutex::default());
     let mut tasks = Vec::new();
@@ -164,12 +181,19 @@ async fn watch_latencies(c: &kube::Client) -> Vec<f64> {
             let mut rv = rv;
             let mut mine = Vec::with_capacity(UPDATES);
             while got < UPDATES {
-                let wp = WatchParams::default().fields("metadata.name=watched").timeout(290);
+                let wp = WatchParams::default()
+                    .fields("metadata.name=watched")
+                    .timeout(290);
                 let mut stream = api.watch(&wp, &rv).await.expect("watch").boxed();
                 while let Some(ev) = stream.try_next().await.expect("watch stream") {
                     if let WatchEvent::Modified(o) = ev {
                         rv = o.metadata.resource_version.clone().unwrap_or_default();
-                        let sent: u128 = o.data.as_ref().and_then(|d| d.get("t")).and_then(|t| t.parse().ok()).unwrap_or(0);
+                        let sent: u128 = o
+                            .data
+                            .as_ref()
+                            .and_then(|d| d.get("t"))
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(0);
                         mine.push((now_us().saturating_sub(sent)) as f64 / 1e3);
                         got += 1;
                         if got == UPDATES {
@@ -184,7 +208,9 @@ async fn watch_latencies(c: &kube::Client) -> Vec<f64> {
     tokio::time::sleep(Duration::from_millis(500)).await; // let all watches connect
     for _ in 0..UPDATES {
         let patch = serde_json::json!({"data": {"t": now_us().to_string()}});
-        api.patch("watched", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+        api.patch("watched", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("patch");
     }
     for t in tasks {
         t.await.expect("watcher");
@@ -207,13 +233,20 @@ mod parking_lot_free {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     // Start-up: baseline is the binary's own start and exit.
     let mut base = Vec::new();
     for _ in 0..5 {
         let t0 = SystemTime::now();
-        Command::new(BIN).arg("--version").stdout(Stdio::null()).status().expect("version");
+        Command::new(BIN)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .expect("version");
         base.push(t0.elapsed().expect("clock").as_secs_f64() * 1e3);
     }
     base.sort_by(f64::total_cmp);
@@ -236,7 +269,10 @@ fn main() {
     let (dur, _) = start(false);
     std::thread::sleep(Duration::from_millis(300));
     let idle = rss_kib(dur.child.id());
-    println!("RSS idle (durable): {:.1} MB (target ≤ 20 MB)", idle as f64 / 1024.0);
+    println!(
+        "RSS idle (durable): {:.1} MB (target ≤ 20 MB)",
+        idle as f64 / 1024.0
+    );
     rt.block_on(async {
         let cm = client(&mem.kubeconfig).await;
         let cd = client(&dur.kubeconfig).await;

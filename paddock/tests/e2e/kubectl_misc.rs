@@ -243,3 +243,86 @@ fn delete_waits_and_collects_dependents() {
     let (_, err) = s.kubectl_err(&["delete", "namespace", "default"], None);
     assert!(err.contains("Forbidden"), "{err}");
 }
+
+#[test]
+fn imperative_creates_send_protobuf_and_work() {
+    let s = Server::start();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["create", "namespace", "team-b"],
+            "namespace/team-b created",
+        ),
+        (
+            &["create", "configmap", "cfg", "--from-literal=a=1"],
+            "configmap/cfg created",
+        ),
+        (
+            &[
+                "create",
+                "secret",
+                "generic",
+                "pw",
+                "--from-literal=p=hunter2",
+            ],
+            "secret/pw created",
+        ),
+        (
+            &[
+                "create",
+                "deployment",
+                "web",
+                "--image=example/web:1",
+                "--replicas=0",
+            ],
+            "deployment.apps/web created",
+        ),
+        (
+            &["create", "service", "clusterip", "web", "--tcp=80:8080"],
+            "service/web created",
+        ),
+        (
+            &[
+                "create",
+                "service",
+                "nodeport",
+                "np",
+                "--tcp=80:8080",
+                "--node-port=30080",
+            ],
+            "service/np created",
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(s.kubectl(args).trim(), want, "{args:?}");
+    }
+    assert_eq!(
+        s.kubectl(&["get", "cm", "cfg", "-o", "jsonpath={.data.a}"]),
+        "1"
+    );
+    assert_eq!(
+        s.kubectl(&["get", "secret", "pw", "-o", "jsonpath={.data.p}"]),
+        "aHVudGVyMg=="
+    );
+    assert_eq!(
+        s.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "0"
+    );
+    assert_eq!(
+        s.kubectl(&[
+            "get",
+            "svc",
+            "np",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}"
+        ]),
+        "30080"
+    );
+    let (_, err) = s.kubectl_err(
+        &["create", "deployment", "bad", "--image=x", "--replicas=-1"],
+        None,
+    );
+    assert!(
+        err.contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        "{err}"
+    );
+}
