@@ -1,0 +1,663 @@
+//! End to end: a real API server (memory store), the agent with the process runtime in host
+//! mode, real processes. Each test is a few seconds at most.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent::runtime::ProcessRuntime;
+use agent::runtime::net::{NodeNetwork, PodCidr};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    server: Option<apiserver::RunningServer>,
+    agent: Option<agent::AgentHandle>,
+    client: kube::Client,
+    node: String,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let server = apiserver::start(apiserver::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("server"),
+            memory_store: true,
+            advertise_host: None,
+        })
+        .await
+        .unwrap();
+        let kc = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(cfg).unwrap();
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut net = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").unwrap());
+        net.isolated = false;
+        net.node_ip = ip;
+        let rt = ProcessRuntime::new(dir.path().join("rt"), net).unwrap();
+        let node = "node-1".to_string();
+        let mut config =
+            agent::AgentConfig::new(&node, client.clone(), Arc::new(rt), dir.path().into(), ip);
+        config.pod_cidr = "10.244.0.0/24".into();
+        let agent = agent::start(config).await.unwrap();
+        Cluster {
+            _dir: dir,
+            server: Some(server),
+            agent: Some(agent),
+            client,
+            node,
+        }
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), "default")
+    }
+
+    async fn create(&self, yaml: &str) -> Pod {
+        let mut v: serde_json::Value = serde_json::from_str(yaml).unwrap();
+        v["spec"]["nodeName"] = self.node.clone().into();
+        let pod: Pod = serde_json::from_value(v).unwrap();
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap()
+    }
+
+    /// Polls pod `name` until `f` holds (at most `secs` seconds).
+    async fn wait(&self, name: &str, secs: u64, f: impl Fn(&Pod) -> bool) -> Pod {
+        let end = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let p = self.pods().get(name).await.unwrap();
+            if f(&p) {
+                return p;
+            }
+            if tokio::time::Instant::now() > end {
+                panic!(
+                    "timed out waiting for pod {name}: {}",
+                    serde_json::to_string_pretty(&p.status).unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn events(&self, name: &str) -> Vec<Event> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), "default");
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .collect()
+    }
+
+    /// The message of the first event `reason` about `name`, waiting up to 10 s for it.
+    async fn wait_event(&self, name: &str, reason: &str) -> String {
+        let end = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .events(name)
+                .await
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some(reason))
+                .and_then(|e| e.message);
+            if let Some(m) = found {
+                return m;
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "no {reason} event for {name}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(a) = self.agent.take() {
+            a.stop(Duration::from_secs(1)).await;
+        }
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+fn condition(p: &Pod, t: &str) -> Option<String> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| c.status.clone())
+}
+
+fn restarts(p: &Pod) -> i32 {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .map_or(0, |c| c.restart_count)
+}
+
+fn waiting_reason(p: &Pod) -> Option<String> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .clone()
+}
+
+#[tokio::test]
+async fn a_pod_runs_becomes_ready_and_is_removed_on_delete() {
+    let c = Cluster::start().await;
+    c.create(
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},
+            "spec":{"terminationGracePeriodSeconds":5,"containers":[{"name":"app","image":"busybox",
+            "command":["sh","-c","echo hello; echo oops >&2; exec sleep 1000"]}]}}"#,
+    )
+    .await;
+    let p = c
+        .wait("web", 10, |p| {
+            condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    let st = p.status.unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Running"));
+    assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
+    assert!(st.start_time.is_some());
+    let cs = &st.container_statuses.unwrap()[0];
+    assert!(cs.state.as_ref().unwrap().running.is_some());
+    assert_eq!(cs.started, Some(true));
+    assert!(
+        cs.container_id
+            .as_deref()
+            .unwrap()
+            .starts_with("paddock://")
+    );
+    // Node and lease exist.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());
+    let node = nodes.get("node-1").await.unwrap();
+    let port = node
+        .status
+        .as_ref()
+        .unwrap()
+        .daemon_endpoints
+        .as_ref()
+        .unwrap()
+        .kubelet_endpoint
+        .as_ref()
+        .unwrap()
+        .port;
+    assert_eq!(
+        port,
+        i32::from(c.agent.as_ref().unwrap().local_addr().port())
+    );
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(c.client.clone(), "kube-node-lease");
+    assert!(leases.get("node-1").await.is_ok());
+    // Logs through the agent API.
+    let url = format!("http://127.0.0.1:{port}/containerLogs/default/web/app?timestamps=false");
+    let body = http_get(&url).await;
+    assert_eq!(body, "hello\noops\n");
+    // Events.
+    let reasons: Vec<String> = c
+        .events("web")
+        .await
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(reasons.contains(&"Started".to_string()), "{reasons:?}");
+    // Delete: graceful, then the agent removes the object.
+    c.pods()
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if c.pods().get_opt("web").await.unwrap().is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "pod not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.stop().await;
+}
+
+/// A minimal HTTP/1.1 GET on loopback.
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((size, rest)) = s.split_once("\r\n") else {
+            break;
+        };
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// A pod `name` with one container `app` built from `container` (merged over a default) and
+/// `spec` fields.
+fn pod(name: &str, container: serde_json::Value, spec: serde_json::Value) -> String {
+    let mut c = serde_json::json!({"name": "app", "image": "busybox"});
+    for (k, v) in container.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    let mut s = serde_json::json!({"containers": [c]});
+    for (k, v) in spec.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": s})
+        .to_string()
+}
+
+fn exec_probe(cmd: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut p = serde_json::json!({"exec": {"command": ["sh", "-c", cmd]}, "periodSeconds": 1, "failureThreshold": 1});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    p
+}
+
+async fn kill_messages(c: &Cluster, name: &str) -> Vec<String> {
+    c.events(name)
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Killing"))
+        .filter_map(|e| e.message)
+        .collect()
+}
+
+fn json(v: &str) -> serde_json::Value {
+    serde_json::from_str(v).unwrap()
+}
+
+#[tokio::test]
+async fn exec_liveness_on_a_vanishing_file_restarts_the_container() {
+    let c = Cluster::start().await;
+    let f = c._dir.path().join("alive");
+    let f = f.display();
+    c.create(&pod(
+        "live",
+        serde_json::json!({
+            "command": ["sh", "-c", format!("touch {f}; sleep 1; rm -f {f}; exec sleep 600")],
+            "livenessProbe": exec_probe(&format!("cat {f}"), json("{}")),
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 2}"#),
+    ))
+    .await;
+    let p = c.wait("live", 10, |p| restarts(p) >= 1).await;
+    let cs = &p.status.unwrap().container_statuses.unwrap()[0];
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(last.reason.as_deref(), Some("Error"), "{last:?}");
+    let msgs = kill_messages(&c, "live").await;
+    assert!(
+        msgs.contains(&"Container app failed liveness probe, will be restarted".to_string()),
+        "{msgs:?}"
+    );
+    let unhealthy = c
+        .events("live")
+        .await
+        .into_iter()
+        .any(|e| e.reason.as_deref() == Some("Unhealthy"));
+    assert!(unhealthy);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn http_liveness_turning_500_restarts_but_tcp_on_the_same_server_does_not() {
+    let server = testkit::http::HttpServer::start().await.unwrap();
+    let port = server.port();
+    let c = Cluster::start().await;
+    c.create(&pod(
+        "http",
+        serde_json::json!({
+            "command": ["sleep", "600"],
+            "livenessProbe": {"httpGet": {"path": "/health", "port": port}, "periodSeconds": 1, "failureThreshold": 1},
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 2}"#),
+    ))
+    .await;
+    c.create(&pod(
+        "tcp",
+        serde_json::json!({
+            "command": ["sleep", "600"],
+            "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1, "failureThreshold": 1},
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 2}"#),
+    ))
+    .await;
+    c.wait("http", 10, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    c.wait("tcp", 10, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    server.set_health_status(500);
+    c.wait("http", 10, |p| restarts(p) >= 1).await;
+    let tcp = c.pods().get("tcp").await.unwrap();
+    assert_eq!(restarts(&tcp), 0);
+    let msgs: Vec<String> = c
+        .events("http")
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Unhealthy"))
+        .filter_map(|e| e.message)
+        .collect();
+    assert!(
+        msgs.iter().any(|m| m.starts_with("Liveness probe failed: HTTP probe failed with statuscode: 500")),
+        "{msgs:?}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn exec_probe_slower_than_its_timeout_fails() {
+    let c = Cluster::start().await;
+    c.create(&pod(
+        "slow",
+        serde_json::json!({
+            "command": ["sleep", "600"],
+            "readinessProbe": exec_probe("sleep 3", json(r#"{"timeoutSeconds": 1}"#)),
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 2}"#),
+    ))
+    .await;
+    c.create(&pod(
+        "slowlive",
+        serde_json::json!({
+            "command": ["sleep", "600"],
+            "livenessProbe": exec_probe("sleep 3", json(r#"{"timeoutSeconds": 1}"#)),
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 2}"#),
+    ))
+    .await;
+    c.wait("slowlive", 10, |p| restarts(p) >= 1).await;
+    let p = c.pods().get("slow").await.unwrap();
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
+    assert_eq!(restarts(&p), 0);
+    let msgs: Vec<String> = c
+        .events("slow")
+        .await
+        .into_iter()
+        .filter_map(|e| e.message)
+        .collect();
+    assert!(
+        msgs.contains(&"Readiness probe failed: command \"sh -c sleep 3\" timed out".to_string()),
+        "{msgs:?}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn startup_probe_holds_back_a_failing_liveness_probe_and_readiness_waits() {
+    let c = Cluster::start().await;
+    c.create(&pod(
+        "startup",
+        serde_json::json!({
+            "command": ["sleep", "600"],
+            "startupProbe": exec_probe("false", json(r#"{"failureThreshold": 60}"#)),
+            "livenessProbe": exec_probe("false", json("{}")),
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 2}"#),
+    ))
+    .await;
+    c.create(&pod(
+        "never",
+        serde_json::json!({
+            "command": ["sleep", "600"],
+            "readinessProbe": exec_probe("false", json("{}")),
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 2}"#),
+    ))
+    .await;
+    c.create(&pod(
+        "delayed",
+        serde_json::json!({
+            "command": ["sleep", "600"],
+            "readinessProbe": exec_probe("true", json(r#"{"initialDelaySeconds": 2}"#)),
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 2}"#),
+    ))
+    .await;
+    let p = c
+        .wait("delayed", 10, |p| {
+            condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    let st = p.status.unwrap();
+    let started = st.container_statuses.unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .running
+        .as_ref()
+        .unwrap()
+        .started_at
+        .clone()
+        .unwrap()
+        .0;
+    let ready_at = st
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .last_transition_time
+        .unwrap()
+        .0;
+    let delay = ready_at.duration_since(started).as_secs_f64();
+    assert!(
+        delay >= 1.9,
+        "ready {delay}s after start, before initialDelaySeconds"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for name in ["startup", "never"] {
+        let p = c.pods().get(name).await.unwrap();
+        assert_eq!(restarts(&p), 0, "{name}");
+        assert_eq!(condition(&p, "Ready").as_deref(), Some("False"), "{name}");
+    }
+    let p = c.pods().get("startup").await.unwrap();
+    let cs = &p.status.unwrap().container_statuses.unwrap()[0];
+    assert_eq!(cs.started, Some(false));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn probe_grace_period_beats_a_long_pod_grace_period() {
+    let c = Cluster::start().await;
+    c.create(&pod(
+        "stubborn",
+        serde_json::json!({
+            "command": ["sh", "-c", "trap '' TERM; sleep 600 & wait; sleep 600"],
+            "livenessProbe": exec_probe("false", json(r#"{"terminationGracePeriodSeconds": 1}"#)),
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 600}"#),
+    ))
+    .await;
+    let p = c.wait("stubborn", 10, |p| restarts(p) >= 1).await;
+    let cs = &p.status.unwrap().container_statuses.unwrap()[0];
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(last.exit_code, 137, "{last:?}");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_turns_false_during_termination_without_a_liveness_kill() {
+    let c = Cluster::start().await;
+    let f = c._dir.path().join("ready");
+    let fs = f.display().to_string();
+    std::fs::write(&f, "").unwrap();
+    c.create(&pod(
+        "term",
+        serde_json::json!({
+            "command": ["sh", "-c", "trap '' TERM; sleep 600 & wait; sleep 600"],
+            "readinessProbe": exec_probe(&format!("cat {fs}"), json("{}")),
+            "livenessProbe": exec_probe(&format!("cat {fs}"), json("{}")),
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 6}"#),
+    ))
+    .await;
+    c.wait("term", 10, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    c.pods()
+        .delete("term", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::remove_file(&f).unwrap();
+    let p = c
+        .wait("term", 5, |p| {
+            condition(p, "Ready").as_deref() == Some("False")
+        })
+        .await;
+    assert!(p.metadata.deletion_timestamp.is_some());
+    assert_eq!(restarts(&p), 0);
+    let msgs = kill_messages(&c, "term").await;
+    assert_eq!(msgs, ["Stopping container app"]);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn crash_loop_back_off_and_bad_containers_get_clear_statuses() {
+    let c = Cluster::start().await;
+    c.create(&pod(
+        "crash",
+        serde_json::json!({"command": ["sh", "-c", "exit 3"]}),
+        json("{}"),
+    ))
+    .await;
+    c.create(&pod(
+        "nocmd",
+        serde_json::json!({"command": ["/no/such/program"]}),
+        json("{}"),
+    ))
+    .await;
+    c.create(&pod("empty", json("{}"), json("{}"))).await;
+    c.create(&pod(
+        "novol",
+        serde_json::json!({"command": ["sleep", "600"]}),
+        json(r#"{"volumes": [{"name": "cfg", "configMap": {"name": "missing"}}]}"#),
+    ))
+    .await;
+    c.create(&pod(
+        "fine",
+        serde_json::json!({"command": ["sleep", "600"]}),
+        json(r#"{"terminationGracePeriodSeconds": 1}"#),
+    ))
+    .await;
+    let p = c
+        .wait("crash", 10, |p| {
+            restarts(p) == 1 && waiting_reason(p).as_deref() == Some("CrashLoopBackOff")
+        })
+        .await;
+    let uid = p.metadata.uid.clone().unwrap();
+    let st = p.status.unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Running"));
+    let cs = &st.container_statuses.unwrap()[0];
+    assert_eq!(
+        cs.state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .as_ref()
+            .unwrap()
+            .message
+            .as_deref(),
+        Some(
+            format!("back-off 10s restarting failed container=app pod=crash_default({uid})")
+                .as_str()
+        )
+    );
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
+    let backoff = c.wait_event("crash", "BackOff").await;
+    assert_eq!(
+        backoff,
+        format!("Back-off restarting failed container app in pod crash_default({uid})")
+    );
+
+    let p = c
+        .wait("nocmd", 10, |p| {
+            waiting_reason(p).as_deref() == Some("CrashLoopBackOff")
+        })
+        .await;
+    let cs = &p.status.unwrap().container_statuses.unwrap()[0];
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(
+        (last.exit_code, last.reason.as_deref()),
+        (128, Some("StartError"))
+    );
+    assert!(
+        last.message
+            .as_deref()
+            .unwrap()
+            .contains("/no/such/program"),
+        "{last:?}"
+    );
+
+    let p = c
+        .wait("empty", 10, |p| {
+            waiting_reason(p).as_deref() == Some("CreateContainerConfigError")
+        })
+        .await;
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    let failed = c.wait_event("empty", "Failed").await;
+    assert!(
+        failed.starts_with("Error: container \"app\" has no command"),
+        "{failed}"
+    );
+    assert_eq!(
+        c.wait_event("novol", "FailedMount").await,
+        "MountVolume.SetUp failed for volume \"cfg\" : configmap \"missing\" not found"
+    );
+    let p = c.pods().get("novol").await.unwrap();
+    assert_eq!(waiting_reason(&p).as_deref(), Some("ContainerCreating"));
+    c.wait("fine", 10, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    c.stop().await;
+}
