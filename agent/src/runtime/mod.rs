@@ -1,1 +1,347 @@
-//! (being written) The container runtime trait and its process/namespace implementation.
+//! The container runtime: the [`Runtime`] trait the pod workers drive, and [`ProcessRuntime`],
+//! which runs a container's `command` + `args` from the host's filesystem (the image is
+//! recorded, not pulled).
+//!
+//! Start with [`Runtime`] (the CRI-shaped contract: sandbox = pod, then containers in it), then
+//! [`process`] for the implementation. When the agent runs as root on Linux each pod gets its
+//! own network, mount, UTS, IPC and PID namespaces ([`isolate`] and the one `unsafe` module,
+//! [`sys`]); otherwise, and for `hostNetwork: true` pods, containers share the host network
+//! ("host mode"). Pod networking (bridge, veth, pod IP allocation) is [`net`]; volumes and the
+//! pod's own `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` are [`volumes`]; container log
+//! files in the CRI format are [`logs`]; `kubectl exec` and exec probes are [`exec`].
+//!
+//! A later OCI-image runtime (chosen by `runtimeClassName`) implements the same trait: nothing
+//! here assumes host binaries except [`ProcessRuntime`] itself.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+mod error;
+pub mod exec;
+mod isolate;
+pub mod logs;
+pub mod net;
+pub mod process;
+mod state;
+#[allow(unsafe_code)]
+mod sys;
+mod volumes;
+
+pub use error::RuntimeError;
+pub use exec::{ExecSession, Resizer};
+pub use net::{NodeNetwork, PodCidr};
+pub use process::ProcessRuntime;
+
+/// What the runtime needs to create a pod sandbox (the pod-level namespaces, network and
+/// volumes), like CRI's `PodSandboxConfig`.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxConfig {
+    /// The pod's `metadata.uid`.
+    pub pod_uid: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The pod's hostname (`spec.hostname`, else the pod name), written to `/etc/hostname`.
+    pub hostname: String,
+    /// `spec.hostNetwork`: share the node's network (and UTS) namespace.
+    pub host_network: bool,
+    /// The pod's volumes, resolved by the caller.
+    pub volumes: Vec<VolumeConfig>,
+    /// What goes into the pod's `/etc/resolv.conf` (empty: a copy of the node's).
+    pub dns: DnsConfig,
+    /// Extra `/etc/hosts` lines (`spec.hostAliases`): an IP and its names.
+    pub extra_hosts: Vec<(String, Vec<String>)>,
+}
+
+/// The pod's resolver configuration (`spec.dnsPolicy` / `spec.dnsConfig`, resolved by the caller).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// `nameserver` lines.
+    pub nameservers: Vec<String>,
+    /// The `search` line.
+    pub searches: Vec<String>,
+    /// The `options` line (`ndots:5`, …).
+    pub options: Vec<String>,
+}
+
+/// One pod volume.
+#[derive(Debug, Clone)]
+pub struct VolumeConfig {
+    /// The volume's name, as `volumeMounts[].name` refers to it.
+    pub name: String,
+    /// Where its content comes from.
+    pub source: VolumeSource,
+}
+
+/// Where a volume's content comes from.
+#[derive(Debug, Clone)]
+pub enum VolumeSource {
+    /// An empty directory that lives as long as the pod (`medium: Memory` → a tmpfs when
+    /// isolated).
+    EmptyDir {
+        /// `medium: Memory`.
+        memory: bool,
+    },
+    /// A path on the node.
+    HostPath {
+        /// The node path.
+        path: PathBuf,
+        /// `hostPath.type`, checked (and created for the `…OrCreate` kinds) at sandbox creation.
+        kind: HostPathType,
+    },
+    /// Files computed by the caller (configMap, secret, downwardAPI, projected). Such volumes
+    /// are always mounted read-only, as the kubelet does.
+    Files {
+        /// The files, with paths relative to the volume root.
+        files: Vec<ProjectedFile>,
+        /// `defaultMode` (used for directories' files the caller gave no mode; 0o644 upstream).
+        default_mode: u32,
+    },
+}
+
+/// `hostPath.type` (upstream `HostPathType`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostPathType {
+    /// `""`: no check.
+    #[default]
+    Unset,
+    /// Create an empty directory (0755) if nothing exists there.
+    DirectoryOrCreate,
+    /// A directory must exist.
+    Directory,
+    /// Create an empty file (0644) if nothing exists there.
+    FileOrCreate,
+    /// A file must exist.
+    File,
+    /// A UNIX socket must exist.
+    Socket,
+    /// A character device must exist.
+    CharDevice,
+    /// A block device must exist.
+    BlockDevice,
+}
+
+impl HostPathType {
+    /// Parses the API value (`""`, `DirectoryOrCreate`, …); `None` for an unknown value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "" => Self::Unset,
+            "DirectoryOrCreate" => Self::DirectoryOrCreate,
+            "Directory" => Self::Directory,
+            "FileOrCreate" => Self::FileOrCreate,
+            "File" => Self::File,
+            "Socket" => Self::Socket,
+            "CharDevice" => Self::CharDevice,
+            "BlockDevice" => Self::BlockDevice,
+            _ => return None,
+        })
+    }
+}
+
+/// One file of a [`VolumeSource::Files`] volume.
+#[derive(Debug, Clone)]
+pub struct ProjectedFile {
+    /// Path relative to the volume root (`key` or `items[].path`); no `..`, not absolute.
+    pub path: String,
+    /// The content.
+    pub data: Vec<u8>,
+    /// File mode (`items[].mode`, else the volume's `defaultMode`).
+    pub mode: u32,
+}
+
+/// A created pod sandbox; the caller keeps it and passes it back for containers and stop.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// The runtime's id for it (stable across agent restarts).
+    pub id: String,
+    /// The pod IP (the node IP in host mode).
+    pub pod_ip: IpAddr,
+    /// Whether the pod shares the node's network.
+    pub host_network: bool,
+    /// Whether the pod has its own namespaces (false in host mode).
+    pub isolated: bool,
+}
+
+/// What the runtime needs to start one container, like CRI's `ContainerConfig`.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerConfig {
+    /// The container's name.
+    pub name: String,
+    /// `command` + `args` after `$(VAR)` expansion; the first element is the program.
+    pub argv: Vec<String>,
+    /// The environment, in order (later entries win). Only this reaches the process, plus
+    /// `PATH` (a default when unset), `HOSTNAME` and `HOME`, as a container runtime sets them.
+    pub env: Vec<(String, String)>,
+    /// `workingDir` (else `/` when isolated, the runtime root's pod dir in host mode).
+    pub working_dir: Option<PathBuf>,
+    /// `volumeMounts`.
+    pub mounts: Vec<MountConfig>,
+    /// The container's declared ports (used to report a port clash in host mode clearly).
+    pub ports: Vec<PortConfig>,
+    /// `stdin`: keep an open stdin pipe (else `/dev/null`).
+    pub stdin: bool,
+    /// `stdinOnce`.
+    pub stdin_once: bool,
+    /// `tty` (recorded; the process runtime logs a tty container's output as stdout).
+    pub tty: bool,
+    /// `image` (recorded, not pulled, by the process runtime).
+    pub image: String,
+    /// The instance number (0 for the first start); also names the log file.
+    pub restart_count: i32,
+}
+
+/// One `volumeMounts` entry.
+#[derive(Debug, Clone, Default)]
+pub struct MountConfig {
+    /// The volume's name.
+    pub volume: String,
+    /// `mountPath` (absolute).
+    pub mount_path: PathBuf,
+    /// `subPath` (relative, no `..`), already expanded for `subPathExpr`.
+    pub sub_path: Option<String>,
+    /// `readOnly`.
+    pub read_only: bool,
+}
+
+/// One declared container port.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortConfig {
+    /// `containerPort`.
+    pub container_port: u16,
+    /// `protocol`: `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+}
+
+/// A container's runtime id (CRI: status `containerID` is `paddock://<id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerId(pub String);
+
+impl std::fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A started container.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Its id.
+    pub id: ContainerId,
+    /// The main process's pid (as the node sees it).
+    pub pid: u32,
+    /// When it started.
+    pub started_at: SystemTime,
+}
+
+/// How a container's main process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exited {
+    /// The exit code; `128 + signal` when killed by a signal.
+    pub exit_code: i32,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+    /// When it ended.
+    pub finished_at: SystemTime,
+    /// `Completed` (exit 0), `Error`, or `ContainerStatusUnknown` (an adopted process whose
+    /// exit status was lost), as container statuses report.
+    pub reason: String,
+    /// A message for the status, if any.
+    pub message: Option<String>,
+}
+
+/// Something a previous run of the agent left running, found by [`Runtime::list`].
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    /// The sandbox (usable again with [`Runtime::start_container`] and [`Runtime::stop_sandbox`]).
+    pub sandbox: Sandbox,
+    /// The pod's uid.
+    pub pod_uid: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// Whether the sandbox is still whole (its namespace holder is alive; always true in host
+    /// mode). A broken sandbox should be stopped.
+    pub alive: bool,
+    /// Its containers that are still running.
+    pub containers: Vec<RecoveredContainer>,
+}
+
+/// A container still running from a previous agent run.
+#[derive(Debug, Clone)]
+pub struct RecoveredContainer {
+    /// Its id (works with [`Runtime::stop_container`], [`Runtime::wait_container`],
+    /// [`Runtime::exec`] and [`Runtime::log_path`]).
+    pub id: ContainerId,
+    /// The container's name.
+    pub name: String,
+    /// The instance number it was started with.
+    pub restart_count: i32,
+    /// The main process's pid.
+    pub pid: u32,
+    /// When it started.
+    pub started_at: SystemTime,
+}
+
+/// A container runtime. Object-safe: the agent holds an `Arc<dyn Runtime>`.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync + std::fmt::Debug {
+    /// Creates the pod sandbox: namespaces, network (pod IP), volumes, `/etc` files.
+    async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError>;
+
+    /// Kills anything still running in the sandbox (SIGKILL), unmounts, removes the veth, the
+    /// namespaces and the pod's directories, and releases the pod IP. Idempotent.
+    async fn stop_sandbox(&self, sandbox: &Sandbox) -> Result<(), RuntimeError>;
+
+    /// Starts a container in the sandbox. The error names the cause (executable not found,
+    /// permission denied, a port clash in host mode, …) in the runtime's words.
+    async fn start_container(
+        &self,
+        sandbox: &Sandbox,
+        cfg: &ContainerConfig,
+    ) -> Result<Started, RuntimeError>;
+
+    /// Resolves when the container's main process has exited; any number of waiters, before
+    /// or after the exit. An unknown id resolves at once with reason `ContainerStatusUnknown`.
+    async fn wait_container(&self, id: &ContainerId) -> Exited;
+
+    /// SIGTERM to the container's whole process tree, then SIGKILL to whatever is left after
+    /// `grace` (tokio time); returns when all of its processes are gone. Idempotent.
+    async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<(), RuntimeError>;
+
+    /// A runner for exec probes: argv inside the container's namespaces, with its env and
+    /// working directory (CRI `ExecSync`).
+    fn exec_runner(&self, id: &ContainerId) -> Arc<dyn probe::ExecRunner>;
+
+    /// `kubectl exec`: starts `argv` in the container's namespaces.
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        tty: bool,
+        stdin: bool,
+    ) -> Result<ExecSession, RuntimeError>;
+
+    /// The container's log file: CRI lines `<RFC3339Nano> stdout|stderr F|P <text>`. When it
+    /// reaches its size bound it is renamed to `<path>.1` (one rotated file is kept) and a new
+    /// file starts. The previous instance's file stays until the next instance starts.
+    fn log_path(&self, id: &ContainerId) -> PathBuf;
+
+    /// The log file of instance `restart_count` of a pod's container (for `--previous`), whether
+    /// or not it is still running.
+    fn instance_log_path(&self, pod_uid: &str, container: &str, restart_count: i32) -> PathBuf;
+
+    /// Deletes every log file of the pod (call when the pod object is gone for good).
+    async fn remove_pod_logs(&self, pod_uid: &str) -> Result<(), RuntimeError>;
+
+    /// Sandboxes and containers left by a previous run of the agent (from the runtime's on-disk
+    /// state), to adopt or to stop. Dead containers are forgotten.
+    async fn list(&self) -> Result<Vec<Recovered>, RuntimeError>;
+
+    /// Stops every container and sandbox this runtime knows, in memory and on disk (agent
+    /// shutdown): SIGTERM, `grace`, SIGKILL, then the sandboxes are torn down.
+    async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError>;
+}

@@ -1,0 +1,192 @@
+//! Namespaces: spawning a process inside a pod's namespaces, or creating the pod's namespace
+//! holder (the "pause" role).
+//!
+//! The holder is `sleep infinity` started as PID 1 of a new PID namespace, in new network, UTS,
+//! IPC and mount namespaces (network and UTS stay the node's for `hostNetwork` pods), with
+//! `SIGCHLD` ignored so orphans in the pod are reaped by the kernel, a fresh `/proc`, a private
+//! `/dev/shm`, memory-backed emptyDirs and the pod's `/etc/hosts`, `/etc/hostname` and
+//! `/etc/resolv.conf` mounted in its mount namespace. Killing it ends every process of the pod
+//! (the kernel kills a PID namespace with its init) and frees the namespaces.
+//!
+//! `unshare(CLONE_NEWPID)`/`setns` on a PID namespace only change where the caller's *children*
+//! go, and only for the calling thread: [`spawn`] therefore forks from a short-lived thread that
+//! first switched its PID namespace, so the new process is born in the pod's PID namespace
+//! without an intermediate process. The other namespaces are entered in the child before
+//! `exec` ([`super::sys`]); a container gets its own mount namespace copied from the pod's, with
+//! a private `/tmp` and its volume mounts.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use tokio::process::{Child, Command};
+
+use super::sys::{ChildSetup, MountOp, Step};
+
+/// Which PID namespace a new process is born in.
+#[derive(Debug)]
+pub(crate) enum PidNs {
+    /// The agent's.
+    Inherit,
+    /// A new one (the process is its PID 1).
+    New,
+    /// An existing one (an open `/proc/<pid>/ns/pid`).
+    Join(OwnedFd),
+}
+
+/// Opens `/proc/<pid>/ns/<name>` (close-on-exec).
+pub(crate) fn open_ns(pid: u32, name: &str) -> std::io::Result<OwnedFd> {
+    let path = format!("/proc/{pid}/ns/{name}");
+    nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// The namespaces of `pid` to enter before exec: IPC, UTS, network, then mount (entering the
+/// mount namespace last, since it changes the root the others' paths would resolve in — the
+/// files are opened up front anyway).
+pub(crate) fn join_pod(pid: u32) -> std::io::Result<Vec<(OwnedFd, CloneFlags)>> {
+    Ok(vec![
+        (open_ns(pid, "ipc")?, CloneFlags::CLONE_NEWIPC),
+        (open_ns(pid, "uts")?, CloneFlags::CLONE_NEWUTS),
+        (open_ns(pid, "net")?, CloneFlags::CLONE_NEWNET),
+        (open_ns(pid, "mnt")?, CloneFlags::CLONE_NEWNS),
+    ])
+}
+
+/// Why [`spawn`] failed: the OS error and, when a setup step failed, which one.
+#[derive(Debug)]
+pub(crate) struct SpawnError {
+    pub(crate) error: std::io::Error,
+    pub(crate) step: Option<Step>,
+}
+
+/// Spawns `cmd` with `setup` run in the child before exec, born in PID namespace `pid_ns`.
+pub(crate) async fn spawn(
+    mut cmd: Command,
+    mut setup: ChildSetup,
+    pid_ns: PidNs,
+) -> Result<Child, SpawnError> {
+    let plain = |error| SpawnError { error, step: None };
+    let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| plain(e.into()))?;
+    setup.report = Some(report_w);
+    super::sys::install(&mut cmd, setup);
+    let result = match pid_ns {
+        PidNs::Inherit => {
+            let res = cmd.spawn();
+            drop(cmd);
+            res
+        }
+        PidNs::New | PidNs::Join(_) => {
+            let handle = tokio::runtime::Handle::current();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let thread = std::thread::Builder::new()
+                .name("paddock-spawn".into())
+                .spawn(move || {
+                    let _enter = handle.enter();
+                    let switched = match &pid_ns {
+                        PidNs::New => nix::sched::unshare(CloneFlags::CLONE_NEWPID),
+                        PidNs::Join(fd) => nix::sched::setns(fd, CloneFlags::CLONE_NEWPID),
+                        PidNs::Inherit => Ok(()),
+                    };
+                    let res = match switched {
+                        Ok(()) => cmd.spawn(),
+                        Err(e) => Err(std::io::Error::other(format!(
+                            "enter PID namespace: {}",
+                            std::io::Error::from(e)
+                        ))),
+                    };
+                    // Dropping the command closes our copy of the report pipe's write end.
+                    drop(cmd);
+                    // The thread ends here; its changed PID namespace goes with it.
+                    let _ = tx.send(res);
+                });
+            match thread {
+                Ok(_) => rx
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::Error::other("spawn thread died"))),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    // The parent's copy of the write end was in the command's closure, dropped by now, and
+    // the child's copy closed at exec (or exit), so this read sees EOF.
+    let step = read_report(report_r);
+    result.map_err(|error| SpawnError { error, step })
+}
+
+fn read_report(fd: OwnedFd) -> Option<Step> {
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    let file = std::fs::File::from(fd);
+    use std::io::Read;
+    let mut file = file;
+    while got < 4 {
+        match file.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    if got == 4 { Step::decode(&buf) } else { None }
+}
+
+/// The holder's setup: new namespaces, hostname, `/proc`, `/dev/shm`, memory emptyDirs and
+/// the pod's `/etc` files.
+pub(crate) fn holder_setup(
+    host_network: bool,
+    hostname: &str,
+    memory_dirs: &[&Path],
+    etc_files: &[(std::path::PathBuf, std::path::PathBuf)],
+) -> Result<ChildSetup, super::RuntimeError> {
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC;
+    let mut name = None;
+    if !host_network {
+        flags |= CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS;
+        name =
+            Some(CString::new(hostname).map_err(|_| {
+                super::RuntimeError::Sandbox(format!("invalid hostname {hostname:?}"))
+            })?);
+    }
+    let mut ops = vec![
+        MountOp::MakePrivate,
+        MountOp::Proc {
+            dst: CString::from(c"/proc"),
+        },
+    ];
+    if Path::new("/dev/shm").is_dir() {
+        ops.push(MountOp::Tmpfs {
+            dst: CString::from(c"/dev/shm"),
+            opts: CString::from(c"mode=1777"),
+        });
+    }
+    for dir in memory_dirs {
+        ops.push(MountOp::Tmpfs {
+            dst: super::volumes::cstr(dir)?,
+            opts: CString::from(c"mode=0777"),
+        });
+    }
+    for (src, dst) in etc_files {
+        // A node without the file (no /etc/hostname, say) has no mount point for it.
+        if std::fs::metadata(dst).is_ok_and(|m| m.is_file()) {
+            ops.push(MountOp::Bind {
+                src: super::volumes::cstr(src)?,
+                src_fd: std::sync::atomic::AtomicI32::new(-1),
+                dst: super::volumes::cstr(dst)?,
+                read_only: false,
+            });
+        }
+    }
+    Ok(ChildSetup {
+        unshare: Some(flags),
+        hostname: name,
+        ops,
+        ignore_sigchld: true,
+        cwd: Some(CString::from(c"/")),
+        ..ChildSetup::default()
+    })
+}

@@ -1,0 +1,309 @@
+//! Pod networking for isolated pods: the node bridge (first address of the pod CIDR), a veth
+//! pair per pod (node end on the bridge, `eth0` in the pod with loopback up and a default
+//! route via the bridge), and pod IP allocation from the node's pod CIDR, persisted as one
+//! file per address under `<root>/ipam/` so a restarted agent never hands out a live address.
+//!
+//! Links are managed with iproute2's `ip` (run in the agent's network namespace; the pod side
+//! through `nsenter --net=/proc/<holder>/ns/net`).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use tokio::process::Command;
+
+use super::RuntimeError;
+
+/// The node's network settings the runtime needs.
+#[derive(Debug, Clone)]
+pub struct NodeNetwork {
+    /// The node's pod CIDR (`10.244.0.0/24`); the first address goes to the bridge.
+    pub pod_cidr: PodCidr,
+    /// The bridge's name (`paddock0`).
+    pub bridge: String,
+    /// Whether to isolate pods in namespaces (only honoured when running as root on Linux).
+    pub isolated: bool,
+    /// The node's address: the pod IP of host-network pods and of all pods in host mode.
+    pub node_ip: IpAddr,
+}
+
+impl NodeNetwork {
+    /// Defaults: pod CIDR `10.244.0.0/24`, bridge `paddock0`, isolated, node IP 127.0.0.1.
+    pub fn new(pod_cidr: PodCidr) -> Self {
+        Self {
+            pod_cidr,
+            bridge: "paddock0".to_string(),
+            isolated: true,
+            node_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+/// An IPv4 pod CIDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodCidr {
+    /// The network address.
+    pub network: Ipv4Addr,
+    /// The prefix length (8..=30).
+    pub prefix: u8,
+}
+
+impl PodCidr {
+    /// Parses `a.b.c.d/n` (host bits must be zero; prefix 8..=30).
+    pub fn parse(s: &str) -> Result<Self, RuntimeError> {
+        let bad = || RuntimeError::Config(format!("invalid pod CIDR {s:?}"));
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let network: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if !(8..=30).contains(&prefix) {
+            return Err(RuntimeError::Config(format!(
+                "pod CIDR {s:?}: prefix must be between /8 and /30"
+            )));
+        }
+        let cidr = Self { network, prefix };
+        if u32::from(network) & !cidr.mask() != 0 {
+            return Err(RuntimeError::Config(format!(
+                "pod CIDR {s:?} has host bits set"
+            )));
+        }
+        Ok(cidr)
+    }
+
+    fn mask(&self) -> u32 {
+        u32::MAX << (32 - u32::from(self.prefix))
+    }
+
+    /// The bridge (gateway) address: the first address.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    /// Addresses pods may get: from the second address to the one before broadcast.
+    pub fn pod_range(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let base = u32::from(self.network);
+        let size = 1u32 << (32 - u32::from(self.prefix));
+        (base + 2..base + size - 1).map(Ipv4Addr::from)
+    }
+}
+
+impl std::fmt::Display for PodCidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// Pod IP allocation backed by one file per address.
+#[derive(Debug, Clone)]
+pub(crate) struct Ipam {
+    dir: PathBuf,
+    cidr: PodCidr,
+}
+
+impl Ipam {
+    pub(crate) fn new(dir: PathBuf, cidr: PodCidr) -> Self {
+        Self { dir, cidr }
+    }
+
+    /// Allocates a free address for `owner` (a sandbox id).
+    pub(crate) fn allocate(&self, owner: &str) -> Result<Ipv4Addr, RuntimeError> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| RuntimeError::io(format!("create {}", self.dir.display()), e))?;
+        for ip in self.cidr.pod_range() {
+            let path = self.dir.join(ip.to_string());
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(owner.as_bytes())
+                        .map_err(|e| RuntimeError::io(format!("write {}", path.display()), e))?;
+                    return Ok(ip);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(RuntimeError::io(format!("create {}", path.display()), e)),
+            }
+        }
+        Err(RuntimeError::NoFreeIp(self.cidr.to_string()))
+    }
+
+    /// Releases `ip` if `owner` holds it.
+    pub(crate) fn release(&self, ip: IpAddr, owner: &str) {
+        let path = self.dir.join(ip.to_string());
+        if std::fs::read_to_string(&path).is_ok_and(|o| o == owner) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Releases every address whose owner is not in `live`.
+    pub(crate) fn release_all_except(&self, live: &[String]) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if let Ok(owner) = std::fs::read_to_string(entry.path())
+                && !live.contains(&owner)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+async fn ip(
+    args: &[&str],
+    stdin: Option<String>,
+    netns_of: Option<u32>,
+) -> Result<(), RuntimeError> {
+    let mut cmd = match netns_of {
+        Some(pid) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/proc/{pid}/ns/net")).arg("ip");
+            c
+        }
+        None => Command::new("ip"),
+    };
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| RuntimeError::Network(format!("ip {}: {e}", args.join(" "))))?;
+    if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
+        use tokio::io::AsyncWriteExt;
+        let _ = w.write_all(text.as_bytes()).await;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| RuntimeError::Network(format!("ip {}: {e}", args.join(" "))))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(RuntimeError::Network(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Whether a link exists in the agent's network namespace.
+pub(crate) fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists() || {
+        // /sys may show another namespace's links (it reflects the namespace of whoever mounted
+        // it); ask the kernel through `ip` in that case.
+        std::process::Command::new("ip")
+            .args(["link", "show", "dev", name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+/// Creates the bridge with the gateway address if it is missing, and brings it up.
+pub(crate) async fn ensure_bridge(bridge: &str, cidr: &PodCidr) -> Result<(), RuntimeError> {
+    if ip(&["link", "show", "dev", bridge], None, None)
+        .await
+        .is_err()
+    {
+        ip(&["link", "add", bridge, "type", "bridge"], None, None).await?;
+    }
+    let addr = format!("{}/{}", cidr.gateway(), cidr.prefix);
+    ip(&["addr", "replace", &addr, "dev", bridge], None, None).await?;
+    ip(&["link", "set", bridge, "up"], None, None).await
+}
+
+/// The node-side veth name for a sandbox (≤ 15 bytes, as link names must be).
+pub(crate) fn veth_name(sandbox_id: &str) -> String {
+    let short: String = sandbox_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(11)
+        .collect();
+    format!("pdk{short}")
+}
+
+/// Joins the network namespace of `holder` to the bridge with address `pod_ip`.
+pub(crate) async fn attach_pod(
+    holder: u32,
+    veth: &str,
+    bridge: &str,
+    pod_ip: Ipv4Addr,
+    cidr: &PodCidr,
+) -> Result<(), RuntimeError> {
+    let holder_s = holder.to_string();
+    ip(
+        &[
+            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", &holder_s,
+        ],
+        None,
+        None,
+    )
+    .await?;
+    ip(&["link", "set", veth, "master", bridge, "up"], None, None).await?;
+    let batch = format!(
+        "link set lo up\naddr add {pod_ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gw}\n",
+        prefix = cidr.prefix,
+        gw = cidr.gateway()
+    );
+    ip(&["-batch", "-"], Some(batch), Some(holder)).await
+}
+
+/// Deletes the node end of a pod's veth pair (gone already is fine).
+pub(crate) async fn detach_pod(veth: &str) {
+    if link_exists(veth) {
+        let _ = ip(&["link", "del", veth], None, None).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parse_and_ranges() {
+        let c = PodCidr::parse("10.244.3.0/24").expect("valid");
+        assert_eq!(c.gateway(), Ipv4Addr::new(10, 244, 3, 1));
+        let r: Vec<_> = c.pod_range().collect();
+        assert_eq!(r.first(), Some(&Ipv4Addr::new(10, 244, 3, 2)));
+        assert_eq!(r.last(), Some(&Ipv4Addr::new(10, 244, 3, 254)));
+        assert!(PodCidr::parse("10.244.3.1/24").is_err());
+        assert!(PodCidr::parse("10.244.3.0/31").is_err());
+        assert!(PodCidr::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn ipam_never_hands_out_a_held_address_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cidr = PodCidr::parse("10.1.0.0/29").expect("valid");
+        let ipam = Ipam::new(dir.path().to_path_buf(), cidr);
+        let a = ipam.allocate("a").expect("a");
+        let b = Ipam::new(dir.path().to_path_buf(), cidr)
+            .allocate("b")
+            .expect("b");
+        assert_ne!(a, b);
+        for o in ["c", "d", "e"] {
+            ipam.allocate(o).expect("room");
+        }
+        assert!(matches!(ipam.allocate("f"), Err(RuntimeError::NoFreeIp(_))));
+        ipam.release(IpAddr::V4(a), "not-the-owner");
+        assert!(ipam.allocate("g").is_err());
+        ipam.release(IpAddr::V4(a), "a");
+        assert_eq!(ipam.allocate("h").expect("freed"), a);
+        ipam.release_all_except(&["h".to_string()]);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
+    #[test]
+    fn veth_names_fit_the_kernel_limit() {
+        assert!(veth_name("0123456789abcdef0123456789abcdef").len() <= 15);
+    }
+}

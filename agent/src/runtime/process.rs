@@ -1,0 +1,1053 @@
+//! [`ProcessRuntime`]: containers as host processes, isolated per pod in Linux namespaces when
+//! the agent is root (see [`super::isolate`]), in "host mode" otherwise.
+//!
+//! Each container is started in its own process group with a marker variable
+//! (`PADDOCK_CONTAINER_ID=<id>`) in its environment, which every descendant inherits: the
+//! container's process tree is its group plus every process carrying the marker, so a
+//! descendant that called `setsid` is still found. Stopping sends SIGTERM to that tree, waits
+//! the grace period, then SIGKILLs whatever is left and returns when nothing is.
+//!
+//! The agent process reads the container's stdout/stderr pipes into the CRI log file and reaps
+//! the main process. State is written to disk so a restarted agent can find what it left
+//! running ([`Runtime::list`]); its containers' pipes died with the old agent, so they are
+//! meant to be stopped, while sandboxes (namespaces, pod IP) can be adopted and reused.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use parking_lot::Mutex;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::exec::{ContainerExecRunner, ExecSession};
+use super::isolate::{self, PidNs};
+use super::logs::{self, LogWriter, Stream};
+use super::net::{self, Ipam, NodeNetwork};
+use super::state::{self, ContainerRecord, ProcRef, SandboxRecord};
+use super::sys::{ChildSetup, Step};
+use super::volumes;
+use super::{
+    ContainerConfig, ContainerId, Exited, Recovered, RecoveredContainer, Runtime, RuntimeError,
+    Sandbox, SandboxConfig, Started,
+};
+
+/// The `PATH` a container gets when its env sets none (what container runtimes default to).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The environment variable marking every process of a container.
+pub const MARKER_ENV: &str = "PADDOCK_CONTAINER_ID";
+
+/// How often a stop checks whether the container's processes are gone.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// How long a SIGKILLed tree may take to disappear before stop reports an error.
+const KILL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long exit reporting waits for the output pipes to drain (a daemonized descendant may
+/// hold them open forever).
+const PIPE_DRAIN: Duration = Duration::from_millis(500);
+
+/// Runs containers as processes; see the module docs.
+#[derive(Debug, Clone)]
+pub struct ProcessRuntime {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    root: PathBuf,
+    node: NodeNetwork,
+    isolated: bool,
+    log_max: AtomicU64,
+    ipam: Ipam,
+    holder_bin: PathBuf,
+    sandboxes: Mutex<HashMap<String, Arc<SandboxRt>>>,
+    containers: Mutex<HashMap<ContainerId, Arc<ContainerRt>>>,
+    bridge_ready: tokio::sync::Mutex<bool>,
+}
+
+#[derive(Debug)]
+struct SandboxRt {
+    rec: SandboxRecord,
+    /// The holder process when this agent started it (so it is reaped here).
+    holder: tokio::sync::Mutex<Option<Child>>,
+}
+
+/// A container known to this agent.
+#[derive(Debug)]
+pub(crate) struct ContainerRt {
+    pub(crate) rec: ContainerRecord,
+    pub(crate) isolated: bool,
+    exited: watch::Receiver<Option<Exited>>,
+    _stdin: Mutex<Option<ChildStdin>>,
+}
+
+impl ContainerRt {
+    fn marker(&self) -> String {
+        format!("{MARKER_ENV}={}", self.rec.id)
+    }
+
+    pub(crate) fn running(&self) -> bool {
+        self.exited.borrow().is_none() && self.rec.process.alive()
+    }
+
+    fn main_gone(&self) -> bool {
+        self.exited.borrow().is_some() || !self.rec.process.alive()
+    }
+
+    fn tree(&self) -> Vec<i32> {
+        let pgid = i32::try_from(self.rec.process.pid).ok();
+        state::tree_pids(pgid, &self.marker())
+    }
+
+    fn signal_tree(&self, sig: Signal) {
+        if !self.main_gone()
+            && let Ok(pgid) = i32::try_from(self.rec.process.pid)
+        {
+            let _ = killpg(Pid::from_raw(pgid), sig);
+        }
+        for pid in self.tree() {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn from_ns(ns: u128) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let context = context.into();
+    move |e| RuntimeError::io(context, e)
+}
+
+fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Resolves the program like runc (Go's `exec.LookPath` on the container's `PATH`).
+pub(crate) fn resolve_program(
+    program: &str,
+    path_env: &str,
+    cwd: &Path,
+    checkable: bool,
+) -> Result<PathBuf, RuntimeError> {
+    if program.is_empty() {
+        return Err(RuntimeError::NoCommand);
+    }
+    if !program.contains('/') {
+        return find_in_path(program, path_env)
+            .ok_or_else(|| RuntimeError::ExecutableNotFound(program.to_string()));
+    }
+    let full = cwd.join(program);
+    if checkable {
+        match std::fs::metadata(&full) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RuntimeError::NoSuchFile(program.to_string()));
+            }
+            Ok(m) if m.is_dir() || !is_executable(&full) => {
+                return Err(RuntimeError::PermissionDenied(program.to_string()));
+            }
+            _ => {}
+        }
+    }
+    Ok(PathBuf::from(program))
+}
+
+fn exited_from(status: std::io::Result<std::process::ExitStatus>) -> Exited {
+    use std::os::unix::process::ExitStatusExt;
+    let finished_at = SystemTime::now();
+    let (exit_code, signal) = match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => (c, None),
+            (None, Some(sig)) => (128 + sig, Some(sig)),
+            (None, None) => (-1, None),
+        },
+        Err(_) => (-1, None),
+    };
+    Exited {
+        exit_code,
+        signal,
+        finished_at,
+        reason: if exit_code == 0 { "Completed" } else { "Error" }.to_string(),
+        message: None,
+    }
+}
+
+fn unknown_exit(message: &str) -> Exited {
+    Exited {
+        exit_code: 137,
+        signal: None,
+        finished_at: SystemTime::now(),
+        reason: "ContainerStatusUnknown".to_string(),
+        message: Some(message.to_string()),
+    }
+}
+
+/// Host mode: a declared port another process already holds is a clear start error.
+fn check_ports(cfg: &ContainerConfig) -> Result<(), RuntimeError> {
+    for p in &cfg.ports {
+        let taken = match p.protocol.as_str() {
+            "" | "TCP" => std::net::TcpListener::bind(("0.0.0.0", p.container_port)).err(),
+            "UDP" => std::net::UdpSocket::bind(("0.0.0.0", p.container_port)).err(),
+            _ => None,
+        };
+        if let Some(e) = taken
+            && e.kind() == std::io::ErrorKind::AddrInUse
+        {
+            let proto = if p.protocol.is_empty() {
+                "TCP"
+            } else {
+                &p.protocol
+            };
+            return Err(RuntimeError::PortInUse {
+                port: p.container_port,
+                protocol: proto.to_string(),
+                protocol_lower: proto.to_ascii_lowercase(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The container's environment: runtime defaults, then the spec's env, then the marker.
+fn container_env(cfg: &ContainerConfig, hostname: &str, id: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOSTNAME".into(), hostname.into()),
+    ];
+    for (k, v) in &cfg.env {
+        if k == MARKER_ENV {
+            continue;
+        }
+        match env.iter_mut().find(|(ek, _)| ek == k) {
+            Some(e) => e.1 = v.clone(),
+            None => env.push((k.clone(), v.clone())),
+        }
+    }
+    if !env.iter().any(|(k, _)| k == "HOME") {
+        env.push(("HOME".into(), "/root".into()));
+    }
+    env.push((MARKER_ENV.into(), id.into()));
+    env
+}
+
+impl ProcessRuntime {
+    /// A runtime keeping its state, logs and volumes under `root`. Pods are isolated when
+    /// `node.isolated` is set and the agent runs as root; otherwise they run in host mode.
+    pub fn new(root: PathBuf, node: NodeNetwork) -> Result<Self, RuntimeError> {
+        for dir in ["sandboxes", "containers", "pods", "logs", "ipam"] {
+            let d = root.join(dir);
+            std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
+        }
+        let isolated = node.isolated && nix::unistd::geteuid().is_root();
+        let holder_bin = find_in_path("sleep", DEFAULT_PATH).unwrap_or_else(|| "sleep".into());
+        if isolated && !net::link_exists("lo") {
+            return Err(RuntimeError::Config("no loopback device".into()));
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                ipam: Ipam::new(root.join("ipam"), node.pod_cidr),
+                root,
+                node,
+                isolated,
+                log_max: AtomicU64::new(logs::DEFAULT_MAX_SIZE),
+                holder_bin,
+                sandboxes: Mutex::new(HashMap::new()),
+                containers: Mutex::new(HashMap::new()),
+                bridge_ready: tokio::sync::Mutex::new(false),
+            }),
+        })
+    }
+
+    /// Whether pods get their own namespaces (root and isolation enabled).
+    pub fn is_isolated(&self) -> bool {
+        self.shared.isolated
+    }
+
+    /// Changes the size at which container log files rotate (default 10 MiB).
+    pub fn set_log_max_size(&self, bytes: u64) {
+        self.shared.log_max.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The runtime's root directory.
+    pub fn root(&self) -> &Path {
+        &self.shared.root
+    }
+}
+
+impl Shared {
+    fn sandbox_path(&self, id: &str) -> PathBuf {
+        self.root.join("sandboxes").join(format!("{id}.json"))
+    }
+
+    fn container_path(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(format!("{id}.json"))
+    }
+
+    fn pod_dir(&self, sandbox_id: &str) -> PathBuf {
+        self.root.join("pods").join(sandbox_id)
+    }
+
+    pub(crate) fn instance_log(&self, pod_uid: &str, container: &str, n: i32) -> PathBuf {
+        self.root
+            .join("logs")
+            .join(pod_uid)
+            .join(container)
+            .join(format!("{n}.log"))
+    }
+
+    fn sandbox(&self, id: &str) -> Option<Arc<SandboxRt>> {
+        if let Some(s) = self.sandboxes.lock().get(id) {
+            return Some(s.clone());
+        }
+        let rec: SandboxRecord = state::read_one(&self.sandbox_path(id))?;
+        let rt = Arc::new(SandboxRt {
+            rec,
+            holder: tokio::sync::Mutex::new(None),
+        });
+        Some(
+            self.sandboxes
+                .lock()
+                .entry(id.to_string())
+                .or_insert(rt)
+                .clone(),
+        )
+    }
+
+    pub(crate) fn container(&self, id: &ContainerId) -> Option<Arc<ContainerRt>> {
+        if let Some(c) = self.containers.lock().get(id) {
+            return Some(c.clone());
+        }
+        let rec: ContainerRecord = state::read_one(&self.container_path(&id.0))?;
+        Some(self.adopt(rec))
+    }
+
+    /// Registers a container left by a previous agent run; its exit is noticed by polling.
+    fn adopt(&self, rec: ContainerRecord) -> Arc<ContainerRt> {
+        let isolated = self
+            .sandbox(&rec.sandbox_id)
+            .is_some_and(|s| s.rec.isolated);
+        let (tx, rx) = watch::channel(None);
+        let process = rec.process;
+        let path = self.container_path(&rec.id);
+        let id = ContainerId(rec.id.clone());
+        let rt = Arc::new(ContainerRt {
+            rec,
+            isolated,
+            exited: rx,
+            _stdin: Mutex::new(None),
+        });
+        {
+            let mut containers = self.containers.lock();
+            if let Some(existing) = containers.get(&id) {
+                return existing.clone();
+            }
+            containers.insert(id, rt.clone());
+        }
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                if !process.alive() || tx.is_closed() {
+                    break;
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+            let _ = tx.send(Some(unknown_exit(
+                "The container's exit status was lost when the agent restarted",
+            )));
+        });
+        rt
+    }
+
+    async fn ensure_bridge(&self) -> Result<(), RuntimeError> {
+        let mut ready = self.bridge_ready.lock().await;
+        if !*ready {
+            net::ensure_bridge(&self.node.bridge, &self.node.pod_cidr).await?;
+            *ready = true;
+        }
+        Ok(())
+    }
+
+    async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
+        let id = new_id();
+        let pod_dir = self.pod_dir(&id);
+        std::fs::create_dir_all(&pod_dir).map_err(io(format!("create {}", pod_dir.display())))?;
+        let mut rec = SandboxRecord {
+            id: id.clone(),
+            pod_uid: cfg.pod_uid.clone(),
+            namespace: cfg.namespace.clone(),
+            name: cfg.name.clone(),
+            hostname: cfg.hostname.clone(),
+            host_network: cfg.host_network,
+            isolated: self.isolated,
+            pod_ip: self.node.node_ip,
+            holder: None,
+            veth: None,
+            allocated_ip: false,
+            created_paths: Vec::new(),
+            volumes: Vec::new(),
+        };
+        let result = self.build_sandbox(cfg, &mut rec, &pod_dir).await;
+        match result {
+            Ok(holder) => {
+                state::write_json(&self.sandbox_path(&id), &rec)?;
+                let sandbox = Sandbox {
+                    id: id.clone(),
+                    pod_ip: rec.pod_ip,
+                    host_network: rec.host_network,
+                    isolated: rec.isolated,
+                };
+                self.sandboxes.lock().insert(
+                    id,
+                    Arc::new(SandboxRt {
+                        rec,
+                        holder: tokio::sync::Mutex::new(holder),
+                    }),
+                );
+                Ok(sandbox)
+            }
+            Err((e, holder)) => {
+                let rt = SandboxRt {
+                    rec,
+                    holder: tokio::sync::Mutex::new(holder),
+                };
+                self.teardown(&rt).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Volumes, `/etc` files, the namespace holder and the network; on error the holder (if
+    /// any) comes back with the error so the caller can tear everything down.
+    async fn build_sandbox(
+        &self,
+        cfg: &SandboxConfig,
+        rec: &mut SandboxRecord,
+        pod_dir: &Path,
+    ) -> Result<Option<Child>, (RuntimeError, Option<Child>)> {
+        rec.volumes = volumes::prepare(pod_dir, cfg).map_err(|e| (e, None))?;
+        if self.isolated && !cfg.host_network {
+            let ip = self.ipam.allocate(&rec.id).map_err(|e| (e, None))?;
+            rec.allocated_ip = true;
+            rec.pod_ip = IpAddr::V4(ip);
+        }
+        let etc = volumes::write_etc_files(pod_dir, cfg, &rec.pod_ip.to_string())
+            .map_err(|e| (e, None))?;
+        if !self.isolated {
+            return Ok(None);
+        }
+        let memory: Vec<&Path> = rec
+            .volumes
+            .iter()
+            .filter(|v| v.memory)
+            .map(|v| v.path.as_path())
+            .collect();
+        let setup = isolate::holder_setup(cfg.host_network, &cfg.hostname, &memory, &etc)
+            .map_err(|e| (e, None))?;
+        let mut cmd = Command::new(&self.holder_bin);
+        cmd.arg("infinity")
+            .env_clear()
+            .env("PADDOCK_SANDBOX_ID", &rec.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(false);
+        let child = isolate::spawn(cmd, setup, PidNs::New).await.map_err(|e| {
+            let what = match e.step {
+                Some(Step::Unshare) => "create namespaces",
+                Some(Step::Hostname) => "set the hostname",
+                Some(Step::Op(_)) => "set up the pod's mounts",
+                _ => "start the namespace holder",
+            };
+            (
+                RuntimeError::Sandbox(format!("{what}: {}", probe::gofmt::errno_text(&e.error))),
+                None,
+            )
+        })?;
+        let Some(pid) = child.id() else {
+            return Err((
+                RuntimeError::Sandbox("namespace holder exited".into()),
+                Some(child),
+            ));
+        };
+        rec.holder = ProcRef::of(pid);
+        // Record the holder before the network work, so a crash now still leaves a trace.
+        if let Err(e) = state::write_json(&self.sandbox_path(&rec.id), &*rec) {
+            return Err((e, Some(child)));
+        }
+        if !cfg.host_network
+            && let IpAddr::V4(ip) = rec.pod_ip
+        {
+            let veth = net::veth_name(&rec.id);
+            rec.veth = Some(veth.clone());
+            let attached = async {
+                self.ensure_bridge().await?;
+                net::attach_pod(pid, &veth, &self.node.bridge, ip, &self.node.pod_cidr).await
+            };
+            if let Err(e) = attached.await {
+                return Err((e, Some(child)));
+            }
+        }
+        Ok(Some(child))
+    }
+
+    /// Kills the holder (and with it the pod's PID namespace), removes the veth, the pod's
+    /// files and mount points, and releases the IP.
+    async fn teardown(&self, sb: &SandboxRt) {
+        let rec = &sb.rec;
+        if let Some(holder) = rec.holder {
+            let mut owned = sb.holder.lock().await;
+            if holder.alive() {
+                let _ = kill(Pid::from_raw(holder.pid as i32), Signal::SIGKILL);
+            }
+            if let Some(child) = owned.as_mut() {
+                let _ = child.wait().await;
+            }
+            *owned = None;
+            let deadline = Instant::now() + KILL_TIMEOUT;
+            while holder.alive() && Instant::now() < deadline {
+                tokio::time::sleep(STOP_POLL).await;
+            }
+        }
+        if let Some(veth) = &rec.veth {
+            net::detach_pod(veth).await;
+        }
+        if rec.allocated_ip {
+            self.ipam.release(rec.pod_ip, &rec.id);
+        }
+        volumes::remove_mount_points(&rec.created_paths);
+        let dir = self.pod_dir(&rec.id);
+        if let Ok(extra) = std::fs::read_to_string(dir.join("mountpoints")) {
+            let paths: Vec<PathBuf> = extra.lines().map(PathBuf::from).collect();
+            volumes::remove_mount_points(&paths);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(self.sandbox_path(&rec.id));
+    }
+
+    async fn stop_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        let Some(sb) = self.sandbox(id) else {
+            return Ok(());
+        };
+        let mut ids: Vec<ContainerId> = self
+            .containers
+            .lock()
+            .iter()
+            .filter(|(_, c)| c.rec.sandbox_id == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for rec in state::read_all::<ContainerRecord>(&self.root.join("containers")) {
+            if rec.sandbox_id == id && !ids.iter().any(|c| c.0 == rec.id) {
+                ids.push(ContainerId(rec.id));
+            }
+        }
+        for cid in &ids {
+            self.stop_container(cid, Duration::ZERO).await?;
+        }
+        self.teardown(&sb).await;
+        self.sandboxes.lock().remove(id);
+        let mut containers = self.containers.lock();
+        for cid in &ids {
+            containers.remove(cid);
+        }
+        Ok(())
+    }
+
+    async fn start_container(
+        &self,
+        sandbox: &Sandbox,
+        cfg: &ContainerConfig,
+    ) -> Result<Started, RuntimeError> {
+        let sb = self
+            .sandbox(&sandbox.id)
+            .ok_or_else(|| RuntimeError::SandboxNotFound(sandbox.id.clone()))?;
+        let srec = &sb.rec;
+        let Some(program) = cfg.argv.first() else {
+            return Err(RuntimeError::NoCommand);
+        };
+        let id = new_id();
+        let hostname = if srec.host_network {
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            srec.hostname.clone()
+        };
+        let env = container_env(cfg, &hostname, &id);
+        let path_env = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let cwd = cfg
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let in_volume = |p: &Path| cfg.mounts.iter().any(|m| p.starts_with(&m.mount_path));
+        let isolated = srec.isolated;
+        if !isolated || srec.host_network {
+            check_ports(cfg)?;
+        }
+        let program_path = resolve_program(
+            program,
+            &path_env,
+            &cwd,
+            !(isolated && (in_volume(&cwd.join(program)) || cwd.join(program).starts_with("/tmp"))),
+        )?;
+        if !(isolated && (in_volume(&cwd) || cwd.starts_with("/tmp")))
+            && let Err(e) = std::fs::read_dir(&cwd)
+        {
+            return Err(RuntimeError::WorkingDir {
+                path: cwd,
+                message: probe::gofmt::errno_text(&e),
+            });
+        }
+        if !isolated && !cfg.mounts.is_empty() {
+            tracing::warn!(
+                pod = %srec.name, container = %cfg.name,
+                "host mode: volume mounts are not applied (they need root for a mount namespace)"
+            );
+        }
+        let plan = if isolated {
+            let plan = volumes::plan_mounts(&srec.volumes, &cfg.mounts)?;
+            if !plan.created.is_empty() {
+                self.note_mount_points(&srec.id, &plan.created)?;
+            }
+            Some(plan)
+        } else {
+            None
+        };
+
+        // Logs: this instance's file; older instances than the previous one go.
+        let log_path = self.instance_log(&srec.pod_uid, &cfg.name, cfg.restart_count);
+        self.prune_logs(&srec.pod_uid, &cfg.name, cfg.restart_count);
+        let writer = LogWriter::open(&log_path, self.log_max.load(Ordering::Relaxed))
+            .map_err(io(format!("open log {}", log_path.display())))?;
+        let writer = Arc::new(Mutex::new(writer));
+
+        let mut cmd = Command::new(&program_path);
+        cmd.arg0(program)
+            .args(&cfg.argv[1..])
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(if cfg.stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        let cwd_c = volumes::cstr(&cwd)?;
+        let (setup, pid_ns, labels) = match (plan, srec.holder) {
+            (Some(mut plan), Some(holder)) => {
+                let join = isolate::join_pod(holder.pid).map_err(|e| {
+                    RuntimeError::Sandbox(format!(
+                        "pod namespaces are gone: {}",
+                        probe::gofmt::errno_text(&e)
+                    ))
+                })?;
+                let pid_ns = isolate::open_ns(holder.pid, "pid").map_err(|e| {
+                    RuntimeError::Sandbox(format!(
+                        "pod namespaces are gone: {}",
+                        probe::gofmt::errno_text(&e)
+                    ))
+                })?;
+                let ops = std::mem::take(&mut plan.ops);
+                (
+                    ChildSetup {
+                        join,
+                        unshare: Some(nix::sched::CloneFlags::CLONE_NEWNS),
+                        ops,
+                        cwd: Some(cwd_c),
+                        ..ChildSetup::default()
+                    },
+                    PidNs::Join(pid_ns),
+                    plan.labels,
+                )
+            }
+            _ => (
+                ChildSetup {
+                    cwd: Some(cwd_c),
+                    ..ChildSetup::default()
+                },
+                PidNs::Inherit,
+                Vec::new(),
+            ),
+        };
+        let mut child = isolate::spawn(cmd, setup, pid_ns)
+            .await
+            .map_err(|e| spawn_error(program, &cwd, &labels, e))?;
+        let started_at = SystemTime::now();
+        let Some(pid) = child.id() else {
+            return Err(RuntimeError::Spawn {
+                program: program.clone(),
+                message: "process vanished at start".into(),
+            });
+        };
+        let process = ProcRef::of(pid).unwrap_or(ProcRef {
+            pid,
+            start_ticks: 0,
+        });
+        let rec = ContainerRecord {
+            id: id.clone(),
+            sandbox_id: srec.id.clone(),
+            pod_uid: srec.pod_uid.clone(),
+            name: cfg.name.clone(),
+            restart_count: cfg.restart_count,
+            process,
+            env,
+            cwd,
+            started_at_ns: started_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_else(|_| now_ns()),
+            log_path,
+        };
+        let rec_path = self.container_path(&id);
+        if let Err(e) = state::write_json(&rec_path, &rec) {
+            tracing::warn!(error = %e, "could not record container state");
+        }
+        let (tx, rx) = watch::channel(None);
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let stdin = child.stdin.take();
+        tokio::spawn(async move {
+            let out =
+                stdout.map(|p| tokio::spawn(logs::copy_stream(p, Stream::Stdout, writer.clone())));
+            let err =
+                stderr.map(|p| tokio::spawn(logs::copy_stream(p, Stream::Stderr, writer.clone())));
+            let status = child.wait().await;
+            let drained = async {
+                if let Some(h) = out {
+                    let _ = h.await;
+                }
+                if let Some(h) = err {
+                    let _ = h.await;
+                }
+            };
+            let _ = tokio::time::timeout(PIPE_DRAIN, drained).await;
+            let _ = std::fs::remove_file(&rec_path);
+            let _ = tx.send(Some(exited_from(status)));
+        });
+        let cid = ContainerId(id);
+        let rt = Arc::new(ContainerRt {
+            rec,
+            isolated,
+            exited: rx,
+            _stdin: Mutex::new(stdin),
+        });
+        {
+            let mut containers = self.containers.lock();
+            // Keep the previous instance (its status and logs are still asked for), forget older.
+            containers.retain(|_, c| {
+                !(c.rec.sandbox_id == srec.id
+                    && c.rec.name == cfg.name
+                    && c.rec.restart_count < cfg.restart_count - 1
+                    && c.exited.borrow().is_some())
+            });
+            containers.insert(cid.clone(), rt);
+        }
+        Ok(Started {
+            id: cid,
+            pid,
+            started_at,
+        })
+    }
+
+    /// Appends created mount points to the pod's list (removed at sandbox stop).
+    fn note_mount_points(&self, sandbox_id: &str, paths: &[PathBuf]) -> Result<(), RuntimeError> {
+        use std::io::Write;
+        let path = self.pod_dir(sandbox_id).join("mountpoints");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(format!("open {}", path.display())))?;
+        for p in paths {
+            writeln!(f, "{}", p.display()).map_err(io(format!("write {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    fn prune_logs(&self, pod_uid: &str, container: &str, current: i32) {
+        let dir = self.root.join("logs").join(pod_uid).join(container);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(n) = name
+                .to_str()
+                .and_then(|s| s.split('.').next())
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if n < current - 1 || n > current {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    async fn wait_container(&self, id: &ContainerId) -> Exited {
+        let Some(c) = self.container(id) else {
+            return unknown_exit("The container could not be located");
+        };
+        let mut rx = c.exited.clone();
+        let res = rx.wait_for(|v| v.is_some()).await.map(|v| v.clone());
+        match res {
+            Ok(Some(e)) => e,
+            _ => unknown_exit("The container could not be located"),
+        }
+    }
+
+    async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<(), RuntimeError> {
+        let Some(c) = self.container(id) else {
+            return Ok(());
+        };
+        let gone = |c: &ContainerRt| c.main_gone() && c.tree().is_empty();
+        if gone(&c) {
+            return Ok(());
+        }
+        c.signal_tree(Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if gone(&c) {
+                return Ok(());
+            }
+            tokio::time::sleep(STOP_POLL.min(deadline - Instant::now())).await;
+        }
+        let deadline = Instant::now() + KILL_TIMEOUT;
+        loop {
+            c.signal_tree(Signal::SIGKILL);
+            if gone(&c) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(RuntimeError::Sandbox(format!(
+                    "container {id}: processes {:?} did not exit after SIGKILL",
+                    c.tree()
+                )));
+            }
+            tokio::time::sleep(STOP_POLL).await;
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Recovered>, RuntimeError> {
+        let records: Vec<SandboxRecord> = state::read_all(&self.root.join("sandboxes"));
+        let live: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        self.ipam.release_all_except(&live);
+        let mut out = Vec::new();
+        for rec in records {
+            let Some(sb) = self.sandbox(&rec.id) else {
+                continue;
+            };
+            let alive = sb.rec.holder.is_none_or(|h| h.alive());
+            out.push(Recovered {
+                sandbox: Sandbox {
+                    id: rec.id.clone(),
+                    pod_ip: rec.pod_ip,
+                    host_network: rec.host_network,
+                    isolated: rec.isolated,
+                },
+                pod_uid: rec.pod_uid.clone(),
+                namespace: rec.namespace.clone(),
+                name: rec.name.clone(),
+                alive,
+                containers: Vec::new(),
+            });
+        }
+        for crec in state::read_all::<ContainerRecord>(&self.root.join("containers")) {
+            if !crec.process.alive() {
+                let _ = std::fs::remove_file(self.container_path(&crec.id));
+                continue;
+            }
+            let id = ContainerId(crec.id.clone());
+            let Some(c) = self.container(&id) else {
+                continue;
+            };
+            if let Some(r) = out.iter_mut().find(|r| r.sandbox.id == c.rec.sandbox_id) {
+                r.containers.push(RecoveredContainer {
+                    id,
+                    name: c.rec.name.clone(),
+                    restart_count: c.rec.restart_count,
+                    pid: c.rec.process.pid,
+                    started_at: from_ns(c.rec.started_at_ns),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError> {
+        self.list().await?;
+        let ids: Vec<ContainerId> = self.containers.lock().keys().cloned().collect();
+        let stops = ids.iter().map(|id| self.stop_container(id, grace));
+        let mut first_err = None;
+        for r in futures::future::join_all(stops).await {
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        let sandboxes: Vec<String> = self.sandboxes.lock().keys().cloned().collect();
+        for id in sandboxes {
+            if let Err(e) = self.stop_sandbox(&id).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        if self.isolated && *self.bridge_ready.lock().await && net::link_exists(&self.node.bridge) {
+            net::detach_pod(&self.node.bridge).await;
+            *self.bridge_ready.lock().await = false;
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Names the cause of a failed container start in the runtime's words.
+pub(crate) fn spawn_error(
+    program: &str,
+    cwd: &Path,
+    labels: &[(usize, String)],
+    e: isolate::SpawnError,
+) -> RuntimeError {
+    let text = probe::gofmt::errno_text(&e.error);
+    match e.step {
+        Some(Step::Chdir) => RuntimeError::WorkingDir {
+            path: cwd.to_path_buf(),
+            message: text,
+        },
+        Some(Step::Op(i)) => {
+            let label = labels
+                .iter()
+                .find(|(n, _)| *n == i)
+                .map_or("set up mounts", |(_, l)| l.as_str());
+            RuntimeError::Volume(format!("failed to {label}: {text}"))
+        }
+        Some(step) => RuntimeError::Sandbox(format!("entering the pod failed at {step:?}: {text}")),
+        None => match e.error.raw_os_error() {
+            Some(nix::libc::ENOENT) if !program.contains('/') => {
+                RuntimeError::ExecutableNotFound(program.to_string())
+            }
+            Some(nix::libc::ENOENT) => RuntimeError::NoSuchFile(program.to_string()),
+            Some(nix::libc::EACCES) => RuntimeError::PermissionDenied(program.to_string()),
+            _ => RuntimeError::Spawn {
+                program: program.to_string(),
+                message: text,
+            },
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for ProcessRuntime {
+    async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
+        self.shared.run_sandbox(cfg).await
+    }
+
+    async fn stop_sandbox(&self, sandbox: &Sandbox) -> Result<(), RuntimeError> {
+        self.shared.stop_sandbox(&sandbox.id).await
+    }
+
+    async fn start_container(
+        &self,
+        sandbox: &Sandbox,
+        cfg: &ContainerConfig,
+    ) -> Result<Started, RuntimeError> {
+        self.shared.start_container(sandbox, cfg).await
+    }
+
+    async fn wait_container(&self, id: &ContainerId) -> Exited {
+        self.shared.wait_container(id).await
+    }
+
+    async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<(), RuntimeError> {
+        self.shared.stop_container(id, grace).await
+    }
+
+    fn exec_runner(&self, id: &ContainerId) -> Arc<dyn probe::ExecRunner> {
+        Arc::new(ContainerExecRunner::new(self.shared.clone(), id.clone()))
+    }
+
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        tty: bool,
+        stdin: bool,
+    ) -> Result<ExecSession, RuntimeError> {
+        super::exec::start_session(&self.shared, id, argv, tty, stdin).await
+    }
+
+    fn log_path(&self, id: &ContainerId) -> PathBuf {
+        match self.shared.container(id) {
+            Some(c) => c.rec.log_path.clone(),
+            None => self
+                .shared
+                .root
+                .join("logs")
+                .join("unknown")
+                .join(format!("{id}.log")),
+        }
+    }
+
+    fn instance_log_path(&self, pod_uid: &str, container: &str, restart_count: i32) -> PathBuf {
+        self.shared.instance_log(pod_uid, container, restart_count)
+    }
+
+    async fn remove_pod_logs(&self, pod_uid: &str) -> Result<(), RuntimeError> {
+        if pod_uid.is_empty() || pod_uid.contains('/') || pod_uid.contains("..") {
+            return Ok(());
+        }
+        let dir = self.shared.root.join("logs").join(pod_uid);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(RuntimeError::io(format!("remove {}", dir.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Recovered>, RuntimeError> {
+        self.shared.list().await
+    }
+
+    async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError> {
+        self.shared.shutdown(grace).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,688 @@
+//! [`ProcessRuntime`] with real processes: host mode everywhere, isolated mode (root) inside a
+//! network namespace each test creates and deletes (see [`TestNetns`]).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use super::*;
+use crate::runtime::net::PodCidr;
+use crate::runtime::{MountConfig, PortConfig, ProjectedFile, VolumeConfig, VolumeSource};
+
+fn host_runtime(dir: &Path) -> ProcessRuntime {
+    let mut node = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").expect("cidr"));
+    node.isolated = false;
+    ProcessRuntime::new(dir.to_path_buf(), node).expect("runtime")
+}
+
+fn sandbox_cfg(name: &str) -> SandboxConfig {
+    SandboxConfig {
+        pod_uid: format!("uid-{name}"),
+        namespace: "default".into(),
+        name: name.into(),
+        hostname: name.into(),
+        ..Default::default()
+    }
+}
+
+fn container(name: &str, argv: &[&str]) -> ContainerConfig {
+    ContainerConfig {
+        name: name.into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        image: "busybox".into(),
+        ..Default::default()
+    }
+}
+
+fn marker_pids(id: &ContainerId) -> Vec<i32> {
+    state::tree_pids(None, &format!("{MARKER_ENV}={id}"))
+}
+
+fn log_texts(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let p = logs::parse_line(l.as_bytes())?;
+            Some(format!("{} {}", p.stream, String::from_utf8_lossy(p.text)))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn host_mode_runs_waits_and_logs_in_cri_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let rt = host_runtime(dir.path());
+    let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+    assert_eq!(sb.pod_ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut cfg = container(
+        "c",
+        &["sh", "-c", "echo out $FOO $HOSTNAME; echo err >&2; exit 3"],
+    );
+    cfg.env = vec![("FOO".into(), "bar".into())];
+    let started = rt.start_container(&sb, &cfg).await.expect("start");
+    let (a, b) = tokio::join!(
+        rt.wait_container(&started.id),
+        rt.wait_container(&started.id)
+    );
+    assert_eq!(a, b, "every waiter sees the same exit");
+    assert_eq!(
+        (a.exit_code, a.signal, a.reason.as_str()),
+        (3, None, "Error")
+    );
+    let mut lines = log_texts(&rt.log_path(&started.id));
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec!["stderr err".to_string(), "stdout out bar p".to_string()]
+    );
+    assert_eq!(
+        rt.log_path(&started.id),
+        rt.instance_log_path("uid-p", "c", 0)
+    );
+    // A later wait still resolves.
+    assert_eq!(rt.wait_container(&started.id).await.exit_code, 3);
+    let ok = rt
+        .start_container(
+            &sb,
+            &ContainerConfig {
+                restart_count: 1,
+                ..container("c", &["true"])
+            },
+        )
+        .await
+        .expect("start");
+    assert_eq!(rt.wait_container(&ok.id).await.reason, "Completed");
+    // The previous instance's log stays for --previous.
+    assert!(rt.instance_log_path("uid-p", "c", 0).exists());
+    rt.stop_sandbox(&sb).await.expect("stop");
+    rt.stop_sandbox(&sb).await.expect("idempotent");
+    rt.remove_pod_logs("uid-p").await.expect("remove logs");
+    assert!(!rt.instance_log_path("uid-p", "c", 0).exists());
+}
+
+#[tokio::test]
+async fn stop_sigterm_then_sigkill_reaches_the_whole_tree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let rt = host_runtime(dir.path());
+    let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+    // Ignores SIGTERM (inherited by its children), has a child in its group and one that left
+    // the group with setsid.
+    let cfg = container(
+        "stubborn",
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; sleep 1000 & setsid sleep 1001 & echo ready; wait",
+        ],
+    );
+    let started = rt.start_container(&sb, &cfg).await.expect("start");
+    let log = rt.log_path(&started.id);
+    while !log_texts(&log).iter().any(|l| l == "stdout ready") {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        marker_pids(&started.id).len() >= 3,
+        "{:?}",
+        marker_pids(&started.id)
+    );
+    rt.stop_container(&started.id, Duration::from_millis(300))
+        .await
+        .expect("stop");
+    assert_eq!(
+        marker_pids(&started.id),
+        Vec::<i32>::new(),
+        "nothing survives"
+    );
+    let exited = rt.wait_container(&started.id).await;
+    assert_eq!((exited.exit_code, exited.signal), (137, Some(9)));
+    rt.stop_container(&started.id, Duration::ZERO)
+        .await
+        .expect("idempotent");
+
+    // A process that honours SIGTERM ends within the grace period with 143.
+    let polite = rt
+        .start_container(&sb, &container("polite", &["sleep", "1000"]))
+        .await
+        .expect("start");
+    rt.stop_container(&polite.id, Duration::from_secs(30))
+        .await
+        .expect("stop");
+    let exited = rt.wait_container(&polite.id).await;
+    assert_eq!((exited.exit_code, exited.signal), (143, Some(15)));
+    rt.stop_sandbox(&sb).await.expect("stop sandbox");
+}
+
+#[tokio::test]
+async fn start_errors_name_the_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let rt = host_runtime(dir.path());
+    let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+    let err = |argv: &'static [&'static str]| {
+        let rt = rt.clone();
+        let sb = sb.clone();
+        async move {
+            rt.start_container(&sb, &container("c", argv))
+                .await
+                .expect_err("must fail")
+                .to_string()
+        }
+    };
+    assert_eq!(
+        err(&["no-such-command-xyz"]).await,
+        "exec: \"no-such-command-xyz\": executable file not found in $PATH"
+    );
+    assert_eq!(
+        err(&["/no/such/file"]).await,
+        "exec: \"/no/such/file\": stat /no/such/file: no such file or directory"
+    );
+    let script = dir.path().join("noexec.sh");
+    std::fs::write(&script, "#!/bin/sh\n").expect("write");
+    let script: &'static str = Box::leak(script.display().to_string().into_boxed_str());
+    let argv: &'static [&'static str] = Box::leak(vec![script].into_boxed_slice());
+    assert_eq!(
+        err(argv).await,
+        format!("exec: \"{script}\": permission denied")
+    );
+    let mut bad_cwd = container("c", &["true"]);
+    bad_cwd.working_dir = Some("/no/such/dir".into());
+    let e = rt.start_container(&sb, &bad_cwd).await.expect_err("cwd");
+    assert_eq!(
+        e.to_string(),
+        "chdir to cwd (\"/no/such/dir\") set in config.json failed: no such file or directory"
+    );
+    let e = rt
+        .start_container(&sb, &container("c", &[]))
+        .await
+        .expect_err("empty");
+    assert!(matches!(e, RuntimeError::NoCommand));
+    rt.stop_sandbox(&sb).await.expect("stop");
+}
+
+#[tokio::test]
+async fn host_mode_port_clash_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let rt = host_runtime(dir.path());
+    let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let mut cfg = container("web", &["true"]);
+    cfg.ports = vec![PortConfig {
+        container_port: port,
+        protocol: "TCP".into(),
+    }];
+    let e = rt.start_container(&sb, &cfg).await.expect_err("clash");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "port {port}/TCP is already in use on the node (host network): listen tcp 0.0.0.0:{port}: bind: address already in use"
+        )
+    );
+    drop(taken);
+    let ok = rt.start_container(&sb, &cfg).await.expect("free now");
+    assert_eq!(rt.wait_container(&ok.id).await.exit_code, 0);
+    rt.stop_sandbox(&sb).await.expect("stop");
+}
+
+#[tokio::test]
+async fn exec_probe_runner_uses_the_container_env_and_kills_on_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let rt = host_runtime(dir.path());
+    let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+    let mut cfg = container("c", &["sleep", "1000"]);
+    cfg.env = vec![("GREETING".into(), "hello".into())];
+    cfg.working_dir = Some(dir.path().to_path_buf());
+    let started = rt.start_container(&sb, &cfg).await.expect("start");
+    let runner = rt.exec_runner(&started.id);
+    let argv: Vec<String> = ["sh", "-c", "echo $GREETING $(pwd); echo e >&2; exit 4"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let out = runner
+        .run(&argv, Duration::from_secs(10))
+        .await
+        .expect("ran");
+    assert_eq!(out.status, probe::ExecStatus::Exited(4));
+    assert_eq!(
+        String::from_utf8_lossy(&out.output),
+        format!("hello {}\ne\n", dir.path().display())
+    );
+    let slow: Vec<String> = ["sh", "-c", "sleep 1000 & sleep 1001; echo never"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let out = runner
+        .run(&slow, Duration::from_millis(200))
+        .await
+        .expect("ran");
+    assert_eq!(out.status, probe::ExecStatus::TimedOut);
+    let missing = runner
+        .run(&["nope-xyz".to_string()], Duration::from_secs(1))
+        .await;
+    assert!(
+        matches!(missing, Err(probe::ExecError::NotFound(_))),
+        "{missing:?}"
+    );
+    // Only the container's own processes remain: the probe's sleepers are gone.
+    assert_eq!(marker_pids(&started.id), vec![started.pid as i32]);
+    rt.stop_container(&started.id, Duration::ZERO)
+        .await
+        .expect("stop");
+    let after = runner.run(&argv, Duration::from_secs(1)).await;
+    assert!(
+        matches!(after, Err(probe::ExecError::Runtime(_))),
+        "{after:?}"
+    );
+    rt.stop_sandbox(&sb).await.expect("stop");
+}
+
+#[tokio::test]
+async fn exec_sessions_with_pipes_and_a_tty() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let rt = host_runtime(dir.path());
+    let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+    let started = rt
+        .start_container(&sb, &container("c", &["sleep", "1000"]))
+        .await
+        .expect("start");
+    let mut s = rt
+        .exec(&started.id, &["cat".to_string()], false, true)
+        .await
+        .expect("exec");
+    let mut stdin = s.stdin.take().expect("stdin");
+    stdin.write_all(b"ping\n").await.expect("write");
+    drop(stdin);
+    let mut out = String::new();
+    s.stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    assert_eq!(out, "ping\n");
+    assert_eq!(s.wait().await, 0);
+
+    let argv: Vec<String> = ["sh", "-c", "tty; stty size; exit 7"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut s = rt
+        .exec(&started.id, &argv, true, true)
+        .await
+        .expect("exec tty");
+    s.resize(100, 40).expect("resize");
+    let mut out = Vec::new();
+    let mut r = s.stdout.take().expect("pty");
+    let code = s.wait().await;
+    r.read_to_end(&mut out).await.expect("read");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("/dev/pts/"), "{out}");
+    assert_eq!(code, 7);
+    rt.stop_sandbox(&sb).await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_restarted_runtime_finds_and_stops_what_the_last_one_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let (sb, started) = {
+        let rt = host_runtime(dir.path());
+        let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+        let started = rt
+            .start_container(&sb, &container("c", &["sleep", "1000"]))
+            .await
+            .expect("start");
+        (sb, started)
+    };
+    let rt = host_runtime(dir.path());
+    let found = rt.list().await.expect("list");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].sandbox.id, sb.id);
+    assert_eq!(found[0].pod_uid, "uid-p");
+    assert!(found[0].alive);
+    let ids: Vec<_> = found[0]
+        .containers
+        .iter()
+        .map(|c| (c.id.clone(), c.pid))
+        .collect();
+    assert_eq!(ids, vec![(started.id.clone(), started.pid)]);
+    let waiter = {
+        let rt = rt.clone();
+        let id = started.id.clone();
+        tokio::spawn(async move { rt.wait_container(&id).await })
+    };
+    rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    assert_eq!(marker_pids(&started.id), Vec::<i32>::new());
+    assert_eq!(
+        waiter.await.expect("waiter").reason,
+        "ContainerStatusUnknown"
+    );
+    assert!(rt.list().await.expect("list").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Isolated mode (root): each test runs the runtime inside its own network namespace.
+
+/// A network namespace created for one test and deleted on drop (also when the test fails).
+struct TestNetns {
+    name: String,
+}
+
+impl TestNetns {
+    fn new() -> Self {
+        let name = format!("paddock-test-{}", &new_id()[..10]);
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name}");
+        Self { name }
+    }
+
+    /// Runs `body` on a thread inside the namespace, on a current-thread tokio runtime (so
+    /// every task, and every process and thread the runtime starts, is in the namespace).
+    fn run<F, Fut>(&self, body: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let path = format!("/run/netns/{}", self.name);
+        let handle = std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).expect("open netns");
+            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let st = std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()
+                .expect("ip");
+            assert!(st.success());
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio")
+                .block_on(body());
+        });
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Kills what a runtime rooted at `root` left running and removes the mount points it made,
+/// from its on-disk state: runs on drop, so a failing test leaves nothing behind either.
+struct RootGuard(PathBuf);
+
+impl Drop for RootGuard {
+    fn drop(&mut self) {
+        for rec in state::read_all::<ContainerRecord>(&self.0.join("containers")) {
+            for pid in state::tree_pids(None, &format!("{MARKER_ENV}={}", rec.id)) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        for rec in state::read_all::<SandboxRecord>(&self.0.join("sandboxes")) {
+            if let Some(h) = rec.holder.filter(|h| h.alive()) {
+                let _ = kill(Pid::from_raw(h.pid as i32), Signal::SIGKILL);
+            }
+            let list = self.0.join("pods").join(&rec.id).join("mountpoints");
+            if let Ok(text) = std::fs::read_to_string(list) {
+                let paths: Vec<PathBuf> = text.lines().map(PathBuf::from).collect();
+                volumes::remove_mount_points(&paths);
+            }
+        }
+    }
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+async fn http_get(ip: IpAddr, port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect((ip, port)).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+async fn wait_get(ip: IpAddr, port: u16, path: &str) -> String {
+    for _ in 0..500 {
+        if let Some(body) = http_get(ip, port, path).await {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no HTTP answer from {ip}:{port}");
+}
+
+fn links() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip link");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn isolated_pods_get_their_own_network_hostname_volumes_and_leave_nothing() {
+    if !is_root() {
+        // Isolation needs root; these machines run tests as root (design.md).
+        panic!("isolated-mode tests need root");
+    }
+    let ns = TestNetns::new();
+    ns.run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _guard = RootGuard(dir.path().to_path_buf());
+        let host_dir = tempfile::tempdir().expect("hostpath");
+        std::fs::write(host_dir.path().join("seed"), b"from-node").expect("seed");
+        let node = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").expect("cidr"));
+        let rt = ProcessRuntime::new(dir.path().to_path_buf(), node).expect("runtime");
+        assert!(rt.is_isolated());
+        let missing_mount = PathBuf::from(format!("/paddock-test-mnt-{}", &new_id()[..8]));
+        let shm_name = format!("paddock-test-{}", &new_id()[..8]);
+
+        let mut pods = Vec::new();
+        for name in ["pod-a", "pod-b"] {
+            let mut cfg = sandbox_cfg(name);
+            cfg.volumes = vec![
+                VolumeConfig { name: "data".into(), source: VolumeSource::EmptyDir { memory: false } },
+                VolumeConfig { name: "mem".into(), source: VolumeSource::EmptyDir { memory: true } },
+                VolumeConfig {
+                    name: "cfg".into(),
+                    source: VolumeSource::Files {
+                        files: vec![ProjectedFile { path: "key".into(), data: name.as_bytes().to_vec(), mode: 0o644 }],
+                        default_mode: 0o644,
+                    },
+                },
+                VolumeConfig {
+                    name: "host".into(),
+                    source: VolumeSource::HostPath {
+                        path: host_dir.path().to_path_buf(),
+                        kind: crate::runtime::HostPathType::Directory,
+                    },
+                },
+            ];
+            let sb = rt.run_sandbox(&cfg).await.expect("sandbox");
+            assert!(sb.isolated);
+            let web = rt
+                .start_container(
+                    &sb,
+                    &container("web", &["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", "/etc"]),
+                )
+                .await
+                .expect("web");
+            pods.push((name, sb, web));
+        }
+        let (ip_a, ip_b) = (pods[0].1.pod_ip, pods[1].1.pod_ip);
+        assert_ne!(ip_a, ip_b);
+        assert_eq!(ip_a, IpAddr::V4(Ipv4Addr::new(10, 244, 0, 2)));
+        // Both listen on 8080, each reachable at its own IP from the node, each with its own
+        // /etc/hostname.
+        assert_eq!(wait_get(ip_a, 8080, "/hostname").await, "pod-a\n");
+        assert_eq!(wait_get(ip_b, 8080, "/hostname").await, "pod-b\n");
+        let hosts = wait_get(ip_a, 8080, "/hosts").await;
+        assert!(hosts.contains(&format!("{ip_a}\tpod-a\n")), "{hosts}");
+
+        // Containers of one pod share localhost; volumes at their mountPath, readOnly honoured.
+        let (_, sb_a, web_a) = &pods[0];
+        let script = format!(
+            "python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/hostname').read().decode().strip())\"; \
+             cat /etc/cfg/key; echo; \
+             echo x > /data/f && echo data-rw; \
+             (echo x > /etc/cfg/new) 2>/dev/null || echo cfg-ro; \
+             (echo x > /mnt/host/new) 2>/dev/null || echo host-ro; cat /mnt/host/seed; echo; \
+             echo x > {m}/f && echo missing-rw; \
+             touch /tmp/mine && ls /tmp; \
+             touch /dev/shm/{shm} && echo shm; grep ' /mem ' /proc/mounts | cut -d' ' -f3; \
+             hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo",
+            m = missing_mount.display(),
+            shm = shm_name,
+        );
+        let mut side = container("side", &["sh", "-c", &script]);
+        side.mounts = vec![
+            MountConfig { volume: "data".into(), mount_path: "/data".into(), ..Default::default() },
+            MountConfig { volume: "mem".into(), mount_path: "/mem".into(), ..Default::default() },
+            MountConfig { volume: "cfg".into(), mount_path: "/etc/cfg".into(), ..Default::default() },
+            MountConfig { volume: "host".into(), mount_path: "/mnt/host".into(), read_only: true, ..Default::default() },
+            MountConfig { volume: "data".into(), mount_path: missing_mount.clone(), sub_path: Some("sub".into()), ..Default::default() },
+        ];
+        let side = rt.start_container(sb_a, &side).await.expect("side");
+        let exited = rt.wait_container(&side.id).await;
+        let lines = log_texts(&rt.log_path(&side.id));
+        assert_eq!(exited.exit_code, 0, "{lines:?}");
+        let holder_cmd = format!("{} infinity ", rt.shared.holder_bin.display());
+        let expected: Vec<String> = [
+            "pod-a", "pod-a", "data-rw", "cfg-ro", "host-ro", "from-node", "missing-rw", "mine", "shm",
+            "tmpfs", "pod-a", &holder_cmd,
+        ]
+        .iter()
+        .map(|s| format!("stdout {s}"))
+        .collect();
+        assert_eq!(lines, expected);
+        assert!(missing_mount.is_dir(), "mount point made on the node while the pod lives");
+        assert!(!host_dir.path().join("new").exists());
+        // The private /tmp did not touch the node's.
+        assert!(!Path::new("/tmp/mine").exists());
+        assert!(!Path::new("/dev/shm").join(&shm_name).exists(), "private /dev/shm");
+
+        // Exec probes run in the container's namespaces.
+        let runner = rt.exec_runner(&web_a.id);
+        let argv: Vec<String> = ["sh", "-c", "hostname; cat /etc/hostname; ls /proc | grep -c '^[0-9]'"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = runner.run(&argv, Duration::from_secs(10)).await.expect("exec");
+        let text = String::from_utf8_lossy(&out.output).into_owned();
+        assert_eq!(out.status, probe::ExecStatus::Exited(0), "{text}");
+        let mut it = text.lines();
+        assert_eq!((it.next(), it.next()), (Some("pod-a"), Some("pod-a")));
+        // holder, web, sh, ls, grep: the pod's PID namespace only.
+        let n: usize = it.next().and_then(|s| s.parse().ok()).expect("count");
+        assert!((3..=6).contains(&n), "{text}");
+
+        // Tear down: nothing of the pods is left.
+        let holders: Vec<u32> = pods
+            .iter()
+            .filter_map(|(_, sb, _)| rt.shared.sandbox(&sb.id).and_then(|s| s.rec.holder).map(|h| h.pid))
+            .collect();
+        assert_eq!(holders.len(), 2);
+        let ids: Vec<ContainerId> = pods.iter().map(|(_, _, w)| w.id.clone()).chain([side.id.clone()]).collect();
+        for (_, sb, web) in &pods {
+            rt.stop_container(&web.id, Duration::from_secs(5)).await.expect("stop web");
+            rt.stop_sandbox(sb).await.expect("stop sandbox");
+        }
+        for id in &ids {
+            assert_eq!(marker_pids(id), Vec::<i32>::new());
+        }
+        for pid in holders {
+            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "holder {pid} gone");
+        }
+        let l = links();
+        assert!(!l.contains("pdk"), "{l}");
+        let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+        assert!(!mounts.contains(&dir.path().display().to_string()), "{mounts}");
+        assert!(!missing_mount.exists(), "created mount point removed");
+        assert_eq!(std::fs::read_dir(dir.path().join("ipam")).expect("ipam").count(), 0);
+        rt.shutdown(Duration::ZERO).await.expect("shutdown");
+        assert!(!links().contains("paddock0"), "bridge removed at shutdown");
+    });
+    drop(ns);
+}
+
+#[test]
+fn isolated_stop_kills_the_tree_and_a_new_runtime_adopts_the_sandbox() {
+    if !is_root() {
+        panic!("isolated-mode tests need root");
+    }
+    let ns = TestNetns::new();
+    ns.run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _guard = RootGuard(dir.path().to_path_buf());
+        let node = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").expect("cidr"));
+        let rt = ProcessRuntime::new(dir.path().to_path_buf(), node.clone()).expect("runtime");
+        let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+        let cfg = container(
+            "c",
+            &[
+                "sh",
+                "-c",
+                "trap '' TERM; sleep 1000 & setsid sleep 1001 & echo ready; wait",
+            ],
+        );
+        let started = rt.start_container(&sb, &cfg).await.expect("start");
+        let log = rt.log_path(&started.id);
+        while !log_texts(&log).iter().any(|l| l == "stdout ready") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        rt.stop_container(&started.id, Duration::from_millis(200))
+            .await
+            .expect("stop");
+        assert_eq!(marker_pids(&started.id), Vec::<i32>::new());
+        assert_eq!(rt.wait_container(&started.id).await.exit_code, 137);
+
+        let other = rt
+            .start_container(&sb, &container("d", &["sleep", "1000"]))
+            .await
+            .expect("start");
+        // A new runtime on the same root (agent restart) finds the sandbox and the container.
+        let rt2 = ProcessRuntime::new(dir.path().to_path_buf(), node).expect("runtime");
+        let found = rt2.list().await.expect("list");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].alive);
+        assert_eq!(found[0].sandbox.pod_ip, sb.pod_ip);
+        assert_eq!(found[0].containers.len(), 1);
+        assert_eq!(found[0].containers[0].id, other.id);
+        // The adopted sandbox takes new containers.
+        let again = rt2
+            .start_container(&found[0].sandbox, &container("e", &["hostname"]))
+            .await
+            .expect("start");
+        assert_eq!(rt2.wait_container(&again.id).await.exit_code, 0);
+        assert_eq!(
+            log_texts(&rt2.log_path(&again.id)),
+            vec!["stdout p".to_string()]
+        );
+        rt2.shutdown(Duration::from_secs(5))
+            .await
+            .expect("shutdown");
+        assert_eq!(marker_pids(&other.id), Vec::<i32>::new());
+        assert!(!links().contains("pdk"));
+        drop(rt);
+    });
+    drop(ns);
+}

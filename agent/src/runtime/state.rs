@@ -1,0 +1,227 @@
+//! The runtime's on-disk state under its root directory, so a restarted agent finds what the
+//! previous run left running ([`super::Runtime::list`]), plus `/proc` helpers to tell a live
+//! process from a reused pid and to find a container's whole process tree.
+//!
+//! Layout: `sandboxes/<id>.json`, `containers/<id>.json` (removed when the process is gone),
+//! `pods/<sandbox id>/` (volumes and `/etc` files), `logs/<pod uid>/<container>/<n>.log`,
+//! `ipam/<ip>` (see [`super::net`]).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::RuntimeError;
+
+/// A sandbox as recorded on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SandboxRecord {
+    pub(crate) id: String,
+    pub(crate) pod_uid: String,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) hostname: String,
+    pub(crate) host_network: bool,
+    pub(crate) isolated: bool,
+    pub(crate) pod_ip: IpAddr,
+    /// The namespace holder (PID 1 of the pod) and its start time, when isolated.
+    pub(crate) holder: Option<ProcRef>,
+    /// The node end of the pod's veth pair.
+    pub(crate) veth: Option<String>,
+    /// Whether an address was allocated from the pod CIDR (released at stop).
+    pub(crate) allocated_ip: bool,
+    /// Mount points this sandbox created on the node's filesystem, removed at stop.
+    pub(crate) created_paths: Vec<PathBuf>,
+    /// The prepared volumes.
+    pub(crate) volumes: Vec<VolumeRecord>,
+}
+
+/// A prepared volume: where its content is on the node and how it must be mounted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct VolumeRecord {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    /// configMap/secret/downwardAPI volumes are always read-only.
+    pub(crate) force_read_only: bool,
+    /// A memory-backed emptyDir (a tmpfs in the pod's mount namespace).
+    pub(crate) memory: bool,
+}
+
+/// A container as recorded on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ContainerRecord {
+    pub(crate) id: String,
+    pub(crate) sandbox_id: String,
+    pub(crate) pod_uid: String,
+    pub(crate) name: String,
+    pub(crate) restart_count: i32,
+    pub(crate) process: ProcRef,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cwd: PathBuf,
+    pub(crate) started_at_ns: u128,
+    pub(crate) log_path: PathBuf,
+}
+
+/// A process identified robustly: its pid and its start time (in clock ticks since boot), so a
+/// reused pid is not mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProcRef {
+    pub(crate) pid: u32,
+    pub(crate) start_ticks: u64,
+}
+
+impl ProcRef {
+    /// The process `pid` as it is now (`None` if it does not exist).
+    pub(crate) fn of(pid: u32) -> Option<Self> {
+        let stat = ProcStat::read(pid)?;
+        Some(Self {
+            pid,
+            start_ticks: stat.start_ticks,
+        })
+    }
+
+    /// Whether this very process is still alive (not a zombie, not a reused pid).
+    pub(crate) fn alive(&self) -> bool {
+        ProcStat::read(self.pid)
+            .is_some_and(|s| s.start_ticks == self.start_ticks && s.state != 'Z' && s.state != 'X')
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` the runtime uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProcStat {
+    pub(crate) state: char,
+    pub(crate) pgrp: i32,
+    pub(crate) start_ticks: u64,
+}
+
+impl ProcStat {
+    pub(crate) fn read(pid: u32) -> Option<Self> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Self::parse(&text)
+    }
+
+    /// Parses a `stat` line; the command name may contain spaces and parentheses, so fields
+    /// are counted from the last `)`.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let rest = &text[text.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // fields[0] is field 3 (state); pgrp is field 5; starttime is field 22.
+        Some(Self {
+            state: fields.first()?.chars().next()?,
+            pgrp: fields.get(2)?.parse().ok()?,
+            start_ticks: fields.get(19)?.parse().ok()?,
+        })
+    }
+}
+
+/// Live (non-zombie) processes that are in process group `pgid` or carry `marker` (a
+/// `NAME=value` environment entry every descendant inherits), excluding the agent itself.
+pub(crate) fn tree_pids(pgid: Option<i32>, marker: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Some(stat) = ProcStat::read(pid) else {
+            continue;
+        };
+        if stat.state == 'Z' || stat.state == 'X' {
+            continue;
+        }
+        let Ok(ipid) = i32::try_from(pid) else {
+            continue;
+        };
+        if pgid.is_some_and(|g| g == stat.pgrp) {
+            out.push(ipid);
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+            out.push(ipid);
+        }
+    }
+    out
+}
+
+/// Writes `value` as JSON to `path` atomically (temp file + rename).
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RuntimeError> {
+    let data = serde_json::to_vec_pretty(value).map_err(|e| {
+        RuntimeError::io(
+            format!("encode {}", path.display()),
+            std::io::Error::other(e),
+        )
+    })?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| RuntimeError::io(format!("write {}", path.display()), e))
+}
+
+/// Reads every `*.json` record in `dir` (unreadable ones are skipped with a warning).
+pub(crate) fn read_all<T: for<'de> Deserialize<'de>>(dir: &Path) -> Vec<T> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read(&path).map(|b| serde_json::from_slice::<T>(&b)) {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(e)) => {
+                tracing::warn!(path = %path.display(), error = %e, "bad runtime state file")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable runtime state file")
+            }
+        }
+    }
+    out
+}
+
+/// Reads one JSON record (`None` if absent or unreadable).
+pub(crate) fn read_one<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parse_handles_odd_names() {
+        let line = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10";
+        let s = ProcStat::parse(line).expect("parses");
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.pgrp, 42);
+        assert_eq!(s.start_ticks, 12345);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_reused_pid_is_not() {
+        let me = ProcRef::of(std::process::id()).expect("self");
+        assert!(me.alive());
+        let other = ProcRef {
+            start_ticks: me.start_ticks + 1,
+            ..me
+        };
+        assert!(!other.alive());
+    }
+}
