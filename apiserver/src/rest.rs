@@ -367,45 +367,67 @@ pub fn include(q: &Query) -> Result<Include, ApiError> {
     }
 }
 
-/// One Table row for `obj`.
-pub fn table_row(
+/// Appends one Table row for `obj` (`{"cells":[…],"object":…}`), serialized directly
+/// (no copy of the object).
+pub fn write_row(
+    out: &mut Vec<u8>,
     info: &ResourceInfo,
     obj: &Value,
     table_version: &str,
     inc: Include,
     now: k8s_openapi::jiff::Timestamp,
-) -> Value {
-    let mut row = json!({"cells": crate::table::row_cells(info, obj, now)});
+) {
+    out.extend_from_slice(b"{\"cells\":");
+    let _ = serde_json::to_writer(&mut *out, &crate::table::row_cells(info, obj, now));
     match inc {
         Include::None => {}
         Include::Metadata => {
-            row["object"] = json!({
-                "kind": "PartialObjectMetadata",
-                "apiVersion": format!("meta.k8s.io/{table_version}"),
-                "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
-            });
+            out.extend_from_slice(
+                b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/",
+            );
+            out.extend_from_slice(table_version.as_bytes());
+            out.extend_from_slice(b"\",\"metadata\":");
+            match obj.get("metadata") {
+                Some(m) => {
+                    let _ = serde_json::to_writer(&mut *out, m);
+                }
+                None => out.extend_from_slice(b"{}"),
+            }
+            out.push(b'}');
         }
-        Include::Object => row["object"] = obj.clone(),
+        Include::Object => {
+            out.extend_from_slice(b",\"object\":");
+            let _ = serde_json::to_writer(&mut *out, obj);
+        }
     }
-    row
+    out.push(b'}');
 }
 
-/// A Table of `objs`.
-pub fn table(
+/// A serialized Table of `objs` with `list_meta` as its metadata.
+pub fn table_bytes(
     info: &ResourceInfo,
     objs: &[Arc<Value>],
     table_version: &str,
     inc: Include,
-    list_meta: Value,
-) -> Value {
+    list_meta: &Value,
+) -> Vec<u8> {
     let now = meta::now();
-    json!({
-        "kind": "Table",
-        "apiVersion": format!("meta.k8s.io/{table_version}"),
-        "metadata": list_meta,
-        "columnDefinitions": crate::table::column_definitions(info),
-        "rows": objs.iter().map(|o| table_row(info, o, table_version, inc, now)).collect::<Vec<_>>(),
-    })
+    let mut out = Vec::with_capacity(512 + objs.len() * 768);
+    out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/");
+    out.extend_from_slice(table_version.as_bytes());
+    out.extend_from_slice(b"\",\"metadata\":");
+    let _ = serde_json::to_writer(&mut out, list_meta);
+    out.extend_from_slice(b",\"columnDefinitions\":");
+    let _ = serde_json::to_writer(&mut out, &crate::table::column_definitions(info));
+    out.extend_from_slice(b",\"rows\":[");
+    for (i, o) in objs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_row(&mut out, info, o, table_version, inc, now);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// The content type of a Table response.
@@ -430,12 +452,14 @@ fn get(
         Output::Json => Ok(object_response(StatusCode::OK, &obj)),
         Output::Table(v) => {
             let rv = meta_str(&obj, "resourceVersion").to_string();
-            let t = table(info, &[obj], v, include(q)?, json!({"resourceVersion": rv}));
-            Ok(bytes_response(
-                StatusCode::OK,
-                table_content_type(v),
-                serde_json::to_vec(&t).unwrap_or_default(),
-            ))
+            let t = table_bytes(
+                info,
+                &[obj],
+                v,
+                include(q)?,
+                &json!({"resourceVersion": rv}),
+            );
+            Ok(bytes_response(StatusCode::OK, table_content_type(v), t))
         }
     }
 }
@@ -534,12 +558,8 @@ fn list(
     }
     match output {
         Output::Table(v) => {
-            let t = table(info, &page.items, v, include(q)?, Value::Object(list_meta));
-            Ok(bytes_response(
-                StatusCode::OK,
-                table_content_type(v),
-                serde_json::to_vec(&t).unwrap_or_default(),
-            ))
+            let t = table_bytes(info, &page.items, v, include(q)?, &Value::Object(list_meta));
+            Ok(bytes_response(StatusCode::OK, table_content_type(v), t))
         }
         Output::Json => {
             // Written by hand: no copy of the items into a new tree.

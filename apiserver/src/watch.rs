@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::http::AppState;
 use crate::meta;
 use crate::params::{Output, Query};
-use crate::rest::{Include, include, table_content_type, table_row};
+use crate::rest::{Include, include, table_content_type, write_row};
 use crate::select::Selector;
 
 /// Default watch duration when the client gives no `timeoutSeconds` (upstream picks
@@ -54,14 +54,7 @@ impl Render {
                     .pointer("/metadata/resourceVersion")
                     .cloned()
                     .unwrap_or(json!(""));
-                let t = json!({
-                    "kind": "Table",
-                    "apiVersion": format!("meta.k8s.io/{v}"),
-                    "metadata": {"resourceVersion": rv},
-                    "columnDefinitions": crate::table::column_definitions(self.info),
-                    "rows": [table_row(self.info, obj, v, self.include, meta::now())],
-                });
-                let _ = serde_json::to_writer(&mut out, &t);
+                out.extend_from_slice(&table_one(self.info, obj, v, self.include, &rv));
             }
         }
         out.extend_from_slice(b"}\n");
@@ -79,6 +72,21 @@ impl Render {
         out.extend_from_slice(b"}\n");
         Bytes::from(out)
     }
+}
+
+/// A one-row Table for a watch event.
+fn table_one(info: &ResourceInfo, obj: &Value, v: &str, inc: Include, rv: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/");
+    out.extend_from_slice(v.as_bytes());
+    out.extend_from_slice(b"\",\"metadata\":{\"resourceVersion\":");
+    let _ = serde_json::to_writer(&mut out, rv);
+    out.extend_from_slice(b"},\"columnDefinitions\":");
+    let _ = serde_json::to_writer(&mut out, &crate::table::column_definitions(info));
+    out.extend_from_slice(b",\"rows\":[");
+    write_row(&mut out, info, obj, v, inc, meta::now());
+    out.extend_from_slice(b"]}");
+    out
 }
 
 fn error_event(e: &ApiError) -> Bytes {

@@ -62,6 +62,7 @@ async fn call(
     let req = b
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .unwrap();
+    send.ready().await.unwrap();
     let resp = send.send_request(req).await.unwrap();
     let code = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
