@@ -260,10 +260,7 @@ async fn http_get(url: &str) -> String {
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
-    loop {
-        let Some((size, rest)) = s.split_once("\r\n") else {
-            break;
-        };
+    while let Some((size, rest)) = s.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
@@ -659,5 +656,100 @@ async fn crash_loop_back_off_and_bad_containers_get_clear_statuses() {
         condition(p, "Ready").as_deref() == Some("True")
     })
     .await;
+    c.stop().await;
+}
+
+/// Runs `kubectl exec`'s WebSocket exchange against the agent; returns (stdout, stderr,
+/// status JSON).
+async fn ws_exec(
+    port: u16,
+    query: &str,
+    protocol: &str,
+    stdin: Option<&[u8]>,
+) -> (String, String, serde_json::Value) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://127.0.0.1:{port}/exec/default/sh/app?{query}");
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some(protocol.split(',').next().unwrap().trim())
+    );
+    if let Some(data) = stdin {
+        let mut f = vec![0u8];
+        f.extend_from_slice(data);
+        ws.send(Message::Binary(f.into())).await.unwrap();
+        ws.send(Message::Binary(vec![255u8, 0].into()))
+            .await
+            .unwrap();
+    }
+    let (mut out, mut err, mut status) = (Vec::new(), Vec::new(), serde_json::Value::Null);
+    while let Some(Ok(m)) = ws.next().await {
+        match m {
+            Message::Binary(b) => match b.first() {
+                Some(1) => out.extend_from_slice(&b[1..]),
+                Some(2) => err.extend_from_slice(&b[1..]),
+                Some(3) => status = serde_json::from_slice(&b[1..]).unwrap(),
+                _ => {}
+            },
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+        status,
+    )
+}
+
+#[tokio::test]
+async fn exec_over_websocket_v5_and_v4_with_exit_codes_and_logs_options() {
+    let c = Cluster::start().await;
+    c.create(&pod(
+        "sh",
+        serde_json::json!({"command": ["sh", "-c", "echo one; echo two; exec sleep 600"],
+                           "env": [{"name": "GREETING", "value": "hi"}]}),
+        json(r#"{"terminationGracePeriodSeconds": 1}"#),
+    ))
+    .await;
+    c.wait("sh", 10, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    let port = c.agent.as_ref().unwrap().local_addr().port();
+    let q = "command=sh&command=-c&command=echo%20%24GREETING%3B%20echo%20err%20%3E%262%3B%20exit%203&stdout=true&stderr=true";
+    let (out, err, status) = ws_exec(port, q, "v5.channel.k8s.io", None).await;
+    assert_eq!((out.as_str(), err.as_str()), ("hi\n", "err\n"));
+    assert_eq!(status["status"], "Failure");
+    assert_eq!(status["reason"], "NonZeroExitCode");
+    assert_eq!(status["details"]["causes"][0]["reason"], "ExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "3");
+    // v4 (what older Python clients offer), stdin closed by the v5 close signal in v5 only.
+    let q = "command=echo&command=ok&stdout=true";
+    let (out, _, status) = ws_exec(port, q, "v4.channel.k8s.io", None).await;
+    assert_eq!(out, "ok\n");
+    assert_eq!(status, json(r#"{"metadata":{},"status":"Success"}"#));
+    let q = "command=cat&stdin=true&stdout=true";
+    let (out, _, status) = ws_exec(port, q, "v5.channel.k8s.io", Some(b"piped\n")).await;
+    assert_eq!(out, "piped\n");
+    assert_eq!(status["status"], "Success");
+    // Logs: tail, limit, timestamps; a waiting container and a missing previous instance.
+    let base = format!("http://127.0.0.1:{port}/containerLogs/default/sh/app");
+    assert_eq!(http_get(&format!("{base}?tailLines=1")).await, "two\n");
+    assert_eq!(http_get(&format!("{base}?limitBytes=5")).await, "one\nt");
+    let ts = http_get(&format!("{base}?timestamps=true&tailLines=1")).await;
+    assert!(ts.ends_with("Z two\n") && ts.len() > 25, "{ts}");
+    let prev = http_get(&format!("{base}?previous=true")).await;
+    assert!(
+        prev.contains("previous terminated container \\\"app\\\" in pod \\\"sh\\\" not found"),
+        "{prev}"
+    );
     c.stop().await;
 }
