@@ -17,12 +17,14 @@
 //! | `/no-location` | `302` without a `Location` header |
 //! | `/echo` | `200`, body lists the request headers as `name: value` lines |
 //!
-//! Every request is recorded ([`HttpServer::requests`]) with its path and headers.
+//! Every request is counted ([`HttpServer::request_count`]) and the last
+//! [`MAX_RECORDED`] are kept with their path and headers ([`HttpServer::requests`]).
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -58,10 +60,14 @@ impl RecordedRequest {
     }
 }
 
+/// Most requests kept for [`HttpServer::requests`] (long-running tests probe a lot).
+pub const MAX_RECORDED: usize = 1000;
+
 #[derive(Debug)]
 struct State {
     health: AtomicU16,
-    requests: Mutex<Vec<RecordedRequest>>,
+    total: AtomicUsize,
+    requests: Mutex<VecDeque<RecordedRequest>>,
 }
 
 /// A running test HTTP or HTTPS server on `127.0.0.1`; stops when dropped.
@@ -103,7 +109,8 @@ impl HttpServer {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             health: AtomicU16::new(200),
-            requests: Mutex::new(Vec::new()),
+            total: AtomicUsize::new(0),
+            requests: Mutex::new(VecDeque::new()),
         });
         let is_tls = tls.is_some();
         let task_state = state.clone();
@@ -166,14 +173,14 @@ impl HttpServer {
         self.state.health.store(code, Ordering::SeqCst);
     }
 
-    /// All requests received so far, oldest first.
+    /// The requests received so far (the last [`MAX_RECORDED`]), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state.requests.lock().clone()
+        self.state.requests.lock().iter().cloned().collect()
     }
 
     /// Number of requests received so far.
     pub fn request_count(&self) -> usize {
-        self.state.requests.lock().len()
+        self.state.total.load(Ordering::SeqCst)
     }
 }
 
@@ -234,10 +241,17 @@ async fn route(state: &State, req: Request<Incoming>) -> Response<Body> {
             )
         })
         .collect();
-    state.requests.lock().push(RecordedRequest {
-        path_and_query: path_and_query.clone(),
-        headers: headers.clone(),
-    });
+    state.total.fetch_add(1, Ordering::SeqCst);
+    {
+        let mut requests = state.requests.lock();
+        if requests.len() >= MAX_RECORDED {
+            requests.pop_front();
+        }
+        requests.push_back(RecordedRequest {
+            path_and_query: path_and_query.clone(),
+            headers: headers.clone(),
+        });
+    }
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or("");
     let num = |prefix: &str| {

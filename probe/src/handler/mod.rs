@@ -1,6 +1,6 @@
 //! The four probe handlers and what they share: the `(result, output, error)` triple of the
 //! kubelet's handlers, the TCP dialer with Go-shaped error texts, and [`run_handler`], which
-//! dispatches a resolved [`Handler`](crate::spec::Handler).
+//! dispatches a resolved [`Handler`].
 //!
 //! Read [`http`] for the most involved one (redirect rules, body limit, timeouts).
 

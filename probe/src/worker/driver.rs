@@ -1,4 +1,4 @@
-//! The tokio driver of a [`Machine`](super::Machine) [worker.go `run`]: optional jitter, a
+//! The tokio driver of a [`Machine`] [worker.go `run`]: optional jitter, a
 //! period ticker started with the worker, manual triggers that probe at once and reset the
 //! ticker, stop, and the history of attempts. Uses tokio time only, so it runs under
 //! `tokio::time::pause()`.
