@@ -24,7 +24,6 @@ use crate::rest;
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// State shared by all requests.
-#[derive(Debug)]
 pub struct AppState {
     /// The object layer.
     pub registry: Registry,
@@ -38,6 +37,31 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Set once shutdown began.
     pub stopping: AtomicBool,
+    /// Handler of `pods/{log,exec,portforward,attach}`, once the node side registered one.
+    pub streams: std::sync::RwLock<Option<Arc<dyn crate::PodStreams>>>,
+}
+
+impl AppState {
+    /// The registered pod stream handler.
+    pub fn pod_streams(&self) -> Option<Arc<dyn crate::PodStreams>> {
+        self.streams.read().ok().and_then(|g| g.clone())
+    }
+
+    /// Registers (or replaces) the pod stream handler.
+    pub fn set_pod_streams(&self, h: Arc<dyn crate::PodStreams>) {
+        if let Ok(mut g) = self.streams.write() {
+            *g = Some(h);
+        }
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("registry", &self.registry)
+            .field("stopping", &self.stopping)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A JSON response.

@@ -36,6 +36,21 @@ pub use registry::{
     WriteOptions,
 };
 
+/// Serves the pod subresources that need the node (`log`, `exec`, `portforward`,
+/// `attach`), typically by streaming from the node agent. The API server resolves the path,
+/// checks the token and loads the pod (404 if absent) before calling [`PodStreams::handle`]
+/// with the whole request (WebSocket upgrades work: connections are served with upgrades).
+pub trait PodStreams: Send + Sync + 'static {
+    /// Answers `GET/POST …/pods/{name}/{subresource}` for `pod`.
+    fn handle(
+        &self,
+        registry: Registry,
+        pod: Arc<serde_json::Value>,
+        subresource: &str,
+        req: axum::extract::Request,
+    ) -> futures::future::BoxFuture<'static, axum::response::Response>;
+}
+
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -115,6 +130,11 @@ impl RunningServer {
         &self.token
     }
 
+    /// Registers the handler of `pods/{log,exec,portforward,attach}` (the node agent).
+    pub fn set_pod_streams(&self, handler: Arc<dyn PodStreams>) {
+        self.state.set_pod_streams(handler);
+    }
+
     /// Graceful stop: readyz fails, no new connections, watches end, in-flight requests
     /// finish, then the store is closed.
     pub async fn shutdown(self) {
@@ -171,6 +191,7 @@ pub fn app(
         openapi: openapi::OpenApi::new(),
         shutdown: rx,
         stopping: AtomicBool::new(false),
+        streams: std::sync::RwLock::new(None),
     });
     (http::router(state.clone()), state, tx)
 }

@@ -189,7 +189,7 @@ impl Registry {
         field_selector: Option<&str>,
     ) -> Result<(Vec<Arc<Value>>, Revision), ApiError> {
         let sel = crate::select::Selector::parse(info, label_selector, field_selector)?;
-        let page = crate::rest::list_page(self, info, namespace, &sel, None, None)?;
+        let page = crate::rest::list_page(self, info, namespace, &sel, None, None, None)?;
         Ok((page.items, page.revision))
     }
 

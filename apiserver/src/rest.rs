@@ -185,6 +185,17 @@ async fn handle_target(
             else {
                 return Err(not_found_path());
             };
+            if info.kind == "Pod" && STREAMED.contains(&s.name) {
+                let pod = st.registry.get(info, ns, name)?;
+                let handler = st.pod_streams();
+                return match handler {
+                    Some(h) => Ok(h.handle(st.registry.clone(), pod, s.name, req).await),
+                    None => Err(ApiError::service_unavailable(format!(
+                        "no node agent serves pods/{} for pod {name:?}",
+                        s.name
+                    ))),
+                };
+            }
             match (s.name, method) {
                 ("status", Method::GET) => get(st, info, ns, name, q, accept(req.headers())?),
                 ("status", Method::PUT) => {
@@ -230,6 +241,9 @@ async fn handle_target(
         }
     }
 }
+
+/// Pod subresources served by a [`crate::PodStreams`] handler (the node agent).
+const STREAMED: [&str; 4] = ["log", "exec", "portforward", "attach"];
 
 /// The namespace `finalize` subresource (not advertised in discovery, as upstream).
 static FINALIZE: api::registry::Subresource = api::registry::Subresource {
@@ -484,6 +498,7 @@ pub fn list_page(
     sel: &Selector,
     limit: Option<usize>,
     cont: Option<&str>,
+    at: Option<u64>,
 ) -> Result<Page, ApiError> {
     let resource = info.store_resource();
     let ns = if info.namespaced { ns } else { None };
@@ -491,16 +506,14 @@ pub fn list_page(
     let mut token = cont.map(str::to_string);
     loop {
         let need = limit.map(|l| l - items.len());
-        let page = registry
-            .store()
-            .list(
-                &resource,
-                ns,
-                &ListOptions {
-                    limit: need,
-                    continue_token: token.take(),
-                },
-            )
+        let opts = ListOptions {
+            limit: need,
+            continue_token: token.take(),
+        };
+        let page = match at {
+            Some(rev) => registry.store().list_at(&resource, ns, rev, &opts),
+            None => registry.store().list(&resource, ns, &opts),
+        }
             .map_err(|e| match e {
                 store::StoreError::Gone { .. } => ApiError::expired(
                     "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
@@ -542,12 +555,32 @@ fn list(
             "specifying resource version is not allowed when using continue",
         ));
     }
+    let at = match q.get("resourceVersionMatch").unwrap_or("") {
+        "" | "NotOlderThan" => None,
+        "Exact" => match crate::registry::parse_rv(rv)? {
+            Some(r) if r > 0 => Some(r),
+            _ => {
+                return Err(invalid_list_options(
+                    "resourceVersionMatch",
+                    "Exact",
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\" or unset",
+                ));
+            }
+        },
+        other => {
+            return Err(invalid_list_options(
+                "resourceVersionMatch",
+                other,
+                "supported values: \"Exact\", \"NotOlderThan\", \"\"",
+            ));
+        }
+    };
     crate::registry::parse_rv(rv)?;
     let limit = q
         .int("limit")?
         .filter(|l| *l > 0 && rv != "0")
         .map(|l| usize::try_from(l).unwrap_or(usize::MAX));
-    let page = list_page(&st.registry, info, ns, &sel, limit, cont)?;
+    let page = list_page(&st.registry, info, ns, &sel, limit, cont, at)?;
     let mut list_meta = serde_json::Map::new();
     list_meta.insert("resourceVersion".into(), json!(page.revision.to_string()));
     if let Some(c) = &page.continue_token {
@@ -581,6 +614,15 @@ fn list(
             Ok(bytes_response(StatusCode::OK, "application/json", out))
         }
     }
+}
+
+fn invalid_list_options(field: &str, value: &str, detail: &str) -> ApiError {
+    ApiError::invalid_kind(
+        "meta.k8s.io",
+        "ListOptions",
+        "",
+        vec![FieldError::invalid(field, value, detail)],
+    )
 }
 
 async fn create(
@@ -730,7 +772,7 @@ async fn delete_collection(
 ) -> Result<Response, ApiError> {
     let opts = params::delete_options(q, body)?;
     let sel = Selector::parse(info, q.get("labelSelector"), q.get("fieldSelector"))?;
-    let page = list_page(&st.registry, info, Some(ns), &sel, None, None)?;
+    let page = list_page(&st.registry, info, Some(ns), &sel, None, None, None)?;
     let mut deleted = Vec::new();
     for item in &page.items {
         let name = meta_str(item, "name");

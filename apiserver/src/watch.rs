@@ -61,12 +61,15 @@ impl Render {
         Bytes::from(out)
     }
 
-    fn bookmark(&self, rev: u64) -> Bytes {
-        let obj = json!({
+    fn bookmark(&self, rev: u64, initial_end: bool) -> Bytes {
+        let mut obj = json!({
             "kind": self.info.kind,
             "apiVersion": self.info.api_version(),
             "metadata": {"resourceVersion": rev.to_string()},
         });
+        if initial_end {
+            obj["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
         let mut out = b"{\"type\":\"BOOKMARK\",\"object\":".to_vec();
         let _ = serde_json::to_writer(&mut out, &obj);
         out.extend_from_slice(b"}\n");
@@ -120,6 +123,23 @@ pub async fn serve(
         _ => DEFAULT_TIMEOUT,
     };
     let bookmarks = q.bool("allowWatchBookmarks")?;
+    // WatchList (`sendInitialEvents=true`): replay the current state whatever the
+    // resourceVersion, then a BOOKMARK marking the end of the initial events.
+    let send_initial = q.bool("sendInitialEvents")?;
+    if send_initial {
+        let rvm = q.get("resourceVersionMatch").unwrap_or("");
+        if rvm != "NotOlderThan" || !bookmarks {
+            return Err(ApiError::invalid_kind(
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                vec![api::status::FieldError::forbidden(
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for watch unless resourceVersionMatch is \"NotOlderThan\" and allowWatchBookmarks is true",
+                )],
+            ));
+        }
+    }
     let resource = info.store_resource();
     let ns = if info.namespaced { ns } else { None };
     let store = st.registry.store();
@@ -133,15 +153,20 @@ pub async fn serve(
     // Initial state and the watch, chosen by resourceVersion.
     let mut initial: Vec<Bytes> = Vec::new();
     let mut last_rev = after.unwrap_or(0);
+    let replay = send_initial || matches!(after, None | Some(0));
     let watch = match after {
-        None | Some(0) => {
+        _ if replay => {
             let (items, rev, w) = store.list_and_watch(&resource, ns);
             last_rev = rev;
             for it in items.iter().filter(|o| sel.matches(o)) {
                 initial.push(render.event("ADDED", it));
             }
+            if send_initial {
+                initial.push(render.bookmark(rev, true));
+            }
             Some(w)
         }
+        None | Some(0) => None,
         Some(after) => match store.watch(&resource, ns, after) {
             Ok(w) => Some(w),
             Err(StoreError::Gone { requested, oldest }) => {
@@ -172,7 +197,8 @@ pub async fn serve(
                 _ = &mut deadline => return,
                 _ = shutdown.changed() => return,
                 _ = ticker.tick(), if bookmarks => {
-                    if last_rev > 0 && tx.send(Ok(render.bookmark(last_rev))).await.is_err() {
+                    let rev = watch.bookmark_revision().unwrap_or(last_rev);
+                    if rev > 0 && tx.send(Ok(render.bookmark(rev, false))).await.is_err() {
                         return;
                     }
                 }

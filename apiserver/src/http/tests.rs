@@ -771,10 +771,15 @@ async fn body_limit_413_then_still_serving() {
 
 /// Reads newline-delimited events from a streaming body until `n` arrived.
 async fn read_events(body: &mut Body, n: usize) -> Vec<Value> {
+    read_events_within(body, n, Duration::from_secs(5)).await
+}
+
+/// [`read_events`] with a per-frame deadline.
+async fn read_events_within(body: &mut Body, n: usize, within: Duration) -> Vec<Value> {
     let mut buf = Vec::new();
     let mut out = Vec::new();
     while out.len() < n {
-        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        let frame = tokio::time::timeout(within, body.frame())
             .await
             .expect("event in time")
             .expect("stream open")
@@ -929,4 +934,115 @@ async fn binding_and_registry_list() {
     assert!(rev > 0);
     let (none, _) = t.registry.list(info, None, Some("app=nope"), None).unwrap();
     assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn watch_list_initial_events_and_exact_lists() {
+    let t = setup().await;
+    t.post(PODS, pod("i1")).await;
+    let rv_after_i1 = t.registry.store().revision();
+    t.post(PODS, pod("i2")).await;
+    let mut w = open_watch(
+        &t,
+        &format!("{PODS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"),
+        "application/json",
+    )
+    .await;
+    let ev = read_events(&mut w, 3).await;
+    assert_eq!(ev[0]["type"], "ADDED");
+    assert_eq!(ev[1]["type"], "ADDED");
+    assert_eq!(ev[2]["type"], "BOOKMARK");
+    assert_eq!(
+        ev[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    assert_eq!(ev[2]["object"]["kind"], "Pod");
+    let bad = t
+        .get(&format!("{PODS}?watch=true&sendInitialEvents=true"))
+        .await;
+    assert_eq!(bad.code, StatusCode::UNPROCESSABLE_ENTITY);
+    // A list at an exact earlier revision sees the earlier state.
+    let r = t
+        .get(&format!(
+            "{PODS}?resourceVersion={rv_after_i1}&resourceVersionMatch=Exact"
+        ))
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        r.body["metadata"]["resourceVersion"],
+        rv_after_i1.to_string()
+    );
+    let r = t.get(&format!("{PODS}?resourceVersionMatch=Exact")).await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test(start_paused = true)]
+async fn watch_bookmarks_and_timeout() {
+    let t = setup().await;
+    let mut w = open_watch(
+        &t,
+        &format!("{PODS}?watch=true&allowWatchBookmarks=true&timeoutSeconds=150"),
+        "application/json",
+    )
+    .await;
+    // Paused time auto-advances to the 60 s bookmark tick.
+    let ev = read_events_within(&mut w, 1, Duration::from_secs(90)).await;
+    assert_eq!(ev[0]["type"], "BOOKMARK");
+    assert!(
+        ev[0]["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    // The stream ends at timeoutSeconds.
+    let ended = tokio::time::timeout(Duration::from_secs(600), async {
+        while let Some(Ok(_)) = w.frame().await {}
+    })
+    .await;
+    assert!(ended.is_ok());
+}
+
+struct EchoStreams;
+
+impl crate::PodStreams for EchoStreams {
+    fn handle(
+        &self,
+        _registry: Registry,
+        pod: std::sync::Arc<Value>,
+        subresource: &str,
+        req: axum::extract::Request,
+    ) -> futures::future::BoxFuture<'static, axum::response::Response> {
+        let text = format!(
+            "{subresource} of {} container={}",
+            pod["metadata"]["name"].as_str().unwrap_or(""),
+            req.uri().query().unwrap_or("")
+        );
+        Box::pin(async move { axum::response::Response::new(Body::from(text)) })
+    }
+}
+
+#[tokio::test]
+async fn pod_stream_subresources_go_to_the_registered_handler() {
+    let registry = Registry::new(store::Store::memory());
+    crate::bootstrap(&registry).await.unwrap();
+    let (router, state, _tx) = crate::app(registry, TOKEN, "127.0.0.1:6443");
+    let t = T {
+        router,
+        registry: state.registry.clone(),
+        shutdown: tokio::sync::watch::channel(false).0,
+    };
+    t.post(PODS, pod("l")).await;
+    let r = t.get(&format!("{PODS}/l/log")).await;
+    assert_eq!(r.code, StatusCode::SERVICE_UNAVAILABLE);
+    state.set_pod_streams(std::sync::Arc::new(EchoStreams));
+    let r = t.get(&format!("{PODS}/l/log?container=main")).await;
+    assert_eq!(r.code, StatusCode::OK);
+    assert_eq!(r.text, "log of l container=container=main");
+    assert_eq!(
+        t.get(&format!("{PODS}/ghost/log")).await.code,
+        StatusCode::NOT_FOUND
+    );
 }
