@@ -1,1 +1,443 @@
-//! Pod worker tests on paused time with a scripted runtime.
+//! Pod worker tests on paused tokio time with a scripted runtime: the timing rules
+//! (CrashLoopBackOff schedule and reset, grace periods) that real processes would make slow.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret};
+use parking_lot::Mutex;
+use probe::{ExecError, ExecOutput, ExecRunner, ExecStatus};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::config::{NodeFacts, Objects};
+use super::worker::{Directory, PodMsg, PodWorker, Shared, StatusWriter};
+use crate::events::{EventRecorder, Recorded};
+use crate::runtime::{
+    ContainerConfig, ContainerId, ExecSession, Exited, Recovered, Runtime, RuntimeError, Sandbox,
+    SandboxConfig, Started,
+};
+
+/// How a scripted container behaves.
+#[derive(Debug, Clone, Copy)]
+enum Script {
+    /// Exits with `code` after running this long.
+    ExitAfter(Duration, i32),
+    /// Runs until stopped; SIGTERM ends it at once.
+    Run,
+    /// Runs until stopped and ignores SIGTERM (ends at the SIGKILL after the grace period).
+    IgnoreTerm,
+}
+
+#[derive(Debug)]
+struct Container {
+    script: Script,
+    exit: watch::Sender<Option<Exited>>,
+}
+
+#[derive(Debug, Default)]
+struct Fake {
+    scripts: Mutex<HashMap<String, Script>>,
+    containers: Mutex<HashMap<ContainerId, Arc<Container>>>,
+    /// (container name, start time) of every start.
+    starts: Mutex<Vec<(String, Instant)>>,
+    /// Grace periods of stop calls.
+    stops: Mutex<Vec<Duration>>,
+    healthy: Arc<AtomicBool>,
+    next: Mutex<u32>,
+}
+
+fn exited(code: i32) -> Exited {
+    Exited {
+        exit_code: code,
+        signal: None,
+        finished_at: SystemTime::now(),
+        reason: if code == 0 { "Completed" } else { "Error" }.into(),
+        message: None,
+    }
+}
+
+struct Health(Arc<AtomicBool>);
+
+impl ExecRunner for Health {
+    fn run<'a>(
+        &'a self,
+        _argv: &'a [String],
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
+        let ok = self.0.load(Ordering::SeqCst);
+        Box::pin(async move {
+            Ok(ExecOutput {
+                status: ExecStatus::Exited(if ok { 0 } else { 1 }),
+                output: Vec::new(),
+            })
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for Fake {
+    async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
+        Ok(Sandbox {
+            id: cfg.pod_uid.clone(),
+            pod_ip: "10.244.0.5".parse().unwrap(),
+            host_network: false,
+            isolated: false,
+        })
+    }
+    async fn stop_sandbox(&self, _sandbox: &Sandbox) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    async fn start_container(
+        &self,
+        _sandbox: &Sandbox,
+        cfg: &ContainerConfig,
+    ) -> Result<Started, RuntimeError> {
+        let script = self
+            .scripts
+            .lock()
+            .get(&cfg.name)
+            .copied()
+            .unwrap_or(Script::Run);
+        let id = {
+            let mut n = self.next.lock();
+            *n += 1;
+            ContainerId(format!("c{n}"))
+        };
+        let (tx, _) = watch::channel(None);
+        let c = Arc::new(Container { script, exit: tx });
+        self.containers.lock().insert(id.clone(), c.clone());
+        self.starts.lock().push((cfg.name.clone(), Instant::now()));
+        if let Script::ExitAfter(d, code) = script {
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                c.exit.send_if_modified(|e| {
+                    e.get_or_insert_with(|| exited(code));
+                    true
+                });
+            });
+        }
+        Ok(Started {
+            id,
+            pid: 1,
+            started_at: SystemTime::now(),
+        })
+    }
+    async fn wait_container(&self, id: &ContainerId) -> Exited {
+        let c = self.containers.lock().get(id).cloned();
+        let Some(c) = c else {
+            return exited(137);
+        };
+        let mut rx = c.exit.subscribe();
+        loop {
+            if let Some(e) = rx.borrow_and_update().clone() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                return exited(137);
+            }
+        }
+    }
+    async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<(), RuntimeError> {
+        self.stops.lock().push(grace);
+        let c = self.containers.lock().get(id).cloned();
+        let Some(c) = c else { return Ok(()) };
+        let code = match c.script {
+            Script::IgnoreTerm => {
+                tokio::time::sleep(grace).await;
+                137
+            }
+            _ => 143,
+        };
+        c.exit.send_if_modified(|e| {
+            e.get_or_insert_with(|| exited(code));
+            true
+        });
+        Ok(())
+    }
+    fn exec_runner(&self, _id: &ContainerId) -> Arc<dyn ExecRunner> {
+        Arc::new(Health(self.healthy.clone()))
+    }
+    async fn exec(
+        &self,
+        _id: &ContainerId,
+        _argv: &[String],
+        _tty: bool,
+        _stdin: bool,
+    ) -> Result<ExecSession, RuntimeError> {
+        Err(RuntimeError::NoCommand)
+    }
+    fn log_path(&self, id: &ContainerId) -> PathBuf {
+        PathBuf::from(format!("/nonexistent/{id}"))
+    }
+    fn instance_log_path(&self, _pod: &str, _c: &str, _n: i32) -> PathBuf {
+        PathBuf::from("/nonexistent")
+    }
+    async fn list(&self) -> Result<Vec<Recovered>, RuntimeError> {
+        Ok(Vec::new())
+    }
+    async fn shutdown(&self, _grace: Duration) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    async fn remove_pod_logs(&self, _pod_uid: &str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Writer {
+    statuses: Mutex<Vec<PodStatus>>,
+    deleted: AtomicBool,
+}
+
+impl StatusWriter for Writer {
+    fn write<'a>(
+        &'a self,
+        _pod: &'a Pod,
+        status: &'a PodStatus,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        self.statuses.lock().push(status.clone());
+        Box::pin(async { Ok(()) })
+    }
+    fn delete<'a>(&'a self, _pod: &'a Pod) -> BoxFuture<'a, Result<(), String>> {
+        self.deleted.store(true, Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+struct NoObjects;
+
+impl Objects for NoObjects {
+    fn config_map<'a>(
+        &'a self,
+        _ns: &'a str,
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigMap>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn secret<'a>(
+        &'a self,
+        _ns: &'a str,
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Secret>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+struct Env {
+    fake: Arc<Fake>,
+    writer: Arc<Writer>,
+    events: mpsc::UnboundedReceiver<Recorded>,
+    shared: Shared,
+}
+
+fn env() -> Env {
+    let fake = Arc::new(Fake::default());
+    fake.healthy.store(true, Ordering::SeqCst);
+    let writer = Arc::new(Writer::default());
+    let (tx, events) = mpsc::unbounded_channel();
+    let shared = Shared {
+        runtime: fake.clone(),
+        status: writer.clone(),
+        objects: Arc::new(NoObjects),
+        events: EventRecorder::to_channel(tx),
+        node: NodeFacts {
+            host_ip: "10.0.0.1".parse().unwrap(),
+            node_name: "n1".into(),
+            cpu_milli: 2000,
+            memory: 1 << 30,
+            storage: 1 << 34,
+        },
+        handler_env: probe::HandlerEnv::new(probe::DEFAULT_USER_AGENT).unwrap(),
+        agent_started: Instant::now() - Duration::from_secs(3600),
+        directory: Arc::new(Directory::default()),
+    };
+    Env {
+        fake,
+        writer,
+        events,
+        shared,
+    }
+}
+
+fn pod(v: serde_json::Value) -> Arc<Pod> {
+    let mut p = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "busybox", "command": ["run"]}]},
+    });
+    for (k, val) in v.as_object().unwrap() {
+        for (k2, v2) in val.as_object().unwrap() {
+            p[k][k2] = v2.clone();
+        }
+    }
+    Arc::new(serde_json::from_value(p).unwrap())
+}
+
+fn start_gaps(fake: &Fake) -> Vec<u64> {
+    let starts = fake.starts.lock();
+    starts
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1).as_secs())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn crash_loop_back_off_follows_the_kubelet_schedule() {
+    let e = env();
+    e.fake
+        .scripts
+        .lock()
+        .insert("app".into(), Script::ExitAfter(Duration::ZERO, 1));
+    let w = PodWorker::spawn(e.shared.clone(), pod(serde_json::json!({})), None);
+    tokio::time::sleep(Duration::from_secs(1200)).await;
+    let gaps = start_gaps(&e.fake);
+    assert_eq!(gaps[..8], [0, 10, 20, 40, 80, 160, 300, 300]);
+    let last = e.writer.statuses.lock().last().cloned().unwrap();
+    let cs = &last.container_statuses.unwrap()[0];
+    assert!(cs.restart_count >= 8);
+    w.send(PodMsg::Removed);
+    w.join().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn back_off_resets_after_ten_minutes_of_running() {
+    let e = env();
+    e.fake
+        .scripts
+        .lock()
+        .insert("app".into(), Script::ExitAfter(Duration::from_secs(5), 1));
+    let w = PodWorker::spawn(e.shared.clone(), pod(serde_json::json!({})), None);
+    // 0: start, 5: exit → immediate, 10: exit → +10 s, 25: exit → +20 s ...
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(start_gaps(&e.fake)[..3], [5, 15, 25]);
+    // Now it runs long: 601 s of running resets the back-off (immediate restart, then 10 s).
+    e.fake
+        .scripts
+        .lock()
+        .insert("app".into(), Script::ExitAfter(Duration::from_secs(700), 1));
+    tokio::time::sleep(Duration::from_secs(1500)).await;
+    let gaps = start_gaps(&e.fake);
+    let long: Vec<u64> = gaps.iter().copied().filter(|g| *g >= 700).collect();
+    assert!(long.len() >= 2, "{gaps:?}");
+    assert!(long.iter().all(|g| *g == 700), "{gaps:?}");
+    w.send(PodMsg::Removed);
+    w.join().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn liveness_kill_uses_the_probe_grace_period_and_never_policy_does_not_restart() {
+    let mut e = env();
+    e.fake
+        .scripts
+        .lock()
+        .insert("app".into(), Script::IgnoreTerm);
+    let p = pod(serde_json::json!({"spec": {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 600,
+        "containers": [{"name": "app", "image": "busybox", "command": ["run"],
+            "livenessProbe": {"exec": {"command": ["check"]}, "periodSeconds": 1,
+                              "failureThreshold": 2, "terminationGracePeriodSeconds": 5}}],
+    }}));
+    let w = PodWorker::spawn(e.shared.clone(), p, None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    e.fake.healthy.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(*e.fake.stops.lock(), [Duration::from_secs(5)]);
+    assert_eq!(e.fake.starts.lock().len(), 1);
+    let last = e.writer.statuses.lock().last().cloned().unwrap();
+    assert_eq!(last.phase.as_deref(), Some("Failed"));
+    let cs = &last.container_statuses.unwrap()[0];
+    assert_eq!(cs.restart_count, 0);
+    let t = cs.state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(t.exit_code, 137);
+    let mut msgs = Vec::new();
+    while let Ok(ev) = e.events.try_recv() {
+        msgs.push((ev.reason, ev.message));
+    }
+    assert!(
+        msgs.contains(&(
+            "Killing".into(),
+            "Container app failed liveness probe".into()
+        )),
+        "{msgs:?}"
+    );
+    w.send(PodMsg::Removed);
+    w.join().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deletion_uses_the_deletion_grace_period_floored_at_two_seconds() {
+    let e = env();
+    let w = PodWorker::spawn(
+        e.shared.clone(),
+        pod(serde_json::json!({"spec": {"terminationGracePeriodSeconds": 30}})),
+        None,
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut deleting = (*pod(serde_json::json!({}))).clone();
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    deleting.metadata.deletion_grace_period_seconds = Some(1);
+    w.send(PodMsg::Update(Arc::new(deleting)));
+    w.join().await;
+    assert_eq!(*e.fake.stops.lock(), [Duration::from_secs(2)]);
+    assert!(e.writer.deleted.load(Ordering::SeqCst));
+    let last = e.writer.statuses.lock().last().cloned().unwrap();
+    assert_eq!(last.phase.as_deref(), Some("Failed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn init_containers_run_in_order_before_the_app() {
+    let e = env();
+    {
+        let mut s = e.fake.scripts.lock();
+        s.insert("init1".into(), Script::ExitAfter(Duration::from_secs(2), 0));
+        s.insert("init2".into(), Script::ExitAfter(Duration::from_secs(3), 0));
+    }
+    let p = pod(serde_json::json!({"spec": {
+        "initContainers": [
+            {"name": "init1", "image": "busybox", "command": ["a"]},
+            {"name": "init2", "image": "busybox", "command": ["b"]},
+        ],
+    }}));
+    let w = PodWorker::spawn(e.shared.clone(), p, None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first = e.writer.statuses.lock().last().cloned().unwrap();
+    assert_eq!(first.phase.as_deref(), Some("Pending"));
+    let init = first
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Initialized")
+        .unwrap();
+    assert_eq!(
+        init.message.as_deref(),
+        Some("containers with incomplete status: [init1 init2]")
+    );
+    let app = &first.container_statuses.unwrap()[0];
+    assert_eq!(
+        app.state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("PodInitializing")
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let names: Vec<String> = e.fake.starts.lock().iter().map(|s| s.0.clone()).collect();
+    assert_eq!(names, ["init1", "init2", "app"]);
+    assert_eq!(start_gaps(&e.fake), [2, 3]);
+    let last = e.writer.statuses.lock().last().cloned().unwrap();
+    assert_eq!(last.phase.as_deref(), Some("Running"));
+    w.send(PodMsg::Removed);
+    w.join().await;
+}

@@ -502,6 +502,16 @@ impl Driver {
     }
 
     async fn sync(&mut self) {
+        // A new sandbox is followed by a second round that starts containers, as one kubelet
+        // `SyncPod` creates the sandbox and starts containers together.
+        let had_sandbox = self.state.sandbox.is_some();
+        self.sync_once().await;
+        if !had_sandbox && self.state.sandbox.is_some() && !self.done {
+            self.sync_once().await;
+        }
+    }
+
+    async fn sync_once(&mut self) {
         let now = Instant::now();
         let p = plan(&self.state, &self.probes, now);
         if let Some(r) = p.requeue {
@@ -573,6 +583,10 @@ impl Driver {
             w.stop();
         }
         self.stop_sandbox().await;
+        let uid = self.state.pod.metadata.uid.clone().unwrap_or_default();
+        if let Err(e) = self.shared.runtime.remove_pod_logs(&uid).await {
+            tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot remove pod logs");
+        }
         if !self.state.removed {
             let phase = status::phase(&self.state, &self.probes);
             self.state.terminal_phase = Some(phase);
