@@ -139,10 +139,25 @@ async fn authenticate(State(st): State<Arc<AppState>>, req: Request, next: Next)
         }
         None => public_path(req.uri().path()),
     };
-    if !ok {
-        return error_response(&ApiError::unauthorized());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = if ok {
+        next.run(req).await
+    } else {
+        error_response(&ApiError::unauthorized())
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("audit-id", v);
     }
-    next.run(req).await
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, private"),
+        );
+    }
+    resp
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -133,6 +133,9 @@ fn rv_of(obj: &Value) -> Revision {
     meta_str(obj, "resourceVersion").parse().unwrap_or(0)
 }
 
+/// Namespaces upstream's NamespaceLifecycle plugin never lets go.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 /// Result of one update attempt.
 enum Attempt {
     /// Stored (or deleted because the last finalizer went away).
@@ -663,6 +666,13 @@ impl Registry {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Deleted, ApiError> {
+        if info.kind == "Namespace" && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(
+                info,
+                name,
+                "this namespace may not be deleted",
+            ));
+        }
         loop {
             let old = self.get(info, namespace, name)?;
             if let Some(uid) = opts.preconditions_uid.as_deref() {

@@ -751,15 +751,9 @@ async fn delete(
                 Ok(json_response(StatusCode::OK, &v))
             }
         }
-        Deleted::Pending(obj) => {
-            let graceful = opts.grace_period_seconds.is_some_and(|g| g > 0);
-            let code = if graceful {
-                StatusCode::ACCEPTED
-            } else {
-                StatusCode::OK
-            };
-            Ok(object_response(code, &obj))
-        }
+        // Upstream answers 200 for objects kept by finalizers or grace periods (202 only for
+        // the deprecated orphanDependents=false).
+        Deleted::Pending(obj) => Ok(object_response(StatusCode::OK, &obj)),
     }
 }
 

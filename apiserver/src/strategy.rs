@@ -75,11 +75,7 @@ pub fn check_namespace_field(
         }
         m.insert("namespace".into(), json!(namespace));
     } else {
-        if !body_ns.is_empty() {
-            return Err(ApiError::bad_request(
-                "not allowed to set metadata.namespace on a cluster-scoped resource".to_string(),
-            ));
-        }
+        // Cluster-scoped: a namespace in the body is dropped silently, as upstream does.
         m.remove("namespace");
     }
     Ok(())

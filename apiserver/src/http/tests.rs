@@ -1046,3 +1046,20 @@ async fn pod_stream_subresources_go_to_the_registered_handler() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn immortal_namespaces_cluster_scoped_bodies_and_headers() {
+    let t = setup().await;
+    let r = t.delete("/api/v1/namespaces/default", None).await;
+    assert_eq!(r.code, StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.body["message"],
+        "namespaces \"default\" is forbidden: this namespace may not be deleted"
+    );
+    assert!(r.headers.contains_key("audit-id"));
+    assert_eq!(r.headers["cache-control"], "no-cache, private");
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "namespace": "default"}});
+    let r = t.post("/api/v1/nodes", node).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert!(r.body["metadata"].get("namespace").is_none());
+}
