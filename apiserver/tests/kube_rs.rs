@@ -51,7 +51,7 @@ async fn kube_rs_crud_and_watcher() -> anyhow::Result<()> {
         match tokio::time::timeout(Duration::from_secs(10), events.next()).await? {
             Some(Ok(watcher::Event::Apply(p))) => {
                 applied += 1;
-                labelled |= p.metadata.labels.unwrap_or_default().get("step").is_some();
+                labelled |= p.metadata.labels.unwrap_or_default().contains_key("step");
             }
             Some(Ok(watcher::Event::Delete(p))) => {
                 assert_eq!(p.metadata.name.as_deref(), Some("kr"));
