@@ -5,6 +5,8 @@
 //! history. Two layouts: `aligned` (all workers created at once on a long-running agent, so
 //! they tick together: the worst case) and `jittered` (the agent just started, so each worker
 //! first sleeps a random part of the period, as the kubelet does).
+//! Memory is the RSS growth while the workers run, divided by their number; the first run keeps
+//! no history, so it is the worker alone.
 //! Run: `cargo bench -p probe --bench lateness`.
 
 use std::sync::Arc;
@@ -78,7 +80,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-async fn run(workers: usize, jitter: bool, seconds: u64) {
+async fn run(workers: usize, jitter: bool, seconds: u64, history: usize) {
     let now = Instant::now();
     let agent_started = if jitter {
         now
@@ -126,7 +128,7 @@ async fn run(workers: usize, jitter: bool, seconds: u64) {
                 samples: samples.clone(),
             }),
             results: results.clone(),
-            history: Arc::new(ProbeHistory::new(probe::history::DEFAULT_HISTORY)),
+            history: Arc::new(ProbeHistory::new(history)),
         }));
     }
     let drain = tokio::spawn(async move { while updates.recv().await.is_some() {} });
@@ -161,13 +163,15 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
+        // First, in a fresh heap: memory of a worker without history.
+        run(10_000, false, 3, 0).await;
         for (workers, jitter) in [
             (1_000, false),
             (1_000, true),
             (10_000, false),
             (10_000, true),
         ] {
-            run(workers, jitter, 8).await;
+            run(workers, jitter, 8, probe::history::DEFAULT_HISTORY).await;
         }
     });
 }

@@ -33,15 +33,15 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// Builds the record of `run` against `container_id`.
-    pub fn from_run(run: &ProbeRun, container_id: Arc<str>) -> Self {
+    /// Builds the record of `run` against `container_id` (taking its output, no copy).
+    pub fn from_run(run: ProbeRun, container_id: Arc<str>) -> Self {
         Self {
             started_at: run.started_at,
             duration: run.duration,
             container_id,
             handler_result: run.handler_result,
-            outcome: run.outcome.clone().map_err(|e| e.to_string()),
-            output: run.output.clone(),
+            outcome: run.outcome.map_err(|e| e.to_string()),
+            output: run.output,
             tries: run.tries,
         }
     }

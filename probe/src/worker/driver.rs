@@ -176,8 +176,9 @@ async fn do_probe(params: &WorkerParams, signals: &Signals, machine: &mut Machin
         }
         run = params.runner.run(&pod_ip) => run,
     };
-    params.history.push(Attempt::from_run(&run, container_id));
-    let step = machine.step(Input::Probed(run.outcome.ok()));
+    let outcome = run.outcome.as_ref().ok().copied();
+    params.history.push(Attempt::from_run(run, container_id));
+    let step = machine.step(Input::Probed(outcome));
     apply(params, step.effects);
     true
 }
