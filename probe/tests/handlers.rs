@@ -641,3 +641,34 @@ async fn prober_slow_body_errors_three_times() {
     );
     assert_eq!(s.request_count(), 3);
 }
+
+#[tokio::test]
+async fn https_speaks_http2_when_the_server_offers_it_by_alpn() {
+    let s = HttpServer::start_tls_h2().await.unwrap();
+    let mut spec = get(s.port(), "/echo?q=1");
+    spec.scheme = Scheme::Https;
+    spec.headers = vec![("Host".into(), "vhost.example".into())];
+    let out = http_probe(&spec).await;
+    assert_eq!(out.result, HandlerResult::Success, "{}", out.output);
+    let r = &s.requests()[0];
+    assert_eq!(r.version, "HTTP/2.0");
+    assert_eq!(r.path_and_query, "/echo?q=1");
+    assert_eq!(r.header_values("user-agent"), ["kube-probe/1.35"]);
+    // A redirect loop over HTTP/2 fails the same way.
+    let out = http_probe(&HttpGetSpec {
+        path: "/redirect-loop".into(),
+        ..spec.clone()
+    })
+    .await;
+    assert!(
+        out.output.ends_with("stopped after 10 redirects"),
+        "{}",
+        out.output
+    );
+    // Without h2 on offer the probe stays on HTTP/1.1.
+    let s1 = HttpServer::start_tls().await.unwrap();
+    let mut spec1 = get(s1.port(), "/");
+    spec1.scheme = Scheme::Https;
+    assert_eq!(http_probe(&spec1).await.result, HandlerResult::Success);
+    assert_eq!(s1.requests()[0].version, "HTTP/1.1");
+}

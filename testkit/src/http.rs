@@ -45,6 +45,8 @@ use crate::{AbortOnDrop, Error};
 pub struct RecordedRequest {
     /// Path and query, e.g. `/health?x=1`.
     pub path_and_query: String,
+    /// Protocol version, e.g. `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
     /// Headers in arrival order, names lower-cased (as the `http` crate stores them).
     pub headers: Vec<(String, String)>,
 }
@@ -90,6 +92,15 @@ impl HttpServer {
     /// Starts an HTTPS server with a freshly generated self-signed certificate for `localhost`
     /// and `127.0.0.1` (no client can verify it, which is the point).
     pub async fn start_tls() -> Result<Self, Error> {
+        Self::start_tls_alpn(Vec::new()).await
+    }
+
+    /// Like [`Self::start_tls`], but also offers HTTP/2 by ALPN (`h2`, then `http/1.1`).
+    pub async fn start_tls_h2() -> Result<Self, Error> {
+        Self::start_tls_alpn(vec![b"h2".to_vec(), b"http/1.1".to_vec()]).await
+    }
+
+    async fn start_tls_alpn(alpn: Vec<Vec<u8>>) -> Result<Self, Error> {
         let cert = rcgen::generate_simple_self_signed(vec![
             "localhost".to_string(),
             "127.0.0.1".to_string(),
@@ -101,6 +112,8 @@ impl HttpServer {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(vec![der], key)?;
+        let mut config = config;
+        config.alpn_protocols = alpn;
         Self::start_inner(Some(TlsAcceptor::from(Arc::new(config)))).await
     }
 
@@ -132,7 +145,14 @@ impl HttpServer {
                     match tls {
                         Some(acceptor) => {
                             if let Ok(s) = acceptor.accept(stream).await {
-                                let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                                if s.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
+                                    let h2 = hyper::server::conn::http2::Builder::new(
+                                        hyper_util::rt::TokioExecutor::new(),
+                                    );
+                                    let _ = h2.serve_connection(TokioIo::new(s), svc).await;
+                                } else {
+                                    let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                                }
                             }
                         }
                         None => {
@@ -248,6 +268,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Response<Body> {
             requests.pop_front();
         }
         requests.push_back(RecordedRequest {
+            version: format!("{:?}", req.version()),
             path_and_query: path_and_query.clone(),
             headers: headers.clone(),
         });

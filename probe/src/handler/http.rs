@@ -1,7 +1,8 @@
 //! `httpGet` [pkg/probe/http/http.go, request.go]: one GET over a fresh connection, the
 //! kubelet's redirect rules, a 10 KiB body limit, Go-shaped outputs.
 //!
-//! - Request: `GET` to `scheme://host:port/path` (host defaults to the pod IP); headers added as
+//! - Request: `GET` to `scheme://host:port/path` (host defaults to the pod IP), HTTP/1.1, or
+//!   HTTP/2 over TLS when the server picks `h2` by ALPN (as Go's transport); headers added as
 //!   given; `User-Agent: kube-probe/<major>.<minor>` and `Accept: */*` unless given (an empty
 //!   `Accept` removes it, an empty `User-Agent` sends none); a `Host` header sets the request
 //!   host; `Connection: close`; no proxy, no compression, TLS without verification.
@@ -16,6 +17,7 @@
 //!   *error*, which the prober retries and then discards, exactly as the kubelet does.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +101,9 @@ pub fn insecure_tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error>
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
         .with_no_client_auth();
+    let mut config = config;
+    // As Go's transport with HTTP/2 configured: offer h2, fall back to HTTP/1.1.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -404,9 +409,14 @@ async fn read_body<C: Future + Unpin>(
     }
 }
 
-/// One request over `io` (already connected, TLS done).
+type SendFuture =
+    Pin<Box<dyn Future<Output = Result<hyper::Response<Incoming>, hyper::Error>> + Send>>;
+type ConnFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One request over `io` (already connected, TLS done), HTTP/2 when ALPN chose it.
 async fn exchange<IO>(
     io: IO,
+    h2: bool,
     target: &Target,
     prepared: &Prepared,
     host_override: Option<&String>,
@@ -416,38 +426,70 @@ async fn exchange<IO>(
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let handshake = hyper::client::conn::http1::Builder::new()
-        .title_case_headers(true)
-        .handshake::<_, Empty<Bytes>>(io);
-    let (mut sender, conn) = match timeout_at(deadline, handshake).await {
-        Err(_) => return Hop::HeadersTimeout,
-        Ok(Err(e)) => return Hop::Failed(hyper_error_text(&e)),
-        Ok(Ok(pair)) => pair,
-    };
-    let mut conn = Box::pin(conn);
-    let mut conn_done = false;
     let host = match host_override {
         Some(h) => h.clone(),
         None => target.authority(),
     };
-    let mut builder = hyper::Request::get(target.request_target.as_str());
+    // HTTP/1.1: origin form plus `Host`; HTTP/2: the host goes in `:authority`, and
+    // connection-specific headers are not allowed.
+    let mut builder = if h2 {
+        let uri = format!(
+            "{}://{host}{}",
+            target.scheme.as_str(),
+            target.request_target
+        );
+        hyper::Request::get(uri)
+    } else {
+        hyper::Request::get(target.request_target.as_str())
+    };
     if let Some(headers) = builder.headers_mut() {
-        if let Ok(h) = HeaderValue::from_str(&host) {
+        if !h2 && let Ok(h) = HeaderValue::from_str(&host) {
             headers.insert(http::header::HOST, h);
         }
         for (n, v) in &prepared.headers {
-            headers.append(n.clone(), v.clone());
+            if !(h2 && n == http::header::CONNECTION) {
+                headers.append(n.clone(), v.clone());
+            }
         }
     }
-    let req = match builder.body(Empty::new()) {
+    let req = match builder.body(Empty::<Bytes>::new()) {
         Ok(r) => r,
         Err(e) => return Hop::Failed(e.to_string()),
     };
-    let resp = timeout_at(
-        deadline,
-        driven(&mut conn, &mut conn_done, sender.send_request(req)),
-    )
-    .await;
+    let handshake: Result<(SendFuture, ConnFuture), hyper::Error> = if h2 {
+        let hs = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake::<_, Empty<Bytes>>(io);
+        match timeout_at(deadline, hs).await {
+            Err(_) => return Hop::HeadersTimeout,
+            Ok(r) => r.map(|(mut sender, conn)| {
+                let send: SendFuture = Box::pin(async move { sender.send_request(req).await });
+                let conn: ConnFuture = Box::pin(async move {
+                    let _ = conn.await;
+                });
+                (send, conn)
+            }),
+        }
+    } else {
+        let hs = hyper::client::conn::http1::Builder::new()
+            .title_case_headers(true)
+            .handshake::<_, Empty<Bytes>>(io);
+        match timeout_at(deadline, hs).await {
+            Err(_) => return Hop::HeadersTimeout,
+            Ok(r) => r.map(|(mut sender, conn)| {
+                let send: SendFuture = Box::pin(async move { sender.send_request(req).await });
+                let conn: ConnFuture = Box::pin(async move {
+                    let _ = conn.await;
+                });
+                (send, conn)
+            }),
+        }
+    };
+    let (send, mut conn) = match handshake {
+        Err(e) => return Hop::Failed(hyper_error_text(&e)),
+        Ok(pair) => pair,
+    };
+    let mut conn_done = false;
+    let resp = timeout_at(deadline, driven(&mut conn, &mut conn_done, send)).await;
     let resp = match resp {
         Err(_) => return Hop::HeadersTimeout,
         Ok(Err(e)) => return Hop::Failed(hyper_error_text(&e)),
@@ -522,6 +564,7 @@ pub async fn probe(
             Scheme::Http => {
                 exchange(
                     TokioIo::new(tcp),
+                    false,
                     &target,
                     &prepared,
                     host_override.as_ref(),
@@ -544,8 +587,11 @@ pub async fn probe(
                     Ok(Err(e)) => return fail(&target, &e.to_string()),
                     Ok(Ok(s)) => s,
                 };
+                // Go's transport offers h2 by ALPN and speaks it when the server agrees.
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
                 exchange(
                     TokioIo::new(tls),
+                    h2,
                     &target,
                     &prepared,
                     host_override.as_ref(),
