@@ -5,11 +5,13 @@
 //!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
-//! [`scheduler`] (binds pending pods to nodes) and [`replicaset`]. Events are written through `events`.
+//! [`scheduler`] (binds pending pods to nodes), [`replicaset`] and [`deployment`]. Events are written through `events`.
 
 // The registry's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
 
+mod claim;
+pub mod deployment;
 mod events;
 pub mod gc;
 pub mod namespace;
@@ -82,7 +84,8 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
         gc::run(registry.clone(), shutdown.clone()),
         namespace::run(registry.clone(), shutdown.clone()),
         scheduler::run(registry.clone(), shutdown.clone()),
-        replicaset::run(registry, shutdown),
+        replicaset::run(registry.clone(), shutdown.clone()),
+        deployment::run(registry, shutdown),
     );
 }
 

@@ -191,6 +191,23 @@ pub(crate) trait Reconciler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Duration>, crate::Error>> + Send;
 }
 
+/// Runs a controller until `shutdown`: reflectors of `infos` feed `observe` (which queues
+/// keys), `workers` loops reconcile them.
+pub(crate) async fn drive<R: Reconciler>(
+    store: &store::Store,
+    r: Arc<R>,
+    infos: &[&'static api::registry::ResourceInfo],
+    workers: usize,
+    shutdown: &CancellationToken,
+    observe: impl FnMut(crate::reflector::Change) + Send + 'static,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let rx = crate::reflector::spawn_all(&mut tasks, store, infos, shutdown);
+    crate::reflector::spawn_feeder(&mut tasks, rx, shutdown, observe);
+    spawn_workers(&mut tasks, &r, workers, shutdown);
+    while tasks.join_next().await.is_some() {}
+}
+
 /// Spawns `workers` worker loops of `r` onto `tasks`.
 pub(crate) fn spawn_workers<R: Reconciler>(
     tasks: &mut tokio::task::JoinSet<()>,

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
-use api::selector::LabelSelector;
 use apiserver::Registry;
 use apiserver::registry::{DeleteOptions, WriteOptions};
 use parking_lot::Mutex;
@@ -36,8 +35,8 @@ use store::ListOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{self, Recorder, Style};
-use crate::queue::{Reconciler, WorkQueue, spawn_workers};
-use crate::reflector::{self, Change, Delta};
+use crate::queue::{Reconciler, WorkQueue};
+use crate::reflector::{Change, Delta};
 use crate::scheduler::resource;
 use crate::{Error, meta, pod};
 
@@ -91,17 +90,16 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
         queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
         pods: Mutex::new(HashMap::new()),
     });
-    let mut tasks = tokio::task::JoinSet::new();
-    let rx = reflector::spawn_all(
-        &mut tasks,
-        registry.store(),
-        &[replicasets(), pods()],
-        &shutdown,
-    );
     let feeder = controller.clone();
-    reflector::spawn_feeder(&mut tasks, rx, &shutdown, move |c| feeder.observe(c));
-    spawn_workers(&mut tasks, &controller, WORKERS, &shutdown);
-    while tasks.join_next().await.is_some() {}
+    crate::queue::drive(
+        registry.store(),
+        controller,
+        &[replicasets(), pods()],
+        WORKERS,
+        &shutdown,
+        move |c| feeder.observe(c),
+    )
+    .await;
 }
 
 /// The controller's shared state.
@@ -228,7 +226,12 @@ impl Controller {
         };
         let all = list(&self.registry, pods(), namespace);
         let active: Vec<Arc<Value>> = all.iter().filter(|p| pod::is_active(p)).cloned().collect();
-        let claimed = self.claim(&rs, &selector, active).await?;
+        let owner = crate::claim::Owner {
+            obj: &rs,
+            info: replicasets(),
+            selector: &selector,
+        };
+        let claimed = crate::claim::claim(&self.registry, &owner, pods(), active).await?;
         let manage_err = if meta::deleting(&rs) {
             None
         } else {
@@ -250,101 +253,6 @@ impl Controller {
             return Ok(Some(Duration::from_secs(min_ready)));
         }
         Ok(None)
-    }
-
-    /// upstream `PodControllerRefManager.ClaimPods`: the pods this set controls after
-    /// adopting matching orphans and releasing owned pods that no longer match.
-    async fn claim(
-        &self,
-        rs: &Value,
-        selector: &LabelSelector,
-        active: Vec<Arc<Value>>,
-    ) -> Result<Vec<Arc<Value>>, Error> {
-        let uid = meta::uid(rs).to_string();
-        let mut claimed = Vec::new();
-        for p in active {
-            let matches = selector.matches_value(&p);
-            match meta::controller_ref(&p) {
-                Some(r) if r["uid"].as_str() != Some(uid.as_str()) => {}
-                Some(_) if matches => claimed.push(p),
-                Some(_) => {
-                    if !meta::deleting(rs) {
-                        self.release(rs, &p).await?;
-                    }
-                }
-                None => {
-                    if !matches || meta::deleting(rs) || meta::deleting(&p) {
-                        continue;
-                    }
-                    if let Some(adopted) = self.adopt(rs, &p, selector).await? {
-                        claimed.push(adopted);
-                    }
-                }
-            }
-        }
-        Ok(claimed)
-    }
-
-    /// Adds this set's controller reference to an orphan (after re-checking that the set is
-    /// not being deleted, upstream `RecheckDeletionTimestamp`).
-    async fn adopt(
-        &self,
-        rs: &Value,
-        p: &Value,
-        selector: &LabelSelector,
-    ) -> Result<Option<Arc<Value>>, Error> {
-        let fresh = match self.registry.get(
-            replicasets(),
-            meta::str(rs, "namespace"),
-            meta::str(rs, "name"),
-        ) {
-            Ok(f) => f,
-            Err(e) if e.code == 404 => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        if meta::uid(&fresh) != meta::uid(rs) || meta::deleting(&fresh) {
-            return Ok(None);
-        }
-        let reference = meta::new_controller_ref(rs, "apps/v1", "ReplicaSet");
-        let mut adopted = false;
-        let obj = crate::edit(&self.registry, pods(), p, false, |obj| {
-            adopted = meta::controller_ref(obj).is_none()
-                && !meta::deleting(obj)
-                && selector.matches_value(obj);
-            if adopted {
-                let refs = &mut obj["metadata"]["ownerReferences"];
-                if !refs.is_array() {
-                    *refs = json!([]);
-                }
-                if let Some(list) = refs.as_array_mut() {
-                    list.push(reference.clone());
-                }
-            }
-            adopted
-        })
-        .await?;
-        Ok(obj.filter(|_| adopted))
-    }
-
-    /// Removes this set's reference from a pod it no longer selects.
-    async fn release(&self, rs: &Value, p: &Value) -> Result<(), Error> {
-        let uid = meta::uid(rs).to_string();
-        crate::edit(&self.registry, pods(), p, false, |obj| {
-            let Some(list) = obj["metadata"]["ownerReferences"].as_array_mut() else {
-                return false;
-            };
-            let before = list.len();
-            list.retain(|r| r["uid"].as_str() != Some(uid.as_str()));
-            let changed = list.len() != before;
-            if list.is_empty()
-                && let Some(m) = obj["metadata"].as_object_mut()
-            {
-                m.remove("ownerReferences");
-            }
-            changed
-        })
-        .await?;
-        Ok(())
     }
 
     /// upstream `manageReplicas`.
