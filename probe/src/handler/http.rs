@@ -413,6 +413,20 @@ type SendFuture =
     Pin<Box<dyn Future<Output = Result<hyper::Response<Incoming>, hyper::Error>> + Send>>;
 type ConnFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Boxes a request future and its connection driver, so HTTP/1.1 and HTTP/2 share one path.
+fn boxed<S, C>(send: S, conn: C) -> (SendFuture, ConnFuture)
+where
+    S: Future<Output = Result<hyper::Response<Incoming>, hyper::Error>> + Send + 'static,
+    C: Future + Send + 'static,
+{
+    (
+        Box::pin(send),
+        Box::pin(async move {
+            let _ = conn.await;
+        }),
+    )
+}
+
 /// One request over `io` (already connected, TLS done), HTTP/2 when ALPN chose it.
 async fn exchange<IO>(
     io: IO,
@@ -456,33 +470,22 @@ where
         Ok(r) => r,
         Err(e) => return Hop::Failed(e.to_string()),
     };
-    let handshake: Result<(SendFuture, ConnFuture), hyper::Error> = if h2 {
+    let handshake = if h2 {
         let hs = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .handshake::<_, Empty<Bytes>>(io);
-        match timeout_at(deadline, hs).await {
-            Err(_) => return Hop::HeadersTimeout,
-            Ok(r) => r.map(|(mut sender, conn)| {
-                let send: SendFuture = Box::pin(async move { sender.send_request(req).await });
-                let conn: ConnFuture = Box::pin(async move {
-                    let _ = conn.await;
-                });
-                (send, conn)
-            }),
-        }
+        timeout_at(deadline, hs)
+            .await
+            .map(|r| r.map(|(mut s, conn)| boxed(async move { s.send_request(req).await }, conn)))
     } else {
         let hs = hyper::client::conn::http1::Builder::new()
             .title_case_headers(true)
             .handshake::<_, Empty<Bytes>>(io);
-        match timeout_at(deadline, hs).await {
-            Err(_) => return Hop::HeadersTimeout,
-            Ok(r) => r.map(|(mut sender, conn)| {
-                let send: SendFuture = Box::pin(async move { sender.send_request(req).await });
-                let conn: ConnFuture = Box::pin(async move {
-                    let _ = conn.await;
-                });
-                (send, conn)
-            }),
-        }
+        timeout_at(deadline, hs)
+            .await
+            .map(|r| r.map(|(mut s, conn)| boxed(async move { s.send_request(req).await }, conn)))
+    };
+    let Ok(handshake) = handshake else {
+        return Hop::HeadersTimeout;
     };
     let (send, mut conn) = match handshake {
         Err(e) => return Hop::Failed(hyper_error_text(&e)),
