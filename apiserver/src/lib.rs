@@ -9,6 +9,7 @@
 //! [`Registry`] ([`registry`], per-kind rules in [`strategy`]). Discovery and OpenAPI
 //! documents are built once in [`discovery`] and [`openapi`].
 
+pub mod alloc;
 pub mod discovery;
 pub mod http;
 pub mod kubeconfig;

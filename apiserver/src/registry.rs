@@ -148,12 +148,17 @@ enum Attempt {
 #[derive(Clone, Debug)]
 pub struct Registry {
     store: Store,
+    /// Serializes service address allocation with the create that stores it.
+    alloc: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Registry {
     /// A registry over `store`.
     pub fn new(store: Store) -> Registry {
-        Registry { store }
+        Registry {
+            store,
+            alloc: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     /// The store underneath (for watches and lists).
@@ -272,6 +277,11 @@ impl Registry {
     ) -> Result<(Arc<Value>, Vec<String>), ApiError> {
         let decoded =
             api::object::decode_with_duplicates(info, obj, duplicates, opts.field_validation)?;
+        let _alloc = if info.kind == "Service" {
+            Some(self.alloc.lock().await)
+        } else {
+            None
+        };
         let obj = self.prepare_create(info, namespace, decoded.value, opts, record)?;
         let name = meta_str(&obj, "name").to_string();
         if opts.dry_run {
@@ -341,6 +351,9 @@ impl Registry {
         m.remove("resourceVersion");
         m.remove("selfLink");
         strategy::prepare_for_create(info, &mut obj);
+        if info.kind == "Service" {
+            crate::alloc::allocate(&self.store, info, &mut obj)?;
+        }
         strategy::validate_create(info, &obj, opts)?;
         if record {
             strategy::record_managed_fields(info, None, &mut obj, opts, UpdateMode::Main, now);
@@ -552,6 +565,14 @@ impl Registry {
             }
         }
         strategy::prepare_for_update(info, old, &mut new, mode);
+        let _alloc = if info.kind == "Service" && mode == UpdateMode::Main {
+            let guard = self.alloc.lock().await;
+            crate::alloc::keep_allocated(old, &mut new);
+            crate::alloc::allocate(&self.store, info, &mut new)?;
+            Some(guard)
+        } else {
+            None
+        };
         strategy::validate_update(info, &new, old, opts)?;
         if strategy::unchanged(old, &new) {
             return Ok(Attempt::Done(old.clone()));

@@ -1063,3 +1063,64 @@ async fn immortal_namespaces_cluster_scoped_bodies_and_headers() {
     assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
     assert!(r.body["metadata"].get("namespace").is_none());
 }
+
+#[tokio::test]
+async fn services_get_cluster_ips_and_node_ports() {
+    let t = setup().await;
+    let svcs = "/api/v1/namespaces/default/services";
+    let np = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    let r = t.post(svcs, np).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    let ip = r.body["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.96."), "{ip}");
+    assert_eq!(r.body["spec"]["clusterIPs"], json!([ip.clone()]));
+    let port = r.body["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&port));
+    // Requesting a taken IP or port is a 422 naming the field.
+    let clash = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "clash"},
+        "spec": {"clusterIP": ip, "ports": [{"port": 80}]}});
+    let r = t.post(svcs, clash).await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["details"]["causes"][0]["field"],
+        "spec.clusterIPs[0]"
+    );
+    let clash = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "clash2"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}});
+    let r = t.post(svcs, clash).await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    // Headless stays headless.
+    let headless = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "h"},
+        "spec": {"clusterIP": "None", "ports": [{"port": 80}]}});
+    let r = t.post(svcs, headless).await;
+    assert_eq!(r.body["spec"]["clusterIP"], "None");
+    // A replace without the allocated values keeps them.
+    let replace = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np"},
+        "spec": {"type": "NodePort", "selector": {"app": "web2"}, "ports": [{"port": 80}]}});
+    let r = t.put(&format!("{svcs}/np"), replace).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["spec"]["clusterIP"], ip.as_str());
+    assert_eq!(r.body["spec"]["ports"][0]["nodePort"], port);
+}
+
+#[tokio::test]
+async fn service_type_change_allocates_node_ports() {
+    let t = setup().await;
+    let svcs = "/api/v1/namespaces/default/services";
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"ports": [{"port": 80}]}});
+    let r = t.post(svcs, svc).await;
+    let ip = r.body["spec"]["clusterIP"].clone();
+    assert!(r.body["spec"]["ports"][0].get("nodePort").is_none());
+    let r = t
+        .patch(
+            &format!("{svcs}/s"),
+            "application/merge-patch+json",
+            json!({"spec": {"type": "NodePort"}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["spec"]["clusterIP"], ip);
+    assert!(r.body["spec"]["ports"][0]["nodePort"].as_i64().is_some());
+}
