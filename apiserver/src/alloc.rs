@@ -127,13 +127,12 @@ pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(
             let mut rng = rand::rng();
             let size = 1u32 << (32 - CIDR_PREFIX);
             // Skip the network address, .1 (the `kubernetes` service upstream) and broadcast.
-            let ip = (0..size * 2)
+            (0..size * 2)
                 .map(|_| Ipv4Addr::from(CIDR_BASE + rng.random_range(2..size - 1)).to_string())
                 .find(|ip| !ips.contains(ip))
                 .ok_or_else(|| {
                     ApiError::internal("failed to allocate a serviceIP: range is full")
-                })?;
-            ip
+                })?
         }
     };
     svc["spec"]["clusterIP"] = json!(ip);
