@@ -455,3 +455,53 @@ async fn a_stuck_rollout_exceeds_its_progress_deadline() {
     );
     stop.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn pausing_holds_the_rollout_and_sets_conditions() {
+    let (registry, stop) = running().await;
+    create(&registry, "deployments", "default", manifest(2, "nginx:1")).await;
+    eventually("set", || sets(&registry).len() == 1).await;
+    make_all_ready(&registry).await;
+    eventually("rollout done", || rollout_done(&deployment(&registry))).await;
+    registry
+        .update_with(info("deployments"), "default", "web", false, |d| {
+            d["spec"]["paused"] = json!(true);
+            d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    eventually("paused condition", || {
+        cond(&deployment(&registry), "Progressing")["reason"] == PAUSED
+    })
+    .await;
+    let c = cond(&deployment(&registry), "Progressing").clone();
+    assert_eq!(
+        (&c["status"], &c["message"]),
+        (&json!("Unknown"), &json!("Deployment is paused"))
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    assert_eq!(
+        sets(&registry).len(),
+        1,
+        "a paused deployment does not roll out"
+    );
+    registry
+        .update_with(info("deployments"), "default", "web", false, |d| {
+            d["spec"]["paused"] = json!(false);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    eventually("resumed and rolling", || sets(&registry).len() == 2).await;
+    let d = deployment(&registry);
+    let reason = cond(&d, "Progressing")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        [RESUMED, NEW_RS_CREATED, RS_UPDATED].contains(&reason.as_str()),
+        "{reason}"
+    );
+    stop.cancel();
+}

@@ -428,3 +428,19 @@ fn filters_and_scores() {
          helpful for scheduling."
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn least_allocated_node_wins() {
+    let (registry, stop) = running().await;
+    node(&registry, "a", json!({}), json!({}), "True").await;
+    node(&registry, "b", json!({}), json!({}), "True").await;
+    let req = json!({"containers": [{"name": "c", "image": "i",
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]});
+    pod(&registry, "first", req.clone()).await;
+    let first = wait_bound(&registry, "first").await;
+    // The other node is now the less allocated one.
+    pod(&registry, "second", req).await;
+    let second = wait_bound(&registry, "second").await;
+    assert_ne!(first, second);
+    stop.cancel();
+}
