@@ -146,8 +146,8 @@ async fn handle_target(
                 let Some(ns) = ns.or((!info.namespaced).then_some("")) else {
                     return Err(ApiError::method_not_allowed(info, "deletecollection"));
                 };
-                let (_, body) = read_body(req).await?;
-                delete_collection(st, info, ns, q, &body).await
+                let (headers, body) = read_body(req).await?;
+                delete_collection(st, info, ns, q, &headers, &body).await
             }
             _ => Err(ApiError::method_not_allowed(info, method.as_str())),
         },
@@ -167,8 +167,8 @@ async fn handle_target(
                 patch_item(st, info, ns, name, None, q, &headers, &body).await
             }
             Method::DELETE => {
-                let (_, body) = read_body(req).await?;
-                delete(st, info, ns, name, q, &body).await
+                let (headers, body) = read_body(req).await?;
+                delete(st, info, ns, name, q, &headers, &body).await
             }
             _ => Err(ApiError::method_not_allowed(info, method.as_str())),
         },
@@ -301,6 +301,9 @@ pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<(Value, Vec<String
     let ct = content_type(headers);
     match ct.as_str() {
         "application/json" | "*/*" => api::object::parse_json(body),
+        api::protobuf::CONTENT_TYPE => api::protobuf::decode_body(body)
+            .map(|v| (v, Vec::new()))
+            .map_err(|e| ApiError::bad_request(e.to_string())),
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
             parse_yaml(body).map(|v| (v, Vec::new()))
         }
@@ -721,6 +724,21 @@ fn default_manager(headers: &HeaderMap) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// A DeleteOptions body as JSON bytes (typed clients may send protobuf).
+fn delete_body_json<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, ApiError> {
+    if content_type(headers) == api::protobuf::CONTENT_TYPE && !body.is_empty() {
+        let v =
+            api::protobuf::decode_body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        return Ok(std::borrow::Cow::Owned(
+            serde_json::to_vec(&v).unwrap_or_default(),
+        ));
+    }
+    Ok(std::borrow::Cow::Borrowed(body))
+}
+
 /// Kinds whose DELETE answers with the object rather than a `Status` (upstream
 /// `ReturnDeletedObject`).
 fn returns_deleted_object(info: &ResourceInfo) -> bool {
@@ -733,9 +751,10 @@ async fn delete(
     ns: &str,
     name: &str,
     q: &Query,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let opts = params::delete_options(q, body)?;
+    let opts = params::delete_options(q, &delete_body_json(headers, body)?)?;
     match st.registry.delete(info, ns, name, &opts).await? {
         Deleted::Gone(obj) => {
             if returns_deleted_object(info) {
@@ -762,9 +781,10 @@ async fn delete_collection(
     info: &ResourceInfo,
     ns: &str,
     q: &Query,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let opts = params::delete_options(q, body)?;
+    let opts = params::delete_options(q, &delete_body_json(headers, body)?)?;
     let sel = Selector::parse(info, q.get("labelSelector"), q.get("fieldSelector"))?;
     let page = list_page(&st.registry, info, Some(ns), &sel, None, None, None)?;
     let mut deleted = Vec::new();

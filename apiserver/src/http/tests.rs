@@ -1124,3 +1124,45 @@ async fn service_type_change_allocates_node_ports() {
     assert_eq!(r.body["spec"]["clusterIP"], ip);
     assert!(r.body["spec"]["ports"][0]["nodePort"].as_i64().is_some());
 }
+
+#[tokio::test]
+async fn protobuf_bodies_from_typed_clients() {
+    let t = setup().await;
+    // A body kubectl 1.32 sent for `kubectl create configmap` (fixture of the api crate).
+    let pb = include_bytes!("../../../api/src/protobuf/fixtures/kubectl-create-configmap.pb");
+    let want: Value = serde_json::from_slice(include_bytes!(
+        "../../../api/src/protobuf/fixtures/kubectl-create-configmap.json"
+    ))
+    .unwrap();
+    let name = want["metadata"]["name"].as_str().unwrap().to_string();
+    let ns = want["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let r = t
+        .raw(
+            Method::POST,
+            &format!("/api/v1/namespaces/{ns}/configmaps"),
+            Some(pb.to_vec()),
+            &[
+                ("content-type", "application/vnd.kubernetes.protobuf"),
+                (
+                    "accept",
+                    "application/vnd.kubernetes.protobuf,application/json",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["metadata"]["name"], name.as_str());
+    assert_eq!(r.body["data"], want["data"]);
+    let bad = t
+        .raw(
+            Method::POST,
+            PODS,
+            Some(b"k8s\0garbage".to_vec()),
+            &[("content-type", "application/vnd.kubernetes.protobuf")],
+        )
+        .await;
+    assert_eq!(bad.code, StatusCode::BAD_REQUEST);
+}
