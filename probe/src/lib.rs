@@ -8,6 +8,8 @@
 //! - [`prober`]: one probe execution — retries on error, result mapping, events.
 //! - [`worker`]: the per-(container, probe type) state machine and its tokio driver; results go
 //!   to a [`ResultsCache`] whose changes stream to the agent, attempts to a [`ProbeHistory`].
+//! - [`manager`]: what the agent calls — [`ProbeManager`] adds/stops a pod's workers and sets
+//!   each container's `started`/`ready` like the kubelet's `UpdatePodStatus`.
 //!
 //! Facts are taken from the upstream kubelet (`pkg/probe/…`, `pkg/kubelet/prober/…`); the
 //! module docs name the files.
