@@ -89,6 +89,14 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
     );
 }
 
+/// A served resource of the built-in table.
+pub(crate) fn resource(group: &str, plural: &str) -> &'static api::registry::ResourceInfo {
+    api::registry::resources()
+        .iter()
+        .find(|i| i.group == group && i.plural == plural)
+        .expect("the resource table serves the built-in kinds")
+}
+
 /// Read-modify-write of `obj` (its main resource, or its status with `status`) as long as
 /// the stored object still has `obj`'s uid; `f` returns whether it changed anything.
 /// `Ok(None)` when the object is gone or was replaced.

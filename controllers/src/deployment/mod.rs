@@ -36,8 +36,7 @@ use crate::events::{self, Recorder, Style};
 use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Change, Delta};
 use crate::replicaset::{list, replicas, replicasets};
-use crate::scheduler::resource;
-use crate::{Error, meta};
+use crate::{Error, meta, resource};
 use util::*;
 
 /// Upstream `--concurrent-deployment-syncs`.

@@ -37,8 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{self, Recorder, Style};
 use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Change, Delta};
-use crate::scheduler::resource;
-use crate::{Error, meta, pod};
+use crate::{Error, meta, pod, resource};
 
 /// Upstream `BurstReplicas`: most pods created or deleted in one sync.
 const BURST_REPLICAS: usize = 500;
@@ -47,6 +46,7 @@ const WORKERS: usize = 5;
 /// The annotation that orders pods for deletion (upstream `PodDeletionCost`).
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
+/// The apps/v1 ReplicaSet resource.
 pub(crate) fn replicasets() -> &'static ResourceInfo {
     resource("apps", "replicasets")
 }

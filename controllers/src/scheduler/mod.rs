@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{self, Recorder, Style};
 use crate::queue::WorkQueue;
 use crate::reflector::{self, Change, Delta};
-use crate::{Error, meta, pod};
+use crate::{Error, meta, pod, resource};
 use filter::{NodeState, Rejection};
 
 /// The scheduler name this scheduler serves (`spec.schedulerName`).
@@ -62,14 +62,6 @@ fn pods_info() -> &'static ResourceInfo {
 
 fn nodes_info() -> &'static ResourceInfo {
     resource("", "nodes")
-}
-
-/// A served resource of the built-in table.
-pub(crate) fn resource(group: &str, plural: &str) -> &'static ResourceInfo {
-    api::registry::resources()
-        .iter()
-        .find(|i| i.group == group && i.plural == plural)
-        .expect("the resource table serves the built-in kinds")
 }
 
 /// An unschedulable pod waiting for a change.
