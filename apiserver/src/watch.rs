@@ -196,6 +196,8 @@ pub async fn serve(
             tokio::select! {
                 _ = &mut deadline => return,
                 _ = shutdown.changed() => return,
+                // The client went away: stop at once, not at the next event.
+                _ = tx.closed() => return,
                 _ = ticker.tick(), if bookmarks => {
                     let rev = watch.bookmark_revision().unwrap_or(last_rev);
                     if rev > 0 && tx.send(Ok(render.bookmark(rev, false))).await.is_err() {

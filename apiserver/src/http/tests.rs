@@ -1166,3 +1166,25 @@ async fn protobuf_bodies_from_typed_clients() {
         .await;
     assert_eq!(bad.code, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn dropped_watch_releases_its_store_watcher() {
+    let t = setup().await;
+    let before = t.registry.store().watcher_count();
+    let w = open_watch(&t, &format!("{PODS}?watch=true"), "application/json").await;
+    assert_eq!(t.registry.store().watcher_count(), before + 1);
+    drop(w);
+    // No event happens; the serving task must notice the client left by itself. Registering
+    // another watcher prunes closed ones, so the count tells whether the first was released.
+    let mut released = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let probe = open_watch(&t, &format!("{PODS}?watch=true"), "application/json").await;
+        released = t.registry.store().watcher_count() == before + 1;
+        drop(probe);
+        if released {
+            break;
+        }
+    }
+    assert!(released, "the dropped watch still holds its store watcher");
+}
