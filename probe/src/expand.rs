@@ -111,3 +111,20 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Expansion never panics, and text without `$` is unchanged.
+        #[test]
+        fn expansion_is_total(s in ".{0,40}") {
+            let out = expand(&s, &|n: &str| Some(n.to_uppercase()));
+            if !s.contains('$') {
+                prop_assert_eq!(out, s);
+            }
+        }
+    }
+}

@@ -231,7 +231,7 @@ fn prepare_headers(given: &[(String, String)], user_agent: &str) -> Result<Prepa
     let mut headers = Vec::with_capacity(given.len() + 3);
     let ua = ua.map(str::trim).unwrap_or(user_agent);
     if !ua.is_empty() {
-        let v = HeaderValue::from_str(ua).map_err(|_| {
+        let v = HeaderValue::from_bytes(ua.as_bytes()).map_err(|_| {
             format!(
                 "net/http: invalid header field value for {}",
                 quote("User-Agent")
@@ -253,7 +253,7 @@ fn prepare_headers(given: &[(String, String)], user_agent: &str) -> Result<Prepa
         }
         let name = HeaderName::from_bytes(n.as_bytes())
             .map_err(|_| format!("net/http: invalid header field name {}", quote(n)))?;
-        let value = HeaderValue::from_str(v.trim())
+        let value = HeaderValue::from_bytes(v.trim().as_bytes())
             .map_err(|_| format!("net/http: invalid header field value for {}", quote(n)))?;
         rest.push((name, value));
     }
@@ -719,5 +719,36 @@ mod tests {
             bad.err().as_deref(),
             Some("net/http: invalid header field name \"bad name\"")
         );
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any `httpGet.path` yields a request target hyper accepts (no panic, no bad URI).
+        #[test]
+        fn any_path_gives_a_valid_request_target(path in ".{0,64}") {
+            let t = initial_target(Scheme::Http, "10.0.0.1", 8080, &path);
+            prop_assert!(t.request_target.parse::<http::Uri>().is_ok(), "{:?}", t.request_target);
+            prop_assert!(url::Url::parse(&t.display).is_ok(), "{:?}", t.display);
+        }
+
+        /// Any header list is either prepared or refused with Go's error text, never a panic.
+        #[test]
+        fn any_headers_prepare_or_error(name in ".{0,12}", value in ".{0,24}") {
+            match prepare_headers(&[(name, value)], "kube-probe/1.35") {
+                Ok(p) => prop_assert!(!p.headers.is_empty()),
+                Err(e) => prop_assert!(e.starts_with("net/http: invalid header field")),
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_header_values_are_sent_as_go_does() {
+        let p = prepare_headers(&[("X-Name".into(), "café".into())], "ua");
+        assert!(p.is_ok());
     }
 }
