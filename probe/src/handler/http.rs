@@ -269,10 +269,15 @@ fn prepare_headers(given: &[(String, String)], user_agent: &str) -> Result<Prepa
     if !wants_close {
         headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
     }
-    Ok(Prepared {
-        host: host.filter(|h| !h.is_empty()),
-        headers,
-    })
+    let host = host.filter(|h| !h.is_empty());
+    // Go refuses to write a request whose Host is not a valid header value.
+    if host
+        .as_deref()
+        .is_some_and(|h| HeaderValue::from_str(h).is_err())
+    {
+        return Err("http: invalid Host header".to_string());
+    }
+    Ok(Prepared { host, headers })
 }
 
 /// What one request/response exchange ended with.
@@ -714,6 +719,8 @@ mod tests {
                 "connection: close"
             ]
         );
+        let bad = prepare_headers(&[("Host".into(), "a\u{7f}b".into())], "ua");
+        assert_eq!(bad.err().as_deref(), Some("http: invalid Host header"));
         let bad = prepare_headers(&[("bad name".into(), "v".into())], "ua");
         assert_eq!(
             bad.err().as_deref(),
@@ -741,7 +748,9 @@ mod proptests {
         fn any_headers_prepare_or_error(name in ".{0,12}", value in ".{0,24}") {
             match prepare_headers(&[(name, value)], "kube-probe/1.35") {
                 Ok(p) => prop_assert!(!p.headers.is_empty()),
-                Err(e) => prop_assert!(e.starts_with("net/http: invalid header field")),
+                Err(e) => prop_assert!(
+                    e.starts_with("net/http: invalid header field") || e == "http: invalid Host header"
+                ),
             }
         }
     }
