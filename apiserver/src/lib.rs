@@ -3,11 +3,13 @@
 //! kube-rs talk to, over HTTPS with a bearer token.
 //!
 //! Start at [`start`]: it opens the store, prepares credentials ([`tls`]), bootstraps the
-//! system namespaces, binds, writes the kubeconfig and serves ([`server`]) the router of
-//! [`http`]. Resource requests are handled in [`rest`] (verbs, Tables), [`watch`] (streams),
-//! [`patch`] and [`scale`]; all of them and the in-process controllers write through the
-//! [`Registry`] ([`registry`], per-kind rules in [`strategy`]). Discovery and OpenAPI
-//! documents are built once in [`discovery`] and [`openapi`].
+//! system namespaces, binds, writes the kubeconfig ([`kubeconfig`]) and serves ([`server`])
+//! the router of [`http`]. Resource requests are handled in [`rest`] (verbs, Tables),
+//! [`watch`] (streams), [`patch`] and [`scale`]; all of them and the in-process controllers
+//! write through the [`Registry`] ([`registry`], per-kind rules in [`strategy`], Service
+//! address allocation in [`alloc`]). Discovery and OpenAPI documents are built once in
+//! [`discovery`] and [`openapi`]. Pod `log`/`exec`/`portforward`/`attach` are delegated to a
+//! [`PodStreams`] handler the node side registers.
 
 pub mod alloc;
 pub mod discovery;
