@@ -1,4 +1,3 @@
-#![allow(clippy::result_large_err)] // ApiError (the shared Status type) is large; errors are rare and cheap here.
 //! paddock's Kubernetes API server: the REST surface kubectl 1.32, the Python client and
 //! kube-rs talk to, over HTTPS with a bearer token.
 //!
@@ -10,6 +9,9 @@
 //! address allocation in [`alloc`]). Discovery and OpenAPI documents are built once in
 //! [`discovery`] and [`openapi`]. Pod `log`/`exec`/`portforward`/`attach` are delegated to a
 //! [`PodStreams`] handler the node side registers.
+
+// ApiError (the shared Status type) is large; errors are rare, boxing buys nothing here.
+#![allow(clippy::result_large_err)]
 
 pub mod alloc;
 pub mod discovery;
