@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -156,42 +157,193 @@ impl LogWriter {
     }
 }
 
+/// Splits one stream's bytes into CRI records: complete lines as `F`, pieces of a line longer
+/// than [`MAX_LINE`] as `P`, and (at the end) a trailing fragment as `F`, as containerd does.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Feeds bytes; writes every record they complete.
+    pub fn feed(&mut self, data: &[u8], stream: Stream, w: &mut LogWriter) {
+        self.pending.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(pos) = self.pending[start..].iter().position(|b| *b == b'\n') {
+            let line = &self.pending[start..start + pos];
+            if line.is_empty() {
+                w.write_record(stream, false, b"");
+            }
+            for (i, chunk) in line.chunks(MAX_LINE).enumerate() {
+                let last = (i + 1) * MAX_LINE >= line.len();
+                w.write_record(stream, !last, chunk);
+            }
+            start += pos + 1;
+        }
+        while self.pending.len() - start >= MAX_LINE {
+            w.write_record(stream, true, &self.pending[start..start + MAX_LINE]);
+            start += MAX_LINE;
+        }
+        self.pending.drain(..start);
+    }
+
+    /// Writes what is left (a last line without a newline).
+    pub fn finish(&mut self, stream: Stream, w: &mut LogWriter) {
+        if !self.pending.is_empty() {
+            w.write_record(stream, false, &self.pending);
+            self.pending.clear();
+        }
+    }
+}
+
 /// Copies `pipe` into `writer` as CRI records until end of file.
 pub async fn copy_stream(
     mut pipe: impl AsyncRead + Unpin,
     stream: Stream,
     writer: Arc<Mutex<LogWriter>>,
 ) {
-    let mut pending: Vec<u8> = Vec::new();
+    let mut splitter = LineSplitter::default();
     let mut buf = vec![0u8; 8192];
     loop {
         let n = match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        pending.extend_from_slice(&buf[..n]);
-        let mut start = 0;
-        let mut w = writer.lock();
-        while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
-            let line = &pending[start..start + pos];
-            for (i, chunk) in line.chunks(MAX_LINE).enumerate() {
-                let last = (i + 1) * MAX_LINE >= line.len();
-                w.write_record(stream, !last, chunk);
-            }
-            if line.is_empty() {
-                w.write_record(stream, false, b"");
-            }
-            start += pos + 1;
-        }
-        while pending.len() - start >= MAX_LINE {
-            w.write_record(stream, true, &pending[start..start + MAX_LINE]);
-            start += MAX_LINE;
-        }
-        drop(w);
-        pending.drain(..start);
+        splitter.feed(&buf[..n], stream, &mut writer.lock());
     }
-    if !pending.is_empty() {
-        writer.lock().write_record(stream, false, &pending);
+    splitter.finish(stream, &mut writer.lock());
+}
+
+/// Bytes of a raw output file already turned into log records before they are released
+/// (hole-punched), so the raw files stay small while their offsets only grow.
+const RELEASE_AFTER: u64 = 1024 * 1024;
+
+/// One raw output file a container writes to directly (opened `O_APPEND`), so it never blocks
+/// on or dies with the agent: [`RawTail`] turns it into log records.
+#[derive(Debug)]
+struct RawFile {
+    path: PathBuf,
+    stream: Stream,
+    offset: u64,
+    released: u64,
+    splitter: LineSplitter,
+}
+
+/// Follows a container's raw stdout and stderr files into its CRI log file. The offsets it has
+/// consumed are kept in `<state>` so a restarted agent resumes where the last one stopped.
+#[derive(Debug)]
+pub struct RawTail {
+    files: Vec<RawFile>,
+    state: PathBuf,
+    writer: Arc<Mutex<LogWriter>>,
+}
+
+impl RawTail {
+    /// Follows `stdout` and `stderr` from the offsets saved in `state` (0 when none).
+    pub fn new(
+        stdout: PathBuf,
+        stderr: PathBuf,
+        state: PathBuf,
+        writer: Arc<Mutex<LogWriter>>,
+    ) -> Self {
+        let saved: Vec<u64> = std::fs::read_to_string(&state)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let file = |path, stream, i: usize| {
+            let offset = saved.get(i).copied().unwrap_or(0);
+            RawFile {
+                path,
+                stream,
+                offset,
+                released: 0,
+                splitter: LineSplitter::default(),
+            }
+        };
+        Self {
+            files: vec![
+                file(stdout, Stream::Stdout, 0),
+                file(stderr, Stream::Stderr, 1),
+            ],
+            state,
+            writer,
+        }
+    }
+
+    /// Reads whatever was appended since the last call; whether anything was.
+    pub fn poll(&mut self) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut any = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        for f in &mut self.files {
+            // Opened for writing too: releasing consumed bytes (hole punching) needs it.
+            let Ok(mut file) = OpenOptions::new().read(true).write(true).open(&f.path) else {
+                continue;
+            };
+            if file.seek(SeekFrom::Start(f.offset)).is_err() {
+                continue;
+            }
+            loop {
+                let n = match file.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                any = true;
+                f.offset += n as u64;
+                f.splitter
+                    .feed(&buf[..n], f.stream, &mut self.writer.lock());
+            }
+            if f.offset - f.released >= RELEASE_AFTER {
+                let upto = f.offset - f.offset % 4096;
+                let punched = nix::fcntl::fallocate(
+                    &file,
+                    nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                        | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                    0,
+                    i64::try_from(upto).unwrap_or(i64::MAX),
+                );
+                if punched.is_ok() {
+                    f.released = upto;
+                }
+            }
+        }
+        if any {
+            // Save offsets at line starts: a restarted agent re-reads an unfinished line.
+            let at = |f: &RawFile| f.offset - f.splitter.pending.len() as u64;
+            let text = format!("{} {}", at(&self.files[0]), at(&self.files[1]));
+            let _ = std::fs::write(&self.state, text);
+        }
+        any
+    }
+
+    /// Reads the rest and writes trailing fragments (the container has exited).
+    pub fn finish(&mut self) {
+        self.poll();
+        let mut w = self.writer.lock();
+        for f in &mut self.files {
+            f.splitter.finish(f.stream, &mut w);
+        }
+    }
+
+    /// Follows the files until `done` resolves, then finishes.
+    pub async fn follow(mut self, done: impl std::future::Future<Output = ()>) {
+        tokio::pin!(done);
+        let mut idle = 0u32;
+        loop {
+            // Fast while output flows, slower (up to 200 ms) when the container is quiet.
+            let wait = Duration::from_millis(if idle < 10 { 10 } else { 200 });
+            tokio::select! {
+                () = &mut done => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+            if self.poll() {
+                idle = 0;
+            } else {
+                idle = idle.saturating_add(1);
+            }
+        }
+        self.finish();
     }
 }
 
@@ -282,5 +434,61 @@ mod tests {
             .len();
         assert!(cur <= 2048 && old <= 2048, "{cur} {old}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2);
+    }
+
+    #[test]
+    fn raw_tail_resumes_from_saved_offsets_and_releases_consumed_bytes() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (out, err, st) = (
+            dir.path().join("o"),
+            dir.path().join("e"),
+            dir.path().join("s"),
+        );
+        let log = dir.path().join("0.log");
+        let open = |p: &Path| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .expect("raw")
+        };
+        let (mut o, mut e) = (open(&out), open(&err));
+        let writer = || {
+            Arc::new(Mutex::new(
+                LogWriter::open(&log, DEFAULT_MAX_SIZE).expect("log"),
+            ))
+        };
+        let mut tail = RawTail::new(out.clone(), err.clone(), st.clone(), writer());
+        o.write_all(b"a\nb").expect("w");
+        e.write_all(b"x\n").expect("w");
+        assert!(tail.poll());
+        assert!(!tail.poll());
+        drop(tail); // the agent goes away with "b" unfinished
+        o.write_all(b"c\nd").expect("w");
+        let mut tail = RawTail::new(out.clone(), err.clone(), st.clone(), writer());
+        tail.finish();
+        let texts: Vec<String> = lines(&log)
+            .iter()
+            .map(|l| {
+                let p = parse_line(l.as_bytes()).expect("line");
+                format!("{} {}", p.stream, String::from_utf8_lossy(p.text))
+            })
+            .collect();
+        // "b" was read by the first agent but its line was only completed later: the restarted
+        // one reads it again, so nothing is lost or duplicated.
+        assert_eq!(texts, vec!["stdout a", "stderr x", "stdout bc", "stdout d"]);
+        let big = vec![b'y'; 2 * RELEASE_AFTER as usize];
+        o.write_all(&big).expect("w");
+        o.write_all(b"\n").expect("w");
+        let mut tail = RawTail::new(out.clone(), err, st, writer());
+        tail.poll();
+        let meta = std::fs::metadata(&out).expect("meta");
+        use std::os::unix::fs::MetadataExt;
+        assert!(
+            meta.blocks() * 512 < RELEASE_AFTER,
+            "consumed bytes released: {} blocks",
+            meta.blocks()
+        );
     }
 }

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::exec::{ContainerExecRunner, ExecSession};
 use super::isolate::{self, PidNs};
-use super::logs::{self, LogWriter, Stream};
+use super::logs::{self, LogWriter, RawTail};
 use super::net::{self, Ipam, NodeNetwork};
 use super::state::{self, ContainerRecord, ProcRef, SandboxRecord};
 use super::sys::{ChildSetup, Step};
@@ -50,10 +50,6 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 
 /// How long a SIGKILLed tree may take to disappear before stop reports an error.
 const KILL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long exit reporting waits for the output pipes to drain (a daemonized descendant may
-/// hold them open forever).
-const PIPE_DRAIN: Duration = Duration::from_millis(500);
 
 /// Runs containers as processes; see the module docs.
 #[derive(Debug, Clone)]
@@ -312,6 +308,36 @@ impl Shared {
         self.root.join("containers").join(format!("{id}.json"))
     }
 
+    /// Opens (creates) a container's raw output file (`out` or `err`).
+    fn raw_output(&self, id: &str, which: &str) -> Result<std::fs::File, RuntimeError> {
+        let path = self.root.join("containers").join(format!("{id}.{which}"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(format!("open {}", path.display())))
+    }
+
+    /// The follower of a container's raw output files.
+    fn raw_tail(&self, id: &str, writer: Arc<Mutex<LogWriter>>) -> RawTail {
+        let dir = self.root.join("containers");
+        RawTail::new(
+            dir.join(format!("{id}.out")),
+            dir.join(format!("{id}.err")),
+            dir.join(format!("{id}.off")),
+            writer,
+        )
+    }
+
+    /// Every state file of a container (record, raw output, offsets).
+    fn container_files(&self, id: &str) -> Vec<PathBuf> {
+        let dir = self.root.join("containers");
+        ["json", "out", "err", "off"]
+            .iter()
+            .map(|ext| dir.join(format!("{id}.{ext}")))
+            .collect()
+    }
+
     fn pod_dir(&self, sandbox_id: &str) -> PathBuf {
         self.root.join("pods").join(sandbox_id)
     }
@@ -357,8 +383,12 @@ impl Shared {
             .is_some_and(|s| s.rec.isolated);
         let (tx, rx) = watch::channel(None);
         let process = rec.process;
-        let path = self.container_path(&rec.id);
+        let files = self.container_files(&rec.id);
         let id = ContainerId(rec.id.clone());
+        let writer = LogWriter::open(&rec.log_path, self.log_max.load(Ordering::Relaxed))
+            .map_err(|e| tracing::warn!(path = %rec.log_path.display(), error = %e, "reopen log"))
+            .ok()
+            .map(|w| self.raw_tail(&rec.id, Arc::new(Mutex::new(w))));
         let rt = Arc::new(ContainerRt {
             rec,
             isolated,
@@ -373,14 +403,22 @@ impl Shared {
             containers.insert(id, rt.clone());
         }
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tick.tick().await;
-                if !process.alive() || tx.is_closed() {
-                    break;
+            let watch_exit = async {
+                let mut tick = tokio::time::interval(Duration::from_millis(500));
+                loop {
+                    tick.tick().await;
+                    if !process.alive() || tx.is_closed() {
+                        break;
+                    }
                 }
+            };
+            match writer {
+                Some(tail) => tail.follow(watch_exit).await,
+                None => watch_exit.await,
             }
-            let _ = std::fs::remove_file(&path);
+            for f in files {
+                let _ = std::fs::remove_file(f);
+            }
             let _ = tx.send(Some(unknown_exit(
                 "The container's exit status was lost when the agent restarted",
             )));
@@ -666,8 +704,8 @@ impl Shared {
             } else {
                 Stdio::null()
             })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(self.raw_output(&id, "out")?))
+            .stderr(Stdio::from(self.raw_output(&id, "err")?))
             .process_group(0)
             .kill_on_drop(false);
         let cwd_c = volumes::cstr(&cwd)?;
@@ -741,25 +779,19 @@ impl Shared {
             tracing::warn!(error = %e, "could not record container state");
         }
         let (tx, rx) = watch::channel(None);
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
         let stdin = child.stdin.take();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let tail = tokio::spawn(self.raw_tail(&id, writer).follow(async {
+            let _ = done_rx.await;
+        }));
+        let files = self.container_files(&id);
         tokio::spawn(async move {
-            let out =
-                stdout.map(|p| tokio::spawn(logs::copy_stream(p, Stream::Stdout, writer.clone())));
-            let err =
-                stderr.map(|p| tokio::spawn(logs::copy_stream(p, Stream::Stderr, writer.clone())));
             let status = child.wait().await;
-            let drained = async {
-                if let Some(h) = out {
-                    let _ = h.await;
-                }
-                if let Some(h) = err {
-                    let _ = h.await;
-                }
-            };
-            let _ = tokio::time::timeout(PIPE_DRAIN, drained).await;
-            let _ = std::fs::remove_file(&rec_path);
+            let _ = done_tx.send(());
+            let _ = tail.await;
+            for f in files {
+                let _ = std::fs::remove_file(f);
+            }
             let _ = tx.send(Some(exited_from(status)));
         });
         let cid = ContainerId(id);

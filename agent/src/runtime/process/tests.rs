@@ -327,19 +327,47 @@ async fn exec_sessions_with_pipes_and_a_tty() {
     rt.stop_sandbox(&sb).await.expect("stop");
 }
 
+/// The numbers of `tick <n>` lines in a log, in order.
+fn ticks(path: &Path) -> Vec<u32> {
+    log_texts(path)
+        .iter()
+        .filter_map(|l| l.strip_prefix("stdout tick ")?.parse().ok())
+        .collect()
+}
+
 #[tokio::test]
-async fn a_restarted_runtime_finds_and_stops_what_the_last_one_left() {
+async fn a_restarted_runtime_adopts_what_the_last_one_left_and_keeps_its_logs_flowing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _guard = RootGuard(dir.path().to_path_buf());
-    let (sb, started) = {
-        let rt = host_runtime(dir.path());
-        let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
-        let started = rt
-            .start_container(&sb, &container("c", &["sleep", "1000"]))
-            .await
-            .expect("start");
-        (sb, started)
-    };
+    let root = dir.path().to_path_buf();
+    // The first agent runs on its own tokio runtime, dropped at the end like a dead process.
+    let (sb, started) = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio")
+            .block_on(async {
+                let rt = host_runtime(&root);
+                let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+                let cfg = container(
+                    "c",
+                    &[
+                        "sh",
+                        "-c",
+                        "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.02; done",
+                    ],
+                );
+                let started = rt.start_container(&sb, &cfg).await.expect("start");
+                while ticks(&rt.log_path(&started.id)).len() < 3 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (sb, started)
+            })
+    })
+    .join()
+    .expect("first agent");
+    // Output written while no agent runs must neither kill the container nor be lost.
+    std::thread::sleep(Duration::from_millis(200));
     let rt = host_runtime(dir.path());
     let found = rt.list().await.expect("list");
     assert_eq!(found.len(), 1);
@@ -352,6 +380,11 @@ async fn a_restarted_runtime_finds_and_stops_what_the_last_one_left() {
         .map(|c| (c.id.clone(), c.pid))
         .collect();
     assert_eq!(ids, vec![(started.id.clone(), started.pid)]);
+    let log = rt.log_path(&started.id);
+    let seen = ticks(&log).len();
+    while ticks(&log).len() < seen + 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let waiter = {
         let rt = rt.clone();
         let id = started.id.clone();
@@ -363,7 +396,19 @@ async fn a_restarted_runtime_finds_and_stops_what_the_last_one_left() {
         waiter.await.expect("waiter").reason,
         "ContainerStatusUnknown"
     );
+    let got = ticks(&log);
+    let expected: Vec<u32> = (0..got.len() as u32).collect();
+    assert_eq!(
+        got, expected,
+        "every line once, in order, across the restart"
+    );
     assert!(rt.list().await.expect("list").is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("containers"))
+            .expect("dir")
+            .count(),
+        0
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
