@@ -17,6 +17,7 @@ pub mod alloc;
 pub mod discovery;
 pub mod http;
 pub mod kubeconfig;
+pub mod master_service;
 pub mod meta;
 pub mod openapi;
 pub mod params;
@@ -258,6 +259,13 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     } else {
         format!("{host}:{}", addr.port())
     };
+    let endpoint_ip = host
+        .parse::<std::net::IpAddr>()
+        .unwrap_or_else(|_| std::net::IpAddr::from([127, 0, 0, 1]));
+    if let Err(e) = master_service::reconcile(&registry, endpoint_ip, addr.port()).await {
+        // Not fatal: e.g. a user service already holds 10.96.0.1.
+        tracing::warn!(error = %e, "could not reconcile the default/kubernetes service");
+    }
     let (router, state, shutdown) = app(registry.clone(), &creds.token, &host_port);
     let kubeconfig = config.data_dir.join("kubeconfig");
     kubeconfig::write(
