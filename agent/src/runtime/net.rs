@@ -218,7 +218,12 @@ pub(crate) async fn ensure_bridge(bridge: &str, cidr: &PodCidr) -> Result<(), Ru
     }
     let addr = format!("{}/{}", cidr.gateway(), cidr.prefix);
     ip(&["addr", "replace", &addr, "dev", bridge], None, None).await?;
-    ip(&["link", "set", bridge, "up"], None, None).await
+    ip(&["link", "set", bridge, "up"], None, None).await?;
+    // The bridge is the pods' gateway: let the node route their traffic (to other nodes' pod
+    // CIDRs), as the CNI bridge plugin does for a gateway bridge. This is the sysctl of the
+    // agent's network namespace.
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", b"1")
+        .map_err(|e| RuntimeError::Network(format!("enable IPv4 forwarding: {e}")))
 }
 
 /// The node-side veth name for a sandbox (≤ 15 bytes, as link names must be).

@@ -634,13 +634,11 @@ impl Shared {
             return Err(RuntimeError::NoCommand);
         };
         let id = new_id();
-        let hostname = if srec.host_network {
-            nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        } else {
-            srec.hostname.clone()
-        };
+        let hostname = volumes::pod_hostname(&SandboxConfig {
+            host_network: srec.host_network,
+            hostname: srec.hostname.clone(),
+            ..SandboxConfig::default()
+        });
         let env = container_env(cfg, &hostname, &id);
         let path_env = env
             .iter()

@@ -185,6 +185,18 @@ pub(crate) fn hosts_file(cfg: &SandboxConfig, pod_ip: &str) -> String {
     s
 }
 
+/// The pod's hostname: the node's for `hostNetwork` pods (they share its UTS namespace), else
+/// the configured one.
+pub(crate) fn pod_hostname(cfg: &SandboxConfig) -> String {
+    if cfg.host_network {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| cfg.hostname.clone())
+    } else {
+        cfg.hostname.clone()
+    }
+}
+
 /// The pod's `/etc/resolv.conf` (a copy of the node's when no DNS settings are given).
 pub(crate) fn resolv_conf(cfg: &SandboxConfig) -> String {
     let dns = &cfg.dns;
@@ -214,7 +226,7 @@ pub(crate) fn write_etc_files(
     std::fs::create_dir_all(&etc).map_err(|e| io_err("create", &etc, e))?;
     let files = [
         ("hosts", hosts_file(cfg, pod_ip)),
-        ("hostname", format!("{}\n", cfg.hostname)),
+        ("hostname", format!("{}\n", pod_hostname(cfg))),
         ("resolv.conf", resolv_conf(cfg)),
     ];
     let mut out = Vec::new();

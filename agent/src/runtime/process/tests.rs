@@ -731,3 +731,79 @@ fn isolated_stop_kills_the_tree_and_a_new_runtime_adopts_the_sandbox() {
     });
     drop(ns);
 }
+
+#[test]
+fn host_network_pods_share_the_node_network_but_keep_their_own_mounts_and_pids() {
+    if !is_root() {
+        panic!("isolated-mode tests need root");
+    }
+    let ns = TestNetns::new();
+    ns.run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _guard = RootGuard(dir.path().to_path_buf());
+        let node = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").expect("cidr"));
+        let rt = ProcessRuntime::new(dir.path().to_path_buf(), node).expect("runtime");
+        let mut cfg = sandbox_cfg("hostnet");
+        cfg.host_network = true;
+        let sb = rt.run_sandbox(&cfg).await.expect("sandbox");
+        assert_eq!(
+            sb.pod_ip,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "pod IP = node IP"
+        );
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let port_s = port.to_string();
+        let mut web = container(
+            "web",
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                &port_s,
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                "/etc",
+            ],
+        );
+        web.ports = vec![PortConfig {
+            container_port: port,
+            protocol: "TCP".into(),
+        }];
+        let started = rt.start_container(&sb, &web).await.expect("web");
+        let node_name = nix::unistd::gethostname()
+            .expect("hostname")
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            wait_get(sb.pod_ip, port, "/hostname").await,
+            format!("{node_name}\n")
+        );
+        // A second container on the same port is refused with a clear error, not a hang.
+        let err = rt.start_container(&sb, &web).await.expect_err("clash");
+        assert!(matches!(err, RuntimeError::PortInUse { .. }), "{err}");
+        let out = rt
+            .exec_runner(&started.id)
+            .run(
+                &[
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    "ls /proc | grep -c '^[0-9]'".to_string(),
+                ],
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("exec");
+        let n: usize = String::from_utf8_lossy(&out.output)
+            .trim()
+            .parse()
+            .expect("count");
+        assert!(n <= 6, "own PID namespace: {n}");
+        rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+        assert_eq!(marker_pids(&started.id), Vec::<i32>::new());
+    });
+    drop(ns);
+}
