@@ -597,6 +597,34 @@ impl Registry {
         }
     }
 
+    /// PATCH (any of the four kinds) of an object or its `status` subresource; server-side
+    /// apply creates an absent object. Returns the result and whether it was created.
+    /// (Decoding warnings are dropped; [`crate::patch::patch`] returns them too.)
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        patch_type: api::patch::PatchType,
+        body: &[u8],
+        subresource: Option<&str>,
+        opts: &PatchOptions,
+    ) -> Result<(Arc<Value>, bool), ApiError> {
+        crate::patch::patch(
+            self,
+            info,
+            namespace,
+            name,
+            patch_type,
+            body,
+            subresource,
+            opts,
+        )
+        .await
+        .map(|(v, created, _)| (v, created))
+    }
+
     /// One update attempt from `old` to `new` (e.g. a patched object); decodes `new` with
     /// the options' field validation. `None`: the object changed meanwhile, re-read and retry.
     #[allow(clippy::too_many_arguments)]

@@ -1259,3 +1259,48 @@ async fn malformed_bodies_never_5xx_or_panic() {
         }
     }
 }
+
+#[tokio::test]
+async fn registry_patch_for_in_process_callers() {
+    let t = setup().await;
+    let info = api::registry::lookup("apps", "v1", "deployments").unwrap();
+    let opts = crate::registry::PatchOptions {
+        write: crate::registry::WriteOptions {
+            field_manager: Some("paddock".into()),
+            ..Default::default()
+        },
+        force: true,
+    };
+    let body = serde_json::to_vec(&deployment("inproc", 2)).unwrap();
+    let (obj, created) = t
+        .registry
+        .patch(
+            info,
+            "default",
+            "inproc",
+            api::patch::PatchType::Apply,
+            &body,
+            None,
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(obj["spec"]["replicas"], 2);
+    let (obj, created) = t
+        .registry
+        .patch(
+            info,
+            "default",
+            "inproc",
+            api::patch::PatchType::Merge,
+            br#"{"spec":{"replicas":4}}"#,
+            None,
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(obj["spec"]["replicas"], 4);
+    assert_eq!(obj["metadata"]["generation"], 2);
+}
