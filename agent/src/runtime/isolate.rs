@@ -190,3 +190,44 @@ pub(crate) fn holder_setup(
         ..ChildSetup::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(s: &ChildSetup) -> CloneFlags {
+        s.unshare.unwrap_or(CloneFlags::empty())
+    }
+
+    #[test]
+    fn holder_plan_for_own_and_host_network_pods() {
+        let etc = vec![(
+            std::path::PathBuf::from("/var/lib/x/etc/hosts"),
+            std::path::PathBuf::from("/etc/hosts"),
+        )];
+        let own = holder_setup(false, "web-0", &[Path::new("/v/mem")], &etc).expect("plan");
+        assert!(flags(&own).contains(
+            CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWNET
+                | CloneFlags::CLONE_NEWUTS
+        ));
+        assert_eq!(own.hostname.as_deref(), Some(c"web-0"));
+        assert!(own.ignore_sigchld, "PID 1 must not collect zombies");
+        assert!(
+            matches!(own.ops.first(), Some(MountOp::MakePrivate)),
+            "private before any mount"
+        );
+        assert!(own.ops.iter().any(|o| matches!(o, MountOp::Proc { .. })));
+        assert!(
+            own.ops
+                .iter()
+                .any(|o| matches!(o, MountOp::Tmpfs { dst, .. } if dst.as_c_str() == c"/v/mem"))
+        );
+        let host = holder_setup(true, "ignored", &[], &etc).expect("plan");
+        assert!(!flags(&host).intersects(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS));
+        assert!(flags(&host).contains(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC));
+        assert_eq!(host.hostname, None);
+        assert!(holder_setup(false, "bad\0name", &[], &[]).is_err());
+    }
+}

@@ -116,6 +116,21 @@ impl ContainerRt {
     }
 }
 
+/// SIGKILLs what is left of a container whose main process is gone, until nothing is (bounded).
+async fn kill_leftovers(pgid: Option<i32>, marker: &str) {
+    let deadline = Instant::now() + KILL_TIMEOUT;
+    loop {
+        let pids = state::tree_pids(pgid, marker);
+        if pids.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        for pid in pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        tokio::time::sleep(STOP_POLL).await;
+    }
+}
+
 fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -385,6 +400,7 @@ impl Shared {
         let process = rec.process;
         let files = self.container_files(&rec.id);
         let id = ContainerId(rec.id.clone());
+        let id_for_task = rec.id.clone();
         let writer = LogWriter::open(&rec.log_path, self.log_max.load(Ordering::Relaxed))
             .map_err(|e| tracing::warn!(path = %rec.log_path.display(), error = %e, "reopen log"))
             .ok()
@@ -411,6 +427,11 @@ impl Shared {
                         break;
                     }
                 }
+            };
+            let marker = format!("{MARKER_ENV}={}", id_for_task);
+            let watch_exit = async {
+                watch_exit.await;
+                kill_leftovers(i32::try_from(process.pid).ok(), &marker).await;
             };
             match writer {
                 Some(tail) => tail.follow(watch_exit).await,
@@ -783,8 +804,12 @@ impl Shared {
             let _ = done_rx.await;
         }));
         let files = self.container_files(&id);
+        let marker = format!("{MARKER_ENV}={id}");
         tokio::spawn(async move {
             let status = child.wait().await;
+            // The container ends with its main process, as a container's PID namespace does:
+            // whatever it left running (daemonized children, exec sessions) is killed.
+            kill_leftovers(i32::try_from(pid).ok(), &marker).await;
             let _ = done_tx.send(());
             let _ = tail.await;
             for f in files {

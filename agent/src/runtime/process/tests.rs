@@ -155,6 +155,22 @@ async fn stop_sigterm_then_sigkill_reaches_the_whole_tree() {
 }
 
 #[tokio::test]
+async fn what_a_container_leaves_behind_dies_with_its_main_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let rt = host_runtime(dir.path());
+    let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+    let cfg = container(
+        "c",
+        &["sh", "-c", "sleep 1000 & setsid sleep 1001 & exit 2"],
+    );
+    let started = rt.start_container(&sb, &cfg).await.expect("start");
+    assert_eq!(rt.wait_container(&started.id).await.exit_code, 2);
+    assert_eq!(marker_pids(&started.id), Vec::<i32>::new());
+    rt.stop_sandbox(&sb).await.expect("stop");
+}
+
+#[tokio::test]
 async fn start_errors_name_the_cause() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _guard = RootGuard(dir.path().to_path_buf());
