@@ -35,22 +35,29 @@ impl Cluster {
             .await
             .unwrap();
         let client = kube::Client::try_from(cfg).unwrap();
-        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let mut net = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").unwrap());
-        net.isolated = false;
-        net.node_ip = ip;
-        let rt = ProcessRuntime::new(dir.path().join("rt"), net).unwrap();
         let node = "node-1".to_string();
-        let mut config =
-            agent::AgentConfig::new(&node, client.clone(), Arc::new(rt), dir.path().into(), ip);
-        config.pod_cidr = "10.244.0.0/24".into();
-        let agent = agent::start(config).await.unwrap();
+        let agent = start_agent(dir.path(), &client, &node).await;
         Cluster {
             _dir: dir,
             server: Some(server),
             agent: Some(agent),
             client,
             node,
+        }
+    }
+
+    /// Stops the agent without stopping its containers, then starts a new one on the same
+    /// runtime directory.
+    async fn restart_agent(&mut self) {
+        if let Some(a) = self.agent.take() {
+            a.detach().await;
+        }
+        self.agent = Some(start_agent(self._dir.path(), &self.client, &self.node).await);
+    }
+
+    async fn detach_agent(&mut self) {
+        if let Some(a) = self.agent.take() {
+            a.detach().await;
         }
     }
 
@@ -126,6 +133,21 @@ impl Cluster {
             s.shutdown().await;
         }
     }
+}
+
+async fn start_agent(
+    dir: &std::path::Path,
+    client: &kube::Client,
+    node: &str,
+) -> agent::AgentHandle {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut net = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").unwrap());
+    net.isolated = false;
+    net.node_ip = ip;
+    let rt = ProcessRuntime::new(dir.join("rt"), net).unwrap();
+    let mut config = agent::AgentConfig::new(node, client.clone(), Arc::new(rt), dir.into(), ip);
+    config.pod_cidr = "10.244.0.0/24".into();
+    agent::start(config).await.unwrap()
 }
 
 fn condition(p: &Pod, t: &str) -> Option<String> {
@@ -295,6 +317,7 @@ fn exec_probe(cmd: &str, extra: serde_json::Value) -> serde_json::Value {
 }
 
 async fn kill_messages(c: &Cluster, name: &str) -> Vec<String> {
+    c.wait_event(name, "Killing").await;
     c.events(name)
         .await
         .into_iter()
@@ -330,12 +353,7 @@ async fn exec_liveness_on_a_vanishing_file_restarts_the_container() {
         msgs.contains(&"Container app failed liveness probe, will be restarted".to_string()),
         "{msgs:?}"
     );
-    let unhealthy = c
-        .events("live")
-        .await
-        .into_iter()
-        .any(|e| e.reason.as_deref() == Some("Unhealthy"));
-    assert!(unhealthy);
+    c.wait_event("live", "Unhealthy").await;
     c.stop().await;
 }
 
@@ -374,16 +392,10 @@ async fn http_liveness_turning_500_restarts_but_tcp_on_the_same_server_does_not(
     c.wait("http", 10, |p| restarts(p) >= 1).await;
     let tcp = c.pods().get("tcp").await.unwrap();
     assert_eq!(restarts(&tcp), 0);
-    let msgs: Vec<String> = c
-        .events("http")
-        .await
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Unhealthy"))
-        .filter_map(|e| e.message)
-        .collect();
+    let msg = c.wait_event("http", "Unhealthy").await;
     assert!(
-        msgs.iter().any(|m| m.starts_with("Liveness probe failed: HTTP probe failed with statuscode: 500")),
-        "{msgs:?}"
+        msg.starts_with("Liveness probe failed: HTTP probe failed with statuscode: 500"),
+        "{msg}"
     );
     c.stop().await;
 }
@@ -413,15 +425,9 @@ async fn exec_probe_slower_than_its_timeout_fails() {
     let p = c.pods().get("slow").await.unwrap();
     assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
     assert_eq!(restarts(&p), 0);
-    let msgs: Vec<String> = c
-        .events("slow")
-        .await
-        .into_iter()
-        .filter_map(|e| e.message)
-        .collect();
-    assert!(
-        msgs.contains(&"Readiness probe failed: command \"sh -c sleep 3\" timed out".to_string()),
-        "{msgs:?}"
+    assert_eq!(
+        c.wait_event("slow", "Unhealthy").await,
+        "Readiness probe failed: command \"sh -c sleep 3\" timed out"
     );
     c.stop().await;
 }
@@ -750,6 +756,76 @@ async fn exec_over_websocket_v5_and_v4_with_exit_codes_and_logs_options() {
     assert!(
         prev.contains("previous terminated container \\\"app\\\" in pod \\\"sh\\\" not found"),
         "{prev}"
+    );
+    c.stop().await;
+}
+
+fn container_id(p: &Pod) -> Option<String> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .container_id
+        .clone()
+}
+
+#[tokio::test]
+async fn a_restarted_agent_adopts_running_containers_and_stops_orphans() {
+    let mut c = Cluster::start().await;
+    let mark = c._dir.path().join("starts");
+    let cmd = format!("echo x >> {}; exec sleep 6171", mark.display());
+    for name in ["keep", "gone"] {
+        c.create(&pod(
+            name,
+            serde_json::json!({"command": ["sh", "-c", cmd.clone()],
+                               "readinessProbe": exec_probe("true", json("{}"))}),
+            json(r#"{"terminationGracePeriodSeconds": 1}"#),
+        ))
+        .await;
+    }
+    let before = c
+        .wait("keep", 10, |p| {
+            condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    c.wait("gone", 10, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    c.detach_agent().await;
+    // While the agent is away, "gone" is removed from the API for good.
+    c.pods()
+        .delete("gone", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    c.restart_agent().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = c.pods().get("keep").await.unwrap();
+    assert_eq!(container_id(&after), container_id(&before));
+    assert_eq!(restarts(&after), 0);
+    assert_eq!(condition(&after, "Ready").as_deref(), Some("True"));
+    // (Readiness may flap here: the container is younger than the 10 s restart grace, so the
+    // probe starts from Failure again, as the kubelet's does.)
+    // Two starts in total: nothing was started twice.
+    let starts = std::fs::read_to_string(&mark).unwrap();
+    assert_eq!(starts.lines().count(), 2);
+    // The orphan's process is gone.
+    let gone_id = "gone";
+    let port = c.agent.as_ref().unwrap().local_addr().port();
+    let resp = http_get(&format!(
+        "http://127.0.0.1:{port}/containerLogs/default/{gone_id}/app"
+    ))
+    .await;
+    assert!(resp.contains("NotFound"), "{resp}");
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", "^sleep 6171$"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "exactly the adopted container's shell should remain"
     );
     c.stop().await;
 }

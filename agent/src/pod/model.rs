@@ -44,6 +44,9 @@ pub struct Instance {
     pub started: Instant,
     /// Set once it ended.
     pub exit: Option<ExitInfo>,
+    /// Adopted from a previous agent run and started more than the restart grace (10 s)
+    /// before this agent: keeps the `ready`/`started` it had until a probe says otherwise.
+    pub adopted: bool,
 }
 
 impl Instance {
@@ -131,6 +134,9 @@ pub struct PodState {
     pub removed: bool,
     /// Containers whose liveness/startup workers were stopped for termination.
     pub quiet: HashSet<String>,
+    /// `(ready, started)` per container from the API status at adoption, with whether the
+    /// pod's Ready condition was True (the kubelet's `setReadyStateOnKubeletRestart`).
+    pub prior: HashMap<String, (bool, bool)>,
 }
 
 impl PodState {
@@ -147,6 +153,7 @@ impl PodState {
             start_time: None,
             removed: false,
             quiet: HashSet::new(),
+            prior: HashMap::new(),
         }
     }
 
@@ -253,6 +260,7 @@ impl PodState {
         }
         match probes.result(ProbeType::Startup, &inst.status_id()) {
             Some(r) => r == ProbeResult::Success,
+            None if inst.adopted => self.prior.get(&c.container.name).is_some_and(|p| p.1),
             None => !probes.has(&c.container.name, ProbeType::Startup),
         }
     }
@@ -271,6 +279,7 @@ impl PodState {
         }
         match probes.result(ProbeType::Readiness, &inst.status_id()) {
             Some(r) => r == ProbeResult::Success,
+            None if inst.adopted => self.prior.get(&c.container.name).is_some_and(|p| p.0),
             None => !probes.has(&c.container.name, ProbeType::Readiness),
         }
     }

@@ -230,7 +230,8 @@ impl PodWorker {
         Self { tx, task }
     }
 
-    /// Sends a message; false when the worker has finished.
+    /// Sends a message; false when the worker has finished. Dropping the worker detaches it:
+    /// it stops its probes and leaves the containers running.
     pub fn send(&self, msg: PodMsg) -> bool {
         self.tx.send(msg).is_ok()
     }
@@ -315,7 +316,10 @@ async fn run(
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(PodMsg::Update(p)) => d.state.pod = p,
-                Some(PodMsg::Removed) | None => d.state.removed = true,
+                Some(PodMsg::Removed) => d.state.removed = true,
+                // The manager is gone (agent detached): leave the containers running for the
+                // next agent to adopt.
+                None => break,
             },
             Some(ev) = internal_rx.recv() => d.internal(ev),
             Some(_) = results_rx.recv() => {}
@@ -396,6 +400,27 @@ impl Driver {
     fn adopt(&mut self, r: Recovered) {
         self.state.sandbox = Some(r.sandbox);
         let now = Instant::now();
+        let limit = self
+            .shared
+            .agent_started
+            .checked_sub(probe::worker::AGENT_RESTART_GRACE);
+        let status = self.state.pod.status.clone().unwrap_or_default();
+        let pod_ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        for cs in status
+            .container_statuses
+            .iter()
+            .flatten()
+            .chain(status.init_container_statuses.iter().flatten())
+        {
+            self.state.prior.insert(
+                cs.name.clone(),
+                (cs.ready && pod_ready, cs.started == Some(true)),
+            );
+        }
         for c in r.containers {
             let age = SystemTime::now()
                 .duration_since(c.started_at)
@@ -407,6 +432,7 @@ impl Driver {
                 started_at: Some(c.started_at),
                 started,
                 exit: None,
+                adopted: limit.is_some_and(|l| started < l),
             };
             *self.current_slot(&c.name).lock() = Some(c.id.clone());
             self.state.push_instance(&c.name, inst);
@@ -711,6 +737,7 @@ impl Driver {
                         started_at: Some(started.started_at),
                         started: Instant::now(),
                         exit: None,
+                        adopted: false,
                     },
                 );
                 *self.current_slot(name).lock() = Some(started.id.clone());
@@ -756,6 +783,7 @@ impl Driver {
                             finished_at: now_wall,
                             finished: Instant::now(),
                         }),
+                        adopted: false,
                     },
                 );
                 self.event(
