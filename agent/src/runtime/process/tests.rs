@@ -33,6 +33,17 @@ fn container(name: &str, argv: &[&str]) -> ContainerConfig {
     }
 }
 
+/// Polls `cond` (real time, 10 ms) and fails the test after 10 s instead of hanging.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
 fn marker_pids(id: &ContainerId) -> Vec<i32> {
     state::tree_pids(None, &format!("{MARKER_ENV}={id}"))
 }
@@ -119,9 +130,10 @@ async fn stop_sigterm_then_sigkill_reaches_the_whole_tree() {
     );
     let started = rt.start_container(&sb, &cfg).await.expect("start");
     let log = rt.log_path(&started.id);
-    while !log_texts(&log).iter().any(|l| l == "stdout ready") {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the container says ready", || {
+        log_texts(&log).iter().any(|l| l == "stdout ready")
+    })
+    .await;
     assert!(
         marker_pids(&started.id).len() >= 3,
         "{:?}",
@@ -374,9 +386,8 @@ async fn a_restarted_runtime_adopts_what_the_last_one_left_and_keeps_its_logs_fl
                     ],
                 );
                 let started = rt.start_container(&sb, &cfg).await.expect("start");
-                while ticks(&rt.log_path(&started.id)).len() < 3 {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
+                let log = rt.log_path(&started.id);
+                eventually("three ticks", || ticks(&log).len() >= 3).await;
                 (sb, started)
             })
     })
@@ -398,9 +409,10 @@ async fn a_restarted_runtime_adopts_what_the_last_one_left_and_keeps_its_logs_fl
     assert_eq!(ids, vec![(started.id.clone(), started.pid)]);
     let log = rt.log_path(&started.id);
     let seen = ticks(&log).len();
-    while ticks(&log).len() < seen + 20 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("20 more ticks after adoption", || {
+        ticks(&log).len() >= seen + 20
+    })
+    .await;
     let waiter = {
         let rt = rt.clone();
         let id = started.id.clone();
@@ -707,9 +719,10 @@ fn isolated_stop_kills_the_tree_and_a_new_runtime_adopts_the_sandbox() {
         );
         let started = rt.start_container(&sb, &cfg).await.expect("start");
         let log = rt.log_path(&started.id);
-        while !log_texts(&log).iter().any(|l| l == "stdout ready") {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually("the container says ready", || {
+            log_texts(&log).iter().any(|l| l == "stdout ready")
+        })
+        .await;
         rt.stop_container(&started.id, Duration::from_millis(200))
             .await
             .expect("stop");
