@@ -17,6 +17,7 @@ pub mod alloc;
 pub mod discovery;
 pub mod http;
 pub mod kubeconfig;
+pub mod kubelet_proxy;
 pub mod master_service;
 pub mod meta;
 pub mod openapi;

@@ -27,6 +27,11 @@ impl Query {
         Query(out)
     }
 
+    /// All pairs, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0

@@ -188,13 +188,15 @@ async fn handle_target(
             if info.kind == "Pod" && STREAMED.contains(&s.name) {
                 let pod = st.registry.get(info, ns, name)?;
                 let handler = st.pod_streams();
-                return match handler {
-                    Some(h) => Ok(h.handle(st.registry.clone(), pod, s.name, req).await),
-                    None => Err(ApiError::service_unavailable(format!(
-                        "no node agent serves pods/{} for pod {name:?}",
-                        s.name
-                    ))),
-                };
+                return Ok(match handler {
+                    Some(h) => h.handle(st.registry.clone(), pod, s.name, req).await,
+                    None => {
+                        let proxy = crate::kubelet_proxy::KubeletProxy {
+                            token: Some(st.token.clone()),
+                        };
+                        proxy.proxy(st.registry.clone(), &pod, s.name, req).await
+                    }
+                });
             }
             match (s.name, method) {
                 ("status", Method::GET) => get(st, info, ns, name, q, accept(req.headers())?),

@@ -1,6 +1,8 @@
 //! The real listener: TLS with the generated CA, bearer tokens, watch streaming over a
 //! socket, the body limit, ALPN, restart on the same data directory and shutdown.
 
+#![allow(clippy::result_large_err)] // closures return the shared ApiError
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +71,20 @@ async fn call(
     (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
+/// POSTs `obj` as JSON and asserts 201.
+async fn create(send: &mut Sender, token: &str, path: &str, obj: &Value) -> Value {
+    let (code, body) = call(
+        send,
+        "POST",
+        path,
+        Some(token),
+        Some(serde_json::to_vec(obj).unwrap()),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    body
+}
+
 fn config(dir: &std::path::Path, memory: bool) -> apiserver::Config {
     apiserver::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -121,15 +137,7 @@ async fn tls_token_watch_limit_and_shutdown() {
     let mut stream = resp.into_body();
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
         "spec": {"containers": [{"name": "c", "image": "i"}]}});
-    let (code, _) = call(
-        &mut c,
-        "POST",
-        "/api/v1/namespaces/default/pods",
-        Some(&token),
-        Some(serde_json::to_vec(&pod).unwrap()),
-    )
-    .await;
-    assert_eq!(code, StatusCode::CREATED);
+    create(&mut c, &token, "/api/v1/namespaces/default/pods", &pod).await;
     let frame = tokio::time::timeout(Duration::from_secs(5), stream.frame())
         .await
         .unwrap()
@@ -192,15 +200,7 @@ async fn restart_keeps_objects_and_credentials() {
     let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
     let mut c = connect(first.local_addr(), &ca).await;
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}, "data": {"a": "1"}});
-    let (code, created) = call(
-        &mut c,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some(&token),
-        Some(serde_json::to_vec(&cm).unwrap()),
-    )
-    .await;
-    assert_eq!(code, StatusCode::CREATED);
+    let created = create(&mut c, &token, "/api/v1/namespaces/default/configmaps", &cm).await;
     first.shutdown().await;
 
     let second = apiserver::start(config(dir.path(), false)).await.unwrap();
@@ -222,4 +222,139 @@ async fn restart_keeps_objects_and_credentials() {
     assert_eq!(got["metadata"]["uid"], created["metadata"]["uid"]);
     assert_eq!(got["data"]["a"], "1");
     second.shutdown().await;
+}
+
+/// A stand-in node agent: logs echo the request path and query; `/exec/…` upgrades and
+/// echoes bytes back.
+async fn fake_agent() -> std::net::SocketAddr {
+    use axum::response::IntoResponse;
+    async fn logs(req: axum::extract::Request) -> axum::response::Response {
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        format!("{} auth={}", req.uri(), auth.len()).into_response()
+    }
+    async fn exec(mut req: axum::extract::Request) -> axum::response::Response {
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(up) = on.await {
+                let mut io = TokioIo::new(up);
+                let (mut r, mut w) = tokio::io::split(&mut io);
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        let mut r = axum::response::Response::new(axum::body::Body::empty());
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut()
+            .insert("upgrade", "websocket".parse().unwrap());
+        r.headers_mut()
+            .insert("connection", "Upgrade".parse().unwrap());
+        r.headers_mut().insert(
+            "sec-websocket-protocol",
+            "v5.channel.k8s.io".parse().unwrap(),
+        );
+        r
+    }
+    let app = axum::Router::new()
+        .route("/containerLogs/{ns}/{pod}/{c}", axum::routing::get(logs))
+        .route("/exec/{ns}/{pod}/{c}", axum::routing::get(exec));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn logs_and_exec_are_proxied_to_the_node_agent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let agent = fake_agent().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = apiserver::start(config(dir.path(), true)).await.unwrap();
+    let token = server.token().to_string();
+    let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let mut c = connect(server.local_addr(), &ca).await;
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": agent.port()}}}});
+    create(&mut c, &token, "/api/v1/nodes", &node).await;
+    let info = api::registry::lookup("", "v1", "nodes").unwrap();
+    server
+        .registry()
+        .update_with(info, "", "n1", true, |n| {
+            n["status"] = node["status"].clone();
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "i"}]}});
+    create(&mut c, &token, "/api/v1/namespaces/default/pods", &pod).await;
+
+    // Logs: container defaulted, Python's `True` normalized, agent authenticated.
+    c.ready().await.unwrap();
+    let req = Request::get("/api/v1/namespaces/default/pods/p/log?follow=True&tailLines=3")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = c.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "/containerLogs/default/p/main?follow=true&tailLines=3 auth={}",
+            token.len() + 7
+        )
+    );
+
+    // Exec: the upgrade is forwarded and bytes flow both ways.
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(tls_config(&ca, &[b"http/1.1"]))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "GET /api/v1/namespaces/default/pods/p/exec?command=sh&stdout=true HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "connection closed before the 101");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&got).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-protocol: v5.channel.k8s.io")
+    );
+    tls.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"ping");
+    server.shutdown().await;
 }

@@ -1035,8 +1035,10 @@ async fn pod_stream_subresources_go_to_the_registered_handler() {
         shutdown: tokio::sync::watch::channel(false).0,
     };
     t.post(PODS, pod("l")).await;
+    // Without a registered handler the server proxies to the node agent; this pod has none.
     let r = t.get(&format!("{PODS}/l/log")).await;
-    assert_eq!(r.code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.code, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["message"], "pod l does not have a host assigned");
     state.set_pod_streams(std::sync::Arc::new(EchoStreams));
     let r = t.get(&format!("{PODS}/l/log?container=main")).await;
     assert_eq!(r.code, StatusCode::OK);

@@ -1,0 +1,324 @@
+//! The default [`crate::PodStreams`]: like upstream's pod `LogREST`/`ExecREST`, the API
+//! server proxies `pods/{name}/log` and `pods/{name}/exec` to the node agent that runs the
+//! pod. The agent's address is the Node's `InternalIP` and its port
+//! `status.daemonEndpoints.kubeletEndpoint.Port`; its API is `GET /containerLogs/{ns}/{pod}/
+//! {container}` and `GET /exec/{ns}/{pod}/{container}` (a WebSocket upgrade, forwarded byte
+//! for byte). The container defaults as upstream: the only one, or the
+//! `kubectl.kubernetes.io/default-container` annotation.
+
+use std::time::Duration;
+
+use api::status::ApiError;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use crate::http::error_response;
+use crate::params::{Query, parse_bool};
+use crate::registry::Registry;
+
+/// How long connecting to an agent may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Query parameters the agent reads as booleans (normalized from Go spellings).
+const BOOL_PARAMS: [&str; 7] = [
+    "follow",
+    "timestamps",
+    "previous",
+    "stdin",
+    "stdout",
+    "stderr",
+    "tty",
+];
+
+/// Proxies to node agents, authenticating with `token`.
+#[derive(Debug, Clone)]
+pub struct KubeletProxy {
+    /// Bearer token sent to agents.
+    pub token: Option<String>,
+}
+
+fn containers(pod: &Value) -> Vec<String> {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn all_containers(pod: &Value) -> Vec<String> {
+    ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|f| {
+            pod.pointer(&format!("/spec/{f}"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// The container a request means (upstream `podutil` defaulting and messages).
+fn pick_container(pod: &Value, name: &str, requested: Option<&str>) -> Result<String, ApiError> {
+    if let Some(c) = requested.filter(|c| !c.is_empty()) {
+        if all_containers(pod).iter().any(|n| n == c) {
+            return Ok(c.to_string());
+        }
+        return Err(ApiError::bad_request(format!(
+            "container {c} is not valid for pod {name}"
+        )));
+    }
+    if let Some(d) = pod
+        .pointer("/metadata/annotations/kubectl.kubernetes.io~1default-container")
+        .and_then(Value::as_str)
+        && containers(pod).iter().any(|n| n == d)
+    {
+        return Ok(d.to_string());
+    }
+    let cs = containers(pod);
+    match cs.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => Err(ApiError::bad_request(format!(
+            "pod {name} has no containers"
+        ))),
+        many => Err(ApiError::bad_request(format!(
+            "a container name must be specified for pod {name}, choose one of: [{}]",
+            many.join(" ")
+        ))),
+    }
+}
+
+/// The agent address of the node running `pod`.
+fn agent_address(registry: &Registry, pod: &Value, name: &str) -> Result<String, ApiError> {
+    let node_name = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if node_name.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    }
+    let nodes = api::registry::lookup("", "v1", "nodes")
+        .ok_or_else(|| ApiError::internal("nodes are not served"))?;
+    let node = registry.get(nodes, "", node_name)?;
+    let addresses = node
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ip = ["InternalIP", "ExternalIP", "Hostname"]
+        .iter()
+        .find_map(|t| {
+            addresses
+                .iter()
+                .find(|a| a.get("type").and_then(Value::as_str) == Some(t))
+                .and_then(|a| a.get("address").and_then(Value::as_str))
+        })
+        .ok_or_else(|| {
+            ApiError::service_unavailable(format!("node {node_name:?} reports no address"))
+        })?;
+    let port = node
+        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_i64)
+        .unwrap_or(10250);
+    Ok(if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    })
+}
+
+/// The agent-side path and query of a request.
+fn agent_target(
+    sub: &str,
+    ns: &str,
+    name: &str,
+    container: &str,
+    q: &Query,
+) -> Result<String, ApiError> {
+    let base = match sub {
+        "log" => "containerLogs",
+        "exec" => "exec",
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "pods/{other} is not supported by this server"
+            )));
+        }
+    };
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let mut query = Vec::new();
+    for (k, v) in q.pairs() {
+        if k == "container" {
+            continue;
+        }
+        let v = if BOOL_PARAMS.contains(&k.as_str()) {
+            match parse_bool(v) {
+                Some(b) => b.to_string(),
+                None => v.clone(),
+            }
+        } else {
+            v.clone()
+        };
+        query.push(format!("{}={}", enc(k), enc(&v)));
+    }
+    let mut path = format!("/{base}/{}/{}/{}", enc(ns), enc(name), enc(container));
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&query.join("&"));
+    }
+    Ok(path)
+}
+
+impl KubeletProxy {
+    /// Proxies `req` for `pod`'s `sub` subresource.
+    pub async fn proxy(
+        &self,
+        registry: Registry,
+        pod: &Value,
+        sub: &str,
+        req: Request,
+    ) -> Response {
+        match self.try_proxy(registry, pod, sub, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn try_proxy(
+        &self,
+        registry: Registry,
+        pod: &Value,
+        sub: &str,
+        mut req: Request,
+    ) -> Result<Response, ApiError> {
+        let name = pod
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let ns = pod
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let q = Query::parse(req.uri().query());
+        let container = pick_container(pod, name, q.get("container"))?;
+        let target = agent_target(sub, ns, name, &container, &q)?;
+        let addr = agent_address(&registry, pod, name)?;
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
+            .await
+            .map_err(|_| {
+                ApiError::service_unavailable(format!(
+                    "connecting to the node agent at {addr} timed out"
+                ))
+            })?
+            .map_err(|e| {
+                ApiError::service_unavailable(format!(
+                    "connecting to the node agent at {addr}: {e}"
+                ))
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| ApiError::service_unavailable(format!("node agent at {addr}: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let mut out = http::Request::builder().method("GET").uri(&target);
+        for (k, v) in req.headers() {
+            if k == header::HOST || k == header::AUTHORIZATION || k == header::CONTENT_LENGTH {
+                continue;
+            }
+            out = out.header(k, v);
+        }
+        out = out.header(header::HOST, addr.as_str());
+        if let Some(t) = &self.token {
+            out = out.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let out = out
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(ApiError::internal)?;
+        let resp = sender
+            .send_request(out)
+            .await
+            .map_err(|e| ApiError::service_unavailable(format!("node agent at {addr}: {e}")))?;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let headers = resp.headers().clone();
+            let client_side = hyper::upgrade::on(&mut req);
+            let agent_side = hyper::upgrade::on(resp);
+            tokio::spawn(async move {
+                let (Ok(client), Ok(agent)) = (client_side.await, agent_side.await) else {
+                    tracing::debug!("exec upgrade failed on one side");
+                    return;
+                };
+                let mut client = TokioIo::new(client);
+                let mut agent = TokioIo::new(agent);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+            });
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            for (k, v) in &headers {
+                r.headers_mut().append(k, v.clone());
+            }
+            return Ok(r);
+        }
+        let (parts, body) = resp.into_parts();
+        let mut r = Response::new(Body::new(body));
+        *r.status_mut() = parts.status;
+        for (k, v) in &parts.headers {
+            if k == header::TRANSFER_ENCODING || k == header::CONNECTION {
+                continue;
+            }
+            r.headers_mut().append(k, v.clone());
+        }
+        if !r.headers().contains_key(header::CONTENT_TYPE) {
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn container_defaulting() {
+        let one = json!({"spec": {"containers": [{"name": "a"}]}});
+        assert_eq!(pick_container(&one, "p", None).unwrap(), "a");
+        let two = json!({"metadata": {}, "spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
+        let e = pick_container(&two, "p", None).unwrap_err();
+        assert_eq!(
+            e.message,
+            "a container name must be specified for pod p, choose one of: [a b]"
+        );
+        assert_eq!(pick_container(&two, "p", Some("b")).unwrap(), "b");
+        assert!(pick_container(&two, "p", Some("c")).is_err());
+        let annotated = json!({"metadata": {"annotations": {"kubectl.kubernetes.io/default-container": "b"}},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
+        assert_eq!(pick_container(&annotated, "p", None).unwrap(), "b");
+    }
+
+    #[test]
+    fn targets_normalize_bools() {
+        let q = Query::parse(Some(
+            "container=c&follow=True&tailLines=5&command=echo&command=hi%20there",
+        ));
+        let t = agent_target("log", "ns", "p", "c", &q).unwrap();
+        assert_eq!(
+            t,
+            "/containerLogs/ns/p/c?follow=true&tailLines=5&command=echo&command=hi%20there"
+        );
+        assert!(agent_target("portforward", "ns", "p", "c", &q).is_err());
+    }
+}
