@@ -15,6 +15,7 @@
 
 pub mod alloc;
 pub mod discovery;
+pub mod event_ttl;
 pub mod http;
 pub mod kubeconfig;
 pub mod kubelet_proxy;
@@ -276,6 +277,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         &creds.token,
     )
     .map_err(ServerError::Kubeconfig)?;
+    tokio::spawn(event_ttl::run(registry.clone(), state.shutdown.clone()));
     let task = tokio::spawn(server::serve(
         listener,
         tls_config,
