@@ -14,9 +14,10 @@ use std::sync::Arc;
 use api::registry::ResourceInfo;
 use api::status::{ApiError, FieldError};
 use serde_json::{Value, json};
-use store::{Key, Revision, Store, StoreError};
+use store::{Key, ListOptions, Revision, Store, StoreError};
 
 use crate::meta::{self, meta_mut, meta_str};
+use crate::select::Selector;
 use crate::strategy;
 
 pub use api::object::FieldValidation;
@@ -196,8 +197,8 @@ impl Registry {
         label_selector: Option<&str>,
         field_selector: Option<&str>,
     ) -> Result<(Vec<Arc<Value>>, Revision), ApiError> {
-        let sel = crate::select::Selector::parse(info, label_selector, field_selector)?;
-        let page = crate::rest::list_page(self, info, namespace, &sel, None, None, None)?;
+        let sel = Selector::parse(info, label_selector, field_selector)?;
+        let page = list_page(self, info, namespace, &sel, None, None, None)?;
         Ok((page.items, page.revision))
     }
 
@@ -801,5 +802,67 @@ impl Registry {
                 Err(e) => return Err(store_error(info, name, e)),
             }
         }
+    }
+}
+
+/// One list page after selectors.
+pub struct Page {
+    /// Matching items.
+    pub items: Vec<Arc<Value>>,
+    /// The list's revision.
+    pub revision: u64,
+    /// Continue token.
+    pub continue_token: Option<String>,
+    /// Items after this page (only without selectors, as upstream).
+    pub remaining: Option<u64>,
+}
+
+/// Lists `info` objects (one namespace or all) through `sel`, honouring `limit`/`continue`.
+pub fn list_page(
+    registry: &Registry,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    sel: &Selector,
+    limit: Option<usize>,
+    cont: Option<&str>,
+    at: Option<u64>,
+) -> Result<Page, ApiError> {
+    let resource = info.store_resource();
+    let ns = if info.namespaced { ns } else { None };
+    let mut items = Vec::new();
+    let mut token = cont.map(str::to_string);
+    loop {
+        let need = limit.map(|l| l - items.len());
+        let opts = ListOptions {
+            limit: need,
+            continue_token: token.take(),
+        };
+        let page = match at {
+            Some(rev) => registry.store().list_at(&resource, ns, rev, &opts),
+            None => registry.store().list(&resource, ns, &opts),
+        }
+            .map_err(|e| match e {
+                store::StoreError::Gone { .. } => ApiError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                ),
+                other => store_error(info, "", other),
+            })?;
+        let sel_empty = sel.is_empty();
+        items.extend(
+            page.items
+                .into_iter()
+                .filter(|o| sel_empty || sel.matches(o)),
+        );
+        let done =
+            page.continue_token.is_none() || limit.is_some_and(|l| items.len() >= l) || sel_empty;
+        if done {
+            return Ok(Page {
+                items,
+                revision: page.revision,
+                remaining: if sel_empty { page.remaining } else { None },
+                continue_token: page.continue_token,
+            });
+        }
+        token = page.continue_token;
     }
 }

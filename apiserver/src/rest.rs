@@ -13,7 +13,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
-use store::ListOptions;
 
 use crate::http::{
     AppState, MAX_BODY, bytes_response, error_response, json_response, not_found_path,
@@ -22,7 +21,7 @@ use crate::meta::{self, meta_str};
 use crate::params::{self, Output, Query};
 use crate::patch::FromHeaders;
 use crate::registry::{
-    Deleted, FieldValidation, PatchOptions, Registry, UpdateMode, WriteOptions, store_error,
+    Deleted, FieldValidation, PatchOptions, UpdateMode, WriteOptions, list_page,
 };
 use crate::select::Selector;
 use crate::{patch, watch};
@@ -480,68 +479,6 @@ fn get(
             );
             Ok(bytes_response(StatusCode::OK, table_content_type(v), t))
         }
-    }
-}
-
-/// One list page after selectors.
-pub struct Page {
-    /// Matching items.
-    pub items: Vec<Arc<Value>>,
-    /// The list's revision.
-    pub revision: u64,
-    /// Continue token.
-    pub continue_token: Option<String>,
-    /// Items after this page (only without selectors, as upstream).
-    pub remaining: Option<u64>,
-}
-
-/// Lists `info` objects (one namespace or all) through `sel`, honouring `limit`/`continue`.
-pub fn list_page(
-    registry: &Registry,
-    info: &ResourceInfo,
-    ns: Option<&str>,
-    sel: &Selector,
-    limit: Option<usize>,
-    cont: Option<&str>,
-    at: Option<u64>,
-) -> Result<Page, ApiError> {
-    let resource = info.store_resource();
-    let ns = if info.namespaced { ns } else { None };
-    let mut items = Vec::new();
-    let mut token = cont.map(str::to_string);
-    loop {
-        let need = limit.map(|l| l - items.len());
-        let opts = ListOptions {
-            limit: need,
-            continue_token: token.take(),
-        };
-        let page = match at {
-            Some(rev) => registry.store().list_at(&resource, ns, rev, &opts),
-            None => registry.store().list(&resource, ns, &opts),
-        }
-            .map_err(|e| match e {
-                store::StoreError::Gone { .. } => ApiError::expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
-                ),
-                other => store_error(info, "", other),
-            })?;
-        let sel_empty = sel.is_empty();
-        items.extend(
-            page.items
-                .into_iter()
-                .filter(|o| sel_empty || sel.matches(o)),
-        );
-        let done =
-            page.continue_token.is_none() || limit.is_some_and(|l| items.len() >= l) || sel_empty;
-        if done {
-            return Ok(Page {
-                items,
-                revision: page.revision,
-                remaining: if sel_empty { page.remaining } else { None },
-                continue_token: page.continue_token,
-            });
-        }
-        token = page.continue_token;
     }
 }
 
