@@ -196,6 +196,10 @@ async fn a_pod_runs_becomes_ready_and_is_removed_on_delete() {
             condition(p, "Ready").as_deref() == Some("True")
         })
         .await;
+    // Nothing changes: the agent does not rewrite the status.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = c.pods().get("web").await.unwrap();
+    assert_eq!(again.metadata.resource_version, p.metadata.resource_version);
     let st = p.status.unwrap();
     assert_eq!(st.phase.as_deref(), Some("Running"));
     assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
@@ -827,5 +831,50 @@ async fn a_restarted_agent_adopts_running_containers_and_stops_orphans() {
         1,
         "exactly the adopted container's shell should remain"
     );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn logs_follow_until_exit_and_previous_instance() {
+    let c = Cluster::start().await;
+    c.create(&pod(
+        "follow",
+        serde_json::json!({"command": ["sh", "-c", "echo a; sleep 1; echo b; sleep 0.5"]}),
+        json(r#"{"restartPolicy": "Never"}"#),
+    ))
+    .await;
+    c.create(&pod(
+        "again",
+        serde_json::json!({"command": ["sh", "-c", "echo run $(date +%N); exit 1"]}),
+        json("{}"),
+    ))
+    .await;
+    c.wait("follow", 10, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+    })
+    .await;
+    let port = c.agent.as_ref().unwrap().local_addr().port();
+    let body = http_get(&format!(
+        "http://127.0.0.1:{port}/containerLogs/default/follow/app?follow=true"
+    ))
+    .await;
+    assert_eq!(body, "a\nb\n");
+    let p = c
+        .wait("follow", 10, |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+        })
+        .await;
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
+    c.wait("again", 10, |p| restarts(p) >= 1).await;
+    let base = format!("http://127.0.0.1:{port}/containerLogs/default/again/app");
+    let prev = http_get(&format!("{base}?previous=true")).await;
+    let cur = http_get(&base).await;
+    assert!(prev.starts_with("run "), "{prev}");
+    assert!(cur.starts_with("run "), "{cur}");
+    assert_ne!(prev, cur);
     c.stop().await;
 }

@@ -23,9 +23,15 @@ const OWNED: [&str; 5] = [
     "PodScheduled",
 ];
 
-/// Converts a wall-clock time to an API time.
+/// Converts a wall-clock time to an API time, truncated to whole seconds as the API
+/// serializes it (so a status read back compares equal to the one written).
 pub fn time(t: SystemTime) -> Time {
-    Time(Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH))
+    seconds(Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// `t` truncated to whole seconds.
+pub fn seconds(t: Timestamp) -> Time {
+    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
 fn terminated(inst: &Instance) -> Option<ContainerState> {
@@ -376,7 +382,7 @@ pub fn generate(state: &PodState, probes: &dyn Probes, inputs: &StatusInputs<'_>
         let prev = old_conditions.iter().find(|o| o.type_ == c.type_);
         c.last_transition_time = match prev {
             Some(p) if p.status == c.status => p.last_transition_time.clone(),
-            _ => Some(Time(inputs.now)),
+            _ => Some(seconds(inputs.now)),
         };
         c.last_probe_time = None;
     }
@@ -397,7 +403,7 @@ pub fn generate(state: &PodState, probes: &dyn Probes, inputs: &StatusInputs<'_>
         }]),
         pod_ip: pod_ip.clone(),
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
-        start_time: state.start_time.map(Time),
+        start_time: state.start_time.map(seconds),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         qos_class: inputs.old.and_then(|s| s.qos_class.clone()),

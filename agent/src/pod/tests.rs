@@ -47,6 +47,8 @@ struct Fake {
     starts: Mutex<Vec<(String, Instant)>>,
     /// Grace periods of stop calls.
     stops: Mutex<Vec<Duration>>,
+    /// Ids of stopped containers, in order.
+    stopped: Mutex<Vec<String>>,
     healthy: Arc<AtomicBool>,
     next: Mutex<u32>,
 }
@@ -144,6 +146,7 @@ impl Runtime for Fake {
     }
     async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<(), RuntimeError> {
         self.stops.lock().push(grace);
+        self.stopped.lock().push(id.0.clone());
         let c = self.containers.lock().get(id).cloned();
         let Some(c) = c else { return Ok(()) };
         let code = match c.script {
@@ -440,4 +443,45 @@ async fn init_containers_run_in_order_before_the_app() {
     assert_eq!(last.phase.as_deref(), Some("Running"));
     w.send(PodMsg::Removed);
     w.join().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn sidecars_start_first_restart_always_and_stop_last() {
+    let e = env();
+    e.fake
+        .scripts
+        .lock()
+        .insert("side".into(), Script::ExitAfter(Duration::from_secs(30), 1));
+    let p = pod(serde_json::json!({"spec": {
+        "restartPolicy": "Never",
+        "initContainers": [
+            {"name": "side", "image": "busybox", "command": ["s"], "restartPolicy": "Always"},
+        ],
+    }}));
+    let w = PodWorker::spawn(e.shared.clone(), p.clone(), None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let names: Vec<String> = e.fake.starts.lock().iter().map(|s| s.0.clone()).collect();
+    assert_eq!(names, ["side", "app"]);
+    let st = e.writer.statuses.lock().last().cloned().unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Running"));
+    let ready = st
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "ContainersReady")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+    // The sidecar fails: restarted at once although the pod's policy is Never.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let names: Vec<String> = e.fake.starts.lock().iter().map(|s| s.0.clone()).collect();
+    assert_eq!(names, ["side", "app", "side"]);
+    // Deletion: the app is stopped before the sidecar.
+    let mut deleting = (*p).clone();
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    deleting.metadata.deletion_grace_period_seconds = Some(30);
+    w.send(PodMsg::Update(Arc::new(deleting)));
+    w.join().await;
+    assert_eq!(e.fake.stopped.lock().as_slice(), ["c2", "c3"]);
 }

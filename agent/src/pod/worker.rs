@@ -258,6 +258,8 @@ struct Driver {
     requeue: Option<Instant>,
     sandbox_stopped: bool,
     done: bool,
+    /// This sync is the periodic resync (no event woke the worker).
+    resync: bool,
 }
 
 async fn run(
@@ -299,6 +301,7 @@ async fn run(
         requeue: None,
         sandbox_stopped: false,
         done: false,
+        resync: false,
     };
     if let Some(r) = adopt {
         d.adopt(r);
@@ -306,6 +309,7 @@ async fn run(
     d.start_probe_workers();
     loop {
         d.sync().await;
+        d.resync = false;
         if d.done {
             break;
         }
@@ -323,7 +327,10 @@ async fn run(
             },
             Some(ev) = internal_rx.recv() => d.internal(ev),
             Some(_) = results_rx.recv() => {}
-            _ = sleep_until(wake) => { d.requeue = None; }
+            _ = sleep_until(wake) => {
+                d.resync = d.requeue.is_none_or(|r| r > Instant::now());
+                d.requeue = None;
+            }
         }
         // Take everything that is already queued before syncing again.
         while let Ok(ev) = internal_rx.try_recv() {
@@ -528,25 +535,39 @@ impl Driver {
     }
 
     async fn sync(&mut self) {
-        // A new sandbox is followed by a second round that starts containers, as one kubelet
-        // `SyncPod` creates the sandbox and starts containers together.
-        let had_sandbox = self.state.sandbox.is_some();
-        self.sync_once().await;
-        if !had_sandbox && self.state.sandbox.is_some() && !self.done {
-            self.sync_once().await;
+        // Creating the sandbox or starting a sidecar lets the next step go at once (one
+        // kubelet `SyncPod` creates the sandbox and starts containers together; a started
+        // sidecar lets the next init container start at the following sync), so plan again
+        // while something was started, a bounded number of rounds.
+        let rounds = self.state.containers().len() + 2;
+        for _ in 0..rounds {
+            if !self.sync_once().await || self.done {
+                break;
+            }
         }
     }
 
-    async fn sync_once(&mut self) {
+    /// One plan and its actions; true when it created the sandbox or started a container.
+    async fn sync_once(&mut self) -> bool {
         let now = Instant::now();
         let p = plan(&self.state, &self.probes, now);
         if let Some(r) = p.requeue {
             self.requeue_in(r);
         }
+        let mut progressed = false;
         for a in p.actions {
             match a {
-                Action::CreateSandbox => self.create_sandbox().await,
-                Action::Start { name } => self.start(&name).await,
+                Action::CreateSandbox => {
+                    self.create_sandbox().await;
+                    progressed |= self.state.sandbox.is_some();
+                }
+                Action::Start { name } => {
+                    let before = self.state.latest(&name).map(|i| i.id.clone());
+                    self.start(&name).await;
+                    let after = self.state.latest(&name);
+                    progressed |=
+                        after.is_some_and(|i| i.running() && Some(&i.id) != before.as_ref());
+                }
                 Action::Kill {
                     id,
                     name,
@@ -585,11 +606,12 @@ impl Driver {
                 Action::StopSandbox => self.stop_sandbox().await,
                 Action::Finish => {
                     self.finish().await;
-                    return;
+                    return false;
                 }
             }
         }
         self.publish().await;
+        progressed
     }
 
     async fn stop_sandbox(&mut self) {
@@ -948,8 +970,10 @@ impl Driver {
         if self.state.removed {
             return;
         }
+        // Our last write is the reference; on the periodic resync the API's copy is checked
+        // too, so a status overwritten by someone else is put right.
         let unchanged = self.last_status.as_ref() == Some(&st)
-            && pod.status.as_ref().is_some_and(|s| same_status(s, &st));
+            && (!self.resync || pod.status.as_ref().is_some_and(|s| same_status(s, &st)));
         if unchanged {
             return;
         }
