@@ -507,6 +507,26 @@ async fn startup_probe_holds_back_a_failing_liveness_probe_and_readiness_waits()
     let p = c.pods().get("startup").await.unwrap();
     let cs = &p.status.unwrap().container_statuses.unwrap()[0];
     assert_eq!(cs.started, Some(false));
+    // The same failure every second is one event with a growing count.
+    let unhealthy: Vec<Event> = c
+        .events("never")
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Unhealthy"))
+        .collect();
+    assert_eq!(unhealthy.len(), 1, "{unhealthy:?}");
+    let e = &unhealthy[0];
+    assert!(e.count.unwrap_or(0) >= 2, "{e:?}");
+    assert_eq!(e.message.as_deref(), Some("Readiness probe failed: "));
+    assert_eq!(
+        e.involved_object.field_path.as_deref(),
+        Some("spec.containers{app}")
+    );
+    assert_eq!(
+        e.source.as_ref().and_then(|s| s.host.as_deref()),
+        Some("node-1")
+    );
+    assert!(e.last_timestamp.as_ref().unwrap().0 > e.first_timestamp.as_ref().unwrap().0);
     c.stop().await;
 }
 
