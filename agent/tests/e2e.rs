@@ -898,3 +898,59 @@ async fn logs_follow_until_exit_and_previous_instance() {
     assert_ne!(prev, cur);
     c.stop().await;
 }
+
+#[tokio::test]
+async fn lifecycle_hooks_run_and_a_failing_post_start_kills() {
+    let c = Cluster::start().await;
+    let stopped = c._dir.path().join("prestop");
+    let started = c._dir.path().join("poststart");
+    c.create(&pod(
+        "hooks",
+        serde_json::json!({
+            "command": ["sleep", "600"],
+            "lifecycle": {
+                "postStart": {"exec": {"command": ["sh", "-c", format!("echo up > {}", started.display())]}},
+                "preStop": {"exec": {"command": ["sh", "-c", format!("echo down > {}", stopped.display())]}},
+            },
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 5}"#),
+    ))
+    .await;
+    c.create(&pod(
+        "badhook",
+        serde_json::json!({
+            "command": ["sleep", "600"],
+            "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "exit 7"]}}},
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 1}"#),
+    ))
+    .await;
+    c.wait("hooks", 10, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&started).unwrap(), "up\n");
+    c.pods()
+        .delete("hooks", &DeleteParams::default())
+        .await
+        .unwrap();
+    let msg = c.wait_event("badhook", "FailedPostStartHook").await;
+    assert!(
+        msg.starts_with(
+            "Exec lifecycle hook ([sh -c exit 7]) for Container \"app\" in Pod \"badhook_default("
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with("failed - error: command 'sh -c exit 7' exited with 7: , message: \"\""),
+        "{msg}"
+    );
+    c.wait("badhook", 10, |p| restarts(p) >= 1).await;
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while c.pods().get_opt("hooks").await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < end, "pod not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&stopped).unwrap(), "down\n");
+    c.stop().await;
+}
