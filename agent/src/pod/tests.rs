@@ -485,3 +485,102 @@ async fn sidecars_start_first_restart_always_and_stop_last() {
     w.join().await;
     assert_eq!(e.fake.stopped.lock().as_slice(), ["c2", "c3"]);
 }
+
+#[test]
+fn readiness_gates_and_transition_times() {
+    use super::model::{Instance, NoProbes, PodState};
+    use super::status::{StatusInputs, generate};
+    use k8s_openapi::api::core::v1::PodCondition;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+    let p =
+        pod(serde_json::json!({"spec": {"readinessGates": [{"conditionType": "example.com/lb"}]}}));
+    let mut state = PodState::new(p);
+    state.sandbox = Some(Sandbox {
+        id: "s".into(),
+        pod_ip: "10.244.0.5".parse().unwrap(),
+        host_network: false,
+        isolated: false,
+    });
+    state.push_instance(
+        "app",
+        Instance {
+            id: ContainerId("c1".into()),
+            restart_count: 0,
+            started_at: Some(SystemTime::now()),
+            started: Instant::now(),
+            exit: None,
+            adopted: false,
+        },
+    );
+    let t0 = Timestamp::from_second(1_000).unwrap();
+    let t1 = Timestamp::from_second(2_000).unwrap();
+    let st = generate(
+        &state,
+        &NoProbes,
+        &StatusInputs {
+            host_ip: "10.0.0.1",
+            old: None,
+            now: t0,
+        },
+    );
+    let cond = |st: &PodStatus, t: &str| {
+        st.conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == t)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(cond(&st, "ContainersReady").status, "True");
+    let ready = cond(&st, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("ReadinessGatesNotReady"))
+    );
+    assert_eq!(
+        ready.message.as_deref(),
+        Some("corresponding condition of pod readiness gate \"example.com/lb\" does not exist.")
+    );
+    // Someone sets the gate's condition: Ready turns True at t1, ContainersReady keeps t0,
+    // and the foreign condition is kept.
+    let mut old = st.clone();
+    old.conditions.as_mut().unwrap().push(PodCondition {
+        type_: "example.com/lb".into(),
+        status: "True".into(),
+        ..Default::default()
+    });
+    let st = generate(
+        &state,
+        &NoProbes,
+        &StatusInputs {
+            host_ip: "10.0.0.1",
+            old: Some(&old),
+            now: t1,
+        },
+    );
+    assert_eq!(cond(&st, "Ready").status, "True");
+    assert_eq!(cond(&st, "Ready").last_transition_time, Some(Time(t1)));
+    assert_eq!(
+        cond(&st, "ContainersReady").last_transition_time,
+        Some(Time(t0))
+    );
+    assert_eq!(cond(&st, "example.com/lb").status, "True");
+    let types: Vec<String> = st
+        .conditions
+        .unwrap()
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+            "example.com/lb"
+        ]
+    );
+}
