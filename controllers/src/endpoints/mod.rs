@@ -17,7 +17,7 @@
 //! pod.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Change, Delta};
 use crate::replicaset::list;
-use crate::scheduler::resource;
+use crate::resource;
 use crate::{Error, meta, pod};
 
 /// Most addresses an Endpoints object holds (upstream `maxCapacity`).
@@ -73,7 +73,9 @@ pub(crate) fn managed_selector(svc: &Value) -> Option<&Map<String, Value>> {
     if svc["spec"]["type"] == "ExternalName" {
         return None;
     }
-    svc["spec"]["selector"].as_object().filter(|m| !m.is_empty())
+    svc["spec"]["selector"]
+        .as_object()
+        .filter(|m| !m.is_empty())
 }
 
 /// Whether a service selector (a plain label map) matches the pod's labels.
@@ -417,7 +419,10 @@ pub(crate) fn desired_subsets(svc: &Value, pods: &[Arc<Value>]) -> (Vec<Value>, 
             continue;
         }
         let Some(ip) = pod_ip(p, family) else {
-            tracing::debug!(pod = meta::str(p, "name"), "no pod IP of the service's family");
+            tracing::debug!(
+                pod = meta::str(p, "name"),
+                "no pod IP of the service's family"
+            );
             continue;
         };
         let mut addr = json!({"ip": ip});
@@ -441,7 +446,8 @@ pub(crate) fn desired_subsets(svc: &Value, pods: &[Arc<Value>]) -> (Vec<Value>, 
                 tracing::debug!(pod = meta::str(p, "name"), port = %sp, "failed to find port");
                 continue;
             };
-            let mut port = json!({"port": num, "protocol": sp["protocol"].as_str().unwrap_or("TCP")});
+            let mut port =
+                json!({"port": num, "protocol": sp["protocol"].as_str().unwrap_or("TCP")});
             if let Some(n) = sp["name"].as_str().filter(|n| !n.is_empty()) {
                 port["name"] = json!(n);
             }
@@ -490,8 +496,14 @@ pub(crate) fn repack_subsets(raw: Vec<(Value, Option<Value>, bool)>) -> Vec<Valu
     }
     let sort_addrs = |list: &mut Vec<Value>| {
         list.sort_by(|a, b| {
-            let ka = (a["ip"].as_str().unwrap_or(""), a["targetRef"]["uid"].as_str().unwrap_or(""));
-            let kb = (b["ip"].as_str().unwrap_or(""), b["targetRef"]["uid"].as_str().unwrap_or(""));
+            let ka = (
+                a["ip"].as_str().unwrap_or(""),
+                a["targetRef"]["uid"].as_str().unwrap_or(""),
+            );
+            let kb = (
+                b["ip"].as_str().unwrap_or(""),
+                b["targetRef"]["uid"].as_str().unwrap_or(""),
+            );
             ka.cmp(&kb)
         });
     };
@@ -502,7 +514,11 @@ pub(crate) fn repack_subsets(raw: Vec<(Value, Option<Value>, bool)>) -> Vec<Valu
             let mut not_ready = Vec::new();
             for (k, r) in map {
                 if let Some(a) = addrs.get(&k) {
-                    if r { ready.push(a.clone()) } else { not_ready.push(a.clone()) }
+                    if r {
+                        ready.push(a.clone())
+                    } else {
+                        not_ready.push(a.clone())
+                    }
                 }
             }
             sort_addrs(&mut ready);
@@ -545,7 +561,11 @@ fn truncate(subsets: &mut [Value], total_ready: usize, total_not_ready: usize) -
     };
     let mut room = max;
     for s in subsets.iter_mut() {
-        let field = if truncate_ready { "addresses" } else { "notReadyAddresses" };
+        let field = if truncate_ready {
+            "addresses"
+        } else {
+            "notReadyAddresses"
+        };
         let n = s[field].as_array().map_or(0, Vec::len);
         let share = (n * max).div_ceil(total.max(1)).min(room);
         if let Some(list) = s[field].as_array_mut() {
@@ -556,7 +576,9 @@ fn truncate(subsets: &mut [Value], total_ready: usize, total_not_ready: usize) -
             o.remove("notReadyAddresses");
         }
         if let Some(o) = s.as_object_mut()
-            && o.get(field).and_then(Value::as_array).is_some_and(Vec::is_empty)
+            && o.get(field)
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
         {
             o.remove(field);
         }
