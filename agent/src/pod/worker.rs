@@ -782,7 +782,15 @@ impl Driver {
                 if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref())
                     && let Err(msg) = self.hook_ctx(name).run(h, &started.id, &c, limit).await
                 {
-                    self.event(Some(name), EventType::Warning, "FailedPostStartHook", msg);
+                    // Like the kubelet, the event does not carry the hook's output (it may
+                    // hold secrets); the log does.
+                    tracing::warn!(pod = %self.state.format_pod(), container = %name, %msg, "postStart hook failed");
+                    self.event(
+                        Some(name),
+                        EventType::Warning,
+                        "FailedPostStartHook",
+                        "PostStartHook failed".into(),
+                    );
                     self.kill(started.id, name, KillReason::PostStartHook, false);
                 }
             }
@@ -887,8 +895,13 @@ impl Driver {
             if let Some((h, c, ctx)) = hook_ctx {
                 let res = tokio::time::timeout(grace, ctx.run(&h, &id, &c, grace)).await;
                 if let Ok(Err(msg)) = res {
-                    ctx.events
-                        .record(&ctx.obj, EventType::Warning, "FailedPreStopHook", msg);
+                    tracing::warn!(pod = %ctx.pod, %msg, "preStop hook failed");
+                    ctx.events.record(
+                        &ctx.obj,
+                        EventType::Warning,
+                        "FailedPreStopHook",
+                        "PreStopHook failed".into(),
+                    );
                 }
             }
             let left = grace.saturating_sub(start.elapsed()).max(MIN_GRACE);
@@ -1048,8 +1061,8 @@ struct HookCtx {
 }
 
 impl HookCtx {
-    /// Runs a lifecycle hook [pkg/kubelet/lifecycle/handlers.go]; `Err` carries the event
-    /// message.
+    /// Runs a lifecycle hook [pkg/kubelet/lifecycle/handlers.go]; `Err` carries the
+    /// handler's message (logged; events only say `PostStartHook failed` / `PreStopHook failed`).
     async fn run(
         &self,
         h: &LifecycleHandler,
