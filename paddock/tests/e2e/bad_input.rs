@@ -93,6 +93,13 @@ fn raw_bad_requests_get_status_answers_and_server_keeps_serving() {
         Some(&big),
     );
     assert_eq!(code, 413, "{text}");
+    // kubectl (HTTP/2) gets the Status too.
+    let (_d, big_file) = crate::support::manifest("big.json", std::str::from_utf8(&big).unwrap());
+    let (_, err) = s.kubectl_err(&["create", "-f", big_file.to_str().unwrap()], None);
+    assert!(
+        err.contains("Error from server (RequestEntityTooLarge)"),
+        "{err}"
+    );
 
     // A stale resourceVersion: 409 Conflict.
     let cm = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"1"}}"#;

@@ -63,7 +63,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: api, labels: {app: api}}
 spec:
-  replicas: 1
+  replicas: 0
   selector: {matchLabels: {app: api}}
   template:
     metadata: {labels: {app: api}}

@@ -39,7 +39,7 @@ fn describe_pod_deployment_service_node() {
         "Selector:",
         "app=api",
         "Replicas:",
-        "1 desired",
+        "0 desired",
         "StrategyType:",
         "RollingUpdate",
         "25% max unavailable, 25% max surge",
@@ -186,52 +186,56 @@ fn api_resources_and_health_endpoints() {
 #[test]
 fn delete_waits_and_collects_dependents() {
     let (s, _d) = loaded();
-    // A ReplicaSet owned by a Deployment and a Pod owned by the ReplicaSet, made by hand
-    // (no controllers yet): deleting the Deployment must take both with it.
-    let dep = s.get_json(&["get", "deploy", "api"]);
-    let dep_uid = dep["metadata"]["uid"].as_str().unwrap().to_string();
-    let rs = format!(
-        r#"{{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{{"name":"api-1","labels":{{"app":"api"}},
-        "ownerReferences":[{{"apiVersion":"apps/v1","kind":"Deployment","name":"api","uid":"{dep_uid}","controller":true,"blockOwnerDeletion":true}}]}},
-        "spec":{{"replicas":0,"selector":{{"matchLabels":{{"app":"api"}}}},"template":{{"metadata":{{"labels":{{"app":"api"}}}},
-        "spec":{{"containers":[{{"name":"main","image":"x","command":["/bin/true"]}}]}}}}}}}}"#
-    );
-    s.kubectl_in(&["create", "-f", "-"], Some(&rs));
-    let rs_uid = s.get_json(&["get", "rs", "api-1"])["metadata"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let pod = format!(
-        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"api-1-x","labels":{{"app":"api"}},
-        "ownerReferences":[{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"api-1","uid":"{rs_uid}","controller":true,"blockOwnerDeletion":true}}]}},
-        "spec":{{"containers":[{{"name":"main","image":"x","command":["/bin/true"]}}]}}}}"#
-    );
-    s.kubectl_in(&["create", "-f", "-"], Some(&pod));
+    let deploy = |name: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: main, image: x, command: [sleep, '60']}}]\n"
+        )
+    };
+    // The controllers build Deployment -> ReplicaSet -> Pod; wait for the chain.
+    let chain = |name: &str| -> (String, String) {
+        s.kubectl_in(&["apply", "-f", "-"], Some(&deploy(name)));
+        let rs = s.eventually(&format!("replicaset of {name}"), || {
+            let out = s.kubectl(&["get", "rs", "-l", &format!("app={name}"), "-o", "name"]);
+            (!out.trim().is_empty()).then(|| out.trim().to_string())
+        });
+        let pod = s.eventually(&format!("pod of {name}"), || {
+            let out = s.kubectl(&["get", "pods", "-l", &format!("app={name}"), "-o", "name"]);
+            (!out.trim().is_empty()).then(|| out.trim().to_string())
+        });
+        (rs, pod)
+    };
 
-    // Orphan keeps the dependents, without the owner reference.
-    s.kubectl(&["delete", "rs", "api-1", "--cascade=orphan"]);
-    let orphan = s.get_json(&["get", "pod", "api-1-x"]);
+    // Orphan: the ReplicaSet stays, without its owner reference; its pod stays.
+    let (rs, pod) = chain("orph");
+    s.kubectl(&["delete", "deployment", "orph", "--cascade=orphan"]);
+    let live = s.get_json(&["get", &rs]);
     assert!(
-        orphan["metadata"]
+        live["metadata"]
             .get("ownerReferences")
             .is_none_or(|r| r.as_array().is_some_and(|a| a.is_empty())),
-        "{orphan:#}"
+        "{live:#}"
     );
+    s.kubectl(&["get", &pod]);
 
-    // Foreground: kubectl waits until the deployment is gone; its RS goes first.
-    s.kubectl_in(&["create", "-f", "-"], Some(&rs));
-    assert_eq!(
-        s.kubectl(&["delete", "deploy", "api", "--cascade=foreground"])
-            .trim(),
-        r#"deployment.apps "api" deleted"#
-    );
-    let left = s.kubectl(&["get", "deploy,rs", "-o", "name"]);
+    // Foreground: kubectl waits until the ReplicaSet is gone, and its pod went first.
     assert!(
-        !left.contains("deployment.apps/api") && !left.contains("api-1"),
-        "{left}"
+        s.kubectl(&["delete", &rs, "--cascade=foreground"])
+            .contains("deleted")
     );
+    let (_, err) = s.kubectl_err(&["get", &pod], None);
+    assert!(err.contains("not found"), "{err}");
 
-    // Background on a namespace: everything in it goes.
+    // Background: the deployment goes at once, its ReplicaSet and pod follow.
+    let (rs, pod) = chain("back");
+    s.kubectl(&["delete", "deployment", "back"]);
+    for what in [&rs, &pod] {
+        s.eventually(&format!("{what} collected"), || {
+            let out = s.kubectl_full(&["get", what], None);
+            (!out.status.success()).then_some(())
+        });
+    }
+
+    // A namespace takes everything in it; the built-in ones cannot be deleted.
     s.kubectl(&["delete", "namespace", "team-a"]);
     let (_, err) = s.kubectl_err(&["get", "namespace", "team-a"], None);
     assert!(err.contains("not found"), "{err}");

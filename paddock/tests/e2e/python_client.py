@@ -40,7 +40,7 @@ assert isinstance(core.list_pod_for_all_namespaces().items, list)
 events = []
 def watch_pods():
     w = watch.Watch()
-    for ev in w.stream(core.list_namespaced_pod, NS, timeout_seconds=5):
+    for ev in w.stream(core.list_namespaced_pod, NS, label_selector="app=py", timeout_seconds=5):
         events.append((ev["type"], ev["object"].metadata.name))
         if ev["type"] == "DELETED":
             w.stop()
@@ -66,8 +66,9 @@ s = apps.patch_namespaced_deployment_scale("py-dep", NS, {"spec": {"replicas": 2
 assert s.spec.replicas == 2
 assert apps.read_namespaced_deployment("py-dep", NS).spec.replicas == 2
 dw = watch.Watch()
-seen = [ev["object"].metadata.name for ev in dw.stream(apps.list_namespaced_deployment, NS, timeout_seconds=1)]
-assert seen == ["py-dep"], seen
+# The deployment controller keeps updating status, so later MODIFIED events may follow.
+seen = [(ev["type"], ev["object"].metadata.name) for ev in dw.stream(apps.list_namespaced_deployment, NS, timeout_seconds=1)]
+assert seen[0] == ("ADDED", "py-dep") and all(n == "py-dep" for _, n in seen), seen
 
 try:
     core.create_namespaced_pod(NS, pod)

@@ -176,6 +176,23 @@ impl Server {
         )
     }
 
+    /// Polls `check` (every 100 ms, up to [`COMMAND_TIMEOUT`]) until it returns Some.
+    pub fn eventually<T>(&self, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+        let start = std::time::SystemTime::now();
+        loop {
+            if let Some(v) = check() {
+                return v;
+            }
+            if start.elapsed().unwrap_or_default() > COMMAND_TIMEOUT {
+                panic!(
+                    "{what}: not reached within {COMMAND_TIMEOUT:?}; server log:\n{}",
+                    tail(&self.log(), 40)
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// `kubectl get … -o json` parsed.
     pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
         let mut all: Vec<&str> = args.to_vec();
@@ -201,8 +218,11 @@ impl Server {
             std::fs::write(&ca, pem).expect("write ca");
         }
         let mut cmd = Command::new("curl");
+        // HTTP/1.1: curl drops an HTTP/2 response that arrives before its upload finished
+        // (the early 413); Go clients such as kubectl read it fine over HTTP/2.
         cmd.args([
             "-sS",
+            "--http1.1",
             "-o",
             "-",
             "-w",
