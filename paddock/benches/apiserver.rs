@@ -170,7 +170,7 @@ async fn watch_latencies(c: &kube::Client) -> Vec<f64> {
         .await
         .expect("create");
     let rv = created.metadata.resource_version.clone().expect("rv");
-    let lat = Arc::new(parking_lot_free::Mutex::default());
+    let lat = Arc::new(parking_lot_free::Mutex::<Vec<f64>>::default());
     let mut tasks = Vec::new();
     for _ in 0..WATCHERS {
         let api = api.clone();
