@@ -592,7 +592,8 @@ async fn crash_loop_back_off_and_bad_containers_get_clear_statuses() {
     let c = Cluster::start().await;
     c.create(&pod(
         "crash",
-        serde_json::json!({"command": ["sh", "-c", "exit 3"]}),
+        serde_json::json!({"command": ["sh", "-c", "echo bye; exit 3"],
+                           "terminationMessagePolicy": "FallbackToLogsOnError"}),
         json("{}"),
     ))
     .await;
@@ -640,6 +641,7 @@ async fn crash_loop_back_off_and_bad_containers_get_clear_statuses() {
     );
     let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
+    assert_eq!(last.message.as_deref(), Some("bye\n"));
     let backoff = c.wait_event("crash", "BackOff").await;
     assert_eq!(
         backoff,

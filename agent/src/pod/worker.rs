@@ -325,7 +325,7 @@ async fn run(
                 // next agent to adopt.
                 None => break,
             },
-            Some(ev) = internal_rx.recv() => d.internal(ev),
+            Some(ev) = internal_rx.recv() => d.internal(ev).await,
             Some(_) = results_rx.recv() => {}
             _ = sleep_until(wake) => {
                 d.resync = d.requeue.is_none_or(|r| r > Instant::now());
@@ -334,7 +334,7 @@ async fn run(
         }
         // Take everything that is already queued before syncing again.
         while let Ok(ev) = internal_rx.try_recv() {
-            d.internal(ev);
+            d.internal(ev).await;
         }
         while let Ok(msg) = rx.try_recv() {
             match msg {
@@ -500,9 +500,47 @@ impl Driver {
         }
     }
 
-    fn internal(&mut self, ev: Internal) {
+    /// `terminationMessagePolicy: FallbackToLogsOnError`: a failed container's message is
+    /// the end of its log (80 lines, 2 KiB at most), as the kubelet does.
+    async fn fallback_message(&self, id: &ContainerId, code: i32) -> Option<String> {
+        if code == 0 {
+            return None;
+        }
+        let name = self
+            .state
+            .instances
+            .iter()
+            .find(|(_, v)| v.iter().any(|i| &i.id == id))
+            .map(|(n, _)| n.clone())?;
+        let c = self.state.spec_of(&name)?;
+        if c.container.termination_message_policy.as_deref() != Some("FallbackToLogsOnError") {
+            return None;
+        }
+        let data = tokio::fs::read(self.shared.runtime.log_path(id))
+            .await
+            .ok()?;
+        let start = crate::server::logs::tail_offset(&data, 80);
+        let opts = crate::server::logs::LogOptions::default();
+        let mut out: Vec<u8> = data[start..]
+            .split(|b| *b == b'\n')
+            .filter_map(|l| crate::server::logs::format_record(l, &opts))
+            .flatten()
+            .collect();
+        if out.len() > 2048 {
+            out.drain(..out.len() - 2048);
+        }
+        (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+    }
+
+    async fn internal(&mut self, ev: Internal) {
         match ev {
-            Internal::Exited(id, ex) => {
+            Internal::Exited(id, mut ex) => {
+                if let Some(m) = self.fallback_message(&id, ex.exit_code).await {
+                    ex.message = Some(match ex.message.take() {
+                        Some(prev) if !prev.is_empty() => format!("{prev}: {m}"),
+                        _ => m,
+                    });
+                }
                 self.state.killing.remove(&id);
                 if let Some(inst) = self.state.instance_mut(&id)
                     && inst.exit.is_none()
