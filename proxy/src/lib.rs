@@ -1,0 +1,190 @@
+//! The service proxy that runs on every node: it accepts on each Service's ClusterIP:port
+//! (TCP and UDP), on NodePorts and LoadBalancer ports of the node's addresses and on
+//! `externalIPs`, and sends each new connection (or UDP flow) to one of the service's
+//! endpoints, chosen as kube-proxy does (see [`table`]).
+//!
+//! Start at [`Proxy`]: it is told services and endpoints ([`Proxy::update_service`],
+//! [`Proxy::set_endpoints`], fed from the API by [`feed::run_from_api`]) and the node agent's
+//! faster view of endpoint readiness ([`Proxy::set_endpoint_state`]); every change rebuilds
+//! the routing [`table::Table`] and swaps it in atomically, so the data path in [`listen`]
+//! never takes a lock (except the ClientIP affinity map of services that ask for it).
+//! [`Proxy::run`] keeps one listener per table entry.
+//!
+//! Beyond kube-proxy: a connect refused by an endpoint is retried on another candidate before
+//! the client sees a failure; a service without endpoints refuses at once (reset), never
+//! hangs; readiness known to the local agent reaches routing without the API round trip.
+
+pub mod feed;
+pub mod listen;
+pub mod model;
+pub mod svcip;
+pub mod table;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use model::{EndpointInfo, PortInfo, Protocol, ServiceInfo};
+pub use table::{EndpointState, Listen, NodeConfig, Route, Table};
+
+/// Why the proxy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `ip` command could not add a service address.
+    #[error("adding {ip} to {interface}: {message}")]
+    ServiceIp {
+        /// The address.
+        ip: IpAddr,
+        /// The interface.
+        interface: String,
+        /// What `ip` said.
+        message: String,
+    },
+    /// The API watch failed.
+    #[error("watching the API: {0}")]
+    Watch(String),
+}
+
+/// The service proxy of one node. Share it behind an `Arc`.
+#[derive(Debug)]
+pub struct Proxy {
+    node: NodeConfig,
+    table: ArcSwap<Table>,
+    sources: Mutex<table::Sources>,
+    /// Bumped on every table swap; the listener reconciler waits on it.
+    generation: watch::Sender<u64>,
+    /// Whether ClusterIPs and external IPs are added to the `paddock-svc` interface.
+    manage_service_ips: bool,
+}
+
+impl Proxy {
+    /// A proxy for `node` with an empty table. `manage_service_ips` adds ClusterIPs and
+    /// external IPs to the [`svcip::INTERFACE`] dummy interface before binding them (needs
+    /// root); loopback addresses never need it.
+    pub fn new(node: NodeConfig, manage_service_ips: bool) -> Arc<Proxy> {
+        Arc::new(Proxy {
+            node,
+            table: ArcSwap::from_pointee(Table::default()),
+            sources: Mutex::new(table::Sources::default()),
+            generation: watch::Sender::new(0),
+            manage_service_ips,
+        })
+    }
+
+    /// The node this proxy serves.
+    pub fn node(&self) -> &NodeConfig {
+        &self.node
+    }
+
+    /// The current routing table.
+    pub fn table(&self) -> Arc<Table> {
+        self.table.load_full()
+    }
+
+    /// The endpoint a new connection from `client` to `listen` would go to now.
+    pub fn pick(&self, listen: Listen, client: IpAddr) -> Option<SocketAddr> {
+        self.table.load().routes.get(&listen)?.pick(client, &[])
+    }
+
+    /// Adds or replaces a service.
+    pub fn update_service(&self, svc: ServiceInfo) {
+        self.edit(|s| {
+            let key = (svc.namespace.clone(), svc.name.clone());
+            if s.services.get(&key) == Some(&svc) {
+                return false;
+            }
+            s.services.insert(key, svc);
+            true
+        });
+    }
+
+    /// Removes a service.
+    pub fn remove_service(&self, namespace: &str, name: &str) {
+        self.edit(|s| {
+            s.services
+                .remove(&(namespace.to_string(), name.to_string()))
+                .is_some()
+        });
+    }
+
+    /// Replaces all endpoints of a service (every slice of it, merged).
+    pub fn set_endpoints(&self, namespace: &str, name: &str, endpoints: Vec<EndpointInfo>) {
+        self.edit(|s| {
+            let key = (namespace.to_string(), name.to_string());
+            if s.endpoints.get(&key) == Some(&endpoints) {
+                return false;
+            }
+            if endpoints.is_empty() {
+                s.endpoints.remove(&key);
+            } else {
+                s.endpoints.insert(key, endpoints);
+            }
+            // Overrides the API has caught up with are dropped.
+            let all: Vec<&EndpointInfo> = s.endpoints.values().flatten().collect();
+            let caught_up = |ip: &IpAddr, st: &EndpointState| {
+                let mut api = all.iter().filter(|e| e.ip == *ip);
+                match st {
+                    EndpointState::Ready => api.any(|e| e.ready),
+                    EndpointState::NotReady => api.any(|e| !e.ready),
+                    EndpointState::Draining => api.next().is_none(),
+                }
+            };
+            let keep: Vec<IpAddr> = s
+                .overrides
+                .iter()
+                .filter(|(ip, st)| !caught_up(ip, st))
+                .map(|(ip, _)| *ip)
+                .collect();
+            s.overrides.retain(|ip, _| keep.contains(ip));
+            true
+        });
+    }
+
+    /// The node agent's fast path: the endpoint at `ip` is ready, not ready or draining
+    /// right now, whatever its EndpointSlice still says. Applies to every service it backs
+    /// and stays until the API agrees (or [`Proxy::clear_endpoint_state`]). Returns once the
+    /// new table is in place, so a caller can signal a draining process right after.
+    pub fn set_endpoint_state(&self, ip: IpAddr, state: EndpointState) {
+        self.edit(|s| s.overrides.insert(ip, state) != Some(state));
+    }
+
+    /// Forgets the agent's view of `ip`.
+    pub fn clear_endpoint_state(&self, ip: IpAddr) {
+        self.edit(|s| s.overrides.remove(&ip).is_some());
+    }
+
+    /// Where LoadBalancer services are reachable (`status.loadBalancer.ingress`).
+    pub fn load_balancer_ingress(&self) -> Vec<IpAddr> {
+        self.node.external_ips()
+    }
+
+    /// Edits the sources and, when `f` says something changed, swaps in a new table.
+    fn edit(&self, f: impl FnOnce(&mut table::Sources) -> bool) {
+        let mut sources = self.sources.lock();
+        if !f(&mut sources) {
+            return;
+        }
+        let table = table::build(&self.node, &mut sources);
+        self.table.store(Arc::new(table));
+        drop(sources);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Keeps one listener per table entry until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        listen::reconcile(self, shutdown).await;
+    }
+}

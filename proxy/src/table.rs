@@ -1,0 +1,257 @@
+//! The routing table: which (address, port, protocol) the proxy accepts on, and for each the
+//! endpoints a new connection may go to. A table is built whole from the services, their
+//! endpoints and the node agent's overrides ([`build`]) and swapped in atomically; the data
+//! path only reads it.
+//!
+//! Endpoint choice follows kube-proxy's `CategorizeEndpoints` (`pkg/proxy/topology.go`): the
+//! ready endpoints; when none is ready, the serving and terminating ones; never the others.
+//! With a `Local` traffic policy only endpoints on this node count. Among the candidates
+//! connections are spread round-robin ([`Route::pick`]); with `sessionAffinity: ClientIP` a
+//! client goes back to its endpoint while it has been seen within the timeout (as the
+//! iptables `recent` match does: every new connection refreshes it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::model::{EndpointInfo, PortInfo, Protocol, ServiceInfo};
+
+/// Where the proxy accepts: an address and a protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Listen {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+/// How the node agent sees an endpoint right now, ahead of the API (see
+/// [`crate::Proxy::set_endpoint_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointState {
+    /// Ready: routable as if its slice said `ready: true`.
+    Ready,
+    /// Not ready: no new connections (as `ready: false, serving: false`).
+    NotReady,
+    /// Being stopped: no new connections at all, not even as a fallback; existing ones
+    /// finish.
+    Draining,
+}
+
+/// The last endpoint of each client address, for ClientIP affinity; kept across tables.
+#[derive(Debug, Default)]
+pub(crate) struct Affinity {
+    clients: Mutex<HashMap<IpAddr, (SocketAddr, Instant)>>,
+}
+
+/// What one listener routes to.
+#[derive(Debug)]
+pub struct Route {
+    /// `namespace/name:port` for logs.
+    pub service: String,
+    /// The candidates for new connections.
+    pub endpoints: Vec<SocketAddr>,
+    next: AtomicUsize,
+    affinity: Option<(Arc<Affinity>, Duration)>,
+}
+
+impl Route {
+    /// The endpoint for a new connection from `client`, skipping `tried` ones; `None` when no
+    /// candidate is left (the connection is refused).
+    pub fn pick(&self, client: IpAddr, tried: &[SocketAddr]) -> Option<SocketAddr> {
+        let n = self.endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        let usable = |ep: &SocketAddr| !tried.contains(ep);
+        if let Some((aff, timeout)) = &self.affinity {
+            let now = Instant::now();
+            let mut clients = aff.clients.lock();
+            if let Some((ep, seen)) = clients.get(&client).copied()
+                && now.duration_since(seen) <= *timeout
+                && self.endpoints.contains(&ep)
+                && usable(&ep)
+            {
+                clients.insert(client, (ep, now));
+                return Some(ep);
+            }
+            let ep = self.round_robin(usable)?;
+            clients.insert(client, (ep, now));
+            if clients.len() > 4096 {
+                clients.retain(|_, (_, seen)| now.duration_since(*seen) <= *timeout);
+            }
+            return Some(ep);
+        }
+        self.round_robin(usable)
+    }
+
+    fn round_robin(&self, usable: impl Fn(&SocketAddr) -> bool) -> Option<SocketAddr> {
+        let n = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| self.endpoints[(start + i) % n])
+            .find(|ep| usable(ep))
+    }
+}
+
+/// The routing table.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// Routes by listener.
+    pub routes: HashMap<Listen, Arc<Route>>,
+}
+
+/// What the proxy is told, from which tables are built.
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    pub(crate) services: BTreeMap<(String, String), ServiceInfo>,
+    pub(crate) endpoints: HashMap<(String, String), Vec<EndpointInfo>>,
+    pub(crate) overrides: HashMap<IpAddr, EndpointState>,
+    pub(crate) affinity: HashMap<String, Arc<Affinity>>,
+}
+
+/// The node the proxy runs on.
+#[derive(Debug, Clone, Default)]
+pub struct NodeConfig {
+    /// The node's name (for `Local` traffic policies).
+    pub node_name: String,
+    /// The node's addresses: NodePorts and LoadBalancer ports listen there.
+    pub node_ips: Vec<IpAddr>,
+    /// Also listen on 127.0.0.1 for NodePort and LoadBalancer ports, listed first in
+    /// `status.loadBalancer.ingress` (`paddock up`).
+    pub loopback: bool,
+}
+
+impl NodeConfig {
+    /// The addresses NodePort and LoadBalancer ports listen on, 127.0.0.1 first when
+    /// `loopback`.
+    pub fn external_ips(&self) -> Vec<IpAddr> {
+        let mut ips = Vec::new();
+        if self.loopback {
+            ips.push(IpAddr::from([127, 0, 0, 1]));
+        }
+        for ip in &self.node_ips {
+            if !ips.contains(ip) {
+                ips.push(*ip);
+            }
+        }
+        ips
+    }
+}
+
+/// Applies the agent's overrides to an endpoint's API conditions.
+fn effective(ep: &EndpointInfo, overrides: &HashMap<IpAddr, EndpointState>) -> (bool, bool, bool) {
+    match overrides.get(&ep.ip) {
+        None => (ep.ready, ep.serving, ep.terminating),
+        Some(EndpointState::Ready) => (true, true, ep.terminating),
+        Some(EndpointState::NotReady) => (false, false, ep.terminating),
+        Some(EndpointState::Draining) => (false, false, true),
+    }
+}
+
+/// kube-proxy's candidate endpoints for one service port.
+fn candidates(
+    eps: &[EndpointInfo],
+    port: &PortInfo,
+    local: Option<&str>,
+    overrides: &HashMap<IpAddr, EndpointState>,
+) -> Vec<SocketAddr> {
+    let mut ready = Vec::new();
+    let mut fallback = Vec::new();
+    for ep in eps {
+        if local.is_some_and(|node| ep.node_name.as_deref() != Some(node)) {
+            continue;
+        }
+        let Some(target) = ep.port(&port.name, port.protocol) else {
+            continue;
+        };
+        let addr = SocketAddr::new(ep.ip, target);
+        let (r, serving, terminating) = effective(ep, overrides);
+        if r {
+            if !ready.contains(&addr) {
+                ready.push(addr);
+            }
+        } else if serving && terminating && !fallback.contains(&addr) {
+            fallback.push(addr);
+        }
+    }
+    if ready.is_empty() { fallback } else { ready }
+}
+
+/// Builds the table for `node` from `src`.
+pub(crate) fn build(node: &NodeConfig, src: &mut Sources) -> Table {
+    let mut routes: HashMap<Listen, Arc<Route>> = HashMap::new();
+    let external_ips = node.external_ips();
+    let empty = Vec::new();
+    let Sources {
+        services,
+        endpoints,
+        overrides,
+        affinity,
+    } = src;
+    let mut used_affinity = Vec::new();
+    for ((ns, name), svc) in services.iter() {
+        let eps = endpoints.get(&(ns.clone(), name.clone())).unwrap_or(&empty);
+        for port in &svc.ports {
+            if port.protocol == Protocol::Sctp {
+                continue;
+            }
+            let label = format!("{ns}/{name}:{}", port.name);
+            let aff = svc.affinity.map(|t| {
+                used_affinity.push(label.clone());
+                (affinity.entry(label.clone()).or_default().clone(), t)
+            });
+            let route = |local: bool| {
+                let local = local.then_some(node.node_name.as_str());
+                Arc::new(Route {
+                    service: label.clone(),
+                    endpoints: candidates(eps, port, local, overrides),
+                    next: AtomicUsize::new(0),
+                    affinity: aff.clone(),
+                })
+            };
+            let internal = route(svc.internal_local);
+            let external = route(svc.external_local);
+            let mut add = |ip: IpAddr, p: u16, r: &Arc<Route>| {
+                let key = Listen {
+                    addr: SocketAddr::new(ip, p),
+                    protocol: port.protocol,
+                };
+                if let Some(other) = routes.get(&key) {
+                    tracing::warn!(listen = %key.addr, service = %label, other = %other.service,
+                        "address and port already taken by another service");
+                    return;
+                }
+                routes.insert(key, r.clone());
+            };
+            for ip in &svc.cluster_ips {
+                add(*ip, port.port, &internal);
+            }
+            for ip in &svc.external_ips {
+                add(*ip, port.port, &external);
+            }
+            if let Some(np) = port.node_port
+                && (svc.type_ == "NodePort" || svc.type_ == "LoadBalancer")
+            {
+                for ip in &external_ips {
+                    add(*ip, np, &external);
+                }
+            }
+            if svc.type_ == "LoadBalancer" {
+                for ip in &external_ips {
+                    add(*ip, port.port, &external);
+                }
+            }
+        }
+    }
+    affinity.retain(|k, _| used_affinity.contains(k));
+    Table { routes }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,249 @@
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::*;
+use crate::model::{EndpointInfo, PortInfo, Protocol, ServiceInfo};
+use crate::{NodeConfig, Proxy};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn svc(affinity: Option<Duration>) -> ServiceInfo {
+    ServiceInfo {
+        namespace: "default".into(),
+        name: "web".into(),
+        type_: "NodePort".into(),
+        cluster_ips: vec![ip("10.96.0.10")],
+        external_ips: vec![],
+        ports: vec![PortInfo {
+            name: "http".into(),
+            port: 80,
+            node_port: Some(30080),
+            protocol: Protocol::Tcp,
+        }],
+        affinity,
+        internal_local: false,
+        external_local: true,
+    }
+}
+
+fn ep(addr: &str, ready: bool, serving: bool, terminating: bool, node: &str) -> EndpointInfo {
+    EndpointInfo {
+        ip: ip(addr),
+        ports: vec![("http".into(), Protocol::Tcp, 8080)],
+        ready,
+        serving,
+        terminating,
+        node_name: Some(node.into()),
+    }
+}
+
+fn proxy() -> std::sync::Arc<Proxy> {
+    Proxy::new(
+        NodeConfig {
+            node_name: "n1".into(),
+            node_ips: vec![ip("192.168.1.5")],
+            loopback: true,
+        },
+        false,
+    )
+}
+
+fn cluster() -> Listen {
+    Listen {
+        addr: "10.96.0.10:80".parse().unwrap(),
+        protocol: Protocol::Tcp,
+    }
+}
+
+fn node_port() -> Listen {
+    Listen {
+        addr: "127.0.0.1:30080".parse().unwrap(),
+        protocol: Protocol::Tcp,
+    }
+}
+
+fn picks(p: &Proxy, l: Listen, client: &str, n: usize) -> HashMap<SocketAddr, usize> {
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        if let Some(e) = p.pick(l, ip(client)) {
+            *counts.entry(e).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn set(p: &Proxy, endpoints: Vec<EndpointInfo>) {
+    p.set_endpoints("default", "web", endpoints);
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn listeners_for_cluster_ip_node_ports_and_loopback() {
+    let p = proxy();
+    p.update_service(svc(None));
+    let mut keys: Vec<SocketAddr> = p.table().routes.keys().map(|l| l.addr).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            sa("10.96.0.10:80"),
+            sa("127.0.0.1:30080"),
+            sa("192.168.1.5:30080")
+        ]
+    );
+    let mut lb = svc(None);
+    lb.type_ = "LoadBalancer".into();
+    p.update_service(lb);
+    assert_eq!(p.table().routes.len(), 5);
+    assert_eq!(
+        p.load_balancer_ingress(),
+        [ip("127.0.0.1"), ip("192.168.1.5")]
+    );
+}
+
+#[test]
+fn spreads_evenly_over_ready_endpoints_only() {
+    let p = proxy();
+    p.update_service(svc(None));
+    assert_eq!(
+        p.pick(cluster(), ip("1.2.3.4")),
+        None,
+        "no endpoints: refuse"
+    );
+    set(
+        &p,
+        vec![
+            ep("10.244.0.2", true, true, false, "n1"),
+            ep("10.244.0.3", true, true, false, "n2"),
+            ep("10.244.0.4", false, false, false, "n1"),
+            // Terminating but serving: only a fallback.
+            ep("10.244.0.5", false, true, true, "n1"),
+        ],
+    );
+    let counts = picks(&p, cluster(), "1.2.3.4", 1000);
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert_eq!(counts[&sa("10.244.0.2:8080")], 500);
+    assert_eq!(counts[&sa("10.244.0.3:8080")], 500);
+    // externalTrafficPolicy: Local on the NodePort: only this node's ready endpoint.
+    let counts = picks(&p, node_port(), "1.2.3.4", 10);
+    assert_eq!(counts.keys().collect::<Vec<_>>(), [&sa("10.244.0.2:8080")]);
+}
+
+#[test]
+fn falls_back_to_serving_terminating_then_refuses() {
+    let p = proxy();
+    p.update_service(svc(None));
+    set(
+        &p,
+        vec![
+            ep("10.244.0.4", false, false, false, "n1"),
+            ep("10.244.0.5", false, true, true, "n1"),
+            ep("10.244.0.6", false, false, true, "n1"),
+        ],
+    );
+    let counts = picks(&p, cluster(), "1.2.3.4", 10);
+    assert_eq!(counts.keys().collect::<Vec<_>>(), [&sa("10.244.0.5:8080")]);
+    set(&p, vec![ep("10.244.0.4", false, false, false, "n1")]);
+    assert_eq!(p.pick(cluster(), ip("1.2.3.4")), None);
+}
+
+#[test]
+fn agent_overrides_win_until_the_api_agrees() {
+    let p = proxy();
+    p.update_service(svc(None));
+    set(
+        &p,
+        vec![
+            ep("10.244.0.2", true, true, false, "n1"),
+            ep("10.244.0.3", false, false, false, "n1"),
+        ],
+    );
+    p.set_endpoint_state(ip("10.244.0.3"), EndpointState::Ready);
+    p.set_endpoint_state(ip("10.244.0.2"), EndpointState::Draining);
+    let counts = picks(&p, cluster(), "1.2.3.4", 10);
+    assert_eq!(counts.keys().collect::<Vec<_>>(), [&sa("10.244.0.3:8080")]);
+    // The API catches up on .3 (ready) but still lists .2: .2's override stays.
+    set(
+        &p,
+        vec![
+            ep("10.244.0.2", false, true, true, "n1"),
+            ep("10.244.0.3", true, true, false, "n1"),
+        ],
+    );
+    let counts = picks(&p, cluster(), "1.2.3.4", 10);
+    assert_eq!(counts.keys().collect::<Vec<_>>(), [&sa("10.244.0.3:8080")]);
+    // .3 goes not ready by the agent: .2 is draining, so nothing is left (not even the
+    // serving+terminating fallback).
+    p.set_endpoint_state(ip("10.244.0.3"), EndpointState::NotReady);
+    assert_eq!(p.pick(cluster(), ip("1.2.3.4")), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_ip_affinity_with_timeout() {
+    let p = proxy();
+    p.update_service(svc(Some(Duration::from_secs(60))));
+    set(
+        &p,
+        vec![
+            ep("10.244.0.2", true, true, false, "n1"),
+            ep("10.244.0.3", true, true, false, "n1"),
+        ],
+    );
+    let first = p.pick(cluster(), ip("1.2.3.4")).unwrap();
+    assert_eq!(picks(&p, cluster(), "1.2.3.4", 20)[&first], 20);
+    // Another client lands on the other endpoint (round-robin continues).
+    let other = p.pick(cluster(), ip("5.6.7.8")).unwrap();
+    assert_ne!(other, first);
+    // Each connection refreshes the record: 50 s later it still sticks…
+    tokio::time::advance(Duration::from_secs(50)).await;
+    assert_eq!(p.pick(cluster(), ip("1.2.3.4")), Some(first));
+    // …and a table rebuild keeps it.
+    p.set_endpoint_state(ip("10.244.0.9"), EndpointState::Ready);
+    assert_eq!(p.pick(cluster(), ip("1.2.3.4")), Some(first));
+    // After the timeout the client is balanced again; with two clients alternating, the
+    // next pick of a fresh round goes round-robin.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let counts: HashMap<SocketAddr, usize> = ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"]
+        .iter()
+        .fold(HashMap::new(), |mut m, c| {
+            *m.entry(p.pick(cluster(), ip(c)).unwrap()).or_insert(0) += 1;
+            m
+        });
+    assert_eq!(counts.len(), 2);
+    // An endpoint that leaves breaks the affinity.
+    set(
+        &p,
+        vec![
+            ep(&first.ip().to_string(), false, false, false, "n1"),
+            ep(&other.ip().to_string(), true, true, false, "n1"),
+        ],
+    );
+    assert_eq!(p.pick(cluster(), ip("1.2.3.4")), Some(other));
+}
+
+#[test]
+fn retry_skips_tried_endpoints() {
+    let p = proxy();
+    p.update_service(svc(None));
+    set(
+        &p,
+        vec![
+            ep("10.244.0.2", true, true, false, "n1"),
+            ep("10.244.0.3", true, true, false, "n1"),
+        ],
+    );
+    let table = p.table();
+    let route = &table.routes[&cluster()];
+    let a = sa("10.244.0.2:8080");
+    let b = sa("10.244.0.3:8080");
+    for _ in 0..5 {
+        assert_eq!(route.pick(ip("1.2.3.4"), &[a]), Some(b));
+    }
+    assert_eq!(route.pick(ip("1.2.3.4"), &[a, b]), None);
+}

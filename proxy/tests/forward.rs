@@ -1,0 +1,253 @@
+//! The proxy's data path over loopback: NodePort listeners on 127.0.0.1 in front of testkit's
+//! HTTP servers and small echo servers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proxy::{EndpointInfo, EndpointState, NodeConfig, PortInfo, Protocol, Proxy, ServiceInfo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// A running proxy with one NodePort service `web` (port name `p`); stops when dropped.
+struct Harness {
+    proxy: Arc<Proxy>,
+    port: u16,
+    stop: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn free_port(protocol: Protocol) -> u16 {
+    match protocol {
+        Protocol::Udp => UdpSocket::bind((LOCALHOST, 0))
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+        _ => TcpListener::bind((LOCALHOST, 0))
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+    }
+}
+
+async fn harness(protocol: Protocol) -> Harness {
+    let proxy = Proxy::new(
+        NodeConfig {
+            node_name: "n1".into(),
+            node_ips: vec![],
+            loopback: true,
+        },
+        false,
+    );
+    let port = free_port(protocol).await;
+    proxy.update_service(ServiceInfo {
+        namespace: "default".into(),
+        name: "web".into(),
+        type_: "NodePort".into(),
+        cluster_ips: vec![],
+        external_ips: vec![],
+        ports: vec![PortInfo {
+            name: "p".into(),
+            port: 80,
+            node_port: Some(port),
+            protocol,
+        }],
+        affinity: None,
+        internal_local: false,
+        external_local: false,
+    });
+    let stop = CancellationToken::new();
+    tokio::spawn(proxy.clone().run(stop.clone()));
+    let h = Harness { proxy, port, stop };
+    if protocol == Protocol::Tcp {
+        // Wait until the listener accepts.
+        for _ in 0..500 {
+            if TcpStream::connect((LOCALHOST, port)).await.is_ok() {
+                return h;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("proxy never listened on {port}");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    h
+}
+
+fn endpoint(addr: SocketAddr, ready: bool, protocol: Protocol) -> EndpointInfo {
+    EndpointInfo {
+        ip: addr.ip(),
+        ports: vec![("p".into(), protocol, addr.port())],
+        ready,
+        serving: ready,
+        terminating: false,
+        node_name: Some("n1".into()),
+    }
+}
+
+/// One HTTP/1.1 GET through the proxy; the status line, or the I/O error.
+async fn get(port: u16) -> std::io::Result<String> {
+    let mut s = TcpStream::connect((LOCALHOST, port)).await?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).await?;
+    let text = String::from_utf8_lossy(&body).to_string();
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        return Err(std::io::Error::other("empty response"));
+    }
+    Ok(line)
+}
+
+#[tokio::test]
+async fn spreads_requests_over_ready_endpoints_only() {
+    let h = harness(Protocol::Tcp).await;
+    let a = testkit::http::HttpServer::start().await.unwrap();
+    let b = testkit::http::HttpServer::start().await.unwrap();
+    let not_ready = testkit::http::HttpServer::start().await.unwrap();
+    h.proxy.set_endpoints(
+        "default",
+        "web",
+        vec![
+            endpoint(a.addr(), true, Protocol::Tcp),
+            endpoint(b.addr(), true, Protocol::Tcp),
+            endpoint(not_ready.addr(), false, Protocol::Tcp),
+        ],
+    );
+    for _ in 0..1000 {
+        assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
+    }
+    let (na, nb) = (a.request_count(), b.request_count());
+    assert_eq!(na + nb, 1000);
+    assert!((400..=600).contains(&na), "split {na}/{nb}");
+    assert_eq!(not_ready.request_count(), 0);
+}
+
+#[tokio::test]
+async fn no_endpoints_refuses_at_once() {
+    let h = harness(Protocol::Tcp).await;
+    let started = tokio::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(10), get(h.port))
+        .await
+        .expect("a refused connection must not hang");
+    assert!(r.is_err(), "{r:?}");
+    // Only not-ready endpoints: refused as well.
+    let not_ready = testkit::http::HttpServer::start().await.unwrap();
+    h.proxy.set_endpoints(
+        "default",
+        "web",
+        vec![endpoint(not_ready.addr(), false, Protocol::Tcp)],
+    );
+    assert!(get(h.port).await.is_err());
+    assert_eq!(not_ready.request_count(), 0);
+    // The agent says it is ready: routed at once, before the API knows.
+    h.proxy
+        .set_endpoint_state(not_ready.addr().ip(), EndpointState::Ready);
+    assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn refused_endpoint_is_retried_on_another() {
+    let h = harness(Protocol::Tcp).await;
+    let dead = testkit::tcp::refused_addr().await.unwrap();
+    let live = testkit::http::HttpServer::start().await.unwrap();
+    h.proxy.set_endpoints(
+        "default",
+        "web",
+        vec![
+            endpoint(dead, true, Protocol::Tcp),
+            endpoint(live.addr(), true, Protocol::Tcp),
+        ],
+    );
+    for _ in 0..50 {
+        assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
+    }
+    assert_eq!(live.request_count(), 50);
+}
+
+/// A TCP echo server on loopback.
+async fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn open_connection_keeps_flowing_after_its_endpoint_leaves() {
+    let h = harness(Protocol::Tcp).await;
+    let echo = echo_server().await;
+    h.proxy
+        .set_endpoints("default", "web", vec![endpoint(echo, true, Protocol::Tcp)]);
+    let mut s = TcpStream::connect((LOCALHOST, h.port)).await.unwrap();
+    let mut buf = [0u8; 5];
+    s.write_all(b"hello").await.unwrap();
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"hello");
+    h.proxy.set_endpoints("default", "web", vec![]);
+    // New connections are refused…
+    assert!(get(h.port).await.is_err());
+    // …the open one still flows.
+    s.write_all(b"again").await.unwrap();
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"again");
+}
+
+#[tokio::test]
+async fn udp_datagrams_reach_the_endpoint_and_back() {
+    let h = harness(Protocol::Udp).await;
+    let server = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let server_addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = server.recv_from(&mut buf).await {
+            let mut reply = b"echo:".to_vec();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = server.send_to(&reply, from).await;
+        }
+    });
+    h.proxy.set_endpoints(
+        "default",
+        "web",
+        vec![endpoint(server_addr, true, Protocol::Udp)],
+    );
+    let client = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    client.connect((LOCALHOST, h.port)).await.unwrap();
+    let mut buf = [0u8; 1500];
+    for msg in [&b"one"[..], b"two"] {
+        let mut got = None;
+        // The listener may still be coming up: resend until answered.
+        for _ in 0..50 {
+            client.send(msg).await.unwrap();
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(100), client.recv(&mut buf)).await
+            {
+                got = Some(buf[..n].to_vec());
+                break;
+            }
+        }
+        let mut want = b"echo:".to_vec();
+        want.extend_from_slice(msg);
+        assert_eq!(got.as_deref(), Some(&want[..]));
+    }
+}
