@@ -308,6 +308,9 @@ impl Registry {
     ) -> Result<Value, ApiError> {
         let mut obj = strategy::check_type(info, obj)?;
         strategy::check_namespace_field(info, namespace, &mut obj)?;
+        // Mutating admission (service account, priority, default tolerations), as the
+        // default plugins of an upstream API server do on create.
+        api::admission::admit_create(info, &mut obj)?;
         if !meta_str(&obj, "resourceVersion").is_empty() {
             return Err(ApiError::bad_request(
                 "resourceVersion should not be set on objects to be created",

@@ -29,6 +29,7 @@ fn describe_pod_deployment_service_node() {
         "Events:",
         "Testing",
         "hello from the test",
+        "node.kubernetes.io/not-ready:NoExecute op=Exists for 300s",
     ] {
         assert!(pod.contains(want), "describe pod lacks {want:?}:\n{pod}");
     }

@@ -52,6 +52,7 @@ assert created.metadata.uid and created.metadata.resource_version
 read = core.read_namespaced_pod("py-pod", NS)
 assert read.spec.containers[0].name == "main"
 assert read.spec.restart_policy == "Always"  # server-side defaulting
+assert read.spec.service_account_name == "default"  # admission
 
 patched = core.patch_namespaced_pod("py-pod", NS, {"metadata": {"labels": {"extra": "yes"}}})
 assert patched.metadata.labels == {"app": "py", "extra": "yes"}
