@@ -47,6 +47,8 @@ pub struct Instance {
     /// Adopted from a previous agent run and started more than the restart grace (10 s)
     /// before this agent: keeps the `ready`/`started` it had until a probe says otherwise.
     pub adopted: bool,
+    /// Hash of the container spec it was started from (`None`: unknown, adopted).
+    pub spec_hash: Option<u64>,
 }
 
 impl Instance {
@@ -72,6 +74,21 @@ pub enum KillReason {
     Stop,
     /// A failed postStart hook.
     PostStartHook,
+    /// The container's spec changed (a pod update of `image`, …).
+    DefinitionChanged,
+}
+
+/// The kubelet's container hash: the spec without `resources` (which may change in place), so
+/// an updated `image` (the only other mutable field) restarts the container.
+pub fn spec_hash(c: &Container) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut c = c.clone();
+    c.resources = None;
+    c.resize_policy = None;
+    let text = serde_json::to_string(&c).unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 /// A container of the pod spec with its place.
@@ -137,6 +154,8 @@ pub struct PodState {
     /// `(ready, started)` per container from the API status at adoption, with whether the
     /// pod's Ready condition was True (the kubelet's `setReadyStateOnKubeletRestart`).
     pub prior: HashMap<String, (bool, bool)>,
+    /// Containers killed because their definition changed: restarted whatever the policy.
+    pub force_restart: HashSet<String>,
 }
 
 impl PodState {
@@ -154,6 +173,7 @@ impl PodState {
             removed: false,
             quiet: HashSet::new(),
             prior: HashMap::new(),
+            force_restart: HashSet::new(),
         }
     }
 
@@ -240,7 +260,7 @@ impl PodState {
         if self.deleting() || self.terminal_phase.is_some() {
             return false;
         }
-        if c.sidecar() {
+        if c.sidecar() || self.force_restart.contains(&c.container.name) {
             return true;
         }
         match self.restart_policy() {

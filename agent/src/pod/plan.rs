@@ -213,7 +213,8 @@ pub fn plan(state: &PodState, probes: &dyn Probes, now: Instant) -> Plan {
     p
 }
 
-/// Kills `c` on a liveness or startup failure; true when it did.
+/// Kills `c` when its spec changed or on a liveness or startup failure (in that order, as
+/// `computePodActions`); true when it did.
 fn probe_kill(state: &PodState, c: SpecRef<'_>, probes: &dyn Probes, p: &mut Plan) -> bool {
     let name = &c.container.name;
     let Some(inst) = state.latest(name).filter(|i| i.running()) else {
@@ -223,7 +224,12 @@ fn probe_kill(state: &PodState, c: SpecRef<'_>, probes: &dyn Probes, p: &mut Pla
         return false;
     }
     let id = inst.status_id();
-    let reason = if probes.result(ProbeType::Liveness, &id) == Some(ProbeResult::Failure) {
+    let changed = inst
+        .spec_hash
+        .is_some_and(|h| h != super::model::spec_hash(c.container));
+    let reason = if changed {
+        KillReason::DefinitionChanged
+    } else if probes.result(ProbeType::Liveness, &id) == Some(ProbeResult::Failure) {
         KillReason::Liveness
     } else if probes.result(ProbeType::Startup, &id) == Some(ProbeResult::Failure) {
         KillReason::Startup
@@ -234,7 +240,8 @@ fn probe_kill(state: &PodState, c: SpecRef<'_>, probes: &dyn Probes, p: &mut Pla
         id: inst.id.clone(),
         name: name.clone(),
         reason,
-        restart: c.sidecar() || state.restart_policy() != "Never",
+        // A changed definition always restarts [computePodActions].
+        restart: changed || c.sidecar() || state.restart_policy() != "Never",
     });
     true
 }

@@ -511,6 +511,7 @@ fn readiness_gates_and_transition_times() {
             started: Instant::now(),
             exit: None,
             adopted: false,
+            spec_hash: None,
         },
     );
     let t0 = Timestamp::from_second(1_000).unwrap();
@@ -583,4 +584,35 @@ fn readiness_gates_and_transition_times() {
             "example.com/lb"
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_image_restarts_the_container_even_under_never() {
+    let mut e = env();
+    let p = pod(serde_json::json!({"spec": {"restartPolicy": "Never"}}));
+    let w = PodWorker::spawn(e.shared.clone(), p.clone(), None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut updated = (*p).clone();
+    if let Some(spec) = updated.spec.as_mut() {
+        spec.containers[0].image = Some("busybox:2".into());
+    }
+    w.send(PodMsg::Update(Arc::new(updated)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(e.fake.starts.lock().len(), 2);
+    let last = e.writer.statuses.lock().last().cloned().unwrap();
+    let cs = &last.container_statuses.unwrap()[0];
+    assert_eq!(cs.restart_count, 1);
+    assert_eq!(cs.image, "busybox:2");
+    let mut msgs = Vec::new();
+    while let Ok(ev) = e.events.try_recv() {
+        if ev.reason == "Killing" {
+            msgs.push(ev.message);
+        }
+    }
+    assert_eq!(
+        msgs,
+        ["Container app definition changed, will be restarted"]
+    );
+    w.send(PodMsg::Removed);
+    w.join().await;
 }

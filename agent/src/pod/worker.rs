@@ -366,6 +366,7 @@ fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart:
         KillReason::Liveness => format!("{who} {name} failed liveness probe{suffix}"),
         KillReason::Startup => format!("{who} {name} failed startup probe{suffix}"),
         KillReason::PostStartHook => "FailedPostStartHook".to_string(),
+        KillReason::DefinitionChanged => format!("{who} {name} definition changed{suffix}"),
         KillReason::Stop => format!("Stopping container {name}"),
     }
 }
@@ -440,6 +441,7 @@ impl Driver {
                 started,
                 exit: None,
                 adopted: limit.is_some_and(|l| started < l),
+                spec_hash: None,
             };
             *self.current_slot(&c.name).lock() = Some(c.id.clone());
             self.state.push_instance(&c.name, inst);
@@ -743,6 +745,7 @@ impl Driver {
             return;
         };
         let now = Instant::now();
+        self.state.force_restart.remove(name);
         let restart_count = self.state.latest(name).map_or(0, |i| i.restart_count + 1);
         if let Some(exit) = self.state.latest(name).and_then(|i| i.exit.clone()) {
             self.state.backoff.advance(name, exit.finished, now);
@@ -798,6 +801,7 @@ impl Driver {
                         started: Instant::now(),
                         exit: None,
                         adopted: false,
+                        spec_hash: Some(super::model::spec_hash(&c)),
                     },
                 );
                 *self.current_slot(name).lock() = Some(started.id.clone());
@@ -852,6 +856,7 @@ impl Driver {
                             finished: Instant::now(),
                         }),
                         adopted: false,
+                        spec_hash: Some(super::model::spec_hash(&c)),
                     },
                 );
                 self.event(
@@ -910,6 +915,9 @@ impl Driver {
             return;
         }
         self.state.killing.insert(id.clone(), reason);
+        if reason == KillReason::DefinitionChanged {
+            self.state.force_restart.insert(name.to_string());
+        }
         let spec = self.state.spec_of(name);
         let msg = kill_message(spec, name, reason, restart);
         self.event(Some(name), EventType::Normal, "Killing", msg);
