@@ -166,6 +166,19 @@ impl Proxy {
         self.edit(|s| s.overrides.remove(&ip).is_some());
     }
 
+    /// Connections the proxy holds open to endpoints at `ip` (any port): after
+    /// [`EndpointState::Draining`] the agent can wait for this to reach zero (or the pod's
+    /// grace period) before stopping the process.
+    pub fn active_connections(&self, ip: IpAddr) -> usize {
+        self.sources
+            .lock()
+            .conns
+            .iter()
+            .filter(|(a, _)| a.ip() == ip)
+            .map(|(_, c)| c.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
     /// Where LoadBalancer services are reachable (`status.loadBalancer.ingress`).
     pub fn load_balancer_ingress(&self) -> Vec<IpAddr> {
         self.node.external_ips()

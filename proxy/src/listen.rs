@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -137,13 +137,13 @@ pub(crate) async fn forward_tcp(
         return reject(client);
     };
     let mut tried = Vec::new();
-    let upstream = loop {
+    let (upstream, chosen) = loop {
         let Some(ep) = route.pick(peer.ip(), &tried) else {
             tracing::debug!(service = %route.service, client = %peer, "no endpoint; refusing");
             return reject(client);
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ep)).await {
-            Ok(Ok(s)) => break s,
+            Ok(Ok(s)) => break (s, ep),
             Ok(Err(e)) => {
                 tracing::debug!(service = %route.service, endpoint = %ep, error = %e, "connect failed; trying another endpoint");
             }
@@ -153,11 +153,28 @@ pub(crate) async fn forward_tcp(
         }
         tried.push(ep);
     };
+    let _open = route.counter(chosen).map(|c| Open::new(c.clone()));
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let (mut client, mut upstream) = (client, upstream);
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::trace!(service = %route.service, error = %e, "connection ended");
+    }
+}
+
+/// Counts one open connection on its endpoint's counter while alive.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(c: Arc<AtomicUsize>) -> Open {
+        c.fetch_add(1, Ordering::Relaxed);
+        Open(c)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

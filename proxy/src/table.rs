@@ -56,6 +56,8 @@ pub struct Route {
     pub service: String,
     /// The candidates for new connections.
     pub endpoints: Vec<SocketAddr>,
+    /// Open connections per endpoint (parallel to `endpoints`), kept across tables.
+    counters: Vec<Arc<AtomicUsize>>,
     next: AtomicUsize,
     affinity: Option<(Arc<Affinity>, Duration)>,
 }
@@ -90,6 +92,12 @@ impl Route {
         self.round_robin(usable)
     }
 
+    /// The open-connection counter of `ep`.
+    pub(crate) fn counter(&self, ep: SocketAddr) -> Option<&Arc<AtomicUsize>> {
+        let i = self.endpoints.iter().position(|e| *e == ep)?;
+        self.counters.get(i)
+    }
+
     fn round_robin(&self, usable: impl Fn(&SocketAddr) -> bool) -> Option<SocketAddr> {
         let n = self.endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -113,6 +121,8 @@ pub(crate) struct Sources {
     pub(crate) endpoints: HashMap<(String, String), Vec<EndpointInfo>>,
     pub(crate) overrides: HashMap<IpAddr, EndpointState>,
     pub(crate) affinity: HashMap<String, Arc<Affinity>>,
+    /// Open connections per endpoint address.
+    pub(crate) conns: HashMap<SocketAddr, Arc<AtomicUsize>>,
 }
 
 /// The node the proxy runs on.
@@ -193,6 +203,7 @@ pub(crate) fn build(node: &NodeConfig, src: &mut Sources) -> Table {
         endpoints,
         overrides,
         affinity,
+        conns,
     } = src;
     let mut used_affinity = Vec::new();
     for ((ns, name), svc) in services.iter() {
@@ -206,11 +217,17 @@ pub(crate) fn build(node: &NodeConfig, src: &mut Sources) -> Table {
                 used_affinity.push(label.clone());
                 (affinity.entry(label.clone()).or_default().clone(), t)
             });
-            let route = |local: bool| {
+            let mut route = |local: bool| {
                 let local = local.then_some(node.node_name.as_str());
+                let endpoints = candidates(eps, port, local, overrides);
+                let counters = endpoints
+                    .iter()
+                    .map(|e| conns.entry(*e).or_default().clone())
+                    .collect();
                 Arc::new(Route {
                     service: label.clone(),
-                    endpoints: candidates(eps, port, local, overrides),
+                    endpoints,
+                    counters,
                     next: AtomicUsize::new(0),
                     affinity: aff.clone(),
                 })
@@ -250,6 +267,11 @@ pub(crate) fn build(node: &NodeConfig, src: &mut Sources) -> Table {
         }
     }
     affinity.retain(|k, _| used_affinity.contains(k));
+    let in_use: std::collections::HashSet<SocketAddr> = routes
+        .values()
+        .flat_map(|r| r.endpoints.iter().copied())
+        .collect();
+    conns.retain(|addr, c| in_use.contains(addr) || c.load(Ordering::Relaxed) > 0);
     Table { routes }
 }
 

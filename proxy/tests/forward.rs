@@ -204,6 +204,7 @@ async fn open_connection_keeps_flowing_after_its_endpoint_leaves() {
     s.write_all(b"hello").await.unwrap();
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"hello");
+    assert_eq!(h.proxy.active_connections(echo.ip()), 1);
     h.proxy.set_endpoints("default", "web", vec![]);
     // New connections are refused…
     assert!(get(h.port).await.is_err());
@@ -211,6 +212,16 @@ async fn open_connection_keeps_flowing_after_its_endpoint_leaves() {
     s.write_all(b"again").await.unwrap();
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"again");
+    // Still counted while open (the agent waits on this to drain), gone once closed.
+    assert_eq!(h.proxy.active_connections(echo.ip()), 1);
+    drop(s);
+    for _ in 0..500 {
+        if h.proxy.active_connections(echo.ip()) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("connection still counted after close");
 }
 
 #[tokio::test]
