@@ -140,6 +140,15 @@ async fn start_agent(
     client: &kube::Client,
     node: &str,
 ) -> agent::AgentHandle {
+    start_agent_with(dir, client, node, Duration::from_secs(10)).await
+}
+
+async fn start_agent_with(
+    dir: &std::path::Path,
+    client: &kube::Client,
+    node: &str,
+    lease_interval: Duration,
+) -> agent::AgentHandle {
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut net = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").unwrap());
     net.isolated = false;
@@ -147,6 +156,7 @@ async fn start_agent(
     let rt = ProcessRuntime::new(dir.join("rt"), net).unwrap();
     let mut config = agent::AgentConfig::new(node, client.clone(), Arc::new(rt), dir.into(), ip);
     config.pod_cidr = "10.244.0.0/24".into();
+    config.lease_interval = lease_interval;
     agent::start(config).await.unwrap()
 }
 
@@ -947,5 +957,61 @@ async fn lifecycle_hooks_run_and_a_failing_post_start_kills() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(std::fs::read_to_string(&stopped).unwrap(), "down\n");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_lease_is_renewed_and_the_node_reports_itself() {
+    let mut c = Cluster::start().await;
+    c.detach_agent().await;
+    c.agent = Some(
+        start_agent_with(
+            c._dir.path(),
+            &c.client,
+            &c.node,
+            Duration::from_millis(300),
+        )
+        .await,
+    );
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(c.client.clone(), "kube-node-lease");
+    let renew = |l: &k8s_openapi::api::coordination::v1::Lease| {
+        l.spec
+            .as_ref()
+            .and_then(|s| s.renew_time.clone())
+            .unwrap()
+            .0
+    };
+    let first = leases.get("node-1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let later = leases.get("node-1").await.unwrap();
+    assert!(renew(&later) > renew(&first));
+    let spec = later.spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("node-1"));
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    let owner = &later.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Node", "node-1")
+    );
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());
+    let node = nodes.get("node-1").await.unwrap();
+    assert_eq!(
+        node.spec.unwrap().pod_cidr.as_deref(),
+        Some("10.244.0.0/24")
+    );
+    let st = node.status.unwrap();
+    let ready = st
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("True", Some("KubeletReady"))
+    );
+    assert!(st.capacity.unwrap().contains_key("memory"));
+    assert_eq!(st.addresses.unwrap()[0].address, "127.0.0.1");
     c.stop().await;
 }
