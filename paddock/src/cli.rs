@@ -33,6 +33,12 @@ pub(crate) struct UpArgs {
     /// Manifest files or folders to apply (`-` reads stdin); repeatable.
     #[arg(short = 'f', long = "filename", value_name = "PATH")]
     pub(crate) files: Vec<PathBuf>,
+    /// Name of the local node [default: this machine's host name].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) node_name: Option<String>,
+    /// Run every pod in the host's network (no pod namespaces), even as root.
+    #[arg(long)]
+    pub(crate) host_network_only: bool,
 }
 
 /// Flags shared by every command that runs a server.

@@ -1,5 +1,5 @@
-//! `paddock up -f FILE…`: the main job. Starts the API server and the controllers in one
-//! process (the local node agent joins them once it exists), applies the files the way
+//! `paddock up -f FILE…`: the main job. Starts the API server, the controllers and a node
+//! agent for this machine in one process, applies the files the way
 //! `kubectl apply --server-side` would (create or update; fields this command applied before and
 //! no longer lists are removed), prints where the kubeconfig is, and runs until SIGTERM/SIGINT.
 //!
@@ -38,6 +38,14 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         )
     })?;
     let controllers = controllers::start(server.registry());
+    let node = match start_node(&server, &data_dir, &args).await {
+        Ok(node) => node,
+        Err(err) => {
+            controllers.stop().await;
+            server.shutdown().await;
+            return Err(err);
+        }
+    };
 
     let applied = apply_all(&server.registry(), &docs).await;
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
@@ -51,6 +59,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         Err(err) => Err(err),
     };
     tracing::info!("shutting down");
+    // Pods first (graceful termination), then the control plane.
+    node.stop(std::time::Duration::from_secs(30)).await;
     controllers.stop().await;
     server.shutdown().await;
     result
@@ -125,4 +135,54 @@ async fn apply_all(
         ));
     }
     Ok(lines)
+}
+
+/// Starts the local node agent: a process runtime (pods in their own namespaces when root,
+/// host mode otherwise or with `--host-network-only`), talking to the server over loopback
+/// HTTPS with the admin kubeconfig, exactly as a remote agent would.
+async fn start_node(
+    server: &apiserver::RunningServer,
+    data_dir: &std::path::Path,
+    args: &UpArgs,
+) -> anyhow::Result<agent::AgentHandle> {
+    use agent::runtime::{NodeNetwork, PodCidr, ProcessRuntime};
+    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())
+        .context("reading the kubeconfig the server wrote")?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("building the agent's client configuration")?;
+    let client = kube::Client::try_from(config).context("building the agent's client")?;
+    let node_name = args.node_name.clone().unwrap_or_else(default_node_name);
+    let node_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let pod_cidr = PodCidr::parse(POD_CIDR).context("pod CIDR")?;
+    let mut network = NodeNetwork::new(pod_cidr);
+    network.node_ip = node_ip;
+    network.isolated = !args.host_network_only;
+    let root = data_dir.join("node");
+    let runtime = ProcessRuntime::new(root.clone(), network).context("starting the runtime")?;
+    let mut config = agent::AgentConfig::new(
+        &node_name,
+        client,
+        std::sync::Arc::new(runtime),
+        root,
+        node_ip,
+    );
+    config.pod_cidr = POD_CIDR.to_string();
+    config.serve_token = Some(server.token().to_string());
+    agent::start(config)
+        .await
+        .context("starting the node agent")
+}
+
+/// The local node's pod CIDR (the first /24 of the default cluster CIDR 10.244.0.0/16).
+const POD_CIDR: &str = "10.244.0.0/24";
+
+/// The node is named after the machine, lower-cased, as the kubelet does.
+fn default_node_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(|h| h.to_lowercase())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }
