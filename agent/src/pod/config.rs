@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::Api;
 
 use crate::runtime::{
@@ -22,7 +22,7 @@ use crate::runtime::{
     VolumeSource,
 };
 
-/// Reads ConfigMaps and Secrets of the pod's namespace (`Ok(None)`: not found).
+/// Reads ConfigMaps, Secrets and Services (`Ok(None)`: not found).
 pub trait Objects: Send + Sync {
     /// The ConfigMap `ns/name`.
     fn config_map<'a>(
@@ -36,6 +36,8 @@ pub trait Objects: Send + Sync {
         ns: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Secret>, String>>;
+    /// The Services of namespace `ns`.
+    fn services<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<Service>, String>>;
 }
 
 /// [`Objects`] through the API.
@@ -63,6 +65,89 @@ impl Objects for ApiObjects {
             api.get_opt(name).await.map_err(|e| e.to_string())
         })
     }
+    fn services<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<Service>, String>> {
+        Box::pin(async move {
+            let api: Api<Service> = Api::namespaced(self.0.clone(), ns);
+            api.list(&Default::default())
+                .await
+                .map(|l| l.items)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// `makeEnvVariableName`: upper case, `-` → `_`.
+fn env_name(s: &str) -> String {
+    s.replace('-', "_").to_ascii_uppercase()
+}
+
+/// The Docker-link style variables of one Service (`envvars.FromServices`).
+pub fn service_vars(svc: &Service) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(spec) = svc.spec.as_ref() else {
+        return out;
+    };
+    let ip = spec.cluster_ip.clone().unwrap_or_default();
+    if ip.is_empty() || ip == "None" {
+        return out;
+    }
+    let ports = spec.ports.clone().unwrap_or_default();
+    let Some(first) = ports.first() else {
+        return out;
+    };
+    let prefix = env_name(svc.metadata.name.as_deref().unwrap_or(""));
+    out.push((format!("{prefix}_SERVICE_HOST"), ip.clone()));
+    out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+    for p in &ports {
+        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            out.push((
+                format!("{prefix}_SERVICE_PORT_{}", env_name(n)),
+                p.port.to_string(),
+            ));
+        }
+    }
+    for (i, p) in ports.iter().enumerate() {
+        let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+        let lower = proto.to_ascii_lowercase();
+        let host_port = probe::handler::join_host_port(&ip, p.port);
+        if i == 0 {
+            out.push((format!("{prefix}_PORT"), format!("{lower}://{host_port}")));
+        }
+        let pp = format!("{prefix}_PORT_{}_{}", p.port, proto.to_ascii_uppercase());
+        out.push((pp.clone(), format!("{lower}://{host_port}")));
+        out.push((format!("{pp}_PROTO"), lower));
+        out.push((format!("{pp}_PORT"), p.port.to_string()));
+        out.push((format!("{pp}_ADDR"), ip.clone()));
+    }
+    out
+}
+
+/// Service variables for `pod`: the `kubernetes` Service of `default` always, the Services of
+/// the pod's namespace when `enableServiceLinks` is not false [kubelet_pods.go
+/// `getServiceEnvVarMap`].
+async fn service_env(objects: &dyn Objects, pod: &Pod) -> Result<Vec<(String, String)>, String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let mut map: BTreeMap<String, Service> = BTreeMap::new();
+    if links {
+        for s in objects.services(&ns).await? {
+            map.insert(s.metadata.name.clone().unwrap_or_default(), s);
+        }
+    }
+    if !map.contains_key("kubernetes")
+        && let Some(k) = objects
+            .services("default")
+            .await?
+            .into_iter()
+            .find(|s| s.metadata.name.as_deref() == Some("kubernetes"))
+    {
+        map.insert("kubernetes".into(), k);
+    }
+    Ok(map.values().flat_map(service_vars).collect())
 }
 
 /// What the node contributes to env and volumes.
@@ -207,6 +292,7 @@ pub async fn environment(
     node: &NodeFacts,
 ) -> Result<(Vec<(String, String)>, Vec<Warning>), String> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let services = service_env(objects, pod).await?;
     let mut warnings = Vec::new();
     let mut env: Vec<(String, String)> = Vec::new();
     let mut cms: HashMap<String, Option<ConfigMap>> = HashMap::new();
@@ -314,15 +400,22 @@ pub async fn environment(
             }
         } else {
             let defined = env.clone();
-            let lookup = move |name: &str| {
+            let lookup = |name: &str| {
                 defined
                     .iter()
+                    .chain(services.iter())
                     .find(|(n, _)| n == name)
                     .map(|(_, v)| v.clone())
             };
             probe::expand::expand(e.value.as_deref().unwrap_or(""), &lookup)
         };
         set(&mut env, e.name.clone(), value);
+    }
+    // Service variables come last and never override the container's own.
+    for (k, v) in services {
+        if !env.iter().any(|(n, _)| *n == k) {
+            env.push((k, v));
+        }
     }
     Ok((env, warnings))
 }

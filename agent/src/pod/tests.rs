@@ -229,6 +229,12 @@ impl Objects for NoObjects {
     ) -> BoxFuture<'a, Result<Option<Secret>, String>> {
         Box::pin(async { Ok(None) })
     }
+    fn services<'a>(
+        &'a self,
+        _ns: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<k8s_openapi::api::core::v1::Service>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 struct Env {

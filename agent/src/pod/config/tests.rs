@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 #[derive(Default)]
 struct Fake {
     cms: HashMap<String, ConfigMap>,
+    services: Vec<k8s_openapi::api::core::v1::Service>,
 }
 
 impl Objects for Fake {
@@ -24,6 +25,12 @@ impl Objects for Fake {
         _name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Secret>, String>> {
         Box::pin(async move { Ok(None) })
+    }
+    fn services<'a>(
+        &'a self,
+        _ns: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<k8s_openapi::api::core::v1::Service>, String>> {
+        Box::pin(async move { Ok(self.services.clone()) })
     }
 }
 
@@ -182,4 +189,44 @@ async fn missing_references_are_config_errors() {
         .await
         .unwrap_err();
     assert!(e.contains("has no command"), "{e}");
+}
+
+#[tokio::test]
+async fn service_links_like_docker() {
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "my-db", "namespace": "ns"},
+        "spec": {"clusterIP": "10.96.0.7", "ports": [
+            {"name": "sql", "port": 5432, "protocol": "TCP"},
+            {"name": "metrics", "port": 9187, "protocol": "TCP"}]},
+    }))
+    .unwrap();
+    let fake = Fake {
+        services: vec![svc],
+        ..Default::default()
+    };
+    let c = Container {
+        name: "c".into(),
+        command: Some(vec!["true".into()]),
+        env: Some(vec![
+            var("URL", "$(MY_DB_SERVICE_HOST):$(MY_DB_SERVICE_PORT)"),
+            var("MY_DB_PORT", "mine"),
+        ]),
+        ..Default::default()
+    };
+    let p = pod(c.clone());
+    let (cfg, _) = container_config(&fake, &p, &c, 0, "", &node())
+        .await
+        .unwrap();
+    let get = |k: &str| {
+        cfg.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("URL"), Some("10.96.0.7:5432"));
+    assert_eq!(get("MY_DB_SERVICE_PORT_METRICS"), Some("9187"));
+    assert_eq!(get("MY_DB_PORT"), Some("mine"));
+    assert_eq!(get("MY_DB_PORT_9187_TCP"), Some("tcp://10.96.0.7:9187"));
+    assert_eq!(get("MY_DB_PORT_5432_TCP_ADDR"), Some("10.96.0.7"));
+    assert_eq!(get("MY_DB_PORT_5432_TCP_PROTO"), Some("tcp"));
 }
