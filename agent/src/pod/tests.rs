@@ -622,3 +622,59 @@ async fn a_changed_image_restarts_the_container_even_under_never() {
     w.send(PodMsg::Removed);
     w.join().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_adopted_ready_container_stays_ready_across_an_agent_restart() {
+    use crate::runtime::RecoveredContainer;
+    let e = env();
+    // A container started long before this agent (more than the 10 s restart grace).
+    let started_at = SystemTime::now() - Duration::from_secs(4000);
+    let (tx, _) = watch::channel(None);
+    let id = ContainerId("old".into());
+    e.fake.containers.lock().insert(
+        id.clone(),
+        Arc::new(Container {
+            script: Script::Run,
+            exit: tx,
+        }),
+    );
+    let p = pod(serde_json::json!({
+        "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["run"],
+            "readinessProbe": {"exec": {"command": ["check"]}, "periodSeconds": 5}}]},
+        "status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "app", "image": "busybox", "imageID": "",
+                "ready": true, "started": true, "restartCount": 2,
+                "containerID": "paddock://old", "state": {"running": {}}}]},
+    }));
+    let recovered = Recovered {
+        sandbox: Sandbox {
+            id: "u1".into(),
+            pod_ip: "10.244.0.5".parse().unwrap(),
+            host_network: false,
+            isolated: false,
+        },
+        pod_uid: "u1".into(),
+        namespace: "ns".into(),
+        name: "p".into(),
+        alive: true,
+        containers: vec![RecoveredContainer {
+            id: id.clone(),
+            name: "app".into(),
+            restart_count: 2,
+            pid: 1,
+            started_at,
+        }],
+    };
+    let w = PodWorker::spawn(e.shared.clone(), p, Some(recovered));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let statuses = e.writer.statuses.lock().clone();
+    let first = &statuses[0];
+    let cs = &first.container_statuses.as_ref().unwrap()[0];
+    assert!(cs.ready, "readiness flapped on adoption");
+    assert_eq!(cs.restart_count, 2);
+    assert_eq!(cs.container_id.as_deref(), Some("paddock://old"));
+    assert!(e.fake.starts.lock().is_empty(), "nothing is started again");
+    w.send(PodMsg::Removed);
+    w.join().await;
+}
