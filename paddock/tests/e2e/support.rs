@@ -12,9 +12,77 @@ use std::time::Duration;
 /// How long any single external command may take before the test fails (never hangs).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A running `paddock server` child process.
+/// A network namespace made for one test (a "test host"); deleted on drop, also when the
+/// test fails, together with anything still running in it.
+pub struct NetNs {
+    /// Its name (`paddock-e2e-<pid>-<n>`).
+    pub name: String,
+}
+
+impl NetNs {
+    /// Creates the namespace with its loopback up.
+    pub fn new() -> NetNs {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "paddock-e2e-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let ok = |args: &[&str]| {
+            let out = run(
+                {
+                    let mut c = Command::new("ip");
+                    c.args(args);
+                    c
+                },
+                None,
+            );
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ok(&["netns", "add", &name]);
+        let ns = NetNs { name };
+        ok(&["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `cmd` wrapped to run inside the namespace.
+    pub fn wrap(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Anything left inside (a crashed test's processes) goes with the namespace.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A running `paddock server` (or `paddock up`) child process.
 pub struct Server {
     child: Option<Child>,
+    netns: Option<NetNs>,
     dir: tempfile::TempDir,
     home: tempfile::TempDir,
     /// Path of the kubeconfig the server wrote.
@@ -37,7 +105,9 @@ impl Server {
         Self::launch(dir, &["server"])
     }
 
-    /// Runs `paddock up -f FILE…` on a fresh data dir.
+    /// Runs `paddock up -f FILE…` on a fresh data dir, inside a network namespace of its own
+    /// (a test host: pod networks, bridges and addresses exist only there). kubectl and curl
+    /// then run inside it too.
     pub fn up(files: &[&std::path::Path]) -> Server {
         let mut args = vec!["up".to_string()];
         for f in files {
@@ -45,11 +115,20 @@ impl Server {
             args.push(f.display().to_string());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Self::launch(tempfile::tempdir().expect("tempdir"), &args)
+        Self::launch_in(
+            tempfile::tempdir().expect("tempdir"),
+            &args,
+            Some(NetNs::new()),
+        )
     }
 
     /// Starts `paddock <args> --listen 127.0.0.1:0 --data-dir DIR/data` and waits for its kubeconfig line.
     pub fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        Self::launch_in(dir, args, None)
+    }
+
+    /// [`Server::launch`], optionally inside a network namespace.
+    pub fn launch_in(dir: tempfile::TempDir, args: &[&str], netns: Option<NetNs>) -> Server {
         let home = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let log = std::fs::OpenOptions::new()
@@ -57,16 +136,20 @@ impl Server {
             .append(true)
             .open(dir.path().join("server.log"))
             .expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .args(args)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .env("PADDOCK_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn paddock server");
+        let bin = env!("CARGO_BIN_EXE_paddock");
+        let mut child = match &netns {
+            Some(ns) => ns.wrap(bin),
+            None => Command::new(bin),
+        }
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("PADDOCK_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn paddock server");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
@@ -91,6 +174,7 @@ impl Server {
         let token = yaml_field(&text, "token:").expect("token in kubeconfig");
         Server {
             child: Some(child),
+            netns,
             dir,
             home,
             kubeconfig,
@@ -126,9 +210,17 @@ impl Server {
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
+    /// `program`, inside the server's network namespace if it has one.
+    pub fn command(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(ns) => ns.wrap(program),
+            None => Command::new(program),
+        }
+    }
+
     /// A kubectl command set up for this server (own HOME, own kubeconfig).
     pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("kubectl");
+        let mut cmd = self.command("kubectl");
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -217,7 +309,7 @@ impl Server {
             let pem = base64_decode(&data);
             std::fs::write(&ca, pem).expect("write ca");
         }
-        let mut cmd = Command::new("curl");
+        let mut cmd = self.command("curl");
         // HTTP/1.1: curl drops an HTTP/2 response that arrives before its upload finished
         // (the early 413); Go clients such as kubectl read it fine over HTTP/2.
         cmd.args([
@@ -255,9 +347,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGTERM first: `paddock up` then stops its pods and tears their namespaces down.
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            signal(&child, nix::sys::signal::Signal::SIGTERM);
+            wait_or_kill(&mut child, Duration::from_secs(40));
         }
     }
 }

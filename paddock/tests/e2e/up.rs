@@ -60,3 +60,66 @@ fn up_with_a_bad_document_names_file_document_and_field_and_applies_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&garbage.display().to_string()), "{err}");
 }
+
+#[test]
+fn up_runs_the_example_pods_ready_and_reachable_then_cleans_up() {
+    let example = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/hello.yaml"
+    ));
+    let s = Server::up(&[example]);
+    // Both replicas become Ready: the readiness probe (httpGet on the named port) passed.
+    let ready = s.eventually("two ready hello pods", || {
+        let out = s.kubectl(&[
+            "get", "pods", "-l", "app=hello", "-o",
+            "jsonpath={range .items[*]}{.status.podIP} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+        ]);
+        let rows: Vec<(String, String)> = out
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+            .collect();
+        (rows.len() == 2 && rows.iter().all(|(ip, r)| !ip.is_empty() && r == "True")).then_some(rows)
+    });
+    assert_ne!(ready[0].0, ready[1].0, "each pod has its own IP");
+    for (ip, _) in &ready {
+        let mut curl = s.command("curl");
+        curl.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{ip}:8080/"),
+        ]);
+        let out = run(curl, None);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "200",
+            "pod {ip} serves"
+        );
+    }
+    let node = s.kubectl(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[0].status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(node, "True");
+
+    // Deleting a pod: the ReplicaSet replaces it.
+    let first = s.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "app=hello",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    s.kubectl(&["delete", "pod", &first]);
+    s.eventually("a replacement pod", || {
+        let out = s.kubectl(&["get", "pods", "-l", "app=hello", "-o", "name"]);
+        (out.lines().count() == 2 && !out.contains(&first)).then_some(())
+    });
+    let logs = s.kubectl(&["logs", "deployment/hello", "--tail=1"]);
+    assert!(logs.contains("GET / HTTP/1.1\" 200"), "{logs}");
+}
