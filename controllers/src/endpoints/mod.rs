@@ -42,6 +42,9 @@ pub const MAX_CAPACITY: usize = 1000;
 pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
 /// Label marking the objects of a headless service (upstream `v1.IsHeadlessService`).
 pub const HEADLESS: &str = "service.kubernetes.io/headless";
+/// Annotation with the time of the earliest change that led to this write (upstream
+/// `v1.EndpointsLastChangeTriggerTime`).
+pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 /// Upstream `--concurrent-endpoint-syncs`.
 const WORKERS: usize = 5;
 
@@ -246,10 +249,54 @@ impl ServiceTracker {
     }
 }
 
+/// Upstream `TriggerTimeTracker`: per service, the pods' trigger times (their Ready
+/// condition's `lastTransitionTime`) and the service's (its `creationTimestamp`) seen at the
+/// last sync; [`TriggerTimes::compute`] returns the earliest one that changed since.
+#[derive(Default)]
+pub(crate) struct TriggerTimes {
+    state: Mutex<HashMap<Key, (HashMap<String, i64>, Option<i64>)>>,
+}
+
+impl TriggerTimes {
+    /// The last-change trigger time for this sync (RFC 3339), if any changed.
+    pub(crate) fn compute(&self, svc: &Value, pods: &[Arc<Value>]) -> Option<String> {
+        let mut state = self.state.lock();
+        let (last_pods, last_svc) = state.entry(key_of(svc)).or_default();
+        let mut min: Option<i64> = None;
+        let mut seen = HashMap::new();
+        for p in pods {
+            let Some(t) = pod::ready_since(p) else {
+                continue;
+            };
+            let name = meta::str(p, "name").to_string();
+            if last_pods.get(&name) != Some(&t) {
+                min = Some(min.map_or(t, |m| m.min(t)));
+            }
+            seen.insert(name, t);
+        }
+        *last_pods = seen;
+        let svc_time = pod::seconds(meta::str(svc, "creationTimestamp"));
+        if svc_time.is_some() && svc_time != *last_svc {
+            *last_svc = svc_time;
+            if let Some(t) = svc_time {
+                min = Some(min.map_or(t, |m| m.min(t)));
+            }
+        }
+        let t = k8s_openapi::jiff::Timestamp::from_second(min?).ok()?;
+        Some(apiserver::meta::rfc3339(t))
+    }
+
+    /// Forgets a deleted service.
+    pub(crate) fn forget(&self, key: &Key) {
+        self.state.lock().remove(key);
+    }
+}
+
 /// Runs the Endpoints controller until `shutdown` is cancelled.
 pub async fn run(registry: Registry, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
         tracker: ServiceTracker::new(registry.clone()),
+        triggers: TriggerTimes::default(),
         registry: registry.clone(),
         queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
     });
@@ -269,6 +316,7 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
 pub(crate) struct Controller {
     registry: Registry,
     tracker: ServiceTracker,
+    triggers: TriggerTimes,
     queue: WorkQueue<Key>,
 }
 
@@ -303,6 +351,8 @@ impl Controller {
         let svc = match self.registry.get(services(), namespace, name) {
             Ok(s) => s,
             Err(e) if e.code == 404 => {
+                self.triggers
+                    .forget(&(namespace.to_string(), name.to_string()));
                 return match self
                     .registry
                     .delete(endpoints(), namespace, name, &DeleteOptions::default())
@@ -320,6 +370,8 @@ impl Controller {
         };
         let pods = self.tracker.selected_pods(&svc, sel);
         let (subsets, truncated) = desired_subsets(&svc, &pods);
+        let trigger = self.triggers.compute(&svc, &pods);
+        let trigger = Some(trigger.as_deref());
         let current = match self.registry.get(endpoints(), namespace, name) {
             Ok(e) => Some(e),
             Err(e) if e.code == 404 => None,
@@ -330,7 +382,7 @@ impl Controller {
                 "apiVersion": "v1", "kind": "Endpoints",
                 "metadata": {"name": name, "namespace": namespace},
             });
-            apply(&mut ep, &svc, &subsets, truncated);
+            apply(&mut ep, &svc, &subsets, truncated, trigger);
             return match self
                 .registry
                 .create(endpoints(), namespace, ep, &WriteOptions::default())
@@ -342,8 +394,10 @@ impl Controller {
                 Err(e) => Err(e.into()),
             };
         };
+        // upstream: nothing to write when subsets, labels and capacity annotation agree
+        // (the trigger time alone does not cause a write).
         let mut want = Value::clone(&current);
-        apply(&mut want, &svc, &subsets, truncated);
+        apply(&mut want, &svc, &subsets, truncated, None);
         if want == *current {
             return Ok(());
         }
@@ -351,7 +405,7 @@ impl Controller {
             .registry
             .update_with(endpoints(), namespace, name, false, |ep| {
                 let before = ep.clone();
-                apply(ep, &svc, &subsets, truncated);
+                apply(ep, &svc, &subsets, truncated, trigger);
                 Ok(*ep != before)
             })
             .await
@@ -366,8 +420,15 @@ impl Controller {
     }
 }
 
-/// Writes subsets, labels and the capacity annotation into an Endpoints object.
-fn apply(ep: &mut Value, svc: &Value, subsets: &[Value], truncated: bool) {
+/// Writes subsets, labels and the capacity annotation into an Endpoints object, and the
+/// trigger-time annotation unless `trigger` is `None` (`Some(None)` removes it).
+fn apply(
+    ep: &mut Value,
+    svc: &Value,
+    subsets: &[Value],
+    truncated: bool,
+    trigger: Option<Option<&str>>,
+) {
     if subsets.is_empty() {
         if let Some(o) = ep.as_object_mut() {
             o.remove("subsets");
@@ -397,6 +458,15 @@ fn apply(ep: &mut Value, svc: &Value, subsets: &[Value], truncated: bool) {
         annotations.insert(OVER_CAPACITY.into(), json!("truncated"));
     } else {
         annotations.remove(OVER_CAPACITY);
+    }
+    match trigger {
+        None => {}
+        Some(Some(t)) => {
+            annotations.insert(LAST_CHANGE_TRIGGER_TIME.into(), json!(t));
+        }
+        Some(None) => {
+            annotations.remove(LAST_CHANGE_TRIGGER_TIME);
+        }
     }
     if annotations.is_empty() {
         if let Some(o) = md.as_object_mut() {

@@ -124,6 +124,19 @@ async fn ready_and_not_ready_addresses_with_named_ports() {
     ports.sort();
     assert_eq!(ports, [("http".into(), 8080), ("metrics".into(), 9091)]);
     assert_eq!(ep["metadata"]["labels"], json!({"team": "a"}));
+    // The first write is triggered by the pods' readiness and the service's creation: the
+    // earliest of those (the pods' Ready transitions in 2024).
+    assert_eq!(
+        ep["metadata"]["annotations"][super::LAST_CHANGE_TRIGGER_TIME],
+        "2024-01-01T00:00:00Z"
+    );
+    // Settled: no more writes.
+    let rv = ep["metadata"]["resourceVersion"].clone();
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    assert_eq!(
+        endpoints(&registry).unwrap()["metadata"]["resourceVersion"],
+        rv
+    );
 
     // Readiness flips move the address; a deleted pod leaves.
     set_status(&registry, "b", "10.244.0.3", true).await;

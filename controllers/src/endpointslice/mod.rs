@@ -30,8 +30,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::endpoints::{
-    Key, ServiceTracker, find_port, ip_families, managed_selector, pod_ip, pods, services,
-    should_pod_be_in_endpoints, should_set_hostname, target_ref,
+    Key, LAST_CHANGE_TRIGGER_TIME, ServiceTracker, TriggerTimes, find_port, ip_families,
+    managed_selector, pod_ip, pods, services, should_pod_be_in_endpoints, should_set_hostname,
+    target_ref,
 };
 use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Change, Delta};
@@ -60,6 +61,7 @@ fn slices() -> &'static ResourceInfo {
 pub async fn run(registry: Registry, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
         tracker: ServiceTracker::new(registry.clone()),
+        triggers: TriggerTimes::default(),
         registry: registry.clone(),
         queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
     });
@@ -79,6 +81,7 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
 pub(crate) struct Controller {
     registry: Registry,
     tracker: ServiceTracker,
+    triggers: TriggerTimes,
     queue: WorkQueue<Key>,
 }
 
@@ -168,7 +171,11 @@ impl Controller {
         let svc = match self.registry.get(services(), namespace, name) {
             Ok(s) => s,
             // The garbage collector removes the slices through their owner reference.
-            Err(e) if e.code == 404 => return Ok(()),
+            Err(e) if e.code == 404 => {
+                self.triggers
+                    .forget(&(namespace.to_string(), name.to_string()));
+                return Ok(());
+            }
             Err(e) => return Err(e.into()),
         };
         let Some(sel) = managed_selector(&svc) else {
@@ -178,6 +185,7 @@ impl Controller {
             return Ok(());
         }
         let pods = self.tracker.selected_pods(&svc, sel);
+        let trigger = self.triggers.compute(&svc, &pods);
         let existing: Vec<Arc<Value>> = list(&self.registry, slices(), namespace)
             .into_iter()
             .filter(|s| ours(s) && s["metadata"]["labels"][LABEL_SERVICE_NAME] == name)
@@ -261,7 +269,7 @@ impl Controller {
             writes.extend(reuse_deleted(family_writes));
         }
         for w in writes {
-            self.write(namespace, w).await?;
+            self.write(namespace, w, trigger.as_deref()).await?;
         }
         Ok(())
     }
@@ -293,13 +301,17 @@ impl Controller {
         Some(ep)
     }
 
-    async fn write(&self, namespace: &str, w: Write) -> Result<(), Error> {
+    /// Makes one write; created and updated slices get the trigger-time annotation (upstream
+    /// `addTriggerTimeAnnotation`).
+    async fn write(&self, namespace: &str, w: Write, trigger: Option<&str>) -> Result<(), Error> {
         let result = match w {
-            Write::Create(slice) => self
-                .registry
-                .create(slices(), namespace, slice, &WriteOptions::default())
-                .await
-                .map(|_| ()),
+            Write::Create(mut slice) => {
+                set_trigger(&mut slice, trigger);
+                self.registry
+                    .create(slices(), namespace, slice, &WriteOptions::default())
+                    .await
+                    .map(|_| ())
+            }
             Write::Update {
                 name,
                 ports,
@@ -312,7 +324,11 @@ impl Controller {
                     s["ports"] = ports.clone();
                     s["endpoints"] = Value::Array(endpoints.clone());
                     s["metadata"]["labels"] = labels.clone();
-                    Ok(*s != before)
+                    let changed = *s != before;
+                    if changed {
+                        set_trigger(s, trigger);
+                    }
+                    Ok(changed)
                 })
                 .await
                 .map(|_| ()),
@@ -327,6 +343,29 @@ impl Controller {
             // Gone meanwhile, or the namespace is terminating: the next sync sees the truth.
             Err(e) if e.code == 404 || e.code == 403 => Ok(()),
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Sets (or, without a time, removes) the trigger-time annotation.
+fn set_trigger(slice: &mut Value, trigger: Option<&str>) {
+    let md = &mut slice["metadata"];
+    if !md["annotations"].is_object() {
+        md["annotations"] = json!({});
+    }
+    if let Some(a) = md["annotations"].as_object_mut() {
+        match trigger {
+            Some(t) => {
+                a.insert(LAST_CHANGE_TRIGGER_TIME.into(), json!(t));
+            }
+            None => {
+                a.remove(LAST_CHANGE_TRIGGER_TIME);
+            }
+        }
+        if a.is_empty()
+            && let Some(m) = md.as_object_mut()
+        {
+            m.remove("annotations");
         }
     }
 }

@@ -54,6 +54,10 @@ async fn conditions_labels_and_owner() {
         svc["metadata"]["uid"]
     );
     assert_eq!(s["metadata"]["ownerReferences"][0]["kind"], "Service");
+    assert!(
+        s["metadata"]["annotations"][crate::endpoints::LAST_CHANGE_TRIGGER_TIME].is_string(),
+        "{s}"
+    );
     let mut ports: Vec<i64> = s["ports"]
         .as_array()
         .unwrap()
