@@ -8,6 +8,26 @@
 //! (CrashLoopBackOff), [`server`] (the agent's own API for logs and exec, which the API server
 //! proxies to) and [`runtime`] (how containers run).
 //!
+//! # Running an agent
+//! ```no_run
+//! # async fn f(kubeconfig: &std::path::Path, dir: std::path::PathBuf)
+//! #     -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+//! let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+//! let client = kube::Client::try_from(cfg)?;
+//! let ip: std::net::IpAddr = "127.0.0.1".parse()?;
+//! let mut net = agent::runtime::NodeNetwork::new(agent::runtime::net::PodCidr::parse("10.244.0.0/24")?);
+//! net.node_ip = ip;
+//! let runtime = agent::runtime::ProcessRuntime::new(dir.join("runtime"), net)?;
+//! let mut config = agent::AgentConfig::new("node-1", client, Arc::new(runtime), dir, ip);
+//! config.pod_cidr = "10.244.0.0/24".into();
+//! let agent = agent::start(config).await?;
+//! // … on shutdown: stop every container, or `detach()` to leave them for the next agent.
+//! agent.stop(std::time::Duration::from_secs(10)).await;
+//! # Ok(()) }
+//! ```
+//!
 //! # Agent restart
 //! A restarted agent neither orphans nor duplicates containers. At start it asks the runtime
 //! for what a previous run left ([`runtime::Runtime::list`]). After the first complete listing
