@@ -254,8 +254,11 @@ impl ServiceTracker {
 /// last sync; [`TriggerTimes::compute`] returns the earliest one that changed since.
 #[derive(Default)]
 pub(crate) struct TriggerTimes {
-    state: Mutex<HashMap<Key, (HashMap<String, i64>, Option<i64>)>>,
+    state: Mutex<HashMap<Key, ServiceTriggers>>,
 }
+
+/// Trigger times of one service's pods (by name) and of the service, in epoch seconds.
+type ServiceTriggers = (HashMap<String, i64>, Option<i64>);
 
 impl TriggerTimes {
     /// The last-change trigger time for this sync (RFC 3339), if any changed.
