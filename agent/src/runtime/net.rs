@@ -91,6 +91,9 @@ impl std::fmt::Display for PodCidr {
     }
 }
 
+/// The file remembering the last address handed out.
+const LAST: &str = "last_reserved_ip";
+
 /// Pod IP allocation backed by one file per address.
 #[derive(Debug, Clone)]
 pub(crate) struct Ipam {
@@ -107,7 +110,16 @@ impl Ipam {
     pub(crate) fn allocate(&self, owner: &str) -> Result<Ipv4Addr, RuntimeError> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| RuntimeError::io(format!("create {}", self.dir.display()), e))?;
-        for ip in self.cidr.pod_range() {
+        // Like host-local IPAM: continue after the last address handed out, so a freed
+        // address is not reused at once (stale endpoints would reach the wrong pod).
+        let last: Option<Ipv4Addr> = std::fs::read_to_string(self.dir.join(LAST))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let all: Vec<Ipv4Addr> = self.cidr.pod_range().collect();
+        let start = last
+            .and_then(|l| all.iter().position(|a| *a == l))
+            .map_or(0, |i| i + 1);
+        for ip in all[start..].iter().chain(&all[..start]).copied() {
             let path = self.dir.join(ip.to_string());
             match std::fs::OpenOptions::new()
                 .write(true)
@@ -118,6 +130,7 @@ impl Ipam {
                     use std::io::Write;
                     f.write_all(owner.as_bytes())
                         .map_err(|e| RuntimeError::io(format!("write {}", path.display()), e))?;
+                    let _ = std::fs::write(self.dir.join(LAST), ip.to_string());
                     return Ok(ip);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -141,6 +154,9 @@ impl Ipam {
             return;
         };
         for entry in entries.flatten() {
+            if entry.file_name() == LAST {
+                continue;
+            }
             if let Ok(owner) = std::fs::read_to_string(entry.path())
                 && !live.contains(&owner)
             {
@@ -304,7 +320,22 @@ mod tests {
         ipam.release(IpAddr::V4(a), "a");
         assert_eq!(ipam.allocate("h").expect("freed"), a);
         ipam.release_all_except(&["h".to_string()]);
-        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+        // The held address and the last-handed-out marker remain.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2);
+    }
+
+    #[test]
+    fn ipam_does_not_reuse_a_freed_address_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ipam = Ipam::new(
+            dir.path().to_path_buf(),
+            PodCidr::parse("10.1.0.0/24").expect("cidr"),
+        );
+        let a = ipam.allocate("a").expect("a");
+        ipam.release(IpAddr::V4(a), "a");
+        let b = ipam.allocate("b").expect("b");
+        assert_ne!(a, b);
+        assert_eq!(b, Ipv4Addr::new(10, 1, 0, 3));
     }
 
     #[test]

@@ -99,6 +99,12 @@ impl ContainerRt {
         self.exited.borrow().is_some() || !self.rec.process.alive()
     }
 
+    /// Waits (briefly) until the exit has been recorded and the output followed to its end.
+    async fn settled(&self) {
+        let mut rx = self.exited.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|v| v.is_some())).await;
+    }
+
     fn tree(&self) -> Vec<i32> {
         let pgid = i32::try_from(self.rec.process.pid).ok();
         state::tree_pids(pgid, &self.marker())
@@ -388,6 +394,11 @@ impl Shared {
             return Some(c.clone());
         }
         let rec: ContainerRecord = state::read_one(&self.container_path(&id.0))?;
+        // Only a live process is adopted: a dead one's record is being cleaned up by whoever
+        // followed it (adopting it again would replay the end of its output).
+        if !rec.process.alive() {
+            return None;
+        }
         Some(self.adopt(rec))
     }
 
@@ -420,7 +431,7 @@ impl Shared {
         }
         tokio::spawn(async move {
             let watch_exit = async {
-                let mut tick = tokio::time::interval(Duration::from_millis(500));
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
                 loop {
                     tick.tick().await;
                     if !process.alive() || tx.is_closed() {
@@ -895,12 +906,14 @@ impl Shared {
         };
         let gone = |c: &ContainerRt| c.main_gone() && c.tree().is_empty();
         if gone(&c) {
+            c.settled().await;
             return Ok(());
         }
         c.signal_tree(Signal::SIGTERM);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if gone(&c) {
+                c.settled().await;
                 return Ok(());
             }
             tokio::time::sleep(STOP_POLL.min(deadline - Instant::now())).await;
@@ -909,6 +922,7 @@ impl Shared {
         loop {
             c.signal_tree(Signal::SIGKILL);
             if gone(&c) {
+                c.settled().await;
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -947,7 +961,15 @@ impl Shared {
         }
         for crec in state::read_all::<ContainerRecord>(&self.root.join("containers")) {
             if !crec.process.alive() {
-                let _ = std::fs::remove_file(self.container_path(&crec.id));
+                if !self
+                    .containers
+                    .lock()
+                    .contains_key(&ContainerId(crec.id.clone()))
+                {
+                    for f in self.container_files(&crec.id) {
+                        let _ = std::fs::remove_file(f);
+                    }
+                }
                 continue;
             }
             let id = ContainerId(crec.id.clone());

@@ -668,6 +668,16 @@ fn isolated_pods_get_their_own_network_hostname_volumes_and_leave_nothing() {
         let n: usize = it.next().and_then(|s| s.parse().ok()).expect("count");
         assert!((3..=6).contains(&n), "{text}");
 
+        // kubectl exec -t enters the container too.
+        let argv: Vec<String> = ["sh", "-c", "tty; hostname"].iter().map(|s| s.to_string()).collect();
+        let mut session = rt.exec(&web_a.id, &argv, true, true).await.expect("exec tty");
+        let mut pty = session.stdout.take().expect("pty");
+        assert_eq!(session.wait().await, 0);
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut pty, &mut out).await.expect("read");
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("/dev/pts/") && out.contains("pod-a"), "{out}");
+
         // Tear down: nothing of the pods is left.
         let holders: Vec<u32> = pods
             .iter()
@@ -690,7 +700,13 @@ fn isolated_pods_get_their_own_network_hostname_volumes_and_leave_nothing() {
         let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
         assert!(!mounts.contains(&dir.path().display().to_string()), "{mounts}");
         assert!(!missing_mount.exists(), "created mount point removed");
-        assert_eq!(std::fs::read_dir(dir.path().join("ipam")).expect("ipam").count(), 0);
+        let held: Vec<_> = std::fs::read_dir(dir.path().join("ipam"))
+            .expect("ipam")
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "last_reserved_ip")
+            .collect();
+        assert_eq!(held, Vec::<std::ffi::OsString>::new(), "pod IPs released");
         rt.shutdown(Duration::ZERO).await.expect("shutdown");
         assert!(!links().contains("paddock0"), "bridge removed at shutdown");
     });
