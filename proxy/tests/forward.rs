@@ -262,3 +262,75 @@ async fn udp_datagrams_reach_the_endpoint_and_back() {
         assert_eq!(got.as_deref(), Some(&want[..]));
     }
 }
+
+#[tokio::test]
+async fn cluster_ip_listener_with_internal_local_policy() {
+    let proxy = Proxy::new(
+        NodeConfig {
+            node_name: "n1".into(),
+            node_ips: vec![],
+            loopback: false,
+        },
+        false,
+    );
+    // Any 127/8 address is local without adding it to an interface.
+    let cluster_ip: IpAddr = "127.0.0.77".parse().unwrap();
+    let port = free_port(Protocol::Tcp).await;
+    let stop = CancellationToken::new();
+    tokio::spawn(proxy.clone().run(stop.clone()));
+    proxy.update_service(ServiceInfo {
+        namespace: "default".into(),
+        name: "web".into(),
+        type_: "ClusterIP".into(),
+        cluster_ips: vec![cluster_ip],
+        external_ips: vec![],
+        ports: vec![PortInfo {
+            name: "p".into(),
+            port,
+            node_port: None,
+            protocol: Protocol::Tcp,
+        }],
+        affinity: None,
+        internal_local: true,
+        external_local: false,
+    });
+    let here = testkit::http::HttpServer::start().await.unwrap();
+    let elsewhere = testkit::http::HttpServer::start().await.unwrap();
+    let mut remote = endpoint(elsewhere.addr(), true, Protocol::Tcp);
+    remote.node_name = Some("n2".into());
+    proxy.set_endpoints(
+        "default",
+        "web",
+        vec![endpoint(here.addr(), true, Protocol::Tcp), remote],
+    );
+    let get_cluster = || async move {
+        let mut s = TcpStream::connect((cluster_ip, port)).await?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).await?;
+        Ok::<_, std::io::Error>(
+            String::from_utf8_lossy(&body)
+                .lines()
+                .next()
+                .map(str::to_string),
+        )
+    };
+    let mut ok = 0;
+    for _ in 0..500 {
+        if let Ok(Some(line)) = get_cluster().await {
+            assert_eq!(line, "HTTP/1.1 200 OK");
+            ok += 1;
+            if ok == 20 {
+                break;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_eq!(ok, 20);
+    // internalTrafficPolicy: Local: only this node's endpoint is used.
+    assert_eq!(here.request_count(), 20);
+    assert_eq!(elsewhere.request_count(), 0);
+    stop.cancel();
+}
