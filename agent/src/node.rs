@@ -72,6 +72,30 @@ pub struct MachineInfo {
     pub kernel: String,
     /// `PRETTY_NAME` of `/etc/os-release`.
     pub os_image: String,
+    /// `MemAvailable` in bytes.
+    pub memory_available: u64,
+    /// Bytes available to unprivileged users on the root dir's file system.
+    pub storage_available: u64,
+    /// Inodes of that file system, and how many are free.
+    pub inodes: (u64, u64),
+}
+
+/// Eviction thresholds the kubelet uses by default (`evictionHard`): `memory.available<100Mi`,
+/// `nodefs.available<10%`, `nodefs.inodesFree<5%`.
+pub const MEMORY_AVAILABLE_MIN: u64 = 100 * 1024 * 1024;
+
+impl MachineInfo {
+    /// `memory.available` below its threshold.
+    pub fn memory_pressure(&self) -> bool {
+        self.memory > 0 && self.memory_available < MEMORY_AVAILABLE_MIN
+    }
+
+    /// `nodefs.available < 10%` or `nodefs.inodesFree < 5%`.
+    pub fn disk_pressure(&self) -> bool {
+        let low_space = self.storage > 0 && self.storage_available * 10 < self.storage;
+        let low_inodes = self.inodes.0 > 0 && self.inodes.1 * 20 < self.inodes.0;
+        low_space || low_inodes
+    }
 }
 
 fn read_trim(path: &str) -> String {
@@ -83,18 +107,19 @@ fn read_trim(path: &str) -> String {
 impl MachineInfo {
     /// Reads the machine's facts; a missing file leaves its field empty.
     pub fn read(root_dir: &std::path::Path) -> Self {
-        let memory = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("MemTotal:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map(|kb| kb * 1024)
-            .unwrap_or(0);
-        let storage = nix::sys::statvfs::statvfs(root_dir)
-            .map(|s| s.blocks() * s.fragment_size())
-            .unwrap_or(0);
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem = |key: &str| {
+            meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map_or(0, |kb| kb * 1024)
+        };
+        let memory = mem("MemTotal:");
+        let fs = nix::sys::statvfs::statvfs(root_dir).ok();
+        let storage = fs.map_or(0, |s| s.blocks() * s.fragment_size());
+        let storage_available = fs.map_or(0, |s| s.blocks_available() * s.fragment_size());
+        let inodes = fs.map_or((0, 0), |s| (s.files(), s.files_free()));
         let os_image = std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|s| {
@@ -115,6 +140,9 @@ impl MachineInfo {
             boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
             kernel: read_trim("/proc/sys/kernel/osrelease"),
             os_image,
+            memory_available: mem("MemAvailable:"),
+            storage_available,
+            inodes,
         }
     }
 }
@@ -190,19 +218,40 @@ pub fn node_status(
     old: &[NodeCondition],
     now: Timestamp,
 ) -> NodeStatus {
-    let mut conditions = vec![
+    // [pkg/kubelet/nodestatus/setters.go `MemoryPressureCondition`, `DiskPressureCondition`]
+    let memory = if m.memory_pressure() {
+        condition(
+            "MemoryPressure",
+            "True",
+            "KubeletHasInsufficientMemory",
+            "kubelet has insufficient memory available",
+        )
+    } else {
         condition(
             "MemoryPressure",
             "False",
             "KubeletHasSufficientMemory",
             "kubelet has sufficient memory available",
-        ),
+        )
+    };
+    let disk = if m.disk_pressure() {
+        condition(
+            "DiskPressure",
+            "True",
+            "KubeletHasDiskPressure",
+            "kubelet has disk pressure",
+        )
+    } else {
         condition(
             "DiskPressure",
             "False",
             "KubeletHasNoDiskPressure",
             "kubelet has no disk pressure",
-        ),
+        )
+    };
+    let mut conditions = vec![
+        memory,
+        disk,
         condition(
             "PIDPressure",
             "False",
@@ -417,9 +466,13 @@ mod tests {
             port: 10250,
             root_dir: "/".into(),
         };
-        let m = MachineInfo {
+        let mut m = MachineInfo {
             cpus: 2,
             memory: 4 << 30,
+            memory_available: 2 << 30,
+            storage: 100 << 30,
+            storage_available: 50 << 30,
+            inodes: (1000, 900),
             ..Default::default()
         };
         let t0 = Timestamp::from_second(1000).unwrap();
@@ -442,5 +495,30 @@ mod tests {
             s1.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port,
             10250
         );
+        // Below the eviction thresholds the pressure conditions turn True, with a new
+        // transition time.
+        m.memory_available = 50 << 20;
+        m.inodes = (1000, 40);
+        let t2 = Timestamp::from_second(1020).unwrap();
+        let s2 = node_status(&id, &m, s1.conditions.as_deref().unwrap(), t2);
+        let get = |t: &str| {
+            s2.conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == t)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(get("MemoryPressure").status, "True");
+        assert_eq!(
+            get("MemoryPressure").reason.as_deref(),
+            Some("KubeletHasInsufficientMemory")
+        );
+        assert_eq!(get("MemoryPressure").last_transition_time, Some(Time(t2)));
+        assert_eq!(
+            get("DiskPressure").reason.as_deref(),
+            Some("KubeletHasDiskPressure")
+        );
+        assert_eq!(get("Ready").last_transition_time, Some(Time(t0)));
     }
 }
