@@ -78,6 +78,7 @@ fn endpoint(addr: SocketAddr, ready: bool) -> EndpointInfo {
         serving: ready,
         terminating: false,
         node_name: None,
+        pod_uid: None,
     }
 }
 

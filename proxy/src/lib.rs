@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use model::{EndpointInfo, PortInfo, Protocol, ServiceInfo};
-pub use table::{EndpointState, Listen, NodeConfig, Route, Table};
+pub use table::{EndpointId, EndpointState, Listen, NodeConfig, Route, Table};
 
 /// Why the proxy failed.
 #[derive(Debug, thiserror::Error)]
@@ -134,21 +134,21 @@ impl Proxy {
             }
             // Overrides the API has caught up with are dropped.
             let all: Vec<&EndpointInfo> = s.endpoints.values().flatten().collect();
-            let caught_up = |ip: &IpAddr, st: &EndpointState| {
-                let mut api = all.iter().filter(|e| e.ip == *ip);
+            let caught_up = |id: &EndpointId, st: &EndpointState| {
+                let mut api = all.iter().filter(|e| id.matches(e));
                 match st {
                     EndpointState::Ready => api.any(|e| e.ready),
                     EndpointState::NotReady => api.any(|e| !e.ready),
                     EndpointState::Draining => api.next().is_none(),
                 }
             };
-            let keep: Vec<IpAddr> = s
+            let keep: Vec<EndpointId> = s
                 .overrides
                 .iter()
-                .filter(|(ip, st)| !caught_up(ip, st))
-                .map(|(ip, _)| *ip)
+                .filter(|(id, st)| !caught_up(id, st))
+                .map(|(id, _)| id.clone())
                 .collect();
-            s.overrides.retain(|ip, _| keep.contains(ip));
+            s.overrides.retain(|id, _| keep.contains(id));
             true
         });
     }
@@ -157,13 +157,18 @@ impl Proxy {
     /// right now, whatever its EndpointSlice still says. Applies to every service it backs
     /// and stays until the API agrees (or [`Proxy::clear_endpoint_state`]). Returns once the
     /// new table is in place, so a caller can signal a draining process right after.
-    pub fn set_endpoint_state(&self, ip: IpAddr, state: EndpointState) {
-        self.edit(|s| s.overrides.insert(ip, state) != Some(state));
+    /// `id` is an address ([`EndpointId::Ip`], or an `IpAddr`) or a pod uid
+    /// ([`EndpointId::Pod`], needed for host-network pods that share the node's address); a
+    /// pod override wins over an address one.
+    pub fn set_endpoint_state(&self, id: impl Into<EndpointId>, state: EndpointState) {
+        let id = id.into();
+        self.edit(|s| s.overrides.insert(id, state) != Some(state));
     }
 
-    /// Forgets the agent's view of `ip`.
-    pub fn clear_endpoint_state(&self, ip: IpAddr) {
-        self.edit(|s| s.overrides.remove(&ip).is_some());
+    /// Forgets the agent's view of `id`.
+    pub fn clear_endpoint_state(&self, id: impl Into<EndpointId>) {
+        let id = id.into();
+        self.edit(|s| s.overrides.remove(&id).is_some());
     }
 
     /// Connections the proxy holds open to endpoints at `ip` (any port): after
@@ -175,6 +180,25 @@ impl Proxy {
             .conns
             .iter()
             .filter(|(a, _)| a.ip() == ip)
+            .map(|(_, c)| c.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Connections the proxy holds open to the endpoints of pod `uid` (by its slices'
+    /// addresses and ports).
+    pub fn active_pod_connections(&self, uid: &str) -> usize {
+        let s = self.sources.lock();
+        let id = EndpointId::Pod(uid.to_string());
+        let addrs: std::collections::HashSet<SocketAddr> = s
+            .endpoints
+            .values()
+            .flatten()
+            .filter(|e| id.matches(e))
+            .flat_map(|e| e.ports.iter().map(|(_, _, p)| SocketAddr::new(e.ip, *p)))
+            .collect();
+        s.conns
+            .iter()
+            .filter(|(a, _)| addrs.contains(*a))
             .map(|(_, c)| c.load(std::sync::atomic::Ordering::Relaxed))
             .sum()
     }

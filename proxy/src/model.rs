@@ -141,6 +141,8 @@ pub struct EndpointInfo {
     pub terminating: bool,
     /// `nodeName`.
     pub node_name: Option<String>,
+    /// `targetRef.uid` when the endpoint is a pod.
+    pub pod_uid: Option<String>,
 }
 
 impl EndpointInfo {
@@ -172,6 +174,11 @@ impl EndpointInfo {
                     serving: c.and_then(|c| c.serving).unwrap_or(true),
                     terminating: c.and_then(|c| c.terminating).unwrap_or(false),
                     node_name: e.node_name.clone(),
+                    pod_uid: e
+                        .target_ref
+                        .as_ref()
+                        .filter(|r| r.kind.as_deref() == Some("Pod"))
+                        .and_then(|r| r.uid.clone()),
                 })
             })
             .collect()

@@ -43,6 +43,32 @@ pub enum EndpointState {
     Draining,
 }
 
+/// Which endpoints an agent override applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EndpointId {
+    /// Every endpoint with this address (isolated pods have an address of their own).
+    Ip(IpAddr),
+    /// The endpoints whose `targetRef` is the pod with this uid (host-network pods share the
+    /// node's address, so the pod is the only precise key).
+    Pod(String),
+}
+
+impl EndpointId {
+    /// Whether `ep` is one of the endpoints meant.
+    pub fn matches(&self, ep: &EndpointInfo) -> bool {
+        match self {
+            EndpointId::Ip(ip) => ep.ip == *ip,
+            EndpointId::Pod(uid) => ep.pod_uid.as_deref() == Some(uid.as_str()),
+        }
+    }
+}
+
+impl From<IpAddr> for EndpointId {
+    fn from(ip: IpAddr) -> EndpointId {
+        EndpointId::Ip(ip)
+    }
+}
+
 /// The last endpoint of each client address, for ClientIP affinity; kept across tables.
 #[derive(Debug, Default)]
 pub(crate) struct Affinity {
@@ -119,7 +145,7 @@ pub struct Table {
 pub(crate) struct Sources {
     pub(crate) services: BTreeMap<(String, String), ServiceInfo>,
     pub(crate) endpoints: HashMap<(String, String), Vec<EndpointInfo>>,
-    pub(crate) overrides: HashMap<IpAddr, EndpointState>,
+    pub(crate) overrides: HashMap<EndpointId, EndpointState>,
     pub(crate) affinity: HashMap<String, Arc<Affinity>>,
     /// Open connections per endpoint address.
     pub(crate) conns: HashMap<SocketAddr, Arc<AtomicUsize>>,
@@ -155,8 +181,15 @@ impl NodeConfig {
 }
 
 /// Applies the agent's overrides to an endpoint's API conditions.
-fn effective(ep: &EndpointInfo, overrides: &HashMap<IpAddr, EndpointState>) -> (bool, bool, bool) {
-    match overrides.get(&ep.ip) {
+fn effective(
+    ep: &EndpointInfo,
+    overrides: &HashMap<EndpointId, EndpointState>,
+) -> (bool, bool, bool) {
+    let by_pod = ep
+        .pod_uid
+        .as_ref()
+        .and_then(|uid| overrides.get(&EndpointId::Pod(uid.clone())));
+    match by_pod.or_else(|| overrides.get(&EndpointId::Ip(ep.ip))) {
         None => (ep.ready, ep.serving, ep.terminating),
         Some(EndpointState::Ready) => (true, true, ep.terminating),
         Some(EndpointState::NotReady) => (false, false, ep.terminating),
@@ -169,7 +202,7 @@ fn candidates(
     eps: &[EndpointInfo],
     port: &PortInfo,
     local: Option<&str>,
-    overrides: &HashMap<IpAddr, EndpointState>,
+    overrides: &HashMap<EndpointId, EndpointState>,
 ) -> Vec<SocketAddr> {
     let mut ready = Vec::new();
     let mut fallback = Vec::new();

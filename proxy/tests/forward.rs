@@ -93,6 +93,7 @@ fn endpoint(addr: SocketAddr, ready: bool, protocol: Protocol) -> EndpointInfo {
         serving: ready,
         terminating: false,
         node_name: Some("n1".into()),
+        pod_uid: None,
     }
 }
 

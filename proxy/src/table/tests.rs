@@ -37,6 +37,7 @@ fn ep(addr: &str, ready: bool, serving: bool, terminating: bool, node: &str) -> 
         serving,
         terminating,
         node_name: Some(node.into()),
+        pod_uid: Some(format!("uid-{addr}")),
     }
 }
 
@@ -246,4 +247,27 @@ fn retry_skips_tried_endpoints() {
         assert_eq!(route.pick(ip("1.2.3.4"), &[a]), Some(b));
     }
     assert_eq!(route.pick(ip("1.2.3.4"), &[a, b]), None);
+}
+
+#[test]
+fn pod_overrides_separate_host_network_pods_sharing_an_address() {
+    let p = proxy();
+    p.update_service(svc(None));
+    let host = |port: u16, uid: &str| EndpointInfo {
+        ip: ip("192.168.1.5"),
+        ports: vec![("http".into(), Protocol::Tcp, port)],
+        ready: true,
+        serving: true,
+        terminating: false,
+        node_name: Some("n1".into()),
+        pod_uid: Some(uid.into()),
+    };
+    set(&p, vec![host(8080, "a"), host(8081, "b")]);
+    assert_eq!(picks(&p, cluster(), "1.2.3.4", 10).len(), 2);
+    p.set_endpoint_state(EndpointId::Pod("a".into()), EndpointState::Draining);
+    let counts = picks(&p, cluster(), "1.2.3.4", 10);
+    assert_eq!(counts.keys().collect::<Vec<_>>(), [&sa("192.168.1.5:8081")]);
+    assert_eq!(p.active_pod_connections("a"), 0);
+    p.clear_endpoint_state(EndpointId::Pod("a".into()));
+    assert_eq!(picks(&p, cluster(), "1.2.3.4", 10).len(), 2);
 }
