@@ -17,6 +17,15 @@ use tokio::sync::mpsc;
 use super::{ServerState, bad_request, find_container};
 use crate::runtime::ExecSession;
 
+/// A close frame with status 1000: gorilla/websocket (kubectl) reports a close without a
+/// status code (1005) as an error instead of the end of the streams.
+fn normal_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::NORMAL,
+        reason: "".into(),
+    }))
+}
+
 /// Channel numbers.
 pub const STDIN: u8 = 0;
 /// Standard output.
@@ -174,7 +183,7 @@ async fn run(
             let _ = sink
                 .send(frame(STATUS, error_json(&e.to_string()).as_bytes()))
                 .await;
-            let _ = sink.send(Message::Close(None)).await;
+            let _ = sink.send(normal_close()).await;
             return;
         }
     };
@@ -273,7 +282,7 @@ async fn run(
     }
     let status = status_json(code.unwrap_or(0), &argv);
     let _ = sink.send(frame(STATUS, status.as_bytes())).await;
-    let _ = sink.send(Message::Close(None)).await;
+    let _ = sink.send(normal_close()).await;
     let _ = tokio::time::timeout(super::CLOSE_GRACE, async {
         while let Some(Ok(m)) = source.next().await {
             if matches!(m, Message::Close(_)) {

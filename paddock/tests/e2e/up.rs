@@ -122,4 +122,31 @@ fn up_runs_the_example_pods_ready_and_reachable_then_cleans_up() {
     });
     let logs = s.kubectl(&["logs", "deployment/hello", "--tail=1"]);
     assert!(logs.contains("GET / HTTP/1.1\" 200"), "{logs}");
+
+    // kubectl exec runs in the pod (its own hostname) and returns the command's exit code.
+    let pod = s.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "app=hello",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    assert_eq!(
+        s.kubectl(&["exec", &pod, "--", "cat", "/etc/hostname"])
+            .trim(),
+        pod
+    );
+    let out = s.kubectl_full(&["exec", &pod, "--", "sh", "-c", "echo out; exit 3"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(
+        s.kubectl_in(&["exec", "-i", &pod, "--", "cat"], Some("piped\n")),
+        "piped\n"
+    );
 }
