@@ -137,11 +137,17 @@ async fn spawn_in(
     Ok((child, marker))
 }
 
+/// When the exec's first process started (clock ticks), to bound the tree scan; 0 if unknown.
+fn started_ticks(pid: Option<u32>) -> u64 {
+    pid.and_then(state::ProcRef::of)
+        .map_or(0, |p| p.start_ticks)
+}
+
 /// SIGKILLs every process of an exec (its group and everything carrying its marker).
-fn kill_exec(pgid: Option<u32>, marker: &str) -> usize {
+fn kill_exec(pgid: Option<u32>, marker: &str, since: u64) -> usize {
     let needle = format!("{EXEC_MARKER_ENV}={marker}");
     let pgid = pgid.and_then(|p| i32::try_from(p).ok());
-    let pids = state::tree_pids(pgid, &needle);
+    let pids = state::tree_pids(pgid, &needle, since);
     for pid in &pids {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
     }
@@ -150,9 +156,9 @@ fn kill_exec(pgid: Option<u32>, marker: &str) -> usize {
 
 /// Kills an exec's processes and waits (briefly) until they are gone, so a probe returns only
 /// when nothing it started is left.
-async fn kill_exec_and_wait(pgid: Option<u32>, marker: &str) {
+async fn kill_exec_and_wait(pgid: Option<u32>, marker: &str, since: u64) {
     let deadline = Instant::now() + Duration::from_secs(2);
-    while kill_exec(pgid, marker) > 0 && Instant::now() < deadline {
+    while kill_exec(pgid, marker, since) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -196,6 +202,7 @@ impl ContainerExecRunner {
                 other => ExecError::Runtime(other.to_string()),
             })?;
         let pgid = child.id();
+        let since = started_ticks(pgid);
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let status = {
@@ -211,17 +218,17 @@ impl ContainerExecRunner {
             };
             match exited {
                 None => {
-                    kill_exec_and_wait(pgid, &marker).await;
+                    kill_exec_and_wait(pgid, &marker, since).await;
                     let _ = child.wait().await;
                     ExecStatus::TimedOut
                 }
                 Some(s) => {
-                    kill_exec_and_wait(pgid, &marker).await;
+                    kill_exec_and_wait(pgid, &marker, since).await;
                     let code = s.map(exit_code).unwrap_or(-1);
                     if !read_all {
                         let grace = deadline.min(Instant::now() + PIPE_GRACE);
                         if tokio::time::timeout_at(grace, &mut reading).await.is_err() {
-                            kill_exec_and_wait(None, &marker).await;
+                            kill_exec_and_wait(None, &marker, since).await;
                             let _ = tokio::time::timeout_at(deadline, &mut reading).await;
                         }
                     }
@@ -282,6 +289,7 @@ pub struct ExecSession {
     child: Child,
     pty: Option<Arc<OwnedFd>>,
     pgid: Option<u32>,
+    since: u64,
     marker: String,
 }
 
@@ -334,7 +342,7 @@ impl ExecSession {
 
     /// Kills the command and everything it started.
     pub fn kill(&self) {
-        let _ = kill_exec(self.pgid, &self.marker);
+        let _ = kill_exec(self.pgid, &self.marker, self.since);
     }
 }
 
@@ -392,6 +400,7 @@ pub(crate) async fn start_session(
             child,
             pty: Some(Arc::new(master)),
             pgid,
+            since: started_ticks(pgid),
             marker,
         })
     } else {
@@ -413,6 +422,7 @@ pub(crate) async fn start_session(
             child,
             pty: None,
             pgid,
+            since: started_ticks(pgid),
             marker,
         })
     }

@@ -107,7 +107,7 @@ impl ContainerRt {
 
     fn tree(&self) -> Vec<i32> {
         let pgid = i32::try_from(self.rec.process.pid).ok();
-        state::tree_pids(pgid, &self.marker())
+        state::tree_pids(pgid, &self.marker(), self.rec.process.start_ticks)
     }
 
     fn signal_tree(&self, sig: Signal) {
@@ -123,10 +123,10 @@ impl ContainerRt {
 }
 
 /// SIGKILLs what is left of a container whose main process is gone, until nothing is (bounded).
-async fn kill_leftovers(pgid: Option<i32>, marker: &str) {
+async fn kill_leftovers(pgid: Option<i32>, marker: &str, since: u64) {
     let deadline = Instant::now() + KILL_TIMEOUT;
     loop {
-        let pids = state::tree_pids(pgid, marker);
+        let pids = state::tree_pids(pgid, marker, since);
         if pids.is_empty() || Instant::now() >= deadline {
             return;
         }
@@ -442,7 +442,12 @@ impl Shared {
             let marker = format!("{MARKER_ENV}={}", id_for_task);
             let watch_exit = async {
                 watch_exit.await;
-                kill_leftovers(i32::try_from(process.pid).ok(), &marker).await;
+                kill_leftovers(
+                    i32::try_from(process.pid).ok(),
+                    &marker,
+                    process.start_ticks,
+                )
+                .await;
             };
             match writer {
                 Some(tail) => tail.follow(watch_exit).await,
@@ -816,11 +821,12 @@ impl Shared {
         }));
         let files = self.container_files(&id);
         let marker = format!("{MARKER_ENV}={id}");
+        let since = process.start_ticks;
         tokio::spawn(async move {
             let status = child.wait().await;
             // The container ends with its main process, as a container's PID namespace does:
             // whatever it left running (daemonized children, exec sessions) is killed.
-            kill_leftovers(i32::try_from(pid).ok(), &marker).await;
+            kill_leftovers(i32::try_from(pid).ok(), &marker, since).await;
             let _ = done_tx.send(());
             let _ = tail.await;
             for f in files {

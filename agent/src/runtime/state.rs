@@ -117,7 +117,9 @@ impl ProcStat {
 
 /// Live (non-zombie) processes that are in process group `pgid` or carry `marker` (a
 /// `NAME=value` environment entry every descendant inherits), excluding the agent itself.
-pub(crate) fn tree_pids(pgid: Option<i32>, marker: &str) -> Vec<i32> {
+/// Processes started before `since` (clock ticks since boot; a tree's root's start time) cannot
+/// belong to the tree, so their environment is not read: that keeps the scan cheap.
+pub(crate) fn tree_pids(pgid: Option<i32>, marker: &str, since: u64) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -145,6 +147,9 @@ pub(crate) fn tree_pids(pgid: Option<i32>, marker: &str) -> Vec<i32> {
         };
         if pgid.is_some_and(|g| g == stat.pgrp) {
             out.push(ipid);
+            continue;
+        }
+        if stat.start_ticks < since {
             continue;
         }
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {

@@ -45,7 +45,7 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn marker_pids(id: &ContainerId) -> Vec<i32> {
-    state::tree_pids(None, &format!("{MARKER_ENV}={id}"))
+    state::tree_pids(None, &format!("{MARKER_ENV}={id}"), 0)
 }
 
 fn log_texts(path: &Path) -> Vec<String> {
@@ -501,7 +501,7 @@ struct RootGuard(PathBuf);
 impl Drop for RootGuard {
     fn drop(&mut self) {
         for rec in state::read_all::<ContainerRecord>(&self.0.join("containers")) {
-            for pid in state::tree_pids(None, &format!("{MARKER_ENV}={}", rec.id)) {
+            for pid in state::tree_pids(None, &format!("{MARKER_ENV}={}", rec.id), 0) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
