@@ -27,6 +27,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A UDP flow without traffic for this long is forgotten (the kernel's default
 /// `nf_conntrack_udp_timeout_stream` is 120 s, the plain one 30 s).
 pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Buffer per direction of a TCP connection: 64 KiB moves bulk data in a quarter of the
+/// system calls of tokio's 8 KiB default (measured by `benches/proxy.rs`).
+const COPY_BUF: usize = 64 * 1024;
 /// Failed binds are retried this often.
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
@@ -157,7 +160,10 @@ pub(crate) async fn forward_tcp(
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let (mut client, mut upstream) = (client, upstream);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+    if let Err(e) =
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF)
+            .await
+    {
         tracing::trace!(service = %route.service, error = %e, "connection ended");
     }
 }
