@@ -146,12 +146,18 @@ pub struct AgentHandle {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     addr: SocketAddr,
     runtime: Arc<dyn runtime::Runtime>,
+    directory: Arc<Directory>,
 }
 
 impl AgentHandle {
     /// Where the agent's API listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The probe attempts of pod `namespace/name` on this node, per container and probe type.
+    pub fn probe_histories(&self, namespace: &str, name: &str) -> pod::worker::ProbeHistories {
+        self.directory.probe_histories(namespace, name)
     }
 
     /// Stops watching and heartbeating; containers keep running (a restarted agent adopts
@@ -225,6 +231,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         agent_started,
         directory: directory.clone(),
     };
+    let shared_directory = directory.clone();
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(node::heartbeat(
         config.client.clone(),
@@ -254,5 +261,6 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         tasks,
         addr,
         runtime: config.runtime,
+        directory: shared_directory,
     })
 }

@@ -368,6 +368,15 @@ async fn exec_liveness_on_a_vanishing_file_restarts_the_container() {
         "{msgs:?}"
     );
     c.wait_event("live", "Unhealthy").await;
+    let histories = c.agent.as_ref().unwrap().probe_histories("default", "live");
+    assert_eq!(histories.len(), 1);
+    let (name, ty, h) = &histories[0];
+    assert_eq!((name.as_str(), *ty), ("app", probe::ProbeType::Liveness));
+    assert!(
+        h.snapshot()
+            .iter()
+            .any(|a| a.outcome == Ok(probe::ProbeResult::Failure))
+    );
     c.stop().await;
 }
 

@@ -141,7 +141,11 @@ pub struct PodEntry {
 #[derive(Debug, Default)]
 pub struct Directory {
     pods: Mutex<HashMap<(String, String), PodEntry>>,
+    histories: Mutex<HashMap<(String, String), ProbeHistories>>,
 }
+
+/// The probe attempts of a pod's containers: (container, probe type, history).
+pub type ProbeHistories = Vec<(String, ProbeType, Arc<ProbeHistory>)>;
 
 impl Directory {
     /// The entry of pod `ns/name`.
@@ -161,7 +165,24 @@ impl Directory {
         let key = (ns.to_string(), name.to_string());
         if m.get(&key).is_some_and(|e| e.uid == uid) {
             m.remove(&key);
+            self.histories.lock().remove(&key);
         }
+    }
+
+    /// The probe histories of pod `ns/name` (every attempt: time, duration, result, output),
+    /// for `paddock why` and the dashboard.
+    pub fn probe_histories(&self, ns: &str, name: &str) -> ProbeHistories {
+        self.histories
+            .lock()
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set_histories(&self, ns: &str, name: &str, h: ProbeHistories) {
+        self.histories
+            .lock()
+            .insert((ns.to_string(), name.to_string()), h);
     }
 }
 
@@ -460,6 +481,7 @@ impl Driver {
             .filter(|c| !c.init || c.sidecar())
             .map(|c| (c.container.clone(), c.init, c.sidecar()))
             .collect();
+        let mut histories = Vec::new();
         for (c, init, sidecar) in specs {
             for ty in [
                 ProbeType::Startup,
@@ -495,11 +517,17 @@ impl Driver {
                     results: self.probes.results.clone(),
                     history: Arc::new(ProbeHistory::new(probe::history::DEFAULT_HISTORY)),
                 };
+                histories.push((c.name.clone(), ty, params.history.clone()));
                 self.probes
                     .workers
                     .insert((c.name.clone(), ty), probe::worker::spawn(params));
             }
         }
+        self.shared.directory.set_histories(
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or(""),
+            histories,
+        );
     }
 
     /// `terminationMessagePolicy: FallbackToLogsOnError`: a failed container's message is
