@@ -7,8 +7,8 @@
 //! connections already established keep flowing when their endpoint leaves the table, as
 //! conntrack keeps them under kube-proxy.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -37,8 +37,12 @@ const BIND_RETRY: Duration = Duration::from_secs(5);
 pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
     let mut changes = proxy.generation.subscribe();
     let mut open: HashMap<Listen, CancellationToken> = HashMap::new();
+    // Listeners on addresses this node cannot hold (a ClusterIP without root): logged once,
+    // not retried while they stay in the table.
+    let mut skipped: HashSet<Listen> = HashSet::new();
     loop {
         let table = proxy.table();
+        skipped.retain(|l| table.routes.contains_key(l));
         open.retain(|listen, token| {
             let keep = table.routes.contains_key(listen);
             if !keep {
@@ -49,13 +53,18 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
         });
         let mut failed = false;
         for listen in table.routes.keys() {
-            if open.contains_key(listen) {
+            if open.contains_key(listen) || skipped.contains(listen) {
                 continue;
             }
             let token = shutdown.child_token();
             match start(&proxy, *listen, token.clone()).await {
                 Ok(()) => {
                     open.insert(*listen, token);
+                }
+                Err(e) if unavailable(&e) => {
+                    tracing::warn!(listen = %listen.addr, protocol = ?listen.protocol, error = %e,
+                        "address not held by this node; skipping this listener");
+                    skipped.insert(*listen);
                 }
                 Err(e) => {
                     failed = true;
@@ -73,6 +82,15 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
     }
     for token in open.values() {
         token.cancel();
+    }
+}
+
+/// Whether a bind failed because the node does not (and cannot) hold the address.
+fn unavailable(e: &Error) -> bool {
+    match e {
+        Error::ServiceIp { .. } => true,
+        Error::Io { source, .. } => source.kind() == std::io::ErrorKind::AddrNotAvailable,
+        Error::Watch(_) => false,
     }
 }
 

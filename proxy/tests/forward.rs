@@ -335,3 +335,37 @@ async fn cluster_ip_listener_with_internal_local_policy() {
     assert_eq!(elsewhere.request_count(), 0);
     stop.cancel();
 }
+
+#[tokio::test]
+async fn an_address_the_node_lacks_is_skipped_and_the_rest_still_listens() {
+    let h = harness(Protocol::Tcp).await;
+    // 192.0.2.1 (TEST-NET-1) is on no interface here: its listener is skipped, the
+    // NodePort on 127.0.0.1 keeps working.
+    let mut svc = ServiceInfo {
+        namespace: "default".into(),
+        name: "web".into(),
+        type_: "NodePort".into(),
+        cluster_ips: vec!["192.0.2.1".parse().unwrap()],
+        external_ips: vec![],
+        ports: vec![PortInfo {
+            name: "p".into(),
+            port: 80,
+            node_port: Some(h.port),
+            protocol: Protocol::Tcp,
+        }],
+        affinity: None,
+        internal_local: false,
+        external_local: false,
+    };
+    h.proxy.update_service(svc.clone());
+    let server = testkit::http::HttpServer::start().await.unwrap();
+    h.proxy.set_endpoints(
+        "default",
+        "web",
+        vec![endpoint(server.addr(), true, Protocol::Tcp)],
+    );
+    assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
+    svc.cluster_ips.clear();
+    h.proxy.update_service(svc);
+    assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
+}
