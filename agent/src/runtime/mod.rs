@@ -4,10 +4,11 @@
 //!
 //! Start with [`Runtime`] (the CRI-shaped contract: sandbox = pod, then containers in it), then
 //! [`process`] for the implementation. When the agent runs as root on Linux each pod gets its
-//! own network, mount, UTS, IPC and PID namespaces ([`isolate`] and the one `unsafe` module,
-//! [`sys`]); otherwise, and for `hostNetwork: true` pods, containers share the host network
-//! ("host mode"). Pod networking (bridge, veth, pod IP allocation) is [`net`]; volumes and the
-//! pod's own `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` are [`volumes`]; container log
+//! own network, mount, UTS, IPC and PID namespaces (`isolate` and the one `unsafe` module,
+//! `sys`); `hostNetwork: true` pods keep the node's network and UTS namespaces but still get
+//! their own mount, IPC and PID namespaces, as in Kubernetes. Without root, containers are
+//! plain host processes ("host mode": pod IP = node IP, no mounts). Pod networking (bridge, veth, pod IP allocation) is [`net`]; volumes and the
+//! pod's own `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` are `volumes`; container log
 //! files in the CRI format are [`logs`]; `kubectl exec` and exec probes are [`exec`].
 //!
 //! A later OCI-image runtime (chosen by `runtimeClassName`) implements the same trait: nothing

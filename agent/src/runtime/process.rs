@@ -1,5 +1,5 @@
 //! [`ProcessRuntime`]: containers as host processes, isolated per pod in Linux namespaces when
-//! the agent is root (see [`super::isolate`]), in "host mode" otherwise.
+//! the agent is root (see `isolate`), in "host mode" otherwise.
 //!
 //! Each container is started in its own process group with a marker variable
 //! (`PADDOCK_CONTAINER_ID=<id>`) in its environment, which every descendant inherits: the
@@ -7,10 +7,18 @@
 //! descendant that called `setsid` is still found. Stopping sends SIGTERM to that tree, waits
 //! the grace period, then SIGKILLs whatever is left and returns when nothing is.
 //!
-//! The agent process reads the container's stdout/stderr pipes into the CRI log file and reaps
-//! the main process. State is written to disk so a restarted agent can find what it left
-//! running ([`Runtime::list`]); its containers' pipes died with the old agent, so they are
-//! meant to be stopped, while sandboxes (namespaces, pod IP) can be adopted and reused.
+//! A container's stdout and stderr go to raw files under the runtime's root (opened
+//! `O_APPEND`), which the agent follows into the CRI log file ([`super::logs::RawTail`]); so a
+//! container never blocks on or dies with the agent. The agent reaps the main process and
+//! records its exit; when the main process ends, whatever it left running goes too (as with a
+//! container's PID namespace). State is written to disk so a restarted agent finds what it left
+//! running ([`Runtime::list`]) and adopts it: sandboxes take new containers, containers keep
+//! running and their output is followed from where the last agent stopped. Only an adopted
+//! container's exit code is lost (the new agent is not its parent): it ends as
+//! `ContainerStatusUnknown`.
+//!
+//! Not yet: cgroups (resource limits, `OOMKilled`), volume mounts in host mode (they need a
+//! mount namespace, so root), tty containers (output is logged as plain stdout).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
