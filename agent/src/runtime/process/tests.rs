@@ -458,8 +458,8 @@ impl TestNetns {
         Self { name }
     }
 
-    /// Runs `body` on a thread inside the namespace, on a current-thread tokio runtime (so
-    /// every task, and every process and thread the runtime starts, is in the namespace).
+    /// Runs `body` on a thread inside the namespace, on a tokio runtime whose threads are all
+    /// created there (so every task, process and thread the runtime starts is in it).
     fn run<F, Fut>(&self, body: F)
     where
         F: FnOnce() -> Fut + Send + 'static,
@@ -474,7 +474,10 @@ impl TestNetns {
                 .status()
                 .expect("ip");
             assert!(st.success());
-            tokio::runtime::Builder::new_current_thread()
+            // A multi-thread runtime, as the agent uses: its worker threads are created from
+            // this thread, so they are in the namespace too.
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
                 .expect("tokio")
