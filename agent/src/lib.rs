@@ -103,6 +103,8 @@ pub struct AgentConfig {
     pub serve_addr: SocketAddr,
     /// Bearer token the agent's API requires (`None`: no authentication; only for loopback).
     pub serve_token: Option<String>,
+    /// TLS for the agent's API (`None`: plain HTTP; only for loopback).
+    pub serve_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -135,6 +137,7 @@ impl AgentConfig {
             node_ip,
             serve_addr: SocketAddr::new(node_ip, 0),
             serve_token: None,
+            serve_tls: None,
         }
     }
 }
@@ -248,6 +251,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
             directory,
             token: config.serve_token.clone(),
         },
+        config.serve_tls.clone(),
         stop.clone(),
     )));
     let mgr = manager::Manager::new(shared, recovered);

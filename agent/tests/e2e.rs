@@ -1024,3 +1024,60 @@ async fn the_lease_is_renewed_and_the_node_reports_itself() {
     assert_eq!(st.addresses.unwrap()[0].address, "127.0.0.1");
     c.stop().await;
 }
+
+/// A GET over TLS (certificate not checked), with an optional bearer token; returns the raw
+/// response.
+async fn https_get(port: u16, path: &str, token: Option<&str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cfg = probe::handler::http::insecure_tls_config().unwrap();
+    let connector = tokio_rustls::TlsConnector::from(cfg);
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn the_agent_api_over_https_requires_the_token() {
+    let mut c = Cluster::start().await;
+    c.detach_agent().await;
+    let dir = c._dir.path().to_path_buf();
+    let creds =
+        apiserver::tls::Credentials::load_or_create(&dir.join("agent-tls"), &["127.0.0.1".into()])
+            .unwrap();
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut net = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").unwrap());
+    net.isolated = false;
+    net.node_ip = ip;
+    let rt = ProcessRuntime::new(dir.join("rt"), net).unwrap();
+    let mut config =
+        agent::AgentConfig::new(&c.node, c.client.clone(), Arc::new(rt), dir.clone(), ip);
+    config.serve_tls = Some(creds.server_config().unwrap());
+    config.serve_token = Some("s3cret".into());
+    c.agent = Some(agent::start(config).await.unwrap());
+    c.create(&pod(
+        "tls",
+        serde_json::json!({"command": ["sh", "-c", "echo secure; exec sleep 600"]}),
+        json(r#"{"terminationGracePeriodSeconds": 1}"#),
+    ))
+    .await;
+    c.wait("tls", 10, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    let port = c.agent.as_ref().unwrap().local_addr().port();
+    let path = "/containerLogs/default/tls/app";
+    let denied = https_get(port, path, None).await;
+    assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+    let ok = https_get(port, path, Some("s3cret")).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("secure\n"), "{ok}");
+    c.stop().await;
+}

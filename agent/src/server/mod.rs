@@ -4,8 +4,9 @@
 //! (`InternalIP`).
 //!
 //! # Protocol
-//! Plain HTTP/1.1 (paddock's `up` runs it on loopback); when a token is configured every
-//! request needs `Authorization: Bearer <token>` (else `401`).
+//! HTTPS when the agent is given a TLS configuration, else plain HTTP/1.1 (paddock's `up`
+//! runs it on loopback); when a token is configured every request needs
+//! `Authorization: Bearer <token>` (else `401`).
 //!
 //! - `GET /containerLogs/{namespace}/{pod}/{container}` with the query parameters of the API
 //!   (`follow`, `tailLines`, `timestamps`, `previous`, `sinceSeconds`, `sinceTime` (RFC 3339),
@@ -107,14 +108,64 @@ async fn auth(State(s): State<ServerState>, req: Request, next: Next) -> Respons
     next.run(req).await
 }
 
-/// Serves the router on `listener` until `stop`.
-pub async fn serve(listener: tokio::net::TcpListener, state: ServerState, stop: CancellationToken) {
+/// Serves the router on `listener` until `stop`: HTTPS when `tls` is given, else plain HTTP.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ServerState,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: CancellationToken,
+) {
     let app = router(state);
-    let res = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-    if let Err(e) = res {
-        tracing::warn!(error = %e, "agent API stopped");
+    let Some(tls) = tls else {
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "agent API stopped");
+        }
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            conn = listener.accept() => match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "agent API accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "agent API TLS handshake");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| {
+                use tower::ServiceExt;
+                app.clone().oneshot(req)
+            });
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn = builder
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                res = conn => {
+                    if let Err(e) = res {
+                        tracing::debug!(%peer, error = %e, "agent API connection");
+                    }
+                }
+            }
+        });
     }
 }
 
