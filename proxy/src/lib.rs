@@ -180,7 +180,7 @@ impl Proxy {
             .conns
             .iter()
             .filter(|(a, _)| a.ip() == ip)
-            .map(|(_, c)| c.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(_, c)| c.open.load(std::sync::atomic::Ordering::Relaxed))
             .sum()
     }
 
@@ -199,7 +199,7 @@ impl Proxy {
         s.conns
             .iter()
             .filter(|(a, _)| addrs.contains(*a))
-            .map(|(_, c)| c.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(_, c)| c.open.load(std::sync::atomic::Ordering::Relaxed))
             .sum()
     }
 

@@ -4,14 +4,16 @@
 //! client address ([`serve_udp`]).
 //!
 //! The data path reads the current table once per new connection or flow (an atomic load);
-//! connections already established keep flowing when their endpoint leaves the table, as
-//! conntrack keeps them under kube-proxy.
+//! connections already established keep flowing when their endpoint stops being a candidate
+//! (not ready, terminating), as conntrack keeps them under kube-proxy, until no service lists
+//! the endpoint at all (its pod is gone): then they are closed rather than left to hang on an
+//! address that no longer answers.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -19,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::Protocol;
-use crate::table::Listen;
+use crate::table::{Conns, Listen};
 use crate::{Error, Proxy};
 
 /// How long a connect to one endpoint may take before the next one is tried.
@@ -174,31 +176,38 @@ pub(crate) async fn forward_tcp(
         }
         tried.push(ep);
     };
-    let _open = route.counter(chosen).map(|c| Open::new(c.clone()));
+    let open = route.counter(chosen).map(|c| Open::new(c.clone()));
+    let gone = open.as_ref().map(|o| o.0.gone.clone()).unwrap_or_default();
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let (mut client, mut upstream) = (client, upstream);
-    if let Err(e) =
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF)
-            .await
-    {
-        tracing::trace!(service = %route.service, error = %e, "connection ended");
+    let copy =
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF);
+    tokio::select! {
+        r = copy => if let Err(e) = r {
+            tracing::trace!(service = %route.service, error = %e, "connection ended");
+        },
+        _ = gone.cancelled() => {
+            tracing::debug!(service = %route.service, endpoint = %chosen, "endpoint gone; closing connection");
+            drop(open);
+            return reject(client);
+        }
     }
 }
 
 /// Counts one open connection on its endpoint's counter while alive.
-struct Open(Arc<AtomicUsize>);
+struct Open(Arc<Conns>);
 
 impl Open {
-    fn new(c: Arc<AtomicUsize>) -> Open {
-        c.fetch_add(1, Ordering::Relaxed);
+    fn new(c: Arc<Conns>) -> Open {
+        c.open.fetch_add(1, Ordering::Relaxed);
         Open(c)
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -75,6 +75,16 @@ pub(crate) struct Affinity {
     clients: Mutex<HashMap<IpAddr, (SocketAddr, Instant)>>,
 }
 
+/// The proxy's open connections to one endpoint address, kept across tables.
+#[derive(Debug, Default)]
+pub struct Conns {
+    /// How many are open.
+    pub(crate) open: AtomicUsize,
+    /// Cancelled when the endpoint is gone from every service (its pod was deleted): the
+    /// connections still open to it are closed rather than left hanging.
+    pub(crate) gone: tokio_util::sync::CancellationToken,
+}
+
 /// What one listener routes to.
 #[derive(Debug)]
 pub struct Route {
@@ -82,8 +92,8 @@ pub struct Route {
     pub service: String,
     /// The candidates for new connections.
     pub endpoints: Vec<SocketAddr>,
-    /// Open connections per endpoint (parallel to `endpoints`), kept across tables.
-    counters: Vec<Arc<AtomicUsize>>,
+    /// Open connections per endpoint (parallel to `endpoints`).
+    counters: Vec<Arc<Conns>>,
     next: AtomicUsize,
     affinity: Option<(Arc<Affinity>, Duration)>,
 }
@@ -119,7 +129,7 @@ impl Route {
     }
 
     /// The open-connection counter of `ep`.
-    pub(crate) fn counter(&self, ep: SocketAddr) -> Option<&Arc<AtomicUsize>> {
+    pub(crate) fn counter(&self, ep: SocketAddr) -> Option<&Arc<Conns>> {
         let i = self.endpoints.iter().position(|e| *e == ep)?;
         self.counters.get(i)
     }
@@ -148,7 +158,7 @@ pub(crate) struct Sources {
     pub(crate) overrides: HashMap<EndpointId, EndpointState>,
     pub(crate) affinity: HashMap<String, Arc<Affinity>>,
     /// Open connections per endpoint address.
-    pub(crate) conns: HashMap<SocketAddr, Arc<AtomicUsize>>,
+    pub(crate) conns: HashMap<SocketAddr, Arc<Conns>>,
 }
 
 /// The node the proxy runs on.
@@ -304,7 +314,20 @@ pub(crate) fn build(node: &NodeConfig, src: &mut Sources) -> Table {
         .values()
         .flat_map(|r| r.endpoints.iter().copied())
         .collect();
-    conns.retain(|addr, c| in_use.contains(addr) || c.load(Ordering::Relaxed) > 0);
+    // Connections to an endpoint that no service lists any more (its pod is gone) are closed;
+    // ones to an endpoint that is only not ready (or terminating) keep flowing.
+    let listed: std::collections::HashSet<SocketAddr> = endpoints
+        .values()
+        .flatten()
+        .flat_map(|e| e.ports.iter().map(|(_, _, p)| SocketAddr::new(e.ip, *p)))
+        .collect();
+    conns.retain(|addr, c| {
+        if listed.contains(addr) {
+            return true;
+        }
+        c.gone.cancel();
+        in_use.contains(addr)
+    });
     Table { routes }
 }
 

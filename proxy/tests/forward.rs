@@ -195,7 +195,7 @@ async fn echo_server() -> SocketAddr {
 }
 
 #[tokio::test]
-async fn open_connection_keeps_flowing_after_its_endpoint_leaves() {
+async fn open_connection_keeps_flowing_until_its_endpoint_is_gone() {
     let h = harness(Protocol::Tcp).await;
     let echo = echo_server().await;
     h.proxy
@@ -206,16 +206,21 @@ async fn open_connection_keeps_flowing_after_its_endpoint_leaves() {
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"hello");
     assert_eq!(h.proxy.active_connections(echo.ip()), 1);
-    h.proxy.set_endpoints("default", "web", vec![]);
-    // New connections are refused…
+    // Not ready any more (say, terminating): new connections are refused…
+    h.proxy
+        .set_endpoints("default", "web", vec![endpoint(echo, false, Protocol::Tcp)]);
     assert!(get(h.port).await.is_err());
-    // …the open one still flows.
+    // …the open one still flows, and is counted (the agent waits on this to drain).
     s.write_all(b"again").await.unwrap();
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"again");
-    // Still counted while open (the agent waits on this to drain), gone once closed.
     assert_eq!(h.proxy.active_connections(echo.ip()), 1);
-    drop(s);
+    // The pod is gone (no slice lists it): the connection is closed, not left hanging.
+    h.proxy.set_endpoints("default", "web", vec![]);
+    let end = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("closed, not hanging");
+    assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
     for _ in 0..500 {
         if h.proxy.active_connections(echo.ip()) == 0 {
             return;
