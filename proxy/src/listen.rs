@@ -190,7 +190,7 @@ pub(crate) async fn forward_tcp(
         _ = gone.cancelled() => {
             tracing::debug!(service = %route.service, endpoint = %chosen, "endpoint gone; closing connection");
             drop(open);
-            return reject(client);
+            reject(client);
         }
     }
 }
