@@ -53,9 +53,6 @@ pub enum Error {
         /// What `ip` said.
         message: String,
     },
-    /// The API watch failed.
-    #[error("watching the API: {0}")]
-    Watch(String),
 }
 
 /// The service proxy of one node. Share it behind an `Arc`.

@@ -92,7 +92,6 @@ fn unavailable(e: &Error) -> bool {
     match e {
         Error::ServiceIp { .. } => true,
         Error::Io { source, .. } => source.kind() == std::io::ErrorKind::AddrNotAvailable,
-        Error::Watch(_) => false,
     }
 }
 
