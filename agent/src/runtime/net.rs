@@ -260,16 +260,11 @@ pub(crate) async fn attach_pod(
     pod_ip: Ipv4Addr,
     cidr: &PodCidr,
 ) -> Result<(), RuntimeError> {
-    let holder_s = holder.to_string();
-    ip(
-        &[
-            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", &holder_s,
-        ],
-        None,
-        None,
-    )
-    .await?;
-    ip(&["link", "set", veth, "master", bridge, "up"], None, None).await?;
+    // Two `ip -batch` runs: the node side, then the pod side.
+    let node = format!(
+        "link add {veth} type veth peer name eth0 netns {holder}\nlink set {veth} master {bridge} up\n"
+    );
+    ip(&["-batch", "-"], Some(node), None).await?;
     let batch = format!(
         "link set lo up\naddr add {pod_ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gw}\n",
         prefix = cidr.prefix,
@@ -280,9 +275,8 @@ pub(crate) async fn attach_pod(
 
 /// Deletes the node end of a pod's veth pair (gone already is fine).
 pub(crate) async fn detach_pod(veth: &str) {
-    if link_exists(veth) {
-        let _ = ip(&["link", "del", veth], None, None).await;
-    }
+    // Usually already gone with the pod's namespace; an error here means just that.
+    let _ = ip(&["link", "del", veth], None, None).await;
 }
 
 #[cfg(test)]
