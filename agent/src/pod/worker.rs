@@ -1080,7 +1080,13 @@ impl Driver {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             containers: Vec::new(),
         };
-        for c in self.state.containers() {
+        let containers = self.state.containers();
+        let default_reason = if containers.iter().any(|c| c.init) {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
+        for c in containers {
             let name = &c.container.name;
             let latest = self.state.latest(name);
             let waiting = match latest {
@@ -1090,7 +1096,7 @@ impl Driver {
                         .waiting
                         .get(name)
                         .map(|(r, _)| r.clone())
-                        .unwrap_or_else(|| "ContainerCreating".into()),
+                        .unwrap_or_else(|| default_reason.into()),
                 ),
             };
             entry.containers.push((
