@@ -107,7 +107,15 @@ fn check_host_path(path: &Path, kind: HostPathType) -> Result<(), RuntimeError> 
     };
     let missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     match kind {
-        HostPathType::Unset => Ok(()),
+        // containerd creates a missing bind source as a directory (0755) for an untyped hostPath.
+        HostPathType::Unset => match meta {
+            Err(e) if missing(&e) => std::fs::create_dir_all(path)
+                .and_then(|()| {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+                })
+                .map_err(|e| io_err("create", path, e)),
+            _ => Ok(()),
+        },
         HostPathType::DirectoryOrCreate => match meta {
             Ok(m) if m.is_dir() => Ok(()),
             Ok(_) => Err(fail("directory")),
@@ -414,6 +422,9 @@ mod tests {
         check_host_path(&nf, HostPathType::FileOrCreate).expect("created");
         assert!(nf.is_file());
         assert!(check_host_path(&dir.path().join("none"), HostPathType::Socket).is_err());
+        let untyped = dir.path().join("untyped/dir");
+        check_host_path(&untyped, HostPathType::Unset).expect("created like containerd");
+        assert!(untyped.is_dir());
     }
 
     #[test]
