@@ -5,13 +5,16 @@
 //!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
-//! [`scheduler`] (binds pending pods to nodes), [`replicaset`] and [`deployment`]. Events are written through `events`.
+//! [`scheduler`] (binds pending pods to nodes), [`replicaset`], [`deployment`], [`endpoints`] and
+//! [`endpointslice`] (which pods back a Service). Events are written through `events`.
 
 // The registry's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
 
 mod claim;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 mod events;
 pub mod gc;
 pub mod namespace;
@@ -85,7 +88,9 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
         namespace::run(registry.clone(), shutdown.clone()),
         scheduler::run(registry.clone(), shutdown.clone()),
         replicaset::run(registry.clone(), shutdown.clone()),
-        deployment::run(registry, shutdown),
+        deployment::run(registry.clone(), shutdown.clone()),
+        endpoints::run(registry.clone(), shutdown.clone()),
+        endpointslice::run(registry, shutdown),
     );
 }
 
