@@ -56,7 +56,13 @@ fn prepare_one(pod_dir: &Path, v: &VolumeConfig) -> Result<VolumeRecord, Runtime
             })
         }
         VolumeSource::HostPath { path, kind } => {
-            check_host_path(path, *kind)?;
+            // Worded as the kubelet's FailedMount event.
+            check_host_path(path, *kind).map_err(|e| {
+                RuntimeError::Volume(format!(
+                    "MountVolume.SetUp failed for volume {:?} : {e}",
+                    v.name
+                ))
+            })?;
             Ok(VolumeRecord {
                 name: v.name.clone(),
                 path: path.clone(),
@@ -141,23 +147,15 @@ fn check_host_path(path: &Path, kind: HostPathType) -> Result<(), RuntimeError> 
             Err(e) => Err(io_err("stat", path, e)),
         },
         _ => {
-            let m = meta.map_err(|e| {
-                if missing(&e) {
-                    RuntimeError::Volume(format!(
-                        "hostPath type check failed: {} does not exist",
-                        path.display()
-                    ))
-                } else {
-                    io_err("stat", path, e)
-                }
-            })?;
-            let ft = m.file_type();
+            let ft = meta.ok().map(|m| m.file_type());
+            // A missing path fails the same check (upstream `checkTypeInternal`).
+            let is = |f: fn(&std::fs::FileType) -> bool| ft.as_ref().is_some_and(f);
             let (ok, what) = match kind {
-                HostPathType::Directory => (ft.is_dir(), "directory"),
-                HostPathType::File => (ft.is_file(), "file"),
-                HostPathType::Socket => (ft.is_socket(), "socket file"),
-                HostPathType::CharDevice => (ft.is_char_device(), "character device"),
-                HostPathType::BlockDevice => (ft.is_block_device(), "block device"),
+                HostPathType::Directory => (is(std::fs::FileType::is_dir), "directory"),
+                HostPathType::File => (is(std::fs::FileType::is_file), "file"),
+                HostPathType::Socket => (is(FileTypeExt::is_socket), "socket file"),
+                HostPathType::CharDevice => (is(FileTypeExt::is_char_device), "character device"),
+                HostPathType::BlockDevice => (is(FileTypeExt::is_block_device), "block device"),
                 _ => (true, ""),
             };
             if ok { Ok(()) } else { Err(fail(what)) }
@@ -421,7 +419,16 @@ mod tests {
         let nf = dir.path().join("nf");
         check_host_path(&nf, HostPathType::FileOrCreate).expect("created");
         assert!(nf.is_file());
-        assert!(check_host_path(&dir.path().join("none"), HostPathType::Socket).is_err());
+        let none = dir.path().join("none");
+        assert_eq!(
+            check_host_path(&none, HostPathType::Socket)
+                .expect_err("missing")
+                .to_string(),
+            format!(
+                "hostPath type check failed: {} is not a socket file",
+                none.display()
+            )
+        );
         let untyped = dir.path().join("untyped/dir");
         check_host_path(&untyped, HostPathType::Unset).expect("created like containerd");
         assert!(untyped.is_dir());
