@@ -19,6 +19,33 @@ struct Cluster {
     node: String,
 }
 
+/// A test that fails leaves no processes behind: a fresh runtime on the same directory finds
+/// what the agent started (its on-disk state) and stops it.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.agent.is_none() {
+            return;
+        }
+        let root = self._dir.path().join("rt");
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let mut net = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").unwrap());
+                net.isolated = false;
+                if let Ok(r) = ProcessRuntime::new(root, net) {
+                    let _ = agent::runtime::Runtime::shutdown(&r, Duration::ZERO).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
 impl Cluster {
     async fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
