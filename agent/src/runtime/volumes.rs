@@ -163,15 +163,14 @@ fn check_host_path(path: &Path, kind: HostPathType) -> Result<(), RuntimeError> 
     }
 }
 
-/// The kubelet's managed `/etc/hosts` (pkg/kubelet/kubelet_pods.go `managedHostsFileContent`).
+/// The kubelet's managed `/etc/hosts` (pkg/kubelet/kubelet_pods.go `managedHostsFileContent`,
+/// `nodeHostsFileContent` for host-network pods). Not yet: the `<hostname>.<subdomain>…` form
+/// for pods with `spec.subdomain` (the sandbox config carries no domain).
 pub(crate) fn hosts_file(cfg: &SandboxConfig, pod_ip: &str) -> String {
     let mut s = String::new();
     if cfg.host_network {
         s.push_str("# Kubernetes-managed hosts file (host network).\n");
         s.push_str(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());
-        if !s.ends_with('\n') {
-            s.push('\n');
-        }
     } else {
         s.push_str("# Kubernetes-managed hosts file.\n");
         s.push_str("127.0.0.1\tlocalhost\n");
@@ -184,8 +183,11 @@ pub(crate) fn hosts_file(cfg: &SandboxConfig, pod_ip: &str) -> String {
     }
     if !cfg.extra_hosts.is_empty() {
         s.push_str("\n# Entries added by HostAliases.\n");
+        // One line per hostname (upstream `hostsEntriesFromHostAliases`).
         for (ip, names) in &cfg.extra_hosts {
-            s.push_str(&format!("{ip}\t{}\n", names.join("\t")));
+            for name in names {
+                s.push_str(&format!("{ip}\t{name}\n"));
+            }
         }
     }
     s
@@ -209,12 +211,13 @@ pub(crate) fn resolv_conf(cfg: &SandboxConfig) -> String {
     if dns.nameservers.is_empty() && dns.searches.is_empty() && dns.options.is_empty() {
         return std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     }
+    // containerd's order (parseDNSOptions): search, nameservers, options.
     let mut s = String::new();
-    for ns in &dns.nameservers {
-        s.push_str(&format!("nameserver {ns}\n"));
-    }
     if !dns.searches.is_empty() {
         s.push_str(&format!("search {}\n", dns.searches.join(" ")));
+    }
+    for ns in &dns.nameservers {
+        s.push_str(&format!("nameserver {ns}\n"));
     }
     if !dns.options.is_empty() {
         s.push_str(&format!("options {}\n", dns.options.join(" ")));
@@ -482,6 +485,25 @@ mod tests {
     }
 
     #[test]
+    fn resolv_conf_in_containerd_order() {
+        let cfg = SandboxConfig {
+            dns: crate::runtime::DnsConfig {
+                nameservers: vec!["10.96.0.10".into()],
+                searches: vec![
+                    "default.svc.cluster.local".into(),
+                    "svc.cluster.local".into(),
+                ],
+                options: vec!["ndots:5".into()],
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            resolv_conf(&cfg),
+            "search default.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+        );
+    }
+
+    #[test]
     fn hosts_file_names_the_pod_and_aliases() {
         let cfg = SandboxConfig {
             hostname: "web-0".into(),
@@ -491,7 +513,7 @@ mod tests {
         let h = hosts_file(&cfg, "10.244.0.7");
         assert!(h.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
         assert!(h.contains("10.244.0.7\tweb-0\n"));
-        assert!(h.ends_with("# Entries added by HostAliases.\n10.1.2.3\tfoo\tbar\n"));
+        assert!(h.ends_with("# Entries added by HostAliases.\n10.1.2.3\tfoo\n10.1.2.3\tbar\n"));
     }
 
     #[test]
