@@ -542,6 +542,8 @@ impl Shared {
             let ip = self.ipam.allocate(&rec.id).map_err(|e| (e, None))?;
             rec.allocated_ip = true;
             rec.pod_ip = IpAddr::V4(ip);
+            // Recorded at once: `list` releases addresses whose owner has no record.
+            state::write_json(&self.sandbox_path(&rec.id), &*rec).map_err(|e| (e, None))?;
         }
         let etc = volumes::write_etc_files(pod_dir, cfg, &rec.pod_ip.to_string())
             .map_err(|e| (e, None))?;
