@@ -1108,3 +1108,57 @@ async fn the_agent_api_over_https_requires_the_token() {
     assert!(ok.contains("secure\n"), "{ok}");
     c.stop().await;
 }
+
+#[tokio::test]
+async fn env_from_config_maps_secrets_and_the_downward_api() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let c = Cluster::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "cfg"}, "data": {"MODE": "fast", "greeting": "hello"}}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "sec"}, "stringData": {"password": "pw1"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let out = c._dir.path().join("env-out");
+    c.create(&pod(
+        "env",
+        serde_json::json!({
+            "command": ["sh", "-c", format!("echo \"$MODE $PASS $POD $GREETING\" > {}; exec sleep 600", out.display())],
+            "envFrom": [{"configMapRef": {"name": "cfg"}}],
+            "env": [
+                {"name": "PASS", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "password"}}},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "GREETING", "value": "$(greeting) world"},
+            ],
+        }),
+        json(r#"{"terminationGracePeriodSeconds": 1}"#),
+    ))
+    .await;
+    c.wait("env", 10, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    let end = tokio::time::Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        if let Ok(t) = std::fs::read_to_string(&out) {
+            break t;
+        }
+        assert!(tokio::time::Instant::now() < end, "no output");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(text, "fast pw1 env hello world\n");
+    c.stop().await;
+}
