@@ -59,8 +59,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         Err(err) => Err(err),
     };
     tracing::info!("shutting down");
-    // Pods first (graceful termination), then the control plane.
-    node.stop(std::time::Duration::from_secs(30)).await;
+    // Pods first (graceful termination), then the proxy, then the control plane.
+    node.agent.stop(std::time::Duration::from_secs(30)).await;
+    node.proxy_stop.cancel();
+    for task in node.proxy_tasks {
+        let _ = task.await;
+    }
     controllers.stop().await;
     server.shutdown().await;
     result
@@ -137,14 +141,21 @@ async fn apply_all(
     Ok(lines)
 }
 
-/// Starts the local node agent: a process runtime (pods in their own namespaces when root,
-/// host mode otherwise or with `--host-network-only`), talking to the server over loopback
-/// HTTPS with the admin kubeconfig, exactly as a remote agent would.
+/// The local node: its agent and its service proxy.
+struct Node {
+    agent: agent::AgentHandle,
+    proxy_stop: tokio_util::sync::CancellationToken,
+    proxy_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the local node: the agent with a process runtime (pods in their own namespaces when
+/// root, host mode otherwise or with `--host-network-only`) and the service proxy, both talking
+/// to the server over loopback HTTPS with the admin kubeconfig, exactly as a remote node would.
 async fn start_node(
     server: &apiserver::RunningServer,
     data_dir: &std::path::Path,
     args: &UpArgs,
-) -> anyhow::Result<agent::AgentHandle> {
+) -> anyhow::Result<Node> {
     use agent::runtime::{NodeNetwork, PodCidr, ProcessRuntime};
     let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())
         .context("reading the kubeconfig the server wrote")?;
@@ -158,20 +169,45 @@ async fn start_node(
     let mut network = NodeNetwork::new(pod_cidr);
     network.node_ip = node_ip;
     network.isolated = !args.host_network_only;
+    let isolated = network.isolated && nix::unistd::geteuid().is_root();
     let root = data_dir.join("node");
     let runtime = ProcessRuntime::new(root.clone(), network).context("starting the runtime")?;
     let mut config = agent::AgentConfig::new(
         &node_name,
-        client,
+        client.clone(),
         std::sync::Arc::new(runtime),
         root,
         node_ip,
     );
     config.pod_cidr = POD_CIDR.to_string();
     config.serve_token = Some(server.token().to_string());
-    agent::start(config)
+    let agent = agent::start(config)
         .await
-        .context("starting the node agent")
+        .context("starting the node agent")?;
+
+    // The proxy listens on 127.0.0.1 too, so LoadBalancer and NodePort services are reachable
+    // at 127.0.0.1:port; ClusterIPs are held on a dummy interface only with pod namespaces.
+    let node = proxy::NodeConfig {
+        node_name,
+        node_ips: vec![node_ip],
+        loopback: true,
+    };
+    let proxy = proxy::Proxy::new(node, isolated);
+    let proxy_stop = tokio_util::sync::CancellationToken::new();
+    let proxy_tasks = vec![
+        tokio::spawn(proxy.clone().run(proxy_stop.clone())),
+        tokio::spawn(proxy::feed::run_from_api(
+            client,
+            proxy,
+            true,
+            proxy_stop.clone(),
+        )),
+    ];
+    Ok(Node {
+        agent,
+        proxy_stop,
+        proxy_tasks,
+    })
 }
 
 /// The local node's pod CIDR (the first /24 of the default cluster CIDR 10.244.0.0/16).

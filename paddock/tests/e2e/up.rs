@@ -98,6 +98,40 @@ fn up_runs_the_example_pods_ready_and_reachable_then_cleans_up() {
             "pod {ip} serves"
         );
     }
+    // The Service's ClusterIP routes to the ready pods (Endpoints, EndpointSlices, proxy).
+    let cluster_ip = s.kubectl(&["get", "svc", "hello", "-o", "jsonpath={.spec.clusterIP}"]);
+    let endpoints = s.eventually("both pods in the Endpoints", || {
+        let out = s.kubectl(&[
+            "get",
+            "endpoints",
+            "hello",
+            "-o",
+            "jsonpath={.subsets[*].addresses[*].ip}",
+        ]);
+        (out.split_whitespace().count() == 2).then_some(out)
+    });
+    for (ip, _) in &ready {
+        assert!(endpoints.contains(ip.as_str()), "{endpoints}");
+    }
+    for _ in 0..10 {
+        let mut curl = s.command("curl");
+        curl.args([
+            "-s",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{cluster_ip}/"),
+        ]);
+        let out = run(curl, None);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "200",
+            "service {cluster_ip}"
+        );
+    }
     let node = s.kubectl(&[
         "get",
         "nodes",
