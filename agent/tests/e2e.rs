@@ -890,15 +890,23 @@ async fn a_restarted_agent_adopts_running_containers_and_stops_orphans() {
     ))
     .await;
     assert!(resp.contains("NotFound"), "{resp}");
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", "^sleep 6171$"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).lines().count(),
-        1,
-        "exactly the adopted container's shell should remain"
-    );
+    // Exactly the adopted container remains (the orphan is stopped with a 2 s grace).
+    let end = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", "^sleep 6171$"])
+            .output()
+            .unwrap();
+        let n = String::from_utf8_lossy(&out.stdout).lines().count();
+        if n == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "{n} processes instead of 1"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     c.stop().await;
 }
 
