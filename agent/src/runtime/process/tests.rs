@@ -855,3 +855,29 @@ fn host_network_pods_share_the_node_network_but_keep_their_own_mounts_and_pids()
     });
     drop(ns);
 }
+
+#[tokio::test]
+async fn a_second_runtime_stops_an_adopted_container_while_the_first_still_reaps_it() {
+    // As in an agent restart inside one process (the first runtime's tasks live on).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let first = host_runtime(dir.path());
+    let sb = first.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+    let cfg = container("c", &["sh", "-c", "echo x; exec sleep 6172"]);
+    let started = first.start_container(&sb, &cfg).await.expect("start");
+    let second = host_runtime(dir.path());
+    let found = second.list().await.expect("list");
+    assert_eq!(found[0].containers.len(), 1);
+    second
+        .stop_container(&started.id, Duration::from_secs(2))
+        .await
+        .expect("stop");
+    assert_eq!(marker_pids(&started.id), Vec::<i32>::new());
+    second
+        .stop_sandbox(&found[0].sandbox)
+        .await
+        .expect("stop sandbox");
+    assert!(second.list().await.expect("list").is_empty());
+    let exited = first.wait_container(&started.id).await;
+    assert_eq!(exited.signal, Some(15));
+}
