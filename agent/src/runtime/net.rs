@@ -115,11 +115,15 @@ impl Ipam {
         let last: Option<Ipv4Addr> = std::fs::read_to_string(self.dir.join(LAST))
             .ok()
             .and_then(|s| s.trim().parse().ok());
-        let all: Vec<Ipv4Addr> = self.cidr.pod_range().collect();
+        let first = u32::from(self.cidr.gateway()) + 1;
+        // All but the network, gateway and broadcast addresses (prefix ≤ 30: at least one).
+        let count = (1u32 << (32 - u32::from(self.cidr.prefix))) - 3;
         let start = last
-            .and_then(|l| all.iter().position(|a| *a == l))
-            .map_or(0, |i| i + 1);
-        for ip in all[start..].iter().chain(&all[..start]).copied() {
+            .map(u32::from)
+            .filter(|l| (first..first + count).contains(l))
+            .map_or(0, |l| l - first + 1);
+        for i in 0..count {
+            let ip = Ipv4Addr::from(first + (start + i) % count);
             let path = self.dir.join(ip.to_string());
             match std::fs::OpenOptions::new()
                 .write(true)
