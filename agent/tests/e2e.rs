@@ -846,7 +846,9 @@ fn container_id(p: &Pod) -> Option<String> {
 async fn a_restarted_agent_adopts_running_containers_and_stops_orphans() {
     let mut c = Cluster::start().await;
     let mark = c._dir.path().join("starts");
-    let cmd = format!("echo x >> {}; exec sleep 6171", mark.display());
+    // A sleep length unique to this run, so other runs' processes never count.
+    let secs = format!("6171.{}", std::process::id());
+    let cmd = format!("echo x >> {}; exec sleep {secs}", mark.display());
     for name in ["keep", "gone"] {
         c.create(&pod(
             name,
@@ -894,7 +896,7 @@ async fn a_restarted_agent_adopts_running_containers_and_stops_orphans() {
     let end = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let out = std::process::Command::new("pgrep")
-            .args(["-f", "^sleep 6171$"])
+            .args(["-f", &format!("^sleep {secs}$")])
             .output()
             .unwrap();
         let n = String::from_utf8_lossy(&out.stdout).lines().count();
