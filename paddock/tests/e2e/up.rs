@@ -149,11 +149,42 @@ fn up_runs_the_example_pods_ready_and_reachable_then_cleans_up() {
         "-o",
         "jsonpath={.items[0].metadata.name}",
     ]);
+    let first_uid = s.kubectl(&["get", "pod", &first, "-o", "jsonpath={.metadata.uid}"]);
     s.kubectl(&["delete", "pod", &first]);
     s.eventually("a replacement pod", || {
         let out = s.kubectl(&["get", "pods", "-l", "app=hello", "-o", "name"]);
         (out.lines().count() == 2 && !out.contains(&first)).then_some(())
     });
+    // The deleted pod left nothing behind: no mount of its own, no veth beyond the two
+    // running pods', no process beyond the two running servers.
+    s.eventually("the replacement running", || {
+        let out = s.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=hello",
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ]);
+        (out == "Running Running").then_some(())
+    });
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    assert!(
+        !mounts.contains(&first_uid),
+        "mounts of the deleted pod remain"
+    );
+    let mut veths = s.command("ip");
+    veths.args(["-o", "link", "show", "type", "veth"]);
+    let veths = String::from_utf8_lossy(&run(veths, None).stdout)
+        .lines()
+        .count();
+    assert_eq!(veths, 2, "one veth per running pod");
+    let mut servers = std::process::Command::new("pgrep");
+    servers.args(["-f", "^python3 -m http.server 8080$"]);
+    let servers = String::from_utf8_lossy(&run(servers, None).stdout)
+        .lines()
+        .count();
+    assert_eq!(servers, 2, "one server process per running pod");
     let logs = s.kubectl(&["logs", "deployment/hello", "--tail=1"]);
     assert!(logs.contains("GET / HTTP/1.1\" 200"), "{logs}");
 
