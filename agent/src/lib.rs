@@ -101,6 +101,8 @@ pub struct AgentConfig {
     /// Where the agent's API (logs, exec) listens; port 0 picks one. Its port is published in
     /// the Node's `status.daemonEndpoints.kubeletEndpoint.Port`.
     pub serve_addr: SocketAddr,
+    /// Pod capacity reported in the Node's status (the kubelet's `--max-pods`, default 110).
+    pub max_pods: i64,
     /// Bearer token the agent's API requires (`None`: no authentication; only for loopback).
     pub serve_token: Option<String>,
     /// TLS for the agent's API (`None`: plain HTTP; only for loopback).
@@ -136,6 +138,7 @@ impl AgentConfig {
             pod_cidr: String::new(),
             node_ip,
             serve_addr: SocketAddr::new(node_ip, 0),
+            max_pods: node::MAX_PODS,
             serve_token: None,
             serve_tls: None,
         }
@@ -206,6 +209,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         pod_cidr: config.pod_cidr.clone(),
         port: addr.port(),
         root_dir: config.root_dir.clone(),
+        max_pods: config.max_pods,
     };
     let node_uid = node::register(&config.client, &identity, &machine).await?;
     node::renew_lease(&config.client, &config.node_name, &node_uid)
@@ -213,7 +217,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         .map_err(|e| AgentError::Api("creating the node Lease", e))?;
     let recovered = config.runtime.list().await?;
     let events = EventRecorder::new(config.client.clone(), &config.node_name);
-    let cap = node::capacity(&machine);
+    let cap = node::capacity(&machine, config.max_pods);
     let q = |k: &str| {
         cap.get(k)
             .and_then(|q| api::quantity::Quantity::parse(&q.0).ok())

@@ -51,6 +51,8 @@ pub struct NodeIdentity {
     pub port: u16,
     /// Directory whose file system is reported as `ephemeral-storage`.
     pub root_dir: std::path::PathBuf,
+    /// Pod capacity (the kubelet's `--max-pods`, default [`MAX_PODS`]).
+    pub max_pods: i64,
 }
 
 /// Facts measured from the machine.
@@ -156,7 +158,7 @@ fn arch() -> &'static str {
 }
 
 /// Capacity (= allocatable: no reservations) of the machine.
-pub fn capacity(m: &MachineInfo) -> BTreeMap<String, Quantity> {
+pub fn capacity(m: &MachineInfo, max_pods: i64) -> BTreeMap<String, Quantity> {
     let mut c = BTreeMap::new();
     c.insert("cpu".into(), Quantity(m.cpus.to_string()));
     c.insert("memory".into(), Quantity(format!("{}Ki", m.memory / 1024)));
@@ -164,7 +166,7 @@ pub fn capacity(m: &MachineInfo) -> BTreeMap<String, Quantity> {
         "ephemeral-storage".into(),
         Quantity(format!("{}Ki", m.storage / 1024)),
     );
-    c.insert("pods".into(), Quantity(MAX_PODS.to_string()));
+    c.insert("pods".into(), Quantity(max_pods.to_string()));
     c.insert("hugepages-2Mi".into(), Quantity("0".into()));
     c
 }
@@ -273,7 +275,7 @@ pub fn node_status(
             _ => Some(Time(now)),
         };
     }
-    let cap = capacity(m);
+    let cap = capacity(m, id.max_pods);
     let mut addresses = vec![NodeAddress {
         type_: "InternalIP".into(),
         address: id.ip.to_string(),
@@ -465,6 +467,7 @@ mod tests {
             pod_cidr: "10.244.0.0/24".into(),
             port: 10250,
             root_dir: "/".into(),
+            max_pods: MAX_PODS,
         };
         let mut m = MachineInfo {
             cpus: 2,

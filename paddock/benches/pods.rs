@@ -2,7 +2,8 @@
 //! for 100 pods only).
 //!
 //! Starts the real `paddock up` (this build, memory store, `--host-network-only` so that 1,000
-//! pods fit: a node's pod CIDR is a /24), applies a Deployment of N replicas (`sleep` with an
+//! pods fit: a node's pod CIDR is a /24; `--max-pods 1100` since the kubelet's default is 110),
+//! applies a Deployment of N replicas (`sleep` with an
 //! exec readiness probe), and measures:
 //! - time from the apply to all N pods Ready (target: 1,000 in ≤ 30 s), against a floor measured
 //!   in the same run: spawning N `sleep` processes and running one `true` for each, directly;

@@ -39,6 +39,9 @@ pub(crate) struct UpArgs {
     /// Run every pod in the host's network (no pod namespaces), even as root.
     #[arg(long)]
     pub(crate) host_network_only: bool,
+    /// Most pods the node takes (the kubelet's `--max-pods`).
+    #[arg(long, value_name = "N", default_value_t = 110, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub(crate) max_pods: i64,
 }
 
 /// Flags shared by every command that runs a server.

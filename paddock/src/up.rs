@@ -180,6 +180,7 @@ async fn start_node(
         node_ip,
     );
     config.pod_cidr = POD_CIDR.to_string();
+    config.max_pods = args.max_pods;
     config.serve_token = Some(server.token().to_string());
     let agent = agent::start(config)
         .await
