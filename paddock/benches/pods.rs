@@ -40,6 +40,8 @@ fn up() -> Up {
             "up",
             "--memory",
             "--host-network-only",
+            "--max-pods",
+            "1100",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
