@@ -191,7 +191,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     let stop = CancellationToken::new();
     let directory = Arc::new(Directory::default());
     let machine = node::MachineInfo::read(&config.root_dir);
-    let handler_env = probe::HandlerEnv::new(probe::DEFAULT_USER_AGENT)
+    let handler_env = probe::HandlerEnv::new(node::PROBE_USER_AGENT)
         .map_err(|e| AgentError::Tls(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(config.serve_addr)
         .await

@@ -38,6 +38,10 @@ pub const MAX_PODS: i64 = 110;
 /// The kubelet version this agent reports, matching the API server's `/version`.
 pub const KUBELET_VERSION: &str = "v1.32.4-paddock";
 
+/// The User-Agent of httpGet probes: `kube-probe/<major>.<minor>` of the kubelet version the
+/// node reports (the API server's `/version` says the same).
+pub const PROBE_USER_AGENT: &str = "kube-probe/1.32";
+
 /// What a node says about itself.
 #[derive(Debug, Clone)]
 pub struct NodeIdentity {

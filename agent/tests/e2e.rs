@@ -447,6 +447,21 @@ async fn http_liveness_turning_500_restarts_but_tcp_on_the_same_server_does_not(
         msg.starts_with("Liveness probe failed: HTTP probe failed with statuscode: 500"),
         "{msg}"
     );
+    // Probes identify as the kubelet version the node reports.
+    let agents: Vec<String> = server
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "user-agent")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert!(
+        !agents.is_empty() && agents.iter().all(|a| a == "kube-probe/1.32"),
+        "{agents:?}"
+    );
     c.stop().await;
 }
 
