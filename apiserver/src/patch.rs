@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use api::patch::{PatchError, PatchType};
+use api::patch::PatchType;
 use api::registry::ResourceInfo;
-use api::status::{ApiError, StatusCause, StatusDetails};
+use api::status::ApiError;
 use http::{HeaderMap, header};
 use serde_json::{Value, json};
 
@@ -44,36 +44,6 @@ impl FromHeaders for PatchType {
     }
 }
 
-/// A patch failure as a `Status`.
-pub fn patch_error(e: PatchError) -> ApiError {
-    let mut err = ApiError::new(e.code(), e.reason(), e.status_message());
-    if let PatchError::ApplyConflict(conflicts) = &e {
-        err.details = Some(StatusDetails {
-            causes: conflicts
-                .iter()
-                .map(|c| StatusCause {
-                    reason: "FieldManagerConflict".into(),
-                    message: format!("conflict with {}", c.manager),
-                    field: c.field.clone(),
-                })
-                .collect(),
-            ..StatusDetails::default()
-        });
-        return err;
-    }
-    if let Some(cause) = e.cause() {
-        err.details = Some(StatusDetails {
-            causes: vec![StatusCause {
-                reason: "UnexpectedServerResponse".into(),
-                message: cause,
-                field: String::new(),
-            }],
-            ..StatusDetails::default()
-        });
-    }
-    err
-}
-
 /// Applies `patch` of `kind` to `current`.
 pub fn apply_patch(
     info: &ResourceInfo,
@@ -82,7 +52,7 @@ pub fn apply_patch(
     patch: &Value,
 ) -> Result<Value, ApiError> {
     match kind {
-        PatchType::Json => api::patch::json_patch(current, patch).map_err(patch_error),
+        PatchType::Json => api::patch::json_patch(current, patch).map_err(ApiError::from),
         PatchType::Merge => {
             if !patch.is_object() {
                 return Err(ApiError::bad_request(
@@ -97,7 +67,7 @@ pub fn apply_patch(
                     "json: cannot unmarshal non-object into Go value of type map[string]interface {}",
                 ));
             }
-            api::patch::strategic_merge(current, patch, info.kind).map_err(patch_error)
+            api::patch::strategic_merge(current, patch, info.kind).map_err(ApiError::from)
         }
         PatchType::Apply => Err(ApiError::internal(
             "apply patches go through server_side_apply",
@@ -144,7 +114,7 @@ pub async fn patch(
     sub: Option<&str>,
     opts: &PatchOptions,
 ) -> Result<(Arc<Value>, bool, Vec<String>), ApiError> {
-    let patch = kind.parse_body(body).map_err(patch_error)?;
+    let patch = kind.parse_body(body).map_err(ApiError::from)?;
     let mode = if sub == Some("status") {
         UpdateMode::Status
     } else {
@@ -227,7 +197,7 @@ fn ssa(
         .unwrap_or(crate::strategy::DEFAULT_MANAGER);
     let now = crate::meta::rfc3339(crate::meta::now());
     api::patch::server_side_apply(live, applied, info.kind, manager, opts.force, &now)
-        .map_err(patch_error)
+        .map_err(ApiError::from)
 }
 
 fn name_mismatch(body: &str, url: &str) -> ApiError {

@@ -10,7 +10,7 @@ use api::status::{ApiError, FieldError};
 use serde_json::{Value, json};
 
 use crate::meta::{meta_str, selector_string};
-use crate::patch::{apply_patch, patch_error};
+use crate::patch::apply_patch;
 use crate::registry::{Registry, UpdateMode, WriteOptions};
 
 /// The `Scale` of a workload object.
@@ -129,7 +129,7 @@ pub async fn patch(
     body: &[u8],
     opts: &WriteOptions,
 ) -> Result<Value, ApiError> {
-    let p = kind.parse_body(body).map_err(patch_error)?;
+    let p = kind.parse_body(body).map_err(ApiError::from)?;
     let current = to_scale(&*registry.get(info, ns, name)?);
     let patched = match kind {
         // Scale has no lists: strategic merge is a merge patch here.

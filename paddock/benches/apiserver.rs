@@ -12,7 +12,7 @@
 //! 100 ms of start, idle RSS ≤ 20 MB. The load generator shares the 2 cores with the server.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_paddock");
 
@@ -68,23 +70,6 @@ fn start(memory: bool) -> (Proc, Duration) {
         },
         ready,
     )
-}
-
-async fn client(kubeconfig: &Path) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(cfg).expect("client")
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -170,7 +155,7 @@ async fn watch_latencies(c: &kube::Client) -> Vec<f64> {
         .await
         .expect("create");
     let rv = created.metadata.resource_version.clone().expect("rv");
-    let lat = Arc::new(parking_lot_free::Mutex::<Vec<f64>>::default());
+    let lat = Arc::new(std::sync::Mutex::<Vec<f64>>::default());
     let mut tasks = Vec::new();
     for _ in 0..WATCHERS {
         let api = api.clone();
@@ -202,7 +187,7 @@ async fn watch_latencies(c: &kube::Client) -> Vec<f64> {
                     }
                 }
             }
-            lat.lock().extend(mine);
+            lat.lock().expect("latencies").extend(mine);
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // let all watches connect
@@ -215,20 +200,9 @@ async fn watch_latencies(c: &kube::Client) -> Vec<f64> {
     for t in tasks {
         t.await.expect("watcher");
     }
-    let mut v = std::mem::take(&mut *lat.lock());
+    let mut v = std::mem::take(&mut *lat.lock().expect("latencies"));
     v.sort_by(f64::total_cmp);
     v
-}
-
-/// A tiny mutex wrapper so this bench needs no extra dependency.
-mod parking_lot_free {
-    #[derive(Default)]
-    pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
-    impl<T> Mutex<T> {
-        pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner())
-        }
-    }
 }
 
 fn main() {
@@ -268,21 +242,21 @@ fn main() {
     let (mem, _) = start(true);
     let (dur, _) = start(false);
     std::thread::sleep(Duration::from_millis(300));
-    let idle = rss_kib(dur.child.id());
+    let idle = common::usage(dur.child.id()).0;
     println!(
         "RSS idle (durable): {:.1} MB (target ≤ 20 MB)",
         idle as f64 / 1024.0
     );
     rt.block_on(async {
-        let cm = client(&mem.kubeconfig).await;
-        let cd = client(&dur.kubeconfig).await;
+        let cm = common::client(&mem.kubeconfig).await;
+        let cd = common::client(&dur.kubeconfig).await;
         let m = creates_per_sec(&cm, "p", total).await;
         let d = creates_per_sec(&cd, "p", total).await;
         println!(
             "creates/s, 8 clients, {total} pods: durable {d:.0}/s (target ≥ 2,000), memory baseline {m:.0}/s, durable/memory {:.2}",
             d / m
         );
-        println!("RSS with {total} pods (durable): {:.1} MB", rss_kib(dur.child.id()) as f64 / 1024.0);
+        println!("RSS with {total} pods (durable): {:.1} MB", common::usage(dur.child.id()).0 as f64 / 1024.0);
         let rounds = if quick { 10 } else { 40 };
         let table = list_latencies(&cd, true, rounds).await;
         let json = list_latencies(&cd, false, rounds).await;

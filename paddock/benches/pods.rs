@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_paddock");
 
 struct Up {
@@ -67,30 +69,6 @@ fn up() -> Up {
     }
 }
 
-async fn client(up: &Up) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(&up.kubeconfig).expect("kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(cfg).expect("client")
-}
-
-/// (RSS KiB, utime+stime clock ticks) of a process.
-fn usage(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    (rss, ticks)
-}
-
 fn deployment(n: usize) -> Deployment {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -137,12 +115,12 @@ fn main() {
         let node = up();
         let pid = node.child.id();
         std::thread::sleep(Duration::from_secs(3));
-        let (rss0, t0) = usage(pid);
+        let (rss0, t0) = common::usage(pid);
         std::thread::sleep(Duration::from_secs(10));
-        let (_, t1) = usage(pid);
+        let (_, t1) = common::usage(pid);
         let idle_cpu0 = (t1 - t0) as f64 / tick / 10.0;
         let ready_in = rt.block_on(async {
-            let c = client(&node).await;
+            let c = common::client(&node.kubeconfig).await;
             let api: Api<Deployment> = Api::namespaced(c, "default");
             let start = tokio::time::Instant::now();
             api.create(&PostParams::default(), &deployment(n))
@@ -167,9 +145,9 @@ fn main() {
             ready_in.as_secs_f64() / base.as_secs_f64()
         );
         std::thread::sleep(Duration::from_secs(5));
-        let (rss1, u0) = usage(pid);
+        let (rss1, u0) = common::usage(pid);
         std::thread::sleep(Duration::from_secs(10));
-        let (_, u1) = usage(pid);
+        let (_, u1) = common::usage(pid);
         let cpu = (u1 - u0) as f64 / tick / 10.0;
         println!(
             "  idle with {n} pods: RSS {:.1} MB (no pods: {:.1} MB) → {:.1} KiB per pod (target ≤ 50); CPU {:.2} % of a core (no pods: {:.2} %) → {:.4} % per pod (target ≤ 0.1)",
