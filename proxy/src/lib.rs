@@ -53,6 +53,16 @@ pub enum Error {
         /// What `ip` said.
         message: String,
     },
+    /// The `ip` command could not remove a service address (or its interface).
+    #[error("removing {ip} from {interface}: {message}")]
+    ServiceIpRemove {
+        /// The address.
+        ip: IpAddr,
+        /// The interface.
+        interface: String,
+        /// What `ip` said.
+        message: String,
+    },
 }
 
 /// The service proxy of one node. Share it behind an `Arc`.
@@ -177,7 +187,7 @@ impl Proxy {
             .conns
             .iter()
             .filter(|(a, _)| a.ip() == ip)
-            .map(|(_, c)| c.open.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(_, c)| c.open.load(std::sync::atomic::Ordering::SeqCst))
             .sum()
     }
 
@@ -196,7 +206,7 @@ impl Proxy {
         s.conns
             .iter()
             .filter(|(a, _)| addrs.contains(*a))
-            .map(|(_, c)| c.open.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(_, c)| c.open.load(std::sync::atomic::Ordering::SeqCst))
             .sum()
     }
 

@@ -42,6 +42,8 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
     // Listeners on addresses this node cannot hold (a ClusterIP without root): logged once,
     // not retried while they stay in the table.
     let mut skipped: HashSet<Listen> = HashSet::new();
+    // Service addresses added to the node, given back when no listener needs them.
+    let mut held = crate::svcip::Held::default();
     loop {
         let table = proxy.table();
         skipped.retain(|l| table.routes.contains_key(l));
@@ -53,13 +55,15 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
             }
             keep
         });
+        let needed: HashSet<IpAddr> = table.routes.keys().map(|l| l.addr.ip()).collect();
+        held.release_unused(&needed).await;
         let mut failed = false;
         for listen in table.routes.keys() {
             if open.contains_key(listen) || skipped.contains(listen) {
                 continue;
             }
             let token = shutdown.child_token();
-            match start(&proxy, *listen, token.clone()).await {
+            match start(&proxy, &mut held, *listen, token.clone()).await {
                 Ok(()) => {
                     open.insert(*listen, token);
                 }
@@ -85,21 +89,28 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
     for token in open.values() {
         token.cancel();
     }
+    held.release_all().await;
 }
 
 /// Whether a bind failed because the node does not (and cannot) hold the address.
 fn unavailable(e: &Error) -> bool {
     match e {
         Error::ServiceIp { .. } => true,
+        Error::ServiceIpRemove { .. } => false,
         Error::Io { source, .. } => source.kind() == std::io::ErrorKind::AddrNotAvailable,
     }
 }
 
 /// Binds one listener and spawns its accept loop.
-async fn start(proxy: &Arc<Proxy>, listen: Listen, token: CancellationToken) -> Result<(), Error> {
+async fn start(
+    proxy: &Arc<Proxy>,
+    held: &mut crate::svcip::Held,
+    listen: Listen,
+    token: CancellationToken,
+) -> Result<(), Error> {
     let ip = listen.addr.ip();
     if proxy.manage_service_ips && !ip.is_loopback() && !proxy.node.node_ips.contains(&ip) {
-        crate::svcip::ensure(ip).await?;
+        held.hold(ip).await?;
     }
     let io = |what: &str| {
         let what = format!("{what} {}", listen.addr);
@@ -155,17 +166,31 @@ pub(crate) async fn forward_tcp(
     peer: SocketAddr,
 ) {
     let route = proxy.table.load().routes.get(&listen).cloned();
-    let Some(route) = route else {
+    let Some(mut route) = route else {
         return reject(client);
     };
     let mut tried = Vec::new();
-    let (upstream, chosen) = loop {
+    let (upstream, chosen, open) = loop {
         let Some(ep) = route.pick(peer.ip(), &tried) else {
             tracing::debug!(service = %route.service, client = %peer, "no endpoint; refusing");
             return reject(client);
         };
+        tried.push(ep);
+        // Counted from the moment it is picked, then checked against the table again: the
+        // agent drains a pod by swapping the table first and reading the counters after
+        // (`Proxy::set_endpoint_state`, then `active_connections`), so either it sees this
+        // connection or this connection sees the new table and picks again.
+        let open = route.counter(ep).map(|c| Open::new(c.clone()));
+        if let Some(now) = proxy.table.load().routes.get(&listen)
+            && !Arc::ptr_eq(now, &route)
+        {
+            route = now.clone();
+            if !route.endpoints.contains(&ep) {
+                continue;
+            }
+        }
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ep)).await {
-            Ok(Ok(s)) => break (s, ep),
+            Ok(Ok(s)) => break (s, ep, open),
             Ok(Err(e)) => {
                 tracing::debug!(service = %route.service, endpoint = %ep, error = %e, "connect failed; trying another endpoint");
             }
@@ -173,9 +198,7 @@ pub(crate) async fn forward_tcp(
                 tracing::debug!(service = %route.service, endpoint = %ep, "connect timed out; trying another endpoint");
             }
         }
-        tried.push(ep);
     };
-    let open = route.counter(chosen).map(|c| Open::new(c.clone()));
     let gone = open.as_ref().map(|o| o.0.gone.clone()).unwrap_or_default();
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
@@ -199,14 +222,15 @@ struct Open(Arc<Conns>);
 
 impl Open {
     fn new(c: Arc<Conns>) -> Open {
-        c.open.fetch_add(1, Ordering::Relaxed);
+        // SeqCst: paired with the table swap and the agent's read (see `forward_tcp`).
+        c.open.fetch_add(1, Ordering::SeqCst);
         Open(c)
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
