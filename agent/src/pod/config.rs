@@ -6,8 +6,10 @@
 //! `InvalidEnvironmentVariableNames` warning), then `env` entries in order, each value
 //! `$(VAR)`-expanded against what is defined so far; `valueFrom` resolves `fieldRef`,
 //! `resourceFieldRef`, `configMapKeyRef` and `secretKeyRef`. `command`/`args` are expanded with
-//! the final environment. Errors carry the kubelet's texts; they become the container's
-//! `CreateContainerConfigError`.
+//! the final environment. Service variables ([`from_services`], chosen as the kubelet's
+//! `getServiceEnvVarMap`) can be referenced by `$(VAR)` and come after the container's own
+//! variables, which win over them. Errors carry the kubelet's texts; they become the
+//! container's `CreateContainerConfigError`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -81,50 +83,75 @@ fn env_name(s: &str) -> String {
     s.replace('-', "_").to_ascii_uppercase()
 }
 
-/// The Docker-link style variables of one Service (`envvars.FromServices`).
-pub fn service_vars(svc: &Service) -> Vec<(String, String)> {
+/// `IsServiceIPSet`: a ClusterIP that is neither empty nor `None` (headless).
+fn service_ip_set(svc: &Service) -> bool {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.as_deref())
+        .is_some_and(|ip| !ip.is_empty() && ip != "None")
+}
+
+/// The variables of `services`, in order (`envvars.FromServices`): `<SVC>_SERVICE_HOST`,
+/// `<SVC>_SERVICE_PORT` (first port), `<SVC>_SERVICE_PORT_<NAME>` per named port, then the
+/// Docker-link variables per port (`<SVC>_PORT` for the first, `<SVC>_PORT_<port>_<PROTO>`
+/// and its `_PROTO`, `_PORT`, `_ADDR`), IPv6 addresses bracketed in URLs as
+/// `net.JoinHostPort` does. Services without a ClusterIP (headless, ExternalName) or without
+/// ports give nothing.
+pub fn from_services(services: &[Service]) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let Some(spec) = svc.spec.as_ref() else {
-        return out;
-    };
-    let ip = spec.cluster_ip.clone().unwrap_or_default();
-    if ip.is_empty() || ip == "None" {
-        return out;
-    }
-    let ports = spec.ports.clone().unwrap_or_default();
-    let Some(first) = ports.first() else {
-        return out;
-    };
-    let prefix = env_name(svc.metadata.name.as_deref().unwrap_or(""));
-    out.push((format!("{prefix}_SERVICE_HOST"), ip.clone()));
-    out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
-    for p in &ports {
-        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
-            out.push((
-                format!("{prefix}_SERVICE_PORT_{}", env_name(n)),
-                p.port.to_string(),
-            ));
+    for svc in services.iter().filter(|s| service_ip_set(s)) {
+        let Some(spec) = svc.spec.as_ref() else {
+            continue;
+        };
+        let ip = spec.cluster_ip.clone().unwrap_or_default();
+        let ports = spec.ports.as_deref().unwrap_or(&[]);
+        // Validation requires ports on a service with a ClusterIP; upstream would index
+        // out of range here, paddock skips the service.
+        let Some(first) = ports.first() else {
+            continue;
+        };
+        let prefix = env_name(svc.metadata.name.as_deref().unwrap_or(""));
+        out.push((format!("{prefix}_SERVICE_HOST"), ip.clone()));
+        out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+        for p in ports {
+            if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                out.push((
+                    format!("{prefix}_SERVICE_PORT_{}", env_name(n)),
+                    p.port.to_string(),
+                ));
+            }
         }
-    }
-    for (i, p) in ports.iter().enumerate() {
-        let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
-        let lower = proto.to_ascii_lowercase();
-        let host_port = probe::handler::join_host_port(&ip, p.port);
-        if i == 0 {
-            out.push((format!("{prefix}_PORT"), format!("{lower}://{host_port}")));
+        for (i, p) in ports.iter().enumerate() {
+            let proto = p
+                .protocol
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "TCP".into());
+            let lower = proto.to_ascii_lowercase();
+            let url = format!("{lower}://{}", probe::handler::join_host_port(&ip, p.port));
+            if i == 0 {
+                out.push((format!("{prefix}_PORT"), url.clone()));
+            }
+            let pp = format!("{prefix}_PORT_{}_{}", p.port, proto.to_ascii_uppercase());
+            out.push((pp.clone(), url));
+            out.push((format!("{pp}_PROTO"), lower));
+            out.push((format!("{pp}_PORT"), p.port.to_string()));
+            out.push((format!("{pp}_ADDR"), ip.clone()));
         }
-        let pp = format!("{prefix}_PORT_{}_{}", p.port, proto.to_ascii_uppercase());
-        out.push((pp.clone(), format!("{lower}://{host_port}")));
-        out.push((format!("{pp}_PROTO"), lower));
-        out.push((format!("{pp}_PORT"), p.port.to_string()));
-        out.push((format!("{pp}_ADDR"), ip.clone()));
     }
     out
 }
 
-/// Service variables for `pod`: the `kubernetes` Service of `default` always, the Services of
-/// the pod's namespace when `enableServiceLinks` is not false [kubelet_pods.go
-/// `getServiceEnvVarMap`].
+/// The kubelet's text when the service list fails; the container gets
+/// `CreateContainerConfigError` with it.
+pub const SERVICE_LIST_FAILED: &str = "failed to list services when setting up env vars";
+
+/// The service variables of `pod` (`getServiceEnvVarMap`): the `kubernetes` Service of
+/// `default` always, the Services of the pod's namespace when `enableServiceLinks` is not
+/// false (one of them named `kubernetes` wins over the default one); only services with a
+/// ClusterIP count. Services are listed when the container is created (the kubelet reads its
+/// service informer at that moment), one or two API lists per container start. A variable
+/// two services both define keeps one value (upstream: whichever its map yields last).
 async fn service_env(objects: &dyn Objects, pod: &Pod) -> Result<Vec<(String, String)>, String> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let links = pod
@@ -132,22 +159,35 @@ async fn service_env(objects: &dyn Objects, pod: &Pod) -> Result<Vec<(String, St
         .as_ref()
         .and_then(|s| s.enable_service_links)
         .unwrap_or(true);
-    let mut map: BTreeMap<String, Service> = BTreeMap::new();
-    if links {
-        for s in objects.services(&ns).await? {
-            map.insert(s.metadata.name.clone().unwrap_or_default(), s);
+    let list = |ns: String| async move {
+        objects.services(&ns).await.map_err(|e| {
+            tracing::warn!(namespace = %ns, error = %e, "listing services for env vars");
+            SERVICE_LIST_FAILED.to_string()
+        })
+    };
+    let mut listed = list("default".to_string()).await?;
+    if links && ns != "default" {
+        listed.extend(list(ns.clone()).await?);
+    }
+    let mut chosen: BTreeMap<String, Service> = BTreeMap::new();
+    for svc in listed.into_iter().filter(service_ip_set) {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let svc_ns = svc.metadata.namespace.as_deref().unwrap_or("");
+        if svc_ns == "default" && name == "kubernetes" {
+            chosen.entry(name).or_insert(svc);
+        } else if svc_ns == ns && links {
+            chosen.insert(name, svc);
         }
     }
-    if !map.contains_key("kubernetes")
-        && let Some(k) = objects
-            .services("default")
-            .await?
-            .into_iter()
-            .find(|s| s.metadata.name.as_deref() == Some("kubernetes"))
-    {
-        map.insert("kubernetes".into(), k);
+    let services: Vec<Service> = chosen.into_values().collect();
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for (k, v) in from_services(&services) {
+        match vars.iter_mut().find(|(n, _)| *n == k) {
+            Some(e) => e.1 = v,
+            None => vars.push((k, v)),
+        }
     }
-    Ok(map.values().flat_map(service_vars).collect())
+    Ok(vars)
 }
 
 /// What the node contributes to env and volumes.

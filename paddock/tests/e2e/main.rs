@@ -12,4 +12,5 @@ mod durability;
 mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;
+mod service_env;
 mod up;

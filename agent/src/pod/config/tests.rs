@@ -9,6 +9,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 struct Fake {
     cms: HashMap<String, ConfigMap>,
     services: Vec<k8s_openapi::api::core::v1::Service>,
+    /// Listing services fails with this.
+    services_error: Option<String>,
 }
 
 impl Objects for Fake {
@@ -28,9 +30,19 @@ impl Objects for Fake {
     }
     fn services<'a>(
         &'a self,
-        _ns: &'a str,
+        ns: &'a str,
     ) -> BoxFuture<'a, Result<Vec<k8s_openapi::api::core::v1::Service>, String>> {
-        Box::pin(async move { Ok(self.services.clone()) })
+        Box::pin(async move {
+            if let Some(e) = &self.services_error {
+                return Err(e.clone());
+            }
+            Ok(self
+                .services
+                .iter()
+                .filter(|s| s.metadata.namespace.as_deref() == Some(ns))
+                .cloned()
+                .collect())
+        })
     }
 }
 
@@ -229,4 +241,309 @@ async fn service_links_like_docker() {
     assert_eq!(get("MY_DB_PORT_9187_TCP"), Some("tcp://10.96.0.7:9187"));
     assert_eq!(get("MY_DB_PORT_5432_TCP_ADDR"), Some("10.96.0.7"));
     assert_eq!(get("MY_DB_PORT_5432_TCP_PROTO"), Some("tcp"));
+}
+
+/// A Service `name` in `ns` with `ports` as (name, port, protocol).
+fn svc(name: &str, ns: &str, ip: &str, ports: &[(&str, i32, &str)]) -> Service {
+    let ports: Vec<serde_json::Value> = ports
+        .iter()
+        .map(|(n, p, proto)| serde_json::json!({"name": n, "port": p, "protocol": proto}))
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": {"bar": "baz"}, "clusterIP": ip, "ports": ports},
+    }))
+    .unwrap()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Upstream `envvars_test.go` `TestFromServices`, same services, same expected list.
+#[test]
+fn from_services_as_upstream() {
+    let services = vec![
+        svc("foo-bar", "ns", "1.2.3.4", &[("", 8080, "TCP")]),
+        svc(
+            "abc-123",
+            "ns",
+            "5.6.7.8",
+            &[("u-d-p", 8081, "UDP"), ("t-c-p", 8081, "TCP")],
+        ),
+        svc(
+            "q-u-u-x",
+            "ns",
+            "9.8.7.6",
+            &[("", 8082, "TCP"), ("8083", 8083, "TCP")],
+        ),
+        svc("svrc-clusterip-none", "ns", "None", &[("", 8082, "TCP")]),
+        svc("svrc-clusterip-empty", "ns", "", &[("", 8082, "TCP")]),
+        svc(
+            "super-ipv6",
+            "ns",
+            "2001:DB8::",
+            &[("u-d-p", 8084, "UDP"), ("t-c-p", 8084, "TCP")],
+        ),
+        svc("sctp-1", "ns", "1.2.3.4", &[("", 777, "SCTP")]),
+    ];
+    let expected = pairs(&[
+        ("FOO_BAR_SERVICE_HOST", "1.2.3.4"),
+        ("FOO_BAR_SERVICE_PORT", "8080"),
+        ("FOO_BAR_PORT", "tcp://1.2.3.4:8080"),
+        ("FOO_BAR_PORT_8080_TCP", "tcp://1.2.3.4:8080"),
+        ("FOO_BAR_PORT_8080_TCP_PROTO", "tcp"),
+        ("FOO_BAR_PORT_8080_TCP_PORT", "8080"),
+        ("FOO_BAR_PORT_8080_TCP_ADDR", "1.2.3.4"),
+        ("ABC_123_SERVICE_HOST", "5.6.7.8"),
+        ("ABC_123_SERVICE_PORT", "8081"),
+        ("ABC_123_SERVICE_PORT_U_D_P", "8081"),
+        ("ABC_123_SERVICE_PORT_T_C_P", "8081"),
+        ("ABC_123_PORT", "udp://5.6.7.8:8081"),
+        ("ABC_123_PORT_8081_UDP", "udp://5.6.7.8:8081"),
+        ("ABC_123_PORT_8081_UDP_PROTO", "udp"),
+        ("ABC_123_PORT_8081_UDP_PORT", "8081"),
+        ("ABC_123_PORT_8081_UDP_ADDR", "5.6.7.8"),
+        ("ABC_123_PORT_8081_TCP", "tcp://5.6.7.8:8081"),
+        ("ABC_123_PORT_8081_TCP_PROTO", "tcp"),
+        ("ABC_123_PORT_8081_TCP_PORT", "8081"),
+        ("ABC_123_PORT_8081_TCP_ADDR", "5.6.7.8"),
+        ("Q_U_U_X_SERVICE_HOST", "9.8.7.6"),
+        ("Q_U_U_X_SERVICE_PORT", "8082"),
+        ("Q_U_U_X_SERVICE_PORT_8083", "8083"),
+        ("Q_U_U_X_PORT", "tcp://9.8.7.6:8082"),
+        ("Q_U_U_X_PORT_8082_TCP", "tcp://9.8.7.6:8082"),
+        ("Q_U_U_X_PORT_8082_TCP_PROTO", "tcp"),
+        ("Q_U_U_X_PORT_8082_TCP_PORT", "8082"),
+        ("Q_U_U_X_PORT_8082_TCP_ADDR", "9.8.7.6"),
+        ("Q_U_U_X_PORT_8083_TCP", "tcp://9.8.7.6:8083"),
+        ("Q_U_U_X_PORT_8083_TCP_PROTO", "tcp"),
+        ("Q_U_U_X_PORT_8083_TCP_PORT", "8083"),
+        ("Q_U_U_X_PORT_8083_TCP_ADDR", "9.8.7.6"),
+        ("SUPER_IPV6_SERVICE_HOST", "2001:DB8::"),
+        ("SUPER_IPV6_SERVICE_PORT", "8084"),
+        ("SUPER_IPV6_SERVICE_PORT_U_D_P", "8084"),
+        ("SUPER_IPV6_SERVICE_PORT_T_C_P", "8084"),
+        ("SUPER_IPV6_PORT", "udp://[2001:DB8::]:8084"),
+        ("SUPER_IPV6_PORT_8084_UDP", "udp://[2001:DB8::]:8084"),
+        ("SUPER_IPV6_PORT_8084_UDP_PROTO", "udp"),
+        ("SUPER_IPV6_PORT_8084_UDP_PORT", "8084"),
+        ("SUPER_IPV6_PORT_8084_UDP_ADDR", "2001:DB8::"),
+        ("SUPER_IPV6_PORT_8084_TCP", "tcp://[2001:DB8::]:8084"),
+        ("SUPER_IPV6_PORT_8084_TCP_PROTO", "tcp"),
+        ("SUPER_IPV6_PORT_8084_TCP_PORT", "8084"),
+        ("SUPER_IPV6_PORT_8084_TCP_ADDR", "2001:DB8::"),
+        ("SCTP_1_SERVICE_HOST", "1.2.3.4"),
+        ("SCTP_1_SERVICE_PORT", "777"),
+        ("SCTP_1_PORT", "sctp://1.2.3.4:777"),
+        ("SCTP_1_PORT_777_SCTP", "sctp://1.2.3.4:777"),
+        ("SCTP_1_PORT_777_SCTP_PROTO", "sctp"),
+        ("SCTP_1_PORT_777_SCTP_PORT", "777"),
+        ("SCTP_1_PORT_777_SCTP_ADDR", "1.2.3.4"),
+    ]);
+    assert_eq!(from_services(&services), expected);
+}
+
+/// The services of upstream `TestMakeEnvironmentVariables` (`buildService`): duplicates by
+/// name without a ClusterIP are skipped before they can shadow the real one.
+fn kubelet_test_services() -> Vec<Service> {
+    let b = |name: &str, ns: &str, ip: &str, port: i32| svc(name, ns, ip, &[("", port, "TCP")]);
+    vec![
+        b("kubernetes", "default", "1.2.3.1", 8081),
+        b("test", "test1", "1.2.3.3", 8083),
+        b("kubernetes", "test2", "1.2.3.4", 8084),
+        b("test", "test2", "1.2.3.5", 8085),
+        b("test", "test2", "None", 8085),
+        b("test", "test2", "", 8085),
+        b("not-special", "default", "1.2.3.8", 8088),
+        b("not-special", "default", "None", 8088),
+        b("not-special", "default", "", 8088),
+    ]
+}
+
+/// The seven variables of a one-port TCP service.
+fn link_vars(prefix: &str, ip: &str, port: u16) -> Vec<(String, String)> {
+    let url = format!("tcp://{ip}:{port}");
+    let pp = format!("{prefix}_PORT_{port}_TCP");
+    vec![
+        (format!("{prefix}_SERVICE_HOST"), ip.to_string()),
+        (format!("{prefix}_SERVICE_PORT"), port.to_string()),
+        (format!("{prefix}_PORT"), url.clone()),
+        (pp.clone(), url),
+        (format!("{pp}_PROTO"), "tcp".to_string()),
+        (format!("{pp}_PORT"), port.to_string()),
+        (format!("{pp}_ADDR"), ip.to_string()),
+    ]
+}
+
+async fn env_in(
+    fake: &Fake,
+    ns: &str,
+    links: Option<bool>,
+    env: Vec<EnvVar>,
+) -> Vec<(String, String)> {
+    let c = Container {
+        name: "c".into(),
+        command: Some(vec!["true".into()]),
+        env: Some(env),
+        ..Default::default()
+    };
+    let mut p = pod(c.clone());
+    p.metadata.namespace = Some(ns.into());
+    p.spec.as_mut().unwrap().enable_service_links = links;
+    let (mut env, _) = environment(fake, &p, &c, "", &node()).await.unwrap();
+    env.sort();
+    env
+}
+
+fn sorted(mut v: Vec<(String, String)>) -> Vec<(String, String)> {
+    v.sort();
+    v
+}
+
+/// Upstream `TestMakeEnvironmentVariables`, its service cases: which services each
+/// namespace sees with `enableServiceLinks` on and off.
+#[tokio::test]
+async fn service_env_per_namespace_as_kubelet() {
+    let fake = Fake {
+        services: kubelet_test_services(),
+        ..Default::default()
+    };
+    let foo = |v: &str| vec![var("FOO", v)];
+    let with = |extra: &[(&str, &str)], groups: &[Vec<(String, String)>]| {
+        let mut v = pairs(extra);
+        for g in groups {
+            v.extend(g.iter().cloned());
+        }
+        sorted(v)
+    };
+    let master = link_vars("KUBERNETES", "1.2.3.1", 8081);
+    // "api server = N; kubelet = Y"
+    assert_eq!(
+        env_in(&fake, "test1", Some(false), foo("BAZ")).await,
+        with(&[("FOO", "BAZ")], std::slice::from_ref(&master))
+    );
+    // "api server = N; kubelet = Y; service env vars"
+    assert_eq!(
+        env_in(&fake, "test1", Some(true), foo("BAZ")).await,
+        with(
+            &[("FOO", "BAZ")],
+            &[link_vars("TEST", "1.2.3.3", 8083), master.clone()]
+        )
+    );
+    // enableServiceLinks unset defaults to true.
+    assert_eq!(
+        env_in(&fake, "test1", None, foo("BAZ")).await,
+        with(
+            &[("FOO", "BAZ")],
+            &[link_vars("TEST", "1.2.3.3", 8083), master.clone()]
+        )
+    );
+    // "master service in pod ns"
+    assert_eq!(
+        env_in(&fake, "test2", Some(false), foo("ZAP")).await,
+        with(&[("FOO", "ZAP")], std::slice::from_ref(&master))
+    );
+    // "master service in pod ns, service env vars": the namespace's own `kubernetes` wins.
+    assert_eq!(
+        env_in(&fake, "test2", Some(true), foo("ZAP")).await,
+        with(
+            &[("FOO", "ZAP")],
+            &[
+                link_vars("TEST", "1.2.3.5", 8085),
+                link_vars("KUBERNETES", "1.2.3.4", 8084)
+            ]
+        )
+    );
+    // "pod in master service ns"
+    assert_eq!(
+        env_in(&fake, "default", Some(false), vec![]).await,
+        with(&[], std::slice::from_ref(&master))
+    );
+    // "pod in master service ns, service env vars"
+    assert_eq!(
+        env_in(&fake, "default", Some(true), vec![]).await,
+        with(
+            &[],
+            &[link_vars("NOT_SPECIAL", "1.2.3.8", 8088), master.clone()]
+        )
+    );
+}
+
+/// A headless `kubernetes` service in the pod's namespace does not hide the default one
+/// (the kubelet skips services without a ClusterIP before choosing).
+#[tokio::test]
+async fn headless_namespace_kubernetes_does_not_hide_the_master_service() {
+    let mut services = kubelet_test_services();
+    services.push(svc("kubernetes", "test3", "None", &[("", 9, "TCP")]));
+    let fake = Fake {
+        services,
+        ..Default::default()
+    };
+    assert_eq!(
+        env_in(&fake, "test3", Some(true), vec![]).await,
+        sorted(link_vars("KUBERNETES", "1.2.3.1", 8081))
+    );
+}
+
+/// Upstream "api server = Y, kubelet = Y" and "env expansion, service env vars": the
+/// container's own values win over service variables, and `$(VAR)` sees service variables.
+#[tokio::test]
+async fn container_env_wins_and_expands_service_vars() {
+    let fake = Fake {
+        services: kubelet_test_services(),
+        ..Default::default()
+    };
+    let env = env_in(
+        &fake,
+        "test1",
+        Some(true),
+        vec![
+            var("FOO", "BAR"),
+            var("TEST_SERVICE_HOST", "9.9.9.9"),
+            var(
+                "SERVICE_VAR_TEST",
+                "$(TEST_SERVICE_HOST):$(TEST_SERVICE_PORT)",
+            ),
+            var("MASTER", "$(KUBERNETES_PORT)"),
+            var("TEST_UNDEFINED", "$(UNDEFINED_VAR)"),
+        ],
+    )
+    .await;
+    let get = |k: &str| {
+        env.iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        get("TEST_SERVICE_HOST"),
+        ["9.9.9.9"],
+        "one value, the container's"
+    );
+    assert_eq!(get("SERVICE_VAR_TEST"), ["9.9.9.9:8083"]);
+    assert_eq!(get("MASTER"), ["tcp://1.2.3.1:8081"]);
+    assert_eq!(get("TEST_UNDEFINED"), ["$(UNDEFINED_VAR)"]);
+    assert_eq!(get("TEST_PORT_8083_TCP_ADDR"), ["1.2.3.3"]);
+    // 5 own + 7 + 7 service variables, one of them overridden.
+    assert_eq!(env.len(), 5 + 14 - 1);
+}
+
+#[tokio::test]
+async fn a_failed_service_list_is_the_kubelets_config_error() {
+    let fake = Fake {
+        services_error: Some("connection refused".into()),
+        ..Default::default()
+    };
+    let c = Container {
+        name: "c".into(),
+        command: Some(vec!["true".into()]),
+        ..Default::default()
+    };
+    let e = container_config(&fake, &pod(c.clone()), &c, 0, "", &node())
+        .await
+        .unwrap_err();
+    assert_eq!(e, "failed to list services when setting up env vars");
 }

@@ -1,0 +1,120 @@
+//! Service environment variables seen from inside a container started by `paddock up`, as
+//! the kubelet sets them: the Services of the pod's namespace that exist when the container
+//! starts (unless `enableServiceLinks: false`) plus `default/kubernetes` always.
+
+use crate::support::{Server, manifest};
+
+const APP: &str = r#"apiVersion: v1
+kind: Service
+metadata: {name: my-db}
+spec:
+  selector: {app: db}
+  ports:
+  - {name: sql, port: 5432, targetPort: 5432}
+  - {name: metrics, port: 9187, protocol: UDP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless-db}
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports: [{port: 5432}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: linked}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, 'env | sort; echo "URL=$0"; sleep 3600', 'postgres://$(MY_DB_SERVICE_HOST):$(MY_DB_SERVICE_PORT_SQL)/x']
+    env:
+    - {name: MY_DB_PORT, value: mine}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: unlinked}
+spec:
+  restartPolicy: Never
+  enableServiceLinks: false
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, 'env | sort; echo done; sleep 3600']
+"#;
+
+/// `NAME=value` lines of a container's log.
+fn vars(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn get<'a>(vars: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn containers_see_service_variables_like_the_kubelet_sets_them() {
+    let (_d, path) = manifest("app.yaml", APP);
+    let s = Server::up(&[&path]);
+    let ip = s.kubectl(&["get", "svc", "my-db", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(ip.starts_with("10.96."), "allocated ClusterIP: {ip:?}");
+
+    let log = s.eventually("the linked pod printed its environment", || {
+        let out = s.kubectl_full(&["logs", "linked"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("URL=").then_some(text)
+    });
+    let env = vars(&log);
+    let want = [
+        ("MY_DB_SERVICE_HOST", ip.clone()),
+        ("MY_DB_SERVICE_PORT", "5432".to_string()),
+        ("MY_DB_SERVICE_PORT_SQL", "5432".to_string()),
+        ("MY_DB_SERVICE_PORT_METRICS", "9187".to_string()),
+        ("MY_DB_PORT_5432_TCP", format!("tcp://{ip}:5432")),
+        ("MY_DB_PORT_5432_TCP_PROTO", "tcp".to_string()),
+        ("MY_DB_PORT_5432_TCP_PORT", "5432".to_string()),
+        ("MY_DB_PORT_5432_TCP_ADDR", ip.clone()),
+        ("MY_DB_PORT_9187_UDP", format!("udp://{ip}:9187")),
+        ("MY_DB_PORT_9187_UDP_PROTO", "udp".to_string()),
+        ("MY_DB_PORT_9187_UDP_PORT", "9187".to_string()),
+        ("MY_DB_PORT_9187_UDP_ADDR", ip.clone()),
+        // The container's own value wins over the service variable.
+        ("MY_DB_PORT", "mine".to_string()),
+        ("KUBERNETES_SERVICE_HOST", "10.96.0.1".to_string()),
+        ("KUBERNETES_SERVICE_PORT", "443".to_string()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS", "443".to_string()),
+        ("KUBERNETES_PORT", "tcp://10.96.0.1:443".to_string()),
+        ("KUBERNETES_PORT_443_TCP", "tcp://10.96.0.1:443".to_string()),
+        ("KUBERNETES_PORT_443_TCP_ADDR", "10.96.0.1".to_string()),
+        // `$(VAR)` in args sees service variables.
+        ("URL", format!("postgres://{ip}:5432/x")),
+    ];
+    for (k, v) in &want {
+        assert_eq!(get(&env, k), Some(v.as_str()), "{k} in:\n{log}");
+    }
+    assert!(
+        !log.contains("HEADLESS_DB_"),
+        "a headless service has no variables:\n{log}"
+    );
+
+    let log = s.eventually("the unlinked pod printed its environment", || {
+        let out = s.kubectl_full(&["logs", "unlinked"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("done").then_some(text)
+    });
+    let env = vars(&log);
+    assert_eq!(
+        get(&env, "KUBERNETES_SERVICE_HOST"),
+        Some("10.96.0.1"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("MY_DB_"),
+        "enableServiceLinks: false hides the namespace's services:\n{log}"
+    );
+}
