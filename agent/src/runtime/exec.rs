@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::process::{Child, Command};
@@ -147,19 +147,44 @@ fn started_ticks(pid: Option<u32>) -> u64 {
 fn kill_exec(pgid: Option<u32>, marker: &str, since: u64) -> usize {
     let needle = format!("{EXEC_MARKER_ENV}={marker}");
     let pgid = pgid.and_then(|p| i32::try_from(p).ok());
-    let pids = state::tree_pids(pgid, &needle, since);
-    for pid in &pids {
+    kill_all(&state::tree_pids(pgid, &needle, since))
+}
+
+fn kill_all(pids: &[i32]) -> usize {
+    for pid in pids {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
     }
     pids.len()
+}
+
+/// [`kill_exec`] through a walk of `/proc` shared with concurrent callers.
+async fn kill_exec_shared(pgid: Option<u32>, marker: &str, since: u64) -> usize {
+    let needle = format!("{EXEC_MARKER_ENV}={marker}");
+    let pgid = pgid.and_then(|p| i32::try_from(p).ok());
+    kill_all(&state::tree_pids_shared(pgid, &needle, since).await)
 }
 
 /// Kills an exec's processes and waits (briefly) until they are gone, so a probe returns only
 /// when nothing it started is left.
 async fn kill_exec_and_wait(pgid: Option<u32>, marker: &str, since: u64) {
     let deadline = Instant::now() + Duration::from_secs(2);
-    while kill_exec(pgid, marker, since) > 0 && Instant::now() < deadline {
+    while kill_exec_shared(pgid, marker, since).await > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// SIGKILLs what is left of an exec whose first process exited. One `kill(-pgid)` that finds
+/// nobody settles the common case with a system call instead of a walk over every process of
+/// the node (which made probing O(pods²)); only when something was left does it fall back to
+/// the full tree walk (which also skips zombies waiting for their new parent). Descendants that
+/// left the group are hunted by the marker only when they hold the output pipes open (see
+/// [`ContainerExecRunner`]) or at a timeout.
+async fn kill_group_and_wait(pgid: Option<u32>, marker: &str, since: u64) {
+    let Some(group) = pgid.and_then(|p| i32::try_from(p).ok()) else {
+        return;
+    };
+    if killpg(Pid::from_raw(group), Signal::SIGKILL).is_ok() {
+        kill_exec_and_wait(pgid, marker, since).await;
     }
 }
 
@@ -223,7 +248,7 @@ impl ContainerExecRunner {
                     ExecStatus::TimedOut
                 }
                 Some(s) => {
-                    kill_exec_and_wait(pgid, &marker, since).await;
+                    kill_group_and_wait(pgid, &marker, since).await;
                     let code = s.map(exit_code).unwrap_or(-1);
                     if !read_all {
                         let grace = deadline.min(Instant::now() + PIPE_GRACE);

@@ -73,6 +73,16 @@ pub(crate) async fn spawn(
     pid_ns: PidNs,
 ) -> Result<Child, SpawnError> {
     let plain = |error| SpawnError { error, step: None };
+    if matches!(pid_ns, PidNs::Inherit) && setup.only_cwd() {
+        // No pre-exec code, so std uses posix_spawn (see `ChildSetup::only_cwd`).
+        if let Some(cwd) = &setup.cwd {
+            use std::os::unix::ffi::OsStrExt;
+            cmd.current_dir(std::ffi::OsStr::from_bytes(cwd.as_bytes()));
+        }
+        let result = cmd.spawn();
+        drop(cmd);
+        return result.map_err(|error| SpawnError { error, step: None });
+    }
     let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| plain(e.into()))?;
     setup.report = Some(report_w);
     super::sys::install(&mut cmd, setup);

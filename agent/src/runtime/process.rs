@@ -113,18 +113,23 @@ impl ContainerRt {
         let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|v| v.is_some())).await;
     }
 
-    fn tree(&self) -> Vec<i32> {
+    async fn tree(&self) -> Vec<i32> {
         let pgid = i32::try_from(self.rec.process.pid).ok();
-        state::tree_pids(pgid, &self.marker(), self.rec.process.start_ticks)
+        state::tree_pids_shared(pgid, &self.marker(), self.rec.process.start_ticks).await
     }
 
-    fn signal_tree(&self, sig: Signal) {
+    /// Whether the main process and everything it started are gone.
+    async fn gone(&self) -> bool {
+        self.main_gone() && self.tree().await.is_empty()
+    }
+
+    async fn signal_tree(&self, sig: Signal) {
         if !self.main_gone()
             && let Ok(pgid) = i32::try_from(self.rec.process.pid)
         {
             let _ = killpg(Pid::from_raw(pgid), sig);
         }
-        for pid in self.tree() {
+        for pid in self.tree().await {
             let _ = kill(Pid::from_raw(pid), sig);
         }
     }
@@ -134,7 +139,7 @@ impl ContainerRt {
 async fn kill_leftovers(pgid: Option<i32>, marker: &str, since: u64) {
     let deadline = Instant::now() + KILL_TIMEOUT;
     loop {
-        let pids = state::tree_pids(pgid, marker, since);
+        let pids = state::tree_pids_shared(pgid, marker, since).await;
         if pids.is_empty() || Instant::now() >= deadline {
             return;
         }
@@ -920,15 +925,14 @@ impl Shared {
         let Some(c) = self.container(id) else {
             return Ok(());
         };
-        let gone = |c: &ContainerRt| c.main_gone() && c.tree().is_empty();
-        if gone(&c) {
+        if c.gone().await {
             c.settled().await;
             return Ok(());
         }
-        c.signal_tree(Signal::SIGTERM);
+        c.signal_tree(Signal::SIGTERM).await;
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
-            if gone(&c) {
+            if c.gone().await {
                 c.settled().await;
                 return Ok(());
             }
@@ -936,15 +940,15 @@ impl Shared {
         }
         let deadline = Instant::now() + KILL_TIMEOUT;
         loop {
-            c.signal_tree(Signal::SIGKILL);
-            if gone(&c) {
+            c.signal_tree(Signal::SIGKILL).await;
+            if c.gone().await {
                 c.settled().await;
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(RuntimeError::Sandbox(format!(
                     "container {id}: processes {:?} did not exit after SIGKILL",
-                    c.tree()
+                    c.tree().await
                 )));
             }
             tokio::time::sleep(STOP_POLL).await;

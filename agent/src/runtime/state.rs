@@ -115,16 +115,101 @@ impl ProcStat {
     }
 }
 
-/// Live (non-zombie) processes that are in process group `pgid` or carry `marker` (a
-/// `NAME=value` environment entry every descendant inherits), excluding the agent itself.
-/// Processes started before `since` (clock ticks since boot; a tree's root's start time) cannot
-/// belong to the tree, so their environment is not read: that keeps the scan cheap.
+/// Which processes one caller looks for: those in process group `pgid` or carrying `marker` (a
+/// `NAME=value` environment entry every descendant inherits). Processes started before `since`
+/// (clock ticks since boot; a tree's root's start time) cannot carry the marker of that tree,
+/// so their environment is not read for it: that keeps a walk cheap.
+#[derive(Debug, Clone)]
+pub(crate) struct TreeQuery {
+    pub(crate) pgid: Option<i32>,
+    pub(crate) marker: String,
+    pub(crate) since: u64,
+}
+
+/// Live (non-zombie) processes matching `TreeQuery { pgid, marker, since }`, excluding the
+/// agent itself, from a walk of `/proc` made now (blocking).
 pub(crate) fn tree_pids(pgid: Option<i32>, marker: &str, since: u64) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+    let q = TreeQuery {
+        pgid,
+        marker: marker.to_string(),
+        since,
     };
+    walk(std::slice::from_ref(&q)).pop().unwrap_or_default()
+}
+
+/// [`tree_pids`] for callers that may be many at once (a node stopping a thousand containers):
+/// concurrent questions share one walk of `/proc` instead of one walk each, which made stopping
+/// N containers O(N²). Every answer comes from a walk that began after the question was asked.
+pub(crate) async fn tree_pids_shared(pgid: Option<i32>, marker: &str, since: u64) -> Vec<i32> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let q = TreeQuery {
+        pgid,
+        marker: marker.to_string(),
+        since,
+    };
+    let start = {
+        let mut b = WALKS.lock();
+        b.pending.push((q.clone(), tx));
+        !std::mem::replace(&mut b.walking, true)
+    };
+    if start {
+        tokio::task::spawn_blocking(walker);
+    }
+    match rx.await {
+        Ok(pids) => pids,
+        // The walker is gone (runtime shutting down): answer alone.
+        Err(_) => walk(std::slice::from_ref(&q)).pop().unwrap_or_default(),
+    }
+}
+
+type Pending = Vec<(TreeQuery, tokio::sync::oneshot::Sender<Vec<i32>>)>;
+
+struct Walks {
+    pending: Pending,
+    walking: bool,
+}
+
+static WALKS: parking_lot::Mutex<Walks> = parking_lot::const_mutex(Walks {
+    pending: Vec::new(),
+    walking: false,
+});
+
+/// Serves pending questions, a batch per walk, until none are left.
+fn walker() {
+    loop {
+        let batch = {
+            let mut b = WALKS.lock();
+            if b.pending.is_empty() {
+                b.walking = false;
+                return;
+            }
+            std::mem::take(&mut b.pending)
+        };
+        let (queries, senders): (Vec<TreeQuery>, Vec<_>) = batch.into_iter().unzip();
+        for (tx, pids) in senders.into_iter().zip(walk(&queries)) {
+            let _ = tx.send(pids);
+        }
+    }
+}
+
+/// One walk of `/proc` answering every query.
+fn walk(queries: &[TreeQuery]) -> Vec<Vec<i32>> {
+    use std::collections::HashMap;
+    let mut out = vec![Vec::new(); queries.len()];
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let mut by_pgid: HashMap<i32, Vec<usize>> = HashMap::new();
+    let mut by_marker: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (i, q) in queries.iter().enumerate() {
+        if let Some(g) = q.pgid {
+            by_pgid.entry(g).or_default().push(i);
+        }
+        by_marker.entry(q.marker.as_bytes()).or_default().push(i);
+    }
+    let min_since = queries.iter().map(|q| q.since).min().unwrap_or(0);
     let me = std::process::id();
-    let mut out = Vec::new();
+    let mut in_group: Vec<usize> = Vec::new();
     for entry in dir.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -145,18 +230,29 @@ pub(crate) fn tree_pids(pgid: Option<i32>, marker: &str, since: u64) -> Vec<i32>
         let Ok(ipid) = i32::try_from(pid) else {
             continue;
         };
-        if pgid.is_some_and(|g| g == stat.pgrp) {
-            out.push(ipid);
-            continue;
+        in_group.clear();
+        if let Some(qs) = by_pgid.get(&stat.pgrp) {
+            for &i in qs {
+                out[i].push(ipid);
+                in_group.push(i);
+            }
         }
-        if stat.start_ticks < since {
+        if stat.start_ticks < min_since {
             continue;
         }
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        if environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
-            out.push(ipid);
+        for var in environ.split(|b| *b == 0) {
+            let Some(qs) = by_marker.get(var) else {
+                continue;
+            };
+            for &i in qs {
+                if stat.start_ticks >= queries[i].since && !in_group.contains(&i) {
+                    out[i].push(ipid);
+                    in_group.push(i);
+                }
+            }
         }
     }
     out

@@ -128,6 +128,21 @@ pub(crate) struct ChildSetup {
     pub(crate) report: Option<OwnedFd>,
 }
 
+impl ChildSetup {
+    /// Whether the child needs nothing but a working directory: then it can be started with
+    /// `posix_spawn` (a `vfork`-style clone sharing the agent's memory) instead of a `fork` that
+    /// copies the page tables of the whole agent — the biggest cost of an exec probe on a node
+    /// with many pods.
+    pub(crate) fn only_cwd(&self) -> bool {
+        !self.terminal
+            && self.join.is_empty()
+            && self.unshare.is_none()
+            && self.hostname.is_none()
+            && self.ops.is_empty()
+            && !self.ignore_sigchld
+    }
+}
+
 fn report(setup: &ChildSetup, step: Step, err: Errno) -> io::Error {
     if let Some(fd) = &setup.report {
         let _ = nix::unistd::write(fd, &step.encode().to_ne_bytes());

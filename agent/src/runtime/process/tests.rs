@@ -288,6 +288,25 @@ async fn exec_probe_runner_uses_the_container_env_and_kills_on_timeout() {
         .await
         .expect("ran");
     assert_eq!(out.status, probe::ExecStatus::TimedOut);
+    // A probe that exits at once but leaves a child in its group (not holding the output), and
+    // one whose child escaped the group but holds the output pipe: each is gone when the result
+    // comes back.
+    for script in [
+        "sleep 1002 >/dev/null 2>&1 & exit 1",
+        "setsid sleep 1003 & exit 1",
+    ] {
+        let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+        let out = runner
+            .run(&argv, Duration::from_secs(5))
+            .await
+            .expect("ran");
+        assert_eq!(out.status, probe::ExecStatus::Exited(1), "{script}");
+        assert_eq!(
+            marker_pids(&started.id),
+            vec![started.pid as i32],
+            "{script} left something"
+        );
+    }
     let missing = runner
         .run(&["nope-xyz".to_string()], Duration::from_secs(1))
         .await;
