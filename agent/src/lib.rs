@@ -6,7 +6,8 @@
 //! Lease), [`manager`] (the pod watch), [`pod`] (one worker per pod: the planner, the status
 //! generator, the driver), [`events`] (the deduplicating recorder), [`backoff`]
 //! (CrashLoopBackOff), [`server`] (the agent's own API for logs and exec, which the API server
-//! proxies to) and [`runtime`] (how containers run).
+//! proxies to), [`runtime`] (how containers run) and [`routing`] (the in-process fast path into
+//! a service proxy on the same node: readiness at once, draining before a kill).
 //!
 //! # Running an agent
 //! ```no_run
@@ -43,6 +44,7 @@ pub mod events;
 pub mod manager;
 pub mod node;
 pub mod pod;
+pub mod routing;
 pub mod runtime;
 pub mod server;
 
@@ -107,6 +109,10 @@ pub struct AgentConfig {
     pub serve_token: Option<String>,
     /// TLS for the agent's API (`None`: plain HTTP; only for loopback).
     pub serve_tls: Option<Arc<rustls::ServerConfig>>,
+    /// A service proxy in the same process, told of readiness changes at once and of kills
+    /// before they happen (draining); see [`routing`]. `None` (the default): routing follows
+    /// the API only, as with a kubelet and kube-proxy.
+    pub routing: Option<Arc<dyn routing::RoutingHook>>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -141,6 +147,7 @@ impl AgentConfig {
             max_pods: node::MAX_PODS,
             serve_token: None,
             serve_tls: None,
+            routing: None,
         }
     }
 }
@@ -153,6 +160,7 @@ pub struct AgentHandle {
     addr: SocketAddr,
     runtime: Arc<dyn runtime::Runtime>,
     directory: Arc<Directory>,
+    routing: routing::Routing,
 }
 
 impl AgentHandle {
@@ -175,10 +183,13 @@ impl AgentHandle {
         }
     }
 
-    /// Stops the agent and every container it runs (SIGTERM, `grace`, SIGKILL).
+    /// Stops the agent and every container it runs (SIGTERM, `grace`, SIGKILL). With a
+    /// routing hook every pod is drained first (bounded by [`routing::DRAIN_LIMIT`]).
     pub async fn stop(self, grace: Duration) {
         let rt = self.runtime.clone();
+        let routing = self.routing.clone();
         self.detach().await;
+        routing.drain_all().await;
         if let Err(e) = rt.shutdown(grace).await {
             tracing::warn!(error = %e, "runtime shutdown");
         }
@@ -237,7 +248,9 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         handler_env,
         agent_started,
         directory: directory.clone(),
+        routing: routing::Routing::new(config.routing.clone()),
     };
+    let shared_routing = shared.routing.clone();
     let shared_directory = directory.clone();
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(node::heartbeat(
@@ -270,5 +283,6 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         addr,
         runtime: config.runtime,
         directory: shared_directory,
+        routing: shared_routing,
     })
 }

@@ -182,18 +182,21 @@ async fn start_node(
     config.pod_cidr = POD_CIDR.to_string();
     config.max_pods = args.max_pods;
     config.serve_token = Some(server.token().to_string());
-    let agent = agent::start(config)
-        .await
-        .context("starting the node agent")?;
 
     // The proxy listens on 127.0.0.1 too, so LoadBalancer and NodePort services are reachable
     // at 127.0.0.1:port; ClusterIPs are held on a dummy interface only with pod namespaces.
     let node = proxy::NodeConfig {
-        node_name,
+        node_name: node_name.clone(),
         node_ips: vec![node_ip],
         loopback: true,
     };
     let proxy = proxy::Proxy::new(node, isolated);
+    // Agent and proxy share this process: readiness reaches routing without the API round
+    // trip, and a pod is drained before its process is signalled.
+    config.routing = Some(std::sync::Arc::new(ProxyRouting(proxy.clone())));
+    let agent = agent::start(config)
+        .await
+        .context("starting the node agent")?;
     let proxy_stop = tokio_util::sync::CancellationToken::new();
     let proxy_tasks = vec![
         tokio::spawn(proxy.clone().run(proxy_stop.clone())),
@@ -209,6 +212,37 @@ async fn start_node(
         proxy_stop,
         proxy_tasks,
     })
+}
+
+/// The agent's [`agent::routing::RoutingHook`] on the service proxy of the same process. A pod
+/// is keyed by its uid (EndpointSlices carry it in `targetRef`), which is exact also for pods
+/// that share the node's address; its connections are counted by its own IP when it has one.
+struct ProxyRouting(std::sync::Arc<proxy::Proxy>);
+
+impl agent::routing::RoutingHook for ProxyRouting {
+    fn set_state(&self, pod: &agent::routing::PodEndpoint, state: agent::routing::RouteState) {
+        use agent::routing::RouteState;
+        let state = match state {
+            RouteState::Ready => proxy::EndpointState::Ready,
+            RouteState::NotReady => proxy::EndpointState::NotReady,
+            RouteState::Draining => proxy::EndpointState::Draining,
+        };
+        self.0
+            .set_endpoint_state(proxy::EndpointId::Pod(pod.uid.clone()), state);
+    }
+
+    fn forget(&self, pod: &agent::routing::PodEndpoint) {
+        self.0
+            .release_endpoint_state(proxy::EndpointId::Pod(pod.uid.clone()));
+    }
+
+    fn active_connections(&self, pod: &agent::routing::PodEndpoint) -> usize {
+        if pod.own_ip {
+            self.0.active_connections(pod.ip)
+        } else {
+            self.0.active_pod_connections(&pod.uid)
+        }
+    }
 }
 
 /// The local node's pod CIDR (the first /24 of the default cluster CIDR 10.244.0.0/16).

@@ -178,6 +178,23 @@ impl Proxy {
         self.edit(|s| s.overrides.remove(&id).is_some());
     }
 
+    /// The agent is done with `id` (its pod is gone from the node): its override is dropped
+    /// now if the API lists no endpoint of it, else when the API stops listing it (as
+    /// [`Proxy::set_endpoints`] drops a draining override), so a pod whose slices still say
+    /// ready never becomes routable again after its process is gone.
+    pub fn release_endpoint_state(&self, id: impl Into<EndpointId>) {
+        let id = id.into();
+        self.edit(|s| {
+            let listed = s.endpoints.values().flatten().any(|e| id.matches(e));
+            if listed {
+                // Kept until the API catches up; draining is the only safe view meanwhile.
+                s.overrides.insert(id, EndpointState::Draining) != Some(EndpointState::Draining)
+            } else {
+                s.overrides.remove(&id).is_some()
+            }
+        });
+    }
+
     /// Connections the proxy holds open to endpoints at `ip` (any port): after
     /// [`EndpointState::Draining`] the agent can wait for this to reach zero (or the pod's
     /// grace period) before stopping the process.

@@ -51,6 +51,15 @@ struct Fake {
     stopped: Mutex<Vec<String>>,
     healthy: Arc<AtomicBool>,
     next: Mutex<u32>,
+    /// Shared with the status writer and the routing hook: what happened, in order.
+    journal: Journal,
+}
+
+/// (tokio time, what) of runtime stops, status writes and routing calls, in order.
+type Journal = Arc<Mutex<Vec<(Instant, String)>>>;
+
+fn note(j: &Journal, what: String) {
+    j.lock().push((Instant::now(), what));
 }
 
 fn exited(code: i32) -> Exited {
@@ -147,6 +156,7 @@ impl Runtime for Fake {
     async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<(), RuntimeError> {
         self.stops.lock().push(grace);
         self.stopped.lock().push(id.0.clone());
+        note(&self.journal, format!("stop {id}"));
         let c = self.containers.lock().get(id).cloned();
         let Some(c) = c else { return Ok(()) };
         let code = match c.script {
@@ -195,6 +205,7 @@ impl Runtime for Fake {
 struct Writer {
     statuses: Mutex<Vec<PodStatus>>,
     deleted: AtomicBool,
+    journal: Journal,
 }
 
 impl StatusWriter for Writer {
@@ -204,6 +215,13 @@ impl StatusWriter for Writer {
         status: &'a PodStatus,
     ) -> BoxFuture<'a, Result<(), String>> {
         self.statuses.lock().push(status.clone());
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .map_or("-", |c| c.status.as_str());
+        note(&self.journal, format!("status Ready={ready}"));
         Box::pin(async { Ok(()) })
     }
     fn delete<'a>(&'a self, _pod: &'a Pod) -> BoxFuture<'a, Result<(), String>> {
@@ -247,7 +265,10 @@ struct Env {
 fn env() -> Env {
     let fake = Arc::new(Fake::default());
     fake.healthy.store(true, Ordering::SeqCst);
-    let writer = Arc::new(Writer::default());
+    let writer = Arc::new(Writer {
+        journal: fake.journal.clone(),
+        ..Writer::default()
+    });
     let (tx, events) = mpsc::unbounded_channel();
     let shared = Shared {
         runtime: fake.clone(),
@@ -264,6 +285,7 @@ fn env() -> Env {
         handler_env: probe::HandlerEnv::new(probe::DEFAULT_USER_AGENT).unwrap(),
         agent_started: Instant::now() - Duration::from_secs(3600),
         directory: Arc::new(Directory::default()),
+        routing: crate::routing::Routing::default(),
     };
     Env {
         fake,
@@ -482,12 +504,7 @@ async fn sidecars_start_first_restart_always_and_stop_last() {
     let names: Vec<String> = e.fake.starts.lock().iter().map(|s| s.0.clone()).collect();
     assert_eq!(names, ["side", "app", "side"]);
     // Deletion: the app is stopped before the sidecar.
-    let mut deleting = (*p).clone();
-    deleting.metadata.deletion_timestamp = Some(
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
-    );
-    deleting.metadata.deletion_grace_period_seconds = Some(30);
-    w.send(PodMsg::Update(Arc::new(deleting)));
+    w.send(PodMsg::Update(deleted(&p, 30)));
     w.join().await;
     assert_eq!(e.fake.stopped.lock().as_slice(), ["c2", "c3"]);
 }
@@ -677,4 +694,176 @@ async fn an_adopted_ready_container_stays_ready_across_an_agent_restart() {
     assert!(e.fake.starts.lock().is_empty(), "nothing is started again");
     w.send(PodMsg::Removed);
     w.join().await;
+}
+
+/// A routing hook that writes to the journal; once told to drain, the proxy still holds one
+/// connection to the pod for `hold`.
+struct Hook {
+    journal: Journal,
+    hold: Mutex<Duration>,
+    open_until: Mutex<Option<Instant>>,
+}
+
+impl crate::routing::RoutingHook for Hook {
+    fn set_state(&self, pod: &crate::routing::PodEndpoint, state: crate::routing::RouteState) {
+        assert_eq!((pod.uid.as_str(), pod.name.as_str()), ("u1", "ns/p"));
+        note(&self.journal, format!("route {state:?}"));
+        if state == crate::routing::RouteState::Draining {
+            *self.open_until.lock() = Some(Instant::now() + *self.hold.lock());
+        }
+    }
+    fn forget(&self, pod: &crate::routing::PodEndpoint) {
+        note(&self.journal, format!("forget {}", pod.uid));
+    }
+    fn active_connections(&self, _pod: &crate::routing::PodEndpoint) -> usize {
+        usize::from(self.open_until.lock().is_some_and(|t| Instant::now() < t))
+    }
+}
+
+fn env_with_hook() -> (Env, Arc<Hook>) {
+    let mut e = env();
+    let hook = Arc::new(Hook {
+        journal: e.fake.journal.clone(),
+        hold: Mutex::new(Duration::ZERO),
+        open_until: Mutex::new(None),
+    });
+    e.shared.routing = crate::routing::Routing::new(Some(hook.clone()));
+    (e, hook)
+}
+
+/// The journal's entries (without times) that start with one of `prefixes`.
+fn journal(fake: &Fake, prefixes: &[&str]) -> Vec<String> {
+    fake.journal
+        .lock()
+        .iter()
+        .map(|(_, w)| w.clone())
+        .filter(|w| prefixes.iter().any(|p| w.starts_with(p)))
+        .collect()
+}
+
+fn when(fake: &Fake, what: &str) -> Instant {
+    fake.journal
+        .lock()
+        .iter()
+        .find(|(_, w)| w == what)
+        .map(|(t, _)| *t)
+        .unwrap_or_else(|| panic!("{what} not in the journal"))
+}
+
+/// `p` with a deletion timestamp and grace period.
+fn deleted(p: &Pod, grace: i64) -> Arc<Pod> {
+    let mut p = p.clone();
+    p.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    p.metadata.deletion_grace_period_seconds = Some(grace);
+    Arc::new(p)
+}
+
+const READY_AND_LIVE: &str = r#"{"spec": {"terminationGracePeriodSeconds": 30, "containers": [
+    {"name": "app", "image": "busybox", "command": ["run"],
+     "readinessProbe": {"exec": {"command": ["ready"]}, "periodSeconds": 1, "failureThreshold": 5},
+     "livenessProbe": {"exec": {"command": ["live"]}, "periodSeconds": 1, "failureThreshold": 1}}]}}"#;
+
+#[tokio::test(start_paused = true)]
+async fn readiness_reaches_routing_before_the_status_write() {
+    let (e, _hook) = env_with_hook();
+    let p = pod(serde_json::from_str(READY_AND_LIVE).unwrap());
+    let w = PodWorker::spawn(e.shared.clone(), p, None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let seen = journal(&e.fake, &["route", "status"]);
+    let ready_route = seen.iter().position(|w| w == "route Ready");
+    let ready_status = seen.iter().position(|w| w == "status Ready=True");
+    assert!(
+        ready_route.is_some() && ready_route < ready_status,
+        "{seen:?}"
+    );
+    // Not ready before the probe passed; the flip went out at the same instant.
+    assert_eq!(seen[0], "route NotReady", "{seen:?}");
+    assert_eq!(
+        when(&e.fake, "route Ready"),
+        when(&e.fake, "status Ready=True")
+    );
+    w.send(PodMsg::Removed);
+    w.join().await;
+    assert_eq!(journal(&e.fake, &["forget"]), ["forget u1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_liveness_kill_drains_before_sigterm_and_the_restart_comes_back_through_readiness() {
+    let (e, hook) = env_with_hook();
+    let p = pod(serde_json::from_str(READY_AND_LIVE).unwrap());
+    let w = PodWorker::spawn(e.shared.clone(), p, None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A request is in flight through the proxy for 300 ms after the probe fails.
+    *hook.hold.lock() = Duration::from_millis(300);
+    e.fake.healthy.store(false, Ordering::SeqCst);
+    while journal(&e.fake, &["route Draining"]).is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    e.fake.healthy.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen = journal(&e.fake, &["route", "stop"]);
+    assert_eq!(
+        seen,
+        [
+            "route NotReady",
+            "route Ready",
+            "route Draining",
+            "stop c1",
+            "route NotReady",
+            "route Ready"
+        ]
+    );
+    // SIGTERM waited for the connection (polled every 5 ms), and the grace period lost that.
+    let drained = when(&e.fake, "route Draining");
+    let stopped = when(&e.fake, "stop c1");
+    let waited = stopped - drained;
+    assert!(
+        waited >= Duration::from_millis(300) && waited <= Duration::from_millis(310),
+        "{waited:?}"
+    );
+    assert_eq!(*e.fake.stops.lock(), [Duration::from_secs(30) - waited]);
+    w.send(PodMsg::Removed);
+    w.join().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deletion_drains_first_and_a_connection_that_stays_open_delays_sigterm_only_boundedly() {
+    let (e, hook) = env_with_hook();
+    let p = pod(serde_json::from_str(READY_AND_LIVE).unwrap());
+    let w = PodWorker::spawn(e.shared.clone(), p.clone(), None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A keep-alive connection that never closes.
+    *hook.hold.lock() = Duration::from_secs(3600);
+    w.send(PodMsg::Update(deleted(&p, 30)));
+    w.join().await;
+    let seen = journal(&e.fake, &["route", "stop", "forget"]);
+    assert_eq!(
+        seen,
+        [
+            "route NotReady",
+            "route Ready",
+            "route Draining",
+            "stop c1",
+            "forget u1"
+        ]
+    );
+    let waited = when(&e.fake, "stop c1") - when(&e.fake, "route Draining");
+    assert_eq!(waited, crate::routing::DRAIN_LIMIT);
+    // Readiness probes keep running during termination, but routing stays drained.
+    assert!(e.writer.deleted.load(Ordering::SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_hook_a_kill_does_not_wait() {
+    let e = env();
+    let p = pod(serde_json::from_str(READY_AND_LIVE).unwrap());
+    let w = PodWorker::spawn(e.shared.clone(), p.clone(), None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = Instant::now();
+    w.send(PodMsg::Update(deleted(&p, 30)));
+    w.join().await;
+    assert_eq!(when(&e.fake, "stop c1"), sent);
+    assert_eq!(*e.fake.stops.lock(), [Duration::from_secs(30)]);
 }

@@ -27,6 +27,7 @@ use super::model::{ExitInfo, Instance, KillReason, PodState, Probes, SpecRef};
 use super::plan::{Action, plan};
 use super::status::{self, StatusInputs};
 use crate::events::{EventRecorder, EventType, ObjectRef};
+use crate::routing::{PodEndpoint, RouteState, Routing};
 use crate::runtime::{ContainerId, Exited, Recovered, Runtime, SandboxConfig};
 
 /// How often a pod is synced without any event (the status manager's `syncPeriod`).
@@ -115,6 +116,9 @@ pub struct Shared {
     pub agent_started: Instant,
     /// Running containers by pod, for logs and exec.
     pub directory: Arc<Directory>,
+    /// The in-process fast path into a local service proxy (readiness, draining before a
+    /// kill); see [`crate::routing`].
+    pub routing: Routing,
 }
 
 /// One container's instances as logs and exec need them.
@@ -367,6 +371,11 @@ async fn run(
     }
     for (_, w) in d.probes.workers.drain() {
         w.stop();
+    }
+    if d.done {
+        d.shared
+            .routing
+            .forget(d.state.pod.metadata.uid.as_deref().unwrap_or(""));
     }
     let m = &d.state.pod.metadata;
     d.shared.directory.remove(
@@ -956,6 +965,15 @@ impl Driver {
             .and_then(|c| c.container.lifecycle.as_ref())
             .and_then(|l| l.pre_stop.clone());
         let container = spec.map(|c| c.container.clone());
+        // No new connection may reach a process about to get SIGTERM: routing drains the pod
+        // now, and the kill waits for the proxy's connections to it (bounded) first.
+        let drain = self
+            .pod_endpoint()
+            .filter(|_| self.shared.routing.enabled());
+        if let Some(ep) = &drain {
+            self.shared.routing.set(ep, RouteState::Draining);
+        }
+        let routing = self.shared.routing.clone();
         let rt = self.shared.runtime.clone();
         let tx = self.internal.clone();
         // The hook needs `self`; run it through a detached copy of what it needs.
@@ -966,6 +984,7 @@ impl Driver {
         let hook_ctx = hook.map(|(h, c)| (h, c, self.hook_ctx(name)));
         tokio::spawn(async move {
             let start = Instant::now();
+            let drained_by = start + crate::routing::drain_limit(grace);
             if let Some((h, c, ctx)) = hook_ctx {
                 let res = tokio::time::timeout(grace, ctx.run(&h, &id, &c, grace)).await;
                 if let Ok(Err(msg)) = res {
@@ -977,6 +996,9 @@ impl Driver {
                         "PreStopHook failed".into(),
                     );
                 }
+            }
+            if let Some(ep) = &drain {
+                routing.wait_drained(ep, drained_by).await;
             }
             let left = grace.saturating_sub(start.elapsed()).max(MIN_GRACE);
             if let Err(e) = rt.stop_container(&id, left).await {
@@ -1036,6 +1058,13 @@ impl Driver {
                 now: Timestamp::now(),
             },
         );
+        // The fast path first: routing learns a readiness change before the API does.
+        if let Some(ep) = self
+            .pod_endpoint()
+            .filter(|_| self.shared.routing.enabled())
+        {
+            self.shared.routing.set(&ep, self.route_state(&st));
+        }
         let view = status::probe_view(&self.state, &self.probes, st.phase.as_deref().unwrap_or(""));
         self.view.send_replace(Some(Arc::new(view)));
         self.update_directory();
@@ -1071,6 +1100,41 @@ impl Driver {
                 self.last_status = Some(st);
                 self.requeue_in(Duration::from_secs(1));
             }
+        }
+    }
+
+    /// The pod as routing knows it (once it has a sandbox, hence an IP).
+    fn pod_endpoint(&self) -> Option<PodEndpoint> {
+        let sb = self.state.sandbox.as_ref()?;
+        let m = &self.state.pod.metadata;
+        Some(PodEndpoint {
+            uid: m.uid.clone().unwrap_or_default(),
+            name: format!(
+                "{}/{}",
+                m.namespace.as_deref().unwrap_or(""),
+                m.name.as_deref().unwrap_or("")
+            ),
+            ip: sb.pod_ip,
+            own_ip: sb.isolated && !sb.host_network,
+        })
+    }
+
+    /// How routing should treat the pod given the status about to be published: draining
+    /// while it is deleted or a container of it is being killed (whatever its probes still
+    /// say), else its `Ready` condition.
+    fn route_state(&self, st: &PodStatus) -> RouteState {
+        if self.state.deleting() || !self.state.killing.is_empty() {
+            return RouteState::Draining;
+        }
+        let ready = st
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if ready {
+            RouteState::Ready
+        } else {
+            RouteState::NotReady
         }
     }
 

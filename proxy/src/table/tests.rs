@@ -271,3 +271,28 @@ fn pod_overrides_separate_host_network_pods_sharing_an_address() {
     p.clear_endpoint_state(EndpointId::Pod("a".into()));
     assert_eq!(picks(&p, cluster(), "1.2.3.4", 10).len(), 2);
 }
+
+#[test]
+fn a_released_override_stays_draining_until_the_api_stops_listing_the_pod() {
+    let p = proxy();
+    p.update_service(svc(None));
+    set(
+        &p,
+        vec![
+            ep("10.244.0.2", true, true, false, "n1"),
+            ep("10.244.0.3", true, true, false, "n1"),
+        ],
+    );
+    let a = EndpointId::Pod("uid-10.244.0.2".into());
+    // The pod is gone from the node but its slice still says ready: never routable again.
+    p.release_endpoint_state(a.clone());
+    let counts = picks(&p, cluster(), "1.2.3.4", 10);
+    assert_eq!(counts.keys().collect::<Vec<_>>(), [&sa("10.244.0.3:8080")]);
+    // The API drops it: so is the override (a new pod at the same address routes normally).
+    set(&p, vec![ep("10.244.0.3", true, true, false, "n1")]);
+    assert!(p.sources.lock().overrides.is_empty());
+    // Released while unlisted: dropped at once.
+    p.set_endpoint_state(EndpointId::Pod("never-listed".into()), EndpointState::Ready);
+    p.release_endpoint_state(EndpointId::Pod("never-listed".into()));
+    assert!(p.sources.lock().overrides.is_empty());
+}
