@@ -14,3 +14,4 @@ mod kubectl_get;
 mod kubectl_misc;
 mod service_env;
 mod up;
+mod zero_downtime;
