@@ -1,0 +1,309 @@
+//! Service validation through decode (with defaults) and `validate_create`/`validate_update`,
+//! comparing the whole message kubectl prints with upstream's.
+
+use serde_json::{Value, json};
+
+use crate::object::{FieldValidation, decode};
+use crate::registry::by_kind;
+use crate::validation::{validate_create, validate_update};
+
+fn decoded(v: Value) -> Value {
+    let info = by_kind("v1", "Service").unwrap();
+    decode(info, v, FieldValidation::Strict).unwrap().value
+}
+
+fn object(spec: Value) -> Value {
+    json!({"metadata": {"name": "s", "namespace": "d"}, "spec": spec})
+}
+
+/// The 422 message of creating `obj`, or "" when valid.
+fn create(obj: Value) -> String {
+    let info = by_kind("v1", "Service").unwrap();
+    match validate_create(info, &decoded(obj)) {
+        Ok(()) => String::new(),
+        Err(e) => {
+            assert_eq!(e.code, 422);
+            e.message
+        }
+    }
+}
+
+fn spec(spec: Value) -> String {
+    create(object(spec))
+}
+
+fn invalid(errs: &str) -> String {
+    format!("Service \"s\" is invalid: {errs}")
+}
+
+#[test]
+fn selector_and_ports() {
+    assert_eq!(
+        spec(json!({"selector": {"app": "bad value!"}, "ports": [{"port": 80}]})),
+        invalid(
+            "spec.selector: Invalid value: \"bad value!\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+        )
+    );
+    assert_eq!(
+        spec(json!({"selector": {"-app": "x"}, "ports": [{"port": 80}]})),
+        invalid(
+            "spec.selector: Invalid value: \"-app\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+        )
+    );
+    assert_eq!(
+        spec(json!({"ports": [{"port": 70000, "targetPort": 8080}]})),
+        invalid("spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive")
+    );
+    assert_eq!(
+        spec(json!({"ports": [{"port": 80, "targetPort": "Bad_Name"}]})),
+        invalid(
+            "spec.ports[0].targetPort: Invalid value: \"Bad_Name\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"
+        )
+    );
+    assert_eq!(
+        spec(json!({"ports": [{"port": 80, "protocol": "HTTP"}]})),
+        invalid(
+            "spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""
+        )
+    );
+    assert_eq!(
+        spec(json!({"ports": [{"port": 80, "name": "web"}, {"port": 81}]})),
+        invalid("spec.ports[1].name: Required value")
+    );
+    assert_eq!(
+        spec(json!({"ports": [{"port": 80, "name": "Web"}]})),
+        invalid(
+            "spec.ports[0].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+        )
+    );
+    assert_eq!(
+        spec(json!({"ports": [{"port": 80, "appProtocol": "not a name"}]})),
+        invalid(
+            "spec.ports[0].appProtocol: Invalid value: \"not a name\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+        )
+    );
+    assert_eq!(
+        spec(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 99999}]})),
+        invalid(
+            "spec.ports[0].nodePort: Invalid value: 99999: provided port is not in the valid range. The range of valid ports is 30000-32767"
+        )
+    );
+    // Same port number, different protocols: fine.
+    assert_eq!(
+        spec(
+            json!({"ports": [{"port": 53, "name": "a", "protocol": "UDP"}, {"port": 53, "name": "b"}]})
+        ),
+        ""
+    );
+}
+
+#[test]
+fn cluster_ips_and_families() {
+    assert_eq!(
+        spec(
+            json!({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.6"], "ports": [{"port": 80}]})
+        ),
+        invalid(
+            "spec.clusterIPs: Invalid value: []string{\"10.96.0.6\"}: first value must match `clusterIP`"
+        )
+    );
+    assert_eq!(
+        spec(json!({"clusterIPs": ["10.96.0.6"], "ports": [{"port": 80}]})),
+        invalid(
+            "spec.clusterIPs: Invalid value: []string{\"10.96.0.6\"}: must be empty when `clusterIP` is not specified"
+        )
+    );
+    assert_eq!(
+        spec(
+            json!({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5", "10.96.0.6"],
+            "ipFamilyPolicy": "PreferDualStack", "ports": [{"port": 80}]})
+        ),
+        invalid(
+            "spec.clusterIPs: Invalid value: []string{\"10.96.0.5\", \"10.96.0.6\"}: may specify no more than one IP for each IP family"
+        )
+    );
+    assert_eq!(
+        spec(
+            json!({"clusterIP": "None", "clusterIPs": ["None", "10.96.0.6"], "ports": [{"port": 80}]})
+        ),
+        invalid(
+            "spec.clusterIPs: Invalid value: []string{\"None\", \"10.96.0.6\"}: 'None' must be the first and only value"
+        )
+    );
+    assert_eq!(
+        spec(json!({"clusterIP": "fd00::5", "ipFamilies": ["IPv4"], "ports": [{"port": 80}]})),
+        invalid(
+            "spec.clusterIPs[0]: Invalid value: \"fd00::5\": expected an IPv4 value as indicated by `ipFamilies[0]`"
+        )
+    );
+    assert_eq!(
+        spec(
+            json!({"ipFamilies": ["IPv5", "IPv5"], "ipFamilyPolicy": "Triple", "ports": [{"port": 80}]})
+        ),
+        invalid(
+            "[spec.ipFamilies[0]: Unsupported value: \"IPv5\": supported values: \"IPv4\", \"IPv6\", spec.ipFamilies[1]: Unsupported value: \"IPv5\": supported values: \"IPv4\", \"IPv6\", spec.ipFamilies[1]: Duplicate value: \"IPv5\", spec.ipFamilyPolicy: Unsupported value: \"Triple\": supported values: \"PreferDualStack\", \"RequireDualStack\", \"SingleStack\"]"
+        )
+    );
+    assert_eq!(
+        spec(json!({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]})),
+        invalid(
+            "spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services"
+        )
+    );
+}
+
+#[test]
+fn external_ips_and_load_balancer_fields() {
+    assert_eq!(
+        spec(
+            json!({"externalIPs": ["127.0.0.1", "0.0.0.0", "fe80::1", "224.0.0.7", "nope", "192.0.2.7"],
+            "ports": [{"port": 80}]})
+        ),
+        invalid(
+            "[spec.externalIPs[0]: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128), spec.externalIPs[1]: Invalid value: \"0.0.0.0\": may not be unspecified (0.0.0.0), spec.externalIPs[2]: Invalid value: \"fe80::1\": may not be in the link-local range (169.254.0.0/16, fe80::/10), spec.externalIPs[3]: Invalid value: \"224.0.0.7\": may not be in the link-local multicast range (224.0.0.0/24, ff02::/10), spec.externalIPs[4]: Invalid value: \"nope\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)]"
+        )
+    );
+    assert_eq!(
+        spec(
+            json!({"loadBalancerSourceRanges": ["10.0.0.0/8", " 10.1.0.0/33 "], "ports": [{"port": 80}]})
+        ),
+        invalid(
+            "[spec.LoadBalancerSourceRanges: Forbidden: may only be used when `type` is 'LoadBalancer', spec.LoadBalancerSourceRanges[1]: Invalid value: \"10.1.0.0/33\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)]"
+        )
+    );
+    assert_eq!(
+        create(
+            json!({"metadata": {"name": "s", "namespace": "d", "annotations": {
+                "service.beta.kubernetes.io/load-balancer-source-ranges": "10.0.0.0/8, x"}},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
+        ),
+        invalid(
+            "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]: Invalid value: \"x\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+        )
+    );
+    assert_eq!(
+        spec(
+            json!({"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"],
+            "loadBalancerClass": "example.com/lb", "ports": [{"port": 80}]})
+        ),
+        ""
+    );
+    assert_eq!(
+        spec(json!({"loadBalancerClass": "example.com/lb", "ports": [{"port": 80}]})),
+        invalid(
+            "spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'"
+        )
+    );
+    assert_eq!(
+        spec(json!({"type": "LoadBalancer", "loadBalancerClass": "a b", "ports": [{"port": 80}]})),
+        invalid(
+            "spec.loadBalancerClass: Invalid value: \"a b\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+        )
+    );
+    assert_eq!(
+        spec(json!({"type": "NodePort", "healthCheckNodePort": 31000, "ports": [{"port": 80}]})),
+        invalid(
+            "spec.healthCheckNodePort: Invalid value: 31000: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+        )
+    );
+    assert_eq!(
+        spec(
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 70000,
+            "ports": [{"port": 80}]})
+        ),
+        invalid(
+            "spec.healthCheckNodePort: Invalid value: 70000: must be between 1 and 65535, inclusive"
+        )
+    );
+    assert_eq!(
+        spec(json!({"trafficDistribution": "Anywhere", "ports": [{"port": 80}]})),
+        invalid(
+            "spec.trafficDistribution: Unsupported value: \"Anywhere\": supported values: \"PreferClose\""
+        )
+    );
+    assert_eq!(
+        create(
+            json!({"metadata": {"name": "s", "namespace": "d", "annotations": {
+                "service.kubernetes.io/topology-mode": "Auto",
+                "service.kubernetes.io/topology-aware-hints": "Disabled"}},
+            "spec": {"ports": [{"port": 80}]}})
+        ),
+        invalid(
+            "metadata.annotations[service.kubernetes.io/topology-mode]: Invalid value: \"Auto\": must match annotations[service.kubernetes.io/topology-aware-hints] when both are specified"
+        )
+    );
+}
+
+#[test]
+fn updates_keep_allocated_fields() {
+    let info = by_kind("v1", "Service").unwrap();
+    let update = |new: Value, old: Value| match validate_update(info, &decoded(new), &decoded(old))
+    {
+        Ok(()) => String::new(),
+        Err(e) => e.message,
+    };
+    let lb = |class: &str| {
+        object(
+            json!({"type": "LoadBalancer", "clusterIP": "10.96.0.5", "loadBalancerClass": class,
+            "ports": [{"port": 80, "nodePort": 30080}]}),
+        )
+    };
+    assert_eq!(update(lb("a.io/x"), lb("a.io/x")), "");
+    assert_eq!(
+        update(lb("a.io/y"), lb("a.io/x")),
+        invalid("spec.loadBalancerClass: Invalid value: \"a.io/y\": may not change once set")
+    );
+    let dual = |ips: Value, families: Value, policy: &str| {
+        object(
+            json!({"clusterIP": ips[0], "clusterIPs": ips, "ipFamilies": families,
+            "ipFamilyPolicy": policy, "ports": [{"port": 80}]}),
+        )
+    };
+    let old = dual(
+        json!(["10.96.0.5", "fd00::5"]),
+        json!(["IPv4", "IPv6"]),
+        "PreferDualStack",
+    );
+    // Releasing the secondary needs SingleStack.
+    assert_eq!(
+        update(
+            dual(json!(["10.96.0.5"]), json!(["IPv4"]), "PreferDualStack"),
+            old.clone()
+        ),
+        invalid(
+            "[spec.ipFamilyPolicy: Invalid value: \"PreferDualStack\": must be set to 'SingleStack' when releasing the secondary clusterIP, spec.ipFamilyPolicy: Invalid value: \"PreferDualStack\": must be set to 'SingleStack' when releasing the secondary ipFamily]"
+        )
+    );
+    assert_eq!(
+        update(
+            dual(json!(["10.96.0.5"]), json!(["IPv4"]), "SingleStack"),
+            old.clone()
+        ),
+        ""
+    );
+    // Both families changed: upstream reports each at index 0, and the message lists a
+    // repeated error once (`ToAggregate`).
+    assert_eq!(
+        update(
+            dual(
+                json!(["10.96.0.5", "fd00::5"]),
+                json!(["IPv6", "IPv4"]),
+                "PreferDualStack"
+            ),
+            old
+        ),
+        invalid(
+            "[spec.clusterIPs[0]: Invalid value: \"10.96.0.5\": expected an IPv6 value as indicated by `ipFamilies[0]`, spec.clusterIPs[1]: Invalid value: \"fd00::5\": expected an IPv4 value as indicated by `ipFamilies[1]`, spec.ipFamilies[0]: Invalid value: []string{\"IPv6\", \"IPv4\"}: may not change once set]"
+        )
+    );
+    let local = |hc: i32| {
+        object(
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "clusterIP": "10.96.0.5",
+            "healthCheckNodePort": hc, "ports": [{"port": 80, "nodePort": 30080}]}),
+        )
+    };
+    assert_eq!(
+        update(local(31001), local(31000)),
+        invalid("spec.healthCheckNodePort: Forbidden: field is immutable")
+    );
+}
