@@ -23,6 +23,47 @@ pub(crate) enum Command {
     Server(ServerArgs),
     /// Run everything in one process and apply the given manifests (the main job).
     Up(UpArgs),
+    /// Run a node (agent and service proxy) of the cluster a server runs.
+    Agent(AgentArgs),
+}
+
+/// `paddock agent` flags.
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// The server's kubeconfig (what `paddock server` wrote); or use --server and --token.
+    #[arg(long, value_name = "FILE", conflicts_with = "server")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// The API server's URL (`https://HOST:PORT`).
+    #[arg(long, value_name = "URL", requires = "token")]
+    pub(crate) server: Option<String>,
+    /// The bearer token for the API server (also required of the API server by this agent).
+    #[arg(long, value_name = "TOKEN", requires = "server")]
+    pub(crate) token: Option<String>,
+    /// The server's CA certificate (PEM), with --server.
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub(crate) certificate_authority: Option<PathBuf>,
+    /// Where the node keeps its runtime state, logs and volumes
+    /// [default: /var/lib/paddock as root, $XDG_DATA_HOME/paddock otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Name of the node [default: this machine's host name].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) node_name: Option<String>,
+    /// The node's address: reported as InternalIP, where the agent API and NodePorts listen.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub(crate) node_ip: std::net::IpAddr,
+    /// The node's pod CIDR (pod addresses come from it).
+    #[arg(long, value_name = "CIDR", default_value = "10.244.0.0/24")]
+    pub(crate) pod_cidr: String,
+    /// Port of the agent API (logs, exec) on the node's address; 0 picks a free one.
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub(crate) port: u16,
+    /// Run every pod in the host's network (no pod namespaces), even as root.
+    #[arg(long)]
+    pub(crate) host_network_only: bool,
+    /// Most pods the node takes (the kubelet's `--max-pods`).
+    #[arg(long, value_name = "N", default_value_t = 110, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub(crate) max_pods: i64,
 }
 
 /// `paddock up` flags.

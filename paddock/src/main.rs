@@ -1,7 +1,10 @@
 //! The `paddock` binary: the command line. Start at [`Cli`]; each subcommand lives in its own
-//! module (`server` runs the control plane). Errors are `anyhow` here and nowhere else.
+//! module (`server` runs the control plane, `up` everything in one process, `agent` a node of
+//! a server that runs elsewhere; `node` is what `up` and `agent` share). Errors are `anyhow` here and nowhere else.
 
+mod agent;
 mod cli;
+mod node;
 mod server;
 mod up;
 
@@ -24,6 +27,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             cli::Command::Server(args) => server::run(args).await,
             cli::Command::Up(args) => up::run(args).await,
+            cli::Command::Agent(args) => agent::run(args).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@
 mod fixtures;
 mod support;
 
+mod agent;
 mod bad_input;
 mod clients;
 mod durability;

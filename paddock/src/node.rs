@@ -1,0 +1,148 @@
+//! A node on this machine: the agent (process runtime; pods in their own namespaces when root)
+//! and the service proxy, both talking to an API server only through a kube client — the same
+//! code for `paddock up` (the in-process server over loopback HTTPS) and `paddock agent`
+//! (a server elsewhere). Start at [`start`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// The default pod CIDR of a node (the first /24 of the default cluster CIDR 10.244.0.0/16).
+pub(crate) const POD_CIDR: &str = "10.244.0.0/24";
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeOptions {
+    /// The Node's name.
+    pub(crate) name: String,
+    /// The node's address (`InternalIP`, `hostIP`, where the agent API and NodePorts listen).
+    pub(crate) ip: IpAddr,
+    /// The node's pod CIDR.
+    pub(crate) pod_cidr: String,
+    /// Pods in their own namespaces (when root); false: every pod in the host's network.
+    pub(crate) isolate: bool,
+    /// The kubelet's `--max-pods`.
+    pub(crate) max_pods: i64,
+    /// The runtime's state, logs and volumes.
+    pub(crate) root: PathBuf,
+    /// Where the agent API listens (port 0 picks one).
+    pub(crate) serve_addr: SocketAddr,
+    /// The bearer token the agent API requires (the one the API server sends).
+    pub(crate) serve_token: Option<String>,
+}
+
+/// A running node.
+pub(crate) struct Node {
+    agent: agent::AgentHandle,
+    proxy_stop: tokio_util::sync::CancellationToken,
+    proxy_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Stops the pods gracefully (within `budget`), then the proxy.
+    pub(crate) async fn stop(self, budget: Duration) {
+        self.agent.stop(budget).await;
+        self.proxy_stop.cancel();
+        for task in self.proxy_tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the agent and the service proxy of a node.
+pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Result<Node> {
+    use agent::runtime::{NodeNetwork, PodCidr, ProcessRuntime};
+    let pod_cidr =
+        PodCidr::parse(&opts.pod_cidr).with_context(|| format!("pod CIDR {:?}", opts.pod_cidr))?;
+    let mut network = NodeNetwork::new(pod_cidr);
+    network.node_ip = opts.ip;
+    network.isolated = opts.isolate;
+    let isolated = network.isolated && nix::unistd::geteuid().is_root();
+    let runtime =
+        ProcessRuntime::new(opts.root.clone(), network).context("starting the runtime")?;
+    let mut config = agent::AgentConfig::new(
+        &opts.name,
+        client.clone(),
+        Arc::new(runtime),
+        opts.root.clone(),
+        opts.ip,
+    );
+    config.pod_cidr = opts.pod_cidr.clone();
+    config.max_pods = opts.max_pods;
+    config.serve_addr = opts.serve_addr;
+    config.serve_token = opts.serve_token.clone();
+
+    // The proxy listens on 127.0.0.1 too, so LoadBalancer and NodePort services are reachable
+    // at 127.0.0.1:port; ClusterIPs are held on a dummy interface only with pod namespaces.
+    let node = proxy::NodeConfig {
+        node_name: opts.name.clone(),
+        node_ips: vec![opts.ip],
+        loopback: true,
+    };
+    let proxy = proxy::Proxy::new(node, isolated);
+    // Agent and proxy share this process: readiness reaches routing without the API round
+    // trip, and a pod is drained before its process is signalled.
+    config.routing = Some(Arc::new(ProxyRouting(proxy.clone())));
+    let agent = agent::start(config)
+        .await
+        .context("starting the node agent")?;
+    let proxy_stop = tokio_util::sync::CancellationToken::new();
+    let proxy_tasks = vec![
+        tokio::spawn(proxy.clone().run(proxy_stop.clone())),
+        tokio::spawn(proxy::feed::run_from_api(
+            client,
+            proxy,
+            true,
+            proxy_stop.clone(),
+        )),
+    ];
+    Ok(Node {
+        agent,
+        proxy_stop,
+        proxy_tasks,
+    })
+}
+
+/// The agent's [`agent::routing::RoutingHook`] on the service proxy of the same process. A pod
+/// is keyed by its uid (EndpointSlices carry it in `targetRef`), which is exact also for pods
+/// that share the node's address; its connections are counted by its own IP when it has one.
+struct ProxyRouting(Arc<proxy::Proxy>);
+
+impl agent::routing::RoutingHook for ProxyRouting {
+    fn set_state(&self, pod: &agent::routing::PodEndpoint, state: agent::routing::RouteState) {
+        use agent::routing::RouteState;
+        let state = match state {
+            RouteState::Ready => proxy::EndpointState::Ready,
+            RouteState::NotReady => proxy::EndpointState::NotReady,
+            RouteState::Draining => proxy::EndpointState::Draining,
+        };
+        self.0
+            .set_endpoint_state(proxy::EndpointId::Pod(pod.uid.clone()), state);
+    }
+
+    fn forget(&self, pod: &agent::routing::PodEndpoint) {
+        self.0
+            .release_endpoint_state(proxy::EndpointId::Pod(pod.uid.clone()));
+    }
+
+    fn active_connections(&self, pod: &agent::routing::PodEndpoint) -> usize {
+        if pod.own_ip {
+            self.0.active_connections(pod.ip)
+        } else {
+            self.0.active_pod_connections(&pod.uid)
+        }
+    }
+}
+
+/// The node is named after the machine, lower-cased, as the kubelet does.
+pub(crate) fn default_node_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(|h| h.to_lowercase())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
