@@ -118,3 +118,74 @@ fn containers_see_service_variables_like_the_kubelet_sets_them() {
         "enableServiceLinks: false hides the namespace's services:\n{log}"
     );
 }
+
+/// A Service manifest named `name` with `spec` (flow-style YAML).
+fn service_yaml(name: &str, spec: &str) -> String {
+    format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+}
+
+/// Bad selectors and ports are refused by kubectl with upstream's 422 text, field by field
+/// (kubectl lists several causes one per line); a NodePort already taken is refused by the
+/// allocator.
+#[test]
+fn bad_services_are_refused_with_upstreams_field_errors() {
+    let s = Server::start();
+    let cases = [
+        (
+            "{selector: {app: 'bad value!'}, ports: [{port: 80}]}",
+            "spec.selector: Invalid value: \"bad value!\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+        ),
+        (
+            "{ports: [{port: 0}]}",
+            "\n* spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive\n* spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive\n",
+        ),
+        (
+            "{ports: [{port: 70000, targetPort: 80}]}",
+            "spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
+        ),
+        (
+            "{ports: [{name: a, port: 80}, {name: a, port: 81}]}",
+            "spec.ports[1].name: Duplicate value: \"a\"",
+        ),
+        (
+            "{ports: [{port: 80}, {port: 81}]}",
+            "\n* spec.ports[0].name: Required value\n* spec.ports[1].name: Required value\n",
+        ),
+        (
+            "{ports: [{port: 80, targetPort: Bad_Name}]}",
+            "spec.ports[0].targetPort: Invalid value: \"Bad_Name\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+        ),
+        (
+            "{ports: [{port: 80, protocol: HTTP}]}",
+            "spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+        ),
+        (
+            "{type: NodePort, ports: [{port: 80, nodePort: 80}]}",
+            "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767",
+        ),
+    ];
+    for (spec, want) in cases {
+        let doc = service_yaml("bad", spec);
+        let (_, err) = s.kubectl_err(&["create", "-f", "-"], Some(&doc));
+        let want = format!("The Service \"bad\" is invalid: {want}");
+        assert!(err.contains(&want), "{spec}:\nwant {want}\ngot  {err}");
+    }
+    s.kubectl_in(
+        &["create", "-f", "-"],
+        Some(&service_yaml(
+            "first",
+            "{type: NodePort, ports: [{port: 80, nodePort: 30080}]}",
+        )),
+    );
+    let (_, err) = s.kubectl_err(
+        &["create", "-f", "-"],
+        Some(&service_yaml(
+            "second",
+            "{type: NodePort, ports: [{port: 80, nodePort: 30080}]}",
+        )),
+    );
+    assert!(
+        err.contains("The Service \"second\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"),
+        "{err}"
+    );
+}
