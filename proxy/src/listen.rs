@@ -44,6 +44,9 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
     let mut skipped: HashSet<Listen> = HashSet::new();
     // Service addresses added to the node, given back when no listener needs them.
     let mut held = crate::svcip::Held::default();
+    if proxy.manage_service_ips {
+        held.adopt_leftovers().await;
+    }
     loop {
         let table = proxy.table();
         skipped.retain(|l| table.routes.contains_key(l));

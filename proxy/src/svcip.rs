@@ -10,8 +10,9 @@
 //! listener reconciler keeps a [`Held`] set, [`Held::release_unused`] removes an address once
 //! no listener needs it (its Service was deleted or changed), and [`Held::release_all`] removes
 //! them all when the proxy stops, then deletes [`INTERFACE`] if nothing else is left on it.
-//! Every address on [`INTERFACE`] is the proxy's (the interface is its own, so one left by a
-//! crashed run is taken over); on `lo` only addresses this proxy added itself are removed.
+//! Every address on [`INTERFACE`] is the proxy's: those a killed run left behind are adopted
+//! at start ([`Held::adopt_leftovers`]) and removed unless a service still needs them; on
+//! `lo` only addresses this proxy added itself are removed.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -145,6 +146,26 @@ pub struct Held {
 }
 
 impl Held {
+    /// Takes over the addresses already on [`INTERFACE`] (left by a run that could not clean
+    /// up), so the next [`Held::release_unused`] removes those no service needs.
+    pub async fn adopt_leftovers(&mut self) {
+        let out = tokio::process::Command::new("ip")
+            .args(["-o", "addr", "show", "dev", INTERFACE])
+            .kill_on_drop(true)
+            .output()
+            .await;
+        let Ok(out) = out else { return };
+        if !out.status.success() {
+            return;
+        }
+        for addr in parse_addrs(&String::from_utf8_lossy(&out.stdout)) {
+            self.addrs.entry(addr).or_insert(Placed {
+                device: INTERFACE,
+                added: false,
+            });
+        }
+    }
+
     /// Makes sure the node holds `addr` ([`ensure`] the first time, nothing after).
     pub async fn hold(&mut self, addr: IpAddr) -> Result<(), Error> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.addrs.entry(addr) {
@@ -192,6 +213,18 @@ impl Held {
         tracing::debug!(%addr, device = placed.device, "service address released");
         self.addrs.remove(&addr);
     }
+}
+
+/// The addresses of `ip -o addr show` output (`… inet 10.96.0.10/32 scope global …`).
+fn parse_addrs(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet" || *w == "inet6")?;
+            let cidr = words.next()?;
+            cidr.split('/').next()?.parse().ok()
+        })
+        .collect()
 }
 
 #[cfg(test)]

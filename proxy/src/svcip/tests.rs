@@ -218,3 +218,13 @@ fn addresses_on_lo_that_the_proxy_did_not_add_stay() {
         assert!(!ns.has("lo", "10.96.0.21"));
     });
 }
+
+#[test]
+fn parses_ip_addr_output() {
+    let text = "5: paddock-svc    inet 10.96.0.10/32 scope global paddock-svc\\       valid_lft forever preferred_lft forever\n\
+                5: paddock-svc    inet6 fd00::a/128 scope global \\       valid_lft forever preferred_lft forever\n\
+                5: paddock-svc    link/ether 00:11:22:33:44:55 brd ff:ff:ff:ff:ff:ff\n";
+    let want: Vec<IpAddr> = vec!["10.96.0.10".parse().unwrap(), "fd00::a".parse().unwrap()];
+    assert_eq!(super::parse_addrs(text), want);
+    assert!(super::parse_addrs("").is_empty());
+}
