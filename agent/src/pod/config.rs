@@ -40,6 +40,20 @@ pub trait Objects: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Secret>, String>>;
     /// The Services of namespace `ns`.
     fn services<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<Service>, String>>;
+    /// The Service `ns/name` (by default found in [`Objects::services`]).
+    fn service<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Service>, String>> {
+        Box::pin(async move {
+            Ok(self
+                .services(ns)
+                .await?
+                .into_iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name)))
+        })
+    }
 }
 
 /// [`Objects`] through the API.
@@ -74,6 +88,16 @@ impl Objects for ApiObjects {
                 .await
                 .map(|l| l.items)
                 .map_err(|e| e.to_string())
+        })
+    }
+    fn service<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Service>, String>> {
+        Box::pin(async move {
+            let api: Api<Service> = Api::namespaced(self.0.clone(), ns);
+            api.get_opt(name).await.map_err(|e| e.to_string())
         })
     }
 }
@@ -149,8 +173,8 @@ pub const SERVICE_LIST_FAILED: &str = "failed to list services when setting up e
 /// The service variables of `pod` (`getServiceEnvVarMap`): the `kubernetes` Service of
 /// `default` always, the Services of the pod's namespace when `enableServiceLinks` is not
 /// false (one of them named `kubernetes` wins over the default one); only services with a
-/// ClusterIP count. Services are listed when the container is created (the kubelet reads its
-/// service informer at that moment), one or two API lists per container start. A variable
+/// ClusterIP count. Services are read from the API when the container is created (the kubelet
+/// reads its service informer at that moment): one or two calls per container start. A variable
 /// two services both define keeps one value (upstream: whichever its map yields last).
 async fn service_env(objects: &dyn Objects, pod: &Pod) -> Result<Vec<(String, String)>, String> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -159,15 +183,25 @@ async fn service_env(objects: &dyn Objects, pod: &Pod) -> Result<Vec<(String, St
         .as_ref()
         .and_then(|s| s.enable_service_links)
         .unwrap_or(true);
-    let list = |ns: String| async move {
-        objects.services(&ns).await.map_err(|e| {
-            tracing::warn!(namespace = %ns, error = %e, "listing services for env vars");
-            SERVICE_LIST_FAILED.to_string()
-        })
+    let failed = |e: String| {
+        tracing::warn!(namespace = %ns, error = %e, "reading services for env vars");
+        SERVICE_LIST_FAILED.to_string()
     };
-    let mut listed = list("default".to_string()).await?;
-    if links && ns != "default" {
-        listed.extend(list(ns.clone()).await?);
+    // The namespace's services when links are on (for `default` that includes the master
+    // service), else just the master service: one API call either way, two for links in
+    // another namespace.
+    let mut listed = if links {
+        objects.services(&ns).await.map_err(failed)?
+    } else {
+        Vec::new()
+    };
+    if ns != "default" || !links {
+        listed.extend(
+            objects
+                .service("default", "kubernetes")
+                .await
+                .map_err(failed)?,
+        );
     }
     let mut chosen: BTreeMap<String, Service> = BTreeMap::new();
     for svc in listed.into_iter().filter(service_ip_set) {
