@@ -82,6 +82,7 @@ pub fn validate_status_update(
     let mut errs = validate_object_meta_update(&meta_of(new)?, &meta_of(old)?, "metadata");
     match info.kind {
         "Pod" => errs.extend(pod::validate_pod_status_update(new, old)?),
+        "Service" => errs.extend(service::validate_service_status(new)?),
         "Deployment" | "ReplicaSet" => {
             errs.extend(apps::validate_workload_status(info.kind, new, old));
         }

@@ -626,6 +626,64 @@ pub fn validate_service_update(new: &Value, old: &Value) -> Result<Errors, ApiEr
     Ok(errs)
 }
 
+/// Upstream `ValidateServiceStatusUpdate` (its `ValidateLoadBalancerStatus` part): ingress
+/// points only on LoadBalancer services, valid IPs, `ipMode` VIP or Proxy and only with an
+/// IP, hostnames that are DNS names and not IPs. (Upstream also requires `ipMode` with an IP;
+/// its defaulting sets VIP first, so a missing one is accepted here.)
+pub fn validate_service_status(new: &Value) -> Result<Errors, ApiError> {
+    let svc: Service = typed(new)?;
+    let spec = svc.spec.unwrap_or_default();
+    let ingress = svc
+        .status
+        .and_then(|s| s.load_balancer)
+        .and_then(|lb| lb.ingress)
+        .unwrap_or_default();
+    let path = "status.loadBalancer.ingress";
+    let mut errs = Errors::new();
+    if spec.type_.as_deref() != Some("LoadBalancer") && !ingress.is_empty() {
+        errs.push(FieldError::forbidden(
+            path,
+            "may only be used when `spec.type` is 'LoadBalancer'",
+        ));
+        return Ok(errs);
+    }
+    for (i, ing) in ingress.iter().enumerate() {
+        let at = index(path, i);
+        let ip = ing.ip.as_deref().unwrap_or("");
+        if !ip.is_empty() {
+            for msg in is_valid_ip(ip) {
+                errs.push(FieldError::invalid(child(&at, "ip"), ip, msg));
+            }
+        }
+        match ing.ip_mode.as_deref() {
+            Some(_) if ip.is_empty() => errs.push(FieldError::forbidden(
+                child(&at, "ipMode"),
+                "may not be specified when `ip` is not set",
+            )),
+            Some(mode) if mode != "VIP" && mode != "Proxy" => errs.push(FieldError::not_supported(
+                child(&at, "ipMode"),
+                mode,
+                &["Proxy", "VIP"],
+            )),
+            _ => {}
+        }
+        let host = ing.hostname.as_deref().unwrap_or("");
+        if !host.is_empty() {
+            for msg in is_dns1123_subdomain(host) {
+                errs.push(FieldError::invalid(child(&at, "hostname"), host, msg));
+            }
+            if host.parse::<IpAddr>().is_ok() {
+                errs.push(FieldError::invalid(
+                    child(&at, "hostname"),
+                    host,
+                    "must be a DNS name, not an IP address",
+                ));
+            }
+        }
+    }
+    Ok(errs)
+}
+
 fn external_name(spec: &ServiceSpec) -> bool {
     spec.type_.as_deref() == Some("ExternalName")
 }

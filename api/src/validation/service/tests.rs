@@ -307,3 +307,52 @@ fn updates_keep_allocated_fields() {
         invalid("spec.healthCheckNodePort: Forbidden: field is immutable")
     );
 }
+
+#[test]
+fn load_balancer_status() {
+    let info = by_kind("v1", "Service").unwrap();
+    let with_status = |ty: &str, ingress: Value| {
+        let mut v = decoded(object(json!({"type": ty, "clusterIP": "10.96.0.5",
+            "ports": [{"port": 80, "nodePort": 30080}]})));
+        v["status"] = json!({"loadBalancer": {"ingress": ingress}});
+        v
+    };
+    let status = |new: Value, old: Value| match crate::validation::validate_status_update(
+        info, &new, &old,
+    ) {
+        Ok(()) => String::new(),
+        Err(e) => e.message,
+    };
+    let old = with_status("LoadBalancer", json!([]));
+    assert_eq!(
+        status(
+            with_status(
+                "LoadBalancer",
+                json!([{"ip": "127.0.0.1", "ipMode": "VIP"}])
+            ),
+            old.clone()
+        ),
+        ""
+    );
+    assert_eq!(
+        status(
+            with_status(
+                "LoadBalancer",
+                json!([{"ip": "1.2.3", "ipMode": "Tunnel"}, {"ipMode": "VIP", "hostname": "10.0.0.1"}])
+            ),
+            old.clone()
+        ),
+        invalid(
+            "[status.loadBalancer.ingress[0].ip: Invalid value: \"1.2.3\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff), status.loadBalancer.ingress[0].ipMode: Unsupported value: \"Tunnel\": supported values: \"Proxy\", \"VIP\", status.loadBalancer.ingress[1].ipMode: Forbidden: may not be specified when `ip` is not set, status.loadBalancer.ingress[1].hostname: Invalid value: \"10.0.0.1\": must be a DNS name, not an IP address]"
+        )
+    );
+    assert_eq!(
+        status(
+            with_status("NodePort", json!([{"ip": "127.0.0.1", "ipMode": "VIP"}])),
+            with_status("NodePort", json!([]))
+        ),
+        invalid(
+            "status.loadBalancer.ingress: Forbidden: may only be used when `spec.type` is 'LoadBalancer'"
+        )
+    );
+}
