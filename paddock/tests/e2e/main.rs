@@ -15,4 +15,5 @@ mod kubectl_get;
 mod kubectl_misc;
 mod service_env;
 mod up;
+mod walkthrough;
 mod zero_downtime;
