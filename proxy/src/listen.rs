@@ -48,6 +48,9 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
         held.adopt_leftovers().await;
     }
     loop {
+        // Seen before the table is read: a swap while listeners are being opened (each needs
+        // `ip` commands) wakes the next round instead of being lost.
+        changes.mark_unchanged();
         let table = proxy.table();
         skipped.retain(|l| table.routes.contains_key(l));
         open.retain(|listen, token| {
@@ -82,7 +85,6 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
                 }
             }
         }
-        changes.mark_unchanged();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             r = changes.changed() => if r.is_err() { break },

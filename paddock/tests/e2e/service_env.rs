@@ -2,7 +2,9 @@
 //! the kubelet sets them: the Services of the pod's namespace that exist when the container
 //! starts (unless `enableServiceLinks: false`) plus `default/kubernetes` always.
 
-use crate::support::{Server, manifest};
+use std::os::fd::AsRawFd;
+
+use crate::support::{NetNs, Server, manifest, run};
 
 const APP: &str = r#"apiVersion: v1
 kind: Service
@@ -187,5 +189,43 @@ fn bad_services_are_refused_with_upstreams_field_errors() {
     assert!(
         err.contains("The Service \"second\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"),
         "{err}"
+    );
+}
+
+/// The service addresses the proxy of `paddock up` put on the node are gone once it stops:
+/// the namespace is kept open through a descriptor so it can be looked at after `up` exits.
+#[test]
+fn cluster_ips_leave_the_node_when_paddock_up_stops() {
+    let (_d, path) = manifest(
+        "svc.yaml",
+        &service_yaml("web", "{selector: {app: web}, ports: [{port: 80}]}"),
+    );
+    let ns = NetNs::new();
+    let handle = std::fs::File::open(format!("/run/netns/{}", ns.name)).expect("open netns");
+    let path = path.display().to_string();
+    let s = Server::launch_in(
+        tempfile::tempdir().expect("tempdir"),
+        &["up", "-f", &path],
+        Some(ns),
+    );
+    let addrs = || {
+        let mut ip = std::process::Command::new("nsenter");
+        ip.arg(format!(
+            "--net=/proc/{}/fd/{}",
+            std::process::id(),
+            handle.as_raw_fd()
+        ))
+        .args(["ip", "-o", "addr"]);
+        String::from_utf8_lossy(&run(ip, None).stdout).into_owned()
+    };
+    let ip = s.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    s.eventually("the ClusterIP held on the node", || {
+        addrs().contains(&format!(" {ip}/")).then_some(())
+    });
+    drop(s.stop());
+    let left = addrs();
+    assert!(
+        !left.contains(&format!(" {ip}/")) && !left.contains(" 10.96.0.1/"),
+        "service addresses left after stop:\n{left}"
     );
 }
