@@ -1,6 +1,7 @@
 //! Service validation (`ValidateService`, `validateServicePort`,
-//! `ValidateServiceClusterIPsRelatedFields`, `ValidateServiceUpdate` in
-//! `pkg/apis/core/validation/validation.go`, plus the NodePort range check of the allocator).
+//! `ValidateServiceClusterIPsRelatedFields`, `ValidateServiceUpdate`,
+//! `ValidateLoadBalancerStatus` in `pkg/apis/core/validation/validation.go`, plus the NodePort
+//! range check of the allocator).
 //! Start at [`validate_service`]; [`validate_service_spec`] follows upstream's order check by
 //! check, so a Service with several faults lists them as upstream does.
 //!
