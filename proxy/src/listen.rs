@@ -20,6 +20,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod relay;
+
 use crate::model::Protocol;
 use crate::table::{Conns, Listen};
 use crate::{Error, Proxy};
@@ -29,9 +31,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A UDP flow without traffic for this long is forgotten (the kernel's default
 /// `nf_conntrack_udp_timeout_stream` is 120 s, the plain one 30 s).
 pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Buffer per direction of a TCP connection: 64 KiB moves bulk data in a quarter of the
-/// system calls of tokio's 8 KiB default (measured by `benches/proxy.rs`).
-const COPY_BUF: usize = 64 * 1024;
 /// Failed binds are retried this often.
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
@@ -144,9 +143,12 @@ async fn accept_tcp(
     listener: TcpListener,
     token: CancellationToken,
 ) {
+    // One registration for the listener's lifetime, not one per accepted connection.
+    let cancelled = token.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let accepted = tokio::select! {
-            _ = token.cancelled() => return,
+            _ = &mut cancelled => return,
             a = listener.accept() => a,
         };
         match accepted {
@@ -208,8 +210,7 @@ pub(crate) async fn forward_tcp(
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let (mut client, mut upstream) = (client, upstream);
-    let copy =
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF);
+    let copy = relay::copy_bidirectional(&mut client, &mut upstream);
     tokio::select! {
         r = copy => if let Err(e) = r {
             tracing::trace!(service = %route.service, error = %e, "connection ended");
