@@ -169,13 +169,15 @@ impl Proxy {
     /// pod override wins over an address one.
     pub fn set_endpoint_state(&self, id: impl Into<EndpointId>, state: EndpointState) {
         let id = id.into();
-        self.edit(|s| s.overrides.insert(id, state) != Some(state));
+        self.edit_override(&id, |s| {
+            s.overrides.insert(id.clone(), state) != Some(state)
+        });
     }
 
     /// Forgets the agent's view of `id`.
     pub fn clear_endpoint_state(&self, id: impl Into<EndpointId>) {
         let id = id.into();
-        self.edit(|s| s.overrides.remove(&id).is_some());
+        self.edit_override(&id, |s| s.overrides.remove(&id).is_some());
     }
 
     /// The agent is done with `id` (its pod is gone from the node): its override is dropped
@@ -184,11 +186,12 @@ impl Proxy {
     /// ready never becomes routable again after its process is gone.
     pub fn release_endpoint_state(&self, id: impl Into<EndpointId>) {
         let id = id.into();
-        self.edit(|s| {
+        self.edit_override(&id, |s| {
             let listed = s.endpoints.values().flatten().any(|e| id.matches(e));
             if listed {
                 // Kept until the API catches up; draining is the only safe view meanwhile.
-                s.overrides.insert(id, EndpointState::Draining) != Some(EndpointState::Draining)
+                s.overrides.insert(id.clone(), EndpointState::Draining)
+                    != Some(EndpointState::Draining)
             } else {
                 s.overrides.remove(&id).is_some()
             }
@@ -242,6 +245,19 @@ impl Proxy {
         self.table.store(Arc::new(table));
         drop(sources);
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// [`Proxy::edit`] for a change of the agent's override of `id` alone: only the routes
+    /// of the services `id` backs are rebuilt ([`table::rebuild_for`]), so the agent's fast
+    /// path does not slow down with the number of services. Listeners cannot change, so the
+    /// listener reconciler is not woken.
+    fn edit_override(&self, id: &EndpointId, f: impl FnOnce(&mut table::Sources) -> bool) {
+        let mut sources = self.sources.lock();
+        if !f(&mut sources) {
+            return;
+        }
+        let table = table::rebuild_for(&self.node, &mut sources, &self.table.load(), id);
+        self.table.store(Arc::new(table));
     }
 
     /// Keeps one listener per table entry until `shutdown`.

@@ -296,3 +296,88 @@ fn a_released_override_stays_draining_until_the_api_stops_listing_the_pod() {
     p.release_endpoint_state(EndpointId::Pod("never-listed".into()));
     assert!(p.sources.lock().overrides.is_empty());
 }
+
+fn tcp(addr: &str) -> Listen {
+    Listen {
+        addr: sa(addr),
+        protocol: Protocol::Tcp,
+    }
+}
+
+/// `svc` without its NodePort, named `name`, on `cluster_ip`.
+fn cluster_ip_svc(name: &str, cluster_ip: &str) -> ServiceInfo {
+    ServiceInfo {
+        name: name.into(),
+        cluster_ips: vec![ip(cluster_ip)],
+        ports: vec![PortInfo {
+            node_port: None,
+            ..svc(None).ports[0].clone()
+        }],
+        ..svc(None)
+    }
+}
+
+/// Every listener's candidates, for comparing tables.
+fn snapshot(t: &Table) -> std::collections::BTreeMap<Listen, (String, Vec<SocketAddr>)> {
+    t.routes
+        .iter()
+        .map(|(l, r)| (*l, (r.service.clone(), r.endpoints.clone())))
+        .collect()
+}
+
+#[test]
+fn an_override_rebuilds_only_its_services_and_matches_a_full_build() {
+    let p = proxy();
+    for i in 0..50u8 {
+        let name = format!("s{i}");
+        p.update_service(cluster_ip_svc(&name, &format!("10.96.1.{i}")));
+        p.set_endpoints(
+            "default",
+            &name,
+            vec![
+                ep(&format!("10.244.1.{i}"), true, true, false, "n1"),
+                ep(&format!("10.244.2.{i}"), false, false, false, "n1"),
+            ],
+        );
+    }
+    // A second service on s7's address and port: s7 keeps the listener (first by name), and
+    // an override of the loser's endpoint must not touch s7's route.
+    p.update_service(cluster_ip_svc("zz-clash", "10.96.1.7"));
+    p.set_endpoints(
+        "default",
+        "zz-clash",
+        vec![ep("10.244.9.9", false, false, false, "n1")],
+    );
+    let flips: [(&str, EndpointState); 5] = [
+        ("10.244.2.3", EndpointState::Ready),
+        ("10.244.1.3", EndpointState::Draining),
+        ("10.244.9.9", EndpointState::Ready),
+        ("10.244.2.3", EndpointState::NotReady),
+        ("10.244.77.77", EndpointState::Ready),
+    ];
+    for (addr, state) in flips {
+        let before = p.table();
+        p.set_endpoint_state(ip(addr), state);
+        let fast = p.table();
+        let full = build(p.node(), &mut p.sources.lock());
+        assert_eq!(
+            snapshot(&fast),
+            snapshot(&full),
+            "after {addr} -> {state:?}"
+        );
+        // Services the endpoint does not back keep their very routes.
+        let other = tcp("10.96.1.20:80");
+        assert!(Arc::ptr_eq(&before.routes[&other], &fast.routes[&other]));
+    }
+    let s3 = tcp("10.96.1.3:80");
+    // Its ready endpoint draining, its other one not ready: nothing left.
+    assert!(p.table().routes[&s3].endpoints.is_empty());
+    let s7 = tcp("10.96.1.7:80");
+    assert_eq!(p.table().routes[&s7].service, "default/s7:http");
+    p.clear_endpoint_state(ip("10.244.1.3"));
+    assert_eq!(p.table().routes[&s3].endpoints, vec![sa("10.244.1.3:8080")]);
+    assert_eq!(
+        snapshot(&p.table()),
+        snapshot(&build(p.node(), &mut p.sources.lock()))
+    );
+}
