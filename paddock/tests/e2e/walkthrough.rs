@@ -409,8 +409,12 @@ fn a_starting_pod_gets_no_traffic_until_ready_and_follows_its_readiness_file() {
             .into_iter()
             .find(|p| p.name != a.name && w.served(&p.ip).is_some())
     });
+    // Its readiness probe has run and failed a few times while the load went on.
+    w.s.eventually("the new pod's readiness failing", || {
+        (w.probe_log(&b.name).len() >= 2).then_some(())
+    });
     let seen = load.tally().total();
-    load.advance(&w.s, seen, 200);
+    load.advance(&w.s, seen, 100);
     let pod = w.s.get_json(&["get", "pod", &b.name]);
     for kind in ["Ready", "ContainersReady"] {
         let cond = pod["status"]["conditions"]
@@ -457,7 +461,7 @@ fn a_starting_pod_gets_no_traffic_until_ready_and_follows_its_readiness_file() {
         joined.then_some(())
     });
     let seen = load.tally().total();
-    load.advance(&w.s, seen, 200);
+    load.advance(&w.s, seen, 100);
     let before = w.served(&b.ip).expect("served");
     assert!(before > 0, "a Ready pod gets traffic");
 
@@ -483,7 +487,7 @@ fn a_starting_pod_gets_no_traffic_until_ready_and_follows_its_readiness_file() {
     assert_eq!(not_ready, vec![b.ip.clone()]);
     let after_leaving = w.served(&b.ip).expect("served");
     let seen = load.tally().total();
-    load.advance(&w.s, seen, 200);
+    load.advance(&w.s, seen, 100);
     assert_eq!(
         w.served(&b.ip),
         Some(after_leaving),
