@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use crate::support::{Server, manifest, run};
+use crate::support::{Server, Streaming, manifest, run};
 
 /// The Service's port on 127.0.0.1 (the LoadBalancer ingress `paddock up` lists first).
 const SERVICE: &str = "http://127.0.0.1:8080/";
@@ -448,7 +448,12 @@ fn a_starting_pod_gets_no_traffic_until_ready_and_follows_its_readiness_file() {
     );
 
     // The file appears: the pod joins after successThreshold (3) successes in a row, never
-    // sooner, and then receives traffic.
+    // sooner, and then receives traffic. Also seen as the README's `kubectl get endpoints -w`.
+    let mut watch = Streaming::spawn(w.s.kubectl_cmd(&["get", "endpoints", "walkthrough", "-w"]));
+    let (ep_a, ep_b) = (format!("{}:8080", a.ip), format!("{}:8080", b.ip));
+    // NAME ENDPOINTS AGE: the ENDPOINTS column is exactly `ep`.
+    let only = |l: &str, ep: &str| l.split_whitespace().nth(1) == Some(ep);
+    watch.wait_for("the first pod's address alone", |l| only(l, &ep_a));
     w.set_ready_file(&b.name, true);
     w.s.eventually("the new pod in addresses", || {
         let joined = w.endpoints().0.contains(&b.ip);
@@ -462,6 +467,9 @@ fn a_starting_pod_gets_no_traffic_until_ready_and_follows_its_readiness_file() {
     });
     let seen = load.tally().total();
     load.advance(&w.s, seen, 100);
+    watch.wait_for("both addresses in the watch", |l| {
+        l.contains(&ep_a) && l.contains(&ep_b)
+    });
     let before = w.served(&b.ip).expect("served");
     assert!(before > 0, "a Ready pod gets traffic");
 
@@ -485,6 +493,7 @@ fn a_starting_pod_gets_no_traffic_until_ready_and_follows_its_readiness_file() {
     });
     let (_, not_ready) = w.endpoints();
     assert_eq!(not_ready, vec![b.ip.clone()]);
+    watch.wait_for("the first pod's address alone again", |l| only(l, &ep_a));
     let after_leaving = w.served(&b.ip).expect("served");
     let seen = load.tally().total();
     load.advance(&w.s, seen, 100);
