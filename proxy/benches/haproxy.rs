@@ -17,7 +17,8 @@
 //!
 //! Run: `bench/proxy.sh` (installs haproxy, then `cargo bench -p proxy --bench haproxy`).
 //! `PROXY_BENCH_SECS` sets the seconds per run (default 5), `PROXY_BENCH_RATES` the fixed
-//! rates (default `1000,5000,10000`).
+//! rates (default `1000,5000,10000`), `PROXY_BENCH_ROUNDS` how often every run is repeated
+//! (default 3; the proxies take turns going first, and the ratios printed are medians).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
@@ -219,6 +220,23 @@ fn clock_ticks_per_second() -> f64 {
     100.0
 }
 
+/// CPU time of a proxy process in seconds: the nanosecond run times of its live threads
+/// (`/proc/<pid>/task/*/schedstat`; both proxies keep their threads for the whole run), or
+/// [`process_cpu`] where schedstat is missing.
+fn proxy_cpu(pid: &str) -> f64 {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .collect::<Vec<_>>();
+    if !threads.is_empty() {
+        return threads.iter().sum::<f64>() / 1e9;
+    }
+    process_cpu(pid)
+}
+
 /// utime + stime of a process (all its threads, live and exited), in seconds.
 fn process_cpu(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -259,7 +277,7 @@ struct Cpu {
 
 fn cpu_now(proxy: Option<u32>) -> Cpu {
     Cpu {
-        proxy: proxy.map_or(0.0, |p| process_cpu(&p.to_string())),
+        proxy: proxy.map_or(0.0, |p| proxy_cpu(&p.to_string())),
         me: process_cpu("self"),
         machine: machine_busy(),
     }
@@ -595,6 +613,7 @@ async fn readiness(
     let mut to_ready = Vec::new();
     let mut to_not_ready = Vec::new();
     let mut swap = Vec::new();
+    let mut plain = Vec::new();
     let mut requests_needed = 0usize;
     let mut violations = 0usize;
     for k in 0..flips {
@@ -604,6 +623,11 @@ async fn readiness(
         } else {
             EndpointState::NotReady
         };
+        // A request with no change under way, for scale: the routing times below include
+        // at least one such request.
+        let t = Instant::now();
+        get_close(front).await?;
+        plain.push(t.elapsed().as_nanos() as u64);
         let t = Instant::now();
         proxy.set_endpoint_state(b.ip(), state);
         swap.push(t.elapsed().as_nanos() as u64);
@@ -654,6 +678,7 @@ async fn readiness(
         extra_services + 1
     );
     show("set_endpoint_state (table rebuilt and swapped)", swap);
+    show("one request through the proxy (no change)", plain);
     show("call -> first response from the ready one", to_ready);
     show("call -> first response after not-ready", to_not_ready);
     println!(
@@ -664,6 +689,37 @@ async fn readiness(
 }
 
 // ---------------------------------------------------------------------------------------
+
+/// One kind of load run.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Open loop at this many requests/s, a new connection per request.
+    Open(u32),
+    /// Closed loop with 32 clients, a new connection per request or keep-alive.
+    Closed { keep: bool },
+}
+
+impl Kind {
+    fn label(&self) -> String {
+        match self {
+            Kind::Open(rate) => format!("open {rate}/s"),
+            Kind::Closed { keep: false } => "sat close c=32".into(),
+            Kind::Closed { keep: true } => "sat keep c=32".into(),
+        }
+    }
+
+    async fn run(&self, target: Target, secs: u64, proxy: Option<u32>) -> Sample {
+        match *self {
+            Kind::Open(rate) => open_loop(target, rate, secs, proxy).await,
+            Kind::Closed { keep } => closed_loop(target, 32, secs, keep, proxy).await,
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
 
 fn row(label: &str, who: &str, s: &Sample, direct: Option<&Sample>) {
     let added = |p: f64| match direct {
@@ -681,7 +737,7 @@ fn row(label: &str, who: &str, s: &Sample, direct: Option<&Sample>) {
         format!("{:>6.2}", s.cpu.proxy)
     };
     println!(
-        "{label:<16} {who:<8} {:>9.0} {:>9.1} {:>9.1} {} {} {proxy_cpu} {per_cpu} {:>6.2} {:>6.2} {:>6}",
+        "{label:<18} {who:<8} {:>9.0} {:>9.1} {:>9.1} {} {} {proxy_cpu} {per_cpu} {:>6.2} {:>6.2} {:>6}",
         s.rate,
         s.pct_us(0.5),
         s.pct_us(0.99),
@@ -695,7 +751,7 @@ fn row(label: &str, who: &str, s: &Sample, direct: Option<&Sample>) {
 
 fn header() {
     println!(
-        "{:<16} {:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>10} {:>6} {:>6} {:>6}",
+        "{:<18} {:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>10} {:>6} {:>6} {:>6}",
         "run",
         "target",
         "req/s",
@@ -711,12 +767,6 @@ fn header() {
     );
 }
 
-struct Ratio {
-    run: String,
-    per_cpu: f64,
-    p99_added: Option<(f64, f64)>,
-}
-
 async fn bench() -> anyhow::Result<()> {
     let secs: u64 = std::env::var("PROXY_BENCH_SECS")
         .ok()
@@ -726,6 +776,10 @@ async fn bench() -> anyhow::Result<()> {
         .ok()
         .map(|s| s.split(',').filter_map(|r| r.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1000, 5000, 10000]);
+    let rounds: usize = std::env::var("PROXY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let a = backend(BACKEND_A, b'a').await?;
     let b = backend(BACKEND_B, b'b').await?;
     let dir = tempfile::tempdir()?;
@@ -739,7 +793,7 @@ async fn bench() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "proxy benchmark: {cores} cores, load average {}; {}; {secs} s per run",
+        "proxy benchmark: {cores} cores, load average {}; {}; {secs} s per run, {rounds} rounds",
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
@@ -758,68 +812,59 @@ async fn bench() -> anyhow::Result<()> {
     header();
 
     let proxies: [(&Proc, SocketAddr); 2] = [(&paddock, pd_addr), (&haproxy, ha_addr)];
-    let mut ratios = Vec::new();
-    for &rate in &rates {
-        let label = format!("open {rate}/s");
-        let direct = open_loop(Target::Direct(a, b), rate, secs, None).await;
-        row(&label, "direct", &direct, None);
-        let mut via = Vec::new();
-        for (p, addr) in proxies {
-            let s = open_loop(Target::Via(addr), rate, secs, Some(p.pid())).await;
-            row(&label, p.name, &s, Some(&direct));
-            via.push(s);
+    let mut kinds: Vec<Kind> = rates.iter().map(|r| Kind::Open(*r)).collect();
+    kinds.push(Kind::Closed { keep: false });
+    kinds.push(Kind::Closed { keep: true });
+    // Per kind and round: (req per CPU-s ratio, paddock's added p99, haproxy's added p99).
+    let mut results: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); kinds.len()];
+    for round in 0..rounds {
+        for (k, kind) in kinds.iter().enumerate() {
+            let label = format!("{} #{}", kind.label(), round + 1);
+            let direct = kind.run(Target::Direct(a, b), secs, None).await;
+            row(&label, "direct", &direct, None);
+            // Which proxy goes first alternates, so drift in the machine's load is shared.
+            let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            let mut via: [Option<Sample>; 2] = [None, None];
+            for i in order {
+                let (p, addr) = proxies[i];
+                let s = kind.run(Target::Via(addr), secs, Some(p.pid())).await;
+                row(&label, p.name, &s, Some(&direct));
+                via[i] = Some(s);
+            }
+            if let [Some(pd), Some(ha)] = &via {
+                let added = |s: &Sample| s.pct_us(0.99) - direct.pct_us(0.99);
+                results[k].push((
+                    pd.per_proxy_cpu() / ha.per_proxy_cpu(),
+                    added(pd),
+                    added(ha),
+                ));
+            }
         }
-        let added = |s: &Sample| s.pct_us(0.99) - direct.pct_us(0.99);
-        ratios.push(Ratio {
-            run: label,
-            per_cpu: via[0].per_proxy_cpu() / via[1].per_proxy_cpu(),
-            p99_added: Some((added(&via[0]), added(&via[1]))),
-        });
-    }
-    for (label, conc, keep) in [("sat close c=32", 32, false), ("sat keep c=32", 32, true)] {
-        let direct = closed_loop(Target::Direct(a, b), conc, secs, keep, None).await;
-        row(label, "direct", &direct, None);
-        let mut via = Vec::new();
-        for (p, addr) in proxies {
-            let s = closed_loop(Target::Via(addr), conc, secs, keep, Some(p.pid())).await;
-            row(label, p.name, &s, Some(&direct));
-            via.push(s);
-        }
-        ratios.push(Ratio {
-            run: label.to_string(),
-            per_cpu: via[0].per_proxy_cpu() / via[1].per_proxy_cpu(),
-            p99_added: None,
-        });
     }
     println!();
     println!(
-        "paddock vs haproxy (targets: req per proxy CPU-s ratio >= 1; added p99 <= haproxy's):"
+        "paddock vs haproxy, median over {rounds} rounds (targets: req per proxy CPU-s ratio >= 1; added p99 <= haproxy's):"
     );
-    for r in &ratios {
-        match r.p99_added {
-            Some((pd, ha)) => println!(
-                "  {:<16} req/CPU-s paddock/haproxy {:.2} {}   added p99 paddock {:+.1} µs vs haproxy {:+.1} µs {}",
-                r.run,
-                r.per_cpu,
-                if r.per_cpu >= 1.0 {
-                    "(met)"
-                } else {
-                    "(MISSED)"
-                },
-                pd,
-                ha,
-                if pd <= ha { "(met)" } else { "(MISSED)" },
+    let met = |ok: bool| if ok { "(met)" } else { "(MISSED)" };
+    for (kind, r) in kinds.iter().zip(&results) {
+        let per_cpu = median(r.iter().map(|x| x.0).collect());
+        let (pd, ha) = (
+            median(r.iter().map(|x| x.1).collect()),
+            median(r.iter().map(|x| x.2).collect()),
+        );
+        let rounds: Vec<String> = r.iter().map(|x| format!("{:.2}", x.0)).collect();
+        print!(
+            "  {:<16} req/CPU-s paddock/haproxy {per_cpu:.2} {:<8} (rounds {})",
+            kind.label(),
+            met(per_cpu >= 1.0),
+            rounds.join(" ")
+        );
+        match kind {
+            Kind::Open(_) => println!(
+                "   added p99 paddock {pd:+.1} µs vs haproxy {ha:+.1} µs {}",
+                met(pd <= ha)
             ),
-            None => println!(
-                "  {:<16} req/CPU-s paddock/haproxy {:.2} {}",
-                r.run,
-                r.per_cpu,
-                if r.per_cpu >= 1.0 {
-                    "(met)"
-                } else {
-                    "(MISSED)"
-                },
-            ),
+            Kind::Closed { .. } => println!(),
         }
     }
     drop(paddock);
