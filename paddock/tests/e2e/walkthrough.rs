@@ -225,6 +225,19 @@ impl Walkthrough {
         Load { child, out }
     }
 
+    /// How a connection to each address ended (see [`CONNECT`]).
+    fn connect(&self, addrs: &[String]) -> Vec<String> {
+        let mut connect = self.s.command("python3");
+        connect.args(["-c", CONNECT]).args(addrs);
+        let out = String::from_utf8_lossy(&run(connect, None).stdout).into_owned();
+        let outcomes: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .collect();
+        assert_eq!(outcomes.len(), addrs.len(), "{out}");
+        outcomes
+    }
+
     /// The Pod's events with `reason`, as (count, message).
     fn events(&self, pod: &str, reason: &str) -> Vec<(u64, String)> {
         let events = self.s.get_json(&[
@@ -344,22 +357,22 @@ fn no_ready_endpoint_refuses_at_once_then_two_ready_pods_share_1000_requests() {
     let (ready, not_ready) = w.endpoints();
     assert!(ready.is_empty(), "{ready:?}");
     assert_eq!(not_ready.len(), 2, "{not_ready:?}");
-    let mut connect = w.s.command("python3");
-    connect.args([
-        "-c",
-        CONNECT,
-        "127.0.0.1:8080",
-        &format!("{cluster_ip}:8080"),
+    let node_port = w.s.kubectl(&[
+        "get",
+        "svc",
+        "walkthrough",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
     ]);
-    let out = String::from_utf8_lossy(&run(connect, None).stdout).into_owned();
-    let outcomes: Vec<&str> = out
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
-    assert_eq!(outcomes.len(), 2, "{out}");
+    let addrs = [
+        "127.0.0.1:8080".to_string(),
+        format!("{cluster_ip}:8080"),
+        format!("127.0.0.1:{node_port}"),
+    ];
+    let outcomes = w.connect(&addrs);
     assert!(
-        outcomes.iter().all(|o| *o == "refused" || *o == "reset"),
-        "{out}"
+        outcomes.iter().all(|o| o == "refused" || o == "reset"),
+        "{addrs:?}: {outcomes:?}"
     );
 
     // Both Ready: 1,000 requests (a connection each) split evenly.
@@ -391,6 +404,12 @@ fn no_ready_endpoint_refuses_at_once_then_two_ready_pods_share_1000_requests() {
         // The app's own count agrees with the client's.
         assert_eq!(w.served(&p.ip), Some(n), "{}", p.name);
     }
+    // The same three addresses answer now.
+    let outcomes = w.connect(&addrs);
+    assert!(
+        outcomes.iter().all(|o| o == "answered"),
+        "{addrs:?}: {outcomes:?}"
+    );
 }
 
 #[test]
