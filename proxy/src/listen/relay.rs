@@ -70,6 +70,7 @@ impl Pipe {
         cx: &mut Context<'_>,
         from: &TcpStream,
         to: &mut TcpStream,
+        last: bool,
     ) -> Poll<io::Result<()>> {
         loop {
             if let Some(buf) = &self.buf
@@ -83,7 +84,12 @@ impl Pipe {
                 continue;
             }
             if self.eof {
-                ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
+                // When the other direction is already done, both sockets are closed as soon
+                // as this returns, and the close sends the same FIN (nothing is left unread:
+                // the other direction read `to` to its end): no separate shutdown call.
+                if !last {
+                    ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
+                }
                 self.done = true;
                 return Poll::Ready(Ok(()));
             }
@@ -119,7 +125,8 @@ impl Pipe {
 }
 
 /// Copies both ways between `a` and `b` until both directions reached end of file (each
-/// shutting down the other side's write half), or either failed.
+/// shutting down the other side's write half, the last one by the caller dropping the
+/// sockets), or either failed. Drop both sockets when this returns.
 pub(crate) fn copy_bidirectional<'a>(
     a: &'a mut TcpStream,
     b: &'a mut TcpStream,
@@ -129,12 +136,12 @@ pub(crate) fn copy_bidirectional<'a>(
     std::future::poll_fn(move |cx| {
         if !a_to_b.done {
             // Ready(Ok) marks the pipe done; an error ends both directions.
-            if let Poll::Ready(Err(e)) = a_to_b.poll_copy(cx, a, b) {
+            if let Poll::Ready(Err(e)) = a_to_b.poll_copy(cx, a, b, b_to_a.done) {
                 return Poll::Ready(Err(e));
             }
         }
         if !b_to_a.done
-            && let Poll::Ready(Err(e)) = b_to_a.poll_copy(cx, b, a)
+            && let Poll::Ready(Err(e)) = b_to_a.poll_copy(cx, b, a, a_to_b.done)
         {
             return Poll::Ready(Err(e));
         }
