@@ -40,6 +40,7 @@
 //! Containers that exited while the agent was down are restarted per the restart policy.
 
 pub mod backoff;
+pub mod client;
 pub mod events;
 pub mod manager;
 pub mod node;

@@ -48,7 +48,11 @@ impl Manager {
         }
     }
 
-    fn apply(&mut self, pod: Pod) {
+    fn apply(&mut self, mut pod: Pod) {
+        // Nothing the agent does reads managedFields (status is written as a patch, the
+        // downward API has no access to them), and they are often the biggest part of a pod:
+        // dropped, as client-go informers do with a transform, to keep an idle pod small.
+        pod.metadata.managed_fields = None;
         let id = uid(&pod);
         self.workers.retain(|_, w| !w.is_finished());
         let pod = Arc::new(pod);

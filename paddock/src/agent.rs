@@ -21,7 +21,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|t| t.expose_secret().to_string());
     let server_url = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).context("building the client")?;
+    let client = agent::client::client(config).context("building the client")?;
     client
         .apiserver_version()
         .await

@@ -150,7 +150,7 @@ async fn start_node(
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("building the agent's client configuration")?;
-    let client = kube::Client::try_from(config).context("building the agent's client")?;
+    let client = agent::client::client(config).context("building the agent's client")?;
     let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     node::start(
         client,

@@ -70,7 +70,7 @@ fn is_restartable_init(c: &Container) -> bool {
 
 impl ProbeManager {
     /// A manager whose agent started now; returns the stream of result changes.
-    pub fn new(env: HandlerEnv) -> (Self, mpsc::UnboundedReceiver<ResultUpdate>) {
+    pub fn new(env: HandlerEnv) -> (Self, mpsc::UnboundedReceiver<Box<ResultUpdate>>) {
         let (results, updates) = ResultsCache::new();
         let m = Self {
             env,

@@ -38,12 +38,14 @@ pub struct ResultUpdate {
 #[derive(Debug)]
 pub struct ResultsCache {
     map: Mutex<HashMap<(ProbeType, Arc<str>), ProbeResult>>,
-    updates: mpsc::UnboundedSender<ResultUpdate>,
+    /// Boxed: an unbounded channel allocates room for 32 messages up front, and an agent has
+    /// a cache per pod.
+    updates: mpsc::UnboundedSender<Box<ResultUpdate>>,
 }
 
 impl ResultsCache {
     /// A cache and the receiving end of its change stream.
-    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<ResultUpdate>) {
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Box<ResultUpdate>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Arc::new(Self {
@@ -70,11 +72,11 @@ impl ResultsCache {
             .insert((key.probe_type, container_id.clone()), result);
         if prev != Some(result) {
             // A closed receiver only means nobody listens any more.
-            let _ = self.updates.send(ResultUpdate {
+            let _ = self.updates.send(Box::new(ResultUpdate {
                 key: key.clone(),
                 container_id: container_id.clone(),
                 result,
-            });
+            }));
         }
     }
 

@@ -199,6 +199,7 @@ pub enum PodMsg {
     Removed,
 }
 
+/// Sent boxed: an unbounded channel allocates room for 32 messages up front, per pod.
 #[derive(Debug)]
 enum Internal {
     Exited(ContainerId, Exited),
@@ -277,7 +278,7 @@ struct Driver {
     state: PodState,
     probes: PodProbes,
     view: watch::Sender<Option<Arc<probe::PodStatusView>>>,
-    internal: mpsc::UnboundedSender<Internal>,
+    internal: mpsc::UnboundedSender<Box<Internal>>,
     current: HashMap<String, Arc<Mutex<Option<ContainerId>>>>,
     last_status: Option<PodStatus>,
     requeue: Option<Instant>,
@@ -332,8 +333,10 @@ async fn run(
         d.adopt(r);
     }
     d.start_probe_workers();
+    // The sync and event futures are boxed: they are big (container starts, status writes) but
+    // short-lived, and inline they would make every idle pod's task carry their size.
     loop {
-        d.sync().await;
+        Box::pin(d.sync()).await;
         d.resync = false;
         if d.done {
             break;
@@ -350,7 +353,7 @@ async fn run(
                 // next agent to adopt.
                 None => break,
             },
-            Some(ev) = internal_rx.recv() => d.internal(ev).await,
+            Some(ev) = internal_rx.recv() => Box::pin(d.internal(*ev)).await,
             Some(_) = results_rx.recv() => {}
             _ = sleep_until(wake) => {
                 d.resync = d.requeue.is_none_or(|r| r > Instant::now());
@@ -359,7 +362,7 @@ async fn run(
         }
         // Take everything that is already queued before syncing again.
         while let Ok(ev) = internal_rx.try_recv() {
-            d.internal(ev).await;
+            Box::pin(d.internal(*ev)).await;
         }
         while let Ok(msg) = rx.try_recv() {
             match msg {
@@ -431,7 +434,7 @@ impl Driver {
         let tx = self.internal.clone();
         tokio::spawn(async move {
             let ex = rt.wait_container(&id).await;
-            let _ = tx.send(Internal::Exited(id, ex));
+            let _ = tx.send(Box::new(Internal::Exited(id, ex)));
         });
     }
 
@@ -1004,7 +1007,7 @@ impl Driver {
             if let Err(e) = rt.stop_container(&id, left).await {
                 tracing::warn!(%id, error = %e, "cannot stop container");
             }
-            let _ = tx.send(Internal::Killed(id));
+            let _ = tx.send(Box::new(Internal::Killed(id)));
         });
     }
 

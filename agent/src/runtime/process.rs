@@ -5,7 +5,9 @@
 //! (`PADDOCK_CONTAINER_ID=<id>`) in its environment, which every descendant inherits: the
 //! container's process tree is its group plus every process carrying the marker, so a
 //! descendant that called `setsid` is still found. Stopping sends SIGTERM to that tree, waits
-//! the grace period, then SIGKILLs whatever is left and returns when nothing is.
+//! the grace period, then SIGKILLs whatever is left and returns when nothing is. Finding a tree
+//! walks `/proc`; concurrent searches (a node stopping many containers at once) share one walk
+//! (`state::tree_pids_shared`).
 //!
 //! A container's stdout and stderr go to raw files under the runtime's root (opened
 //! `O_APPEND`), which the agent follows into the CRI log file ([`super::logs::RawTail`]); so a

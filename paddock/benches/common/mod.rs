@@ -26,3 +26,15 @@ pub(crate) fn usage(pid: u32) -> (u64, u64) {
         + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
     (rss, ticks)
 }
+
+/// Anonymous resident memory of a process in KiB (`RssAnon`: its heap and stacks, without the
+/// binary's code pages, which a process touches once and which do not grow with its work).
+#[allow(dead_code, reason = "only the pods bench reads it")]
+pub(crate) fn anon_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -175,7 +175,7 @@ struct Harness {
     t0: Instant,
     status: watch::Sender<Option<Arc<PodStatusView>>>,
     results: Arc<ResultsCache>,
-    updates: mpsc::UnboundedReceiver<ResultUpdate>,
+    updates: mpsc::UnboundedReceiver<Box<ResultUpdate>>,
     handle: WorkerHandle,
     script: Arc<Script>,
 }
