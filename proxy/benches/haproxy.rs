@@ -17,7 +17,8 @@
 //!
 //! Run: `bench/proxy.sh` (installs haproxy, then `cargo bench -p proxy --bench haproxy`).
 //! `PROXY_BENCH_SECS` sets the seconds per run (default 5), `PROXY_BENCH_RATES` the fixed
-//! rates (default `1000,5000,10000`), `PROXY_BENCH_ROUNDS` how often every run is repeated
+//! rates (default `1000,3000,5000`: through either proxy this 2-core machine saturates near
+//! 6,000 new connections/s, see the closed-loop runs), `PROXY_BENCH_ROUNDS` how often every run is repeated
 //! (default 3; the proxies take turns going first, and the ratios printed are medians).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -58,6 +59,11 @@ const RESP_KEEP: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
 fn main() -> anyhow::Result<()> {
     if let Ok(spec) = std::env::var(HELPER_ENV) {
         return helper(&spec);
+    }
+    // `cargo test --all-targets` runs bench targets without `--bench`: nothing to do there.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmark: run it with `cargo bench -p proxy --bench haproxy` or bench/proxy.sh");
+        return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -775,7 +781,7 @@ async fn bench() -> anyhow::Result<()> {
     let rates: Vec<u32> = std::env::var("PROXY_BENCH_RATES")
         .ok()
         .map(|s| s.split(',').filter_map(|r| r.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1000, 5000, 10000]);
+        .unwrap_or_else(|| vec![1000, 3000, 5000]);
     let rounds: usize = std::env::var("PROXY_BENCH_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
