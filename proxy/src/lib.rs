@@ -65,6 +65,19 @@ pub enum Error {
     },
 }
 
+/// Whether the API's endpoints already say what the agent's override `st` of `id` says, so the
+/// override can go. Readiness is compared on `serving` (the pod's Ready condition) rather than
+/// `ready` (which `publishNotReadyAddresses` forces true); a draining endpoint agrees once no
+/// slice lists it.
+fn api_agrees(s: &table::Sources, id: &EndpointId, st: EndpointState) -> bool {
+    let mut api = s.endpoints.values().flatten().filter(|e| id.matches(e));
+    match st {
+        EndpointState::Ready => api.any(|e| e.serving),
+        EndpointState::NotReady => api.any(|e| !e.serving),
+        EndpointState::Draining => api.next().is_none(),
+    }
+}
+
 /// The service proxy of one node. Share it behind an `Arc`.
 #[derive(Debug)]
 pub struct Proxy {
@@ -140,19 +153,10 @@ impl Proxy {
                 s.endpoints.insert(key, endpoints);
             }
             // Overrides the API has caught up with are dropped.
-            let all: Vec<&EndpointInfo> = s.endpoints.values().flatten().collect();
-            let caught_up = |id: &EndpointId, st: &EndpointState| {
-                let mut api = all.iter().filter(|e| id.matches(e));
-                match st {
-                    EndpointState::Ready => api.any(|e| e.ready),
-                    EndpointState::NotReady => api.any(|e| !e.ready),
-                    EndpointState::Draining => api.next().is_none(),
-                }
-            };
             let keep: Vec<EndpointId> = s
                 .overrides
                 .iter()
-                .filter(|(id, st)| !caught_up(id, st))
+                .filter(|(id, st)| !api_agrees(s, id, **st))
                 .map(|(id, _)| id.clone())
                 .collect();
             s.overrides.retain(|id, _| keep.contains(id));
@@ -170,6 +174,11 @@ impl Proxy {
     pub fn set_endpoint_state(&self, id: impl Into<EndpointId>, state: EndpointState) {
         let id = id.into();
         self.edit_override(&id, |s| {
+            // Readiness the API already reports needs no override (and must not outlive it:
+            // with `publishNotReadyAddresses` a not-ready pod stays routable).
+            if state != EndpointState::Draining && api_agrees(s, &id, state) {
+                return s.overrides.remove(&id).is_some();
+            }
             s.overrides.insert(id.clone(), state) != Some(state)
         });
     }

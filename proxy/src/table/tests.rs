@@ -381,3 +381,28 @@ fn an_override_rebuilds_only_its_services_and_matches_a_full_build() {
         snapshot(&build(p.node(), &mut p.sources.lock()))
     );
 }
+
+#[test]
+fn publish_not_ready_addresses_keeps_a_not_ready_pod_routable_despite_the_agent() {
+    let p = proxy();
+    p.update_service(svc(None));
+    // publishNotReadyAddresses: `ready` true whatever the pod's readiness (`serving`).
+    set(&p, vec![ep("10.244.0.2", true, true, false, "n1")]);
+    let a = EndpointId::Pod("uid-10.244.0.2".into());
+    // The agent sees the pod go not ready before the API: no new connections meanwhile.
+    p.set_endpoint_state(a.clone(), EndpointState::NotReady);
+    assert_eq!(p.pick(cluster(), ip("1.2.3.4")), None);
+    // The API follows (serving false, still ready): the override goes, the pod is routable.
+    set(&p, vec![ep("10.244.0.2", true, false, false, "n1")]);
+    assert_eq!(
+        p.pick(cluster(), ip("1.2.3.4")),
+        Some(sa("10.244.0.2:8080"))
+    );
+    // A NotReady the API already reports adds no override.
+    p.set_endpoint_state(a, EndpointState::NotReady);
+    assert!(p.sources.lock().overrides.is_empty());
+    assert_eq!(
+        p.pick(cluster(), ip("1.2.3.4")),
+        Some(sa("10.244.0.2:8080"))
+    );
+}
