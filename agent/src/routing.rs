@@ -175,3 +175,76 @@ impl Routing {
 pub fn drain_limit(grace: Duration) -> Duration {
     DRAIN_LIMIT.min(grace / 2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records calls; a pod keeps one connection open until `open_until`.
+    #[derive(Default)]
+    struct Hook {
+        calls: Mutex<Vec<(String, RouteState)>>,
+        open_until: Mutex<HashMap<String, Instant>>,
+    }
+
+    impl RoutingHook for Hook {
+        fn set_state(&self, pod: &PodEndpoint, state: RouteState) {
+            self.calls.lock().push((pod.uid.clone(), state));
+        }
+        fn forget(&self, _pod: &PodEndpoint) {}
+        fn active_connections(&self, pod: &PodEndpoint) -> usize {
+            let open = self.open_until.lock();
+            usize::from(open.get(&pod.uid).is_some_and(|t| Instant::now() < *t))
+        }
+    }
+
+    fn pod(uid: &str) -> PodEndpoint {
+        PodEndpoint {
+            uid: uid.into(),
+            name: format!("ns/{uid}"),
+            ip: IpAddr::from([10, 244, 0, 2]),
+            own_ip: true,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn repeats_are_not_sent_and_shutdown_drains_every_pod_within_the_limit() {
+        let hook = Arc::new(Hook::default());
+        let r = Routing::new(Some(hook.clone()));
+        r.set(&pod("a"), RouteState::Ready);
+        r.set(&pod("a"), RouteState::Ready);
+        r.set(&pod("b"), RouteState::NotReady);
+        assert_eq!(r.last("a"), Some(RouteState::Ready));
+        let now = Instant::now();
+        hook.open_until
+            .lock()
+            .insert("a".into(), now + Duration::from_millis(300));
+        hook.open_until
+            .lock()
+            .insert("b".into(), now + Duration::from_secs(60));
+        r.drain_all().await;
+        // a's connection closed at 300 ms; b's never does: the whole drain stops at the limit.
+        assert_eq!(Instant::now() - now, DRAIN_LIMIT);
+        let calls = hook.calls.lock().clone();
+        assert_eq!(calls.len(), 4, "{calls:?}");
+        assert!(calls[2..].iter().all(|(_, s)| *s == RouteState::Draining));
+        r.forget("a");
+        assert_eq!(r.last("a"), None);
+        assert_eq!(
+            drain_limit(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(drain_limit(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_hook_nothing_waits() {
+        let r = Routing::new(None);
+        r.set(&pod("a"), RouteState::Ready);
+        assert_eq!(r.last("a"), None);
+        let now = Instant::now();
+        assert_eq!(r.wait_drained(&pod("a"), now + DRAIN_LIMIT).await, 0);
+        r.drain_all().await;
+        assert_eq!(Instant::now(), now);
+    }
+}
