@@ -812,7 +812,7 @@ async fn bench() -> anyhow::Result<()> {
         haproxy.pid()
     );
     println!(
-        "pxCPU = proxy process CPU-s; genCPU = load generator + backends CPU-s (this process); other = the rest of the machine (other processes) CPU-s"
+        "pxCPU = proxy process CPU-s; genCPU = load generator + backends CPU-s (this process); other = the rest of the machine (other processes) CPU-s, from /proc/stat clock ticks, so approximate (can read slightly negative on a quiet machine)"
     );
     println!();
     header();
