@@ -10,6 +10,14 @@ mod up;
 
 use clap::Parser;
 
+// jemalloc rather than glibc's malloc: a node holds many small, long-lived objects per pod
+// (pod objects, statuses, tasks) mixed with bursts of short-lived ones (API bodies, probe
+// output), and glibc's per-thread arenas kept the bursts' memory: measured with the pods bench
+// at 1,000 idle pods, the agent's anonymous memory was 76.8 MB with glibc, 62 MB with jemalloc
+// (mimalloc was no better than glibc).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
