@@ -50,6 +50,8 @@ struct Fake {
     /// Ids of stopped containers, in order.
     stopped: Mutex<Vec<String>>,
     healthy: Arc<AtomicBool>,
+    /// Exec probe runs.
+    execs: Arc<std::sync::atomic::AtomicUsize>,
     next: Mutex<u32>,
     /// Shared with the status writer and the routing hook: what happened, in order.
     journal: Journal,
@@ -72,7 +74,7 @@ fn exited(code: i32) -> Exited {
     }
 }
 
-struct Health(Arc<AtomicBool>);
+struct Health(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicUsize>);
 
 impl ExecRunner for Health {
     fn run<'a>(
@@ -81,6 +83,7 @@ impl ExecRunner for Health {
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
         let ok = self.0.load(Ordering::SeqCst);
+        self.1.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             Ok(ExecOutput {
                 status: ExecStatus::Exited(if ok { 0 } else { 1 }),
@@ -173,7 +176,7 @@ impl Runtime for Fake {
         Ok(())
     }
     fn exec_runner(&self, _id: &ContainerId) -> Arc<dyn ExecRunner> {
-        Arc::new(Health(self.healthy.clone()))
+        Arc::new(Health(self.healthy.clone(), self.execs.clone()))
     }
     async fn exec(
         &self,
@@ -753,9 +756,9 @@ fn when(fake: &Fake, what: &str) -> Instant {
 /// `p` with a deletion timestamp and grace period.
 fn deleted(p: &Pod, grace: i64) -> Arc<Pod> {
     let mut p = p.clone();
-    p.metadata.deletion_timestamp = Some(
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
-    );
+    p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
     p.metadata.deletion_grace_period_seconds = Some(grace);
     Arc::new(p)
 }
@@ -866,4 +869,57 @@ async fn without_a_hook_a_kill_does_not_wait() {
     w.join().await;
     assert_eq!(when(&e.fake, "stop c1"), sent);
     assert_eq!(*e.fake.stops.lock(), [Duration::from_secs(30)]);
+}
+
+/// The echo of the agent's own status writes (every write comes back through the watch) and the
+/// status manager's 10 s reconciliation must not run readiness probes early: with period 10 and
+/// successThreshold 3 a pod becomes Ready no sooner than 20 s after its probe starts passing,
+/// as on a kubelet.
+#[tokio::test(start_paused = true)]
+async fn status_echoes_do_not_trigger_readiness_probes() {
+    let e = env();
+    e.fake.healthy.store(false, Ordering::SeqCst);
+    let p = pod(serde_json::json!({"spec": {"containers": [
+        {"name": "app", "image": "busybox", "command": ["run"],
+         "readinessProbe": {"exec": {"command": ["ready"]}, "periodSeconds": 10, "successThreshold": 3}}]}}));
+    let w = PodWorker::spawn(e.shared.clone(), p.clone(), None);
+    let echo = |rv: u64| {
+        let mut echoed = (*p).clone();
+        echoed.status = e.writer.statuses.lock().last().cloned();
+        echoed.metadata.resource_version = Some(rv.to_string());
+        w.send(PodMsg::Update(Arc::new(echoed)));
+    };
+    for t in 0..35 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        echo(t);
+    }
+    let runs = e.fake.execs.load(Ordering::SeqCst);
+    // Up to three at container start (the first run and the triggers of the start and of the
+    // first result), then one per period (10, 20, 30 s); an echo-triggered probe made it 37.
+    assert!((4..=6).contains(&runs), "{runs} probe runs in 35 s");
+    e.fake.healthy.store(true, Ordering::SeqCst);
+    let passing = Instant::now();
+    let ready = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        echo(100);
+        let ready = e.writer.statuses.lock().iter().any(|s| {
+            s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        if ready {
+            break Instant::now() - passing;
+        }
+        assert!(
+            Instant::now() - passing < Duration::from_secs(60),
+            "never Ready"
+        );
+    };
+    assert!(
+        ready >= Duration::from_secs(20),
+        "Ready {ready:?} after the probe started passing"
+    );
+    w.send(PodMsg::Removed);
+    w.join().await;
 }

@@ -286,6 +286,33 @@ struct Driver {
     done: bool,
     /// This sync is the periodic resync (no event woke the worker).
     resync: bool,
+    /// This sync is what the kubelet calls a pod sync (`SyncPod`: a spec change, a container
+    /// event, a probe result, a requeue, or the minutely resync), as opposed to the status
+    /// manager's 10 s reconciliation or the echo of our own status write. Only a pod sync
+    /// triggers readiness probes early ([`POD_SYNC`]); otherwise every status write would.
+    pod_sync: bool,
+    last_pod_sync: Instant,
+}
+
+/// The kubelet's `--sync-frequency` (pod syncs without any event).
+pub const POD_SYNC: Duration = Duration::from_secs(60);
+
+/// Whether an API update of the pod is more than its status (the kubelet's pod config only
+/// sends those to `SyncPod`; a status-only change is a reconcile, which syncs only when
+/// readiness gates may need it — `NeedToReconcilePodReadiness`).
+fn needs_pod_sync(old: &Pod, new: &Pod) -> bool {
+    let meta = |p: &Pod| {
+        let mut m = p.metadata.clone();
+        m.resource_version = None;
+        m.managed_fields = None;
+        m
+    };
+    old.spec != new.spec
+        || meta(old) != meta(new)
+        || new
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.readiness_gates.as_ref().is_some_and(|g| !g.is_empty()))
 }
 
 async fn run(
@@ -328,6 +355,8 @@ async fn run(
         sandbox_stopped: false,
         done: false,
         resync: false,
+        pod_sync: true,
+        last_pod_sync: Instant::now(),
     };
     if let Some(r) = adopt {
         d.adopt(r);
@@ -336,8 +365,12 @@ async fn run(
     // The sync and event futures are boxed: they are big (container starts, status writes) but
     // short-lived, and inline they would make every idle pod's task carry their size.
     loop {
+        if d.pod_sync {
+            d.last_pod_sync = Instant::now();
+        }
         Box::pin(d.sync()).await;
         d.resync = false;
+        d.pod_sync = false;
         if d.done {
             break;
         }
@@ -347,30 +380,33 @@ async fn run(
             .min(Instant::now() + RESYNC);
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(PodMsg::Update(p)) => d.state.pod = p,
-                Some(PodMsg::Removed) => d.state.removed = true,
+                Some(msg) => d.message(msg),
                 // The manager is gone (agent detached): leave the containers running for the
                 // next agent to adopt.
                 None => break,
             },
-            Some(ev) = internal_rx.recv() => Box::pin(d.internal(*ev)).await,
-            Some(_) = results_rx.recv() => {}
+            Some(ev) = internal_rx.recv() => {
+                d.pod_sync = true;
+                Box::pin(d.internal(*ev)).await;
+            }
+            Some(_) = results_rx.recv() => d.pod_sync = true,
             _ = sleep_until(wake) => {
                 d.resync = d.requeue.is_none_or(|r| r > Instant::now());
+                d.pod_sync |= !d.resync || d.last_pod_sync + POD_SYNC <= Instant::now();
                 d.requeue = None;
             }
         }
         // Take everything that is already queued before syncing again.
         while let Ok(ev) = internal_rx.try_recv() {
+            d.pod_sync = true;
             Box::pin(d.internal(*ev)).await;
         }
         while let Ok(msg) = rx.try_recv() {
-            match msg {
-                PodMsg::Update(p) => d.state.pod = p,
-                PodMsg::Removed => d.state.removed = true,
-            }
+            d.message(msg);
         }
-        while results_rx.try_recv().is_ok() {}
+        while results_rx.try_recv().is_ok() {
+            d.pod_sync = true;
+        }
     }
     for (_, w) in d.probes.workers.drain() {
         w.stop();
@@ -405,6 +441,20 @@ fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart:
 }
 
 impl Driver {
+    /// Takes a message from the pod manager.
+    fn message(&mut self, msg: PodMsg) {
+        match msg {
+            PodMsg::Update(p) => {
+                self.pod_sync |= needs_pod_sync(&self.state.pod, &p);
+                self.state.pod = p;
+            }
+            PodMsg::Removed => {
+                self.pod_sync = true;
+                self.state.removed = true;
+            }
+        }
+    }
+
     fn pod(&self) -> Arc<Pod> {
         self.state.pod.clone()
     }
@@ -1071,8 +1121,13 @@ impl Driver {
         let view = status::probe_view(&self.state, &self.probes, st.phase.as_deref().unwrap_or(""));
         self.view.send_replace(Some(Arc::new(view)));
         self.update_directory();
-        // Manual readiness triggers [prober_manager.go `UpdatePodStatus`].
-        for c in self.state.containers() {
+        // Manual readiness triggers [prober_manager.go `UpdatePodStatus`], on pod syncs only.
+        for c in self
+            .state
+            .containers()
+            .into_iter()
+            .filter(|_| self.pod_sync)
+        {
             let name = &c.container.name;
             if let Some(w) = self
                 .probes
