@@ -38,8 +38,10 @@ pub enum EndpointState {
     Ready,
     /// Not ready: no new connections (as `ready: false, serving: false`).
     NotReady,
-    /// Being stopped: no new connections at all, not even as a fallback; existing ones
-    /// finish.
+    /// Being stopped: no new connections while any endpoint is ready; existing ones finish.
+    /// Like a terminating endpoint in kube-proxy, it stays a fallback while the API says it is
+    /// serving and nothing else is ready (one replica being deleted keeps answering until its
+    /// process stops, as in Kubernetes).
     Draining,
 }
 
@@ -203,7 +205,7 @@ fn effective(
         None => (ep.ready, ep.serving, ep.terminating),
         Some(EndpointState::Ready) => (true, true, ep.terminating),
         Some(EndpointState::NotReady) => (false, false, ep.terminating),
-        Some(EndpointState::Draining) => (false, false, true),
+        Some(EndpointState::Draining) => (false, ep.serving, true),
     }
 }
 

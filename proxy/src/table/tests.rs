@@ -179,9 +179,21 @@ fn agent_overrides_win_until_the_api_agrees() {
     );
     let counts = picks(&p, cluster(), "1.2.3.4", 10);
     assert_eq!(counts.keys().collect::<Vec<_>>(), [&sa("10.244.0.3:8080")]);
-    // .3 goes not ready by the agent: .2 is draining, so nothing is left (not even the
-    // serving+terminating fallback).
+    // .3 goes not ready by the agent: nothing is ready, so the draining .2 — serving and
+    // terminating in its slice — is the fallback, as kube-proxy would use it.
     p.set_endpoint_state(ip("10.244.0.3"), EndpointState::NotReady);
+    assert_eq!(
+        p.pick(cluster(), ip("1.2.3.4")),
+        Some(sa("10.244.0.2:8080"))
+    );
+    // Once the API says it is not serving either, nothing is left.
+    set(
+        &p,
+        vec![
+            ep("10.244.0.2", false, false, true, "n1"),
+            ep("10.244.0.3", true, true, false, "n1"),
+        ],
+    );
     assert_eq!(p.pick(cluster(), ip("1.2.3.4")), None);
 }
 
@@ -370,8 +382,9 @@ fn an_override_rebuilds_only_its_services_and_matches_a_full_build() {
         assert!(Arc::ptr_eq(&before.routes[&other], &fast.routes[&other]));
     }
     let s3 = tcp("10.96.1.3:80");
-    // Its ready endpoint draining, its other one not ready: nothing left.
-    assert!(p.table().routes[&s3].endpoints.is_empty());
+    // Its ready endpoint draining, its other one not ready: the draining one (still serving
+    // in its slice) is all that is left, as a fallback.
+    assert_eq!(p.table().routes[&s3].endpoints, vec![sa("10.244.1.3:8080")]);
     let s7 = tcp("10.96.1.7:80");
     assert_eq!(p.table().routes[&s7].service, "default/s7:http");
     p.clear_endpoint_state(ip("10.244.1.3"));
