@@ -11,8 +11,10 @@
 //! [`Proxy::run`] keeps one listener per table entry.
 //!
 //! Beyond kube-proxy: a connect refused by an endpoint is retried on another candidate before
-//! the client sees a failure; a service without endpoints refuses at once (reset), never
-//! hangs; readiness known to the local agent reaches routing without the API round trip.
+//! the client sees a failure, and so is a connection the endpoint drops before answering a
+//! single byte (a crashed process; see `listen::first_exchange`); a service without endpoints
+//! refuses at once (reset), never hangs; readiness known to the local agent reaches routing
+//! without the API round trip.
 
 pub mod feed;
 pub mod listen;

@@ -173,43 +173,29 @@ pub(crate) async fn forward_tcp(
     peer: SocketAddr,
 ) {
     let route = proxy.table.load().routes.get(&listen).cloned();
-    let Some(mut route) = route else {
+    let Some(route) = route else {
         return reject(client);
     };
-    let mut tried = Vec::new();
-    let (upstream, chosen, open) = loop {
-        let Some(ep) = route.pick(peer.ip(), &tried) else {
-            tracing::debug!(service = %route.service, client = %peer, "no endpoint; refusing");
-            return reject(client);
-        };
-        tried.push(ep);
-        // Counted from the moment it is picked, then checked against the table again: the
-        // agent drains a pod by swapping the table first and reading the counters after
-        // (`Proxy::set_endpoint_state`, then `active_connections`), so either it sees this
-        // connection or this connection sees the new table and picks again.
-        let open = route.counter(ep).map(|c| Open::new(c.clone()));
-        if let Some(now) = proxy.table.load().routes.get(&listen)
-            && !Arc::ptr_eq(now, &route)
-        {
-            route = now.clone();
-            if !route.endpoints.contains(&ep) {
-                continue;
-            }
-        }
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ep)).await {
-            Ok(Ok(s)) => break (s, ep, open),
-            Ok(Err(e)) => {
-                tracing::debug!(service = %route.service, endpoint = %ep, error = %e, "connect failed; trying another endpoint");
-            }
-            Err(_) => {
-                tracing::debug!(service = %route.service, endpoint = %ep, "connect timed out; trying another endpoint");
-            }
-        }
+    let mut pick = Picker {
+        proxy: &proxy,
+        listen,
+        route,
+        peer,
+        tried: Vec::new(),
     };
-    let gone = open.as_ref().map(|o| o.0.gone.clone()).unwrap_or_default();
+    let Some((upstream, chosen, open)) = pick.connect().await else {
+        return reject(client);
+    };
+    let mut client = client;
     let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let (mut client, mut upstream) = (client, upstream);
+    let (mut upstream, chosen, open) =
+        match first_exchange(&mut client, upstream, chosen, open, &mut pick).await {
+            Exchange::Relay(upstream, chosen, open) => (upstream, chosen, open),
+            Exchange::Done => return,
+            Exchange::Failed => return reject(client),
+        };
+    let route = pick.route;
+    let gone = open.as_ref().map(|o| o.0.gone.clone()).unwrap_or_default();
     let copy = relay::copy_bidirectional(&mut client, &mut upstream);
     tokio::select! {
         r = copy => if let Err(e) = r {
@@ -221,6 +207,167 @@ pub(crate) async fn forward_tcp(
             reject(client);
         }
     }
+}
+
+/// Chooses endpoints for one client connection, never the same one twice.
+struct Picker<'a> {
+    proxy: &'a Proxy,
+    listen: Listen,
+    route: Arc<crate::table::Route>,
+    peer: SocketAddr,
+    tried: Vec<SocketAddr>,
+}
+
+impl Picker<'_> {
+    /// Connects to the next candidate; `None` when every candidate was tried.
+    async fn connect(&mut self) -> Option<(TcpStream, SocketAddr, Option<Open>)> {
+        loop {
+            let Some(ep) = self.route.pick(self.peer.ip(), &self.tried) else {
+                tracing::debug!(service = %self.route.service, client = %self.peer, "no endpoint; refusing");
+                return None;
+            };
+            self.tried.push(ep);
+            // Counted from the moment it is picked, then checked against the table again: the
+            // agent drains a pod by swapping the table first and reading the counters after
+            // (`Proxy::set_endpoint_state`, then `active_connections`), so either it sees this
+            // connection or this connection sees the new table and picks again.
+            let open = self.route.counter(ep).map(|c| Open::new(c.clone()));
+            if let Some(now) = self.proxy.table.load().routes.get(&self.listen)
+                && !Arc::ptr_eq(now, &self.route)
+            {
+                self.route = now.clone();
+                if !self.route.endpoints.contains(&ep) {
+                    continue;
+                }
+            }
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ep)).await {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    return Some((s, ep, open));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(service = %self.route.service, endpoint = %ep, error = %e, "connect failed; trying another endpoint");
+                }
+                Err(_) => {
+                    tracing::debug!(service = %self.route.service, endpoint = %ep, "connect timed out; trying another endpoint");
+                }
+            }
+        }
+    }
+}
+
+/// How [`first_exchange`] ended.
+enum Exchange {
+    /// The endpoint answered: relay the rest of the connection to it.
+    Relay(TcpStream, SocketAddr, Option<Open>),
+    /// The whole connection was carried already.
+    Done,
+    /// No endpoint is left, or a socket failed: reset the client.
+    Failed,
+}
+
+/// Most client bytes kept for a replay (see [`first_exchange`]).
+pub const REPLAY_MAX: usize = 16 * 1024;
+
+/// The connection's first exchange, until the endpoint answers its first byte. Until then the
+/// client's bytes are kept (up to [`REPLAY_MAX`]); if the endpoint resets the connection, or
+/// closes it while the client is still waiting, before answering anything — a process killed
+/// with the connection in its accept queue, unread, or read but unanswered: the kernel
+/// completes handshakes for a process that is already dying and closes what it leaves — the
+/// same bytes go to another endpoint, so the client never sees that failure. This is what
+/// makes a crashed replica cost no request; the price is that a request the dead process had
+/// read and partly acted on runs again elsewhere (as a client's own retry would). A failure
+/// after the endpoint answered, after the client finished sending and the endpoint then
+/// closed, or after more than [`REPLAY_MAX`] bytes, reaches the client as usual.
+async fn first_exchange(
+    client: &mut TcpStream,
+    mut upstream: TcpStream,
+    mut chosen: SocketAddr,
+    mut open: Option<Open>,
+    pick: &mut Picker<'_>,
+) -> Exchange {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sent: Vec<u8> = Vec::new();
+    let mut replayable = true;
+    let mut client_eof = false;
+    let mut from_client: Vec<u8> = Vec::with_capacity(4096);
+    let mut from_upstream: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let reset = tokio::select! {
+            r = client.read_buf(&mut from_client), if !client_eof => match r {
+                Ok(0) => {
+                    client_eof = true;
+                    upstream.shutdown().await.err()
+                }
+                Ok(_) => {
+                    if replayable && sent.len() + from_client.len() <= REPLAY_MAX {
+                        sent.extend_from_slice(&from_client);
+                    } else {
+                        replayable = false;
+                        sent = Vec::new();
+                    }
+                    let w = upstream.write_all(&from_client).await;
+                    from_client.clear();
+                    w.err()
+                }
+                Err(_) => return Exchange::Failed,
+            },
+            r = upstream.read_buf(&mut from_upstream) => match r {
+                // Closed without a word while the client still waits for an answer: a process
+                // that died (its kernel closes what it had read) — replayed like a reset.
+                Ok(0) if !client_eof && replayable => {
+                    Some(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+                }
+                // The endpoint answered (or closed its side): the exchange is under way.
+                Ok(_) => {
+                    if client.write_all(&from_upstream).await.is_err() {
+                        return Exchange::Failed;
+                    }
+                    if client_eof {
+                        // The client is done sending: only the answer is left to carry.
+                        return match tokio::io::copy(&mut upstream, client).await {
+                            Ok(_) => {
+                                let _ = client.shutdown().await;
+                                Exchange::Done
+                            }
+                            Err(_) => Exchange::Failed,
+                        };
+                    }
+                    return Exchange::Relay(upstream, chosen, open);
+                }
+                Err(e) => Some(e),
+            },
+        };
+        let Some(e) = reset else { continue };
+        if !replayable || !is_reset(&e) {
+            return Exchange::Failed;
+        }
+        tracing::debug!(service = %pick.route.service, endpoint = %chosen, "endpoint reset the connection before answering; replaying to another endpoint");
+        drop(open);
+        loop {
+            let Some((next, ep, o)) = pick.connect().await else {
+                return Exchange::Failed;
+            };
+            (upstream, chosen, open) = (next, ep, o);
+            let mut w = upstream.write_all(&sent).await;
+            if w.is_ok() && client_eof {
+                w = upstream.shutdown().await;
+            }
+            match w {
+                Ok(()) => break,
+                Err(e) if is_reset(&e) => drop(open.take()),
+                Err(_) => return Exchange::Failed,
+            }
+        }
+    }
+}
+
+/// The endpoint dropped the connection (reset, or a write after its reset).
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+    )
 }
 
 /// Counts one open connection on its endpoint's counter while alive.

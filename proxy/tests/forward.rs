@@ -179,6 +179,119 @@ async fn refused_endpoint_is_retried_on_another() {
     assert_eq!(live.request_count(), 50);
 }
 
+/// An endpoint whose process is dying: it takes each connection and its request, then resets
+/// it without answering (what a killed server's socket does to what it had queued). With
+/// `answer`, it first writes that many bytes of an answer; `usize::MAX`: it closes (FIN, as a
+/// killed process's kernel does with a request it had read) instead of resetting.
+async fn resetting_server(answer: usize) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if answer > 0 && answer != usize::MAX {
+                let _ = s.write_all(&b"HTTP/1.1 200 OK\r\n"[..answer]).await;
+            }
+            if answer != usize::MAX {
+                let _ = s.set_zero_linger();
+            }
+            drop(s);
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn a_reset_before_any_answer_is_replayed_on_another_endpoint() {
+    let h = harness(Protocol::Tcp).await;
+    let (dying, reset) = resetting_server(0).await;
+    let live = testkit::http::HttpServer::start().await.unwrap();
+    h.proxy.set_endpoints(
+        "default",
+        "web",
+        vec![
+            endpoint(dying, true, Protocol::Tcp),
+            endpoint(live.addr(), true, Protocol::Tcp),
+        ],
+    );
+    for _ in 0..50 {
+        assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
+    }
+    assert_eq!(live.request_count(), 50);
+    let reset = reset.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(reset > 5, "the dying endpoint got {reset} of 50");
+
+    // With nowhere else to go, the client sees the reset (no hang, no endless retry).
+    h.proxy
+        .set_endpoints("default", "web", vec![endpoint(dying, true, Protocol::Tcp)]);
+    let r = tokio::time::timeout(Duration::from_secs(10), get(h.port))
+        .await
+        .expect("no hang");
+    assert!(r.is_err(), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_close_without_an_answer_is_replayed_unless_the_client_had_finished_sending() {
+    let h = harness(Protocol::Tcp).await;
+    let (closing, _) = resetting_server(usize::MAX).await;
+    let live = testkit::http::HttpServer::start().await.unwrap();
+    h.proxy.set_endpoints(
+        "default",
+        "web",
+        vec![
+            endpoint(closing, true, Protocol::Tcp),
+            endpoint(live.addr(), true, Protocol::Tcp),
+        ],
+    );
+    for _ in 0..30 {
+        assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
+    }
+    // A client that sent everything and shut down its side: a close is an answer (the
+    // endpoint may have acted on what it read), passed on as it is.
+    h.proxy.set_endpoints(
+        "default",
+        "web",
+        vec![endpoint(closing, true, Protocol::Tcp)],
+    );
+    let mut s = TcpStream::connect((LOCALHOST, h.port)).await.unwrap();
+    s.write_all(b"fire and forget").await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut back))
+        .await
+        .expect("no hang");
+    assert!(matches!(r, Ok(0)), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_reset_after_the_endpoint_answered_is_not_replayed() {
+    let h = harness(Protocol::Tcp).await;
+    let (dying, _) = resetting_server(9).await;
+    let live = testkit::http::HttpServer::start().await.unwrap();
+    h.proxy.set_endpoints(
+        "default",
+        "web",
+        vec![
+            endpoint(dying, true, Protocol::Tcp),
+            endpoint(live.addr(), true, Protocol::Tcp),
+        ],
+    );
+    let mut failed = 0;
+    for _ in 0..40 {
+        match get(h.port).await {
+            Ok(line) if line == "HTTP/1.1 200 OK" => {}
+            _ => failed += 1,
+        }
+    }
+    // The half-answered ones reach the client as they are: the request may have been acted on.
+    assert!(failed > 5, "{failed} of 40 failed");
+    assert_eq!(live.request_count() + failed, 40);
+}
+
 /// A TCP echo server on loopback.
 async fn echo_server() -> SocketAddr {
     let l = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
