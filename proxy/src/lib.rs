@@ -8,13 +8,13 @@
 //! faster view of endpoint readiness ([`Proxy::set_endpoint_state`]); every change rebuilds
 //! the routing [`table::Table`] and swaps it in atomically, so the data path in [`listen`]
 //! never takes a lock (except the ClientIP affinity map of services that ask for it).
-//! [`Proxy::run`] keeps one listener per table entry.
+//! [`Proxy::run`] keeps one listener per table entry that has an endpoint.
 //!
 //! Beyond kube-proxy: a connect refused by an endpoint is retried on another candidate before
 //! the client sees a failure, and so is a connection the endpoint drops before answering a
 //! single byte (a crashed process; see `listen::first_exchange`); a service without endpoints
-//! refuses at once (reset), never hangs; readiness known to the local agent reaches routing
-//! without the API round trip.
+//! has no listener, so a connect is refused at once, never hangs; readiness known to the local
+//! agent reaches routing without the API round trip.
 
 pub mod feed;
 pub mod listen;
@@ -260,18 +260,29 @@ impl Proxy {
 
     /// [`Proxy::edit`] for a change of the agent's override of `id` alone: only the routes
     /// of the services `id` backs are rebuilt ([`table::rebuild_for`]), so the agent's fast
-    /// path does not slow down with the number of services. Listeners cannot change, so the
-    /// listener reconciler is not woken.
+    /// path does not slow down with the number of services. The listener reconciler is woken
+    /// only when a route gained its first endpoint or lost its last (a listener is open only
+    /// while its route has an endpoint, see [`listen::reconcile`]).
     fn edit_override(&self, id: &EndpointId, f: impl FnOnce(&mut table::Sources) -> bool) {
         let mut sources = self.sources.lock();
         if !f(&mut sources) {
             return;
         }
-        let table = table::rebuild_for(&self.node, &mut sources, &self.table.load(), id);
+        let old = self.table.load_full();
+        let table = table::rebuild_for(&self.node, &mut sources, &old, id);
+        let listeners_change = table.routes.iter().any(|(l, r)| {
+            old.routes.get(l).is_some_and(|o| {
+                !Arc::ptr_eq(o, r) && o.endpoints.is_empty() != r.endpoints.is_empty()
+            })
+        });
         self.table.store(Arc::new(table));
+        drop(sources);
+        if listeners_change {
+            self.generation.send_modify(|g| *g += 1);
+        }
     }
 
-    /// Keeps one listener per table entry until `shutdown`.
+    /// Keeps one listener per table entry that has an endpoint until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         listen::reconcile(self, shutdown).await;
     }

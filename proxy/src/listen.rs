@@ -34,7 +34,7 @@ pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Failed binds are retried this often.
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
-/// Keeps one listener per table entry until `shutdown`.
+/// Keeps one listener per table entry that has an endpoint until `shutdown`.
 pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
     let mut changes = proxy.generation.subscribe();
     let mut open: HashMap<Listen, CancellationToken> = HashMap::new();
@@ -51,9 +51,13 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
         // `ip` commands) wakes the next round instead of being lost.
         changes.mark_unchanged();
         let table = proxy.table();
+        // A listener only while its route has an endpoint: with none, a connect is refused by
+        // the kernel at once (`ECONNREFUSED`, as kube-proxy's REJECT rule makes it) instead of
+        // being accepted and reset. The service's address stays held either way.
+        let wanted = |l: &Listen| table.routes.get(l).is_some_and(|r| !r.endpoints.is_empty());
         skipped.retain(|l| table.routes.contains_key(l));
         open.retain(|listen, token| {
-            let keep = table.routes.contains_key(listen);
+            let keep = wanted(listen);
             if !keep {
                 tracing::debug!(listen = %listen.addr, "closing listener");
                 token.cancel();
@@ -63,8 +67,20 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
         let needed: HashSet<IpAddr> = table.routes.keys().map(|l| l.addr.ip()).collect();
         held.release_unused(&needed).await;
         let mut failed = false;
+        // Every service address is held, listener or not: a connect to a service without
+        // endpoints must be refused by this node, not routed elsewhere or unreachable.
+        if proxy.manage_service_ips {
+            for ip in &needed {
+                if !ip.is_loopback()
+                    && !proxy.node.node_ips.contains(ip)
+                    && let Err(e) = held.hold(*ip).await
+                {
+                    tracing::debug!(addr = %ip, error = %e, "cannot hold a service address yet");
+                }
+            }
+        }
         for listen in table.routes.keys() {
-            if open.contains_key(listen) || skipped.contains(listen) {
+            if !wanted(listen) || open.contains_key(listen) || skipped.contains(listen) {
                 continue;
             }
             let token = shutdown.child_token();

@@ -17,6 +17,7 @@ struct Harness {
     proxy: Arc<Proxy>,
     port: u16,
     stop: CancellationToken,
+    protocol: Protocol,
 }
 
 impl Drop for Harness {
@@ -70,19 +71,41 @@ async fn harness(protocol: Protocol) -> Harness {
     });
     let stop = CancellationToken::new();
     tokio::spawn(proxy.clone().run(stop.clone()));
-    let h = Harness { proxy, port, stop };
-    if protocol == Protocol::Tcp {
-        // Wait until the listener accepts.
+    Harness {
+        proxy,
+        port,
+        stop,
+        protocol,
+    }
+}
+
+impl Harness {
+    /// Sets the service's endpoints and, when one is a candidate, waits for its listener (the
+    /// proxy listens only while the service has an endpoint).
+    async fn set(&self, endpoints: Vec<EndpointInfo>) {
+        let any = endpoints
+            .iter()
+            .any(|e| e.ready || (e.serving && e.terminating));
+        self.proxy.set_endpoints("default", "web", endpoints);
+        if any {
+            self.listening().await;
+        }
+    }
+
+    /// Waits until the listener is open.
+    async fn listening(&self) {
+        if self.protocol != Protocol::Tcp {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
         for _ in 0..500 {
-            if TcpStream::connect((LOCALHOST, port)).await.is_ok() {
-                return h;
+            if TcpStream::connect((LOCALHOST, self.port)).await.is_ok() {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("proxy never listened on {port}");
+        panic!("proxy never listened on {}", self.port);
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    h
 }
 
 fn endpoint(addr: SocketAddr, ready: bool, protocol: Protocol) -> EndpointInfo {
@@ -118,15 +141,12 @@ async fn spreads_requests_over_ready_endpoints_only() {
     let a = testkit::http::HttpServer::start().await.unwrap();
     let b = testkit::http::HttpServer::start().await.unwrap();
     let not_ready = testkit::http::HttpServer::start().await.unwrap();
-    h.proxy.set_endpoints(
-        "default",
-        "web",
-        vec![
-            endpoint(a.addr(), true, Protocol::Tcp),
-            endpoint(b.addr(), true, Protocol::Tcp),
-            endpoint(not_ready.addr(), false, Protocol::Tcp),
-        ],
-    );
+    h.set(vec![
+        endpoint(a.addr(), true, Protocol::Tcp),
+        endpoint(b.addr(), true, Protocol::Tcp),
+        endpoint(not_ready.addr(), false, Protocol::Tcp),
+    ])
+    .await;
     for _ in 0..1000 {
         assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
     }
@@ -143,19 +163,22 @@ async fn no_endpoints_refuses_at_once() {
     let r = tokio::time::timeout(Duration::from_secs(10), get(h.port))
         .await
         .expect("a refused connection must not hang");
-    assert!(r.is_err(), "{r:?}");
+    // Refused by the kernel: no listener is open for a service without endpoints.
+    assert_eq!(
+        r.as_ref().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{r:?}"
+    );
     // Only not-ready endpoints: refused as well.
     let not_ready = testkit::http::HttpServer::start().await.unwrap();
-    h.proxy.set_endpoints(
-        "default",
-        "web",
-        vec![endpoint(not_ready.addr(), false, Protocol::Tcp)],
-    );
+    h.set(vec![endpoint(not_ready.addr(), false, Protocol::Tcp)])
+        .await;
     assert!(get(h.port).await.is_err());
     assert_eq!(not_ready.request_count(), 0);
     // The agent says it is ready: routed at once, before the API knows.
     h.proxy
         .set_endpoint_state(not_ready.addr().ip(), EndpointState::Ready);
+    h.listening().await;
     assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -165,14 +188,11 @@ async fn refused_endpoint_is_retried_on_another() {
     let h = harness(Protocol::Tcp).await;
     let dead = testkit::tcp::refused_addr().await.unwrap();
     let live = testkit::http::HttpServer::start().await.unwrap();
-    h.proxy.set_endpoints(
-        "default",
-        "web",
-        vec![
-            endpoint(dead, true, Protocol::Tcp),
-            endpoint(live.addr(), true, Protocol::Tcp),
-        ],
-    );
+    h.set(vec![
+        endpoint(dead, true, Protocol::Tcp),
+        endpoint(live.addr(), true, Protocol::Tcp),
+    ])
+    .await;
     for _ in 0..50 {
         assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
     }
@@ -210,14 +230,11 @@ async fn a_reset_before_any_answer_is_replayed_on_another_endpoint() {
     let h = harness(Protocol::Tcp).await;
     let (dying, reset) = resetting_server(0).await;
     let live = testkit::http::HttpServer::start().await.unwrap();
-    h.proxy.set_endpoints(
-        "default",
-        "web",
-        vec![
-            endpoint(dying, true, Protocol::Tcp),
-            endpoint(live.addr(), true, Protocol::Tcp),
-        ],
-    );
+    h.set(vec![
+        endpoint(dying, true, Protocol::Tcp),
+        endpoint(live.addr(), true, Protocol::Tcp),
+    ])
+    .await;
     for _ in 0..50 {
         assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
     }
@@ -226,8 +243,7 @@ async fn a_reset_before_any_answer_is_replayed_on_another_endpoint() {
     assert!(reset > 5, "the dying endpoint got {reset} of 50");
 
     // With nowhere else to go, the client sees the reset (no hang, no endless retry).
-    h.proxy
-        .set_endpoints("default", "web", vec![endpoint(dying, true, Protocol::Tcp)]);
+    h.set(vec![endpoint(dying, true, Protocol::Tcp)]).await;
     let r = tokio::time::timeout(Duration::from_secs(10), get(h.port))
         .await
         .expect("no hang");
@@ -239,24 +255,17 @@ async fn a_close_without_an_answer_is_replayed_unless_the_client_had_finished_se
     let h = harness(Protocol::Tcp).await;
     let (closing, _) = resetting_server(usize::MAX).await;
     let live = testkit::http::HttpServer::start().await.unwrap();
-    h.proxy.set_endpoints(
-        "default",
-        "web",
-        vec![
-            endpoint(closing, true, Protocol::Tcp),
-            endpoint(live.addr(), true, Protocol::Tcp),
-        ],
-    );
+    h.set(vec![
+        endpoint(closing, true, Protocol::Tcp),
+        endpoint(live.addr(), true, Protocol::Tcp),
+    ])
+    .await;
     for _ in 0..30 {
         assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
     }
     // A client that sent everything and shut down its side: a close is an answer (the
     // endpoint may have acted on what it read), passed on as it is.
-    h.proxy.set_endpoints(
-        "default",
-        "web",
-        vec![endpoint(closing, true, Protocol::Tcp)],
-    );
+    h.set(vec![endpoint(closing, true, Protocol::Tcp)]).await;
     let mut s = TcpStream::connect((LOCALHOST, h.port)).await.unwrap();
     s.write_all(b"fire and forget").await.unwrap();
     s.shutdown().await.unwrap();
@@ -272,14 +281,11 @@ async fn a_reset_after_the_endpoint_answered_is_not_replayed() {
     let h = harness(Protocol::Tcp).await;
     let (dying, _) = resetting_server(9).await;
     let live = testkit::http::HttpServer::start().await.unwrap();
-    h.proxy.set_endpoints(
-        "default",
-        "web",
-        vec![
-            endpoint(dying, true, Protocol::Tcp),
-            endpoint(live.addr(), true, Protocol::Tcp),
-        ],
-    );
+    h.set(vec![
+        endpoint(dying, true, Protocol::Tcp),
+        endpoint(live.addr(), true, Protocol::Tcp),
+    ])
+    .await;
     let mut failed = 0;
     for _ in 0..40 {
         match get(h.port).await {
@@ -311,8 +317,7 @@ async fn echo_server() -> SocketAddr {
 async fn open_connection_keeps_flowing_until_its_endpoint_is_gone() {
     let h = harness(Protocol::Tcp).await;
     let echo = echo_server().await;
-    h.proxy
-        .set_endpoints("default", "web", vec![endpoint(echo, true, Protocol::Tcp)]);
+    h.set(vec![endpoint(echo, true, Protocol::Tcp)]).await;
     let mut s = TcpStream::connect((LOCALHOST, h.port)).await.unwrap();
     let mut buf = [0u8; 5];
     s.write_all(b"hello").await.unwrap();
@@ -320,8 +325,7 @@ async fn open_connection_keeps_flowing_until_its_endpoint_is_gone() {
     assert_eq!(&buf, b"hello");
     assert_eq!(h.proxy.active_connections(echo.ip()), 1);
     // Not ready any more (say, terminating): new connections are refused…
-    h.proxy
-        .set_endpoints("default", "web", vec![endpoint(echo, false, Protocol::Tcp)]);
+    h.set(vec![endpoint(echo, false, Protocol::Tcp)]).await;
     assert!(get(h.port).await.is_err());
     // …the open one still flows, and is counted (the agent waits on this to drain).
     s.write_all(b"again").await.unwrap();
@@ -329,7 +333,7 @@ async fn open_connection_keeps_flowing_until_its_endpoint_is_gone() {
     assert_eq!(&buf, b"again");
     assert_eq!(h.proxy.active_connections(echo.ip()), 1);
     // The pod is gone (no slice lists it): the connection is closed, not left hanging.
-    h.proxy.set_endpoints("default", "web", vec![]);
+    h.set(vec![]).await;
     let end = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
         .await
         .expect("closed, not hanging");
@@ -356,11 +360,8 @@ async fn udp_datagrams_reach_the_endpoint_and_back() {
             let _ = server.send_to(&reply, from).await;
         }
     });
-    h.proxy.set_endpoints(
-        "default",
-        "web",
-        vec![endpoint(server_addr, true, Protocol::Udp)],
-    );
+    h.set(vec![endpoint(server_addr, true, Protocol::Udp)])
+        .await;
     let client = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
     client.connect((LOCALHOST, h.port)).await.unwrap();
     let mut buf = [0u8; 1500];
@@ -477,11 +478,8 @@ async fn an_address_the_node_lacks_is_skipped_and_the_rest_still_listens() {
     };
     h.proxy.update_service(svc.clone());
     let server = testkit::http::HttpServer::start().await.unwrap();
-    h.proxy.set_endpoints(
-        "default",
-        "web",
-        vec![endpoint(server.addr(), true, Protocol::Tcp)],
-    );
+    h.set(vec![endpoint(server.addr(), true, Protocol::Tcp)])
+        .await;
     assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
     svc.cluster_ips.clear();
     h.proxy.update_service(svc);

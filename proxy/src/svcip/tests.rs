@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::INTERFACE;
-use crate::{NodeConfig, PortInfo, Protocol, Proxy, ServiceInfo};
+use crate::{EndpointInfo, NodeConfig, PortInfo, Protocol, Proxy, ServiceInfo};
 
 /// A network namespace for one test, deleted on drop (also when the test fails).
 struct Netns(String);
@@ -143,12 +143,30 @@ fn addresses_leave_with_their_service_and_when_the_proxy_stops() {
             ns.holds("10.96.0.10") && ns.holds("10.96.0.11")
         })
         .await;
-        // The listeners are really bound there.
+        // Held without endpoints, but nothing listens there yet (a connect is refused); with
+        // an endpoint the listener is really bound there.
         let addr: IpAddr = "10.96.0.10".parse().expect("ip");
         assert!(
-            tokio::net::TcpListener::bind((addr, 80)).await.is_err(),
-            "the proxy listens on 10.96.0.10:80"
+            std::net::TcpListener::bind((addr, 80)).is_ok(),
+            "no listener without endpoints"
         );
+        proxy.set_endpoints(
+            "default",
+            "a",
+            vec![EndpointInfo {
+                ip: "10.244.0.9".parse().expect("ip"),
+                ports: vec![("http".into(), Protocol::Tcp, 8080)],
+                ready: true,
+                serving: true,
+                terminating: false,
+                node_name: Some("n1".into()),
+                pod_uid: None,
+            }],
+        );
+        eventually("the proxy listens on 10.96.0.10:80", || {
+            std::net::TcpListener::bind((addr, 80)).is_err()
+        })
+        .await;
 
         proxy.remove_service("default", "a");
         eventually("10.96.0.10 removed with its service", || {
