@@ -60,26 +60,39 @@ pub trait Objects: Send + Sync {
 #[derive(Clone)]
 pub struct ApiObjects(pub kube::Client);
 
+impl ApiObjects {
+    /// One object of the namespace, `None` when it does not exist.
+    fn get<'a, K>(&'a self, ns: &'a str, name: &'a str) -> BoxFuture<'a, Result<Option<K>, String>>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'a,
+        K::DynamicType: Default,
+    {
+        Box::pin(async move {
+            let api: Api<K> = Api::namespaced(self.0.clone(), ns);
+            api.get_opt(name).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
 impl Objects for ApiObjects {
     fn config_map<'a>(
         &'a self,
         ns: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<ConfigMap>, String>> {
-        Box::pin(async move {
-            let api: Api<ConfigMap> = Api::namespaced(self.0.clone(), ns);
-            api.get_opt(name).await.map_err(|e| e.to_string())
-        })
+        self.get(ns, name)
     }
     fn secret<'a>(
         &'a self,
         ns: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Secret>, String>> {
-        Box::pin(async move {
-            let api: Api<Secret> = Api::namespaced(self.0.clone(), ns);
-            api.get_opt(name).await.map_err(|e| e.to_string())
-        })
+        self.get(ns, name)
     }
     fn services<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<Service>, String>> {
         Box::pin(async move {
@@ -95,10 +108,7 @@ impl Objects for ApiObjects {
         ns: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Service>, String>> {
-        Box::pin(async move {
-            let api: Api<Service> = Api::namespaced(self.0.clone(), ns);
-            api.get_opt(name).await.map_err(|e| e.to_string())
-        })
+        self.get(ns, name)
     }
 }
 
