@@ -102,11 +102,12 @@ pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(
                 )
             })?;
             if !in_cidr(parsed) {
+                // Upstream's allocator names the whole list (`storage/alloc.go`).
                 return Err(invalid(
                     info,
                     &name,
-                    "spec.clusterIPs[0]",
-                    json!(ip),
+                    "spec.clusterIPs",
+                    json!([ip]),
                     format!(
                         "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is 10.96.0.0/16"
                     ),
@@ -116,8 +117,8 @@ pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(
                 return Err(invalid(
                     info,
                     &name,
-                    "spec.clusterIPs[0]",
-                    json!(ip),
+                    "spec.clusterIPs",
+                    json!([ip]),
                     format!("failed to allocate IP {ip}: provided IP is already allocated"),
                 ));
             }

@@ -1084,9 +1084,12 @@ async fn services_get_cluster_ips_and_node_ports() {
         "spec": {"clusterIP": ip, "ports": [{"port": 80}]}});
     let r = t.post(svcs, clash).await;
     assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["details"]["causes"][0]["field"], "spec.clusterIPs");
     assert_eq!(
-        r.body["details"]["causes"][0]["field"],
-        "spec.clusterIPs[0]"
+        r.body["message"],
+        format!(
+            "Service \"clash\" is invalid: spec.clusterIPs: Invalid value: []string{{\"{ip}\"}}: failed to allocate IP {ip}: provided IP is already allocated"
+        )
     );
     let clash = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "clash2"},
         "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}});
