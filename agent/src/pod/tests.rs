@@ -923,3 +923,73 @@ async fn status_echoes_do_not_trigger_readiness_probes() {
     w.send(PodMsg::Removed);
     w.join().await;
 }
+
+/// The echo of our own status write is not kept twice, yet a status someone else changed is
+/// still seen: a foreign condition joins our next write, and on the periodic resync a status
+/// overwritten by someone else is written again.
+#[tokio::test(start_paused = true)]
+async fn status_echoes_and_foreign_changes() {
+    use k8s_openapi::api::core::v1::PodCondition;
+    let e = env();
+    let p = pod(serde_json::json!({}));
+    let w = PodWorker::spawn(e.shared.clone(), p.clone(), None);
+    let with_status = |st: PodStatus, rv: &str| {
+        let mut echoed = (*p).clone();
+        echoed.status = Some(st);
+        echoed.metadata.resource_version = Some(rv.into());
+        Arc::new(echoed)
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ours = e
+        .writer
+        .statuses
+        .lock()
+        .last()
+        .cloned()
+        .expect("a status write");
+    let writes = e.writer.statuses.lock().len();
+    // The echo: nothing to write.
+    w.send(PodMsg::Update(with_status(ours.clone(), "2")));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        e.writer.statuses.lock().len(),
+        writes,
+        "an echo caused a write"
+    );
+    // Someone adds a condition of theirs: it is kept in what we write next.
+    let mut foreign = ours.clone();
+    foreign
+        .conditions
+        .get_or_insert_with(Vec::new)
+        .push(PodCondition {
+            type_: "example.com/Checked".into(),
+            status: "True".into(),
+            ..Default::default()
+        });
+    w.send(PodMsg::Update(with_status(foreign, "3")));
+    // Someone overwrites the phase: the resync (10 s) puts ours back, with their condition.
+    let mut overwritten = ours.clone();
+    overwritten.phase = Some("Unknown".into());
+    overwritten
+        .conditions
+        .get_or_insert_with(Vec::new)
+        .push(PodCondition {
+            type_: "example.com/Checked".into(),
+            status: "True".into(),
+            ..Default::default()
+        });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    w.send(PodMsg::Update(with_status(overwritten, "4")));
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let last = e.writer.statuses.lock().last().cloned().expect("writes");
+    assert_eq!(last.phase, ours.phase, "the resync restores our phase");
+    assert!(
+        last.conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "example.com/Checked"),
+        "{last:?}"
+    );
+    w.send(PodMsg::Removed);
+    w.join().await;
+}

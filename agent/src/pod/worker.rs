@@ -292,6 +292,9 @@ struct Driver {
     /// triggers readiness probes early ([`POD_SYNC`]); otherwise every status write would.
     pod_sync: bool,
     last_pod_sync: Instant,
+    /// The API's status of the pod is exactly our last write: its copy was dropped from
+    /// `state.pod` (an idle pod's status is otherwise kept twice), `last_status` stands for it.
+    api_status_ours: bool,
 }
 
 /// The kubelet's `--sync-frequency` (pod syncs without any event).
@@ -357,6 +360,7 @@ async fn run(
         resync: false,
         pod_sync: true,
         last_pod_sync: Instant::now(),
+        api_status_ours: false,
     };
     if let Some(r) = adopt {
         d.adopt(r);
@@ -441,11 +445,24 @@ fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart:
 }
 
 impl Driver {
+    /// The pod's status as the API has it.
+    fn api_status(&self) -> Option<&PodStatus> {
+        if self.api_status_ours {
+            self.last_status.as_ref()
+        } else {
+            self.state.pod.status.as_ref()
+        }
+    }
+
     /// Takes a message from the pod manager.
     fn message(&mut self, msg: PodMsg) {
         match msg {
-            PodMsg::Update(p) => {
+            PodMsg::Update(mut p) => {
                 self.pod_sync |= needs_pod_sync(&self.state.pod, &p);
+                self.api_status_ours = p.status.is_some() && p.status == self.last_status;
+                if self.api_status_ours {
+                    Arc::make_mut(&mut p).status = None;
+                }
                 self.state.pod = p;
             }
             PodMsg::Removed => {
@@ -1072,7 +1089,7 @@ impl Driver {
         {
             self.state.terminal_phase = Some(phase);
         }
-        let api_status = pod.status.clone().unwrap_or_default();
+        let api_status = self.api_status().cloned().unwrap_or_default();
         let mut old = self
             .last_status
             .clone()
@@ -1147,7 +1164,7 @@ impl Driver {
         // Our last write is the reference; on the periodic resync the API's copy is checked
         // too, so a status overwritten by someone else is put right.
         let unchanged = self.last_status.as_ref() == Some(&st)
-            && (!self.resync || pod.status.as_ref().is_some_and(|s| same_status(s, &st)));
+            && (!self.resync || self.api_status().is_some_and(|s| same_status(s, &st)));
         if unchanged {
             return;
         }
@@ -1155,6 +1172,8 @@ impl Driver {
             Ok(()) => self.last_status = Some(st),
             Err(e) => {
                 tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot write pod status");
+                // Not written: the API's status is not ours (the resync writes it again).
+                self.api_status_ours = false;
                 self.last_status = Some(st);
                 self.requeue_in(Duration::from_secs(1));
             }
