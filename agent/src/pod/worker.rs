@@ -362,6 +362,9 @@ async fn run(
         last_pod_sync: Instant::now(),
         api_status_ours: false,
     };
+    // Held to the end of this function otherwise: the first version of the pod would stay in
+    // memory next to the current one for the pod's whole life.
+    drop(pod);
     if let Some(r) = adopt {
         d.adopt(r);
     }
