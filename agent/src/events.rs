@@ -150,11 +150,12 @@ struct Seen {
     count: i32,
 }
 
-/// The deduplication cache (a bounded map, oldest entries evicted first).
+/// The deduplication cache (a bounded map, oldest entries evicted first). Each event is kept
+/// once, shared by the map and the eviction order.
 #[derive(Debug, Default)]
 pub(crate) struct Correlator {
-    seen: HashMap<Recorded, Seen>,
-    order: VecDeque<Recorded>,
+    seen: HashMap<Arc<Recorded>, Seen>,
+    order: VecDeque<Arc<Recorded>>,
 }
 
 /// What to write for one event.
@@ -194,9 +195,10 @@ impl Correlator {
         {
             self.seen.remove(&old);
         }
-        self.order.push_back(ev.clone());
+        let ev_key = Arc::new(ev.clone());
+        self.order.push_back(ev_key.clone());
         self.seen.insert(
-            ev.clone(),
+            ev_key,
             Seen {
                 namespace: namespace.clone(),
                 name: name.clone(),
@@ -209,7 +211,7 @@ impl Correlator {
     /// Forgets an event whose write failed with NotFound, so the next one is created afresh.
     pub(crate) fn forget(&mut self, ev: &Recorded) {
         self.seen.remove(ev);
-        self.order.retain(|e| e != ev);
+        self.order.retain(|e| **e != *ev);
     }
 }
 
