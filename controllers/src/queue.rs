@@ -64,6 +64,12 @@ impl<K: Eq + Hash + Clone> State<K> {
 }
 
 impl<K: Eq + Hash + Clone> WorkQueue<K> {
+    /// The back-off of client-go's `DefaultControllerRateLimiter` (per item: 5 ms doubling up
+    /// to 1000 s), which the kube-controller-manager controllers use.
+    pub(crate) fn controller_default() -> WorkQueue<K> {
+        Self::new(Duration::from_millis(5), Duration::from_secs(1000))
+    }
+
     /// An empty queue whose rate-limited re-adds back off from `base` doubling up to `max`.
     pub(crate) fn new(base: Duration, max: Duration) -> WorkQueue<K> {
         WorkQueue {
@@ -189,21 +195,24 @@ pub(crate) trait Reconciler: Send + Sync + 'static {
         self: Arc<Self>,
         key: Self::Key,
     ) -> impl Future<Output = Result<Option<Duration>, crate::Error>> + Send;
+    /// Takes a change of a watched object (and queues the keys it concerns); what [`drive`]
+    /// feeds its reflectors into.
+    fn observe(&self, change: crate::reflector::Change);
 }
 
-/// Runs a controller until `shutdown`: reflectors of `infos` feed `observe` (which queues
-/// keys), `workers` loops reconcile them.
+/// Runs a controller until `shutdown`: reflectors of `infos` feed [`Reconciler::observe`]
+/// (which queues keys), `workers` loops reconcile them.
 pub(crate) async fn drive<R: Reconciler>(
     store: &store::Store,
     r: Arc<R>,
     infos: &[&'static api::registry::ResourceInfo],
     workers: usize,
     shutdown: &CancellationToken,
-    observe: impl FnMut(crate::reflector::Change) + Send + 'static,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
     let rx = crate::reflector::spawn_all(&mut tasks, store, infos, shutdown);
-    crate::reflector::spawn_feeder(&mut tasks, rx, shutdown, observe);
+    let feeder = r.clone();
+    crate::reflector::spawn_feeder(&mut tasks, rx, shutdown, move |c| feeder.observe(c));
     spawn_workers(&mut tasks, &r, workers, shutdown);
     while tasks.join_next().await.is_some() {}
 }

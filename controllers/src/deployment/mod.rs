@@ -64,16 +64,14 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
         recorder: Recorder::new(registry.clone(), "deployment-controller", Style::Legacy),
         registry: registry.clone(),
-        queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
+        queue: WorkQueue::controller_default(),
     });
-    let feeder = controller.clone();
     crate::queue::drive(
         registry.store(),
         controller,
         &[deployments(), replicasets(), pods()],
         WORKERS,
         &shutdown,
-        move |c| feeder.observe(c),
     )
     .await;
 }
@@ -95,30 +93,7 @@ impl Reconciler for Controller {
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
         self.sync(&key.0, &key.1).await
     }
-}
 
-/// The deployment named by an object's controller reference.
-fn deployment_owner(obj: &Value) -> Option<Key> {
-    let r = meta::controller_ref(obj)?;
-    (r["kind"] == "Deployment").then(|| {
-        (
-            meta::str(obj, "namespace").to_string(),
-            r["name"].as_str().unwrap_or("").to_string(),
-        )
-    })
-}
-
-/// Why a sync could not finish: an API error becomes [`Error`].
-type SyncResult<T> = Result<T, Error>;
-
-fn not_found(info: &ResourceInfo, obj: &Value) -> Error {
-    Error::from(api::status::ApiError::not_found(
-        info,
-        meta::str(obj, "name"),
-    ))
-}
-
-impl Controller {
     /// Queues the deployments a watched change concerns (upstream's event handlers).
     fn observe(&self, change: Change) {
         let obj = match &change.delta {
@@ -159,7 +134,30 @@ impl Controller {
             }
         }
     }
+}
 
+/// The deployment named by an object's controller reference.
+fn deployment_owner(obj: &Value) -> Option<Key> {
+    let r = meta::controller_ref(obj)?;
+    (r["kind"] == "Deployment").then(|| {
+        (
+            meta::str(obj, "namespace").to_string(),
+            r["name"].as_str().unwrap_or("").to_string(),
+        )
+    })
+}
+
+/// Why a sync could not finish: an API error becomes [`Error`].
+type SyncResult<T> = Result<T, Error>;
+
+fn not_found(info: &ResourceInfo, obj: &Value) -> Error {
+    Error::from(api::status::ApiError::not_found(
+        info,
+        meta::str(obj, "name"),
+    ))
+}
+
+impl Controller {
     /// upstream `syncDeployment`; `Some(d)` asks to look again after `d`.
     async fn sync(&self, namespace: &str, name: &str) -> SyncResult<Option<Duration>> {
         let d = match self.registry.get(deployments(), namespace, name) {

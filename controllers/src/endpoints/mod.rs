@@ -301,16 +301,14 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
         tracker: ServiceTracker::new(registry.clone()),
         triggers: TriggerTimes::default(),
         registry: registry.clone(),
-        queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
+        queue: WorkQueue::controller_default(),
     });
-    let feeder = controller.clone();
     crate::queue::drive(
         registry.store(),
         controller,
         &[services(), pods(), endpoints()],
         WORKERS,
         &shutdown,
-        move |c| feeder.observe(c),
     )
     .await;
 }
@@ -333,9 +331,7 @@ impl Reconciler for Controller {
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
         self.sync(&key.0, &key.1).await.map(|()| None)
     }
-}
 
-impl Controller {
     fn observe(&self, change: Change) {
         if change.info.plural == "endpoints" {
             // upstream `onEndpointsDelete`: recreate what someone removed.
@@ -348,7 +344,9 @@ impl Controller {
             self.queue.add(key);
         }
     }
+}
 
+impl Controller {
     /// upstream `syncService`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), Error> {
         let svc = match self.registry.get(services(), namespace, name) {

@@ -63,16 +63,14 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
         tracker: ServiceTracker::new(registry.clone()),
         triggers: TriggerTimes::default(),
         registry: registry.clone(),
-        queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
+        queue: WorkQueue::controller_default(),
     });
-    let feeder = controller.clone();
     crate::queue::drive(
         registry.store(),
         controller,
         &[services(), pods(), slices()],
         WORKERS,
         &shutdown,
-        move |c| feeder.observe(c),
     )
     .await;
 }
@@ -94,6 +92,24 @@ impl Reconciler for Controller {
 
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
         self.sync(&key.0, &key.1).await.map(|()| None)
+    }
+
+    fn observe(&self, change: Change) {
+        if change.info.plural == "endpointslices" {
+            // upstream `onEndpointSlice{Add,Update,Delete}`: a managed slice changed behind
+            // the controller's back (or its write came through): look at the service again.
+            if let Delta::Upsert(s) | Delta::Delete(s) = &change.delta
+                && ours(s)
+                && let Some(name) = s["metadata"]["labels"][LABEL_SERVICE_NAME].as_str()
+            {
+                self.queue
+                    .add((meta::str(s, "namespace").to_string(), name.to_string()));
+            }
+            return;
+        }
+        for key in self.tracker.keys(&change) {
+            self.queue.add(key);
+        }
     }
 }
 
@@ -148,24 +164,6 @@ enum Write {
 }
 
 impl Controller {
-    fn observe(&self, change: Change) {
-        if change.info.plural == "endpointslices" {
-            // upstream `onEndpointSlice{Add,Update,Delete}`: a managed slice changed behind
-            // the controller's back (or its write came through): look at the service again.
-            if let Delta::Upsert(s) | Delta::Delete(s) = &change.delta
-                && ours(s)
-                && let Some(name) = s["metadata"]["labels"][LABEL_SERVICE_NAME].as_str()
-            {
-                self.queue
-                    .add((meta::str(s, "namespace").to_string(), name.to_string()));
-            }
-            return;
-        }
-        for key in self.tracker.keys(&change) {
-            self.queue.add(key);
-        }
-    }
-
     /// upstream `syncService` + `reconciler.Reconcile`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), Error> {
         let svc = match self.registry.get(services(), namespace, name) {

@@ -24,7 +24,6 @@ mod tests;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use api::registry::ResourceInfo;
 use apiserver::Registry;
@@ -63,7 +62,7 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
         registry: registry.clone(),
         graph: Mutex::new(Graph::default()),
         // Upstream's default controller rate limiter: 5 ms doubling up to 1000 s.
-        queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
+        queue: WorkQueue::controller_default(),
     });
     let infos: Vec<&'static ResourceInfo> = api::registry::resources()
         .iter()

@@ -87,17 +87,15 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
         recorder: Recorder::new(registry.clone(), "replicaset-controller", Style::Legacy),
         registry: registry.clone(),
-        queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
+        queue: WorkQueue::controller_default(),
         pods: Mutex::new(HashMap::new()),
     });
-    let feeder = controller.clone();
     crate::queue::drive(
         registry.store(),
         controller,
         &[replicasets(), pods()],
         WORKERS,
         &shutdown,
-        move |c| feeder.observe(c),
     )
     .await;
 }
@@ -120,6 +118,24 @@ impl Reconciler for Controller {
 
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
         self.sync(&key.0, &key.1).await
+    }
+
+    /// Queues the ReplicaSets a watched change concerns (upstream's event handlers).
+    fn observe(&self, change: Change) {
+        let is_pod = change.info.plural == "pods";
+        match change.delta {
+            Delta::Synced => {}
+            Delta::Upsert(rs) | Delta::Delete(rs) if !is_pod => self.queue.add(key_of(&rs)),
+            Delta::Upsert(new) => {
+                let key = key_of(&new);
+                let old = self.pods.lock().insert(key, new.clone());
+                self.pod_changed(old.as_deref(), Some(&new));
+            }
+            Delta::Delete(old) => {
+                self.pods.lock().remove(&key_of(&old));
+                self.pod_changed(Some(&old), None);
+            }
+        }
     }
 }
 
@@ -144,24 +160,6 @@ fn owner_key(pod: &Value) -> Option<Key> {
 }
 
 impl Controller {
-    /// Queues the ReplicaSets a watched change concerns (upstream's event handlers).
-    fn observe(&self, change: Change) {
-        let is_pod = change.info.plural == "pods";
-        match change.delta {
-            Delta::Synced => {}
-            Delta::Upsert(rs) | Delta::Delete(rs) if !is_pod => self.queue.add(key_of(&rs)),
-            Delta::Upsert(new) => {
-                let key = key_of(&new);
-                let old = self.pods.lock().insert(key, new.clone());
-                self.pod_changed(old.as_deref(), Some(&new));
-            }
-            Delta::Delete(old) => {
-                self.pods.lock().remove(&key_of(&old));
-                self.pod_changed(Some(&old), None);
-            }
-        }
-    }
-
     /// upstream `addPod` / `updatePod` / `deletePod`.
     fn pod_changed(&self, old: Option<&Value>, new: Option<&Value>) {
         let mut keys: HashSet<Key> = HashSet::new();
