@@ -268,13 +268,8 @@ impl Proxy {
         if !f(&mut sources) {
             return;
         }
-        let old = self.table.load_full();
-        let table = table::rebuild_for(&self.node, &mut sources, &old, id);
-        let listeners_change = table.routes.iter().any(|(l, r)| {
-            old.routes.get(l).is_some_and(|o| {
-                !Arc::ptr_eq(o, r) && o.endpoints.is_empty() != r.endpoints.is_empty()
-            })
-        });
+        let (table, listeners_change) =
+            table::rebuild_for(&self.node, &mut sources, &self.table.load(), id);
         self.table.store(Arc::new(table));
         drop(sources);
         if listeners_change {

@@ -395,17 +395,19 @@ pub(crate) fn build(node: &NodeConfig, src: &mut Sources) -> Table {
 }
 
 /// The table after a change of the node agent's override of `id` alone: the routes of the
-/// services with an endpoint matching `id` are rebuilt, every other route (and every
-/// listener: overrides never change them) is reused from `old`. The result is what [`build`]
-/// would make, at a cost that does not grow with the number of services, so readiness
-/// reaches routing as fast with a thousand services as with one.
+/// services with an endpoint matching `id` are rebuilt, every other route is reused from `old`.
+/// The result is what [`build`] would make, at a cost that does not grow with the number of
+/// services, so readiness reaches routing as fast with a thousand services as with one. Also
+/// says whether a route gained its first endpoint or lost its last: its listener opens or
+/// closes then (see `listen::reconcile`).
 pub(crate) fn rebuild_for(
     node: &NodeConfig,
     src: &mut Sources,
     old: &Table,
     id: &EndpointId,
-) -> Table {
+) -> (Table, bool) {
     let mut routes = old.routes.clone();
+    let mut listeners_change = false;
     let (mut b, services, endpoints) = Builder::new(node, src);
     for (key, eps) in endpoints.iter() {
         if !eps.iter().any(|e| id.matches(e)) {
@@ -419,11 +421,12 @@ pub(crate) fn rebuild_for(
             if let Some(slot) = routes.get_mut(&listen)
                 && slot.service == route.service
             {
+                listeners_change |= slot.endpoints.is_empty() != route.endpoints.is_empty();
                 *slot = route;
             }
         }
     }
-    Table { routes }
+    (Table { routes }, listeners_change)
 }
 
 #[cfg(test)]
