@@ -196,9 +196,6 @@ fn walker() {
 fn walk(queries: &[TreeQuery]) -> Vec<Vec<i32>> {
     use std::collections::HashMap;
     let mut out = vec![Vec::new(); queries.len()];
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
     let mut by_pgid: HashMap<i32, Vec<usize>> = HashMap::new();
     let mut by_marker: HashMap<&[u8], Vec<usize>> = HashMap::new();
     for (i, q) in queries.iter().enumerate() {
@@ -208,19 +205,8 @@ fn walk(queries: &[TreeQuery]) -> Vec<Vec<i32>> {
         by_marker.entry(q.marker.as_bytes()).or_default().push(i);
     }
     let min_since = queries.iter().map(|q| q.since).min().unwrap_or(0);
-    let me = std::process::id();
     let mut in_group: Vec<usize> = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
+    for (pid, dir) in probe::handler::host_exec::other_processes() {
         let Some(stat) = ProcStat::read(pid) else {
             continue;
         };
@@ -240,7 +226,7 @@ fn walk(queries: &[TreeQuery]) -> Vec<Vec<i32>> {
         if stat.start_ticks < min_since {
             continue;
         }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+        let Ok(environ) = std::fs::read(dir.join("environ")) else {
             continue;
         };
         for var in environ.split(|b| *b == 0) {

@@ -112,23 +112,23 @@ async fn kill_pipe_holders(pipes: Vec<String>) {
     let _ = tokio::task::spawn_blocking(move || kill_pipe_holders_blocking(&pipes)).await;
 }
 
-fn kill_pipe_holders_blocking(pipes: &[String]) {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
+/// Every process in `/proc` but this one: its pid and its `/proc/<pid>` directory (empty when
+/// `/proc` cannot be read).
+pub fn other_processes() -> impl Iterator<Item = (u32, std::path::PathBuf)> {
     let me = std::process::id();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(move |entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            (pid != me).then(|| (pid, entry.path()))
+        })
+}
+
+fn kill_pipe_holders_blocking(pipes: &[String]) {
+    for (pid, dir) in other_processes() {
+        let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
             continue;
         };
         let holds = fds.flatten().any(|fd| {
