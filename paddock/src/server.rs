@@ -31,8 +31,12 @@ pub(crate) fn resolve_data_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> 
     Ok(data_dir)
 }
 
-pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let data_dir = resolve_data_dir(args.data_dir)?;
+/// Starts the API server the flags describe (shared by `server` and `up`); returns it with
+/// its data dir.
+pub(crate) async fn start(
+    args: &ServerArgs,
+) -> anyhow::Result<(apiserver::RunningServer, PathBuf)> {
+    let data_dir = resolve_data_dir(args.data_dir.clone())?;
     let config = apiserver::Config {
         listen: args.listen,
         data_dir: data_dir.clone(),
@@ -45,6 +49,11 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
+    Ok((server, data_dir))
+}
+
+pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let (server, _) = start(&args).await?;
     let controllers = controllers::start(server.registry());
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
     tracing::info!(addr = %server.local_addr(), "serving");

@@ -16,7 +16,7 @@ use apiserver::registry::{PatchOptions, WriteOptions};
 
 use crate::cli::UpArgs;
 use crate::node::{self, Node};
-use crate::server::{resolve_data_dir, wait_for_signal};
+use crate::server::wait_for_signal;
 
 /// The field manager `paddock up` applies as (shown in managedFields).
 pub(crate) const FIELD_MANAGER: &str = "paddock";
@@ -25,19 +25,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Read and check everything first: a bad manifest must not half-apply.
     let docs = load(&args.files)?;
 
-    let data_dir = resolve_data_dir(args.server.data_dir.clone())?;
-    let config = apiserver::Config {
-        listen: args.server.listen,
-        data_dir: data_dir.clone(),
-        memory_store: args.server.memory,
-        advertise_host: None,
-    };
-    let server = apiserver::start(config).await.with_context(|| {
-        format!(
-            "cannot start the API server (data dir {})",
-            data_dir.display()
-        )
-    })?;
+    let (server, data_dir) = crate::server::start(&args.server).await?;
     let controllers = controllers::start(server.registry());
     let node = match start_node(&server, &data_dir, &args).await {
         Ok(node) => node,
