@@ -19,7 +19,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use probe::handler::host_exec::{drain, exit_code};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -268,28 +269,6 @@ impl ContainerExecRunner {
             output: out,
         })
     }
-}
-
-async fn drain(pipe: Option<impl AsyncRead + Unpin>, keep: &mut Vec<u8>) {
-    let Some(mut pipe) = pipe else { return };
-    let mut buf = [0u8; 4096];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                let room = probe::handler::exec::MAX_EXEC_OUTPUT.saturating_sub(keep.len());
-                keep.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-}
-
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(-1)
 }
 
 impl probe::ExecRunner for ContainerExecRunner {

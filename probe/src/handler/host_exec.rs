@@ -81,7 +81,9 @@ impl Drop for GroupGuard {
     }
 }
 
-async fn drain(pipe: Option<impl AsyncRead + Unpin>, keep: &mut Vec<u8>) {
+/// Reads `pipe` to its end, keeping at most [`MAX_EXEC_OUTPUT`] bytes in `keep` (the rest is
+/// read and dropped, so the command never blocks on a full pipe).
+pub async fn drain(pipe: Option<impl AsyncRead + Unpin>, keep: &mut Vec<u8>) {
     let Some(mut pipe) = pipe else { return };
     let mut buf = [0u8; 4096];
     loop {
@@ -153,7 +155,8 @@ fn spawn_error(program: &str, err: &std::io::Error) -> ExecError {
     }
 }
 
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+/// The exit code the CRI reports: the process's own, or `128 + signal` when a signal ended it.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()
