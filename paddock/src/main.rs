@@ -15,6 +15,7 @@ use clap::Parser;
 // output), and glibc's per-thread arenas kept the bursts' memory: measured with the pods bench
 // at 1,000 idle pods, the agent's anonymous memory was 76.8 MB with glibc, 62 MB with jemalloc
 // (mimalloc was no better than glibc).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
