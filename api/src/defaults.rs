@@ -232,8 +232,9 @@ pub fn image_tag(image: &str) -> &str {
     }
 }
 
-/// `SetDefaults_Service` plus the per-port defaults; also the single-stack IPv4 family
-/// fields the service REST storage fills in on a single-stack cluster.
+/// `SetDefaults_Service` plus the per-port defaults (and `status.loadBalancer.ingress[].ipMode`
+/// VIP where an IP is set on a LoadBalancer); also the single-stack IPv4 family fields the
+/// service REST storage fills in on a single-stack cluster.
 pub fn service(svc: &mut Service) {
     let spec = svc.spec.get_or_insert_with(Default::default);
     set_if_empty(&mut spec.session_affinity, "None");
@@ -291,6 +292,19 @@ pub fn service(svc: &mut Service) {
         }
         if spec.ip_families.as_ref().is_none_or(Vec::is_empty) {
             spec.ip_families = Some(vec!["IPv4".to_string()]);
+        }
+    }
+    // LoadBalancerIPMode (GA in 1.32): an ingress point with an IP and no mode is a VIP.
+    if ty == "LoadBalancer" {
+        let ingress = svc
+            .status
+            .as_mut()
+            .and_then(|s| s.load_balancer.as_mut())
+            .and_then(|lb| lb.ingress.as_mut());
+        for ing in ingress.into_iter().flatten() {
+            if ing.ip.as_deref().is_some_and(|ip| !ip.is_empty()) && ing.ip_mode.is_none() {
+                ing.ip_mode = Some("VIP".to_string());
+            }
         }
     }
 }

@@ -51,26 +51,91 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Result<(), ApiError>
     finish(info, obj, errs)
 }
 
-/// Validates an update: everything [`validate_create`] checks on `new`, plus
-/// `ValidateObjectMetaUpdate` and the kind's immutable fields against `old`.
+/// Validates an update in upstream's order: first `rest.BeforeUpdate`'s common checks
+/// ([`validate_common_update`]), then the kind's `ValidateXUpdate` as its strategy calls it.
+/// Each kind's function orders its parts differently (a Service checks its update rules
+/// before re-running `ValidateService`, a Pod re-runs its create rules first, a Deployment
+/// never re-checks ObjectMeta), and the common ObjectMeta checks run again inside some of
+/// them, so a bad label on a Service or Pod update is reported twice, as upstream does.
 pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<(), ApiError> {
-    let mut errs = validate_object(info, new)?;
     let new_meta = meta_of(new)?;
     let old_meta = meta_of(old)?;
-    errs.extend(validate_object_meta_update(
-        &new_meta, &old_meta, "metadata",
-    ));
-    errs.extend(match info.kind {
-        "Pod" => pod::validate_pod_update(new, old)?,
-        "Service" => service::validate_service_update(new, old)?,
-        "Deployment" | "ReplicaSet" => apps::validate_selector_update(new, old)?,
-        "ConfigMap" | "Secret" => misc::validate_immutable_data_update(info.kind, new, old),
-        _ => Vec::new(),
-    });
+    let mut errs = validate_common_update(info, &new_meta, &old_meta);
+    let meta_update = || validate_object_meta_update(&new_meta, &old_meta, "metadata");
+    match info.kind {
+        // ValidatePodUpdate: meta update, validatePodMetadataAndSpec, then the update rules.
+        "Pod" => {
+            errs.extend(meta_update());
+            errs.extend(validate_object(info, new)?);
+            errs.extend(pod::validate_pod_update(new, old)?);
+        }
+        // ValidateServiceUpdate: meta update, the update rules, then ValidateService.
+        "Service" => {
+            errs.extend(meta_update());
+            errs.extend(service::validate_service_update(new, old)?);
+            errs.extend(validate_object(info, new)?);
+        }
+        // ValidateDeploymentUpdate / ValidateReplicaSetUpdate (meta update and spec, no
+        // ObjectMeta), then the strategy's apps/v1 selector immutability.
+        "Deployment" => {
+            errs.extend(meta_update());
+            errs.extend(apps::validate_deployment(new)?);
+            errs.extend(apps::validate_selector_update(new, old)?);
+        }
+        "ReplicaSet" => {
+            errs.extend(meta_update());
+            errs.extend(apps::validate_replica_set(new)?);
+            errs.extend(apps::validate_selector_update(new, old)?);
+        }
+        // ValidateConfigMapUpdate / ValidateSecretUpdate: meta update, the immutability
+        // rules, then the create rules.
+        "ConfigMap" | "Secret" => {
+            errs.extend(meta_update());
+            errs.extend(misc::validate_immutable_data_update(info.kind, new, old));
+            errs.extend(validate_object(info, new)?);
+        }
+        // ValidateNamespaceUpdate is the meta update alone.
+        "Namespace" => errs.extend(meta_update()),
+        // ValidateEndpointsUpdate: meta update and the subsets.
+        "Endpoints" => {
+            errs.extend(meta_update());
+            errs.extend(misc::validate_endpoints(new)?);
+        }
+        // ValidateEndpointSliceUpdate: the create rules, then addressType immutable.
+        "EndpointSlice" => {
+            errs.extend(validate_object(info, new)?);
+            errs.extend(misc::validate_endpoint_slice_update(new, old));
+        }
+        // ValidateNodeUpdate / ValidateLeaseUpdate: meta update, then the kind's rules.
+        "Node" => {
+            errs.extend(meta_update());
+            errs.extend(misc::validate_node(new)?);
+        }
+        "Lease" => {
+            errs.extend(meta_update());
+            errs.extend(misc::validate_lease(new)?);
+        }
+        // ValidateEventUpdate for v1 requests is `legacyValidateEvent` alone.
+        "Event" => errs.extend(misc::validate_event(new)?),
+        _ => {
+            errs.extend(meta_update());
+            errs.extend(validate_object(info, new)?);
+        }
+    }
     finish(info, new, errs)
 }
 
-/// Validates a write to the `status` subresource: `ValidateObjectMetaUpdate` plus, for Pods,
+/// `validateCommonFields` of `rest.BeforeUpdate`, run on every update before the kind's
+/// rules: the generic `ValidateObjectMeta` (names only need to be valid path segments) and
+/// `ValidateObjectMetaUpdate`.
+pub fn validate_common_update(info: &ResourceInfo, new: &ObjectMeta, old: &ObjectMeta) -> Errors {
+    let mut errs = validate_object_meta(new, info.namespaced, path_segment_name, "metadata");
+    errs.extend(validate_object_meta_update(new, old, "metadata"));
+    errs
+}
+
+/// Validates a write to the `status` subresource: the common checks of every update
+/// ([`validate_common_update`]), `ValidateObjectMetaUpdate` plus, for Pods,
 /// upstream `ValidatePodStatusUpdate` (node name and QoS class fixed, no way back out of a
 /// terminated state without a restart policy that allows it), and for Deployments and
 /// ReplicaSets their status counter rules.
@@ -79,7 +144,11 @@ pub fn validate_status_update(
     new: &Value,
     old: &Value,
 ) -> Result<(), ApiError> {
-    let mut errs = validate_object_meta_update(&meta_of(new)?, &meta_of(old)?, "metadata");
+    let (new_meta, old_meta) = (meta_of(new)?, meta_of(old)?);
+    let mut errs = validate_common_update(info, &new_meta, &old_meta);
+    errs.extend(validate_object_meta_update(
+        &new_meta, &old_meta, "metadata",
+    ));
     match info.kind {
         "Pod" => errs.extend(pod::validate_pod_status_update(new, old)?),
         "Service" => errs.extend(service::validate_service_status(new)?),

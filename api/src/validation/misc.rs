@@ -344,17 +344,19 @@ pub fn validate_lease(obj: &Value) -> Result<Errors, ApiError> {
     Ok(errs)
 }
 
-/// ConfigMaps and Secrets with `immutable: true` may not change data or the flag.
+/// The immutability rules of `ValidateConfigMapUpdate` / `ValidateSecretUpdate`: a
+/// Secret's `type` never changes (checked first), and with `immutable: true` neither the
+/// flag nor the data may.
 pub fn validate_immutable_data_update(kind: &str, new: &Value, old: &Value) -> Errors {
     let mut errs = Errors::new();
+    if kind == "Secret" && new.get("type") != old.get("type") {
+        errs.push(FieldError::invalid(
+            "type",
+            new.get("type").cloned().unwrap_or(Value::Null),
+            super::IMMUTABLE_MSG,
+        ));
+    }
     if old.get("immutable").and_then(Value::as_bool) != Some(true) {
-        if kind == "Secret" && new.get("type") != old.get("type") {
-            errs.push(FieldError::invalid(
-                "type",
-                new.get("type").cloned().unwrap_or(Value::Null),
-                super::IMMUTABLE_MSG,
-            ));
-        }
         return errs;
     }
     if new.get("immutable").and_then(Value::as_bool) != Some(true) {
@@ -363,20 +365,31 @@ pub fn validate_immutable_data_update(kind: &str, new: &Value, old: &Value) -> E
             "field is immutable when `immutable` is set",
         ));
     }
-    for field in ["data", "binaryData"] {
-        if new.get(field) != old.get(field) {
+    let fields: &[&str] = if kind == "Secret" {
+        &["data"]
+    } else {
+        &["data", "binaryData"]
+    };
+    for field in fields {
+        if new.get(*field) != old.get(*field) {
             errs.push(FieldError::forbidden(
-                field,
+                *field,
                 "field is immutable when `immutable` is set",
             ));
         }
     }
-    if kind == "Secret" && new.get("type") != old.get("type") {
-        errs.push(FieldError::invalid(
-            "type",
-            new.get("type").cloned().unwrap_or(Value::Null),
-            super::IMMUTABLE_MSG,
-        ));
-    }
     errs
+}
+
+/// The update rule of `ValidateEndpointSliceUpdate`: `addressType` is immutable.
+pub fn validate_endpoint_slice_update(new: &Value, old: &Value) -> Errors {
+    let (n, o) = (new.get("addressType"), old.get("addressType"));
+    if n == o {
+        return Errors::new();
+    }
+    vec![FieldError::invalid(
+        "addressType",
+        n.cloned().unwrap_or(Value::Null),
+        super::IMMUTABLE_MSG,
+    )]
 }

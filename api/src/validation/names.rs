@@ -129,6 +129,19 @@ pub fn name_is_dns1035_label(name: &str, prefix: bool) -> Vec<String> {
     is_dns1035_label(&mask_trailing_dash(name, prefix))
 }
 
+/// Upstream `path.ValidatePathSegmentName`, the name rule of the generic ObjectMeta check
+/// every update runs: not `.` or `..`, no `/` or `%` (a prefix only lacks the latter).
+pub fn path_segment_name(name: &str, prefix: bool) -> Vec<String> {
+    if !prefix && let Some(bad) = [".", ".."].into_iter().find(|b| name == *b) {
+        return vec![format!("may not be '{bad}'")];
+    }
+    ["/", "%"]
+        .into_iter()
+        .filter(|c| name.contains(c))
+        .map(|c| format!("may not contain '{c}'"))
+        .collect()
+}
+
 const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 
 /// Upstream `IsQualifiedName` (label keys, annotation keys, finalizers).

@@ -4,10 +4,8 @@
 //! range check of the allocator).
 //! Start at [`validate_service`]; [`validate_service_spec`] follows upstream's order check by
 //! check, so a Service with several faults lists them as upstream does.
-//!
-//! Known difference: upstream requires `spec.healthCheckNodePort` on a LoadBalancer with
-//! `externalTrafficPolicy: Local` because its allocator fills it in first; paddock's
-//! allocator does not allocate one, so only a given value is checked.
+//! `spec.healthCheckNodePort` is Required on a LoadBalancer with `externalTrafficPolicy:
+//! Local`: the API server's allocator fills it in before validation, as upstream's does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -75,7 +73,7 @@ fn is_headless(spec: &ServiceSpec) -> bool {
 }
 
 /// Upstream `NeedsHealthCheck`: a LoadBalancer with `externalTrafficPolicy: Local`.
-fn needs_health_check(spec: &ServiceSpec) -> bool {
+pub fn needs_health_check(spec: &ServiceSpec) -> bool {
     spec.type_.as_deref() == Some("LoadBalancer")
         && spec.external_traffic_policy.as_deref() == Some("Local")
 }
@@ -547,8 +545,9 @@ pub fn validate_service_spec(
                 "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
             ));
         }
-    } else if hc != 0 {
-        // (Required when 0 upstream, after its allocator filled it in; see the module doc.)
+    } else if hc == 0 {
+        errs.push(FieldError::required(hc_path, ""));
+    } else {
         for msg in is_valid_port_num(i64::from(hc)) {
             errs.push(FieldError::invalid(hc_path.clone(), hc, msg));
         }
@@ -628,9 +627,9 @@ pub fn validate_service_update(new: &Value, old: &Value) -> Result<Errors, ApiEr
 }
 
 /// Upstream `ValidateServiceStatusUpdate` (its `ValidateLoadBalancerStatus` part): ingress
-/// points only on LoadBalancer services, valid IPs, `ipMode` VIP or Proxy and only with an
-/// IP, hostnames that are DNS names and not IPs. (Upstream also requires `ipMode` with an IP;
-/// its defaulting sets VIP first, so a missing one is accepted here.)
+/// points only on LoadBalancer services, valid IPs, `ipMode` required with an IP (defaulting
+/// sets VIP, so it is missing only when the request's spec was not a LoadBalancer), only
+/// with an IP, and VIP or Proxy; hostnames that are DNS names and not IPs.
 pub fn validate_service_status(new: &Value) -> Result<Errors, ApiError> {
     let svc: Service = typed(new)?;
     let spec = svc.spec.unwrap_or_default();
@@ -657,6 +656,10 @@ pub fn validate_service_status(new: &Value) -> Result<Errors, ApiError> {
             }
         }
         match ing.ip_mode.as_deref() {
+            None if !ip.is_empty() => errs.push(FieldError::required(
+                child(&at, "ipMode"),
+                "must be specified when `ip` is set",
+            )),
             Some(_) if ip.is_empty() => errs.push(FieldError::forbidden(
                 child(&at, "ipMode"),
                 "may not be specified when `ip` is not set",

@@ -710,3 +710,96 @@ fn service_update_rules() {
         "Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.0.0.2\"}: may not change once set"
     );
 }
+
+/// The causes of an update as `field: Type` (the cause reason), in order.
+fn update_cause_fields(api_version: &str, kind: &str, new: Value, old: Value) -> Vec<String> {
+    let info = by_kind(api_version, kind).unwrap();
+    let dec = |v: Value| decode(info, v, FieldValidation::Strict).unwrap().value;
+    let e = validate_update(info, &dec(new), &dec(old)).unwrap_err();
+    e.details
+        .unwrap()
+        .causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.reason))
+        .collect()
+}
+
+#[test]
+fn update_causes_follow_each_kinds_update_function() {
+    // Deployment: the common ObjectMeta check, then ValidateDeploymentUpdate (spec only,
+    // no second ObjectMeta check), then the selector.
+    let d = |label: &str, sel: &str, replicas: i64| {
+        json!({"metadata": {"name": "d", "namespace": "x", "labels": {"l": label}},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"a": sel}}, "template": template(json!({"a": sel}))}})
+    };
+    assert_eq!(
+        update_cause_fields("apps/v1", "Deployment", d("-", "c", -1), d("ok", "b", 1)),
+        vec![
+            "metadata.labels: FieldValueInvalid",
+            "spec.replicas: FieldValueInvalid",
+            "spec.selector: FieldValueInvalid",
+        ]
+    );
+    // Pod: common, meta update, the create rules (ObjectMeta again), then the update rules.
+    let p = |label: &str, image: &str, uid: &str| {
+        let mut v = pod(json!({"name": "c", "image": image}));
+        v["metadata"]["labels"] = json!({"l": label});
+        v["metadata"]["uid"] = json!(uid);
+        v
+    };
+    assert_eq!(
+        update_cause_fields("v1", "Pod", p("-", "", "u2"), p("ok", "a", "u1")),
+        vec![
+            "metadata.labels: FieldValueInvalid",
+            "metadata.uid: FieldValueInvalid",
+            "metadata.uid: FieldValueInvalid",
+            "metadata.labels: FieldValueInvalid",
+            "spec.containers[0].image: FieldValueRequired",
+            "spec.containers[0].image: FieldValueRequired",
+        ]
+    );
+    // Secret: meta update, type, immutability, then ValidateSecret.
+    let s = |ty: &str, data: Value| json!({"metadata": {"name": "s", "namespace": "d"}, "type": ty, "immutable": true, "data": data});
+    assert_eq!(
+        update_cause_fields(
+            "v1",
+            "Secret",
+            s("kubernetes.io/tls", json!({})),
+            s("Opaque", json!({"a": "eA=="}))
+        ),
+        vec![
+            "type: FieldValueInvalid",
+            "data: FieldValueForbidden",
+            "data[tls.crt]: FieldValueRequired",
+            "data[tls.key]: FieldValueRequired",
+        ]
+    );
+    // EndpointSlice: ValidateEndpointSlice, then addressType is immutable.
+    let e = |at: &str, addr: &str| {
+        json!({"metadata": {"name": "e", "namespace": "d"}, "addressType": at,
+            "endpoints": [{"addresses": [addr]}]})
+    };
+    assert_eq!(
+        update_cause_fields(
+            "discovery.k8s.io/v1",
+            "EndpointSlice",
+            e("IPv6", "10.0.0.1"),
+            e("IPv4", "10.0.0.1")
+        ),
+        vec![
+            "endpoints[0].addresses[0]: FieldValueInvalid",
+            "addressType: FieldValueInvalid",
+        ]
+    );
+}
+
+#[test]
+fn path_segment_names() {
+    assert!(path_segment_name("Any_Name", false).is_empty());
+    assert_eq!(path_segment_name("..", false), vec!["may not be '..'"]);
+    assert_eq!(
+        path_segment_name("a/b%c", false),
+        vec!["may not contain '/'", "may not contain '%'"]
+    );
+    assert!(path_segment_name(".", true).is_empty());
+}

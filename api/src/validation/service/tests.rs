@@ -282,7 +282,7 @@ fn updates_keep_allocated_fields() {
         ""
     );
     // Both families changed: upstream reports each at index 0, and the message lists a
-    // repeated error once (`ToAggregate`).
+    // repeated error once (`ToAggregate`). The update rules come before `ValidateService`.
     assert_eq!(
         update(
             dual(
@@ -293,7 +293,7 @@ fn updates_keep_allocated_fields() {
             old
         ),
         invalid(
-            "[spec.clusterIPs[0]: Invalid value: \"10.96.0.5\": expected an IPv6 value as indicated by `ipFamilies[0]`, spec.clusterIPs[1]: Invalid value: \"fd00::5\": expected an IPv4 value as indicated by `ipFamilies[1]`, spec.ipFamilies[0]: Invalid value: []string{\"IPv6\", \"IPv4\"}: may not change once set]"
+            "[spec.ipFamilies[0]: Invalid value: []string{\"IPv6\", \"IPv4\"}: may not change once set, spec.clusterIPs[0]: Invalid value: \"10.96.0.5\": expected an IPv6 value as indicated by `ipFamilies[0]`, spec.clusterIPs[1]: Invalid value: \"fd00::5\": expected an IPv4 value as indicated by `ipFamilies[1]`]"
         )
     );
     let local = |hc: i32| {
@@ -353,6 +353,123 @@ fn load_balancer_status() {
         ),
         invalid(
             "status.loadBalancer.ingress: Forbidden: may only be used when `spec.type` is 'LoadBalancer'"
+        )
+    );
+}
+
+/// The causes of updating `old` to `new` as `field: message` lines, in order.
+fn update_causes(new: Value, old: Value) -> Vec<String> {
+    let info = by_kind("v1", "Service").unwrap();
+    let e = validate_update(info, &decoded(new), &decoded(old)).unwrap_err();
+    e.details
+        .unwrap()
+        .causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect()
+}
+
+#[test]
+fn update_causes_in_upstream_order() {
+    // rest.BeforeUpdate's common ObjectMeta check, then ValidateServiceUpdate: meta update,
+    // the update rules, then ValidateService (ObjectMeta again, then the spec).
+    let svc = |label: &str, ip: &str, affinity: &str| {
+        json!({"metadata": {"name": "s", "namespace": "d", "labels": {"a": label}},
+            "spec": {"clusterIP": ip, "sessionAffinity": affinity, "ports": [{"port": 80}]}})
+    };
+    let bad_label = "-x-";
+    let label_msg = "Invalid value: \"-x-\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+    assert_eq!(
+        update_causes(
+            svc(bad_label, "10.96.0.6", "Sticky"),
+            svc("ok", "10.96.0.5", "None")
+        ),
+        vec![
+            format!("metadata.labels: {label_msg}"),
+            "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.6\"}: may not change once set"
+                .to_string(),
+            format!("metadata.labels: {label_msg}"),
+            "spec.sessionAffinity: Unsupported value: \"Sticky\": supported values: \"ClientIP\", \"None\""
+                .to_string(),
+        ]
+    );
+}
+
+#[test]
+fn health_check_node_port_rules() {
+    let lb = |etp: &str, hc: Option<i32>| {
+        let mut spec = json!({"type": "LoadBalancer", "externalTrafficPolicy": etp,
+            "ports": [{"port": 80}]});
+        if let Some(hc) = hc {
+            spec["healthCheckNodePort"] = json!(hc);
+        }
+        object(spec)
+    };
+    // The allocator fills it in before validation; without it, it is required.
+    assert_eq!(
+        create(lb("Local", None)),
+        invalid("spec.healthCheckNodePort: Required value")
+    );
+    assert_eq!(create(lb("Local", Some(30100))), "");
+    assert_eq!(
+        create(lb("Local", Some(70000))),
+        invalid(
+            "spec.healthCheckNodePort: Invalid value: 70000: must be between 1 and 65535, inclusive"
+        )
+    );
+    assert_eq!(
+        create(lb("Cluster", Some(30100))),
+        invalid(
+            "spec.healthCheckNodePort: Invalid value: 30100: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+        )
+    );
+    // Dropping it on an update that keeps needing it: immutable, then required.
+    assert_eq!(
+        update_causes(lb("Local", None), lb("Local", Some(30100))),
+        vec![
+            "spec.healthCheckNodePort: Forbidden: field is immutable".to_string(),
+            "spec.healthCheckNodePort: Required value".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn ip_mode_defaults_to_vip_where_an_ip_is_set() {
+    let with_ingress = |ty: &str, ingress: Value| {
+        let mut v = object(json!({"type": ty, "ports": [{"port": 80}]}));
+        v["status"] = json!({"loadBalancer": {"ingress": ingress}});
+        decoded(v)["status"]["loadBalancer"]["ingress"].clone()
+    };
+    assert_eq!(
+        with_ingress(
+            "LoadBalancer",
+            json!([{"ip": "10.0.0.1"}, {"hostname": "lb.example.com"}, {"ip": "10.0.0.2", "ipMode": "Proxy"}])
+        ),
+        json!([{"ip": "10.0.0.1", "ipMode": "VIP"}, {"hostname": "lb.example.com"}, {"ip": "10.0.0.2", "ipMode": "Proxy"}])
+    );
+    // Only LoadBalancer services are defaulted (and validation forbids the others).
+    assert_eq!(
+        with_ingress("NodePort", json!([{"ip": "10.0.0.1"}])),
+        json!([{"ip": "10.0.0.1"}])
+    );
+}
+
+#[test]
+fn ip_mode_is_required_with_an_ip() {
+    // Reachable when the stored spec is a LoadBalancer but the request's was not (the
+    // status strategy keeps the stored spec, after defaulting saw the request's).
+    let info = by_kind("v1", "Service").unwrap();
+    let mut new = decoded(object(
+        json!({"type": "LoadBalancer", "ports": [{"port": 80}]}),
+    ));
+    let old = new.clone();
+    new["status"] = json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}});
+    assert_eq!(
+        crate::validation::validate_status_update(info, &new, &old)
+            .unwrap_err()
+            .message,
+        invalid(
+            "status.loadBalancer.ingress[0].ipMode: Required value: must be specified when `ip` is set"
         )
     );
 }
