@@ -1,11 +1,16 @@
-//! Service address allocation, done by the API server at create time as upstream's service
-//! REST does (`registry/core/service/storage` + `ipallocator`/`portallocator`): a ClusterIP
-//! from the service CIDR (10.96.0.0/16) and NodePorts from 30000-32767, random among free
-//! ones, honouring and checking requested values. On update, allocated values the request
-//! left out are carried over (upstream `patchAllocatedValues`). What is in use is read from
-//! the stored services; the caller serializes allocations.
+//! Service address allocation, done by the API server before validation as upstream's
+//! service REST does (`registry/core/service/storage/alloc.go` + `ipallocator`/
+//! `portallocator`): a ClusterIP from the service CIDR (10.96.0.0/16), NodePorts and the
+//! `healthCheckNodePort` of a LoadBalancer with `externalTrafficPolicy: Local` from
+//! 30000-32767 (one pool), random among free ones, honouring and checking requested values.
+//! On update, allocated values the request left out are carried over ([`keep_allocated`],
+//! upstream `patchAllocatedValues`), and only what the update newly needs is allocated
+//! (`allocateUpdate`); values a type change no longer needs are wiped by the strategy
+//! (`dropTypeDependentFields`, in [`crate::strategy`]). What is in use is read from the
+//! stored services, so a deleted service or a dropped value is free again once stored (the
+//! release); the caller serializes allocations.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use api::registry::ResourceInfo;
@@ -22,12 +27,64 @@ const CIDR_BASE: u32 = u32::from_be_bytes([10, 96, 0, 0]);
 const CIDR_PREFIX: u32 = 16;
 /// The NodePort range.
 const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+/// Upstream `portallocator.ErrAllocated`.
+const PORT_ALLOCATED: &str = "provided port is already allocated";
 
 fn in_cidr(ip: Ipv4Addr) -> bool {
     (u32::from(ip) >> (32 - CIDR_PREFIX)) == (CIDR_BASE >> (32 - CIDR_PREFIX))
 }
 
-/// ClusterIPs and NodePorts held by stored services other than `except` (namespace, name).
+/// Upstream `portallocator.ErrNotInRange`.
+fn port_not_in_range() -> String {
+    format!(
+        "provided port is not in the valid range. The range of valid ports is {}-{}",
+        NODE_PORTS.start(),
+        NODE_PORTS.end()
+    )
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// `spec.type`, `ClusterIP` when absent.
+pub(crate) fn service_type(svc: &Value) -> &str {
+    match str_at(svc, "/spec/type") {
+        "" => "ClusterIP",
+        t => t,
+    }
+}
+
+/// Upstream `needsNodePort`.
+pub(crate) fn needs_node_port(svc: &Value) -> bool {
+    matches!(service_type(svc), "NodePort" | "LoadBalancer")
+}
+
+/// Upstream `NeedsHealthCheck` / `needsHCNodePort`: a LoadBalancer with
+/// `externalTrafficPolicy: Local`.
+pub fn needs_health_check_port(svc: &Value) -> bool {
+    service_type(svc) == "LoadBalancer" && str_at(svc, "/spec/externalTrafficPolicy") == "Local"
+}
+
+fn health_check_port(svc: &Value) -> i64 {
+    svc.pointer("/spec/healthCheckNodePort")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// The non-zero `nodePort`s of a service (upstream `collectServiceNodePorts`).
+pub(crate) fn node_ports(svc: &Value) -> Vec<i64> {
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+        .filter(|n| *n != 0)
+        .collect()
+}
+
+/// ClusterIPs and node ports (NodePorts and health check ports share one pool) held by
+/// stored services other than `except` (namespace, name).
 fn in_use(store: &Store, except: (&str, &str)) -> (HashSet<String>, HashSet<i64>) {
     let mut ips = HashSet::new();
     let mut ports = HashSet::new();
@@ -48,15 +105,9 @@ fn in_use(store: &Store, except: (&str, &str)) -> (HashSet<String>, HashSet<i64>
         {
             ips.insert(ip.to_string());
         }
-        for p in svc
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = p.get("nodePort").and_then(Value::as_i64) {
-                ports.insert(n);
-            }
+        ports.extend(node_ports(&svc));
+        if health_check_port(&svc) != 0 {
+            ports.insert(health_check_port(&svc));
         }
     }
     (ips, ports)
@@ -66,36 +117,109 @@ fn invalid(info: &ResourceInfo, name: &str, field: &str, value: Value, detail: S
     ApiError::invalid(info, name, vec![FieldError::invalid(field, value, detail)])
 }
 
-/// Allocates (or checks) the ClusterIP and NodePorts of a service being created.
-pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(), ApiError> {
+/// A free port of the range (upstream `AllocateNext`), `None` when the range is full.
+fn next_free_port(taken: &HashSet<i64>) -> Option<i64> {
+    let mut rng = rand::rng();
+    (0..10_000)
+        .map(|_| rng.random_range(NODE_PORTS))
+        .find(|p| !taken.contains(p))
+        .or_else(|| NODE_PORTS.clone().find(|p| !taken.contains(p)))
+}
+
+/// Upstream `Allocate` of a requested port: the error text of `portallocator`.
+fn check_requested_port(port: i64, taken: &HashSet<i64>) -> Result<(), String> {
+    if !NODE_PORTS.contains(&port) {
+        Err(port_not_in_range())
+    } else if taken.contains(&port) {
+        Err(PORT_ALLOCATED.to_string())
+    } else {
+        Ok(())
+    }
+}
+
+/// Allocates (or checks) what a service needs before it is validated and stored: on create
+/// (`old` = `None`) its ClusterIP, NodePorts and health check port; on update only what the
+/// change newly needs (a ClusterIP when leaving ExternalName, NodePorts not held before, a
+/// health check port when it starts to need one), as upstream's `allocateUpdate`.
+pub fn allocate(
+    store: &Store,
+    info: &ResourceInfo,
+    svc: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
     let name = meta_str(svc, "name").to_string();
     let ns = meta_str(svc, "namespace").to_string();
-    let ty = svc
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string();
-    if ty == "ExternalName" {
+    if service_type(svc) == "ExternalName" {
         return Ok(());
     }
-    let (ips, ports) = in_use(store, (&ns, &name));
-    let requested = svc
-        .pointer("/spec/clusterIP")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            svc.pointer("/spec/clusterIPs/0")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        })
-        .map(str::to_string);
+    let (ips, others) = in_use(store, (&ns, &name));
+    if old.is_none_or(|o| service_type(o) == "ExternalName") {
+        allocate_cluster_ip(info, &name, svc, &ips)?;
+    }
+    // Ports the old object holds stay held until the update is stored (upstream releases
+    // them deferred, at commit).
+    let old_ports: Vec<i64> = old.map(node_ports).unwrap_or_default();
+    let old_hc = old
+        .filter(|o| needs_health_check_port(o))
+        .map_or(0, health_check_port);
+    let mut taken = others;
+    if old_hc != 0 {
+        taken.insert(old_hc);
+    }
+    if needs_node_port(svc) {
+        allocate_node_ports(
+            info,
+            &name,
+            svc,
+            &mut taken,
+            old.map(|_| old_ports.as_slice()),
+        )?;
+    }
+    let newly_needs_hc = needs_health_check_port(svc) && !old.is_some_and(needs_health_check_port);
+    if newly_needs_hc {
+        taken.extend(&old_ports);
+        let requested = health_check_port(svc);
+        let port = if requested != 0 {
+            check_requested_port(requested, &taken).map_err(|e| {
+                ApiError::internal(format!(
+                    "failed to allocate requested HealthCheck NodePort {requested}: {e}"
+                ))
+            })?;
+            requested
+        } else {
+            next_free_port(&taken).ok_or_else(|| {
+                ApiError::internal(
+                    "failed to allocate a HealthCheck NodePort 0: range is full".to_string(),
+                )
+            })?
+        };
+        svc["spec"]["healthCheckNodePort"] = json!(port);
+    }
+    Ok(())
+}
+
+/// Upstream `allocClusterIP` (single-stack IPv4): the requested address, checked, or a
+/// random free one.
+fn allocate_cluster_ip(
+    info: &ResourceInfo,
+    name: &str,
+    svc: &mut Value,
+    ips: &HashSet<String>,
+) -> Result<(), ApiError> {
+    let requested = [
+        str_at(svc, "/spec/clusterIP"),
+        str_at(svc, "/spec/clusterIPs/0"),
+    ]
+    .into_iter()
+    .find(|s| !s.is_empty())
+    .map(str::to_string);
     let ip = match requested {
         Some(ip) if ip == "None" => ip,
         Some(ip) => {
             let parsed: Ipv4Addr = ip.parse().map_err(|_| {
                 invalid(
                     info,
-                    &name,
+                    name,
                     "spec.clusterIPs[0]",
                     json!(ip),
                     "must be a valid IP address".into(),
@@ -105,7 +229,7 @@ pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(
                 // Upstream's allocator names the whole list (`storage/alloc.go`).
                 return Err(invalid(
                     info,
-                    &name,
+                    name,
                     "spec.clusterIPs",
                     json!([ip]),
                     format!(
@@ -116,7 +240,7 @@ pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(
             if ips.contains(&ip) {
                 return Err(invalid(
                     info,
-                    &name,
+                    name,
                     "spec.clusterIPs",
                     json!([ip]),
                     format!("failed to allocate IP {ip}: provided IP is already allocated"),
@@ -138,113 +262,154 @@ pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(
     };
     svc["spec"]["clusterIP"] = json!(ip);
     svc["spec"]["clusterIPs"] = json!([ip]);
+    Ok(())
+}
 
-    let wants_node_ports = ty == "NodePort"
-        || (ty == "LoadBalancer"
-            && svc
-                .pointer("/spec/allocateLoadBalancerNodePorts")
-                .and_then(Value::as_bool)
-                .unwrap_or(true));
-    if !wants_node_ports {
-        return Ok(());
-    }
-    let mut taken = ports;
-    let mut rng = rand::rng();
-    let n = svc
+/// Upstream `initNodePorts` (create, `old_ports` = `None`) and `updateNodePorts`: requested
+/// ports are checked (on update, a port the service already held or this update already
+/// took needs no check), missing ones allocated unless a LoadBalancer says
+/// `allocateLoadBalancerNodePorts: false`; on create, entries with the same port number
+/// share one NodePort (a requested one if any entry names it).
+fn allocate_node_ports(
+    info: &ResourceInfo,
+    name: &str,
+    svc: &mut Value,
+    taken: &mut HashSet<i64>,
+    old_ports: Option<&[i64]>,
+) -> Result<(), ApiError> {
+    let should_allocate = service_type(svc) == "NodePort"
+        || svc
+            .pointer("/spec/allocateLoadBalancerNodePorts")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+    let entries: Vec<(i64, i64)> = svc
         .pointer("/spec/ports")
         .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    for i in 0..n {
-        let field = format!("spec.ports[{i}].nodePort");
-        let port = match svc["spec"]["ports"][i]
-            .get("nodePort")
-            .and_then(Value::as_i64)
-        {
-            Some(p) if p != 0 => {
-                if !NODE_PORTS.contains(&p) {
-                    return Err(invalid(
-                        info,
-                        &name,
-                        &field,
-                        json!(p),
-                        "provided port is not in the valid range. The range of valid ports is 30000-32767".into(),
-                    ));
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let get = |k: &str| p.get(k).and_then(Value::as_i64).unwrap_or(0);
+            (get("port"), get("nodePort"))
+        })
+        .collect();
+    let mut by_port: HashMap<i64, i64> = HashMap::new();
+    let mut this_update: HashSet<i64> = HashSet::new();
+    for (i, &(port_num, requested)) in entries.iter().enumerate() {
+        if requested == 0 && !should_allocate {
+            continue;
+        }
+        let claim = |taken: &mut HashSet<i64>, port: i64| {
+            check_requested_port(port, taken).map_err(|e| {
+                invalid(
+                    info,
+                    name,
+                    &format!("spec.ports[{i}].nodePort"),
+                    json!(port),
+                    e,
+                )
+            })
+        };
+        let port = match old_ports {
+            None => match by_port.get(&port_num).copied() {
+                Some(np) if requested == 0 || requested == np => np,
+                Some(_) => {
+                    claim(taken, requested)?;
+                    requested
                 }
-                if taken.contains(&p) {
-                    return Err(invalid(
-                        info,
-                        &name,
-                        &field,
-                        json!(p),
-                        "provided port is already allocated".into(),
-                    ));
+                None => {
+                    // upstream `findRequestedNodePort`: any entry of this port number.
+                    let wanted = entries
+                        .iter()
+                        .find(|(p, np)| *p == port_num && *np != 0)
+                        .map_or(0, |(_, np)| *np);
+                    if wanted != 0 {
+                        claim(taken, wanted)?;
+                        wanted
+                    } else {
+                        next_free_port(taken).ok_or_else(|| {
+                            ApiError::internal("failed to allocate a nodePort: range is full")
+                        })?
+                    }
                 }
-                p
+            },
+            Some(old) => {
+                if requested == 0 {
+                    next_free_port(taken).ok_or_else(|| {
+                        ApiError::internal("failed to allocate a nodePort: range is full")
+                    })?
+                } else {
+                    if !old.contains(&requested) && !this_update.contains(&requested) {
+                        claim(taken, requested)?;
+                    }
+                    requested
+                }
             }
-            _ => (0..10_000)
-                .map(|_| rng.random_range(NODE_PORTS))
-                .find(|p| !taken.contains(p))
-                .ok_or_else(|| {
-                    ApiError::internal("failed to allocate a nodePort: range is full")
-                })?,
         };
         taken.insert(port);
+        this_update.insert(port);
+        by_port.entry(port_num).or_insert(port);
         svc["spec"]["ports"][i]["nodePort"] = json!(port);
     }
     Ok(())
 }
 
 /// On update, carries over allocated values the request left unset (upstream
-/// `patchAllocatedValues`): ClusterIP(s) and, per port number, NodePorts.
+/// `patchAllocatedValues`): ClusterIP(s) when neither side is ExternalName; NodePorts by
+/// port name when both sides need them and the value is not used by another port of the
+/// request; the health check port when both sides need one.
 pub fn keep_allocated(old: &Value, new: &mut Value) {
-    let ty = new
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string();
-    let old_ty = old
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP");
-    if ty == "ExternalName" || old_ty == "ExternalName" {
-        return;
+    let external_name = |v: &Value| service_type(v) == "ExternalName";
+    if !external_name(old) && !external_name(new) {
+        let unset = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+        if unset(new.pointer("/spec/clusterIP"))
+            && let Some(ip) = old.pointer("/spec/clusterIP").cloned()
+        {
+            new["spec"]["clusterIP"] = ip;
+        }
+        if new
+            .pointer("/spec/clusterIPs")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+            && let Some(ips) = old.pointer("/spec/clusterIPs").cloned()
+        {
+            new["spec"]["clusterIPs"] = ips;
+        }
     }
-    let unset = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v.as_str() == Some(""));
-    if unset(new.pointer("/spec/clusterIP"))
-        && let Some(ip) = old.pointer("/spec/clusterIP").cloned()
-    {
-        new["spec"]["clusterIP"] = ip;
-    }
-    if new
-        .pointer("/spec/clusterIPs")
-        .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty)
-        && let Some(ips) = old.pointer("/spec/clusterIPs").cloned()
-    {
-        new["spec"]["clusterIPs"] = ips;
-    }
-    if !matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
-        return;
-    }
-    let old_ports: Vec<Value> = old
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-        for p in ports {
-            if p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) != 0 {
-                continue;
-            }
-            let same = old_ports.iter().find(|o| {
-                o.get("port") == p.get("port")
-                    && o.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
-                        == p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
-            });
-            if let Some(np) = same.and_then(|o| o.get("nodePort")).cloned() {
-                p["nodePort"] = np;
+    if needs_node_port(old) && needs_node_port(new) {
+        let new_ports: HashSet<i64> = node_ports(new).into_iter().collect();
+        let used: HashSet<i64> = node_ports(old)
+            .into_iter()
+            .filter(|p| new_ports.contains(p))
+            .collect();
+        let by_name: HashMap<&str, i64> = old
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p.get("name").and_then(Value::as_str).unwrap_or(""),
+                    p.get("nodePort").and_then(Value::as_i64).unwrap_or(0),
+                )
+            })
+            .collect();
+        if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+            for p in ports {
+                if p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) != 0 {
+                    continue;
+                }
+                let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+                if let Some(np) = by_name.get(name).copied()
+                    && np != 0
+                    && !used.contains(&np)
+                {
+                    p["nodePort"] = json!(np);
+                }
             }
         }
+    }
+    if needs_health_check_port(old) && needs_health_check_port(new) && health_check_port(new) == 0 {
+        new["spec"]["healthCheckNodePort"] = json!(health_check_port(old));
     }
 }
 
@@ -268,5 +433,46 @@ mod tests {
         assert_eq!(new["spec"]["clusterIP"], "10.96.0.9");
         assert_eq!(new["spec"]["clusterIPs"], json!(["10.96.0.9"]));
         assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
+    }
+
+    #[test]
+    fn keeps_node_ports_by_name_and_the_health_check_port() {
+        let old = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+            "healthCheckNodePort": 31000, "ports": [
+                {"name": "http", "port": 80, "nodePort": 30080},
+                {"name": "https", "port": 443, "nodePort": 30443}]}});
+        // The port number changed but the name did not: the NodePort follows the name. A
+        // value another port of the request already uses is not patched in twice.
+        let mut new = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+            "ports": [
+                {"name": "http", "port": 8080},
+                {"name": "https", "port": 443},
+                {"name": "extra", "port": 9000, "nodePort": 30443}]}});
+        keep_allocated(&old, &mut new);
+        assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
+        assert!(new["spec"]["ports"][1].get("nodePort").is_none());
+        assert_eq!(new["spec"]["healthCheckNodePort"], 31000);
+        // Not carried over when the new object no longer needs it.
+        let mut cluster = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster",
+            "ports": [{"name": "http", "port": 80}]}});
+        keep_allocated(&old, &mut cluster);
+        assert!(cluster["spec"].get("healthCheckNodePort").is_none());
+    }
+
+    #[test]
+    fn entries_of_one_port_share_a_node_port_on_create() {
+        let store = Store::memory();
+        let info = api::registry::by_kind("v1", "Service").unwrap();
+        let mut svc = json!({"metadata": {"name": "s", "namespace": "d"},
+            "spec": {"type": "NodePort", "ports": [
+                {"name": "tcp", "port": 53, "protocol": "TCP"},
+                {"name": "udp", "port": 53, "protocol": "UDP", "nodePort": 30053},
+                {"name": "other", "port": 54}]}});
+        allocate(&store, info, &mut svc, None).unwrap();
+        let ports = &svc["spec"]["ports"];
+        assert_eq!(ports[0]["nodePort"], 30053);
+        assert_eq!(ports[1]["nodePort"], 30053);
+        assert_ne!(ports[2]["nodePort"], 30053);
+        assert!(svc["spec"].get("healthCheckNodePort").is_none());
     }
 }

@@ -356,7 +356,7 @@ impl Registry {
         m.remove("selfLink");
         strategy::prepare_for_create(info, &mut obj);
         if info.kind == "Service" {
-            crate::alloc::allocate(&self.store, info, &mut obj)?;
+            crate::alloc::allocate(&self.store, info, &mut obj, None)?;
         }
         strategy::validate_create(info, &obj, opts)?;
         if record {
@@ -568,15 +568,16 @@ impl Registry {
                 ));
             }
         }
-        strategy::prepare_for_update(info, old, &mut new, mode);
+        // Upstream's BeginUpdate hook (allocation) runs before the strategy's PrepareForUpdate.
         let _alloc = if info.kind == "Service" && mode == UpdateMode::Main {
             let guard = self.alloc.lock().await;
             crate::alloc::keep_allocated(old, &mut new);
-            crate::alloc::allocate(&self.store, info, &mut new)?;
+            crate::alloc::allocate(&self.store, info, &mut new, Some(old))?;
             Some(guard)
         } else {
             None
         };
+        strategy::prepare_for_update(info, old, &mut new, mode);
         strategy::validate_update(info, &new, old, opts)?;
         if strategy::unchanged(old, &new) {
             return Ok(Attempt::Done(old.clone()));

@@ -243,6 +243,7 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
         "ReplicaSet" if mode == UpdateMode::Main && old.get("spec") != new.get("spec") => {
             bump_generation(old, new);
         }
+        "Service" if mode == UpdateMode::Main => drop_type_dependent_fields(old, new),
         "EndpointSlice" => {
             let strip = |v: &Value| {
                 let mut v = v.clone();
@@ -256,6 +257,82 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
             }
         }
         _ => {}
+    }
+}
+
+/// Upstream service `dropTypeDependentFields`: on a type change, fields the new type does
+/// not use are wiped when the request left them as they were (so they are released), and
+/// a service that is no longer a LoadBalancer loses its load-balancer status.
+fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
+    use crate::alloc::{needs_health_check_port, needs_node_port, node_ports, service_type};
+    let (old_ty, new_ty) = (service_type(old).to_string(), service_type(new).to_string());
+    let spec = |v: &Value, f: &str| v.get("spec").and_then(|s| s.get(f)).cloned();
+    let same = |f: &str| spec(old, f) == spec(new, f);
+    let externally_accessible = |v: &Value, t: &str| {
+        t == "LoadBalancer"
+            || t == "NodePort"
+            || (t == "ClusterIP"
+                && v.pointer("/spec/externalIPs")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty()))
+    };
+    let mut drop_fields: Vec<&str> = Vec::new();
+    if old_ty != "ExternalName" && new_ty == "ExternalName" {
+        if same("clusterIP") && same("clusterIPs") {
+            drop_fields.extend(["clusterIP", "clusterIPs"]);
+        }
+        if same("ipFamilies") {
+            drop_fields.push("ipFamilies");
+        }
+        if same("ipFamilyPolicy") {
+            drop_fields.push("ipFamilyPolicy");
+        }
+    }
+    // Users may add, remove or change ports as long as no NodePort is new.
+    let wipe_node_ports = needs_node_port(old)
+        && !needs_node_port(new)
+        && node_ports(new).iter().all(|p| node_ports(old).contains(p));
+    if needs_health_check_port(old) && !needs_health_check_port(new) && same("healthCheckNodePort")
+    {
+        drop_fields.push("healthCheckNodePort");
+    }
+    if old_ty == "LoadBalancer" && new_ty != "LoadBalancer" {
+        let (o, n) = (
+            spec(old, "allocateLoadBalancerNodePorts"),
+            spec(new, "allocateLoadBalancerNodePorts"),
+        );
+        if o.is_some() && o == n {
+            drop_fields.push("allocateLoadBalancerNodePorts");
+        }
+        if same("loadBalancerClass") {
+            drop_fields.push("loadBalancerClass");
+        }
+    }
+    if externally_accessible(old, &old_ty)
+        && !externally_accessible(new, &new_ty)
+        && same("externalTrafficPolicy")
+    {
+        drop_fields.push("externalTrafficPolicy");
+    }
+    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+        for f in drop_fields {
+            spec.remove(f);
+        }
+    }
+    if wipe_node_ports
+        && let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut)
+    {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            p.remove("nodePort");
+        }
+    }
+    if new_ty != "LoadBalancer" {
+        match new.get_mut("status").and_then(Value::as_object_mut) {
+            Some(status) => {
+                status.insert("loadBalancer".into(), json!({}));
+            }
+            None => new["status"] = json!({"loadBalancer": {}}),
+        }
     }
 }
 

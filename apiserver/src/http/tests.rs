@@ -1131,6 +1131,156 @@ async fn service_type_change_allocates_node_ports() {
 }
 
 #[tokio::test]
+async fn health_check_node_ports_are_allocated_kept_and_released() {
+    let t = setup().await;
+    let svcs = "/api/v1/namespaces/default/services";
+    let lb = |name: &str, hc: Option<i64>, node_port: Option<i64>| {
+        let mut v = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                "selector": {"app": "web"}, "ports": [{"port": 80}]}});
+        if let Some(hc) = hc {
+            v["spec"]["healthCheckNodePort"] = json!(hc);
+        }
+        if let Some(np) = node_port {
+            v["spec"]["ports"][0]["nodePort"] = json!(np);
+        }
+        v
+    };
+    let r = t.post(svcs, lb("a", None, None)).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    let hc = r.body["spec"]["healthCheckNodePort"].as_i64().unwrap();
+    let np = r.body["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&hc), "{hc}");
+    assert_ne!(hc, np);
+    // One pool: a requested health check port that is taken is upstream's 500, a NodePort
+    // that is someone's health check port its 422.
+    let r = t.post(svcs, lb("b", Some(hc), None)).await;
+    assert_eq!(r.code, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+    assert_eq!(r.body["reason"], "InternalError");
+    assert_eq!(
+        r.body["message"],
+        format!(
+            "Internal error occurred: failed to allocate requested HealthCheck NodePort {hc}: provided port is already allocated"
+        )
+    );
+    let r = t.post(svcs, lb("b", None, Some(hc))).await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        format!(
+            "Service \"b\" is invalid: spec.ports[0].nodePort: Invalid value: {hc}: provided port is already allocated"
+        )
+    );
+    let r = t.post(svcs, lb("b", Some(80), None)).await;
+    assert_eq!(r.code, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        "Internal error occurred: failed to allocate requested HealthCheck NodePort 80: provided port is not in the valid range. The range of valid ports is 30000-32767"
+    );
+    // Not a Local LoadBalancer: nothing is allocated, and a given value is invalid.
+    let mut cluster = lb("b", Some(31999), None);
+    cluster["spec"]["externalTrafficPolicy"] = json!("Cluster");
+    let r = t.post(svcs, cluster).await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        "Service \"b\" is invalid: spec.healthCheckNodePort: Invalid value: 31999: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+    );
+    // A replace without it keeps it; changing it is refused.
+    let r = t.put(&format!("{svcs}/a"), lb("a", None, None)).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["spec"]["healthCheckNodePort"], hc);
+    let other = if hc == 32767 { 30000 } else { hc + 1 };
+    let r = t
+        .put(&format!("{svcs}/a"), lb("a", Some(other), None))
+        .await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        "Service \"a\" is invalid: spec.healthCheckNodePort: Forbidden: field is immutable"
+    );
+    // Leaving Local drops (releases) it; another service may take it then.
+    let patch = |etp: &str| json!({"spec": {"externalTrafficPolicy": etp}});
+    let merge = "application/merge-patch+json";
+    let r = t.patch(&format!("{svcs}/a"), merge, patch("Cluster")).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.body["spec"].get("healthCheckNodePort").is_none(),
+        "{}",
+        r.text
+    );
+    let r = t.post(svcs, lb("b", Some(hc), None)).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["spec"]["healthCheckNodePort"], hc);
+    // Back to Local: a new one.
+    let r = t.patch(&format!("{svcs}/a"), merge, patch("Local")).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    let again = r.body["spec"]["healthCheckNodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&again) && again != hc && again != np);
+    // Deleting frees it.
+    let r = t.delete(&format!("{svcs}/b"), None).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    let r = t.post(svcs, lb("c", Some(hc), None)).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+}
+
+#[tokio::test]
+async fn service_type_change_drops_type_dependent_fields() {
+    let t = setup().await;
+    let svcs = "/api/v1/namespaces/default/services";
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "loadBalancerClass": "x.io/lb",
+            "ports": [{"port": 80}]}});
+    let r = t.post(svcs, svc).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    // The status subresource: an ingress IP gets ipMode VIP by default.
+    let mut status = r.body.clone();
+    status["status"] = json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}});
+    let r = t.put(&format!("{svcs}/s/status"), status).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["status"]["loadBalancer"]["ingress"],
+        json!([{"ip": "192.0.2.1", "ipMode": "VIP"}])
+    );
+    // To ClusterIP, as `kubectl apply` of a changed type sends it: everything only a
+    // LoadBalancer uses goes (NodePorts, the health check port, the class, the policy, the
+    // status); the ClusterIP stays.
+    let ip = r.body["spec"]["clusterIP"].clone();
+    let r = t
+        .patch(
+            &format!("{svcs}/s"),
+            "application/merge-patch+json",
+            json!({"spec": {"type": "ClusterIP"}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    let spec = &r.body["spec"];
+    assert_eq!(spec["clusterIP"], ip);
+    assert!(spec["ports"][0].get("nodePort").is_none(), "{spec}");
+    for gone in [
+        "healthCheckNodePort",
+        "loadBalancerClass",
+        "externalTrafficPolicy",
+        "allocateLoadBalancerNodePorts",
+    ] {
+        assert!(spec.get(gone).is_none(), "{gone}: {spec}");
+    }
+    assert_eq!(r.body["status"], json!({"loadBalancer": {}}));
+    // To ExternalName: the addresses go too.
+    let r = t
+        .patch(
+            &format!("{svcs}/s"),
+            "application/merge-patch+json",
+            json!({"spec": {"type": "ExternalName", "externalName": "example.com"}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    for gone in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+        assert!(r.body["spec"].get(gone).is_none(), "{gone}: {}", r.text);
+    }
+}
+
+#[tokio::test]
 async fn protobuf_bodies_from_typed_clients() {
     let t = setup().await;
     // A body kubectl 1.32 sent for `kubectl create configmap` (fixture of the api crate).
