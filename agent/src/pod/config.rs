@@ -638,6 +638,13 @@ pub async fn container_config(
         tty: container.tty == Some(true),
         image: container.image.clone().unwrap_or_default(),
         restart_count,
+        termination_message_path: container
+            .termination_message_path
+            .as_ref()
+            .map(PathBuf::from),
+        termination_message_policy: crate::runtime::TerminationMessagePolicy::parse(
+            container.termination_message_policy.as_deref(),
+        ),
     };
     Ok((cfg, warnings))
 }

@@ -13,7 +13,8 @@
 //! first switched its PID namespace, so the new process is born in the pod's PID namespace
 //! without an intermediate process. The other namespaces are entered in the child before
 //! `exec` ([`super::sys`]); a container gets its own mount namespace copied from the pod's, with
-//! a private `/tmp` and its volume mounts. A process that needs none of this (host mode: only a
+//! a private `/tmp`, a private `/dev` as a container runtime makes it (the default devices, the
+//! pod's `/dev/shm`), its volume mounts and its termination-log file (`super::termination`). A process that needs none of this (host mode: only a
 //! working directory) is started with `posix_spawn`, which shares the agent's memory until
 //! `exec` instead of copying its page tables as `fork` does — on a node with many pods that copy
 //! was the largest cost of an exec probe.

@@ -158,7 +158,9 @@ impl LogWriter {
 }
 
 /// Splits one stream's bytes into CRI records: complete lines as `F`, pieces of a line longer
-/// than [`MAX_LINE`] as `P`, and (at the end) a trailing fragment as `F`, as containerd does.
+/// than [`MAX_LINE`] as `P`, and (at the end) a trailing fragment without a newline as `P`, as
+/// containerd's `redirectLogs` does ("it should be treated as a partial line"): `kubectl logs`
+/// and a `FallbackToLogsOnError` message then show no newline the container did not write.
 #[derive(Debug, Default)]
 pub struct LineSplitter {
     pending: Vec<u8>,
@@ -187,10 +189,10 @@ impl LineSplitter {
         self.pending.drain(..start);
     }
 
-    /// Writes what is left (a last line without a newline).
+    /// Writes what is left (a last line without a newline, so partial).
     pub fn finish(&mut self, stream: Stream, w: &mut LogWriter) {
         if !self.pending.is_empty() {
-            w.write_record(stream, false, &self.pending);
+            w.write_record(stream, true, &self.pending);
             self.pending.clear();
         }
     }
@@ -411,7 +413,7 @@ mod tests {
                 ("stderr".into(), false, 3),
                 ("stderr".into(), true, MAX_LINE),
                 ("stderr".into(), false, 10),
-                ("stderr".into(), false, 3),
+                ("stderr".into(), true, 3),
             ]
         );
     }

@@ -9,7 +9,9 @@
 //! their own mount, IPC and PID namespaces, as in Kubernetes. Without root, containers are
 //! plain host processes ("host mode": pod IP = node IP, no mounts). Pod networking (bridge, veth, pod IP allocation) is [`net`]; volumes and the
 //! pod's own `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` are `volumes`; container log
-//! files in the CRI format are [`logs`]; `kubectl exec` and exec probes are [`exec`].
+//! files in the CRI format are [`logs`]; `kubectl exec` and exec probes are [`exec`]; the
+//! termination message an exit reports (`terminationMessagePath` / `terminationMessagePolicy`)
+//! is [`termination`].
 //!
 //! A later OCI-image runtime (chosen by `runtimeClassName`) implements the same trait: nothing
 //! here assumes host binaries except [`ProcessRuntime`] itself.
@@ -28,6 +30,7 @@ pub mod process;
 mod state;
 #[allow(unsafe_code)]
 mod sys;
+pub mod termination;
 mod volumes;
 
 pub use error::RuntimeError;
@@ -192,6 +195,33 @@ pub struct ContainerConfig {
     pub image: String,
     /// The instance number (0 for the first start); also names the log file.
     pub restart_count: i32,
+    /// `terminationMessagePath` (the API server defaults it to `/dev/termination-log`); `None`
+    /// or empty: no termination-log file, as upstream skips the mount for an empty path.
+    pub termination_message_path: Option<PathBuf>,
+    /// `terminationMessagePolicy`.
+    pub termination_message_policy: TerminationMessagePolicy,
+}
+
+/// `terminationMessagePolicy`: where a terminated container's message comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TerminationMessagePolicy {
+    /// `File`: only the termination-log file.
+    #[default]
+    File,
+    /// `FallbackToLogsOnError`: the end of the log when the file is empty and the container
+    /// failed.
+    FallbackToLogsOnError,
+}
+
+impl TerminationMessagePolicy {
+    /// Parses the API value; anything but `FallbackToLogsOnError` is `File` (the default the
+    /// API server sets, and what validation allows besides).
+    pub fn parse(s: Option<&str>) -> Self {
+        match s {
+            Some("FallbackToLogsOnError") => Self::FallbackToLogsOnError,
+            _ => Self::File,
+        }
+    }
 }
 
 /// One `volumeMounts` entry.
@@ -249,7 +279,11 @@ pub struct Exited {
     /// `Completed` (exit 0), `Error`, or `ContainerStatusUnknown` (an adopted process whose
     /// exit status was lost), as container statuses report.
     pub reason: String,
-    /// A message for the status, if any.
+    /// The status message: the runtime's own message (if any), then, after `": "`, the
+    /// termination message — the container's termination-log file (its last
+    /// [`termination::MAX_CONTAINER_TERMINATION_MESSAGE_LENGTH`] bytes) or, for
+    /// `FallbackToLogsOnError` when that is empty and the container failed, the end of its log
+    /// ([`termination`]), as the kubelet's `convertToKubeContainerStatus` builds it.
     pub message: Option<String>,
 }
 

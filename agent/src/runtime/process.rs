@@ -43,6 +43,7 @@ use super::logs::{self, LogWriter, RawTail};
 use super::net::{self, Ipam, NodeNetwork};
 use super::state::{self, ContainerRecord, ProcRef, SandboxRecord};
 use super::sys::{ChildSetup, Step};
+use super::termination::Termination;
 use super::volumes;
 use super::{
     ContainerConfig, ContainerId, Exited, Recovered, RecoveredContainer, Runtime, RuntimeError,
@@ -243,6 +244,24 @@ fn unknown_exit(message: &str) -> Exited {
     }
 }
 
+/// Completes an exit's message with the termination message (off the async threads: it reads
+/// files) and removes the termination-log file.
+async fn with_termination_message(
+    exited: Exited,
+    termination: Termination,
+    log_path: PathBuf,
+) -> Exited {
+    let fallback = exited.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut exited = exited;
+        termination.complete(&mut exited, &log_path);
+        termination.remove();
+        exited
+    })
+    .await
+    .unwrap_or(fallback)
+}
+
 /// Host mode: a declared port another process already holds is a clear start error.
 fn check_ports(cfg: &ContainerConfig) -> Result<(), RuntimeError> {
     for p in &cfg.ports {
@@ -378,6 +397,26 @@ impl Shared {
         self.root.join("pods").join(sandbox_id)
     }
 
+    /// Creates the node file a container instance's termination log is mounted from (mode
+    /// 0666 whatever the umask, as the kubelet's `makeMounts`), under the pod's directory so
+    /// the sandbox's teardown removes it too. Like the kubelet, a file that cannot be created
+    /// is logged and the container starts without the mount.
+    fn termination_file(&self, sandbox_id: &str, container_id: &str) -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.pod_dir(sandbox_id).join("termination");
+        let file = dir.join(container_id);
+        let made = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::File::create(&file))
+            .and_then(|_| std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)));
+        match made {
+            Ok(()) => Some(file),
+            Err(e) => {
+                tracing::error!(path = %file.display(), error = %e, "error on creating termination-log file");
+                None
+            }
+        }
+    }
+
     pub(crate) fn instance_log(&self, pod_uid: &str, container: &str, n: i32) -> PathBuf {
         self.root
             .join("logs")
@@ -427,6 +466,8 @@ impl Shared {
         let files = self.container_files(&rec.id);
         let id = ContainerId(rec.id.clone());
         let id_for_task = rec.id.clone();
+        let termination = rec.termination.clone();
+        let log_path = rec.log_path.clone();
         let writer = LogWriter::open(&rec.log_path, self.log_max.load(Ordering::Relaxed))
             .map_err(|e| tracing::warn!(path = %rec.log_path.display(), error = %e, "reopen log"))
             .ok()
@@ -471,9 +512,11 @@ impl Shared {
             for f in files {
                 let _ = std::fs::remove_file(f);
             }
-            let _ = tx.send(Some(unknown_exit(
-                "The container's exit status was lost when the agent restarted",
-            )));
+            let exited =
+                unknown_exit("The container's exit status was lost when the agent restarted");
+            let _ = tx.send(Some(
+                with_termination_message(exited, termination, log_path).await,
+            ));
         });
         rt
     }
@@ -729,8 +772,20 @@ impl Shared {
                 "host mode: volume mounts are not applied (they need root for a mount namespace)"
             );
         }
+        let term_path = cfg
+            .termination_message_path
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty());
+        // Only a mount namespace can show the file at its path (see `termination`).
+        let term_file = match term_path {
+            Some(_) if isolated => self.termination_file(&srec.id, &id),
+            _ => None,
+        };
+        let termination = Termination::new(term_file.clone(), cfg.termination_message_policy);
         let plan = if isolated {
-            let plan = volumes::plan_mounts(&srec.volumes, &cfg.mounts)?;
+            let term_mount = term_file.as_deref().zip(term_path);
+            let plan = volumes::plan_mounts(&srec.volumes, &cfg.mounts, term_mount)
+                .inspect_err(|_| termination.remove())?;
             if !plan.created.is_empty() {
                 self.note_mount_points(&srec.id, &plan.created)?;
             }
@@ -824,7 +879,8 @@ impl Shared {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_nanos())
                 .unwrap_or_else(|_| now_ns()),
-            log_path,
+            log_path: log_path.clone(),
+            termination: termination.clone(),
         };
         let rec_path = self.container_path(&id);
         if let Err(e) = state::write_json(&rec_path, &rec) {
@@ -849,7 +905,10 @@ impl Shared {
             for f in files {
                 let _ = std::fs::remove_file(f);
             }
-            let _ = tx.send(Some(exited_from(status)));
+            let exited = exited_from(status);
+            let _ = tx.send(Some(
+                with_termination_message(exited, termination, log_path).await,
+            ));
         });
         let cid = ContainerId(id);
         let rt = Arc::new(ContainerRt {

@@ -60,6 +60,9 @@ pub(crate) struct ContainerRecord {
     pub(crate) cwd: PathBuf,
     pub(crate) started_at_ns: u128,
     pub(crate) log_path: PathBuf,
+    /// Its termination-message settings (absent in records of older agents: none).
+    #[serde(default)]
+    pub(crate) termination: super::termination::Termination,
 }
 
 /// A process identified robustly: its pid and its start time (in clock ticks since boot), so a

@@ -59,6 +59,18 @@ pub(crate) enum MountOp {
         /// The file.
         path: CString,
     },
+    /// `ln -s target path` (exists is fine), for the `/dev` links a container runtime makes.
+    Symlink {
+        /// What the link points to.
+        target: CString,
+        /// The link.
+        path: CString,
+    },
+    /// A POSIX message queue filesystem (of the current IPC namespace) on `dst`.
+    Mqueue {
+        /// Mount point.
+        dst: CString,
+    },
 }
 
 /// Which step of [`ChildSetup`] failed in the child.
@@ -216,6 +228,19 @@ fn run_op(op: &MountOp) -> Result<(), Errno> {
             drop(fd);
             Ok(())
         }
+        MountOp::Symlink { target, path } => {
+            match nix::unistd::symlinkat(target.as_c_str(), nix::fcntl::AT_FDCWD, path.as_c_str()) {
+                Ok(()) | Err(Errno::EEXIST) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        MountOp::Mqueue { dst } => mount(
+            Some(c"mqueue"),
+            dst.as_c_str(),
+            Some(c"mqueue"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&std::ffi::CStr>,
+        ),
     }
 }
 
@@ -296,7 +321,7 @@ fn run_setup(setup: &ChildSetup) -> io::Result<()> {
 pub(crate) fn install(cmd: &mut tokio::process::Command, setup: ChildSetup) {
     // SAFETY: the closure runs in the forked child. It only reads `setup` (prepared by the
     // parent: no allocation happens) and makes async-signal-safe system calls (setsid, ioctl,
-    // setns, unshare, sethostname, mount, mkdir, open, close, signal, chdir, write).
+    // setns, unshare, sethostname, mount, mkdir, open, close, symlink, signal, chdir, write).
     unsafe {
         cmd.pre_exec(move || run_setup(&setup));
     }

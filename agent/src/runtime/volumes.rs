@@ -7,7 +7,7 @@
 //! stopping the sandbox removes them again; those under `/tmp` are made inside the container's
 //! private `/tmp` instead.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -265,19 +265,163 @@ pub(crate) struct MountPlan {
     pub(crate) created: Vec<PathBuf>,
 }
 
-/// Plans a container's mounts: a private `/tmp`, then each `volumeMounts` entry.
+/// Directories that are a fresh tmpfs in every container's mount namespace: mount points
+/// under them are made there, never on the node.
+const PRIVATE_ROOTS: [&str; 2] = ["/tmp", "/dev"];
+
+/// The device nodes a container runtime puts in a container's `/dev` (the OCI default set),
+/// bound from the node's.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The links a container runtime makes in `/dev` (runc's `defaultSymlinks`).
+const DEV_LINKS: [(&str, &CStr); 4] = [
+    ("fd", c"/proc/self/fd"),
+    ("stdin", c"/proc/self/fd/0"),
+    ("stdout", c"/proc/self/fd/1"),
+    ("stderr", c"/proc/self/fd/2"),
+];
+
+impl MountPlan {
+    fn push(&mut self, op: MountOp, label: String) {
+        self.ops.push(op);
+        self.labels.push((self.ops.len() - 1, label));
+    }
+
+    fn bind(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        read_only: bool,
+        label: String,
+    ) -> Result<(), RuntimeError> {
+        self.push(
+            MountOp::Bind {
+                src: cstr(src)?,
+                src_fd: std::sync::atomic::AtomicI32::new(-1),
+                dst: cstr(dst)?,
+                read_only,
+            },
+            label,
+        );
+        Ok(())
+    }
+
+    /// Creates `dst` (a file when `is_file`, else a directory) and its missing parents below
+    /// `root`, inside the container's mount namespace.
+    fn create_inside(
+        &mut self,
+        root: &Path,
+        dst: &Path,
+        is_file: bool,
+    ) -> Result<(), RuntimeError> {
+        let mut acc = root.to_path_buf();
+        let rel = dst.strip_prefix(root).unwrap_or(Path::new(""));
+        let comps: Vec<_> = rel.components().collect();
+        for (i, c) in comps.iter().enumerate() {
+            acc.push(c);
+            let path = cstr(&acc)?;
+            let op = if is_file && i + 1 == comps.len() {
+                MountOp::Touch { path }
+            } else {
+                MountOp::Mkdir { path }
+            };
+            self.push(op, format!("create mount point {}", acc.display()));
+        }
+        Ok(())
+    }
+
+    /// A private `/dev` as a container runtime makes it: a tmpfs with the default device nodes
+    /// (bound from the node), the node's `/dev/pts` and `/dev/ptmx` (so `kubectl exec -t`
+    /// terminals resolve), the pod's `/dev/shm`, a `/dev/mqueue` of the pod's IPC namespace and
+    /// the standard links.
+    fn private_dev(&mut self) -> Result<(), RuntimeError> {
+        let dev = Path::new("/dev");
+        self.push(
+            MountOp::Tmpfs {
+                dst: CString::from(c"/dev"),
+                opts: CString::from(c"mode=755,size=65536k"),
+            },
+            "mount a private /dev".into(),
+        );
+        for name in DEVICES.iter().chain(&["ptmx"]) {
+            let node = dev.join(name);
+            if std::fs::metadata(&node).is_ok() {
+                self.create_inside(dev, &node, true)?;
+                self.bind(
+                    &node,
+                    &node,
+                    false,
+                    format!("mount device {}", node.display()),
+                )?;
+            }
+        }
+        for name in ["pts", "shm"] {
+            let dir = dev.join(name);
+            if dir.is_dir() {
+                self.create_inside(dev, &dir, false)?;
+                self.bind(&dir, &dir, false, format!("mount {}", dir.display()))?;
+            }
+        }
+        if std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.contains("\tmqueue\n")) {
+            let dir = dev.join("mqueue");
+            self.create_inside(dev, &dir, false)?;
+            self.push(
+                MountOp::Mqueue { dst: cstr(&dir)? },
+                "mount /dev/mqueue".into(),
+            );
+        }
+        let mut links: Vec<(&str, &CStr)> = DEV_LINKS.to_vec();
+        if Path::new("/proc/kcore").exists() {
+            links.push(("core", c"/proc/kcore"));
+        }
+        for (name, target) in links {
+            let path = dev.join(name);
+            self.push(
+                MountOp::Symlink {
+                    target: CString::from(target),
+                    path: cstr(&path)?,
+                },
+                format!("create {}", path.display()),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `terminationMessagePath` as a container path: absolute and clean (upstream
+/// `volumeutil.MakeAbsolutePath`, i.e. `filepath.Clean("/" + path)` on Linux).
+pub(crate) fn absolute_clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// Plans a container's mounts: a private `/tmp` and `/dev`, each `volumeMounts` entry, then the
+/// termination-log file `(node file, container path)` if there is one (last, as upstream's
+/// `makeMounts` appends it: a path inside a volume is made inside that volume).
 pub(crate) fn plan_mounts(
     volumes: &[VolumeRecord],
     mounts: &[MountConfig],
+    termination: Option<(&Path, &Path)>,
 ) -> Result<MountPlan, RuntimeError> {
     let mut plan = MountPlan::default();
-    plan.ops.push(MountOp::MakePrivate);
-    plan.labels.push((0, "make / private".into()));
-    plan.ops.push(MountOp::Tmpfs {
-        dst: CString::from(c"/tmp"),
-        opts: CString::from(c"mode=1777"),
-    });
-    plan.labels.push((1, "mount a private /tmp".into()));
+    plan.push(MountOp::MakePrivate, "make / private".into());
+    plan.push(
+        MountOp::Tmpfs {
+            dst: CString::from(c"/tmp"),
+            opts: CString::from(c"mode=1777"),
+        },
+        "mount a private /tmp".into(),
+    );
+    plan.private_dev()?;
     for m in mounts {
         let vol = volumes
             .iter()
@@ -304,38 +448,46 @@ pub(crate) fn plan_mounts(
         }
         let is_file = std::fs::metadata(&src).is_ok_and(|m| !m.is_dir());
         let dst = &m.mount_path;
-        if dst.starts_with("/tmp") {
-            // Inside the private /tmp: create the mount point there, after the tmpfs.
-            let mut acc = PathBuf::from("/tmp");
-            let rel = dst.strip_prefix("/tmp").unwrap_or(Path::new(""));
-            let comps: Vec<_> = rel.components().collect();
-            for (i, c) in comps.iter().enumerate() {
-                acc.push(c);
-                let path = cstr(&acc)?;
-                if is_file && i + 1 == comps.len() {
-                    plan.ops.push(MountOp::Touch { path });
-                } else {
-                    plan.ops.push(MountOp::Mkdir { path });
-                }
-                plan.labels.push((
-                    plan.ops.len() - 1,
-                    format!("create mount point {}", acc.display()),
-                ));
-            }
+        if let Some(root) = PRIVATE_ROOTS
+            .iter()
+            .map(Path::new)
+            .find(|r| dst.starts_with(r))
+        {
+            // Inside a private tmpfs: create the mount point there, after the tmpfs.
+            plan.create_inside(root, dst, is_file)?;
         } else if std::fs::symlink_metadata(dst).is_err() {
             plan.created.push(create_mount_point(dst, is_file)?);
         }
         let read_only = m.read_only || vol.force_read_only;
-        plan.ops.push(MountOp::Bind {
-            src: cstr(&src)?,
-            src_fd: std::sync::atomic::AtomicI32::new(-1),
-            dst: cstr(dst)?,
+        plan.bind(
+            &src,
+            dst,
             read_only,
-        });
-        plan.labels.push((
-            plan.ops.len() - 1,
             format!("mount volume {:?} at {}", m.volume, dst.display()),
-        ));
+        )?;
+    }
+    if let Some((file, path)) = termination {
+        let dst = absolute_clean(path);
+        // The deepest private tmpfs or volume the file lands in gets the mount point.
+        let inside = PRIVATE_ROOTS
+            .iter()
+            .map(Path::new)
+            .chain(mounts.iter().map(|m| m.mount_path.as_path()))
+            .filter(|r| dst.starts_with(r) && dst != *r)
+            .max_by_key(|r| r.components().count());
+        match inside {
+            Some(root) => plan.create_inside(root, &dst, true)?,
+            None if std::fs::symlink_metadata(&dst).is_err() => {
+                plan.created.push(create_mount_point(&dst, true)?);
+            }
+            None => {}
+        }
+        plan.bind(
+            file,
+            &dst,
+            false,
+            format!("mount the termination log at {}", dst.display()),
+        )?;
     }
     Ok(plan)
 }
@@ -538,6 +690,7 @@ mod tests {
         let plan = plan_mounts(
             std::slice::from_ref(&vol),
             &[mount(&target), mount(&under_tmp)],
+            None,
         )
         .expect("plan");
         assert!(target.is_dir());
@@ -560,8 +713,148 @@ mod tests {
                 volume: "nope".into(),
                 ..Default::default()
             }],
+            None,
         )
         .expect_err("unknown volume");
         assert_eq!(err.to_string(), "volume \"nope\" not found in the pod");
+    }
+
+    fn touches(plan: &MountPlan, p: &str) -> bool {
+        plan.ops
+            .iter()
+            .any(|op| matches!(op, MountOp::Touch { path } if path.as_bytes() == p.as_bytes()))
+    }
+
+    fn binds_to(plan: &MountPlan, p: &str) -> Vec<(String, bool)> {
+        plan.ops
+            .iter()
+            .filter_map(|op| match op {
+                MountOp::Bind {
+                    src,
+                    dst,
+                    read_only,
+                    ..
+                } if dst.as_bytes() == p.as_bytes() => {
+                    Some((src.to_string_lossy().into_owned(), *read_only))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn containers_get_a_private_dev_like_a_container_runtime_makes() {
+        let plan = plan_mounts(&[], &[], None).expect("plan");
+        let tmpfs_at = plan
+            .ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Tmpfs { dst, .. } if dst.as_c_str() == c"/dev"));
+        let tmpfs_at = tmpfs_at.expect("a /dev tmpfs");
+        for dev in ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/tty"] {
+            assert!(touches(&plan, dev), "{dev} mount point");
+            assert_eq!(binds_to(&plan, dev), vec![(dev.to_string(), false)]);
+        }
+        assert_eq!(
+            binds_to(&plan, "/dev/shm"),
+            vec![("/dev/shm".to_string(), false)]
+        );
+        assert!(
+            plan.ops
+                .iter()
+                .any(|op| matches!(op, MountOp::Symlink { target, path }
+            if target.as_c_str() == c"/proc/self/fd" && path.as_c_str() == c"/dev/fd"))
+        );
+        // Every /dev entry comes after the tmpfs that holds it.
+        let first_dev_entry = plan.ops.iter().position(
+            |op| matches!(op, MountOp::Touch { path } if path.as_bytes().starts_with(b"/dev/")),
+        );
+        assert!(first_dev_entry > Some(tmpfs_at));
+        // The node's /dev is not touched.
+        assert!(plan.created.is_empty());
+    }
+
+    #[test]
+    fn the_termination_log_is_mounted_last_and_its_mount_point_made_where_it_lands() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("term");
+        std::fs::write(&file, b"").expect("file");
+        let vol = VolumeRecord {
+            name: "data".into(),
+            path: dir.path().join("vol"),
+            force_read_only: false,
+            memory: false,
+        };
+        std::fs::create_dir_all(&vol.path).expect("vol");
+        let data = MountConfig {
+            volume: "data".into(),
+            mount_path: "/data".into(),
+            ..Default::default()
+        };
+        let src = file.display().to_string();
+
+        // The default path: made in the container's private /dev, bound read-write, last.
+        let plan = plan_mounts(
+            std::slice::from_ref(&vol),
+            std::slice::from_ref(&data),
+            Some((&file, Path::new("/dev/termination-log"))),
+        )
+        .expect("plan");
+        assert!(touches(&plan, "/dev/termination-log"));
+        assert_eq!(
+            binds_to(&plan, "/dev/termination-log"),
+            vec![(src.clone(), false)]
+        );
+        assert!(
+            matches!(plan.ops.last(), Some(MountOp::Bind { dst, .. }) if dst.as_c_str() == c"/dev/termination-log")
+        );
+        assert!(
+            plan.labels
+                .last()
+                .is_some_and(|(i, l)| *i == plan.ops.len() - 1
+                    && l == "mount the termination log at /dev/termination-log")
+        );
+
+        // Inside a volume: parents and file are made in the volume, after it is mounted.
+        let plan = plan_mounts(
+            std::slice::from_ref(&vol),
+            std::slice::from_ref(&data),
+            Some((&file, Path::new("/data/logs/../msg/end"))),
+        )
+        .expect("plan");
+        let vol_bind = plan
+            .ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Bind { dst, .. } if dst.as_c_str() == c"/data"));
+        let mkdir = plan.ops.iter().position(
+            |op| matches!(op, MountOp::Mkdir { path } if path.as_c_str() == c"/data/msg"),
+        );
+        assert!(vol_bind.is_some() && mkdir > vol_bind, "{:?}", plan.ops);
+        assert!(touches(&plan, "/data/msg/end"));
+        assert_eq!(binds_to(&plan, "/data/msg/end"), vec![(src.clone(), false)]);
+        assert!(plan.created.is_empty());
+
+        // Elsewhere and missing: a file mount point on the node, recorded for removal.
+        let top = PathBuf::from(format!("/paddock-unit-term-{}", std::process::id()));
+        let target = top.join("msg");
+        let rel = target.strip_prefix("/").expect("absolute");
+        let plan = plan_mounts(&[], &[], Some((&file, rel))).expect("plan");
+        assert!(target.is_file(), "relative paths are made absolute");
+        assert_eq!(plan.created, vec![top.clone()]);
+        assert_eq!(
+            binds_to(&plan, &target.display().to_string()),
+            vec![(src, false)]
+        );
+        remove_mount_points(&plan.created);
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn termination_paths_are_made_absolute_and_clean() {
+        assert_eq!(absolute_clean(Path::new("dev/x")), PathBuf::from("/dev/x"));
+        assert_eq!(
+            absolute_clean(Path::new("/a/./b/../c")),
+            PathBuf::from("/a/c")
+        );
+        assert_eq!(absolute_clean(Path::new("/../../x")), PathBuf::from("/x"));
     }
 }

@@ -14,6 +14,7 @@ mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;
 mod service_env;
+mod termination_message;
 mod up;
 mod walkthrough;
 mod zero_downtime;

@@ -900,3 +900,170 @@ async fn a_second_runtime_stops_an_adopted_container_while_the_first_still_reaps
     let exited = first.wait_container(&started.id).await;
     assert_eq!(exited.signal, Some(15));
 }
+
+/// `container(name, argv)` with a termination-message path and policy.
+fn with_termination(
+    mut c: ContainerConfig,
+    path: &str,
+    policy: crate::runtime::TerminationMessagePolicy,
+) -> ContainerConfig {
+    c.termination_message_path = Some(path.into());
+    c.termination_message_policy = policy;
+    c
+}
+
+#[test]
+fn isolated_containers_report_their_own_termination_log_file() {
+    use crate::runtime::TerminationMessagePolicy::{FallbackToLogsOnError, File};
+    if !is_root() {
+        panic!("isolated-mode tests need root");
+    }
+    assert!(
+        !Path::new("/dev/termination-log").exists(),
+        "the node has no /dev/termination-log to begin with"
+    );
+    let ns = TestNetns::new();
+    ns.run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _guard = RootGuard(dir.path().to_path_buf());
+        let node = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").expect("cidr"));
+        let rt = ProcessRuntime::new(dir.path().to_path_buf(), node).expect("runtime");
+        let mut cfg = sandbox_cfg("p");
+        cfg.volumes = vec![VolumeConfig {
+            name: "data".into(),
+            source: VolumeSource::EmptyDir { memory: false },
+        }];
+        let sb = rt.run_sandbox(&cfg).await.expect("sandbox");
+        let run = |c: ContainerConfig| {
+            let rt = rt.clone();
+            let sb = sb.clone();
+            async move {
+                let started = rt.start_container(&sb, &c).await.expect("start");
+                let ex = rt.wait_container(&started.id).await;
+                (ex, log_texts(&rt.log_path(&started.id)))
+            }
+        };
+        // The default path, in a /dev of the container's own: written, read back, and a
+        // minimal /dev (no node disks) with the usual devices.
+        let (ex, log) = run(with_termination(
+            container(
+                "a",
+                &["sh", "-c", "ls /dev | tr '\\n' ' '; echo; echo -n DONE > /dev/termination-log; echo -n x > /dev/null"],
+            ),
+            "/dev/termination-log",
+            File,
+        ))
+        .await;
+        assert_eq!((ex.exit_code, ex.message.as_deref()), (0, Some("DONE")), "{log:?}");
+        let listing = log.first().cloned().unwrap_or_default();
+        for want in ["null", "zero", "urandom", "tty", "pts", "shm", "fd", "termination-log"] {
+            assert!(listing.split(' ').any(|n| n == want), "{want} in {listing}");
+        }
+        assert!(!listing.split(' ').any(|n| n == "vda" || n == "kvm"), "{listing}");
+        // Another container of the pod gets a file of its own (empty), then fails with the
+        // file message only, even with FallbackToLogsOnError.
+        let (ex, log) = run(with_termination(
+            container(
+                "b",
+                &["sh", "-c", "echo size=$(wc -c < /dev/termination-log); echo mine > /dev/termination-log; exit 3"],
+            ),
+            "/dev/termination-log",
+            FallbackToLogsOnError,
+        ))
+        .await;
+        assert_eq!(log, vec!["stdout size=0".to_string()]);
+        assert_eq!((ex.exit_code, ex.message.as_deref()), (3, Some("mine\n")));
+        // Nothing written and failed: the end of the log.
+        let (ex, _) = run(with_termination(
+            container("c", &["sh", "-c", "echo first; echo oops >&2; exit 1"]),
+            "/dev/termination-log",
+            FallbackToLogsOnError,
+        ))
+        .await;
+        assert_eq!(ex.message.as_deref(), Some("first\noops\n"));
+        // Nothing written and succeeded: no message.
+        let (ex, _) = run(with_termination(
+            container("d", &["sh", "-c", "echo fine"]),
+            "/dev/termination-log",
+            FallbackToLogsOnError,
+        ))
+        .await;
+        assert_eq!((ex.exit_code, ex.message), (0, None));
+        // A non-default path in the private /tmp, and one inside a volume (its parent made
+        // there, not on the node).
+        let (ex, _) = run(with_termination(
+            container("e", &["sh", "-c", "echo -n tmp > /tmp/term/msg"]),
+            "/tmp/term/msg",
+            File,
+        ))
+        .await;
+        assert_eq!(ex.message.as_deref(), Some("tmp"));
+        let mut in_volume = with_termination(
+            container("f", &["sh", "-c", "echo -n vol > /data/sub/msg"]),
+            "/data/sub/msg",
+            File,
+        );
+        in_volume.mounts = vec![MountConfig {
+            volume: "data".into(),
+            mount_path: "/data".into(),
+            ..Default::default()
+        }];
+        let (ex, _) = run(in_volume).await;
+        assert_eq!(ex.message.as_deref(), Some("vol"));
+        assert!(!Path::new("/data/sub").exists(), "made in the volume, not on the node");
+        // More than 4 KiB: the last 4 KiB.
+        let (ex, _) = run(with_termination(
+            container(
+                "g",
+                &["sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a > /dev/termination-log; echo -n END >> /dev/termination-log"],
+            ),
+            "/dev/termination-log",
+            File,
+        ))
+        .await;
+        let msg = ex.message.unwrap_or_default();
+        assert_eq!(msg.len(), 4096);
+        assert!(msg.ends_with("aEND"));
+
+        // Each file is gone once read; nothing is left on the node or under the root.
+        let term_dir = rt.shared.pod_dir(&sb.id).join("termination");
+        let left: Vec<_> = std::fs::read_dir(&term_dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert_eq!(left, Vec::<PathBuf>::new());
+        assert!(!Path::new("/dev/termination-log").exists());
+        rt.stop_sandbox(&sb).await.expect("stop");
+        assert!(!rt.shared.pod_dir(&sb.id).exists());
+        rt.shutdown(Duration::ZERO).await.expect("shutdown");
+    });
+    drop(ns);
+}
+
+#[tokio::test]
+async fn host_mode_has_no_termination_file_but_falls_back_to_logs() {
+    use crate::runtime::TerminationMessagePolicy::{FallbackToLogsOnError, File};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let rt = host_runtime(dir.path());
+    let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+    let failing = |policy| {
+        with_termination(
+            container("c", &["sh", "-c", "echo bad; exit 2"]),
+            "/dev/termination-log",
+            policy,
+        )
+    };
+    let started = rt
+        .start_container(&sb, &failing(FallbackToLogsOnError))
+        .await
+        .expect("start");
+    let ex = rt.wait_container(&started.id).await;
+    assert_eq!((ex.exit_code, ex.message.as_deref()), (2, Some("bad\n")));
+    let started = rt
+        .start_container(&sb, &failing(File))
+        .await
+        .expect("start");
+    assert_eq!(rt.wait_container(&started.id).await.message, None);
+    assert!(!Path::new("/dev/termination-log").exists());
+    rt.stop_sandbox(&sb).await.expect("stop");
+}
