@@ -147,6 +147,7 @@ pub fn allocate(
     svc: &mut Value,
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
+    normalize_cluster_ips(svc, old);
     let name = meta_str(svc, "name").to_string();
     let ns = meta_str(svc, "namespace").to_string();
     if service_type(svc) == "ExternalName" {
@@ -196,6 +197,49 @@ pub fn allocate(
         svc["spec"]["healthCheckNodePort"] = json!(port);
     }
     Ok(())
+}
+
+fn cluster_ips_of(svc: &Value) -> Vec<Value> {
+    svc.pointer("/spec/clusterIPs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Upstream `normalizeClusterIPs`: keeps `clusterIPs` in step with `clusterIP` for clients
+/// that only know the singular field (create: fill the plural; update: keep, clear or
+/// replace the plural when only the singular was left out, cleared or changed).
+pub fn normalize_cluster_ips(svc: &mut Value, old: Option<&Value>) {
+    let ip = str_at(svc, "/spec/clusterIP").to_string();
+    let ips = cluster_ips_of(svc);
+    let set_ips = |svc: &mut Value, ips: Option<Vec<Value>>| match ips {
+        Some(ips) => svc["spec"]["clusterIPs"] = Value::Array(ips),
+        None => {
+            if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("clusterIPs");
+            }
+        }
+    };
+    let Some(old) = old else {
+        if !ip.is_empty() && ips.is_empty() {
+            set_ips(svc, Some(vec![json!(ip)]));
+        }
+        return;
+    };
+    let old_ip = str_at(old, "/spec/clusterIP");
+    let old_ips = cluster_ips_of(old);
+    let mut ips = ips;
+    if !old_ips.is_empty() && ips.is_empty() && old_ip == ip {
+        ips = old_ips.clone();
+        set_ips(svc, Some(ips.clone()));
+    }
+    if old_ip != ip && ips == old_ips {
+        if !old_ip.is_empty() && ip.is_empty() {
+            set_ips(svc, None);
+        } else {
+            set_ips(svc, Some(vec![json!(ip)]));
+        }
+    }
 }
 
 /// Upstream `allocClusterIP` (single-stack IPv4): the requested address, checked, or a
@@ -474,5 +518,36 @@ mod tests {
         assert_eq!(ports[1]["nodePort"], 30053);
         assert_ne!(ports[2]["nodePort"], 30053);
         assert!(svc["spec"].get("healthCheckNodePort").is_none());
+    }
+
+    #[test]
+    fn cluster_ips_follow_the_singular_field() {
+        let svc = |ip: Option<&str>, ips: Option<Value>| {
+            let mut v = json!({"spec": {"type": "ClusterIP"}});
+            if let Some(ip) = ip {
+                v["spec"]["clusterIP"] = json!(ip);
+            }
+            if let Some(ips) = ips {
+                v["spec"]["clusterIPs"] = ips;
+            }
+            v
+        };
+        let mut created = svc(Some("10.96.0.5"), None);
+        normalize_cluster_ips(&mut created, None);
+        assert_eq!(created["spec"]["clusterIPs"], json!(["10.96.0.5"]));
+        let old = svc(Some("10.96.0.5"), Some(json!(["10.96.0.5"])));
+        // Changed singular, plural as before (or carried over): the plural follows, so
+        // validation reports the change on clusterIPs[0].
+        let mut changed = svc(Some("10.96.0.6"), Some(json!(["10.96.0.5"])));
+        normalize_cluster_ips(&mut changed, Some(&old));
+        assert_eq!(changed["spec"]["clusterIPs"], json!(["10.96.0.6"]));
+        // Cleared singular, plural as before: both cleared.
+        let mut cleared = svc(Some(""), Some(json!(["10.96.0.5"])));
+        normalize_cluster_ips(&mut cleared, Some(&old));
+        assert!(cleared["spec"].get("clusterIPs").is_none());
+        // Plural left out by an old client, singular unchanged: kept.
+        let mut kept = svc(Some("10.96.0.5"), None);
+        normalize_cluster_ips(&mut kept, Some(&old));
+        assert_eq!(kept["spec"]["clusterIPs"], json!(["10.96.0.5"]));
     }
 }

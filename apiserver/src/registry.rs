@@ -578,7 +578,7 @@ impl Registry {
             None
         };
         strategy::prepare_for_update(info, old, &mut new, mode);
-        strategy::validate_update(info, &new, old, opts)?;
+        strategy::validate_update(info, &new, old, mode, opts)?;
         if strategy::unchanged(old, &new) {
             return Ok(Attempt::Done(old.clone()));
         }

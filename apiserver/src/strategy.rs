@@ -350,15 +350,21 @@ pub fn validate_create(
     api::object::validate_create(info, obj)
 }
 
-/// Update-time validation.
+/// Update-time validation: the status strategy's `ValidateUpdate` for writes to the
+/// `status` subresource (`ValidateServiceStatusUpdate`, `ValidatePodStatusUpdate`, …), the
+/// main strategy's otherwise.
 pub fn validate_update(
     info: &ResourceInfo,
     new: &Value,
     old: &Value,
+    mode: UpdateMode,
     opts: &WriteOptions,
 ) -> Result<(), ApiError> {
     let _ = opts;
-    api::object::validate_update(info, new, old)
+    match mode {
+        UpdateMode::Status => api::object::validate_status_update(info, new, old),
+        _ => api::object::validate_update(info, new, old),
+    }
 }
 
 /// Records the write in `metadata.managedFields`.
