@@ -3,7 +3,8 @@
 //! `kubernetes.io/service-name` adds its endpoints to that service; the merged set replaces
 //! the service's endpoints in the proxy. On a relist, objects that disappeared are removed.
 //! With `write_lb_status`, LoadBalancer services get `status.loadBalancer.ingress` set to the
-//! node's addresses (127.0.0.1 first on a `paddock up` node).
+//! node's addresses (127.0.0.1 first on a `paddock up` node). A service's
+//! `healthCheckNodePort` goes to [`Proxy::set_health_check_port`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -71,6 +72,11 @@ async fn watch_services(client: kube::Client, proxy: Arc<Proxy>, write_lb_status
                 match ServiceInfo::from_service(&svc) {
                     Some(info) => {
                         let lb = info.type_ == "LoadBalancer";
+                        proxy.set_health_check_port(
+                            &k.0,
+                            &k.1,
+                            crate::model::health_check_node_port(&svc),
+                        );
                         proxy.update_service(info);
                         if lb && write_lb_status {
                             set_lb_status(&client, &proxy, &svc).await;

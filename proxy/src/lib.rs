@@ -8,7 +8,8 @@
 //! faster view of endpoint readiness ([`Proxy::set_endpoint_state`]); every change rebuilds
 //! the routing [`table::Table`] and swaps it in atomically, so the data path in [`listen`]
 //! never takes a lock (except the ClientIP affinity map of services that ask for it).
-//! [`Proxy::run`] keeps one listener per table entry that has an endpoint.
+//! [`Proxy::run`] keeps one listener per table entry that has an endpoint, and the health
+//! check node ports of `externalTrafficPolicy: Local` LoadBalancers ([`healthcheck`]).
 //!
 //! Beyond kube-proxy: a connect refused by an endpoint is retried on another candidate before
 //! the client sees a failure, and so is a connection the endpoint drops before answering a
@@ -17,6 +18,7 @@
 //! agent reaches routing without the API round trip.
 
 pub mod feed;
+pub mod healthcheck;
 pub mod listen;
 pub mod model;
 pub mod svcip;
@@ -90,6 +92,8 @@ pub struct Proxy {
     generation: watch::Sender<u64>,
     /// Whether ClusterIPs and external IPs are added to the `paddock-svc` interface.
     manage_service_ips: bool,
+    /// `spec.healthCheckNodePort` per service that has one ([`healthcheck`]).
+    health_checks: Mutex<std::collections::HashMap<(String, String), u16>>,
 }
 
 impl Proxy {
@@ -103,6 +107,7 @@ impl Proxy {
             sources: Mutex::new(table::Sources::default()),
             generation: watch::Sender::new(0),
             manage_service_ips,
+            health_checks: Mutex::default(),
         })
     }
 
@@ -133,8 +138,25 @@ impl Proxy {
         });
     }
 
-    /// Removes a service.
+    /// Sets (or, with `None`, clears) the health check node port of a service
+    /// ([`model::health_check_node_port`]); [`Proxy::run`] serves it.
+    pub fn set_health_check_port(&self, namespace: &str, name: &str, port: Option<u16>) {
+        let key = (namespace.to_string(), name.to_string());
+        let changed = {
+            let mut checks = self.health_checks.lock();
+            match port {
+                Some(p) => checks.insert(key, p) != Some(p),
+                None => checks.remove(&key).is_some(),
+            }
+        };
+        if changed {
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// Removes a service (and its health check port).
     pub fn remove_service(&self, namespace: &str, name: &str) {
+        self.set_health_check_port(namespace, name, None);
         self.edit(|s| {
             s.services
                 .remove(&(namespace.to_string(), name.to_string()))
@@ -277,8 +299,12 @@ impl Proxy {
         }
     }
 
-    /// Keeps one listener per table entry that has an endpoint until `shutdown`.
+    /// Keeps one listener per table entry that has an endpoint, and the health check
+    /// node ports, until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        listen::reconcile(self, shutdown).await;
+        tokio::join!(
+            listen::reconcile(self.clone(), shutdown.clone()),
+            healthcheck::serve(self, shutdown)
+        );
     }
 }

@@ -126,6 +126,18 @@ impl ServiceInfo {
     }
 }
 
+/// `spec.healthCheckNodePort` of a LoadBalancer with `externalTrafficPolicy: Local` (upstream
+/// `NeedsHealthCheck`), the port kube-proxy serves its health check on.
+pub fn health_check_node_port(svc: &Service) -> Option<u16> {
+    let spec = svc.spec.as_ref()?;
+    let needs = spec.type_.as_deref() == Some("LoadBalancer")
+        && spec.external_traffic_policy.as_deref() == Some("Local");
+    needs
+        .then_some(spec.health_check_node_port?)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+}
+
 /// One endpoint of a service, with the ports it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointInfo {
