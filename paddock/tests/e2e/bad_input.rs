@@ -175,3 +175,41 @@ fn kubeconfig_is_private_and_points_at_the_real_port() {
     );
     s.kubectl(&["apply", "-f", p.to_str().unwrap()]);
 }
+
+#[test]
+fn update_errors_are_listed_in_upstream_order() {
+    let s = Server::start();
+    let svc = |label: &str, ip: &str, affinity: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  labels: {{a: '{label}'}}\nspec:\n  clusterIP: {ip}\n  sessionAffinity: {affinity}\n  ports:\n  - {{port: 80}}\n"
+        )
+    };
+    s.kubectl_in(
+        &["create", "-f", "-"],
+        Some(&svc("ok", "10.96.77.5", "None")),
+    );
+    // The common ObjectMeta check of every update, then ValidateServiceUpdate: the update
+    // rules before ValidateService (which checks ObjectMeta again, then the spec). kubectl
+    // prints one line per cause, skipping repeats (the second label cause).
+    let (_, err) = s.kubectl_err(
+        &["replace", "-f", "-"],
+        Some(&svc("-x-", "10.96.77.6", "Sticky")),
+    );
+    let label = r#"metadata.labels: Invalid value: "-x-": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"#;
+    let want = format!(
+        "The Service \"s\" is invalid: \n* {label}\n* spec.clusterIPs[0]: Invalid value: []string{{\"10.96.77.6\"}}: may not change once set\n* spec.sessionAffinity: Unsupported value: \"Sticky\": supported values: \"ClientIP\", \"None\"\n"
+    );
+    assert!(err.contains(&want), "want:\n{want}\nin:\n{err}");
+    // A Deployment's update function never re-checks ObjectMeta: the label once.
+    let deploy = |label: &str, replicas: i32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  labels: {{a: '{label}'}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: d}}}}\n  template:\n    metadata: {{labels: {{app: d}}}}\n    spec:\n      containers:\n      - {{name: c, image: x}}\n"
+        )
+    };
+    s.kubectl_in(&["create", "-f", "-"], Some(&deploy("ok", 1)));
+    let (_, err) = s.kubectl_err(&["replace", "-f", "-"], Some(&deploy("-x-", -1)));
+    let want = format!(
+        "The Deployment \"d\" is invalid: \n* {label}\n* spec.replicas: Invalid value: -1: must be greater than or equal to 0\n"
+    );
+    assert!(err.contains(&want), "want:\n{want}\nin:\n{err}");
+}

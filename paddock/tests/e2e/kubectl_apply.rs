@@ -191,3 +191,108 @@ fn create_from_stdin_and_dry_run_server_stores_nothing() {
         "v"
     );
 }
+
+const LB_LOCAL: &str = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: lb
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+"#;
+
+// The same service as a ClusterIP one: kubectl apply leaves the allocated NodePort and
+// health check port in its patch's "unchanged" part, so the server must drop them.
+const LB_NOW_CLUSTER_IP: &str = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: lb
+spec:
+  type: ClusterIP
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+"#;
+
+#[test]
+fn local_load_balancer_gets_a_health_check_port_kept_by_apply_and_dropped_with_the_type() {
+    let s = Server::start();
+    let (_d1, v1) = manifest("lb.yaml", LB_LOCAL);
+    let out = s.kubectl(&["apply", "-f", v1.to_str().unwrap()]);
+    assert_eq!(out.trim(), "service/lb created");
+    let live = s.get_json(&["get", "service", "lb"]);
+    let hc = live["spec"]["healthCheckNodePort"]
+        .as_i64()
+        .expect("healthCheckNodePort allocated");
+    let np = live["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&hc), "{hc}");
+    assert_ne!(hc, np);
+    let out = s.kubectl(&["apply", "-f", v1.to_str().unwrap()]);
+    assert_eq!(out.trim(), "service/lb unchanged");
+
+    // A load balancer (here: kubectl itself) reports an address; ipMode defaults to VIP.
+    s.kubectl(&[
+        "patch",
+        "service",
+        "lb",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.10"}]}}}"#,
+    ]);
+    let mode = s.kubectl(&[
+        "get",
+        "service",
+        "lb",
+        "-o",
+        "jsonpath={.status.loadBalancer.ingress[0].ipMode}",
+    ]);
+    assert_eq!(mode, "VIP");
+    // ipMode without an ip is refused.
+    let (_, err) = s.kubectl_err(
+        &[
+            "patch",
+            "service",
+            "lb",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"loadBalancer":{"ingress":[{"hostname":"lb.example.com","ipMode":"Proxy"}]}}}"#,
+        ],
+        None,
+    );
+    assert!(
+        err.contains("status.loadBalancer.ingress[0].ipMode: Forbidden: may not be specified when `ip` is not set"),
+        "{err}"
+    );
+
+    // Another service may not take the health check port: upstream's allocator answers 500.
+    let taken = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: other}}\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  healthCheckNodePort: {hc}\n  ports:\n  - {{port: 80}}\n"
+    );
+    let (_, err) = s.kubectl_err(&["create", "-f", "-"], Some(&taken));
+    assert!(
+        err.contains(&format!(
+            "Error from server (InternalError): error when creating \"STDIN\": Internal error occurred: failed to allocate requested HealthCheck NodePort {hc}: provided port is already allocated"
+        )),
+        "{err}"
+    );
+
+    // Now a ClusterIP service: NodePort, health check port, policy and LB status go.
+    let (_d2, v2) = manifest("lb.yaml", LB_NOW_CLUSTER_IP);
+    let out = s.kubectl(&["apply", "-f", v2.to_str().unwrap()]);
+    assert_eq!(out.trim(), "service/lb configured");
+    let live = s.get_json(&["get", "service", "lb"]);
+    let spec = &live["spec"];
+    assert!(spec.get("healthCheckNodePort").is_none(), "{spec:#}");
+    assert!(spec.get("externalTrafficPolicy").is_none(), "{spec:#}");
+    assert!(spec["ports"][0].get("nodePort").is_none(), "{spec:#}");
+    assert_eq!(live["status"], serde_json::json!({"loadBalancer": {}}));
+    // And the port is free again.
+    s.kubectl_in(&["create", "-f", "-"], Some(&taken));
+    let other = s.get_json(&["get", "service", "other"]);
+    assert_eq!(other["spec"]["healthCheckNodePort"], hc);
+}
