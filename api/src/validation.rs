@@ -75,14 +75,17 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
             errs.extend(service::validate_service_update(new, old)?);
             errs.extend(validate_object(info, new)?);
         }
-        // ValidateDeploymentUpdate / ValidateReplicaSetUpdate (meta update and spec, no
-        // ObjectMeta), then the strategy's apps/v1 selector immutability.
+        // ValidateDeploymentUpdate (meta update and spec, no ObjectMeta), then the
+        // strategy's apps/v1 selector immutability.
         "Deployment" => {
             errs.extend(meta_update());
             errs.extend(apps::validate_deployment(new)?);
             errs.extend(apps::validate_selector_update(new, old)?);
         }
+        // The ReplicaSet strategy runs ValidateReplicaSet (ObjectMeta and spec), then
+        // ValidateReplicaSetUpdate (meta update and the spec again), then the selector.
         "ReplicaSet" => {
+            errs.extend(validate_object(info, new)?);
             errs.extend(meta_update());
             errs.extend(apps::validate_replica_set(new)?);
             errs.extend(apps::validate_selector_update(new, old)?);

@@ -740,6 +740,22 @@ fn update_causes_follow_each_kinds_update_function() {
             "spec.selector: FieldValueInvalid",
         ]
     );
+    // ReplicaSet: its strategy checks the create rules and then the update function's
+    // spec rules, so a spec error is listed twice.
+    let r = |label: &str, replicas: i64| {
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "r", "namespace": "x", "labels": {"l": label}},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}})
+    };
+    assert_eq!(
+        update_cause_fields("apps/v1", "ReplicaSet", r("-", -1), r("ok", 1)),
+        vec![
+            "metadata.labels: FieldValueInvalid",
+            "metadata.labels: FieldValueInvalid",
+            "spec.replicas: FieldValueInvalid",
+            "spec.replicas: FieldValueInvalid",
+        ]
+    );
     // Pod: common, meta update, the create rules (ObjectMeta again), then the update rules.
     let p = |label: &str, image: &str, uid: &str| {
         let mut v = pod(json!({"name": "c", "image": image}));
