@@ -313,6 +313,9 @@ pub fn check_document(doc: &Document) -> Result<(&'static ResourceInfo, Value), 
             meta.insert("name".into(), Value::String(name));
         }
     }
+    if info.kind == "Service" {
+        stand_in_health_check_port(&mut probe);
+    }
     validate_create(info, &probe).map_err(|e| {
         let message = match &e.details {
             Some(d) if !d.causes.is_empty() => d
@@ -326,6 +329,23 @@ pub fn check_document(doc: &Document) -> Result<(&'static ResourceInfo, Value), 
         invalid(message, Some(e))
     })?;
     Ok((info, decoded.value))
+}
+
+/// A LoadBalancer with `externalTrafficPolicy: Local` gets its `healthCheckNodePort` from
+/// the server's allocator before validation requires it; validate with a stand-in port.
+fn stand_in_health_check_port(svc: &mut Value) {
+    let at = |p: &str| svc.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let needs = at("/spec/type").as_deref() == Some("LoadBalancer")
+        && at("/spec/externalTrafficPolicy").as_deref() == Some("Local");
+    let unset = svc
+        .pointer("/spec/healthCheckNodePort")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        == 0;
+    if needs && unset {
+        svc["spec"]["healthCheckNodePort"] =
+            Value::from(crate::validation::service::NODE_PORT_RANGE.0);
+    }
 }
 
 /// The first line of a serde-saphyr error (`line 3 column 5: …`), without its source

@@ -163,3 +163,19 @@ fn cluster_scoped_namespace_is_ignored() {
         "team"
     );
 }
+
+#[test]
+fn local_load_balancers_pass_without_the_allocated_health_check_port() {
+    let lb = "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{port: 80}]\n";
+    let docs = decode_bytes(lb.as_bytes(), "lb.yaml").unwrap();
+    let (_, value) = check_document(&docs[0]).unwrap();
+    // The stand-in only serves the check; the server allocates the real port.
+    assert!(value["spec"].get("healthCheckNodePort").is_none());
+    // A given value is still checked.
+    let bad = lb.replace("ports:", "healthCheckNodePort: 70000\n  ports:");
+    let docs = decode_bytes(bad.as_bytes(), "lb.yaml").unwrap();
+    assert_eq!(
+        check_document(&docs[0]).unwrap_err().to_string(),
+        "lb.yaml: document 1 (Service \"lb\"): spec.healthCheckNodePort: Invalid value: 70000: must be between 1 and 65535, inclusive"
+    );
+}
