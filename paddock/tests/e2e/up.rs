@@ -215,3 +215,74 @@ fn up_runs_the_example_pods_ready_and_reachable_then_cleans_up() {
         "piped\n"
     );
 }
+
+#[test]
+fn up_serves_the_health_check_node_port_of_a_local_load_balancer() {
+    let (_d, path) = manifest(
+        "lb.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: python:3.11
+        command: ["python3", "-m", "http.server", "8080"]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe:
+          httpGet: {path: /, port: http}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#,
+    );
+    let s = Server::up(&[&path]);
+    let hc = s.kubectl(&[
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.spec.healthCheckNodePort}",
+    ]);
+    assert!(!hc.is_empty(), "healthCheckNodePort allocated");
+    // What an external load balancer asks each node: 200 with the local endpoint count once
+    // the pod here is ready, 503 once it is gone (kube-proxy's health check server).
+    let check = || {
+        let mut curl = s.command("curl");
+        curl.args([
+            "-s",
+            "-m",
+            "5",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://127.0.0.1:{hc}/"),
+        ]);
+        String::from_utf8_lossy(&run(curl, None).stdout).into_owned()
+    };
+    let up = s.eventually("health check says 200", || {
+        let out = check();
+        out.ends_with("\n200").then_some(out)
+    });
+    assert!(
+        up.starts_with("{\n\t\"service\": {\n\t\t\"namespace\": \"default\",\n\t\t\"name\": \"web\"\n\t},\n\t\"localEndpoints\": 1,"),
+        "{up}"
+    );
+    s.kubectl(&["scale", "deployment", "web", "--replicas=0"]);
+    let down = s.eventually("health check says 503", || {
+        let out = check();
+        out.ends_with("\n503").then_some(out)
+    });
+    assert!(down.contains("\"localEndpoints\": 0,"), "{down}");
+}
