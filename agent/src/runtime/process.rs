@@ -244,6 +244,18 @@ fn unknown_exit(message: &str) -> Exited {
     }
 }
 
+/// Removes a container's termination-log file when its start fails (once started, the exit
+/// reads and removes it).
+struct Unstarted<'a>(Option<&'a Termination>);
+
+impl Drop for Unstarted<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.0 {
+            t.remove();
+        }
+    }
+}
+
 /// Completes an exit's message with the termination message (off the async threads: it reads
 /// files) and removes the termination-log file.
 async fn with_termination_message(
@@ -782,10 +794,10 @@ impl Shared {
             _ => None,
         };
         let termination = Termination::new(term_file.clone(), cfg.termination_message_policy);
+        let mut unstarted = Unstarted(Some(&termination));
         let plan = if isolated {
             let term_mount = term_file.as_deref().zip(term_path);
-            let plan = volumes::plan_mounts(&srec.volumes, &cfg.mounts, term_mount)
-                .inspect_err(|_| termination.remove())?;
+            let plan = volumes::plan_mounts(&srec.volumes, &cfg.mounts, term_mount)?;
             if !plan.created.is_empty() {
                 self.note_mount_points(&srec.id, &plan.created)?;
             }
@@ -855,6 +867,9 @@ impl Shared {
         let mut child = isolate::spawn(cmd, setup, pid_ns)
             .await
             .map_err(|e| spawn_error(program, &cwd, &labels, e))?;
+        // From here the exit task owns the termination-log file.
+        unstarted.0 = None;
+        drop(unstarted);
         let started_at = SystemTime::now();
         let Some(pid) = child.id() else {
             return Err(RuntimeError::Spawn {

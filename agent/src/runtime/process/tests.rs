@@ -540,6 +540,12 @@ impl Drop for RootGuard {
     }
 }
 
+/// A runtime on `dir` that isolates pods (inside a [`TestNetns`]).
+fn isolated_runtime(dir: &Path) -> ProcessRuntime {
+    let node = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").expect("cidr"));
+    ProcessRuntime::new(dir.to_path_buf(), node).expect("runtime")
+}
+
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -926,8 +932,7 @@ fn isolated_containers_report_their_own_termination_log_file() {
     ns.run(|| async {
         let dir = tempfile::tempdir().expect("tempdir");
         let _guard = RootGuard(dir.path().to_path_buf());
-        let node = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").expect("cidr"));
-        let rt = ProcessRuntime::new(dir.path().to_path_buf(), node).expect("runtime");
+        let rt = isolated_runtime(dir.path());
         let mut cfg = sandbox_cfg("p");
         cfg.volumes = vec![VolumeConfig {
             name: "data".into(),
@@ -1025,6 +1030,11 @@ fn isolated_containers_report_their_own_termination_log_file() {
         assert_eq!(msg.len(), 4096);
         assert!(msg.ends_with("aEND"));
 
+        // A start that fails after the file was made removes it again.
+        let mut bad = with_termination(container("h", &["true"]), "/dev/termination-log", File);
+        bad.working_dir = Some("/tmp/no/such/dir".into());
+        rt.start_container(&sb, &bad).await.expect_err("no working dir");
+
         // Each file is gone once read; nothing is left on the node or under the root.
         let term_dir = rt.shared.pod_dir(&sb.id).join("termination");
         let left: Vec<_> = std::fs::read_dir(&term_dir)
@@ -1066,4 +1076,58 @@ async fn host_mode_has_no_termination_file_but_falls_back_to_logs() {
     assert_eq!(rt.wait_container(&started.id).await.message, None);
     assert!(!Path::new("/dev/termination-log").exists());
     rt.stop_sandbox(&sb).await.expect("stop");
+}
+
+#[test]
+fn an_adopted_container_still_reports_its_termination_log() {
+    if !is_root() {
+        panic!("isolated-mode tests need root");
+    }
+    let ns = TestNetns::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let root = dir.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The first agent starts the container, then goes away with its tokio runtime (its exit
+    // watcher with it), leaving the container running.
+    let first_root = root.clone();
+    ns.run(move || async move {
+        let rt = isolated_runtime(&first_root);
+        let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+        let c = with_termination(
+            container(
+                "c",
+                &[
+                    "sh",
+                    "-c",
+                    "echo -n adopted > /dev/termination-log; echo ready; exec sleep 1000",
+                ],
+            ),
+            "/dev/termination-log",
+            crate::runtime::TerminationMessagePolicy::File,
+        );
+        let started = rt.start_container(&sb, &c).await.expect("start");
+        let log = rt.log_path(&started.id);
+        eventually("the container wrote its message", || {
+            log_texts(&log).iter().any(|l| l == "stdout ready")
+        })
+        .await;
+        let _ = tx.send(started.id);
+    });
+    let id = rx.recv().expect("container id");
+    ns.run(move || async move {
+        let rt = isolated_runtime(&root);
+        assert_eq!(rt.list().await.expect("list")[0].containers[0].id, id);
+        rt.stop_container(&id, Duration::ZERO).await.expect("stop");
+        let ex = rt.wait_container(&id).await;
+        assert_eq!(
+            (ex.reason.as_str(), ex.message.as_deref()),
+            (
+                "ContainerStatusUnknown",
+                Some("The container's exit status was lost when the agent restarted: adopted")
+            )
+        );
+        rt.shutdown(Duration::ZERO).await.expect("shutdown");
+    });
+    drop(ns);
 }
