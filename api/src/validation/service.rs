@@ -23,6 +23,8 @@ use crate::status::{ApiError, FieldError};
 
 /// Supported service types, sorted as upstream's `sets.List`.
 const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+/// The kubelet's port (upstream `ports.KubeletPort`).
+const KUBELET_PORT: i32 = 10250;
 /// The default NodePort range (`--service-node-port-range`).
 pub const NODE_PORT_RANGE: (i32, i32) = (30000, 32767);
 
@@ -289,6 +291,20 @@ pub fn validate_service_spec(
     let ports_path = child(path, "ports");
     if ports.is_empty() && !is_headless(spec) && ty != "ExternalName" {
         errs.push(FieldError::required(ports_path.clone(), ""));
+    }
+    if ty == "LoadBalancer" {
+        // 1.32 still refuses the kubelet's port on load balancers (dropped in 1.33).
+        for (i, p) in ports.iter().enumerate() {
+            if p.port == KUBELET_PORT {
+                errs.push(FieldError::invalid(
+                    index(&ports_path, i),
+                    p.port,
+                    format!(
+                        "may not expose port {KUBELET_PORT} externally since it is used by kubelet"
+                    ),
+                ));
+            }
+        }
     }
     match ty {
         "LoadBalancer" | "NodePort" if is_headless(spec) => {

@@ -473,3 +473,19 @@ fn ip_mode_is_required_with_an_ip() {
         )
     );
 }
+
+#[test]
+fn load_balancers_may_not_expose_the_kubelet_port() {
+    let svc = |ty: &str| {
+        object(
+            json!({"type": ty, "ports": [{"name": "a", "port": 80}, {"name": "k", "port": 10250}]}),
+        )
+    };
+    assert_eq!(
+        create(svc("LoadBalancer")),
+        invalid(
+            "spec.ports[1]: Invalid value: 10250: may not expose port 10250 externally since it is used by kubelet"
+        )
+    );
+    assert_eq!(create(svc("NodePort")), "");
+}
