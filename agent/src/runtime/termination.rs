@@ -197,6 +197,19 @@ fn tail_start(data: &[u8], n: usize) -> usize {
     0
 }
 
+/// A terminated state's message as the kubelet's status manager stores it (`normalizeStatus`,
+/// for `state` and `lastState` of every container, init and ephemeral container status): at
+/// most [`MAX_POD_TERMINATION_MESSAGE_LOG_LENGTH`] divided by `containers` (the pod's
+/// containers plus init containers, when non-zero) bytes. Go cuts the bytes, so a character
+/// cut in two shows as U+FFFD per remaining byte.
+pub fn normalize_message(message: &str, containers: usize) -> String {
+    let max = MAX_POD_TERMINATION_MESSAGE_LOG_LENGTH / containers.max(1);
+    match message.as_bytes().get(..max) {
+        Some(cut) if cut.len() < message.len() => go_string(cut),
+        _ => message.to_string(),
+    }
+}
+
 /// Bytes as the API shows a Go string holding them: Go's JSON encoding replaces every byte
 /// that does not start a valid UTF-8 sequence with U+FFFD, one per byte.
 pub(crate) fn go_string(bytes: &[u8]) -> String {

@@ -174,3 +174,18 @@ fn tail_start_counts_the_final_newline_as_ending_the_last_line() {
     assert_eq!(tail_start(b"a\nb\n", 5), 0);
     assert_eq!(tail_start(b"", 80), 0);
 }
+
+#[test]
+fn the_status_keeps_12_kib_per_pod_split_between_its_containers() {
+    let long = "a".repeat(5000);
+    assert_eq!(normalize_message(&long, 1), long, "4 KiB fit 12 KiB");
+    assert_eq!(normalize_message(&long, 4).len(), 3072);
+    assert_eq!(normalize_message(&long, 0), long);
+    assert_eq!(normalize_message("short", 48), "short");
+    // 256 bytes each for 48 containers; a character cut in two is Go's replacement per byte.
+    let text = format!("{}é", "b".repeat(255));
+    assert_eq!(
+        normalize_message(&text, 48),
+        format!("{}\u{FFFD}", "b".repeat(255))
+    );
+}
