@@ -47,6 +47,15 @@ pub fn key(path: &str, k: &str) -> String {
 /// Validates an object being created: ObjectMeta plus the kind's rules. Errors come back as
 /// one 422 Invalid `Status` naming every failed field.
 pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+    if info.kind == "Event" {
+        // The event strategy checks no ObjectMeta; `rest.BeforeCreate` runs the generic
+        // check (names need only be path segments) once the strategy passed.
+        let mut errs = misc::validate_event(obj)?;
+        if errs.is_empty() {
+            errs = validate_object_meta(&meta_of(obj)?, true, path_segment_name, "metadata");
+        }
+        return finish(info, obj, errs);
+    }
     let errs = validate_object(info, obj)?;
     finish(info, obj, errs)
 }

@@ -819,3 +819,21 @@ fn path_segment_names() {
     );
     assert!(path_segment_name(".", true).is_empty());
 }
+
+#[test]
+fn events_names_need_only_be_path_segments() {
+    let ev = |name: &str, involved_ns: &str| {
+        json!({"metadata": {"name": name, "namespace": "d"},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": involved_ns}})
+    };
+    assert_eq!(check("v1", "Event", ev("Pod_P.1", "d")), "");
+    assert_eq!(
+        check("v1", "Event", ev("a/b", "d")),
+        "Event \"a/b\" is invalid: metadata.name: Invalid value: \"a/b\": may not contain '/'"
+    );
+    // The event rules first; the generic ObjectMeta check only once they pass.
+    assert_eq!(
+        check("v1", "Event", ev("a/b", "other")),
+        "Event \"a/b\" is invalid: involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"
+    );
+}
