@@ -543,31 +543,6 @@ impl Registry {
                 .cloned()
                 .unwrap_or(json!("")),
         );
-        // No new finalizers on an object being deleted (upstream ValidateObjectMetaUpdate).
-        if old_meta.contains_key("deletionTimestamp") {
-            let before = meta::finalizers(old);
-            let added: Vec<String> = meta::finalizers(&new)
-                .into_iter()
-                .filter(|f| !before.contains(f))
-                .collect();
-            if !added.is_empty() {
-                let list = added
-                    .iter()
-                    .map(|f| format!("{f:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(ApiError::invalid(
-                    info,
-                    name,
-                    vec![FieldError::forbidden(
-                        "metadata.finalizers",
-                        format!(
-                            "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
-                        ),
-                    )],
-                ));
-            }
-        }
         // Upstream's BeginUpdate hook (allocation) runs before the strategy's PrepareForUpdate.
         let _alloc = if info.kind == "Service" && mode == UpdateMode::Main {
             let guard = self.alloc.lock().await;

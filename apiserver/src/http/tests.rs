@@ -1281,6 +1281,44 @@ async fn service_type_change_drops_type_dependent_fields() {
 }
 
 #[tokio::test]
+async fn finalizers_added_while_deleting_are_reported_with_the_other_update_errors() {
+    let t = setup().await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "finalizers": ["example.com/a"]}});
+    let r = t.post(cms, cm).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    let r = t.delete(&format!("{cms}/c"), None).await;
+    assert!(r.code.is_success(), "{}", r.text);
+    let mut live = t.get(&format!("{cms}/c")).await.body;
+    live["metadata"]["finalizers"] = json!(["example.com/a", "example.com/b"]);
+    live["metadata"]["labels"] = json!({"l": "-"});
+    let r = t.put(&format!("{cms}/c"), live).await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    // rest.BeforeUpdate's common checks, then ValidateConfigMapUpdate (meta update, then
+    // ValidateConfigMap with ObjectMeta again).
+    let fields: Vec<&str> = r.body["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "metadata.labels",
+            "metadata.finalizers",
+            "metadata.finalizers",
+            "metadata.labels"
+        ]
+    );
+    assert_eq!(
+        r.body["details"]["causes"][1]["message"],
+        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"example.com/b\"}"
+    );
+}
+
+#[tokio::test]
 async fn protobuf_bodies_from_typed_clients() {
     let t = setup().await;
     // A body kubectl 1.32 sent for `kubectl create configmap` (fixture of the api crate).
