@@ -15,14 +15,18 @@ use futures::future::BoxFuture;
 use http::{Request, Response};
 use kube::client::{Body, ClientBuilder};
 use tokio::sync::Semaphore;
-use tower::{Layer, Service};
+use tower::buffer::BufferLayer;
+use tower::{Layer, Service, ServiceExt};
 
 /// Requests the agent has in flight at once at most (long-running ones not counted).
 pub const MAX_IN_FLIGHT: usize = 16;
 
 /// A client for `config` that keeps at most [`MAX_IN_FLIGHT`] requests in flight.
 pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    // kube's stack is a `BoxService`, which cannot be cloned into a waiting call: a buffer in
+    // front of it can (its capacity only needs to cover the requests past the limit).
     Ok(ClientBuilder::try_from(config)?
+        .with_layer(&BufferLayer::new(4 * MAX_IN_FLIGHT))
         .with_layer(&InFlightLimit::new(MAX_IN_FLIGHT))
         .build())
 }
@@ -62,7 +66,7 @@ pub struct Limited<S> {
 
 impl<S, B> Service<Request<Body>> for Limited<S>
 where
-    S: Service<Request<Body>, Response = Response<B>>,
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     B: Send + 'static,
@@ -71,23 +75,26 @@ where
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: readiness of the inner stack is awaited in the call, once a permit is held.
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let limited = !long_running(&req);
         let permits = self.permits.clone();
-        // The connection is only checked out of the pool when this future is first polled,
-        // so no connection is opened before a permit is held.
-        let fut = self.inner.call(req);
+        // The inner stack is only readied and called once a permit is held: a waiting request
+        // is just its bytes, not a connection checkout and the stack's futures (a node starting
+        // a thousand pods has thousands of requests waiting at once, and the memory they took
+        // stayed fragmented after the ramp).
+        let mut inner = self.inner.clone();
         Box::pin(async move {
             let _permit = if limited {
                 permits.acquire_owned().await.ok()
             } else {
                 None
             };
-            fut.await
+            inner.ready().await?.call(req).await
         })
     }
 }
