@@ -259,11 +259,24 @@ pub fn generate(state: &PodState, probes: &dyn Probes, inputs: &StatusInputs<'_>
         .filter(|c| c.init)
         .map(|c| container_status(state, *c, probes, true))
         .collect();
-    let statuses: Vec<ContainerStatus> = containers
+    let mut statuses: Vec<ContainerStatus> = containers
         .iter()
         .filter(|c| !c.init)
         .map(|c| container_status(state, *c, probes, has_init))
         .collect();
+    // The status manager's cut of terminated messages (`normalizeStatus`): 12 KiB per pod.
+    let mut init_statuses = init_statuses;
+    for st in statuses.iter_mut().chain(init_statuses.iter_mut()) {
+        for t in [st.state.as_mut(), st.last_state.as_mut()]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.terminated.as_mut())
+        {
+            if let Some(m) = t.message.as_mut() {
+                *m = crate::runtime::termination::normalize_message(m, containers.len());
+            }
+        }
+    }
 
     // Initialized.
     let regular_started = containers

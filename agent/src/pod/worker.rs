@@ -63,7 +63,9 @@ impl StatusWriter for ApiStatus {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
             let name = pod.metadata.name.as_deref().unwrap_or("");
             let api: kube::Api<Pod> = kube::Api::namespaced(self.0.clone(), ns);
-            let patch = serde_json::json!({ "status": status });
+            // Serialized straight from the status (a `json!` value tree would be a second,
+            // bigger copy of it, held while the request waits for the client's limit).
+            let patch = StatusPatch { status };
             api.patch_status(
                 name,
                 &kube::api::PatchParams::default(),
@@ -95,6 +97,12 @@ impl StatusWriter for ApiStatus {
             }
         })
     }
+}
+
+/// The body of a status merge patch.
+#[derive(Debug, serde::Serialize)]
+struct StatusPatch<'a> {
+    status: &'a PodStatus,
 }
 
 /// What every pod worker shares.
@@ -612,47 +620,10 @@ impl Driver {
         );
     }
 
-    /// `terminationMessagePolicy: FallbackToLogsOnError`: a failed container's message is
-    /// the end of its log (80 lines, 2 KiB at most), as the kubelet does.
-    async fn fallback_message(&self, id: &ContainerId, code: i32) -> Option<String> {
-        if code == 0 {
-            return None;
-        }
-        let name = self
-            .state
-            .instances
-            .iter()
-            .find(|(_, v)| v.iter().any(|i| &i.id == id))
-            .map(|(n, _)| n.clone())?;
-        let c = self.state.spec_of(&name)?;
-        if c.container.termination_message_policy.as_deref() != Some("FallbackToLogsOnError") {
-            return None;
-        }
-        let data = tokio::fs::read(self.shared.runtime.log_path(id))
-            .await
-            .ok()?;
-        let start = crate::server::logs::tail_offset(&data, 80);
-        let opts = crate::server::logs::LogOptions::default();
-        let mut out: Vec<u8> = data[start..]
-            .split(|b| *b == b'\n')
-            .filter_map(|l| crate::server::logs::format_record(l, &opts))
-            .flatten()
-            .collect();
-        if out.len() > 2048 {
-            out.drain(..out.len() - 2048);
-        }
-        (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
-    }
-
     async fn internal(&mut self, ev: Internal) {
         match ev {
-            Internal::Exited(id, mut ex) => {
-                if let Some(m) = self.fallback_message(&id, ex.exit_code).await {
-                    ex.message = Some(match ex.message.take() {
-                        Some(prev) if !prev.is_empty() => format!("{prev}: {m}"),
-                        _ => m,
-                    });
-                }
+            // The runtime's message already holds the termination log (or the log tail).
+            Internal::Exited(id, ex) => {
                 self.state.killing.remove(&id);
                 if let Some(inst) = self.state.instance_mut(&id)
                     && inst.exit.is_none()
