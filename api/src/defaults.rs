@@ -233,8 +233,8 @@ pub fn image_tag(image: &str) -> &str {
 }
 
 /// `SetDefaults_Service` plus the per-port defaults (and `status.loadBalancer.ingress[].ipMode`
-/// VIP where an IP is set on a LoadBalancer); also the single-stack IPv4 family fields the
-/// service REST storage fills in on a single-stack cluster.
+/// VIP where an IP is set on a LoadBalancer). `ipFamilyPolicy` and `ipFamilies` are not
+/// defaults: the API server's allocator fills them in (upstream `initIPFamilyFields`).
 pub fn service(svc: &mut Service) {
     let spec = svc.spec.get_or_insert_with(Default::default);
     set_if_empty(&mut spec.session_affinity, "None");
@@ -285,14 +285,6 @@ pub fn service(svc: &mut Service) {
     }
     if ty == "LoadBalancer" && spec.allocate_load_balancer_node_ports.is_none() {
         spec.allocate_load_balancer_node_ports = Some(true);
-    }
-    if ty != "ExternalName" {
-        if spec.ip_family_policy.is_none() {
-            spec.ip_family_policy = Some("SingleStack".to_string());
-        }
-        if spec.ip_families.as_ref().is_none_or(Vec::is_empty) {
-            spec.ip_families = Some(vec!["IPv4".to_string()]);
-        }
     }
     // LoadBalancerIPMode (GA in 1.32): an ingress point with an IP and no mode is a VIP.
     if ty == "LoadBalancer" {

@@ -153,6 +153,7 @@ pub fn allocate(
     if service_type(svc) == "ExternalName" {
         return Ok(());
     }
+    init_ip_family_fields(info, &name, svc, old)?;
     let (ips, others) = in_use(store, (&ns, &name));
     if old.is_none_or(|o| service_type(o) == "ExternalName") {
         allocate_cluster_ip(info, &name, svc, &ips)?;
@@ -240,6 +241,175 @@ pub fn normalize_cluster_ips(svc: &mut Value, old: Option<&Value>) {
             set_ips(svc, Some(vec![json!(ip)]));
         }
     }
+}
+
+fn strings_at(v: &Value, pointer: &str) -> Vec<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Upstream `initIPFamilyFields` on this single-stack IPv4 cluster: `ipFamilyPolicy`
+/// defaults to the old object's, else RequireDualStack for a headless service without a
+/// selector, else SingleStack; the clusterIP fields are pre-validated; families follow the
+/// requested addresses; and what needs IPv6 or two families is refused as "not configured
+/// on this cluster" (a headless selectorless service alone may list both families).
+fn init_ip_family_fields(
+    info: &ResourceInfo,
+    name: &str,
+    svc: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let policy_of = |v: &Value| str_at(v, "/spec/ipFamilyPolicy").to_string();
+    let ips = strings_at(svc, "/spec/clusterIPs");
+    let families = strings_at(svc, "/spec/ipFamilies");
+    let has_policy = svc
+        .pointer("/spec/ipFamilyPolicy")
+        .is_some_and(|p| !p.is_null());
+    // isMatchingPreferDualStackClusterIPFields: nothing to do.
+    if let Some(o) = old
+        && has_policy
+        && service_type(o) == service_type(svc)
+        && policy_of(svc) == "PreferDualStack"
+        && policy_of(o) == "PreferDualStack"
+        && strings_at(o, "/spec/clusterIPs") == ips
+        && strings_at(o, "/spec/ipFamilies") == families
+    {
+        return Ok(());
+    }
+    let headless_selectorless = str_at(svc, "/spec/clusterIP") == "None"
+        && svc
+            .pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .is_none_or(serde_json::Map::is_empty);
+    if !has_policy {
+        let policy = match old.map(policy_of).filter(|p| !p.is_empty()) {
+            Some(p) => p,
+            None if headless_selectorless => "RequireDualStack".to_string(),
+            None => "SingleStack".to_string(),
+        };
+        svc["spec"]["ipFamilyPolicy"] = json!(policy);
+    }
+    let errs = api::validation::service::validate_cluster_ips_related_fields(svc)?;
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(info, name, errs));
+    }
+    let policy = policy_of(svc);
+    let policy_path = "spec.ipFamilyPolicy";
+    let mut errs = Vec::new();
+    let mut ips = ips;
+    let mut families = families;
+    if let Some(o) = old {
+        let (old_ips, old_families) = (
+            strings_at(o, "/spec/clusterIPs"),
+            strings_at(o, "/spec/ipFamilies"),
+        );
+        if policy == "SingleStack" {
+            // Single-stack with unchanged fields is clear intent: keep the primary.
+            if old_ips == ips && ips.len() > 1 {
+                ips.truncate(1);
+                svc["spec"]["clusterIPs"] = json!(ips);
+            }
+            if old_families == families && families.len() > 1 {
+                families.truncate(1);
+                svc["spec"]["ipFamilies"] = json!(families);
+            }
+        } else {
+            if !ips.is_empty() && ips.len() < old_ips.len() {
+                errs.push(FieldError::invalid(
+                    policy_path,
+                    json!(policy),
+                    "must be 'SingleStack' to release the secondary cluster IP",
+                ));
+            }
+            if !families.is_empty() && families.len() < old_families.len() {
+                errs.push(FieldError::invalid(
+                    policy_path,
+                    json!(policy),
+                    "must be 'SingleStack' to release the secondary IP family",
+                ));
+            }
+        }
+    }
+    if policy == "SingleStack" {
+        if ips.len() == 2 {
+            errs.push(FieldError::invalid(
+                policy_path,
+                json!(policy),
+                "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified",
+            ));
+        }
+        if families.len() == 2 {
+            errs.push(FieldError::invalid(
+                policy_path,
+                json!(policy),
+                "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified",
+            ));
+        }
+    }
+    // Families follow the requested addresses; only IPv4 is configured here.
+    for (i, ip) in ips.iter().enumerate() {
+        if ip == "None" {
+            break;
+        }
+        if i >= families.len() {
+            if ip.parse::<Ipv4Addr>().is_ok() {
+                families.push("IPv4".to_string());
+            } else {
+                errs.push(FieldError::invalid(
+                    format!("spec.clusterIPs[{i}]"),
+                    json!(ips),
+                    "IPv6 is not configured on this cluster",
+                ));
+            }
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(info, name, errs));
+    }
+    if headless_selectorless {
+        if families.is_empty() {
+            families.push("IPv4".to_string());
+        }
+        if families.len() < 2 && policy != "SingleStack" {
+            let other = if families[0] == "IPv4" {
+                "IPv6"
+            } else {
+                "IPv4"
+            };
+            families.push(other.to_string());
+        }
+        svc["spec"]["ipFamilies"] = json!(families);
+        return Ok(());
+    }
+    if policy == "RequireDualStack" {
+        errs.push(FieldError::invalid(
+            policy_path,
+            json!(policy),
+            "this cluster is not configured for dual-stack services",
+        ));
+    }
+    for (i, family) in families.iter().enumerate() {
+        if family != "IPv4" {
+            errs.push(FieldError::invalid(
+                format!("spec.ipFamilies[{i}]"),
+                json!(family),
+                "not configured on this cluster",
+            ));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(info, name, errs));
+    }
+    if families.is_empty() {
+        families.push("IPv4".to_string());
+    }
+    svc["spec"]["ipFamilies"] = json!(families);
+    Ok(())
 }
 
 /// Upstream `allocClusterIP` (single-stack IPv4): the requested address, checked, or a

@@ -163,6 +163,13 @@ pub fn validate_non_special_ip(ip: &str, path: &str) -> Errors {
     errs
 }
 
+/// [`validate_cluster_ips`] of a whole Service: the pre-check upstream's allocator runs
+/// before it allocates (`initIPFamilyFields`).
+pub fn validate_cluster_ips_related_fields(obj: &Value) -> Result<Errors, ApiError> {
+    let svc: Service = typed(obj)?;
+    Ok(validate_cluster_ips(&svc.spec.unwrap_or_default(), "spec"))
+}
+
 /// Upstream `ValidateServiceClusterIPsRelatedFields`: `clusterIP` and `clusterIPs` agree,
 /// `ipFamilies` and `ipFamilyPolicy` hold supported values, the addresses are valid, at most
 /// one per family, and each matches its family.

@@ -1319,6 +1319,71 @@ async fn finalizers_added_while_deleting_are_reported_with_the_other_update_erro
 }
 
 #[tokio::test]
+async fn ip_families_are_set_by_the_allocator_of_a_single_stack_cluster() {
+    let t = setup().await;
+    let svcs = "/api/v1/namespaces/default/services";
+    let svc = |name: &str, extra: Value| {
+        let mut v = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+        for (k, val) in extra.as_object().unwrap() {
+            v["spec"][k] = val.clone();
+        }
+        v
+    };
+    let r = t.post(svcs, svc("plain", json!({}))).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["spec"]["ipFamilyPolicy"], "SingleStack");
+    assert_eq!(r.body["spec"]["ipFamilies"], json!(["IPv4"]));
+    let r = t
+        .post(
+            svcs,
+            svc("prefer", json!({"ipFamilyPolicy": "PreferDualStack"})),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["spec"]["ipFamilies"], json!(["IPv4"]));
+    // A replace that leaves the policy out keeps the stored one.
+    let r = t
+        .put(&format!("{svcs}/prefer"), svc("prefer", json!({})))
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["spec"]["ipFamilyPolicy"], "PreferDualStack");
+    // A headless service without a selector may list both families.
+    let mut headless = svc("h", json!({"clusterIP": "None"}));
+    headless["spec"].as_object_mut().unwrap().remove("selector");
+    let r = t.post(svcs, headless).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["spec"]["ipFamilyPolicy"], "RequireDualStack");
+    assert_eq!(r.body["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+    let refused = [
+        (
+            json!({"ipFamilyPolicy": "RequireDualStack"}),
+            "spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services",
+        ),
+        (
+            json!({"ipFamilies": ["IPv6"]}),
+            "spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster",
+        ),
+        (
+            json!({"clusterIP": "fd00::10"}),
+            "spec.clusterIPs[0]: Invalid value: []string{\"fd00::10\"}: IPv6 is not configured on this cluster",
+        ),
+        (
+            json!({"clusterIP": "10.96.0.300"}),
+            "spec.clusterIPs[0]: Invalid value: \"10.96.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        ),
+    ];
+    for (extra, want) in refused {
+        let r = t.post(svcs, svc("x", extra)).await;
+        assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(
+            r.body["message"],
+            format!("Service \"x\" is invalid: {want}")
+        );
+    }
+}
+
+#[tokio::test]
 async fn protobuf_bodies_from_typed_clients() {
     let t = setup().await;
     // A body kubectl 1.32 sent for `kubectl create configmap` (fixture of the api crate).
