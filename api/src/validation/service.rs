@@ -523,19 +523,7 @@ pub fn validate_service_spec(
         // Upstream's path lacks the `spec.` prefix.
         errs.push(FieldError::required("allocateLoadBalancerNodePorts", ""));
     }
-    if let Some(class) = spec.load_balancer_class.as_deref() {
-        let class_path = child(path, "loadBalancerClass");
-        if ty == "LoadBalancer" {
-            for msg in is_qualified_name(class) {
-                errs.push(FieldError::invalid(class_path.clone(), class, msg));
-            }
-        } else {
-            errs.push(FieldError::forbidden(
-                class_path,
-                "may only be used when `type` is 'LoadBalancer'",
-            ));
-        }
-    }
+    errs.extend(load_balancer_class_format(spec, path));
     let externally_accessible = ty == "LoadBalancer"
         || ty == "NodePort"
         || (ty == "ClusterIP" && spec.external_ips.as_ref().is_some_and(|v| !v.is_empty()));
@@ -617,6 +605,26 @@ pub fn validate_service_spec(
     errs
 }
 
+/// The format part of upstream `validateLoadBalancerClassField`: a qualified name on a
+/// LoadBalancer, absent on other types.
+fn load_balancer_class_format(spec: &ServiceSpec, path: &str) -> Errors {
+    let mut errs = Errors::new();
+    if let Some(class) = spec.load_balancer_class.as_deref() {
+        let class_path = child(path, "loadBalancerClass");
+        if spec.type_.as_deref() == Some("LoadBalancer") {
+            for msg in is_qualified_name(class) {
+                errs.push(FieldError::invalid(class_path.clone(), class, msg));
+            }
+        } else {
+            errs.push(FieldError::forbidden(
+                class_path,
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
+        }
+    }
+    errs
+}
+
 /// Upstream `ValidateServiceUpdate` (the create rules run separately): allocated cluster IPs
 /// and IP families may not change, except to or from ExternalName or between headless
 /// services, and releasing the secondary one needs `ipFamilyPolicy: SingleStack`; the
@@ -637,6 +645,9 @@ pub fn validate_service_update(new: &Value, old: &Value) -> Result<Errors, ApiEr
             "may not change once set",
         ));
     }
+    // validateLoadBalancerClassField(old, new) checks the format too (again in
+    // ValidateService).
+    errs.extend(load_balancer_class_format(&ns, "spec"));
     if needs_health_check(&ns)
         && needs_health_check(&os)
         && ns.health_check_node_port.unwrap_or(0) != os.health_check_node_port.unwrap_or(0)

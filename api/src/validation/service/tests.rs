@@ -489,3 +489,21 @@ fn load_balancers_may_not_expose_the_kubelet_port() {
     );
     assert_eq!(create(svc("NodePort")), "");
 }
+
+#[test]
+fn load_balancer_class_is_checked_in_both_update_parts() {
+    let svc = |ty: &str, class: &str| {
+        object(json!({"type": ty, "loadBalancerClass": class, "ports": [{"port": 80}]}))
+    };
+    // Changed to ClusterIP with a new class (so not dropped): forbidden in the update part
+    // and again in ValidateService.
+    assert_eq!(
+        update_causes(svc("ClusterIP", "b.io/y"), svc("LoadBalancer", "a.io/x")),
+        vec![
+            "spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'"
+                .to_string(),
+            "spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'"
+                .to_string(),
+        ]
+    );
+}
