@@ -19,6 +19,7 @@ pub mod expand;
 pub mod gofmt;
 pub mod handler;
 pub mod history;
+pub mod mailbox;
 pub mod manager;
 pub mod prober;
 pub mod results;

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodStatus};
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::handler::HandlerEnv;
@@ -70,7 +70,7 @@ fn is_restartable_init(c: &Container) -> bool {
 
 impl ProbeManager {
     /// A manager whose agent started now; returns the stream of result changes.
-    pub fn new(env: HandlerEnv) -> (Self, mpsc::UnboundedReceiver<Box<ResultUpdate>>) {
+    pub fn new(env: HandlerEnv) -> (Self, crate::mailbox::Receiver<ResultUpdate>) {
         let (results, updates) = ResultsCache::new();
         let m = Self {
             env,

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::mailbox;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
 use crate::types::{ProbeResult, ProbeType};
 
@@ -38,15 +38,14 @@ pub struct ResultUpdate {
 #[derive(Debug)]
 pub struct ResultsCache {
     map: Mutex<HashMap<(ProbeType, Arc<str>), ProbeResult>>,
-    /// Boxed: an unbounded channel allocates room for 32 messages up front, and an agent has
-    /// a cache per pod.
-    updates: mpsc::UnboundedSender<Box<ResultUpdate>>,
+    /// A [`mailbox`] rather than a tokio channel: an agent has a cache per pod, mostly idle.
+    updates: mailbox::Sender<ResultUpdate>,
 }
 
 impl ResultsCache {
     /// A cache and the receiving end of its change stream.
-    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Box<ResultUpdate>>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn new() -> (Arc<Self>, mailbox::Receiver<ResultUpdate>) {
+        let (tx, rx) = mailbox::channel();
         (
             Arc::new(Self {
                 map: Mutex::new(HashMap::new()),
@@ -72,11 +71,11 @@ impl ResultsCache {
             .insert((key.probe_type, container_id.clone()), result);
         if prev != Some(result) {
             // A closed receiver only means nobody listens any more.
-            let _ = self.updates.send(Box::new(ResultUpdate {
+            let _ = self.updates.send(ResultUpdate {
                 key: key.clone(),
                 container_id: container_id.clone(),
                 result,
-            }));
+            });
         }
     }
 

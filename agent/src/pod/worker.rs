@@ -15,11 +15,12 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{LifecycleHandler, Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use parking_lot::Mutex;
+use probe::mailbox;
 use probe::{
     ExecError, ExecOutput, ExecRunner, HandlerEnv, ProbeHistory, ProbeResult, ProbeSpec, ProbeType,
     Prober, ResultsCache, WorkerConfig, WorkerHandle, WorkerKey, WorkerParams,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
 use super::config::{self, NodeFacts, Objects};
@@ -207,7 +208,6 @@ pub enum PodMsg {
     Removed,
 }
 
-/// Sent boxed: an unbounded channel allocates room for 32 messages up front, per pod.
 #[derive(Debug)]
 enum Internal {
     Exited(ContainerId, Exited),
@@ -252,22 +252,27 @@ impl ExecRunner for CurrentExec {
 /// A running pod worker.
 #[derive(Debug)]
 pub struct PodWorker {
-    tx: mpsc::UnboundedSender<PodMsg>,
+    tx: mailbox::Sender<PodMsg>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl PodWorker {
     /// Starts the worker of `pod`; `adopt` is what a previous agent run left of it.
     pub fn spawn(shared: Shared, pod: Arc<Pod>, adopt: Option<Recovered>) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mailbox::channel();
         let task = tokio::spawn(run(shared, pod, adopt, rx));
         Self { tx, task }
     }
 
     /// Sends a message; false when the worker has finished. Dropping the worker detaches it:
     /// it stops its probes and leaves the containers running.
+    /// A pod version still queued is replaced by a newer one (only the newest is synced; a
+    /// busy node's workers would otherwise hold every version in between).
     pub fn send(&self, msg: PodMsg) -> bool {
-        self.tx.send(msg).is_ok()
+        let update = matches!(msg, PodMsg::Update(_));
+        self.tx
+            .send_replacing(msg, |last| update && matches!(last, PodMsg::Update(_)))
+            .is_ok()
     }
 
     /// Whether the worker finished.
@@ -286,7 +291,7 @@ struct Driver {
     state: PodState,
     probes: PodProbes,
     view: watch::Sender<Option<Arc<probe::PodStatusView>>>,
-    internal: mpsc::UnboundedSender<Box<Internal>>,
+    internal: mailbox::Sender<Internal>,
     current: HashMap<String, Arc<Mutex<Option<ContainerId>>>>,
     last_status: Option<PodStatus>,
     requeue: Option<Instant>,
@@ -330,11 +335,11 @@ async fn run(
     shared: Shared,
     pod: Arc<Pod>,
     adopt: Option<Recovered>,
-    mut rx: mpsc::UnboundedReceiver<PodMsg>,
+    mut rx: mailbox::Receiver<PodMsg>,
 ) {
     let (results, mut results_rx) = ResultsCache::new();
     let (view, _) = watch::channel(None);
-    let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let (internal, mut internal_rx) = mailbox::channel();
     let mut state = PodState::new(pod.clone());
     state.start_time = pod
         .status
@@ -402,7 +407,7 @@ async fn run(
             },
             Some(ev) = internal_rx.recv() => {
                 d.pod_sync = true;
-                Box::pin(d.internal(*ev)).await;
+                Box::pin(d.internal(ev)).await;
             }
             Some(_) = results_rx.recv() => d.pod_sync = true,
             _ = sleep_until(wake) => {
@@ -414,7 +419,7 @@ async fn run(
         // Take everything that is already queued before syncing again.
         while let Ok(ev) = internal_rx.try_recv() {
             d.pod_sync = true;
-            Box::pin(d.internal(*ev)).await;
+            Box::pin(d.internal(ev)).await;
         }
         while let Ok(msg) = rx.try_recv() {
             d.message(msg);
@@ -512,7 +517,7 @@ impl Driver {
         let tx = self.internal.clone();
         tokio::spawn(async move {
             let ex = rt.wait_container(&id).await;
-            let _ = tx.send(Box::new(Internal::Exited(id, ex)));
+            let _ = tx.send(Internal::Exited(id, ex));
         });
     }
 
@@ -1048,7 +1053,7 @@ impl Driver {
             if let Err(e) = rt.stop_container(&id, left).await {
                 tracing::warn!(%id, error = %e, "cannot stop container");
             }
-            let _ = tx.send(Box::new(Internal::Killed(id)));
+            let _ = tx.send(Internal::Killed(id));
         });
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::*;
@@ -175,7 +175,7 @@ struct Harness {
     t0: Instant,
     status: watch::Sender<Option<Arc<PodStatusView>>>,
     results: Arc<ResultsCache>,
-    updates: mpsc::UnboundedReceiver<Box<ResultUpdate>>,
+    updates: crate::mailbox::Receiver<ResultUpdate>,
     handle: WorkerHandle,
     script: Arc<Script>,
 }
