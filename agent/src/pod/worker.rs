@@ -7,6 +7,7 @@
 //! probe type, from the `probe` crate) read the pod status through a `watch` channel the
 //! driver updates after every sync, and report through a per-pod [`ResultsCache`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -293,7 +294,7 @@ struct Driver {
     view: watch::Sender<Option<Arc<probe::PodStatusView>>>,
     internal: mailbox::Sender<Internal>,
     current: HashMap<String, Arc<Mutex<Option<ContainerId>>>>,
-    last_status: Option<PodStatus>,
+    last_status: Option<Written>,
     requeue: Option<Instant>,
     sandbox_stopped: bool,
     done: bool,
@@ -308,6 +309,34 @@ struct Driver {
     /// The API's status of the pod is exactly our last write: its copy was dropped from
     /// `state.pod` (an idle pod's status is otherwise kept twice), `last_status` stands for it.
     api_status_ours: bool,
+}
+
+/// The status last written, kept as its JSON: an idle pod keeps it for its whole life, and
+/// the decoded form of even a one-container status is several times bigger. Decoded when a
+/// status is generated (every sync), compared as bytes.
+struct Written(Box<[u8]>);
+
+impl Written {
+    fn new(st: &PodStatus) -> Self {
+        Self(encode(st).into_boxed_slice())
+    }
+
+    fn status(&self) -> PodStatus {
+        serde_json::from_slice(&self.0).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot decode the last written pod status");
+            PodStatus::default()
+        })
+    }
+
+    /// Whether `st` is the status written.
+    fn is(&self, st: &PodStatus) -> bool {
+        *self.0 == *encode(st)
+    }
+}
+
+fn encode(st: &PodStatus) -> Vec<u8> {
+    // A PodStatus has only string-keyed maps and plain values: serializing cannot fail.
+    serde_json::to_vec(st).unwrap_or_default()
 }
 
 /// The kubelet's `--sync-frequency` (pod syncs without any event).
@@ -366,7 +395,7 @@ async fn run(
         view,
         internal,
         current: HashMap::new(),
-        last_status: pod.status.clone(),
+        last_status: pod.status.as_ref().map(Written::new),
         requeue: None,
         sandbox_stopped: false,
         done: false,
@@ -462,11 +491,11 @@ fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart:
 
 impl Driver {
     /// The pod's status as the API has it.
-    fn api_status(&self) -> Option<&PodStatus> {
+    fn api_status(&self) -> Option<Cow<'_, PodStatus>> {
         if self.api_status_ours {
-            self.last_status.as_ref()
+            self.last_status.as_ref().map(|w| Cow::Owned(w.status()))
         } else {
-            self.state.pod.status.as_ref()
+            self.state.pod.status.as_ref().map(Cow::Borrowed)
         }
     }
 
@@ -475,7 +504,11 @@ impl Driver {
         match msg {
             PodMsg::Update(mut p) => {
                 self.pod_sync |= needs_pod_sync(&self.state.pod, &p);
-                self.api_status_ours = p.status.is_some() && p.status == self.last_status;
+                self.api_status_ours = p
+                    .status
+                    .as_ref()
+                    .zip(self.last_status.as_ref())
+                    .is_some_and(|(api, ours)| ours.is(api));
                 if self.api_status_ours {
                     Arc::make_mut(&mut p).status = None;
                 }
@@ -1068,10 +1101,11 @@ impl Driver {
         {
             self.state.terminal_phase = Some(phase);
         }
-        let api_status = self.api_status().cloned().unwrap_or_default();
+        let api_status = self.api_status().map(Cow::into_owned).unwrap_or_default();
         let mut old = self
             .last_status
-            .clone()
+            .as_ref()
+            .map(Written::status)
             .unwrap_or_else(|| api_status.clone());
         // Foreign conditions come from the API; ours keep their transition times.
         let mut conds: Vec<_> = old
@@ -1142,18 +1176,18 @@ impl Driver {
         }
         // Our last write is the reference; on the periodic resync the API's copy is checked
         // too, so a status overwritten by someone else is put right.
-        let unchanged = self.last_status.as_ref() == Some(&st)
-            && (!self.resync || self.api_status().is_some_and(|s| same_status(s, &st)));
+        let unchanged = self.last_status.as_ref().is_some_and(|w| w.is(&st))
+            && (!self.resync || self.api_status().is_some_and(|s| same_status(&s, &st)));
         if unchanged {
             return;
         }
         match self.shared.status.write(&pod, &st).await {
-            Ok(()) => self.last_status = Some(st),
+            Ok(()) => self.last_status = Some(Written::new(&st)),
             Err(e) => {
                 tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot write pod status");
                 // Not written: the API's status is not ours (the resync writes it again).
                 self.api_status_ours = false;
-                self.last_status = Some(st);
+                self.last_status = Some(Written::new(&st));
                 self.requeue_in(Duration::from_secs(1));
             }
         }
