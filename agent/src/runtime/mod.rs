@@ -6,9 +6,13 @@
 //! [`process`] for the implementation. When the agent runs as root on Linux each pod gets its
 //! own network, mount, UTS, IPC and PID namespaces (`isolate` and the one `unsafe` module,
 //! `sys`); `hostNetwork: true` pods keep the node's network and UTS namespaces but still get
-//! their own mount, IPC and PID namespaces, as in Kubernetes. Without root, containers are
-//! plain host processes ("host mode": pod IP = node IP, no mounts). Pod networking (bridge, veth, pod IP allocation) is [`net`]; volumes and the
-//! pod's own `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` are `volumes`; container log
+//! their own mount, IPC and PID namespaces, as in Kubernetes. Each isolated container also gets
+//! a private `/dev` (a tmpfs with the node's null, zero, full, random, urandom, tty, ptmx and
+//! pts, the pod's shm and an mqueue), where its termination-log file is mounted. Without root,
+//! containers are plain host processes ("host mode": pod IP = node IP, no mounts, so no
+//! termination-log file either — only the log fallback). Pod networking (bridge, veth, pod IP
+//! allocation) is [`net`]; volumes and the pod's own `/etc/hosts`, `/etc/hostname`,
+//! `/etc/resolv.conf` are `volumes`; container log
 //! files in the CRI format are [`logs`]; `kubectl exec` and exec probes are [`exec`]; the
 //! termination message an exit reports (`terminationMessagePath` / `terminationMessagePolicy`)
 //! is [`termination`].
