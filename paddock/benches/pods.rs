@@ -9,7 +9,8 @@
 //!   in the same run: spawning N `sleep` processes and running one `true` for each, directly;
 //! - the agent process's RSS and CPU per idle running pod over 10 s, against the same process
 //!   with no pods (targets: ≤ 50 KiB and ≤ 0.1 % of a core per idle pod); the server's too, for
-//!   reference (it holds the objects, not the pods);
+//!   reference (it holds the objects, not the pods). RSS is read after those 10 s (15 s after
+//!   the last pod became Ready), and also 5 s after, to show what the burst still held;
 //! - how long the agent takes to stop N pods on SIGTERM.
 
 use std::io::{BufRead, BufReader};
@@ -194,10 +195,14 @@ fn main() {
             ready_in.as_secs_f64() / base.as_secs_f64()
         );
         std::thread::sleep(Duration::from_secs(5));
+        // Memory is read twice: 5 s after the last pod became Ready (the agent may still be
+        // handing back what the burst took: jemalloc returns freed pages over ~10 s) and again
+        // after the 10 s idle CPU window, which is what "idle" means here.
+        let settling = common::usage(pids[0]).0;
+        let cpu1 = cpu(&pids, 10);
         let rss1: Vec<u64> = pids.iter().map(|p| common::usage(*p).0).collect();
         let anon1 = common::anon_kib(pids[0]);
         idle.push((n, rss1[0], anon1));
-        let cpu1 = cpu(&pids, 10);
         for (i, what) in ["agent", "server"].iter().enumerate() {
             let target = if i == 0 {
                 " (targets ≤ 50 KiB, ≤ 0.1 %)"
@@ -219,6 +224,11 @@ fn main() {
             anon1 as f64 / 1024.0,
             anon0 as f64 / 1024.0,
             anon1.saturating_sub(anon0) as f64 / n as f64
+        );
+        println!(
+            "  agent RSS 5 s after all Ready (before the idle window): {:.1} MB → {:.1} KiB per pod",
+            settling as f64 / 1024.0,
+            settling.saturating_sub(rss0[0]) as f64 / n as f64
         );
         let stopped = node.agent.stop();
         println!(
