@@ -7,7 +7,6 @@
 //! probe type, from the `probe` crate) read the pod status through a `watch` channel the
 //! driver updates after every sync, and report through a per-pod [`ResultsCache`].
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -314,6 +313,7 @@ struct Driver {
 /// The status last written, kept as its JSON: an idle pod keeps it for its whole life, and
 /// the decoded form of even a one-container status is several times bigger. Decoded when a
 /// status is generated (every sync), compared as bytes.
+#[derive(PartialEq, Eq)]
 struct Written(Box<[u8]>);
 
 impl Written {
@@ -490,15 +490,6 @@ fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart:
 }
 
 impl Driver {
-    /// The pod's status as the API has it.
-    fn api_status(&self) -> Option<Cow<'_, PodStatus>> {
-        if self.api_status_ours {
-            self.last_status.as_ref().map(|w| Cow::Owned(w.status()))
-        } else {
-            self.state.pod.status.as_ref().map(Cow::Borrowed)
-        }
-    }
-
     /// Takes a message from the pod manager.
     fn message(&mut self, msg: PodMsg) {
         match msg {
@@ -1101,12 +1092,15 @@ impl Driver {
         {
             self.state.terminal_phase = Some(phase);
         }
-        let api_status = self.api_status().map(Cow::into_owned).unwrap_or_default();
-        let mut old = self
-            .last_status
-            .as_ref()
-            .map(Written::status)
-            .unwrap_or_else(|| api_status.clone());
+        // Decoded once: while the API holds our last write, it is also the API's status.
+        let last = self.last_status.as_ref().map(Written::status);
+        let api_status = if self.api_status_ours {
+            last.clone()
+        } else {
+            self.state.pod.status.clone()
+        }
+        .unwrap_or_default();
+        let mut old = last.unwrap_or_else(|| api_status.clone());
         // Foreign conditions come from the API; ours keep their transition times.
         let mut conds: Vec<_> = old
             .conditions
@@ -1176,18 +1170,21 @@ impl Driver {
         }
         // Our last write is the reference; on the periodic resync the API's copy is checked
         // too, so a status overwritten by someone else is put right.
-        let unchanged = self.last_status.as_ref().is_some_and(|w| w.is(&st))
-            && (!self.resync || self.api_status().is_some_and(|s| same_status(&s, &st)));
+        let written = Written::new(&st);
+        let unchanged = self.last_status.as_ref() == Some(&written)
+            && (!self.resync
+                || self.api_status_ours
+                || (self.state.pod.status.as_ref()).is_some_and(|s| same_status(s, &st)));
         if unchanged {
             return;
         }
         match self.shared.status.write(&pod, &st).await {
-            Ok(()) => self.last_status = Some(Written::new(&st)),
+            Ok(()) => self.last_status = Some(written),
             Err(e) => {
                 tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot write pod status");
                 // Not written: the API's status is not ours (the resync writes it again).
                 self.api_status_ours = false;
-                self.last_status = Some(Written::new(&st));
+                self.last_status = Some(written);
                 self.requeue_in(Duration::from_secs(1));
             }
         }
