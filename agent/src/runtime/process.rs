@@ -15,7 +15,8 @@
 //! records its exit; when the main process ends, whatever it left running goes too (as with a
 //! container's PID namespace). State is written to disk so a restarted agent finds what it left
 //! running ([`Runtime::list`]) and adopts it: sandboxes take new containers, containers keep
-//! running and their output is followed from where the last agent stopped. Only an adopted
+//! running and their output is followed from where the last agent stopped (their end is seen
+//! through a pidfd, not by polling). Only an adopted
 //! container's exit code is lost (the new agent is not its parent): it ends as
 //! `ContainerStatusUnknown`.
 //!
@@ -42,7 +43,7 @@ use super::isolate::{self, PidNs};
 use super::logs::{self, LogWriter, RawTail};
 use super::net::{self, Ipam, NodeNetwork};
 use super::state::{self, ContainerRecord, ProcRef, SandboxRecord};
-use super::sys::{ChildSetup, Step};
+use super::sys::{self, ChildSetup, Step};
 use super::termination::Termination;
 use super::volumes;
 use super::{
@@ -499,11 +500,28 @@ impl Shared {
         }
         tokio::spawn(async move {
             let watch_exit = async {
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
-                loop {
-                    tick.tick().await;
-                    if !process.alive() || tx.is_closed() {
-                        break;
+                // The pidfd is opened before the identity check, so a reused pid cannot pass.
+                let pidfd = i32::try_from(process.pid)
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+                    .and_then(sys::pidfd);
+                match pidfd {
+                    Ok(fd) => {
+                        if process.alive() {
+                            tokio::select! {
+                                _ = fd.readable() => {}
+                                _ = tx.closed() => {}
+                            }
+                        }
+                    }
+                    // No pidfd (an older kernel): look every 100 ms.
+                    Err(_) => {
+                        let mut tick = tokio::time::interval(Duration::from_millis(100));
+                        loop {
+                            tick.tick().await;
+                            if !process.alive() || tx.is_closed() {
+                                break;
+                            }
+                        }
                     }
                 }
             };

@@ -1,6 +1,7 @@
 //! The only `unsafe` code of the runtime: what a child process does between `fork` and `exec`
 //! (enter or create namespaces, set the hostname, mount, change directory, become a session
-//! leader with a controlling terminal), and the terminal-size ioctl for `kubectl exec -t`.
+//! leader with a controlling terminal), the terminal-size ioctl for `kubectl exec -t`, and
+//! `pidfd_open` for waiting on processes a previous agent started.
 //!
 //! Everything the child needs is prepared by the parent ([`ChildSetup`], all paths as
 //! `CString`s, namespace files already open), so the child only makes system calls: no
@@ -341,6 +342,24 @@ pub(crate) fn set_winsize(master: &OwnedFd, cols: u16, rows: u16) -> io::Result<
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// A pidfd for `pid` (`pidfd_open`, Linux 5.3) registered with tokio: it turns readable once
+/// the process has ended, which lets the agent wait for a process it is not the parent of
+/// without polling `/proc`. Must be called within the tokio runtime.
+pub(crate) fn pidfd(pid: i32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: pidfd_open takes a pid and a flags word and returns a new descriptor or -1.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: an `OwnedFd` is a valid open descriptor, stays open until the `AsyncFd` drops it,
+    // and always returns the same number from `as_raw_fd`.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
 }
 
 #[cfg(test)]
