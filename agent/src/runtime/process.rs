@@ -16,9 +16,8 @@
 //! container's PID namespace). State is written to disk so a restarted agent finds what it left
 //! running ([`Runtime::list`]) and adopts it: sandboxes take new containers, containers keep
 //! running and their output is followed from where the last agent stopped (their end is seen
-//! through a pidfd, not by polling). Only an adopted
-//! container's exit code is lost (the new agent is not its parent): it ends as
-//! `ContainerStatusUnknown`.
+//! through a pidfd, not by polling). Only an adopted container's exit code is lost (the new
+//! agent is not its parent): it ends as `ContainerStatusUnknown`.
 //!
 //! Not yet: cgroups (resource limits, `OOMKilled`), volume mounts in host mode (they need a
 //! mount namespace, so root), tty containers (output is logged as plain stdout).
