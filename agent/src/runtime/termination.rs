@@ -164,7 +164,9 @@ fn log_tail(path: &Path) -> Result<Vec<u8>, String> {
             probe::gofmt::errno_text(&e)
         ),
     })?;
-    let start = tail_start(&data, MAX_CONTAINER_TERMINATION_MESSAGE_LOG_LINES);
+    // Upstream `tail.FindTailLineStartIndex`, the same search as `kubectl logs --tail`.
+    let start =
+        crate::server::logs::tail_offset(&data, MAX_CONTAINER_TERMINATION_MESSAGE_LOG_LINES as i64);
     let mut out = Vec::new();
     for line in data[start..].split(|b| *b == b'\n') {
         // Lines that do not parse are skipped, as `ReadLogs` does.
@@ -177,24 +179,6 @@ fn log_tail(path: &Path) -> Result<Vec<u8>, String> {
         }
     }
     Ok(out)
-}
-
-/// Where the last `n` lines of `data` start (upstream `tail.FindTailLineStartIndex`: the
-/// newline ending the last line counts as one of the `n`).
-fn tail_start(data: &[u8], n: usize) -> usize {
-    let end = data
-        .len()
-        .saturating_sub(usize::from(data.last() == Some(&b'\n')));
-    let mut count = 0;
-    for i in (0..end).rev() {
-        if data[i] == b'\n' {
-            count += 1;
-            if count == n {
-                return i + 1;
-            }
-        }
-    }
-    0
 }
 
 /// A terminated state's message as the kubelet's status manager stores it (`normalizeStatus`,

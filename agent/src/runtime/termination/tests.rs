@@ -168,11 +168,12 @@ fn bytes_become_text_as_gos_json_encoder_shows_them() {
 }
 
 #[test]
-fn tail_start_counts_the_final_newline_as_ending_the_last_line() {
-    assert_eq!(tail_start(b"a\nb\nc\n", 2), 2);
-    assert_eq!(tail_start(b"a\nb\nc", 2), 2);
-    assert_eq!(tail_start(b"a\nb\n", 5), 0);
-    assert_eq!(tail_start(b"", 80), 0);
+fn the_log_tail_counts_the_final_newline_as_ending_the_last_line() {
+    use crate::server::logs::tail_offset;
+    assert_eq!(tail_offset(b"a\nb\nc\n", 2), 2);
+    assert_eq!(tail_offset(b"a\nb\nc", 2), 2);
+    assert_eq!(tail_offset(b"a\nb\n", 5), 0);
+    assert_eq!(tail_offset(b"", 80), 0);
 }
 
 #[test]
