@@ -112,11 +112,10 @@ impl<T> Receiver<T> {
     /// The next message; `None` once the queue is empty and every sender is gone.
     /// Cancel-safe: a message is only taken by a call that returns it.
     pub async fn recv(&mut self) -> Option<T> {
-        let shared = self.shared.clone();
         loop {
             // Made before looking, so a send between the look and the wait still wakes it.
-            let notified = shared.notify.notified();
-            match self.try_recv() {
+            let notified = self.shared.notify.notified();
+            match self.shared.take() {
                 Ok(msg) => return Some(msg),
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) => notified.await,
@@ -126,13 +125,18 @@ impl<T> Receiver<T> {
 
     /// The next message if one is queued.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        if let Some(msg) = self.shared.queue.lock().pop_front() {
+        self.shared.take()
+    }
+}
+
+impl<T> Shared<T> {
+    fn take(&self) -> Result<T, TryRecvError> {
+        if let Some(msg) = self.queue.lock().pop_front() {
             return Ok(msg);
         }
-        if self.shared.senders.load(Ordering::Acquire) == 0 {
+        if self.senders.load(Ordering::Acquire) == 0 {
             // A last message may have been queued between the pop and the count.
             return self
-                .shared
                 .queue
                 .lock()
                 .pop_front()
