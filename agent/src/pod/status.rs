@@ -254,7 +254,7 @@ pub fn generate(state: &PodState, probes: &dyn Probes, inputs: &StatusInputs<'_>
     let containers = state.containers();
     let has_init = containers.iter().any(|c| c.init);
     let phase = phase(state, probes);
-    let init_statuses: Vec<ContainerStatus> = containers
+    let mut init_statuses: Vec<ContainerStatus> = containers
         .iter()
         .filter(|c| c.init)
         .map(|c| container_status(state, *c, probes, true))
@@ -265,7 +265,6 @@ pub fn generate(state: &PodState, probes: &dyn Probes, inputs: &StatusInputs<'_>
         .map(|c| container_status(state, *c, probes, has_init))
         .collect();
     // The status manager's cut of terminated messages (`normalizeStatus`): 12 KiB per pod.
-    let mut init_statuses = init_statuses;
     for st in statuses.iter_mut().chain(init_statuses.iter_mut()) {
         for t in [st.state.as_mut(), st.last_state.as_mut()]
             .into_iter()
