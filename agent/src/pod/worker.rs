@@ -2,6 +2,11 @@
 //! probe result change, back-off expiry, a 10 s resync), carries out its actions through the
 //! runtime, and pushes the status derived from the state when it changed.
 //!
+//! Some of those syncs are what the kubelet calls pod syncs, and only these run readiness
+//! probes early (one trigger per pod sync, as `UpdatePodStatus`); they come at most once per
+//! [`PLEG_RELIST`], as the kubelet's do, so a container start is probed at once and its first
+//! result a second later, not in a burst.
+//!
 //! Kills run as tasks so the worker keeps serving probe results while a container shuts down
 //! (readiness keeps being reported during termination). Probe workers (one per container ×
 //! probe type, from the `probe` crate) read the pod status through a `watch` channel the
@@ -300,11 +305,14 @@ struct Driver {
     /// This sync is the periodic resync (no event woke the worker).
     resync: bool,
     /// This sync is what the kubelet calls a pod sync (`SyncPod`: a spec change, a container
-    /// event, a probe result, a requeue, or the minutely resync), as opposed to the status
-    /// manager's 10 s reconciliation or the echo of our own status write. Only a pod sync
-    /// triggers readiness probes early ([`POD_SYNC`]); otherwise every status write would.
+    /// event, a probe result, a requeue, or the minutely resync [`POD_SYNC`]), as opposed to the
+    /// status manager's 10 s reconciliation or the echo of our own status write. Only a pod sync
+    /// triggers readiness probes early; otherwise every status write would.
     pod_sync: bool,
-    last_pod_sync: Instant,
+    /// When the last pod sync ended.
+    last_pod_sync: Option<Instant>,
+    /// A pod sync asked for less than [`PLEG_RELIST`] after the last one: it happens then.
+    pod_sync_due: Option<Instant>,
     /// The API's status of the pod is exactly our last write: its copy was dropped from
     /// `state.pod` (an idle pod's status is otherwise kept twice), `last_status` stands for it.
     api_status_ours: bool,
@@ -341,6 +349,13 @@ fn encode(st: &PodStatus) -> Vec<u8> {
 
 /// The kubelet's `--sync-frequency` (pod syncs without any event).
 pub const POD_SYNC: Duration = Duration::from_secs(60);
+
+/// The kubelet's PLEG relist period (`genericPlegRelistPeriod`). A kubelet pod sync first waits
+/// for a pod status the PLEG refreshed after the previous sync ended (`podCache.GetNewerThan` in
+/// pod_workers.go), so pod syncs — and the readiness probes they trigger — are at least one
+/// relist apart. Here a pod sync comes at the earliest moment a kubelet's could: at once, or
+/// this long after the previous one ended.
+pub const PLEG_RELIST: Duration = Duration::from_secs(1);
 
 /// Whether an API update of the pod is more than its status (the kubelet's pod config only
 /// sends those to `SyncPod`; a status-only change is a reconcile, which syncs only when
@@ -401,7 +416,8 @@ async fn run(
         done: false,
         resync: false,
         pod_sync: true,
-        last_pod_sync: Instant::now(),
+        last_pod_sync: None,
+        pod_sync_due: None,
         api_status_ours: false,
     };
     // Held to the end of this function otherwise: the first version of the pod would stay in
@@ -414,19 +430,23 @@ async fn run(
     // The sync and event futures are boxed: they are big (container starts, status writes) but
     // short-lived, and inline they would make every idle pod's task carry their size.
     loop {
-        if d.pod_sync {
-            d.last_pod_sync = Instant::now();
-        }
+        d.pace_pod_sync();
         Box::pin(d.sync()).await;
+        if d.pod_sync && !d.done {
+            d.trigger_readiness();
+            d.last_pod_sync = Some(Instant::now());
+        }
         d.resync = false;
         d.pod_sync = false;
         if d.done {
             break;
         }
+        let now = Instant::now();
         let wake = d
             .requeue
-            .unwrap_or_else(|| Instant::now() + RESYNC)
-            .min(Instant::now() + RESYNC);
+            .into_iter()
+            .chain(d.pod_sync_due)
+            .fold(now + RESYNC, Instant::min);
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(msg) => d.message(msg),
@@ -440,8 +460,13 @@ async fn run(
             }
             Some(_) = results_rx.recv() => d.pod_sync = true,
             _ = sleep_until(wake) => {
-                d.resync = d.requeue.is_none_or(|r| r > Instant::now());
-                d.pod_sync |= !d.resync || d.last_pod_sync + POD_SYNC <= Instant::now();
+                let now = Instant::now();
+                let requeued = d.requeue.is_some_and(|r| r <= now);
+                let due = d.pod_sync_due.is_some_and(|t| t <= now);
+                d.resync = !requeued && !due;
+                d.pod_sync |= requeued
+                    || due
+                    || d.last_pod_sync.is_none_or(|t| t + POD_SYNC <= now);
                 d.requeue = None;
             }
         }
@@ -490,6 +515,39 @@ fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart:
 }
 
 impl Driver {
+    /// A pod sync less than [`PLEG_RELIST`] after the last one is a plain sync now (its actions
+    /// and status still go out at once) and a pod sync when the relist is due.
+    fn pace_pod_sync(&mut self) {
+        if !self.pod_sync {
+            return;
+        }
+        let now = Instant::now();
+        self.pod_sync_due = self
+            .last_pod_sync
+            .map(|t| t + PLEG_RELIST)
+            .filter(|&due| due > now);
+        self.pod_sync = self.pod_sync_due.is_none();
+    }
+
+    /// Manual readiness triggers [prober_manager.go `UpdatePodStatus`], once per pod sync: for
+    /// started, running containers not yet ready.
+    fn trigger_readiness(&self) {
+        for c in self.state.containers() {
+            let name = &c.container.name;
+            if let Some(w) = self
+                .probes
+                .workers
+                .get(&(name.clone(), ProbeType::Readiness))
+                && let Some(inst) = self.state.latest(name).filter(|i| i.running())
+                && self.state.started(c, &self.probes)
+                && self.probes.result(ProbeType::Readiness, &inst.status_id())
+                    != Some(ProbeResult::Success)
+            {
+                w.trigger();
+            }
+        }
+    }
+
     /// Takes a message from the pod manager.
     fn message(&mut self, msg: PodMsg) {
         match msg {
@@ -1081,8 +1139,8 @@ impl Driver {
         });
     }
 
-    /// Pushes the status if it changed, updates the probe view, the directory and readiness
-    /// triggers; records the terminal phase.
+    /// Pushes the status if it changed, updates the probe view and the directory; records the
+    /// terminal phase.
     async fn publish(&mut self) {
         let pod = self.pod();
         let phase = status::phase(&self.state, &self.probes);
@@ -1145,26 +1203,6 @@ impl Driver {
         let view = status::probe_view(&self.state, &self.probes, st.phase.as_deref().unwrap_or(""));
         self.view.send_replace(Some(Arc::new(view)));
         self.update_directory();
-        // Manual readiness triggers [prober_manager.go `UpdatePodStatus`], on pod syncs only.
-        for c in self
-            .state
-            .containers()
-            .into_iter()
-            .filter(|_| self.pod_sync)
-        {
-            let name = &c.container.name;
-            if let Some(w) = self
-                .probes
-                .workers
-                .get(&(name.clone(), ProbeType::Readiness))
-                && let Some(inst) = self.state.latest(name).filter(|i| i.running())
-                && self.state.started(c, &self.probes)
-                && self.probes.result(ProbeType::Readiness, &inst.status_id())
-                    != Some(ProbeResult::Success)
-            {
-                w.trigger();
-            }
-        }
         if self.state.removed {
             return;
         }
