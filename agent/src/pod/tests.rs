@@ -1006,9 +1006,15 @@ async fn status_echoes_and_foreign_changes() {
 }
 
 /// When each `probe <argv[0]>` ran and when the pod first went `status Ready=True`, as
-/// durations since the first container start.
+/// durations since the first start of container `app`.
 fn probe_timeline(fake: &Fake, probe: &str) -> (Vec<Duration>, Option<Duration>) {
-    let start = fake.starts.lock().first().expect("a container start").1;
+    let start = fake
+        .starts
+        .lock()
+        .iter()
+        .find(|(name, _)| name == "app")
+        .expect("app started")
+        .1;
     let journal = fake.journal.lock();
     let at = |what: &str| {
         journal
@@ -1023,11 +1029,13 @@ fn probe_timeline(fake: &Fake, probe: &str) -> (Vec<Duration>, Option<Duration>)
 
 /// The first probes after a container start, as on a kubelet. A readiness probe is run early
 /// only by a pod sync (one trigger per sync, `UpdatePodStatus`), and the kubelet's pod syncs
-/// follow one another by at least a PLEG relist (1 s): the sync that sees the container start
-/// probes at once, the sync its first result (the initial Failure) causes probes a second
-/// later, and the period runs from there. So successThreshold 3 with period 2 is Ready 3 s after
-/// the start — paddock used to run all three probes within milliseconds of it. Startup and
-/// liveness probes are never triggered: their period runs from the worker's start.
+/// after a pod's first follow one another by at least a PLEG relist (1 s): the sync that sees
+/// the container start probes at once, the sync its first result (the initial Failure) causes
+/// probes a second later, and the period runs from there. So successThreshold 3 with period 2
+/// is Ready 3 s after the start — paddock used to run all three probes within milliseconds of
+/// it. A container started by a later sync (after an init container) is first seen a relist
+/// after that sync. Startup and liveness probes are never triggered: their period runs from
+/// the worker's start.
 #[tokio::test(start_paused = true)]
 async fn early_probe_timeline_after_a_container_start() {
     let s = Duration::from_secs;
@@ -1062,6 +1070,16 @@ async fn early_probe_timeline_after_a_container_start() {
             Some(s(3)),
         ),
         (
+            // The init container exits at 2 s; the sync that starts app is at a relist, the
+            // sync that sees app running one relist later.
+            "readiness, successThreshold 3, period 2, after an init container",
+            serde_json::json!({"readinessProbe": {"exec": {"command": ["ready"]},
+                "periodSeconds": 2, "successThreshold": 3}}),
+            "ready",
+            vec![s(1), s(2), s(4), s(6)],
+            Some(s(4)),
+        ),
+        (
             "liveness, period 2, initialDelaySeconds 3",
             serde_json::json!({"livenessProbe": {"exec": {"command": ["live"]},
                 "periodSeconds": 2, "initialDelaySeconds": 3}}),
@@ -1076,7 +1094,16 @@ async fn early_probe_timeline_after_a_container_start() {
         for (k, v) in probes.as_object().unwrap() {
             c[k] = v.clone();
         }
-        let p = pod(serde_json::json!({"spec": {"containers": [c]}}));
+        let mut spec = serde_json::json!({"containers": [c]});
+        if name.contains("init container") {
+            e.fake
+                .scripts
+                .lock()
+                .insert("init".into(), Script::ExitAfter(s(2), 0));
+            spec["initContainers"] =
+                serde_json::json!([{"name": "init", "image": "busybox", "command": ["init"]}]);
+        }
+        let p = pod(serde_json::json!({ "spec": spec }));
         let w = PodWorker::spawn(e.shared.clone(), p, None);
         tokio::time::sleep(s(10) - Duration::from_millis(1)).await;
         let (runs, ready) = probe_timeline(&e.fake, probe);

@@ -3,9 +3,9 @@
 //! runtime, and pushes the status derived from the state when it changed.
 //!
 //! Some of those syncs are what the kubelet calls pod syncs, and only these run readiness
-//! probes early (one trigger per pod sync, as `UpdatePodStatus`); they come at most once per
-//! [`PLEG_RELIST`], as the kubelet's do, so a container start is probed at once and its first
-//! result a second later, not in a burst.
+//! probes early (one trigger per pod sync, as `UpdatePodStatus`). They are paced as the
+//! kubelet's (see [`PLEG_RELIST`]): a container is probed by the pod sync that follows its
+//! start, and again by the one its first result causes, a relist later — not in a burst.
 //!
 //! Kills run as tasks so the worker keeps serving probe results while a container shuts down
 //! (readiness keeps being reported during termination). Probe workers (one per container ×
@@ -304,15 +304,19 @@ struct Driver {
     done: bool,
     /// This sync is the periodic resync (no event woke the worker).
     resync: bool,
-    /// This sync is what the kubelet calls a pod sync (`SyncPod`: a spec change, a container
-    /// event, a probe result, a requeue, or the minutely resync [`POD_SYNC`]), as opposed to the
-    /// status manager's 10 s reconciliation or the echo of our own status write. Only a pod sync
-    /// triggers readiness probes early; otherwise every status write would.
+    /// Something the kubelet runs a pod sync for (`SyncPod`: a spec change, a container event,
+    /// a probe result, a requeue, or the minutely resync [`POD_SYNC`]) happened, as opposed to
+    /// the status manager's 10 s reconciliation or the echo of our own status write. Only a pod
+    /// sync triggers readiness probes early; otherwise every status write would.
     pod_sync: bool,
     /// When the last pod sync ended.
     last_pod_sync: Option<Instant>,
-    /// A pod sync asked for less than [`PLEG_RELIST`] after the last one: it happens then.
-    pod_sync_due: Option<Instant>,
+    /// The earliest the next pod sync may run ([`PLEG_RELIST`]); until then, a wanted pod sync
+    /// waits and the syncs in between are plain ones.
+    pod_sync_not_before: Option<Instant>,
+    /// This sync started a container, which the kubelet's PLEG reports (`ContainerStarted`): a
+    /// pod sync follows.
+    started: bool,
     /// The API's status of the pod is exactly our last write: its copy was dropped from
     /// `state.pod` (an idle pod's status is otherwise kept twice), `last_status` stands for it.
     api_status_ours: bool,
@@ -352,9 +356,10 @@ pub const POD_SYNC: Duration = Duration::from_secs(60);
 
 /// The kubelet's PLEG relist period (`genericPlegRelistPeriod`). A kubelet pod sync first waits
 /// for a pod status the PLEG refreshed after the previous sync ended (`podCache.GetNewerThan` in
-/// pod_workers.go), so pod syncs — and the readiness probes they trigger — are at least one
-/// relist apart. Here a pod sync comes at the earliest moment a kubelet's could: at once, or
-/// this long after the previous one ended.
+/// pod_workers.go), so every pod sync but a pod's first runs at a relist, at least one relist
+/// after the one before; and a container a sync starts is seen by the next. Here a pod sync
+/// runs at the earliest moment a kubelet's could: the one after the pod's first sync at once,
+/// every later one no sooner than this after the previous one began (and not before it ended).
 pub const PLEG_RELIST: Duration = Duration::from_secs(1);
 
 /// Whether an API update of the pod is more than its status (the kubelet's pod config only
@@ -417,7 +422,8 @@ async fn run(
         resync: false,
         pod_sync: true,
         last_pod_sync: None,
-        pod_sync_due: None,
+        pod_sync_not_before: None,
+        started: false,
         api_status_ours: false,
     };
     // Held to the end of this function otherwise: the first version of the pod would stay in
@@ -430,22 +436,32 @@ async fn run(
     // The sync and event futures are boxed: they are big (container starts, status writes) but
     // short-lived, and inline they would make every idle pod's task carry their size.
     loop {
-        d.pace_pod_sync();
-        Box::pin(d.sync()).await;
-        if d.pod_sync && !d.done {
+        let began = Instant::now();
+        let pod_sync = d.pod_sync && d.pod_sync_not_before.is_none_or(|t| t <= began);
+        if pod_sync {
+            // Before the actions, as `UpdatePodStatus` runs as the sync generates the status.
+            d.pod_sync = false;
             d.trigger_readiness();
-            d.last_pod_sync = Some(Instant::now());
         }
+        Box::pin(d.sync()).await;
+        if pod_sync {
+            let ended = Instant::now();
+            d.pod_sync_not_before = d.last_pod_sync.map(|_| (began + PLEG_RELIST).max(ended));
+            d.last_pod_sync = Some(ended);
+        }
+        d.pod_sync |= std::mem::take(&mut d.started);
         d.resync = false;
-        d.pod_sync = false;
         if d.done {
             break;
         }
         let now = Instant::now();
+        let pod_sync_at = d
+            .pod_sync
+            .then(|| d.pod_sync_not_before.unwrap_or(now).max(now));
         let wake = d
             .requeue
             .into_iter()
-            .chain(d.pod_sync_due)
+            .chain(pod_sync_at)
             .fold(now + RESYNC, Instant::min);
         tokio::select! {
             msg = rx.recv() => match msg {
@@ -462,11 +478,10 @@ async fn run(
             _ = sleep_until(wake) => {
                 let now = Instant::now();
                 let requeued = d.requeue.is_some_and(|r| r <= now);
-                let due = d.pod_sync_due.is_some_and(|t| t <= now);
-                d.resync = !requeued && !due;
-                d.pod_sync |= requeued
-                    || due
-                    || d.last_pod_sync.is_none_or(|t| t + POD_SYNC <= now);
+                let pod_sync_due = d.pod_sync
+                    && d.pod_sync_not_before.is_none_or(|t| t <= now);
+                d.resync = !requeued && !pod_sync_due;
+                d.pod_sync |= requeued || d.last_pod_sync.is_none_or(|t| t + POD_SYNC <= now);
                 d.requeue = None;
             }
         }
@@ -515,20 +530,6 @@ fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart:
 }
 
 impl Driver {
-    /// A pod sync less than [`PLEG_RELIST`] after the last one is a plain sync now (its actions
-    /// and status still go out at once) and a pod sync when the relist is due.
-    fn pace_pod_sync(&mut self) {
-        if !self.pod_sync {
-            return;
-        }
-        let now = Instant::now();
-        self.pod_sync_due = self
-            .last_pod_sync
-            .map(|t| t + PLEG_RELIST)
-            .filter(|&due| due > now);
-        self.pod_sync = self.pod_sync_due.is_none();
-    }
-
     /// Manual readiness triggers [prober_manager.go `UpdatePodStatus`], once per pod sync: for
     /// started, running containers not yet ready.
     fn trigger_readiness(&self) {
@@ -773,8 +774,10 @@ impl Driver {
                     let before = self.state.latest(&name).map(|i| i.id.clone());
                     self.start(&name).await;
                     let after = self.state.latest(&name);
-                    progressed |=
+                    let started =
                         after.is_some_and(|i| i.running() && Some(&i.id) != before.as_ref());
+                    self.started |= started;
+                    progressed |= started;
                 }
                 Action::Kill {
                     id,
