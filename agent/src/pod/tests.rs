@@ -1080,6 +1080,15 @@ async fn early_probe_timeline_after_a_container_start() {
             Some(s(4)),
         ),
         (
+            // The first look is at the worker's creation, before the container started.
+            "liveness, period 2",
+            serde_json::json!({"livenessProbe": {"exec": {"command": ["live"]},
+                "periodSeconds": 2}}),
+            "live",
+            vec![s(2), s(4), s(6), s(8)],
+            Some(s(0)),
+        ),
+        (
             "liveness, period 2, initialDelaySeconds 3",
             serde_json::json!({"livenessProbe": {"exec": {"command": ["live"]},
                 "periodSeconds": 2, "initialDelaySeconds": 3}}),
