@@ -438,13 +438,21 @@ async fn run(
     loop {
         let began = Instant::now();
         let pod_sync = d.pod_sync && d.pod_sync_not_before.is_none_or(|t| t <= began);
-        if pod_sync {
-            // Before the actions, as `UpdatePodStatus` runs as the sync generates the status.
+        // What this pod sync sees running (`UpdatePodStatus` runs as the sync generates the
+        // status, before its actions): a container it starts is the next one's.
+        let seen = if pod_sync {
             d.pod_sync = false;
-            d.trigger_readiness();
-        }
+            d.running()
+        } else {
+            Vec::new()
+        };
         Box::pin(d.sync()).await;
         if pod_sync {
+            // After the sync, once the probe view says what its results changed (a startup
+            // success: started), as the kubelet's status cache does before it syncs.
+            if !d.done {
+                d.trigger_readiness(&seen);
+            }
             let ended = Instant::now();
             d.pod_sync_not_before = d.last_pod_sync.map(|_| (began + PLEG_RELIST).max(ended));
             d.last_pod_sync = Some(ended);
@@ -530,16 +538,30 @@ fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart:
 }
 
 impl Driver {
+    /// The running container instances.
+    fn running(&self) -> Vec<ContainerId> {
+        self.state
+            .containers()
+            .iter()
+            .filter_map(|c| self.state.latest(&c.container.name))
+            .filter(|i| i.running())
+            .map(|i| i.id.clone())
+            .collect()
+    }
+
     /// Manual readiness triggers [prober_manager.go `UpdatePodStatus`], once per pod sync: for
-    /// started, running containers not yet ready.
-    fn trigger_readiness(&self) {
+    /// started containers not yet ready that the sync saw running (`seen`).
+    fn trigger_readiness(&self, seen: &[ContainerId]) {
         for c in self.state.containers() {
             let name = &c.container.name;
             if let Some(w) = self
                 .probes
                 .workers
                 .get(&(name.clone(), ProbeType::Readiness))
-                && let Some(inst) = self.state.latest(name).filter(|i| i.running())
+                && let Some(inst) = self
+                    .state
+                    .latest(name)
+                    .filter(|i| i.running() && seen.contains(&i.id))
                 && self.state.started(c, &self.probes)
                 && self.probes.result(ProbeType::Readiness, &inst.status_id())
                     != Some(ProbeResult::Success)
