@@ -8,8 +8,10 @@
 //! - [`prober`]: one probe execution — retries on error, result mapping, events.
 //! - [`worker`]: the per-(container, probe type) state machine and its tokio driver; results go
 //!   to a [`ResultsCache`] whose changes stream to the agent, attempts to a [`ProbeHistory`].
-//! - [`manager`]: what the agent calls — [`ProbeManager`] adds/stops a pod's workers and sets
-//!   each container's `started`/`ready` like the kubelet's `UpdatePodStatus`.
+//! - [`manager`]: [`ProbeManager`], the kubelet's prober manager in one object — adds/stops a
+//!   pod's workers and sets each container's `started`/`ready` like `UpdatePodStatus`. The
+//!   agent does not use it: each of its pod workers spawns that pod's workers and triggers
+//!   readiness on its own pod syncs.
 //!
 //! Facts are taken from the upstream kubelet (`pkg/probe/…`, `pkg/kubelet/prober/…`); the
 //! module docs name the files.

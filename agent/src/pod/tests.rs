@@ -74,16 +74,23 @@ fn exited(code: i32) -> Exited {
     }
 }
 
-struct Health(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicUsize>);
+/// Exec probes: pass while `healthy`; every run is counted and journaled as `probe <argv[0]>`.
+struct Health {
+    healthy: Arc<AtomicBool>,
+    runs: Arc<std::sync::atomic::AtomicUsize>,
+    journal: Journal,
+}
 
 impl ExecRunner for Health {
     fn run<'a>(
         &'a self,
-        _argv: &'a [String],
+        argv: &'a [String],
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
-        let ok = self.0.load(Ordering::SeqCst);
-        self.1.fetch_add(1, Ordering::SeqCst);
+        let ok = self.healthy.load(Ordering::SeqCst);
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let what = argv.first().map_or("", String::as_str);
+        note(&self.journal, format!("probe {what}"));
         Box::pin(async move {
             Ok(ExecOutput {
                 status: ExecStatus::Exited(if ok { 0 } else { 1 }),
@@ -176,7 +183,11 @@ impl Runtime for Fake {
         Ok(())
     }
     fn exec_runner(&self, _id: &ContainerId) -> Arc<dyn ExecRunner> {
-        Arc::new(Health(self.healthy.clone(), self.execs.clone()))
+        Arc::new(Health {
+            healthy: self.healthy.clone(),
+            runs: self.execs.clone(),
+            journal: self.journal.clone(),
+        })
     }
     async fn exec(
         &self,
@@ -894,9 +905,9 @@ async fn status_echoes_do_not_trigger_readiness_probes() {
         echo(t);
     }
     let runs = e.fake.execs.load(Ordering::SeqCst);
-    // Up to three at container start (the first run and the triggers of the start and of the
-    // first result), then one per period (10, 20, 30 s); an echo-triggered probe made it 37.
-    assert!((4..=6).contains(&runs), "{runs} probe runs in 35 s");
+    // The triggers of the start and, a second later, of the first result, then one per period
+    // (11, 21, 31 s); an echo-triggered probe made it 37.
+    assert_eq!(runs, 5, "probe runs in 35 s");
     e.fake.healthy.store(true, Ordering::SeqCst);
     let passing = Instant::now();
     let ready = loop {
@@ -992,4 +1003,122 @@ async fn status_echoes_and_foreign_changes() {
     );
     w.send(PodMsg::Removed);
     w.join().await;
+}
+
+/// When each `probe <argv[0]>` ran and when the pod first went `status Ready=True`, as
+/// durations since the first start of container `app`.
+fn probe_timeline(fake: &Fake, probe: &str) -> (Vec<Duration>, Option<Duration>) {
+    let start = fake
+        .starts
+        .lock()
+        .iter()
+        .find(|(name, _)| name == "app")
+        .expect("app started")
+        .1;
+    let journal = fake.journal.lock();
+    let at = |what: &str| {
+        journal
+            .iter()
+            .filter(|(_, w)| w == what)
+            .map(|(t, _)| *t - start)
+            .collect::<Vec<_>>()
+    };
+    let ready = at("status Ready=True").first().copied();
+    (at(&format!("probe {probe}")), ready)
+}
+
+/// The first probes after a container start, as on a kubelet. A readiness probe is run early
+/// only by a pod sync (one trigger per sync, `UpdatePodStatus`), and the kubelet's pod syncs
+/// after a pod's first follow one another by at least a PLEG relist (1 s): the sync that sees
+/// the container start probes at once, the sync its first result (the initial Failure) causes
+/// probes a second later, and the period runs from there. So successThreshold 3 with period 2
+/// is Ready 3 s after the start — paddock used to run all three probes within milliseconds of
+/// it. A container started by a later sync (after an init container) is first seen a relist
+/// after that sync. Startup and liveness probes are never triggered: their period runs from
+/// the worker's start.
+#[tokio::test(start_paused = true)]
+async fn early_probe_timeline_after_a_container_start() {
+    let s = Duration::from_secs;
+    let cases = [
+        (
+            "readiness, successThreshold 3, period 2",
+            serde_json::json!({"readinessProbe": {"exec": {"command": ["ready"]},
+                "periodSeconds": 2, "successThreshold": 3}}),
+            "ready",
+            vec![s(0), s(1), s(3), s(5), s(7), s(9)],
+            Some(s(3)),
+        ),
+        (
+            // The triggers at 0 and 1 s fall within the delay; the ticker, reset by the second,
+            // reaches 5 s at its second tick.
+            "readiness, successThreshold 3, period 2, initialDelaySeconds 5",
+            serde_json::json!({"readinessProbe": {"exec": {"command": ["ready"]},
+                "periodSeconds": 2, "successThreshold": 3, "initialDelaySeconds": 5}}),
+            "ready",
+            vec![s(5), s(7), s(9)],
+            Some(s(9)),
+        ),
+        (
+            // Startup is probed at its first tick; its success is a pod sync, which triggers
+            // the readiness probe at once.
+            "startup period 3, then readiness period 2",
+            serde_json::json!({
+                "startupProbe": {"exec": {"command": ["started"]}, "periodSeconds": 3},
+                "readinessProbe": {"exec": {"command": ["ready"]}, "periodSeconds": 2}}),
+            "started",
+            vec![s(3)],
+            Some(s(3)),
+        ),
+        (
+            // The init container exits at 2 s; the sync that starts app is at a relist, the
+            // sync that sees app running one relist later.
+            "readiness, successThreshold 3, period 2, after an init container",
+            serde_json::json!({"readinessProbe": {"exec": {"command": ["ready"]},
+                "periodSeconds": 2, "successThreshold": 3}}),
+            "ready",
+            vec![s(1), s(2), s(4), s(6)],
+            Some(s(4)),
+        ),
+        (
+            // The first look is at the worker's creation, before the container started.
+            "liveness, period 2",
+            serde_json::json!({"livenessProbe": {"exec": {"command": ["live"]},
+                "periodSeconds": 2}}),
+            "live",
+            vec![s(2), s(4), s(6), s(8)],
+            Some(s(0)),
+        ),
+        (
+            "liveness, period 2, initialDelaySeconds 3",
+            serde_json::json!({"livenessProbe": {"exec": {"command": ["live"]},
+                "periodSeconds": 2, "initialDelaySeconds": 3}}),
+            "live",
+            vec![s(4), s(6), s(8)],
+            Some(s(0)),
+        ),
+    ];
+    for (name, probes, probe, want, want_ready) in cases {
+        let e = env();
+        let mut c = serde_json::json!({"name": "app", "image": "busybox", "command": ["run"]});
+        for (k, v) in probes.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let mut spec = serde_json::json!({"containers": [c]});
+        if name.contains("init container") {
+            e.fake
+                .scripts
+                .lock()
+                .insert("init".into(), Script::ExitAfter(s(2), 0));
+            spec["initContainers"] =
+                serde_json::json!([{"name": "init", "image": "busybox", "command": ["init"]}]);
+        }
+        let p = pod(serde_json::json!({ "spec": spec }));
+        let w = PodWorker::spawn(e.shared.clone(), p, None);
+        tokio::time::sleep(s(10) - Duration::from_millis(1)).await;
+        let (runs, ready) = probe_timeline(&e.fake, probe);
+        assert_eq!(runs, want, "{name}: {probe} probe runs");
+        assert_eq!(ready, want_ready, "{name}: Ready");
+        w.send(PodMsg::Removed);
+        w.join().await;
+    }
 }

@@ -2,6 +2,11 @@
 //! probe result change, back-off expiry, a 10 s resync), carries out its actions through the
 //! runtime, and pushes the status derived from the state when it changed.
 //!
+//! Some of those syncs are what the kubelet calls pod syncs, and only these run readiness
+//! probes early (one trigger per pod sync, as `UpdatePodStatus`). They are paced as the
+//! kubelet's (see [`PLEG_RELIST`]): a container is probed by the pod sync that follows its
+//! start, and again by the one its first result causes, a relist later — not in a burst.
+//!
 //! Kills run as tasks so the worker keeps serving probe results while a container shuts down
 //! (readiness keeps being reported during termination). Probe workers (one per container ×
 //! probe type, from the `probe` crate) read the pod status through a `watch` channel the
@@ -299,12 +304,19 @@ struct Driver {
     done: bool,
     /// This sync is the periodic resync (no event woke the worker).
     resync: bool,
-    /// This sync is what the kubelet calls a pod sync (`SyncPod`: a spec change, a container
-    /// event, a probe result, a requeue, or the minutely resync), as opposed to the status
-    /// manager's 10 s reconciliation or the echo of our own status write. Only a pod sync
-    /// triggers readiness probes early ([`POD_SYNC`]); otherwise every status write would.
+    /// Something the kubelet runs a pod sync for (`SyncPod`: a spec change, a container event,
+    /// a probe result, a requeue, or the minutely resync [`POD_SYNC`]) happened, as opposed to
+    /// the status manager's 10 s reconciliation or the echo of our own status write. Only a pod
+    /// sync triggers readiness probes early; otherwise every status write would.
     pod_sync: bool,
-    last_pod_sync: Instant,
+    /// When the last pod sync ended.
+    last_pod_sync: Option<Instant>,
+    /// The earliest the next pod sync may run ([`PLEG_RELIST`]); until then, a wanted pod sync
+    /// waits and the syncs in between are plain ones.
+    pod_sync_not_before: Option<Instant>,
+    /// This sync started a container, which the kubelet's PLEG reports (`ContainerStarted`): a
+    /// pod sync follows.
+    started: bool,
     /// The API's status of the pod is exactly our last write: its copy was dropped from
     /// `state.pod` (an idle pod's status is otherwise kept twice), `last_status` stands for it.
     api_status_ours: bool,
@@ -341,6 +353,14 @@ fn encode(st: &PodStatus) -> Vec<u8> {
 
 /// The kubelet's `--sync-frequency` (pod syncs without any event).
 pub const POD_SYNC: Duration = Duration::from_secs(60);
+
+/// The kubelet's PLEG relist period (`genericPlegRelistPeriod`). A kubelet pod sync first waits
+/// for a pod status the PLEG refreshed after the previous sync ended (`podCache.GetNewerThan` in
+/// pod_workers.go), so every pod sync but a pod's first runs at a relist, at least one relist
+/// after the one before; and a container a sync starts is seen by the next. Here a pod sync
+/// runs at the earliest moment a kubelet's could: the one after the pod's first sync at once,
+/// every later one no sooner than this after the previous one began (and not before it ended).
+pub const PLEG_RELIST: Duration = Duration::from_secs(1);
 
 /// Whether an API update of the pod is more than its status (the kubelet's pod config only
 /// sends those to `SyncPod`; a status-only change is a reconcile, which syncs only when
@@ -401,7 +421,9 @@ async fn run(
         done: false,
         resync: false,
         pod_sync: true,
-        last_pod_sync: Instant::now(),
+        last_pod_sync: None,
+        pod_sync_not_before: None,
+        started: false,
         api_status_ours: false,
     };
     // Held to the end of this function otherwise: the first version of the pod would stay in
@@ -414,19 +436,41 @@ async fn run(
     // The sync and event futures are boxed: they are big (container starts, status writes) but
     // short-lived, and inline they would make every idle pod's task carry their size.
     loop {
-        if d.pod_sync {
-            d.last_pod_sync = Instant::now();
-        }
+        let began = Instant::now();
+        let pod_sync = d.pod_sync && d.pod_sync_not_before.is_none_or(|t| t <= began);
+        // What this pod sync sees running (`UpdatePodStatus` runs as the sync generates the
+        // status, before its actions): a container it starts is the next one's.
+        let seen = if pod_sync {
+            d.pod_sync = false;
+            d.running()
+        } else {
+            Vec::new()
+        };
         Box::pin(d.sync()).await;
+        if pod_sync {
+            // After the sync, once the probe view says what its results changed (a startup
+            // success: started), as the kubelet's status cache does before it syncs.
+            if !d.done {
+                d.trigger_readiness(&seen);
+            }
+            let ended = Instant::now();
+            d.pod_sync_not_before = d.last_pod_sync.map(|_| (began + PLEG_RELIST).max(ended));
+            d.last_pod_sync = Some(ended);
+        }
+        d.pod_sync |= std::mem::take(&mut d.started);
         d.resync = false;
-        d.pod_sync = false;
         if d.done {
             break;
         }
+        let now = Instant::now();
+        let pod_sync_at = d
+            .pod_sync
+            .then(|| d.pod_sync_not_before.unwrap_or(now).max(now));
         let wake = d
             .requeue
-            .unwrap_or_else(|| Instant::now() + RESYNC)
-            .min(Instant::now() + RESYNC);
+            .into_iter()
+            .chain(pod_sync_at)
+            .fold(now + RESYNC, Instant::min);
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(msg) => d.message(msg),
@@ -440,8 +484,12 @@ async fn run(
             }
             Some(_) = results_rx.recv() => d.pod_sync = true,
             _ = sleep_until(wake) => {
-                d.resync = d.requeue.is_none_or(|r| r > Instant::now());
-                d.pod_sync |= !d.resync || d.last_pod_sync + POD_SYNC <= Instant::now();
+                let now = Instant::now();
+                let requeued = d.requeue.is_some_and(|r| r <= now);
+                let pod_sync_due = d.pod_sync
+                    && d.pod_sync_not_before.is_none_or(|t| t <= now);
+                d.resync = !requeued && !pod_sync_due;
+                d.pod_sync |= requeued || d.last_pod_sync.is_none_or(|t| t + POD_SYNC <= now);
                 d.requeue = None;
             }
         }
@@ -490,6 +538,39 @@ fn kill_message(c: Option<SpecRef<'_>>, name: &str, reason: KillReason, restart:
 }
 
 impl Driver {
+    /// The running container instances.
+    fn running(&self) -> Vec<ContainerId> {
+        self.state
+            .containers()
+            .iter()
+            .filter_map(|c| self.state.latest(&c.container.name))
+            .filter(|i| i.running())
+            .map(|i| i.id.clone())
+            .collect()
+    }
+
+    /// Manual readiness triggers [prober_manager.go `UpdatePodStatus`], once per pod sync: for
+    /// started containers not yet ready that the sync saw running (`seen`).
+    fn trigger_readiness(&self, seen: &[ContainerId]) {
+        for c in self.state.containers() {
+            let name = &c.container.name;
+            if let Some(w) = self
+                .probes
+                .workers
+                .get(&(name.clone(), ProbeType::Readiness))
+                && let Some(inst) = self
+                    .state
+                    .latest(name)
+                    .filter(|i| i.running() && seen.contains(&i.id))
+                && self.state.started(c, &self.probes)
+                && self.probes.result(ProbeType::Readiness, &inst.status_id())
+                    != Some(ProbeResult::Success)
+            {
+                w.trigger();
+            }
+        }
+    }
+
     /// Takes a message from the pod manager.
     fn message(&mut self, msg: PodMsg) {
         match msg {
@@ -715,8 +796,10 @@ impl Driver {
                     let before = self.state.latest(&name).map(|i| i.id.clone());
                     self.start(&name).await;
                     let after = self.state.latest(&name);
-                    progressed |=
+                    let started =
                         after.is_some_and(|i| i.running() && Some(&i.id) != before.as_ref());
+                    self.started |= started;
+                    progressed |= started;
                 }
                 Action::Kill {
                     id,
@@ -1081,8 +1164,8 @@ impl Driver {
         });
     }
 
-    /// Pushes the status if it changed, updates the probe view, the directory and readiness
-    /// triggers; records the terminal phase.
+    /// Pushes the status if it changed, updates the probe view and the directory; records the
+    /// terminal phase.
     async fn publish(&mut self) {
         let pod = self.pod();
         let phase = status::phase(&self.state, &self.probes);
@@ -1145,26 +1228,6 @@ impl Driver {
         let view = status::probe_view(&self.state, &self.probes, st.phase.as_deref().unwrap_or(""));
         self.view.send_replace(Some(Arc::new(view)));
         self.update_directory();
-        // Manual readiness triggers [prober_manager.go `UpdatePodStatus`], on pod syncs only.
-        for c in self
-            .state
-            .containers()
-            .into_iter()
-            .filter(|_| self.pod_sync)
-        {
-            let name = &c.container.name;
-            if let Some(w) = self
-                .probes
-                .workers
-                .get(&(name.clone(), ProbeType::Readiness))
-                && let Some(inst) = self.state.latest(name).filter(|i| i.running())
-                && self.state.started(c, &self.probes)
-                && self.probes.result(ProbeType::Readiness, &inst.status_id())
-                    != Some(ProbeResult::Success)
-            {
-                w.trigger();
-            }
-        }
         if self.state.removed {
             return;
         }

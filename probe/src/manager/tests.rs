@@ -192,8 +192,8 @@ async fn startup_probe_gates_started_until_it_succeeds() {
         ..Default::default()
     };
     let p = pod(vec![app], vec![]);
-    m.add_pod(&p, &Ctx(exec.clone()));
     m.set_pod_status("uid-1", view("app", "c://1", false));
+    m.add_pod(&p, &Ctx(exec.clone()));
     let mut st = PodStatus {
         container_statuses: Some(vec![running_status("app", "c://1")]),
         ..Default::default()
@@ -222,8 +222,10 @@ async fn unready_container_gets_an_immediate_readiness_probe() {
         ..Default::default()
     };
     let p = pod(vec![app], vec![]);
-    m.add_pod(&p, &Ctx(exec.clone()));
+    // As in the kubelet's SyncPod: the status first (SetPodStatus), then the workers (AddPod),
+    // whose first look sees it.
     m.set_pod_status("uid-1", view("app", "c://1", true));
+    m.add_pod(&p, &Ctx(exec.clone()));
     sleep(Duration::from_millis(100)).await;
     assert_eq!(exec.calls.load(Ordering::SeqCst), 1);
     let mut st = PodStatus {

@@ -1,6 +1,6 @@
-//! The tokio driver of a [`Machine`] [worker.go `run`]: optional jitter, a
-//! period ticker started with the worker, manual triggers that probe at once and reset the
-//! ticker, stop, and the history of attempts. Uses tokio time only, so it runs under
+//! The tokio driver of a [`Machine`] [worker.go `run`]: optional jitter, else the first
+//! `doProbe`'s status read as the worker is spawned, a period ticker started with the worker,
+//! manual triggers that probe at once and reset the ticker, stop, and the history of attempts. Uses tokio time only, so it runs under
 //! `tokio::time::pause()`.
 
 use std::sync::Arc;
@@ -95,11 +95,20 @@ impl WorkerHandle {
 }
 
 /// Starts a worker task on the current runtime.
+///
+/// Unless the worker jitters (the agent started less than a period ago), its first `doProbe`
+/// reads the pod status here, as the worker is created: the kubelet adds a pod's workers in the
+/// sync that then starts its containers, and their goroutines look before the containers are
+/// there. A task that only got to run once the container had started would probe it at once,
+/// and again for the readiness trigger of that same start.
 pub fn spawn(params: WorkerParams) -> WorkerHandle {
     let signals = Arc::new(Signals::default());
     let history = params.history.clone();
     let key = params.key.clone();
-    let task = tokio::spawn(run(params, signals.clone()));
+    let mut machine = Machine::new(params.config.clone());
+    let jitter = params.config.agent_started.elapsed() < params.period;
+    let first = (!jitter).then(|| (Instant::now(), tick(&params, &mut machine)));
+    let task = tokio::spawn(run(params, signals.clone(), machine, first));
     WorkerHandle {
         key,
         signals,
@@ -117,24 +126,43 @@ fn apply(params: &WorkerParams, effects: Vec<Effect>) {
     }
 }
 
-async fn run(params: WorkerParams, signals: Arc<Signals>) {
-    let mut machine = Machine::new(params.config.clone());
+/// What a `doProbe` decided before probing, and the pod IP to probe.
+type Ticked = (Next, String);
+
+/// `run`: `first` is the first `doProbe`'s decision and when it was made, `None` to jitter.
+async fn run(
+    params: WorkerParams,
+    signals: Arc<Signals>,
+    mut machine: Machine,
+    first: Option<(Instant, Ticked)>,
+) {
     let period = params.period;
-    // Jitter only right after the agent started, so restarted agents do not probe in a herd.
-    let jitter = params.config.agent_started.elapsed() < period;
-    let stopped_early = jitter && {
-        let delay = period.mul_f64(rand::random::<f64>());
-        tokio::select! {
-            _ = signals.stop.notified() => true,
-            _ = sleep(delay) => false,
+    let first = match first {
+        Some(first) => Some(first),
+        // Jitter only right after the agent started, so restarted agents do not probe in a herd.
+        None => {
+            let delay = period.mul_f64(rand::random::<f64>());
+            tokio::select! {
+                _ = signals.stop.notified() => None,
+                _ = sleep(delay) => Some((Instant::now(), tick(&params, &mut machine))),
+            }
         }
     };
-    if !stopped_early {
-        let mut ticker = interval_at(Instant::now() + period, period);
+    if let Some((started, mut next)) = first {
+        let mut ticker = interval_at(started + period, period);
         // Go's ticker drops ticks for a slow receiver but keeps one pending.
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
-            if !do_probe(&params, &signals, &mut machine).await {
+            let (decision, pod_ip) = next;
+            let keep_going = match decision {
+                Next::Wait => true,
+                Next::Stop => false,
+                Next::Probe(id) => {
+                    probe(&params, &signals, &mut machine, id, &pod_ip).await;
+                    true
+                }
+            };
+            if !keep_going {
                 break;
             }
             tokio::select! {
@@ -143,14 +171,15 @@ async fn run(params: WorkerParams, signals: Arc<Signals>) {
                 _ = ticker.tick() => {}
                 _ = signals.trigger.notified() => ticker.reset(),
             }
+            next = tick(&params, &mut machine);
         }
     }
     apply(&params, machine.step(Input::Stop).effects);
     signals.finished.store(true, Ordering::SeqCst);
 }
 
-/// One `doProbe`; false when the worker should stop.
-async fn do_probe(params: &WorkerParams, signals: &Signals, machine: &mut Machine) -> bool {
+/// The part of one `doProbe` before the probe: reads the pod status, writes the step's results.
+fn tick(params: &WorkerParams, machine: &mut Machine) -> Ticked {
     let (step, pod_ip) = {
         let status = params.status.borrow();
         let status = status.as_deref();
@@ -162,23 +191,28 @@ async fn do_probe(params: &WorkerParams, signals: &Signals, machine: &mut Machin
         (step, status.map(|s| s.pod_ip.clone()).unwrap_or_default())
     };
     apply(params, step.effects);
-    let container_id = match step.next {
-        Next::Wait => return true,
-        Next::Stop => return false,
-        Next::Probe(id) => id,
-    };
+    (step.next, pod_ip)
+}
+
+/// The probe of one `doProbe` and what its outcome changes; a stop meanwhile interrupts it
+/// (and is kept for the caller's select).
+async fn probe(
+    params: &WorkerParams,
+    signals: &Signals,
+    machine: &mut Machine,
+    container_id: Arc<str>,
+    pod_ip: &str,
+) {
     let run = tokio::select! {
         biased;
         _ = signals.stop.notified() => {
-            // Keep the stop for the caller's select.
             signals.stop.notify_one();
-            return true;
+            return;
         }
-        run = params.runner.run(&pod_ip) => run,
+        run = params.runner.run(pod_ip) => run,
     };
     let outcome = run.outcome.as_ref().ok().copied();
     params.history.push(Attempt::from_run(run, container_id));
     let step = machine.step(Input::Probed(outcome));
     apply(params, step.effects);
-    true
 }

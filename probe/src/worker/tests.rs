@@ -313,6 +313,20 @@ async fn rule_2_3_manual_trigger_probes_now_and_resets_the_ticker() {
     assert_eq!(h.script.times(h.t0), [secs(0), secs(4), secs(4), secs(14)]);
 }
 
+/// The first `doProbe` looks at the status as the worker is created, not whenever its task gets
+/// to run: a container that started before that (the task scheduled late) is probed by the
+/// trigger of its start alone, not also by a first look that came after it.
+#[tokio::test(start_paused = true)]
+async fn rule_2_3_first_look_is_at_worker_creation() {
+    let script = Script::with_default(F);
+    let h = Harness::start(cfg(ProbeType::Readiness, 0, 1, 3), secs(10), script, None);
+    // No await since the spawn: the task has not run yet.
+    h.set_status(running("c1", h.t0, true));
+    h.handle.trigger();
+    h.until(secs(15)).await;
+    assert_eq!(h.script.times(h.t0), [secs(0), secs(10)]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn rule_2_3_a_probe_longer_than_the_period_is_followed_by_one_at_once() {
     let t0 = Instant::now();
