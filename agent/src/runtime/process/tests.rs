@@ -458,6 +458,75 @@ async fn a_restarted_runtime_adopts_what_the_last_one_left_and_keeps_its_logs_fl
     );
 }
 
+#[test]
+fn a_container_writing_as_fast_as_it_can_never_blocks_the_async_threads() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let ticks = Arc::new(AtomicU64::new(0));
+    let pid = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    // A watchdog outside the runtime: if the one async thread stops ticking for 3 s, the flood
+    // is killed (so a failing run ends) and the stall recorded.
+    let watchdog = {
+        let (ticks, pid, done) = (ticks.clone(), pid.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut last = (0, 0);
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = ticks.load(Ordering::SeqCst);
+                if now != last.0 {
+                    last = (now, 0);
+                } else {
+                    last.1 += 1;
+                }
+                if last.1 >= 30 && pid.load(Ordering::SeqCst) != 0 {
+                    let p = Pid::from_raw(pid.load(Ordering::SeqCst) as i32);
+                    let _ = killpg(p, Signal::SIGKILL);
+                    return true;
+                }
+            }
+            false
+        })
+    };
+    let root = dir.path().to_path_buf();
+    let lines = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio")
+        .block_on(async {
+            let rt = host_runtime(&root);
+            let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+            let started = rt
+                .start_container(
+                    &sb,
+                    &container("c", &["sh", "-c", "yes | head -c 200000000"]),
+                )
+                .await
+                .expect("start");
+            pid.store(started.pid, Ordering::SeqCst);
+            for _ in 0..200 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+            rt.stop_container(&started.id, Duration::ZERO)
+                .await
+                .expect("stop");
+            let lines = log_texts(&rt.log_path(&started.id)).len();
+            rt.stop_sandbox(&sb).await.expect("stop sandbox");
+            lines
+        });
+    done.store(true, Ordering::SeqCst);
+    assert!(
+        !watchdog.join().expect("watchdog"),
+        "the async thread stalled for 3 s while a container wrote its output"
+    );
+    assert!(
+        lines > 1000,
+        "the output was copied meanwhile: {lines} lines"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Isolated mode (root): each test runs the runtime inside its own network namespace.
 
