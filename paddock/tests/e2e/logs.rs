@@ -1,6 +1,8 @@
 //! Container logs end to end: a pod writing as fast as it can (`yes`) neither stalls the
 //! control plane nor fills the node's disk (the kubelet's 10 MiB × 5 files bound, applied as
-//! it writes).
+//! it writes), and `kubectl logs` serves terminated instances as the kubelet does — a completed
+//! `restartPolicy: Never` pod until it is deleted, `--previous` after a restart, the last
+//! terminated instance while a container waits in CrashLoopBackOff.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -112,4 +114,110 @@ fn a_pod_writing_as_fast_as_it_can_neither_stalls_the_api_nor_fills_the_disk() {
     assert!(files.len() <= 5, "at most 5 files: {files:?}");
     // And the log is served as it is written.
     assert_eq!(s.kubectl(&["logs", "flood", "--tail=2"]), "y\ny\n");
+}
+
+const FINISHED: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, "echo finished-line"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: restarted}
+spec:
+  volumes: [{name: data, emptyDir: {}}]
+  containers:
+  - name: main
+    image: busybox
+    volumeMounts: [{name: data, mountPath: /data}]
+    command: [sh, -c, 'n=$(cat /data/n 2>/dev/null || echo 0); echo $((n+1)) > /data/n; echo "instance $n"; [ "$n" -ge 1 ] && exec sleep 1000; exit 1']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: crashing}
+spec:
+  volumes: [{name: data, emptyDir: {}}]
+  containers:
+  - name: main
+    image: busybox
+    volumeMounts: [{name: data, mountPath: /data}]
+    command: [sh, -c, 'n=$(cat /data/n 2>/dev/null || echo 0); echo $((n+1)) > /data/n; echo "instance $n"; exit 1']
+"#;
+
+#[test]
+fn logs_of_terminated_instances_are_served_like_the_kubelet_does() {
+    let (_d, path) = manifest("pods.yaml", FINISHED);
+    let s = Server::up(&[&path]);
+    s.eventually("once succeeded", || {
+        let phase = s.kubectl(&["get", "pod", "once", "-o", "jsonpath={.status.phase}"]);
+        (phase == "Succeeded").then_some(())
+    });
+    assert_eq!(s.kubectl(&["logs", "once"]), "finished-line\n");
+    // Following a finished container prints what it wrote and returns.
+    assert_eq!(s.kubectl(&["logs", "-f", "once"]), "finished-line\n");
+    let (_, err) = s.kubectl_err(&["logs", "once", "--previous"], None);
+    assert!(
+        err.contains("previous terminated container \"main\" in pod \"once\" not found"),
+        "{err}"
+    );
+
+    // Running again after one failure: --previous is the failed instance.
+    s.eventually("restarted runs its second instance", || {
+        let out = s.kubectl(&[
+            "get",
+            "pod",
+            "restarted",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.running.startedAt}",
+        ]);
+        let (count, started) = out.split_once(' ')?;
+        (count == "1" && !started.is_empty()).then_some(())
+    });
+    assert_eq!(
+        s.kubectl(&["logs", "restarted", "--previous"]),
+        "instance 0\n"
+    );
+    assert_eq!(s.kubectl(&["logs", "restarted"]), "instance 1\n");
+
+    // Waiting in CrashLoopBackOff: both the current and the previous log are the last
+    // terminated instance (the status's lastState), as the kubelet's validateContainerLogStatus
+    // picks them.
+    let (count, current, previous) = s.eventually("crashing backs off", || {
+        let status = || {
+            s.kubectl(&[
+                "get",
+                "pod",
+                "crashing",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.waiting.reason}",
+            ])
+        };
+        let before = status();
+        let (count, reason) = before.split_once(' ')?;
+        if reason != "CrashLoopBackOff" {
+            return None;
+        }
+        let current = s.kubectl(&["logs", "crashing"]);
+        let previous = s.kubectl(&["logs", "crashing", "--previous"]);
+        // Only an answer given during one back-off counts.
+        (status() == before).then(|| (count.to_string(), current, previous))
+    });
+    assert_eq!(current, format!("instance {count}\n"));
+    assert_eq!(previous, format!("instance {count}\n"));
+
+    // Deleting a pod removes its logs.
+    let uid = s.kubectl(&["get", "pod", "once", "-o", "jsonpath={.metadata.uid}"]);
+    let logs = s.data_dir().join("node").join("logs").join(&uid);
+    assert!(
+        logs.exists(),
+        "{} kept until the pod is deleted",
+        logs.display()
+    );
+    s.kubectl(&["delete", "pod", "once", "--wait=true"]);
+    s.eventually("once's logs removed", || (!logs.exists()).then_some(()));
 }
