@@ -778,14 +778,23 @@ impl Shared {
         if rec.allocated_ip {
             self.ipam.release(rec.pod_ip, &rec.id);
         }
-        volumes::remove_mount_points(&rec.created_paths);
+        // The pod's directory holds its emptyDir volumes, which may be large: removed off the
+        // async threads.
+        let created = rec.created_paths.clone();
         let dir = self.pod_dir(&rec.id);
-        if let Ok(extra) = std::fs::read_to_string(dir.join("mountpoints")) {
-            let paths: Vec<PathBuf> = extra.lines().map(PathBuf::from).collect();
-            volumes::remove_mount_points(&paths);
+        let record = self.sandbox_path(&rec.id);
+        let removed = tokio::task::spawn_blocking(move || {
+            volumes::remove_mount_points(&created);
+            if let Ok(extra) = std::fs::read_to_string(dir.join("mountpoints")) {
+                let paths: Vec<PathBuf> = extra.lines().map(PathBuf::from).collect();
+                volumes::remove_mount_points(&paths);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_file(record);
+        });
+        if let Err(e) = removed.await {
+            tracing::warn!(error = %e, "removing a pod's files failed");
         }
-        let _ = std::fs::remove_dir_all(&dir);
-        let _ = std::fs::remove_file(self.sandbox_path(&rec.id));
     }
 
     async fn stop_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
@@ -1293,7 +1302,7 @@ impl Runtime for ProcessRuntime {
             return Ok(());
         }
         let dir = self.shared.root.join("logs").join(pod_uid);
-        match std::fs::remove_dir_all(&dir) {
+        match tokio::fs::remove_dir_all(&dir).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(RuntimeError::io(format!("remove {}", dir.display()), e))
             }

@@ -527,6 +527,49 @@ fn a_container_writing_as_fast_as_it_can_never_blocks_the_async_threads() {
     );
 }
 
+#[test]
+fn stopping_a_pod_removes_its_files_off_the_async_threads() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let root = dir.path().to_path_buf();
+    let during = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio")
+        .block_on(async {
+            let rt = host_runtime(&root);
+            let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+            // What an emptyDir full of small files leaves in the pod's directory.
+            let data = root.join("pods").join(&sb.id).join("data");
+            std::fs::create_dir_all(&data).expect("data dir");
+            for i in 0..20_000 {
+                std::fs::write(data.join(i.to_string()), b"x").expect("file");
+            }
+            let ticks = Arc::new(AtomicU64::new(0));
+            let ticker = {
+                let ticks = ticks.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        ticks.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            };
+            tokio::task::yield_now().await;
+            let before = ticks.load(Ordering::SeqCst);
+            rt.stop_sandbox(&sb).await.expect("stop");
+            let during = ticks.load(Ordering::SeqCst) - before;
+            ticker.abort();
+            assert!(!data.exists(), "the pod's files are removed");
+            during
+        });
+    assert!(
+        during > 0,
+        "the only async thread ran nothing else while the pod's files were removed"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Isolated mode (root): each test runs the runtime inside its own network namespace.
 
