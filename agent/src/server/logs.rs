@@ -321,7 +321,7 @@ mod tests {
                 .append(true)
                 .open(p)
                 .unwrap();
-            write!(f, "2026-01-01T00:00:01Z stdout F {text}\n").unwrap();
+            writeln!(f, "2026-01-01T00:00:01Z stdout F {text}").unwrap();
         };
         append(&path, "one");
         let running = std::sync::Arc::new(AtomicBool::new(true));
