@@ -184,14 +184,27 @@ fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
-/// Opens a FIFO's read end without blocking (there may be no writer).
+/// Opens a FIFO's read end without blocking (there may be no writer). Anything else (the raw
+/// output file of a container an older agent started) is refused rather than replayed.
 fn open_fifo_reader(path: &Path) -> Result<std::fs::File, RuntimeError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK)
         .open(path)
-        .map_err(io(format!("open {}", path.display())))
+        .map_err(io(format!("open {}", path.display())))?;
+    let fifo = f
+        .metadata()
+        .map_err(io(format!("stat {}", path.display())))?
+        .file_type()
+        .is_fifo();
+    if !fifo {
+        return Err(RuntimeError::Config(format!(
+            "{} is not a pipe (left by an older agent)",
+            path.display()
+        )));
+    }
+    Ok(f)
 }
 
 fn is_executable(p: &Path) -> bool {

@@ -1243,3 +1243,14 @@ fn an_adopted_container_still_reports_its_termination_log() {
     });
     drop(ns);
 }
+
+#[test]
+fn an_output_file_that_is_not_a_pipe_is_not_replayed_into_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("c.out");
+    std::fs::write(&raw, b"old output\n").expect("raw");
+    assert!(open_fifo_reader(&raw).is_err());
+    let fifo = dir.path().join("c.err");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    assert!(open_fifo_reader(&fifo).is_ok());
+}
