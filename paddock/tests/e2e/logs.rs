@@ -29,6 +29,13 @@ fn disk_usage(dir: &Path) -> u64 {
     total
 }
 
+fn wait_phase(s: &Server, pod: &str, phase: &str) {
+    s.eventually(&format!("{pod} {phase}"), || {
+        let got = s.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.phase}"]);
+        (got == phase).then_some(())
+    });
+}
+
 const FLOOD: &str = r#"apiVersion: v1
 kind: Pod
 metadata: {name: flood}
@@ -47,10 +54,7 @@ const LOG_BOUND: u64 = 5 * 10 * 1024 * 1024;
 fn a_pod_writing_as_fast_as_it_can_neither_stalls_the_api_nor_fills_the_disk() {
     let (_d, path) = manifest("flood.yaml", FLOOD);
     let s = Server::up(&[&path]);
-    s.eventually("flood running", || {
-        let phase = s.kubectl(&["get", "pod", "flood", "-o", "jsonpath={.status.phase}"]);
-        (phase == "Running").then_some(())
-    });
+    wait_phase(&s, "flood", "Running");
     let node = s.data_dir().join("node");
     // Sample the node's disk use in the background while the API is asked.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -116,6 +120,25 @@ fn a_pod_writing_as_fast_as_it_can_neither_stalls_the_api_nor_fills_the_disk() {
     assert_eq!(s.kubectl(&["logs", "flood", "--tail=2"]), "y\ny\n");
 }
 
+/// A pod of restart policy Always whose every instance prints `instance <n>` (n counted in an
+/// emptyDir from 0), then runs `then`.
+fn counting_pod(name: &str, then: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  volumes: [{{name: data, emptyDir: {{}}}}]
+  containers:
+  - name: main
+    image: busybox
+    volumeMounts: [{{name: data, mountPath: /data}}]
+    command: [sh, -c, 'n=$(cat /data/n 2>/dev/null || echo 0); echo $((n+1)) > /data/n; echo "instance $n"; {then}']
+---
+"#
+    )
+}
+
 const FINISHED: &str = r#"apiVersion: v1
 kind: Pod
 metadata: {name: once}
@@ -126,37 +149,20 @@ spec:
     image: busybox
     command: [sh, -c, "echo finished-line"]
 ---
-apiVersion: v1
-kind: Pod
-metadata: {name: restarted}
-spec:
-  volumes: [{name: data, emptyDir: {}}]
-  containers:
-  - name: main
-    image: busybox
-    volumeMounts: [{name: data, mountPath: /data}]
-    command: [sh, -c, 'n=$(cat /data/n 2>/dev/null || echo 0); echo $((n+1)) > /data/n; echo "instance $n"; [ "$n" -ge 1 ] && exec sleep 1000; exit 1']
----
-apiVersion: v1
-kind: Pod
-metadata: {name: crashing}
-spec:
-  volumes: [{name: data, emptyDir: {}}]
-  containers:
-  - name: main
-    image: busybox
-    volumeMounts: [{name: data, mountPath: /data}]
-    command: [sh, -c, 'n=$(cat /data/n 2>/dev/null || echo 0); echo $((n+1)) > /data/n; echo "instance $n"; exit 1']
 "#;
 
 #[test]
 fn logs_of_terminated_instances_are_served_like_the_kubelet_does() {
-    let (_d, path) = manifest("pods.yaml", FINISHED);
+    let doc = [
+        FINISHED.to_string(),
+        // Fails once, then runs on.
+        counting_pod("restarted", r#"[ "$n" -ge 1 ] && exec sleep 1000; exit 1"#),
+        counting_pod("crashing", "exit 1"),
+    ]
+    .concat();
+    let (_d, path) = manifest("pods.yaml", &doc);
     let s = Server::up(&[&path]);
-    s.eventually("once succeeded", || {
-        let phase = s.kubectl(&["get", "pod", "once", "-o", "jsonpath={.status.phase}"]);
-        (phase == "Succeeded").then_some(())
-    });
+    wait_phase(&s, "once", "Succeeded");
     assert_eq!(s.kubectl(&["logs", "once"]), "finished-line\n");
     // Following a finished container prints what it wrote and returns.
     assert_eq!(s.kubectl(&["logs", "-f", "once"]), "finished-line\n");
