@@ -189,6 +189,23 @@ impl PodState {
             .and_then(|v| v.len().checked_sub(2).and_then(|i| v.get(i)))
     }
 
+    /// The instance a container status's `lastState` names (and `kubectl logs --previous`
+    /// reads): the one before the newest, or the newest itself while the container waits to
+    /// be restarted (the kubelet's `validateContainerLogStatus` follows that status).
+    pub fn last_terminated(&self, c: SpecRef<'_>) -> Option<&Instance> {
+        let name = &c.container.name;
+        match self.latest(name) {
+            Some(i)
+                if !i.running()
+                    && self.waiting.contains_key(name)
+                    && self.should_restart(c, i.exit.as_ref().map_or(0, |e| e.exit_code)) =>
+            {
+                Some(i)
+            }
+            _ => self.previous(name),
+        }
+    }
+
     /// Records a new instance, keeping two per name.
     pub fn push_instance(&mut self, name: &str, inst: Instance) {
         let v = self.instances.entry(name.to_string()).or_default();

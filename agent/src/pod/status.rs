@@ -100,20 +100,16 @@ pub fn container_status(
                     }),
                     ..Default::default()
                 });
-                st.last_state = state.previous(name).and_then(terminated);
             } else {
                 let code = inst.exit.as_ref().map_or(0, |e| e.exit_code);
-                match cached {
+                st.state = match cached {
                     Some((r, m)) if state.should_restart(c, code) => {
-                        st.state = Some(waiting(r, Some(m.clone())));
-                        st.last_state = terminated(inst);
+                        Some(waiting(r, Some(m.clone())))
                     }
-                    _ => {
-                        st.state = terminated(inst);
-                        st.last_state = state.previous(name).and_then(terminated);
-                    }
-                }
+                    _ => terminated(inst),
+                };
             }
+            st.last_state = state.last_terminated(c).and_then(terminated);
             st.started = Some(state.started(c, probes));
             st.ready = state.ready(c, probes);
         }

@@ -140,7 +140,8 @@ pub struct Shared {
 pub struct ContainerEntry {
     /// Newest instance id and its restart count, if any.
     pub current: Option<(ContainerId, i32, bool)>,
-    /// The instance before it.
+    /// The instance `--previous` reads (the status's `lastState`: the one before the newest,
+    /// or the newest while the container waits to be restarted).
     pub previous: Option<(ContainerId, i32)>,
     /// The waiting reason when not running (`ContainerCreating`, `CrashLoopBackOff`…).
     pub waiting: Option<String>,
@@ -1319,7 +1320,7 @@ impl Driver {
                     current: latest.map(|i| (i.id.clone(), i.restart_count, i.running())),
                     previous: self
                         .state
-                        .previous(name)
+                        .last_terminated(c)
                         .map(|i| (i.id.clone(), i.restart_count)),
                     waiting,
                 },

@@ -2,20 +2,43 @@
 //! one line per output line, `<RFC3339Nano timestamp> <stdout|stderr> <F|P> <text>`, where `P`
 //! marks a partial line (a line longer than [`MAX_LINE`] is split, the last piece is `F`).
 //!
-//! A file is bounded: at [`DEFAULT_MAX_SIZE`] bytes it is renamed to `<path>.1` (replacing an
-//! older one) and a new file starts, so at most two files of that size exist per instance.
+//! Start at [`spawn_copier`]: one thread per container copies its stdout and stderr pipes (the
+//! read ends of two FIFOs, see `process`) into its log file, as containerd's shim and CRI
+//! plugin do. A pipe gives back-pressure: a container writing faster than the copy blocks in
+//! `write`, so nothing unbounded sits between the container and its log, and the copying never
+//! runs on the async threads.
+//!
+//! [`LogWriter`] bounds the files as the kubelet's container log manager does
+//! (`pkg/kubelet/logs/container_log_manager.go`), with the same names and the kubelet's
+//! defaults ([`RotatePolicy`]: `containerLogMaxSize` 10 MiB, `containerLogMaxFiles` 5): when
+//! the current file `N.log` would exceed the size it is renamed to `N.log.<YYYYMMDD-HHMMSS>`,
+//! rotated files beyond `max_files - 2` are removed oldest first, the older rotated files are
+//! gzipped (`N.log.<ts>.gz`) and a new `N.log` starts — so at most `max_files` files. Unlike the
+//! kubelet (which looks every 10 s and lets a file grow past the size meanwhile) the check is
+//! made on every write, so the bound holds while a container writes; the timestamp is UTC.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-
-use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Default size bound of one log file (the kubelet's `containerLogMaxSize`, 10 MiB).
 pub const DEFAULT_MAX_SIZE: u64 = 10 * 1024 * 1024;
+
+/// Default number of files per container instance (the kubelet's `containerLogMaxFiles`).
+pub const DEFAULT_MAX_FILES: usize = 5;
+
+/// Mode of log files (readable by the owner's group, as the kubelet's are).
+const LOG_MODE: u32 = 0o640;
+
+/// Records are written in batches of about this many bytes (and at the end of every read).
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Bytes read from a pipe at a time.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Longest line piece written as one log line (containerd's 16 KiB buffer).
 pub const MAX_LINE: usize = 16 * 1024;
@@ -73,6 +96,7 @@ pub fn parse_line(line: &[u8]) -> Option<LogLine<'_>> {
 }
 
 /// The current time as Go's `time.RFC3339Nano` prints it in UTC (trailing zeros trimmed).
+/// Records read from a pipe at once share one timestamp.
 pub fn now_rfc3339_nano() -> String {
     let now = k8s_openapi::jiff::Timestamp::now();
     let mut out = format!("{now:.0}");
@@ -87,74 +111,250 @@ pub fn now_rfc3339_nano() -> String {
     out
 }
 
-/// A size-bounded CRI log file shared by a container's stdout and stderr readers.
+/// How a container's log files are bounded (the kubelet's `containerLogMaxSize` and
+/// `containerLogMaxFiles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotatePolicy {
+    /// Size at which the current file is rotated.
+    pub max_size: u64,
+    /// Files kept per instance, the current one included (at least 2, as the kubelet demands).
+    pub max_files: usize,
+}
+
+impl Default for RotatePolicy {
+    fn default() -> Self {
+        Self {
+            max_size: DEFAULT_MAX_SIZE,
+            max_files: DEFAULT_MAX_FILES,
+        }
+    }
+}
+
+/// A container instance's CRI log file, rotated as it is written (see the module docs).
+/// Blocking I/O: used from the copier thread only.
 #[derive(Debug)]
 pub struct LogWriter {
     path: PathBuf,
     file: Option<File>,
-    size: u64,
-    max_size: u64,
+    /// Bytes in the current file.
+    written: u64,
+    /// Records not written yet (at most about [`WRITE_BATCH`]).
+    buf: Vec<u8>,
+    policy: RotatePolicy,
+    /// Whether the last write failed (warned once until one succeeds).
+    failing: bool,
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(LOG_MODE)
+        .open(path)
 }
 
 impl LogWriter {
-    /// Opens (appends to) the log file at `path`, rotating at `max_size` bytes.
-    pub fn open(path: &Path, max_size: u64) -> std::io::Result<Self> {
+    /// Opens (appends to) the log file at `path`.
+    pub fn open(path: &Path, policy: RotatePolicy) -> std::io::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
+        let file = open_log(path)?;
+        let written = file.metadata()?.len();
         Ok(Self {
-            path: path.to_path_buf(),
             file: Some(file),
-            size,
-            max_size: max_size.max(1024),
+            written,
+            failing: false,
+            ..Self::closed(path, policy)
         })
     }
 
-    /// Appends one record. Write errors are logged and dropped: a full disk must not kill the
-    /// container.
-    pub fn write_record(&mut self, stream: Stream, partial: bool, text: &[u8]) {
-        let mut rec = Vec::with_capacity(text.len() + 48);
-        rec.extend_from_slice(now_rfc3339_nano().as_bytes());
-        rec.push(b' ');
-        rec.extend_from_slice(stream.as_str().as_bytes());
-        rec.extend_from_slice(if partial { b" P " } else { b" F " });
-        rec.extend_from_slice(text);
-        rec.push(b'\n');
-        if self.size > 0 && self.size + rec.len() as u64 > self.max_size {
-            self.rotate();
-        }
-        if let Some(f) = &mut self.file {
-            match f.write_all(&rec) {
-                Ok(()) => self.size += rec.len() as u64,
-                Err(e) => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "log write failed")
-                }
-            }
+    /// A writer whose file could not be opened: it tries again at every write.
+    pub fn closed(path: &Path, policy: RotatePolicy) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: None,
+            written: 0,
+            buf: Vec::with_capacity(WRITE_BATCH + MAX_LINE + 64),
+            policy: RotatePolicy {
+                max_size: policy.max_size.max(1024),
+                max_files: policy.max_files.max(2),
+            },
+            failing: true,
         }
     }
 
-    fn rotate(&mut self) {
-        self.file = None;
-        let mut rotated = self.path.clone().into_os_string();
-        rotated.push(".1");
-        if let Err(e) = std::fs::rename(&self.path, &rotated) {
-            tracing::warn!(path = %self.path.display(), error = %e, "log rotation failed");
+    /// Appends one record stamped `ts`. Write errors are logged and the records dropped: a
+    /// full disk must not stop the container.
+    pub fn write_record(&mut self, ts: &str, stream: Stream, partial: bool, text: &[u8]) {
+        let len = ts.len() + stream.as_str().len() + text.len() + 4;
+        let size = self.written + self.buf.len() as u64;
+        if size > 0 && size + len as u64 > self.policy.max_size {
+            self.rotate();
         }
-        match OpenOptions::new()
-            .create(true)
-            .append(true)
-            .truncate(false)
-            .open(&self.path)
-        {
-            Ok(f) => {
-                self.file = Some(f);
-                self.size = 0;
-            }
-            Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "log reopen failed"),
+        self.buf.extend_from_slice(ts.as_bytes());
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(stream.as_str().as_bytes());
+        self.buf
+            .extend_from_slice(if partial { b" P " } else { b" F " });
+        self.buf.extend_from_slice(text);
+        self.buf.push(b'\n');
+        if self.buf.len() >= WRITE_BATCH {
+            self.flush();
         }
     }
+
+    /// Writes the buffered records.
+    pub fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if self.file.is_none() {
+            let reopened = self
+                .path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| {
+                    let f = open_log(&self.path)?;
+                    Ok((f.metadata()?.len(), f))
+                });
+            if let Ok((len, f)) = reopened {
+                self.written = len;
+                self.file = Some(f);
+            }
+        }
+        let res = match &mut self.file {
+            Some(f) => f.write_all(&self.buf),
+            None => Err(std::io::Error::other("the log file cannot be opened")),
+        };
+        match res {
+            Ok(()) => {
+                self.written += self.buf.len() as u64;
+                self.failing = false;
+            }
+            Err(e) if !self.failing => {
+                self.failing = true;
+                tracing::warn!(path = %self.path.display(), error = %e, "log write failed; dropping output until a write succeeds");
+            }
+            Err(_) => {}
+        }
+        self.buf.clear();
+    }
+
+    /// The kubelet's `rotateLog`: clean up, drop excess files, compress, rename the current.
+    fn rotate(&mut self) {
+        self.flush();
+        self.file = None;
+        if let Err(e) = rotate_files(&self.path, self.policy.max_files) {
+            tracing::warn!(path = %self.path.display(), error = %e, "log rotation failed");
+        }
+        match open_log(&self.path) {
+            Ok(f) => {
+                self.written = f.metadata().map_or(0, |m| m.len());
+                self.file = Some(f);
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "log reopen failed");
+                self.written = 0;
+            }
+        }
+    }
+}
+
+/// The rotated files of the log at `path` (`<path>.*`), sorted oldest first (their names end
+/// in a timestamp).
+pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}.");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+fn rotate_files(path: &Path, max_files: usize) -> std::io::Result<()> {
+    let ts = k8s_openapi::jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S");
+    let mut target = path.as_os_str().to_owned();
+    target.push(format!(".{ts}"));
+    let target = PathBuf::from(target);
+    let mut target_gz = target.clone().into_os_string();
+    target_gz.push(".gz");
+    // A file rotated earlier in this same second has the name the current one takes now: a
+    // writer that fast loses that older part (the kubelet, looking every 10 s, never meets this).
+    for p in [&target, Path::new(&target_gz)] {
+        remove_if_present(p)?;
+    }
+    let all = rotated_files(path);
+    // Temporary files and files already compressed are leftovers of an interrupted rotation.
+    let has = |p: &Path, suffix: &str| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(suffix);
+        all.iter().any(|q| q.as_os_str() == s)
+    };
+    let mut inuse = Vec::new();
+    for p in &all {
+        let ext = p.extension().and_then(|e| e.to_str());
+        if ext == Some("tmp") || (ext != Some("gz") && has(p, ".gz")) {
+            remove_if_present(p)?;
+        } else {
+            inuse.push(p.clone());
+        }
+    }
+    // The current file and the one rotated now leave room for `max_files - 2` older ones.
+    let excess = inuse.len().saturating_sub(max_files.saturating_sub(2));
+    for p in inuse.drain(..excess) {
+        remove_if_present(&p)?;
+    }
+    for p in inuse {
+        if p.extension().and_then(|e| e.to_str()) != Some("gz") {
+            compress(&p)?;
+        }
+    }
+    std::fs::rename(path, target)
+}
+
+fn remove_if_present(p: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Gzips `p` to `p.gz` (through `p.tmp`, as the kubelet does) and removes `p`.
+fn compress(p: &Path) -> std::io::Result<()> {
+    let mut tmp = p.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let mut gz = p.as_os_str().to_owned();
+    gz.push(".gz");
+    let written = (|| {
+        let mut src = File::open(p)?;
+        let dst = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(LOG_MODE)
+            .open(&tmp)?;
+        let mut enc = flate2::write::GzEncoder::new(dst, flate2::Compression::default());
+        std::io::copy(&mut src, &mut enc)?;
+        enc.finish()?;
+        std::fs::rename(&tmp, &gz)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    std::fs::remove_file(p)
 }
 
 /// Splits one stream's bytes into CRI records: complete lines as `F`, pieces of a line longer
@@ -167,185 +367,244 @@ pub struct LineSplitter {
 }
 
 impl LineSplitter {
-    /// Feeds bytes; writes every record they complete.
-    pub fn feed(&mut self, data: &[u8], stream: Stream, w: &mut LogWriter) {
-        self.pending.extend_from_slice(data);
-        let mut start = 0;
-        while let Some(pos) = self.pending[start..].iter().position(|b| *b == b'\n') {
-            let line = &self.pending[start..start + pos];
-            if line.is_empty() {
-                w.write_record(stream, false, b"");
+    /// Feeds bytes read at `ts`; writes every record they complete.
+    pub fn feed(&mut self, data: &[u8], ts: &str, stream: Stream, w: &mut LogWriter) {
+        let mut rest = data;
+        // A line started in an earlier read is completed in `pending` first.
+        if !self.pending.is_empty() {
+            match rest.iter().position(|b| *b == b'\n') {
+                Some(pos) => {
+                    self.pending.extend_from_slice(&rest[..pos]);
+                    let line = std::mem::take(&mut self.pending);
+                    write_line(&line, ts, stream, w);
+                    rest = &rest[pos + 1..];
+                }
+                None => {
+                    self.pending.extend_from_slice(rest);
+                    rest = &[];
+                }
             }
-            for (i, chunk) in line.chunks(MAX_LINE).enumerate() {
-                let last = (i + 1) * MAX_LINE >= line.len();
-                w.write_record(stream, !last, chunk);
+            let mut start = 0;
+            while self.pending.len() - start >= MAX_LINE {
+                w.write_record(ts, stream, true, &self.pending[start..start + MAX_LINE]);
+                start += MAX_LINE;
             }
-            start += pos + 1;
+            self.pending.drain(..start);
         }
-        while self.pending.len() - start >= MAX_LINE {
-            w.write_record(stream, true, &self.pending[start..start + MAX_LINE]);
-            start += MAX_LINE;
+        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+            write_line(&rest[..pos], ts, stream, w);
+            rest = &rest[pos + 1..];
         }
-        self.pending.drain(..start);
+        while rest.len() >= MAX_LINE {
+            w.write_record(ts, stream, true, &rest[..MAX_LINE]);
+            rest = &rest[MAX_LINE..];
+        }
+        self.pending.extend_from_slice(rest);
     }
 
     /// Writes what is left (a last line without a newline, so partial).
-    pub fn finish(&mut self, stream: Stream, w: &mut LogWriter) {
+    pub fn finish(&mut self, ts: &str, stream: Stream, w: &mut LogWriter) {
         if !self.pending.is_empty() {
-            w.write_record(stream, true, &self.pending);
+            w.write_record(ts, stream, true, &self.pending);
             self.pending.clear();
         }
     }
 }
 
-/// Copies `pipe` into `writer` as CRI records until end of file.
-pub async fn copy_stream(
-    mut pipe: impl AsyncRead + Unpin,
-    stream: Stream,
-    writer: Arc<Mutex<LogWriter>>,
-) {
-    let mut splitter = LineSplitter::default();
-    let mut buf = vec![0u8; 8192];
-    loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        splitter.feed(&buf[..n], stream, &mut writer.lock());
+/// One complete line: `F`, or `P` pieces of [`MAX_LINE`] then a last `F`.
+fn write_line(line: &[u8], ts: &str, stream: Stream, w: &mut LogWriter) {
+    if line.is_empty() {
+        w.write_record(ts, stream, false, b"");
     }
-    splitter.finish(stream, &mut writer.lock());
+    for (i, chunk) in line.chunks(MAX_LINE).enumerate() {
+        let last = (i + 1) * MAX_LINE >= line.len();
+        w.write_record(ts, stream, !last, chunk);
+    }
 }
 
-/// Bytes of a raw output file already turned into log records before they are released
-/// (hole-punched), so the raw files stay small while their offsets only grow.
-const RELEASE_AFTER: u64 = 1024 * 1024;
-
-/// One raw output file a container writes to directly (opened `O_APPEND`), so it never blocks
-/// on or dies with the agent: [`RawTail`] turns it into log records.
+/// The running copy of one container's output (see [`spawn_copier`]). Dropping it without
+/// [`CopierHandle::finish`] detaches: the copier stops at once and leaves the pipes (and a
+/// line it had only begun) to the next agent, as if this one had died.
 #[derive(Debug)]
-struct RawFile {
-    path: PathBuf,
-    stream: Stream,
-    offset: u64,
-    released: u64,
-    splitter: LineSplitter,
+pub struct CopierHandle {
+    wake: Option<OwnedFd>,
+    finish: Arc<AtomicBool>,
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
-/// Follows a container's raw stdout and stderr files into its CRI log file. The offsets it has
-/// consumed are kept in `<state>` so a restarted agent resumes where the last one stopped.
-#[derive(Debug)]
-pub struct RawTail {
-    files: Vec<RawFile>,
-    state: PathBuf,
-    writer: Arc<Mutex<LogWriter>>,
-}
-
-impl RawTail {
-    /// Follows `stdout` and `stderr` from the offsets saved in `state` (0 when none).
-    pub fn new(
-        stdout: PathBuf,
-        stderr: PathBuf,
-        state: PathBuf,
-        writer: Arc<Mutex<LogWriter>>,
-    ) -> Self {
-        let saved: Vec<u64> = std::fs::read_to_string(&state)
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|s| s.parse().ok())
-            .collect();
-        let file = |path, stream, i: usize| {
-            let offset = saved.get(i).copied().unwrap_or(0);
-            RawFile {
-                path,
-                stream,
-                offset,
-                released: 0,
-                splitter: LineSplitter::default(),
-            }
-        };
-        Self {
-            files: vec![
-                file(stdout, Stream::Stdout, 0),
-                file(stderr, Stream::Stderr, 1),
-            ],
-            state,
-            writer,
+impl CopierHandle {
+    /// The container has exited: copies what is left in its pipes, writes unfinished lines as
+    /// partial records and returns when the log is complete.
+    pub async fn finish(mut self) {
+        self.finish.store(true, Ordering::SeqCst);
+        self.wake = None;
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
         }
     }
+}
 
-    /// Reads whatever was appended since the last call; whether anything was.
-    pub fn poll(&mut self) -> bool {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut any = false;
-        let mut buf = vec![0u8; 64 * 1024];
-        for f in &mut self.files {
-            // Opened for writing too: releasing consumed bytes (hole punching) needs it.
-            let Ok(mut file) = OpenOptions::new().read(true).write(true).open(&f.path) else {
-                continue;
-            };
-            if file.seek(SeekFrom::Start(f.offset)).is_err() {
-                continue;
-            }
-            loop {
-                let n = match file.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                any = true;
-                f.offset += n as u64;
-                f.splitter
-                    .feed(&buf[..n], f.stream, &mut self.writer.lock());
-            }
-            if f.offset - f.released >= RELEASE_AFTER {
-                let upto = f.offset - f.offset % 4096;
-                let punched = nix::fcntl::fallocate(
-                    &file,
-                    nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
-                        | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
-                    0,
-                    i64::try_from(upto).unwrap_or(i64::MAX),
-                );
-                if punched.is_ok() {
-                    f.released = upto;
+/// The read ends of a container's stdout and stderr (non-blocking), and its log.
+#[derive(Debug)]
+pub struct CopierInput {
+    /// Standard output.
+    pub stdout: File,
+    /// Standard error.
+    pub stderr: File,
+    /// The instance's log file.
+    pub writer: LogWriter,
+}
+
+/// Starts the thread that copies a container's output into its log until both pipes are at
+/// end of file (every writer is gone) or [`CopierHandle::finish`] is called. It first takes an
+/// exclusive lock on the stdout pipe, so a container adopted by a second agent of the same
+/// process is copied by one of them only.
+pub fn spawn_copier(input: CopierInput) -> std::io::Result<CopierHandle> {
+    let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let finish = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let flag = finish.clone();
+    std::thread::Builder::new()
+        .name("paddock-log".into())
+        .spawn(move || {
+            copy(input, &wake_r, &flag);
+            let _ = tx.send(());
+        })?;
+    Ok(CopierHandle {
+        wake: Some(wake_w),
+        finish,
+        done: Some(rx),
+    })
+}
+
+/// Waits up to `ms` for the wake pipe; whether it was signalled (finish or detach).
+fn woken(wake: &OwnedFd, ms: u16) -> bool {
+    use nix::poll::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, ms), Ok(n) if n > 0)
+}
+
+fn copy(input: CopierInput, wake: &OwnedFd, finish: &AtomicBool) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let CopierInput {
+        stdout,
+        stderr,
+        mut writer,
+    } = input;
+    // The lock is on the open pipe (a duplicate shares it) and goes when the thread ends.
+    let mut lock = match stdout.try_clone() {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "log copier cannot lock its pipe");
+            return;
+        }
+    };
+    let _lock = loop {
+        match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(held) => break held,
+            Err((f, _)) => {
+                lock = f;
+                if woken(wake, 100) {
+                    return;
                 }
             }
         }
-        if any {
-            // Save offsets at line starts: a restarted agent re-reads an unfinished line.
-            let at = |f: &RawFile| f.offset - f.splitter.pending.len() as u64;
-            let text = format!("{} {}", at(&self.files[0]), at(&self.files[1]));
-            let _ = std::fs::write(&self.state, text);
-        }
-        any
-    }
-
-    /// Reads the rest and writes trailing fragments (the container has exited).
-    pub fn finish(&mut self) {
-        self.poll();
-        let mut w = self.writer.lock();
-        for f in &mut self.files {
-            f.splitter.finish(f.stream, &mut w);
-        }
-    }
-
-    /// Follows the files until `done` resolves, then finishes.
-    pub async fn follow(mut self, done: impl std::future::Future<Output = ()>) {
-        tokio::pin!(done);
-        let mut idle = 0u32;
-        loop {
-            // Fast while output flows, slower (up to 200 ms) when the container is quiet.
-            let wait = Duration::from_millis(if idle < 10 { 10 } else { 200 });
-            tokio::select! {
-                () = &mut done => break,
-                () = tokio::time::sleep(wait) => {}
+    };
+    let mut pipes = [
+        (Some(stdout), Stream::Stdout, LineSplitter::default()),
+        (Some(stderr), Stream::Stderr, LineSplitter::default()),
+    ];
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let (woke, ready) = {
+            let mut fds = vec![PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
+            let mut which = Vec::new();
+            for (i, (f, _, _)) in pipes.iter().enumerate() {
+                if let Some(f) = f {
+                    fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                    which.push(i);
+                }
             }
-            if self.poll() {
-                idle = 0;
-            } else {
-                idle = idle.saturating_add(1);
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "log copier poll failed");
+                    break;
+                }
             }
+            let fired = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+            let ready: Vec<usize> = which
+                .iter()
+                .zip(&fds[1..])
+                .filter(|(_, fd)| fired(fd))
+                .map(|(i, _)| *i)
+                .collect();
+            (fired(&fds[0]), ready)
+        };
+        for i in ready {
+            read_once(&mut pipes[i], &mut buf, &mut writer);
         }
-        self.finish();
+        if woke {
+            if !finish.load(Ordering::SeqCst) {
+                // Detached: complete records are kept, an unfinished line is the next agent's.
+                writer.flush();
+                return;
+            }
+            // The container is gone: what is in the pipes is all there is (bounded, in case
+            // something still writes).
+            for pipe in &mut pipes {
+                for _ in 0..256 {
+                    if pipe.0.is_none() || !read_once(pipe, &mut buf, &mut writer) {
+                        break;
+                    }
+                }
+            }
+            break;
+        }
+        if pipes.iter().all(|p| p.0.is_none()) {
+            break;
+        }
+    }
+    let ts = now_rfc3339_nano();
+    for (_, stream, splitter) in &mut pipes {
+        splitter.finish(&ts, *stream, &mut writer);
+    }
+    writer.flush();
+}
+
+/// One read from a pipe into the log; whether it gave data. End of file closes the pipe.
+fn read_once(
+    pipe: &mut (Option<File>, Stream, LineSplitter),
+    buf: &mut [u8],
+    w: &mut LogWriter,
+) -> bool {
+    let (file, stream, splitter) = pipe;
+    let Some(f) = file else { return false };
+    match f.read(buf) {
+        Ok(0) => {
+            *file = None;
+            false
+        }
+        Ok(n) => {
+            let ts = now_rfc3339_nano();
+            splitter.feed(&buf[..n], &ts, *stream, w);
+            w.flush();
+            true
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ) =>
+        {
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "container output read failed");
+            *file = None;
+            false
+        }
     }
 }
 
@@ -386,27 +645,33 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn splits_lines_marks_partials_and_keeps_a_trailing_fragment() {
+    fn texts(path: &Path) -> Vec<(String, bool, usize)> {
+        lines(path)
+            .iter()
+            .map(|l| parse_line(l.as_bytes()).expect("valid line"))
+            .map(|l| (l.stream.to_string(), l.partial, l.text.len()))
+            .collect()
+    }
+
+    #[test]
+    fn splits_lines_marks_partials_and_keeps_a_trailing_fragment() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("0.log");
-        let w = Arc::new(Mutex::new(
-            LogWriter::open(&path, DEFAULT_MAX_SIZE).expect("open"),
-        ));
+        let mut w = LogWriter::open(&path, RotatePolicy::default()).expect("open");
         let long = vec![b'x'; MAX_LINE + 10];
         let mut input = b"one\n\ntwo".to_vec();
         input.extend_from_slice(b"\n");
         input.extend_from_slice(&long);
         input.extend_from_slice(b"\nend");
-        copy_stream(&input[..], Stream::Stderr, w).await;
-        let got = lines(&path);
-        let parsed: Vec<_> = got
-            .iter()
-            .map(|l| parse_line(l.as_bytes()).expect("valid line"))
-            .map(|l| (l.stream.to_string(), l.partial, l.text.len()))
-            .collect();
+        // Fed in pieces that cut lines anywhere, as pipe reads do.
+        let mut sp = LineSplitter::default();
+        for piece in input.chunks(7) {
+            sp.feed(piece, "t", Stream::Stderr, &mut w);
+        }
+        sp.finish("t", Stream::Stderr, &mut w);
+        w.flush();
         assert_eq!(
-            parsed,
+            texts(&path),
             vec![
                 ("stderr".into(), false, 3),
                 ("stderr".into(), false, 0),
@@ -418,79 +683,192 @@ mod tests {
         );
     }
 
-    #[test]
-    fn rotates_at_the_size_bound_keeping_one_old_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("0.log");
-        let mut w = LogWriter::open(&path, 2048).expect("open");
-        for _ in 0..200 {
-            w.write_record(
-                Stream::Stdout,
-                false,
-                b"0123456789012345678901234567890123456789",
-            );
-        }
-        let cur = std::fs::metadata(&path).expect("current").len();
-        let old = std::fs::metadata(dir.path().join("0.log.1"))
-            .expect("rotated")
-            .len();
-        assert!(cur <= 2048 && old <= 2048, "{cur} {old}");
-        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2);
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
     }
 
     #[test]
-    fn raw_tail_resumes_from_saved_offsets_and_releases_consumed_bytes() {
-        use std::io::Write;
+    fn rotates_as_it_writes_keeping_max_files_with_older_ones_gzipped() {
+        use std::io::Read;
         let dir = tempfile::tempdir().expect("tempdir");
-        let (out, err, st) = (
-            dir.path().join("o"),
-            dir.path().join("e"),
-            dir.path().join("s"),
+        let path = dir.path().join("0.log");
+        let policy = RotatePolicy {
+            max_size: 2048,
+            max_files: 4,
+        };
+        let mut w = LogWriter::open(&path, policy).expect("open");
+        let rec = |w: &mut LogWriter, i: u32| {
+            w.write_record(
+                "2026-01-01T00:00:00Z",
+                Stream::Stdout,
+                false,
+                format!("{i:040}").as_bytes(),
+            );
+        };
+        for i in 0..60 {
+            rec(&mut w, i);
+        }
+        w.flush();
+        // Within one second rotations reuse the name: write more after the clock moves on.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        for i in 60..120 {
+            rec(&mut w, i);
+        }
+        w.flush();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        for i in 120..180 {
+            rec(&mut w, i);
+        }
+        w.flush();
+        let got = names(dir.path());
+        // Sorted: the current file, then the rotated ones oldest first, the newest not gzipped.
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], "0.log");
+        assert!(got[1..3].iter().all(|n| n.ends_with(".gz")), "{got:?}");
+        assert!(
+            got[3].starts_with("0.log.2") && !got[3].ends_with(".gz"),
+            "{got:?}"
         );
-        let log = dir.path().join("0.log");
-        let open = |p: &Path| {
+        for n in &got {
+            let len = std::fs::metadata(dir.path().join(n)).expect("meta").len();
+            assert!(len <= 2048, "{n}: {len}");
+        }
+        // The newest records are in the current file, the ones before in the newest rotated
+        // file, and the gzipped files hold CRI lines too.
+        let last = lines(&path);
+        assert!(
+            last.last()
+                .expect("records")
+                .ends_with(&format!("{:040}", 179))
+        );
+        let mut gz = String::new();
+        flate2::read::GzDecoder::new(File::open(dir.path().join(&got[1])).expect("gz"))
+            .read_to_string(&mut gz)
+            .expect("gunzip");
+        assert!(
+            gz.lines().all(|l| parse_line(l.as_bytes()).is_some()),
+            "{gz}"
+        );
+        // A leftover temporary file and an uncompressed copy of a gzipped one go at the next
+        // rotation.
+        std::fs::write(dir.path().join("0.log.19700101-000000.tmp"), "x").expect("tmp");
+        let copy = got[1].trim_end_matches(".gz").to_string();
+        std::fs::write(dir.path().join(&copy), "x").expect("copy");
+        for i in 180..240 {
+            rec(&mut w, i);
+        }
+        w.flush();
+        let after = names(dir.path());
+        assert!(
+            !after.iter().any(|n| n.ends_with(".tmp") || *n == copy),
+            "{after:?}"
+        );
+        assert!(after.len() <= 4, "{after:?}");
+    }
+
+    fn fifo(dir: &Path, name: &str) -> (File, File) {
+        let path = dir.join(name);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        let r = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+            .expect("reader");
+        let w = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("writer");
+        (r, w)
+    }
+
+    #[tokio::test]
+    async fn the_copier_follows_both_pipes_to_their_end_off_the_async_threads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        let (out_r, mut out_w) = fifo(dir.path(), "out");
+        let (err_r, mut err_w) = fifo(dir.path(), "err");
+        let h = spawn_copier(CopierInput {
+            stdout: out_r,
+            stderr: err_r,
+            writer: LogWriter::open(&path, RotatePolicy::default()).expect("log"),
+        })
+        .expect("copier");
+        out_w.write_all(b"a\nb").expect("w");
+        err_w.write_all(b"x\n").expect("w");
+        drop(err_w);
+        // More than a pipe holds: the writer blocks until the copier drains it.
+        let big = std::thread::spawn(move || {
+            for _ in 0..64 {
+                out_w.write_all(&[b'y'; 4095]).expect("w");
+                out_w.write_all(b"\n").expect("w");
+            }
+        });
+        big.join().expect("writer");
+        // Every writer is gone: the copier ends by itself, the fragment "b…" ends as `P`.
+        h.finish().await;
+        let got = texts(&path);
+        assert_eq!(got.iter().filter(|t| t.0 == "stderr").count(), 1);
+        assert_eq!(got.iter().filter(|t| t.0 == "stdout").count(), 65);
+        assert_eq!(got[got.len() - 1], ("stdout".into(), false, 4095));
+    }
+
+    #[tokio::test]
+    async fn a_detached_copier_leaves_the_pipe_to_the_next_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        let (out_r, mut out_w) = fifo(dir.path(), "out");
+        let (err_r, _err_w) = fifo(dir.path(), "err");
+        let open = || LogWriter::open(&path, RotatePolicy::default()).expect("log");
+        let first = spawn_copier(CopierInput {
+            stdout: out_r,
+            stderr: err_r,
+            writer: open(),
+        })
+        .expect("copier");
+        out_w.write_all(b"one\ntw").expect("w");
+        for _ in 0..500 {
+            if lines(&path).len() == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // The agent goes away: "tw" is lost with it (as with containerd's CRI plugin), but
+        // nothing written after is.
+        drop(first);
+        out_w.write_all(b"o\nthree\n").expect("w");
+        let reopen = |name: &str| {
             OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .expect("raw")
+                .read(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(dir.path().join(name))
+                .expect("reopen")
         };
-        let (mut o, mut e) = (open(&out), open(&err));
-        let writer = || {
-            Arc::new(Mutex::new(
-                LogWriter::open(&log, DEFAULT_MAX_SIZE).expect("log"),
-            ))
-        };
-        let mut tail = RawTail::new(out.clone(), err.clone(), st.clone(), writer());
-        o.write_all(b"a\nb").expect("w");
-        e.write_all(b"x\n").expect("w");
-        assert!(tail.poll());
-        assert!(!tail.poll());
-        drop(tail); // the agent goes away with "b" unfinished
-        o.write_all(b"c\nd").expect("w");
-        let mut tail = RawTail::new(out.clone(), err.clone(), st.clone(), writer());
-        tail.finish();
-        let texts: Vec<String> = lines(&log)
+        let second = spawn_copier(CopierInput {
+            stdout: reopen("out"),
+            stderr: reopen("err"),
+            writer: open(),
+        })
+        .expect("copier");
+        drop(out_w);
+        drop(_err_w);
+        second.finish().await;
+        let got: Vec<String> = lines(&path)
             .iter()
             .map(|l| {
-                let p = parse_line(l.as_bytes()).expect("line");
-                format!("{} {}", p.stream, String::from_utf8_lossy(p.text))
+                String::from_utf8_lossy(parse_line(l.as_bytes()).expect("line").text).into_owned()
             })
             .collect();
-        // "b" was read by the first agent but its line was only completed later: the restarted
-        // one reads it again, so nothing is lost or duplicated.
-        assert_eq!(texts, vec!["stdout a", "stderr x", "stdout bc", "stdout d"]);
-        let big = vec![b'y'; 2 * RELEASE_AFTER as usize];
-        o.write_all(&big).expect("w");
-        o.write_all(b"\n").expect("w");
-        let mut tail = RawTail::new(out.clone(), err, st, writer());
-        tail.poll();
-        let meta = std::fs::metadata(&out).expect("meta");
-        use std::os::unix::fs::MetadataExt;
         assert!(
-            meta.blocks() * 512 < RELEASE_AFTER,
-            "consumed bytes released: {} blocks",
-            meta.blocks()
+            got == ["one", "o", "three"] || got == ["one", "two", "three"],
+            "{got:?}"
         );
     }
 }

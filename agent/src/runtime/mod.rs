@@ -364,13 +364,14 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
         stdin: bool,
     ) -> Result<ExecSession, RuntimeError>;
 
-    /// The container's log file: CRI lines `<RFC3339Nano> stdout|stderr F|P <text>`. When it
-    /// reaches its size bound it is renamed to `<path>.1` (one rotated file is kept) and a new
-    /// file starts. The previous instance's file stays until the next instance starts.
+    /// The container's current log file: CRI lines `<RFC3339Nano> stdout|stderr F|P <text>`.
+    /// It is bounded as the kubelet bounds it (10 MiB, then rotated to `<path>.<timestamp>`,
+    /// older rotated files gzipped, 5 files in all; see [`logs`]).
     fn log_path(&self, id: &ContainerId) -> PathBuf;
 
-    /// The log file of instance `restart_count` of a pod's container (for `--previous`), whether
-    /// or not it is still running.
+    /// The log file of instance `restart_count` of a pod's container, whether or not it is
+    /// still running: an instance's files stay until [`Runtime::remove_pod_logs`] or until an
+    /// instance two restarts newer starts (the kubelet keeps one dead instance per container).
     fn instance_log_path(&self, pod_uid: &str, container: &str, restart_count: i32) -> PathBuf;
 
     /// Deletes every log file of the pod (call when the pod object is gone for good).

@@ -9,15 +9,20 @@
 //! walks `/proc`; concurrent searches (a node stopping many containers at once) share one walk
 //! (`state::tree_pids_shared`).
 //!
-//! A container's stdout and stderr go to raw files under the runtime's root (opened
-//! `O_APPEND`), which the agent follows into the CRI log file ([`super::logs::RawTail`]); so a
-//! container never blocks on or dies with the agent. The agent reaps the main process and
+//! A container's stdout and stderr are FIFOs under the runtime's root (`containers/<id>.out`,
+//! `.err`), which a copier thread of the agent reads into the CRI log file
+//! ([`super::logs::spawn_copier`]). The container holds its ends open for reading and writing,
+//! so the pipes outlive the agent: while no agent reads, a container that fills a pipe (64 KiB)
+//! blocks in `write` — it neither dies of `SIGPIPE` nor fills the disk — and a restarted agent
+//! opens the FIFOs again and copies on from there (only a line the dead agent had begun is
+//! lost, as with containerd's CRI plugin). The agent reaps the main process and
 //! records its exit; when the main process ends, whatever it left running goes too (as with a
 //! container's PID namespace). State is written to disk so a restarted agent finds what it left
 //! running ([`Runtime::list`]) and adopts it: sandboxes take new containers, containers keep
-//! running and their output is followed from where the last agent stopped (their end is seen
-//! through a pidfd, not by polling). Only an adopted container's exit code is lost (the new
-//! agent is not its parent): it ends as `ContainerStatusUnknown`.
+//! running and their output is copied again (their end is seen through a pidfd, not by
+//! polling). Only an adopted container's exit code is lost (the new agent is not its parent):
+//! it ends as `ContainerStatusUnknown`. A container's log files stay until its pod's logs are
+//! removed (the pod is deleted) or an instance two restarts newer starts.
 //!
 //! Not yet: cgroups (resource limits, `OOMKilled`), volume mounts in host mode (they need a
 //! mount namespace, so root), tty containers (output is logged as plain stdout).
@@ -27,7 +32,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -39,7 +43,7 @@ use tokio::time::Instant;
 
 use super::exec::{ContainerExecRunner, ExecSession};
 use super::isolate::{self, PidNs};
-use super::logs::{self, LogWriter, RawTail};
+use super::logs::{self, CopierHandle, CopierInput, LogWriter, RotatePolicy};
 use super::net::{self, Ipam, NodeNetwork};
 use super::state::{self, ContainerRecord, ProcRef, SandboxRecord};
 use super::sys::{self, ChildSetup, Step};
@@ -73,7 +77,7 @@ pub(crate) struct Shared {
     root: PathBuf,
     node: NodeNetwork,
     isolated: bool,
-    log_max: AtomicU64,
+    log_policy: Mutex<RotatePolicy>,
     ipam: Ipam,
     holder_bin: PathBuf,
     sandboxes: Mutex<HashMap<String, Arc<SandboxRt>>>,
@@ -180,6 +184,29 @@ fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
+/// Opens a FIFO's read end without blocking (there may be no writer). Anything else (the raw
+/// output file of a container an older agent started) is refused rather than replayed.
+fn open_fifo_reader(path: &Path) -> Result<std::fs::File, RuntimeError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io(format!("open {}", path.display())))?;
+    let fifo = f
+        .metadata()
+        .map_err(io(format!("stat {}", path.display())))?
+        .file_type()
+        .is_fifo();
+    if !fifo {
+        return Err(RuntimeError::Config(format!(
+            "{} is not a pipe (left by an older agent)",
+            path.display()
+        )));
+    }
+    Ok(f)
+}
+
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -244,14 +271,17 @@ fn unknown_exit(message: &str) -> Exited {
     }
 }
 
-/// Removes a container's termination-log file when its start fails (once started, the exit
-/// reads and removes it).
-struct Unstarted<'a>(Option<&'a Termination>);
+/// Removes a container's termination-log file and output FIFOs when its start fails (once
+/// started, the exit task removes them).
+struct Unstarted<'a>(Option<&'a Termination>, Vec<PathBuf>);
 
 impl Drop for Unstarted<'_> {
     fn drop(&mut self) {
         if let Some(t) = self.0 {
             t.remove();
+        }
+        for f in &self.1 {
+            let _ = std::fs::remove_file(f);
         }
     }
 }
@@ -341,7 +371,7 @@ impl ProcessRuntime {
                 root,
                 node,
                 isolated,
-                log_max: AtomicU64::new(logs::DEFAULT_MAX_SIZE),
+                log_policy: Mutex::new(RotatePolicy::default()),
                 holder_bin,
                 sandboxes: Mutex::new(HashMap::new()),
                 containers: Mutex::new(HashMap::new()),
@@ -355,9 +385,9 @@ impl ProcessRuntime {
         self.shared.isolated
     }
 
-    /// Changes the size at which container log files rotate (default 10 MiB).
-    pub fn set_log_max_size(&self, bytes: u64) {
-        self.shared.log_max.store(bytes, Ordering::Relaxed);
+    /// Changes how container log files are bounded (default: 10 MiB, 5 files).
+    pub fn set_log_policy(&self, policy: RotatePolicy) {
+        *self.shared.log_policy.lock() = policy;
     }
 
     /// The runtime's root directory.
@@ -375,31 +405,80 @@ impl Shared {
         self.root.join("containers").join(format!("{id}.json"))
     }
 
-    /// Opens (creates) a container's raw output file (`out` or `err`).
-    fn raw_output(&self, id: &str, which: &str) -> Result<std::fs::File, RuntimeError> {
-        let path = self.root.join("containers").join(format!("{id}.{which}"));
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(format!("open {}", path.display())))
+    fn output_fifo(&self, id: &str, which: &str) -> PathBuf {
+        self.root.join("containers").join(format!("{id}.{which}"))
     }
 
-    /// The follower of a container's raw output files.
-    fn raw_tail(&self, id: &str, writer: Arc<Mutex<LogWriter>>) -> RawTail {
-        let dir = self.root.join("containers");
-        RawTail::new(
-            dir.join(format!("{id}.out")),
-            dir.join(format!("{id}.err")),
-            dir.join(format!("{id}.off")),
-            writer,
-        )
+    /// Creates a container's stdout and stderr FIFOs: the child's ends (opened for reading and
+    /// writing, so the pipes live as long as the container, see the module docs) and the
+    /// agent's non-blocking read ends.
+    fn output_fifos(
+        &self,
+        id: &str,
+    ) -> Result<([std::fs::File; 2], [std::fs::File; 2]), RuntimeError> {
+        let mut child = Vec::new();
+        let mut ours = Vec::new();
+        for which in ["out", "err"] {
+            let path = self.output_fifo(id, which);
+            let _ = std::fs::remove_file(&path);
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map_err(|e| RuntimeError::io(format!("mkfifo {}", path.display()), e.into()))?;
+            ours.push(open_fifo_reader(&path)?);
+            child.push(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(io(format!("open {}", path.display())))?,
+            );
+        }
+        let pair = |v: Vec<std::fs::File>| -> Result<[std::fs::File; 2], RuntimeError> {
+            v.try_into()
+                .map_err(|_| RuntimeError::Config("output pipes".into()))
+        };
+        Ok((pair(child)?, pair(ours)?))
     }
 
-    /// Every state file of a container (record, raw output, offsets).
+    /// Opens a container instance's log file.
+    fn log_writer(&self, log_path: &Path) -> Result<LogWriter, RuntimeError> {
+        LogWriter::open(log_path, *self.log_policy.lock())
+            .map_err(io(format!("open log {}", log_path.display())))
+    }
+
+    /// Starts copying a container's output into its log (adopted: from the FIFOs a previous
+    /// agent made). `None` (logged) when there are no pipes to copy or no thread for it.
+    fn start_copier(
+        &self,
+        id: &str,
+        writer: LogWriter,
+        pipes: Option<[std::fs::File; 2]>,
+    ) -> Option<CopierHandle> {
+        let started = (|| {
+            let [stdout, stderr] = match pipes {
+                Some(p) => p,
+                None => [
+                    open_fifo_reader(&self.output_fifo(id, "out"))?,
+                    open_fifo_reader(&self.output_fifo(id, "err"))?,
+                ],
+            };
+            logs::spawn_copier(CopierInput {
+                stdout,
+                stderr,
+                writer,
+            })
+            .map_err(io("start the log copier"))
+        })();
+        started
+            .map_err(
+                |e| tracing::warn!(container = id, error = %e, "container output is not logged"),
+            )
+            .ok()
+    }
+
+    /// Every state file of a container (record, output FIFOs).
     fn container_files(&self, id: &str) -> Vec<PathBuf> {
         let dir = self.root.join("containers");
-        ["json", "out", "err", "off"]
+        ["json", "out", "err"]
             .iter()
             .map(|ext| dir.join(format!("{id}.{ext}")))
             .collect()
@@ -480,10 +559,13 @@ impl Shared {
         let id_for_task = rec.id.clone();
         let termination = rec.termination.clone();
         let log_path = rec.log_path.clone();
-        let writer = LogWriter::open(&rec.log_path, self.log_max.load(Ordering::Relaxed))
-            .map_err(|e| tracing::warn!(path = %rec.log_path.display(), error = %e, "reopen log"))
-            .ok()
-            .map(|w| self.raw_tail(&rec.id, Arc::new(Mutex::new(w))));
+        // A log that cannot be opened now is retried at every write: the pipes are drained
+        // whatever happens, so the container never blocks on them for good.
+        let writer = self.log_writer(&rec.log_path).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "container log");
+            LogWriter::closed(&rec.log_path, *self.log_policy.lock())
+        });
+        let copier = self.start_copier(&rec.id, writer, None);
         let rt = Arc::new(ContainerRt {
             rec,
             isolated,
@@ -534,9 +616,9 @@ impl Shared {
                 )
                 .await;
             };
-            match writer {
-                Some(tail) => tail.follow(watch_exit).await,
-                None => watch_exit.await,
+            watch_exit.await;
+            if let Some(copier) = copier {
+                copier.finish().await;
             }
             for f in files {
                 let _ = std::fs::remove_file(f);
@@ -709,14 +791,23 @@ impl Shared {
         if rec.allocated_ip {
             self.ipam.release(rec.pod_ip, &rec.id);
         }
-        volumes::remove_mount_points(&rec.created_paths);
+        // The pod's directory holds its emptyDir volumes, which may be large: removed off the
+        // async threads.
+        let created = rec.created_paths.clone();
         let dir = self.pod_dir(&rec.id);
-        if let Ok(extra) = std::fs::read_to_string(dir.join("mountpoints")) {
-            let paths: Vec<PathBuf> = extra.lines().map(PathBuf::from).collect();
-            volumes::remove_mount_points(&paths);
+        let record = self.sandbox_path(&rec.id);
+        let removed = tokio::task::spawn_blocking(move || {
+            volumes::remove_mount_points(&created);
+            if let Ok(extra) = std::fs::read_to_string(dir.join("mountpoints")) {
+                let paths: Vec<PathBuf> = extra.lines().map(PathBuf::from).collect();
+                volumes::remove_mount_points(&paths);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_file(record);
+        });
+        if let Err(e) = removed.await {
+            tracing::warn!(error = %e, "removing a pod's files failed");
         }
-        let _ = std::fs::remove_dir_all(&dir);
-        let _ = std::fs::remove_file(self.sandbox_path(&rec.id));
     }
 
     async fn stop_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
@@ -811,7 +902,7 @@ impl Shared {
             _ => None,
         };
         let termination = Termination::new(term_file.clone(), cfg.termination_message_policy);
-        let mut unstarted = Unstarted(Some(&termination));
+        let mut unstarted = Unstarted(Some(&termination), Vec::new());
         let plan = if isolated {
             let term_mount = term_file.as_deref().zip(term_path);
             let plan = volumes::plan_mounts(&srec.volumes, &cfg.mounts, term_mount)?;
@@ -826,9 +917,10 @@ impl Shared {
         // Logs: this instance's file; older instances than the previous one go.
         let log_path = self.instance_log(&srec.pod_uid, &cfg.name, cfg.restart_count);
         self.prune_logs(&srec.pod_uid, &cfg.name, cfg.restart_count);
-        let writer = LogWriter::open(&log_path, self.log_max.load(Ordering::Relaxed))
-            .map_err(io(format!("open log {}", log_path.display())))?;
-        let writer = Arc::new(Mutex::new(writer));
+        let writer = self.log_writer(&log_path)?;
+        unstarted.1 = vec![self.output_fifo(&id, "out"), self.output_fifo(&id, "err")];
+        let (child_out, ours) = self.output_fifos(&id)?;
+        let [child_stdout, child_stderr] = child_out;
 
         let mut cmd = Command::new(&program_path);
         cmd.arg0(program)
@@ -840,8 +932,8 @@ impl Shared {
             } else {
                 Stdio::null()
             })
-            .stdout(Stdio::from(self.raw_output(&id, "out")?))
-            .stderr(Stdio::from(self.raw_output(&id, "err")?))
+            .stdout(Stdio::from(child_stdout))
+            .stderr(Stdio::from(child_stderr))
             .process_group(0)
             .kill_on_drop(false);
         let cwd_c = volumes::cstr(&cwd)?;
@@ -884,8 +976,9 @@ impl Shared {
         let mut child = isolate::spawn(cmd, setup, pid_ns)
             .await
             .map_err(|e| spawn_error(program, &cwd, &labels, e))?;
-        // From here the exit task owns the termination-log file.
+        // From here the exit task owns the termination-log file and the FIFOs.
         unstarted.0 = None;
+        unstarted.1.clear();
         drop(unstarted);
         let started_at = SystemTime::now();
         let Some(pid) = child.id() else {
@@ -920,10 +1013,9 @@ impl Shared {
         }
         let (tx, rx) = watch::channel(None);
         let stdin = child.stdin.take();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let tail = tokio::spawn(self.raw_tail(&id, writer).follow(async {
-            let _ = done_rx.await;
-        }));
+        // The command (with the child's ends of the pipes) is gone: the copier sees end of file
+        // when the container's processes are.
+        let copier = self.start_copier(&id, writer, Some(ours));
         let files = self.container_files(&id);
         let marker = format!("{MARKER_ENV}={id}");
         let since = process.start_ticks;
@@ -932,8 +1024,9 @@ impl Shared {
             // The container ends with its main process, as a container's PID namespace does:
             // whatever it left running (daemonized children, exec sessions) is killed.
             kill_leftovers(i32::try_from(pid).ok(), &marker, since).await;
-            let _ = done_tx.send(());
-            let _ = tail.await;
+            if let Some(copier) = copier {
+                copier.finish().await;
+            }
             for f in files {
                 let _ = std::fs::remove_file(f);
             }
@@ -1222,7 +1315,7 @@ impl Runtime for ProcessRuntime {
             return Ok(());
         }
         let dir = self.shared.root.join("logs").join(pod_uid);
-        match std::fs::remove_dir_all(&dir) {
+        match tokio::fs::remove_dir_all(&dir).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(RuntimeError::io(format!("remove {}", dir.display()), e))
             }

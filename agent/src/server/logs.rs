@@ -3,7 +3,7 @@
 //! `sinceSeconds`/`sinceTime` (records at or after), `timestamps` (each line prefixed with its
 //! RFC3339Nano time and a space), `limitBytes` (stop after that many bytes) and `follow`
 //! (keep reading as the file grows, across a rotation, until the instance has exited and the
-//! file is drained).
+//! file is drained). Only the current file of an instance is read, as upstream.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -81,8 +81,78 @@ pub fn tail_offset(data: &[u8], n: i64) -> usize {
     0
 }
 
-/// Streams the log of one container instance into `tx`. `running` tells a follower whether
-/// the instance may still write.
+/// Bytes read at a time when searching the end of a file for `tailLines`.
+const TAIL_CHUNK: u64 = 64 * 1024;
+
+/// Where the last `n` records of `f` start, read backwards a chunk at a time (memory stays
+/// bounded whatever `n` and the file's size).
+async fn tail_start(f: &mut tokio::fs::File, n: i64) -> std::io::Result<u64> {
+    use tokio::io::AsyncReadExt;
+    let len = f.metadata().await?.len();
+    if n < 0 {
+        return Ok(0);
+    }
+    if n == 0 {
+        return Ok(len);
+    }
+    let mut end = len;
+    let mut count = 0;
+    let mut buf = vec![0u8; TAIL_CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(TAIL_CHUNK);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start)).await?;
+        f.read_exact(chunk).await?;
+        for i in (0..chunk.len()).rev() {
+            // The file's last newline ends the last record; every newline before starts one.
+            if chunk[i] == b'\n' && start + i as u64 + 1 != len {
+                count += 1;
+                if count == n {
+                    return Ok(start + i as u64 + 1);
+                }
+            }
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// The log file being read: its handle, its inode (to notice a rotation) and a record begun
+/// but not finished when the reader reached its end.
+struct Open {
+    reader: BufReader<tokio::fs::File>,
+    ino: u64,
+    carry: Vec<u8>,
+}
+
+async fn open(path: &Path, tail: Option<i64>) -> Option<Open> {
+    use std::os::unix::fs::MetadataExt;
+    let mut f = tokio::fs::File::open(path).await.ok()?;
+    let ino = f.metadata().await.ok()?.ino();
+    let start = match tail {
+        Some(n) => tail_start(&mut f, n).await.ok()?,
+        None => 0,
+    };
+    f.seek(SeekFrom::Start(start)).await.ok()?;
+    Some(Open {
+        reader: BufReader::new(f),
+        ino,
+        carry: Vec::new(),
+    })
+}
+
+/// Whether `path` is now another file than the one open (the log was rotated).
+async fn rotated(path: &Path, cur: &Open) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    tokio::fs::metadata(path)
+        .await
+        .is_ok_and(|m| m.ino() != cur.ino)
+}
+
+/// Streams the log of one container instance into `tx` (its current file, as the kubelet's
+/// `ReadLogs` does: rotated files are read only by a follower that was reading them when they
+/// were rotated). `running` tells a follower whether the instance may still write; once it
+/// may not, the file is read to its end and the stream ends.
 pub async fn stream(
     path: PathBuf,
     opts: LogOptions,
@@ -90,71 +160,52 @@ pub async fn stream(
     running: impl Fn() -> bool + Send + 'static,
 ) {
     let mut left = opts.limit_bytes.map(|l| usize::try_from(l).unwrap_or(0));
-    let start = match opts.tail_lines {
-        Some(n) => match tokio::fs::read(&path).await {
-            Ok(data) => tail_offset(&data, n) as u64,
-            Err(_) => 0,
-        },
-        None => 0,
-    };
-    let mut offset = start;
-    let mut id = file_id(&path).await;
+    let mut tail = opts.tail_lines;
+    let mut cur: Option<Open> = None;
     loop {
-        let (new_offset, done) = match read_from(&path, offset, &opts, &tx, &mut left).await {
-            Ok(v) => v,
-            Err(_) => (offset, false),
-        };
-        offset = new_offset;
-        if done || !opts.follow || left == Some(0) {
-            return;
+        let last = !opts.follow || !running();
+        if cur.is_none() {
+            cur = open(&path, tail).await;
+            if cur.is_some() {
+                tail = None;
+            }
         }
-        // Rotation: a new file under the same name starts from its beginning.
-        let now_id = file_id(&path).await;
-        if now_id != id {
-            id = now_id;
-            offset = 0;
-            continue;
+        if let Some(c) = &mut cur {
+            if read_records(c, &opts, &tx, &mut left).await {
+                return;
+            }
+            // Rotated: the old file is complete (the writer flushed it before the rename), so
+            // go on from the start of the new one.
+            if rotated(&path, c).await {
+                cur = None;
+                continue;
+            }
         }
-        if !running() {
-            // One last read to drain what was written before the exit.
-            let _ = read_from(&path, offset, &opts, &tx, &mut left).await;
-            return;
-        }
-        if tx.is_closed() {
+        if last || tx.is_closed() {
             return;
         }
         tokio::time::sleep(FOLLOW_POLL).await;
     }
 }
 
-async fn file_id(path: &Path) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    tokio::fs::metadata(path).await.ok().map(|m| m.ino())
-}
-
-/// Reads complete records from `offset`; returns the new offset and whether the reader should
-/// stop (limit reached or the receiver is gone).
-async fn read_from(
-    path: &Path,
-    offset: u64,
+/// Reads the complete records up to the end of the file; whether the reader should stop
+/// (limit reached or the receiver is gone).
+async fn read_records(
+    cur: &mut Open,
     opts: &LogOptions,
     tx: &mpsc::Sender<Bytes>,
     left: &mut Option<usize>,
-) -> std::io::Result<(u64, bool)> {
-    let mut f = tokio::fs::File::open(path).await?;
-    f.seek(SeekFrom::Start(offset)).await?;
-    let mut r = BufReader::new(f);
-    let mut offset = offset;
-    let mut line = Vec::new();
+) -> bool {
     loop {
-        line.clear();
-        let n = r.read_until(b'\n', &mut line).await?;
-        if n == 0 || line.last() != Some(&b'\n') {
-            // EOF, or a record still being written: read it again next time.
-            return Ok((offset, false));
+        let Ok(n) = cur.reader.read_until(b'\n', &mut cur.carry).await else {
+            return false;
+        };
+        if n == 0 || cur.carry.last() != Some(&b'\n') {
+            // The end, or a record still being written: it is completed next time.
+            return false;
         }
-        offset += n as u64;
-        line.pop();
+        cur.carry.pop();
+        let line = std::mem::take(&mut cur.carry);
         let Some(mut out) = format_record(&line, opts) else {
             continue;
         };
@@ -163,12 +214,12 @@ async fn read_from(
                 out.truncate(*l);
                 *l = 0;
                 let _ = tx.send(Bytes::from(out)).await;
-                return Ok((offset, true));
+                return true;
             }
             *l -= out.len();
         }
         if tx.send(Bytes::from(out)).await.is_err() {
-            return Ok((offset, true));
+            return true;
         }
     }
 }
@@ -227,5 +278,77 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(read(none).await, "");
+    }
+
+    #[tokio::test]
+    async fn tail_reads_backwards_in_bounded_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let mut data = Vec::new();
+        for i in 0..20_000 {
+            data.extend_from_slice(format!("2026-01-01T00:00:01Z stdout F line {i}\n").as_bytes());
+        }
+        std::fs::write(&path, &data).unwrap();
+        let mut f = tokio::fs::File::open(&path).await.unwrap();
+        for n in [-1, 0, 1, 2, 1000, 5000, 19_999, 20_000, 30_000] {
+            assert_eq!(
+                tail_start(&mut f, n).await.unwrap(),
+                tail_offset(&data, n) as u64,
+                "tailLines {n}"
+            );
+        }
+        // A last record without its newline yet counts as one.
+        data.extend_from_slice(b"2026-01-01T00:00:02Z stdout P end");
+        std::fs::write(&path, &data).unwrap();
+        let mut f = tokio::fs::File::open(&path).await.unwrap();
+        for n in [1, 2, 3] {
+            assert_eq!(
+                tail_start(&mut f, n).await.unwrap(),
+                tail_offset(&data, n) as u64
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_follower_finishes_the_rotated_file_before_the_new_one() {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let append = |p: &Path, text: &str| {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap();
+            writeln!(f, "2026-01-01T00:00:01Z stdout F {text}").unwrap();
+        };
+        append(&path, "one");
+        let running = std::sync::Arc::new(AtomicBool::new(true));
+        let (tx, mut rx) = mpsc::channel(16);
+        let follow = LogOptions {
+            follow: true,
+            ..Default::default()
+        };
+        let flag = running.clone();
+        let task = tokio::spawn(stream(path.clone(), follow, tx, move || {
+            flag.load(Ordering::SeqCst)
+        }));
+        assert_eq!(rx.recv().await.unwrap(), "one\n");
+        // Written after the follower's last read, then rotated away, then a new file.
+        append(&path, "two");
+        let rotated = dir.path().join("0.log.20260101-000001");
+        std::fs::rename(&path, &rotated).unwrap();
+        append(&rotated, "three");
+        append(&path, "four");
+        assert_eq!(rx.recv().await.unwrap(), "two\n");
+        assert_eq!(rx.recv().await.unwrap(), "three\n");
+        assert_eq!(rx.recv().await.unwrap(), "four\n");
+        // The instance exits: what it wrote last is read, then the stream ends.
+        append(&path, "five");
+        running.store(false, Ordering::SeqCst);
+        assert_eq!(rx.recv().await.unwrap(), "five\n");
+        assert_eq!(rx.recv().await, None);
+        task.await.unwrap();
     }
 }

@@ -246,12 +246,12 @@ async fn container_logs(
         since,
         limit_bytes,
     };
-    let (path, id): (std::path::PathBuf, Option<ContainerId>) = if previous {
+    // The instance's file by its restart count: it stays after the container is gone, until
+    // the pod is deleted (or two newer instances started), as the kubelet keeps dead
+    // containers' logs.
+    let (rc, id): (i32, Option<ContainerId>) = if previous {
         match &c.previous {
-            Some((_, rc)) => (
-                s.runtime.instance_log_path(&entry.uid, &container, *rc),
-                None,
-            ),
+            Some((_, rc)) => (*rc, None),
             None => {
                 return bad_request(&format!(
                     "previous terminated container {container:?} in pod {pod:?} not found"
@@ -260,7 +260,7 @@ async fn container_logs(
         }
     } else {
         match &c.current {
-            Some((id, _, _)) => (s.runtime.log_path(id), Some(id.clone())),
+            Some((id, rc, _)) => (*rc, Some(id.clone())),
             None => {
                 return bad_request(&format!(
                     "container {container:?} in pod {pod:?} is waiting to start: {}",
@@ -269,6 +269,7 @@ async fn container_logs(
             }
         }
     };
+    let path = s.runtime.instance_log_path(&entry.uid, &container, rc);
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let dir = s.directory.clone();
     let running = move || {

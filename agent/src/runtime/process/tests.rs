@@ -59,6 +59,15 @@ fn log_texts(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A one-thread tokio runtime: whatever blocks its only async thread stops everything on it
+/// (and dropping it ends its tasks, as an agent's death would).
+fn one_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
 #[tokio::test]
 async fn host_mode_runs_waits_and_logs_in_cri_format() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -389,26 +398,22 @@ async fn a_restarted_runtime_adopts_what_the_last_one_left_and_keeps_its_logs_fl
     let root = dir.path().to_path_buf();
     // The first agent runs on its own tokio runtime, dropped at the end like a dead process.
     let (sb, started) = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio")
-            .block_on(async {
-                let rt = host_runtime(&root);
-                let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
-                let cfg = container(
-                    "c",
-                    &[
-                        "sh",
-                        "-c",
-                        "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.02; done",
-                    ],
-                );
-                let started = rt.start_container(&sb, &cfg).await.expect("start");
-                let log = rt.log_path(&started.id);
-                eventually("three ticks", || ticks(&log).len() >= 3).await;
-                (sb, started)
-            })
+        one_thread().block_on(async {
+            let rt = host_runtime(&root);
+            let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+            let cfg = container(
+                "c",
+                &[
+                    "sh",
+                    "-c",
+                    "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.02; done",
+                ],
+            );
+            let started = rt.start_container(&sb, &cfg).await.expect("start");
+            let log = rt.log_path(&started.id);
+            eventually("three ticks", || ticks(&log).len() >= 3).await;
+            (sb, started)
+        })
     })
     .join()
     .expect("first agent");
@@ -455,6 +460,110 @@ async fn a_restarted_runtime_adopts_what_the_last_one_left_and_keeps_its_logs_fl
             .expect("dir")
             .count(),
         0
+    );
+}
+
+#[test]
+fn a_container_writing_as_fast_as_it_can_never_blocks_the_async_threads() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let ticks = Arc::new(AtomicU64::new(0));
+    let pid = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    // A watchdog outside the runtime: if the one async thread stops ticking for 3 s, the flood
+    // is killed (so a failing run ends) and the stall recorded.
+    let watchdog = {
+        let (ticks, pid, done) = (ticks.clone(), pid.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut last = (0, 0);
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = ticks.load(Ordering::SeqCst);
+                if now != last.0 {
+                    last = (now, 0);
+                } else {
+                    last.1 += 1;
+                }
+                if last.1 >= 30 && pid.load(Ordering::SeqCst) != 0 {
+                    let p = Pid::from_raw(pid.load(Ordering::SeqCst) as i32);
+                    let _ = killpg(p, Signal::SIGKILL);
+                    return true;
+                }
+            }
+            false
+        })
+    };
+    let root = dir.path().to_path_buf();
+    let lines = one_thread().block_on(async {
+        let rt = host_runtime(&root);
+        let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+        let started = rt
+            .start_container(
+                &sb,
+                &container("c", &["sh", "-c", "yes | head -c 200000000"]),
+            )
+            .await
+            .expect("start");
+        pid.store(started.pid, Ordering::SeqCst);
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            ticks.fetch_add(1, Ordering::SeqCst);
+        }
+        rt.stop_container(&started.id, Duration::ZERO)
+            .await
+            .expect("stop");
+        let lines = log_texts(&rt.log_path(&started.id)).len();
+        rt.stop_sandbox(&sb).await.expect("stop sandbox");
+        lines
+    });
+    done.store(true, Ordering::SeqCst);
+    assert!(
+        !watchdog.join().expect("watchdog"),
+        "the async thread stalled for 3 s while a container wrote its output"
+    );
+    assert!(
+        lines > 1000,
+        "the output was copied meanwhile: {lines} lines"
+    );
+}
+
+#[test]
+fn stopping_a_pod_removes_its_files_off_the_async_threads() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let root = dir.path().to_path_buf();
+    let during = one_thread().block_on(async {
+        let rt = host_runtime(&root);
+        let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+        // What an emptyDir full of small files leaves in the pod's directory.
+        let data = root.join("pods").join(&sb.id).join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        for i in 0..20_000 {
+            std::fs::write(data.join(i.to_string()), b"x").expect("file");
+        }
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        tokio::task::yield_now().await;
+        let before = ticks.load(Ordering::SeqCst);
+        rt.stop_sandbox(&sb).await.expect("stop");
+        let during = ticks.load(Ordering::SeqCst) - before;
+        ticker.abort();
+        assert!(!data.exists(), "the pod's files are removed");
+        during
+    });
+    assert!(
+        during > 0,
+        "the only async thread ran nothing else while the pod's files were removed"
     );
 }
 
@@ -1130,4 +1239,15 @@ fn an_adopted_container_still_reports_its_termination_log() {
         rt.shutdown(Duration::ZERO).await.expect("shutdown");
     });
     drop(ns);
+}
+
+#[test]
+fn an_output_file_that_is_not_a_pipe_is_not_replayed_into_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("c.out");
+    std::fs::write(&raw, b"old output\n").expect("raw");
+    assert!(open_fifo_reader(&raw).is_err());
+    let fifo = dir.path().join("c.err");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    assert!(open_fifo_reader(&fifo).is_ok());
 }
