@@ -39,6 +39,8 @@ pub(crate) struct Node {
     agent: agent::AgentHandle,
     proxy_stop: tokio_util::sync::CancellationToken,
     proxy_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Released (dropped) only once the pods and the proxy are gone.
+    _netns: Option<crate::netns::NetnsLock>,
 }
 
 impl Node {
@@ -55,6 +57,7 @@ impl Node {
 /// Starts the agent and the service proxy of a node.
 pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Result<Node> {
     use agent::runtime::{NodeNetwork, PodCidr, ProcessRuntime};
+    let netns = crate::netns::NetnsLock::acquire(&opts.name, &opts.root).await?;
     let pod_cidr =
         PodCidr::parse(&opts.pod_cidr).with_context(|| format!("pod CIDR {:?}", opts.pod_cidr))?;
     let mut network = NodeNetwork::new(pod_cidr);
@@ -103,6 +106,7 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         agent,
         proxy_stop,
         proxy_tasks,
+        _netns: netns,
     })
 }
 
