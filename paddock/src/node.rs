@@ -85,7 +85,13 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         node_ips: vec![opts.ip],
         loopback: true,
     };
-    let proxy = proxy::Proxy::new(node, isolated);
+    // The service addresses it adds are recorded in the node's state: a killed node's are
+    // removed by the next start.
+    let proxy = if isolated {
+        proxy::Proxy::with_service_ip_record(node, opts.root.join("service-ips"))
+    } else {
+        proxy::Proxy::new(node, false)
+    };
     // Agent and proxy share this process: readiness reaches routing without the API round
     // trip, and a pod is drained before its process is signalled.
     config.routing = Some(Arc::new(ProxyRouting(proxy.clone())));
