@@ -9,7 +9,9 @@
 //! namespace must collide, nodes in different namespaces of one host (as test labs run them)
 //! never do. It is held for the process's life and the kernel drops it when the process dies,
 //! so a crash leaves no stale lock; the file says who holds it (pid, node name, state dir) and
-//! is removed on release.
+//! is removed on release. A file still naming someone at start was left by a killed node: if
+//! that one ran on another state dir, the pods it left may still be on the bridge with
+//! addresses this node's allocator does not know, which is logged as a warning.
 //!
 //! Only a root node takes it: without root a node has no bridge, pod addresses or service
 //! addresses (its pods share the host's network) and cannot write `/run/paddock`. Two such
@@ -40,6 +42,10 @@ struct Holder {
 pub(crate) struct NetnsLock {
     lock: Option<Flock<File>>,
     path: PathBuf,
+    /// The last holder, when it ended without releasing the lock (killed) and ran on another
+    /// state dir: the pods it left may still be plugged into the bridge with addresses this
+    /// node's own allocator knows nothing of.
+    crashed: Option<Holder>,
 }
 
 impl NetnsLock {
@@ -55,10 +61,17 @@ impl NetnsLock {
             node: node.to_string(),
             state: state.to_path_buf(),
         };
-        tokio::task::spawn_blocking(move || Self::acquire_in(Path::new(LOCK_DIR), &holder))
-            .await
-            .context("network namespace lock")?
-            .map(Some)
+        let lock =
+            tokio::task::spawn_blocking(move || Self::acquire_in(Path::new(LOCK_DIR), &holder))
+                .await
+                .context("network namespace lock")??;
+        if let Some(h) = &lock.crashed {
+            tracing::warn!(pid = h.pid, node = %h.node, state = %h.state.display(),
+                "the last node in this network namespace did not stop cleanly and ran on \
+                 another state dir: pods it left may still use addresses of the pod CIDR; \
+                 start it again on its data dir to adopt or stop them");
+        }
+        Ok(Some(lock))
     }
 
     fn acquire_in(dir: &Path, me: &Holder) -> anyhow::Result<NetnsLock> {
@@ -92,6 +105,13 @@ impl NetnsLock {
             if current.is_none_or(|m| m.ino() != ours.ino() || m.dev() != ours.dev()) {
                 continue;
             }
+            // A file still naming someone: its holder was killed (a release removes it).
+            let mut previous = Vec::new();
+            let _ = (&*lock).take(64 * 1024).read_to_end(&mut previous);
+            let crashed = serde_json::from_slice::<Holder>(&previous)
+                .ok()
+                .filter(|h| h.state != me.state);
+            std::io::Seek::rewind(&mut *lock).context("rewind the lock file")?;
             lock.set_len(0).context("truncate the lock file")?;
             lock.write_all(&serde_json::to_vec(me).context("encode the lock holder")?)
                 .and_then(|()| lock.flush())
@@ -99,6 +119,7 @@ impl NetnsLock {
             return Ok(NetnsLock {
                 lock: Some(lock),
                 path,
+                crashed,
             });
         }
         anyhow::bail!(
@@ -216,6 +237,34 @@ mod tests {
         assert!(!path.exists(), "the lock file goes with its holder");
         let again = NetnsLock::acquire_in(&locks, &holder("b")).expect("free again");
         assert_eq!(again.path, path);
+        assert_eq!(
+            again.crashed, None,
+            "a clean release leaves nothing to warn about"
+        );
+    }
+
+    #[test]
+    fn a_lock_file_left_by_a_killed_node_on_another_state_dir_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = NetnsLock::acquire_in(dir.path(), &holder("a")).expect("first");
+        let path = first.path.clone();
+        // Killed: the kernel drops the lock, the file stays.
+        let mut killed = first;
+        drop(killed.lock.take());
+        drop(killed);
+        assert!(path.exists());
+        let same = NetnsLock::acquire_in(dir.path(), &holder("a")).expect("restart");
+        assert_eq!(same.crashed, None, "its own state dir adopts what it left");
+        let mut killed = same;
+        drop(killed.lock.take());
+        drop(killed);
+        let other = NetnsLock::acquire_in(dir.path(), &holder("b")).expect("other");
+        assert_eq!(other.crashed, Some(holder("a")));
+        let text = std::fs::read_to_string(&path).expect("lock file");
+        assert_eq!(
+            serde_json::from_str::<Holder>(&text).expect("one holder"),
+            holder("b")
+        );
     }
 
     #[test]
