@@ -59,22 +59,11 @@ fn ip_in(ns: &str, args: &[&str]) -> (bool, String) {
     )
 }
 
-/// The namespace a server of [`Server::up`] runs in (its commands are `ip netns exec NAME …`).
-fn netns_of(s: &Server) -> String {
-    let c = s.command("true");
-    let args: Vec<String> = c
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(args[..2], ["netns", "exec"], "{args:?}");
-    args[2].clone()
-}
-
 #[test]
 fn a_second_node_in_the_same_network_namespace_is_refused_and_the_first_keeps_working() {
     let first = Server::up(&[hello()]);
     let ips = ready_hello_pods(&first);
-    let ns = netns_of(&first);
+    let ns = first.netns_name();
     let holder = format!(
         "node {:?} (pid {}, state in {})",
         first
@@ -138,7 +127,7 @@ fn a_second_node_in_the_same_network_namespace_is_refused_and_the_first_keeps_wo
 fn the_bridge_comes_back_under_running_pods_and_stays_while_other_links_use_it() {
     let s = Server::up(&[hello()]);
     let ips = ready_hello_pods(&s);
-    let ns = netns_of(&s);
+    let ns = s.netns_name();
 
     // Deleted under the running pods: recreated with their veths plugged back in.
     assert!(ip_in(&ns, &["link", "del", "paddock0"]).0);
@@ -198,7 +187,7 @@ fn a_killed_nodes_service_addresses_are_reclaimed_at_the_next_start_and_only_tho
         &args,
         Some(NetNs::new()),
     );
-    let ns = netns_of(&s);
+    let ns = s.netns_name();
     let addrs = || ip_in(&ns, &["-o", "addr"]).1;
     let held = |ip: &str| addrs().contains(&format!(" inet {ip}/"));
     // Someone else's service-looking address on the node.

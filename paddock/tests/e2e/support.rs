@@ -219,6 +219,14 @@ impl Server {
         netns
     }
 
+    /// The network namespace it runs in (`paddock up` always has one).
+    pub fn netns_name(&self) -> String {
+        self.netns
+            .as_ref()
+            .map(|ns| ns.name.clone())
+            .expect("a server in a network namespace")
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)

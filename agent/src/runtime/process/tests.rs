@@ -571,12 +571,17 @@ async fn wait_get(ip: IpAddr, port: u16, path: &str) -> String {
     panic!("no HTTP answer from {ip}:{port}");
 }
 
-fn links() -> String {
+/// `ip ARGS` in the current namespace: its stdout.
+fn ip_out(args: &[&str]) -> String {
     let out = std::process::Command::new("ip")
-        .args(["-o", "link"])
+        .args(args)
         .output()
-        .expect("ip link");
+        .expect("ip");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn links() -> String {
+    ip_out(&["-o", "link"])
 }
 
 #[test]
@@ -820,11 +825,7 @@ fn ip_ok(args: &[&str]) {
 
 /// The links plugged into `bridge`, one `ip -o link` line each.
 fn ports_of(bridge: &str) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-o", "link", "show", "master", bridge])
-        .output()
-        .expect("ip link");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ip_out(&["-o", "link", "show", "master", bridge])
 }
 
 #[test]
