@@ -13,10 +13,10 @@
 //! that one ran on another state dir, the pods it left may still be on the bridge with
 //! addresses this node's allocator does not know, which is logged as a warning.
 //!
-//! Only a root node takes it: without root a node has no bridge, pod addresses or service
-//! addresses (its pods share the host's network) and cannot write `/run/paddock`. Two such
-//! nodes only compete for ports: the second one's NodePort listeners fail to bind and are
-//! retried (logged) while the first holds them.
+//! Only a node with pod namespaces (root, without `--host-network-only`) takes it: any other
+//! node has no bridge, pod addresses or service addresses (its pods share the host's
+//! network). Such a node competes only for ports: a NodePort another node holds fails to
+//! bind, and its listener is retried (logged) while the other one has it.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -50,12 +50,8 @@ pub(crate) struct NetnsLock {
 
 impl NetnsLock {
     /// Claims the calling process's network namespace for node `node` (state under `state`),
-    /// or says which node holds it. `None` when not root (see the module docs).
-    pub(crate) async fn acquire(node: &str, state: &Path) -> anyhow::Result<Option<NetnsLock>> {
-        if !nix::unistd::geteuid().is_root() {
-            tracing::debug!("not root: no network namespace lock (the node owns no network)");
-            return Ok(None);
-        }
+    /// or says which node holds it.
+    pub(crate) async fn acquire(node: &str, state: &Path) -> anyhow::Result<NetnsLock> {
         let holder = Holder {
             pid: std::process::id(),
             node: node.to_string(),
@@ -71,7 +67,7 @@ impl NetnsLock {
                  another state dir: pods it left may still use addresses of the pod CIDR; \
                  start it again on its data dir to adopt or stop them");
         }
-        Ok(Some(lock))
+        Ok(lock)
     }
 
     fn acquire_in(dir: &Path, me: &Holder) -> anyhow::Result<NetnsLock> {

@@ -57,13 +57,19 @@ impl Node {
 /// Starts the agent and the service proxy of a node.
 pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Result<Node> {
     use agent::runtime::{NodeNetwork, PodCidr, ProcessRuntime};
-    let netns = crate::netns::NetnsLock::acquire(&opts.name, &opts.root).await?;
     let pod_cidr =
         PodCidr::parse(&opts.pod_cidr).with_context(|| format!("pod CIDR {:?}", opts.pod_cidr))?;
     let mut network = NodeNetwork::new(pod_cidr);
     network.node_ip = opts.ip;
     network.isolated = opts.isolate;
     let isolated = network.isolated && nix::unistd::geteuid().is_root();
+    // A node with pod namespaces owns its network namespace's bridge, pod CIDR and service
+    // addresses: one such node per namespace.
+    let netns = if isolated {
+        Some(crate::netns::NetnsLock::acquire(&opts.name, &opts.root).await?)
+    } else {
+        None
+    };
     let runtime =
         ProcessRuntime::new(opts.root.clone(), network).context("starting the runtime")?;
     let mut config = agent::AgentConfig::new(
