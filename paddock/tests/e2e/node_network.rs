@@ -3,17 +3,35 @@
 //! being deleted under running pods and is never deleted while something else is plugged in,
 //! and the service addresses a killed node left are reclaimed by the next start.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::support::{NetNs, Server, manifest, run};
 
-fn hello() -> &'static Path {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/hello.yaml"
-    ))
-}
+/// Two web pods behind a Service (its own command line: tests that count the example's
+/// server processes on the machine must not see these).
+const APP: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers:
+      - name: web
+        image: python
+        command: [python3, -m, http.server, '8080', --directory, /etc]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /hostname, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hello}
+spec:
+  selector: {app: hello}
+  ports: [{name: http, port: 80, targetPort: http}]
+";
 
 /// The pod IPs of the ready `app=hello` pods, once both are ready.
 fn ready_hello_pods(s: &Server) -> Vec<String> {
@@ -61,7 +79,8 @@ fn ip_in(ns: &str, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn a_second_node_in_the_same_network_namespace_is_refused_and_the_first_keeps_working() {
-    let first = Server::up(&[hello()]);
+    let (_m, app) = manifest("app.yaml", APP);
+    let first = Server::up(&[&app]);
     let ips = ready_hello_pods(&first);
     let ns = first.netns_name();
     let holder = format!(
@@ -79,7 +98,7 @@ fn a_second_node_in_the_same_network_namespace_is_refused_and_the_first_keeps_wo
     up.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(other.path().join("data"))
         .arg("-f")
-        .arg(hello());
+        .arg(&app);
     let out = run(up, None);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "second node started:\n{err}");
@@ -110,7 +129,7 @@ fn a_second_node_in_the_same_network_namespace_is_refused_and_the_first_keeps_wo
 
     // A node in another namespace of this host is no competitor: same bridge name, same
     // pod CIDR, its own network.
-    let second = Server::up(&[hello()]);
+    let second = Server::up(&[&app]);
     let second_ips = ready_hello_pods(&second);
     for ip in &second_ips {
         assert!(serves(&second, ip), "pod {ip} of the second node serves");
@@ -125,7 +144,8 @@ fn a_second_node_in_the_same_network_namespace_is_refused_and_the_first_keeps_wo
 
 #[test]
 fn the_bridge_comes_back_under_running_pods_and_stays_while_other_links_use_it() {
-    let s = Server::up(&[hello()]);
+    let (_m, app) = manifest("app.yaml", APP);
+    let s = Server::up(&[&app]);
     let ips = ready_hello_pods(&s);
     let ns = s.netns_name();
 
