@@ -1,9 +1,11 @@
 //! The `paddock` binary: the command line. Start at [`Cli`]; each subcommand lives in its own
 //! module (`server` runs the control plane, `up` everything in one process, `agent` a node of
-//! a server that runs elsewhere; `node` is what `up` and `agent` share). Errors are `anyhow` here and nowhere else.
+//! a server that runs elsewhere; `node` is what `up` and `agent` share, `netns` its claim on
+//! the network namespace). Errors are `anyhow` here and nowhere else.
 
 mod agent;
 mod cli;
+mod netns;
 mod node;
 mod server;
 mod up;

@@ -39,6 +39,8 @@ pub(crate) struct Node {
     agent: agent::AgentHandle,
     proxy_stop: tokio_util::sync::CancellationToken,
     proxy_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Released (dropped) only once the pods and the proxy are gone.
+    _netns: Option<crate::netns::NetnsLock>,
 }
 
 impl Node {
@@ -61,6 +63,13 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     network.node_ip = opts.ip;
     network.isolated = opts.isolate;
     let isolated = network.isolated && nix::unistd::geteuid().is_root();
+    // A node with pod namespaces owns its network namespace's bridge, pod CIDR and service
+    // addresses: one such node per namespace.
+    let netns = if isolated {
+        Some(crate::netns::NetnsLock::acquire(&opts.name, &opts.root).await?)
+    } else {
+        None
+    };
     let runtime =
         ProcessRuntime::new(opts.root.clone(), network).context("starting the runtime")?;
     let mut config = agent::AgentConfig::new(
@@ -82,7 +91,13 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         node_ips: vec![opts.ip],
         loopback: true,
     };
-    let proxy = proxy::Proxy::new(node, isolated);
+    // The service addresses it adds are recorded in the node's state: a killed node's are
+    // removed by the next start.
+    let proxy = if isolated {
+        proxy::Proxy::with_service_ip_record(node, opts.root.join("service-ips"))
+    } else {
+        proxy::Proxy::new(node, false)
+    };
     // Agent and proxy share this process: readiness reaches routing without the API round
     // trip, and a pod is drained before its process is signalled.
     config.routing = Some(Arc::new(ProxyRouting(proxy.clone())));
@@ -103,6 +118,7 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         agent,
         proxy_stop,
         proxy_tasks,
+        _netns: netns,
     })
 }
 

@@ -92,6 +92,8 @@ pub struct Proxy {
     generation: watch::Sender<u64>,
     /// Whether ClusterIPs and external IPs are added to the `paddock-svc` interface.
     manage_service_ips: bool,
+    /// Where the service addresses this proxy adds are recorded ([`svcip`]).
+    service_ip_record: Option<std::path::PathBuf>,
     /// `spec.healthCheckNodePort` per service that has one ([`healthcheck`]).
     health_checks: Mutex<std::collections::HashMap<(String, String), u16>>,
 }
@@ -101,12 +103,28 @@ impl Proxy {
     /// external IPs to the [`svcip::INTERFACE`] dummy interface before binding them (needs
     /// root); loopback addresses never need it.
     pub fn new(node: NodeConfig, manage_service_ips: bool) -> Arc<Proxy> {
+        Self::build(node, manage_service_ips, None)
+    }
+
+    /// A proxy that adds service addresses to the node (as `new(node, true)`) and records the
+    /// ones it added in `record`, so the next proxy on that record removes those a killed one
+    /// left behind ([`svcip::Held::adopt_leftovers`]).
+    pub fn with_service_ip_record(node: NodeConfig, record: std::path::PathBuf) -> Arc<Proxy> {
+        Self::build(node, true, Some(record))
+    }
+
+    fn build(
+        node: NodeConfig,
+        manage_service_ips: bool,
+        service_ip_record: Option<std::path::PathBuf>,
+    ) -> Arc<Proxy> {
         Arc::new(Proxy {
             node,
             table: ArcSwap::from_pointee(Table::default()),
             sources: Mutex::new(table::Sources::default()),
             generation: watch::Sender::new(0),
             manage_service_ips,
+            service_ip_record,
             health_checks: Mutex::default(),
         })
     }

@@ -42,7 +42,7 @@ pub(crate) async fn reconcile(proxy: Arc<Proxy>, shutdown: CancellationToken) {
     // not retried while they stay in the table.
     let mut skipped: HashSet<Listen> = HashSet::new();
     // Service addresses added to the node, given back when no listener needs them.
-    let mut held = crate::svcip::Held::default();
+    let mut held = crate::svcip::Held::new(proxy.service_ip_record.clone());
     if proxy.manage_service_ips {
         held.adopt_leftovers().await;
     }

@@ -2,6 +2,10 @@
 //! pair per pod (node end on the bridge, `eth0` in the pod with loopback up and a default
 //! route via the bridge), and pod IP allocation from the node's pod CIDR, persisted as one
 //! file per address under `<root>/ipam/` so a restarted agent never hands out a live address.
+//! The bridge is kept in place while pods run ([`Bridge`]: recreated with their veths plugged
+//! back in when someone deletes it) and deleted at shutdown only when nothing else is plugged
+//! into it. The node does not share the bridge or the CIDR with another node: `paddock` runs
+//! one node per network namespace.
 //!
 //! Links are managed with iproute2's `ip` (run in the agent's network namespace; the pod side
 //! through `nsenter --net=/proc/<holder>/ns/net`).
@@ -170,11 +174,12 @@ impl Ipam {
     }
 }
 
+/// Runs `ip ARGS` (in the network namespace of `netns_of`, else the agent's); returns stdout.
 async fn ip(
     args: &[&str],
     stdin: Option<String>,
     netns_of: Option<u32>,
-) -> Result<(), RuntimeError> {
+) -> Result<String, RuntimeError> {
     let mut cmd = match netns_of {
         Some(pid) => {
             let mut c = Command::new("nsenter");
@@ -189,7 +194,7 @@ async fn ip(
         } else {
             std::process::Stdio::null()
         })
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd
@@ -204,7 +209,7 @@ async fn ip(
         .await
         .map_err(|e| RuntimeError::Network(format!("ip {}: {e}", args.join(" "))))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(RuntimeError::Network(format!(
             "ip {}: {}",
@@ -229,7 +234,7 @@ pub(crate) fn link_exists(name: &str) -> bool {
 }
 
 /// Creates the bridge with the gateway address if it is missing, and brings it up.
-pub(crate) async fn ensure_bridge(bridge: &str, cidr: &PodCidr) -> Result<(), RuntimeError> {
+async fn setup_bridge(bridge: &str, cidr: &PodCidr) -> Result<(), RuntimeError> {
     if ip(&["link", "show", "dev", bridge], None, None)
         .await
         .is_err()
@@ -244,6 +249,131 @@ pub(crate) async fn ensure_bridge(bridge: &str, cidr: &PodCidr) -> Result<(), Ru
     // agent's network namespace.
     std::fs::write("/proc/sys/net/ipv4/ip_forward", b"1")
         .map_err(|e| RuntimeError::Network(format!("enable IPv4 forwarding: {e}")))
+}
+
+/// The index of link `name` in the agent's network namespace (`None`: no such link). An
+/// `ioctl` on a socket of the calling thread's namespace: cheap enough to poll, and right even
+/// where `/sys` shows another namespace.
+fn link_index(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok()
+}
+
+/// The node's bridge as this runtime set it up. A bridge deleted under running pods (`ip link
+/// del paddock0`) takes their connectivity with it: its ports stay, masterless. [`Bridge::ensure`]
+/// and [`Bridge::check`] notice that by the bridge's index, recreate it and put the live pods'
+/// veths back on it; [`Bridge::release`] deletes it only when nothing else is plugged in.
+#[derive(Debug)]
+pub(crate) struct Bridge {
+    name: String,
+    cidr: PodCidr,
+    state: tokio::sync::Mutex<BridgeState>,
+}
+
+#[derive(Debug, Default)]
+struct BridgeState {
+    /// The index of the bridge this runtime set up (`None`: not set up, or released).
+    index: Option<u32>,
+    /// Whether a watcher task runs [`Bridge::check`].
+    watched: bool,
+}
+
+impl Bridge {
+    pub(crate) fn new(name: String, cidr: PodCidr) -> Self {
+        Self {
+            name,
+            cidr,
+            state: tokio::sync::Mutex::new(BridgeState::default()),
+        }
+    }
+
+    /// The bridge's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Makes sure the bridge is there as this runtime set it up: when it is new to this runtime
+    /// or was replaced since, the veths `live` lists are (re)attached to it. Returns `true`
+    /// when the caller should start a watcher calling [`Bridge::check`] (none runs yet).
+    pub(crate) async fn ensure(
+        &self,
+        live: impl FnOnce() -> Vec<String>,
+    ) -> Result<bool, RuntimeError> {
+        let mut state = self.state.lock().await;
+        if state.index.is_none() || state.index != link_index(&self.name) {
+            self.rebuild(&mut state, live()).await?;
+        }
+        let start_watcher = !state.watched;
+        state.watched = true;
+        Ok(start_watcher)
+    }
+
+    /// The watcher's periodic check: recreates the bridge (and re-attaches `live`) when it is
+    /// gone or replaced. Returns `false` once the bridge was released: the watcher ends.
+    pub(crate) async fn check(&self, live: impl FnOnce() -> Vec<String>) -> bool {
+        let mut state = self.state.lock().await;
+        let Some(index) = state.index else {
+            state.watched = false;
+            return false;
+        };
+        if link_index(&self.name) != Some(index) {
+            let veths = live();
+            tracing::warn!(bridge = %self.name, pods = veths.len(),
+                "the pod bridge was deleted or replaced; recreating it and re-attaching the pods");
+            if let Err(e) = self.rebuild(&mut state, veths).await {
+                tracing::warn!(bridge = %self.name, error = %e, "cannot recreate the pod bridge; retrying");
+            }
+        }
+        true
+    }
+
+    async fn rebuild(
+        &self,
+        state: &mut BridgeState,
+        veths: Vec<String>,
+    ) -> Result<(), RuntimeError> {
+        setup_bridge(&self.name, &self.cidr).await?;
+        if !veths.is_empty() {
+            // One `ip` for all; `-force` goes on past a veth that vanished with its pod.
+            let batch: String = veths
+                .iter()
+                .map(|v| format!("link set {v} master {} up\n", self.name))
+                .collect();
+            if let Err(e) = ip(&["-force", "-batch", "-"], Some(batch), None).await {
+                tracing::warn!(bridge = %self.name, error = %e, "some pods could not be re-attached");
+            }
+        }
+        state.index = link_index(&self.name);
+        Ok(())
+    }
+
+    /// Deletes the bridge if this runtime set it up and no link is plugged into it any more
+    /// (another node's or someone else's veth keeps it).
+    pub(crate) async fn release(&self) {
+        let mut state = self.state.lock().await;
+        if state.index.take().is_none() || link_index(&self.name).is_none() {
+            return;
+        }
+        match ip(&["-o", "link", "show", "master", &self.name], None, None).await {
+            Ok(ports) if ports.trim().is_empty() => {
+                if let Err(e) = ip(&["link", "del", &self.name], None, None).await {
+                    tracing::warn!(bridge = %self.name, error = %e, "cannot delete the pod bridge");
+                }
+            }
+            Ok(ports) => {
+                let names: Vec<&str> = ports.lines().filter_map(port_name).collect();
+                tracing::info!(bridge = %self.name, ports = ?names,
+                    "keeping the pod bridge: other links are still plugged into it");
+            }
+            Err(e) => tracing::warn!(bridge = %self.name, error = %e,
+                "cannot list the pod bridge's ports; keeping it"),
+        }
+    }
+}
+
+/// The link name of an `ip -o link` line (`7: pdkab12@if2: <…> …`).
+fn port_name(line: &str) -> Option<&str> {
+    let name = line.split(": ").nth(1)?;
+    Some(name.split('@').next().unwrap_or(name))
 }
 
 /// The node-side veth name for a sandbox (≤ 15 bytes, as link names must be).
@@ -274,7 +404,9 @@ pub(crate) async fn attach_pod(
         prefix = cidr.prefix,
         gw = cidr.gateway()
     );
-    ip(&["-batch", "-"], Some(batch), Some(holder)).await
+    ip(&["-batch", "-"], Some(batch), Some(holder))
+        .await
+        .map(drop)
 }
 
 /// Deletes the node end of a pod's veth pair (gone already is fine).
@@ -334,6 +466,15 @@ mod tests {
         let b = ipam.allocate("b").expect("b");
         assert_ne!(a, b);
         assert_eq!(b, Ipv4Addr::new(10, 1, 0, 3));
+    }
+
+    #[test]
+    fn port_names_of_ip_link_lines() {
+        let line =
+            "7: pdkab12cd34ef@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master paddock0";
+        assert_eq!(port_name(line), Some("pdkab12cd34ef"));
+        assert_eq!(port_name("3: eth1: <UP> mtu 1500"), Some("eth1"));
+        assert_eq!(port_name("garbage"), None);
     }
 
     #[test]

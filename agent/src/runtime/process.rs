@@ -82,7 +82,9 @@ pub(crate) struct Shared {
     holder_bin: PathBuf,
     sandboxes: Mutex<HashMap<String, Arc<SandboxRt>>>,
     containers: Mutex<HashMap<ContainerId, Arc<ContainerRt>>>,
-    bridge_ready: tokio::sync::Mutex<bool>,
+    bridge: net::Bridge,
+    /// This runtime itself, for the bridge watcher (which must not keep it alive).
+    me: std::sync::Weak<Shared>,
 }
 
 #[derive(Debug)]
@@ -366,8 +368,9 @@ impl ProcessRuntime {
             return Err(RuntimeError::Config("no loopback device".into()));
         }
         Ok(Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|me| Shared {
                 ipam: Ipam::new(root.join("ipam"), node.pod_cidr),
+                bridge: net::Bridge::new(node.bridge.clone(), node.pod_cidr),
                 root,
                 node,
                 isolated,
@@ -375,7 +378,7 @@ impl ProcessRuntime {
                 holder_bin,
                 sandboxes: Mutex::new(HashMap::new()),
                 containers: Mutex::new(HashMap::new()),
-                bridge_ready: tokio::sync::Mutex::new(false),
+                me: me.clone(),
             }),
         })
     }
@@ -632,13 +635,23 @@ impl Shared {
         rt
     }
 
+    /// Sets up the bridge (or recreates it if it went away, re-attaching the pods) and starts
+    /// the watcher that keeps doing so while pods run.
     async fn ensure_bridge(&self) -> Result<(), RuntimeError> {
-        let mut ready = self.bridge_ready.lock().await;
-        if !*ready {
-            net::ensure_bridge(&self.node.bridge, &self.node.pod_cidr).await?;
-            *ready = true;
+        if self.bridge.ensure(|| self.attached_veths()).await? {
+            tokio::spawn(watch_bridge(self.me.clone()));
         }
         Ok(())
+    }
+
+    /// The node ends of the veths of the pods this runtime knows and whose holder lives.
+    fn attached_veths(&self) -> Vec<String> {
+        self.sandboxes
+            .lock()
+            .values()
+            .filter(|sb| sb.rec.holder.is_some_and(|h| h.alive()))
+            .filter_map(|sb| sb.rec.veth.clone())
+            .collect()
     }
 
     async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
@@ -758,7 +771,7 @@ impl Shared {
             rec.veth = Some(veth.clone());
             let attached = async {
                 self.ensure_bridge().await?;
-                net::attach_pod(pid, &veth, &self.node.bridge, ip, &self.node.pod_cidr).await
+                net::attach_pod(pid, &veth, self.bridge.name(), ip, &self.node.pod_cidr).await
             };
             if let Err(e) = attached.await {
                 return Err((e, Some(child)));
@@ -1146,11 +1159,13 @@ impl Shared {
         let live: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
         self.ipam.release_all_except(&live);
         let mut out = Vec::new();
+        let mut attached = false;
         for rec in records {
             let Some(sb) = self.sandbox(&rec.id) else {
                 continue;
             };
             let alive = sb.rec.holder.is_none_or(|h| h.alive());
+            attached |= alive && sb.rec.veth.is_some();
             out.push(Recovered {
                 sandbox: Sandbox {
                     id: rec.id.clone(),
@@ -1164,6 +1179,13 @@ impl Shared {
                 alive,
                 containers: Vec::new(),
             });
+        }
+        // Pods a previous agent left: the bridge may have gone while no one watched it.
+        if self.isolated
+            && attached
+            && let Err(e) = self.ensure_bridge().await
+        {
+            tracing::warn!(error = %e, "cannot set up the pod bridge for the recovered pods");
         }
         for crec in state::read_all::<ContainerRecord>(&self.root.join("containers")) {
             if !crec.process.alive() {
@@ -1211,11 +1233,27 @@ impl Shared {
                 first_err.get_or_insert(e);
             }
         }
-        if self.isolated && *self.bridge_ready.lock().await && net::link_exists(&self.node.bridge) {
-            net::detach_pod(&self.node.bridge).await;
-            *self.bridge_ready.lock().await = false;
+        if self.isolated {
+            self.bridge.release().await;
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// How often the bridge watcher checks that the pods' bridge is still there.
+const BRIDGE_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps the pods' bridge in place (see [`net::Bridge`]) until it is released or the runtime
+/// is dropped.
+async fn watch_bridge(shared: std::sync::Weak<Shared>) {
+    loop {
+        tokio::time::sleep(BRIDGE_CHECK).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if !shared.bridge.check(|| shared.attached_veths()).await {
+            return;
+        }
     }
 }
 

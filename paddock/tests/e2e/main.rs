@@ -14,6 +14,7 @@ mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;
 mod logs;
+mod node_network;
 mod probe_timing;
 mod service_env;
 mod termination_message;

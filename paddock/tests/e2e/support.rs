@@ -211,6 +211,32 @@ impl Server {
         self.take_dir()
     }
 
+    /// [`Server::kill9`], keeping the network namespace (a restart runs in the same "host").
+    pub fn kill9_keep_netns(mut self) -> (tempfile::TempDir, NetNs) {
+        let netns = self.netns.take().expect("a server in a namespace");
+        (self.kill9(), netns)
+    }
+
+    /// [`Server::stop`], keeping the network namespace to look at what the node left.
+    pub fn stop_keep_netns(mut self) -> NetNs {
+        let netns = self.netns.take().expect("a server in a namespace");
+        drop(self.stop());
+        netns
+    }
+
+    /// The network namespace it runs in (`paddock up` always has one).
+    pub fn netns_name(&self) -> String {
+        self.netns
+            .as_ref()
+            .map(|ns| ns.name.clone())
+            .expect("a server in a network namespace")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     fn take_dir(&mut self) -> tempfile::TempDir {
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }

@@ -192,21 +192,6 @@ impl Load {
     }
 }
 
-/// The namespace `paddock up` runs in (from the command it would wrap).
-fn netns_name(s: &Server) -> String {
-    let cmd = s.command("true");
-    let args: Vec<String> = cmd
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(
-        (cmd.get_program(), args.first().map(String::as_str)),
-        (std::ffi::OsStr::new("ip"), Some("netns")),
-        "paddock up runs in a network namespace"
-    );
-    args[2].clone()
-}
-
 /// `name ready restarts ip` of each zd pod.
 fn pods(s: &Server) -> Vec<(String, bool, i64, String)> {
     let out = s.kubectl(&[
@@ -265,7 +250,7 @@ fn under_load(
     disrupt: impl FnOnce() -> String,
     recovered: impl Fn(&str) -> bool,
 ) -> (Vec<Outcome>, Duration) {
-    let load = Load::start(&netns_name(s), addr);
+    let load = Load::start(&s.netns_name(), addr);
     thread::sleep(Duration::from_secs(2));
     let target = disrupt();
     s.eventually("the disrupted replica replaced or back and Ready", || {

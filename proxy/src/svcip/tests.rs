@@ -238,6 +238,71 @@ fn addresses_on_lo_that_the_proxy_did_not_add_stay() {
 }
 
 #[test]
+fn a_killed_proxys_recorded_addresses_are_removed_by_the_next_one_and_no_others() {
+    let ns = Arc::new(Netns::new("record"));
+    let inner = ns.clone();
+    ns.run(move || async move {
+        use std::os::unix::fs::PermissionsExt;
+        let ns = inner;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let record = dir.path().join("service-ips");
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        // Someone else's address on lo, which no proxy may take.
+        let ok = Command::new("ip")
+            .args(["addr", "add", "10.96.0.30/32", "dev", "lo"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok);
+        let mut held = super::Held::new(Some(record.clone()));
+        held.hold(ip("10.96.0.31")).await.expect("hold");
+        held.hold(ip("10.96.0.32")).await.expect("hold");
+        held.hold(ip("10.96.0.30")).await.expect("hold");
+        let text = std::fs::read_to_string(&record).expect("record");
+        assert!(
+            text.contains("10.96.0.31 ") && text.contains("10.96.0.32 "),
+            "{text}"
+        );
+        if held.addrs[&ip("10.96.0.30")].device == "lo" {
+            assert!(
+                !text.contains("10.96.0.30"),
+                "not added by the proxy: {text}"
+            );
+        }
+        let mode = std::fs::metadata(&record)
+            .expect("record")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        // Killed: nothing is given back.
+        drop(held);
+        assert!(ns.holds("10.96.0.31") && ns.holds("10.96.0.32"));
+
+        // The next run takes over what the record lists: one still needed, one not.
+        let mut next = super::Held::new(Some(record.clone()));
+        next.adopt_leftovers().await;
+        next.release_unused(&[ip("10.96.0.32")].into_iter().collect())
+            .await;
+        assert!(!ns.holds("10.96.0.31"), "stale address removed");
+        assert!(ns.holds("10.96.0.32"), "needed address kept");
+        next.release_all().await;
+        assert!(
+            !ns.holds("10.96.0.32"),
+            "adopted address given back on stop"
+        );
+        assert!(ns.has("lo", "10.96.0.30"), "someone else's address stays");
+        assert!(!record.exists(), "nothing left to record");
+
+        // A record written in another network namespace is not acted upon here.
+        std::fs::write(&record, "netns 1:2\n10.96.0.30 lo\n").expect("write");
+        let mut other = super::Held::new(Some(record.clone()));
+        other.adopt_leftovers().await;
+        other.release_all().await;
+        assert!(ns.has("lo", "10.96.0.30"), "not this namespace's record");
+    });
+}
+
+#[test]
 fn parses_ip_addr_output() {
     let text = "5: paddock-svc    inet 10.96.0.10/32 scope global paddock-svc\\       valid_lft forever preferred_lft forever\n\
                 5: paddock-svc    inet6 fd00::a/128 scope global \\       valid_lft forever preferred_lft forever\n\

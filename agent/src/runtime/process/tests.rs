@@ -680,12 +680,17 @@ async fn wait_get(ip: IpAddr, port: u16, path: &str) -> String {
     panic!("no HTTP answer from {ip}:{port}");
 }
 
-fn links() -> String {
+/// `ip ARGS` in the current namespace: its stdout.
+fn ip_out(args: &[&str]) -> String {
     let out = std::process::Command::new("ip")
-        .args(["-o", "link"])
+        .args(args)
         .output()
-        .expect("ip link");
+        .expect("ip");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn links() -> String {
+    ip_out(&["-o", "link"])
 }
 
 #[test]
@@ -910,6 +915,131 @@ fn isolated_stop_kills_the_tree_and_a_new_runtime_adopts_the_sandbox() {
         assert_eq!(marker_pids(&other.id), Vec::<i32>::new());
         assert!(!links().contains("pdk"));
         drop(rt);
+    });
+    drop(ns);
+}
+
+/// `ip` in the current namespace; panics with its stderr when it fails.
+fn ip_ok(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The links plugged into `bridge`, one `ip -o link` line each.
+fn ports_of(bridge: &str) -> String {
+    ip_out(&["-o", "link", "show", "master", bridge])
+}
+
+#[test]
+fn a_deleted_bridge_is_recreated_with_the_running_pods_plugged_back_in() {
+    if !is_root() {
+        panic!("isolated-mode tests need root");
+    }
+    let ns = TestNetns::new();
+    ns.run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _guard = RootGuard(dir.path().to_path_buf());
+        let rt = isolated_runtime(dir.path());
+        let web = container(
+            "web",
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                "8080",
+                "--bind",
+                "0.0.0.0",
+                "--directory",
+                "/etc",
+            ],
+        );
+        let mut pods = Vec::new();
+        for name in ["pod-a", "pod-b"] {
+            let sb = rt.run_sandbox(&sandbox_cfg(name)).await.expect("sandbox");
+            rt.start_container(&sb, &web).await.expect("web");
+            assert_eq!(
+                wait_get(sb.pod_ip, 8080, "/hostname").await,
+                format!("{name}\n")
+            );
+            pods.push((name, sb));
+        }
+        let veths: Vec<String> = pods.iter().map(|(_, sb)| net::veth_name(&sb.id)).collect();
+        let plugged = |veths: &[String]| {
+            let ports = ports_of("paddock0");
+            veths.iter().all(|v| ports.contains(&format!(": {v}@")))
+        };
+
+        // Someone deletes the bridge under the running pods: its ports stay, masterless.
+        ip_ok(&["link", "del", "paddock0"]);
+        eventually("the bridge back with both pods on it", || plugged(&veths)).await;
+        for (name, sb) in &pods {
+            assert_eq!(
+                wait_get(sb.pod_ip, 8080, "/hostname").await,
+                format!("{name}\n")
+            );
+        }
+        // New pods start on the new bridge.
+        let sb_c = rt
+            .run_sandbox(&sandbox_cfg("pod-c"))
+            .await
+            .expect("sandbox");
+        rt.start_container(&sb_c, &web).await.expect("web");
+        assert_eq!(wait_get(sb_c.pod_ip, 8080, "/hostname").await, "pod-c\n");
+        pods.push(("pod-c", sb_c));
+
+        // Deleted while no agent ran: the next one plugs the pods back in when it lists them.
+        drop(rt);
+        tokio::time::sleep(BRIDGE_CHECK * 2).await;
+        ip_ok(&["link", "del", "paddock0"]);
+        let rt = isolated_runtime(dir.path());
+        assert_eq!(rt.list().await.expect("list").len(), 3);
+        let veths: Vec<String> = pods.iter().map(|(_, sb)| net::veth_name(&sb.id)).collect();
+        assert!(plugged(&veths), "{}", ports_of("paddock0"));
+        for (name, sb) in &pods {
+            assert_eq!(
+                wait_get(sb.pod_ip, 8080, "/hostname").await,
+                format!("{name}\n")
+            );
+        }
+        rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+        assert!(!links().contains("paddock0"), "nothing else on it: removed");
+    });
+    drop(ns);
+}
+
+#[test]
+fn shutdown_keeps_a_bridge_that_other_links_are_plugged_into() {
+    if !is_root() {
+        panic!("isolated-mode tests need root");
+    }
+    let ns = TestNetns::new();
+    ns.run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _guard = RootGuard(dir.path().to_path_buf());
+        let rt = isolated_runtime(dir.path());
+        let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+        // Another node's (or anyone's) veth on the same bridge.
+        ip_ok(&[
+            "link", "add", "foreign0", "type", "veth", "peer", "name", "foreign1",
+        ]);
+        ip_ok(&["link", "set", "foreign0", "master", "paddock0"]);
+        rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+        let ports = ports_of("paddock0");
+        assert!(
+            ports.contains(": foreign0@"),
+            "bridge and foreign port kept: {ports}"
+        );
+        assert!(
+            !ports.contains(&net::veth_name(&sb.id)),
+            "own pod gone: {ports}"
+        );
     });
     drop(ns);
 }
