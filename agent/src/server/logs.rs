@@ -3,7 +3,10 @@
 //! `sinceSeconds`/`sinceTime` (records at or after), `timestamps` (each line prefixed with its
 //! RFC3339Nano time and a space), `limitBytes` (stop after that many bytes) and `follow`
 //! (keep reading as the file grows, across a rotation, until the instance has exited and the
-//! file is drained). Only the current file of an instance is read, as upstream.
+//! file is drained). Only the current file of an instance is read, as upstream; a plain read
+//! ends at the length the file had when it was asked for, so a container writing faster than
+//! a client reads cannot make `kubectl logs` endless. Output goes out in batches of up to
+//! 64 KiB, not a message per line.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -84,11 +87,10 @@ pub fn tail_offset(data: &[u8], n: i64) -> usize {
 /// Bytes read at a time when searching the end of a file for `tailLines`.
 const TAIL_CHUNK: u64 = 64 * 1024;
 
-/// Where the last `n` records of `f` start, read backwards a chunk at a time (memory stays
+/// Where the last `n` records of the first `len` bytes of `f` start, read backwards a chunk at a time (memory stays
 /// bounded whatever `n` and the file's size).
-async fn tail_start(f: &mut tokio::fs::File, n: i64) -> std::io::Result<u64> {
+async fn tail_start(f: &mut tokio::fs::File, len: u64, n: i64) -> std::io::Result<u64> {
     use tokio::io::AsyncReadExt;
-    let len = f.metadata().await?.len();
     if n < 0 {
         return Ok(0);
     }
@@ -117,26 +119,37 @@ async fn tail_start(f: &mut tokio::fs::File, n: i64) -> std::io::Result<u64> {
     Ok(0)
 }
 
-/// The log file being read: its handle, its inode (to notice a rotation) and a record begun
-/// but not finished when the reader reached its end.
+/// The log file being read: its handle, its inode (to notice a rotation), where the reader is,
+/// where it stops (`None`: a follower, at no fixed end) and a record begun but not finished
+/// when the reader reached its end.
 struct Open {
     reader: BufReader<tokio::fs::File>,
     ino: u64,
+    pos: u64,
+    end: Option<u64>,
     carry: Vec<u8>,
 }
 
-async fn open(path: &Path, tail: Option<i64>) -> Option<Open> {
+/// Bytes a reader takes from the file at a time, and gathers of output before sending it.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Opens the log at the start of its last `tail` records. Without `follow` the read ends at
+/// the file's length now: a container writing faster than the log is read must not make a
+/// plain `kubectl logs` endless.
+async fn open(path: &Path, tail: Option<i64>, follow: bool) -> Option<Open> {
     use std::os::unix::fs::MetadataExt;
     let mut f = tokio::fs::File::open(path).await.ok()?;
-    let ino = f.metadata().await.ok()?.ino();
+    let meta = f.metadata().await.ok()?;
     let start = match tail {
-        Some(n) => tail_start(&mut f, n).await.ok()?,
+        Some(n) => tail_start(&mut f, meta.len(), n).await.ok()?,
         None => 0,
     };
     f.seek(SeekFrom::Start(start)).await.ok()?;
     Some(Open {
-        reader: BufReader::new(f),
-        ino,
+        reader: BufReader::with_capacity(READ_CHUNK, f),
+        ino: meta.ino(),
+        pos: start,
+        end: (!follow).then_some(meta.len()),
         carry: Vec::new(),
     })
 }
@@ -165,7 +178,7 @@ pub async fn stream(
     loop {
         let last = !opts.follow || !running();
         if cur.is_none() {
-            cur = open(&path, tail).await;
+            cur = open(&path, tail, opts.follow).await;
             if cur.is_some() {
                 tail = None;
             }
@@ -175,8 +188,8 @@ pub async fn stream(
                 return;
             }
             // Rotated: the old file is complete (the writer flushed it before the rename), so
-            // go on from the start of the new one.
-            if rotated(&path, c).await {
+            // a follower goes on from the start of the new one.
+            if opts.follow && rotated(&path, c).await {
                 cur = None;
                 continue;
             }
@@ -188,21 +201,28 @@ pub async fn stream(
     }
 }
 
-/// Reads the complete records up to the end of the file; whether the reader should stop
-/// (limit reached or the receiver is gone).
+/// Reads the complete records up to the end of the file (or of what a plain read takes),
+/// sending them in batches of up to [`READ_CHUNK`] bytes; whether the reader should stop (its
+/// end or limit reached, or the receiver gone).
 async fn read_records(
     cur: &mut Open,
     opts: &LogOptions,
     tx: &mpsc::Sender<Bytes>,
     left: &mut Option<usize>,
 ) -> bool {
-    loop {
+    let mut batch = Vec::new();
+    let done = loop {
+        if cur.end.is_some_and(|end| cur.pos >= end) {
+            break true;
+        }
         let Ok(n) = cur.reader.read_until(b'\n', &mut cur.carry).await else {
-            return false;
+            break false;
         };
+        cur.pos += n as u64;
         if n == 0 || cur.carry.last() != Some(&b'\n') {
-            // The end, or a record still being written: it is completed next time.
-            return false;
+            // The end, or a record still being written: it is completed next time (a plain
+            // read has nothing more to wait for).
+            break cur.end.is_some();
         }
         cur.carry.pop();
         let line = std::mem::take(&mut cur.carry);
@@ -213,15 +233,25 @@ async fn read_records(
             if out.len() >= *l {
                 out.truncate(*l);
                 *l = 0;
-                let _ = tx.send(Bytes::from(out)).await;
-                return true;
+                batch.extend_from_slice(&out);
+                break true;
             }
             *l -= out.len();
         }
-        if tx.send(Bytes::from(out)).await.is_err() {
+        batch.extend_from_slice(&out);
+        if batch.len() >= READ_CHUNK
+            && tx
+                .send(Bytes::from(std::mem::take(&mut batch)))
+                .await
+                .is_err()
+        {
             return true;
         }
+    };
+    if !batch.is_empty() && tx.send(Bytes::from(batch)).await.is_err() {
+        return true;
     }
+    done
 }
 
 #[cfg(test)]
@@ -292,7 +322,7 @@ mod tests {
         let mut f = tokio::fs::File::open(&path).await.unwrap();
         for n in [-1, 0, 1, 2, 1000, 5000, 19_999, 20_000, 30_000] {
             assert_eq!(
-                tail_start(&mut f, n).await.unwrap(),
+                tail_start(&mut f, data.len() as u64, n).await.unwrap(),
                 tail_offset(&data, n) as u64,
                 "tailLines {n}"
             );
@@ -303,7 +333,7 @@ mod tests {
         let mut f = tokio::fs::File::open(&path).await.unwrap();
         for n in [1, 2, 3] {
             assert_eq!(
-                tail_start(&mut f, n).await.unwrap(),
+                tail_start(&mut f, data.len() as u64, n).await.unwrap(),
                 tail_offset(&data, n) as u64
             );
         }
@@ -341,14 +371,84 @@ mod tests {
         std::fs::rename(&path, &rotated).unwrap();
         append(&rotated, "three");
         append(&path, "four");
-        assert_eq!(rx.recv().await.unwrap(), "two\n");
-        assert_eq!(rx.recv().await.unwrap(), "three\n");
-        assert_eq!(rx.recv().await.unwrap(), "four\n");
+        // Batched as they are read: what matters is the order.
+        let mut got = String::new();
+        while got.len() < "two\nthree\nfour\n".len() {
+            got.push_str(std::str::from_utf8(&rx.recv().await.unwrap()).unwrap());
+        }
+        assert_eq!(got, "two\nthree\nfour\n");
         // The instance exits: what it wrote last is read, then the stream ends.
         append(&path, "five");
         running.store(false, Ordering::SeqCst);
         assert_eq!(rx.recv().await.unwrap(), "five\n");
         assert_eq!(rx.recv().await, None);
         task.await.unwrap();
+    }
+
+    /// A plain read (no `follow`) ends at the file's length when it was asked, however fast the
+    /// container keeps writing, and never moves on to the file that replaces a rotated one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plain_read_ends_while_the_container_keeps_writing() {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let line = "2026-01-01T00:00:01Z stdout F y\n";
+        std::fs::write(&path, line.repeat(1000)).unwrap();
+        // Stopped also when an assertion fails, or it would write on into the dropped tempdir.
+        struct Stop(std::sync::Arc<AtomicBool>);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let _stop = Stop(stop.clone());
+        let writer = {
+            let (stop, path) = (stop.clone(), path.clone());
+            std::thread::spawn(move || {
+                let mut rotations = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .unwrap();
+                    f.write_all(line.repeat(10_000).as_bytes()).unwrap();
+                    if f.metadata().unwrap().len() > 10 << 20 {
+                        rotations += 1;
+                        std::fs::rename(&path, path.with_extension(format!("log.{rotations}")))
+                            .unwrap();
+                    }
+                }
+            })
+        };
+        for opts in [
+            LogOptions::default(),
+            LogOptions {
+                tail_lines: Some(2),
+                ..Default::default()
+            },
+        ] {
+            let (tx, mut rx) = mpsc::channel(4);
+            let task = tokio::spawn(stream(path.clone(), opts.clone(), tx, || true));
+            let mut bytes = 0;
+            // A client slower than the container writes (as kubectl over a network is).
+            let read = async {
+                while let Some(b) = rx.recv().await {
+                    bytes += b.len();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), read)
+                .await
+                .unwrap_or_else(|_| panic!("{opts:?}: still reading after 30 s ({bytes} bytes)"));
+            task.await.unwrap();
+            if opts.tail_lines == Some(2) {
+                assert_eq!(bytes, 4, "two records of \"y\\n\"");
+            }
+        }
+        drop(_stop);
+        writer.join().unwrap();
     }
 }
