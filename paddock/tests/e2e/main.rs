@@ -16,5 +16,6 @@ mod kubectl_misc;
 mod service_env;
 mod termination_message;
 mod up;
+mod volume_paths;
 mod walkthrough;
 mod zero_downtime;
