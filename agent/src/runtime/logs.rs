@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +88,9 @@ pub fn now_rfc3339_nano() -> String {
     out
 }
 
+/// A log file's mode: the kubelet's 0640 (a log may hold anything a container prints).
+const LOG_MODE: u32 = 0o640;
+
 /// A size-bounded CRI log file shared by a container's stdout and stderr readers.
 #[derive(Debug)]
 pub struct LogWriter {
@@ -102,7 +106,11 @@ impl LogWriter {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(LOG_MODE)
+            .open(path)?;
         let size = file.metadata()?.len();
         Ok(Self {
             path: path.to_path_buf(),
@@ -146,6 +154,7 @@ impl LogWriter {
             .create(true)
             .append(true)
             .truncate(false)
+            .mode(LOG_MODE)
             .open(&self.path)
         {
             Ok(f) => {

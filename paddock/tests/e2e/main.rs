@@ -13,6 +13,7 @@ mod durability;
 mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;
+mod private_files;
 mod service_env;
 mod termination_message;
 mod up;
