@@ -353,6 +353,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn container_records_keep_no_env_on_disk_and_adoption_reads_the_process() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.json");
+        let rec = ContainerRecord {
+            id: "c".into(),
+            sandbox_id: "s".into(),
+            pod_uid: "u".into(),
+            name: "n".into(),
+            restart_count: 0,
+            process: ProcRef::of(std::process::id()).expect("self"),
+            env: vec![("PASSWORD".into(), "hunter2".into())],
+            cwd: "/".into(),
+            started_at_ns: 0,
+            log_path: "/x".into(),
+            termination: Default::default(),
+        };
+        write_json(&path, &rec).expect("written");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            !text.contains("hunter2") && !text.contains("PASSWORD"),
+            "{text}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let back: ContainerRecord = read_one(&path).expect("read back");
+        assert!(back.env.is_empty());
+        // What adoption takes instead: the process's own environment.
+        let env = proc_environ(std::process::id());
+        let path_var = std::env::var("PATH").unwrap_or_default();
+        assert!(
+            env.iter().any(|(k, v)| k == "PATH" && *v == path_var),
+            "{env:?}"
+        );
+    }
+
+    #[test]
     fn stat_parse_handles_odd_names() {
         let line = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10";
         let s = ProcStat::parse(line).expect("parses");

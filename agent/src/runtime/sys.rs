@@ -485,12 +485,60 @@ pub(crate) fn pidfd(pid: i32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn fd_paths_are_formatted_without_allocation() {
         let mut buf = [0u8; 40];
         assert_eq!(fd_path(7, &mut buf), c"/proc/self/fd/7");
         assert_eq!(fd_path(1234567, &mut buf), c"/proc/self/fd/1234567");
+    }
+
+    #[test]
+    fn sub_paths_resolve_beneath_their_volume_only() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = dir.path().join("vol");
+        std::fs::create_dir(&vol).expect("vol");
+        std::fs::set_permissions(&vol, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        std::fs::create_dir(vol.join("inside")).expect("inside");
+        std::fs::write(vol.join("file"), b"x").expect("file");
+        symlink("/etc", vol.join("abs")).expect("abs");
+        symlink("..", vol.join("up")).expect("up");
+        symlink("inside", vol.join("rel")).expect("rel");
+        symlink("../vol/inside", vol.join("around")).expect("around");
+        let root = nix::fcntl::open(&vol, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())
+            .expect("root");
+        let open = |p: &str| open_sub_path(&root, &SubPath::new(p).expect("subpath"));
+        for escape in ["abs", "up", "up/vol", "abs/new-dir", "around"] {
+            assert_eq!(
+                open(escape).err(),
+                Some(SubPathError::Open(Errno::EXDEV)),
+                "{escape}"
+            );
+        }
+        assert!(!Path::new("/etc/new-dir").exists());
+        assert!(open("rel").is_ok(), "a link that stays inside is followed");
+        assert!(open("inside").is_ok());
+        assert!(open("./file").is_ok());
+        assert_eq!(
+            open("file/x").err(),
+            Some(SubPathError::Open(Errno::ENOTDIR))
+        );
+        // Missing directories are made inside, with the volume's mode whatever the umask.
+        open("new/deeper").expect("made");
+        for d in ["new", "new/deeper"] {
+            let mode = std::fs::metadata(vol.join(d))
+                .expect(d)
+                .permissions()
+                .mode()
+                & 0o7777;
+            assert_eq!(mode, 0o777, "{d}");
+        }
+        assert!(open("rel/made-through-link").is_ok());
+        assert!(vol.join("inside/made-through-link").is_dir());
+        assert!(SubPath::new("a/../b").is_none());
+        assert!(SubPath::new("").is_none());
     }
 
     #[test]
@@ -502,6 +550,8 @@ mod tests {
             Step::Hostname,
             Step::Op(17),
             Step::Chdir,
+            Step::SubPathOpen(4),
+            Step::SubPathCreate(5),
         ] {
             assert_eq!(Step::decode(&s.encode().to_ne_bytes()), Some(s));
         }

@@ -836,6 +836,84 @@ mod tests {
     }
 
     #[test]
+    fn files_are_laid_out_as_the_atomic_writer_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = |path: &str, mode| ProjectedFile {
+            path: path.into(),
+            data: vec![0xff, 0, b'x'],
+            mode,
+        };
+        write_atomic_payload(dir.path(), &[f("a/key", 0o400), f("b", 0), f("a/c", 0o644)])
+            .expect("written");
+        let data = std::fs::read_link(dir.path().join("..data")).expect("..data");
+        let ts = data.to_str().expect("utf-8");
+        assert!(ts.starts_with("..20") && ts.len() > 22, "{ts}");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+        assert_eq!(mode(&dir.path().join(ts)), 0o755);
+        assert_eq!(
+            std::fs::read_link(dir.path().join("a")).expect("a"),
+            Path::new("..data/a")
+        );
+        assert_eq!(mode(&dir.path().join("a/key")), 0o400);
+        assert_eq!(mode(&dir.path().join("b")), 0, "an explicit 0 stays 0");
+        assert_eq!(
+            std::fs::read(dir.path().join("a/c")).expect("c"),
+            [0xff, 0, b'x']
+        );
+        for bad in ["..x", "/abs", "a/../b", ""] {
+            assert!(
+                write_atomic_payload(dir.path(), &[f(bad, 0o644)]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sub_path_out_of_its_volume_is_the_kubelets_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = VolumeRecord {
+            name: "data".into(),
+            path: dir.path().join("vol"),
+            force_read_only: false,
+            memory: false,
+            tmpfs: false,
+        };
+        std::fs::create_dir_all(&vol.path).expect("vol");
+        std::os::unix::fs::symlink("/etc", vol.path.join("link")).expect("link");
+        std::fs::write(vol.path.join("file"), b"").expect("file");
+        let mount = |sub: &str, at: &str| MountConfig {
+            volume: "data".into(),
+            mount_path: dir.path().join(at),
+            sub_path: Some(sub.into()),
+            read_only: false,
+        };
+        let err = plan_mounts(
+            std::slice::from_ref(&vol),
+            "app",
+            &[mount("link", "m")],
+            None,
+        )
+        .expect_err("escapes");
+        assert_eq!(
+            err.to_string(),
+            "failed to prepare subPath for volumeMount \"data\" of container \"app\""
+        );
+        assert!(err.is_config_error());
+        // A file subPath gets a file mount point; the child resolves it again and binds its fd.
+        let plan = plan_mounts(
+            std::slice::from_ref(&vol),
+            "app",
+            &[mount("file", "f")],
+            None,
+        )
+        .expect("plan");
+        // (Under /tmp: made as a file inside the container's private /tmp.)
+        assert!(touches(&plan, &dir.path().join("f").display().to_string()));
+        assert!(plan.ops.iter().any(|op| matches!(op, MountOp::Bind { sub_path: Some(s), .. } if s.path.as_c_str() == c"file")));
+        assert_eq!(plan.sub_paths.len(), 1);
+    }
+
+    #[test]
     fn resolv_conf_in_containerd_order() {
         let cfg = SandboxConfig {
             dns: crate::runtime::DnsConfig {
