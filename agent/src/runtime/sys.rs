@@ -1,6 +1,7 @@
 //! The only `unsafe` code of the runtime: what a child process does between `fork` and `exec`
-//! (enter or create namespaces, set the hostname, mount, change directory, become a session
-//! leader with a controlling terminal), the terminal-size ioctl for `kubectl exec -t`, and
+//! (enter or create namespaces, set the hostname, open each bind's source — a subPath beneath its
+//! volume with `openat2(RESOLVE_BENEATH)`, [`open_sub_path`] — mount, change directory, become a
+//! session leader with a controlling terminal), the terminal-size ioctl for `kubectl exec -t`, and
 //! `pidfd_open` for waiting on processes a previous agent started.
 //!
 //! Everything the child needs is prepared by the parent ([`ChildSetup`], all paths as

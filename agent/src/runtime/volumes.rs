@@ -6,6 +6,13 @@
 //! Mount points missing on the node are created before the container starts and recorded, so
 //! stopping the sandbox removes them again; those under `/tmp` are made inside the container's
 //! private `/tmp` instead.
+//!
+//! configMap, secret, downwardAPI and projected content is written in the kubelet's
+//! `AtomicWriter` layout ([`write_atomic_payload`]); Secret, downwardAPI and projected volumes on
+//! a tmpfs mounted on the node ([`unmount_volumes`] takes it down). A `subPath` is never joined
+//! to a path here: the container's child opens it beneath the volume (`super::sys::open_sub_path`)
+//! and mounts that very inode; [`plan_mounts`] only checks it beforehand where the agent can see
+//! the volume's content, to give the kubelet's error early and the mount point's kind.
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -19,7 +26,7 @@ use super::{
     VolumeSource,
 };
 
-/// Checks that `p` is relative and has no `..` (subPath, projected file paths).
+/// Checks that `p` is relative and has no `..` (a subPath, before it is resolved).
 fn safe_relative(p: &str) -> bool {
     let path = Path::new(p);
     !p.is_empty()
@@ -868,16 +875,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_sub_path_out_of_its_volume_is_the_kubelets_error() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let vol = VolumeRecord {
+    /// A plain volume `data` at `dir/vol`.
+    fn data_volume(dir: &Path) -> VolumeRecord {
+        VolumeRecord {
             name: "data".into(),
-            path: dir.path().join("vol"),
+            path: dir.join("vol"),
             force_read_only: false,
             memory: false,
             tmpfs: false,
-        };
+        }
+    }
+
+    #[test]
+    fn a_sub_path_out_of_its_volume_is_the_kubelets_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = data_volume(dir.path());
         std::fs::create_dir_all(&vol.path).expect("vol");
         std::os::unix::fs::symlink("/etc", vol.path.join("link")).expect("link");
         std::fs::write(vol.path.join("file"), b"").expect("file");
@@ -1058,13 +1070,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("term");
         std::fs::write(&file, b"").expect("file");
-        let vol = VolumeRecord {
-            name: "data".into(),
-            path: dir.path().join("vol"),
-            force_read_only: false,
-            memory: false,
-            tmpfs: false,
-        };
+        let vol = data_volume(dir.path());
         std::fs::create_dir_all(&vol.path).expect("vol");
         let data = MountConfig {
             volume: "data".into(),

@@ -384,28 +384,22 @@ fn validate_projected(p: &ProjectedVolumeSource, path: &str) -> Errors {
     for (i, s) in p.sources.iter().flatten().enumerate() {
         let spath = index(&child(path, "sources"), i);
         let mut n = 0;
-        if let Some(sec) = &s.secret {
+        let keyed = [
+            s.secret
+                .as_ref()
+                .map(|x| ("secret", x.name.as_str(), x.items.as_deref())),
+            s.config_map
+                .as_ref()
+                .map(|x| ("configMap", x.name.as_str(), x.items.as_deref())),
+        ];
+        for (field, name, items) in keyed.into_iter().flatten() {
             n += 1;
-            let ppath = child(&spath, "secret");
-            let name = sec.name.as_str();
+            let ppath = child(&spath, field);
             if name.is_empty() {
                 errs.push(FieldError::required(child(&ppath, "name"), ""));
             }
             let ipath = child(&ppath, "items");
-            for (j, kp) in sec.items.iter().flatten().enumerate() {
-                errs.extend(validate_key_to_path(kp, &index(&ipath, j)));
-                note(&mut errs, &kp.path, name);
-            }
-        }
-        if let Some(cm) = &s.config_map {
-            n += 1;
-            let ppath = child(&spath, "configMap");
-            let name = cm.name.as_str();
-            if name.is_empty() {
-                errs.push(FieldError::required(child(&ppath, "name"), ""));
-            }
-            let ipath = child(&ppath, "items");
-            for (j, kp) in cm.items.iter().flatten().enumerate() {
+            for (j, kp) in items.into_iter().flatten().enumerate() {
                 errs.extend(validate_key_to_path(kp, &index(&ipath, j)));
                 note(&mut errs, &kp.path, name);
             }
