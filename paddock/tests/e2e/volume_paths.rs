@@ -101,7 +101,14 @@ fn kubectl_apply_of_escaping_volume_paths_answers_422() {
 fn a_subpath_symlinked_out_of_its_volume_is_refused_with_the_kubelets_error() {
     let marker = format!("paddock-escape-{}", std::process::id());
     let escaped = std::path::Path::new("/etc").join(&marker);
-    let _ = std::fs::remove_file(&escaped);
+    // Removed on drop, also when the test fails (as it does where the escape works).
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(escaped.clone());
     // `b` and `c` exit after a moment and are restarted, so whichever starts before the links
     // exist starts again after.
     let yaml = format!(
@@ -143,32 +150,39 @@ spec:
             r#"failed to prepare subPath for volumeMount "{}" of container "{c}""#,
             if c == "c" { "mem" } else { "disk" }
         );
+        // Each refusal is an event (the kubelet's `Failed`, "Error: …").
         s.eventually(&format!("container {c} refused"), || {
-            let pod = s.get_json(&["get", "pod", "p"]);
-            let st = pod["status"]["containerStatuses"]
-                .as_array()?
-                .iter()
-                .find(|st| st["name"] == c)?
-                .clone();
-            let waiting = &st["state"]["waiting"];
+            let events = s.kubectl(&[
+                "get",
+                "events",
+                "--field-selector",
+                &format!("involvedObject.fieldPath=spec.containers{{{c}}}"),
+                "-o",
+                "jsonpath={.items[*].message}",
+            ]);
+            events.contains(&format!("Error: {want}")).then_some(())
+        });
+        // And it never runs again: it waits with the kubelet's reason — or, when it had run
+        // and exited before the link existed, in CrashLoopBackOff between the refused starts
+        // (each start attempt grows the back-off, as the kubelet's does).
+        let pod = s.get_json(&["get", "pod", "p"]);
+        let st = pod["status"]["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["name"] == c)
+            .unwrap()
+            .clone();
+        let waiting = &st["state"]["waiting"];
+        assert!(
             (waiting["reason"] == "CreateContainerConfigError"
                 && waiting["message"] == want.as_str())
-            .then_some(())
-        });
-        let events = s.kubectl(&[
-            "get",
-            "events",
-            "--field-selector",
-            &format!("involvedObject.fieldPath=spec.containers{{{c}}}"),
-            "-o",
-            "jsonpath={.items[*].message}",
-        ]);
-        assert!(events.contains(&format!("Error: {want}")), "{events}");
+                || waiting["reason"] == "CrashLoopBackOff",
+            "{st}"
+        );
     }
-    let escaped_exists = escaped.exists();
-    let _ = std::fs::remove_file(&escaped);
     assert!(
-        !escaped_exists,
+        !escaped.exists(),
         "a container wrote the node's /etc through a subPath symlink"
     );
     // The one that makes the links is fine: the refusal is per container.
