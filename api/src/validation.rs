@@ -4,13 +4,14 @@
 //! `pkg/apis/core/validation/validation.go` and `pkg/apis/apps/validation/validation.go`.
 //!
 //! Start at [`validate_create`] / [`validate_update`]; the per-kind rules live in the
-//! submodules ([`pod`], [`service`], [`apps`], [`misc`]); the string checks in [`names`].
+//! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`misc`]); the string checks in [`names`].
 
 pub mod apps;
 pub mod misc;
 pub mod names;
 pub mod pod;
 pub mod service;
+pub mod volume;
 
 use std::collections::BTreeMap;
 

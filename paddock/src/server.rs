@@ -20,14 +20,32 @@ pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/paddock"))
 }
 
-/// `--data-dir` or the default, created if missing.
+/// `--data-dir` or the default, created if missing (mode 0700), and made private to its owner
+/// (0700) if it was not: it holds the store with every Secret, the CA key and the node's state.
 pub(crate) fn resolve_data_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let data_dir = match arg {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let mode = std::fs::metadata(&data_dir)
+        .with_context(|| format!("cannot read data dir {}", data_dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            dir = %data_dir.display(),
+            mode = format!("{:o}", mode & 0o7777),
+            "the data dir was readable by others: made it 0700"
+        );
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make data dir {} private", data_dir.display()))?;
+    }
     Ok(data_dir)
 }
 

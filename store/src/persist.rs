@@ -22,6 +22,23 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const META_REVISION: &str = "revision";
 const META_COMPACTED: &str = "compacted";
 
+/// Creates the file with mode 0600 if it is missing, and makes an existing one 0600: it holds
+/// every object, Secrets included, so only its owner may read it.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 /// An open redb file.
 pub(crate) struct Db {
     db: Database,
@@ -35,6 +52,7 @@ impl Db {
 
     /// Opens (or creates) the file and loads the state it holds.
     pub(crate) fn open(path: &Path) -> Result<(Db, State), StoreError> {
+        make_private(path).map_err(|e| backend_err(path, e))?;
         let db = Database::create(path).map_err(|e| backend_err(path, e))?;
         sync_parent_dir(path)?;
         let db = Db {

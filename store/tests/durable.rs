@@ -300,3 +300,23 @@ async fn concurrent_writers_get_unique_contiguous_revisions() -> Result<()> {
     s.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_file_is_its_owners_alone_new_or_found_looser() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let mode = |p: &std::path::Path| -> Result<u32> {
+        Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+    };
+    let fresh = dir.path().join("fresh.redb");
+    let s = Store::open(&fresh).await?;
+    assert_eq!(mode(&fresh)?, 0o600);
+    drop(s);
+    let loose = dir.path().join("loose.redb");
+    std::fs::write(&loose, b"")?;
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644))?;
+    let s = Store::open(&loose).await?;
+    assert_eq!(mode(&loose)?, 0o600);
+    drop(s);
+    Ok(())
+}

@@ -597,13 +597,12 @@ pub async fn container_config(
         }
         let sub_path = match (&m.sub_path, &m.sub_path_expr) {
             (Some(p), _) if !p.is_empty() => Some(p.clone()),
-            (_, Some(e)) if !e.is_empty() => {
-                let lookup =
-                    |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-                Some(probe::expand::expand(e, &lookup))
-            }
+            (_, Some(e)) if !e.is_empty() => Some(expand_sub_path_expr(e, &env)?),
             _ => None,
         };
+        if let Some(p) = &sub_path {
+            check_sub_path(p)?;
+        }
         mounts.push(MountConfig {
             volume: m.name.clone(),
             mount_path: PathBuf::from(&m.mount_path),
@@ -647,6 +646,45 @@ pub async fn container_config(
         ),
     };
     Ok((cfg, warnings))
+}
+
+/// `subPathExpr` expanded with the container's environment (the kubelet's
+/// `ExpandContainerVolumeMounts`): a variable that is undefined or empty is an error.
+fn expand_sub_path_expr(expr: &str, env: &[(String, String)]) -> Result<String, String> {
+    let missing = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let lookup = |name: &str| {
+        let v = env
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone());
+        if v.as_deref().is_none_or(str::is_empty) {
+            missing.borrow_mut().insert(name.to_string());
+        }
+        Some(v.unwrap_or_default())
+    };
+    let expanded = probe::expand::expand(expr, &lookup);
+    let missing = missing.into_inner();
+    if missing.is_empty() {
+        Ok(expanded)
+    } else {
+        let names: Vec<String> = missing.into_iter().collect();
+        Err(format!("missing value for {}", names.join(", ")))
+    }
+}
+
+/// The kubelet's own checks of a subPath (`makeMounts`) before it is resolved in the volume:
+/// what validation allowed can still expand (`subPathExpr`) to something outside it.
+fn check_sub_path(p: &str) -> Result<(), String> {
+    if p.starts_with('/') {
+        return Err(format!("error SubPath `{p}` must not be an absolute path"));
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "unable to provision SubPath `{p}`: must not contain '..'"
+        ));
+    }
+    Ok(())
 }
 
 fn mode(m: Option<i32>, default: u32) -> u32 {
@@ -751,6 +789,7 @@ pub async fn volumes(
             VolumeSource::Files {
                 files,
                 default_mode,
+                memory: false,
             }
         } else if let Some(s) = &v.secret {
             let default_mode = mode(s.default_mode, 0o644);
@@ -761,10 +800,16 @@ pub async fn volumes(
                 None if optional => Vec::new(),
                 None => return Err(fail(not_found("secret", &name))),
                 Some(sec) => {
-                    let data = secret_strings(sec)
+                    // The bytes as stored: a binary Secret stays binary in its volume.
+                    let mut data: BTreeMap<String, Vec<u8>> = sec
+                        .string_data
+                        .unwrap_or_default()
                         .into_iter()
                         .map(|(k, v)| (k, v.into_bytes()))
                         .collect();
+                    for (k, v) in sec.data.unwrap_or_default() {
+                        data.insert(k, v.0);
+                    }
                     key_files(
                         data,
                         s.items.as_ref(),
@@ -778,6 +823,7 @@ pub async fn volumes(
             VolumeSource::Files {
                 files,
                 default_mode,
+                memory: true,
             }
         } else if let Some(d) = &v.downward_api {
             let default_mode = mode(d.default_mode, 0o644);
@@ -812,6 +858,7 @@ pub async fn volumes(
             VolumeSource::Files {
                 files,
                 default_mode,
+                memory: true,
             }
         } else {
             return Err(fail(

@@ -963,17 +963,7 @@ impl Driver {
                 cfg
             }
             Err(msg) => {
-                self.state.waiting.insert(
-                    name.to_string(),
-                    ("CreateContainerConfigError".into(), msg.clone()),
-                );
-                self.event(
-                    Some(name),
-                    EventType::Warning,
-                    "Failed",
-                    format!("Error: {msg}"),
-                );
-                self.requeue_in(RETRY);
+                self.config_error(name, msg);
                 return;
             }
         };
@@ -1030,6 +1020,9 @@ impl Driver {
                     self.kill(started.id, name, KillReason::PostStartHook, false);
                 }
             }
+            // Found while making its mounts (a subPath out of its volume): as the kubelet's
+            // `makeMounts`, the container is not created.
+            Err(e) if e.is_config_error() => self.config_error(name, e.to_string()),
             Err(e) => {
                 let msg = e.to_string();
                 let now_wall = SystemTime::now();
@@ -1061,6 +1054,22 @@ impl Driver {
                 );
             }
         }
+    }
+
+    /// The container could not be configured: it waits with `CreateContainerConfigError`
+    /// (no instance, no restart counted) and is tried again later, as the kubelet does.
+    fn config_error(&mut self, name: &str, msg: String) {
+        self.state.waiting.insert(
+            name.to_string(),
+            ("CreateContainerConfigError".into(), msg.clone()),
+        );
+        self.event(
+            Some(name),
+            EventType::Warning,
+            "Failed",
+            format!("Error: {msg}"),
+        );
+        self.requeue_in(RETRY);
     }
 
     fn hook_ctx(&self, name: &str) -> HookCtx {

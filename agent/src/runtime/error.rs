@@ -48,6 +48,26 @@ pub enum RuntimeError {
     /// A volume could not be prepared or mounted.
     #[error("{0}")]
     Volume(String),
+    /// A subPath leads out of its volume (a symlink to `/`, `..`) or cannot be opened: the
+    /// kubelet's words, which name no path (they could tell about the node's files). Like every
+    /// [`RuntimeError::is_config_error`], the container is not created.
+    #[error("failed to prepare subPath for volumeMount {volume:?} of container {container:?}")]
+    SubPathOpen {
+        /// The volumeMount's volume.
+        volume: String,
+        /// The container.
+        container: String,
+    },
+    /// A missing subPath directory could not be made inside its volume (the kubelet's words).
+    #[error(
+        "failed to create subPath directory for volumeMount {volume:?} of container {container:?}"
+    )]
+    SubPathCreate {
+        /// The volumeMount's volume.
+        volume: String,
+        /// The container.
+        container: String,
+    },
     /// A `volumeMounts` entry names a volume the sandbox does not have.
     #[error("volume \"{0}\" not found in the pod")]
     UnknownVolume(String),
@@ -84,6 +104,13 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Whether the container could not even be configured (the kubelet's
+    /// `CreateContainerConfigError`: no container is created, no restart is counted) rather
+    /// than failing to start.
+    pub fn is_config_error(&self) -> bool {
+        matches!(self, Self::SubPathOpen { .. } | Self::SubPathCreate { .. })
+    }
+
     /// An [`RuntimeError::Io`] with context.
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {

@@ -134,7 +134,7 @@ async fn spawn_in(
     };
     let child = isolate::spawn(cmd, setup, pid_ns)
         .await
-        .map_err(|e| super::process::spawn_error(program, &c.rec.cwd, &[], e))?;
+        .map_err(|e| super::process::spawn_error(program, &c.rec.cwd, &[], &[], e))?;
     Ok((child, marker))
 }
 

@@ -17,7 +17,9 @@
 //! pod's `/dev/shm`), its volume mounts and its termination-log file (`super::termination`). A process that needs none of this (host mode: only a
 //! working directory) is started with `posix_spawn`, which shares the agent's memory until
 //! `exec` instead of copying its page tables as `fork` does — on a node with many pods that copy
-//! was the largest cost of an exec probe.
+//! was the largest cost of an exec probe. Every spawn runs on a short-lived thread with its own
+//! filesystem attributes and umask 022, so containers get a container runtime's umask while the
+//! agent keeps the 077 `paddock` sets for its own files.
 
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
@@ -77,60 +79,65 @@ pub(crate) async fn spawn(
     pid_ns: PidNs,
 ) -> Result<Child, SpawnError> {
     let plain = |error| SpawnError { error, step: None };
-    if matches!(pid_ns, PidNs::Inherit) && setup.only_cwd() {
+    let report_r = if matches!(pid_ns, PidNs::Inherit) && setup.only_cwd() {
         // No pre-exec code, so std uses posix_spawn (see `ChildSetup::only_cwd`).
         if let Some(cwd) = &setup.cwd {
             use std::os::unix::ffi::OsStrExt;
             cmd.current_dir(std::ffi::OsStr::from_bytes(cwd.as_bytes()));
         }
-        let result = cmd.spawn();
-        drop(cmd);
-        return result.map_err(|error| SpawnError { error, step: None });
-    }
-    let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| plain(e.into()))?;
-    setup.report = Some(report_w);
-    super::sys::install(&mut cmd, setup);
-    let result = match pid_ns {
-        PidNs::Inherit => {
-            let res = cmd.spawn();
+        None
+    } else {
+        let (report_r, report_w) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| plain(e.into()))?;
+        setup.report = Some(report_w);
+        super::sys::install(&mut cmd, setup);
+        Some(report_r)
+    };
+    // Every spawn happens on a thread of its own: it gets its own filesystem attributes
+    // (`unshare(CLONE_FS)`) with the container umask, which the child inherits — posix_spawn
+    // has no umask attribute — while the agent's threads keep its private 077; and switching
+    // PID namespace there changes only that thread's children.
+    let handle = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("paddock-spawn".into())
+        .spawn(move || {
+            let _enter = handle.enter();
+            let prepared = nix::sched::unshare(CloneFlags::CLONE_FS)
+                .map(|()| {
+                    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+                        super::sys::CHILD_UMASK,
+                    ));
+                })
+                .map_err(|e| std::io::Error::other(format!("unshare filesystem attributes: {e}")));
+            let switched = prepared.and_then(|()| {
+                match &pid_ns {
+                    PidNs::New => nix::sched::unshare(CloneFlags::CLONE_NEWPID),
+                    PidNs::Join(fd) => nix::sched::setns(fd, CloneFlags::CLONE_NEWPID),
+                    PidNs::Inherit => Ok(()),
+                }
+                .map_err(|e| {
+                    std::io::Error::other(format!(
+                        "enter PID namespace: {}",
+                        std::io::Error::from(e)
+                    ))
+                })
+            });
+            let res = switched.and_then(|()| cmd.spawn());
+            // Dropping the command closes our copy of the report pipe's write end.
             drop(cmd);
-            res
-        }
-        PidNs::New | PidNs::Join(_) => {
-            let handle = tokio::runtime::Handle::current();
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let thread = std::thread::Builder::new()
-                .name("paddock-spawn".into())
-                .spawn(move || {
-                    let _enter = handle.enter();
-                    let switched = match &pid_ns {
-                        PidNs::New => nix::sched::unshare(CloneFlags::CLONE_NEWPID),
-                        PidNs::Join(fd) => nix::sched::setns(fd, CloneFlags::CLONE_NEWPID),
-                        PidNs::Inherit => Ok(()),
-                    };
-                    let res = match switched {
-                        Ok(()) => cmd.spawn(),
-                        Err(e) => Err(std::io::Error::other(format!(
-                            "enter PID namespace: {}",
-                            std::io::Error::from(e)
-                        ))),
-                    };
-                    // Dropping the command closes our copy of the report pipe's write end.
-                    drop(cmd);
-                    // The thread ends here; its changed PID namespace goes with it.
-                    let _ = tx.send(res);
-                });
-            match thread {
-                Ok(_) => rx
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::Error::other("spawn thread died"))),
-                Err(e) => Err(e),
-            }
-        }
+            // The thread ends here; its changed namespaces and umask go with it.
+            let _ = tx.send(res);
+        });
+    let result = match thread {
+        Ok(_) => rx
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("spawn thread died"))),
+        Err(e) => Err(e),
     };
     // The parent's copy of the write end was in the command's closure, dropped by now, and
     // the child's copy closed at exec (or exit), so this read sees EOF.
-    let step = read_report(report_r);
+    let step = report_r.and_then(read_report);
     result.map_err(|error| SpawnError { error, step })
 }
 
@@ -189,6 +196,7 @@ pub(crate) fn holder_setup(
         if std::fs::metadata(dst).is_ok_and(|m| m.is_file()) {
             ops.push(MountOp::Bind {
                 src: super::volumes::cstr(src)?,
+                sub_path: None,
                 src_fd: std::sync::atomic::AtomicI32::new(-1),
                 dst: super::volumes::cstr(dst)?,
                 read_only: false,

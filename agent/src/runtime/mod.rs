@@ -105,8 +105,12 @@ pub enum VolumeSource {
     Files {
         /// The files, with paths relative to the volume root.
         files: Vec<ProjectedFile>,
-        /// `defaultMode` (used for directories' files the caller gave no mode; 0o644 upstream).
+        /// `defaultMode` (each file carries its resolved mode; 0o644 upstream).
         default_mode: u32,
+        /// Written on a tmpfs, never the node's disk (Secret, downwardAPI and projected
+        /// volumes, as the kubelet's memory-medium emptyDir wrapper), which needs root; without
+        /// it (host mode, where no volume is mounted anyway) nothing is written.
+        memory: bool,
     },
 }
 
@@ -156,7 +160,7 @@ pub struct ProjectedFile {
     pub path: String,
     /// The content.
     pub data: Vec<u8>,
-    /// File mode (`items[].mode`, else the volume's `defaultMode`).
+    /// File mode (`items[].mode`, else the volume's `defaultMode`), exactly (0 is 0).
     pub mode: u32,
 }
 

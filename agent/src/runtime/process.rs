@@ -358,9 +358,12 @@ impl ProcessRuntime {
     /// A runtime keeping its state, logs and volumes under `root`. Pods are isolated when
     /// `node.isolated` is set and the agent runs as root; otherwise they run in host mode.
     pub fn new(root: PathBuf, node: NodeNetwork) -> Result<Self, RuntimeError> {
-        for dir in ["sandboxes", "containers", "pods", "logs", "ipam"] {
-            let d = root.join(dir);
-            std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
+        // The node's state is its owner's alone (0700), tightened if an older agent made it
+        // looser: container records, logs and volume contents live here.
+        for d in std::iter::once(root.clone())
+            .chain(["sandboxes", "containers", "pods", "logs", "ipam"].map(|d| root.join(d)))
+        {
+            state::private_dir(&d)?;
         }
         let isolated = node.isolated && nix::unistd::geteuid().is_root();
         let holder_bin = find_in_path("sleep", DEFAULT_PATH).unwrap_or_else(|| "sleep".into());
@@ -491,17 +494,29 @@ impl Shared {
         self.root.join("pods").join(sandbox_id)
     }
 
-    /// Creates the node file a container instance's termination log is mounted from (mode
-    /// 0666 whatever the umask, as the kubelet's `makeMounts`), under the pod's directory so
-    /// the sandbox's teardown removes it too. Like the kubelet, a file that cannot be created
-    /// is logged and the container starts without the mount.
+    /// Creates the node file a container instance's termination log is mounted from, under the
+    /// pod's directory so the sandbox's teardown removes it too. The kubelet makes it 0666 for
+    /// containers running as any user; every container here runs as root (the process runtime
+    /// applies no `runAsUser`), so it is 0600, root's, like everything under the data dir.
+    /// Like the kubelet, a file that cannot be created is logged and the container starts
+    /// without the mount.
     fn termination_file(&self, sandbox_id: &str, container_id: &str) -> Option<PathBuf> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
         let dir = self.pod_dir(sandbox_id).join("termination");
         let file = dir.join(container_id);
-        let made = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::File::create(&file))
-            .and_then(|_| std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)));
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&file)
+            })
+            .and_then(|f| f.set_permissions(std::fs::Permissions::from_mode(0o600)));
         match made {
             Ok(()) => Some(file),
             Err(e) => {
@@ -551,7 +566,10 @@ impl Shared {
     }
 
     /// Registers a container left by a previous agent run; its exit is noticed by polling.
-    fn adopt(&self, rec: ContainerRecord) -> Arc<ContainerRt> {
+    fn adopt(&self, mut rec: ContainerRecord) -> Arc<ContainerRt> {
+        if rec.env.is_empty() {
+            rec.env = state::proc_environ(rec.process.pid);
+        }
         let isolated = self
             .sandbox(&rec.sandbox_id)
             .is_some_and(|s| s.rec.isolated);
@@ -657,7 +675,7 @@ impl Shared {
     async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
         let id = new_id();
         let pod_dir = self.pod_dir(&id);
-        std::fs::create_dir_all(&pod_dir).map_err(io(format!("create {}", pod_dir.display())))?;
+        state::private_dir(&pod_dir)?;
         let mut rec = SandboxRecord {
             id: id.clone(),
             pod_uid: cfg.pod_uid.clone(),
@@ -711,7 +729,7 @@ impl Shared {
         rec: &mut SandboxRecord,
         pod_dir: &Path,
     ) -> Result<Option<Child>, (RuntimeError, Option<Child>)> {
-        rec.volumes = volumes::prepare(pod_dir, cfg).map_err(|e| (e, None))?;
+        rec.volumes = volumes::prepare(pod_dir, cfg, self.isolated).map_err(|e| (e, None))?;
         if self.isolated && !cfg.host_network {
             let ip = self.ipam.allocate(&rec.id).map_err(|e| (e, None))?;
             rec.allocated_ip = true;
@@ -815,6 +833,7 @@ impl Shared {
                 let paths: Vec<PathBuf> = extra.lines().map(PathBuf::from).collect();
                 volumes::remove_mount_points(&paths);
             }
+            volumes::unmount_volumes(&dir);
             let _ = std::fs::remove_dir_all(&dir);
             let _ = std::fs::remove_file(record);
         });
@@ -918,7 +937,7 @@ impl Shared {
         let mut unstarted = Unstarted(Some(&termination), Vec::new());
         let plan = if isolated {
             let term_mount = term_file.as_deref().zip(term_path);
-            let plan = volumes::plan_mounts(&srec.volumes, &cfg.mounts, term_mount)?;
+            let plan = volumes::plan_mounts(&srec.volumes, &cfg.name, &cfg.mounts, term_mount)?;
             if !plan.created.is_empty() {
                 self.note_mount_points(&srec.id, &plan.created)?;
             }
@@ -950,7 +969,7 @@ impl Shared {
             .process_group(0)
             .kill_on_drop(false);
         let cwd_c = volumes::cstr(&cwd)?;
-        let (setup, pid_ns, labels) = match (plan, srec.holder) {
+        let (setup, pid_ns, labels, sub_paths) = match (plan, srec.holder) {
             (Some(mut plan), Some(holder)) => {
                 let join = isolate::join_pod(holder.pid).map_err(|e| {
                     RuntimeError::Sandbox(format!(
@@ -975,6 +994,7 @@ impl Shared {
                     },
                     PidNs::Join(pid_ns),
                     plan.labels,
+                    plan.sub_paths,
                 )
             }
             _ => (
@@ -984,11 +1004,12 @@ impl Shared {
                 },
                 PidNs::Inherit,
                 Vec::new(),
+                Vec::new(),
             ),
         };
         let mut child = isolate::spawn(cmd, setup, pid_ns)
             .await
-            .map_err(|e| spawn_error(program, &cwd, &labels, e))?;
+            .map_err(|e| spawn_error(program, &cwd, &labels, &sub_paths, e))?;
         // From here the exit task owns the termination-log file and the FIFOs.
         unstarted.0 = None;
         unstarted.1.clear();
@@ -1076,10 +1097,12 @@ impl Shared {
     /// Appends created mount points to the pod's list (removed at sandbox stop).
     fn note_mount_points(&self, sandbox_id: &str, paths: &[PathBuf]) -> Result<(), RuntimeError> {
         use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.pod_dir(sandbox_id).join("mountpoints");
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io(format!("open {}", path.display())))?;
         for p in paths {
@@ -1262,10 +1285,29 @@ pub(crate) fn spawn_error(
     program: &str,
     cwd: &Path,
     labels: &[(usize, String)],
+    sub_paths: &[(usize, String, String)],
     e: isolate::SpawnError,
 ) -> RuntimeError {
     let text = probe::gofmt::errno_text(&e.error);
+    let sub_path = |i: usize| {
+        let (volume, container) = sub_paths
+            .iter()
+            .find(|(n, _, _)| *n == i)
+            .map(|(_, v, c)| (v.clone(), c.clone()))
+            .unwrap_or_default();
+        // The detail stays in the node's log, as the kubelet keeps it out of the status.
+        tracing::warn!(%volume, %container, error = %text, "subPath refused");
+        (volume, container)
+    };
     match e.step {
+        Some(Step::SubPathOpen(i)) => {
+            let (volume, container) = sub_path(i);
+            RuntimeError::SubPathOpen { volume, container }
+        }
+        Some(Step::SubPathCreate(i)) => {
+            let (volume, container) = sub_path(i);
+            RuntimeError::SubPathCreate { volume, container }
+        }
         Some(Step::Chdir) => RuntimeError::WorkingDir {
             path: cwd.to_path_buf(),
             message: text,

@@ -45,6 +45,10 @@ pub(crate) struct VolumeRecord {
     pub(crate) force_read_only: bool,
     /// A memory-backed emptyDir (a tmpfs in the pod's mount namespace).
     pub(crate) memory: bool,
+    /// A tmpfs mounted on `path` on the node (Secret, downwardAPI and projected volumes),
+    /// unmounted when the sandbox stops.
+    #[serde(default)]
+    pub(crate) tmpfs: bool,
 }
 
 /// A container as recorded on disk.
@@ -56,6 +60,10 @@ pub(crate) struct ContainerRecord {
     pub(crate) name: String,
     pub(crate) restart_count: i32,
     pub(crate) process: ProcRef,
+    /// The container's environment, for exec. Never written to disk: it holds resolved
+    /// `secretKeyRef` values. A record read back (adoption after an agent restart) has none
+    /// and takes the main process's own ([`proc_environ`]).
+    #[serde(default, skip_serializing)]
     pub(crate) env: Vec<(String, String)>,
     pub(crate) cwd: PathBuf,
     pub(crate) started_at_ns: u128,
@@ -247,8 +255,35 @@ fn walk(queries: &[TreeQuery]) -> Vec<Vec<i32>> {
     out
 }
 
-/// Writes `value` as JSON to `path` atomically (temp file + rename).
+/// The most of `/proc/<pid>/environ` read (the kernel bounds an environment to a quarter of
+/// the stack limit; this is far above what a container is given).
+const MAX_ENVIRON: u64 = 4 << 20;
+
+/// The environment process `pid` was started with (`/proc/<pid>/environ`), in order; empty if
+/// it cannot be read. What the runtime passed to `execve` for a container's main process, so
+/// an adopted container's exec sessions get the same variables without the record keeping them.
+pub(crate) fn proc_environ(pid: u32) -> Vec<(String, String)> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    let read = std::fs::File::open(format!("/proc/{pid}/environ"))
+        .and_then(|f| f.take(MAX_ENVIRON).read_to_end(&mut raw));
+    if read.is_err() {
+        return Vec::new();
+    }
+    raw.split(|b| *b == 0)
+        .filter_map(|var| {
+            let var = String::from_utf8_lossy(var);
+            let (k, v) = var.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Writes `value` as JSON to `path` atomically (temp file + rename), readable by its owner
+/// only.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RuntimeError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let data = serde_json::to_vec_pretty(value).map_err(|e| {
         RuntimeError::io(
             format!("encode {}", path.display()),
@@ -256,9 +291,31 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Run
         )
     })?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&data))
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| RuntimeError::io(format!("write {}", path.display()), e))
+}
+
+/// Creates `dir` (and missing parents) with mode 0700, and makes an existing one 0700.
+pub(crate) fn private_dir(dir: &Path) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |e| RuntimeError::io(format!("create {}", dir.display()), e);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)?;
+    let mode = std::fs::metadata(dir).map_err(err)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Reads every `*.json` record in `dir` (unreadable ones are skipped with a warning).
@@ -294,6 +351,43 @@ pub(crate) fn read_one<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_records_keep_no_env_on_disk_and_adoption_reads_the_process() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.json");
+        let rec = ContainerRecord {
+            id: "c".into(),
+            sandbox_id: "s".into(),
+            pod_uid: "u".into(),
+            name: "n".into(),
+            restart_count: 0,
+            process: ProcRef::of(std::process::id()).expect("self"),
+            env: vec![("PASSWORD".into(), "hunter2".into())],
+            cwd: "/".into(),
+            started_at_ns: 0,
+            log_path: "/x".into(),
+            termination: Default::default(),
+        };
+        write_json(&path, &rec).expect("written");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            !text.contains("hunter2") && !text.contains("PASSWORD"),
+            "{text}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let back: ContainerRecord = read_one(&path).expect("read back");
+        assert!(back.env.is_empty());
+        // What adoption takes instead: the process's own environment.
+        let env = proc_environ(std::process::id());
+        let path_var = std::env::var("PATH").unwrap_or_default();
+        assert!(
+            env.iter().any(|(k, v)| k == "PATH" && *v == path_var),
+            "{env:?}"
+        );
+    }
 
     #[test]
     fn stat_parse_handles_odd_names() {

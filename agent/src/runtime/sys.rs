@@ -1,6 +1,7 @@
 //! The only `unsafe` code of the runtime: what a child process does between `fork` and `exec`
-//! (enter or create namespaces, set the hostname, mount, change directory, become a session
-//! leader with a controlling terminal), the terminal-size ioctl for `kubectl exec -t`, and
+//! (enter or create namespaces, set the hostname, open each bind's source — a subPath beneath its
+//! volume with `openat2(RESOLVE_BENEATH)`, [`open_sub_path`] — mount, change directory, become a
+//! session leader with a controlling terminal), the terminal-size ioctl for `kubectl exec -t`, and
 //! `pidfd_open` for waiting on processes a previous agent started.
 //!
 //! Everything the child needs is prepared by the parent ([`ChildSetup`], all paths as
@@ -15,10 +16,16 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::Mode;
+
+/// The umask of every process the runtime starts (containers, exec sessions, the pod's
+/// holder): the conventional 022 a container runtime sets, whatever the agent's own (set on
+/// the spawning thread, `super::isolate::spawn`).
+pub(crate) const CHILD_UMASK: u32 = 0o022;
 
 /// One filesystem operation in the child's (new) mount namespace.
 #[derive(Debug)]
@@ -27,10 +34,13 @@ pub(crate) enum MountOp {
     MakePrivate,
     /// A bind mount of `src` on `dst`, then a read-only remount when asked. Every bind's
     /// source is opened (`O_PATH`) before the first operation runs and mounted through
-    /// `/proc/self/fd/<n>`, so a tmpfs put on `/tmp` first does not hide a source under `/tmp`.
+    /// `/proc/self/fd/<n>`, so a tmpfs put on `/tmp` first does not hide a source under `/tmp`
+    /// — and the inode mounted is the one that was checked.
     Bind {
-        /// Source path.
+        /// Source path (the volume's root when `sub_path` is set).
         src: CString,
+        /// A subPath of the volume, resolved beneath `src` ([`open_sub_path`]).
+        sub_path: Option<SubPath>,
         /// The source opened by the child (`-1` until then).
         src_fd: AtomicI32,
         /// Mount point.
@@ -74,6 +84,96 @@ pub(crate) enum MountOp {
     },
 }
 
+/// A `volumeMounts[].subPath`, prepared by the parent so the child only makes system calls.
+#[derive(Debug)]
+pub(crate) struct SubPath {
+    /// The relative path (no `..`, not absolute: checked before).
+    pub(crate) path: CString,
+    /// Each directory on the way, `(a, a)`, `(a/b, b)`, …: the prefix and its last name, to
+    /// create what is missing one level at a time.
+    pub(crate) steps: Vec<(CString, CString)>,
+}
+
+impl SubPath {
+    /// Splits `path` (relative, no `..`) into the steps [`open_sub_path`] needs.
+    pub(crate) fn new(path: &str) -> Option<SubPath> {
+        let names: Vec<&str> = path
+            .split('/')
+            .filter(|n| !n.is_empty() && *n != ".")
+            .collect();
+        if names.is_empty() || names.contains(&"..") {
+            return None;
+        }
+        let mut steps = Vec::with_capacity(names.len());
+        for i in 0..names.len() {
+            steps.push((
+                CString::new(names[..=i].join("/")).ok()?,
+                CString::new(names[i]).ok()?,
+            ));
+        }
+        Some(SubPath {
+            path: CString::new(names.join("/")).ok()?,
+            steps,
+        })
+    }
+}
+
+/// Why [`open_sub_path`] failed: the kubelet's two errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubPathError {
+    /// It resolves out of the volume (a symlink to `/` or `..`), or cannot be opened:
+    /// "failed to prepare subPath".
+    Open(Errno),
+    /// A missing directory could not be made inside the volume: "failed to create subPath
+    /// directory".
+    Create(Errno),
+}
+
+/// `openat2(root, path, O_PATH, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: symlinks are followed
+/// only while they stay beneath `root` — an absolute one, or `..` above `root`, fails with
+/// `EXDEV` (the kubelet's `safeOpenSubPath`, without its check-then-open race).
+pub(crate) fn open_beneath(root: &OwnedFd, path: &CStr, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(root, path, how)
+}
+
+/// Opens the subPath of the volume whose root is `root` (opened by the caller), making missing
+/// directories on the way as the kubelet's `SafeMakeDir` does (each one inside the volume, with
+/// the volume root's mode whatever the umask). Allocation-free: runs between fork and exec.
+pub(crate) fn open_sub_path(root: &OwnedFd, sub: &SubPath) -> Result<OwnedFd, SubPathError> {
+    match open_beneath(root, &sub.path, OFlag::O_PATH) {
+        Err(Errno::ENOENT) => {}
+        other => return other.map_err(SubPathError::Open),
+    }
+    let mode = nix::sys::stat::fstat(root)
+        .map(|st| Mode::from_bits_truncate(st.st_mode & 0o7777))
+        .map_err(SubPathError::Create)?;
+    let mut parent: Option<OwnedFd> = None;
+    for (prefix, name) in &sub.steps {
+        let dir = match open_beneath(root, prefix, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                let at = parent.as_ref().unwrap_or(root);
+                nix::sys::stat::mkdirat(at, name.as_c_str(), mode).map_err(SubPathError::Create)?;
+                // Opened without following anything: a symlink swapped in meanwhile fails here.
+                let how = OpenHow::new()
+                    .flags(
+                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    )
+                    .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+                let fd = openat2(at, name.as_c_str(), how).map_err(SubPathError::Create)?;
+                nix::sys::stat::fchmod(&fd, mode).map_err(SubPathError::Create)?;
+                fd
+            }
+            Err(e) => return Err(SubPathError::Open(e)),
+        };
+        parent = Some(dir);
+    }
+    parent.ok_or(SubPathError::Open(Errno::ENOENT))
+}
+
 /// Which step of [`ChildSetup`] failed in the child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -89,6 +189,10 @@ pub(crate) enum Step {
     Op(usize),
     /// `chdir` to the working directory.
     Chdir,
+    /// Opening the subPath of bind number `n` of [`ChildSetup::ops`] ([`SubPathError::Open`]).
+    SubPathOpen(usize),
+    /// Making a missing directory of that subPath ([`SubPathError::Create`]).
+    SubPathCreate(usize),
 }
 
 impl Step {
@@ -100,6 +204,8 @@ impl Step {
             Step::Hostname => (4, 0),
             Step::Op(n) => (5, n),
             Step::Chdir => (6, 0),
+            Step::SubPathOpen(n) => (7, n),
+            Step::SubPathCreate(n) => (8, n),
         };
         (kind << 16) | (u32::try_from(n).unwrap_or(0xffff) & 0xffff)
     }
@@ -115,6 +221,8 @@ impl Step {
             4 => Step::Hostname,
             5 => Step::Op(n),
             6 => Step::Chdir,
+            7 => Step::SubPathOpen(n),
+            8 => Step::SubPathCreate(n),
             _ => return None,
         })
     }
@@ -269,13 +377,26 @@ fn fd_path(fd: i32, buf: &mut [u8; 40]) -> &CStr {
 
 fn open_sources(setup: &ChildSetup) -> io::Result<()> {
     for (i, op) in setup.ops.iter().enumerate() {
-        if let MountOp::Bind { src, src_fd, .. } = op {
-            let fd = nix::fcntl::open(
-                src.as_c_str(),
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| report(setup, Step::Op(i), e))?;
+        if let MountOp::Bind {
+            src,
+            sub_path,
+            src_fd,
+            ..
+        } = op
+        {
+            let flags = match sub_path {
+                // The volume's own path may be a symlink (a hostPath), as the kubelet allows.
+                Some(_) => OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                None => OFlag::O_PATH | OFlag::O_CLOEXEC,
+            };
+            let mut fd = nix::fcntl::open(src.as_c_str(), flags, Mode::empty())
+                .map_err(|e| report(setup, Step::Op(i), e))?;
+            if let Some(sub) = sub_path {
+                fd = open_sub_path(&fd, sub).map_err(|e| match e {
+                    SubPathError::Open(e) => report(setup, Step::SubPathOpen(i), e),
+                    SubPathError::Create(e) => report(setup, Step::SubPathCreate(i), e),
+                })?;
+            }
             // Closed at exec (close-on-exec).
             src_fd.store(std::os::fd::IntoRawFd::into_raw_fd(fd), Ordering::Relaxed);
         }
@@ -365,12 +486,60 @@ pub(crate) fn pidfd(pid: i32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn fd_paths_are_formatted_without_allocation() {
         let mut buf = [0u8; 40];
         assert_eq!(fd_path(7, &mut buf), c"/proc/self/fd/7");
         assert_eq!(fd_path(1234567, &mut buf), c"/proc/self/fd/1234567");
+    }
+
+    #[test]
+    fn sub_paths_resolve_beneath_their_volume_only() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = dir.path().join("vol");
+        std::fs::create_dir(&vol).expect("vol");
+        std::fs::set_permissions(&vol, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        std::fs::create_dir(vol.join("inside")).expect("inside");
+        std::fs::write(vol.join("file"), b"x").expect("file");
+        symlink("/etc", vol.join("abs")).expect("abs");
+        symlink("..", vol.join("up")).expect("up");
+        symlink("inside", vol.join("rel")).expect("rel");
+        symlink("../vol/inside", vol.join("around")).expect("around");
+        let root = nix::fcntl::open(&vol, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())
+            .expect("root");
+        let open = |p: &str| open_sub_path(&root, &SubPath::new(p).expect("subpath"));
+        for escape in ["abs", "up", "up/vol", "abs/new-dir", "around"] {
+            assert_eq!(
+                open(escape).err(),
+                Some(SubPathError::Open(Errno::EXDEV)),
+                "{escape}"
+            );
+        }
+        assert!(!Path::new("/etc/new-dir").exists());
+        assert!(open("rel").is_ok(), "a link that stays inside is followed");
+        assert!(open("inside").is_ok());
+        assert!(open("./file").is_ok());
+        assert_eq!(
+            open("file/x").err(),
+            Some(SubPathError::Open(Errno::ENOTDIR))
+        );
+        // Missing directories are made inside, with the volume's mode whatever the umask.
+        open("new/deeper").expect("made");
+        for d in ["new", "new/deeper"] {
+            let mode = std::fs::metadata(vol.join(d))
+                .expect(d)
+                .permissions()
+                .mode()
+                & 0o7777;
+            assert_eq!(mode, 0o777, "{d}");
+        }
+        assert!(open("rel/made-through-link").is_ok());
+        assert!(vol.join("inside/made-through-link").is_dir());
+        assert!(SubPath::new("a/../b").is_none());
+        assert!(SubPath::new("").is_none());
     }
 
     #[test]
@@ -382,6 +551,8 @@ mod tests {
             Step::Hostname,
             Step::Op(17),
             Step::Chdir,
+            Step::SubPathOpen(4),
+            Step::SubPathCreate(5),
         ] {
             assert_eq!(Step::decode(&s.encode().to_ne_bytes()), Some(s));
         }

@@ -6,6 +6,13 @@
 //! Mount points missing on the node are created before the container starts and recorded, so
 //! stopping the sandbox removes them again; those under `/tmp` are made inside the container's
 //! private `/tmp` instead.
+//!
+//! configMap, secret, downwardAPI and projected content is written in the kubelet's
+//! `AtomicWriter` layout ([`write_atomic_payload`]); Secret, downwardAPI and projected volumes on
+//! a tmpfs mounted on the node ([`unmount_volumes`] takes it down). A `subPath` is never joined
+//! to a path here: the container's child opens it beneath the volume (`super::sys::open_sub_path`)
+//! and mounts that very inode; [`plan_mounts`] only checks it beforehand where the agent can see
+//! the volume's content, to give the kubelet's error early and the mount point's kind.
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -13,10 +20,13 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::state::VolumeRecord;
-use super::sys::MountOp;
-use super::{HostPathType, MountConfig, RuntimeError, SandboxConfig, VolumeConfig, VolumeSource};
+use super::sys::{MountOp, SubPath};
+use super::{
+    HostPathType, MountConfig, ProjectedFile, RuntimeError, SandboxConfig, VolumeConfig,
+    VolumeSource,
+};
 
-/// Checks that `p` is relative and has no `..` (subPath, projected file paths).
+/// Checks that `p` is relative and has no `..` (a subPath, before it is resolved).
 fn safe_relative(p: &str) -> bool {
     let path = Path::new(p);
     !p.is_empty()
@@ -29,18 +39,24 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> RuntimeError {
     RuntimeError::io(format!("{what} {}", path.display()), e)
 }
 
-/// Prepares every volume of the pod under `pod_dir/volumes`.
+/// Prepares every volume of the pod under `pod_dir/volumes`; `can_mount`: the runtime can
+/// mount (root), so memory-backed volumes get their tmpfs.
 pub(crate) fn prepare(
     pod_dir: &Path,
     cfg: &SandboxConfig,
+    can_mount: bool,
 ) -> Result<Vec<VolumeRecord>, RuntimeError> {
     cfg.volumes
         .iter()
-        .map(|v| prepare_one(pod_dir, v))
+        .map(|v| prepare_one(pod_dir, v, can_mount))
         .collect()
 }
 
-fn prepare_one(pod_dir: &Path, v: &VolumeConfig) -> Result<VolumeRecord, RuntimeError> {
+fn prepare_one(
+    pod_dir: &Path,
+    v: &VolumeConfig,
+    can_mount: bool,
+) -> Result<VolumeRecord, RuntimeError> {
     let local = pod_dir.join("volumes").join(&v.name);
     match &v.source {
         VolumeSource::EmptyDir { memory } => {
@@ -53,6 +69,7 @@ fn prepare_one(pod_dir: &Path, v: &VolumeConfig) -> Result<VolumeRecord, Runtime
                 path: local,
                 force_read_only: false,
                 memory: *memory,
+                tmpfs: false,
             })
         }
         VolumeSource::HostPath { path, kind } => {
@@ -68,36 +85,171 @@ fn prepare_one(pod_dir: &Path, v: &VolumeConfig) -> Result<VolumeRecord, Runtime
                 path: path.clone(),
                 force_read_only: false,
                 memory: false,
+                tmpfs: false,
             })
         }
-        VolumeSource::Files {
-            files,
-            default_mode,
-        } => {
+        VolumeSource::Files { files, memory, .. } => {
             std::fs::create_dir_all(&local).map_err(|e| io_err("create", &local, e))?;
-            for f in files {
-                if !safe_relative(&f.path) {
-                    return Err(RuntimeError::Volume(format!(
-                        "volume {:?}: invalid file path {:?}: must be relative and may not contain '..'",
-                        v.name, f.path
-                    )));
+            // As the emptyDir the kubelet wraps these in: 0777 on disk, a tmpfs (1777) for
+            // Secrets and the downward API, so their content never lands on the node's disk.
+            std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o777))
+                .map_err(|e| io_err("chmod", &local, e))?;
+            let mut tmpfs = false;
+            if *memory {
+                if !can_mount {
+                    // Nothing could show it to a container (host mode mounts no volumes), and
+                    // a Secret must not be written to disk instead.
+                    tracing::warn!(volume = %v.name, "host mode: the volume is not written (it needs a tmpfs, so root)");
+                    return Ok(VolumeRecord {
+                        name: v.name.clone(),
+                        path: local,
+                        force_read_only: true,
+                        memory: false,
+                        tmpfs: false,
+                    });
                 }
-                let target = local.join(&f.path);
-                if let Some(dir) = target.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
-                }
-                std::fs::write(&target, &f.data).map_err(|e| io_err("write", &target, e))?;
-                let mode = if f.mode == 0 { *default_mode } else { f.mode };
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o7777))
-                    .map_err(|e| io_err("chmod", &target, e))?;
+                nix::mount::mount(
+                    Some(c"tmpfs"),
+                    &local,
+                    Some(c"tmpfs"),
+                    nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+                    None::<&CStr>,
+                )
+                .map_err(|e| io_err("mount a tmpfs on", &local, e.into()))?;
+                tmpfs = true;
             }
+            write_atomic_payload(&local, files).map_err(|e| {
+                RuntimeError::Volume(format!(
+                    "MountVolume.SetUp failed for volume {:?} : {e}",
+                    v.name
+                ))
+            })?;
             Ok(VolumeRecord {
                 name: v.name.clone(),
                 path: local,
                 force_read_only: true,
                 memory: false,
+                tmpfs,
             })
         }
+    }
+}
+
+/// The kubelet's `AtomicWriter` layout: the files in a timestamped directory
+/// (`..2006_01_02_15_04_05.<random>`, 0755), `..data` a symlink to it, and each top-level name a
+/// symlink into `..data` — so a later update can swap `..data` in one rename. File modes are
+/// `items[].mode` or `defaultMode`, whatever the umask.
+fn write_atomic_payload(dir: &Path, files: &[ProjectedFile]) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut top: Vec<String> = Vec::new();
+    for f in files {
+        validate_payload_path(&f.path)?;
+        let first = f
+            .path
+            .split('/')
+            .find(|c| !c.is_empty() && *c != ".")
+            .unwrap_or("");
+        if !top.iter().any(|t| t == first) {
+            top.push(first.to_string());
+        }
+    }
+    let ts_dir = loop {
+        let name = format!(
+            "{}{}",
+            k8s_openapi::jiff::Timestamp::now().strftime("..%Y_%m_%d_%H_%M_%S."),
+            uuid::Uuid::new_v4().as_u128() as u32
+        );
+        match std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir.join(&name))
+        {
+            Ok(()) => break name,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("unable to create new temp directory: {e}")),
+        }
+    };
+    let ts_path = dir.join(&ts_dir);
+    std::fs::set_permissions(&ts_path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("unable to set mode on new temp directory: {e}"))?;
+    for f in files {
+        let target = ts_path.join(&f.path);
+        if let Some(parent) = target.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(|e| format!("unable to create directory {}: {e}", parent.display()))?;
+        }
+        let mode = f.mode & 0o7777;
+        write_mode(&target, &f.data, mode).map_err(|e| {
+            format!(
+                "unable to write file {} with mode {mode:o}: {e}",
+                target.display()
+            )
+        })?;
+    }
+    let err = |e: std::io::Error| format!("unable to create symlinks in {}: {e}", dir.display());
+    std::os::unix::fs::symlink(&ts_dir, dir.join("..data_tmp")).map_err(err)?;
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).map_err(err)?;
+    for name in top {
+        std::os::unix::fs::symlink(Path::new("..data").join(&name), dir.join(&name))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Writes `data` to a new file `path` created with `mode` (not widened by the umask), then
+/// sets exactly `mode` (the umask may have narrowed it).
+fn write_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.write_all(data)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+}
+
+/// The atomic writer's own check of a payload path (`validatePath`): relative, no `..`
+/// element, not starting with `..` (its own names), names of at most 255 bytes, 4096 in all.
+fn validate_payload_path(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err(format!("invalid path: must not be empty: {p:?}"));
+    }
+    if p.starts_with('/') {
+        return Err(format!("invalid path: must be relative path: {p}"));
+    }
+    if p.len() > 4096 {
+        return Err("invalid path: must be less than or equal to 4096 characters".into());
+    }
+    let items: Vec<&str> = p.split('/').collect();
+    for item in &items {
+        if *item == ".." {
+            return Err(format!("invalid path: must not contain '..': {p}"));
+        }
+        if item.len() > 255 {
+            return Err(
+                "invalid path: filenames must be less than or equal to 255 characters".into(),
+            );
+        }
+    }
+    if items[0].starts_with("..") && items[0].len() > 2 {
+        return Err(format!("invalid path: must not start with '..': {p}"));
+    }
+    Ok(())
+}
+
+/// Unmounts the tmpfs of every volume of a pod (`pod_dir/volumes/*`), before the directory is
+/// removed: whatever was recorded, a sandbox that failed half-way may have mounted some.
+pub(crate) fn unmount_volumes(pod_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(pod_dir.join("volumes")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        // Not a mount point: EINVAL, nothing to do.
+        let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
@@ -262,6 +414,9 @@ pub(crate) struct MountPlan {
     pub(crate) ops: Vec<MountOp>,
     /// (mount op index, description) to name a failing mount.
     pub(crate) labels: Vec<(usize, String)>,
+    /// (mount op index, volume, container) of the binds with a subPath, to word their
+    /// failures as the kubelet does.
+    pub(crate) sub_paths: Vec<(usize, String, String)>,
     pub(crate) created: Vec<PathBuf>,
 }
 
@@ -294,9 +449,22 @@ impl MountPlan {
         read_only: bool,
         label: String,
     ) -> Result<(), RuntimeError> {
+        self.bind_sub(src, None, dst, read_only, label)
+    }
+
+    /// A bind of `src`, or of `sub_path` resolved beneath it in the child.
+    fn bind_sub(
+        &mut self,
+        src: &Path,
+        sub_path: Option<SubPath>,
+        dst: &Path,
+        read_only: bool,
+        label: String,
+    ) -> Result<(), RuntimeError> {
         self.push(
             MountOp::Bind {
                 src: cstr(src)?,
+                sub_path,
                 src_fd: std::sync::atomic::AtomicI32::new(-1),
                 dst: cstr(dst)?,
                 read_only,
@@ -409,6 +577,7 @@ pub(crate) fn absolute_clean(p: &Path) -> PathBuf {
 /// `makeMounts` appends it: a path inside a volume is made inside that volume).
 pub(crate) fn plan_mounts(
     volumes: &[VolumeRecord],
+    container: &str,
     mounts: &[MountConfig],
     termination: Option<(&Path, &Path)>,
 ) -> Result<MountPlan, RuntimeError> {
@@ -433,20 +602,25 @@ pub(crate) fn plan_mounts(
                 m.mount_path.display()
             )));
         }
-        let mut src = vol.path.clone();
-        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            if !safe_relative(sub) {
-                return Err(RuntimeError::Volume(format!(
-                    "subPath {sub:?} must be a relative path without '..'"
-                )));
-            }
-            src = src.join(sub);
-            // The kubelet creates a missing subPath as a directory.
-            if !vol.memory && std::fs::symlink_metadata(&src).is_err() {
-                std::fs::create_dir_all(&src).map_err(|e| io_err("create subPath", &src, e))?;
-            }
-        }
-        let is_file = std::fs::metadata(&src).is_ok_and(|m| !m.is_dir());
+        let sub_path = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => Some(
+                SubPath::new(sub)
+                    .filter(|_| safe_relative(sub))
+                    .ok_or_else(|| RuntimeError::SubPathOpen {
+                        volume: m.volume.clone(),
+                        container: container.to_string(),
+                    })?,
+            ),
+            None => None,
+        };
+        let is_file = match &sub_path {
+            // What the subPath is decides the mount point's kind; what the child opens is what
+            // gets mounted. A memory volume's content is only visible in the pod (a tmpfs
+            // there): its subPaths are taken for directories here, and checked there.
+            Some(sub) if !vol.memory => check_sub_path(&vol.path, sub, &m.volume, container)?,
+            Some(_) => false,
+            None => std::fs::metadata(&vol.path).is_ok_and(|m| !m.is_dir()),
+        };
         let dst = &m.mount_path;
         if let Some(root) = PRIVATE_ROOTS
             .iter()
@@ -459,12 +633,12 @@ pub(crate) fn plan_mounts(
             plan.created.push(create_mount_point(dst, is_file)?);
         }
         let read_only = m.read_only || vol.force_read_only;
-        plan.bind(
-            &src,
-            dst,
-            read_only,
-            format!("mount volume {:?} at {}", m.volume, dst.display()),
-        )?;
+        let label = format!("mount volume {:?} at {}", m.volume, dst.display());
+        if sub_path.is_some() {
+            plan.sub_paths
+                .push((plan.ops.len(), m.volume.clone(), container.to_string()));
+        }
+        plan.bind_sub(&vol.path, sub_path, dst, read_only, label)?;
     }
     if let Some((file, path)) = termination {
         let dst = absolute_clean(path);
@@ -490,6 +664,36 @@ pub(crate) fn plan_mounts(
         )?;
     }
     Ok(plan)
+}
+
+/// Resolves a subPath in the agent (for a volume whose content the agent sees) like the child
+/// will: whether it is a file (the mount point must be one), or the kubelet's error when it
+/// leads out of the volume. A missing subPath is a directory the child makes.
+fn check_sub_path(
+    root: &Path,
+    sub: &SubPath,
+    volume: &str,
+    container: &str,
+) -> Result<bool, RuntimeError> {
+    let fail = |e: nix::errno::Errno| {
+        tracing::warn!(%volume, %container, root = %root.display(), error = %e, "subPath refused");
+        RuntimeError::SubPathOpen {
+            volume: volume.to_string(),
+            container: container.to_string(),
+        }
+    };
+    let root_fd = nix::fcntl::open(
+        root,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(fail)?;
+    match super::sys::open_beneath(&root_fd, &sub.path, nix::fcntl::OFlag::O_PATH) {
+        Ok(fd) => Ok(nix::sys::stat::fstat(&fd)
+            .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFDIR)),
+        Err(nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// Creates a missing mount point on the node; returns the topmost path it created.
@@ -609,11 +813,12 @@ mod tests {
                         },
                     ],
                     default_mode: 0o644,
+                    memory: false,
                 },
             }],
             ..Default::default()
         };
-        let vols = prepare(dir.path(), &cfg).expect("prepared");
+        let vols = prepare(dir.path(), &cfg, false).expect("prepared");
         assert!(vols[0].force_read_only);
         let key = vols[0].path.join("a/key");
         assert_eq!(std::fs::read(&key).expect("read"), b"v");
@@ -629,11 +834,95 @@ mod tests {
                         mode: 0,
                     }],
                     default_mode: 0o644,
+                    memory: false,
                 },
             }],
             ..Default::default()
         };
-        assert!(prepare(dir.path(), &bad).is_err());
+        assert!(prepare(dir.path(), &bad, false).is_err());
+    }
+
+    #[test]
+    fn files_are_laid_out_as_the_atomic_writer_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = |path: &str, mode| ProjectedFile {
+            path: path.into(),
+            data: vec![0xff, 0, b'x'],
+            mode,
+        };
+        write_atomic_payload(dir.path(), &[f("a/key", 0o400), f("b", 0), f("a/c", 0o644)])
+            .expect("written");
+        let data = std::fs::read_link(dir.path().join("..data")).expect("..data");
+        let ts = data.to_str().expect("utf-8");
+        assert!(ts.starts_with("..20") && ts.len() > 22, "{ts}");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+        assert_eq!(mode(&dir.path().join(ts)), 0o755);
+        assert_eq!(
+            std::fs::read_link(dir.path().join("a")).expect("a"),
+            Path::new("..data/a")
+        );
+        assert_eq!(mode(&dir.path().join("a/key")), 0o400);
+        assert_eq!(mode(&dir.path().join("b")), 0, "an explicit 0 stays 0");
+        assert_eq!(
+            std::fs::read(dir.path().join("a/c")).expect("c"),
+            [0xff, 0, b'x']
+        );
+        for bad in ["..x", "/abs", "a/../b", ""] {
+            assert!(
+                write_atomic_payload(dir.path(), &[f(bad, 0o644)]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// A plain volume `data` at `dir/vol`.
+    fn data_volume(dir: &Path) -> VolumeRecord {
+        VolumeRecord {
+            name: "data".into(),
+            path: dir.join("vol"),
+            force_read_only: false,
+            memory: false,
+            tmpfs: false,
+        }
+    }
+
+    #[test]
+    fn a_sub_path_out_of_its_volume_is_the_kubelets_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = data_volume(dir.path());
+        std::fs::create_dir_all(&vol.path).expect("vol");
+        std::os::unix::fs::symlink("/etc", vol.path.join("link")).expect("link");
+        std::fs::write(vol.path.join("file"), b"").expect("file");
+        let mount = |sub: &str, at: &str| MountConfig {
+            volume: "data".into(),
+            mount_path: dir.path().join(at),
+            sub_path: Some(sub.into()),
+            read_only: false,
+        };
+        let err = plan_mounts(
+            std::slice::from_ref(&vol),
+            "app",
+            &[mount("link", "m")],
+            None,
+        )
+        .expect_err("escapes");
+        assert_eq!(
+            err.to_string(),
+            "failed to prepare subPath for volumeMount \"data\" of container \"app\""
+        );
+        assert!(err.is_config_error());
+        // A file subPath gets a file mount point; the child resolves it again and binds its fd.
+        let plan = plan_mounts(
+            std::slice::from_ref(&vol),
+            "app",
+            &[mount("file", "f")],
+            None,
+        )
+        .expect("plan");
+        // (Under /tmp: made as a file inside the container's private /tmp.)
+        assert!(touches(&plan, &dir.path().join("f").display().to_string()));
+        assert!(plan.ops.iter().any(|op| matches!(op, MountOp::Bind { sub_path: Some(s), .. } if s.path.as_c_str() == c"file")));
+        assert_eq!(plan.sub_paths.len(), 1);
     }
 
     #[test]
@@ -676,6 +965,7 @@ mod tests {
             path: dir.path().join("vol"),
             force_read_only: true,
             memory: false,
+            tmpfs: false,
         };
         std::fs::create_dir_all(&vol.path).expect("vol");
         let top = PathBuf::from(format!("/paddock-unit-{}", std::process::id()));
@@ -689,6 +979,7 @@ mod tests {
         };
         let plan = plan_mounts(
             std::slice::from_ref(&vol),
+            "c",
             &[mount(&target), mount(&under_tmp)],
             None,
         )
@@ -709,6 +1000,7 @@ mod tests {
         assert!(!top.exists());
         let err = plan_mounts(
             &[vol],
+            "c",
             &[MountConfig {
                 volume: "nope".into(),
                 ..Default::default()
@@ -744,7 +1036,7 @@ mod tests {
 
     #[test]
     fn containers_get_a_private_dev_like_a_container_runtime_makes() {
-        let plan = plan_mounts(&[], &[], None).expect("plan");
+        let plan = plan_mounts(&[], "c", &[], None).expect("plan");
         let tmpfs_at = plan
             .ops
             .iter()
@@ -778,12 +1070,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("term");
         std::fs::write(&file, b"").expect("file");
-        let vol = VolumeRecord {
-            name: "data".into(),
-            path: dir.path().join("vol"),
-            force_read_only: false,
-            memory: false,
-        };
+        let vol = data_volume(dir.path());
         std::fs::create_dir_all(&vol.path).expect("vol");
         let data = MountConfig {
             volume: "data".into(),
@@ -795,6 +1082,7 @@ mod tests {
         // The default path: made in the container's private /dev, bound read-write, last.
         let plan = plan_mounts(
             std::slice::from_ref(&vol),
+            "c",
             std::slice::from_ref(&data),
             Some((&file, Path::new("/dev/termination-log"))),
         )
@@ -817,6 +1105,7 @@ mod tests {
         // Inside a volume: parents and file are made in the volume, after it is mounted.
         let plan = plan_mounts(
             std::slice::from_ref(&vol),
+            "c",
             std::slice::from_ref(&data),
             Some((&file, Path::new("/data/logs/../msg/end"))),
         )
@@ -837,7 +1126,7 @@ mod tests {
         let top = PathBuf::from(format!("/paddock-unit-term-{}", std::process::id()));
         let target = top.join("msg");
         let rel = target.strip_prefix("/").expect("absolute");
-        let plan = plan_mounts(&[], &[], Some((&file, rel))).expect("plan");
+        let plan = plan_mounts(&[], "c", &[], Some((&file, rel))).expect("plan");
         assert!(target.is_file(), "relative paths are made absolute");
         assert_eq!(plan.created, vec![top.clone()]);
         assert_eq!(

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, HTTPGetAction, Lifecycle, Pod, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Toleration, Volume,
+    ResourceRequirements, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
@@ -15,6 +15,7 @@ use super::{
     Errors, NEGATIVE_MSG, child, inclusive_range_error, index, is_dns1123_label,
     is_dns1123_subdomain, is_env_var_name, is_http_header_name, is_valid_port_name,
     is_valid_port_num, key, typed, validate_annotations, validate_labels, validate_nonnegative,
+    volume,
 };
 use crate::quantity::Quantity;
 use crate::status::{ApiError, FieldError};
@@ -78,7 +79,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, is_pod: bool) -> Errors {
             "",
         ));
     }
-    let (volumes, mut verrs) = validate_volumes(
+    let (volumes, mut verrs) = volume::validate_volumes(
         spec.volumes.as_deref().unwrap_or(&[]),
         &child(path, "volumes"),
     );
@@ -239,47 +240,6 @@ pub fn validate_restart_policy(policy: &str, path: &str) -> Errors {
             &["Always", "OnFailure", "Never"],
         )],
     }
-}
-
-/// Upstream `validateVolumes`: names (DNS-1123 label, unique) and exactly one source. Returns
-/// the volume names for volumeMount checks.
-fn validate_volumes(volumes: &[Volume], path: &str) -> (BTreeSet<String>, Errors) {
-    let mut errs = Errors::new();
-    let mut names = BTreeSet::new();
-    for (i, v) in volumes.iter().enumerate() {
-        let vpath = index(path, i);
-        let npath = child(&vpath, "name");
-        if v.name.is_empty() {
-            errs.push(FieldError::required(npath, ""));
-        } else {
-            for msg in is_dns1123_label(&v.name) {
-                errs.push(FieldError::invalid(npath.clone(), v.name.as_str(), msg));
-            }
-            if !names.insert(v.name.clone()) {
-                errs.push(FieldError::duplicate(npath, v.name.as_str()));
-            }
-        }
-        let sources: Vec<String> = serde_json::to_value(v)
-            .ok()
-            .and_then(|j| {
-                j.as_object()
-                    .map(|m| m.keys().filter(|k| *k != "name").cloned().collect())
-            })
-            .unwrap_or_default();
-        match sources.as_slice() {
-            [] => errs.push(FieldError::required(vpath, "must specify a volume type")),
-            [_] => {}
-            [_, rest @ ..] => {
-                for s in rest {
-                    errs.push(FieldError::forbidden(
-                        child(&vpath, s),
-                        "may not specify more than 1 volume type",
-                    ));
-                }
-            }
-        }
-    }
-    (names, errs)
 }
 
 /// Upstream `validateContainers`: the common rules, unique names, lifecycle and probes,
@@ -511,27 +471,11 @@ fn validate_container_common(c: &Container, path: &str, volumes: &BTreeSet<Strin
             }
         }
     }
-    let mut mount_paths = BTreeSet::new();
-    for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
-        let mpath = index(&child(path, "volumeMounts"), i);
-        if m.name.is_empty() {
-            errs.push(FieldError::required(child(&mpath, "name"), ""));
-        } else if !volumes.contains(&m.name) {
-            errs.push(FieldError::not_found(
-                child(&mpath, "name"),
-                m.name.as_str(),
-            ));
-        }
-        if m.mount_path.is_empty() {
-            errs.push(FieldError::required(child(&mpath, "mountPath"), ""));
-        } else if !mount_paths.insert(m.mount_path.clone()) {
-            errs.push(FieldError::invalid(
-                child(&mpath, "mountPath"),
-                m.mount_path.as_str(),
-                "must be unique",
-            ));
-        }
-    }
+    errs.extend(volume::validate_volume_mounts(
+        c.volume_mounts.as_deref().unwrap_or(&[]),
+        volumes,
+        &child(path, "volumeMounts"),
+    ));
     let pull_path = child(path, "imagePullPolicy");
     match c.image_pull_policy.as_deref().unwrap_or("") {
         "Always" | "IfNotPresent" | "Never" => {}

@@ -158,7 +158,8 @@ fn container_rules() {
     );
     assert_eq!(
         msg,
-        "Pod \"p\" is invalid: [spec.volumes[1].name: Duplicate value: \"v\", spec.volumes[1].hostPath: Forbidden: may not specify more than 1 volume type]"
+        // Upstream's order: the source's errors, then the name's.
+        "Pod \"p\" is invalid: [spec.volumes[1].hostPath: Forbidden: may not specify more than 1 volume type, spec.volumes[1].name: Duplicate value: \"v\"]"
     );
 }
 
@@ -835,5 +836,106 @@ fn events_names_need_only_be_path_segments() {
     assert_eq!(
         check("v1", "Event", ev("a/b", "other")),
         "Event \"a/b\" is invalid: involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"
+    );
+}
+
+fn pod_with(volumes: Value, mounts: Value) -> String {
+    check(
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"volumes": volumes,
+            "containers": [{"name": "c", "image": "x", "volumeMounts": mounts}]}}),
+    )
+}
+
+#[test]
+fn sub_paths_must_stay_inside_their_volume() {
+    let vol = json!([{"name": "v", "emptyDir": {}}]);
+    // Upstream names the list (`volumeMounts.subPath`), not the entry, for these.
+    assert_eq!(
+        pod_with(
+            vol.clone(),
+            json!([{"name": "v", "mountPath": "/a", "subPath": "../.."}])
+        ),
+        "Pod \"p\" is invalid: spec.containers[0].volumeMounts.subPath: Invalid value: \"../..\": must not contain '..'"
+    );
+    assert_eq!(
+        pod_with(
+            vol.clone(),
+            json!([{"name": "v", "mountPath": "/a", "subPath": "/etc"}])
+        ),
+        "Pod \"p\" is invalid: spec.containers[0].volumeMounts.subPath: Invalid value: \"/etc\": must be a relative path"
+    );
+    assert_eq!(
+        pod_with(
+            vol.clone(),
+            json!([{"name": "v", "mountPath": "/a", "subPath": "/x/../y"}])
+        ),
+        "Pod \"p\" is invalid: [spec.containers[0].volumeMounts.subPath: Invalid value: \"/x/../y\": must be a relative path, spec.containers[0].volumeMounts.subPath: Invalid value: \"/x/../y\": must not contain '..'"
+            .to_string()
+            + "]"
+    );
+    assert_eq!(
+        pod_with(
+            vol.clone(),
+            json!([{"name": "v", "mountPath": "/a", "subPath": "a", "subPathExpr": "$(X)/../b"}])
+        ),
+        "Pod \"p\" is invalid: [spec.containers[0].volumeMounts[0].subPathExpr: Invalid value: \"$(X)/../b\": subPathExpr and subPath are mutually exclusive, spec.containers[0].volumeMounts.subPathExpr: Invalid value: \"$(X)/../b\": must not contain '..']"
+    );
+    // `..` inside a name is fine; so is a plain relative path.
+    assert_eq!(
+        pod_with(
+            vol,
+            json!([{"name": "v", "mountPath": "/a", "subPath": "a..b/c"}, {"name": "v", "mountPath": "/b", "subPathExpr": "$(POD)"}])
+        ),
+        ""
+    );
+}
+
+#[test]
+fn projected_file_paths_must_be_local_and_not_reserved() {
+    let mount = json!([{"name": "v", "mountPath": "/a"}]);
+    // A volume with errors cannot be mounted either (upstream keeps only valid volumes).
+    assert_eq!(
+        pod_with(
+            json!([{"name": "v", "secret": {"secretName": "s", "items": [{"key": "k", "path": "../../etc/x"}]}}]),
+            mount.clone()
+        ),
+        "Pod \"p\" is invalid: [spec.volumes[0].secret.items[0].path: Invalid value: \"../../etc/x\": must not contain '..', spec.containers[0].volumeMounts[0].name: Not found: \"v\"]"
+    );
+    assert_eq!(
+        pod_with(
+            json!([{"name": "v", "configMap": {"name": "c", "defaultMode": 4096, "items": [{"key": "", "path": "..data", "mode": -1}]}}]),
+            json!([])
+        ),
+        "Pod \"p\" is invalid: [spec.volumes[0].configMap.defaultMode: Invalid value: 4096: must be a number between 0 and 0777 (octal), both inclusive, spec.volumes[0].configMap.items[0].key: Required value, spec.volumes[0].configMap.items[0].path: Invalid value: \"..data\": must not start with '..', spec.volumes[0].configMap.items[0].mode: Invalid value: -1: must be a number between 0 and 0777 (octal), both inclusive]"
+    );
+    // Upstream names the source (`downwardAPI.path`), not the item, here.
+    assert_eq!(
+        pod_with(
+            json!([{"name": "v", "downwardAPI": {"items": [
+                {"path": "/abs", "fieldRef": {"fieldPath": "metadata.name"}},
+                {"path": "a/../../b", "fieldRef": {"fieldPath": "spec.nodeName"}},
+                {"path": "ok"}]}}]),
+            json!([])
+        ),
+        "Pod \"p\" is invalid: [spec.volumes[0].downwardAPI.path: Invalid value: \"/abs\": must be a relative path, spec.volumes[0].downwardAPI.path: Invalid value: \"a/../../b\": must not contain '..', spec.volumes[0].downwardAPI.fieldRef.fieldPath: Unsupported value: \"spec.nodeName\": supported values: \"metadata.annotations\", \"metadata.labels\", \"metadata.name\", \"metadata.namespace\", \"metadata.uid\", spec.volumes[0].downwardAPI: Required value: one of fieldRef and resourceFieldRef is required]"
+    );
+    assert_eq!(
+        pod_with(
+            json!([{"name": "v", "projected": {"sources": [
+                {"secret": {"name": "s", "items": [{"key": "k", "path": "x"}]}},
+                {"configMap": {"name": "c", "items": [{"key": "k", "path": "x"}, {"key": "j", "path": "../y"}]}},
+                {"serviceAccountToken": {"path": "/t"}}]}}]),
+            json!([])
+        ),
+        "Pod \"p\" is invalid: [spec.volumes[0].projected: Invalid value: \"c\": conflicting duplicate paths, spec.volumes[0].projected.sources[1].configMap.items[1].path: Invalid value: \"../y\": must not contain '..', spec.volumes[0].projected.path: Invalid value: \"/t\": must be a relative path]"
+    );
+    assert_eq!(
+        pod_with(
+            json!([{"name": "v", "hostPath": {"path": "/a/../etc", "type": "Dir"}}, {"name": "w", "gitRepo": {"repository": "r", "directory": "../x"}}]),
+            json!([])
+        ),
+        "Pod \"p\" is invalid: [spec.volumes[0].hostPath.path: Invalid value: \"/a/../etc\": must not contain '..', spec.volumes[0].hostPath.type: Unsupported value: \"Dir\": supported values: \"\", \"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", \"File\", \"FileOrCreate\", \"Socket\", spec.volumes[1].gitRepo.directory: Invalid value: \"../x\": must not contain '..']"
     );
 }

@@ -547,3 +547,30 @@ async fn a_failed_service_list_is_the_kubelets_config_error() {
         .unwrap_err();
     assert_eq!(e, "failed to list services when setting up env vars");
 }
+
+#[test]
+fn sub_path_exprs_are_expanded_and_checked_as_the_kubelet_does() {
+    let env = vec![
+        ("POD".to_string(), "web-0".to_string()),
+        ("EMPTY".to_string(), String::new()),
+        ("UP".to_string(), "..".to_string()),
+    ];
+    assert_eq!(
+        super::expand_sub_path_expr("logs/$(POD)", &env).as_deref(),
+        Ok("logs/web-0")
+    );
+    assert_eq!(
+        super::expand_sub_path_expr("$(NOPE)/$(EMPTY)/$(POD)", &env),
+        Err("missing value for EMPTY, NOPE".to_string())
+    );
+    let up = super::expand_sub_path_expr("$(UP)/x", &env).expect("expanded");
+    assert_eq!(
+        super::check_sub_path(&up),
+        Err("unable to provision SubPath `../x`: must not contain '..'".to_string())
+    );
+    assert_eq!(
+        super::check_sub_path("/etc"),
+        Err("error SubPath `/etc` must not be an absolute path".to_string())
+    );
+    assert_eq!(super::check_sub_path("a..b/c"), Ok(()));
+}

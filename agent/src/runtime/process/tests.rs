@@ -722,6 +722,7 @@ fn isolated_pods_get_their_own_network_hostname_volumes_and_leave_nothing() {
                     source: VolumeSource::Files {
                         files: vec![ProjectedFile { path: "key".into(), data: name.as_bytes().to_vec(), mode: 0o644 }],
                         default_mode: 0o644,
+                        memory: true,
                     },
                 },
                 VolumeConfig {
