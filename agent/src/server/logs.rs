@@ -365,16 +365,21 @@ mod tests {
             flag.load(Ordering::SeqCst)
         }));
         assert_eq!(rx.recv().await.unwrap(), "one\n");
-        // Written after the follower's last read, then rotated away, then a new file.
+        // Written after the follower's last read, then rotated away (the writer renames a
+        // complete file), then a new file.
         append(&path, "two");
+        append(&path, "three");
         let rotated = dir.path().join("0.log.20260101-000001");
         std::fs::rename(&path, &rotated).unwrap();
-        append(&rotated, "three");
         append(&path, "four");
         // Batched as they are read: what matters is the order.
         let mut got = String::new();
         while got.len() < "two\nthree\nfour\n".len() {
-            got.push_str(std::str::from_utf8(&rx.recv().await.unwrap()).unwrap());
+            let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+            let Ok(Some(b)) = next else {
+                panic!("the follower stopped after {got:?}");
+            };
+            got.push_str(std::str::from_utf8(&b).unwrap());
         }
         assert_eq!(got, "two\nthree\nfour\n");
         // The instance exits: what it wrote last is read, then the stream ends.
