@@ -187,9 +187,13 @@ pub async fn stream(
             if read_records(c, &opts, &tx, &mut left).await {
                 return;
             }
-            // Rotated: the old file is complete (the writer flushed it before the rename), so
-            // a follower goes on from the start of the new one.
+            // Rotated: the old file is complete (the writer flushed it before the rename), but
+            // what it got between our read above and the rename is still to be read; then a
+            // follower goes on from the start of the new one.
             if opts.follow && rotated(&path, c).await {
+                if read_records(c, &opts, &tx, &mut left).await {
+                    return;
+                }
                 cur = None;
                 continue;
             }
