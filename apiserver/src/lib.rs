@@ -32,6 +32,7 @@ pub mod server;
 pub mod strategy;
 pub mod table;
 pub mod tls;
+pub mod user;
 pub mod watch;
 
 use std::net::SocketAddr;

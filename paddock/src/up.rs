@@ -81,7 +81,7 @@ async fn apply_all(
         write: WriteOptions {
             field_manager: Some(FIELD_MANAGER.to_string()),
             field_validation: api::object::FieldValidation::Strict,
-            dry_run: false,
+            ..WriteOptions::default()
         },
         force: true,
     };
