@@ -107,15 +107,25 @@ pub enum ServerError {
 }
 
 /// A running server.
-#[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
     kubeconfig: PathBuf,
     registry: Registry,
     token: String,
+    ca: Arc<tls::ClusterCa>,
     shutdown: tokio::sync::watch::Sender<bool>,
     state: Arc<http::AppState>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The admin token never appears in debug output.
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("addr", &self.addr)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningServer {
@@ -137,6 +147,11 @@ impl RunningServer {
     /// The admin bearer token.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The cluster CA (for the CSR signing controller).
+    pub fn cluster_ca(&self) -> Arc<tls::ClusterCa> {
+        self.ca.clone()
     }
 
     /// Registers the handler of `pods/{log,exec,portforward,attach}` (the node agent).
@@ -291,6 +306,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         kubeconfig,
         registry,
         token: creds.token,
+        ca: creds.ca,
         shutdown,
         state,
         task,

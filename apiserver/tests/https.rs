@@ -101,6 +101,7 @@ async fn tls_token_watch_limit_and_shutdown() {
     let addr = server.local_addr();
     let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
     let token = server.token().to_string();
+    assert!(!format!("{server:?}").contains(&token), "debug output shows the token");
 
     // The kubeconfig names the real port, carries CA and token, and is private.
     let kc = std::fs::read_to_string(server.kubeconfig_path()).unwrap();

@@ -54,7 +54,7 @@ pub(crate) async fn start(
 
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (server, _) = start(&args).await?;
-    let controllers = controllers::start(server.registry());
+    let controllers = controllers::start(server.registry(), server.cluster_ca());
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
     tracing::info!(addr = %server.local_addr(), "serving");
 

@@ -183,6 +183,11 @@ impl Server {
         }
     }
 
+    /// The server's data dir (credentials, store, kubeconfig).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The server's log so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
