@@ -39,6 +39,8 @@ pub struct AppState {
     pub stopping: AtomicBool,
     /// Handler of `pods/{log,exec,portforward,attach}`, once the node side registered one.
     pub streams: std::sync::RwLock<Option<Arc<dyn crate::PodStreams>>>,
+    /// How the default handler dials node agents (unset: it refuses, e.g. in router tests).
+    pub kubelet_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl AppState {

@@ -216,6 +216,7 @@ pub fn app(
         shutdown: rx,
         stopping: AtomicBool::new(false),
         streams: std::sync::RwLock::new(None),
+        kubelet_tls: std::sync::OnceLock::new(),
     });
     (http::router(state.clone()), state, tx)
 }
@@ -285,6 +286,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         tracing::warn!(error = %e, "could not reconcile the default/kubernetes service");
     }
     let (router, state, shutdown) = app(registry.clone(), &creds.token, &host_port);
+    let _ = state.kubelet_tls.set(creds.kubelet_client_config()?);
     let kubeconfig = config.data_dir.join("kubeconfig");
     kubeconfig::write(
         &kubeconfig,

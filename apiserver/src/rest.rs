@@ -195,7 +195,7 @@ async fn handle_target(
                     Some(h) => h.handle(st.registry.clone(), pod, s.name, req).await,
                     None => {
                         let proxy = crate::kubelet_proxy::KubeletProxy {
-                            token: Some(st.token.clone()),
+                            tls: st.kubelet_tls.get().cloned(),
                         };
                         proxy.proxy(st.registry.clone(), &pod, s.name, req).await
                     }

@@ -1,9 +1,9 @@
 //! `paddock agent`: a node of a cluster whose API server runs elsewhere (`paddock server`, or
-//! another machine's `paddock up`). Connects with a kubeconfig or `--server`/`--token`, runs
-//! the node ([`crate::node`]) until SIGTERM/SIGINT, then stops its pods gracefully.
+//! another machine's `paddock up`). Connects with a kubeconfig (a `token:` or `tokenFile:` user)
+//! or `--server`/`--token`, runs the node ([`crate::node`]) until SIGTERM/SIGINT, then stops
+//! its pods gracefully.
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 
 use crate::cli::AgentArgs;
 use crate::node;
@@ -14,12 +14,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("building the client configuration")?;
-    // The API server authenticates to the agent API with the same token (as `paddock up`).
-    let token = config
-        .auth_info
-        .token
-        .as_ref()
-        .map(|t| t.expose_secret().to_string());
+    let serve = node::AgentAuth::from_config(&config).await?;
     let server_url = config.cluster_url.to_string();
     let client = agent::client::client(config).context("building the client")?;
     client
@@ -41,7 +36,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             max_pods: args.max_pods,
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(args.node_ip, args.port),
-            serve_token: token,
+            serve,
         },
     )
     .await?;

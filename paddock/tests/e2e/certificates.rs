@@ -1,7 +1,10 @@
 //! Certificates end to end: CertificateSigningRequests with kubectl (`get csr`, `certificate
 //! approve|deny`) and the in-process signer; the API server's certificates (kubeadm lifetimes,
-//! renewal at start).
+//! renewal at start); and what the API server sends to whatever address a Node claims
+//! (nothing, unless a cluster-CA certificate proves that address).
 
+use std::io::Read;
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,6 +173,69 @@ fn kubectl_lists_approves_and_denies_certificate_requests_and_the_signer_signs()
         (v.not_after.to_datetime() - v.not_before.to_datetime()).whole_hours(),
         24
     );
+}
+
+/// A Node can name any address. `kubectl logs` of a pod "on" it must not send the token (or
+/// anything but a TLS hello) to a listener that cannot prove that address with a cluster-CA
+/// certificate.
+#[test]
+fn kubectl_logs_for_a_fake_node_sends_no_token_to_its_address() {
+    let s = Server::start();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(3)));
+                let mut all = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                }
+                let _ = tx.send(all);
+            });
+        }
+    });
+    let (_d, path) = manifest(
+        "fake.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Node\nmetadata: {{name: fake}}\nstatus:\n  addresses: [{{type: InternalIP, address: 127.0.0.1}}]\n  daemonEndpoints: {{kubeletEndpoint: {{Port: {port}}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: victim}}\nspec:\n  nodeName: fake\n  containers: [{{name: main, image: busybox}}]\n"
+        ),
+    );
+    s.kubectl(&["create", "-f", &path.display().to_string()]);
+    assert_eq!(
+        s.kubectl(&[
+            "get",
+            "node",
+            "fake",
+            "-o",
+            "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}"
+        ]),
+        port.to_string()
+    );
+    let (_, err) = s.kubectl_err(&["logs", "victim"], None);
+    assert!(err.contains("tls"), "{err}");
+    let (_, err) = s.kubectl_err(&["exec", "victim", "--", "id"], None);
+    assert!(!err.is_empty());
+    let mut seen = Vec::new();
+    while let Ok(bytes) = rx.recv_timeout(Duration::from_secs(5)) {
+        seen.push(bytes);
+    }
+    assert!(!seen.is_empty(), "the API server never dialled the node");
+    for bytes in seen {
+        let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        assert!(!text.contains(&s.token), "the admin token was sent: {text}");
+        assert!(
+            !text.contains("authorization") && !text.contains("containerlogs"),
+            "a request was sent: {text}"
+        );
+    }
 }
 
 /// The certificates the server makes: CA ten years and `pathlen:0`, serving certificate one
