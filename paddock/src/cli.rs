@@ -28,15 +28,26 @@ pub(crate) enum Command {
 }
 
 /// `paddock agent` flags.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub(crate) struct AgentArgs {
-    /// The server's kubeconfig (what `paddock server` wrote); or use --server and --token.
+    /// The server's kubeconfig (what `paddock server` wrote; a `tokenFile:` user works too);
+    /// or use --server with a token.
     #[arg(long, value_name = "FILE", conflicts_with = "server")]
     pub(crate) kubeconfig: Option<PathBuf>,
-    /// The API server's URL (`https://HOST:PORT`).
-    #[arg(long, value_name = "URL", requires = "token")]
+    /// The API server's URL (`https://HOST:PORT`), with --token-file, $PADDOCK_TOKEN or --token.
+    #[arg(long, value_name = "URL")]
     pub(crate) server: Option<String>,
-    /// The bearer token for the API server (also required of the API server by this agent).
+    /// A file holding the bearer token for the API server (this agent's API accepts it too).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "server",
+        conflicts_with = "token"
+    )]
+    pub(crate) token_file: Option<PathBuf>,
+    /// The bearer token itself. Visible to every user of this machine in `ps`: prefer
+    /// --token-file, or the environment variable PADDOCK_TOKEN (read when --server is given
+    /// without either flag).
     #[arg(long, value_name = "TOKEN", requires = "server")]
     pub(crate) token: Option<String>,
     /// The server's CA certificate (PEM), with --server.
@@ -83,6 +94,19 @@ pub(crate) struct UpArgs {
     /// Most pods the node takes (the kubelet's `--max-pods`).
     #[arg(long, value_name = "N", default_value_t = 110, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub(crate) max_pods: i64,
+}
+
+/// The token never appears in debug output.
+impl std::fmt::Debug for AgentArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentArgs")
+            .field("kubeconfig", &self.kubeconfig)
+            .field("server", &self.server)
+            .field("token_file", &self.token_file)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("node_name", &self.node_name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Flags shared by every command that runs a server.

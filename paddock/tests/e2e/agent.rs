@@ -1,7 +1,7 @@
 //! `paddock agent`: a node joining a `paddock server` that runs in another process, by
-//! kubeconfig (`token:` or `tokenFile:`) or by `--server`/`--token`/`--certificate-authority`;
-//! its own API (logs, exec) lets in only the API server's client certificate and the node's
-//! token.
+//! kubeconfig (`token:` or `tokenFile:`) or by `--server`/`--certificate-authority` with
+//! `--token-file`, `$PADDOCK_TOKEN` or `--token`; its own API (logs, exec) lets in only the
+//! API server's client certificate and the node's token.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -175,7 +175,9 @@ fn an_agent_with_a_wrong_token_says_so_and_exits() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("pass --kubeconfig FILE, or --server URL --token TOKEN"),
+        err.contains(
+            "pass --kubeconfig FILE, or --server URL with --token-file FILE or $PADDOCK_TOKEN"
+        ),
         "{err}"
     );
 }
@@ -306,4 +308,104 @@ fn an_agent_with_a_token_file_kubeconfig_lets_no_one_in_without_credentials() {
     )
     .expect("signal agent");
     wait_or_kill(&mut a, Duration::from_secs(40));
+}
+
+/// `--token-file` and `$PADDOCK_TOKEN` keep the token off the command line (where every user
+/// sees it in `ps`); `--help` says so; no error prints the token.
+#[test]
+fn the_agent_token_comes_from_a_file_or_the_environment_and_is_never_shown() {
+    let s = Server::launch_in(
+        tempfile::tempdir().expect("tempdir"),
+        &["server"],
+        Some(NetNs::new()),
+    );
+    let help = run(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
+            c.args(["agent", "--help"]);
+            c
+        },
+        None,
+    );
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--token-file <FILE>") && help.contains("PADDOCK_TOKEN"),
+        "{help}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = s.data_dir().join("ca.crt").display().to_string();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &s.token).expect("token file");
+    let common = |name: &str| -> Vec<String> {
+        [
+            "--server",
+            &s.url,
+            "--certificate-authority",
+            &ca,
+            "--node-name",
+            name,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let mut args = common("from-file");
+    args.extend(["--token-file".to_string(), token_file.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a = agent(&s, &dir.path().join("a"), &args);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", a.id())).expect("cmdline");
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(&s.token),
+        "the token is on the command line"
+    );
+    s.eventually("node from-file registered", || {
+        s.kubectl(&["get", "nodes", "-o", "name"])
+            .contains("node/from-file")
+            .then_some(())
+    });
+    let _ = a.kill();
+    let _ = a.wait();
+
+    // From the environment.
+    let args = common("from-env");
+    let mut cmd = s.command(env!("CARGO_BIN_EXE_paddock"));
+    cmd.arg("agent")
+        .args(&args)
+        .arg("--data-dir")
+        .arg(dir.path().join("b"))
+        .env("PADDOCK_TOKEN", &s.token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut b = cmd.spawn().expect("spawn agent");
+    s.eventually("node from-env registered", || {
+        s.kubectl(&["get", "nodes", "-o", "name"])
+            .contains("node/from-env")
+            .then_some(())
+    });
+    let _ = b.kill();
+    let _ = b.wait();
+
+    // A wrong token is reported without being shown; so is a missing file.
+    let secret = "wrong-secret-4c1b";
+    std::fs::write(&token_file, secret).expect("token file");
+    for extra in [
+        vec!["--token-file".to_string(), token_file.display().to_string()],
+        vec!["--token-file".to_string(), "/nonexistent/token".to_string()],
+    ] {
+        let mut cmd = s.command(env!("CARGO_BIN_EXE_paddock"));
+        cmd.arg("agent")
+            .args(common("bad"))
+            .args(&extra)
+            .arg("--data-dir")
+            .arg(dir.path().join("c"));
+        let out = run(cmd, None);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains(secret), "{err}");
+        assert!(
+            err.contains("401") || err.contains("/nonexistent/token"),
+            "{err}"
+        );
+    }
 }
