@@ -56,6 +56,7 @@ impl Cluster {
             data_dir: dir.path().join("server"),
             memory_store: true,
             advertise_host: None,
+            extra_sans: Vec::new(),
         })
         .await
         .unwrap();

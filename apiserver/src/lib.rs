@@ -72,6 +72,9 @@ pub struct Config {
     /// Host name or address written into the kubeconfig and the certificate (defaults to
     /// the listen address, or 127.0.0.1 for an unspecified one).
     pub advertise_host: Option<String>,
+    /// More names and addresses for the serving certificate (`--tls-san`, and this machine's
+    /// addresses when listening on all of them).
+    pub extra_sans: Vec<String>,
 }
 
 impl Config {
@@ -235,6 +238,7 @@ fn sans(config: &Config) -> Vec<String> {
     if let Some(h) = &config.advertise_host {
         v.push(h.clone());
     }
+    v.extend(config.extra_sans.iter().cloned());
     let mut seen = std::collections::HashSet::new();
     v.retain(|s| seen.insert(s.clone()));
     v

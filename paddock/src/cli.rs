@@ -116,10 +116,37 @@ pub(crate) struct ServerArgs {
     /// [default: /var/lib/paddock as root, $XDG_DATA_HOME/paddock otherwise].
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
-    /// Address to serve HTTPS on; port 0 picks a free port.
+    /// Address to serve HTTPS on; port 0 picks a free port. Anything but loopback exposes the
+    /// API (a root shell on this machine) to the network and is warned about; an unspecified
+    /// address (0.0.0.0, ::) puts this machine's addresses into the serving certificate.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6443")]
     pub(crate) listen: SocketAddr,
+    /// The address clients and nodes reach the API server at: written into the kubeconfig and
+    /// the serving certificate.
+    #[arg(long, value_name = "IP")]
+    pub(crate) advertise_address: Option<std::net::IpAddr>,
+    /// Another name or address for the serving certificate; repeatable.
+    #[arg(long = "tls-san", value_name = "NAME", value_parser = parse_san)]
+    pub(crate) tls_san: Vec<String>,
     /// Keep objects in memory only (nothing survives a restart).
     #[arg(long)]
     pub(crate) memory: bool,
+}
+
+/// A `--tls-san`: an IP address or a DNS name (`*.` wildcards allowed), lower-cased.
+fn parse_san(s: &str) -> Result<String, String> {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(s.to_string());
+    }
+    let name = s.to_ascii_lowercase();
+    let bare = name.strip_prefix("*.").unwrap_or(&name);
+    let problems = api::validation::is_dns1123_subdomain(bare);
+    if problems.is_empty() {
+        Ok(name)
+    } else {
+        Err(format!(
+            "not an IP address or DNS name: {}",
+            problems.join("; ")
+        ))
+    }
 }

@@ -1,14 +1,15 @@
 //! Certificates end to end: CertificateSigningRequests with kubectl (`get csr`, `certificate
 //! approve|deny`) and the in-process signer; the API server's certificates (kubeadm lifetimes,
-//! renewal at start); and what the API server sends to whatever address a Node claims
-//! (nothing, unless a cluster-CA certificate proves that address).
+//! renewal at start, the names `--listen 0.0.0.0`, `--advertise-address` and `--tls-san` put
+//! in them); and what the API server sends to whatever address a Node claims (nothing, unless
+//! a cluster-CA certificate proves that address).
 
 use std::io::Read;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{Server, manifest};
+use crate::support::{NetNs, Server, manifest, run};
 
 /// A PEM CSR for `cn` in `orgs` with IP `sans`, from a fresh key.
 fn request_pem(cn: &str, orgs: &[&str], sans: &[&str]) -> String {
@@ -310,4 +311,58 @@ fn served_certificate(s: &Server, ca: &[u8]) -> Vec<u8> {
         conn.complete_io(&mut tcp).unwrap();
     }
     conn.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// `--listen 0.0.0.0` is warned about and certifies this machine's addresses (here a test
+/// host's 192.0.2.10) and the `--tls-san` names; `--advertise-address` is what the kubeconfig
+/// names, and kubectl verifies the server there.
+#[test]
+fn listening_everywhere_warns_and_certifies_the_hosts_addresses() {
+    let ns = NetNs::new();
+    for args in [
+        vec!["link", "add", "paddock-e2e0", "type", "bridge"],
+        vec!["addr", "add", "192.0.2.10/24", "dev", "paddock-e2e0"],
+        vec!["link", "set", "paddock-e2e0", "up"],
+    ] {
+        let mut c = std::process::Command::new("ip");
+        c.args(["-n", &ns.name]).args(&args);
+        assert!(run(c, None).status.success(), "ip {args:?}");
+    }
+    let s = Server::launch_in(
+        tempfile::tempdir().unwrap(),
+        &[
+            "server",
+            "--listen",
+            "0.0.0.0:0",
+            "--tls-san",
+            "Paddock.Example",
+            "--advertise-address",
+            "192.0.2.10",
+        ],
+        Some(ns),
+    );
+    assert!(s.url.starts_with("https://192.0.2.10:"), "{}", s.url);
+    let log = s.log();
+    assert!(log.contains("reachable from the network"), "{log}");
+    assert!(
+        log.contains("serves every address of this machine"),
+        "{log}"
+    );
+    // kubectl (verifying the certificate) through the advertised address.
+    s.kubectl(&["get", "namespaces"]);
+    let served = pem_der(&std::fs::read(s.data_dir().join("server.crt")).unwrap());
+    let names = sans(&served);
+    for want in ["127.0.0.1", "192.0.2.10", "paddock.example", "localhost"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    // A bad --tls-san is refused by name.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
+    cmd.args(["server", "--tls-san", "not a name", "--memory"]);
+    let out = run(cmd, None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tls-san") && err.contains("not an IP address or DNS name"),
+        "{err}"
+    );
 }
