@@ -230,7 +230,7 @@ fn an_agent_with_a_token_file_kubeconfig_lets_no_one_in_without_credentials() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("{}\n", s.token)).expect("token file");
+    std::fs::write(&token_file, &s.token).expect("token file");
     let text = std::fs::read_to_string(&s.kubeconfig).expect("kubeconfig");
     let ca = crate::support::yaml_field(&text, "certificate-authority-data:").expect("ca");
     let kubeconfig = dir.path().join("kubeconfig");
@@ -263,6 +263,13 @@ fn an_agent_with_a_token_file_kubeconfig_lets_no_one_in_without_credentials() {
         (phase == "Running").then_some(())
     });
     let port = agent_port(&s, "worker-1");
+    // No plain HTTP at all.
+    let mut plain = s.command("curl");
+    plain
+        .args(["-sS", "-m", "10", "-o", "-", "-w", "\n%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/healthz"));
+    let out = String::from_utf8_lossy(&run(plain, None).stdout).into_owned();
+    assert!(!out.ends_with("200"), "plain HTTP answered: {out}");
     // Nothing without credentials: not health, not logs, not an exec upgrade.
     let upgrade = [
         "-H",

@@ -220,10 +220,8 @@ fn kubectl_logs_for_a_fake_node_sends_no_token_to_its_address() {
         ]),
         port.to_string()
     );
-    let (_, err) = s.kubectl_err(&["logs", "victim"], None);
-    assert!(err.contains("tls"), "{err}");
-    let (_, err) = s.kubectl_err(&["exec", "victim", "--", "id"], None);
-    assert!(!err.is_empty());
+    let logs = s.kubectl_full(&["logs", "victim"], None);
+    let exec = s.kubectl_full(&["exec", "victim", "--", "id"], None);
     let mut seen = Vec::new();
     while let Ok(bytes) = rx.recv_timeout(Duration::from_secs(5)) {
         seen.push(bytes);
@@ -237,6 +235,9 @@ fn kubectl_logs_for_a_fake_node_sends_no_token_to_its_address() {
             "a request was sent: {text}"
         );
     }
+    assert!(!logs.status.success() && !exec.status.success());
+    let err = String::from_utf8_lossy(&logs.stderr);
+    assert!(err.contains("tls"), "{err}");
 }
 
 /// The certificates the server makes: CA ten years and `pathlen:0`, serving certificate one
