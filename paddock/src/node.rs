@@ -133,6 +133,11 @@ impl Node {
 /// Starts the agent and the service proxy of a node.
 pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Result<Node> {
     use agent::runtime::{NodeNetwork, PodCidr, ProcessRuntime};
+    if opts.serve.client_ca.is_none() && opts.serve.token.is_some() {
+        tracing::warn!(
+            "the kubeconfig names no cluster CA: the agent API takes only the node's token, so the API server's logs and exec requests will be refused"
+        );
+    }
     let pod_cidr =
         PodCidr::parse(&opts.pod_cidr).with_context(|| format!("pod CIDR {:?}", opts.pod_cidr))?;
     let mut network = NodeNetwork::new(pod_cidr);
