@@ -451,6 +451,20 @@ async fn logs_and_exec_are_proxied_to_the_node_agent() {
     server.shutdown().await;
 }
 
+/// `GET …/pods/p/log`, which must be refused with 503; returns the Status.
+async fn refused_log(c: &mut Sender, token: &str) -> Value {
+    let (code, body) = call(
+        c,
+        "GET",
+        "/api/v1/namespaces/default/pods/p/log",
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    body
+}
+
 /// Whatever a Node object claims, the API server sends nothing — no token, no request — to an
 /// address whose listener cannot prove with a cluster-CA certificate that it is that address:
 /// a plain TCP listener, a self-signed certificate, another node's certificate.
@@ -486,15 +500,8 @@ async fn agents_that_cannot_prove_their_address_get_no_request() {
         }
     });
     node_and_pod(&server, &mut c, "127.0.0.1", port).await;
-    let (code, body) = call(
-        &mut c,
-        "GET",
-        "/api/v1/namespaces/default/pods/p/log",
-        Some(&token),
-        None,
-    )
-    .await;
-    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let body = refused_log(&mut c, &token).await;
+    assert!(body["message"].as_str().unwrap().contains("tls"), "{body}");
     let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .unwrap()
@@ -534,15 +541,7 @@ async fn agents_that_cannot_prove_their_address_get_no_request() {
             })
             .await
             .unwrap();
-        let (code, body) = call(
-            &mut c,
-            "GET",
-            "/api/v1/namespaces/default/pods/p/log",
-            Some(&token),
-            None,
-        )
-        .await;
-        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let body = refused_log(&mut c, &token).await;
         let msg = body["message"].as_str().unwrap();
         assert!(msg.contains(why), "{msg}");
     }
