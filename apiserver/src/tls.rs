@@ -5,8 +5,8 @@
 //!
 //! Lifetimes are kubeadm's: the CA 10 years with `pathlen:0` (it signs leaves only), made once
 //! and then kept (its key keeps signing); leaf certificates one year. A leaf is re-issued at
-//! start when it is missing, unreadable, not from this CA, for other names, or within 90 days
-//! of expiry (k3s's rule). Every certificate is backdated by five minutes, the clock skew the
+//! start when it is missing, unreadable, not from this CA, for other names, longer-lived than
+//! a year, or within 90 days of expiry (k3s's rule). Every certificate is backdated by five minutes, the clock skew the
 //! CSR signer allows (`Backdate` of upstream's signing policy), so a node whose clock is a
 //! little behind still accepts it. Keys and the token are written with mode 0600.
 
@@ -317,8 +317,9 @@ struct LeafSpec<'a> {
     usage: ExtendedKeyUsagePurpose,
 }
 
-/// Whether the stored leaf `pem` must be re-issued: unreadable, not this CA's, or within
-/// [`RENEW_BEFORE`] of its end.
+/// Whether the stored leaf `pem` must be re-issued: unreadable, not this CA's, within
+/// [`RENEW_BEFORE`] of its end, or valid for longer than a leaf may be (what older paddock
+/// versions issued: 1975 to 4096).
 fn needs_renewal(ca: &ClusterCa, pem: &str, now: OffsetDateTime) -> bool {
     let Ok(der) = CertificateDer::from_pem_slice(pem.as_bytes()) else {
         return true;
@@ -327,7 +328,11 @@ fn needs_renewal(ca: &ClusterCa, pem: &str, now: OffsetDateTime) -> bool {
         return true;
     }
     match validity(&der) {
-        Ok((_, not_after)) => not_after <= plus(now, RENEW_BEFORE),
+        Ok((not_before, not_after)) => {
+            not_after <= plus(now, RENEW_BEFORE)
+                || not_after - not_before
+                    > time::Duration::try_from(LEAF_VALIDITY).unwrap_or(time::Duration::MAX)
+        }
         Err(_) => true,
     }
 }

@@ -152,6 +152,22 @@ fn leaves_near_expiry_or_from_another_ca_are_renewed_at_start() {
     write_private(&dir.path().join(SERVER_KEY), key.serialize_pem().as_bytes()).unwrap();
     let kept = Credentials::load_or_create(dir.path(), &sans()).unwrap();
     assert_eq!(&kept.serving.cert_der, long.der());
+    // What older versions issued (valid until 4096) is replaced by a one-year leaf.
+    let mut params = CertificateParams::new(sans()).unwrap();
+    params.is_ca = IsCa::ExplicitNoCa;
+    let issuer = Issuer::from_ca_cert_der(kept.ca.cert_der(), &kept.ca.key).unwrap();
+    let forever = params.signed_by(&key, &issuer).unwrap();
+    let until = parse(forever.der()).validity().not_after.to_datetime();
+    assert_eq!(until.year(), 4096);
+    std::fs::write(dir.path().join(SERVER_CERT), forever.pem()).unwrap();
+    let renewed = Credentials::load_or_create(dir.path(), &sans()).unwrap();
+    assert_eq!(lifetime(&renewed.serving.cert_der), 365);
+}
+
+fn lifetime(der: &[u8]) -> i64 {
+    let c = parse(der);
+    let v = c.validity();
+    days(v.not_before.to_datetime(), v.not_after.to_datetime())
 }
 
 #[test]
