@@ -52,6 +52,7 @@ ROOTS = [
     ("discovery.k8s.io", "v1", "EndpointSlice", "api.discovery.v1", "EndpointSlice"),
     ("coordination.k8s.io", "v1", "Lease", "api.coordination.v1", "Lease"),
     ("policy", "v1", "Eviction", "api.policy.v1", "Eviction"),
+    ("certificates.k8s.io", "v1", "CertificateSigningRequest", "api.certificates.v1", "CertificateSigningRequest"),
     # DeleteOptions is registered in every group version; the decoder matches it by kind alone.
     ("meta.k8s.io", "v1", "DeleteOptions", "apimachinery.pkg.apis.meta.v1", "DeleteOptions"),
 ]
@@ -65,6 +66,7 @@ SPECIAL = {
     "apimachinery.pkg.util.intstr.IntOrString": "IntOrString",
     "apimachinery.pkg.api.resource.Quantity": "Quantity",
     "apimachinery.pkg.runtime.RawExtension": "RawExtension",
+    "api.certificates.v1.ExtraValue": "StringList",
 }
 
 SCALARS = {

@@ -6,7 +6,7 @@
 //! Lease), [`manager`] (the pod watch), [`pod`] (one worker per pod: the planner, the status
 //! generator, the driver), [`events`] (the deduplicating recorder), [`backoff`]
 //! (CrashLoopBackOff), [`server`] (the agent's own API for logs and exec, which the API server
-//! proxies to), [`runtime`] (how containers run) and [`routing`] (the in-process fast path into
+//! proxies to, over TLS with the serving certificate of [`certificate`]), [`runtime`] (how containers run) and [`routing`] (the in-process fast path into
 //! a service proxy on the same node: readiness at once, draining before a kill).
 //!
 //! # Running an agent
@@ -23,6 +23,8 @@
 //! let runtime = agent::runtime::ProcessRuntime::new(dir.join("runtime"), net)?;
 //! let mut config = agent::AgentConfig::new("node-1", client, Arc::new(runtime), dir, ip);
 //! config.pod_cidr = "10.244.0.0/24".into();
+//! // The agent API accepts the API server's client certificate (cluster CA) or this token.
+//! config.serve_token = Some("a-long-random-token".into());
 //! let agent = agent::start(config).await?;
 //! // … on shutdown: stop every container, or `detach()` to leave them for the next agent.
 //! agent.stop(std::time::Duration::from_secs(10)).await;
@@ -40,6 +42,7 @@
 //! Containers that exited while the agent was down are restarted per the restart policy.
 
 pub mod backoff;
+pub mod certificate;
 pub mod client;
 pub mod events;
 pub mod manager;
@@ -80,6 +83,12 @@ pub enum AgentError {
     /// The probe TLS configuration could not be built.
     #[error("probe TLS configuration: {0}")]
     Tls(String),
+    /// The agent API cannot be served safely (no authentication, bad TLS configuration).
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+    /// No serving certificate for the agent API.
+    #[error("serving certificate: {0}")]
+    Certificate(#[from] certificate::CertError),
 }
 
 /// How to run an agent.
@@ -106,10 +115,14 @@ pub struct AgentConfig {
     pub serve_addr: SocketAddr,
     /// Pod capacity reported in the Node's status (the kubelet's `--max-pods`, default 110).
     pub max_pods: i64,
-    /// Bearer token the agent's API requires (`None`: no authentication; only for loopback).
+    /// A bearer token the agent's API accepts.
     pub serve_token: Option<String>,
-    /// TLS for the agent's API (`None`: plain HTTP; only for loopback).
-    pub serve_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The CA whose client certificates (group `system:masters`: the API server's) the agent's
+    /// API accepts — the cluster CA from the kubeconfig. With neither this nor a token the
+    /// agent refuses to start.
+    pub serve_client_ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
+    /// Where the agent API's serving key and certificate are kept (default `root_dir/pki`).
+    pub pki_dir: PathBuf,
     /// A service proxy in the same process, told of readiness changes at once and of kills
     /// before they happen (draining); see [`routing`]. `None` (the default): routing follows
     /// the API only, as with a kubelet and kube-proxy.
@@ -141,13 +154,14 @@ impl AgentConfig {
             runtime,
             lease_interval: Duration::from_secs(10),
             node_status_interval: Duration::from_secs(10),
-            root_dir,
             pod_cidr: String::new(),
             node_ip,
             serve_addr: SocketAddr::new(node_ip, 0),
             max_pods: node::MAX_PODS,
             serve_token: None,
-            serve_tls: None,
+            serve_client_ca: None,
+            pki_dir: root_dir.join("pki"),
+            root_dir,
             routing: None,
         }
     }
@@ -205,6 +219,24 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     let machine = node::MachineInfo::read(&config.root_dir);
     let handler_env = probe::HandlerEnv::new(node::PROBE_USER_AGENT)
         .map_err(|e| AgentError::Tls(e.to_string()))?;
+    // Fail closed before anything is requested or bound: the agent API runs commands as root.
+    if config.serve_token.is_none() && config.serve_client_ca.is_none() {
+        return Err(server::ServeError::NoAuthentication.into());
+    }
+    let serving = certificate::ServingCertificate::load_or_request(
+        &config.client,
+        config.pki_dir.clone(),
+        certificate::Subject {
+            node_name: config.node_name.clone(),
+            addresses: vec![config.node_ip],
+        },
+    )
+    .await?;
+    let tls = server::tls_config(
+        serving.clone(),
+        config.serve_client_ca.as_deref(),
+        config.serve_token.is_some(),
+    )?;
     let listener = tokio::net::TcpListener::bind(config.serve_addr)
         .await
         .map_err(|source| AgentError::Listen {
@@ -269,9 +301,12 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
             directory,
             token: config.serve_token.clone(),
         },
-        config.serve_tls.clone(),
+        tls,
         stop.clone(),
     )));
+    tasks.push(tokio::spawn(
+        serving.rotate(config.client.clone(), stop.clone()),
+    ));
     let mgr = manager::Manager::new(shared, recovered);
     tasks.push(tokio::spawn(mgr.run(
         config.client.clone(),

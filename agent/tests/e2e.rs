@@ -10,6 +10,7 @@ use agent::runtime::net::{NodeNetwork, PodCidr};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
+use rustls::pki_types::pem::PemObject;
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -17,6 +18,7 @@ struct Cluster {
     agent: Option<agent::AgentHandle>,
     client: kube::Client,
     node: String,
+    _signer: tokio_util::sync::DropGuard,
 }
 
 /// A test that fails leaves no processes behind: a fresh runtime on the same directory finds
@@ -54,6 +56,7 @@ impl Cluster {
             data_dir: dir.path().join("server"),
             memory_store: true,
             advertise_host: None,
+            extra_sans: Vec::new(),
         })
         .await
         .unwrap();
@@ -62,6 +65,13 @@ impl Cluster {
             .await
             .unwrap();
         let client = kube::Client::try_from(cfg).unwrap();
+        // Agents get their serving certificate through a CSR the signer signs.
+        let signer = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(controllers::csrsigning::run(
+            server.registry(),
+            server.cluster_ca(),
+            signer.clone(),
+        ));
         let node = "node-1".to_string();
         let agent = start_agent(dir.path(), &client, &node).await;
         Cluster {
@@ -70,6 +80,7 @@ impl Cluster {
             agent: Some(agent),
             client,
             node,
+            _signer: signer.drop_guard(),
         }
     }
 
@@ -184,6 +195,7 @@ async fn start_agent_with(
     let mut config = agent::AgentConfig::new(node, client.clone(), Arc::new(rt), dir.into(), ip);
     config.pod_cidr = "10.244.0.0/24".into();
     config.lease_interval = lease_interval;
+    config.serve_token = Some(AGENT_TOKEN.into());
     agent::start(config).await.unwrap()
 }
 
@@ -272,8 +284,8 @@ async fn a_pod_runs_becomes_ready_and_is_removed_on_delete() {
         Api::namespaced(c.client.clone(), "kube-node-lease");
     assert!(leases.get("node-1").await.is_ok());
     // Logs through the agent API.
-    let url = format!("http://127.0.0.1:{port}/containerLogs/default/web/app?timestamps=false");
-    let body = http_get(&url).await;
+    let url = format!("https://127.0.0.1:{port}/containerLogs/default/web/app?timestamps=false");
+    let body = agent_get(&url).await;
     assert_eq!(body, "hello\noops\n");
     // Events.
     let reasons: Vec<String> = c
@@ -299,16 +311,36 @@ async fn a_pod_runs_becomes_ready_and_is_removed_on_delete() {
     c.stop().await;
 }
 
-/// A minimal HTTP/1.1 GET on loopback.
-async fn http_get(url: &str) -> String {
+/// The bearer token the test agents accept.
+const AGENT_TOKEN: &str = "agent-test-token";
+
+/// TLS to an agent on loopback (its certificate is checked by the tests of the agent API).
+async fn agent_tls(port: u16) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let cfg = probe::handler::http::insecure_tls_config().unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+/// A minimal HTTP/1.1 GET of the agent API with its token; returns the body.
+async fn agent_get(url: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
+    let rest = url.strip_prefix("https://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let port = host.rsplit_once(':').unwrap().1.parse().unwrap();
+    let mut s = agent_tls(port).await;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {AGENT_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
+    // A TLS peer may close without close_notify; what arrived is the response.
+    let _ = s.read_to_end(&mut buf).await;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     if head
@@ -763,11 +795,17 @@ async fn ws_exec(
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let url = format!("ws://127.0.0.1:{port}/exec/default/sh/app?{query}");
+    let url = format!("wss://127.0.0.1:{port}/exec/default/sh/app?{query}");
     let mut req = url.into_client_request().unwrap();
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {AGENT_TOKEN}").parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, agent_tls(port).await)
+        .await
+        .unwrap();
     assert_eq!(
         resp.headers()
             .get("sec-websocket-protocol")
@@ -834,12 +872,12 @@ async fn exec_over_websocket_v5_and_v4_with_exit_codes_and_logs_options() {
     assert_eq!(out, "piped\n");
     assert_eq!(status["status"], "Success");
     // Logs: tail, limit, timestamps; a waiting container and a missing previous instance.
-    let base = format!("http://127.0.0.1:{port}/containerLogs/default/sh/app");
-    assert_eq!(http_get(&format!("{base}?tailLines=1")).await, "two\n");
-    assert_eq!(http_get(&format!("{base}?limitBytes=5")).await, "one\nt");
-    let ts = http_get(&format!("{base}?timestamps=true&tailLines=1")).await;
+    let base = format!("https://127.0.0.1:{port}/containerLogs/default/sh/app");
+    assert_eq!(agent_get(&format!("{base}?tailLines=1")).await, "two\n");
+    assert_eq!(agent_get(&format!("{base}?limitBytes=5")).await, "one\nt");
+    let ts = agent_get(&format!("{base}?timestamps=true&tailLines=1")).await;
     assert!(ts.ends_with("Z two\n") && ts.len() > 25, "{ts}");
-    let prev = http_get(&format!("{base}?previous=true")).await;
+    let prev = agent_get(&format!("{base}?previous=true")).await;
     assert!(
         prev.contains("previous terminated container \\\"app\\\" in pod \\\"sh\\\" not found"),
         "{prev}"
@@ -902,8 +940,8 @@ async fn a_restarted_agent_adopts_running_containers_and_stops_orphans() {
     // The orphan's process is gone.
     let gone_id = "gone";
     let port = c.agent.as_ref().unwrap().local_addr().port();
-    let resp = http_get(&format!(
-        "http://127.0.0.1:{port}/containerLogs/default/{gone_id}/app"
+    let resp = agent_get(&format!(
+        "https://127.0.0.1:{port}/containerLogs/default/{gone_id}/app"
     ))
     .await;
     assert!(resp.contains("NotFound"), "{resp}");
@@ -951,8 +989,8 @@ async fn logs_follow_until_exit_and_previous_instance() {
     })
     .await;
     let port = c.agent.as_ref().unwrap().local_addr().port();
-    let body = http_get(&format!(
-        "http://127.0.0.1:{port}/containerLogs/default/follow/app?follow=true"
+    let body = agent_get(&format!(
+        "https://127.0.0.1:{port}/containerLogs/default/follow/app?follow=true"
     ))
     .await;
     assert_eq!(body, "a\nb\n");
@@ -964,12 +1002,12 @@ async fn logs_follow_until_exit_and_previous_instance() {
     assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
     // In CrashLoopBackOff both name the last terminated instance (the status's lastState), as
     // the kubelet's validateContainerLogStatus picks them; asked while the status stands still.
-    let base = format!("http://127.0.0.1:{port}/containerLogs/default/again/app");
+    let base = format!("https://127.0.0.1:{port}/containerLogs/default/again/app");
     let backing_off = |p: &Pod| waiting_reason(p).as_deref() == Some("CrashLoopBackOff");
     let (prev, cur) = loop {
         let before = c.wait("again", 30, backing_off).await;
-        let prev = http_get(&format!("{base}?previous=true")).await;
-        let cur = http_get(&base).await;
+        let prev = agent_get(&format!("{base}?previous=true")).await;
+        let cur = agent_get(&base).await;
         let after = c.pods().get("again").await.unwrap();
         if backing_off(&after) && restarts(&after) == restarts(&before) {
             break (prev, cur);
@@ -1085,33 +1123,87 @@ async fn the_lease_is_renewed_and_the_node_reports_itself() {
     c.stop().await;
 }
 
-/// A GET over TLS (certificate not checked), with an optional bearer token; returns the raw
-/// response.
-async fn https_get(port: u16, path: &str, token: Option<&str>) -> String {
+/// A client certificate of the cluster CA for `cn` in group `org`, as rustls wants it.
+fn client_cert(
+    ca: &apiserver::tls::ClusterCa,
+    cn: &str,
+    org: &str,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, org);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = ca.sign(params, &key, Duration::from_secs(3600)).unwrap();
+    (
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+}
+
+/// A GET of the agent API at 127.0.0.1:`port`, verifying its certificate against `ca` for
+/// the address 127.0.0.1, with an optional client certificate and bearer token; returns the
+/// raw response or the TLS error.
+async fn verified_get(
+    ca: &rustls::pki_types::CertificateDer<'static>,
+    port: u16,
+    path: &str,
+    client: Option<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )>,
+    token: Option<&str>,
+) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let cfg = probe::handler::http::insecure_tls_config().unwrap();
-    let connector = tokio_rustls::TlsConnector::from(cfg);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let cfg = match client {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
+        None => builder.with_no_client_auth(),
+    };
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut s = connector.connect(name, tcp).await.unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    String::from_utf8_lossy(&buf).into_owned()
+    // TLS 1.3 reports a refused client certificate on the first read.
+    s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// The agent API is HTTPS with a cluster-CA certificate for the node's address, and lets in
+/// the API server's client certificate (group system:masters) or the agent's token — nobody
+/// else: no credentials and a wrong token are 401, another node's client certificate 403, a
+/// certificate of another CA does not get through the handshake.
 #[tokio::test]
-async fn the_agent_api_over_https_requires_the_token() {
+async fn the_agent_api_authenticates_every_request() {
     let mut c = Cluster::start().await;
     c.detach_agent().await;
     let dir = c._dir.path().to_path_buf();
-    let creds =
-        apiserver::tls::Credentials::load_or_create(&dir.join("agent-tls"), &["127.0.0.1".into()])
-            .unwrap();
+    let server = c.server.as_ref().unwrap();
+    let ca = server.cluster_ca();
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut net = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").unwrap());
     net.isolated = false;
@@ -1119,8 +1211,8 @@ async fn the_agent_api_over_https_requires_the_token() {
     let rt = ProcessRuntime::new(dir.join("rt"), net).unwrap();
     let mut config =
         agent::AgentConfig::new(&c.node, c.client.clone(), Arc::new(rt), dir.clone(), ip);
-    config.serve_tls = Some(creds.server_config().unwrap());
     config.serve_token = Some("s3cret".into());
+    config.serve_client_ca = Some(vec![ca.cert_der().clone()]);
     c.agent = Some(agent::start(config).await.unwrap());
     c.create(&pod(
         "tls",
@@ -1134,11 +1226,131 @@ async fn the_agent_api_over_https_requires_the_token() {
     .await;
     let port = c.agent.as_ref().unwrap().local_addr().port();
     let path = "/containerLogs/default/tls/app";
-    let denied = https_get(port, path, None).await;
+    let ca_der = ca.cert_der().clone();
+    let get = |client, token| verified_get(&ca_der, port, path, client, token);
+    let denied = get(None, None).await.unwrap();
     assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
-    let ok = https_get(port, path, Some("s3cret")).await;
-    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    assert!(ok.contains("secure\n"), "{ok}");
+    let denied = get(None, Some("wrong")).await.unwrap();
+    assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+    let ok = get(None, Some("s3cret")).await.unwrap();
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.contains("secure\n"),
+        "{ok}"
+    );
+    // The API server's own client certificate, as it dials agents.
+    let apiserver_client = client_cert(&ca, "kube-apiserver-kubelet-client", "system:masters");
+    let ok = get(Some(apiserver_client), None).await.unwrap();
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.contains("secure\n"),
+        "{ok}"
+    );
+    let node = client_cert(&ca, "system:node:node-2", "system:nodes");
+    let forbidden = get(Some(node), Some("s3cret")).await.unwrap();
+    assert!(forbidden.starts_with("HTTP/1.1 403"), "{forbidden}");
+    assert!(
+        forbidden.contains(
+            "Forbidden (user=system:node:node-2, verb=get, resource=nodes, subresource=proxy)"
+        ),
+        "{forbidden}"
+    );
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = apiserver::tls::ClusterCa::load_or_create(other_dir.path()).unwrap();
+    let stranger = client_cert(&other, "kube-apiserver-kubelet-client", "system:masters");
+    let refused = get(Some(stranger), Some("s3cret")).await;
+    assert!(refused.is_err(), "{refused:?}");
+    c.stop().await;
+}
+
+/// Without a token and without a CA for client certificates the agent does not start (and so
+/// never serves its API to anyone).
+#[tokio::test]
+async fn an_agent_without_authentication_refuses_to_start() {
+    let mut c = Cluster::start().await;
+    c.detach_agent().await;
+    let dir = c._dir.path().to_path_buf();
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut net = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").unwrap());
+    net.isolated = false;
+    net.node_ip = ip;
+    let rt = ProcessRuntime::new(dir.join("rt"), net).unwrap();
+    let config = agent::AgentConfig::new(&c.node, c.client.clone(), Arc::new(rt), dir, ip);
+    let err = agent::start(config).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "refusing to serve the agent API without authentication: give it a bearer token or the cluster CA to verify the API server's client certificate"
+    );
+    c.stop().await;
+}
+
+/// The serving certificate comes from the cluster CA through an approved CSR, names the node,
+/// is reused by a restarted agent, and is renewed at its rotation deadline while the agent runs.
+#[tokio::test]
+async fn the_serving_certificate_is_issued_reused_and_rotated() {
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+    let mut c = Cluster::start().await;
+    let ca = c.server.as_ref().unwrap().cluster_ca();
+    let csrs: Api<CertificateSigningRequest> = Api::all(c.client.clone());
+    let list = csrs.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(list.len(), 1);
+    let spec = &list[0].spec;
+    assert_eq!(spec.signer_name, "kubernetes.io/kubelet-serving");
+    assert_eq!(spec.username.as_deref(), Some("system:admin"));
+    let pki = c._dir.path().join("pki");
+    let cert_pem = std::fs::read(pki.join("kubelet-server.crt")).unwrap();
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&cert_pem).unwrap();
+    assert!(ca.issued(&der));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(pki.join("kubelet-server.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // A restarted agent serves the same certificate (no new request).
+    c.restart_agent().await;
+    assert_eq!(
+        csrs.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    assert_eq!(
+        std::fs::read(pki.join("kubelet-server.crt")).unwrap(),
+        cert_pem
+    );
+
+    // A certificate 69 % through its 20 s life: its rotation deadline (70–90 %) is at most 4 s
+    // away. The agent starts with it and replaces it when the deadline passes.
+    c.detach_agent().await;
+    let now = time::OffsetDateTime::now_utc();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "node-1".into()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "system:node:node-1");
+    params.not_before = now - time::Duration::milliseconds(13_800);
+    params.not_after = now + time::Duration::milliseconds(6_200);
+    let ca_key = std::fs::read_to_string(c._dir.path().join("server/ca.key")).unwrap();
+    let ca_key = rcgen::KeyPair::from_pem(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_der(ca.cert_der(), &ca_key).unwrap();
+    let due = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(pki.join("kubelet-server.crt"), due.pem()).unwrap();
+    std::fs::write(pki.join("kubelet-server.key"), key.serialize_pem()).unwrap();
+    c.agent = Some(start_agent(c._dir.path(), &c.client, &c.node).await);
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = csrs.list(&ListParams::default()).await.unwrap().items.len();
+        let now_pem = std::fs::read(pki.join("kubelet-server.crt")).unwrap();
+        if n == 2 && now_pem != due.pem().into_bytes() {
+            let der = rustls::pki_types::CertificateDer::from_pem_slice(&now_pem).unwrap();
+            let (nb, na) = apiserver::tls::validity(&der).unwrap();
+            assert_eq!((na - nb).whole_days(), 365);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "not rotated");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     c.stop().await;
 }
 

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
+pub mod certificates;
 pub mod defaults;
 pub mod manifest;
 pub mod object;

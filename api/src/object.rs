@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service,
@@ -20,7 +21,9 @@ use crate::defaults;
 use crate::registry::ResourceInfo;
 use crate::status::{ApiError, FieldError, go_quote};
 
-pub use crate::validation::{validate_create, validate_status_update, validate_update};
+pub use crate::validation::{
+    validate_approval_update, validate_create, validate_status_update, validate_update,
+};
 
 /// The `fieldValidation` query parameter: what to do with unknown or duplicate fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,6 +129,8 @@ pub fn decode_with_duplicates(
         "ReplicaSet" => roundtrip::<ReplicaSet>(info, value, defaults::replica_set)?,
         "EndpointSlice" => roundtrip::<EndpointSlice>(info, value, defaults::endpoint_slice)?,
         "Lease" => roundtrip::<Lease>(info, value, defaults::lease)?,
+        // certificates.k8s.io/v1 has no defaulting.
+        "CertificateSigningRequest" => roundtrip::<CertificateSigningRequest>(info, value, |_| {})?,
         other => {
             return Err(ApiError::internal(format!("no decoder for kind {other}")));
         }

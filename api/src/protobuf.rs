@@ -184,6 +184,9 @@ pub(crate) enum Kind {
     IntOrString,
     /// api/resource Quantity {string}: its canonical form.
     Quantity,
+    /// A message wrapping `repeated string items = 1` whose Go type is a plain `[]string`
+    /// (certificates/v1 `ExtraValue`): a JSON array of strings.
+    StringList,
     /// runtime RawExtension {raw}: raw JSON embedded as is. Not reachable today; see Duration.
     #[allow(dead_code)]
     RawExtension,
@@ -491,6 +494,17 @@ fn decode_len_value(kind: &Kind, bytes: &[u8], path: &mut Path) -> Result<Value,
                 Value::String(q.canonical())
             }
         },
+        Kind::StringList => {
+            let mut items = Vec::new();
+            for (tag, raw) in small_fields(bytes, path)?.fields {
+                match (tag, raw) {
+                    (1, Raw::Len(b)) => items.push(Value::String(lossy(b))),
+                    (1, _) => return Err(path.invalid("string list item is not a string")),
+                    _ => {}
+                }
+            }
+            Value::Array(items)
+        }
         Kind::Bool | Kind::Int32 | Kind::Int64 | Kind::Double => {
             return Err(path.invalid("length-delimited data for a number"));
         }

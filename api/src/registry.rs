@@ -329,6 +329,28 @@ static RESOURCES: &[ResourceInfo] = &[
         verbs: ALL_VERBS,
         subresources: &[],
     },
+    ResourceInfo {
+        group: "certificates.k8s.io",
+        version: "v1",
+        kind: "CertificateSigningRequest",
+        list_kind: "CertificateSigningRequestList",
+        plural: "certificatesigningrequests",
+        singular: "certificatesigningrequest",
+        short_names: &["csr"],
+        namespaced: false,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[
+            Subresource {
+                name: "approval",
+                kind: "CertificateSigningRequest",
+                group: "certificates.k8s.io",
+                version: "v1",
+                verbs: STATUS_VERBS,
+            },
+            status("CertificateSigningRequest", "certificates.k8s.io"),
+        ],
+    },
 ];
 
 /// Every served resource, core group first, in a stable order.

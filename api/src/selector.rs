@@ -506,7 +506,7 @@ pub struct FieldSelector {
 }
 
 /// The field labels a kind supports (upstream `AddFieldLabelConversionFunc`s in
-/// `pkg/apis/core/v1/conversion.go` and `pkg/apis/apps/v1/conversion.go`; kinds without one
+/// `pkg/apis/core/v1/conversion.go`, `pkg/apis/apps/v1/conversion.go` and the certificates one; kinds without one
 /// get `DefaultMetaV1FieldSelectorConversion`: `metadata.name` and `metadata.namespace`).
 pub fn supported_fields(kind: &str) -> &'static [&'static str] {
     match kind {
@@ -548,6 +548,8 @@ pub fn supported_fields(kind: &str) -> &'static [&'static str] {
             "spec.type",
         ],
         "ReplicaSet" => &["metadata.name", "metadata.namespace", "status.replicas"],
+        // pkg/apis/certificates/v1/conversion.go.
+        "CertificateSigningRequest" => &["metadata.name", "spec.signerName"],
         _ => &["metadata.name", "metadata.namespace"],
     }
 }

@@ -4,9 +4,11 @@
 //! `pkg/apis/core/validation/validation.go` and `pkg/apis/apps/validation/validation.go`.
 //!
 //! Start at [`validate_create`] / [`validate_update`]; the per-kind rules live in the
-//! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`misc`]); the string checks in [`names`].
+//! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`misc`], [`certificates`]); the
+//! string checks in [`names`].
 
 pub mod apps;
+pub mod certificates;
 pub mod misc;
 pub mod names;
 pub mod pod;
@@ -57,7 +59,12 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Result<(), ApiError>
         }
         return finish(info, obj, errs);
     }
-    let errs = validate_object(info, obj)?;
+    let mut errs = validate_object(info, obj)?;
+    if info.kind == "CertificateSigningRequest" && errs.is_empty() {
+        // The CSR strategy accepts any name; `rest.BeforeCreate`'s generic check then needs
+        // a path segment.
+        errs = validate_object_meta(&meta_of(obj)?, false, path_segment_name, "metadata");
+    }
     finish(info, obj, errs)
 }
 
@@ -130,6 +137,9 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
         }
         // ValidateEventUpdate for v1 requests is `legacyValidateEvent` alone.
         "Event" => errs.extend(misc::validate_event(new)?),
+        "CertificateSigningRequest" => {
+            errs.extend(csr_update(new, old, certificates::CsrWrite::Main)?);
+        }
         _ => {
             errs.extend(meta_update());
             errs.extend(validate_object(info, new)?);
@@ -157,6 +167,9 @@ pub fn validate_status_update(
     new: &Value,
     old: &Value,
 ) -> Result<(), ApiError> {
+    if info.kind == "CertificateSigningRequest" {
+        return csr_subresource_update(info, new, old, certificates::CsrWrite::Status);
+    }
     let (new_meta, old_meta) = (meta_of(new)?, meta_of(old)?);
     let mut errs = validate_common_update(info, &new_meta, &old_meta);
     errs.extend(validate_object_meta_update(
@@ -173,12 +186,49 @@ pub fn validate_status_update(
     finish(info, new, errs)
 }
 
+/// Validates a write to a CSR's `approval` subresource (upstream
+/// `ValidateCertificateSigningRequestApprovalUpdate` after the common update checks).
+pub fn validate_approval_update(
+    info: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+) -> Result<(), ApiError> {
+    csr_subresource_update(info, new, old, certificates::CsrWrite::Approval)
+}
+
+/// A CSR subresource write: the common update checks, then [`csr_update`].
+fn csr_subresource_update(
+    info: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+    write: certificates::CsrWrite,
+) -> Result<(), ApiError> {
+    let (new_meta, old_meta) = (meta_of(new)?, meta_of(old)?);
+    let mut errs = validate_common_update(info, &new_meta, &old_meta);
+    errs.extend(csr_update(new, old, write)?);
+    finish(info, new, errs)
+}
+
+/// `validateCertificateSigningRequestUpdate`: ObjectMeta, the CSR rules for `write`, then
+/// `ValidateObjectMetaUpdate`.
+fn csr_update(new: &Value, old: &Value, write: certificates::CsrWrite) -> Result<Errors, ApiError> {
+    let (new_meta, old_meta) = (meta_of(new)?, meta_of(old)?);
+    let mut errs =
+        validate_object_meta(&new_meta, false, certificates::name_is_anything, "metadata");
+    errs.extend(certificates::validate_csr_update(new, old, write)?);
+    errs.extend(validate_object_meta_update(
+        &new_meta, &old_meta, "metadata",
+    ));
+    Ok(errs)
+}
+
 /// All create-time errors of `obj` (ObjectMeta first, then the kind's spec).
 pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiError> {
     let meta = meta_of(obj)?;
     let name_fn: fn(&str, bool) -> Vec<String> = match info.kind {
         "Namespace" => name_is_dns1123_label,
         "Service" => name_is_dns1035_label,
+        "CertificateSigningRequest" => certificates::name_is_anything,
         _ => name_is_dns_subdomain,
     };
     let mut errs = validate_object_meta(&meta, info.namespaced, name_fn, "metadata");
@@ -195,6 +245,7 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Node" => misc::validate_node(obj)?,
         "Event" => misc::validate_event(obj)?,
         "Lease" => misc::validate_lease(obj)?,
+        "CertificateSigningRequest" => certificates::validate_csr(obj)?,
         _ => Vec::new(),
     });
     Ok(errs)

@@ -39,6 +39,8 @@ pub struct AppState {
     pub stopping: AtomicBool,
     /// Handler of `pods/{log,exec,portforward,attach}`, once the node side registered one.
     pub streams: std::sync::RwLock<Option<Arc<dyn crate::PodStreams>>>,
+    /// How the default handler dials node agents (unset: it refuses, e.g. in router tests).
+    pub kubelet_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl AppState {
@@ -124,7 +126,7 @@ fn public_path(path: &str) -> bool {
 
 /// Bearer-token authentication: a wrong token is always 401; no token is 401 except on
 /// public paths.
-async fn authenticate(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+async fn authenticate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -135,7 +137,11 @@ async fn authenticate(State(st): State<Arc<AppState>>, req: Request, next: Next)
                 .strip_prefix("Bearer ")
                 .or_else(|| a.strip_prefix("bearer "))
                 .map(str::trim);
-            token.is_some_and(|t| constant_time_eq(t.as_bytes(), st.token.as_bytes()))
+            let admin = token.is_some_and(|t| constant_time_eq(t.as_bytes(), st.token.as_bytes()));
+            if admin {
+                req.extensions_mut().insert(crate::user::UserInfo::admin());
+            }
+            admin
         }
         None => public_path(req.uri().path()),
     };

@@ -5,7 +5,13 @@
 //! {container}` and `GET /exec/{ns}/{pod}/{container}` (a WebSocket upgrade, forwarded byte
 //! for byte). The container defaults as upstream: the only one, or the
 //! `kubectl.kubernetes.io/default-container` annotation.
+//!
+//! The connection is TLS, and nothing is sent before the agent proved itself: its certificate
+//! must chain to the cluster CA and be valid for the address dialled (a Node object can name
+//! any address). The API server authenticates with its client certificate
+//! (`apiserver-kubelet-client`), never with a token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use api::status::ApiError;
@@ -22,6 +28,8 @@ use crate::registry::Registry;
 
 /// How long connecting to an agent may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the TLS handshake with an agent may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Query parameters the agent reads as booleans (normalized from Go spellings).
 const BOOL_PARAMS: [&str; 7] = [
@@ -34,11 +42,12 @@ const BOOL_PARAMS: [&str; 7] = [
     "tty",
 ];
 
-/// Proxies to node agents, authenticating with `token`.
+/// Proxies to node agents over TLS ([`crate::tls::Credentials::kubelet_client_config`]).
 #[derive(Debug, Clone)]
 pub struct KubeletProxy {
-    /// Bearer token sent to agents.
-    pub token: Option<String>,
+    /// Trusts the cluster CA and presents the API server's client certificate; `None` (a
+    /// router without credentials): every request that would reach an agent is refused.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn containers(pod: &Value) -> Vec<String> {
@@ -96,8 +105,8 @@ fn pick_container(pod: &Value, name: &str, requested: Option<&str>) -> Result<St
     }
 }
 
-/// The agent address of the node running `pod`.
-fn agent_address(registry: &Registry, pod: &Value, name: &str) -> Result<String, ApiError> {
+/// The agent address (host, port) of the node running `pod`.
+fn agent_address(registry: &Registry, pod: &Value, name: &str) -> Result<(String, u16), ApiError> {
     let node_name = pod
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
@@ -129,12 +138,18 @@ fn agent_address(registry: &Registry, pod: &Value, name: &str) -> Result<String,
     let port = node
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_i64)
+        .and_then(|p| u16::try_from(p).ok())
         .unwrap_or(10250);
-    Ok(if ip.contains(':') {
-        format!("[{ip}]:{port}")
+    Ok((ip.to_string(), port))
+}
+
+/// `host:port`, bracketing an IPv6 address.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
     } else {
-        format!("{ip}:{port}")
-    })
+        format!("{host}:{port}")
+    }
 }
 
 /// The agent-side path and query of a request.
@@ -213,7 +228,17 @@ impl KubeletProxy {
         let q = Query::parse(req.uri().query());
         let container = pick_container(pod, name, q.get("container"))?;
         let target = agent_target(sub, ns, name, &container, &q)?;
-        let addr = agent_address(&registry, pod, name)?;
+        let (host, port) = agent_address(&registry, pod, name)?;
+        let addr = host_port(&host, port);
+        let Some(tls) = &self.tls else {
+            return Err(ApiError::service_unavailable(
+                "this server has no credentials for node agents",
+            ));
+        };
+        // The agent must prove it is the node at that address before anything is sent.
+        let server_name = rustls_pki_types::ServerName::try_from(host.clone()).map_err(|_| {
+            ApiError::service_unavailable(format!("node agent address {host:?} is not valid"))
+        })?;
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
             .await
             .map_err(|_| {
@@ -226,7 +251,18 @@ impl KubeletProxy {
                     "connecting to the node agent at {addr}: {e}"
                 ))
             })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        let tls = tokio_rustls::TlsConnector::from(tls.clone());
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(server_name, tcp))
+            .await
+            .map_err(|_| {
+                ApiError::service_unavailable(format!(
+                    "TLS handshake with the node agent at {addr} timed out"
+                ))
+            })?
+            .map_err(|e| {
+                ApiError::service_unavailable(format!("node agent at {addr}: tls: {e}"))
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| ApiError::service_unavailable(format!("node agent at {addr}: {e}")))?;
         tokio::spawn(async move {
@@ -240,9 +276,6 @@ impl KubeletProxy {
             out = out.header(k, v);
         }
         out = out.header(header::HOST, addr.as_str());
-        if let Some(t) = &self.token {
-            out = out.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
         let out = out
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .map_err(ApiError::internal)?;

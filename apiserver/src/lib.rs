@@ -32,6 +32,7 @@ pub mod server;
 pub mod strategy;
 pub mod table;
 pub mod tls;
+pub mod user;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -71,6 +72,9 @@ pub struct Config {
     /// Host name or address written into the kubeconfig and the certificate (defaults to
     /// the listen address, or 127.0.0.1 for an unspecified one).
     pub advertise_host: Option<String>,
+    /// More names and addresses for the serving certificate (`--tls-san`, and this machine's
+    /// addresses when listening on all of them).
+    pub extra_sans: Vec<String>,
 }
 
 impl Config {
@@ -106,15 +110,25 @@ pub enum ServerError {
 }
 
 /// A running server.
-#[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
     kubeconfig: PathBuf,
     registry: Registry,
     token: String,
+    ca: Arc<tls::ClusterCa>,
     shutdown: tokio::sync::watch::Sender<bool>,
     state: Arc<http::AppState>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The admin token never appears in debug output.
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("addr", &self.addr)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningServer {
@@ -136,6 +150,11 @@ impl RunningServer {
     /// The admin bearer token.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The cluster CA (for the CSR signing controller).
+    pub fn cluster_ca(&self) -> Arc<tls::ClusterCa> {
+        self.ca.clone()
     }
 
     /// Registers the handler of `pods/{log,exec,portforward,attach}` (the node agent).
@@ -200,6 +219,7 @@ pub fn app(
         shutdown: rx,
         stopping: AtomicBool::new(false),
         streams: std::sync::RwLock::new(None),
+        kubelet_tls: std::sync::OnceLock::new(),
     });
     (http::router(state.clone()), state, tx)
 }
@@ -218,6 +238,7 @@ fn sans(config: &Config) -> Vec<String> {
     if let Some(h) = &config.advertise_host {
         v.push(h.clone());
     }
+    v.extend(config.extra_sans.iter().cloned());
     let mut seen = std::collections::HashSet::new();
     v.retain(|s| seen.insert(s.clone()));
     v
@@ -269,6 +290,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         tracing::warn!(error = %e, "could not reconcile the default/kubernetes service");
     }
     let (router, state, shutdown) = app(registry.clone(), &creds.token, &host_port);
+    let _ = state.kubelet_tls.set(creds.kubelet_client_config()?);
     let kubeconfig = config.data_dir.join("kubeconfig");
     kubeconfig::write(
         &kubeconfig,
@@ -290,6 +312,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         kubeconfig,
         registry,
         token: creds.token,
+        ca: creds.ca,
         shutdown,
         state,
         task,

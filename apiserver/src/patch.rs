@@ -101,7 +101,7 @@ fn check_apply_body(info: &ResourceInfo, applied: &Value) -> Result<(), ApiError
     Ok(())
 }
 
-/// PATCH of an object or its `status` subresource. Returns the result, whether it was
+/// PATCH of an object or its `status` (or a CSR's `approval`) subresource. Returns the result, whether it was
 /// created (apply on an absent object) and decoding warnings.
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
@@ -115,10 +115,10 @@ pub async fn patch(
     opts: &PatchOptions,
 ) -> Result<(Arc<Value>, bool, Vec<String>), ApiError> {
     let patch = kind.parse_body(body).map_err(ApiError::from)?;
-    let mode = if sub == Some("status") {
-        UpdateMode::Status
-    } else {
-        UpdateMode::Main
+    let mode = match sub {
+        Some("status") => UpdateMode::Status,
+        Some("approval") => UpdateMode::Approval,
+        _ => UpdateMode::Main,
     };
     loop {
         let Some(old) = registry.store().get(&Registry::key(info, ns, name)) else {

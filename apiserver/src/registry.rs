@@ -32,6 +32,8 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// `dryRun=All`: validate and default, store nothing.
     pub dry_run: bool,
+    /// The authenticated user (`None` for in-process writers); CSRs record it on create.
+    pub user: Option<crate::user::UserInfo>,
 }
 
 /// Options of a patch: the write options plus `force` (server-side apply).
@@ -100,6 +102,8 @@ pub enum UpdateMode {
     Status,
     /// The namespace `finalize` subresource: only `spec.finalizers` is taken.
     Finalize,
+    /// A CSR's `approval` subresource: only `status.conditions` is taken.
+    Approval,
 }
 
 /// Maps a store error to the Status upstream's storage layer would produce.
@@ -354,7 +358,7 @@ impl Registry {
         m.remove("deletionGracePeriodSeconds");
         m.remove("resourceVersion");
         m.remove("selfLink");
-        strategy::prepare_for_create(info, &mut obj);
+        strategy::prepare_for_create(info, &mut obj, opts.user.as_ref());
         if info.kind == "Service" {
             crate::alloc::allocate(&self.store, info, &mut obj, None)?;
         }
@@ -487,6 +491,20 @@ impl Registry {
                             o.remove("status");
                         }
                     }
+                }
+                merged
+            }
+            UpdateMode::Approval => {
+                let mut merged = Value::clone(old);
+                let conditions = new
+                    .pointer("/status/conditions")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                match merged.get_mut("status").and_then(Value::as_object_mut) {
+                    Some(status) => {
+                        status.insert("conditions".into(), conditions);
+                    }
+                    None => merged["status"] = json!({"conditions": conditions}),
                 }
                 merged
             }

@@ -1,6 +1,7 @@
 //! Resource endpoints: path resolution under `/api/v1` and `/apis/{group}/{version}`, and
 //! the verbs get, list, watch, create, update, patch, delete and deletecollection on the main
-//! resource and its `status`, `scale`, `finalize` and `binding` subresources. Bodies are
+//! resource and its `status`, `scale`, `finalize`, `binding` and (CSRs) `approval`
+//! subresources. Bodies are
 //! read with the 3 MiB limit; output is JSON or a `Table` as the `Accept` header asks.
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::registry::{
     Deleted, FieldValidation, PatchOptions, UpdateMode, WriteOptions, list_page,
 };
 use crate::select::Selector;
+use crate::user::UserInfo;
 use crate::{patch, watch};
 
 /// What a path names.
@@ -138,8 +140,9 @@ async fn handle_target(
                 let Some(ns) = ns.or((!info.namespaced).then_some("")) else {
                     return Err(ApiError::method_not_allowed(info, "create"));
                 };
+                let user = req.extensions().get::<UserInfo>().cloned();
                 let (headers, body) = read_body(req).await?;
-                create(st, info, ns, q, &headers, &body).await
+                create(st, info, ns, q, &headers, &body, user).await
             }
             Method::DELETE => {
                 let Some(ns) = ns.or((!info.namespaced).then_some("")) else {
@@ -162,8 +165,9 @@ async fn handle_target(
                 update(st, info, ns, name, UpdateMode::Main, q, &headers, &body).await
             }
             Method::PATCH => {
+                let user = req.extensions().get::<UserInfo>().cloned();
                 let (headers, body) = read_body(req).await?;
-                patch_item(st, info, ns, name, None, q, &headers, &body).await
+                patch_item(st, info, ns, name, None, q, &headers, &body, user).await
             }
             Method::DELETE => {
                 let (headers, body) = read_body(req).await?;
@@ -191,21 +195,27 @@ async fn handle_target(
                     Some(h) => h.handle(st.registry.clone(), pod, s.name, req).await,
                     None => {
                         let proxy = crate::kubelet_proxy::KubeletProxy {
-                            token: Some(st.token.clone()),
+                            tls: st.kubelet_tls.get().cloned(),
                         };
                         proxy.proxy(st.registry.clone(), &pod, s.name, req).await
                     }
                 });
             }
             match (s.name, method) {
-                ("status", Method::GET) => get(st, info, ns, name, q, accept(req.headers())?),
+                ("status" | "approval", Method::GET) => {
+                    get(st, info, ns, name, q, accept(req.headers())?)
+                }
                 ("status", Method::PUT) => {
                     let (headers, body) = read_body(req).await?;
                     update(st, info, ns, name, UpdateMode::Status, q, &headers, &body).await
                 }
-                ("status", Method::PATCH) => {
+                ("approval", Method::PUT) => {
                     let (headers, body) = read_body(req).await?;
-                    patch_item(st, info, ns, name, Some("status"), q, &headers, &body).await
+                    update(st, info, ns, name, UpdateMode::Approval, q, &headers, &body).await
+                }
+                (sub @ ("status" | "approval"), Method::PATCH) => {
+                    let (headers, body) = read_body(req).await?;
+                    patch_item(st, info, ns, name, Some(sub), q, &headers, &body, None).await
                 }
                 ("finalize", Method::PUT) => {
                     let (headers, body) = read_body(req).await?;
@@ -344,6 +354,7 @@ pub fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, Api
         field_manager,
         field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
         dry_run: q.dry_run()?,
+        user: None,
     })
 }
 
@@ -574,9 +585,11 @@ async fn create(
     q: &Query,
     headers: &HeaderMap,
     body: &[u8],
+    user: Option<UserInfo>,
 ) -> Result<Response, ApiError> {
     let (obj, dups) = parse_body(headers, body)?;
-    let opts = write_options(q, headers)?;
+    let mut opts = write_options(q, headers)?;
+    opts.user = user;
     let (created, warnings) = st
         .registry
         .create_checked(info, ns, obj, &dups, &opts)
@@ -622,9 +635,12 @@ async fn patch_item(
     q: &Query,
     headers: &HeaderMap,
     body: &[u8],
+    user: Option<UserInfo>,
 ) -> Result<Response, ApiError> {
     let kind = patch::PatchKind::from_headers(headers)?;
-    let write = write_options(q, &HeaderMap::new())?;
+    let mut write = write_options(q, &HeaderMap::new())?;
+    // Server-side apply may create the object.
+    write.user = user;
     if kind == patch::PatchKind::Apply && write.field_manager.is_none() {
         return Err(ApiError::invalid_kind(
             "meta.k8s.io",
@@ -636,7 +652,6 @@ async fn patch_item(
             )],
         ));
     }
-    let mut write = write;
     if write.field_manager.is_none() {
         write.field_manager = default_manager(headers);
     }

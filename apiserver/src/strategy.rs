@@ -1,7 +1,8 @@
 //! Per-kind rules of the generic registry, after upstream's `pkg/registry/<group>/<kind>/
 //! strategy.go` files: what a create resets (status), when `metadata.generation` moves,
 //! which kinds allow create-on-update, how a pod's grace period is chosen, which
-//! finalizers a propagation policy sets, and when an update turns into a delete.
+//! finalizers a propagation policy sets, who requested a CertificateSigningRequest and how
+//! its subresources merge, and when an update turns into a delete.
 
 use api::registry::ResourceInfo;
 use api::status::ApiError;
@@ -9,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::meta::{self, meta_mut, meta_str};
 use crate::registry::{DeleteOptions, Propagation, UpdateMode, WriteOptions};
+use crate::user::UserInfo;
 
 /// The `namespaces` resource.
 pub fn namespaces() -> &'static ResourceInfo {
@@ -91,8 +93,8 @@ pub fn has_status(info: &ResourceInfo) -> bool {
     info.subresource("status").is_some()
 }
 
-/// Upstream `PrepareForCreate` of each strategy.
-pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
+/// Upstream `PrepareForCreate` of each strategy; `user` is the authenticated requester.
+pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&UserInfo>) {
     if uses_generation(info) {
         meta_mut(obj).insert("generation".into(), json!(1));
     } else {
@@ -114,7 +116,97 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             namespace_name_label(obj);
         }
+        "CertificateSigningRequest" => csr_requester(obj, user),
         _ => {}
+    }
+}
+
+/// The CSR strategy's `PrepareForCreate`: the requester is whoever authenticated (whatever the
+/// body claimed), and nothing arrives approved or signed.
+fn csr_requester(obj: &mut Value, user: Option<&UserInfo>) {
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        for f in ["username", "uid", "groups", "extra"] {
+            spec.remove(f);
+        }
+        if let Some(u) = user {
+            if !u.name.is_empty() {
+                spec.insert("username".into(), json!(u.name));
+            }
+            if !u.uid.is_empty() {
+                spec.insert("uid".into(), json!(u.uid));
+            }
+            if !u.groups.is_empty() {
+                spec.insert("groups".into(), json!(u.groups));
+            }
+        }
+    }
+    obj["status"] = json!({});
+}
+
+/// The CSR status strategy: Approved and Denied conditions stay as they were (only
+/// `approval` changes them; validation reports an attempt to add or remove one).
+fn preserve_approval_conditions(old: &Value, new: &mut Value) {
+    let conds = |v: &Value| {
+        v.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let old_conds = conds(old);
+    let Some(new_conds) = new
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for t in ["Approved", "Denied"] {
+        let of = |list: &[Value]| -> Vec<usize> {
+            (0..list.len())
+                .filter(|&i| list[i]["type"].as_str() == Some(t))
+                .collect()
+        };
+        let (o, n) = (of(&old_conds), of(new_conds));
+        if o.len() == n.len() {
+            for (oi, ni) in o.into_iter().zip(n) {
+                new_conds[ni] = old_conds[oi].clone();
+            }
+        }
+    }
+}
+
+/// Upstream `populateConditionTimestamps`: a condition without `lastUpdateTime` gets now; one
+/// without `lastTransitionTime` keeps that of the same type and status before, or gets now.
+fn populate_condition_timestamps(old: &Value, new: &mut Value) {
+    let now = json!(meta::rfc3339(meta::now()));
+    let old_conds = old
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some(conds) = new
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for c in conds.iter_mut().filter_map(Value::as_object_mut) {
+        if c.get("lastUpdateTime").is_none_or(Value::is_null) {
+            c.insert("lastUpdateTime".into(), now.clone());
+        }
+        if c.get("lastTransitionTime").is_none_or(Value::is_null) {
+            let before = old_conds
+                .iter()
+                .find(|o| {
+                    o.get("type") == c.get("type")
+                        && o.get("status") == c.get("status")
+                        && o.get("lastTransitionTime").is_some_and(|t| !t.is_null())
+                })
+                .and_then(|o| o.get("lastTransitionTime").cloned());
+            c.insert(
+                "lastTransitionTime".into(),
+                before.unwrap_or_else(|| now.clone()),
+            );
+        }
     }
 }
 
@@ -244,6 +336,24 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
             bump_generation(old, new);
         }
         "Service" if mode == UpdateMode::Main => drop_type_dependent_fields(old, new),
+        // Certificate requests are immutable but through their subresources (the status is
+        // kept by `keep_status`, or merged per subresource by the registry).
+        "CertificateSigningRequest" => {
+            match old.get("spec") {
+                Some(spec) => new["spec"] = spec.clone(),
+                None => {
+                    if let Some(o) = new.as_object_mut() {
+                        o.remove("spec");
+                    }
+                }
+            }
+            if mode == UpdateMode::Status {
+                preserve_approval_conditions(old, new);
+            }
+            if matches!(mode, UpdateMode::Status | UpdateMode::Approval) {
+                populate_condition_timestamps(old, new);
+            }
+        }
         "EndpointSlice" => {
             let strip = |v: &Value| {
                 let mut v = v.clone();
@@ -363,6 +473,7 @@ pub fn validate_update(
     let _ = opts;
     match mode {
         UpdateMode::Status => api::object::validate_status_update(info, new, old),
+        UpdateMode::Approval => api::object::validate_approval_update(info, new, old),
         _ => api::object::validate_update(info, new, old),
     }
 }
@@ -379,6 +490,7 @@ pub fn record_managed_fields(
     let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
     let sub = match mode {
         UpdateMode::Status => "status",
+        UpdateMode::Approval => "approval",
         UpdateMode::Main | UpdateMode::Finalize => "",
     };
     api::patch::record_update_with(old, new, info.kind, manager, sub, &meta::rfc3339(now));

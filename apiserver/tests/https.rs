@@ -91,6 +91,7 @@ fn config(dir: &std::path::Path, memory: bool) -> apiserver::Config {
         data_dir: dir.to_path_buf(),
         memory_store: memory,
         advertise_host: None,
+        extra_sans: Vec::new(),
     }
 }
 
@@ -101,6 +102,10 @@ async fn tls_token_watch_limit_and_shutdown() {
     let addr = server.local_addr();
     let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
     let token = server.token().to_string();
+    assert!(
+        !format!("{server:?}").contains(&token),
+        "debug output shows the token"
+    );
 
     // The kubeconfig names the real port, carries CA and token, and is private.
     let kc = std::fs::read_to_string(server.kubeconfig_path()).unwrap();
@@ -224,10 +229,41 @@ async fn restart_keeps_objects_and_credentials() {
     second.shutdown().await;
 }
 
-/// A stand-in node agent: logs echo the request path and query; `/exec/…` upgrades and
-/// echoes bytes back.
-async fn fake_agent() -> std::net::SocketAddr {
+/// A serving certificate of the cluster CA for `ip` (what an agent gets through its CSR).
+fn agent_cert(
+    server: &apiserver::RunningServer,
+    ip: &str,
+) -> (
+    CertificateDer<'static>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![ip.to_string()]).unwrap();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = server
+        .cluster_ca()
+        .sign(params, &key, Duration::from_secs(3600))
+        .unwrap();
+    (
+        cert.der().clone(),
+        rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+}
+
+/// A stand-in node agent on 127.0.0.1 serving TLS with `cert` and asking for a client
+/// certificate of `client_ca`: logs echo the request path and query, the Authorization
+/// header's length and the client certificate's common name; `/exec/…` upgrades and echoes
+/// bytes back.
+async fn fake_agent(
+    cert: (
+        CertificateDer<'static>,
+        rustls_pki_types::PrivateKeyDer<'static>,
+    ),
+    client_ca: &str,
+) -> std::net::SocketAddr {
     use axum::response::IntoResponse;
+    #[derive(Clone)]
+    struct Peer(String);
     async fn logs(req: axum::extract::Request) -> axum::response::Response {
         let auth = req
             .headers()
@@ -235,7 +271,14 @@ async fn fake_agent() -> std::net::SocketAddr {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        format!("{} auth={}", req.uri(), auth.len()).into_response()
+        let peer = req.extensions().get::<Peer>().map(|p| p.0.clone());
+        format!(
+            "{} auth={} client={}",
+            req.uri(),
+            auth.len(),
+            peer.unwrap_or_default()
+        )
+        .into_response()
     }
     async fn exec(mut req: axum::extract::Request) -> axum::response::Response {
         let on = hyper::upgrade::on(&mut req);
@@ -261,27 +304,66 @@ async fn fake_agent() -> std::net::SocketAddr {
     let app = axum::Router::new()
         .route("/containerLogs/{ns}/{pod}/{c}", axum::routing::get(logs))
         .route("/exec/{ns}/{pod}/{c}", axum::routing::get(exec));
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(client_ca.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert.0], cert.1)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
+        while let Ok((tcp, _)) = l.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let cn = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| {
+                        let (_, x) = x509_parser::parse_x509_certificate(c).ok()?;
+                        let cn = x.subject().iter_common_name().next()?.as_str().ok()?;
+                        Some(cn.to_string())
+                    })
+                    .unwrap_or_default();
+                let svc = hyper::service::service_fn(move |mut req| {
+                    use tower::ServiceExt;
+                    req.extensions_mut().insert(Peer(cn.clone()));
+                    app.clone().oneshot(req)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
     });
     addr
 }
 
-#[tokio::test]
-async fn logs_and_exec_are_proxied_to_the_node_agent() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let agent = fake_agent().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = apiserver::start(config(dir.path(), true)).await.unwrap();
+/// A Node `n1` at `ip:port` and a pod `p` bound to it.
+async fn node_and_pod(server: &apiserver::RunningServer, c: &mut Sender, ip: &str, port: u16) {
     let token = server.token().to_string();
-    let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
-    let mut c = connect(server.local_addr(), &ca).await;
     let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
-        "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                   "daemonEndpoints": {"kubeletEndpoint": {"Port": agent.port()}}}});
-    create(&mut c, &token, "/api/v1/nodes", &node).await;
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}});
+    create(c, &token, "/api/v1/nodes", &node).await;
     let info = api::registry::lookup("", "v1", "nodes").unwrap();
     server
         .registry()
@@ -293,9 +375,22 @@ async fn logs_and_exec_are_proxied_to_the_node_agent() {
         .unwrap();
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
         "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "i"}]}});
-    create(&mut c, &token, "/api/v1/namespaces/default/pods", &pod).await;
+    create(c, &token, "/api/v1/namespaces/default/pods", &pod).await;
+}
 
-    // Logs: container defaulted, Python's `True` normalized, agent authenticated.
+#[tokio::test]
+async fn logs_and_exec_are_proxied_to_the_node_agent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = apiserver::start(config(dir.path(), true)).await.unwrap();
+    let token = server.token().to_string();
+    let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let agent = fake_agent(agent_cert(&server, "127.0.0.1"), &ca).await;
+    let mut c = connect(server.local_addr(), &ca).await;
+    node_and_pod(&server, &mut c, "127.0.0.1", agent.port()).await;
+
+    // Logs: container defaulted, Python's `True` normalized; the API server authenticated
+    // with its client certificate, not the admin token.
     c.ready().await.unwrap();
     let req = Request::get("/api/v1/namespaces/default/pods/p/log?follow=True&tailLines=3")
         .header("host", "localhost")
@@ -315,10 +410,7 @@ async fn logs_and_exec_are_proxied_to_the_node_agent() {
     .unwrap();
     assert_eq!(
         text,
-        format!(
-            "/containerLogs/default/p/main?follow=true&tailLines=3 auth={}",
-            token.len() + 7
-        )
+        "/containerLogs/default/p/main?follow=true&tailLines=3 auth=0 client=kube-apiserver-kubelet-client"
     );
 
     // Exec: the upgrade is forwarded and bytes flow both ways.
@@ -356,5 +448,102 @@ async fn logs_and_exec_are_proxied_to_the_node_agent() {
         .unwrap()
         .unwrap();
     assert_eq!(&echo, b"ping");
+    server.shutdown().await;
+}
+
+/// `GET …/pods/p/log`, which must be refused with 503; returns the Status.
+async fn refused_log(c: &mut Sender, token: &str) -> Value {
+    let (code, body) = call(
+        c,
+        "GET",
+        "/api/v1/namespaces/default/pods/p/log",
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    body
+}
+
+/// Whatever a Node object claims, the API server sends nothing — no token, no request — to an
+/// address whose listener cannot prove with a cluster-CA certificate that it is that address:
+/// a plain TCP listener, a self-signed certificate, another node's certificate.
+#[tokio::test]
+async fn agents_that_cannot_prove_their_address_get_no_request() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = apiserver::start(config(dir.path(), true)).await.unwrap();
+    let token = server.token().to_string();
+    let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let mut c = connect(server.local_addr(), &ca).await;
+
+    // A plain listener that records every byte it gets.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await
+                {
+                    if n == 0 {
+                        break;
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                }
+                let _ = tx.send(all);
+            });
+        }
+    });
+    node_and_pod(&server, &mut c, "127.0.0.1", port).await;
+    let body = refused_log(&mut c, &token).await;
+    assert!(body["message"].as_str().unwrap().contains("tls"), "{body}");
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(!got.is_empty(), "the proxy never tried");
+    assert!(!text.contains(&token), "the token was sent: {text}");
+    assert!(
+        !text.contains("authorization") && !text.contains("get /"),
+        "{text}"
+    );
+
+    // Listeners that speak TLS: self-signed, and the cluster CA's but for another address.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let self_signed = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let own = (
+        self_signed.der().clone(),
+        rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    );
+    for (cert, why) in [
+        (own, "invalid peer certificate: UnknownIssuer"),
+        (
+            agent_cert(&server, "127.0.0.2"),
+            "invalid peer certificate: certificate not valid for name",
+        ),
+    ] {
+        let agent = fake_agent(cert, &ca).await;
+        let info = api::registry::lookup("", "v1", "nodes").unwrap();
+        server
+            .registry()
+            .update_with(info, "", "n1", true, |n| {
+                n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] = json!(agent.port());
+                Ok(true)
+            })
+            .await
+            .unwrap();
+        let body = refused_log(&mut c, &token).await;
+        let msg = body["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{msg}");
+    }
     server.shutdown().await;
 }

@@ -6,12 +6,15 @@
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
 //! [`scheduler`] (binds pending pods to nodes), [`replicaset`], [`deployment`], [`endpoints`] and
-//! [`endpointslice`] (which pods back a Service). Events are written through `events`.
+//! [`endpointslice`] (which pods back a Service), and [`csrsigning`] (signs approved
+//! certificate requests of the kubelet signers with the cluster CA). Events are written
+//! through `events`.
 
 // The registry's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
 
 mod claim;
+pub mod csrsigning;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -26,7 +29,10 @@ pub mod scheduler;
 #[cfg(test)]
 mod testutil;
 
+use std::sync::Arc;
+
 use apiserver::Registry;
+use apiserver::tls::ClusterCa;
 
 /// The shutdown signal [`run`] and each controller take (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
@@ -49,6 +55,9 @@ pub enum Error {
     /// period): upstream's "unexpected items still remain" error.
     #[error("{0}")]
     ContentRemains(String),
+    /// The CA could not sign an approved request.
+    #[error("{0}")]
+    Signing(String),
 }
 
 impl From<api::status::ApiError> for Error {
@@ -74,16 +83,18 @@ impl Controllers {
     }
 }
 
-/// Starts every in-process controller on the current tokio runtime.
-pub fn start(registry: Registry) -> Controllers {
+/// Starts every in-process controller on the current tokio runtime; `ca` signs approved
+/// certificate requests.
+pub fn start(registry: Registry, ca: Arc<ClusterCa>) -> Controllers {
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run(registry, shutdown.clone()));
+    let task = tokio::spawn(run(registry, ca, shutdown.clone()));
     Controllers { shutdown, task }
 }
 
 /// Runs every in-process controller until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
+pub async fn run(registry: Registry, ca: Arc<ClusterCa>, shutdown: CancellationToken) {
     tokio::join!(
+        csrsigning::run(registry.clone(), ca, shutdown.clone()),
         gc::run(registry.clone(), shutdown.clone()),
         namespace::run(registry.clone(), shutdown.clone()),
         scheduler::run(registry.clone(), shutdown.clone()),

@@ -146,8 +146,14 @@ pub(crate) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 /// Starts every controller; returns the token that stops them.
 pub(crate) fn start(registry: &Registry) -> CancellationToken {
     let stop = CancellationToken::new();
-    tokio::spawn(crate::run(registry.clone(), stop.clone()));
+    tokio::spawn(crate::run(registry.clone(), ca(), stop.clone()));
     stop
+}
+
+/// A fresh cluster CA (made in a directory removed again; the CA lives on in memory).
+pub(crate) fn ca() -> Arc<apiserver::tls::ClusterCa> {
+    let dir = tempfile::tempdir().unwrap();
+    Arc::new(apiserver::tls::ClusterCa::load_or_create(dir.path()).unwrap())
 }
 
 /// The events of `resource` after revision `from` that are already in the log.

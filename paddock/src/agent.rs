@@ -1,25 +1,26 @@
 //! `paddock agent`: a node of a cluster whose API server runs elsewhere (`paddock server`, or
-//! another machine's `paddock up`). Connects with a kubeconfig or `--server`/`--token`, runs
-//! the node ([`crate::node`]) until SIGTERM/SIGINT, then stops its pods gracefully.
+//! another machine's `paddock up`). Connects with a kubeconfig (a `token:` or `tokenFile:`
+//! user) or `--server` with `--token-file`/`$PADDOCK_TOKEN`/`--token`, runs the node
+//! ([`crate::node`]) until SIGTERM/SIGINT, then stops its pods gracefully. The token is never
+//! printed.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 
 use crate::cli::AgentArgs;
 use crate::node;
 use crate::server::{resolve_data_dir, wait_for_signal};
+
+/// The environment variable holding the token for `--server`.
+pub(crate) const TOKEN_ENV: &str = "PADDOCK_TOKEN";
 
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let kubeconfig = kubeconfig(&args)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("building the client configuration")?;
-    // The API server authenticates to the agent API with the same token (as `paddock up`).
-    let token = config
-        .auth_info
-        .token
-        .as_ref()
-        .map(|t| t.expose_secret().to_string());
+    let serve = node::AgentAuth::from_config(&config).await?;
     let server_url = config.cluster_url.to_string();
     let client = agent::client::client(config).context("building the client")?;
     client
@@ -41,7 +42,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             max_pods: args.max_pods,
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(args.node_ip, args.port),
-            serve_token: token,
+            serve,
         },
     )
     .await?;
@@ -52,33 +53,96 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     result
 }
 
-/// The kubeconfig to connect with: `--kubeconfig`, one made of `--server`/`--token`, or
+/// Where the token for `--server` comes from.
+enum TokenSource {
+    /// `--token-file` (kube reads it, and re-reads it when it changes).
+    File(PathBuf),
+    /// `$PADDOCK_TOKEN` or `--token`.
+    Value(String),
+}
+
+/// The kubeconfig to connect with: `--kubeconfig`, one made of `--server` and a token, or
 /// `$KUBECONFIG`.
 fn kubeconfig(args: &AgentArgs) -> anyhow::Result<kube::config::Kubeconfig> {
-    if let (Some(server), Some(token)) = (&args.server, &args.token) {
-        let mut cluster = serde_json::json!({ "server": server });
-        if let Some(ca) = &args.certificate_authority {
-            let ca = std::path::absolute(ca)
-                .with_context(|| format!("certificate authority {}", ca.display()))?;
-            cluster["certificate-authority"] = serde_json::json!(ca);
-        }
-        let doc = serde_json::json!({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{ "name": "paddock", "cluster": cluster }],
-            "users": [{ "name": "agent", "user": { "token": token } }],
-            "contexts": [{ "name": "paddock", "context": { "cluster": "paddock", "user": "agent" } }],
-            "current-context": "paddock",
-        });
-        return kube::config::Kubeconfig::from_yaml(&doc.to_string())
-            .context("building a kubeconfig from --server and --token");
+    if let Some(server) = &args.server {
+        let token = match (&args.token_file, &args.token) {
+            (Some(f), _) => TokenSource::File(
+                std::path::absolute(f).with_context(|| format!("token file {}", f.display()))?,
+            ),
+            (None, Some(t)) => {
+                tracing::warn!(
+                    "--token is visible to every user of this machine; use --token-file or ${TOKEN_ENV}"
+                );
+                TokenSource::Value(t.clone())
+            }
+            (None, None) => match std::env::var(TOKEN_ENV) {
+                Ok(t) if !t.trim().is_empty() => TokenSource::Value(t.trim().to_string()),
+                _ => anyhow::bail!(
+                    "--server needs a token: --token-file FILE, ${TOKEN_ENV} or --token TOKEN"
+                ),
+            },
+        };
+        let ca = args
+            .certificate_authority
+            .as_deref()
+            .map(|ca| {
+                std::path::absolute(ca)
+                    .with_context(|| format!("certificate authority {}", ca.display()))
+            })
+            .transpose()?;
+        return Ok(server_kubeconfig(server, ca.as_deref(), token));
     }
     let path = match &args.kubeconfig {
         Some(p) => p.clone(),
         None => std::env::var_os("KUBECONFIG")
             .filter(|v| !v.is_empty())
-            .map(std::path::PathBuf::from)
-            .context("no server given: pass --kubeconfig FILE, or --server URL --token TOKEN")?,
+            .map(PathBuf::from)
+            .with_context(|| {
+                format!("no server given: pass --kubeconfig FILE, or --server URL with --token-file FILE or ${TOKEN_ENV}")
+            })?,
     };
     kube::config::Kubeconfig::read_from(&path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))
+}
+
+/// A kubeconfig for `server` with `token` (built as a value: the token is never serialized or
+/// parsed, so no error message can carry it).
+fn server_kubeconfig(
+    server: &str,
+    ca: Option<&Path>,
+    token: TokenSource,
+) -> kube::config::Kubeconfig {
+    use kube::config::{AuthInfo, Cluster, Context, NamedAuthInfo, NamedCluster, NamedContext};
+    let mut user = AuthInfo::default();
+    match token {
+        TokenSource::File(f) => user.token_file = Some(f.display().to_string()),
+        TokenSource::Value(t) => user.token = Some(secrecy::SecretString::from(t)),
+    }
+    kube::config::Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: "paddock".into(),
+            cluster: Some(Cluster {
+                server: Some(server.to_string()),
+                certificate_authority: ca.map(|c| c.display().to_string()),
+                ..Cluster::default()
+            }),
+            ..NamedCluster::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: "agent".into(),
+            auth_info: Some(user),
+            ..NamedAuthInfo::default()
+        }],
+        contexts: vec![NamedContext {
+            name: "paddock".into(),
+            context: Some(Context {
+                cluster: "paddock".into(),
+                user: Some("agent".into()),
+                ..Context::default()
+            }),
+            ..NamedContext::default()
+        }],
+        current_context: Some("paddock".into()),
+        ..kube::config::Kubeconfig::default()
+    }
 }

@@ -28,15 +28,26 @@ pub(crate) enum Command {
 }
 
 /// `paddock agent` flags.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub(crate) struct AgentArgs {
-    /// The server's kubeconfig (what `paddock server` wrote); or use --server and --token.
+    /// The server's kubeconfig (what `paddock server` wrote; a `tokenFile:` user works too);
+    /// or use --server with a token.
     #[arg(long, value_name = "FILE", conflicts_with = "server")]
     pub(crate) kubeconfig: Option<PathBuf>,
-    /// The API server's URL (`https://HOST:PORT`).
-    #[arg(long, value_name = "URL", requires = "token")]
+    /// The API server's URL (`https://HOST:PORT`), with --token-file, $PADDOCK_TOKEN or --token.
+    #[arg(long, value_name = "URL")]
     pub(crate) server: Option<String>,
-    /// The bearer token for the API server (also required of the API server by this agent).
+    /// A file holding the bearer token for the API server (this agent's API accepts it too).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "server",
+        conflicts_with = "token"
+    )]
+    pub(crate) token_file: Option<PathBuf>,
+    /// The bearer token itself. Visible to every user of this machine in `ps`: prefer
+    /// --token-file, or the environment variable PADDOCK_TOKEN (read when --server is given
+    /// without either flag).
     #[arg(long, value_name = "TOKEN", requires = "server")]
     pub(crate) token: Option<String>,
     /// The server's CA certificate (PEM), with --server.
@@ -85,6 +96,19 @@ pub(crate) struct UpArgs {
     pub(crate) max_pods: i64,
 }
 
+/// The token never appears in debug output.
+impl std::fmt::Debug for AgentArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentArgs")
+            .field("kubeconfig", &self.kubeconfig)
+            .field("server", &self.server)
+            .field("token_file", &self.token_file)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("node_name", &self.node_name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Flags shared by every command that runs a server.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
@@ -92,10 +116,37 @@ pub(crate) struct ServerArgs {
     /// [default: /var/lib/paddock as root, $XDG_DATA_HOME/paddock otherwise].
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
-    /// Address to serve HTTPS on; port 0 picks a free port.
+    /// Address to serve HTTPS on; port 0 picks a free port. Anything but loopback exposes the
+    /// API (a root shell on this machine) to the network and is warned about; an unspecified
+    /// address (0.0.0.0, ::) puts this machine's addresses into the serving certificate.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6443")]
     pub(crate) listen: SocketAddr,
+    /// The address clients and nodes reach the API server at: written into the kubeconfig and
+    /// the serving certificate.
+    #[arg(long, value_name = "IP")]
+    pub(crate) advertise_address: Option<std::net::IpAddr>,
+    /// Another name or address for the serving certificate; repeatable.
+    #[arg(long = "tls-san", value_name = "NAME", value_parser = parse_san)]
+    pub(crate) tls_san: Vec<String>,
     /// Keep objects in memory only (nothing survives a restart).
     #[arg(long)]
     pub(crate) memory: bool,
+}
+
+/// A `--tls-san`: an IP address or a DNS name (`*.` wildcards allowed), lower-cased.
+fn parse_san(s: &str) -> Result<String, String> {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(s.to_string());
+    }
+    let name = s.to_ascii_lowercase();
+    let bare = name.strip_prefix("*.").unwrap_or(&name);
+    let problems = api::validation::is_dns1123_subdomain(bare);
+    if problems.is_empty() {
+        Ok(name)
+    } else {
+        Err(format!(
+            "not an IP address or DNS name: {}",
+            problems.join("; ")
+        ))
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rustls::pki_types::pem::PemObject;
 
 /// The default pod CIDR of a node (the first /24 of the default cluster CIDR 10.244.0.0/16).
 pub(crate) const POD_CIDR: &str = "10.244.0.0/24";
@@ -30,8 +31,85 @@ pub(crate) struct NodeOptions {
     pub(crate) root: PathBuf,
     /// Where the agent API listens (port 0 picks one).
     pub(crate) serve_addr: SocketAddr,
-    /// The bearer token the agent API requires (the one the API server sends).
-    pub(crate) serve_token: Option<String>,
+    /// Who the agent API lets in.
+    pub(crate) serve: AgentAuth,
+}
+
+/// Who the node's agent API lets in: client certificates of the cluster CA the kubeconfig
+/// trusts (the API server's), and the bearer token the node itself uses (from `token:` or
+/// `tokenFile:`). The agent refuses to start with neither.
+#[derive(Clone, Default)]
+pub(crate) struct AgentAuth {
+    token: Option<String>,
+    client_ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
+}
+
+impl std::fmt::Debug for AgentAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentAuth")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("client_ca", &self.client_ca.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// The largest token file read (tokens are a few hundred bytes; a JWT a few KiB).
+const MAX_TOKEN_FILE: u64 = 64 * 1024;
+
+impl AgentAuth {
+    /// From the client configuration the node connects with.
+    pub(crate) async fn from_config(config: &kube::Config) -> anyhow::Result<AgentAuth> {
+        use secrecy::ExposeSecret;
+        let token = match (&config.auth_info.token, &config.auth_info.token_file) {
+            (Some(t), _) => Some(t.expose_secret().trim().to_string()),
+            (None, Some(file)) => Some(read_token_file(std::path::Path::new(file)).await?),
+            (None, None) => None,
+        }
+        .filter(|t| !t.is_empty());
+        let client_ca = match (&config.root_cert, &config.root_cert_file) {
+            (_, Some(file)) => {
+                let pem = tokio::fs::read(file)
+                    .await
+                    .with_context(|| format!("reading CA bundle {}", file.display()))?;
+                let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .with_context(|| format!("CA bundle {}", file.display()))?;
+                Some(certs)
+            }
+            (Some(ders), None) => Some(
+                ders.iter()
+                    .map(|d| rustls::pki_types::CertificateDer::from(d.clone()))
+                    .collect(),
+            ),
+            (None, None) => None,
+        }
+        .filter(|c: &Vec<_>| !c.is_empty());
+        Ok(AgentAuth { token, client_ca })
+    }
+}
+
+/// A `tokenFile:`'s token, trimmed; the file's content never appears in an error.
+async fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let f = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("reading token file {}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_TOKEN_FILE + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .with_context(|| format!("reading token file {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= MAX_TOKEN_FILE,
+        "token file {} is larger than {MAX_TOKEN_FILE} bytes",
+        path.display()
+    );
+    let token = String::from_utf8(bytes)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .with_context(|| format!("token file {} holds no token", path.display()))?;
+    Ok(token)
 }
 
 /// A running node.
@@ -57,6 +135,11 @@ impl Node {
 /// Starts the agent and the service proxy of a node.
 pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Result<Node> {
     use agent::runtime::{NodeNetwork, PodCidr, ProcessRuntime};
+    if opts.serve.client_ca.is_none() && opts.serve.token.is_some() {
+        tracing::warn!(
+            "the kubeconfig names no cluster CA: the agent API takes only the node's token, so the API server's logs and exec requests will be refused"
+        );
+    }
     let pod_cidr =
         PodCidr::parse(&opts.pod_cidr).with_context(|| format!("pod CIDR {:?}", opts.pod_cidr))?;
     let mut network = NodeNetwork::new(pod_cidr);
@@ -82,7 +165,8 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     config.pod_cidr = opts.pod_cidr.clone();
     config.max_pods = opts.max_pods;
     config.serve_addr = opts.serve_addr;
-    config.serve_token = opts.serve_token.clone();
+    config.serve_token = opts.serve.token.clone();
+    config.serve_client_ca = opts.serve.client_ca.clone();
 
     // The proxy listens on 127.0.0.1 too, so LoadBalancer and NodePort services are reachable
     // at 127.0.0.1:port; ClusterIPs are held on a dummy interface only with pod namespaces.

@@ -1,5 +1,7 @@
 //! `paddock server`: resolve the data dir, start the API server and the in-process
-//! controllers, print where the kubeconfig is, and stop cleanly on SIGTERM/SIGINT.
+//! controllers, print where the kubeconfig is, and stop cleanly on SIGTERM/SIGINT. A listen
+//! address other than loopback is warned about; an unspecified one puts this machine's
+//! addresses into the serving certificate.
 
 use std::path::PathBuf;
 
@@ -55,11 +57,28 @@ pub(crate) async fn start(
     args: &ServerArgs,
 ) -> anyhow::Result<(apiserver::RunningServer, PathBuf)> {
     let data_dir = resolve_data_dir(args.data_dir.clone())?;
+    let mut extra_sans = args.tls_san.clone();
+    let ip = args.listen.ip();
+    if !ip.is_loopback() {
+        tracing::warn!(
+            listen = %args.listen,
+            "the API server (a root shell on this machine for whoever holds its token) is reachable from the network"
+        );
+    }
+    if ip.is_unspecified() {
+        let mine = host_addresses();
+        tracing::warn!(
+            addresses = ?mine,
+            "--listen {ip} serves every address of this machine: they go into the serving certificate; use --advertise-address and --tls-san to name how clients reach it"
+        );
+        extra_sans.extend(mine.iter().map(ToString::to_string));
+    }
     let config = apiserver::Config {
         listen: args.listen,
         data_dir: data_dir.clone(),
         memory_store: args.memory,
-        advertise_host: None,
+        advertise_host: args.advertise_address.map(|a| a.to_string()),
+        extra_sans,
     };
     let server = apiserver::start(config).await.with_context(|| {
         format!(
@@ -70,9 +89,30 @@ pub(crate) async fn start(
     Ok((server, data_dir))
 }
 
+/// This machine's addresses (IPv6 link-local ones excepted: they need a zone to be dialled).
+fn host_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<std::net::IpAddr> = addrs
+        .filter_map(|a| {
+            let addr = a.address?;
+            if let Some(v4) = addr.as_sockaddr_in() {
+                return Some(std::net::IpAddr::V4(v4.ip()));
+            }
+            let v6 = addr.as_sockaddr_in6()?.ip();
+            let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
+            (!link_local).then_some(std::net::IpAddr::V6(v6))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (server, _) = start(&args).await?;
-    let controllers = controllers::start(server.registry());
+    let controllers = controllers::start(server.registry(), server.cluster_ca());
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
     tracing::info!(addr = %server.local_addr(), "serving");
 

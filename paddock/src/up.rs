@@ -26,7 +26,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let docs = load(&args.files)?;
 
     let (server, data_dir) = crate::server::start(&args.server).await?;
-    let controllers = controllers::start(server.registry());
+    let controllers = controllers::start(server.registry(), server.cluster_ca());
     let node = match start_node(&server, &data_dir, &args).await {
         Ok(node) => node,
         Err(err) => {
@@ -81,7 +81,7 @@ async fn apply_all(
         write: WriteOptions {
             field_manager: Some(FIELD_MANAGER.to_string()),
             field_validation: api::object::FieldValidation::Strict,
-            dry_run: false,
+            ..WriteOptions::default()
         },
         force: true,
     };
@@ -127,7 +127,8 @@ async fn apply_all(
 }
 
 /// Starts the local node (see [`crate::node`]) with a client built from the kubeconfig the
-/// server wrote, exactly as a remote node would connect.
+/// server wrote, exactly as a remote node would connect (its serving certificate comes through
+/// a CSR the in-process signer signs, its API trusts the kubeconfig's CA).
 async fn start_node(
     server: &apiserver::RunningServer,
     data_dir: &std::path::Path,
@@ -138,6 +139,7 @@ async fn start_node(
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("building the agent's client configuration")?;
+    let serve = node::AgentAuth::from_config(&config).await?;
     let client = agent::client::client(config).context("building the agent's client")?;
     let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     node::start(
@@ -153,7 +155,7 @@ async fn start_node(
             max_pods: args.max_pods,
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(ip, 0),
-            serve_token: Some(server.token().to_string()),
+            serve,
         },
     )
     .await

@@ -4,9 +4,16 @@
 //! (`InternalIP`).
 //!
 //! # Protocol
-//! HTTPS when the agent is given a TLS configuration, else plain HTTP/1.1 (paddock's `up`
-//! runs it on loopback); when a token is configured every request needs
-//! `Authorization: Bearer <token>` (else `401`).
+//! HTTPS only, with the serving certificate the cluster CA issued ([`crate::certificate`]).
+//! Every request must authenticate, with one of (never neither; [`tls_config`] and the agent's
+//! start refuse a configuration that would let anyone in):
+//! - a client certificate chained to the cluster CA whose subject is in group
+//!   `system:masters` — the API server's `apiserver-kubelet-client`; any other verified
+//!   certificate is `403 Forbidden (user=…, verb=…, resource=nodes, subresource=proxy)`,
+//!   as a kubelet's authorizer answers;
+//! - `Authorization: Bearer <token>` with the agent's own token.
+//!
+//! Anything else is `401`.
 //!
 //! - `GET /containerLogs/{namespace}/{pod}/{container}` with the query parameters of the API
 //!   (`follow`, `tailLines`, `timestamps`, `previous`, `sinceSeconds`, `sinceTime` (RFC 3339),
@@ -56,8 +63,90 @@ pub struct ServerState {
     pub runtime: Arc<dyn Runtime>,
     /// Pods and their containers.
     pub directory: Arc<Directory>,
-    /// Required bearer token, if any.
+    /// The bearer token accepted besides client certificates, if any.
     pub token: Option<String>,
+}
+
+/// The group whose client certificates may use the agent API (kubeadm's
+/// `apiserver-kubelet-client` is in it).
+pub const CLIENT_GROUP: &str = "system:masters";
+
+/// Who a connection's verified client certificate says it is (CN and O).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The subject's common name.
+    pub user: String,
+    /// The subject's organizations.
+    pub groups: Vec<String>,
+}
+
+impl Peer {
+    /// The identity in a verified client certificate (`None` for an unreadable one).
+    pub fn of(cert: &[u8]) -> Option<Peer> {
+        let (_, x) = x509_parser::parse_x509_certificate(cert).ok()?;
+        let strings =
+            |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
+                it.filter_map(|a| a.as_str().ok().map(str::to_string))
+                    .collect::<Vec<_>>()
+            };
+        Some(Peer {
+            user: strings(&mut x.subject().iter_common_name())
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            groups: strings(&mut x.subject().iter_organization()),
+        })
+    }
+}
+
+/// Why the agent API cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Neither a token nor a client CA: anyone could run commands as root.
+    #[error(
+        "refusing to serve the agent API without authentication: give it a bearer token or the cluster CA to verify the API server's client certificate"
+    )]
+    NoAuthentication,
+    /// rustls refused the configuration.
+    #[error("agent API TLS: {0}")]
+    Tls(String),
+}
+
+/// The agent API's TLS: the serving certificate from `cert` and, with `client_ca`, a verifier
+/// accepting (not requiring: a bearer token may be used instead) client certificates chained to
+/// it. Refuses to build without `client_ca` unless `has_token`.
+pub fn tls_config(
+    cert: Arc<dyn rustls::server::ResolvesServerCert>,
+    client_ca: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+    has_token: bool,
+) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = |e: &dyn std::fmt::Display| ServeError::Tls(e.to_string());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?;
+    let builder = match client_ca {
+        Some(roots) => {
+            let mut store = rustls::RootCertStore::empty();
+            for r in roots {
+                store.add(r.clone()).map_err(|e| tls(&e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(store),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| tls(&e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None if has_token => builder.with_no_client_auth(),
+        None => return Err(ServeError::NoAuthentication),
+    };
+    let mut cfg = builder.with_cert_resolver(cert);
+    // Exec upgrades need HTTP/1.1.
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
 }
 
 /// A `Status` error response.
@@ -93,38 +182,50 @@ pub fn router(state: ServerState) -> Router {
         .with_state(state)
 }
 
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Authentication, then the kubelet's authorization for who got in by certificate: only the
+/// API server's group may proxy.
 async fn auth(State(s): State<ServerState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &s.token {
-        let ok = req
-            .headers()
+    if let Some(peer) = req.extensions().get::<Peer>() {
+        if peer.groups.iter().any(|g| g == CLIENT_GROUP) {
+            return next.run(req).await;
+        }
+        let verb = if req.method() == axum::http::Method::POST {
+            "create"
+        } else {
+            "get"
+        };
+        let msg = format!(
+            "Forbidden (user={}, verb={verb}, resource=nodes, subresource=proxy)",
+            peer.user
+        );
+        return status_error(StatusCode::FORBIDDEN, "Forbidden", &msg);
+    }
+    let ok = s.token.as_ref().is_some_and(|token| {
+        req.headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t == token);
-        if !ok {
-            return status_error(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
-        }
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    });
+    if !ok {
+        return status_error(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
     }
     next.run(req).await
 }
 
-/// Serves the router on `listener` until `stop`: HTTPS when `tls` is given, else plain HTTP.
+/// Serves the router over TLS on `listener` until `stop`; requests of a connection that
+/// presented a verified client certificate carry its [`Peer`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ServerState,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Arc<rustls::ServerConfig>,
     stop: CancellationToken,
 ) {
     let app = router(state);
-    let Some(tls) = tls else {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "agent API stopped");
-        }
-        return;
-    };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -149,8 +250,17 @@ pub async fn serve(
                     return;
                 }
             };
-            let service = hyper::service::service_fn(move |req| {
+            let identity = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| Peer::of(c));
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
                 use tower::ServiceExt;
+                if let Some(p) = &identity {
+                    req.extensions_mut().insert(p.clone());
+                }
                 app.clone().oneshot(req)
             });
             let builder =

@@ -412,6 +412,17 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
     },
     TypeSchema {
+        name: "certificates.v1.CertificateSigningRequest",
+        fields: &[
+            fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
+            fld("status", Some("certificates.v1.CertificateSigningRequestStatus"), Smp::None, Ssa::Default),
+        ],
+    },
+    TypeSchema {
+        name: "certificates.v1.CertificateSigningRequestStatus",
+        fields: &[fld("conditions", None, Smp::None, Ssa::Map(&["type"]))],
+    },
+    TypeSchema {
         name: "core.v1.ConfigMap",
         fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
     },
@@ -644,6 +655,7 @@ pub(crate) static TYPES: &[TypeSchema] = &[
 
 #[rustfmt::skip]
 pub(crate) static KINDS: &[(&str, &str)] = &[
+    ("CertificateSigningRequest", "certificates.v1.CertificateSigningRequest"),
     ("ConfigMap", "core.v1.ConfigMap"),
     ("CronJob", "batch.v1.CronJob"),
     ("DaemonSet", "apps.v1.DaemonSet"),

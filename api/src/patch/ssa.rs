@@ -1091,6 +1091,7 @@ fn zero_object(kind: &str) -> Value {
         "PersistentVolumeClaim" => serde_json::json!({"spec": {"resources": {}}, "status": {}}),
         "EndpointSlice" => serde_json::json!({"endpoints": null}),
         "Event" => serde_json::json!({"involvedObject": {}, "source": {}}),
+        "CertificateSigningRequest" => serde_json::json!({"spec": {"request": null}, "status": {}}),
         _ => serde_json::json!({}),
     };
     if kind == "Lease"

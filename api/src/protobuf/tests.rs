@@ -855,3 +855,61 @@ fn eviction_and_binding() {
     assert!(supports("apps/v1", "DeleteOptions"));
     assert!(!supports("apps/v1", "Pod"));
 }
+
+/// A CSR as `kubectl certificate approve` PUTs it to `…/approval` (typed clientset, protobuf):
+/// request bytes, usages, the requester and its extra values, an Approved condition.
+#[test]
+fn certificate_signing_request_with_extra_values() {
+    let pem = b"-----BEGIN CERTIFICATE REQUEST-----\n";
+    let spec = Enc::new()
+        .bytes(1, pem)
+        .str(2, "system:admin")
+        .str(3, "")
+        .str(4, "system:masters")
+        .str(4, "system:authenticated")
+        .str(5, "digital signature")
+        .str(5, "server auth")
+        .entry_msg(6, "scopes", Enc::new().str(1, "a").str(1, "b"))
+        .str(7, "kubernetes.io/kubelet-serving");
+    let condition = Enc::new()
+        .str(1, "Approved")
+        .str(2, "KubectlApprove")
+        .str(3, "This CSR was approved by kubectl certificate approve.")
+        .msg(4, Enc::new())
+        .msg(5, Enc::new())
+        .str(6, "True");
+    let raw = Enc::new()
+        .msg(1, meta("csr-1"))
+        .msg(2, spec)
+        .msg(3, Enc::new().msg(1, condition));
+    let got = decode_body(&body(
+        "certificates.k8s.io/v1",
+        "CertificateSigningRequest",
+        raw,
+    ))
+    .unwrap();
+    assert_eq!(
+        got["spec"],
+        json!({
+            "request": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0K",
+            "signerName": "kubernetes.io/kubelet-serving",
+            "usages": ["digital signature", "server auth"],
+            "username": "system:admin",
+            "groups": ["system:masters", "system:authenticated"],
+            "extra": {"scopes": ["a", "b"]},
+        })
+    );
+    assert_eq!(
+        got["status"],
+        json!({"conditions": [{
+            "type": "Approved",
+            "status": "True",
+            "reason": "KubectlApprove",
+            "message": "This CSR was approved by kubectl certificate approve.",
+            "lastUpdateTime": null,
+            "lastTransitionTime": null,
+        }]})
+    );
+    let info = registry::lookup("certificates.k8s.io", "v1", "certificatesigningrequests").unwrap();
+    decode(info, got, FieldValidation::Strict).unwrap();
+}

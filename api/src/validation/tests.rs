@@ -939,3 +939,156 @@ fn projected_file_paths_must_be_local_and_not_reserved() {
         "Pod \"p\" is invalid: [spec.volumes[0].hostPath.path: Invalid value: \"/a/../etc\": must not contain '..', spec.volumes[0].hostPath.type: Unsupported value: \"Dir\": supported values: \"\", \"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", \"File\", \"FileOrCreate\", \"Socket\", spec.volumes[1].gitRepo.directory: Invalid value: \"../x\": must not contain '..']"
     );
 }
+
+/// A CSR object for a kubelet serving request (`request` PEM, base64 as JSON carries it).
+fn csr(name: &str, extra: Value) -> Value {
+    use base64::Engine as _;
+    let pem = crate::certificates::tests::request(
+        "system:node:n1",
+        &["system:nodes"],
+        vec![rcgen::SanType::IpAddress("10.0.0.1".parse().unwrap())],
+    );
+    let mut v = json!({
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64::engine::general_purpose::STANDARD.encode(pem),
+            "signerName": "kubernetes.io/kubelet-serving",
+            "usages": ["digital signature", "server auth"],
+        },
+    });
+    v = crate::patch::merge_patch(&v, &extra);
+    v
+}
+
+#[test]
+fn certificate_signing_request_rules() {
+    let c = |extra: Value| {
+        check(
+            "certificates.k8s.io/v1",
+            "CertificateSigningRequest",
+            csr("r", extra),
+        )
+    };
+    assert_eq!(c(json!({})), "");
+    // Any name the generic check takes (a path segment), unlike most kinds.
+    assert_eq!(
+        check(
+            "certificates.k8s.io/v1",
+            "CertificateSigningRequest",
+            csr("Upper:Case", json!({}))
+        ),
+        ""
+    );
+    assert_eq!(
+        check(
+            "certificates.k8s.io/v1",
+            "CertificateSigningRequest",
+            csr("..", json!({}))
+        ),
+        "CertificateSigningRequest.certificates.k8s.io \"..\" is invalid: metadata.name: Invalid value: \"..\": may not be '..'"
+    );
+    assert_eq!(
+        c(
+            json!({"spec": {"usages": [], "signerName": "kubernetes.io/legacy-unknown", "expirationSeconds": 599}})
+        ),
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: [spec.usages: Required value, spec.signerName: Invalid value: \"kubernetes.io/legacy-unknown\": the legacy signerName is not allowed via this API version, spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 600 seconds (10 minutes)]"
+    );
+    let msg = c(
+        json!({"spec": {"usages": ["server auth", "bogus", "server auth"], "signerName": "example"}}),
+    );
+    assert_eq!(
+        msg,
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: [spec.usages[1]: Unsupported value: \"bogus\": supported values: \"any\", \"cert sign\", \"client auth\", \"code signing\", \"content commitment\", \"crl sign\", \"data encipherment\", \"decipher only\", \"digital signature\", \"email protection\", \"encipher only\", \"ipsec end system\", \"ipsec tunnel\", \"ipsec user\", \"key agreement\", \"key encipherment\", \"microsoft sgc\", \"netscape sgc\", \"ocsp signing\", \"s/mime\", \"server auth\", \"signing\", \"timestamping\", spec.usages[2]: Duplicate value: \"server auth\", spec.signerName: Invalid value: \"example\": must be a fully qualified domain and path of the form 'example.com/signer-name']"
+    );
+    assert_eq!(
+        c(json!({"spec": {"signerName": "example/x"}})),
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: spec.signerName: Invalid value: \"example\": should be a domain with at least two segments separated by dots"
+    );
+    // A request that is no CSR: its bytes are shown as Go prints a []byte.
+    assert_eq!(
+        c(json!({"spec": {"request": "aGk="}})),
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: spec.request: Invalid value: []byte{0x68, 0x69}: PEM block type must be CERTIFICATE REQUEST"
+    );
+    assert_eq!(
+        c(json!({"status": {"conditions": [
+            {"type": "Approved", "status": "False"},
+            {"type": "Denied", "status": "True"},
+            {"type": "Denied", "status": "True"},
+            {"type": "", "status": ""},
+        ]}})),
+        // (Both Denied conditions clash with Approved; the aggregate says so once.)
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: [status.conditions[0].status: Unsupported value: \"False\": supported values: \"True\", status.conditions: Invalid value: \"Denied\": Approved and Denied conditions are mutually exclusive, status.conditions[2].type: Duplicate value: \"Denied\", status.conditions[3].type: Required value, status.conditions[3].status: Required value]"
+    );
+    assert_eq!(
+        c(json!({"status": {"certificate": "aGk="}})),
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: status.certificate: Invalid value: \"<certificate data>\": must contain at least one CERTIFICATE PEM block"
+    );
+}
+
+#[test]
+fn certificate_signing_request_updates_by_subresource() {
+    let info = by_kind("certificates.k8s.io/v1", "CertificateSigningRequest").unwrap();
+    let obj = |extra: Value| {
+        let mut v = decode(info, csr("r", extra), FieldValidation::Strict)
+            .unwrap()
+            .value;
+        v["metadata"]["uid"] = json!("u");
+        v
+    };
+    let approved =
+        json!({"status": {"conditions": [{"type": "Approved", "status": "True", "reason": "R"}]}});
+    let old = obj(json!({}));
+    // Approval goes through /approval only.
+    assert!(validate_approval_update(info, &obj(approved.clone()), &old).is_ok());
+    assert_eq!(
+        validate_update(info, &obj(approved.clone()), &old)
+            .unwrap_err()
+            .message,
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: status.conditions: Forbidden: updates may not add a condition of type \"Approved\""
+    );
+    assert_eq!(
+        validate_status_update(info, &obj(approved.clone()), &old)
+            .unwrap_err()
+            .message,
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: status.conditions: Forbidden: updates may not add a condition of type \"Approved\""
+    );
+    // No way back once approved.
+    assert_eq!(
+        validate_approval_update(info, &old, &obj(approved.clone()))
+            .unwrap_err()
+            .message,
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: status.conditions: Forbidden: updates may not remove a condition of type \"Approved\""
+    );
+    // The certificate through /status only, and once.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["a".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem();
+    let signed = |pem: &str| {
+        use base64::Engine as _;
+        let mut v = obj(approved.clone());
+        v["status"]["certificate"] = json!(base64::engine::general_purpose::STANDARD.encode(pem));
+        v
+    };
+    let with_cert = signed(&cert);
+    assert!(validate_status_update(info, &with_cert, &obj(approved.clone())).is_ok());
+    assert_eq!(
+        validate_approval_update(info, &with_cert, &obj(approved.clone()))
+            .unwrap_err()
+            .message,
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: status.certificate: Forbidden: updates may not set certificate content"
+    );
+    let other = rcgen::CertificateParams::new(vec!["b".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem();
+    assert_eq!(
+        validate_status_update(info, &signed(&other), &with_cert)
+            .unwrap_err()
+            .message,
+        "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: status.certificate: Forbidden: updates may not modify existing certificate content"
+    );
+}

@@ -1562,3 +1562,112 @@ async fn registry_patch_for_in_process_callers() {
     assert_eq!(obj["spec"]["replicas"], 4);
     assert_eq!(obj["metadata"]["generation"], 2);
 }
+
+const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+
+/// A kubelet-serving CSR for node `n1` (what an agent asks for), claiming to be someone else.
+fn csr(name: &str) -> Value {
+    use base64::Engine as _;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "system:node:n1");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+           "metadata": {"name": name},
+           "spec": {"request": base64::engine::general_purpose::STANDARD.encode(pem),
+                    "signerName": "kubernetes.io/kubelet-serving",
+                    "usages": ["digital signature", "server auth"],
+                    "expirationSeconds": 86400,
+                    "username": "mallory", "groups": ["system:nodes"]},
+           "status": {"conditions": [{"type": "Approved", "status": "True"}]}})
+}
+
+#[tokio::test]
+async fn certificate_signing_requests_record_the_requester_and_change_only_through_subresources() {
+    let t = setup().await;
+    let r = t.post(CSRS, csr("c1")).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    // The requester is whoever authenticated; nothing arrives approved.
+    assert_eq!(r.body["spec"]["username"], "system:admin");
+    assert_eq!(
+        r.body["spec"]["groups"],
+        json!(["system:masters", "system:authenticated"])
+    );
+    assert_eq!(r.body["status"], json!({}));
+    let item = format!("{CSRS}/c1");
+
+    // The main resource ignores status; adding Approved there is not possible.
+    let mut obj = r.body.clone();
+    obj["status"] = json!({"conditions": [{"type": "Approved", "status": "True"}]});
+    obj["spec"]["usages"] = json!(["client auth"]);
+    let r = t.put(&item, obj.clone()).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], json!({}));
+    assert_eq!(
+        r.body["spec"]["usages"],
+        json!(["digital signature", "server auth"])
+    );
+    // Neither through status.
+    let r = t.put(&format!("{item}/status"), obj.clone()).await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        "CertificateSigningRequest.certificates.k8s.io \"c1\" is invalid: status.conditions: Forbidden: updates may not add a condition of type \"Approved\""
+    );
+    // Through approval, with timestamps filled in.
+    let r = t.put(&format!("{item}/approval"), obj.clone()).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    let cond = &r.body["status"]["conditions"][0];
+    assert_eq!(
+        (cond["type"].as_str(), cond["status"].as_str()),
+        (Some("Approved"), Some("True"))
+    );
+    assert!(cond["lastUpdateTime"].is_string() && cond["lastTransitionTime"].is_string());
+    let r = t.get(&format!("{item}/approval")).await;
+    assert_eq!(r.body["status"]["conditions"][0]["type"], "Approved");
+
+    // The Table kubectl prints.
+    let r = t.call(Method::GET, CSRS, None, &[("accept", TABLE)]).await;
+    let names: Vec<&str> = r.body["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Name",
+            "Age",
+            "SignerName",
+            "Requestor",
+            "RequestedDuration",
+            "Condition"
+        ]
+    );
+    let cells = &r.body["rows"][0]["cells"];
+    assert_eq!(cells[2], "kubernetes.io/kubelet-serving");
+    assert_eq!(
+        (&cells[3], &cells[4], &cells[5]),
+        (&json!("system:admin"), &json!("24h"), &json!("Approved"))
+    );
+
+    // Field selector on the signer.
+    let r = t
+        .get(&format!(
+            "{CSRS}?fieldSelector=spec.signerName%3Dexample.com%2Fother"
+        ))
+        .await;
+    assert_eq!(r.body["items"], json!([]));
+    let r = t
+        .get(&format!(
+            "{CSRS}?fieldSelector=spec.signerName%3Dkubernetes.io%2Fkubelet-serving"
+        ))
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+}

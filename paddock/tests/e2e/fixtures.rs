@@ -106,6 +106,15 @@ reason: Testing
 message: hello from the test
 type: Normal
 source: {component: e2e}
+---
+apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata: {name: e2e-request}
+spec:
+  # `openssl req -new -newkey ec -subj /CN=e2e`, for a signer no controller serves.
+  request: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlISU1IQUNBUUF3RGpFTU1Bb0dBMVVFQXd3RFpUSmxNRmt3RXdZSEtvWkl6ajBDQVFZSUtvWkl6ajBEQVFjRApRZ0FFVktYc3h3eTVROWlKbzdTUUJYY2Q2SG5TOTNkcXpIWXh5S2xlNjluNy9qamp6b0k0dnlic2YySUxBaEswCjdmYlFuTys2a3AwVDJsYnU2TGVCaTJpV0xxQUFNQW9HQ0NxR1NNNDlCQU1DQTBnQU1FVUNJRFZtWHoyVitqOTgKdkNHWmVzYUNxQ3JRYSt6UmF6alBCZFZzN21jc0FwRWFBaUVBNzFna29FS21JZHdYSGl6UG9Jd0tYUFBsL3NNTAp1bTY5NFZwanJNdXVzUnM9Ci0tLS0tRU5EIENFUlRJRklDQVRFIFJFUVVFU1QtLS0tLQo=
+  signerName: example.com/e2e
+  usages: [digital signature, client auth]
 "#;
 
 /// The resource names `kubectl get` is exercised with, one per served resource.
@@ -122,4 +131,5 @@ pub const RESOURCES: &[&str] = &[
     "replicasets",
     "endpointslices",
     "leases",
+    "certificatesigningrequests",
 ];

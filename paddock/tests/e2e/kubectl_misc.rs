@@ -163,6 +163,13 @@ fn api_resources_and_health_endpoints() {
             "EndpointSlice",
         ),
         ("leases", "", "coordination.k8s.io/v1", "true", "Lease"),
+        (
+            "certificatesigningrequests",
+            "csr",
+            "certificates.k8s.io/v1",
+            "false",
+            "CertificateSigningRequest",
+        ),
     ] {
         let row = out
             .lines()

@@ -8,6 +8,7 @@ mod support;
 
 mod agent;
 mod bad_input;
+mod certificates;
 mod clients;
 mod durability;
 mod kubectl_apply;

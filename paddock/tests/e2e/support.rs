@@ -122,7 +122,8 @@ impl Server {
         )
     }
 
-    /// Starts `paddock <args> --listen 127.0.0.1:0 --data-dir DIR/data` and waits for its kubeconfig line.
+    /// Starts `paddock <args> --listen 127.0.0.1:0 --data-dir DIR/data` (no `--listen` when
+    /// `args` has one) and waits for its kubeconfig line.
     pub fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
         Self::launch_in(dir, args, None)
     }
@@ -142,7 +143,12 @@ impl Server {
             None => Command::new(bin),
         }
         .args(args)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(if args.contains(&"--listen") {
+            &[][..]
+        } else {
+            &["--listen", "127.0.0.1:0"][..]
+        })
+        .arg("--data-dir")
         .arg(&data)
         .env("PADDOCK_LOG", "info")
         .stdin(Stdio::null())
