@@ -54,6 +54,7 @@ impl Cluster {
             data_dir: dir.path().join("server"),
             memory_store: true,
             advertise_host: None,
+            max_connections: None,
         })
         .await
         .unwrap();

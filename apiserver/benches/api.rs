@@ -122,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         data_dir: dir.path().to_path_buf(),
         memory_store: false,
         advertise_host: None,
+        max_connections: None,
     })
     .await?;
     let addr = server.local_addr();

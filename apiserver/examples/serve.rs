@@ -15,6 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         data_dir: data_dir.into(),
         memory_store: false,
         advertise_host: None,
+        max_connections: None,
     })
     .await?;
     println!("{}", server.kubeconfig_path().display());

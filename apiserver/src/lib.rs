@@ -71,6 +71,9 @@ pub struct Config {
     /// Host name or address written into the kubeconfig and the certificate (defaults to
     /// the listen address, or 127.0.0.1 for an unspecified one).
     pub advertise_host: Option<String>,
+    /// Cap on open client connections (`None`: [`server::DEFAULT_MAX_CONNECTIONS`] bounded
+    /// by the descriptor limit).
+    pub max_connections: Option<usize>,
 }
 
 impl Config {
@@ -283,6 +286,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         tls_config,
         router,
         state.shutdown.clone(),
+        config.max_connections,
     ));
     tracing::info!(%addr, "API server listening");
     Ok(RunningServer {

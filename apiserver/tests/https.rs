@@ -91,6 +91,7 @@ fn config(dir: &std::path::Path, memory: bool) -> apiserver::Config {
         data_dir: dir.to_path_buf(),
         memory_store: memory,
         advertise_host: None,
+        max_connections: None,
     }
 }
 

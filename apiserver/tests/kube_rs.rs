@@ -17,6 +17,7 @@ async fn kube_rs_crud_and_watcher() -> anyhow::Result<()> {
         data_dir: dir.path().to_path_buf(),
         memory_store: true,
         advertise_host: None,
+        max_connections: None,
     })
     .await?;
     let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())?;

@@ -42,6 +42,7 @@ pub(crate) async fn start(
         data_dir: data_dir.clone(),
         memory_store: args.memory,
         advertise_host: None,
+        max_connections: args.max_connections.map(|n| n as usize),
     };
     let server = apiserver::start(config).await.with_context(|| {
         format!(

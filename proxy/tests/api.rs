@@ -50,6 +50,7 @@ async fn follows_services_and_slices_from_the_api() -> anyhow::Result<()> {
         data_dir: dir.path().to_path_buf(),
         memory_store: true,
         advertise_host: None,
+        max_connections: None,
     })
     .await?;
     let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())?;

@@ -108,65 +108,21 @@ async fn auth(State(s): State<ServerState>, req: Request, next: Next) -> Respons
     next.run(req).await
 }
 
-/// Serves the router on `listener` until `stop`: HTTPS when `tls` is given, else plain HTTP.
+/// Cap on the agent API's open connections (bounded by the descriptor limit, see
+/// [`accept::fd_share`]): its client is the API server, one connection per `logs`, `exec`,
+/// `attach` or `port-forward` in progress on this node.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Serves the router on `listener` until `stop`: HTTPS when `tls` is given, else plain HTTP,
+/// on [`accept::serve`] (connection cap, handshake/header/idle timeouts, drain).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ServerState,
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
 ) {
-    let app = router(state);
-    let Some(tls) = tls else {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "agent API stopped");
-        }
-        return;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            conn = listener.accept() => match conn {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "agent API accept");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "agent API TLS handshake");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(move |req| {
-                use tower::ServiceExt;
-                app.clone().oneshot(req)
-            });
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let conn = builder
-                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                res = conn => {
-                    if let Err(e) = res {
-                        tracing::debug!(%peer, error = %e, "agent API connection");
-                    }
-                }
-            }
-        });
-    }
+    let limits = accept::Limits::new(accept::fd_share(MAX_CONNECTIONS));
+    accept::serve(listener, tls, router(state), limits, stop.cancelled_owned()).await;
 }
 
 /// Finds a container of a pod, with the API server's error texts.

@@ -15,6 +15,7 @@ mod kubectl_get;
 mod kubectl_misc;
 mod service_env;
 mod termination_message;
+mod transport;
 mod up;
 mod walkthrough;
 mod zero_downtime;
