@@ -137,7 +137,7 @@ async fn authenticate(State(st): State<Arc<AppState>>, req: Request, next: Next)
                 .map(str::trim);
             token.is_some_and(|t| constant_time_eq(t.as_bytes(), st.token.as_bytes()))
         }
-        None => public_path(req.uri().path()),
+        None => decoded_path(req.uri().path()).is_ok_and(|p| public_path(&p)),
     };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -232,9 +232,34 @@ fn health(st: &AppState, path: &str, q: &Query) -> Response {
     bytes_response(code, "text/plain; charset=utf-8", body)
 }
 
+/// The request path percent-decoded as Go decodes `URL.Path`, which kube-apiserver routes
+/// and authorizes on (`…/configmaps/a%2Eb` names `a.b`; a decoded `/` separates segments). A
+/// `%` without two hex digits after it is refused, as Go's `url.ParseRequestURI` refuses it.
+fn decoded_path(raw: &str) -> Result<String, ApiError> {
+    let bytes = raw.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        {
+            let bad: String = raw[i..].chars().take(3).collect();
+            return Err(ApiError::bad_request(format!(
+                "invalid URL escape {bad:?} in path {raw:?}"
+            )));
+        }
+    }
+    Ok(percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned())
+}
+
 /// Routes every request.
 async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
+    let path = match decoded_path(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
     let q = Query::parse(req.uri().query());
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let segs: Vec<&str> = match segs.last() {

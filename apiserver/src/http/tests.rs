@@ -575,6 +575,12 @@ async fn tables_selectors_and_paging() {
     let cont = r.body["metadata"]["continue"].as_str().unwrap().to_string();
     let r2 = t.get(&format!("{PODS}?limit=2&continue={cont}")).await;
     assert_eq!(r2.body["items"][0]["metadata"]["name"], "p2");
+    // A negative limit is no limit: upstream's ValidateListOptions does not check it and the
+    // storage layer pages only when `limit > 0`.
+    let r = t.get(&format!("{PODS}?limit=-5")).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 5);
+    assert!(r.body["metadata"].get("continue").is_none());
     // Paging with a selector fills pages with matches.
     let r = t.get(&format!("{PODS}?limit=1&labelSelector=n%3D4")).await;
     assert_eq!(r.body["items"][0]["metadata"]["name"], "p4");
@@ -1561,4 +1567,56 @@ async fn registry_patch_for_in_process_callers() {
     assert!(!created);
     assert_eq!(obj["spec"]["replicas"], 4);
     assert_eq!(obj["metadata"]["generation"], 2);
+}
+
+#[tokio::test]
+async fn percent_encoded_paths_are_decoded_as_go_decodes_url_path() {
+    let t = setup().await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let r = t
+        .post(
+            cms,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a.b"}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    for path in [
+        format!("{cms}/a%2Eb"),
+        format!("{cms}/a%2eb"),
+        "/api/v1/namespaces/%64efault/configmaps/a.b".to_string(),
+        "/%61pi/v1/namespaces/default/configmaps/a.b".to_string(),
+    ] {
+        let r = t.get(&path).await;
+        assert_eq!(r.code, StatusCode::OK, "{path}: {}", r.text);
+        assert_eq!(r.body["metadata"]["name"], "a.b");
+    }
+    // A decoded `/` separates segments: `a%2Fb` is subresource `b` of `a`, as upstream.
+    let r = t.get(&format!("{cms}/a%2Fb")).await;
+    assert_eq!(r.code, StatusCode::NOT_FOUND, "{}", r.text);
+    // A broken escape is a bad request.
+    let r = t.get(&format!("{cms}/a%zz")).await;
+    assert_eq!(r.code, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["kind"], "Status");
+    // Public paths are public when encoded too, and still nothing else is.
+    let anon = |path: &'static str| {
+        let router = t.router.clone();
+        async move {
+            router
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(anon("/%68ealthz").await, StatusCode::OK);
+    assert_eq!(
+        anon("/healthz/..%2F..%2Fapi/v1/namespaces/default/secrets").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        anon("/%61pi/v1/namespaces/default/secrets").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = t.delete(&format!("{cms}/a%2Eb"), None).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
 }
