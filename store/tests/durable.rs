@@ -300,3 +300,102 @@ async fn concurrent_writers_get_unique_contiguous_revisions() -> Result<()> {
     s.close().await;
     Ok(())
 }
+
+/// A tmpfs of `size` bytes mounted for one test (root), unmounted on drop, also on failure.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn new(size: &str) -> Result<SmallFs> {
+        let dir = tempfile::tempdir()?;
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()?;
+        ensure!(st.success(), "mount tmpfs (the durable tests run as root)");
+        Ok(SmallFs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the file system is full; returns its path.
+    fn fill(&self) -> Result<std::path::PathBuf> {
+        let p = self.path().join("filler");
+        let mut f = std::fs::File::create(&p)?;
+        for chunk in [1 << 20, 64 << 10, 4 << 10, 512, 1] {
+            let buf = vec![0u8; chunk];
+            while f.write_all(&buf).is_ok() {}
+        }
+        let _ = f.sync_all();
+        Ok(p)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_with_the_reason_and_resumes_once_there_is_room() -> Result<()> {
+    let fs = SmallFs::new("8m")?;
+    let path = fs.path().join("store.redb");
+    let s = Store::open(&path).await?;
+    s.create(Key::new("configmaps", "a", "before"), obj("before", 0))
+        .await?;
+    let rev = s.revision();
+    let filler = fs.fill()?;
+    // Big enough that the commit needs new pages on the full disk.
+    let big = |name: &str| {
+        let mut o = obj(name, 0);
+        o["data"]["pad"] = json!("x".repeat(256 << 10));
+        o
+    };
+    let key = Key::new("configmaps", "a", "during");
+    let err = s.create(key.clone(), big("during")).await.unwrap_err();
+    let StoreError::Backend(msg) = &err else {
+        bail!("want a backend error, got {err:?}")
+    };
+    ensure!(msg.contains("No space left on device"), "{msg}");
+    ensure!(msg.contains("store.redb"), "names the file: {msg}");
+    // Nothing half-applied: memory is as before, reads work.
+    ensure!(s.revision() == rev && s.get(&key).is_none());
+    ensure!(s.get(&Key::new("configmaps", "a", "before")).is_some());
+    // Refused with the reason while the disk stays full, also after the retry interval.
+    ensure!(s.check().await.is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let again = s.create(key.clone(), obj("during", 0)).await.unwrap_err();
+    ensure!(
+        again.to_string().contains("No space left on device"),
+        "{again}"
+    );
+    ensure!(s.check().await.is_err());
+    // Room again: the store reopens its file without a restart.
+    std::fs::remove_file(&filler)?;
+    let mut healthy = false;
+    for _ in 0..100 {
+        if s.check().await.is_ok() {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(healthy, "store still failing: {:?}", s.check().await);
+    let created = s.create(key.clone(), big("during")).await?;
+    ensure!(rv(&created) == rev + 1, "the next revision, no gap");
+    s.close().await;
+    // Everything acknowledged is in the file, nothing else.
+    let s = Store::open(&path).await?;
+    ensure!(s.revision() == rev + 1);
+    ensure!(s.get(&key).is_some());
+    ensure!(s.get(&Key::new("configmaps", "a", "before")).is_some());
+    s.close().await;
+    Ok(())
+}
