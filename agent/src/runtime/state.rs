@@ -247,18 +247,25 @@ fn walk(queries: &[TreeQuery]) -> Vec<Vec<i32>> {
     out
 }
 
-/// Writes `value` as JSON to `path` atomically (temp file + rename).
+/// Writes `value` as JSON to `path` atomically: through a temporary file of its own (two
+/// writers of one record never share one), removed again when the write fails (a full disk
+/// leaves no `.tmp` files behind).
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RuntimeError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let data = serde_json::to_vec_pretty(value).map_err(|e| {
         RuntimeError::io(
             format!("encode {}", path.display()),
             std::io::Error::other(e),
         )
     })?;
-    let tmp = path.with_extension("tmp");
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}.{n}.tmp", std::process::id()));
     std::fs::write(&tmp, data)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| RuntimeError::io(format!("write {}", path.display()), e))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            RuntimeError::io(format!("write {}", path.display()), e)
+        })
 }
 
 /// Reads every `*.json` record in `dir` (unreadable ones are skipped with a warning).
@@ -313,5 +320,35 @@ mod tests {
             ..me
         };
         assert!(!other.alive());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        // A full tmpfs (tests run as root), unmounted at the end.
+        struct Mount(tempfile::TempDir);
+        impl Drop for Mount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(self.0.path())
+                    .status();
+            }
+        }
+        let m = Mount(tempfile::tempdir().expect("tempdir"));
+        let dir = m.0.path();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(mounted.success(), "mount tmpfs");
+        let _ = std::fs::write(dir.join("filler"), vec![0u8; 1 << 20]);
+        let big = "x".repeat(256 << 10);
+        assert!(write_json(&dir.join("rec.json"), &big).is_err());
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["filler"]);
     }
 }
