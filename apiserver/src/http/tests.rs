@@ -17,6 +17,7 @@ struct T {
     router: axum::Router,
     registry: Registry,
     shutdown: tokio::sync::watch::Sender<bool>,
+    state: std::sync::Arc<crate::http::AppState>,
 }
 
 struct Resp {
@@ -29,11 +30,12 @@ struct Resp {
 async fn setup() -> T {
     let registry = Registry::new(store::Store::memory());
     crate::bootstrap(&registry).await.unwrap();
-    let (router, _state, shutdown) = crate::app(registry.clone(), TOKEN, "127.0.0.1:6443");
+    let (router, state, shutdown) = crate::app(registry.clone(), TOKEN, "127.0.0.1:6443");
     T {
         router,
         registry,
         shutdown,
+        state,
     }
 }
 
@@ -191,8 +193,42 @@ async fn auth_public_paths_and_401() {
     let h = t.get("/healthz").await;
     assert_eq!(h.text, "ok");
     let rv = t.get("/readyz?verbose").await;
-    assert!(rv.text.contains("[+]ping ok"));
-    assert!(rv.text.ends_with("readyz check passed\n"));
+    assert_eq!(
+        rv.text,
+        "[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]etcd-readiness ok\n[+]shutdown ok\nreadyz check passed\n"
+    );
+    assert_eq!(rv.headers["x-content-type-options"], "nosniff");
+    let lv = t.get("/livez?verbose&exclude=etcd&exclude=bogus").await;
+    assert_eq!(
+        lv.text,
+        "[+]ping ok\n[+]log ok\n[+]etcd excluded: ok\nwarn: some health checks cannot be excluded: no matches for \"bogus\"\nlivez check passed\n"
+    );
+    assert_eq!(t.get("/readyz/etcd").await.text, "ok");
+    assert_eq!(t.get("/livez/bogus").await.code, StatusCode::NOT_FOUND);
+    // One check's own path tells why it fails, so it needs credentials (upstream's
+    // system:monitoring), unlike the aggregate paths (system:public-info-viewer).
+    for p in ["/readyz/etcd", "/livez/ping", "/healthz/log"] {
+        let anon = t
+            .router
+            .clone()
+            .oneshot(Request::get(p).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(anon.status(), StatusCode::UNAUTHORIZED, "{p}");
+    }
+    // Shutting down: readyz fails, with the reason on the check's own path.
+    t.state
+        .stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let r = t.get("/readyz").await;
+    assert_eq!(r.code, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        r.text,
+        "[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]etcd-readiness ok\n[-]shutdown failed: reason withheld\nreadyz check failed\n"
+    );
+    let r = t.get("/readyz/shutdown").await;
+    assert_eq!(r.text, "internal server error: process is shutting down\n");
+    assert_eq!(t.get("/livez").await.text, "ok");
 }
 
 #[tokio::test]
@@ -1039,6 +1075,7 @@ async fn pod_stream_subresources_go_to_the_registered_handler() {
         router,
         registry: state.registry.clone(),
         shutdown: tokio::sync::watch::channel(false).0,
+        state: state.clone(),
     };
     t.post(PODS, pod("l")).await;
     // Without a registered handler the server proxies to the node agent; this pod has none.
@@ -1611,7 +1648,7 @@ async fn percent_encoded_paths_are_decoded_as_go_decodes_url_path() {
     assert_eq!(anon("/%68ealthz").await, StatusCode::OK);
     assert_eq!(
         anon("/healthz/..%2F..%2Fapi/v1/namespaces/default/secrets").await,
-        StatusCode::NOT_FOUND
+        StatusCode::UNAUTHORIZED
     );
     assert_eq!(
         anon("/%61pi/v1/namespaces/default/secrets").await,
