@@ -277,7 +277,18 @@ async fn read_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
         return Err(too_large(body));
     }
     let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => {
+                return Err(ApiError::timeout(
+                    "request did not complete within requested timeout - context deadline exceeded",
+                    0,
+                ));
+            }
+        };
         let frame =
             frame.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
@@ -289,6 +300,12 @@ async fn read_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
     }
     Ok((parts.headers, buf.freeze()))
 }
+
+/// How long a client may take to send a request body: kube-apiserver's `--request-timeout`
+/// (1 minute) bounds every request that is not a watch or a stream, and answers 504 `Timeout`
+/// when it runs out; a slow upload must not hold a connection (and a slot under the
+/// connection cap) forever.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Most of a refused HTTP/2 upload [`drain`] reads and discards, and for how long.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;

@@ -1657,3 +1657,28 @@ async fn percent_encoded_paths_are_decoded_as_go_decodes_url_path() {
     let r = t.delete(&format!("{cms}/a%2Eb"), None).await;
     assert_eq!(r.code, StatusCode::OK, "{}", r.text);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_finishes_gets_a_504_after_the_request_timeout() {
+    let t = setup().await;
+    // Half a ConfigMap, then nothing (a slow upload that stalls).
+    use futures::StreamExt;
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"{\"apiVersion\":\"v1\",",
+    ))])
+    .chain(futures::stream::pending());
+    let req = Request::post("/api/v1/namespaces/default/configmaps")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    let resp = t.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    let body: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["reason"], "Timeout");
+    assert_eq!(
+        body["message"],
+        "Timeout: request did not complete within requested timeout - context deadline exceeded"
+    );
+}
