@@ -38,7 +38,7 @@ use std::time::Duration;
 
 pub use listener::Acceptor;
 pub use rlimit::{nofile_soft_limit, original_nofile_soft, raise_nofile_limit};
-pub use server::{ConnInfo, serve};
+pub use server::{ConnInfo, HttpService, serve};
 pub use slots::Tracked;
 
 /// The limits and timeouts of one server. [`Limits::new`] gives paddock's defaults for a

@@ -39,6 +39,50 @@ pub struct ConnInfo {
     pub peer_certificates: Option<Arc<[CertificateDer<'static>]>>,
 }
 
+/// What [`serve`] serves: a cloneable tower service answering hyper requests (an axum
+/// `Router` is one).
+pub trait HttpService: Clone + Send + 'static {
+    /// The response body.
+    type Body: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Unpin
+        + Send
+        + 'static;
+
+    /// Answers one request.
+    fn respond(
+        &self,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<Self::Body>> + Send + 'static;
+}
+
+impl<S, B> HttpService for S
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Unpin
+        + Send
+        + 'static,
+{
+    type Body = B;
+
+    fn respond(
+        &self,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<B>> + Send + 'static {
+        let call = self.clone().oneshot(req);
+        async move {
+            match call.await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
 /// The builders of one server, made once.
 struct Protocols {
     limits: Limits,
@@ -74,21 +118,13 @@ impl Protocols {
 /// Serves `service` on `listener` until `shutdown` resolves: TLS when `tls` is given (HTTP/2
 /// when the client's ALPN offers `h2`, else HTTP/1.1), else plain HTTP/1.1 or HTTP/2 with
 /// prior knowledge; upgrades (WebSocket, SPDY) work. Then drains (see [`Limits`]).
-pub async fn serve<S, B>(
+pub async fn serve<S: HttpService>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     service: S,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
-) where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let drain = limits.drain_timeout;
     let mut acceptor = Acceptor::new(listener, limits.max_connections);
     let protocols = Arc::new(Protocols::new(limits));
@@ -124,22 +160,14 @@ pub async fn serve<S, B>(
     }
 }
 
-async fn connection<S, B>(
+async fn connection<S: HttpService>(
     io: Tracked<TcpStream>,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     service: S,
     protocols: Arc<Protocols>,
     stop: CancellationToken,
-) where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let state = io.state().clone();
     let limits = &protocols.limits;
     let (io, builder, peer_certificates) = match tls {
@@ -250,26 +278,18 @@ struct Tracking<S> {
     info: ConnInfo,
 }
 
-impl<S, B> hyper::service::Service<Request<Incoming>> for Tracking<S>
-where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
-{
-    type Response = Response<TrackedBody<B>>;
+impl<S: HttpService> hyper::service::Service<Request<Incoming>> for Tracking<S> {
+    type Response = Response<TrackedBody<S::Body>>;
     type Error = Infallible;
     type Future =
-        Pin<Box<dyn Future<Output = Result<Response<TrackedBody<B>>, Infallible>> + Send>>;
+        Pin<Box<dyn Future<Output = Result<Response<TrackedBody<S::Body>>, Infallible>> + Send>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let busy = self.conn.busy();
         req.extensions_mut().insert(self.info.clone());
-        let call = self.inner.clone().oneshot(req);
+        let call = self.inner.respond(req);
         Box::pin(async move {
-            let resp = call.await?;
+            let resp = call.await;
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 // The socket goes to the upgraded stream once this response is out.
                 busy.detach();

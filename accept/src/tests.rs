@@ -72,7 +72,8 @@ impl Server {
         }
     }
 
-    async fn tls(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+    /// A TLS connection offering `alpn` (none: the server picks HTTP/1.1).
+    async fn tls_with(&self, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
         let tcp = TcpStream::connect(self.addr).await.unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.cert.clone()).unwrap();
@@ -83,11 +84,15 @@ impl Server {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .unwrap()
+    }
+
+    async fn tls(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        self.tls_with(&[b"h2"]).await
     }
 
     /// An HTTP/2 client connection over TLS; the connection task's handle resolves when the
@@ -117,6 +122,20 @@ impl Server {
             .expect("server drained")
             .unwrap();
     }
+}
+
+/// `GET https://localhost{path}` on an HTTP/2 connection.
+async fn h2_get(
+    send: &mut hyper::client::conn::http2::SendRequest<Body>,
+    path: &str,
+) -> http::Response<hyper::body::Incoming> {
+    send.send_request(
+        http::Request::get(format!("https://localhost{path}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap()
 }
 
 fn server_tls() -> (Arc<rustls::ServerConfig>, CertificateDer<'static>) {
@@ -176,14 +195,7 @@ async fn get_h1(addr: std::net::SocketAddr, path: &str) -> String {
 async fn both_protocols_answer_and_handlers_see_the_peer() {
     let s = Server::start(Limits::new(8), true).await;
     let (mut h2, _conn) = s.h2().await;
-    let resp = h2
-        .send_request(
-            http::Request::get("https://localhost/peer")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = h2_get(&mut h2, "/peer").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), http::Version::HTTP_2);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -238,14 +250,7 @@ async fn idle_connections_close_but_streams_in_progress_do_not() {
     let s = Server::start(short(64), true).await;
     // An idle HTTP/2 connection (one request, then nothing) is closed.
     let (mut idle, idle_conn) = s.h2().await;
-    let resp = idle
-        .send_request(
-            http::Request::get("https://localhost/")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = h2_get(&mut idle, "/").await;
     assert_eq!(resp.status(), 200);
     drop(resp);
     tokio::time::timeout(BOUND, idle_conn)
@@ -255,30 +260,10 @@ async fn idle_connections_close_but_streams_in_progress_do_not() {
     // A streaming response (a watch) keeps flowing long past the idle timeout, on both
     // protocols.
     let (mut h2, _c) = s.h2().await;
-    let resp = h2
-        .send_request(
-            http::Request::get("https://localhost/stream")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = h2_get(&mut h2, "/stream").await;
     let mut body = resp.into_body();
     // A client without ALPN gets HTTP/1.1.
-    let tcp = TcpStream::connect(s.addr).await.unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(s.cert.clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let mut h1_stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut h1_stream = s.tls_with(&[]).await;
     h1_stream
         .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -359,14 +344,7 @@ async fn oversized_request_heads_get_431_on_both_protocols() {
         .expect("an answer, not a reset");
     assert_eq!(resp.status(), 431);
     // A URL under the limit is served (404 from the router, not a transport error).
-    let resp = h2
-        .send_request(
-            http::Request::get(format!("https://localhost/{}", "b".repeat(60 * 1024)))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = h2_get(&mut h2, &format!("/{}", "b".repeat(60 * 1024))).await;
     assert_eq!(resp.status(), 404);
     // HTTP/1.1.
     let plain = Server::start(Limits::new(8), false).await;
@@ -388,14 +366,7 @@ async fn oversized_request_heads_get_431_on_both_protocols() {
 async fn shutdown_lets_requests_finish_then_drops_streams() {
     let s = Server::start(short(8), true).await;
     let (mut h2, _c) = s.h2().await;
-    let resp = h2
-        .send_request(
-            http::Request::get("https://localhost/stream")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = h2_get(&mut h2, "/stream").await;
     let mut body = resp.into_body();
     // The endless stream cannot finish: the drain timeout ends it and `serve` returns.
     s.stop().await;

@@ -43,26 +43,9 @@ mod tests {
 
     #[test]
     fn a_full_disk_leaves_no_temporary_file_behind() {
-        // A tmpfs that is full (root: tests run as root), unmounted at the end.
-        struct Mount(tempfile::TempDir);
-        impl Drop for Mount {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("umount")
-                    .arg("-l")
-                    .arg(self.0.path())
-                    .status();
-            }
-        }
-        let m = Mount(tempfile::tempdir().unwrap());
-        let dir = m.0.path();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(mounted.success(), "mount tmpfs");
-        let filler = dir.join("filler");
-        let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+        let fs = testkit::fs::SmallFs::new("64k").unwrap();
+        let dir = fs.path();
+        fs.fill().unwrap();
         let p = dir.join("kubeconfig");
         let err = write(&p, "https://127.0.0.1:1", &"PEM".repeat(50_000), "tok").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(28), "{err}");

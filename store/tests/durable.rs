@@ -301,51 +301,9 @@ async fn concurrent_writers_get_unique_contiguous_revisions() -> Result<()> {
     Ok(())
 }
 
-/// A tmpfs of `size` bytes mounted for one test (root), unmounted on drop, also on failure.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn new(size: &str) -> Result<SmallFs> {
-        let dir = tempfile::tempdir()?;
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()?;
-        ensure!(st.success(), "mount tmpfs (the durable tests run as root)");
-        Ok(SmallFs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Writes a file until the file system is full; returns its path.
-    fn fill(&self) -> Result<std::path::PathBuf> {
-        let p = self.path().join("filler");
-        let mut f = std::fs::File::create(&p)?;
-        for chunk in [1 << 20, 64 << 10, 4 << 10, 512, 1] {
-            let buf = vec![0u8; chunk];
-            while f.write_all(&buf).is_ok() {}
-        }
-        let _ = f.sync_all();
-        Ok(p)
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 #[tokio::test]
 async fn a_full_disk_refuses_writes_with_the_reason_and_resumes_once_there_is_room() -> Result<()> {
-    let fs = SmallFs::new("8m")?;
+    let fs = testkit::fs::SmallFs::new("8m")?;
     let path = fs.path().join("store.redb");
     let s = Store::open(&path).await?;
     s.create(Key::new("configmaps", "a", "before"), obj("before", 0))

@@ -324,25 +324,9 @@ mod tests {
 
     #[test]
     fn a_failed_write_leaves_no_temporary_file() {
-        // A full tmpfs (tests run as root), unmounted at the end.
-        struct Mount(tempfile::TempDir);
-        impl Drop for Mount {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("umount")
-                    .arg("-l")
-                    .arg(self.0.path())
-                    .status();
-            }
-        }
-        let m = Mount(tempfile::tempdir().expect("tempdir"));
-        let dir = m.0.path();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("mount");
-        assert!(mounted.success(), "mount tmpfs");
-        let _ = std::fs::write(dir.join("filler"), vec![0u8; 1 << 20]);
+        let fs = testkit::fs::SmallFs::new("64k").expect("tmpfs");
+        let dir = fs.path();
+        fs.fill().expect("fill");
         let big = "x".repeat(256 << 10);
         assert!(write_json(&dir.join("rec.json"), &big).is_err());
         let left: Vec<_> = std::fs::read_dir(dir)

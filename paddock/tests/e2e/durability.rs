@@ -150,58 +150,21 @@ fn kill_9_during_a_burst_loses_no_acknowledged_write() {
     );
 }
 
-/// A tmpfs of `size` mounted on `dir` for one test, unmounted on drop (also on failure).
-struct SmallFs(std::path::PathBuf);
-
-impl SmallFs {
-    fn mount(dir: &std::path::Path, size: &str) -> SmallFs {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "mount tmpfs on {}", dir.display());
-        SmallFs(dir.to_path_buf())
-    }
-
-    /// Fills the file system; returns the filler's path.
-    fn fill(&self) -> std::path::PathBuf {
-        use std::io::Write;
-        let p = self.0.join("filler");
-        let mut f = std::fs::File::create(&p).expect("filler");
-        for chunk in [1 << 20, 64 << 10, 4 << 10, 512, 1] {
-            let buf = vec![0u8; chunk];
-            while f.write_all(&buf).is_ok() {}
-        }
-        p
-    }
-
-    /// Names of temporary files anywhere under the mount.
-    fn temporaries(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut dirs = vec![self.0.clone()];
-        while let Some(d) = dirs.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else if p.to_string_lossy().ends_with(".tmp") {
-                    out.push(p.display().to_string());
-                }
+/// Names of temporary files anywhere under `dir`.
+fn temporaries(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.to_string_lossy().ends_with(".tmp") {
+                out.push(p.display().to_string());
             }
         }
-        out
     }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
+    out
 }
 
 /// Runs `paddock server` on `data` until it exits or prints its kubeconfig line (then stops
@@ -235,7 +198,7 @@ fn try_start(data: &std::path::Path) -> bool {
 fn a_full_disk_fails_writes_and_readyz_then_recovers_without_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     // The data dir is a small file system of its own; the server's log stays outside it.
-    let fs = SmallFs::mount(&dir.path().join("data"), "32m");
+    let fs = testkit::fs::SmallFs::mount_on(&dir.path().join("data"), "32m").expect("tmpfs");
     let s = Server::start_in(dir);
     let create = |name: &str| {
         s.curl(
@@ -252,7 +215,7 @@ fn a_full_disk_fails_writes_and_readyz_then_recovers_without_a_restart() {
         )
     };
     assert_eq!(create("before").0, 201);
-    let filler = fs.fill();
+    let filler = fs.fill().expect("fill");
 
     // Writes fail with a Status naming the cause; reads go on.
     let (code, text) = create("during");
@@ -300,10 +263,10 @@ fn a_full_disk_fails_writes_and_readyz_then_recovers_without_a_restart() {
     // Full again at a restart: the server cannot write its kubeconfig and exits, leaving no
     // temporary file; with room it starts and has every acknowledged write.
     let dir = s.stop();
-    let filler = fs.fill();
+    let filler = fs.fill().expect("fill");
     let data = dir.path().join("data");
     assert!(!try_start(&data), "started on a full disk");
-    assert_eq!(fs.temporaries(), Vec::<String>::new());
+    assert_eq!(temporaries(fs.path()), Vec::<String>::new());
     std::fs::remove_file(&filler).expect("remove filler");
     let s = Server::start_in(dir);
     let names = s.kubectl(&["get", "cm", "-o", "jsonpath={.items[*].metadata.name}"]);
@@ -311,6 +274,6 @@ fn a_full_disk_fails_writes_and_readyz_then_recovers_without_a_restart() {
         names.contains("before") && names.contains("during"),
         "{names}"
     );
-    assert_eq!(fs.temporaries(), Vec::<String>::new());
+    assert_eq!(temporaries(fs.path()), Vec::<String>::new());
     drop(s);
 }

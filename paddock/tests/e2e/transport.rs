@@ -60,6 +60,18 @@ async fn idle_tls(
         .ok()
 }
 
+/// `/healthz` answers `ok` within 20 s (less than the request-head timeout, so only the
+/// connection cap making room lets it in while the slots are taken).
+fn healthz_answers(s: &Server) {
+    let (code, body) = s.curl_with(&["--max-time", "20"], "GET", "/healthz", None, None, None);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "ok"),
+        "log:\n{}",
+        tail(&s.log(), 20)
+    );
+}
+
 /// Whether the server closes `s` (EOF or reset) within [`CLOSE_BOUND`].
 async fn closed_by_server<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> bool {
     let read = async {
@@ -110,13 +122,7 @@ fn slow_and_idle_connections_are_closed_and_healthz_still_answers() {
         (silent, slow)
     });
     // While they are open, /healthz answers (at the cap the idlest one makes room).
-    let (code, body) = s.curl_with(&["--max-time", "20"], "GET", "/healthz", None, None, None);
-    assert_eq!(
-        (code, body.as_str()),
-        (200, "ok"),
-        "log:\n{}",
-        tail(&s.log(), 20)
-    );
+    healthz_answers(&s);
     // Every one of them is closed by the server.
     rt.block_on(async {
         for (i, c) in silent.iter_mut().enumerate() {
@@ -154,13 +160,7 @@ fn with_few_descriptors_idle_tls_clients_do_not_starve_healthz() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         tasks
     });
-    let (code, body) = s.curl_with(&["--max-time", "20"], "GET", "/healthz", None, None, None);
-    assert_eq!(
-        (code, body.as_str()),
-        (200, "ok"),
-        "log:\n{}",
-        tail(&s.log(), 20)
-    );
+    healthz_answers(&s);
     let log = s.log();
     let accept_errors = log.matches("accept failed").count();
     assert!(
