@@ -121,7 +121,12 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
 ) {
-    let limits = accept::Limits::new(accept::fd_share(MAX_CONNECTIONS));
+    let limits = accept::Limits {
+        // `logs -f` streams do not end when the agent stops (its containers stop after it):
+        // a short drain keeps a stopping agent from waiting on them.
+        drain_timeout: Duration::from_secs(1),
+        ..accept::Limits::new(accept::fd_share(MAX_CONNECTIONS))
+    };
     accept::serve(listener, tls, router(state), limits, stop.cancelled_owned()).await;
 }
 
