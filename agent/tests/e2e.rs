@@ -57,6 +57,7 @@ impl Cluster {
             memory_store: true,
             advertise_host: None,
             extra_sans: Vec::new(),
+            max_connections: None,
         })
         .await
         .unwrap();

@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         memory_store: false,
         advertise_host: None,
         extra_sans: Vec::new(),
+        max_connections: None,
     })
     .await?;
     let addr = server.local_addr();

@@ -16,6 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         memory_store: false,
         advertise_host: None,
         extra_sans: Vec::new(),
+        max_connections: None,
     })
     .await?;
     println!("{}", server.kubeconfig_path().display());

@@ -116,12 +116,14 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .with_state(state)
 }
 
-/// Paths anyone may read (upstream's `system:public-info-viewer`).
+/// Paths anyone may read (upstream's `system:public-info-viewer`); the per-check health paths
+/// (`/readyz/etcd`), which tell why a check fails, need credentials as upstream's
+/// `system:monitoring` does.
 fn public_path(path: &str) -> bool {
-    matches!(path, "/version" | "/version/")
-        || ["/healthz", "/livez", "/readyz"]
-            .iter()
-            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    matches!(
+        path,
+        "/version" | "/version/" | "/healthz" | "/livez" | "/readyz"
+    )
 }
 
 /// Bearer-token authentication: a wrong token is always 401; no token is 401 except on
@@ -143,7 +145,7 @@ async fn authenticate(State(st): State<Arc<AppState>>, mut req: Request, next: N
             }
             admin
         }
-        None => public_path(req.uri().path()),
+        None => decoded_path(req.uri().path()).is_ok_and(|p| public_path(&p)),
     };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -189,58 +191,117 @@ fn version() -> Value {
     })
 }
 
-/// `/healthz`, `/livez`, `/readyz` and their `?verbose` and per-check forms.
-fn health(st: &AppState, path: &str, q: &Query) -> Response {
-    let mut parts = path.trim_matches('/').split('/');
+/// `/healthz`, `/livez`, `/readyz` in upstream's format (`apiserver/pkg/server/healthz`):
+/// `ok`, or with `?verbose` (and always on failure) one `[+]name ok` / `[-]name failed:
+/// reason withheld` line per check and `<endpoint> check passed|failed`; `?exclude=name`
+/// skips a check; `/<endpoint>/<check>` runs one check and tells its reason. `etcd` (and
+/// `etcd-readiness` on `/readyz`) is whether the store takes writes.
+async fn health(st: &AppState, path: &str, q: &Query) -> Response {
+    let mut parts = path.trim_matches('/').splitn(2, '/');
     let endpoint = parts.next().unwrap_or("");
     let check = parts.next();
-    let stopping = st.stopping.load(Ordering::Relaxed);
-    let mut checks = vec![("ping", true), ("log", true), ("etcd", true)];
+    let store = st
+        .registry
+        .store()
+        .check()
+        .await
+        .err()
+        .map(|e| e.to_string());
+    let mut checks: Vec<(&str, Option<String>)> =
+        vec![("ping", None), ("log", None), ("etcd", store.clone())];
     if endpoint == "readyz" {
-        checks.push(("shutdown", !stopping));
+        checks.push(("etcd-readiness", store));
+        let stopping = st.stopping.load(Ordering::Relaxed);
+        checks.push((
+            "shutdown",
+            stopping.then(|| "process is shutting down".to_string()),
+        ));
     }
+    let text = |code, body: String| {
+        let mut r = bytes_response(code, "text/plain; charset=utf-8", body);
+        r.headers_mut().insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        r
+    };
     if let Some(c) = check {
         return match checks.iter().find(|(n, _)| *n == c) {
-            Some((_, true)) => bytes_response(StatusCode::OK, "text/plain; charset=utf-8", "ok"),
-            Some((_, false)) => bytes_response(
+            Some((_, None)) => text(StatusCode::OK, "ok".into()),
+            Some((_, Some(reason))) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain; charset=utf-8",
-                "internal server error: process is shutting down\n",
+                format!("internal server error: {reason}\n"),
             ),
             None => error_response(&not_found_path()),
         };
     }
-    let healthy = checks.iter().all(|(_, ok)| *ok);
-    let verbose = q.get("verbose").is_some();
-    let code = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    let body = if verbose || !healthy {
-        let mut s = String::new();
-        for (n, ok) in &checks {
-            if *ok {
-                s.push_str(&format!("[+]{n} ok\n"));
-            } else {
-                s.push_str(&format!("[-]{n} failed: reason withheld\n"));
-            }
-        }
-        if healthy {
-            s.push_str(&format!("{endpoint} check passed\n"));
+    let mut excluded: Vec<&str> = q
+        .pairs()
+        .iter()
+        .filter(|(k, _)| k == "exclude")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut lines = String::new();
+    let mut failed = false;
+    for (name, reason) in &checks {
+        if let Some(i) = excluded.iter().position(|e| e == name) {
+            excluded.remove(i);
+            lines.push_str(&format!("[+]{name} excluded: ok\n"));
+        } else if let Some(reason) = reason {
+            tracing::debug!(check = name, %reason, "{endpoint} check failed");
+            failed = true;
+            lines.push_str(&format!("[-]{name} failed: reason withheld\n"));
         } else {
-            s.push_str(&format!("{endpoint} check failed\n"));
+            lines.push_str(&format!("[+]{name} ok\n"));
         }
-        s
+    }
+    if !excluded.is_empty() {
+        let quoted: Vec<String> = excluded.iter().map(|e| format!("{e:?}")).collect();
+        lines.push_str(&format!(
+            "warn: some health checks cannot be excluded: no matches for {}\n",
+            quoted.join(",")
+        ));
+    }
+    if failed {
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{lines}{endpoint} check failed\n"),
+        )
+    } else if q.get("verbose").is_some() {
+        text(StatusCode::OK, format!("{lines}{endpoint} check passed\n"))
     } else {
-        "ok".to_string()
-    };
-    bytes_response(code, "text/plain; charset=utf-8", body)
+        text(StatusCode::OK, "ok".into())
+    }
+}
+
+/// The request path percent-decoded as Go decodes `URL.Path`, which kube-apiserver routes
+/// and authorizes on (`…/configmaps/a%2Eb` names `a.b`; a decoded `/` separates segments). A
+/// `%` without two hex digits after it is refused, as Go's `url.ParseRequestURI` refuses it.
+fn decoded_path(raw: &str) -> Result<String, ApiError> {
+    let bytes = raw.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        {
+            let bad: String = raw[i..].chars().take(3).collect();
+            return Err(ApiError::bad_request(format!(
+                "invalid URL escape {bad:?} in path {raw:?}"
+            )));
+        }
+    }
+    Ok(percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned())
 }
 
 /// Routes every request.
 async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
+    let path = match decoded_path(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
     let q = Query::parse(req.uri().query());
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let segs: Vec<&str> = match segs.last() {
@@ -251,7 +312,7 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let read_only = method == Method::GET || method == Method::HEAD;
     match segs.as_slice() {
         ["version"] if read_only => json_response(StatusCode::OK, &version()),
-        ["healthz" | "livez" | "readyz", ..] if read_only => health(&st, &path, &q),
+        ["healthz" | "livez" | "readyz", ..] if read_only => health(&st, &path, &q).await,
         ["api"] if read_only => discovery_root(&st, &req, true),
         ["apis"] if read_only => discovery_root(&st, &req, false),
         ["apis", g] if read_only => match st.discovery.group(g) {

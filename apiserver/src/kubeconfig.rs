@@ -40,4 +40,19 @@ mod tests {
             0o600
         );
     }
+
+    #[test]
+    fn a_full_disk_leaves_no_temporary_file_behind() {
+        let fs = testkit::fs::SmallFs::new("64k").unwrap();
+        let dir = fs.path();
+        fs.fill().unwrap();
+        let p = dir.join("kubeconfig");
+        let err = write(&p, "https://127.0.0.1:1", &"PEM".repeat(50_000), "tok").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["filler"], "nothing but the filler");
+    }
 }

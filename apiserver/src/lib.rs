@@ -75,6 +75,9 @@ pub struct Config {
     /// More names and addresses for the serving certificate (`--tls-san`, and this machine's
     /// addresses when listening on all of them).
     pub extra_sans: Vec<String>,
+    /// Cap on open client connections (`None`: [`server::DEFAULT_MAX_CONNECTIONS`] bounded
+    /// by the descriptor limit).
+    pub max_connections: Option<usize>,
 }
 
 impl Config {
@@ -305,6 +308,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         tls_config,
         router,
         state.shutdown.clone(),
+        config.max_connections,
     ));
     tracing::info!(%addr, "API server listening");
     Ok(RunningServer {

@@ -265,10 +265,18 @@ static FINALIZE: api::registry::Subresource = api::registry::Subresource {
     verbs: &["update"],
 };
 
-/// Reads a request body, refusing more than [`MAX_BODY`] bytes with 413.
+/// Reads a request body, refusing more than [`MAX_BODY`] bytes with 413 (upstream's
+/// `limitedReadBody`: `Request entity too large: limit is 3145728`).
 async fn read_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
-    let (parts, body) = req.into_parts();
-    let too_large = || ApiError::request_entity_too_large(&format!("limit is {MAX_BODY}"));
+    use http_body_util::BodyExt;
+    let (parts, mut body) = req.into_parts();
+    let h2 = parts.version == http::Version::HTTP_2;
+    let too_large = |body: Body| {
+        if h2 {
+            drain(body);
+        }
+        ApiError::request_entity_too_large(&format!("limit is {MAX_BODY}"))
+    };
     if let Some(len) = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -276,19 +284,63 @@ async fn read_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
         .and_then(|v| v.parse::<u64>().ok())
         && len > MAX_BODY as u64
     {
-        return Err(too_large());
+        return Err(too_large(body));
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = src {
-            if s.is::<http_body_util::LengthLimitError>() {
-                return too_large();
+    let mut buf = bytes::BytesMut::new();
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => {
+                return Err(ApiError::timeout(
+                    "request did not complete within requested timeout - context deadline exceeded",
+                    0,
+                ));
             }
-            src = s.source();
+        };
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_BODY {
+                return Err(too_large(body));
+            }
+            buf.extend_from_slice(&data);
         }
-        ApiError::bad_request(format!("reading request body: {e}"))
-    })?;
-    Ok((parts.headers, bytes))
+    }
+    Ok((parts.headers, buf.freeze()))
+}
+
+/// How long a client may take to send a request body: kube-apiserver's `--request-timeout`
+/// (1 minute) bounds every request that is not a watch or a stream, and answers 504 `Timeout`
+/// when it runs out; a slow upload must not hold a connection (and a slot under the
+/// connection cap) forever.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Most of a refused HTTP/2 upload [`drain`] reads and discards, and for how long.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads and discards the rest of a refused HTTP/2 upload in the background. Answering
+/// while the client still uploads ends the stream with `RST_STREAM(NO_ERROR)` after the
+/// response, which Go clients read as the 413 but curl and other clients report as a failed
+/// stream without the `Status`; read to its end (bounded by [`DRAIN_LIMIT`] and
+/// [`DRAIN_TIME`]) the stream closes normally. HTTP/1.1 needs none of this: the connection
+/// is closed after the answer (and a client that sent `Expect: 100-continue` never uploads).
+fn drain(mut body: Body) {
+    use http_body_util::BodyExt;
+    tokio::spawn(async move {
+        let mut read = 0usize;
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, Bytes::len);
+                if read > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 /// The media type of a request (`application/json` when absent).

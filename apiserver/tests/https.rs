@@ -92,6 +92,7 @@ fn config(dir: &std::path::Path, memory: bool) -> apiserver::Config {
         memory_store: memory,
         advertise_host: None,
         extra_sans: Vec::new(),
+        max_connections: None,
     }
 }
 

@@ -18,6 +18,7 @@ async fn kube_rs_crud_and_watcher() -> anyhow::Result<()> {
         memory_store: true,
         advertise_host: None,
         extra_sans: Vec::new(),
+        max_connections: None,
     })
     .await?;
     let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())?;

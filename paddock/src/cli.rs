@@ -131,6 +131,10 @@ pub(crate) struct ServerArgs {
     /// Keep objects in memory only (nothing survives a restart).
     #[arg(long)]
     pub(crate) memory: bool,
+    /// Most client connections open at once; at the cap the idlest one is closed to make
+    /// room [default: 1024, at most a quarter of the open-file limit].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_connections: Option<u32>,
 }
 
 /// A `--tls-san`: an IP address or a DNS name (`*.` wildcards allowed), lower-cased.

@@ -40,6 +40,14 @@ fn main() -> std::process::ExitCode {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(UMASK));
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
+    // As Go's runtime does: the soft open-file limit (often 1024) up to the hard one, so the
+    // servers' connection caps, proxied connections and container logs fit; containers get
+    // the original soft limit back (agent runtime).
+    match accept::raise_nofile_limit() {
+        Ok((old, new)) if old != new => tracing::debug!(old, new, "raised the open-file limit"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

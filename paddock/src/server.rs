@@ -79,6 +79,7 @@ pub(crate) async fn start(
         memory_store: args.memory,
         advertise_host: args.advertise_address.map(|a| a.to_string()),
         extra_sans,
+        max_connections: args.max_connections.map(|n| n as usize),
     };
     let server = apiserver::start(config).await.with_context(|| {
         format!(

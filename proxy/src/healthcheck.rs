@@ -25,6 +25,9 @@ const REQUEST_LIMIT: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Failed binds are retried this often.
 const BIND_RETRY: Duration = Duration::from_secs(5);
+/// Open connections per health check port: its clients are load balancers probing every few
+/// seconds, one connection per probe (kube-proxy answers with `Connection: close`).
+const MAX_CONNECTIONS: usize = 64;
 
 type Key = (String, String);
 
@@ -123,26 +126,24 @@ pub(crate) async fn serve(proxy: Arc<Proxy>, shutdown: CancellationToken) {
     }
 }
 
+/// The bounded accept loop ([`accept::Acceptor`]: a cap with the idlest connection closed to
+/// make room, back-off on accept errors) of one health check port.
 async fn accept(proxy: Arc<Proxy>, listener: TcpListener, key: Key, token: CancellationToken) {
+    let mut acceptor = accept::Acceptor::new(listener, accept::fd_share(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok((stream, _)) => {
-                    tokio::spawn(answer(proxy.clone(), stream, key.clone()));
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "health check accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+            (stream, _) = acceptor.accept() => {
+                tokio::spawn(answer(proxy.clone(), stream, key.clone()));
+            }
         }
     }
 }
 
 /// Reads one request head (any method and path, as kube-proxy's handler) and answers it.
-async fn answer(proxy: Arc<Proxy>, mut stream: TcpStream, key: Key) {
+async fn answer(proxy: Arc<Proxy>, mut stream: accept::Tracked<TcpStream>, key: Key) {
     let mut head = Vec::new();
+    let evicted = stream.evicted();
     let read = async {
         let mut buf = [0u8; 1024];
         while head.len() < REQUEST_LIMIT && !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -153,7 +154,12 @@ async fn answer(proxy: Arc<Proxy>, mut stream: TcpStream, key: Key) {
         }
         true
     };
-    if !matches!(tokio::time::timeout(REQUEST_TIMEOUT, read).await, Ok(true)) {
+    let complete = tokio::select! {
+        r = tokio::time::timeout(REQUEST_TIMEOUT, read) => matches!(r, Ok(true)),
+        // At the cap, a client that has not sent its request yet makes room.
+        _ = evicted => false,
+    };
+    if !complete {
         return;
     }
     let count = local_ready_endpoints(&proxy, &key.0, &key.1);

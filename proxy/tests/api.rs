@@ -51,6 +51,7 @@ async fn follows_services_and_slices_from_the_api() -> anyhow::Result<()> {
         memory_store: true,
         advertise_host: None,
         extra_sans: Vec::new(),
+        max_connections: None,
     })
     .await?;
     let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())?;

@@ -7,7 +7,9 @@
 //!
 //! Start reading at [`Store`] (`store.rs`): the handle and every operation. Then:
 //! - `state.rs`: the in-memory objects, the event log and how a write is planned (preconditions);
-//! - `writer.rs`: the group-commit writer thread of the durable backend;
+//! - `writer.rs`: the group-commit writer thread of the durable backend, and how it refuses
+//!   writes after a failed commit (a full disk) and reopens the file once it can
+//!   ([`Store::check`] reports it);
 //! - `persist.rs`: the redb layout (`objects`, `log`, `meta` tables) and its binary encoding;
 //! - `watch.rs`: watcher fan-out with bounded buffers;
 //! - `continue_token.rs`: opaque `continue` tokens for paged lists.

@@ -50,6 +50,11 @@ impl Db {
         backend_err(&self.path, e)
     }
 
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens (or creates) the file and loads the state it holds.
     pub(crate) fn open(path: &Path) -> Result<(Db, State), StoreError> {
         make_private(path).map_err(|e| backend_err(path, e))?;
@@ -71,7 +76,46 @@ impl Db {
         Ok((db, state))
     }
 
-    fn load(&self) -> Result<State, StoreError> {
+    /// Opens the file again after a failure (see `writer.rs`), without loading it: the handle
+    /// and the revision it last committed.
+    pub(crate) fn reopen(path: &Path) -> Result<(Db, Revision), StoreError> {
+        let db = Database::create(path).map_err(|e| backend_err(path, e))?;
+        let db = Db {
+            db,
+            path: path.to_path_buf(),
+        };
+        let txn = db.db.begin_read().map_err(|e| db.err(e))?;
+        let meta = txn.open_table(META).map_err(|e| db.err(e))?;
+        let revision = meta
+            .get(META_REVISION)
+            .map_err(|e| db.err(e))?
+            .map_or(0, |v| v.value());
+        drop(meta);
+        drop(txn);
+        Ok((db, revision))
+    }
+
+    /// The logged events after `rev`, oldest first; `None` when the log no longer reaches back
+    /// to `rev + 1`.
+    pub(crate) fn events_after(
+        &self,
+        rev: Revision,
+    ) -> Result<Option<Vec<Arc<Event>>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let log = txn.open_table(LOG).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in log.range(rev + 1..).map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            if k.value() != rev + 1 + out.len() as u64 {
+                return Ok(None);
+            }
+            let ev = decode_event(k.value(), v.value()).map_err(|e| self.err(e))?;
+            out.push(Arc::new(ev));
+        }
+        Ok(Some(out))
+    }
+
+    pub(crate) fn load(&self) -> Result<State, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let mut st = State::default();
         {

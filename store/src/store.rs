@@ -53,15 +53,34 @@ pub(crate) struct Shared {
     /// Locked after `state` when both are needed.
     pub(crate) watchers: Mutex<Watchers>,
     pub(crate) config: StoreConfig,
+    /// Why the durable backend refuses writes (`None`: it takes them); see `writer.rs`.
+    failure: Mutex<Option<String>>,
 }
 
 impl Shared {
-    fn new(state: State, config: StoreConfig) -> Shared {
+    pub(crate) fn new(state: State, config: StoreConfig) -> Shared {
         Shared {
             state: RwLock::new(state),
             watchers: Mutex::new(Watchers::new(config.watch_buffer)),
             config,
+            failure: Mutex::new(None),
         }
+    }
+
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
+    }
+
+    pub(crate) fn set_failure(&self, reason: Option<String>) {
+        *self.failure.lock() = reason;
+    }
+
+    /// Replaces memory with `state` (reloaded from the file) and ends every watch: the events
+    /// between the two cannot be told, so watchers start over with a list.
+    pub(crate) fn replace(&self, state: State) {
+        let mut st = self.state.write();
+        *st = state;
+        self.watchers.lock().clear();
     }
 
     /// Applies committed events to memory, then publishes them. The watcher lock is taken before
@@ -172,7 +191,7 @@ impl Store {
         let shared = Arc::new(Shared::new(state, config));
         let (tx, rx) = mpsc::channel(8192);
         let (done_tx, done_rx) = oneshot::channel();
-        writer::spawn(shared.clone(), db, rx, done_tx)?;
+        writer::spawn(shared.clone(), db, path.to_path_buf(), rx, done_tx)?;
         let store = Store {
             inner: Arc::new(Inner {
                 shared,
@@ -329,6 +348,24 @@ impl Store {
                 self.inner.shared.write_inline(op)
             }
             Backend::Durable { tx, .. } => request(tx, |reply| Request::Write { op, reply }).await,
+        }
+    }
+
+    /// Whether the store takes writes: `Err` with the reason while the durable backend
+    /// refuses them (after a failed commit, e.g. on a full disk). Asking a failed store makes
+    /// it try to reopen its file (at most once a second, once there is room), so polling this
+    /// (`/readyz`) also brings it back without a write. A closed store reports `Ok`: it is
+    /// not broken, it is shutting down.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        let Backend::Durable { tx, .. } = &self.inner.backend else {
+            return Ok(());
+        };
+        if self.inner.shared.failure().is_none() {
+            return Ok(());
+        }
+        match request(tx, |reply| Request::Check { reply }).await {
+            Err(StoreError::Closed) => Ok(()),
+            r => r,
         }
     }
 

@@ -320,3 +320,60 @@ async fn the_file_is_its_owners_alone_new_or_found_looser() -> Result<()> {
     drop(s);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_with_the_reason_and_resumes_once_there_is_room() -> Result<()> {
+    let fs = testkit::fs::SmallFs::new("8m")?;
+    let path = fs.path().join("store.redb");
+    let s = Store::open(&path).await?;
+    s.create(Key::new("configmaps", "a", "before"), obj("before", 0))
+        .await?;
+    let rev = s.revision();
+    let filler = fs.fill()?;
+    // Big enough that the commit needs new pages on the full disk.
+    let big = |name: &str| {
+        let mut o = obj(name, 0);
+        o["data"]["pad"] = json!("x".repeat(256 << 10));
+        o
+    };
+    let key = Key::new("configmaps", "a", "during");
+    let err = s.create(key.clone(), big("during")).await.unwrap_err();
+    let StoreError::Backend(msg) = &err else {
+        bail!("want a backend error, got {err:?}")
+    };
+    ensure!(msg.contains("No space left on device"), "{msg}");
+    ensure!(msg.contains("store.redb"), "names the file: {msg}");
+    // Nothing half-applied: memory is as before, reads work.
+    ensure!(s.revision() == rev && s.get(&key).is_none());
+    ensure!(s.get(&Key::new("configmaps", "a", "before")).is_some());
+    // Refused with the reason while the disk stays full, also after the retry interval.
+    ensure!(s.check().await.is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let again = s.create(key.clone(), obj("during", 0)).await.unwrap_err();
+    ensure!(
+        again.to_string().contains("No space left on device"),
+        "{again}"
+    );
+    ensure!(s.check().await.is_err());
+    // Room again: the store reopens its file without a restart.
+    std::fs::remove_file(&filler)?;
+    let mut healthy = false;
+    for _ in 0..100 {
+        if s.check().await.is_ok() {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(healthy, "store still failing: {:?}", s.check().await);
+    let created = s.create(key.clone(), big("during")).await?;
+    ensure!(rv(&created) == rev + 1, "the next revision, no gap");
+    s.close().await;
+    // Everything acknowledged is in the file, nothing else.
+    let s = Store::open(&path).await?;
+    ensure!(s.revision() == rev + 1);
+    ensure!(s.get(&key).is_some());
+    ensure!(s.get(&Key::new("configmaps", "a", "before")).is_some());
+    s.close().await;
+    Ok(())
+}

@@ -4,11 +4,13 @@
 //! is dropped, so tests never leak sockets or tasks and never touch a non-loopback address.
 //! Start reading at [`http::HttpServer`] (plain HTTP and HTTPS with a self-signed certificate,
 //! with routes for slow headers, slow bodies, big bodies, redirects and switchable status codes),
-//! then [`tcp`] (refused ports, a blackhole for connect timeouts, a connection counter) and
-//! [`grpc`] (a gRPC health server with settable status, and a server without the health service).
+//! then [`tcp`] (refused ports, a blackhole for connect timeouts, a connection counter),
+//! [`grpc`] (a gRPC health server with settable status, and a server without the health service)
+//! and [`fs`] (a small file system that runs out of space on demand).
 //!
 //! Later end-to-end tests (agent, proxy, cluster harness) reuse these servers.
 
+pub mod fs;
 pub mod grpc;
 pub mod http;
 pub mod tcp;

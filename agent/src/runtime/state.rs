@@ -279,18 +279,21 @@ pub(crate) fn proc_environ(pid: u32) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Writes `value` as JSON to `path` atomically (temp file + rename), readable by its owner
-/// only.
+/// Writes `value` as JSON to `path` atomically, readable by its owner only: through a
+/// temporary file of its own (two writers of one record never share one), removed again when
+/// the write fails (a full disk leaves no `.tmp` files behind).
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RuntimeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let data = serde_json::to_vec_pretty(value).map_err(|e| {
         RuntimeError::io(
             format!("encode {}", path.display()),
             std::io::Error::other(e),
         )
     })?;
-    let tmp = path.with_extension("tmp");
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}.{n}.tmp", std::process::id()));
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -299,7 +302,10 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Run
         .open(&tmp)
         .and_then(|mut f| f.write_all(&data))
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| RuntimeError::io(format!("write {}", path.display()), e))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            RuntimeError::io(format!("write {}", path.display()), e)
+        })
 }
 
 /// Creates `dir` (and missing parents) with mode 0700, and makes an existing one 0700.
@@ -407,5 +413,19 @@ mod tests {
             ..me
         };
         assert!(!other.alive());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let fs = testkit::fs::SmallFs::new("64k").expect("tmpfs");
+        let dir = fs.path();
+        fs.fill().expect("fill");
+        let big = "x".repeat(256 << 10);
+        assert!(write_json(&dir.join("rec.json"), &big).is_err());
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["filler"]);
     }
 }

@@ -1,7 +1,8 @@
 //! The only `unsafe` code of the runtime: what a child process does between `fork` and `exec`
-//! (enter or create namespaces, set the hostname, open each bind's source — a subPath beneath its
-//! volume with `openat2(RESOLVE_BENEATH)`, [`open_sub_path`] — mount, change directory, become a
-//! session leader with a controlling terminal), the terminal-size ioctl for `kubectl exec -t`, and
+//! (get back the open-file limit paddock started with, enter or create namespaces, set the
+//! hostname, open each bind's source — a subPath beneath its volume with
+//! `openat2(RESOLVE_BENEATH)`, [`open_sub_path`] — mount, change directory, become a session
+//! leader with a controlling terminal), the terminal-size ioctl for `kubectl exec -t`, and
 //! `pidfd_open` for waiting on processes a previous agent started.
 //!
 //! Everything the child needs is prepared by the parent ([`ChildSetup`], all paths as
@@ -405,6 +406,7 @@ fn open_sources(setup: &ChildSetup) -> io::Result<()> {
 }
 
 fn run_setup(setup: &ChildSetup) -> io::Result<()> {
+    restore_nofile_limit();
     if setup.terminal {
         nix::unistd::setsid().map_err(|e| report(setup, Step::Terminal, e))?;
         // SAFETY: TIOCSCTTY on fd 0 (the pty slave std just dup'ed there) with an int argument.
@@ -437,6 +439,20 @@ fn run_setup(setup: &ChildSetup) -> io::Result<()> {
         nix::unistd::chdir(dir.as_c_str()).map_err(|e| report(setup, Step::Chdir, e))?;
     }
     Ok(())
+}
+
+/// paddock raises its own soft open-file limit to the hard one at start; a container gets
+/// the limit paddock started with, as Go gives its children back theirs (a program that sizes
+/// a `select` set or a close-everything loop by the soft limit would crawl at a million).
+/// Processes started with `posix_spawn` (see [`ChildSetup::only_cwd`]) keep the raised one.
+fn restore_nofile_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Some(soft) = accept::original_nofile_soft()
+        && let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+    {
+        // Best effort: a container is better started with the raised limit than not at all.
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard);
+    }
 }
 
 /// Makes `cmd`'s child run `setup` between `fork` and `exec`.

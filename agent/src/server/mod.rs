@@ -189,7 +189,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Authentication, then the kubelet's authorization for who got in by certificate: only the
 /// API server's group may proxy.
 async fn auth(State(s): State<ServerState>, req: Request, next: Next) -> Response {
-    if let Some(peer) = req.extensions().get::<Peer>() {
+    let peer = req
+        .extensions()
+        .get::<accept::ConnInfo>()
+        .and_then(|c| c.peer_certificates.as_ref())
+        .and_then(|chain| chain.first())
+        .and_then(|cert| Peer::of(cert));
+    if let Some(peer) = peer {
         if peer.groups.iter().any(|g| g == CLIENT_GROUP) {
             return next.run(req).await;
         }
@@ -217,66 +223,34 @@ async fn auth(State(s): State<ServerState>, req: Request, next: Next) -> Respons
     next.run(req).await
 }
 
-/// Serves the router over TLS on `listener` until `stop`; requests of a connection that
-/// presented a verified client certificate carry its [`Peer`].
+/// Cap on the agent API's open connections (bounded by the descriptor limit, see
+/// [`accept::fd_share`]): its client is the API server, one connection per `logs`, `exec`,
+/// `attach` or `port-forward` in progress on this node.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Serves the router over TLS on `listener` until `stop`, on [`accept::serve`] (connection
+/// cap, handshake/header/idle timeouts, drain); a request's [`accept::ConnInfo`] carries the
+/// client certificate [`auth`] checks.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ServerState,
     tls: Arc<rustls::ServerConfig>,
     stop: CancellationToken,
 ) {
-    let app = router(state);
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            conn = listener.accept() => match conn {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "agent API accept");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "agent API TLS handshake");
-                    return;
-                }
-            };
-            let identity = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| Peer::of(c));
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-                use tower::ServiceExt;
-                if let Some(p) = &identity {
-                    req.extensions_mut().insert(p.clone());
-                }
-                app.clone().oneshot(req)
-            });
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let conn = builder
-                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                res = conn => {
-                    if let Err(e) = res {
-                        tracing::debug!(%peer, error = %e, "agent API connection");
-                    }
-                }
-            }
-        });
-    }
+    let limits = accept::Limits {
+        // `logs -f` streams do not end when the agent stops (its containers stop after it):
+        // a short drain keeps a stopping agent from waiting on them.
+        drain_timeout: Duration::from_secs(1),
+        ..accept::Limits::new(accept::fd_share(MAX_CONNECTIONS))
+    };
+    accept::serve(
+        listener,
+        Some(tls),
+        router(state),
+        limits,
+        stop.cancelled_owned(),
+    )
+    .await;
 }
 
 /// Finds a container of a pod, with the API server's error texts.

@@ -17,6 +17,7 @@ struct T {
     router: axum::Router,
     registry: Registry,
     shutdown: tokio::sync::watch::Sender<bool>,
+    state: std::sync::Arc<crate::http::AppState>,
 }
 
 struct Resp {
@@ -29,11 +30,12 @@ struct Resp {
 async fn setup() -> T {
     let registry = Registry::new(store::Store::memory());
     crate::bootstrap(&registry).await.unwrap();
-    let (router, _state, shutdown) = crate::app(registry.clone(), TOKEN, "127.0.0.1:6443");
+    let (router, state, shutdown) = crate::app(registry.clone(), TOKEN, "127.0.0.1:6443");
     T {
         router,
         registry,
         shutdown,
+        state,
     }
 }
 
@@ -191,8 +193,42 @@ async fn auth_public_paths_and_401() {
     let h = t.get("/healthz").await;
     assert_eq!(h.text, "ok");
     let rv = t.get("/readyz?verbose").await;
-    assert!(rv.text.contains("[+]ping ok"));
-    assert!(rv.text.ends_with("readyz check passed\n"));
+    assert_eq!(
+        rv.text,
+        "[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]etcd-readiness ok\n[+]shutdown ok\nreadyz check passed\n"
+    );
+    assert_eq!(rv.headers["x-content-type-options"], "nosniff");
+    let lv = t.get("/livez?verbose&exclude=etcd&exclude=bogus").await;
+    assert_eq!(
+        lv.text,
+        "[+]ping ok\n[+]log ok\n[+]etcd excluded: ok\nwarn: some health checks cannot be excluded: no matches for \"bogus\"\nlivez check passed\n"
+    );
+    assert_eq!(t.get("/readyz/etcd").await.text, "ok");
+    assert_eq!(t.get("/livez/bogus").await.code, StatusCode::NOT_FOUND);
+    // One check's own path tells why it fails, so it needs credentials (upstream's
+    // system:monitoring), unlike the aggregate paths (system:public-info-viewer).
+    for p in ["/readyz/etcd", "/livez/ping", "/healthz/log"] {
+        let anon = t
+            .router
+            .clone()
+            .oneshot(Request::get(p).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(anon.status(), StatusCode::UNAUTHORIZED, "{p}");
+    }
+    // Shutting down: readyz fails, with the reason on the check's own path.
+    t.state
+        .stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let r = t.get("/readyz").await;
+    assert_eq!(r.code, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        r.text,
+        "[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]etcd-readiness ok\n[-]shutdown failed: reason withheld\nreadyz check failed\n"
+    );
+    let r = t.get("/readyz/shutdown").await;
+    assert_eq!(r.text, "internal server error: process is shutting down\n");
+    assert_eq!(t.get("/livez").await.text, "ok");
 }
 
 #[tokio::test]
@@ -575,6 +611,12 @@ async fn tables_selectors_and_paging() {
     let cont = r.body["metadata"]["continue"].as_str().unwrap().to_string();
     let r2 = t.get(&format!("{PODS}?limit=2&continue={cont}")).await;
     assert_eq!(r2.body["items"][0]["metadata"]["name"], "p2");
+    // A negative limit is no limit: upstream's ValidateListOptions does not check it and the
+    // storage layer pages only when `limit > 0`.
+    let r = t.get(&format!("{PODS}?limit=-5")).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 5);
+    assert!(r.body["metadata"].get("continue").is_none());
     // Paging with a selector fills pages with matches.
     let r = t.get(&format!("{PODS}?limit=1&labelSelector=n%3D4")).await;
     assert_eq!(r.body["items"][0]["metadata"]["name"], "p4");
@@ -1033,6 +1075,7 @@ async fn pod_stream_subresources_go_to_the_registered_handler() {
         router,
         registry: state.registry.clone(),
         shutdown: tokio::sync::watch::channel(false).0,
+        state: state.clone(),
     };
     t.post(PODS, pod("l")).await;
     // Without a registered handler the server proxies to the node agent; this pod has none.
@@ -1670,4 +1713,81 @@ async fn certificate_signing_requests_record_the_requester_and_change_only_throu
         ))
         .await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn percent_encoded_paths_are_decoded_as_go_decodes_url_path() {
+    let t = setup().await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let r = t
+        .post(
+            cms,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a.b"}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    for path in [
+        format!("{cms}/a%2Eb"),
+        format!("{cms}/a%2eb"),
+        "/api/v1/namespaces/%64efault/configmaps/a.b".to_string(),
+        "/%61pi/v1/namespaces/default/configmaps/a.b".to_string(),
+    ] {
+        let r = t.get(&path).await;
+        assert_eq!(r.code, StatusCode::OK, "{path}: {}", r.text);
+        assert_eq!(r.body["metadata"]["name"], "a.b");
+    }
+    // A decoded `/` separates segments: `a%2Fb` is subresource `b` of `a`, as upstream.
+    let r = t.get(&format!("{cms}/a%2Fb")).await;
+    assert_eq!(r.code, StatusCode::NOT_FOUND, "{}", r.text);
+    // A broken escape is a bad request.
+    let r = t.get(&format!("{cms}/a%zz")).await;
+    assert_eq!(r.code, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["kind"], "Status");
+    // Public paths are public when encoded too, and still nothing else is.
+    let anon = |path: &'static str| {
+        let router = t.router.clone();
+        async move {
+            router
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(anon("/%68ealthz").await, StatusCode::OK);
+    assert_eq!(
+        anon("/healthz/..%2F..%2Fapi/v1/namespaces/default/secrets").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        anon("/%61pi/v1/namespaces/default/secrets").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = t.delete(&format!("{cms}/a%2Eb"), None).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_finishes_gets_a_504_after_the_request_timeout() {
+    let t = setup().await;
+    // Half a ConfigMap, then nothing (a slow upload that stalls).
+    use futures::StreamExt;
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"{\"apiVersion\":\"v1\",",
+    ))])
+    .chain(futures::stream::pending());
+    let req = Request::post("/api/v1/namespaces/default/configmaps")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    let resp = t.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    let body: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["reason"], "Timeout");
+    assert_eq!(
+        body["message"],
+        "Timeout: request did not complete within requested timeout - context deadline exceeded"
+    );
 }

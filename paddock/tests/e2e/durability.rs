@@ -149,3 +149,131 @@ fn kill_9_during_a_burst_loses_no_acknowledged_write() {
         &lost[..lost.len().min(5)]
     );
 }
+
+/// Names of temporary files anywhere under `dir`.
+fn temporaries(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.to_string_lossy().ends_with(".tmp") {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Runs `paddock server` on `data` until it exits or prints its kubeconfig line (then stops
+/// it); true if it started.
+fn try_start(data: &std::path::Path) -> bool {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn paddock server");
+    let stdout = child.stdout.take().expect("stdout");
+    let started = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("export KUBECONFIG="));
+    if started {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    crate::support::wait_or_kill(&mut child, std::time::Duration::from_secs(30));
+    started
+}
+
+#[test]
+fn a_full_disk_fails_writes_and_readyz_then_recovers_without_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The data dir is a small file system of its own; the server's log stays outside it.
+    let fs = testkit::fs::SmallFs::mount_on(&dir.path().join("data"), "32m").expect("tmpfs");
+    let s = Server::start_in(dir);
+    let create = |name: &str| {
+        s.curl(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some(&s.token),
+            Some("application/json"),
+            Some(
+                serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name}, "data": {"pad": "x".repeat(200_000)}})
+                .to_string()
+                .as_bytes(),
+            ),
+        )
+    };
+    assert_eq!(create("before").0, 201);
+    let filler = fs.fill().expect("fill");
+
+    // Writes fail with a Status naming the cause; reads go on.
+    let (code, text) = create("during");
+    assert_eq!(code, 500, "{text}");
+    let st: serde_json::Value = serde_json::from_str(&text).expect("Status body");
+    assert_eq!(st["reason"], "InternalError");
+    let msg = st["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("No space left on device"), "{msg}");
+    let (code, _) = create("during");
+    assert_eq!(code, 500, "still refused while the disk is full");
+    assert_eq!(
+        s.kubectl(&["get", "cm", "before", "-o", "jsonpath={.metadata.name}"]),
+        "before"
+    );
+    // Health says so, in upstream's format.
+    for ep in ["/readyz", "/livez", "/healthz"] {
+        let (code, body) = s.curl("GET", ep, None, None, None);
+        assert_eq!(code, 500, "{ep}: {body}");
+        assert!(
+            body.contains("[-]etcd failed: reason withheld\n"),
+            "{ep}: {body}"
+        );
+        assert!(body.ends_with(" check failed\n"), "{ep}: {body}");
+    }
+    let (code, body) = s.curl("GET", "/readyz/etcd", Some(&s.token), None, None);
+    assert_eq!(code, 500);
+    assert!(
+        body.starts_with("internal server error: ") && body.contains("No space left on device"),
+        "{body}"
+    );
+
+    // Room again: writes resume and /readyz turns ok, without a restart.
+    std::fs::remove_file(&filler).expect("remove filler");
+    s.eventually("/readyz ok after space was freed", || {
+        let (code, body) = s.curl("GET", "/readyz", None, None, None);
+        (code == 200 && body == "ok").then_some(())
+    });
+    assert_eq!(create("during").0, 201);
+    let names = s.kubectl(&["get", "cm", "-o", "jsonpath={.items[*].metadata.name}"]);
+    assert!(
+        names.contains("before") && names.contains("during"),
+        "{names}"
+    );
+
+    // Full again at a restart: the server cannot write its kubeconfig and exits, leaving no
+    // temporary file; with room it starts and has every acknowledged write.
+    let dir = s.stop();
+    let filler = fs.fill().expect("fill");
+    let data = dir.path().join("data");
+    assert!(!try_start(&data), "started on a full disk");
+    assert_eq!(temporaries(fs.path()), Vec::<String>::new());
+    std::fs::remove_file(&filler).expect("remove filler");
+    let s = Server::start_in(dir);
+    let names = s.kubectl(&["get", "cm", "-o", "jsonpath={.items[*].metadata.name}"]);
+    assert!(
+        names.contains("before") && names.contains("during"),
+        "{names}"
+    );
+    assert_eq!(temporaries(fs.path()), Vec::<String>::new());
+    drop(s);
+}

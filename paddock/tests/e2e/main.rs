@@ -20,6 +20,7 @@ mod private_files;
 mod probe_timing;
 mod service_env;
 mod termination_message;
+mod transport;
 mod up;
 mod volume_paths;
 mod walkthrough;

@@ -130,6 +130,16 @@ impl Server {
 
     /// [`Server::launch`], optionally inside a network namespace.
     pub fn launch_in(dir: tempfile::TempDir, args: &[&str], netns: Option<NetNs>) -> Server {
+        Self::launch_wrapped(dir, &[], args, netns)
+    }
+
+    /// [`Server::launch_in`] with the binary run through `wrapper` (`prlimit --nofile=…`).
+    pub fn launch_wrapped(
+        dir: tempfile::TempDir,
+        wrapper: &[&str],
+        args: &[&str],
+        netns: Option<NetNs>,
+    ) -> Server {
         let home = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let log = std::fs::OpenOptions::new()
@@ -138,10 +148,16 @@ impl Server {
             .open(dir.path().join("server.log"))
             .expect("log file");
         let bin = env!("CARGO_BIN_EXE_paddock");
+        let (program, wrapped): (&str, &[&str]) = match wrapper.split_first() {
+            Some((first, rest)) => (first, rest),
+            None => (bin, &[]),
+        };
         let mut child = match &netns {
-            Some(ns) => ns.wrap(bin),
-            None => Command::new(bin),
+            Some(ns) => ns.wrap(program),
+            None => Command::new(program),
         }
+        .args(wrapped)
+        .args(if wrapper.is_empty() { None } else { Some(bin) })
         .args(args)
         .args(if args.contains(&"--listen") {
             &[][..]
@@ -192,6 +208,14 @@ impl Server {
     /// The server's data dir (`--data-dir`).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.url
+            .trim_start_matches("https://")
+            .parse()
+            .expect("host:port in the server URL")
     }
 
     /// The server's log so far, for failure messages.
@@ -329,8 +353,8 @@ impl Server {
         serde_json::from_str(&self.kubectl(&all)).expect("kubectl json output")
     }
 
-    /// A raw HTTPS request with curl: returns (status code, body). `token` None sends no
-    /// Authorization header; Some(t) sends `Bearer t`.
+    /// A raw HTTPS request with curl over HTTP/1.1: returns (status code, body). `token`
+    /// None sends no Authorization header; Some(t) sends `Bearer t`.
     pub fn curl(
         &self,
         method: &str,
@@ -339,29 +363,38 @@ impl Server {
         content_type: Option<&str>,
         body: Option<&[u8]>,
     ) -> (u16, String) {
+        self.curl_with(&["--http1.1"], method, path, token, content_type, body)
+    }
+
+    /// The CA certificate (PEM) from the kubeconfig, in a file of the server's dir.
+    pub fn ca_file(&self) -> PathBuf {
         let ca = self.dir.path().join("ca-for-curl.crt");
         if !ca.exists() {
             let text = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
             let data = yaml_field(&text, "certificate-authority-data:").expect("ca data");
-            let pem = base64_decode(&data);
-            std::fs::write(&ca, pem).expect("write ca");
+            std::fs::write(&ca, base64_decode(&data)).expect("write ca");
         }
+        ca
+    }
+
+    /// [`Server::curl`] with extra curl flags (`--http2`, `--max-time 5`…); status 0 when curl
+    /// got no HTTP answer (a reset stream, a dropped connection).
+    pub fn curl_with(
+        &self,
+        flags: &[&str],
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        let ca = self.ca_file();
         let mut cmd = self.command("curl");
-        // HTTP/1.1: curl drops an HTTP/2 response that arrives before its upload finished
-        // (the early 413); Go clients such as kubectl read it fine over HTTP/2.
-        cmd.args([
-            "-sS",
-            "--http1.1",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            method,
-            "--cacert",
-        ])
-        .arg(&ca)
-        .arg(format!("{}{}", self.url, path));
+        cmd.args(["-sS"])
+            .args(flags)
+            .args(["-o", "-", "-w", "\n%{http_code}", "-X", method, "--cacert"])
+            .arg(&ca)
+            .arg(format!("{}{}", self.url, path));
         if let Some(t) = token {
             cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
         }

@@ -1382,3 +1382,30 @@ fn an_output_file_that_is_not_a_pipe_is_not_replayed_into_the_log() {
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     assert!(open_fifo_reader(&fifo).is_ok());
 }
+
+#[test]
+fn isolated_containers_get_the_open_file_limit_paddock_started_with() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if !is_root() {
+        panic!("isolated-mode tests need root");
+    }
+    // As `paddock` does at start: this process raises its soft limit to the hard one.
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    let hard = hard.max(4096);
+    setrlimit(Resource::RLIMIT_NOFILE, 1000, hard).expect("setrlimit");
+    let (old, new) = accept::raise_nofile_limit().expect("raise");
+    assert_eq!((old, new), (1000, hard));
+    let ns = TestNetns::new();
+    ns.run(move || async move {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _guard = RootGuard(dir.path().to_path_buf());
+        let rt = isolated_runtime(dir.path());
+        let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+        let c = container("c", &["sh", "-c", "ulimit -Sn; ulimit -Hn"]);
+        let started = rt.start_container(&sb, &c).await.expect("start");
+        assert_eq!(rt.wait_container(&started.id).await.exit_code, 0);
+        let log = log_texts(&rt.log_path(&started.id));
+        assert_eq!(log, ["stdout 1000".to_string(), format!("stdout {hard}")]);
+        rt.stop_sandbox(&sb).await.expect("stop");
+    });
+}
