@@ -79,6 +79,7 @@ impl Db {
     /// Opens the file again after a failure (see `writer.rs`), without loading it: the handle
     /// and the revision it last committed.
     pub(crate) fn reopen(path: &Path) -> Result<(Db, Revision), StoreError> {
+        make_private(path).map_err(|e| backend_err(path, e))?;
         let db = Database::create(path).map_err(|e| backend_err(path, e))?;
         let db = Db {
             db,
