@@ -21,3 +21,4 @@ pub mod registry;
 pub mod selector;
 pub mod status;
 pub mod validation;
+pub mod yaml;

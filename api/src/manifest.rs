@@ -137,7 +137,7 @@ pub fn decode_bytes(bytes: &[u8], source: &str) -> Result<Vec<Document>, Manifes
             out
         }
     } else {
-        serde_saphyr::from_multiple::<Value>(trimmed).map_err(|e| ManifestError::Parse {
+        crate::yaml::from_multiple(trimmed).map_err(|e| ManifestError::Parse {
             path: source.to_string(),
             message: format!("invalid YAML: {}", yaml_message(&e.to_string())),
         })?

@@ -89,7 +89,7 @@ impl PatchType {
                 if text.trim().is_empty() {
                     return Ok(Value::Object(serde_json::Map::new()));
                 }
-                serde_saphyr::from_str::<Value>(text)
+                crate::yaml::from_str(text)
                     .map_err(|e| PatchError::Malformed(format!("error decoding YAML: {e}")))
             }
             _ => serde_json::from_slice::<Value>(body)

@@ -381,7 +381,7 @@ pub fn parse_yaml(body: &[u8]) -> Result<Value, ApiError> {
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("yaml: body is not valid UTF-8"))?;
-    serde_saphyr::from_str::<Value>(text)
+    api::yaml::from_str(text)
         .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 

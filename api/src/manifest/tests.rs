@@ -48,6 +48,18 @@ fn multi_document_yaml() {
     assert_eq!(value["spec"]["type"], "ClusterIP");
 }
 
+/// The octal file modes of the Kubernetes docs (`defaultMode: 0400`) read as kubectl reads
+/// them (256), not refused as the float 400.
+#[test]
+fn octal_modes_as_kubectl_reads_them() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - name: s\n    secret: {secretName: s, defaultMode: 0400, items: [{key: k, path: k, mode: 0600}]}\n";
+    let docs = decode_bytes(pod.as_bytes(), "pod.yaml").unwrap();
+    let (_, value) = check_document(&docs[0]).unwrap();
+    let secret = &value["spec"]["volumes"][0]["secret"];
+    assert_eq!(secret["defaultMode"], 256);
+    assert_eq!(secret["items"][0]["mode"], 384);
+}
+
 #[test]
 fn json_inputs_and_lists() {
     let docs = decode_bytes(br#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}},{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}]}"#, "l.json").unwrap();
