@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use super::*;
 
 fn y(s: &str) -> Value {
-    serde_saphyr::from_str::<Value>(s).expect("test YAML")
+    crate::yaml::from_str(s).expect("test YAML")
 }
 
 // ---------------------------------------------------------------------------------------------
