@@ -63,8 +63,9 @@ impl Manager {
         let adopt = self.recovered.as_mut().and_then(|r| r.remove(&id));
         if terminal(&pod) && adopt.is_none() {
             // Finished before we saw it (or before an agent restart): only remove it when it
-            // is being deleted.
+            // is being deleted; until then its logs are served.
             if pod.metadata.deletion_timestamp.is_none() {
+                self.shared.directory.record_finished(&pod);
                 return;
             }
         }
@@ -75,6 +76,34 @@ impl Manager {
     fn delete(&mut self, pod: &Pod) {
         if let Some(w) = self.workers.get(&uid(pod)) {
             w.send(PodMsg::Removed);
+            return;
+        }
+        // A pod that had finished before this agent started has no worker: its logs go with it.
+        let id = uid(pod);
+        self.shared.directory.forget(
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or(""),
+            &id,
+        );
+        let runtime = self.shared.runtime.clone();
+        tokio::spawn(async move {
+            if let Err(e) = runtime.remove_pod_logs(&id).await {
+                tracing::warn!(uid = %id, error = %e, "cannot remove a deleted pod's logs");
+            }
+        });
+    }
+
+    /// Removes the logs of pods that are neither listed nor run here: deleted while no agent
+    /// ran (the kubelet's housekeeping removes orphaned pod logs too).
+    async fn remove_orphaned_logs(&self, listed: &std::collections::HashSet<String>) {
+        for id in self.shared.runtime.pods_with_logs().await {
+            if listed.contains(&id) || self.workers.contains_key(&id) {
+                continue;
+            }
+            tracing::info!(uid = %id, "removing the logs of a pod that is gone");
+            if let Err(e) = self.shared.runtime.remove_pod_logs(&id).await {
+                tracing::warn!(uid = %id, error = %e, "cannot remove a deleted pod's logs");
+            }
         }
     }
 
@@ -132,6 +161,7 @@ impl Manager {
                         self.apply(p);
                     }
                     self.settle_recovered().await;
+                    self.remove_orphaned_logs(&seen).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "pod watch failed; retrying");

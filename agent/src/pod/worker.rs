@@ -198,6 +198,61 @@ impl Directory {
             .unwrap_or_default()
     }
 
+    /// Records a pod that had finished before this agent started (no worker runs it): its
+    /// containers' last instances, from the status the previous run wrote, so `kubectl logs`
+    /// (and `--previous`) serve their files until the pod is deleted, as the kubelet does.
+    pub fn record_finished(&self, pod: &Pod) {
+        let Some(status) = &pod.status else { return };
+        let statuses = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten());
+        let id = |s: Option<&String>| {
+            s.map(|s| ContainerId(s.split_once("://").map_or(s.as_str(), |(_, id)| id).into()))
+        };
+        let containers = statuses
+            .map(|cs| {
+                let terminated = cs.state.as_ref().and_then(|s| s.terminated.as_ref());
+                let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+                let current = terminated
+                    .and_then(|t| {
+                        id(t.container_id.as_ref()).or_else(|| id(cs.container_id.as_ref()))
+                    })
+                    .map(|i| (i, cs.restart_count, false));
+                let previous = last
+                    .and_then(|t| id(t.container_id.as_ref()))
+                    .map(|i| (i, cs.restart_count - 1));
+                let waiting = current.is_none().then(|| {
+                    cs.state
+                        .as_ref()
+                        .and_then(|s| s.waiting.as_ref())
+                        .and_then(|w| w.reason.clone())
+                        .unwrap_or_else(|| "ContainerCreating".into())
+                });
+                let entry = ContainerEntry {
+                    current,
+                    previous,
+                    waiting,
+                };
+                (cs.name.clone(), entry)
+            })
+            .collect();
+        self.set(
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or(""),
+            PodEntry {
+                uid: pod.metadata.uid.clone().unwrap_or_default(),
+                containers,
+            },
+        );
+    }
+
+    /// Forgets pod `ns/name` of `uid` (a finished pod without a worker, deleted).
+    pub fn forget(&self, ns: &str, name: &str, uid: &str) {
+        self.remove(ns, name, uid);
+    }
+
     fn set_histories(&self, ns: &str, name: &str, h: ProbeHistories) {
         self.histories
             .lock()

@@ -381,6 +381,12 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// Deletes every log file of the pod (call when the pod object is gone for good).
     async fn remove_pod_logs(&self, pod_uid: &str) -> Result<(), RuntimeError>;
 
+    /// The UIDs of the pods that have log files on this node (to remove those of pods deleted
+    /// while the agent was not running).
+    async fn pods_with_logs(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Sandboxes and containers left by a previous run of the agent (from the runtime's on-disk
     /// state), to adopt or to stop. Dead containers are forgotten.
     async fn list(&self) -> Result<Vec<Recovered>, RuntimeError>;

@@ -1403,6 +1403,19 @@ impl Runtime for ProcessRuntime {
         }
     }
 
+    async fn pods_with_logs(&self) -> Vec<String> {
+        let mut uids = Vec::new();
+        let Ok(mut dir) = tokio::fs::read_dir(self.shared.root.join("logs")).await else {
+            return uids;
+        };
+        while let Ok(Some(e)) = dir.next_entry().await {
+            if let Some(uid) = e.file_name().to_str() {
+                uids.push(uid.to_string());
+            }
+        }
+        uids
+    }
+
     async fn list(&self) -> Result<Vec<Recovered>, RuntimeError> {
         self.shared.list().await
     }

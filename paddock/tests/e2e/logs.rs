@@ -227,3 +227,42 @@ fn logs_of_terminated_instances_are_served_like_the_kubelet_does() {
     s.kubectl(&["delete", "pod", "once", "--wait=true"]);
     s.eventually("once's logs removed", || (!logs.exists()).then_some(()));
 }
+
+/// A node agent that starts again (here after a crash) serves the logs of pods that had
+/// finished before it started, as a kubelet does, until they are deleted; the logs of pods
+/// that are gone are removed at its first listing (the kubelet's housekeeping).
+#[test]
+fn a_restarted_node_serves_finished_pods_logs_until_they_are_deleted() {
+    let (_d, path) = manifest("once.yaml", FINISHED);
+    let file = path.display().to_string();
+    let s = Server::up(&[&path]);
+    wait_phase(&s, "once", "Succeeded");
+    let uid = s.kubectl(&["get", "pod", "once", "-o", "jsonpath={.metadata.uid}"]);
+    let (dir, netns) = s.kill9_keep_netns();
+    // What a pod deleted while no agent ran would leave.
+    let logs = dir.path().join("data").join("node").join("logs");
+    let orphan = logs.join("0b6c0e0e-0000-4000-8000-000000000000");
+    std::fs::create_dir_all(orphan.join("main")).expect("orphan dir");
+    std::fs::write(orphan.join("main").join("0.log"), "x\n").expect("orphan log");
+
+    let s = Server::launch_in(dir, &["up", "-f", &file], Some(netns));
+    wait_phase(&s, "once", "Succeeded");
+    assert_eq!(s.kubectl(&["logs", "once"]), "finished-line\n");
+    assert_eq!(s.kubectl(&["logs", "-f", "once"]), "finished-line\n");
+    let (_, err) = s.kubectl_err(&["logs", "once", "--previous"], None);
+    assert!(
+        err.contains("previous terminated container \"main\" in pod \"once\" not found"),
+        "{err}"
+    );
+    s.eventually("the orphan's logs removed", || {
+        (!orphan.exists()).then_some(())
+    });
+    let kept = logs.join(&uid);
+    assert!(
+        kept.exists(),
+        "{} kept until the pod is deleted",
+        kept.display()
+    );
+    s.kubectl(&["delete", "pod", "once", "--wait=true"]);
+    s.eventually("once's logs removed", || (!kept.exists()).then_some(()));
+}
