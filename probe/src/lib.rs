@@ -18,7 +18,6 @@
 
 pub mod error;
 pub mod expand;
-pub mod gofmt;
 pub mod handler;
 pub mod history;
 pub mod mailbox;
