@@ -2,8 +2,8 @@
 //! how manifests are read ([`manifest`]), how an object is decoded, defaulted and validated
 //! ([`object`], [`defaults`], [`validation`]), the pod-create admission mutations
 //! ([`admission`]), selectors ([`selector`]), quantities and pod requests ([`quantity`]),
-//! container restarts ([`pod`]), the four patch kinds ([`patch`]) and Kubernetes `Status`
-//! errors ([`status`]).
+//! container restarts ([`pod`]), how a recorder writes events ([`events`]), the four patch
+//! kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
 //! Start at [`object`]: it is the pipeline the API server runs on every write.
 
 // `ApiError` (a whole Kubernetes `Status`) is the error of most functions here; errors are
@@ -13,6 +13,7 @@
 pub mod admission;
 pub mod certificates;
 pub mod defaults;
+pub mod events;
 pub mod manifest;
 pub mod object;
 pub mod patch;
