@@ -2,7 +2,7 @@
 //! kubelet's probe outputs and events, the API server's error messages):
 //!
 //! - [`quote`] and [`quote_bytes`]: `strconv.Quote`, what `%q` prints for a string;
-//! - [`duration`], `time.Duration.String()`;
+//! - [`duration`] and [`duration_nanos`], `time.Duration.String()`;
 //! - `errno_text` (feature `errno`), the text Go prints for a syscall error number.
 //!
 //! A leaf crate so that `api`, `probe` and `agent` share one copy of each rule.
@@ -106,47 +106,58 @@ pub fn is_print(c: char) -> bool {
     )
 }
 
-/// Go's `time.Duration.String()`: `1s`, `1.5s`, `1m30s`, `200ms`, `1.5µs`, `0s`.
+/// Go's `time.Duration.String()` for a [`Duration`]: `1s`, `1.5s`, `1m30s`, `200ms`, `1.5µs`,
+/// `0s`. A duration beyond Go's (`i64` nanoseconds, about 292 years) prints as the largest.
 pub fn duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".to_string();
-    }
-    if nanos < 1_000 {
-        return format!("{nanos}ns");
-    }
-    if nanos < 1_000_000 {
-        return format!("{}µs", frac(nanos, 1_000));
-    }
-    if nanos < 1_000_000_000 {
-        return format!("{}ms", frac(nanos, 1_000_000));
-    }
-    let total_secs = nanos / 1_000_000_000;
-    let sub = nanos % 1_000_000_000;
-    let hours = total_secs / 3600;
-    let mins = (total_secs % 3600) / 60;
-    let secs = total_secs % 60;
+    duration_nanos(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Go's `time.Duration.String()` for a Go `Duration` (signed nanoseconds): `1h2m3.5s`,
+/// `1.5ms`, `-1m30s`, `0s`. Below one second the unit is ns, µs or ms; from one second on,
+/// hours and minutes are printed once non-zero, seconds always, fractions without trailing
+/// zeros.
+pub fn duration_nanos(nanos: i64) -> String {
+    let mut u = nanos.unsigned_abs();
     let mut out = String::new();
-    if hours > 0 {
-        let _ = write!(out, "{hours}h");
+    if u < 1_000_000_000 {
+        let (unit, prec) = match u {
+            0 => return "0s".to_string(),
+            1..1_000 => ("ns", 0),
+            1_000..1_000_000 => ("µs", 3),
+            _ => ("ms", 6),
+        };
+        let (frac, whole) = fraction(u, prec);
+        let _ = write!(out, "{whole}{frac}{unit}");
+    } else {
+        let (frac, whole) = fraction(u, 9);
+        u = whole;
+        let secs = format!("{}{frac}s", u % 60);
+        u /= 60;
+        if u > 0 {
+            let mins = u % 60;
+            u /= 60;
+            if u > 0 {
+                let _ = write!(out, "{u}h");
+            }
+            let _ = write!(out, "{mins}m");
+        }
+        out.push_str(&secs);
     }
-    if hours > 0 || mins > 0 {
-        let _ = write!(out, "{mins}m");
+    if nanos < 0 {
+        out.insert(0, '-');
     }
-    let _ = write!(out, "{}s", frac(secs * 1_000_000_000 + sub, 1_000_000_000));
     out
 }
 
-/// `value / unit` printed with the fraction trimmed of trailing zeros.
-fn frac(value: u128, unit: u128) -> String {
-    let whole = value / unit;
-    let rest = value % unit;
-    if rest == 0 {
-        return whole.to_string();
+/// `(".fraction" without trailing zeros or "", v / 10^prec)`, as Go's `fmtFrac`.
+fn fraction(v: u64, prec: u32) -> (String, u64) {
+    let scale = 10u64.pow(prec);
+    let (whole, frac) = (v / scale, v % scale);
+    if frac == 0 {
+        return (String::new(), whole);
     }
-    let width = unit.ilog10() as usize;
-    let digits = format!("{rest:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
+    let digits = format!("{frac:0width$}", width = prec as usize);
+    (format!(".{}", digits.trim_end_matches('0')), whole)
 }
 
 /// The text Go prints for a syscall error number (`connection refused`, `no route to host`):
@@ -227,6 +238,8 @@ mod tests {
     fn durations_like_go() {
         assert_eq!(duration(Duration::from_secs(1)), "1s");
         assert_eq!(duration(Duration::from_secs(90)), "1m30s");
+        // The kubelet's back-off messages: "back-off 5m0s restarting failed container".
+        assert_eq!(duration(Duration::from_secs(300)), "5m0s");
         assert_eq!(duration(Duration::from_secs(3600)), "1h0m0s");
         assert_eq!(duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(duration(Duration::from_millis(200)), "200ms");
@@ -234,6 +247,30 @@ mod tests {
         assert_eq!(duration(Duration::from_nanos(1500)), "1.5µs");
         assert_eq!(duration(Duration::from_nanos(7)), "7ns");
         assert_eq!(duration(Duration::ZERO), "0s");
+        assert_eq!(
+            duration(Duration::MAX),
+            duration_nanos(i64::MAX),
+            "saturates at Go's largest duration"
+        );
+    }
+
+    #[test]
+    fn signed_durations_like_go() {
+        for (nanos, want) in [
+            (0, "0s"),
+            (1, "1ns"),
+            (1_100, "1.1µs"),
+            (2_200_000, "2.2ms"),
+            (1_500_000_000, "1.5s"),
+            (60_000_000_000, "1m0s"),
+            (3_723_000_000_000, "1h2m3s"),
+            (-90_000_000_000, "-1m30s"),
+            (-1_500, "-1.5µs"),
+            (i64::MAX, "2562047h47m16.854775807s"),
+            (i64::MIN, "-2562047h47m16.854775808s"),
+        ] {
+            assert_eq!(duration_nanos(nanos), want, "{nanos}");
+        }
     }
 
     #[cfg(feature = "errno")]
