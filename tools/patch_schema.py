@@ -5,18 +5,19 @@ which maps/structs are atomic for server-side apply, which fields carry `retainK
 
 Inputs:
 
-* `k8s-openapi` 0.29.0, `src/v1_37` (the crates.io source in the cargo registry; when missing,
-  the script runs `cargo fetch` on a throwaway manifest that depends on exactly that version):
+* `k8s-openapi` 0.29.0, `src/v1_37` (the crates.io source in the cargo registry, where any
+  build of the workspace puts it; when missing, the script runs `cargo fetch`):
   the type tree (each struct's fields and their types), each field's JSON name (its
   hand-written serde code spells them, e.g. `"podIPs" => Field::Key_pod_ips`), and its list
   and map kinds: the `DeepMerge` impls mirror the OpenAPI `x-kubernetes-list-type`,
   `x-kubernetes-list-map-keys` and `x-kubernetes-map-type` extensions (`list::map` with its
   key, `list::set`, `map::atomic`).
-* `tools/patch_schema_tags.txt`: what k8s-openapi does not carry, taken from the
-  `k8s.io/api` types: the `patchStrategy`/`patchMergeKey` struct tags, and the server-side
-  apply markers where they differ from DeepMerge (all `+listMapKey`s, `+structType=atomic`).
+* `tools/patch_schema_tags.txt`: the root kinds, and what k8s-openapi does not carry, taken
+  from the `k8s.io/api` types: the `patchStrategy`/`patchMergeKey` struct tags, and the
+  server-side apply markers where they differ from DeepMerge (all `+listMapKey`s,
+  `+structType=atomic`).
 
-A type is emitted when it is on a path from a root kind (KINDS) to a field with non-default
+A type is emitted when it is on a path from a root kind to a field with non-default
 behaviour; of each emitted type, only such fields. Types whose field lists are equal share one
 constant.
 
@@ -29,59 +30,18 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "api", "src", "patch", "schema", "tables.rs")
 TAGS = os.path.join(ROOT, "tools", "patch_schema_tags.txt")
 CARGO_HOME = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
 
-# (kind, type) of every top-level object with patch metadata: the kinds paddock serves and
-# the ones a manifest may embed (templates of Jobs and CronJobs, PVC templates).
-KINDS = [
-    ("CertificateSigningRequest", "certificates.v1.CertificateSigningRequest"),
-    ("ConfigMap", "core.v1.ConfigMap"),
-    ("CronJob", "batch.v1.CronJob"),
-    ("DaemonSet", "apps.v1.DaemonSet"),
-    ("Deployment", "apps.v1.Deployment"),
-    ("EndpointSlice", "discovery.v1.EndpointSlice"),
-    ("Endpoints", "core.v1.Endpoints"),
-    ("Event", "core.v1.Event"),
-    ("Job", "batch.v1.Job"),
-    ("Lease", "coordination.v1.Lease"),
-    ("Namespace", "core.v1.Namespace"),
-    ("Node", "core.v1.Node"),
-    ("PersistentVolumeClaim", "core.v1.PersistentVolumeClaim"),
-    ("Pod", "core.v1.Pod"),
-    ("PodTemplate", "core.v1.PodTemplate"),
-    ("ReplicaSet", "apps.v1.ReplicaSet"),
-    ("Scale", "autoscaling.v1.Scale"),
-    ("Secret", "core.v1.Secret"),
-    ("Service", "core.v1.Service"),
-    ("ServiceAccount", "core.v1.ServiceAccount"),
-    ("StatefulSet", "apps.v1.StatefulSet"),
-]
-
-
-def fetch_inputs():
-    """Puts k8s-openapi 0.29.0 into the cargo registry with `cargo fetch` on a throwaway
-    manifest."""
-    with tempfile.TemporaryDirectory() as tmp:
-        os.makedirs(os.path.join(tmp, "src"))
-        open(os.path.join(tmp, "src", "lib.rs"), "w").close()
-        with open(os.path.join(tmp, "Cargo.toml"), "w") as fh:
-            fh.write(
-                '[package]\nname = "fetch-inputs"\nversion = "0.0.0"\nedition = "2021"\n'
-                '[dependencies]\nk8s-openapi = { version = "=0.29.0", features = ["v1_37"] }\n'
-            )
-        subprocess.run(["cargo", "fetch", "--quiet"], cwd=tmp, check=True)
-
-
 def find_src():
     pattern = os.path.join(CARGO_HOME, "registry", "src", "*", "k8s-openapi-0.29.0", "src", "v1_37")
     hits = sorted(glob.glob(pattern))
     if not hits:
-        fetch_inputs()
+        # k8s-openapi is a dependency of the workspace: fetching the workspace brings it.
+        subprocess.run(["cargo", "fetch", "--quiet"], cwd=ROOT, check=True)
         hits = sorted(glob.glob(pattern))
     if not hits:
         sys.exit(f"k8s-openapi 0.29.0 not found in the cargo registry ({pattern})")
@@ -138,57 +98,61 @@ def read_structs(src):
 
 
 def read_tags():
-    """(type, json field) → {patchStrategy, patchMergeKey, ssa}."""
-    tags = {}
+    """The tags file: ((type, json field) → {patchStrategy, patchMergeKey, ssa}, [(kind, type)])."""
+    tags, kinds = {}, []
     for n, line in enumerate(open(TAGS, encoding="utf-8"), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
+        words = line.split("#", 1)[0].split()
+        if len(words) == 3 and words[0] == "kind":
+            kinds.append((words[1], words[2]))
             continue
-        ty, field, *rest = line.split()
-        entry = {}
-        for item in rest:
-            key, _, value = item.partition("=")
-            if key not in ("patchStrategy", "patchMergeKey", "ssa") or not value:
-                sys.exit(f"{TAGS}:{n}: cannot read {item!r}")
-            entry[key] = value
-        tags[(ty, field)] = entry
-    return tags
+        if not words:
+            continue
+        entry = dict(item.partition("=")[::2] for item in words[2:])
+        if len(words) < 3 or not set(entry) <= {"patchStrategy", "patchMergeKey", "ssa"}:
+            sys.exit(f"{TAGS}:{n}: cannot read {line.strip()!r}")
+        tags[(words[0], words[1])] = entry
+    return tags, sorted(kinds)
 
 
 def rust_keys(keys):
     return "&[" + ", ".join(f'"{k}"' for k in keys) + "]"
 
 
+# patchStrategy → the Smp variant, with the patchMergeKey as argument when it takes one.
+SMP = {
+    None: "Smp::None",
+    "merge": "Smp::MergePrimitives",
+    "merge+key": 'Smp::Merge("{}")',
+    "merge,retainKeys+key": 'Smp::MergeRetainKeys("{}")',
+    "retainKeys": "Smp::RetainKeys",
+    "replace": "Smp::Replace",
+}
+
+# The tags file's `ssa=` values → the Ssa variant, with the list keys as argument.
+SSA = {
+    "map": "Ssa::Map({})",
+    "map-atomic": "Ssa::MapAtomic({})",
+    "set": "Ssa::Set",
+    "atomic": "Ssa::AtomicMap",
+    "default": "Ssa::Default",
+}
+
+
 def smp_expr(tag):
     strategy, key = tag.get("patchStrategy"), tag.get("patchMergeKey")
-    if strategy is None:
-        return "Smp::None"
-    if strategy == "merge":
-        return f'Smp::Merge("{key}")' if key else "Smp::MergePrimitives"
-    if strategy == "merge,retainKeys":
-        return f'Smp::MergeRetainKeys("{key}")'
-    if strategy == "retainKeys":
-        return "Smp::RetainKeys"
-    if strategy == "replace":
-        return "Smp::Replace"
-    sys.exit(f"unknown patchStrategy {strategy!r}")
+    form = SMP.get(f"{strategy}+key" if key else strategy)
+    if form is None:
+        sys.exit(f"unknown patchStrategy {strategy!r} (patchMergeKey {key!r})")
+    return form.format(key)
 
 
 def ssa_expr(structs, field, tag):
     override = tag.get("ssa")
     if override is not None:
         kind, _, keys = override.partition(":")
-        if kind == "map":
-            return f"Ssa::Map({rust_keys(keys.split(','))})"
-        if kind == "map-atomic":
-            return f"Ssa::MapAtomic({rust_keys(keys.split(','))})"
-        if kind == "set":
-            return "Ssa::Set"
-        if kind == "atomic":
-            return "Ssa::AtomicMap"
-        if kind == "default":
-            return "Ssa::Default"
-        sys.exit(f"unknown ssa {override!r}")
+        if kind not in SSA:
+            sys.exit(f"unknown ssa {override!r}")
+        return SSA[kind].format(rust_keys(keys.split(",")))
     strategy = field["strategy"]
     if strategy is None:
         return "Ssa::Default"
@@ -208,7 +172,7 @@ def ssa_expr(structs, field, tag):
 
 def generate():
     structs = read_structs(find_src())
-    tags = read_tags()
+    tags, kinds = read_tags()
     for ty, field in tags:
         if not any(f["json"] == field for f in structs.get(ty, [])):
             sys.exit(f"{TAGS}: {ty}.{field} is no field of k8s-openapi's v1_37 types")
@@ -238,7 +202,7 @@ def generate():
         listed[ty] = fields
         return bool(fields)
 
-    for _, ty in KINDS:
+    for _, ty in kinds:
         if ty not in structs:
             sys.exit(f"root {ty} is no k8s-openapi type")
         visit(ty)
@@ -299,7 +263,7 @@ def generate():
     lines.append("/// The type of each top-level kind.")
     lines.append("#[rustfmt::skip]")
     lines.append("pub(crate) static KINDS: &[(&str, &str)] = &[")
-    lines.extend(f'    ("{k}", "{t}"),' for k, t in sorted(KINDS))
+    lines.extend(f'    ("{k}", "{t}"),' for k, t in kinds)
     lines.append("];")
     return "\n".join(lines) + "\n", len(types)
 
