@@ -282,15 +282,17 @@ impl PodState {
         if self.force_restart.contains(&c.container.name) {
             return true;
         }
-        let default_spec;
-        let spec = match self.pod.spec.as_ref() {
-            Some(spec) => spec,
-            None => {
-                default_spec = k8s_openapi::api::core::v1::PodSpec::default();
-                &default_spec
-            }
-        };
+        let default_spec = k8s_openapi::api::core::v1::PodSpec::default();
+        let spec = self.pod.spec.as_ref().unwrap_or(&default_spec);
         api::pod::restart::container_should_restart(c.container, spec, code)
+    }
+
+    /// Whether container `c`, killed while running (a failed liveness or startup probe), is
+    /// started again: [`api::pod::restart::restart_after_kill`] (sidecars always are).
+    pub fn restart_after_kill(&self, c: SpecRef<'_>) -> bool {
+        let default_spec = k8s_openapi::api::core::v1::PodSpec::default();
+        let spec = self.pod.spec.as_ref().unwrap_or(&default_spec);
+        api::pod::restart::restart_after_kill(c.container, spec)
     }
 
     /// `started` of container `c` per [prober_manager.go `isContainerStarted`].
@@ -349,8 +351,13 @@ mod tests {
         let c = s.spec_of("c").expect("c");
         assert!(s.should_restart(c, 42));
         assert!(!s.should_restart(c, 1));
+        assert!(
+            !s.restart_after_kill(c),
+            "a liveness kill follows the container's Never"
+        );
         let side = s.spec_of("side").expect("side");
         assert!(s.should_restart(side, 0));
+        assert!(s.restart_after_kill(side));
         // A changed definition restarts whatever the rules say; a terminal pod nothing.
         s.force_restart.insert("c".into());
         assert!(s.should_restart(s.spec_of("c").expect("c"), 1));

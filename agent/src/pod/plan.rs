@@ -240,7 +240,7 @@ fn probe_kill(state: &PodState, c: SpecRef<'_>, probes: &dyn Probes, p: &mut Pla
         name: name.clone(),
         reason,
         // A changed definition always restarts [computePodActions].
-        restart: changed || c.sidecar() || state.restart_policy() != "Never",
+        restart: changed || state.restart_after_kill(c),
     });
     true
 }

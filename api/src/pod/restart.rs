@@ -7,6 +7,8 @@
 //! `restartPolicy` decides, and without one the pod's (`Always` when unset). A restartable
 //! init container (sidecar, `restartPolicy: Always`) therefore always restarts.
 //!
+//! [`restart_after_kill`] is the decision for a running container the kubelet kills.
+//!
 //! The caller applies what comes before this rule upstream: a pod being deleted or in a
 //! terminal phase restarts nothing.
 
@@ -33,6 +35,19 @@ pub fn container_should_restart(container: &Container, pod: &PodSpec, exit_code:
         // `Always`, unset or unknown: upstream's default is to restart.
         _ => true,
     }
+}
+
+/// Whether a running container that is killed (a failed liveness or startup probe) is started
+/// again: the container's `restartPolicy` when it has one, else the pod's; anything but
+/// `Never` restarts. Upstream `computePodActions` (`shouldRestartOnFailure`, and with
+/// `ContainerRestartRules` the container's own policy); the rules are not consulted, since a
+/// running container has no exit code yet.
+pub fn restart_after_kill(container: &Container, pod: &PodSpec) -> bool {
+    let policy = container
+        .restart_policy
+        .as_deref()
+        .or(pod.restart_policy.as_deref());
+    policy != Some("Never")
 }
 
 /// The first of the container's rules whose exit-code requirement `exit_code` meets
@@ -172,6 +187,28 @@ mod tests {
         );
         assert!(matching_rule(&c, 42).is_none());
         assert!(!container_should_restart(&c, &pod(None), 42));
+    }
+
+    #[test]
+    fn a_killed_container_restarts_unless_its_policy_or_else_the_pods_is_never() {
+        let rules = vec![rule("Restart", "In", &[137])];
+        assert!(restart_after_kill(&container(None, vec![]), &pod(None)));
+        assert!(restart_after_kill(
+            &container(None, vec![]),
+            &pod(Some("OnFailure"))
+        ));
+        assert!(!restart_after_kill(
+            &container(None, vec![]),
+            &pod(Some("Never"))
+        ));
+        assert!(restart_after_kill(
+            &container(Some("Always"), vec![]),
+            &pod(Some("Never"))
+        ));
+        assert!(!restart_after_kill(
+            &container(Some("Never"), rules),
+            &pod(Some("Always"))
+        ));
     }
 
     #[test]
