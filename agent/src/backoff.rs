@@ -90,29 +90,6 @@ impl Backoff {
     }
 }
 
-/// Go's `time.Duration.String()` for whole-second-or-coarser durations as back-off messages use
-/// (`10s`, `1m20s`, `5m0s`).
-pub fn go_duration(d: Duration) -> String {
-    let total = d.as_secs();
-    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
-    let frac = d.subsec_millis();
-    let secs = if frac == 0 {
-        format!("{s}s")
-    } else {
-        let f = format!("{:03}", frac);
-        format!("{s}.{}s", f.trim_end_matches('0'))
-    };
-    if h > 0 {
-        format!("{h}h{m}m{secs}")
-    } else if m > 0 {
-        format!("{m}m{secs}")
-    } else if total == 0 && frac == 0 {
-        "0s".into()
-    } else {
-        secs
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,14 +121,5 @@ mod tests {
         b2.advance("c", t0, t0);
         let f = t0 + Duration::from_secs(600);
         assert_eq!(b2.remaining("c", f, f), Some(Duration::from_secs(20)));
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
-        assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
-        assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
-        assert_eq!(go_duration(Duration::from_millis(2500)), "2.5s");
-        assert_eq!(go_duration(Duration::ZERO), "0s");
     }
 }

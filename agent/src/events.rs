@@ -1,16 +1,16 @@
-//! The agent's event recorder: what client-go's `EventRecorder` + `EventCorrelator` do for the
-//! kubelet. Events are queued without blocking the caller and written by one task; an event
-//! with the same source, involved object, type, reason and message as one already written
-//! becomes a PATCH of that event (`count + 1`, new `lastTimestamp`), as the correlator's
-//! deduplication does [client-go/tools/record/events_cache.go `eventObserve`].
+//! The agent's event recorder: what client-go's `EventRecorder` does for the kubelet. Events
+//! are queued without blocking the caller and written by one task; [`api::events::Correlator`]
+//! decides whether each is created or patches an identical one written before (`count + 1`,
+//! new `lastTimestamp`), and a patch of an event that is gone becomes a create, as client-go's
+//! `recordEvent` does.
 //!
 //! Events carry `source: {component: kubelet, host: <node>}`, `reportingComponent: kubelet` and
 //! `reportingInstance: <node>`; names are `<object name>.<unix nanos in hex>` like client-go.
 //! Start at [`EventRecorder::new`] and [`ObjectRef`].
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use api::events::Observed;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -21,9 +21,6 @@ pub use probe::EventType;
 
 /// The component name the kubelet records events under.
 pub const COMPONENT: &str = "kubelet";
-
-/// How many distinct events the deduplication cache remembers (client-go's `maxLruCacheEntries`).
-const CACHE_SIZE: usize = 4096;
 
 /// The object an event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -142,85 +139,19 @@ impl probe::EventSink for Sink {
     }
 }
 
-/// What the deduplication cache keeps of an event already written.
-#[derive(Debug, Clone)]
-struct Seen {
-    namespace: String,
-    name: String,
-    count: i32,
-}
-
-/// The deduplication cache (a bounded map, oldest entries evicted first). Each event is kept
-/// once, shared by the map and the eviction order.
-#[derive(Debug, Default)]
-pub(crate) struct Correlator {
-    seen: HashMap<Arc<Recorded>, Seen>,
-    order: VecDeque<Arc<Recorded>>,
-}
-
-/// What to write for one event.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Write {
-    /// A new Event object.
-    Create(Box<Event>),
-    /// A PATCH of an existing event: namespace, name, new count, first and last timestamps.
-    Bump {
-        namespace: String,
-        name: String,
-        count: i32,
-        last: Timestamp,
-    },
-}
-
-impl Correlator {
-    /// Decides how `ev` is written at `now`.
-    pub(crate) fn observe(&mut self, ev: &Recorded, node: &str, now: Timestamp) -> Write {
-        if let Some(seen) = self.seen.get_mut(ev) {
-            seen.count += 1;
-            return Write::Bump {
-                namespace: seen.namespace.clone(),
-                name: seen.name.clone(),
-                count: seen.count,
-                last: now,
-            };
-        }
-        let namespace = if ev.object.namespace.is_empty() {
-            "default".to_string()
-        } else {
-            ev.object.namespace.clone()
-        };
-        let name = format!("{}.{:x}", ev.object.name, now.as_nanosecond());
-        if self.order.len() >= CACHE_SIZE
-            && let Some(old) = self.order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        let ev_key = Arc::new(ev.clone());
-        self.order.push_back(ev_key.clone());
-        self.seen.insert(
-            ev_key,
-            Seen {
-                namespace: namespace.clone(),
-                name: name.clone(),
-                count: 1,
-            },
-        );
-        Write::Create(Box::new(make_event(ev, node, &namespace, &name, now)))
-    }
-
-    /// Forgets an event whose write failed with NotFound, so the next one is created afresh.
-    pub(crate) fn forget(&mut self, ev: &Recorded) {
-        self.seen.remove(ev);
-        self.order.retain(|e| **e != *ev);
-    }
-}
-
-fn make_event(ev: &Recorded, node: &str, namespace: &str, name: &str, now: Timestamp) -> Event {
+/// The event `ev` as the kubelet's recorder makes it at `now` (client-go's `makeEvent`).
+fn make_event(ev: &Recorded, node: &str, now: Timestamp) -> Event {
     let o = &ev.object;
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    // Events about cluster-scoped objects go to `default`.
+    let namespace = if o.namespace.is_empty() {
+        "default"
+    } else {
+        &o.namespace
+    };
     Event {
         metadata: ObjectMeta {
-            name: Some(name.to_string()),
+            name: Some(api::events::event_name(&o.name, now)),
             namespace: Some(namespace.to_string()),
             ..Default::default()
         },
@@ -250,39 +181,34 @@ fn make_event(ev: &Recorded, node: &str, namespace: &str, name: &str, now: Times
 }
 
 async fn writer(client: kube::Client, node: String, mut rx: mpsc::UnboundedReceiver<Recorded>) {
-    let mut correlator = Correlator::default();
+    let mut correlator = api::events::Correlator::default();
     while let Some(ev) = rx.recv().await {
-        let write = correlator.observe(&ev, &node, Timestamp::now());
-        let res = match &write {
-            Write::Create(e) => {
-                let ns = e.metadata.namespace.clone().unwrap_or_default();
-                let api: kube::Api<Event> = kube::Api::namespaced(client.clone(), &ns);
-                api.create(&PostParams::default(), e).await.map(|_| ())
-            }
-            Write::Bump {
-                namespace,
-                name,
-                count,
-                last,
-            } => {
-                let api: kube::Api<Event> = kube::Api::namespaced(client.clone(), namespace);
-                let patch = serde_json::json!({
-                    "count": count,
-                    "lastTimestamp": Time(*last),
-                    "message": ev.message,
-                });
-                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(|_| ())
-            }
-        };
-        if let Err(e) = res {
-            tracing::warn!(reason = %ev.reason, error = %e, "cannot write event");
-            if matches!(&e, kube::Error::Api(s) if s.code == 404) {
-                correlator.forget(&ev);
-            }
+        let observed = correlator.observe(&make_event(&ev, &node, Timestamp::now()));
+        match write(&client, observed).await {
+            Ok(written) => correlator.update_state(&written),
+            Err(e) => tracing::warn!(reason = %ev.reason, error = %e, "cannot write event"),
         }
     }
+}
+
+/// Patches the existing event or creates the new one; a patch of an event that is gone
+/// creates it (client-go's `recordEvent`). Returns the event as the server stored it.
+async fn write(client: &kube::Client, observed: Observed) -> Result<Event, kube::Error> {
+    let mut event = observed.event;
+    let ns = event.metadata.namespace.clone().unwrap_or_default();
+    let api: kube::Api<Event> = kube::Api::namespaced(client.clone(), &ns);
+    if let Some(patch) = &observed.patch {
+        let name = event.metadata.name.clone().unwrap_or_default();
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            done => return done,
+        }
+    }
+    event.metadata.resource_version = None;
+    api.create(&PostParams::default(), &event).await
 }
 
 #[cfg(test)]
@@ -306,15 +232,14 @@ mod tests {
     }
 
     #[test]
-    fn repeated_events_bump_the_count_of_the_first() {
-        let mut c = Correlator::default();
+    fn events_are_made_as_the_kubelets_recorder_makes_them() {
         let t0 = Timestamp::from_second(1_000).unwrap();
-        let t1 = Timestamp::from_second(1_010).unwrap();
-        let Write::Create(e) = c.observe(&ev("a"), "n1", t0) else {
-            panic!("first write must create")
-        };
+        let e = make_event(&ev("a"), "n1", t0);
         assert_eq!(e.count, Some(1));
         assert_eq!(e.source.as_ref().unwrap().host.as_deref(), Some("n1"));
+        assert_eq!(e.reporting_instance.as_deref(), Some("n1"));
+        assert_eq!(e.type_.as_deref(), Some("Warning"));
+        assert_eq!(e.metadata.namespace.as_deref(), Some("ns"));
         assert_eq!(
             e.metadata.name.as_deref(),
             Some(format!("p.{:x}", t0.as_nanosecond()).as_str())
@@ -323,19 +248,15 @@ mod tests {
             e.involved_object.field_path.as_deref(),
             Some("spec.containers{c}")
         );
-        let w = c.observe(&ev("a"), "n1", t1);
-        assert_eq!(
-            w,
-            Write::Bump {
-                namespace: "ns".into(),
-                name: e.metadata.name.clone().unwrap(),
-                count: 2,
-                last: t1
-            }
-        );
-        // A different message is a different event.
-        assert!(matches!(c.observe(&ev("b"), "n1", t1), Write::Create(_)));
-        c.forget(&ev("a"));
-        assert!(matches!(c.observe(&ev("a"), "n1", t1), Write::Create(_)));
+        assert_eq!(e.first_timestamp, Some(Time(t0)));
+        assert_eq!(e.last_timestamp, Some(Time(t0)));
+        // A node's events go to `default`.
+        let node = Recorded {
+            object: ObjectRef::node("n1"),
+            ..ev("a")
+        };
+        let e = make_event(&node, "n1", t0);
+        assert_eq!(e.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(e.involved_object.namespace, None);
     }
 }

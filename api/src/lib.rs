@@ -1,8 +1,9 @@
 //! The Kubernetes object model as paddock serves it: which resources exist ([`registry`]),
 //! how manifests are read ([`manifest`]), how an object is decoded, defaulted and validated
 //! ([`object`], [`defaults`], [`validation`]), the pod-create admission mutations
-//! ([`admission`]), selectors ([`selector`]), quantities
-//! ([`quantity`]), the four patch kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
+//! ([`admission`]), selectors ([`selector`]), quantities and pod requests ([`quantity`]),
+//! container restarts ([`pod`]), how a recorder writes events ([`events`]), the four patch
+//! kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
 //! Start at [`object`]: it is the pipeline the API server runs on every write.
 
 // `ApiError` (a whole Kubernetes `Status`) is the error of most functions here; errors are
@@ -12,9 +13,11 @@
 pub mod admission;
 pub mod certificates;
 pub mod defaults;
+pub mod events;
 pub mod manifest;
 pub mod object;
 pub mod patch;
+pub mod pod;
 pub mod protobuf;
 pub mod quantity;
 pub mod registry;

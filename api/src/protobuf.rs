@@ -469,7 +469,7 @@ fn decode_len_value(kind: &Kind, bytes: &[u8], path: &mut Path) -> Result<Value,
         Kind::Time | Kind::MicroTime => decode_time(bytes, matches!(kind, Kind::MicroTime), path)?,
         Kind::Duration => {
             let nanos = small_fields(bytes, path)?.int(1);
-            Value::String(go_duration(nanos))
+            Value::String(gofmt::duration_nanos(nanos))
         }
         Kind::FieldsV1 | Kind::RawExtension => match small_fields(bytes, path)?.bytes(1) {
             // Go keeps a nil `Raw` for an empty one, and marshals nil as `null`.
@@ -631,50 +631,4 @@ fn rfc3339_seconds(unix: i64) -> Option<String> {
         secs % 3600 / 60,
         secs % 60
     ))
-}
-
-/// Go's `time.Duration.String()`: `1h2m3.5s`, `1.5ms`, `0s`.
-fn go_duration(nanos: i64) -> String {
-    let neg = nanos < 0;
-    let mut u = nanos.unsigned_abs();
-    let mut out = String::new();
-    if u < 1_000_000_000 {
-        let (unit, prec) = match u {
-            0 => return "0s".to_string(),
-            1..1_000 => ("ns", 0),
-            1_000..1_000_000 => ("µs", 3),
-            _ => ("ms", 6),
-        };
-        let (frac, whole) = go_frac(u, prec);
-        out.push_str(&format!("{whole}{frac}{unit}"));
-    } else {
-        let (frac, whole) = go_frac(u, 9);
-        u = whole;
-        let secs = format!("{}{frac}s", u % 60);
-        u /= 60;
-        if u > 0 {
-            let mins = u % 60;
-            u /= 60;
-            if u > 0 {
-                out.push_str(&format!("{u}h"));
-            }
-            out.push_str(&format!("{mins}m"));
-        }
-        out.push_str(&secs);
-    }
-    if neg {
-        out.insert(0, '-');
-    }
-    out
-}
-
-/// `(".fraction" without trailing zeros or "", v / 10^prec)`, as Go's `fmtFrac`.
-fn go_frac(v: u64, prec: u32) -> (String, u64) {
-    let scale = 10u64.pow(prec);
-    let (whole, frac) = (v / scale, v % scale);
-    if frac == 0 {
-        return (String::new(), whole);
-    }
-    let digits = format!("{frac:0width$}", width = prec as usize);
-    (format!(".{}", digits.trim_end_matches('0')), whole)
 }

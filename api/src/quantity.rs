@@ -382,10 +382,20 @@ fn max_list(into: &mut ResourceList, from: &ResourceList) {
     }
 }
 
+/// Whether pod-level resources (`spec.resources`) may set `name`: cpu, memory and huge pages
+/// (upstream `IsSupportedPodLevelResource`).
+pub fn is_supported_pod_level_resource(name: &str) -> bool {
+    name == "cpu" || name == "memory" || name.starts_with("hugepages-")
+}
+
 /// The effective requests of a pod, as the scheduler and kubelet admission compute them
-/// (upstream `resourcehelper.PodRequests`): the sum over regular containers and restartable
-/// (sidecar) init containers, at least the largest need of any init container (which runs
-/// alongside the sidecars started before it), plus `overhead`.
+/// (upstream `resourcehelper.PodRequests` in `k8s.io/component-helpers/resource`, with the
+/// PodLevelResources gate on, as it is by default): the sum over regular containers and
+/// restartable (sidecar) init containers, at least the largest need of any init container
+/// (which runs alongside the sidecars started before it); then the pod-level requests
+/// (`spec.resources.requests`) replace that sum for the resources they may set; plus
+/// `overhead`. Container resources from status (in-place resize) are not considered: they
+/// are the spec's here.
 pub fn pod_requests(
     spec: &k8s_openapi::api::core::v1::PodSpec,
 ) -> Result<ResourceList, (String, QuantityError)> {
@@ -412,6 +422,12 @@ pub fn pod_requests(
         max_list(&mut init_max, &need);
     }
     max_list(&mut reqs, &init_max);
+    let pod_level = resource_list(spec.resources.as_ref().and_then(|r| r.requests.as_ref()))?;
+    for (name, q) in pod_level {
+        if is_supported_pod_level_resource(&name) {
+            reqs.insert(name, q);
+        }
+    }
     add_list(&mut reqs, &resource_list(spec.overhead.as_ref())?);
     Ok(reqs)
 }
@@ -509,6 +525,43 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(pod_requests(&bad).unwrap_err().0, "cpu");
+    }
+
+    #[test]
+    fn pod_requests_sidecars_run_alongside_later_init_containers() {
+        let spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}],
+            "initContainers": [
+                {"name": "first", "resources": {"requests": {"cpu": "300m"}}},
+                {"name": "side", "restartPolicy": "Always", "resources": {"requests": {"cpu": "200m"}}},
+                {"name": "after", "resources": {"requests": {"cpu": "250m"}}}
+            ]
+        }))
+        .unwrap();
+        // Peaks: first 300m alone, after 250m + side 200m = 450m; running 100m + 200m = 300m.
+        assert_eq!(pod_requests(&spec).unwrap()["cpu"].milli_value(), 450);
+    }
+
+    #[test]
+    fn pod_level_requests_replace_the_containers_sum_before_overhead() {
+        let spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [
+                {"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "64Mi",
+                                                         "ephemeral-storage": "1Gi"}}},
+                {"name": "b", "resources": {"requests": {"cpu": "200m"}}}
+            ],
+            "resources": {"requests": {"cpu": "1", "ephemeral-storage": "5Gi"}},
+            "overhead": {"cpu": "10m"}
+        }))
+        .unwrap();
+        let r = pod_requests(&spec).unwrap();
+        assert_eq!(r["cpu"].milli_value(), 1010);
+        // Memory is not set at pod level: the containers' sum stands.
+        assert_eq!(r["memory"].value(), 64 << 20);
+        // ephemeral-storage cannot be set at pod level: ignored there.
+        assert_eq!(r["ephemeral-storage"].value(), 1 << 30);
+        assert!(is_supported_pod_level_resource("hugepages-2Mi"));
+        assert!(!is_supported_pod_level_resource("nvidia.com/gpu"));
     }
 
     proptest! {

@@ -199,26 +199,8 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Quotes like Go's `%q` for the strings that occur in manifests.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `%q` for a string (`strconv.Quote`), the one copy shared with the probe engine.
+pub use gofmt::quote as go_quote;
 
 /// Renders a bad value as upstream's `ErrorBody` would print the Go value it came from:
 /// numbers and booleans plainly, strings `%q`-quoted, string maps as `map[string]string{…}`

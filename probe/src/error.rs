@@ -2,7 +2,7 @@
 //! times and then throws the result away (no state change). Each `Display` is the Go error text,
 //! since it ends up in the `... probe errored and resulted in <r> state: <err>` event.
 
-use crate::gofmt::quote;
+use gofmt::quote;
 
 /// Why a probe errored (as opposed to failed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,21 +8,17 @@
 //! - [`prober`]: one probe execution — retries on error, result mapping, events.
 //! - [`worker`]: the per-(container, probe type) state machine and its tokio driver; results go
 //!   to a [`ResultsCache`] whose changes stream to the agent, attempts to a [`ProbeHistory`].
-//! - [`manager`]: [`ProbeManager`], the kubelet's prober manager in one object — adds/stops a
-//!   pod's workers and sets each container's `started`/`ready` like `UpdatePodStatus`. The
-//!   agent does not use it: each of its pod workers spawns that pod's workers and triggers
-//!   readiness on its own pod syncs.
+//!   The agent's pod worker spawns a pod's workers ([`worker::spawn`]), feeds each its
+//!   [`PodStatusView`] and reads the results back; it sets `started`/`ready` itself.
 //!
 //! Facts are taken from the upstream kubelet (`pkg/probe/…`, `pkg/kubelet/prober/…`); the
 //! module docs name the files.
 
 pub mod error;
 pub mod expand;
-pub mod gofmt;
 pub mod handler;
 pub mod history;
 pub mod mailbox;
-pub mod manager;
 pub mod prober;
 pub mod results;
 pub mod spec;
@@ -34,7 +30,6 @@ pub use handler::exec::{ExecError, ExecOutput, ExecRunner, ExecStatus};
 pub use handler::host_exec::HostExecRunner;
 pub use handler::{DEFAULT_USER_AGENT, HandlerEnv, HandlerOutput};
 pub use history::{Attempt, ProbeHistory};
-pub use manager::{ContainerContext, ProbeManager};
 pub use prober::{ProbeRun, ProbeRunner, Prober};
 pub use results::{ResultUpdate, ResultsCache, WorkerKey};
 pub use spec::{Handler, HttpGetSpec, ProbeSpec, Scheme};

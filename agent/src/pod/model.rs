@@ -271,20 +271,28 @@ impl PodState {
         )
     }
 
-    /// Whether a terminated container `c` that exited with `code` is restarted
-    /// (`ShouldContainerBeRestarted` + sidecars, which always restart).
+    /// Whether a terminated container `c` that exited with `code` is restarted: never once the
+    /// pod is deleting or terminal, always after a kill for a changed definition, otherwise
+    /// as [`api::pod::restart::container_should_restart`] says (the kubelet's
+    /// `ShouldContainerBeRestarted`; sidecars always restart).
     pub fn should_restart(&self, c: SpecRef<'_>, code: i32) -> bool {
         if self.deleting() || self.terminal_phase.is_some() {
             return false;
         }
-        if c.sidecar() || self.force_restart.contains(&c.container.name) {
+        if self.force_restart.contains(&c.container.name) {
             return true;
         }
-        match self.restart_policy() {
-            "Never" => false,
-            "OnFailure" => code != 0,
-            _ => true,
-        }
+        let default_spec = k8s_openapi::api::core::v1::PodSpec::default();
+        let spec = self.pod.spec.as_ref().unwrap_or(&default_spec);
+        api::pod::restart::container_should_restart(c.container, spec, code)
+    }
+
+    /// Whether container `c`, killed while running (a failed liveness or startup probe), is
+    /// started again: [`api::pod::restart::restart_after_kill`] (sidecars always are).
+    pub fn restart_after_kill(&self, c: SpecRef<'_>) -> bool {
+        let default_spec = k8s_openapi::api::core::v1::PodSpec::default();
+        let spec = self.pod.spec.as_ref().unwrap_or(&default_spec);
+        api::pod::restart::restart_after_kill(c.container, spec)
     }
 
     /// `started` of container `c` per [prober_manager.go `isContainerStarted`].
@@ -319,5 +327,52 @@ impl PodState {
             None if inst.adopted => self.prior.get(&c.container.name).is_some_and(|p| p.0),
             None => !probes.has(&c.container.name, ProbeType::Readiness),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(pod: serde_json::Value) -> PodState {
+        let pod: Pod = serde_json::from_value(pod).expect("a pod");
+        PodState::new(Arc::new(pod))
+    }
+
+    #[test]
+    fn a_containers_restart_rules_and_policy_decide_before_the_pods() {
+        let mut s = state(serde_json::json!({"spec": {
+            "restartPolicy": "Always",
+            "containers": [{"name": "c", "restartPolicy": "Never", "restartPolicyRules": [
+                {"action": "Restart", "exitCodes": {"operator": "In", "values": [42]}}
+            ]}],
+            "initContainers": [{"name": "side", "restartPolicy": "Always"}]
+        }}));
+        let c = s.spec_of("c").expect("c");
+        assert!(s.should_restart(c, 42));
+        assert!(!s.should_restart(c, 1));
+        assert!(
+            !s.restart_after_kill(c),
+            "a liveness kill follows the container's Never"
+        );
+        let side = s.spec_of("side").expect("side");
+        assert!(s.should_restart(side, 0));
+        assert!(s.restart_after_kill(side));
+        // A changed definition restarts whatever the rules say; a terminal pod nothing.
+        s.force_restart.insert("c".into());
+        assert!(s.should_restart(s.spec_of("c").expect("c"), 1));
+        s.terminal_phase = Some("Failed");
+        assert!(!s.should_restart(s.spec_of("c").expect("c"), 42));
+        assert!(!s.should_restart(s.spec_of("side").expect("side"), 0));
+    }
+
+    #[test]
+    fn without_a_container_policy_the_pods_decides() {
+        let s = state(serde_json::json!({"spec": {
+            "restartPolicy": "OnFailure", "containers": [{"name": "c"}]
+        }}));
+        let c = s.spec_of("c").expect("c");
+        assert!(!s.should_restart(c, 0));
+        assert!(s.should_restart(c, 2));
     }
 }

@@ -19,7 +19,6 @@ use probe::{ProbeResult, ProbeType};
 use tokio::time::Instant;
 
 use super::model::{KillReason, PodState, Probes, SpecRef};
-use crate::backoff::go_duration;
 use crate::runtime::ContainerId;
 
 /// One thing the driver must do.
@@ -241,7 +240,7 @@ fn probe_kill(state: &PodState, c: SpecRef<'_>, probes: &dyn Probes, p: &mut Pla
         name: name.clone(),
         reason,
         // A changed definition always restarts [computePodActions].
-        restart: changed || c.sidecar() || state.restart_policy() != "Never",
+        restart: changed || state.restart_after_kill(c),
     });
     true
 }
@@ -258,7 +257,7 @@ fn start_or_backoff(state: &PodState, c: SpecRef<'_>, now: Instant, p: &mut Plan
             remaining,
             message: format!(
                 "back-off {} restarting failed container={} pod={}",
-                go_duration(backoff),
+                gofmt::duration(backoff),
                 name,
                 state.format_pod()
             ),

@@ -105,10 +105,7 @@ async fn spawn_in(
         if e.kind() == std::io::ErrorKind::NotFound {
             RuntimeError::ContainerNotRunning(c.rec.id.clone())
         } else {
-            RuntimeError::Sandbox(format!(
-                "entering the container: {}",
-                probe::gofmt::errno_text(&e)
-            ))
+            RuntimeError::Sandbox(format!("entering the container: {}", gofmt::errno_text(&e)))
         }
     };
     let (setup, pid_ns) = if c.isolated {

@@ -767,7 +767,7 @@ impl Shared {
                 _ => "start the namespace holder",
             };
             (
-                RuntimeError::Sandbox(format!("{what}: {}", probe::gofmt::errno_text(&e.error))),
+                RuntimeError::Sandbox(format!("{what}: {}", gofmt::errno_text(&e.error))),
                 None,
             )
         })?;
@@ -915,7 +915,7 @@ impl Shared {
         {
             return Err(RuntimeError::WorkingDir {
                 path: cwd,
-                message: probe::gofmt::errno_text(&e),
+                message: gofmt::errno_text(&e),
             });
         }
         if !isolated && !cfg.mounts.is_empty() {
@@ -974,13 +974,13 @@ impl Shared {
                 let join = isolate::join_pod(holder.pid).map_err(|e| {
                     RuntimeError::Sandbox(format!(
                         "pod namespaces are gone: {}",
-                        probe::gofmt::errno_text(&e)
+                        gofmt::errno_text(&e)
                     ))
                 })?;
                 let pid_ns = isolate::open_ns(holder.pid, "pid").map_err(|e| {
                     RuntimeError::Sandbox(format!(
                         "pod namespaces are gone: {}",
-                        probe::gofmt::errno_text(&e)
+                        gofmt::errno_text(&e)
                     ))
                 })?;
                 let ops = std::mem::take(&mut plan.ops);
@@ -1288,7 +1288,7 @@ pub(crate) fn spawn_error(
     sub_paths: &[(usize, String, String)],
     e: isolate::SpawnError,
 ) -> RuntimeError {
-    let text = probe::gofmt::errno_text(&e.error);
+    let text = gofmt::errno_text(&e.error);
     let sub_path = |i: usize| {
         let (volume, container) = sub_paths
             .iter()

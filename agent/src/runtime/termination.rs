@@ -102,7 +102,7 @@ pub(crate) fn file_message(file: Option<&Path>, fallback: bool) -> (String, bool
         Err((op, e)) => (
             format!(
                 "Error on reading termination log {p}: {op} {p}: {}",
-                probe::gofmt::errno_text(&e),
+                gofmt::errno_text(&e),
                 p = path.display()
             ),
             false,
@@ -150,18 +150,18 @@ fn log_tail(path: &Path) -> Result<Vec<u8>, String> {
     if let Err(e) = std::fs::symlink_metadata(path) {
         return Err(format!(
             "failed to try resolving symlinks in path \"{p}\": lstat {p}: {}",
-            probe::gofmt::errno_text(&e)
+            gofmt::errno_text(&e)
         ));
     }
     let window = MAX_CRI_LINE * MAX_CONTAINER_TERMINATION_MESSAGE_LOG_LINES as u64;
     let data = read_at_most(path, window).map_err(|(op, e)| match op {
         "open" => format!(
             "failed to open log file \"{p}\": open {p}: {}",
-            probe::gofmt::errno_text(&e)
+            gofmt::errno_text(&e)
         ),
         _ => format!(
             "failed to read log file \"{p}\": {op} {p}: {}",
-            probe::gofmt::errno_text(&e)
+            gofmt::errno_text(&e)
         ),
     })?;
     // Upstream `tail.FindTailLineStartIndex`, the same search as `kubectl logs --tail`.

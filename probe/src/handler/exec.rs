@@ -13,8 +13,8 @@ use futures::future::BoxFuture;
 
 use super::HandlerOutput;
 use crate::error::HandlerError;
-use crate::gofmt::quote;
 use crate::types::HandlerResult;
+use gofmt::quote;
 
 /// Most bytes of combined output a probe keeps (`maxReadLength = 10 KiB`).
 pub const MAX_EXEC_OUTPUT: usize = 10 * 1024;

@@ -17,8 +17,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::{HandlerEnv, HandlerOutput, dial, join_host_port};
-use crate::gofmt::{duration, quote};
 use crate::types::HandlerResult;
+use gofmt::{duration, quote};
 
 /// grpc-go's initial reconnect back-off.
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);

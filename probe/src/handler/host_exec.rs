@@ -150,7 +150,7 @@ fn spawn_error(program: &str, err: &std::io::Error) -> ExecError {
     } else {
         ExecError::Spawn {
             program: program.to_string(),
-            msg: crate::gofmt::errno_text(err),
+            msg: gofmt::errno_text(err),
         }
     }
 }

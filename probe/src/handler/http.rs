@@ -34,9 +34,9 @@ use tokio::time::{Instant, timeout_at};
 
 use super::{HandlerEnv, HandlerOutput, dial, join_host_port};
 use crate::error::HandlerError;
-use crate::gofmt::quote;
 use crate::spec::{HttpGetSpec, Scheme};
 use crate::types::HandlerResult;
+use gofmt::quote;
 
 /// Most body bytes read from a response (`maxRespBodyLength = 10 KiB`).
 pub const MAX_BODY: usize = 10 * 1024;

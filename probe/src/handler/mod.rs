@@ -18,9 +18,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::error::HandlerError;
-use crate::gofmt::errno_text;
 use crate::spec::Handler;
 use crate::types::HandlerResult;
+use gofmt::errno_text;
 
 /// What one handler run produced, as the kubelet's handlers return `(result, output, err)`.
 #[derive(Debug, Clone, PartialEq, Eq)]

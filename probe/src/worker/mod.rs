@@ -20,7 +20,6 @@
 pub mod driver;
 #[cfg(test)]
 mod tests;
-pub mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
