@@ -3,6 +3,9 @@
 //! ([`object`], [`defaults`], [`validation`]), the pod-create admission mutations
 //! ([`admission`]), selectors ([`selector`]), quantities
 //! ([`quantity`]), the four patch kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
+//! Shared rules live here once: object time stamps ([`time`]) and `UpdatePodCondition`
+//! ([`pod_condition`]). [`cluster`] is the port through which the controllers reach the
+//! cluster's objects (implemented by the API server's registry and by a kube-rs client).
 //! Start at [`object`]: it is the pipeline the API server runs on every write.
 
 // `ApiError` (a whole Kubernetes `Status`) is the error of most functions here; errors are
@@ -11,14 +14,17 @@
 
 pub mod admission;
 pub mod certificates;
+pub mod cluster;
 pub mod defaults;
 pub mod manifest;
 pub mod object;
 pub mod patch;
+pub mod pod_condition;
 pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod selector;
 pub mod status;
+pub mod time;
 pub mod validation;
 pub mod yaml;

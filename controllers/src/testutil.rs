@@ -146,14 +146,33 @@ pub(crate) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 /// Starts every controller; returns the token that stops them.
 pub(crate) fn start(registry: &Registry) -> CancellationToken {
     let stop = CancellationToken::new();
-    tokio::spawn(crate::run(registry.clone(), ca(), stop.clone()));
+    tokio::spawn(crate::run(
+        cluster(registry),
+        authority(&ca()),
+        stop.clone(),
+    ));
     stop
+}
+
+/// The registry as the controllers' port (the in-process adapter).
+pub(crate) fn cluster(registry: &Registry) -> crate::ClusterRef {
+    Arc::new(registry.clone())
 }
 
 /// A fresh cluster CA (made in a directory removed again; the CA lives on in memory).
 pub(crate) fn ca() -> Arc<apiserver::tls::ClusterCa> {
     let dir = tempfile::tempdir().unwrap();
     Arc::new(apiserver::tls::ClusterCa::load_or_create(dir.path()).unwrap())
+}
+
+/// `ca` as the signer's authority, as the binary passes it.
+pub(crate) fn authority(
+    ca: &Arc<apiserver::tls::ClusterCa>,
+) -> Arc<dyn crate::csrsigning::Authority> {
+    let ca = ca.clone();
+    Arc::new(move |params, key: &rcgen::SubjectPublicKeyInfo, ttl| {
+        ca.sign(params, key, ttl).map_err(|e| e.to_string())
+    })
 }
 
 /// The events of `resource` after revision `from` that are already in the log.

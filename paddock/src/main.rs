@@ -5,6 +5,7 @@
 
 mod agent;
 mod cli;
+mod control;
 mod netns;
 mod node;
 mod server;

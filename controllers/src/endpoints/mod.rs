@@ -23,15 +23,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cluster::DeleteOptions;
+use crate::cluster::{ClusterRef, Subresource};
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::registry::{DeleteOptions, WriteOptions};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::queue::{Reconciler, WorkQueue};
-use crate::reflector::{Change, Delta};
+use crate::reflector::{Cache, Change, Delta};
 use crate::replicaset::list;
 use crate::resource;
 use crate::{Error, meta, pod};
@@ -192,16 +192,19 @@ pub(crate) fn is_service_ip_set(svc: &Value) -> bool {
 /// Turns watched service and pod changes into the keys of the services they concern
 /// (upstream `addPod` / `updatePod` / `deletePod` + `GetPodServiceMemberships`).
 pub(crate) struct ServiceTracker {
-    registry: Registry,
+    cluster: ClusterRef,
     /// The last seen state of every pod, to match the old labels on updates.
     pods: Mutex<HashMap<Key, Arc<Value>>>,
+    /// The services seen (upstream's serviceLister), to find those selecting a pod.
+    services: Cache,
 }
 
 impl ServiceTracker {
-    pub(crate) fn new(registry: Registry) -> ServiceTracker {
+    pub(crate) fn new(cluster: ClusterRef) -> ServiceTracker {
         ServiceTracker {
-            registry,
+            cluster,
             pods: Mutex::new(HashMap::new()),
+            services: Cache::default(),
         }
     }
 
@@ -211,6 +214,7 @@ impl ServiceTracker {
         let (old, new) = match (&change.delta, change.info.plural) {
             (Delta::Synced, _) => return keys,
             (Delta::Upsert(s) | Delta::Delete(s), "services") => {
+                self.services.apply(change);
                 keys.insert(key_of(s));
                 return keys;
             }
@@ -227,7 +231,7 @@ impl ServiceTracker {
         let Some(any) = new.as_ref().or(old.as_ref()) else {
             return keys;
         };
-        for svc in list(&self.registry, services(), meta::str(any, "namespace")) {
+        for svc in self.services.list(services(), meta::str(any, "namespace")) {
             let Some(sel) = managed_selector(&svc) else {
                 continue;
             };
@@ -239,13 +243,18 @@ impl ServiceTracker {
     }
 
     /// The pods of the service's namespace its selector matches.
-    pub(crate) fn selected_pods(&self, svc: &Value, sel: &Map<String, Value>) -> Vec<Arc<Value>> {
-        let mut pods: Vec<Arc<Value>> = list(&self.registry, pods(), meta::str(svc, "namespace"))
+    pub(crate) async fn selected_pods(
+        &self,
+        svc: &Value,
+        sel: &Map<String, Value>,
+    ) -> Result<Vec<Arc<Value>>, api::status::ApiError> {
+        let mut pods: Vec<Arc<Value>> = list(&self.cluster, pods(), meta::str(svc, "namespace"))
+            .await?
             .into_iter()
             .filter(|p| selects(sel, p))
             .collect();
         pods.sort_by(|a, b| meta::str(a, "name").cmp(meta::str(b, "name")));
-        pods
+        Ok(pods)
     }
 }
 
@@ -286,7 +295,7 @@ impl TriggerTimes {
             }
         }
         let t = k8s_openapi::jiff::Timestamp::from_second(min?).ok()?;
-        Some(apiserver::meta::rfc3339(t))
+        Some(api::time::rfc3339(t))
     }
 
     /// Forgets a deleted service.
@@ -296,15 +305,15 @@ impl TriggerTimes {
 }
 
 /// Runs the Endpoints controller until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
-        tracker: ServiceTracker::new(registry.clone()),
+        tracker: ServiceTracker::new(cluster.clone()),
         triggers: TriggerTimes::default(),
-        registry: registry.clone(),
+        cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
     });
     crate::queue::drive(
-        registry.store(),
+        &cluster,
         controller,
         &[services(), pods(), endpoints()],
         WORKERS,
@@ -315,7 +324,7 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
 
 /// The controller's shared state.
 pub(crate) struct Controller {
-    registry: Registry,
+    cluster: ClusterRef,
     tracker: ServiceTracker,
     triggers: TriggerTimes,
     queue: WorkQueue<Key>,
@@ -349,13 +358,13 @@ impl Reconciler for Controller {
 impl Controller {
     /// upstream `syncService`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), Error> {
-        let svc = match self.registry.get(services(), namespace, name) {
+        let svc = match self.cluster.get(services(), namespace, name).await {
             Ok(s) => s,
             Err(e) if e.code == 404 => {
                 self.triggers
                     .forget(&(namespace.to_string(), name.to_string()));
                 return match self
-                    .registry
+                    .cluster
                     .delete(endpoints(), namespace, name, &DeleteOptions::default())
                     .await
                 {
@@ -369,11 +378,11 @@ impl Controller {
         let Some(sel) = managed_selector(&svc) else {
             return Ok(());
         };
-        let pods = self.tracker.selected_pods(&svc, sel);
+        let pods = self.tracker.selected_pods(&svc, sel).await?;
         let (subsets, truncated) = desired_subsets(&svc, &pods);
         let trigger = self.triggers.compute(&svc, &pods);
         let trigger = Some(trigger.as_deref());
-        let current = match self.registry.get(endpoints(), namespace, name) {
+        let current = match self.cluster.get(endpoints(), namespace, name).await {
             Ok(e) => Some(e),
             Err(e) if e.code == 404 => None,
             Err(e) => return Err(e.into()),
@@ -384,11 +393,7 @@ impl Controller {
                 "metadata": {"name": name, "namespace": namespace},
             });
             apply(&mut ep, &svc, &subsets, truncated, trigger);
-            return match self
-                .registry
-                .create(endpoints(), namespace, ep, &WriteOptions::default())
-                .await
-            {
+            return match self.cluster.create(endpoints(), namespace, ep).await {
                 Ok(_) => Ok(()),
                 // A terminating namespace refuses new objects; nothing to do.
                 Err(e) if e.code == 403 || e.code == 409 => Ok(()),
@@ -403,8 +408,8 @@ impl Controller {
             return Ok(());
         }
         match self
-            .registry
-            .update_with(endpoints(), namespace, name, false, |ep| {
+            .cluster
+            .update_with(endpoints(), namespace, name, Subresource::Main, |ep| {
                 let before = ep.clone();
                 apply(ep, &svc, &subsets, truncated, trigger);
                 Ok(*ep != before)

@@ -23,9 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cluster::DeleteOptions;
+use crate::cluster::{ClusterRef, Subresource};
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::registry::{DeleteOptions, WriteOptions};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -58,15 +58,15 @@ fn slices() -> &'static ResourceInfo {
 }
 
 /// Runs the EndpointSlice controller until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
-        tracker: ServiceTracker::new(registry.clone()),
+        tracker: ServiceTracker::new(cluster.clone()),
         triggers: TriggerTimes::default(),
-        registry: registry.clone(),
+        cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
     });
     crate::queue::drive(
-        registry.store(),
+        &cluster,
         controller,
         &[services(), pods(), slices()],
         WORKERS,
@@ -77,7 +77,7 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
 
 /// The controller's shared state.
 pub(crate) struct Controller {
-    registry: Registry,
+    cluster: ClusterRef,
     tracker: ServiceTracker,
     triggers: TriggerTimes,
     queue: WorkQueue<Key>,
@@ -166,7 +166,7 @@ enum Write {
 impl Controller {
     /// upstream `syncService` + `reconciler.Reconcile`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), Error> {
-        let svc = match self.registry.get(services(), namespace, name) {
+        let svc = match self.cluster.get(services(), namespace, name).await {
             Ok(s) => s,
             // The garbage collector removes the slices through their owner reference.
             Err(e) if e.code == 404 => {
@@ -182,9 +182,10 @@ impl Controller {
         if meta::deleting(&svc) {
             return Ok(());
         }
-        let pods = self.tracker.selected_pods(&svc, sel);
+        let pods = self.tracker.selected_pods(&svc, sel).await?;
         let trigger = self.triggers.compute(&svc, &pods);
-        let existing: Vec<Arc<Value>> = list(&self.registry, slices(), namespace)
+        let existing: Vec<Arc<Value>> = list(&self.cluster, slices(), namespace)
+            .await?
             .into_iter()
             .filter(|s| ours(s) && s["metadata"]["labels"][LABEL_SERVICE_NAME] == name)
             .filter(|s| {
@@ -207,7 +208,7 @@ impl Controller {
                 if !should_pod_be_in_endpoints(p, true) {
                     continue;
                 }
-                let Some(ep) = self.pod_to_endpoint(p, &svc, family) else {
+                let Some(ep) = self.pod_to_endpoint(p, &svc, family).await? else {
                     continue;
                 };
                 let ports = endpoint_ports(&svc, p);
@@ -272,9 +273,17 @@ impl Controller {
         Ok(())
     }
 
-    /// upstream `podToEndpoint`.
-    fn pod_to_endpoint(&self, p: &Value, svc: &Value, family: &str) -> Option<Value> {
-        let ip = pod_ip(p, family)?;
+    /// upstream `podToEndpoint`; the zone comes from the pod's node (none when the node is
+    /// gone; a failed read is an error).
+    async fn pod_to_endpoint(
+        &self,
+        p: &Value,
+        svc: &Value,
+        family: &str,
+    ) -> Result<Option<Value>, api::status::ApiError> {
+        let Some(ip) = pod_ip(p, family) else {
+            return Ok(None);
+        };
         let serving = pod::is_ready(p);
         let terminating = meta::deleting(p);
         let ready = svc["spec"]["publishNotReadyAddresses"] == true || (serving && !terminating);
@@ -288,7 +297,12 @@ impl Controller {
         ep["targetRef"] = target_ref(p);
         if let Some(node) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
             ep["nodeName"] = json!(node);
-            if let Ok(n) = self.registry.get(resource("", "nodes"), "", node)
+            let n = match self.cluster.get(resource("", "nodes"), "", node).await {
+                Ok(n) => Some(n),
+                Err(e) if e.code == 404 => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(n) = n
                 && let Some(zone) = n["metadata"]["labels"][ZONE_LABEL]
                     .as_str()
                     .filter(|z| !z.is_empty())
@@ -296,7 +310,7 @@ impl Controller {
                 ep["zone"] = json!(zone);
             }
         }
-        Some(ep)
+        Ok(Some(ep))
     }
 
     /// Makes one write; created and updated slices get the trigger-time annotation (upstream
@@ -305,8 +319,8 @@ impl Controller {
         let result = match w {
             Write::Create(mut slice) => {
                 set_trigger(&mut slice, trigger);
-                self.registry
-                    .create(slices(), namespace, slice, &WriteOptions::default())
+                self.cluster
+                    .create(slices(), namespace, slice)
                     .await
                     .map(|_| ())
             }
@@ -316,8 +330,8 @@ impl Controller {
                 endpoints,
                 labels,
             } => self
-                .registry
-                .update_with(slices(), namespace, &name, false, |s| {
+                .cluster
+                .update_with(slices(), namespace, &name, Subresource::Main, |s| {
                     let before = s.clone();
                     s["ports"] = ports.clone();
                     s["endpoints"] = Value::Array(endpoints.clone());
@@ -331,7 +345,7 @@ impl Controller {
                 .await
                 .map(|_| ()),
             Write::Delete(name) => self
-                .registry
+                .cluster
                 .delete(slices(), namespace, &name, &DeleteOptions::default())
                 .await
                 .map(|_| ()),
