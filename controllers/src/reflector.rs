@@ -159,15 +159,16 @@ pub(crate) async fn reflect(
     }
 }
 
+/// One resource's objects by (namespace, name).
+type ByKey = std::collections::BTreeMap<(String, String), Arc<Value>>;
+
 /// The objects the reflectors delivered, by resource, namespace and name: what a
 /// controller's event handlers read synchronously (client-go's listers, kube-runtime's
 /// reflector `Store`). Reconciles read through the port instead, so a failed read is an
 /// error there, not an absent object.
 #[derive(Default)]
 pub(crate) struct Cache {
-    objects: parking_lot::RwLock<
-        HashMap<String, std::collections::BTreeMap<(String, String), Arc<Value>>>,
-    >,
+    objects: parking_lot::RwLock<HashMap<String, ByKey>>,
 }
 
 impl Cache {
