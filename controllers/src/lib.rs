@@ -9,7 +9,8 @@
 //! API server implements it in process for its registry, the binary over a kube-rs client.
 //! This crate depends on neither the API server nor the store, so no controller can write
 //! around the registry's rules. Certificates are signed through a [`csrsigning::Authority`]
-//! the binary provides (the cluster CA).
+//! the binary provides (the cluster CA). [`start`] runs them only while this process holds
+//! the controllers' Lease ([`leader`]), so servers sharing a store never run them twice.
 //!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
@@ -28,6 +29,7 @@ pub mod endpoints;
 pub mod endpointslice;
 mod events;
 pub mod gc;
+pub mod leader;
 pub mod namespace;
 mod pod;
 mod queue;
@@ -94,11 +96,13 @@ impl Controllers {
     }
 }
 
-/// Starts every in-process controller on the current tokio runtime; `ca` signs approved
-/// certificate requests.
-pub fn start(cluster: ClusterRef, ca: Arc<dyn Authority>) -> Controllers {
+/// Starts the controllers on the current tokio runtime under leader election ([`leader`]):
+/// they run while this process holds the `kube-system/paddock-controllers` Lease as
+/// `identity`; `ca` signs approved certificate requests.
+pub fn start(cluster: ClusterRef, ca: Arc<dyn Authority>, identity: String) -> Controllers {
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run(cluster, ca, shutdown.clone()));
+    let config = leader::Config::new(identity);
+    let task = tokio::spawn(leader::run(cluster, ca, config, shutdown.clone()));
     Controllers { shutdown, task }
 }
 

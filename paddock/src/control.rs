@@ -1,5 +1,6 @@
 //! How the binary runs the controllers in process: over the API server's registry (its
-//! `api::cluster::Cluster` implementation) with the cluster CA as the CSR signer's authority.
+//! `api::cluster::Cluster` implementation) with the cluster CA as the CSR signer's authority,
+//! under leader election.
 
 use std::sync::Arc;
 
@@ -13,7 +14,12 @@ pub(crate) fn authority(ca: Arc<ClusterCa>) -> Arc<dyn Authority> {
     })
 }
 
-/// Starts every controller over `server`'s registry.
+/// Starts the controllers over `server`'s registry, under leader election as
+/// `<hostname>_<uuid>`.
 pub(crate) fn start(server: &apiserver::Server) -> controllers::Controllers {
-    controllers::start(Arc::new(server.registry()), authority(server.cluster_ca()))
+    controllers::start(
+        Arc::new(server.registry()),
+        authority(server.cluster_ca()),
+        controllers::leader::identity(),
+    )
 }

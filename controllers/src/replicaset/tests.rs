@@ -265,99 +265,6 @@ fn status_counts_and_replica_failure() {
     assert_eq!(del["conditions"][0]["reason"], "FailedDelete");
 }
 
-/// The registry as a port whose pod lists and watches fail while `broken` is set (a store
-/// that cannot be read), counting the attempts.
-#[derive(Debug)]
-struct BrokenPodReads {
-    inner: Registry,
-    broken: std::sync::atomic::AtomicBool,
-    attempts: std::sync::atomic::AtomicUsize,
-}
-
-impl BrokenPodReads {
-    fn fail(&self, info: &api::registry::ResourceInfo) -> Result<(), api::status::ApiError> {
-        use std::sync::atomic::Ordering;
-        if info.plural == "pods" && self.broken.load(Ordering::SeqCst) {
-            self.attempts.fetch_add(1, Ordering::SeqCst);
-            return Err(api::status::ApiError::service_unavailable(
-                "storage is unreachable",
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::cluster::Cluster for BrokenPodReads {
-    async fn get(
-        &self,
-        info: &api::registry::ResourceInfo,
-        namespace: &str,
-        name: &str,
-    ) -> Result<std::sync::Arc<Value>, api::status::ApiError> {
-        self.fail(info)?;
-        crate::cluster::Cluster::get(&self.inner, info, namespace, name).await
-    }
-
-    async fn list(
-        &self,
-        info: &api::registry::ResourceInfo,
-        namespace: Option<&str>,
-    ) -> Result<crate::cluster::ObjectList, api::status::ApiError> {
-        self.fail(info)?;
-        crate::cluster::Cluster::list(&self.inner, info, namespace).await
-    }
-
-    async fn watch(
-        &self,
-        info: &api::registry::ResourceInfo,
-        namespace: Option<&str>,
-        resource_version: &str,
-    ) -> Result<crate::cluster::WatchStream, api::status::ApiError> {
-        self.fail(info)?;
-        self.inner.watch(info, namespace, resource_version).await
-    }
-
-    async fn create(
-        &self,
-        info: &api::registry::ResourceInfo,
-        namespace: &str,
-        obj: Value,
-    ) -> Result<std::sync::Arc<Value>, api::status::ApiError> {
-        crate::cluster::Cluster::create(&self.inner, info, namespace, obj).await
-    }
-
-    async fn update(
-        &self,
-        info: &api::registry::ResourceInfo,
-        namespace: &str,
-        name: &str,
-        obj: Value,
-        subresource: crate::cluster::Subresource,
-    ) -> Result<std::sync::Arc<Value>, api::status::ApiError> {
-        crate::cluster::Cluster::update(&self.inner, info, namespace, name, obj, subresource).await
-    }
-
-    async fn delete(
-        &self,
-        info: &api::registry::ResourceInfo,
-        namespace: &str,
-        name: &str,
-        opts: &crate::cluster::DeleteOptions,
-    ) -> Result<crate::cluster::Deleted, api::status::ApiError> {
-        crate::cluster::Cluster::delete(&self.inner, info, namespace, name, opts).await
-    }
-
-    async fn bind(
-        &self,
-        namespace: &str,
-        name: &str,
-        binding: &crate::cluster::Binding,
-    ) -> Result<(), api::status::ApiError> {
-        crate::cluster::Cluster::bind(&self.inner, namespace, name, binding).await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn failing_pod_reads_create_nothing_and_are_retried() {
     use std::sync::atomic::Ordering;
@@ -374,18 +281,15 @@ async fn failing_pod_reads_create_nothing_and_are_retried() {
         )
         .await;
     }
-    let port = std::sync::Arc::new(BrokenPodReads {
-        inner: registry.clone(),
-        broken: std::sync::atomic::AtomicBool::new(true),
-        attempts: std::sync::atomic::AtomicUsize::new(0),
-    });
+    let port = std::sync::Arc::new(TestPort::new(&registry));
+    port.broken.store(true, Ordering::SeqCst);
     let stop = CancellationToken::new();
     tokio::spawn(super::run(port.clone(), stop.clone()));
 
     // Failing reads are not "no pods": nothing is created, the sync is retried.
     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
     assert_eq!(names(&registry, "pods", "default"), ["web-a", "web-b"]);
-    let attempts = port.attempts.load(Ordering::SeqCst);
+    let attempts = port.failed_reads.load(Ordering::SeqCst);
     assert!(attempts >= 10, "pod reads attempted {attempts} times");
     assert!(
         status(&registry, "web")["replicas"].is_null(),
