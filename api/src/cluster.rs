@@ -5,7 +5,8 @@
 //!
 //! It lives here, beside the resource table and `Status` errors it speaks in, so that the
 //! controllers need neither the API server nor the store: the API server implements it for
-//! its `Registry` (in process), the binary for a kube-rs client (out of process). Objects
+//! its `Registry` (in process), the binary for a kube-rs client (out of process, so far
+//! exercised by its test only). Objects
 //! travel as JSON, as they do on the wire; a watch that ends or fails means "list again",
 //! never "nothing is there".
 

@@ -2,9 +2,10 @@
 //! `api::cluster`, where the API server's registry can implement it, and re-exported here).
 //! A controller holds a [`ClusterRef`] and never anything below it.
 //!
-//! Implementations: `apiserver::cluster` (the in-process registry) and the binary's
-//! kube-rs client (controllers out of process). A controller's tests run it against the
-//! in-process one over a memory store.
+//! Implementations: `apiserver::cluster` (the in-process registry, what the binary runs the
+//! controllers on) and the binary's `kube_cluster` (a kube-rs client, for controllers out of
+//! process; not yet behind a command). A controller's tests run it against the in-process
+//! one over a memory store.
 
 use std::sync::Arc;
 

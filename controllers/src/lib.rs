@@ -6,7 +6,8 @@
 //!
 //! The controllers reach the cluster only through [`cluster::Cluster`] (get, list, watch,
 //! create, update with preconditions, the status/finalize subresources, delete, bind): the
-//! API server implements it in process for its registry, the binary over a kube-rs client.
+//! API server implements it in process for its registry; the binary has a kube-rs one (for
+//! controllers out of process; so far only its test runs controllers through it).
 //! This crate depends on neither the API server nor the store, so no controller can write
 //! around the registry's rules. Certificates are signed through a [`csrsigning::Authority`]
 //! the binary provides (the cluster CA). [`start`] runs them only while this process holds
