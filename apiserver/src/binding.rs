@@ -26,16 +26,12 @@ impl Registry {
         let key = Registry::key(info, namespace, name);
         loop {
             let old = self.get(info, namespace, name)?;
-            check_preconditions(
-                info,
-                name,
-                &old,
-                binding.uid.as_deref().filter(|u| !u.is_empty()),
-                binding
-                    .resource_version
-                    .as_deref()
-                    .filter(|r| !r.is_empty()),
-            )?;
+            let uid = binding.uid.as_deref().filter(|u| !u.is_empty());
+            let rv = binding
+                .resource_version
+                .as_deref()
+                .filter(|r| !r.is_empty());
+            check_preconditions(info, name, &old, uid, rv)?;
             if !old["metadata"]["deletionTimestamp"].is_null() {
                 return Err(refused(
                     name,

@@ -129,7 +129,7 @@ impl Elector {
         };
         let mut new = Value::clone(lease);
         new["spec"] = spec.clone();
-        match self
+        let result = self
             .cluster
             .update(
                 leases(),
@@ -138,8 +138,13 @@ impl Elector {
                 new,
                 Subresource::Main,
             )
-            .await
-        {
+            .await;
+        self.wrote(result, spec)
+    }
+
+    /// Records the outcome of writing `spec`; whether it was stored.
+    fn wrote(&mut self, result: Result<Arc<Value>, api::status::ApiError>, spec: Value) -> bool {
+        match result {
             Ok(stored) => {
                 self.lease = Some(stored);
                 // Our own write is observed now (upstream `setObservedRecord`).
@@ -147,7 +152,7 @@ impl Elector {
                 true
             }
             Err(e) => {
-                tracing::debug!(error = %e, "failed to update the leader lease");
+                tracing::debug!(error = %e, "failed to write the leader lease");
                 false
             }
         }
@@ -179,17 +184,8 @@ impl Elector {
                     "metadata": {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE},
                     "spec": spec,
                 });
-                return match self.cluster.create(leases(), LEASE_NAMESPACE, lease).await {
-                    Ok(stored) => {
-                        self.lease = Some(stored);
-                        self.observed = Some((spec, Instant::now()));
-                        true
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "failed to create the leader lease");
-                        false
-                    }
-                };
+                let result = self.cluster.create(leases(), LEASE_NAMESPACE, lease).await;
+                return self.wrote(result, spec);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "failed to read the leader lease");
@@ -333,26 +329,10 @@ mod tests {
             .count()
     }
 
-    async fn scale(registry: &apiserver::Registry, replicas: i64) {
-        registry
-            .update_with(info("replicasets"), "default", "web", false, |rs| {
-                rs["spec"]["replicas"] = json!(replicas);
-                Ok(true)
-            })
-            .await
-            .unwrap();
-    }
-
     #[tokio::test(start_paused = true)]
     async fn only_the_holder_reconciles_and_another_takes_over() {
         let registry = registry_with_namespace("default").await;
-        create(
-            &registry,
-            "namespaces",
-            "",
-            json!({"metadata": {"name": LEASE_NAMESPACE}}),
-        )
-        .await;
+        create_namespace(&registry, LEASE_NAMESPACE).await;
         let a = Arc::new(TestPort::new(&registry));
         let b = Arc::new(TestPort::new(&registry));
         let stop = CancellationToken::new();
@@ -414,7 +394,7 @@ mod tests {
 
         // a is back, but b holds the lease: only b reconciles.
         a.partitioned.store(false, Ordering::SeqCst);
-        scale(&registry, 3).await;
+        scale_replicaset(&registry, "web", 3).await;
         eventually("3 pods", || active_pods(&registry) == 3).await;
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert_eq!(active_pods(&registry), 3);

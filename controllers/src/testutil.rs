@@ -21,14 +21,30 @@ pub(crate) fn info(plural: &str) -> &'static ResourceInfo {
 /// A registry over an empty memory store with namespace `ns` created.
 pub(crate) async fn registry_with_namespace(ns: &str) -> Registry {
     let registry = Registry::new(Store::memory());
+    create_namespace(&registry, ns).await;
+    registry
+}
+
+/// Creates namespace `ns`.
+pub(crate) async fn create_namespace(registry: &Registry, ns: &str) {
     create(
-        &registry,
+        registry,
         "namespaces",
         "",
         json!({"metadata": {"name": ns}}),
     )
     .await;
+}
+
+/// Sets `spec.replicas` of ReplicaSet `default/name`.
+pub(crate) async fn scale_replicaset(registry: &Registry, name: &str, replicas: i64) {
     registry
+        .update_with(info("replicasets"), "default", name, false, |rs| {
+            rs["spec"]["replicas"] = json!(replicas);
+            Ok(true)
+        })
+        .await
+        .unwrap();
 }
 
 pub(crate) async fn create(registry: &Registry, plural: &str, ns: &str, obj: Value) -> Arc<Value> {

@@ -246,13 +246,7 @@ async fn cluster_scoped_owner_of_namespaced_dependent() {
 #[tokio::test(start_paused = true)]
 async fn start_and_stop() {
     let registry = registry_with_namespace("default").await;
-    create(
-        &registry,
-        "namespaces",
-        "",
-        json!({"metadata": {"name": "kube-system"}}),
-    )
-    .await;
+    create_namespace(&registry, "kube-system").await;
     let controllers = crate::start(
         cluster(&registry),
         authority(&crate::testutil::ca()),

@@ -43,16 +43,6 @@ fn owned_count(registry: &Registry, rs: &Value) -> usize {
         .count()
 }
 
-async fn scale(registry: &Registry, name: &str, replicas: i64) {
-    registry
-        .update_with(info("replicasets"), "default", name, false, |rs| {
-            rs["spec"]["replicas"] = json!(replicas);
-            Ok(true)
-        })
-        .await
-        .unwrap();
-}
-
 /// Marks pod `name` Running and Ready since `since`.
 pub(crate) async fn make_ready(registry: &Registry, name: &str, since: &str) {
     registry
@@ -136,7 +126,7 @@ async fn scales_down_deleting_not_ready_pods_first() {
     eventually("3 pods", || active_pods(&registry).len() == 3).await;
     let keep = names(&registry, "pods", "default")[1].clone();
     make_ready(&registry, &keep, "2024-01-01T00:00:00Z").await;
-    scale(&registry, "web", 1).await;
+    scale_replicaset(&registry, "web", 1).await;
     eventually("1 pod", || active_pods(&registry).len() == 1).await;
     assert_eq!(active_pods(&registry)[0]["metadata"]["name"], keep);
     let deleted = list_events(&registry, "default")
