@@ -23,13 +23,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster::DeleteOptions;
-use crate::cluster::{ClusterRef, Subresource};
 use api::registry::ResourceInfo;
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Cache, Change, Delta};
 use crate::replicaset::list;
@@ -45,8 +44,6 @@ pub const HEADLESS: &str = "service.kubernetes.io/headless";
 /// Annotation with the time of the earliest change that led to this write (upstream
 /// `v1.EndpointsLastChangeTriggerTime`).
 pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
-/// Upstream `--concurrent-endpoint-syncs`.
-const WORKERS: usize = 5;
 
 pub(crate) fn services() -> &'static ResourceInfo {
     resource("", "services")
@@ -304,33 +301,57 @@ impl TriggerTimes {
     }
 }
 
-/// Runs the Endpoints controller until `shutdown` is cancelled.
-pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
-    let controller = Arc::new(Controller {
+/// What the Endpoints and EndpointSlice controllers do differently on their one shared
+/// skeleton ([`ServiceController`]: the same watches of services and pods, the same
+/// [`ServiceTracker`] and [`TriggerTimes`], the same workers): the resource each writes,
+/// which changes of it ask to look at a service again, and the sync.
+pub(crate) trait ServiceSync: Sized + Send + Sync + 'static {
+    /// Concurrent syncs.
+    const WORKERS: usize;
+    /// The resource the controller writes.
+    fn written() -> &'static ResourceInfo;
+    /// The service to look at again after a change of a written object, if any.
+    fn requeue(change: &Change) -> Option<Key>;
+    /// Upstream `syncService` for the service `namespace/name`.
+    fn sync(
+        ctl: &ServiceController<Self>,
+        namespace: &str,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send;
+}
+
+/// A controller that keeps what backs each Service (Endpoints or EndpointSlices) current.
+pub(crate) struct ServiceController<S> {
+    pub(crate) cluster: ClusterRef,
+    pub(crate) tracker: ServiceTracker,
+    pub(crate) triggers: TriggerTimes,
+    pub(crate) queue: WorkQueue<Key>,
+    kind: std::marker::PhantomData<fn() -> S>,
+}
+
+/// Runs the controller of `S` until `shutdown` is cancelled.
+pub(crate) async fn run_service_controller<S: ServiceSync>(
+    cluster: ClusterRef,
+    shutdown: CancellationToken,
+) {
+    let controller = Arc::new(ServiceController::<S> {
         tracker: ServiceTracker::new(cluster.clone()),
         triggers: TriggerTimes::default(),
         cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
+        kind: std::marker::PhantomData,
     });
     crate::queue::drive(
         &cluster,
         controller,
-        &[services(), pods(), endpoints()],
-        WORKERS,
+        &[services(), pods(), S::written()],
+        S::WORKERS,
         &shutdown,
     )
     .await;
 }
 
-/// The controller's shared state.
-pub(crate) struct Controller {
-    cluster: ClusterRef,
-    tracker: ServiceTracker,
-    triggers: TriggerTimes,
-    queue: WorkQueue<Key>,
-}
-
-impl Reconciler for Controller {
+impl<S: ServiceSync> Reconciler for ServiceController<S> {
     type Key = Key;
 
     fn queue(&self) -> &WorkQueue<Key> {
@@ -338,14 +359,13 @@ impl Reconciler for Controller {
     }
 
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
-        self.sync(&key.0, &key.1).await.map(|()| None)
+        S::sync(&self, &key.0, &key.1).await.map(|()| None)
     }
 
     fn observe(&self, change: Change) {
-        if change.info.plural == "endpoints" {
-            // upstream `onEndpointsDelete`: recreate what someone removed.
-            if let Delta::Delete(ep) = &change.delta {
-                self.queue.add(key_of(ep));
+        if std::ptr::eq(change.info, S::written()) {
+            if let Some(key) = S::requeue(&change) {
+                self.queue.add(key);
             }
             return;
         }
@@ -353,6 +373,38 @@ impl Reconciler for Controller {
             self.queue.add(key);
         }
     }
+}
+
+/// The Endpoints controller's part of the skeleton.
+pub(crate) struct Endpoints;
+
+/// The Endpoints controller.
+pub(crate) type Controller = ServiceController<Endpoints>;
+
+impl ServiceSync for Endpoints {
+    /// Upstream `--concurrent-endpoint-syncs`.
+    const WORKERS: usize = 5;
+
+    fn written() -> &'static ResourceInfo {
+        endpoints()
+    }
+
+    /// upstream `onEndpointsDelete`: recreate what someone removed.
+    fn requeue(change: &Change) -> Option<Key> {
+        match &change.delta {
+            Delta::Delete(ep) => Some(key_of(ep)),
+            _ => None,
+        }
+    }
+
+    async fn sync(ctl: &Controller, namespace: &str, name: &str) -> Result<(), Error> {
+        ctl.sync(namespace, name).await
+    }
+}
+
+/// Runs the Endpoints controller until `shutdown` is cancelled.
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
+    run_service_controller::<Endpoints>(cluster, shutdown).await;
 }
 
 impl Controller {

@@ -21,20 +21,17 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::cluster::DeleteOptions;
-use crate::cluster::{ClusterRef, Subresource};
 use api::registry::ResourceInfo;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::endpoints::{
-    Key, LAST_CHANGE_TRIGGER_TIME, ServiceTracker, TriggerTimes, find_port, ip_families,
-    managed_selector, pod_ip, pods, services, should_pod_be_in_endpoints, should_set_hostname,
-    target_ref,
+    Key, LAST_CHANGE_TRIGGER_TIME, ServiceController, ServiceSync, find_port, ip_families,
+    managed_selector, pod_ip, run_service_controller, services, should_pod_be_in_endpoints,
+    should_set_hostname, target_ref,
 };
-use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Change, Delta};
 use crate::replicaset::list;
 use crate::resource;
@@ -50,67 +47,43 @@ pub const LABEL_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 pub const CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
 /// Node label with the zone (upstream `v1.LabelTopologyZone`).
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
-/// Upstream `--concurrent-service-endpoint-syncs`.
-const WORKERS: usize = 5;
 
 fn slices() -> &'static ResourceInfo {
     resource("discovery.k8s.io", "endpointslices")
 }
 
+/// The EndpointSlice controller's part of the service controllers' skeleton.
+pub(crate) struct Slices;
+
+/// The EndpointSlice controller.
+pub(crate) type Controller = ServiceController<Slices>;
+
+impl ServiceSync for Slices {
+    /// Upstream `--concurrent-service-endpoint-syncs`.
+    const WORKERS: usize = 5;
+
+    fn written() -> &'static ResourceInfo {
+        slices()
+    }
+
+    /// upstream `onEndpointSlice{Add,Update,Delete}`: a managed slice changed behind the
+    /// controller's back (or its write came through): look at the service again.
+    fn requeue(change: &Change) -> Option<Key> {
+        let (Delta::Upsert(s) | Delta::Delete(s)) = &change.delta else {
+            return None;
+        };
+        let name = s["metadata"]["labels"][LABEL_SERVICE_NAME].as_str()?;
+        ours(s).then(|| (meta::str(s, "namespace").to_string(), name.to_string()))
+    }
+
+    async fn sync(ctl: &Controller, namespace: &str, name: &str) -> Result<(), Error> {
+        ctl.sync(namespace, name).await
+    }
+}
+
 /// Runs the EndpointSlice controller until `shutdown` is cancelled.
 pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
-    let controller = Arc::new(Controller {
-        tracker: ServiceTracker::new(cluster.clone()),
-        triggers: TriggerTimes::default(),
-        cluster: cluster.clone(),
-        queue: WorkQueue::controller_default(),
-    });
-    crate::queue::drive(
-        &cluster,
-        controller,
-        &[services(), pods(), slices()],
-        WORKERS,
-        &shutdown,
-    )
-    .await;
-}
-
-/// The controller's shared state.
-pub(crate) struct Controller {
-    cluster: ClusterRef,
-    tracker: ServiceTracker,
-    triggers: TriggerTimes,
-    queue: WorkQueue<Key>,
-}
-
-impl Reconciler for Controller {
-    type Key = Key;
-
-    fn queue(&self) -> &WorkQueue<Key> {
-        &self.queue
-    }
-
-    async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
-        self.sync(&key.0, &key.1).await.map(|()| None)
-    }
-
-    fn observe(&self, change: Change) {
-        if change.info.plural == "endpointslices" {
-            // upstream `onEndpointSlice{Add,Update,Delete}`: a managed slice changed behind
-            // the controller's back (or its write came through): look at the service again.
-            if let Delta::Upsert(s) | Delta::Delete(s) = &change.delta
-                && ours(s)
-                && let Some(name) = s["metadata"]["labels"][LABEL_SERVICE_NAME].as_str()
-            {
-                self.queue
-                    .add((meta::str(s, "namespace").to_string(), name.to_string()));
-            }
-            return;
-        }
-        for key in self.tracker.keys(&change) {
-            self.queue.add(key);
-        }
-    }
+    run_service_controller::<Slices>(cluster, shutdown).await;
 }
 
 /// Whether this controller manages the slice.
