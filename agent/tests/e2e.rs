@@ -68,9 +68,13 @@ impl Cluster {
         let client = kube::Client::try_from(cfg).unwrap();
         // Agents get their serving certificate through a CSR the signer signs.
         let signer = tokio_util::sync::CancellationToken::new();
+        let ca = server.cluster_ca();
+        let authority = move |params, key: &rcgen::SubjectPublicKeyInfo, ttl| {
+            ca.sign(params, key, ttl).map_err(|e| e.to_string())
+        };
         tokio::spawn(controllers::csrsigning::run(
-            server.registry(),
-            server.cluster_ca(),
+            std::sync::Arc::new(server.registry()),
+            std::sync::Arc::new(authority),
             signer.clone(),
         ));
         let node = "node-1".to_string();

@@ -4,6 +4,9 @@
 //! ([`admission`]), selectors ([`selector`]), quantities and pod requests ([`quantity`]),
 //! container restarts ([`pod`]), how a recorder writes events ([`events`]), the four patch
 //! kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
+//! Shared rules live here once: object time stamps ([`time`]) and `UpdatePodCondition`
+//! ([`pod_condition`]). [`cluster`] is the port through which the controllers reach the
+//! cluster's objects (implemented by the API server's registry and by a kube-rs client).
 //! Start at [`object`]: it is the pipeline the API server runs on every write.
 
 // `ApiError` (a whole Kubernetes `Status`) is the error of most functions here; errors are
@@ -12,16 +15,19 @@
 
 pub mod admission;
 pub mod certificates;
+pub mod cluster;
 pub mod defaults;
 pub mod events;
 pub mod manifest;
 pub mod object;
 pub mod patch;
 pub mod pod;
+pub mod pod_condition;
 pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod selector;
 pub mod status;
+pub mod time;
 pub mod validation;
 pub mod yaml;

@@ -6,14 +6,17 @@
 //! the router of [`http`]. Resource requests are handled in [`rest`] (verbs, Tables),
 //! [`watch`] (streams), [`patch`] and [`scale`]; all of them and the in-process controllers
 //! write through the [`Registry`] ([`registry`], per-kind rules in [`strategy`], Service
-//! address allocation in [`alloc`]). Discovery and OpenAPI documents are built once in
-//! [`discovery`] and [`openapi`]. Pod `log`/`exec`/`portforward`/`attach` are delegated to a
+//! address allocation in [`alloc`]; a pod's binding in `binding`). [`cluster`] is the
+//! in-process side of the controllers' port: `api::cluster::Cluster` for the [`Registry`].
+//! Discovery and OpenAPI documents are built once in [`discovery`] and [`openapi`]. Pod `log`/`exec`/`portforward`/`attach` are delegated to a
 //! [`PodStreams`] handler the node side registers.
 
 // ApiError (the shared Status type) is large; errors are rare, boxing buys nothing here.
 #![allow(clippy::result_large_err)]
 
 pub mod alloc;
+mod binding;
+pub mod cluster;
 pub mod discovery;
 pub mod event_ttl;
 pub mod http;

@@ -80,21 +80,7 @@ pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
         .and_then(Value::as_object)
 }
 
-/// The current time.
-pub fn now() -> k8s_openapi::jiff::Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = i64::try_from(d.as_secs()).unwrap_or(0);
-    let nanos = i32::try_from(d.subsec_nanos()).unwrap_or(0);
-    k8s_openapi::jiff::Timestamp::new(secs, nanos)
-        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
-}
-
-/// `t` as Kubernetes writes `metav1.Time`: RFC 3339 in UTC with whole seconds.
-pub fn rfc3339(t: k8s_openapi::jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
+pub use api::time::{now, rfc3339};
 
 /// Upstream `utilrand.String`'s alphabet (no vowels, no confusable digits).
 const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";

@@ -45,52 +45,8 @@ pub struct PatchOptions {
     pub force: bool,
 }
 
-/// `propagationPolicy` of a delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Propagation {
-    /// Leave dependents (adds the `orphan` finalizer).
-    Orphan,
-    /// Delete the owner now, dependents afterwards (the garbage collector).
-    Background,
-    /// Delete dependents first (adds the `foregroundDeletion` finalizer).
-    Foreground,
-}
-
-impl Propagation {
-    /// Parses the wire form (`Orphan`, `Background`, `Foreground`).
-    pub fn parse(s: &str) -> Option<Propagation> {
-        match s {
-            "Orphan" => Some(Propagation::Orphan),
-            "Background" => Some(Propagation::Background),
-            "Foreground" => Some(Propagation::Foreground),
-            _ => None,
-        }
-    }
-}
-
-/// Options of a delete (`DeleteOptions`).
-#[derive(Debug, Clone, Default)]
-pub struct DeleteOptions {
-    /// `gracePeriodSeconds`.
-    pub grace_period_seconds: Option<i64>,
-    /// `propagationPolicy` (or the legacy `orphanDependents`).
-    pub propagation_policy: Option<Propagation>,
-    /// `preconditions.uid`.
-    pub preconditions_uid: Option<String>,
-    /// `preconditions.resourceVersion`.
-    pub preconditions_resource_version: Option<String>,
-    /// `dryRun=All`.
-    pub dry_run: bool,
-}
-
-/// The outcome of a delete.
-#[derive(Debug, Clone)]
-pub enum Deleted {
-    /// The object is gone; its last state.
-    Gone(Arc<Value>),
-    /// The object stays with a `deletionTimestamp` until finalizers or its grace period end.
-    Pending(Arc<Value>),
-}
+// The delete vocabulary is the cluster port's (controllers speak it too).
+pub use api::cluster::{DeleteOptions, Deleted, Propagation};
 
 /// Which part of an object an update may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -492,6 +448,7 @@ impl Registry {
                         }
                     }
                 }
+                strategy::status_update_metadata(info, &new, &mut merged);
                 merged
             }
             UpdateMode::Approval => {
@@ -722,30 +679,13 @@ impl Registry {
         }
         loop {
             let old = self.get(info, namespace, name)?;
-            if let Some(uid) = opts.preconditions_uid.as_deref() {
-                let actual = meta_str(&old, "uid");
-                if uid != actual {
-                    return Err(ApiError::conflict(
-                        info,
-                        name,
-                        &format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
-                        ),
-                    ));
-                }
-            }
-            if let Some(rv) = opts.preconditions_resource_version.as_deref() {
-                let actual = meta_str(&old, "resourceVersion");
-                if rv != actual {
-                    return Err(ApiError::conflict(
-                        info,
-                        name,
-                        &format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
-                        ),
-                    ));
-                }
-            }
+            check_preconditions(
+                info,
+                name,
+                &old,
+                opts.preconditions_uid.as_deref(),
+                opts.preconditions_resource_version.as_deref(),
+            )?;
             let key = Self::key(info, namespace, name);
             let mut new = Value::clone(&old);
             let now = meta::now();
@@ -800,6 +740,38 @@ impl Registry {
             }
         }
     }
+}
+
+/// Upstream `storage.Preconditions.Check`: `old` must still have `uid` and be at
+/// `resource_version` (each when given), else 409 Conflict.
+pub(crate) fn check_preconditions(
+    info: &ResourceInfo,
+    name: &str,
+    old: &Value,
+    uid: Option<&str>,
+    resource_version: Option<&str>,
+) -> Result<(), ApiError> {
+    let failed = |what: &str, want: &str, field: &str| {
+        let actual = meta_str(old, field);
+        (want != actual).then(|| {
+            ApiError::conflict(
+                info,
+                name,
+                &format!(
+                    "Precondition failed: {what} in precondition: {want}, {what} in object meta: {actual}"
+                ),
+            )
+        })
+    };
+    if let Some(e) = uid.and_then(|u| failed("UID", u, "uid")) {
+        return Err(e);
+    }
+    if let Some(e) =
+        resource_version.and_then(|rv| failed("ResourceVersion", rv, "resourceVersion"))
+    {
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// One list page after selectors.

@@ -245,7 +245,7 @@ async fn handle_target(
                     let (headers, body) = read_body(req).await?;
                     let binding = parse_body(&headers, &body)?.0;
                     let opts = write_options(q, &headers)?;
-                    bind(st, info, ns, name, binding, &opts).await
+                    bind(st, ns, name, binding, &opts).await
                 }
                 (_, m) => Err(ApiError::method_not_allowed(info, m.as_str())),
             }
@@ -812,20 +812,22 @@ async fn delete_collection(
     Ok(json_response(StatusCode::OK, &list))
 }
 
-/// `POST pods/{name}/binding`: assigns the pod to a node (upstream `BindingREST`).
+/// `POST pods/{name}/binding`: assigns the pod to a node (upstream `BindingREST.Create`:
+/// the Binding is validated here, written by [`Registry::bind`]).
 async fn bind(
     st: &AppState,
-    info: &ResourceInfo,
     ns: &str,
     name: &str,
     binding: Value,
     opts: &WriteOptions,
 ) -> Result<Response, ApiError> {
-    let node = binding
-        .pointer("/target/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let str_at = |p: &str| {
+        binding
+            .pointer(p)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let node = str_at("/target/name").unwrap_or_default();
     if node.is_empty() {
         return Err(ApiError::invalid_kind(
             "",
@@ -834,54 +836,22 @@ async fn bind(
             vec![FieldError::required("target.name", "")],
         ));
     }
-    let annotations = binding.pointer("/metadata/annotations").cloned();
-    let mut conflict = None;
-    st.registry
-        .update_with_mode(info, ns, name, UpdateMode::Main, opts, &mut |pod| {
-            let current = pod
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if meta::meta(pod).is_some_and(|m| m.contains_key("deletionTimestamp")) {
-                conflict = Some(format!(
-                    "pod {name} is being deleted, cannot be assigned to a host"
-                ));
-                return Ok(false);
-            }
-            if !current.is_empty() {
-                conflict = Some(format!(
-                    "pod {name} is already assigned to node {current:?}"
-                ));
-                return Ok(false);
-            }
-            pod["spec"]["nodeName"] = json!(node);
-            if let Some(Value::Object(a)) = &annotations {
-                let m = meta::meta_mut(pod);
-                let dst = m.entry("annotations").or_insert_with(|| json!({}));
-                for (k, v) in a {
-                    dst[k] = v.clone();
-                }
-            }
-            Ok(true)
+    let annotations = binding
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
         })
-        .await?;
-    if let Some(msg) = conflict {
-        return Err(ApiError::conflict(info, name, &msg));
-    }
-    // PodScheduled=True, as upstream's binding sets it.
-    st.registry
-        .update_with_mode(info, ns, name, UpdateMode::Status, opts, &mut |pod| {
-            let now = meta::rfc3339(meta::now());
-            let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
-            let mut conds: Vec<Value> = conds
-                .into_iter()
-                .filter(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"))
-                .collect();
-            conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
-            pod["status"]["conditions"] = Value::Array(conds);
-            Ok(true)
-        })
-        .await?;
+        .unwrap_or_default();
+    let binding = api::cluster::Binding {
+        uid: str_at("/metadata/uid"),
+        resource_version: str_at("/metadata/resourceVersion"),
+        annotations,
+        node,
+    };
+    st.registry.bind(ns, name, &binding, opts.dry_run).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &api::status::success_status(None),

@@ -306,6 +306,25 @@ pub fn keep_status(info: &ResourceInfo, old: &Value, new: &mut Value) {
     }
 }
 
+/// What a status update takes from the new object besides `status`. Upstream's
+/// `deploymentStatusStrategy.PrepareForUpdate` keeps only spec and labels from the stored
+/// Deployment, so the deployment controller's revision annotation travels with its status
+/// write (without the generation bump a main-resource update would cause).
+pub fn status_update_metadata(info: &ResourceInfo, new: &Value, merged: &mut Value) {
+    if info.kind != "Deployment" {
+        return;
+    }
+    let m = meta_mut(merged);
+    match new.pointer("/metadata/annotations") {
+        Some(a) => {
+            m.insert("annotations".into(), a.clone());
+        }
+        None => {
+            m.remove("annotations");
+        }
+    }
+}
+
 /// Upstream `PrepareForUpdate`: generation bumps and fields the main resource may not
 /// change.
 pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mode: UpdateMode) {

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use api::registry::ResourceInfo;
 use api::selector::LabelSelector;
-use apiserver::Registry;
 use serde_json::{Value, json};
 
+use crate::cluster::{ClusterRef, Subresource};
 use crate::{Error, meta};
 
 /// The owner side of a claim.
@@ -27,7 +27,7 @@ pub(crate) struct Owner<'a> {
 
 /// Claims `candidates` (objects of `child`) for `owner`; returns the ones it controls.
 pub(crate) async fn claim(
-    registry: &Registry,
+    cluster: &ClusterRef,
     owner: &Owner<'_>,
     child: &'static ResourceInfo,
     candidates: Vec<Arc<Value>>,
@@ -41,14 +41,14 @@ pub(crate) async fn claim(
             Some(_) if matches => claimed.push(obj),
             Some(_) => {
                 if !meta::deleting(owner.obj) {
-                    release(registry, owner.obj, child, &obj).await?;
+                    release(cluster, owner.obj, child, &obj).await?;
                 }
             }
             None => {
                 if !matches || meta::deleting(owner.obj) || meta::deleting(&obj) {
                     continue;
                 }
-                if let Some(adopted) = adopt(registry, owner, child, &obj).await? {
+                if let Some(adopted) = adopt(cluster, owner, child, &obj).await? {
                     claimed.push(adopted);
                 }
             }
@@ -60,16 +60,19 @@ pub(crate) async fn claim(
 /// Adds the owner's controller reference to an orphan (upstream `AdoptPod` /
 /// `AdoptReplicaSet` behind `RecheckDeletionTimestamp`).
 async fn adopt(
-    registry: &Registry,
+    cluster: &ClusterRef,
     owner: &Owner<'_>,
     child: &'static ResourceInfo,
     obj: &Value,
 ) -> Result<Option<Arc<Value>>, Error> {
-    let fresh = match registry.get(
-        owner.info,
-        meta::str(owner.obj, "namespace"),
-        meta::str(owner.obj, "name"),
-    ) {
+    let fresh = match cluster
+        .get(
+            owner.info,
+            meta::str(owner.obj, "namespace"),
+            meta::str(owner.obj, "name"),
+        )
+        .await
+    {
         Ok(f) => f,
         Err(e) if e.code == 404 => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -79,7 +82,7 @@ async fn adopt(
     }
     let reference = meta::new_controller_ref(owner.obj, &owner.info.api_version(), owner.info.kind);
     let mut adopted = false;
-    let result = crate::edit(registry, child, obj, false, |o| {
+    let result = crate::edit(cluster, child, obj, Subresource::Main, |o| {
         adopted = meta::controller_ref(o).is_none()
             && !meta::deleting(o)
             && owner.selector.matches_value(o);
@@ -108,13 +111,13 @@ async fn adopt(
 
 /// Removes `owner`'s references from an object it no longer selects.
 async fn release(
-    registry: &Registry,
+    cluster: &ClusterRef,
     owner: &Value,
     child: &'static ResourceInfo,
     obj: &Value,
 ) -> Result<(), Error> {
     let uid = meta::uid(owner).to_string();
-    crate::edit(registry, child, obj, false, |o| {
+    crate::edit(cluster, child, obj, Subresource::Main, |o| {
         let Some(list) = o["metadata"]["ownerReferences"].as_array_mut() else {
             return false;
         };

@@ -16,12 +16,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::registry::WriteOptions;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::cluster::{ClusterRef, Subresource};
 use crate::meta;
 
 /// `Normal` event type.
@@ -70,7 +69,7 @@ const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 /// Writes events for one component.
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    registry: Registry,
+    cluster: ClusterRef,
     component: &'static str,
     style: Style,
     seen: Mutex<HashMap<EventKey, Seen>>,
@@ -94,9 +93,9 @@ pub(crate) fn hostname() -> String {
 
 impl Recorder {
     /// A recorder for `component` (`replicaset-controller`, `default-scheduler`, …).
-    pub(crate) fn new(registry: Registry, component: &'static str, style: Style) -> Recorder {
+    pub(crate) fn new(cluster: ClusterRef, component: &'static str, style: Style) -> Recorder {
         Recorder {
-            registry,
+            cluster,
             component,
             style,
             seen: Mutex::new(HashMap::new()),
@@ -146,11 +145,7 @@ impl Recorder {
         }
         let event = self.build(info, obj, &namespace, event_type, reason, action, &message);
         let name = meta::str(&event, "name").to_string();
-        match self
-            .registry
-            .create(events_info(), &namespace, event, &WriteOptions::default())
-            .await
-        {
+        match self.cluster.create(events_info(), &namespace, event).await {
             Ok(_) => {
                 let mut seen = self.seen.lock();
                 if seen.len() >= MAX_CACHE {
@@ -176,24 +171,30 @@ impl Recorder {
 
     /// Counts a repeat on the stored event; false when it is gone (then a new one is made).
     async fn repeat(&self, prev: &Seen) -> bool {
-        let now = apiserver::meta::now();
+        let now = api::time::now();
         let series = matches!(self.style, Style::Series { .. });
         let result = self
-            .registry
-            .update_with(events_info(), &prev.namespace, &prev.name, false, |ev| {
-                if series {
-                    let count = ev["series"]["count"].as_i64().unwrap_or(1) + 1;
-                    ev["series"] = json!({
-                        "count": count,
-                        "lastObservedTime": micro_time(now),
-                    });
-                } else {
-                    let count = ev["count"].as_i64().unwrap_or(1) + 1;
-                    ev["count"] = json!(count);
-                    ev["lastTimestamp"] = json!(apiserver::meta::rfc3339(now));
-                }
-                Ok(true)
-            })
+            .cluster
+            .update_with(
+                events_info(),
+                &prev.namespace,
+                &prev.name,
+                Subresource::Main,
+                |ev| {
+                    if series {
+                        let count = ev["series"]["count"].as_i64().unwrap_or(1) + 1;
+                        ev["series"] = json!({
+                            "count": count,
+                            "lastObservedTime": api::time::rfc3339_micro(now),
+                        });
+                    } else {
+                        let count = ev["count"].as_i64().unwrap_or(1) + 1;
+                        ev["count"] = json!(count);
+                        ev["lastTimestamp"] = json!(api::time::rfc3339(now));
+                    }
+                    Ok(true)
+                },
+            )
             .await;
         match result {
             Ok(_) => true,
@@ -218,7 +219,7 @@ impl Recorder {
         action: &str,
         message: &str,
     ) -> Value {
-        let now = apiserver::meta::now();
+        let now = api::time::now();
         let nanos = now.as_nanosecond();
         let name = format!("{}.{:x}", meta::str(obj, "name"), nanos);
         let mut involved = json!({
@@ -244,7 +245,7 @@ impl Recorder {
         });
         match &self.style {
             Style::Legacy => {
-                let t = apiserver::meta::rfc3339(now);
+                let t = api::time::rfc3339(now);
                 ev["source"] = json!({"component": self.component});
                 ev["firstTimestamp"] = json!(t);
                 ev["lastTimestamp"] = json!(t);
@@ -252,7 +253,7 @@ impl Recorder {
                 ev["reportingInstance"] = json!("");
             }
             Style::Series { instance } => {
-                ev["eventTime"] = json!(micro_time(now));
+                ev["eventTime"] = json!(api::time::rfc3339_micro(now));
                 ev["action"] = json!(action);
                 ev["reportingInstance"] = json!(instance);
                 ev["source"] = json!({});
@@ -260,11 +261,6 @@ impl Recorder {
         }
         ev
     }
-}
-
-/// `metav1.MicroTime` on the wire: RFC 3339 with microseconds, UTC.
-fn micro_time(t: k8s_openapi::jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 #[cfg(test)]
@@ -282,7 +278,7 @@ mod tests {
             json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
         )
         .await;
-        let legacy = Recorder::new(registry.clone(), "replicaset-controller", Style::Legacy);
+        let legacy = Recorder::new(cluster(&registry), "replicaset-controller", Style::Legacy);
         for _ in 0..3 {
             legacy
                 .event(info("pods"), &pod, NORMAL, "Tested", "", "same message")
@@ -305,7 +301,7 @@ mod tests {
         );
 
         let series = Recorder::new(
-            registry.clone(),
+            cluster(&registry),
             "default-scheduler",
             Style::Series {
                 instance: "default-scheduler-h".into(),

@@ -1,7 +1,17 @@
 //! Controllers that run inside the server, shaped like kube-runtime's: a `reflector` lists a
-//! resource from the store and then watches it from that revision (relisting when the watch
-//! ends), feeding a deduplicating, rate-limited `queue` of object keys; workers reconcile one
-//! key at a time, idempotently, from the current state, and requeue on failure.
+//! resource through the [`cluster`] port and then watches it from that resourceVersion
+//! (relisting, with back-off, when the watch ends or a list fails), feeding a deduplicating,
+//! rate-limited `queue` of object keys; workers reconcile one key at a time, idempotently,
+//! from the current state, and requeue with back-off on failure.
+//!
+//! The controllers reach the cluster only through [`cluster::Cluster`] (get, list, watch,
+//! create, update with preconditions, the status/finalize subresources, delete, bind): the
+//! API server implements it in process for its registry; the binary has a kube-rs one (for
+//! controllers out of process; so far only its test runs controllers through it).
+//! This crate depends on neither the API server nor the store, so no controller can write
+//! around the registry's rules. Certificates are signed through a [`csrsigning::Authority`]
+//! the binary provides (the cluster CA). [`start`] runs them only while this process holds
+//! the controllers' Lease ([`leader`]), so servers sharing a store never run them twice.
 //!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
@@ -10,7 +20,7 @@
 //! certificate requests of the kubelet signers with the cluster CA). Events are written
 //! through `events`.
 
-// The registry's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
+// The cluster's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
 
 mod claim;
@@ -20,6 +30,7 @@ pub mod endpoints;
 pub mod endpointslice;
 mod events;
 pub mod gc;
+pub mod leader;
 pub mod namespace;
 mod pod;
 mod queue;
@@ -31,8 +42,11 @@ mod testutil;
 
 use std::sync::Arc;
 
-use apiserver::Registry;
-use apiserver::tls::ClusterCa;
+pub mod cluster;
+
+pub use cluster::ClusterRef;
+use cluster::Subresource;
+use csrsigning::Authority;
 
 /// The shutdown signal [`run`] and each controller take (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
@@ -40,7 +54,7 @@ pub use tokio_util::sync::CancellationToken;
 /// Why a reconcile attempt failed; the key is retried with exponential back-off.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An API call through the registry failed.
+    /// An API call through the cluster failed.
     #[error(transparent)]
     Api(Box<api::status::ApiError>),
     /// An owner reference names a kind paddock does not serve.
@@ -83,25 +97,27 @@ impl Controllers {
     }
 }
 
-/// Starts every in-process controller on the current tokio runtime; `ca` signs approved
-/// certificate requests.
-pub fn start(registry: Registry, ca: Arc<ClusterCa>) -> Controllers {
+/// Starts the controllers on the current tokio runtime under leader election ([`leader`]):
+/// they run while this process holds the `kube-system/paddock-controllers` Lease as
+/// `identity`; `ca` signs approved certificate requests.
+pub fn start(cluster: ClusterRef, ca: Arc<dyn Authority>, identity: String) -> Controllers {
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run(registry, ca, shutdown.clone()));
+    let config = leader::Config::new(identity);
+    let task = tokio::spawn(leader::run(cluster, ca, config, shutdown.clone()));
     Controllers { shutdown, task }
 }
 
 /// Runs every in-process controller until `shutdown` is cancelled.
-pub async fn run(registry: Registry, ca: Arc<ClusterCa>, shutdown: CancellationToken) {
+pub async fn run(cluster: ClusterRef, ca: Arc<dyn Authority>, shutdown: CancellationToken) {
     tokio::join!(
-        csrsigning::run(registry.clone(), ca, shutdown.clone()),
-        gc::run(registry.clone(), shutdown.clone()),
-        namespace::run(registry.clone(), shutdown.clone()),
-        scheduler::run(registry.clone(), shutdown.clone()),
-        replicaset::run(registry.clone(), shutdown.clone()),
-        deployment::run(registry.clone(), shutdown.clone()),
-        endpoints::run(registry.clone(), shutdown.clone()),
-        endpointslice::run(registry, shutdown),
+        csrsigning::run(cluster.clone(), ca, shutdown.clone()),
+        gc::run(cluster.clone(), shutdown.clone()),
+        namespace::run(cluster.clone(), shutdown.clone()),
+        scheduler::run(cluster.clone(), shutdown.clone()),
+        replicaset::run(cluster.clone(), shutdown.clone()),
+        deployment::run(cluster.clone(), shutdown.clone()),
+        endpoints::run(cluster.clone(), shutdown.clone()),
+        endpointslice::run(cluster, shutdown),
     );
 }
 
@@ -113,24 +129,24 @@ pub(crate) fn resource(group: &str, plural: &str) -> &'static api::registry::Res
         .expect("the resource table serves the built-in kinds")
 }
 
-/// Read-modify-write of `obj` (its main resource, or its status with `status`) as long as
+/// Read-modify-write of `obj` (its main resource, or a subresource) as long as
 /// the stored object still has `obj`'s uid; `f` returns whether it changed anything.
 /// `Ok(None)` when the object is gone or was replaced.
 pub(crate) async fn edit(
-    registry: &Registry,
+    cluster: &ClusterRef,
     info: &api::registry::ResourceInfo,
     obj: &serde_json::Value,
-    status: bool,
+    subresource: Subresource,
     mut f: impl FnMut(&mut serde_json::Value) -> bool + Send,
 ) -> Result<Option<std::sync::Arc<serde_json::Value>>, api::status::ApiError> {
     let uid = meta::uid(obj).to_string();
     let mut same = true;
-    let result = registry
+    let result = cluster
         .update_with(
             info,
             meta::str(obj, "namespace"),
             meta::str(obj, "name"),
-            status,
+            subresource,
             |o| {
                 same = meta::uid(o) == uid;
                 Ok(same && f(o))
@@ -219,6 +235,6 @@ pub(crate) mod meta {
 
     /// The current time as a Kubernetes RFC 3339 timestamp (seconds, UTC).
     pub(crate) fn now_rfc3339() -> String {
-        apiserver::meta::rfc3339(apiserver::meta::now())
+        api::time::rfc3339(api::time::now())
     }
 }

@@ -2,7 +2,7 @@
 //! `pkg/controller/controller_utils.go`): phase and activity, conditions, readiness and
 //! availability, and the condition update rule of `UpdatePodCondition`.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// `status.phase`.
 pub(crate) fn phase(pod: &Value) -> &str {
@@ -57,85 +57,27 @@ pub(crate) fn is_available(pod: &Value, min_ready_seconds: i64, now: i64) -> boo
     ready_since(pod).is_some_and(|t| t + min_ready_seconds <= now)
 }
 
-/// Upstream `UpdatePodCondition`: sets `cond` (type, status, reason, message) in
-/// `status.conditions`, keeping `lastTransitionTime` unless the status changes; whether
-/// anything changed.
-pub(crate) fn set_condition(pod: &mut Value, cond: Value) -> bool {
-    let now = crate::meta::now_rfc3339();
-    let type_ = cond["type"].clone();
-    if !pod["status"].is_object() {
-        pod["status"] = json!({});
-    }
-    if !pod["status"]["conditions"].is_array() {
-        pod["status"]["conditions"] = json!([]);
-    }
-    let Some(list) = pod["status"]["conditions"].as_array_mut() else {
-        return false;
-    };
-    let mut new = cond;
-    match list.iter_mut().find(|c| c["type"] == type_) {
-        None => {
-            new["lastTransitionTime"] = json!(now);
-            if new.get("lastProbeTime").is_none() {
-                new["lastProbeTime"] = Value::Null;
-            }
-            list.push(new);
-            true
-        }
-        Some(old) => {
-            if old["status"] != new["status"] {
-                new["lastTransitionTime"] = json!(now);
-            } else {
-                new["lastTransitionTime"] = old["lastTransitionTime"].clone();
-            }
-            if new.get("lastProbeTime").is_none() {
-                new["lastProbeTime"] = old.get("lastProbeTime").cloned().unwrap_or(Value::Null);
-            }
-            let same = ["status", "reason", "message", "lastTransitionTime"]
-                .iter()
-                .all(|f| {
-                    old.get(*f).unwrap_or(&Value::Null) == new.get(*f).unwrap_or(&Value::Null)
-                });
-            if same {
-                return false;
-            }
-            *old = new;
-            true
-        }
-    }
-}
+/// Upstream `UpdatePodCondition` (its one home is `api`).
+pub(crate) use api::pod_condition::update as set_condition;
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
-    fn availability_and_conditions() {
+    fn activity_readiness_and_availability() {
         let mut pod = json!({"status": {"phase": "Running"}});
         assert!(is_active(&pod));
         assert!(!is_ready(&pod));
-        assert!(set_condition(
-            &mut pod,
-            json!({"type": "Ready", "status": "True"})
-        ));
-        assert!(!set_condition(
-            &mut pod,
-            json!({"type": "Ready", "status": "True"})
-        ));
+        pod["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
+            "lastTransitionTime": "2024-01-01T00:00:00Z"}]);
         assert!(is_ready(&pod));
-        pod["status"]["conditions"][0]["lastTransitionTime"] = json!("2024-01-01T00:00:00Z");
         let t = seconds("2024-01-01T00:00:00Z").unwrap();
         assert!(is_available(&pod, 0, t));
         assert!(!is_available(&pod, 10, t + 9));
         assert!(is_available(&pod, 10, t + 10));
-        assert!(set_condition(
-            &mut pod,
-            json!({"type": "Ready", "status": "False", "reason": "x"})
-        ));
-        assert_ne!(
-            pod["status"]["conditions"][0]["lastTransitionTime"],
-            "2024-01-01T00:00:00Z"
-        );
         pod["status"]["phase"] = json!("Failed");
         assert!(!is_active(&pod));
     }

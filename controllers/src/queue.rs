@@ -203,14 +203,14 @@ pub(crate) trait Reconciler: Send + Sync + 'static {
 /// Runs a controller until `shutdown`: reflectors of `infos` feed [`Reconciler::observe`]
 /// (which queues keys), `workers` loops reconcile them.
 pub(crate) async fn drive<R: Reconciler>(
-    store: &store::Store,
+    cluster: &crate::cluster::ClusterRef,
     r: Arc<R>,
     infos: &[&'static api::registry::ResourceInfo],
     workers: usize,
     shutdown: &CancellationToken,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
-    let rx = crate::reflector::spawn_all(&mut tasks, store, infos, shutdown);
+    let rx = crate::reflector::spawn_all(&mut tasks, cluster, infos, shutdown);
     let feeder = r.clone();
     crate::reflector::spawn_feeder(&mut tasks, rx, shutdown, move |c| feeder.observe(c));
     spawn_workers(&mut tasks, &r, workers, shutdown);

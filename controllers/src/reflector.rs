@@ -1,18 +1,25 @@
-//! List-then-watch on one store resource, kube-runtime's watcher + reflector in one: the
-//! current objects are listed together with the revision they are consistent at, then watched
-//! from exactly that revision; when the watch ends (the watcher fell behind, or the log was
-//! compacted) the resource is listed again and the differences to the local cache are
-//! reported as changes, so a consumer sees every object's latest state and every deletion.
+//! List-then-watch on one resource through the [`Cluster`](crate::cluster::Cluster) port,
+//! kube-runtime's watcher + reflector in one: the current objects are listed together with
+//! the resourceVersion they are consistent at, then watched from exactly that version; when
+//! the watch ends or fails (the watcher fell behind, or the version was compacted: 410) the
+//! resource is listed again and the differences to the local cache are reported as changes,
+//! so a consumer sees every object's latest state and every deletion.
+//!
+//! A failing list is retried with back-off and reported as nothing at all: the consumer
+//! keeps its last view, and never sees a failure as "no objects" (which would make a
+//! ReplicaSet controller create pods that already exist).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
+use futures::StreamExt;
 use serde_json::Value;
-use store::{EventType, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{ClusterRef, WatchEvent};
 
 /// A change to one object of a watched resource.
 #[derive(Debug, Clone)]
@@ -34,19 +41,19 @@ pub(crate) struct Change {
     pub(crate) delta: Delta,
 }
 
-/// First wait before relisting after a watch ended; doubles up to [`MAX_BACKOFF`].
+/// First wait before relisting after a watch ended or a list failed; doubles up to
+/// [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Reflects `info`'s objects (all namespaces) into `tx` until `shutdown` or until the receiver
 /// is dropped.
 pub(crate) async fn reflect(
-    store: Store,
+    cluster: ClusterRef,
     info: &'static ResourceInfo,
     tx: mpsc::Sender<Change>,
     shutdown: CancellationToken,
 ) {
-    let resource = info.store_resource();
     let mut cache: HashMap<(String, String), Arc<Value>> = HashMap::new();
     let mut synced = false;
     let mut backoff = MIN_BACKOFF;
@@ -55,65 +62,95 @@ pub(crate) async fn reflect(
         async move { tx.send(Change { info, delta }).await.is_ok() }
     };
     loop {
-        let (items, revision, mut watch) = store.list_and_watch(&resource, None);
-        tracing::trace!(%resource, revision, items = items.len(), "listed");
-        let mut seen = HashSet::with_capacity(items.len());
-        for obj in items {
-            let key = key_of(&obj);
-            seen.insert(key.clone());
-            let old = cache.insert(key, obj.clone());
-            if old.as_ref().is_some_and(|o| same_version(o, &obj)) {
-                continue;
-            }
-            if !send(Delta::Upsert(obj)).await {
-                return;
-            }
-        }
-        let gone: Vec<_> = cache
-            .keys()
-            .filter(|k| !seen.contains(*k))
-            .cloned()
-            .collect();
-        for key in gone {
-            if let Some(old) = cache.remove(&key)
-                && !send(Delta::Delete(old)).await
-            {
-                return;
-            }
-        }
-        if !synced {
-            synced = true;
-            if !send(Delta::Synced).await {
-                return;
-            }
-        }
+        let listed = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = cluster.list(info, None) => r,
+        };
         let mut delivered = false;
-        loop {
-            let event = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                ev = watch.next_shared() => ev,
-            };
-            let Some(event) = event else { break };
-            delivered = true;
-            let key = key_of(&event.object);
-            let delta = match event.kind {
-                EventType::Added | EventType::Modified => {
-                    cache.insert(key, event.object.clone());
-                    Delta::Upsert(event.object.clone())
+        match listed {
+            Err(e) => {
+                tracing::warn!(resource = info.plural, error = %e, ?backoff, "list failed; retrying");
+            }
+            Ok(list) => {
+                tracing::trace!(
+                    resource = info.plural,
+                    resource_version = %list.resource_version,
+                    items = list.items.len(),
+                    "listed"
+                );
+                let mut seen = HashSet::with_capacity(list.items.len());
+                for obj in list.items {
+                    let key = key_of(&obj);
+                    seen.insert(key.clone());
+                    let old = cache.insert(key, obj.clone());
+                    if old.as_ref().is_some_and(|o| same_version(o, &obj)) {
+                        continue;
+                    }
+                    if !send(Delta::Upsert(obj)).await {
+                        return;
+                    }
                 }
-                EventType::Deleted => {
-                    cache.remove(&key);
-                    Delta::Delete(event.object.clone())
+                let gone: Vec<_> = cache
+                    .keys()
+                    .filter(|k| !seen.contains(*k))
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    if let Some(old) = cache.remove(&key)
+                        && !send(Delta::Delete(old)).await
+                    {
+                        return;
+                    }
                 }
-            };
-            if !send(delta).await {
-                return;
+                if !synced {
+                    synced = true;
+                    if !send(Delta::Synced).await {
+                        return;
+                    }
+                }
+                let watch = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    w = cluster.watch(info, None, &list.resource_version) => w,
+                };
+                match watch {
+                    Err(e) => {
+                        tracing::debug!(resource = info.plural, error = %e, "watch failed; relisting")
+                    }
+                    Ok(mut watch) => loop {
+                        let event = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            ev = watch.next() => ev,
+                        };
+                        let event = match event {
+                            None => break,
+                            Some(Err(e)) => {
+                                tracing::debug!(resource = info.plural, error = %e, "watch error; relisting");
+                                break;
+                            }
+                            Some(Ok(event)) => event,
+                        };
+                        delivered = true;
+                        let delta = match event {
+                            WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
+                                cache.insert(key_of(&obj), obj.clone());
+                                Delta::Upsert(obj)
+                            }
+                            WatchEvent::Deleted(obj) => {
+                                cache.remove(&key_of(&obj));
+                                Delta::Delete(obj)
+                            }
+                        };
+                        if !send(delta).await {
+                            return;
+                        }
+                    },
+                }
             }
         }
         if delivered {
             backoff = MIN_BACKOFF;
         }
-        tracing::debug!(%resource, ?backoff, "watch ended; relisting");
+        tracing::debug!(resource = info.plural, ?backoff, "relisting");
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
@@ -122,17 +159,72 @@ pub(crate) async fn reflect(
     }
 }
 
+/// One resource's objects by (namespace, name).
+type ByKey = std::collections::BTreeMap<(String, String), Arc<Value>>;
+
+/// The objects the reflectors delivered, by resource, namespace and name: what a
+/// controller's event handlers read synchronously (client-go's listers, kube-runtime's
+/// reflector `Store`). Reconciles read through the port instead, so a failed read is an
+/// error there, not an absent object.
+#[derive(Default)]
+pub(crate) struct Cache {
+    objects: parking_lot::RwLock<HashMap<String, ByKey>>,
+}
+
+impl Cache {
+    /// Applies a change (call it first in `observe`).
+    pub(crate) fn apply(&self, change: &Change) {
+        let mut objects = self.objects.write();
+        let of = objects.entry(change.info.store_resource()).or_default();
+        match &change.delta {
+            Delta::Upsert(o) => {
+                of.insert(key_of(o), o.clone());
+            }
+            Delta::Delete(o) => {
+                of.remove(&key_of(o));
+            }
+            Delta::Synced => {}
+        }
+    }
+
+    /// The cached objects of `info` in `namespace`.
+    pub(crate) fn list(&self, info: &ResourceInfo, namespace: &str) -> Vec<Arc<Value>> {
+        let objects = self.objects.read();
+        let Some(of) = objects.get(&info.store_resource()) else {
+            return Vec::new();
+        };
+        of.range((namespace.to_string(), String::new())..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
+    /// The cached object `namespace/name` of `info`.
+    pub(crate) fn get(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<Value>> {
+        self.objects
+            .read()
+            .get(&info.store_resource())?
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+}
+
 /// Spawns one reflector per resource of `infos` onto `tasks`, all feeding the returned
 /// channel (which closes once every reflector has ended).
 pub(crate) fn spawn_all(
     tasks: &mut tokio::task::JoinSet<()>,
-    store: &Store,
+    cluster: &ClusterRef,
     infos: &[&'static ResourceInfo],
     shutdown: &CancellationToken,
 ) -> mpsc::Receiver<Change> {
     let (tx, rx) = mpsc::channel(1024);
     for info in infos {
-        tasks.spawn(reflect(store.clone(), info, tx.clone(), shutdown.clone()));
+        tasks.spawn(reflect(cluster.clone(), info, tx.clone(), shutdown.clone()));
     }
     rx
 }
@@ -176,7 +268,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use serde_json::json;
-    use store::{Key, StoreConfig};
+    use store::{Key, Store, StoreConfig};
 
     use super::*;
 
@@ -213,7 +305,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(1);
         let stop = CancellationToken::new();
         tokio::spawn(reflect(
-            store.clone(),
+            Arc::new(apiserver::Registry::new(store.clone())),
             crate::testutil::info("configmaps"),
             tx,
             stop.clone(),

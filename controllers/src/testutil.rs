@@ -1,6 +1,7 @@
 //! Test helpers: a registry over a memory store, manifests, and polling under paused time.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
@@ -20,14 +21,30 @@ pub(crate) fn info(plural: &str) -> &'static ResourceInfo {
 /// A registry over an empty memory store with namespace `ns` created.
 pub(crate) async fn registry_with_namespace(ns: &str) -> Registry {
     let registry = Registry::new(Store::memory());
+    create_namespace(&registry, ns).await;
+    registry
+}
+
+/// Creates namespace `ns`.
+pub(crate) async fn create_namespace(registry: &Registry, ns: &str) {
     create(
-        &registry,
+        registry,
         "namespaces",
         "",
         json!({"metadata": {"name": ns}}),
     )
     .await;
+}
+
+/// Sets `spec.replicas` of ReplicaSet `default/name`.
+pub(crate) async fn scale_replicaset(registry: &Registry, name: &str, replicas: i64) {
     registry
+        .update_with(info("replicasets"), "default", name, false, |rs| {
+            rs["spec"]["replicas"] = json!(replicas);
+            Ok(true)
+        })
+        .await
+        .unwrap();
 }
 
 pub(crate) async fn create(registry: &Registry, plural: &str, ns: &str, obj: Value) -> Arc<Value> {
@@ -146,14 +163,33 @@ pub(crate) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 /// Starts every controller; returns the token that stops them.
 pub(crate) fn start(registry: &Registry) -> CancellationToken {
     let stop = CancellationToken::new();
-    tokio::spawn(crate::run(registry.clone(), ca(), stop.clone()));
+    tokio::spawn(crate::run(
+        cluster(registry),
+        authority(&ca()),
+        stop.clone(),
+    ));
     stop
+}
+
+/// The registry as the controllers' port (the in-process adapter).
+pub(crate) fn cluster(registry: &Registry) -> crate::ClusterRef {
+    Arc::new(registry.clone())
 }
 
 /// A fresh cluster CA (made in a directory removed again; the CA lives on in memory).
 pub(crate) fn ca() -> Arc<apiserver::tls::ClusterCa> {
     let dir = tempfile::tempdir().unwrap();
     Arc::new(apiserver::tls::ClusterCa::load_or_create(dir.path()).unwrap())
+}
+
+/// `ca` as the signer's authority, as the binary passes it.
+pub(crate) fn authority(
+    ca: &Arc<apiserver::tls::ClusterCa>,
+) -> Arc<dyn crate::csrsigning::Authority> {
+    let ca = ca.clone();
+    Arc::new(move |params, key: &rcgen::SubjectPublicKeyInfo, ttl| {
+        ca.sign(params, key, ttl).map_err(|e| e.to_string())
+    })
 }
 
 /// The events of `resource` after revision `from` that are already in the log.
@@ -185,4 +221,126 @@ pub(crate) fn list(registry: &Registry, plural: &str, ns: &str) -> Vec<Value> {
 /// Every event in `ns`.
 pub(crate) fn list_events(registry: &Registry, ns: &str) -> Vec<Value> {
     list(registry, "events", ns)
+}
+
+/// The registry as a port for tests: pod reads (get, list, watch) fail while `broken` is
+/// set (a store that cannot be read), counting the failures; every call fails while
+/// `partitioned` is set (a server cut off from the cluster); pod creates are counted.
+#[derive(Debug)]
+pub(crate) struct TestPort {
+    inner: Registry,
+    pub(crate) broken: AtomicBool,
+    pub(crate) partitioned: AtomicBool,
+    pub(crate) failed_reads: AtomicUsize,
+    pub(crate) pod_creates: AtomicUsize,
+}
+
+impl TestPort {
+    pub(crate) fn new(registry: &Registry) -> TestPort {
+        TestPort {
+            inner: registry.clone(),
+            broken: AtomicBool::new(false),
+            partitioned: AtomicBool::new(false),
+            failed_reads: AtomicUsize::new(0),
+            pod_creates: AtomicUsize::new(0),
+        }
+    }
+
+    fn cut(&self) -> Result<(), api::status::ApiError> {
+        if self.partitioned.load(Ordering::SeqCst) {
+            return Err(api::status::ApiError::service_unavailable(
+                "no route to the cluster",
+            ));
+        }
+        Ok(())
+    }
+
+    fn fail(&self, info: &api::registry::ResourceInfo) -> Result<(), api::status::ApiError> {
+        self.cut()?;
+        if info.plural == "pods" && self.broken.load(Ordering::SeqCst) {
+            self.failed_reads.fetch_add(1, Ordering::SeqCst);
+            return Err(api::status::ApiError::service_unavailable(
+                "storage is unreachable",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::cluster::Cluster for TestPort {
+    async fn get(
+        &self,
+        info: &api::registry::ResourceInfo,
+        namespace: &str,
+        name: &str,
+    ) -> Result<std::sync::Arc<Value>, api::status::ApiError> {
+        self.fail(info)?;
+        crate::cluster::Cluster::get(&self.inner, info, namespace, name).await
+    }
+
+    async fn list(
+        &self,
+        info: &api::registry::ResourceInfo,
+        namespace: Option<&str>,
+    ) -> Result<crate::cluster::ObjectList, api::status::ApiError> {
+        self.fail(info)?;
+        crate::cluster::Cluster::list(&self.inner, info, namespace).await
+    }
+
+    async fn watch(
+        &self,
+        info: &api::registry::ResourceInfo,
+        namespace: Option<&str>,
+        resource_version: &str,
+    ) -> Result<crate::cluster::WatchStream, api::status::ApiError> {
+        self.fail(info)?;
+        self.inner.watch(info, namespace, resource_version).await
+    }
+
+    async fn create(
+        &self,
+        info: &api::registry::ResourceInfo,
+        namespace: &str,
+        obj: Value,
+    ) -> Result<std::sync::Arc<Value>, api::status::ApiError> {
+        self.cut()?;
+        if info.plural == "pods" {
+            self.pod_creates.fetch_add(1, Ordering::SeqCst);
+        }
+        crate::cluster::Cluster::create(&self.inner, info, namespace, obj).await
+    }
+
+    async fn update(
+        &self,
+        info: &api::registry::ResourceInfo,
+        namespace: &str,
+        name: &str,
+        obj: Value,
+        subresource: crate::cluster::Subresource,
+    ) -> Result<std::sync::Arc<Value>, api::status::ApiError> {
+        self.cut()?;
+        crate::cluster::Cluster::update(&self.inner, info, namespace, name, obj, subresource).await
+    }
+
+    async fn delete(
+        &self,
+        info: &api::registry::ResourceInfo,
+        namespace: &str,
+        name: &str,
+        opts: &crate::cluster::DeleteOptions,
+    ) -> Result<crate::cluster::Deleted, api::status::ApiError> {
+        self.cut()?;
+        crate::cluster::Cluster::delete(&self.inner, info, namespace, name, opts).await
+    }
+
+    async fn bind(
+        &self,
+        namespace: &str,
+        name: &str,
+        binding: &crate::cluster::Binding,
+    ) -> Result<(), api::status::ApiError> {
+        self.cut()?;
+        crate::cluster::Cluster::bind(&self.inner, namespace, name, binding).await
+    }
 }

@@ -5,6 +5,11 @@
 
 mod agent;
 mod cli;
+mod control;
+// The port over kube-rs (controllers out of process); exercised by its test, not yet by a
+// subcommand.
+#[cfg(test)]
+mod kube_cluster;
 mod netns;
 mod node;
 mod server;

@@ -113,7 +113,7 @@ fn host_addresses() -> Vec<std::net::IpAddr> {
 
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (server, _) = start(&args).await?;
-    let controllers = controllers::start(server.registry(), server.cluster_ca());
+    let controllers = crate::control::start(&server);
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
     tracing::info!(addr = %server.local_addr(), "serving");
 

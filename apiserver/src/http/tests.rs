@@ -953,15 +953,26 @@ async fn create_on_update_kinds_and_events() {
 #[tokio::test]
 async fn binding_and_registry_list() {
     let t = setup().await;
-    t.post(PODS, pod("b")).await;
-    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "b"}, "target": {"kind": "Node", "name": "n1"}});
+    let created = t.post(PODS, pod("b")).await.body;
+    // A binding for another pod of the same name (uid precondition) is refused.
+    let stale = json!({"apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "b", "uid": "not-this-pod"}, "target": {"kind": "Node", "name": "n1"}});
+    let r = t.post(&format!("{PODS}/b/binding"), stale).await;
+    assert_eq!(r.code, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("Precondition failed: UID"), "{}", r.text);
+    let binding = json!({"apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "b", "uid": created["metadata"]["uid"], "annotations": {"a": "1"}},
+        "target": {"kind": "Node", "name": "n1"}});
     let r = t.post(&format!("{PODS}/b/binding"), binding.clone()).await;
     assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
     let p = t.get(&format!("{PODS}/b")).await.body;
     assert_eq!(p["spec"]["nodeName"], "n1");
+    assert_eq!(p["metadata"]["annotations"]["a"], "1");
     assert_eq!(p["status"]["conditions"][0]["type"], "PodScheduled");
+    assert_eq!(p["status"]["conditions"][0]["status"], "True");
     let r = t.post(&format!("{PODS}/b/binding"), binding).await;
     assert_eq!(r.code, StatusCode::CONFLICT);
+    assert!(r.text.contains("pods/binding"), "{}", r.text);
     let info = api::registry::lookup("", "v1", "pods").unwrap();
     let (items, rev) = t
         .registry

@@ -20,14 +20,13 @@ use std::time::Duration;
 
 use api::certificates::{self, CertificateRequest};
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::tls::{ClusterCa, LEAF_VALIDITY};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{ClusterRef, Subresource};
 use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Change, Delta};
 use crate::{Error, meta};
@@ -36,6 +35,43 @@ use crate::{Error, meta};
 const WORKERS: usize = 2;
 /// The shortest certificate the signer issues (twice its backdate, as upstream).
 const MIN_DURATION: Duration = Duration::from_secs(10 * 60);
+
+/// The longest certificate the signer issues (kube-controller-manager's
+/// `--cluster-signing-duration` default).
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The certificate authority that signs (upstream `authority.CertificateAuthority`): the
+/// cluster CA, which the binary owns. It fills validity, serial and issuer; `params` carry
+/// the subject, names and usages. Any `Fn` of the same shape is one.
+pub trait Authority: Send + Sync {
+    /// A certificate for `public_key` with `params`, valid for `ttl`.
+    fn sign(
+        &self,
+        params: CertificateParams,
+        public_key: &rcgen::SubjectPublicKeyInfo,
+        ttl: Duration,
+    ) -> Result<rcgen::Certificate, String>;
+}
+
+impl<F> Authority for F
+where
+    F: Fn(
+            CertificateParams,
+            &rcgen::SubjectPublicKeyInfo,
+            Duration,
+        ) -> Result<rcgen::Certificate, String>
+        + Send
+        + Sync,
+{
+    fn sign(
+        &self,
+        params: CertificateParams,
+        public_key: &rcgen::SubjectPublicKeyInfo,
+        ttl: Duration,
+    ) -> Result<rcgen::Certificate, String> {
+        self(params, public_key, ttl)
+    }
+}
 
 /// A built-in signer this controller serves, with upstream's rules for its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,19 +106,19 @@ fn csrs() -> &'static ResourceInfo {
 }
 
 /// Runs the signer until `shutdown` is cancelled.
-pub async fn run(registry: Registry, ca: Arc<ClusterCa>, shutdown: CancellationToken) {
+pub async fn run(cluster: ClusterRef, ca: Arc<dyn Authority>, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
-        registry: registry.clone(),
+        cluster: cluster.clone(),
         ca,
         queue: WorkQueue::controller_default(),
     });
-    crate::queue::drive(registry.store(), controller, &[csrs()], WORKERS, &shutdown).await;
+    crate::queue::drive(&cluster, controller, &[csrs()], WORKERS, &shutdown).await;
 }
 
 /// The controller's state.
 pub(crate) struct Controller {
-    registry: Registry,
-    ca: Arc<ClusterCa>,
+    cluster: ClusterRef,
+    ca: Arc<dyn Authority>,
     queue: WorkQueue<String>,
 }
 
@@ -115,7 +151,7 @@ impl Reconciler for Controller {
     }
 
     async fn reconcile(self: Arc<Self>, name: String) -> Result<Option<Duration>, Error> {
-        let Ok(csr) = self.registry.get(csrs(), "", &name) else {
+        let Ok(csr) = self.cluster.get(csrs(), "", &name).await else {
             return Ok(None);
         };
         if wants_signing(&csr) {
@@ -163,11 +199,11 @@ impl Controller {
             Err(reason) => Outcome::Failed(reason),
             Ok(()) => {
                 let ttl = duration(csr["spec"]["expirationSeconds"].as_i64());
-                let pem = issue(&self.ca, &req, &usages, ttl).map_err(Error::Signing)?;
+                let pem = issue(&*self.ca, &req, &usages, ttl).map_err(Error::Signing)?;
                 Outcome::Signed(pem)
             }
         };
-        let done = crate::edit(&self.registry, csrs(), csr, true, |obj| {
+        let done = crate::edit(&self.cluster, csrs(), csr, Subresource::Status, |obj| {
             if !wants_signing(obj) {
                 return false;
             }
@@ -181,7 +217,7 @@ impl Controller {
                         "status": "True",
                         "reason": "SignerValidationFailure",
                         "message": reason,
-                        "lastUpdateTime": apiserver::meta::rfc3339(apiserver::meta::now()),
+                        "lastUpdateTime": api::time::rfc3339(api::time::now()),
                     });
                     match obj["status"]["conditions"].as_array_mut() {
                         Some(list) => list.push(failed),
@@ -215,9 +251,9 @@ enum Outcome {
 /// Upstream `signer.duration`: the requested duration within [10 minutes, 1 year].
 fn duration(expiration_seconds: Option<i64>) -> Duration {
     match expiration_seconds {
-        None => LEAF_VALIDITY,
+        None => MAX_DURATION,
         Some(s) => {
-            Duration::from_secs(u64::try_from(s).unwrap_or(0)).clamp(MIN_DURATION, LEAF_VALIDITY)
+            Duration::from_secs(u64::try_from(s).unwrap_or(0)).clamp(MIN_DURATION, MAX_DURATION)
         }
     }
 }
@@ -225,7 +261,7 @@ fn duration(expiration_seconds: Option<i64>) -> Duration {
 /// Upstream `CertificateAuthority.Sign` with the permissive policy: the request's subject and
 /// names, `usages`, valid for `ttl`; returns the certificate as PEM.
 pub fn issue(
-    ca: &ClusterCa,
+    ca: &dyn Authority,
     req: &CertificateRequest,
     usages: &[String],
     ttl: Duration,

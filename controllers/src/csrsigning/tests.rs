@@ -1,11 +1,12 @@
 use std::net::IpAddr;
 
+use apiserver::Registry;
 use apiserver::registry::{UpdateMode, WriteOptions};
 use rcgen::{KeyPair, SanType};
 use x509_parser::extensions::ParsedExtension;
 
 use super::*;
-use crate::testutil::{ca, create, eventually, get, registry_with_namespace};
+use crate::testutil::{authority, ca, cluster, create, eventually, get, registry_with_namespace};
 
 /// A CSR object: `cn`/`orgs`/`sans` signed by a fresh key, for `signer` with `usages`.
 fn csr(
@@ -76,7 +77,7 @@ async fn signs_approved_kubelet_serving_requests_only() {
     let registry = registry_with_namespace("default").await;
     let ca = ca();
     let stop = CancellationToken::new();
-    tokio::spawn(run(registry.clone(), ca.clone(), stop.clone()));
+    tokio::spawn(run(cluster(&registry), authority(&ca), stop.clone()));
     let plural = "certificatesigningrequests";
     create(&registry, plural, "", serving("pending", "10.0.0.1")).await;
     create(&registry, plural, "", serving("approved", "10.0.0.2")).await;
@@ -154,7 +155,7 @@ async fn signs_approved_kubelet_serving_requests_only() {
 async fn requests_breaking_the_kubelet_rules_fail_with_the_reason() {
     let registry = registry_with_namespace("default").await;
     let stop = CancellationToken::new();
-    tokio::spawn(run(registry.clone(), ca(), stop.clone()));
+    tokio::spawn(run(cluster(&registry), authority(&ca()), stop.clone()));
     // A node asking for a serving certificate as someone else.
     let admin = csr(
         "admin",
@@ -185,10 +186,10 @@ async fn requests_breaking_the_kubelet_rules_fail_with_the_reason() {
 
 #[test]
 fn durations_and_usages_as_upstream() {
-    assert_eq!(duration(None), LEAF_VALIDITY);
+    assert_eq!(duration(None), MAX_DURATION);
     assert_eq!(duration(Some(60)), MIN_DURATION);
     assert_eq!(duration(Some(3600)), Duration::from_secs(3600));
-    assert_eq!(duration(Some(i64::from(i32::MAX))), LEAF_VALIDITY);
+    assert_eq!(duration(Some(i64::from(i32::MAX))), MAX_DURATION);
     let (ku, eku) = key_usages(&[
         "client auth".into(),
         "digital signature".into(),

@@ -26,15 +26,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cluster::DeleteOptions;
+use crate::cluster::{ClusterRef, Subresource};
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::registry::{DeleteOptions, WriteOptions};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{self, Recorder, Style};
 use crate::queue::{Reconciler, WorkQueue};
-use crate::reflector::{Change, Delta};
+use crate::reflector::{Cache, Change, Delta};
 use crate::replicaset::{list, replicas, replicasets};
 use crate::{Error, meta, resource};
 use util::*;
@@ -60,14 +60,15 @@ fn key_of(obj: &Value) -> Key {
 }
 
 /// Runs the Deployment controller until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
-        recorder: Recorder::new(registry.clone(), "deployment-controller", Style::Legacy),
-        registry: registry.clone(),
+        recorder: Recorder::new(cluster.clone(), "deployment-controller", Style::Legacy),
+        cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
+        cache: Cache::default(),
     });
     crate::queue::drive(
-        registry.store(),
+        &cluster,
         controller,
         &[deployments(), replicasets(), pods()],
         WORKERS,
@@ -78,9 +79,11 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
 
 /// The controller's shared state.
 pub(crate) struct Controller {
-    registry: Registry,
+    cluster: ClusterRef,
     recorder: Recorder,
     queue: WorkQueue<Key>,
+    /// The deployments and ReplicaSets seen, for the event handlers (upstream's listers).
+    cache: Cache,
 }
 
 impl Reconciler for Controller {
@@ -96,6 +99,7 @@ impl Reconciler for Controller {
 
     /// Queues the deployments a watched change concerns (upstream's event handlers).
     fn observe(&self, change: Change) {
+        self.cache.apply(&change);
         let obj = match &change.delta {
             Delta::Synced => return,
             Delta::Upsert(o) | Delta::Delete(o) => o.clone(),
@@ -107,7 +111,7 @@ impl Reconciler for Controller {
                 None if meta::controller_ref(&obj).is_none() => {
                     // An orphan may be adopted by any deployment selecting it.
                     let ns = meta::str(&obj, "namespace");
-                    for d in list(&self.registry, deployments(), ns) {
+                    for d in self.cache.list(deployments(), ns) {
                         if meta::label_selector(&d["spec"]["selector"])
                             .is_some_and(|s| !s.is_empty() && s.matches_value(&obj))
                         {
@@ -122,7 +126,7 @@ impl Reconciler for Controller {
                 if matches!(change.delta, Delta::Delete(_))
                     && let Some(r) = meta::controller_ref(&obj)
                     && r["kind"] == "ReplicaSet"
-                    && let Ok(rs) = self.registry.get(
+                    && let Some(rs) = self.cache.get(
                         replicasets(),
                         meta::str(&obj, "namespace"),
                         r["name"].as_str().unwrap_or(""),
@@ -160,7 +164,7 @@ fn not_found(info: &ResourceInfo, obj: &Value) -> Error {
 impl Controller {
     /// upstream `syncDeployment`; `Some(d)` asks to look again after `d`.
     async fn sync(&self, namespace: &str, name: &str) -> SyncResult<Option<Duration>> {
-        let d = match self.registry.get(deployments(), namespace, name) {
+        let d = match self.cluster.get(deployments(), namespace, name).await {
             Ok(d) => d,
             Err(e) if e.code == 404 => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -190,9 +194,9 @@ impl Controller {
             info: deployments(),
             selector: &selector,
         };
-        let candidates = list(&self.registry, replicasets(), namespace);
+        let candidates = list(&self.cluster, replicasets(), namespace).await?;
         let mut rs_list: Vec<Value> =
-            crate::claim::claim(&self.registry, &owner, replicasets(), candidates)
+            crate::claim::claim(&self.cluster, &owner, replicasets(), candidates)
                 .await?
                 .iter()
                 .map(|rs| Value::clone(rs))
@@ -214,7 +218,7 @@ impl Controller {
         if is_rolling(&d) {
             self.rollout_rolling(&mut d, &mut rs_list).await
         } else {
-            let pod_map = self.pod_map(&d, &selector, &rs_list);
+            let pod_map = self.pod_map(&d, &selector, &rs_list).await?;
             self.rollout_recreate(&mut d, &mut rs_list, &pod_map).await
         }
     }
@@ -227,17 +231,17 @@ impl Controller {
     }
 
     /// upstream `getPodMapForDeployment`: the deployment's pods by ReplicaSet uid.
-    fn pod_map(
+    async fn pod_map(
         &self,
         d: &Value,
         selector: &api::selector::LabelSelector,
         rs_list: &[Value],
-    ) -> HashMap<String, Vec<Arc<Value>>> {
+    ) -> SyncResult<HashMap<String, Vec<Arc<Value>>>> {
         let mut map: HashMap<String, Vec<Arc<Value>>> = rs_list
             .iter()
             .map(|rs| (meta::uid(rs).to_string(), Vec::new()))
             .collect();
-        for p in list(&self.registry, pods(), meta::str(d, "namespace")) {
+        for p in list(&self.cluster, pods(), meta::str(d, "namespace")).await? {
             if !selector.matches_value(&p) {
                 continue;
             }
@@ -248,54 +252,36 @@ impl Controller {
                 v.push(p.clone());
             }
         }
-        map
+        Ok(map)
     }
 
     /// upstream `UpdateStatus(d)`: writes the deployment's status and its revision
-    /// annotation. The deployment status strategy keeps only spec and labels from the stored
-    /// object, so the controller's annotation travels with the status without bumping
-    /// `metadata.generation` (a main-resource update of annotations would bump it); paddock's
-    /// registry takes only `status` on status updates, so this write goes to the store with
-    /// the same resourceVersion precondition a status update has.
+    /// annotation through the status subresource. The deployment status strategy keeps only
+    /// spec and labels from the stored object, so the controller's annotation travels with
+    /// the status without bumping `metadata.generation` (a main-resource update of
+    /// annotations would bump it). Gone or replaced: nothing to write.
     async fn write_status(&self, d: &Value) -> SyncResult<()> {
-        let info = deployments();
-        let (ns, name) = (meta::str(d, "namespace"), meta::str(d, "name"));
-        let key = Registry::key(info, ns, name);
         let revision = annotation(d, REVISION).map(str::to_string);
-        loop {
-            let stored = match self.registry.get(info, ns, name) {
-                Ok(s) => s,
-                Err(e) if e.code == 404 => return Ok(()),
-                Err(e) => return Err(e.into()),
-            };
-            if meta::uid(&stored) != meta::uid(d) {
-                return Ok(());
-            }
-            let mut new = Value::clone(&stored);
-            let mut changed = false;
-            if let Some(rev) = &revision {
-                changed |= set_annotation(&mut new, REVISION, rev);
-            }
-            if new["status"] != d["status"] {
-                new["status"] = d["status"].clone();
-                changed = true;
-            }
-            if !changed {
-                return Ok(());
-            }
-            let rv: u64 = meta::str(&stored, "resourceVersion").parse().unwrap_or(0);
-            match self
-                .registry
-                .store()
-                .update(key.clone(), new, Some(rv))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(store::StoreError::Conflict { .. }) => continue,
-                Err(store::StoreError::NotFound) => return Ok(()),
-                Err(e) => return Err(api::status::ApiError::internal(e).into()),
-            }
-        }
+        let status = d["status"].clone();
+        crate::edit(
+            &self.cluster,
+            deployments(),
+            d,
+            Subresource::Status,
+            |new| {
+                let mut changed = false;
+                if let Some(rev) = &revision {
+                    changed |= set_annotation(new, REVISION, rev);
+                }
+                if new["status"] != status {
+                    new["status"] = status.clone();
+                    changed = true;
+                }
+                changed
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// upstream `checkPausedConditions`.
@@ -369,16 +355,17 @@ impl Controller {
                 copy["spec"]["minReadySeconds"].as_i64().unwrap_or(0) != min_ready;
             if annotations_changed || min_ready_changed {
                 let dep = d.clone();
-                let updated = crate::edit(&self.registry, replicasets(), &rs, false, |o| {
-                    let mut changed = set_new_rs_annotations(&dep, o, new_revision, true);
-                    if o["spec"]["minReadySeconds"].as_i64().unwrap_or(0) != min_ready {
-                        o["spec"]["minReadySeconds"] = json!(min_ready);
-                        changed = true;
-                    }
-                    changed
-                })
-                .await?
-                .ok_or_else(|| not_found(replicasets(), &rs))?;
+                let updated =
+                    crate::edit(&self.cluster, replicasets(), &rs, Subresource::Main, |o| {
+                        let mut changed = set_new_rs_annotations(&dep, o, new_revision, true);
+                        if o["spec"]["minReadySeconds"].as_i64().unwrap_or(0) != min_ready {
+                            o["spec"]["minReadySeconds"] = json!(min_ready);
+                            changed = true;
+                        }
+                        changed
+                    })
+                    .await?
+                    .ok_or_else(|| not_found(replicasets(), &rs))?;
                 return Ok(Some(Value::clone(&updated)));
             }
             let rev = annotation(&copy, REVISION).unwrap_or("").to_string();
@@ -435,14 +422,10 @@ impl Controller {
         new_rs["spec"]["replicas"] = json!(count);
         set_new_rs_annotations(d, &mut new_rs, new_revision, false);
         let ns = meta::str(d, "namespace").to_string();
-        let (created, already) = match self
-            .registry
-            .create(replicasets(), &ns, new_rs, &WriteOptions::default())
-            .await
-        {
+        let (created, already) = match self.cluster.create(replicasets(), &ns, new_rs).await {
             Ok(rs) => (Value::clone(&rs), false),
             Err(e) if e.code == 409 && e.reason == "AlreadyExists" => {
-                let rs = self.registry.get(replicasets(), &ns, &name)?;
+                let rs = self.cluster.get(replicasets(), &ns, &name).await?;
                 if meta::controlled_by(&rs, meta::uid(d))
                     && equal_ignore_hash(&d["spec"]["template"], &rs["spec"]["template"])
                 {
@@ -517,7 +500,7 @@ impl Controller {
             return Ok((false, rs.clone()));
         }
         let from = replicas(rs);
-        let updated = crate::edit(&self.registry, replicasets(), rs, false, |o| {
+        let updated = crate::edit(&self.cluster, replicasets(), rs, Subresource::Main, |o| {
             let mut changed = set_replicas_annotations(o, desired, max);
             if replicas(o) != to {
                 o["spec"]["replicas"] = json!(to);
@@ -648,7 +631,7 @@ impl Controller {
                 ..DeleteOptions::default()
             };
             match self
-                .registry
+                .cluster
                 .delete(
                     replicasets(),
                     meta::str(rs, "namespace"),

@@ -9,8 +9,8 @@ use crate::testutil::*;
 async fn running() -> (Registry, CancellationToken) {
     let registry = registry_with_namespace("default").await;
     let stop = CancellationToken::new();
-    tokio::spawn(crate::replicaset::run(registry.clone(), stop.clone()));
-    tokio::spawn(super::run(registry.clone(), stop.clone()));
+    tokio::spawn(crate::replicaset::run(cluster(&registry), stop.clone()));
+    tokio::spawn(super::run(cluster(&registry), stop.clone()));
     (registry, stop)
 }
 

@@ -24,14 +24,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::registry::{DeleteOptions, WriteOptions};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::queue::{Reconciler, WorkQueue};
-use crate::reflector::{Change, Delta};
+use crate::reflector::{Cache, Change, Delta};
 use crate::replicaset::list;
 use crate::resource;
 use crate::{Error, meta, pod};
@@ -45,8 +44,6 @@ pub const HEADLESS: &str = "service.kubernetes.io/headless";
 /// Annotation with the time of the earliest change that led to this write (upstream
 /// `v1.EndpointsLastChangeTriggerTime`).
 pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
-/// Upstream `--concurrent-endpoint-syncs`.
-const WORKERS: usize = 5;
 
 pub(crate) fn services() -> &'static ResourceInfo {
     resource("", "services")
@@ -192,16 +189,19 @@ pub(crate) fn is_service_ip_set(svc: &Value) -> bool {
 /// Turns watched service and pod changes into the keys of the services they concern
 /// (upstream `addPod` / `updatePod` / `deletePod` + `GetPodServiceMemberships`).
 pub(crate) struct ServiceTracker {
-    registry: Registry,
+    cluster: ClusterRef,
     /// The last seen state of every pod, to match the old labels on updates.
     pods: Mutex<HashMap<Key, Arc<Value>>>,
+    /// The services seen (upstream's serviceLister), to find those selecting a pod.
+    services: Cache,
 }
 
 impl ServiceTracker {
-    pub(crate) fn new(registry: Registry) -> ServiceTracker {
+    pub(crate) fn new(cluster: ClusterRef) -> ServiceTracker {
         ServiceTracker {
-            registry,
+            cluster,
             pods: Mutex::new(HashMap::new()),
+            services: Cache::default(),
         }
     }
 
@@ -211,6 +211,7 @@ impl ServiceTracker {
         let (old, new) = match (&change.delta, change.info.plural) {
             (Delta::Synced, _) => return keys,
             (Delta::Upsert(s) | Delta::Delete(s), "services") => {
+                self.services.apply(change);
                 keys.insert(key_of(s));
                 return keys;
             }
@@ -227,7 +228,7 @@ impl ServiceTracker {
         let Some(any) = new.as_ref().or(old.as_ref()) else {
             return keys;
         };
-        for svc in list(&self.registry, services(), meta::str(any, "namespace")) {
+        for svc in self.services.list(services(), meta::str(any, "namespace")) {
             let Some(sel) = managed_selector(&svc) else {
                 continue;
             };
@@ -239,13 +240,18 @@ impl ServiceTracker {
     }
 
     /// The pods of the service's namespace its selector matches.
-    pub(crate) fn selected_pods(&self, svc: &Value, sel: &Map<String, Value>) -> Vec<Arc<Value>> {
-        let mut pods: Vec<Arc<Value>> = list(&self.registry, pods(), meta::str(svc, "namespace"))
+    pub(crate) async fn selected_pods(
+        &self,
+        svc: &Value,
+        sel: &Map<String, Value>,
+    ) -> Result<Vec<Arc<Value>>, api::status::ApiError> {
+        let mut pods: Vec<Arc<Value>> = list(&self.cluster, pods(), meta::str(svc, "namespace"))
+            .await?
             .into_iter()
             .filter(|p| selects(sel, p))
             .collect();
         pods.sort_by(|a, b| meta::str(a, "name").cmp(meta::str(b, "name")));
-        pods
+        Ok(pods)
     }
 }
 
@@ -286,7 +292,7 @@ impl TriggerTimes {
             }
         }
         let t = k8s_openapi::jiff::Timestamp::from_second(min?).ok()?;
-        Some(apiserver::meta::rfc3339(t))
+        Some(api::time::rfc3339(t))
     }
 
     /// Forgets a deleted service.
@@ -295,33 +301,57 @@ impl TriggerTimes {
     }
 }
 
-/// Runs the Endpoints controller until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
-    let controller = Arc::new(Controller {
-        tracker: ServiceTracker::new(registry.clone()),
+/// What the Endpoints and EndpointSlice controllers do differently on their one shared
+/// skeleton ([`ServiceController`]: the same watches of services and pods, the same
+/// [`ServiceTracker`] and [`TriggerTimes`], the same workers): the resource each writes,
+/// which changes of it ask to look at a service again, and the sync.
+pub(crate) trait ServiceSync: Sized + Send + Sync + 'static {
+    /// Concurrent syncs.
+    const WORKERS: usize;
+    /// The resource the controller writes.
+    fn written() -> &'static ResourceInfo;
+    /// The service to look at again after a change of a written object, if any.
+    fn requeue(change: &Change) -> Option<Key>;
+    /// Upstream `syncService` for the service `namespace/name`.
+    fn sync(
+        ctl: &ServiceController<Self>,
+        namespace: &str,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send;
+}
+
+/// A controller that keeps what backs each Service (Endpoints or EndpointSlices) current.
+pub(crate) struct ServiceController<S> {
+    pub(crate) cluster: ClusterRef,
+    pub(crate) tracker: ServiceTracker,
+    pub(crate) triggers: TriggerTimes,
+    pub(crate) queue: WorkQueue<Key>,
+    kind: std::marker::PhantomData<fn() -> S>,
+}
+
+/// Runs the controller of `S` until `shutdown` is cancelled.
+pub(crate) async fn run_service_controller<S: ServiceSync>(
+    cluster: ClusterRef,
+    shutdown: CancellationToken,
+) {
+    let controller = Arc::new(ServiceController::<S> {
+        tracker: ServiceTracker::new(cluster.clone()),
         triggers: TriggerTimes::default(),
-        registry: registry.clone(),
+        cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
+        kind: std::marker::PhantomData,
     });
     crate::queue::drive(
-        registry.store(),
+        &cluster,
         controller,
-        &[services(), pods(), endpoints()],
-        WORKERS,
+        &[services(), pods(), S::written()],
+        S::WORKERS,
         &shutdown,
     )
     .await;
 }
 
-/// The controller's shared state.
-pub(crate) struct Controller {
-    registry: Registry,
-    tracker: ServiceTracker,
-    triggers: TriggerTimes,
-    queue: WorkQueue<Key>,
-}
-
-impl Reconciler for Controller {
+impl<S: ServiceSync> Reconciler for ServiceController<S> {
     type Key = Key;
 
     fn queue(&self) -> &WorkQueue<Key> {
@@ -329,14 +359,13 @@ impl Reconciler for Controller {
     }
 
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
-        self.sync(&key.0, &key.1).await.map(|()| None)
+        S::sync(&self, &key.0, &key.1).await.map(|()| None)
     }
 
     fn observe(&self, change: Change) {
-        if change.info.plural == "endpoints" {
-            // upstream `onEndpointsDelete`: recreate what someone removed.
-            if let Delta::Delete(ep) = &change.delta {
-                self.queue.add(key_of(ep));
+        if std::ptr::eq(change.info, S::written()) {
+            if let Some(key) = S::requeue(&change) {
+                self.queue.add(key);
             }
             return;
         }
@@ -346,16 +375,48 @@ impl Reconciler for Controller {
     }
 }
 
+/// The Endpoints controller's part of the skeleton.
+pub(crate) struct Endpoints;
+
+/// The Endpoints controller.
+pub(crate) type Controller = ServiceController<Endpoints>;
+
+impl ServiceSync for Endpoints {
+    /// Upstream `--concurrent-endpoint-syncs`.
+    const WORKERS: usize = 5;
+
+    fn written() -> &'static ResourceInfo {
+        endpoints()
+    }
+
+    /// upstream `onEndpointsDelete`: recreate what someone removed.
+    fn requeue(change: &Change) -> Option<Key> {
+        match &change.delta {
+            Delta::Delete(ep) => Some(key_of(ep)),
+            _ => None,
+        }
+    }
+
+    async fn sync(ctl: &Controller, namespace: &str, name: &str) -> Result<(), Error> {
+        ctl.sync(namespace, name).await
+    }
+}
+
+/// Runs the Endpoints controller until `shutdown` is cancelled.
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
+    run_service_controller::<Endpoints>(cluster, shutdown).await;
+}
+
 impl Controller {
     /// upstream `syncService`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), Error> {
-        let svc = match self.registry.get(services(), namespace, name) {
+        let svc = match self.cluster.get(services(), namespace, name).await {
             Ok(s) => s,
             Err(e) if e.code == 404 => {
                 self.triggers
                     .forget(&(namespace.to_string(), name.to_string()));
                 return match self
-                    .registry
+                    .cluster
                     .delete(endpoints(), namespace, name, &DeleteOptions::default())
                     .await
                 {
@@ -369,11 +430,11 @@ impl Controller {
         let Some(sel) = managed_selector(&svc) else {
             return Ok(());
         };
-        let pods = self.tracker.selected_pods(&svc, sel);
+        let pods = self.tracker.selected_pods(&svc, sel).await?;
         let (subsets, truncated) = desired_subsets(&svc, &pods);
         let trigger = self.triggers.compute(&svc, &pods);
         let trigger = Some(trigger.as_deref());
-        let current = match self.registry.get(endpoints(), namespace, name) {
+        let current = match self.cluster.get(endpoints(), namespace, name).await {
             Ok(e) => Some(e),
             Err(e) if e.code == 404 => None,
             Err(e) => return Err(e.into()),
@@ -384,11 +445,7 @@ impl Controller {
                 "metadata": {"name": name, "namespace": namespace},
             });
             apply(&mut ep, &svc, &subsets, truncated, trigger);
-            return match self
-                .registry
-                .create(endpoints(), namespace, ep, &WriteOptions::default())
-                .await
-            {
+            return match self.cluster.create(endpoints(), namespace, ep).await {
                 Ok(_) => Ok(()),
                 // A terminating namespace refuses new objects; nothing to do.
                 Err(e) if e.code == 403 || e.code == 409 => Ok(()),
@@ -403,8 +460,8 @@ impl Controller {
             return Ok(());
         }
         match self
-            .registry
-            .update_with(endpoints(), namespace, name, false, |ep| {
+            .cluster
+            .update_with(endpoints(), namespace, name, Subresource::Main, |ep| {
                 let before = ep.clone();
                 apply(ep, &svc, &subsets, truncated, trigger);
                 Ok(*ep != before)

@@ -14,7 +14,7 @@ pub(crate) async fn running(
 }
 
 fn run_endpoints(r: Registry, s: CancellationToken) -> futures::future::BoxFuture<'static, ()> {
-    Box::pin(super::run(r, s))
+    Box::pin(super::run(cluster(&r), s))
 }
 
 /// A pod `name` labelled `app: web` with a container port `http` (8080/TCP) on `node-a`.

@@ -21,20 +21,17 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::registry::{DeleteOptions, WriteOptions};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::endpoints::{
-    Key, LAST_CHANGE_TRIGGER_TIME, ServiceTracker, TriggerTimes, find_port, ip_families,
-    managed_selector, pod_ip, pods, services, should_pod_be_in_endpoints, should_set_hostname,
-    target_ref,
+    Key, LAST_CHANGE_TRIGGER_TIME, ServiceController, ServiceSync, find_port, ip_families,
+    managed_selector, pod_ip, run_service_controller, services, should_pod_be_in_endpoints,
+    should_set_hostname, target_ref,
 };
-use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Change, Delta};
 use crate::replicaset::list;
 use crate::resource;
@@ -50,67 +47,43 @@ pub const LABEL_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 pub const CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
 /// Node label with the zone (upstream `v1.LabelTopologyZone`).
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
-/// Upstream `--concurrent-service-endpoint-syncs`.
-const WORKERS: usize = 5;
 
 fn slices() -> &'static ResourceInfo {
     resource("discovery.k8s.io", "endpointslices")
 }
 
+/// The EndpointSlice controller's part of the service controllers' skeleton.
+pub(crate) struct Slices;
+
+/// The EndpointSlice controller.
+pub(crate) type Controller = ServiceController<Slices>;
+
+impl ServiceSync for Slices {
+    /// Upstream `--concurrent-service-endpoint-syncs`.
+    const WORKERS: usize = 5;
+
+    fn written() -> &'static ResourceInfo {
+        slices()
+    }
+
+    /// upstream `onEndpointSlice{Add,Update,Delete}`: a managed slice changed behind the
+    /// controller's back (or its write came through): look at the service again.
+    fn requeue(change: &Change) -> Option<Key> {
+        let (Delta::Upsert(s) | Delta::Delete(s)) = &change.delta else {
+            return None;
+        };
+        let name = s["metadata"]["labels"][LABEL_SERVICE_NAME].as_str()?;
+        ours(s).then(|| (meta::str(s, "namespace").to_string(), name.to_string()))
+    }
+
+    async fn sync(ctl: &Controller, namespace: &str, name: &str) -> Result<(), Error> {
+        ctl.sync(namespace, name).await
+    }
+}
+
 /// Runs the EndpointSlice controller until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
-    let controller = Arc::new(Controller {
-        tracker: ServiceTracker::new(registry.clone()),
-        triggers: TriggerTimes::default(),
-        registry: registry.clone(),
-        queue: WorkQueue::controller_default(),
-    });
-    crate::queue::drive(
-        registry.store(),
-        controller,
-        &[services(), pods(), slices()],
-        WORKERS,
-        &shutdown,
-    )
-    .await;
-}
-
-/// The controller's shared state.
-pub(crate) struct Controller {
-    registry: Registry,
-    tracker: ServiceTracker,
-    triggers: TriggerTimes,
-    queue: WorkQueue<Key>,
-}
-
-impl Reconciler for Controller {
-    type Key = Key;
-
-    fn queue(&self) -> &WorkQueue<Key> {
-        &self.queue
-    }
-
-    async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
-        self.sync(&key.0, &key.1).await.map(|()| None)
-    }
-
-    fn observe(&self, change: Change) {
-        if change.info.plural == "endpointslices" {
-            // upstream `onEndpointSlice{Add,Update,Delete}`: a managed slice changed behind
-            // the controller's back (or its write came through): look at the service again.
-            if let Delta::Upsert(s) | Delta::Delete(s) = &change.delta
-                && ours(s)
-                && let Some(name) = s["metadata"]["labels"][LABEL_SERVICE_NAME].as_str()
-            {
-                self.queue
-                    .add((meta::str(s, "namespace").to_string(), name.to_string()));
-            }
-            return;
-        }
-        for key in self.tracker.keys(&change) {
-            self.queue.add(key);
-        }
-    }
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
+    run_service_controller::<Slices>(cluster, shutdown).await;
 }
 
 /// Whether this controller manages the slice.
@@ -166,7 +139,7 @@ enum Write {
 impl Controller {
     /// upstream `syncService` + `reconciler.Reconcile`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), Error> {
-        let svc = match self.registry.get(services(), namespace, name) {
+        let svc = match self.cluster.get(services(), namespace, name).await {
             Ok(s) => s,
             // The garbage collector removes the slices through their owner reference.
             Err(e) if e.code == 404 => {
@@ -182,9 +155,10 @@ impl Controller {
         if meta::deleting(&svc) {
             return Ok(());
         }
-        let pods = self.tracker.selected_pods(&svc, sel);
+        let pods = self.tracker.selected_pods(&svc, sel).await?;
         let trigger = self.triggers.compute(&svc, &pods);
-        let existing: Vec<Arc<Value>> = list(&self.registry, slices(), namespace)
+        let existing: Vec<Arc<Value>> = list(&self.cluster, slices(), namespace)
+            .await?
             .into_iter()
             .filter(|s| ours(s) && s["metadata"]["labels"][LABEL_SERVICE_NAME] == name)
             .filter(|s| {
@@ -207,7 +181,7 @@ impl Controller {
                 if !should_pod_be_in_endpoints(p, true) {
                     continue;
                 }
-                let Some(ep) = self.pod_to_endpoint(p, &svc, family) else {
+                let Some(ep) = self.pod_to_endpoint(p, &svc, family).await? else {
                     continue;
                 };
                 let ports = endpoint_ports(&svc, p);
@@ -272,9 +246,17 @@ impl Controller {
         Ok(())
     }
 
-    /// upstream `podToEndpoint`.
-    fn pod_to_endpoint(&self, p: &Value, svc: &Value, family: &str) -> Option<Value> {
-        let ip = pod_ip(p, family)?;
+    /// upstream `podToEndpoint`; the zone comes from the pod's node (none when the node is
+    /// gone; a failed read is an error).
+    async fn pod_to_endpoint(
+        &self,
+        p: &Value,
+        svc: &Value,
+        family: &str,
+    ) -> Result<Option<Value>, api::status::ApiError> {
+        let Some(ip) = pod_ip(p, family) else {
+            return Ok(None);
+        };
         let serving = pod::is_ready(p);
         let terminating = meta::deleting(p);
         let ready = svc["spec"]["publishNotReadyAddresses"] == true || (serving && !terminating);
@@ -288,7 +270,12 @@ impl Controller {
         ep["targetRef"] = target_ref(p);
         if let Some(node) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
             ep["nodeName"] = json!(node);
-            if let Ok(n) = self.registry.get(resource("", "nodes"), "", node)
+            let n = match self.cluster.get(resource("", "nodes"), "", node).await {
+                Ok(n) => Some(n),
+                Err(e) if e.code == 404 => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(n) = n
                 && let Some(zone) = n["metadata"]["labels"][ZONE_LABEL]
                     .as_str()
                     .filter(|z| !z.is_empty())
@@ -296,7 +283,7 @@ impl Controller {
                 ep["zone"] = json!(zone);
             }
         }
-        Some(ep)
+        Ok(Some(ep))
     }
 
     /// Makes one write; created and updated slices get the trigger-time annotation (upstream
@@ -305,8 +292,8 @@ impl Controller {
         let result = match w {
             Write::Create(mut slice) => {
                 set_trigger(&mut slice, trigger);
-                self.registry
-                    .create(slices(), namespace, slice, &WriteOptions::default())
+                self.cluster
+                    .create(slices(), namespace, slice)
                     .await
                     .map(|_| ())
             }
@@ -316,8 +303,8 @@ impl Controller {
                 endpoints,
                 labels,
             } => self
-                .registry
-                .update_with(slices(), namespace, &name, false, |s| {
+                .cluster
+                .update_with(slices(), namespace, &name, Subresource::Main, |s| {
                     let before = s.clone();
                     s["ports"] = ports.clone();
                     s["endpoints"] = Value::Array(endpoints.clone());
@@ -331,7 +318,7 @@ impl Controller {
                 .await
                 .map(|_| ()),
             Write::Delete(name) => self
-                .registry
+                .cluster
                 .delete(slices(), namespace, &name, &DeleteOptions::default())
                 .await
                 .map(|_| ()),

@@ -4,10 +4,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::endpoints::tests::{running, set_status, web_pod, web_service};
-use crate::testutil::{create, delete, eventually, info};
+use crate::testutil::{cluster, create, delete, eventually, info};
 
 fn run_slices(r: Registry, s: CancellationToken) -> futures::future::BoxFuture<'static, ()> {
-    Box::pin(super::run(r, s))
+    Box::pin(super::run(cluster(&r), s))
 }
 
 fn slices_of(registry: &Registry) -> Vec<Value> {

@@ -10,13 +10,13 @@
 //! - an owner deleted in the foreground (`deletionTimestamp` + `foregroundDeletion`) has its
 //!   dependents deleted (in the foreground themselves when they have dependents) and loses the
 //!   finalizer once no dependent with `blockOwnerDeletion: true` remains, which lets the
-//!   registry remove it;
+//!   cluster remove it;
 //! - an owner deleted with `orphan` has the references to it removed from its dependents, then
 //!   loses the finalizer.
 //!
 //! Workers start once every resource has been listed, so a foreground or orphan decision never
 //! rests on a half-built graph. Every step re-reads the object and its owners from the
-//! registry, and all writes carry uid preconditions, so a reconcile is idempotent.
+//! cluster, and all writes carry uid preconditions, so a reconcile is idempotent.
 
 mod graph;
 #[cfg(test)]
@@ -25,9 +25,9 @@ mod tests;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::cluster::{ClusterRef, Subresource};
+use crate::cluster::{DeleteOptions, Propagation};
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::registry::{DeleteOptions, Propagation};
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -57,9 +57,9 @@ fn monitored(info: &ResourceInfo) -> bool {
 }
 
 /// Runs the garbage collector until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
     let collector = Arc::new(Collector {
-        registry: registry.clone(),
+        cluster: cluster.clone(),
         graph: Mutex::new(Graph::default()),
         // Upstream's default controller rate limiter: 5 ms doubling up to 1000 s.
         queue: WorkQueue::controller_default(),
@@ -69,7 +69,7 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
         .filter(|i| monitored(i))
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
-    let rx = reflector::spawn_all(&mut tasks, registry.store(), &infos, &shutdown);
+    let rx = reflector::spawn_all(&mut tasks, &cluster, &infos, &shutdown);
     let (synced_tx, synced_rx) = watch::channel(false);
     tasks.spawn(build_graph(collector.clone(), rx, infos.len(), synced_tx));
     for _ in 0..WORKERS {
@@ -142,7 +142,7 @@ enum OwnerState {
 
 /// The collector's shared state.
 struct Collector {
-    registry: Registry,
+    cluster: ClusterRef,
     graph: Mutex<Graph>,
     queue: WorkQueue<String>,
 }
@@ -154,7 +154,7 @@ impl Collector {
         let Some(node) = self.graph.lock().node(uid).cloned() else {
             return Ok(());
         };
-        let Some(latest) = self.latest(&node, uid)? else {
+        let Some(latest) = self.latest(&node, uid).await? else {
             return Ok(());
         };
         if meta::deleting(&latest) {
@@ -177,7 +177,7 @@ impl Collector {
         let mut stale: HashSet<String> = HashSet::new();
         let mut waiting = 0;
         for r in &refs {
-            let state = match self.classify(&node, r)? {
+            let state = match self.classify(&node, r).await? {
                 Some(state) => state,
                 // A cluster-scoped object owned by a namespaced kind never resolves.
                 None => return Ok(()),
@@ -233,8 +233,12 @@ impl Collector {
     }
 
     /// The stored object of `node` if it still has `uid`.
-    fn latest(&self, node: &Node, uid: &str) -> Result<Option<Arc<Value>>, Error> {
-        match self.registry.get(node.info, &node.namespace, &node.name) {
+    async fn latest(&self, node: &Node, uid: &str) -> Result<Option<Arc<Value>>, Error> {
+        match self
+            .cluster
+            .get(node.info, &node.namespace, &node.name)
+            .await
+        {
             Ok(obj) if meta::uid(&obj) == uid => Ok(Some(obj)),
             Ok(_) => Ok(None),
             Err(e) if e.code == 404 => Ok(None),
@@ -242,9 +246,9 @@ impl Collector {
         }
     }
 
-    /// Resolves one owner reference of `node` against the store; `None` for a namespaced
+    /// Resolves one owner reference of `node` through the port; `None` for a namespaced
     /// owner of a cluster-scoped object (upstream `namespacedOwnerOfClusterScopedObjectErr`).
-    fn classify(&self, node: &Node, reference: &Value) -> Result<Option<OwnerState>, Error> {
+    async fn classify(&self, node: &Node, reference: &Value) -> Result<Option<OwnerState>, Error> {
         let api_version = reference["apiVersion"].as_str().unwrap_or("");
         let kind = reference["kind"].as_str().unwrap_or("");
         let (group, _) = api::registry::split_api_version(api_version);
@@ -272,7 +276,7 @@ impl Collector {
             ""
         };
         let name = reference["name"].as_str().unwrap_or("");
-        let owner = match self.registry.get(info, namespace, name) {
+        let owner = match self.cluster.get(info, namespace, name).await {
             Ok(owner) => owner,
             Err(e) if e.code == 404 => return Ok(Some(OwnerState::Dangling)),
             Err(e) => return Err(e.into()),
@@ -305,14 +309,14 @@ impl Collector {
             ..DeleteOptions::default()
         };
         let result = self
-            .registry
+            .cluster
             .delete(node.info, &node.namespace, &node.name, &opts)
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.code == 404 => Ok(()),
             Err(e) if e.code == 409 => {
-                let Some(live) = self.latest(node, uid)? else {
+                let Some(live) = self.latest(node, uid).await? else {
                     return Ok(());
                 };
                 if live["metadata"]["ownerReferences"] != latest["metadata"]["ownerReferences"] {
@@ -320,7 +324,7 @@ impl Collector {
                 }
                 opts.preconditions_resource_version = None;
                 match self
-                    .registry
+                    .cluster
                     .delete(node.info, &node.namespace, &node.name, &opts)
                     .await
                 {
@@ -372,10 +376,14 @@ impl Collector {
         mut f: impl FnMut(&mut Value) -> bool + Send,
     ) -> Result<(), Error> {
         let result = self
-            .registry
-            .update_with(node.info, &node.namespace, &node.name, false, |obj| {
-                Ok(meta::uid(obj) == uid && f(obj))
-            })
+            .cluster
+            .update_with(
+                node.info,
+                &node.namespace,
+                &node.name,
+                Subresource::Main,
+                |obj| Ok(meta::uid(obj) == uid && f(obj)),
+            )
             .await;
         match result {
             Ok(_) => Ok(()),

@@ -246,7 +246,12 @@ async fn cluster_scoped_owner_of_namespaced_dependent() {
 #[tokio::test(start_paused = true)]
 async fn start_and_stop() {
     let registry = registry_with_namespace("default").await;
-    let controllers = crate::start(registry.clone(), crate::testutil::ca());
+    create_namespace(&registry, "kube-system").await;
+    let controllers = crate::start(
+        cluster(&registry),
+        authority(&crate::testutil::ca()),
+        crate::leader::identity(),
+    );
     deployment_chain(&registry, "default").await;
     delete(
         &registry,

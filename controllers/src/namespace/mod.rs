@@ -6,12 +6,12 @@
 //! garbage collector adds no `orphan` finalizer), the `NamespaceDeletion*`,
 //! `NamespaceContentRemaining` and `NamespaceFinalizersRemaining` conditions are updated, and
 //! once nothing remains the `kubernetes` finalizer is removed from `spec.finalizers` through
-//! the `finalize` subresource, which lets the registry remove the namespace. While pods are
+//! the `finalize` subresource, which lets the cluster remove the namespace. While pods are
 //! within their grace period, or objects carry finalizers, the namespace is looked at again
 //! after half the estimate (upstream `estimate/2 + 1` seconds).
 //!
 //! Refusing creates in a terminating namespace and the deletion of `default`, `kube-system`
-//! and `kube-public` are the registry's job, not this controller's.
+//! and `kube-public` are the cluster's job, not this controller's.
 
 #[cfg(test)]
 mod tests;
@@ -20,12 +20,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cluster::{ClusterRef, DeleteOptions, Propagation, Subresource};
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::registry::{DeleteOptions, Propagation, UpdateMode, WriteOptions};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
-use store::ListOptions;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -84,16 +82,16 @@ fn namespaces() -> &'static ResourceInfo {
 }
 
 /// Runs the namespace controller until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
-        registry: registry.clone(),
+        cluster: cluster.clone(),
         // Upstream `nsControllerRateLimiter`: 5 ms doubling up to 60 s.
         queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(60)),
     });
     let (tx, mut rx) = mpsc::channel(256);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(reflector::reflect(
-        registry.store().clone(),
+        cluster.clone(),
         namespaces(),
         tx,
         shutdown.clone(),
@@ -115,7 +113,7 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
                     }
                     None => return,
                 },
-                _ = resync.tick() => feeder.resync(),
+                _ = resync.tick() => feeder.resync().await,
             }
         }
     });
@@ -154,19 +152,19 @@ struct Remaining {
 }
 
 struct Controller {
-    registry: Registry,
+    cluster: ClusterRef,
     queue: WorkQueue<String>,
 }
 
 impl Controller {
     /// Queues every namespace being deleted.
-    fn resync(&self) {
-        let Ok(list) = self
-            .registry
-            .store()
-            .list("namespaces", None, &ListOptions::default())
-        else {
-            return;
+    async fn resync(&self) {
+        let list = match self.cluster.list(namespaces(), None).await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing namespaces to resync failed");
+                return;
+            }
         };
         for ns in list.items.iter().filter(|ns| meta::deleting(ns)) {
             self.queue.add(meta::str(ns, "name").to_string());
@@ -177,7 +175,7 @@ impl Controller {
     /// remains and the namespace should be looked at again after `wait`.
     async fn sync(&self, name: &str) -> Result<Option<Duration>, Error> {
         let info = namespaces();
-        let ns = match self.registry.get(info, "", name) {
+        let ns = match self.cluster.get(info, "", name).await {
             Ok(ns) => ns,
             Err(e) if e.code == 404 => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -187,8 +185,8 @@ impl Controller {
         }
         let ns = if ns["status"]["phase"] != "Terminating" {
             let updated = self
-                .registry
-                .update_with(info, "", name, true, |obj| {
+                .cluster
+                .update_with(info, "", name, Subresource::Status, |obj| {
                     if !meta::deleting(obj) || obj["status"]["phase"] == "Terminating" {
                         return Ok(false);
                     }
@@ -244,15 +242,8 @@ impl Controller {
             Ok(true)
         };
         let result = self
-            .registry
-            .update_with_mode(
-                namespaces(),
-                "",
-                name,
-                UpdateMode::Finalize,
-                &WriteOptions::default(),
-                &mut f,
-            )
+            .cluster
+            .update_with(namespaces(), "", name, Subresource::Finalize, &mut f)
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -291,8 +282,8 @@ impl Controller {
         }
         let conditions = failing_conditions(&remaining, &finalizers, &errors);
         let updated = self
-            .registry
-            .update_with(namespaces(), "", name, true, |obj| {
+            .cluster
+            .update_with(namespaces(), "", name, Subresource::Status, |obj| {
                 Ok(update_conditions(obj, &conditions))
             })
             .await;
@@ -315,13 +306,17 @@ impl Controller {
         deleted_at: Option<Timestamp>,
     ) -> (Remaining, Option<String>) {
         let mut estimate = if info.group.is_empty() && info.plural == "pods" {
-            self.pods_grace_estimate(ns)
+            match self.pods_grace_estimate(ns).await {
+                Ok(e) => e,
+                // Upstream returns the error with no estimate.
+                Err(e) => return (Remaining::default(), Some(e)),
+            }
         } else {
             0
         };
         // No estimate once the namespace has been terminating that long.
         if let Some(at) = deleted_at {
-            let elapsed = apiserver::meta::now().as_second() - at.as_second();
+            let elapsed = api::time::now().as_second() - at.as_second();
             if elapsed >= estimate {
                 estimate = 0;
             }
@@ -336,7 +331,7 @@ impl Controller {
                 Some(e),
             )
         };
-        let items = match self.list(info, ns) {
+        let items = match self.list(info, ns).await {
             Ok(items) => items,
             Err(e) => return failed(e),
         };
@@ -346,14 +341,14 @@ impl Controller {
         };
         for item in &items {
             let name = meta::str(item, "name");
-            if let Err(e) = self.registry.delete(info, ns, name, &opts).await
+            if let Err(e) = self.cluster.delete(info, ns, name, &opts).await
                 && e.code != 404
                 && e.code != 405
             {
                 return failed(e.message);
             }
         }
-        let left = match self.list(info, ns) {
+        let left = match self.list(info, ns).await {
             Ok(items) => items,
             Err(e) => return failed(e),
         };
@@ -407,31 +402,25 @@ impl Controller {
     }
 
     /// The objects of `info` in `ns`.
-    fn list(&self, info: &ResourceInfo, ns: &str) -> Result<Vec<Arc<Value>>, String> {
-        self.registry
-            .store()
-            .list(&info.store_resource(), Some(ns), &ListOptions::default())
+    async fn list(&self, info: &ResourceInfo, ns: &str) -> Result<Vec<Arc<Value>>, String> {
+        self.cluster
+            .list(info, Some(ns))
+            .await
             .map(|l| l.items)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.message)
     }
 
     /// The longest `terminationGracePeriodSeconds` of the non-terminal pods in `ns` (upstream
     /// `estimateGracefulTerminationForPods`).
-    fn pods_grace_estimate(&self, ns: &str) -> i64 {
-        let Ok(pods) = self
-            .registry
-            .store()
-            .list("pods", Some(ns), &ListOptions::default())
-        else {
-            return 0;
-        };
-        pods.items
+    async fn pods_grace_estimate(&self, ns: &str) -> Result<i64, String> {
+        let pods = self.list(crate::resource("", "pods"), ns).await?;
+        Ok(pods
             .iter()
             .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
             .filter_map(|p| p["spec"]["terminationGracePeriodSeconds"].as_i64())
             .max()
             .unwrap_or(0)
-            .max(0)
+            .max(0))
     }
 }
 

@@ -27,16 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
-use apiserver::Registry;
-use apiserver::registry::{DeleteOptions, WriteOptions};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use store::ListOptions;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::events::{self, Recorder, Style};
 use crate::queue::{Reconciler, WorkQueue};
-use crate::reflector::{Change, Delta};
+use crate::reflector::{Cache, Change, Delta};
 use crate::{Error, meta, pod, resource};
 
 /// Upstream `BurstReplicas`: most pods created or deleted in one sync.
@@ -57,19 +55,14 @@ fn pods() -> &'static ResourceInfo {
 
 type Key = (String, String);
 
-/// Every object of `info` in `namespace`, straight from the store.
-pub(crate) fn list(registry: &Registry, info: &ResourceInfo, namespace: &str) -> Vec<Arc<Value>> {
-    match registry.store().list(
-        &info.store_resource(),
-        Some(namespace),
-        &ListOptions::default(),
-    ) {
-        Ok(l) => l.items,
-        Err(e) => {
-            tracing::warn!(error = %e, "listing {} failed", info.plural);
-            Vec::new()
-        }
-    }
+/// Every object of `info` in `namespace`, read through the port; a failed list is an
+/// error (never "no objects").
+pub(crate) async fn list(
+    cluster: &ClusterRef,
+    info: &ResourceInfo,
+    namespace: &str,
+) -> Result<Vec<Arc<Value>>, api::status::ApiError> {
+    Ok(cluster.list(info, Some(namespace)).await?.items)
 }
 
 /// `spec.replicas` (defaulted to 1 by the API).
@@ -79,19 +72,20 @@ pub(crate) fn replicas(obj: &Value) -> i64 {
 
 /// The current time in seconds since the epoch.
 pub(crate) fn now_seconds() -> i64 {
-    apiserver::meta::now().as_second()
+    api::time::now().as_second()
 }
 
 /// Runs the ReplicaSet controller until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
-        recorder: Recorder::new(registry.clone(), "replicaset-controller", Style::Legacy),
-        registry: registry.clone(),
+        recorder: Recorder::new(cluster.clone(), "replicaset-controller", Style::Legacy),
+        cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
         pods: Mutex::new(HashMap::new()),
+        cache: Cache::default(),
     });
     crate::queue::drive(
-        registry.store(),
+        &cluster,
         controller,
         &[replicasets(), pods()],
         WORKERS,
@@ -102,11 +96,13 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
 
 /// The controller's shared state.
 pub(crate) struct Controller {
-    registry: Registry,
+    cluster: ClusterRef,
     recorder: Recorder,
     queue: WorkQueue<Key>,
     /// The last seen state of every pod (to compare labels and owners on updates).
     pods: Mutex<HashMap<Key, Arc<Value>>>,
+    /// The ReplicaSets seen, for the pod event handlers (upstream's rsLister).
+    cache: Cache,
 }
 
 impl Reconciler for Controller {
@@ -122,6 +118,7 @@ impl Reconciler for Controller {
 
     /// Queues the ReplicaSets a watched change concerns (upstream's event handlers).
     fn observe(&self, change: Change) {
+        self.cache.apply(&change);
         let is_pod = change.info.plural == "pods";
         match change.delta {
             Delta::Synced => {}
@@ -181,7 +178,7 @@ impl Controller {
         if !orphans.is_empty() || labels_changed {
             let Some(p) = new.or(old) else { return };
             let ns = meta::str(p, "namespace");
-            for rs in list(&self.registry, replicasets(), ns) {
+            for rs in self.cache.list(replicasets(), ns) {
                 let Some(sel) = meta::label_selector(&rs["spec"]["selector"]) else {
                     continue;
                 };
@@ -201,7 +198,7 @@ impl Controller {
         };
         for key in keys {
             if became_ready
-                && let Ok(rs) = self.registry.get(replicasets(), &key.0, &key.1)
+                && let Some(rs) = self.cache.get(replicasets(), &key.0, &key.1)
                 && let Some(secs) = rs["spec"]["minReadySeconds"].as_u64().filter(|s| *s > 0)
             {
                 self.queue
@@ -213,7 +210,7 @@ impl Controller {
 
     /// upstream `syncReplicaSet`; `Some(d)` asks to look again after `d`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, Error> {
-        let rs = match self.registry.get(replicasets(), namespace, name) {
+        let rs = match self.cluster.get(replicasets(), namespace, name).await {
             Ok(rs) => rs,
             Err(e) if e.code == 404 => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -222,14 +219,14 @@ impl Controller {
             tracing::warn!(%namespace, %name, "replica set has an invalid selector; skipping");
             return Ok(None);
         };
-        let all = list(&self.registry, pods(), namespace);
+        let all = list(&self.cluster, pods(), namespace).await?;
         let active: Vec<Arc<Value>> = all.iter().filter(|p| pod::is_active(p)).cloned().collect();
         let owner = crate::claim::Owner {
             obj: &rs,
             info: replicasets(),
             selector: &selector,
         };
-        let claimed = crate::claim::claim(&self.registry, &owner, pods(), active).await?;
+        let claimed = crate::claim::claim(&self.cluster, &owner, pods(), active).await?;
         let manage_err = if meta::deleting(&rs) {
             None
         } else {
@@ -298,7 +295,9 @@ impl Controller {
                 .cloned()
                 .collect();
         };
-        let sets: Vec<Arc<Value>> = list(&self.registry, replicasets(), meta::str(rs, "namespace"))
+        let sets: Vec<Arc<Value>> = self
+            .cache
+            .list(replicasets(), meta::str(rs, "namespace"))
             .into_iter()
             .filter(|s| meta::controlled_by(s, owner))
             .collect();
@@ -321,11 +320,7 @@ impl Controller {
     async fn create_pod(&self, rs: &Value) -> Result<(), api::status::ApiError> {
         let pod = pod_from_template(rs);
         let ns = meta::str(rs, "namespace");
-        match self
-            .registry
-            .create(pods(), ns, pod, &WriteOptions::default())
-            .await
-        {
+        match self.cluster.create(pods(), ns, pod).await {
             Ok(created) => {
                 let msg = format!("Created pod: {}", meta::str(&created, "name"));
                 self.recorder
@@ -361,7 +356,7 @@ impl Controller {
     async fn delete_pod(&self, rs: &Value, p: &Value) -> Result<(), api::status::ApiError> {
         let name = meta::str(p, "name");
         match self
-            .registry
+            .cluster
             .delete(
                 pods(),
                 meta::str(p, "namespace"),
@@ -404,17 +399,24 @@ impl Controller {
         manage_err: Option<&api::status::ApiError>,
     ) -> Result<Arc<Value>, Error> {
         let now = now_seconds();
-        let obj = crate::edit(&self.registry, replicasets(), rs, true, |obj| {
-            let status = calculate_status(obj, claimed, manage_err.map(|e| &e.message[..]), now);
-            let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
-            let changed = status != obj["status"]
-                || obj["status"]["observedGeneration"].as_i64().unwrap_or(0) != generation;
-            obj["status"] = status;
-            if changed {
-                obj["status"]["observedGeneration"] = json!(generation);
-            }
-            changed
-        })
+        let obj = crate::edit(
+            &self.cluster,
+            replicasets(),
+            rs,
+            Subresource::Status,
+            |obj| {
+                let status =
+                    calculate_status(obj, claimed, manage_err.map(|e| &e.message[..]), now);
+                let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
+                let changed = status != obj["status"]
+                    || obj["status"]["observedGeneration"].as_i64().unwrap_or(0) != generation;
+                obj["status"] = status;
+                if changed {
+                    obj["status"]["observedGeneration"] = json!(generation);
+                }
+                changed
+            },
+        )
         .await?;
         Ok(obj.unwrap_or_else(|| rs.clone()))
     }
@@ -523,7 +525,7 @@ fn labels_contain(labels: &Value, wanted: &Value) -> bool {
 
 /// The current time in nanoseconds since the epoch.
 fn now_nanos() -> i128 {
-    apiserver::meta::now().as_nanosecond()
+    api::time::now().as_nanosecond()
 }
 
 /// upstream `GetPodFromTemplate`: labels, annotations and finalizers of the template,

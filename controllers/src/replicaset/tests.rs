@@ -7,7 +7,7 @@ use crate::testutil::*;
 async fn running() -> (Registry, CancellationToken) {
     let registry = registry_with_namespace("default").await;
     let stop = CancellationToken::new();
-    tokio::spawn(super::run(registry.clone(), stop.clone()));
+    tokio::spawn(super::run(cluster(&registry), stop.clone()));
     (registry, stop)
 }
 
@@ -41,16 +41,6 @@ fn owned_count(registry: &Registry, rs: &Value) -> usize {
         .iter()
         .filter(|p| owned_by(p, rs))
         .count()
-}
-
-async fn scale(registry: &Registry, name: &str, replicas: i64) {
-    registry
-        .update_with(info("replicasets"), "default", name, false, |rs| {
-            rs["spec"]["replicas"] = json!(replicas);
-            Ok(true)
-        })
-        .await
-        .unwrap();
 }
 
 /// Marks pod `name` Running and Ready since `since`.
@@ -136,7 +126,7 @@ async fn scales_down_deleting_not_ready_pods_first() {
     eventually("3 pods", || active_pods(&registry).len() == 3).await;
     let keep = names(&registry, "pods", "default")[1].clone();
     make_ready(&registry, &keep, "2024-01-01T00:00:00Z").await;
-    scale(&registry, "web", 1).await;
+    scale_replicaset(&registry, "web", 1).await;
     eventually("1 pod", || active_pods(&registry).len() == 1).await;
     assert_eq!(active_pods(&registry)[0]["metadata"]["name"], keep);
     let deleted = list_events(&registry, "default")
@@ -162,7 +152,7 @@ async fn adopts_orphans_and_releases_pods_that_stop_matching() {
     create(&registry, "pods", "default", other).await;
     let rs = create(&registry, "replicasets", "default", rs_manifest("web", 2)).await;
     let stop = CancellationToken::new();
-    tokio::spawn(super::run(registry.clone(), stop.clone()));
+    tokio::spawn(super::run(cluster(&registry), stop.clone()));
     eventually("adopted + 1 created", || owned_count(&registry, &rs) == 2).await;
     let adopted = get(&registry, "pods", "default", "orphan").unwrap();
     assert!(owned_by(&adopted, &rs));
@@ -263,4 +253,42 @@ fn status_counts_and_replica_failure() {
     one["spec"]["replicas"] = json!(1);
     let del = super::calculate_status(&one, &pods, Some("x"), t);
     assert_eq!(del["conditions"][0]["reason"], "FailedDelete");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_pod_reads_create_nothing_and_are_retried() {
+    use std::sync::atomic::Ordering;
+    let registry = registry_with_namespace("default").await;
+    let rs = create(&registry, "replicasets", "default", rs_manifest("web", 2)).await;
+    for name in ["web-a", "web-b"] {
+        create(
+            &registry,
+            "pods",
+            "default",
+            json!({"metadata": {"name": name, "labels": {"app": "web"},
+                                "ownerReferences": [owner_ref("ReplicaSet", "apps/v1", &rs)]},
+                   "spec": {"containers": [{"name": "web", "image": "nginx"}]}}),
+        )
+        .await;
+    }
+    let port = std::sync::Arc::new(TestPort::new(&registry));
+    port.broken.store(true, Ordering::SeqCst);
+    let stop = CancellationToken::new();
+    tokio::spawn(super::run(port.clone(), stop.clone()));
+
+    // Failing reads are not "no pods": nothing is created, the sync is retried.
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    assert_eq!(names(&registry, "pods", "default"), ["web-a", "web-b"]);
+    let attempts = port.failed_reads.load(Ordering::SeqCst);
+    assert!(attempts >= 10, "pod reads attempted {attempts} times");
+    assert!(
+        status(&registry, "web")["replicas"].is_null(),
+        "no status from a failed sync"
+    );
+
+    // Once reads work again the retried sync sees both pods.
+    port.broken.store(false, Ordering::SeqCst);
+    eventually("status", || status(&registry, "web")["replicas"] == 2).await;
+    assert_eq!(names(&registry, "pods", "default"), ["web-a", "web-b"]);
+    stop.cancel();
 }

@@ -4,9 +4,9 @@
 //! gates, not finished and not being deleted are queued; one worker takes them one at a
 //! time (upstream's scheduling cycle is sequential), runs the [`filter`] plugins against
 //! every node with what the pods already bound there use, scores the feasible nodes
-//! (LeastAllocated) and binds to the best one (ties: first by name) the way upstream's
-//! `BindingREST.assignPod` does: `spec.nodeName` and `PodScheduled=True` in one write,
-//! refused when the pod is being deleted or already assigned. A bound pod is "assumed" on
+//! (LeastAllocated) and binds to the best one (ties: first by name) through the pod's
+//! `binding` subresource (the API server sets `spec.nodeName` and `PodScheduled=True` in one
+//! write, refused when the pod was replaced, is being deleted or already assigned). A bound pod is "assumed" on
 //! its node at once, so the next pod sees its requests and ports before the watch catches
 //! up. Success is a `Scheduled` event; failure sets `PodScheduled=False` reason
 //! `Unschedulable` with upstream's `FitError` message and emits `FailedScheduling`.
@@ -28,13 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
-use apiserver::Registry;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use store::StoreError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{Binding, ClusterRef, Subresource};
 use crate::events::{self, Recorder, Style};
 use crate::queue::WorkQueue;
 use crate::reflector::{self, Change, Delta};
@@ -87,7 +86,7 @@ struct Cache {
 
 /// The scheduler's shared state.
 struct Scheduler {
-    registry: Registry,
+    cluster: ClusterRef,
     recorder: Recorder,
     cache: Mutex<Cache>,
     queue: WorkQueue<PodKey>,
@@ -133,12 +132,12 @@ fn node_facts(node: &Value) -> Value {
 }
 
 /// Runs the scheduler until `shutdown` is cancelled.
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
+pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
     let (synced, mut synced_rx) = tokio::sync::watch::channel(false);
     let sched = Arc::new(Scheduler {
-        registry: registry.clone(),
+        cluster: cluster.clone(),
         recorder: Recorder::new(
-            registry.clone(),
+            cluster.clone(),
             SCHEDULER_NAME,
             Style::Series {
                 instance: format!("{SCHEDULER_NAME}-{}", events::hostname()),
@@ -152,7 +151,7 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
     let mut tasks = tokio::task::JoinSet::new();
     let mut rx = reflector::spawn_all(
         &mut tasks,
-        registry.store(),
+        &cluster,
         &[pods_info(), nodes_info()],
         &shutdown,
     );
@@ -296,13 +295,14 @@ impl Scheduler {
 
     /// Binds `pod` to `node` and records it.
     async fn bind(&self, key: &PodKey, pod: &Value, node: &str) -> Result<(), Error> {
-        match bind(&self.registry, &key.0, &key.1, meta::uid(pod), node).await {
+        match bind(&self.cluster, &key.0, &key.1, meta::uid(pod), node).await {
             Ok(()) => {}
-            Err(BindError::Conflict(msg)) => {
-                tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "binding refused: {msg}");
+            // Assigned, being deleted or replaced meanwhile: nothing left to do.
+            Err(e) if e.code == 409 => {
+                tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "binding refused: {}", e.message);
                 return Ok(());
             }
-            Err(BindError::Api(e)) => return Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
         self.cache
             .lock()
@@ -343,8 +343,8 @@ impl Scheduler {
         }
         let uid = meta::uid(pod).to_string();
         let result = self
-            .registry
-            .update_with(pods_info(), &key.0, &key.1, true, |p| {
+            .cluster
+            .update_with(pods_info(), &key.0, &key.1, Subresource::Status, |p| {
                 if meta::uid(p) != uid || !pending(p) {
                     return Ok(false);
                 }
@@ -430,64 +430,21 @@ fn decide(cache: &Cache, pod: &Value) -> Result<String, String> {
     ))
 }
 
-/// Why a binding did not happen.
-#[derive(Debug)]
-pub(crate) enum BindError {
-    /// The pod is being deleted, already assigned, or was replaced (409 upstream).
-    Conflict(String),
-    /// The store failed.
-    Api(api::status::ApiError),
-}
-
-/// Assigns pod `namespace/name` (with `uid`) to `node` as upstream's `BindingREST.assignPod`:
-/// `spec.nodeName` and the `PodScheduled=True` condition in one write straight to storage
-/// (the binding subresource is not a pod update, so pod update validation, which forbids
-/// changing `nodeName`, does not apply).
+/// Binds pod `namespace/name` (with `uid`) to `node` through the port's `binding`
+/// subresource, as upstream's `DefaultBinder`: the API server's one bind path checks the uid
+/// precondition, that the pod is unassigned and not being deleted, and sets `nodeName` and
+/// `PodScheduled=True` in one write.
 pub(crate) async fn bind(
-    registry: &Registry,
+    cluster: &ClusterRef,
     namespace: &str,
     name: &str,
     uid: &str,
     node: &str,
-) -> Result<(), BindError> {
-    let info = pods_info();
-    let key = Registry::key(info, namespace, name);
-    loop {
-        let old = registry
-            .get(info, namespace, name)
-            .map_err(BindError::Api)?;
-        if !uid.is_empty() && meta::uid(&old) != uid {
-            return Err(BindError::Conflict(format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                meta::uid(&old)
-            )));
-        }
-        if meta::deleting(&old) {
-            return Err(BindError::Conflict(format!(
-                "pod {name} is being deleted, cannot be assigned to a host"
-            )));
-        }
-        let current = old["spec"]["nodeName"].as_str().unwrap_or("");
-        if !current.is_empty() {
-            return Err(BindError::Conflict(format!(
-                "pod {name} is already assigned to node {current:?}"
-            )));
-        }
-        let mut new = Value::clone(&old);
-        new["spec"]["nodeName"] = json!(node);
-        pod::set_condition(&mut new, json!({"type": "PodScheduled", "status": "True"}));
-        let rv: u64 = meta::str(&old, "resourceVersion").parse().unwrap_or(0);
-        match registry.store().update(key.clone(), new, Some(rv)).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(StoreError::NotFound) => {
-                return Err(BindError::Api(api::status::ApiError::not_found(info, name)));
-            }
-            Err(e) => {
-                return Err(BindError::Api(api::status::ApiError::internal(
-                    e.to_string(),
-                )));
-            }
-        }
-    }
+) -> Result<(), api::status::ApiError> {
+    let binding = Binding {
+        uid: Some(uid.to_string()).filter(|u| !u.is_empty()),
+        node: node.to_string(),
+        ..Binding::default()
+    };
+    cluster.bind(namespace, name, &binding).await
 }

@@ -74,7 +74,7 @@ fn scheduled_condition(registry: &Registry, name: &str) -> Value {
 async fn running() -> (Registry, CancellationToken) {
     let registry = registry_with_namespace("default").await;
     let stop = CancellationToken::new();
-    tokio::spawn(super::run(registry.clone(), stop.clone()));
+    tokio::spawn(super::run(cluster(&registry), stop.clone()));
     (registry, stop)
 }
 
@@ -354,24 +354,63 @@ async fn pod_count_and_host_ports() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn bind_refuses_assigned_and_deleting_pods() {
+async fn bind_refuses_assigned_replaced_and_deleting_pods() {
     let registry = registry_with_namespace("default").await;
+    let c = cluster(&registry);
     let p = pod(&registry, "p", json!({})).await;
-    super::bind(&registry, "default", "p", crate::meta::uid(&p), "n1")
+    let before = registry.store().revision();
+    super::bind(&c, "default", "p", crate::meta::uid(&p), "n1")
         .await
         .unwrap();
+    assert_eq!(registry.store().revision(), before + 1, "one write");
     let bound = get(&registry, "pods", "default", "p").unwrap();
     assert_eq!(bound["spec"]["nodeName"], "n1");
     assert_eq!(
         crate::pod::condition(&bound, "PodScheduled").unwrap()["status"],
         "True"
     );
-    match super::bind(&registry, "default", "p", "", "n2").await {
-        Err(super::BindError::Conflict(m)) => {
-            assert_eq!(m, "pod p is already assigned to node \"n1\"")
-        }
-        other => panic!("{other:?}"),
-    }
+    let e = super::bind(&c, "default", "p", "", "n2").await.unwrap_err();
+    assert_eq!(e.code, 409);
+    assert!(
+        e.message
+            .ends_with("pod p is already assigned to node \"n1\""),
+        "{}",
+        e.message
+    );
+
+    // A pod replaced under the same name: the uid precondition refuses the binding.
+    let q = pod(&registry, "q", json!({})).await;
+    delete(&registry, "pods", "default", "q", None).await;
+    pod(&registry, "q", json!({})).await;
+    let e = super::bind(&c, "default", "q", crate::meta::uid(&q), "n1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 409);
+    assert!(
+        e.message.contains("Precondition failed: UID"),
+        "{}",
+        e.message
+    );
+    assert!(get(&registry, "pods", "default", "q").unwrap()["spec"]["nodeName"].is_null());
+
+    // A pod being deleted (it has a finalizer) is not assigned.
+    let r = pod(&registry, "r", json!({})).await;
+    registry
+        .update_with(info("pods"), "default", "r", false, |o| {
+            o["metadata"]["finalizers"] = json!(["test/keep"]);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    delete(&registry, "pods", "default", "r", None).await;
+    let e = super::bind(&c, "default", "r", crate::meta::uid(&r), "n1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 409);
+    assert!(
+        e.message
+            .ends_with("pod r is being deleted, cannot be assigned to a host")
+    );
 }
 
 #[test]
