@@ -223,7 +223,10 @@ async fn handle_target(
                 }
                 ("scale", Method::GET) => {
                     let obj = st.registry.get(info, ns, name)?;
-                    Ok(json_response(StatusCode::OK, &crate::scale::to_scale(&obj)))
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &crate::scale::to_scale(&obj)?,
+                    ))
                 }
                 ("scale", Method::PUT) => {
                     let (headers, body) = read_body(req).await?;

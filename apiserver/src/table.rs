@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use api::registry::ResourceInfo;
+use api::selector::{LabelSelector, format_label_selector};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -598,107 +599,6 @@ fn format_labels(v: &Value) -> String {
         .join(",")
 }
 
-/// Why a label selector cannot be turned into a selector (upstream `LabelSelectorAsSelector`).
-#[derive(Debug, PartialEq, Eq)]
-struct InvalidSelector;
-
-/// `metav1.LabelSelectorAsSelector(sel).String()`: requirements sorted by key, `k=v`,
-/// `k in (a,b)`, `k notin (a)`, `k`, `!k`; `""` for a nil or empty selector.
-fn label_selector_string(sel: &Value) -> Result<String, InvalidSelector> {
-    let mut reqs: Vec<(String, String)> = Vec::new();
-    if let Some(labels) = sel["matchLabels"].as_object() {
-        for (k, v) in labels {
-            let v = v.as_str().ok_or(InvalidSelector)?;
-            check_label_key(k)?;
-            check_label_value(v)?;
-            reqs.push((k.clone(), format!("{k}={v}")));
-        }
-    }
-    for expr in items(&sel["matchExpressions"]) {
-        let key = s(&expr["key"]);
-        check_label_key(key)?;
-        let mut values = items(&expr["values"])
-            .iter()
-            .map(|v| v.as_str().ok_or(InvalidSelector))
-            .collect::<Result<Vec<_>, _>>()?;
-        let text = match s(&expr["operator"]) {
-            op @ ("In" | "NotIn") => {
-                if values.is_empty() {
-                    return Err(InvalidSelector);
-                }
-                for v in &values {
-                    check_label_value(v)?;
-                }
-                values.sort_unstable();
-                let word = if op == "In" { "in" } else { "notin" };
-                format!("{key} {word} ({})", values.join(","))
-            }
-            "Exists" | "DoesNotExist" if !values.is_empty() => return Err(InvalidSelector),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => return Err(InvalidSelector),
-        };
-        reqs.push((key.to_string(), text));
-    }
-    reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(reqs
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(","))
-}
-
-/// `metav1.FormatLabelSelector`: `<none>` when empty, `<error>` when invalid.
-fn format_label_selector(sel: &Value) -> String {
-    match label_selector_string(sel) {
-        Ok(text) if text.is_empty() => "<none>".into(),
-        Ok(text) => text,
-        Err(InvalidSelector) => "<error>".into(),
-    }
-}
-
-/// A label key: an optional DNS-subdomain prefix and `/`, then a qualified name.
-fn check_label_key(key: &str) -> Result<(), InvalidSelector> {
-    let name = match key.rsplit_once('/') {
-        Some((prefix, name)) => {
-            let ok = !prefix.is_empty()
-                && prefix.len() <= 253
-                && prefix.split('.').all(|part| {
-                    !part.is_empty()
-                        && part
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                        && !part.starts_with('-')
-                        && !part.ends_with('-')
-                });
-            if !ok {
-                return Err(InvalidSelector);
-            }
-            name
-        }
-        None => key,
-    };
-    if name.is_empty() {
-        return Err(InvalidSelector);
-    }
-    check_label_value(name)
-}
-
-/// A label value: at most 63 characters, alphanumerics with `-_.` inside.
-fn check_label_value(v: &str) -> Result<(), InvalidSelector> {
-    let inner_ok = v
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    let ends_ok = v.is_empty()
-        || (v.as_bytes()[0].is_ascii_alphanumeric()
-            && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric());
-    if v.len() <= 63 && inner_ok && ends_ok {
-        Ok(())
-    } else {
-        Err(InvalidSelector)
-    }
-}
-
 /// `layoutContainerCells`: container names and images, comma-joined.
 fn container_cells(containers: &Value) -> (String, String) {
     let list = items(containers);
@@ -958,8 +858,12 @@ impl Rows {
     /// Upstream `printDeployment`.
     fn deployment(&self, obj: &Value) -> Vec<Value> {
         let (containers, images) = container_cells(&obj["spec"]["template"]["spec"]["containers"]);
-        let selector = label_selector_string(&obj["spec"]["selector"])
-            .unwrap_or_else(|InvalidSelector| "<invalid>".into());
+        // Upstream fails the whole table on an invalid selector ("this shouldn't happen if
+        // LabelSelector passed validation"); paddock prints the row with `<invalid>`.
+        let selector = match LabelSelector::from_json(&obj["spec"]["selector"]) {
+            Ok(sel) => sel.to_string(),
+            Err(_) => "<invalid>".into(),
+        };
         let status = &obj["status"];
         vec![
             name(obj).into(),
