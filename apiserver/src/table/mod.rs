@@ -3,10 +3,10 @@
 //! of one object's row, ported from upstream `pkg/printers/internalversion/printers.go`.
 //!
 //! One file per printed kind holds that kind's columns and its row builder (`pod.rs` is
-//! `printPod` with its column list); this file holds the kind map ([`printer`]), the column and
+//! `printPod` with its column list); this file holds the kind map (`printer`), the column and
 //! cell helpers the printers share, and the entry points the list handler calls:
 //! [`column_definitions`], [`row_cells`] and [`row_conditions`]. A new printed kind is a new file
-//! here plus one line in [`printer`].
+//! here plus one line in `printer`.
 //!
 //! The API server always generates tables with `Wide: true` (upstream
 //! `pkg/printers/storage.TableConvertor`), so every row carries every column and kubectl hides the
@@ -14,9 +14,14 @@
 //! `duration.HumanDuration`). Resources without an upstream printer get the generic
 //! `Name`/`Created At` table of `rest.NewDefaultTableConvertor` (`default.rs`).
 
+use std::sync::Arc;
+
 use api::registry::ResourceInfo;
+use api::status::ApiError;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
+
+use crate::params::Query;
 
 mod configmap;
 mod csr;
@@ -146,6 +151,101 @@ pub fn row_cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Vec<Value>
 /// (`podSuccessConditions`/`podFailedConditions`); every other row has none (omit the field).
 pub fn row_conditions(info: &ResourceInfo, obj: &Value) -> Vec<Value> {
     (printer(info).conditions)(obj)
+}
+
+/// `includeObject` of a Table request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Include {
+    /// No `object` in rows.
+    None,
+    /// `PartialObjectMetadata` (the default).
+    Metadata,
+    /// The full object.
+    Object,
+}
+
+/// Parses `includeObject`.
+pub fn include(q: &Query) -> Result<Include, ApiError> {
+    match q.get("includeObject").unwrap_or("") {
+        "" | "Metadata" => Ok(Include::Metadata),
+        "None" => Ok(Include::None),
+        "Object" => Ok(Include::Object),
+        other => Err(ApiError::bad_request(format!(
+            "includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\""
+        ))),
+    }
+}
+
+/// Appends one Table row for `obj` (`{"cells":[…],"object":…}`), serialized directly
+/// (no copy of the object).
+pub fn write_row(
+    out: &mut Vec<u8>,
+    info: &ResourceInfo,
+    obj: &Value,
+    table_version: &str,
+    inc: Include,
+    now: k8s_openapi::jiff::Timestamp,
+) {
+    out.extend_from_slice(b"{\"cells\":");
+    let _ = serde_json::to_writer(&mut *out, &row_cells(info, obj, now));
+    match inc {
+        Include::None => {}
+        Include::Metadata => {
+            out.extend_from_slice(
+                b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/",
+            );
+            out.extend_from_slice(table_version.as_bytes());
+            out.extend_from_slice(b"\",\"metadata\":");
+            match obj.get("metadata") {
+                Some(m) => {
+                    let _ = serde_json::to_writer(&mut *out, m);
+                }
+                None => out.extend_from_slice(b"{}"),
+            }
+            out.push(b'}');
+        }
+        Include::Object => {
+            out.extend_from_slice(b",\"object\":");
+            let _ = serde_json::to_writer(&mut *out, obj);
+        }
+    }
+    out.push(b'}');
+}
+
+/// A serialized Table of `objs` with `list_meta` as its metadata.
+pub fn table_bytes(
+    info: &ResourceInfo,
+    objs: &[Arc<Value>],
+    table_version: &str,
+    inc: Include,
+    list_meta: &Value,
+) -> Vec<u8> {
+    let now = crate::meta::now();
+    let mut out = Vec::with_capacity(512 + objs.len() * 768);
+    out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/");
+    out.extend_from_slice(table_version.as_bytes());
+    out.extend_from_slice(b"\",\"metadata\":");
+    let _ = serde_json::to_writer(&mut out, list_meta);
+    out.extend_from_slice(b",\"columnDefinitions\":");
+    let _ = serde_json::to_writer(&mut out, &column_definitions(info));
+    out.extend_from_slice(b",\"rows\":[");
+    for (i, o) in objs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_row(&mut out, info, o, table_version, inc, now);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// The content type of a Table response.
+pub fn table_content_type(v: &str) -> &'static str {
+    if v == "v1beta1" {
+        "application/json;as=Table;v=v1beta1;g=meta.k8s.io"
+    } else {
+        "application/json;as=Table;v=v1;g=meta.k8s.io"
+    }
 }
 
 /// Upstream `duration.HumanDuration`: a succinct, 2–3 significant figure rendering of
