@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime};
 
 use agent::events::EventRecorder;
 use agent::pod::config::{NodeFacts, Objects};
-use agent::pod::worker::{Directory, PodWorker, Shared, StatusWriter};
+use agent::pod::directory::Directory;
+use agent::pod::status_writer::StatusWriter;
+use agent::pod::worker::{PodWorker, Shared};
 use agent::routing::{PodEndpoint, RouteState, Routing, RoutingHook};
 use agent::runtime::{
     ContainerConfig, ContainerId, ExecSession, Exited, Recovered, Runtime, RuntimeError, Sandbox,

@@ -15,7 +15,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::config::{NodeFacts, Objects};
-use super::worker::{Directory, PodMsg, PodWorker, Shared, StatusWriter};
+use super::directory::Directory;
+use super::status_writer::StatusWriter;
+use super::worker::{PodMsg, PodWorker, Shared};
 use crate::events::{EventRecorder, Recorded};
 use crate::runtime::{
     ContainerConfig, ContainerId, ExecSession, Exited, Recovered, Runtime, RuntimeError, Sandbox,
