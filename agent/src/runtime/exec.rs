@@ -24,8 +24,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use super::container::ContainerRt;
 use super::isolate::{self, PidNs};
-use super::process::{ContainerRt, Shared};
+use super::spawn::{resolve_program, spawn_error};
 use super::state;
 use super::sys::ChildSetup;
 use super::{ContainerId, RuntimeError};
@@ -67,8 +68,7 @@ async fn spawn_in(
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let program_path =
-        super::process::resolve_program(program, &path_env, &c.rec.cwd, !c.isolated)?;
+    let program_path = resolve_program(program, &path_env, &c.rec.cwd, !c.isolated)?;
     let marker = format!(
         "{}-{}",
         std::process::id(),
@@ -134,7 +134,7 @@ async fn spawn_in(
     };
     let child = isolate::spawn(cmd, setup, pid_ns)
         .await
-        .map_err(|e| super::process::spawn_error(program, &c.rec.cwd, &[], &[], e))?;
+        .map_err(|e| spawn_error(program, &c.rec.cwd, &[], &[], e))?;
     Ok((child, marker))
 }
 
@@ -189,16 +189,22 @@ async fn kill_group_and_wait(pgid: Option<u32>, marker: &str, since: u64) {
     }
 }
 
+/// Where exec finds a container by id: the process runtime's table of containers.
+pub(crate) trait Containers: Send + Sync + std::fmt::Debug {
+    /// The container `id`, if this agent knows it and it may still run.
+    fn container(&self, id: &ContainerId) -> Option<Arc<ContainerRt>>;
+}
+
 /// Runs exec-probe commands in a container (CRI `ExecSync`).
 #[derive(Debug)]
 pub struct ContainerExecRunner {
-    shared: Arc<Shared>,
+    containers: Arc<dyn Containers>,
     id: ContainerId,
 }
 
 impl ContainerExecRunner {
-    pub(crate) fn new(shared: Arc<Shared>, id: ContainerId) -> Self {
-        Self { shared, id }
+    pub(crate) fn new(containers: Arc<dyn Containers>, id: ContainerId) -> Self {
+        Self { containers, id }
     }
 
     async fn run_inner(
@@ -209,7 +215,7 @@ impl ContainerExecRunner {
         use probe::{ExecError, ExecOutput, ExecStatus};
         let deadline = Instant::now() + timeout;
         let c = self
-            .shared
+            .containers
             .container(&self.id)
             .ok_or_else(|| ExecError::Runtime(format!("container {} not found", self.id)))?;
         let (mut child, marker) = spawn_in(&c, argv, Io::Pipes { stdin: false })
@@ -374,13 +380,13 @@ impl AsyncRead for PtyReader {
 }
 
 pub(crate) async fn start_session(
-    shared: &Arc<Shared>,
+    containers: &dyn Containers,
     id: &ContainerId,
     argv: &[String],
     tty: bool,
     stdin: bool,
 ) -> Result<ExecSession, RuntimeError> {
-    let c = shared
+    let c = containers
         .container(id)
         .ok_or_else(|| RuntimeError::ContainerNotFound(id.0.clone()))?;
     if tty {

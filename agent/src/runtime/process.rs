@@ -34,17 +34,20 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::exec::{ContainerExecRunner, ExecSession};
+use super::container::ContainerRt;
+pub use super::container::MARKER_ENV;
+use super::exec::{self, ContainerExecRunner, ExecSession};
 use super::isolate::{self, PidNs};
 use super::logs::{self, CopierHandle, CopierInput, LogWriter, RotatePolicy};
 use super::net::{self, Ipam, NodeNetwork};
+use super::spawn::{find_in_path, resolve_program, spawn_error};
 use super::state::{self, ContainerRecord, ProcRef, SandboxRecord};
 use super::sys::{self, ChildSetup, Step};
 use super::termination::Termination;
@@ -56,9 +59,6 @@ use super::{
 
 /// The `PATH` a container gets when its env sets none (what container runtimes default to).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The environment variable marking every process of a container.
-pub const MARKER_ENV: &str = "PADDOCK_CONTAINER_ID";
 
 /// How often a stop checks whether the container's processes are gone.
 const STOP_POLL: Duration = Duration::from_millis(20);
@@ -92,56 +92,6 @@ struct SandboxRt {
     rec: SandboxRecord,
     /// The holder process when this agent started it (so it is reaped here).
     holder: tokio::sync::Mutex<Option<Child>>,
-}
-
-/// A container known to this agent.
-#[derive(Debug)]
-pub(crate) struct ContainerRt {
-    pub(crate) rec: ContainerRecord,
-    pub(crate) isolated: bool,
-    exited: watch::Receiver<Option<Exited>>,
-    _stdin: Mutex<Option<ChildStdin>>,
-}
-
-impl ContainerRt {
-    fn marker(&self) -> String {
-        format!("{MARKER_ENV}={}", self.rec.id)
-    }
-
-    pub(crate) fn running(&self) -> bool {
-        self.exited.borrow().is_none() && self.rec.process.alive()
-    }
-
-    fn main_gone(&self) -> bool {
-        self.exited.borrow().is_some() || !self.rec.process.alive()
-    }
-
-    /// Waits (briefly) until the exit has been recorded and the output followed to its end.
-    async fn settled(&self) {
-        let mut rx = self.exited.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|v| v.is_some())).await;
-    }
-
-    async fn tree(&self) -> Vec<i32> {
-        let pgid = i32::try_from(self.rec.process.pid).ok();
-        state::tree_pids_shared(pgid, &self.marker(), self.rec.process.start_ticks).await
-    }
-
-    /// Whether the main process and everything it started are gone.
-    async fn gone(&self) -> bool {
-        self.main_gone() && self.tree().await.is_empty()
-    }
-
-    async fn signal_tree(&self, sig: Signal) {
-        if !self.main_gone()
-            && let Ok(pgid) = i32::try_from(self.rec.process.pid)
-        {
-            let _ = killpg(Pid::from_raw(pgid), sig);
-        }
-        for pid in self.tree().await {
-            let _ = kill(Pid::from_raw(pid), sig);
-        }
-    }
 }
 
 /// SIGKILLs what is left of a container whose main process is gone, until nothing is (bounded).
@@ -179,13 +129,6 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError
     move |e| RuntimeError::io(context, e)
 }
 
-fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(name))
-        .find(|p| is_executable(p))
-}
-
 /// Opens a FIFO's read end without blocking (there may be no writer). Anything else (the raw
 /// output file of a container an older agent started) is refused rather than replayed.
 fn open_fifo_reader(path: &Path) -> Result<std::fs::File, RuntimeError> {
@@ -207,40 +150,6 @@ fn open_fifo_reader(path: &Path) -> Result<std::fs::File, RuntimeError> {
         )));
     }
     Ok(f)
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// Resolves the program like runc (Go's `exec.LookPath` on the container's `PATH`).
-pub(crate) fn resolve_program(
-    program: &str,
-    path_env: &str,
-    cwd: &Path,
-    checkable: bool,
-) -> Result<PathBuf, RuntimeError> {
-    if program.is_empty() {
-        return Err(RuntimeError::NoCommand);
-    }
-    if !program.contains('/') {
-        return find_in_path(program, path_env)
-            .ok_or_else(|| RuntimeError::ExecutableNotFound(program.to_string()));
-    }
-    let full = cwd.join(program);
-    if checkable {
-        match std::fs::metadata(&full) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RuntimeError::NoSuchFile(program.to_string()));
-            }
-            Ok(m) if m.is_dir() || !is_executable(&full) => {
-                return Err(RuntimeError::PermissionDenied(program.to_string()));
-            }
-            _ => {}
-        }
-    }
-    Ok(PathBuf::from(program))
 }
 
 fn exited_from(status: std::io::Result<std::process::ExitStatus>) -> Exited {
@@ -1280,57 +1189,9 @@ async fn watch_bridge(shared: std::sync::Weak<Shared>) {
     }
 }
 
-/// Names the cause of a failed container start in the runtime's words.
-pub(crate) fn spawn_error(
-    program: &str,
-    cwd: &Path,
-    labels: &[(usize, String)],
-    sub_paths: &[(usize, String, String)],
-    e: isolate::SpawnError,
-) -> RuntimeError {
-    let text = probe::gofmt::errno_text(&e.error);
-    let sub_path = |i: usize| {
-        let (volume, container) = sub_paths
-            .iter()
-            .find(|(n, _, _)| *n == i)
-            .map(|(_, v, c)| (v.clone(), c.clone()))
-            .unwrap_or_default();
-        // The detail stays in the node's log, as the kubelet keeps it out of the status.
-        tracing::warn!(%volume, %container, error = %text, "subPath refused");
-        (volume, container)
-    };
-    match e.step {
-        Some(Step::SubPathOpen(i)) => {
-            let (volume, container) = sub_path(i);
-            RuntimeError::SubPathOpen { volume, container }
-        }
-        Some(Step::SubPathCreate(i)) => {
-            let (volume, container) = sub_path(i);
-            RuntimeError::SubPathCreate { volume, container }
-        }
-        Some(Step::Chdir) => RuntimeError::WorkingDir {
-            path: cwd.to_path_buf(),
-            message: text,
-        },
-        Some(Step::Op(i)) => {
-            let label = labels
-                .iter()
-                .find(|(n, _)| *n == i)
-                .map_or("set up mounts", |(_, l)| l.as_str());
-            RuntimeError::Volume(format!("failed to {label}: {text}"))
-        }
-        Some(step) => RuntimeError::Sandbox(format!("entering the pod failed at {step:?}: {text}")),
-        None => match e.error.raw_os_error() {
-            Some(nix::libc::ENOENT) if !program.contains('/') => {
-                RuntimeError::ExecutableNotFound(program.to_string())
-            }
-            Some(nix::libc::ENOENT) => RuntimeError::NoSuchFile(program.to_string()),
-            Some(nix::libc::EACCES) => RuntimeError::PermissionDenied(program.to_string()),
-            _ => RuntimeError::Spawn {
-                program: program.to_string(),
-                message: text,
-            },
-        },
+impl exec::Containers for Shared {
+    fn container(&self, id: &ContainerId) -> Option<Arc<ContainerRt>> {
+        Shared::container(self, id)
     }
 }
 
@@ -1371,7 +1232,7 @@ impl Runtime for ProcessRuntime {
         tty: bool,
         stdin: bool,
     ) -> Result<ExecSession, RuntimeError> {
-        super::exec::start_session(&self.shared, id, argv, tty, stdin).await
+        exec::start_session(self.shared.as_ref(), id, argv, tty, stdin).await
     }
 
     fn log_path(&self, id: &ContainerId) -> PathBuf {

@@ -4,6 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use nix::sys::signal::killpg;
+
 use super::*;
 use crate::runtime::net::PodCidr;
 use crate::runtime::{MountConfig, PortConfig, ProjectedFile, VolumeConfig, VolumeSource};
