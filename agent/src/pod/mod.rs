@@ -13,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod model;
 pub mod plan;
+pub mod port_error;
 pub mod status;
 pub mod status_writer;
 pub mod worker;

@@ -4,6 +4,8 @@
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
+use super::port_error::PortError;
+
 /// Where pod status goes and how a finished pod is removed.
 pub trait StatusWriter: Send + Sync {
     /// Writes `status` as the pod's status.
@@ -11,9 +13,11 @@ pub trait StatusWriter: Send + Sync {
         &'a self,
         pod: &'a Pod,
         status: &'a PodStatus,
-    ) -> BoxFuture<'a, Result<(), String>>;
-    /// Deletes the pod object (grace 0, UID precondition) once it is terminated here.
-    fn delete<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<(), String>>;
+    ) -> BoxFuture<'a, Result<(), PortError>>;
+    /// Deletes the pod object (grace 0, UID precondition) once it is terminated here. An object
+    /// already gone is [`PortError::NotFound`], one replaced by a pod of another UID
+    /// [`PortError::Conflict`]; the caller treats both as done.
+    fn delete<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<(), PortError>>;
 }
 
 /// [`StatusWriter`] through the API (merge patch of `status`; DELETE with grace 0).
@@ -25,7 +29,7 @@ impl StatusWriter for ApiStatus {
         &'a self,
         pod: &'a Pod,
         status: &'a PodStatus,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
             let name = pod.metadata.name.as_deref().unwrap_or("");
@@ -40,11 +44,11 @@ impl StatusWriter for ApiStatus {
             )
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(PortError::from)
         })
     }
 
-    fn delete<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<(), String>> {
+    fn delete<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
             let name = pod.metadata.name.as_deref().unwrap_or("");
@@ -57,11 +61,10 @@ impl StatusWriter for ApiStatus {
                 }),
                 ..Default::default()
             };
-            match api.delete(name, &dp).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-                Err(e) => Err(e.to_string()),
-            }
+            api.delete(name, &dp)
+                .await
+                .map(|_| ())
+                .map_err(PortError::from)
         })
     }
 }

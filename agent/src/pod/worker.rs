@@ -32,6 +32,7 @@ use super::config::{self, NodeFacts, Objects};
 use super::directory::{ContainerEntry, Directory, PodEntry};
 use super::model::{ExitInfo, Instance, KillReason, PodState, SpecRef};
 use super::plan::{Action, plan};
+use super::port_error::PortError;
 use super::status::{self, StatusInputs};
 use super::status_writer::StatusWriter;
 use crate::events::{EventRecorder, EventType, ObjectRef};
@@ -626,10 +627,14 @@ impl Driver {
             self.state.terminal_phase = Some(phase);
             self.publish().await;
             let pod = self.pod();
-            if let Err(e) = self.shared.status.delete(&pod).await {
-                tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot remove pod");
-                self.requeue_in(RETRY);
-                return;
+            match self.shared.status.delete(&pod).await {
+                // Gone already, or replaced by a pod of another UID: nothing left to remove.
+                Ok(()) | Err(PortError::NotFound { .. } | PortError::Conflict { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot remove pod");
+                    self.requeue_in(RETRY);
+                    return;
+                }
             }
         }
         self.done = true;
