@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use probe::handler::host_exec::{drain, exit_code};
+use probe::handler::host_exec::{Reaper, exit_code, run_with_deadline};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
@@ -35,10 +35,6 @@ use super::{ContainerId, RuntimeError};
 pub const EXEC_MARKER_ENV: &str = "PADDOCK_EXEC_ID";
 
 static NEXT_EXEC: AtomicU64 = AtomicU64::new(1);
-
-/// How long a finished probe command's output pipes may stay open (held by a descendant that
-/// escaped its group) before the exec's tree is hunted down.
-const PIPE_GRACE: Duration = Duration::from_millis(50);
 
 /// How a command's stdio is connected.
 enum Io {
@@ -212,7 +208,7 @@ impl ContainerExecRunner {
         argv: &[String],
         timeout: Duration,
     ) -> Result<probe::ExecOutput, probe::ExecError> {
-        use probe::{ExecError, ExecOutput, ExecStatus};
+        use probe::ExecError;
         let deadline = Instant::now() + timeout;
         let c = self
             .containers
@@ -234,46 +230,33 @@ impl ContainerExecRunner {
                 other => ExecError::Runtime(other.to_string()),
             })?;
         let pgid = child.id();
-        let since = started_ticks(pgid);
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let status = {
-            let reading = async { tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err)) };
-            tokio::pin!(reading);
-            let mut read_all = false;
-            let exited = loop {
-                tokio::select! {
-                    s = child.wait() => break Some(s),
-                    _ = &mut reading, if !read_all => read_all = true,
-                    _ = tokio::time::sleep_until(deadline) => break None,
-                }
-            };
-            match exited {
-                None => {
-                    kill_exec_and_wait(pgid, &marker, since).await;
-                    let _ = child.wait().await;
-                    ExecStatus::TimedOut
-                }
-                Some(s) => {
-                    kill_group_and_wait(pgid, &marker, since).await;
-                    let code = s.map(exit_code).unwrap_or(-1);
-                    if !read_all {
-                        let grace = deadline.min(Instant::now() + PIPE_GRACE);
-                        if tokio::time::timeout_at(grace, &mut reading).await.is_err() {
-                            kill_exec_and_wait(None, &marker, since).await;
-                            let _ = tokio::time::timeout_at(deadline, &mut reading).await;
-                        }
-                    }
-                    ExecStatus::Exited(code)
-                }
-            }
+        let mut reaper = ExecReaper {
+            pgid,
+            since: started_ticks(pgid),
+            marker,
         };
-        out.extend_from_slice(&err);
-        out.truncate(probe::handler::exec::MAX_EXEC_OUTPUT);
-        Ok(ExecOutput {
-            status,
-            output: out,
-        })
+        Ok(run_with_deadline(&mut child, deadline, &mut reaper).await)
+    }
+}
+
+/// [`Reaper`] of an exec probe: everything carrying the exec's marker.
+struct ExecReaper {
+    pgid: Option<u32>,
+    since: u64,
+    marker: String,
+}
+
+impl Reaper for ExecReaper {
+    async fn timed_out(&mut self) {
+        kill_exec_and_wait(self.pgid, &self.marker, self.since).await;
+    }
+
+    async fn exited(&mut self) {
+        kill_group_and_wait(self.pgid, &self.marker, self.since).await;
+    }
+
+    async fn pipes_held(&mut self) {
+        kill_exec_and_wait(None, &self.marker, self.since).await;
     }
 }
 
