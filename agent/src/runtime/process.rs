@@ -311,6 +311,134 @@ impl ProcessRuntime {
     }
 }
 
+/// What a container start checks before creating anything: host ports (when the pod shares
+/// the node's network), the program (resolved as runc does) and the working directory. Paths
+/// inside the container's volumes or `/tmp` only exist once its mount namespace does, so those
+/// are left to the spawn to report. Returns the program's path.
+fn check_start(
+    srec: &SandboxRecord,
+    cfg: &ContainerConfig,
+    program: &str,
+    env: &[(String, String)],
+    cwd: &Path,
+) -> Result<PathBuf, RuntimeError> {
+    let path_env = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let in_volume = |p: &Path| cfg.mounts.iter().any(|m| p.starts_with(&m.mount_path));
+    let isolated = srec.isolated;
+    if !isolated || srec.host_network {
+        check_ports(cfg)?;
+    }
+    let program_path = resolve_program(
+        program,
+        &path_env,
+        cwd,
+        !(isolated && (in_volume(&cwd.join(program)) || cwd.join(program).starts_with("/tmp"))),
+    )?;
+    if !(isolated && (in_volume(cwd) || cwd.starts_with("/tmp")))
+        && let Err(e) = std::fs::read_dir(cwd)
+    {
+        return Err(RuntimeError::WorkingDir {
+            path: cwd.to_path_buf(),
+            message: probe::gofmt::errno_text(&e),
+        });
+    }
+    if !isolated && !cfg.mounts.is_empty() {
+        tracing::warn!(
+            pod = %srec.name, container = %cfg.name,
+            "host mode: volume mounts are not applied (they need root for a mount namespace)"
+        );
+    }
+    Ok(program_path)
+}
+
+/// How the container's process is set up between fork and exec: in an isolated pod it joins
+/// the holder's namespaces, gets its own mount namespace and runs the mount plan (whose labels
+/// and subPaths name a failed step); otherwise it only changes to its working directory.
+#[allow(clippy::type_complexity)]
+fn child_setup(
+    plan: Option<volumes::MountPlan>,
+    holder: Option<ProcRef>,
+    cwd: std::ffi::CString,
+) -> Result<
+    (
+        ChildSetup,
+        PidNs,
+        Vec<(usize, String)>,
+        Vec<(usize, String, String)>,
+    ),
+    RuntimeError,
+> {
+    let (Some(mut plan), Some(holder)) = (plan, holder) else {
+        return Ok((
+            ChildSetup {
+                cwd: Some(cwd),
+                ..ChildSetup::default()
+            },
+            PidNs::Inherit,
+            Vec::new(),
+            Vec::new(),
+        ));
+    };
+    let gone = |e: std::io::Error| {
+        RuntimeError::Sandbox(format!(
+            "pod namespaces are gone: {}",
+            probe::gofmt::errno_text(&e)
+        ))
+    };
+    let join = isolate::join_pod(holder.pid).map_err(gone)?;
+    let pid_ns = isolate::open_ns(holder.pid, "pid").map_err(gone)?;
+    let ops = std::mem::take(&mut plan.ops);
+    Ok((
+        ChildSetup {
+            join,
+            unshare: Some(nix::sched::CloneFlags::CLONE_NEWNS),
+            ops,
+            cwd: Some(cwd),
+            ..ChildSetup::default()
+        },
+        PidNs::Join(pid_ns),
+        plan.labels,
+        plan.sub_paths,
+    ))
+}
+
+/// What identifies a container's processes once its main process is gone.
+struct Leftovers {
+    pgid: Option<i32>,
+    marker: String,
+    since: u64,
+}
+
+/// The exit task of a started container: waits for its main process, kills what it left
+/// running (as a container's PID namespace ends with its init), lets the log copier finish,
+/// removes its FIFOs and reports the exit with its termination message.
+async fn follow_exit(
+    mut child: Child,
+    leftovers: Leftovers,
+    copier: Option<CopierHandle>,
+    files: Vec<PathBuf>,
+    (termination, log_path): (Termination, PathBuf),
+    tx: watch::Sender<Option<Exited>>,
+) {
+    let status = child.wait().await;
+    kill_leftovers(leftovers.pgid, &leftovers.marker, leftovers.since).await;
+    if let Some(copier) = copier {
+        copier.finish().await;
+    }
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+    let exited = exited_from(status);
+    let _ = tx.send(Some(
+        with_termination_message(exited, termination, log_path).await,
+    ));
+}
+
 impl Shared {
     fn sandbox_path(&self, id: &str) -> PathBuf {
         self.root.join("sandboxes").join(format!("{id}.json"))
@@ -779,6 +907,10 @@ impl Shared {
         Ok(())
     }
 
+    /// Starts a container in its sandbox: checks what can fail before anything is created
+    /// ([`check_start`]), plans its mounts and termination-log file, opens its log and output
+    /// FIFOs, spawns it in the pod's namespaces ([`child_setup`]), records it, and hands its
+    /// exit to a task ([`follow_exit`]).
     async fn start_container(
         &self,
         sandbox: &Sandbox,
@@ -798,41 +930,12 @@ impl Shared {
             ..SandboxConfig::default()
         });
         let env = container_env(cfg, &hostname, &id);
-        let path_env = env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
         let cwd = cfg
             .working_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/"));
-        let in_volume = |p: &Path| cfg.mounts.iter().any(|m| p.starts_with(&m.mount_path));
         let isolated = srec.isolated;
-        if !isolated || srec.host_network {
-            check_ports(cfg)?;
-        }
-        let program_path = resolve_program(
-            program,
-            &path_env,
-            &cwd,
-            !(isolated && (in_volume(&cwd.join(program)) || cwd.join(program).starts_with("/tmp"))),
-        )?;
-        if !(isolated && (in_volume(&cwd) || cwd.starts_with("/tmp")))
-            && let Err(e) = std::fs::read_dir(&cwd)
-        {
-            return Err(RuntimeError::WorkingDir {
-                path: cwd,
-                message: probe::gofmt::errno_text(&e),
-            });
-        }
-        if !isolated && !cfg.mounts.is_empty() {
-            tracing::warn!(
-                pod = %srec.name, container = %cfg.name,
-                "host mode: volume mounts are not applied (they need root for a mount namespace)"
-            );
-        }
+        let program_path = check_start(srec, cfg, program, &env, &cwd)?;
         let term_path = cfg
             .termination_message_path
             .as_deref()
@@ -877,45 +980,8 @@ impl Shared {
             .stderr(Stdio::from(child_stderr))
             .process_group(0)
             .kill_on_drop(false);
-        let cwd_c = volumes::cstr(&cwd)?;
-        let (setup, pid_ns, labels, sub_paths) = match (plan, srec.holder) {
-            (Some(mut plan), Some(holder)) => {
-                let join = isolate::join_pod(holder.pid).map_err(|e| {
-                    RuntimeError::Sandbox(format!(
-                        "pod namespaces are gone: {}",
-                        probe::gofmt::errno_text(&e)
-                    ))
-                })?;
-                let pid_ns = isolate::open_ns(holder.pid, "pid").map_err(|e| {
-                    RuntimeError::Sandbox(format!(
-                        "pod namespaces are gone: {}",
-                        probe::gofmt::errno_text(&e)
-                    ))
-                })?;
-                let ops = std::mem::take(&mut plan.ops);
-                (
-                    ChildSetup {
-                        join,
-                        unshare: Some(nix::sched::CloneFlags::CLONE_NEWNS),
-                        ops,
-                        cwd: Some(cwd_c),
-                        ..ChildSetup::default()
-                    },
-                    PidNs::Join(pid_ns),
-                    plan.labels,
-                    plan.sub_paths,
-                )
-            }
-            _ => (
-                ChildSetup {
-                    cwd: Some(cwd_c),
-                    ..ChildSetup::default()
-                },
-                PidNs::Inherit,
-                Vec::new(),
-                Vec::new(),
-            ),
-        };
+        let (setup, pid_ns, labels, sub_paths) =
+            child_setup(plan, srec.holder, volumes::cstr(&cwd)?)?;
         let mut child = isolate::spawn(cmd, setup, pid_ns)
             .await
             .map_err(|e| spawn_error(program, &cwd, &labels, &sub_paths, e))?;
@@ -959,48 +1025,46 @@ impl Shared {
         // The command (with the child's ends of the pipes) is gone: the copier sees end of file
         // when the container's processes are.
         let copier = self.start_copier(&id, writer, Some(ours));
-        let files = self.container_files(&id);
-        let marker = format!("{MARKER_ENV}={id}");
-        let since = process.start_ticks;
-        tokio::spawn(async move {
-            let status = child.wait().await;
-            // The container ends with its main process, as a container's PID namespace does:
-            // whatever it left running (daemonized children, exec sessions) is killed.
-            kill_leftovers(i32::try_from(pid).ok(), &marker, since).await;
-            if let Some(copier) = copier {
-                copier.finish().await;
-            }
-            for f in files {
-                let _ = std::fs::remove_file(f);
-            }
-            let exited = exited_from(status);
-            let _ = tx.send(Some(
-                with_termination_message(exited, termination, log_path).await,
-            ));
-        });
+        tokio::spawn(follow_exit(
+            child,
+            Leftovers {
+                pgid: i32::try_from(pid).ok(),
+                marker: format!("{MARKER_ENV}={id}"),
+                since: process.start_ticks,
+            },
+            copier,
+            self.container_files(&id),
+            (termination, log_path),
+            tx,
+        ));
         let cid = ContainerId(id);
-        let rt = Arc::new(ContainerRt {
-            rec,
-            isolated,
-            exited: rx,
-            _stdin: Mutex::new(stdin),
-        });
-        {
-            let mut containers = self.containers.lock();
-            // Keep the previous instance (its status and logs are still asked for), forget older.
-            containers.retain(|_, c| {
-                !(c.rec.sandbox_id == srec.id
-                    && c.rec.name == cfg.name
-                    && c.rec.restart_count < cfg.restart_count - 1
-                    && c.exited.borrow().is_some())
-            });
-            containers.insert(cid.clone(), rt);
-        }
+        self.register(
+            cid.clone(),
+            Arc::new(ContainerRt {
+                rec,
+                isolated,
+                exited: rx,
+                _stdin: Mutex::new(stdin),
+            }),
+        );
         Ok(Started {
             id: cid,
             pid,
             started_at,
         })
+    }
+
+    /// Adds a started container to the table, keeping the previous instance of its name (its
+    /// status and logs are still asked for) and forgetting older exited ones.
+    fn register(&self, cid: ContainerId, rt: Arc<ContainerRt>) {
+        let mut containers = self.containers.lock();
+        containers.retain(|_, c| {
+            !(c.rec.sandbox_id == rt.rec.sandbox_id
+                && c.rec.name == rt.rec.name
+                && c.rec.restart_count < rt.rec.restart_count - 1
+                && c.exited.borrow().is_some())
+        });
+        containers.insert(cid, rt);
     }
 
     /// Appends created mount points to the pod's list (removed at sandbox stop).
