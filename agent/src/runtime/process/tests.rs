@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use nix::sys::signal::killpg;
 
+use super::sandbox::BRIDGE_CHECK;
+
 use super::*;
 use crate::runtime::net::PodCidr;
 use crate::runtime::{MountConfig, PortConfig, ProjectedFile, VolumeConfig, VolumeSource};
