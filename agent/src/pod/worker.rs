@@ -14,7 +14,12 @@
 //!
 //! Start at [`PodWorker::spawn`] and the driver's `sync_once`. The probe wiring is in
 //! `worker/probes.rs`, lifecycle hooks in `worker/hooks.rs`; status goes out through
-//! [`super::status_writer`] and container instances are published in [`super::directory`].
+//! [`super::status_writer`] and container instances are published in [`super::directory`],
+//! after each sync, by `worker/publish.rs`.
+//!
+//! Why ~900 lines: what is left is the driver's sync loop and the actions it carries out
+//! (sandbox, start, kill, finish), which share the driver's state and its ordering rules; the
+//! separable concepts (probes, hooks, publication) are in `worker/`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
