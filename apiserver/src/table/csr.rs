@@ -2,10 +2,10 @@
 
 use serde_json::Value;
 
-use super::{AGE, Column, NAME, Printer, Rows, col, human_duration, items, name, no_conditions, s};
+use super::{AGE, Column, NAME, Rows, col, human_duration, items, name, s};
 
 /// Upstream's printer takes these from the certificates/v1beta1 types' docs.
-const COLUMNS: &[Column] = &[
+pub(super) const COLUMNS: &[Column] = &[
     NAME,
     AGE,
     col(
@@ -25,13 +25,6 @@ const COLUMNS: &[Column] = &[
         "Conditions applied to the request, such as approval or denial.",
     ),
 ];
-
-/// The printer the kind map hands out.
-pub(super) const PRINTER: Printer = Printer {
-    columns: COLUMNS,
-    row,
-    conditions: no_conditions,
-};
 
 /// Upstream `printCertificateSigningRequest`: signer, requester, requested duration and
 /// `extractCSRStatus` (Denied over Approved over Pending, then `,Failed`, `,Issued`).
@@ -72,67 +65,4 @@ pub(super) fn row(p: &Rows, csr: &Value) -> Vec<Value> {
         duration.into(),
         condition.into(),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::super::test_support::{cells, names};
-
-    #[test]
-    fn certificate_signing_requests() {
-        assert_eq!(
-            names("certificates.k8s.io", "certificatesigningrequests"),
-            [
-                ("Name", 0),
-                ("Age", 0),
-                ("SignerName", 0),
-                ("Requestor", 0),
-                ("RequestedDuration", 0),
-                ("Condition", 0)
-            ]
-            .map(|(n, p)| (n.to_string(), p))
-        );
-        let csr = |spec: serde_json::Value, status: serde_json::Value| {
-            json!({"metadata": {"name": "node-csr-1", "creationTimestamp": "2024-05-01T11:00:00Z"},
-                   "spec": spec, "status": status})
-        };
-        assert_eq!(
-            cells(
-                "certificates.k8s.io",
-                "certificatesigningrequests",
-                csr(
-                    json!({"signerName": "kubernetes.io/kubelet-serving", "username": "system:node:n1",
-                           "expirationSeconds": 86400}),
-                    json!({"conditions": [{"type": "Approved", "status": "True"}], "certificate": "Y2VydA=="})
-                )
-            ),
-            [
-                json!("node-csr-1"),
-                json!("60m"),
-                json!("kubernetes.io/kubelet-serving"),
-                json!("system:node:n1"),
-                json!("24h"),
-                json!("Approved,Issued")
-            ]
-        );
-        let c = cells(
-            "certificates.k8s.io",
-            "certificatesigningrequests",
-            csr(json!({}), json!({})),
-        );
-        assert_eq!(c[2], "<none>");
-        assert_eq!(c[4], "<none>");
-        assert_eq!(c[5], "Pending");
-        let c = cells(
-            "certificates.k8s.io",
-            "certificatesigningrequests",
-            csr(
-                json!({}),
-                json!({"conditions": [{"type": "Approved"}, {"type": "Denied"}, {"type": "Failed"}]}),
-            ),
-        );
-        assert_eq!(c[5], "Denied,Failed");
-    }
 }

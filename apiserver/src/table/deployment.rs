@@ -4,11 +4,11 @@ use api::selector::LabelSelector;
 use serde_json::Value;
 
 use super::{
-    AGE, CONTAINERS_DOC, Column, IMAGES_DOC, NAME, Printer, Rows, col, container_cells, int, name,
-    no_conditions, replicas, wide,
+    AGE, CONTAINERS_DOC, Column, IMAGES_DOC, NAME, Rows, col, container_cells, int, name, replicas,
+    wide,
 };
 
-const COLUMNS: &[Column] = &[
+pub(super) const COLUMNS: &[Column] = &[
     NAME,
     col("Ready", "string", "Number of the pod with ready state"),
     col(
@@ -30,13 +30,6 @@ const COLUMNS: &[Column] = &[
         "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
     ),
 ];
-
-/// The printer the kind map hands out.
-pub(super) const PRINTER: Printer = Printer {
-    columns: COLUMNS,
-    row,
-    conditions: no_conditions,
-};
 
 /// Upstream `printDeployment`.
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
@@ -63,60 +56,4 @@ pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
         images.into(),
         selector.into(),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::super::test_support::{cells, names};
-
-    #[test]
-    fn deployments() {
-        assert_eq!(
-            names("apps", "deployments")
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect::<Vec<_>>(),
-            [
-                "Name",
-                "Ready",
-                "Up-to-date",
-                "Available",
-                "Age",
-                "Containers",
-                "Images",
-                "Selector"
-            ]
-        );
-        let template = json!({"spec": {"containers": [
-            {"name": "web", "image": "nginx:1.27"}, {"name": "sidecar", "image": "busybox"}]}});
-        let deploy = json!({
-            "metadata": {"name": "web", "creationTimestamp": "2024-04-29T09:00:00Z"},
-            "spec": {"replicas": 3, "template": template,
-                     "selector": {"matchLabels": {"app": "web", "tier": "fe"},
-                                  "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]},
-                                                       {"key": "canary", "operator": "DoesNotExist"}]}},
-            "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}
-        });
-        assert_eq!(
-            cells("apps", "deployments", deploy),
-            [
-                json!("web"),
-                json!("2/3"),
-                json!(3),
-                json!(2),
-                json!("2d3h"),
-                json!("web,sidecar"),
-                json!("nginx:1.27,busybox"),
-                json!("app=web,!canary,env in (dev,prod),tier=fe")
-            ]
-        );
-        let fresh = json!({"metadata": {"name": "new", "creationTimestamp": "2024-05-01T11:59:59Z"},
-                           "spec": {"replicas": 0, "selector": {"matchExpressions": [{"key": "a", "operator": "Bogus"}]}}});
-        let c = cells("apps", "deployments", fresh);
-        assert_eq!(c[1], "0/0");
-        assert_eq!(c[4], "1s");
-        assert_eq!(c[7], "<invalid>");
-    }
 }

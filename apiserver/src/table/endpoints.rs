@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::{AGE, Column, NAME, Printer, Rows, col, int, items, name, no_conditions, s};
+use super::{AGE, Column, NAME, Rows, col, int, items, s};
 
-const COLUMNS: &[Column] = &[
+pub(super) const COLUMNS: &[Column] = &[
     NAME,
     col(
         "Endpoints",
@@ -14,20 +14,9 @@ const COLUMNS: &[Column] = &[
     AGE,
 ];
 
-/// The printer the kind map hands out.
-pub(super) const PRINTER: Printer = Printer {
-    columns: COLUMNS,
-    row,
-    conditions: no_conditions,
-};
-
 /// Upstream `printEndpoints` / `formatEndpoints` (all ports).
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
-    vec![
-        name(obj).into(),
-        format_endpoints(obj).into(),
-        p.age(obj).into(),
-    ]
+    p.named(obj, [format_endpoints(obj).into()])
 }
 
 /// Upstream `formatEndpoints` with all ports: `ip:port` per address and port, the first three
@@ -80,48 +69,5 @@ fn join_host_port(host: &str, port: i64) -> String {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::super::test_support::{cells, names};
-
-    #[test]
-    fn endpoints() {
-        assert_eq!(
-            names("", "endpoints"),
-            [("Name", 0), ("Endpoints", 0), ("Age", 0)].map(|(n, p)| (n.to_string(), p))
-        );
-        assert_eq!(
-            cells(
-                "",
-                "endpoints",
-                json!({"metadata": {"name": "web"}, "subsets": []})
-            )[1],
-            "<none>"
-        );
-        let ep = json!({"metadata": {"name": "web", "creationTimestamp": "2024-05-01T11:00:00Z"},
-        "subsets": [
-            {"addresses": [{"ip": "10.244.0.5"}, {"ip": "10.244.0.6"}],
-             "ports": [{"name": "http", "port": 8080}, {"name": "metrics", "port": 9090}]},
-            {"addresses": [{"ip": "fd00::1"}], "ports": [{"port": 80}]}
-        ]});
-        assert_eq!(
-            cells("", "endpoints", ep),
-            [
-                json!("web"),
-                json!("10.244.0.5:8080,10.244.0.6:8080,10.244.0.5:9090 + 2 more..."),
-                json!("60m")
-            ]
-        );
-        let headless = json!({"metadata": {"name": "h"},
-            "subsets": [{"addresses": [{"ip": "10.244.0.5"}, {"ip": "fd00::2"}]}]});
-        assert_eq!(cells("", "endpoints", headless)[1], "10.244.0.5,fd00::2");
-        let ep6 = json!({"metadata": {"name": "v6"},
-            "subsets": [{"addresses": [{"ip": "fd00::1"}], "ports": [{"port": 80}]}]});
-        assert_eq!(cells("", "endpoints", ep6)[1], "[fd00::1]:80");
     }
 }

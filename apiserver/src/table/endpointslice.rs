@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::{AGE, Column, NAME, Printer, Rows, col, items, name, no_conditions, s};
+use super::{AGE, Column, NAME, Rows, col, items, s};
 
-const COLUMNS: &[Column] = &[
+pub(super) const COLUMNS: &[Column] = &[
     NAME,
     col(
         "AddressType",
@@ -23,13 +23,6 @@ const COLUMNS: &[Column] = &[
     ),
     AGE,
 ];
-
-/// The printer the kind map hands out.
-pub(super) const PRINTER: Printer = Printer {
-    columns: COLUMNS,
-    row,
-    conditions: no_conditions,
-};
 
 /// Upstream `printEndpointSlice`.
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
@@ -64,13 +57,14 @@ pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
         }
     }
     let endpoints = list_with_more(&addresses, more, count, MAX);
-    vec![
-        name(obj).into(),
-        s(&obj["addressType"]).into(),
-        ports.into(),
-        endpoints.into(),
-        p.age(obj).into(),
-    ]
+    p.named(
+        obj,
+        [
+            s(&obj["addressType"]).into(),
+            ports.into(),
+            endpoints.into(),
+        ],
+    )
 }
 
 /// `listWithMoreString`: the first three, then `+ N more...`; `<unset>` when empty.
@@ -83,45 +77,4 @@ fn list_with_more(list: &[String], more: bool, count: usize, max: usize) -> Stri
         return "<unset>".into();
     }
     ret
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::super::test_support::{cells, names};
-
-    #[test]
-    fn endpoint_slices() {
-        assert_eq!(
-            names("discovery.k8s.io", "endpointslices"),
-            [
-                ("Name", 0),
-                ("AddressType", 0),
-                ("Ports", 0),
-                ("Endpoints", 0),
-                ("Age", 0)
-            ]
-            .map(|(n, p)| (n.to_string(), p))
-        );
-        let slice = json!({"metadata": {"name": "web-abc12", "creationTimestamp": "2024-05-01T11:59:00Z"},
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "named"}, {}, {"port": 1}],
-            "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": true}},
-                          {"addresses": ["10.244.0.6"]}]});
-        assert_eq!(
-            cells("discovery.k8s.io", "endpointslices", slice),
-            [
-                json!("web-abc12"),
-                json!("IPv4"),
-                json!("8080,named,* + 1 more..."),
-                json!("10.244.0.5,10.244.0.6"),
-                json!("60s")
-            ]
-        );
-        let empty = json!({"metadata": {"name": "e"}, "addressType": "IPv4", "ports": null, "endpoints": []});
-        let c = cells("discovery.k8s.io", "endpointslices", empty);
-        assert_eq!(c[2], "<unset>");
-        assert_eq!(c[3], "<unset>");
-    }
 }

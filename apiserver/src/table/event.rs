@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use super::{Column, NAME_DOC, Printer, Rows, col, int, name, no_conditions, s, timestamp, wide};
+use super::{Column, NAME_DOC, Rows, col, int, name, s, timestamp, wide};
 
-const COLUMNS: &[Column] = &[
+pub(super) const COLUMNS: &[Column] = &[
     col(
         "Last Seen",
         "string",
@@ -55,13 +55,6 @@ const COLUMNS: &[Column] = &[
         priority: 1,
     },
 ];
-
-/// The printer the kind map hands out.
-pub(super) const PRINTER: Printer = Printer {
-    columns: COLUMNS,
-    row,
-    conditions: no_conditions,
-};
 
 /// Upstream `printEvent`.
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
@@ -113,85 +106,4 @@ pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
 
 fn first_non_empty<'a>(a: &'a str, b: &'a str) -> &'a str {
     if a.is_empty() { b } else { a }
-}
-
-#[cfg(test)]
-mod tests {
-    use api::registry::lookup;
-    use serde_json::json;
-
-    use super::super::column_definitions;
-    use super::super::test_support::{cells, names};
-
-    #[test]
-    fn events() {
-        assert_eq!(
-            names("", "events"),
-            [
-                ("Last Seen", 0),
-                ("Type", 0),
-                ("Reason", 0),
-                ("Object", 0),
-                ("Subobject", 1),
-                ("Source", 1),
-                ("Message", 0),
-                ("First Seen", 1),
-                ("Count", 1),
-                ("Name", 1)
-            ]
-            .map(|(n, p)| (n.to_string(), p))
-        );
-        let defs = column_definitions(lookup("", "v1", "events").unwrap());
-        assert_eq!(defs[9]["format"], "name");
-        let ev = json!({
-            "metadata": {"name": "web-x.17c8a", "namespace": "default"},
-            "involvedObject": {"kind": "Pod", "name": "web-x", "fieldPath": "spec.containers{web}"},
-            "reason": "Unhealthy", "type": "Warning",
-            "message": "Readiness probe failed: HTTP probe failed with statuscode: 503\n",
-            "source": {"component": "kubelet", "host": "node1"},
-            "firstTimestamp": "2024-05-01T11:50:00Z", "lastTimestamp": "2024-05-01T11:59:00Z", "count": 12
-        });
-        assert_eq!(
-            cells("", "events", ev),
-            [
-                json!("60s"),
-                json!("Warning"),
-                json!("Unhealthy"),
-                json!("pod/web-x"),
-                json!("spec.containers{web}"),
-                json!("kubelet, node1"),
-                json!("Readiness probe failed: HTTP probe failed with statuscode: 503"),
-                json!("10m"),
-                json!(12),
-                json!("web-x.17c8a")
-            ]
-        );
-        // An events.k8s.io-style event: eventTime, reporting fields, no count.
-        let ev = json!({
-            "metadata": {"name": "e2"},
-            "involvedObject": {"kind": "Node"},
-            "reason": "Starting", "type": "Normal", "message": "",
-            "eventTime": "2024-05-01T11:57:00.123456Z",
-            "reportingComponent": "paddock-agent", "reportingInstance": ""
-        });
-        let c = cells("", "events", ev);
-        assert_eq!(c[0], "2m59s");
-        assert_eq!(c[3], "node");
-        assert_eq!(c[5], "paddock-agent");
-        assert_eq!(c[7], "2m59s");
-        assert_eq!(c[8], 1);
-        let series = json!({
-            "metadata": {"name": "e3"}, "involvedObject": {"kind": "Pod", "name": "p"},
-            "eventTime": "2024-05-01T10:00:00.000000Z",
-            "series": {"count": 7, "lastObservedTime": "2024-05-01T11:59:55.000000Z"}
-        });
-        let c = cells("", "events", series);
-        assert_eq!(c[0], "5s");
-        assert_eq!(c[7], "120m");
-        assert_eq!(c[8], 7);
-        let unknown = json!({"metadata": {"name": "e4"}, "involvedObject": {}});
-        let c = cells("", "events", unknown);
-        assert_eq!(c[0], "<unknown>");
-        assert_eq!(c[7], "<unknown>");
-    }
 }

@@ -3,8 +3,9 @@
 //! of one object's row, ported from upstream `pkg/printers/internalversion/printers.go`.
 //!
 //! One file per printed kind holds that kind's columns and its row builder (`pod.rs` is
-//! `printPod` with its column list); this file holds the kind map (`printer`), the column and
-//! cell helpers the printers share, and the entry points the list handler calls:
+//! `printPod` with its column list; the kinds' tests are in `tests.rs`); this file holds the
+//! kind map (`printer`), the column and cell helpers the printers share, and the entry points
+//! the list handler calls:
 //! [`column_definitions`], [`row_cells`] and [`row_conditions`]. A new printed kind is a new file
 //! here plus one line in `printer`.
 //!
@@ -37,6 +38,8 @@ mod pod;
 mod replicaset;
 mod secret;
 mod service;
+#[cfg(test)]
+mod tests;
 
 /// One column of a table, as upstream declares it in `AddHandlers`.
 struct Column {
@@ -87,38 +90,35 @@ const NAME: Column = Column {
 /// The `Age` column.
 const AGE: Column = col("Age", "string", CREATED_DOC);
 
-/// One upstream printer: a kind's columns (as `AddHandlers` declares them), its row builder and
-/// its row conditions.
+/// One upstream printer: a kind's columns (as `AddHandlers` declares them) and its row builder.
 struct Printer {
     columns: &'static [Column],
-    row: fn(&Rows, &Value) -> Vec<Value>,
-    conditions: fn(&Value) -> Vec<Value>,
+    row: RowFn,
 }
 
-/// Rows of every kind but pods carry no conditions (the field is omitted).
-fn no_conditions(_: &Value) -> Vec<Value> {
-    Vec::new()
-}
+/// A printer's row builder: the cells of one object's row.
+type RowFn = fn(&Rows, &Value) -> Vec<Value>;
 
 /// The kind map: the printer of `info`'s objects, one per resource with an upstream printer.
-fn printer(info: &ResourceInfo) -> &'static Printer {
-    match (info.group, info.plural) {
-        ("", "pods") => &pod::PRINTER,
-        ("apps", "deployments") => &deployment::PRINTER,
-        ("apps", "replicasets") => &replicaset::PRINTER,
-        ("", "services") => &service::PRINTER,
-        ("", "endpoints") => &endpoints::PRINTER,
-        ("discovery.k8s.io", "endpointslices") => &endpointslice::PRINTER,
-        ("", "nodes") => &node::PRINTER,
+fn printer(info: &ResourceInfo) -> Printer {
+    let (columns, row): (&'static [Column], RowFn) = match (info.group, info.plural) {
+        ("", "pods") => (pod::COLUMNS, pod::row),
+        ("apps", "deployments") => (deployment::COLUMNS, deployment::row),
+        ("apps", "replicasets") => (replicaset::COLUMNS, replicaset::row),
+        ("", "services") => (service::COLUMNS, service::row),
+        ("", "endpoints") => (endpoints::COLUMNS, endpoints::row),
+        ("discovery.k8s.io", "endpointslices") => (endpointslice::COLUMNS, endpointslice::row),
+        ("", "nodes") => (node::COLUMNS, node::row),
         // events.k8s.io/v1 Events are printed by the same printer upstream (converted to core).
-        ("", "events") => &event::PRINTER,
-        ("", "namespaces") => &namespace::PRINTER,
-        ("", "configmaps") => &configmap::PRINTER,
-        ("", "secrets") => &secret::PRINTER,
-        ("coordination.k8s.io", "leases") => &lease::PRINTER,
-        ("certificates.k8s.io", "certificatesigningrequests") => &csr::PRINTER,
-        _ => &default::PRINTER,
-    }
+        ("", "events") => (event::COLUMNS, event::row),
+        ("", "namespaces") => (namespace::COLUMNS, namespace::row),
+        ("", "configmaps") => (configmap::COLUMNS, configmap::row),
+        ("", "secrets") => (secret::COLUMNS, secret::row),
+        ("coordination.k8s.io", "leases") => (lease::COLUMNS, lease::row),
+        ("certificates.k8s.io", "certificatesigningrequests") => (csr::COLUMNS, csr::row),
+        _ => (default::COLUMNS, default::row),
+    };
+    Printer { columns, row }
 }
 
 /// The `columnDefinitions` of a Table of `info`'s objects:
@@ -150,7 +150,10 @@ pub fn row_cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Vec<Value>
 /// The `conditions` of `obj`'s row: upstream marks succeeded and failed pods `Completed`
 /// (`podSuccessConditions`/`podFailedConditions`); every other row has none (omit the field).
 pub fn row_conditions(info: &ResourceInfo, obj: &Value) -> Vec<Value> {
-    (printer(info).conditions)(obj)
+    match (info.group, info.plural) {
+        ("", "pods") => pod::conditions(obj),
+        _ => Vec::new(),
+    }
 }
 
 /// `includeObject` of a Table request.
@@ -366,6 +369,14 @@ impl Rows {
         }
     }
 
+    /// The row most printers make: the name, `cells`, then the age.
+    fn named(&self, obj: &Value, cells: impl IntoIterator<Item = Value>) -> Vec<Value> {
+        let mut row = vec![name(obj).into()];
+        row.extend(cells);
+        row.push(self.age(obj).into());
+        row
+    }
+
     /// The `Age` cell.
     fn age(&self, obj: &Value) -> String {
         self.since(timestamp(&obj["metadata"]["creationTimestamp"]))
@@ -411,7 +422,7 @@ mod test_support {
 }
 
 #[cfg(test)]
-mod tests {
+mod shared_tests {
     use serde_json::json;
 
     use super::test_support::now;

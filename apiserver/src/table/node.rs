@@ -4,11 +4,11 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{AGE, Column, NAME, Printer, Rows, col, items, name, no_conditions, or_none, s, wide};
+use super::{AGE, Column, NAME, Rows, col, items, name, or_none, s, wide};
 
 const NODE_ADDRESSES_DOC: &str = "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This field is declared as mergeable, but the merge key is not sufficiently unique, which can cause data corruption when it is merged. Callers should instead use a full-replacement patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that addresses can change during the lifetime of a Node. However, there are some exceptions where this may not be possible, such as Pods that inherit a Node's address in its own status or consumers of the downward API (status.hostIP).";
 
-const COLUMNS: &[Column] = &[
+pub(super) const COLUMNS: &[Column] = &[
     NAME,
     col("Status", "string", "The status of the node"),
     col("Roles", "string", "The roles of the node"),
@@ -32,13 +32,6 @@ const COLUMNS: &[Column] = &[
         "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
     ),
 ];
-
-/// The printer the kind map hands out.
-pub(super) const PRINTER: Printer = Printer {
-    columns: COLUMNS,
-    row,
-    conditions: no_conditions,
-};
 
 /// Upstream `printNode`.
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
@@ -93,67 +86,4 @@ pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
         unknown(&info["kernelVersion"]).into(),
         unknown(&info["containerRuntimeVersion"]).into(),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::super::test_support::{cells, names};
-
-    #[test]
-    fn nodes() {
-        assert_eq!(
-            names("", "nodes"),
-            [
-                ("Name", 0),
-                ("Status", 0),
-                ("Roles", 0),
-                ("Age", 0),
-                ("Version", 0),
-                ("Internal-IP", 1),
-                ("External-IP", 1),
-                ("OS-Image", 1),
-                ("Kernel-Version", 1),
-                ("Container-Runtime", 1)
-            ]
-            .map(|(n, p)| (n.to_string(), p))
-        );
-        let node = json!({
-            "metadata": {"name": "node1", "creationTimestamp": "2024-04-01T12:00:00Z",
-                "labels": {"node-role.kubernetes.io/control-plane": "", "kubernetes.io/role": "edge",
-                           "node-role.kubernetes.io/": "x", "kubernetes.io/hostname": "node1"}},
-            "spec": {"unschedulable": true},
-            "status": {
-                "conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}],
-                "addresses": [{"type": "Hostname", "address": "node1"}, {"type": "InternalIP", "address": "192.168.1.10"}],
-                "nodeInfo": {"kubeletVersion": "v1.32.4", "osImage": "Debian GNU/Linux 12 (bookworm)",
-                             "kernelVersion": "6.1.0-18-amd64", "containerRuntimeVersion": "paddock://0.1.0"}
-            }
-        });
-        assert_eq!(
-            cells("", "nodes", node),
-            [
-                json!("node1"),
-                json!("Ready,SchedulingDisabled"),
-                json!("control-plane,edge"),
-                json!("30d"),
-                json!("v1.32.4"),
-                json!("192.168.1.10"),
-                json!("<none>"),
-                json!("Debian GNU/Linux 12 (bookworm)"),
-                json!("6.1.0-18-amd64"),
-                json!("paddock://0.1.0")
-            ]
-        );
-        let bare = json!({"metadata": {"name": "n2"}, "status": {}});
-        let c = cells("", "nodes", bare);
-        assert_eq!(c[1], "Unknown");
-        assert_eq!(c[2], "<none>");
-        assert_eq!(c[4], "");
-        assert_eq!(c[7], "<unknown>");
-        let not_ready = json!({"metadata": {"name": "n3"},
-            "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}});
-        assert_eq!(cells("", "nodes", not_ready)[1], "NotReady");
-    }
 }

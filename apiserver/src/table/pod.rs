@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::{AGE, Column, NAME, Printer, Rows, col, int, items, name, or_none, s, timestamp, wide};
+use super::{AGE, Column, NAME, Rows, col, int, items, name, or_none, s, timestamp, wide};
 
-const COLUMNS: &[Column] = &[
+pub(super) const COLUMNS: &[Column] = &[
     NAME,
     col(
         "Ready",
@@ -47,13 +47,6 @@ const COLUMNS: &[Column] = &[
         "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates",
     ),
 ];
-
-/// The printer the kind map hands out.
-pub(super) const PRINTER: Printer = Printer {
-    columns: COLUMNS,
-    row,
-    conditions,
-};
 
 /// Upstream `printPod`: readiness, the kubectl-style status reason and restarts.
 pub(super) fn row(p: &Rows, pod: &Value) -> Vec<Value> {
@@ -217,7 +210,7 @@ pub(super) fn row(p: &Rows, pod: &Value) -> Vec<Value> {
 
 /// The `conditions` of a pod's row: upstream marks succeeded and failed pods `Completed`
 /// (`podSuccessConditions`/`podFailedConditions`).
-fn conditions(obj: &Value) -> Vec<Value> {
+pub(super) fn conditions(obj: &Value) -> Vec<Value> {
     let (reason, message) = match s(&obj["status"]["phase"]) {
         "Succeeded" => ("Succeeded", "The pod has completed successfully."),
         "Failed" => ("Failed", "The pod failed."),
@@ -238,232 +231,5 @@ fn later(latest: &mut Option<Timestamp>, t: Option<Timestamp>) {
         && latest.is_none_or(|l| l < t)
     {
         *latest = Some(t);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use api::registry::lookup;
-    use serde_json::{Value, json};
-
-    use super::super::test_support::{cells, names};
-    use super::super::{column_definitions, row_conditions};
-
-    #[test]
-    fn pod_columns_and_running_pod() {
-        assert_eq!(
-            names("", "pods"),
-            [
-                ("Name", 0),
-                ("Ready", 0),
-                ("Status", 0),
-                ("Restarts", 0),
-                ("Age", 0),
-                ("IP", 1),
-                ("Node", 1),
-                ("Nominated Node", 1),
-                ("Readiness Gates", 1)
-            ]
-            .map(|(n, p)| (n.to_string(), p))
-        );
-        let defs = column_definitions(lookup("", "v1", "pods").unwrap());
-        assert_eq!(defs[0]["format"], "name");
-        assert_eq!(defs[1]["format"], "");
-        assert_eq!(defs[3]["type"], "string");
-        assert!(
-            defs[4]["description"]
-                .as_str()
-                .unwrap()
-                .starts_with("CreationTimestamp")
-        );
-
-        let pod = json!({
-            "metadata": {"name": "web-7d4b9c-x2x", "creationTimestamp": "2024-05-01T11:55:00Z"},
-            "spec": {"nodeName": "node1", "containers": [{"name": "web"}, {"name": "log"}]},
-            "status": {
-                "phase": "Running",
-                "podIP": "10.244.0.5",
-                "podIPs": [{"ip": "10.244.0.5"}],
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [
-                    {"name": "web", "ready": true, "restartCount": 3, "state": {"running": {}},
-                     "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2024-05-01T11:58:00Z"}}},
-                    {"name": "log", "ready": true, "restartCount": 0, "state": {"running": {}}}
-                ]
-            }
-        });
-        assert_eq!(
-            cells("", "pods", pod),
-            [
-                json!("web-7d4b9c-x2x"),
-                json!("2/2"),
-                json!("Running"),
-                json!("3 (2m ago)"),
-                json!("5m"),
-                json!("10.244.0.5"),
-                json!("node1"),
-                json!("<none>"),
-                json!("<none>")
-            ]
-        );
-    }
-
-    #[test]
-    fn pod_status_reasons() {
-        let base = |status: Value| {
-            json!({
-                "metadata": {"name": "p", "creationTimestamp": "2024-05-01T10:00:00Z"},
-                "spec": {"containers": [{"name": "c"}],
-                         "initContainers": [{"name": "init"}],
-                         "readinessGates": [{"conditionType": "example.com/gate"}]},
-                "status": status
-            })
-        };
-        // Running the first init container.
-        let c = cells(
-            "",
-            "pods",
-            base(json!({"phase": "Pending",
-                "initContainerStatuses": [{"name": "init", "restartCount": 0, "state": {"running": {}}}],
-                "containerStatuses": [{"name": "c", "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]})),
-        );
-        assert_eq!(c[1], "0/1");
-        assert_eq!(c[2], "Init:0/1");
-        assert_eq!(c[3], "0");
-        assert_eq!(c[4], "120m");
-        assert_eq!(c[5], "<none>");
-        assert_eq!(c[8], "0/1");
-        // A crash-looping init container.
-        let c = cells(
-            "",
-            "pods",
-            base(json!({"phase": "Pending",
-                "initContainerStatuses": [{"name": "init", "restartCount": 2,
-                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                    "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2024-05-01T11:59:30Z"}}}]})),
-        );
-        assert_eq!(c[2], "Init:CrashLoopBackOff");
-        assert_eq!(c[3], "2 (30s ago)");
-        let c = cells(
-            "",
-            "pods",
-            base(json!({"phase": "Pending",
-                "initContainerStatuses": [{"name": "init", "state": {"terminated": {"exitCode": 3}}}]})),
-        );
-        assert_eq!(c[2], "Init:ExitCode:3");
-        let c = cells(
-            "",
-            "pods",
-            base(json!({"phase": "Pending",
-                "initContainerStatuses": [{"name": "init", "state": {"terminated": {"exitCode": 137, "signal": 9}}}]})),
-        );
-        assert_eq!(c[2], "Init:Signal:9");
-        // Main container crash-looping after init succeeded; the readiness gate is true.
-        let c = cells(
-            "",
-            "pods",
-            base(json!({"phase": "Running",
-                "conditions": [{"type": "example.com/gate", "status": "True"}],
-                "initContainerStatuses": [{"name": "init", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
-                "containerStatuses": [{"name": "c", "restartCount": 5, "ready": false,
-                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
-                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": "2024-05-01T11:00:00Z"}}}]})),
-        );
-        assert_eq!(c[1], "0/1");
-        assert_eq!(c[2], "CrashLoopBackOff");
-        assert_eq!(c[3], "5 (60m ago)");
-        assert_eq!(c[8], "1/1");
-        // A completed pod.
-        let c = cells(
-            "",
-            "pods",
-            base(json!({"phase": "Succeeded",
-                "initContainerStatuses": [{"name": "init", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
-                "containerStatuses": [{"name": "c", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]})),
-        );
-        assert_eq!(c[2], "Completed");
-        // Exited without a reason.
-        let c = cells(
-            "",
-            "pods",
-            base(json!({"phase": "Running",
-                "containerStatuses": [{"name": "c", "state": {"terminated": {"exitCode": 2}}}]})),
-        );
-        assert_eq!(c[2], "ExitCode:2");
-        // One container completed, another still running and the pod not ready.
-        let two = json!({
-            "metadata": {"name": "p2"},
-            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
-            "status": {"phase": "Running",
-                "containerStatuses": [
-                    {"name": "a", "ready": true, "state": {"running": {}}},
-                    {"name": "b", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}
-        });
-        let c = cells("", "pods", two);
-        assert_eq!(c[1], "1/2");
-        assert_eq!(c[2], "NotReady");
-    }
-
-    #[test]
-    fn pod_terminating_unknown_gated_and_sidecars() {
-        let mut pod = json!({
-            "metadata": {"name": "p", "creationTimestamp": "2024-05-01T11:59:58Z",
-                         "deletionTimestamp": "2024-05-01T12:00:30Z"},
-            "spec": {"containers": [{"name": "c"}]},
-            "status": {"phase": "Running",
-                "containerStatuses": [{"name": "c", "ready": true, "state": {"running": {}}}]}
-        });
-        let c = cells("", "pods", pod.clone());
-        assert_eq!(c[2], "Terminating");
-        assert_eq!(c[4], "2s");
-        pod["status"]["reason"] = json!("NodeLost");
-        assert_eq!(cells("", "pods", pod.clone())[2], "Unknown");
-        pod["status"] = json!({"phase": "Succeeded"});
-        assert_eq!(cells("", "pods", pod)[2], "Succeeded");
-
-        let gated = json!({
-            "metadata": {"name": "g"},
-            "spec": {"containers": [{"name": "c"}]},
-            "status": {"phase": "Pending",
-                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}
-        });
-        let c = cells("", "pods", gated);
-        assert_eq!(c[2], "SchedulingGated");
-        assert_eq!(c[4], "<unknown>");
-
-        // A started sidecar counts as a container; its restarts count once initialized.
-        let sidecar = json!({
-            "metadata": {"name": "s", "creationTimestamp": "2024-05-01T11:00:00Z"},
-            "spec": {"containers": [{"name": "c"}],
-                     "initContainers": [{"name": "proxy", "restartPolicy": "Always"}]},
-            "status": {"phase": "Running", "podIPs": [{"ip": "fd00::5"}],
-                "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"}],
-                "initContainerStatuses": [{"name": "proxy", "started": true, "ready": true, "restartCount": 1,
-                    "state": {"running": {}},
-                    "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2024-05-01T11:50:00Z"}}}],
-                "containerStatuses": [{"name": "c", "ready": true, "state": {"running": {}}}]}
-        });
-        let c = cells("", "pods", sidecar);
-        assert_eq!(c[1], "2/2");
-        assert_eq!(c[2], "Running");
-        assert_eq!(c[3], "1 (10m ago)");
-        assert_eq!(c[5], "fd00::5");
-    }
-
-    #[test]
-    fn completed_pods_carry_row_conditions() {
-        let pods = lookup("", "v1", "pods").unwrap();
-        let pod = |phase: &str| json!({"metadata": {"name": "p"}, "status": {"phase": phase}});
-        assert_eq!(
-            row_conditions(pods, &pod("Succeeded")),
-            [
-                json!({"type": "Completed", "status": "True", "reason": "Succeeded",
-                    "message": "The pod has completed successfully."})
-            ]
-        );
-        assert_eq!(row_conditions(pods, &pod("Failed"))[0]["reason"], "Failed");
-        assert!(row_conditions(pods, &pod("Running")).is_empty());
-        let ns = lookup("", "v1", "namespaces").unwrap();
-        assert!(row_conditions(ns, &pod("Succeeded")).is_empty());
     }
 }

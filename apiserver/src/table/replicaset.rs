@@ -4,11 +4,11 @@ use api::selector::format_label_selector;
 use serde_json::Value;
 
 use super::{
-    AGE, CONTAINERS_DOC, Column, IMAGES_DOC, NAME, Printer, Rows, col, container_cells, int, name,
-    no_conditions, replicas, wide,
+    AGE, CONTAINERS_DOC, Column, IMAGES_DOC, NAME, Rows, col, container_cells, int, name, replicas,
+    wide,
 };
 
-const COLUMNS: &[Column] = &[
+pub(super) const COLUMNS: &[Column] = &[
     NAME,
     col(
         "Desired",
@@ -35,13 +35,6 @@ const COLUMNS: &[Column] = &[
     ),
 ];
 
-/// The printer the kind map hands out.
-pub(super) const PRINTER: Printer = Printer {
-    columns: COLUMNS,
-    row,
-    conditions: no_conditions,
-};
-
 /// Upstream `printReplicaSet`.
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
     let (containers, images) = container_cells(&obj["spec"]["template"]["spec"]["containers"]);
@@ -56,58 +49,4 @@ pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
         images.into(),
         format_label_selector(&obj["spec"]["selector"]).into(),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::super::test_support::{cells, names};
-
-    #[test]
-    fn replicasets() {
-        assert_eq!(
-            names("apps", "replicasets"),
-            [
-                ("Name", 0),
-                ("Desired", 0),
-                ("Current", 0),
-                ("Ready", 0),
-                ("Age", 0),
-                ("Containers", 1),
-                ("Images", 1),
-                ("Selector", 1)
-            ]
-            .map(|(n, p)| (n.to_string(), p))
-        );
-        let template = json!({"spec": {"containers": [
-            {"name": "web", "image": "nginx:1.27"}, {"name": "sidecar", "image": "busybox"}]}});
-        let rs = json!({
-            "metadata": {"name": "web-5d8f7", "creationTimestamp": "2024-05-01T11:40:00Z"},
-            "spec": {"replicas": 3, "template": template,
-                     "selector": {"matchLabels": {"app": "web", "pod-template-hash": "5d8f7"}}},
-            "status": {"replicas": 3, "readyReplicas": 1}
-        });
-        assert_eq!(
-            cells("apps", "replicasets", rs),
-            [
-                json!("web-5d8f7"),
-                json!(3),
-                json!(3),
-                json!(1),
-                json!("20m"),
-                json!("web,sidecar"),
-                json!("nginx:1.27,busybox"),
-                json!("app=web,pod-template-hash=5d8f7")
-            ]
-        );
-        let empty = json!({"metadata": {"name": "e"}, "spec": {"selector": {}}});
-        let c = cells("apps", "replicasets", empty);
-        assert_eq!(c[1], 1, "defaulted replicas");
-        assert_eq!(c[2], 0);
-        assert_eq!(c[7], "<none>");
-        let bad = json!({"metadata": {"name": "e"},
-                         "spec": {"selector": {"matchLabels": {"bad key!": "x"}}}});
-        assert_eq!(cells("apps", "replicasets", bad)[7], "<error>");
-    }
 }

@@ -4,11 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{
-    AGE, Column, NAME, Printer, Rows, col, int, items, name, no_conditions, or_none, s, wide,
-};
+use super::{AGE, Column, NAME, Rows, col, int, items, name, or_none, s, wide};
 
-const COLUMNS: &[Column] = &[
+pub(super) const COLUMNS: &[Column] = &[
     NAME,
     col(
         "Type",
@@ -37,13 +35,6 @@ const COLUMNS: &[Column] = &[
         "Route service traffic to pods with label keys and values matching this selector. If empty or not present, the service is assumed to have an external process managing its endpoints, which Kubernetes will not modify. Only applies to types ClusterIP, NodePort, and LoadBalancer. Ignored if type is ExternalName. More info: https://kubernetes.io/docs/concepts/services-networking/service/",
     ),
 ];
-
-/// The printer the kind map hands out.
-pub(super) const PRINTER: Printer = Printer {
-    columns: COLUMNS,
-    row,
-    conditions: no_conditions,
-};
 
 /// Upstream `printService` (wide, so load-balancer addresses are not clipped).
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
@@ -124,106 +115,4 @@ fn format_labels(v: &Value) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::{Value, json};
-
-    use super::super::test_support::{cells, names};
-
-    #[test]
-    fn services() {
-        assert_eq!(
-            names("", "services"),
-            [
-                ("Name", 0),
-                ("Type", 0),
-                ("Cluster-IP", 0),
-                ("External-IP", 0),
-                ("Port(s)", 0),
-                ("Age", 0),
-                ("Selector", 1)
-            ]
-            .map(|(n, p)| (n.to_string(), p))
-        );
-        let svc = |spec: Value, status: Value| {
-            json!({"metadata": {"name": "web", "creationTimestamp": "2024-05-01T06:00:00Z"},
-                   "spec": spec, "status": status})
-        };
-        assert_eq!(
-            cells(
-                "",
-                "services",
-                svc(
-                    json!({"type": "ClusterIP", "clusterIP": "10.96.0.12", "clusterIPs": ["10.96.0.12"],
-                           "ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080},
-                                     {"port": 53, "protocol": "UDP"}],
-                           "selector": {"app": "web"}}),
-                    json!({})
-                )
-            ),
-            [
-                json!("web"),
-                json!("ClusterIP"),
-                json!("10.96.0.12"),
-                json!("<none>"),
-                json!("80/TCP,53/UDP"),
-                json!("6h"),
-                json!("app=web")
-            ]
-        );
-        let c = cells(
-            "",
-            "services",
-            svc(
-                json!({"type": "NodePort", "clusterIP": "10.96.0.13", "externalIPs": ["192.0.2.1"],
-                       "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]}),
-                json!({}),
-            ),
-        );
-        assert_eq!(c[2], "10.96.0.13");
-        assert_eq!(c[3], "192.0.2.1");
-        assert_eq!(c[4], "80:30080/TCP");
-        assert_eq!(c[6], "<none>");
-        let c = cells(
-            "",
-            "services",
-            svc(
-                json!({"type": "LoadBalancer", "clusterIPs": ["10.96.0.14"],
-                       "ports": [{"port": 443, "nodePort": 31443, "protocol": "TCP"}]}),
-                json!({}),
-            ),
-        );
-        assert_eq!(c[3], "<pending>");
-        let c = cells(
-            "",
-            "services",
-            svc(
-                json!({"type": "LoadBalancer", "clusterIPs": ["10.96.0.14"], "externalIPs": ["192.0.2.9"]}),
-                json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}, {"hostname": "lb.example.com"}, {"ip": "203.0.113.7"}]}}),
-            ),
-        );
-        assert_eq!(c[3], "203.0.113.7,lb.example.com,192.0.2.9");
-        assert_eq!(c[4], "<none>");
-        let c = cells(
-            "",
-            "services",
-            svc(
-                json!({"type": "ExternalName", "externalName": "db.example.com"}),
-                json!({}),
-            ),
-        );
-        assert_eq!(c[2], "<none>");
-        assert_eq!(c[3], "db.example.com");
-        let c = cells(
-            "",
-            "services",
-            svc(
-                json!({"clusterIP": "None", "clusterIPs": ["None"]}),
-                json!({}),
-            ),
-        );
-        assert_eq!(c[2], "None");
-    }
 }
