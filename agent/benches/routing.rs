@@ -20,7 +20,10 @@ use std::time::{Duration, SystemTime};
 
 use agent::events::EventRecorder;
 use agent::pod::config::{NodeFacts, Objects};
-use agent::pod::worker::{Directory, PodWorker, Shared, StatusWriter};
+use agent::pod::directory::Directory;
+use agent::pod::port_error::PortError;
+use agent::pod::status_writer::StatusWriter;
+use agent::pod::worker::{PodWorker, Shared};
 use agent::routing::{PodEndpoint, RouteState, Routing, RoutingHook};
 use agent::runtime::{
     ContainerConfig, ContainerId, ExecSession, Exited, Recovered, Runtime, RuntimeError, Sandbox,
@@ -166,10 +169,10 @@ impl Runtime for Idle {
 struct NoStatus;
 
 impl StatusWriter for NoStatus {
-    fn write<'a>(&'a self, _: &'a Pod, _: &'a PodStatus) -> BoxFuture<'a, Result<(), String>> {
+    fn write<'a>(&'a self, _: &'a Pod, _: &'a PodStatus) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async { Ok(()) })
     }
-    fn delete<'a>(&'a self, _: &'a Pod) -> BoxFuture<'a, Result<(), String>> {
+    fn delete<'a>(&'a self, _: &'a Pod) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -181,17 +184,17 @@ impl Objects for NoObjects {
         &'a self,
         _: &'a str,
         _: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ConfigMap>, String>> {
+    ) -> BoxFuture<'a, Result<Option<ConfigMap>, PortError>> {
         Box::pin(async { Ok(None) })
     }
     fn secret<'a>(
         &'a self,
         _: &'a str,
         _: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Secret>, String>> {
+    ) -> BoxFuture<'a, Result<Option<Secret>, PortError>> {
         Box::pin(async { Ok(None) })
     }
-    fn services<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<Service>, String>> {
+    fn services<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<Service>, PortError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 }

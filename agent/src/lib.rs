@@ -61,7 +61,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::EventRecorder;
 use crate::pod::config::{ApiObjects, NodeFacts};
-use crate::pod::worker::{ApiStatus, Directory, Shared};
+use crate::pod::directory::Directory;
+use crate::pod::status_writer::ApiStatus;
+use crate::pod::worker::Shared;
 
 /// Why the agent could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +187,7 @@ impl AgentHandle {
     }
 
     /// The probe attempts of pod `namespace/name` on this node, per container and probe type.
-    pub fn probe_histories(&self, namespace: &str, name: &str) -> pod::worker::ProbeHistories {
+    pub fn probe_histories(&self, namespace: &str, name: &str) -> pod::directory::ProbeHistories {
         self.directory.probe_histories(namespace, name)
     }
 

@@ -3,8 +3,11 @@
 //! the `AddFieldLabelConversionFunc`s and registry `GetAttrs` of upstream).
 //!
 //! [`LabelSelector::parse`] reads the string form (`app=web,tier in (a,b),!canary`);
-//! [`LabelSelector::from_k8s`] converts a typed `metav1.LabelSelector`; [`FieldSelector::parse`]
-//! checks field names against the resource.
+//! [`LabelSelector::from_k8s`] (or [`LabelSelector::from_json`]) converts a typed
+//! `metav1.LabelSelector` and its `Display` is upstream's `Selector.String()`;
+//! [`format_label_selector`] is `metav1.FormatLabelSelector`, the one string form the API
+//! server's tables and Scale subresource print. [`FieldSelector::parse`] checks field names
+//! against the resource.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -46,7 +49,9 @@ pub struct Requirement {
     pub key: String,
     /// Operator.
     pub op: Operator,
-    /// Values (sorted, deduplicated), empty for Exists/DoesNotExist.
+    /// Values, sorted, empty for Exists/DoesNotExist. Deduplicated when parsed from the string
+    /// form (upstream's parser collects a set); kept as given from a typed selector, as
+    /// upstream `LabelSelectorAsSelector` keeps them (`k in (a,a)` prints both).
     pub values: Vec<String>,
 }
 
@@ -121,12 +126,9 @@ impl Requirement {
                 crate::status::aggregate(&errs)
             )));
         }
-        let values: BTreeSet<String> = values.into_iter().collect();
-        Ok(Self {
-            key,
-            op,
-            values: values.into_iter().collect(),
-        })
+        let mut values = values;
+        values.sort_unstable();
+        Ok(Self { key, op, values })
     }
 
     /// Whether `labels` satisfy this requirement (upstream `Requirement.Matches`).
@@ -247,6 +249,17 @@ impl LabelSelector {
         Ok(Self { requirements: reqs })
     }
 
+    /// [`Self::from_k8s`] over the JSON form of a `metav1.LabelSelector`; an absent (null)
+    /// selector gives the empty one, whose string form is `""` as upstream's `Nothing()` prints.
+    pub fn from_json(sel: &Value) -> Result<Self, ApiError> {
+        if sel.is_null() {
+            return Ok(Self::default());
+        }
+        let typed: K8sSelector = serde_json::from_value(sel.clone())
+            .map_err(|e| ApiError::bad_request(format!("invalid label selector: {e}")))?;
+        Self::from_k8s(&typed)
+    }
+
     /// Whether every requirement matches `labels`.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
@@ -284,6 +297,17 @@ impl fmt::Display for LabelSelector {
             write!(f, "{r}")?;
         }
         Ok(())
+    }
+}
+
+/// Upstream `metav1.FormatLabelSelector` over the JSON form: the selector's string form
+/// (`LabelSelectorAsSelector(sel).String()`), `<none>` when it has no requirements or is absent,
+/// `<error>` when it is not a valid selector.
+pub fn format_label_selector(sel: &Value) -> String {
+    match LabelSelector::from_json(sel) {
+        Ok(s) if s.is_empty() => "<none>".into(),
+        Ok(s) => s.to_string(),
+        Err(_) => "<error>".into(),
     }
 }
 
@@ -441,7 +465,7 @@ impl Parser {
         Requirement::new(key, op, values)
     }
 
-    fn value_set(&mut self) -> Result<Vec<String>, ApiError> {
+    fn value_list(&mut self) -> Result<Vec<String>, ApiError> {
         let t = self.next();
         if t != Token::Open {
             return Err(Self::expected(&t, "'('"));
@@ -474,6 +498,12 @@ impl Parser {
                 t => return Err(Self::expected(&t, "',', ')' or identifier")),
             }
         }
+    }
+
+    /// [`Self::value_list`] as upstream's `parseValues` returns it: a set.
+    fn value_set(&mut self) -> Result<Vec<String>, ApiError> {
+        let values: BTreeSet<String> = self.value_list()?.into_iter().collect();
+        Ok(values.into_iter().collect())
     }
 }
 

@@ -4,106 +4,20 @@
 //! requests go to [`crate::rest`]. Every error leaves as a Kubernetes `Status`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use api::status::ApiError;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::discovery::{self, Discovery};
-use crate::openapi::OpenApi;
+use crate::discovery;
 use crate::params::Query;
-use crate::registry::Registry;
+use crate::response::{bytes_response, error_response, json_response, not_found_path};
 use crate::rest;
-
-/// Largest request body accepted (upstream's 3 MiB limit on JSON bodies).
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
-
-/// State shared by all requests.
-pub struct AppState {
-    /// The object layer.
-    pub registry: Registry,
-    /// The admin bearer token.
-    pub token: String,
-    /// Discovery documents.
-    pub discovery: Discovery,
-    /// OpenAPI documents.
-    pub openapi: OpenApi,
-    /// Flips to `true` at shutdown: watches end, `/readyz` fails.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// Set once shutdown began.
-    pub stopping: AtomicBool,
-    /// Handler of `pods/{log,exec,portforward,attach}`, once the node side registered one.
-    pub streams: std::sync::RwLock<Option<Arc<dyn crate::PodStreams>>>,
-    /// How the default handler dials node agents (unset: it refuses, e.g. in router tests).
-    pub kubelet_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
-}
-
-impl AppState {
-    /// The registered pod stream handler.
-    pub fn pod_streams(&self) -> Option<Arc<dyn crate::PodStreams>> {
-        self.streams.read().ok().and_then(|g| g.clone())
-    }
-
-    /// Registers (or replaces) the pod stream handler.
-    pub fn set_pod_streams(&self, h: Arc<dyn crate::PodStreams>) {
-        if let Ok(mut g) = self.streams.write() {
-            *g = Some(h);
-        }
-    }
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("registry", &self.registry)
-            .field("stopping", &self.stopping)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A JSON response.
-pub fn json_response(code: StatusCode, v: &Value) -> Response {
-    bytes_response(
-        code,
-        "application/json",
-        serde_json::to_vec(v).unwrap_or_default(),
-    )
-}
-
-/// A response with a body and content type.
-pub fn bytes_response(
-    code: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Body>,
-) -> Response {
-    let mut r = Response::new(body.into());
-    *r.status_mut() = code;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-/// The `Status` response of an error.
-pub fn error_response(e: &ApiError) -> Response {
-    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(code, &e.to_status())
-}
-
-/// 404 for a path nothing serves (upstream's NotFound handler).
-pub fn not_found_path() -> ApiError {
-    let mut e = ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    );
-    e.details = Some(api::status::StatusDetails::default());
-    e
-}
+use crate::state::AppState;
 
 /// Builds the router over `state`.
 pub fn router(state: Arc<AppState>) -> axum::Router {

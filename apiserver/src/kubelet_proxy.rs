@@ -22,9 +22,9 @@ use http::{HeaderValue, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use crate::http::error_response;
 use crate::params::{Query, parse_bool};
 use crate::registry::Registry;
+use crate::response::error_response;
 
 /// How long connecting to an agent may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

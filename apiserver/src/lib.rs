@@ -10,6 +10,11 @@
 //! in-process side of the controllers' port: `api::cluster::Cluster` for the [`Registry`].
 //! Discovery and OpenAPI documents are built once in [`discovery`] and [`openapi`]. Pod `log`/`exec`/`portforward`/`attach` are delegated to a
 //! [`PodStreams`] handler the node side registers.
+//!
+//! What the router and the handlers share lives in leaf modules that import none of them:
+//! [`state`] (the per-server [`state::AppState`]), [`response`] (bodies and the error
+//! `Status`), [`options`] (write, patch and delete options the registry and the strategies both
+//! read) and [`table`] (the Table printers and their response encoding).
 
 // ApiError (the shared Status type) is large; errors are rare, boxing buys nothing here.
 #![allow(clippy::result_large_err)]
@@ -25,13 +30,16 @@ pub mod kubelet_proxy;
 pub mod master_service;
 pub mod meta;
 pub mod openapi;
+pub mod options;
 pub mod params;
 pub mod patch;
 pub mod registry;
+pub mod response;
 pub mod rest;
 pub mod scale;
 pub mod select;
 pub mod server;
+pub mod state;
 pub mod strategy;
 pub mod table;
 pub mod tls;
@@ -123,7 +131,7 @@ pub struct RunningServer {
     token: String,
     ca: Arc<tls::ClusterCa>,
     shutdown: tokio::sync::watch::Sender<bool>,
-    state: Arc<http::AppState>,
+    state: Arc<state::AppState>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -213,11 +221,11 @@ pub fn app(
     server_address: &str,
 ) -> (
     axum::Router,
-    Arc<http::AppState>,
+    Arc<state::AppState>,
     tokio::sync::watch::Sender<bool>,
 ) {
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let state = Arc::new(http::AppState {
+    let state = Arc::new(state::AppState {
         registry,
         token: token.to_string(),
         discovery: discovery::Discovery::new(server_address),

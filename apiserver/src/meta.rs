@@ -96,42 +96,6 @@ pub fn generate_name(prefix: &str) -> String {
     base
 }
 
-/// A `LabelSelector` (`matchLabels` / `matchExpressions`) in its string form, as
-/// `metav1.LabelSelectorAsSelector(...).String()` prints it (requirements sorted by key).
-pub fn selector_string(sel: &Value) -> String {
-    let mut reqs: Vec<(String, String)> = Vec::new();
-    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in m {
-            reqs.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))));
-        }
-    }
-    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
-        for e in exprs {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let mut values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            values.sort_unstable();
-            values.dedup();
-            let s = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-                "In" => format!("{key} in ({})", values.join(",")),
-                "NotIn" => format!("{key} notin ({})", values.join(",")),
-                "Exists" => key.to_string(),
-                "DoesNotExist" => format!("!{key}"),
-                _ => continue,
-            };
-            reqs.push((key.to_string(), s));
-        }
-    }
-    reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    reqs.into_iter()
-        .map(|(_, s)| s)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,9 +116,5 @@ mod tests {
         assert!(n.starts_with("web-"));
         let t: k8s_openapi::jiff::Timestamp = "2024-01-02T03:04:05.678Z".parse().unwrap();
         assert_eq!(rfc3339(t), "2024-01-02T03:04:05Z");
-        let sel = json!({"matchLabels": {"app": "web", "a": "b"},
-            "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]},
-                                  {"key": "x", "operator": "DoesNotExist"}]});
-        assert_eq!(selector_string(&sel), "a=b,app=web,env in (dev,prod),!x");
     }
 }

@@ -13,7 +13,8 @@ use http::{HeaderMap, header};
 use serde_json::{Value, json};
 
 use crate::meta::{meta_mut, meta_str};
-use crate::registry::{PatchOptions, Registry, UpdateMode};
+use crate::options::{PatchOptions, UpdateMode};
+use crate::registry::Registry;
 
 /// The patch kind (re-exported from the `api` crate).
 pub type PatchKind = PatchType;

@@ -20,47 +20,11 @@ use crate::meta::{self, meta_mut, meta_str};
 use crate::select::Selector;
 use crate::strategy;
 
-pub use api::object::FieldValidation;
-
-/// Options of a create or update.
-#[derive(Debug, Clone, Default)]
-pub struct WriteOptions {
-    /// `fieldManager` (for managedFields); `None` = derived from the user agent upstream,
-    /// here a fixed default.
-    pub field_manager: Option<String>,
-    /// `fieldValidation`.
-    pub field_validation: FieldValidation,
-    /// `dryRun=All`: validate and default, store nothing.
-    pub dry_run: bool,
-    /// The authenticated user (`None` for in-process writers); CSRs record it on create.
-    pub user: Option<crate::user::UserInfo>,
-}
-
-/// Options of a patch: the write options plus `force` (server-side apply).
-#[derive(Debug, Clone, Default)]
-pub struct PatchOptions {
-    /// Write options.
-    pub write: WriteOptions,
-    /// `force=true`: server-side apply takes ownership of conflicting fields.
-    pub force: bool,
-}
-
-// The delete vocabulary is the cluster port's (controllers speak it too).
-pub use api::cluster::{DeleteOptions, Deleted, Propagation};
-
-/// Which part of an object an update may change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateMode {
-    /// The main resource: `status` is kept from the stored object for kinds with a status
-    /// subresource.
-    Main,
-    /// The `status` subresource: only `status` is taken from the new object.
-    Status,
-    /// The namespace `finalize` subresource: only `spec.finalizers` is taken.
-    Finalize,
-    /// A CSR's `approval` subresource: only `status.conditions` is taken.
-    Approval,
-}
+// The option types live in a leaf module so the per-kind strategies need not import the
+// registry that calls them; the registry is where callers have always found them.
+pub use crate::options::{
+    DeleteOptions, Deleted, FieldValidation, PatchOptions, Propagation, UpdateMode, WriteOptions,
+};
 
 /// Maps a store error to the Status upstream's storage layer would produce.
 pub(crate) fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
@@ -550,34 +514,6 @@ impl Registry {
             Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => Ok(Attempt::Retry),
             Err(e) => Err(store_error(info, name, e)),
         }
-    }
-
-    /// PATCH (any of the four kinds) of an object or its `status` subresource; server-side
-    /// apply creates an absent object. Returns the result and whether it was created.
-    /// (Decoding warnings are dropped; [`crate::patch::patch`] returns them too.)
-    #[allow(clippy::too_many_arguments)]
-    pub async fn patch(
-        &self,
-        info: &ResourceInfo,
-        namespace: &str,
-        name: &str,
-        patch_type: api::patch::PatchType,
-        body: &[u8],
-        subresource: Option<&str>,
-        opts: &PatchOptions,
-    ) -> Result<(Arc<Value>, bool), ApiError> {
-        crate::patch::patch(
-            self,
-            info,
-            namespace,
-            name,
-            patch_type,
-            body,
-            subresource,
-            opts,
-        )
-        .await
-        .map(|(v, created, _)| (v, created))
     }
 
     /// One update attempt from `old` to `new` (e.g. a patched object); decodes `new` with

@@ -4,27 +4,27 @@
 //! subresources. Bodies are
 //! read with the 3 MiB limit; output is JSON or a `Table` as the `Accept` header asks.
 
-use std::sync::Arc;
-
 use api::registry::ResourceInfo;
 use api::status::{ApiError, FieldError};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::http::{
-    AppState, MAX_BODY, bytes_response, error_response, json_response, not_found_path,
-};
-use crate::meta::{self, meta_str};
+use crate::meta::meta_str;
 use crate::params::{self, Output, Query};
 use crate::patch::FromHeaders;
 use crate::registry::{
     Deleted, FieldValidation, PatchOptions, UpdateMode, WriteOptions, list_page,
 };
+use crate::response::{
+    bytes_response, error_response, json_response, not_found_path, with_warnings,
+};
 use crate::select::Selector;
+use crate::state::AppState;
+use crate::table::{include, table_bytes, table_content_type};
 use crate::user::UserInfo;
 use crate::{patch, watch};
 
@@ -223,7 +223,10 @@ async fn handle_target(
                 }
                 ("scale", Method::GET) => {
                     let obj = st.registry.get(info, ns, name)?;
-                    Ok(json_response(StatusCode::OK, &crate::scale::to_scale(&obj)))
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &crate::scale::to_scale(&obj)?,
+                    ))
                 }
                 ("scale", Method::PUT) => {
                     let (headers, body) = read_body(req).await?;
@@ -264,6 +267,9 @@ static FINALIZE: api::registry::Subresource = api::registry::Subresource {
     version: "v1",
     verbs: &["update"],
 };
+
+/// Largest request body accepted (upstream's 3 MiB limit on JSON bodies).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// Reads a request body, refusing more than [`MAX_BODY`] bytes with 413 (upstream's
 /// `limitedReadBody`: `Request entity too large: limit is 3145728`).
@@ -410,114 +416,8 @@ pub fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, Api
     })
 }
 
-/// Adds `Warning: 299 - "…"` headers.
-pub fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
-    for w in warnings {
-        let text = format!("299 - {}", api::status::go_quote(w));
-        if let Ok(v) = HeaderValue::from_str(&text) {
-            r.headers_mut().append(header::WARNING, v);
-        }
-    }
-    r
-}
-
 fn object_response(code: StatusCode, obj: &Value) -> Response {
     json_response(code, obj)
-}
-
-/// `includeObject` of a Table request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Include {
-    /// No `object` in rows.
-    None,
-    /// `PartialObjectMetadata` (the default).
-    Metadata,
-    /// The full object.
-    Object,
-}
-
-/// Parses `includeObject`.
-pub fn include(q: &Query) -> Result<Include, ApiError> {
-    match q.get("includeObject").unwrap_or("") {
-        "" | "Metadata" => Ok(Include::Metadata),
-        "None" => Ok(Include::None),
-        "Object" => Ok(Include::Object),
-        other => Err(ApiError::bad_request(format!(
-            "includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\""
-        ))),
-    }
-}
-
-/// Appends one Table row for `obj` (`{"cells":[…],"object":…}`), serialized directly
-/// (no copy of the object).
-pub fn write_row(
-    out: &mut Vec<u8>,
-    info: &ResourceInfo,
-    obj: &Value,
-    table_version: &str,
-    inc: Include,
-    now: k8s_openapi::jiff::Timestamp,
-) {
-    out.extend_from_slice(b"{\"cells\":");
-    let _ = serde_json::to_writer(&mut *out, &crate::table::row_cells(info, obj, now));
-    match inc {
-        Include::None => {}
-        Include::Metadata => {
-            out.extend_from_slice(
-                b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/",
-            );
-            out.extend_from_slice(table_version.as_bytes());
-            out.extend_from_slice(b"\",\"metadata\":");
-            match obj.get("metadata") {
-                Some(m) => {
-                    let _ = serde_json::to_writer(&mut *out, m);
-                }
-                None => out.extend_from_slice(b"{}"),
-            }
-            out.push(b'}');
-        }
-        Include::Object => {
-            out.extend_from_slice(b",\"object\":");
-            let _ = serde_json::to_writer(&mut *out, obj);
-        }
-    }
-    out.push(b'}');
-}
-
-/// A serialized Table of `objs` with `list_meta` as its metadata.
-pub fn table_bytes(
-    info: &ResourceInfo,
-    objs: &[Arc<Value>],
-    table_version: &str,
-    inc: Include,
-    list_meta: &Value,
-) -> Vec<u8> {
-    let now = meta::now();
-    let mut out = Vec::with_capacity(512 + objs.len() * 768);
-    out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/");
-    out.extend_from_slice(table_version.as_bytes());
-    out.extend_from_slice(b"\",\"metadata\":");
-    let _ = serde_json::to_writer(&mut out, list_meta);
-    out.extend_from_slice(b",\"columnDefinitions\":");
-    let _ = serde_json::to_writer(&mut out, &crate::table::column_definitions(info));
-    out.extend_from_slice(b",\"rows\":[");
-    for (i, o) in objs.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_row(&mut out, info, o, table_version, inc, now);
-    }
-    out.extend_from_slice(b"]}");
-    out
-}
-
-/// The content type of a Table response.
-pub fn table_content_type(v: &str) -> &'static str {
-    if v == "v1beta1" {
-        "application/json;as=Table;v=v1beta1;g=meta.k8s.io"
-    } else {
-        "application/json;as=Table;v=v1;g=meta.k8s.io"
-    }
 }
 
 fn get(
@@ -856,14 +756,6 @@ async fn bind(
         StatusCode::CREATED,
         &api::status::success_status(None),
     ))
-}
-
-/// A streaming response body from a byte stream.
-pub fn stream_body<S>(s: S) -> Body
-where
-    S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
-{
-    Body::from_stream(s)
 }
 
 #[cfg(test)]

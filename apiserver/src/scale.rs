@@ -9,12 +9,15 @@ use api::registry::ResourceInfo;
 use api::status::{ApiError, FieldError};
 use serde_json::{Value, json};
 
-use crate::meta::{meta_str, selector_string};
+use api::selector::LabelSelector;
+
+use crate::meta::meta_str;
 use crate::patch::apply_patch;
 use crate::registry::{Registry, UpdateMode, WriteOptions};
 
-/// The `Scale` of a workload object.
-pub fn to_scale(obj: &Value) -> Value {
+/// The `Scale` of a workload object (upstream `scaleFromDeployment`); an invalid selector
+/// (which validation keeps out of storage) is a 400, as upstream answers.
+pub fn to_scale(obj: &Value) -> Result<Value, ApiError> {
     let m = |f: &str| {
         obj.pointer(&format!("/metadata/{f}"))
             .cloned()
@@ -33,20 +36,17 @@ pub fn to_scale(obj: &Value) -> Value {
             metadata.insert(f.into(), v);
         }
     }
-    let selector = obj
-        .pointer("/spec/selector")
-        .map(selector_string)
-        .unwrap_or_default();
-    json!({
+    let selector = LabelSelector::from_json(obj.pointer("/spec/selector").unwrap_or(&Value::Null))?;
+    Ok(json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
         "status": {
             "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector,
+            "selector": selector.to_string(),
         },
-    })
+    }))
 }
 
 fn scale_name(scale: &Value) -> &str {
@@ -115,7 +115,7 @@ pub async fn update(
     if conflict {
         return Err(ApiError::conflict_modified(info, name));
     }
-    Ok(to_scale(&out))
+    to_scale(&out)
 }
 
 /// PATCH of a `Scale`: the patch applies to the `Scale` view, the result is written as by
@@ -130,7 +130,7 @@ pub async fn patch(
     opts: &WriteOptions,
 ) -> Result<Value, ApiError> {
     let p = kind.parse_body(body).map_err(ApiError::from)?;
-    let current = to_scale(&*registry.get(info, ns, name)?);
+    let current = to_scale(&*registry.get(info, ns, name)?)?;
     let patched = match kind {
         // Scale has no lists: strategic merge is a merge patch here.
         PatchType::StrategicMerge | PatchType::Apply => {

@@ -9,7 +9,7 @@ use api::status::ApiError;
 use serde_json::{Map, Value, json};
 
 use crate::meta::{self, meta_mut, meta_str};
-use crate::registry::{DeleteOptions, Propagation, UpdateMode, WriteOptions};
+use crate::options::{DeleteOptions, Propagation, UpdateMode, WriteOptions};
 use crate::user::UserInfo;
 
 /// The `namespaces` resource.

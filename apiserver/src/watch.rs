@@ -19,11 +19,12 @@ use serde_json::{Value, json};
 use store::{EventType, StoreError};
 use tokio::sync::mpsc;
 
-use crate::http::AppState;
 use crate::meta;
 use crate::params::{Output, Query};
-use crate::rest::{Include, include, table_content_type, write_row};
+use crate::response::stream_body;
 use crate::select::Selector;
+use crate::state::AppState;
+use crate::table::{Include, include, table_content_type, write_row};
 
 /// Default watch duration when the client gives no `timeoutSeconds` (upstream picks
 /// between 30 and 60 minutes).
@@ -233,7 +234,7 @@ pub async fn serve(
             }
         }
     });
-    let body = crate::rest::stream_body(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let body = stream_body(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut r = Response::new(body);
     *r.status_mut() = StatusCode::OK;
     let ct = match output {

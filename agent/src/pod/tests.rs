@@ -15,7 +15,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::config::{NodeFacts, Objects};
-use super::worker::{Directory, PodMsg, PodWorker, Shared, StatusWriter};
+use super::directory::Directory;
+use super::port_error::PortError;
+use super::status_writer::StatusWriter;
+use super::worker::{PodMsg, PodWorker, Shared};
 use crate::events::{EventRecorder, Recorded};
 use crate::runtime::{
     ContainerConfig, ContainerId, ExecSession, Exited, Recovered, Runtime, RuntimeError, Sandbox,
@@ -219,6 +222,10 @@ impl Runtime for Fake {
 struct Writer {
     statuses: Mutex<Vec<PodStatus>>,
     deleted: AtomicBool,
+    /// Answers of the next deletes, in order (then `Ok`).
+    delete_errors: Mutex<Vec<PortError>>,
+    /// Delete calls so far.
+    delete_calls: std::sync::atomic::AtomicUsize,
     journal: Journal,
 }
 
@@ -227,7 +234,7 @@ impl StatusWriter for Writer {
         &'a self,
         _pod: &'a Pod,
         status: &'a PodStatus,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         self.statuses.lock().push(status.clone());
         let ready = status
             .conditions
@@ -238,7 +245,13 @@ impl StatusWriter for Writer {
         note(&self.journal, format!("status Ready={ready}"));
         Box::pin(async { Ok(()) })
     }
-    fn delete<'a>(&'a self, _pod: &'a Pod) -> BoxFuture<'a, Result<(), String>> {
+    fn delete<'a>(&'a self, _pod: &'a Pod) -> BoxFuture<'a, Result<(), PortError>> {
+        self.delete_calls.fetch_add(1, Ordering::SeqCst);
+        let mut errors = self.delete_errors.lock();
+        if !errors.is_empty() {
+            let e = errors.remove(0);
+            return Box::pin(async move { Err(e) });
+        }
         self.deleted.store(true, Ordering::SeqCst);
         Box::pin(async { Ok(()) })
     }
@@ -251,20 +264,20 @@ impl Objects for NoObjects {
         &'a self,
         _ns: &'a str,
         _name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ConfigMap>, String>> {
+    ) -> BoxFuture<'a, Result<Option<ConfigMap>, PortError>> {
         Box::pin(async { Ok(None) })
     }
     fn secret<'a>(
         &'a self,
         _ns: &'a str,
         _name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Secret>, String>> {
+    ) -> BoxFuture<'a, Result<Option<Secret>, PortError>> {
         Box::pin(async { Ok(None) })
     }
     fn services<'a>(
         &'a self,
         _ns: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<k8s_openapi::api::core::v1::Service>, String>> {
+    ) -> BoxFuture<'a, Result<Vec<k8s_openapi::api::core::v1::Service>, PortError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 }
@@ -435,6 +448,47 @@ async fn deletion_uses_the_deletion_grace_period_floored_at_two_seconds() {
     assert!(e.writer.deleted.load(Ordering::SeqCst));
     let last = e.writer.statuses.lock().last().cloned().unwrap();
     assert_eq!(last.phase.as_deref(), Some("Failed"));
+}
+
+/// A pod the API no longer has (404) or that was replaced by one of another UID (409) needs no
+/// removal; any other failure is retried.
+#[tokio::test(start_paused = true)]
+async fn pod_removal_branches_on_the_port_error() {
+    let deleting = || {
+        let mut p = (*pod(serde_json::json!({}))).clone();
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        p.metadata.deletion_grace_period_seconds = Some(0);
+        Arc::new(p)
+    };
+    for (error, calls) in [
+        (
+            PortError::NotFound {
+                message: "gone".into(),
+            },
+            1,
+        ),
+        (
+            PortError::Conflict {
+                message: "uid".into(),
+            },
+            1,
+        ),
+        (PortError::other("connection refused"), 2),
+    ] {
+        let e = env();
+        e.writer.delete_errors.lock().push(error.clone());
+        let w = PodWorker::spawn(e.shared.clone(), pod(serde_json::json!({})), None);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        w.send(PodMsg::Update(deleting()));
+        w.join().await;
+        assert_eq!(
+            e.writer.delete_calls.load(Ordering::SeqCst),
+            calls,
+            "{error:?}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -11,30 +11,45 @@
 //! (readiness keeps being reported during termination). Probe workers (one per container ×
 //! probe type, from the `probe` crate) read the pod status through a `watch` channel the
 //! driver updates after every sync, and report through a per-pod [`ResultsCache`].
+//!
+//! Start at [`PodWorker::spawn`] and the driver's `sync_once`. The probe wiring is in
+//! `worker/probes.rs`, lifecycle hooks in `worker/hooks.rs`; status goes out through
+//! [`super::status_writer`] and container instances are published in [`super::directory`],
+//! after each sync, by `worker/publish.rs`.
+//!
+//! Why ~900 lines: what is left is the driver's sync loop and the actions it carries out
+//! (sandbox, start, kill, finish), which share the driver's state and its ordering rules; the
+//! separable concepts (probes, hooks, publication) are in `worker/`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{LifecycleHandler, Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use parking_lot::Mutex;
 use probe::mailbox;
-use probe::{
-    ExecError, ExecOutput, ExecRunner, HandlerEnv, ProbeHistory, ProbeResult, ProbeSpec, ProbeType,
-    Prober, ResultsCache, WorkerConfig, WorkerHandle, WorkerKey, WorkerParams,
-};
+use probe::{HandlerEnv, ProbeType, ResultsCache};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
 use super::config::{self, NodeFacts, Objects};
-use super::model::{ExitInfo, Instance, KillReason, PodState, Probes, SpecRef};
+use super::directory::{ContainerEntry, Directory, PodEntry};
+use super::model::{ExitInfo, Instance, KillReason, PodState, SpecRef};
 use super::plan::{Action, plan};
+use super::port_error::PortError;
 use super::status::{self, StatusInputs};
+use super::status_writer::StatusWriter;
 use crate::events::{EventRecorder, EventType, ObjectRef};
 use crate::routing::{PodEndpoint, RouteState, Routing};
 use crate::runtime::{ContainerId, Exited, Recovered, Runtime, SandboxConfig};
+
+mod hooks;
+mod probes;
+mod publish;
+
+use probes::PodProbes;
+use publish::Written;
 
 /// How often a pod is synced without any event (the status manager's `syncPeriod`).
 pub const RESYNC: Duration = Duration::from_secs(10);
@@ -42,74 +57,6 @@ pub const RESYNC: Duration = Duration::from_secs(10);
 pub const RETRY: Duration = Duration::from_secs(10);
 /// The smallest grace period a kill gets (`minimumGracePeriodInSeconds`).
 pub const MIN_GRACE: Duration = Duration::from_secs(2);
-
-/// Where pod status goes and how a finished pod is removed.
-pub trait StatusWriter: Send + Sync {
-    /// Writes `status` as the pod's status.
-    fn write<'a>(
-        &'a self,
-        pod: &'a Pod,
-        status: &'a PodStatus,
-    ) -> BoxFuture<'a, Result<(), String>>;
-    /// Deletes the pod object (grace 0, UID precondition) once it is terminated here.
-    fn delete<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<(), String>>;
-}
-
-/// [`StatusWriter`] through the API (merge patch of `status`; DELETE with grace 0).
-#[derive(Clone)]
-pub struct ApiStatus(pub kube::Client);
-
-impl StatusWriter for ApiStatus {
-    fn write<'a>(
-        &'a self,
-        pod: &'a Pod,
-        status: &'a PodStatus,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-            let name = pod.metadata.name.as_deref().unwrap_or("");
-            let api: kube::Api<Pod> = kube::Api::namespaced(self.0.clone(), ns);
-            // Serialized straight from the status (a `json!` value tree would be a second,
-            // bigger copy of it, held while the request waits for the client's limit).
-            let patch = StatusPatch { status };
-            api.patch_status(
-                name,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-        })
-    }
-
-    fn delete<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-            let name = pod.metadata.name.as_deref().unwrap_or("");
-            let api: kube::Api<Pod> = kube::Api::namespaced(self.0.clone(), ns);
-            let dp = kube::api::DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(kube::api::Preconditions {
-                    uid: pod.metadata.uid.clone(),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            match api.delete(name, &dp).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-    }
-}
-
-/// The body of a status merge patch.
-#[derive(Debug, serde::Serialize)]
-struct StatusPatch<'a> {
-    status: &'a PodStatus,
-}
 
 /// What every pod worker shares.
 #[derive(Clone)]
@@ -135,131 +82,6 @@ pub struct Shared {
     pub routing: Routing,
 }
 
-/// One container's instances as logs and exec need them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerEntry {
-    /// Newest instance id and its restart count, if any.
-    pub current: Option<(ContainerId, i32, bool)>,
-    /// The instance `--previous` reads (the status's `lastState`: the one before the newest,
-    /// or the newest while the container waits to be restarted).
-    pub previous: Option<(ContainerId, i32)>,
-    /// The waiting reason when not running (`ContainerCreating`, `CrashLoopBackOff`…).
-    pub waiting: Option<String>,
-}
-
-/// A pod's containers, by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PodEntry {
-    /// Pod UID.
-    pub uid: String,
-    /// Containers (init and regular) in spec order.
-    pub containers: Vec<(String, ContainerEntry)>,
-}
-
-/// The agent's map of pods to their containers (for the logs/exec API).
-#[derive(Debug, Default)]
-pub struct Directory {
-    pods: Mutex<HashMap<(String, String), PodEntry>>,
-    histories: Mutex<HashMap<(String, String), ProbeHistories>>,
-}
-
-/// The probe attempts of a pod's containers: (container, probe type, history).
-pub type ProbeHistories = Vec<(String, ProbeType, Arc<ProbeHistory>)>;
-
-impl Directory {
-    /// The entry of pod `ns/name`.
-    pub fn get(&self, ns: &str, name: &str) -> Option<PodEntry> {
-        self.pods
-            .lock()
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
-    }
-    fn set(&self, ns: &str, name: &str, e: PodEntry) {
-        self.pods
-            .lock()
-            .insert((ns.to_string(), name.to_string()), e);
-    }
-    fn remove(&self, ns: &str, name: &str, uid: &str) {
-        let mut m = self.pods.lock();
-        let key = (ns.to_string(), name.to_string());
-        if m.get(&key).is_some_and(|e| e.uid == uid) {
-            m.remove(&key);
-            self.histories.lock().remove(&key);
-        }
-    }
-
-    /// The probe histories of pod `ns/name` (every attempt: time, duration, result, output),
-    /// for `paddock why` and the dashboard.
-    pub fn probe_histories(&self, ns: &str, name: &str) -> ProbeHistories {
-        self.histories
-            .lock()
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Records a pod that had finished before this agent started (no worker runs it): its
-    /// containers' last instances, from the status the previous run wrote, so `kubectl logs`
-    /// (and `--previous`) serve their files until the pod is deleted, as the kubelet does.
-    pub fn record_finished(&self, pod: &Pod) {
-        let Some(status) = &pod.status else { return };
-        let statuses = status
-            .init_container_statuses
-            .iter()
-            .flatten()
-            .chain(status.container_statuses.iter().flatten());
-        let id = |s: Option<&String>| {
-            s.map(|s| ContainerId(s.split_once("://").map_or(s.as_str(), |(_, id)| id).into()))
-        };
-        let containers = statuses
-            .map(|cs| {
-                let terminated = cs.state.as_ref().and_then(|s| s.terminated.as_ref());
-                let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
-                let current = terminated
-                    .and_then(|t| {
-                        id(t.container_id.as_ref()).or_else(|| id(cs.container_id.as_ref()))
-                    })
-                    .map(|i| (i, cs.restart_count, false));
-                let previous = last
-                    .and_then(|t| id(t.container_id.as_ref()))
-                    .map(|i| (i, cs.restart_count - 1));
-                let waiting = current.is_none().then(|| {
-                    cs.state
-                        .as_ref()
-                        .and_then(|s| s.waiting.as_ref())
-                        .and_then(|w| w.reason.clone())
-                        .unwrap_or_else(|| "ContainerCreating".into())
-                });
-                let entry = ContainerEntry {
-                    current,
-                    previous,
-                    waiting,
-                };
-                (cs.name.clone(), entry)
-            })
-            .collect();
-        self.set(
-            pod.metadata.namespace.as_deref().unwrap_or(""),
-            pod.metadata.name.as_deref().unwrap_or(""),
-            PodEntry {
-                uid: pod.metadata.uid.clone().unwrap_or_default(),
-                containers,
-            },
-        );
-    }
-
-    /// Forgets pod `ns/name` of `uid` (a finished pod without a worker, deleted).
-    pub fn forget(&self, ns: &str, name: &str, uid: &str) {
-        self.remove(ns, name, uid);
-    }
-
-    fn set_histories(&self, ns: &str, name: &str, h: ProbeHistories) {
-        self.histories
-            .lock()
-            .insert((ns.to_string(), name.to_string()), h);
-    }
-}
-
 /// Messages from the pod manager.
 #[derive(Debug)]
 pub enum PodMsg {
@@ -273,41 +95,6 @@ pub enum PodMsg {
 enum Internal {
     Exited(ContainerId, Exited),
     Killed(ContainerId),
-}
-
-/// Probe workers and their results for one pod.
-struct PodProbes {
-    results: Arc<ResultsCache>,
-    workers: HashMap<(String, ProbeType), WorkerHandle>,
-}
-
-impl Probes for PodProbes {
-    fn result(&self, ty: ProbeType, id: &str) -> Option<ProbeResult> {
-        self.results.get(ty, id)
-    }
-    fn has(&self, name: &str, ty: ProbeType) -> bool {
-        self.workers.contains_key(&(name.to_string(), ty))
-    }
-}
-
-/// Runs exec probes in whatever instance of a container is current.
-struct CurrentExec {
-    runtime: Arc<dyn Runtime>,
-    current: Arc<Mutex<Option<ContainerId>>>,
-}
-
-impl ExecRunner for CurrentExec {
-    fn run<'a>(
-        &'a self,
-        argv: &'a [String],
-        timeout: Duration,
-    ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
-        let id = self.current.lock().clone();
-        Box::pin(async move {
-            let id = id.ok_or_else(|| ExecError::Runtime("container is not running".into()))?;
-            self.runtime.exec_runner(&id).run(argv, timeout).await
-        })
-    }
 }
 
 /// A running pod worker.
@@ -376,35 +163,6 @@ struct Driver {
     /// The API's status of the pod is exactly our last write: its copy was dropped from
     /// `state.pod` (an idle pod's status is otherwise kept twice), `last_status` stands for it.
     api_status_ours: bool,
-}
-
-/// The status last written, kept as its JSON: an idle pod keeps it for its whole life, and
-/// the decoded form of even a one-container status is several times bigger. Decoded when a
-/// status is generated (every sync), compared as bytes.
-#[derive(PartialEq, Eq)]
-struct Written(Box<[u8]>);
-
-impl Written {
-    fn new(st: &PodStatus) -> Self {
-        Self(encode(st).into_boxed_slice())
-    }
-
-    fn status(&self) -> PodStatus {
-        serde_json::from_slice(&self.0).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot decode the last written pod status");
-            PodStatus::default()
-        })
-    }
-
-    /// Whether `st` is the status written.
-    fn is(&self, st: &PodStatus) -> bool {
-        *self.0 == *encode(st)
-    }
-}
-
-fn encode(st: &PodStatus) -> Vec<u8> {
-    // A PodStatus has only string-keyed maps and plain values: serializing cannot fail.
-    serde_json::to_vec(st).unwrap_or_default()
 }
 
 /// The kubelet's `--sync-frequency` (pod syncs without any event).
@@ -605,28 +363,6 @@ impl Driver {
             .collect()
     }
 
-    /// Manual readiness triggers [prober_manager.go `UpdatePodStatus`], once per pod sync: for
-    /// started containers not yet ready that the sync saw running (`seen`).
-    fn trigger_readiness(&self, seen: &[ContainerId]) {
-        for c in self.state.containers() {
-            let name = &c.container.name;
-            if let Some(w) = self
-                .probes
-                .workers
-                .get(&(name.clone(), ProbeType::Readiness))
-                && let Some(inst) = self
-                    .state
-                    .latest(name)
-                    .filter(|i| i.running() && seen.contains(&i.id))
-                && self.state.started(c, &self.probes)
-                && self.probes.result(ProbeType::Readiness, &inst.status_id())
-                    != Some(ProbeResult::Success)
-            {
-                w.trigger();
-            }
-        }
-    }
-
     /// Takes a message from the pod manager.
     fn message(&mut self, msg: PodMsg) {
         match msg {
@@ -724,66 +460,6 @@ impl Driver {
             self.state.push_instance(&c.name, inst);
             self.watch_exit(c.id);
         }
-    }
-
-    fn start_probe_workers(&mut self) {
-        let pod = self.pod();
-        let uid: Arc<str> = Arc::from(pod.metadata.uid.as_deref().unwrap_or(""));
-        let format_pod = self.state.format_pod();
-        let specs: Vec<(k8s_openapi::api::core::v1::Container, bool, bool)> = self
-            .state
-            .containers()
-            .into_iter()
-            .filter(|c| !c.init || c.sidecar())
-            .map(|c| (c.container.clone(), c.init, c.sidecar()))
-            .collect();
-        let mut histories = Vec::new();
-        for (c, init, sidecar) in specs {
-            for ty in [
-                ProbeType::Startup,
-                ProbeType::Readiness,
-                ProbeType::Liveness,
-            ] {
-                let probe = match ty {
-                    ProbeType::Startup => c.startup_probe.as_ref(),
-                    ProbeType::Readiness => c.readiness_probe.as_ref(),
-                    ProbeType::Liveness => c.liveness_probe.as_ref(),
-                };
-                let Some(probe) = probe else { continue };
-                let spec = Arc::new(ProbeSpec::new(ty, probe, &c, &format_pod));
-                let exec = Arc::new(CurrentExec {
-                    runtime: self.shared.runtime.clone(),
-                    current: self.current_slot(&c.name),
-                });
-                let sink = self
-                    .shared
-                    .events
-                    .sink(ObjectRef::container(&pod, &c.name, init));
-                let prober = Prober::new(spec.clone(), self.shared.handler_env.clone(), exec, sink);
-                let params = WorkerParams {
-                    key: WorkerKey {
-                        pod_uid: uid.clone(),
-                        container: Arc::from(c.name.as_str()),
-                        probe_type: ty,
-                    },
-                    config: WorkerConfig::from_spec(&spec, sidecar, self.shared.agent_started),
-                    period: spec.period,
-                    status: self.view.subscribe(),
-                    runner: Arc::new(prober),
-                    results: self.probes.results.clone(),
-                    history: Arc::new(ProbeHistory::new(probe::history::DEFAULT_HISTORY)),
-                };
-                histories.push((c.name.clone(), ty, params.history.clone()));
-                self.probes
-                    .workers
-                    .insert((c.name.clone(), ty), probe::worker::spawn(params));
-            }
-        }
-        self.shared.directory.set_histories(
-            pod.metadata.namespace.as_deref().unwrap_or(""),
-            pod.metadata.name.as_deref().unwrap_or(""),
-            histories,
-        );
     }
 
     async fn internal(&mut self, ev: Internal) {
@@ -929,10 +605,14 @@ impl Driver {
             self.state.terminal_phase = Some(phase);
             self.publish().await;
             let pod = self.pod();
-            if let Err(e) = self.shared.status.delete(&pod).await {
-                tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot remove pod");
-                self.requeue_in(RETRY);
-                return;
+            match self.shared.status.delete(&pod).await {
+                // Gone already, or replaced by a pod of another UID: nothing left to remove.
+                Ok(()) | Err(PortError::NotFound { .. } | PortError::Conflict { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot remove pod");
+                    self.requeue_in(RETRY);
+                    return;
+                }
             }
         }
         self.done = true;
@@ -1127,22 +807,6 @@ impl Driver {
         self.requeue_in(RETRY);
     }
 
-    fn hook_ctx(&self, name: &str) -> HookCtx {
-        HookCtx {
-            runtime: self.shared.runtime.clone(),
-            env: self.shared.handler_env.clone(),
-            events: self.shared.events.clone(),
-            obj: self.container_ref(name),
-            pod: self.state.format_pod(),
-            pod_ip: self
-                .state
-                .sandbox
-                .as_ref()
-                .map(|s| s.pod_ip.to_string())
-                .unwrap_or_default(),
-        }
-    }
-
     /// The grace period for a kill [kuberuntime_container.go `killContainer`].
     fn grace_seconds(&self, reason: Option<(KillReason, &str)>) -> i64 {
         let pod = &self.state.pod;
@@ -1227,257 +891,5 @@ impl Driver {
             }
             let _ = tx.send(Internal::Killed(id));
         });
-    }
-
-    /// Pushes the status if it changed, updates the probe view and the directory; records the
-    /// terminal phase.
-    async fn publish(&mut self) {
-        let pod = self.pod();
-        let phase = status::phase(&self.state, &self.probes);
-        if (phase == "Succeeded" || phase == "Failed")
-            && self.state.terminal_phase.is_none()
-            && !self.state.deleting()
-        {
-            self.state.terminal_phase = Some(phase);
-        }
-        // Decoded once: while the API holds our last write, it is also the API's status.
-        let last = self.last_status.as_ref().map(Written::status);
-        let api_status = if self.api_status_ours {
-            last.clone()
-        } else {
-            self.state.pod.status.clone()
-        }
-        .unwrap_or_default();
-        let mut old = last.unwrap_or_else(|| api_status.clone());
-        // Foreign conditions come from the API; ours keep their transition times.
-        let mut conds: Vec<_> = old
-            .conditions
-            .take()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| {
-                [
-                    "PodReadyToStartContainers",
-                    "Initialized",
-                    "Ready",
-                    "ContainersReady",
-                    "PodScheduled",
-                ]
-                .contains(&c.type_.as_str())
-            })
-            .collect();
-        for c in api_status.conditions.iter().flatten() {
-            if !conds.iter().any(|o| o.type_ == c.type_) {
-                conds.push(c.clone());
-            }
-        }
-        old.conditions = Some(conds);
-        old.qos_class = api_status.qos_class.clone();
-        let host_ip = self.shared.node.host_ip.to_string();
-        let st = status::generate(
-            &self.state,
-            &self.probes,
-            &StatusInputs {
-                host_ip: &host_ip,
-                old: Some(&old),
-                now: Timestamp::now(),
-            },
-        );
-        // The fast path first: routing learns a readiness change before the API does.
-        if let Some(ep) = self
-            .pod_endpoint()
-            .filter(|_| self.shared.routing.enabled())
-        {
-            self.shared.routing.set(&ep, self.route_state(&st));
-        }
-        let view = status::probe_view(&self.state, &self.probes, st.phase.as_deref().unwrap_or(""));
-        self.view.send_replace(Some(Arc::new(view)));
-        self.update_directory();
-        if self.state.removed {
-            return;
-        }
-        // Our last write is the reference; on the periodic resync the API's copy is checked
-        // too, so a status overwritten by someone else is put right.
-        let written = Written::new(&st);
-        let unchanged = self.last_status.as_ref() == Some(&written)
-            && (!self.resync
-                || self.api_status_ours
-                || (self.state.pod.status.as_ref()).is_some_and(|s| same_status(s, &st)));
-        if unchanged {
-            return;
-        }
-        match self.shared.status.write(&pod, &st).await {
-            Ok(()) => self.last_status = Some(written),
-            Err(e) => {
-                tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot write pod status");
-                // Not written: the API's status is not ours (the resync writes it again).
-                self.api_status_ours = false;
-                self.last_status = Some(written);
-                self.requeue_in(Duration::from_secs(1));
-            }
-        }
-    }
-
-    /// The pod as routing knows it (once it has a sandbox, hence an IP).
-    fn pod_endpoint(&self) -> Option<PodEndpoint> {
-        let sb = self.state.sandbox.as_ref()?;
-        let m = &self.state.pod.metadata;
-        Some(PodEndpoint {
-            uid: m.uid.clone().unwrap_or_default(),
-            name: format!(
-                "{}/{}",
-                m.namespace.as_deref().unwrap_or(""),
-                m.name.as_deref().unwrap_or("")
-            ),
-            ip: sb.pod_ip,
-            own_ip: sb.isolated && !sb.host_network,
-        })
-    }
-
-    /// How routing should treat the pod given the status about to be published: draining
-    /// while it is deleted or a container of it is being killed (whatever its probes still
-    /// say), else its `Ready` condition.
-    fn route_state(&self, st: &PodStatus) -> RouteState {
-        if self.state.deleting() || !self.state.killing.is_empty() {
-            return RouteState::Draining;
-        }
-        let ready = st
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        if ready {
-            RouteState::Ready
-        } else {
-            RouteState::NotReady
-        }
-    }
-
-    fn update_directory(&self) {
-        let pod = &self.state.pod;
-        let mut entry = PodEntry {
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
-            containers: Vec::new(),
-        };
-        let containers = self.state.containers();
-        let default_reason = if containers.iter().any(|c| c.init) {
-            "PodInitializing"
-        } else {
-            "ContainerCreating"
-        };
-        for c in containers {
-            let name = &c.container.name;
-            let latest = self.state.latest(name);
-            let waiting = match latest {
-                Some(i) if i.running() => None,
-                _ => Some(
-                    self.state
-                        .waiting
-                        .get(name)
-                        .map(|(r, _)| r.clone())
-                        .unwrap_or_else(|| default_reason.into()),
-                ),
-            };
-            entry.containers.push((
-                name.clone(),
-                ContainerEntry {
-                    current: latest.map(|i| (i.id.clone(), i.restart_count, i.running())),
-                    previous: self
-                        .state
-                        .last_terminated(c)
-                        .map(|i| (i.id.clone(), i.restart_count)),
-                    waiting,
-                },
-            ));
-        }
-        self.shared.directory.set(
-            pod.metadata.namespace.as_deref().unwrap_or(""),
-            pod.metadata.name.as_deref().unwrap_or(""),
-            entry,
-        );
-    }
-}
-
-/// Whether the API's status already says what we would write (ignoring fields we do not own).
-fn same_status(api: &PodStatus, ours: &PodStatus) -> bool {
-    api.phase == ours.phase
-        && api.container_statuses == ours.container_statuses
-        && api.init_container_statuses == ours.init_container_statuses
-        && api.pod_ip == ours.pod_ip
-        && api.host_ip == ours.host_ip
-        && api.start_time == ours.start_time
-        && api.conditions == ours.conditions
-}
-
-/// What a preStop hook needs, detached from the driver.
-struct HookCtx {
-    runtime: Arc<dyn Runtime>,
-    env: HandlerEnv,
-    events: EventRecorder,
-    obj: ObjectRef,
-    pod: String,
-    pod_ip: String,
-}
-
-impl HookCtx {
-    /// Runs a lifecycle hook [pkg/kubelet/lifecycle/handlers.go]; `Err` carries the
-    /// handler's message (logged; events only say `PostStartHook failed` / `PreStopHook failed`).
-    async fn run(
-        &self,
-        h: &LifecycleHandler,
-        id: &ContainerId,
-        c: &k8s_openapi::api::core::v1::Container,
-        limit: Duration,
-    ) -> Result<(), String> {
-        let pod = &self.pod;
-        if let Some(e) = &h.exec {
-            let argv = e.command.clone().unwrap_or_default();
-            let go_argv = format!("[{}]", argv.join(" "));
-            let (err, output) = match self.runtime.exec_runner(id).run(&argv, limit).await {
-                Ok(ExecOutput {
-                    status: probe::ExecStatus::Exited(0),
-                    ..
-                }) => return Ok(()),
-                Ok(ExecOutput { status, output }) => (
-                    match status {
-                        probe::ExecStatus::Exited(code) => {
-                            format!("command '{}' exited with {code}: ", argv.join(" "))
-                        }
-                        probe::ExecStatus::TimedOut => "command timed out".into(),
-                    },
-                    String::from_utf8_lossy(&output).into_owned(),
-                ),
-                Err(e) => (e.to_string(), String::new()),
-            };
-            return Err(format!(
-                "Exec lifecycle hook ({go_argv}) for Container {:?} in Pod {pod:?} failed - error: {err}, message: {output:?}",
-                c.name
-            ));
-        }
-        if let Some(g) = &h.http_get {
-            let probe = k8s_openapi::api::core::v1::Probe {
-                http_get: Some(g.clone()),
-                ..Default::default()
-            };
-            let spec = ProbeSpec::new(ProbeType::Liveness, &probe, c, pod);
-            let probe::Handler::HttpGet(hs) = &spec.handler else {
-                return Ok(());
-            };
-            let out = probe::handler::http::probe(&self.env, hs, &self.pod_ip, limit).await;
-            return match (out.result, out.error) {
-                (probe::HandlerResult::Success | probe::HandlerResult::Warning, None) => Ok(()),
-                (_, e) => Err(format!(
-                    "Http lifecycle hook ({}) for Container {:?} in Pod {pod:?} failed - error: {}",
-                    g.path.clone().unwrap_or_default(),
-                    c.name,
-                    e.map_or(out.output, |e| e.to_string())
-                )),
-            };
-        }
-        if let Some(s) = &h.sleep {
-            let d = Duration::from_secs(u64::try_from(s.seconds).unwrap_or(0)).min(limit);
-            tokio::time::sleep(d).await;
-        }
-        Ok(())
     }
 }

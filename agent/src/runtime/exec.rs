@@ -19,13 +19,14 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use probe::handler::host_exec::{drain, exit_code};
+use probe::handler::host_exec::{Reaper, exit_code, run_with_deadline};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use super::container::ContainerRt;
 use super::isolate::{self, PidNs};
-use super::process::{ContainerRt, Shared};
+use super::spawn::{resolve_program, spawn_error};
 use super::state;
 use super::sys::ChildSetup;
 use super::{ContainerId, RuntimeError};
@@ -34,10 +35,6 @@ use super::{ContainerId, RuntimeError};
 pub const EXEC_MARKER_ENV: &str = "PADDOCK_EXEC_ID";
 
 static NEXT_EXEC: AtomicU64 = AtomicU64::new(1);
-
-/// How long a finished probe command's output pipes may stay open (held by a descendant that
-/// escaped its group) before the exec's tree is hunted down.
-const PIPE_GRACE: Duration = Duration::from_millis(50);
 
 /// How a command's stdio is connected.
 enum Io {
@@ -67,8 +64,7 @@ async fn spawn_in(
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let program_path =
-        super::process::resolve_program(program, &path_env, &c.rec.cwd, !c.isolated)?;
+    let program_path = resolve_program(program, &path_env, &c.rec.cwd, !c.isolated)?;
     let marker = format!(
         "{}-{}",
         std::process::id(),
@@ -131,7 +127,7 @@ async fn spawn_in(
     };
     let child = isolate::spawn(cmd, setup, pid_ns)
         .await
-        .map_err(|e| super::process::spawn_error(program, &c.rec.cwd, &[], &[], e))?;
+        .map_err(|e| spawn_error(program, &c.rec.cwd, &[], &[], e))?;
     Ok((child, marker))
 }
 
@@ -186,16 +182,22 @@ async fn kill_group_and_wait(pgid: Option<u32>, marker: &str, since: u64) {
     }
 }
 
+/// Where exec finds a container by id: the process runtime's table of containers.
+pub(crate) trait Containers: Send + Sync + std::fmt::Debug {
+    /// The container `id`, if this agent knows it and it may still run.
+    fn container(&self, id: &ContainerId) -> Option<Arc<ContainerRt>>;
+}
+
 /// Runs exec-probe commands in a container (CRI `ExecSync`).
 #[derive(Debug)]
 pub struct ContainerExecRunner {
-    shared: Arc<Shared>,
+    containers: Arc<dyn Containers>,
     id: ContainerId,
 }
 
 impl ContainerExecRunner {
-    pub(crate) fn new(shared: Arc<Shared>, id: ContainerId) -> Self {
-        Self { shared, id }
+    pub(crate) fn new(containers: Arc<dyn Containers>, id: ContainerId) -> Self {
+        Self { containers, id }
     }
 
     async fn run_inner(
@@ -203,10 +205,10 @@ impl ContainerExecRunner {
         argv: &[String],
         timeout: Duration,
     ) -> Result<probe::ExecOutput, probe::ExecError> {
-        use probe::{ExecError, ExecOutput, ExecStatus};
+        use probe::ExecError;
         let deadline = Instant::now() + timeout;
         let c = self
-            .shared
+            .containers
             .container(&self.id)
             .ok_or_else(|| ExecError::Runtime(format!("container {} not found", self.id)))?;
         let (mut child, marker) = spawn_in(&c, argv, Io::Pipes { stdin: false })
@@ -225,46 +227,33 @@ impl ContainerExecRunner {
                 other => ExecError::Runtime(other.to_string()),
             })?;
         let pgid = child.id();
-        let since = started_ticks(pgid);
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let status = {
-            let reading = async { tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err)) };
-            tokio::pin!(reading);
-            let mut read_all = false;
-            let exited = loop {
-                tokio::select! {
-                    s = child.wait() => break Some(s),
-                    _ = &mut reading, if !read_all => read_all = true,
-                    _ = tokio::time::sleep_until(deadline) => break None,
-                }
-            };
-            match exited {
-                None => {
-                    kill_exec_and_wait(pgid, &marker, since).await;
-                    let _ = child.wait().await;
-                    ExecStatus::TimedOut
-                }
-                Some(s) => {
-                    kill_group_and_wait(pgid, &marker, since).await;
-                    let code = s.map(exit_code).unwrap_or(-1);
-                    if !read_all {
-                        let grace = deadline.min(Instant::now() + PIPE_GRACE);
-                        if tokio::time::timeout_at(grace, &mut reading).await.is_err() {
-                            kill_exec_and_wait(None, &marker, since).await;
-                            let _ = tokio::time::timeout_at(deadline, &mut reading).await;
-                        }
-                    }
-                    ExecStatus::Exited(code)
-                }
-            }
+        let mut reaper = ExecReaper {
+            pgid,
+            since: started_ticks(pgid),
+            marker,
         };
-        out.extend_from_slice(&err);
-        out.truncate(probe::handler::exec::MAX_EXEC_OUTPUT);
-        Ok(ExecOutput {
-            status,
-            output: out,
-        })
+        Ok(run_with_deadline(&mut child, deadline, &mut reaper).await)
+    }
+}
+
+/// [`Reaper`] of an exec probe: everything carrying the exec's marker.
+struct ExecReaper {
+    pgid: Option<u32>,
+    since: u64,
+    marker: String,
+}
+
+impl Reaper for ExecReaper {
+    async fn timed_out(&mut self) {
+        kill_exec_and_wait(self.pgid, &self.marker, self.since).await;
+    }
+
+    async fn exited(&mut self) {
+        kill_group_and_wait(self.pgid, &self.marker, self.since).await;
+    }
+
+    async fn pipes_held(&mut self) {
+        kill_exec_and_wait(None, &self.marker, self.since).await;
     }
 }
 
@@ -371,13 +360,13 @@ impl AsyncRead for PtyReader {
 }
 
 pub(crate) async fn start_session(
-    shared: &Arc<Shared>,
+    containers: &dyn Containers,
     id: &ContainerId,
     argv: &[String],
     tty: bool,
     stdin: bool,
 ) -> Result<ExecSession, RuntimeError> {
-    let c = shared
+    let c = containers
         .container(id)
         .ok_or_else(|| RuntimeError::ContainerNotFound(id.0.clone()))?;
     if tty {

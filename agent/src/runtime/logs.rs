@@ -608,6 +608,32 @@ fn read_once(
     }
 }
 
+/// The byte offset where the last `n` records of `data` start.
+pub fn tail_offset(data: &[u8], n: i64) -> usize {
+    if n < 0 {
+        return 0;
+    }
+    if n == 0 {
+        return data.len();
+    }
+    let mut count = 0;
+    // Skip a trailing newline: it ends the last record.
+    let end = if data.last() == Some(&b'\n') {
+        data.len() - 1
+    } else {
+        data.len()
+    };
+    for i in (0..end).rev() {
+        if data[i] == b'\n' {
+            count += 1;
+            if count == n {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,9 @@
 //! `/etc/resolv.conf` are `volumes`; container log
 //! files in the CRI format are [`logs`]; `kubectl exec` and exec probes are [`exec`]; the
 //! termination message an exit reports (`terminationMessagePath` / `terminationMessagePolicy`)
-//! is [`termination`].
+//! is [`termination`]. What a container start and exec share sits in two leaf modules both
+//! use: `container` (a known container and its process tree) and `spawn` (resolving the program,
+//! naming a failed spawn).
 //!
 //! A later OCI-image runtime (chosen by `runtimeClassName`) implements the same trait: nothing
 //! here assumes host binaries except [`ProcessRuntime`] itself.
@@ -25,12 +27,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+mod container;
 mod error;
 pub mod exec;
 mod isolate;
 pub mod logs;
 pub mod net;
 pub mod process;
+mod spawn;
 mod state;
 #[allow(unsafe_code)]
 mod sys;

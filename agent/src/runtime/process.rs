@@ -28,25 +28,30 @@
 //! mount namespace, so root), tty containers (output is logged as plain stdout).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::exec::{ContainerExecRunner, ExecSession};
+use super::container::ContainerRt;
+pub use super::container::MARKER_ENV;
+use super::exec::{self, ContainerExecRunner, ExecSession};
 use super::isolate::{self, PidNs};
 use super::logs::{self, CopierHandle, CopierInput, LogWriter, RotatePolicy};
 use super::net::{self, Ipam, NodeNetwork};
+use super::spawn::{find_in_path, resolve_program, spawn_error};
+
+mod sandbox;
+mod start;
 use super::state::{self, ContainerRecord, ProcRef, SandboxRecord};
-use super::sys::{self, ChildSetup, Step};
+use super::sys::{self, ChildSetup};
 use super::termination::Termination;
 use super::volumes;
 use super::{
@@ -56,9 +61,6 @@ use super::{
 
 /// The `PATH` a container gets when its env sets none (what container runtimes default to).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The environment variable marking every process of a container.
-pub const MARKER_ENV: &str = "PADDOCK_CONTAINER_ID";
 
 /// How often a stop checks whether the container's processes are gone.
 const STOP_POLL: Duration = Duration::from_millis(20);
@@ -92,56 +94,6 @@ struct SandboxRt {
     rec: SandboxRecord,
     /// The holder process when this agent started it (so it is reaped here).
     holder: tokio::sync::Mutex<Option<Child>>,
-}
-
-/// A container known to this agent.
-#[derive(Debug)]
-pub(crate) struct ContainerRt {
-    pub(crate) rec: ContainerRecord,
-    pub(crate) isolated: bool,
-    exited: watch::Receiver<Option<Exited>>,
-    _stdin: Mutex<Option<ChildStdin>>,
-}
-
-impl ContainerRt {
-    fn marker(&self) -> String {
-        format!("{MARKER_ENV}={}", self.rec.id)
-    }
-
-    pub(crate) fn running(&self) -> bool {
-        self.exited.borrow().is_none() && self.rec.process.alive()
-    }
-
-    fn main_gone(&self) -> bool {
-        self.exited.borrow().is_some() || !self.rec.process.alive()
-    }
-
-    /// Waits (briefly) until the exit has been recorded and the output followed to its end.
-    async fn settled(&self) {
-        let mut rx = self.exited.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|v| v.is_some())).await;
-    }
-
-    async fn tree(&self) -> Vec<i32> {
-        let pgid = i32::try_from(self.rec.process.pid).ok();
-        state::tree_pids_shared(pgid, &self.marker(), self.rec.process.start_ticks).await
-    }
-
-    /// Whether the main process and everything it started are gone.
-    async fn gone(&self) -> bool {
-        self.main_gone() && self.tree().await.is_empty()
-    }
-
-    async fn signal_tree(&self, sig: Signal) {
-        if !self.main_gone()
-            && let Ok(pgid) = i32::try_from(self.rec.process.pid)
-        {
-            let _ = killpg(Pid::from_raw(pgid), sig);
-        }
-        for pid in self.tree().await {
-            let _ = kill(Pid::from_raw(pid), sig);
-        }
-    }
 }
 
 /// SIGKILLs what is left of a container whose main process is gone, until nothing is (bounded).
@@ -179,13 +131,6 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError
     move |e| RuntimeError::io(context, e)
 }
 
-fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(name))
-        .find(|p| is_executable(p))
-}
-
 /// Opens a FIFO's read end without blocking (there may be no writer). Anything else (the raw
 /// output file of a container an older agent started) is refused rather than replayed.
 fn open_fifo_reader(path: &Path) -> Result<std::fs::File, RuntimeError> {
@@ -207,40 +152,6 @@ fn open_fifo_reader(path: &Path) -> Result<std::fs::File, RuntimeError> {
         )));
     }
     Ok(f)
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// Resolves the program like runc (Go's `exec.LookPath` on the container's `PATH`).
-pub(crate) fn resolve_program(
-    program: &str,
-    path_env: &str,
-    cwd: &Path,
-    checkable: bool,
-) -> Result<PathBuf, RuntimeError> {
-    if program.is_empty() {
-        return Err(RuntimeError::NoCommand);
-    }
-    if !program.contains('/') {
-        return find_in_path(program, path_env)
-            .ok_or_else(|| RuntimeError::ExecutableNotFound(program.to_string()));
-    }
-    let full = cwd.join(program);
-    if checkable {
-        match std::fs::metadata(&full) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RuntimeError::NoSuchFile(program.to_string()));
-            }
-            Ok(m) if m.is_dir() || !is_executable(&full) => {
-                return Err(RuntimeError::PermissionDenied(program.to_string()));
-            }
-            _ => {}
-        }
-    }
-    Ok(PathBuf::from(program))
 }
 
 fn exited_from(status: std::io::Result<std::process::ExitStatus>) -> Exited {
@@ -273,21 +184,6 @@ fn unknown_exit(message: &str) -> Exited {
     }
 }
 
-/// Removes a container's termination-log file and output FIFOs when its start fails (once
-/// started, the exit task removes them).
-struct Unstarted<'a>(Option<&'a Termination>, Vec<PathBuf>);
-
-impl Drop for Unstarted<'_> {
-    fn drop(&mut self) {
-        if let Some(t) = self.0 {
-            t.remove();
-        }
-        for f in &self.1 {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
 /// Completes an exit's message with the termination message (off the async threads: it reads
 /// files) and removes the termination-log file.
 async fn with_termination_message(
@@ -304,54 +200,6 @@ async fn with_termination_message(
     })
     .await
     .unwrap_or(fallback)
-}
-
-/// Host mode: a declared port another process already holds is a clear start error.
-fn check_ports(cfg: &ContainerConfig) -> Result<(), RuntimeError> {
-    for p in &cfg.ports {
-        let taken = match p.protocol.as_str() {
-            "" | "TCP" => std::net::TcpListener::bind(("0.0.0.0", p.container_port)).err(),
-            "UDP" => std::net::UdpSocket::bind(("0.0.0.0", p.container_port)).err(),
-            _ => None,
-        };
-        if let Some(e) = taken
-            && e.kind() == std::io::ErrorKind::AddrInUse
-        {
-            let proto = if p.protocol.is_empty() {
-                "TCP"
-            } else {
-                &p.protocol
-            };
-            return Err(RuntimeError::PortInUse {
-                port: p.container_port,
-                protocol: proto.to_string(),
-                protocol_lower: proto.to_ascii_lowercase(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The container's environment: runtime defaults, then the spec's env, then the marker.
-fn container_env(cfg: &ContainerConfig, hostname: &str, id: &str) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), DEFAULT_PATH.into()),
-        ("HOSTNAME".into(), hostname.into()),
-    ];
-    for (k, v) in &cfg.env {
-        if k == MARKER_ENV {
-            continue;
-        }
-        match env.iter_mut().find(|(ek, _)| ek == k) {
-            Some(e) => e.1 = v.clone(),
-            None => env.push((k.clone(), v.clone())),
-        }
-    }
-    if !env.iter().any(|(k, _)| k == "HOME") {
-        env.push(("HOME".into(), "/root".into()));
-    }
-    env.push((MARKER_ENV.into(), id.into()));
-    env
 }
 
 impl ProcessRuntime {
@@ -653,447 +501,6 @@ impl Shared {
         rt
     }
 
-    /// Sets up the bridge (or recreates it if it went away, re-attaching the pods) and starts
-    /// the watcher that keeps doing so while pods run.
-    async fn ensure_bridge(&self) -> Result<(), RuntimeError> {
-        if self.bridge.ensure(|| self.attached_veths()).await? {
-            tokio::spawn(watch_bridge(self.me.clone()));
-        }
-        Ok(())
-    }
-
-    /// The node ends of the veths of the pods this runtime knows and whose holder lives.
-    fn attached_veths(&self) -> Vec<String> {
-        self.sandboxes
-            .lock()
-            .values()
-            .filter(|sb| sb.rec.holder.is_some_and(|h| h.alive()))
-            .filter_map(|sb| sb.rec.veth.clone())
-            .collect()
-    }
-
-    async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
-        let id = new_id();
-        let pod_dir = self.pod_dir(&id);
-        state::private_dir(&pod_dir)?;
-        let mut rec = SandboxRecord {
-            id: id.clone(),
-            pod_uid: cfg.pod_uid.clone(),
-            namespace: cfg.namespace.clone(),
-            name: cfg.name.clone(),
-            hostname: cfg.hostname.clone(),
-            host_network: cfg.host_network,
-            isolated: self.isolated,
-            pod_ip: self.node.node_ip,
-            holder: None,
-            veth: None,
-            allocated_ip: false,
-            created_paths: Vec::new(),
-            volumes: Vec::new(),
-        };
-        let result = self.build_sandbox(cfg, &mut rec, &pod_dir).await;
-        match result {
-            Ok(holder) => {
-                state::write_json(&self.sandbox_path(&id), &rec)?;
-                let sandbox = Sandbox {
-                    id: id.clone(),
-                    pod_ip: rec.pod_ip,
-                    host_network: rec.host_network,
-                    isolated: rec.isolated,
-                };
-                self.sandboxes.lock().insert(
-                    id,
-                    Arc::new(SandboxRt {
-                        rec,
-                        holder: tokio::sync::Mutex::new(holder),
-                    }),
-                );
-                Ok(sandbox)
-            }
-            Err((e, holder)) => {
-                let rt = SandboxRt {
-                    rec,
-                    holder: tokio::sync::Mutex::new(holder),
-                };
-                self.teardown(&rt).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Volumes, `/etc` files, the namespace holder and the network; on error the holder (if
-    /// any) comes back with the error so the caller can tear everything down.
-    async fn build_sandbox(
-        &self,
-        cfg: &SandboxConfig,
-        rec: &mut SandboxRecord,
-        pod_dir: &Path,
-    ) -> Result<Option<Child>, (RuntimeError, Option<Child>)> {
-        rec.volumes = volumes::prepare(pod_dir, cfg, self.isolated).map_err(|e| (e, None))?;
-        if self.isolated && !cfg.host_network {
-            let ip = self.ipam.allocate(&rec.id).map_err(|e| (e, None))?;
-            rec.allocated_ip = true;
-            rec.pod_ip = IpAddr::V4(ip);
-            // Recorded at once: `list` releases addresses whose owner has no record.
-            state::write_json(&self.sandbox_path(&rec.id), &*rec).map_err(|e| (e, None))?;
-        }
-        let etc = volumes::write_etc_files(pod_dir, cfg, &rec.pod_ip.to_string())
-            .map_err(|e| (e, None))?;
-        if !self.isolated {
-            return Ok(None);
-        }
-        let memory: Vec<&Path> = rec
-            .volumes
-            .iter()
-            .filter(|v| v.memory)
-            .map(|v| v.path.as_path())
-            .collect();
-        let setup = isolate::holder_setup(cfg.host_network, &cfg.hostname, &memory, &etc)
-            .map_err(|e| (e, None))?;
-        let mut cmd = Command::new(&self.holder_bin);
-        cmd.arg("infinity")
-            .env_clear()
-            .env("PADDOCK_SANDBOX_ID", &rec.id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(false);
-        let child = isolate::spawn(cmd, setup, PidNs::New).await.map_err(|e| {
-            let what = match e.step {
-                Some(Step::Unshare) => "create namespaces",
-                Some(Step::Hostname) => "set the hostname",
-                Some(Step::Op(_)) => "set up the pod's mounts",
-                _ => "start the namespace holder",
-            };
-            (
-                RuntimeError::Sandbox(format!("{what}: {}", gofmt::errno_text(&e.error))),
-                None,
-            )
-        })?;
-        let Some(pid) = child.id() else {
-            return Err((
-                RuntimeError::Sandbox("namespace holder exited".into()),
-                Some(child),
-            ));
-        };
-        rec.holder = ProcRef::of(pid);
-        // Record the holder before the network work, so a crash now still leaves a trace.
-        if let Err(e) = state::write_json(&self.sandbox_path(&rec.id), &*rec) {
-            return Err((e, Some(child)));
-        }
-        if !cfg.host_network
-            && let IpAddr::V4(ip) = rec.pod_ip
-        {
-            let veth = net::veth_name(&rec.id);
-            rec.veth = Some(veth.clone());
-            let attached = async {
-                self.ensure_bridge().await?;
-                net::attach_pod(pid, &veth, self.bridge.name(), ip, &self.node.pod_cidr).await
-            };
-            if let Err(e) = attached.await {
-                return Err((e, Some(child)));
-            }
-        }
-        Ok(Some(child))
-    }
-
-    /// Kills the holder (and with it the pod's PID namespace), removes the veth, the pod's
-    /// files and mount points, and releases the IP.
-    async fn teardown(&self, sb: &SandboxRt) {
-        let rec = &sb.rec;
-        if let Some(holder) = rec.holder {
-            let mut owned = sb.holder.lock().await;
-            if holder.alive() {
-                let _ = kill(Pid::from_raw(holder.pid as i32), Signal::SIGKILL);
-            }
-            if let Some(child) = owned.as_mut() {
-                let _ = child.wait().await;
-            }
-            *owned = None;
-            let deadline = Instant::now() + KILL_TIMEOUT;
-            while holder.alive() && Instant::now() < deadline {
-                tokio::time::sleep(STOP_POLL).await;
-            }
-        }
-        if let Some(veth) = &rec.veth {
-            net::detach_pod(veth).await;
-        }
-        if rec.allocated_ip {
-            self.ipam.release(rec.pod_ip, &rec.id);
-        }
-        // The pod's directory holds its emptyDir volumes, which may be large: removed off the
-        // async threads.
-        let created = rec.created_paths.clone();
-        let dir = self.pod_dir(&rec.id);
-        let record = self.sandbox_path(&rec.id);
-        let removed = tokio::task::spawn_blocking(move || {
-            volumes::remove_mount_points(&created);
-            if let Ok(extra) = std::fs::read_to_string(dir.join("mountpoints")) {
-                let paths: Vec<PathBuf> = extra.lines().map(PathBuf::from).collect();
-                volumes::remove_mount_points(&paths);
-            }
-            volumes::unmount_volumes(&dir);
-            let _ = std::fs::remove_dir_all(&dir);
-            let _ = std::fs::remove_file(record);
-        });
-        if let Err(e) = removed.await {
-            tracing::warn!(error = %e, "removing a pod's files failed");
-        }
-    }
-
-    async fn stop_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
-        let Some(sb) = self.sandbox(id) else {
-            return Ok(());
-        };
-        let mut ids: Vec<ContainerId> = self
-            .containers
-            .lock()
-            .iter()
-            .filter(|(_, c)| c.rec.sandbox_id == id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for rec in state::read_all::<ContainerRecord>(&self.root.join("containers")) {
-            if rec.sandbox_id == id && !ids.iter().any(|c| c.0 == rec.id) {
-                ids.push(ContainerId(rec.id));
-            }
-        }
-        for cid in &ids {
-            self.stop_container(cid, Duration::ZERO).await?;
-        }
-        self.teardown(&sb).await;
-        self.sandboxes.lock().remove(id);
-        let mut containers = self.containers.lock();
-        for cid in &ids {
-            containers.remove(cid);
-        }
-        Ok(())
-    }
-
-    async fn start_container(
-        &self,
-        sandbox: &Sandbox,
-        cfg: &ContainerConfig,
-    ) -> Result<Started, RuntimeError> {
-        let sb = self
-            .sandbox(&sandbox.id)
-            .ok_or_else(|| RuntimeError::SandboxNotFound(sandbox.id.clone()))?;
-        let srec = &sb.rec;
-        let Some(program) = cfg.argv.first() else {
-            return Err(RuntimeError::NoCommand);
-        };
-        let id = new_id();
-        let hostname = volumes::pod_hostname(&SandboxConfig {
-            host_network: srec.host_network,
-            hostname: srec.hostname.clone(),
-            ..SandboxConfig::default()
-        });
-        let env = container_env(cfg, &hostname, &id);
-        let path_env = env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let cwd = cfg
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let in_volume = |p: &Path| cfg.mounts.iter().any(|m| p.starts_with(&m.mount_path));
-        let isolated = srec.isolated;
-        if !isolated || srec.host_network {
-            check_ports(cfg)?;
-        }
-        let program_path = resolve_program(
-            program,
-            &path_env,
-            &cwd,
-            !(isolated && (in_volume(&cwd.join(program)) || cwd.join(program).starts_with("/tmp"))),
-        )?;
-        if !(isolated && (in_volume(&cwd) || cwd.starts_with("/tmp")))
-            && let Err(e) = std::fs::read_dir(&cwd)
-        {
-            return Err(RuntimeError::WorkingDir {
-                path: cwd,
-                message: gofmt::errno_text(&e),
-            });
-        }
-        if !isolated && !cfg.mounts.is_empty() {
-            tracing::warn!(
-                pod = %srec.name, container = %cfg.name,
-                "host mode: volume mounts are not applied (they need root for a mount namespace)"
-            );
-        }
-        let term_path = cfg
-            .termination_message_path
-            .as_deref()
-            .filter(|p| !p.as_os_str().is_empty());
-        // Only a mount namespace can show the file at its path (see `termination`).
-        let term_file = match term_path {
-            Some(_) if isolated => self.termination_file(&srec.id, &id),
-            _ => None,
-        };
-        let termination = Termination::new(term_file.clone(), cfg.termination_message_policy);
-        let mut unstarted = Unstarted(Some(&termination), Vec::new());
-        let plan = if isolated {
-            let term_mount = term_file.as_deref().zip(term_path);
-            let plan = volumes::plan_mounts(&srec.volumes, &cfg.name, &cfg.mounts, term_mount)?;
-            if !plan.created.is_empty() {
-                self.note_mount_points(&srec.id, &plan.created)?;
-            }
-            Some(plan)
-        } else {
-            None
-        };
-
-        // Logs: this instance's file; older instances than the previous one go.
-        let log_path = self.instance_log(&srec.pod_uid, &cfg.name, cfg.restart_count);
-        self.prune_logs(&srec.pod_uid, &cfg.name, cfg.restart_count);
-        let writer = self.log_writer(&log_path)?;
-        unstarted.1 = vec![self.output_fifo(&id, "out"), self.output_fifo(&id, "err")];
-        let (child_out, ours) = self.output_fifos(&id)?;
-        let [child_stdout, child_stderr] = child_out;
-
-        let mut cmd = Command::new(&program_path);
-        cmd.arg0(program)
-            .args(&cfg.argv[1..])
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(if cfg.stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::from(child_stdout))
-            .stderr(Stdio::from(child_stderr))
-            .process_group(0)
-            .kill_on_drop(false);
-        let cwd_c = volumes::cstr(&cwd)?;
-        let (setup, pid_ns, labels, sub_paths) = match (plan, srec.holder) {
-            (Some(mut plan), Some(holder)) => {
-                let join = isolate::join_pod(holder.pid).map_err(|e| {
-                    RuntimeError::Sandbox(format!(
-                        "pod namespaces are gone: {}",
-                        gofmt::errno_text(&e)
-                    ))
-                })?;
-                let pid_ns = isolate::open_ns(holder.pid, "pid").map_err(|e| {
-                    RuntimeError::Sandbox(format!(
-                        "pod namespaces are gone: {}",
-                        gofmt::errno_text(&e)
-                    ))
-                })?;
-                let ops = std::mem::take(&mut plan.ops);
-                (
-                    ChildSetup {
-                        join,
-                        unshare: Some(nix::sched::CloneFlags::CLONE_NEWNS),
-                        ops,
-                        cwd: Some(cwd_c),
-                        ..ChildSetup::default()
-                    },
-                    PidNs::Join(pid_ns),
-                    plan.labels,
-                    plan.sub_paths,
-                )
-            }
-            _ => (
-                ChildSetup {
-                    cwd: Some(cwd_c),
-                    ..ChildSetup::default()
-                },
-                PidNs::Inherit,
-                Vec::new(),
-                Vec::new(),
-            ),
-        };
-        let mut child = isolate::spawn(cmd, setup, pid_ns)
-            .await
-            .map_err(|e| spawn_error(program, &cwd, &labels, &sub_paths, e))?;
-        // From here the exit task owns the termination-log file and the FIFOs.
-        unstarted.0 = None;
-        unstarted.1.clear();
-        drop(unstarted);
-        let started_at = SystemTime::now();
-        let Some(pid) = child.id() else {
-            return Err(RuntimeError::Spawn {
-                program: program.clone(),
-                message: "process vanished at start".into(),
-            });
-        };
-        let process = ProcRef::of(pid).unwrap_or(ProcRef {
-            pid,
-            start_ticks: 0,
-        });
-        let rec = ContainerRecord {
-            id: id.clone(),
-            sandbox_id: srec.id.clone(),
-            pod_uid: srec.pod_uid.clone(),
-            name: cfg.name.clone(),
-            restart_count: cfg.restart_count,
-            process,
-            env,
-            cwd,
-            started_at_ns: started_at
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_else(|_| now_ns()),
-            log_path: log_path.clone(),
-            termination: termination.clone(),
-        };
-        let rec_path = self.container_path(&id);
-        if let Err(e) = state::write_json(&rec_path, &rec) {
-            tracing::warn!(error = %e, "could not record container state");
-        }
-        let (tx, rx) = watch::channel(None);
-        let stdin = child.stdin.take();
-        // The command (with the child's ends of the pipes) is gone: the copier sees end of file
-        // when the container's processes are.
-        let copier = self.start_copier(&id, writer, Some(ours));
-        let files = self.container_files(&id);
-        let marker = format!("{MARKER_ENV}={id}");
-        let since = process.start_ticks;
-        tokio::spawn(async move {
-            let status = child.wait().await;
-            // The container ends with its main process, as a container's PID namespace does:
-            // whatever it left running (daemonized children, exec sessions) is killed.
-            kill_leftovers(i32::try_from(pid).ok(), &marker, since).await;
-            if let Some(copier) = copier {
-                copier.finish().await;
-            }
-            for f in files {
-                let _ = std::fs::remove_file(f);
-            }
-            let exited = exited_from(status);
-            let _ = tx.send(Some(
-                with_termination_message(exited, termination, log_path).await,
-            ));
-        });
-        let cid = ContainerId(id);
-        let rt = Arc::new(ContainerRt {
-            rec,
-            isolated,
-            exited: rx,
-            _stdin: Mutex::new(stdin),
-        });
-        {
-            let mut containers = self.containers.lock();
-            // Keep the previous instance (its status and logs are still asked for), forget older.
-            containers.retain(|_, c| {
-                !(c.rec.sandbox_id == srec.id
-                    && c.rec.name == cfg.name
-                    && c.rec.restart_count < cfg.restart_count - 1
-                    && c.exited.borrow().is_some())
-            });
-            containers.insert(cid.clone(), rt);
-        }
-        Ok(Started {
-            id: cid,
-            pid,
-            started_at,
-        })
-    }
-
     /// Appends created mount points to the pod's list (removed at sandbox stop).
     fn note_mount_points(&self, sandbox_id: &str, paths: &[PathBuf]) -> Result<(), RuntimeError> {
         use std::io::Write;
@@ -1263,74 +670,9 @@ impl Shared {
     }
 }
 
-/// How often the bridge watcher checks that the pods' bridge is still there.
-const BRIDGE_CHECK: Duration = Duration::from_secs(2);
-
-/// Keeps the pods' bridge in place (see [`net::Bridge`]) until it is released or the runtime
-/// is dropped.
-async fn watch_bridge(shared: std::sync::Weak<Shared>) {
-    loop {
-        tokio::time::sleep(BRIDGE_CHECK).await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        if !shared.bridge.check(|| shared.attached_veths()).await {
-            return;
-        }
-    }
-}
-
-/// Names the cause of a failed container start in the runtime's words.
-pub(crate) fn spawn_error(
-    program: &str,
-    cwd: &Path,
-    labels: &[(usize, String)],
-    sub_paths: &[(usize, String, String)],
-    e: isolate::SpawnError,
-) -> RuntimeError {
-    let text = gofmt::errno_text(&e.error);
-    let sub_path = |i: usize| {
-        let (volume, container) = sub_paths
-            .iter()
-            .find(|(n, _, _)| *n == i)
-            .map(|(_, v, c)| (v.clone(), c.clone()))
-            .unwrap_or_default();
-        // The detail stays in the node's log, as the kubelet keeps it out of the status.
-        tracing::warn!(%volume, %container, error = %text, "subPath refused");
-        (volume, container)
-    };
-    match e.step {
-        Some(Step::SubPathOpen(i)) => {
-            let (volume, container) = sub_path(i);
-            RuntimeError::SubPathOpen { volume, container }
-        }
-        Some(Step::SubPathCreate(i)) => {
-            let (volume, container) = sub_path(i);
-            RuntimeError::SubPathCreate { volume, container }
-        }
-        Some(Step::Chdir) => RuntimeError::WorkingDir {
-            path: cwd.to_path_buf(),
-            message: text,
-        },
-        Some(Step::Op(i)) => {
-            let label = labels
-                .iter()
-                .find(|(n, _)| *n == i)
-                .map_or("set up mounts", |(_, l)| l.as_str());
-            RuntimeError::Volume(format!("failed to {label}: {text}"))
-        }
-        Some(step) => RuntimeError::Sandbox(format!("entering the pod failed at {step:?}: {text}")),
-        None => match e.error.raw_os_error() {
-            Some(nix::libc::ENOENT) if !program.contains('/') => {
-                RuntimeError::ExecutableNotFound(program.to_string())
-            }
-            Some(nix::libc::ENOENT) => RuntimeError::NoSuchFile(program.to_string()),
-            Some(nix::libc::EACCES) => RuntimeError::PermissionDenied(program.to_string()),
-            _ => RuntimeError::Spawn {
-                program: program.to_string(),
-                message: text,
-            },
-        },
+impl exec::Containers for Shared {
+    fn container(&self, id: &ContainerId) -> Option<Arc<ContainerRt>> {
+        Shared::container(self, id)
     }
 }
 
@@ -1371,7 +713,7 @@ impl Runtime for ProcessRuntime {
         tty: bool,
         stdin: bool,
     ) -> Result<ExecSession, RuntimeError> {
-        super::exec::start_session(&self.shared, id, argv, tty, stdin).await
+        exec::start_session(self.shared.as_ref(), id, argv, tty, stdin).await
     }
 
     fn log_path(&self, id: &ContainerId) -> PathBuf {

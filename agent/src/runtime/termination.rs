@@ -165,8 +165,7 @@ fn log_tail(path: &Path) -> Result<Vec<u8>, String> {
         ),
     })?;
     // Upstream `tail.FindTailLineStartIndex`, the same search as `kubectl logs --tail`.
-    let start =
-        crate::server::logs::tail_offset(&data, MAX_CONTAINER_TERMINATION_MESSAGE_LOG_LINES as i64);
+    let start = super::logs::tail_offset(&data, MAX_CONTAINER_TERMINATION_MESSAGE_LOG_LINES as i64);
     let mut out = Vec::new();
     for line in data[start..].split(|b| *b == b'\n') {
         // Lines that do not parse are skipped, as `ReadLogs` does.

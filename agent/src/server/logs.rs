@@ -58,32 +58,6 @@ pub fn format_record(line: &[u8], opts: &LogOptions) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The byte offset where the last `n` records of `data` start.
-pub fn tail_offset(data: &[u8], n: i64) -> usize {
-    if n < 0 {
-        return 0;
-    }
-    if n == 0 {
-        return data.len();
-    }
-    let mut count = 0;
-    // Skip a trailing newline: it ends the last record.
-    let end = if data.last() == Some(&b'\n') {
-        data.len() - 1
-    } else {
-        data.len()
-    };
-    for i in (0..end).rev() {
-        if data[i] == b'\n' {
-            count += 1;
-            if count == n {
-                return i + 1;
-            }
-        }
-    }
-    0
-}
-
 /// Bytes read at a time when searching the end of a file for `tailLines`.
 const TAIL_CHUNK: u64 = 64 * 1024;
 
@@ -261,6 +235,7 @@ async fn read_records(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::logs::tail_offset;
 
     const LOG: &str = "2026-01-01T00:00:01.5Z stdout F one\n\
                        2026-01-01T00:00:02Z stderr P tw\n\

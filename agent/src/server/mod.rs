@@ -53,7 +53,7 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::pod::worker::{ContainerEntry, Directory, PodEntry};
+use crate::pod::directory::{ContainerEntry, Directory, PodEntry};
 use crate::runtime::{ContainerId, Runtime};
 
 /// What the handlers need.

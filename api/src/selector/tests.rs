@@ -96,6 +96,49 @@ fn from_k8s_and_matches_value() {
     assert!(LabelSelector::from_k8s(&bad).is_err());
 }
 
+/// `metav1.LabelSelectorAsSelector(sel).String()` and `FormatLabelSelector` over JSON, where the
+/// Scale subresource's copy differed from the table's: upstream keeps repeated values of a typed
+/// selector (its parser alone collects a set), and an invalid selector is an error, not a
+/// shorter string.
+#[test]
+fn typed_selector_strings() {
+    let sel = json!({"matchLabels": {"app": "web", "a": "b"},
+        "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev", "prod"]},
+                             {"key": "x", "operator": "DoesNotExist"},
+                             {"key": "y", "operator": "Exists"}]});
+    let parsed = LabelSelector::from_json(&sel).unwrap();
+    assert_eq!(
+        parsed.to_string(),
+        "a=b,app=web,env in (dev,prod,prod),!x,y"
+    );
+    assert_eq!(
+        format_label_selector(&sel),
+        "a=b,app=web,env in (dev,prod,prod),!x,y"
+    );
+    // The string form's parser deduplicates, as upstream's does.
+    assert_eq!(
+        LabelSelector::parse("env in (prod,dev,prod)")
+            .unwrap()
+            .to_string(),
+        "env in (dev,prod)"
+    );
+    for empty in [json!(null), json!({}), json!({"matchLabels": {}})] {
+        assert_eq!(LabelSelector::from_json(&empty).unwrap().to_string(), "");
+        assert_eq!(format_label_selector(&empty), "<none>");
+    }
+    for bad in [
+        json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}),
+        json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["v"]}]}),
+        json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}),
+        json!({"matchLabels": {"bad key!": "x"}}),
+        json!({"matchLabels": {"a": 1}}),
+        json!("app=web"),
+    ] {
+        assert!(LabelSelector::from_json(&bad).is_err(), "{bad}");
+        assert_eq!(format_label_selector(&bad), "<error>", "{bad}");
+    }
+}
+
 #[test]
 fn field_selectors() {
     let pods = lookup("", "v1", "pods").unwrap();

@@ -17,7 +17,7 @@ struct T {
     router: axum::Router,
     registry: Registry,
     shutdown: tokio::sync::watch::Sender<bool>,
-    state: std::sync::Arc<crate::http::AppState>,
+    state: std::sync::Arc<crate::state::AppState>,
 }
 
 struct Resp {
@@ -1573,7 +1573,7 @@ async fn malformed_bodies_never_5xx_or_panic() {
 }
 
 #[tokio::test]
-async fn registry_patch_for_in_process_callers() {
+async fn patch_path_applies_creates_and_merges() {
     let t = setup().await;
     let info = api::registry::lookup("apps", "v1", "deployments").unwrap();
     let opts = crate::registry::PatchOptions {
@@ -1584,34 +1584,32 @@ async fn registry_patch_for_in_process_callers() {
         force: true,
     };
     let body = serde_json::to_vec(&deployment("inproc", 2)).unwrap();
-    let (obj, created) = t
-        .registry
-        .patch(
-            info,
-            "default",
-            "inproc",
-            api::patch::PatchType::Apply,
-            &body,
-            None,
-            &opts,
-        )
-        .await
-        .unwrap();
+    let (obj, created, _) = crate::patch::patch(
+        &t.registry,
+        info,
+        "default",
+        "inproc",
+        api::patch::PatchType::Apply,
+        &body,
+        None,
+        &opts,
+    )
+    .await
+    .unwrap();
     assert!(created);
     assert_eq!(obj["spec"]["replicas"], 2);
-    let (obj, created) = t
-        .registry
-        .patch(
-            info,
-            "default",
-            "inproc",
-            api::patch::PatchType::Merge,
-            br#"{"spec":{"replicas":4}}"#,
-            None,
-            &opts,
-        )
-        .await
-        .unwrap();
+    let (obj, created, _) = crate::patch::patch(
+        &t.registry,
+        info,
+        "default",
+        "inproc",
+        api::patch::PatchType::Merge,
+        br#"{"spec":{"replicas":4}}"#,
+        None,
+        &opts,
+    )
+    .await
+    .unwrap();
     assert!(!created);
     assert_eq!(obj["spec"]["replicas"], 4);
     assert_eq!(obj["metadata"]["generation"], 2);

@@ -8,8 +8,12 @@
 //! one `killpg`. A descendant that left the group *and* closed its inherited stdout/stderr is not
 //! found (nothing cheap marks it); the agent's container runtime (cgroup/PID namespace) is what
 //! contains those.
+//!
+//! Running a spawned command to its end or its deadline is [`run_with_deadline`], shared with
+//! the agent's exec in a container, which ends leftovers its own way through a [`Reaper`].
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
@@ -19,14 +23,14 @@ use futures::future::BoxFuture;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use super::exec::{ExecError, ExecOutput, ExecRunner, ExecStatus, MAX_EXEC_OUTPUT};
 
 /// How long to wait for output pipes to close after the group was killed before hunting for
 /// escaped descendants.
-const PIPE_GRACE: Duration = Duration::from_millis(50);
+pub const PIPE_GRACE: Duration = Duration::from_millis(50);
 
 /// Runs commands on the host, with optional extra environment and working directory.
 #[derive(Debug, Clone, Default)]
@@ -164,6 +168,89 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
+/// How [`run_with_deadline`] ends what a command leaves behind: the host runner kills its
+/// process group and hunts its pipes through `/proc/*/fd`; the agent's container exec kills
+/// by the exec's marker.
+pub trait Reaper {
+    /// The deadline passed while the command ran: kill everything it started.
+    fn timed_out(&mut self) -> impl Future<Output = ()> + Send;
+    /// The command exited: kill what it left running in its group.
+    fn exited(&mut self) -> impl Future<Output = ()> + Send;
+    /// The output pipes stayed open [`PIPE_GRACE`] after that: kill whoever holds them.
+    fn pipes_held(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Runs a spawned command to its end or to `deadline` (CRI `ExecSync`'s contract): reads its
+/// stdout and stderr (at most [`MAX_EXEC_OUTPUT`] bytes, stdout first), and lets `reaper` end
+/// whatever it left behind, so the call returns only when nothing it started runs on.
+pub async fn run_with_deadline(
+    child: &mut Child,
+    deadline: Instant,
+    reaper: &mut impl Reaper,
+) -> ExecOutput {
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = {
+        let reading = async { tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err)) };
+        tokio::pin!(reading);
+        let mut read_all = false;
+        let exited = loop {
+            tokio::select! {
+                s = child.wait() => break Some(s),
+                _ = &mut reading, if !read_all => read_all = true,
+                _ = tokio::time::sleep_until(deadline) => break None,
+            }
+        };
+        match exited {
+            None => {
+                reaper.timed_out().await;
+                let _ = child.wait().await;
+                ExecStatus::TimedOut
+            }
+            Some(s) => {
+                reaper.exited().await;
+                let code = s.map(exit_code).unwrap_or(-1);
+                if !read_all {
+                    let grace = deadline.min(Instant::now() + PIPE_GRACE);
+                    if tokio::time::timeout_at(grace, &mut reading).await.is_err() {
+                        // Someone outside the group still holds the pipes: find and kill.
+                        reaper.pipes_held().await;
+                        let _ = tokio::time::timeout_at(deadline, &mut reading).await;
+                    }
+                }
+                ExecStatus::Exited(code)
+            }
+        }
+    };
+    out.extend_from_slice(&err);
+    out.truncate(MAX_EXEC_OUTPUT);
+    ExecOutput {
+        status,
+        output: out,
+    }
+}
+
+/// [`Reaper`] of a host command: its process group, then the holders of its output pipes.
+struct HostReaper {
+    group: GroupGuard,
+    fds: Vec<RawFd>,
+}
+
+impl Reaper for HostReaper {
+    async fn timed_out(&mut self) {
+        self.group.kill();
+        kill_pipe_holders(pipe_names(&self.fds)).await;
+    }
+
+    async fn exited(&mut self) {
+        self.group.kill();
+    }
+
+    async fn pipes_held(&mut self) {
+        kill_pipe_holders(pipe_names(&self.fds)).await;
+    }
+}
+
 impl HostExecRunner {
     async fn run_inner(&self, argv: &[String], timeout: Duration) -> Result<ExecOutput, ExecError> {
         let Some(program) = argv.first() else {
@@ -186,57 +273,18 @@ impl HostExecRunner {
         }
         let mut child = cmd.spawn().map_err(|e| spawn_error(program, &e))?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok());
-        let mut group = GroupGuard {
+        let group = GroupGuard {
             pgid: pid.map(Pid::from_raw),
         };
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let fds: Vec<RawFd> = [
-            stdout.as_ref().map(|p| p.as_raw_fd()),
-            stderr.as_ref().map(|p| p.as_raw_fd()),
+            child.stdout.as_ref().map(|p| p.as_raw_fd()),
+            child.stderr.as_ref().map(|p| p.as_raw_fd()),
         ]
         .into_iter()
         .flatten()
         .collect();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let status = {
-            let reading = async { tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err)) };
-            tokio::pin!(reading);
-            let mut read_all = false;
-            let exited = loop {
-                tokio::select! {
-                    s = child.wait() => break Some(s),
-                    _ = &mut reading, if !read_all => read_all = true,
-                    _ = tokio::time::sleep_until(deadline) => break None,
-                }
-            };
-            // The command is done (or out of time): whatever it left behind in its group goes.
-            group.kill();
-            match exited {
-                None => {
-                    kill_pipe_holders(pipe_names(&fds)).await;
-                    let _ = child.wait().await;
-                    ExecStatus::TimedOut
-                }
-                Some(s) => {
-                    let code = s.map(exit_code).unwrap_or(-1);
-                    if !read_all {
-                        let grace = deadline.min(Instant::now() + PIPE_GRACE);
-                        if tokio::time::timeout_at(grace, &mut reading).await.is_err() {
-                            // Someone outside the group still holds our pipes: find and kill.
-                            kill_pipe_holders(pipe_names(&fds)).await;
-                            let _ = tokio::time::timeout_at(deadline, &mut reading).await;
-                        }
-                    }
-                    ExecStatus::Exited(code)
-                }
-            }
-        };
-        out.extend_from_slice(&err);
-        out.truncate(MAX_EXEC_OUTPUT);
-        Ok(ExecOutput {
-            status,
-            output: out,
-        })
+        let mut reaper = HostReaper { group, fds };
+        Ok(run_with_deadline(&mut child, deadline, &mut reaper).await)
     }
 }
 

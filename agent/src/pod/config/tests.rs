@@ -1,4 +1,5 @@
 use super::*;
+use crate::pod::port_error::PortError;
 use k8s_openapi::api::core::v1::{
     ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVar, EnvVarSource,
     ObjectFieldSelector, PodSpec, ResourceFieldSelector, ResourceRequirements,
@@ -18,23 +19,23 @@ impl Objects for Fake {
         &'a self,
         _ns: &'a str,
         name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ConfigMap>, String>> {
+    ) -> BoxFuture<'a, Result<Option<ConfigMap>, PortError>> {
         Box::pin(async move { Ok(self.cms.get(name).cloned()) })
     }
     fn secret<'a>(
         &'a self,
         _ns: &'a str,
         _name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Secret>, String>> {
+    ) -> BoxFuture<'a, Result<Option<Secret>, PortError>> {
         Box::pin(async move { Ok(None) })
     }
     fn services<'a>(
         &'a self,
         ns: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<k8s_openapi::api::core::v1::Service>, String>> {
+    ) -> BoxFuture<'a, Result<Vec<k8s_openapi::api::core::v1::Service>, PortError>> {
         Box::pin(async move {
             if let Some(e) = &self.services_error {
-                return Err(e.clone());
+                return Err(PortError::other(e.clone()));
             }
             Ok(self
                 .services

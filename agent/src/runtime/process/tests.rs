@@ -4,6 +4,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use nix::sys::signal::killpg;
+
+use super::sandbox::BRIDGE_CHECK;
+
 use super::*;
 use crate::runtime::net::PodCidr;
 use crate::runtime::{MountConfig, PortConfig, ProjectedFile, VolumeConfig, VolumeSource};

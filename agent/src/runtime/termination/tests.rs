@@ -169,7 +169,7 @@ fn bytes_become_text_as_gos_json_encoder_shows_them() {
 
 #[test]
 fn the_log_tail_counts_the_final_newline_as_ending_the_last_line() {
-    use crate::server::logs::tail_offset;
+    use crate::runtime::logs::tail_offset;
     assert_eq!(tail_offset(b"a\nb\nc\n", 2), 2);
     assert_eq!(tail_offset(b"a\nb\nc", 2), 2);
     assert_eq!(tail_offset(b"a\nb\n", 5), 0);

@@ -1,0 +1,246 @@
+//! Sandboxes of the process runtime: a pod's directory, its namespace holder (PID 1 of the
+//! pod's namespaces when isolated), its veth on the node's bridge and IP, its `/etc` files and
+//! volumes; and their teardown. The bridge is set up with the first sandbox and watched while
+//! pods run (recreated, pods re-attached, if it goes away).
+
+use std::net::IpAddr;
+
+use super::super::sys::Step;
+// The runtime's shared state, record types and helpers this is a part of.
+use super::*;
+
+/// How often the bridge watcher checks that the pods' bridge is still there.
+pub(super) const BRIDGE_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps the pods' bridge in place (see [`net::Bridge`]) until it is released or the runtime
+/// is dropped.
+async fn watch_bridge(shared: std::sync::Weak<Shared>) {
+    loop {
+        tokio::time::sleep(BRIDGE_CHECK).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if !shared.bridge.check(|| shared.attached_veths()).await {
+            return;
+        }
+    }
+}
+
+impl Shared {
+    /// Sets up the bridge (or recreates it if it went away, re-attaching the pods) and starts
+    /// the watcher that keeps doing so while pods run.
+    pub(super) async fn ensure_bridge(&self) -> Result<(), RuntimeError> {
+        if self.bridge.ensure(|| self.attached_veths()).await? {
+            tokio::spawn(watch_bridge(self.me.clone()));
+        }
+        Ok(())
+    }
+
+    /// The node ends of the veths of the pods this runtime knows and whose holder lives.
+    pub(super) fn attached_veths(&self) -> Vec<String> {
+        self.sandboxes
+            .lock()
+            .values()
+            .filter(|sb| sb.rec.holder.is_some_and(|h| h.alive()))
+            .filter_map(|sb| sb.rec.veth.clone())
+            .collect()
+    }
+
+    pub(super) async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
+        let id = new_id();
+        let pod_dir = self.pod_dir(&id);
+        state::private_dir(&pod_dir)?;
+        let mut rec = SandboxRecord {
+            id: id.clone(),
+            pod_uid: cfg.pod_uid.clone(),
+            namespace: cfg.namespace.clone(),
+            name: cfg.name.clone(),
+            hostname: cfg.hostname.clone(),
+            host_network: cfg.host_network,
+            isolated: self.isolated,
+            pod_ip: self.node.node_ip,
+            holder: None,
+            veth: None,
+            allocated_ip: false,
+            created_paths: Vec::new(),
+            volumes: Vec::new(),
+        };
+        let result = self.build_sandbox(cfg, &mut rec, &pod_dir).await;
+        match result {
+            Ok(holder) => {
+                state::write_json(&self.sandbox_path(&id), &rec)?;
+                let sandbox = Sandbox {
+                    id: id.clone(),
+                    pod_ip: rec.pod_ip,
+                    host_network: rec.host_network,
+                    isolated: rec.isolated,
+                };
+                self.sandboxes.lock().insert(
+                    id,
+                    Arc::new(SandboxRt {
+                        rec,
+                        holder: tokio::sync::Mutex::new(holder),
+                    }),
+                );
+                Ok(sandbox)
+            }
+            Err((e, holder)) => {
+                let rt = SandboxRt {
+                    rec,
+                    holder: tokio::sync::Mutex::new(holder),
+                };
+                self.teardown(&rt).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Volumes, `/etc` files, the namespace holder and the network; on error the holder (if
+    /// any) comes back with the error so the caller can tear everything down.
+    pub(super) async fn build_sandbox(
+        &self,
+        cfg: &SandboxConfig,
+        rec: &mut SandboxRecord,
+        pod_dir: &Path,
+    ) -> Result<Option<Child>, (RuntimeError, Option<Child>)> {
+        rec.volumes = volumes::prepare(pod_dir, cfg, self.isolated).map_err(|e| (e, None))?;
+        if self.isolated && !cfg.host_network {
+            let ip = self.ipam.allocate(&rec.id).map_err(|e| (e, None))?;
+            rec.allocated_ip = true;
+            rec.pod_ip = IpAddr::V4(ip);
+            // Recorded at once: `list` releases addresses whose owner has no record.
+            state::write_json(&self.sandbox_path(&rec.id), &*rec).map_err(|e| (e, None))?;
+        }
+        let etc = volumes::write_etc_files(pod_dir, cfg, &rec.pod_ip.to_string())
+            .map_err(|e| (e, None))?;
+        if !self.isolated {
+            return Ok(None);
+        }
+        let memory: Vec<&Path> = rec
+            .volumes
+            .iter()
+            .filter(|v| v.memory)
+            .map(|v| v.path.as_path())
+            .collect();
+        let setup = isolate::holder_setup(cfg.host_network, &cfg.hostname, &memory, &etc)
+            .map_err(|e| (e, None))?;
+        let mut cmd = Command::new(&self.holder_bin);
+        cmd.arg("infinity")
+            .env_clear()
+            .env("PADDOCK_SANDBOX_ID", &rec.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(false);
+        let child = isolate::spawn(cmd, setup, PidNs::New).await.map_err(|e| {
+            let what = match e.step {
+                Some(Step::Unshare) => "create namespaces",
+                Some(Step::Hostname) => "set the hostname",
+                Some(Step::Op(_)) => "set up the pod's mounts",
+                _ => "start the namespace holder",
+            };
+            (
+                RuntimeError::Sandbox(format!("{what}: {}", gofmt::errno_text(&e.error))),
+                None,
+            )
+        })?;
+        let Some(pid) = child.id() else {
+            return Err((
+                RuntimeError::Sandbox("namespace holder exited".into()),
+                Some(child),
+            ));
+        };
+        rec.holder = ProcRef::of(pid);
+        // Record the holder before the network work, so a crash now still leaves a trace.
+        if let Err(e) = state::write_json(&self.sandbox_path(&rec.id), &*rec) {
+            return Err((e, Some(child)));
+        }
+        if !cfg.host_network
+            && let IpAddr::V4(ip) = rec.pod_ip
+        {
+            let veth = net::veth_name(&rec.id);
+            rec.veth = Some(veth.clone());
+            let attached = async {
+                self.ensure_bridge().await?;
+                net::attach_pod(pid, &veth, self.bridge.name(), ip, &self.node.pod_cidr).await
+            };
+            if let Err(e) = attached.await {
+                return Err((e, Some(child)));
+            }
+        }
+        Ok(Some(child))
+    }
+
+    /// Kills the holder (and with it the pod's PID namespace), removes the veth, the pod's
+    /// files and mount points, and releases the IP.
+    pub(super) async fn teardown(&self, sb: &SandboxRt) {
+        let rec = &sb.rec;
+        if let Some(holder) = rec.holder {
+            let mut owned = sb.holder.lock().await;
+            if holder.alive() {
+                let _ = kill(Pid::from_raw(holder.pid as i32), Signal::SIGKILL);
+            }
+            if let Some(child) = owned.as_mut() {
+                let _ = child.wait().await;
+            }
+            *owned = None;
+            let deadline = Instant::now() + KILL_TIMEOUT;
+            while holder.alive() && Instant::now() < deadline {
+                tokio::time::sleep(STOP_POLL).await;
+            }
+        }
+        if let Some(veth) = &rec.veth {
+            net::detach_pod(veth).await;
+        }
+        if rec.allocated_ip {
+            self.ipam.release(rec.pod_ip, &rec.id);
+        }
+        // The pod's directory holds its emptyDir volumes, which may be large: removed off the
+        // async threads.
+        let created = rec.created_paths.clone();
+        let dir = self.pod_dir(&rec.id);
+        let record = self.sandbox_path(&rec.id);
+        let removed = tokio::task::spawn_blocking(move || {
+            volumes::remove_mount_points(&created);
+            if let Ok(extra) = std::fs::read_to_string(dir.join("mountpoints")) {
+                let paths: Vec<PathBuf> = extra.lines().map(PathBuf::from).collect();
+                volumes::remove_mount_points(&paths);
+            }
+            volumes::unmount_volumes(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_file(record);
+        });
+        if let Err(e) = removed.await {
+            tracing::warn!(error = %e, "removing a pod's files failed");
+        }
+    }
+
+    pub(super) async fn stop_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        let Some(sb) = self.sandbox(id) else {
+            return Ok(());
+        };
+        let mut ids: Vec<ContainerId> = self
+            .containers
+            .lock()
+            .iter()
+            .filter(|(_, c)| c.rec.sandbox_id == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for rec in state::read_all::<ContainerRecord>(&self.root.join("containers")) {
+            if rec.sandbox_id == id && !ids.iter().any(|c| c.0 == rec.id) {
+                ids.push(ContainerId(rec.id));
+            }
+        }
+        for cid in &ids {
+            self.stop_container(cid, Duration::ZERO).await?;
+        }
+        self.teardown(&sb).await;
+        self.sandboxes.lock().remove(id);
+        let mut containers = self.containers.lock();
+        for cid in &ids {
+            containers.remove(cid);
+        }
+        Ok(())
+    }
+}
