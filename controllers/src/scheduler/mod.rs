@@ -170,6 +170,10 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
             }
         }
     });
+    // The events broadcaster's background writes of running series.
+    let recorder = sched.clone();
+    let stop = shutdown.clone();
+    tasks.spawn(async move { recorder.recorder.run_upkeep(&stop).await });
     let worker = sched.clone();
     tasks.spawn(async move {
         tokio::select! {
