@@ -79,12 +79,17 @@ async fn legacy_messages_are_truncated() {
     assert_eq!(evs[0]["message"].as_str().unwrap().len(), MAX_MESSAGE);
 }
 
-#[tokio::test(start_paused = true)]
-async fn series_events_count_in_memory_and_finish_after_six_minutes() {
-    let registry = registry_with_namespace("ns").await;
-    let pod = pod(&registry).await;
+/// The scheduler's recorder (instance `default-scheduler-h`) with its upkeep running until
+/// the token is cancelled.
+fn scheduler_recorder(
+    registry: &apiserver::registry::Registry,
+) -> (
+    Arc<Recorder>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let series = Arc::new(Recorder::new(
-        cluster(&registry),
+        cluster(registry),
         "default-scheduler",
         Style::Series {
             instance: "default-scheduler-h".into(),
@@ -95,22 +100,29 @@ async fn series_events_count_in_memory_and_finish_after_six_minutes() {
         let (series, shutdown) = (series.clone(), shutdown.clone());
         tokio::spawn(async move { series.run_upkeep(&shutdown).await })
     };
-    let failed = |message: &'static str| {
-        let series = series.clone();
-        let pod = pod.clone();
-        async move {
-            series
-                .event(
-                    info("pods"),
-                    &pod,
-                    WARNING,
-                    "FailedScheduling",
-                    "Scheduling",
-                    message,
-                )
-                .await
-        }
-    };
+    (series, shutdown, upkeep)
+}
+
+/// The scheduler's `FailedScheduling` event about `pod`.
+async fn failed_scheduling(series: &Recorder, pod: &Value, message: &str) {
+    series
+        .event(
+            info("pods"),
+            pod,
+            WARNING,
+            "FailedScheduling",
+            "Scheduling",
+            message,
+        )
+        .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn series_events_count_in_memory_and_finish_after_six_minutes() {
+    let registry = registry_with_namespace("ns").await;
+    let pod = pod(&registry).await;
+    let (series, shutdown, upkeep) = scheduler_recorder(&registry);
+    let failed = |message: &'static str| failed_scheduling(&series, &pod, message);
     failed("0/1 nodes are available").await;
     let evs = with_reason(&registry, "FailedScheduling");
     assert_eq!(evs.len(), 1, "{evs:?}");
@@ -167,30 +179,10 @@ async fn series_events_count_in_memory_and_finish_after_six_minutes() {
 async fn series_counts_are_refreshed_every_30_minutes() {
     let registry = registry_with_namespace("ns").await;
     let pod = pod(&registry).await;
-    let series = Arc::new(Recorder::new(
-        cluster(&registry),
-        "default-scheduler",
-        Style::Series {
-            instance: "i".into(),
-        },
-    ));
-    let shutdown = CancellationToken::new();
-    let upkeep = {
-        let (series, shutdown) = (series.clone(), shutdown.clone());
-        tokio::spawn(async move { series.run_upkeep(&shutdown).await })
-    };
+    let (series, shutdown, upkeep) = scheduler_recorder(&registry);
     // Observed every minute: the series never finishes; its count is written at 30 min.
     for _ in 0..30 {
-        series
-            .event(
-                info("pods"),
-                &pod,
-                WARNING,
-                "FailedScheduling",
-                "Scheduling",
-                "m",
-            )
-            .await;
+        failed_scheduling(&series, &pod, "m").await;
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
     tokio::time::sleep(Duration::from_secs(30)).await;
