@@ -4,7 +4,9 @@
 //! ([`crate::edit`]), so that fields this k8s-openapi version does not know survive a
 //! read-modify-write.
 //!
-//! Controllers reading typed objects so far: `csrsigning`. The others still read
+//! Controllers reading typed objects so far: `csrsigning`, `namespace` (the namespace
+//! itself; its content, of every kind, is handled as metadata, as upstream's dynamic client
+//! does). The others still read
 //! `serde_json::Value` and move here one at a time.
 
 use api::registry::ResourceInfo;
@@ -42,6 +44,24 @@ pub(crate) async fn get<K: Resource + DeserializeOwned>(
         Err(e) if e.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Every `K` (in `namespace`, or all with `None`). An item that does not decode is logged
+/// and skipped, as by [`upserted`]; a failed list is an error, never an empty list.
+pub(crate) async fn list<K: Resource + DeserializeOwned>(
+    cluster: &ClusterRef,
+    namespace: Option<&str>,
+) -> Result<Vec<K>, Error> {
+    let list = cluster.list(info::<K>(), namespace).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|obj| {
+            decode(obj)
+                .inspect_err(|e| tracing::warn!(error = %e, "ignoring a listed object"))
+                .ok()
+        })
+        .collect())
 }
 
 /// The new state of a `K` a watch reported as created or changed; `None` for deletions,
@@ -109,12 +129,33 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(cm.data.unwrap()["k"], "v");
-        // A server that cannot answer is an error to retry on, not "gone".
+        // An object that got into the store around validation is skipped by a list.
+        registry
+            .store()
+            .create(
+                store::Key::new("configmaps", "ns", "bad"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "bad", "namespace": "ns"}, "data": 5}),
+            )
+            .await
+            .unwrap();
+        let names: Vec<_> = list::<ConfigMap>(&cluster, Some("ns"))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        assert!(
+            names.contains(&"cm".to_string()) && !names.contains(&"bad".to_string()),
+            "{names:?}"
+        );
+        // A server that cannot answer is an error to retry on, not "gone" or "none".
         port.partitioned.store(true, Ordering::SeqCst);
         assert!(matches!(
             get::<ConfigMap>(&cluster, "ns", "cm").await,
             Err(Error::Api(e)) if e.code == 503
         ));
+        assert!(list::<ConfigMap>(&cluster, Some("ns")).await.is_err());
     }
 
     #[test]
