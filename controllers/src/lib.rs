@@ -15,8 +15,9 @@
 //!
 //! Objects arrive as JSON, as on the wire. A controller decodes them into k8s-openapi types
 //! once, where it reads (`typed`: a typed get, a typed watched change), and writes by editing
-//! the stored JSON so that fields unknown to k8s-openapi survive. So far [`csrsigning`] and
-//! [`namespace`] read typed objects; the other controllers still read `serde_json::Value`.
+//! the stored JSON so that fields unknown to k8s-openapi survive. So far [`csrsigning`],
+//! [`namespace`] and [`gc`] (metadata only) read typed objects; the other controllers still
+//! read `serde_json::Value`.
 //!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
@@ -201,13 +202,6 @@ pub(crate) mod meta {
     /// Whether `metadata.deletionTimestamp` is set.
     pub(crate) fn deleting(obj: &Value) -> bool {
         !obj["metadata"]["deletionTimestamp"].is_null()
-    }
-
-    /// Whether `metadata.finalizers` holds `finalizer`.
-    pub(crate) fn has_finalizer(obj: &Value, finalizer: &str) -> bool {
-        obj["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|v| v.as_str() == Some(finalizer)))
     }
 
     /// Removes `finalizer` from `metadata.finalizers`; whether it was there.

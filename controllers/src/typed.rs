@@ -6,12 +6,13 @@
 //!
 //! Controllers reading typed objects so far: `csrsigning`, `namespace` (the namespace
 //! itself; its content, of every kind, is handled as metadata, as upstream's dynamic client
-//! does). The others still read
+//! does) and `gc` (objects of every kind as their [`metadata`]). The others still read
 //! `serde_json::Value` and move here one at a time.
 
 use api::registry::ResourceInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{Metadata, Resource};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -28,6 +29,15 @@ pub(crate) fn info<K: Resource>() -> &'static ResourceInfo {
 pub(crate) fn decode<K: Resource + DeserializeOwned>(obj: &Value) -> Result<K, Error> {
     K::deserialize(obj).map_err(|e| Error::Decode {
         kind: K::KIND,
+        message: e.to_string(),
+    })
+}
+
+/// The metadata of `obj`, of any kind: what the garbage collector reads, as upstream's
+/// metadata-only informers (`PartialObjectMetadata`) give it.
+pub(crate) fn metadata(obj: &Value) -> Result<ObjectMeta, Error> {
+    ObjectMeta::deserialize(&obj["metadata"]).map_err(|e| Error::Decode {
+        kind: "ObjectMeta",
         message: e.to_string(),
     })
 }
