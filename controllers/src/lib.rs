@@ -13,6 +13,12 @@
 //! the binary provides (the cluster CA). [`start`] runs them only while this process holds
 //! the controllers' Lease ([`leader`]), so servers sharing a store never run them twice.
 //!
+//! Objects arrive as JSON, as on the wire. A controller decodes them into k8s-openapi types
+//! once, where it reads (`typed`: a typed get, a typed watched change), and writes by editing
+//! the stored JSON so that fields unknown to k8s-openapi survive. So far [`csrsigning`],
+//! [`namespace`] and [`gc`] (metadata only) read typed objects; the other controllers still
+//! read `serde_json::Value`.
+//!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
 //! [`scheduler`] (binds pending pods to nodes), [`replicaset`], [`deployment`], [`endpoints`] and
@@ -39,6 +45,7 @@ pub mod replicaset;
 pub mod scheduler;
 #[cfg(test)]
 mod testutil;
+mod typed;
 
 use std::sync::Arc;
 
@@ -72,6 +79,14 @@ pub enum Error {
     /// The CA could not sign an approved request.
     #[error("{0}")]
     Signing(String),
+    /// An object read through the port is not a valid `kind`.
+    #[error("unable to decode {kind}: {message}")]
+    Decode {
+        /// The kind expected.
+        kind: &'static str,
+        /// What did not fit.
+        message: String,
+    },
 }
 
 impl From<api::status::ApiError> for Error {
@@ -137,21 +152,30 @@ pub(crate) async fn edit(
     info: &api::registry::ResourceInfo,
     obj: &serde_json::Value,
     subresource: Subresource,
+    f: impl FnMut(&mut serde_json::Value) -> bool + Send,
+) -> Result<Option<std::sync::Arc<serde_json::Value>>, api::status::ApiError> {
+    let at = (
+        meta::str(obj, "namespace"),
+        meta::str(obj, "name"),
+        meta::uid(obj),
+    );
+    edit_at(cluster, info, at, subresource, f).await
+}
+
+/// [`edit`] of the object `(namespace, name, uid)`.
+pub(crate) async fn edit_at(
+    cluster: &ClusterRef,
+    info: &api::registry::ResourceInfo,
+    (namespace, name, uid): (&str, &str, &str),
+    subresource: Subresource,
     mut f: impl FnMut(&mut serde_json::Value) -> bool + Send,
 ) -> Result<Option<std::sync::Arc<serde_json::Value>>, api::status::ApiError> {
-    let uid = meta::uid(obj).to_string();
     let mut same = true;
     let result = cluster
-        .update_with(
-            info,
-            meta::str(obj, "namespace"),
-            meta::str(obj, "name"),
-            subresource,
-            |o| {
-                same = meta::uid(o) == uid;
-                Ok(same && f(o))
-            },
-        )
+        .update_with(info, namespace, name, subresource, |o| {
+            same = meta::uid(o) == uid;
+            Ok(same && f(o))
+        })
         .await;
     match result {
         Ok(o) if same => Ok(Some(o)),
@@ -178,13 +202,6 @@ pub(crate) mod meta {
     /// Whether `metadata.deletionTimestamp` is set.
     pub(crate) fn deleting(obj: &Value) -> bool {
         !obj["metadata"]["deletionTimestamp"].is_null()
-    }
-
-    /// Whether `metadata.finalizers` holds `finalizer`.
-    pub(crate) fn has_finalizer(obj: &Value, finalizer: &str) -> bool {
-        obj["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|v| v.as_str() == Some(finalizer)))
     }
 
     /// Removes `finalizer` from `metadata.finalizers`; whether it was there.

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use api::certificates::{self, CertificateRequest};
 use api::registry::ResourceInfo;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType,
 };
@@ -28,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterRef, Subresource};
 use crate::queue::{Reconciler, WorkQueue};
-use crate::reflector::{Change, Delta};
-use crate::{Error, meta};
+use crate::reflector::Change;
+use crate::{Error, typed};
 
 /// Concurrent signings.
 const WORKERS: usize = 2;
@@ -102,7 +103,7 @@ impl Signer {
 }
 
 fn csrs() -> &'static ResourceInfo {
-    crate::resource("certificates.k8s.io", "certificatesigningrequests")
+    typed::info::<CertificateSigningRequest>()
 }
 
 /// Runs the signer until `shutdown` is cancelled.
@@ -122,25 +123,29 @@ pub(crate) struct Controller {
     queue: WorkQueue<String>,
 }
 
-fn has_condition(csr: &Value, t: &str) -> bool {
-    csr.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"].as_str() == Some(t) && c["status"].as_str() == Some("True"))
-        })
+fn has_condition(csr: &CertificateSigningRequest, t: &str) -> bool {
+    csr.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == t && c.status == "True"))
 }
 
 /// Approved, not denied, not failed, not signed, for a signer served here.
-fn wants_signing(csr: &Value) -> bool {
+fn wants_signing(csr: &CertificateSigningRequest) -> bool {
     has_condition(csr, "Approved")
         && !has_condition(csr, "Denied")
         && !has_condition(csr, "Failed")
         && csr
-            .pointer("/status/certificate")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        && Signer::of(csr["spec"]["signerName"].as_str().unwrap_or("")).is_some()
+            .status
+            .as_ref()
+            .and_then(|s| s.certificate.as_ref())
+            .is_none_or(|c| c.0.is_empty())
+        && Signer::of(&csr.spec.signer_name).is_some()
+}
+
+/// Whether the stored object `obj` (JSON, inside a write) still wants signing.
+fn stored_wants_signing(obj: &Value) -> bool {
+    typed::decode::<CertificateSigningRequest>(obj).is_ok_and(|c| wants_signing(&c))
 }
 
 impl Reconciler for Controller {
@@ -151,7 +156,8 @@ impl Reconciler for Controller {
     }
 
     async fn reconcile(self: Arc<Self>, name: String) -> Result<Option<Duration>, Error> {
-        let Ok(csr) = self.cluster.get(csrs(), "", &name).await else {
+        let Some(csr) = typed::get::<CertificateSigningRequest>(&self.cluster, "", &name).await?
+        else {
             return Ok(None);
         };
         if wants_signing(&csr) {
@@ -161,50 +167,39 @@ impl Reconciler for Controller {
     }
 
     fn observe(&self, change: Change) {
-        if let Delta::Upsert(csr) = change.delta
+        if let Some(csr) = typed::upserted::<CertificateSigningRequest>(&change)
             && wants_signing(&csr)
         {
-            self.queue.add(meta::str(&csr, "name").to_string());
+            self.queue.add(csr.metadata.name.unwrap_or_default());
         }
     }
 }
 
 impl Controller {
     /// Upstream `signer.handle` for one approved request.
-    async fn sign(&self, csr: &Value) -> Result<(), Error> {
-        let signer = Signer::of(csr["spec"]["signerName"].as_str().unwrap_or(""));
-        let Some(signer) = signer else {
+    async fn sign(&self, csr: &CertificateSigningRequest) -> Result<(), Error> {
+        let Some(signer) = Signer::of(&csr.spec.signer_name) else {
             return Ok(());
         };
-        let usages: Vec<String> = csr["spec"]["usages"]
-            .as_array()
-            .map(|u| {
-                u.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let request = decode_b64(csr["spec"]["request"].as_str().unwrap_or(""));
-        let req = match certificates::parse_csr(&request) {
+        let name = csr.metadata.name.as_deref().unwrap_or("");
+        let usages = csr.spec.usages.clone().unwrap_or_default();
+        let req = match certificates::parse_csr(&csr.spec.request.0) {
             Ok(r) => r,
             // Validation let it in, so this is not the request's fault: retry.
             Err(e) => {
-                return Err(Error::Signing(format!(
-                    "unable to parse csr {:?}: {e}",
-                    meta::str(csr, "name")
-                )));
+                return Err(Error::Signing(format!("unable to parse csr {name:?}: {e}")));
             }
         };
         let outcome = match signer.validate(&req, &usages) {
             Err(reason) => Outcome::Failed(reason),
             Ok(()) => {
-                let ttl = duration(csr["spec"]["expirationSeconds"].as_i64());
+                let ttl = duration(csr.spec.expiration_seconds.map(i64::from));
                 let pem = issue(&*self.ca, &req, &usages, ttl).map_err(Error::Signing)?;
                 Outcome::Signed(pem)
             }
         };
-        let done = crate::edit(&self.cluster, csrs(), csr, Subresource::Status, |obj| {
-            if !wants_signing(obj) {
+        let done = typed::edit(&self.cluster, csr, Subresource::Status, |obj| {
+            if !stored_wants_signing(obj) {
                 return false;
             }
             match &outcome {
@@ -230,10 +225,8 @@ impl Controller {
         .await?;
         if done.is_some() {
             match &outcome {
-                Outcome::Signed(_) => tracing::info!(csr = meta::str(csr, "name"), "signed"),
-                Outcome::Failed(reason) => {
-                    tracing::info!(csr = meta::str(csr, "name"), %reason, "refused")
-                }
+                Outcome::Signed(_) => tracing::info!(csr = name, "signed"),
+                Outcome::Failed(reason) => tracing::info!(csr = name, %reason, "refused"),
             }
         }
         Ok(())
@@ -361,13 +354,6 @@ fn key_usages(
     }
     eku.sort_by_key(|(n, _)| *n);
     Ok((ku, eku.into_iter().map(|(_, e)| e).collect()))
-}
-
-fn decode_b64(s: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .unwrap_or_default()
 }
 
 fn encode_b64(b: &[u8]) -> String {

@@ -8,6 +8,13 @@ use x509_parser::extensions::ParsedExtension;
 use super::*;
 use crate::testutil::{authority, ca, cluster, create, eventually, get, registry_with_namespace};
 
+fn decode_b64(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
+}
+
 /// A CSR object: `cn`/`orgs`/`sans` signed by a fresh key, for `signer` with `usages`.
 fn csr(
     name: &str,
@@ -209,4 +216,25 @@ fn durations_and_usages_as_upstream() {
         key_usages(&["bogus".into()]).unwrap_err(),
         "unrecognized usage values: [\"bogus\"]"
     );
+}
+
+/// A read that fails is retried (the reconcile errs and is requeued), not taken for a
+/// request that is gone.
+#[tokio::test]
+async fn a_failed_read_is_an_error_not_gone() {
+    let registry = registry_with_namespace("default").await;
+    let port = Arc::new(crate::testutil::TestPort::new(&registry));
+    let ca = ca();
+    let controller = Arc::new(Controller {
+        cluster: port.clone(),
+        ca: authority(&ca),
+        queue: WorkQueue::controller_default(),
+    });
+    assert!(matches!(
+        controller.clone().reconcile("missing".into()).await,
+        Ok(None)
+    ));
+    port.partitioned
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(controller.reconcile("missing".into()).await.is_err());
 }

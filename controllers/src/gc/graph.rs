@@ -10,10 +10,9 @@
 use std::collections::{HashMap, HashSet};
 
 use api::registry::ResourceInfo;
-use serde_json::Value;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{FOREGROUND, ORPHAN};
-use crate::meta;
+use super::{FOREGROUND, ORPHAN, has_finalizer};
 
 /// One owner reference of a dependent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,29 +37,25 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    fn from(info: &'static ResourceInfo, obj: &Value) -> Node {
-        let owners = obj["metadata"]["ownerReferences"]
-            .as_array()
-            .map(|refs| {
-                refs.iter()
-                    .filter_map(|r| {
-                        let uid = r["uid"].as_str().filter(|u| !u.is_empty())?;
-                        Some(Owner {
-                            uid: uid.to_string(),
-                            block: r["blockOwnerDeletion"].as_bool() == Some(true),
-                        })
-                    })
-                    .collect()
+    fn from(info: &'static ResourceInfo, m: &ObjectMeta) -> Node {
+        let owners = m
+            .owner_references
+            .iter()
+            .flatten()
+            .filter(|r| !r.uid.is_empty())
+            .map(|r| Owner {
+                uid: r.uid.clone(),
+                block: r.block_owner_deletion == Some(true),
             })
-            .unwrap_or_default();
-        let deleting = meta::deleting(obj);
+            .collect();
+        let deleting = m.deletion_timestamp.is_some();
         Node {
             info,
-            namespace: meta::str(obj, "namespace").to_string(),
-            name: meta::str(obj, "name").to_string(),
+            namespace: m.namespace.clone().unwrap_or_default(),
+            name: m.name.clone().unwrap_or_default(),
             owners,
-            deleting_dependents: deleting && meta::has_finalizer(obj, FOREGROUND),
-            orphaning: deleting && meta::has_finalizer(obj, ORPHAN),
+            deleting_dependents: deleting && has_finalizer(m, FOREGROUND),
+            orphaning: deleting && has_finalizer(m, ORPHAN),
         }
     }
 }
@@ -97,13 +92,14 @@ impl Graph {
             .collect()
     }
 
-    /// Records the current state of `obj`; returns the uids to (re)process.
-    pub(crate) fn upsert(&mut self, info: &'static ResourceInfo, obj: &Value) -> Vec<String> {
-        let uid = meta::uid(obj);
+    /// Records the current state of an object (its metadata `m`); returns the uids to
+    /// (re)process.
+    pub(crate) fn upsert(&mut self, info: &'static ResourceInfo, m: &ObjectMeta) -> Vec<String> {
+        let uid = m.uid.as_deref().unwrap_or("");
         if uid.is_empty() {
             return Vec::new();
         }
-        let new = Node::from(info, obj);
+        let new = Node::from(info, m);
         let old = self.nodes.insert(uid.to_string(), new.clone());
         let old_owners = old.as_ref().map(|o| o.owners.clone()).unwrap_or_default();
         for o in &old_owners {
@@ -148,8 +144,8 @@ impl Graph {
 
     /// Forgets a deleted object; returns the uids to (re)process: its dependents (their owner
     /// is gone) and owners waiting in foreground deletion for it.
-    pub(crate) fn delete(&mut self, obj: &Value) -> Vec<String> {
-        let uid = meta::uid(obj);
+    pub(crate) fn delete(&mut self, m: &ObjectMeta) -> Vec<String> {
+        let uid = m.uid.as_deref().unwrap_or("");
         let Some(node) = self.nodes.remove(uid) else {
             return Vec::new();
         };

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use crate::cluster::{ClusterRef, Subresource};
 use crate::cluster::{DeleteOptions, Propagation};
 use api::registry::ResourceInfo;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -35,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::queue::WorkQueue;
 use crate::reflector::{self, Change, Delta};
-use crate::{Error, meta};
+use crate::{Error, meta, typed};
 use graph::{Graph, Node};
 
 /// `metadata.finalizers` entry of an owner deleted in the foreground.
@@ -90,8 +91,17 @@ async fn build_graph(
         let work = {
             let mut graph = collector.graph.lock();
             match &change.delta {
-                Delta::Upsert(new) => graph.upsert(change.info, new),
-                Delta::Delete(old) => graph.delete(old),
+                Delta::Upsert(new) => match typed::metadata(new) {
+                    Ok(m) => graph.upsert(change.info, &m),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ignoring a watched object");
+                        Vec::new()
+                    }
+                },
+                Delta::Delete(old) => match typed::metadata(old) {
+                    Ok(m) => graph.delete(&m),
+                    Err(_) => Vec::new(),
+                },
                 Delta::Synced => {
                     listed += 1;
                     if listed == resources {
@@ -157,19 +167,16 @@ impl Collector {
         let Some(latest) = self.latest(&node, uid).await? else {
             return Ok(());
         };
-        if meta::deleting(&latest) {
-            if meta::has_finalizer(&latest, ORPHAN) {
+        if latest.deletion_timestamp.is_some() {
+            if has_finalizer(&latest, ORPHAN) {
                 return self.orphan_dependents(&node, uid).await;
             }
-            if meta::has_finalizer(&latest, FOREGROUND) {
+            if has_finalizer(&latest, FOREGROUND) {
                 return self.process_deleting_dependents(&node, uid).await;
             }
             return Ok(());
         }
-        let refs: Vec<Value> = latest["metadata"]["ownerReferences"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let refs = latest.owner_references.clone().unwrap_or_default();
         if refs.is_empty() {
             return Ok(());
         }
@@ -182,7 +189,7 @@ impl Collector {
                 // A cluster-scoped object owned by a namespaced kind never resolves.
                 None => return Ok(()),
             };
-            let ref_uid = r["uid"].as_str().unwrap_or("").to_string();
+            let ref_uid = r.uid.clone();
             match state {
                 OwnerState::Solid => solid += 1,
                 OwnerState::Dangling => {
@@ -221,9 +228,9 @@ impl Collector {
                 .delete(&node, uid, &latest, Propagation::Foreground)
                 .await;
         }
-        let policy = if meta::has_finalizer(&latest, ORPHAN) {
+        let policy = if has_finalizer(&latest, ORPHAN) {
             Propagation::Orphan
-        } else if meta::has_finalizer(&latest, FOREGROUND) {
+        } else if has_finalizer(&latest, FOREGROUND) {
             Propagation::Foreground
         } else {
             Propagation::Background
@@ -232,14 +239,14 @@ impl Collector {
         self.delete(&node, uid, &latest, policy).await
     }
 
-    /// The stored object of `node` if it still has `uid`.
-    async fn latest(&self, node: &Node, uid: &str) -> Result<Option<Arc<Value>>, Error> {
+    /// The metadata of the stored object of `node` if it still has `uid`.
+    async fn latest(&self, node: &Node, uid: &str) -> Result<Option<ObjectMeta>, Error> {
         match self
             .cluster
             .get(node.info, &node.namespace, &node.name)
             .await
         {
-            Ok(obj) if meta::uid(&obj) == uid => Ok(Some(obj)),
+            Ok(obj) if meta::uid(&obj) == uid => typed::metadata(&obj).map(Some),
             Ok(_) => Ok(None),
             Err(e) if e.code == 404 => Ok(None),
             Err(e) => Err(e.into()),
@@ -248,9 +255,13 @@ impl Collector {
 
     /// Resolves one owner reference of `node` through the port; `None` for a namespaced
     /// owner of a cluster-scoped object (upstream `namespacedOwnerOfClusterScopedObjectErr`).
-    async fn classify(&self, node: &Node, reference: &Value) -> Result<Option<OwnerState>, Error> {
-        let api_version = reference["apiVersion"].as_str().unwrap_or("");
-        let kind = reference["kind"].as_str().unwrap_or("");
+    async fn classify(
+        &self,
+        node: &Node,
+        reference: &OwnerReference,
+    ) -> Result<Option<OwnerState>, Error> {
+        let api_version = reference.api_version.as_str();
+        let kind = reference.kind.as_str();
         let (group, _) = api::registry::split_api_version(api_version);
         // Owners are matched by group and kind, in any served version (a RESTMapper lookup).
         let Some(info) = api::registry::resources()
@@ -275,16 +286,15 @@ impl Collector {
         } else {
             ""
         };
-        let name = reference["name"].as_str().unwrap_or("");
-        let owner = match self.cluster.get(info, namespace, name).await {
-            Ok(owner) => owner,
+        let owner = match self.cluster.get(info, namespace, &reference.name).await {
+            Ok(owner) => typed::metadata(&owner)?,
             Err(e) if e.code == 404 => return Ok(Some(OwnerState::Dangling)),
             Err(e) => return Err(e.into()),
         };
         Ok(Some(
-            if meta::uid(&owner) != reference["uid"].as_str().unwrap_or("") {
+            if owner.uid.as_deref().unwrap_or("") != reference.uid {
                 OwnerState::Dangling
-            } else if meta::deleting(&owner) && meta::has_finalizer(&owner, FOREGROUND) {
+            } else if owner.deletion_timestamp.is_some() && has_finalizer(&owner, FOREGROUND) {
                 OwnerState::Waiting
             } else {
                 OwnerState::Solid
@@ -299,13 +309,15 @@ impl Collector {
         &self,
         node: &Node,
         uid: &str,
-        latest: &Value,
+        latest: &ObjectMeta,
         policy: Propagation,
     ) -> Result<(), Error> {
         let mut opts = DeleteOptions {
             propagation_policy: Some(policy),
             preconditions_uid: Some(uid.to_string()),
-            preconditions_resource_version: Some(meta::str(latest, "resourceVersion").to_string()),
+            preconditions_resource_version: Some(
+                latest.resource_version.clone().unwrap_or_default(),
+            ),
             ..DeleteOptions::default()
         };
         let result = self
@@ -319,7 +331,7 @@ impl Collector {
                 let Some(live) = self.latest(node, uid).await? else {
                     return Ok(());
                 };
-                if live["metadata"]["ownerReferences"] != latest["metadata"]["ownerReferences"] {
+                if live.owner_references != latest.owner_references {
                     return Err(e.into());
                 }
                 opts.preconditions_resource_version = None;
@@ -391,6 +403,11 @@ impl Collector {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Whether the object's `metadata.finalizers` holds `finalizer`.
+fn has_finalizer(m: &ObjectMeta, finalizer: &str) -> bool {
+    m.finalizers.iter().flatten().any(|f| f == finalizer)
 }
 
 /// Removes the owner references whose uid matches; whether any was removed.

@@ -22,14 +22,15 @@ use std::time::Duration;
 
 use crate::cluster::{ClusterRef, DeleteOptions, Propagation, Subresource};
 use api::registry::ResourceInfo;
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::queue::WorkQueue;
-use crate::reflector::{self, Delta};
-use crate::{Error, meta};
+use crate::reflector;
+use crate::{Error, meta, typed};
 
 /// The finalizer token this controller owns in `spec.finalizers`.
 pub const FINALIZER: &str = "kubernetes";
@@ -75,10 +76,12 @@ const CONDITIONS: [(&str, &str, &str); 5] = [
 ];
 
 fn namespaces() -> &'static ResourceInfo {
-    api::registry::resources()
-        .iter()
-        .find(|i| i.group.is_empty() && i.plural == "namespaces")
-        .expect("the resource table serves namespaces")
+    typed::info::<Namespace>()
+}
+
+/// Whether `ns` is being deleted.
+fn deleting(ns: &Namespace) -> bool {
+    ns.metadata.deletion_timestamp.is_some()
 }
 
 /// Runs the namespace controller until `shutdown` is cancelled.
@@ -105,10 +108,10 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
                 _ = stop.cancelled() => return,
                 change = rx.recv() => match change {
                     Some(change) => {
-                        if let Delta::Upsert(new) = change.delta
-                            && meta::deleting(&new)
+                        if let Some(ns) = typed::upserted::<Namespace>(&change)
+                            && deleting(&ns)
                         {
-                            feeder.queue.add(meta::str(&new, "name").to_string());
+                            feeder.queue.add(ns.metadata.name.unwrap_or_default());
                         }
                     }
                     None => return,
@@ -159,15 +162,15 @@ struct Controller {
 impl Controller {
     /// Queues every namespace being deleted.
     async fn resync(&self) {
-        let list = match self.cluster.list(namespaces(), None).await {
+        let list = match typed::list::<Namespace>(&self.cluster, None).await {
             Ok(list) => list,
             Err(e) => {
                 tracing::warn!(error = %e, "listing namespaces to resync failed");
                 return;
             }
         };
-        for ns in list.items.iter().filter(|ns| meta::deleting(ns)) {
-            self.queue.add(meta::str(ns, "name").to_string());
+        for ns in list.into_iter().filter(deleting) {
+            self.queue.add(ns.metadata.name.unwrap_or_default());
         }
     }
 
@@ -175,15 +178,14 @@ impl Controller {
     /// remains and the namespace should be looked at again after `wait`.
     async fn sync(&self, name: &str) -> Result<Option<Duration>, Error> {
         let info = namespaces();
-        let ns = match self.cluster.get(info, "", name).await {
-            Ok(ns) => ns,
-            Err(e) if e.code == 404 => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(ns) = typed::get::<Namespace>(&self.cluster, "", name).await? else {
+            return Ok(None);
         };
-        if !meta::deleting(&ns) {
+        if !deleting(&ns) {
             return Ok(None);
         }
-        let ns = if ns["status"]["phase"] != "Terminating" {
+        let phase = ns.status.as_ref().and_then(|s| s.phase.as_deref());
+        let ns = if phase != Some("Terminating") {
             let updated = self
                 .cluster
                 .update_with(info, "", name, Subresource::Status, |obj| {
@@ -195,18 +197,20 @@ impl Controller {
                 })
                 .await;
             match updated {
-                Ok(ns) => ns,
+                Ok(ns) => typed::decode::<Namespace>(&ns)?,
                 Err(e) if e.code == 404 => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
         } else {
             ns
         };
-        if !meta::deleting(&ns) {
+        if !deleting(&ns) {
             return Ok(None);
         }
-        let finalized = ns["spec"]["finalizers"]
-            .as_array()
+        let finalized = ns
+            .spec
+            .as_ref()
+            .and_then(|s| s.finalizers.as_ref())
             .is_none_or(|f| f.is_empty());
         if finalized {
             return Ok(None);
@@ -254,9 +258,9 @@ impl Controller {
 
     /// Deletes every namespaced object in `ns` and records the conditions; returns the
     /// longest estimate of the time the rest needs (upstream `deleteAllContent`).
-    async fn delete_all_content(&self, ns: &Value) -> Result<i64, Error> {
-        let name = meta::str(ns, "name");
-        let deleted_at = meta::str(ns, "deletionTimestamp").parse::<Timestamp>().ok();
+    async fn delete_all_content(&self, ns: &Namespace) -> Result<i64, Error> {
+        let name = ns.metadata.name.as_deref().unwrap_or("");
+        let deleted_at = ns.metadata.deletion_timestamp.as_ref().map(|t| t.0);
         let mut estimate = 0;
         let mut errors: Vec<String> = Vec::new();
         let mut remaining: Vec<String> = Vec::new();

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use api::quantity::Quantity;
+use k8s_openapi::api::core::v1::PodSpec;
 use serde_json::Value;
 
 /// Requested or allocatable amounts: `cpu` in millicores, everything else in whole units.
@@ -83,9 +84,9 @@ impl<'a> NodeState<'a> {
         }
     }
 
-    /// Accounts for a pod bound to the node.
-    pub(crate) fn add_pod(&mut self, pod: &Value) {
-        add(&mut self.requested, &pod_requests(pod));
+    /// Accounts for a pod bound to the node, with its [`pod_requests`].
+    pub(crate) fn add_pod(&mut self, pod: &Value, requests: &Resources) {
+        add(&mut self.requested, requests);
         let (c, m) = nonzero_requests(pod);
         self.nonzero.0 += c;
         self.nonzero.1 += m;
@@ -105,15 +106,9 @@ fn add(into: &mut Resources, other: &Resources) {
     }
 }
 
-fn max_into(into: &mut Resources, other: &Resources) {
-    for (k, v) in other {
-        let e = into.entry(k.clone()).or_insert(0);
-        *e = (*e).max(*v);
-    }
-}
-
-/// A resource list (`requests`, `allocatable`, `overhead`) in [`Resources`] units; values
-/// that do not parse count as zero (validation rejects them on write).
+/// A resource list (`allocatable`, a container's `requests`, `overhead`) in [`Resources`]
+/// units, for what [`pod_requests`] does not cover (allocatable, scoring's per-container
+/// defaults); values that do not parse count as zero (validation rejects them on write).
 pub(crate) fn resource_list(list: &Value) -> Resources {
     let mut out = Resources::new();
     if let Some(m) = list.as_object() {
@@ -135,32 +130,37 @@ pub(crate) fn resource_list(list: &Value) -> Resources {
     out
 }
 
-/// Upstream `resource.PodRequests`: the sum over containers, the init containers' peak
-/// (restartable init containers run alongside everything after them), plus overhead.
-pub(crate) fn pod_requests(pod: &Value) -> Resources {
-    let spec = &pod["spec"];
-    let mut reqs = Resources::new();
-    for c in spec["containers"].as_array().into_iter().flatten() {
-        add(&mut reqs, &resource_list(&c["resources"]["requests"]));
-    }
-    let mut sidecars = Resources::new();
-    let mut init_peak = Resources::new();
-    for c in spec["initContainers"].as_array().into_iter().flatten() {
-        let own = resource_list(&c["resources"]["requests"]);
-        let during = if c["restartPolicy"] == "Always" {
-            add(&mut reqs, &own);
-            add(&mut sidecars, &own);
-            sidecars.clone()
-        } else {
-            let mut t = own;
-            add(&mut t, &sidecars);
-            t
-        };
-        max_into(&mut init_peak, &during);
-    }
-    max_into(&mut reqs, &init_peak);
-    add(&mut reqs, &resource_list(&spec["overhead"]));
-    reqs
+/// Why a pod's requests cannot be computed: its spec does not decode, or a quantity does
+/// not parse. Validation refuses both on write, so only an object that reached the store
+/// around it has them; upstream's informer could not decode such a pod at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RequestsError {
+    /// `spec` is not a PodSpec.
+    #[error("spec does not decode: {0}")]
+    Spec(String),
+    /// A quantity does not parse.
+    #[error("resource {0}: {1}")]
+    Quantity(String, api::quantity::QuantityError),
+}
+
+/// The pod's requests (upstream `computePodResourceRequest`: `resource.PodRequests`, then
+/// `cpu` as milli-units and everything else as whole units).
+pub(crate) fn pod_requests(pod: &Value) -> Result<Resources, RequestsError> {
+    let spec: PodSpec = serde_json::from_value(pod["spec"].clone())
+        .map_err(|e| RequestsError::Spec(e.to_string()))?;
+    let requests =
+        api::quantity::pod_requests(&spec).map_err(|(name, e)| RequestsError::Quantity(name, e))?;
+    Ok(requests
+        .into_iter()
+        .map(|(name, q)| {
+            let amount = if name == "cpu" {
+                q.milli_value()
+            } else {
+                q.value()
+            };
+            (name, amount)
+        })
+        .collect())
 }
 
 /// cpu and memory requests with upstream's non-zero defaults for containers that request
@@ -340,8 +340,13 @@ fn port_conflict(used: &[HostPort], wanted: &HostPort) -> bool {
         .any(|(p, i, n)| p == proto && n == port && (ip == "0.0.0.0" || i == "0.0.0.0" || i == ip))
 }
 
-/// Runs the filters in upstream's order; the first one that rejects decides.
-pub(crate) fn filter(pod: &Value, state: &NodeState<'_>) -> Result<(), Rejection> {
+/// Runs the filters in upstream's order on `pod` with its [`pod_requests`]; the first one
+/// that rejects decides.
+pub(crate) fn filter(
+    pod: &Value,
+    requests: &Resources,
+    state: &NodeState<'_>,
+) -> Result<(), Rejection> {
     let node = state.node;
     // NodeUnschedulable.
     if node["spec"]["unschedulable"].as_bool() == Some(true) {
@@ -375,12 +380,12 @@ pub(crate) fn filter(pod: &Value, state: &NodeState<'_>) -> Result<(), Rejection
             reasons: vec!["node(s) didn't have free ports for the requested pod ports".into()],
         });
     }
-    fit(pod, state)
+    fit(requests, state)
 }
 
 /// NodeResourcesFit (upstream `fitsRequest`): pod count, then cpu, memory and every other
 /// requested resource against allocatable minus what the node's pods request.
-fn fit(pod: &Value, state: &NodeState<'_>) -> Result<(), Rejection> {
+fn fit(requests: &Resources, state: &NodeState<'_>) -> Result<(), Rejection> {
     let allocatable = resource_list(&state.node["status"]["allocatable"]);
     let mut reasons = Vec::new();
     let mut code = Code::Unschedulable;
@@ -388,7 +393,6 @@ fn fit(pod: &Value, state: &NodeState<'_>) -> Result<(), Rejection> {
     if i64::try_from(state.pods).unwrap_or(i64::MAX) + 1 > allowed_pods {
         reasons.push("Too many pods".to_string());
     }
-    let requests = pod_requests(pod);
     let order = ["cpu", "memory", "ephemeral-storage"];
     let others = requests.keys().filter(|k| !order.contains(&k.as_str()));
     for name in order.iter().map(|s| s.to_string()).chain(others.cloned()) {

@@ -38,7 +38,7 @@ use crate::events::{self, Recorder, Style};
 use crate::queue::WorkQueue;
 use crate::reflector::{self, Change, Delta};
 use crate::{Error, meta, pod, resource};
-use filter::{NodeState, Rejection};
+use filter::{NodeState, Rejection, Resources};
 
 /// The scheduler name this scheduler serves (`spec.schedulerName`).
 pub const SCHEDULER_NAME: &str = "default-scheduler";
@@ -72,11 +72,18 @@ struct Waiting {
     attempts: u32,
 }
 
+/// A pod in the cache, with its requests computed once as it arrives.
+#[derive(Debug, Clone)]
+struct CachedPod {
+    obj: Arc<Value>,
+    requests: Resources,
+}
+
 /// The scheduler's view of the cluster (upstream's scheduler cache).
 #[derive(Debug, Default)]
 struct Cache {
     nodes: BTreeMap<String, Arc<Value>>,
-    pods: HashMap<PodKey, Arc<Value>>,
+    pods: HashMap<PodKey, CachedPod>,
     /// Pods bound by this scheduler whose binding the watch has not shown yet.
     assumed: HashMap<PodKey, String>,
     unschedulable: HashMap<PodKey, Waiting>,
@@ -170,6 +177,10 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
             }
         }
     });
+    // The events broadcaster's background writes of running series.
+    let recorder = sched.clone();
+    let stop = shutdown.clone();
+    tasks.spawn(async move { recorder.recorder.run_upkeep(&stop).await });
     let worker = sched.clone();
     tasks.spawn(async move {
         tokio::select! {
@@ -204,8 +215,31 @@ impl Scheduler {
                 }
             }
             Delta::Upsert(new) if is_pod => {
+                let requests = match filter::pod_requests(&new) {
+                    Ok(requests) => requests,
+                    Err(e) => {
+                        // Validation refuses such a pod, so it reached the store around the
+                        // API; upstream's informer could not decode it and the scheduler
+                        // would never see it. Nor does this one: it is dropped from the
+                        // cache, neither scheduled nor counted on a node.
+                        tracing::warn!(pod = %format!("{}/{}", meta::str(&new, "namespace"), meta::str(&new, "name")), error = %e, "ignoring a pod whose requests cannot be computed");
+                        if forget(&mut cache, &new) {
+                            self.move_all(&mut cache);
+                        }
+                        return;
+                    }
+                };
                 let key = key_of(&new);
-                let old = cache.pods.insert(key.clone(), new.clone());
+                let old = cache
+                    .pods
+                    .insert(
+                        key.clone(),
+                        CachedPod {
+                            obj: new.clone(),
+                            requests,
+                        },
+                    )
+                    .map(|o| o.obj);
                 let bound = !new["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
                 if bound {
                     cache.assumed.remove(&key);
@@ -223,14 +257,7 @@ impl Scheduler {
                     cache.unschedulable.remove(&key);
                 }
             }
-            Delta::Delete(old) if is_pod => {
-                let key = key_of(&old);
-                cache.pods.remove(&key);
-                cache.unschedulable.remove(&key);
-                let node = cache.assumed.remove(&key);
-                retry =
-                    node.is_some() || !old["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
-            }
+            Delta::Delete(old) if is_pod => retry = forget(&mut cache, &old),
             Delta::Upsert(new) => {
                 let name = meta::str(&new, "name").to_string();
                 let old = cache.nodes.insert(name, new.clone());
@@ -275,14 +302,15 @@ impl Scheduler {
     async fn schedule_one(&self, key: &PodKey) -> Result<(), Error> {
         let (pod, decision, attempts) = {
             let cache = self.cache.lock();
-            let Some(pod) = cache.pods.get(key).cloned() else {
+            let Some(CachedPod { obj: pod, requests }) = cache.pods.get(key).cloned() else {
                 return Ok(());
             };
             if !pending(&pod) || cache.assumed.contains_key(key) {
                 return Ok(());
             }
             let attempts = cache.unschedulable.get(key).map_or(0, |w| w.attempts);
-            (pod.clone(), decide(&cache, &pod), attempts)
+            let decision = decide(&cache, &pod, &requests);
+            (pod, decision, attempts)
         };
         match decision {
             Ok(node) => self.bind(key, &pod, &node).await,
@@ -331,7 +359,7 @@ impl Scheduler {
         // not requeue the pod.
         {
             let mut cache = self.cache.lock();
-            if cache.pods.get(key).is_some_and(|p| pending(p)) {
+            if cache.pods.get(key).is_some_and(|p| pending(&p.obj)) {
                 cache.unschedulable.insert(
                     key.clone(),
                     Waiting {
@@ -380,8 +408,18 @@ fn backoff(attempts: u32) -> Duration {
     (INITIAL_BACKOFF * (1u32 << shift)).min(MAX_BACKOFF)
 }
 
-/// Picks a node for `pod` from the cache, or explains why none fits.
-fn decide(cache: &Cache, pod: &Value) -> Result<String, String> {
+/// Removes a pod from the cache; whether it held room on a node (its removal may help
+/// pods waiting for room).
+fn forget(cache: &mut Cache, pod: &Value) -> bool {
+    let key = key_of(pod);
+    cache.pods.remove(&key);
+    cache.unschedulable.remove(&key);
+    let node = cache.assumed.remove(&key);
+    node.is_some() || !pod["spec"]["nodeName"].as_str().unwrap_or("").is_empty()
+}
+
+/// Picks a node for `pod` (with its `requests`) from the cache, or explains why none fits.
+fn decide(cache: &Cache, pod: &Value, requests: &Resources) -> Result<String, String> {
     if cache.nodes.is_empty() {
         return Err("no nodes available to schedule pods".to_string());
     }
@@ -390,7 +428,7 @@ fn decide(cache: &Cache, pod: &Value) -> Result<String, String> {
         .iter()
         .map(|(name, node)| (name.as_str(), NodeState::new(node)))
         .collect();
-    for (key, p) in &cache.pods {
+    for (key, CachedPod { obj: p, requests }) in &cache.pods {
         if pod::is_terminal(p) {
             continue;
         }
@@ -402,13 +440,13 @@ fn decide(cache: &Cache, pod: &Value) -> Result<String, String> {
             n => n,
         };
         if let Some(state) = states.get_mut(node) {
-            state.add_pod(p);
+            state.add_pod(p, requests);
         }
     }
     let mut rejections: Vec<Rejection> = Vec::new();
     let mut best: Option<(i64, &str)> = None;
     for state in states.values() {
-        match filter::filter(pod, state) {
+        match filter::filter(pod, requests, state) {
             Ok(()) => {
                 let s = filter::score(pod, state);
                 if best.is_none_or(|(b, _)| s > b) {
