@@ -7,6 +7,10 @@
 //!
 //! Where upstream leaves directive keys or nulls inside values it copies verbatim (which its
 //! typed decoding drops afterwards), this port strips them, because our objects stay JSON.
+//!
+//! Over 800 lines on purpose: the apply and diff sides are one algorithm (upstream's
+//! `strategicpatch/patch.go` is over 2,000 lines) and stay together so each function maps onto
+//! its upstream counterpart.
 
 use serde_json::{Map, Value};
 

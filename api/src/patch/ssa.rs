@@ -7,6 +7,10 @@
 //! [`server_side_apply`] = merge, own what was applied, prune what this manager stopped
 //! applying, check conflicts against other managers; [`record_update_with`] = own what a plain
 //! write changed.
+//!
+//! Over 800 lines on purpose: merge, ownership, prune and conflict detection are one algorithm
+//! (upstream's structured-merge-diff `merge`/`fieldpath` and the field manager); split, the
+//! invariants between them would cross files.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};

@@ -6,6 +6,9 @@
 //! check, so a Service with several faults lists them as upstream does.
 //! `spec.healthCheckNodePort` is Required on a LoadBalancer with `externalTrafficPolicy:
 //! Local`: the API server's allocator fills it in before validation, as upstream's does.
+//!
+//! Over 800 lines on purpose: one file keeps upstream's `ValidateService` order check by check
+//! (the order decides which errors a faulty Service lists, and in what order).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -16,6 +16,9 @@
 //!
 //! The deprecated `rollbackTo` of extensions/v1beta1 is not served (apps/v1 only; `kubectl
 //! rollout undo` patches the template instead).
+//!
+//! Just over 800 lines on purpose: `syncDeployment`, its status and its rollout bookkeeping read
+//! in upstream's order here; the strategies are in `rolling` and the shared helpers in `util`.
 
 mod rolling;
 #[cfg(test)]
