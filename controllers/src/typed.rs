@@ -6,8 +6,10 @@
 //!
 //! Controllers reading typed objects so far: `csrsigning`, `namespace` (the namespace
 //! itself; its content, of every kind, is handled as metadata, as upstream's dynamic client
-//! does) and `gc` (objects of every kind as their [`metadata`]). The others still read
-//! `serde_json::Value` and move here one at a time.
+//! does), `gc` (objects of every kind as their [`metadata`]), and `endpoints` and
+//! `endpointslice` (services, pods, nodes and what they write; the desired object is built
+//! typed and serialised once, at the write). The others still read `serde_json::Value` and
+//! move here one at a time.
 
 use api::registry::ResourceInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
