@@ -40,6 +40,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
+use crate::pod::typed::{hostname, is_ready, is_terminal, node_name, ready_condition};
 use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Change, Delta};
 use crate::{Error, typed};
@@ -103,48 +104,9 @@ pub(crate) fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
         .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
-/// `status.phase` is Succeeded or Failed.
-fn is_terminal(p: &Pod) -> bool {
-    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-    matches!(phase, Some("Succeeded" | "Failed"))
-}
-
-/// The time the pod's Ready condition last changed, when it has one, and whether it is True
-/// (upstream `IsPodReady`).
-fn ready_condition(p: &Pod) -> Option<(bool, Option<i64>)> {
-    let c = p
-        .status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")?;
-    let since = c.last_transition_time.as_ref().map(|t| t.0.as_second());
-    Some((c.status == "True", since))
-}
-
-/// Upstream `IsPodReady`: condition Ready is True.
-pub(crate) fn is_ready(p: &Pod) -> bool {
-    ready_condition(p).is_some_and(|(ready, _)| ready)
-}
-
 /// Whether `metadata.deletionTimestamp` is set.
 pub(crate) fn deleting(m: &ObjectMeta) -> bool {
     m.deletion_timestamp.is_some()
-}
-
-fn spec_str(p: &Pod, f: impl Fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<&String>) -> &str {
-    p.spec.as_ref().and_then(f).map_or("", String::as_str)
-}
-
-/// The pod's `spec.hostname`, `""` when unset.
-pub(crate) fn hostname(p: &Pod) -> &str {
-    spec_str(p, |s| s.hostname.as_ref())
-}
-
-/// The pod's `spec.nodeName` when set and not empty.
-pub(crate) fn node_name(p: &Pod) -> Option<&str> {
-    Some(spec_str(p, |s| s.node_name.as_ref())).filter(|n| !n.is_empty())
 }
 
 /// Upstream `ShouldPodBeInEndpoints`: not terminal, has an IP, and (when
@@ -687,7 +649,7 @@ pub(crate) fn desired_subsets(svc: &Service, pods: &[Pod]) -> (Vec<EndpointSubse
         let addr = EndpointAddress {
             ip: ip.into(),
             hostname: should_set_hostname(p, svc).then(|| hostname(p).into()),
-            node_name: node_name(p).map(Into::into),
+            node_name: Some(node_name(p)).filter(|n| !n.is_empty()).map(Into::into),
             target_ref: Some(target_ref(p)),
         };
         let is_ready = publish || is_ready(p);

@@ -34,11 +34,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::endpoints::{
-    HEADLESS, Key, ServiceController, ServiceSync, deleting, edit_map, find_port, hostname,
-    ip_families, is_ready, managed_selector, node_name, pod_ip, publish_not_ready,
-    run_service_controller, set_trigger, should_pod_be_in_endpoints, should_set_hostname,
-    target_ref,
+    HEADLESS, Key, ServiceController, ServiceSync, deleting, edit_map, find_port, ip_families,
+    managed_selector, pod_ip, publish_not_ready, run_service_controller, set_trigger,
+    should_pod_be_in_endpoints, should_set_hostname, target_ref,
 };
+use crate::pod::typed::{hostname, is_ready, node_name};
 use crate::reflector::{Change, Delta};
 use crate::{Error, typed};
 
@@ -309,7 +309,7 @@ impl Controller {
             target_ref: Some(target_ref(p)),
             ..Default::default()
         };
-        if let Some(node) = node_name(p) {
+        if let Some(node) = Some(node_name(p)).filter(|n| !n.is_empty()) {
             ep.node_name = Some(node.into());
             if let Some(n) = typed::get::<Node>(&self.cluster, "", node).await? {
                 ep.zone = label(&n.metadata, ZONE_LABEL)
