@@ -21,6 +21,8 @@
 //! this controller owns in the stored JSON.
 
 #[cfg(test)]
+mod pinned;
+#[cfg(test)]
 pub(crate) mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
