@@ -66,16 +66,12 @@ async fn written_endpoints_and_slices_are_pinned() {
     .await;
     web_pod(&registry, "a", "10.244.0.2", true).await;
     web_pod(&registry, "b", "10.244.0.3", false).await;
-    create(
-        &registry,
-        "pods",
-        "default",
-        json!({"metadata": {"name": "h", "labels": {"app": "web"}},
-               "spec": {"nodeName": "node-a", "hostname": "host-h", "subdomain": "web",
-                        "containers": [{"name": "web", "image": "nginx",
-                                        "ports": [{"name": "http", "containerPort": 8080}]}]}}),
-    )
-    .await;
+    // A pod with a hostname in the service's subdomain: its addresses carry the hostname.
+    let with_hostname = json!({"metadata": {"name": "h", "labels": {"app": "web"}},
+        "spec": {"nodeName": "node-a", "hostname": "host-h", "subdomain": "web",
+                 "containers": [{"name": "web", "image": "nginx",
+                                 "ports": [{"name": "http", "containerPort": 8080}]}]}});
+    create(&registry, "pods", "default", with_hostname).await;
     set_status(&registry, "h", "10.244.0.4", true).await;
     let mut svc = web_service(json!({}));
     svc["spec"]["ports"][0]["appProtocol"] = json!("http");
