@@ -60,6 +60,51 @@ pub(crate) fn is_available(pod: &Value, min_ready_seconds: i64, now: i64) -> boo
 /// Upstream `UpdatePodCondition` (its one home is `api`).
 pub(crate) use api::pod_condition::update as set_condition;
 
+/// The same facts over a k8s-openapi [`Pod`](k8s_openapi::api::core::v1::Pod), for the
+/// controllers that read typed objects (`crate::typed`).
+pub(crate) mod typed {
+    use k8s_openapi::api::core::v1::{Pod, PodSpec};
+
+    /// `status.phase` is Succeeded or Failed.
+    pub(crate) fn is_terminal(p: &Pod) -> bool {
+        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+        matches!(phase, Some("Succeeded" | "Failed"))
+    }
+
+    /// The time the pod's Ready condition last changed, when it has one, and whether it is True
+    /// (upstream `IsPodReady`).
+    pub(crate) fn ready_condition(p: &Pod) -> Option<(bool, Option<i64>)> {
+        let c = p
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Ready")?;
+        let since = c.last_transition_time.as_ref().map(|t| t.0.as_second());
+        Some((c.status == "True", since))
+    }
+
+    /// Upstream `IsPodReady`: condition Ready is True.
+    pub(crate) fn is_ready(p: &Pod) -> bool {
+        ready_condition(p).is_some_and(|(ready, _)| ready)
+    }
+
+    fn spec_str(p: &Pod, f: impl Fn(&PodSpec) -> Option<&String>) -> &str {
+        p.spec.as_ref().and_then(f).map_or("", String::as_str)
+    }
+
+    /// `spec.hostname`, `""` when unset.
+    pub(crate) fn hostname(p: &Pod) -> &str {
+        spec_str(p, |s| s.hostname.as_ref())
+    }
+
+    /// `spec.nodeName`, `""` when unset.
+    pub(crate) fn node_name(p: &Pod) -> &str {
+        spec_str(p, |s| s.node_name.as_ref())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -6,8 +6,11 @@
 //!
 //! Controllers reading typed objects so far: `csrsigning`, `namespace` (the namespace
 //! itself; its content, of every kind, is handled as metadata, as upstream's dynamic client
-//! does) and `gc` (objects of every kind as their [`metadata`]). The others still read
-//! `serde_json::Value` and move here one at a time.
+//! does), `gc` (objects of every kind as their [`metadata`]), `endpoints` and
+//! `endpointslice` (services, pods, nodes and what they write; the desired object is built
+//! typed and serialised once, at the write) and `scheduler` (its cache holds typed pods and
+//! nodes). `replicaset` and `deployment` still read `serde_json::Value` and move here one at
+//! a time. Pod facts over typed pods live in `crate::pod::typed`.
 
 use api::registry::ResourceInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

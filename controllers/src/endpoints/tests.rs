@@ -221,8 +221,16 @@ async fn services_without_selector_are_left_alone() {
 
 #[test]
 fn repack_groups_ports_and_truncates() {
-    let addr = |ip: &str| json!({"ip": ip, "targetRef": {"uid": ip}});
-    let port = |p: i64| Some(json!({"port": p, "protocol": "TCP"}));
+    let addr =
+        |ip: &str| serde_json::from_value(json!({"ip": ip, "targetRef": {"uid": ip}})).unwrap();
+    let port =
+        |p: i64| Some(serde_json::from_value(json!({"port": p, "protocol": "TCP"})).unwrap());
+    let json = |subsets: Vec<k8s_openapi::api::core::v1::EndpointSubset>| -> Vec<Value> {
+        subsets
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap())
+            .collect()
+    };
     let raw = vec![
         (addr("10.0.0.2"), port(80), true),
         (addr("10.0.0.2"), port(81), true),
@@ -230,7 +238,7 @@ fn repack_groups_ports_and_truncates() {
         (addr("10.0.0.1"), port(81), true),
         (addr("10.0.0.3"), port(80), false),
     ];
-    let subsets = super::repack_subsets(raw);
+    let subsets = json(super::repack_subsets(raw));
     assert_eq!(subsets.len(), 2, "{subsets:?}");
     let with3 = subsets
         .iter()
@@ -250,6 +258,7 @@ fn repack_groups_ports_and_truncates() {
         .collect();
     let mut subsets = super::repack_subsets(many);
     assert!(super::truncate(&mut subsets, 900, 300));
+    let subsets = json(subsets);
     let total: usize = subsets
         .iter()
         .map(|s| ips(s, "addresses").len() + ips(s, "notReadyAddresses").len())

@@ -15,27 +15,32 @@
 //! `endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io`, the service's
 //! labels, and a controller reference to the Service (the garbage collector removes them with
 //! it).
+//!
+//! Services, pods, nodes and slices are read as k8s-openapi types (`crate::typed`); slices
+//! are built typed and serialised once, at the write, which edits only the fields this
+//! controller owns in the stored JSON.
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use api::registry::ResourceInfo;
-use serde_json::{Value, json};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::endpoints::{
-    Key, LAST_CHANGE_TRIGGER_TIME, ServiceController, ServiceSync, find_port, ip_families,
-    managed_selector, pod_ip, run_service_controller, services, should_pod_be_in_endpoints,
-    should_set_hostname, target_ref,
+    HEADLESS, Key, ServiceController, ServiceSync, deleting, edit_map, find_port, ip_families,
+    managed_selector, pod_ip, publish_not_ready, run_service_controller, set_trigger,
+    should_pod_be_in_endpoints, should_set_hostname, target_ref,
 };
+use crate::pod::typed::{hostname, is_ready, node_name};
 use crate::reflector::{Change, Delta};
-use crate::replicaset::list;
-use crate::resource;
-use crate::{Error, meta, pod};
+use crate::{Error, typed};
 
 /// Upstream `--max-endpoints-per-slice` default.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
@@ -49,7 +54,7 @@ pub const CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 fn slices() -> &'static ResourceInfo {
-    resource("discovery.k8s.io", "endpointslices")
+    typed::info::<EndpointSlice>()
 }
 
 /// The EndpointSlice controller's part of the service controllers' skeleton.
@@ -72,8 +77,9 @@ impl ServiceSync for Slices {
         let (Delta::Upsert(s) | Delta::Delete(s)) = &change.delta else {
             return None;
         };
-        let name = s["metadata"]["labels"][LABEL_SERVICE_NAME].as_str()?;
-        ours(s).then(|| (meta::str(s, "namespace").to_string(), name.to_string()))
+        let m = typed::metadata(s).ok()?;
+        let name = label(&m, LABEL_SERVICE_NAME)?;
+        ours(&m).then(|| (m.namespace.clone().unwrap_or_default(), name.to_string()))
     }
 
     async fn sync(ctl: &Controller, namespace: &str, name: &str) -> Result<(), Error> {
@@ -86,36 +92,48 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
     run_service_controller::<Slices>(cluster, shutdown).await;
 }
 
+/// The label `key` of an object.
+fn label<'a>(m: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    m.labels.as_ref()?.get(key).map(String::as_str)
+}
+
 /// Whether this controller manages the slice.
-fn ours(slice: &Value) -> bool {
-    slice["metadata"]["labels"][LABEL_MANAGED_BY] == CONTROLLER_NAME
+fn ours(m: &ObjectMeta) -> bool {
+    label(m, LABEL_MANAGED_BY) == Some(CONTROLLER_NAME)
+}
+
+/// The owner reference with `controller: true` (upstream `GetControllerOf`).
+fn controller_ref(m: &ObjectMeta) -> Option<&OwnerReference> {
+    m.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
 }
 
 /// The endpoint's identity across syncs (upstream `endpointHashObj`: addresses, hostname and
 /// the pod's namespace/name).
-fn endpoint_key(ep: &Value) -> String {
+fn endpoint_key(ep: &Endpoint) -> String {
+    let pod = ep.target_ref.as_ref();
     format!(
-        "{}|{}|{}/{}",
-        ep["addresses"],
-        ep["hostname"].as_str().unwrap_or(""),
-        ep["targetRef"]["namespace"].as_str().unwrap_or(""),
-        ep["targetRef"]["name"].as_str().unwrap_or("")
+        "{:?}|{}|{}/{}",
+        ep.addresses,
+        ep.hostname.as_deref().unwrap_or(""),
+        pod.and_then(|r| r.namespace.as_deref()).unwrap_or(""),
+        pod.and_then(|r| r.name.as_deref()).unwrap_or("")
     )
 }
 
-/// A port mapping's identity (upstream `NewPortMapKey`), independent of field order.
-fn ports_key(ports: &Value) -> String {
+/// A port mapping's identity (upstream `NewPortMapKey`), independent of order.
+fn ports_key(ports: &[EndpointPort]) -> String {
     let mut list: Vec<String> = ports
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|p| {
             format!(
                 "{}/{}/{}/{}",
-                p["name"].as_str().unwrap_or(""),
-                p["protocol"].as_str().unwrap_or(""),
-                p["port"].as_i64().unwrap_or(0),
-                p["appProtocol"].as_str().unwrap_or("")
+                p.name.as_deref().unwrap_or(""),
+                p.protocol.as_deref().unwrap_or(""),
+                p.port.unwrap_or(0),
+                p.app_protocol.as_deref().unwrap_or("")
             )
         })
         .collect();
@@ -123,60 +141,80 @@ fn ports_key(ports: &Value) -> String {
     list.join(",")
 }
 
+/// A slice's ports, `[]` when unset.
+fn ports_of(s: &EndpointSlice) -> &[EndpointPort] {
+    s.ports.as_deref().unwrap_or_default()
+}
+
+/// A slice's endpoints, `[]` when unset.
+fn endpoints_of(s: &EndpointSlice) -> &[Endpoint] {
+    s.endpoints.as_deref().unwrap_or_default()
+}
+
 /// A change to make.
 enum Write {
-    Create(Value),
+    Create(Box<EndpointSlice>),
     /// Replace endpoints, ports and labels of the named slice.
     Update {
         name: String,
-        ports: Value,
-        endpoints: Vec<Value>,
-        labels: Value,
+        ports: Vec<EndpointPort>,
+        endpoints: Vec<Endpoint>,
+        labels: BTreeMap<String, String>,
     },
     Delete(String),
+}
+
+/// A typed object as the JSON a write sends.
+fn to_json(obj: &impl serde::Serialize) -> Result<Value, Error> {
+    serde_json::to_value(obj).map_err(|e| Error::Decode {
+        kind: "EndpointSlice",
+        message: e.to_string(),
+    })
 }
 
 impl Controller {
     /// upstream `syncService` + `reconciler.Reconcile`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), Error> {
-        let svc = match self.cluster.get(services(), namespace, name).await {
-            Ok(s) => s,
+        let Some(svc) = typed::get::<Service>(&self.cluster, namespace, name).await? else {
             // The garbage collector removes the slices through their owner reference.
-            Err(e) if e.code == 404 => {
-                self.triggers
-                    .forget(&(namespace.to_string(), name.to_string()));
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
+            self.triggers
+                .forget(&(namespace.to_string(), name.to_string()));
+            return Ok(());
         };
         let Some(sel) = managed_selector(&svc) else {
             return Ok(());
         };
-        if meta::deleting(&svc) {
+        if deleting(&svc.metadata) {
             return Ok(());
         }
         let pods = self.tracker.selected_pods(&svc, sel).await?;
         let trigger = self.triggers.compute(&svc, &pods);
-        let existing: Vec<Arc<Value>> = list(&self.cluster, slices(), namespace)
-            .await?
-            .into_iter()
-            .filter(|s| ours(s) && s["metadata"]["labels"][LABEL_SERVICE_NAME] == name)
-            .filter(|s| {
-                meta::controlled_by(s, meta::uid(&svc)) || meta::controller_ref(s).is_none()
-            })
-            .collect();
+        let svc_uid = svc.metadata.uid.as_deref().unwrap_or("");
+        let existing: Vec<EndpointSlice> =
+            typed::list::<EndpointSlice>(&self.cluster, Some(namespace))
+                .await?
+                .into_iter()
+                .filter(|s| {
+                    ours(&s.metadata) && label(&s.metadata, LABEL_SERVICE_NAME) == Some(name)
+                })
+                .filter(|s| match controller_ref(&s.metadata) {
+                    Some(r) => r.uid == svc_uid,
+                    None => true,
+                })
+                .collect();
         let labels = slice_labels(&svc);
         let families: Vec<String> = ip_families(&svc).iter().map(|s| s.to_string()).collect();
+        let slice_name = |s: &EndpointSlice| s.metadata.name.clone().unwrap_or_default();
         let mut writes = Vec::new();
         // Slices of address types the service no longer has.
         for s in &existing {
-            if !families.iter().any(|f| s["addressType"] == f.as_str()) {
-                writes.push(Write::Delete(meta::str(s, "name").to_string()));
+            if !families.contains(&s.address_type) {
+                writes.push(Write::Delete(slice_name(s)));
             }
         }
         for family in &families {
             // Desired endpoints per port mapping.
-            let mut desired: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+            let mut desired: BTreeMap<String, (Vec<EndpointPort>, Vec<Endpoint>)> = BTreeMap::new();
             for p in &pods {
                 if !should_pod_be_in_endpoints(p, true) {
                     continue;
@@ -191,14 +229,14 @@ impl Controller {
                     .1
                     .push(ep);
             }
-            let mine: Vec<&Arc<Value>> = existing
+            let mine: Vec<&EndpointSlice> = existing
                 .iter()
-                .filter(|s| s["addressType"] == family.as_str())
+                .filter(|s| s.address_type == *family)
                 .collect();
             let mut family_writes = Vec::new();
-            let mut by_group: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+            let mut by_group: BTreeMap<String, Vec<&EndpointSlice>> = BTreeMap::new();
             for s in &mine {
-                by_group.entry(ports_key(&s["ports"])).or_default().push(s);
+                by_group.entry(ports_key(ports_of(s))).or_default().push(s);
             }
             for (key, (ports, eps)) in &desired {
                 let current = by_group.remove(key).unwrap_or_default();
@@ -206,7 +244,7 @@ impl Controller {
             }
             for (_, gone) in by_group {
                 for s in gone {
-                    family_writes.push(Write::Delete(meta::str(s, "name").to_string()));
+                    family_writes.push(Write::Delete(slice_name(s)));
                 }
             }
             let deletes = family_writes
@@ -220,22 +258,22 @@ impl Controller {
             if mine.len() == deletes && creates == 0 {
                 // upstream: a service always keeps one (placeholder) slice per address type.
                 let placeholder = mine.iter().find(|s| {
-                    ports_key(&s["ports"]).is_empty()
-                        && s["endpoints"].as_array().is_none_or(Vec::is_empty)
-                        && s["metadata"]["labels"] == labels
+                    ports_key(ports_of(s)).is_empty()
+                        && endpoints_of(s).is_empty()
+                        && s.metadata.labels.as_ref() == Some(&labels)
                 });
                 match placeholder {
                     Some(p) => {
-                        let keep = meta::str(p, "name");
-                        family_writes.retain(|w| !matches!(w, Write::Delete(n) if n == keep));
+                        let keep = slice_name(p);
+                        family_writes.retain(|w| !matches!(w, Write::Delete(n) if *n == keep));
                     }
-                    None => family_writes.push(Write::Create(new_slice(
+                    None => family_writes.push(Write::Create(Box::new(new_slice(
                         &svc,
                         family,
-                        &json!([]),
+                        &[],
                         Vec::new(),
                         &labels,
-                    ))),
+                    )))),
                 }
             }
             writes.extend(reuse_deleted(family_writes));
@@ -250,37 +288,33 @@ impl Controller {
     /// gone; a failed read is an error).
     async fn pod_to_endpoint(
         &self,
-        p: &Value,
-        svc: &Value,
+        p: &Pod,
+        svc: &Service,
         family: &str,
-    ) -> Result<Option<Value>, api::status::ApiError> {
+    ) -> Result<Option<Endpoint>, Error> {
         let Some(ip) = pod_ip(p, family) else {
             return Ok(None);
         };
-        let serving = pod::is_ready(p);
-        let terminating = meta::deleting(p);
-        let ready = svc["spec"]["publishNotReadyAddresses"] == true || (serving && !terminating);
-        let mut ep = json!({
-            "addresses": [ip],
-            "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
-        });
-        if should_set_hostname(p, svc) {
-            ep["hostname"] = p["spec"]["hostname"].clone();
-        }
-        ep["targetRef"] = target_ref(p);
-        if let Some(node) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-            ep["nodeName"] = json!(node);
-            let n = match self.cluster.get(resource("", "nodes"), "", node).await {
-                Ok(n) => Some(n),
-                Err(e) if e.code == 404 => None,
-                Err(e) => return Err(e),
-            };
-            if let Some(n) = n
-                && let Some(zone) = n["metadata"]["labels"][ZONE_LABEL]
-                    .as_str()
+        let serving = is_ready(p);
+        let terminating = deleting(&p.metadata);
+        let ready = publish_not_ready(svc) || (serving && !terminating);
+        let mut ep = Endpoint {
+            addresses: vec![ip.into()],
+            conditions: Some(EndpointConditions {
+                ready: Some(ready),
+                serving: Some(serving),
+                terminating: Some(terminating),
+            }),
+            hostname: should_set_hostname(p, svc).then(|| hostname(p).into()),
+            target_ref: Some(target_ref(p)),
+            ..Default::default()
+        };
+        if let Some(node) = Some(node_name(p)).filter(|n| !n.is_empty()) {
+            ep.node_name = Some(node.into());
+            if let Some(n) = typed::get::<Node>(&self.cluster, "", node).await? {
+                ep.zone = label(&n.metadata, ZONE_LABEL)
                     .filter(|z| !z.is_empty())
-            {
-                ep["zone"] = json!(zone);
+                    .map(Into::into);
             }
         }
         Ok(Some(ep))
@@ -291,9 +325,11 @@ impl Controller {
     async fn write(&self, namespace: &str, w: Write, trigger: Option<&str>) -> Result<(), Error> {
         let result = match w {
             Write::Create(mut slice) => {
-                set_trigger(&mut slice, trigger);
+                let mut annotations = slice.metadata.annotations.take().unwrap_or_default();
+                set_trigger(&mut annotations, trigger);
+                slice.metadata.annotations = Some(annotations).filter(|a| !a.is_empty());
                 self.cluster
-                    .create(slices(), namespace, slice)
+                    .create(slices(), namespace, to_json(&slice)?)
                     .await
                     .map(|_| ())
             }
@@ -302,21 +338,23 @@ impl Controller {
                 ports,
                 endpoints,
                 labels,
-            } => self
-                .cluster
-                .update_with(slices(), namespace, &name, Subresource::Main, |s| {
-                    let before = s.clone();
-                    s["ports"] = ports.clone();
-                    s["endpoints"] = Value::Array(endpoints.clone());
-                    s["metadata"]["labels"] = labels.clone();
-                    let changed = *s != before;
-                    if changed {
-                        set_trigger(s, trigger);
-                    }
-                    Ok(changed)
-                })
-                .await
-                .map(|_| ()),
+            } => {
+                let (ports, endpoints) = (to_json(&ports)?, to_json(&endpoints)?);
+                self.cluster
+                    .update_with(slices(), namespace, &name, Subresource::Main, |s| {
+                        let before = s.clone();
+                        s["ports"] = ports.clone();
+                        s["endpoints"] = endpoints.clone();
+                        edit_map(s, "labels", |l| *l = labels.clone());
+                        let changed = *s != before;
+                        if changed {
+                            edit_map(s, "annotations", |a| set_trigger(a, trigger));
+                        }
+                        Ok(changed)
+                    })
+                    .await
+                    .map(|_| ())
+            }
             Write::Delete(name) => self
                 .cluster
                 .delete(slices(), namespace, &name, &DeleteOptions::default())
@@ -332,121 +370,104 @@ impl Controller {
     }
 }
 
-/// Sets (or, without a time, removes) the trigger-time annotation.
-fn set_trigger(slice: &mut Value, trigger: Option<&str>) {
-    let md = &mut slice["metadata"];
-    if !md["annotations"].is_object() {
-        md["annotations"] = json!({});
-    }
-    if let Some(a) = md["annotations"].as_object_mut() {
-        match trigger {
-            Some(t) => {
-                a.insert(LAST_CHANGE_TRIGGER_TIME.into(), json!(t));
-            }
-            None => {
-                a.remove(LAST_CHANGE_TRIGGER_TIME);
-            }
-        }
-        if a.is_empty()
-            && let Some(m) = md.as_object_mut()
-        {
-            m.remove("annotations");
-        }
-    }
-}
-
 /// upstream `getEndpointPorts`: the service ports resolved for one pod (ports whose named
 /// target the pod lacks are left out).
-fn endpoint_ports(svc: &Value, p: &Value) -> Value {
-    let ports: Vec<Value> = svc["spec"]["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn endpoint_ports(svc: &Service, p: &Pod) -> Vec<EndpointPort> {
+    svc.spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
         .filter_map(|sp| {
             let num = find_port(p, sp)?;
-            let mut port = json!({
-                "name": sp["name"].as_str().unwrap_or(""),
-                "protocol": sp["protocol"].as_str().unwrap_or("TCP"),
-                "port": num,
-            });
-            if let Some(a) = sp["appProtocol"].as_str() {
-                port["appProtocol"] = json!(a);
-            }
-            Some(port)
+            Some(EndpointPort {
+                name: Some(sp.name.clone().unwrap_or_default()),
+                protocol: Some(sp.protocol.clone().unwrap_or_else(|| "TCP".into())),
+                port: Some(num),
+                app_protocol: sp.app_protocol.clone(),
+            })
         })
-        .collect();
-    Value::Array(ports)
+        .collect()
 }
 
 /// upstream `setEndpointSliceLabels`: the service's labels (minus the reserved ones), the
 /// headless marker, the service name and the manager.
-fn slice_labels(svc: &Value) -> Value {
-    let mut labels = serde_json::Map::new();
-    for (k, v) in svc["metadata"]["labels"].as_object().into_iter().flatten() {
-        if k != LABEL_SERVICE_NAME && k != LABEL_MANAGED_BY {
-            labels.insert(k.clone(), v.clone());
-        }
-    }
-    if svc["spec"]["clusterIP"] == "None" {
-        labels.insert(crate::endpoints::HEADLESS.into(), json!(""));
+fn slice_labels(svc: &Service) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = svc
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| *k != LABEL_SERVICE_NAME && *k != LABEL_MANAGED_BY)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
+        labels.insert(HEADLESS.into(), String::new());
     } else {
-        labels.remove(crate::endpoints::HEADLESS);
+        labels.remove(HEADLESS);
     }
-    labels.insert(LABEL_SERVICE_NAME.into(), json!(meta::str(svc, "name")));
-    labels.insert(LABEL_MANAGED_BY.into(), json!(CONTROLLER_NAME));
-    Value::Object(labels)
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    labels.insert(LABEL_SERVICE_NAME.into(), name);
+    labels.insert(LABEL_MANAGED_BY.into(), CONTROLLER_NAME.into());
+    labels
 }
 
 /// upstream `newEndpointSlice`.
 fn new_slice(
-    svc: &Value,
+    svc: &Service,
     family: &str,
-    ports: &Value,
-    endpoints: Vec<Value>,
-    labels: &Value,
-) -> Value {
-    let name = meta::str(svc, "name");
+    ports: &[EndpointPort],
+    endpoints: Vec<Endpoint>,
+    labels: &BTreeMap<String, String>,
+) -> EndpointSlice {
+    let name = svc.metadata.name.clone().unwrap_or_default();
     // upstream `getEndpointSlicePrefix`: `<service>-` unless that is not a valid prefix.
     let prefix = if name.len() < 253 - 5 {
         format!("{name}-")
     } else {
         "slice-".to_string()
     };
-    json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "generateName": prefix,
-            "namespace": meta::str(svc, "namespace"),
-            "labels": labels,
-            "ownerReferences": [meta::new_controller_ref(svc, "v1", "Service")],
+    // upstream `NewControllerRef`.
+    let owner = OwnerReference {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        name,
+        uid: svc.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    EndpointSlice {
+        metadata: ObjectMeta {
+            generate_name: Some(prefix),
+            namespace: Some(svc.metadata.namespace.clone().unwrap_or_default()),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
         },
-        "addressType": family,
-        "ports": ports,
-        "endpoints": endpoints,
-    })
+        address_type: family.into(),
+        ports: Some(ports.to_vec()),
+        endpoints: Some(endpoints),
+    }
 }
 
 /// upstream `reconcileByPortMapping` for one (address type, ports) group: the writes that
 /// turn `current` slices into ones holding exactly `desired`.
 fn reconcile_group(
-    svc: &Value,
+    svc: &Service,
     family: &str,
-    ports: &Value,
-    desired: &[Value],
-    current: &[&Value],
-    labels: &Value,
+    ports: &[EndpointPort],
+    desired: &[Endpoint],
+    current: &[&EndpointSlice],
+    labels: &BTreeMap<String, String>,
 ) -> Vec<Write> {
-    let mut want: BTreeMap<String, &Value> = desired.iter().map(|e| (endpoint_key(e), e)).collect();
+    let mut want: BTreeMap<String, &Endpoint> =
+        desired.iter().map(|e| (endpoint_key(e), e)).collect();
     let mut writes = Vec::new();
     // Slices to update (name, endpoints) and unchanged slices with free room.
-    let mut updating: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut unchanged: Vec<(&Value, usize)> = Vec::new();
+    let mut updating: Vec<(String, Vec<Endpoint>)> = Vec::new();
+    let mut unchanged: Vec<(&EndpointSlice, usize)> = Vec::new();
     for s in current {
-        let old: Vec<Value> = s["endpoints"].as_array().cloned().unwrap_or_default();
         let mut kept = Vec::new();
         let mut changed = false;
-        for ep in &old {
+        for ep in endpoints_of(s) {
             match want.remove(&endpoint_key(ep)) {
                 Some(new) => {
                     changed |= new != ep;
@@ -455,16 +476,16 @@ fn reconcile_group(
                 None => changed = true,
             }
         }
-        let name = meta::str(s, "name").to_string();
+        let name = s.metadata.name.clone().unwrap_or_default();
         if kept.is_empty() {
             writes.push(Write::Delete(name));
-        } else if changed || s["metadata"]["labels"] != *labels {
+        } else if changed || s.metadata.labels.as_ref() != Some(labels) {
             updating.push((name, kept));
         } else {
             unchanged.push((s, kept.len()));
         }
     }
-    let mut rest: Vec<Value> = want.into_values().cloned().collect();
+    let mut rest: Vec<Endpoint> = want.into_values().cloned().collect();
     // Fill slices that are being written anyway.
     for (_, eps) in &mut updating {
         let room = MAX_ENDPOINTS_PER_SLICE
@@ -479,23 +500,25 @@ fn reconcile_group(
             .filter(|(_, n)| n + rest.len() <= MAX_ENDPOINTS_PER_SLICE)
             .max_by_key(|(_, n)| *n)
     {
-        let mut eps: Vec<Value> = s["endpoints"].as_array().cloned().unwrap_or_default();
+        let mut eps: Vec<Endpoint> = endpoints_of(s).to_vec();
         debug_assert_eq!(eps.len(), *n);
         eps.append(&mut rest);
-        updating.push((meta::str(s, "name").to_string(), eps));
+        updating.push((s.metadata.name.clone().unwrap_or_default(), eps));
     }
     for (name, endpoints) in updating {
         writes.push(Write::Update {
             name,
-            ports: ports.clone(),
+            ports: ports.to_vec(),
             endpoints,
             labels: labels.clone(),
         });
     }
     while !rest.is_empty() {
         let n = rest.len().min(MAX_ENDPOINTS_PER_SLICE);
-        let chunk: Vec<Value> = rest.drain(..n).collect();
-        writes.push(Write::Create(new_slice(svc, family, ports, chunk, labels)));
+        let chunk: Vec<Endpoint> = rest.drain(..n).collect();
+        writes.push(Write::Create(Box::new(new_slice(
+            svc, family, ports, chunk, labels,
+        ))));
     }
     writes
 }
@@ -512,9 +535,9 @@ fn reuse_deleted(writes: Vec<Write>) -> Vec<Write> {
         {
             *w = Write::Update {
                 name,
-                ports: slice["ports"].clone(),
-                endpoints: slice["endpoints"].as_array().cloned().unwrap_or_default(),
-                labels: slice["metadata"]["labels"].clone(),
+                ports: slice.ports.take().unwrap_or_default(),
+                endpoints: slice.endpoints.take().unwrap_or_default(),
+                labels: slice.metadata.labels.take().unwrap_or_default(),
             };
         }
     }

@@ -4,6 +4,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::endpoints::tests::{running, set_status, web_pod, web_service};
+use crate::meta;
 use crate::testutil::{cluster, create, delete, eventually, info};
 
 fn run_slices(r: Registry, s: CancellationToken) -> futures::future::BoxFuture<'static, ()> {

@@ -1,4 +1,4 @@
-//! The scheduler's filter and score plugins as pure functions over JSON objects, in the
+//! The scheduler's filter and score plugins as pure functions over k8s-openapi objects, in the
 //! order of upstream's default profile: NodeUnschedulable, TaintToleration, NodeAffinity
 //! (nodeSelector + required node affinity), NodePorts, NodeResourcesFit; scoring is
 //! NodeResourcesFit's LeastAllocated on non-zero requests. Each filter's rejection carries
@@ -9,8 +9,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use api::quantity::Quantity;
-use k8s_openapi::api::core::v1::PodSpec;
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
 /// Requested or allocatable amounts: `cpu` in millicores, everything else in whole units.
 pub(crate) type Resources = BTreeMap<String, i64>;
@@ -55,13 +57,13 @@ impl Rejection {
 }
 
 /// A host port a pod uses: protocol, host IP, port.
-type HostPort = (String, String, i64);
+type HostPort = (String, String, i32);
 
 /// A node with what the pods bound to it use (upstream `NodeInfo`).
 #[derive(Debug, Clone)]
 pub(crate) struct NodeState<'a> {
     /// The node.
-    pub(crate) node: &'a Value,
+    pub(crate) node: &'a Node,
     /// Sum of the requests of its pods.
     pub(crate) requested: Resources,
     /// Sum of non-zero cpu and memory requests (scoring).
@@ -74,7 +76,7 @@ pub(crate) struct NodeState<'a> {
 
 impl<'a> NodeState<'a> {
     /// A node without pods.
-    pub(crate) fn new(node: &'a Value) -> NodeState<'a> {
+    pub(crate) fn new(node: &'a Node) -> NodeState<'a> {
         NodeState {
             node,
             requested: Resources::new(),
@@ -85,7 +87,7 @@ impl<'a> NodeState<'a> {
     }
 
     /// Accounts for a pod bound to the node, with its [`pod_requests`].
-    pub(crate) fn add_pod(&mut self, pod: &Value, requests: &Resources) {
+    pub(crate) fn add_pod(&mut self, pod: &Pod, requests: &Resources) {
         add(&mut self.requested, requests);
         let (c, m) = nonzero_requests(pod);
         self.nonzero.0 += c;
@@ -96,7 +98,17 @@ impl<'a> NodeState<'a> {
 
     /// `metadata.name` of the node.
     pub(crate) fn name(&self) -> &str {
-        crate::meta::str(self.node, "name")
+        self.node.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// `status.allocatable` in [`Resources`] units.
+    fn allocatable(&self) -> Resources {
+        resource_list(
+            self.node
+                .status
+                .as_ref()
+                .and_then(|s| s.allocatable.as_ref()),
+        )
     }
 }
 
@@ -109,35 +121,30 @@ fn add(into: &mut Resources, other: &Resources) {
 /// A resource list (`allocatable`, a container's `requests`, `overhead`) in [`Resources`]
 /// units, for what [`pod_requests`] does not cover (allocatable, scoring's per-container
 /// defaults); values that do not parse count as zero (validation rejects them on write).
-pub(crate) fn resource_list(list: &Value) -> Resources {
+pub(crate) fn resource_list(list: Option<&BTreeMap<String, K8sQuantity>>) -> Resources {
     let mut out = Resources::new();
-    if let Some(m) = list.as_object() {
-        for (k, v) in m {
-            let q = match v {
-                Value::String(s) => Quantity::parse(s).ok(),
-                Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
-                _ => None,
-            };
-            let Some(q) = q else { continue };
-            let amount = if k == "cpu" {
-                q.milli_value()
-            } else {
-                q.value()
-            };
-            out.insert(k.clone(), amount);
-        }
+    for (k, v) in list.into_iter().flatten() {
+        let Ok(q) = Quantity::parse(&v.0) else {
+            continue;
+        };
+        let amount = if k == "cpu" {
+            q.milli_value()
+        } else {
+            q.value()
+        };
+        out.insert(k.clone(), amount);
     }
     out
 }
 
-/// Why a pod's requests cannot be computed: its spec does not decode, or a quantity does
-/// not parse. Validation refuses both on write, so only an object that reached the store
-/// around it has them; upstream's informer could not decode such a pod at all.
+/// Why a pod's requests cannot be computed: it has no spec, or a quantity does not parse.
+/// Validation refuses both on write, so only an object that reached the store around it has
+/// them; upstream's informer could not decode such a pod at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum RequestsError {
-    /// `spec` is not a PodSpec.
-    #[error("spec does not decode: {0}")]
-    Spec(String),
+    /// `spec` is missing.
+    #[error("pod has no spec")]
+    Spec,
     /// A quantity does not parse.
     #[error("resource {0}: {1}")]
     Quantity(String, api::quantity::QuantityError),
@@ -145,11 +152,10 @@ pub(crate) enum RequestsError {
 
 /// The pod's requests (upstream `computePodResourceRequest`: `resource.PodRequests`, then
 /// `cpu` as milli-units and everything else as whole units).
-pub(crate) fn pod_requests(pod: &Value) -> Result<Resources, RequestsError> {
-    let spec: PodSpec = serde_json::from_value(pod["spec"].clone())
-        .map_err(|e| RequestsError::Spec(e.to_string()))?;
+pub(crate) fn pod_requests(pod: &Pod) -> Result<Resources, RequestsError> {
+    let spec = pod.spec.as_ref().ok_or(RequestsError::Spec)?;
     let requests =
-        api::quantity::pod_requests(&spec).map_err(|(name, e)| RequestsError::Quantity(name, e))?;
+        api::quantity::pod_requests(spec).map_err(|(name, e)| RequestsError::Quantity(name, e))?;
     Ok(requests
         .into_iter()
         .map(|(name, q)| {
@@ -165,14 +171,17 @@ pub(crate) fn pod_requests(pod: &Value) -> Result<Resources, RequestsError> {
 
 /// cpu and memory requests with upstream's non-zero defaults for containers that request
 /// none (`GetNonzeroRequests`), for scoring.
-fn nonzero_requests(pod: &Value) -> (i64, i64) {
+fn nonzero_requests(pod: &Pod) -> (i64, i64) {
     let (mut cpu, mut mem) = (0, 0);
-    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
-        let r = resource_list(&c["resources"]["requests"]);
+    let Some(spec) = pod.spec.as_ref() else {
+        return (0, 0);
+    };
+    for c in &spec.containers {
+        let r = resource_list(c.resources.as_ref().and_then(|r| r.requests.as_ref()));
         cpu += r.get("cpu").copied().unwrap_or(DEFAULT_MILLI_CPU);
         mem += r.get("memory").copied().unwrap_or(DEFAULT_MEMORY);
     }
-    let overhead = resource_list(&pod["spec"]["overhead"]);
+    let overhead = resource_list(spec.overhead.as_ref());
     (
         cpu + overhead.get("cpu").copied().unwrap_or(0),
         mem + overhead.get("memory").copied().unwrap_or(0),
@@ -180,23 +189,23 @@ fn nonzero_requests(pod: &Value) -> (i64, i64) {
 }
 
 /// The host ports of a pod's containers (and restartable init containers).
-fn host_ports(pod: &Value) -> Vec<HostPort> {
-    let spec = &pod["spec"];
-    let sidecars = spec["initContainers"]
-        .as_array()
-        .into_iter()
+fn host_ports(pod: &Pod) -> Vec<HostPort> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let sidecars = spec
+        .init_containers
+        .iter()
         .flatten()
-        .filter(|c| c["restartPolicy"] == "Always");
-    spec["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+    spec.containers
+        .iter()
         .chain(sidecars)
-        .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+        .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| {
-            let port = p["hostPort"].as_i64().filter(|p| *p > 0)?;
-            let proto = p["protocol"].as_str().unwrap_or("TCP").to_string();
-            let ip = match p["hostIP"].as_str().unwrap_or("") {
+            let port = p.host_port.filter(|p| *p > 0)?;
+            let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+            let ip = match p.host_ip.as_deref().unwrap_or("") {
                 "" => "0.0.0.0",
                 ip => ip,
             };
@@ -205,72 +214,83 @@ fn host_ports(pod: &Value) -> Vec<HostPort> {
         .collect()
 }
 
+/// The status of the node's Ready condition.
+pub(crate) fn ready_status(node: &Node) -> Option<&str> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
+}
+
+/// A `NoSchedule` taint of `key`.
+fn no_schedule(key: &str) -> Taint {
+    Taint {
+        key: key.into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    }
+}
+
 /// The taints the filter sees: `spec.taints`, plus the NoSchedule taint the node lifecycle
 /// controller (and the kubelet at registration) puts on a node that is not Ready, when the
 /// node does not carry it already.
-fn effective_taints(node: &Value) -> Vec<Value> {
-    let mut taints: Vec<Value> = node["spec"]["taints"]
-        .as_array()
-        .cloned()
+fn effective_taints(node: &Node) -> Vec<Taint> {
+    let mut taints: Vec<Taint> = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
         .unwrap_or_default();
-    let ready = node["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .and_then(|c| c["status"].as_str());
-    let implied = match ready {
+    let implied = match ready_status(node) {
         Some("True") => None,
         Some("Unknown") => Some(TAINT_UNREACHABLE),
         _ => Some(TAINT_NOT_READY),
     };
     if let Some(key) = implied
-        && !taints.iter().any(|t| t["key"] == key)
+        && !taints.iter().any(|t| t.key == key)
     {
-        taints.push(serde_json::json!({"key": key, "effect": "NoSchedule"}));
+        taints.push(no_schedule(key));
     }
     taints
 }
 
 /// Upstream `Toleration.ToleratesTaint`.
-pub(crate) fn tolerates(toleration: &Value, taint: &Value) -> bool {
-    let effect = toleration["effect"].as_str().unwrap_or("");
-    if !effect.is_empty() && effect != taint["effect"].as_str().unwrap_or("") {
+pub(crate) fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
+    let effect = toleration.effect.as_deref().unwrap_or("");
+    if !effect.is_empty() && effect != taint.effect {
         return false;
     }
-    let key = toleration["key"].as_str().unwrap_or("");
-    if !key.is_empty() && key != taint["key"].as_str().unwrap_or("") {
+    let key = toleration.key.as_deref().unwrap_or("");
+    if !key.is_empty() && key != taint.key {
         return false;
     }
-    match toleration["operator"].as_str().unwrap_or("") {
+    match toleration.operator.as_deref().unwrap_or("") {
         "" | "Equal" => {
-            toleration["value"].as_str().unwrap_or("") == taint["value"].as_str().unwrap_or("")
+            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
         }
         "Exists" => true,
         _ => false,
     }
 }
 
-fn tolerated(pod: &Value, taint: &Value) -> bool {
-    pod["spec"]["tolerations"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn tolerated(pod: &Pod, taint: &Taint) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.tolerations.iter().flatten())
         .any(|t| tolerates(t, taint))
 }
 
 /// Upstream `nodeaffinity`'s `NodeSelectorRequirement` match against labels, or against
 /// fields (`metadata.name`) for `matchFields`.
-fn requirement_matches(req: &Value, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
-    let key = req["key"].as_str().unwrap_or("");
-    let values: Vec<&str> = req["values"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let actual = lookup(key);
-    match req["operator"].as_str().unwrap_or("") {
+fn requirement_matches(
+    req: &NodeSelectorRequirement,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> bool {
+    let values: Vec<&str> = req.values.iter().flatten().map(String::as_str).collect();
+    let actual = lookup(&req.key);
+    match req.operator.as_str() {
         "In" => actual.is_some_and(|a| values.contains(&a.as_str())),
         "NotIn" => actual.is_none_or(|a| !values.contains(&a.as_str())),
         "Exists" => actual.is_some(),
@@ -290,46 +310,49 @@ fn requirement_matches(req: &Value, lookup: &dyn Fn(&str) -> Option<String>) -> 
 
 /// Whether a `NodeSelectorTerm` matches (its expressions and fields ANDed; an empty term
 /// matches nothing).
-fn term_matches(term: &Value, node: &Value) -> bool {
-    let exprs = term["matchExpressions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let fields = term["matchFields"].as_array().cloned().unwrap_or_default();
+fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
+    let exprs = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
     if exprs.is_empty() && fields.is_empty() {
         return false;
     }
     let labels = |k: &str| node_label(node, k);
-    let name = crate::meta::str(node, "name").to_string();
+    let name = node.metadata.name.clone().unwrap_or_default();
     let field = |k: &str| (k == "metadata.name").then(|| name.clone());
     exprs.iter().all(|r| requirement_matches(r, &labels))
         && fields.iter().all(|r| requirement_matches(r, &field))
 }
 
-fn node_label(node: &Value, key: &str) -> Option<String> {
-    node["metadata"]["labels"][key].as_str().map(str::to_string)
+fn node_label(node: &Node, key: &str) -> Option<String> {
+    node.metadata.labels.as_ref()?.get(key).cloned()
 }
 
 /// Upstream `RequiredNodeAffinity.Match`: nodeSelector labels all equal, and some required
 /// node selector term matches.
-fn affinity_matches(pod: &Value, node: &Value) -> bool {
-    if let Some(sel) = pod["spec"]["nodeSelector"].as_object() {
-        for (k, v) in sel {
-            if node_label(node, k).as_deref() != v.as_str() {
-                return false;
-            }
-        }
-    }
-    let required =
-        &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
-    if required.is_object() {
-        let terms = required["nodeSelectorTerms"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !terms.iter().any(|t| term_matches(t, node)) {
+fn affinity_matches(pod: &Pod, node: &Node) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return true;
+    };
+    for (k, v) in spec.node_selector.iter().flatten() {
+        if node_label(node, k).as_ref() != Some(v) {
             return false;
         }
+    }
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    if let Some(required) = required
+        && !required
+            .node_selector_terms
+            .iter()
+            .any(|t| term_matches(t, node))
+    {
+        return false;
     }
     true
 }
@@ -343,26 +366,25 @@ fn port_conflict(used: &[HostPort], wanted: &HostPort) -> bool {
 /// Runs the filters in upstream's order on `pod` with its [`pod_requests`]; the first one
 /// that rejects decides.
 pub(crate) fn filter(
-    pod: &Value,
+    pod: &Pod,
     requests: &Resources,
     state: &NodeState<'_>,
 ) -> Result<(), Rejection> {
     let node = state.node;
     // NodeUnschedulable.
-    if node["spec"]["unschedulable"].as_bool() == Some(true) {
-        let taint = serde_json::json!({"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"});
-        if !tolerated(pod, &taint) {
-            return Err(Rejection::unresolvable("node(s) were unschedulable"));
-        }
+    if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
+        && !tolerated(pod, &no_schedule(TAINT_UNSCHEDULABLE))
+    {
+        return Err(Rejection::unresolvable("node(s) were unschedulable"));
     }
     // TaintToleration: the first NoSchedule/NoExecute taint not tolerated.
     for taint in effective_taints(node) {
-        let effect = taint["effect"].as_str().unwrap_or("");
+        let effect = taint.effect.as_str();
         if (effect == "NoSchedule" || effect == "NoExecute") && !tolerated(pod, &taint) {
             return Err(Rejection::unresolvable(format!(
                 "node(s) had untolerated taint {{{}: {}}}",
-                taint["key"].as_str().unwrap_or(""),
-                taint["value"].as_str().unwrap_or("")
+                taint.key,
+                taint.value.as_deref().unwrap_or("")
             )));
         }
     }
@@ -386,7 +408,7 @@ pub(crate) fn filter(
 /// NodeResourcesFit (upstream `fitsRequest`): pod count, then cpu, memory and every other
 /// requested resource against allocatable minus what the node's pods request.
 fn fit(requests: &Resources, state: &NodeState<'_>) -> Result<(), Rejection> {
-    let allocatable = resource_list(&state.node["status"]["allocatable"]);
+    let allocatable = state.allocatable();
     let mut reasons = Vec::new();
     let mut code = Code::Unschedulable;
     let allowed_pods = allocatable.get("pods").copied().unwrap_or(0);
@@ -417,8 +439,8 @@ fn fit(requests: &Resources, state: &NodeState<'_>) -> Result<(), Rejection> {
 }
 
 /// LeastAllocated score (0–100) on cpu and memory, equally weighted.
-pub(crate) fn score(pod: &Value, state: &NodeState<'_>) -> i64 {
-    let allocatable = resource_list(&state.node["status"]["allocatable"]);
+pub(crate) fn score(pod: &Pod, state: &NodeState<'_>) -> i64 {
+    let allocatable = state.allocatable();
     let (pc, pm) = nonzero_requests(pod);
     let one = |cap: i64, req: i64| {
         if cap <= 0 || req > cap {

@@ -17,6 +17,10 @@
 //! (1 s doubling to 10 s, upstream `podInitialBackoffDuration`/`podMaxBackoffDuration`),
 //! and at the latest after 5 minutes (`podMaxInUnschedulablePodsDuration`).
 //!
+//! Pods and nodes are decoded into k8s-openapi types once, as the watch delivers them
+//! (`crate::typed`); the cache, the filters and the scores read those. A pod or node that
+//! does not decode is logged and left out, as upstream's informer could not decode it.
+//!
 //! Start at [`run`], then [`Scheduler::schedule_one`].
 
 mod filter;
@@ -28,16 +32,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::Mutex;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Binding, ClusterRef, Subresource};
 use crate::events::{self, Recorder, Style};
+use crate::pod::typed::{is_terminal, node_name};
 use crate::queue::WorkQueue;
 use crate::reflector::{self, Change, Delta};
-use crate::{Error, meta, pod, resource};
+use crate::{Error, pod, typed};
 use filter::{NodeState, Rejection, Resources};
 
 /// The scheduler name this scheduler serves (`spec.schedulerName`).
@@ -56,11 +63,11 @@ const FLUSH_PERIOD: Duration = Duration::from_secs(30);
 type PodKey = (String, String);
 
 fn pods_info() -> &'static ResourceInfo {
-    resource("", "pods")
+    typed::info::<Pod>()
 }
 
 fn nodes_info() -> &'static ResourceInfo {
-    resource("", "nodes")
+    typed::info::<Node>()
 }
 
 /// An unschedulable pod waiting for a change.
@@ -75,14 +82,14 @@ struct Waiting {
 /// A pod in the cache, with its requests computed once as it arrives.
 #[derive(Debug, Clone)]
 struct CachedPod {
-    obj: Arc<Value>,
+    obj: Arc<Pod>,
     requests: Resources,
 }
 
 /// The scheduler's view of the cluster (upstream's scheduler cache).
 #[derive(Debug, Default)]
 struct Cache {
-    nodes: BTreeMap<String, Arc<Value>>,
+    nodes: BTreeMap<String, Arc<Node>>,
     pods: HashMap<PodKey, CachedPod>,
     /// Pods bound by this scheduler whose binding the watch has not shown yet.
     assumed: HashMap<PodKey, String>,
@@ -100,42 +107,38 @@ struct Scheduler {
     synced: tokio::sync::watch::Sender<bool>,
 }
 
-fn key_of(obj: &Value) -> PodKey {
+fn key_of(m: &ObjectMeta) -> PodKey {
     (
-        meta::str(obj, "namespace").to_string(),
-        meta::str(obj, "name").to_string(),
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
     )
 }
 
 /// Whether this scheduler should place `pod`.
-fn pending(pod: &Value) -> bool {
-    let spec = &pod["spec"];
-    spec["nodeName"].as_str().unwrap_or("").is_empty()
+fn pending(pod: &Pod) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    node_name(pod).is_empty()
         && matches!(
-            spec["schedulerName"].as_str().unwrap_or(""),
+            spec.scheduler_name.as_deref().unwrap_or(""),
             "" | SCHEDULER_NAME
         )
-        && spec["schedulingGates"]
-            .as_array()
-            .is_none_or(|g| g.is_empty())
-        && pod::is_active(pod)
+        && spec.scheduling_gates.as_ref().is_none_or(|g| g.is_empty())
+        && !is_terminal(pod)
+        && pod.metadata.deletion_timestamp.is_none()
 }
 
 /// The parts of a node the filters read; a change to them may make a pod fit.
-fn node_facts(node: &Value) -> Value {
-    let ready = node["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .map(|c| c["status"].clone());
-    json!([
-        node["metadata"]["labels"],
-        node["spec"]["taints"],
-        node["spec"]["unschedulable"],
-        node["status"]["allocatable"],
-        ready,
-    ])
+fn node_facts(node: &Node) -> impl PartialEq + '_ {
+    let spec = node.spec.as_ref();
+    (
+        &node.metadata.labels,
+        spec.map(|s| &s.taints),
+        spec.map(|s| s.unschedulable),
+        node.status.as_ref().map(|s| &s.allocatable),
+        filter::ready_status(node),
+    )
 }
 
 /// Runs the scheduler until `shutdown` is cancelled.
@@ -214,7 +217,20 @@ impl Scheduler {
                     self.synced.send_replace(true);
                 }
             }
-            Delta::Upsert(new) if is_pod => {
+            Delta::Upsert(raw) if is_pod => {
+                let new = match typed::decode::<Pod>(&raw) {
+                    Ok(p) => Arc::new(p),
+                    Err(e) => {
+                        // Validation refuses such a pod, so it reached the store around the
+                        // API; upstream's informer could not decode it and the scheduler
+                        // would never see it. Nor does this one.
+                        tracing::warn!(error = %e, "ignoring a pod that does not decode");
+                        if forget_raw(&mut cache, &raw) {
+                            self.move_all(&mut cache);
+                        }
+                        return;
+                    }
+                };
                 let requests = match filter::pod_requests(&new) {
                     Ok(requests) => requests,
                     Err(e) => {
@@ -222,14 +238,15 @@ impl Scheduler {
                         // API; upstream's informer could not decode it and the scheduler
                         // would never see it. Nor does this one: it is dropped from the
                         // cache, neither scheduled nor counted on a node.
-                        tracing::warn!(pod = %format!("{}/{}", meta::str(&new, "namespace"), meta::str(&new, "name")), error = %e, "ignoring a pod whose requests cannot be computed");
-                        if forget(&mut cache, &new) {
+                        let key = key_of(&new.metadata);
+                        tracing::warn!(pod = %format!("{}/{}", key.0, key.1), error = %e, "ignoring a pod whose requests cannot be computed");
+                        if forget(&mut cache, &key, !node_name(&new).is_empty()) {
                             self.move_all(&mut cache);
                         }
                         return;
                     }
                 };
-                let key = key_of(&new);
+                let key = key_of(&new.metadata);
                 let old = cache
                     .pods
                     .insert(
@@ -240,15 +257,15 @@ impl Scheduler {
                         },
                     )
                     .map(|o| o.obj);
-                let bound = !new["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
+                let bound = !node_name(&new).is_empty();
                 if bound {
                     cache.assumed.remove(&key);
                     cache.unschedulable.remove(&key);
                     let finished =
-                        pod::is_terminal(&new) && old.as_ref().is_none_or(|o| !pod::is_terminal(o));
+                        is_terminal(&new) && old.as_ref().is_none_or(|o| !is_terminal(o));
                     retry = finished;
                 } else if pending(&new) {
-                    let spec_changed = old.as_ref().is_none_or(|o| o["spec"] != new["spec"]);
+                    let spec_changed = old.as_ref().is_none_or(|o| o.spec != new.spec);
                     if spec_changed || !cache.unschedulable.contains_key(&key) {
                         cache.unschedulable.remove(&key);
                         self.queue.add(key);
@@ -257,14 +274,22 @@ impl Scheduler {
                     cache.unschedulable.remove(&key);
                 }
             }
-            Delta::Delete(old) if is_pod => retry = forget(&mut cache, &old),
-            Delta::Upsert(new) => {
-                let name = meta::str(&new, "name").to_string();
+            Delta::Delete(old) if is_pod => retry = forget_raw(&mut cache, &old),
+            Delta::Upsert(raw) => {
+                let Ok(new) = typed::decode::<Node>(&raw).inspect_err(
+                    |e| tracing::warn!(error = %e, "ignoring a node that does not decode"),
+                ) else {
+                    return;
+                };
+                let name = new.metadata.name.clone().unwrap_or_default();
+                let new = Arc::new(new);
                 let old = cache.nodes.insert(name, new.clone());
                 retry = old.is_none_or(|o| node_facts(&o) != node_facts(&new));
             }
             Delta::Delete(old) => {
-                cache.nodes.remove(meta::str(&old, "name"));
+                if let Ok(m) = typed::metadata(&old) {
+                    cache.nodes.remove(m.name.as_deref().unwrap_or(""));
+                }
             }
         }
         if retry {
@@ -322,8 +347,9 @@ impl Scheduler {
     }
 
     /// Binds `pod` to `node` and records it.
-    async fn bind(&self, key: &PodKey, pod: &Value, node: &str) -> Result<(), Error> {
-        match bind(&self.cluster, &key.0, &key.1, meta::uid(pod), node).await {
+    async fn bind(&self, key: &PodKey, pod: &Pod, node: &str) -> Result<(), Error> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or("");
+        match bind(&self.cluster, &key.0, &key.1, uid, node).await {
             Ok(()) => {}
             // Assigned, being deleted or replaced meanwhile: nothing left to do.
             Err(e) if e.code == 409 => {
@@ -341,7 +367,7 @@ impl Scheduler {
         self.recorder
             .event(
                 pods_info(),
-                pod,
+                &pod.metadata,
                 events::NORMAL,
                 "Scheduled",
                 "Binding",
@@ -354,7 +380,7 @@ impl Scheduler {
     /// Records an unschedulable pod (upstream `handleSchedulingFailure`): the
     /// `PodScheduled=False` condition, a `FailedScheduling` event, and a place among the
     /// pods waiting for a change.
-    async fn fail(&self, key: &PodKey, pod: &Value, message: &str, attempts: u32) {
+    async fn fail(&self, key: &PodKey, pod: &Pod, message: &str, attempts: u32) {
         // Waiting before the condition is written, so the watch event of that write does
         // not requeue the pod.
         {
@@ -369,20 +395,17 @@ impl Scheduler {
                 );
             }
         }
-        let uid = meta::uid(pod).to_string();
-        let result = self
-            .cluster
-            .update_with(pods_info(), &key.0, &key.1, Subresource::Status, |p| {
-                if meta::uid(p) != uid || !pending(p) {
-                    return Ok(false);
-                }
-                Ok(pod::set_condition(
-                    p,
-                    json!({"type": "PodScheduled", "status": "False",
+        let result = typed::edit(&self.cluster, pod, Subresource::Status, |p| {
+            if !typed::decode::<Pod>(p).is_ok_and(|p| pending(&p)) {
+                return false;
+            }
+            pod::set_condition(
+                p,
+                json!({"type": "PodScheduled", "status": "False",
                            "reason": "Unschedulable", "message": message}),
-                ))
-            })
-            .await;
+            )
+        })
+        .await;
         if let Err(e) = result
             && e.code != 404
         {
@@ -392,7 +415,7 @@ impl Scheduler {
         self.recorder
             .event(
                 pods_info(),
-                pod,
+                &pod.metadata,
                 events::WARNING,
                 "FailedScheduling",
                 "Scheduling",
@@ -410,16 +433,32 @@ fn backoff(attempts: u32) -> Duration {
 
 /// Removes a pod from the cache; whether it held room on a node (its removal may help
 /// pods waiting for room).
-fn forget(cache: &mut Cache, pod: &Value) -> bool {
-    let key = key_of(pod);
-    cache.pods.remove(&key);
-    cache.unschedulable.remove(&key);
-    let node = cache.assumed.remove(&key);
-    node.is_some() || !pod["spec"]["nodeName"].as_str().unwrap_or("").is_empty()
+fn forget(cache: &mut Cache, key: &PodKey, bound: bool) -> bool {
+    cache.pods.remove(key);
+    cache.unschedulable.remove(key);
+    let node = cache.assumed.remove(key);
+    node.is_some() || bound
+}
+
+/// [`forget`] of a watched pod's JSON: where it ran is read from it, or from the cache when
+/// it does not decode.
+fn forget_raw(cache: &mut Cache, pod: &serde_json::Value) -> bool {
+    let Ok(m) = typed::metadata(pod) else {
+        return false;
+    };
+    let key = key_of(&m);
+    let bound = match typed::decode::<Pod>(pod) {
+        Ok(p) => !node_name(&p).is_empty(),
+        Err(_) => cache
+            .pods
+            .get(&key)
+            .is_some_and(|p| !node_name(&p.obj).is_empty()),
+    };
+    forget(cache, &key, bound)
 }
 
 /// Picks a node for `pod` (with its `requests`) from the cache, or explains why none fits.
-fn decide(cache: &Cache, pod: &Value, requests: &Resources) -> Result<String, String> {
+fn decide(cache: &Cache, pod: &Pod, requests: &Resources) -> Result<String, String> {
     if cache.nodes.is_empty() {
         return Err("no nodes available to schedule pods".to_string());
     }
@@ -429,10 +468,10 @@ fn decide(cache: &Cache, pod: &Value, requests: &Resources) -> Result<String, St
         .map(|(name, node)| (name.as_str(), NodeState::new(node)))
         .collect();
     for (key, CachedPod { obj: p, requests }) in &cache.pods {
-        if pod::is_terminal(p) {
+        if is_terminal(p) {
             continue;
         }
-        let node = match p["spec"]["nodeName"].as_str().unwrap_or("") {
+        let node = match node_name(p) {
             "" => match cache.assumed.get(key) {
                 Some(n) => n.as_str(),
                 None => continue,
@@ -459,8 +498,12 @@ fn decide(cache: &Cache, pod: &Value, requests: &Resources) -> Result<String, St
     if let Some((_, node)) = best {
         return Ok(node.to_string());
     }
-    let preemption = (pod["spec"]["preemptionPolicy"] == "Never")
-        .then_some("not eligible due to preemptionPolicy=Never.");
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.preemption_policy.as_deref());
+    let preemption =
+        (policy == Some("Never")).then_some("not eligible due to preemptionPolicy=Never.");
     Err(filter::fit_error(
         cache.nodes.len(),
         &rejections,

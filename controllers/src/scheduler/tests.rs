@@ -415,23 +415,27 @@ async fn bind_refuses_assigned_replaced_and_deleting_pods() {
 
 #[test]
 fn filters_and_scores() {
-    let node = json!({"metadata": {"name": "n", "labels": {"a": "1"}},
+    let typed =
+        |v: Value| -> k8s_openapi::api::core::v1::Pod { serde_json::from_value(v).unwrap() };
+    let node: k8s_openapi::api::core::v1::Node =
+        serde_json::from_value(json!({"metadata": {"name": "n", "labels": {"a": "1"}},
         "spec": {"taints": [{"key": "k", "effect": "NoExecute"}]},
         "status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"},
-                   "conditions": [{"type": "Ready", "status": "Unknown"}]}});
+                   "conditions": [{"type": "Ready", "status": "Unknown"}]}}))
+        .unwrap();
     let state = NodeState::new(&node);
-    let bare = json!({"spec": {"containers": [{"name": "c"}]}});
+    let bare = typed(json!({"spec": {"containers": [{"name": "c"}]}}));
     assert_eq!(
         filter::filter(&bare, &filter::pod_requests(&bare).unwrap(), &state)
             .unwrap_err()
             .reasons,
         ["node(s) had untolerated taint {k: }"]
     );
-    let tolerant = json!({"spec": {"containers": [{"name": "c"}],
-        "tolerations": [{"operator": "Exists"}]}});
+    let tolerant = typed(json!({"spec": {"containers": [{"name": "c"}],
+        "tolerations": [{"operator": "Exists"}]}}));
     assert!(filter::filter(&tolerant, &filter::pod_requests(&tolerant).unwrap(), &state).is_ok());
-    let only_k = json!({"spec": {"containers": [{"name": "c"}],
-        "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoExecute"}]}});
+    let only_k = typed(json!({"spec": {"containers": [{"name": "c"}],
+        "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoExecute"}]}}));
     assert_eq!(
         filter::filter(&only_k, &filter::pod_requests(&only_k).unwrap(), &state)
             .unwrap_err()
@@ -439,27 +443,29 @@ fn filters_and_scores() {
         ["node(s) had untolerated taint {node.kubernetes.io/unreachable: }"]
     );
     // Requests: init containers' peak, sidecars alongside, overhead.
-    let p = json!({"spec": {
+    let p = typed(json!({"spec": {
         "initContainers": [
             {"name": "side", "restartPolicy": "Always", "resources": {"requests": {"cpu": "100m"}}},
             {"name": "init", "resources": {"requests": {"cpu": "2"}}}],
         "containers": [{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "64Mi"}}}],
-        "overhead": {"cpu": "10m"}}});
+        "overhead": {"cpu": "10m"}}}));
     let r = filter::pod_requests(&p).unwrap();
     assert_eq!(r["cpu"], 2110);
     assert_eq!(r["memory"], 64 * 1024 * 1024);
     // Quantities are summed before rounding, as upstream's `PodRequests` then `MilliValue`.
-    let p = json!({"spec": {"containers": [
+    let p = typed(json!({"spec": {"containers": [
         {"name": "a", "resources": {"requests": {"memory": "0.5"}}},
-        {"name": "b", "resources": {"requests": {"memory": "0.5"}}}]}});
+        {"name": "b", "resources": {"requests": {"memory": "0.5"}}}]}}));
     assert_eq!(filter::pod_requests(&p).unwrap()["memory"], 1);
     // Pod-level requests replace the containers' sum for cpu and memory.
-    let p = json!({"spec": {"resources": {"requests": {"cpu": "300m"}},
-        "containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "nvidia.com/gpu": "1"}}}]}});
+    let p = typed(json!({"spec": {"resources": {"requests": {"cpu": "300m"}},
+        "containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "nvidia.com/gpu": "1"}}}]}}));
     let r = filter::pod_requests(&p).unwrap();
     assert_eq!((r["cpu"], r["nvidia.com/gpu"]), (300, 1));
     // A quantity that does not parse is an error naming the resource.
-    let p = json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "lots"}}}]}});
+    let p = typed(
+        json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "lots"}}}]}}),
+    );
     let err = filter::pod_requests(&p).unwrap_err();
     assert!(
         matches!(&err, filter::RequestsError::Quantity(name, _) if name == "cpu"),
