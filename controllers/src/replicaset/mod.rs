@@ -20,6 +20,8 @@
 
 mod order;
 #[cfg(test)]
+mod pinned;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet};

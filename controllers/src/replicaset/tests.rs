@@ -292,3 +292,14 @@ async fn failing_pod_reads_create_nothing_and_are_retried() {
     assert_eq!(names(&registry, "pods", "default"), ["web-a", "web-b"]);
     stop.cancel();
 }
+
+/// What the controller builds from `rs`'s template, as JSON.
+pub(crate) fn template_pod(rs: &Value) -> Value {
+    super::pod_from_template(rs)
+}
+
+/// The status the controller computes for `rs` over `pods`, as JSON.
+pub(crate) fn status_of(rs: &Value, pods: &[Value], err: Option<&str>, now: i64) -> Value {
+    let pods: Vec<_> = pods.iter().cloned().map(std::sync::Arc::new).collect();
+    super::calculate_status(rs, &pods, err, now)
+}
