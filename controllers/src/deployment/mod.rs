@@ -193,7 +193,8 @@ impl Controller {
             return Ok(None);
         }
         let owner = crate::claim::Owner {
-            obj: &d,
+            at: (namespace, meta::str(&d, "name"), meta::uid(&d)),
+            deleting: meta::deleting(&d),
             info: deployments(),
             selector: &selector,
         };

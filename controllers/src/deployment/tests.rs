@@ -55,7 +55,9 @@ fn pods_of(registry: &Registry, rs: &Value) -> Vec<Value> {
 /// Marks every not-ready pod of `default` Ready (long enough ago to be available).
 async fn make_all_ready(registry: &Registry) {
     for p in list(registry, "pods", "default") {
-        if crate::pod::is_ready(&p) || !p["metadata"]["deletionTimestamp"].is_null() {
+        if crate::pod::typed::is_ready(&crate::typed::decode(&p).unwrap())
+            || !p["metadata"]["deletionTimestamp"].is_null()
+        {
             continue;
         }
         let name = p["metadata"]["name"].as_str().unwrap();
