@@ -344,3 +344,27 @@ impl crate::cluster::Cluster for TestPort {
         crate::cluster::Cluster::bind(&self.inner, namespace, name, binding).await
     }
 }
+
+/// Removes from `obj`'s metadata what the store or the clock sets (uid, resourceVersion,
+/// creationTimestamp, generation, managedFields, owner reference uids, and the generated
+/// name), for tests that pin written objects byte for byte.
+pub(crate) fn strip_volatile_metadata(obj: &mut Value) {
+    let md = obj["metadata"].as_object_mut().unwrap();
+    for f in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "generation",
+        "managedFields",
+    ] {
+        md.remove(f);
+    }
+    if let Some(refs) = md.get_mut("ownerReferences").and_then(Value::as_array_mut) {
+        for r in refs {
+            r.as_object_mut().unwrap().remove("uid");
+        }
+    }
+    if md.contains_key("generateName") {
+        md.remove("name");
+    }
+}

@@ -5,7 +5,9 @@
 use serde_json::{Value, json};
 
 use super::tests::make_ready;
-use crate::testutil::{cluster, create, eventually, get, list, registry_with_namespace};
+use crate::testutil::{
+    cluster, create, eventually, get, list, registry_with_namespace, strip_volatile_metadata,
+};
 
 const EXPECTED_TEMPLATE_POD: &str = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"annotations":{"a":"b"},"finalizers":["example.com/keep"],"generateName":"web-","labels":{"app":"web","tier":"front"},"ownerReferences":[{"apiVersion":"apps/v1","blockOwnerDeletion":true,"controller":true,"kind":"ReplicaSet","name":"web","uid":"rs-uid"}]},"spec":{"containers":[{"image":"nginx","name":"web","ports":[{"containerPort":80}]}],"restartPolicy":"Always"}}"#;
 
@@ -50,22 +52,7 @@ pub(crate) fn canonical(v: &Value) -> String {
 /// The object without what the store or the clock sets.
 fn stable(obj: &Value) -> Value {
     let mut obj = obj.clone();
-    let md = obj["metadata"].as_object_mut().unwrap();
-    for f in [
-        "uid",
-        "resourceVersion",
-        "creationTimestamp",
-        "generation",
-        "managedFields",
-        "name",
-    ] {
-        md.remove(f);
-    }
-    if let Some(refs) = md.get_mut("ownerReferences").and_then(Value::as_array_mut) {
-        for r in refs {
-            r.as_object_mut().unwrap().remove("uid");
-        }
-    }
+    strip_volatile_metadata(&mut obj);
     obj
 }
 
