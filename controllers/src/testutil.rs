@@ -368,3 +368,20 @@ pub(crate) fn strip_volatile_metadata(obj: &mut Value) {
         md.remove("name");
     }
 }
+
+/// `v` with every object's keys sorted, so that the pin is of the content, not of the order
+/// in which a builder inserted the fields.
+pub(crate) fn canonical(v: &Value) -> String {
+    fn sort(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let sorted: std::collections::BTreeMap<_, _> =
+                    m.iter().map(|(k, v)| (k.clone(), sort(v))).collect();
+                Value::Object(sorted.into_iter().collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
+            v => v.clone(),
+        }
+    }
+    serde_json::to_string(&sort(v)).unwrap()
+}

@@ -20,6 +20,8 @@
 //! Just over 800 lines on purpose: `syncDeployment`, its status and its rollout bookkeeping read
 //! in upstream's order here; the strategies are in `rolling` and the shared helpers in `util`.
 
+#[cfg(test)]
+mod pinned;
 mod rolling;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::tests::make_ready;
 use crate::testutil::{
-    cluster, create, eventually, get, list, registry_with_namespace, strip_volatile_metadata,
+    canonical, cluster, create, eventually, get, list, registry_with_namespace,
+    strip_volatile_metadata,
 };
 
 const EXPECTED_TEMPLATE_POD: &str = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"annotations":{"a":"b"},"finalizers":["example.com/keep"],"generateName":"web-","labels":{"app":"web","tier":"front"},"ownerReferences":[{"apiVersion":"apps/v1","blockOwnerDeletion":true,"controller":true,"kind":"ReplicaSet","name":"web","uid":"rs-uid"}]},"spec":{"containers":[{"image":"nginx","name":"web","ports":[{"containerPort":80}]}],"restartPolicy":"Always"}}"#;
@@ -30,23 +31,6 @@ fn manifest() -> Value {
                                                   "ports": [{"containerPort": 80}]}],
                                   "restartPolicy": "Always"}}}
     })
-}
-
-/// `v` with every object's keys sorted, so that the pin is of the content, not of the order
-/// in which a builder inserted the fields.
-pub(crate) fn canonical(v: &Value) -> String {
-    fn sort(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let sorted: std::collections::BTreeMap<_, _> =
-                    m.iter().map(|(k, v)| (k.clone(), sort(v))).collect();
-                Value::Object(sorted.into_iter().collect())
-            }
-            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
-            v => v.clone(),
-        }
-    }
-    serde_json::to_string(&sort(v)).unwrap()
 }
 
 /// The object without what the store or the clock sets.
