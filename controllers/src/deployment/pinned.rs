@@ -4,10 +4,14 @@
 
 use serde_json::json;
 
-use super::tests::{make_all_ready, running};
+use super::tests::{make_all_ready, running, set_template_image};
 use crate::testutil::{canonical, create, eventually, get, list, strip_volatile_metadata};
 
 const EXPECTED_REPLICASET: &str = r#"{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"annotations":{"deployment.kubernetes.io/desired-replicas":"3","deployment.kubernetes.io/max-replicas":"4","deployment.kubernetes.io/revision":"1","note":"kept"},"labels":{"app":"web","pod-template-hash":"6fb9fc9cdf"},"name":"web-6fb9fc9cdf","namespace":"default","ownerReferences":[{"apiVersion":"apps/v1","blockOwnerDeletion":true,"controller":true,"kind":"Deployment","name":"web"}]},"spec":{"minReadySeconds":0,"replicas":3,"selector":{"matchLabels":{"app":"web","pod-template-hash":"6fb9fc9cdf"}},"template":{"metadata":{"annotations":{"a":"b"},"labels":{"app":"web","pod-template-hash":"6fb9fc9cdf"}},"spec":{"containers":[{"image":"nginx","imagePullPolicy":"Always","name":"web","resources":{},"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File"}],"dnsPolicy":"ClusterFirst","restartPolicy":"Always","schedulerName":"default-scheduler","securityContext":{},"terminationGracePeriodSeconds":30}}},"status":{"availableReplicas":3,"fullyLabeledReplicas":3,"observedGeneration":1,"readyReplicas":3,"replicas":3}}"#;
+
+/// The two sets after the rollout, one a line (metadata, spec.replicas, status).
+const EXPECTED_AFTER_ROLLOUT: &str = r#"{"metadata":{"annotations":{"deployment.kubernetes.io/desired-replicas":"3","deployment.kubernetes.io/max-replicas":"4","deployment.kubernetes.io/revision":"1","note":"kept"},"labels":{"app":"web","pod-template-hash":"6fb9fc9cdf"},"name":"web-6fb9fc9cdf","namespace":"default","ownerReferences":[{"apiVersion":"apps/v1","blockOwnerDeletion":true,"controller":true,"kind":"Deployment","name":"web"}]},"spec":{"replicas":0},"status":{"observedGeneration":4,"replicas":0}}
+{"metadata":{"annotations":{"deployment.kubernetes.io/desired-replicas":"3","deployment.kubernetes.io/max-replicas":"4","deployment.kubernetes.io/revision":"2","note":"kept"},"labels":{"app":"web","pod-template-hash":"d4fb648bf"},"name":"web-d4fb648bf","namespace":"default","ownerReferences":[{"apiVersion":"apps/v1","blockOwnerDeletion":true,"controller":true,"kind":"Deployment","name":"web"}]},"spec":{"replicas":3},"status":{"availableReplicas":3,"fullyLabeledReplicas":3,"observedGeneration":3,"readyReplicas":3,"replicas":3}}"#;
 
 const EXPECTED_STATUS: &str = r#"{"availableReplicas":3,"conditions":[{"message":"Deployment has minimum availability.","reason":"MinimumReplicasAvailable","status":"True","type":"Available"},{"message":"ReplicaSet \"web-6fb9fc9cdf\" has successfully progressed.","reason":"NewReplicaSetAvailable","status":"True","type":"Progressing"}],"observedGeneration":1,"readyReplicas":3,"replicas":3,"updatedReplicas":3}"#;
 
@@ -43,5 +47,34 @@ async fn written_replicaset_and_status_are_pinned() {
     }
     assert_eq!(canonical(&rs), EXPECTED_REPLICASET);
     assert_eq!(canonical(&status), EXPECTED_STATUS);
+
+    // A new template: a second revision, the old set scaled down, both annotated.
+    set_template_image(&registry, "nginx:2").await;
+    eventually("the rollout", || {
+        let d = get(&registry, "deployments", "default", "web").unwrap();
+        let st = &d["status"];
+        let sets = list(&registry, "replicasets", "default");
+        let done = sets.len() == 2
+            && st["updatedReplicas"] == 3
+            && st["availableReplicas"] == 3
+            && st["replicas"] == 3;
+        if !done {
+            let r = registry.clone();
+            tokio::spawn(async move { make_all_ready(&r).await });
+        }
+        done
+    })
+    .await;
+    let mut sets = list(&registry, "replicasets", "default");
+    sets.sort_by_key(|s| s["metadata"]["name"].as_str().unwrap().to_string());
+    let sets: Vec<_> = sets
+        .into_iter()
+        .map(|mut s| {
+            strip_volatile_metadata(&mut s);
+            let keep = json!({"metadata": s["metadata"], "spec": {"replicas": s["spec"]["replicas"]}, "status": s["status"]});
+            canonical(&keep)
+        })
+        .collect();
+    assert_eq!(sets.join("\n"), EXPECTED_AFTER_ROLLOUT);
     stop.cancel();
 }

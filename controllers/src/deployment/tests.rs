@@ -72,7 +72,7 @@ pub(crate) async fn make_all_ready(registry: &Registry) {
     }
 }
 
-async fn set_template_image(registry: &Registry, image: &str) {
+pub(crate) async fn set_template_image(registry: &Registry, image: &str) {
     registry
         .update_with(info("deployments"), "default", "web", false, |d| {
             d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
