@@ -5,11 +5,16 @@
 //! controller reference is added, after re-reading the owner to make sure it is not being
 //! deleted), its own objects that no longer match are released (the reference is removed),
 //! and objects controlled by someone else are left alone.
+//!
+//! The candidates are typed pods for the ReplicaSet controller and the JSON ReplicaSets of
+//! the Deployment controller (which still reads JSON): [`Candidate`] is what a claim reads of
+//! either. Adopting and releasing edit the stored JSON.
 
 use std::sync::Arc;
 
 use api::registry::ResourceInfo;
 use api::selector::LabelSelector;
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use crate::cluster::{ClusterRef, Subresource};
@@ -17,39 +22,102 @@ use crate::{Error, meta};
 
 /// The owner side of a claim.
 pub(crate) struct Owner<'a> {
-    /// The owner object.
-    pub(crate) obj: &'a Value,
+    /// The owner's namespace, name and uid.
+    pub(crate) at: (&'a str, &'a str, &'a str),
+    /// Whether the owner is being deleted.
+    pub(crate) deleting: bool,
     /// Its resource (to re-read it before adopting).
     pub(crate) info: &'static ResourceInfo,
     /// Its selector.
     pub(crate) selector: &'a LabelSelector,
 }
 
+/// What a claim reads of a candidate.
+pub(crate) trait Candidate: Sized {
+    /// Whether its labels match `selector`.
+    fn selected_by(&self, selector: &LabelSelector) -> bool;
+    /// The uid of its controller reference, when it has one (`""` for a reference without a
+    /// uid).
+    fn controller_uid(&self) -> Option<&str>;
+    /// Whether it is being deleted.
+    fn deleting(&self) -> bool;
+    /// Its namespace, name and uid.
+    fn at(&self) -> (&str, &str, &str);
+    /// The candidate as stored after an adoption.
+    fn from_stored(obj: Arc<Value>) -> Result<Self, Error>;
+}
+
+impl Candidate for Arc<Value> {
+    fn selected_by(&self, selector: &LabelSelector) -> bool {
+        selector.matches_value(self)
+    }
+    fn controller_uid(&self) -> Option<&str> {
+        meta::controller_ref(self).map(|r| r["uid"].as_str().unwrap_or(""))
+    }
+    fn deleting(&self) -> bool {
+        meta::deleting(self)
+    }
+    fn at(&self) -> (&str, &str, &str) {
+        (
+            meta::str(self, "namespace"),
+            meta::str(self, "name"),
+            meta::uid(self),
+        )
+    }
+    fn from_stored(obj: Arc<Value>) -> Result<Self, Error> {
+        Ok(obj)
+    }
+}
+
+impl Candidate for Pod {
+    fn selected_by(&self, selector: &LabelSelector) -> bool {
+        selector.is_empty()
+            || selector.matches(self.metadata.labels.as_ref().unwrap_or(&Default::default()))
+    }
+    fn controller_uid(&self) -> Option<&str> {
+        crate::typed::controller_ref(&self.metadata).map(|r| r.uid.as_str())
+    }
+    fn deleting(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
+    }
+    fn at(&self) -> (&str, &str, &str) {
+        let m = &self.metadata;
+        (
+            m.namespace.as_deref().unwrap_or(""),
+            m.name.as_deref().unwrap_or(""),
+            m.uid.as_deref().unwrap_or(""),
+        )
+    }
+    fn from_stored(obj: Arc<Value>) -> Result<Self, Error> {
+        crate::typed::decode(&obj)
+    }
+}
+
 /// Claims `candidates` (objects of `child`) for `owner`; returns the ones it controls.
-pub(crate) async fn claim(
+pub(crate) async fn claim<C: Candidate>(
     cluster: &ClusterRef,
     owner: &Owner<'_>,
     child: &'static ResourceInfo,
-    candidates: Vec<Arc<Value>>,
-) -> Result<Vec<Arc<Value>>, Error> {
-    let uid = meta::uid(owner.obj).to_string();
+    candidates: Vec<C>,
+) -> Result<Vec<C>, Error> {
+    let uid = owner.at.2;
     let mut claimed = Vec::new();
     for obj in candidates {
-        let matches = owner.selector.matches_value(&obj);
-        match meta::controller_ref(&obj) {
-            Some(r) if r["uid"].as_str() != Some(uid.as_str()) => {}
+        let matches = obj.selected_by(owner.selector);
+        match obj.controller_uid() {
+            Some(r) if r != uid => {}
             Some(_) if matches => claimed.push(obj),
             Some(_) => {
-                if !meta::deleting(owner.obj) {
-                    release(cluster, owner.obj, child, &obj).await?;
+                if !owner.deleting {
+                    release(cluster, owner, child, obj.at()).await?;
                 }
             }
             None => {
-                if !matches || meta::deleting(owner.obj) || meta::deleting(&obj) {
+                if !matches || owner.deleting || obj.deleting() {
                     continue;
                 }
-                if let Some(adopted) = adopt(cluster, owner, child, &obj).await? {
-                    claimed.push(adopted);
+                if let Some(adopted) = adopt(cluster, owner, child, obj.at()).await? {
+                    claimed.push(C::from_stored(adopted)?);
                 }
             }
         }
@@ -63,26 +131,27 @@ async fn adopt(
     cluster: &ClusterRef,
     owner: &Owner<'_>,
     child: &'static ResourceInfo,
-    obj: &Value,
+    at: (&str, &str, &str),
 ) -> Result<Option<Arc<Value>>, Error> {
-    let fresh = match cluster
-        .get(
-            owner.info,
-            meta::str(owner.obj, "namespace"),
-            meta::str(owner.obj, "name"),
-        )
-        .await
-    {
+    let (namespace, name, uid) = owner.at;
+    let fresh = match cluster.get(owner.info, namespace, name).await {
         Ok(f) => f,
         Err(e) if e.code == 404 => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if meta::uid(&fresh) != meta::uid(owner.obj) || meta::deleting(&fresh) {
+    if meta::uid(&fresh) != uid || meta::deleting(&fresh) {
         return Ok(None);
     }
-    let reference = meta::new_controller_ref(owner.obj, &owner.info.api_version(), owner.info.kind);
+    let reference = json!({
+        "apiVersion": owner.info.api_version(),
+        "kind": owner.info.kind,
+        "name": name,
+        "uid": uid,
+        "controller": true,
+        "blockOwnerDeletion": true,
+    });
     let mut adopted = false;
-    let result = crate::edit(cluster, child, obj, Subresource::Main, |o| {
+    let result = crate::edit_at(cluster, child, at, Subresource::Main, |o| {
         adopted = meta::controller_ref(o).is_none()
             && !meta::deleting(o)
             && owner.selector.matches_value(o);
@@ -99,12 +168,7 @@ async fn adopt(
     })
     .await?;
     if adopted && result.is_some() {
-        tracing::debug!(
-            kind = child.kind,
-            name = meta::str(obj, "name"),
-            owner = meta::str(owner.obj, "name"),
-            "adopted"
-        );
+        tracing::debug!(kind = child.kind, name = at.1, owner = name, "adopted");
     }
     Ok(result.filter(|_| adopted))
 }
@@ -112,17 +176,17 @@ async fn adopt(
 /// Removes `owner`'s references from an object it no longer selects.
 async fn release(
     cluster: &ClusterRef,
-    owner: &Value,
+    owner: &Owner<'_>,
     child: &'static ResourceInfo,
-    obj: &Value,
+    at: (&str, &str, &str),
 ) -> Result<(), Error> {
-    let uid = meta::uid(owner).to_string();
-    crate::edit(cluster, child, obj, Subresource::Main, |o| {
+    let uid = owner.at.2;
+    crate::edit_at(cluster, child, at, Subresource::Main, |o| {
         let Some(list) = o["metadata"]["ownerReferences"].as_array_mut() else {
             return false;
         };
         let before = list.len();
-        list.retain(|r| r["uid"].as_str() != Some(uid.as_str()));
+        list.retain(|r| r["uid"].as_str() != Some(uid));
         let changed = list.len() != before;
         if list.is_empty()
             && let Some(m) = o["metadata"].as_object_mut()
@@ -134,8 +198,8 @@ async fn release(
     .await?;
     tracing::debug!(
         kind = child.kind,
-        name = meta::str(obj, "name"),
-        owner = meta::str(owner, "name"),
+        name = at.1,
+        owner = owner.at.1,
         "released"
     );
     Ok(())

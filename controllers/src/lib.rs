@@ -16,8 +16,8 @@
 //! Objects arrive as JSON, as on the wire. A controller decodes them into k8s-openapi types
 //! once, where it reads (`typed`: a typed get, a typed watched change), and writes by editing
 //! the stored JSON so that fields unknown to k8s-openapi survive. So far [`csrsigning`],
-//! [`namespace`], [`gc`] (metadata only), [`endpoints`], [`endpointslice`] and [`scheduler`]
-//! read typed objects; [`replicaset`] and [`deployment`] still read `serde_json::Value`.
+//! [`namespace`], [`gc`] (metadata only), [`endpoints`], [`endpointslice`], [`scheduler`] and
+//! [`replicaset`] read typed objects; [`deployment`] still reads `serde_json::Value`.
 //!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and

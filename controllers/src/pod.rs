@@ -1,6 +1,8 @@
 //! Pod facts the controllers share (upstream `pkg/api/v1/pod/util.go` and
-//! `pkg/controller/controller_utils.go`): phase and activity, conditions, readiness and
-//! availability, and the condition update rule of `UpdatePodCondition`.
+//! `pkg/controller/controller_utils.go`): over typed pods ([`typed`]: phase and activity,
+//! readiness and availability, host and node names), the condition update rule of
+//! `UpdatePodCondition`, and the two facts the Deployment controller, which still reads
+//! JSON, takes from JSON pods (the phase, an RFC 3339 time).
 
 use serde_json::Value;
 
@@ -14,30 +16,6 @@ pub(crate) fn is_terminal(pod: &Value) -> bool {
     matches!(phase(pod), "Succeeded" | "Failed")
 }
 
-/// Upstream `IsPodActive`: not finished and not being deleted.
-pub(crate) fn is_active(pod: &Value) -> bool {
-    !is_terminal(pod) && !crate::meta::deleting(pod)
-}
-
-/// The condition of `type_` in `status.conditions`.
-pub(crate) fn condition<'a>(pod: &'a Value, type_: &str) -> Option<&'a Value> {
-    pod["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"].as_str() == Some(type_))
-}
-
-/// Upstream `IsPodReady`: condition Ready is True.
-pub(crate) fn is_ready(pod: &Value) -> bool {
-    condition(pod, "Ready").is_some_and(|c| c["status"] == "True")
-}
-
-/// The time the Ready condition last changed, in seconds since the epoch.
-pub(crate) fn ready_since(pod: &Value) -> Option<i64> {
-    let t = condition(pod, "Ready")?["lastTransitionTime"].as_str()?;
-    seconds(t)
-}
-
 /// Seconds since the epoch of an RFC 3339 time.
 pub(crate) fn seconds(t: &str) -> Option<i64> {
     t.parse::<k8s_openapi::jiff::Timestamp>()
@@ -45,22 +23,10 @@ pub(crate) fn seconds(t: &str) -> Option<i64> {
         .map(|t| t.as_second())
 }
 
-/// Upstream `IsPodAvailable`: ready, and ready for at least `min_ready_seconds` at `now`
-/// (seconds since the epoch).
-pub(crate) fn is_available(pod: &Value, min_ready_seconds: i64, now: i64) -> bool {
-    if !is_ready(pod) {
-        return false;
-    }
-    if min_ready_seconds <= 0 {
-        return true;
-    }
-    ready_since(pod).is_some_and(|t| t + min_ready_seconds <= now)
-}
-
 /// Upstream `UpdatePodCondition` (its one home is `api`).
 pub(crate) use api::pod_condition::update as set_condition;
 
-/// The same facts over a k8s-openapi [`Pod`](k8s_openapi::api::core::v1::Pod), for the
+/// Pod facts over a k8s-openapi [`Pod`](k8s_openapi::api::core::v1::Pod), for the
 /// controllers that read typed objects (`crate::typed`).
 pub(crate) mod typed {
     use k8s_openapi::api::core::v1::{Pod, PodSpec};
@@ -90,6 +56,21 @@ pub(crate) mod typed {
         ready_condition(p).is_some_and(|(ready, _)| ready)
     }
 
+    /// Upstream `IsPodActive`: not finished and not being deleted.
+    pub(crate) fn is_active(p: &Pod) -> bool {
+        !is_terminal(p) && p.metadata.deletion_timestamp.is_none()
+    }
+
+    /// Upstream `IsPodAvailable`: ready, and ready for at least `min_ready_seconds` at `now`
+    /// (seconds since the epoch).
+    pub(crate) fn is_available(p: &Pod, min_ready_seconds: i64, now: i64) -> bool {
+        match ready_condition(p) {
+            Some((true, _)) if min_ready_seconds <= 0 => true,
+            Some((true, since)) => since.is_some_and(|t| t + min_ready_seconds <= now),
+            _ => false,
+        }
+    }
+
     fn spec_str(p: &Pod, f: impl Fn(&PodSpec) -> Option<&String>) -> &str {
         p.spec.as_ref().and_then(f).map_or("", String::as_str)
     }
@@ -107,23 +88,30 @@ pub(crate) mod typed {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
     use super::*;
 
     #[test]
     fn activity_readiness_and_availability() {
-        let mut pod = json!({"status": {"phase": "Running"}});
-        assert!(is_active(&pod));
-        assert!(!is_ready(&pod));
-        pod["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
+        let pod = |v: serde_json::Value| -> Pod { crate::typed::decode(&v).unwrap() };
+        let mut v = json!({"status": {"phase": "Running"}});
+        assert!(typed::is_active(&pod(v.clone())));
+        assert!(!typed::is_ready(&pod(v.clone())));
+        v["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
             "lastTransitionTime": "2024-01-01T00:00:00Z"}]);
-        assert!(is_ready(&pod));
+        let p = pod(v.clone());
+        assert!(typed::is_ready(&p));
         let t = seconds("2024-01-01T00:00:00Z").unwrap();
-        assert!(is_available(&pod, 0, t));
-        assert!(!is_available(&pod, 10, t + 9));
-        assert!(is_available(&pod, 10, t + 10));
-        pod["status"]["phase"] = json!("Failed");
-        assert!(!is_active(&pod));
+        assert!(typed::is_available(&p, 0, t));
+        assert!(!typed::is_available(&p, 10, t + 9));
+        assert!(typed::is_available(&p, 10, t + 10));
+        v["status"]["phase"] = json!("Failed");
+        assert!(!typed::is_active(&pod(v.clone())));
+        assert!(is_terminal(&v));
+        v["status"]["phase"] = json!("Running");
+        v["metadata"] = json!({"deletionTimestamp": "2024-01-01T00:00:00Z"});
+        assert!(!typed::is_active(&pod(v)));
     }
 }

@@ -344,3 +344,44 @@ impl crate::cluster::Cluster for TestPort {
         crate::cluster::Cluster::bind(&self.inner, namespace, name, binding).await
     }
 }
+
+/// Removes from `obj`'s metadata what the store or the clock sets (uid, resourceVersion,
+/// creationTimestamp, generation, managedFields, owner reference uids, and the generated
+/// name), for tests that pin written objects byte for byte.
+pub(crate) fn strip_volatile_metadata(obj: &mut Value) {
+    let md = obj["metadata"].as_object_mut().unwrap();
+    for f in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "generation",
+        "managedFields",
+    ] {
+        md.remove(f);
+    }
+    if let Some(refs) = md.get_mut("ownerReferences").and_then(Value::as_array_mut) {
+        for r in refs {
+            r.as_object_mut().unwrap().remove("uid");
+        }
+    }
+    if md.contains_key("generateName") {
+        md.remove("name");
+    }
+}
+
+/// `v` with every object's keys sorted, so that the pin is of the content, not of the order
+/// in which a builder inserted the fields.
+pub(crate) fn canonical(v: &Value) -> String {
+    fn sort(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let sorted: std::collections::BTreeMap<_, _> =
+                    m.iter().map(|(k, v)| (k.clone(), sort(v))).collect();
+                Value::Object(sorted.into_iter().collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
+            v => v.clone(),
+        }
+    }
+    serde_json::to_string(&sort(v)).unwrap()
+}

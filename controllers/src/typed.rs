@@ -8,9 +8,10 @@
 //! itself; its content, of every kind, is handled as metadata, as upstream's dynamic client
 //! does), `gc` (objects of every kind as their [`metadata`]), `endpoints` and
 //! `endpointslice` (services, pods, nodes and what they write; the desired object is built
-//! typed and serialised once, at the write) and `scheduler` (its cache holds typed pods and
-//! nodes). `replicaset` and `deployment` still read `serde_json::Value` and move here one at
-//! a time. Pod facts over typed pods live in `crate::pod::typed`.
+//! typed and serialised once, at the write), `scheduler` (its cache holds typed pods and
+//! nodes) and `replicaset` (ReplicaSets and pods; the pods it creates are built typed from the
+//! template; claiming takes typed pods, `crate::claim::Candidate`). `deployment` still reads
+//! `serde_json::Value`. Pod facts over typed pods live in `crate::pod::typed`.
 
 use api::registry::ResourceInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -90,6 +91,16 @@ pub(crate) fn upserted<K: Resource + DeserializeOwned>(change: &Change) -> Optio
     decode(obj)
         .inspect_err(|e| tracing::warn!(error = %e, "ignoring a watched object"))
         .ok()
+}
+
+/// The owner reference with `controller: true` (upstream `GetControllerOf`).
+pub(crate) fn controller_ref(
+    m: &ObjectMeta,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    m.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
 }
 
 /// [`crate::edit`] of the stored JSON of `obj` (same namespace, name and uid).

@@ -20,6 +20,8 @@
 //! Just over 800 lines on purpose: `syncDeployment`, its status and its rollout bookkeeping read
 //! in upstream's order here; the strategies are in `rolling` and the shared helpers in `util`.
 
+#[cfg(test)]
+mod pinned;
 mod rolling;
 #[cfg(test)]
 mod tests;
@@ -193,7 +195,8 @@ impl Controller {
             return Ok(None);
         }
         let owner = crate::claim::Owner {
-            obj: &d,
+            at: (namespace, meta::str(&d, "name"), meta::uid(&d)),
+            deleting: meta::deleting(&d),
             info: deployments(),
             selector: &selector,
         };

@@ -6,7 +6,7 @@ use super::util::*;
 use crate::testutil::*;
 
 /// A registry with the ReplicaSet and Deployment controllers running.
-async fn running() -> (Registry, CancellationToken) {
+pub(crate) async fn running() -> (Registry, CancellationToken) {
     let registry = registry_with_namespace("default").await;
     let stop = CancellationToken::new();
     tokio::spawn(crate::replicaset::run(cluster(&registry), stop.clone()));
@@ -53,9 +53,11 @@ fn pods_of(registry: &Registry, rs: &Value) -> Vec<Value> {
 }
 
 /// Marks every not-ready pod of `default` Ready (long enough ago to be available).
-async fn make_all_ready(registry: &Registry) {
+pub(crate) async fn make_all_ready(registry: &Registry) {
     for p in list(registry, "pods", "default") {
-        if crate::pod::is_ready(&p) || !p["metadata"]["deletionTimestamp"].is_null() {
+        if crate::pod::typed::is_ready(&crate::typed::decode(&p).unwrap())
+            || !p["metadata"]["deletionTimestamp"].is_null()
+        {
             continue;
         }
         let name = p["metadata"]["name"].as_str().unwrap();
@@ -70,7 +72,7 @@ async fn make_all_ready(registry: &Registry) {
     }
 }
 
-async fn set_template_image(registry: &Registry, image: &str) {
+pub(crate) async fn set_template_image(registry: &Registry, image: &str) {
     registry
         .update_with(info("deployments"), "default", "web", false, |d| {
             d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);

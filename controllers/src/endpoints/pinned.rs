@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::endpoints::tests::{running, set_status, web_pod, web_service};
-use crate::testutil::{cluster, create, eventually, get, list};
+use crate::testutil::{cluster, create, eventually, get, list, strip_volatile_metadata};
 
 const EXPECTED_ENDPOINTS: &str = r#"{"apiVersion":"v1","kind":"Endpoints","metadata":{"annotations":{"endpoints.kubernetes.io/last-change-trigger-time":"2024-01-01T00:00:00Z"},"labels":{"team":"a"},"name":"web","namespace":"default"},"subsets":[{"addresses":[{"ip":"10.244.0.2","nodeName":"node-a","targetRef":{"kind":"Pod","name":"a","namespace":"default"}},{"hostname":"host-h","ip":"10.244.0.4","nodeName":"node-a","targetRef":{"kind":"Pod","name":"h","namespace":"default"}}],"notReadyAddresses":[{"ip":"10.244.0.3","nodeName":"node-a","targetRef":{"kind":"Pod","name":"b","namespace":"default"}}],"ports":[{"appProtocol":"http","name":"http","port":8080,"protocol":"TCP"},{"name":"metrics","port":9091,"protocol":"TCP"}]}],"endpoints":null}"#;
 
@@ -14,24 +14,7 @@ const EXPECTED_SLICE: &str = r#"{"apiVersion":"discovery.k8s.io/v1","kind":"Endp
 /// The object without what the store or the clock sets.
 fn stable(obj: &Value) -> Value {
     let mut obj = obj.clone();
-    let md = obj["metadata"].as_object_mut().unwrap();
-    for f in [
-        "uid",
-        "resourceVersion",
-        "creationTimestamp",
-        "generation",
-        "managedFields",
-    ] {
-        md.remove(f);
-    }
-    if let Some(refs) = md.get_mut("ownerReferences").and_then(Value::as_array_mut) {
-        for r in refs {
-            r.as_object_mut().unwrap().remove("uid");
-        }
-    }
-    if md.contains_key("generateName") {
-        md.remove("name");
-    }
+    strip_volatile_metadata(&mut obj);
     let strip = |list: &mut Value| {
         for a in list.as_array_mut().into_iter().flatten() {
             a["targetRef"].as_object_mut().unwrap().remove("uid");

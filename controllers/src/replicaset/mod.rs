@@ -12,6 +12,10 @@
 //! the status (replicas, fullyLabeledReplicas, readyReplicas, availableReplicas,
 //! observedGeneration, the `ReplicaFailure` condition) is written when it changed.
 //!
+//! ReplicaSets and pods are read as k8s-openapi types (`crate::typed`), decoded once where
+//! they are read (a get, a list, a watched change); the pods are built typed from the
+//! template and serialised once, at the create; the status is an edit of the stored JSON.
+//!
 //! Pods are read from the store at sync time rather than from an informer cache: the store
 //! is consistent with this controller's own writes, so upstream's create/delete
 //! "expectations" (which guard against a stale cache) are not needed. Watches only decide
@@ -20,6 +24,8 @@
 
 mod order;
 #[cfg(test)]
+mod pinned;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet};
@@ -27,15 +33,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
+use api::selector::LabelSelector;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::events::{self, Recorder, Style};
+use crate::pod::typed::{is_active, is_available, is_ready};
 use crate::queue::{Reconciler, WorkQueue};
-use crate::reflector::{Cache, Change, Delta};
-use crate::{Error, meta, pod, resource};
+use crate::reflector::{Change, Delta};
+use crate::{Error, meta, typed};
 
 /// Upstream `BurstReplicas`: most pods created or deleted in one sync.
 const BURST_REPLICAS: usize = 500;
@@ -46,11 +57,11 @@ pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost"
 
 /// The apps/v1 ReplicaSet resource.
 pub(crate) fn replicasets() -> &'static ResourceInfo {
-    resource("apps", "replicasets")
+    typed::info::<ReplicaSet>()
 }
 
 fn pods() -> &'static ResourceInfo {
-    resource("", "pods")
+    typed::info::<Pod>()
 }
 
 type Key = (String, String);
@@ -65,9 +76,25 @@ pub(crate) async fn list(
     Ok(cluster.list(info, Some(namespace)).await?.items)
 }
 
-/// `spec.replicas` (defaulted to 1 by the API).
+/// `spec.replicas` of a JSON ReplicaSet or Deployment (defaulted to 1 by the API), for the
+/// Deployment controller, which still reads JSON.
 pub(crate) fn replicas(obj: &Value) -> i64 {
     obj["spec"]["replicas"].as_i64().unwrap_or(1)
+}
+
+/// `spec.replicas` of a typed ReplicaSet (defaulted to 1 by the API).
+fn replicas_of(rs: &ReplicaSet) -> i64 {
+    rs.spec.replicas.map_or(1, i64::from)
+}
+
+/// `spec.minReadySeconds`.
+fn min_ready_seconds(rs: &ReplicaSet) -> i64 {
+    rs.spec.min_ready_seconds.map_or(0, i64::from)
+}
+
+/// `spec.selector` as a selector; `None` for an invalid one, which selects nothing.
+fn selector_of(rs: &ReplicaSet) -> Option<LabelSelector> {
+    LabelSelector::from_k8s(&rs.spec.selector).ok()
 }
 
 /// The current time in seconds since the epoch.
@@ -82,7 +109,7 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
         cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
         pods: Mutex::new(HashMap::new()),
-        cache: Cache::default(),
+        sets: Mutex::new(HashMap::new()),
     });
     crate::queue::drive(
         &cluster,
@@ -100,9 +127,9 @@ pub(crate) struct Controller {
     recorder: Recorder,
     queue: WorkQueue<Key>,
     /// The last seen state of every pod (to compare labels and owners on updates).
-    pods: Mutex<HashMap<Key, Arc<Value>>>,
+    pods: Mutex<HashMap<Key, Arc<Pod>>>,
     /// The ReplicaSets seen, for the pod event handlers (upstream's rsLister).
-    cache: Cache,
+    sets: Mutex<HashMap<Key, Arc<ReplicaSet>>>,
 }
 
 impl Reconciler for Controller {
@@ -118,88 +145,108 @@ impl Reconciler for Controller {
 
     /// Queues the ReplicaSets a watched change concerns (upstream's event handlers).
     fn observe(&self, change: Change) {
-        self.cache.apply(&change);
-        let is_pod = change.info.plural == "pods";
-        match change.delta {
+        let is_pod = std::ptr::eq(change.info, pods());
+        match &change.delta {
             Delta::Synced => {}
-            Delta::Upsert(rs) | Delta::Delete(rs) if !is_pod => self.queue.add(key_of(&rs)),
-            Delta::Upsert(new) => {
-                let key = key_of(&new);
+            Delta::Upsert(rs) | Delta::Delete(rs) if !is_pod => {
+                let key = key_of(&typed::metadata(rs).unwrap_or_default());
+                match typed::upserted::<ReplicaSet>(&change) {
+                    Some(rs) => self.sets.lock().insert(key.clone(), Arc::new(rs)),
+                    None => self.sets.lock().remove(&key),
+                };
+                self.queue.add(key);
+            }
+            Delta::Upsert(_) => {
+                let Some(new) = typed::upserted::<Pod>(&change).map(Arc::new) else {
+                    return;
+                };
+                let key = key_of(&new.metadata);
                 let old = self.pods.lock().insert(key, new.clone());
                 self.pod_changed(old.as_deref(), Some(&new));
             }
             Delta::Delete(old) => {
-                self.pods.lock().remove(&key_of(&old));
+                let Ok(old) = typed::decode::<Pod>(old) else {
+                    return;
+                };
+                self.pods.lock().remove(&key_of(&old.metadata));
                 self.pod_changed(Some(&old), None);
             }
         }
     }
 }
 
-fn key_of(obj: &Value) -> Key {
+fn key_of(m: &ObjectMeta) -> Key {
     (
-        meta::str(obj, "namespace").to_string(),
-        meta::str(obj, "name").to_string(),
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
     )
 }
 
 /// The ReplicaSet named by a pod's controller reference.
-fn owner_key(pod: &Value) -> Option<Key> {
-    let r = meta::controller_ref(pod)?;
-    (r["kind"] == "ReplicaSet" && r["apiVersion"].as_str().unwrap_or("").starts_with("apps/")).then(
-        || {
-            (
-                meta::str(pod, "namespace").to_string(),
-                r["name"].as_str().unwrap_or("").to_string(),
-            )
-        },
-    )
+fn owner_key(pod: &Pod) -> Option<Key> {
+    let r: &OwnerReference = typed::controller_ref(&pod.metadata)?;
+    (r.kind == "ReplicaSet" && r.api_version.starts_with("apps/")).then(|| {
+        (
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            r.name.clone(),
+        )
+    })
+}
+
+/// Whether `selector` selects `pod`.
+fn selects(selector: &LabelSelector, pod: &Pod) -> bool {
+    crate::claim::Candidate::selected_by(pod, selector)
 }
 
 impl Controller {
     /// upstream `addPod` / `updatePod` / `deletePod`.
-    fn pod_changed(&self, old: Option<&Value>, new: Option<&Value>) {
+    fn pod_changed(&self, old: Option<&Pod>, new: Option<&Pod>) {
         let mut keys: HashSet<Key> = HashSet::new();
-        let mut orphans: Vec<&Value> = Vec::new();
+        let mut orphans: Vec<&Pod> = Vec::new();
         for p in [old, new].into_iter().flatten() {
             match owner_key(p) {
                 Some(k) => {
                     keys.insert(k);
                 }
-                None if meta::controller_ref(p).is_none() => orphans.push(p),
+                None if typed::controller_ref(&p.metadata).is_none() => orphans.push(p),
                 None => {}
             }
         }
         // An orphan (or a pod whose labels changed) may be adopted by any matching set.
         let labels_changed = match (old, new) {
-            (Some(o), Some(n)) => o["metadata"]["labels"] != n["metadata"]["labels"],
+            (Some(o), Some(n)) => o.metadata.labels != n.metadata.labels,
             _ => false,
         };
         if !orphans.is_empty() || labels_changed {
             let Some(p) = new.or(old) else { return };
-            let ns = meta::str(p, "namespace");
-            for rs in self.cache.list(replicasets(), ns) {
-                let Some(sel) = meta::label_selector(&rs["spec"]["selector"]) else {
+            let ns = p.metadata.namespace.as_deref().unwrap_or("");
+            let sets: Vec<Arc<ReplicaSet>> = self
+                .sets
+                .lock()
+                .iter()
+                .filter(|(k, _)| k.0 == ns)
+                .map(|(_, rs)| rs.clone())
+                .collect();
+            for rs in sets {
+                let Some(sel) = selector_of(&rs) else {
                     continue;
                 };
-                if [old, new]
-                    .into_iter()
-                    .flatten()
-                    .any(|p| sel.matches_value(p))
-                {
-                    keys.insert(key_of(&rs));
+                if [old, new].into_iter().flatten().any(|p| selects(&sel, p)) {
+                    keys.insert(key_of(&rs.metadata));
                 }
             }
         }
         // A pod turning ready counts as available only after minReadySeconds.
         let became_ready = match (old, new) {
-            (Some(o), Some(n)) => !pod::is_ready(o) && pod::is_ready(n),
+            (Some(o), Some(n)) => !is_ready(o) && is_ready(n),
             _ => false,
         };
         for key in keys {
+            let min_ready = self.sets.lock().get(&key).map(|rs| min_ready_seconds(rs));
             if became_ready
-                && let Some(rs) = self.cache.get(replicasets(), &key.0, &key.1)
-                && let Some(secs) = rs["spec"]["minReadySeconds"].as_u64().filter(|s| *s > 0)
+                && let Some(secs) = min_ready
+                    .and_then(|s| u64::try_from(s).ok())
+                    .filter(|s| *s > 0)
             {
                 self.queue
                     .add_after(key.clone(), Duration::from_secs(secs + 1));
@@ -210,24 +257,28 @@ impl Controller {
 
     /// upstream `syncReplicaSet`; `Some(d)` asks to look again after `d`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, Error> {
-        let rs = match self.cluster.get(replicasets(), namespace, name).await {
-            Ok(rs) => rs,
-            Err(e) if e.code == 404 => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(rs) = typed::get::<ReplicaSet>(&self.cluster, namespace, name).await? else {
+            return Ok(None);
         };
-        let Some(selector) = meta::label_selector(&rs["spec"]["selector"]) else {
+        let Some(selector) = selector_of(&rs) else {
             tracing::warn!(%namespace, %name, "replica set has an invalid selector; skipping");
             return Ok(None);
         };
-        let all = list(&self.cluster, pods(), namespace).await?;
-        let active: Vec<Arc<Value>> = all.iter().filter(|p| pod::is_active(p)).cloned().collect();
+        let all = typed::list::<Pod>(&self.cluster, Some(namespace)).await?;
+        let active: Vec<Pod> = all.iter().filter(|p| is_active(p)).cloned().collect();
+        let m = &rs.metadata;
         let owner = crate::claim::Owner {
-            obj: &rs,
+            at: (
+                m.namespace.as_deref().unwrap_or(""),
+                m.name.as_deref().unwrap_or(""),
+                m.uid.as_deref().unwrap_or(""),
+            ),
+            deleting: m.deletion_timestamp.is_some(),
             info: replicasets(),
             selector: &selector,
         };
         let claimed = crate::claim::claim(&self.cluster, &owner, pods(), active).await?;
-        let manage_err = if meta::deleting(&rs) {
+        let manage_err = if m.deletion_timestamp.is_some() {
             None
         } else {
             self.manage(&rs, &claimed, &all).await.err()
@@ -238,14 +289,15 @@ impl Controller {
         if let Some(e) = manage_err {
             return Err(e.into());
         }
-        let min_ready = updated["spec"]["minReadySeconds"].as_u64().unwrap_or(0);
-        let status = &updated["status"];
-        let want = replicas(&updated);
+        let min_ready = min_ready_seconds(&updated);
+        let status = updated.status.as_ref();
+        let count = |n: Option<i32>| n.map_or(0, i64::from);
+        let want = replicas_of(&updated);
         if min_ready > 0
-            && status["readyReplicas"].as_i64().unwrap_or(0) == want
-            && status["availableReplicas"].as_i64().unwrap_or(0) != want
+            && count(status.and_then(|s| s.ready_replicas)) == want
+            && count(status.and_then(|s| s.available_replicas)) != want
         {
-            return Ok(Some(Duration::from_secs(min_ready)));
+            return Ok(Some(Duration::from_secs(min_ready.unsigned_abs())));
         }
         Ok(None)
     }
@@ -253,11 +305,11 @@ impl Controller {
     /// upstream `manageReplicas`.
     async fn manage(
         &self,
-        rs: &Value,
-        claimed: &[Arc<Value>],
-        all: &[Arc<Value>],
+        rs: &ReplicaSet,
+        claimed: &[Pod],
+        all: &[Pod],
     ) -> Result<(), api::status::ApiError> {
-        let want = usize::try_from(replicas(rs).max(0)).unwrap_or(0);
+        let want = usize::try_from(replicas_of(rs).max(0)).unwrap_or(0);
         if claimed.len() < want {
             let diff = (want - claimed.len()).min(BURST_REPLICAS);
             let mut batch = 1;
@@ -287,28 +339,32 @@ impl Controller {
 
     /// Pods of every ReplicaSet with the same controller as `rs` (upstream
     /// `getIndirectlyRelatedPods`), for ranking colocated pods.
-    fn related_pods(&self, rs: &Value, all: &[Arc<Value>]) -> Vec<Arc<Value>> {
-        let Some(owner) = meta::controller_ref(rs).and_then(|r| r["uid"].as_str()) else {
+    fn related_pods(&self, rs: &ReplicaSet, all: &[Pod]) -> Vec<Pod> {
+        let controller_uid = |m: &ObjectMeta| typed::controller_ref(m).map(|r| r.uid.clone());
+        let Some(owner) = controller_uid(&rs.metadata) else {
+            let uid = rs.metadata.uid.clone().unwrap_or_default();
             return all
                 .iter()
-                .filter(|p| meta::controlled_by(p, meta::uid(rs)))
+                .filter(|p| controller_uid(&p.metadata).as_ref() == Some(&uid))
                 .cloned()
                 .collect();
         };
-        let sets: Vec<Arc<Value>> = self
-            .cache
-            .list(replicasets(), meta::str(rs, "namespace"))
-            .into_iter()
-            .filter(|s| meta::controlled_by(s, owner))
+        let ns = rs.metadata.namespace.as_deref().unwrap_or("");
+        let sets: Vec<Arc<ReplicaSet>> = self
+            .sets
+            .lock()
+            .iter()
+            .filter(|(k, s)| k.0 == ns && controller_uid(&s.metadata).as_ref() == Some(&owner))
+            .map(|(_, s)| s.clone())
             .collect();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for s in &sets {
-            let Some(sel) = meta::label_selector(&s["spec"]["selector"]) else {
+            let Some(sel) = selector_of(s) else {
                 continue;
             };
-            for p in all.iter().filter(|p| sel.matches_value(p)) {
-                if seen.insert(meta::uid(p).to_string()) {
+            for p in all.iter().filter(|p| selects(&sel, p)) {
+                if seen.insert(p.metadata.uid.clone().unwrap_or_default()) {
                     out.push(p.clone());
                 }
             }
@@ -317,16 +373,17 @@ impl Controller {
     }
 
     /// upstream `RealPodControl.CreatePods` from `GetPodFromTemplate`.
-    async fn create_pod(&self, rs: &Value) -> Result<(), api::status::ApiError> {
-        let pod = pod_from_template(rs);
-        let ns = meta::str(rs, "namespace");
+    async fn create_pod(&self, rs: &ReplicaSet) -> Result<(), api::status::ApiError> {
+        let pod = serde_json::to_value(pod_from_template(rs))
+            .map_err(|e| api::status::ApiError::internal(format!("encoding a pod: {e}")))?;
+        let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         match self.cluster.create(pods(), ns, pod).await {
             Ok(created) => {
                 let msg = format!("Created pod: {}", meta::str(&created, "name"));
                 self.recorder
                     .event(
                         replicasets(),
-                        rs,
+                        &rs.metadata,
                         events::NORMAL,
                         "SuccessfulCreate",
                         "",
@@ -345,7 +402,14 @@ impl Controller {
                 }
                 let msg = format!("Error creating: {}", e.message);
                 self.recorder
-                    .event(replicasets(), rs, events::WARNING, "FailedCreate", "", &msg)
+                    .event(
+                        replicasets(),
+                        &rs.metadata,
+                        events::WARNING,
+                        "FailedCreate",
+                        "",
+                        &msg,
+                    )
                     .await;
                 Err(e)
             }
@@ -353,13 +417,13 @@ impl Controller {
     }
 
     /// upstream `RealPodControl.DeletePod`.
-    async fn delete_pod(&self, rs: &Value, p: &Value) -> Result<(), api::status::ApiError> {
-        let name = meta::str(p, "name");
+    async fn delete_pod(&self, rs: &ReplicaSet, p: &Pod) -> Result<(), api::status::ApiError> {
+        let name = p.metadata.name.as_deref().unwrap_or("");
         match self
             .cluster
             .delete(
                 pods(),
-                meta::str(p, "namespace"),
+                p.metadata.namespace.as_deref().unwrap_or(""),
                 name,
                 &DeleteOptions::default(),
             )
@@ -370,7 +434,7 @@ impl Controller {
                 self.recorder
                     .event(
                         replicasets(),
-                        rs,
+                        &rs.metadata,
                         events::NORMAL,
                         "SuccessfulDelete",
                         "",
@@ -383,7 +447,14 @@ impl Controller {
             Err(e) => {
                 let msg = format!("Error deleting: {}", e.message);
                 self.recorder
-                    .event(replicasets(), rs, events::WARNING, "FailedDelete", "", &msg)
+                    .event(
+                        replicasets(),
+                        &rs.metadata,
+                        events::WARNING,
+                        "FailedDelete",
+                        "",
+                        &msg,
+                    )
                     .await;
                 Err(e)
             }
@@ -394,63 +465,82 @@ impl Controller {
     /// changed; returns the current object.
     async fn update_status(
         &self,
-        rs: &Arc<Value>,
-        claimed: &[Arc<Value>],
+        rs: &ReplicaSet,
+        claimed: &[Pod],
         manage_err: Option<&api::status::ApiError>,
-    ) -> Result<Arc<Value>, Error> {
+    ) -> Result<ReplicaSet, Error> {
         let now = now_seconds();
-        let obj = crate::edit(
-            &self.cluster,
-            replicasets(),
-            rs,
-            Subresource::Status,
-            |obj| {
-                let status =
-                    calculate_status(obj, claimed, manage_err.map(|e| &e.message[..]), now);
-                let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
-                let changed = status != obj["status"]
-                    || obj["status"]["observedGeneration"].as_i64().unwrap_or(0) != generation;
-                obj["status"] = status;
-                if changed {
-                    obj["status"]["observedGeneration"] = json!(generation);
-                }
-                changed
-            },
-        )
+        let obj = typed::edit(&self.cluster, rs, Subresource::Status, |obj| {
+            // The spec as stored now, read as the ReplicaSet it is.
+            let Ok(current) = typed::decode::<ReplicaSet>(obj) else {
+                return false;
+            };
+            let status = calculate_status(
+                &current,
+                &obj["status"],
+                claimed,
+                manage_err.map(|e| &e.message[..]),
+                now,
+            );
+            let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
+            let changed = status != obj["status"]
+                || obj["status"]["observedGeneration"].as_i64().unwrap_or(0) != generation;
+            obj["status"] = status;
+            if changed {
+                obj["status"]["observedGeneration"] = json!(generation);
+            }
+            changed
+        })
         .await?;
-        Ok(obj.unwrap_or_else(|| rs.clone()))
+        match obj {
+            Some(obj) => typed::decode(&obj),
+            None => Ok(rs.clone()),
+        }
     }
 }
 
-/// upstream `calculateStatus`: the status of `rs` (observedGeneration untouched) for the
-/// pods it controls, with the `ReplicaFailure` condition set from a failed create/delete
+/// upstream `calculateStatus`: the status of `rs` (observedGeneration untouched), an edit of
+/// its stored `status` (so fields this version does not know survive), for the pods it
+/// controls, with the `ReplicaFailure` condition set from a failed create/delete
 /// (`manage_err`) or removed after a clean sync. `now` is in seconds since the epoch.
 pub(crate) fn calculate_status(
-    rs: &Value,
-    claimed: &[Arc<Value>],
+    rs: &ReplicaSet,
+    status: &Value,
+    claimed: &[Pod],
     manage_err: Option<&str>,
     now: i64,
 ) -> Value {
-    let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
-    let template_labels = &rs["spec"]["template"]["metadata"]["labels"];
+    let min_ready = min_ready_seconds(rs);
+    let template_labels = rs
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref());
     let fully = claimed
         .iter()
-        .filter(|p| labels_contain(&p["metadata"]["labels"], template_labels))
+        .filter(|p| {
+            let labels = p.metadata.labels.as_ref();
+            template_labels
+                .into_iter()
+                .flatten()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+        })
         .count();
-    let ready = claimed.iter().filter(|p| pod::is_ready(p)).count();
+    let ready = claimed.iter().filter(|p| is_ready(p)).count();
     let available = claimed
         .iter()
-        .filter(|p| pod::is_available(p, min_ready, now))
+        .filter(|p| is_available(p, min_ready, now))
         .count();
-    let mut st = if rs["status"].is_object() {
-        rs["status"].clone()
+    let mut st = if status.is_object() {
+        status.clone()
     } else {
         json!({})
     };
     let has_failure = condition_index(&st, "ReplicaFailure").is_some();
     match manage_err {
         Some(message) if !has_failure => {
-            let diff = i64::try_from(claimed.len()).unwrap_or(i64::MAX) - replicas(rs);
+            let diff = i64::try_from(claimed.len()).unwrap_or(i64::MAX) - replicas_of(rs);
             let reason = match diff.cmp(&0) {
                 std::cmp::Ordering::Less => "FailedCreate",
                 std::cmp::Ordering::Greater => "FailedDelete",
@@ -514,15 +604,6 @@ pub(crate) fn remove_condition(status: &mut Value, type_: &str) {
     }
 }
 
-/// Whether `labels` holds every key/value of `wanted` (a template label selector).
-fn labels_contain(labels: &Value, wanted: &Value) -> bool {
-    wanted
-        .as_object()
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v))
-}
-
 /// The current time in nanoseconds since the epoch.
 fn now_nanos() -> i128 {
     api::time::now().as_nanosecond()
@@ -530,21 +611,28 @@ fn now_nanos() -> i128 {
 
 /// upstream `GetPodFromTemplate`: labels, annotations and finalizers of the template,
 /// generateName `<rs>-`, a controller reference, the template's spec.
-pub(crate) fn pod_from_template(rs: &Value) -> Value {
-    let template = &rs["spec"]["template"];
-    // upstream `getPodsPrefix`; a ReplicaSet name plus `-` is always a valid prefix.
-    let prefix = format!("{}-", meta::str(rs, "name"));
-    let mut metadata = json!({"generateName": prefix,
-        "ownerReferences": [meta::new_controller_ref(rs, "apps/v1", "ReplicaSet")]});
-    for f in ["labels", "annotations", "finalizers"] {
-        if let Some(v) = template["metadata"].get(f).filter(|v| !v.is_null()) {
-            metadata[f] = v.clone();
-        }
+pub(crate) fn pod_from_template(rs: &ReplicaSet) -> Pod {
+    let template = rs.spec.template.as_ref();
+    let tm = template.and_then(|t| t.metadata.as_ref());
+    let name = rs.metadata.name.clone().unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            // upstream `getPodsPrefix`; a ReplicaSet name plus `-` is always a valid prefix.
+            generate_name: Some(format!("{name}-")),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "ReplicaSet".into(),
+                name,
+                uid: rs.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            labels: tm.and_then(|m| m.labels.clone()),
+            annotations: tm.and_then(|m| m.annotations.clone()),
+            finalizers: tm.and_then(|m| m.finalizers.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: template.and_then(|t| t.spec.clone()),
+        status: None,
     }
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": metadata,
-        "spec": template["spec"].clone(),
-    })
 }

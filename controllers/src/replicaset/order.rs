@@ -2,27 +2,21 @@
 //! `ActivePodsWithRanks.Less` (`pkg/controller/controller_utils.go`), with the
 //! `PodDeletionCost` and `LogarithmicScaleDown` features on, as they are by default.
 
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::Arc;
-
-use serde_json::Value;
 
 use super::POD_DELETION_COST;
-use crate::{meta, pod};
+use crate::pod::typed::{is_active, is_ready, node_name};
 
 /// The `diff` pods to delete from `pods`, ranked against the `related` pods (those of every
 /// ReplicaSet with the same controller) colocated on their nodes. `now` is in nanoseconds
 /// since the epoch.
-pub(crate) fn pods_to_delete(
-    pods: &[Arc<Value>],
-    related: &[Arc<Value>],
-    diff: usize,
-    now: i128,
-) -> Vec<Arc<Value>> {
-    let mut ranked: Vec<(Arc<Value>, usize)> = {
+pub(crate) fn pods_to_delete(pods: &[Pod], related: &[Pod], diff: usize, now: i128) -> Vec<Pod> {
+    let mut ranked: Vec<(Pod, usize)> = {
         let mut on_node: HashMap<&str, usize> = HashMap::new();
-        for p in related.iter().filter(|p| pod::is_active(p)) {
+        for p in related.iter().filter(|p| is_active(p)) {
             *on_node.entry(node_name(p)).or_insert(0) += 1;
         }
         pods.iter()
@@ -35,66 +29,71 @@ pub(crate) fn pods_to_delete(
     ranked.into_iter().take(diff).map(|(p, _)| p).collect()
 }
 
-fn node_name(p: &Value) -> &str {
-    p["spec"]["nodeName"].as_str().unwrap_or("")
-}
-
 /// upstream `podPhaseToOrdinal`: Pending < Unknown < Running.
-fn phase_ordinal(p: &Value) -> i32 {
-    match pod::phase(p) {
-        "Pending" => 0,
-        "Unknown" => 1,
-        "Running" => 2,
+fn phase_ordinal(p: &Pod) -> i32 {
+    match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Pending") => 0,
+        Some("Unknown") => 1,
+        Some("Running") => 2,
         _ => 0,
     }
 }
 
 /// upstream `GetDeletionCostFromPodAnnotations` (invalid values count as 0).
-fn deletion_cost(p: &Value) -> i32 {
-    p["metadata"]["annotations"][POD_DELETION_COST]
-        .as_str()
+fn deletion_cost(p: &Pod) -> i32 {
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(POD_DELETION_COST))
         .and_then(|s| s.parse::<i32>().ok())
         .unwrap_or(0)
 }
 
-/// Nanoseconds since the epoch of an RFC 3339 time; `None` for a zero/absent time.
-fn nanos(t: &Value) -> Option<i128> {
-    t.as_str()?
-        .parse::<k8s_openapi::jiff::Timestamp>()
-        .ok()
-        .map(|t| t.as_nanosecond())
+/// Nanoseconds since the epoch of a time; `None` for an absent time.
+fn nanos(t: Option<&Time>) -> Option<i128> {
+    t.map(|t| t.0.as_nanosecond())
 }
 
 /// upstream `podReadyTime`: when a ready pod became ready.
-fn ready_time(p: &Value) -> Option<i128> {
-    pod::condition(p, "Ready")
-        .filter(|c| c["status"] == "True")
-        .and_then(|c| nanos(&c["lastTransitionTime"]))
+fn ready_time(p: &Pod) -> Option<i128> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .filter(|c| c.status == "True")
+        .and_then(|c| nanos(c.last_transition_time.as_ref()))
 }
 
 /// upstream `maxContainerRestarts`: (regular containers, restartable init containers).
-fn max_restarts(p: &Value) -> (i64, i64) {
-    let max = |list: &Value, filter: &dyn Fn(&Value) -> bool| {
-        list.as_array()
-            .into_iter()
+fn max_restarts(p: &Pod) -> (i64, i64) {
+    let max = |list: Option<&Vec<ContainerStatus>>, filter: &dyn Fn(&ContainerStatus) -> bool| {
+        list.into_iter()
             .flatten()
             .filter(|s| filter(s))
-            .filter_map(|s| s["restartCount"].as_i64())
+            .map(|s| i64::from(s.restart_count))
             .max()
             .unwrap_or(0)
     };
-    let sidecars: Vec<&str> = p["spec"]["initContainers"]
-        .as_array()
+    let sidecars: Vec<&str> = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
         .into_iter()
         .flatten()
-        .filter(|c| c["restartPolicy"] == "Always")
-        .filter_map(|c| c["name"].as_str())
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+        .map(|c| c.name.as_str())
         .collect();
+    let status = p.status.as_ref();
     (
-        max(&p["status"]["containerStatuses"], &|_| true),
-        max(&p["status"]["initContainerStatuses"], &|s| {
-            s["name"].as_str().is_some_and(|n| sidecars.contains(&n))
+        max(status.and_then(|s| s.container_statuses.as_ref()), &|_| {
+            true
         }),
+        max(
+            status.and_then(|s| s.init_container_statuses.as_ref()),
+            &|s| sidecars.contains(&s.name.as_str()),
+        ),
     )
 }
 
@@ -144,7 +143,7 @@ fn newer_first(
 }
 
 /// upstream `ActivePodsWithRanks.Less` as an ordering (Less = delete first).
-fn compare(a: &Value, rank_a: usize, b: &Value, rank_b: usize, now: i128) -> Ordering {
+fn compare(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: i128) -> Ordering {
     // 1. Unassigned < assigned.
     let (na, nb) = (node_name(a), node_name(b));
     if na != nb && (na.is_empty() || nb.is_empty()) {
@@ -160,7 +159,7 @@ fn compare(a: &Value, rank_a: usize, b: &Value, rank_b: usize, now: i128) -> Ord
         return pa.cmp(&pb);
     }
     // 3. Not ready < ready.
-    let (ra, rb) = (pod::is_ready(a), pod::is_ready(b));
+    let (ra, rb) = (is_ready(a), is_ready(b));
     if ra != rb {
         return if ra {
             Ordering::Greater
@@ -177,7 +176,10 @@ fn compare(a: &Value, rank_a: usize, b: &Value, rank_b: usize, now: i128) -> Ord
     if rank_a != rank_b {
         return rank_b.cmp(&rank_a);
     }
-    let (ua, ub) = (meta::uid(a), meta::uid(b));
+    let (ua, ub) = (
+        a.metadata.uid.as_deref().unwrap_or(""),
+        b.metadata.uid.as_deref().unwrap_or(""),
+    );
     // 6. Ready for less time first.
     if ra
         && rb
@@ -194,7 +196,7 @@ fn compare(a: &Value, rank_a: usize, b: &Value, rank_b: usize, now: i128) -> Ord
         return xb.1.cmp(&xa.1);
     }
     // 8. Newer first.
-    let created = |p: &Value| nanos(&p["metadata"]["creationTimestamp"]);
+    let created = |p: &Pod| nanos(p.metadata.creation_timestamp.as_ref());
     newer_first(created(a), created(b), ua, ub, now).unwrap_or(Ordering::Equal)
 }
 
@@ -204,18 +206,20 @@ mod tests {
 
     use super::*;
 
-    fn p(name: &str, node: &str, phase: &str, ready: Option<&str>, created: &str) -> Arc<Value> {
+    fn p(name: &str, node: &str, phase: &str, ready: Option<&str>, created: &str) -> Pod {
         let mut v = json!({"metadata": {"name": name, "uid": name, "creationTimestamp": created},
-            "spec": {"nodeName": node}, "status": {"phase": phase}});
+            "spec": {"nodeName": node, "containers": []}, "status": {"phase": phase}});
         if let Some(t) = ready {
             v["status"]["conditions"] =
                 json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]);
         }
-        Arc::new(v)
+        crate::typed::decode(&v).unwrap()
     }
 
-    fn names(v: &[Arc<Value>]) -> Vec<&str> {
-        v.iter().map(|p| meta::str(p, "name")).collect()
+    fn names(v: &[Pod]) -> Vec<&str> {
+        v.iter()
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect()
     }
 
     #[test]
@@ -249,10 +253,11 @@ mod tests {
             ["unassigned", "pending"]
         );
         // Deletion cost beats readiness age; colocation beats age.
-        let mut cheap = Value::clone(&pods[0]);
-        cheap["metadata"]["annotations"] = json!({POD_DELETION_COST: "-5"});
+        let mut cheap = pods[0].clone();
+        cheap.metadata.annotations =
+            Some([(POD_DELETION_COST.to_string(), "-5".to_string())].into());
         let alone = p("alone", "n2", "Running", Some("2024-01-01T11:59:00Z"), old);
-        let set = vec![pods[1].clone(), Arc::new(cheap), alone];
+        let set = vec![pods[1].clone(), cheap, alone];
         assert_eq!(
             names(&pods_to_delete(&set, &set, 2, now)),
             ["ready-old", "ready-new"]

@@ -207,8 +207,7 @@ async fn min_ready_seconds_gates_availability() {
 
 #[test]
 fn status_counts_and_replica_failure() {
-    use std::sync::Arc;
-    let rs = json!({"spec": {"replicas": 3, "minReadySeconds": 10,
+    let rs = json!({"spec": {"replicas": 3, "minReadySeconds": 10, "selector": {},
         "template": {"metadata": {"labels": {"app": "web", "tier": "front"}}}},
         "status": {"replicas": 1, "observedGeneration": 1}});
     let t = crate::pod::seconds("2024-01-01T00:00:00Z").unwrap();
@@ -218,13 +217,13 @@ fn status_counts_and_replica_failure() {
             p["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
                 "lastTransitionTime": "2024-01-01T00:00:00Z"}]);
         }
-        Arc::new(p)
+        p
     };
     let pods = vec![
         pod(json!({"app": "web", "tier": "front", "extra": "x"}), true),
         pod(json!({"app": "web"}), true),
     ];
-    let st = super::calculate_status(&rs, &pods, Some("quota exceeded"), t + 5);
+    let st = status_of(&rs, &pods, Some("quota exceeded"), t + 5);
     assert_eq!(st["replicas"], 2);
     assert_eq!(st["fullyLabeledReplicas"], 1);
     assert_eq!(st["readyReplicas"], 2);
@@ -242,16 +241,16 @@ fn status_counts_and_replica_failure() {
     // A second failure keeps the first condition; success removes it.
     let mut rs2 = rs.clone();
     rs2["status"] = st.clone();
-    let again = super::calculate_status(&rs2, &pods, Some("other"), t + 10);
+    let again = status_of(&rs2, &pods, Some("other"), t + 10);
     assert_eq!(again["conditions"], st["conditions"]);
     assert_eq!(again["availableReplicas"], 2);
     rs2["status"] = again;
-    let ok = super::calculate_status(&rs2, &pods, None, t + 10);
+    let ok = status_of(&rs2, &pods, None, t + 10);
     assert!(ok["conditions"].is_null());
     // Too many pods: FailedDelete.
     let mut one = rs.clone();
     one["spec"]["replicas"] = json!(1);
-    let del = super::calculate_status(&one, &pods, Some("x"), t);
+    let del = status_of(&one, &pods, Some("x"), t);
     assert_eq!(del["conditions"][0]["reason"], "FailedDelete");
 }
 
@@ -291,4 +290,20 @@ async fn failing_pod_reads_create_nothing_and_are_retried() {
     eventually("status", || status(&registry, "web")["replicas"] == 2).await;
     assert_eq!(names(&registry, "pods", "default"), ["web-a", "web-b"]);
     stop.cancel();
+}
+
+/// What the controller builds from `rs`'s template, as JSON.
+pub(crate) fn template_pod(rs: &Value) -> Value {
+    let rs = crate::typed::decode(rs).unwrap();
+    serde_json::to_value(super::pod_from_template(&rs)).unwrap()
+}
+
+/// The status the controller computes for `rs` over `pods`, as JSON.
+pub(crate) fn status_of(rs: &Value, pods: &[Value], err: Option<&str>, now: i64) -> Value {
+    let pods: Vec<_> = pods
+        .iter()
+        .map(|p| crate::typed::decode(p).unwrap())
+        .collect();
+    let typed_rs = crate::typed::decode(rs).unwrap();
+    super::calculate_status(&typed_rs, &rs["status"], &pods, err, now)
 }

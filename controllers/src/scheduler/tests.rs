@@ -66,7 +66,9 @@ fn node_of(registry: &Registry, name: &str) -> String {
 
 fn scheduled_condition(registry: &Registry, name: &str) -> Value {
     let p = get(registry, "pods", "default", name).unwrap();
-    crate::pod::condition(&p, "PodScheduled")
+    p["status"]["conditions"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["type"] == "PodScheduled"))
         .cloned()
         .unwrap_or(Value::Null)
 }
@@ -365,10 +367,7 @@ async fn bind_refuses_assigned_replaced_and_deleting_pods() {
     assert_eq!(registry.store().revision(), before + 1, "one write");
     let bound = get(&registry, "pods", "default", "p").unwrap();
     assert_eq!(bound["spec"]["nodeName"], "n1");
-    assert_eq!(
-        crate::pod::condition(&bound, "PodScheduled").unwrap()["status"],
-        "True"
-    );
+    assert_eq!(scheduled_condition(&registry, "p")["status"], "True");
     let e = super::bind(&c, "default", "p", "", "n2").await.unwrap_err();
     assert_eq!(e.code, 409);
     assert!(
