@@ -297,14 +297,19 @@ impl Recorder {
                     }
                 }
                 None => {
-                    cache.insert(
-                        key,
-                        Cached {
-                            event: ev.clone(),
-                            first: now,
-                            last: now,
-                        },
-                    );
+                    // Bounded as the legacy correlator is: beyond it, a new series is written
+                    // as a single event and not remembered (client-go's map has no bound; a
+                    // burst of distinct keys must not grow ours until the 6-minute sweep).
+                    if cache.len() < api::events::MAX_LRU_CACHE_ENTRIES {
+                        cache.insert(
+                            key,
+                            Cached {
+                                event: ev.clone(),
+                                first: now,
+                                last: now,
+                            },
+                        );
+                    }
                     ev
                 }
             }

@@ -193,3 +193,42 @@ async fn series_counts_are_refreshed_every_30_minutes() {
     shutdown.cancel();
     upkeep.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn series_beyond_the_cache_bound_are_written_unremembered() {
+    let registry = registry_with_namespace("ns").await;
+    let pod = pod(&registry).await;
+    let (series, shutdown, upkeep) = scheduler_recorder(&registry);
+    {
+        let now = tokio::time::Instant::now();
+        let mut cache = series.series.lock();
+        for i in 0..api::events::MAX_LRU_CACHE_ENTRIES {
+            let key = SeriesKey {
+                event_type: String::new(),
+                action: String::new(),
+                reason: format!("filler-{i}"),
+                reporting_controller: String::new(),
+                reporting_instance: String::new(),
+                regarding: Default::default(),
+            };
+            let cached = Cached {
+                event: Default::default(),
+                first: now,
+                last: now,
+            };
+            cache.insert(key, cached);
+        }
+    }
+    failed_scheduling(&series, &pod, "0/1 nodes are available").await;
+    failed_scheduling(&series, &pod, "0/1 nodes are available").await;
+    // Both written, as first occurrences: the full cache took neither.
+    let evs = with_reason(&registry, "FailedScheduling");
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    assert!(evs.iter().all(|e| e["series"].is_null()), "{evs:?}");
+    assert_eq!(
+        series.series.lock().len(),
+        api::events::MAX_LRU_CACHE_ENTRIES
+    );
+    shutdown.cancel();
+    upkeep.await.unwrap();
+}
