@@ -120,6 +120,20 @@ fn a_pod_writing_as_fast_as_it_can_neither_stalls_the_api_nor_fills_the_disk() {
     assert_eq!(s.kubectl(&["logs", "flood", "--tail=2"]), "y\ny\n");
 }
 
+/// The `once` pod (`counting_pod("once", …)`) has succeeded and its log reads as the kubelet
+/// serves a finished container's: plain, followed (prints and returns), and no `--previous`.
+fn finished_once_logs_as_the_kubelet_serves_them(s: &Server) {
+    wait_phase(s, "once", "Succeeded");
+    assert_eq!(s.kubectl(&["logs", "once"]), "finished-line\n");
+    // Following a finished container prints what it wrote and returns.
+    assert_eq!(s.kubectl(&["logs", "-f", "once"]), "finished-line\n");
+    let (_, err) = s.kubectl_err(&["logs", "once", "--previous"], None);
+    assert!(
+        err.contains("previous terminated container \"main\" in pod \"once\" not found"),
+        "{err}"
+    );
+}
+
 /// A pod of restart policy Always whose every instance prints `instance <n>` (n counted in an
 /// emptyDir from 0), then runs `then`.
 fn counting_pod(name: &str, then: &str) -> String {
@@ -162,15 +176,7 @@ fn logs_of_terminated_instances_are_served_like_the_kubelet_does() {
     .concat();
     let (_d, path) = manifest("pods.yaml", &doc);
     let s = Server::up(&[&path]);
-    wait_phase(&s, "once", "Succeeded");
-    assert_eq!(s.kubectl(&["logs", "once"]), "finished-line\n");
-    // Following a finished container prints what it wrote and returns.
-    assert_eq!(s.kubectl(&["logs", "-f", "once"]), "finished-line\n");
-    let (_, err) = s.kubectl_err(&["logs", "once", "--previous"], None);
-    assert!(
-        err.contains("previous terminated container \"main\" in pod \"once\" not found"),
-        "{err}"
-    );
+    finished_once_logs_as_the_kubelet_serves_them(&s);
 
     // Running again after one failure: --previous is the failed instance.
     s.eventually("restarted runs its second instance", || {
@@ -246,14 +252,7 @@ fn a_restarted_node_serves_finished_pods_logs_until_they_are_deleted() {
     std::fs::write(orphan.join("main").join("0.log"), "x\n").expect("orphan log");
 
     let s = Server::launch_in(dir, &["up", "-f", &file], Some(netns));
-    wait_phase(&s, "once", "Succeeded");
-    assert_eq!(s.kubectl(&["logs", "once"]), "finished-line\n");
-    assert_eq!(s.kubectl(&["logs", "-f", "once"]), "finished-line\n");
-    let (_, err) = s.kubectl_err(&["logs", "once", "--previous"], None);
-    assert!(
-        err.contains("previous terminated container \"main\" in pod \"once\" not found"),
-        "{err}"
-    );
+    finished_once_logs_as_the_kubelet_serves_them(&s);
     s.eventually("the orphan's logs removed", || {
         (!orphan.exists()).then_some(())
     });
