@@ -2,7 +2,8 @@
 //! for a tower service, on the bounded [`Acceptor`]. Each connection runs in a task that
 //! owns the TLS handshake (with its timeout), the hyper connection (with the head limits and
 //! the HTTP/1.1 header-read timeout) and the idle timer, and closes gracefully when evicted,
-//! idle or at shutdown.
+//! idle or at shutdown. A socket closed while its client may still be sending lingers
+//! ([`Lingering`]) so the client can read the answer.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,6 +18,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -169,6 +171,7 @@ async fn connection<S: HttpService>(
     stop: CancellationToken,
 ) {
     let state = io.state().clone();
+    let io = Lingering { io: Some(io) };
     let limits = &protocols.limits;
     let (io, builder, peer_certificates) = match tls {
         None => (Either::Left(io), &protocols.any, None),
@@ -322,5 +325,124 @@ impl<B: http_body::Body + Unpin> http_body::Body for TrackedBody<B> {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// Longest a closed connection keeps reading what its client still sends (nginx's
+/// `lingering_time` is 30 s, Go sleeps 500 ms; a client that has the answer closes at once).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The accepted socket under TLS and hyper. When the server ends a connection while the client
+/// is still sending (a request head over the limit gets 431 after 64 KiB; a refused body is
+/// not read), closing with input unread makes the kernel answer that input with a reset, and
+/// a client that writes its whole request before reading (curl) fails on the write and never
+/// reads the answer. So on drop such a socket lingers as nginx's lingering close does: write
+/// side shut, input read and discarded until the client closes, for at most [`LINGER`], and
+/// not at all once the server wants the descriptor back (evicted). It keeps its slot under the
+/// connection cap meanwhile.
+struct Lingering {
+    /// `None` only once dropped.
+    io: Option<Tracked<TcpStream>>,
+}
+
+impl Lingering {
+    fn io(&mut self) -> std::io::Result<Pin<&mut Tracked<TcpStream>>> {
+        match self.io.as_mut() {
+            Some(io) => Ok(Pin::new(io)),
+            None => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.io() {
+            Ok(io) => io.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.io() {
+            Ok(io) => io.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.io() {
+            Ok(io) => io.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.io() {
+            Ok(io) => io.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.io() {
+            Ok(io) => io.poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.as_ref().is_some_and(|io| io.is_write_vectored())
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let Some(io) = self.io.take() else { return };
+        if io.state().evict.is_cancelled() {
+            return;
+        }
+        // A client that closed first (end of input) or a broken socket: nothing to wait for.
+        let mut probe = [0u8; 1];
+        match io.get_ref().try_read(&mut probe) {
+            Ok(0) => return,
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return,
+            _ => {}
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(linger(io));
+        }
+    }
+}
+
+async fn linger(mut io: Tracked<TcpStream>) {
+    let evicted = io.evicted();
+    let drain = async {
+        // The answer is complete: say so (TLS has sent its close_notify already, if any).
+        let _ = io.get_mut().shutdown().await;
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = io.get_mut().read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = drain => {}
+        _ = evicted => {}
+        _ = tokio::time::sleep(LINGER) => {}
     }
 }

@@ -398,3 +398,33 @@ async fn the_acceptor_frees_a_slot_when_the_socket_closes() {
     let (acceptor, _second) = tokio::time::timeout(BOUND, next).await.unwrap().unwrap();
     assert_eq!(acceptor.open(), 1);
 }
+
+#[tokio::test]
+async fn a_client_still_sending_when_the_server_refuses_can_finish_and_read_the_answer() {
+    // curl writes a whole request before it reads, and gives up without reading when a write
+    // fails. A server that answers 431 after 64 KiB of a 100 KB head and closes with the rest
+    // unread makes the kernel answer the rest with a reset, so curl saw no answer at all (CI
+    // did). The client here sends the rest after the server has answered.
+    let s = Server::start(Limits::new(8), true).await;
+    let mut c = s.tls_with(&[]).await;
+    let head = format!("GET /{} HTTP/1.1\r\nHost: x\r\n", "a".repeat(100 * 1024));
+    c.write_all(head.as_bytes()).await.unwrap();
+    c.flush().await.unwrap();
+    // By now the server has read its 64 KiB, answered and closed its side.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..4 {
+        let more = format!("x-more: {}\r\n", "b".repeat(4000));
+        c.write_all(more.as_bytes())
+            .await
+            .expect("the server still reads what the client sends");
+        c.flush().await.expect("the server still reads");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = closed_by_server(&mut c, "oversized head").await;
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 431 "),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    s.stop().await;
+}
