@@ -66,24 +66,8 @@ fn pods() -> &'static ResourceInfo {
 
 type Key = (String, String);
 
-/// Every object of `info` in `namespace`, read through the port; a failed list is an
-/// error (never "no objects").
-pub(crate) async fn list(
-    cluster: &ClusterRef,
-    info: &ResourceInfo,
-    namespace: &str,
-) -> Result<Vec<Arc<Value>>, api::status::ApiError> {
-    Ok(cluster.list(info, Some(namespace)).await?.items)
-}
-
-/// `spec.replicas` of a JSON ReplicaSet or Deployment (defaulted to 1 by the API), for the
-/// Deployment controller, which still reads JSON.
-pub(crate) fn replicas(obj: &Value) -> i64 {
-    obj["spec"]["replicas"].as_i64().unwrap_or(1)
-}
-
-/// `spec.replicas` of a typed ReplicaSet (defaulted to 1 by the API).
-fn replicas_of(rs: &ReplicaSet) -> i64 {
+/// `spec.replicas` of a ReplicaSet (defaulted to 1 by the API).
+pub(crate) fn replicas_of(rs: &ReplicaSet) -> i64 {
     rs.spec.replicas.map_or(1, i64::from)
 }
 
@@ -175,12 +159,7 @@ impl Reconciler for Controller {
     }
 }
 
-fn key_of(m: &ObjectMeta) -> Key {
-    (
-        m.namespace.clone().unwrap_or_default(),
-        m.name.clone().unwrap_or_default(),
-    )
-}
+use typed::key_of;
 
 /// The ReplicaSet named by a pod's controller reference.
 fn owner_key(pod: &Pod) -> Option<Key> {
@@ -195,7 +174,7 @@ fn owner_key(pod: &Pod) -> Option<Key> {
 
 /// Whether `selector` selects `pod`.
 fn selects(selector: &LabelSelector, pod: &Pod) -> bool {
-    crate::claim::Candidate::selected_by(pod, selector)
+    crate::claim::selected(selector, &pod.metadata)
 }
 
 impl Controller {
@@ -266,19 +245,9 @@ impl Controller {
         };
         let all = typed::list::<Pod>(&self.cluster, Some(namespace)).await?;
         let active: Vec<Pod> = all.iter().filter(|p| is_active(p)).cloned().collect();
-        let m = &rs.metadata;
-        let owner = crate::claim::Owner {
-            at: (
-                m.namespace.as_deref().unwrap_or(""),
-                m.name.as_deref().unwrap_or(""),
-                m.uid.as_deref().unwrap_or(""),
-            ),
-            deleting: m.deletion_timestamp.is_some(),
-            info: replicasets(),
-            selector: &selector,
-        };
-        let claimed = crate::claim::claim(&self.cluster, &owner, pods(), active).await?;
-        let manage_err = if m.deletion_timestamp.is_some() {
+        let owner = crate::claim::Owner::of(&rs.metadata, replicasets(), &selector);
+        let claimed = crate::claim::claim(&self.cluster, &owner, active).await?;
+        let manage_err = if owner.deleting {
             None
         } else {
             self.manage(&rs, &claimed, &all).await.err()
@@ -374,8 +343,7 @@ impl Controller {
 
     /// upstream `RealPodControl.CreatePods` from `GetPodFromTemplate`.
     async fn create_pod(&self, rs: &ReplicaSet) -> Result<(), api::status::ApiError> {
-        let pod = serde_json::to_value(pod_from_template(rs))
-            .map_err(|e| api::status::ApiError::internal(format!("encoding a pod: {e}")))?;
+        let pod = typed::encode(&pod_from_template(rs))?;
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         match self.cluster.create(pods(), ns, pod).await {
             Ok(created) => {
@@ -564,7 +532,7 @@ pub(crate) fn calculate_status(
 }
 
 /// Sets a status counter, omitting zero as the Go types' `omitempty` does.
-pub(crate) fn set_count(status: &mut Value, field: &str, n: usize) {
+fn set_count(status: &mut Value, field: &str, n: usize) {
     if n == 0 {
         if let Some(m) = status.as_object_mut() {
             m.remove(field);
@@ -575,7 +543,7 @@ pub(crate) fn set_count(status: &mut Value, field: &str, n: usize) {
 }
 
 /// Index of the condition `type_` in `status.conditions`.
-pub(crate) fn condition_index(status: &Value, type_: &str) -> Option<usize> {
+fn condition_index(status: &Value, type_: &str) -> Option<usize> {
     status["conditions"]
         .as_array()?
         .iter()
@@ -583,7 +551,7 @@ pub(crate) fn condition_index(status: &Value, type_: &str) -> Option<usize> {
 }
 
 /// Appends a condition.
-pub(crate) fn push_condition(status: &mut Value, cond: Value) {
+fn push_condition(status: &mut Value, cond: Value) {
     if !status["conditions"].is_array() {
         status["conditions"] = json!([]);
     }
@@ -593,7 +561,7 @@ pub(crate) fn push_condition(status: &mut Value, cond: Value) {
 }
 
 /// Removes the condition `type_` (and the list when it becomes empty).
-pub(crate) fn remove_condition(status: &mut Value, type_: &str) {
+fn remove_condition(status: &mut Value, type_: &str) {
     if let Some(list) = status["conditions"].as_array_mut() {
         list.retain(|c| c["type"] != type_);
         if list.is_empty()
@@ -614,19 +582,11 @@ fn now_nanos() -> i128 {
 pub(crate) fn pod_from_template(rs: &ReplicaSet) -> Pod {
     let template = rs.spec.template.as_ref();
     let tm = template.and_then(|t| t.metadata.as_ref());
-    let name = rs.metadata.name.clone().unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
             // upstream `getPodsPrefix`; a ReplicaSet name plus `-` is always a valid prefix.
-            generate_name: Some(format!("{name}-")),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "ReplicaSet".into(),
-                name,
-                uid: rs.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
+            generate_name: Some(format!("{}-", rs.metadata.name.as_deref().unwrap_or(""))),
+            owner_references: Some(vec![typed::controller_ref_to(rs)]),
             labels: tm.and_then(|m| m.labels.clone()),
             annotations: tm.and_then(|m| m.annotations.clone()),
             finalizers: tm.and_then(|m| m.finalizers.clone()),
