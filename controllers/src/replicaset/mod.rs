@@ -45,7 +45,7 @@ use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::events::{self, Recorder, Style};
 use crate::pod::typed::{is_active, is_available, is_ready};
 use crate::queue::{Reconciler, WorkQueue};
-use crate::reflector::{Change, Delta};
+use crate::reflector::{Cache, Change, Delta};
 use crate::{Error, meta, typed};
 
 /// Upstream `BurstReplicas`: most pods created or deleted in one sync.
@@ -93,7 +93,7 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
         cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
         pods: Mutex::new(HashMap::new()),
-        sets: Mutex::new(HashMap::new()),
+        sets: Cache::default(),
     });
     crate::queue::drive(
         &cluster,
@@ -113,7 +113,7 @@ pub(crate) struct Controller {
     /// The last seen state of every pod (to compare labels and owners on updates).
     pods: Mutex<HashMap<Key, Arc<Pod>>>,
     /// The ReplicaSets seen, for the pod event handlers (upstream's rsLister).
-    sets: Mutex<HashMap<Key, Arc<ReplicaSet>>>,
+    sets: Cache<ReplicaSet>,
 }
 
 impl Reconciler for Controller {
@@ -133,12 +133,9 @@ impl Reconciler for Controller {
         match &change.delta {
             Delta::Synced => {}
             Delta::Upsert(rs) | Delta::Delete(rs) if !is_pod => {
-                let key = key_of(&typed::metadata(rs).unwrap_or_default());
-                match typed::upserted::<ReplicaSet>(&change) {
-                    Some(rs) => self.sets.lock().insert(key.clone(), Arc::new(rs)),
-                    None => self.sets.lock().remove(&key),
-                };
-                self.queue.add(key);
+                self.sets.apply(&change);
+                self.queue
+                    .add(key_of(&typed::metadata(rs).unwrap_or_default()));
             }
             Delta::Upsert(_) => {
                 let Some(new) = typed::upserted::<Pod>(&change).map(Arc::new) else {
@@ -199,14 +196,7 @@ impl Controller {
         if !orphans.is_empty() || labels_changed {
             let Some(p) = new.or(old) else { return };
             let ns = p.metadata.namespace.as_deref().unwrap_or("");
-            let sets: Vec<Arc<ReplicaSet>> = self
-                .sets
-                .lock()
-                .iter()
-                .filter(|(k, _)| k.0 == ns)
-                .map(|(_, rs)| rs.clone())
-                .collect();
-            for rs in sets {
+            for rs in self.sets.list(ns) {
                 let Some(sel) = selector_of(&rs) else {
                     continue;
                 };
@@ -221,7 +211,10 @@ impl Controller {
             _ => false,
         };
         for key in keys {
-            let min_ready = self.sets.lock().get(&key).map(|rs| min_ready_seconds(rs));
+            let min_ready = self
+                .sets
+                .get(&key.0, &key.1)
+                .map(|rs| min_ready_seconds(&rs));
             if became_ready
                 && let Some(secs) = min_ready
                     .and_then(|s| u64::try_from(s).ok())
@@ -321,10 +314,9 @@ impl Controller {
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         let sets: Vec<Arc<ReplicaSet>> = self
             .sets
-            .lock()
-            .iter()
-            .filter(|(k, s)| k.0 == ns && controller_uid(&s.metadata).as_ref() == Some(&owner))
-            .map(|(_, s)| s.clone())
+            .list(ns)
+            .into_iter()
+            .filter(|s| controller_uid(&s.metadata).as_ref() == Some(&owner))
             .collect();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
