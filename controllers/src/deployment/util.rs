@@ -3,7 +3,7 @@
 //! `pkg/controller/controller_utils.go`: fenceposts (maxSurge/maxUnavailable), the
 //! pod-template hash, template comparison, revisions and annotations, conditions, status,
 //! proportional scaling. They read typed Deployments and ReplicaSets (`crate::typed`);
-//! annotations are edited as a map ([`Annotations`]), which [`edit_annotations`] applies to
+//! annotations are edited as a map (`Annotations`), which `edit_annotations` applies to
 //! a stored object.
 
 use std::cmp::Ordering;
