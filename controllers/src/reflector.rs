@@ -364,4 +364,47 @@ mod tests {
         assert_eq!(cache["b"]["data"]["x"], "1");
         stop.cancel();
     }
+
+    #[test]
+    fn the_cache_holds_decoded_objects_of_its_kind() {
+        use k8s_openapi::api::apps::v1::ReplicaSet;
+        let info = |plural| crate::testutil::info(plural);
+        let rs = |ns: &str, name: &str, replicas: Value| {
+            Arc::new(json!({"metadata": {"namespace": ns, "name": name},
+                            "spec": {"replicas": replicas}}))
+        };
+        let change = |info, delta| Change { info, delta };
+        let cache: Cache<ReplicaSet> = Cache::default();
+        for (ns, name) in [("a", "x"), ("a", "y"), ("b", "x")] {
+            cache.apply(&change(
+                info("replicasets"),
+                Delta::Upsert(rs(ns, name, json!(1))),
+            ));
+        }
+        // Another kind is not its business.
+        cache.apply(&change(
+            info("deployments"),
+            Delta::Upsert(rs("a", "z", json!(1))),
+        ));
+        let names = |ns| -> Vec<String> {
+            let list = cache.list(ns);
+            list.iter()
+                .map(|r| r.metadata.name.clone().unwrap())
+                .collect()
+        };
+        assert_eq!(names("a"), ["x", "y"]);
+        assert_eq!(cache.get("b", "x").unwrap().spec.replicas, Some(1));
+        cache.apply(&change(
+            info("replicasets"),
+            Delta::Delete(rs("a", "x", json!(1))),
+        ));
+        assert_eq!(names("a"), ["y"]);
+        // A state that does not decode replaces none: the stale one goes.
+        cache.apply(&change(
+            info("replicasets"),
+            Delta::Upsert(rs("a", "y", json!("two"))),
+        ));
+        assert!(cache.get("a", "y").is_none());
+        assert_eq!(names("b"), ["x"]);
+    }
 }
