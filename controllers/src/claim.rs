@@ -6,19 +6,21 @@
 //! deleted), its own objects that no longer match are released (the reference is removed),
 //! and objects controlled by someone else are left alone.
 //!
-//! The candidates are typed pods for the ReplicaSet controller and the JSON ReplicaSets of
-//! the Deployment controller (which still reads JSON): [`Candidate`] is what a claim reads of
-//! either. Adopting and releasing edit the stored JSON.
+//! The candidates are typed objects of any kind (the ReplicaSet controller's pods, the
+//! Deployment controller's ReplicaSets); a claim reads only their metadata. Adopting and
+//! releasing edit the stored JSON.
 
 use std::sync::Arc;
 
 use api::registry::ResourceInfo;
 use api::selector::LabelSelector;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{Metadata, Resource};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::cluster::{ClusterRef, Subresource};
-use crate::{Error, meta};
+use crate::{Error, meta, typed};
 
 /// The owner side of a claim.
 pub(crate) struct Owner<'a> {
@@ -32,92 +34,56 @@ pub(crate) struct Owner<'a> {
     pub(crate) selector: &'a LabelSelector,
 }
 
-/// What a claim reads of a candidate.
-pub(crate) trait Candidate: Sized {
-    /// Whether its labels match `selector`.
-    fn selected_by(&self, selector: &LabelSelector) -> bool;
-    /// The uid of its controller reference, when it has one (`""` for a reference without a
-    /// uid).
-    fn controller_uid(&self) -> Option<&str>;
-    /// Whether it is being deleted.
-    fn deleting(&self) -> bool;
-    /// Its namespace, name and uid.
-    fn at(&self) -> (&str, &str, &str);
-    /// The candidate as stored after an adoption.
-    fn from_stored(obj: Arc<Value>) -> Result<Self, Error>;
-}
-
-impl Candidate for Arc<Value> {
-    fn selected_by(&self, selector: &LabelSelector) -> bool {
-        selector.matches_value(self)
-    }
-    fn controller_uid(&self) -> Option<&str> {
-        meta::controller_ref(self).map(|r| r["uid"].as_str().unwrap_or(""))
-    }
-    fn deleting(&self) -> bool {
-        meta::deleting(self)
-    }
-    fn at(&self) -> (&str, &str, &str) {
-        (
-            meta::str(self, "namespace"),
-            meta::str(self, "name"),
-            meta::uid(self),
-        )
-    }
-    fn from_stored(obj: Arc<Value>) -> Result<Self, Error> {
-        Ok(obj)
+impl<'a> Owner<'a> {
+    /// The owner side of a claim by `owner`, of resource `info`, with `selector`.
+    pub(crate) fn of(
+        m: &'a ObjectMeta,
+        info: &'static ResourceInfo,
+        selector: &'a LabelSelector,
+    ) -> Owner<'a> {
+        Owner {
+            at: typed::at(m),
+            deleting: m.deletion_timestamp.is_some(),
+            info,
+            selector,
+        }
     }
 }
 
-impl Candidate for Pod {
-    fn selected_by(&self, selector: &LabelSelector) -> bool {
-        selector.is_empty()
-            || selector.matches(self.metadata.labels.as_ref().unwrap_or(&Default::default()))
-    }
-    fn controller_uid(&self) -> Option<&str> {
-        crate::typed::controller_ref(&self.metadata).map(|r| r.uid.as_str())
-    }
-    fn deleting(&self) -> bool {
-        self.metadata.deletion_timestamp.is_some()
-    }
-    fn at(&self) -> (&str, &str, &str) {
-        let m = &self.metadata;
-        (
-            m.namespace.as_deref().unwrap_or(""),
-            m.name.as_deref().unwrap_or(""),
-            m.uid.as_deref().unwrap_or(""),
-        )
-    }
-    fn from_stored(obj: Arc<Value>) -> Result<Self, Error> {
-        crate::typed::decode(&obj)
-    }
+/// Whether `selector` selects an object's labels (an empty selector selects everything).
+pub(crate) fn selected(selector: &LabelSelector, m: &ObjectMeta) -> bool {
+    selector.is_empty() || selector.matches(m.labels.as_ref().unwrap_or(&Default::default()))
 }
 
-/// Claims `candidates` (objects of `child`) for `owner`; returns the ones it controls.
-pub(crate) async fn claim<C: Candidate>(
+/// Claims `candidates` (objects of kind `K`) for `owner`; returns the ones it controls.
+pub(crate) async fn claim<K>(
     cluster: &ClusterRef,
     owner: &Owner<'_>,
-    child: &'static ResourceInfo,
-    candidates: Vec<C>,
-) -> Result<Vec<C>, Error> {
+    candidates: Vec<K>,
+) -> Result<Vec<K>, Error>
+where
+    K: Resource + DeserializeOwned + Metadata<Ty = ObjectMeta>,
+{
+    let child = typed::info::<K>();
     let uid = owner.at.2;
     let mut claimed = Vec::new();
     for obj in candidates {
-        let matches = obj.selected_by(owner.selector);
-        match obj.controller_uid() {
+        let m = obj.metadata();
+        let matches = selected(owner.selector, m);
+        match typed::controller_ref(m).map(|r| r.uid.as_str()) {
             Some(r) if r != uid => {}
             Some(_) if matches => claimed.push(obj),
             Some(_) => {
                 if !owner.deleting {
-                    release(cluster, owner, child, obj.at()).await?;
+                    release(cluster, owner, child, typed::at(m)).await?;
                 }
             }
             None => {
-                if !matches || owner.deleting || obj.deleting() {
+                if !matches || owner.deleting || m.deletion_timestamp.is_some() {
                     continue;
                 }
-                if let Some(adopted) = adopt(cluster, owner, child, obj.at()).await? {
-                    claimed.push(C::from_stored(adopted)?);
+                if let Some(adopted) = adopt(cluster, owner, child, typed::at(m)).await? {
+                    claimed.push(typed::decode(&adopted)?);
                 }
             }
         }
@@ -139,7 +105,8 @@ async fn adopt(
         Err(e) if e.code == 404 => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if meta::uid(&fresh) != uid || meta::deleting(&fresh) {
+    let fresh = typed::metadata(&fresh)?;
+    if fresh.uid.as_deref() != Some(uid) || fresh.deletion_timestamp.is_some() {
         return Ok(None);
     }
     let reference = json!({

@@ -35,7 +35,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterRef, Subresource};
-use crate::meta;
 
 /// `Normal` event type.
 pub(crate) const NORMAL: &str = "Normal";
@@ -139,38 +138,17 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// What an event can be about: an object as JSON, or the metadata of a typed one.
-pub(crate) trait Regarding {
-    /// The event's reference to it, of kind `info` (client-go `reference.GetReference`).
-    fn reference(&self, info: &ResourceInfo) -> ObjectReference;
-}
-
-impl Regarding for Value {
-    fn reference(&self, info: &ResourceInfo) -> ObjectReference {
-        let field = |f: &str| Some(meta::str(self, f).to_string());
-        let m = ObjectMeta {
-            name: field("name"),
-            namespace: field("namespace"),
-            uid: field("uid"),
-            resource_version: field("resourceVersion"),
-            ..ObjectMeta::default()
-        };
-        m.reference(info)
-    }
-}
-
-impl Regarding for ObjectMeta {
-    fn reference(&self, info: &ResourceInfo) -> ObjectReference {
-        let field = |f: &Option<String>| f.clone().unwrap_or_default();
-        ObjectReference {
-            api_version: Some(info.api_version()),
-            kind: Some(info.kind.to_string()),
-            name: Some(field(&self.name)),
-            namespace: self.namespace.clone().filter(|n| !n.is_empty()),
-            uid: Some(field(&self.uid)),
-            resource_version: Some(field(&self.resource_version)),
-            field_path: None,
-        }
+/// The event's reference to an object of kind `info` (client-go `reference.GetReference`).
+fn reference(m: &ObjectMeta, info: &ResourceInfo) -> ObjectReference {
+    let field = |f: &Option<String>| f.clone().unwrap_or_default();
+    ObjectReference {
+        api_version: Some(info.api_version()),
+        kind: Some(info.kind.to_string()),
+        name: Some(field(&m.name)),
+        namespace: m.namespace.clone().filter(|n| !n.is_empty()),
+        uid: Some(field(&m.uid)),
+        resource_version: Some(field(&m.resource_version)),
+        field_path: None,
     }
 }
 
@@ -197,13 +175,13 @@ impl Recorder {
     pub(crate) async fn event(
         &self,
         info: &ResourceInfo,
-        obj: &(impl Regarding + ?Sized),
+        obj: &ObjectMeta,
         event_type: &str,
         reason: &str,
         action: &str,
         message: &str,
     ) {
-        let ev = self.build(obj.reference(info), event_type, reason, action, message);
+        let ev = self.build(reference(obj, info), event_type, reason, action, message);
         match self.style {
             Style::Legacy => self.record_legacy(ev).await,
             Style::Series { .. } => self.record_series(ev).await,

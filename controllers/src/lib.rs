@@ -15,9 +15,10 @@
 //!
 //! Objects arrive as JSON, as on the wire. A controller decodes them into k8s-openapi types
 //! once, where it reads (`typed`: a typed get, a typed watched change), and writes by editing
-//! the stored JSON so that fields unknown to k8s-openapi survive. So far [`csrsigning`],
-//! [`namespace`], [`gc`] (metadata only), [`endpoints`], [`endpointslice`], [`scheduler`] and
-//! [`replicaset`] read typed objects; [`deployment`] still reads `serde_json::Value`.
+//! the stored JSON so that fields unknown to k8s-openapi survive; an object a controller
+//! creates (a pod, a ReplicaSet, an Endpoints) is built typed and serialised once. Every
+//! controller reads typed objects ([`gc`] and the content of a terminating [`namespace`] as
+//! their metadata only).
 //!
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
@@ -144,25 +145,9 @@ pub(crate) fn resource(group: &str, plural: &str) -> &'static api::registry::Res
         .expect("the resource table serves the built-in kinds")
 }
 
-/// Read-modify-write of `obj` (its main resource, or a subresource) as long as
-/// the stored object still has `obj`'s uid; `f` returns whether it changed anything.
-/// `Ok(None)` when the object is gone or was replaced.
-pub(crate) async fn edit(
-    cluster: &ClusterRef,
-    info: &api::registry::ResourceInfo,
-    obj: &serde_json::Value,
-    subresource: Subresource,
-    f: impl FnMut(&mut serde_json::Value) -> bool + Send,
-) -> Result<Option<std::sync::Arc<serde_json::Value>>, api::status::ApiError> {
-    let at = (
-        meta::str(obj, "namespace"),
-        meta::str(obj, "name"),
-        meta::uid(obj),
-    );
-    edit_at(cluster, info, at, subresource, f).await
-}
-
-/// [`edit`] of the object `(namespace, name, uid)`.
+/// Read-modify-write of the object `(namespace, name, uid)` (its main resource, or a
+/// subresource) as long as the stored object still has that uid; `f` returns whether it
+/// changed anything. `Ok(None)` when the object is gone or was replaced.
 pub(crate) async fn edit_at(
     cluster: &ClusterRef,
     info: &api::registry::ResourceInfo,
@@ -220,34 +205,6 @@ pub(crate) mod meta {
             .as_array()?
             .iter()
             .find(|r| r["controller"].as_bool() == Some(true))
-    }
-
-    /// Whether `obj` is controlled by the object with `uid`.
-    pub(crate) fn controlled_by(obj: &Value, uid: &str) -> bool {
-        controller_ref(obj).is_some_and(|r| r["uid"].as_str() == Some(uid))
-    }
-
-    /// A controller reference to `owner` (upstream `NewControllerRef`).
-    pub(crate) fn new_controller_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
-        serde_json::json!({
-            "apiVersion": api_version,
-            "kind": kind,
-            "name": str(owner, "name"),
-            "uid": uid(owner),
-            "controller": true,
-            "blockOwnerDeletion": true,
-        })
-    }
-
-    /// A `metav1.LabelSelector` as a selector (upstream `LabelSelectorAsSelector`); `None`
-    /// for an absent or invalid one, which selects nothing.
-    pub(crate) fn label_selector(sel: &Value) -> Option<api::selector::LabelSelector> {
-        if !sel.is_object() {
-            return None;
-        }
-        let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
-            serde_json::from_value(sel.clone()).ok()?;
-        api::selector::LabelSelector::from_k8s(&typed).ok()
     }
 
     /// The current time as a Kubernetes RFC 3339 timestamp (seconds, UTC).

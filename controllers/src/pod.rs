@@ -1,22 +1,10 @@
 //! Pod facts the controllers share (upstream `pkg/api/v1/pod/util.go` and
-//! `pkg/controller/controller_utils.go`): over typed pods ([`typed`]: phase and activity,
-//! readiness and availability, host and node names), the condition update rule of
-//! `UpdatePodCondition`, and the two facts the Deployment controller, which still reads
-//! JSON, takes from JSON pods (the phase, an RFC 3339 time).
+//! `pkg/controller/controller_utils.go`), over typed pods ([`typed`]: phase and activity,
+//! readiness and availability, host and node names), and the condition update rule of
+//! `UpdatePodCondition`.
 
-use serde_json::Value;
-
-/// `status.phase`.
-pub(crate) fn phase(pod: &Value) -> &str {
-    pod["status"]["phase"].as_str().unwrap_or("")
-}
-
-/// Whether the pod finished (phase Succeeded or Failed).
-pub(crate) fn is_terminal(pod: &Value) -> bool {
-    matches!(phase(pod), "Succeeded" | "Failed")
-}
-
-/// Seconds since the epoch of an RFC 3339 time.
+/// Seconds since the epoch of an RFC 3339 time, for tests that set pod times as strings.
+#[cfg(test)]
 pub(crate) fn seconds(t: &str) -> Option<i64> {
     t.parse::<k8s_openapi::jiff::Timestamp>()
         .ok()
@@ -109,7 +97,7 @@ mod tests {
         assert!(typed::is_available(&p, 10, t + 10));
         v["status"]["phase"] = json!("Failed");
         assert!(!typed::is_active(&pod(v.clone())));
-        assert!(is_terminal(&v));
+        assert!(typed::is_terminal(&pod(v.clone())));
         v["status"]["phase"] = json!("Running");
         v["metadata"] = json!({"deletionTimestamp": "2024-01-01T00:00:00Z"});
         assert!(!typed::is_active(&pod(v)));

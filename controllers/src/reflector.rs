@@ -9,17 +9,21 @@
 //! keeps its last view, and never sees a failure as "no objects" (which would make a
 //! ReplicaSet controller create pods that already exist).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::registry::ResourceInfo;
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{Metadata, Resource};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterRef, WatchEvent};
+use crate::typed;
 
 /// A change to one object of a watched resource.
 #[derive(Debug, Clone)]
@@ -159,56 +163,57 @@ pub(crate) async fn reflect(
     }
 }
 
-/// One resource's objects by (namespace, name).
-type ByKey = std::collections::BTreeMap<(String, String), Arc<Value>>;
-
-/// The objects the reflectors delivered, by resource, namespace and name: what a
+/// The objects of kind `K` the reflectors delivered, decoded, by namespace and name: what a
 /// controller's event handlers read synchronously (client-go's listers, kube-runtime's
-/// reflector `Store`). Reconciles read through the port instead, so a failed read is an
+/// reflector `Store<K>`). Reconciles read through the port instead, so a failed read is an
 /// error there, not an absent object.
-#[derive(Default)]
-pub(crate) struct Cache {
-    objects: parking_lot::RwLock<HashMap<String, ByKey>>,
+pub(crate) struct Cache<K> {
+    objects: parking_lot::RwLock<BTreeMap<(String, String), Arc<K>>>,
 }
 
-impl Cache {
-    /// Applies a change (call it first in `observe`).
-    pub(crate) fn apply(&self, change: &Change) {
-        let mut objects = self.objects.write();
-        let of = objects.entry(change.info.store_resource()).or_default();
-        match &change.delta {
-            Delta::Upsert(o) => {
-                of.insert(key_of(o), o.clone());
-            }
-            Delta::Delete(o) => {
-                of.remove(&key_of(o));
-            }
-            Delta::Synced => {}
+impl<K> Default for Cache<K> {
+    fn default() -> Self {
+        Cache {
+            objects: parking_lot::RwLock::default(),
         }
     }
+}
 
-    /// The cached objects of `info` in `namespace`.
-    pub(crate) fn list(&self, info: &ResourceInfo, namespace: &str) -> Vec<Arc<Value>> {
-        let objects = self.objects.read();
-        let Some(of) = objects.get(&info.store_resource()) else {
-            return Vec::new();
+impl<K: Resource + DeserializeOwned + Metadata<Ty = ObjectMeta>> Cache<K> {
+    /// Applies a change if it is one of `K` (call it first in `observe`). An object that
+    /// does not decode is dropped (and logged by [`typed::upserted`]).
+    pub(crate) fn apply(&self, change: &Change) {
+        if !std::ptr::eq(change.info, typed::info::<K>()) {
+            return;
+        }
+        let (Delta::Upsert(obj) | Delta::Delete(obj)) = &change.delta else {
+            return;
         };
-        of.range((namespace.to_string(), String::new())..)
+        let Ok(m) = typed::metadata(obj) else {
+            return;
+        };
+        let key = typed::key_of(&m);
+        let mut objects = self.objects.write();
+        match typed::upserted::<K>(change) {
+            Some(obj) => objects.insert(key, Arc::new(obj)),
+            None => objects.remove(&key),
+        };
+    }
+
+    /// The cached objects in `namespace`.
+    pub(crate) fn list(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.objects
+            .read()
+            .range((namespace.to_string(), String::new())..)
             .take_while(|((ns, _), _)| ns == namespace)
             .map(|(_, o)| o.clone())
             .collect()
     }
 
-    /// The cached object `namespace/name` of `info`.
-    pub(crate) fn get(
-        &self,
-        info: &ResourceInfo,
-        namespace: &str,
-        name: &str,
-    ) -> Option<Arc<Value>> {
+    /// The cached object `namespace/name`.
+    pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
         self.objects
             .read()
-            .get(&info.store_resource())?
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
     }
@@ -358,5 +363,48 @@ mod tests {
         assert_eq!(cache.keys().cloned().collect::<Vec<_>>(), want);
         assert_eq!(cache["b"]["data"]["x"], "1");
         stop.cancel();
+    }
+
+    #[test]
+    fn the_cache_holds_decoded_objects_of_its_kind() {
+        use k8s_openapi::api::apps::v1::ReplicaSet;
+        let info = |plural| crate::testutil::info(plural);
+        let rs = |ns: &str, name: &str, replicas: Value| {
+            Arc::new(json!({"metadata": {"namespace": ns, "name": name},
+                            "spec": {"replicas": replicas}}))
+        };
+        let change = |info, delta| Change { info, delta };
+        let cache: Cache<ReplicaSet> = Cache::default();
+        for (ns, name) in [("a", "x"), ("a", "y"), ("b", "x")] {
+            cache.apply(&change(
+                info("replicasets"),
+                Delta::Upsert(rs(ns, name, json!(1))),
+            ));
+        }
+        // Another kind is not its business.
+        cache.apply(&change(
+            info("deployments"),
+            Delta::Upsert(rs("a", "z", json!(1))),
+        ));
+        let names = |ns| -> Vec<String> {
+            let list = cache.list(ns);
+            list.iter()
+                .map(|r| r.metadata.name.clone().unwrap())
+                .collect()
+        };
+        assert_eq!(names("a"), ["x", "y"]);
+        assert_eq!(cache.get("b", "x").unwrap().spec.replicas, Some(1));
+        cache.apply(&change(
+            info("replicasets"),
+            Delta::Delete(rs("a", "x", json!(1))),
+        ));
+        assert_eq!(names("a"), ["y"]);
+        // A state that does not decode replaces none: the stale one goes.
+        cache.apply(&change(
+            info("replicasets"),
+            Delta::Upsert(rs("a", "y", json!("two"))),
+        ));
+        assert!(cache.get("a", "y").is_none());
+        assert_eq!(names("b"), ["x"]);
     }
 }

@@ -1,23 +1,25 @@
 //! Where a controller turns the port's JSON into k8s-openapi types: once, where it reads (a
 //! `get`, or a watched change), as kube-runtime's `watcher<K>` decodes each object as it
 //! arrives. Reads are typed from there on. Writes stay edits of the stored JSON
-//! ([`crate::edit`]), so that fields this k8s-openapi version does not know survive a
+//! ([`crate::edit_at`]), so that fields this k8s-openapi version does not know survive a
 //! read-modify-write.
 //!
-//! Controllers reading typed objects so far: `csrsigning`, `namespace` (the namespace
+//! Every controller reads typed objects: `csrsigning`, `namespace` (the namespace
 //! itself; its content, of every kind, is handled as metadata, as upstream's dynamic client
 //! does), `gc` (objects of every kind as their [`metadata`]), `endpoints` and
 //! `endpointslice` (services, pods, nodes and what they write; the desired object is built
 //! typed and serialised once, at the write), `scheduler` (its cache holds typed pods and
-//! nodes) and `replicaset` (ReplicaSets and pods; the pods it creates are built typed from the
-//! template; claiming takes typed pods, `crate::claim::Candidate`). `deployment` still reads
-//! `serde_json::Value`. Pod facts over typed pods live in `crate::pod::typed`.
+//! nodes), `replicaset` (ReplicaSets and pods; the pods it creates are built typed from the
+//! template) and `deployment` (Deployments, ReplicaSets and pods; the ReplicaSets it creates
+//! are built typed; its status is computed typed and written whole). Claiming
+//! (`crate::claim`) takes typed objects of any kind. Pod facts over typed pods live in
+//! `crate::pod::typed`; the event handlers' caches are typed (`crate::reflector::Cache`).
 
 use api::registry::ResourceInfo;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::{Metadata, Resource};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Error;
@@ -94,29 +96,70 @@ pub(crate) fn upserted<K: Resource + DeserializeOwned>(change: &Change) -> Optio
 }
 
 /// The owner reference with `controller: true` (upstream `GetControllerOf`).
-pub(crate) fn controller_ref(
-    m: &ObjectMeta,
-) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+pub(crate) fn controller_ref(m: &ObjectMeta) -> Option<&OwnerReference> {
     m.owner_references
         .as_ref()?
         .iter()
         .find(|r| r.controller == Some(true))
 }
 
-/// [`crate::edit`] of the stored JSON of `obj` (same namespace, name and uid).
+/// A controller reference to `owner` (upstream `NewControllerRef`).
+pub(crate) fn controller_ref_to<K: Resource + Metadata<Ty = ObjectMeta>>(
+    owner: &K,
+) -> OwnerReference {
+    let m = owner.metadata();
+    OwnerReference {
+        api_version: K::API_VERSION.into(),
+        kind: K::KIND.into(),
+        name: m.name.clone().unwrap_or_default(),
+        uid: m.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// A desired object (or part of one) as the JSON the port writes: built typed, serialised
+/// once, at the write.
+pub(crate) fn encode<T: Serialize>(obj: &T) -> Result<Value, api::status::ApiError> {
+    serde_json::to_value(obj).map_err(|e| {
+        let what = std::any::type_name::<T>();
+        api::status::ApiError::internal(format!("encoding {what}: {e}"))
+    })
+}
+
+/// `metadata.name`, `""` when unset.
+pub(crate) fn name(m: &ObjectMeta) -> &str {
+    m.name.as_deref().unwrap_or("")
+}
+
+/// `metadata.namespace`, `""` when unset.
+pub(crate) fn namespace(m: &ObjectMeta) -> &str {
+    m.namespace.as_deref().unwrap_or("")
+}
+
+/// `metadata.uid`, `""` when unset.
+pub(crate) fn uid(m: &ObjectMeta) -> &str {
+    m.uid.as_deref().unwrap_or("")
+}
+
+/// An object's namespace, name and uid.
+pub(crate) fn at(m: &ObjectMeta) -> (&str, &str, &str) {
+    (namespace(m), name(m), uid(m))
+}
+
+/// An object's `(namespace, name)`, the key of the work queues and caches.
+pub(crate) fn key_of(m: &ObjectMeta) -> (String, String) {
+    (namespace(m).to_string(), name(m).to_string())
+}
+
+/// [`crate::edit_at`] of the stored JSON of `obj` (same namespace, name and uid).
 pub(crate) async fn edit<K: Resource + Metadata<Ty = ObjectMeta>>(
     cluster: &ClusterRef,
     obj: &K,
     subresource: Subresource,
     f: impl FnMut(&mut Value) -> bool + Send,
 ) -> Result<Option<std::sync::Arc<Value>>, api::status::ApiError> {
-    let m = obj.metadata();
-    let at = (
-        m.namespace.as_deref().unwrap_or(""),
-        m.name.as_deref().unwrap_or(""),
-        m.uid.as_deref().unwrap_or(""),
-    );
-    crate::edit_at(cluster, info::<K>(), at, subresource, f).await
+    crate::edit_at(cluster, info::<K>(), at(obj.metadata()), subresource, f).await
 }
 
 #[cfg(test)]

@@ -14,6 +14,12 @@
 //! upstream, and a stuck rollout is looked at again when its progress deadline passes.
 //! Old ReplicaSets beyond `revisionHistoryLimit` are deleted once scaled to zero.
 //!
+//! Deployments, ReplicaSets and pods are read as k8s-openapi types (`crate::typed`), decoded
+//! once where they are read (a get, a list, a watched change). A new ReplicaSet is built
+//! typed and serialised once, at the create; scaling and annotating a ReplicaSet edit its
+//! stored JSON; the deployment's status is computed typed and written whole (as upstream's
+//! `UpdateStatus` does) with the revision annotation.
+//!
 //! The deprecated `rollbackTo` of extensions/v1beta1 is not served (apps/v1 only; `kubectl
 //! rollout undo` patches the template instead).
 //!
@@ -31,38 +37,38 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster::DeleteOptions;
-use crate::cluster::{ClusterRef, Subresource};
 use api::registry::ResourceInfo;
-use serde_json::{Value, json};
+use api::selector::LabelSelector;
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
+};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::Error;
+use crate::claim::{self, Owner};
+use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::events::{self, Recorder, Style};
 use crate::queue::{Reconciler, WorkQueue};
 use crate::reflector::{Cache, Change, Delta};
-use crate::replicaset::{list, replicas, replicasets};
-use crate::{Error, meta, resource};
+use crate::replicaset::replicasets;
+use crate::typed::{self, key_of, name, namespace, uid};
 use util::*;
 
 /// Upstream `--concurrent-deployment-syncs`.
 const WORKERS: usize = 5;
 
 fn deployments() -> &'static ResourceInfo {
-    resource("apps", "deployments")
+    typed::info::<Deployment>()
 }
 
 fn pods() -> &'static ResourceInfo {
-    resource("", "pods")
+    typed::info::<Pod>()
 }
 
 type Key = (String, String);
-
-fn key_of(obj: &Value) -> Key {
-    (
-        meta::str(obj, "namespace").to_string(),
-        meta::str(obj, "name").to_string(),
-    )
-}
 
 /// Runs the Deployment controller until `shutdown` is cancelled.
 pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
@@ -70,7 +76,8 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
         recorder: Recorder::new(cluster.clone(), "deployment-controller", Style::Legacy),
         cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
-        cache: Cache::default(),
+        deployments: Cache::default(),
+        sets: Cache::default(),
     });
     crate::queue::drive(
         &cluster,
@@ -87,8 +94,10 @@ pub(crate) struct Controller {
     cluster: ClusterRef,
     recorder: Recorder,
     queue: WorkQueue<Key>,
-    /// The deployments and ReplicaSets seen, for the event handlers (upstream's listers).
-    cache: Cache,
+    /// The deployments seen, for the event handlers (upstream's dLister).
+    deployments: Cache<Deployment>,
+    /// The ReplicaSets seen, for the event handlers (upstream's rsLister).
+    sets: Cache<ReplicaSet>,
 }
 
 impl Reconciler for Controller {
@@ -104,78 +113,78 @@ impl Reconciler for Controller {
 
     /// Queues the deployments a watched change concerns (upstream's event handlers).
     fn observe(&self, change: Change) {
-        self.cache.apply(&change);
-        let obj = match &change.delta {
-            Delta::Synced => return,
-            Delta::Upsert(o) | Delta::Delete(o) => o.clone(),
+        self.deployments.apply(&change);
+        self.sets.apply(&change);
+        let (Delta::Upsert(obj) | Delta::Delete(obj)) = &change.delta else {
+            return;
         };
-        match change.info.plural {
-            "deployments" => self.queue.add(key_of(&obj)),
-            "replicasets" => match deployment_owner(&obj) {
+        let Ok(m) = typed::metadata(obj) else {
+            return;
+        };
+        if std::ptr::eq(change.info, deployments()) {
+            self.queue.add(key_of(&m));
+        } else if std::ptr::eq(change.info, replicasets()) {
+            match deployment_owner(&m) {
                 Some(k) => self.queue.add(k),
-                None if meta::controller_ref(&obj).is_none() => {
+                None if typed::controller_ref(&m).is_none() => {
                     // An orphan may be adopted by any deployment selecting it.
-                    let ns = meta::str(&obj, "namespace");
-                    for d in self.cache.list(deployments(), ns) {
-                        if meta::label_selector(&d["spec"]["selector"])
-                            .is_some_and(|s| !s.is_empty() && s.matches_value(&obj))
+                    for d in self.deployments.list(namespace(&m)) {
+                        if selector_of(&d).is_some_and(|s| !s.is_empty() && claim::selected(&s, &m))
                         {
-                            self.queue.add(key_of(&d));
+                            self.queue.add(key_of(&d.metadata));
                         }
                     }
                 }
                 None => {}
-            },
-            // A deleted pod may let a Recreate rollout continue.
-            _ => {
-                if matches!(change.delta, Delta::Delete(_))
-                    && let Some(r) = meta::controller_ref(&obj)
-                    && r["kind"] == "ReplicaSet"
-                    && let Some(rs) = self.cache.get(
-                        replicasets(),
-                        meta::str(&obj, "namespace"),
-                        r["name"].as_str().unwrap_or(""),
-                    )
-                    && let Some(k) = deployment_owner(&rs)
-                {
-                    self.queue.add(k);
-                }
             }
+        } else if matches!(change.delta, Delta::Delete(_))
+            && let Some(r) = typed::controller_ref(&m)
+            && r.kind == "ReplicaSet"
+            && let Some(rs) = self.sets.get(namespace(&m), &r.name)
+            && let Some(k) = deployment_owner(&rs.metadata)
+        {
+            // A deleted pod may let a Recreate rollout continue.
+            self.queue.add(k);
         }
     }
 }
 
 /// The deployment named by an object's controller reference.
-fn deployment_owner(obj: &Value) -> Option<Key> {
-    let r = meta::controller_ref(obj)?;
-    (r["kind"] == "Deployment").then(|| {
-        (
-            meta::str(obj, "namespace").to_string(),
-            r["name"].as_str().unwrap_or("").to_string(),
-        )
-    })
+fn deployment_owner(m: &ObjectMeta) -> Option<Key> {
+    let r = typed::controller_ref(m)?;
+    (r.kind == "Deployment").then(|| (namespace(m).to_string(), r.name.clone()))
+}
+
+/// `spec.selector` as a selector; `None` for an invalid one, which selects nothing.
+fn selector_of(d: &Deployment) -> Option<LabelSelector> {
+    LabelSelector::from_k8s(&d.spec.selector).ok()
+}
+
+/// Whether the deployment is paused.
+fn is_paused(d: &Deployment) -> bool {
+    d.spec.paused == Some(true)
+}
+
+/// Whether `rs` runs the deployment's template (upstream `EqualIgnoreHash` of the two).
+fn same_template(rs: &ReplicaSet, d: &Deployment) -> bool {
+    let none = PodTemplateSpec::default();
+    equal_ignore_hash(rs.spec.template.as_ref().unwrap_or(&none), &d.spec.template)
 }
 
 /// Why a sync could not finish: an API error becomes [`Error`].
 type SyncResult<T> = Result<T, Error>;
 
-fn not_found(info: &ResourceInfo, obj: &Value) -> Error {
-    Error::from(api::status::ApiError::not_found(
-        info,
-        meta::str(obj, "name"),
-    ))
+fn not_found(info: &ResourceInfo, name: &str) -> Error {
+    Error::from(api::status::ApiError::not_found(info, name))
 }
 
 impl Controller {
     /// upstream `syncDeployment`; `Some(d)` asks to look again after `d`.
     async fn sync(&self, namespace: &str, name: &str) -> SyncResult<Option<Duration>> {
-        let d = match self.cluster.get(deployments(), namespace, name).await {
-            Ok(d) => d,
-            Err(e) if e.code == 404 => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(mut d) = typed::get::<Deployment>(&self.cluster, namespace, name).await? else {
+            return Ok(None);
         };
-        let mut d = Value::clone(&d);
-        let Some(selector) = meta::label_selector(&d["spec"]["selector"]) else {
+        let Some(selector) = selector_of(&d) else {
             tracing::warn!(%namespace, %name, "deployment has an invalid selector; skipping");
             return Ok(None);
         };
@@ -187,33 +196,24 @@ impl Controller {
                 "This deployment is selecting all pods. A non-empty selector is required.",
             )
             .await;
-            let generation = d["metadata"]["generation"].as_i64().unwrap_or(0);
-            if d["status"]["observedGeneration"].as_i64().unwrap_or(0) < generation {
-                d["status"]["observedGeneration"] = json!(generation);
+            let generation = d.metadata.generation.unwrap_or(0);
+            let status = d.status.get_or_insert_default();
+            if status.observed_generation.unwrap_or(0) < generation {
+                status.observed_generation = Some(generation);
                 self.write_status(&d).await?;
             }
             return Ok(None);
         }
-        let owner = crate::claim::Owner {
-            at: (namespace, meta::str(&d, "name"), meta::uid(&d)),
-            deleting: meta::deleting(&d),
-            info: deployments(),
-            selector: &selector,
-        };
-        let candidates = list(&self.cluster, replicasets(), namespace).await?;
-        let mut rs_list: Vec<Value> =
-            crate::claim::claim(&self.cluster, &owner, replicasets(), candidates)
-                .await?
-                .iter()
-                .map(|rs| Value::clone(rs))
-                .collect();
-        if meta::deleting(&d) {
+        let owner = Owner::of(&d.metadata, deployments(), &selector);
+        let candidates = typed::list::<ReplicaSet>(&self.cluster, Some(namespace)).await?;
+        let mut rs_list = claim::claim(&self.cluster, &owner, candidates).await?;
+        if owner.deleting {
             let (new_rs, old) = self.all_replica_sets(&mut d, &mut rs_list, false).await?;
             self.sync_status(&d, &old, new_rs.as_ref()).await?;
             return Ok(None);
         }
         self.check_paused_conditions(&mut d).await?;
-        if d["spec"]["paused"].as_bool() == Some(true) {
+        if is_paused(&d) {
             self.sync_scale(&mut d, &mut rs_list).await?;
             return Ok(None);
         }
@@ -230,32 +230,33 @@ impl Controller {
     }
 
     /// Records an event on the deployment.
-    async fn event(&self, d: &Value, event_type: &str, reason: &str, message: &str) {
+    async fn event(&self, d: &Deployment, event_type: &str, reason: &str, message: &str) {
         self.recorder
-            .event(deployments(), d, event_type, reason, "", message)
+            .event(deployments(), &d.metadata, event_type, reason, "", message)
             .await;
     }
 
     /// upstream `getPodMapForDeployment`: the deployment's pods by ReplicaSet uid.
     async fn pod_map(
         &self,
-        d: &Value,
-        selector: &api::selector::LabelSelector,
-        rs_list: &[Value],
-    ) -> SyncResult<HashMap<String, Vec<Arc<Value>>>> {
-        let mut map: HashMap<String, Vec<Arc<Value>>> = rs_list
+        d: &Deployment,
+        selector: &LabelSelector,
+        rs_list: &[ReplicaSet],
+    ) -> SyncResult<HashMap<String, Vec<Pod>>> {
+        let mut map: HashMap<String, Vec<Pod>> = rs_list
             .iter()
-            .map(|rs| (meta::uid(rs).to_string(), Vec::new()))
+            .map(|rs| (uid(&rs.metadata).to_string(), Vec::new()))
             .collect();
-        for p in list(&self.cluster, pods(), meta::str(d, "namespace")).await? {
-            if !selector.matches_value(&p) {
+        let all = typed::list::<Pod>(&self.cluster, Some(namespace(&d.metadata))).await?;
+        for p in all {
+            if !claim::selected(selector, &p.metadata) {
                 continue;
             }
-            let Some(uid) = meta::controller_ref(&p).and_then(|r| r["uid"].as_str()) else {
+            let Some(owner) = typed::controller_ref(&p.metadata).map(|r| r.uid.clone()) else {
                 continue;
             };
-            if let Some(v) = map.get_mut(uid) {
-                v.push(p.clone());
+            if let Some(v) = map.get_mut(&owner) {
+                v.push(p);
             }
         }
         Ok(map)
@@ -266,41 +267,40 @@ impl Controller {
     /// spec and labels from the stored object, so the controller's annotation travels with
     /// the status without bumping `metadata.generation` (a main-resource update of
     /// annotations would bump it). Gone or replaced: nothing to write.
-    async fn write_status(&self, d: &Value) -> SyncResult<()> {
-        let revision = annotation(d, REVISION).map(str::to_string);
-        let status = d["status"].clone();
-        crate::edit(
-            &self.cluster,
-            deployments(),
-            d,
-            Subresource::Status,
-            |new| {
-                let mut changed = false;
-                if let Some(rev) = &revision {
-                    changed |= set_annotation(new, REVISION, rev);
-                }
-                if new["status"] != status {
-                    new["status"] = status.clone();
-                    changed = true;
-                }
-                changed
-            },
-        )
+    async fn write_status(&self, d: &Deployment) -> SyncResult<()> {
+        let revision = annotation(&d.metadata, REVISION).map(str::to_string);
+        let status = match &d.status {
+            Some(s) => Some(typed::encode(s)?),
+            None => None,
+        };
+        typed::edit(&self.cluster, d, Subresource::Status, |new| {
+            let mut changed = false;
+            if let Some(rev) = &revision {
+                changed |= edit_annotations(new, |a| set_annotation(a, REVISION, rev));
+            }
+            if let Some(status) = &status
+                && new["status"] != *status
+            {
+                new["status"] = status.clone();
+                changed = true;
+            }
+            changed
+        })
         .await?;
         Ok(())
     }
 
     /// upstream `checkPausedConditions`.
-    async fn check_paused_conditions(&self, d: &mut Value) -> SyncResult<()> {
+    async fn check_paused_conditions(&self, d: &mut Deployment) -> SyncResult<()> {
         if progress_deadline(d).is_none() {
             return Ok(());
         }
-        let cond = condition(&d["status"], "Progressing");
-        if cond.is_some_and(|c| c["reason"] == TIMED_OUT) {
+        let cond = condition(d.status.as_ref(), "Progressing");
+        if cond.is_some_and(|c| reason(c) == TIMED_OUT) {
             return Ok(());
         }
-        let paused_cond = cond.is_some_and(|c| c["reason"] == PAUSED);
-        let paused = d["spec"]["paused"].as_bool() == Some(true);
+        let paused_cond = cond.is_some_and(|c| reason(c) == PAUSED);
+        let paused = is_paused(d);
         let cond = if paused && !paused_cond {
             new_condition("Progressing", "Unknown", PAUSED, "Deployment is paused")
         } else if !paused && paused_cond {
@@ -316,27 +316,24 @@ impl Controller {
     /// the new one when `create`. Updated sets replace their entries in `rs_list`.
     async fn all_replica_sets(
         &self,
-        d: &mut Value,
-        rs_list: &mut Vec<Value>,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
         create: bool,
-    ) -> SyncResult<(Option<Value>, Vec<Value>)> {
+    ) -> SyncResult<(Option<ReplicaSet>, Vec<ReplicaSet>)> {
         rs_list.sort_by(by_creation);
         let new_uid = rs_list
             .iter()
-            .find(|rs| equal_ignore_hash(&rs["spec"]["template"], &d["spec"]["template"]))
-            .map(|rs| meta::uid(rs).to_string());
-        let old: Vec<Value> = rs_list
-            .iter()
-            .filter(|rs| Some(meta::uid(rs)) != new_uid.as_deref())
-            .cloned()
-            .collect();
-        let existing = rs_list
-            .iter()
-            .find(|rs| Some(meta::uid(rs)) == new_uid.as_deref())
-            .cloned();
+            .find(|rs| same_template(rs, d))
+            .map(|rs| uid(&rs.metadata).to_string());
+        let is_new = |rs: &ReplicaSet| Some(uid(&rs.metadata)) == new_uid.as_deref();
+        let old: Vec<ReplicaSet> = rs_list.iter().filter(|rs| !is_new(rs)).cloned().collect();
+        let existing = rs_list.iter().find(|rs| is_new(rs)).cloned();
         let new_rs = self.new_replica_set(d, existing, &old, create).await?;
         if let Some(rs) = &new_rs {
-            match rs_list.iter_mut().find(|r| meta::uid(r) == meta::uid(rs)) {
+            match rs_list
+                .iter_mut()
+                .find(|r| uid(&r.metadata) == uid(&rs.metadata))
+            {
                 Some(slot) => *slot = rs.clone(),
                 None => rs_list.push(rs.clone()),
             }
@@ -347,102 +344,112 @@ impl Controller {
     /// upstream `getNewReplicaSet`.
     async fn new_replica_set(
         &self,
-        d: &mut Value,
-        existing: Option<Value>,
-        old: &[Value],
+        d: &mut Deployment,
+        existing: Option<ReplicaSet>,
+        old: &[ReplicaSet],
         create: bool,
-    ) -> SyncResult<Option<Value>> {
+    ) -> SyncResult<Option<ReplicaSet>> {
         let new_revision = max_revision(old) + 1;
+        let min_ready = d.spec.min_ready_seconds.unwrap_or(0);
         if let Some(rs) = existing {
-            let min_ready = d["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
-            let mut copy = rs.clone();
-            let annotations_changed = set_new_rs_annotations(d, &mut copy, new_revision, true);
-            let min_ready_changed =
-                copy["spec"]["minReadySeconds"].as_i64().unwrap_or(0) != min_ready;
+            let mut annotations = rs.metadata.annotations.clone().unwrap_or_default();
+            let annotations_changed =
+                set_new_rs_annotations(d, &mut annotations, new_revision, true);
+            let min_ready_changed = rs.spec.min_ready_seconds.unwrap_or(0) != min_ready;
             if annotations_changed || min_ready_changed {
-                let dep = d.clone();
-                let updated =
-                    crate::edit(&self.cluster, replicasets(), &rs, Subresource::Main, |o| {
-                        let mut changed = set_new_rs_annotations(&dep, o, new_revision, true);
-                        if o["spec"]["minReadySeconds"].as_i64().unwrap_or(0) != min_ready {
-                            o["spec"]["minReadySeconds"] = json!(min_ready);
-                            changed = true;
-                        }
-                        changed
-                    })
-                    .await?
-                    .ok_or_else(|| not_found(replicasets(), &rs))?;
-                return Ok(Some(Value::clone(&updated)));
+                let dep: &Deployment = d;
+                let updated = typed::edit(&self.cluster, &rs, Subresource::Main, |o| {
+                    let mut changed =
+                        edit_annotations(o, |a| set_new_rs_annotations(dep, a, new_revision, true));
+                    if o["spec"]["minReadySeconds"].as_i64().unwrap_or(0) != i64::from(min_ready) {
+                        o["spec"]["minReadySeconds"] = json!(min_ready);
+                        changed = true;
+                    }
+                    changed
+                })
+                .await?
+                .ok_or_else(|| not_found(replicasets(), name(&rs.metadata)))?;
+                return Ok(Some(typed::decode(&updated)?));
             }
-            let rev = annotation(&copy, REVISION).unwrap_or("").to_string();
-            let mut needs_update = set_annotation(d, REVISION, &rev);
-            if progress_deadline(d).is_some() && condition(&d["status"], "Progressing").is_none() {
-                let msg = format!("Found new replica set {:?}", meta::str(&copy, "name"));
+            let rev = annotation(&rs.metadata, REVISION).unwrap_or("").to_string();
+            let mut needs_update = set_annotation(annotations_mut(&mut d.metadata), REVISION, &rev);
+            if progress_deadline(d).is_some()
+                && condition(d.status.as_ref(), "Progressing").is_none()
+            {
+                let msg = format!("Found new replica set {:?}", name(&rs.metadata));
                 set_status_condition(d, new_condition("Progressing", "True", FOUND_NEW_RS, &msg));
                 needs_update = true;
             }
             if needs_update {
                 self.write_status(d).await?;
             }
-            return Ok(Some(copy));
+            return Ok(Some(rs));
         }
         if !create {
             return Ok(None);
         }
         // A new ReplicaSet.
-        let collision = d["status"]["collisionCount"].as_i64();
-        let template = d["spec"]["template"].clone();
-        let hash = compute_hash(&template, collision);
-        let mut rs_template = template;
-        if !rs_template["metadata"].is_object() {
-            rs_template["metadata"] = json!({});
-        }
-        if !rs_template["metadata"]["labels"].is_object() {
-            rs_template["metadata"]["labels"] = json!({});
-        }
-        rs_template["metadata"]["labels"][POD_TEMPLATE_HASH] = json!(hash);
-        let mut selector = d["spec"]["selector"].clone();
-        if !selector["matchLabels"].is_object() {
-            selector["matchLabels"] = json!({});
-        }
-        selector["matchLabels"][POD_TEMPLATE_HASH] = json!(hash);
-        let name = format!("{}-{hash}", meta::str(d, "name"));
-        let mut new_rs = json!({
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {
-                "name": name,
-                "namespace": meta::str(d, "namespace"),
-                "ownerReferences": [meta::new_controller_ref(d, "apps/v1", "Deployment")],
-                "labels": rs_template["metadata"]["labels"].clone(),
+        let collision = d.status.as_ref().and_then(|s| s.collision_count);
+        let hash = compute_hash(&typed::encode(&d.spec.template)?, collision);
+        let mut template = d.spec.template.clone();
+        let labels = template
+            .metadata
+            .get_or_insert_default()
+            .labels
+            .get_or_insert_default();
+        labels.insert(POD_TEMPLATE_HASH.into(), hash.clone());
+        let labels = labels.clone();
+        let mut selector = d.spec.selector.clone();
+        let match_labels = selector.match_labels.get_or_insert_default();
+        match_labels.insert(POD_TEMPLATE_HASH.into(), hash.clone());
+        let rs_name = format!("{}-{hash}", name(&d.metadata));
+        let ns = namespace(&d.metadata).to_string();
+        let mut new_rs = ReplicaSet {
+            metadata: ObjectMeta {
+                name: Some(rs_name.clone()),
+                namespace: Some(ns.clone()),
+                owner_references: Some(vec![typed::controller_ref_to(&*d)]),
+                labels: Some(labels),
+                ..ObjectMeta::default()
             },
-            "spec": {
-                "replicas": 0,
-                "minReadySeconds": d["spec"]["minReadySeconds"].as_i64().unwrap_or(0),
-                "selector": selector,
-                "template": rs_template,
+            spec: ReplicaSetSpec {
+                replicas: Some(0),
+                min_ready_seconds: Some(min_ready),
+                selector,
+                template: Some(template),
             },
-        });
-        let all: Vec<&Value> = old.iter().chain(std::iter::once(&new_rs)).collect();
+            status: None,
+        };
+        let all: Vec<&ReplicaSet> = old.iter().chain(std::iter::once(&new_rs)).collect();
         let count = new_rs_new_replicas(d, &all, &new_rs);
-        new_rs["spec"]["replicas"] = json!(count);
-        set_new_rs_annotations(d, &mut new_rs, new_revision, false);
-        let ns = meta::str(d, "namespace").to_string();
-        let (created, already) = match self.cluster.create(replicasets(), &ns, new_rs).await {
-            Ok(rs) => (Value::clone(&rs), false),
+        new_rs.spec.replicas = Some(int32(count));
+        set_new_rs_annotations(
+            d,
+            annotations_mut(&mut new_rs.metadata),
+            new_revision,
+            false,
+        );
+        let created = self
+            .cluster
+            .create(replicasets(), &ns, typed::encode(&new_rs)?)
+            .await;
+        let (created, already) = match created {
+            Ok(rs) => (typed::decode::<ReplicaSet>(&rs)?, false),
             Err(e) if e.code == 409 && e.reason == "AlreadyExists" => {
-                let rs = self.cluster.get(replicasets(), &ns, &name).await?;
-                if meta::controlled_by(&rs, meta::uid(d))
-                    && equal_ignore_hash(&d["spec"]["template"], &rs["spec"]["template"])
-                {
-                    (Value::clone(&rs), true)
+                let Some(rs) = typed::get::<ReplicaSet>(&self.cluster, &ns, &rs_name).await? else {
+                    return Err(not_found(replicasets(), &rs_name));
+                };
+                let controlled =
+                    typed::controller_ref(&rs.metadata).is_some_and(|r| r.uid == uid(&d.metadata));
+                if controlled && same_template(&rs, d) {
+                    (rs, true)
                 } else {
                     // A hash collision: bump collisionCount and try again next sync.
-                    ensure_status(d);
-                    d["status"]["collisionCount"] = json!(collision.unwrap_or(0) + 1);
+                    let status = d.status.get_or_insert_default();
+                    status.collision_count = Some(collision.unwrap_or(0).saturating_add(1));
                     self.write_status(d).await?;
                     tracing::info!(
-                        deployment = meta::str(d, "name"),
+                        deployment = name(&d.metadata),
                         "hash collision; bumped collisionCount"
                     );
                     return Err(e.into());
@@ -455,7 +462,10 @@ impl Controller {
                         .any(|c| c.reason == "NamespaceTerminating")
                 });
                 if !terminating {
-                    let msg = format!("Failed to create new replica set {name:?}: {}", e.message);
+                    let msg = format!(
+                        "Failed to create new replica set {rs_name:?}: {}",
+                        e.message
+                    );
                     if progress_deadline(d).is_some() {
                         set_status_condition(
                             d,
@@ -469,13 +479,15 @@ impl Controller {
             }
         };
         if !already && count > 0 {
-            let msg = format!("Scaled up replica set {name} from 0 to {count}");
+            let msg = format!("Scaled up replica set {rs_name} from 0 to {count}");
             self.event(d, events::NORMAL, "ScalingReplicaSet", &msg)
                 .await;
         }
-        let mut needs_update = set_annotation(d, REVISION, &new_revision.to_string());
+        let revision = new_revision.to_string();
+        let mut needs_update =
+            set_annotation(annotations_mut(&mut d.metadata), REVISION, &revision);
         if !already && progress_deadline(d).is_some() {
-            let msg = format!("Created new replica set {name:?}");
+            let msg = format!("Created new replica set {rs_name:?}");
             set_status_condition(
                 d,
                 new_condition("Progressing", "True", NEW_RS_CREATED, &msg),
@@ -489,8 +501,13 @@ impl Controller {
     }
 
     /// upstream `scaleReplicaSetAndRecordEvent`.
-    async fn scale_and_record(&self, rs: &Value, to: i64, d: &Value) -> SyncResult<(bool, Value)> {
-        if replicas(rs) == to {
+    async fn scale_and_record(
+        &self,
+        rs: &ReplicaSet,
+        to: i64,
+        d: &Deployment,
+    ) -> SyncResult<(bool, ReplicaSet)> {
+        if rs_replicas(rs) == to {
             return Ok((false, rs.clone()));
         }
         self.scale_replica_set(rs, to, d).await
@@ -498,53 +515,68 @@ impl Controller {
 
     /// upstream `scaleReplicaSet`: sets `spec.replicas` and the replica annotations;
     /// `ScalingReplicaSet` event when the size changed.
-    async fn scale_replica_set(&self, rs: &Value, to: i64, d: &Value) -> SyncResult<(bool, Value)> {
+    async fn scale_replica_set(
+        &self,
+        rs: &ReplicaSet,
+        to: i64,
+        d: &Deployment,
+    ) -> SyncResult<(bool, ReplicaSet)> {
         let desired = replicas(d);
         let max = desired + max_surge(d);
-        let size_changes = replicas(rs) != to;
+        let from = rs_replicas(rs);
+        let size_changes = from != to;
         if !size_changes && !replicas_annotations_need_update(rs, desired, max) {
             return Ok((false, rs.clone()));
         }
-        let from = replicas(rs);
-        let updated = crate::edit(&self.cluster, replicasets(), rs, Subresource::Main, |o| {
-            let mut changed = set_replicas_annotations(o, desired, max);
-            if replicas(o) != to {
+        let updated = typed::edit(&self.cluster, rs, Subresource::Main, |o| {
+            let mut changed = edit_annotations(o, |a| set_replicas_annotations(a, desired, max));
+            if o["spec"]["replicas"].as_i64().unwrap_or(1) != to {
                 o["spec"]["replicas"] = json!(to);
                 changed = true;
             }
             changed
         })
         .await?
-        .ok_or_else(|| not_found(replicasets(), rs))?;
+        .ok_or_else(|| not_found(replicasets(), name(&rs.metadata)))?;
         if size_changes {
             let op = if from < to { "up" } else { "down" };
             let msg = format!(
                 "Scaled {op} replica set {} from {from} to {to}",
-                meta::str(rs, "name")
+                name(&rs.metadata)
             );
             self.event(d, events::NORMAL, "ScalingReplicaSet", &msg)
                 .await;
         }
-        Ok((size_changes, Value::clone(&updated)))
+        Ok((size_changes, typed::decode(&updated)?))
     }
 
     /// upstream `isScalingEvent`.
-    async fn is_scaling_event(&self, d: &mut Value, rs_list: &mut Vec<Value>) -> SyncResult<bool> {
+    async fn is_scaling_event(
+        &self,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
+    ) -> SyncResult<bool> {
         let (new_rs, old) = self.all_replica_sets(d, rs_list, false).await?;
         let want = replicas(d);
         Ok(old
             .iter()
             .chain(new_rs.iter())
-            .filter(|rs| replicas(rs) > 0)
-            .filter_map(|rs| annotation(rs, DESIRED_REPLICAS).and_then(|s| s.parse::<i64>().ok()))
+            .filter(|rs| rs_replicas(rs) > 0)
+            .filter_map(|rs| {
+                annotation(&rs.metadata, DESIRED_REPLICAS).and_then(|s| s.parse::<i64>().ok())
+            })
             .any(|desired| desired != want))
     }
 
     /// upstream `sync`: scaling events and paused deployments.
-    async fn sync_scale(&self, d: &mut Value, rs_list: &mut Vec<Value>) -> SyncResult<()> {
+    async fn sync_scale(
+        &self,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
+    ) -> SyncResult<()> {
         let (new_rs, old) = self.all_replica_sets(d, rs_list, false).await?;
         let (new_rs, old) = self.scale(d, new_rs, old).await?;
-        if d["spec"]["paused"].as_bool() == Some(true) {
+        if is_paused(d) {
             self.cleanup(d, &old).await?;
         }
         self.sync_status(d, &old, new_rs.as_ref()).await
@@ -553,21 +585,21 @@ impl Controller {
     /// upstream `scale`: proportional scaling across the active ReplicaSets.
     async fn scale(
         &self,
-        d: &Value,
-        new_rs: Option<Value>,
-        mut old: Vec<Value>,
-    ) -> SyncResult<(Option<Value>, Vec<Value>)> {
+        d: &Deployment,
+        new_rs: Option<ReplicaSet>,
+        mut old: Vec<ReplicaSet>,
+    ) -> SyncResult<(Option<ReplicaSet>, Vec<ReplicaSet>)> {
         let want = replicas(d);
         // One active (or none: the newest) set takes the whole count.
         if let Some(target) = active_or_latest(new_rs.as_ref(), &mut old) {
-            if replicas(&target) != want {
+            if rs_replicas(&target) != want {
                 let (_, updated) = self.scale_replica_set(&target, want, d).await?;
                 return Ok(replace(new_rs, old, updated));
             }
             return Ok((new_rs, old));
         }
         if is_saturated(d, new_rs.as_ref()) {
-            for rs in old.iter_mut().filter(|rs| replicas(rs) > 0) {
+            for rs in old.iter_mut().filter(|rs| rs_replicas(rs) > 0) {
                 let (_, updated) = self.scale_replica_set(rs, 0, d).await?;
                 *rs = updated;
             }
@@ -576,10 +608,10 @@ impl Controller {
         if !is_rolling(d) {
             return Ok((new_rs, old));
         }
-        let mut active: Vec<Value> = old
+        let mut active: Vec<ReplicaSet> = old
             .iter()
             .chain(new_rs.iter())
-            .filter(|rs| replicas(rs) > 0)
+            .filter(|rs| rs_replicas(rs) > 0)
             .cloned()
             .collect();
         let current = spec_replicas(active.iter());
@@ -595,10 +627,10 @@ impl Controller {
         for rs in &active {
             if to_add != 0 {
                 let p = proportion(rs, d, to_add, added);
-                sizes.push(replicas(rs) + p);
+                sizes.push(rs_replicas(rs) + p);
                 added += p;
             } else {
-                sizes.push(replicas(rs));
+                sizes.push(rs_replicas(rs));
             }
         }
         let (mut new_rs, mut old) = (new_rs, old);
@@ -615,37 +647,32 @@ impl Controller {
 
     /// upstream `cleanupDeployment`: deletes the oldest old ReplicaSets beyond
     /// `revisionHistoryLimit` that are scaled down and observed.
-    async fn cleanup(&self, d: &Value, old: &[Value]) -> SyncResult<()> {
-        let Some(limit) = d["spec"]["revisionHistoryLimit"].as_i64() else {
+    async fn cleanup(&self, d: &Deployment, old: &[ReplicaSet]) -> SyncResult<()> {
+        let Some(limit) = d.spec.revision_history_limit.map(i64::from) else {
             return Ok(());
         };
-        let mut cleanable: Vec<&Value> = old.iter().filter(|rs| !meta::deleting(rs)).collect();
+        let mut cleanable: Vec<&ReplicaSet> = old
+            .iter()
+            .filter(|rs| rs.metadata.deletion_timestamp.is_none())
+            .collect();
         let diff = i64::try_from(cleanable.len()).unwrap_or(i64::MAX) - limit;
         if diff <= 0 {
             return Ok(());
         }
         cleanable.sort_by(|a, b| by_revision(a, b));
         for rs in cleanable.iter().take(usize::try_from(diff).unwrap_or(0)) {
-            let observed = rs["status"]["observedGeneration"].as_i64().unwrap_or(0);
-            let generation = rs["metadata"]["generation"].as_i64().unwrap_or(0);
-            if status_count(rs, "replicas") != 0 || replicas(rs) != 0 || generation > observed {
+            let observed = rs.status.as_ref().and_then(|s| s.observed_generation);
+            let generation = rs.metadata.generation.unwrap_or(0);
+            if actual(rs) != 0 || rs_replicas(rs) != 0 || generation > observed.unwrap_or(0) {
                 continue;
             }
-            tracing::debug!(rs = meta::str(rs, "name"), "cleaning up old replica set");
+            let (ns, rs_name, rs_uid) = typed::at(&rs.metadata);
+            tracing::debug!(rs = rs_name, "cleaning up old replica set");
             let opts = DeleteOptions {
-                preconditions_uid: Some(meta::uid(rs).to_string()),
+                preconditions_uid: Some(rs_uid.to_string()),
                 ..DeleteOptions::default()
             };
-            match self
-                .cluster
-                .delete(
-                    replicasets(),
-                    meta::str(rs, "namespace"),
-                    meta::str(rs, "name"),
-                    &opts,
-                )
-                .await
-            {
+            match self.cluster.delete(replicasets(), ns, rs_name, &opts).await {
                 Ok(_) => {}
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
@@ -657,17 +684,22 @@ impl Controller {
     /// upstream `syncDeploymentStatus`.
     async fn sync_status(
         &self,
-        d: &Value,
-        old: &[Value],
-        new_rs: Option<&Value>,
+        d: &Deployment,
+        old: &[ReplicaSet],
+        new_rs: Option<&ReplicaSet>,
     ) -> SyncResult<()> {
-        let all: Vec<&Value> = old.iter().chain(new_rs).collect();
+        let all: Vec<&ReplicaSet> = old.iter().chain(new_rs).collect();
         let status = calculate_status(&all, new_rs, d);
-        if status == d["status"] {
+        self.write_new_status(d, status).await
+    }
+
+    /// Writes `status` when it differs from the stored one.
+    async fn write_new_status(&self, d: &Deployment, status: DeploymentStatus) -> SyncResult<()> {
+        if d.status.as_ref() == Some(&status) {
             return Ok(());
         }
         let mut d = d.clone();
-        d["status"] = status;
+        d.status = Some(status);
         self.write_status(&d).await
     }
 
@@ -675,28 +707,27 @@ impl Controller {
     /// (upstream `requeueStuckDeployment`).
     async fn sync_rollout_status(
         &self,
-        d: &Value,
-        old: &[Value],
-        new_rs: Option<&Value>,
+        d: &Deployment,
+        old: &[ReplicaSet],
+        new_rs: Option<&ReplicaSet>,
     ) -> SyncResult<Option<Duration>> {
-        let all: Vec<&Value> = old.iter().chain(new_rs).collect();
+        let all: Vec<&ReplicaSet> = old.iter().chain(new_rs).collect();
         let mut status = calculate_status(&all, new_rs, d);
         let deadline = progress_deadline(d);
         if deadline.is_none() {
             remove_condition(&mut status, "Progressing");
         }
-        let current = condition(&d["status"], "Progressing").cloned();
-        let n = |f: &str| status[f].as_i64().unwrap_or(0);
-        let complete_rollout = n("replicas") == n("updatedReplicas")
+        let current = condition(d.status.as_ref(), "Progressing").cloned();
+        let complete_rollout = status.replicas.unwrap_or(0) == status.updated_replicas.unwrap_or(0)
             && current
                 .as_ref()
-                .is_some_and(|c| c["reason"] == NEW_RS_AVAILABLE);
+                .is_some_and(|c| reason(c) == NEW_RS_AVAILABLE);
         let now = crate::replicaset::now_seconds();
         if deadline.is_some() && !complete_rollout {
-            let rs_name = new_rs.map(|rs| meta::str(rs, "name").to_string());
+            let rs_name = new_rs.map(|rs| name(&rs.metadata).to_string());
             let about = |what: &str| match &rs_name {
                 Some(n) => format!("ReplicaSet {n:?} {what}"),
-                None => format!("Deployment {:?} {what}", meta::str(d, "name")),
+                None => format!("Deployment {:?} {what}", name(&d.metadata)),
             };
             if complete(d, &status) {
                 set_condition(
@@ -712,8 +743,8 @@ impl Controller {
                 let mut cond =
                     new_condition("Progressing", "True", RS_UPDATED, &about("is progressing."));
                 if let Some(cur) = &current {
-                    if cur["status"] == "True" {
-                        cond["lastTransitionTime"] = cur["lastTransitionTime"].clone();
+                    if cur.status.as_deref() == Some("True") {
+                        cond.last_transition_time = cur.last_transition_time.clone();
                     }
                     remove_condition(&mut status, "Progressing");
                 }
@@ -734,40 +765,30 @@ impl Controller {
             Some(c) => set_condition(&mut status, c),
             None => remove_condition(&mut status, "ReplicaFailure"),
         }
-        if status == d["status"] {
+        if d.status.as_ref() == Some(&status) {
             return Ok(requeue_stuck(d, &status, now));
         }
-        let mut d = d.clone();
-        d["status"] = status;
-        self.write_status(&d).await?;
+        self.write_new_status(d, status).await?;
         Ok(None)
     }
 }
 
-/// Makes sure `status` is an object.
-fn ensure_status(d: &mut Value) {
-    if !d["status"].is_object() {
-        d["status"] = json!({});
-    }
-}
-
 /// upstream `SetDeploymentCondition(&d.Status, cond)`.
-fn set_status_condition(d: &mut Value, cond: Value) {
-    ensure_status(d);
-    set_condition(&mut d["status"], cond);
+fn set_status_condition(d: &mut Deployment, cond: DeploymentCondition) {
+    set_condition(d.status.get_or_insert_default(), cond);
 }
 
 /// Puts `updated` in place of the set with its uid.
 fn replace(
-    new_rs: Option<Value>,
-    mut old: Vec<Value>,
-    updated: Value,
-) -> (Option<Value>, Vec<Value>) {
-    let uid = meta::uid(&updated).to_string();
-    if new_rs.as_ref().is_some_and(|rs| meta::uid(rs) == uid) {
+    new_rs: Option<ReplicaSet>,
+    mut old: Vec<ReplicaSet>,
+    updated: ReplicaSet,
+) -> (Option<ReplicaSet>, Vec<ReplicaSet>) {
+    let same = |rs: &ReplicaSet| uid(&rs.metadata) == uid(&updated.metadata);
+    if new_rs.as_ref().is_some_and(same) {
         return (Some(updated), old);
     }
-    if let Some(slot) = old.iter_mut().find(|rs| meta::uid(rs) == uid) {
+    if let Some(slot) = old.iter_mut().find(|rs| same(rs)) {
         *slot = updated;
     }
     (new_rs, old)
@@ -775,15 +796,15 @@ fn replace(
 
 /// upstream `FindActiveOrLatest`: the only active set, or the newest when none is active;
 /// `None` when several are active.
-fn active_or_latest(new_rs: Option<&Value>, old: &mut [Value]) -> Option<Value> {
+fn active_or_latest(new_rs: Option<&ReplicaSet>, old: &mut [ReplicaSet]) -> Option<ReplicaSet> {
     if new_rs.is_none() && old.is_empty() {
         return None;
     }
     old.sort_by(|a, b| by_creation(b, a));
-    let active: Vec<&Value> = old
+    let active: Vec<&ReplicaSet> = old
         .iter()
         .chain(new_rs)
-        .filter(|rs| replicas(rs) > 0)
+        .filter(|rs| rs_replicas(rs) > 0)
         .collect();
     match active.len() {
         0 => new_rs.or_else(|| old.first()).cloned(),
@@ -792,14 +813,24 @@ fn active_or_latest(new_rs: Option<&Value>, old: &mut [Value]) -> Option<Value> 
     }
 }
 
-/// upstream `getReplicaFailures`: the ReplicaFailure condition of the new set, else of any.
-fn replica_failure(all: &[&Value], new_rs: Option<&Value>) -> Option<Value> {
-    let from = |rs: &Value| {
-        condition(&rs["status"], "ReplicaFailure").map(|c| {
-            json!({"type": "ReplicaFailure", "status": c["status"],
-                   "lastUpdateTime": c["lastTransitionTime"],
-                   "lastTransitionTime": c["lastTransitionTime"],
-                   "reason": c["reason"], "message": c["message"]})
+/// upstream `getReplicaFailures`: the ReplicaFailure condition of the new set, else of any
+/// (upstream `ReplicaSetToDeploymentCondition`).
+fn replica_failure(
+    all: &[&ReplicaSet],
+    new_rs: Option<&ReplicaSet>,
+) -> Option<DeploymentCondition> {
+    let from = |rs: &ReplicaSet| {
+        let conditions = rs.status.as_ref()?.conditions.as_ref()?;
+        let c = conditions
+            .iter()
+            .find(|c| c.type_.as_deref() == Some("ReplicaFailure"))?;
+        Some(DeploymentCondition {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            last_update_time: c.last_transition_time.clone(),
+            last_transition_time: c.last_transition_time.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
         })
     };
     new_rs
@@ -808,16 +839,13 @@ fn replica_failure(all: &[&Value], new_rs: Option<&Value>) -> Option<Value> {
 }
 
 /// upstream `requeueStuckDeployment`: how long until the progress deadline passes.
-fn requeue_stuck(d: &Value, new_status: &Value, now: i64) -> Option<Duration> {
+fn requeue_stuck(d: &Deployment, new_status: &DeploymentStatus, now: i64) -> Option<Duration> {
     let deadline = progress_deadline(d)?;
-    let cur = condition(&d["status"], "Progressing")?;
-    if complete(d, new_status) || cur["reason"] == TIMED_OUT {
+    let cur = condition(d.status.as_ref(), "Progressing")?;
+    if complete(d, new_status) || reason(cur) == TIMED_OUT {
         return None;
     }
-    let updated = cur["lastUpdateTime"]
-        .as_str()
-        .and_then(crate::pod::seconds)?;
-    let after = updated + deadline - now;
+    let after = last_update(cur)? + deadline - now;
     if after < 1 {
         return Some(Duration::from_secs(1));
     }

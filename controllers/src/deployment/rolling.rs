@@ -2,23 +2,21 @@
 //! `recreate.go`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
 
 use super::util::*;
 use super::{Controller, SyncResult, replace};
-use crate::meta;
-use crate::replicaset::replicas;
 
 impl Controller {
     /// upstream `rolloutRolling`: scale the new set up within maxSurge, else scale old sets
     /// down within maxUnavailable, then clean up and report.
     pub(super) async fn rollout_rolling(
         &self,
-        d: &mut Value,
-        rs_list: &mut Vec<Value>,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
     ) -> SyncResult<Option<Duration>> {
         let (new_rs, old) = self.all_replica_sets(d, rs_list, true).await?;
         let Some(new_rs) = new_rs else {
@@ -32,7 +30,7 @@ impl Controller {
         if scaled_down {
             return self.sync_rollout_status(d, &old, Some(&new_rs)).await;
         }
-        if complete(d, &d["status"]) {
+        if d.status.as_ref().is_some_and(|s| complete(d, s)) {
             self.cleanup(d, &old).await?;
         }
         self.sync_rollout_status(d, &old, Some(&new_rs)).await
@@ -41,18 +39,18 @@ impl Controller {
     /// upstream `reconcileNewReplicaSet`.
     async fn reconcile_new(
         &self,
-        d: &Value,
-        old: &[Value],
-        new_rs: Value,
-    ) -> SyncResult<(bool, Value)> {
+        d: &Deployment,
+        old: &[ReplicaSet],
+        new_rs: ReplicaSet,
+    ) -> SyncResult<(bool, ReplicaSet)> {
         let want = replicas(d);
-        if replicas(&new_rs) == want {
+        if rs_replicas(&new_rs) == want {
             return Ok((false, new_rs));
         }
-        if replicas(&new_rs) > want {
+        if rs_replicas(&new_rs) > want {
             return self.scale_and_record(&new_rs, want, d).await;
         }
-        let all: Vec<&Value> = old.iter().chain(std::iter::once(&new_rs)).collect();
+        let all: Vec<&ReplicaSet> = old.iter().chain(std::iter::once(&new_rs)).collect();
         let count = new_rs_new_replicas(d, &all, &new_rs);
         self.scale_and_record(&new_rs, count, d).await
     }
@@ -61,17 +59,21 @@ impl Controller {
     /// their entries in the returned list).
     async fn reconcile_old(
         &self,
-        d: &Value,
-        old: Vec<Value>,
-        new_rs: &Value,
-    ) -> SyncResult<(bool, Vec<Value>)> {
-        let active: Vec<Value> = old.iter().filter(|rs| replicas(rs) > 0).cloned().collect();
+        d: &Deployment,
+        old: Vec<ReplicaSet>,
+        new_rs: &ReplicaSet,
+    ) -> SyncResult<(bool, Vec<ReplicaSet>)> {
+        let active: Vec<ReplicaSet> = old
+            .iter()
+            .filter(|rs| rs_replicas(rs) > 0)
+            .cloned()
+            .collect();
         if spec_replicas(active.iter()) == 0 {
             return Ok((false, old));
         }
         let all_pods = spec_replicas(old.iter().chain(std::iter::once(new_rs)));
         let min_available = replicas(d) - max_unavailable(d);
-        let new_unavailable = replicas(new_rs) - status_count(new_rs, "availableReplicas");
+        let new_unavailable = rs_replicas(new_rs) - available(new_rs);
         let max_scaled_down = all_pods - min_available - new_unavailable;
         if max_scaled_down <= 0 {
             return Ok((false, old));
@@ -89,22 +91,24 @@ impl Controller {
     /// upstream `cleanupUnhealthyReplicas`.
     async fn cleanup_unhealthy(
         &self,
-        d: &Value,
-        mut old: Vec<Value>,
+        d: &Deployment,
+        mut old: Vec<ReplicaSet>,
         max_cleanup: i64,
-    ) -> SyncResult<(Vec<Value>, i64)> {
+    ) -> SyncResult<(Vec<ReplicaSet>, i64)> {
         old.sort_by(by_creation);
         let mut total = 0;
         for rs in old.iter_mut() {
             if total >= max_cleanup {
                 break;
             }
-            let available = status_count(rs, "availableReplicas");
-            if replicas(rs) == 0 || replicas(rs) == available {
+            let available = available(rs);
+            if rs_replicas(rs) == 0 || rs_replicas(rs) == available {
                 continue;
             }
-            let count = (max_cleanup - total).min(replicas(rs) - available);
-            let (_, updated) = self.scale_and_record(rs, replicas(rs) - count, d).await?;
+            let count = (max_cleanup - total).min(rs_replicas(rs) - available);
+            let (_, updated) = self
+                .scale_and_record(rs, rs_replicas(rs) - count, d)
+                .await?;
             *rs = updated;
             total += count;
         }
@@ -115,15 +119,12 @@ impl Controller {
     /// while the available pods stay above `replicas - maxUnavailable`.
     async fn scale_down_old_for_rolling(
         &self,
-        d: &Value,
-        mut old: Vec<Value>,
-        new_rs: &Value,
-    ) -> SyncResult<(Vec<Value>, i64)> {
+        d: &Deployment,
+        mut old: Vec<ReplicaSet>,
+        new_rs: &ReplicaSet,
+    ) -> SyncResult<(Vec<ReplicaSet>, i64)> {
         let min_available = replicas(d) - max_unavailable(d);
-        let available = status_sum(
-            old.iter().chain(std::iter::once(new_rs)),
-            "availableReplicas",
-        );
+        let available = status_sum(old.iter().chain(std::iter::once(new_rs)), available);
         if available <= min_available {
             return Ok((old, 0));
         }
@@ -134,11 +135,13 @@ impl Controller {
             if total >= budget {
                 break;
             }
-            if replicas(rs) == 0 {
+            if rs_replicas(rs) == 0 {
                 continue;
             }
-            let count = replicas(rs).min(budget - total);
-            let (_, updated) = self.scale_and_record(rs, replicas(rs) - count, d).await?;
+            let count = rs_replicas(rs).min(budget - total);
+            let (_, updated) = self
+                .scale_and_record(rs, rs_replicas(rs) - count, d)
+                .await?;
             *rs = updated;
             total += count;
         }
@@ -149,14 +152,14 @@ impl Controller {
     /// then the new set (created only now) to full size.
     pub(super) async fn rollout_recreate(
         &self,
-        d: &mut Value,
-        rs_list: &mut Vec<Value>,
-        pod_map: &HashMap<String, Vec<Arc<Value>>>,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
+        pod_map: &HashMap<String, Vec<Pod>>,
     ) -> SyncResult<Option<Duration>> {
         let (new_rs, mut old) = self.all_replica_sets(d, rs_list, false).await?;
         let mut scaled_down = false;
         for rs in old.iter_mut() {
-            if replicas(rs) == 0 {
+            if rs_replicas(rs) == 0 {
                 continue;
             }
             let (scaled, updated) = self.scale_and_record(rs, 0, d).await?;
@@ -177,7 +180,7 @@ impl Controller {
             },
         };
         let (_, new_rs) = self.scale_and_record(&new_rs, replicas(d), d).await?;
-        if complete(d, &d["status"]) {
+        if d.status.as_ref().is_some_and(|s| complete(d, s)) {
             self.cleanup(d, &old).await?;
         }
         self.sync_rollout_status(d, &old, Some(&new_rs)).await
@@ -187,17 +190,17 @@ impl Controller {
 /// upstream `oldPodsRunning`: old sets still report pods, or a pod of an old set has not
 /// finished (pods being deleted count until they are gone).
 fn old_pods_running(
-    new_rs: Option<&Value>,
-    old: &[Value],
-    pod_map: &HashMap<String, Vec<Arc<Value>>>,
+    new_rs: Option<&ReplicaSet>,
+    old: &[ReplicaSet],
+    pod_map: &HashMap<String, Vec<Pod>>,
 ) -> bool {
-    if status_sum(old.iter(), "replicas") > 0 {
+    if status_sum(old.iter(), actual) > 0 {
         return true;
     }
-    let new_uid = new_rs.map(meta::uid);
+    let new_uid = new_rs.map(|rs| crate::typed::uid(&rs.metadata));
     pod_map
         .iter()
         .filter(|(uid, _)| Some(uid.as_str()) != new_uid)
         .flat_map(|(_, pods)| pods.iter())
-        .any(|p| !crate::pod::is_terminal(p))
+        .any(|p| !crate::pod::typed::is_terminal(p))
 }

@@ -2,14 +2,23 @@
 //! `pkg/controller/deployment/util/deployment_util.go` and the ReplicaSet sorting of
 //! `pkg/controller/controller_utils.go`: fenceposts (maxSurge/maxUnavailable), the
 //! pod-template hash, template comparison, revisions and annotations, conditions, status,
-//! proportional scaling.
+//! proportional scaling. They read typed Deployments and ReplicaSets (`crate::typed`);
+//! annotations are edited as a map (`Annotations`), which `edit_annotations` applies to
+//! a stored object.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetStatus,
+};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::meta;
-use crate::replicaset::replicas;
+pub(crate) use crate::replicaset::replicas_of as rs_replicas;
 
 /// Label (and selector key) carrying the pod-template hash.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -56,20 +65,34 @@ const SKIP_ANNOTATIONS: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
+/// An object's annotations, as edited.
+pub(crate) type Annotations = BTreeMap<String, String>;
+
+/// `spec.replicas` of a deployment (defaulted to 1 by the API).
+pub(crate) fn replicas(d: &Deployment) -> i64 {
+    d.spec.replicas.map_or(1, i64::from)
+}
+
+/// `n` as the `int32` of the API, saturating.
+pub(crate) fn int32(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
+}
+
 /// Whether the strategy is RollingUpdate (the default).
-pub(crate) fn is_rolling(d: &Value) -> bool {
-    d["spec"]["strategy"]["type"]
-        .as_str()
+pub(crate) fn is_rolling(d: &Deployment) -> bool {
+    let strategy = d.spec.strategy.as_ref();
+    strategy
+        .and_then(|s| s.type_.as_deref())
         .unwrap_or("RollingUpdate")
         == "RollingUpdate"
 }
 
 /// upstream `intstr.GetScaledValueFromIntOrPercent`; `None` for a malformed value.
-fn scaled(v: &Value, total: i64, round_up: bool) -> Option<i64> {
+fn scaled(v: Option<&IntOrString>, total: i64, round_up: bool) -> Option<i64> {
     match v {
-        Value::Null => Some(0),
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => {
+        None => Some(0),
+        Some(IntOrString::Int(n)) => Some(i64::from(*n)),
+        Some(IntOrString::String(s)) => {
             let p: i64 = s.strip_suffix('%')?.parse().ok()?;
             let x = p * total;
             Some(if round_up {
@@ -78,17 +101,21 @@ fn scaled(v: &Value, total: i64, round_up: bool) -> Option<i64> {
                 x.div_euclid(100)
             })
         }
-        _ => None,
     }
 }
 
 /// upstream `ResolveFenceposts`: (maxSurge rounded up, maxUnavailable rounded down), with
 /// maxUnavailable 1 when both come out 0.
-pub(crate) fn fenceposts(d: &Value) -> (i64, i64) {
-    let ru = &d["spec"]["strategy"]["rollingUpdate"];
+pub(crate) fn fenceposts(d: &Deployment) -> (i64, i64) {
+    let ru = d
+        .spec
+        .strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.as_ref());
     let desired = replicas(d);
-    let surge = scaled(&ru["maxSurge"], desired, true).unwrap_or(0);
-    let mut unavailable = scaled(&ru["maxUnavailable"], desired, false).unwrap_or(0);
+    let surge = scaled(ru.and_then(|r| r.max_surge.as_ref()), desired, true).unwrap_or(0);
+    let mut unavailable =
+        scaled(ru.and_then(|r| r.max_unavailable.as_ref()), desired, false).unwrap_or(0);
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
@@ -96,7 +123,7 @@ pub(crate) fn fenceposts(d: &Value) -> (i64, i64) {
 }
 
 /// upstream `MaxSurge`.
-pub(crate) fn max_surge(d: &Value) -> i64 {
+pub(crate) fn max_surge(d: &Deployment) -> i64 {
     if !is_rolling(d) {
         return 0;
     }
@@ -104,7 +131,7 @@ pub(crate) fn max_surge(d: &Value) -> i64 {
 }
 
 /// upstream `MaxUnavailable`.
-pub(crate) fn max_unavailable(d: &Value) -> i64 {
+pub(crate) fn max_unavailable(d: &Deployment) -> i64 {
     if !is_rolling(d) || replicas(d) == 0 {
         return 0;
     }
@@ -160,16 +187,16 @@ fn safe_encode(s: &str) -> String {
 
 /// upstream `controller.ComputeHash`: FNV-32a of the template and the collision count (as
 /// 8 little-endian bytes), its decimal form safe-encoded. Upstream hashes Go's `spew`
-/// dump of the struct; paddock hashes the canonical JSON of the stored (defaulted)
-/// template, so names have upstream's shape but not its exact values.
-pub(crate) fn compute_hash(template: &Value, collision_count: Option<i64>) -> String {
+/// dump of the struct; paddock hashes the canonical JSON of the (defaulted) template as
+/// k8s-openapi serialises it, so names have upstream's shape but not its exact values.
+pub(crate) fn compute_hash(template: &Value, collision_count: Option<i32>) -> String {
     let mut text = String::new();
     canonical(template, &mut text);
     let mut bytes = text.into_bytes();
     if let Some(c) = collision_count {
         let mut extra = [0u8; 8];
-        // Truncation to 32 bits as upstream's `uint32(*collisionCount)`.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        // Reinterpreted as upstream's `uint32(*collisionCount)`.
+        #[allow(clippy::cast_sign_loss)]
         extra[..4].copy_from_slice(&(c as u32).to_le_bytes());
         bytes.extend_from_slice(&extra);
     }
@@ -198,85 +225,107 @@ fn normalized(v: &Value) -> Option<Value> {
     }
 }
 
-/// upstream `EqualIgnoreHash`: templates equal once the pod-template-hash label is removed.
-pub(crate) fn equal_ignore_hash(a: &Value, b: &Value) -> bool {
-    let strip = |t: &Value| {
+/// upstream `EqualIgnoreHash`: templates equal once the pod-template-hash label is removed
+/// (upstream's semantic equality: an empty list or map equals an absent one).
+pub(crate) fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+    let strip = |t: &PodTemplateSpec| {
         let mut t = t.clone();
-        if let Some(l) = t["metadata"]["labels"].as_object_mut() {
+        if let Some(l) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
             l.remove(POD_TEMPLATE_HASH);
         }
-        normalized(&t)
+        serde_json::to_value(t).ok().map(|v| normalized(&v))
     };
-    strip(a) == strip(b)
+    match (strip(a), strip(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }
 
-/// An annotation of `obj`.
-pub(crate) fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj["metadata"]["annotations"][key].as_str()
+/// An annotation of an object.
+pub(crate) fn annotation<'a>(m: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    m.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// The annotations of an object, created empty when absent.
+pub(crate) fn annotations_mut(m: &mut ObjectMeta) -> &mut Annotations {
+    m.annotations.get_or_insert_with(Annotations::new)
 }
 
 /// Sets an annotation; whether it changed.
-pub(crate) fn set_annotation(obj: &mut Value, key: &str, value: &str) -> bool {
-    if annotation(obj, key) == Some(value) {
+pub(crate) fn set_annotation(anns: &mut Annotations, key: &str, value: &str) -> bool {
+    if anns.get(key).map(String::as_str) == Some(value) {
         return false;
     }
-    if !obj["metadata"]["annotations"].is_object() {
-        obj["metadata"]["annotations"] = json!({});
-    }
-    obj["metadata"]["annotations"][key] = json!(value);
+    anns.insert(key.to_string(), value.to_string());
     true
 }
 
-/// The revision of a ReplicaSet (0 when absent or malformed).
-pub(crate) fn revision(rs: &Value) -> i64 {
-    annotation(rs, REVISION)
+/// Applies `f` to the annotations of a stored object (`metadata.annotations`, written back
+/// when `f` says it changed them); whether it did. Annotations that are not a map of
+/// strings (validation refuses them) are left alone.
+pub(crate) fn edit_annotations(obj: &mut Value, f: impl FnOnce(&mut Annotations) -> bool) -> bool {
+    let stored = &obj["metadata"]["annotations"];
+    let mut anns = if stored.is_null() {
+        Annotations::new()
+    } else {
+        match Annotations::deserialize(stored) {
+            Ok(a) => a,
+            Err(_) => return false,
+        }
+    };
+    if !f(&mut anns) {
+        return false;
+    }
+    obj["metadata"]["annotations"] = json!(anns);
+    true
+}
+
+/// The revision of an object (0 when absent or malformed).
+pub(crate) fn revision(m: &ObjectMeta) -> i64 {
+    annotation(m, REVISION)
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)
 }
 
 /// upstream `MaxRevision`.
-pub(crate) fn max_revision(sets: &[Value]) -> i64 {
-    sets.iter().map(revision).max().unwrap_or(0)
+pub(crate) fn max_revision(sets: &[ReplicaSet]) -> i64 {
+    sets.iter()
+        .map(|rs| revision(&rs.metadata))
+        .max()
+        .unwrap_or(0)
 }
 
 /// upstream `SetReplicasAnnotations`; whether anything changed.
-pub(crate) fn set_replicas_annotations(rs: &mut Value, desired: i64, max: i64) -> bool {
-    let a = set_annotation(rs, DESIRED_REPLICAS, &desired.to_string());
-    let b = set_annotation(rs, MAX_REPLICAS, &max.to_string());
+pub(crate) fn set_replicas_annotations(anns: &mut Annotations, desired: i64, max: i64) -> bool {
+    let a = set_annotation(anns, DESIRED_REPLICAS, &desired.to_string());
+    let b = set_annotation(anns, MAX_REPLICAS, &max.to_string());
     a || b
 }
 
 /// upstream `ReplicasAnnotationsNeedUpdate`.
-pub(crate) fn replicas_annotations_need_update(rs: &Value, desired: i64, max: i64) -> bool {
-    annotation(rs, DESIRED_REPLICAS) != Some(&desired.to_string())
-        || annotation(rs, MAX_REPLICAS) != Some(&max.to_string())
+pub(crate) fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i64, max: i64) -> bool {
+    annotation(&rs.metadata, DESIRED_REPLICAS) != Some(&desired.to_string())
+        || annotation(&rs.metadata, MAX_REPLICAS) != Some(&max.to_string())
 }
 
 /// upstream `SetNewReplicaSetAnnotations`: copies the deployment's annotations (but the
-/// skipped ones), raises the revision to `new_revision` (keeping the old one in
-/// `revision-history`), and for a ReplicaSet about to be created sets the replica
+/// skipped ones) into a ReplicaSet's, raises the revision to `new_revision` (keeping the old
+/// one in `revision-history`), and for a ReplicaSet about to be created sets the replica
 /// annotations. Whether anything changed.
 pub(crate) fn set_new_rs_annotations(
-    d: &Value,
-    rs: &mut Value,
+    d: &Deployment,
+    rs: &mut Annotations,
     new_revision: i64,
     exists: bool,
 ) -> bool {
     let mut changed = false;
-    if let Some(anns) = d["metadata"]["annotations"].as_object() {
-        for (k, v) in anns {
-            if SKIP_ANNOTATIONS.contains(&k.as_str()) {
-                continue;
-            }
-            if let Some(v) = v.as_str() {
-                changed |= set_annotation(rs, k, v);
-            }
+    for (k, v) in d.metadata.annotations.iter().flatten() {
+        if SKIP_ANNOTATIONS.contains(&k.as_str()) {
+            continue;
         }
+        changed |= set_annotation(rs, k, v);
     }
-    if !rs["metadata"]["annotations"].is_object() {
-        rs["metadata"]["annotations"] = json!({});
-    }
-    let old = annotation(rs, REVISION).map(str::to_string);
+    let old = rs.get(REVISION).cloned();
     let old_int = match old.as_deref() {
         None | Some("") => 0,
         Some(s) => match s.parse::<i64>() {
@@ -288,7 +337,7 @@ pub(crate) fn set_new_rs_annotations(
         set_annotation(rs, REVISION, &new_revision.to_string());
         changed = true;
         if let Some(old) = old.filter(|o| !o.is_empty()) {
-            let history = annotation(rs, REVISION_HISTORY).unwrap_or("").to_string();
+            let history = rs.get(REVISION_HISTORY).cloned().unwrap_or_default();
             if history.is_empty() {
                 set_annotation(rs, REVISION_HISTORY, &old);
             } else {
@@ -314,57 +363,76 @@ pub(crate) fn set_new_rs_annotations(
     changed
 }
 
-/// `status.<field>` of a ReplicaSet as a number.
-pub(crate) fn status_count(rs: &Value, field: &str) -> i64 {
-    rs["status"][field].as_i64().unwrap_or(0)
+/// A counter of a ReplicaSet's status (0 without a status).
+fn status_count(rs: &ReplicaSet, f: impl Fn(&ReplicaSetStatus) -> Option<i32>) -> i64 {
+    rs.status.as_ref().and_then(f).map_or(0, i64::from)
+}
+
+/// `status.replicas` (the pods it has).
+pub(crate) fn actual(rs: &ReplicaSet) -> i64 {
+    status_count(rs, |s| Some(s.replicas))
+}
+
+/// `status.readyReplicas`.
+pub(crate) fn ready(rs: &ReplicaSet) -> i64 {
+    status_count(rs, |s| s.ready_replicas)
+}
+
+/// `status.availableReplicas`.
+pub(crate) fn available(rs: &ReplicaSet) -> i64 {
+    status_count(rs, |s| s.available_replicas)
 }
 
 /// Sum of `spec.replicas` (upstream `GetReplicaCountForReplicaSets`).
-pub(crate) fn spec_replicas<'a>(sets: impl IntoIterator<Item = &'a Value>) -> i64 {
-    sets.into_iter().map(replicas).sum()
+pub(crate) fn spec_replicas<'a>(sets: impl IntoIterator<Item = &'a ReplicaSet>) -> i64 {
+    sets.into_iter().map(rs_replicas).sum()
 }
 
-/// Sum of a status counter over the sets.
-pub(crate) fn status_sum<'a>(sets: impl IntoIterator<Item = &'a Value>, field: &str) -> i64 {
-    sets.into_iter().map(|rs| status_count(rs, field)).sum()
+/// Sum of a status counter ([`actual`], [`ready`], [`available`]) over the sets.
+pub(crate) fn status_sum<'a>(
+    sets: impl IntoIterator<Item = &'a ReplicaSet>,
+    count: fn(&ReplicaSet) -> i64,
+) -> i64 {
+    sets.into_iter().map(count).sum()
 }
 
 /// Creation time and name, for upstream `ReplicaSetsByCreationTimestamp`.
-fn created(rs: &Value) -> (i64, &str) {
+fn created(rs: &ReplicaSet) -> (i64, &str) {
+    let m = &rs.metadata;
     (
-        crate::pod::seconds(meta::str(rs, "creationTimestamp")).unwrap_or(0),
-        meta::str(rs, "name"),
+        m.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+        m.name.as_deref().unwrap_or(""),
     )
 }
 
 /// upstream `ReplicaSetsByCreationTimestamp`: older first, then by name.
-pub(crate) fn by_creation(a: &Value, b: &Value) -> Ordering {
+pub(crate) fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     created(a).cmp(&created(b))
 }
 
 /// upstream `ReplicaSetsBySizeOlder`: larger first, ties older first.
-pub(crate) fn by_size_older(a: &Value, b: &Value) -> Ordering {
-    replicas(b)
-        .cmp(&replicas(a))
+pub(crate) fn by_size_older(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+    rs_replicas(b)
+        .cmp(&rs_replicas(a))
         .then_with(|| by_creation(a, b))
 }
 
 /// upstream `ReplicaSetsBySizeNewer`: larger first, ties newer first.
-pub(crate) fn by_size_newer(a: &Value, b: &Value) -> Ordering {
-    replicas(b)
-        .cmp(&replicas(a))
+pub(crate) fn by_size_newer(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+    rs_replicas(b)
+        .cmp(&rs_replicas(a))
         .then_with(|| by_creation(b, a))
 }
 
 /// upstream `ReplicaSetsByRevision`: lower revision first, ties by creation.
-pub(crate) fn by_revision(a: &Value, b: &Value) -> Ordering {
-    revision(a)
-        .cmp(&revision(b))
+pub(crate) fn by_revision(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+    revision(&a.metadata)
+        .cmp(&revision(&b.metadata))
         .then_with(|| by_creation(a, b))
 }
 
 /// upstream `NewRSNewReplicas`: how big the new ReplicaSet may be now.
-pub(crate) fn new_rs_new_replicas(d: &Value, all: &[&Value], new_rs: &Value) -> i64 {
+pub(crate) fn new_rs_new_replicas(d: &Deployment, all: &[&ReplicaSet], new_rs: &ReplicaSet) -> i64 {
     if !is_rolling(d) {
         return replicas(d);
     }
@@ -372,25 +440,27 @@ pub(crate) fn new_rs_new_replicas(d: &Value, all: &[&Value], new_rs: &Value) -> 
     let current = spec_replicas(all.iter().copied());
     let max_total = replicas(d) + surge;
     if current >= max_total {
-        return replicas(new_rs);
+        return rs_replicas(new_rs);
     }
-    let up = (max_total - current).min(replicas(d) - replicas(new_rs));
-    replicas(new_rs) + up
+    let up = (max_total - current).min(replicas(d) - rs_replicas(new_rs));
+    rs_replicas(new_rs) + up
 }
 
 /// upstream `IsSaturated`.
-pub(crate) fn is_saturated(d: &Value, rs: Option<&Value>) -> bool {
+pub(crate) fn is_saturated(d: &Deployment, rs: Option<&ReplicaSet>) -> bool {
     let Some(rs) = rs else { return false };
-    let Some(desired) = annotation(rs, DESIRED_REPLICAS).and_then(|s| s.parse::<i64>().ok()) else {
+    let Some(desired) =
+        annotation(&rs.metadata, DESIRED_REPLICAS).and_then(|s| s.parse::<i64>().ok())
+    else {
         return false;
     };
     let want = replicas(d);
-    replicas(rs) == want && desired == want && status_count(rs, "availableReplicas") == want
+    rs_replicas(rs) == want && desired == want && available(rs) == want
 }
 
 /// upstream `GetReplicaSetProportion`.
-pub(crate) fn proportion(rs: &Value, d: &Value, to_add: i64, added: i64) -> i64 {
-    if replicas(rs) == 0 || to_add == 0 || to_add == added {
+pub(crate) fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i64, added: i64) -> i64 {
+    if rs_replicas(rs) == 0 || to_add == 0 || to_add == added {
         return 0;
     }
     let fraction = fraction(rs, d);
@@ -402,131 +472,175 @@ pub(crate) fn proportion(rs: &Value, d: &Value, to_add: i64, added: i64) -> i64 
     }
 }
 
-/// upstream `getReplicaSetFraction`.
-fn fraction(rs: &Value, d: &Value) -> i64 {
+/// upstream `getReplicaSetFraction`: the set's share of the new size, from the size it was
+/// scaled for (its `max-replicas` annotation, else the deployment's current size).
+fn fraction(rs: &ReplicaSet, d: &Deployment) -> i64 {
     if replicas(d) == 0 {
-        return -replicas(rs);
+        return -rs_replicas(rs);
     }
     let max = replicas(d) + max_surge(d);
-    let annotated = annotation(rs, MAX_REPLICAS)
+    let annotated = annotation(&rs.metadata, MAX_REPLICAS)
         .and_then(|s| s.parse::<i64>().ok())
-        .unwrap_or_else(|| d["status"]["replicas"].as_i64().unwrap_or(0));
+        .filter(|n| *n != 0)
+        .unwrap_or_else(|| {
+            let status = d.status.as_ref();
+            status.and_then(|s| s.replicas).map_or(0, i64::from)
+        });
     if annotated == 0 {
         return 0;
     }
     // Rounded half away from zero, as Go's math.Round.
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
-    let size = ((replicas(rs) * max) as f64 / annotated as f64).round() as i64;
-    size - replicas(rs)
+    let size = ((rs_replicas(rs) * max) as f64 / annotated as f64).round() as i64;
+    size - rs_replicas(rs)
 }
 
-/// The condition `type_` in `status.conditions`.
-pub(crate) fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
-    status["conditions"]
-        .as_array()?
+/// The condition `type_` of a deployment status.
+pub(crate) fn condition<'a>(
+    status: Option<&'a DeploymentStatus>,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
+    status?
+        .conditions
+        .as_ref()?
         .iter()
-        .find(|c| c["type"] == type_)
+        .find(|c| c.type_.as_deref() == Some(type_))
+}
+
+/// The reason of a condition, `""` when it has none.
+pub(crate) fn reason(c: &DeploymentCondition) -> &str {
+    c.reason.as_deref().unwrap_or("")
+}
+
+/// The current time as `metav1.Time` carries it (whole seconds).
+fn now_time() -> Time {
+    let now = api::time::now();
+    Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
 }
 
 /// upstream `NewDeploymentCondition`.
-pub(crate) fn new_condition(type_: &str, status: &str, reason: &str, message: &str) -> Value {
-    let now = meta::now_rfc3339();
-    json!({"type": type_, "status": status, "lastUpdateTime": now,
-           "lastTransitionTime": now, "reason": reason, "message": message})
+pub(crate) fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) -> DeploymentCondition {
+    let now = now_time();
+    DeploymentCondition {
+        type_: Some(type_.to_string()),
+        status: Some(status.to_string()),
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(now),
+        reason: Some(reason.to_string()),
+        message: Some(message.to_string()),
+    }
 }
 
 /// upstream `SetDeploymentCondition`: no-op when status and reason are unchanged; keeps
 /// `lastTransitionTime` when only the reason changes; the condition moves to the end.
-pub(crate) fn set_condition(status: &mut Value, mut cond: Value) {
-    let type_ = cond["type"].as_str().unwrap_or("").to_string();
-    if let Some(cur) = condition(status, &type_) {
-        if cur["status"] == cond["status"] && cur["reason"] == cond["reason"] {
+pub(crate) fn set_condition(status: &mut DeploymentStatus, mut cond: DeploymentCondition) {
+    let type_ = cond.type_.clone().unwrap_or_default();
+    if let Some(cur) = condition(Some(status), &type_) {
+        if cur.status == cond.status && cur.reason == cond.reason {
             return;
         }
-        if cur["status"] == cond["status"] {
-            cond["lastTransitionTime"] = cur["lastTransitionTime"].clone();
+        if cur.status == cond.status {
+            cond.last_transition_time = cur.last_transition_time.clone();
         }
     }
     remove_condition(status, &type_);
-    crate::replicaset::push_condition(status, cond);
+    status.conditions.get_or_insert_with(Vec::new).push(cond);
 }
 
-/// upstream `RemoveDeploymentCondition`.
-pub(crate) fn remove_condition(status: &mut Value, type_: &str) {
-    crate::replicaset::remove_condition(status, type_);
+/// upstream `RemoveDeploymentCondition` (the list goes when it becomes empty).
+pub(crate) fn remove_condition(status: &mut DeploymentStatus, type_: &str) {
+    if let Some(list) = status.conditions.as_mut() {
+        list.retain(|c| c.type_.as_deref() != Some(type_));
+        if list.is_empty() {
+            status.conditions = None;
+        }
+    }
 }
 
 /// upstream `HasProgressDeadline`.
-pub(crate) fn progress_deadline(d: &Value) -> Option<i64> {
-    d["spec"]["progressDeadlineSeconds"]
-        .as_i64()
-        .filter(|s| *s != i64::from(i32::MAX))
+pub(crate) fn progress_deadline(d: &Deployment) -> Option<i64> {
+    d.spec
+        .progress_deadline_seconds
+        .filter(|s| *s != i32::MAX)
+        .map(i64::from)
+}
+
+/// A counter of a deployment status (0 when unset).
+fn count(status: &DeploymentStatus, f: impl Fn(&DeploymentStatus) -> Option<i32>) -> i64 {
+    f(status).map_or(0, i64::from)
 }
 
 /// upstream `DeploymentComplete`.
-pub(crate) fn complete(d: &Value, status: &Value) -> bool {
+pub(crate) fn complete(d: &Deployment, status: &DeploymentStatus) -> bool {
     let want = replicas(d);
-    let n = |f: &str| status[f].as_i64().unwrap_or(0);
-    n("updatedReplicas") == want
-        && n("replicas") == want
-        && n("availableReplicas") == want
-        && n("observedGeneration") >= d["metadata"]["generation"].as_i64().unwrap_or(0)
+    count(status, |s| s.updated_replicas) == want
+        && count(status, |s| s.replicas) == want
+        && count(status, |s| s.available_replicas) == want
+        && status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
 }
 
 /// upstream `DeploymentProgressing`: the new status shows progress over the stored one.
-pub(crate) fn progressing(d: &Value, new: &Value) -> bool {
-    let old = &d["status"];
-    let n = |s: &Value, f: &str| s[f].as_i64().unwrap_or(0);
-    let old_old = n(old, "replicas") - n(old, "updatedReplicas");
-    let new_old = n(new, "replicas") - n(new, "updatedReplicas");
-    n(new, "updatedReplicas") > n(old, "updatedReplicas")
-        || new_old < old_old
-        || n(new, "readyReplicas") > n(old, "readyReplicas")
-        || n(new, "availableReplicas") > n(old, "availableReplicas")
+pub(crate) fn progressing(d: &Deployment, new: &DeploymentStatus) -> bool {
+    let none = DeploymentStatus::default();
+    let old = d.status.as_ref().unwrap_or(&none);
+    let updated = |s: &DeploymentStatus| count(s, |s| s.updated_replicas);
+    let old_pods = |s: &DeploymentStatus| count(s, |s| s.replicas) - updated(s);
+    updated(new) > updated(old)
+        || old_pods(new) < old_pods(old)
+        || count(new, |s| s.ready_replicas) > count(old, |s| s.ready_replicas)
+        || count(new, |s| s.available_replicas) > count(old, |s| s.available_replicas)
+}
+
+/// `lastUpdateTime` of a condition in seconds since the epoch.
+pub(crate) fn last_update(c: &DeploymentCondition) -> Option<i64> {
+    c.last_update_time.as_ref().map(|t| t.0.as_second())
 }
 
 /// upstream `DeploymentTimedOut` at `now` (seconds since the epoch).
-pub(crate) fn timed_out(d: &Value, new: &Value, now: i64) -> bool {
+pub(crate) fn timed_out(d: &Deployment, new: &DeploymentStatus, now: i64) -> bool {
     let Some(deadline) = progress_deadline(d) else {
         return false;
     };
-    let Some(c) = condition(new, "Progressing") else {
+    let Some(c) = condition(Some(new), "Progressing") else {
         return false;
     };
-    match c["reason"].as_str().unwrap_or("") {
+    match reason(c) {
         NEW_RS_AVAILABLE => false,
         TIMED_OUT => true,
-        _ => c["lastUpdateTime"]
-            .as_str()
-            .and_then(crate::pod::seconds)
-            .is_some_and(|from| from + deadline < now),
+        _ => last_update(c).is_some_and(|from| from + deadline < now),
     }
 }
 
-/// upstream `calculateStatus` (deployment): counts from the ReplicaSets, conditions kept,
+/// upstream `calculateStatus` (deployment): counts from the ReplicaSets (zero counters
+/// unset, as the Go types' `omitempty` leaves them), conditions and collision count kept,
 /// `Available` set from minimum availability.
-pub(crate) fn calculate_status(all: &[&Value], new_rs: Option<&Value>, d: &Value) -> Value {
-    let available = status_sum(all.iter().copied(), "availableReplicas");
-    let total = spec_replicas(all.iter().copied());
+pub(crate) fn calculate_status(
+    all: &[&ReplicaSet],
+    new_rs: Option<&ReplicaSet>,
+    d: &Deployment,
+) -> DeploymentStatus {
+    let sets = || all.iter().copied();
+    let available = status_sum(sets(), self::available);
+    let total = spec_replicas(sets());
     let unavailable = (total - available).max(0);
-    let mut st = json!({
-        "observedGeneration": d["metadata"]["generation"].as_i64().unwrap_or(0),
-        "replicas": status_sum(all.iter().copied(), "replicas"),
-        "updatedReplicas": new_rs.map_or(0, |rs| status_count(rs, "replicas")),
-        "readyReplicas": status_sum(all.iter().copied(), "readyReplicas"),
-        "availableReplicas": available,
-        "unavailableReplicas": unavailable,
-    });
-    // Zero counters are omitted on the wire (`omitempty`).
-    if let Some(m) = st.as_object_mut() {
-        m.retain(|k, v| k == "observedGeneration" || v.as_i64() != Some(0));
-    }
-    if let Some(c) = d["status"].get("collisionCount").filter(|c| !c.is_null()) {
-        st["collisionCount"] = c.clone();
-    }
-    if let Some(c) = d["status"].get("conditions").filter(|c| c.is_array()) {
-        st["conditions"] = c.clone();
-    }
+    let nonzero = |n: i64| (n != 0).then(|| int32(n));
+    let stored = d.status.as_ref();
+    let mut st = DeploymentStatus {
+        observed_generation: Some(d.metadata.generation.unwrap_or(0)),
+        replicas: nonzero(status_sum(sets(), actual)),
+        updated_replicas: nonzero(new_rs.map_or(0, actual)),
+        ready_replicas: nonzero(status_sum(sets(), ready)),
+        available_replicas: nonzero(available),
+        unavailable_replicas: nonzero(unavailable),
+        collision_count: stored.and_then(|s| s.collision_count),
+        conditions: stored.and_then(|s| s.conditions.clone()),
+        ..DeploymentStatus::default()
+    };
     let cond = if available >= replicas(d) - max_unavailable(d) {
         new_condition(
             "Available",
@@ -550,9 +664,23 @@ pub(crate) fn calculate_status(all: &[&Value], new_rs: Option<&Value>, d: &Value
 mod tests {
     use super::*;
 
-    fn deploy(replicas: i64, surge: Value, unavailable: Value) -> Value {
-        json!({"spec": {"replicas": replicas, "strategy": {"type": "RollingUpdate",
-            "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}}})
+    fn dep(v: Value) -> Deployment {
+        crate::typed::decode(&v).unwrap()
+    }
+
+    fn set(v: Value) -> ReplicaSet {
+        crate::typed::decode(&v).unwrap()
+    }
+
+    fn template(v: Value) -> PodTemplateSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn deploy(replicas: i64, surge: Value, unavailable: Value) -> Deployment {
+        dep(
+            json!({"spec": {"replicas": replicas, "strategy": {"type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}}}),
+        )
     }
 
     #[test]
@@ -563,7 +691,7 @@ mod tests {
         assert_eq!(fenceposts(&pct(10)), (3, 2));
         assert_eq!(fenceposts(&deploy(3, json!(0), json!("10%"))), (0, 1));
         assert_eq!(max_unavailable(&deploy(2, json!(0), json!(5))), 2);
-        let recreate = json!({"spec": {"replicas": 3, "strategy": {"type": "Recreate"}}});
+        let recreate = dep(json!({"spec": {"replicas": 3, "strategy": {"type": "Recreate"}}}));
         assert_eq!((max_surge(&recreate), max_unavailable(&recreate)), (0, 0));
     }
 
@@ -582,41 +710,68 @@ mod tests {
 
     #[test]
     fn template_equality_ignores_the_hash_label_and_empties() {
-        let a = json!({"metadata": {"labels": {"app": "web", POD_TEMPLATE_HASH: "x"}},
-                       "spec": {"containers": [{"name": "c"}], "volumes": []}});
-        let b = json!({"metadata": {"labels": {"app": "web"}, "annotations": null},
-                       "spec": {"containers": [{"name": "c"}]}});
+        let a = template(
+            json!({"metadata": {"labels": {"app": "web", POD_TEMPLATE_HASH: "x"}},
+                       "spec": {"containers": [{"name": "c"}], "volumes": []}}),
+        );
+        let b = template(
+            json!({"metadata": {"labels": {"app": "web"}, "annotations": {}},
+                       "spec": {"containers": [{"name": "c"}]}}),
+        );
         assert!(equal_ignore_hash(&a, &b));
-        let c = json!({"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c"}]}});
+        let c = template(
+            json!({"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c"}]}}),
+        );
         assert!(!equal_ignore_hash(&a, &c));
     }
 
     #[test]
     fn revision_annotations_and_history() {
-        let d = json!({"metadata": {"annotations": {"team": "a", REVISION: "9",
+        let d = dep(
+            json!({"metadata": {"annotations": {"team": "a", REVISION: "9",
             "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
             "spec": {"replicas": 4, "strategy": {"type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}}});
-        let mut rs = json!({"metadata": {}});
-        assert!(set_new_rs_annotations(&d, &mut rs, 1, false));
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}}}),
+        );
+        let mut anns = Annotations::new();
+        assert!(set_new_rs_annotations(&d, &mut anns, 1, false));
         assert_eq!(
-            rs["metadata"]["annotations"],
+            json!(anns),
             json!({"team": "a", REVISION: "1", DESIRED_REPLICAS: "4", MAX_REPLICAS: "5"})
         );
-        assert!(!set_new_rs_annotations(&d, &mut rs, 1, true));
+        assert!(!set_new_rs_annotations(&d, &mut anns, 1, true));
         // A template coming back: the old revision moves into the history.
-        assert!(set_new_rs_annotations(&d, &mut rs, 3, true));
-        assert_eq!(annotation(&rs, REVISION), Some("3"));
-        assert_eq!(annotation(&rs, REVISION_HISTORY), Some("1"));
-        assert!(set_new_rs_annotations(&d, &mut rs, 5, true));
-        assert_eq!(annotation(&rs, REVISION_HISTORY), Some("1,3"));
-        assert_eq!(max_revision(&[rs.clone(), json!({})]), 5);
+        assert!(set_new_rs_annotations(&d, &mut anns, 3, true));
+        assert_eq!(anns[REVISION], "3");
+        assert_eq!(anns[REVISION_HISTORY], "1");
+        assert!(set_new_rs_annotations(&d, &mut anns, 5, true));
+        assert_eq!(anns[REVISION_HISTORY], "1,3");
+        let rs = set(json!({"metadata": {"annotations": anns}}));
+        assert_eq!(max_revision(&[rs, set(json!({}))]), 5);
+        // A malformed revision is left alone, as upstream does.
+        let mut bad = Annotations::from([(REVISION.to_string(), "x".to_string())]);
+        assert!(!set_new_rs_annotations(&d, &mut bad, 2, true));
+    }
+
+    #[test]
+    fn annotations_are_edited_in_the_stored_object() {
+        let mut obj = json!({"metadata": {"name": "a"}, "future": 1});
+        assert!(edit_annotations(&mut obj, |a| set_annotation(a, "k", "v")));
+        assert_eq!(
+            obj,
+            json!({"metadata": {"name": "a", "annotations": {"k": "v"}}, "future": 1})
+        );
+        assert!(!edit_annotations(&mut obj, |a| set_annotation(a, "k", "v")));
+        let mut bad = json!({"metadata": {"annotations": {"k": 1}}});
+        assert!(!edit_annotations(&mut bad, |a| set_annotation(a, "k", "v")));
     }
 
     #[test]
     fn proportions_and_new_replicas() {
         let d = deploy(10, json!(3), json!(2));
-        let rs = |n: i64, max: &str| json!({"metadata": {"annotations": {MAX_REPLICAS: max}}, "spec": {"replicas": n}});
+        let rs = |n: i64, max: &str| {
+            set(json!({"metadata": {"annotations": {MAX_REPLICAS: max}}, "spec": {"replicas": n}}))
+        };
         // Deployment scaled from 10 (max 13) to 20 (max 23): +10 split 8:5.
         let d20 = deploy(20, json!(3), json!(2));
         let (a, b) = (rs(8, "13"), rs(5, "13"));
@@ -624,17 +779,25 @@ mod tests {
         let pb = proportion(&b, &d20, 10, pa);
         assert_eq!((pa, pb), (6, 4));
         assert_eq!(proportion(&rs(0, "13"), &d20, 10, 0), 0);
+        // Without the annotation (or with 0) the deployment's current size is the base.
+        let mut d20_from_10 = d20.clone();
+        d20_from_10.status = Some(DeploymentStatus {
+            replicas: Some(13),
+            ..DeploymentStatus::default()
+        });
+        assert_eq!(proportion(&rs(8, "0"), &d20_from_10, 10, 0), 6);
+        assert_eq!(proportion(&rs(8, "0"), &d20, 10, 0), 0);
         // NewRSNewReplicas: total 10 + surge 3.
-        let new = json!({"spec": {"replicas": 0}});
-        let old = json!({"spec": {"replicas": 10}});
+        let new = set(json!({"spec": {"replicas": 0}}));
+        let old = set(json!({"spec": {"replicas": 10}}));
         assert_eq!(new_rs_new_replicas(&d, &[&old, &new], &new), 3);
-        let recreate = json!({"spec": {"replicas": 4, "strategy": {"type": "Recreate"}}});
+        let recreate = dep(json!({"spec": {"replicas": 4, "strategy": {"type": "Recreate"}}}));
         assert_eq!(new_rs_new_replicas(&recreate, &[&old, &new], &new), 4);
     }
 
     #[test]
     fn conditions_keep_transition_time_and_move_last() {
-        let mut st = json!({});
+        let mut st = DeploymentStatus::default();
         set_condition(
             &mut st,
             new_condition("Progressing", "True", NEW_RS_CREATED, "m"),
@@ -643,22 +806,24 @@ mod tests {
             &mut st,
             new_condition("Available", "True", MIN_AVAILABLE, "m"),
         );
-        st["conditions"][0]["lastTransitionTime"] = json!("2020-01-01T00:00:00Z");
+        let then: k8s_openapi::jiff::Timestamp = "2020-01-01T00:00:00Z".parse().unwrap();
+        st.conditions.as_mut().unwrap()[0].last_transition_time = Some(Time(then));
         set_condition(
             &mut st,
             new_condition("Progressing", "True", NEW_RS_AVAILABLE, "m2"),
         );
-        assert_eq!(st["conditions"][1]["type"], "Progressing");
-        assert_eq!(st["conditions"][1]["reason"], NEW_RS_AVAILABLE);
-        assert_eq!(
-            st["conditions"][1]["lastTransitionTime"],
-            "2020-01-01T00:00:00Z"
-        );
+        let conds = st.conditions.as_ref().unwrap();
+        assert_eq!(conds[1].type_.as_deref(), Some("Progressing"));
+        assert_eq!(reason(&conds[1]), NEW_RS_AVAILABLE);
+        assert_eq!(conds[1].last_transition_time, Some(Time(then)));
         let before = st.clone();
         set_condition(
             &mut st,
             new_condition("Progressing", "True", NEW_RS_AVAILABLE, "other"),
         );
         assert_eq!(st, before);
+        remove_condition(&mut st, "Progressing");
+        remove_condition(&mut st, "Available");
+        assert!(st.conditions.is_none());
     }
 }

@@ -102,14 +102,6 @@ fn ours(m: &ObjectMeta) -> bool {
     label(m, LABEL_MANAGED_BY) == Some(CONTROLLER_NAME)
 }
 
-/// The owner reference with `controller: true` (upstream `GetControllerOf`).
-fn controller_ref(m: &ObjectMeta) -> Option<&OwnerReference> {
-    m.owner_references
-        .as_ref()?
-        .iter()
-        .find(|r| r.controller == Some(true))
-}
-
 /// The endpoint's identity across syncs (upstream `endpointHashObj`: addresses, hostname and
 /// the pod's namespace/name).
 fn endpoint_key(ep: &Endpoint) -> String {
@@ -197,7 +189,7 @@ impl Controller {
                 .filter(|s| {
                     ours(&s.metadata) && label(&s.metadata, LABEL_SERVICE_NAME) == Some(name)
                 })
-                .filter(|s| match controller_ref(&s.metadata) {
+                .filter(|s| match crate::typed::controller_ref(&s.metadata) {
                     Some(r) => r.uid == svc_uid,
                     None => true,
                 })

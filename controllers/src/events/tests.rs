@@ -3,9 +3,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::meta;
 use crate::testutil::*;
 
-async fn pod(registry: &apiserver::registry::Registry) -> Value {
+async fn pod(registry: &apiserver::registry::Registry) -> ObjectMeta {
     let pod = create(
         registry,
         "pods",
@@ -13,7 +14,7 @@ async fn pod(registry: &apiserver::registry::Registry) -> Value {
         json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
     )
     .await;
-    Value::clone(&pod)
+    crate::typed::metadata(&pod).unwrap()
 }
 
 fn with_reason(registry: &apiserver::registry::Registry, reason: &str) -> Vec<Value> {
@@ -44,7 +45,7 @@ async fn legacy_repeats_patch_the_first_event_and_recreate_it_when_gone() {
     assert_eq!(same["source"]["component"], "replicaset-controller");
     assert_eq!(same["reportingComponent"], "replicaset-controller");
     assert_eq!(same["involvedObject"]["kind"], "Pod");
-    assert_eq!(same["involvedObject"]["uid"], pod["metadata"]["uid"]);
+    assert_eq!(same["involvedObject"]["uid"], pod.uid.as_deref().unwrap());
     assert_eq!(same["involvedObject"]["namespace"], "ns");
     assert_eq!(same["type"], NORMAL);
     assert!(same["firstTimestamp"].is_string() && same["lastTimestamp"].is_string());
@@ -104,7 +105,7 @@ fn scheduler_recorder(
 }
 
 /// The scheduler's `FailedScheduling` event about `pod`.
-async fn failed_scheduling(series: &Recorder, pod: &Value, message: &str) {
+async fn failed_scheduling(series: &Recorder, pod: &ObjectMeta, message: &str) {
     series
         .event(
             info("pods"),

@@ -45,7 +45,7 @@ use crate::cluster::{ClusterRef, DeleteOptions, Subresource};
 use crate::events::{self, Recorder, Style};
 use crate::pod::typed::{is_active, is_available, is_ready};
 use crate::queue::{Reconciler, WorkQueue};
-use crate::reflector::{Change, Delta};
+use crate::reflector::{Cache, Change, Delta};
 use crate::{Error, meta, typed};
 
 /// Upstream `BurstReplicas`: most pods created or deleted in one sync.
@@ -66,24 +66,8 @@ fn pods() -> &'static ResourceInfo {
 
 type Key = (String, String);
 
-/// Every object of `info` in `namespace`, read through the port; a failed list is an
-/// error (never "no objects").
-pub(crate) async fn list(
-    cluster: &ClusterRef,
-    info: &ResourceInfo,
-    namespace: &str,
-) -> Result<Vec<Arc<Value>>, api::status::ApiError> {
-    Ok(cluster.list(info, Some(namespace)).await?.items)
-}
-
-/// `spec.replicas` of a JSON ReplicaSet or Deployment (defaulted to 1 by the API), for the
-/// Deployment controller, which still reads JSON.
-pub(crate) fn replicas(obj: &Value) -> i64 {
-    obj["spec"]["replicas"].as_i64().unwrap_or(1)
-}
-
-/// `spec.replicas` of a typed ReplicaSet (defaulted to 1 by the API).
-fn replicas_of(rs: &ReplicaSet) -> i64 {
+/// `spec.replicas` of a ReplicaSet (defaulted to 1 by the API).
+pub(crate) fn replicas_of(rs: &ReplicaSet) -> i64 {
     rs.spec.replicas.map_or(1, i64::from)
 }
 
@@ -109,7 +93,7 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
         cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
         pods: Mutex::new(HashMap::new()),
-        sets: Mutex::new(HashMap::new()),
+        sets: Cache::default(),
     });
     crate::queue::drive(
         &cluster,
@@ -129,7 +113,7 @@ pub(crate) struct Controller {
     /// The last seen state of every pod (to compare labels and owners on updates).
     pods: Mutex<HashMap<Key, Arc<Pod>>>,
     /// The ReplicaSets seen, for the pod event handlers (upstream's rsLister).
-    sets: Mutex<HashMap<Key, Arc<ReplicaSet>>>,
+    sets: Cache<ReplicaSet>,
 }
 
 impl Reconciler for Controller {
@@ -149,12 +133,9 @@ impl Reconciler for Controller {
         match &change.delta {
             Delta::Synced => {}
             Delta::Upsert(rs) | Delta::Delete(rs) if !is_pod => {
-                let key = key_of(&typed::metadata(rs).unwrap_or_default());
-                match typed::upserted::<ReplicaSet>(&change) {
-                    Some(rs) => self.sets.lock().insert(key.clone(), Arc::new(rs)),
-                    None => self.sets.lock().remove(&key),
-                };
-                self.queue.add(key);
+                self.sets.apply(&change);
+                self.queue
+                    .add(key_of(&typed::metadata(rs).unwrap_or_default()));
             }
             Delta::Upsert(_) => {
                 let Some(new) = typed::upserted::<Pod>(&change).map(Arc::new) else {
@@ -175,12 +156,7 @@ impl Reconciler for Controller {
     }
 }
 
-fn key_of(m: &ObjectMeta) -> Key {
-    (
-        m.namespace.clone().unwrap_or_default(),
-        m.name.clone().unwrap_or_default(),
-    )
-}
+use typed::key_of;
 
 /// The ReplicaSet named by a pod's controller reference.
 fn owner_key(pod: &Pod) -> Option<Key> {
@@ -195,7 +171,7 @@ fn owner_key(pod: &Pod) -> Option<Key> {
 
 /// Whether `selector` selects `pod`.
 fn selects(selector: &LabelSelector, pod: &Pod) -> bool {
-    crate::claim::Candidate::selected_by(pod, selector)
+    crate::claim::selected(selector, &pod.metadata)
 }
 
 impl Controller {
@@ -220,14 +196,7 @@ impl Controller {
         if !orphans.is_empty() || labels_changed {
             let Some(p) = new.or(old) else { return };
             let ns = p.metadata.namespace.as_deref().unwrap_or("");
-            let sets: Vec<Arc<ReplicaSet>> = self
-                .sets
-                .lock()
-                .iter()
-                .filter(|(k, _)| k.0 == ns)
-                .map(|(_, rs)| rs.clone())
-                .collect();
-            for rs in sets {
+            for rs in self.sets.list(ns) {
                 let Some(sel) = selector_of(&rs) else {
                     continue;
                 };
@@ -242,7 +211,10 @@ impl Controller {
             _ => false,
         };
         for key in keys {
-            let min_ready = self.sets.lock().get(&key).map(|rs| min_ready_seconds(rs));
+            let min_ready = self
+                .sets
+                .get(&key.0, &key.1)
+                .map(|rs| min_ready_seconds(&rs));
             if became_ready
                 && let Some(secs) = min_ready
                     .and_then(|s| u64::try_from(s).ok())
@@ -266,19 +238,9 @@ impl Controller {
         };
         let all = typed::list::<Pod>(&self.cluster, Some(namespace)).await?;
         let active: Vec<Pod> = all.iter().filter(|p| is_active(p)).cloned().collect();
-        let m = &rs.metadata;
-        let owner = crate::claim::Owner {
-            at: (
-                m.namespace.as_deref().unwrap_or(""),
-                m.name.as_deref().unwrap_or(""),
-                m.uid.as_deref().unwrap_or(""),
-            ),
-            deleting: m.deletion_timestamp.is_some(),
-            info: replicasets(),
-            selector: &selector,
-        };
-        let claimed = crate::claim::claim(&self.cluster, &owner, pods(), active).await?;
-        let manage_err = if m.deletion_timestamp.is_some() {
+        let owner = crate::claim::Owner::of(&rs.metadata, replicasets(), &selector);
+        let claimed = crate::claim::claim(&self.cluster, &owner, active).await?;
+        let manage_err = if owner.deleting {
             None
         } else {
             self.manage(&rs, &claimed, &all).await.err()
@@ -352,10 +314,9 @@ impl Controller {
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         let sets: Vec<Arc<ReplicaSet>> = self
             .sets
-            .lock()
-            .iter()
-            .filter(|(k, s)| k.0 == ns && controller_uid(&s.metadata).as_ref() == Some(&owner))
-            .map(|(_, s)| s.clone())
+            .list(ns)
+            .into_iter()
+            .filter(|s| controller_uid(&s.metadata).as_ref() == Some(&owner))
             .collect();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -374,8 +335,7 @@ impl Controller {
 
     /// upstream `RealPodControl.CreatePods` from `GetPodFromTemplate`.
     async fn create_pod(&self, rs: &ReplicaSet) -> Result<(), api::status::ApiError> {
-        let pod = serde_json::to_value(pod_from_template(rs))
-            .map_err(|e| api::status::ApiError::internal(format!("encoding a pod: {e}")))?;
+        let pod = typed::encode(&pod_from_template(rs))?;
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         match self.cluster.create(pods(), ns, pod).await {
             Ok(created) => {
@@ -564,7 +524,7 @@ pub(crate) fn calculate_status(
 }
 
 /// Sets a status counter, omitting zero as the Go types' `omitempty` does.
-pub(crate) fn set_count(status: &mut Value, field: &str, n: usize) {
+fn set_count(status: &mut Value, field: &str, n: usize) {
     if n == 0 {
         if let Some(m) = status.as_object_mut() {
             m.remove(field);
@@ -575,7 +535,7 @@ pub(crate) fn set_count(status: &mut Value, field: &str, n: usize) {
 }
 
 /// Index of the condition `type_` in `status.conditions`.
-pub(crate) fn condition_index(status: &Value, type_: &str) -> Option<usize> {
+fn condition_index(status: &Value, type_: &str) -> Option<usize> {
     status["conditions"]
         .as_array()?
         .iter()
@@ -583,7 +543,7 @@ pub(crate) fn condition_index(status: &Value, type_: &str) -> Option<usize> {
 }
 
 /// Appends a condition.
-pub(crate) fn push_condition(status: &mut Value, cond: Value) {
+fn push_condition(status: &mut Value, cond: Value) {
     if !status["conditions"].is_array() {
         status["conditions"] = json!([]);
     }
@@ -593,7 +553,7 @@ pub(crate) fn push_condition(status: &mut Value, cond: Value) {
 }
 
 /// Removes the condition `type_` (and the list when it becomes empty).
-pub(crate) fn remove_condition(status: &mut Value, type_: &str) {
+fn remove_condition(status: &mut Value, type_: &str) {
     if let Some(list) = status["conditions"].as_array_mut() {
         list.retain(|c| c["type"] != type_);
         if list.is_empty()
@@ -614,19 +574,11 @@ fn now_nanos() -> i128 {
 pub(crate) fn pod_from_template(rs: &ReplicaSet) -> Pod {
     let template = rs.spec.template.as_ref();
     let tm = template.and_then(|t| t.metadata.as_ref());
-    let name = rs.metadata.name.clone().unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
             // upstream `getPodsPrefix`; a ReplicaSet name plus `-` is always a valid prefix.
-            generate_name: Some(format!("{name}-")),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "ReplicaSet".into(),
-                name,
-                uid: rs.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
+            generate_name: Some(format!("{}-", rs.metadata.name.as_deref().unwrap_or(""))),
+            owner_references: Some(vec![typed::controller_ref_to(rs)]),
             labels: tm.and_then(|m| m.labels.clone()),
             annotations: tm.and_then(|m| m.annotations.clone()),
             finalizers: tm.and_then(|m| m.finalizers.clone()),
