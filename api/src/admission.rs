@@ -6,9 +6,15 @@
 //! taint-based eviction after a node failure; `plugin/pkg/admission/defaulttolerationseconds`).
 //!
 //! Call [`admit_create`] after [`crate::object::decode`] and before validation, on creates only.
+//! [`admit_runtime_class`] is the `RuntimeClass` plugin (overhead and scheduling from the
+//! class a pod names); its caller looks the class up.
 //! The service-account token volume is not added: paddock issues no service-account tokens.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Pod, Toleration};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use serde_json::Value;
 
 use crate::registry::ResourceInfo;
@@ -78,6 +84,160 @@ fn tolerates_no_execute(t: &Toleration, key: &str) -> bool {
     effect_ok && key_ok
 }
 
+/// The RuntimeClass a pod names, if any (the caller looks it up for [`admit_runtime_class`]).
+pub fn runtime_class_name(pod: &Value) -> Option<&str> {
+    pod.pointer("/spec/runtimeClassName")
+        .and_then(Value::as_str)
+}
+
+/// The `RuntimeClass` admission plugin on a pod create (upstream
+/// `plugin/pkg/admission/runtimeclass`), mutating then validating: a pod naming a class that
+/// does not exist is refused; the class's `overhead.podFixed` becomes the pod's
+/// `spec.overhead` (a different one set by the client is refused); its
+/// `scheduling.nodeSelector` is merged into the pod's (a conflicting value is refused) and its
+/// tolerations merged as upstream's `MergeTolerations` does. `class` is the class
+/// [`runtime_class_name`] names (`None`: not found, or the pod names none).
+pub fn admit_runtime_class(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    class: Option<&RuntimeClass>,
+) -> Result<(), ApiError> {
+    if info.kind != "Pod" || !info.group.is_empty() {
+        return Ok(());
+    }
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let forbidden = |msg: String| ApiError::forbidden(info, &name, &msg);
+    let Some(named) = runtime_class_name(obj).map(str::to_string) else {
+        // Validate: validateOverhead without a class.
+        if obj.pointer("/spec/overhead").is_some_and(|o| !o.is_null()) {
+            return Err(forbidden(
+                "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"
+                    .into(),
+            ));
+        }
+        return Ok(());
+    };
+    let Some(class) = class else {
+        return Err(forbidden(format!(
+            "pod rejected: RuntimeClass {named:?} not found"
+        )));
+    };
+    let mut pod: Pod = crate::object::typed(obj)?;
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    let fixed = class.overhead.as_ref().and_then(|o| o.pod_fixed.clone());
+    // Admit: setOverhead.
+    if let Some(fixed) = &fixed {
+        if spec
+            .overhead
+            .as_ref()
+            .is_some_and(|o| !same_resources(o, fixed))
+        {
+            return Err(forbidden(
+                "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead".into(),
+            ));
+        }
+        spec.overhead = Some(fixed.clone());
+    }
+    // Admit: setScheduling.
+    if let Some(s) = &class.scheduling {
+        if let Some(want) = &s.node_selector {
+            match spec.node_selector.as_mut() {
+                None => spec.node_selector = Some(want.clone()),
+                Some(have) => {
+                    for (k, v) in want {
+                        if let Some(p) = have.get(k).filter(|p| *p != v) {
+                            return Err(forbidden(format!(
+                                "conflict: runtimeClass.scheduling.nodeSelector[{k}] = {v}; pod.spec.nodeSelector[{k}] = {p}"
+                            )));
+                        }
+                        have.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        let merged = merge_tolerations(
+            spec.tolerations.take().unwrap_or_default(),
+            s.tolerations.clone().unwrap_or_default(),
+        );
+        spec.tolerations = (!merged.is_empty()).then_some(merged);
+    }
+    // Validate: validateOverhead.
+    if fixed.is_none() && spec.overhead.is_some() {
+        return Err(forbidden(
+            "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"
+                .into(),
+        ));
+    }
+    *obj = serde_json::to_value(&pod).map_err(ApiError::internal)?;
+    Ok(())
+}
+
+/// `apiequality.Semantic.DeepEqual` of two resource lists: same names, equal quantities
+/// (`1` equals `1000m`).
+fn same_resources(a: &BTreeMap<String, ApiQuantity>, b: &BTreeMap<String, ApiQuantity>) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|(k, q)| {
+            b.get(k).is_some_and(|r| {
+                match (
+                    crate::quantity::Quantity::parse(&q.0),
+                    crate::quantity::Quantity::parse(&r.0),
+                ) {
+                    (Ok(x), Ok(y)) => x == y,
+                    _ => q.0 == r.0,
+                }
+            })
+        })
+}
+
+/// Upstream `tolerations.MergeTolerations`: both lists in order, leaving out any toleration
+/// that another one tolerates a superset of (of two equal ones, the first is kept).
+fn merge_tolerations(first: Vec<Toleration>, second: Vec<Toleration>) -> Vec<Toleration> {
+    let all: Vec<Toleration> = first.into_iter().chain(second).collect();
+    let mut merged: Vec<Toleration> = Vec::new();
+    for (i, t) in all.iter().enumerate() {
+        if merged.iter().any(|m| is_superset(m, t)) {
+            continue;
+        }
+        if all[i + 1..].iter().any(|t2| t2 != t && is_superset(t2, t)) {
+            continue;
+        }
+        merged.push(t.clone());
+    }
+    merged
+}
+
+/// Upstream `isSuperset`: whether `ss` tolerates everything `t` does.
+fn is_superset(ss: &Toleration, t: &Toleration) -> bool {
+    if ss == t {
+        return true;
+    }
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    let (ss_key, ss_op, ss_effect) = (s(&ss.key), s(&ss.operator), s(&ss.effect));
+    // An empty key with Exists matches all keys and values.
+    if s(&t.key) != ss_key && (!ss_key.is_empty() || ss_op != "Exists") {
+        return false;
+    }
+    // An empty effect matches all effects.
+    if s(&t.effect) != ss_effect && !ss_effect.is_empty() {
+        return false;
+    }
+    if ss_effect == "NoExecute"
+        && let Some(limit) = ss.toleration_seconds
+        && t.toleration_seconds.is_none_or(|secs| secs > limit)
+    {
+        return false;
+    }
+    match ss_op.as_str() {
+        "Equal" | "" => s(&t.operator) == "Equal" && s(&t.value) == s(&ss.value),
+        "Exists" => true,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -122,5 +282,127 @@ mod tests {
         let mut s = json!({"spec": {}});
         admit_create(svc, &mut s).unwrap();
         assert_eq!(s, json!({"spec": {}}));
+    }
+
+    fn tol(v: Value) -> Toleration {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// Upstream's `TestMergeTolerations` cases that matter here: a superset replaces what it
+    /// covers, equal ones keep the first, unrelated ones are all kept in order.
+    #[test]
+    fn tolerations_merge_as_upstream() {
+        let all_keys = tol(json!({"operator": "Exists"}));
+        let foo =
+            tol(json!({"key": "foo", "operator": "Equal", "value": "bar", "effect": "NoSchedule"}));
+        let foo_any = tol(json!({"key": "foo", "operator": "Exists"}));
+        let other = tol(
+            json!({"key": "other", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}),
+        );
+        let other_longer = tol(
+            json!({"key": "other", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 20}),
+        );
+        assert_eq!(
+            merge_tolerations(vec![foo.clone()], vec![all_keys.clone()]),
+            vec![all_keys.clone()]
+        );
+        assert_eq!(
+            merge_tolerations(vec![foo.clone()], vec![foo_any.clone()]),
+            vec![foo_any.clone()]
+        );
+        assert_eq!(
+            merge_tolerations(vec![foo.clone()], vec![foo.clone()]),
+            vec![foo.clone()]
+        );
+        assert_eq!(
+            merge_tolerations(vec![foo.clone()], vec![other.clone()]),
+            vec![foo.clone(), other.clone()]
+        );
+        // A toleration with a shorter NoExecute window is covered by a longer one, not the
+        // other way round.
+        assert_eq!(
+            merge_tolerations(vec![other.clone()], vec![other_longer.clone()]),
+            vec![other_longer.clone()]
+        );
+    }
+
+    #[test]
+    fn runtime_class_admission() {
+        let info = by_kind("v1", "Pod").unwrap();
+        let pod = |extra: Value| {
+            let mut spec =
+                json!({"runtimeClassName": "rc", "containers": [{"name": "c", "image": "x"}]});
+            for (k, v) in extra.as_object().unwrap() {
+                spec[k] = v.clone();
+            }
+            json!({"metadata": {"name": "p", "namespace": "d"}, "spec": spec})
+        };
+        let class: RuntimeClass = serde_json::from_value(json!({
+            "metadata": {"name": "rc"}, "handler": "h",
+            "overhead": {"podFixed": {"cpu": "100m"}},
+            "scheduling": {"nodeSelector": {"a": "1"}, "tolerations": [{"key": "t", "operator": "Exists"}]},
+        }))
+        .unwrap();
+        // Missing class.
+        let e = admit_runtime_class(info, &mut pod(json!({})), None).unwrap_err();
+        assert_eq!(e.code, 403);
+        assert_eq!(
+            e.message,
+            r#"pods "p" is forbidden: pod rejected: RuntimeClass "rc" not found"#
+        );
+        // Overhead and scheduling copied in; an equal overhead written as another quantity
+        // is accepted.
+        let mut p = pod(json!({"overhead": {"cpu": "0.1"}, "nodeSelector": {"b": "2"}}));
+        admit_runtime_class(info, &mut p, Some(&class)).unwrap();
+        assert_eq!(p["spec"]["overhead"], json!({"cpu": "100m"}));
+        assert_eq!(p["spec"]["nodeSelector"], json!({"a": "1", "b": "2"}));
+        assert_eq!(
+            p["spec"]["tolerations"],
+            json!([{"key": "t", "operator": "Exists"}])
+        );
+        // Conflicts.
+        let e = admit_runtime_class(
+            info,
+            &mut pod(json!({"overhead": {"cpu": "1"}})),
+            Some(&class),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead"
+            ),
+            "{}",
+            e.message
+        );
+        let e = admit_runtime_class(
+            info,
+            &mut pod(json!({"nodeSelector": {"a": "2"}})),
+            Some(&class),
+        )
+        .unwrap_err();
+        assert!(e.message.ends_with("conflict: runtimeClass.scheduling.nodeSelector[a] = 1; pod.spec.nodeSelector[a] = 2"), "{}", e.message);
+        // An overhead without a class that defines one.
+        let mut p = pod(json!({"overhead": {"cpu": "1"}}));
+        p["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("runtimeClassName");
+        let e = admit_runtime_class(info, &mut p, None).unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"
+            ),
+            "{}",
+            e.message
+        );
+        // No class, no overhead: untouched.
+        let mut p = pod(json!({}));
+        p["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("runtimeClassName");
+        let before = p.clone();
+        admit_runtime_class(info, &mut p, None).unwrap();
+        assert_eq!(p, before);
     }
 }

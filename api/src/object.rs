@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::node::v1::RuntimeClass;
 
 use crate::defaults;
 use crate::registry::ResourceInfo;
@@ -131,6 +132,8 @@ pub fn decode_with_duplicates(
         "Lease" => roundtrip::<Lease>(info, value, defaults::lease)?,
         // certificates.k8s.io/v1 has no defaulting.
         "CertificateSigningRequest" => roundtrip::<CertificateSigningRequest>(info, value, |_| {})?,
+        // node.k8s.io/v1 has no defaulting.
+        "RuntimeClass" => roundtrip::<RuntimeClass>(info, value, |_| {})?,
         other => {
             return Err(ApiError::internal(format!("no decoder for kind {other}")));
         }

@@ -351,6 +351,19 @@ static RESOURCES: &[ResourceInfo] = &[
             status("CertificateSigningRequest", "certificates.k8s.io"),
         ],
     },
+    ResourceInfo {
+        group: "node.k8s.io",
+        version: "v1",
+        kind: "RuntimeClass",
+        list_kind: "RuntimeClassList",
+        plural: "runtimeclasses",
+        singular: "runtimeclass",
+        short_names: &[],
+        namespaced: false,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
 ];
 
 /// Every served resource, core group first, in a stable order.

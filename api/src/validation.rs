@@ -4,13 +4,15 @@
 //! `pkg/apis/core/validation/validation.go` and `pkg/apis/apps/validation/validation.go`.
 //!
 //! Start at [`validate_create`] / [`validate_update`]; the per-kind rules live in the
-//! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`misc`], [`certificates`]); the
+//! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`misc`], [`certificates`],
+//! [`node`]); the
 //! string checks in [`names`].
 
 pub mod apps;
 pub mod certificates;
 pub mod misc;
 pub mod names;
+pub mod node;
 pub mod pod;
 pub mod service;
 pub mod volume;
@@ -140,6 +142,13 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
         "CertificateSigningRequest" => {
             errs.extend(csr_update(new, old, certificates::CsrWrite::Main)?);
         }
+        // The RuntimeClass strategy: ValidateRuntimeClass, then ValidateRuntimeClassUpdate
+        // (meta update, handler immutable).
+        "RuntimeClass" => {
+            errs.extend(validate_object(info, new)?);
+            errs.extend(meta_update());
+            errs.extend(node::validate_runtime_class_update(new, old));
+        }
         _ => {
             errs.extend(meta_update());
             errs.extend(validate_object(info, new)?);
@@ -246,6 +255,7 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Event" => misc::validate_event(obj)?,
         "Lease" => misc::validate_lease(obj)?,
         "CertificateSigningRequest" => certificates::validate_csr(obj)?,
+        "RuntimeClass" => node::validate_runtime_class(obj)?,
         _ => Vec::new(),
     });
     Ok(errs)

@@ -192,25 +192,50 @@ impl RunningServer {
 pub const SYSTEM_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// Creates the system namespaces that do not exist yet.
+/// The RuntimeClass every paddock cluster has: pods that name it run their `command` as
+/// host processes (the node's `host` runtime handler) instead of their image.
+pub const HOST_RUNTIME_CLASS: &str = "paddock-host";
+/// The runtime handler of [`HOST_RUNTIME_CLASS`].
+pub const HOST_RUNTIME_HANDLER: &str = "host";
+
+/// Creates the system namespaces and the [`HOST_RUNTIME_CLASS`] RuntimeClass that do not
+/// exist yet (an existing one is left as the user made it).
 pub async fn bootstrap(registry: &Registry) -> Result<(), api::status::ApiError> {
     let info = strategy::namespaces();
     for ns in SYSTEM_NAMESPACES {
-        if registry.get(info, "", ns).is_ok() {
-            continue;
-        }
         let obj =
             serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        match registry
-            .create(info, "", obj, &WriteOptions::default())
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.reason == "AlreadyExists" => {}
-            Err(e) => return Err(e),
-        }
+        create_missing(registry, info, ns, obj).await?;
     }
-    Ok(())
+    let rc = api::registry::lookup("node.k8s.io", "v1", "runtimeclasses")
+        .ok_or_else(|| api::status::ApiError::internal("runtimeclasses are not served"))?;
+    let obj = serde_json::json!({
+        "apiVersion": "node.k8s.io/v1",
+        "kind": "RuntimeClass",
+        "metadata": {"name": HOST_RUNTIME_CLASS},
+        "handler": HOST_RUNTIME_HANDLER,
+    });
+    create_missing(registry, rc, HOST_RUNTIME_CLASS, obj).await
+}
+
+/// Creates the cluster-scoped `obj` named `name` unless it exists.
+async fn create_missing(
+    registry: &Registry,
+    info: &api::registry::ResourceInfo,
+    name: &str,
+    obj: serde_json::Value,
+) -> Result<(), api::status::ApiError> {
+    if registry.get(info, "", name).is_ok() {
+        return Ok(());
+    }
+    match registry
+        .create(info, "", obj, &WriteOptions::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == "AlreadyExists" => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The router and its shared state over `registry`, for in-process use and tests

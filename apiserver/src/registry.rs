@@ -221,6 +221,28 @@ impl Registry {
         Ok((stored, decoded.warnings))
     }
 
+    /// The RuntimeClass admission plugin: looks up the class a pod names (see
+    /// [`api::admission::admit_runtime_class`]).
+    fn admit_runtime_class(&self, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+        if info.kind != "Pod" || !info.group.is_empty() {
+            return Ok(());
+        }
+        let class = match api::admission::runtime_class_name(obj) {
+            None => None,
+            Some(name) => {
+                let rc_info = api::registry::lookup("node.k8s.io", "v1", "runtimeclasses")
+                    .ok_or_else(|| ApiError::internal("runtimeclasses are not served"))?;
+                match self.store.get(&Self::key(rc_info, "", name)) {
+                    None => None,
+                    Some(v) => Some(api::object::typed::<
+                        k8s_openapi::api::node::v1::RuntimeClass,
+                    >(&v)?),
+                }
+            }
+        };
+        api::admission::admit_runtime_class(info, obj, class.as_ref())
+    }
+
     /// Everything a create does before storing.
     fn prepare_create(
         &self,
@@ -235,6 +257,7 @@ impl Registry {
         // Mutating admission (service account, priority, default tolerations), as the
         // default plugins of an upstream API server do on create.
         api::admission::admit_create(info, &mut obj)?;
+        self.admit_runtime_class(info, &mut obj)?;
         if !meta_str(&obj, "resourceVersion").is_empty() {
             return Err(ApiError::bad_request(
                 "resourceVersion should not be set on objects to be created",

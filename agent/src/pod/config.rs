@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
+use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::Api;
 
 use super::port_error::PortError;
@@ -29,8 +30,13 @@ use crate::runtime::{
     VolumeSource,
 };
 
-/// Reads ConfigMaps, Secrets and Services (`Ok(None)`: not found).
+/// Reads ConfigMaps, Secrets, Services and RuntimeClasses (`Ok(None)`: not found).
 pub trait Objects: Send + Sync {
+    /// The RuntimeClass `name` (cluster-scoped).
+    fn runtime_class<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RuntimeClass>, PortError>>;
     /// The ConfigMap `ns/name`.
     fn config_map<'a>(
         &'a self,
@@ -89,6 +95,15 @@ impl ApiObjects {
 }
 
 impl Objects for ApiObjects {
+    fn runtime_class<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RuntimeClass>, PortError>> {
+        Box::pin(async move {
+            let api: Api<RuntimeClass> = Api::all(self.0.clone());
+            api.get_opt(name).await.map_err(PortError::from)
+        })
+    }
     fn config_map<'a>(
         &'a self,
         ns: &'a str,
@@ -119,6 +134,37 @@ impl Objects for ApiObjects {
     ) -> BoxFuture<'a, Result<Option<Service>, PortError>> {
         self.get(ns, name)
     }
+}
+
+/// The runtime handlers this node has: `host` runs a container's `command` as a host
+/// process (RuntimeClass `paddock-host`); `""` is the node's default runtime, which is that
+/// same host runtime until paddock runs images.
+pub const RUNTIME_HANDLERS: &[&str] = &["", "host"];
+
+/// The runtime handler of `pod`, as the kubelet's RuntimeClass manager and the runtime
+/// resolve it before creating the sandbox (`LookupRuntimeHandler`, then containerd's
+/// `getSandboxRuntime`); the error is the text after "Failed to create pod sandbox: ".
+pub async fn runtime_handler(objects: &dyn Objects, pod: &Pod) -> Result<String, String> {
+    let name = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.runtime_class_name.as_deref())
+        .unwrap_or("");
+    let handler = if name.is_empty() {
+        String::new()
+    } else {
+        match objects.runtime_class(name).await {
+            Ok(Some(rc)) => rc.handler,
+            Ok(None) => return Err(format!("runtimeclass.node.k8s.io {name:?} not found")),
+            Err(e) => return Err(format!("failed to lookup RuntimeClass {name}: {e}")),
+        }
+    };
+    if !RUNTIME_HANDLERS.contains(&handler.as_str()) {
+        return Err(format!(
+            "rpc error: code = Unknown desc = failed to get sandbox runtime: no runtime for {handler:?} is configured"
+        ));
+    }
+    Ok(handler)
 }
 
 /// `makeEnvVariableName`: upper case, `-` → `_`.

@@ -620,6 +620,16 @@ impl Driver {
 
     async fn create_sandbox(&mut self) {
         let pod = self.pod();
+        if let Err(msg) = config::runtime_handler(&*self.shared.objects, &pod).await {
+            self.event(
+                None,
+                EventType::Warning,
+                "FailedCreatePodSandBox",
+                format!("Failed to create pod sandbox: {msg}"),
+            );
+            self.requeue_in(RETRY);
+            return;
+        }
         let vols = match config::volumes(
             &*self.shared.objects,
             &pod,

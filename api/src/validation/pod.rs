@@ -167,7 +167,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, is_pod: bool) -> Errors {
 }
 
 /// Upstream `ValidateTolerations`.
-fn validate_tolerations(tolerations: &[Toleration], path: &str) -> Errors {
+pub(super) fn validate_tolerations(tolerations: &[Toleration], path: &str) -> Errors {
     let mut errs = Errors::new();
     for (i, t) in tolerations.iter().enumerate() {
         let tpath = index(path, i);
@@ -497,7 +497,7 @@ fn validate_container_common(c: &Container, path: &str, volumes: &BTreeSet<Strin
 
 /// Upstream `ValidateContainerResourceRequirements` (the quantity rules): values
 /// non-negative, requests at most limits.
-fn validate_resources(r: &ResourceRequirements, path: &str) -> Errors {
+pub(super) fn validate_resources(r: &ResourceRequirements, path: &str) -> Errors {
     let mut errs = Errors::new();
     let parse =
         |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| Quantity::parse(&q.0).ok();

@@ -36,6 +36,7 @@ mod namespace;
 mod node;
 mod pod;
 mod replicaset;
+mod runtimeclass;
 mod secret;
 mod service;
 #[cfg(test)]
@@ -115,6 +116,7 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("", "configmaps") => (configmap::COLUMNS, configmap::row),
         ("", "secrets") => (secret::COLUMNS, secret::row),
         ("coordination.k8s.io", "leases") => (lease::COLUMNS, lease::row),
+        ("node.k8s.io", "runtimeclasses") => (runtimeclass::COLUMNS, runtimeclass::row),
         ("certificates.k8s.io", "certificatesigningrequests") => (csr::COLUMNS, csr::row),
         _ => (default::COLUMNS, default::row),
     };

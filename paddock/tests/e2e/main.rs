@@ -18,6 +18,7 @@ mod logs;
 mod node_network;
 mod private_files;
 mod probe_timing;
+mod runtime_class;
 mod service_env;
 mod termination_message;
 mod transport;

@@ -426,6 +426,17 @@ pub(crate) static TYPES: &[TypeSchema] = &[
             fld("ownerReferences", None, Smp::Merge("uid"), Ssa::MapAtomic(&["uid"])),
         ],
     },
+    TypeSchema {
+        name: "node.v1.RuntimeClass",
+        fields: &[
+            fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
+            fld("scheduling", Some("node.v1.Scheduling"), Smp::None, Ssa::Default),
+        ],
+    },
+    TypeSchema {
+        name: "node.v1.Scheduling",
+        fields: &[fld("nodeSelector", None, Smp::None, Ssa::AtomicMap)],
+    },
 ];
 
 /// The type of each top-level kind.
@@ -447,6 +458,7 @@ pub(crate) static KINDS: &[(&str, &str)] = &[
     ("Pod", "core.v1.Pod"),
     ("PodTemplate", "core.v1.PodTemplate"),
     ("ReplicaSet", "apps.v1.ReplicaSet"),
+    ("RuntimeClass", "node.v1.RuntimeClass"),
     ("Scale", "autoscaling.v1.Scale"),
     ("Secret", "core.v1.Secret"),
     ("Service", "core.v1.Service"),
