@@ -180,6 +180,12 @@ impl StatusWriter for NoStatus {
 struct NoObjects;
 
 impl Objects for NoObjects {
+    fn runtime_class<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Option<k8s_openapi::api::node::v1::RuntimeClass>, PortError>> {
+        Box::pin(async { Ok(None) })
+    }
     fn config_map<'a>(
         &'a self,
         _: &'a str,

@@ -262,19 +262,9 @@ struct NoObjects;
 impl Objects for NoObjects {
     fn runtime_class<'a>(
         &'a self,
-        name: &'a str,
+        _name: &'a str,
     ) -> BoxFuture<'a, Result<Option<k8s_openapi::api::node::v1::RuntimeClass>, PortError>> {
-        // Only the class every paddock cluster has.
-        Box::pin(async move {
-            Ok(
-                (name == "paddock-host").then(|| k8s_openapi::api::node::v1::RuntimeClass {
-                    metadata: Default::default(),
-                    handler: "host".into(),
-                    overhead: None,
-                    scheduling: None,
-                }),
-            )
-        })
+        Box::pin(async { Ok(None) })
     }
     fn config_map<'a>(
         &'a self,
