@@ -5,7 +5,9 @@
 //! Per (pod, container) key: the first restart is immediate and creates an entry of 10 s;
 //! each later restart outside the window doubles it up to 300 s. A restart is held back while
 //! `now − finishedAt < backoff`. The entry is reset when the exit happened more than 600 s after
-//! the entry was last advanced (the container ran long enough).
+//! the entry was last advanced (the container ran long enough). The image pull back-off
+//! (`ImagePullBackOff`) is the same structure keyed by pod and image, tested against the last
+//! failed pull ([`Backoff::in_backoff_since_update`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -82,6 +84,21 @@ impl Backoff {
                 last_update: now,
             },
         );
+    }
+
+    /// Whether `key` was advanced less than its back-off before `now`
+    /// (`IsInBackOffSinceUpdate`, the image pull back-off's test).
+    pub fn in_backoff_since_update(&self, key: &str, now: Instant) -> bool {
+        self.entries.get(key).is_some_and(|e| {
+            !Self::expired(now, e.last_update)
+                && now.saturating_duration_since(e.last_update) < e.backoff
+        })
+    }
+
+    /// Drops the entries not advanced for longer than the reset period (`GC`).
+    pub fn gc(&mut self, now: Instant) {
+        self.entries
+            .retain(|_, e| !Self::expired(now, e.last_update));
     }
 
     /// Forgets `key`.

@@ -100,14 +100,21 @@ fn set_if_empty(field: &mut Option<String>, value: &str) {
     }
 }
 
+/// The `imagePullPolicy` an image gets when none is set: `Always` for `:latest` or no tag,
+/// else `IfNotPresent` (an image pinned by digest alone has no tag: `IfNotPresent`, as
+/// upstream's `parsers.ParseImageName` sees it).
+pub fn image_pull_policy(image: &str) -> &'static str {
+    if image_tag(image) == "latest" {
+        "Always"
+    } else {
+        "IfNotPresent"
+    }
+}
+
 /// `SetDefaults_Container` and the defaults of everything a container holds.
 pub fn container(c: &mut Container) {
     if c.image_pull_policy.as_deref().unwrap_or("").is_empty() {
-        let policy = if image_tag(c.image.as_deref().unwrap_or("")) == "latest" {
-            "Always"
-        } else {
-            "IfNotPresent"
-        };
+        let policy = image_pull_policy(c.image.as_deref().unwrap_or(""));
         c.image_pull_policy = Some(policy.to_string());
     }
     set_if_empty(&mut c.termination_message_path, "/dev/termination-log");
