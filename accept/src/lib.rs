@@ -21,6 +21,10 @@
 //!   HTTP/2 connections, never to a request in progress).
 //! - HTTP/2 limits: 100 concurrent streams (kube-apiserver's), and the same 64 KiB bound on
 //!   the request head as HTTP/1.1, so an oversized head gets the same `431` on both.
+//! - **lingering close**: a connection the server ends while its client is still sending (a
+//!   431 after 64 KiB of a longer head) keeps reading and discarding for up to 5 s before the
+//!   socket closes, so the kernel does not answer the client with a reset that would lose the
+//!   answer (nginx's `lingering_close`).
 //! - **graceful drain** at shutdown: stop accepting, let in-flight requests finish (HTTP/2
 //!   `GOAWAY`), drop what is left after [`Limits::drain_timeout`].
 //!
