@@ -59,7 +59,8 @@ pub struct ImageConfig {
 impl ImageConfigFile {
     /// Parses a config blob.
     pub fn parse(bytes: &[u8]) -> Result<ImageConfigFile> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Format(format!("invalid image config: {e}")))
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::Format(format!("invalid image config: {e}")))
     }
 }
 
@@ -139,7 +140,12 @@ impl ImageUser {
         let (uid, mut gid) = match (entry, self.numeric_uid()) {
             (Some((Some(u), g)), _) => (u, g.unwrap_or(0)),
             (_, Some(u)) => (u, 0),
-            _ => return Err(format!("unable to find user {}: no matching entries in passwd file", self.user)),
+            _ => {
+                return Err(format!(
+                    "unable to find user {}: no matching entries in passwd file",
+                    self.user
+                ));
+            }
         };
         if let Some(g) = &self.group {
             gid = match g.parse::<u32>() {
@@ -148,9 +154,13 @@ impl ImageUser {
                     .lines()
                     .find_map(|l| {
                         let f: Vec<&str> = l.split(':').collect();
-                        (f.len() >= 3 && f[0] == g.as_str()).then(|| f[2].parse::<u32>().ok()).flatten()
+                        (f.len() >= 3 && f[0] == g.as_str())
+                            .then(|| f[2].parse::<u32>().ok())
+                            .flatten()
                     })
-                    .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+                    .ok_or_else(|| {
+                        format!("unable to find group {g}: no matching entries in group file")
+                    })?,
             };
         }
         Ok((uid, gid))
@@ -175,16 +185,80 @@ mod tests {
 
     /// containerd's TestContainerSpecCommand table.
     #[test]
+    #[allow(clippy::type_complexity)]
     fn containerd_command_table() {
-        let cases: &[(&str, &[&str], &[&str], Option<&[&str]>, Option<&[&str]>, Option<&[&str]>)] = &[
-            ("cri entrypoint", &["a", "b"], &[], Some(&["c", "d"]), Some(&["e", "f"]), Some(&["a", "b"])),
-            ("cri entrypoint even if empty", &[""], &["a", "b"], Some(&["c", "d"]), Some(&["e", "f"]), Some(&["", "a", "b"])),
-            ("cri entrypoint and args", &["a", "b"], &["c", "d"], Some(&["e", "f"]), Some(&["g", "h"]), Some(&["a", "b", "c", "d"])),
-            ("cri entrypoint and image args", &["a", "b"], &[], None, Some(&["c", "d"]), Some(&["a", "b"])),
-            ("image entrypoint and cri args", &[], &["a", "b"], Some(&["c", "d"]), Some(&["e", "f"]), Some(&["c", "d", "a", "b"])),
-            ("image entrypoint and image args", &[], &[], Some(&["a", "b"]), Some(&["c", "d"]), Some(&["a", "b", "c", "d"])),
-            ("image entrypoint [\"\"] dropped", &[], &[], Some(&[""]), Some(&["a", "b"]), Some(&["a", "b"])),
-            ("image args", &[], &[], None, Some(&["a", "b"]), Some(&["a", "b"])),
+        let cases: &[(
+            &str,
+            &[&str],
+            &[&str],
+            Option<&[&str]>,
+            Option<&[&str]>,
+            Option<&[&str]>,
+        )] = &[
+            (
+                "cri entrypoint",
+                &["a", "b"],
+                &[],
+                Some(&["c", "d"]),
+                Some(&["e", "f"]),
+                Some(&["a", "b"]),
+            ),
+            (
+                "cri entrypoint even if empty",
+                &[""],
+                &["a", "b"],
+                Some(&["c", "d"]),
+                Some(&["e", "f"]),
+                Some(&["", "a", "b"]),
+            ),
+            (
+                "cri entrypoint and args",
+                &["a", "b"],
+                &["c", "d"],
+                Some(&["e", "f"]),
+                Some(&["g", "h"]),
+                Some(&["a", "b", "c", "d"]),
+            ),
+            (
+                "cri entrypoint and image args",
+                &["a", "b"],
+                &[],
+                None,
+                Some(&["c", "d"]),
+                Some(&["a", "b"]),
+            ),
+            (
+                "image entrypoint and cri args",
+                &[],
+                &["a", "b"],
+                Some(&["c", "d"]),
+                Some(&["e", "f"]),
+                Some(&["c", "d", "a", "b"]),
+            ),
+            (
+                "image entrypoint and image args",
+                &[],
+                &[],
+                Some(&["a", "b"]),
+                Some(&["c", "d"]),
+                Some(&["a", "b", "c", "d"]),
+            ),
+            (
+                "image entrypoint [\"\"] dropped",
+                &[],
+                &[],
+                Some(&[""]),
+                Some(&["a", "b"]),
+                Some(&["a", "b"]),
+            ),
+            (
+                "image args",
+                &[],
+                &[],
+                None,
+                Some(&["a", "b"]),
+                Some(&["a", "b"]),
+            ),
             ("nothing", &[], &[], None, None, None),
         ];
         for (name, cmd, args, ep, icmd, want) in cases {
@@ -204,7 +278,10 @@ mod tests {
         assert_eq!(run(&[], &[]), v(&["/ep-1", "foo", "bar"]));
         assert_eq!(run(&["/ep-2"], &[]), v(&["/ep-2"]));
         assert_eq!(run(&[], &["zoo", "boo"]), v(&["/ep-1", "zoo", "boo"]));
-        assert_eq!(run(&["/ep-2"], &["zoo", "boo"]), v(&["/ep-2", "zoo", "boo"]));
+        assert_eq!(
+            run(&["/ep-2"], &["zoo", "boo"]),
+            v(&["/ep-2", "zoo", "boo"])
+        );
     }
 
     #[test]
@@ -216,7 +293,11 @@ mod tests {
         assert_eq!(r("1000"), Ok((1000, 0)));
         assert_eq!(r("1000:50"), Ok((1000, 50)));
         assert_eq!(r("nobody:staff"), Ok((65534, 50)));
-        assert!(r("ghost").unwrap_err().contains("unable to find user ghost"));
+        assert!(
+            r("ghost")
+                .unwrap_err()
+                .contains("unable to find user ghost")
+        );
         assert!(r("0:nogroup").is_err());
         assert_eq!(ImageUser::parse(""), None);
     }

@@ -80,7 +80,9 @@ impl Digest {
             _ => {
                 // go-digest's DigestRegexpAnchored decides between "format" and "unsupported".
                 let well_formed = alg.split(['.', '+', '_', '-']).all(|c| {
-                    !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    !c.is_empty()
+                        && c.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
                 }) && encoded
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'=' || b == b'_' || b == b'-');
@@ -94,7 +96,10 @@ impl Digest {
         if encoded.len() != algorithm.hex_len() {
             return Err(DigestError::InvalidLength);
         }
-        if !encoded.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !encoded
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError::InvalidFormat);
         }
         Ok(Digest {
@@ -155,7 +160,9 @@ pub struct Hasher {
 
 impl fmt::Debug for Hasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hasher").field("algorithm", &self.algorithm).finish()
+        f.debug_struct("Hasher")
+            .field("algorithm", &self.algorithm)
+            .finish()
     }
 }
 
@@ -228,7 +235,10 @@ mod tests {
     fn parse_as_go_digest() {
         let ok = "sha256:e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582";
         assert_eq!(Digest::parse(ok).unwrap().to_string(), ok);
-        assert_eq!(Digest::parse("sha256:ffff"), Err(DigestError::InvalidLength));
+        assert_eq!(
+            Digest::parse("sha256:ffff"),
+            Err(DigestError::InvalidLength)
+        );
         assert_eq!(
             Digest::parse(&format!("sha256:{}", "F".repeat(64))),
             Err(DigestError::InvalidFormat)

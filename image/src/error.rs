@@ -37,7 +37,9 @@ pub enum Error {
         detail: String,
     },
     /// Content whose digest or size is not the one its descriptor names; nothing was stored.
-    #[error("failed commit on ref {what:?}: unexpected commit digest {actual}, expected {expected}: failed precondition")]
+    #[error(
+        "failed commit on ref {what:?}: unexpected commit digest {actual}, expected {expected}: failed precondition"
+    )]
     DigestMismatch {
         /// Which blob (`layer-sha256:…`, `manifest-sha256:…`).
         what: String,
@@ -90,7 +92,9 @@ pub enum Error {
     #[error("{0}")]
     Format(String),
     /// A registry that would need plain HTTP but is not loopback or configured as insecure.
-    #[error("registry {0} is not on a loopback address: refusing plain HTTP (configure it as insecure to allow)")]
+    #[error(
+        "registry {0} is not on a loopback address: refusing plain HTTP (configure it as insecure to allow)"
+    )]
     PlainHttpRefused(String),
     /// A layer that cannot be unpacked (bad tar, an entry that cannot be created).
     #[error("failed to extract layer {layer}: {detail}")]

@@ -273,9 +273,21 @@ mod tests {
             ("prefix.kubernetes.io:8080", "prefix.kubernetes.io", false),
             ("prefix.kubernetes.io", "prefix.kubernetes.io:8080", false),
             ("*.kubernetes.io:8080", "prefix.kubernetes.io:8080", true),
-            ("prefix.kubernetes.io/foo", "prefix.kubernetes.io/foo/bar", true),
-            ("prefix.kubernetes.io/foo/bar", "prefix.kubernetes.io/foo", false),
-            ("prefix.kubernetes.io/foo", "prefix.kubernetes.io/bar", false),
+            (
+                "prefix.kubernetes.io/foo",
+                "prefix.kubernetes.io/foo/bar",
+                true,
+            ),
+            (
+                "prefix.kubernetes.io/foo/bar",
+                "prefix.kubernetes.io/foo",
+                false,
+            ),
+            (
+                "prefix.kubernetes.io/foo",
+                "prefix.kubernetes.io/bar",
+                false,
+            ),
             ("[1-9].kubernetes.io", "5.kubernetes.io", true),
             ("[^a].kubernetes.io", "a.kubernetes.io", false),
             ("127.0.0.1:5000", "127.0.0.1:5000/team/app", true),
@@ -291,9 +303,8 @@ mod tests {
         k.add("quay.io", cred("host"));
         k.add("quay.io/coreos", cred("path"));
         k.add("https://index.docker.io/v1/", cred("hub"));
-        let users = |r: &str| -> Vec<String> {
-            k.lookup(r).into_iter().map(|c| c.username).collect()
-        };
+        let users =
+            |r: &str| -> Vec<String> { k.lookup(r).into_iter().map(|c| c.username).collect() };
         assert_eq!(users("quay.io/coreos/etcd"), ["path", "host"]);
         assert_eq!(users("quay.io/other/etcd"), ["host"]);
         assert_eq!(users("docker.io/library/nginx"), ["hub"]);
@@ -315,15 +326,20 @@ mod tests {
         assert_eq!(k.lookup("reg.example/a")[0].username, "bob");
 
         let mut k = Keyring::new();
-        k.add_docker_cfg(br#"{"https://reg.example/v1/":{"username":"carol","password":"pw","email":"c@x"}}"#)
-            .unwrap();
+        k.add_docker_cfg(
+            br#"{"https://reg.example/v1/":{"username":"carol","password":"pw","email":"c@x"}}"#,
+        )
+        .unwrap();
         assert_eq!(k.lookup("reg.example/a")[0].username, "carol");
 
         let mut k = Keyring::new();
         let err = k
             .add_docker_config_json(br#"{"auths":{"r":{"auth":"bm9jb2xvbg=="}}}"#)
             .unwrap_err();
-        assert!(err.to_string().contains("must be formatted as base64(username:password)"));
+        assert!(
+            err.to_string()
+                .contains("must be formatted as base64(username:password)")
+        );
         assert!(k.add_docker_config_json(b"not json").is_err());
     }
 }

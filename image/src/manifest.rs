@@ -241,6 +241,8 @@ impl Index {
         };
         candidates()
             .find(|d| d.platform.as_ref().is_some_and(|p| p == platform))
-            .or_else(|| candidates().find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p))))
+            .or_else(|| {
+                candidates().find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)))
+            })
     }
 }

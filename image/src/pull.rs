@@ -94,7 +94,9 @@ pub struct Puller {
 
 impl std::fmt::Debug for Puller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Puller").field("store", &self.store).finish()
+        f.debug_struct("Puller")
+            .field("store", &self.store)
+            .finish()
     }
 }
 
@@ -125,11 +127,16 @@ impl Puller {
     /// Pulls `image` (as written in a pod spec). Concurrent pulls of the same reference with
     /// the same credentials share one transfer.
     pub async fn pull(&self, image: &str, opts: &PullOptions) -> Result<Pulled> {
-        let reference = Reference::parse_docker_ref(image).map_err(|source| Error::InvalidReference {
-            image: image.to_string(),
-            source,
-        })?;
-        let users: Vec<&str> = opts.credentials.iter().map(|c| c.username.as_str()).collect();
+        let reference =
+            Reference::parse_docker_ref(image).map_err(|source| Error::InvalidReference {
+                image: image.to_string(),
+                source,
+            })?;
+        let users: Vec<&str> = opts
+            .credentials
+            .iter()
+            .map(|c| c.username.as_str())
+            .collect();
         let key = format!("{reference}\0{}\0{}", users.join("\0"), opts.platform);
         let fut = {
             let mut inflight = self.inflight.lock();
@@ -184,10 +191,7 @@ pub fn is_loopback_registry(domain: &str) -> bool {
     } else {
         domain.split(':').next().unwrap_or("")
     };
-    host == "localhost"
-        || host
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One registry conversation: one reference, one credential.
@@ -214,7 +218,8 @@ impl<'a> Session<'a> {
         } else {
             domain
         };
-        let plain = is_loopback_registry(domain) || opts.insecure_registries.iter().any(|r| r == domain);
+        let plain =
+            is_loopback_registry(domain) || opts.insecure_registries.iter().any(|r| r == domain);
         let scheme = if plain { "http" } else { "https" };
         Ok(Session {
             puller,
@@ -245,10 +250,15 @@ impl<'a> Session<'a> {
                         platform: self.opts.platform.to_string(),
                     });
                 };
-                match self.fetch_document(&d.digest.to_string(), Some(d.digest.clone())).await? {
+                match self
+                    .fetch_document(&d.digest.to_string(), Some(d.digest.clone()))
+                    .await?
+                {
                     (dg, Document::Manifest(m)) => (dg, m),
                     (dg, Document::Index(_)) => {
-                        return Err(Error::Format(format!("index entry {dg} is itself an index")));
+                        return Err(Error::Format(format!(
+                            "index entry {dg} is itself an index"
+                        )));
                     }
                 }
             }
@@ -257,7 +267,8 @@ impl<'a> Session<'a> {
         self.fetch_blob(&manifest.config, "config").await?;
         let store = self.puller.store.clone();
         let cd = manifest.config.digest.clone();
-        let config_bytes = blocking(move || store.read_blob(&cd, manifest::MAX_CONFIG_BYTES)).await?;
+        let config_bytes =
+            blocking(move || store.read_blob(&cd, manifest::MAX_CONFIG_BYTES)).await?;
         let config = ImageConfigFile::parse(&config_bytes)?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
             return Err(Error::Format(format!(
@@ -326,7 +337,11 @@ impl<'a> Session<'a> {
     }
 
     /// GET with auth handling; returns the response (status 2xx) or the mapped error.
-    async fn get(&self, url: &str, accept: Option<&str>) -> Result<http::Response<hyper::body::Incoming>> {
+    async fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
         let mut url = url.to_string();
         let mut auth = self.auth.clone();
         let origin_host = host_of(&url);
@@ -341,13 +356,21 @@ impl<'a> Session<'a> {
             let req = req
                 .body(Empty::new())
                 .map_err(|e| Error::Format(format!("bad request URL {url}: {e}")))?;
-            let resp = self.puller.client.request(req).await.map_err(|e| Error::Network {
-                method: "GET".into(),
-                url: url.clone(),
-                detail: error_chain(&e),
-            })?;
+            let resp = self
+                .puller
+                .client
+                .request(req)
+                .await
+                .map_err(|e| Error::Network {
+                    method: "GET".into(),
+                    url: url.clone(),
+                    detail: error_chain(&e),
+                })?;
             if resp.status().is_redirection()
-                && let Some(loc) = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok())
+                && let Some(loc) = resp
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
             {
                 let next = url::Url::parse(&url)
                     .and_then(|base| base.join(loc))
@@ -369,7 +392,11 @@ impl<'a> Session<'a> {
     }
 
     /// GET, authenticating on a 401 challenge once; maps error statuses.
-    async fn get_ok(&mut self, url: &str, accept: Option<&str>) -> Result<http::Response<hyper::body::Incoming>> {
+    async fn get_ok(
+        &mut self,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
         let mut resp = self.get(url, accept).await?;
         if resp.status() == StatusCode::UNAUTHORIZED && self.auth.is_none() {
             let challenge = resp
@@ -411,15 +438,18 @@ impl<'a> Session<'a> {
         match scheme.to_ascii_lowercase().as_str() {
             "basic" => {
                 let Some(c) = self.cred else {
-                    return Err(unauthorized("401 Unauthorized (registry requires basic auth, no credentials given)".into()));
+                    return Err(unauthorized(
+                        "401 Unauthorized (registry requires basic auth, no credentials given)"
+                            .into(),
+                    ));
                 };
                 self.auth = Some(basic(c)?);
                 Ok(())
             }
             "bearer" => {
-                let realm = params
-                    .get("realm")
-                    .ok_or_else(|| unauthorized(format!("bearer challenge without realm: {challenge}")))?;
+                let realm = params.get("realm").ok_or_else(|| {
+                    unauthorized(format!("bearer challenge without realm: {challenge}"))
+                })?;
                 let mut u = url::Url::parse(realm)
                     .map_err(|e| unauthorized(format!("bad token realm {realm:?}: {e}")))?;
                 {
@@ -441,24 +471,36 @@ impl<'a> Session<'a> {
                 let req = req
                     .body(Empty::new())
                     .map_err(|e| Error::Format(format!("bad token URL {url}: {e}")))?;
-                let resp = self.puller.client.request(req).await.map_err(|e| Error::Network {
-                    method: "GET".into(),
-                    url: url.clone(),
-                    detail: error_chain(&e),
-                })?;
+                let resp = self
+                    .puller
+                    .client
+                    .request(req)
+                    .await
+                    .map_err(|e| Error::Network {
+                        method: "GET".into(),
+                        url: url.clone(),
+                        detail: error_chain(&e),
+                    })?;
                 let status = resp.status();
                 if !status.is_success() {
                     let detail = error_detail(resp).await;
                     return Err(unauthorized(format!(
                         "failed to fetch {} token: unexpected status from GET request to {url}: {status}{detail}",
-                        if self.cred.is_some() { "oauth" } else { "anonymous" }
+                        if self.cred.is_some() {
+                            "oauth"
+                        } else {
+                            "anonymous"
+                        }
                     )));
                 }
-                let body = read_limited(resp.into_body(), 1 << 20).await.map_err(|e| Error::Network {
-                    method: "GET".into(),
-                    url: url.clone(),
-                    detail: e,
-                })?;
+                let body =
+                    read_limited(resp.into_body(), 1 << 20)
+                        .await
+                        .map_err(|e| Error::Network {
+                            method: "GET".into(),
+                            url: url.clone(),
+                            detail: e,
+                        })?;
                 #[derive(serde::Deserialize)]
                 struct Token {
                     #[serde(default)]
@@ -466,24 +508,36 @@ impl<'a> Session<'a> {
                     #[serde(default)]
                     access_token: String,
                 }
-                let t: Token = serde_json::from_slice(&body)
-                    .map_err(|e| unauthorized(format!("token response from {url} is not JSON: {e}")))?;
-                let tok = if t.token.is_empty() { t.access_token } else { t.token };
+                let t: Token = serde_json::from_slice(&body).map_err(|e| {
+                    unauthorized(format!("token response from {url} is not JSON: {e}"))
+                })?;
+                let tok = if t.token.is_empty() {
+                    t.access_token
+                } else {
+                    t.token
+                };
                 if tok.is_empty() {
-                    return Err(unauthorized(format!("token response from {url} has no token")));
+                    return Err(unauthorized(format!(
+                        "token response from {url} has no token"
+                    )));
                 }
-                self.auth = Some(
-                    HeaderValue::from_str(&format!("Bearer {tok}"))
-                        .map_err(|_| unauthorized("token has characters not allowed in a header".into()))?,
-                );
+                self.auth = Some(HeaderValue::from_str(&format!("Bearer {tok}")).map_err(
+                    |_| unauthorized("token has characters not allowed in a header".into()),
+                )?);
                 Ok(())
             }
-            _ => Err(unauthorized(format!("401 Unauthorized (challenge {challenge:?})"))),
+            _ => Err(unauthorized(format!(
+                "401 Unauthorized (challenge {challenge:?})"
+            ))),
         }
     }
 
     /// Fetches a manifest or index by tag or digest, verifies and stores it.
-    async fn fetch_document(&mut self, wanted: &str, expected: Option<Digest>) -> Result<(Digest, Document)> {
+    async fn fetch_document(
+        &mut self,
+        wanted: &str,
+        expected: Option<Digest>,
+    ) -> Result<(Digest, Document)> {
         let url = format!("{}/manifests/{wanted}", self.base);
         let resp = self.get_ok(&url, Some(manifest::ACCEPT_MANIFESTS)).await?;
         let ct = resp
@@ -506,7 +560,9 @@ impl<'a> Session<'a> {
             })?;
         self.downloaded += body.len() as u64;
         let want = expected.or(announced);
-        let alg = want.as_ref().map_or(crate::digest::Algorithm::Sha256, |d| d.algorithm());
+        let alg = want
+            .as_ref()
+            .map_or(crate::digest::Algorithm::Sha256, |d| d.algorithm());
         let mut h = Hasher::new(alg);
         h.update(&body);
         let actual = h.finish();
@@ -554,7 +610,11 @@ impl<'a> Session<'a> {
                 },
             });
         }
-        let writer = self.puller.store.blob_writer(what)?.expect(&d.digest, d.size);
+        let writer = self
+            .puller
+            .store
+            .blob_writer(what)?
+            .expect(&d.digest, d.size);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
         let write_task = tokio::task::spawn_blocking(move || {
             let mut writer = writer;
@@ -598,7 +658,7 @@ impl<'a> Session<'a> {
     }
 }
 
-fn ensure_unpacked(store: &Store, l: &Descriptor, diff: &Digest) -> Result<()> {
+pub(crate) fn ensure_unpacked(store: &Store, l: &Descriptor, diff: &Digest) -> Result<()> {
     if store.layer_dir(diff).is_dir() {
         return Ok(());
     }
@@ -621,7 +681,9 @@ fn ensure_unpacked(store: &Store, l: &Descriptor, diff: &Digest) -> Result<()> {
     }
 }
 
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Format(format!("blocking task failed: {e}")))?
@@ -629,7 +691,8 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + 
 
 fn basic(c: &Credential) -> Result<HeaderValue> {
     use base64::Engine;
-    let enc = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+    let enc =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
     HeaderValue::from_str(&format!("Basic {enc}"))
         .map_err(|_| Error::Format("credentials have characters not allowed in a header".into()))
 }
@@ -637,7 +700,10 @@ fn basic(c: &Credential) -> Result<HeaderValue> {
 fn host_of(url: &str) -> String {
     url::Url::parse(url)
         .ok()
-        .and_then(|u| u.host_str().map(|h| format!("{h}:{:?}", u.port_or_known_default())))
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{:?}", u.port_or_known_default()))
+        })
         .unwrap_or_default()
 }
 
@@ -652,7 +718,10 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-async fn read_limited(mut body: hyper::body::Incoming, limit: u64) -> std::result::Result<Vec<u8>, String> {
+async fn read_limited(
+    mut body: hyper::body::Incoming,
+    limit: u64,
+) -> std::result::Result<Vec<u8>, String> {
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| error_chain(&e))?;
@@ -766,10 +835,21 @@ mod tests {
 
     #[test]
     fn loopback_registries() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.9.9.9", "[::1]:5000"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.9.9.9",
+            "[::1]:5000",
+        ] {
             assert!(is_loopback_registry(h), "{h}");
         }
-        for h in ["docker.io", "10.0.0.1:5000", "localhost.example:5000", "[fe80::1]:5000"] {
+        for h in [
+            "docker.io",
+            "10.0.0.1:5000",
+            "localhost.example:5000",
+            "[fe80::1]:5000",
+        ] {
             assert!(!is_loopback_registry(h), "{h}");
         }
     }

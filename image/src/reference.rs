@@ -78,8 +78,12 @@ static REFERENCE_RE: LazyLock<Regex> = LazyLock::new(|| {
 
 #[allow(clippy::expect_used)]
 static ANCHORED_NAME_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!("^(?:({})/)?({})$", domain_and_port(), remote_name()))
-        .expect("name grammar")
+    Regex::new(&format!(
+        "^(?:({})/)?({})$",
+        domain_and_port(),
+        remote_name()
+    ))
+    .expect("name grammar")
 });
 
 #[allow(clippy::expect_used)]
@@ -87,7 +91,9 @@ static ANCHORED_TAG_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!("^{TAG}$")).expect("tag grammar"));
 
 fn is_identifier(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A named image reference: `[domain/]path[:tag][@digest]`.
@@ -317,7 +323,9 @@ fn split_docker_domain(name: &str) -> (String, String) {
 pub fn kubelet_apply_default_tag(image: &str) -> Result<String, String> {
     // parsers.ParseImageName: ParseNormalizedNamed, then tag "latest" if none and no digest.
     let named = Reference::parse_normalized(image).map_err(|e| {
-        format!("Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: {e}")
+        format!(
+            "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: {e}"
+        )
     })?;
     let tag = match (&named.tag, &named.digest) {
         (Some(t), _) => Some(t.clone()),

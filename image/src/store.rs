@@ -160,9 +160,13 @@ impl Store {
     /// Reads a stored blob of at most `max` bytes.
     pub fn read_blob(&self, d: &Digest, max: u64) -> Result<Vec<u8>> {
         let p = self.blob_path(d);
-        let len = fs::metadata(&p).map_err(|e| Error::io("stat", &p, e))?.len();
+        let len = fs::metadata(&p)
+            .map_err(|e| Error::io("stat", &p, e))?
+            .len();
         if len > max {
-            return Err(Error::Format(format!("blob {d} is {len} bytes, over the {max} limit")));
+            return Err(Error::Format(format!(
+                "blob {d} is {len} bytes, over the {max} limit"
+            )));
         }
         fs::read(&p).map_err(|e| Error::io("read", &p, e))
     }
@@ -444,7 +448,11 @@ impl BlobWriter {
         let path = &self.path;
         match &mut self.file {
             Some(f) => f.write_all(data).map_err(|e| Error::io("write", path, e)),
-            None => Err(Error::io("write", path, std::io::ErrorKind::BrokenPipe.into())),
+            None => Err(Error::io(
+                "write",
+                path,
+                std::io::ErrorKind::BrokenPipe.into(),
+            )),
         }
     }
 
@@ -477,7 +485,11 @@ impl BlobWriter {
             }
         }
         let Some(buf) = self.file.take() else {
-            return Err(Error::io("commit", &self.path, std::io::ErrorKind::BrokenPipe.into()));
+            return Err(Error::io(
+                "commit",
+                &self.path,
+                std::io::ErrorKind::BrokenPipe.into(),
+            ));
         };
         let file = buf
             .into_inner()

@@ -81,9 +81,7 @@ fn apply<R: Read>(archive: &mut tar::Archive<R>, root: &Path) -> std::result::Re
     let entries = archive.entries().map_err(|e| format!("reading tar: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("reading tar: {e}"))?;
-        let raw = entry
-            .path_bytes()
-            .into_owned();
+        let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
         let ctx = |e: String| format!("{name}: {e}");
         let cleaned = go_clean(&raw);
@@ -94,8 +92,15 @@ fn apply<R: Read>(archive: &mut tar::Archive<R>, root: &Path) -> std::result::Re
             continue;
         }
         if ppath != root {
-            mkparent(root, if base.as_os_str().is_empty() { path.parent().unwrap_or(root) } else { &ppath })
-                .map_err(|e| ctx(format!("creating parent directories: {e}")))?;
+            mkparent(
+                root,
+                if base.as_os_str().is_empty() {
+                    path.parent().unwrap_or(root)
+                } else {
+                    &ppath
+                },
+            )
+            .map_err(|e| ctx(format!("creating parent directories: {e}")))?;
         }
         let header = entry.header().clone();
         let uid = header.uid().map_err(|e| ctx(e.to_string()))? as u32;
@@ -176,26 +181,35 @@ fn apply<R: Read>(archive: &mut tar::Archive<R>, root: &Path) -> std::result::Re
                 )
                 .map_err(|e| ctx(format!("mknod: {e}")))?;
             }
-            other => return Err(ctx(format!("unhandled tar header type {}", other.as_byte()))),
+            other => {
+                return Err(ctx(format!(
+                    "unhandled tar header type {}",
+                    other.as_byte()
+                )));
+            }
         }
         // xattrs from PAX records, as containerd's setxattrs.
         if let Ok(Some(exts)) = entry.pax_extensions() {
             for ext in exts.flatten() {
                 let Ok(key) = ext.key() else { continue };
-                if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
-                    if let Err(e) = xattr::set(&path, attr, ext.value_bytes()) {
-                        if e.raw_os_error() == Some(nix::libc::EOPNOTSUPP) {
-                            tracing::warn!(entry = %name, attr, "xattr not supported here; ignored");
-                            continue;
-                        }
-                        return Err(ctx(format!("setxattr {attr}: {e}")));
+                let Some(attr) = key.strip_prefix("SCHILY.xattr.") else {
+                    continue;
+                };
+                if let Err(e) = xattr::set(&path, attr, ext.value_bytes()) {
+                    if e.raw_os_error() == Some(nix::libc::EOPNOTSUPP) {
+                        tracing::warn!(entry = %name, attr, "xattr not supported here; ignored");
+                        continue;
                     }
+                    return Err(ctx(format!("setxattr {attr}: {e}")));
                 }
             }
         }
         std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
             .map_err(|e| ctx(format!("chown: {e}")))?;
-        if kind != tar::EntryType::Symlink {
+        // No mode for symlinks (no lchmod), nor for hard links: containerd's handleLChmod
+        // checks the link target relative to its working directory, which in practice never
+        // resolves, so a hard link keeps its target's mode.
+        if kind != tar::EntryType::Symlink && kind != tar::EntryType::Link {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode))
                 .map_err(|e| ctx(format!("chmod: {e}")))?;
         }

@@ -49,8 +49,18 @@ fn reference_parse_upstream_table() {
         ok("test.com/repo:tag", "test.com/repo", "test.com", "tag"),
         ok("test:5000/repo", "test:5000/repo", "test:5000", ""),
         ok("test:5000/repo:tag", "test:5000/repo", "test:5000", "tag"),
-        okd(&format!("test:5000/repo@{FF}"), "test:5000/repo", "test:5000", ""),
-        okd(&format!("test:5000/repo:tag@{FF}"), "test:5000/repo", "test:5000", "tag"),
+        okd(
+            &format!("test:5000/repo@{FF}"),
+            "test:5000/repo",
+            "test:5000",
+            "",
+        ),
+        okd(
+            &format!("test:5000/repo:tag@{FF}"),
+            "test:5000/repo",
+            "test:5000",
+            "tag",
+        ),
         bad("", NameEmpty),
         bad(":justtag", InvalidFormat),
         bad(&format!("@{FF}"), InvalidFormat),
@@ -103,20 +113,45 @@ fn reference_parse_upstream_table() {
         ok("192.168.1.1:tag", "192.168.1.1", "", "tag"),
         ok("192.168.1.1:5000", "192.168.1.1", "", "5000"),
         ok("192.168.1.1/repo", "192.168.1.1/repo", "192.168.1.1", ""),
-        ok("192.168.1.1:5000/repo", "192.168.1.1:5000/repo", "192.168.1.1:5000", ""),
-        ok("192.168.1.1:5000/repo:5050", "192.168.1.1:5000/repo", "192.168.1.1:5000", "5050"),
+        ok(
+            "192.168.1.1:5000/repo",
+            "192.168.1.1:5000/repo",
+            "192.168.1.1:5000",
+            "",
+        ),
+        ok(
+            "192.168.1.1:5000/repo:5050",
+            "192.168.1.1:5000/repo",
+            "192.168.1.1:5000",
+            "5050",
+        ),
         bad("[2001:db8::1]", InvalidFormat),
         bad("[2001:db8::1]:5000", InvalidFormat),
         bad("[2001:db8::1]:tag", InvalidFormat),
-        ok("[2001:db8::1]/repo", "[2001:db8::1]/repo", "[2001:db8::1]", ""),
+        ok(
+            "[2001:db8::1]/repo",
+            "[2001:db8::1]/repo",
+            "[2001:db8::1]",
+            "",
+        ),
         ok(
             "[2001:db8:1:2:3:4:5:6]/repo:tag",
             "[2001:db8:1:2:3:4:5:6]/repo",
             "[2001:db8:1:2:3:4:5:6]",
             "tag",
         ),
-        ok("[2001:db8::1]:5000/repo", "[2001:db8::1]:5000/repo", "[2001:db8::1]:5000", ""),
-        ok("[2001:db8::1]:5000/repo:tag", "[2001:db8::1]:5000/repo", "[2001:db8::1]:5000", "tag"),
+        ok(
+            "[2001:db8::1]:5000/repo",
+            "[2001:db8::1]:5000/repo",
+            "[2001:db8::1]:5000",
+            "",
+        ),
+        ok(
+            "[2001:db8::1]:5000/repo:tag",
+            "[2001:db8::1]:5000/repo",
+            "[2001:db8::1]:5000",
+            "tag",
+        ),
         okd(
             &format!("[2001:db8::1]:5000/repo@{FF}"),
             "[2001:db8::1]:5000/repo",
@@ -129,7 +164,12 @@ fn reference_parse_upstream_table() {
             "[2001:db8::1]:5000",
             "tag",
         ),
-        ok("[2001:db8::]:5000/repo", "[2001:db8::]:5000/repo", "[2001:db8::]:5000", ""),
+        ok(
+            "[2001:db8::]:5000/repo",
+            "[2001:db8::]:5000/repo",
+            "[2001:db8::]:5000",
+            "",
+        ),
         ok("[::1]:5000/repo", "[::1]:5000/repo", "[::1]:5000", ""),
         bad("[fe80::1%eth0]:5000/repo", InvalidFormat),
         bad("[fe80::1%@invalidzone]:5000/repo", InvalidFormat),
@@ -137,9 +177,19 @@ fn reference_parse_upstream_table() {
     let mut all = cases;
     // Built from strings (they would not fit the table's &'static fields otherwise).
     let leaked_repo: &'static str = Box::leak(format!("example.com/{long_a}").into_boxed_str());
-    all.push(ok(&format!("example.com/{long_a}:tag"), leaked_repo, "example.com", "tag"));
+    all.push(ok(
+        &format!("example.com/{long_a}:tag"),
+        leaked_repo,
+        "example.com",
+        "tag",
+    ));
     let many: &'static str = Box::leak(format!("{}a", "a/".repeat(127)).into_boxed_str());
-    all.push(ok(&format!("{many}:tag-puts-this-over-max"), many, "a", "tag-puts-this-over-max"));
+    all.push(ok(
+        &format!("{many}:tag-puts-this-over-max"),
+        many,
+        "a",
+        "tag-puts-this-over-max",
+    ));
 
     for c in all {
         let got = Reference::parse(&c.input);
@@ -168,7 +218,10 @@ fn reference_parse_upstream_table() {
 #[test]
 fn sha512_digest_is_supported_as_in_the_kubelet() {
     let r = Reference::parse(&format!("validname@sha512:{}", "f".repeat(128))).unwrap();
-    assert_eq!(r.digest().unwrap().algorithm(), crate::digest::Algorithm::Sha512);
+    assert_eq!(
+        r.digest().unwrap().algorithm(),
+        crate::digest::Algorithm::Sha512
+    );
 }
 
 #[test]
@@ -236,10 +289,16 @@ fn validate_reference_name_upstream() {
         "this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255/docker",
     ];
     for v in valid {
-        assert!(Reference::parse_normalized(v).is_ok(), "{v} should be valid");
+        assert!(
+            Reference::parse_normalized(v).is_ok(),
+            "{v} should be valid"
+        );
     }
     for v in invalid {
-        assert!(Reference::parse_normalized(v).is_err(), "{v} should be invalid");
+        assert!(
+            Reference::parse_normalized(v).is_err(),
+            "{v} should be invalid"
+        );
     }
 }
 
@@ -248,18 +307,42 @@ fn parse_docker_ref_upstream() {
     let d = "sha256:e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582";
     let cases = [
         ("busybox", "docker.io/library/busybox:latest".to_string()),
-        ("busybox:latest", "docker.io/library/busybox:latest".to_string()),
+        (
+            "busybox:latest",
+            "docker.io/library/busybox:latest".to_string(),
+        ),
         (
             &*format!("busybox@{d}"),
             format!("docker.io/library/busybox@{d}"),
         ),
-        ("library/busybox", "docker.io/library/busybox:latest".to_string()),
-        ("docker.io/busybox", "docker.io/library/busybox:latest".to_string()),
-        ("docker.io/library/busybox", "docker.io/library/busybox:latest".to_string()),
-        ("docker.io/busybox:latest", "docker.io/library/busybox:latest".to_string()),
-        ("library/busybox:latest", "docker.io/library/busybox:latest".to_string()),
-        ("docker.io/library/busybox:latest", "docker.io/library/busybox:latest".to_string()),
-        ("gcr.io/library/busybox", "gcr.io/library/busybox:latest".to_string()),
+        (
+            "library/busybox",
+            "docker.io/library/busybox:latest".to_string(),
+        ),
+        (
+            "docker.io/busybox",
+            "docker.io/library/busybox:latest".to_string(),
+        ),
+        (
+            "docker.io/library/busybox",
+            "docker.io/library/busybox:latest".to_string(),
+        ),
+        (
+            "docker.io/busybox:latest",
+            "docker.io/library/busybox:latest".to_string(),
+        ),
+        (
+            "library/busybox:latest",
+            "docker.io/library/busybox:latest".to_string(),
+        ),
+        (
+            "docker.io/library/busybox:latest",
+            "docker.io/library/busybox:latest".to_string(),
+        ),
+        (
+            "gcr.io/library/busybox",
+            "gcr.io/library/busybox:latest".to_string(),
+        ),
         (
             &*format!("gcr.io/library/busybox:latest@{d}"),
             format!("gcr.io/library/busybox@{d}"),
