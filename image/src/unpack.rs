@@ -204,11 +204,16 @@ fn apply<R: Read>(archive: &mut tar::Archive<R>, root: &Path) -> std::result::Re
                 }
             }
         }
-        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
-            .map_err(|e| ctx(format!("chown: {e}")))?;
-        // No mode for symlinks (no lchmod), nor for hard links: containerd's handleLChmod
-        // checks the link target relative to its working directory, which in practice never
-        // resolves, so a hard link keeps its target's mode.
+        // A hard link shares its target's inode, which already has its owner and mode. Unlike
+        // containerd, whose Lchown of the link clears a setuid/setgid bit the target was given
+        // (and whose handleLChmod looks the target up relative to its working directory, so
+        // rarely restores it), the inode is left alone: a setuid binary with a second name
+        // stays setuid.
+        if kind != tar::EntryType::Link {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                .map_err(|e| ctx(format!("chown: {e}")))?;
+        }
+        // No mode for symlinks (Linux has no lchmod).
         if kind != tar::EntryType::Symlink && kind != tar::EntryType::Link {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode))
                 .map_err(|e| ctx(format!("chmod: {e}")))?;
