@@ -127,9 +127,6 @@ impl Registry {
         if let Some((u, p)) = &self.creds {
             cmd.arg(format!("--dest-creds={u}:{p}"));
         }
-        if let Some(tok) = std::env::var_os("PADDOCK_TEST_SKOPEO_CREDS") {
-            cmd.arg(format!("--dest-creds={}", tok.to_string_lossy()));
-        }
         cmd.arg(format!("oci:{}:{tag}", layout.display()));
         cmd.arg(format!("docker://{}/{repo}:{tag}", self.host()));
         let out = cmd.output()?;
