@@ -59,6 +59,12 @@ pub struct PullOptions {
     pub credentials: Vec<Credential>,
     /// Registries (`host[:port]`) that may be reached over plain HTTP besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// Mirror endpoints for this reference's registry (`http://127.0.0.1:5000`,
+    /// `https://mirror.example`), tried in order before the registry itself, as k3s's
+    /// `registries.yaml` `mirrors.<registry>.endpoint` list is; the scheme is as written, so a
+    /// configured mirror may be plain HTTP. The repository path is unchanged
+    /// (`docker.io/library/nginx` asks the mirror for `/v2/library/nginx/…`).
+    pub mirrors: Vec<String>,
 }
 
 impl Default for PullOptions {
@@ -67,6 +73,7 @@ impl Default for PullOptions {
             platform: Platform::host(),
             credentials: Vec::new(),
             insecure_registries: Vec::new(),
+            mirrors: Vec::new(),
         }
     }
 }
@@ -141,7 +148,12 @@ impl Puller {
                 Digest::sha256_of(format!("{}:{}", c.username, c.password).as_bytes()).to_string()
             })
             .collect();
-        let key = format!("{reference}\0{}\0{}", creds.join("\0"), opts.platform);
+        let key = format!(
+            "{reference}\0{}\0{}\0{}",
+            creds.join("\0"),
+            opts.platform,
+            opts.mirrors.join(" ")
+        );
         let fut = {
             let mut inflight = self.inflight.lock();
             if let Some(f) = inflight.get(&key) {
@@ -166,26 +178,56 @@ impl Puller {
     }
 
     async fn pull_uncached(&self, reference: Reference, opts: &PullOptions) -> Result<Pulled> {
-        let mut last = None;
         let creds: Vec<Option<&Credential>> = if opts.credentials.is_empty() {
             vec![None]
         } else {
             opts.credentials.iter().map(Some).collect()
         };
-        for cred in creds {
-            let mut session = Session::new(self, &reference, opts, cred)?;
-            match session.pull().await {
-                Ok(p) => return Ok(p),
-                // Another credential may be the right one; anything else is final.
-                Err(e @ Error::Unauthorized { .. }) => last = Some(e),
-                Err(e) => return Err(e),
+        let mut endpoints: Vec<String> = opts.mirrors.clone();
+        endpoints.push(default_endpoint(reference.domain(), opts));
+        // The error reported: the most telling one — a registry's "not found" or "unauthorized"
+        // over a later endpoint's network failure (an air-gapped node's upstream).
+        let mut reported: Option<Error> = None;
+        for endpoint in &endpoints {
+            for cred in &creds {
+                let mut session = Session::new(self, &reference, endpoint, opts, *cred)?;
+                match session.pull().await {
+                    Ok(p) => return Ok(p),
+                    // Another credential or endpoint may serve it.
+                    Err(e @ (Error::Unauthorized { .. } | Error::NotFound { .. })) => {
+                        if !matches!(reported, Some(Error::NotFound { .. })) {
+                            reported = Some(e);
+                        }
+                    }
+                    Err(e @ (Error::Network { .. } | Error::Registry { .. })) => {
+                        tracing::debug!(%endpoint, error = %e, "endpoint failed; trying the next");
+                        if reported.is_none() {
+                            reported = Some(e);
+                        }
+                        break; // the next credential would fail the same way here
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
-        Err(last.unwrap_or_else(|| Error::Unauthorized {
+        Err(reported.unwrap_or_else(|| Error::Unauthorized {
             reference: reference.to_string(),
             detail: "no credentials accepted".into(),
         }))
     }
+}
+
+/// The registry's own endpoint: Docker Hub's API host for `docker.io`; HTTPS unless the
+/// registry is on loopback or listed as insecure.
+fn default_endpoint(domain: &str, opts: &PullOptions) -> String {
+    let host = if domain == crate::reference::DEFAULT_DOMAIN {
+        "registry-1.docker.io"
+    } else {
+        domain
+    };
+    let plain =
+        is_loopback_registry(domain) || opts.insecure_registries.iter().any(|r| r == domain);
+    format!("{}://{host}", if plain { "http" } else { "https" })
 }
 
 /// Whether `host[:port]` names a loopback registry.
@@ -213,24 +255,22 @@ impl<'a> Session<'a> {
     fn new(
         puller: &'a Puller,
         reference: &Reference,
+        endpoint: &str,
         opts: &'a PullOptions,
         cred: Option<&'a Credential>,
     ) -> Result<Session<'a>> {
-        let domain = reference.domain();
-        let host = if domain == crate::reference::DEFAULT_DOMAIN {
-            "registry-1.docker.io"
-        } else {
-            domain
-        };
-        let plain =
-            is_loopback_registry(domain) || opts.insecure_registries.iter().any(|r| r == domain);
-        let scheme = if plain { "http" } else { "https" };
+        let endpoint = endpoint.trim_end_matches('/');
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(Error::Format(format!(
+                "registry endpoint {endpoint:?} must start with http:// or https://"
+            )));
+        }
         Ok(Session {
             puller,
             reference: reference.clone(),
             opts,
             cred,
-            base: format!("{scheme}://{host}/v2/{}", reference.path()),
+            base: format!("{endpoint}/v2/{}", reference.path()),
             auth: None,
             downloaded: 0,
         })

@@ -477,3 +477,37 @@ async fn concurrent_pulls_of_one_reference_share_one_transfer() -> Result<()> {
     assert!(later.downloaded < 4096);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_serves_docker_hub_names_without_the_internet() -> Result<()> {
+    let mirror = Registry::start(None)?;
+    let work = tempfile::tempdir()?;
+    let layout = work.path().join("layout");
+    write_layout(&layout, "1.36", None, &[busybox_image("amd64")?])?;
+    mirror.push(&layout, "1.36", "library/busybox")?;
+    let store = store_in(work.path())?;
+    let puller = Puller::new(store.clone())?;
+    let with_mirror = PullOptions {
+        mirrors: vec![format!("http://{}", mirror.host())],
+        ..opts()
+    };
+    // Served by the mirror: docker.io itself is never asked (this machine has no internet).
+    let pulled = puller.pull("busybox:1.36", &with_mirror).await?;
+    assert_eq!(
+        pulled.reference.to_string(),
+        "docker.io/library/busybox:1.36"
+    );
+    assert!(store.get("docker.io/library/busybox:1.36")?.is_some());
+    // Missing from the mirror, and the registry itself unreachable: the mirror's "not found"
+    // is what is reported, not the connection failure.
+    let dead = free_port()?;
+    let err = puller
+        .pull(
+            &format!("127.0.0.1:{dead}/library/busybox:9.99"),
+            &with_mirror,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    Ok(())
+}

@@ -60,6 +60,10 @@ pub(crate) enum ImageCommand {
         /// may); repeatable.
         #[arg(long = "insecure-registry", value_name = "HOST")]
         insecure: Vec<String>,
+        /// A mirror endpoint for the image's registry (`http://127.0.0.1:5000`), tried before
+        /// the registry itself; repeatable, tried in order.
+        #[arg(long = "mirror", value_name = "URL")]
+        mirrors: Vec<String>,
         /// The reference.
         #[arg(value_name = "REF")]
         reference: String,
@@ -120,6 +124,7 @@ pub(crate) async fn run(args: ImageArgs) -> anyhow::Result<()> {
             creds,
             docker_config,
             insecure,
+            mirrors,
             reference,
         } => {
             let mut credentials = Vec::new();
@@ -147,6 +152,7 @@ pub(crate) async fn run(args: ImageArgs) -> anyhow::Result<()> {
             let opts = PullOptions {
                 credentials,
                 insecure_registries: insecure,
+                mirrors,
                 ..PullOptions::default()
             };
             let start = tokio::time::Instant::now();
