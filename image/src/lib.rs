@@ -6,7 +6,8 @@
 //! on-disk layout and its guarantees), [`pull`] (the registry client and its auth flows),
 //! [`unpack`] (layer tars → directories with overlay whiteouts), [`config`] (ENTRYPOINT/CMD and
 //! the kubelet's command/args rule), [`import`] (OCI layouts and `docker save` archives), and
-//! [`keyring`] (imagePullSecrets → credentials, matched as the kubelet matches them).
+//! [`keyring`] (imagePullSecrets → credentials, matched as the kubelet matches them), and
+//! [`kubelet`] (the kubelet's event texts and `imageID`).
 //!
 //! The registry client is our own, on hyper + hyper-rustls (ring, the OS roots), not the
 //! `oci-client` crate. oci-client 0.18 sits on reqwest 0.13, whose `rustls` feature (oci-client's
@@ -25,6 +26,7 @@ pub mod digest;
 pub mod error;
 pub mod import;
 pub mod keyring;
+pub mod kubelet;
 pub mod manifest;
 pub mod pull;
 pub mod reference;

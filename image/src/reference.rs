@@ -323,9 +323,8 @@ fn split_docker_domain(name: &str) -> (String, String) {
 pub fn kubelet_apply_default_tag(image: &str) -> Result<String, String> {
     // parsers.ParseImageName: ParseNormalizedNamed, then tag "latest" if none and no digest.
     let named = Reference::parse_normalized(image).map_err(|e| {
-        format!(
-            "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: {e}"
-        )
+        let q = gofmt::quote(image);
+        format!("Failed to apply default image tag {q}: couldn't parse image name {q}: {e}")
     })?;
     let tag = match (&named.tag, &named.digest) {
         (Some(t), _) => Some(t.clone()),
