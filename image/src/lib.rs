@@ -14,7 +14,7 @@
 //! default) brings aws-lc-rs — a C build and a second crypto provider beside the workspace's
 //! ring; its `rustls-tls-no-provider` avoids that only by making every binary install a
 //! process-wide `CryptoProvider`, and still adds reqwest as a second HTTP stack. hyper,
-//! hyper-util and hyper-rustls are already in the build for kube, so the client costs ~600 lines
+//! hyper-util and hyper-rustls are already in the build for kube, so the client costs about 900 lines
 //! and no new transport, and it does what a node needs directly: plain HTTP only for loopback
 //! (or configured) registries, each blob streamed to `ingest/` through a bounded channel while it
 //! is hashed and, for layers, unpacked at the same time (`bench/image.sh`: pull + unpack of a

@@ -48,6 +48,11 @@ const CONCURRENT_TRANSFERS: usize = 3;
 const CHUNKS_IN_FLIGHT: usize = 16;
 /// Redirects followed for one blob.
 const MAX_REDIRECTS: usize = 5;
+/// A registry that does not accept the connection within this long is unreachable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest wait for response headers, or between two pieces of a body: a stalled transfer is
+/// an error (the next pull resumes), never a hang. Generous, as containerd has no limit.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What a pull may use.
 #[derive(Debug, Clone)]
@@ -110,12 +115,15 @@ impl std::fmt::Debug for Puller {
 impl Puller {
     /// A client with the OS's trust roots.
     pub fn new(store: Store) -> Result<Puller> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
             .map_err(|e| Error::Format(format!("loading the system's trust roots: {e}")))?
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(4)
             .build(https);
@@ -190,7 +198,7 @@ impl Puller {
         let mut reported: Option<Error> = None;
         for endpoint in &endpoints {
             for cred in &creds {
-                let mut session = Session::new(self, &reference, endpoint, opts, *cred)?;
+                let session = Session::new(self, &reference, endpoint, opts, *cred)?;
                 match session.pull().await {
                     Ok(p) => return Ok(p),
                     // Another credential or endpoint may serve it.
@@ -247,11 +255,18 @@ struct Session<'a> {
     opts: &'a PullOptions,
     cred: Option<&'a Credential>,
     base: String,
-    auth: Option<HeaderValue>,
-    downloaded: u64,
+    // Shared by the transfers of one pull, which run concurrently; replaced when a token
+    // expires mid-pull.
+    auth: Mutex<Option<HeaderValue>>,
+    downloaded: std::sync::atomic::AtomicU64,
 }
 
 impl<'a> Session<'a> {
+    fn add_downloaded(&self, n: u64) {
+        self.downloaded
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn new(
         puller: &'a Puller,
         reference: &Reference,
@@ -271,12 +286,12 @@ impl<'a> Session<'a> {
             opts,
             cred,
             base: format!("{endpoint}/v2/{}", reference.path()),
-            auth: None,
-            downloaded: 0,
+            auth: Mutex::new(None),
+            downloaded: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    async fn pull(&mut self) -> Result<Pulled> {
+    async fn pull(&self) -> Result<Pulled> {
         let r = self.reference.clone();
         let wanted = match (r.digest(), r.tag()) {
             (Some(d), _) => d.to_string(),
@@ -330,7 +345,7 @@ impl<'a> Session<'a> {
             .buffered(CONCURRENT_TRANSFERS)
             .try_collect()
             .await?;
-        self.downloaded += results.iter().sum::<u64>();
+        self.add_downloaded(results.iter().sum::<u64>());
         let mut jobs = Vec::with_capacity(layers.len());
         for (l, diff) in layers.iter().zip(&config.rootfs.diff_ids) {
             let store = self.puller.store.clone();
@@ -367,11 +382,12 @@ impl<'a> Session<'a> {
         let store = self.puller.store.clone();
         let rec = record.clone();
         blocking(move || store.record(&names, &rec)).await?;
-        tracing::info!(image = %r, bytes = self.downloaded, "pulled");
+        let downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(image = %r, bytes = downloaded, "pulled");
         Ok(Pulled {
             reference: r,
             image: record,
-            downloaded: self.downloaded,
+            downloaded,
         })
     }
 
@@ -429,7 +445,7 @@ impl<'a> Session<'a> {
         accept: Option<&str>,
     ) -> Result<http::Response<hyper::body::Incoming>> {
         let mut url = url.to_string();
-        let mut auth = self.auth.clone();
+        let mut auth = self.auth.lock().clone();
         let origin_host = host_of(&url);
         for _ in 0..=MAX_REDIRECTS {
             let mut req = Request::builder().method(Method::GET).uri(&url);
@@ -442,16 +458,7 @@ impl<'a> Session<'a> {
             let req = req
                 .body(Empty::new())
                 .map_err(|e| Error::Format(format!("bad request URL {url}: {e}")))?;
-            let resp = self
-                .puller
-                .client
-                .request(req)
-                .await
-                .map_err(|e| Error::Network {
-                    method: "GET".into(),
-                    url: url.clone(),
-                    detail: error_chain(&e),
-                })?;
+            let resp = send(&self.puller.client, req, &url).await?;
             if resp.status().is_redirection()
                 && let Some(loc) = resp
                     .headers()
@@ -479,12 +486,13 @@ impl<'a> Session<'a> {
 
     /// GET, authenticating on a 401 challenge once; maps error statuses.
     async fn get_ok(
-        &mut self,
+        &self,
         url: &str,
         accept: Option<&str>,
     ) -> Result<http::Response<hyper::body::Incoming>> {
         let mut resp = self.get(url, accept).await?;
-        if resp.status() == StatusCode::UNAUTHORIZED && self.auth.is_none() {
+        // A 401 is answered once per request: first contact, or an expired token mid-pull.
+        if resp.status() == StatusCode::UNAUTHORIZED {
             let challenge = resp
                 .headers()
                 .get(header::WWW_AUTHENTICATE)
@@ -515,7 +523,7 @@ impl<'a> Session<'a> {
         })
     }
 
-    async fn authenticate(&mut self, challenge: &str) -> Result<()> {
+    async fn authenticate(&self, challenge: &str) -> Result<()> {
         let unauthorized = |detail: String| Error::Unauthorized {
             reference: self.reference.to_string(),
             detail,
@@ -529,7 +537,7 @@ impl<'a> Session<'a> {
                             .into(),
                     ));
                 };
-                self.auth = Some(basic(c)?);
+                *self.auth.lock() = Some(basic(c)?);
                 Ok(())
             }
             "bearer" => {
@@ -557,16 +565,7 @@ impl<'a> Session<'a> {
                 let req = req
                     .body(Empty::new())
                     .map_err(|e| Error::Format(format!("bad token URL {url}: {e}")))?;
-                let resp = self
-                    .puller
-                    .client
-                    .request(req)
-                    .await
-                    .map_err(|e| Error::Network {
-                        method: "GET".into(),
-                        url: url.clone(),
-                        detail: error_chain(&e),
-                    })?;
+                let resp = send(&self.puller.client, req, &url).await?;
                 let status = resp.status();
                 if !status.is_success() {
                     let detail = error_detail(resp).await;
@@ -607,7 +606,7 @@ impl<'a> Session<'a> {
                         "token response from {url} has no token"
                     )));
                 }
-                self.auth = Some(HeaderValue::from_str(&format!("Bearer {tok}")).map_err(
+                *self.auth.lock() = Some(HeaderValue::from_str(&format!("Bearer {tok}")).map_err(
                     |_| unauthorized("token has characters not allowed in a header".into()),
                 )?);
                 Ok(())
@@ -620,7 +619,7 @@ impl<'a> Session<'a> {
 
     /// Fetches a manifest or index by tag or digest, verifies and stores it.
     async fn fetch_document(
-        &mut self,
+        &self,
         wanted: &str,
         expected: Option<Digest>,
     ) -> Result<(Digest, Document)> {
@@ -644,7 +643,7 @@ impl<'a> Session<'a> {
                 url: url.clone(),
                 detail: e,
             })?;
-        self.downloaded += body.len() as u64;
+        self.add_downloaded(body.len() as u64);
         let want = expected.or(announced);
         let alg = want
             .as_ref()
@@ -681,26 +680,7 @@ impl<'a> Session<'a> {
         }
         let what = format!("{kind}-{}", d.digest);
         let url = format!("{}/blobs/{}", self.base, d.digest);
-        // The auth header was settled by the manifest request; a fresh 401 here is final.
-        let resp = self.get(&url, None).await?;
-        let status = resp.status();
-        if !status.is_success() {
-            let detail = error_detail(resp).await;
-            let r = self.reference.to_string();
-            return Err(match status {
-                StatusCode::NOT_FOUND => Error::NotFound { reference: r },
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthorized {
-                    reference: r,
-                    detail: format!("{status}{detail}"),
-                },
-                _ => Error::Registry {
-                    method: "GET".into(),
-                    url,
-                    status: status.to_string(),
-                    detail,
-                },
-            });
-        }
+        let resp = self.get_ok(&url, None).await?;
         let writer = self
             .puller
             .store
@@ -723,7 +703,7 @@ impl<'a> Session<'a> {
         let mut body = resp.into_body();
         let mut n = 0u64;
         let mut net_err = None;
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = next_frame(&mut body).await {
             match frame {
                 Ok(f) => {
                     if let Ok(data) = f.into_data() {
@@ -734,7 +714,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 Err(e) => {
-                    net_err = Some(error_chain(&e));
+                    net_err = Some(e);
                     break;
                 }
             }
@@ -804,6 +784,40 @@ fn host_of(url: &str) -> String {
         .unwrap_or_default()
 }
 
+/// One request, bounded by [`IDLE_TIMEOUT`] until its headers arrive.
+async fn send(
+    client: &Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    req: Request<Empty<Bytes>>,
+    url: &str,
+) -> Result<http::Response<hyper::body::Incoming>> {
+    let net = |detail: String| Error::Network {
+        method: "GET".into(),
+        url: url.to_string(),
+        detail,
+    };
+    match tokio::time::timeout(IDLE_TIMEOUT, client.request(req)).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => Err(net(error_chain(&e))),
+        Err(_) => Err(net(format!(
+            "no response within {}",
+            gofmt::duration(IDLE_TIMEOUT)
+        ))),
+    }
+}
+
+/// The next piece of a body, bounded by [`IDLE_TIMEOUT`].
+async fn next_frame(
+    body: &mut hyper::body::Incoming,
+) -> Option<std::result::Result<hyper::body::Frame<Bytes>, String>> {
+    match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
+        Ok(f) => f.map(|r| r.map_err(|e| error_chain(&e))),
+        Err(_) => Some(Err(format!(
+            "transfer stalled: nothing received for {}",
+            gofmt::duration(IDLE_TIMEOUT)
+        ))),
+    }
+}
+
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -820,8 +834,8 @@ async fn read_limited(
     limit: u64,
 ) -> std::result::Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| error_chain(&e))?;
+    while let Some(frame) = next_frame(&mut body).await {
+        let frame = frame?;
         if let Ok(d) = frame.into_data() {
             if out.len() as u64 + d.len() as u64 > limit {
                 return Err(format!("response larger than {limit} bytes"));
