@@ -80,7 +80,7 @@ impl Registry {
             }
         }
         let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: paddock-test\n{auth_yaml}",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: paddock-test\n{auth_yaml}",
             storage.display()
         );
         let cfg_path = dir.path().join("config.yml");
@@ -137,6 +137,27 @@ impl Registry {
             );
         }
         Ok(())
+    }
+
+    /// Lines of the registry's access log containing `pattern` (`"GET /v2/…`).
+    pub fn requests(&self, pattern: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join("registry.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(pattern))
+            .count()
+    }
+
+    /// Waits (bounded) until the access log shows `n` requests matching `pattern`: the log is
+    /// written as each request completes, just after its client has the response.
+    pub fn wait_requests(&self, pattern: &str, n: usize) -> Result<()> {
+        for _ in 0..200 {
+            if self.requests(pattern) >= n {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        bail!("the registry never logged {n} requests matching {pattern:?}")
     }
 
     /// The registry's file for a blob (to corrupt it).
