@@ -511,3 +511,83 @@ impl Drop for BlobWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_is_renamed_into_place_only_when_it_verifies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("images")).expect("open");
+        let good = Digest::sha256_of(b"hello");
+        let mut w = store.blob_writer("t").expect("writer").expect(&good, 5);
+        w.write(b"hellO").expect("write");
+        assert!(matches!(w.commit(), Err(Error::DigestMismatch { .. })));
+        let mut w = store.blob_writer("t").expect("writer").expect(&good, 5);
+        assert!(matches!(
+            w.write(b"hello!"),
+            Err(Error::SizeMismatch { .. })
+        ));
+        drop(w);
+        let w = store.blob_writer("t").expect("writer").expect(&good, 5);
+        assert!(matches!(w.commit(), Err(Error::SizeMismatch { .. })));
+        assert!(!store.has_blob(&good));
+        assert_eq!(
+            fs::read_dir(store.root().join("ingest"))
+                .expect("ingest")
+                .count(),
+            0
+        );
+        assert_eq!(
+            store.put_blob("t", b"hello", Some(&good)).expect("put"),
+            good
+        );
+        assert!(store.has_blob(&good));
+        // A wrong body under a stored digest is still refused.
+        assert!(store.put_blob("t", b"other", Some(&good)).is_err());
+    }
+
+    #[test]
+    fn open_sweeps_stale_ingest_debris_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("images");
+        let store = Store::open(&root).expect("open");
+        let old = store.root().join("ingest/blob-old");
+        let young = store.root().join("ingest/blob-young");
+        fs::write(&old, b"partial").expect("write");
+        fs::write(&young, b"partial").expect("write");
+        let two_hours_ago = nix::sys::time::TimeSpec::new(
+            (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs()
+                - 7200) as i64,
+            0,
+        );
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &old,
+            &two_hours_ago,
+            &two_hours_ago,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .expect("utimensat");
+        Store::open(&root).expect("reopen");
+        assert!(!old.exists(), "an interrupted writer's file is swept");
+        assert!(young.exists(), "a live writer's file is left alone");
+        assert_eq!(
+            fs::metadata(&root).expect("meta").permissions().mode() & 0o777,
+            0o700
+        );
+    }
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        let a = Digest::sha256_of(b"a");
+        let b = Digest::sha256_of(b"b");
+        let c = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(c[0], a);
+        assert_eq!(c[1], Digest::sha256_of(format!("{a} {b}").as_bytes()));
+    }
+}
