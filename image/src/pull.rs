@@ -335,7 +335,8 @@ impl<'a> Session<'a> {
                 manifest.layers.len()
             )));
         }
-        // Layers: transfer, then unpack (each verified).
+        // Layers: transferred and unpacked together (fetch_layer); ensure_unpacked then covers
+        // a layer whose blob an earlier, interrupted pull had already stored.
         let layers = manifest.layers.clone();
         let mut transfers = Vec::with_capacity(layers.len());
         for (l, diff) in layers.iter().zip(&config.rootfs.diff_ids) {
@@ -397,7 +398,11 @@ impl<'a> Session<'a> {
     /// kept: the blob against its digest, the unpacked tree against the diff-id.
     async fn fetch_layer(&self, l: Descriptor, diff: Digest) -> Result<u64> {
         let store = self.puller.store.clone();
-        if store.has_blob(&l.digest) || store.layer_dir(&diff).is_dir() {
+        let have = {
+            let (store, d, diff) = (store.clone(), l.digest.clone(), diff.clone());
+            blocking(move || Ok(store.has_blob(&d) || store.layer_dir(&diff).is_dir())).await?
+        };
+        if have {
             return self.fetch_blob(&l, "layer", None).await;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(CHUNKS_IN_FLIGHT);
@@ -675,17 +680,21 @@ impl<'a> Session<'a> {
         kind: &str,
         tee: Option<std::sync::mpsc::SyncSender<Bytes>>,
     ) -> Result<u64> {
-        if self.puller.store.has_blob(&d.digest) {
-            return Ok(0);
-        }
         let what = format!("{kind}-{}", d.digest);
+        let store = self.puller.store.clone();
+        let (digest, size) = (d.digest.clone(), d.size);
+        let writer = blocking(move || {
+            if store.has_blob(&digest) {
+                return Ok(None);
+            }
+            Ok(Some(store.blob_writer(what)?.expect(&digest, size)))
+        })
+        .await?;
+        let Some(writer) = writer else {
+            return Ok(0);
+        };
         let url = format!("{}/blobs/{}", self.base, d.digest);
         let resp = self.get_ok(&url, None).await?;
-        let writer = self
-            .puller
-            .store
-            .blob_writer(what)?
-            .expect(&d.digest, d.size);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
         let write_task = tokio::task::spawn_blocking(move || {
             let mut writer = writer;
