@@ -81,6 +81,11 @@ fn apply<R: Read>(archive: &mut tar::Archive<R>, root: &Path) -> std::result::Re
     let entries = archive.entries().map_err(|e| format!("reading tar: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("reading tar: {e}"))?;
+        // PAX global headers (git archive writes one) describe the archive, not a file:
+        // containerd ignores them.
+        if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+            continue;
+        }
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
         let ctx = |e: String| format!("{name}: {e}");
@@ -138,7 +143,8 @@ fn apply<R: Read>(archive: &mut tar::Archive<R>, root: &Path) -> std::result::Re
                         .map_err(|e| ctx(format!("mkdir: {e}")))?;
                 }
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
+            // A GNU sparse file reads back expanded, as Go's tar reader gives it to containerd.
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let mut f = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)

@@ -225,3 +225,43 @@ fn not_a_tar_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn pax_global_headers_are_ignored_and_sparse_files_expand() {
+    // GNU tar with --sparse writes a sparse entry for a file with a hole; a global header
+    // is added the way git archive does.
+    let src = tempfile::tempdir().expect("tempdir");
+    let f = fs::File::create(src.path().join("holey")).expect("create");
+    f.set_len(1 << 20).expect("set_len");
+    drop(f);
+    fs::OpenOptions::new()
+        .append(true)
+        .open(src.path().join("holey"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"end"))
+        .expect("append");
+    let sparse = run(Command::new("tar")
+        .args(["--sparse", "--format=gnu", "-C"])
+        .arg(src.path())
+        .args(["-cf", "-", "holey"]));
+    let mut b = tar::Builder::new(Vec::new());
+    let body = b"25 comment=paddock-test\n";
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XGlobalHeader);
+    h.set_path("pax_global_header").expect("path");
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    b.append(&h, &body[..]).expect("append");
+    let mut global = b.into_inner().expect("tar");
+    global.truncate(global.len() - 1024); // drop the end-of-archive blocks
+    global.extend_from_slice(&sparse);
+    let dst = tempfile::tempdir().expect("tempdir");
+    unpack_stream(std::io::Cursor::new(global), dst.path(), "l").expect("unpack");
+    assert!(!dst.path().join("pax_global_header").exists());
+    let data = fs::read(dst.path().join("holey")).expect("read");
+    assert_eq!(data.len(), (1 << 20) + 3);
+    assert!(data.ends_with(b"end") && data[..1 << 20].iter().all(|&b| b == 0));
+}
