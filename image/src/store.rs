@@ -341,6 +341,28 @@ impl Store {
         })
     }
 
+    /// The image a pod's `image:` names, if stored: the reference normalised as containerd's
+    /// CRI does (`nginx` → `docker.io/library/nginx:latest`), or an image ID.
+    pub fn resolve(
+        &self,
+        image: &str,
+    ) -> Result<Option<(crate::reference::Reference, ImageRecord)>> {
+        let r = crate::reference::Reference::parse_docker_ref(image).map_err(|source| {
+            Error::InvalidReference {
+                image: image.to_string(),
+                source,
+            }
+        })?;
+        Ok(self.get(&r.to_string())?.map(|rec| (r, rec)))
+    }
+
+    /// An image's config (Entrypoint, Cmd, Env, WorkingDir, User, diff-ids).
+    pub fn config(&self, image: &ImageRecord) -> Result<crate::config::ImageConfigFile> {
+        crate::config::ImageConfigFile::parse(
+            &self.read_blob(&image.config, crate::manifest::MAX_CONFIG_BYTES)?,
+        )
+    }
+
     /// Every name and its record.
     pub fn list(&self) -> Result<Vec<(String, ImageRecord)>> {
         self.with_index(|idx| Ok((idx.images.clone().into_iter().collect(), false)))

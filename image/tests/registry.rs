@@ -8,7 +8,7 @@ mod support;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use anyhow::Result;
-use image::config::{ImageConfigFile, container_args};
+use image::config::container_args;
 use image::error::Error;
 use image::keyring::{Credential, Keyring};
 use image::manifest::{self, Platform};
@@ -74,8 +74,11 @@ async fn pull_by_tag_then_by_digest_and_run_the_entrypoint() -> Result<()> {
         .output()?;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from-the-layer\n");
 
-    // The config as the kubelet uses it.
-    let cfg = ImageConfigFile::parse(&store.read_blob(&pulled.image.config, 1 << 20)?)?;
+    // The config as the kubelet uses it, found the way the agent will find it.
+    let (_, found) = store.resolve(&r)?.expect("resolved");
+    assert_eq!(found, pulled.image);
+    assert!(store.resolve("never/pulled:1")?.is_none());
+    let cfg = store.config(&found)?;
     assert_eq!(
         container_args(&[], &[], &cfg.config).unwrap(),
         ["/bin/sh", "-c", "echo hello"]
