@@ -115,12 +115,51 @@ impl std::fmt::Debug for Puller {
 impl Puller {
     /// A client with the OS's trust roots.
     pub fn new(store: Store) -> Result<Puller> {
+        Puller::with_extra_roots(store, &[])
+    }
+
+    /// A client trusting the OS's roots and the CA certificates in `pem_bundles` (a private
+    /// registry's CA, as k3s's `registries.yaml` `configs.<host>.tls.ca_file`).
+    pub fn with_extra_roots(store: Store, pem_bundles: &[&[u8]]) -> Result<Puller> {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::warn!(error = %e, "reading the system's trust roots");
+        }
+        let (added, _) = roots.add_parsable_certificates(native.certs);
+        for bundle in pem_bundles {
+            let mut n = 0;
+            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(bundle) {
+                let cert = cert.map_err(|e| Error::Format(format!("CA bundle: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Format(format!("CA bundle: {e}")))?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err(Error::Format("CA bundle holds no certificate".into()));
+            }
+        }
+        if roots.is_empty() {
+            // Plain-HTTP loopback registries still work; HTTPS ones will fail to verify.
+            tracing::warn!(
+                loaded = added,
+                "no trust roots: HTTPS registries cannot be verified"
+            );
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Format(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
-            .map_err(|e| Error::Format(format!("loading the system's trust roots: {e}")))?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

@@ -517,3 +517,33 @@ async fn a_mirror_serves_docker_hub_names_without_the_internet() -> Result<()> {
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_registry_verified_against_a_configured_ca() -> Result<()> {
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])?.self_signed(&key)?;
+    let reg = Registry::start_full(None, Some((cert.pem(), key.serialize_pem())))?;
+    let work = tempfile::tempdir()?;
+    let layout = work.path().join("layout");
+    write_layout(&layout, "tls", None, &[busybox_image("amd64")?])?;
+    reg.push(&layout, "tls", "secure/app")?;
+    // Reached through an https:// endpoint, so the client must speak TLS and verify the
+    // certificate. (The image's own registry is a dead loopback port: nothing leaves the
+    // machine, not even a DNS query.)
+    let via_https = PullOptions {
+        mirrors: vec![format!("https://{}", reg.host())],
+        ..opts()
+    };
+    let image = &format!("127.0.0.1:{}/secure/app:tls", free_port()?);
+    let untrusting = Puller::new(store_in(work.path())?)?;
+    let err = untrusting.pull(image, &via_https).await.unwrap_err();
+    assert!(matches!(err, Error::Network { .. }), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    let pem = cert.pem();
+    let trusting = Puller::with_extra_roots(store_in(work.path())?, &[pem.as_bytes()])?;
+    let pulled = trusting.pull(image, &via_https).await?;
+    assert_eq!(&pulled.reference.to_string(), image);
+    assert!(pulled.downloaded > 500_000);
+    Ok(())
+}

@@ -42,6 +42,11 @@ impl Registry {
     }
 
     pub fn start_with(auth: Option<Auth>) -> Result<Registry> {
+        Self::start_full(auth, None)
+    }
+
+    /// With `tls`, serves HTTPS with that (certificate PEM, key PEM).
+    pub fn start_full(auth: Option<Auth>, tls: Option<(String, String)>) -> Result<Registry> {
         let bin = need("docker-registry", "docker-registry")?;
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
@@ -79,8 +84,18 @@ impl Registry {
                 );
             }
         }
+        let mut tls_yaml = String::new();
+        if let Some((cert, key)) = tls {
+            std::fs::write(dir.path().join("tls.crt"), cert)?;
+            std::fs::write(dir.path().join("tls.key"), key)?;
+            tls_yaml = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("tls.crt").display(),
+                dir.path().join("tls.key").display()
+            );
+        }
         let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: paddock-test\n{auth_yaml}",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: paddock-test\n{tls_yaml}{auth_yaml}",
             storage.display()
         );
         let cfg_path = dir.path().join("config.yml");
