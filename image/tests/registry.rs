@@ -547,3 +547,73 @@ async fn https_registry_verified_against_a_configured_ca() -> Result<()> {
     assert!(pulled.downloaded > 500_000);
     Ok(())
 }
+
+/// A tmpfs mounted for one test, detached on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Result<Tmpfs> {
+        std::fs::create_dir_all(dir)?;
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size},mode=0700").as_str()),
+        )
+        .map_err(|e| anyhow::anyhow!("mounting a tmpfs (the tests run as root): {e}"))?;
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) -> Result<()> {
+        nix::mount::mount(
+            None::<&str>,
+            &self.0,
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT,
+            Some(format!("size={size}").as_str()),
+        )?;
+        Ok(())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fills_during_a_pull_leaves_nothing_and_the_next_pull_resumes() -> Result<()> {
+    let reg = Registry::start(None)?;
+    let work = tempfile::tempdir()?;
+    let layout = work.path().join("layout");
+    write_layout(&layout, "v1", None, &[busybox_image("amd64")?])?;
+    reg.push(&layout, "v1", "test/full")?;
+    // Room for the manifest and config, not for busybox (about 1 MB compressed, 2 MB unpacked).
+    let disk = Tmpfs::mount(&work.path().join("disk"), "600k")?;
+    let store = store_in(&disk.0)?;
+    let puller = Puller::new(store.clone())?;
+    let r = format!("{}/test/full:v1", reg.host());
+    let err = puller.pull(&r, &opts()).await.unwrap_err();
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert_eq!(err.kubelet_reason(), "ErrImagePull");
+    assert!(store.get(&r)?.is_none());
+    assert_eq!(
+        std::fs::read_dir(store.root().join("ingest"))?.count(),
+        0,
+        "no debris"
+    );
+    assert_eq!(
+        std::fs::read_dir(store.root().join("layers/sha256"))?.count(),
+        0
+    );
+    disk.resize("64m")?;
+    let pulled = puller.pull(&r, &opts()).await?;
+    assert!(
+        store.lower_dirs(&pulled.image)[0]
+            .join("bin/busybox")
+            .is_file()
+    );
+    Ok(())
+}
