@@ -12,7 +12,7 @@ use crate::reference::ReferenceError;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The image string is not a reference (the kubelet's `InvalidImageName`).
-    #[error("couldn't parse image name {image:?}: {source}")]
+    #[error("couldn't parse image name {}: {source}", gofmt::quote(.image))]
     InvalidReference {
         /// The image as written.
         image: String,
@@ -21,7 +21,7 @@ pub enum Error {
     },
     /// The registry has no such tag, digest or repository (404, `MANIFEST_UNKNOWN`,
     /// `NAME_UNKNOWN`, `BLOB_UNKNOWN`).
-    #[error("failed to resolve reference {reference:?}: {reference}: not found")]
+    #[error("failed to resolve reference {}: {reference}: not found", gofmt::quote(.reference))]
     NotFound {
         /// The reference asked for.
         reference: String,
@@ -38,7 +38,8 @@ pub enum Error {
     },
     /// Content whose digest or size is not the one its descriptor names; nothing was stored.
     #[error(
-        "failed commit on ref {what:?}: unexpected commit digest {actual}, expected {expected}: failed precondition"
+        "failed commit on ref {}: unexpected commit digest {actual}, expected {expected}: failed precondition",
+        gofmt::quote(.what)
     )]
     DigestMismatch {
         /// Which blob (`layer-sha256:…`, `manifest-sha256:…`).
@@ -49,7 +50,7 @@ pub enum Error {
         actual: Digest,
     },
     /// Content longer or shorter than its descriptor says.
-    #[error("failed commit on ref {what:?}: unexpected size {actual}, expected {expected}")]
+    #[error("failed commit on ref {}: unexpected size {actual}, expected {expected}", gofmt::quote(.what))]
     SizeMismatch {
         /// Which blob.
         what: String,
@@ -105,7 +106,7 @@ pub enum Error {
         detail: String,
     },
     /// No image by that name in the store.
-    #[error("image {0:?}: not found")]
+    #[error("image {}: not found", gofmt::quote(.0))]
     ImageNotKnown(String),
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
