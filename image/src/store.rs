@@ -67,6 +67,45 @@ pub struct LayerRecord {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct IndexFile {
     images: BTreeMap<String, ImageRecord>,
+    /// Image ID → when a container last used it (Unix seconds), for garbage collection.
+    #[serde(default)]
+    last_used: BTreeMap<String, u64>,
+}
+
+/// What [`Store::gc`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// The image file system's use, in percent, when it started.
+    pub usage_percent: u64,
+    /// Bytes it set out to free (0 below the high threshold).
+    pub to_free: u64,
+    /// Bytes of the images it removed (their sizes, as the kubelet counts).
+    pub freed: u64,
+    /// The image IDs removed.
+    pub removed: Vec<Digest>,
+}
+
+/// The kubelet's `freeSpace` choice: images not in use, least recently used first (never used
+/// counts as oldest), until `to_free` bytes. `images` is (image ID, size, last used).
+pub fn plan_gc(
+    images: &[(Digest, u64, u64)],
+    in_use: &BTreeSet<Digest>,
+    to_free: u64,
+) -> (Vec<Digest>, u64) {
+    let mut candidates: Vec<&(Digest, u64, u64)> = images
+        .iter()
+        .filter(|(id, _, _)| !in_use.contains(id))
+        .collect();
+    candidates.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+    let (mut chosen, mut freed) = (Vec::new(), 0u64);
+    for (id, size, _) in candidates {
+        if freed >= to_free {
+            break;
+        }
+        chosen.push(id.clone());
+        freed += size;
+    }
+    (chosen, freed)
 }
 
 /// The image store. Cheap to clone.
@@ -363,6 +402,68 @@ impl Store {
         )
     }
 
+    /// Notes that a container started from this image now (for [`Store::gc`]'s order).
+    pub fn touch(&self, image_id: &Digest, unix_secs: u64) -> Result<()> {
+        self.with_index(|idx| {
+            idx.last_used.insert(image_id.to_string(), unix_secs);
+            Ok(((), true))
+        })
+    }
+
+    /// The kubelet's image garbage collection: when the file system holding the store is at
+    /// least `high`% used, remove images not in `in_use` (image IDs), least recently used
+    /// first, until it would be at `low`% (the kubelet's defaults are 85 and 80). An error, as
+    /// the kubelet's `FreeDiskSpaceFailed` event, when not enough could be freed.
+    pub fn gc(&self, high: u64, low: u64, in_use: &BTreeSet<Digest>) -> Result<GcReport> {
+        let st = nix::sys::statvfs::statvfs(self.root.as_path())
+            .map_err(|e| Error::io("statvfs", self.root.as_path(), e.into()))?;
+        let frag = st.fragment_size() as u64;
+        let capacity = st.blocks() as u64 * frag;
+        let available = (st.blocks_available() as u64 * frag).min(capacity);
+        if capacity == 0 {
+            return Err(Error::Format(
+                "invalid capacity 0 on image filesystem".into(),
+            ));
+        }
+        let usage_percent = 100 - available * 100 / capacity;
+        let mut report = GcReport {
+            usage_percent,
+            ..GcReport::default()
+        };
+        if usage_percent < high {
+            return Ok(report);
+        }
+        report.to_free = (capacity * (100 - low.min(100)) / 100).saturating_sub(available);
+        let images: Vec<(Digest, u64, u64)> = self.with_index(|idx| {
+            let mut by_id: BTreeMap<Digest, (u64, u64)> = BTreeMap::new();
+            for r in idx.images.values() {
+                let used = idx
+                    .last_used
+                    .get(&r.config.to_string())
+                    .copied()
+                    .unwrap_or(0);
+                by_id.insert(r.config.clone(), (r.size, used));
+            }
+            Ok((
+                by_id.into_iter().map(|(id, (s, u))| (id, s, u)).collect(),
+                false,
+            ))
+        })?;
+        let (chosen, freed) = plan_gc(&images, in_use, report.to_free);
+        for id in &chosen {
+            self.remove(&id.to_string(), in_use)?;
+        }
+        report.freed = freed;
+        report.removed = chosen;
+        if freed < report.to_free {
+            return Err(Error::Format(format!(
+                "Failed to garbage collect required amount of images. Attempted to free {} bytes, but only found {freed} bytes eligible to free.",
+                report.to_free
+            )));
+        }
+        Ok(report)
+    }
+
     /// Every name and its record.
     pub fn list(&self) -> Result<Vec<(String, ImageRecord)>> {
         self.with_index(|idx| Ok((idx.images.clone().into_iter().collect(), false)))
@@ -392,6 +493,9 @@ impl Store {
             for n in &names {
                 idx.images.remove(n);
             }
+            let live: BTreeSet<String> =
+                idx.images.values().map(|r| r.config.to_string()).collect();
+            idx.last_used.retain(|id, _| live.contains(id));
             self.prune_locked(idx, keep)?;
             Ok((names, true))
         })?;
@@ -602,6 +706,34 @@ mod tests {
             fs::metadata(&root).expect("meta").permissions().mode() & 0o777,
             0o700
         );
+    }
+
+    #[test]
+    fn gc_removes_least_recently_used_images_not_in_use() {
+        let d = |s: &str| Digest::sha256_of(s.as_bytes());
+        let images = vec![
+            (d("new"), 100, 300),
+            (d("old"), 100, 100),
+            (d("never"), 50, 0),
+            (d("running"), 1000, 50),
+        ];
+        let in_use: BTreeSet<Digest> = [d("running")].into();
+        assert_eq!(
+            plan_gc(&images, &in_use, 120),
+            (vec![d("never"), d("old")], 150)
+        );
+        assert_eq!(plan_gc(&images, &in_use, 0), (vec![], 0));
+        let (all, freed) = plan_gc(&images, &in_use, 10_000);
+        assert_eq!((all.len(), freed), (3, 250), "never the image in use");
+    }
+
+    #[test]
+    fn gc_below_the_high_threshold_does_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("images")).expect("open");
+        let r = store.gc(101, 100, &BTreeSet::new()).expect("gc");
+        assert_eq!((r.to_free, r.freed, r.removed.len()), (0, 0, 0));
+        assert!(r.usage_percent <= 100);
     }
 
     #[test]

@@ -217,3 +217,58 @@ fn remove_drops_the_name_and_unused_content_only() -> Result<()> {
     ));
     Ok(())
 }
+
+#[test]
+fn gc_frees_the_least_recently_used_images_above_the_high_threshold() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let disk = Tmpfs::mount(&work.path().join("disk"), "32m")?;
+    let store = store_in(&disk.0)?;
+    let mut ids = Vec::new();
+    for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+        let layout = work.path().join(name);
+        let layer = tar_layer(&[Entry::File("data", noise(1_100_000, i as u64 + 1), 0o644)])?;
+        write_layout(
+            &layout,
+            "1",
+            Some(&format!("example.com/{name}:1")),
+            &[TestImage {
+                arch: "amd64",
+                layers: vec![layer],
+                entrypoint: vec!["/x"],
+                cmd: vec![],
+            }],
+        )?;
+        ids.push(
+            import_path(&store, &layout, &amd64(), None)?
+                .remove(0)
+                .image
+                .config,
+        );
+    }
+    // Shrink the file system around what is stored, to 90 % use.
+    let st = nix::sys::statvfs::statvfs(&disk.0)?;
+    let used = (st.blocks() - st.blocks_free()) as u64 * st.fragment_size() as u64;
+    disk.resize(&format!("{}k", used * 10 / 9 / 1024 + 1))?;
+    // a used long ago, b recently, c never, d running now.
+    store.touch(&ids[0], 100)?;
+    store.touch(&ids[1], 200)?;
+    store.touch(&ids[3], 300)?;
+    let in_use = [ids[3].clone()].into();
+    let report = store.gc(85, 80, &in_use)?;
+    assert!(report.usage_percent >= 85, "{report:?}");
+    assert!(
+        report.freed >= report.to_free && report.to_free > 0,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.removed[0], ids[2],
+        "the never-used image goes first: {report:?}"
+    );
+    assert!(!report.removed.contains(&ids[3]), "never the image in use");
+    assert!(store.get("example.com/c:1")?.is_none());
+    assert!(store.get("example.com/d:1")?.is_some());
+    // Now below the threshold: nothing more to do.
+    let again = store.gc(85, 80, &in_use)?;
+    assert!(again.removed.is_empty(), "{again:?}");
+    Ok(())
+}

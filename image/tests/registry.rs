@@ -548,41 +548,6 @@ async fn https_registry_verified_against_a_configured_ca() -> Result<()> {
     Ok(())
 }
 
-/// A tmpfs mounted for one test, detached on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &std::path::Path, size: &str) -> Result<Tmpfs> {
-        std::fs::create_dir_all(dir)?;
-        nix::mount::mount(
-            Some("tmpfs"),
-            dir,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            Some(format!("size={size},mode=0700").as_str()),
-        )
-        .map_err(|e| anyhow::anyhow!("mounting a tmpfs (the tests run as root): {e}"))?;
-        Ok(Tmpfs(dir.to_path_buf()))
-    }
-
-    fn resize(&self, size: &str) -> Result<()> {
-        nix::mount::mount(
-            None::<&str>,
-            &self.0,
-            None::<&str>,
-            nix::mount::MsFlags::MS_REMOUNT,
-            Some(format!("size={size}").as_str()),
-        )?;
-        Ok(())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_that_fills_during_a_pull_leaves_nothing_and_the_next_pull_resumes() -> Result<()> {
     let reg = Registry::start(None)?;

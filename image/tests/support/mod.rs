@@ -391,3 +391,52 @@ pub fn busybox_image(arch: &'static str) -> Result<TestImage> {
 pub fn store_in(dir: &Path) -> Result<image::Store> {
     Ok(image::Store::open(dir.join("images"))?)
 }
+
+/// A tmpfs mounted for one test, detached on drop.
+pub struct Tmpfs(pub std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &std::path::Path, size: &str) -> Result<Tmpfs> {
+        std::fs::create_dir_all(dir)?;
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size},mode=0700").as_str()),
+        )
+        .map_err(|e| anyhow::anyhow!("mounting a tmpfs (the tests run as root): {e}"))?;
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+
+    pub fn resize(&self, size: &str) -> Result<()> {
+        nix::mount::mount(
+            None::<&str>,
+            &self.0,
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT,
+            Some(format!("size={size}").as_str()),
+        )?;
+        Ok(())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// `n` bytes of incompressible, reproducible data.
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; n];
+    // Distinct seeds give distinct streams (xorshift needs a non-zero state).
+    let mut x: u64 = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    data
+}
