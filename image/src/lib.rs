@@ -2,7 +2,7 @@
 //! pulling from registries, unpacking layers into overlay lower dirs, the image config as the
 //! kubelet uses it, and importing image archives.
 //!
-//! Where to start: [`reference`] (what a pod's `image:` means), then [`store::Store`] (the
+//! Where to start: [`mod@reference`] (what a pod's `image:` means), then [`store::Store`] (the
 //! on-disk layout and its guarantees), [`pull`] (the registry client and its auth flows),
 //! [`unpack`] (layer tars → directories with overlay whiteouts), [`config`] (ENTRYPOINT/CMD and
 //! the kubelet's command/args rule), [`import`] (OCI layouts and `docker save` archives), and

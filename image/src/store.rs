@@ -4,7 +4,7 @@
 //! blobs/sha256/<hex>     manifests, indexes, configs, compressed layers — by digest
 //! layers/sha256/<hex>/   each layer unpacked (an overlay lower dir) — by diff-id
 //! ingest/                temporary files and directories being written
-//! index.json             reference → image record (manifest, config, layers)
+//! index.json             reference → image record (manifest, config, layers); last use
 //! lock                   flock'd while index.json is read-modified-written
 //! ```
 //!
@@ -17,6 +17,7 @@
 //! Records are written last, under the lock, after checking that their content is all there.
 //! Processes (the agent and `paddock image …`) share a store through those renames and the lock;
 //! within a process, concurrent pulls of one reference share one transfer ([`crate::pull`]).
+//! [`Store::gc`] is the kubelet's image garbage collection over this store.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
