@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -401,6 +401,80 @@ impl Store {
         crate::config::ImageConfigFile::parse(
             &self.read_blob(&image.config, crate::manifest::MAX_CONFIG_BYTES)?,
         )
+    }
+
+    /// A file of the image's root file system as the overlay would show it (the topmost layer
+    /// that has it; a whiteout or an opaque directory above hides the ones below), without
+    /// mounting anything: how the agent reads `/etc/passwd` and `/etc/group` to resolve a
+    /// `USER` name. `None` if absent; symlinks are not followed (an error), nor are files over
+    /// `max` bytes read.
+    pub fn read_image_file(
+        &self,
+        image: &ImageRecord,
+        path: &str,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileTypeExt;
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        if parts.is_empty() || parts.contains(&"..") {
+            return Err(Error::Format(format!(
+                "{path:?} is not a plain absolute path"
+            )));
+        }
+        for dir in self.lower_dirs(image) {
+            let mut cur = dir.clone();
+            let mut opaque_above = false;
+            for (i, part) in parts.iter().enumerate() {
+                cur.push(part);
+                let meta = match fs::symlink_metadata(&cur) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) => return Err(Error::io("stat", &cur, e)),
+                };
+                let ft = meta.file_type();
+                if ft.is_char_device() && meta.rdev() == 0 {
+                    return Ok(None); // whited out here
+                }
+                let last = i + 1 == parts.len();
+                if last {
+                    if ft.is_symlink() {
+                        return Err(Error::Format(format!("{path} is a symlink in the image")));
+                    }
+                    if !ft.is_file() {
+                        return Ok(None);
+                    }
+                    if meta.len() > max {
+                        return Err(Error::Format(format!("{path} is over {max} bytes")));
+                    }
+                    return fs::read(&cur)
+                        .map(Some)
+                        .map_err(|e| Error::io("read", &cur, e));
+                }
+                if !ft.is_dir() {
+                    if ft.is_symlink() {
+                        return Err(Error::Format(format!(
+                            "{path}: {} is a symlink in the image",
+                            parts[..=i].join("/")
+                        )));
+                    }
+                    return Ok(None); // a file where a directory would be hides the rest
+                }
+                if xattr::get(&cur, "trusted.overlay.opaque")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v == b"y")
+                {
+                    opaque_above = true;
+                }
+            }
+            if opaque_above {
+                return Ok(None);
+            }
+        }
+        Ok(None)
     }
 
     /// Notes that a container started from this image now (for [`Store::gc`]'s order).

@@ -79,6 +79,14 @@ async fn pull_by_tag_then_by_digest_and_run_the_entrypoint() -> Result<()> {
     assert_eq!(found, pulled.image);
     assert!(store.resolve("never/pulled:1")?.is_none());
     let cfg = store.config(&found)?;
+    let passwd = store
+        .read_image_file(&found, "/etc/passwd", 1 << 20)?
+        .expect("passwd");
+    let user = image::config::ImageUser::parse("nobody").expect("user");
+    assert_eq!(
+        user.resolve(&String::from_utf8_lossy(&passwd), ""),
+        Ok((65534, 65534))
+    );
     assert_eq!(
         container_args(&[], &[], &cfg.config).unwrap(),
         ["/bin/sh", "-c", "echo hello"]
@@ -360,6 +368,14 @@ async fn whiteouts_and_opaque_directories_become_overlay_markers() -> Result<()>
         std::fs::metadata(top_dir.join("d/new-link"))?,
     );
     assert_eq!(a.ino(), b.ino(), "hard link kept");
+    // Read through the layers as the overlay shows them.
+    let read = |p: &str| store.read_image_file(&pulled.image, p, 1 << 20);
+    assert_eq!(read("/a/keep")?, Some(b"k".to_vec()));
+    assert_eq!(read("/a/gone")?, None, "whited out");
+    assert_eq!(read("/d/old")?, None, "hidden by the opaque directory");
+    assert_eq!(read("/d/new")?, Some(b"n".to_vec()));
+    assert_eq!(read("/nothing")?, None);
+    assert!(read("/a/../etc/passwd").is_err());
     assert_eq!(
         pulled.image.layers[1].chain_id,
         image::store::chain_ids(&[
