@@ -87,6 +87,9 @@ pub(crate) async fn start(
             data_dir.display()
         )
     })?;
+    server
+        .registry()
+        .set_default_toleration_seconds(args.default_toleration_seconds());
     Ok((server, data_dir))
 }
 
@@ -113,7 +116,7 @@ fn host_addresses() -> Vec<std::net::IpAddr> {
 
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (server, _) = start(&args).await?;
-    let controllers = crate::control::start(&server);
+    let controllers = crate::control::start(&server, args.controller_options());
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
     tracing::info!(addr = %server.local_addr(), "serving");
 

@@ -26,7 +26,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let docs = load(&args.files)?;
 
     let (server, data_dir) = crate::server::start(&args.server).await?;
-    let controllers = crate::control::start(&server);
+    let controllers = crate::control::start(&server, args.server.controller_options());
     let node = match start_node(&server, &data_dir, &args).await {
         Ok(node) => node,
         Err(err) => {
