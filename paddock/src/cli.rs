@@ -75,6 +75,11 @@ pub(crate) struct AgentArgs {
     /// Most pods the node takes (the kubelet's `--max-pods`).
     #[arg(long, value_name = "N", default_value_t = 110, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub(crate) max_pods: i64,
+    /// The kubelet's `nodeLeaseDurationSeconds`: the node's Lease is renewed every quarter of
+    /// it. Lower it with the server's --node-monitor-grace-period (the fast profile): the
+    /// grace period must span several renewals.
+    #[arg(long, value_name = "SECONDS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub(crate) node_lease_duration_seconds: u32,
 }
 
 /// `paddock up` flags.
