@@ -26,8 +26,8 @@
 //! [`endpointslice`] (which pods back a Service), and [`csrsigning`] (signs approved
 //! certificate requests of the kubelet signers with the cluster CA), [`nodelifecycle`] (node
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
-//! pods from nodes with NoExecute taints they do not tolerate, or no longer). Events are
-//! written through `events`.
+//! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
+//! (each node's pod CIDR). Events are written through `events`.
 
 // The cluster's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
@@ -41,6 +41,7 @@ mod events;
 pub mod gc;
 pub mod leader;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 mod pod;
 mod queue;
@@ -84,6 +85,9 @@ pub enum Error {
     /// The CA could not sign an approved request.
     #[error("{0}")]
     Signing(String),
+    /// A node's pod CIDRs could not be allocated, marked or released.
+    #[error("{0}")]
+    Allocation(String),
     /// An object read through the port is not a valid `kind`.
     #[error("unable to decode {kind}: {message}")]
     Decode {
@@ -123,6 +127,8 @@ impl Controllers {
 pub struct Options {
     /// The node lifecycle controller's periods and rates.
     pub node_lifecycle: nodelifecycle::Config,
+    /// Node IPAM's cluster CIDR (`None`: pod CIDRs are not allocated).
+    pub node_ipam: Option<nodeipam::Config>,
 }
 
 /// Starts the controllers on the current tokio runtime under leader election ([`leader`]):
@@ -150,6 +156,14 @@ pub async fn run(
     tokio::join!(
         nodelifecycle::run(cluster.clone(), options.node_lifecycle, shutdown.clone()),
         tainteviction::run(cluster.clone(), shutdown.clone()),
+        {
+            let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
+            async move {
+                if let Some(config) = options.node_ipam {
+                    nodeipam::run(cluster, config, shutdown).await;
+                }
+            }
+        },
         csrsigning::run(cluster.clone(), ca, shutdown.clone()),
         gc::run(cluster.clone(), shutdown.clone()),
         namespace::run(cluster.clone(), shutdown.clone()),

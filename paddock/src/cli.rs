@@ -158,19 +158,34 @@ pub(crate) struct ServerArgs {
     /// Seconds new pods tolerate a `node.kubernetes.io/unreachable` node before eviction.
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..))]
     pub(crate) default_unreachable_toleration_seconds: i64,
+    /// The pods' network, from which each Node without one gets its `spec.podCIDR`
+    /// (kube-controller-manager's node IPAM).
+    #[arg(long, value_name = "CIDR", default_value = "10.244.0.0/16", value_parser = parse_cidr)]
+    pub(crate) cluster_cidr: controllers::nodeipam::cidrset::Cidr,
+    /// The prefix length of each node's pod CIDR.
+    #[arg(long, value_name = "BITS", default_value_t = 24, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub(crate) node_cidr_mask_size: u8,
+}
+
+fn parse_cidr(s: &str) -> Result<controllers::nodeipam::cidrset::Cidr, String> {
+    s.parse()
 }
 
 impl ServerArgs {
-    /// The controllers' settings these flags give.
-    pub(crate) fn controller_options(&self) -> controllers::Options {
-        controllers::Options {
+    /// The controllers' settings these flags give; an error names a flag that does not fit.
+    pub(crate) fn controller_options(&self) -> Result<controllers::Options, String> {
+        Ok(controllers::Options {
             node_lifecycle: controllers::nodelifecycle::Config {
                 node_monitor_period: self.node_monitor_period,
                 node_monitor_grace_period: self.node_monitor_grace_period,
                 node_startup_grace_period: self.node_startup_grace_period,
                 ..Default::default()
             },
-        }
+            node_ipam: Some(controllers::nodeipam::Config::new(
+                self.cluster_cidr,
+                self.node_cidr_mask_size,
+            )?),
+        })
     }
 
     /// The `DefaultTolerationSeconds` admission plugin's settings these flags give.

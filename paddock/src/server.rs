@@ -115,8 +115,9 @@ fn host_addresses() -> Vec<std::net::IpAddr> {
 }
 
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let options = args.controller_options().map_err(anyhow::Error::msg)?;
     let (server, _) = start(&args).await?;
-    let controllers = crate::control::start(&server, args.controller_options());
+    let controllers = crate::control::start(&server, options);
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
     tracing::info!(addr = %server.local_addr(), "serving");
 

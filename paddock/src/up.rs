@@ -25,8 +25,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Read and check everything first: a bad manifest must not half-apply.
     let docs = load(&args.files)?;
 
+    let options = args
+        .server
+        .controller_options()
+        .map_err(anyhow::Error::msg)?;
     let (server, data_dir) = crate::server::start(&args.server).await?;
-    let controllers = crate::control::start(&server, args.server.controller_options());
+    let controllers = crate::control::start(&server, options);
     let node = match start_node(&server, &data_dir, &args).await {
         Ok(node) => node,
         Err(err) => {

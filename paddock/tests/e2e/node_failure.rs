@@ -4,6 +4,7 @@
 //! marks its pods not ready and taints it unreachable; the taint eviction controller deletes
 //! the pods after their 10 s toleration and the ReplicaSet controller's replacements run on
 //! the surviving node. Prints the measured times (not asserted: they depend on the machine).
+//! Also: the server allocates a pod CIDR to a Node registered without one.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -115,6 +116,22 @@ fn a_killed_agent_s_pods_are_evicted_and_replaced_on_the_other_node() {
         FAST_SERVER,
         Some(NetNs::new()),
     );
+    // Node IPAM: a Node registered without a pod CIDR gets the first /24 of 10.244.0.0/16.
+    s.kubectl_in(
+        &["create", "-f", "-"],
+        Some("apiVersion: v1\nkind: Node\nmetadata: {name: bare}\n"),
+    );
+    s.eventually("bare gets a pod CIDR", || {
+        let c = s.kubectl(&[
+            "get",
+            "node",
+            "bare",
+            "-o",
+            "jsonpath={.spec.podCIDR} {.spec.podCIDRs}",
+        ]);
+        (c == "10.244.0.0/24 [\"10.244.0.0/24\"]").then_some(())
+    });
+    s.kubectl(&["delete", "node", "bare"]);
     let d1 = tempfile::tempdir().expect("tempdir");
     let d2 = tempfile::tempdir().expect("tempdir");
     let mut a1 = agent(&s, d1.path(), "worker-1", "10.244.1.0/24");
