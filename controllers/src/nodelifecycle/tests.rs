@@ -511,3 +511,138 @@ fn zone_state_and_rates_as_upstream() {
         "r:\u{0}:z"
     );
 }
+
+/// A node that came up with `spec.unschedulable` set (until uncordoned).
+async fn cordon(registry: &Registry, name: &str, unschedulable: bool) {
+    registry
+        .update_with(info("nodes"), "", name, false, |o| {
+            o["spec"]["unschedulable"] = json!(unschedulable);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+}
+
+/// The kubelet's part for the pods bound to `node`: running, ready, with an address.
+async fn run_pods_on(registry: &Registry, node: &str, first_ip: u8) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut ip = first_ip;
+    for p in list(registry, "pods", "default") {
+        if p["spec"]["nodeName"] != node || !p["metadata"]["deletionTimestamp"].is_null() {
+            continue;
+        }
+        let name = p["metadata"]["name"].as_str().unwrap().to_string();
+        let addr = format!("10.244.0.{ip}");
+        ip += 1;
+        registry
+            .update_with(info("pods"), "default", &name, true, |p| {
+                p["status"]["phase"] = json!("Running");
+                p["status"]["podIP"] = json!(addr);
+                p["status"]["podIPs"] = json!([{"ip": addr}]);
+                p["status"]["conditions"] = json!([
+                    {"type": "Ready", "status": "True", "lastProbeTime": null,
+                     "lastTransitionTime": "2024-01-01T00:00:00Z"}]);
+                Ok(true)
+            })
+            .await
+            .unwrap();
+        names.push(name);
+    }
+    names
+}
+
+fn endpoint_ips(registry: &Registry, field: &str) -> Vec<String> {
+    get(registry, "endpoints", "default", "web").map_or_else(Vec::new, |e| {
+        e["subsets"][0][field]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["ip"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// The whole control plane: the dead node's pod leaves the Service's ready addresses when the
+/// node turns Unknown, is evicted after 300 s and replaced on the surviving node.
+#[tokio::test(start_paused = true)]
+async fn with_every_controller_a_dead_node_s_pod_leaves_the_endpoints_and_is_replaced() {
+    let registry = registry_with_namespace("default").await;
+    create_namespace(&registry, "kube-node-lease").await;
+    add_node(&registry, "n1", json!({})).await;
+    add_node(&registry, "n2", json!({})).await;
+    for n in ["n1", "n2"] {
+        registry
+            .update_with(info("nodes"), "", n, true, |o| {
+                let r = json!({"cpu": "2", "memory": "4Gi", "pods": "110"});
+                o["status"]["capacity"] = r.clone();
+                o["status"]["allocatable"] = r;
+                Ok(true)
+            })
+            .await
+            .unwrap();
+    }
+    cordon(&registry, "n2", true).await;
+    let _k2 = kubelet(&registry, "n2");
+    let stop = start_all(&registry);
+    create(
+        &registry,
+        "services",
+        "default",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+    )
+    .await;
+    create(
+        &registry,
+        "replicasets",
+        "default",
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+    )
+    .await;
+    eventually("pod bound to n1", || {
+        list(&registry, "pods", "default")
+            .iter()
+            .any(|p| p["spec"]["nodeName"] == "n1")
+    })
+    .await;
+    let first = run_pods_on(&registry, "n1", 2).await;
+    eventually("ready endpoint", || {
+        endpoint_ips(&registry, "addresses") == ["10.244.0.2"]
+    })
+    .await;
+    cordon(&registry, "n2", false).await;
+
+    // n1's kubelet is gone (it never renewed its lease since the start).
+    eventually("n1 Unknown", || ready(&registry, "n1") == "Unknown").await;
+    eventually("out of the ready addresses", || {
+        endpoint_ips(&registry, "addresses").is_empty()
+            && endpoint_ips(&registry, "notReadyAddresses") == ["10.244.0.2"]
+    })
+    .await;
+    // Still there until its toleration runs out; then replaced on n2.
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    assert!(!evicted(&registry, &first[0]));
+    eventually("replacement on n2", || {
+        list(&registry, "pods", "default")
+            .iter()
+            .any(|p| p["spec"]["nodeName"] == "n2" && p["metadata"]["deletionTimestamp"].is_null())
+    })
+    .await;
+    assert!(evicted(&registry, &first[0]));
+    run_pods_on(&registry, "n2", 9).await;
+    eventually("the replacement serves", || {
+        endpoint_ips(&registry, "addresses") == ["10.244.0.9"]
+    })
+    .await;
+    stop.cancel();
+}
+
+/// Every controller with upstream's defaults (as a server runs them).
+fn start_all(registry: &Registry) -> CancellationToken {
+    crate::testutil::start(registry)
+}
