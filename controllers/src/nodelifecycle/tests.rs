@@ -646,3 +646,85 @@ async fn with_every_controller_a_dead_node_s_pod_leaves_the_endpoints_and_is_rep
 fn start_all(registry: &Registry) -> CancellationToken {
     crate::testutil::start(registry)
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_bound_to_an_unknown_node_is_marked_not_ready_at_once() {
+    let (registry, stop) = start(Config::default()).await;
+    add_node(&registry, "n1", json!({})).await;
+    add_node(&registry, "n2", json!({})).await;
+    let _k2 = kubelet(&registry, "n2");
+    eventually("n1 Unknown", || ready(&registry, "n1") == "Unknown").await;
+    // A pod whose status says Ready is bound to n1 now (upstream's processPod).
+    create(
+        &registry,
+        "pods",
+        "default",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "late"},
+               "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .await;
+    registry
+        .update_with(info("pods"), "default", "late", true, |p| {
+            p["status"]["conditions"] = json!([
+                {"type": "Ready", "status": "True", "lastProbeTime": null,
+                 "lastTransitionTime": "2024-01-01T00:00:00Z"}]);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(pod_condition(&registry, "late", "Ready")["status"], "True");
+    let binding = crate::cluster::Binding {
+        uid: None,
+        resource_version: None,
+        annotations: Default::default(),
+        node: "n1".into(),
+    };
+    crate::cluster::Cluster::bind(&registry, "default", "late", &binding)
+        .await
+        .unwrap();
+    eventually("late not ready", || {
+        pod_condition(&registry, "late", "Ready")["status"] == "False"
+    })
+    .await;
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn conditions_and_cordoning_become_no_schedule_taints() {
+    let (registry, stop) = start(Config::default()).await;
+    add_node(&registry, "n1", json!({})).await;
+    let _k1 = kubelet(&registry, "n1");
+    cordon(&registry, "n1", true).await;
+    eventually("unschedulable taint", || {
+        has_taint(
+            &registry,
+            "n1",
+            "node.kubernetes.io/unschedulable:NoSchedule",
+        )
+    })
+    .await;
+    registry
+        .update_with(info("nodes"), "", "n1", true, |o| {
+            for c in o["status"]["conditions"].as_array_mut().unwrap() {
+                if c["type"] == "DiskPressure" {
+                    c["status"] = json!("True");
+                }
+            }
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    eventually("disk-pressure taint", || {
+        has_taint(
+            &registry,
+            "n1",
+            "node.kubernetes.io/disk-pressure:NoSchedule",
+        )
+    })
+    .await;
+    cordon(&registry, "n1", false).await;
+    post_status(&registry, "n1", "True", 7).await;
+    eventually("taints gone", || taints(&registry, "n1").is_empty()).await;
+    stop.cancel();
+}
