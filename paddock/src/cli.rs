@@ -151,6 +151,19 @@ pub(crate) struct ServerArgs {
     /// The same for a node that never posted its status.
     #[arg(long, value_name = "DURATION", default_value = "1m0s", value_parser = parse_duration)]
     pub(crate) node_startup_grace_period: std::time::Duration,
+    /// Nodes per second tainted for eviction in a healthy zone.
+    #[arg(long, value_name = "QPS", default_value_t = 0.1, value_parser = parse_rate)]
+    pub(crate) node_eviction_rate: f32,
+    /// Nodes per second tainted in a zone with at least --unhealthy-zone-threshold of its
+    /// nodes down, in clusters over --large-cluster-size-threshold nodes (0 below).
+    #[arg(long, value_name = "QPS", default_value_t = 0.01, value_parser = parse_rate)]
+    pub(crate) secondary_node_eviction_rate: f32,
+    /// Zones of at most this many nodes stop tainting when unhealthy.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub(crate) large_cluster_size_threshold: u32,
+    /// The share of a zone's nodes down (and more than two) that makes it unhealthy.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.55, value_parser = parse_rate)]
+    pub(crate) unhealthy_zone_threshold: f32,
     /// Seconds new pods tolerate a `node.kubernetes.io/not-ready` node before eviction
     /// (kube-apiserver's flag; pods that set their own toleration keep it).
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..))]
@@ -167,6 +180,16 @@ pub(crate) struct ServerArgs {
     pub(crate) node_cidr_mask_size: u8,
 }
 
+/// A rate or fraction: a finite number, not negative.
+fn parse_rate(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "invalid number {s:?}: expected a number of 0 or more, e.g. 0.1"
+        )),
+    }
+}
+
 fn parse_cidr(s: &str) -> Result<controllers::nodeipam::cidrset::Cidr, String> {
     s.parse()
 }
@@ -179,7 +202,10 @@ impl ServerArgs {
                 node_monitor_period: self.node_monitor_period,
                 node_monitor_grace_period: self.node_monitor_grace_period,
                 node_startup_grace_period: self.node_startup_grace_period,
-                ..Default::default()
+                node_eviction_rate: self.node_eviction_rate,
+                secondary_node_eviction_rate: self.secondary_node_eviction_rate,
+                large_cluster_size_threshold: self.large_cluster_size_threshold as usize,
+                unhealthy_zone_threshold: self.unhealthy_zone_threshold,
             },
             node_ipam: Some(controllers::nodeipam::Config::new(
                 self.cluster_cidr,
@@ -257,7 +283,19 @@ fn parse_san(s: &str) -> Result<String, String> {
 mod tests {
     use std::time::Duration;
 
-    use super::parse_duration;
+    use super::{parse_duration, parse_rate};
+
+    #[test]
+    fn rates_are_numbers_of_zero_or_more() {
+        assert_eq!(parse_rate("0.1"), Ok(0.1));
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        for bad in ["-1", "x", "NaN", "inf"] {
+            assert!(
+                parse_rate(bad).unwrap_err().contains("invalid number"),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn durations_as_go_parses_them() {
