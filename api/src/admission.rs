@@ -29,8 +29,33 @@ pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 /// See [`NOT_READY_TAINT`].
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
-/// Applies the create-time admission mutations for `info`'s kind (only Pods have any).
-pub fn admit_create(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+/// The `DefaultTolerationSeconds` plugin's settings: the kube-apiserver flags
+/// `--default-not-ready-toleration-seconds` and `--default-unreachable-toleration-seconds`
+/// ([`Default`]: 300 each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultTolerationSeconds {
+    /// Seconds of the added `node.kubernetes.io/not-ready` toleration.
+    pub not_ready: i64,
+    /// Seconds of the added `node.kubernetes.io/unreachable` toleration.
+    pub unreachable: i64,
+}
+
+impl Default for DefaultTolerationSeconds {
+    fn default() -> Self {
+        DefaultTolerationSeconds {
+            not_ready: DEFAULT_TOLERATION_SECONDS,
+            unreachable: DEFAULT_TOLERATION_SECONDS,
+        }
+    }
+}
+
+/// Applies the create-time admission mutations for `info`'s kind (only Pods have any);
+/// `seconds` sets the `DefaultTolerationSeconds` plugin.
+pub fn admit_create(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    seconds: &DefaultTolerationSeconds,
+) -> Result<(), ApiError> {
     if info.kind != "Pod" || !info.group.is_empty() {
         return Ok(());
     }
@@ -55,14 +80,17 @@ pub fn admit_create(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError
     }
     // DefaultTolerationSeconds: add each toleration unless one already covers the taint.
     let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
-    for key in [NOT_READY_TAINT, UNREACHABLE_TAINT] {
+    for (key, seconds) in [
+        (NOT_READY_TAINT, seconds.not_ready),
+        (UNREACHABLE_TAINT, seconds.unreachable),
+    ] {
         let covered = tolerations.iter().any(|t| tolerates_no_execute(t, key));
         if !covered {
             tolerations.push(Toleration {
                 key: Some(key.to_string()),
                 operator: Some("Exists".to_string()),
                 effect: Some("NoExecute".to_string()),
-                toleration_seconds: Some(DEFAULT_TOLERATION_SECONDS),
+                toleration_seconds: Some(seconds),
                 value: None,
             });
         }
@@ -258,7 +286,7 @@ mod tests {
         )
         .unwrap()
         .value;
-        admit_create(info, &mut p).unwrap();
+        admit_create(info, &mut p, &DefaultTolerationSeconds::default()).unwrap();
         let spec = &p["spec"];
         assert_eq!(spec["serviceAccountName"], "default");
         assert_eq!(spec["serviceAccount"], "default");
@@ -275,13 +303,28 @@ mod tests {
         // A toleration of everything covers both taints.
         let mut all = p.clone();
         all["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
-        admit_create(info, &mut all).unwrap();
+        admit_create(info, &mut all, &DefaultTolerationSeconds::default()).unwrap();
         assert_eq!(all["spec"]["tolerations"], json!([{"operator": "Exists"}]));
         // Other kinds are untouched.
         let svc = by_kind("v1", "Service").unwrap();
         let mut s = json!({"spec": {}});
-        admit_create(svc, &mut s).unwrap();
+        admit_create(svc, &mut s, &DefaultTolerationSeconds::default()).unwrap();
         assert_eq!(s, json!({"spec": {}}));
+        // The API server's flags set the seconds of each added toleration.
+        let mut fast = p.clone();
+        fast["spec"]["tolerations"] = json!([]);
+        let flags = DefaultTolerationSeconds {
+            not_ready: 10,
+            unreachable: 12,
+        };
+        admit_create(info, &mut fast, &flags).unwrap();
+        assert_eq!(
+            fast["spec"]["tolerations"],
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 12}
+            ])
+        );
     }
 
     fn tol(v: Value) -> Toleration {

@@ -75,6 +75,9 @@ pub struct Registry {
     store: Store,
     /// Serializes service address allocation with the create that stores it.
     alloc: Arc<tokio::sync::Mutex<()>>,
+    /// The `DefaultTolerationSeconds` admission plugin's seconds (not-ready, unreachable),
+    /// shared by every clone; see [`Registry::set_default_toleration_seconds`].
+    toleration_seconds: Arc<[std::sync::atomic::AtomicI64; 2]>,
 }
 
 impl Registry {
@@ -83,6 +86,27 @@ impl Registry {
         Registry {
             store,
             alloc: Arc::new(tokio::sync::Mutex::new(())),
+            toleration_seconds: Arc::new([
+                std::sync::atomic::AtomicI64::new(api::admission::DEFAULT_TOLERATION_SECONDS),
+                std::sync::atomic::AtomicI64::new(api::admission::DEFAULT_TOLERATION_SECONDS),
+            ]),
+        }
+    }
+
+    /// Sets the seconds of the tolerations the `DefaultTolerationSeconds` admission plugin
+    /// adds to new pods (kube-apiserver's `--default-not-ready-toleration-seconds` and
+    /// `--default-unreachable-toleration-seconds`), for this registry and its clones.
+    pub fn set_default_toleration_seconds(&self, t: api::admission::DefaultTolerationSeconds) {
+        use std::sync::atomic::Ordering;
+        self.toleration_seconds[0].store(t.not_ready, Ordering::Relaxed);
+        self.toleration_seconds[1].store(t.unreachable, Ordering::Relaxed);
+    }
+
+    fn default_toleration_seconds(&self) -> api::admission::DefaultTolerationSeconds {
+        use std::sync::atomic::Ordering;
+        api::admission::DefaultTolerationSeconds {
+            not_ready: self.toleration_seconds[0].load(Ordering::Relaxed),
+            unreachable: self.toleration_seconds[1].load(Ordering::Relaxed),
         }
     }
 
@@ -256,7 +280,7 @@ impl Registry {
         strategy::check_namespace_field(info, namespace, &mut obj)?;
         // Mutating admission (service account, priority, default tolerations), as the
         // default plugins of an upstream API server do on create.
-        api::admission::admit_create(info, &mut obj)?;
+        api::admission::admit_create(info, &mut obj, &self.default_toleration_seconds())?;
         self.admit_runtime_class(info, &mut obj)?;
         if !meta_str(&obj, "resourceVersion").is_empty() {
             return Err(ApiError::bad_request(

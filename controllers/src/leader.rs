@@ -278,13 +278,14 @@ pub async fn run(
     cluster: ClusterRef,
     ca: Arc<dyn Authority>,
     config: Config,
+    options: crate::Options,
     shutdown: CancellationToken,
 ) {
     let mut elector = Elector::new(cluster.clone(), config);
     while elector.acquire(&shutdown).await {
         // The controllers run inside this task: if it is dropped, they stop with it.
         let term = shutdown.child_token();
-        let controllers = crate::run(cluster.clone(), ca.clone(), term.clone());
+        let controllers = crate::run(cluster.clone(), ca.clone(), options.clone(), term.clone());
         tokio::pin!(controllers);
         let ended = tokio::select! {
             _ = elector.renew(&shutdown) => false,
@@ -340,6 +341,7 @@ mod tests {
             a.clone(),
             authority(&ca()),
             Config::new("a".into()),
+            crate::Options::default(),
             stop.clone(),
         ));
         eventually("a leads", || holder(&registry) == "a").await;
@@ -347,6 +349,7 @@ mod tests {
             b.clone(),
             authority(&ca()),
             Config::new("b".into()),
+            crate::Options::default(),
             stop.clone(),
         ));
         let l = lease(&registry);

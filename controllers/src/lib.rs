@@ -24,8 +24,10 @@
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
 //! [`scheduler`] (binds pending pods to nodes), [`replicaset`], [`deployment`], [`endpoints`] and
 //! [`endpointslice`] (which pods back a Service), and [`csrsigning`] (signs approved
-//! certificate requests of the kubelet signers with the cluster CA). Events are written
-//! through `events`.
+//! certificate requests of the kubelet signers with the cluster CA), [`nodelifecycle`] (node
+//! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
+//! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
+//! (each node's pod CIDR). Events are written through `events`.
 
 // The cluster's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
@@ -39,11 +41,14 @@ mod events;
 pub mod gc;
 pub mod leader;
 pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
 mod pod;
 mod queue;
 mod reflector;
 pub mod replicaset;
 pub mod scheduler;
+pub mod tainteviction;
 #[cfg(test)]
 mod testutil;
 mod typed;
@@ -80,6 +85,9 @@ pub enum Error {
     /// The CA could not sign an approved request.
     #[error("{0}")]
     Signing(String),
+    /// A node's pod CIDRs could not be allocated, marked or released.
+    #[error("{0}")]
+    Allocation(String),
     /// An object read through the port is not a valid `kind`.
     #[error("unable to decode {kind}: {message}")]
     Decode {
@@ -113,19 +121,49 @@ impl Controllers {
     }
 }
 
+/// Settings of the controllers that have any (kube-controller-manager's flags);
+/// [`Default`] is upstream's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The node lifecycle controller's periods and rates.
+    pub node_lifecycle: nodelifecycle::Config,
+    /// Node IPAM's cluster CIDR (`None`: pod CIDRs are not allocated).
+    pub node_ipam: Option<nodeipam::Config>,
+}
+
 /// Starts the controllers on the current tokio runtime under leader election ([`leader`]):
 /// they run while this process holds the `kube-system/paddock-controllers` Lease as
 /// `identity`; `ca` signs approved certificate requests.
-pub fn start(cluster: ClusterRef, ca: Arc<dyn Authority>, identity: String) -> Controllers {
+pub fn start(
+    cluster: ClusterRef,
+    ca: Arc<dyn Authority>,
+    identity: String,
+    options: Options,
+) -> Controllers {
     let shutdown = CancellationToken::new();
     let config = leader::Config::new(identity);
-    let task = tokio::spawn(leader::run(cluster, ca, config, shutdown.clone()));
+    let task = tokio::spawn(leader::run(cluster, ca, config, options, shutdown.clone()));
     Controllers { shutdown, task }
 }
 
 /// Runs every in-process controller until `shutdown` is cancelled.
-pub async fn run(cluster: ClusterRef, ca: Arc<dyn Authority>, shutdown: CancellationToken) {
+pub async fn run(
+    cluster: ClusterRef,
+    ca: Arc<dyn Authority>,
+    options: Options,
+    shutdown: CancellationToken,
+) {
     tokio::join!(
+        nodelifecycle::run(cluster.clone(), options.node_lifecycle, shutdown.clone()),
+        tainteviction::run(cluster.clone(), shutdown.clone()),
+        {
+            let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
+            async move {
+                if let Some(config) = options.node_ipam {
+                    nodeipam::run(cluster, config, shutdown).await;
+                }
+            }
+        },
         csrsigning::run(cluster.clone(), ca, shutdown.clone()),
         gc::run(cluster.clone(), shutdown.clone()),
         namespace::run(cluster.clone(), shutdown.clone()),

@@ -166,6 +166,7 @@ pub(crate) fn start(registry: &Registry) -> CancellationToken {
     tokio::spawn(crate::run(
         cluster(registry),
         authority(&ca()),
+        crate::Options::default(),
         stop.clone(),
     ));
     stop

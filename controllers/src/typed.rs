@@ -11,7 +11,9 @@
 //! typed and serialised once, at the write), `scheduler` (its cache holds typed pods and
 //! nodes), `replicaset` (ReplicaSets and pods; the pods it creates are built typed from the
 //! template) and `deployment` (Deployments, ReplicaSets and pods; the ReplicaSets it creates
-//! are built typed; its status is computed typed and written whole). Claiming
+//! are built typed; its status is computed typed and written whole), `nodelifecycle`,
+//! `tainteviction` and `nodeipam` (nodes, leases and pods; their writes are edits of
+//! conditions, taints and pod CIDRs). Claiming
 //! (`crate::claim`) takes typed objects of any kind. Pod facts over typed pods live in
 //! `crate::pod::typed`; the event handlers' caches are typed (`crate::reflector::Cache`).
 

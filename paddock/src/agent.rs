@@ -40,6 +40,11 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             pod_cidr: args.pod_cidr.clone(),
             isolate: !args.host_network_only,
             max_pods: args.max_pods,
+            // The kubelet's `nodeLeaseRenewIntervalFraction` (0.25).
+            lease_interval: std::time::Duration::from_secs(u64::from(
+                args.node_lease_duration_seconds,
+            ))
+            .div_f64(4.0),
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(args.node_ip, args.port),
             serve,

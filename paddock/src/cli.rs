@@ -77,6 +77,11 @@ pub(crate) struct AgentArgs {
     /// Most pods the node takes (the kubelet's `--max-pods`).
     #[arg(long, value_name = "N", default_value_t = 110, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub(crate) max_pods: i64,
+    /// The kubelet's `nodeLeaseDurationSeconds`: the node's Lease is renewed every quarter of
+    /// it. Lower it with the server's --node-monitor-grace-period (the fast profile): the
+    /// grace period must span several renewals.
+    #[arg(long, value_name = "SECONDS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub(crate) node_lease_duration_seconds: u32,
 }
 
 /// `paddock up` flags.
@@ -137,6 +142,125 @@ pub(crate) struct ServerArgs {
     /// room [default: 1024, at most a quarter of the open-file limit].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_connections: Option<u32>,
+    /// How often the node lifecycle controller looks at the nodes' heartbeats
+    /// (kube-controller-manager's flag).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub(crate) node_monitor_period: std::time::Duration,
+    /// How long a node may go without a heartbeat (Lease renewal or status) before its
+    /// conditions become Unknown, its pods not ready and it is tainted unreachable.
+    #[arg(long, value_name = "DURATION", default_value = "50s", value_parser = parse_duration)]
+    pub(crate) node_monitor_grace_period: std::time::Duration,
+    /// The same for a node that never posted its status.
+    #[arg(long, value_name = "DURATION", default_value = "1m0s", value_parser = parse_duration)]
+    pub(crate) node_startup_grace_period: std::time::Duration,
+    /// Nodes per second tainted for eviction in a healthy zone.
+    #[arg(long, value_name = "QPS", default_value_t = 0.1, value_parser = parse_rate)]
+    pub(crate) node_eviction_rate: f32,
+    /// Nodes per second tainted in a zone with at least --unhealthy-zone-threshold of its
+    /// nodes down, in clusters over --large-cluster-size-threshold nodes (0 below).
+    #[arg(long, value_name = "QPS", default_value_t = 0.01, value_parser = parse_rate)]
+    pub(crate) secondary_node_eviction_rate: f32,
+    /// Zones of at most this many nodes stop tainting when unhealthy.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub(crate) large_cluster_size_threshold: u32,
+    /// The share of a zone's nodes down (and more than two) that makes it unhealthy.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.55, value_parser = parse_rate)]
+    pub(crate) unhealthy_zone_threshold: f32,
+    /// Seconds new pods tolerate a `node.kubernetes.io/not-ready` node before eviction
+    /// (kube-apiserver's flag; pods that set their own toleration keep it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..))]
+    pub(crate) default_not_ready_toleration_seconds: i64,
+    /// Seconds new pods tolerate a `node.kubernetes.io/unreachable` node before eviction.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..))]
+    pub(crate) default_unreachable_toleration_seconds: i64,
+    /// The pods' network, from which each Node without one gets its `spec.podCIDR`
+    /// (kube-controller-manager's node IPAM).
+    #[arg(long, value_name = "CIDR", default_value = "10.244.0.0/16", value_parser = parse_cidr)]
+    pub(crate) cluster_cidr: controllers::nodeipam::cidrset::Cidr,
+    /// The prefix length of each node's pod CIDR.
+    #[arg(long, value_name = "BITS", default_value_t = 24, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub(crate) node_cidr_mask_size: u8,
+}
+
+/// A rate or fraction: a finite number, not negative.
+fn parse_rate(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "invalid number {s:?}: expected a number of 0 or more, e.g. 0.1"
+        )),
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<controllers::nodeipam::cidrset::Cidr, String> {
+    s.parse()
+}
+
+impl ServerArgs {
+    /// The controllers' settings these flags give; an error names a flag that does not fit.
+    pub(crate) fn controller_options(&self) -> Result<controllers::Options, String> {
+        Ok(controllers::Options {
+            node_lifecycle: controllers::nodelifecycle::Config {
+                node_monitor_period: self.node_monitor_period,
+                node_monitor_grace_period: self.node_monitor_grace_period,
+                node_startup_grace_period: self.node_startup_grace_period,
+                node_eviction_rate: self.node_eviction_rate,
+                secondary_node_eviction_rate: self.secondary_node_eviction_rate,
+                large_cluster_size_threshold: self.large_cluster_size_threshold as usize,
+                unhealthy_zone_threshold: self.unhealthy_zone_threshold,
+            },
+            node_ipam: Some(controllers::nodeipam::Config::new(
+                self.cluster_cidr,
+                self.node_cidr_mask_size,
+            )?),
+        })
+    }
+
+    /// The `DefaultTolerationSeconds` admission plugin's settings these flags give.
+    pub(crate) fn default_toleration_seconds(&self) -> api::admission::DefaultTolerationSeconds {
+        api::admission::DefaultTolerationSeconds {
+            not_ready: self.default_not_ready_toleration_seconds,
+            unreachable: self.default_unreachable_toleration_seconds,
+        }
+    }
+}
+
+/// A positive Go duration (`time.ParseDuration`, as Kubernetes' duration flags take):
+/// decimal numbers with units `ns`, `us` (`µs`), `ms`, `s`, `m`, `h`, e.g. `8s`, `1m30s`, `1.5s`.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?}: expected e.g. 8s, 500ms, 1m30s");
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += number * scale;
+    }
+    if !(total > 0.0 && total < 1e9) {
+        return Err(format!(
+            "invalid duration {s:?}: must be more than 0 (and sane)"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
 }
 
 /// A `--tls-san`: an IP address or a DNS name (`*.` wildcards allowed), lower-cased.
@@ -154,5 +278,38 @@ fn parse_san(s: &str) -> Result<String, String> {
             "not an IP address or DNS name: {}",
             problems.join("; ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{parse_duration, parse_rate};
+
+    #[test]
+    fn rates_are_numbers_of_zero_or_more() {
+        assert_eq!(parse_rate("0.1"), Ok(0.1));
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        for bad in ["-1", "x", "NaN", "inf"] {
+            assert!(
+                parse_rate(bad).unwrap_err().contains("invalid number"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_as_go_parses_them() {
+        assert_eq!(parse_duration("8s"), Ok(Duration::from_secs(8)));
+        assert_eq!(parse_duration("1m0s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "8", "s", "8x", "-1s", "0s", "1.2.3s"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("invalid duration"), "{bad}: {err}");
+        }
     }
 }

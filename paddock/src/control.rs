@@ -16,10 +16,14 @@ pub(crate) fn authority(ca: Arc<ClusterCa>) -> Arc<dyn Authority> {
 
 /// Starts the controllers over `server`'s registry, under leader election as
 /// `<hostname>_<uuid>`.
-pub(crate) fn start(server: &apiserver::RunningServer) -> controllers::Controllers {
+pub(crate) fn start(
+    server: &apiserver::RunningServer,
+    options: controllers::Options,
+) -> controllers::Controllers {
     controllers::start(
         Arc::new(server.registry()),
         authority(server.cluster_ca()),
         controllers::leader::identity(),
+        options,
     )
 }

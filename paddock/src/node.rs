@@ -27,6 +27,8 @@ pub(crate) struct NodeOptions {
     pub(crate) isolate: bool,
     /// The kubelet's `--max-pods`.
     pub(crate) max_pods: i64,
+    /// How often the node's Lease is renewed (the kubelet's `nodeLeaseDurationSeconds` / 4).
+    pub(crate) lease_interval: Duration,
     /// The runtime's state, logs and volumes.
     pub(crate) root: PathBuf,
     /// Where the agent API listens (port 0 picks one).
@@ -164,6 +166,7 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     );
     config.pod_cidr = opts.pod_cidr.clone();
     config.max_pods = opts.max_pods;
+    config.lease_interval = opts.lease_interval;
     config.serve_addr = opts.serve_addr;
     config.serve_token = opts.serve.token.clone();
     config.serve_client_ca = opts.serve.client_ca.clone();

@@ -87,6 +87,9 @@ pub(crate) async fn start(
             data_dir.display()
         )
     })?;
+    server
+        .registry()
+        .set_default_toleration_seconds(args.default_toleration_seconds());
     Ok((server, data_dir))
 }
 
@@ -112,8 +115,9 @@ fn host_addresses() -> Vec<std::net::IpAddr> {
 }
 
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let options = args.controller_options().map_err(anyhow::Error::msg)?;
     let (server, _) = start(&args).await?;
-    let controllers = crate::control::start(&server);
+    let controllers = crate::control::start(&server, options);
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
     tracing::info!(addr = %server.local_addr(), "serving");
 

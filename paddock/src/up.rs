@@ -25,8 +25,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Read and check everything first: a bad manifest must not half-apply.
     let docs = load(&args.files)?;
 
+    let options = args
+        .server
+        .controller_options()
+        .map_err(anyhow::Error::msg)?;
     let (server, data_dir) = crate::server::start(&args.server).await?;
-    let controllers = crate::control::start(&server);
+    let controllers = crate::control::start(&server, options);
     let node = match start_node(&server, &data_dir, &args).await {
         Ok(node) => node,
         Err(err) => {
@@ -153,6 +157,11 @@ async fn start_node(
             pod_cidr: node::POD_CIDR.to_string(),
             isolate: !args.host_network_only,
             max_pods: args.max_pods,
+            // The kubelet's a quarter of `nodeLeaseDurationSeconds` (40 s), shortened to a
+            // quarter of the grace period when that is shorter (the fast profile), so that
+            // this node's own heartbeats never miss it.
+            lease_interval: std::time::Duration::from_secs(10)
+                .min(args.server.node_monitor_grace_period / 4),
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(ip, 0),
             serve,

@@ -251,6 +251,7 @@ async fn start_and_stop() {
         cluster(&registry),
         authority(&crate::testutil::ca()),
         crate::leader::identity(),
+        crate::Options::default(),
     );
     deployment_chain(&registry, "default").await;
     delete(

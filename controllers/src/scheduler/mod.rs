@@ -23,7 +23,7 @@
 //!
 //! Start at [`run`], then [`Scheduler::schedule_one`].
 
-mod filter;
+pub(crate) mod filter;
 #[cfg(test)]
 mod tests;
 

@@ -16,6 +16,7 @@ mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;
 mod logs;
+mod node_failure;
 mod node_network;
 mod private_files;
 mod probe_timing;
