@@ -299,15 +299,16 @@ impl Layout {
         }
     }
 
-    /// The v1 hierarchies mounted here (each directory under the root with a `tasks` file at
-    /// its top, named controllers only).
+    /// The hierarchies mounted under the root on a v1 node: each controller's, named ones
+    /// (`systemd`) and the hybrid layout's cgroup2 tree (`unified`), where runc also creates
+    /// the container's cgroup.
     fn v1_hierarchies(&self) -> Vec<String> {
         let Ok(rd) = std::fs::read_dir(&self.root) else {
             return Vec::new();
         };
         let mut out: Vec<String> = rd
             .flatten()
-            .filter(|e| e.path().join("cgroup.procs").exists() && e.path().join("tasks").exists())
+            .filter(|e| e.path().join("cgroup.procs").exists())
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
             .collect();
         out.sort();

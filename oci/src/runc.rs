@@ -35,6 +35,9 @@ use crate::spec::ContainerSpec;
 /// The largest output [`Runtime::exec_sync`] keeps per stream (the rest is read and dropped).
 pub const EXEC_SYNC_MAX_OUTPUT: usize = 1 << 20;
 
+/// Numbers the pid files of concurrent [`Runtime::exec_sync`] calls.
+static EXEC_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// What [`Runtime::run`] needs.
 #[derive(Debug)]
 pub struct RunRequest {
@@ -422,12 +425,25 @@ impl Runtime {
     /// Runs `argv` in the container (`runc exec`: the container's process settings —
     /// env, user, capabilities, no_new_privs, cwd — with these arguments), its stdio piped.
     pub fn exec(&self, id: &str, argv: &[String]) -> Result<tokio::process::Child, Error> {
+        self.exec_with_pid_file(id, argv, None)
+    }
+
+    fn exec_with_pid_file(
+        &self,
+        id: &str,
+        argv: &[String],
+        pid_file: Option<&Path>,
+    ) -> Result<tokio::process::Child, Error> {
         check_id(id)?;
         if argv.is_empty() {
             return Err(Error::Spec("exec: no command".into()));
         }
         let mut cmd = self.cmd();
-        cmd.arg("exec").arg(id).args(argv);
+        cmd.arg("exec");
+        if let Some(p) = pid_file {
+            cmd.arg("--pid-file").arg(p);
+        }
+        cmd.arg(id).args(argv);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -446,7 +462,14 @@ impl Runtime {
         timeout: Duration,
     ) -> Result<(i32, Vec<u8>, Vec<u8>), Error> {
         use tokio::io::AsyncReadExt;
-        let mut child = self.exec(id, argv)?;
+        check_id(id)?;
+        // The exec'd process's pid, to kill it at the timeout (killing `runc exec` would leave
+        // it running in the container).
+        let n = EXEC_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid_file = self
+            .bundle(id)
+            .join(format!("exec-{}-{n}.pid", std::process::id()));
+        let mut child = self.exec_with_pid_file(id, argv, Some(&pid_file))?;
         drop(child.stdin.take());
         let out = child.stdout.take();
         let err = child.stderr.take();
@@ -468,7 +491,24 @@ impl Runtime {
             let (o, e, st) = tokio::join!(bounded(out), bounded(err), child.wait());
             (o, e, st)
         };
-        match tokio::time::timeout(timeout, run).await {
+        let result = tokio::time::timeout(timeout, run).await;
+        let pf = pid_file.clone();
+        let timed_out = result.is_err();
+        let _ = blocking(move || {
+            let pid = std::fs::read_to_string(&pf)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok());
+            if let (true, Some(pid)) = (timed_out, pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = std::fs::remove_file(&pf);
+            Ok(())
+        })
+        .await;
+        match result {
             Ok((o, e, st)) => {
                 let st = st.map_err(io_err("wait for runc exec".into()))?;
                 use std::os::unix::process::ExitStatusExt;
