@@ -6,8 +6,14 @@
 # SIGKILLed driver leaves behind (the container keeps running; its state dir and cgroup stay
 # until `delete`). The numbers from one run are in the `oci` crate's `//!` doc.
 #
-#   bench/oci-runtime.sh [N]     (default 50)
+# With --youki it also builds bench/oci-youki (youki's libcontainer in process, without C
+# libseccomp and systemd; about 5 minutes on 2 cores) and runs the same loop with it. The
+# start through the `oci` crate itself is `cargo bench -p oci --bench start`.
+#
+#   bench/oci-runtime.sh [--youki] [N]     (default 50)
 set -euo pipefail
+YOUKI=
+if [ "${1:-}" = --youki ]; then YOUKI=1; shift; fi
 N=${1:-50}
 [ "$(id -u)" = 0 ] || { echo "oci-runtime bench: needs root" >&2; exit 1; }
 for p in crun runc busybox jq; do
@@ -71,4 +77,11 @@ for r in crun runc; do
   cg=$(cgdirs)
   echo "$r: after delete -f: state dir [$(ls "$root" | tr '\n' ' ')], $cg cgroup dirs left, mounts under bench dir: $(grep -c "$W" /proc/self/mountinfo || true)"
 done
+if [ -n "$YOUKI" ]; then
+  here=$(cd "$(dirname "$0")" && pwd)
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/oci-youki-target}" cargo build --release \
+    --manifest-path "$here/oci-youki/Cargo.toml" -q
+  jq '.linux.cgroupsPath="/oci-bench/y"' "$W/bundle/config.json" > "$W/y.json" && cp "$W/y.json" "$W/bundle/config.json"
+  "${CARGO_TARGET_DIR:-/var/tmp/oci-youki-target}/release/oci-youki-probe" "$W/bundle" "$W/state-youki" "$N"
+fi
 for d in /sys/fs/cgroup/*/oci-bench/* /sys/fs/cgroup/oci-bench/* /sys/fs/cgroup/*/oci-bench /sys/fs/cgroup/oci-bench; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done; true
