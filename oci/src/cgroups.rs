@@ -497,6 +497,36 @@ impl Layout {
         }
     }
 
+    /// The pods that have a cgroup here (QoS class and uid), for removing those of pods that
+    /// are gone after a crash. Blocking.
+    pub fn pods(&self) -> Vec<(QosClass, String)> {
+        let top = match self.version {
+            Version::V1 => self.root.join("memory").join(&self.base),
+            Version::V2 => self.root.join(&self.base),
+        };
+        let mut out = Vec::new();
+        for (qos, dir) in [
+            (QosClass::Guaranteed, top.clone()),
+            (QosClass::Burstable, top.join("burstable")),
+            (QosClass::BestEffort, top.join("besteffort")),
+        ] {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let Some(uid) = name.to_str().and_then(|n| n.strip_prefix("pod")) else {
+                    continue;
+                };
+                if e.file_type().is_ok_and(|t| t.is_dir()) && check_name(uid, "pod uid").is_ok() {
+                    out.push((qos, uid.to_string()));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
+    }
+
     /// Whether cgroup `path` exists in any hierarchy.
     pub fn exists(&self, path: &str) -> bool {
         match self.version {

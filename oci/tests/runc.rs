@@ -271,6 +271,10 @@ async fn cpu_limit_writes_the_quota_and_pod_cgroup() -> Result<()> {
         },
     )?;
     assert_eq!(e.layout.cpu_quota(&pod), Some(50_000));
+    assert_eq!(
+        e.layout.pods(),
+        vec![(QosClass::Burstable, "u2".to_string())]
+    );
     // A shell as PID 1 has no default SIGTERM action: it traps it.
     let mut s = spec(
         &e,
@@ -303,6 +307,7 @@ async fn cpu_limit_writes_the_quota_and_pod_cgroup() -> Result<()> {
     assert_eq!(exit.code, 42, "SIGTERM was trapped: {exit:?}");
     e.layout.remove_pod(QosClass::Burstable, "u2")?;
     ensure!(!e.layout.exists(&pod), "pod cgroup left behind");
+    assert!(e.layout.pods().is_empty());
     Ok(())
 }
 
@@ -516,5 +521,140 @@ async fn driver_killed_container_survives() -> Result<()> {
     assert!(!exit.known);
     e.rt.remove("survivor").await?;
     assert!(!e.layout.exists(&adopted[0].cgroups_path));
+    Ok(())
+}
+
+#[tokio::test]
+async fn privileged_host_network_and_shared_pid() -> Result<()> {
+    let e = env("priv")?;
+    // A pod PID namespace to share (shareProcessNamespace), with a process in it.
+    let mut holder = tokio::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "/bin/busybox",
+            "sleep",
+            "600",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("unshare (util-linux)")?;
+    let upid = holder.id().context("holder pid")?;
+    // The PID namespace's init is unshare's child.
+    let mut ns_init = None;
+    for _ in 0..100 {
+        ns_init = std::fs::read_to_string(format!("/proc/{upid}/task/{upid}/children"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().map(str::to_string));
+        if ns_init.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ns_init = ns_init.context("no process in the pod PID namespace")?;
+    let host_net = std::fs::read_link("/proc/self/ns/net")?;
+    let mut s = spec(
+        &e,
+        "priv",
+        "grep '^CapEff:' /proc/self/status; grep '^Seccomp:' /proc/self/status; \
+         echo NET: $(readlink /proc/self/ns/net); echo PS: $(ls /proc | grep -c '^[0-9]'); \
+         cat /proc/1/cmdline | tr '\\0' ' ' | sed 's/^/INIT: /'; echo; \
+         ls /dev/kmsg >/dev/null 2>&1 && echo KMSG: present || echo KMSG: absent; \
+         mount -t tmpfs t /mnt && echo MOUNT: mounted || echo MOUNT: denied",
+    );
+    s.security.privileged = true;
+    s.security.seccomp = Seccomp::RuntimeDefault;
+    s.namespaces.network = NsMode::Node;
+    s.namespaces.uts = NsMode::Node;
+    s.namespaces.pid = NsMode::Pod(format!("/proc/{ns_init}/ns/pid").into());
+    let r = run_to_end(&e, "priv", s).await?;
+    // With --kill-child the namespace's init dies with unshare.
+    holder.kill().await?;
+    let out = &r.out;
+    assert_eq!(r.exit.code, 0, "{out}");
+    // All the capabilities the driver has (containerd's `cap.Current`).
+    let ours = std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
+        .context("CapEff")?;
+    assert_eq!(line(out, "CapEff:")?, ours, "all capabilities: {out}");
+    assert_eq!(line(out, "Seccomp:")?, "0", "privileged: no seccomp");
+    assert_eq!(
+        line(out, "NET:")?,
+        host_net.to_string_lossy(),
+        "hostNetwork"
+    );
+    assert_eq!(line(out, "KMSG:")?, "present", "host devices: {out}");
+    assert_eq!(line(out, "MOUNT:")?, "mounted", "{out}");
+    // In the pod's PID namespace: its init (sleep) is PID 1 there.
+    assert!(line(out, "INIT:")?.contains("sleep"), "{out}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn many_layers_use_relative_lowerdirs() -> Result<()> {
+    let e = env("layers")?;
+    // 60 layers under one long common parent: the absolute lowerdir list is over a page, the
+    // list relative to that parent is not.
+    let dir = e.dir.join("store").join("x".repeat(200));
+    let mut layers = Vec::new();
+    for i in 0..60 {
+        let l = dir.join(format!("{i:03}")).join("fs");
+        std::fs::create_dir_all(l.join("etc"))?;
+        std::fs::write(l.join("etc").join("layer"), format!("{i}\n"))?;
+        layers.push(l);
+    }
+    // The busybox image is the base layer.
+    let status = std::process::Command::new("cp")
+        .args(["-a", "--"])
+        .arg(e.layer.join("."))
+        .arg(&layers[0])
+        .status()?;
+    ensure!(status.success(), "cp of the base layer");
+    let joined: usize = layers.iter().map(|l| l.as_os_str().len() + 1).sum();
+    ensure!(joined > 4096, "the test needs a lowerdir list over a page");
+    let out = e.dir.join("layers.out");
+    let c =
+        e.rt.run(RunRequest {
+            id: "layers".into(),
+            layers: layers.clone(),
+            spec: spec(&e, "layers", "cat /etc/layer"),
+            stdin: None,
+            stdout: file_fd(&out)?,
+            stderr: file_fd(&out)?,
+        })
+        .await?;
+    let exit = e.rt.wait(&c).await;
+    e.rt.remove("layers").await?;
+    // The top-most (last) layer wins.
+    assert_eq!(std::fs::read_to_string(&out)?, "59\n");
+    assert_eq!(exit.code, 0);
+    // Too many even when relative: a clear error, nothing left.
+    let mut too_many = Vec::new();
+    for i in 0..600 {
+        let l = e
+            .dir
+            .join("scattered")
+            .join(format!("{i:04}-{}", "y".repeat(20)));
+        std::fs::create_dir_all(&l)?;
+        too_many.push(l);
+    }
+    let err =
+        e.rt.run(RunRequest {
+            id: "toomany".into(),
+            layers: too_many,
+            spec: spec(&e, "toomany", "true"),
+            stdin: None,
+            stdout: file_fd(&out)?,
+            stderr: file_fd(&out)?,
+        })
+        .await
+        .expect_err("600 layers");
+    assert!(err.to_string().contains("600 layers"), "{err}");
+    ensure!(!e.rt.bundle("toomany").exists());
     Ok(())
 }
