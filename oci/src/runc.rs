@@ -15,6 +15,9 @@
 //! the process runtime does). Whoever embeds this must therefore reap only the children it
 //! spawned (tokio does) and accept that orphans of its other children are reparented to it.
 //!
+//! Not yet: terminals (`tty: true` runs without one — runc would need a console socket to
+//! hand the pty back — and exec has no tty), pausing, checkpoints.
+//!
 //! Start at [`Runtime::run`] (bundle, overlay, `runc create`, `runc start`), then
 //! [`Runtime::wait`], [`Runtime::stop`], [`Runtime::remove`], [`Runtime::exec`] and
 //! [`Runtime::recover`].
@@ -214,7 +217,14 @@ impl Runtime {
                 req.id
             )));
         }
-        let spec = crate::spec::build(&req.spec)?;
+        // No console socket yet: a `tty: true` container runs without a terminal and its output
+        // goes to the caller's stdout (as the process runtime logs it).
+        let mut wanted = req.spec.clone();
+        if wanted.tty {
+            tracing::debug!(id = %req.id, "tty requested: running without a terminal");
+            wanted.tty = false;
+        }
+        let spec = crate::spec::build(&wanted)?;
         let cgroups_path = req.spec.cgroups_path.clone();
         let b = bundle.clone();
         let layers = req.layers.clone();

@@ -12,7 +12,7 @@ use oci::spec::{ContainerSpec, Namespaces, NsMode, Seccomp, Security, UserSpec};
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "grep", "id", "touch", "mount", "echo", "tail", "sleep", "true", "readlink",
-    "head", "cut", "kill",
+    "head", "cut", "kill", "unshare",
 ];
 
 /// Fails (never skips) when what the tests need is missing.
@@ -171,7 +171,8 @@ async fn default_container_is_confined() -> Result<()> {
          echo x > /proc/sys/kernel/hostname && echo PROCSYS: writable || echo PROCSYS: denied; \
          mount -t tmpfs t /mnt && echo MOUNT: mounted || echo MOUNT: denied; \
          cat /proc/kcore > /dev/null 2>&1 && echo KCORE: readable || echo KCORE: masked; \
-         echo ENV: $HOSTNAME $PATH",
+         echo ENV: $HOSTNAME $PATH; \
+         unshare -U true 2>/dev/null && echo USERNS: created || echo USERNS: denied",
     );
     s.namespaces = Namespaces::pod(hpid);
     s.security.seccomp = Seccomp::RuntimeDefault;
@@ -206,6 +207,17 @@ async fn default_container_is_confined() -> Result<()> {
         line(out, "ENV:")?,
         "pod-0 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     );
+    // The profile, not only the mode: `unshare` needs CAP_SYS_ADMIN under RuntimeDefault ...
+    assert_eq!(line(out, "USERNS:")?, "denied", "{out}");
+    // ... while the same container unconfined may create a user namespace.
+    let mut s = spec(
+        &e,
+        "unconfined",
+        "unshare -U true 2>/dev/null && echo USERNS: created || echo USERNS: denied",
+    );
+    s.security.seccomp = Seccomp::Unconfined;
+    let r = run_to_end(&e, "unconfined", s).await?;
+    assert_eq!(line(&r.out, "USERNS:")?, "created", "{}", r.out);
     Ok(())
 }
 
