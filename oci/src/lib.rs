@@ -8,6 +8,19 @@
 //! `image` crate's; namespaces, volumes and `/etc` files of a pod are the agent's, given here as
 //! namespace paths and bind mounts.
 //!
+//! # Wiring (for the agent)
+//!
+//! One [`runc::Runtime`] per agent, under a 0700 directory of its data dir. Per container:
+//! [`spec::Namespaces::pod`] with the pod holder's pid (network and UTS as [`spec::NsMode::Node`]
+//! for `hostNetwork`, IPC for `hostIPC`, PID [`spec::NsMode::Pod`] of the holder for
+//! `shareProcessNamespace` or `Node` for `hostPID`); volumes, the pod's `/etc/hosts`,
+//! `/etc/hostname`, `/etc/resolv.conf`, its `/dev/shm` and the termination-log file as
+//! [`spec::BindMount`]s; [`cgroups::Layout::ensure_pod`] before the first container and
+//! [`cgroups::Layout::remove_pod`] after the last. [`runc::Runtime::new`] makes the agent a child
+//! subreaper: orphans of its host-mode processes then become its children too, so the agent must
+//! reap the children it does not know (not with a blanket `waitpid(-1)`, which would take the
+//! containers' and tokio's statuses: walk `/proc/self/task/*/children` and reap those pids).
+//!
 //! # Which runtime, measured
 //!
 //! `bench/oci-runtime.sh --youki` (root; Debian packages `crun`, `runc`, `busybox-static`) and

@@ -339,7 +339,8 @@ impl Runtime {
                 Err(e) => {
                     tracing::warn!(id = %c.id, error = %e, "waiting on pidfd");
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    if !std::path::Path::new(&format!("/proc/{}", c.pid)).exists() {
+                    let proc = PathBuf::from(format!("/proc/{}", c.pid));
+                    if !blocking(move || Ok(proc.exists())).await.unwrap_or(false) {
                         break;
                     }
                 }
@@ -358,10 +359,11 @@ impl Runtime {
         } else {
             (137, None, false)
         };
-        let oom_killed = self
-            .cgroups
-            .as_ref()
-            .is_some_and(|l| l.oom_killed(&c.cgroups_path));
+        let layout = self.cgroups.clone();
+        let path = c.cgroups_path.clone();
+        let oom_killed = blocking(move || Ok(layout.is_some_and(|l| l.oom_killed(&path))))
+            .await
+            .unwrap_or(false);
         Exit {
             code,
             signal,
@@ -415,7 +417,8 @@ impl Runtime {
     pub async fn remove(&self, id: &str) -> Result<(), Error> {
         check_id(id)?;
         let bundle = self.bundle(id);
-        let cg = read_cgroups_path(&bundle);
+        let b = bundle.clone();
+        let cg = blocking(move || Ok(read_cgroups_path(&b))).await?;
         if let Err(e) = self.runc(&["delete", "--force", id]).await {
             // Not known to runc (never created, or already deleted) is fine.
             if !e.to_string().contains("does not exist") && !e.to_string().contains("not exist") {
@@ -548,10 +551,14 @@ impl Runtime {
                 .then(|| open_pidfd(s.pid as u32).ok())
                 .flatten();
             if let Some(pidfd) = pidfd {
+                let b = bundle.clone();
+                let cgroups_path = blocking(move || Ok(read_cgroups_path(&b)))
+                    .await?
+                    .unwrap_or_default();
                 adopted.push(Container {
                     id: s.id.clone(),
                     pid: s.pid as u32,
-                    cgroups_path: read_cgroups_path(&bundle).unwrap_or_default(),
+                    cgroups_path,
                     child: false,
                     pidfd,
                 });

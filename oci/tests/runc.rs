@@ -30,7 +30,40 @@ fn require() -> Result<PathBuf> {
         bb.exists(),
         "/bin/busybox is missing: install the Debian package busybox-static"
     );
+    ensure!(
+        !has_interpreter(&std::fs::read(&bb)?),
+        "/bin/busybox is dynamically linked (Debian's busybox): install busybox-static, whose \
+         binary runs in a root filesystem without a C library"
+    );
     Ok(bb)
+}
+
+#[test]
+fn dynamic_binaries_are_told_apart() -> Result<()> {
+    // /bin/ls is dynamically linked on every Debian.
+    assert!(has_interpreter(&std::fs::read("/bin/ls")?));
+    assert!(has_interpreter(b"not an ELF file"));
+    Ok(())
+}
+
+/// Whether an ELF64 binary names a program interpreter (is dynamically linked).
+fn has_interpreter(elf: &[u8]) -> bool {
+    let u16_at = |o: usize| {
+        elf.get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(|b: [u8; 8]| u64::from_le_bytes(b) as usize)
+    };
+    let (Some(phoff), Some(size), Some(num)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return true;
+    };
+    (0..num).any(|i| {
+        let o = phoff + i * size;
+        elf.get(o..o + 4) == Some(&3u32.to_le_bytes()[..])
+    })
 }
 
 struct Env {
