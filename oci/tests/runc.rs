@@ -324,7 +324,7 @@ async fn cpu_limit_writes_the_quota_and_pod_cgroup() -> Result<()> {
     let mut s = spec(
         &e,
         "cpu",
-        "trap 'exit 42' TERM; while true; do sleep 1; done",
+        "trap 'exit 42' TERM; echo ready; while true; do sleep 1; done",
     );
     s.cgroups_path = e.layout.container_path(QosClass::Burstable, "u2", "cpu")?;
     s.resources = ContainerResources::from_kubernetes(Some(250), Some(500), None);
@@ -339,6 +339,13 @@ async fn cpu_limit_writes_the_quota_and_pod_cgroup() -> Result<()> {
             stderr: file_fd(&out)?,
         })
         .await?;
+    // The trap is set once the shell says so.
+    for _ in 0..500 {
+        if std::fs::read_to_string(&out)?.contains("ready") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let quota = e.layout.cpu_quota(&c.cgroups_path);
     let in_pod = e
         .layout
