@@ -329,8 +329,10 @@ impl Runtime {
         })
     }
 
-    /// Waits for the container's init to end and reads whether the OOM killer struck (before
-    /// [`Runtime::remove`] takes the cgroup away).
+    /// Waits for the container's init to end, reaps it (call it once per container, from one
+    /// task, and fan the result out: a second call finds nothing to reap and reports the status
+    /// unknown; a container never waited for stays a zombie of this process), and reads whether
+    /// the OOM killer struck — so call it before [`Runtime::remove`] takes the cgroup away.
     pub async fn wait(&self, c: &Container) -> Exit {
         loop {
             match c.pidfd.readable().await {

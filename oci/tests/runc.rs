@@ -710,3 +710,52 @@ async fn many_layers_use_relative_lowerdirs() -> Result<()> {
     ensure!(!e.rt.bundle("toomany").exists());
     Ok(())
 }
+
+#[tokio::test]
+async fn stdin_reaches_the_container_and_exec() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let e = env("stdin")?;
+    let (r, w) = nix::unistd::pipe()?;
+    let out = e.dir.join("stdin.out");
+    let c =
+        e.rt.run(RunRequest {
+            id: "stdin".into(),
+            layers: vec![e.layer.clone()],
+            spec: spec(&e, "stdin", "read line; echo got: $line; sleep 600"),
+            stdin: Some(r),
+            stdout: file_fd(&out)?,
+            stderr: file_fd(&out)?,
+        })
+        .await?;
+    let mut w = std::fs::File::from(w);
+    std::io::Write::write_all(&mut w, b"hello container\n")?;
+    drop(w);
+    for _ in 0..500 {
+        if std::fs::read_to_string(&out)?.contains("got:") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // kubectl exec -i: stdin piped to a command in the container.
+    let mut child = e.rt.exec("stdin", &["/bin/cat".into()])?;
+    let mut stdin = child.stdin.take().context("exec stdin")?;
+    stdin.write_all(b"through exec\n").await?;
+    drop(stdin);
+    let mut echoed = String::new();
+    child
+        .stdout
+        .take()
+        .context("exec stdout")?
+        .read_to_string(&mut echoed)
+        .await?;
+    let st = child.wait().await?;
+    e.rt.stop(&c, Duration::from_secs(1)).await?;
+    let exit = e.rt.wait(&c).await;
+    e.rt.remove("stdin").await?;
+    assert_eq!(std::fs::read_to_string(&out)?, "got: hello container\n");
+    assert_eq!(echoed, "through exec\n");
+    assert!(st.success());
+    // A shell as PID 1 ignores SIGTERM: the grace period ends in SIGKILL.
+    assert_eq!((exit.code, exit.signal), (137, Some(9)));
+    Ok(())
+}
