@@ -15,8 +15,8 @@
 //! the process runtime does). Whoever embeds this must therefore reap only the children it
 //! spawned (tokio does) and accept that orphans of its other children are reparented to it.
 //!
-//! Not yet: terminals (`tty: true` runs without one — runc would need a console socket to
-//! hand the pty back — and exec has no tty), pausing, checkpoints.
+//! A `tty: true` container gets a terminal whose master end runc hands over on a console socket
+//! ([`Container::console`]). Not yet: a terminal for exec, resizing, pausing, checkpoints.
 //!
 //! Start at [`Runtime::run`] (bundle, overlay, `runc run --detach`), then
 //! [`Runtime::wait`], [`Runtime::stop`], [`Runtime::remove`], [`Runtime::exec`] and
@@ -69,6 +69,9 @@ pub struct Container {
     pub cgroups_path: String,
     /// Whether it is our child (so its exit status can be collected).
     pub child: bool,
+    /// For a `tty: true` container, its terminal's master end: read the output from it, write
+    /// the input to it (the caller's stdio descriptors are then unused).
+    pub console: Option<OwnedFd>,
     pidfd: AsyncFd<OwnedFd>,
 }
 
@@ -217,14 +220,8 @@ impl Runtime {
                 req.id
             )));
         }
-        // No console socket yet: a `tty: true` container runs without a terminal and its output
-        // goes to the caller's stdout (as the process runtime logs it).
-        let mut wanted = req.spec.clone();
-        if wanted.tty {
-            tracing::debug!(id = %req.id, "tty requested: running without a terminal");
-            wanted.tty = false;
-        }
-        let spec = crate::spec::build(&wanted)?;
+        let spec = crate::spec::build(&req.spec)?;
+        let tty = req.spec.tty;
         let cgroups_path = req.spec.cgroups_path.clone();
         let b = bundle.clone();
         let layers = req.layers.clone();
@@ -255,6 +252,7 @@ impl Runtime {
             .create_start(
                 &req.id,
                 &bundle,
+                tty,
                 req.stdin,
                 req.stdout,
                 req.stderr,
@@ -270,10 +268,12 @@ impl Runtime {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn create_start(
         &self,
         id: &str,
         bundle: &Path,
+        tty: bool,
         stdin: Option<OwnedFd>,
         stdout: OwnedFd,
         stderr: OwnedFd,
@@ -291,15 +291,62 @@ impl Runtime {
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(id);
+            .arg(&pid_file);
+        // A terminal: runc connects to this socket and sends the pty's master end.
+        let console_sock = tty.then(|| {
+            let n = EXEC_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.state
+                .join(format!("console-{}-{n}.sock", std::process::id()))
+        });
+        let listener = match &console_sock {
+            Some(path) => {
+                if path.as_os_str().len() >= 108 {
+                    return Err(Error::Runtime(format!(
+                        "console socket path {} is too long for a UNIX socket",
+                        path.display()
+                    )));
+                }
+                cmd.arg("--console-socket").arg(path);
+                let l = std::os::unix::net::UnixListener::bind(path)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .and_then(tokio::net::UnixListener::from_std)
+                    .map_err(io_err(format!("listen on {}", path.display())))?;
+                Some(l)
+            }
+            None => None,
+        };
+        cmd.arg(id);
         cmd.stdin(stdin.map_or_else(Stdio::null, Stdio::from));
         cmd.stdout(Stdio::from(stdout));
         cmd.stderr(Stdio::from(stderr));
-        let status = cmd
-            .status()
-            .await
+        let mut child = cmd
+            .spawn()
             .map_err(io_err(format!("run {}", self.runc.display())))?;
+        let mut console = None;
+        let mut status = None;
+        if let Some(l) = &listener {
+            tokio::select! {
+                conn = l.accept() => {
+                    let conn = conn.map_err(io_err("accept on the console socket".into()))?;
+                    let std = conn.0.into_std().map_err(io_err("console socket".into()))?;
+                    console = Some(blocking(move || {
+                        std.set_nonblocking(false)
+                            .and_then(|()| crate::sys::recv_fd(&std))
+                            .map_err(io_err("receive the container's terminal".into()))
+                    }).await?);
+                }
+                st = child.wait() => status = Some(st),
+            }
+        }
+        let status = match status {
+            Some(st) => st,
+            None => child.wait().await,
+        }
+        .map_err(io_err(format!("run {}", self.runc.display())));
+        if let Some(path) = console_sock {
+            let _ = blocking(move || Ok(std::fs::remove_file(path))).await;
+        }
+        let status = status?;
         if !status.success() {
             let log2 = log.clone();
             let msg = blocking(move || Ok(last_error(&log2)))
@@ -325,6 +372,7 @@ impl Runtime {
             pid,
             cgroups_path: cgroups_path.to_string(),
             child: true,
+            console,
             pidfd,
         })
     }
@@ -564,6 +612,7 @@ impl Runtime {
                     pid: s.pid as u32,
                     cgroups_path,
                     child: false,
+                    console: None,
                     pidfd,
                 });
                 continue;

@@ -12,7 +12,7 @@ use oci::spec::{ContainerSpec, Namespaces, NsMode, Seccomp, Security, UserSpec};
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "grep", "id", "touch", "mount", "echo", "tail", "sleep", "true", "readlink",
-    "head", "cut", "kill", "unshare",
+    "head", "cut", "kill", "unshare", "tty",
 ];
 
 /// Fails (never skips) when what the tests need is missing.
@@ -757,5 +757,39 @@ async fn stdin_reaches_the_container_and_exec() -> Result<()> {
     assert!(st.success());
     // A shell as PID 1 ignores SIGTERM: the grace period ends in SIGKILL.
     assert_eq!((exit.code, exit.signal), (137, Some(9)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn tty_container_gets_a_terminal() -> Result<()> {
+    let e = env("tty")?;
+    let mut s = spec(&e, "tty", "tty; echo on-the-terminal");
+    s.tty = true;
+    let out = e.dir.join("tty.out");
+    let mut c =
+        e.rt.run(RunRequest {
+            id: "tty".into(),
+            layers: vec![e.layer.clone()],
+            spec: s,
+            stdin: None,
+            stdout: file_fd(&out)?,
+            stderr: file_fd(&out)?,
+        })
+        .await?;
+    let console = c.console.take().context("no terminal handed over")?;
+    let exit = e.rt.wait(&c).await;
+    // The master end reads until the terminal is gone (EIO).
+    let text = tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::from(console);
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut f, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+    .await?;
+    e.rt.remove("tty").await?;
+    assert_eq!(exit.code, 0, "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+    assert!(text.contains("on-the-terminal"), "{text:?}");
+    assert_eq!(std::fs::read_to_string(&out)?, "", "nothing on the pipes");
     Ok(())
 }
