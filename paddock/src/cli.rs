@@ -25,6 +25,8 @@ pub(crate) enum Command {
     Up(UpArgs),
     /// Run a node (agent and service proxy) of the cluster a server runs.
     Agent(AgentArgs),
+    /// Manage the node's images: import, ls, rm, pull.
+    Image(crate::images::ImageArgs),
 }
 
 /// `paddock agent` flags.

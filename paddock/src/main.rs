@@ -1,11 +1,12 @@
 //! The `paddock` binary: the command line. Start at [`Cli`]; each subcommand lives in its own
 //! module (`server` runs the control plane, `up` everything in one process, `agent` a node of
 //! a server that runs elsewhere; `node` is what `up` and `agent` share, `netns` its claim on
-//! the network namespace). Errors are `anyhow` here and nowhere else.
+//! the network namespace; `images` the node's image store). Errors are `anyhow` here and nowhere else.
 
 mod agent;
 mod cli;
 mod control;
+mod images;
 // The port over kube-rs (controllers out of process); exercised by its test, not yet by a
 // subcommand.
 #[cfg(test)]
@@ -68,6 +69,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Server(args) => server::run(args).await,
             cli::Command::Up(args) => up::run(args).await,
             cli::Command::Agent(args) => agent::run(args).await,
+            cli::Command::Image(args) => images::run(args).await,
         }
     });
     match result {

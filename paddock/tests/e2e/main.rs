@@ -11,6 +11,7 @@ mod bad_input;
 mod certificates;
 mod clients;
 mod durability;
+mod image_cli;
 mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;
