@@ -130,6 +130,13 @@ pub struct AgentConfig {
     /// before they happen (draining); see [`routing`]. `None` (the default): routing follows
     /// the API only, as with a kubelet and kube-proxy.
     pub routing: Option<Arc<dyn routing::RoutingHook>>,
+    /// Running containers from images (RuntimeClass handler `runc`); `None` (the default):
+    /// host processes only. The runtime must run images too
+    /// ([`runtime::ProcessRuntime::enable_images`]).
+    pub images: Option<Arc<images::NodeImages>>,
+    /// The runtime handler of pods without a `runtimeClassName`: `host` (the default) or
+    /// `runc` (`paddock up --default-runtime`).
+    pub default_runtime: String,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -166,6 +173,8 @@ impl AgentConfig {
             pki_dir: root_dir.join("pki"),
             root_dir,
             routing: None,
+            images: None,
+            default_runtime: "host".into(),
         }
     }
 }
@@ -285,6 +294,8 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         agent_started,
         directory: directory.clone(),
         routing: routing::Routing::new(config.routing.clone()),
+        images: config.images.clone(),
+        default_runtime: config.default_runtime.clone(),
     };
     let shared_routing = shared.routing.clone();
     let shared_directory = directory.clone();

@@ -40,6 +40,8 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             pod_cidr: args.pod_cidr.clone(),
             isolate: !args.host_network_only,
             max_pods: args.max_pods,
+            default_runtime: args.default_runtime.clone(),
+            images: data_dir.join("images"),
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(args.node_ip, args.port),
             serve,

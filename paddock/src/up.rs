@@ -153,6 +153,8 @@ async fn start_node(
             pod_cidr: node::POD_CIDR.to_string(),
             isolate: !args.host_network_only,
             max_pods: args.max_pods,
+            default_runtime: args.default_runtime.clone(),
+            images: data_dir.join("images"),
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(ip, 0),
             serve,
