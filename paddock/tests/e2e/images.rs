@@ -104,9 +104,9 @@ fn layouts(dir: &Path) -> PathBuf {
     layout
 }
 
-/// `paddock up` in its own network namespace, with the host's cgroup hierarchies mounted again
-/// in the mount namespace `ip netns exec` gives it (see the module docs).
-fn up_with_cgroups() -> Server {
+/// A `sh -c` script that mounts the host's cgroup hierarchies in the mount namespace `ip netns
+/// exec` gives the node (see the module docs), then runs its arguments.
+fn cgroup_wrapper() -> String {
     tool("runc", "runc");
     let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
     let mut script = String::from("set -e; mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup; ");
@@ -126,12 +126,18 @@ fn up_with_cgroups() -> Server {
         }
     }
     script.push_str("exec \"$0\" \"$@\"");
-    Server::launch_wrapped(
-        tempfile::tempdir().expect("tempdir"),
-        &["sh", "-c", &script],
-        &["up"],
-        Some(NetNs::new()),
-    )
+    script
+}
+
+/// `paddock up` in its own network namespace (`netns`, or a new one) on `dir`, with cgroups.
+fn up_with_cgroups_in(dir: tempfile::TempDir, netns: NetNs) -> Server {
+    let script = cgroup_wrapper();
+    Server::launch_wrapped(dir, &["sh", "-c", &script], &["up"], Some(netns))
+}
+
+/// `paddock up` in its own network namespace, with cgroups.
+fn up_with_cgroups() -> Server {
+    up_with_cgroups_in(tempfile::tempdir().expect("tempdir"), NetNs::new())
 }
 
 fn import(s: &Server, layout: &Path) {
@@ -169,6 +175,9 @@ spec:
         ports: [{containerPort: 8080}]
         readinessProbe:
           httpGet: {path: /index.html, port: 8080}
+          periodSeconds: 1
+        livenessProbe:
+          exec: {command: [/bin/busybox, test, -f, /www/index.html]}
           periodSeconds: 1
 ---
 apiVersion: v1
@@ -457,4 +466,54 @@ fn a_missing_tag_is_err_image_pull_then_image_pull_back_off() {
     );
     let _ = registry.kill();
     let _ = registry.wait();
+}
+
+#[test]
+fn an_image_container_is_adopted_by_a_restarted_node_and_removed_with_its_pod() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = layouts(work.path());
+    let s = up_with_cgroups();
+    import(&s, &layout);
+    s.kubectl_in(&["apply", "-f", "-"], Some(RUNC_CLASS));
+    let pod = r#"apiVersion: v1
+kind: Pod
+metadata: {name: kept}
+spec:
+  runtimeClassName: runc
+  containers:
+  - {name: c, image: "example.com/demo/busybox:root", command: [/bin/sh, -c, "echo started; exec /bin/busybox sleep 3600"]}
+"#;
+    s.kubectl_in(&["apply", "-f", "-"], Some(pod));
+    s.kubectl(&["wait", "--for=condition=Ready", "pod/kept", "--timeout=60s"]);
+    let before = pod_json(&s, "kept")["status"]["containerStatuses"][0].clone();
+    let bundles = s.data_dir().join("node").join("oci").join("bundles");
+
+    // The node is SIGKILLed; the container runs on, and a new node adopts it.
+    let (dir, netns) = s.kill9_keep_netns();
+    let s = up_with_cgroups_in(dir, netns);
+    s.eventually("the pod is Ready again", || {
+        let st = pod_json(&s, "kept");
+        let cs = st["status"]["containerStatuses"][0].clone();
+        (cs["ready"] == true).then_some(())
+    });
+    let after = pod_json(&s, "kept")["status"]["containerStatuses"][0].clone();
+    assert_eq!(after["containerID"], before["containerID"], "{after}");
+    assert_eq!(after["restartCount"], 0, "{after}");
+    assert_eq!(after["imageID"], before["imageID"], "{after}");
+    // runc exec reaches the adopted container.
+    let out = s.kubectl(&[
+        "exec",
+        "kept",
+        "--",
+        "/bin/busybox",
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert!(out.starts_with("/bin/busybox"), "{out:?}");
+
+    s.kubectl(&["delete", "pod", "kept", "--wait=true"]);
+    s.eventually("its bundle removed", || {
+        let left = std::fs::read_dir(&bundles).map(|d| d.count()).unwrap_or(0);
+        (left == 0).then_some(())
+    });
 }
