@@ -5,7 +5,9 @@
 //! Start at [`start`] with an [`AgentConfig`]. Then: [`node`] (Node registration, status,
 //! Lease), [`manager`] (the pod watch), [`pod`] (one worker per pod: the planner, the status
 //! generator, the driver), [`events`] (the deduplicating recorder), [`backoff`]
-//! (CrashLoopBackOff), [`images`] (the image manager: pull policy, pull back-off, their events), [`server`] (the agent's own API for logs and exec, which the API server
+//! (CrashLoopBackOff), [`images`] (the image manager: pull policy, pull back-off, their events;
+//! [`images::StoreImages`] over the `image` crate's store), [`pod::image_run`] (a container of
+//! the `runc` handler from its image and securityContext), [`server`] (the agent's own API for logs and exec, which the API server
 //! proxies to, over TLS with the serving certificate of [`certificate`]), [`runtime`] (how containers run) and [`routing`] (the in-process fast path into
 //! a service proxy on the same node: readiness at once, draining before a kill).
 //!

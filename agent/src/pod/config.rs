@@ -639,7 +639,7 @@ pub fn argv(container: &Container, env: &[(String, String)]) -> Vec<String> {
 /// entrypoint to fall back on.
 pub fn no_command_message(container: &Container) -> String {
     format!(
-        "container {:?} has no command: paddock runs the command from the node and does not pull image {:?}; set `command`",
+        "container {:?} has no command: the host runtime runs the command from the node and does not pull image {:?}; set `command`, or run the image with a RuntimeClass of handler `runc`",
         container.name,
         container.image.as_deref().unwrap_or("")
     )
