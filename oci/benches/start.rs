@@ -146,7 +146,7 @@ async fn main() {
     let (rm, rp) = stats(remove);
     println!("host process start (busybox true, n={n}): median {hm:.2} ms, p90 {hp:.2} ms");
     println!(
-        "container run..exit (overlay + config.json + runc create + start, n={n}): median {sm:.2} ms, p90 {sp:.2} ms; ratio to host median {:.1}x",
+        "container run..exit (overlay + config.json + runc run --detach, n={n}): median {sm:.2} ms, p90 {sp:.2} ms; ratio to host median {:.1}x",
         sm / hm
     );
     println!("container remove (runc delete + unmount + rm): median {rm:.2} ms, p90 {rp:.2} ms");

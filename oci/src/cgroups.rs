@@ -497,6 +497,36 @@ impl Layout {
         }
     }
 
+    /// The pods that have a cgroup here (QoS class and uid), for removing those of pods that
+    /// are gone after a crash. Blocking.
+    pub fn pods(&self) -> Vec<(QosClass, String)> {
+        let top = match self.version {
+            Version::V1 => self.root.join("memory").join(&self.base),
+            Version::V2 => self.root.join(&self.base),
+        };
+        let mut out = Vec::new();
+        for (qos, dir) in [
+            (QosClass::Guaranteed, top.clone()),
+            (QosClass::Burstable, top.join("burstable")),
+            (QosClass::BestEffort, top.join("besteffort")),
+        ] {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let Some(uid) = name.to_str().and_then(|n| n.strip_prefix("pod")) else {
+                    continue;
+                };
+                if e.file_type().is_ok_and(|t| t.is_dir()) && check_name(uid, "pod uid").is_ok() {
+                    out.push((qos, uid.to_string()));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
+    }
+
     /// Whether cgroup `path` exists in any hierarchy.
     pub fn exists(&self, path: &str) -> bool {
         match self.version {
@@ -611,6 +641,69 @@ mod tests {
         assert_eq!(b.memory_limit, None);
         let be = PodResources::for_pod(QosClass::BestEffort, &[c(None, None, None)], &[]);
         assert_eq!(be.cpu_shares, 2);
+    }
+
+    /// cgroup v2 cannot be created on these machines (their cpu and memory controllers are
+    /// bound to v1), so the v2 layout is checked on a directory tree shaped like one.
+    #[test]
+    fn v2_layout_on_a_tree() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        std::fs::write(
+            root.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .expect("w");
+        std::fs::write(root.join("cgroup.subtree_control"), "").expect("w");
+        let l = Layout::detect(root, "kubepods").expect("detect");
+        assert_eq!(l.version, Version::V2);
+        // A real cgroupfs fills new directories with control files; here they are made as the
+        // kernel would, ahead of the writes.
+        for d in ["kubepods", "kubepods/burstable", "kubepods/burstable/podu"] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+            std::fs::write(root.join(d).join("cgroup.controllers"), "cpu memory pids\n")
+                .expect("w");
+        }
+        let pod = l
+            .ensure_pod(
+                QosClass::Burstable,
+                "u",
+                &PodResources {
+                    cpu_shares: 1024,
+                    cpu_quota: Some(50_000),
+                    memory_limit: Some(1 << 30),
+                    pids_limit: Some(64),
+                },
+            )
+            .expect("ensure_pod");
+        assert_eq!(pod, "/kubepods/burstable/podu");
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).expect(p);
+        assert_eq!(
+            read("cgroup.subtree_control"),
+            "+cpu +memory +pids +cpuset +io"
+        );
+        assert_eq!(
+            read("kubepods/burstable/cgroup.subtree_control"),
+            "+cpu +memory +pids"
+        );
+        assert_eq!(read("kubepods/burstable/podu/cpu.weight"), "39");
+        assert_eq!(read("kubepods/burstable/podu/cpu.max"), "50000 100000");
+        assert_eq!(read("kubepods/burstable/podu/memory.max"), "1073741824");
+        assert_eq!(read("kubepods/burstable/podu/pids.max"), "64");
+        assert_eq!(l.cpu_quota(&pod), Some(50_000));
+        assert_eq!(l.pods(), vec![(QosClass::Burstable, "u".to_string())]);
+        std::fs::write(
+            root.join("kubepods/burstable/podu/memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+        )
+        .expect("w");
+        assert!(l.oom_killed(&pod));
+        std::fs::write(
+            root.join("kubepods/burstable/podu/memory.events"),
+            "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n",
+        )
+        .expect("w");
+        assert!(!l.oom_killed(&pod));
     }
 
     #[test]

@@ -8,14 +8,17 @@
 //! descriptors).
 //!
 //! Exit status without a shim: [`Runtime::new`] makes this process a child subreaper
-//! (`PR_SET_CHILD_SUBREAPER`), so when `runc create` exits the container's init becomes our
+//! (`PR_SET_CHILD_SUBREAPER`), so when `runc run --detach` exits the container's init becomes our
 //! child; its pidfd turns readable at exit and `waitid(P_PIDFD)` reaps it with its status. A
 //! container adopted after a restart ([`Runtime::recover`]) is not our child: its end is seen
 //! through the pidfd but its status is unknown (the caller reports `ContainerStatusUnknown`, as
 //! the process runtime does). Whoever embeds this must therefore reap only the children it
 //! spawned (tokio does) and accept that orphans of its other children are reparented to it.
 //!
-//! Start at [`Runtime::run`] (bundle, overlay, `runc create`, `runc start`), then
+//! A `tty: true` container gets a terminal whose master end runc hands over on a console socket
+//! ([`Container::console`]). Not yet: a terminal for exec, resizing, pausing, checkpoints.
+//!
+//! Start at [`Runtime::run`] (bundle, overlay, `runc run --detach`), then
 //! [`Runtime::wait`], [`Runtime::stop`], [`Runtime::remove`], [`Runtime::exec`] and
 //! [`Runtime::recover`].
 
@@ -66,6 +69,9 @@ pub struct Container {
     pub cgroups_path: String,
     /// Whether it is our child (so its exit status can be collected).
     pub child: bool,
+    /// For a `tty: true` container, its terminal's master end: read the output from it, write
+    /// the input to it (the caller's stdio descriptors are then unused).
+    pub console: Option<OwnedFd>,
     pidfd: AsyncFd<OwnedFd>,
 }
 
@@ -203,8 +209,8 @@ impl Runtime {
         Ok(out.stdout)
     }
 
-    /// Creates and starts a container: writes the bundle, mounts the overlay, `runc create`
-    /// with the caller's stdio, then `runc start`. On failure nothing is left behind.
+    /// Creates and starts a container: writes the bundle, mounts the overlay, then
+    /// `runc run --detach` with the caller's stdio. On failure nothing is left behind.
     pub async fn run(&self, req: RunRequest) -> Result<Container, Error> {
         check_id(&req.id)?;
         let bundle = self.bundle(&req.id);
@@ -215,6 +221,7 @@ impl Runtime {
             )));
         }
         let spec = crate::spec::build(&req.spec)?;
+        let tty = req.spec.tty;
         let cgroups_path = req.spec.cgroups_path.clone();
         let b = bundle.clone();
         let layers = req.layers.clone();
@@ -245,6 +252,7 @@ impl Runtime {
             .create_start(
                 &req.id,
                 &bundle,
+                tty,
                 req.stdin,
                 req.stdout,
                 req.stderr,
@@ -260,10 +268,12 @@ impl Runtime {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn create_start(
         &self,
         id: &str,
         bundle: &Path,
+        tty: bool,
         stdin: Option<OwnedFd>,
         stdout: OwnedFd,
         stderr: OwnedFd,
@@ -276,25 +286,73 @@ impl Runtime {
             .arg(&log)
             .arg("--log-format")
             .arg("json")
-            .arg("create")
+            .arg("run")
+            .arg("--detach")
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(id);
+            .arg(&pid_file);
+        // A terminal: runc connects to this socket and sends the pty's master end.
+        let console_sock = tty.then(|| {
+            let n = EXEC_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.state
+                .join(format!("console-{}-{n}.sock", std::process::id()))
+        });
+        let listener = match &console_sock {
+            Some(path) => {
+                if path.as_os_str().len() >= 108 {
+                    return Err(Error::Runtime(format!(
+                        "console socket path {} is too long for a UNIX socket",
+                        path.display()
+                    )));
+                }
+                cmd.arg("--console-socket").arg(path);
+                let l = std::os::unix::net::UnixListener::bind(path)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .and_then(tokio::net::UnixListener::from_std)
+                    .map_err(io_err(format!("listen on {}", path.display())))?;
+                Some(l)
+            }
+            None => None,
+        };
+        cmd.arg(id);
         cmd.stdin(stdin.map_or_else(Stdio::null, Stdio::from));
         cmd.stdout(Stdio::from(stdout));
         cmd.stderr(Stdio::from(stderr));
-        let status = cmd
-            .status()
-            .await
+        let mut child = cmd
+            .spawn()
             .map_err(io_err(format!("run {}", self.runc.display())))?;
+        let mut console = None;
+        let mut status = None;
+        if let Some(l) = &listener {
+            tokio::select! {
+                conn = l.accept() => {
+                    let conn = conn.map_err(io_err("accept on the console socket".into()))?;
+                    let std = conn.0.into_std().map_err(io_err("console socket".into()))?;
+                    console = Some(blocking(move || {
+                        std.set_nonblocking(false)
+                            .and_then(|()| crate::sys::recv_fd(&std))
+                            .map_err(io_err("receive the container's terminal".into()))
+                    }).await?);
+                }
+                st = child.wait() => status = Some(st),
+            }
+        }
+        let status = match status {
+            Some(st) => st,
+            None => child.wait().await,
+        }
+        .map_err(io_err(format!("run {}", self.runc.display())));
+        if let Some(path) = console_sock {
+            let _ = blocking(move || Ok(std::fs::remove_file(path))).await;
+        }
+        let status = status?;
         if !status.success() {
             let log2 = log.clone();
             let msg = blocking(move || Ok(last_error(&log2)))
                 .await
                 .unwrap_or_default();
-            return Err(Error::Runtime(format!("runc create {id}: {msg}")));
+            return Err(Error::Runtime(format!("runc run {id}: {msg}")));
         }
         let pf = pid_file.clone();
         let pid: u32 = blocking(move || {
@@ -305,20 +363,24 @@ impl Runtime {
                 .map_err(|_| Error::Runtime(format!("bad pid in {}", pf.display())))
         })
         .await?;
-        // Opened before start: the init cannot exit (and be reaped) before we hold it.
+        // `runc run --detach` (create and start in one runc process, a third less CPU than
+        // two) has exited, so the init is our child now: even if it has already ended, it stays
+        // a zombie nobody else reaps until we do, so its pid cannot have been reused.
         let pidfd = open_pidfd(pid)?;
-        self.runc(&["start", id]).await?;
         Ok(Container {
             id: id.to_string(),
             pid,
             cgroups_path: cgroups_path.to_string(),
             child: true,
+            console,
             pidfd,
         })
     }
 
-    /// Waits for the container's init to end and reads whether the OOM killer struck (before
-    /// [`Runtime::remove`] takes the cgroup away).
+    /// Waits for the container's init to end, reaps it (call it once per container, from one
+    /// task, and fan the result out: a second call finds nothing to reap and reports the status
+    /// unknown; a container never waited for stays a zombie of this process), and reads whether
+    /// the OOM killer struck — so call it before [`Runtime::remove`] takes the cgroup away.
     pub async fn wait(&self, c: &Container) -> Exit {
         loop {
             match c.pidfd.readable().await {
@@ -329,7 +391,8 @@ impl Runtime {
                 Err(e) => {
                     tracing::warn!(id = %c.id, error = %e, "waiting on pidfd");
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    if !std::path::Path::new(&format!("/proc/{}", c.pid)).exists() {
+                    let proc = PathBuf::from(format!("/proc/{}", c.pid));
+                    if !blocking(move || Ok(proc.exists())).await.unwrap_or(false) {
                         break;
                     }
                 }
@@ -348,10 +411,11 @@ impl Runtime {
         } else {
             (137, None, false)
         };
-        let oom_killed = self
-            .cgroups
-            .as_ref()
-            .is_some_and(|l| l.oom_killed(&c.cgroups_path));
+        let layout = self.cgroups.clone();
+        let path = c.cgroups_path.clone();
+        let oom_killed = blocking(move || Ok(layout.is_some_and(|l| l.oom_killed(&path))))
+            .await
+            .unwrap_or(false);
         Exit {
             code,
             signal,
@@ -405,7 +469,8 @@ impl Runtime {
     pub async fn remove(&self, id: &str) -> Result<(), Error> {
         check_id(id)?;
         let bundle = self.bundle(id);
-        let cg = read_cgroups_path(&bundle);
+        let b = bundle.clone();
+        let cg = blocking(move || Ok(read_cgroups_path(&b))).await?;
         if let Err(e) = self.runc(&["delete", "--force", id]).await {
             // Not known to runc (never created, or already deleted) is fine.
             if !e.to_string().contains("does not exist") && !e.to_string().contains("not exist") {
@@ -538,11 +603,16 @@ impl Runtime {
                 .then(|| open_pidfd(s.pid as u32).ok())
                 .flatten();
             if let Some(pidfd) = pidfd {
+                let b = bundle.clone();
+                let cgroups_path = blocking(move || Ok(read_cgroups_path(&b)))
+                    .await?
+                    .unwrap_or_default();
                 adopted.push(Container {
                     id: s.id.clone(),
                     pid: s.pid as u32,
-                    cgroups_path: read_cgroups_path(&bundle).unwrap_or_default(),
+                    cgroups_path,
                     child: false,
+                    console: None,
                     pidfd,
                 });
                 continue;

@@ -328,17 +328,28 @@ pub fn parse_capability(name: &str) -> Result<Capability, Error> {
         .map_err(|_| Error::Spec(format!("unknown capability {name:?}")))
 }
 
-/// Every capability this kernel knows (`/proc/sys/kernel/cap_last_cap`), what containerd's
-/// `WithAllCurrentCapabilities` gives a privileged container when it runs with all of them.
+/// The capabilities this process has (`CapEff` of `/proc/self/status`), which containerd's
+/// `WithAllCurrentCapabilities` gives a privileged container (`cap.Current`): a node that
+/// runs its agent without some capability cannot hand it out.
 pub fn all_capabilities() -> Vec<Capability> {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    let eff = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(40);
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    capabilities_of_bitmap(eff)
+}
+
+/// The named capabilities of a bitmap (unknown bits are skipped).
+pub fn capabilities_of_bitmap(bits: u64) -> Vec<Capability> {
     CAP_BY_NUMBER
         .iter()
-        .take(last + 1)
-        .filter_map(|n| parse_capability(n).ok())
+        .enumerate()
+        .filter(|(i, _)| bits & (1u64 << i) != 0)
+        .filter_map(|(_, n)| parse_capability(n).ok())
         .collect()
 }
 

@@ -12,7 +12,7 @@ use oci::spec::{ContainerSpec, Namespaces, NsMode, Seccomp, Security, UserSpec};
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "grep", "id", "touch", "mount", "echo", "tail", "sleep", "true", "readlink",
-    "head", "cut", "kill",
+    "head", "cut", "kill", "unshare", "tty",
 ];
 
 /// Fails (never skips) when what the tests need is missing.
@@ -30,7 +30,40 @@ fn require() -> Result<PathBuf> {
         bb.exists(),
         "/bin/busybox is missing: install the Debian package busybox-static"
     );
+    ensure!(
+        !has_interpreter(&std::fs::read(&bb)?),
+        "/bin/busybox is dynamically linked (Debian's busybox): install busybox-static, whose \
+         binary runs in a root filesystem without a C library"
+    );
     Ok(bb)
+}
+
+#[test]
+fn dynamic_binaries_are_told_apart() -> Result<()> {
+    // /bin/ls is dynamically linked on every Debian.
+    assert!(has_interpreter(&std::fs::read("/bin/ls")?));
+    assert!(has_interpreter(b"not an ELF file"));
+    Ok(())
+}
+
+/// Whether an ELF64 binary names a program interpreter (is dynamically linked).
+fn has_interpreter(elf: &[u8]) -> bool {
+    let u16_at = |o: usize| {
+        elf.get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(|b: [u8; 8]| u64::from_le_bytes(b) as usize)
+    };
+    let (Some(phoff), Some(size), Some(num)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return true;
+    };
+    (0..num).any(|i| {
+        let o = phoff + i * size;
+        elf.get(o..o + 4) == Some(&3u32.to_le_bytes()[..])
+    })
 }
 
 struct Env {
@@ -171,7 +204,8 @@ async fn default_container_is_confined() -> Result<()> {
          echo x > /proc/sys/kernel/hostname && echo PROCSYS: writable || echo PROCSYS: denied; \
          mount -t tmpfs t /mnt && echo MOUNT: mounted || echo MOUNT: denied; \
          cat /proc/kcore > /dev/null 2>&1 && echo KCORE: readable || echo KCORE: masked; \
-         echo ENV: $HOSTNAME $PATH",
+         echo ENV: $HOSTNAME $PATH; \
+         unshare -U true 2>/dev/null && echo USERNS: created || echo USERNS: denied",
     );
     s.namespaces = Namespaces::pod(hpid);
     s.security.seccomp = Seccomp::RuntimeDefault;
@@ -206,6 +240,17 @@ async fn default_container_is_confined() -> Result<()> {
         line(out, "ENV:")?,
         "pod-0 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     );
+    // The profile, not only the mode: `unshare` needs CAP_SYS_ADMIN under RuntimeDefault ...
+    assert_eq!(line(out, "USERNS:")?, "denied", "{out}");
+    // ... while the same container unconfined may create a user namespace.
+    let mut s = spec(
+        &e,
+        "unconfined",
+        "unshare -U true 2>/dev/null && echo USERNS: created || echo USERNS: denied",
+    );
+    s.security.seccomp = Seccomp::Unconfined;
+    let r = run_to_end(&e, "unconfined", s).await?;
+    assert_eq!(line(&r.out, "USERNS:")?, "created", "{}", r.out);
     Ok(())
 }
 
@@ -271,11 +316,15 @@ async fn cpu_limit_writes_the_quota_and_pod_cgroup() -> Result<()> {
         },
     )?;
     assert_eq!(e.layout.cpu_quota(&pod), Some(50_000));
+    assert_eq!(
+        e.layout.pods(),
+        vec![(QosClass::Burstable, "u2".to_string())]
+    );
     // A shell as PID 1 has no default SIGTERM action: it traps it.
     let mut s = spec(
         &e,
         "cpu",
-        "trap 'exit 42' TERM; while true; do sleep 1; done",
+        "trap 'exit 42' TERM; echo ready; while true; do sleep 1; done",
     );
     s.cgroups_path = e.layout.container_path(QosClass::Burstable, "u2", "cpu")?;
     s.resources = ContainerResources::from_kubernetes(Some(250), Some(500), None);
@@ -290,6 +339,13 @@ async fn cpu_limit_writes_the_quota_and_pod_cgroup() -> Result<()> {
             stderr: file_fd(&out)?,
         })
         .await?;
+    // The trap is set once the shell says so.
+    for _ in 0..500 {
+        if std::fs::read_to_string(&out)?.contains("ready") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let quota = e.layout.cpu_quota(&c.cgroups_path);
     let in_pod = e
         .layout
@@ -303,6 +359,7 @@ async fn cpu_limit_writes_the_quota_and_pod_cgroup() -> Result<()> {
     assert_eq!(exit.code, 42, "SIGTERM was trapped: {exit:?}");
     e.layout.remove_pod(QosClass::Burstable, "u2")?;
     ensure!(!e.layout.exists(&pod), "pod cgroup left behind");
+    assert!(e.layout.pods().is_empty());
     Ok(())
 }
 
@@ -516,5 +573,223 @@ async fn driver_killed_container_survives() -> Result<()> {
     assert!(!exit.known);
     e.rt.remove("survivor").await?;
     assert!(!e.layout.exists(&adopted[0].cgroups_path));
+    Ok(())
+}
+
+#[tokio::test]
+async fn privileged_host_network_and_shared_pid() -> Result<()> {
+    let e = env("priv")?;
+    // A pod PID namespace to share (shareProcessNamespace), with a process in it.
+    let mut holder = tokio::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "/bin/busybox",
+            "sleep",
+            "600",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("unshare (util-linux)")?;
+    let upid = holder.id().context("holder pid")?;
+    // The PID namespace's init is unshare's child.
+    let mut ns_init = None;
+    for _ in 0..100 {
+        ns_init = std::fs::read_to_string(format!("/proc/{upid}/task/{upid}/children"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().map(str::to_string));
+        if ns_init.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ns_init = ns_init.context("no process in the pod PID namespace")?;
+    let host_net = std::fs::read_link("/proc/self/ns/net")?;
+    let mut s = spec(
+        &e,
+        "priv",
+        "grep '^CapEff:' /proc/self/status; grep '^Seccomp:' /proc/self/status; \
+         echo NET: $(readlink /proc/self/ns/net); echo PS: $(ls /proc | grep -c '^[0-9]'); \
+         cat /proc/1/cmdline | tr '\\0' ' ' | sed 's/^/INIT: /'; echo; \
+         ls /dev/kmsg >/dev/null 2>&1 && echo KMSG: present || echo KMSG: absent; \
+         mount -t tmpfs t /mnt && echo MOUNT: mounted || echo MOUNT: denied",
+    );
+    s.security.privileged = true;
+    s.security.seccomp = Seccomp::RuntimeDefault;
+    s.namespaces.network = NsMode::Node;
+    s.namespaces.uts = NsMode::Node;
+    s.namespaces.pid = NsMode::Pod(format!("/proc/{ns_init}/ns/pid").into());
+    let r = run_to_end(&e, "priv", s).await?;
+    // With --kill-child the namespace's init dies with unshare.
+    holder.kill().await?;
+    let out = &r.out;
+    assert_eq!(r.exit.code, 0, "{out}");
+    // All the capabilities the driver has (containerd's `cap.Current`).
+    let ours = std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
+        .context("CapEff")?;
+    assert_eq!(line(out, "CapEff:")?, ours, "all capabilities: {out}");
+    assert_eq!(line(out, "Seccomp:")?, "0", "privileged: no seccomp");
+    assert_eq!(
+        line(out, "NET:")?,
+        host_net.to_string_lossy(),
+        "hostNetwork"
+    );
+    assert_eq!(line(out, "KMSG:")?, "present", "host devices: {out}");
+    assert_eq!(line(out, "MOUNT:")?, "mounted", "{out}");
+    // In the pod's PID namespace: its init (sleep) is PID 1 there.
+    assert!(line(out, "INIT:")?.contains("sleep"), "{out}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn many_layers_use_relative_lowerdirs() -> Result<()> {
+    let e = env("layers")?;
+    // 60 layers under one long common parent: the absolute lowerdir list is over a page, the
+    // list relative to that parent is not.
+    let dir = e.dir.join("store").join("x".repeat(200));
+    let mut layers = Vec::new();
+    for i in 0..60 {
+        let l = dir.join(format!("{i:03}")).join("fs");
+        std::fs::create_dir_all(l.join("etc"))?;
+        std::fs::write(l.join("etc").join("layer"), format!("{i}\n"))?;
+        layers.push(l);
+    }
+    // The busybox image is the base layer.
+    let status = std::process::Command::new("cp")
+        .args(["-a", "--"])
+        .arg(e.layer.join("."))
+        .arg(&layers[0])
+        .status()?;
+    ensure!(status.success(), "cp of the base layer");
+    let joined: usize = layers.iter().map(|l| l.as_os_str().len() + 1).sum();
+    ensure!(joined > 4096, "the test needs a lowerdir list over a page");
+    let out = e.dir.join("layers.out");
+    let c =
+        e.rt.run(RunRequest {
+            id: "layers".into(),
+            layers: layers.clone(),
+            spec: spec(&e, "layers", "cat /etc/layer"),
+            stdin: None,
+            stdout: file_fd(&out)?,
+            stderr: file_fd(&out)?,
+        })
+        .await?;
+    let exit = e.rt.wait(&c).await;
+    e.rt.remove("layers").await?;
+    // The top-most (last) layer wins.
+    assert_eq!(std::fs::read_to_string(&out)?, "59\n");
+    assert_eq!(exit.code, 0);
+    // Too many even when relative: a clear error, nothing left.
+    let mut too_many = Vec::new();
+    for i in 0..600 {
+        let l = e
+            .dir
+            .join("scattered")
+            .join(format!("{i:04}-{}", "y".repeat(20)));
+        std::fs::create_dir_all(&l)?;
+        too_many.push(l);
+    }
+    let err =
+        e.rt.run(RunRequest {
+            id: "toomany".into(),
+            layers: too_many,
+            spec: spec(&e, "toomany", "true"),
+            stdin: None,
+            stdout: file_fd(&out)?,
+            stderr: file_fd(&out)?,
+        })
+        .await
+        .expect_err("600 layers");
+    assert!(err.to_string().contains("600 layers"), "{err}");
+    ensure!(!e.rt.bundle("toomany").exists());
+    Ok(())
+}
+
+#[tokio::test]
+async fn stdin_reaches_the_container_and_exec() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let e = env("stdin")?;
+    let (r, w) = nix::unistd::pipe()?;
+    let out = e.dir.join("stdin.out");
+    let c =
+        e.rt.run(RunRequest {
+            id: "stdin".into(),
+            layers: vec![e.layer.clone()],
+            spec: spec(&e, "stdin", "read line; echo got: $line; sleep 600"),
+            stdin: Some(r),
+            stdout: file_fd(&out)?,
+            stderr: file_fd(&out)?,
+        })
+        .await?;
+    let mut w = std::fs::File::from(w);
+    std::io::Write::write_all(&mut w, b"hello container\n")?;
+    drop(w);
+    for _ in 0..500 {
+        if std::fs::read_to_string(&out)?.contains("got:") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // kubectl exec -i: stdin piped to a command in the container.
+    let mut child = e.rt.exec("stdin", &["/bin/cat".into()])?;
+    let mut stdin = child.stdin.take().context("exec stdin")?;
+    stdin.write_all(b"through exec\n").await?;
+    drop(stdin);
+    let mut echoed = String::new();
+    child
+        .stdout
+        .take()
+        .context("exec stdout")?
+        .read_to_string(&mut echoed)
+        .await?;
+    let st = child.wait().await?;
+    e.rt.stop(&c, Duration::from_secs(1)).await?;
+    let exit = e.rt.wait(&c).await;
+    e.rt.remove("stdin").await?;
+    assert_eq!(std::fs::read_to_string(&out)?, "got: hello container\n");
+    assert_eq!(echoed, "through exec\n");
+    assert!(st.success());
+    // A shell as PID 1 ignores SIGTERM: the grace period ends in SIGKILL.
+    assert_eq!((exit.code, exit.signal), (137, Some(9)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn tty_container_gets_a_terminal() -> Result<()> {
+    let e = env("tty")?;
+    let mut s = spec(&e, "tty", "tty; echo on-the-terminal");
+    s.tty = true;
+    let out = e.dir.join("tty.out");
+    let mut c =
+        e.rt.run(RunRequest {
+            id: "tty".into(),
+            layers: vec![e.layer.clone()],
+            spec: s,
+            stdin: None,
+            stdout: file_fd(&out)?,
+            stderr: file_fd(&out)?,
+        })
+        .await?;
+    let console = c.console.take().context("no terminal handed over")?;
+    let exit = e.rt.wait(&c).await;
+    // The master end reads until the terminal is gone (EIO).
+    let text = tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::from(console);
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut f, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+    .await?;
+    e.rt.remove("tty").await?;
+    assert_eq!(exit.code, 0, "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+    assert!(text.contains("on-the-terminal"), "{text:?}");
+    assert_eq!(std::fs::read_to_string(&out)?, "", "nothing on the pipes");
     Ok(())
 }

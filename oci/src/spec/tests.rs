@@ -132,6 +132,19 @@ fn capabilities_add_drop_and_all() {
 }
 
 #[test]
+fn capability_bitmaps() {
+    // containerd's default set is the well-known 0xa80425fb.
+    let mut named: Vec<String> = capabilities_of_bitmap(0xa804_25fb)
+        .iter()
+        .map(|c| format!("CAP_{c}"))
+        .collect();
+    named.sort();
+    assert_eq!(named, sorted(&DEFAULT_CAPS));
+    assert_eq!(capabilities_of_bitmap(1 << 21), vec![Capability::SysAdmin]);
+    assert!(capabilities_of_bitmap(1 << 50).is_empty());
+}
+
+#[test]
 fn privileged_gets_everything() {
     let mut c = base();
     c.security.privileged = true;

@@ -177,10 +177,26 @@ fn image_import_ls_pull_rm() {
         "{}",
         String::from_utf8_lossy(&push.stderr)
     );
-    let pulled = ok(paddock(
-        &data,
-        &["pull", &format!("127.0.0.1:{port}/team/busybox:v1")],
-    ));
+    // Two processes pulling into one store at once (the agent and a user, say): both finish,
+    // sharing the content through the store's renames and lock.
+    let spawn = |d: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .arg("image")
+            .arg("--data-dir")
+            .arg(d)
+            .args(["pull", &format!("127.0.0.1:{port}/team/busybox:v1")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn paddock")
+    };
+    let (a, b) = (spawn(&data), spawn(&data));
+    let (a, b) = (
+        a.wait_with_output().expect("wait"),
+        b.wait_with_output().expect("wait"),
+    );
+    let pulled = ok(a);
+    ok(b);
     assert!(
         pulled.starts_with(&format!("pulled 127.0.0.1:{port}/team/busybox:v1")),
         "{pulled}"
