@@ -347,6 +347,24 @@ spec:
         "{logs}"
     );
 
+    // A tty container has a terminal; its output is logged.
+    let tty = r#"apiVersion: v1
+kind: Pod
+metadata: {name: tty}
+spec:
+  runtimeClassName: runc
+  restartPolicy: Never
+  containers:
+  - {name: c, image: "example.com/demo/busybox:root", tty: true, command: [/bin/sh, -c, "/bin/busybox tty && echo has-a-terminal"]}
+"#;
+    s.kubectl_in(&["apply", "-f", "-"], Some(tty));
+    s.eventually("tty finished", || {
+        let st = pod_json(&s, "tty");
+        (st["status"]["phase"] == "Succeeded").then_some(())
+    });
+    let logs = s.kubectl(&["logs", "tty"]);
+    assert!(logs.contains("has-a-terminal"), "{logs}");
+
     // Over limits.memory: the OOM killer ends it, reported as the kubelet does.
     let oom = r#"apiVersion: v1
 kind: Pod
@@ -372,7 +390,15 @@ spec:
 
     // Deleting the pods removes their containers: no overlay of theirs stays mounted.
     s.kubectl(&["delete", "deployment", "web", "--wait=true"]);
-    s.kubectl(&["delete", "pod", "ro", "oom", "nonroot", "--wait=true"]);
+    s.kubectl(&[
+        "delete",
+        "pod",
+        "ro",
+        "oom",
+        "nonroot",
+        "tty",
+        "--wait=true",
+    ]);
     let oci = s.data_dir().join("node").join("oci").join("bundles");
     s.eventually("bundles removed", || {
         let left = std::fs::read_dir(&oci).map(|d| d.count()).unwrap_or(0);

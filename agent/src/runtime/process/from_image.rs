@@ -16,7 +16,8 @@
 //!
 //! Not yet: a memory-medium emptyDir is the pod directory's disk-backed directory for these
 //! containers (its tmpfs lives in the namespace holder's mount namespace, which a bind mount
-//! cannot take from); `stdin`; `tty` output is logged as stdout.
+//! cannot take from); `stdin` and attach; a `tty` container's terminal output is logged as
+//! stdout (as the host runtime logs it) and is lost for an adopted one.
 
 use std::os::fd::OwnedFd;
 
@@ -288,7 +289,20 @@ impl Shared {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let program = spec.args.first().cloned().unwrap_or_default();
-        let container = images
+        // A tty container's output comes from its terminal; a writer of the stdout FIFO is held
+        // for it from now, so the copier never sees the pipe without writers in between.
+        let tty_out = if spec.tty {
+            let fifo = self.output_fifo(&id, "out");
+            Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&fifo)
+                    .map_err(io(format!("open {}", fifo.display())))?,
+            )
+        } else {
+            None
+        };
+        let mut container = images
             .runc
             .run(oci::runc::RunRequest {
                 id: id.clone(),
@@ -332,6 +346,22 @@ impl Shared {
         }
         let (tx, rx) = watch::channel(None);
         let copier = self.start_copier(&id, writer, Some(ours));
+        let mut tty_copy = None;
+        if let (Some(master), Some(mut to)) = (container.console.take(), tty_out) {
+            // A tty container writes to its terminal: its output is copied into the stdout
+            // FIFO (and so logged as stdout, as the host runtime logs a tty container) until
+            // the terminal closes with the container.
+            let copied = std::thread::Builder::new()
+                .name("paddock-tty".into())
+                .spawn(move || {
+                    let mut from = std::fs::File::from(master);
+                    let _ = std::io::copy(&mut from, &mut to);
+                });
+            match copied {
+                Ok(h) => tty_copy = Some(h),
+                Err(e) => tracing::warn!(error = %e, "tty output is not logged"),
+            }
+        }
         let files = self.container_files(&id);
         let runc = images.runc.clone();
         tokio::spawn(async move {
@@ -340,6 +370,10 @@ impl Shared {
             // overlay, cgroup and bundle.
             if let Err(e) = runc.remove(&container.id).await {
                 tracing::warn!(container = %container.id, error = %e, "removing the container");
+            }
+            // The terminal's last output reaches the FIFO before the copier is told to finish.
+            if let Some(h) = tty_copy {
+                let _ = tokio::task::spawn_blocking(move || h.join()).await;
             }
             if let Some(copier) = copier {
                 copier.finish().await;
