@@ -130,14 +130,16 @@ fn cgroup_wrapper() -> String {
 }
 
 /// `paddock up` in its own network namespace (`netns`, or a new one) on `dir`, with cgroups.
-fn up_with_cgroups_in(dir: tempfile::TempDir, netns: NetNs) -> Server {
+fn up_with_cgroups_in(dir: tempfile::TempDir, netns: NetNs, args: &[&str]) -> Server {
     let script = cgroup_wrapper();
-    Server::launch_wrapped(dir, &["sh", "-c", &script], &["up"], Some(netns))
+    let mut all = vec!["up"];
+    all.extend(args);
+    Server::launch_wrapped(dir, &["sh", "-c", &script], &all, Some(netns))
 }
 
 /// `paddock up` in its own network namespace, with cgroups.
 fn up_with_cgroups() -> Server {
-    up_with_cgroups_in(tempfile::tempdir().expect("tempdir"), NetNs::new())
+    up_with_cgroups_in(tempfile::tempdir().expect("tempdir"), NetNs::new(), &[])
 }
 
 fn import(s: &Server, layout: &Path) {
@@ -168,9 +170,11 @@ spec:
     metadata: {labels: {app: web}}
     spec:
       runtimeClassName: runc
+      securityContext: {seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: web
         image: example.com/demo/busybox:web
+        securityContext: {allowPrivilegeEscalation: false}
         env: [{name: OVERRIDDEN, value: pod}, {name: FROM_POD, value: "yes"}]
         ports: [{containerPort: 8080}]
         readinessProbe:
@@ -237,6 +241,10 @@ fn images_run_their_entrypoint_as_their_user_are_probed_serve_and_are_confined()
         .to_string();
     let cs = &pod["status"]["containerStatuses"][0];
     assert_eq!(cs["ready"], true, "{cs}");
+    assert_eq!(
+        cs["restartCount"], 0,
+        "the exec liveness probe passes: {cs}"
+    );
     assert_eq!(cs["image"], "example.com/demo/busybox:web", "{cs}");
     let image_id = cs["imageID"].as_str().unwrap_or("");
     assert!(
@@ -291,6 +299,19 @@ fn images_run_their_entrypoint_as_their_user_are_probed_serve_and_are_confined()
         entries.contains(&"www") && !entries.contains(&"usr") && !entries.contains(&"home"),
         "{ls}"
     );
+    // Its securityContext: the pod's RuntimeDefault seccomp profile (filter mode), no new
+    // privileges, no capabilities for a non-root user.
+    let status = s.kubectl(&[
+        "exec",
+        &name,
+        "--",
+        "/bin/busybox",
+        "cat",
+        "/proc/self/status",
+    ]);
+    for want in ["Seccomp:\t2", "NoNewPrivs:\t1", "CapEff:\t0000000000000000"] {
+        assert!(status.lines().any(|l| l == want), "{want} in {status}");
+    }
     // The pod's /etc files are mounted into the image's root.
     let hostname = s.kubectl(&["exec", &name, "--", "/bin/busybox", "cat", "/etc/hostname"]);
     assert_eq!(hostname.trim(), name);
@@ -330,8 +351,8 @@ spec:
   containers:
   - name: c
     image: "example.com/demo/busybox:root"
-    command: [/bin/sh, -c, "echo x > /file || echo root-write-failed; echo y > /scratch/f && echo volume-write-ok"]
-    securityContext: {readOnlyRootFilesystem: true}
+    command: [/bin/sh, -c, "echo x > /file || echo root-write-failed; echo y > /scratch/f && echo volume-write-ok; /bin/busybox grep CapEff /proc/self/status"]
+    securityContext: {readOnlyRootFilesystem: true, capabilities: {drop: [ALL], add: [CHOWN, KILL]}}
     volumeMounts: [{name: scratch, mountPath: /scratch}]
 "#;
     s.kubectl_in(&["apply", "-f", "-"], Some(ro));
@@ -346,6 +367,8 @@ spec:
             && logs.contains("volume-write-ok"),
         "{logs}"
     );
+    // capabilities drop ALL, add CHOWN (bit 0) and KILL (bit 5).
+    assert!(logs.contains("CapEff:\t0000000000000021"), "{logs}");
 
     // A tty container has a terminal; its output is logged.
     let tty = r#"apiVersion: v1
@@ -494,18 +517,22 @@ fn a_missing_tag_is_err_image_pull_then_image_pull_back_off() {
     let _ = registry.wait();
 }
 
+/// Also `--default-runtime runc`: a pod without a RuntimeClass runs its image.
 #[test]
 fn an_image_container_is_adopted_by_a_restarted_node_and_removed_with_its_pod() {
     let work = tempfile::tempdir().expect("tempdir");
     let layout = layouts(work.path());
-    let s = up_with_cgroups();
+    let default = ["--default-runtime", "runc"];
+    let s = up_with_cgroups_in(
+        tempfile::tempdir().expect("tempdir"),
+        NetNs::new(),
+        &default,
+    );
     import(&s, &layout);
-    s.kubectl_in(&["apply", "-f", "-"], Some(RUNC_CLASS));
     let pod = r#"apiVersion: v1
 kind: Pod
 metadata: {name: kept}
 spec:
-  runtimeClassName: runc
   containers:
   - {name: c, image: "example.com/demo/busybox:root", command: [/bin/sh, -c, "echo started; exec /bin/busybox sleep 3600"]}
 "#;
@@ -516,7 +543,7 @@ spec:
 
     // The node is SIGKILLed; the container runs on, and a new node adopts it.
     let (dir, netns) = s.kill9_keep_netns();
-    let s = up_with_cgroups_in(dir, netns);
+    let s = up_with_cgroups_in(dir, netns, &default);
     s.eventually("the pod is Ready again", || {
         let st = pod_json(&s, "kept");
         let cs = st["status"]["containerStatuses"][0].clone();
@@ -536,6 +563,9 @@ spec:
         "/proc/1/cmdline",
     ]);
     assert!(out.starts_with("/bin/busybox"), "{out:?}");
+    // Its root is the image's (the host has /usr).
+    let ls = s.kubectl(&["exec", "kept", "--", "/bin/busybox", "ls", "/"]);
+    assert!(!ls.split_whitespace().any(|e| e == "usr"), "{ls}");
 
     s.kubectl(&["delete", "pod", "kept", "--wait=true"]);
     s.eventually("its bundle removed", || {
