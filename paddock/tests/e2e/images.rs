@@ -347,13 +347,13 @@ metadata: {name: ro}
 spec:
   runtimeClassName: runc
   restartPolicy: Never
-  volumes: [{name: scratch, emptyDir: {}}]
+  volumes: [{name: scratch, emptyDir: {}}, {name: mem, emptyDir: {medium: Memory}}]
   containers:
   - name: c
     image: "example.com/demo/busybox:root"
-    command: [/bin/sh, -c, "echo x > /file || echo root-write-failed; echo y > /scratch/f && echo volume-write-ok; /bin/busybox grep CapEff /proc/self/status"]
+    command: [/bin/sh, -c, "echo x > /file || echo root-write-failed; echo y > /scratch/f && echo volume-write-ok; /bin/busybox grep CapEff /proc/self/status; /bin/busybox grep ' /mem ' /proc/mounts"]
     securityContext: {readOnlyRootFilesystem: true, capabilities: {drop: [ALL], add: [CHOWN, KILL]}}
-    volumeMounts: [{name: scratch, mountPath: /scratch}]
+    volumeMounts: [{name: scratch, mountPath: /scratch}, {name: mem, mountPath: /mem}]
 "#;
     s.kubectl_in(&["apply", "-f", "-"], Some(ro));
     s.eventually("ro finished", || {
@@ -369,6 +369,8 @@ spec:
     );
     // capabilities drop ALL, add CHOWN (bit 0) and KILL (bit 5).
     assert!(logs.contains("CapEff:\t0000000000000021"), "{logs}");
+    // A memory-medium emptyDir is a tmpfs.
+    assert!(logs.contains("tmpfs /mem tmpfs"), "{logs}");
 
     // A tty container has a terminal; its output is logged.
     let tty = r#"apiVersion: v1

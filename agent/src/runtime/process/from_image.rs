@@ -14,9 +14,9 @@
 //! container's user, capabilities, seccomp and cgroup), and when it ends `runc delete`
 //! removes it — the overlay unmounted, its cgroup and bundle removed.
 //!
-//! Not yet: a memory-medium emptyDir is the pod directory's disk-backed directory for these
-//! containers (its tmpfs lives in the namespace holder's mount namespace, which a bind mount
-//! cannot take from); `stdin` and attach; a `tty` container's terminal output is logged as
+//! A memory-medium emptyDir is a tmpfs mounted on the node at the volume's directory (the
+//! host runtime's lives in the namespace holder's mount namespace, which a bind mount cannot
+//! take from). Not yet: `stdin` and attach; a `tty` container's terminal output is logged as
 //! stdout (as the host runtime logs it) and is lost for an adopted one.
 
 use std::os::fd::OwnedFd;
@@ -103,6 +103,9 @@ fn volume_source(srec: &SandboxRecord, m: &MountConfig) -> Result<(PathBuf, bool
         .find(|v| v.name == m.volume)
         .ok_or_else(|| RuntimeError::UnknownVolume(m.volume.clone()))?;
     let read_only = m.read_only || v.force_read_only;
+    if v.memory {
+        memory_volume(&v.path)?;
+    }
     let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) else {
         return Ok((v.path.clone(), read_only));
     };
@@ -132,6 +135,29 @@ fn volume_source(srec: &SandboxRecord, m: &MountConfig) -> Result<(PathBuf, bool
         )));
     }
     Ok((real, read_only))
+}
+
+/// A memory-medium emptyDir of an image pod: a tmpfs on the node at the volume's directory
+/// (mounted once, at its first use; the sandbox's teardown unmounts every volume), so the pod's
+/// containers share it. The host runtime's tmpfs lives in the namespace holder's mount
+/// namespace instead, which a bind mount by runc cannot take from.
+fn memory_volume(path: &Path) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev());
+    let parent = path.parent().unwrap_or(path);
+    let mounted = dev(path).map_err(io(format!("stat {}", path.display())))?
+        != dev(parent).map_err(io(format!("stat {}", parent.display())))?;
+    if mounted {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0777"),
+    )
+    .map_err(|e| RuntimeError::io(format!("mount a tmpfs on {}", path.display()), e.into()))
 }
 
 /// The container's bind mounts: volumes, then the pod's `/etc` files and the termination-log
