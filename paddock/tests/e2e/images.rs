@@ -412,6 +412,13 @@ spec:
     assert_eq!(last["exitCode"], 137, "{last}");
     let qos = s.kubectl(&["get", "pod", "oom", "-o", "jsonpath={.status.qosClass}"]);
     assert_eq!(qos, "Burstable");
+    let oom_uid = s.kubectl(&["get", "pod", "oom", "-o", "jsonpath={.metadata.uid}"]);
+    let oom_cgroup =
+        Path::new("/sys/fs/cgroup/memory/kubepods/burstable").join(format!("pod{oom_uid}"));
+    let v1 = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
+    if v1 {
+        assert!(oom_cgroup.exists(), "{}", oom_cgroup.display());
+    }
 
     // Deleting the pods removes their containers: no overlay of theirs stays mounted.
     s.kubectl(&["delete", "deployment", "web", "--wait=true"]);
@@ -424,6 +431,12 @@ spec:
         "tty",
         "--wait=true",
     ]);
+    // Their cgroups go with them (the pod level too).
+    if v1 {
+        s.eventually("the pod's cgroup removed", || {
+            (!oom_cgroup.exists()).then_some(())
+        });
+    }
     let oci = s.data_dir().join("node").join("oci").join("bundles");
     s.eventually("bundles removed", || {
         let left = std::fs::read_dir(&oci).map(|d| d.count()).unwrap_or(0);
