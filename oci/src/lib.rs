@@ -25,7 +25,7 @@
 //!
 //! `bench/oci-runtime.sh --youki` (root; Debian packages `crun`, `runc`, `busybox-static`) and
 //! `cargo bench -p oci --bench start`, on this project's machines (2 cores shared with other
-//! builds — load average 3 to 4, so the numbers vary by ±30 % between runs —, kernel 6.18,
+//! builds — load average 3 to 8, so the numbers vary by ±30 % between runs —, kernel 6.18,
 //! cgroup v1 controllers mounted one per hierarchy with a cgroup2 tree beside them):
 //!
 //! | | start: create + start + exit of busybox `true` (N = 50) | CPU per container | driver memory | driver SIGKILLed |
@@ -45,10 +45,11 @@
 //! container running with its state where a restarted agent finds it. Its cost is CPU: about
 //! 40 ms per container (`runc` is a Go binary, started twice per container: `run --detach` and
 //! `delete`), so 1,000 pods spend about 20 s of the 30 s target on 2 cores in runc alone;
-//! libcontainer spends a third of that. If the 1,000-pod target is missed, the next step is libcontainer with the
-//! `libseccomp` feature run in a short-lived helper process (the agent binary re-executed) rather
-//! than in the agent: it clones the container's init from the calling process with `clone3`,
-//! which skips the allocator's fork handlers, unsafe in a multi-threaded agent.
+//! libcontainer spends a third of that. If the 1,000-pod target is missed, the next step is
+//! libcontainer with the `libseccomp` feature run in a short-lived helper process (the agent
+//! binary re-executed) rather than in the agent: it clones the container's processes from the
+//! calling process with the raw `clone3` syscall, which runs no fork handlers (the allocator's
+//! included) — unsafe in a multi-threaded agent.
 
 pub mod cgroups;
 pub mod rootfs;

@@ -38,6 +38,10 @@ use crate::spec::ContainerSpec;
 /// The largest output [`Runtime::exec_sync`] keeps per stream (the rest is read and dropped).
 pub const EXEC_SYNC_MAX_OUTPUT: usize = 1 << 20;
 
+/// How long a timed-out exec's `runc exec` gets to reap the killed command, and its output
+/// readers to finish after it ended.
+const EXEC_REAP_GRACE: Duration = Duration::from_secs(5);
+
 /// Numbers the pid files of concurrent [`Runtime::exec_sync`] calls.
 static EXEC_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -552,29 +556,62 @@ impl Runtime {
                 }
             }
         }
-        let run = async {
-            let (o, e, st) = tokio::join!(bounded(out), bounded(err), child.wait());
-            (o, e, st)
-        };
-        let result = tokio::time::timeout(timeout, run).await;
-        let pf = pid_file.clone();
-        let timed_out = result.is_err();
-        let _ = blocking(move || {
-            let pid = std::fs::read_to_string(&pf)
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok());
-            if let (true, Some(pid)) = (timed_out, pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+        let out_task = tokio::spawn(bounded(out));
+        let err_task = tokio::spawn(bounded(err));
+        let waited = tokio::time::timeout(timeout, child.wait()).await;
+        let timed_out = waited.is_err();
+        if timed_out {
+            // Kill the command itself (only once a pidfd showed its pid alive), then let
+            // `runc exec` exit: killing runc instead would leave the command running. The
+            // command's parent in runc's process tree is gone by then, so its zombie may come
+            // to us (the subreaper); it is reaped here, or it would keep the container's cgroup
+            // busy and make its removal fail.
+            let pf = pid_file.clone();
+            let pid = blocking(move || {
+                Ok(std::fs::read_to_string(&pf)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok()))
+            })
+            .await
+            .ok()
+            .flatten();
+            let pidfd = pid.and_then(|p| open_pidfd(p).ok());
+            if pidfd.is_some() {
+                // pidfd_send_signal has no nix wrapper: the pid is signalled right after the
+                // pidfd showed it alive.
+                if let Some(p) = pid {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
             }
-            let _ = std::fs::remove_file(&pf);
-            Ok(())
-        })
-        .await;
-        match result {
-            Ok((o, e, st)) => {
+            if tokio::time::timeout(EXEC_REAP_GRACE, child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+            if let Some(fd) = pidfd {
+                reap_if_ours(&fd).await;
+            }
+        }
+        let pf = pid_file.clone();
+        let _ = blocking(move || Ok(std::fs::remove_file(&pf))).await;
+        // Output still held open by something the command left behind is not waited for long.
+        let collect = |t: tokio::task::JoinHandle<Vec<u8>>| async move {
+            let abort = t.abort_handle();
+            match tokio::time::timeout(EXEC_REAP_GRACE, t).await {
+                Ok(Ok(v)) => v,
+                _ => {
+                    abort.abort();
+                    Vec::new()
+                }
+            }
+        };
+        let (o, e) = tokio::join!(collect(out_task), collect(err_task));
+        match waited {
+            Ok(st) => {
                 let st = st.map_err(io_err("wait for runc exec".into()))?;
                 use std::os::unix::process::ExitStatusExt;
                 let code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
@@ -634,6 +671,25 @@ impl Runtime {
             self.remove(&id).await?;
         }
         Ok(adopted)
+    }
+}
+
+/// Reaps an ended process if it is (or becomes, within a moment) our child; returns at once when
+/// another process reaps it.
+async fn reap_if_ours(fd: &AsyncFd<OwnedFd>) {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    let _ = tokio::time::timeout(EXEC_REAP_GRACE, fd.readable()).await;
+    for _ in 0..50 {
+        match waitid(
+            Id::PIDFd(fd.get_ref().as_fd()),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => return,
+            // Not our child (yet): its parent in runc may still be ending.
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

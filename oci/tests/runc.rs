@@ -46,6 +46,25 @@ fn dynamic_binaries_are_told_apart() -> Result<()> {
     Ok(())
 }
 
+/// This process's children that are zombies.
+fn zombie_children() -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task")? {
+        let children = std::fs::read_to_string(t?.path().join("children")).unwrap_or_default();
+        for pid in children.split_whitespace() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The state follows the parenthesised command name.
+            if stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+            {
+                out.push(stat);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Whether an ELF64 binary names a program interpreter (is dynamically linked).
 fn has_interpreter(elf: &[u8]) -> bool {
     let u16_at = |o: usize| {
@@ -374,7 +393,7 @@ async fn exec_runs_in_the_container() -> Result<()> {
         additional_gids: vec![],
     };
     let out = e.dir.join("exec.out");
-    let _running =
+    let running =
         e.rt.run(RunRequest {
             id: "exec".into(),
             layers: vec![e.layer.clone()],
@@ -406,6 +425,9 @@ async fn exec_runs_in_the_container() -> Result<()> {
             Duration::from_millis(500),
         )
         .await;
+    // Nothing of it was left to this process (the subreaper) as a zombie, which would keep
+    // the container's cgroup busy.
+    let zombies = zombie_children()?;
     // The timed-out command was killed, not left running in the container.
     let (_, ps, _) =
         e.rt.exec_sync(
@@ -419,7 +441,12 @@ async fn exec_runs_in_the_container() -> Result<()> {
         )
         .await?;
     e.rt.remove("exec").await?;
+    let exit = tokio::time::timeout(Duration::from_secs(60), e.rt.wait(&running))
+        .await
+        .context("the removed container never ended")?;
     let text = String::from_utf8_lossy(&stdout);
+    assert_eq!(zombies, Vec::<String>::new());
+    assert_eq!((exit.code, exit.known), (137, true), "removed: SIGKILL");
     assert_eq!(code, 4, "{text}");
     assert!(text.starts_with("hello 1234\n"), "{text}");
     assert!(text.contains("etc") && !text.contains("usr"), "{text}");
