@@ -333,6 +333,8 @@ fn main() {
             agent_started: Instant::now() - Duration::from_secs(3600),
             directory: Arc::new(Directory::default()),
             routing: Routing::new(Some(hook.clone())),
+            images: None,
+            default_runtime: "host".into(),
         };
         let workers: Vec<PodWorker> = (0..PODS)
             .map(|i| PodWorker::spawn(shared.clone(), pod(i), None))

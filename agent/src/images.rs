@@ -19,7 +19,9 @@
 //! | pulled | — | Normal `Pulling`, Normal `Pulled` "Successfully pulled image …" |
 //!
 //! (The kubelet then adds Warning `Failed` "Error: <reason>" for every failure; so does the
-//! caller.)
+//! caller.) The texts are the `image` crate's ([`image::kubelet`]), their one home.
+//! [`StoreImages`] is the [`ImageService`] of a real node: the `image` crate's store and
+//! puller, with the pod's imagePullSecrets matched through [`image::keyring`].
 
 use std::time::Duration;
 
@@ -43,9 +45,9 @@ pub struct Pulled {
 
 /// The node's image store, as the image manager needs it.
 pub trait ImageService: Send + Sync {
-    /// The reference with the default tag applied (`nginx` → `docker.io/library/nginx:latest`);
-    /// `Err(reason)` when it is not a valid reference (the kubelet's
-    /// `applyDefaultImageTag` error).
+    /// The reference with the default tag applied (`nginx` → `nginx:latest`); `Err(message)`
+    /// when it is not a valid reference: the kubelet's whole `applyDefaultImageTag` message
+    /// (`Failed to apply default image tag "…": …`).
     fn normalize(&self, image: &str) -> Result<String, String>;
     /// The image's reference if it is on this node.
     fn present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<String>, String>>;
@@ -138,8 +140,7 @@ impl ImageManager {
         };
         let image = match self.service.normalize(shown) {
             Ok(i) => i,
-            Err(e) => {
-                let msg = format!("Failed to apply default image tag {shown:?}: {e}");
+            Err(msg) => {
                 events.push(warning("InspectFailed", msg.clone()));
                 return fail(events, ImageError::InvalidImageName, msg);
             }
@@ -156,19 +157,14 @@ impl ImageManager {
         if !should_pull(container, present.is_some()) {
             return match present {
                 Some(image_ref) => {
-                    events.push(normal(
-                        "Pulled",
-                        format!("Container image {shown:?} already present on machine"),
-                    ));
+                    events.push(normal("Pulled", image::kubelet::already_present(shown)));
                     Ensured {
                         events,
                         result: Ok(image_ref),
                     }
                 }
                 None => {
-                    let msg = format!(
-                        "Container image {shown:?} is not present with pull policy of Never"
-                    );
+                    let msg = image::kubelet::never_pull(shown);
                     events.push(warning("ErrImageNeverPull", msg.clone()));
                     fail(events, ImageError::NeverPull, msg)
                 }
@@ -177,18 +173,15 @@ impl ImageManager {
         let key = format!("{pod_uid}_{shown}");
         let now = Instant::now();
         if self.backoff.lock().in_backoff_since_update(&key, now) {
-            let msg = format!("Back-off pulling image {shown:?}");
+            let msg = image::kubelet::back_off(shown);
             events.push(normal("BackOff", msg.clone()));
             return fail(events, ImageError::PullBackOff, msg);
         }
-        events.push(normal("Pulling", format!("Pulling image {shown:?}")));
+        events.push(normal("Pulling", image::kubelet::pulling(shown)));
         let started = Instant::now();
         match self.service.pull(&image, pull_secrets).await {
             Err(e) => {
-                events.push(warning(
-                    "Failed",
-                    format!("Failed to pull image {shown:?}: {e}"),
-                ));
+                events.push(warning("Failed", image::kubelet::pull_failed(shown, &e)));
                 let at = Instant::now();
                 self.backoff.lock().advance(&key, at, at);
                 fail(events, ImageError::Pull, e)
@@ -196,15 +189,10 @@ impl ImageManager {
             Ok(pulled) => {
                 // The kubelet prints the pull's own time and the time including waiting for
                 // a pull slot; pulls here do not queue, so the two are the same.
-                let took = truncate_ms(started.elapsed());
+                let took = started.elapsed();
                 events.push(normal(
                     "Pulled",
-                    format!(
-                        "Successfully pulled image {shown:?} in {} ({} including waiting). Image size: {} bytes.",
-                        gofmt::duration(took),
-                        gofmt::duration(took),
-                        pulled.size
-                    ),
+                    image::kubelet::pulled(shown, took, took, pulled.size),
                 ));
                 self.backoff.lock().gc(Instant::now());
                 Ensured {
@@ -233,11 +221,6 @@ fn should_pull(container: &Container, present: bool) -> bool {
     }
 }
 
-/// `Duration.Truncate(time.Millisecond)`.
-fn truncate_ms(d: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn normal(reason: &'static str, message: String) -> ImageEvent {
     ImageEvent {
         kind: EventType::Normal,
@@ -251,6 +234,40 @@ fn warning(reason: &'static str, message: String) -> ImageEvent {
         kind: EventType::Warning,
         reason,
         message,
+    }
+}
+
+mod store;
+pub use store::StoreImages;
+
+/// What a node needs to run containers from images: the image manager over the node's
+/// store, the store itself (image configs and layer directories), and the kubelet's seccomp
+/// profile directory (`Localhost` profiles are relative to it).
+pub struct NodeImages {
+    /// Pull policy, back-off, events.
+    pub manager: ImageManager,
+    /// The store and registry client.
+    pub service: StoreImages,
+    /// `<kubelet root>/seccomp`.
+    pub seccomp_root: std::path::PathBuf,
+}
+
+impl NodeImages {
+    /// Images of `service`'s store, seccomp profiles under `seccomp_root`.
+    pub fn new(service: StoreImages, seccomp_root: std::path::PathBuf) -> Self {
+        NodeImages {
+            manager: ImageManager::new(Box::new(service.clone())),
+            service,
+            seccomp_root,
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeImages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeImages")
+            .field("store", self.service.store())
+            .finish_non_exhaustive()
     }
 }
 

@@ -5,7 +5,9 @@
 //! Start at [`start`] with an [`AgentConfig`]. Then: [`node`] (Node registration, status,
 //! Lease), [`manager`] (the pod watch), [`pod`] (one worker per pod: the planner, the status
 //! generator, the driver), [`events`] (the deduplicating recorder), [`backoff`]
-//! (CrashLoopBackOff), [`images`] (the image manager: pull policy, pull back-off, their events), [`server`] (the agent's own API for logs and exec, which the API server
+//! (CrashLoopBackOff), [`images`] (the image manager: pull policy, pull back-off, their events;
+//! [`images::StoreImages`] over the `image` crate's store), [`pod::image_run`] (a container of
+//! the `runc` handler from its image and securityContext), [`server`] (the agent's own API for logs and exec, which the API server
 //! proxies to, over TLS with the serving certificate of [`certificate`]), [`runtime`] (how containers run) and [`routing`] (the in-process fast path into
 //! a service proxy on the same node: readiness at once, draining before a kill).
 //!
@@ -130,6 +132,13 @@ pub struct AgentConfig {
     /// before they happen (draining); see [`routing`]. `None` (the default): routing follows
     /// the API only, as with a kubelet and kube-proxy.
     pub routing: Option<Arc<dyn routing::RoutingHook>>,
+    /// Running containers from images (RuntimeClass handler `runc`); `None` (the default):
+    /// host processes only. The runtime must run images too
+    /// ([`runtime::ProcessRuntime::enable_images`]).
+    pub images: Option<Arc<images::NodeImages>>,
+    /// The runtime handler of pods without a `runtimeClassName`: `host` (the default) or
+    /// `runc` (`paddock up --default-runtime`).
+    pub default_runtime: String,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -166,6 +175,8 @@ impl AgentConfig {
             pki_dir: root_dir.join("pki"),
             root_dir,
             routing: None,
+            images: None,
+            default_runtime: "host".into(),
         }
     }
 }
@@ -285,6 +296,8 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         agent_started,
         directory: directory.clone(),
         routing: routing::Routing::new(config.routing.clone()),
+        images: config.images.clone(),
+        default_runtime: config.default_runtime.clone(),
     };
     let shared_routing = shared.routing.clone();
     let shared_directory = directory.clone();

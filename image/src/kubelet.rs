@@ -57,11 +57,17 @@ pub fn cri_pull_error(reference: &Reference, err: &Error) -> String {
 
 /// The `Failed` event: `Failed to pull image "x": <CRI error>`.
 pub fn failed(image: &str, reference: &Reference, err: &Error) -> String {
-    format!(
-        "Failed to pull image {}: {}",
-        quote(image),
-        cri_pull_error(reference, err)
-    )
+    pull_failed(image, &cri_pull_error(reference, err))
+}
+
+/// The `Failed` event around a CRI error already worded ([`cri_pull_error`]).
+pub fn pull_failed(image: &str, cri_error: &str) -> String {
+    format!("Failed to pull image {}: {cri_error}", quote(image))
+}
+
+/// The `BackOff` event and `ImagePullBackOff` message.
+pub fn back_off(image: &str) -> String {
+    format!("Back-off pulling image {}", quote(image))
 }
 
 /// `status.containerStatuses[].imageID` as containerd reports it: the repository with the

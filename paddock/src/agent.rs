@@ -45,6 +45,8 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 args.node_lease_duration_seconds,
             ))
             .div_f64(4.0),
+            default_runtime: args.default_runtime.clone(),
+            images: data_dir.join("images"),
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(args.node_ip, args.port),
             serve,

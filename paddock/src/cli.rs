@@ -82,6 +82,11 @@ pub(crate) struct AgentArgs {
     /// grace period must span several renewals.
     #[arg(long, value_name = "SECONDS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub(crate) node_lease_duration_seconds: u32,
+    /// The runtime of pods without a `runtimeClassName` (k3s's flag): `host` runs a
+    /// container's `command` from the node, `runc` runs its image (as a RuntimeClass with
+    /// handler `runc` does).
+    #[arg(long, value_name = "runc|host", default_value = "host", value_parser = ["runc", "host"])]
+    pub(crate) default_runtime: String,
 }
 
 /// `paddock up` flags.
@@ -101,6 +106,11 @@ pub(crate) struct UpArgs {
     /// Most pods the node takes (the kubelet's `--max-pods`).
     #[arg(long, value_name = "N", default_value_t = 110, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub(crate) max_pods: i64,
+    /// The runtime of pods without a `runtimeClassName` (k3s's flag): `host` runs a
+    /// container's `command` from the node, `runc` runs its image (as a RuntimeClass with
+    /// handler `runc` does).
+    #[arg(long, value_name = "runc|host", default_value = "host", value_parser = ["runc", "host"])]
+    pub(crate) default_runtime: String,
 }
 
 /// The token never appears in debug output.

@@ -29,6 +29,10 @@ pub(crate) struct NodeOptions {
     pub(crate) max_pods: i64,
     /// How often the node's Lease is renewed (the kubelet's `nodeLeaseDurationSeconds` / 4).
     pub(crate) lease_interval: Duration,
+    /// The handler of pods without a RuntimeClass (`--default-runtime`: `host` or `runc`).
+    pub(crate) default_runtime: String,
+    /// The image store (`<data dir>/images`, shared with `paddock image`).
+    pub(crate) images: PathBuf,
     /// The runtime's state, logs and volumes.
     pub(crate) root: PathBuf,
     /// Where the agent API listens (port 0 picks one).
@@ -157,6 +161,12 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     };
     let runtime =
         ProcessRuntime::new(opts.root.clone(), network).context("starting the runtime")?;
+    let images = enable_images(&runtime, &opts).await;
+    if opts.default_runtime == "runc"
+        && let Err(e) = &images
+    {
+        anyhow::bail!("--default-runtime runc: this node cannot run images: {e:#}");
+    }
     let mut config = agent::AgentConfig::new(
         &opts.name,
         client.clone(),
@@ -164,6 +174,8 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         opts.root.clone(),
         opts.ip,
     );
+    config.images = images.ok();
+    config.default_runtime = opts.default_runtime.clone();
     config.pod_cidr = opts.pod_cidr.clone();
     config.max_pods = opts.max_pods;
     config.lease_interval = opts.lease_interval;
@@ -207,6 +219,48 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         proxy_tasks,
         _netns: netns,
     })
+}
+
+/// Sets the node up to run images (RuntimeClass handler `runc`): the image store, runc with
+/// its state under `<root>/oci`, and the kubelet's `kubepods` cgroups. A node that cannot
+/// (not root, no runc) says why once and runs host processes only.
+async fn enable_images(
+    runtime: &agent::runtime::ProcessRuntime,
+    opts: &NodeOptions,
+) -> anyhow::Result<Arc<agent::images::NodeImages>> {
+    let attempt = async {
+        let store = image::Store::open(&opts.images)
+            .with_context(|| format!("opening the image store {}", opts.images.display()))?;
+        let puller = image::pull::Puller::new(store).context("the registry client")?;
+        let cgroups = match oci::cgroups::Layout::detect("/sys/fs/cgroup", "kubepods") {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "no cgroups for containers: resource limits are not applied");
+                None
+            }
+        };
+        runtime
+            .enable_images(
+                &opts.root.join("oci"),
+                std::path::Path::new("runc"),
+                cgroups,
+            )
+            .await
+            .context("setting up runc")?;
+        anyhow::Ok(Arc::new(agent::images::NodeImages::new(
+            agent::images::StoreImages::new(puller),
+            opts.root.join("seccomp"),
+        )))
+    };
+    match attempt.await {
+        Ok(i) => Ok(i),
+        Err(e) => {
+            tracing::warn!(
+                "this node runs no images (RuntimeClass handler runc), only host processes: {e:#}"
+            );
+            Err(e)
+        }
+    }
 }
 
 /// The agent's [`agent::routing::RoutingHook`] on the service proxy of the same process. A pod

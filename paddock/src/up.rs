@@ -162,6 +162,8 @@ async fn start_node(
             // this node's own heartbeats never miss it.
             lease_interval: std::time::Duration::from_secs(10)
                 .min(args.server.node_monitor_grace_period / 4),
+            default_runtime: args.default_runtime.clone(),
+            images: data_dir.join("images"),
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(ip, 0),
             serve,

@@ -16,7 +16,9 @@ struct Store {
 impl ImageService for Arc<Store> {
     fn normalize(&self, image: &str) -> Result<String, String> {
         if image.is_empty() || image.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err("invalid reference format".into());
+            return Err(format!(
+                "Failed to apply default image tag {image:?}: invalid reference format"
+            ));
         }
         Ok(if image.contains(':') {
             image.to_string()

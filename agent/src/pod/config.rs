@@ -137,9 +137,30 @@ impl Objects for ApiObjects {
 }
 
 /// The runtime handlers this node has: `host` runs a container's `command` as a host
-/// process (RuntimeClass `paddock-host`); `""` is the node's default runtime, which is that
-/// same host runtime until paddock runs images.
-pub const RUNTIME_HANDLERS: &[&str] = &["", "host"];
+/// process (RuntimeClass `paddock-host`), `runc` runs its image (containerd's default runtime
+/// name; only on a node that runs images); `""` is the node's default runtime (`paddock up
+/// --default-runtime`, `host` unless set).
+pub const RUNTIME_HANDLERS: &[&str] = &["", "host", "runc"];
+
+/// The handler that runs `handler` on a node whose default is `default` and which runs
+/// images or not; `Err` as [`runtime_handler`]'s.
+pub fn effective_handler(
+    handler: &str,
+    default: &str,
+    runs_images: bool,
+) -> Result<String, String> {
+    let h = if handler.is_empty() { default } else { handler };
+    if h == "runc" && !runs_images {
+        return Err(no_runtime(h));
+    }
+    Ok(h.to_string())
+}
+
+fn no_runtime(handler: &str) -> String {
+    format!(
+        "rpc error: code = Unknown desc = failed to get sandbox runtime: no runtime for {handler:?} is configured"
+    )
+}
 
 /// The runtime handler of `pod`, as the kubelet's RuntimeClass manager and the runtime
 /// resolve it before creating the sandbox (`LookupRuntimeHandler`, then containerd's
@@ -160,9 +181,7 @@ pub async fn runtime_handler(objects: &dyn Objects, pod: &Pod) -> Result<String,
         }
     };
     if !RUNTIME_HANDLERS.contains(&handler.as_str()) {
-        return Err(format!(
-            "rpc error: code = Unknown desc = failed to get sandbox runtime: no runtime for {handler:?} is configured"
-        ));
+        return Err(no_runtime(&handler));
     }
     Ok(handler)
 }
@@ -620,7 +639,7 @@ pub fn argv(container: &Container, env: &[(String, String)]) -> Vec<String> {
 /// entrypoint to fall back on.
 pub fn no_command_message(container: &Container) -> String {
     format!(
-        "container {:?} has no command: paddock runs the command from the node and does not pull image {:?}; set `command`",
+        "container {:?} has no command: the host runtime runs the command from the node and does not pull image {:?}; set `command`, or run the image with a RuntimeClass of handler `runc`",
         container.name,
         container.image.as_deref().unwrap_or("")
     )
@@ -635,7 +654,21 @@ pub async fn container_config(
     pod_ip: &str,
     node: &NodeFacts,
 ) -> Result<(ContainerConfig, Vec<Warning>), String> {
-    if container.command.as_ref().is_none_or(Vec::is_empty) {
+    container_config_for(objects, pod, container, restart_count, pod_ip, node, false).await
+}
+
+/// [`container_config`], for a container run from its image when `from_image` (its command
+/// may then come from the image: the caller fills [`ContainerConfig::image_run`]).
+pub async fn container_config_for(
+    objects: &dyn Objects,
+    pod: &Pod,
+    container: &Container,
+    restart_count: i32,
+    pod_ip: &str,
+    node: &NodeFacts,
+    from_image: bool,
+) -> Result<(ContainerConfig, Vec<Warning>), String> {
+    if !from_image && container.command.as_ref().is_none_or(Vec::is_empty) {
         return Err(no_command_message(container));
     }
     let (env, warnings) = environment(objects, pod, container, pod_ip, node).await?;
@@ -702,6 +735,7 @@ pub async fn container_config(
         termination_message_policy: crate::runtime::TerminationMessagePolicy::parse(
             container.termination_message_policy.as_deref(),
         ),
+        image_run: None,
     };
     Ok((cfg, warnings))
 }

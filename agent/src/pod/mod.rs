@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod directory;
+pub mod image_run;
 pub mod model;
 pub mod plan;
 pub mod port_error;

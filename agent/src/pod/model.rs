@@ -139,6 +139,9 @@ pub struct PodState {
     pub instances: HashMap<String, Vec<Instance>>,
     /// Why a container could not be started (reason, message): the kubelet's reason cache.
     pub waiting: HashMap<String, (String, String)>,
+    /// Per container run from its image: `status.containerStatuses[].image` and `imageID` as
+    /// the kubelet reports them (the normalised reference, `name@<repo digest>`).
+    pub images: HashMap<String, (String, String)>,
     /// Restart back-off per container name.
     pub backoff: Backoff,
     /// Kills in flight.
@@ -166,6 +169,7 @@ impl PodState {
             sandbox: None,
             instances: HashMap::new(),
             waiting: HashMap::new(),
+            images: HashMap::new(),
             backoff: Backoff::default(),
             killing: HashMap::new(),
             terminal_phase: None,

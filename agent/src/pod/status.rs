@@ -75,8 +75,17 @@ pub fn container_status(
     };
     let mut st = ContainerStatus {
         name: name.clone(),
-        image: c.container.image.clone().unwrap_or_default(),
-        image_id: String::new(),
+        image: state
+            .images
+            .get(&c.container.name)
+            .map(|(i, _)| i.clone())
+            .or_else(|| c.container.image.clone())
+            .unwrap_or_default(),
+        image_id: state
+            .images
+            .get(&c.container.name)
+            .map(|(_, id)| id.clone())
+            .unwrap_or_default(),
         ready: false,
         restart_count: 0,
         started: Some(false),

@@ -319,6 +319,8 @@ fn env() -> Env {
         agent_started: Instant::now() - Duration::from_secs(3600),
         directory: Arc::new(Directory::default()),
         routing: crate::routing::Routing::default(),
+        images: None,
+        default_runtime: "host".into(),
     };
     Env {
         fake,

@@ -80,6 +80,10 @@ pub struct Shared {
     /// The in-process fast path into a local service proxy (readiness, draining before a
     /// kill); see [`crate::routing`].
     pub routing: Routing,
+    /// Running containers from images (`None`: this node runs host processes only).
+    pub images: Option<Arc<crate::images::NodeImages>>,
+    /// The handler of pods without a RuntimeClass (`host` or `runc`).
+    pub default_runtime: String,
 }
 
 /// Messages from the pod manager.
@@ -152,6 +156,8 @@ struct Driver {
     /// the status manager's 10 s reconciliation or the echo of our own status write. Only a pod
     /// sync triggers readiness probes early; otherwise every status write would.
     pod_sync: bool,
+    /// Whether the sync running now is a pod sync (image pulls are retried only in one).
+    in_pod_sync: bool,
     /// When the last pod sync ended.
     last_pod_sync: Option<Instant>,
     /// The earliest the next pod sync may run ([`PLEG_RELIST`]); until then, a wanted pod sync
@@ -235,6 +241,7 @@ async fn run(
         done: false,
         resync: false,
         pod_sync: true,
+        in_pod_sync: false,
         last_pod_sync: None,
         pod_sync_not_before: None,
         started: false,
@@ -260,7 +267,9 @@ async fn run(
         } else {
             Vec::new()
         };
+        d.in_pod_sync = pod_sync;
         Box::pin(d.sync()).await;
+        d.in_pod_sync = false;
         if pod_sync {
             // After the sync, once the probe view says what its results changed (a startup
             // success: started), as the kubelet's status cache does before it syncs.
@@ -441,6 +450,11 @@ impl Driver {
                 cs.name.clone(),
                 (cs.ready && pod_ready, cs.started == Some(true)),
             );
+            if !cs.image_id.is_empty() {
+                self.state
+                    .images
+                    .insert(cs.name.clone(), (cs.image.clone(), cs.image_id.clone()));
+            }
         }
         for c in r.containers {
             let age = SystemTime::now()
@@ -620,7 +634,7 @@ impl Driver {
 
     async fn create_sandbox(&mut self) {
         let pod = self.pod();
-        if let Err(msg) = config::runtime_handler(&*self.shared.objects, &pod).await {
+        if let Err(msg) = self.handler(&pod).await {
             self.event(
                 None,
                 EventType::Warning,
@@ -691,16 +705,25 @@ impl Driver {
         }
         let pod = self.pod();
         let pod_ip = sandbox.pod_ip.to_string();
-        let built = config::container_config(
+        let from_image = match self.handler(&pod).await {
+            Ok(h) => h == "runc",
+            Err(msg) => {
+                tracing::warn!(pod = %self.state.format_pod(), %msg, "runtime handler");
+                self.requeue_in(RETRY);
+                return;
+            }
+        };
+        let built = config::container_config_for(
             &*self.shared.objects,
             &pod,
             &c,
             restart_count,
             &pod_ip,
             &self.shared.node,
+            from_image,
         )
         .await;
-        let cfg = match built {
+        let mut cfg = match built {
             Ok((cfg, warnings)) => {
                 for (reason, msg) in warnings {
                     self.event(None, EventType::Warning, &reason, msg);
@@ -712,12 +735,20 @@ impl Driver {
                 return;
             }
         };
-        self.event(
-            Some(name),
-            EventType::Normal,
-            "Pulled",
-            format!("Container image {:?} already present on machine", cfg.image),
-        );
+        if from_image {
+            match self.image_run(&pod, &c, &cfg).await {
+                Some(run) => cfg.image_run = Some(Box::new(run)),
+                None => return,
+            }
+        } else {
+            // A host container has no image to pull: the kubelet's text for one present.
+            self.event(
+                Some(name),
+                EventType::Normal,
+                "Pulled",
+                image::kubelet::already_present(&cfg.image),
+            );
+        }
         match self.shared.runtime.start_container(&sandbox, &cfg).await {
             Ok(started) => {
                 self.state.waiting.remove(name);
@@ -803,6 +834,159 @@ impl Driver {
 
     /// The container could not be configured: it waits with `CreateContainerConfigError`
     /// (no instance, no restart counted) and is tried again later, as the kubelet does.
+    /// The pod's runtime handler with the node's default applied (`host` or `runc`).
+    async fn handler(&self, pod: &Pod) -> Result<String, String> {
+        let h = config::runtime_handler(&*self.shared.objects, pod).await?;
+        config::effective_handler(
+            &h,
+            &self.shared.default_runtime,
+            self.shared.images.is_some(),
+        )
+    }
+
+    /// The pod's imagePullSecrets that exist (the kubelet warns about the others and pulls
+    /// with what it found).
+    async fn pull_secrets(&self, pod: &Pod) -> Vec<k8s_openapi::api::core::v1::Secret> {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let refs = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.clone())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        let mut missing = false;
+        for r in refs {
+            match self.shared.objects.secret(&ns, &r.name).await {
+                Ok(Some(s)) => out.push(s),
+                _ => missing = true,
+            }
+        }
+        if missing {
+            self.event(
+                None,
+                EventType::Warning,
+                "FailedToRetrieveImagePullSecret",
+                "Unable to retrieve some image pull secrets; attempting to pull the image may not succeed.".into(),
+            );
+        }
+        out
+    }
+
+    /// Makes sure the container's image is here (the image manager: events, waiting reasons,
+    /// back-off) and builds how it runs; `None` when it cannot start now (the waiting reason
+    /// is set and a retry queued).
+    async fn image_run(
+        &mut self,
+        pod: &Pod,
+        c: &k8s_openapi::api::core::v1::Container,
+        cfg: &crate::runtime::ContainerConfig,
+    ) -> Option<crate::runtime::ImageRun> {
+        let name = c.name.clone();
+        // The kubelet pulls within a pod sync only: the echo of our own status write (or the
+        // status manager's reconciliation) does not retry a failed pull at once.
+        if !self.in_pod_sync
+            && self
+                .state
+                .waiting
+                .get(&name)
+                .is_some_and(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff")
+        {
+            self.requeue_in(RETRY);
+            return None;
+        }
+        let Some(images) = self.shared.images.clone() else {
+            self.config_error(&name, "this node does not run images".into());
+            return None;
+        };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let secrets = self.pull_secrets(pod).await;
+        let ensured = images.manager.ensure(&uid, c, &secrets).await;
+        for ev in ensured.events {
+            self.event(Some(&name), ev.kind, ev.reason, ev.message);
+        }
+        if let Err((e, msg)) = ensured.result {
+            self.state
+                .waiting
+                .insert(name.clone(), (e.reason().to_string(), msg));
+            self.event(
+                Some(&name),
+                EventType::Warning,
+                "Failed",
+                format!("Error: {}", e.reason()),
+            );
+            self.requeue_in(RETRY);
+            return None;
+        }
+        let image = c.image.clone().unwrap_or_default();
+        let found = match images.service.resolve(&image).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                self.config_error(&name, format!("image {image:?} is not on the node"));
+                return None;
+            }
+            Err(e) => {
+                self.config_error(&name, e);
+                return None;
+            }
+        };
+        let (reference, record) = found;
+        let store = images.service.store().clone();
+        let rec = record.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let files = super::image_run::read_image_files(&store, &rec);
+            let mut layers = store.lower_dirs(&rec);
+            layers.reverse();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if let Err(e) = store.touch(&rec.config, now) {
+                tracing::warn!(error = %e, "noting the image's use");
+            }
+            files.map(|f| (f, layers))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        let ((config, passwd, group), layers) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                self.config_error(&name, e);
+                return None;
+            }
+        };
+        let built = super::image_run::build(
+            pod,
+            &self.state.format_pod(),
+            c,
+            &cfg.env,
+            super::image_run::ImageInputs {
+                record: &record,
+                config: &config,
+                layers,
+                passwd,
+                group,
+                seccomp_root: &images.seccomp_root,
+                memory_capacity: self.shared.node.memory,
+            },
+        );
+        match built {
+            Ok(run) => {
+                self.state.images.insert(
+                    name,
+                    (
+                        reference.to_string(),
+                        image::kubelet::image_id(&reference, &record),
+                    ),
+                );
+                Some(run)
+            }
+            Err(msg) => {
+                self.config_error(&name, msg);
+                None
+            }
+        }
+    }
+
     fn config_error(&mut self, name: &str, msg: String) {
         self.state.waiting.insert(
             name.to_string(),

@@ -71,6 +71,9 @@ pub enum RuntimeError {
     /// A `volumeMounts` entry names a volume the sandbox does not have.
     #[error("volume \"{0}\" not found in the pod")]
     UnknownVolume(String),
+    /// The image runtime (runc, the overlay, cgroups) failed; its words.
+    #[error("{0}")]
+    Oci(String),
     /// The sandbox id is unknown or the sandbox was already stopped.
     #[error("sandbox {0} not found")]
     SandboxNotFound(String),

@@ -64,19 +64,38 @@ async fn spawn_in(
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let program_path = resolve_program(program, &path_env, &c.rec.cwd, !c.isolated)?;
     let marker = format!(
         "{}-{}",
         std::process::id(),
         NEXT_EXEC.fetch_add(1, Ordering::Relaxed)
     );
-    let mut cmd = Command::new(&program_path);
-    cmd.arg0(program)
-        .args(&argv[1..])
-        .env_clear()
-        .envs(c.rec.env.iter().map(|(k, v)| (k, v)))
-        .env(EXEC_MARKER_ENV, &marker)
-        .kill_on_drop(true);
+    // A container run from its image: `runc exec` enters it with its process settings (user,
+    // capabilities, seccomp, cgroup) and resolves the program in its root; the exec's marker
+    // goes in its environment so the tree walk finds it as for any exec.
+    let mut cmd = if let Some(runc) = &c.rec.runc {
+        let mut cmd = Command::new(&runc.bin);
+        cmd.arg("--root")
+            .arg(&runc.root)
+            .arg("exec")
+            .arg("--env")
+            .arg(format!("{EXEC_MARKER_ENV}={marker}"))
+            .arg(&c.rec.id)
+            .args(argv)
+            .env_clear()
+            .env(EXEC_MARKER_ENV, &marker)
+            .kill_on_drop(true);
+        cmd
+    } else {
+        let program_path = resolve_program(program, &path_env, &c.rec.cwd, !c.isolated)?;
+        let mut cmd = Command::new(&program_path);
+        cmd.arg0(program)
+            .args(&argv[1..])
+            .env_clear()
+            .envs(c.rec.env.iter().map(|(k, v)| (k, v)))
+            .env(EXEC_MARKER_ENV, &marker)
+            .kill_on_drop(true);
+        cmd
+    };
     let terminal = match io {
         Io::Pipes { stdin } => {
             cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
@@ -104,7 +123,16 @@ async fn spawn_in(
             RuntimeError::Sandbox(format!("entering the container: {}", gofmt::errno_text(&e)))
         }
     };
-    let (setup, pid_ns) = if c.isolated {
+    let (setup, pid_ns) = if c.rec.runc.is_some() {
+        // runc enters the container itself; its working directory is the container's.
+        (
+            ChildSetup {
+                terminal,
+                ..ChildSetup::default()
+            },
+            PidNs::Inherit,
+        )
+    } else if c.isolated {
         let pid = c.rec.process.pid;
         (
             ChildSetup {

@@ -19,8 +19,10 @@
 //! use: `container` (a known container and its process tree) and `spawn` (resolving the program,
 //! naming a failed spawn).
 //!
-//! A later OCI-image runtime (chosen by `runtimeClassName`) implements the same trait: nothing
-//! here assumes host binaries except [`ProcessRuntime`] itself.
+//! Containers of pods whose runtime handler is `runc` run their image instead
+//! ([`ContainerConfig::image_run`], `process/from_image.rs`): the same sandbox (namespaces, network,
+//! volumes, `/etc` files), logs, stop and adoption, with the process started by the `oci`
+//! crate's runc driver in an overlay of the image's layers.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -212,6 +214,29 @@ pub struct ContainerConfig {
     pub termination_message_path: Option<PathBuf>,
     /// `terminationMessagePolicy`.
     pub termination_message_policy: TerminationMessagePolicy,
+    /// Run from its image with runc (runtime handler `runc`) rather than from the host;
+    /// `argv`, `env` and `working_dir` are then already in [`ImageRun::spec`].
+    pub image_run: Option<Box<ImageRun>>,
+}
+
+/// A container run from its image (runtime handler `runc`): what the pod worker resolved from
+/// the image and the pod's spec; the runtime adds namespaces, mounts, cgroups and stdio.
+#[derive(Debug, Clone, Default)]
+pub struct ImageRun {
+    /// The image's layer directories, base first (overlay lower dirs).
+    pub layers: Vec<PathBuf>,
+    /// args, image env, env, cwd, user, supplemental groups, security, resources, tty.
+    pub spec: oci::spec::ContainerSpec,
+    /// The pod's QoS class (`status.qosClass`; BestEffort when not yet set).
+    pub qos: Option<oci::cgroups::QosClass>,
+    /// The pod-level cgroup values.
+    pub pod_resources: oci::cgroups::PodResources,
+    /// `shareProcessNamespace`: the pod's PID namespace instead of the container's own.
+    pub share_pid: bool,
+    /// `hostPID`.
+    pub host_pid: bool,
+    /// `hostIPC`.
+    pub host_ipc: bool,
 }
 
 /// `terminationMessagePolicy`: where a terminated container's message comes from.
@@ -288,7 +313,8 @@ pub struct Exited {
     pub signal: Option<i32>,
     /// When it ended.
     pub finished_at: SystemTime,
-    /// `Completed` (exit 0), `Error`, or `ContainerStatusUnknown` (an adopted process whose
+    /// `Completed` (exit 0), `Error`, `OOMKilled` (the kernel's OOM killer struck in the
+    /// container's cgroup, image containers only), or `ContainerStatusUnknown` (an adopted process whose
     /// exit status was lost), as container statuses report.
     pub reason: String,
     /// The status message: the runtime's own message (if any), then, after `": "`, the

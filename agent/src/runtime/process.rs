@@ -24,7 +24,10 @@
 //! it ends as `ContainerStatusUnknown`. A container's log files stay until its pod's logs are
 //! removed (the pod is deleted) or an instance two restarts newer starts.
 //!
-//! Not yet: cgroups (resource limits, `OOMKilled`), volume mounts in host mode (they need a
+//! Containers run from images (runtime handler `runc`) are started by `from_image` and are
+//! otherwise handled as these are.
+//!
+//! Not yet (host containers): cgroups (resource limits, `OOMKilled`), volume mounts in host mode (they need a
 //! mount namespace, so root), tty containers (output is logged as plain stdout).
 
 use std::collections::HashMap;
@@ -48,6 +51,7 @@ use super::logs::{self, CopierHandle, CopierInput, LogWriter, RotatePolicy};
 use super::net::{self, Ipam, NodeNetwork};
 use super::spawn::{find_in_path, resolve_program, spawn_error};
 
+mod from_image;
 mod sandbox;
 mod start;
 use super::state::{self, ContainerRecord, ProcRef, SandboxRecord};
@@ -85,6 +89,8 @@ pub(crate) struct Shared {
     sandboxes: Mutex<HashMap<String, Arc<SandboxRt>>>,
     containers: Mutex<HashMap<ContainerId, Arc<ContainerRt>>>,
     bridge: net::Bridge,
+    /// Containers from images (runc), once [`ProcessRuntime::enable_images`] set it up.
+    images: std::sync::OnceLock<from_image::Images>,
     /// This runtime itself, for the bridge watcher (which must not keep it alive).
     me: std::sync::Weak<Shared>,
 }
@@ -229,6 +235,7 @@ impl ProcessRuntime {
                 holder_bin,
                 sandboxes: Mutex::new(HashMap::new()),
                 containers: Mutex::new(HashMap::new()),
+                images: std::sync::OnceLock::new(),
                 me: me.clone(),
             }),
         })
@@ -428,6 +435,7 @@ impl Shared {
         let id_for_task = rec.id.clone();
         let termination = rec.termination.clone();
         let log_path = rec.log_path.clone();
+        let runc = rec.runc.is_some().then(|| self.me.clone());
         // A log that cannot be opened now is retried at every write: the pipes are drained
         // whatever happens, so the container never blocks on them for good.
         let writer = self.log_writer(&rec.log_path).unwrap_or_else(|e| {
@@ -486,6 +494,9 @@ impl Shared {
                 .await;
             };
             watch_exit.await;
+            if let Some(shared) = runc.and_then(|w| w.upgrade()) {
+                shared.remove_image_container(&id_for_task).await;
+            }
             if let Some(copier) = copier {
                 copier.finish().await;
             }

@@ -71,6 +71,17 @@ pub(crate) struct ContainerRecord {
     /// Its termination-message settings (absent in records of older agents: none).
     #[serde(default)]
     pub(crate) termination: super::termination::Termination,
+    /// Set for a container run from its image by runc: how to reach it (`runc exec`, and
+    /// `runc delete` once it has ended).
+    #[serde(default)]
+    pub(crate) runc: Option<RuncRef>,
+}
+
+/// How to drive the runc that runs a container: its binary and its `--root` (state) dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RuncRef {
+    pub(crate) bin: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 /// A process identified robustly: its pid and its start time (in clock ticks since boot), so a
@@ -374,6 +385,7 @@ mod tests {
             started_at_ns: 0,
             log_path: "/x".into(),
             termination: Default::default(),
+            runc: None,
         };
         write_json(&path, &rec).expect("written");
         let text = std::fs::read_to_string(&path).expect("read");

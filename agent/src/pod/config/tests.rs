@@ -581,3 +581,15 @@ fn sub_path_exprs_are_expanded_and_checked_as_the_kubelet_does() {
     );
     assert_eq!(super::check_sub_path("a..b/c"), Ok(()));
 }
+
+#[test]
+fn the_default_runtime_applies_to_pods_without_a_handler_and_runc_needs_images() {
+    assert_eq!(effective_handler("", "host", true), Ok("host".into()));
+    assert_eq!(effective_handler("", "runc", true), Ok("runc".into()));
+    assert_eq!(effective_handler("host", "runc", false), Ok("host".into()));
+    assert_eq!(effective_handler("runc", "host", true), Ok("runc".into()));
+    assert_eq!(
+        effective_handler("runc", "host", false),
+        Err(r#"rpc error: code = Unknown desc = failed to get sandbox runtime: no runtime for "runc" is configured"#.into())
+    );
+}

@@ -196,6 +196,24 @@ impl Shared {
         if rec.allocated_ip {
             self.ipam.release(rec.pod_ip, &rec.id);
         }
+        // The pod level of the `kubepods` cgroups its image containers had (whatever its QoS
+        // class was: absent levels are nothing to remove).
+        if let Some(layout) = self.images.get().and_then(|i| i.runc.cgroups()).cloned() {
+            let uid = rec.pod_uid.clone();
+            let removed = tokio::task::spawn_blocking(move || {
+                use oci::cgroups::QosClass;
+                for qos in [
+                    QosClass::Guaranteed,
+                    QosClass::Burstable,
+                    QosClass::BestEffort,
+                ] {
+                    if let Err(e) = layout.remove_pod(qos, &uid) {
+                        tracing::warn!(pod_uid = %uid, error = %e, "removing the pod's cgroup");
+                    }
+                }
+            });
+            let _ = removed.await;
+        }
         // The pod's directory holds its emptyDir volumes, which may be large: removed off the
         // async threads.
         let created = rec.created_paths.clone();

@@ -8,7 +8,7 @@ use super::*;
 
 /// Removes a container's termination-log file and output FIFOs when its start fails (once
 /// started, the exit task removes them).
-struct Unstarted<'a>(Option<&'a Termination>, Vec<PathBuf>);
+pub(super) struct Unstarted<'a>(pub(super) Option<&'a Termination>, pub(super) Vec<PathBuf>);
 
 impl Drop for Unstarted<'_> {
     fn drop(&mut self) {
@@ -207,6 +207,9 @@ impl Shared {
         sandbox: &Sandbox,
         cfg: &ContainerConfig,
     ) -> Result<Started, RuntimeError> {
+        if let Some(run) = &cfg.image_run {
+            return self.start_image_container(sandbox, cfg, run).await;
+        }
         let sb = self
             .sandbox(&sandbox.id)
             .ok_or_else(|| RuntimeError::SandboxNotFound(sandbox.id.clone()))?;
@@ -306,6 +309,7 @@ impl Shared {
                 .unwrap_or_else(|_| now_ns()),
             log_path: log_path.clone(),
             termination: termination.clone(),
+            runc: None,
         };
         let rec_path = self.container_path(&id);
         if let Err(e) = state::write_json(&rec_path, &rec) {

@@ -1,0 +1,590 @@
+//! Pods that run their image (RuntimeClass handler `runc`), through kubectl: an image built
+//! here as an OCI layout from Debian's `busybox-static` and `paddock image import`ed into the
+//! node's data dir; a real registry (Debian's `docker-registry`) for a missing tag; `runc`
+//! (Debian's `runc`) running the containers.
+//!
+//! `Server::up` runs the node in a network namespace through `ip netns exec`, which gives it a
+//! fresh `/sys` without the cgroup mounts runc needs: the node is started through a wrapper
+//! that mounts the host's cgroup hierarchies again in that mount namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use image::Digest;
+use serde_json::json;
+
+use crate::support::{NetNs, Server};
+
+fn tool(name: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} not found: install the Debian package `{package}`");
+}
+
+fn blob(dir: &Path, media_type: &str, data: &[u8]) -> serde_json::Value {
+    let d = Digest::sha256_of(data);
+    std::fs::write(dir.join("blobs/sha256").join(d.hex()), data).expect("write blob");
+    json!({"mediaType": media_type, "digest": d.to_string(), "size": data.len()})
+}
+
+/// An OCI layout at `dir/layout` with two images of one busybox layer (`/bin/busybox`, `/bin/sh`,
+/// `/etc/passwd` with root and `www` (33), `/etc/group`, `/www/index.html`): `web` (USER www,
+/// ENTRYPOINT busybox httpd on 8080 serving /www, an `Env`) and `root` (no USER, CMD sh).
+fn layouts(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    for d in ["bin", "etc", "www", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    std::fs::copy(tool("busybox", "busybox-static"), root.join("bin/busybox")).expect("copy");
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/www:/bin/sh\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nwww:x:33:\nlogs:x:40:www\n",
+    )
+    .expect("write");
+    std::fs::write(root.join("www/index.html"), "served from the image\n").expect("write");
+    let layer = Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&root)
+        .args(["-cf", "-", "bin", "etc", "www", "tmp"])
+        .output()
+        .expect("tar");
+    assert!(layer.status.success());
+    let layout = dir.join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("mkdir");
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("write");
+    let l = blob(
+        &layout,
+        "application/vnd.oci.image.layer.v1.tar",
+        &layer.stdout,
+    );
+    let diff_ids = json!([Digest::sha256_of(&layer.stdout).to_string()]);
+    let mut manifests = Vec::new();
+    for (tag, config) in [
+        (
+            "web",
+            json!({"User": "www", "WorkingDir": "/www",
+                "Env": ["PATH=/bin", "GREETING=from-the-image", "OVERRIDDEN=image"],
+                "Entrypoint": ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]}),
+        ),
+        ("root", json!({"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]})),
+    ] {
+        let config = json!({"architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+            "os": "linux", "config": config,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+        let c = blob(
+            &layout,
+            "application/vnd.oci.image.config.v1+json",
+            config.to_string().as_bytes(),
+        );
+        let m = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": c, "layers": [l]});
+        let mut md = blob(
+            &layout,
+            "application/vnd.oci.image.manifest.v1+json",
+            m.to_string().as_bytes(),
+        );
+        md["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+        manifests.push(md);
+    }
+    let index = json!({"schemaVersion": 2, "manifests": manifests});
+    std::fs::write(layout.join("index.json"), index.to_string()).expect("write");
+    layout
+}
+
+/// A `sh -c` script that mounts the host's cgroup hierarchies in the mount namespace `ip netns
+/// exec` gives the node (see the module docs), then runs its arguments.
+fn cgroup_wrapper() -> String {
+    tool("runc", "runc");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    let mut script = String::from("set -e; mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup; ");
+    for line in mounts.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 4
+            && (f[2] == "cgroup" || f[2] == "cgroup2")
+            && f[1].starts_with("/sys/fs/cgroup")
+        {
+            script.push_str(&format!(
+                "mkdir -p {t}; mount -t {ty} -o {o} {s} {t}; ",
+                t = f[1],
+                ty = f[2],
+                o = f[3],
+                s = f[0]
+            ));
+        }
+    }
+    script.push_str("exec \"$0\" \"$@\"");
+    script
+}
+
+/// `paddock up` in its own network namespace (`netns`, or a new one) on `dir`, with cgroups.
+fn up_with_cgroups_in(dir: tempfile::TempDir, netns: NetNs, args: &[&str]) -> Server {
+    let script = cgroup_wrapper();
+    let mut all = vec!["up"];
+    all.extend(args);
+    Server::launch_wrapped(dir, &["sh", "-c", &script], &all, Some(netns))
+}
+
+/// `paddock up` in its own network namespace, with cgroups.
+fn up_with_cgroups() -> Server {
+    up_with_cgroups_in(tempfile::tempdir().expect("tempdir"), NetNs::new(), &[])
+}
+
+fn import(s: &Server, layout: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["image", "--data-dir"])
+        .arg(s.data_dir())
+        .args(["import", "--name", "example.com/demo/busybox"])
+        .arg(layout)
+        .output()
+        .expect("run paddock image import");
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const RUNC_CLASS: &str =
+    "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: runc}\nhandler: runc\n";
+
+const WEB: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      runtimeClassName: runc
+      securityContext: {seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: web
+        image: example.com/demo/busybox:web
+        securityContext: {allowPrivilegeEscalation: false}
+        env: [{name: OVERRIDDEN, value: pod}, {name: FROM_POD, value: "yes"}]
+        ports: [{containerPort: 8080}]
+        readinessProbe:
+          httpGet: {path: /index.html, port: 8080}
+          periodSeconds: 1
+        livenessProbe:
+          exec: {command: [/bin/busybox, test, -f, /www/index.html]}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+fn pod_json(s: &Server, name: &str) -> serde_json::Value {
+    s.get_json(&["get", "pod", name])
+}
+
+fn events(s: &Server, pod: &str) -> Vec<(String, String)> {
+    let ev = s.get_json(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={pod}"),
+    ]);
+    ev["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or("").to_string(),
+                e["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn images_run_their_entrypoint_as_their_user_are_probed_serve_and_are_confined() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = layouts(work.path());
+    let s = up_with_cgroups();
+    import(&s, &layout);
+    s.kubectl_in(&["apply", "-f", "-"], Some(RUNC_CLASS));
+    s.kubectl_in(&["apply", "-f", "-"], Some(WEB));
+
+    // No command: the image's ENTRYPOINT runs, is probed Ready and serves through the Service.
+    s.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=60s",
+    ]);
+    let pods = s.get_json(&["get", "pods", "-l", "app=web"]);
+    let pod = pods["items"][0].clone();
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .expect("pod name")
+        .to_string();
+    let cs = &pod["status"]["containerStatuses"][0];
+    assert_eq!(cs["ready"], true, "{cs}");
+    assert_eq!(
+        cs["restartCount"], 0,
+        "the exec liveness probe passes: {cs}"
+    );
+    assert_eq!(cs["image"], "example.com/demo/busybox:web", "{cs}");
+    let image_id = cs["imageID"].as_str().unwrap_or("");
+    assert!(
+        image_id.starts_with("example.com/demo/busybox@sha256:")
+            && image_id.len() == "example.com/demo/busybox@sha256:".len() + 64,
+        "{cs}"
+    );
+    let cluster_ip = s.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let body = s.eventually("the Service serves the image's page", || {
+        let out = s
+            .command("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                &format!("http://{cluster_ip}/index.html"),
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(body, "served from the image\n");
+    let evs = events(&s, &name);
+    assert!(
+        evs.contains(&(
+            "Pulled".into(),
+            "Container image \"example.com/demo/busybox:web\" already present on machine".into()
+        )),
+        "{evs:?}"
+    );
+
+    // Its user (USER www, groups from the image's /etc/group), env (the image's under the
+    // container's), working dir and root: the image's, not the host's.
+    let id = s.kubectl(&["exec", &name, "--", "/bin/busybox", "id"]);
+    assert_eq!(id.trim(), "uid=33(www) gid=33(www) groups=33(www),40(logs)");
+    let env = s.kubectl(&["exec", &name, "--", "/bin/busybox", "env"]);
+    for want in [
+        "GREETING=from-the-image",
+        "OVERRIDDEN=pod",
+        "FROM_POD=yes",
+        "PATH=/bin",
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} in {env}");
+    }
+    let pwd = s.kubectl(&["exec", &name, "--", "/bin/busybox", "pwd"]);
+    assert_eq!(pwd.trim(), "/www");
+    let ls = s.kubectl(&["exec", &name, "--", "/bin/busybox", "ls", "/"]);
+    let entries: Vec<&str> = ls.split_whitespace().collect();
+    assert!(
+        entries.contains(&"www") && !entries.contains(&"usr") && !entries.contains(&"home"),
+        "{ls}"
+    );
+    // Its securityContext: the pod's RuntimeDefault seccomp profile (filter mode), no new
+    // privileges, no capabilities for a non-root user.
+    let status = s.kubectl(&[
+        "exec",
+        &name,
+        "--",
+        "/bin/busybox",
+        "cat",
+        "/proc/self/status",
+    ]);
+    for want in ["Seccomp:\t2", "NoNewPrivs:\t1", "CapEff:\t0000000000000000"] {
+        assert!(status.lines().any(|l| l == want), "{want} in {status}");
+    }
+    // The pod's /etc files are mounted into the image's root.
+    let hostname = s.kubectl(&["exec", &name, "--", "/bin/busybox", "cat", "/etc/hostname"]);
+    assert_eq!(hostname.trim(), name);
+
+    // runAsNonRoot on an image that runs as root: refused with the kubelet's message.
+    let nonroot = r#"apiVersion: v1
+kind: Pod
+metadata: {name: nonroot}
+spec:
+  runtimeClassName: runc
+  securityContext: {runAsNonRoot: true}
+  containers:
+  - {name: c, image: "example.com/demo/busybox:root", command: [/bin/sh, -c, "sleep 3600"]}
+"#;
+    s.kubectl_in(&["apply", "-f", "-"], Some(nonroot));
+    let uid = s.kubectl(&["get", "pod", "nonroot", "-o", "jsonpath={.metadata.uid}"]);
+    let waiting = s.eventually("nonroot refused", || {
+        let st = pod_json(&s, "nonroot");
+        let w = st["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+        (w["reason"] == "CreateContainerConfigError").then_some(w)
+    });
+    assert_eq!(
+        waiting["message"],
+        format!(
+            "container has runAsNonRoot and image will run as root (pod: \"nonroot_default({uid})\", container: c)"
+        )
+    );
+
+    // readOnlyRootFilesystem: a write to the root fails, one to a volume works.
+    let ro = r#"apiVersion: v1
+kind: Pod
+metadata: {name: ro}
+spec:
+  runtimeClassName: runc
+  restartPolicy: Never
+  volumes: [{name: scratch, emptyDir: {}}, {name: mem, emptyDir: {medium: Memory}}]
+  containers:
+  - name: c
+    image: "example.com/demo/busybox:root"
+    command: [/bin/sh, -c, "echo x > /file || echo root-write-failed; echo y > /scratch/f && echo volume-write-ok; /bin/busybox grep CapEff /proc/self/status; /bin/busybox grep ' /mem ' /proc/mounts"]
+    securityContext: {readOnlyRootFilesystem: true, capabilities: {drop: [ALL], add: [CHOWN, KILL]}}
+    volumeMounts: [{name: scratch, mountPath: /scratch}, {name: mem, mountPath: /mem}]
+"#;
+    s.kubectl_in(&["apply", "-f", "-"], Some(ro));
+    s.eventually("ro finished", || {
+        let st = pod_json(&s, "ro");
+        (st["status"]["phase"] == "Succeeded").then_some(())
+    });
+    let logs = s.kubectl(&["logs", "ro"]);
+    assert!(
+        logs.contains("Read-only file system")
+            && logs.contains("root-write-failed")
+            && logs.contains("volume-write-ok"),
+        "{logs}"
+    );
+    // capabilities drop ALL, add CHOWN (bit 0) and KILL (bit 5).
+    assert!(logs.contains("CapEff:\t0000000000000021"), "{logs}");
+    // A memory-medium emptyDir is a tmpfs.
+    assert!(logs.contains("tmpfs /mem tmpfs"), "{logs}");
+
+    // A tty container has a terminal; its output is logged.
+    let tty = r#"apiVersion: v1
+kind: Pod
+metadata: {name: tty}
+spec:
+  runtimeClassName: runc
+  restartPolicy: Never
+  containers:
+  - {name: c, image: "example.com/demo/busybox:root", tty: true, command: [/bin/sh, -c, "/bin/busybox tty && echo has-a-terminal"]}
+"#;
+    s.kubectl_in(&["apply", "-f", "-"], Some(tty));
+    s.eventually("tty finished", || {
+        let st = pod_json(&s, "tty");
+        (st["status"]["phase"] == "Succeeded").then_some(())
+    });
+    let logs = s.kubectl(&["logs", "tty"]);
+    assert!(logs.contains("has-a-terminal"), "{logs}");
+
+    // Over limits.memory: the OOM killer ends it, reported as the kubelet does.
+    let oom = r#"apiVersion: v1
+kind: Pod
+metadata: {name: oom}
+spec:
+  runtimeClassName: runc
+  containers:
+  - name: c
+    image: "example.com/demo/busybox:root"
+    command: [/bin/busybox, dd, if=/dev/zero, of=/dev/null, bs=64M, count=1]
+    resources: {limits: {memory: 16Mi}}
+"#;
+    s.kubectl_in(&["apply", "-f", "-"], Some(oom));
+    let last = s.eventually("oom's lastState", || {
+        let st = pod_json(&s, "oom");
+        let t = st["status"]["containerStatuses"][0]["lastState"]["terminated"].clone();
+        t.is_object().then_some(t)
+    });
+    assert_eq!(last["reason"], "OOMKilled", "{last}");
+    assert_eq!(last["exitCode"], 137, "{last}");
+    let qos = s.kubectl(&["get", "pod", "oom", "-o", "jsonpath={.status.qosClass}"]);
+    assert_eq!(qos, "Burstable");
+    let oom_uid = s.kubectl(&["get", "pod", "oom", "-o", "jsonpath={.metadata.uid}"]);
+    let oom_cgroup =
+        Path::new("/sys/fs/cgroup/memory/kubepods/burstable").join(format!("pod{oom_uid}"));
+    let v1 = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
+    if v1 {
+        assert!(oom_cgroup.exists(), "{}", oom_cgroup.display());
+    }
+
+    // Deleting the pods removes their containers: no overlay of theirs stays mounted.
+    s.kubectl(&["delete", "deployment", "web", "--wait=true"]);
+    s.kubectl(&[
+        "delete",
+        "pod",
+        "ro",
+        "oom",
+        "nonroot",
+        "tty",
+        "--wait=true",
+    ]);
+    // Their cgroups go with them (the pod level too).
+    if v1 {
+        s.eventually("the pod's cgroup removed", || {
+            (!oom_cgroup.exists()).then_some(())
+        });
+    }
+    let oci = s.data_dir().join("node").join("oci").join("bundles");
+    s.eventually("bundles removed", || {
+        let left = std::fs::read_dir(&oci).map(|d| d.count()).unwrap_or(0);
+        (left == 0).then_some(())
+    });
+    // The node's mount namespace (the one `ip netns exec` made for it).
+    let mounts =
+        std::fs::read_to_string(format!("/proc/{}/mounts", s.pid())).expect("node's mounts");
+    assert!(
+        !mounts.contains(&oci.display().to_string()),
+        "overlay mounts left"
+    );
+}
+
+#[test]
+fn a_missing_tag_is_err_image_pull_then_image_pull_back_off() {
+    let s = up_with_cgroups();
+    s.kubectl_in(&["apply", "-f", "-"], Some(RUNC_CLASS));
+    // A real registry on the node's loopback (plain HTTP, as Docker allows for loopback).
+    let work = tempfile::tempdir().expect("tempdir");
+    let port = 5000 + (std::process::id() % 1000) as u16;
+    let cfg = work.path().join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: t\n",
+            work.path().join("registry").display()
+        ),
+    )
+    .expect("write");
+    let mut registry = s
+        .command(
+            tool("docker-registry", "docker-registry")
+                .to_str()
+                .expect("utf-8"),
+        )
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start docker-registry");
+    let image = format!("127.0.0.1:{port}/demo/web:missing");
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: missing}}\nspec:\n  runtimeClassName: runc\n  containers:\n  - {{name: c, image: \"{image}\"}}\n"
+    );
+    s.eventually("the registry answers", || {
+        s.command("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/v2/")])
+            .output()
+            .ok()?
+            .status
+            .success()
+            .then_some(())
+    });
+    s.kubectl_in(&["apply", "-f", "-"], Some(&pod));
+    let waiting = s.eventually("ErrImagePull", || {
+        let st = pod_json(&s, "missing");
+        let w = st["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+        (w["reason"] == "ErrImagePull").then_some(w)
+    });
+    let msg = waiting["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with(&format!(
+            "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\""
+        )) && msg.ends_with("not found"),
+        "{waiting}"
+    );
+    s.eventually("ImagePullBackOff", || {
+        let st = pod_json(&s, "missing");
+        let w = st["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+        (w["reason"] == "ImagePullBackOff").then_some(())
+    });
+    let evs = events(&s, "missing");
+    let has = |reason: &str, text: &str| evs.iter().any(|(r, m)| r == reason && m.contains(text));
+    assert!(
+        has("Pulling", &format!("Pulling image \"{image}\"")),
+        "{evs:?}"
+    );
+    assert!(
+        has(
+            "Failed",
+            &format!("Failed to pull image \"{image}\": rpc error: code = NotFound")
+        ),
+        "{evs:?}"
+    );
+    assert!(has("Failed", "Error: ErrImagePull"), "{evs:?}");
+    assert!(
+        has("BackOff", &format!("Back-off pulling image \"{image}\"")),
+        "{evs:?}"
+    );
+    let _ = registry.kill();
+    let _ = registry.wait();
+}
+
+/// Also `--default-runtime runc`: a pod without a RuntimeClass runs its image.
+#[test]
+fn an_image_container_is_adopted_by_a_restarted_node_and_removed_with_its_pod() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = layouts(work.path());
+    let default = ["--default-runtime", "runc"];
+    let s = up_with_cgroups_in(
+        tempfile::tempdir().expect("tempdir"),
+        NetNs::new(),
+        &default,
+    );
+    import(&s, &layout);
+    let pod = r#"apiVersion: v1
+kind: Pod
+metadata: {name: kept}
+spec:
+  containers:
+  - {name: c, image: "example.com/demo/busybox:root", command: [/bin/sh, -c, "echo started; exec /bin/busybox sleep 3600"]}
+"#;
+    s.kubectl_in(&["apply", "-f", "-"], Some(pod));
+    s.kubectl(&["wait", "--for=condition=Ready", "pod/kept", "--timeout=60s"]);
+    let before = pod_json(&s, "kept")["status"]["containerStatuses"][0].clone();
+    let bundles = s.data_dir().join("node").join("oci").join("bundles");
+
+    // The node is SIGKILLed; the container runs on, and a new node adopts it.
+    let (dir, netns) = s.kill9_keep_netns();
+    let s = up_with_cgroups_in(dir, netns, &default);
+    s.eventually("the pod is Ready again", || {
+        let st = pod_json(&s, "kept");
+        let cs = st["status"]["containerStatuses"][0].clone();
+        (cs["ready"] == true).then_some(())
+    });
+    let after = pod_json(&s, "kept")["status"]["containerStatuses"][0].clone();
+    assert_eq!(after["containerID"], before["containerID"], "{after}");
+    assert_eq!(after["restartCount"], 0, "{after}");
+    assert_eq!(after["imageID"], before["imageID"], "{after}");
+    // runc exec reaches the adopted container.
+    let out = s.kubectl(&[
+        "exec",
+        "kept",
+        "--",
+        "/bin/busybox",
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert!(out.starts_with("/bin/busybox"), "{out:?}");
+    // Its root is the image's (the host has /usr).
+    let ls = s.kubectl(&["exec", "kept", "--", "/bin/busybox", "ls", "/"]);
+    assert!(!ls.split_whitespace().any(|e| e == "usr"), "{ls}");
+
+    s.kubectl(&["delete", "pod", "kept", "--wait=true"]);
+    s.eventually("its bundle removed", || {
+        let left = std::fs::read_dir(&bundles).map(|d| d.count()).unwrap_or(0);
+        (left == 0).then_some(())
+    });
+}
