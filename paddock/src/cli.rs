@@ -82,11 +82,12 @@ pub(crate) struct AgentArgs {
     /// grace period must span several renewals.
     #[arg(long, value_name = "SECONDS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub(crate) node_lease_duration_seconds: u32,
-    /// The runtime of pods without a `runtimeClassName` (k3s's flag): `host` runs a
-    /// container's `command` from the node, `runc` runs its image (as a RuntimeClass with
-    /// handler `runc` does).
-    #[arg(long, value_name = "runc|host", default_value = "host", value_parser = ["runc", "host"])]
-    pub(crate) default_runtime: String,
+    /// The runtime of pods without a `runtimeClassName` (k3s's flag): `runc` runs the
+    /// container's image, `host` runs its `command` from the node (as RuntimeClass
+    /// `paddock-host` does) [default: runc when this node can run images (root, the `runc`
+    /// program), else host]
+    #[arg(long, value_name = "runc|host", value_parser = ["runc", "host"])]
+    pub(crate) default_runtime: Option<String>,
 }
 
 /// `paddock up` flags.
@@ -106,11 +107,12 @@ pub(crate) struct UpArgs {
     /// Most pods the node takes (the kubelet's `--max-pods`).
     #[arg(long, value_name = "N", default_value_t = 110, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub(crate) max_pods: i64,
-    /// The runtime of pods without a `runtimeClassName` (k3s's flag): `host` runs a
-    /// container's `command` from the node, `runc` runs its image (as a RuntimeClass with
-    /// handler `runc` does).
-    #[arg(long, value_name = "runc|host", default_value = "host", value_parser = ["runc", "host"])]
-    pub(crate) default_runtime: String,
+    /// The runtime of pods without a `runtimeClassName` (k3s's flag): `runc` runs the
+    /// container's image, `host` runs its `command` from the node (as RuntimeClass
+    /// `paddock-host` does) [default: runc when this node can run images (root, the `runc`
+    /// program), else host]
+    #[arg(long, value_name = "runc|host", value_parser = ["runc", "host"])]
+    pub(crate) default_runtime: Option<String>,
 }
 
 /// The token never appears in debug output.

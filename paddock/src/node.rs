@@ -29,8 +29,9 @@ pub(crate) struct NodeOptions {
     pub(crate) max_pods: i64,
     /// How often the node's Lease is renewed (the kubelet's `nodeLeaseDurationSeconds` / 4).
     pub(crate) lease_interval: Duration,
-    /// The handler of pods without a RuntimeClass (`--default-runtime`: `host` or `runc`).
-    pub(crate) default_runtime: String,
+    /// The handler of pods without a RuntimeClass (`--default-runtime`: `host` or `runc`;
+    /// `None`: `runc` when the node can run images, else `host`).
+    pub(crate) default_runtime: Option<String>,
     /// The image store (`<data dir>/images`, shared with `paddock image`).
     pub(crate) images: PathBuf,
     /// The runtime's state, logs and volumes.
@@ -162,11 +163,21 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     let runtime =
         ProcessRuntime::new(opts.root.clone(), network).context("starting the runtime")?;
     let images = enable_images(&runtime, &opts).await;
-    if opts.default_runtime == "runc"
-        && let Err(e) = &images
-    {
-        anyhow::bail!("--default-runtime runc: this node cannot run images: {e:#}");
-    }
+    let default_runtime = match (opts.default_runtime.as_deref(), &images) {
+        (Some("runc"), Err(e)) => {
+            anyhow::bail!("--default-runtime runc: this node cannot run images: {e:#}")
+        }
+        (Some(handler), _) => handler.to_string(),
+        (None, Ok(_)) => "runc".to_string(),
+        (None, Err(_)) => {
+            // Said once, plainly, at start (enable_images has logged why).
+            tracing::warn!(
+                "pods without a runtimeClassName run their command as host processes on this node (the image is not pulled); run as root with the runc program installed to run images"
+            );
+            "host".to_string()
+        }
+    };
+    tracing::info!(default_runtime = %default_runtime, "runtime of pods without a runtimeClassName");
     let mut config = agent::AgentConfig::new(
         &opts.name,
         client.clone(),
@@ -175,7 +186,7 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         opts.ip,
     );
     config.images = images.ok();
-    config.default_runtime = opts.default_runtime.clone();
+    config.default_runtime = default_runtime;
     config.pod_cidr = opts.pod_cidr.clone();
     config.max_pods = opts.max_pods;
     config.lease_interval = opts.lease_interval;

@@ -13,7 +13,7 @@ use crate::support::{NetNs, Server, manifest, run, wait_or_kill};
 /// Starts `paddock agent <args>` inside the server's namespace; waits for its "joined" line.
 fn agent(s: &Server, dir: &std::path::Path, args: &[&str]) -> Child {
     let mut cmd = s.command(env!("CARGO_BIN_EXE_paddock"));
-    cmd.arg("agent")
+    cmd.args(["agent", "--default-runtime", "host"])
         .args(args)
         .arg("--data-dir")
         .arg(dir)
@@ -168,7 +168,7 @@ fn an_agent_with_a_wrong_token_says_so_and_exits() {
         "{err}"
     );
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
-    cmd.args(["agent", "--data-dir"])
+    cmd.args(["agent", "--default-runtime", "host", "--data-dir"])
         .arg(dir.path())
         .env_remove("KUBECONFIG");
     let out = run(cmd, None);
@@ -376,7 +376,7 @@ fn the_agent_token_comes_from_a_file_or_the_environment_and_is_never_shown() {
     // From the environment.
     let args = common("from-env");
     let mut cmd = s.command(env!("CARGO_BIN_EXE_paddock"));
-    cmd.arg("agent")
+    cmd.args(["agent", "--default-runtime", "host"])
         .args(&args)
         .arg("--data-dir")
         .arg(dir.path().join("b"))
@@ -401,7 +401,7 @@ fn the_agent_token_comes_from_a_file_or_the_environment_and_is_never_shown() {
         vec!["--token-file".to_string(), "/nonexistent/token".to_string()],
     ] {
         let mut cmd = s.command(env!("CARGO_BIN_EXE_paddock"));
-        cmd.arg("agent")
+        cmd.args(["agent", "--default-runtime", "host"])
             .args(common("bad"))
             .args(&extra)
             .arg("--data-dir")

@@ -532,12 +532,13 @@ fn a_missing_tag_is_err_image_pull_then_image_pull_back_off() {
     let _ = registry.wait();
 }
 
-/// Also `--default-runtime runc`: a pod without a RuntimeClass runs its image.
+/// Also the default runtime of a root node with runc: a pod without a RuntimeClass runs its
+/// image.
 #[test]
 fn an_image_container_is_adopted_by_a_restarted_node_and_removed_with_its_pod() {
     let work = tempfile::tempdir().expect("tempdir");
     let layout = layouts(work.path());
-    let default = ["--default-runtime", "runc"];
+    let default: [&str; 0] = [];
     let s = up_with_cgroups_in(
         tempfile::tempdir().expect("tempdir"),
         NetNs::new(),

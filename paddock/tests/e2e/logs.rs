@@ -251,7 +251,11 @@ fn a_restarted_node_serves_finished_pods_logs_until_they_are_deleted() {
     std::fs::create_dir_all(orphan.join("main")).expect("orphan dir");
     std::fs::write(orphan.join("main").join("0.log"), "x\n").expect("orphan log");
 
-    let s = Server::launch_in(dir, &["up", "-f", &file], Some(netns));
+    let s = Server::launch_in(
+        dir,
+        &["up", "--default-runtime", "host", "-f", &file],
+        Some(netns),
+    );
     finished_once_logs_as_the_kubelet_serves_them(&s);
     s.eventually("the orphan's logs removed", || {
         (!orphan.exists()).then_some(())

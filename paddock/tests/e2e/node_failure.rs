@@ -33,6 +33,8 @@ fn agent(s: &Server, dir: &std::path::Path, name: &str, cidr: &str) -> Child {
     let mut cmd = s.command(env!("CARGO_BIN_EXE_paddock"));
     cmd.args([
         "agent",
+        "--default-runtime",
+        "host",
         "--kubeconfig",
         &kubeconfig,
         "--node-name",

@@ -95,10 +95,17 @@ fn a_second_node_in_the_same_network_namespace_is_refused_and_the_first_keeps_wo
     // `paddock up` on another data dir and port, in the same namespace.
     let other = tempfile::tempdir().expect("tempdir");
     let mut up = first.command(env!("CARGO_BIN_EXE_paddock"));
-    up.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(other.path().join("data"))
-        .arg("-f")
-        .arg(&app);
+    up.args([
+        "up",
+        "--default-runtime",
+        "host",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(other.path().join("data"))
+    .arg("-f")
+    .arg(&app);
     let out = run(up, None);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "second node started:\n{err}");
@@ -110,7 +117,14 @@ fn a_second_node_in_the_same_network_namespace_is_refused_and_the_first_keeps_wo
     // `paddock agent` joining the first one's server from the same namespace: refused alike.
     let mut agent = first.command(env!("CARGO_BIN_EXE_paddock"));
     agent
-        .args(["agent", "--node-name", "second", "--kubeconfig"])
+        .args([
+            "agent",
+            "--default-runtime",
+            "host",
+            "--node-name",
+            "second",
+            "--kubeconfig",
+        ])
         .arg(&first.kubeconfig)
         .arg("--data-dir")
         .arg(other.path().join("agent"));
@@ -201,7 +215,7 @@ fn a_killed_nodes_service_addresses_are_reclaimed_at_the_next_start_and_only_tho
         "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
     );
     let path = path.display().to_string();
-    let args = ["up", "-f", path.as_str()];
+    let args = ["up", "--default-runtime", "host", "-f", path.as_str()];
     let s = Server::launch_in(
         tempfile::tempdir().expect("tempdir"),
         &args,

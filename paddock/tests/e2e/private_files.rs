@@ -90,7 +90,13 @@ spec:
     .unwrap();
     let s = Server::launch_in(
         dir,
-        &["up", "-f", path.to_str().unwrap()],
+        &[
+            "up",
+            "--default-runtime",
+            "host",
+            "-f",
+            path.to_str().unwrap(),
+        ],
         Some(NetNs::new()),
     );
     s.eventually("pod p running", || {

@@ -205,7 +205,7 @@ fn cluster_ips_leave_the_node_when_paddock_up_stops() {
     let path = path.display().to_string();
     let s = Server::launch_in(
         tempfile::tempdir().expect("tempdir"),
-        &["up", "-f", &path],
+        &["up", "--default-runtime", "host", "-f", &path],
         Some(ns),
     );
     let addrs = || {

@@ -110,6 +110,11 @@ impl Server {
     /// then run inside it too.
     pub fn up(files: &[&std::path::Path]) -> Server {
         let mut args = vec!["up".to_string()];
+        args.extend(
+            host_runtime_unless_chosen(&[])
+                .iter()
+                .map(|a| a.to_string()),
+        );
         for f in files {
             args.push("-f".into());
             args.push(f.display().to_string());
@@ -590,4 +595,15 @@ pub fn loaded() -> (Server, tempfile::TempDir) {
     let (dir, path) = manifest("everything.yaml", crate::fixtures::EVERYTHING);
     s.kubectl(&["apply", "-f", path.to_str().unwrap()]);
     (s, dir)
+}
+
+/// `--default-runtime host` for a node (`up`, `agent`) whose flags `args` make no choice: most
+/// tests run their manifests' `command` from this machine, as a node started so does; the
+/// image tests use the node's real default (`runc` as root) or a RuntimeClass.
+pub fn host_runtime_unless_chosen(args: &[&str]) -> &'static [&'static str] {
+    if !args.contains(&"--default-runtime") {
+        &["--default-runtime", "host"]
+    } else {
+        &[]
+    }
 }

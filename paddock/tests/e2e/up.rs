@@ -35,10 +35,17 @@ fn up_with_a_bad_document_names_file_document_and_field_and_applies_nothing() {
     );
     let data = dir.path().join("data");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
-    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .arg("-f")
-        .arg(&path);
+    cmd.args([
+        "up",
+        "--default-runtime",
+        "host",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(&data)
+    .arg("-f")
+    .arg(&path);
     let out = run(cmd, None);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -51,10 +58,17 @@ fn up_with_a_bad_document_names_file_document_and_field_and_applies_nothing() {
 
     let (_, garbage) = manifest("bad.yaml", "kind: [unclosed\n");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
-    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .arg("-f")
-        .arg(&garbage);
+    cmd.args([
+        "up",
+        "--default-runtime",
+        "host",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(&data)
+    .arg("-f")
+    .arg(&garbage);
     let out = run(cmd, None);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
