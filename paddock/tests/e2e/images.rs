@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use image::Digest;
 use serde_json::json;
 
-use crate::support::{NetNs, Server};
+use crate::support::{NetNs, Server, run};
 
 fn tool(name: &str, package: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
@@ -588,4 +588,85 @@ spec:
         let left = std::fs::read_dir(&bundles).map(|d| d.count()).unwrap_or(0);
         (left == 0).then_some(())
     });
+}
+
+/// The README's image example, as a user runs it without the internet: the image built by
+/// `examples/busybox-image.sh`, imported with `paddock image import`, then `paddock up -f
+/// examples/image.yaml` on the node's default runtime: both replicas Ready, serving the page
+/// from the image through the Service.
+#[test]
+fn the_readme_image_example_runs_from_an_imported_image() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = work.path().join("busybox-oci");
+    let built = Command::new("sh")
+        .arg(format!("{examples}/busybox-image.sh"))
+        .arg(&layout)
+        .output()
+        .expect("run busybox-image.sh");
+    assert!(
+        built.status.success(),
+        "busybox-image.sh: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let imported = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["image", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["import", "--name", "paddock.example/busybox-httpd"])
+        .arg(&layout)
+        .output()
+        .expect("run paddock image import");
+    assert!(
+        imported.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let example = format!("{examples}/image.yaml");
+    let s = up_with_cgroups_in(dir, NetNs::new(), &["-f", &example]);
+    s.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/from-image",
+        "--timeout=90s",
+    ]);
+    let ready = s.kubectl(&[
+        "get",
+        "deployment",
+        "from-image",
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ]);
+    assert_eq!(ready, "2");
+    let ip = s.kubectl(&[
+        "get",
+        "svc",
+        "from-image",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let page = s.eventually("the page from the image through the Service", || {
+        let mut curl = s.command("curl");
+        curl.args(["-s", "--max-time", "5", &format!("http://{ip}/")]);
+        let out = run(curl, None);
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        body.contains("hello from an image").then_some(body)
+    });
+    assert_eq!(page, "hello from an image\n");
+    let status = pod_json_by_label(&s, "app=from-image");
+    assert_eq!(
+        status["image"], "paddock.example/busybox-httpd:1",
+        "{status}"
+    );
+    assert!(
+        status["imageID"]
+            .as_str()
+            .is_some_and(|i| i.contains("sha256:")),
+        "{status}"
+    );
+}
+
+fn pod_json_by_label(s: &Server, selector: &str) -> serde_json::Value {
+    s.get_json(&["get", "pods", "-l", selector])["items"][0]["status"]["containerStatuses"][0]
+        .clone()
 }
