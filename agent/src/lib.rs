@@ -270,9 +270,14 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         max_pods: config.max_pods,
     };
     let node_uid = node::register(&config.client, &identity, &machine).await?;
-    node::renew_lease(&config.client, &config.node_name, &node_uid)
-        .await
-        .map_err(|e| AgentError::Api("creating the node Lease", e))?;
+    node::renew_lease(
+        &config.client,
+        &config.node_name,
+        &node_uid,
+        node::lease_duration_seconds(config.lease_interval),
+    )
+    .await
+    .map_err(|e| AgentError::Api("creating the node Lease", e))?;
     let recovered = config.runtime.list().await?;
     let events = EventRecorder::new(config.client.clone(), &config.node_name);
     let cap = node::capacity(&machine, config.max_pods);

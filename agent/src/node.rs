@@ -27,8 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AgentError;
 
-/// Lease duration written into the Lease (`nodeLeaseDurationSeconds`).
-pub const LEASE_DURATION_SECONDS: i32 = 40;
+/// The `leaseDurationSeconds` a node renewing every `interval` writes: the kubelet renews at a
+/// quarter of the duration (`nodeLeaseRenewIntervalFraction` 0.25).
+pub fn lease_duration_seconds(interval: Duration) -> i32 {
+    i32::try_from((interval * 4).as_secs().max(1)).unwrap_or(i32::MAX)
+}
 /// Namespace of node leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// Longest time between two status posts when nothing changed (`nodeStatusReportFrequency`).
@@ -358,11 +361,12 @@ pub async fn register(
     Ok(created.metadata.uid.unwrap_or_default())
 }
 
-/// Renews the Lease; creates it (owned by the Node) when missing.
+/// Renews the Lease with `duration_seconds`; creates it (owned by the Node) when missing.
 pub async fn renew_lease(
     client: &kube::Client,
     node: &str,
     node_uid: &str,
+    duration_seconds: i32,
 ) -> Result<(), kube::Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
     let now = MicroTime(Timestamp::now());
@@ -370,7 +374,7 @@ pub async fn renew_lease(
         Some(mut lease) => {
             let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
             spec.holder_identity = Some(node.to_string());
-            spec.lease_duration_seconds = Some(LEASE_DURATION_SECONDS);
+            spec.lease_duration_seconds = Some(duration_seconds);
             spec.renew_time = Some(now);
             leases
                 .replace(node, &PostParams::default(), &lease)
@@ -395,7 +399,7 @@ pub async fn renew_lease(
                 },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(node.to_string()),
-                    lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+                    lease_duration_seconds: Some(duration_seconds),
                     renew_time: Some(now),
                     ..Default::default()
                 }),
@@ -428,7 +432,8 @@ pub async fn heartbeat(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = lease_tick.tick() => {
-                if let Err(e) = renew_lease(&client, &id.name, &node_uid).await {
+                let duration = lease_duration_seconds(lease_interval);
+                if let Err(e) = renew_lease(&client, &id.name, &node_uid, duration).await {
                     tracing::warn!(error = %e, "cannot renew the node lease");
                 }
             }
@@ -462,6 +467,13 @@ pub async fn heartbeat(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lease_says_four_renewal_intervals() {
+        assert_eq!(lease_duration_seconds(Duration::from_secs(10)), 40);
+        assert_eq!(lease_duration_seconds(Duration::from_secs(2)), 8);
+        assert_eq!(lease_duration_seconds(Duration::from_millis(100)), 1);
+    }
 
     #[test]
     fn transition_times_kept_while_status_unchanged() {

@@ -1100,7 +1100,8 @@ async fn the_lease_is_renewed_and_the_node_reports_itself() {
     assert!(renew(&later) > renew(&first));
     let spec = later.spec.unwrap();
     assert_eq!(spec.holder_identity.as_deref(), Some("node-1"));
-    assert_eq!(spec.lease_duration_seconds, Some(40));
+    // Renewed every 300 ms: four intervals, in whole seconds.
+    assert_eq!(spec.lease_duration_seconds, Some(1));
     let owner = &later.metadata.owner_references.unwrap()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.name.as_str()),
