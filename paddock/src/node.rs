@@ -243,13 +243,11 @@ async fn enable_images(
         let store = image::Store::open(&opts.images)
             .with_context(|| format!("opening the image store {}", opts.images.display()))?;
         let puller = image::pull::Puller::new(store).context("the registry client")?;
-        let cgroups = match oci::cgroups::Layout::detect("/sys/fs/cgroup", "kubepods") {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "no cgroups for containers: resource limits are not applied");
-                None
-            }
-        };
+        // runc cannot create a container without a cgroup hierarchy ("no cgroup mount found
+        // in mountinfo"): such a node runs no images rather than failing every start.
+        let cgroups = oci::cgroups::Layout::detect("/sys/fs/cgroup", "kubepods")
+            .context("no cgroup hierarchy for containers")?;
+        let cgroups = Some(cgroups);
         runtime
             .enable_images(
                 &opts.root.join("oci"),
