@@ -117,13 +117,6 @@ async fn kill_leftovers(pgid: Option<i32>, marker: &str, since: u64) {
     }
 }
 
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
 fn from_ns(ns: u128) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
 }

@@ -77,6 +77,52 @@ pub(crate) struct ContainerRecord {
     pub(crate) runc: Option<RuncRef>,
 }
 
+/// What a container start knows besides its sandbox and config, for [`ContainerRecord::started`].
+pub(crate) struct Launch {
+    pub(crate) pid: u32,
+    pub(crate) started_at: std::time::SystemTime,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cwd: PathBuf,
+    pub(crate) log_path: PathBuf,
+    pub(crate) termination: super::termination::Termination,
+    pub(crate) runc: Option<RuncRef>,
+}
+
+impl ContainerRecord {
+    /// The record of container `id` of `sandbox` whose main process has just started (host
+    /// process or runc): the process is identified by pid and start time where `/proc` has it.
+    pub(crate) fn started(
+        id: String,
+        sandbox: &SandboxRecord,
+        cfg: &super::ContainerConfig,
+        l: Launch,
+    ) -> ContainerRecord {
+        let process = ProcRef::of(l.pid).unwrap_or(ProcRef {
+            pid: l.pid,
+            start_ticks: 0,
+        });
+        let started_at_ns = l
+            .started_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        ContainerRecord {
+            id,
+            sandbox_id: sandbox.id.clone(),
+            pod_uid: sandbox.pod_uid.clone(),
+            name: cfg.name.clone(),
+            restart_count: cfg.restart_count,
+            process,
+            env: l.env,
+            cwd: l.cwd,
+            started_at_ns,
+            log_path: l.log_path,
+            termination: l.termination,
+            runc: l.runc,
+        }
+    }
+}
+
 /// How to drive the runc that runs a container: its binary and its `--root` (state) dir.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RuncRef {

@@ -24,7 +24,7 @@ use std::os::fd::OwnedFd;
 use oci::cgroups::{Layout, QosClass};
 use oci::spec::{BindMount, NsMode};
 
-use super::super::state::RuncRef;
+use super::super::state::{Launch, RuncRef};
 use super::super::{ImageRun, MountConfig};
 use super::*;
 
@@ -345,28 +345,21 @@ impl Shared {
         drop(unstarted);
         let started_at = SystemTime::now();
         let pid = container.pid;
-        let process = ProcRef::of(pid).unwrap_or(ProcRef {
-            pid,
-            start_ticks: 0,
-        });
         tracing::debug!(container = %cfg.name, %program, pid, "started from its image");
-        let rec = ContainerRecord {
-            id: id.clone(),
-            sandbox_id: srec.id.clone(),
-            pod_uid: srec.pod_uid.clone(),
-            name: cfg.name.clone(),
-            restart_count: cfg.restart_count,
-            process,
-            env,
-            cwd,
-            started_at_ns: started_at
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_else(|_| now_ns()),
-            log_path: log_path.clone(),
-            termination: termination.clone(),
-            runc: Some(images.runc_ref.clone()),
-        };
+        let rec = ContainerRecord::started(
+            id.clone(),
+            srec,
+            cfg,
+            Launch {
+                pid,
+                started_at,
+                env,
+                cwd,
+                log_path: log_path.clone(),
+                termination: termination.clone(),
+                runc: Some(images.runc_ref.clone()),
+            },
+        );
         if let Err(e) = state::write_json(&self.container_path(&id), &rec) {
             tracing::warn!(error = %e, "could not record container state");
         }

@@ -5,6 +5,7 @@
 
 // The runtime's shared state, record types and helpers this is a part of.
 use super::*;
+use crate::runtime::state::Launch;
 
 /// Removes a container's termination-log file and output FIFOs when its start fails (once
 /// started, the exit task removes them).
@@ -290,27 +291,20 @@ impl Shared {
                 message: "process vanished at start".into(),
             });
         };
-        let process = ProcRef::of(pid).unwrap_or(ProcRef {
-            pid,
-            start_ticks: 0,
-        });
-        let rec = ContainerRecord {
-            id: id.clone(),
-            sandbox_id: srec.id.clone(),
-            pod_uid: srec.pod_uid.clone(),
-            name: cfg.name.clone(),
-            restart_count: cfg.restart_count,
-            process,
-            env,
-            cwd,
-            started_at_ns: started_at
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_else(|_| now_ns()),
-            log_path: log_path.clone(),
-            termination: termination.clone(),
-            runc: None,
-        };
+        let rec = ContainerRecord::started(
+            id.clone(),
+            srec,
+            cfg,
+            Launch {
+                pid,
+                started_at,
+                env,
+                cwd,
+                log_path: log_path.clone(),
+                termination: termination.clone(),
+                runc: None,
+            },
+        );
         let rec_path = self.container_path(&id);
         if let Err(e) = state::write_json(&rec_path, &rec) {
             tracing::warn!(error = %e, "could not record container state");
@@ -325,7 +319,7 @@ impl Shared {
             Leftovers {
                 pgid: i32::try_from(pid).ok(),
                 marker: format!("{MARKER_ENV}={id}"),
-                since: process.start_ticks,
+                since: rec.process.start_ticks,
             },
             copier,
             self.container_files(&id),
