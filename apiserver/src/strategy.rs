@@ -4,6 +4,7 @@
 //! finalizers a propagation policy sets, who requested a CertificateSigningRequest and how
 //! its subresources merge, and when an update turns into a delete.
 
+use api::quantity::Quantity;
 use api::registry::ResourceInfo;
 use api::status::ApiError;
 use serde_json::{Map, Value, json};
@@ -224,62 +225,79 @@ fn namespace_name_label(obj: &mut Value) {
 /// The pod's QoS class (upstream `qos.GetPodQOS`), from requests and limits of all
 /// containers and init containers.
 pub fn pod_qos_class(pod: &Value) -> &'static str {
-    let mut any = false;
-    let mut guaranteed = true;
-    let containers = ["containers", "initContainers"].into_iter().flat_map(|f| {
-        pod.pointer(&format!("/spec/{f}"))
-            .and_then(Value::as_array)
+    // Upstream `ComputePodQOS` (pkg/apis/core/helper/qos): sums of positive cpu/memory
+    // quantities, compared as quantities (`1` equals `1000m`), pod-level resources first.
+    type Sums = std::collections::BTreeMap<&'static str, Quantity>;
+    fn add(sums: &mut Sums, list: &Map<String, Value>, found: Option<&mut Vec<&'static str>>) {
+        let mut found = found;
+        for name in ["cpu", "memory"] {
+            let Some(q) = list
+                .get(name)
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<Quantity>().ok())
+            else {
+                continue;
+            };
+            if q.is_zero() || q.nanos() < 0 {
+                continue;
+            }
+            if let Some(f) = found.as_deref_mut() {
+                f.push(name);
+            }
+            let sum = sums.get(name).map_or_else(|| q, |s| s.add(&q));
+            sums.insert(name, sum);
+        }
+    }
+    let list = |v: &Value, k: &str| {
+        v.pointer(&format!("/resources/{k}"))
+            .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default()
-    });
-    for c in containers {
-        let res = |k: &str| {
-            c.pointer(&format!("/resources/{k}"))
-                .and_then(Value::as_object)
+    };
+    let (mut requests, mut limits) = (Sums::new(), Sums::new());
+    let mut guaranteed = true;
+    let spec = pod.get("spec").cloned().unwrap_or(Value::Null);
+    if spec.get("resources").is_some_and(Value::is_object) {
+        let (limit_list, mut request_list) = (list(&spec, "limits"), list(&spec, "requests"));
+        for (k, v) in &limit_list {
+            request_list.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        add(&mut requests, &request_list, None);
+        let mut found = Vec::new();
+        add(&mut limits, &limit_list, Some(&mut found));
+        guaranteed = found.len() == 2;
+    } else {
+        let containers = ["containers", "initContainers"].into_iter().flat_map(|f| {
+            spec.get(f)
+                .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default()
-        };
-        let limits = res("limits");
-        let mut requests = res("requests");
-        // Requests default to limits.
-        for (k, v) in &limits {
-            requests.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        let relevant = |m: &Map<String, Value>| {
-            m.iter()
-                .filter(|(k, v)| {
-                    (k.as_str() == "cpu" || k.as_str() == "memory") && !quantity_is_zero(v)
-                })
-                .count()
-        };
-        if relevant(&limits) > 0 || relevant(&requests) > 0 {
-            any = true;
-        }
-        for r in ["cpu", "memory"] {
-            match (limits.get(r), requests.get(r)) {
-                (Some(l), Some(q)) if l == q => {}
-                _ => guaranteed = false,
+        });
+        for c in containers {
+            let limit_list = list(&c, "limits");
+            let mut request_list = list(&c, "requests");
+            // Defaulting (SetDefaults_Pod) gives requests from limits.
+            for (k, v) in &limit_list {
+                request_list.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            add(&mut requests, &request_list, None);
+            let mut found = Vec::new();
+            add(&mut limits, &limit_list, Some(&mut found));
+            if found.len() != 2 {
+                guaranteed = false;
             }
         }
     }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
+    if requests.is_empty() && limits.is_empty() {
+        return "BestEffort";
+    }
+    if guaranteed
+        && requests.len() == limits.len()
+        && requests.iter().all(|(k, r)| limits.get(k) == Some(r))
+    {
         "Guaranteed"
     } else {
         "Burstable"
-    }
-}
-
-fn quantity_is_zero(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s
-            .trim_start_matches('0')
-            .trim_start_matches('.')
-            .trim_start_matches('0')
-            .is_empty(),
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        _ => false,
     }
 }
 
@@ -720,6 +738,35 @@ pub(crate) mod tests {
             pod_qos_class(&pod(json!({"requests": {"cpu": "100m"}}))),
             "Burstable"
         );
+        // Quantities compare by value, not by spelling.
+        assert_eq!(
+            pod_qos_class(&pod(json!({
+                "limits": {"cpu": "1", "memory": "1Gi"},
+                "requests": {"cpu": "1000m", "memory": "1024Mi"}
+            }))),
+            "Guaranteed"
+        );
+        // Zero quantities do not count; a limit without cpu is not Guaranteed.
+        assert_eq!(
+            pod_qos_class(&pod(json!({"requests": {"cpu": "0"}}))),
+            "BestEffort"
+        );
+        assert_eq!(
+            pod_qos_class(&pod(json!({"limits": {"memory": "1Gi"}}))),
+            "Burstable"
+        );
+        // Two containers: Guaranteed needs every container to have both limits.
+        let two = json!({"spec": {"containers": [
+            {"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}},
+            {"name": "b"}
+        ]}});
+        assert_eq!(pod_qos_class(&two), "Burstable");
+        // Pod-level resources decide when present.
+        let pod_level = json!({"spec": {
+            "resources": {"limits": {"cpu": "2", "memory": "2Gi"}, "requests": {"cpu": "2", "memory": "2Gi"}},
+            "containers": [{"name": "a"}]
+        }});
+        assert_eq!(pod_qos_class(&pod_level), "Guaranteed");
     }
 
     #[test]
