@@ -24,6 +24,11 @@ use serde_json::Value;
 
 use crate::status::{ApiError, StatusCause, StatusDetails};
 
+/// Patch metadata of a built-in type's fields as OpenAPI extensions (for the served schemas).
+pub fn openapi_extensions(type_name: &str) -> Vec<(&'static str, serde_json::Map<String, Value>)> {
+    schema::openapi_extensions(type_name)
+}
+
 pub use smp::{
     LAST_APPLIED_ANNOTATION, kubectl_modified_configuration, last_applied, three_way_strategic,
     two_way_strategic,

@@ -14,6 +14,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::discovery;
+use crate::openapi::OpenApi;
 use crate::params::Query;
 use crate::response::{bytes_response, error_response, json_response, not_found_path};
 use crate::rest;
@@ -237,10 +238,19 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
             Some(b) => bytes_response(StatusCode::OK, "application/json", b),
             None => error_response(&not_found_path()),
         },
-        ["openapi", "v3"] if read_only => {
-            bytes_response(StatusCode::OK, "application/json", st.openapi.index.clone())
+        ["openapi", ..] if read_only => {
+            let Some(docs) = st.openapi.get().await else {
+                return error_response(&ApiError::internal(
+                    "the OpenAPI documents could not be built",
+                ));
+            };
+            match &segs[1..] {
+                ["v3"] => bytes_response(StatusCode::OK, "application/json", docs.index.clone()),
+                ["v3", rest @ ..] => openapi_doc(&docs, &req, &rest.join("/"), &q),
+                ["v2"] => openapi_v2(&docs, &req),
+                _ => error_response(&not_found_path()),
+            }
         }
-        ["openapi", "v3", rest @ ..] if read_only => openapi_doc(&st, &rest.join("/"), &q),
         ["api", "v1", rest @ ..] => rest::handle(&st, "", "v1", rest, req, &q).await,
         ["apis", g, v, rest @ ..] => {
             let (g, v) = (g.to_string(), v.to_string());
@@ -267,10 +277,67 @@ fn discovery_root(st: &AppState, req: &Request, core: bool) -> Response {
     r
 }
 
-fn openapi_doc(st: &AppState, path: &str, q: &Query) -> Response {
-    let Some(doc) = st.openapi.doc(path) else {
+/// Whether the request's `If-None-Match` names `etag` (then the answer is 304).
+fn not_modified(req: &Request, etag: &str) -> Option<Response> {
+    let inm = req.headers().get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    let quoted = format!("\"{etag}\"");
+    inm.split(',')
+        .map(str::trim)
+        .any(|t| t == quoted || t == "*")
+        .then(|| {
+            let mut r = bytes_response(
+                StatusCode::NOT_MODIFIED,
+                "application/json",
+                bytes::Bytes::new(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&quoted) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            r
+        })
+}
+
+/// `/openapi/v2`: protobuf when the client asks for it (kubectl does), JSON otherwise.
+fn openapi_v2(docs: &OpenApi, req: &Request) -> Response {
+    // kubectl asks with '@', which is not a MIME token character: upstream answers with the
+    // dotted form, the only one Go's mime.ParseMediaType accepts.
+    const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+    const ASKED: [&str; 2] = [
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        PROTOBUF,
+    ];
+    let doc = &docs.v2;
+    if let Some(r) = not_modified(req, &doc.hash) {
+        return r;
+    }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let protobuf = accept
+        .split(',')
+        .any(|a| ASKED.contains(&a.split(';').next().unwrap_or_default().trim()));
+    let mut r = if protobuf {
+        bytes_response(StatusCode::OK, PROTOBUF, doc.protobuf.clone())
+    } else {
+        bytes_response(StatusCode::OK, "application/json", doc.json.clone())
+    };
+    let h = r.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", doc.hash)) {
+        h.insert(header::ETAG, v);
+    }
+    r
+}
+
+fn openapi_doc(docs: &OpenApi, req: &Request, path: &str, q: &Query) -> Response {
+    let Some(doc) = docs.doc(path) else {
         return error_response(&not_found_path());
     };
+    if let Some(r) = not_modified(req, &doc.hash) {
+        return r;
+    }
     let mut r = bytes_response(StatusCode::OK, "application/json", doc.body.clone());
     let h = r.headers_mut();
     if q.get("hash") == Some(doc.hash.as_str()) {

@@ -254,12 +254,19 @@ pub fn app(
         registry,
         token: token.to_string(),
         discovery: discovery::Discovery::new(server_address),
-        openapi: openapi::OpenApi::new(),
+        openapi: openapi::LazyOpenApi::default(),
         shutdown: rx,
         stopping: AtomicBool::new(false),
         streams: std::sync::RwLock::new(None),
         kubelet_tls: std::sync::OnceLock::new(),
     });
+    // The documents take a moment to build: start now, off the runtime's workers.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let warm = state.clone();
+        tokio::spawn(async move {
+            let _ = warm.openapi.get().await;
+        });
+    }
     (http::router(state.clone()), state, tx)
 }
 

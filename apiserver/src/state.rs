@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::discovery::Discovery;
-use crate::openapi::OpenApi;
+use crate::openapi::LazyOpenApi;
 use crate::registry::Registry;
 
 /// State shared by all requests.
@@ -18,8 +18,8 @@ pub struct AppState {
     pub token: String,
     /// Discovery documents.
     pub discovery: Discovery,
-    /// OpenAPI documents.
-    pub openapi: OpenApi,
+    /// OpenAPI documents (built off the request path, once).
+    pub openapi: LazyOpenApi,
     /// Flips to `true` at shutdown: watches end, `/readyz` fails.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Set once shutdown began.

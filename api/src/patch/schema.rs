@@ -234,6 +234,54 @@ pub(crate) fn has_status_subresource(kind: &str) -> bool {
     )
 }
 
+/// The OpenAPI extensions (`x-kubernetes-patch-strategy`, `-patch-merge-key`, `-list-type`,
+/// `-list-map-keys`, `-map-type`) upstream's generated schemas carry for the fields of the type
+/// `name` (`core.v1.PodSpec`), from the same tables the server patches with.
+pub(crate) fn openapi_extensions(
+    name: &str,
+) -> Vec<(&'static str, serde_json::Map<String, serde_json::Value>)> {
+    use serde_json::{Value, json};
+    let Some(t) = TYPES.iter().find(|t| t.name == name) else {
+        return Vec::new();
+    };
+    t.fields
+        .iter()
+        .filter_map(|f| {
+            let mut ext = serde_json::Map::new();
+            let strategy = match f.smp {
+                Smp::None => None,
+                Smp::Merge(_) | Smp::MergePrimitives => Some("merge"),
+                Smp::MergeRetainKeys(_) => Some("merge,retainKeys"),
+                Smp::RetainKeys => Some("retainKeys"),
+                Smp::Replace => Some("replace"),
+            };
+            if let Some(s) = strategy {
+                ext.insert("x-kubernetes-patch-strategy".into(), json!(s));
+            }
+            if !f.smp.merge_key().is_empty() {
+                ext.insert(
+                    "x-kubernetes-patch-merge-key".into(),
+                    json!(f.smp.merge_key()),
+                );
+            }
+            match f.ssa {
+                Ssa::Default => {}
+                Ssa::Map(keys) | Ssa::MapAtomic(keys) => {
+                    ext.insert("x-kubernetes-list-type".into(), json!("map"));
+                    ext.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+                }
+                Ssa::Set => {
+                    ext.insert("x-kubernetes-list-type".into(), json!("set"));
+                }
+                Ssa::AtomicMap => {
+                    ext.insert("x-kubernetes-map-type".into(), Value::from("atomic"));
+                }
+            }
+            (!ext.is_empty()).then_some((f.json, ext))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     /// The generated tables are what `tools/patch_schema.py` makes of its inputs today.

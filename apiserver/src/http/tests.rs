@@ -256,7 +256,28 @@ async fn discovery_and_openapi() {
             .any(|x| x["name"] == "pods/status")
     );
     assert_eq!(t.get("/apis/apps").await.body["kind"], "APIGroup");
-    assert_eq!(t.get("/openapi/v2").await.code, StatusCode::NOT_FOUND);
+    let v2 = t.get("/openapi/v2").await;
+    assert_eq!(v2.code, StatusCode::OK);
+    assert_eq!(v2.body["swagger"], "2.0");
+    assert!(v2.body["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
+    let etag = v2.headers["etag"].to_str().unwrap().to_string();
+    let pb = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    let r = t
+        .call(Method::GET, "/openapi/v2", None, &[("accept", pb)])
+        .await;
+    assert_eq!(
+        r.headers["content-type"],
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    );
+    let r = t
+        .call(
+            Method::GET,
+            "/openapi/v2",
+            None,
+            &[("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::NOT_MODIFIED);
     let idx = t.get("/openapi/v3").await;
     let url = idx.body["paths"]["api/v1"]["serverRelativeURL"]
         .as_str()

@@ -19,6 +19,7 @@ mod kubectl_misc;
 mod logs;
 mod node_failure;
 mod node_network;
+mod openapi;
 mod private_files;
 mod probe_timing;
 mod runtime_class;
