@@ -169,8 +169,20 @@ const POD_SUBRESOURCES: &[Subresource] = &[
         version: "v1",
         verbs: &["create", "get"],
     },
+    proxy("PodProxyOptions"),
     status("Pod", ""),
 ];
+
+/// The `proxy` subresource of pods and services (HTTP through the API server).
+const fn proxy(kind: &'static str) -> Subresource {
+    Subresource {
+        name: "proxy",
+        kind,
+        group: "",
+        version: "v1",
+        verbs: &["create", "delete", "get", "patch", "update"],
+    }
+}
 
 static RESOURCES: &[ResourceInfo] = &[
     ResourceInfo {
@@ -210,7 +222,7 @@ static RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         categories: &["all"],
         verbs: ALL_VERBS,
-        subresources: &[status("Service", "")],
+        subresources: &[proxy("ServiceProxyOptions"), status("Service", "")],
     },
     ResourceInfo {
         group: "",

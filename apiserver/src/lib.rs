@@ -34,6 +34,7 @@ pub mod options;
 pub mod params;
 pub mod patch;
 pub mod registry;
+pub mod resource_proxy;
 pub mod response;
 pub mod rest;
 pub mod scale;

@@ -99,6 +99,27 @@ pub async fn handle(
     req: Request,
     q: &Query,
 ) -> Response {
+    if group.is_empty()
+        && version == "v1"
+        && let [
+            "namespaces",
+            ns,
+            plural @ ("services" | "pods"),
+            id,
+            "proxy",
+            ..,
+        ] = rest
+        && let Some(info) = api::registry::lookup("", "v1", plural)
+    {
+        // The remainder goes on as the client wrote it (still escaped, trailing slash kept).
+        let raw = req.uri().path().trim_start_matches('/').to_string();
+        let remainder = raw.splitn(8, '/').nth(7).map(|r| format!("/{r}"));
+        let remainder = remainder.unwrap_or_default();
+        return match crate::resource_proxy::handle(st, info, ns, id, &remainder, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+    }
     let Some(target) = resolve(group, version, rest) else {
         return error_response(&not_found_path());
     };

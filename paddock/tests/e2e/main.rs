@@ -22,6 +22,7 @@ mod node_network;
 mod openapi;
 mod private_files;
 mod probe_timing;
+mod resource_proxy;
 mod runtime_class;
 mod service_env;
 mod termination_message;
