@@ -26,6 +26,10 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             authenticate,
         ))
         .with_state(state)
@@ -227,6 +231,11 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let read_only = method == Method::GET || method == Method::HEAD;
     match segs.as_slice() {
         ["version"] if read_only => json_response(StatusCode::OK, &version()),
+        ["metrics"] if read_only => bytes_response(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            st.metrics.encode(),
+        ),
         ["healthz" | "livez" | "readyz", ..] if read_only => health(&st, &path, &q).await,
         ["api"] if read_only => discovery_root(&st, &req, true),
         ["apis"] if read_only => discovery_root(&st, &req, false),

@@ -29,6 +29,7 @@ pub mod kubeconfig;
 pub mod kubelet_proxy;
 pub mod master_service;
 pub mod meta;
+pub mod metrics;
 pub mod openapi;
 pub mod options;
 pub mod params;
@@ -256,6 +257,7 @@ pub fn app(
         token: token.to_string(),
         discovery: discovery::Discovery::new(server_address),
         openapi: openapi::LazyOpenApi::default(),
+        metrics: metrics::Metrics::default(),
         shutdown: rx,
         stopping: AtomicBool::new(false),
         streams: std::sync::RwLock::new(None),

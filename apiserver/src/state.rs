@@ -18,6 +18,8 @@ pub struct AppState {
     pub token: String,
     /// Discovery documents.
     pub discovery: Discovery,
+    /// Request metrics (`/metrics`).
+    pub metrics: crate::metrics::Metrics,
     /// OpenAPI documents (built off the request path, once).
     pub openapi: LazyOpenApi,
     /// Flips to `true` at shutdown: watches end, `/readyz` fails.

@@ -287,6 +287,25 @@ async fn discovery_and_openapi() {
     assert_eq!(doc.code, StatusCode::OK);
     assert_eq!(doc.headers["cache-control"], "public, immutable");
     assert!(doc.body["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"].is_object());
+    let m = t.get("/metrics").await;
+    assert_eq!(m.code, StatusCode::OK);
+    for want in [
+        // The discovery request above, and the 304 of the OpenAPI v2 request.
+        "apiserver_request_total{verb=\"GET\",group=\"\",version=\"\",resource=\"\",subresource=\"\",scope=\"\",component=\"apiserver\",code=\"304\"} 1",
+        "apiserver_request_duration_seconds_count{verb=\"GET\"",
+    ] {
+        assert!(m.text.contains(want), "{want}\n{}", m.text);
+    }
+    // Only with credentials, as every path that is not public.
+    let anon = t
+        .call(
+            Method::GET,
+            "/metrics",
+            None,
+            &[("authorization", "Bearer wrong")],
+        )
+        .await;
+    assert_eq!(anon.code, StatusCode::UNAUTHORIZED);
     let nf = t.get("/nope/at/all").await;
     assert_eq!(nf.code, StatusCode::NOT_FOUND);
     assert_eq!(nf.body["kind"], "Status");

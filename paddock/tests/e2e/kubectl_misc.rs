@@ -185,6 +185,15 @@ fn api_resources_and_health_endpoints() {
     for path in ["/readyz", "/livez", "/healthz"] {
         assert_eq!(s.kubectl(&["get", "--raw", path]), "ok");
     }
+    // The api-resources run above was counted, with upstream's metric and label names.
+    let metrics = s.kubectl(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("apiserver_request_total{verb=\"GET\"")
+                && l.contains("code=\"200\"")),
+        "{metrics}"
+    );
     let version = s.kubectl(&["version", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&version).unwrap();
     assert_eq!(v["serverVersion"]["major"], "1");
