@@ -39,6 +39,7 @@ pub mod endpoints;
 pub mod endpointslice;
 mod events;
 pub mod gc;
+pub mod job;
 pub mod leader;
 pub mod namespace;
 pub mod nodeipam;
@@ -170,6 +171,8 @@ pub async fn run(
         scheduler::run(cluster.clone(), shutdown.clone()),
         replicaset::run(cluster.clone(), shutdown.clone()),
         deployment::run(cluster.clone(), shutdown.clone()),
+        job::run(cluster.clone(), shutdown.clone()),
+        job::ttl::run(cluster.clone(), shutdown.clone()),
         endpoints::run(cluster.clone(), shutdown.clone()),
         endpointslice::run(cluster, shutdown),
     );
