@@ -471,7 +471,17 @@ mod tests {
             .filter(|r| r.categories.contains(&"all"))
             .map(|r| r.plural)
             .collect();
-        assert_eq!(all, ["pods", "services", "deployments", "replicasets"]);
+        assert_eq!(
+            all,
+            [
+                "pods",
+                "services",
+                "deployments",
+                "replicasets",
+                "cronjobs",
+                "jobs"
+            ]
+        );
         let mut seen = std::collections::BTreeSet::new();
         for r in resources() {
             assert!(seen.insert((r.group, r.plural)), "{} twice", r.plural);

@@ -228,10 +228,7 @@ fn spec(job: &Job) -> k8s_openapi::api::batch::v1::JobSpec {
 }
 
 fn is_indexed(job: &Job) -> bool {
-    job.spec
-        .as_ref()
-        .and_then(|s| s.completion_mode.as_deref())
-        == Some("Indexed")
+    job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed")
 }
 
 fn suspended(job: &Job) -> bool {
@@ -301,7 +298,10 @@ fn finished_time(p: &Pod) -> Timestamp {
     let status = p.status.as_ref();
     let mut latest: Option<Timestamp> = None;
     let mut all = true;
-    for cs in status.and_then(|s| s.container_statuses.as_deref()).unwrap_or(&[]) {
+    for cs in status
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or(&[])
+    {
         match cs
             .state
             .as_ref()
@@ -317,7 +317,10 @@ fn finished_time(p: &Pod) -> Timestamp {
     }
     if let Some(t) = status
         .and_then(|s| s.conditions.as_deref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready" && c.status == "False"))
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "Ready" && c.status == "False")
+        })
         .and_then(|c| c.last_transition_time.as_ref())
     {
         return t.0;
@@ -558,7 +561,13 @@ impl Controller {
                 now,
             ));
         } else if let Some(msg) = policy::fail_job_message(&ctx.job, &ctx.pods, is_pod_failed) {
-            ctx.finished = Some(condition("FailureTarget", "True", "PodFailurePolicy", &msg, now));
+            ctx.finished = Some(condition(
+                "FailureTarget",
+                "True",
+                "PodFailurePolicy",
+                &msg,
+                now,
+            ));
         }
         if ctx.finished.is_none() {
             let started = ctx
@@ -772,10 +781,8 @@ impl Controller {
         while left > 0 {
             let size = batch.min(left);
             let chunk: Vec<Option<i32>> = queue.by_ref().take(size).collect();
-            let results = futures::future::join_all(
-                chunk.iter().map(|ix| self.create_pod(&job, *ix)),
-            )
-            .await;
+            let results =
+                futures::future::join_all(chunk.iter().map(|ix| self.create_pod(&job, *ix))).await;
             let mut failed = false;
             for r in results {
                 match r {
@@ -804,7 +811,8 @@ impl Controller {
         match self.cluster.create(pods(), ns, body).await {
             Ok(created) => {
                 let msg = format!("Created pod: {}", crate::meta::str(&created, "name"));
-                self.event(job, events::NORMAL, "SuccessfulCreate", &msg).await;
+                self.event(job, events::NORMAL, "SuccessfulCreate", &msg)
+                    .await;
                 Ok(())
             }
             Err(e) => {
@@ -848,7 +856,12 @@ impl Controller {
             let name = typed::name(&p.metadata);
             match self
                 .cluster
-                .delete(pods(), typed::namespace(&p.metadata), name, &DeleteOptions::default())
+                .delete(
+                    pods(),
+                    typed::namespace(&p.metadata),
+                    name,
+                    &DeleteOptions::default(),
+                )
                 .await
             {
                 Ok(_) => {
@@ -857,7 +870,8 @@ impl Controller {
                         ready += 1;
                     }
                     let msg = format!("Deleted pod: {name}");
-                    self.event(job, events::NORMAL, "SuccessfulDelete", &msg).await;
+                    self.event(job, events::NORMAL, "SuccessfulDelete", &msg)
+                        .await;
                 }
                 Err(e) if e.code == 404 => deleted += 1,
                 Err(e) => {
@@ -1051,7 +1065,10 @@ impl Controller {
                     now,
                 ));
             } else if f.type_ == "SuccessCriteriaMet" {
-                if !list.iter().any(|c| c.type_ == "SuccessCriteriaMet" && c.status == "True") {
+                if !list
+                    .iter()
+                    .any(|c| c.type_ == "SuccessCriteriaMet" && c.status == "True")
+                {
                     list.push(f.clone());
                     needs_flush = true;
                 }
@@ -1086,10 +1103,9 @@ impl Controller {
             && !reached_max
         {
             let st = ctx.job.status.get_or_insert_with(JobStatus::default);
-            let uncounted_left = st
-                .uncounted_terminated_pods
-                .as_ref()
-                .map_or(0, |u| u.succeeded.as_ref().map_or(0, Vec::len) + u.failed.as_ref().map_or(0, Vec::len));
+            let uncounted_left = st.uncounted_terminated_pods.as_ref().map_or(0, |u| {
+                u.succeeded.as_ref().map_or(0, Vec::len) + u.failed.as_ref().map_or(0, Vec::len)
+            });
             if uncounted_left == 0 && ctx.terminating == 0 {
                 let list = st.conditions.get_or_insert_with(Vec::new);
                 ensure_condition(
@@ -1182,13 +1198,19 @@ fn past_backoff_on_failure(job: &Job, pods: &[Pod]) -> bool {
         return false;
     }
     let mut restarts = 0i64;
-    for p in pods.iter().filter(|p| matches!(phase(p), "Running" | "Pending")) {
+    for p in pods
+        .iter()
+        .filter(|p| matches!(phase(p), "Running" | "Pending"))
+    {
         let st = p.status.as_ref();
         for cs in st
             .and_then(|s| s.init_container_statuses.as_deref())
             .unwrap_or(&[])
             .iter()
-            .chain(st.and_then(|s| s.container_statuses.as_deref()).unwrap_or(&[]))
+            .chain(
+                st.and_then(|s| s.container_statuses.as_deref())
+                    .unwrap_or(&[]),
+            )
         {
             restarts += i64::from(cs.restart_count);
         }
