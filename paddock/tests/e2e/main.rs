@@ -12,6 +12,7 @@ mod certificates;
 mod clients;
 mod durability;
 mod image_cli;
+mod jobs;
 mod images;
 mod kubectl_apply;
 mod kubectl_get;
