@@ -894,7 +894,18 @@ impl Controller {
                 crate::job::pods(),
                 typed::at(&p.metadata),
                 Subresource::Main,
-                |o| crate::meta::remove_finalizer(o, TRACKING_FINALIZER),
+                |o| {
+                    let removed = crate::meta::remove_finalizer(o, TRACKING_FINALIZER);
+                    // An emptied list is omitted, as Go's omitempty writes it.
+                    if o["metadata"]["finalizers"]
+                        .as_array()
+                        .is_some_and(Vec::is_empty)
+                        && let Some(m) = o["metadata"].as_object_mut()
+                    {
+                        m.remove("finalizers");
+                    }
+                    removed
+                },
             )
             .await;
             match r {
