@@ -459,8 +459,10 @@ impl Controller {
         let key = (namespace.to_string(), name.to_string());
         let Some(job) = typed::get::<Job>(&self.cluster, namespace, name).await? else {
             self.backoff.lock().remove(&key);
+            self.release_orphans(namespace, name, None).await?;
             return Ok(None);
         };
+
         let sp = spec(&job);
         let selector = match sp.selector.as_ref().map(LabelSelector::from_k8s) {
             Some(Ok(s)) => s,
@@ -676,15 +678,16 @@ impl Controller {
                         // A resumed Job's activeDeadlineSeconds counts from now.
                         st.start_time = Some(Time(now));
                     }
-                    if st.conditions.as_ref().is_some_and(Vec::is_empty) {
-                        st.conditions = None;
-                    }
                     let job = ctx.job.clone();
                     self.event(&job, events::NORMAL, ev, message).await;
                 }
             }
         }
         let st = ctx.job.status.get_or_insert_with(JobStatus::default);
+        if st.conditions.as_ref().is_some_and(Vec::is_empty) {
+            // omitempty: no conditions is no list.
+            st.conditions = None;
+        }
         let needs_update = suspend_changed
             || st.active.unwrap_or(0) != active_count
             || st.ready != Some(ctx.ready)
@@ -882,6 +885,34 @@ impl Controller {
             }
         }
         (ready, deleted, err)
+    }
+
+    /// upstream `syncOrphanPod`: pods still holding the tracking finalizer whose controller
+    /// is a Job `name` that no longer exists (or has another uid than `live_uid`) are freed,
+    /// so a Job deleted in the background does not leave its pods terminating forever.
+    async fn release_orphans(
+        &self,
+        namespace: &str,
+        name: &str,
+        live_uid: Option<&str>,
+    ) -> Result<(), Error> {
+        let pods = typed::list::<Pod>(&self.cluster, Some(namespace)).await?;
+        let orphans: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| has_finalizer(p))
+            .filter(|p| {
+                typed::controller_ref(&p.metadata).is_some_and(|r| {
+                    r.kind == "Job"
+                        && r.api_version == "batch/v1"
+                        && r.name == name
+                        && Some(r.uid.as_str()) != live_uid
+                })
+            })
+            .collect();
+        if !orphans.is_empty() {
+            self.remove_finalizers(&orphans).await?;
+        }
+        Ok(())
     }
 
     /// Removes the tracking finalizer from `pods` (a pod already gone counts as done).

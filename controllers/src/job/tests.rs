@@ -309,3 +309,22 @@ async fn a_suspended_job_makes_no_pods_until_resumed() {
     assert_eq!(st["conditions"][0]["reason"], "JobResumed");
     stop.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn pods_of_a_deleted_job_are_released() {
+    let (registry, stop) = running().await;
+    create(&registry, "jobs", "default", job("gone", json!({}))).await;
+    eventually("a pod", || live_pods(&registry).len() == 1).await;
+    let pod = live_pods(&registry).remove(0);
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    // Deleted in the background: the pod must not keep its tracking finalizer forever.
+    registry
+        .delete(info("jobs"), "default", "gone", &Default::default())
+        .await
+        .unwrap();
+    eventually("finalizer removed", || {
+        get(&registry, "pods", "default", &name).is_some_and(|p| p["metadata"]["finalizers"].is_null())
+    })
+    .await;
+    stop.cancel();
+}
