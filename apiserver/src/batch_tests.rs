@@ -13,9 +13,14 @@ fn info(plural: &str) -> &'static api::registry::ResourceInfo {
 async fn registry() -> Registry {
     let r = Registry::new(Store::memory());
     let ns = api::registry::lookup("", "v1", "namespaces").unwrap();
-    r.create(ns, "", json!({"metadata": {"name": "d"}}), &WriteOptions::default())
-        .await
-        .unwrap();
+    r.create(
+        ns,
+        "",
+        json!({"metadata": {"name": "d"}}),
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
     r
 }
 
@@ -44,7 +49,12 @@ fn causes(e: &api::status::ApiError) -> Vec<String> {
 async fn a_job_gets_upstream_defaults_and_a_generated_selector() {
     let r = registry().await;
     let j = r
-        .create(info("jobs"), "d", job("pi", json!({})), &WriteOptions::default())
+        .create(
+            info("jobs"),
+            "d",
+            job("pi", json!({})),
+            &WriteOptions::default(),
+        )
         .await
         .unwrap();
     let uid = j["metadata"]["uid"].as_str().unwrap();
@@ -82,7 +92,9 @@ async fn bad_jobs_are_422_with_upstream_fields() {
         .unwrap_err();
     let c = causes(&e);
     assert!(
-        c.contains(&"spec.parallelism: Invalid value: -1: must be greater than or equal to 0".into()),
+        c.contains(
+            &"spec.parallelism: Invalid value: -1: must be greater than or equal to 0".into()
+        ),
         "{c:?}"
     );
     assert!(
@@ -93,12 +105,21 @@ async fn bad_jobs_are_422_with_upstream_fields() {
         c.contains(&"spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"".into()),
         "{c:?}"
     );
-    assert!(e.message.starts_with("Job.batch \"idx\" is invalid"), "{}", e.message);
+    assert!(
+        e.message.starts_with("Job.batch \"idx\" is invalid"),
+        "{}",
+        e.message
+    );
 
     // The template is immutable.
-    r.create(info("jobs"), "d", job("pi", json!({})), &WriteOptions::default())
-        .await
-        .unwrap();
+    r.create(
+        info("jobs"),
+        "d",
+        job("pi", json!({})),
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
     let e = r
         .update_with(info("jobs"), "d", "pi", false, |j| {
             j["spec"]["template"]["spec"]["containers"][0]["image"] = json!("perl");
@@ -108,7 +129,9 @@ async fn bad_jobs_are_422_with_upstream_fields() {
         .unwrap_err();
     let c = causes(&e);
     assert!(
-        c.iter().any(|c| c.starts_with("spec.template: Invalid value:") && c.ends_with("field is immutable")),
+        c.iter()
+            .any(|c| c.starts_with("spec.template: Invalid value:")
+                && c.ends_with("field is immutable")),
         "{c:?}"
     );
     // A pod failure policy with FailIndex needs backoffLimitPerIndex; exit codes ordered.
@@ -116,8 +139,11 @@ async fn bad_jobs_are_422_with_upstream_fields() {
         .create(
             info("jobs"),
             "d",
-            job("pfp", json!({"podFailurePolicy": {"rules": [
-                {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [3, 1]}}]}})),
+            job(
+                "pfp",
+                json!({"podFailurePolicy": {"rules": [
+                {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [3, 1]}}]}}),
+            ),
             &WriteOptions::default(),
         )
         .await

@@ -323,7 +323,8 @@ async fn pods_of_a_deleted_job_are_released() {
         .await
         .unwrap();
     eventually("finalizer removed", || {
-        get(&registry, "pods", "default", &name).is_some_and(|p| p["metadata"]["finalizers"].is_null())
+        get(&registry, "pods", "default", &name)
+            .is_some_and(|p| p["metadata"]["finalizers"].is_null())
     })
     .await;
     stop.cancel();

@@ -48,16 +48,33 @@ fn jobs_and_cronjobs_run_as_the_kubernetes_docs_describe() {
 
     // The docs' pi Job: Complete, 1/1, its pod's output through `logs job/pi`.
     s.kubectl_in(&["apply", "-f", "-"], Some(PI));
-    s.kubectl(&["wait", "--for=condition=complete", "job/pi", "--timeout=120s"]);
+    s.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        "job/pi",
+        "--timeout=120s",
+    ]);
     assert_eq!(jsonpath(&s, &["job", "pi"], "{.status.succeeded}"), "1");
     let conds = jsonpath(&s, &["job", "pi"], "{.status.conditions[*].type}");
     assert_eq!(conds, "SuccessCriteriaMet Complete", "{conds}");
     let logs = s.kubectl(&["logs", "job/pi"]);
     assert!(logs.contains("3.14159"), "{logs}");
     let table = s.kubectl(&["get", "job", "pi"]);
-    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], "{table}");
-    assert!(table.contains("Complete") && table.contains("1/1"), "{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+        "{table}"
+    );
+    assert!(
+        table.contains("Complete") && table.contains("1/1"),
+        "{table}"
+    );
     // The pod was released by the Job (its tracking finalizer removed once counted).
     let fin = jsonpath(
         &s,
@@ -67,13 +84,32 @@ fn jobs_and_cronjobs_run_as_the_kubernetes_docs_describe() {
     assert!(!fin.contains("job-tracking"), "{fin}");
 
     // kubectl create job.
-    s.kubectl(&["create", "job", "hello", "--image=busybox", "--", "sh", "-c", "echo hi-from-job"]);
-    s.kubectl(&["wait", "--for=condition=complete", "job/hello", "--timeout=120s"]);
+    s.kubectl(&[
+        "create",
+        "job",
+        "hello",
+        "--image=busybox",
+        "--",
+        "sh",
+        "-c",
+        "echo hi-from-job",
+    ]);
+    s.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        "job/hello",
+        "--timeout=120s",
+    ]);
     assert!(s.kubectl(&["logs", "job/hello"]).contains("hi-from-job"));
 
     // A failing Job with no retries: Failed, BackoffLimitExceeded.
     s.kubectl_in(&["apply", "-f", "-"], Some(FAILING));
-    s.kubectl(&["wait", "--for=condition=failed", "job/doomed", "--timeout=120s"]);
+    s.kubectl(&[
+        "wait",
+        "--for=condition=failed",
+        "job/doomed",
+        "--timeout=120s",
+    ]);
     let reason = jsonpath(
         &s,
         &["job", "doomed"],
@@ -84,23 +120,48 @@ fn jobs_and_cronjobs_run_as_the_kubernetes_docs_describe() {
 
     // kubectl create cronjob, then a Job from it by hand.
     s.kubectl(&[
-        "create", "cronjob", "tick", "--image=busybox", "--schedule=*/5 * * * *", "--", "sh",
-        "-c", "echo tick",
+        "create",
+        "cronjob",
+        "tick",
+        "--image=busybox",
+        "--schedule=*/5 * * * *",
+        "--",
+        "sh",
+        "-c",
+        "echo tick",
     ]);
     let table = s.kubectl(&["get", "cronjob", "tick"]);
-    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     assert_eq!(
         header,
-        ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"],
+        [
+            "NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"
+        ],
         "{table}"
     );
     s.kubectl(&["create", "job", "manual", "--from=cronjob/tick"]);
-    s.kubectl(&["wait", "--for=condition=complete", "job/manual", "--timeout=120s"]);
+    s.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        "job/manual",
+        "--timeout=120s",
+    ]);
     assert!(s.kubectl(&["logs", "job/manual"]).contains("tick"));
 
     // Bad input: 422 with the field path, nothing created.
     let (_, err) = s.kubectl_err(
-        &["create", "cronjob", "bad", "--image=busybox", "--schedule=61 * * * *"],
+        &[
+            "create",
+            "cronjob",
+            "bad",
+            "--image=busybox",
+            "--schedule=61 * * * *",
+        ],
         None,
     );
     assert!(
@@ -112,6 +173,7 @@ kind: Job
 metadata: {name: idx}
 spec:
   completionMode: Indexed
+  parallelism: 2
   template:
     spec:
       restartPolicy: Always
@@ -132,15 +194,23 @@ spec:
     // Deleting a Job deletes its pods (they are owned by it).
     s.kubectl(&["delete", "job", "pi", "--cascade=foreground", "--wait=true"]);
     s.eventually("the pi pods were deleted with their Job", || {
-        jsonpath(&s, &["pods", "-l", "batch.kubernetes.io/job-name=pi"], "{.items}")
+        jsonpath(
+            &s,
+            &["pods", "-l", "batch.kubernetes.io/job-name=pi"],
+            "{.items}",
+        )
+        .trim()
+        .eq("[]")
+        .then_some(())
+        .or_else(|| {
+            jsonpath(
+                &s,
+                &["pods", "-l", "batch.kubernetes.io/job-name=pi"],
+                "{.items[*].metadata.name}",
+            )
             .trim()
-            .eq("[]")
+            .is_empty()
             .then_some(())
-            .or_else(|| {
-                jsonpath(&s, &["pods", "-l", "batch.kubernetes.io/job-name=pi"], "{.items[*].metadata.name}")
-                    .trim()
-                    .is_empty()
-                    .then_some(())
-            })
+        })
     });
 }
