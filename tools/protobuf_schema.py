@@ -48,6 +48,8 @@ ROOTS = [
     ("", "v1", "Binding", "api.core.v1", "Binding"),
     ("apps", "v1", "Deployment", "api.apps.v1", "Deployment"),
     ("apps", "v1", "ReplicaSet", "api.apps.v1", "ReplicaSet"),
+    ("batch", "v1", "Job", "api.batch.v1", "Job"),
+    ("batch", "v1", "CronJob", "api.batch.v1", "CronJob"),
     ("autoscaling", "v1", "Scale", "api.autoscaling.v1", "Scale"),
     ("discovery.k8s.io", "v1", "EndpointSlice", "api.discovery.v1", "EndpointSlice"),
     ("coordination.k8s.io", "v1", "Lease", "api.coordination.v1", "Lease"),

@@ -9,6 +9,7 @@
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
 };
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Endpoints, EnvVar, Event, Lifecycle, LifecycleHandler, Namespace,
@@ -336,6 +337,75 @@ pub fn replica_set(rs: &mut ReplicaSet) {
     let spec = &mut rs.spec;
     spec.replicas.get_or_insert(1);
     pod_template(spec.template.get_or_insert_with(Default::default));
+}
+
+/// `SetDefaults_Job` (`pkg/apis/batch/v1/defaults.go`): completions and parallelism 1 when
+/// both are unset, parallelism 1, backoffLimit 6 (or MaxInt32 with backoffLimitPerIndex),
+/// the Job's labels from the template when it has none, completionMode NonIndexed, suspend
+/// false, podReplacementPolicy (Failed with a podFailurePolicy, TerminatingOrFailed
+/// otherwise), `status: True` on podFailurePolicy condition patterns; the pod template
+/// defaults.
+pub fn job(j: &mut Job) {
+    let spec = j.spec.get_or_insert_with(JobSpec::default);
+    let template_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone());
+    job_spec(spec);
+    if let Some(labels) = template_labels
+        && j.metadata.labels.as_ref().is_none_or(|l| l.is_empty())
+    {
+        j.metadata.labels = Some(labels);
+    }
+}
+
+/// The part of [`job`] over the spec.
+fn job_spec(spec: &mut JobSpec) {
+    if spec.completions.is_none() && spec.parallelism.is_none() {
+        spec.completions = Some(1);
+        spec.parallelism = Some(1);
+    }
+    spec.parallelism.get_or_insert(1);
+    if spec.backoff_limit.is_none() {
+        spec.backoff_limit = Some(if spec.backoff_limit_per_index.is_some() {
+            i32::MAX
+        } else {
+            6
+        });
+    }
+    set_if_empty(&mut spec.completion_mode, "NonIndexed");
+    spec.suspend.get_or_insert(false);
+    if let Some(policy) = spec.pod_failure_policy.as_mut() {
+        for rule in &mut policy.rules {
+            for p in rule.on_pod_conditions.iter_mut().flatten() {
+                set_if_empty(&mut p.status, "True");
+            }
+        }
+    }
+    if spec.pod_replacement_policy.is_none() {
+        let policy = if spec.pod_failure_policy.is_some() {
+            "Failed"
+        } else {
+            "TerminatingOrFailed"
+        };
+        spec.pod_replacement_policy = Some(policy.to_string());
+    }
+    pod_template(&mut spec.template);
+}
+
+/// `SetDefaults_CronJob`: concurrencyPolicy Allow, suspend false, history limits 3 and 1;
+/// the job template's pod template gets the pod defaults (its JobSpec is not defaulted until
+/// a Job is made from it, as upstream).
+pub fn cron_job(c: &mut CronJob) {
+    let spec = &mut c.spec;
+    set_if_empty(&mut spec.concurrency_policy, "Allow");
+    spec.suspend.get_or_insert(false);
+    spec.successful_jobs_history_limit.get_or_insert(3);
+    spec.failed_jobs_history_limit.get_or_insert(1);
+    if let Some(js) = spec.job_template.spec.as_mut() {
+        pod_template(&mut js.template);
+    }
 }
 
 /// `SetDefaults_Namespace` (the `kubernetes.io/metadata.name` label) and status phase Active.

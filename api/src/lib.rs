@@ -2,7 +2,7 @@
 //! how manifests are read ([`manifest`]), how an object is decoded, defaulted and validated
 //! ([`object`], [`defaults`], [`validation`]), the pod-create admission mutations
 //! ([`admission`]), selectors ([`selector`]), quantities and pod requests ([`quantity`]),
-//! container restarts ([`pod`]), how a recorder writes events ([`events`]), the four patch
+//! container restarts ([`pod`]), CronJob schedules ([`cron`]), how a recorder writes events ([`events`]), the four patch
 //! kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
 //! Shared rules live here once: object time stamps ([`time`]) and `UpdatePodCondition`
 //! ([`pod_condition`]). [`cluster`] is the port through which the controllers reach the
@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod certificates;
 pub mod cluster;
+pub mod cron;
 pub mod defaults;
 pub mod events;
 pub mod manifest;

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -130,6 +131,8 @@ pub fn decode_with_duplicates(
         "ReplicaSet" => roundtrip::<ReplicaSet>(info, value, defaults::replica_set)?,
         "EndpointSlice" => roundtrip::<EndpointSlice>(info, value, defaults::endpoint_slice)?,
         "Lease" => roundtrip::<Lease>(info, value, defaults::lease)?,
+        "Job" => roundtrip::<Job>(info, value, defaults::job)?,
+        "CronJob" => roundtrip::<CronJob>(info, value, defaults::cron_job)?,
         // certificates.k8s.io/v1 has no defaulting.
         "CertificateSigningRequest" => roundtrip::<CertificateSigningRequest>(info, value, |_| {})?,
         // node.k8s.io/v1 has no defaulting.
@@ -212,7 +215,8 @@ fn canonical_quantities(
     let mut lists: Vec<&mut Value> = Vec::new();
     let spec_pointer = match kind {
         "Pod" => Some("/spec"),
-        "Deployment" | "ReplicaSet" => Some("/spec/template/spec"),
+        "Deployment" | "ReplicaSet" | "Job" => Some("/spec/template/spec"),
+        "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
         _ => None,
     };
     match (kind, spec_pointer) {

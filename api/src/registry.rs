@@ -316,6 +316,32 @@ static RESOURCES: &[ResourceInfo] = &[
         subresources: &[SCALE, status("ReplicaSet", "apps")],
     },
     ResourceInfo {
+        group: "batch",
+        version: "v1",
+        kind: "CronJob",
+        list_kind: "CronJobList",
+        plural: "cronjobs",
+        singular: "cronjob",
+        short_names: &["cj"],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[status("CronJob", "batch")],
+    },
+    ResourceInfo {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        list_kind: "JobList",
+        plural: "jobs",
+        singular: "job",
+        short_names: &[],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[status("Job", "batch")],
+    },
+    ResourceInfo {
         group: "discovery.k8s.io",
         version: "v1",
         kind: "EndpointSlice",
@@ -457,7 +483,17 @@ mod tests {
             .filter(|r| r.categories.contains(&"all"))
             .map(|r| r.plural)
             .collect();
-        assert_eq!(all, ["pods", "services", "deployments", "replicasets"]);
+        assert_eq!(
+            all,
+            [
+                "pods",
+                "services",
+                "deployments",
+                "replicasets",
+                "cronjobs",
+                "jobs"
+            ]
+        );
         let mut seen = std::collections::BTreeSet::new();
         for r in resources() {
             assert!(seen.insert((r.group, r.plural)), "{} twice", r.plural);

@@ -4,11 +4,12 @@
 //! `pkg/apis/core/validation/validation.go` and `pkg/apis/apps/validation/validation.go`.
 //!
 //! Start at [`validate_create`] / [`validate_update`]; the per-kind rules live in the
-//! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`misc`], [`certificates`],
-//! [`node`]); the
+//! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`batch`], [`misc`],
+//! [`certificates`], [`node`]); the
 //! string checks in [`names`].
 
 pub mod apps;
+pub mod batch;
 pub mod certificates;
 pub mod misc;
 pub mod names;
@@ -62,6 +63,10 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Result<(), ApiError>
         return finish(info, obj, errs);
     }
     let mut errs = validate_object(info, obj)?;
+    if info.kind == "CronJob" {
+        // ValidateCronJobCreate: the spec (as on update) and the name's length.
+        errs.extend(batch::validate_cron_job_create(obj)?);
+    }
     if info.kind == "CertificateSigningRequest" && errs.is_empty() {
         // The CSR strategy accepts any name; `rest.BeforeCreate`'s generic check then needs
         // a path segment.
@@ -108,6 +113,18 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
             errs.extend(meta_update());
             errs.extend(apps::validate_replica_set(new)?);
             errs.extend(apps::validate_selector_update(new, old)?);
+        }
+        // The Job strategy: ValidateJob (ObjectMeta, generated selector, spec), then
+        // ValidateJobUpdate (meta update and the immutable fields).
+        "Job" => {
+            errs.extend(validate_object(info, new)?);
+            errs.extend(meta_update());
+            errs.extend(batch::validate_job_update(new, old)?);
+        }
+        // ValidateCronJobUpdate: meta update and the spec (a `TZ=` schedule may stay).
+        "CronJob" => {
+            errs.extend(meta_update());
+            errs.extend(batch::validate_cron_job_spec(new, Some(old))?);
         }
         // ValidateConfigMapUpdate / ValidateSecretUpdate: meta update, the immutability
         // rules, then the create rules.
@@ -190,6 +207,7 @@ pub fn validate_status_update(
         "Deployment" | "ReplicaSet" => {
             errs.extend(apps::validate_workload_status(info.kind, new, old));
         }
+        "Job" => errs.extend(batch::validate_job_status_update(new, old)),
         _ => {}
     }
     finish(info, new, errs)
@@ -246,6 +264,7 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Service" => service::validate_service(obj)?,
         "Deployment" => apps::validate_deployment(obj)?,
         "ReplicaSet" => apps::validate_replica_set(obj)?,
+        "Job" => batch::validate_job(obj)?,
         "Namespace" => misc::validate_namespace(obj)?,
         "ConfigMap" => misc::validate_config_map(obj)?,
         "Secret" => misc::validate_secret(obj)?,

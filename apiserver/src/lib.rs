@@ -20,6 +20,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod alloc;
+#[cfg(test)]
+mod batch_tests;
 mod binding;
 pub mod cluster;
 pub mod discovery;

@@ -86,7 +86,10 @@ pub fn check_namespace_field(
 
 /// Whether `metadata.generation` is maintained for this kind.
 fn uses_generation(info: &ResourceInfo) -> bool {
-    matches!(info.kind, "Deployment" | "ReplicaSet" | "EndpointSlice")
+    matches!(
+        info.kind,
+        "Deployment" | "ReplicaSet" | "EndpointSlice" | "Job" | "CronJob"
+    )
 }
 
 /// Whether the kind has a `status` subresource (so the main resource ignores status).
@@ -102,8 +105,12 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
         meta_mut(obj).remove("generation");
     }
     match info.kind {
-        "Deployment" | "ReplicaSet" => {
+        "Deployment" | "ReplicaSet" | "CronJob" => {
             obj["status"] = json!({});
+        }
+        "Job" => {
+            obj["status"] = json!({});
+            generate_job_selector(obj);
         }
         "Service" => {
             obj["status"] = json!({"loadBalancer": {}});
@@ -119,6 +126,62 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
         }
         "CertificateSigningRequest" => csr_requester(obj, user),
         _ => {}
+    }
+}
+
+/// The Job strategy's `generateSelector` (unless `spec.manualSelector`): the template gets
+/// the job-name and controller-uid labels (both the `batch.kubernetes.io/` ones and the
+/// legacy ones, each unless already set: a conflict is left for validation to report), and
+/// the selector selects `batch.kubernetes.io/controller-uid`.
+fn generate_job_selector(obj: &mut Value) {
+    use api::validation::batch::{
+        CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
+    };
+    if obj.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    let name = meta_str(obj, "name").to_string();
+    let uid = meta_str(obj, "uid").to_string();
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    if !template["metadata"].is_object() {
+        template["metadata"] = json!({});
+    }
+    if !template["metadata"]["labels"].is_object() {
+        template["metadata"]["labels"] = json!({});
+    }
+    if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
+        for (k, v) in [
+            (LEGACY_JOB_NAME_LABEL, &name),
+            (JOB_NAME_LABEL, &name),
+            (LEGACY_CONTROLLER_UID_LABEL, &uid),
+            (CONTROLLER_UID_LABEL, &uid),
+        ] {
+            labels.entry(k).or_insert_with(|| json!(v));
+        }
+    }
+    let selector = spec.entry("selector").or_insert_with(|| json!({}));
+    if !selector.is_object() {
+        *selector = json!({});
+    }
+    if !selector["matchLabels"].is_object() {
+        selector["matchLabels"] = json!({});
+    }
+    if let Some(m) = selector["matchLabels"].as_object_mut() {
+        m.entry(CONTROLLER_UID_LABEL).or_insert_with(|| json!(uid));
+    }
+    // Upstream defaults every read from storage, so a Job stored without labels is served
+    // with its (now generated) template labels by SetDefaults_Job; store them so.
+    let template_labels = obj.pointer("/spec/template/metadata/labels").cloned();
+    let m = meta_mut(obj);
+    let empty = m
+        .get("labels")
+        .and_then(Value::as_object)
+        .is_none_or(Map::is_empty);
+    if empty && let Some(l) = template_labels {
+        m.insert("labels".into(), l);
     }
 }
 
@@ -369,7 +432,9 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
         {
             bump_generation(old, new);
         }
-        "ReplicaSet" if mode == UpdateMode::Main && old.get("spec") != new.get("spec") => {
+        "ReplicaSet" | "Job" | "CronJob"
+            if mode == UpdateMode::Main && old.get("spec") != new.get("spec") =>
+        {
             bump_generation(old, new);
         }
         "Service" if mode == UpdateMode::Main => drop_type_dependent_fields(old, new),

@@ -27,18 +27,21 @@
 //! certificate requests of the kubelet signers with the cluster CA), [`nodelifecycle`] (node
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
-//! (each node's pod CIDR). Events are written through `events`.
+//! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller) and
+//! [`cronjob`]. Events are written through `events`.
 
 // The cluster's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
 
 mod claim;
+pub mod cronjob;
 pub mod csrsigning;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 mod events;
 pub mod gc;
+pub mod job;
 pub mod leader;
 pub mod namespace;
 pub mod nodeipam;
@@ -170,6 +173,9 @@ pub async fn run(
         scheduler::run(cluster.clone(), shutdown.clone()),
         replicaset::run(cluster.clone(), shutdown.clone()),
         deployment::run(cluster.clone(), shutdown.clone()),
+        job::run(cluster.clone(), shutdown.clone()),
+        job::ttl::run(cluster.clone(), shutdown.clone()),
+        cronjob::run(cluster.clone(), shutdown.clone()),
         endpoints::run(cluster.clone(), shutdown.clone()),
         endpointslice::run(cluster, shutdown),
     );

@@ -25,12 +25,14 @@ use serde_json::{Value, json};
 use crate::params::Query;
 
 mod configmap;
+mod cronjob;
 mod csr;
 mod default;
 mod deployment;
 mod endpoints;
 mod endpointslice;
 mod event;
+mod job;
 mod lease;
 mod namespace;
 mod node;
@@ -106,6 +108,8 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("", "pods") => (pod::COLUMNS, pod::row),
         ("apps", "deployments") => (deployment::COLUMNS, deployment::row),
         ("apps", "replicasets") => (replicaset::COLUMNS, replicaset::row),
+        ("batch", "jobs") => (job::COLUMNS, job::row),
+        ("batch", "cronjobs") => (cronjob::COLUMNS, cronjob::row),
         ("", "services") => (service::COLUMNS, service::row),
         ("", "endpoints") => (endpoints::COLUMNS, endpoints::row),
         ("discovery.k8s.io", "endpointslices") => (endpointslice::COLUMNS, endpointslice::row),

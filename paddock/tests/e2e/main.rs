@@ -13,6 +13,7 @@ mod clients;
 mod durability;
 mod image_cli;
 mod images;
+mod jobs;
 mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;

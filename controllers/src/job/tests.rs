@@ -1,0 +1,331 @@
+use std::time::Duration;
+
+use apiserver::Registry;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::{Clock, TRACKING_FINALIZER};
+use crate::testutil::*;
+
+thread_local! {
+    /// The test's controllers' clock (each test runs on its own thread and runtime).
+    static CLOCK: std::cell::Cell<Option<Clock>> = const { std::cell::Cell::new(None) };
+}
+
+/// The controllers' clock, shared with the test (which plays the kubelet's timestamps).
+fn clock() -> Clock {
+    CLOCK.with(|c| {
+        let clock = c.get().unwrap_or_default();
+        c.set(Some(clock));
+        clock
+    })
+}
+
+async fn running() -> (Registry, CancellationToken) {
+    let registry = registry_with_namespace("default").await;
+    let stop = CancellationToken::new();
+    let clock = clock();
+    tokio::spawn(super::run_with_clock(
+        cluster(&registry),
+        clock,
+        stop.clone(),
+    ));
+    tokio::spawn(super::ttl::run_with_clock(
+        cluster(&registry),
+        clock,
+        stop.clone(),
+    ));
+    (registry, stop)
+}
+
+fn job(name: &str, spec: Value) -> Value {
+    let mut s = json!({"template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}});
+    for (k, v) in spec.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": s})
+}
+
+fn live_pods(registry: &Registry) -> Vec<Value> {
+    list(registry, "pods", "default")
+        .into_iter()
+        .filter(|p| {
+            p["metadata"]["deletionTimestamp"].is_null()
+                && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+        })
+        .collect()
+}
+
+/// Ends pod `name` in `phase` (its container exited with `code`).
+async fn finish(registry: &Registry, name: &str, phase: &str, code: i64) {
+    let now = clock().now().to_string();
+    registry
+        .update_with(info("pods"), "default", name, true, |p| {
+            p["status"]["phase"] = json!(phase);
+            p["status"]["containerStatuses"] = json!([{"name": "main", "image": "busybox",
+                "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": code, "finishedAt": now}}}]);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+}
+
+fn status(registry: &Registry, name: &str) -> Value {
+    get(registry, "jobs", "default", name).unwrap()["status"].clone()
+}
+
+fn condition_types(st: &Value) -> Vec<String> {
+    st["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn pods_run_to_completion_and_are_counted_once() {
+    let (registry, stop) = running().await;
+    create(
+        &registry,
+        "jobs",
+        "default",
+        job("pi", json!({"completions": 2, "parallelism": 2})),
+    )
+    .await;
+    eventually("2 pods", || live_pods(&registry).len() == 2).await;
+    for p in live_pods(&registry) {
+        assert_eq!(p["metadata"]["finalizers"], json!([TRACKING_FINALIZER]));
+        assert_eq!(
+            p["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+            "pi"
+        );
+        assert!(p["metadata"]["name"].as_str().unwrap().starts_with("pi-"));
+    }
+    for p in live_pods(&registry) {
+        finish(
+            &registry,
+            p["metadata"]["name"].as_str().unwrap(),
+            "Succeeded",
+            0,
+        )
+        .await;
+    }
+    eventually("complete", || {
+        condition_types(&status(&registry, "pi")).contains(&"Complete".into())
+    })
+    .await;
+    let st = status(&registry, "pi");
+    assert_eq!(condition_types(&st), ["SuccessCriteriaMet", "Complete"]);
+    assert_eq!(st["conditions"][1]["reason"], "CompletionsReached");
+    assert_eq!(
+        st["conditions"][1]["message"],
+        "Reached expected number of succeeded pods"
+    );
+    assert_eq!(st["succeeded"], 2);
+    assert!(st["completionTime"].is_string() && st["startTime"].is_string());
+    assert!(
+        st.get("uncountedTerminatedPods")
+            .is_none_or(|u| u == &json!({})),
+        "{st}"
+    );
+    for p in list(&registry, "pods", "default") {
+        assert!(p["metadata"]["finalizers"].is_null(), "{p}");
+    }
+    // No further pods.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(list(&registry, "pods", "default").len(), 2);
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_back_off_exponentially_then_exceed_the_limit() {
+    let (registry, stop) = running().await;
+    create(
+        &registry,
+        "jobs",
+        "default",
+        job("flaky", json!({"backoffLimit": 2})),
+    )
+    .await;
+    let mut waits = Vec::new();
+    for round in 0..3 {
+        eventually("a pod", || live_pods(&registry).len() == 1).await;
+        let p = live_pods(&registry).remove(0);
+        finish(
+            &registry,
+            p["metadata"]["name"].as_str().unwrap(),
+            "Failed",
+            1,
+        )
+        .await;
+        if round == 2 {
+            break;
+        }
+        let started = tokio::time::Instant::now();
+        eventually("a replacement", || live_pods(&registry).len() == 1).await;
+        waits.push(started.elapsed().as_secs());
+    }
+    // 10 s, then 20 s (the paused clock moves only through the controller's timers).
+    // (Less up to a second: a pod's finishedAt is stored in whole seconds.)
+    assert!((9..=10).contains(&waits[0]), "{waits:?}");
+    assert!((19..=20).contains(&waits[1]), "{waits:?}");
+    eventually("failed", || {
+        condition_types(&status(&registry, "flaky")).contains(&"Failed".into())
+    })
+    .await;
+    let st = status(&registry, "flaky");
+    assert_eq!(condition_types(&st), ["FailureTarget", "Failed"]);
+    assert_eq!(st["conditions"][1]["reason"], "BackoffLimitExceeded");
+    assert_eq!(
+        st["conditions"][1]["message"],
+        "Job has reached the specified backoff limit"
+    );
+    assert_eq!(st["failed"], 3);
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_active_deadline_fails_the_job_and_deletes_its_pods() {
+    let (registry, stop) = running().await;
+    create(
+        &registry,
+        "jobs",
+        "default",
+        job("slow", json!({"activeDeadlineSeconds": 30})),
+    )
+    .await;
+    eventually("a pod", || live_pods(&registry).len() == 1).await;
+    let started = tokio::time::Instant::now();
+    // The pod is deleted, counted as failed and released; then the Job is Failed.
+    eventually("pod deleted", || live_pods(&registry).is_empty()).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(29),
+        "{:?}",
+        started.elapsed()
+    );
+    eventually("failed", || {
+        condition_types(&status(&registry, "slow")).contains(&"Failed".into())
+    })
+    .await;
+    let st = status(&registry, "slow");
+    assert_eq!(st["conditions"][1]["reason"], "DeadlineExceeded");
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn indexed_pods_carry_their_index_and_a_ttl_removes_the_finished_job() {
+    let (registry, stop) = running().await;
+    create(
+        &registry,
+        "jobs",
+        "default",
+        job(
+            "idx",
+            json!({"completions": 3, "parallelism": 3,
+        "completionMode": "Indexed", "ttlSecondsAfterFinished": 60}),
+        ),
+    )
+    .await;
+    eventually("3 pods", || live_pods(&registry).len() == 3).await;
+    let mut seen = Vec::new();
+    for p in live_pods(&registry) {
+        let ix = p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"],
+            ix.as_str()
+        );
+        assert_eq!(p["spec"]["hostname"], format!("idx-{ix}"));
+        let env = &p["spec"]["containers"][0]["env"][0];
+        assert_eq!(env["name"], "JOB_COMPLETION_INDEX");
+        assert!(
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("idx-{ix}-"))
+        );
+        seen.push(ix);
+        finish(
+            &registry,
+            p["metadata"]["name"].as_str().unwrap(),
+            "Succeeded",
+            0,
+        )
+        .await;
+    }
+    seen.sort();
+    assert_eq!(seen, ["0", "1", "2"]);
+    eventually("complete", || {
+        condition_types(&status(&registry, "idx")).contains(&"Complete".into())
+    })
+    .await;
+    assert_eq!(status(&registry, "idx")["completedIndexes"], "0-2");
+    let done = tokio::time::Instant::now();
+    // Deleted in the foreground (the garbage collector, not running here, finishes it).
+    eventually("deleted after its TTL", || {
+        get(&registry, "jobs", "default", "idx")
+            .is_none_or(|j| !j["metadata"]["deletionTimestamp"].is_null())
+    })
+    .await;
+    assert!(
+        done.elapsed() >= Duration::from_secs(59),
+        "{:?}",
+        done.elapsed()
+    );
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_suspended_job_makes_no_pods_until_resumed() {
+    let (registry, stop) = running().await;
+    create(
+        &registry,
+        "jobs",
+        "default",
+        job("later", json!({"suspend": true})),
+    )
+    .await;
+    eventually("suspended", || {
+        condition_types(&status(&registry, "later")).contains(&"Suspended".into())
+    })
+    .await;
+    assert!(live_pods(&registry).is_empty());
+    assert!(status(&registry, "later")["startTime"].is_null());
+    registry
+        .update_with(info("jobs"), "default", "later", false, |j| {
+            j["spec"]["suspend"] = json!(false);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    eventually("a pod", || live_pods(&registry).len() == 1).await;
+    let st = status(&registry, "later");
+    assert_eq!(st["conditions"][0]["status"], "False");
+    assert_eq!(st["conditions"][0]["reason"], "JobResumed");
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn pods_of_a_deleted_job_are_released() {
+    let (registry, stop) = running().await;
+    create(&registry, "jobs", "default", job("gone", json!({}))).await;
+    eventually("a pod", || live_pods(&registry).len() == 1).await;
+    let pod = live_pods(&registry).remove(0);
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    // Deleted in the background: the pod must not keep its tracking finalizer forever.
+    registry
+        .delete(info("jobs"), "default", "gone", &Default::default())
+        .await
+        .unwrap();
+    eventually("finalizer removed", || {
+        get(&registry, "pods", "default", &name)
+            .is_some_and(|p| p["metadata"]["finalizers"].is_null())
+    })
+    .await;
+    stop.cancel();
+}
