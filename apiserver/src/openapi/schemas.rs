@@ -33,6 +33,8 @@ static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
     ("", "v1", "Binding", sub::<api::core::v1::Binding>),
     ("apps", "v1", "Deployment", sub::<api::apps::v1::Deployment>),
     ("apps", "v1", "ReplicaSet", sub::<api::apps::v1::ReplicaSet>),
+    ("batch", "v1", "Job", sub::<api::batch::v1::Job>),
+    ("batch", "v1", "CronJob", sub::<api::batch::v1::CronJob>),
     (
         "autoscaling",
         "v1",
