@@ -1,7 +1,8 @@
 //! Sandboxes of the process runtime: a pod's directory, its namespace holder (PID 1 of the
 //! pod's namespaces when isolated), its veth on the node's bridge and IP, its `/etc` files and
-//! volumes; and their teardown. The bridge is set up with the first sandbox and watched while
-//! pods run (recreated, pods re-attached, if it goes away).
+//! volumes; whether it is still whole (its holder alive: `sandbox_ready`); and their teardown.
+//! The bridge is set up with the first sandbox and watched while pods run (recreated, pods
+//! re-attached, if it goes away).
 
 use std::net::IpAddr;
 
