@@ -8,8 +8,10 @@
 //!
 //! The story under load (`a_node_dies_under_load_and_comes_back`): two nodes in network
 //! namespaces of their own, linked by a veth pair with routes between their pod CIDRs, a
-//! Service's ClusterIP asked 10 times a second; one node dies with its pods and comes back
-//! (the kubelet after a reboot: new sandboxes for the pods still bound to it).
+//! Service's ClusterIP asked 10 times a second; one node dies with its pods (all but one, a
+//! straggler evicted meanwhile, whose process outlives the agent) and comes back: the
+//! straggler is stopped, and the pods still bound to it get new sandboxes, as the kubelet's
+//! after a reboot.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -349,12 +351,14 @@ fn ip(ns: Option<&str>, args: &[&str]) {
     );
 }
 
-/// SIGKILLs the pods an agent left (as the machine's death would): the namespace holder of
-/// each sandbox recorded under its data dir (PID 1 of the pod: its processes die with it) and
-/// each recorded container process, each checked by its start time so no other process is hit.
-fn kill_pods(data: &std::path::Path) -> usize {
+/// SIGKILLs the pods an agent left (as the machine's death would), except pod `spare` (whose
+/// processes outlive the agent, as after a crash of the agent alone): the namespace holder of
+/// each sandbox recorded under its data dir and each recorded container process, each checked
+/// by its start time so no other process is hit.
+fn kill_pods(data: &std::path::Path, spare: &str) -> usize {
     let mut killed = 0;
     let mut procs = Vec::new();
+    let mut spared = Vec::new();
     for (dir, field) in [("sandboxes", "holder"), ("containers", "process")] {
         let Ok(entries) = std::fs::read_dir(data.join("node").join(dir)) else {
             continue;
@@ -370,6 +374,13 @@ fn kill_pods(data: &std::path::Path) -> usize {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
                 continue;
             };
+            if v["name"] == spare && field == "holder" {
+                spared.push(v["id"].clone());
+                continue;
+            }
+            if field == "process" && spared.contains(&v["sandbox_id"]) {
+                continue;
+            }
             if let (Some(pid), Some(ticks)) =
                 (v[field]["pid"].as_u64(), v[field]["start_ticks"].as_u64())
             {
@@ -438,7 +449,7 @@ impl Drop for Leftovers {
             }
         }
         for d in &self.dirs {
-            kill_pods(d);
+            kill_pods(d, "");
         }
     }
 }
@@ -496,14 +507,14 @@ fn a_node_dies_under_load_and_comes_back() {
     s.eventually("worker-1 Ready", || {
         (node_ready(&s, "worker-1") == "True").then_some(())
     });
-    let app = |replicas: u32| {
+    let app = || {
         format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      terminationGracePeriodSeconds: 5\n      tolerations: [{{key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}}]\n      containers:\n      - name: web\n        image: python\n        command: [python3, -m, http.server, '8080', --directory, /etc]\n        ports: [{{name: http, containerPort: 8080}}]\n        readinessProbe: {{httpGet: {{path: /hostname, port: http}}, periodSeconds: 1}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{name: http, port: 80, targetPort: http}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: keeper, labels: {{app: keeper}}}}\nspec:\n  nodeName: worker-1\n  terminationGracePeriodSeconds: 2\n  tolerations:\n  - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}}\n  - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}}\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '86403']\n"
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      terminationGracePeriodSeconds: 5\n      tolerations: [{{key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}}]\n      containers:\n      - name: web\n        image: python\n        command: [python3, -m, http.server, '8080', --directory, /etc]\n        ports: [{{name: http, containerPort: 8080}}]\n        readinessProbe: {{httpGet: {{path: /hostname, port: http}}, periodSeconds: 1}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{name: http, port: 80, targetPort: http}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: keeper, labels: {{app: keeper}}}}\nspec:\n  nodeName: worker-1\n  terminationGracePeriodSeconds: 2\n  tolerations:\n  - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}}\n  - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}}\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '86403']\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: straggler, labels: {{app: straggler}}}}\nspec:\n  nodeName: worker-1\n  terminationGracePeriodSeconds: 2\n  tolerations:\n  - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 1}}\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '86404']\n"
         )
     };
     // The web pods tolerate DiskPressure: a build machine's disk is often more than 90 % full
     // (the kubelet's `nodefs.available<10%`), which is not what this test is about.
-    let (_m, path) = manifest("web.yaml", &app(2));
+    let (_m, path) = manifest("web.yaml", &app());
     s.kubectl(&["apply", "-f", &path.display().to_string()]);
     let ready_on = |node: &str| {
         on(&pods_labeled(&s, "app=web"), node)
@@ -547,11 +558,16 @@ fn a_node_dies_under_load_and_comes_back() {
     s.eventually("worker-2 Ready", || {
         (node_ready(&s, "worker-2") == "True").then_some(())
     });
-    let (_m4, path4) = manifest("web.yaml", &app(4));
-    s.kubectl(&["apply", "-f", &path4.display().to_string()]);
+    s.kubectl(&["scale", "deployment", "web", "--replicas", "4"]);
     step("four ready web pods");
     until("four ready web pods", &|| {
         ready_on("worker-1") + ready_on("worker-2") == 4 && ready_on("worker-2") > 0
+    });
+    step("straggler runs");
+    until("straggler runs", &|| {
+        pods_labeled(&s, "app=straggler")
+            .first()
+            .is_some_and(|k| k.2 == "True")
     });
     step("keeper runs");
     until("keeper runs", &|| {
@@ -612,7 +628,12 @@ fn a_node_dies_under_load_and_comes_back() {
     a1.kill().expect("SIGKILL worker-1's agent");
     let _ = a1.wait();
     step("worker-1's agent is dead");
-    let killed = kill_pods(d1.path());
+    let killed = kill_pods(d1.path(), "straggler");
+    assert_eq!(
+        pod_processes("straggler").len(),
+        1,
+        "straggler outlives its agent"
+    );
     let died = SystemTime::now();
     step(&format!("{killed} pod processes killed"));
     assert!(killed > 0, "no pod process of worker-1 was found to kill");
@@ -667,7 +688,7 @@ fn a_node_dies_under_load_and_comes_back() {
         .map(|r| r.1 - r.0)
         .fold(0.0, f64::max);
     println!(
-        "node death -> Unknown {unknown:?}; -> dead pods out of the ready endpoints {shifted:?}; last failed request started {last_to_dead:?} s after; {} requests failed of {} since ({:?}); slowest answered request {slowest:.3} s; -> replacements Ready on worker-2 {replaced:?}",
+        "node death -> Unknown {unknown:?}; -> dead pods out of the ready endpoints {shifted:?}; last failed request started {last_to_dead:?} s after; {} requests failed (started from 10 s before the death on: in flight to a dead pod) of {} started since ({:?}); slowest answered request {slowest:.3} s; -> replacements Ready on worker-2 {replaced:?}",
         failed.len(),
         after.iter().filter(|r| r.0 >= death).count(),
         failed.iter().map(|r| r.3.as_str()).collect::<Vec<_>>(),
@@ -708,6 +729,12 @@ fn a_node_dies_under_load_and_comes_back() {
         !pods_labeled(&s, "app=web")
             .iter()
             .any(|p| doomed.contains(&p.0))
+    });
+    // The pod evicted while its processes outlived the agent: stopped, then removed; no second
+    // copy of it anywhere.
+    step("straggler stopped and removed");
+    until("straggler stopped and removed", &|| {
+        pods_labeled(&s, "app=straggler").is_empty() && pod_processes("straggler").is_empty()
     });
     for d in &doomed {
         assert!(
