@@ -293,6 +293,64 @@ fn a_killed_agent_s_pods_are_evicted_and_replaced_on_the_other_node() {
     // worker-1's orphaned pod processes go with the test's namespace.
 }
 
+/// The story's pods: a Deployment of web servers (two, then four) behind a Service; on
+/// worker-1, `keeper` (tolerates the unreachable taint for good: stays bound) and `straggler`
+/// (tolerates it for 1 s: evicted while the node is away). The web pods tolerate DiskPressure:
+/// a build machine's disk is often more than 90 % full (the kubelet's `nodefs.available<10%`),
+/// which is not what this test is about.
+const STORY_APP: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      tolerations: [{key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}]
+      containers:
+      - name: web
+        image: python
+        command: [python3, -m, http.server, '8080', --directory, /etc]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /hostname, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: keeper, labels: {app: keeper}}
+spec:
+  nodeName: worker-1
+  terminationGracePeriodSeconds: 2
+  tolerations:
+  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}
+  - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, '86403']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: straggler, labels: {app: straggler}}
+spec:
+  nodeName: worker-1
+  terminationGracePeriodSeconds: 2
+  tolerations:
+  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 1}
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, '86404']
+";
+
 /// The load: a request to `ip:port` every 100 ms (each on its own thread, 10 s timeout), one
 /// line per request: `<start> <end> ok <pod name>` or `<start> <end> fail <error>` (Unix
 /// seconds).
@@ -507,14 +565,7 @@ fn a_node_dies_under_load_and_comes_back() {
     s.eventually("worker-1 Ready", || {
         (node_ready(&s, "worker-1") == "True").then_some(())
     });
-    let app = || {
-        format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      terminationGracePeriodSeconds: 5\n      tolerations: [{{key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}}]\n      containers:\n      - name: web\n        image: python\n        command: [python3, -m, http.server, '8080', --directory, /etc]\n        ports: [{{name: http, containerPort: 8080}}]\n        readinessProbe: {{httpGet: {{path: /hostname, port: http}}, periodSeconds: 1}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{name: http, port: 80, targetPort: http}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: keeper, labels: {{app: keeper}}}}\nspec:\n  nodeName: worker-1\n  terminationGracePeriodSeconds: 2\n  tolerations:\n  - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}}\n  - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}}\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '86403']\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: straggler, labels: {{app: straggler}}}}\nspec:\n  nodeName: worker-1\n  terminationGracePeriodSeconds: 2\n  tolerations:\n  - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 1}}\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '86404']\n"
-        )
-    };
-    // The web pods tolerate DiskPressure: a build machine's disk is often more than 90 % full
-    // (the kubelet's `nodefs.available<10%`), which is not what this test is about.
-    let (_m, path) = manifest("web.yaml", &app());
+    let (_m, path) = manifest("web.yaml", STORY_APP);
     s.kubectl(&["apply", "-f", &path.display().to_string()]);
     let ready_on = |node: &str| {
         on(&pods_labeled(&s, "app=web"), node)
