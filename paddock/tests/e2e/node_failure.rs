@@ -73,12 +73,12 @@ fn agent_in(
     .env("PADDOCK_LOG", "info")
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
-    // Beside its data dir (read by the story's failure messages).
+    // In its data dir (read by the story's failure messages).
     .stderr(
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.with_extension("log"))
+            .open(dir.join("agent.log"))
             .map_or_else(|_| Stdio::null(), Stdio::from),
     );
     let mut child = cmd.spawn().expect("spawn paddock agent");
@@ -576,7 +576,7 @@ fn a_node_dies_under_load_and_comes_back() {
     let story = |what: &str| {
         let log = |d: &tempfile::TempDir| {
             crate::support::tail(
-                &std::fs::read_to_string(d.path().with_extension("log")).unwrap_or_default(),
+                &std::fs::read_to_string(d.path().join("agent.log")).unwrap_or_default(),
                 30,
             )
         };
