@@ -12,7 +12,8 @@
 //! check node ports of `externalTrafficPolicy: Local` LoadBalancers ([`healthcheck`]).
 //!
 //! Beyond kube-proxy: a connect refused by an endpoint is retried on another candidate before
-//! the client sees a failure, and so is a connection the endpoint drops before answering a
+//! the client sees a failure, one left unanswered (an endpoint on a dead node) has another
+//! candidate raced against it after a short delay (`listen::CONNECT_RACE_DELAY`), and so is a connection the endpoint drops before answering a
 //! single byte (a crashed process; see `listen::first_exchange`); a service without endpoints
 //! has no listener, so a connect is refused at once, never hangs; readiness known to the local
 //! agent reaches routing without the API round trip.

@@ -26,8 +26,14 @@ use crate::model::Protocol;
 use crate::table::{Conns, Listen};
 use crate::{Error, Proxy};
 
-/// How long a connect to one endpoint may take before the next one is tried.
+/// How long a connect to one endpoint may take before it is given up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a connect may go unanswered before a connect to another candidate is raced
+/// against it (RFC 8305's recommended "Connection Attempt Delay"). An endpoint on a dead node
+/// never answers a SYN: without the race each client sent there would wait
+/// [`CONNECT_TIMEOUT`] until the control plane takes the endpoint out. The first connect stays
+/// alive, so a slow but healthy endpoint still gets the connection if it answers first.
+pub const CONNECT_RACE_DELAY: Duration = Duration::from_millis(250);
 /// A UDP flow without traffic for this long is forgotten (the kernel's default
 /// `nf_conntrack_udp_timeout_stream` is 120 s, the plain one 30 s).
 pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -181,7 +187,8 @@ async fn accept_tcp(
 }
 
 /// Sends one accepted connection to an endpoint: a refused (or timed out) connect is retried
-/// on the next candidate; with none left the client is reset at once.
+/// on the next candidate, an unanswered one raced against it (see [`CONNECT_RACE_DELAY`]);
+/// with none left the client is reset at once.
 pub(crate) async fn forward_tcp(
     proxy: Arc<Proxy>,
     listen: Listen,
@@ -234,14 +241,31 @@ struct Picker<'a> {
     tried: Vec<SocketAddr>,
 }
 
+/// One connect in flight: its endpoint, its open-connection count, and its outcome (`None`:
+/// timed out).
+type Attempt = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = (SocketAddr, Option<Open>, Option<std::io::Result<TcpStream>>),
+            > + Send,
+    >,
+>;
+
+fn attempt(ep: SocketAddr, open: Option<Open>) -> Attempt {
+    Box::pin(async move {
+        let r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ep))
+            .await
+            .ok();
+        (ep, open, r)
+    })
+}
+
 impl Picker<'_> {
-    /// Connects to the next candidate; `None` when every candidate was tried.
-    async fn connect(&mut self) -> Option<(TcpStream, SocketAddr, Option<Open>)> {
+    /// The next candidate not tried yet, counted on its endpoint from the moment it is
+    /// picked; `None` when every candidate was tried.
+    fn next_candidate(&mut self) -> Option<(SocketAddr, Option<Open>)> {
         loop {
-            let Some(ep) = self.route.pick(self.peer.ip(), &self.tried) else {
-                tracing::debug!(service = %self.route.service, client = %self.peer, "no endpoint; refusing");
-                return None;
-            };
+            let ep = self.route.pick(self.peer.ip(), &self.tried)?;
             self.tried.push(ep);
             // Counted from the moment it is picked, then checked against the table again: the
             // agent drains a pod by swapping the table first and reading the counters after
@@ -256,16 +280,45 @@ impl Picker<'_> {
                     continue;
                 }
             }
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ep)).await {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
-                    return Some((s, ep, open));
+            return Some((ep, open));
+        }
+    }
+
+    /// Connects to a candidate; `None` when every candidate failed. A refused connect moves on
+    /// to the next candidate at once; one unanswered for [`CONNECT_RACE_DELAY`] gets the next
+    /// candidate raced against it (happy-eyeballs style), and the first to connect wins.
+    async fn connect(&mut self) -> Option<(TcpStream, SocketAddr, Option<Open>)> {
+        use futures::StreamExt;
+        let mut racing = futures::stream::FuturesUnordered::<Attempt>::new();
+        let mut exhausted = false;
+        // Each turn starts one more candidate: at first, after a failed connect, and when the
+        // race delay passed without an answer.
+        loop {
+            if !exhausted {
+                match self.next_candidate() {
+                    Some((ep, open)) => racing.push(attempt(ep, open)),
+                    None => exhausted = true,
                 }
-                Ok(Err(e)) => {
-                    tracing::debug!(service = %self.route.service, endpoint = %ep, error = %e, "connect failed; trying another endpoint");
-                }
-                Err(_) => {
-                    tracing::debug!(service = %self.route.service, endpoint = %ep, "connect timed out; trying another endpoint");
+            }
+            if racing.is_empty() {
+                tracing::debug!(service = %self.route.service, client = %self.peer, "no endpoint; refusing");
+                return None;
+            }
+            tokio::select! {
+                Some((ep, open, r)) = racing.next() => match r {
+                    Some(Ok(s)) => {
+                        let _ = s.set_nodelay(true);
+                        return Some((s, ep, open));
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(service = %self.route.service, endpoint = %ep, error = %e, "connect failed; trying another endpoint");
+                    }
+                    None => {
+                        tracing::debug!(service = %self.route.service, endpoint = %ep, "connect timed out; trying another endpoint");
+                    }
+                },
+                _ = tokio::time::sleep(CONNECT_RACE_DELAY), if !exhausted => {
+                    tracing::debug!(service = %self.route.service, "connect unanswered; racing another endpoint");
                 }
             }
         }

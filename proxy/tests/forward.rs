@@ -199,6 +199,69 @@ async fn refused_endpoint_is_retried_on_another() {
     assert_eq!(live.request_count(), 50);
 }
 
+/// An address whose SYNs go unanswered, as a dead node's pod IP's do: a listener that never
+/// accepts, with an accept queue of one, filled by `filler` (the kernel drops SYNs to a
+/// listener whose accept queue is full). Checks that a connect to it does hang.
+async fn blackhole() -> (tokio::net::TcpListener, TcpStream, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((LOCALHOST, 0).into()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let filler = TcpStream::connect(addr).await.unwrap();
+    // Filled: a connect now waits for a SYN-ACK that does not come.
+    let probe = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await;
+    assert!(
+        probe.is_err(),
+        "the full listener answered a connect: {probe:?}"
+    );
+    (listener, filler, addr)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_connect_has_another_endpoint_raced_against_it() {
+    let h = harness(Protocol::Tcp).await;
+    let (_listener, _filler, dead) = blackhole().await;
+    let live = testkit::http::HttpServer::start().await.unwrap();
+    h.set(vec![
+        endpoint(dead, true, Protocol::Tcp),
+        endpoint(live.addr(), true, Protocol::Tcp),
+    ])
+    .await;
+    // Round robin picks the unanswering endpoint first for every other request. On the
+    // paused clock, each request takes the race delay at most instead of the connect timeout.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let began = tokio::time::Instant::now();
+        assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
+        slowest = slowest.max(began.elapsed());
+    }
+    assert_eq!(live.request_count(), 10);
+    println!("slowest request on the paused clock: {slowest:?}");
+    assert!(
+        slowest < proxy::listen::CONNECT_TIMEOUT,
+        "a request waited for the connect timeout ({slowest:?})"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_raced_by_an_unanswering_endpoint_still_reaches_the_one_that_answers() {
+    // The endpoint tried first answers; the race must not hand the connection to the other.
+    let h = harness(Protocol::Tcp).await;
+    let (_listener, _filler, dead) = blackhole().await;
+    let live = testkit::http::HttpServer::start().await.unwrap();
+    h.set(vec![endpoint(live.addr(), true, Protocol::Tcp)])
+        .await;
+    for _ in 0..3 {
+        assert_eq!(get(h.port).await.unwrap(), "HTTP/1.1 200 OK");
+    }
+    // Only the unanswering endpoint left: the client is reset once its connect times out.
+    h.set(vec![endpoint(dead, true, Protocol::Tcp)]).await;
+    let began = tokio::time::Instant::now();
+    assert!(get(h.port).await.is_err());
+    assert!(began.elapsed() >= proxy::listen::CONNECT_TIMEOUT);
+    assert_eq!(live.request_count(), 3);
+}
+
 /// An endpoint whose process is dying: it takes each connection and its request, then resets
 /// it without answering (what a killed server's socket does to what it had queued). With
 /// `answer`, it first writes that many bytes of an answer; `usize::MAX`: it closes (FIN, as a

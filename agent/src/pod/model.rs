@@ -135,6 +135,14 @@ pub struct PodState {
     pub pod: Arc<Pod>,
     /// The sandbox, once created.
     pub sandbox: Option<Sandbox>,
+    /// Whether `sandbox` is whole (CRI's `SANDBOX_READY`): false once its namespaces are gone
+    /// (its holder was killed, the machine rebooted); the next sync re-creates it.
+    pub sandbox_ready: bool,
+    /// Which sandbox of the pod the current one is (CRI's sandbox `attempt`).
+    pub sandbox_attempt: u32,
+    /// The sandbox was re-created: the init containers run again, from the first, before any
+    /// regular container restarts (the kubelet purges them with the old sandbox).
+    pub reinit: bool,
     /// Instances per container name, oldest first (the last two are kept).
     pub instances: HashMap<String, Vec<Instance>>,
     /// Why a container could not be started (reason, message): the kubelet's reason cache.
@@ -167,6 +175,9 @@ impl PodState {
         Self {
             pod,
             sandbox: None,
+            sandbox_ready: true,
+            sandbox_attempt: 0,
+            reinit: false,
             instances: HashMap::new(),
             waiting: HashMap::new(),
             images: HashMap::new(),

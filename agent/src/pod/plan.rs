@@ -6,7 +6,9 @@
 //!    first, sidecars once no regular container runs), then finish (sandbox stopped, pod
 //!    removed from the API);
 //! 2. pod terminal (Succeeded/Failed): kill what still runs (sidecars), stop the sandbox;
-//! 3. no sandbox: create it;
+//! 3. no sandbox, or one whose namespaces are gone: create it (re-creating kills what is left
+//!    of the pod first and runs the init containers again; with `restartPolicy: Never` a pod
+//!    whose containers have run gets no new sandbox, as `computePodActions`);
 //! 4. init containers in order (until a regular container has started): start, wait for it,
 //!    restart it on failure (subject to back-off), or fail the pod (`restartPolicy: Never`);
 //!    sidecars must be `started` before the next one;
@@ -143,13 +145,36 @@ pub fn plan(state: &PodState, probes: &dyn Probes, now: Instant) -> Plan {
         }
         return p;
     }
-    if state.sandbox.is_none() {
+    if state.sandbox.is_some() && !state.sandbox_ready {
+        let never = state
+            .pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.restart_policy.as_deref() == Some("Never"));
+        if never && !state.instances.is_empty() {
+            for c in &containers {
+                if let Some(id) = running_id(state, &c.container.name)
+                    && !state.killing.contains_key(&id)
+                {
+                    p.push(Action::Kill {
+                        id,
+                        name: c.container.name.clone(),
+                        reason: KillReason::Stop,
+                        restart: false,
+                    });
+                }
+            }
+            return p;
+        }
+    }
+    if state.sandbox.is_none() || !state.sandbox_ready {
         p.push(Action::CreateSandbox);
         return p;
     }
-    let regular_started = containers
-        .iter()
-        .any(|c| !c.init && state.latest(&c.container.name).is_some());
+    let regular_started = !state.reinit
+        && containers
+            .iter()
+            .any(|c| !c.init && state.latest(&c.container.name).is_some());
     if !regular_started {
         for c in containers.iter().filter(|c| c.init) {
             let name = &c.container.name;

@@ -383,6 +383,7 @@ pub fn generate(state: &PodState, probes: &dyn Probes, inputs: &StatusInputs<'_>
         }
     };
     let sandbox_ready = state.sandbox.is_some()
+        && state.sandbox_ready
         && state.terminal_phase.is_none()
         && !(state.deleting()
             && containers

@@ -58,6 +58,10 @@ struct Fake {
     next: Mutex<u32>,
     /// Shared with the status writer and the routing hook: what happened, in order.
     journal: Journal,
+    /// Ids of sandboxes whose namespaces are gone.
+    dead_sandboxes: Mutex<Vec<String>>,
+    /// The highest instance number among a container's log files (`restart_count_from_logs`).
+    log_counts: Mutex<HashMap<String, i32>>,
 }
 
 /// (tokio time, what) of runtime stops, status writes and routing calls, in order.
@@ -106,15 +110,26 @@ impl ExecRunner for Health {
 #[async_trait::async_trait]
 impl Runtime for Fake {
     async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
+        note(
+            &self.journal,
+            format!("sandbox run attempt {}", cfg.attempt),
+        );
         Ok(Sandbox {
-            id: cfg.pod_uid.clone(),
+            id: format!("{}-{}", cfg.pod_uid, cfg.attempt),
             pod_ip: "10.244.0.5".parse().unwrap(),
             host_network: false,
             isolated: false,
         })
     }
-    async fn stop_sandbox(&self, _sandbox: &Sandbox) -> Result<(), RuntimeError> {
+    async fn stop_sandbox(&self, sandbox: &Sandbox) -> Result<(), RuntimeError> {
+        note(&self.journal, format!("sandbox stopped {}", sandbox.id));
         Ok(())
+    }
+    async fn sandbox_ready(&self, sandbox: &Sandbox) -> bool {
+        !self.dead_sandboxes.lock().contains(&sandbox.id)
+    }
+    async fn restart_count_from_logs(&self, _pod_uid: &str, container: &str) -> i32 {
+        self.log_counts.lock().get(container).copied().unwrap_or(0)
     }
     async fn start_container(
         &self,
@@ -751,6 +766,7 @@ async fn an_adopted_ready_container_stays_ready_across_an_agent_restart() {
         namespace: "ns".into(),
         name: "p".into(),
         alive: true,
+        attempt: 0,
         containers: vec![RecoveredContainer {
             id: id.clone(),
             name: "app".into(),
@@ -768,6 +784,154 @@ async fn an_adopted_ready_container_stays_ready_across_an_agent_restart() {
     assert_eq!(cs.restart_count, 2);
     assert_eq!(cs.container_id.as_deref(), Some("paddock://old"));
     assert!(e.fake.starts.lock().is_empty(), "nothing is started again");
+    w.send(PodMsg::Removed);
+    w.join().await;
+}
+
+fn events_named(e: &mut Env, reason: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(ev) = e.events.try_recv() {
+        if ev.reason == reason {
+            out.push(ev.message);
+        }
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sandbox_gone_with_the_machine_is_re_created_and_its_containers_restarted() {
+    let mut e = env();
+    // The agent and the pod's processes died (a reboot); the API still says it runs.
+    let p = pod(serde_json::json!({
+        "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["run"]}]},
+        "status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "app", "image": "busybox", "imageID": "",
+                "ready": true, "started": true, "restartCount": 2,
+                "containerID": "paddock://old",
+                "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]},
+    }));
+    let recovered = Recovered {
+        sandbox: Sandbox {
+            id: "u1-0".into(),
+            pod_ip: "10.244.0.5".parse().unwrap(),
+            host_network: false,
+            isolated: true,
+        },
+        pod_uid: "u1".into(),
+        namespace: "ns".into(),
+        name: "p".into(),
+        alive: false,
+        attempt: 0,
+        containers: Vec::new(),
+    };
+    let w = PodWorker::spawn(e.shared.clone(), p, Some(recovered));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        journal(&e.fake, &["sandbox"]),
+        ["sandbox stopped u1-0", "sandbox run attempt 1"]
+    );
+    assert_eq!(
+        events_named(&mut e, "SandboxChanged"),
+        ["Pod sandbox changed, it will be killed and re-created."]
+    );
+    let names: Vec<String> = e.fake.starts.lock().iter().map(|s| s.0.clone()).collect();
+    assert_eq!(names, ["app"]);
+    let last = e.writer.statuses.lock().last().cloned().expect("a status");
+    let cs = &last.container_statuses.as_ref().unwrap()[0];
+    assert_eq!(cs.restart_count, 3, "{cs:?}");
+    assert!(cs.state.as_ref().unwrap().running.is_some(), "{cs:?}");
+    let lost = cs
+        .last_state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .expect("lastState");
+    assert_eq!(lost.reason.as_deref(), Some("ContainerStatusUnknown"));
+    assert_eq!(lost.exit_code, 137);
+    assert_eq!(lost.container_id.as_deref(), Some("paddock://old"));
+    let ready = last
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodReadyToStartContainers")
+        .expect("condition");
+    assert_eq!(ready.status, "True");
+    w.send(PodMsg::Removed);
+    w.join().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sandbox_that_dies_under_a_running_pod_is_re_created_init_containers_first() {
+    let mut e = env();
+    e.fake.scripts.lock().insert(
+        "init".into(),
+        Script::ExitAfter(Duration::from_millis(100), 0),
+    );
+    let p = pod(serde_json::json!({
+        "spec": {"initContainers": [{"name": "init", "image": "busybox", "command": ["i"]}],
+            "containers": [{"name": "app", "image": "busybox", "command": ["run"]}]},
+    }));
+    let w = PodWorker::spawn(e.shared.clone(), p, None);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let names =
+        |e: &Env| -> Vec<String> { e.fake.starts.lock().iter().map(|s| s.0.clone()).collect() };
+    assert_eq!(names(&e), ["init", "app"]);
+    // The holder dies: the pod's namespaces and its processes with it.
+    e.fake.dead_sandboxes.lock().push("u1-0".into());
+    e.fake.log_counts.lock().insert("init".into(), 1);
+    let app = ContainerId("c2".into());
+    e.fake
+        .stop_container(&app, Duration::ZERO)
+        .await
+        .expect("stop");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(names(&e), ["init", "app", "init", "app"]);
+    assert_eq!(
+        journal(&e.fake, &["sandbox"]),
+        [
+            "sandbox run attempt 0",
+            "sandbox stopped u1-0",
+            "sandbox run attempt 1"
+        ]
+    );
+    assert_eq!(events_named(&mut e, "SandboxChanged").len(), 1);
+    let last = e.writer.statuses.lock().last().cloned().expect("a status");
+    let app = &last.container_statuses.as_ref().unwrap()[0];
+    assert_eq!(app.restart_count, 1, "{app:?}");
+    assert!(app.state.as_ref().unwrap().running.is_some(), "{app:?}");
+    let init = &last.init_container_statuses.as_ref().unwrap()[0];
+    // Its record went with the old sandbox: the count goes on from its log files.
+    assert_eq!(init.restart_count, 1, "{init:?}");
+    w.send(PodMsg::Removed);
+    w.join().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_never_restarted_pod_whose_sandbox_is_gone_gets_no_new_one() {
+    let e = env();
+    let p = pod(serde_json::json!({
+        "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "app", "image": "busybox", "command": ["run"]}]},
+    }));
+    let w = PodWorker::spawn(e.shared.clone(), p, None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    e.fake.dead_sandboxes.lock().push("u1-0".into());
+    let app = ContainerId("c1".into());
+    e.fake
+        .stop_container(&app, Duration::ZERO)
+        .await
+        .expect("stop");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        journal(&e.fake, &["sandbox run"]),
+        ["sandbox run attempt 0"],
+        "no second sandbox"
+    );
+    assert_eq!(e.fake.starts.lock().len(), 1);
+    let last = e.writer.statuses.lock().last().cloned().expect("a status");
+    assert_eq!(last.phase.as_deref(), Some("Failed"));
     w.send(PodMsg::Removed);
     w.join().await;
 }

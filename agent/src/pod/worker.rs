@@ -429,6 +429,10 @@ impl Driver {
 
     fn adopt(&mut self, r: Recovered) {
         self.state.sandbox = Some(r.sandbox);
+        // Its namespaces are gone (the machine rebooted, or its holder was killed while no
+        // agent ran): the first sync re-creates it (`SandboxChanged`).
+        self.state.sandbox_ready = r.alive;
+        self.state.sandbox_attempt = r.attempt;
         let now = Instant::now();
         let limit = self
             .shared
@@ -456,6 +460,7 @@ impl Driver {
                     .insert(cs.name.clone(), (cs.image.clone(), cs.image_id.clone()));
             }
         }
+        self.lost_containers(&status, &r.containers);
         for c in r.containers {
             let age = SystemTime::now()
                 .duration_since(c.started_at)
@@ -473,6 +478,72 @@ impl Driver {
             *self.current_slot(&c.name).lock() = Some(c.id.clone());
             self.state.push_instance(&c.name, inst);
             self.watch_exit(c.id);
+        }
+    }
+
+    /// Containers the API says were running but that no longer exist (they died while no agent
+    /// ran): an instance that ended as `ContainerStatusUnknown` stands for each, so the status
+    /// shows it in `lastState` and its restart follows on its count — what the kubelet's
+    /// `convertToAPIContainerStatuses` infers for a container that "could not be located".
+    fn lost_containers(
+        &mut self,
+        status: &PodStatus,
+        found: &[crate::runtime::RecoveredContainer],
+    ) {
+        let now = Instant::now();
+        for cs in status
+            .container_statuses
+            .iter()
+            .flatten()
+            .chain(status.init_container_statuses.iter().flatten())
+        {
+            let Some(running) = cs.state.as_ref().and_then(|s| s.running.as_ref()) else {
+                continue;
+            };
+            if found.iter().any(|c| c.name == cs.name) || self.state.spec_of(&cs.name).is_none() {
+                continue;
+            }
+            let id = cs
+                .container_id
+                .as_deref()
+                .and_then(|i| i.strip_prefix(super::model::ID_PREFIX))
+                .map_or_else(|| format!("{}-lost", cs.name), str::to_string);
+            let started_at = running.started_at.as_ref().map(|t| SystemTime::from(t.0));
+            self.state.push_instance(
+                &cs.name,
+                Instance {
+                    id: ContainerId(id),
+                    restart_count: cs.restart_count,
+                    started_at,
+                    started: now,
+                    exit: Some(ExitInfo {
+                        exit_code: 137,
+                        reason: "ContainerStatusUnknown".into(),
+                        message: Some(
+                            "The container could not be located when the pod was terminated".into(),
+                        ),
+                        finished_at: SystemTime::now(),
+                        finished: now,
+                    }),
+                    adopted: false,
+                    spec_hash: None,
+                },
+            );
+        }
+    }
+
+    /// Whether the sandbox is still whole; asked at pod syncs (the kubelet's PLEG relist sees a
+    /// sandbox that is no longer ready).
+    async fn check_sandbox(&mut self) {
+        if !self.in_pod_sync || !self.state.sandbox_ready || self.sandbox_stopped {
+            return;
+        }
+        let Some(sb) = self.state.sandbox.clone() else {
+            return;
+        };
+        if !self.shared.runtime.sandbox_ready(&sb).await {
+            tracing::info!(pod = %self.state.format_pod(), sandbox = %sb.id, "the pod's sandbox is gone");
+            self.state.sandbox_ready = false;
         }
     }
 
@@ -526,6 +597,7 @@ impl Driver {
 
     /// One plan and its actions; true when it created the sandbox or started a container.
     async fn sync_once(&mut self) -> bool {
+        self.check_sandbox().await;
         let now = Instant::now();
         let p = plan(&self.state, &self.probes, now);
         if let Some(r) = p.requeue {
@@ -539,6 +611,10 @@ impl Driver {
                     progressed |= self.state.sandbox.is_some();
                 }
                 Action::Start { name } => {
+                    if self.state.spec_of(&name).is_some_and(|c| !c.init) {
+                        // The init containers ran again: regular containers start now.
+                        self.state.reinit = false;
+                    }
                     let before = self.state.latest(&name).map(|i| i.id.clone());
                     self.start(&name).await;
                     let after = self.state.latest(&name);
@@ -632,7 +708,57 @@ impl Driver {
         self.done = true;
     }
 
+    /// The sandbox's namespaces are gone: kills what is left of the pod and removes the old
+    /// sandbox (SyncPod's "kill the pod if the sandbox has changed"); the caller makes the new
+    /// one. Nothing in the old sandbox can be reached any more, so what is left gets no grace
+    /// period. The init containers' instances go with it (`purgeInitContainers`): they run
+    /// again, from the first.
+    async fn replace_sandbox(&mut self, old: crate::runtime::Sandbox) {
+        self.event(
+            None,
+            EventType::Normal,
+            "SandboxChanged",
+            "Pod sandbox changed, it will be killed and re-created.".into(),
+        );
+        tracing::info!(pod = %self.state.format_pod(), sandbox = %old.id, "stopping the pod's sandbox, will start a new one");
+        for id in self.running() {
+            if let Err(e) = self
+                .shared
+                .runtime
+                .stop_container(&id, Duration::ZERO)
+                .await
+            {
+                tracing::warn!(%id, error = %e, "cannot stop a container of a sandbox that is gone");
+            }
+        }
+        if let Err(e) = self.shared.runtime.stop_sandbox(&old).await {
+            tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot stop a sandbox that is gone");
+        }
+        let inits: Vec<String> = self
+            .state
+            .containers()
+            .iter()
+            .filter(|c| c.init)
+            .map(|c| c.container.name.clone())
+            .collect();
+        self.state.reinit = !inits.is_empty();
+        for name in inits {
+            self.state.instances.remove(&name);
+            if let Some(slot) = self.current.get(&name) {
+                *slot.lock() = None;
+            }
+        }
+        self.state.sandbox = None;
+        self.state.sandbox_ready = true;
+        self.state.sandbox_attempt += 1;
+    }
+
     async fn create_sandbox(&mut self) {
+        if let Some(old) = self.state.sandbox.clone()
+            && !self.state.sandbox_ready
+        {
+            self.replace_sandbox(old).await;
+        }
         let pod = self.pod();
         if let Err(msg) = self.handler(&pod).await {
             self.event(
@@ -675,6 +801,7 @@ impl Driver {
                 .flatten()
                 .map(|h| (h.ip.clone(), h.hostnames.clone().unwrap_or_default()))
                 .collect(),
+            attempt: self.state.sandbox_attempt,
         };
         match self.shared.runtime.run_sandbox(&cfg).await {
             Ok(sb) => self.state.sandbox = Some(sb),
@@ -699,7 +826,18 @@ impl Driver {
         };
         let now = Instant::now();
         self.state.force_restart.remove(name);
-        let restart_count = self.state.latest(name).map_or(0, |i| i.restart_count + 1);
+        let restart_count = match self.state.latest(name) {
+            Some(i) => i.restart_count + 1,
+            // No instance known (its record went with a reboot, or with the sandbox): the
+            // count goes on from its log files, as the kubelet's does.
+            None => {
+                let uid = self.state.pod.metadata.uid.clone().unwrap_or_default();
+                self.shared
+                    .runtime
+                    .restart_count_from_logs(&uid, name)
+                    .await
+            }
+        };
         if let Some(exit) = self.state.latest(name).and_then(|i| i.exit.clone()) {
             self.state.backoff.advance(name, exit.finished, now);
         }

@@ -261,6 +261,33 @@ impl LogWriter {
     }
 }
 
+/// The restart count a container's next instance takes when its runtime record is gone (the
+/// kubelet's `calcRestartCountByLogDir`, for a node that restarted): one more than the highest
+/// `N` of the files `N.log` and `N.log.<suffix>` in its log directory, 0 if there are none (or
+/// no directory). Reads the directory: call it off the async threads.
+pub fn restart_count_from_dir(dir: &Path) -> i32 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut count = 0;
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let digits = name.bytes().take_while(u8::is_ascii_digit).count();
+        let rest = &name[digits..];
+        if digits == 0 || !(rest == ".log" || rest.starts_with(".log.")) {
+            continue;
+        }
+        if let Ok(n) = name[..digits].parse::<i32>() {
+            count = count.max(n.saturating_add(1));
+        }
+    }
+    count
+}
+
 /// The rotated files of the log at `path` (`<path>.*`), sorted oldest first (their names end
 /// in a timestamp).
 pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
@@ -644,6 +671,26 @@ mod tests {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    #[test]
+    fn a_lost_container_s_restart_count_follows_its_log_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(restart_count_from_dir(&dir.path().join("absent")), 0);
+        assert_eq!(restart_count_from_dir(dir.path()), 0);
+        for f in [
+            "0.log",
+            "2.log.20260101-000000.gz",
+            "7.txt",
+            "x.log",
+            "9log",
+        ] {
+            std::fs::write(dir.path().join(f), b"").expect("write");
+        }
+        std::fs::create_dir(dir.path().join("11.log")).expect("mkdir");
+        assert_eq!(restart_count_from_dir(dir.path()), 3);
+        std::fs::write(dir.path().join("3.log"), b"").expect("write");
+        assert_eq!(restart_count_from_dir(dir.path()), 4);
     }
 
     #[test]

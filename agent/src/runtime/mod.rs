@@ -68,6 +68,9 @@ pub struct SandboxConfig {
     pub dns: DnsConfig,
     /// Extra `/etc/hosts` lines (`spec.hostAliases`): an IP and its names.
     pub extra_hosts: Vec<(String, Vec<String>)>,
+    /// Which sandbox of the pod this is (CRI's `PodSandboxMetadata.attempt`): 0 for the first,
+    /// one more each time a sandbox that went away is re-created.
+    pub attempt: u32,
 }
 
 /// The pod's resolver configuration (`spec.dnsPolicy` / `spec.dnsConfig`, resolved by the caller).
@@ -339,6 +342,8 @@ pub struct Recovered {
     /// Whether the sandbox is still whole (its namespace holder is alive; always true in host
     /// mode). A broken sandbox should be stopped.
     pub alive: bool,
+    /// Which sandbox of the pod it is (CRI's `attempt`).
+    pub attempt: u32,
     /// Its containers that are still running.
     pub containers: Vec<RecoveredContainer>,
 }
@@ -415,6 +420,20 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// while the agent was not running).
     async fn pods_with_logs(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Whether the sandbox is still whole (CRI's `SANDBOX_READY`): its namespace holder lives.
+    /// A sandbox that is not (the holder was killed, the machine rebooted) takes no new
+    /// container; the pod worker kills what is left and makes a new one (`SandboxChanged`).
+    async fn sandbox_ready(&self, _sandbox: &Sandbox) -> bool {
+        true
+    }
+
+    /// The restart count a container's next instance takes when no instance of it is known
+    /// (the kubelet's `calcRestartCountByLogDir`): one more than the highest instance number
+    /// among its log files, 0 when there are none.
+    async fn restart_count_from_logs(&self, _pod_uid: &str, _container: &str) -> i32 {
+        0
     }
 
     /// Sandboxes and containers left by a previous run of the agent (from the runtime's on-disk

@@ -611,6 +611,7 @@ impl Shared {
                 namespace: rec.namespace.clone(),
                 name: rec.name.clone(),
                 alive,
+                attempt: rec.attempt,
                 containers: Vec::new(),
             });
         }
@@ -760,6 +761,20 @@ impl Runtime for ProcessRuntime {
             }
         }
         uids
+    }
+
+    async fn sandbox_ready(&self, sandbox: &Sandbox) -> bool {
+        self.shared.sandbox_ready(&sandbox.id).await
+    }
+
+    async fn restart_count_from_logs(&self, pod_uid: &str, container: &str) -> i32 {
+        let dir = match self.shared.instance_log(pod_uid, container, 0).parent() {
+            Some(d) => d.to_path_buf(),
+            None => return 0,
+        };
+        tokio::task::spawn_blocking(move || logs::restart_count_from_dir(&dir))
+            .await
+            .unwrap_or(0)
     }
 
     async fn list(&self) -> Result<Vec<Recovered>, RuntimeError> {

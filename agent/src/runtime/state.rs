@@ -34,6 +34,9 @@ pub(crate) struct SandboxRecord {
     pub(crate) created_paths: Vec<PathBuf>,
     /// The prepared volumes.
     pub(crate) volumes: Vec<VolumeRecord>,
+    /// Which sandbox of the pod this is (absent in records of older agents: the first).
+    #[serde(default)]
+    pub(crate) attempt: u32,
 }
 
 /// A prepared volume: where its content is on the node and how it must be mounted.

@@ -1,7 +1,8 @@
 //! Sandboxes of the process runtime: a pod's directory, its namespace holder (PID 1 of the
 //! pod's namespaces when isolated), its veth on the node's bridge and IP, its `/etc` files and
-//! volumes; and their teardown. The bridge is set up with the first sandbox and watched while
-//! pods run (recreated, pods re-attached, if it goes away).
+//! volumes; whether it is still whole (its holder alive: `sandbox_ready`); and their teardown.
+//! The bridge is set up with the first sandbox and watched while pods run (recreated, pods
+//! re-attached, if it goes away).
 
 use std::net::IpAddr;
 
@@ -64,6 +65,7 @@ impl Shared {
             allocated_ip: false,
             created_paths: Vec::new(),
             volumes: Vec::new(),
+            attempt: cfg.attempt,
         };
         let result = self.build_sandbox(cfg, &mut rec, &pod_dir).await;
         match result {
@@ -232,6 +234,21 @@ impl Shared {
         if let Err(e) = removed.await {
             tracing::warn!(error = %e, "removing a pod's files failed");
         }
+    }
+
+    /// Whether sandbox `id` is whole: known, and its namespace holder (if it has one) lives.
+    pub(super) async fn sandbox_ready(&self, id: &str) -> bool {
+        let Some(sb) = self.sandbox(id) else {
+            return false;
+        };
+        let Some(holder) = sb.rec.holder else {
+            // Host mode: a sandbox is a directory, nothing in it can die.
+            return !sb.rec.isolated;
+        };
+        // Reads `/proc`: off the async threads.
+        tokio::task::spawn_blocking(move || holder.alive())
+            .await
+            .unwrap_or(false)
     }
 
     pub(super) async fn stop_sandbox(&self, id: &str) -> Result<(), RuntimeError> {

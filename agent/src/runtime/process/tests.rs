@@ -861,6 +861,73 @@ fn isolated_pods_get_their_own_network_hostname_volumes_and_leave_nothing() {
 }
 
 #[test]
+fn a_sandbox_whose_holder_died_is_not_ready_and_a_new_one_takes_its_place() {
+    if !is_root() {
+        panic!("isolated-mode tests need root");
+    }
+    let ns = TestNetns::new();
+    ns.run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _guard = RootGuard(dir.path().to_path_buf());
+        let node = NodeNetwork::new(PodCidr::parse("10.244.0.0/24").expect("cidr"));
+        let rt = ProcessRuntime::new(dir.path().to_path_buf(), node.clone()).expect("runtime");
+        let sb = rt.run_sandbox(&sandbox_cfg("p")).await.expect("sandbox");
+        let c = rt
+            .start_container(&sb, &container("c", &["sleep", "1000"]))
+            .await
+            .expect("start");
+        assert!(rt.sandbox_ready(&sb).await);
+        // The machine "reboots": the agent and the pod's holder die.
+        drop(rt);
+        let rec: SandboxRecord =
+            state::read_one(&dir.path().join("sandboxes").join(format!("{}.json", sb.id)))
+                .expect("sandbox record");
+        let holder = rec.holder.expect("holder");
+        kill(Pid::from_raw(holder.pid as i32), Signal::SIGKILL).expect("kill the holder");
+        eventually("the holder is gone", || !holder.alive()).await;
+        let rt2 = ProcessRuntime::new(dir.path().to_path_buf(), node).expect("runtime");
+        let found = rt2.list().await.expect("list");
+        assert_eq!(found.len(), 1);
+        assert!(!found[0].alive);
+        assert_eq!(found[0].attempt, 0);
+        let old = found[0].sandbox.clone();
+        assert!(!rt2.sandbox_ready(&old).await);
+        // What the agent did before: every start fails.
+        let err = rt2
+            .start_container(&old, &container("d", &["true"]))
+            .await
+            .expect_err("a start in a sandbox that is gone");
+        assert!(err.to_string().contains("pod namespaces are gone"), "{err}");
+        // What the pod worker does now: the old one goes, with what is left of it.
+        rt2.stop_sandbox(&old).await.expect("stop the old sandbox");
+        assert_eq!(marker_pids(&c.id), Vec::<i32>::new());
+        assert!(!dir.path().join("pods").join(&old.id).exists());
+        let mut cfg = sandbox_cfg("p");
+        cfg.attempt = 1;
+        let new = rt2.run_sandbox(&cfg).await.expect("a new sandbox");
+        assert_ne!(new.id, old.id);
+        assert!(rt2.sandbox_ready(&new).await);
+        let e = rt2
+            .start_container(&new, &container("e", &["hostname"]))
+            .await
+            .expect("start in the new sandbox");
+        assert_eq!(rt2.wait_container(&e.id).await.exit_code, 0);
+        assert_eq!(
+            log_texts(&rt2.log_path(&e.id)),
+            vec!["stdout p".to_string()]
+        );
+        let listed = rt2.list().await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].attempt, 1);
+        rt2.shutdown(Duration::from_secs(5))
+            .await
+            .expect("shutdown");
+        assert!(!links().contains("pdk"));
+    });
+    drop(ns);
+}
+
+#[test]
 fn isolated_stop_kills_the_tree_and_a_new_runtime_adopts_the_sandbox() {
     if !is_root() {
         panic!("isolated-mode tests need root");
