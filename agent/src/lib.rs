@@ -328,6 +328,16 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     tasks.push(tokio::spawn(
         serving.rotate(config.client.clone(), stop.clone()),
     ));
+    if let Some(images) = &config.images {
+        let gc = images::gc::ImageGc::new(
+            images.gc_policy,
+            Box::new(images::gc::StoreFs(images.service.store().clone())),
+            images.in_use.clone(),
+            shared.events.clone(),
+            &config.node_name,
+        );
+        tasks.push(tokio::spawn(Arc::new(gc).run(stop.clone())));
+    }
     let mgr = manager::Manager::new(shared, recovered);
     tasks.push(tokio::spawn(mgr.run(
         config.client.clone(),

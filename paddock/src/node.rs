@@ -34,6 +34,8 @@ pub(crate) struct NodeOptions {
     pub(crate) default_runtime: Option<String>,
     /// The image store (`<data dir>/images`, shared with `paddock image`).
     pub(crate) images: PathBuf,
+    /// Image garbage collection's settings.
+    pub(crate) image_gc: agent::images::gc::GcPolicy,
     /// The runtime's state, logs and volumes.
     pub(crate) root: PathBuf,
     /// Where the agent API listens (port 0 picks one).
@@ -256,10 +258,13 @@ async fn enable_images(
             )
             .await
             .context("setting up runc")?;
-        anyhow::Ok(Arc::new(agent::images::NodeImages::new(
-            agent::images::StoreImages::new(puller),
-            opts.root.join("seccomp"),
-        )))
+        anyhow::Ok(Arc::new(
+            agent::images::NodeImages::new(
+                agent::images::StoreImages::new(puller),
+                opts.root.join("seccomp"),
+            )
+            .with_gc_policy(opts.image_gc),
+        ))
     };
     match attempt.await {
         Ok(i) => Ok(i),

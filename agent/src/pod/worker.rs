@@ -611,6 +611,9 @@ impl Driver {
         }
         self.stop_sandbox().await;
         let uid = self.state.pod.metadata.uid.clone().unwrap_or_default();
+        if let Some(images) = &self.shared.images {
+            images.in_use.forget_pod(&uid);
+        }
         if let Err(e) = self.shared.runtime.remove_pod_logs(&uid).await {
             tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot remove pod logs");
         }
@@ -971,6 +974,7 @@ impl Driver {
         );
         match built {
             Ok(run) => {
+                images.in_use.add(&uid, &record.config.to_string());
                 self.state.images.insert(
                     name,
                     (
