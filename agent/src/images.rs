@@ -240,7 +240,7 @@ fn warning(reason: &'static str, message: String) -> ImageEvent {
 
 pub mod gc;
 mod store;
-pub use store::StoreImages;
+pub use store::{NODE_STATUS_MAX_IMAGES, StoreImages, node_status_images};
 
 /// What a node needs to run containers from images: the image manager over the node's
 /// store, the store itself (image configs and layer directories), and the kubelet's seccomp

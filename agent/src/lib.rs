@@ -313,6 +313,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         node_uid,
         config.lease_interval,
         config.node_status_interval,
+        config.images.as_ref().map(|i| i.service.store().clone()),
         stop.clone(),
     )));
     tasks.push(tokio::spawn(server::serve(
