@@ -182,9 +182,9 @@ impl Puller {
     /// the same credentials share one transfer.
     pub async fn pull(&self, image: &str, opts: &PullOptions) -> Result<Pulled> {
         let reference =
-            Reference::parse_docker_ref(image).map_err(|source| Error::InvalidReference {
+            Reference::parse_docker_ref(image).map_err(|reason| Error::InvalidReference {
                 image: image.to_string(),
-                source,
+                reason,
             })?;
         // Pulls share a transfer only with the same credentials (a pod must not get an image
         // through another pod's secret).

@@ -387,10 +387,10 @@ impl Store {
         &self,
         image: &str,
     ) -> Result<Option<(crate::reference::Reference, ImageRecord)>> {
-        let r = crate::reference::Reference::parse_docker_ref(image).map_err(|source| {
+        let r = crate::reference::Reference::parse_docker_ref(image).map_err(|reason| {
             Error::InvalidReference {
                 image: image.to_string(),
-                source,
+                reason,
             }
         })?;
         Ok(self.get(&r.to_string())?.map(|rec| (r, rec)))

@@ -984,6 +984,17 @@ impl Driver {
                 );
                 Some(run)
             }
+            // Neither the container nor its image names a command: containerd's CRI fails
+            // CreateContainer while generating the spec (its `WithProcessArgs`), which the
+            // kubelet reports as `CreateContainerError` with containerd's whole message.
+            Err(msg) if msg == image::config::NO_COMMAND => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let msg = format!(
+                    "failed to generate container {id:?} spec: failed to generate spec: {msg}"
+                );
+                self.waiting_error(&name, "CreateContainerError", msg);
+                None
+            }
             Err(msg) => {
                 self.config_error(&name, msg);
                 None
@@ -992,10 +1003,15 @@ impl Driver {
     }
 
     fn config_error(&mut self, name: &str, msg: String) {
-        self.state.waiting.insert(
-            name.to_string(),
-            ("CreateContainerConfigError".into(), msg.clone()),
-        );
+        self.waiting_error(name, "CreateContainerConfigError", msg);
+    }
+
+    /// The container was not created: it waits with `reason` (no instance, no restart
+    /// counted) and is tried again later, as the kubelet does.
+    fn waiting_error(&mut self, name: &str, reason: &str, msg: String) {
+        self.state
+            .waiting
+            .insert(name.to_string(), (reason.into(), msg.clone()));
         self.event(
             Some(name),
             EventType::Warning,
