@@ -49,6 +49,10 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             default_runtime: args.default_runtime.clone(),
             images: data_dir.join("images"),
             image_gc,
+            registries: crate::images::load_registries(
+                args.images.registry_config.as_deref(),
+                &data_dir,
+            )?,
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(args.node_ip, args.port),
             serve,

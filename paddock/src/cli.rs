@@ -120,7 +120,7 @@ pub(crate) struct UpArgs {
 }
 
 /// The image flags of a node (`paddock agent`, `paddock up`): the kubelet's image garbage
-/// collection flags.
+/// collection flags and the registry configuration.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct NodeImageArgs {
     /// Disk usage (percent) of the image file system at which image garbage collection runs
@@ -133,6 +133,11 @@ pub(crate) struct NodeImageArgs {
     /// Images detected more recently than this are never collected (the kubelet's flag).
     #[arg(long, value_name = "DURATION", default_value = "2m0s", value_parser = parse_duration)]
     pub(crate) image_minimum_gc_age: std::time::Duration,
+    /// The node's registry configuration (k3s's registries.yaml format: mirrors with endpoint
+    /// and rewrite, configs with auth and tls.ca_file), used by every pull of the node
+    /// [default: <data dir>/registries.yaml when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) registry_config: Option<PathBuf>,
 }
 
 impl NodeImageArgs {

@@ -166,6 +166,10 @@ async fn start_node(
             default_runtime: args.default_runtime.clone(),
             images: data_dir.join("images"),
             image_gc: args.images.gc_policy()?,
+            registries: crate::images::load_registries(
+                args.images.registry_config.as_deref(),
+                data_dir,
+            )?,
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(ip, 0),
             serve,

@@ -15,12 +15,23 @@ use super::{ImageService, Pulled};
 #[derive(Debug, Clone)]
 pub struct StoreImages {
     puller: Puller,
+    /// The node's `registries.yaml` (mirrors, rewrites, endpoint credentials).
+    registries: std::sync::Arc<image::registries::Registries>,
 }
 
 impl StoreImages {
     /// A service over `puller` (and the store it writes to).
     pub fn new(puller: Puller) -> Self {
-        StoreImages { puller }
+        StoreImages {
+            puller,
+            registries: std::sync::Arc::default(),
+        }
+    }
+
+    /// Pulls through the node's registry configuration (checked by the caller).
+    pub fn with_registries(mut self, registries: image::registries::Registries) -> Self {
+        self.registries = std::sync::Arc::new(registries);
+        self
     }
 
     /// The store.
@@ -86,10 +97,11 @@ impl ImageService for StoreImages {
     ) -> BoxFuture<'a, Result<Pulled, String>> {
         Box::pin(async move {
             let reference = Reference::parse_docker_ref(image).map_err(|e| e.to_string())?;
-            let opts = PullOptions {
+            let mut opts = PullOptions {
                 credentials: credentials(pull_secrets, &reference.name()),
                 ..PullOptions::default()
             };
+            self.registries.apply(&reference, &mut opts);
             match self.puller.pull(image, &opts).await {
                 Ok(p) => Ok(Pulled {
                     image_ref: p.image.config.to_string(),
