@@ -21,7 +21,8 @@
 //! (The kubelet then adds Warning `Failed` "Error: <reason>" for every failure; so does the
 //! caller.) The texts are the `image` crate's ([`image::kubelet`]), their one home.
 //! [`StoreImages`] is the [`ImageService`] of a real node: the `image` crate's store and
-//! puller, with the pod's imagePullSecrets matched through [`image::keyring`].
+//! puller, with the pod's imagePullSecrets matched through [`image::keyring`]. [`gc`] is the
+//! kubelet's image garbage collection over that store.
 
 use std::time::Duration;
 
@@ -237,8 +238,9 @@ fn warning(reason: &'static str, message: String) -> ImageEvent {
     }
 }
 
+pub mod gc;
 mod store;
-pub use store::StoreImages;
+pub use store::{NODE_STATUS_MAX_IMAGES, StoreImages, node_status_images};
 
 /// What a node needs to run containers from images: the image manager over the node's
 /// store, the store itself (image configs and layer directories), and the kubelet's seccomp
@@ -250,16 +252,29 @@ pub struct NodeImages {
     pub service: StoreImages,
     /// `<kubelet root>/seccomp`.
     pub seccomp_root: std::path::PathBuf,
+    /// Image garbage collection's settings (the kubelet's flags).
+    pub gc_policy: gc::GcPolicy,
+    /// The images the node's containers use (never collected).
+    pub in_use: std::sync::Arc<gc::InUse>,
 }
 
 impl NodeImages {
-    /// Images of `service`'s store, seccomp profiles under `seccomp_root`.
+    /// Images of `service`'s store, seccomp profiles under `seccomp_root`, collected with the
+    /// kubelet's default policy.
     pub fn new(service: StoreImages, seccomp_root: std::path::PathBuf) -> Self {
         NodeImages {
             manager: ImageManager::new(Box::new(service.clone())),
             service,
             seccomp_root,
+            gc_policy: gc::GcPolicy::default(),
+            in_use: std::sync::Arc::default(),
         }
+    }
+
+    /// With image garbage collection's settings.
+    pub fn with_gc_policy(mut self, policy: gc::GcPolicy) -> Self {
+        self.gc_policy = policy;
+        self
     }
 }
 

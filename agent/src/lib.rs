@@ -313,6 +313,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         node_uid,
         config.lease_interval,
         config.node_status_interval,
+        config.images.as_ref().map(|i| i.service.store().clone()),
         stop.clone(),
     )));
     tasks.push(tokio::spawn(server::serve(
@@ -328,6 +329,16 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     tasks.push(tokio::spawn(
         serving.rotate(config.client.clone(), stop.clone()),
     ));
+    if let Some(images) = &config.images {
+        let gc = images::gc::ImageGc::new(
+            images.gc_policy,
+            Box::new(images::gc::StoreFs(images.service.store().clone())),
+            images.in_use.clone(),
+            shared.events.clone(),
+            &config.node_name,
+        );
+        tasks.push(tokio::spawn(Arc::new(gc).run(stop.clone())));
+    }
     let mgr = manager::Manager::new(shared, recovered);
     tasks.push(tokio::spawn(mgr.run(
         config.client.clone(),

@@ -61,6 +61,22 @@ impl Manager {
             return;
         }
         let adopt = self.recovered.as_mut().and_then(|r| r.remove(&id));
+        if adopt.is_some()
+            && let Some(images) = &self.shared.images
+        {
+            // Its containers' images are in use before image GC first runs (the worker
+            // adopts them later, on its own task); `imageID` is `name@<repo digest>`.
+            for cs in pod.status.iter().flat_map(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+            }) {
+                if let Some((_, digest)) = cs.image_id.rsplit_once('@') {
+                    images.in_use.add(&id, digest);
+                }
+            }
+        }
         if terminal(&pod) && adopt.is_none() {
             // Finished before we saw it (or before an agent restart): only remove it when it
             // is being deleted; until then its logs are served.
@@ -161,6 +177,9 @@ impl Manager {
                         self.apply(p);
                     }
                     self.settle_recovered().await;
+                    if let Some(images) = &self.shared.images {
+                        images.in_use.settle();
+                    }
                     self.remove_orphaned_logs(&seen).await;
                 }
                 Err(e) => {

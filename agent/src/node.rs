@@ -318,6 +318,24 @@ pub fn node_status(
     }
 }
 
+/// The kubelet's `Images` setter: on an error the list is empty (and the error logged).
+async fn status_images(store: &image::Store) -> Vec<k8s_openapi::api::core::v1::ContainerImage> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.list()).await {
+        Ok(Ok(list)) => {
+            crate::images::node_status_images(&list, crate::images::NODE_STATUS_MAX_IMAGES)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "error getting image list");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "error getting image list");
+            Vec::new()
+        }
+    }
+}
+
 /// Status without heartbeat times, to tell whether anything worth posting changed.
 fn comparable(s: &NodeStatus) -> NodeStatus {
     let mut s = s.clone();
@@ -413,13 +431,15 @@ pub async fn renew_lease(
 }
 
 /// Renews the lease every `lease_interval` and posts node status every `status_interval`
-/// (when changed, or every [`REPORT_FREQUENCY`]) until `stop`.
+/// (when changed, or every [`REPORT_FREQUENCY`]) until `stop`; `images`: the node's image
+/// store, listed in `status.images`.
 pub async fn heartbeat(
     client: kube::Client,
     id: NodeIdentity,
     node_uid: String,
     lease_interval: Duration,
     status_interval: Duration,
+    images: Option<image::Store>,
     stop: CancellationToken,
 ) {
     let nodes: Api<Node> = Api::all(client.clone());
@@ -446,7 +466,10 @@ pub async fn heartbeat(
                         continue;
                     }
                 };
-                let status = node_status(&id, &machine, &old, Timestamp::now());
+                let mut status = node_status(&id, &machine, &old, Timestamp::now());
+                if let Some(store) = &images {
+                    status.images = Some(status_images(store).await);
+                }
                 let due = match &last_posted {
                     None => true,
                     Some((s, at)) => comparable(s) != comparable(&status) || at.elapsed() >= REPORT_FREQUENCY,

@@ -12,12 +12,14 @@ use crate::reference::ReferenceError;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The image string is not a reference (the kubelet's `InvalidImageName`).
-    #[error("couldn't parse image name {}: {source}", gofmt::quote(.image))]
+    // The complaint is part of the message and deliberately not `source()`: printed as a
+    // chain (`{:#}`) it would appear twice.
+    #[error("couldn't parse image name {}: {reason}", gofmt::quote(.image))]
     InvalidReference {
         /// The image as written.
         image: String,
         /// The grammar's complaint.
-        source: ReferenceError,
+        reason: ReferenceError,
     },
     /// The registry has no such tag, digest or repository (404, `MANIFEST_UNKNOWN`,
     /// `NAME_UNKNOWN`, `BLOB_UNKNOWN`).
@@ -109,14 +111,14 @@ pub enum Error {
     #[error("image {}: not found", gofmt::quote(.0))]
     ImageNotKnown(String),
     /// A file-system operation failed.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         /// What was being done.
         op: &'static str,
         /// On which path.
         path: PathBuf,
-        /// The OS error.
-        source: Arc<std::io::Error>,
+        /// The OS error (in the message, so not `source()`: see `InvalidReference`).
+        error: Arc<std::io::Error>,
     },
 }
 
@@ -125,7 +127,7 @@ impl Error {
         Error::Io {
             op,
             path: path.into(),
-            source: Arc::new(e),
+            error: Arc::new(e),
         }
     }
 

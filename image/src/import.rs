@@ -143,6 +143,8 @@ fn import_oci(
         .map_err(|e| Error::Format(format!("{}: invalid index: {e}", idx_path.display())))?;
     let mut out = Vec::new();
     for top in idx.manifests {
+        // (base name, the layout's tag) when the name is made of both.
+        let mut composed: Option<(&str, &str)> = None;
         let name = top
             .annotations
             .get("io.containerd.image.name")
@@ -151,7 +153,10 @@ fn import_oci(
                 top.annotations
                     .get("org.opencontainers.image.ref.name")
                     .map(|n| match base_name {
-                        Some(b) if !n.contains(['/', ':', '@']) => format!("{b}:{n}"),
+                        Some(b) if !n.contains(['/', ':', '@']) => {
+                            composed = Some((b, n));
+                            format!("{b}:{n}")
+                        }
                         _ => n.clone(),
                     })
             });
@@ -169,11 +174,19 @@ fn import_oci(
                 dir.display()
             )));
         }
-        let reference =
-            Reference::parse_docker_ref(&name).map_err(|source| Error::InvalidReference {
+        let reference = Reference::parse_docker_ref(&name).map_err(|reason| match composed {
+            // Say where the name came from: the caller's base name gets the layout's tag.
+            Some((base, tag)) => Error::Format(format!(
+                "couldn't parse image name {}: the base name {} (a repository without a tag) with the tag {} of the layout's org.opencontainers.image.ref.name: {reason}",
+                gofmt::quote(&name),
+                gofmt::quote(base),
+                gofmt::quote(tag),
+            )),
+            None => Error::InvalidReference {
                 image: name.clone(),
-                source,
-            })?;
+                reason,
+            },
+        })?;
         let top_digest = copy_blob(
             store,
             &blob_in_layout(dir, &top.digest)?,
@@ -307,9 +320,9 @@ fn import_docker_save(store: &Store, dir: &Path) -> Result<Vec<Imported>> {
         }
         let mut imported: Option<Imported> = None;
         for t in tags {
-            let r = Reference::parse_docker_ref(&t).map_err(|source| Error::InvalidReference {
+            let r = Reference::parse_docker_ref(&t).map_err(|reason| Error::InvalidReference {
                 image: t.clone(),
-                source,
+                reason,
             })?;
             let i = finish(store, &r, md.clone(), md.clone(), &m)?;
             match &mut imported {

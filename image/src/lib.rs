@@ -7,7 +7,8 @@
 //! [`unpack`] (layer tars → directories with overlay whiteouts), [`config`] (ENTRYPOINT/CMD and
 //! the kubelet's command/args rule), [`import`] (OCI layouts and `docker save` archives), and
 //! [`keyring`] (imagePullSecrets → credentials, matched as the kubelet matches them), and
-//! [`kubelet`] (the kubelet's event texts and `imageID`).
+//! [`kubelet`] (the kubelet's event texts and `imageID`), and [`registries`] (the node's
+//! `registries.yaml`: mirrors, rewrites, endpoint auth and CAs).
 //!
 //! The registry client is our own, on hyper + hyper-rustls (ring, the OS roots), not the
 //! `oci-client` crate. oci-client 0.18 sits on reqwest 0.13, whose `rustls` feature (oci-client's
@@ -30,6 +31,7 @@ pub mod kubelet;
 pub mod manifest;
 pub mod pull;
 pub mod reference;
+pub mod registries;
 pub mod store;
 pub mod unpack;
 

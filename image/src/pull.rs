@@ -19,7 +19,7 @@
 //! Transport: HTTPS with the OS's roots; plain HTTP only for loopback registries (`localhost`,
 //! `127.0.0.0/8`, `::1`), as Docker allows, or registries the caller lists as insecure.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -70,6 +70,13 @@ pub struct PullOptions {
     /// configured mirror may be plain HTTP. The repository path is unchanged
     /// (`docker.io/library/nginx` asks the mirror for `/v2/library/nginx/…`).
     pub mirrors: Vec<String>,
+    /// k3s's `mirrors.<registry>.rewrite`: (regular expression, replacement with `$1`…) on
+    /// the repository path, applied in order (the first that matches) for mirror endpoints
+    /// only, never the registry itself.
+    pub rewrites: Vec<(regex::Regex, String)>,
+    /// k3s's `configs.<host>.auth`: the credential for an endpoint's `host[:port]`, tried
+    /// before [`PullOptions::credentials`] there.
+    pub endpoint_credentials: BTreeMap<String, Credential>,
 }
 
 impl Default for PullOptions {
@@ -79,8 +86,32 @@ impl Default for PullOptions {
             credentials: Vec::new(),
             insecure_registries: Vec::new(),
             mirrors: Vec::new(),
+            rewrites: Vec::new(),
+            endpoint_credentials: BTreeMap::new(),
         }
     }
+}
+
+/// The repository path an endpoint is asked for: the first matching rewrite applied (mirror
+/// endpoints only).
+fn endpoint_path(reference: &Reference, opts: &PullOptions, mirror: bool) -> String {
+    let path = reference.path();
+    if mirror {
+        for (re, replacement) in &opts.rewrites {
+            if re.is_match(path) {
+                return re.replace(path, replacement.as_str()).into_owned();
+            }
+        }
+    }
+    path.to_string()
+}
+
+/// `host[:port]` of an endpoint URL.
+fn endpoint_host(endpoint: &str) -> &str {
+    let rest = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 /// A finished pull.
@@ -182,9 +213,9 @@ impl Puller {
     /// the same credentials share one transfer.
     pub async fn pull(&self, image: &str, opts: &PullOptions) -> Result<Pulled> {
         let reference =
-            Reference::parse_docker_ref(image).map_err(|source| Error::InvalidReference {
+            Reference::parse_docker_ref(image).map_err(|reason| Error::InvalidReference {
                 image: image.to_string(),
-                source,
+                reason,
             })?;
         // Pulls share a transfer only with the same credentials (a pod must not get an image
         // through another pod's secret).
@@ -195,11 +226,26 @@ impl Puller {
                 Digest::sha256_of(format!("{}:{}", c.username, c.password).as_bytes()).to_string()
             })
             .collect();
+        let rewrites: Vec<String> = opts
+            .rewrites
+            .iter()
+            .map(|(re, to)| format!("{re}={to}"))
+            .collect();
+        let endpoint_creds: Vec<String> = opts
+            .endpoint_credentials
+            .iter()
+            .map(|(h, c)| {
+                Digest::sha256_of(format!("{h}\0{}:{}", c.username, c.password).as_bytes())
+                    .to_string()
+            })
+            .collect();
         let key = format!(
-            "{reference}\0{}\0{}\0{}",
+            "{reference}\0{}\0{}\0{}\0{}\0{}",
             creds.join("\0"),
             opts.platform,
-            opts.mirrors.join(" ")
+            opts.mirrors.join(" "),
+            rewrites.join(" "),
+            endpoint_creds.join(" ")
         );
         let fut = {
             let mut inflight = self.inflight.lock();
@@ -230,14 +276,23 @@ impl Puller {
         } else {
             opts.credentials.iter().map(Some).collect()
         };
-        let mut endpoints: Vec<String> = opts.mirrors.clone();
-        endpoints.push(default_endpoint(reference.domain(), opts));
+        let mut endpoints: Vec<(String, bool)> =
+            opts.mirrors.iter().map(|m| (m.clone(), true)).collect();
+        endpoints.push((default_endpoint(reference.domain(), opts), false));
         // The error reported: the most telling one — a registry's "not found" or "unauthorized"
         // over a later endpoint's network failure (an air-gapped node's upstream).
         let mut reported: Option<Error> = None;
-        for endpoint in &endpoints {
+        for (endpoint, mirror) in &endpoints {
+            let path = endpoint_path(&reference, opts, *mirror);
+            let mut creds = creds.clone();
+            if let Some(c) = opts.endpoint_credentials.get(endpoint_host(endpoint)) {
+                if creds.iter().all(Option::is_none) {
+                    creds.clear();
+                }
+                creds.insert(0, Some(c));
+            }
             for cred in &creds {
-                let session = Session::new(self, &reference, endpoint, opts, *cred)?;
+                let session = Session::new(self, &reference, &path, endpoint, opts, *cred)?;
                 match session.pull().await {
                     Ok(p) => return Ok(p),
                     // Another credential or endpoint may serve it.
@@ -294,6 +349,8 @@ struct Session<'a> {
     opts: &'a PullOptions,
     cred: Option<&'a Credential>,
     base: String,
+    /// The repository path at this endpoint (rewritten for a mirror).
+    path: String,
     // Shared by the transfers of one pull, which run concurrently; replaced when a token
     // expires mid-pull.
     auth: Mutex<Option<HeaderValue>>,
@@ -309,6 +366,7 @@ impl<'a> Session<'a> {
     fn new(
         puller: &'a Puller,
         reference: &Reference,
+        path: &str,
         endpoint: &str,
         opts: &'a PullOptions,
         cred: Option<&'a Credential>,
@@ -324,7 +382,8 @@ impl<'a> Session<'a> {
             reference: reference.clone(),
             opts,
             cred,
-            base: format!("{endpoint}/v2/{}", reference.path()),
+            base: format!("{endpoint}/v2/{path}"),
+            path: path.to_string(),
             auth: Mutex::new(None),
             downloaded: std::sync::atomic::AtomicU64::new(0),
         })
@@ -598,7 +657,7 @@ impl<'a> Session<'a> {
                     let scope = params
                         .get("scope")
                         .cloned()
-                        .unwrap_or_else(|| format!("repository:{}:pull", self.reference.path()));
+                        .unwrap_or_else(|| format!("repository:{}:pull", self.path));
                     q.append_pair("scope", &scope);
                 }
                 let url = u.to_string();

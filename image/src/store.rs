@@ -387,10 +387,10 @@ impl Store {
         &self,
         image: &str,
     ) -> Result<Option<(crate::reference::Reference, ImageRecord)>> {
-        let r = crate::reference::Reference::parse_docker_ref(image).map_err(|source| {
+        let r = crate::reference::Reference::parse_docker_ref(image).map_err(|reason| {
             Error::InvalidReference {
                 image: image.to_string(),
-                source,
+                reason,
             }
         })?;
         Ok(self.get(&r.to_string())?.map(|rec| (r, rec)))
@@ -485,16 +485,26 @@ impl Store {
         })
     }
 
+    /// The capacity of the file system holding the store and the bytes available on it (to
+    /// unprivileged users, as cAdvisor reports `imagefs.available`), available capped at
+    /// capacity. Blocking.
+    pub fn fs_usage(&self) -> Result<(u64, u64)> {
+        let st = nix::sys::statvfs::statvfs(self.root.as_path())
+            .map_err(|e| Error::io("statvfs", self.root.as_path(), e.into()))?;
+        let frag = st.fragment_size() as u64;
+        let capacity = st.blocks() as u64 * frag;
+        Ok((
+            capacity,
+            (st.blocks_available() as u64 * frag).min(capacity),
+        ))
+    }
+
     /// The kubelet's image garbage collection: when the file system holding the store is at
     /// least `high`% used, remove images not in `in_use` (image IDs), least recently used
     /// first, until it would be at `low`% (the kubelet's defaults are 85 and 80). An error, as
     /// the kubelet's `FreeDiskSpaceFailed` event, when not enough could be freed.
     pub fn gc(&self, high: u64, low: u64, in_use: &BTreeSet<Digest>) -> Result<GcReport> {
-        let st = nix::sys::statvfs::statvfs(self.root.as_path())
-            .map_err(|e| Error::io("statvfs", self.root.as_path(), e.into()))?;
-        let frag = st.fragment_size() as u64;
-        let capacity = st.blocks() as u64 * frag;
-        let available = (st.blocks_available() as u64 * frag).min(capacity);
+        let (capacity, available) = self.fs_usage()?;
         if capacity == 0 {
             return Err(Error::Format(
                 "invalid capacity 0 on image filesystem".into(),

@@ -74,6 +74,15 @@ fn oci_archive_from_skopeo_needs_a_base_name_for_a_bare_tag() -> Result<()> {
         err.to_string().contains("named only by the tag \"v2\""),
         "{err}"
     );
+    // A bad base name: the message says once what is wrong and where the tag came from,
+    // also printed as a chain (as `paddock image import` prints it).
+    let err = anyhow::Error::new(
+        import_path(&store, &archive, &amd64(), Some("Team/busybox:1")).unwrap_err(),
+    );
+    assert_eq!(
+        format!("{err:#}"),
+        "couldn't parse image name \"Team/busybox:1:v2\": the base name \"Team/busybox:1\" (a repository without a tag) with the tag \"v2\" of the layout's org.opencontainers.image.ref.name: invalid reference format"
+    );
     let got = import_path(&store, &archive, &amd64(), Some("busybox"))?;
     assert_eq!(got[0].names[0], "docker.io/library/busybox:v2");
     assert!(store.get("docker.io/library/busybox:v2")?.is_some());

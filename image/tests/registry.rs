@@ -598,3 +598,52 @@ async fn a_disk_that_fills_during_a_pull_leaves_nothing_and_the_next_pull_resume
     );
     Ok(())
 }
+
+/// k3s's `registries.yaml` semantics through [`image::registries::Registries`]: a Docker Hub
+/// name served by a local mirror that wants basic auth (from `configs.<host>.auth`) and keeps
+/// the image under another path (`rewrite`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registries_config_mirrors_rewrites_and_authenticates() -> Result<()> {
+    let mirror = Registry::start(Some(("mirror-user", "mirror-pass")))?;
+    let work = tempfile::tempdir()?;
+    let layout = work.path().join("layout");
+    write_layout(&layout, "1.36", None, &[busybox_image("amd64")?])?;
+    mirror.push(&layout, "1.36", "hub-mirror/busybox")?;
+    let config = |auth: serde_json::Value| -> Result<image::registries::Registries> {
+        let r: image::registries::Registries = serde_json::from_value(serde_json::json!({
+            "mirrors": {"docker.io": {
+                "endpoint": [format!("http://{}", mirror.host())],
+                "rewrite": {"^library/(.*)$": "hub-mirror/$1"}}},
+            "configs": {mirror.host(): {"auth": auth}},
+        }))?;
+        r.check()?;
+        Ok(r)
+    };
+    let store = store_in(work.path())?;
+    let puller = Puller::new(store.clone())?;
+    let reference = image::Reference::parse_docker_ref("busybox:1.36")?;
+
+    // A wrong password in the config: the mirror refuses, and docker.io is unreachable.
+    let mut wrong = opts();
+    config(serde_json::json!({"username": "mirror-user", "password": "nope"}))?
+        .apply(&reference, &mut wrong);
+    let err = puller.pull("busybox:1.36", &wrong).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+
+    // `auth` (base64 of user:password) as a Docker config writes it.
+    let mut right = opts();
+    config(serde_json::json!({"auth": "bWlycm9yLXVzZXI6bWlycm9yLXBhc3M="}))?
+        .apply(&reference, &mut right);
+    let pulled = puller.pull("busybox:1.36", &right).await?;
+    assert_eq!(
+        pulled.reference.to_string(),
+        "docker.io/library/busybox:1.36",
+        "stored under its own name"
+    );
+    assert!(store.get("docker.io/library/busybox:1.36")?.is_some());
+    assert!(
+        mirror.requests("\"GET /v2/hub-mirror/busybox/manifests/1.36 ") >= 1,
+        "asked for the rewritten path"
+    );
+    Ok(())
+}

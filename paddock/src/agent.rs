@@ -16,6 +16,7 @@ use crate::server::{resolve_data_dir, wait_for_signal};
 pub(crate) const TOKEN_ENV: &str = "PADDOCK_TOKEN";
 
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let image_gc = args.images.gc_policy()?;
     let kubeconfig = kubeconfig(&args)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
@@ -47,6 +48,11 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .div_f64(4.0),
             default_runtime: args.default_runtime.clone(),
             images: data_dir.join("images"),
+            image_gc,
+            registries: crate::images::load_registries(
+                args.images.registry_config.as_deref(),
+                &data_dir,
+            )?,
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(args.node_ip, args.port),
             serve,

@@ -88,6 +88,8 @@ pub(crate) struct AgentArgs {
     /// program), else host]
     #[arg(long, value_name = "runc|host", value_parser = ["runc", "host"])]
     pub(crate) default_runtime: Option<String>,
+    #[command(flatten)]
+    pub(crate) images: NodeImageArgs,
 }
 
 /// `paddock up` flags.
@@ -113,6 +115,42 @@ pub(crate) struct UpArgs {
     /// program), else host]
     #[arg(long, value_name = "runc|host", value_parser = ["runc", "host"])]
     pub(crate) default_runtime: Option<String>,
+    #[command(flatten)]
+    pub(crate) images: NodeImageArgs,
+}
+
+/// The image flags of a node (`paddock agent`, `paddock up`): the kubelet's image garbage
+/// collection flags and the registry configuration.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct NodeImageArgs {
+    /// Disk usage (percent) of the image file system at which image garbage collection runs
+    /// (the kubelet's flag); 100 turns it off.
+    #[arg(long, value_name = "PERCENT", default_value_t = 85)]
+    pub(crate) image_gc_high_threshold: u32,
+    /// Disk usage (percent) image garbage collection frees down to (the kubelet's flag).
+    #[arg(long, value_name = "PERCENT", default_value_t = 80)]
+    pub(crate) image_gc_low_threshold: u32,
+    /// Images detected more recently than this are never collected (the kubelet's flag).
+    #[arg(long, value_name = "DURATION", default_value = "2m0s", value_parser = parse_duration)]
+    pub(crate) image_minimum_gc_age: std::time::Duration,
+    /// The node's registry configuration (k3s's registries.yaml format: mirrors with endpoint
+    /// and rewrite, configs with auth and tls.ca_file), used by every pull of the node
+    /// [default: <data dir>/registries.yaml when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) registry_config: Option<PathBuf>,
+}
+
+impl NodeImageArgs {
+    /// The image GC policy these flags give, checked as the kubelet checks them.
+    pub(crate) fn gc_policy(&self) -> anyhow::Result<agent::images::gc::GcPolicy> {
+        let p = agent::images::gc::GcPolicy {
+            high_threshold_percent: self.image_gc_high_threshold,
+            low_threshold_percent: self.image_gc_low_threshold,
+            min_age: self.image_minimum_gc_age,
+        };
+        p.validate().map_err(anyhow::Error::msg)?;
+        Ok(p)
+    }
 }
 
 /// The token never appears in debug output.

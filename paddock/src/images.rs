@@ -64,10 +64,85 @@ pub(crate) enum ImageCommand {
         /// the registry itself; repeatable, tried in order.
         #[arg(long = "mirror", value_name = "URL")]
         mirrors: Vec<String>,
+        /// The node's registry configuration (k3s's registries.yaml format: mirrors with
+        /// endpoint and rewrite, configs with auth and tls.ca_file)
+        /// [default: <data dir>/registries.yaml when it exists].
+        #[arg(long, value_name = "FILE")]
+        registry_config: Option<PathBuf>,
         /// The reference.
         #[arg(value_name = "REF")]
         reference: String,
     },
+}
+
+/// The largest registry configuration file read.
+const MAX_REGISTRY_CONFIG: u64 = 1 << 20;
+
+/// The node's registry configuration (k3s's `registries.yaml` format, see the `image` crate's
+/// `registries` module): `--registry-config FILE`, else `<data dir>/registries.yaml` when it
+/// exists, else none. Checked whole, the CA files read: an error names the file and the field.
+/// Returns the configuration and the CA bundles to trust.
+pub(crate) fn load_registries(
+    flag: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(image::registries::Registries, Vec<Vec<u8>>)> {
+    use std::io::Read;
+    let default = data_dir.join("registries.yaml");
+    let path = match flag {
+        Some(p) => p.to_path_buf(),
+        None if default.exists() => default,
+        None => return Ok(Default::default()),
+    };
+    let shown = path.display();
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_REGISTRY_CONFIG + 1).read_to_string(&mut text))
+        .with_context(|| format!("reading the registry configuration {shown}"))?;
+    anyhow::ensure!(
+        text.len() as u64 <= MAX_REGISTRY_CONFIG,
+        "registry configuration {shown}: larger than {MAX_REGISTRY_CONFIG} bytes"
+    );
+    let value = api::yaml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "registry configuration {shown}: {}",
+            e.to_string().lines().next().unwrap_or("invalid YAML")
+        )
+    })?;
+    // An empty file is an empty configuration.
+    let value = if value.is_null() {
+        serde_json::json!({})
+    } else {
+        value
+    };
+    let registries: image::registries::Registries = serde_path_to_error::deserialize(value)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "registry configuration {shown}: field {}: {}",
+                e.path(),
+                e.inner()
+            )
+        })?;
+    registries
+        .check()
+        .map_err(|e| anyhow::anyhow!("registry configuration {shown}: field {e}"))?;
+    let mut cas = Vec::new();
+    for (field, file) in registries.ca_files() {
+        let pem = std::fs::read(&file).with_context(|| {
+            format!(
+                "registry configuration {shown}: field {field}: reading {}",
+                file.display()
+            )
+        })?;
+        cas.push(pem);
+    }
+    Ok((registries, cas))
+}
+
+/// A registry client trusting the OS's roots and `cas`; an error names the CA file's config.
+pub(crate) fn puller_with(store: Store, cas: &[Vec<u8>]) -> anyhow::Result<Puller> {
+    let bundles: Vec<&[u8]> = cas.iter().map(Vec::as_slice).collect();
+    Puller::with_extra_roots(store, &bundles)
+        .context("the registry client (a tls.ca_file of the registry configuration)")
 }
 
 async fn blocking<T: Send + 'static>(
@@ -125,8 +200,10 @@ pub(crate) async fn run(args: ImageArgs) -> anyhow::Result<()> {
             docker_config,
             insecure,
             mirrors,
+            registry_config,
             reference,
         } => {
+            let (registries, cas) = load_registries(registry_config.as_deref(), &data_dir)?;
             let mut credentials = Vec::new();
             if let Some(c) = creds {
                 let Some((u, p)) = c.split_once(':') else {
@@ -148,13 +225,17 @@ pub(crate) async fn run(args: ImageArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("couldn't parse image name {reference:?}"))?;
                 credentials.extend(keyring.lookup(&r.name()));
             }
-            let puller = Puller::new(store)?;
-            let opts = PullOptions {
+            let puller = puller_with(store, &cas)?;
+            let mut opts = PullOptions {
                 credentials,
                 insecure_registries: insecure,
                 mirrors,
                 ..PullOptions::default()
             };
+            // The flags' mirrors come after the file's (its are the node's own).
+            if let Ok(r) = Reference::parse_docker_ref(&reference) {
+                registries.apply(&r, &mut opts);
+            }
             let start = tokio::time::Instant::now();
             let pulled = puller
                 .pull(&reference, &opts)

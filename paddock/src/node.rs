@@ -34,6 +34,10 @@ pub(crate) struct NodeOptions {
     pub(crate) default_runtime: Option<String>,
     /// The image store (`<data dir>/images`, shared with `paddock image`).
     pub(crate) images: PathBuf,
+    /// Image garbage collection's settings.
+    pub(crate) image_gc: agent::images::gc::GcPolicy,
+    /// The registry configuration (checked) and the CA bundles it names.
+    pub(crate) registries: (image::registries::Registries, Vec<Vec<u8>>),
     /// The runtime's state, logs and volumes.
     pub(crate) root: PathBuf,
     /// Where the agent API listens (port 0 picks one).
@@ -242,7 +246,7 @@ async fn enable_images(
     let attempt = async {
         let store = image::Store::open(&opts.images)
             .with_context(|| format!("opening the image store {}", opts.images.display()))?;
-        let puller = image::pull::Puller::new(store).context("the registry client")?;
+        let puller = crate::images::puller_with(store, &opts.registries.1)?;
         // runc cannot create a container without a cgroup hierarchy ("no cgroup mount found
         // in mountinfo"): such a node runs no images rather than failing every start.
         let cgroups = oci::cgroups::Layout::detect("/sys/fs/cgroup", "kubepods")
@@ -256,10 +260,13 @@ async fn enable_images(
             )
             .await
             .context("setting up runc")?;
-        anyhow::Ok(Arc::new(agent::images::NodeImages::new(
-            agent::images::StoreImages::new(puller),
-            opts.root.join("seccomp"),
-        )))
+        anyhow::Ok(Arc::new(
+            agent::images::NodeImages::new(
+                agent::images::StoreImages::new(puller).with_registries(opts.registries.0.clone()),
+                opts.root.join("seccomp"),
+            )
+            .with_gc_policy(opts.image_gc),
+        ))
     };
     match attempt.await {
         Ok(i) => Ok(i),

@@ -24,6 +24,7 @@ pub(crate) const FIELD_MANAGER: &str = "paddock";
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Read and check everything first: a bad manifest must not half-apply.
     let docs = load(&args.files)?;
+    args.images.gc_policy()?;
 
     let options = args
         .server
@@ -164,6 +165,11 @@ async fn start_node(
                 .min(args.server.node_monitor_grace_period / 4),
             default_runtime: args.default_runtime.clone(),
             images: data_dir.join("images"),
+            image_gc: args.images.gc_policy()?,
+            registries: crate::images::load_registries(
+                args.images.registry_config.as_deref(),
+                data_dir,
+            )?,
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(ip, 0),
             serve,

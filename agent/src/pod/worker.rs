@@ -687,6 +687,9 @@ impl Driver {
         }
         self.stop_sandbox().await;
         let uid = self.state.pod.metadata.uid.clone().unwrap_or_default();
+        if let Some(images) = &self.shared.images {
+            images.in_use.forget_pod(&uid);
+        }
         if let Err(e) = self.shared.runtime.remove_pod_logs(&uid).await {
             tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot remove pod logs");
         }
@@ -1109,6 +1112,7 @@ impl Driver {
         );
         match built {
             Ok(run) => {
+                images.in_use.add(&uid, &record.config.to_string());
                 self.state.images.insert(
                     name,
                     (
@@ -1118,6 +1122,17 @@ impl Driver {
                 );
                 Some(run)
             }
+            // Neither the container nor its image names a command: containerd's CRI fails
+            // CreateContainer while generating the spec (its `WithProcessArgs`), which the
+            // kubelet reports as `CreateContainerError` with containerd's whole message.
+            Err(msg) if msg == image::config::NO_COMMAND => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let msg = format!(
+                    "failed to generate container {id:?} spec: failed to generate spec: {msg}"
+                );
+                self.waiting_error(&name, "CreateContainerError", msg);
+                None
+            }
             Err(msg) => {
                 self.config_error(&name, msg);
                 None
@@ -1126,10 +1141,15 @@ impl Driver {
     }
 
     fn config_error(&mut self, name: &str, msg: String) {
-        self.state.waiting.insert(
-            name.to_string(),
-            ("CreateContainerConfigError".into(), msg.clone()),
-        );
+        self.waiting_error(name, "CreateContainerConfigError", msg);
+    }
+
+    /// The container was not created: it waits with `reason` (no instance, no restart
+    /// counted) and is tried again later, as the kubelet does.
+    fn waiting_error(&mut self, name: &str, reason: &str, msg: String) {
+        self.state
+            .waiting
+            .insert(name.to_string(), (reason.into(), msg.clone()));
         self.event(
             Some(name),
             EventType::Warning,

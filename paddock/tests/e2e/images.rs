@@ -33,7 +33,8 @@ fn blob(dir: &Path, media_type: &str, data: &[u8]) -> serde_json::Value {
 
 /// An OCI layout at `dir/layout` with two images of one busybox layer (`/bin/busybox`, `/bin/sh`,
 /// `/etc/passwd` with root and `www` (33), `/etc/group`, `/www/index.html`): `web` (USER www,
-/// ENTRYPOINT busybox httpd on 8080 serving /www, an `Env`) and `root` (no USER, CMD sh).
+/// ENTRYPOINT busybox httpd on 8080 serving /www, an `Env`), `root` (no USER, CMD sh) and `bare`
+/// (neither ENTRYPOINT nor CMD).
 fn layouts(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
     for d in ["bin", "etc", "www", "tmp"] {
@@ -81,6 +82,7 @@ fn layouts(dir: &Path) -> PathBuf {
                 "Entrypoint": ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]}),
         ),
         ("root", json!({"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]})),
+        ("bare", json!({"Env": ["PATH=/bin"]})),
     ] {
         let config = json!({"architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
             "os": "linux", "config": config,
@@ -669,4 +671,270 @@ fn the_readme_image_example_runs_from_an_imported_image() {
 fn pod_json_by_label(s: &Server, selector: &str) -> serde_json::Value {
     s.get_json(&["get", "pods", "-l", selector])["items"][0]["status"]["containerStatuses"][0]
         .clone()
+}
+
+/// A real registry (Debian's `docker-registry`) in the node's network namespace on
+/// `127.0.0.1:5000`, with htpasswd basic auth for `basic` (Debian's `apache2-utils`); killed on
+/// drop.
+struct LocalRegistry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const REGISTRY: &str = "127.0.0.1:5000";
+
+fn start_registry(s: &Server, basic: Option<(&str, &str)>) -> LocalRegistry {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut auth = String::new();
+    if let Some((u, p)) = basic {
+        let out = Command::new(tool("htpasswd", "apache2-utils"))
+            .args(["-Bbn", u, p])
+            .output()
+            .expect("htpasswd");
+        assert!(out.status.success(), "htpasswd");
+        let file = dir.path().join("htpasswd");
+        std::fs::write(&file, &out.stdout).expect("write");
+        auth = format!(
+            "auth:\n  htpasswd:\n    realm: paddock-e2e\n    path: {}\n",
+            file.display()
+        );
+    }
+    let cfg = dir.path().join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {REGISTRY}\n  secret: t\n{auth}",
+            dir.path().join("registry").display()
+        ),
+    )
+    .expect("write");
+    let child = s
+        .command(
+            tool("docker-registry", "docker-registry")
+                .to_str()
+                .expect("utf-8"),
+        )
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start docker-registry");
+    s.eventually("the registry answers", || {
+        let out = s
+            .command("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("http://{REGISTRY}/v2/"),
+            ])
+            .output()
+            .ok()?;
+        let code = String::from_utf8_lossy(&out.stdout).into_owned();
+        (code == "200" || code == "401").then_some(())
+    });
+    LocalRegistry { child, _dir: dir }
+}
+
+/// Pushes `oci:<layout>:<tag>` to `127.0.0.1:5000/<repo>:<tag>` with skopeo (Debian's
+/// `skopeo`), from the node's network namespace.
+fn push(s: &Server, layout: &Path, tag: &str, repo: &str, creds: &str) {
+    let skopeo = tool("skopeo", "skopeo");
+    let mut cmd = s.command(skopeo.to_str().expect("utf-8"));
+    cmd.args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("--dest-creds={creds}"),
+    ]);
+    cmd.arg(format!("oci:{}:{tag}", layout.display()));
+    cmd.arg(format!("docker://{REGISTRY}/{repo}:{tag}"));
+    let out = cmd.output().expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn waiting(s: &Server, pod: &str) -> serde_json::Value {
+    pod_json(s, pod)["status"]["containerStatuses"][0]["state"]["waiting"].clone()
+}
+
+/// A private registry (basic auth): without `imagePullSecrets` the pull is refused
+/// (ErrImagePull); with a `kubernetes.io/dockerconfigjson` Secret made by `kubectl create
+/// secret docker-registry` the pod runs. The pulled image is then listed in the Node's
+/// `status.images` by tag and repo digest.
+#[test]
+fn image_pull_secrets_authenticate_to_a_private_registry() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = layouts(work.path());
+    let s = up_with_cgroups();
+    s.kubectl_in(&["apply", "-f", "-"], Some(RUNC_CLASS));
+    let _registry = start_registry(&s, Some(("e2e-user", "e2e-pass")));
+    push(&s, &layout, "web", "private/busybox", "e2e-user:e2e-pass");
+    let image = format!("{REGISTRY}/private/busybox:web");
+    let pod = |name: &str, secret: bool| {
+        let secrets = if secret {
+            "  imagePullSecrets: [{name: regcred}]\n"
+        } else {
+            ""
+        };
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  runtimeClassName: runc\n{secrets}  containers:\n  - {{name: c, image: \"{image}\"}}\n"
+        )
+    };
+
+    s.kubectl_in(&["apply", "-f", "-"], Some(&pod("without", false)));
+    let w = s.eventually("ErrImagePull without credentials", || {
+        let w = waiting(&s, "without");
+        (w["reason"] == "ErrImagePull").then_some(w)
+    });
+    let msg = w["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("failed to authorize: pull access denied") && msg.contains("401"),
+        "{w}"
+    );
+
+    s.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={REGISTRY}"),
+        "--docker-username=e2e-user",
+        "--docker-password=e2e-pass",
+    ]);
+    let secret = s.get_json(&["get", "secret", "regcred"]);
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    s.kubectl_in(&["apply", "-f", "-"], Some(&pod("with", true)));
+    s.kubectl(&["wait", "--for=condition=Ready", "pod/with", "--timeout=90s"]);
+    let cs = pod_json(&s, "with")["status"]["containerStatuses"][0].clone();
+    assert_eq!(cs["image"], image.as_str(), "{cs}");
+    assert!(
+        cs["imageID"]
+            .as_str()
+            .is_some_and(|i| i.starts_with(&format!("{REGISTRY}/private/busybox@sha256:"))),
+        "{cs}"
+    );
+    let evs = events(&s, "with");
+    assert!(
+        evs.iter().any(|(r, m)| r == "Pulled"
+            && m.starts_with(&format!("Successfully pulled image \"{image}\" in "))),
+        "{evs:?}"
+    );
+    // Still refused without the secret (another pod's credentials are not shared).
+    let w = waiting(&s, "without");
+    assert!(
+        w["reason"] == "ErrImagePull" || w["reason"] == "ImagePullBackOff",
+        "{w}"
+    );
+
+    // Node.status.images: the pulled image by repo digest and tag, with its size.
+    let node = s.kubectl(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let listed = s.eventually("the image in the Node's status.images", || {
+        let n = s.get_json(&["get", "node", &node]);
+        n["status"]["images"]
+            .as_array()?
+            .iter()
+            .find(|i| {
+                i["names"]
+                    .as_array()
+                    .is_some_and(|n| n.iter().any(|n| n == image.as_str()))
+            })
+            .cloned()
+    });
+    let names: Vec<&str> = listed["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        names[0].starts_with(&format!("{REGISTRY}/private/busybox@sha256:")),
+        "repo digest first: {listed}"
+    );
+    assert!(
+        listed["sizeBytes"].as_i64().is_some_and(|n| n > 100_000),
+        "{listed}"
+    );
+}
+
+/// The node's registries.yaml (k3s's format) in its data dir: a Docker Hub name
+/// (`busybox:web`, i.e. `docker.io/library/busybox:web`) is served by a local mirror that wants
+/// basic auth and keeps the image under another path (`rewrite`); and a container whose image
+/// has neither ENTRYPOINT nor CMD, and no `command`, waits with containerd's
+/// `CreateContainerError`.
+#[test]
+fn a_registries_yaml_mirror_serves_docker_hub_names_and_no_command_is_create_container_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = layouts(work.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("data/registries.yaml"),
+        format!(
+            "mirrors:\n  docker.io:\n    endpoint: [\"http://{REGISTRY}\"]\n    rewrite:\n      \"^library/(.*)$\": \"hub-mirror/$1\"\nconfigs:\n  \"{REGISTRY}\":\n    auth: {{username: mirror-user, password: mirror-pass}}\n"
+        ),
+    )
+    .expect("write registries.yaml");
+    let s = up_with_cgroups_in(dir, NetNs::new(), &[]);
+    s.kubectl_in(&["apply", "-f", "-"], Some(RUNC_CLASS));
+    let _registry = start_registry(&s, Some(("mirror-user", "mirror-pass")));
+    push(
+        &s,
+        &layout,
+        "web",
+        "hub-mirror/busybox",
+        "mirror-user:mirror-pass",
+    );
+    s.kubectl_in(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Pod\nmetadata: {name: hub}\nspec:\n  runtimeClassName: runc\n  containers:\n  - {name: c, image: \"busybox:web\"}\n"),
+    );
+    s.kubectl(&["wait", "--for=condition=Ready", "pod/hub", "--timeout=90s"]);
+    let cs = pod_json(&s, "hub")["status"]["containerStatuses"][0].clone();
+    assert_eq!(cs["image"], "docker.io/library/busybox:web", "{cs}");
+
+    import(&s, &layout);
+    s.kubectl_in(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\nspec:\n  runtimeClassName: runc\n  containers:\n  - {name: c, image: \"example.com/demo/busybox:bare\"}\n"),
+    );
+    let w = s.eventually("CreateContainerError", || {
+        let w = waiting(&s, "bare");
+        (w["reason"] == "CreateContainerError").then_some(w)
+    });
+    let msg = w["message"].as_str().unwrap_or("");
+    assert!(is_containerd_no_command(msg), "{w}");
+    let evs = events(&s, "bare");
+    assert!(
+        evs.iter()
+            .any(|(r, m)| r == "Failed" && m == &format!("Error: {msg}")),
+        "{evs:?}"
+    );
+}
+
+/// `failed to generate container "<32 hex>" spec: failed to generate spec: no command specified`.
+fn is_containerd_no_command(msg: &str) -> bool {
+    let Some(rest) = msg.strip_prefix("failed to generate container \"") else {
+        return false;
+    };
+    let Some((id, tail)) = rest.split_once('"') else {
+        return false;
+    };
+    id.len() == 32
+        && id.chars().all(|c| c.is_ascii_hexdigit())
+        && tail == " spec: failed to generate spec: no command specified"
 }
