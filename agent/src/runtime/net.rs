@@ -175,7 +175,7 @@ impl Ipam {
 }
 
 /// Runs `ip ARGS` (in the network namespace of `netns_of`, else the agent's); returns stdout.
-async fn ip(
+pub(crate) async fn ip(
     args: &[&str],
     stdin: Option<String>,
     netns_of: Option<u32>,
