@@ -7,7 +7,7 @@
 //! Also: the server allocates a pod CIDR to a Node registered without one.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
@@ -29,8 +29,33 @@ const FAST_SERVER: &[&str] = &[
 /// `paddock agent` with the fast profile's lease (renewed every 2 s), pods in the host's
 /// network (two agents share the server's namespace); waits for its "joined" line.
 fn agent(s: &Server, dir: &std::path::Path, name: &str, cidr: &str) -> Child {
+    join(
+        s.command(env!("CARGO_BIN_EXE_paddock")),
+        s,
+        dir,
+        name,
+        &[
+            "--pod-cidr",
+            cidr,
+            "--host-network-only",
+            "--node-lease-duration-seconds",
+            "8",
+        ],
+    )
+}
+
+/// `paddock agent --node-name NAME --data-dir DIR ARGS…` joining `s` (with `--default-runtime
+/// host`), started through `cmd` (the paddock binary, possibly wrapped into a network
+/// namespace); its log goes to `DIR/agent.log`. Waits for its "joined" line.
+pub(crate) fn join(
+    mut cmd: Command,
+    s: &Server,
+    dir: &std::path::Path,
+    name: &str,
+    args: &[&str],
+) -> Child {
     let kubeconfig = s.kubeconfig.display().to_string();
-    let mut cmd = s.command(env!("CARGO_BIN_EXE_paddock"));
+    let log = dir.join("agent.log");
     cmd.args([
         "agent",
         "--default-runtime",
@@ -39,18 +64,16 @@ fn agent(s: &Server, dir: &std::path::Path, name: &str, cidr: &str) -> Child {
         &kubeconfig,
         "--node-name",
         name,
-        "--pod-cidr",
-        cidr,
-        "--host-network-only",
-        "--node-lease-duration-seconds",
-        "8",
     ])
+    .args(args)
     .arg("--data-dir")
     .arg(dir)
     .env("PADDOCK_LOG", "info")
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    .stderr(Stdio::from(
+        std::fs::File::create(&log).expect("agent log file"),
+    ));
     let mut child = cmd.spawn().expect("spawn paddock agent");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
@@ -64,13 +87,16 @@ fn agent(s: &Server, dir: &std::path::Path, name: &str, cidr: &str) -> Child {
         Ok(line) => assert!(line.starts_with("node "), "{line}"),
         Err(_) => {
             let _ = child.kill();
-            panic!("paddock agent {name} did not join within 60 s");
+            panic!(
+                "paddock agent {name} did not join within 60 s; its log:\n{}",
+                crate::support::tail(&std::fs::read_to_string(&log).unwrap_or_default(), 40)
+            );
         }
     }
     child
 }
 
-fn node_ready(s: &Server, node: &str) -> String {
+pub(crate) fn node_ready(s: &Server, node: &str) -> String {
     s.kubectl(&[
         "get",
         "node",
