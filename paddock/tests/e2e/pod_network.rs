@@ -340,6 +340,71 @@ fn pods_on_two_nodes_reach_each_other_and_the_outside_through_the_server_s_pod_c
         "{table}"
     );
 
+    // Peers come and go: one on the lab's segment is routed; one only reachable through a
+    // gateway is not, and node-1 says why (log and condition); once both Nodes are deleted
+    // the route goes and the condition is back to RouteCreated.
+    ip(&[
+        "-n",
+        &n1.name,
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.99.0.1",
+    ]);
+    for (name, cidr, addr) in [
+        ("peer-near", "10.244.200.0/24", "10.99.0.9"),
+        ("peer-far", "10.244.201.0/24", "10.98.0.5"),
+    ] {
+        s.kubectl_in(
+            &["create", "-f", "-"],
+            Some(&format!(
+                "apiVersion: v1\nkind: Node\nmetadata: {{name: {name}}}\nspec: {{podCIDR: {cidr}, podCIDRs: [{cidr}]}}\n"
+            )),
+        );
+        s.kubectl(&[
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!("{{\"status\":{{\"addresses\":[{{\"type\":\"InternalIP\",\"address\":\"{addr}\"}}]}}}}"),
+        ]);
+    }
+    s.eventually("node-1 routes peer-near", || {
+        ip(&["-n", &n1.name, "-4", "route", "show", "proto", "77"])
+            .contains("10.244.200.0/24 via 10.99.0.9 ")
+            .then_some(())
+    });
+    let far = "node peer-far's InternalIP 10.98.0.5 is not on a directly connected subnet (this node reaches it via 10.99.0.1): no route to its pod CIDR 10.244.201.0/24";
+    let condition = |node: &str| {
+        s.kubectl(&[
+            "get", "node", node, "-o",
+            "jsonpath={.status.conditions[?(@.type==\"NetworkUnavailable\")].status}/{.status.conditions[?(@.type==\"NetworkUnavailable\")].reason}/{.status.conditions[?(@.type==\"NetworkUnavailable\")].message}",
+        ])
+    };
+    s.eventually("node-1 NetworkUnavailable=True naming peer-far", || {
+        let c = condition("node-1");
+        (c.starts_with("True/NoRouteCreated/RouteController failed to create a route: ")
+            && c.contains(far))
+        .then_some(())
+    });
+    let log1 = std::fs::read_to_string(d1.path().join("agent.log")).unwrap_or_default();
+    assert!(log1.contains(far), "{log1}");
+    assert!(
+        !ip(&["-n", &n1.name, "-4", "route", "show", "proto", "77"]).contains("10.244.201.0/24"),
+        "no route to peer-far"
+    );
+    s.kubectl(&["delete", "node", "peer-near", "peer-far"]);
+    s.eventually("peer-near's route removed", || {
+        (!ip(&["-n", &n1.name, "-4", "route", "show", "proto", "77"]).contains("10.244.200.0/24"))
+            .then_some(())
+    });
+    s.eventually("node-1 NetworkUnavailable=False again", || {
+        (condition("node-1") == "False/RouteCreated/RouteController created a route").then_some(())
+    });
+
     // A stopped agent takes its routes and its table with it.
     stop_agent(a1);
     assert_eq!(
