@@ -368,7 +368,7 @@ pub async fn register(
 pub const WAITING_FOR_POD_CIDR: &str = "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:waiting for this node's pod CIDR (spec.podCIDR) from the server's node IPAM";
 
 /// How often [`await_pod_cidr`] looks at the Node, and how often it says it still waits.
-const POD_CIDR_POLL: Duration = Duration::from_secs(1);
+const POD_CIDR_POLL: Duration = Duration::from_millis(250);
 const POD_CIDR_NAG: Duration = Duration::from_secs(30);
 
 /// The Node's `spec.podCIDR` as the server's node IPAM allocates it, for a node started

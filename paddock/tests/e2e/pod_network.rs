@@ -171,12 +171,29 @@ fn pods_on_two_nodes_reach_each_other_and_the_outside_through_the_server_s_pod_c
         tempfile::tempdir().expect("tempdir"),
     );
     // No --pod-cidr: each waits for the server's allocation.
+    let t0 = std::time::SystemTime::now();
     let a1 = join(
         n1.wrap(bin),
         &s,
         d1.path(),
         "node-1",
         &["--node-ip", "10.99.0.2"],
+    );
+    let joined = t0.elapsed().unwrap_or_default();
+    s.eventually("node-1 Ready", || {
+        let ready = s.kubectl(&[
+            "get",
+            "node",
+            "node-1",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (ready == "True").then_some(())
+    });
+    // Measured, not asserted (the machine's load decides).
+    println!(
+        "agent start -> joined (pod CIDR allocated, node started) {joined:?}, -> Node Ready {:?}",
+        t0.elapsed().unwrap_or_default()
     );
     let a2 = join(
         n2.wrap(bin),
