@@ -1,7 +1,10 @@
 //! A node on this machine: the agent (process runtime; pods in their own namespaces when root)
 //! and the service proxy, both talking to an API server only through a kube client — the same
 //! code for `paddock up` (the in-process server over loopback HTTPS) and `paddock agent`
-//! (a server elsewhere). Start at [`start`].
+//! (a server elsewhere). A node started without a pod CIDR waits for the one the server's node
+//! IPAM gives its Node; with pod namespaces and a cluster CIDR (`paddock agent`) it also runs
+//! the pod network between nodes ([`agent::podnet`]: routes, outbound NAT,
+//! `NetworkUnavailable`). Start at [`start`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -11,7 +14,8 @@ use std::time::Duration;
 use anyhow::Context;
 use rustls::pki_types::pem::PemObject;
 
-/// The default pod CIDR of a node (the first /24 of the default cluster CIDR 10.244.0.0/16).
+/// The pod CIDR of `paddock up`'s node (the first /24 of the default cluster CIDR
+/// 10.244.0.0/16); `paddock agent` takes the server's allocation unless `--pod-cidr` is given.
 pub(crate) const POD_CIDR: &str = "10.244.0.0/24";
 
 /// How to run a node.
