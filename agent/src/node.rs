@@ -370,13 +370,116 @@ pub async fn register(
         }
         Err(e) => return Err(AgentError::Api("registering the Node", e)),
     };
-    // The API server may drop status on create: post it through the subresource.
+    // The API server may drop status on create: post it through the subresource. A strategic
+    // merge patch, as the kubelet's: conditions merge by type, so others' (the pod network's
+    // `NetworkUnavailable`) stay.
     let patch = serde_json::json!({"status": node.status});
     nodes
-        .patch_status(&id.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(&id.name, &PatchParams::default(), &Patch::Strategic(&patch))
         .await
         .map_err(|e| AgentError::Api("posting the Node status", e))?;
     Ok(created.metadata.uid.unwrap_or_default())
+}
+
+/// The Ready condition of a node waiting for its pod CIDR: the kubelet's while its runtime's
+/// network is not ready [pkg/kubelet/nodestatus/setters.go `ReadyCondition`].
+pub const WAITING_FOR_POD_CIDR: &str = "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:waiting for this node's pod CIDR (spec.podCIDR) from the server's node IPAM";
+
+/// How often [`await_pod_cidr`] looks at the Node, and how often it says it still waits.
+const POD_CIDR_POLL: Duration = Duration::from_millis(250);
+const POD_CIDR_NAG: Duration = Duration::from_secs(30);
+
+/// The Node's `spec.podCIDR` as the server's node IPAM allocates it, for a node started
+/// without one (the kubelet without `--pod-cidr`). Registers the Node first when it does not
+/// exist yet (Ready `False`: [`WAITING_FOR_POD_CIDR`]), then waits, saying so in the log,
+/// until the podCIDR is set. A restarted agent finds its Node's podCIDR at once.
+pub async fn await_pod_cidr(
+    client: &kube::Client,
+    id: &NodeIdentity,
+    m: &MachineInfo,
+) -> Result<String, AgentError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let cidr_of = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.clone())
+            .filter(|c| !c.is_empty())
+    };
+    match nodes
+        .get_opt(&id.name)
+        .await
+        .map_err(|e| AgentError::Api("reading the Node", e))?
+    {
+        Some(n) => {
+            if let Some(c) = cidr_of(&n) {
+                return Ok(c);
+            }
+        }
+        None => {
+            let mut node = node_object(id, m);
+            if let Some(spec) = node.spec.as_mut() {
+                spec.pod_cidr = None;
+                spec.pod_cidrs = None;
+            }
+            for c in node
+                .status
+                .iter_mut()
+                .flat_map(|s| s.conditions.iter_mut().flatten())
+                .filter(|c| c.type_ == "Ready")
+            {
+                c.status = "False".into();
+                c.reason = Some("KubeletNotReady".into());
+                c.message = Some(WAITING_FOR_POD_CIDR.into());
+            }
+            match nodes.create(&PostParams::default(), &node).await {
+                Ok(_) => {
+                    let patch = serde_json::json!({"status": node.status});
+                    nodes
+                        .patch_status(&id.name, &PatchParams::default(), &Patch::Strategic(&patch))
+                        .await
+                        .map_err(|e| AgentError::Api("posting the Node status", e))?;
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(AgentError::Api("registering the Node", e)),
+            }
+        }
+    }
+    tracing::info!(node = %id.name,
+        "waiting for the server to allocate this node's pod CIDR (Node spec.podCIDR, from the server's --cluster-cidr); pass --pod-cidr to choose one");
+    let started = Instant::now();
+    let mut nagged = Instant::now();
+    loop {
+        tokio::time::sleep(POD_CIDR_POLL).await;
+        match nodes.get_opt(&id.name).await {
+            Ok(Some(n)) => {
+                if let Some(c) = cidr_of(&n) {
+                    tracing::info!(node = %id.name, pod_cidr = %c, "the server allocated this node's pod CIDR");
+                    return Ok(c);
+                }
+            }
+            Ok(None) => {
+                return Err(AgentError::Api(
+                    "waiting for the pod CIDR: the Node was deleted meanwhile",
+                    kube::Error::Api(
+                        kube::core::Status::failure(
+                            &format!("nodes {:?} not found", id.name),
+                            "NotFound",
+                        )
+                        .with_code(404)
+                        .boxed(),
+                    ),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the Node while waiting for its pod CIDR")
+            }
+        }
+        if nagged.elapsed() >= POD_CIDR_NAG {
+            nagged = Instant::now();
+            tracing::warn!(node = %id.name, waited_s = started.elapsed().as_secs(),
+                "still no pod CIDR for this node: is the server's --cluster-cidr exhausted (`kubectl get events --field-selector involvedObject.name={}` shows CIDRNotAvailable)?", id.name);
+        }
+    }
 }
 
 /// Renews the Lease with `duration_seconds`; creates it (owned by the Node) when missing.
@@ -478,7 +581,8 @@ pub async fn heartbeat(
                     continue;
                 }
                 let patch = serde_json::json!({"status": status});
-                match nodes.patch_status(&id.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                // Strategic (conditions merge by type), as the kubelet's `PatchNodeStatus`.
+                match nodes.patch_status(&id.name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
                     Ok(_) => last_posted = Some((status, Instant::now())),
                     Err(e) => tracing::warn!(error = %e, "cannot post node status"),
                 }

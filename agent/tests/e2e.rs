@@ -1413,3 +1413,138 @@ async fn env_from_config_maps_secrets_and_the_downward_api() {
     assert_eq!(text, "fast pw1 env hello world\n");
     c.stop().await;
 }
+
+/// A node started without a pod CIDR registers its Node not Ready ("network not ready") and
+/// waits until the Node gets `spec.podCIDR` (from the server's node IPAM; here the test sets
+/// it). The agent's status posts then keep the conditions others own (the pod network's
+/// `NetworkUnavailable`): strategic merge by condition type, as the kubelet's.
+#[tokio::test]
+async fn a_node_without_a_pod_cidr_waits_for_one_and_its_status_keeps_others_conditions() {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Patch, PatchParams};
+    let dir = tempfile::tempdir().unwrap();
+    let server = apiserver::start(apiserver::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("server"),
+        memory_store: true,
+        advertise_host: None,
+        extra_sans: Vec::new(),
+        max_connections: None,
+    })
+    .await
+    .unwrap();
+    let kc = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(cfg).unwrap();
+    let signer = tokio_util::sync::CancellationToken::new();
+    let ca = server.cluster_ca();
+    let authority = move |params, key: &rcgen::SubjectPublicKeyInfo, ttl| {
+        ca.sign(params, key, ttl).map_err(|e| e.to_string())
+    };
+    tokio::spawn(controllers::csrsigning::run(
+        std::sync::Arc::new(server.registry()),
+        std::sync::Arc::new(authority),
+        signer.clone(),
+    ));
+    let _signer = signer.drop_guard();
+    let id = agent::node::NodeIdentity {
+        name: "waiting".into(),
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        pod_cidr: String::new(),
+        port: 0,
+        root_dir: dir.path().into(),
+        max_pods: agent::node::MAX_PODS,
+    };
+    let machine = agent::node::MachineInfo::read(dir.path());
+    let wait = tokio::spawn({
+        let client = client.clone();
+        async move { agent::node::await_pod_cidr(&client, &id, &machine).await }
+    });
+    let nodes: Api<Node> = Api::all(client.clone());
+    let cond = |n: &Node, t: &str| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == t).cloned())
+    };
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(n) = nodes.get_opt("waiting").await.unwrap()
+            && let Some(ready) = cond(&n, "Ready")
+        {
+            assert_eq!(ready.status, "False");
+            assert_eq!(ready.reason.as_deref(), Some("KubeletNotReady"));
+            assert_eq!(
+                ready.message.as_deref(),
+                Some(agent::node::WAITING_FOR_POD_CIDR)
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the Node was not registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!wait.is_finished(), "returned before a pod CIDR was set");
+    nodes
+        .patch(
+            "waiting",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"podCIDR": "10.244.3.0/24", "podCIDRs": ["10.244.3.0/24"]}})),
+        )
+        .await
+        .unwrap();
+    let cidr = tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .expect("the pod CIDR was seen")
+        .unwrap()
+        .unwrap();
+    assert_eq!(cidr, "10.244.3.0/24");
+
+    // The pod network's condition, then the agent's registration and status posts.
+    nodes
+        .patch_status(
+            "waiting",
+            &PatchParams::default(),
+            &Patch::Strategic(serde_json::json!({"status": {"conditions": [{
+                "type": "NetworkUnavailable", "status": "False", "reason": "RouteCreated",
+                "message": "RouteController created a route",
+                "lastTransitionTime": "2026-01-01T00:00:00Z", "lastHeartbeatTime": "2026-01-01T00:00:00Z",
+            }]}})),
+        )
+        .await
+        .unwrap();
+    let net = {
+        let mut n = NodeNetwork::new(PodCidr::parse(&cidr).unwrap());
+        n.isolated = false;
+        n
+    };
+    let rt = ProcessRuntime::new(dir.path().join("rt"), net).unwrap();
+    let mut config = agent::AgentConfig::new(
+        "waiting",
+        client.clone(),
+        Arc::new(rt),
+        dir.path().into(),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+    );
+    config.pod_cidr = cidr;
+    config.serve_token = Some(AGENT_TOKEN.into());
+    config.node_status_interval = Duration::from_millis(100);
+    let agent = agent::start(config).await.unwrap();
+    let n = nodes.get("waiting").await.unwrap();
+    assert_eq!(cond(&n, "Ready").unwrap().status, "True");
+    let net = cond(&n, "NetworkUnavailable").expect("NetworkUnavailable kept");
+    assert_eq!(
+        (net.status.as_str(), net.reason.as_deref()),
+        ("False", Some("RouteCreated"))
+    );
+    assert_eq!(
+        n.spec.and_then(|s| s.pod_cidr).as_deref(),
+        Some("10.244.3.0/24")
+    );
+    agent.stop(Duration::from_secs(1)).await;
+    server.shutdown().await;
+}

@@ -39,6 +39,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             name: name.clone(),
             ip: args.node_ip,
             pod_cidr: args.pod_cidr.clone(),
+            cluster_cidr: Some(args.cluster_cidr.clone()),
             isolate: !args.host_network_only,
             max_pods: args.max_pods,
             // The kubelet's `nodeLeaseRenewIntervalFraction` (0.25).

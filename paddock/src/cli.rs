@@ -65,9 +65,15 @@ pub(crate) struct AgentArgs {
     /// The node's address: reported as InternalIP, where the agent API and NodePorts listen.
     #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
     pub(crate) node_ip: std::net::IpAddr,
-    /// The node's pod CIDR (pod addresses come from it).
-    #[arg(long, value_name = "CIDR", default_value = "10.244.0.0/24")]
-    pub(crate) pod_cidr: String,
+    /// The node's pod CIDR (pod addresses come from it), registered in its Node as the
+    /// kubelet's --pod-cidr does [default: the one the server's node IPAM allocates from its
+    /// --cluster-cidr; the agent waits for it at start].
+    #[arg(long, value_name = "CIDR")]
+    pub(crate) pod_cidr: Option<String>,
+    /// The cluster's pod network: the server's --cluster-cidr. Pod traffic to addresses outside
+    /// it is masqueraded (outbound NAT); traffic inside it keeps the pods' addresses.
+    #[arg(long, value_name = "CIDR", default_value = "10.244.0.0/16")]
+    pub(crate) cluster_cidr: String,
     /// Port of the agent API (logs, exec) on the node's address; 0 picks a free one.
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     pub(crate) port: u16,

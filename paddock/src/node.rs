@@ -1,7 +1,10 @@
 //! A node on this machine: the agent (process runtime; pods in their own namespaces when root)
 //! and the service proxy, both talking to an API server only through a kube client — the same
 //! code for `paddock up` (the in-process server over loopback HTTPS) and `paddock agent`
-//! (a server elsewhere). Start at [`start`].
+//! (a server elsewhere). A node started without a pod CIDR waits for the one the server's node
+//! IPAM gives its Node; with pod namespaces and a cluster CIDR (`paddock agent`) it also runs
+//! the pod network between nodes ([`agent::podnet`]: routes, outbound NAT,
+//! `NetworkUnavailable`). Start at [`start`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -11,7 +14,8 @@ use std::time::Duration;
 use anyhow::Context;
 use rustls::pki_types::pem::PemObject;
 
-/// The default pod CIDR of a node (the first /24 of the default cluster CIDR 10.244.0.0/16).
+/// The pod CIDR of `paddock up`'s node (the first /24 of the default cluster CIDR
+/// 10.244.0.0/16); `paddock agent` takes the server's allocation unless `--pod-cidr` is given.
 pub(crate) const POD_CIDR: &str = "10.244.0.0/24";
 
 /// How to run a node.
@@ -21,8 +25,11 @@ pub(crate) struct NodeOptions {
     pub(crate) name: String,
     /// The node's address (`InternalIP`, `hostIP`, where the agent API and NodePorts listen).
     pub(crate) ip: IpAddr,
-    /// The node's pod CIDR.
-    pub(crate) pod_cidr: String,
+    /// The node's pod CIDR (`None`: the one the server's node IPAM allocates to the Node).
+    pub(crate) pod_cidr: Option<String>,
+    /// The cluster CIDR: with pod namespaces, the node routes the other nodes' pod CIDRs and
+    /// masquerades pod traffic leaving this network ([`agent::podnet`]). `None`: neither.
+    pub(crate) cluster_cidr: Option<String>,
     /// Pods in their own namespaces (when root); false: every pod in the host's network.
     pub(crate) isolate: bool,
     /// The kubelet's `--max-pods`.
@@ -128,6 +135,8 @@ pub(crate) struct Node {
     agent: agent::AgentHandle,
     proxy_stop: tokio_util::sync::CancellationToken,
     proxy_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The pod network's task (routes, NAT, `NetworkUnavailable`), when it runs.
+    podnet: Option<tokio::task::JoinHandle<()>>,
     /// Released (dropped) only once the pods and the proxy are gone.
     _netns: Option<crate::netns::NetnsLock>,
 }
@@ -140,6 +149,11 @@ impl Node {
         for task in self.proxy_tasks {
             let _ = task.await;
         }
+        if let Some(task) = self.podnet {
+            let _ = task.await;
+            // Its pods are gone: so go the routes to the others' and the NAT rules.
+            agent::podnet::cleanup().await;
+        }
     }
 }
 
@@ -151,12 +165,47 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
             "the kubeconfig names no cluster CA: the agent API takes only the node's token, so the API server's logs and exec requests will be refused"
         );
     }
+    let cluster_cidr = opts
+        .cluster_cidr
+        .as_deref()
+        .map(|c| agent::podnet::Cidr::parse(c).with_context(|| format!("--cluster-cidr {c:?}")))
+        .transpose()?;
+    let pod_cidr_text = match &opts.pod_cidr {
+        Some(c) => c.clone(),
+        // The kubelet without --pod-cidr: the Node's spec.podCIDR, once the server gave one.
+        None => {
+            let machine = agent::node::MachineInfo::read(&opts.root);
+            let id = agent::node::NodeIdentity {
+                name: opts.name.clone(),
+                ip: opts.ip,
+                pod_cidr: String::new(),
+                port: opts.serve_addr.port(),
+                root_dir: opts.root.clone(),
+                max_pods: opts.max_pods,
+            };
+            agent::node::await_pod_cidr(&client, &id, &machine)
+                .await
+                .context("waiting for this node's pod CIDR")?
+        }
+    };
     let pod_cidr =
-        PodCidr::parse(&opts.pod_cidr).with_context(|| format!("pod CIDR {:?}", opts.pod_cidr))?;
+        PodCidr::parse(&pod_cidr_text).with_context(|| format!("pod CIDR {pod_cidr_text:?}"))?;
     let mut network = NodeNetwork::new(pod_cidr);
     network.node_ip = opts.ip;
     network.isolated = opts.isolate;
     let isolated = network.isolated && nix::unistd::geteuid().is_root();
+    // With pod namespaces the node takes part in the pod network between nodes.
+    let podnet = match (cluster_cidr, isolated) {
+        (Some(cluster), true) => Some(
+            agent::podnet::PodNetworkConfig::new(
+                &opts.name,
+                agent::podnet::Cidr::parse(&pod_cidr_text)?,
+                cluster,
+            )
+            .with_context(|| format!("pod CIDR {pod_cidr_text}"))?,
+        ),
+        _ => None,
+    };
     // A node with pod namespaces owns its network namespace's bridge, pod CIDR and service
     // addresses: one such node per namespace.
     let netns = if isolated {
@@ -191,7 +240,7 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     );
     config.images = images.ok();
     config.default_runtime = default_runtime;
-    config.pod_cidr = opts.pod_cidr.clone();
+    config.pod_cidr = pod_cidr_text;
     config.max_pods = opts.max_pods;
     config.lease_interval = opts.lease_interval;
     config.serve_addr = opts.serve_addr;
@@ -219,6 +268,8 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         .await
         .context("starting the node agent")?;
     let proxy_stop = tokio_util::sync::CancellationToken::new();
+    let podnet =
+        podnet.map(|cfg| tokio::spawn(agent::podnet::run(client.clone(), cfg, proxy_stop.clone())));
     let proxy_tasks = vec![
         tokio::spawn(proxy.clone().run(proxy_stop.clone())),
         tokio::spawn(proxy::feed::run_from_api(
@@ -232,6 +283,7 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         agent,
         proxy_stop,
         proxy_tasks,
+        podnet,
         _netns: netns,
     })
 }

@@ -155,7 +155,9 @@ async fn start_node(
                 .clone()
                 .unwrap_or_else(node::default_node_name),
             ip,
-            pod_cidr: node::POD_CIDR.to_string(),
+            pod_cidr: Some(node::POD_CIDR.to_string()),
+            // One node: no routes to program; its pods' outbound traffic is left as it was.
+            cluster_cidr: None,
             isolate: !args.host_network_only,
             max_pods: args.max_pods,
             // The kubelet's a quarter of `nodeLeaseDurationSeconds` (40 s), shortened to a

@@ -5,7 +5,8 @@
 //! The bridge is kept in place while pods run ([`Bridge`]: recreated with their veths plugged
 //! back in when someone deletes it) and deleted at shutdown only when nothing else is plugged
 //! into it. The node does not share the bridge or the CIDR with another node: `paddock` runs
-//! one node per network namespace.
+//! one node per network namespace. Routes to the other nodes' pod CIDRs and the NAT of pod
+//! traffic leaving the cluster are [`crate::podnet`]'s.
 //!
 //! Links are managed with iproute2's `ip` (run in the agent's network namespace; the pod side
 //! through `nsenter --net=/proc/<holder>/ns/net`).
@@ -175,7 +176,7 @@ impl Ipam {
 }
 
 /// Runs `ip ARGS` (in the network namespace of `netns_of`, else the agent's); returns stdout.
-async fn ip(
+pub(crate) async fn ip(
     args: &[&str],
     stdin: Option<String>,
     netns_of: Option<u32>,

@@ -21,6 +21,7 @@ mod logs;
 mod node_failure;
 mod node_network;
 mod openapi;
+mod pod_network;
 mod private_files;
 mod probe_timing;
 mod resource_proxy;

@@ -14,7 +14,7 @@
 //! after a reboot.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
@@ -48,12 +48,28 @@ fn agent_in(
     cidr: &str,
     extra: &[&str],
 ) -> Child {
-    let kubeconfig = s.kubeconfig.display().to_string();
     let bin = env!("CARGO_BIN_EXE_paddock");
-    let mut cmd = match netns {
+    let cmd = match netns {
         Some(ns) => ns.wrap(bin),
         None => s.command(bin),
     };
+    let mut args = vec!["--pod-cidr", cidr, "--node-lease-duration-seconds", "8"];
+    args.extend_from_slice(extra);
+    join(cmd, s, dir, name, &args)
+}
+
+/// `paddock agent --node-name NAME --data-dir DIR ARGS…` joining `s` (with `--default-runtime
+/// host`), started through `cmd` (the paddock binary, possibly wrapped into a network
+/// namespace); its log is appended to `DIR/agent.log` (kept across restarts, read by failure
+/// messages). Waits for its "joined" line.
+pub(crate) fn join(
+    mut cmd: Command,
+    s: &Server,
+    dir: &std::path::Path,
+    name: &str,
+    args: &[&str],
+) -> Child {
+    let kubeconfig = s.kubeconfig.display().to_string();
     cmd.args([
         "agent",
         "--default-runtime",
@@ -62,18 +78,13 @@ fn agent_in(
         &kubeconfig,
         "--node-name",
         name,
-        "--pod-cidr",
-        cidr,
-        "--node-lease-duration-seconds",
-        "8",
     ])
-    .args(extra)
+    .args(args)
     .arg("--data-dir")
     .arg(dir)
     .env("PADDOCK_LOG", "info")
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
-    // In its data dir (read by the story's failure messages).
     .stderr(
         std::fs::OpenOptions::new()
             .create(true)
@@ -94,13 +105,19 @@ fn agent_in(
         Ok(line) => assert!(line.starts_with("node "), "{line}"),
         Err(_) => {
             let _ = child.kill();
-            panic!("paddock agent {name} did not join within 60 s");
+            panic!(
+                "paddock agent {name} did not join within 60 s; its log:\n{}",
+                crate::support::tail(
+                    &std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default(),
+                    40
+                )
+            );
         }
     }
     child
 }
 
-fn node_ready(s: &Server, node: &str) -> String {
+pub(crate) fn node_ready(s: &Server, node: &str) -> String {
     s.kubectl(&[
         "get",
         "node",
