@@ -89,10 +89,23 @@ fn next_activations_follow_robfig() {
         next("0 0 13 * 0", "2026-01-02T00:00:00Z"),
         "2026-01-04T00:00:00Z"
     );
-    // One of them `*`: both must match (Friday the 13th: 2026-02-13).
     assert_eq!(
         next("0 0 13 * 5", "2026-01-14T00:00:00Z"),
-        "2026-02-13T00:00:00Z"
+        "2026-01-16T00:00:00Z"
+    );
+    // One of them `*` (or `?`): both must match, so Fridays only.
+    assert_eq!(
+        next("0 0 ? * 5", "2026-01-14T00:00:00Z"),
+        "2026-01-16T00:00:00Z"
+    );
+    assert_eq!(
+        next("0 0 * 2 5", "2026-01-14T00:00:00Z"),
+        "2026-02-06T00:00:00Z"
+    );
+    // A step above 1 clears robfig's star bit: odd days OR Mondays.
+    assert_eq!(
+        next("0 0 */2 * 1", "2026-01-02T01:00:00Z"),
+        "2026-01-03T00:00:00Z"
     );
     assert_eq!(
         next("@every 90s", "2026-01-01T00:00:00.5Z"),

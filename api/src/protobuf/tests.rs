@@ -584,10 +584,10 @@ fn errors() {
         Err(ProtobufError::MissingMagic)
     );
     assert_eq!(
-        decode_body(&body("batch/v1", "Job", Enc::new())),
+        decode_body(&body("example.com/v1", "Widget", Enc::new())),
         Err(ProtobufError::UnknownKind {
-            api_version: "batch/v1".into(),
-            kind: "Job".into()
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into()
         })
     );
     let env = Enc::new()

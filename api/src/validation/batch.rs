@@ -315,15 +315,14 @@ fn validate_failure_rule(
             apath,
             "valid values: [\"Count\" \"FailIndex\" \"FailJob\" \"Ignore\"]",
         )),
-        "FailIndex" => {
-            if spec.backoff_limit_per_index.is_none() {
-                errs.push(FieldError::invalid(
-                    apath,
-                    "FailIndex",
-                    "requires the backoffLimitPerIndex to be set",
-                ));
-            }
+        "FailIndex" if spec.backoff_limit_per_index.is_none() => {
+            errs.push(FieldError::invalid(
+                apath,
+                "FailIndex",
+                "requires the backoffLimitPerIndex to be set",
+            ));
         }
+        "FailIndex" => {}
         a if !ACTIONS.contains(&a) => errs.push(FieldError::not_supported(apath, a, ACTIONS)),
         _ => {}
     }

@@ -147,10 +147,10 @@ fn most_recent(
     };
     let t1 = next(&earliest)?;
     let t2 = next(&t1)?;
-    if now < &t1 {
+    if *now < t1 {
         return Ok((earliest, None, 0));
     }
-    if now < &t2 {
+    if *now < t2 {
         return Ok((earliest, Some(t1), 1));
     }
     let between = t2.timestamp().duration_since(t1.timestamp()).as_secs();
@@ -341,7 +341,7 @@ impl Controller {
             }
         };
         let requeue = |cj: &CronJob| next_duration(cj, &now, &sched);
-        let Some(scheduled) = recent.filter(|r| r <= &now) else {
+        let Some(scheduled) = recent.filter(|r| *r <= now) else {
             return Ok(requeue(cj));
         };
         if let Some(d) = cj.spec.starting_deadline_seconds

@@ -329,3 +329,44 @@ async fn pods_of_a_deleted_job_are_released() {
     .await;
     stop.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_pod_failure_policy_ignores_or_fails_the_job() {
+    let (registry, stop) = running().await;
+    let policy = json!({"backoffLimit": 0, "podFailurePolicy": {"rules": [
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [1]}},
+        {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}}]}});
+    create(&registry, "jobs", "default", job("pfp", policy)).await;
+    eventually("a pod", || live_pods(&registry).len() == 1).await;
+    let first = live_pods(&registry).remove(0);
+    let first = first["metadata"]["name"].as_str().unwrap().to_string();
+    // Exit code 1 is ignored: not counted against backoffLimit 0, the pod is replaced.
+    finish(&registry, &first, "Failed", 1).await;
+    eventually("a replacement", || {
+        live_pods(&registry)
+            .iter()
+            .any(|p| p["metadata"]["name"] != first.as_str())
+    })
+    .await;
+    let st = status(&registry, "pfp");
+    assert!(st["failed"].is_null(), "{st}");
+    assert!(condition_types(&st).is_empty(), "{st}");
+    let second = live_pods(&registry).remove(0);
+    let second = second["metadata"]["name"].as_str().unwrap().to_string();
+    finish(&registry, &second, "Failed", 42).await;
+    eventually("failed", || {
+        condition_types(&status(&registry, "pfp")).contains(&"Failed".into())
+    })
+    .await;
+    let st = status(&registry, "pfp");
+    assert_eq!(condition_types(&st), ["FailureTarget", "Failed"]);
+    assert_eq!(st["conditions"][1]["reason"], "PodFailurePolicy");
+    assert_eq!(
+        st["conditions"][1]["message"],
+        format!(
+            "Container main for pod default/{second} failed with exit code 42 matching FailJob rule at index 1"
+        )
+    );
+    assert_eq!(st["failed"], 1);
+    stop.cancel();
+}
