@@ -88,6 +88,19 @@ pub(crate) struct AgentArgs {
     /// program), else host]
     #[arg(long, value_name = "runc|host", value_parser = ["runc", "host"])]
     pub(crate) default_runtime: Option<String>,
+    /// The cluster DNS addresses (the kubelet's `--cluster-dns`): the nameservers of
+    /// `ClusterFirst` pods, where this node's DNS server answers (only with pod namespaces;
+    /// pods in the host's network keep the node's resolver).
+    #[arg(
+        long,
+        value_name = "IP[,IP]",
+        value_delimiter = ',',
+        default_value = "10.96.0.10"
+    )]
+    pub(crate) cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster domain (the kubelet's `--cluster-domain`).
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    pub(crate) cluster_domain: String,
 }
 
 /// `paddock up` flags.
@@ -113,6 +126,19 @@ pub(crate) struct UpArgs {
     /// program), else host]
     #[arg(long, value_name = "runc|host", value_parser = ["runc", "host"])]
     pub(crate) default_runtime: Option<String>,
+    /// The cluster DNS addresses (the kubelet's `--cluster-dns`): the nameservers of
+    /// `ClusterFirst` pods, where this node's DNS server answers (only with pod namespaces;
+    /// pods in the host's network keep the node's resolver).
+    #[arg(
+        long,
+        value_name = "IP[,IP]",
+        value_delimiter = ',',
+        default_value = "10.96.0.10"
+    )]
+    pub(crate) cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster domain (the kubelet's `--cluster-domain`).
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    pub(crate) cluster_domain: String,
 }
 
 /// The token never appears in debug output.
