@@ -335,6 +335,7 @@ fn main() {
             routing: Routing::new(Some(hook.clone())),
             images: None,
             default_runtime: "host".into(),
+            cluster_dns: Default::default(),
         };
         let workers: Vec<PodWorker> = (0..PODS)
             .map(|i| PodWorker::spawn(shared.clone(), pod(i), None))

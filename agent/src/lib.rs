@@ -140,6 +140,9 @@ pub struct AgentConfig {
     /// The runtime handler of pods without a `runtimeClassName`: `host` (the default) or
     /// `runc` (`paddock up --default-runtime`).
     pub default_runtime: String,
+    /// The kubelet's `--cluster-dns` and `--cluster-domain` for pods' `/etc/resolv.conf`
+    /// (default: no cluster DNS, so pods get the node's resolver).
+    pub cluster_dns: pod::dns::ClusterDns,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -178,6 +181,7 @@ impl AgentConfig {
             routing: None,
             images: None,
             default_runtime: "host".into(),
+            cluster_dns: pod::dns::ClusterDns::default(),
         }
     }
 }
@@ -304,6 +308,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         routing: routing::Routing::new(config.routing.clone()),
         images: config.images.clone(),
         default_runtime: config.default_runtime.clone(),
+        cluster_dns: config.cluster_dns.clone(),
     };
     let shared_routing = shared.routing.clone();
     let shared_directory = directory.clone();

@@ -340,6 +340,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         // Not fatal: e.g. a user service already holds 10.96.0.1.
         tracing::warn!(error = %e, "could not reconcile the default/kubernetes service");
     }
+    if let Err(e) = master_service::ensure_cluster_dns(&registry).await {
+        // Not fatal either: e.g. a user service already holds 10.96.0.10.
+        tracing::warn!(error = %e, "could not create the kube-system/kube-dns service");
+    }
     let (router, state, shutdown) = app(registry.clone(), &creds.token, &host_port);
     let _ = state.kubelet_tls.set(creds.kubelet_client_config()?);
     let kubeconfig = config.data_dir.join("kubeconfig");

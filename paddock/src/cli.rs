@@ -96,6 +96,19 @@ pub(crate) struct AgentArgs {
     pub(crate) default_runtime: Option<String>,
     #[command(flatten)]
     pub(crate) images: NodeImageArgs,
+    /// The cluster DNS addresses (the kubelet's `--cluster-dns`): the nameservers of
+    /// `ClusterFirst` pods, where this node's DNS server answers (only with pod namespaces;
+    /// pods in the host's network keep the node's resolver).
+    #[arg(
+        long,
+        value_name = "IP[,IP]",
+        value_delimiter = ',',
+        default_value = "10.96.0.10"
+    )]
+    pub(crate) cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster domain (the kubelet's `--cluster-domain`).
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    pub(crate) cluster_domain: String,
 }
 
 /// `paddock up` flags.
@@ -123,6 +136,19 @@ pub(crate) struct UpArgs {
     pub(crate) default_runtime: Option<String>,
     #[command(flatten)]
     pub(crate) images: NodeImageArgs,
+    /// The cluster DNS addresses (the kubelet's `--cluster-dns`): the nameservers of
+    /// `ClusterFirst` pods, where this node's DNS server answers (only with pod namespaces;
+    /// pods in the host's network keep the node's resolver).
+    #[arg(
+        long,
+        value_name = "IP[,IP]",
+        value_delimiter = ',',
+        default_value = "10.96.0.10"
+    )]
+    pub(crate) cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster domain (the kubelet's `--cluster-domain`).
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    pub(crate) cluster_domain: String,
 }
 
 /// The image flags of a node (`paddock agent`, `paddock up`): the kubelet's image garbage

@@ -4,7 +4,10 @@
 //! (a server elsewhere). A node started without a pod CIDR waits for the one the server's node
 //! IPAM gives its Node; with pod namespaces and a cluster CIDR (`paddock agent`) it also runs
 //! the pod network between nodes ([`agent::podnet`]: routes, outbound NAT,
-//! `NetworkUnavailable`). Start at [`start`].
+//! `NetworkUnavailable`). A node with pod namespaces also answers cluster DNS on the
+//! cluster DNS address (`--cluster-dns`), fed by the proxy's watches and by the agent's
+//! readiness fast path ([`serve_dns`]); pods in the host's network keep the node's resolver.
+//! Start at [`start`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -51,6 +54,11 @@ pub(crate) struct NodeOptions {
     pub(crate) serve_addr: SocketAddr,
     /// Who the agent API lets in.
     pub(crate) serve: AgentAuth,
+    /// The kubelet's `--cluster-dns`: where this node's DNS server answers, and the
+    /// nameservers of `ClusterFirst` pods (only with pod namespaces).
+    pub(crate) cluster_dns: Vec<IpAddr>,
+    /// The kubelet's `--cluster-domain`.
+    pub(crate) cluster_domain: String,
 }
 
 /// Who the node's agent API lets in: client certificates of the cluster CA the kubeconfig
@@ -261,24 +269,54 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     } else {
         proxy::Proxy::new(node, false)
     };
+    // Cluster DNS only where pods have a network of their own: the proxy holds the cluster DNS
+    // Service's address there (a Service without endpoints: held, never listened on), and
+    // pods reach it through the node. Pods in the host's network keep the node's resolver.
+    let dns_records = if isolated && !opts.cluster_dns.is_empty() {
+        Some(Arc::new(
+            dns::Records::new(&opts.cluster_domain)
+                .with_context(|| format!("--cluster-domain {:?}", opts.cluster_domain))?,
+        ))
+    } else {
+        None
+    };
+    config.cluster_dns = agent::pod::dns::ClusterDns {
+        servers: if dns_records.is_some() {
+            opts.cluster_dns.clone()
+        } else {
+            Vec::new()
+        },
+        domain: opts.cluster_domain.clone(),
+    };
     // Agent and proxy share this process: readiness reaches routing without the API round
     // trip, and a pod is drained before its process is signalled.
-    config.routing = Some(Arc::new(ProxyRouting(proxy.clone())));
+    config.routing = Some(Arc::new(ProxyRouting(proxy.clone(), dns_records.clone())));
     let agent = agent::start(config)
         .await
         .context("starting the node agent")?;
     let proxy_stop = tokio_util::sync::CancellationToken::new();
     let podnet =
         podnet.map(|cfg| tokio::spawn(agent::podnet::run(client.clone(), cfg, proxy_stop.clone())));
-    let proxy_tasks = vec![
+    let observer = dns_records
+        .clone()
+        .map(|r| Arc::new(DnsFeed(r)) as Arc<dyn proxy::feed::Observer>);
+    let mut proxy_tasks = vec![
         tokio::spawn(proxy.clone().run(proxy_stop.clone())),
-        tokio::spawn(proxy::feed::run_from_api(
+        tokio::spawn(proxy::feed::run_from_api_with(
             client,
             proxy,
             true,
+            observer,
             proxy_stop.clone(),
         )),
     ];
+    if let Some(records) = dns_records {
+        proxy_tasks.push(tokio::spawn(serve_dns(
+            records,
+            opts.cluster_dns.clone(),
+            proxy_stop.clone(),
+        )));
+    }
     Ok(Node {
         agent,
         proxy_stop,
@@ -331,10 +369,96 @@ async fn enable_images(
     }
 }
 
-/// The agent's [`agent::routing::RoutingHook`] on the service proxy of the same process. A pod
+/// Serves cluster DNS on `addrs` port 53 until `stop`, forwarding other names to the node's
+/// resolvers (`/etc/resolv.conf`, less the cluster DNS addresses themselves). An address is
+/// bound once the proxy holds it (as soon as it has seen the `kube-system/kube-dns` Service).
+async fn serve_dns(
+    records: Arc<dns::Records>,
+    addrs: Vec<IpAddr>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let upstream = match tokio::fs::read_to_string("/etc/resolv.conf").await {
+        Ok(text) => dns::nameservers_from_resolv_conf(&text).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cluster DNS: no upstream resolvers");
+            Vec::new()
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster DNS: cannot read /etc/resolv.conf; no upstream resolvers");
+            Vec::new()
+        }
+    };
+    let upstream: Vec<SocketAddr> = upstream
+        .into_iter()
+        .filter(|a| !addrs.contains(&a.ip()))
+        .collect();
+    let config = dns::Config {
+        forward: dns::ForwardConfig {
+            servers: upstream,
+            ..dns::ForwardConfig::default()
+        },
+        ..dns::Config::default()
+    };
+    let server = match dns::Server::new(records, config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster DNS not started");
+            return;
+        }
+    };
+    let mut tasks = Vec::new();
+    for ip in addrs {
+        let server = server.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut said = false;
+            loop {
+                match dns::bind(SocketAddr::new(ip, 53)).await {
+                    Ok((udp, tcp)) => {
+                        tracing::info!(addr = %ip, "cluster DNS answering");
+                        server.run(udp, tcp, stop).await;
+                        return;
+                    }
+                    Err(e) if !said => {
+                        tracing::info!(addr = %ip, error = %e, "cluster DNS waiting for its address");
+                        said = true;
+                    }
+                    Err(_) => {}
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// The DNS server's records, fed by the proxy's Service and EndpointSlice watches.
+struct DnsFeed(Arc<dns::Records>);
+
+impl proxy::feed::Observer for DnsFeed {
+    fn service(&self, svc: &k8s_openapi::api::core::v1::Service) {
+        self.0.update_service(svc);
+    }
+    fn service_deleted(&self, namespace: &str, name: &str) {
+        self.0.remove_service(namespace, name);
+    }
+    fn slice(&self, slice: &k8s_openapi::api::discovery::v1::EndpointSlice) {
+        self.0.set_endpoint_slice(slice);
+    }
+    fn slice_deleted(&self, namespace: &str, name: &str) {
+        self.0.remove_endpoint_slice(namespace, name);
+    }
+}
+
+/// The agent's [`agent::routing::RoutingHook`] on the service proxy of the same process (and
+/// the cluster DNS records, whose headless answers follow readiness the same way). A pod
 /// is keyed by its uid (EndpointSlices carry it in `targetRef`), which is exact also for pods
 /// that share the node's address; its connections are counted by its own IP when it has one.
-struct ProxyRouting(Arc<proxy::Proxy>);
+struct ProxyRouting(Arc<proxy::Proxy>, Option<Arc<dns::Records>>);
 
 impl agent::routing::RoutingHook for ProxyRouting {
     fn set_state(&self, pod: &agent::routing::PodEndpoint, state: agent::routing::RouteState) {
@@ -344,11 +468,20 @@ impl agent::routing::RoutingHook for ProxyRouting {
             RouteState::NotReady => proxy::EndpointState::NotReady,
             RouteState::Draining => proxy::EndpointState::Draining,
         };
+        if let Some(records) = &self.1 {
+            records.set_endpoint_ready(
+                dns::EndpointKey::Pod(pod.uid.clone()),
+                state == proxy::EndpointState::Ready,
+            );
+        }
         self.0
             .set_endpoint_state(proxy::EndpointId::Pod(pod.uid.clone()), state);
     }
 
     fn forget(&self, pod: &agent::routing::PodEndpoint) {
+        if let Some(records) = &self.1 {
+            records.clear_endpoint_ready(&dns::EndpointKey::Pod(pod.uid.clone()));
+        }
         self.0
             .release_endpoint_state(proxy::EndpointId::Pod(pod.uid.clone()));
     }

@@ -4,7 +4,9 @@
 //! the service's endpoints in the proxy. On a relist, objects that disappeared are removed.
 //! With `write_lb_status`, LoadBalancer services get `status.loadBalancer.ingress` set to the
 //! node's addresses (127.0.0.1 first on a `paddock up` node). A service's
-//! `healthCheckNodePort` goes to [`Proxy::set_health_check_port`].
+//! `healthCheckNodePort` goes to [`Proxy::set_health_check_port`]. Another consumer of the
+//! same objects in the process (the node's DNS server) can ride on the same watches as an
+//! [`Observer`] ([`run_from_api_with`]) instead of opening its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,6 +33,19 @@ fn key(meta: &kube::api::ObjectMeta) -> Key {
     )
 }
 
+/// Told every Service and EndpointSlice the proxy is told (including ExternalName services
+/// and slices of no service, which the proxy ignores), and their removals.
+pub trait Observer: Send + Sync {
+    /// A Service was added or changed.
+    fn service(&self, svc: &Service);
+    /// A Service is gone.
+    fn service_deleted(&self, namespace: &str, name: &str);
+    /// An EndpointSlice was added or changed.
+    fn slice(&self, slice: &EndpointSlice);
+    /// An EndpointSlice is gone.
+    fn slice_deleted(&self, namespace: &str, name: &str);
+}
+
 /// Watches Services and EndpointSlices through `client` and keeps `proxy`'s table in step
 /// until `shutdown`.
 pub async fn run_from_api(
@@ -39,8 +54,24 @@ pub async fn run_from_api(
     write_lb_status: bool,
     shutdown: CancellationToken,
 ) {
-    let services = watch_services(client.clone(), proxy.clone(), write_lb_status);
-    let slices = watch_slices(client, proxy);
+    run_from_api_with(client, proxy, write_lb_status, None, shutdown).await;
+}
+
+/// [`run_from_api`], also telling `observer`.
+pub async fn run_from_api_with(
+    client: kube::Client,
+    proxy: Arc<Proxy>,
+    write_lb_status: bool,
+    observer: Option<Arc<dyn Observer>>,
+    shutdown: CancellationToken,
+) {
+    let services = watch_services(
+        client.clone(),
+        proxy.clone(),
+        write_lb_status,
+        observer.clone(),
+    );
+    let slices = watch_slices(client, proxy, observer);
     tokio::select! {
         _ = shutdown.cancelled() => {}
         _ = services => {}
@@ -48,7 +79,12 @@ pub async fn run_from_api(
     }
 }
 
-async fn watch_services(client: kube::Client, proxy: Arc<Proxy>, write_lb_status: bool) {
+async fn watch_services(
+    client: kube::Client,
+    proxy: Arc<Proxy>,
+    write_lb_status: bool,
+    observer: Option<Arc<dyn Observer>>,
+) {
     let api: Api<Service> = Api::all(client.clone());
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
@@ -69,6 +105,9 @@ async fn watch_services(client: kube::Client, proxy: Arc<Proxy>, write_lb_status
                 let k = key(&svc.metadata);
                 listed.insert(k.clone());
                 known.insert(k.clone());
+                if let Some(o) = &observer {
+                    o.service(&svc);
+                }
                 match ServiceInfo::from_service(&svc) {
                     Some(info) => {
                         let lb = info.type_ == "LoadBalancer";
@@ -89,10 +128,16 @@ async fn watch_services(client: kube::Client, proxy: Arc<Proxy>, write_lb_status
                 let k = key(&svc.metadata);
                 known.remove(&k);
                 proxy.remove_service(&k.0, &k.1);
+                if let Some(o) = &observer {
+                    o.service_deleted(&k.0, &k.1);
+                }
             }
             Event::InitDone => {
                 for k in known.difference(&listed) {
                     proxy.remove_service(&k.0, &k.1);
+                    if let Some(o) = &observer {
+                        o.service_deleted(&k.0, &k.1);
+                    }
                 }
                 known = listed.clone();
             }
@@ -134,7 +179,11 @@ async fn set_lb_status(client: &kube::Client, proxy: &Proxy, svc: &Service) {
     }
 }
 
-async fn watch_slices(client: kube::Client, proxy: Arc<Proxy>) {
+async fn watch_slices(
+    client: kube::Client,
+    proxy: Arc<Proxy>,
+    observer: Option<Arc<dyn Observer>>,
+) {
     let api: Api<EndpointSlice> = Api::all(client);
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
@@ -156,6 +205,9 @@ async fn watch_slices(client: kube::Client, proxy: Arc<Proxy>) {
             Event::InitApply(slice) | Event::Apply(slice) => {
                 let k = key(&slice.metadata);
                 listed.insert(k.clone());
+                if let Some(o) = &observer {
+                    o.slice(&slice);
+                }
                 let service = slice
                     .metadata
                     .labels
@@ -174,7 +226,11 @@ async fn watch_slices(client: kube::Client, proxy: Arc<Proxy>) {
                 }
             }
             Event::Delete(slice) => {
-                if let Some((svc, _)) = slices.remove(&key(&slice.metadata)) {
+                let k = key(&slice.metadata);
+                if let Some(o) = &observer {
+                    o.slice_deleted(&k.0, &k.1);
+                }
+                if let Some((svc, _)) = slices.remove(&k) {
                     touched.insert(svc);
                 }
             }
@@ -185,6 +241,9 @@ async fn watch_slices(client: kube::Client, proxy: Arc<Proxy>) {
                     .cloned()
                     .collect();
                 for k in gone {
+                    if let Some(o) = &observer {
+                        o.slice_deleted(&k.0, &k.1);
+                    }
                     if let Some((svc, _)) = slices.remove(&k) {
                         touched.insert(svc);
                     }

@@ -146,3 +146,107 @@ async fn follows_services_and_slices_from_the_api() -> anyhow::Result<()> {
     server.shutdown().await;
     Ok(())
 }
+
+/// Records what the feed tells an observer.
+#[derive(Default)]
+struct Recorder(parking_lot::Mutex<Vec<String>>);
+
+impl proxy::feed::Observer for Recorder {
+    fn service(&self, svc: &Service) {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        self.0.lock().push(format!("service {name}"));
+    }
+    fn service_deleted(&self, namespace: &str, name: &str) {
+        self.0
+            .lock()
+            .push(format!("service deleted {namespace}/{name}"));
+    }
+    fn slice(&self, slice: &EndpointSlice) {
+        let name = slice.metadata.name.clone().unwrap_or_default();
+        self.0.lock().push(format!("slice {name}"));
+    }
+    fn slice_deleted(&self, namespace: &str, name: &str) {
+        self.0
+            .lock()
+            .push(format!("slice deleted {namespace}/{name}"));
+    }
+}
+
+#[tokio::test]
+async fn an_observer_sees_what_the_proxy_sees() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = apiserver::start(apiserver::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().to_path_buf(),
+        memory_store: true,
+        advertise_host: None,
+        extra_sans: Vec::new(),
+        max_connections: None,
+    })
+    .await?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())?;
+    let config =
+        Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+            .await?;
+    let client = Client::try_from(config)?;
+    let proxy = Proxy::new(
+        NodeConfig {
+            node_name: "n1".into(),
+            node_ips: vec![],
+            loopback: true,
+        },
+        false,
+    );
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let stop = CancellationToken::new();
+    tokio::spawn(proxy::feed::run_from_api_with(
+        client.clone(),
+        proxy.clone(),
+        false,
+        Some(recorder.clone()),
+        stop.clone(),
+    ));
+    let has = |what: &str| recorder.0.lock().iter().any(|e| e == what);
+    // Bootstrap objects arrive through the initial list: the cluster DNS Service.
+    eventually("the listed kube-dns service", || async {
+        has("service kube-dns")
+    })
+    .await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "ext"},
+                "spec": {"type": "ExternalName", "externalName": "example.org"}
+            }))?,
+        )
+        .await?;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    slices
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "db-1", "labels": {"kubernetes.io/service-name": "db"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.1.0.1"]}]
+            }))?,
+        )
+        .await?;
+    // The proxy ignores ExternalName services; the observer still hears of them.
+    eventually("the ExternalName service", || async { has("service ext") }).await;
+    eventually("the slice", || async { has("slice db-1") }).await;
+    services
+        .delete("ext", &kube::api::DeleteParams::default())
+        .await?;
+    slices
+        .delete("db-1", &kube::api::DeleteParams::default())
+        .await?;
+    eventually("the deletions", || async {
+        has("service deleted default/ext") && has("slice deleted default/db-1")
+    })
+    .await;
+    stop.cancel();
+    Ok(())
+}

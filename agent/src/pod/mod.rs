@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod directory;
+pub mod dns;
 pub mod image_run;
 pub mod model;
 pub mod plan;

@@ -336,6 +336,7 @@ fn env() -> Env {
         routing: crate::routing::Routing::default(),
         images: None,
         default_runtime: "host".into(),
+        cluster_dns: Default::default(),
     };
     Env {
         fake,

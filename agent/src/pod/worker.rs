@@ -84,6 +84,8 @@ pub struct Shared {
     pub images: Option<Arc<crate::images::NodeImages>>,
     /// The handler of pods without a RuntimeClass (`host` or `runc`).
     pub default_runtime: String,
+    /// The node's cluster DNS (`--cluster-dns`, `--cluster-domain`) for pods' `resolv.conf`.
+    pub cluster_dns: crate::pod::dns::ClusterDns,
 }
 
 /// Messages from the pod manager.
@@ -790,6 +792,17 @@ impl Driver {
         };
         let spec = pod.spec.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let host_resolv_conf = read_host_resolv_conf().await;
+        let (dns, dns_warnings) = crate::pod::dns::pod_dns(
+            &spec,
+            &namespace,
+            &self.shared.cluster_dns,
+            &host_resolv_conf,
+        );
+        for w in dns_warnings {
+            self.event(None, EventType::Warning, "DNSConfigForming", w);
+        }
         let cfg = SandboxConfig {
             pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
@@ -797,7 +810,7 @@ impl Driver {
             hostname: spec.hostname.clone().unwrap_or(name),
             host_network: spec.host_network == Some(true),
             volumes: vols,
-            dns: Default::default(),
+            dns,
             extra_hosts: spec
                 .host_aliases
                 .iter()
@@ -1244,4 +1257,19 @@ impl Driver {
             let _ = tx.send(Internal::Killed(id));
         });
     }
+}
+
+/// The node's `/etc/resolv.conf` (the kubelet's `--resolv-conf`), at most
+/// [`crate::pod::dns::MAX_RESOLV_CONF`] bytes; empty when unreadable.
+async fn read_host_resolv_conf() -> String {
+    use tokio::io::AsyncReadExt;
+    let Ok(f) = tokio::fs::File::open("/etc/resolv.conf").await else {
+        return String::new();
+    };
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(crate::pod::dns::MAX_RESOLV_CONF).unwrap_or(u64::MAX);
+    if f.take(limit).read_to_end(&mut bytes).await.is_err() {
+        return String::new();
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -35,7 +35,7 @@ fn blob(dir: &Path, media_type: &str, data: &[u8]) -> serde_json::Value {
 /// `/etc/passwd` with root and `www` (33), `/etc/group`, `/www/index.html`): `web` (USER www,
 /// ENTRYPOINT busybox httpd on 8080 serving /www, an `Env`), `root` (no USER, CMD sh) and `bare`
 /// (neither ENTRYPOINT nor CMD).
-fn layouts(dir: &Path) -> PathBuf {
+pub fn layouts(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
     for d in ["bin", "etc", "www", "tmp"] {
         std::fs::create_dir_all(root.join(d)).expect("mkdir");
@@ -140,11 +140,11 @@ fn up_with_cgroups_in(dir: tempfile::TempDir, netns: NetNs, args: &[&str]) -> Se
 }
 
 /// `paddock up` in its own network namespace, with cgroups.
-fn up_with_cgroups() -> Server {
+pub fn up_with_cgroups() -> Server {
     up_with_cgroups_in(tempfile::tempdir().expect("tempdir"), NetNs::new(), &[])
 }
 
-fn import(s: &Server, layout: &Path) {
+pub fn import(s: &Server, layout: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .args(["image", "--data-dir"])
         .arg(s.data_dir())
@@ -159,10 +159,10 @@ fn import(s: &Server, layout: &Path) {
     );
 }
 
-const RUNC_CLASS: &str =
+pub const RUNC_CLASS: &str =
     "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: runc}\nhandler: runc\n";
 
-const WEB: &str = r#"apiVersion: apps/v1
+pub const WEB: &str = r#"apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:

@@ -10,6 +10,7 @@ mod agent;
 mod bad_input;
 mod certificates;
 mod clients;
+mod dns;
 mod durability;
 mod image_cli;
 mod images;
