@@ -526,13 +526,20 @@ fn copy(input: CopierInput, wake: &OwnedFd, finish: &AtomicBool) {
             return;
         }
     };
+    // A copier told to finish while the previous one still holds the pipe waits a little for
+    // it (a detached copier is on its way out), so the container's last output is not lost.
+    let mut finishing_waits = 0;
     let _lock = loop {
         match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(held) => break held,
             Err((f, _)) => {
                 lock = f;
                 if woken(wake, 100) {
-                    return;
+                    if !finish.load(Ordering::SeqCst) || finishing_waits >= 500 {
+                        return;
+                    }
+                    finishing_waits += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
             }
         }
@@ -569,15 +576,17 @@ fn copy(input: CopierInput, wake: &OwnedFd, finish: &AtomicBool) {
                 .collect();
             (fired(&fds[0]), ready)
         };
+        if woke && !finish.load(Ordering::SeqCst) {
+            // Detached: complete records are kept, an unfinished line is the next agent's, and
+            // so is whatever is in the pipes now (the wake came first: reading it here would
+            // lose it for the next copier).
+            writer.flush();
+            return;
+        }
         for i in ready {
             read_once(&mut pipes[i], &mut buf, &mut writer);
         }
         if woke {
-            if !finish.load(Ordering::SeqCst) {
-                // Detached: complete records are kept, an unfinished line is the next agent's.
-                writer.flush();
-                return;
-            }
             // The container is gone: what is in the pipes is all there is (bounded, in case
             // something still writes).
             for pipe in &mut pipes {
