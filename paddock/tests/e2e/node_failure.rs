@@ -554,14 +554,7 @@ fn a_node_dies_under_load_and_comes_back() {
         ip(Some(&ns.name), &["addr", "add", addr, "dev", dev]);
         ip(Some(&ns.name), &["link", "set", dev, "up"]);
     }
-    ip(
-        Some(&ns_s.name),
-        &["route", "add", "10.244.1.0/24", "via", "192.168.213.2"],
-    );
-    ip(
-        Some(&ns_1.name),
-        &["route", "add", "10.244.2.0/24", "via", "192.168.213.1"],
-    );
+    // The agents route each other's pod CIDRs themselves (host-gw, from their --node-ip).
     let mut args = FAST_SERVER.to_vec();
     args.extend([
         "--listen",
@@ -576,7 +569,14 @@ fn a_node_dies_under_load_and_comes_back() {
         processes: Default::default(),
         dirs: vec![d1.path().to_path_buf(), d2.path().to_path_buf()],
     };
-    let mut a1 = agent_in(&s, Some(&ns_1), d1.path(), "worker-1", "10.244.1.0/24", &[]);
+    let mut a1 = agent_in(
+        &s,
+        Some(&ns_1),
+        d1.path(),
+        "worker-1",
+        "10.244.1.0/24",
+        &["--node-ip", "192.168.213.2"],
+    );
     leftovers.processes.borrow_mut().push(a1.id());
     step("worker-1 Ready");
     s.eventually("worker-1 Ready", || {
@@ -620,7 +620,14 @@ fn a_node_dies_under_load_and_comes_back() {
     until("two ready web pods on worker-1", &|| {
         ready_on("worker-1") == 2
     });
-    let mut a2 = agent_in(&s, None, d2.path(), "worker-2", "10.244.2.0/24", &[]);
+    let mut a2 = agent_in(
+        &s,
+        None,
+        d2.path(),
+        "worker-2",
+        "10.244.2.0/24",
+        &["--node-ip", "192.168.213.1"],
+    );
     leftovers.processes.borrow_mut().push(a2.id());
     step("worker-2 Ready");
     s.eventually("worker-2 Ready", || {
@@ -779,7 +786,14 @@ fn a_node_dies_under_load_and_comes_back() {
     );
 
     // The node comes back with the same data dir, its pods' sandboxes gone.
-    let mut a1 = agent_in(&s, Some(&ns_1), d1.path(), "worker-1", "10.244.1.0/24", &[]);
+    let mut a1 = agent_in(
+        &s,
+        Some(&ns_1),
+        d1.path(),
+        "worker-1",
+        "10.244.1.0/24",
+        &["--node-ip", "192.168.213.2"],
+    );
     leftovers.processes.borrow_mut().push(a1.id());
     let back = SystemTime::now();
     step("worker-1 Ready again");
