@@ -57,8 +57,8 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(args.node_ip, args.port),
             serve,
-            cluster_dns: args.cluster_dns.clone(),
-            cluster_domain: args.cluster_domain.clone(),
+            cluster_dns: args.dns.cluster_dns.clone(),
+            cluster_domain: args.dns.cluster_domain.clone(),
         },
     )
     .await?;

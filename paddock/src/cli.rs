@@ -96,19 +96,8 @@ pub(crate) struct AgentArgs {
     pub(crate) default_runtime: Option<String>,
     #[command(flatten)]
     pub(crate) images: NodeImageArgs,
-    /// The cluster DNS addresses (the kubelet's `--cluster-dns`): the nameservers of
-    /// `ClusterFirst` pods, where this node's DNS server answers (only with pod namespaces;
-    /// pods in the host's network keep the node's resolver).
-    #[arg(
-        long,
-        value_name = "IP[,IP]",
-        value_delimiter = ',',
-        default_value = "10.96.0.10"
-    )]
-    pub(crate) cluster_dns: Vec<std::net::IpAddr>,
-    /// The cluster domain (the kubelet's `--cluster-domain`).
-    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
-    pub(crate) cluster_domain: String,
+    #[command(flatten)]
+    pub(crate) dns: NodeDnsArgs,
 }
 
 /// `paddock up` flags.
@@ -136,6 +125,13 @@ pub(crate) struct UpArgs {
     pub(crate) default_runtime: Option<String>,
     #[command(flatten)]
     pub(crate) images: NodeImageArgs,
+    #[command(flatten)]
+    pub(crate) dns: NodeDnsArgs,
+}
+
+/// The DNS flags of a node (`paddock agent`, `paddock up`), with the kubelet's names.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct NodeDnsArgs {
     /// The cluster DNS addresses (the kubelet's `--cluster-dns`): the nameservers of
     /// `ClusterFirst` pods, where this node's DNS server answers (only with pod namespaces;
     /// pods in the host's network keep the node's resolver).

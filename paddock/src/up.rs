@@ -175,8 +175,8 @@ async fn start_node(
             root: data_dir.join("node"),
             serve_addr: std::net::SocketAddr::new(ip, 0),
             serve,
-            cluster_dns: args.cluster_dns.clone(),
-            cluster_domain: args.cluster_domain.clone(),
+            cluster_dns: args.dns.cluster_dns.clone(),
+            cluster_domain: args.dns.cluster_domain.clone(),
         },
     )
     .await
