@@ -300,6 +300,13 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     let observer = dns_records
         .clone()
         .map(|r| Arc::new(DnsFeed(r)) as Arc<dyn proxy::feed::Observer>);
+    let namespaces = dns_records.clone().map(|records| {
+        tokio::spawn(watch_namespaces(
+            client.clone(),
+            records,
+            proxy_stop.clone(),
+        ))
+    });
     let mut proxy_tasks = vec![
         tokio::spawn(proxy.clone().run(proxy_stop.clone())),
         tokio::spawn(proxy::feed::run_from_api_with(
@@ -310,6 +317,7 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
             proxy_stop.clone(),
         )),
     ];
+    proxy_tasks.extend(namespaces);
     if let Some(records) = dns_records {
         proxy_tasks.push(tokio::spawn(serve_dns(
             records,
@@ -372,6 +380,65 @@ async fn enable_images(
 /// Serves cluster DNS on `addrs` port 53 until `stop`, forwarding other names to the node's
 /// resolvers (`/etc/resolv.conf`, less the cluster DNS addresses themselves). An address is
 /// bound once the proxy holds it (as soon as it has seen the `kube-system/kube-dns` Service).
+/// Most namespaces the cluster DNS tracks (beyond, a namespace without a Service answers
+/// NXDOMAIN instead of NODATA).
+const MAX_DNS_NAMESPACES: usize = 10_000;
+
+/// Tells the cluster DNS which namespaces exist (CoreDNS answers NODATA for `<ns>.svc` and
+/// resolves pod names only in namespaces that exist), until `stop`.
+async fn watch_namespaces(
+    client: kube::Client,
+    records: Arc<dns::Records>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use futures::StreamExt as _;
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+    let api: kube::Api<Namespace> = kube::Api::all(client);
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut known: std::collections::BTreeSet<String> = Default::default();
+    let mut listing: Option<std::collections::BTreeSet<String>> = None;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        let name = |n: &Namespace| n.metadata.name.clone().unwrap_or_default();
+        match ev {
+            None => return,
+            Some(Err(e)) => tracing::debug!(error = %e, "cluster DNS: namespace watch"),
+            Some(Ok(watcher::Event::Init)) => listing = Some(Default::default()),
+            Some(Ok(watcher::Event::InitApply(n))) => {
+                if let Some(l) = listing.as_mut().filter(|l| l.len() < MAX_DNS_NAMESPACES) {
+                    l.insert(name(&n));
+                }
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                let now = listing.take().unwrap_or_default();
+                for gone in known.difference(&now) {
+                    records.set_namespace(gone, false);
+                }
+                for ns in &now {
+                    records.set_namespace(ns, true);
+                }
+                known = now;
+            }
+            Some(Ok(watcher::Event::Apply(n))) => {
+                if known.len() < MAX_DNS_NAMESPACES {
+                    records.set_namespace(&name(&n), true);
+                    known.insert(name(&n));
+                }
+            }
+            Some(Ok(watcher::Event::Delete(n))) => {
+                records.set_namespace(&name(&n), false);
+                known.remove(&name(&n));
+            }
+        }
+    }
+}
+
 async fn serve_dns(
     records: Arc<dns::Records>,
     addrs: Vec<IpAddr>,

@@ -115,6 +115,16 @@ fn pods_resolve_services_by_name_through_the_cluster_dns() {
     let dashed = format!("{}.default.pod.cluster.local", pod_ip.replace('.', "-"));
     let (ok, out) = lookup(&dashed);
     assert!(ok && out.contains(&pod_ip), "{out}");
+    // A pod name in a namespace without any Service resolves once the namespace exists
+    // (the node watches namespaces), and not in a namespace that does not.
+    let elsewhere = format!("{}.quiet.pod.cluster.local", pod_ip.replace('.', "-"));
+    let (ok, out) = lookup(&elsewhere);
+    assert!(!ok, "no namespace quiet yet: {out}");
+    s.kubectl(&["create", "namespace", "quiet"]);
+    s.eventually("a pod name in an existing namespace resolves", || {
+        let (ok, out) = lookup(&elsewhere);
+        (ok && out.contains(&pod_ip)).then_some(())
+    });
     // A service that does not exist: NXDOMAIN, not a hang.
     let (ok, out) = lookup("nope.default.svc.cluster.local");
     assert!(!ok, "{out}");
