@@ -48,35 +48,47 @@ impl Drop for Cluster {
     }
 }
 
+/// An API server on a memory store under `dir`, a client for it, and the CSR signer that gives
+/// agents their serving certificates (stopped when the guard drops).
+async fn start_server(
+    dir: &std::path::Path,
+) -> (
+    apiserver::RunningServer,
+    kube::Client,
+    tokio_util::sync::DropGuard,
+) {
+    let server = apiserver::start(apiserver::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("server"),
+        memory_store: true,
+        advertise_host: None,
+        extra_sans: Vec::new(),
+        max_connections: None,
+    })
+    .await
+    .unwrap();
+    let kc = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(cfg).unwrap();
+    let signer = tokio_util::sync::CancellationToken::new();
+    let ca = server.cluster_ca();
+    let authority = move |params, key: &rcgen::SubjectPublicKeyInfo, ttl| {
+        ca.sign(params, key, ttl).map_err(|e| e.to_string())
+    };
+    tokio::spawn(controllers::csrsigning::run(
+        std::sync::Arc::new(server.registry()),
+        std::sync::Arc::new(authority),
+        signer.clone(),
+    ));
+    (server, client, signer.drop_guard())
+}
+
 impl Cluster {
     async fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let server = apiserver::start(apiserver::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().join("server"),
-            memory_store: true,
-            advertise_host: None,
-            extra_sans: Vec::new(),
-            max_connections: None,
-        })
-        .await
-        .unwrap();
-        let kc = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap();
-        let client = kube::Client::try_from(cfg).unwrap();
-        // Agents get their serving certificate through a CSR the signer signs.
-        let signer = tokio_util::sync::CancellationToken::new();
-        let ca = server.cluster_ca();
-        let authority = move |params, key: &rcgen::SubjectPublicKeyInfo, ttl| {
-            ca.sign(params, key, ttl).map_err(|e| e.to_string())
-        };
-        tokio::spawn(controllers::csrsigning::run(
-            std::sync::Arc::new(server.registry()),
-            std::sync::Arc::new(authority),
-            signer.clone(),
-        ));
+        let (server, client, signer) = start_server(dir.path()).await;
         let node = "node-1".to_string();
         let agent = start_agent(dir.path(), &client, &node).await;
         Cluster {
@@ -85,7 +97,7 @@ impl Cluster {
             agent: Some(agent),
             client,
             node,
-            _signer: signer.drop_guard(),
+            _signer: signer,
         }
     }
 
@@ -1423,32 +1435,7 @@ async fn a_node_without_a_pod_cidr_waits_for_one_and_its_status_keeps_others_con
     use k8s_openapi::api::core::v1::Node;
     use kube::api::{Patch, PatchParams};
     let dir = tempfile::tempdir().unwrap();
-    let server = apiserver::start(apiserver::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("server"),
-        memory_store: true,
-        advertise_host: None,
-        extra_sans: Vec::new(),
-        max_connections: None,
-    })
-    .await
-    .unwrap();
-    let kc = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(cfg).unwrap();
-    let signer = tokio_util::sync::CancellationToken::new();
-    let ca = server.cluster_ca();
-    let authority = move |params, key: &rcgen::SubjectPublicKeyInfo, ttl| {
-        ca.sign(params, key, ttl).map_err(|e| e.to_string())
-    };
-    tokio::spawn(controllers::csrsigning::run(
-        std::sync::Arc::new(server.registry()),
-        std::sync::Arc::new(authority),
-        signer.clone(),
-    ));
-    let _signer = signer.drop_guard();
+    let (server, client, _signer) = start_server(dir.path()).await;
     let id = agent::node::NodeIdentity {
         name: "waiting".into(),
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),

@@ -164,18 +164,21 @@ struct Ran {
 }
 
 /// Runs a container to its end and removes it, checking nothing is left.
+/// A run of `spec` as container `id` on the test image's layer, stdout and stderr to `out`.
+fn request(e: &Env, id: &str, spec: ContainerSpec, out: &Path) -> Result<RunRequest> {
+    Ok(RunRequest {
+        id: id.into(),
+        layers: vec![e.layer.clone()],
+        spec,
+        stdin: None,
+        stdout: file_fd(out)?,
+        stderr: file_fd(out)?,
+    })
+}
+
 async fn run_to_end(e: &Env, id: &str, s: ContainerSpec) -> Result<Ran> {
     let out = e.dir.join(format!("{id}.out"));
-    let c =
-        e.rt.run(RunRequest {
-            id: id.into(),
-            layers: vec![e.layer.clone()],
-            spec: s,
-            stdin: None,
-            stdout: file_fd(&out)?,
-            stderr: file_fd(&out)?,
-        })
-        .await?;
+    let c = e.rt.run(request(e, id, s, &out)?).await?;
     let exit = e.rt.wait(&c).await;
     e.rt.remove(id).await?;
     let bundle = e.rt.bundle(id);
@@ -348,16 +351,7 @@ async fn cpu_limit_writes_the_quota_and_pod_cgroup() -> Result<()> {
     s.cgroups_path = e.layout.container_path(QosClass::Burstable, "u2", "cpu")?;
     s.resources = ContainerResources::from_kubernetes(Some(250), Some(500), None);
     let out = e.dir.join("cpu.out");
-    let c =
-        e.rt.run(RunRequest {
-            id: "cpu".into(),
-            layers: vec![e.layer.clone()],
-            spec: s,
-            stdin: None,
-            stdout: file_fd(&out)?,
-            stderr: file_fd(&out)?,
-        })
-        .await?;
+    let c = e.rt.run(request(&e, "cpu", s, &out)?).await?;
     // The trap is set once the shell says so.
     for _ in 0..500 {
         if std::fs::read_to_string(&out)?.contains("ready") {
@@ -393,16 +387,7 @@ async fn exec_runs_in_the_container() -> Result<()> {
         additional_gids: vec![],
     };
     let out = e.dir.join("exec.out");
-    let running =
-        e.rt.run(RunRequest {
-            id: "exec".into(),
-            layers: vec![e.layer.clone()],
-            spec: s,
-            stdin: None,
-            stdout: file_fd(&out)?,
-            stderr: file_fd(&out)?,
-        })
-        .await?;
+    let running = e.rt.run(request(&e, "exec", s, &out)?).await?;
     let (code, stdout, _) =
         e.rt.exec_sync(
             "exec",
@@ -477,32 +462,18 @@ async fn bad_input_is_named() -> Result<()> {
     let mut s2 = s.clone();
     s2.args = vec!["/bin/nonexistent".into()];
     let err =
-        e.rt.run(RunRequest {
-            id: "bad2".into(),
-            layers: vec![e.layer.clone()],
-            spec: s2,
-            stdin: None,
-            stdout: file_fd(&e.dir.join("b.out"))?,
-            stderr: file_fd(&e.dir.join("b.out"))?,
-        })
-        .await
-        .expect_err("missing executable");
+        e.rt.run(request(&e, "bad2", s2, &e.dir.join("b.out"))?)
+            .await
+            .expect_err("missing executable");
     assert!(err.to_string().contains("nonexistent"), "{err}");
     ensure!(
         !e.rt.bundle("bad2").exists(),
         "failed container left its bundle"
     );
     let err =
-        e.rt.run(RunRequest {
-            id: "../x".into(),
-            layers: vec![e.layer.clone()],
-            spec: s,
-            stdin: None,
-            stdout: file_fd(&e.dir.join("b.out"))?,
-            stderr: file_fd(&e.dir.join("b.out"))?,
-        })
-        .await
-        .expect_err("bad id");
+        e.rt.run(request(&e, "../x", s, &e.dir.join("b.out"))?)
+            .await
+            .expect_err("bad id");
     assert!(err.to_string().contains("invalid container id"), "{err}");
     Ok(())
 }
@@ -793,16 +764,7 @@ async fn tty_container_gets_a_terminal() -> Result<()> {
     let mut s = spec(&e, "tty", "tty; echo on-the-terminal");
     s.tty = true;
     let out = e.dir.join("tty.out");
-    let mut c =
-        e.rt.run(RunRequest {
-            id: "tty".into(),
-            layers: vec![e.layer.clone()],
-            spec: s,
-            stdin: None,
-            stdout: file_fd(&out)?,
-            stderr: file_fd(&out)?,
-        })
-        .await?;
+    let mut c = e.rt.run(request(&e, "tty", s, &out)?).await?;
     let console = c.console.take().context("no terminal handed over")?;
     let exit = e.rt.wait(&c).await;
     // The master end reads until the terminal is gone (EIO).

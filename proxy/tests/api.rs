@@ -42,12 +42,11 @@ where
     panic!("timed out waiting for {what}");
 }
 
-#[tokio::test]
-async fn follows_services_and_slices_from_the_api() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
+/// An API server on a memory store under `dir`, and a client for it.
+async fn start_server(dir: &std::path::Path) -> anyhow::Result<(apiserver::RunningServer, Client)> {
     let server = apiserver::start(apiserver::Config {
         listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().to_path_buf(),
+        data_dir: dir.to_path_buf(),
         memory_store: true,
         advertise_host: None,
         extra_sans: Vec::new(),
@@ -58,7 +57,13 @@ async fn follows_services_and_slices_from_the_api() -> anyhow::Result<()> {
     let config =
         Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
             .await?;
-    let client = Client::try_from(config)?;
+    Ok((server, Client::try_from(config)?))
+}
+
+#[tokio::test]
+async fn follows_services_and_slices_from_the_api() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (server, client) = start_server(dir.path()).await?;
 
     let proxy = Proxy::new(
         NodeConfig {
@@ -175,20 +180,7 @@ impl proxy::feed::Observer for Recorder {
 #[tokio::test]
 async fn an_observer_sees_what_the_proxy_sees() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = apiserver::start(apiserver::Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().to_path_buf(),
-        memory_store: true,
-        advertise_host: None,
-        extra_sans: Vec::new(),
-        max_connections: None,
-    })
-    .await?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())?;
-    let config =
-        Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await?;
-    let client = Client::try_from(config)?;
+    let (_server, client) = start_server(dir.path()).await?;
     let proxy = Proxy::new(
         NodeConfig {
             node_name: "n1".into(),

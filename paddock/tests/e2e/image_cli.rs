@@ -2,20 +2,13 @@
 //! here from busybox-static with GNU tar, a real registry (Debian's `docker-registry`) started
 //! on loopback, and `skopeo` pushing to it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use image::Digest;
-use serde_json::json;
 
-fn tool(name: &str, package: &str) -> PathBuf {
-    let p = Path::new("/usr/bin").join(name);
-    assert!(
-        p.exists(),
-        "{name} not found: install the Debian package `{package}`"
-    );
-    p
-}
+use crate::images::{blob, tool};
+use serde_json::json;
 
 fn paddock(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_paddock"))
@@ -34,12 +27,6 @@ fn ok(out: Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn blob(dir: &Path, media_type: &str, data: &[u8]) -> serde_json::Value {
-    let d = Digest::sha256_of(data);
-    std::fs::write(dir.join("blobs/sha256").join(d.hex()), data).expect("write blob");
-    json!({"mediaType": media_type, "digest": d.to_string(), "size": data.len()})
 }
 
 /// An OCI layout holding busybox, tagged `tag`.

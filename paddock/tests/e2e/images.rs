@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::support::{NetNs, Server, run};
 
-fn tool(name: &str, package: &str) -> PathBuf {
+pub fn tool(name: &str, package: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
         let p = Path::new(dir).join(name);
         if p.exists() {
@@ -25,7 +25,7 @@ fn tool(name: &str, package: &str) -> PathBuf {
     panic!("{name} not found: install the Debian package `{package}`");
 }
 
-fn blob(dir: &Path, media_type: &str, data: &[u8]) -> serde_json::Value {
+pub fn blob(dir: &Path, media_type: &str, data: &[u8]) -> serde_json::Value {
     let d = Digest::sha256_of(data);
     std::fs::write(dir.join("blobs/sha256").join(d.hex()), data).expect("write blob");
     json!({"mediaType": media_type, "digest": d.to_string(), "size": data.len()})
@@ -458,42 +458,11 @@ fn a_missing_tag_is_err_image_pull_then_image_pull_back_off() {
     let s = up_with_cgroups();
     s.kubectl_in(&["apply", "-f", "-"], Some(RUNC_CLASS));
     // A real registry on the node's loopback (plain HTTP, as Docker allows for loopback).
-    let work = tempfile::tempdir().expect("tempdir");
-    let port = 5000 + (std::process::id() % 1000) as u16;
-    let cfg = work.path().join("registry.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: t\n",
-            work.path().join("registry").display()
-        ),
-    )
-    .expect("write");
-    let mut registry = s
-        .command(
-            tool("docker-registry", "docker-registry")
-                .to_str()
-                .expect("utf-8"),
-        )
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start docker-registry");
-    let image = format!("127.0.0.1:{port}/demo/web:missing");
+    let _registry = start_registry(&s, None);
+    let image = format!("{REGISTRY}/demo/web:missing");
     let pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: missing}}\nspec:\n  runtimeClassName: runc\n  containers:\n  - {{name: c, image: \"{image}\"}}\n"
     );
-    s.eventually("the registry answers", || {
-        s.command("curl")
-            .args(["-sf", &format!("http://127.0.0.1:{port}/v2/")])
-            .output()
-            .ok()?
-            .status
-            .success()
-            .then_some(())
-    });
     s.kubectl_in(&["apply", "-f", "-"], Some(&pod));
     let waiting = s.eventually("ErrImagePull", || {
         let st = pod_json(&s, "missing");
@@ -530,8 +499,6 @@ fn a_missing_tag_is_err_image_pull_then_image_pull_back_off() {
         has("BackOff", &format!("Back-off pulling image \"{image}\"")),
         "{evs:?}"
     );
-    let _ = registry.kill();
-    let _ = registry.wait();
 }
 
 /// Also the default runtime of a root node with runc: a pod without a RuntimeClass runs its
