@@ -1,8 +1,9 @@
-//! The default [`crate::PodStreams`]: like upstream's pod `LogREST`/`ExecREST`, the API
-//! server proxies `pods/{name}/log` and `pods/{name}/exec` to the node agent that runs the
-//! pod. The agent's address is the Node's `InternalIP` and its port
-//! `status.daemonEndpoints.kubeletEndpoint.Port`; its API is `GET /containerLogs/{ns}/{pod}/
-//! {container}` and `GET /exec/{ns}/{pod}/{container}` (a WebSocket upgrade, forwarded byte
+//! The default [`crate::PodStreams`]: like upstream's pod `LogREST`/`ExecREST`/
+//! `PortForwardREST`, the API server proxies `pods/{name}/log`, `pods/{name}/exec` and
+//! `pods/{name}/portforward` to the node agent that runs the pod. The agent's address is the
+//! Node's `InternalIP` and its port `status.daemonEndpoints.kubeletEndpoint.Port`; its API is
+//! `GET /containerLogs/{ns}/{pod}/{container}`, `GET /exec/{ns}/{pod}/{container}` and
+//! `GET|POST /portForward/{ns}/{pod}` (upgrades, forwarded byte
 //! for byte). The container defaults as upstream: the only one, or the
 //! `kubectl.kubernetes.io/default-container` annotation.
 //!
@@ -160,6 +161,13 @@ fn agent_target(
     container: &str,
     q: &Query,
 ) -> Result<String, ApiError> {
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    if sub == "portforward" {
+        // The kubelet's `/portForward/{ns}/{pod}`: the ports travel in the stream headers.
+        return Ok(format!("/portForward/{}/{}", enc(ns), enc(name)));
+    }
     let base = match sub {
         "log" => "containerLogs",
         "exec" => "exec",
@@ -168,9 +176,6 @@ fn agent_target(
                 "pods/{other} is not supported by this server"
             )));
         }
-    };
-    let enc = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
     let mut query = Vec::new();
     for (k, v) in q.pairs() {
@@ -226,7 +231,12 @@ impl KubeletProxy {
             .and_then(Value::as_str)
             .unwrap_or("");
         let q = Query::parse(req.uri().query());
-        let container = pick_container(pod, name, q.get("container"))?;
+        // Port forwarding is to the pod, not to one of its containers.
+        let container = if sub == "portforward" {
+            String::new()
+        } else {
+            pick_container(pod, name, q.get("container"))?
+        };
         let target = agent_target(sub, ns, name, &container, &q)?;
         let (host, port) = agent_address(&registry, pod, name)?;
         let addr = host_port(&host, port);
@@ -268,7 +278,13 @@ impl KubeletProxy {
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        let mut out = http::Request::builder().method("GET").uri(&target);
+        // A SPDY upgrade for port forwarding is a POST; everything else a GET.
+        let method = if req.method() == http::Method::POST {
+            http::Method::POST
+        } else {
+            http::Method::GET
+        };
+        let mut out = http::Request::builder().method(method).uri(&target);
         for (k, v) in req.headers() {
             if k == header::HOST || k == header::AUTHORIZATION || k == header::CONTENT_LENGTH {
                 continue;
@@ -352,6 +368,10 @@ mod tests {
             t,
             "/containerLogs/ns/p/c?follow=true&tailLines=5&command=echo&command=hi%20there"
         );
-        assert!(agent_target("portforward", "ns", "p", "c", &q).is_err());
+        assert_eq!(
+            agent_target("portforward", "ns", "p", "", &q).unwrap(),
+            "/portForward/ns/p"
+        );
+        assert!(agent_target("attach", "ns", "p", "c", &q).is_err());
     }
 }

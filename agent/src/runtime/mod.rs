@@ -35,6 +35,7 @@ pub mod exec;
 mod isolate;
 pub mod logs;
 pub mod net;
+mod portforward;
 pub mod process;
 mod spawn;
 mod state;
@@ -402,6 +403,18 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
         tty: bool,
         stdin: bool,
     ) -> Result<ExecSession, RuntimeError>;
+
+    /// `kubectl port-forward`: a connection to `localhost:port` in the network namespace of
+    /// pod `pod_uid`'s sandbox (the node's for a host-network pod), as containerd dials it.
+    /// The error is the text the kubelet sends on the port's error stream.
+    async fn port_forward(
+        &self,
+        pod_uid: &str,
+        port: u16,
+    ) -> Result<tokio::net::TcpStream, String> {
+        let _ = (pod_uid, port);
+        Err("port forwarding is not supported by this runtime".into())
+    }
 
     /// The container's current log file: CRI lines `<RFC3339Nano> stdout|stderr F|P <text>`.
     /// It is bounded as the kubelet bounds it (10 MiB, then rotated to `<path>.<timestamp>`,

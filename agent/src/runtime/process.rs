@@ -763,6 +763,24 @@ impl Runtime for ProcessRuntime {
         uids
     }
 
+    async fn port_forward(
+        &self,
+        pod_uid: &str,
+        port: u16,
+    ) -> Result<tokio::net::TcpStream, String> {
+        // The pod's newest sandbox (a re-created one has a higher attempt).
+        let sandbox = self
+            .shared
+            .sandboxes
+            .lock()
+            .values()
+            .filter(|s| s.rec.pod_uid == pod_uid)
+            .max_by_key(|s| s.rec.attempt)
+            .cloned()
+            .ok_or_else(|| format!("no sandbox of pod {pod_uid} on this node"))?;
+        super::portforward::dial(&sandbox.rec, port).await
+    }
+
     async fn sandbox_ready(&self, sandbox: &Sandbox) -> bool {
         self.shared.sandbox_ready(&sandbox.id).await
     }

@@ -1,7 +1,7 @@
 //! The agent's own HTTP API, shaped like the kubelet's, which the API server proxies
-//! `pods/{name}/log` and `pods/{name}/exec` to. The agent publishes its port in the Node's
-//! `status.daemonEndpoints.kubeletEndpoint.Port` and its address in `status.addresses`
-//! (`InternalIP`).
+//! `pods/{name}/log`, `pods/{name}/exec` and `pods/{name}/portforward` to. The agent
+//! publishes its port in the Node's `status.daemonEndpoints.kubeletEndpoint.Port` and its
+//! address in `status.addresses` (`InternalIP`).
 //!
 //! # Protocol
 //! HTTPS only, with the serving certificate the cluster CA issued ([`crate::certificate`]).
@@ -29,6 +29,10 @@
 //!   exit code: …", details: {causes: [{reason: ExitCode, message: "<code>"}]}`. A proxy can
 //!   forward the upgrade byte for byte.
 //!
+//! - `GET|POST /portForward/{namespace}/{pod}`: `kubectl port-forward`, the kubelet's
+//!   `portforward.k8s.io` protocol over SPDY/3.1, upgraded from a WebSocket
+//!   (`SPDY/3.1+portforward.k8s.io`) or with `Upgrade: SPDY/3.1` ([`portforward`]).
+//!
 //! Errors are `Status` JSON bodies with the API server's messages (`container "c" in pod "p"
 //! is waiting to start: ContainerCreating`, 400; unknown pod, 404).
 
@@ -37,6 +41,7 @@
 
 pub mod exec;
 pub mod logs;
+pub mod portforward;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,6 +182,10 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
         .route("/exec/{ns}/{pod}/{container}", get(exec::handler))
+        .route(
+            "/portForward/{ns}/{pod}",
+            get(portforward::handler).post(portforward::handler),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)

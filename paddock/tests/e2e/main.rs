@@ -23,6 +23,7 @@ mod node_failure;
 mod node_network;
 mod openapi;
 mod pod_network;
+mod port_forward;
 mod private_files;
 mod probe_timing;
 mod resource_proxy;

@@ -1,0 +1,378 @@
+//! `kubectl port-forward`: `GET|POST /portForward/{namespace}/{pod}`, the kubelet's
+//! `portforward.k8s.io` protocol over SPDY/3.1 streams [kubelet
+//! cri/streaming/portforward/httpstream.go], reached in either of the two ways kubectl uses:
+//! - a WebSocket upgrade with subprotocol `SPDY/3.1+portforward.k8s.io` whose binary messages
+//!   carry the SPDY connection (kubectl ≥ 1.31's default, tunnelled by the API server);
+//! - `Upgrade: SPDY/3.1` with `X-Stream-Protocol-Version: portforward.k8s.io` (older kubectl,
+//!   and newer ones when the WebSocket upgrade is refused).
+//!
+//! Each forwarded connection is a pair of streams with the same `requestID` header: `error`
+//! (the server writes a failure's text there) and `data` (the bytes, both ways), each naming
+//! the `port`. The pod end is `localhost:<port>` in the pod's network namespace
+//! ([`crate::runtime::Runtime::port_forward`]). A pair not complete within 30 s is dropped
+//! with `timed out waiting for streams`, as the kubelet's streamCreationTimeout does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::{ServerState, bad_request, status_error};
+use crate::runtime::Runtime;
+
+/// The WebSocket subprotocol of the SPDY tunnel.
+pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The stream protocol (the `X-Stream-Protocol-Version` of a SPDY upgrade).
+pub const PROTOCOL: &str = "portforward.k8s.io";
+/// The kubelet's default stream creation timeout.
+const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pending (incomplete) stream pairs one connection may hold.
+const MAX_PENDING: usize = 128;
+
+pub(crate) async fn handler(
+    State(s): State<ServerState>,
+    Path((ns, pod)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let Some(entry) = s.directory.get(&ns, &pod) else {
+        return status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("pod {pod:?} not found"),
+        );
+    };
+    let target = Target {
+        runtime: s.runtime.clone(),
+        uid: entry.uid,
+    };
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if upgrade == "websocket" {
+        let (mut parts, _) = req.into_parts();
+        let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(ws) => ws,
+            Err(e) => return bad_request(&format!("unable to upgrade: {e}")),
+        };
+        let offered = parts
+            .headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == TUNNEL_PROTOCOL);
+        if !offered {
+            return bad_request(&format!(
+                "unable to upgrade: port forwarding over WebSocket needs the {TUNNEL_PROTOCOL} subprotocol"
+            ));
+        }
+        return ws
+            .protocols([TUNNEL_PROTOCOL])
+            .on_upgrade(move |socket| tunnel(socket, target));
+    }
+    if upgrade == "spdy/3.1" {
+        let offered = req
+            .headers()
+            .get_all("x-stream-protocol-version")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == PROTOCOL);
+        if !offered {
+            return status_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!(
+                    "unable to upgrade: unable to negotiate protocol: client supports no protocol this server supports ({PROTOCOL})"
+                ),
+            );
+        }
+        let on = hyper::upgrade::on(req);
+        tokio::spawn(async move {
+            match on.await {
+                Ok(io) => session(TokioIo::new(io), target).await,
+                Err(e) => tracing::debug!(error = %e, "port-forward upgrade failed"),
+            }
+        });
+        let mut r = Response::new(axum::body::Body::empty());
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = r.headers_mut();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+        h.insert(
+            "x-stream-protocol-version",
+            HeaderValue::from_static(PROTOCOL),
+        );
+        return r;
+    }
+    bad_request("unable to upgrade: missing upgrade headers in request")
+}
+
+/// The pod a connection forwards to.
+#[derive(Clone)]
+struct Target {
+    runtime: Arc<dyn Runtime>,
+    uid: String,
+}
+
+/// Carries the SPDY connection inside the WebSocket's binary messages.
+async fn tunnel(socket: WebSocket, target: Target) {
+    let (near, far) = tokio::io::duplex(64 * 1024);
+    let (mut sink, mut source) = socket.split();
+    let (mut far_r, mut far_w) = tokio::io::split(far);
+    let inbound = tokio::spawn(async move {
+        while let Some(Ok(m)) = source.next().await {
+            match m {
+                Message::Binary(b) if far_w.write_all(&b).await.is_err() => break,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        let _ = far_w.shutdown().await;
+    });
+    let outbound = tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match far_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if sink
+                        .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = sink
+            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: axum::extract::ws::close_code::NORMAL,
+                reason: "".into(),
+            })))
+            .await;
+    });
+    session(near, target).await;
+    let _ = tokio::time::timeout(super::CLOSE_GRACE, outbound).await;
+    inbound.abort();
+}
+
+/// What the kubelet checks before it accepts a stream (`httpStreamReceived`).
+fn check_headers(h: &spdy::Headers) -> Result<(), String> {
+    let port = spdy::headers::get(h, "port").unwrap_or("");
+    if port.is_empty() {
+        return Err("\"port\" header is required".into());
+    }
+    match port.parse::<u16>() {
+        Err(e) => return Err(format!("unable to parse {port:?} as a port: {e}")),
+        Ok(0) => return Err(format!("port {port:?} must be > 0")),
+        Ok(_) => {}
+    }
+    match spdy::headers::get(h, "streamtype").unwrap_or("") {
+        "" => Err("\"streamType\" header is required".into()),
+        "error" | "data" => Ok(()),
+        other => Err(format!("invalid stream type {other:?}")),
+    }
+}
+
+/// The request a stream belongs to: its `requestID`, or for clients too old to send one,
+/// the kubelet's guess from the stream id (an error stream and its data stream are two
+/// consecutive odd ids).
+fn request_id(s: &spdy::Stream) -> String {
+    if let Some(id) = s.header("requestid").filter(|v| !v.is_empty()) {
+        return id.to_string();
+    }
+    match s.header("streamtype") {
+        Some("data") => s.id().saturating_sub(2).to_string(),
+        _ => s.id().to_string(),
+    }
+}
+
+#[derive(Default)]
+struct Pair {
+    error: Option<spdy::Stream>,
+    data: Option<spdy::Stream>,
+    since: Option<tokio::time::Instant>,
+}
+
+/// Serves one SPDY connection: pairs the streams and forwards each complete pair.
+async fn session<IO>(io: IO, target: Target)
+where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel::<spdy::Stream>(16);
+    let conn = tokio::spawn(spdy::serve(io, spdy::Config::default(), check_headers, tx));
+    let mut pairs: HashMap<String, Pair> = HashMap::new();
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            s = rx.recv() => {
+                let Some(s) = s else { break };
+                let id = request_id(&s);
+                if !pairs.contains_key(&id) && pairs.len() >= MAX_PENDING {
+                    let _ = s.writer().reset().await;
+                    continue;
+                }
+                let pair = pairs.entry(id.clone()).or_insert_with(|| Pair {
+                    since: Some(tokio::time::Instant::now()),
+                    ..Pair::default()
+                });
+                let slot = if s.header("streamtype") == Some("error") {
+                    &mut pair.error
+                } else {
+                    &mut pair.data
+                };
+                if slot.is_some() {
+                    let kind = s.header("streamtype").unwrap_or("").to_string();
+                    let msg = format!(
+                        "error processing stream for request {id}: {kind} stream already assigned"
+                    );
+                    tracing::debug!(%msg);
+                    if let Some(e) = &pair.error {
+                        let _ = e.writer().write(Bytes::from(msg)).await;
+                    }
+                    let _ = s.writer().reset().await;
+                    continue;
+                }
+                *slot = Some(s);
+                if pair.error.is_some() && pair.data.is_some()
+                    && let Some(Pair { error: Some(error), data: Some(data), .. }) = pairs.remove(&id)
+                {
+                    tokio::spawn(forward(error, data, target.clone()));
+                }
+            }
+            _ = sweep.tick() => {
+                let now = tokio::time::Instant::now();
+                let expired: Vec<String> = pairs
+                    .iter()
+                    .filter(|(_, p)| p.since.is_some_and(|t| now.duration_since(t) >= STREAM_CREATION_TIMEOUT))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in expired {
+                    if let Some(p) = pairs.remove(&k) {
+                        if let Some(e) = p.error {
+                            let w = e.writer();
+                            let _ = w.write(Bytes::from(format!("request {k}: timed out waiting for streams"))).await;
+                            let _ = w.close().await;
+                        }
+                        if let Some(d) = p.data {
+                            let _ = d.writer().reset().await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(Err(e)) = conn.await {
+        tracing::debug!(error = %e, "port-forward connection ended");
+    }
+}
+
+/// Forwards one connection: the data stream to `localhost:<port>` in the pod and back. When
+/// the client ends its side the pod's socket is shut down for writing and the pod's answer
+/// still flows; when the pod ends its side the data stream is closed.
+async fn forward(error: spdy::Stream, data: spdy::Stream, target: Target) {
+    let port: u16 = data
+        .header("port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let (_, err_w) = error.into_parts();
+    let (mut data_rx, data_w) = data.into_parts();
+    match target.runtime.port_forward(&target.uid, port).await {
+        Err(e) => {
+            let msg = format!(
+                "error forwarding port {port} to pod {}, uid : {e}",
+                target.uid
+            );
+            tracing::debug!(%msg);
+            let _ = err_w.write(Bytes::from(msg)).await;
+        }
+        Ok(conn) => {
+            let (mut r, mut w) = conn.into_split();
+            let to_pod = async {
+                while let Some(b) = data_rx.recv().await {
+                    if w.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = w.shutdown().await;
+            };
+            let from_pod = async {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if data_w
+                                .write(Bytes::copy_from_slice(&buf[..n]))
+                                .await
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::pin!(to_pod, from_pod);
+            tokio::select! {
+                _ = &mut to_pod => from_pod.await,
+                _ = &mut from_pod => {}
+            }
+        }
+    }
+    let _ = data_w.close().await;
+    let _ = err_w.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs(pairs: &[(&str, &str)]) -> spdy::Headers {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn stream_headers_are_checked_as_the_kubelet_does() {
+        assert!(check_headers(&hs(&[("port", "80"), ("streamtype", "data")])).is_ok());
+        assert!(check_headers(&hs(&[("port", "80"), ("streamtype", "error")])).is_ok());
+        assert_eq!(
+            check_headers(&hs(&[("streamtype", "data")])).unwrap_err(),
+            "\"port\" header is required"
+        );
+        assert_eq!(
+            check_headers(&hs(&[("port", "0"), ("streamtype", "data")])).unwrap_err(),
+            "port \"0\" must be > 0"
+        );
+        assert!(
+            check_headers(&hs(&[("port", "70000"), ("streamtype", "data")]))
+                .unwrap_err()
+                .starts_with("unable to parse \"70000\" as a port")
+        );
+        assert_eq!(
+            check_headers(&hs(&[("port", "80")])).unwrap_err(),
+            "\"streamType\" header is required"
+        );
+        assert_eq!(
+            check_headers(&hs(&[("port", "80"), ("streamtype", "x")])).unwrap_err(),
+            "invalid stream type \"x\""
+        );
+    }
+}
