@@ -142,6 +142,13 @@ const SCALE: Subresource = Subresource {
 
 const POD_SUBRESOURCES: &[Subresource] = &[
     Subresource {
+        name: "attach",
+        kind: "PodAttachOptions",
+        group: "",
+        version: "v1",
+        verbs: &["create", "get"],
+    },
+    Subresource {
         name: "binding",
         kind: "Binding",
         group: "",

@@ -1,8 +1,8 @@
 //! The default [`crate::PodStreams`]: like upstream's pod `LogREST`/`ExecREST`/
-//! `PortForwardREST`, the API server proxies `pods/{name}/log`, `pods/{name}/exec` and
-//! `pods/{name}/portforward` to the node agent that runs the pod. The agent's address is the
+//! `AttachREST`/`PortForwardREST`, the API server proxies `pods/{name}/log`, `exec`, `attach`
+//! and `portforward` to the node agent that runs the pod. The agent's address is the
 //! Node's `InternalIP` and its port `status.daemonEndpoints.kubeletEndpoint.Port`; its API is
-//! `GET /containerLogs/{ns}/{pod}/{container}`, `GET /exec/{ns}/{pod}/{container}` and
+//! `GET /containerLogs/{ns}/{pod}/{container}`, `GET /exec|attach/{ns}/{pod}/{container}` and
 //! `GET|POST /portForward/{ns}/{pod}` (upgrades, forwarded byte
 //! for byte). The container defaults as upstream: the only one, or the
 //! `kubectl.kubernetes.io/default-container` annotation.
@@ -171,6 +171,7 @@ fn agent_target(
     let base = match sub {
         "log" => "containerLogs",
         "exec" => "exec",
+        "attach" => "attach",
         other => {
             return Err(ApiError::bad_request(format!(
                 "pods/{other} is not supported by this server"
@@ -372,6 +373,17 @@ mod tests {
             agent_target("portforward", "ns", "p", "", &q).unwrap(),
             "/portForward/ns/p"
         );
-        assert!(agent_target("attach", "ns", "p", "c", &q).is_err());
+        assert_eq!(
+            agent_target(
+                "attach",
+                "ns",
+                "p",
+                "c",
+                &Query::parse(Some("stdin=1&stdout=1"))
+            )
+            .unwrap(),
+            "/attach/ns/p/c?stdin=true&stdout=true"
+        );
+        assert!(agent_target("binding", "ns", "p", "c", &q).is_err());
     }
 }

@@ -5,13 +5,18 @@
 
 use std::time::Duration;
 
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use parking_lot::Mutex;
-use tokio::process::ChildStdin;
-use tokio::sync::watch;
+use tokio::io::AsyncWrite;
+use tokio::sync::{broadcast, watch};
 
 use super::Exited;
+use super::logs::Stream;
 use super::state::{self, ContainerRecord};
 
 /// The environment variable marking every process of a container.
@@ -23,8 +28,49 @@ pub(crate) struct ContainerRt {
     pub(crate) rec: ContainerRecord,
     pub(crate) isolated: bool,
     pub(super) exited: watch::Receiver<Option<Exited>>,
-    pub(super) _stdin: Mutex<Option<ChildStdin>>,
+    pub(super) attach: Attach,
 }
+
+/// The container's input end for `kubectl attach`.
+pub(crate) type StdinEnd = Pin<Box<dyn AsyncWrite + Send + Sync>>;
+
+/// What `kubectl attach` reaches of a running container (CRI `Attach`).
+pub(crate) struct Attach {
+    /// The container's stdin (`spec.stdin`): a pipe, or its terminal's master end. Shared by
+    /// the sessions; closed for good when a session's stdin ends with `stdinOnce`.
+    pub(crate) stdin: Arc<tokio::sync::Mutex<Option<StdinEnd>>>,
+    /// `spec.stdinOnce`.
+    pub(crate) stdin_once: bool,
+    /// The live output: the log copier holds the sender, so receivers end with the output.
+    pub(crate) output: Option<broadcast::WeakSender<(Stream, Bytes)>>,
+    /// The terminal's master end (a `tty` container from its image), for resizes.
+    pub(crate) tty: Option<Arc<OwnedFd>>,
+}
+
+impl Attach {
+    /// Nothing to attach to but what the copier feeds `output` (an adopted container: its
+    /// stdin pipe died with the agent that started it).
+    pub(crate) fn output_only(output: Option<&broadcast::Sender<(Stream, Bytes)>>) -> Attach {
+        Attach {
+            stdin: Arc::new(tokio::sync::Mutex::new(None)),
+            stdin_once: false,
+            output: output.map(broadcast::Sender::downgrade),
+            tty: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Attach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attach")
+            .field("stdin_once", &self.stdin_once)
+            .field("tty", &self.tty.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Chunks of live output kept for a slow attach client before it loses the oldest.
+pub(crate) const ATTACH_BUFFER: usize = 256;
 
 impl ContainerRt {
     pub(super) fn marker(&self) -> String {

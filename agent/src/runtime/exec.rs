@@ -316,6 +316,11 @@ pub struct ExecSession {
 pub struct Resizer(Option<Arc<OwnedFd>>);
 
 impl Resizer {
+    /// Resizes the terminal `master` (none: a no-op).
+    pub(crate) fn new(master: Option<Arc<OwnedFd>>) -> Resizer {
+        Resizer(master)
+    }
+
     /// Sets the terminal size (columns, rows); a no-op without a tty.
     pub fn resize(&self, width: u16, height: u16) -> Result<(), RuntimeError> {
         match &self.0 {

@@ -480,6 +480,10 @@ pub struct CopierInput {
     pub stderr: File,
     /// The instance's log file.
     pub writer: LogWriter,
+    /// Live output for `kubectl attach`: every chunk read, as read. Sending never blocks: an
+    /// attach client that falls behind by more than the channel holds loses the oldest
+    /// chunks (the log keeps them). Dropped when the copier ends, which ends the sessions.
+    pub tap: Option<tokio::sync::broadcast::Sender<(Stream, bytes::Bytes)>>,
 }
 
 /// Starts the thread that copies a container's output into its log until both pipes are at
@@ -517,7 +521,9 @@ fn copy(input: CopierInput, wake: &OwnedFd, finish: &AtomicBool) {
         stdout,
         stderr,
         mut writer,
+        tap,
     } = input;
+    let tap = tap.as_ref();
     // The lock is on the open pipe (a duplicate shares it) and goes when the thread ends.
     let mut lock = match stdout.try_clone() {
         Ok(f) => f,
@@ -584,14 +590,14 @@ fn copy(input: CopierInput, wake: &OwnedFd, finish: &AtomicBool) {
             return;
         }
         for i in ready {
-            read_once(&mut pipes[i], &mut buf, &mut writer);
+            read_once(&mut pipes[i], &mut buf, &mut writer, tap);
         }
         if woke {
             // The container is gone: what is in the pipes is all there is (bounded, in case
             // something still writes).
             for pipe in &mut pipes {
                 for _ in 0..256 {
-                    if pipe.0.is_none() || !read_once(pipe, &mut buf, &mut writer) {
+                    if pipe.0.is_none() || !read_once(pipe, &mut buf, &mut writer, tap) {
                         break;
                     }
                 }
@@ -614,6 +620,7 @@ fn read_once(
     pipe: &mut (Option<File>, Stream, LineSplitter),
     buf: &mut [u8],
     w: &mut LogWriter,
+    tap: Option<&tokio::sync::broadcast::Sender<(Stream, bytes::Bytes)>>,
 ) -> bool {
     let (file, stream, splitter) = pipe;
     let Some(f) = file else { return false };
@@ -626,6 +633,10 @@ fn read_once(
             let ts = now_rfc3339_nano();
             splitter.feed(&buf[..n], &ts, *stream, w);
             w.flush();
+            if let Some(t) = tap {
+                // No receiver (nobody attached) is not an error.
+                let _ = t.send((*stream, bytes::Bytes::copy_from_slice(&buf[..n])));
+            }
             true
         }
         Err(e)
@@ -877,10 +888,12 @@ mod tests {
         let path = dir.path().join("0.log");
         let (out_r, mut out_w) = fifo(dir.path(), "out");
         let (err_r, mut err_w) = fifo(dir.path(), "err");
+        let (tap, mut attached) = tokio::sync::broadcast::channel(1024);
         let h = spawn_copier(CopierInput {
             stdout: out_r,
             stderr: err_r,
             writer: LogWriter::open(&path, RotatePolicy::default()).expect("log"),
+            tap: Some(tap),
         })
         .expect("copier");
         out_w.write_all(b"a\nb").expect("w");
@@ -900,6 +913,18 @@ mod tests {
         assert_eq!(got.iter().filter(|t| t.0 == "stderr").count(), 1);
         assert_eq!(got.iter().filter(|t| t.0 == "stdout").count(), 65);
         assert_eq!(got[got.len() - 1], ("stdout".into(), false, 4095));
+        // An attached reader saw the same bytes live, and its channel ends with the copier.
+        let (mut out, mut err) = (0usize, Vec::new());
+        loop {
+            match attached.recv().await {
+                Ok((Stream::Stdout, b)) => out += b.len(),
+                Ok((Stream::Stderr, b)) => err.extend_from_slice(&b),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => panic!("lagged {n}"),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        assert_eq!(out, 3 + 64 * 4096);
+        assert_eq!(err, b"x\n");
     }
 
     #[tokio::test]
@@ -913,6 +938,7 @@ mod tests {
             stdout: out_r,
             stderr: err_r,
             writer: open(),
+            tap: None,
         })
         .expect("copier");
         out_w.write_all(b"one\ntw").expect("w");
@@ -937,6 +963,7 @@ mod tests {
             stdout: reopen("out"),
             stderr: reopen("err"),
             writer: open(),
+            tap: None,
         })
         .expect("copier");
         drop(out_w);

@@ -416,6 +416,12 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
         Err("port forwarding is not supported by this runtime".into())
     }
 
+    /// `kubectl attach` (CRI `Attach`): the running container's output from now on, and its
+    /// stdin when it has one.
+    async fn attach(&self, id: &ContainerId) -> Result<AttachSession, RuntimeError> {
+        Err(RuntimeError::ContainerNotFound(id.0.clone()))
+    }
+
     /// The container's current log file: CRI lines `<RFC3339Nano> stdout|stderr F|P <text>`.
     /// It is bounded as the kubelet bounds it (10 MiB, then rotated to `<path>.<timestamp>`,
     /// older rotated files gzipped, 5 files in all; see [`logs`]).
@@ -456,4 +462,65 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// Stops every container and sandbox this runtime knows, in memory and on disk (agent
     /// shutdown): SIGTERM, `grace`, SIGKILL, then the sandboxes are torn down.
     async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError>;
+}
+
+/// A `kubectl attach` session ([`Runtime::attach`]).
+#[derive(Debug)]
+pub struct AttachSession {
+    /// The output as the container writes it (a `tty` container's all as stdout); ends when
+    /// the container's output does. A client slower than the container loses the oldest
+    /// chunks ([`tokio::sync::broadcast`]'s lag), never holds the container up.
+    pub output: tokio::sync::broadcast::Receiver<(logs::Stream, bytes::Bytes)>,
+    /// The container's stdin (`spec.stdin`), shared with other sessions.
+    pub stdin: Option<AttachStdin>,
+    /// Resizes the container's terminal (a no-op without one).
+    pub resizer: exec::Resizer,
+}
+
+/// A container's stdin as attach sessions share it.
+pub struct AttachStdin {
+    end: std::sync::Arc<tokio::sync::Mutex<Option<container::StdinEnd>>>,
+    once: bool,
+}
+
+impl std::fmt::Debug for AttachStdin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachStdin")
+            .field("once", &self.once)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AttachStdin {
+    pub(crate) fn new(
+        end: std::sync::Arc<tokio::sync::Mutex<Option<container::StdinEnd>>>,
+        once: bool,
+    ) -> AttachStdin {
+        AttachStdin { end, once }
+    }
+
+    /// Writes to the container's stdin; `false` once it is closed.
+    pub async fn write(&self, data: &[u8]) -> bool {
+        use tokio::io::AsyncWriteExt;
+        let mut end = self.end.lock().await;
+        let Some(w) = end.as_mut() else {
+            return false;
+        };
+        if w.write_all(data).await.is_err() || w.flush().await.is_err() {
+            *end = None;
+            return false;
+        }
+        true
+    }
+
+    /// The session's input ended: with `stdinOnce` the container's stdin is closed for good
+    /// (as CRI runtimes do); otherwise it stays open for the next session.
+    pub async fn close(&self) {
+        use tokio::io::AsyncWriteExt;
+        if self.once
+            && let Some(mut w) = self.end.lock().await.take()
+        {
+            let _ = w.shutdown().await;
+        }
+    }
 }

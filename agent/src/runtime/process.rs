@@ -43,8 +43,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::container::ContainerRt;
 pub use super::container::MARKER_ENV;
+use super::container::{self, ContainerRt};
 use super::exec::{self, ContainerExecRunner, ExecSession};
 use super::isolate::{self, PidNs};
 use super::logs::{self, CopierHandle, CopierInput, LogWriter, RotatePolicy};
@@ -306,6 +306,7 @@ impl Shared {
         id: &str,
         writer: LogWriter,
         pipes: Option<[std::fs::File; 2]>,
+        tap: Option<tokio::sync::broadcast::Sender<(logs::Stream, bytes::Bytes)>>,
     ) -> Option<CopierHandle> {
         let started = (|| {
             let [stdout, stderr] = match pipes {
@@ -319,6 +320,7 @@ impl Shared {
                 stdout,
                 stderr,
                 writer,
+                tap,
             })
             .map_err(io("start the log copier"))
         })();
@@ -435,12 +437,14 @@ impl Shared {
             tracing::warn!(error = %e, "container log");
             LogWriter::closed(&rec.log_path, *self.log_policy.lock())
         });
-        let copier = self.start_copier(&rec.id, writer, None);
+        let (tap, _) = tokio::sync::broadcast::channel(container::ATTACH_BUFFER);
+        let attach = container::Attach::output_only(Some(&tap));
+        let copier = self.start_copier(&rec.id, writer, None, Some(tap));
         let rt = Arc::new(ContainerRt {
             rec,
             isolated,
             exited: rx,
-            _stdin: Mutex::new(None),
+            attach,
         });
         {
             let mut containers = self.containers.lock();
@@ -761,6 +765,33 @@ impl Runtime for ProcessRuntime {
             }
         }
         uids
+    }
+
+    async fn attach(&self, id: &ContainerId) -> Result<super::AttachSession, RuntimeError> {
+        let c = self
+            .shared
+            .container(id)
+            .ok_or_else(|| RuntimeError::ContainerNotFound(id.0.clone()))?;
+        let output = c
+            .attach
+            .output
+            .as_ref()
+            .and_then(tokio::sync::broadcast::WeakSender::upgrade)
+            .filter(|_| c.running())
+            .ok_or_else(|| RuntimeError::ContainerNotRunning(id.0.clone()))?
+            .subscribe();
+        let stdin = c
+            .attach
+            .stdin
+            .lock()
+            .await
+            .is_some()
+            .then(|| super::AttachStdin::new(c.attach.stdin.clone(), c.attach.stdin_once));
+        Ok(super::AttachSession {
+            output,
+            stdin,
+            resizer: exec::Resizer::new(c.attach.tty.clone()),
+        })
     }
 
     async fn port_forward(

@@ -19,7 +19,7 @@ use crate::runtime::ExecSession;
 
 /// A close frame with status 1000: gorilla/websocket (kubectl) reports a close without a
 /// status code (1005) as an error instead of the end of the streams.
-fn normal_close() -> Message {
+pub(crate) fn normal_close() -> Message {
     Message::Close(Some(axum::extract::ws::CloseFrame {
         code: axum::extract::ws::close_code::NORMAL,
         reason: "".into(),
@@ -72,7 +72,7 @@ pub fn error_json(message: &str) -> String {
     .to_string()
 }
 
-fn frame(ch: u8, data: &[u8]) -> Message {
+pub(crate) fn frame(ch: u8, data: &[u8]) -> Message {
     let mut v = Vec::with_capacity(data.len() + 1);
     v.push(ch);
     v.extend_from_slice(data);
@@ -90,60 +90,162 @@ pub(crate) async fn handler(
         .filter(|(k, _)| k == "command")
         .map(|(_, v)| v.clone())
         .collect();
-    let flag = |k: &str| q.iter().any(|(n, v)| n == k && (v == "true" || v == "1"));
-    let (stdin, stdout, stderr, tty) = (flag("stdin"), flag("stdout"), flag("stderr"), flag("tty"));
-    let Ok(ws) = ws else {
-        return bad_request(
-            "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)",
-        );
+    let (ws, f) = match StreamFlags::check("exec", &q, ws) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     if argv.is_empty() {
         return bad_request("you must specify at least 1 command");
     }
-    if !stdin && !stdout && !stderr {
-        return bad_request("you must specify at least 1 of stdin, stdout, stderr");
-    }
-    let (_, c) = match find_container(&s.directory, &ns, &pod, &container) {
-        Ok(v) => v,
+    let id = match running_container(&s, &ns, &pod, &container) {
+        Ok(id) => id,
         Err(r) => return r,
-    };
-    let id = match c.current {
-        Some((id, _, true)) => id,
-        _ => {
-            return bad_request(&format!(
-                "container {container:?} in pod {pod:?} is not running"
-            ));
-        }
     };
     let runtime = s.runtime.clone();
     ws.protocols(PROTOCOLS)
         .on_upgrade(move |socket| async move {
-            let v5 = socket
-                .protocol()
-                .and_then(|p| p.to_str().ok())
-                .is_some_and(|p| p == PROTOCOLS[0]);
-            let session = runtime.exec(&id, &argv, tty, stdin).await;
-            run(
-                socket,
-                session,
-                argv,
-                Flags {
-                    stdin,
-                    stdout,
-                    stderr: stderr && !tty,
-                    v5,
-                },
-            )
-            .await;
+            let flags = f.on(&socket);
+            let session = runtime.exec(&id, &argv, f.tty, f.stdin).await;
+            run(socket, session, argv, flags).await;
         })
 }
 
+/// The `stdin`/`stdout`/`stderr`/`tty` query flags of exec and attach.
 #[derive(Debug, Clone, Copy)]
-struct Flags {
-    stdin: bool,
-    stdout: bool,
-    stderr: bool,
-    v5: bool,
+pub(crate) struct StreamFlags {
+    pub(crate) stdin: bool,
+    pub(crate) stdout: bool,
+    pub(crate) stderr: bool,
+    pub(crate) tty: bool,
+}
+
+impl StreamFlags {
+    /// The flags of `q` and the upgrade, or the kubelet's 400 for a request that is no
+    /// WebSocket upgrade or asks for no stream.
+    pub(crate) fn check(
+        what: &str,
+        q: &[(String, String)],
+        ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ) -> Result<(WebSocketUpgrade, StreamFlags), Response> {
+        let flag = |k: &str| q.iter().any(|(n, v)| n == k && (v == "true" || v == "1"));
+        let f = StreamFlags {
+            stdin: flag("stdin"),
+            stdout: flag("stdout"),
+            stderr: flag("stderr"),
+            tty: flag("tty"),
+        };
+        let Ok(ws) = ws else {
+            return Err(bad_request(&format!(
+                "{what} needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)"
+            )));
+        };
+        if !f.stdin && !f.stdout && !f.stderr {
+            return Err(bad_request(
+                "you must specify at least 1 of stdin, stdout, stderr",
+            ));
+        }
+        Ok((ws, f))
+    }
+
+    /// The session's flags once the socket is up: a terminal merges stderr into stdout.
+    pub(crate) fn on(self, socket: &WebSocket) -> Flags {
+        Flags {
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr && !self.tty,
+            v5: socket
+                .protocol()
+                .and_then(|p| p.to_str().ok())
+                .is_some_and(|p| p == PROTOCOLS[0]),
+        }
+    }
+}
+
+/// The id of `container` of pod `ns/pod` if it is running.
+pub(crate) fn running_container(
+    s: &ServerState,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> Result<crate::runtime::ContainerId, Response> {
+    let (_, c) = find_container(&s.directory, ns, pod, container)?;
+    match c.current {
+        Some((id, _, true)) => Ok(id),
+        _ => Err(bad_request(&format!(
+            "container {container:?} in pod {pod:?} is not running"
+        ))),
+    }
+}
+
+/// A resize message: `{"Width":W,"Height":H}`.
+pub(crate) fn parse_resize(data: &[u8]) -> Option<(u16, u16)> {
+    let v = serde_json::from_slice::<serde_json::Value>(data).ok()?;
+    let w = v["Width"].as_u64().and_then(|w| u16::try_from(w).ok())?;
+    let h = v["Height"].as_u64().and_then(|h| u16::try_from(h).ok())?;
+    Some((w, h))
+}
+
+/// Sends the status frame and a normal close, then waits briefly for the client's close.
+pub(crate) async fn end_with_status(
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    source: &mut futures::stream::SplitStream<WebSocket>,
+    status: &str,
+) {
+    let _ = sink.send(frame(STATUS, status.as_bytes())).await;
+    let _ = sink.send(normal_close()).await;
+    let _ = tokio::time::timeout(super::CLOSE_GRACE, async {
+        while let Some(Ok(m)) = source.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// What a session serves: the streams asked for, and whether v5 (with its close frame) was
+/// negotiated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flags {
+    pub(crate) stdin: bool,
+    pub(crate) stdout: bool,
+    pub(crate) stderr: bool,
+    pub(crate) v5: bool,
+}
+
+/// Splits the socket and tells the client the streams are up (an empty frame on the lowest
+/// writable channel, as the kubelet does); a session that could not start ends with its error
+/// on the status channel.
+pub(crate) async fn open_streams<T>(
+    socket: WebSocket,
+    session: Result<T, crate::runtime::RuntimeError>,
+    flags: Flags,
+) -> Option<(
+    futures::stream::SplitSink<WebSocket, Message>,
+    futures::stream::SplitStream<WebSocket>,
+    T,
+)> {
+    let (mut sink, source) = socket.split();
+    let first = if flags.stdout {
+        STDOUT
+    } else if flags.stderr {
+        STDERR
+    } else {
+        STATUS
+    };
+    if sink.send(frame(first, &[])).await.is_err() {
+        return None;
+    }
+    match session {
+        Ok(s) => Some((sink, source, s)),
+        Err(e) => {
+            let _ = sink
+                .send(frame(STATUS, error_json(&e.to_string()).as_bytes()))
+                .await;
+            let _ = sink.send(normal_close()).await;
+            None
+        }
+    }
 }
 
 async fn pump(mut r: impl AsyncRead + Unpin, ch: u8, tx: mpsc::Sender<(u8, Vec<u8>)>) {
@@ -166,26 +268,9 @@ async fn run(
     argv: Vec<String>,
     flags: Flags,
 ) {
-    let (mut sink, mut source) = socket.split();
-    let first = if flags.stdout {
-        STDOUT
-    } else if flags.stderr {
-        STDERR
-    } else {
-        STATUS
-    };
-    if sink.send(frame(first, &[])).await.is_err() {
+    let Some((mut sink, mut source, mut session)) = open_streams(socket, session, flags).await
+    else {
         return;
-    }
-    let mut session = match session {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = sink
-                .send(frame(STATUS, error_json(&e.to_string()).as_bytes()))
-                .await;
-            let _ = sink.send(normal_close()).await;
-            return;
-        }
     };
     let (tx, mut rx) = mpsc::channel::<(u8, Vec<u8>)>(16);
     let mut pumps = Vec::new();
@@ -235,12 +320,8 @@ async fn run(
                                 }
                             }
                             RESIZE => {
-                                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
-                                    let w = v["Width"].as_u64().and_then(|w| u16::try_from(w).ok());
-                                    let h = v["Height"].as_u64().and_then(|h| u16::try_from(h).ok());
-                                    if let (Some(w), Some(h)) = (w, h) {
-                                        let _ = resize.resize(w, h);
-                                    }
+                                if let Some((w, h)) = parse_resize(data) {
+                                    let _ = resize.resize(w, h);
                                 }
                             }
                             CLOSE if flags.v5 => {
@@ -281,16 +362,7 @@ async fn run(
         return;
     }
     let status = status_json(code.unwrap_or(0), &argv);
-    let _ = sink.send(frame(STATUS, status.as_bytes())).await;
-    let _ = sink.send(normal_close()).await;
-    let _ = tokio::time::timeout(super::CLOSE_GRACE, async {
-        while let Some(Ok(m)) = source.next().await {
-            if matches!(m, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
+    end_with_status(&mut sink, &mut source, &status).await;
     for p in pumps {
         p.abort();
     }

@@ -1,5 +1,5 @@
 //! The agent's own HTTP API, shaped like the kubelet's, which the API server proxies
-//! `pods/{name}/log`, `pods/{name}/exec` and `pods/{name}/portforward` to. The agent
+//! `pods/{name}/log`, `exec`, `attach` and `portforward` to. The agent
 //! publishes its port in the Node's `status.daemonEndpoints.kubeletEndpoint.Port` and its
 //! address in `status.addresses` (`InternalIP`).
 //!
@@ -29,6 +29,8 @@
 //!   exit code: …", details: {causes: [{reason: ExitCode, message: "<code>"}]}`. A proxy can
 //!   forward the upgrade byte for byte.
 //!
+//! - `GET /attach/{namespace}/{pod}/{container}?stdin=…&stdout=…&stderr=…&tty=…`: the running
+//!   container's output and stdin over the same WebSocket framing as exec ([`attach`]).
 //! - `GET|POST /portForward/{namespace}/{pod}`: `kubectl port-forward`, the kubelet's
 //!   `portforward.k8s.io` protocol over SPDY/3.1, upgraded from a WebSocket
 //!   (`SPDY/3.1+portforward.k8s.io`) or with `Upgrade: SPDY/3.1` ([`portforward`]).
@@ -39,6 +41,7 @@
 // Handlers return ready-made error responses; boxing them buys nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod portforward;
@@ -182,6 +185,7 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
         .route("/exec/{ns}/{pod}/{container}", get(exec::handler))
+        .route("/attach/{ns}/{pod}/{container}", get(attach::handler))
         .route(
             "/portForward/{ns}/{pod}",
             get(portforward::handler).post(portforward::handler),

@@ -7,6 +7,7 @@ mod fixtures;
 mod support;
 
 mod agent;
+mod attach;
 mod bad_input;
 mod certificates;
 mod clients;

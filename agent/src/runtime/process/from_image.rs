@@ -16,7 +16,7 @@
 //!
 //! A memory-medium emptyDir is a tmpfs mounted on the node at the volume's directory (the
 //! host runtime's lives in the namespace holder's mount namespace, which a bind mount cannot
-//! take from). Not yet: `stdin` and attach; a `tty` container's terminal output is logged as
+//! take from). `stdin` is a pipe (or the terminal's input) kept for attach; a `tty` container's terminal output is logged as
 //! stdout (as the host runtime logs it) and is lost for an adopted one.
 
 use std::os::fd::OwnedFd;
@@ -328,13 +328,22 @@ impl Shared {
         } else {
             None
         };
+        // `spec.stdin` without a terminal: a pipe whose write end the agent keeps for attach
+        // (with a terminal, the input is the terminal's master end, below).
+        let (stdin_child, stdin_ours) = if cfg.stdin && !spec.tty {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| RuntimeError::io("create the stdin pipe", e.into()))?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
         let mut container = images
             .runc
             .run(oci::runc::RunRequest {
                 id: id.clone(),
                 layers: run.layers.clone(),
                 spec,
-                stdin: None,
+                stdin: stdin_child,
                 stdout: OwnedFd::from(child_stdout),
                 stderr: OwnedFd::from(child_stderr),
             })
@@ -364,9 +373,33 @@ impl Shared {
             tracing::warn!(error = %e, "could not record container state");
         }
         let (tx, rx) = watch::channel(None);
-        let copier = self.start_copier(&id, writer, Some(ours));
+        let (tap, _) = tokio::sync::broadcast::channel(container::ATTACH_BUFFER);
+        let mut attach = container::Attach {
+            stdin: Arc::new(tokio::sync::Mutex::new(None)),
+            stdin_once: cfg.stdin_once,
+            output: Some(tap.downgrade()),
+            tty: None,
+        };
+        if let Some(w) = stdin_ours {
+            match tokio::net::unix::pipe::Sender::from_owned_fd(w) {
+                Ok(w) => attach.stdin = Arc::new(tokio::sync::Mutex::new(Some(Box::pin(w)))),
+                Err(e) => tracing::warn!(error = %e, "container stdin is not attachable"),
+            }
+        }
+        let copier = self.start_copier(&id, writer, Some(ours), Some(tap));
         let mut tty_copy = None;
         if let (Some(master), Some(mut to)) = (container.console.take(), tty_out) {
+            // The terminal's input (for attach, when the container asked for stdin) and size.
+            if let Ok(dup) = master.try_clone() {
+                let dup = Arc::new(dup);
+                if cfg.stdin
+                    && let Ok(input) = dup.try_clone()
+                {
+                    let input = tokio::fs::File::from_std(std::fs::File::from(input));
+                    attach.stdin = Arc::new(tokio::sync::Mutex::new(Some(Box::pin(input))));
+                }
+                attach.tty = Some(dup);
+            }
             // A tty container writes to its terminal: its output is copied into the stdout
             // FIFO (and so logged as stdout, as the host runtime logs a tty container) until
             // the terminal closes with the container.
@@ -412,7 +445,7 @@ impl Shared {
                 rec,
                 isolated: true,
                 exited: rx,
-                _stdin: Mutex::new(None),
+                attach,
             }),
         );
         Ok(Started {

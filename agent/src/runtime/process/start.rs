@@ -313,7 +313,16 @@ impl Shared {
         let stdin = child.stdin.take();
         // The command (with the child's ends of the pipes) is gone: the copier sees end of file
         // when the container's processes are.
-        let copier = self.start_copier(&id, writer, Some(ours));
+        let (tap, _) = tokio::sync::broadcast::channel(container::ATTACH_BUFFER);
+        let attach = container::Attach {
+            stdin: Arc::new(tokio::sync::Mutex::new(
+                stdin.map(|s| Box::pin(s) as container::StdinEnd),
+            )),
+            stdin_once: cfg.stdin_once,
+            output: Some(tap.downgrade()),
+            tty: None,
+        };
+        let copier = self.start_copier(&id, writer, Some(ours), Some(tap));
         tokio::spawn(follow_exit(
             child,
             Leftovers {
@@ -333,7 +342,7 @@ impl Shared {
                 rec,
                 isolated,
                 exited: rx,
-                _stdin: Mutex::new(stdin),
+                attach,
             }),
         );
         Ok(Started {

@@ -1,0 +1,159 @@
+//! `kubectl attach` and `kubectl run -i --rm` through the API server to the node agent: the
+//! running container's live output, and the client's input on its stdin (`stdinOnce` closes it
+//! when the client's input ends, so a program reading to end of input finishes, and `--rm`
+//! then deletes the pod).
+
+use crate::support::{Server, Streaming, manifest};
+
+const TICKER: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: ticker}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: tick
+    image: busybox
+    command: [sh, -c, 'i=0; while true; do i=$((i+1)); echo tick $i; echo warn $i >&2; sleep 0.2; done']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reader}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: read
+    image: busybox
+    stdin: true
+    stdinOnce: true
+    command: [sh, -c, 'while read l; do echo "got $l"; done; echo "input ended"']
+"#;
+
+#[test]
+fn kubectl_run_interactive_feeds_stdin_prints_output_and_removes_the_pod() {
+    let s = Server::up(&[]);
+    let out = s.kubectl_in(
+        &[
+            "run",
+            "catter",
+            "-i",
+            "--rm",
+            "--restart=Never",
+            "--image=busybox",
+            "--command",
+            "--",
+            "sh",
+            "-c",
+            "while read l; do echo \"echo: $l\"; done",
+        ],
+        Some("first line\nsecond line\n"),
+    );
+    assert!(
+        out.contains("echo: first line\necho: second line\n"),
+        "kubectl run output:\n{out}"
+    );
+    assert!(out.contains("pod \"catter\" deleted"), "{out}");
+    let (_, err) = s.kubectl_err(&["get", "pod", "catter"], None);
+    assert!(
+        err.contains("NotFound") || err.contains("not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kubectl_attach_follows_output_and_feeds_stdin_once() {
+    let (_dir, path) = manifest("pods.yaml", TICKER);
+    let s = Server::up(&[&path]);
+    s.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/ticker",
+        "pod/reader",
+        "--timeout=60s",
+    ]);
+
+    // Output from now on, stdout and stderr.
+    let mut cmd = s.kubectl_cmd(&["attach", "ticker"]);
+    cmd.stderr(std::process::Stdio::null());
+    let mut attached = Streaming::spawn(cmd);
+    let first = attached.wait_for("a tick", |l| l.starts_with("tick "));
+    let n: u32 = first["tick ".len()..].parse().expect("tick number");
+    attached.wait_for("a later tick", |l| {
+        l.strip_prefix("tick ")
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|m| m > n)
+    });
+    drop(attached);
+
+    // Input: with stdinOnce the container's stdin closes when kubectl's input ends.
+    let out = s.kubectl_in(&["attach", "-i", "reader"], Some("one\ntwo\n"));
+    assert!(out.contains("got one\ngot two\n"), "{out}");
+    assert!(out.contains("input ended"), "{out}");
+    s.eventually("the reader to complete", || {
+        let phase = s.kubectl(&["get", "pod", "reader", "-o", "jsonpath={.status.phase}"]);
+        (phase == "Succeeded").then_some(())
+    });
+}
+
+/// Containers run from their images (runc): stdin is a pipe the agent keeps, or with `tty`
+/// the terminal's input.
+#[test]
+fn kubectl_attach_reaches_the_stdin_of_containers_from_their_images() {
+    use crate::images::{RUNC_CLASS, import, layouts, up_with_cgroups};
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = layouts(work.path());
+    let s = up_with_cgroups();
+    import(&s, &layout);
+    s.kubectl_in(&["apply", "-f", "-"], Some(RUNC_CLASS));
+    let pods = r#"apiVersion: v1
+kind: Pod
+metadata: {name: piped}
+spec:
+  runtimeClassName: runc
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: "example.com/demo/busybox:root"
+    stdin: true
+    stdinOnce: true
+    command: [/bin/sh, -c, 'while read l; do echo "got $l"; done; echo input ended']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: terminal}
+spec:
+  runtimeClassName: runc
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: "example.com/demo/busybox:root"
+    stdin: true
+    tty: true
+    command: [/bin/sh, -c, 'read l; echo "got $l"']
+"#;
+    s.kubectl_in(&["apply", "-f", "-"], Some(pods));
+    s.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/piped",
+        "pod/terminal",
+        "--timeout=90s",
+    ]);
+    let out = s.kubectl_in(&["attach", "-i", "piped"], Some("one\ntwo\n"));
+    assert!(
+        out.contains("got one\ngot two\ninput ended"),
+        "piped: {out}"
+    );
+    // No local terminal here: kubectl attaches without one and its input goes to the
+    // container's terminal, which echoes it.
+    let out = s.kubectl_in(&["attach", "-i", "terminal"], Some("three\n"));
+    assert!(out.contains("got three"), "terminal: {out}");
+    for pod in ["piped", "terminal"] {
+        s.eventually("the pod to complete", || {
+            let phase = s.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.phase}"]);
+            (phase == "Succeeded").then_some(())
+        });
+    }
+}
