@@ -165,8 +165,24 @@ fn agent_target(
         percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
     if sub == "portforward" {
-        // The kubelet's `/portForward/{ns}/{pod}`: the ports travel in the stream headers.
-        return Ok(format!("/portForward/{}/{}", enc(ns), enc(name)));
+        // The kubelet's `/portForward/{ns}/{pod}`: SPDY clients name the ports in their
+        // stream headers; WebSocket clients in `ports`, which reaches the kubelet as one
+        // `port` parameter each (upstream's `PortForwardLocation`).
+        let mut path = format!("/portForward/{}/{}", enc(ns), enc(name));
+        let mut sep = '?';
+        for (k, v) in q.pairs() {
+            if k != "ports" {
+                continue;
+            }
+            for p in v.split(',') {
+                let port: u16 = p.trim().parse().map_err(|_| {
+                    ApiError::bad_request(format!("unable to parse {p:?} as a port"))
+                })?;
+                path.push_str(&format!("{sep}port={port}"));
+                sep = '&';
+            }
+        }
+        return Ok(path);
     }
     let base = match sub {
         "log" => "containerLogs",
@@ -372,6 +388,14 @@ mod tests {
         assert_eq!(
             agent_target("portforward", "ns", "p", "", &q).unwrap(),
             "/portForward/ns/p"
+        );
+        let ports = Query::parse(Some("ports=8080,9090&ports=80"));
+        assert_eq!(
+            agent_target("portforward", "ns", "p", "", &ports).unwrap(),
+            "/portForward/ns/p?port=8080&port=9090&port=80"
+        );
+        assert!(
+            agent_target("portforward", "ns", "p", "", &Query::parse(Some("ports=x"))).is_err()
         );
         assert_eq!(
             agent_target(

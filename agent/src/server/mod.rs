@@ -45,6 +45,7 @@ pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod portforward;
+pub mod portforward_ws;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,9 @@
 //! - a WebSocket upgrade with subprotocol `SPDY/3.1+portforward.k8s.io` whose binary messages
 //!   carry the SPDY connection (kubectl ≥ 1.31's default, tunnelled by the API server);
 //! - `Upgrade: SPDY/3.1` with `X-Stream-Protocol-Version: portforward.k8s.io` (older kubectl,
-//!   and newer ones when the WebSocket upgrade is refused).
+//!   and newer ones when the WebSocket upgrade is refused);
+//! - a WebSocket with the `v4.channel.k8s.io` channels and `port` query parameters, for clients
+//!   without SPDY ([`super::portforward_ws`]).
 //!
 //! Each forwarded connection is a pair of streams with the same `requestID` header: `error`
 //! (the server writes a failure's text there) and `data` (the bytes, both ways), each naming
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
@@ -66,21 +68,24 @@ pub(crate) async fn handler(
             Ok(ws) => ws,
             Err(e) => return bad_request(&format!("unable to upgrade: {e}")),
         };
-        let offered = parts
+        let offered: Vec<String> = parts
             .headers
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .any(|p| p.trim() == TUNNEL_PROTOCOL);
-        if !offered {
-            return bad_request(&format!(
-                "unable to upgrade: port forwarding over WebSocket needs the {TUNNEL_PROTOCOL} subprotocol"
-            ));
+            .map(|p| p.trim().to_string())
+            .collect();
+        if offered.iter().any(|p| p == TUNNEL_PROTOCOL) {
+            return ws
+                .protocols([TUNNEL_PROTOCOL])
+                .on_upgrade(move |socket| tunnel(socket, target));
         }
-        return ws
-            .protocols([TUNNEL_PROTOCOL])
-            .on_upgrade(move |socket| tunnel(socket, target));
+        // Channels in the WebSocket itself (the Python client, browsers).
+        let q = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map(|Query(q)| q)
+            .unwrap_or_default();
+        return super::portforward_ws::upgrade(ws, &offered, &q, target);
     }
     if upgrade == "spdy/3.1" {
         let offered = req
@@ -122,9 +127,61 @@ pub(crate) async fn handler(
 
 /// The pod a connection forwards to.
 #[derive(Clone)]
-struct Target {
-    runtime: Arc<dyn Runtime>,
-    uid: String,
+pub(crate) struct Target {
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) uid: String,
+}
+
+impl Target {
+    /// What the kubelet writes on a port's error stream when the runtime could not connect.
+    pub(crate) fn error_message(&self, port: u16, e: &str) -> String {
+        format!(
+            "error forwarding port {port} to pod {}, uid : {e}",
+            self.uid
+        )
+    }
+}
+
+/// Relays one forwarded connection: what the client sends goes to the pod until the client
+/// ends its side (then the pod's socket is shut down for writing and its answer still flows);
+/// what the pod sends goes to the client (`send` says whether it could) until the pod ends
+/// its side.
+pub(crate) async fn relay<T, F, Fut>(
+    conn: tokio::net::TcpStream,
+    mut from_client: mpsc::Receiver<T>,
+    mut send: F,
+) where
+    T: AsRef<[u8]>,
+    F: FnMut(Bytes) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let (mut r, mut w) = conn.into_split();
+    let to_pod = async {
+        while let Some(b) = from_client.recv().await {
+            if w.write_all(b.as_ref()).await.is_err() {
+                break;
+            }
+        }
+        let _ = w.shutdown().await;
+    };
+    let from_pod = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if !send(Bytes::copy_from_slice(&buf[..n])).await {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    tokio::pin!(to_pod, from_pod);
+    tokio::select! {
+        _ = &mut to_pod => from_pod.await,
+        _ = &mut from_pod => {}
+    }
 }
 
 /// Carries the SPDY connection inside the WebSocket's binary messages.
@@ -290,48 +347,19 @@ async fn forward(error: spdy::Stream, data: spdy::Stream, target: Target) {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     let (_, err_w) = error.into_parts();
-    let (mut data_rx, data_w) = data.into_parts();
+    let (data_rx, data_w) = data.into_parts();
     match target.runtime.port_forward(&target.uid, port).await {
         Err(e) => {
-            let msg = format!(
-                "error forwarding port {port} to pod {}, uid : {e}",
-                target.uid
-            );
+            let msg = target.error_message(port, &e);
             tracing::debug!(%msg);
             let _ = err_w.write(Bytes::from(msg)).await;
         }
         Ok(conn) => {
-            let (mut r, mut w) = conn.into_split();
-            let to_pod = async {
-                while let Some(b) = data_rx.recv().await {
-                    if w.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = w.shutdown().await;
-            };
-            let from_pod = async {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    match r.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if data_w
-                                .write(Bytes::copy_from_slice(&buf[..n]))
-                                .await
-                                .is_err()
-                            {
-                                break;
-                            }
-                        }
-                    }
-                }
-            };
-            tokio::pin!(to_pod, from_pod);
-            tokio::select! {
-                _ = &mut to_pod => from_pod.await,
-                _ = &mut from_pod => {}
-            }
+            relay(conn, data_rx, |b| {
+                let w = data_w.clone();
+                async move { w.write(b).await.is_ok() }
+            })
+            .await;
         }
     }
     let _ = data_w.close().await;

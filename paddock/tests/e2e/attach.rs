@@ -84,6 +84,26 @@ fn kubectl_attach_follows_output_and_feeds_stdin_once() {
             .is_some_and(|m| m > n)
     });
     drop(attached);
+    // The Python client's `stream` attaches the same way.
+    let out = crate::port_forward::python(
+        &s,
+        r#"
+from kubernetes import client, config
+from kubernetes.stream import stream
+config.load_kube_config()
+api = client.CoreV1Api()
+resp = stream(api.connect_get_namespaced_pod_attach, "ticker", "default",
+              stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+out, err = "", ""
+while "tick" not in out or "warn" not in err:
+    resp.update(timeout=10)
+    out += resp.read_stdout() or ""
+    err += resp.read_stderr() or ""
+resp.close()
+print("python attach ok")
+"#,
+    );
+    assert!(out.contains("python attach ok"), "{out}");
 
     // Input: with stdinOnce the container's stdin closes when kubectl's input ends.
     let out = s.kubectl_in(&["attach", "-i", "reader"], Some("one\ntwo\n"));

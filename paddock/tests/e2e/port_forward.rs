@@ -48,6 +48,20 @@ fn fetch(s: &Server, port: u16) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs a Python program (the official client) inside the server's network namespace.
+pub fn python(s: &Server, program: &str) -> String {
+    let mut cmd = s.command("python3");
+    cmd.arg("-c").arg(program).env("KUBECONFIG", &s.kubeconfig);
+    let out = run(cmd, None);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// Starts `kubectl port-forward TARGET LOCAL:REMOTE` and waits for its "Forwarding from" line.
 fn forward(s: &Server, target: &str, ports: &str, websockets: bool) -> Streaming {
     let mut cmd = s.kubectl_cmd(&["port-forward", target, ports]);
@@ -85,6 +99,31 @@ fn kubectl_port_forward_reaches_localhost_in_the_pod_over_both_transports() {
             }
         });
     }
+
+    // The Python client's `portforward` (channels in the WebSocket, no SPDY).
+    let out = python(
+        &s,
+        r#"
+from kubernetes import client, config
+from kubernetes.stream import portforward
+config.load_kube_config()
+api = client.CoreV1Api()
+pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="8080")
+sock = pf.socket(8080)
+sock.setblocking(True)
+sock.sendall(b"GET /hello.txt HTTP/1.0\r\nHost: web\r\n\r\n")
+data = b""
+while True:
+    chunk = sock.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+assert data.endswith(b"\r\n\r\nforwarded\n"), data
+assert pf.error(8080) is None, pf.error(8080)
+print("python portforward ok")
+"#,
+    );
+    assert!(out.contains("python portforward ok"), "{out}");
 
     // A Service: kubectl picks its pod and maps port 80 to the target port 8080.
     let _svc = forward(&s, "svc/web", "18082:80", true);
