@@ -278,6 +278,8 @@ impl KubeletProxy {
                     "connecting to the node agent at {addr}: {e}"
                 ))
             })?;
+        // Interactive streams (exec, attach, port-forward) must not wait out Nagle's delay.
+        let _ = tcp.set_nodelay(true);
         let tls = tokio_rustls::TlsConnector::from(tls.clone());
         let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(server_name, tcp))
             .await
@@ -327,7 +329,14 @@ impl KubeletProxy {
                 };
                 let mut client = TokioIo::new(client);
                 let mut agent = TokioIo::new(agent);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+                // Larger buffers than the default 8 KiB: port-forward moves bulk data here.
+                let _ = tokio::io::copy_bidirectional_with_sizes(
+                    &mut client,
+                    &mut agent,
+                    64 * 1024,
+                    64 * 1024,
+                )
+                .await;
             });
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -108,6 +108,7 @@ async fn connect(
     let net = if ip.is_ipv4() { "tcp4" } else { "tcp6" };
     let fd = sock.map_err(|e| format!("dial {net} {addr}: {e}"))?;
     let sock = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
+    let _ = sock.set_nodelay(true);
     match tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(addr)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(format!(

@@ -165,7 +165,7 @@ pub(crate) async fn relay<T, F, Fut>(
         let _ = w.shutdown().await;
     };
     let from_pod = async {
-        let mut buf = vec![0u8; 32 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             match r.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
@@ -200,7 +200,7 @@ async fn tunnel(socket: WebSocket, target: Target) {
         let _ = far_w.shutdown().await;
     });
     let outbound = tokio::spawn(async move {
-        let mut buf = vec![0u8; 32 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             match far_r.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
