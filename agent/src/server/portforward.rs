@@ -274,8 +274,12 @@ where
     let conn = tokio::spawn(spdy::serve(io, spdy::Config::default(), check_headers, tx));
     let mut pairs: HashMap<String, Pair> = HashMap::new();
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    // The forwarded connections: they end with the SPDY connection, even when the pod's end
+    // stays open (a pod that never closes must not hold the agent's socket and task).
+    let mut forwards = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
+            Some(_) = forwards.join_next() => {}
             s = rx.recv() => {
                 let Some(s) = s else { break };
                 let id = request_id(&s);
@@ -308,7 +312,7 @@ where
                 if pair.error.is_some() && pair.data.is_some()
                     && let Some(Pair { error: Some(error), data: Some(data), .. }) = pairs.remove(&id)
                 {
-                    tokio::spawn(forward(error, data, target.clone()));
+                    forwards.spawn(forward(error, data, target.clone()));
                 }
             }
             _ = sweep.tick() => {
@@ -336,6 +340,7 @@ where
     if let Ok(Err(e)) = conn.await {
         tracing::debug!(error = %e, "port-forward connection ended");
     }
+    forwards.abort_all();
 }
 
 /// Forwards one connection: the data stream to `localhost:<port>` in the pod and back. When

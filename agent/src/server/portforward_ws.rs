@@ -130,6 +130,10 @@ async fn serve(socket: WebSocket, ports: Vec<u16>, base64: bool, target: Target)
         )));
     }
     drop(out_tx);
+    let aborts: Vec<tokio::task::AbortHandle> = forwards
+        .iter()
+        .map(tokio::task::JoinHandle::abort_handle)
+        .collect();
     let all_done = futures::future::join_all(forwards);
     tokio::pin!(all_done);
     loop {
@@ -161,8 +165,11 @@ async fn serve(socket: WebSocket, ports: Vec<u16>, base64: bool, target: Target)
             }
         }
     }
-    // The client left: the forwards end when their input does.
+    // The client left: its connections in the pod go with it.
     drop(to_pods);
+    for a in aborts {
+        a.abort();
+    }
 }
 
 /// One port: its connection in the pod, both ways, until either side ends.

@@ -160,3 +160,75 @@ fn a_closed_port_is_reported_on_the_error_stream() {
     let _ = child.kill();
     wait_or_kill(&mut child, Duration::from_secs(10));
 }
+
+/// A client that vanishes (kubectl killed) takes its connections in the pod with it, even
+/// when the pod's program never closes its end: no socket or task of the node is left behind.
+#[test]
+fn a_vanished_client_leaves_no_connection_in_the_pod() {
+    let marker = format!("sink-{}", std::process::id());
+    let pod = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: sink}}
+spec:
+  runtimeClassName: paddock-host
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sink
+    image: python:3.11
+    command:
+    - python3
+    - -c
+    - |
+      import socket, sys
+      # {marker}: accepts connections and never reads or closes them.
+      s = socket.socket(); s.bind(("127.0.0.1", 9000)); s.listen(16)
+      held = []
+      while True:
+          held.append(s.accept()[0])
+"#
+    );
+    let (_dir, path) = manifest("sink.yaml", &pod);
+    let s = Server::up(&[&path]);
+    s.kubectl(&["wait", "--for=condition=Ready", "pod/sink", "--timeout=60s"]);
+    let pid = s.eventually("the pod's process", || {
+        let out = run(
+            {
+                let mut c = Command::new("pgrep");
+                c.args(["-f", &marker]);
+                c
+            },
+            None,
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string)
+    });
+    // The node's sockets in the pod's network namespace.
+    let node_sockets = || {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/proc/{pid}/ns/net"))
+            .args(["ss", "-tnpH", "dst", "127.0.0.1:9000"]);
+        let out = run(c, None);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("\"paddock\""))
+            .count()
+    };
+    let pf = forward(&s, "pod/sink", "18090:9000", true);
+    let mut curl = s.command("curl");
+    curl.args(["-s", "--max-time", "2", "http://127.0.0.1:18090/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut curl = curl.spawn().expect("curl");
+    s.eventually("the forwarded connection in the pod", || {
+        (node_sockets() > 0).then_some(())
+    });
+    let _ = curl.wait();
+    drop(pf);
+    s.eventually(
+        "no node socket left in the pod after kubectl is gone",
+        || (node_sockets() == 0).then_some(()),
+    );
+}
