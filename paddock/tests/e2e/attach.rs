@@ -177,3 +177,34 @@ spec:
         });
     }
 }
+
+/// `kubectl debug node/NAME`: a pod on that node with the host's filesystem at `/host`,
+/// attached to as it runs.
+#[test]
+fn kubectl_debug_node_sees_the_hosts_filesystem() {
+    // Not under /tmp: a host-process pod's private /tmp shows through a hostPath of `/`
+    // (see the closing note); a container from an image sees the host's.
+    let marker = tempfile::NamedTempFile::new_in("/var/tmp").expect("tmp");
+    let secret = format!("debug-marker-{}", std::process::id());
+    std::fs::write(marker.path(), &secret).expect("write marker");
+    let s = Server::up(&[]);
+    let node = s.kubectl(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let out = s.kubectl_full(
+        &[
+            "debug",
+            &format!("node/{node}"),
+            "-i",
+            "--image=busybox",
+            "--",
+            "sh",
+            "-c",
+            &format!("sleep 1; cat /host{}", marker.path().display()),
+        ],
+        Some(""),
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains(&secret), "{stdout}\n{stderr}");
+}
