@@ -127,6 +127,9 @@ pub(crate) struct UpArgs {
     pub(crate) images: NodeImageArgs,
     #[command(flatten)]
     pub(crate) dns: NodeDnsArgs,
+    /// Print only the kubeconfig line and the applied objects, not the workloads' progress.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
 }
 
 /// The DNS flags of a node (`paddock agent`, `paddock up`), with the kubelet's names.

@@ -13,6 +13,7 @@ mod images;
 mod kube_cluster;
 mod netns;
 mod node;
+mod progress;
 mod server;
 mod up;
 

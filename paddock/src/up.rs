@@ -1,7 +1,9 @@
 //! `paddock up -f FILE…`: the main job. Starts the API server, the controllers and a node
 //! agent for this machine in one process, applies the files the way
 //! `kubectl apply --server-side` would (create or update; fields this command applied before and
-//! no longer lists are removed), prints where the kubeconfig is, and runs until SIGTERM/SIGINT.
+//! no longer lists are removed; each object `created`, `configured` or `unchanged` as kubectl
+//! says), prints where the kubeconfig is, then what happens to the workloads
+//! ([`crate::progress`]), and runs until SIGTERM/SIGINT.
 //!
 //! Every document is checked before anything is applied, so a bad file changes nothing and the
 //! error names the file, the document and the field.
@@ -43,21 +45,51 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let applied = apply_all(&server.registry(), &docs).await;
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
+    let progress = tokio_util::sync::CancellationToken::new();
     let result = match applied {
         Ok(lines) => {
             for line in lines {
                 println!("{line}");
             }
+            if !args.quiet {
+                match client(&server).await {
+                    Ok(c) => {
+                        tokio::spawn(crate::progress::run(c, progress.clone()));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no progress view"),
+                }
+            }
             wait_for_signal().await
         }
         Err(err) => Err(err),
     };
+    progress.cancel();
     tracing::info!("shutting down");
+    if !args.quiet {
+        println!("stopping: the node's pods first (each within its grace period, 30 s at most)");
+    }
     // Pods first (graceful termination), then the proxy, then the control plane.
     node.stop(std::time::Duration::from_secs(30)).await;
     controllers.stop().await;
     server.shutdown().await;
+    if !args.quiet {
+        println!("stopped");
+    }
     result
+}
+
+/// A client of this server as any other client (the kubeconfig it wrote).
+async fn client(server: &apiserver::RunningServer) -> anyhow::Result<kube::Client> {
+    let config = client_config(server).await?;
+    kube::Client::try_from(config).context("building a client")
+}
+
+async fn client_config(server: &apiserver::RunningServer) -> anyhow::Result<kube::Config> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())
+        .context("reading the kubeconfig the server wrote")?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("building the client configuration")
 }
 
 /// Reads the files (folders, `-` for stdin) and checks every document client-side.
@@ -103,7 +135,11 @@ async fn apply_all(
             ""
         };
         let body = serde_json::to_vec(&doc.value)?;
-        let (_, created, warnings) = apiserver::patch::patch(
+        let before = registry
+            .get(info, namespace, name)
+            .ok()
+            .and_then(|o| resource_version(&o));
+        let (after, created, warnings) = apiserver::patch::patch(
             registry,
             info,
             namespace,
@@ -123,12 +159,23 @@ async fn apply_all(
         } else {
             format!("{}.{}/{name}", info.singular, info.group)
         };
-        lines.push(format!(
-            "{what} {}",
-            if created { "created" } else { "applied" }
-        ));
+        // As `kubectl apply` words it: an apply that changed nothing keeps the version.
+        let outcome = if created {
+            "created"
+        } else if before.is_some() && before == resource_version(&after) {
+            "unchanged"
+        } else {
+            "configured"
+        };
+        lines.push(format!("{what} {outcome}"));
     }
     Ok(lines)
+}
+
+fn resource_version(o: &serde_json::Value) -> Option<String> {
+    o.pointer("/metadata/resourceVersion")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
 }
 
 /// Starts the local node (see [`crate::node`]) with a client built from the kubeconfig the
@@ -139,11 +186,7 @@ async fn start_node(
     data_dir: &std::path::Path,
     args: &UpArgs,
 ) -> anyhow::Result<Node> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path())
-        .context("reading the kubeconfig the server wrote")?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .context("building the agent's client configuration")?;
+    let config = client_config(server).await?;
     let serve = node::AgentAuth::from_config(&config).await?;
     let client = agent::client::client(config).context("building the agent's client")?;
     let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

@@ -179,9 +179,17 @@ impl Server {
         .expect("spawn paddock server");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        // Every stdout line is kept in `stdout.log` ([`Server::stdout`]).
+        let mut kept = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("stdout.log"))
+            .expect("stdout log");
         thread::spawn(move || {
+            use std::io::Write as _;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                let _ = writeln!(kept, "{line}");
                 if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
                     let _ = tx.send(PathBuf::from(path));
                 }
@@ -208,6 +216,11 @@ impl Server {
             url,
             token,
         }
+    }
+
+    /// What the server printed on stdout so far (this run and earlier ones on the same dir).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
 
     /// The server's data dir (`--data-dir`).
@@ -250,6 +263,13 @@ impl Server {
     pub fn kill9_keep_netns(mut self) -> (tempfile::TempDir, NetNs) {
         let netns = self.netns.take().expect("a server in a namespace");
         (self.kill9(), netns)
+    }
+
+    /// [`Server::stop`], keeping the network namespace and the data dir (a restart runs on
+    /// the same "host" and data).
+    pub fn stop_keep_netns_and_dir(mut self) -> (tempfile::TempDir, NetNs) {
+        let netns = self.netns.take().expect("a server in a namespace");
+        (self.stop(), netns)
     }
 
     /// [`Server::stop`], keeping the network namespace to look at what the node left.

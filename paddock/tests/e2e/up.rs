@@ -300,3 +300,64 @@ spec:
     });
     assert!(down.contains("\"localEndpoints\": 0,"), "{down}");
 }
+
+/// `paddock up` says what happens to the workloads (pods ready, the Deployment's count, where
+/// the Service is) and, run again on the same data dir, which objects it left unchanged.
+#[test]
+fn up_shows_progress_and_says_unchanged_when_run_again() {
+    // Not examples/hello.yaml: another test counts that example's server processes.
+    let (_d, path) = manifest(
+        "hello.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: c, image: busybox, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hello}
+spec:
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: 8080}]
+"#,
+    );
+    let examples = path.to_str().expect("utf-8 path");
+    let s = Server::up(&[&path]);
+    let out = s.eventually("the deployment's progress line", || {
+        let out = s.stdout();
+        out.contains("deployment/hello: 2/2 ready").then_some(out)
+    });
+    assert!(out.contains("deployment.apps/hello created"), "{out}");
+    assert!(out.contains("service/hello created"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("pod/hello-") && l.ends_with(": ready 1/1")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("service/hello: 10.96.") && l.ends_with(":80/TCP")),
+        "{out}"
+    );
+    // Run again on the same data dir: nothing changed.
+    let (dir, netns) = s.stop_keep_netns_and_dir();
+    let mut args = vec!["up", "-f", examples];
+    args.extend(crate::support::host_runtime_unless_chosen(&[]));
+    let again = Server::launch_in(dir, &args, Some(netns));
+    let out = again.eventually("the second run's apply lines", || {
+        let out = again.stdout();
+        (out.matches("export KUBECONFIG=").count() == 2 && out.contains("service/hello unchanged"))
+            .then_some(out)
+    });
+    assert!(out.contains("deployment.apps/hello unchanged"), "{out}");
+    assert!(out.contains("stopping: the node's pods first"), "{out}");
+    assert!(out.contains("\nstopped\n"), "{out}");
+}
