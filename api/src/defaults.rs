@@ -34,6 +34,22 @@ pub fn pod(pod: &mut Pod) {
     {
         requests_from_limits(c);
     }
+    // Ephemeral containers get the container defaults too (the generated defaulters run
+    // `SetDefaults_EphemeralContainer`'s equivalents on their common fields).
+    for e in spec.ephemeral_containers.iter_mut().flatten() {
+        if e.image_pull_policy.as_deref().unwrap_or("").is_empty() {
+            let policy = image_pull_policy(e.image.as_deref().unwrap_or(""));
+            e.image_pull_policy = Some(policy.to_string());
+        }
+        set_if_empty(&mut e.termination_message_path, "/dev/termination-log");
+        set_if_empty(&mut e.termination_message_policy, "File");
+        if e.resources.is_none() {
+            e.resources = Some(ResourceRequirements::default());
+        }
+        for v in e.env.iter_mut().flatten() {
+            env_var(v);
+        }
+    }
     if spec.enable_service_links.is_none() {
         spec.enable_service_links = Some(true);
     }

@@ -24,7 +24,8 @@ use crate::registry::ResourceInfo;
 use crate::status::{ApiError, FieldError, go_quote};
 
 pub use crate::validation::{
-    validate_approval_update, validate_create, validate_status_update, validate_update,
+    validate_approval_update, validate_create, validate_ephemeral_containers_update,
+    validate_status_update, validate_update,
 };
 
 /// The `fieldValidation` query parameter: what to do with unknown or duplicate fields.

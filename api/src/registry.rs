@@ -156,6 +156,13 @@ const POD_SUBRESOURCES: &[Subresource] = &[
         verbs: &["create"],
     },
     Subresource {
+        name: "ephemeralcontainers",
+        kind: "Pod",
+        group: "",
+        version: "v1",
+        verbs: &["get", "patch", "update"],
+    },
+    Subresource {
         name: "exec",
         kind: "PodExecOptions",
         group: "",

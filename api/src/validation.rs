@@ -213,6 +213,24 @@ pub fn validate_status_update(
     finish(info, new, errs)
 }
 
+/// Validates a write to a pod's `ephemeralcontainers` subresource (upstream
+/// `ValidatePodEphemeralContainersUpdate`): the metadata update, the pod as on create, then
+/// what may change among the ephemeral containers.
+pub fn validate_ephemeral_containers_update(
+    info: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+) -> Result<(), ApiError> {
+    let (new_meta, old_meta) = (meta_of(new)?, meta_of(old)?);
+    let mut errs = validate_common_update(info, &new_meta, &old_meta);
+    errs.extend(validate_object_meta_update(
+        &new_meta, &old_meta, "metadata",
+    ));
+    errs.extend(validate_object(info, new)?);
+    errs.extend(pod::validate_ephemeral_containers_update(new, old)?);
+    finish(info, new, errs)
+}
+
 /// Validates a write to a CSR's `approval` subresource (upstream
 /// `ValidateCertificateSigningRequestApprovalUpdate` after the common update checks).
 pub fn validate_approval_update(

@@ -44,4 +44,6 @@ pub enum UpdateMode {
     Finalize,
     /// A CSR's `approval` subresource: only `status.conditions` is taken.
     Approval,
+    /// A pod's `ephemeralcontainers` subresource: only `spec.ephemeralContainers` is taken.
+    EphemeralContainers,
 }

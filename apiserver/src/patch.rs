@@ -119,6 +119,7 @@ pub async fn patch(
     let mode = match sub {
         Some("status") => UpdateMode::Status,
         Some("approval") => UpdateMode::Approval,
+        Some("ephemeralcontainers") => UpdateMode::EphemeralContainers,
         _ => UpdateMode::Main,
     };
     loop {

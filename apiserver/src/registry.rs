@@ -485,6 +485,18 @@ impl Registry {
                 merged["spec"]["finalizers"] = fins;
                 merged
             }
+            UpdateMode::EphemeralContainers => {
+                let mut merged = Value::clone(old);
+                match new.pointer("/spec/ephemeralContainers") {
+                    Some(list) => merged["spec"]["ephemeralContainers"] = list.clone(),
+                    None => {
+                        if let Some(spec) = merged.get_mut("spec").and_then(Value::as_object_mut) {
+                            spec.remove("ephemeralContainers");
+                        }
+                    }
+                }
+                merged
+            }
         };
         let uid = meta_str(&new, "uid");
         let old_uid = meta_str(old, "uid");

@@ -223,7 +223,7 @@ async fn handle_target(
                 });
             }
             match (s.name, method) {
-                ("status" | "approval", Method::GET) => {
+                ("status" | "approval" | "ephemeralcontainers", Method::GET) => {
                     get(st, info, ns, name, q, accept(req.headers())?)
                 }
                 ("status", Method::PUT) => {
@@ -234,7 +234,12 @@ async fn handle_target(
                     let (headers, body) = read_body(req).await?;
                     update(st, info, ns, name, UpdateMode::Approval, q, &headers, &body).await
                 }
-                (sub @ ("status" | "approval"), Method::PATCH) => {
+                ("ephemeralcontainers", Method::PUT) => {
+                    let (headers, body) = read_body(req).await?;
+                    let mode = UpdateMode::EphemeralContainers;
+                    update(st, info, ns, name, mode, q, &headers, &body).await
+                }
+                (sub @ ("status" | "approval" | "ephemeralcontainers"), Method::PATCH) => {
                     let (headers, body) = read_body(req).await?;
                     patch_item(st, info, ns, name, Some(sub), q, &headers, &body, None).await
                 }

@@ -576,6 +576,9 @@ pub fn validate_update(
     match mode {
         UpdateMode::Status => api::object::validate_status_update(info, new, old),
         UpdateMode::Approval => api::object::validate_approval_update(info, new, old),
+        UpdateMode::EphemeralContainers => {
+            api::object::validate_ephemeral_containers_update(info, new, old)
+        }
         _ => api::object::validate_update(info, new, old),
     }
 }
@@ -593,6 +596,7 @@ pub fn record_managed_fields(
     let sub = match mode {
         UpdateMode::Status => "status",
         UpdateMode::Approval => "approval",
+        UpdateMode::EphemeralContainers => "ephemeralcontainers",
         UpdateMode::Main | UpdateMode::Finalize => "",
     };
     api::patch::record_update_with(old, new, info.kind, manager, sub, &meta::rfc3339(now));

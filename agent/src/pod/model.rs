@@ -91,6 +91,20 @@ pub fn spec_hash(c: &Container) -> u64 {
     h.finish()
 }
 
+/// The pod's ephemeral containers as containers: an `EphemeralContainer` has a subset of a
+/// container's fields under the same names (plus `targetContainerName`, which every container
+/// of a pod here satisfies: they share the pod's PID namespace).
+fn ephemeral_of(pod: &Pod) -> Vec<Container> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect()
+}
+
 /// A container of the pod spec with its place.
 #[derive(Debug, Clone, Copy)]
 pub struct SpecRef<'a> {
@@ -98,6 +112,9 @@ pub struct SpecRef<'a> {
     pub container: &'a Container,
     /// An init container.
     pub init: bool,
+    /// An ephemeral container (`kubectl debug`): started once the sandbox exists, never
+    /// restarted, not part of the pod's phase or readiness.
+    pub ephemeral: bool,
 }
 
 impl SpecRef<'_> {
@@ -167,6 +184,9 @@ pub struct PodState {
     pub prior: HashMap<String, (bool, bool)>,
     /// Containers killed because their definition changed: restarted whatever the policy.
     pub force_restart: HashSet<String>,
+    /// `spec.ephemeralContainers` as containers (the fields they share), kept in step with
+    /// `pod` by [`PodState::set_pod`].
+    pub ephemeral: Vec<Container>,
 }
 
 impl PodState {
@@ -189,7 +209,32 @@ impl PodState {
             quiet: HashSet::new(),
             prior: HashMap::new(),
             force_restart: HashSet::new(),
+            ephemeral: Vec::new(),
         }
+        .with_ephemeral()
+    }
+
+    fn with_ephemeral(mut self) -> Self {
+        self.ephemeral = ephemeral_of(&self.pod);
+        self
+    }
+
+    /// Takes a newer pod object from the API.
+    pub fn set_pod(&mut self, pod: Arc<Pod>) {
+        self.pod = pod;
+        self.ephemeral = ephemeral_of(&self.pod);
+    }
+
+    /// The ephemeral containers of the spec.
+    pub fn ephemeral_containers(&self) -> Vec<SpecRef<'_>> {
+        self.ephemeral
+            .iter()
+            .map(|c| SpecRef {
+                container: c,
+                init: false,
+                ephemeral: true,
+            })
+            .collect()
     }
 
     /// The newest instance of `name`.
@@ -246,18 +291,21 @@ impl PodState {
         let init = spec.init_containers.iter().flatten().map(|c| SpecRef {
             container: c,
             init: true,
+            ephemeral: false,
         });
         let regular = spec.containers.iter().map(|c| SpecRef {
             container: c,
             init: false,
+            ephemeral: false,
         });
         init.chain(regular).collect()
     }
 
-    /// The spec of container `name`.
+    /// The spec of container `name` (ephemeral ones included).
     pub fn spec_of(&self, name: &str) -> Option<SpecRef<'_>> {
         self.containers()
             .into_iter()
+            .chain(self.ephemeral_containers())
             .find(|c| c.container.name == name)
     }
 
@@ -291,7 +339,7 @@ impl PodState {
     /// as [`api::pod::restart::container_should_restart`] says (the kubelet's
     /// `ShouldContainerBeRestarted`; sidecars always restart).
     pub fn should_restart(&self, c: SpecRef<'_>, code: i32) -> bool {
-        if self.deleting() || self.terminal_phase.is_some() {
+        if c.ephemeral || self.deleting() || self.terminal_phase.is_some() {
             return false;
         }
         if self.force_restart.contains(&c.container.name) {

@@ -14,6 +14,9 @@
 //!    sidecars must be `started` before the next one;
 //! 5. sidecars and regular containers: kill on liveness/startup failure (restart per policy),
 //!    start the ones that never ran, restart exited ones per policy subject to back-off.
+//!
+//! Ephemeral containers (`kubectl debug`) start once the sandbox is there, before step 4,
+//! are never restarted, and are stopped with the pod.
 
 use std::time::Duration;
 
@@ -91,6 +94,12 @@ fn running_id(state: &PodState, name: &str) -> Option<ContainerId> {
 pub fn plan(state: &PodState, probes: &dyn Probes, now: Instant) -> Plan {
     let mut p = Plan::default();
     let containers = state.containers();
+    // Every container that may be running, ephemeral ones included (what a stop kills).
+    let all: Vec<SpecRef<'_>> = containers
+        .iter()
+        .copied()
+        .chain(state.ephemeral_containers())
+        .collect();
     if state.deleting() {
         if containers
             .iter()
@@ -99,10 +108,10 @@ pub fn plan(state: &PodState, probes: &dyn Probes, now: Instant) -> Plan {
             p.push(Action::StopLivenessAndStartup);
         }
         let mut any_running = false;
-        let regular_running = containers
+        let regular_running = all
             .iter()
             .any(|c| !c.sidecar() && running_id(state, &c.container.name).is_some());
-        for c in &containers {
+        for c in &all {
             let name = &c.container.name;
             let Some(id) = running_id(state, name) else {
                 continue;
@@ -127,7 +136,7 @@ pub fn plan(state: &PodState, probes: &dyn Probes, now: Instant) -> Plan {
     }
     if state.terminal_phase.is_some() {
         let mut any = false;
-        for c in &containers {
+        for c in &all {
             if let Some(id) = running_id(state, &c.container.name) {
                 any = true;
                 if !state.killing.contains_key(&id) {
@@ -152,7 +161,7 @@ pub fn plan(state: &PodState, probes: &dyn Probes, now: Instant) -> Plan {
             .as_ref()
             .is_some_and(|s| s.restart_policy.as_deref() == Some("Never"));
         if never && !state.instances.is_empty() {
-            for c in &containers {
+            for c in &all {
                 if let Some(id) = running_id(state, &c.container.name)
                     && !state.killing.contains_key(&id)
                 {
@@ -170,6 +179,15 @@ pub fn plan(state: &PodState, probes: &dyn Probes, now: Instant) -> Plan {
     if state.sandbox.is_none() || !state.sandbox_ready {
         p.push(Action::CreateSandbox);
         return p;
+    }
+    // Ephemeral containers start once, before the init containers are looked at, so they can
+    // debug a pod whose init containers fail (the kubelet's SyncPod step 5); never restarted.
+    for c in state.ephemeral_containers() {
+        if state.latest(&c.container.name).is_none() {
+            p.push(Action::Start {
+                name: c.container.name.clone(),
+            });
+        }
     }
     let regular_started = !state.reinit
         && containers

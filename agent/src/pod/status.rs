@@ -424,9 +424,24 @@ pub fn generate(state: &PodState, probes: &dyn Probes, inputs: &StatusInputs<'_>
         start_time: state.start_time.map(seconds),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        ephemeral_container_statuses: ephemeral_statuses(state, probes),
         qos_class: inputs.old.and_then(|s| s.qos_class.clone()),
         ..Default::default()
     }
+}
+
+/// `status.ephemeralContainerStatuses`: as container statuses, never ready (they serve no
+/// traffic; the kubelet reports them so).
+fn ephemeral_statuses(state: &PodState, probes: &dyn Probes) -> Option<Vec<ContainerStatus>> {
+    let list: Vec<ContainerStatus> = state
+        .ephemeral_containers()
+        .into_iter()
+        .map(|c| ContainerStatus {
+            ready: false,
+            ..container_status(state, c, probes, false)
+        })
+        .collect();
+    (!list.is_empty()).then_some(list)
 }
 
 /// The view the probe workers read.

@@ -1349,3 +1349,58 @@ async fn early_probe_timeline_after_a_container_start() {
         w.join().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_ephemeral_container_starts_once_is_never_restarted_and_is_reported_apart() {
+    let e = env();
+    e.fake.scripts.lock().insert(
+        "debugger".into(),
+        Script::ExitAfter(Duration::from_secs(5), 1),
+    );
+    let p = pod(serde_json::json!({}));
+    let w = PodWorker::spawn(e.shared.clone(), p.clone(), None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // `kubectl debug` adds one through the ephemeralcontainers subresource.
+    let mut updated = (*p).clone();
+    if let Some(spec) = updated.spec.as_mut() {
+        spec.ephemeral_containers = Some(vec![
+            serde_json::from_value(serde_json::json!({
+                "name": "debugger", "image": "busybox", "command": ["sh"],
+                "targetContainerName": "app", "stdin": true, "tty": true
+            }))
+            .unwrap(),
+        ]);
+    }
+    w.send(PodMsg::Update(Arc::new(updated)));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let last = e.writer.statuses.lock().last().cloned().unwrap();
+    let eph = last.ephemeral_container_statuses.clone().unwrap();
+    assert_eq!(eph.len(), 1);
+    assert_eq!(eph[0].name, "debugger");
+    assert!(eph[0].state.as_ref().unwrap().running.is_some(), "{eph:?}");
+    assert!(!eph[0].ready);
+    // Not a container of the pod's readiness or of `containerStatuses`.
+    assert_eq!(last.container_statuses.as_ref().unwrap().len(), 1);
+    assert!(
+        last.conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    // It exits with 1: terminated, never started again.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let starts: Vec<String> = e.fake.starts.lock().iter().map(|s| s.0.clone()).collect();
+    assert_eq!(
+        starts.iter().filter(|n| *n == "debugger").count(),
+        1,
+        "{starts:?}"
+    );
+    let last = e.writer.statuses.lock().last().cloned().unwrap();
+    let eph = last.ephemeral_container_statuses.unwrap();
+    let t = eph[0].state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(t.exit_code, 1);
+    assert_eq!(eph[0].restart_count, 0);
+    assert_eq!(last.phase.as_deref(), Some("Running"));
+    w.send(PodMsg::Removed);
+    w.join().await;
+}

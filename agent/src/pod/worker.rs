@@ -387,7 +387,7 @@ impl Driver {
                 if self.api_status_ours {
                     Arc::make_mut(&mut p).status = None;
                 }
-                self.state.pod = p;
+                self.state.set_pod(p);
             }
             PodMsg::Removed => {
                 self.pod_sync = true;
@@ -498,7 +498,41 @@ impl Driver {
             .iter()
             .flatten()
             .chain(status.init_container_statuses.iter().flatten())
+            .chain(status.ephemeral_container_statuses.iter().flatten())
         {
+            let ephemeral = status
+                .ephemeral_container_statuses
+                .iter()
+                .flatten()
+                .any(|e| e.name == cs.name);
+            if ephemeral
+                && !found.iter().any(|c| c.name == cs.name)
+                && let Some(t) = cs.state.as_ref().and_then(|s| s.terminated.as_ref())
+            {
+                // An ephemeral container that ended runs no more: keep its end.
+                self.state.push_instance(
+                    &cs.name,
+                    Instance {
+                        id: ContainerId(format!("{}-ended", cs.name)),
+                        restart_count: 0,
+                        started_at: t.started_at.as_ref().map(|t| SystemTime::from(t.0)),
+                        started: now,
+                        exit: Some(ExitInfo {
+                            exit_code: t.exit_code,
+                            reason: t.reason.clone().unwrap_or_default(),
+                            message: t.message.clone(),
+                            finished_at: t
+                                .finished_at
+                                .as_ref()
+                                .map_or_else(SystemTime::now, |f| SystemTime::from(f.0)),
+                            finished: now,
+                        }),
+                        adopted: false,
+                        spec_hash: None,
+                    },
+                );
+                continue;
+            }
             let Some(running) = cs.state.as_ref().and_then(|s| s.running.as_ref()) else {
                 continue;
             };

@@ -32,6 +32,7 @@ pub fn validate_pod(obj: &Value) -> Result<Errors, ApiError> {
     let pod: Pod = typed(obj)?;
     let spec = pod.spec.unwrap_or_default();
     let mut errs = validate_pod_spec(&spec, "spec", true);
+    errs.extend(validate_ephemeral_containers(&spec));
     // validateContainersOnlyForPod
     for (field, list) in [
         ("containers", Some(&spec.containers)),
@@ -46,6 +47,137 @@ pub fn validate_pod(obj: &Value) -> Result<Errors, ApiError> {
                     "must not have leading or trailing whitespace",
                 ));
             }
+        }
+    }
+    Ok(errs)
+}
+
+/// The container fields an ephemeral container may set (upstream
+/// `allowedEphemeralContainerFields`); the others are refused.
+const EPHEMERAL_FORBIDDEN: &[&str] = &[
+    "ports",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+];
+
+/// `validateEphemeralContainers`: each as a container, a name unique across every container
+/// of the pod, a `targetContainerName` naming a regular or init container, none of the fields
+/// a workload relies on, no subPath.
+fn validate_ephemeral_containers(spec: &PodSpec) -> Errors {
+    let mut errs = Errors::new();
+    let Some(list) = spec.ephemeral_containers.as_ref() else {
+        return errs;
+    };
+    let volumes: BTreeSet<String> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
+        .collect();
+    let others: BTreeSet<&str> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut all = others.clone();
+    for (i, ec) in list.iter().enumerate() {
+        let p = index("spec.ephemeralContainers", i);
+        let as_json = serde_json::to_value(ec).unwrap_or(Value::Null);
+        let c: Container = serde_json::from_value(as_json.clone()).unwrap_or_default();
+        errs.extend(validate_container_common(&c, &p, &volumes));
+        if !all.insert(ec.name.as_str()) {
+            errs.push(FieldError::duplicate(child(&p, "name"), ec.name.as_str()));
+        }
+        if let Some(t) = ec.target_container_name.as_deref()
+            && !t.is_empty()
+            && !others.contains(t)
+        {
+            errs.push(FieldError::not_found(child(&p, "targetContainerName"), t));
+        }
+        for f in EPHEMERAL_FORBIDDEN {
+            // Set means not Go's zero value: `resources: {}` is what kubectl sends.
+            let set = as_json.get(*f).is_some_and(|v| match v {
+                Value::Null => false,
+                Value::Object(o) => o.values().any(|x| !x.is_null()),
+                Value::Array(a) => !a.is_empty(),
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            });
+            if set {
+                errs.push(FieldError::forbidden(
+                    child(&p, f),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+        for (j, vm) in ec.volume_mounts.iter().flatten().enumerate() {
+            let vp = index(&child(&p, "volumeMounts"), j);
+            if vm.sub_path.as_deref().is_some_and(|s| !s.is_empty()) {
+                errs.push(FieldError::forbidden(
+                    child(&vp, "subPath"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+            if vm.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty()) {
+                errs.push(FieldError::forbidden(
+                    child(&vp, "subPathExpr"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+    }
+    errs
+}
+
+/// `ValidatePodEphemeralContainersUpdate`'s own part (the caller checks the metadata and the
+/// pod as on create): existing ephemeral containers are neither removed nor changed.
+pub fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> Result<Errors, ApiError> {
+    let new_pod: Pod = typed(new)?;
+    let old_pod: Pod = typed(old)?;
+    let mut errs = Errors::new();
+    if old_pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+    {
+        errs.push(FieldError::forbidden(
+            "",
+            "static pods do not support ephemeral containers",
+        ));
+        return Ok(errs);
+    }
+    let new_list = new_pod
+        .spec
+        .and_then(|s| s.ephemeral_containers)
+        .unwrap_or_default();
+    for o in old_pod
+        .spec
+        .and_then(|s| s.ephemeral_containers)
+        .unwrap_or_default()
+    {
+        match new_list.iter().find(|n| n.name == o.name) {
+            None => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                format!(
+                    "existing ephemeral containers {:?} may not be removed\n",
+                    o.name
+                ),
+            )),
+            Some(n) if *n != o => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                format!(
+                    "existing ephemeral containers {:?} may not be changed\n",
+                    o.name
+                ),
+            )),
+            Some(_) => {}
         }
     }
     Ok(errs)

@@ -1092,3 +1092,28 @@ fn certificate_signing_request_updates_by_subresource() {
         "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: status.certificate: Forbidden: updates may not modify existing certificate content"
     );
 }
+
+#[test]
+fn ephemeral_containers_are_checked_as_upstream() {
+    let mut p = pod(json!({"name": "app", "image": "nginx"}));
+    p["spec"]["ephemeralContainers"] = json!([
+        {"name": "debugger", "image": "busybox", "targetContainerName": "app", "resources": {}},
+    ]);
+    assert_eq!(check("v1", "Pod", p.clone()), "");
+    p["spec"]["ephemeralContainers"] = json!([
+        {"name": "app", "image": "busybox", "targetContainerName": "nope",
+         "ports": [{"containerPort": 80}], "readinessProbe": {"tcpSocket": {"port": 80}},
+         "volumeMounts": [{"name": "v", "mountPath": "/v", "subPath": "x"}]},
+    ]);
+    p["spec"]["volumes"] = json!([{"name": "v", "emptyDir": {}}]);
+    let msg = check("v1", "Pod", p);
+    for want in [
+        "spec.ephemeralContainers[0].name: Duplicate value: \"app\"",
+        "spec.ephemeralContainers[0].targetContainerName: Not found: \"nope\"",
+        "spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container",
+        "spec.ephemeralContainers[0].readinessProbe: Forbidden: cannot be set for an Ephemeral Container",
+        "spec.ephemeralContainers[0].volumeMounts[0].subPath: Forbidden: cannot be set for an Ephemeral Container",
+    ] {
+        assert!(msg.contains(want), "{want} in {msg}");
+    }
+}

@@ -208,3 +208,81 @@ fn kubectl_debug_node_sees_the_hosts_filesystem() {
     );
     assert!(stdout.contains(&secret), "{stdout}\n{stderr}");
 }
+
+/// `kubectl debug POD --target`: an ephemeral container added through the
+/// `ephemeralcontainers` subresource runs in the pod's namespaces (it sees the target's
+/// processes), kubectl attaches to it, and its status is reported apart from the pod's
+/// containers, never restarted.
+#[test]
+fn kubectl_debug_adds_an_ephemeral_container_that_sees_the_target() {
+    // A sleep of a length no other test uses: its command line marks the target's process.
+    let marker = format!("sleep {}", 1_000_000 + std::process::id());
+    let pod = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: app}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, 'exec {marker}']
+"#
+    );
+    let (_dir, path) = manifest("app.yaml", &pod);
+    let s = Server::up(&[&path]);
+    s.kubectl(&["wait", "--for=condition=Ready", "pod/app", "--timeout=60s"]);
+    let out = s.kubectl_full(
+        &[
+            "debug",
+            "app",
+            "-i",
+            "--image=busybox",
+            "--target=app",
+            "--container=debugger",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1; echo from-debugger; ps ax -o args",
+        ],
+        Some(""),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("from-debugger") && stdout.contains(&marker),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = s.eventually("the ephemeral container to end", || {
+        let pod = s.get_json(&["get", "pod", "app"]);
+        let st = pod["status"]["ephemeralContainerStatuses"][0].clone();
+        st["state"]["terminated"].is_object().then_some(pod)
+    });
+    assert_eq!(status["spec"]["ephemeralContainers"][0]["name"], "debugger");
+    let st = &status["status"]["ephemeralContainerStatuses"][0];
+    assert_eq!(st["state"]["terminated"]["exitCode"], 0, "{st}");
+    assert_eq!(st["restartCount"], 0);
+    assert_eq!(
+        status["status"]["containerStatuses"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    // Existing ephemeral containers cannot be removed (upstream's 422).
+    let (_, err) = s.kubectl_err(
+        &[
+            "patch",
+            "pod",
+            "app",
+            "--subresource=ephemeralcontainers",
+            "--type=json",
+            "-p",
+            r#"[{"op": "remove", "path": "/spec/ephemeralContainers/0"}]"#,
+        ],
+        None,
+    );
+    assert!(
+        err.contains("existing ephemeral containers \"debugger\" may not be removed"),
+        "{err}"
+    );
+}

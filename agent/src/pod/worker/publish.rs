@@ -171,7 +171,11 @@ impl Driver {
         } else {
             "ContainerCreating"
         };
-        for c in containers {
+        // Ephemeral containers too: `kubectl debug` attaches to them, logs and exec reach them.
+        for c in containers
+            .into_iter()
+            .chain(self.state.ephemeral_containers())
+        {
             let name = &c.container.name;
             let latest = self.state.latest(name);
             let waiting = match latest {
@@ -209,6 +213,7 @@ fn same_status(api: &PodStatus, ours: &PodStatus) -> bool {
     api.phase == ours.phase
         && api.container_statuses == ours.container_statuses
         && api.init_container_statuses == ours.init_container_statuses
+        && api.ephemeral_container_statuses == ours.ephemeral_container_statuses
         && api.pod_ip == ours.pod_ip
         && api.host_ip == ours.host_ip
         && api.start_time == ours.start_time
