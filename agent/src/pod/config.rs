@@ -966,6 +966,28 @@ pub async fn volumes(
     Ok(out)
 }
 
+/// The pod's projected volumes that carry a service account token, resolved again (their
+/// content changes as tokens are refreshed; see [`crate::token`]).
+pub async fn token_volumes(
+    objects: &dyn Objects,
+    pod: &Pod,
+    pod_ip: &str,
+    node: &NodeFacts,
+) -> Result<Vec<VolumeConfig>, String> {
+    let mut only = pod.clone();
+    let Some(spec) = only.spec.as_mut() else {
+        return Ok(Vec::new());
+    };
+    let Some(vols) = spec.volumes.as_mut() else {
+        return Ok(Vec::new());
+    };
+    vols.retain(|v| v.projected.as_ref().is_some_and(projected::has_token));
+    if vols.is_empty() {
+        return Ok(Vec::new());
+    }
+    volumes(objects, &only, pod_ip, node).await
+}
+
 /// A ConfigMap's keys and their bytes (`data` and `binaryData`).
 fn config_map_data(cm: ConfigMap) -> BTreeMap<String, Vec<u8>> {
     let mut data: BTreeMap<String, Vec<u8>> = cm

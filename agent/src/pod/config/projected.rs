@@ -13,11 +13,11 @@ use super::{
 use crate::runtime::ProjectedFile;
 
 /// The lifetime a serviceAccountToken source asks for when it names none (API defaulting).
-pub const DEFAULT_TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+pub(crate) const DEFAULT_TOKEN_EXPIRATION_SECONDS: i64 = 3600;
 
 /// Whether the volume source projects a service account token (its content changes over
 /// time: the agent rewrites it).
-pub fn has_token(p: &ProjectedVolumeSource) -> bool {
+pub(crate) fn has_token(p: &ProjectedVolumeSource) -> bool {
     p.sources
         .iter()
         .flatten()
@@ -25,7 +25,11 @@ pub fn has_token(p: &ProjectedVolumeSource) -> bool {
 }
 
 /// The TokenRequest the kubelet makes for a serviceAccountToken source of `pod`.
-pub fn token_request(pod: &Pod, audience: &str, expiration_seconds: Option<i64>) -> TokenRequest {
+pub(crate) fn token_request(
+    pod: &Pod,
+    audience: &str,
+    expiration_seconds: Option<i64>,
+) -> TokenRequest {
     TokenRequest {
         spec: Some(TokenRequestSpec {
             audiences: (!audience.is_empty()).then(|| vec![audience.to_string()]),
