@@ -55,6 +55,8 @@ ROOTS = [
     ("coordination.k8s.io", "v1", "Lease", "api.coordination.v1", "Lease"),
     ("policy", "v1", "Eviction", "api.policy.v1", "Eviction"),
     ("certificates.k8s.io", "v1", "CertificateSigningRequest", "api.certificates.v1", "CertificateSigningRequest"),
+    ("", "v1", "ServiceAccount", "api.core.v1", "ServiceAccount"),
+    ("authentication.k8s.io", "v1", "TokenRequest", "api.authentication.v1", "TokenRequest"),
     # DeleteOptions is registered in every group version; the decoder matches it by kind alone.
     ("meta.k8s.io", "v1", "DeleteOptions", "apimachinery.pkg.apis.meta.v1", "DeleteOptions"),
 ]

@@ -55,6 +55,7 @@ pub mod podnet;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod token;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -293,7 +294,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     let shared = Shared {
         runtime: config.runtime.clone(),
         status: Arc::new(ApiStatus(config.client.clone())),
-        objects: Arc::new(ApiObjects(config.client.clone())),
+        objects: Arc::new(token::TokenCache::new(ApiObjects(config.client.clone()))),
         events,
         node: NodeFacts {
             host_ip: config.node_ip,

@@ -14,7 +14,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service,
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -127,6 +127,8 @@ pub fn decode_with_duplicates(
         "Event" => roundtrip::<Event>(info, value, defaults::event)?,
         "ConfigMap" => roundtrip::<ConfigMap>(info, value, defaults::config_map)?,
         "Secret" => roundtrip::<Secret>(info, value, defaults::secret)?,
+        // core/v1 ServiceAccounts have no defaulting.
+        "ServiceAccount" => roundtrip::<ServiceAccount>(info, value, |_| {})?,
         "Namespace" => roundtrip::<Namespace>(info, value, defaults::namespace)?,
         "Deployment" => roundtrip::<Deployment>(info, value, defaults::deployment)?,
         "ReplicaSet" => roundtrip::<ReplicaSet>(info, value, defaults::replica_set)?,

@@ -304,6 +304,26 @@ static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
     },
     ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        list_kind: "ServiceAccountList",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        short_names: &["sa"],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        // `serviceaccounts/token`: the TokenRequest API (create only).
+        subresources: &[Subresource {
+            name: "token",
+            kind: "TokenRequest",
+            group: "authentication.k8s.io",
+            version: "v1",
+            verbs: &["create"],
+        }],
+    },
+    ResourceInfo {
         group: "apps",
         version: "v1",
         kind: "Deployment",

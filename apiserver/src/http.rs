@@ -45,33 +45,57 @@ fn public_path(path: &str) -> bool {
     )
 }
 
-/// Bearer-token authentication: a wrong token is always 401; no token is 401 except on
-/// public paths.
+/// Bearer-token authentication, as kube-apiserver chains its authenticators: the admin token
+/// first (a constant-time compare), then service account JWTs
+/// ([`crate::serviceaccount::TokenIssuer::authenticate`]). A token nobody accepts is always
+/// 401 (with no detail); no token is 401 except on public paths. The authenticated user goes
+/// into the request's extensions, then the temporary [`crate::gate`] decides.
 async fn authenticate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let mut denied = None;
     let ok = match auth {
         Some(a) => {
             let token = a
                 .strip_prefix("Bearer ")
                 .or_else(|| a.strip_prefix("bearer "))
                 .map(str::trim);
-            let admin = token.is_some_and(|t| constant_time_eq(t.as_bytes(), st.token.as_bytes()));
-            if admin {
-                req.extensions_mut().insert(crate::user::UserInfo::admin());
+            let user = match token {
+                Some(t) if constant_time_eq(t.as_bytes(), st.token.as_bytes()) => {
+                    Some(crate::user::UserInfo::admin())
+                }
+                Some(t) if !t.is_empty() => st.sa_tokens.get().and_then(|issuer| {
+                    issuer.authenticate(&st.registry, t, crate::serviceaccount::unix_now())
+                }),
+                _ => None,
+            };
+            match user {
+                Some(user) => {
+                    // TEMPORARY GATE (crate::gate): RBAC replaces this at merge time.
+                    if !user.is_master() {
+                        let path = decoded_path(req.uri().path()).unwrap_or_default();
+                        let watch = Query::parse(req.uri().query())
+                            .bool("watch")
+                            .unwrap_or(false);
+                        let ri = crate::gate::request_info(req.method(), &path, watch);
+                        denied = crate::gate::check(&user, &ri).err();
+                    }
+                    req.extensions_mut().insert(user);
+                    true
+                }
+                None => false,
             }
-            admin
         }
         None => decoded_path(req.uri().path()).is_ok_and(|p| public_path(&p)),
     };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = if ok {
-        next.run(req).await
-    } else {
-        error_response(&ApiError::unauthorized())
+    let mut resp = match (ok, denied) {
+        (false, _) => error_response(&ApiError::unauthorized()),
+        (true, Some(e)) => error_response(&e),
+        (true, None) => next.run(req).await,
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     let h = resp.headers_mut();
@@ -237,6 +261,17 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
             st.metrics.encode(),
         ),
         ["healthz" | "livez" | "readyz", ..] if read_only => health(&st, &path, &q).await,
+        [".well-known", "openid-configuration"] if read_only => match st.sa_tokens.get() {
+            Some(i) => json_response(StatusCode::OK, &i.openid_configuration()),
+            None => error_response(&not_found_path()),
+        },
+        ["openid", "v1", "jwks"] if read_only => match st.sa_tokens.get() {
+            Some(i) => {
+                let body = serde_json::to_vec(&i.jwks()).unwrap_or_default();
+                bytes_response(StatusCode::OK, "application/jwk-set+json", body)
+            }
+            None => error_response(&not_found_path()),
+        },
         ["api"] if read_only => discovery_root(&st, &req, true),
         ["apis"] if read_only => discovery_root(&st, &req, false),
         ["apis", g] if read_only => match st.discovery.group(g) {

@@ -26,6 +26,7 @@ mod binding;
 pub mod cluster;
 pub mod discovery;
 pub mod event_ttl;
+pub mod gate;
 pub mod http;
 pub mod kubeconfig;
 pub mod kubelet_proxy;
@@ -43,6 +44,7 @@ pub mod rest;
 pub mod scale;
 pub mod select;
 pub mod server;
+pub mod serviceaccount;
 pub mod state;
 pub mod strategy;
 pub mod table;
@@ -134,6 +136,7 @@ pub struct RunningServer {
     registry: Registry,
     token: String,
     ca: Arc<tls::ClusterCa>,
+    sa_tokens: Arc<serviceaccount::TokenIssuer>,
     shutdown: tokio::sync::watch::Sender<bool>,
     state: Arc<state::AppState>,
     task: tokio::task::JoinHandle<()>,
@@ -173,6 +176,11 @@ impl RunningServer {
     /// The cluster CA (for the CSR signing controller).
     pub fn cluster_ca(&self) -> Arc<tls::ClusterCa> {
         self.ca.clone()
+    }
+
+    /// The service account token issuer (the legacy token controller signs with it).
+    pub fn token_issuer(&self) -> Arc<serviceaccount::TokenIssuer> {
+        self.sa_tokens.clone()
     }
 
     /// Registers the handler of `pods/{log,exec,portforward,attach}` (the node agent).
@@ -264,6 +272,7 @@ pub fn app(
         stopping: AtomicBool::new(false),
         streams: std::sync::RwLock::new(None),
         kubelet_tls: std::sync::OnceLock::new(),
+        sa_tokens: std::sync::OnceLock::new(),
     });
     // The documents take a moment to build: start now, off the runtime's workers.
     if tokio::runtime::Handle::try_current().is_ok() {
@@ -282,6 +291,18 @@ fn sans(config: &Config) -> Vec<String> {
         "::1".to_string(),
         "localhost".to_string(),
     ];
+    // What in-cluster clients dial (kubeadm's `apiserver` certificate names): the
+    // `default/kubernetes` Service's ClusterIP and DNS names.
+    v.extend(
+        [
+            master_service::KUBERNETES_SERVICE_IP,
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ]
+        .map(str::to_string),
+    );
     let ip = config.listen.ip();
     if !ip.is_unspecified() {
         v.push(ip.to_string());
@@ -346,6 +367,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     }
     let (router, state, shutdown) = app(registry.clone(), &creds.token, &host_port);
     let _ = state.kubelet_tls.set(creds.kubelet_client_config()?);
+    let sa_tokens = Arc::new(serviceaccount::TokenIssuer::load_or_create(
+        &config.data_dir,
+    )?);
+    let _ = state.sa_tokens.set(sa_tokens.clone());
     let kubeconfig = config.data_dir.join("kubeconfig");
     kubeconfig::write(
         &kubeconfig,
@@ -369,6 +394,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         registry,
         token: creds.token,
         ca: creds.ca,
+        sa_tokens,
         shutdown,
         state,
         task,

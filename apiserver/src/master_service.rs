@@ -122,6 +122,8 @@ pub async fn reconcile(registry: &Registry, ip: IpAddr, port: u16) -> Result<(),
 /// The cluster DNS address every node's DNS server answers on (kubeadm's: the tenth address of
 /// the default service CIDR 10.96.0.0/12), the agents' default `--cluster-dns`.
 pub const CLUSTER_DNS_IP: &str = "10.96.0.10";
+/// The `default/kubernetes` Service's ClusterIP (the first address of the service CIDR).
+pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
 
 /// Creates the `kube-system/kube-dns` Service as kubeadm's CoreDNS addon does (ClusterIP
 /// [`CLUSTER_DNS_IP`], ports `dns` 53/UDP, `dns-tcp` 53/TCP and `metrics` 9153/TCP, label

@@ -78,6 +78,10 @@ pub struct Registry {
     /// The `DefaultTolerationSeconds` admission plugin's seconds (not-ready, unreachable),
     /// shared by every clone; see [`Registry::set_default_toleration_seconds`].
     toleration_seconds: Arc<[std::sync::atomic::AtomicI64; 2]>,
+    /// Whether the ServiceAccount admission plugin runs on pod creates (the server enables
+    /// it; bare registries in unit tests run without it, as with
+    /// `--disable-admission-plugins=ServiceAccount`).
+    service_account_admission: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Registry {
@@ -90,7 +94,15 @@ impl Registry {
                 std::sync::atomic::AtomicI64::new(api::admission::DEFAULT_TOLERATION_SECONDS),
                 std::sync::atomic::AtomicI64::new(api::admission::DEFAULT_TOLERATION_SECONDS),
             ]),
+            service_account_admission: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// Turns the ServiceAccount admission plugin ([`crate::serviceaccount::admission`]) on
+    /// or off for this registry and its clones.
+    pub fn set_service_account_admission(&self, on: bool) {
+        self.service_account_admission
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets the seconds of the tolerations the `DefaultTolerationSeconds` admission plugin
@@ -231,7 +243,21 @@ impl Registry {
         } else {
             None
         };
-        let obj = self.prepare_create(info, namespace, decoded.value, opts, record)?;
+        let mut value = decoded.value;
+        if info.kind == "Pod"
+            && info.group.is_empty()
+            && self
+                .service_account_admission
+                .load(std::sync::atomic::Ordering::Relaxed)
+            // A missing namespace is NamespaceLifecycle's 404, which runs first upstream.
+            && self
+                .store
+                .get(&Key::new("namespaces", "", namespace))
+                .is_some()
+        {
+            crate::serviceaccount::admission::admit(self, namespace, &mut value).await?;
+        }
+        let obj = self.prepare_create(info, namespace, value, opts, record)?;
         let name = meta_str(&obj, "name").to_string();
         if opts.dry_run {
             return Ok((Arc::new(obj), decoded.warnings));

@@ -1,7 +1,7 @@
 //! Resource endpoints: path resolution under `/api/v1` and `/apis/{group}/{version}`, and
 //! the verbs get, list, watch, create, update, patch, delete and deletecollection on the main
-//! resource and its `status`, `scale`, `finalize`, `binding` and (CSRs) `approval`
-//! subresources. Bodies are
+//! resource and its `status`, `scale`, `finalize`, `binding`, (CSRs) `approval` and
+//! (service accounts) `token` subresources. Bodies are
 //! read with the 3 MiB limit; output is JSON or a `Table` as the `Accept` header asks.
 
 use api::registry::ResourceInfo;
@@ -269,6 +269,21 @@ async fn handle_target(
                     let out =
                         crate::scale::patch(&st.registry, info, ns, name, pt, &body, &opts).await?;
                     Ok(json_response(StatusCode::OK, &out))
+                }
+                ("token", Method::POST) => {
+                    let Some(issuer) = st.sa_tokens.get() else {
+                        return Err(not_found_path());
+                    };
+                    let (headers, body) = read_body(req).await?;
+                    let request = parse_body(&headers, &body)?.0;
+                    let out = crate::serviceaccount::token_request::create(
+                        &st.registry,
+                        issuer,
+                        ns,
+                        name,
+                        request,
+                    )?;
+                    Ok(json_response(StatusCode::CREATED, &out))
                 }
                 ("binding", Method::POST) => {
                     let (headers, body) = read_body(req).await?;

@@ -125,7 +125,22 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
             namespace_name_label(obj);
         }
         "CertificateSigningRequest" => csr_requester(obj, user),
+        "ServiceAccount" => clean_secret_references(obj),
         _ => {}
+    }
+}
+
+/// The ServiceAccount strategy's `cleanSecretReferences` (on create and update): a secret
+/// reference keeps its name alone.
+fn clean_secret_references(obj: &mut Value) {
+    if let Some(secrets) = obj.get_mut("secrets").and_then(Value::as_array_mut) {
+        for s in secrets.iter_mut() {
+            let name = s.get("name").cloned();
+            *s = match name {
+                Some(n) => json!({"name": n}),
+                None => json!({}),
+            };
+        }
     }
 }
 
@@ -438,6 +453,7 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
             bump_generation(old, new);
         }
         "Service" if mode == UpdateMode::Main => drop_type_dependent_fields(old, new),
+        "ServiceAccount" => clean_secret_references(new),
         // Certificate requests are immutable but through their subresources (the status is
         // kept by `keep_status`, or merged per subresource by the registry).
         "CertificateSigningRequest" => {

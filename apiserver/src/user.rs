@@ -1,6 +1,7 @@
 //! Who a request comes from (upstream `user.Info`), as authentication established it. The
 //! admin bearer token is [`UserInfo::admin`]; in-process callers (controllers, `paddock up`'s
 //! manifests) write without a user, as upstream's internal clients of the registry do.
+//! Service account tokens give their users through [`crate::serviceaccount::TokenIssuer`].
 
 /// The authenticated user of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,8 @@ pub struct UserInfo {
     pub uid: String,
     /// The groups, `system:authenticated` included.
     pub groups: Vec<String>,
+    /// Extra attributes (a bound service account token's `authentication.kubernetes.io/pod-name`…).
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl UserInfo {
@@ -21,6 +24,14 @@ impl UserInfo {
             name: "system:admin".into(),
             uid: String::new(),
             groups: vec!["system:masters".into(), "system:authenticated".into()],
+            extra: Default::default(),
         }
+    }
+}
+
+impl UserInfo {
+    /// Whether the user is in `system:masters` (the group every authorizer lets do anything).
+    pub fn is_master(&self) -> bool {
+        self.groups.iter().any(|g| g == "system:masters")
     }
 }

@@ -28,7 +28,8 @@
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
 //! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller) and
-//! [`cronjob`]. Events are written through `events`.
+//! [`cronjob`], and [`serviceaccount`] (default accounts, `kube-root-ca.crt`, legacy token
+//! Secrets). Events are written through `events`.
 
 // The cluster's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
@@ -51,6 +52,7 @@ mod queue;
 mod reflector;
 pub mod replicaset;
 pub mod scheduler;
+pub mod serviceaccount;
 pub mod tainteviction;
 #[cfg(test)]
 mod testutil;
@@ -132,6 +134,8 @@ pub struct Options {
     pub node_lifecycle: nodelifecycle::Config,
     /// Node IPAM's cluster CIDR (`None`: pod CIDRs are not allocated).
     pub node_ipam: Option<nodeipam::Config>,
+    /// The service account controllers' CA and token signer (`None`: they do not run).
+    pub service_accounts: Option<serviceaccount::Config>,
 }
 
 /// Starts the controllers on the current tokio runtime under leader election ([`leader`]):
@@ -156,6 +160,7 @@ pub async fn run(
     options: Options,
     shutdown: CancellationToken,
 ) {
+    let service_accounts = options.service_accounts.clone();
     tokio::join!(
         nodelifecycle::run(cluster.clone(), options.node_lifecycle, shutdown.clone()),
         tainteviction::run(cluster.clone(), shutdown.clone()),
@@ -164,6 +169,14 @@ pub async fn run(
             async move {
                 if let Some(config) = options.node_ipam {
                     nodeipam::run(cluster, config, shutdown).await;
+                }
+            }
+        },
+        {
+            let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
+            async move {
+                if let Some(config) = service_accounts {
+                    serviceaccount::run(cluster, config, shutdown).await;
                 }
             }
         },

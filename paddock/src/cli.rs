@@ -294,6 +294,7 @@ impl ServerArgs {
                 self.cluster_cidr,
                 self.node_cidr_mask_size,
             )?),
+            service_accounts: None,
         })
     }
 

@@ -1,6 +1,7 @@
 //! How the binary runs the controllers in process: over the API server's registry (its
 //! `api::cluster::Cluster` implementation) with the cluster CA as the CSR signer's authority,
-//! under leader election.
+//! under leader election; the service account controllers with the CA and the server's token
+//! issuer.
 
 use std::sync::Arc;
 
@@ -14,12 +15,29 @@ pub(crate) fn authority(ca: Arc<ClusterCa>) -> Arc<dyn Authority> {
     })
 }
 
+/// The service account controllers' settings: the cluster CA and the server's token issuer
+/// as the legacy token signer.
+fn service_accounts(server: &apiserver::RunningServer) -> controllers::serviceaccount::Config {
+    let issuer = server.token_issuer();
+    controllers::serviceaccount::Config {
+        root_ca: server.cluster_ca().cert_pem().to_string(),
+        signer: Arc::new(move |ns: &str, name: &str, uid: &str, secret: &str| {
+            issuer
+                .sign_legacy(ns, name, uid, secret)
+                .map_err(|e| e.to_string())
+        }),
+    }
+}
+
 /// Starts the controllers over `server`'s registry, under leader election as
-/// `<hostname>_<uuid>`.
+/// `<hostname>_<uuid>`. With the serviceaccount controller making every namespace's
+/// `default` account, the ServiceAccount admission plugin is turned on.
 pub(crate) fn start(
     server: &apiserver::RunningServer,
-    options: controllers::Options,
+    mut options: controllers::Options,
 ) -> controllers::Controllers {
+    options.service_accounts = Some(service_accounts(server));
+    server.registry().set_service_account_admission(true);
     controllers::start(
         Arc::new(server.registry()),
         authority(server.cluster_ca()),

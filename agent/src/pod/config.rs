@@ -20,9 +20,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::Api;
+
+mod projected;
 
 use super::port_error::PortError;
 use crate::runtime::{
@@ -51,6 +54,17 @@ pub trait Objects: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Secret>, PortError>>;
     /// The Services of namespace `ns`.
     fn services<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<Service>, PortError>>;
+    /// A token of service account `ns/name` as `request` asks (`POST
+    /// serviceaccounts/{name}/token`); by default refused.
+    fn token_request<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+        request: TokenRequest,
+    ) -> BoxFuture<'a, Result<TokenRequest, PortError>> {
+        let _ = (ns, name, request);
+        Box::pin(async { Err(PortError::other("service account tokens are not available")) })
+    }
     /// The Service `ns/name` (by default found in [`Objects::services`]).
     fn service<'a>(
         &'a self,
@@ -133,6 +147,20 @@ impl Objects for ApiObjects {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Service>, PortError>> {
         self.get(ns, name)
+    }
+    fn token_request<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+        request: TokenRequest,
+    ) -> BoxFuture<'a, Result<TokenRequest, PortError>> {
+        Box::pin(async move {
+            let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+                Api::namespaced(self.0.clone(), ns);
+            api.create_token_request(name, &Default::default(), &request)
+                .await
+                .map_err(PortError::from)
+        })
     }
 }
 
@@ -861,25 +889,14 @@ pub async fn volumes(
             let files = match cm {
                 None if optional => Vec::new(),
                 None => return Err(fail(not_found("configmap", &c.name))),
-                Some(cm) => {
-                    let mut data: BTreeMap<String, Vec<u8>> = cm
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes()))
-                        .collect();
-                    for (k, v) in cm.binary_data.unwrap_or_default() {
-                        data.insert(k, v.0);
-                    }
-                    key_files(
-                        data,
-                        c.items.as_ref(),
-                        default_mode,
-                        &format!("ConfigMap {ns}/{}", c.name),
-                        optional,
-                    )
-                    .map_err(&fail)?
-                }
+                Some(cm) => key_files(
+                    config_map_data(cm),
+                    c.items.as_ref(),
+                    default_mode,
+                    &format!("ConfigMap {ns}/{}", c.name),
+                    optional,
+                )
+                .map_err(&fail)?,
             };
             VolumeSource::Files {
                 files,
@@ -897,26 +914,14 @@ pub async fn volumes(
             let files = match secret {
                 None if optional => Vec::new(),
                 None => return Err(fail(not_found("secret", &name))),
-                Some(sec) => {
-                    // The bytes as stored: a binary Secret stays binary in its volume.
-                    let mut data: BTreeMap<String, Vec<u8>> = sec
-                        .string_data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes()))
-                        .collect();
-                    for (k, v) in sec.data.unwrap_or_default() {
-                        data.insert(k, v.0);
-                    }
-                    key_files(
-                        data,
-                        s.items.as_ref(),
-                        default_mode,
-                        &format!("Secret {ns}/{name}"),
-                        optional,
-                    )
-                    .map_err(&fail)?
-                }
+                Some(sec) => key_files(
+                    secret_data(sec),
+                    s.items.as_ref(),
+                    default_mode,
+                    &format!("Secret {ns}/{name}"),
+                    optional,
+                )
+                .map_err(&fail)?,
             };
             VolumeSource::Files {
                 files,
@@ -925,34 +930,24 @@ pub async fn volumes(
             }
         } else if let Some(d) = &v.downward_api {
             let default_mode = mode(d.default_mode, 0o644);
-            let mut files = Vec::new();
-            for it in d.items.iter().flatten() {
-                let value = if let Some(f) = &it.field_ref {
-                    field_ref(pod, &f.field_path, pod_ip, &node.host_ip.to_string())
-                        .map_err(&fail)?
-                } else if let Some(r) = &it.resource_field_ref {
-                    let name = r.container_name.clone().unwrap_or_default();
-                    let c = pod
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.containers.iter().find(|c| c.name == name))
-                        .ok_or_else(|| fail(format!("container {name:?} not found")))?;
-                    resource_field_ref(
-                        c,
-                        &r.resource,
-                        r.divisor.as_ref().map(|d| d.0.as_str()),
-                        node,
-                    )
-                    .map_err(&fail)?
-                } else {
-                    String::new()
-                };
-                files.push(ProjectedFile {
-                    path: it.path.clone(),
-                    data: value.into_bytes(),
-                    mode: mode(it.mode, default_mode),
-                });
+            let files = downward_files(
+                d.items.as_deref().unwrap_or_default(),
+                pod,
+                pod_ip,
+                node,
+                default_mode,
+            )
+            .map_err(&fail)?;
+            VolumeSource::Files {
+                files,
+                default_mode,
+                memory: true,
             }
+        } else if let Some(p) = &v.projected {
+            let default_mode = mode(p.default_mode, 0o644);
+            let files = projected::files(objects, pod, p, pod_ip, node, default_mode)
+                .await
+                .map_err(&fail)?;
             VolumeSource::Files {
                 files,
                 default_mode,
@@ -960,7 +955,7 @@ pub async fn volumes(
             }
         } else {
             return Err(fail(
-                "volume type not supported by paddock (supported: emptyDir, hostPath, configMap, secret, downwardAPI)".into(),
+                "volume type not supported by paddock (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)".into(),
             ));
         };
         out.push(VolumeConfig {
@@ -969,6 +964,93 @@ pub async fn volumes(
         });
     }
     Ok(out)
+}
+
+/// The pod's projected volumes that carry a service account token, resolved again (their
+/// content changes as tokens are refreshed; see [`crate::token`]).
+pub async fn token_volumes(
+    objects: &dyn Objects,
+    pod: &Pod,
+    pod_ip: &str,
+    node: &NodeFacts,
+) -> Result<Vec<VolumeConfig>, String> {
+    let mut only = pod.clone();
+    let Some(spec) = only.spec.as_mut() else {
+        return Ok(Vec::new());
+    };
+    let Some(vols) = spec.volumes.as_mut() else {
+        return Ok(Vec::new());
+    };
+    vols.retain(|v| v.projected.as_ref().is_some_and(projected::has_token));
+    if vols.is_empty() {
+        return Ok(Vec::new());
+    }
+    volumes(objects, &only, pod_ip, node).await
+}
+
+/// A ConfigMap's keys and their bytes (`data` and `binaryData`).
+fn config_map_data(cm: ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let mut data: BTreeMap<String, Vec<u8>> = cm
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    for (k, v) in cm.binary_data.unwrap_or_default() {
+        data.insert(k, v.0);
+    }
+    data
+}
+
+/// A Secret's keys and their bytes as stored: a binary Secret stays binary in its volume.
+fn secret_data(sec: Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut data: BTreeMap<String, Vec<u8>> = sec
+        .string_data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    for (k, v) in sec.data.unwrap_or_default() {
+        data.insert(k, v.0);
+    }
+    data
+}
+
+/// The files of downwardAPI `items` (a downwardAPI volume or projection).
+fn downward_files(
+    items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile],
+    pod: &Pod,
+    pod_ip: &str,
+    node: &NodeFacts,
+    default_mode: u32,
+) -> Result<Vec<ProjectedFile>, String> {
+    let mut files = Vec::new();
+    for it in items {
+        let value = if let Some(f) = &it.field_ref {
+            field_ref(pod, &f.field_path, pod_ip, &node.host_ip.to_string())?
+        } else if let Some(r) = &it.resource_field_ref {
+            let name = r.container_name.clone().unwrap_or_default();
+            let c = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.iter().find(|c| c.name == name))
+                .ok_or_else(|| format!("container {name:?} not found"))?;
+            resource_field_ref(
+                c,
+                &r.resource,
+                r.divisor.as_ref().map(|d| d.0.as_str()),
+                node,
+            )?
+        } else {
+            String::new()
+        };
+        files.push(ProjectedFile {
+            path: it.path.clone(),
+            data: value.into_bytes(),
+            mode: mode(it.mode, default_mode),
+        });
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -140,6 +140,10 @@ impl PodWorker {
     }
 }
 
+/// How often token-carrying projected volumes are resolved again (the kubelet's volume
+/// manager remounts a pod's volumes about once a minute).
+const TOKEN_VOLUME_SYNC: Duration = Duration::from_secs(60);
+
 struct Driver {
     shared: Shared,
     state: PodState,
@@ -149,6 +153,8 @@ struct Driver {
     current: HashMap<String, Arc<Mutex<Option<ContainerId>>>>,
     last_status: Option<Written>,
     requeue: Option<Instant>,
+    /// When the pod's service account token volumes are next resolved and rewritten.
+    token_refresh_at: Option<Instant>,
     sandbox_stopped: bool,
     done: bool,
     /// This sync is the periodic resync (no event woke the worker).
@@ -239,6 +245,7 @@ async fn run(
         current: HashMap::new(),
         last_status: pod.status.as_ref().map(Written::new),
         requeue: None,
+        token_refresh_at: None,
         sandbox_stopped: false,
         done: false,
         resync: false,
@@ -627,6 +634,61 @@ impl Driver {
         for _ in 0..rounds {
             if !self.sync_once().await || self.done {
                 break;
+            }
+        }
+        self.refresh_token_volumes().await;
+    }
+
+    /// The kubelet's periodic remount of projected volumes, for those with service account
+    /// tokens: every [`TOKEN_VOLUME_SYNC`] they are resolved again (the token manager hands
+    /// out a new token once the old one is 80 % through its life) and rewritten in place.
+    async fn refresh_token_volumes(&mut self) {
+        let Some(sandbox) = self.state.sandbox.clone() else {
+            self.token_refresh_at = None;
+            return;
+        };
+        if self.done {
+            return;
+        }
+        let now = Instant::now();
+        match self.token_refresh_at {
+            // The sandbox was just made with fresh content.
+            None => {
+                self.token_refresh_at = Some(now + TOKEN_VOLUME_SYNC);
+                return;
+            }
+            Some(at) if now < at => return,
+            Some(_) => {}
+        }
+        self.token_refresh_at = Some(now + TOKEN_VOLUME_SYNC);
+        let pod = self.pod();
+        let vols = match config::token_volumes(
+            &*self.shared.objects,
+            &pod,
+            &sandbox.pod_ip.to_string(),
+            &self.shared.node,
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(msg) => {
+                self.event(None, EventType::Warning, "FailedMount", msg);
+                self.requeue_in(TOKEN_VOLUME_SYNC);
+                return;
+            }
+        };
+        if vols.is_empty() {
+            return;
+        }
+        self.requeue_in(TOKEN_VOLUME_SYNC);
+        for v in vols {
+            if let Err(e) = self.shared.runtime.update_volume(&sandbox, &v).await {
+                self.event(
+                    None,
+                    EventType::Warning,
+                    "FailedMount",
+                    format!("MountVolume.SetUp failed for volume {:?} : {e}", v.name),
+                );
             }
         }
     }

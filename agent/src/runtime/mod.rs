@@ -448,6 +448,18 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
         true
     }
 
+    /// Replaces the content of the sandbox's [`VolumeSource::Files`] volume `volume` in place
+    /// (the atomic writer's `..data` swap), as the kubelet's periodic remount of projected
+    /// volumes does: a refreshed service account token reaches running containers. Nothing
+    /// changes when the content is the same, or where the volume was never written.
+    async fn update_volume(
+        &self,
+        _sandbox: &Sandbox,
+        _volume: &VolumeConfig,
+    ) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
     /// The restart count a container's next instance takes when no instance of it is known
     /// (the kubelet's `calcRestartCountByLogDir`): one more than the highest instance number
     /// among its log files, 0 when there are none.

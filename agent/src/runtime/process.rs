@@ -695,6 +695,26 @@ impl Runtime for ProcessRuntime {
         self.shared.stop_sandbox(&sandbox.id).await
     }
 
+    async fn update_volume(
+        &self,
+        sandbox: &Sandbox,
+        volume: &super::VolumeConfig,
+    ) -> Result<(), RuntimeError> {
+        let super::VolumeSource::Files { files, .. } = &volume.source else {
+            return Ok(());
+        };
+        let dir = self
+            .shared
+            .pod_dir(&sandbox.id)
+            .join("volumes")
+            .join(&volume.name);
+        let files = files.clone();
+        tokio::task::spawn_blocking(move || super::volumes::update_atomic_payload(&dir, &files))
+            .await
+            .map_err(|e| RuntimeError::Volume(e.to_string()))?
+            .map_err(RuntimeError::Volume)
+    }
+
     async fn start_container(
         &self,
         sandbox: &Sandbox,

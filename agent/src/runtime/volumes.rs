@@ -189,13 +189,51 @@ fn write_atomic_payload(dir: &Path, files: &[ProjectedFile]) -> Result<(), Strin
         })?;
     }
     let err = |e: std::io::Error| format!("unable to create symlinks in {}: {e}", dir.display());
+    let old = std::fs::read_link(dir.join("..data")).ok();
+    let _ = std::fs::remove_file(dir.join("..data_tmp"));
     std::os::unix::fs::symlink(&ts_dir, dir.join("..data_tmp")).map_err(err)?;
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).map_err(err)?;
-    for name in top {
-        std::os::unix::fs::symlink(Path::new("..data").join(&name), dir.join(&name))
-            .map_err(err)?;
+    for name in &top {
+        match std::os::unix::fs::symlink(Path::new("..data").join(name), dir.join(name)) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            r => r.map_err(err)?,
+        }
+    }
+    // An update: the previous payload, and names it had that the new one has not, go.
+    if let Some(old) = old.filter(|o| *o != Path::new(&ts_dir)) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.starts_with("..") && !top.contains(&name) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let old = dir.join(old);
+        if old.parent() == Some(dir) {
+            let _ = std::fs::remove_dir_all(old);
+        }
     }
     Ok(())
+}
+
+/// Rewrites a written Files volume with `files` unless it already holds exactly them (the
+/// atomic writer's `shouldWritePayload`); a volume never written (host mode) is left alone.
+pub(crate) fn update_atomic_payload(dir: &Path, files: &[ProjectedFile]) -> Result<(), String> {
+    let data = dir.join("..data");
+    if std::fs::symlink_metadata(&data).is_err() {
+        return Ok(());
+    }
+    let same = files.iter().all(|f| {
+        let p = data.join(&f.path);
+        std::fs::read(&p).is_ok_and(|d| d == f.data)
+            && std::fs::metadata(&p)
+                .is_ok_and(|m| m.permissions().mode() & 0o7777 == f.mode & 0o7777)
+    });
+    if same {
+        return Ok(());
+    }
+    write_atomic_payload(dir, files)
 }
 
 /// Writes `data` to a new file `path` created with `mode` (not widened by the umask), then

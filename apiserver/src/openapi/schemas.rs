@@ -30,6 +30,18 @@ static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
     ("", "v1", "Event", sub::<api::core::v1::Event>),
     ("", "v1", "ConfigMap", sub::<api::core::v1::ConfigMap>),
     ("", "v1", "Secret", sub::<api::core::v1::Secret>),
+    (
+        "",
+        "v1",
+        "ServiceAccount",
+        sub::<api::core::v1::ServiceAccount>,
+    ),
+    (
+        "authentication.k8s.io",
+        "v1",
+        "TokenRequest",
+        sub::<api::authentication::v1::TokenRequest>,
+    ),
     ("", "v1", "Binding", sub::<api::core::v1::Binding>),
     ("apps", "v1", "Deployment", sub::<api::apps::v1::Deployment>),
     ("apps", "v1", "ReplicaSet", sub::<api::apps::v1::ReplicaSet>),

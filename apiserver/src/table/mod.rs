@@ -41,6 +41,7 @@ mod replicaset;
 mod runtimeclass;
 mod secret;
 mod service;
+mod serviceaccount;
 #[cfg(test)]
 mod tests;
 
@@ -119,6 +120,7 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("", "namespaces") => (namespace::COLUMNS, namespace::row),
         ("", "configmaps") => (configmap::COLUMNS, configmap::row),
         ("", "secrets") => (secret::COLUMNS, secret::row),
+        ("", "serviceaccounts") => (serviceaccount::COLUMNS, serviceaccount::row),
         ("coordination.k8s.io", "leases") => (lease::COLUMNS, lease::row),
         ("node.k8s.io", "runtimeclasses") => (runtimeclass::COLUMNS, runtimeclass::row),
         ("certificates.k8s.io", "certificatesigningrequests") => (csr::COLUMNS, csr::row),

@@ -30,6 +30,7 @@ mod probe_timing;
 mod resource_proxy;
 mod runtime_class;
 mod service_env;
+mod serviceaccounts;
 mod termination_message;
 mod transport;
 mod up;
