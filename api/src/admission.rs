@@ -266,6 +266,89 @@ fn is_superset(ss: &Toleration, t: &Toleration) -> bool {
     }
 }
 
+/// The annotation marking a StorageClass the default (`storageclass.kubernetes.io/…`).
+pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
+/// Its beta spelling, still honoured upstream.
+pub const BETA_DEFAULT_CLASS_ANNOTATION: &str = "storageclass.beta.kubernetes.io/is-default-class";
+/// The finalizer `StorageObjectInUseProtection` puts on every claim.
+pub const PVC_PROTECTION_FINALIZER: &str = "kubernetes.io/pvc-protection";
+/// The finalizer `StorageObjectInUseProtection` puts on every volume.
+pub const PV_PROTECTION_FINALIZER: &str = "kubernetes.io/pv-protection";
+
+/// Whether a StorageClass is marked default (upstream `storageutil.IsDefaultAnnotation`).
+pub fn is_default_class(class: &Value) -> bool {
+    let ann = |k: &str| {
+        class
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+            == Some("true")
+    };
+    ann(DEFAULT_CLASS_ANNOTATION) || ann(BETA_DEFAULT_CLASS_ANNOTATION)
+}
+
+/// The default StorageClass among `classes` (upstream `util.GetDefaultClass`): of those
+/// marked default, the newest; equal ages go to the name that sorts first.
+pub fn default_class(classes: &[std::sync::Arc<Value>]) -> Option<String> {
+    let mut defaults: Vec<(&str, &str)> = classes
+        .iter()
+        .filter(|c| is_default_class(c))
+        .map(|c| {
+            (
+                c.pointer("/metadata/creationTimestamp")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                c.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""),
+            )
+        })
+        .collect();
+    defaults.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(b.1)));
+    defaults.first().map(|(_, n)| n.to_string())
+}
+
+/// The storage admission plugins on a create: `DefaultStorageClass` (a claim that names no
+/// class, neither by field nor by the beta annotation, gets the default class; an explicit
+/// `""` means "no class" and is kept) and `StorageObjectInUseProtection` (every claim gets
+/// `kubernetes.io/pvc-protection`, every volume `kubernetes.io/pv-protection`). `classes`
+/// are the StorageClasses that exist (looked up by the caller, only for claims).
+pub fn admit_storage(info: &ResourceInfo, obj: &mut Value, classes: &[std::sync::Arc<Value>]) {
+    if !info.group.is_empty() {
+        return;
+    }
+    let finalizer = match info.kind {
+        "PersistentVolumeClaim" => {
+            let has_class = obj.pointer("/spec/storageClassName").is_some_and(|v| !v.is_null())
+                || obj
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class"))
+                    .is_some();
+            if !has_class
+                && let Some(name) = default_class(classes)
+                && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.insert("storageClassName".into(), Value::String(name));
+            }
+            PVC_PROTECTION_FINALIZER
+        }
+        "PersistentVolume" => PV_PROTECTION_FINALIZER,
+        _ => return,
+    };
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let list = meta
+        .entry("finalizers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    if let Some(a) = list.as_array_mut()
+        && !a.iter().any(|f| f.as_str() == Some(finalizer))
+    {
+        a.push(Value::String(finalizer.to_string()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

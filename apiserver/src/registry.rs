@@ -267,6 +267,25 @@ impl Registry {
         api::admission::admit_runtime_class(info, obj, class.as_ref())
     }
 
+    /// The storage admission plugins (see [`api::admission::admit_storage`]): looks up the
+    /// StorageClasses for a claim.
+    fn admit_storage(&self, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+        if !info.group.is_empty()
+            || !matches!(info.kind, "PersistentVolumeClaim" | "PersistentVolume")
+        {
+            return Ok(());
+        }
+        let classes = if info.kind == "PersistentVolumeClaim" {
+            let sc = api::registry::lookup("storage.k8s.io", "v1", "storageclasses")
+                .ok_or_else(|| ApiError::internal("storageclasses are not served"))?;
+            self.list(sc, None, None, None)?.0
+        } else {
+            Vec::new()
+        };
+        api::admission::admit_storage(info, obj, &classes);
+        Ok(())
+    }
+
     /// Everything a create does before storing.
     fn prepare_create(
         &self,
@@ -282,6 +301,7 @@ impl Registry {
         // default plugins of an upstream API server do on create.
         api::admission::admit_create(info, &mut obj, &self.default_toleration_seconds())?;
         self.admit_runtime_class(info, &mut obj)?;
+        self.admit_storage(info, &mut obj)?;
         if !meta_str(&obj, "resourceVersion").is_empty() {
             return Err(ApiError::bad_request(
                 "resourceVersion should not be set on objects to be created",
