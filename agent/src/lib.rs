@@ -55,6 +55,7 @@ pub mod podnet;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod storage;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -301,6 +302,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
             cpu_milli: q("cpu").map_or(0, |q| q.milli_value()),
             memory: q("memory").map_or(0, |q| q.value()),
             storage: q("ephemeral-storage").map_or(0, |q| q.value()),
+            storage_root: storage::storage_root(&config.root_dir),
         },
         handler_env,
         agent_started,
@@ -313,6 +315,12 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     let shared_routing = shared.routing.clone();
     let shared_directory = directory.clone();
     let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(storage::run_reclaimer(
+        config.client.clone(),
+        config.node_name.clone(),
+        storage::storage_root(&config.root_dir),
+        stop.clone(),
+    )));
     tasks.push(tokio::spawn(node::heartbeat(
         config.client.clone(),
         identity,
