@@ -531,4 +531,40 @@ mod tests {
         admit_runtime_class(info, &mut p, None).unwrap();
         assert_eq!(p, before);
     }
+
+    #[test]
+    fn claims_get_the_default_class_and_protection() {
+        use std::sync::Arc;
+        let pvc = crate::registry::by_kind("v1", "PersistentVolumeClaim").unwrap();
+        let class = |name: &str, default: bool, created: &str| {
+            Arc::new(json!({"metadata": {"name": name, "creationTimestamp": created,
+                "annotations": {DEFAULT_CLASS_ANNOTATION: if default { "true" } else { "false" }}}}))
+        };
+        let classes = vec![
+            class("old", true, "2026-01-01T00:00:00Z"),
+            class("new", true, "2026-02-01T00:00:00Z"),
+            class("plain", false, "2026-03-01T00:00:00Z"),
+        ];
+        assert_eq!(default_class(&classes).as_deref(), Some("new"));
+        let mut c = json!({"metadata": {"name": "c"}, "spec": {}});
+        admit_storage(pvc, &mut c, &classes);
+        assert_eq!(c["spec"]["storageClassName"], "new");
+        assert_eq!(c["metadata"]["finalizers"], json!([PVC_PROTECTION_FINALIZER]));
+        // An explicit "" (no class) and the beta annotation are kept.
+        let mut c = json!({"metadata": {"name": "c"}, "spec": {"storageClassName": ""}});
+        admit_storage(pvc, &mut c, &classes);
+        assert_eq!(c["spec"]["storageClassName"], "");
+        let mut c = json!({"metadata": {"name": "c", "annotations":
+            {"volume.beta.kubernetes.io/storage-class": "x"}}, "spec": {}});
+        admit_storage(pvc, &mut c, &classes);
+        assert!(c["spec"].get("storageClassName").is_none());
+        // No default class: nothing set.
+        let mut c = json!({"metadata": {"name": "c"}, "spec": {}});
+        admit_storage(pvc, &mut c, &classes[2..]);
+        assert!(c["spec"].get("storageClassName").is_none());
+        let pv = crate::registry::by_kind("v1", "PersistentVolume").unwrap();
+        let mut v = json!({"metadata": {"name": "v", "finalizers": [PV_PROTECTION_FINALIZER]}});
+        admit_storage(pv, &mut v, &[]);
+        assert_eq!(v["metadata"]["finalizers"], json!([PV_PROTECTION_FINALIZER]));
+    }
 }

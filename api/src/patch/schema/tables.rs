@@ -431,10 +431,6 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         ],
     },
     TypeSchema {
-        name: "storage.v1.StorageClass",
-        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
-    },
-    TypeSchema {
         name: "node.v1.RuntimeClass",
         fields: &[
             fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
@@ -444,6 +440,10 @@ pub(crate) static TYPES: &[TypeSchema] = &[
     TypeSchema {
         name: "node.v1.Scheduling",
         fields: &[fld("nodeSelector", None, Smp::None, Ssa::AtomicMap)],
+    },
+    TypeSchema {
+        name: "storage.v1.StorageClass",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
     },
 ];
 
