@@ -314,35 +314,34 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     };
     let shared_routing = shared.routing.clone();
     let shared_directory = directory.clone();
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(storage::run_reclaimer(
-        config.client.clone(),
-        config.node_name.clone(),
-        storage::storage_root(&config.root_dir),
-        stop.clone(),
-    )));
-    tasks.push(tokio::spawn(node::heartbeat(
-        config.client.clone(),
-        identity,
-        node_uid,
-        config.lease_interval,
-        config.node_status_interval,
-        config.images.as_ref().map(|i| i.service.store().clone()),
-        stop.clone(),
-    )));
-    tasks.push(tokio::spawn(server::serve(
-        listener,
-        server::ServerState {
-            runtime: config.runtime.clone(),
-            directory,
-            token: config.serve_token.clone(),
-        },
-        tls,
-        stop.clone(),
-    )));
-    tasks.push(tokio::spawn(
-        serving.rotate(config.client.clone(), stop.clone()),
-    ));
+    let mut tasks = vec![
+        tokio::spawn(node::heartbeat(
+            config.client.clone(),
+            identity,
+            node_uid,
+            config.lease_interval,
+            config.node_status_interval,
+            config.images.as_ref().map(|i| i.service.store().clone()),
+            stop.clone(),
+        )),
+        tokio::spawn(server::serve(
+            listener,
+            server::ServerState {
+                runtime: config.runtime.clone(),
+                directory,
+                token: config.serve_token.clone(),
+            },
+            tls,
+            stop.clone(),
+        )),
+        tokio::spawn(serving.rotate(config.client.clone(), stop.clone())),
+        tokio::spawn(storage::run_reclaimer(
+            config.client.clone(),
+            config.node_name.clone(),
+            storage::storage_root(&config.root_dir),
+            stop.clone(),
+        )),
+    ];
     if let Some(images) = &config.images {
         let gc = images::gc::ImageGc::new(
             images.gc_policy,

@@ -298,7 +298,9 @@ pub fn default_class(classes: &[std::sync::Arc<Value>]) -> Option<String> {
                 c.pointer("/metadata/creationTimestamp")
                     .and_then(Value::as_str)
                     .unwrap_or(""),
-                c.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""),
+                c.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
             )
         })
         .collect();
@@ -317,7 +319,9 @@ pub fn admit_storage(info: &ResourceInfo, obj: &mut Value, classes: &[std::sync:
     }
     let finalizer = match info.kind {
         "PersistentVolumeClaim" => {
-            let has_class = obj.pointer("/spec/storageClassName").is_some_and(|v| !v.is_null())
+            let has_class = obj
+                .pointer("/spec/storageClassName")
+                .is_some_and(|v| !v.is_null())
                 || obj
                     .pointer("/metadata/annotations")
                     .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class"))
@@ -537,8 +541,10 @@ mod tests {
         use std::sync::Arc;
         let pvc = crate::registry::by_kind("v1", "PersistentVolumeClaim").unwrap();
         let class = |name: &str, default: bool, created: &str| {
-            Arc::new(json!({"metadata": {"name": name, "creationTimestamp": created,
-                "annotations": {DEFAULT_CLASS_ANNOTATION: if default { "true" } else { "false" }}}}))
+            Arc::new(
+                json!({"metadata": {"name": name, "creationTimestamp": created,
+                "annotations": {DEFAULT_CLASS_ANNOTATION: if default { "true" } else { "false" }}}}),
+            )
         };
         let classes = vec![
             class("old", true, "2026-01-01T00:00:00Z"),
@@ -549,7 +555,10 @@ mod tests {
         let mut c = json!({"metadata": {"name": "c"}, "spec": {}});
         admit_storage(pvc, &mut c, &classes);
         assert_eq!(c["spec"]["storageClassName"], "new");
-        assert_eq!(c["metadata"]["finalizers"], json!([PVC_PROTECTION_FINALIZER]));
+        assert_eq!(
+            c["metadata"]["finalizers"],
+            json!([PVC_PROTECTION_FINALIZER])
+        );
         // An explicit "" (no class) and the beta annotation are kept.
         let mut c = json!({"metadata": {"name": "c"}, "spec": {"storageClassName": ""}});
         admit_storage(pvc, &mut c, &classes);
@@ -565,6 +574,9 @@ mod tests {
         let pv = crate::registry::by_kind("v1", "PersistentVolume").unwrap();
         let mut v = json!({"metadata": {"name": "v", "finalizers": [PV_PROTECTION_FINALIZER]}});
         admit_storage(pv, &mut v, &[]);
-        assert_eq!(v["metadata"]["finalizers"], json!([PV_PROTECTION_FINALIZER]));
+        assert_eq!(
+            v["metadata"]["finalizers"],
+            json!([PV_PROTECTION_FINALIZER])
+        );
     }
 }

@@ -13,8 +13,9 @@ use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Endpoints, EnvVar, Event, Lifecycle, LifecycleHandler, Namespace,
-    NamespaceStatus, Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Secret, Service, Volume,
+    NamespaceStatus, Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret, Service,
+    Volume,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -273,7 +274,8 @@ pub fn persistent_volume(pv: &mut PersistentVolume) {
 /// StorageClass (`storage.k8s.io/v1` `SetDefaults_StorageClass`): reclaim policy `Delete`,
 /// binding mode `Immediate`.
 pub fn storage_class(sc: &mut StorageClass) {
-    sc.reclaim_policy.get_or_insert_with(|| "Delete".to_string());
+    sc.reclaim_policy
+        .get_or_insert_with(|| "Delete".to_string());
     sc.volume_binding_mode
         .get_or_insert_with(|| "Immediate".to_string());
 }

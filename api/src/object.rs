@@ -17,9 +17,9 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
     Secret, Service,
 };
-use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::defaults;
 use crate::registry::ResourceInfo;
@@ -262,8 +262,7 @@ fn canonical_quantities(
                 for (part, v) in obj.iter_mut() {
                     match part.as_str() {
                         "spec" => {
-                            if let Some(r) = v.get_mut("resources").and_then(Value::as_object_mut)
-                            {
+                            if let Some(r) = v.get_mut("resources").and_then(Value::as_object_mut) {
                                 for (name, l) in r.iter_mut() {
                                     if name == "limits" || name == "requests" {
                                         lists.push(l);

@@ -112,7 +112,11 @@ fn validate_access_modes(modes: &[String], path: &str, required_msg: &str) -> Er
 /// `ValidateResourceQuantityValue` + `ValidatePositiveQuantityValue` of a storage size.
 fn validate_positive_quantity(q: &ApiQuantity, path: &str) -> Errors {
     let Ok(v) = Quantity::parse(&q.0) else {
-        return vec![FieldError::invalid(path, q.0.as_str(), "must be a valid quantity")];
+        return vec![FieldError::invalid(
+            path,
+            q.0.as_str(),
+            "must be a valid quantity",
+        )];
     };
     let mut errs = Errors::new();
     if v.nanos() < 0 {
@@ -175,7 +179,10 @@ fn validate_node_selector(sel: &NodeSelector, path: &str) -> Errors {
 pub fn validate_persistent_volume(obj: &Value) -> Result<Errors, ApiError> {
     let pv: PersistentVolume = typed(obj)?;
     let spec = pv.spec.unwrap_or_default();
-    Ok(validate_pv_spec(&spec, obj.get("spec").unwrap_or(&Value::Null)))
+    Ok(validate_pv_spec(
+        &spec,
+        obj.get("spec").unwrap_or(&Value::Null),
+    ))
 }
 
 fn validate_pv_spec(spec: &PersistentVolumeSpec, raw: &Value) -> Errors {
@@ -252,7 +259,10 @@ fn validate_pv_spec(spec: &PersistentVolumeSpec, raw: &Value) -> Errors {
     if let Some(na) = &spec.node_affinity {
         affinity_given = true;
         match &na.required {
-            Some(r) => errs.extend(validate_node_selector(r, &child(&node_affinity_path, "required"))),
+            Some(r) => errs.extend(validate_node_selector(
+                r,
+                &child(&node_affinity_path, "required"),
+            )),
             None => errs.push(FieldError::required(
                 child(&node_affinity_path, "required"),
                 "must specify required node constraints",
@@ -565,7 +575,11 @@ pub fn validate_storage_class(obj: &Value) -> Result<Errors, ApiError> {
     match sc.volume_binding_mode.as_deref() {
         None => errs.push(FieldError::required("volumeBindingMode", "")),
         Some(m) if !BINDING_MODES.contains(&m) => {
-            errs.push(FieldError::not_supported("volumeBindingMode", m, BINDING_MODES));
+            errs.push(FieldError::not_supported(
+                "volumeBindingMode",
+                m,
+                BINDING_MODES,
+            ));
         }
         Some(_) => {}
     }

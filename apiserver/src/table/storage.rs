@@ -225,7 +225,10 @@ pub(super) fn sc_row(p: &Rows, obj: &Value) -> Vec<Value> {
             .as_str()
             .unwrap_or("Immediate")
             .into(),
-        obj["allowVolumeExpansion"].as_bool().unwrap_or(false).into(),
+        obj["allowVolumeExpansion"]
+            .as_bool()
+            .unwrap_or(false)
+            .into(),
         p.age(obj).into(),
     ]
 }

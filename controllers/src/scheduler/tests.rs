@@ -545,17 +545,35 @@ async fn pod_with_unparsable_requests_is_ignored() {
 #[tokio::test(start_paused = true)]
 async fn volume_binding() {
     let (registry, stop) = running().await;
-    node(&registry, "a", json!({"kubernetes.io/hostname": "a"}), json!({}), "True").await;
-    node(&registry, "b", json!({"kubernetes.io/hostname": "b"}), json!({}), "True").await;
+    node(
+        &registry,
+        "a",
+        json!({"kubernetes.io/hostname": "a"}),
+        json!({}),
+        "True",
+    )
+    .await;
+    node(
+        &registry,
+        "b",
+        json!({"kubernetes.io/hostname": "b"}),
+        json!({}),
+        "True",
+    )
+    .await;
     let claim = |name: &str, class: &str| {
         json!({"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"],
                "storageClassName": class, "resources": {"requests": {"storage": "1Gi"}}}})
     };
-    let uses = |claim: &str| {
-        json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]})
-    };
+    let uses = |claim: &str| json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]});
     // Immediate and unbound: Pending with the PreFilter message.
-    create(&registry, "persistentvolumeclaims", "default", claim("imm", "")).await;
+    create(
+        &registry,
+        "persistentvolumeclaims",
+        "default",
+        claim("imm", ""),
+    )
+    .await;
     pod(&registry, "p1", uses("imm")).await;
     let msg = wait_unschedulable(&registry, "p1").await;
     assert_eq!(
@@ -565,7 +583,10 @@ async fn volume_binding() {
     // A missing claim.
     pod(&registry, "p2", uses("nope")).await;
     let msg = wait_unschedulable(&registry, "p2").await;
-    assert!(msg.contains("persistentvolumeclaim \"nope\" not found"), "{msg}");
+    assert!(
+        msg.contains("persistentvolumeclaim \"nope\" not found"),
+        "{msg}"
+    );
     // WaitForFirstConsumer: the claim learns the node; the pod waits for the binding.
     create(
         &registry,
@@ -575,12 +596,18 @@ async fn volume_binding() {
                "volumeBindingMode": "WaitForFirstConsumer"}),
     )
     .await;
-    create(&registry, "persistentvolumeclaims", "default", claim("late", "wffc")).await;
+    create(
+        &registry,
+        "persistentvolumeclaims",
+        "default",
+        claim("late", "wffc"),
+    )
+    .await;
     pod(&registry, "p3", uses("late")).await;
     let mut selected = String::new();
     eventually("the selected node", || {
-        selected = get(&registry, "persistentvolumeclaims", "default", "late").unwrap()
-            ["metadata"]["annotations"]["volume.kubernetes.io/selected-node"]
+        selected = get(&registry, "persistentvolumeclaims", "default", "late").unwrap()["metadata"]
+            ["annotations"]["volume.kubernetes.io/selected-node"]
             .as_str()
             .unwrap_or("")
             .to_string();
@@ -602,10 +629,16 @@ async fn volume_binding() {
     )
     .await;
     registry
-        .update_with(info("persistentvolumeclaims"), "default", "late", false, |c| {
-            c["spec"]["volumeName"] = json!("pv-late");
-            Ok(true)
-        })
+        .update_with(
+            info("persistentvolumeclaims"),
+            "default",
+            "late",
+            false,
+            |c| {
+                c["spec"]["volumeName"] = json!("pv-late");
+                Ok(true)
+            },
+        )
         .await
         .unwrap();
     assert_eq!(wait_bound(&registry, "p3").await, selected);

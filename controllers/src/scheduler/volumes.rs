@@ -75,7 +75,9 @@ pub(crate) async fn gather(
     for (name, ephemeral) in names {
         let Some(claim) = typed::get::<PersistentVolumeClaim>(cluster, ns, &name).await? else {
             return Ok(Err(if ephemeral {
-                format!("waiting for ephemeral volume controller to create the persistentvolumeclaim {name:?}")
+                format!(
+                    "waiting for ephemeral volume controller to create the persistentvolumeclaim {name:?}"
+                )
             } else {
                 format!("persistentvolumeclaim {name:?} not found")
             }));
@@ -94,9 +96,7 @@ pub(crate) async fn gather(
             match typed::get::<PersistentVolume>(cluster, "", &volume_name).await? {
                 Some(v) => out.bound.push(v),
                 None => {
-                    return Ok(Err(format!(
-                        "persistentvolume {volume_name:?} not found"
-                    )));
+                    return Ok(Err(format!("persistentvolume {volume_name:?} not found")));
                 }
             }
             continue;
@@ -107,7 +107,9 @@ pub(crate) async fn gather(
         } else {
             typed::get::<StorageClass>(cluster, "", &class_name).await?
         };
-        let wffc = class.as_ref().and_then(|c| c.volume_binding_mode.as_deref())
+        let wffc = class
+            .as_ref()
+            .and_then(|c| c.volume_binding_mode.as_deref())
             == Some("WaitForFirstConsumer");
         if wffc {
             out.delayed.push((claim, class));

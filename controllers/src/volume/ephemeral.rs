@@ -81,8 +81,8 @@ impl Reconciler for Ephemeral {
             if let Some(existing) =
                 typed::get::<PersistentVolumeClaim>(&self.cluster, &key.0, &name).await?
             {
-                let owned = typed::controller_ref(&existing.metadata)
-                    .is_some_and(|r| r.uid == owner.uid);
+                let owned =
+                    typed::controller_ref(&existing.metadata).is_some_and(|r| r.uid == owner.uid);
                 if !owned {
                     self.recorder
                         .event(

@@ -91,7 +91,11 @@ pub async fn run_binder(cluster: ClusterRef, shutdown: CancellationToken) {
     let c = Arc::new(Controller {
         cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
-        recorder: Recorder::new(cluster.clone(), "persistentvolume-controller", Style::Legacy),
+        recorder: Recorder::new(
+            cluster.clone(),
+            "persistentvolume-controller",
+            Style::Legacy,
+        ),
     });
     let resync = {
         let c = c.clone();
@@ -151,7 +155,9 @@ impl Reconciler for Controller {
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
         match key {
             Key::Claim(ns, name) => {
-                if let Some(claim) = typed::get::<PersistentVolumeClaim>(&self.cluster, &ns, &name).await? {
+                if let Some(claim) =
+                    typed::get::<PersistentVolumeClaim>(&self.cluster, &ns, &name).await?
+                {
                     self.sync_claim(&claim).await?;
                 }
             }
@@ -168,7 +174,8 @@ impl Reconciler for Controller {
                     }
                 }
                 for v in typed::list::<PersistentVolume>(&self.cluster, None).await? {
-                    self.queue.add(Key::Volume(typed::name(&v.metadata).to_string()));
+                    self.queue
+                        .add(Key::Volume(typed::name(&v.metadata).to_string()));
                 }
             }
         }
@@ -398,7 +405,9 @@ impl Controller {
     }
 
     async fn volume_event(&self, v: &PersistentVolume, ty: &str, reason: &str, msg: &str) {
-        self.recorder.event(pvs(), &v.metadata, ty, reason, "", msg).await;
+        self.recorder
+            .event(pvs(), &v.metadata, ty, reason, "", msg)
+            .await;
     }
 
     async fn sync_unbound_claim(&self, claim: &PersistentVolumeClaim) -> Result<(), Error> {
@@ -413,11 +422,7 @@ impl Controller {
             else {
                 return self.set_claim_phase(claim, "Pending", None).await;
             };
-            let bound_elsewhere = v
-                .spec
-                .as_ref()
-                .and_then(|s| s.claim_ref.as_ref())
-                .is_some()
+            let bound_elsewhere = v.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).is_some()
                 && !bound_to(&v, claim);
             if bound_elsewhere {
                 if claim_phase(claim) != "Pending" {
@@ -440,8 +445,8 @@ impl Controller {
             .as_ref()
             .and_then(|c| c.volume_binding_mode.as_deref())
             == Some("WaitForFirstConsumer");
-        let selected = annotation(&claim.metadata.annotations, ANN_SELECTED_NODE)
-            .map(str::to_string);
+        let selected =
+            annotation(&claim.metadata.annotations, ANN_SELECTED_NODE).map(str::to_string);
         let node = match &selected {
             Some(n) => typed::get::<Node>(&self.cluster, "", n).await?,
             None => None,
@@ -490,7 +495,11 @@ impl Controller {
 
     /// `provisionClaim` for an external provisioner: the claim is annotated with it (the
     /// provisioner acts on the annotation) and the event says what it waits for.
-    async fn provision(&self, claim: &PersistentVolumeClaim, class: &StorageClass) -> Result<(), Error> {
+    async fn provision(
+        &self,
+        claim: &PersistentVolumeClaim,
+        class: &StorageClass,
+    ) -> Result<(), Error> {
         let provisioner = class.provisioner.clone();
         let already = annotation(&claim.metadata.annotations, ANN_STORAGE_PROVISIONER)
             == Some(provisioner.as_str());
@@ -725,15 +734,15 @@ impl Controller {
                         typed::name(&v.metadata)
                     );
                     self.set_volume_phase(v, "Failed", Some(&msg)).await?;
-                    self.volume_event(v, "Warning", "VolumeFailedDelete", &msg).await;
+                    self.volume_event(v, "Warning", "VolumeFailedDelete", &msg)
+                        .await;
                 }
             }
-            "Recycle" => {
-                if volume_phase(v) != "Failed" {
-                    let msg = "No recycler plugin found for the volume!";
-                    self.set_volume_phase(v, "Failed", Some(msg)).await?;
-                    self.volume_event(v, "Warning", "VolumeFailedRecycle", msg).await;
-                }
+            "Recycle" if volume_phase(v) != "Failed" => {
+                let msg = "No recycler plugin found for the volume!";
+                self.set_volume_phase(v, "Failed", Some(msg)).await?;
+                self.volume_event(v, "Warning", "VolumeFailedRecycle", msg)
+                    .await;
             }
             _ => {}
         }

@@ -86,7 +86,10 @@ impl Reconciler for Protection {
         let (Delta::Upsert(obj) | Delta::Delete(obj)) = &change.delta else {
             return;
         };
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         if std::ptr::eq(change.info, pvcs()) {
             if !obj["metadata"]["deletionTimestamp"].is_null() {

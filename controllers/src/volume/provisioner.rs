@@ -178,7 +178,8 @@ impl Reconciler for Provisioner {
     }
 
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
-        let Some(claim) = typed::get::<PersistentVolumeClaim>(&self.cluster, &key.0, &key.1).await?
+        let Some(claim) =
+            typed::get::<PersistentVolumeClaim>(&self.cluster, &key.0, &key.1).await?
         else {
             return Ok(None);
         };
@@ -189,8 +190,7 @@ impl Reconciler for Provisioner {
             .is_some_and(|v| !v.is_empty());
         if bound
             || claim.metadata.deletion_timestamp.is_some()
-            || annotation(&claim.metadata.annotations, ANN_STORAGE_PROVISIONER)
-                != Some(PROVISIONER)
+            || annotation(&claim.metadata.annotations, ANN_STORAGE_PROVISIONER) != Some(PROVISIONER)
         {
             return Ok(None);
         }
@@ -213,13 +213,21 @@ impl Reconciler for Provisioner {
             return Ok(None);
         }
         let Some(node_name) = annotation(&claim.metadata.annotations, ANN_SELECTED_NODE) else {
-            self.failed(&claim, &class_name, "configuration error, no node was specified")
-                .await;
+            self.failed(
+                &claim,
+                &class_name,
+                "configuration error, no node was specified",
+            )
+            .await;
             return Ok(None);
         };
         let Some(node) = typed::get::<Node>(&self.cluster, "", node_name).await? else {
-            self.failed(&claim, &class_name, &format!("nodes {node_name:?} not found"))
-                .await;
+            self.failed(
+                &claim,
+                &class_name,
+                &format!("nodes {node_name:?} not found"),
+            )
+            .await;
             return Ok(Some(Duration::from_secs(10)));
         };
         let Some(dir) = annotation(&node.metadata.annotations, STORAGE_DIR_ANNOTATION)

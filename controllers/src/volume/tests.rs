@@ -103,7 +103,11 @@ fn selector_prebinding_and_bound_volumes() {
             "1Gi",
             json!({"claimRef": {"namespace": "default", "name": "other", "uid": "u"}}),
         ),
-        volume("mine", "5Gi", json!({"claimRef": {"namespace": "default", "name": "c"}})),
+        volume(
+            "mine",
+            "5Gi",
+            json!({"claimRef": {"namespace": "default", "name": "c"}}),
+        ),
         volume("free", "2Gi", json!({})),
     ];
     assert_eq!(matched(&claim("c", json!({})), &vs), Some("mine"));
@@ -120,17 +124,17 @@ fn selector_prebinding_and_bound_volumes() {
 
 #[test]
 fn node_affinity_with_a_selected_node() {
-    let vs = vec![volume("on-a", "1Gi", pinned("a")), volume("on-b", "1Gi", pinned("b"))];
+    let vs = vec![
+        volume("on-a", "1Gi", pinned("a")),
+        volume("on-b", "1Gi", pinned("b")),
+    ];
     let c = claim("c", json!({}));
-    let on = |n: &str| {
-        find_match(&c, &vs, Some(&node(n)), false).and_then(|v| v.metadata.name.clone())
-    };
+    let on =
+        |n: &str| find_match(&c, &vs, Some(&node(n)), false).and_then(|v| v.metadata.name.clone());
     assert_eq!(on("b").as_deref(), Some("on-b"));
     assert_eq!(on("c"), None);
-    let labels = std::collections::BTreeMap::from([(
-        "kubernetes.io/hostname".to_string(),
-        "a".to_string(),
-    )]);
+    let labels =
+        std::collections::BTreeMap::from([("kubernetes.io/hostname".to_string(), "a".to_string())]);
     assert!(node_affinity_allows(&vs[0], "a", &labels));
     assert!(!node_affinity_allows(&vs[1], "a", &labels));
 }
@@ -152,7 +156,9 @@ fn has_event(registry: &Registry, reason: &str, message: &str) -> bool {
     list_events(registry, "default")
         .iter()
         .chain(list_events(registry, "").iter())
-        .any(|e| e["reason"] == reason && e["message"].as_str().is_some_and(|m| m.contains(message)))
+        .any(|e| {
+            e["reason"] == reason && e["message"].as_str().is_some_and(|m| m.contains(message))
+        })
 }
 
 async fn new_claim(registry: &Registry, name: &str, spec: Value) {
@@ -164,7 +170,13 @@ async fn new_claim(registry: &Registry, name: &str, spec: Value) {
 #[tokio::test(start_paused = true)]
 async fn static_binding_phases_and_retain() {
     let (registry, stop) = running().await;
-    create(&registry, "persistentvolumes", "", volume_obj("v1", "2Gi", json!({"storageClassName": ""}))).await;
+    create(
+        &registry,
+        "persistentvolumes",
+        "",
+        volume_obj("v1", "2Gi", json!({"storageClassName": ""})),
+    )
+    .await;
     new_claim(&registry, "data", json!({"storageClassName": ""})).await;
     eventually("the claim bound", || {
         phase(&registry, "persistentvolumeclaims", "default", "data") == "Bound"
@@ -198,7 +210,10 @@ async fn static_binding_phases_and_retain() {
         )
     })
     .await;
-    assert_eq!(phase(&registry, "persistentvolumeclaims", "default", "orphan"), "Pending");
+    assert_eq!(
+        phase(&registry, "persistentvolumeclaims", "default", "orphan"),
+        "Pending"
+    );
     stop.cancel();
 }
 
@@ -209,14 +224,28 @@ async fn delete_policy_without_a_deleter_fails_the_volume() {
         &registry,
         "persistentvolumes",
         "",
-        volume_obj("v", "1Gi", json!({"storageClassName": "", "persistentVolumeReclaimPolicy": "Delete"})),
+        volume_obj(
+            "v",
+            "1Gi",
+            json!({"storageClassName": "", "persistentVolumeReclaimPolicy": "Delete"}),
+        ),
     )
     .await;
     new_claim(&registry, "data", json!({"storageClassName": ""})).await;
-    eventually("bound", || phase(&registry, "persistentvolumes", "", "v") == "Bound").await;
+    eventually("bound", || {
+        phase(&registry, "persistentvolumes", "", "v") == "Bound"
+    })
+    .await;
     delete(&registry, "persistentvolumeclaims", "default", "data", None).await;
-    eventually("failed", || phase(&registry, "persistentvolumes", "", "v") == "Failed").await;
-    assert!(has_event(&registry, "VolumeFailedDelete", "no deletable volume plugin matched"));
+    eventually("failed", || {
+        phase(&registry, "persistentvolumes", "", "v") == "Failed"
+    })
+    .await;
+    assert!(has_event(
+        &registry,
+        "VolumeFailedDelete",
+        "no deletable volume plugin matched"
+    ));
     stop.cancel();
 }
 
@@ -251,10 +280,16 @@ async fn wait_for_first_consumer_then_local_path_provisioning() {
     assert!(list(&registry, "persistentvolumes", "").is_empty());
     // The scheduler picks n1 for a pod using the claim.
     registry
-        .update_with(info("persistentvolumeclaims"), "default", "data", false, |c| {
-            c["metadata"]["annotations"] = json!({ANN_SELECTED_NODE: "n1"});
-            Ok(true)
-        })
+        .update_with(
+            info("persistentvolumeclaims"),
+            "default",
+            "data",
+            false,
+            |c| {
+                c["metadata"]["annotations"] = json!({ANN_SELECTED_NODE: "n1"});
+                Ok(true)
+            },
+        )
         .await
         .unwrap();
     eventually("bound to a provisioned volume", || {
@@ -265,8 +300,14 @@ async fn wait_for_first_consumer_then_local_path_provisioning() {
     let uid = c["metadata"]["uid"].as_str().unwrap();
     let name = format!("pvc-{uid}");
     assert_eq!(c["spec"]["volumeName"], name.as_str());
-    assert_eq!(c["metadata"]["annotations"][ANN_STORAGE_PROVISIONER], provisioner::PROVISIONER);
-    assert_eq!(c["metadata"]["annotations"][ANN_BETA_STORAGE_PROVISIONER], provisioner::PROVISIONER);
+    assert_eq!(
+        c["metadata"]["annotations"][ANN_STORAGE_PROVISIONER],
+        provisioner::PROVISIONER
+    );
+    assert_eq!(
+        c["metadata"]["annotations"][ANN_BETA_STORAGE_PROVISIONER],
+        provisioner::PROVISIONER
+    );
     let v = get(&registry, "persistentvolumes", "", &name).unwrap();
     assert_eq!(
         v["spec"]["hostPath"],
@@ -274,17 +315,30 @@ async fn wait_for_first_consumer_then_local_path_provisioning() {
     );
     assert_eq!(v["spec"]["persistentVolumeReclaimPolicy"], "Delete");
     assert_eq!(v["spec"]["storageClassName"], "local-path");
-    assert_eq!(v["metadata"]["annotations"][ANN_PROVISIONED_BY], provisioner::PROVISIONER);
+    assert_eq!(
+        v["metadata"]["annotations"][ANN_PROVISIONED_BY],
+        provisioner::PROVISIONER
+    );
     assert_eq!(
         v["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"],
         json!(["n1"])
     );
-    assert_eq!(v["metadata"]["finalizers"], json!(["kubernetes.io/pv-protection"]));
-    assert!(has_event(&registry, "ProvisioningSucceeded", &format!("Successfully provisioned volume {name}")));
+    assert_eq!(
+        v["metadata"]["finalizers"],
+        json!(["kubernetes.io/pv-protection"])
+    );
+    assert!(has_event(
+        &registry,
+        "ProvisioningSucceeded",
+        &format!("Successfully provisioned volume {name}")
+    ));
     // Released under Delete: left to the provisioner (the node's agent removes the
     // directory and the volume), not failed.
     delete(&registry, "persistentvolumeclaims", "default", "data", None).await;
-    eventually("released", || phase(&registry, "persistentvolumes", "", &name) == "Released").await;
+    eventually("released", || {
+        phase(&registry, "persistentvolumes", "", &name) == "Released"
+    })
+    .await;
     tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     assert_eq!(phase(&registry, "persistentvolumes", "", &name), "Released");
     stop.cancel();
@@ -342,7 +396,10 @@ async fn ephemeral_volumes_get_a_claim_owned_by_the_pod() {
     })
     .await;
     let c = get(&registry, "persistentvolumeclaims", "default", "p-scratch").unwrap();
-    assert_eq!(c["metadata"]["ownerReferences"][0]["uid"], pod["metadata"]["uid"]);
+    assert_eq!(
+        c["metadata"]["ownerReferences"][0]["uid"],
+        pod["metadata"]["uid"]
+    );
     assert_eq!(c["metadata"]["ownerReferences"][0]["controller"], true);
     assert_eq!(c["metadata"]["labels"]["a"], "b");
     assert_eq!(c["spec"]["volumeMode"], "Filesystem");

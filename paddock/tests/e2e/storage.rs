@@ -142,7 +142,12 @@ fn a_claim_keeps_its_data_across_pods_and_goes_with_its_volume() {
         ],
         "{pvc}"
     );
-    let row: Vec<&str> = pvc.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    let row: Vec<&str> = pvc
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     assert_eq!(
         row[..7],
         [

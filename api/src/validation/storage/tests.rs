@@ -45,7 +45,11 @@ fn pv() -> Value {
 
 #[test]
 fn claim_spec_rules() {
-    assert!(validate_persistent_volume_claim(&pvc("1Gi")).unwrap().is_empty());
+    assert!(
+        validate_persistent_volume_claim(&pvc("1Gi"))
+            .unwrap()
+            .is_empty()
+    );
     let mut c = pvc("0");
     c["spec"]["accessModes"] = json!([]);
     c["spec"]["volumeMode"] = json!("Raw");
@@ -78,13 +82,25 @@ fn claim_updates() {
     let old = pvc("1Gi");
     let mut new = old.clone();
     new["spec"]["volumeName"] = json!("pvc-1");
-    assert!(validate_persistent_volume_claim_update(&new, &old).unwrap().is_empty());
+    assert!(
+        validate_persistent_volume_claim_update(&new, &old)
+            .unwrap()
+            .is_empty()
+    );
     let old = bound(pvc("1Gi"), "1Gi");
     let new = bound(pvc("2Gi"), "1Gi");
-    assert!(validate_persistent_volume_claim_update(&new, &old).unwrap().is_empty());
+    assert!(
+        validate_persistent_volume_claim_update(&new, &old)
+            .unwrap()
+            .is_empty()
+    );
     // Equal sizes in other units are no change.
     let new = bound(pvc("1024Mi"), "1Gi");
-    assert!(validate_persistent_volume_claim_update(&new, &old).unwrap().is_empty());
+    assert!(
+        validate_persistent_volume_claim_update(&new, &old)
+            .unwrap()
+            .is_empty()
+    );
     // Any other spec change is forbidden.
     let mut new = old.clone();
     new["spec"]["accessModes"] = json!(["ReadWriteMany"]);
@@ -150,11 +166,15 @@ fn volume_rules() {
     v["spec"]["capacity"] = json!({"storage": "-1"});
     let got = messages(&validate_persistent_volume(&v).unwrap());
     assert!(
-        got.contains(&"spec.hostPath.path: Invalid value: \"/a/../etc\": must not contain '..'".to_string()),
+        got.contains(
+            &"spec.hostPath.path: Invalid value: \"/a/../etc\": must not contain '..'".to_string()
+        ),
         "{got:?}"
     );
     assert!(
-        got.contains(&"spec.capacity[storage]: Invalid value: \"-1\": must be greater than zero".to_string()),
+        got.contains(
+            &"spec.capacity[storage]: Invalid value: \"-1\": must be greater than zero".to_string()
+        ),
         "{got:?}"
     );
 }
@@ -175,7 +195,11 @@ fn volume_source_is_immutable() {
     let mut new = old.clone();
     new["spec"]["persistentVolumeReclaimPolicy"] = json!("Delete");
     new["spec"]["claimRef"] = json!({"namespace": "default", "name": "data"});
-    assert!(validate_persistent_volume_update(&new, &old).unwrap().is_empty());
+    assert!(
+        validate_persistent_volume_update(&new, &old)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -233,7 +257,9 @@ fn defaults_and_whole_object_errors() {
     let err = crate::validation::validate_create(info, &c).unwrap_err();
     assert_eq!(err.code, 422);
     assert!(
-        err.message.starts_with("PersistentVolumeClaim \"data\" is invalid: spec.accessModes: Required value"),
+        err.message.starts_with(
+            "PersistentVolumeClaim \"data\" is invalid: spec.accessModes: Required value"
+        ),
         "{}",
         err.message
     );
