@@ -405,3 +405,57 @@ async fn ephemeral_volumes_get_a_claim_owned_by_the_pod() {
     assert_eq!(c["spec"]["volumeMode"], "Filesystem");
     stop.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn user_prebinding_and_lost_claims() {
+    let (registry, stop) = running().await;
+    // Two fitting volumes; the claim names the bigger one by volumeName.
+    for (n, size) in [("small", "1Gi"), ("big", "5Gi")] {
+        create(
+            &registry,
+            "persistentvolumes",
+            "",
+            volume_obj(n, size, json!({"storageClassName": ""})),
+        )
+        .await;
+    }
+    new_claim(
+        &registry,
+        "data",
+        json!({"storageClassName": "", "volumeName": "big"}),
+    )
+    .await;
+    eventually("bound to the named volume", || {
+        phase(&registry, "persistentvolumeclaims", "default", "data") == "Bound"
+    })
+    .await;
+    let c = get(&registry, "persistentvolumeclaims", "default", "data").unwrap();
+    assert_eq!(c["spec"]["volumeName"], "big");
+    // The user chose the volume: the claim is not marked bound by the controller.
+    assert!(c["metadata"]["annotations"][ANN_BOUND_BY_CONTROLLER].is_null());
+    assert_eq!(c["metadata"]["annotations"][ANN_BIND_COMPLETED], "yes");
+    assert_eq!(
+        phase(&registry, "persistentvolumes", "", "small"),
+        "Available"
+    );
+    // The volume disappears under the bound claim (its protection finalizer removed by
+    // hand): the claim is Lost.
+    registry
+        .update_with(info("persistentvolumes"), "", "big", false, |v| {
+            v["metadata"]["finalizers"] = json!([]);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    delete(&registry, "persistentvolumes", "", "big", None).await;
+    eventually("lost", || {
+        phase(&registry, "persistentvolumeclaims", "default", "data") == "Lost"
+    })
+    .await;
+    assert!(has_event(
+        &registry,
+        "ClaimLost",
+        "Bound claim has lost its PersistentVolume. Data on the volume is lost!"
+    ));
+    stop.cancel();
+}
