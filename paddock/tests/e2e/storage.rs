@@ -253,3 +253,107 @@ fn a_claim_keeps_its_data_across_pods_and_goes_with_its_volume() {
     });
     assert!(!path.exists(), "{} still exists", path.display());
 }
+
+const EPHEMERAL: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: scratchy}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: scratch
+    ephemeral:
+      volumeClaimTemplate:
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources: {requests: {storage: 100Mi}}
+  containers:
+  - name: main
+    image: busybox
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+    command: [sh, -c, 'echo mine > /scratch/f; sleep 3600']
+"#;
+
+/// A static hostPath volume and a claim without a class: the pod waits with the scheduler's
+/// message until the volume exists, then runs on it; generic ephemeral volumes come and go
+/// with their pod.
+#[test]
+fn static_volumes_and_ephemeral_claims() {
+    let s = Server::up(&[]);
+
+    // No class and no volume: the claim waits, and so does its pod.
+    let claim = CLAIM.replace("  accessModes", "  storageClassName: \"\"\n  accessModes");
+    s.kubectl_in(&["apply", "-f", "-"], Some(&claim));
+    s.kubectl_in(
+        &["apply", "-f", "-"],
+        Some(&pod("waiter", "Never", "echo static > /data/f")),
+    );
+    s.eventually("FailedScheduling for the unbound claim", || {
+        let ev = s.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=waiter,reason=FailedScheduling",
+            "-o=jsonpath={.items[*].note}{.items[*].message}",
+        ]);
+        ev.contains("pod has unbound immediate PersistentVolumeClaims")
+            .then_some(())
+    });
+    assert_eq!(
+        jsonpath(&s, &["pod", "waiter"], "{.status.phase}"),
+        "Pending"
+    );
+    // An administrator's volume arrives: the claim binds, the pod runs and writes there.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pv = format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: static}}\nspec:\n  capacity: {{storage: 2Gi}}\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  hostPath: {{path: {}}}\n",
+        dir.path().display()
+    );
+    s.kubectl_in(&["apply", "-f", "-"], Some(&pv));
+    wait_phase(&s, "waiter", "Succeeded");
+    assert_eq!(
+        jsonpath(&s, &["pvc", "data"], "{.spec.volumeName}"),
+        "static"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("f")).unwrap_or_default(),
+        "static\n"
+    );
+    let pv_table = s.kubectl(&["get", "pv", "static"]);
+    assert!(
+        pv_table.contains("Retain")
+            && pv_table.contains("Bound")
+            && pv_table.contains("default/data"),
+        "{pv_table}"
+    );
+    // Retain: the claim goes, the volume stays Released with its data.
+    s.kubectl(&["delete", "pod", "waiter"]);
+    s.kubectl(&["delete", "pvc", "data"]);
+    s.eventually("the volume released", || {
+        (jsonpath(&s, &["pv", "static"], "{.status.phase}") == "Released").then_some(())
+    });
+    assert!(dir.path().join("f").exists());
+
+    // A generic ephemeral volume: a claim named after the pod, gone with it.
+    s.kubectl_in(&["apply", "-f", "-"], Some(EPHEMERAL));
+    wait_phase(&s, "scratchy", "Running");
+    assert_eq!(
+        jsonpath(&s, &["pvc", "scratchy-scratch"], "{.status.phase}"),
+        "Bound"
+    );
+    let owner = jsonpath(
+        &s,
+        &["pvc", "scratchy-scratch"],
+        "{.metadata.ownerReferences[0].name}",
+    );
+    assert_eq!(owner, "scratchy");
+    let volume = jsonpath(&s, &["pvc", "scratchy-scratch"], "{.spec.volumeName}");
+    let path = PathBuf::from(jsonpath(&s, &["pv", &volume], "{.spec.hostPath.path}"));
+    s.eventually("the file written", || path.join("f").exists().then_some(()));
+    s.kubectl(&["delete", "pod", "scratchy"]);
+    s.eventually("the ephemeral claim and volume gone", || {
+        let claim = s.kubectl_full(&["get", "pvc", "scratchy-scratch"], None);
+        let pv = s.kubectl_full(&["get", "pv", &volume], None);
+        (!claim.status.success() && !pv.status.success()).then_some(())
+    });
+    assert!(!path.exists(), "{} still exists", path.display());
+}
