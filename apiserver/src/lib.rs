@@ -44,6 +44,8 @@ pub mod scale;
 pub mod select;
 pub mod server;
 pub mod state;
+#[cfg(test)]
+mod storage_tests;
 pub mod strategy;
 pub mod table;
 pub mod tls;
