@@ -328,6 +328,7 @@ fn main() {
                 cpu_milli: 2000,
                 memory: 1 << 30,
                 storage: 1 << 34,
+                storage_root: "/nonexistent/storage".into(),
             },
             handler_env: probe::HandlerEnv::new(probe::DEFAULT_USER_AGENT).expect("env"),
             agent_started: Instant::now() - Duration::from_secs(3600),

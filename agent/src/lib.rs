@@ -55,6 +55,7 @@ pub mod podnet;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod storage;
 pub mod token;
 
 use std::net::{IpAddr, SocketAddr};
@@ -302,6 +303,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
             cpu_milli: q("cpu").map_or(0, |q| q.milli_value()),
             memory: q("memory").map_or(0, |q| q.value()),
             storage: q("ephemeral-storage").map_or(0, |q| q.value()),
+            storage_root: storage::storage_root(&config.root_dir),
         },
         handler_env,
         agent_started,
@@ -313,29 +315,34 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     };
     let shared_routing = shared.routing.clone();
     let shared_directory = directory.clone();
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(node::heartbeat(
-        config.client.clone(),
-        identity,
-        node_uid,
-        config.lease_interval,
-        config.node_status_interval,
-        config.images.as_ref().map(|i| i.service.store().clone()),
-        stop.clone(),
-    )));
-    tasks.push(tokio::spawn(server::serve(
-        listener,
-        server::ServerState {
-            runtime: config.runtime.clone(),
-            directory,
-            token: config.serve_token.clone(),
-        },
-        tls,
-        stop.clone(),
-    )));
-    tasks.push(tokio::spawn(
-        serving.rotate(config.client.clone(), stop.clone()),
-    ));
+    let mut tasks = vec![
+        tokio::spawn(node::heartbeat(
+            config.client.clone(),
+            identity,
+            node_uid,
+            config.lease_interval,
+            config.node_status_interval,
+            config.images.as_ref().map(|i| i.service.store().clone()),
+            stop.clone(),
+        )),
+        tokio::spawn(server::serve(
+            listener,
+            server::ServerState {
+                runtime: config.runtime.clone(),
+                directory,
+                token: config.serve_token.clone(),
+            },
+            tls,
+            stop.clone(),
+        )),
+        tokio::spawn(serving.rotate(config.client.clone(), stop.clone())),
+        tokio::spawn(storage::run_reclaimer(
+            config.client.clone(),
+            config.node_name.clone(),
+            storage::storage_root(&config.root_dir),
+            stop.clone(),
+        )),
+    ];
     if let Some(images) = &config.images {
         let gc = images::gc::ImageGc::new(
             images.gc_policy,

@@ -192,6 +192,12 @@ pub fn node_object(id: &NodeIdentity, m: &MachineInfo) -> Node {
         "volumes.kubernetes.io/controller-managed-attach-detach".to_string(),
         "true".to_string(),
     );
+    annotations.insert(
+        crate::storage::STORAGE_DIR_ANNOTATION.to_string(),
+        crate::storage::storage_root(&id.root_dir)
+            .display()
+            .to_string(),
+    );
     let cidr = (!id.pod_cidr.is_empty()).then(|| id.pod_cidr.clone());
     Node {
         metadata: ObjectMeta {
@@ -358,8 +364,9 @@ pub async fn register(
         Ok(n) => n,
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let labels = node.metadata.labels.clone();
+            let annotations = node.metadata.annotations.clone();
             let patch = serde_json::json!({
-                "metadata": {"labels": labels},
+                "metadata": {"labels": labels, "annotations": annotations},
                 "spec": {"podCIDR": node.spec.as_ref().and_then(|s| s.pod_cidr.clone()),
                          "podCIDRs": node.spec.as_ref().and_then(|s| s.pod_cidrs.clone())},
             });

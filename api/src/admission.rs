@@ -266,6 +266,93 @@ fn is_superset(ss: &Toleration, t: &Toleration) -> bool {
     }
 }
 
+/// The annotation marking a StorageClass the default (`storageclass.kubernetes.io/…`).
+pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
+/// Its beta spelling, still honoured upstream.
+pub const BETA_DEFAULT_CLASS_ANNOTATION: &str = "storageclass.beta.kubernetes.io/is-default-class";
+/// The finalizer `StorageObjectInUseProtection` puts on every claim.
+pub const PVC_PROTECTION_FINALIZER: &str = "kubernetes.io/pvc-protection";
+/// The finalizer `StorageObjectInUseProtection` puts on every volume.
+pub const PV_PROTECTION_FINALIZER: &str = "kubernetes.io/pv-protection";
+
+/// Whether a StorageClass is marked default (upstream `storageutil.IsDefaultAnnotation`).
+pub fn is_default_class(class: &Value) -> bool {
+    let ann = |k: &str| {
+        class
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+            == Some("true")
+    };
+    ann(DEFAULT_CLASS_ANNOTATION) || ann(BETA_DEFAULT_CLASS_ANNOTATION)
+}
+
+/// The default StorageClass among `classes` (upstream `util.GetDefaultClass`): of those
+/// marked default, the newest; equal ages go to the name that sorts first.
+pub fn default_class(classes: &[std::sync::Arc<Value>]) -> Option<String> {
+    let mut defaults: Vec<(&str, &str)> = classes
+        .iter()
+        .filter(|c| is_default_class(c))
+        .map(|c| {
+            (
+                c.pointer("/metadata/creationTimestamp")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                c.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            )
+        })
+        .collect();
+    defaults.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(b.1)));
+    defaults.first().map(|(_, n)| n.to_string())
+}
+
+/// The storage admission plugins on a create: `DefaultStorageClass` (a claim that names no
+/// class, neither by field nor by the beta annotation, gets the default class; an explicit
+/// `""` means "no class" and is kept) and `StorageObjectInUseProtection` (every claim gets
+/// `kubernetes.io/pvc-protection`, every volume `kubernetes.io/pv-protection`). `classes`
+/// are the StorageClasses that exist (looked up by the caller, only for claims).
+pub fn admit_storage(info: &ResourceInfo, obj: &mut Value, classes: &[std::sync::Arc<Value>]) {
+    if !info.group.is_empty() {
+        return;
+    }
+    let finalizer = match info.kind {
+        "PersistentVolumeClaim" => {
+            let has_class = obj
+                .pointer("/spec/storageClassName")
+                .is_some_and(|v| !v.is_null())
+                || obj
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class"))
+                    .is_some();
+            if !has_class
+                && let Some(name) = default_class(classes)
+                && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.insert("storageClassName".into(), Value::String(name));
+            }
+            PVC_PROTECTION_FINALIZER
+        }
+        "PersistentVolume" => PV_PROTECTION_FINALIZER,
+        _ => return,
+    };
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let list = meta
+        .entry("finalizers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    if let Some(a) = list.as_array_mut()
+        && !a.iter().any(|f| f.as_str() == Some(finalizer))
+    {
+        a.push(Value::String(finalizer.to_string()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -447,5 +534,49 @@ mod tests {
         let before = p.clone();
         admit_runtime_class(info, &mut p, None).unwrap();
         assert_eq!(p, before);
+    }
+
+    #[test]
+    fn claims_get_the_default_class_and_protection() {
+        use std::sync::Arc;
+        let pvc = crate::registry::by_kind("v1", "PersistentVolumeClaim").unwrap();
+        let class = |name: &str, default: bool, created: &str| {
+            Arc::new(
+                json!({"metadata": {"name": name, "creationTimestamp": created,
+                "annotations": {DEFAULT_CLASS_ANNOTATION: if default { "true" } else { "false" }}}}),
+            )
+        };
+        let classes = vec![
+            class("old", true, "2026-01-01T00:00:00Z"),
+            class("new", true, "2026-02-01T00:00:00Z"),
+            class("plain", false, "2026-03-01T00:00:00Z"),
+        ];
+        assert_eq!(default_class(&classes).as_deref(), Some("new"));
+        let mut c = json!({"metadata": {"name": "c"}, "spec": {}});
+        admit_storage(pvc, &mut c, &classes);
+        assert_eq!(c["spec"]["storageClassName"], "new");
+        assert_eq!(
+            c["metadata"]["finalizers"],
+            json!([PVC_PROTECTION_FINALIZER])
+        );
+        // An explicit "" (no class) and the beta annotation are kept.
+        let mut c = json!({"metadata": {"name": "c"}, "spec": {"storageClassName": ""}});
+        admit_storage(pvc, &mut c, &classes);
+        assert_eq!(c["spec"]["storageClassName"], "");
+        let mut c = json!({"metadata": {"name": "c", "annotations":
+            {"volume.beta.kubernetes.io/storage-class": "x"}}, "spec": {}});
+        admit_storage(pvc, &mut c, &classes);
+        assert!(c["spec"].get("storageClassName").is_none());
+        // No default class: nothing set.
+        let mut c = json!({"metadata": {"name": "c"}, "spec": {}});
+        admit_storage(pvc, &mut c, &classes[2..]);
+        assert!(c["spec"].get("storageClassName").is_none());
+        let pv = crate::registry::by_kind("v1", "PersistentVolume").unwrap();
+        let mut v = json!({"metadata": {"name": "v", "finalizers": [PV_PROTECTION_FINALIZER]}});
+        admit_storage(pv, &mut v, &[]);
+        assert_eq!(
+            v["metadata"]["finalizers"],
+            json!([PV_PROTECTION_FINALIZER])
+        );
     }
 }

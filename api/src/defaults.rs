@@ -13,10 +13,12 @@ use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Endpoints, EnvVar, Event, Lifecycle, LifecycleHandler, Namespace,
-    NamespaceStatus, Node, Pod, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Secret, Service, Volume,
+    NamespaceStatus, Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret, Service,
+    Volume,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::{ByteString, api::core::v1::EmptyDirVolumeSource};
 
@@ -238,6 +240,60 @@ pub fn volume(v: &mut Volume) {
     if let Some(h) = v.host_path.as_mut() {
         h.type_.get_or_insert_with(String::new);
     }
+    if let Some(spec) = v
+        .ephemeral
+        .as_mut()
+        .and_then(|e| e.volume_claim_template.as_mut())
+    {
+        persistent_volume_claim_spec(&mut spec.spec);
+    }
+}
+
+/// `SetDefaults_PersistentVolumeClaimSpec`: `volumeMode: Filesystem`.
+pub fn persistent_volume_claim_spec(spec: &mut PersistentVolumeClaimSpec) {
+    spec.volume_mode
+        .get_or_insert_with(|| "Filesystem".to_string());
+}
+
+/// PersistentVolumeClaim: `SetDefaults_PersistentVolumeClaim` (phase `Pending`) and the spec's.
+pub fn persistent_volume_claim(pvc: &mut PersistentVolumeClaim) {
+    persistent_volume_claim_spec(pvc.spec.get_or_insert_with(Default::default));
+    let status = pvc.status.get_or_insert_with(Default::default);
+    if status.phase.as_deref().unwrap_or("").is_empty() {
+        status.phase = Some("Pending".into());
+    }
+}
+
+/// PersistentVolume: `SetDefaults_PersistentVolume` (phase `Pending`, reclaim policy
+/// `Retain`, `volumeMode: Filesystem`) and the hostPath source's empty type.
+pub fn persistent_volume(pv: &mut PersistentVolume) {
+    let spec = pv.spec.get_or_insert_with(Default::default);
+    if spec
+        .persistent_volume_reclaim_policy
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
+        spec.persistent_volume_reclaim_policy = Some("Retain".into());
+    }
+    spec.volume_mode
+        .get_or_insert_with(|| "Filesystem".to_string());
+    if let Some(h) = spec.host_path.as_mut() {
+        h.type_.get_or_insert_with(String::new);
+    }
+    let status = pv.status.get_or_insert_with(Default::default);
+    if status.phase.as_deref().unwrap_or("").is_empty() {
+        status.phase = Some("Pending".into());
+    }
+}
+
+/// StorageClass (`storage.k8s.io/v1` `SetDefaults_StorageClass`): reclaim policy `Delete`,
+/// binding mode `Immediate`.
+pub fn storage_class(sc: &mut StorageClass) {
+    sc.reclaim_policy
+        .get_or_insert_with(|| "Delete".to_string());
+    sc.volume_binding_mode
+        .get_or_insert_with(|| "Immediate".to_string());
 }
 
 /// The tag `ParseImageName` yields: the explicit tag, `""` for a digest-only reference,

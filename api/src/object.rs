@@ -14,10 +14,12 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+    ConfigMap, Endpoints, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::defaults;
 use crate::registry::ResourceInfo;
@@ -140,6 +142,13 @@ pub fn decode_with_duplicates(
         "CertificateSigningRequest" => roundtrip::<CertificateSigningRequest>(info, value, |_| {})?,
         // node.k8s.io/v1 has no defaulting.
         "RuntimeClass" => roundtrip::<RuntimeClass>(info, value, |_| {})?,
+        "PersistentVolume" => {
+            roundtrip::<PersistentVolume>(info, value, defaults::persistent_volume)?
+        }
+        "PersistentVolumeClaim" => {
+            roundtrip::<PersistentVolumeClaim>(info, value, defaults::persistent_volume_claim)?
+        }
+        "StorageClass" => roundtrip::<StorageClass>(info, value, defaults::storage_class)?,
         other => {
             return Err(ApiError::internal(format!("no decoder for kind {other}")));
         }
@@ -241,6 +250,34 @@ fn canonical_quantities(
                             }
                         }
                         "overhead" => lists.push(v),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        ("PersistentVolume", None) => {
+            if let Some(c) = value.pointer_mut("/spec/capacity") {
+                lists.push(c);
+            }
+        }
+        ("PersistentVolumeClaim", None) => {
+            if let Some(obj) = value.as_object_mut() {
+                for (part, v) in obj.iter_mut() {
+                    match part.as_str() {
+                        "spec" => {
+                            if let Some(r) = v.get_mut("resources").and_then(Value::as_object_mut) {
+                                for (name, l) in r.iter_mut() {
+                                    if name == "limits" || name == "requests" {
+                                        lists.push(l);
+                                    }
+                                }
+                            }
+                        }
+                        "status" => {
+                            if let Some(c) = v.get_mut("capacity") {
+                                lists.push(c);
+                            }
+                        }
                         _ => {}
                     }
                 }

@@ -16,6 +16,7 @@ pub mod names;
 pub mod node;
 pub mod pod;
 pub mod service;
+pub mod storage;
 pub mod volume;
 
 use std::collections::BTreeMap;
@@ -166,6 +167,34 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
             errs.extend(meta_update());
             errs.extend(node::validate_runtime_class_update(new, old));
         }
+        // ValidatePersistentVolumeUpdate / ValidatePersistentVolumeClaimUpdate: meta update,
+        // then the kind's create rules and update rules.
+        "PersistentVolume" => {
+            errs.extend(meta_update());
+            errs.extend(validate_object_meta(
+                &new_meta,
+                false,
+                name_is_dns_subdomain,
+                "metadata",
+            ));
+            errs.extend(storage::validate_persistent_volume_update(new, old)?);
+        }
+        "PersistentVolumeClaim" => {
+            errs.extend(meta_update());
+            errs.extend(validate_object_meta(
+                &new_meta,
+                true,
+                name_is_dns_subdomain,
+                "metadata",
+            ));
+            errs.extend(storage::validate_persistent_volume_claim_update(new, old)?);
+        }
+        // The StorageClass strategy: ValidateStorageClass, then ValidateStorageClassUpdate.
+        "StorageClass" => {
+            errs.extend(validate_object(info, new)?);
+            errs.extend(meta_update());
+            errs.extend(storage::validate_storage_class_update(new, old));
+        }
         _ => {
             errs.extend(meta_update());
             errs.extend(validate_object(info, new)?);
@@ -293,6 +322,9 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Lease" => misc::validate_lease(obj)?,
         "CertificateSigningRequest" => certificates::validate_csr(obj)?,
         "RuntimeClass" => node::validate_runtime_class(obj)?,
+        "PersistentVolume" => storage::validate_persistent_volume(obj)?,
+        "PersistentVolumeClaim" => storage::validate_persistent_volume_claim(obj)?,
+        "StorageClass" => storage::validate_storage_class(obj)?,
         _ => Vec::new(),
     });
     Ok(errs)

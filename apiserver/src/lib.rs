@@ -46,6 +46,8 @@ pub mod select;
 pub mod server;
 pub mod serviceaccount;
 pub mod state;
+#[cfg(test)]
+mod storage_tests;
 pub mod strategy;
 pub mod table;
 pub mod tls;
@@ -210,8 +212,9 @@ pub const HOST_RUNTIME_CLASS: &str = "paddock-host";
 /// The runtime handler of [`HOST_RUNTIME_CLASS`].
 pub const HOST_RUNTIME_HANDLER: &str = "host";
 
-/// Creates the system namespaces and the [`HOST_RUNTIME_CLASS`] RuntimeClass that do not
-/// exist yet (an existing one is left as the user made it).
+/// Creates the system namespaces, the [`HOST_RUNTIME_CLASS`] RuntimeClass and the
+/// [`LOCAL_PATH_CLASS`] StorageClass that do not exist yet (an existing one is left as the
+/// user made it, so a deleted default class comes back at the next start, as k3s's does).
 pub async fn bootstrap(registry: &Registry) -> Result<(), api::status::ApiError> {
     let info = strategy::namespaces();
     for ns in SYSTEM_NAMESPACES {
@@ -227,8 +230,28 @@ pub async fn bootstrap(registry: &Registry) -> Result<(), api::status::ApiError>
         "metadata": {"name": HOST_RUNTIME_CLASS},
         "handler": HOST_RUNTIME_HANDLER,
     });
-    create_missing(registry, rc, HOST_RUNTIME_CLASS, obj).await
+    create_missing(registry, rc, HOST_RUNTIME_CLASS, obj).await?;
+    let sc = api::registry::lookup("storage.k8s.io", "v1", "storageclasses")
+        .ok_or_else(|| api::status::ApiError::internal("storageclasses are not served"))?;
+    let obj = serde_json::json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": LOCAL_PATH_CLASS,
+            "annotations": {api::admission::DEFAULT_CLASS_ANNOTATION: "true"},
+        },
+        "provisioner": LOCAL_PATH_PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    });
+    create_missing(registry, sc, LOCAL_PATH_CLASS, obj).await
 }
+
+/// The StorageClass every paddock cluster has, as k3s ships it: the default class,
+/// provisioning node-local directories when a pod first uses a claim.
+pub const LOCAL_PATH_CLASS: &str = "local-path";
+/// The provisioner name of [`LOCAL_PATH_CLASS`] (the one k3s's local-path-provisioner uses).
+pub const LOCAL_PATH_PROVISIONER: &str = "rancher.io/local-path";
 
 /// Creates the cluster-scoped `obj` named `name` unless it exists.
 async fn create_missing(

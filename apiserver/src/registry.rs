@@ -293,6 +293,64 @@ impl Registry {
         api::admission::admit_runtime_class(info, obj, class.as_ref())
     }
 
+    /// The storage admission plugins (see [`api::admission::admit_storage`]): looks up the
+    /// StorageClasses for a claim.
+    fn admit_storage(&self, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+        if !info.group.is_empty()
+            || !matches!(info.kind, "PersistentVolumeClaim" | "PersistentVolume")
+        {
+            return Ok(());
+        }
+        let classes = if info.kind == "PersistentVolumeClaim" {
+            let sc = api::registry::lookup("storage.k8s.io", "v1", "storageclasses")
+                .ok_or_else(|| ApiError::internal("storageclasses are not served"))?;
+            self.list(sc, None, None, None)?.0
+        } else {
+            Vec::new()
+        };
+        api::admission::admit_storage(info, obj, &classes);
+        Ok(())
+    }
+
+    /// The `PersistentVolumeClaimResize` admission plugin: a bound claim may only grow when
+    /// its StorageClass says `allowVolumeExpansion: true` (403 otherwise, upstream's words).
+    fn admit_claim_resize(
+        &self,
+        info: &ResourceInfo,
+        new: &Value,
+        old: &Value,
+    ) -> Result<(), ApiError> {
+        if info.kind != "PersistentVolumeClaim" || !info.group.is_empty() {
+            return Ok(());
+        }
+        let size = |v: &Value| {
+            v.pointer("/spec/resources/requests/storage")
+                .and_then(Value::as_str)
+                .and_then(|s| api::quantity::Quantity::parse(s).ok())
+        };
+        let bound = old.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
+        let grows = matches!((size(old), size(new)), (Some(o), Some(n)) if n > o);
+        if !bound || !grows {
+            return Ok(());
+        }
+        let class = new
+            .pointer("/spec/storageClassName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let allowed = !class.is_empty()
+            && api::registry::lookup("storage.k8s.io", "v1", "storageclasses")
+                .and_then(|sc| self.store.get(&Self::key(sc, "", class)))
+                .is_some_and(|c| c.get("allowVolumeExpansion") == Some(&json!(true)));
+        if allowed {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(
+            info,
+            meta_str(new, "name"),
+            "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize",
+        ))
+    }
+
     /// Everything a create does before storing.
     fn prepare_create(
         &self,
@@ -308,6 +366,7 @@ impl Registry {
         // default plugins of an upstream API server do on create.
         api::admission::admit_create(info, &mut obj, &self.default_toleration_seconds())?;
         self.admit_runtime_class(info, &mut obj)?;
+        self.admit_storage(info, &mut obj)?;
         if !meta_str(&obj, "resourceVersion").is_empty() {
             return Err(ApiError::bad_request(
                 "resourceVersion should not be set on objects to be created",
@@ -578,6 +637,9 @@ impl Registry {
         };
         strategy::prepare_for_update(info, old, &mut new, mode);
         strategy::validate_update(info, &new, old, mode, opts)?;
+        if mode == UpdateMode::Main {
+            self.admit_claim_resize(info, &new, old)?;
+        }
         if strategy::unchanged(old, &new) {
             return Ok(Attempt::Done(old.clone()));
         }

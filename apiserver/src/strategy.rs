@@ -126,6 +126,15 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
         }
         "CertificateSigningRequest" => csr_requester(obj, user),
         "ServiceAccount" => clean_secret_references(obj),
+        // The PV strategy resets the status and stamps the phase transition; the claim
+        // strategy resets it (both read back with the defaulted `Pending` phase).
+        "PersistentVolume" => {
+            obj["status"] =
+                json!({"phase": "Pending", "lastPhaseTransitionTime": meta::rfc3339(meta::now())});
+        }
+        "PersistentVolumeClaim" => {
+            obj["status"] = json!({"phase": "Pending"});
+        }
         _ => {}
     }
 }
@@ -470,6 +479,21 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
             }
             if matches!(mode, UpdateMode::Status | UpdateMode::Approval) {
                 populate_condition_timestamps(old, new);
+            }
+        }
+        // persistentvolumeStatusStrategy: a phase change stamps lastPhaseTransitionTime
+        // unless the writer set a new one.
+        "PersistentVolume" if mode == UpdateMode::Status => {
+            let phase = |v: &Value| v.pointer("/status/phase").cloned();
+            let stamp = |v: &Value| v.pointer("/status/lastPhaseTransitionTime").cloned();
+            if phase(old) != phase(new)
+                && (stamp(new).is_none_or(|t| t.is_null()) || stamp(new) == stamp(old))
+                && let Some(st) = new.get_mut("status").and_then(Value::as_object_mut)
+            {
+                st.insert(
+                    "lastPhaseTransitionTime".into(),
+                    json!(meta::rfc3339(meta::now())),
+                );
             }
         }
         "EndpointSlice" => {

@@ -28,8 +28,9 @@
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
 //! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller) and
-//! [`cronjob`], and [`serviceaccount`] (default accounts, `kube-root-ca.crt`, legacy token
-//! Secrets). Events are written through `events`.
+//! [`cronjob`], [`serviceaccount`] (default accounts, `kube-root-ca.crt`, legacy token
+//! Secrets) and [`volume`] (the PersistentVolume binder, the local-path provisioner, PVC/PV
+//! protection and generic ephemeral volumes). Events are written through `events`.
 
 // The cluster's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
@@ -57,6 +58,7 @@ pub mod tainteviction;
 #[cfg(test)]
 mod testutil;
 mod typed;
+pub mod volume;
 
 use std::sync::Arc;
 
@@ -190,6 +192,7 @@ pub async fn run(
         job::ttl::run(cluster.clone(), shutdown.clone()),
         cronjob::run(cluster.clone(), shutdown.clone()),
         endpoints::run(cluster.clone(), shutdown.clone()),
+        volume::run(cluster.clone(), shutdown.clone()),
         endpointslice::run(cluster, shutdown),
     );
 }

@@ -21,7 +21,9 @@ use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
+};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::Api;
 
@@ -64,6 +66,23 @@ pub trait Objects: Send + Sync {
     ) -> BoxFuture<'a, Result<TokenRequest, PortError>> {
         let _ = (ns, name, request);
         Box::pin(async { Err(PortError::other("service account tokens are not available")) })
+    }
+    /// The PersistentVolumeClaim `ns/name` (none by default: a source without storage).
+    fn persistent_volume_claim<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PersistentVolumeClaim>, PortError>> {
+        let _ = (ns, name);
+        Box::pin(async { Ok(None) })
+    }
+    /// The PersistentVolume `name` (none by default).
+    fn persistent_volume<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PersistentVolume>, PortError>> {
+        let _ = name;
+        Box::pin(async { Ok(None) })
     }
     /// The Service `ns/name` (by default found in [`Objects::services`]).
     fn service<'a>(
@@ -160,6 +179,22 @@ impl Objects for ApiObjects {
             api.create_token_request(name, &Default::default(), &request)
                 .await
                 .map_err(PortError::from)
+        })
+    }
+    fn persistent_volume_claim<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PersistentVolumeClaim>, PortError>> {
+        self.get(ns, name)
+    }
+    fn persistent_volume<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PersistentVolume>, PortError>> {
+        Box::pin(async move {
+            let api: Api<PersistentVolume> = Api::all(self.0.clone());
+            api.get_opt(name).await.map_err(PortError::from)
         })
     }
 }
@@ -349,6 +384,8 @@ pub struct NodeFacts {
     pub memory: i64,
     /// Allocatable ephemeral storage in bytes.
     pub storage: i64,
+    /// Where this node's local-path volumes live (`<data dir>/storage`).
+    pub storage_root: PathBuf,
 }
 
 /// A warning to record while building (event reason, message).
@@ -850,6 +887,100 @@ fn key_files(
     }
 }
 
+/// The node directory of the claim `claim` of `pod` (the kubelet's desired-state populator
+/// checks, in its words): the claim exists, is not being deleted, is bound, and (for an
+/// `ephemeral` volume) was made for this pod; its volume is a `hostPath` or `local` one.
+/// A local-path volume of this node is made under the node's storage root.
+async fn persistent_source(
+    objects: &dyn Objects,
+    pod: &Pod,
+    claim: &str,
+    read_only: bool,
+    ephemeral: bool,
+    node: &NodeFacts,
+) -> Result<VolumeSource, String> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    let err = |why: String| format!("error processing PVC {ns}/{claim}: {why}");
+    let Some(pvc) = objects
+        .persistent_volume_claim(ns, claim)
+        .await
+        .map_err(|e| err(e.to_string()))?
+    else {
+        return Err(err(format!(
+            "failed to fetch PVC from API server: persistentvolumeclaims {claim:?} not found"
+        )));
+    };
+    if pvc.metadata.deletion_timestamp.is_some() {
+        return Err(err("can't start pod because PVC is being deleted".into()));
+    }
+    if ephemeral {
+        let owned = pvc
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.controller == Some(true) && Some(&r.uid) == pod.metadata.uid.as_ref());
+        if !owned {
+            return Err(err(format!(
+                "PVC {ns}/{claim} was not created for pod {ns}/{} (pod is not owner)",
+                pod.metadata.name.as_deref().unwrap_or("")
+            )));
+        }
+    }
+    let volume = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .unwrap_or_default();
+    let phase = pvc.status.as_ref().and_then(|s| s.phase.as_deref());
+    if volume.is_empty() || phase != Some("Bound") {
+        return Err(err("PVC is not bound".into()));
+    }
+    let Some(pv) = objects
+        .persistent_volume(&volume)
+        .await
+        .map_err(|e| err(e.to_string()))?
+    else {
+        return Err(err(format!(
+            "failed to fetch PV {volume:?} from API server: persistentvolumes {volume:?} not found"
+        )));
+    };
+    let spec = pv.spec.clone().unwrap_or_default();
+    let (path, kind) = if let Some(h) = &spec.host_path {
+        let kind = HostPathType::parse(h.type_.as_deref().unwrap_or(""))
+            .ok_or_else(|| format!("invalid HostPathType {:?}", h.type_))?;
+        (PathBuf::from(&h.path), kind)
+    } else if let Some(l) = &spec.local {
+        (PathBuf::from(&l.path), HostPathType::Directory)
+    } else {
+        return Err(format!(
+            "persistent volume {volume:?}: volume type not supported by paddock (supported: hostPath, local)"
+        ));
+    };
+    let local_path = pv
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("pv.kubernetes.io/provisioned-by"))
+        .is_some_and(|p| p == crate::storage::PROVISIONER);
+    let local_path_root = if local_path {
+        if !crate::storage::is_local_path_volume_of(&pv, &node.node_name) {
+            return Err(format!(
+                "persistent volume {volume:?} is a local-path volume of another node"
+            ));
+        }
+        Some(node.storage_root.clone())
+    } else {
+        None
+    };
+    Ok(VolumeSource::Persistent {
+        path,
+        kind,
+        read_only,
+        local_path_root,
+    })
+}
+
 /// Resolves the pod's volumes: emptyDir, hostPath, configMap, secret, downwardAPI. Errors are
 /// `MountVolume.SetUp failed for volume "<v>" : <why>` as the kubelet's FailedMount events.
 pub async fn volumes(
@@ -953,9 +1084,25 @@ pub async fn volumes(
                 default_mode,
                 memory: true,
             }
+        } else if let Some(c) = &v.persistent_volume_claim {
+            persistent_source(
+                objects,
+                pod,
+                &c.claim_name,
+                c.read_only == Some(true),
+                false,
+                node,
+            )
+            .await
+            .map_err(&fail)?
+        } else if v.ephemeral.is_some() {
+            let claim = format!("{}-{}", pod.metadata.name.as_deref().unwrap_or(""), v.name);
+            persistent_source(objects, pod, &claim, false, true, node)
+                .await
+                .map_err(&fail)?
         } else {
             return Err(fail(
-                "volume type not supported by paddock (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)".into(),
+                "volume type not supported by paddock (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected, persistentVolumeClaim, ephemeral)".into(),
             ));
         };
         out.push(VolumeConfig {

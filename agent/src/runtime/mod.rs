@@ -110,6 +110,19 @@ pub enum VolumeSource {
         /// `hostPath.type`, checked (and created for the `…OrCreate` kinds) at sandbox creation.
         kind: HostPathType,
     },
+    /// A PersistentVolume's directory on the node (a `persistentVolumeClaim` or `ephemeral`
+    /// volume whose claim is bound to a `hostPath` or `local` volume).
+    Persistent {
+        /// The node path.
+        path: PathBuf,
+        /// The volume's `hostPath.type` (`Directory` for `local` volumes, which must exist).
+        kind: HostPathType,
+        /// `persistentVolumeClaim.readOnly`: every mount of it is read-only.
+        read_only: bool,
+        /// A local-path volume: its directory is made under this storage root (see
+        /// `crate::storage`) instead of by the hostPath type check.
+        local_path_root: Option<PathBuf>,
+    },
     /// Files computed by the caller (configMap, secret, downwardAPI, projected). Such volumes
     /// are always mounted read-only, as the kubelet does.
     Files {

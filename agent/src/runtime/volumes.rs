@@ -88,6 +88,32 @@ fn prepare_one(
                 tmpfs: false,
             })
         }
+        VolumeSource::Persistent {
+            path,
+            kind,
+            read_only,
+            local_path_root,
+        } => {
+            let fail = |e: String| {
+                RuntimeError::Volume(format!(
+                    "MountVolume.SetUp failed for volume {:?} : {e}",
+                    v.name
+                ))
+            };
+            match local_path_root {
+                Some(root) => {
+                    crate::storage::make_volume_dir(root, path).map_err(|e| fail(e.to_string()))?
+                }
+                None => check_host_path(path, *kind).map_err(|e| fail(e.to_string()))?,
+            }
+            Ok(VolumeRecord {
+                name: v.name.clone(),
+                path: path.clone(),
+                force_read_only: *read_only,
+                memory: false,
+                tmpfs: false,
+            })
+        }
         VolumeSource::Files { files, memory, .. } => {
             std::fs::create_dir_all(&local).map_err(|e| io_err("create", &local, e))?;
             // As the emptyDir the kubelet wraps these in: 0777 on disk, a tmpfs (1777) for

@@ -256,6 +256,27 @@ fn validate_volume_source(v: &Volume, path: &str) -> Errors {
                 errs.extend(validate_projected(p, &spath));
             }
         }
+        "persistentVolumeClaim" => {
+            if let Some(c) = &v.persistent_volume_claim
+                && c.claim_name.is_empty()
+            {
+                errs.push(FieldError::required(child(&spath, "claimName"), ""));
+            }
+        }
+        "ephemeral" => {
+            let tpath = child(&spath, "volumeClaimTemplate");
+            match v
+                .ephemeral
+                .as_ref()
+                .and_then(|e| e.volume_claim_template.as_ref())
+            {
+                None => errs.push(FieldError::required(tpath, "")),
+                Some(t) => errs.extend(super::storage::validate_claim_spec(
+                    &t.spec,
+                    &child(&tpath, "spec"),
+                )),
+            }
+        }
         _ => {}
     }
     errs

@@ -42,6 +42,7 @@ mod runtimeclass;
 mod secret;
 mod service;
 mod serviceaccount;
+mod storage;
 #[cfg(test)]
 mod tests;
 
@@ -122,6 +123,9 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("", "secrets") => (secret::COLUMNS, secret::row),
         ("", "serviceaccounts") => (serviceaccount::COLUMNS, serviceaccount::row),
         ("coordination.k8s.io", "leases") => (lease::COLUMNS, lease::row),
+        ("", "persistentvolumes") => (storage::PV_COLUMNS, storage::pv_row),
+        ("", "persistentvolumeclaims") => (storage::PVC_COLUMNS, storage::pvc_row),
+        ("storage.k8s.io", "storageclasses") => (storage::SC_COLUMNS, storage::sc_row),
         ("node.k8s.io", "runtimeclasses") => (runtimeclass::COLUMNS, runtimeclass::row),
         ("certificates.k8s.io", "certificatesigningrequests") => (csr::COLUMNS, csr::row),
         _ => (default::COLUMNS, default::row),

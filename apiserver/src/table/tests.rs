@@ -778,3 +778,110 @@ fn services() {
     );
     assert_eq!(c[2], "None");
 }
+
+#[test]
+fn storage_tables_as_upstream() {
+    let names = |g: &str, p: &str| -> Vec<String> {
+        names(g, p)
+            .into_iter()
+            .map(|(n, prio)| if prio == 1 { format!("{n}*") } else { n })
+            .collect()
+    };
+    assert_eq!(
+        names("", "persistentvolumes"),
+        [
+            "Name",
+            "Capacity",
+            "Access Modes",
+            "Reclaim Policy",
+            "Status",
+            "Claim",
+            "StorageClass",
+            "VolumeAttributesClass",
+            "Reason",
+            "Age",
+            "VolumeMode*"
+        ]
+    );
+    assert_eq!(
+        names("", "persistentvolumeclaims"),
+        [
+            "Name",
+            "Status",
+            "Volume",
+            "Capacity",
+            "Access Modes",
+            "StorageClass",
+            "VolumeAttributesClass",
+            "Age",
+            "VolumeMode*"
+        ]
+    );
+    assert_eq!(
+        names("storage.k8s.io", "storageclasses"),
+        [
+            "Name",
+            "Provisioner",
+            "ReclaimPolicy",
+            "VolumeBindingMode",
+            "AllowVolumeExpansion",
+            "Age"
+        ]
+    );
+    let pv = json!({"metadata": {"name": "v", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
+                 "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "local-path",
+                 "claimRef": {"namespace": "default", "name": "data"}, "volumeMode": "Filesystem"},
+        "status": {"phase": "Bound"}});
+    let c = cells("", "persistentvolumes", pv);
+    assert_eq!(
+        c[..9],
+        [
+            json!("v"),
+            json!("1Gi"),
+            json!("RWO,RWX"),
+            json!("Delete"),
+            json!("Bound"),
+            json!("default/data"),
+            json!("local-path"),
+            json!("<unset>"),
+            json!("")
+        ]
+    );
+    assert_eq!(c[10], json!("Filesystem"));
+    // Pending claims show no capacity or modes; a deleted one is Terminating.
+    let pvc = json!({"metadata": {"name": "data", "creationTimestamp": "2026-01-01T00:00:00Z",
+                                  "deletionTimestamp": "2026-01-02T00:00:00Z"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-path",
+                 "resources": {"requests": {"storage": "1Gi"}}},
+        "status": {"phase": "Pending"}});
+    let c = cells("", "persistentvolumeclaims", pvc);
+    assert_eq!(
+        c[..7],
+        [
+            json!("data"),
+            json!("Terminating"),
+            json!(""),
+            json!(""),
+            json!(""),
+            json!("local-path"),
+            json!("<unset>")
+        ]
+    );
+    assert_eq!(c[8], json!("<unset>"));
+    let sc = json!({"metadata": {"name": "local-path", "creationTimestamp": "2026-01-01T00:00:00Z",
+        "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer"});
+    let c = cells("storage.k8s.io", "storageclasses", sc);
+    assert_eq!(
+        c[..5],
+        [
+            json!("local-path (default)"),
+            json!("rancher.io/local-path"),
+            json!("Delete"),
+            json!("WaitForFirstConsumer"),
+            json!(false)
+        ]
+    );
+}

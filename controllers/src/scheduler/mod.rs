@@ -26,6 +26,7 @@
 pub(crate) mod filter;
 #[cfg(test)]
 mod tests;
+pub(crate) mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -325,6 +326,18 @@ impl Scheduler {
 
     /// One scheduling cycle for the pod `key` (upstream `ScheduleOne`).
     async fn schedule_one(&self, key: &PodKey) -> Result<(), Error> {
+        let Some(pod) = ({
+            let cache = self.cache.lock();
+            cache
+                .pods
+                .get(key)
+                .filter(|p| pending(&p.obj) && !cache.assumed.contains_key(key))
+                .map(|p| p.obj.clone())
+        }) else {
+            return Ok(());
+        };
+        // The VolumeBinding plugin's PreFilter reads the pod's claims from the API.
+        let vols = volumes::gather(&self.cluster, &pod).await?;
         let (pod, decision, attempts) = {
             let cache = self.cache.lock();
             let Some(CachedPod { obj: pod, requests }) = cache.pods.get(key).cloned() else {
@@ -334,13 +347,30 @@ impl Scheduler {
                 return Ok(());
             }
             let attempts = cache.unschedulable.get(key).map_or(0, |w| w.attempts);
-            let decision = decide(&cache, &pod, &requests);
+            let decision = match &vols {
+                Ok(v) => decide(&cache, &pod, &requests, v),
+                Err(msg) => Err(prefilter_error(cache.nodes.len(), msg)),
+            };
             (pod, decision, attempts)
         };
         match decision {
-            Ok(node) => self.bind(key, &pod, &node).await,
+            Ok(node) => {
+                if let Ok(v) = &vols
+                    && v.waiting()
+                {
+                    // PreBind: the claims learn their node; the pod is bound once they are.
+                    v.select_node(&self.cluster, &node).await?;
+                    self.queue.add_after(key.clone(), VOLUME_WAIT);
+                    return Ok(());
+                }
+                self.bind(key, &pod, &node).await
+            }
             Err(message) => {
                 self.fail(key, &pod, &message, attempts + 1).await;
+                if vols.is_err() || message.contains("volume") {
+                    // Claims and volumes are not watched here: look again after the back-off.
+                    self.queue.add_after(key.clone(), backoff(attempts + 1));
+                }
                 Ok(())
             }
         }
@@ -425,6 +455,17 @@ impl Scheduler {
     }
 }
 
+/// How soon a pod whose claims wait for their volumes is looked at again.
+const VOLUME_WAIT: Duration = Duration::from_millis(500);
+
+/// Upstream `FitError` when a PreFilter plugin rejected the pod: its message, then every
+/// node unresolvable for preemption.
+fn prefilter_error(nodes: usize, msg: &str) -> String {
+    format!(
+        "0/{nodes} nodes are available: {msg}. preemption: 0/{nodes} nodes are available: {nodes} Preemption is not helpful for scheduling."
+    )
+}
+
 /// Back-off before the `attempts`-th retry (1 s doubling to 10 s).
 fn backoff(attempts: u32) -> Duration {
     let shift = attempts.saturating_sub(1).min(8);
@@ -458,7 +499,12 @@ fn forget_raw(cache: &mut Cache, pod: &serde_json::Value) -> bool {
 }
 
 /// Picks a node for `pod` (with its `requests`) from the cache, or explains why none fits.
-fn decide(cache: &Cache, pod: &Pod, requests: &Resources) -> Result<String, String> {
+fn decide(
+    cache: &Cache,
+    pod: &Pod,
+    requests: &Resources,
+    vols: &volumes::Volumes,
+) -> Result<String, String> {
     if cache.nodes.is_empty() {
         return Err("no nodes available to schedule pods".to_string());
     }
@@ -485,7 +531,7 @@ fn decide(cache: &Cache, pod: &Pod, requests: &Resources) -> Result<String, Stri
     let mut rejections: Vec<Rejection> = Vec::new();
     let mut best: Option<(i64, &str)> = None;
     for state in states.values() {
-        match filter::filter(pod, requests, state) {
+        match filter::filter(pod, requests, state).and_then(|()| vols.filter(state.node)) {
             Ok(()) => {
                 let s = filter::score(pod, state);
                 if best.is_none_or(|(b, _)| s > b) {

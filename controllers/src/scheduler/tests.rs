@@ -538,3 +538,112 @@ async fn pod_with_unparsable_requests_is_ignored() {
     assert!(events_for(&registry, "bad", "FailedScheduling").is_empty());
     stop.cancel();
 }
+
+/// The VolumeBinding plugin: a pod whose claim is unbound and immediate waits with upstream's
+/// message; a WaitForFirstConsumer claim gets the chosen node and the pod is bound once its
+/// claim is; a bound claim's volume pins the pod to the volume's node.
+#[tokio::test(start_paused = true)]
+async fn volume_binding() {
+    let (registry, stop) = running().await;
+    node(
+        &registry,
+        "a",
+        json!({"kubernetes.io/hostname": "a"}),
+        json!({}),
+        "True",
+    )
+    .await;
+    node(
+        &registry,
+        "b",
+        json!({"kubernetes.io/hostname": "b"}),
+        json!({}),
+        "True",
+    )
+    .await;
+    let claim = |name: &str, class: &str| {
+        json!({"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"],
+               "storageClassName": class, "resources": {"requests": {"storage": "1Gi"}}}})
+    };
+    let uses = |claim: &str| json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]});
+    // Immediate and unbound: Pending with the PreFilter message.
+    create(
+        &registry,
+        "persistentvolumeclaims",
+        "default",
+        claim("imm", ""),
+    )
+    .await;
+    pod(&registry, "p1", uses("imm")).await;
+    let msg = wait_unschedulable(&registry, "p1").await;
+    assert_eq!(
+        msg,
+        "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+    );
+    // A missing claim.
+    pod(&registry, "p2", uses("nope")).await;
+    let msg = wait_unschedulable(&registry, "p2").await;
+    assert!(
+        msg.contains("persistentvolumeclaim \"nope\" not found"),
+        "{msg}"
+    );
+    // WaitForFirstConsumer: the claim learns the node; the pod waits for the binding.
+    create(
+        &registry,
+        "storageclasses",
+        "",
+        json!({"metadata": {"name": "wffc"}, "provisioner": "example.com/p",
+               "volumeBindingMode": "WaitForFirstConsumer"}),
+    )
+    .await;
+    create(
+        &registry,
+        "persistentvolumeclaims",
+        "default",
+        claim("late", "wffc"),
+    )
+    .await;
+    pod(&registry, "p3", uses("late")).await;
+    let mut selected = String::new();
+    eventually("the selected node", || {
+        selected = get(&registry, "persistentvolumeclaims", "default", "late").unwrap()["metadata"]
+            ["annotations"]["volume.kubernetes.io/selected-node"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        !selected.is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(node_of(&registry, "p3"), "", "bound before its claim");
+    // A volume on the selected node is bound to the claim (as a provisioner would).
+    create(
+        &registry,
+        "persistentvolumes",
+        "",
+        json!({"metadata": {"name": "pv-late"}, "spec": {"accessModes": ["ReadWriteOnce"],
+            "capacity": {"storage": "1Gi"}, "hostPath": {"path": "/x"}, "storageClassName": "wffc",
+            "claimRef": {"namespace": "default", "name": "late"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [selected.clone()]}]}]}}}}),
+    )
+    .await;
+    registry
+        .update_with(
+            info("persistentvolumeclaims"),
+            "default",
+            "late",
+            false,
+            |c| {
+                c["spec"]["volumeName"] = json!("pv-late");
+                Ok(true)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(wait_bound(&registry, "p3").await, selected);
+    // A second pod of the now bound claim lands on the volume's node.
+    pod(&registry, "p4", uses("late")).await;
+    assert_eq!(wait_bound(&registry, "p4").await, selected);
+    stop.cancel();
+}

@@ -60,6 +60,7 @@ fn node() -> NodeFacts {
         cpu_milli: 2000,
         memory: 1 << 30,
         storage: 1 << 34,
+        storage_root: "/nonexistent/storage".into(),
     }
 }
 

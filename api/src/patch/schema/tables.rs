@@ -283,6 +283,10 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         ],
     },
     TypeSchema {
+        name: "core.v1.PersistentVolume",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
+    },
+    TypeSchema {
         name: "core.v1.PersistentVolumeClaim",
         fields: &[
             fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
@@ -437,6 +441,10 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         name: "node.v1.Scheduling",
         fields: &[fld("nodeSelector", None, Smp::None, Ssa::AtomicMap)],
     },
+    TypeSchema {
+        name: "storage.v1.StorageClass",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
+    },
 ];
 
 /// The type of each top-level kind.
@@ -454,6 +462,7 @@ pub(crate) static KINDS: &[(&str, &str)] = &[
     ("Lease", "coordination.v1.Lease"),
     ("Namespace", "core.v1.Namespace"),
     ("Node", "core.v1.Node"),
+    ("PersistentVolume", "core.v1.PersistentVolume"),
     ("PersistentVolumeClaim", "core.v1.PersistentVolumeClaim"),
     ("Pod", "core.v1.Pod"),
     ("PodTemplate", "core.v1.PodTemplate"),
@@ -464,4 +473,5 @@ pub(crate) static KINDS: &[(&str, &str)] = &[
     ("Service", "core.v1.Service"),
     ("ServiceAccount", "core.v1.ServiceAccount"),
     ("StatefulSet", "apps.v1.StatefulSet"),
+    ("StorageClass", "storage.v1.StorageClass"),
 ];
