@@ -88,7 +88,13 @@ pub fn check_namespace_field(
 fn uses_generation(info: &ResourceInfo) -> bool {
     matches!(
         info.kind,
-        "Deployment" | "ReplicaSet" | "EndpointSlice" | "Job" | "CronJob"
+        "Deployment"
+            | "ReplicaSet"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "EndpointSlice"
+            | "Job"
+            | "CronJob"
     )
 }
 
@@ -107,6 +113,14 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
     match info.kind {
         "Deployment" | "ReplicaSet" | "CronJob" => {
             obj["status"] = json!({});
+        }
+        // The Go status structs' fields without `omitempty`.
+        "StatefulSet" => {
+            obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
+        }
+        "DaemonSet" => {
+            obj["status"] = json!({"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                "desiredNumberScheduled": 0, "numberReady": 0});
         }
         "Job" => {
             obj["status"] = json!({});
@@ -432,7 +446,7 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
         {
             bump_generation(old, new);
         }
-        "ReplicaSet" | "Job" | "CronJob"
+        "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob"
             if mode == UpdateMode::Main && old.get("spec") != new.get("spec") =>
         {
             bump_generation(old, new);

@@ -27,8 +27,8 @@
 //! certificate requests of the kubelet signers with the cluster CA), [`nodelifecycle`] (node
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
-//! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller) and
-//! [`cronjob`]. Events are written through `events`.
+//! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller),
+//! [`cronjob`] and [`statefulset`] (ordinal pods, ControllerRevisions: `history`). Events are written through `events`.
 
 // The cluster's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
@@ -41,6 +41,7 @@ pub mod endpoints;
 pub mod endpointslice;
 mod events;
 pub mod gc;
+mod history;
 pub mod job;
 pub mod leader;
 pub mod namespace;
@@ -51,6 +52,7 @@ mod queue;
 mod reflector;
 pub mod replicaset;
 pub mod scheduler;
+pub mod statefulset;
 pub mod tainteviction;
 #[cfg(test)]
 mod testutil;
@@ -173,6 +175,7 @@ pub async fn run(
         scheduler::run(cluster.clone(), shutdown.clone()),
         replicaset::run(cluster.clone(), shutdown.clone()),
         deployment::run(cluster.clone(), shutdown.clone()),
+        statefulset::run(cluster.clone(), shutdown.clone()),
         job::run(cluster.clone(), shutdown.clone()),
         job::ttl::run(cluster.clone(), shutdown.clone()),
         cronjob::run(cluster.clone(), shutdown.clone()),
