@@ -28,7 +28,8 @@
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
 //! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller),
-//! [`cronjob`] and [`statefulset`] (ordinal pods, ControllerRevisions: `history`). Events are written through `events`.
+//! [`cronjob`], [`statefulset`] (ordinal pods, ControllerRevisions: `history`) and
+//! [`daemonset`] (one pod per eligible node). Events are written through `events`.
 
 // The cluster's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
@@ -36,6 +37,7 @@
 mod claim;
 pub mod cronjob;
 pub mod csrsigning;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -176,6 +178,7 @@ pub async fn run(
         replicaset::run(cluster.clone(), shutdown.clone()),
         deployment::run(cluster.clone(), shutdown.clone()),
         statefulset::run(cluster.clone(), shutdown.clone()),
+        daemonset::run(cluster.clone(), shutdown.clone()),
         job::run(cluster.clone(), shutdown.clone()),
         job::ttl::run(cluster.clone(), shutdown.clone()),
         cronjob::run(cluster.clone(), shutdown.clone()),

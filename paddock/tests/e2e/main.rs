@@ -28,6 +28,7 @@ mod probe_timing;
 mod resource_proxy;
 mod runtime_class;
 mod service_env;
+mod statefulsets;
 mod termination_message;
 mod transport;
 mod up;
