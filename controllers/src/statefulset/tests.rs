@@ -332,3 +332,52 @@ fn names_and_ordinals() {
     assert_eq!(parent_of("web"), None);
     assert_eq!(parent_of("web-"), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_garbage_collector_removes_pods_and_revisions_with_their_sets() {
+    let (registry, stop) = running().await;
+    tokio::spawn(crate::gc::run(cluster(&registry), stop.clone()));
+    tokio::spawn(crate::daemonset::run(cluster(&registry), stop.clone()));
+    create(
+        &registry,
+        "nodes",
+        "",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}),
+    )
+    .await;
+    three_ready(&registry).await;
+    create(
+        &registry,
+        "daemonsets",
+        "default",
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+               "spec": {"selector": {"matchLabels": {"name": "agent"}},
+                        "template": {"metadata": {"labels": {"name": "agent"}},
+                                     "spec": {"containers": [{"name": "a", "image": "busybox"}]}}}}),
+    )
+    .await;
+    eventually("daemon pod", || pod_names(&registry).len() == 4).await;
+    assert_eq!(list(&registry, "controllerrevisions", "default").len(), 2);
+
+    delete(&registry, "statefulsets", "default", "web", None).await;
+    eventually("set pods gone", || pod_names(&registry).len() == 1).await;
+    eventually("set revision gone", || {
+        list(&registry, "controllerrevisions", "default").len() == 1
+    })
+    .await;
+    delete(
+        &registry,
+        "daemonsets",
+        "default",
+        "agent",
+        Some(apiserver::registry::Propagation::Foreground),
+    )
+    .await;
+    eventually("all gone", || {
+        pod_names(&registry).is_empty()
+            && list(&registry, "controllerrevisions", "default").is_empty()
+            && get(&registry, "daemonsets", "default", "agent").is_none()
+    })
+    .await;
+    stop.cancel();
+}
