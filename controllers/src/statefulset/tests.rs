@@ -381,3 +381,41 @@ async fn the_garbage_collector_removes_pods_and_revisions_with_their_sets() {
     .await;
     stop.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_terminating_pod_is_not_replaced_until_it_is_gone() {
+    let (registry, stop) = running().await;
+    create(&registry, "statefulsets", "default", manifest(1)).await;
+    eventually("web-0", || pod_names(&registry) == ["web-0"]).await;
+    ready(&registry, "web-0").await;
+    // A finalizer stands for a node that cannot confirm the pod stopped.
+    registry
+        .update_with(info("pods"), "default", "web-0", false, |p| {
+            p["metadata"]["finalizers"] = json!(["example.com/hold"]);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    let uid = pod(&registry, "web-0")["metadata"]["uid"].clone();
+    delete(&registry, "pods", "default", "web-0", None).await;
+    settle().await;
+    settle().await;
+    let p = pod(&registry, "web-0");
+    assert_eq!(
+        p["metadata"]["uid"], uid,
+        "no second web-0 beside the first"
+    );
+    assert!(!p["metadata"]["deletionTimestamp"].is_null());
+    registry
+        .update_with(info("pods"), "default", "web-0", false, |p| {
+            p["metadata"]["finalizers"] = json!([]);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    eventually("replaced", || {
+        get(&registry, "pods", "default", "web-0").is_some_and(|p| p["metadata"]["uid"] != uid)
+    })
+    .await;
+    stop.cancel();
+}

@@ -143,6 +143,21 @@ fn statefulset_pods_come_in_order_and_scale_down_in_reverse() {
         status.contains("partitioned roll out complete: 2 new pods have been updated"),
         "{status}"
     );
+    // The headless Service's endpoints carry each pod's hostname under it: what the cluster
+    // DNS answers `web-0.nginx.default.svc.cluster.local` from.
+    s.eventually("hostnames in the endpoint slice", || {
+        let h = s.kubectl(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=nginx",
+            "-o",
+            "jsonpath={.items[*].endpoints[*].hostname}",
+        ]);
+        let mut names: Vec<&str> = h.split_whitespace().collect();
+        names.sort_unstable();
+        (names == ["web-0", "web-1"]).then_some(())
+    });
     let table = s.kubectl(&["get", "sts", "web"]);
     assert_eq!(header(&table), ["NAME", "READY", "AGE"], "{table}");
     assert!(table.contains("2/2"), "{table}");
