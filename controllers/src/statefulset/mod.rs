@@ -408,8 +408,11 @@ impl Controller {
         if !set.is_rolling_update() {
             return done(status, requeue);
         }
-        let update_min = usize::try_from(set.partition()).unwrap_or(0);
-        let present: Vec<&Pod> = replicas.iter().flatten().collect();
+        let update_min = if set.has_rolling_update() {
+            usize::try_from(set.partition()).unwrap_or(0)
+        } else {
+            0
+        };
         let stale = |p: &Pod| {
             p.metadata
                 .labels
@@ -439,7 +442,6 @@ impl Controller {
                     .iter()
                     .filter(|p| p.as_ref().is_none_or(|p| !is_healthy(p)))
                     .count();
-                let _ = present;
                 if unavailable >= max {
                     return done(status, requeue);
                 }
@@ -540,6 +542,7 @@ impl Controller {
             let ns = typed::namespace(&set.metadata);
             let reference = serde_json::to_value(pods::owner_ref_to_pod(pod))
                 .map_err(|e| api::status::ApiError::internal(e.to_string()))?;
+            let set_uid = json!(typed::uid(&set.metadata));
             for claim in pods::claims_for(set, ordinal) {
                 let name = claim["metadata"]["name"].as_str().unwrap_or("");
                 let result = self
@@ -555,6 +558,8 @@ impl Controller {
                         if list.iter().any(|r| r["uid"] == reference["uid"]) {
                             return Ok(false);
                         }
+                        // A scaled-down pod's claim is owned by the pod alone.
+                        list.retain(|r| r["uid"] != set_uid);
                         list.push(reference.clone());
                         Ok(true)
                     })
@@ -594,7 +599,6 @@ impl Controller {
     async fn update_identity(&self, set: &StatefulSet, pod: &Pod) -> Result<(), Error> {
         let name = typed::name(&pod.metadata).to_string();
         let ordinal = ordinal_of(&name).unwrap_or(0);
-        let service = set.spec.service_name.clone().unwrap_or_default();
         let result = typed::edit(&self.cluster, pod, Subresource::Main, |o| {
             let mut changed = false;
             if !o["metadata"]["labels"].is_object() {
@@ -612,7 +616,6 @@ impl Controller {
             changed
         })
         .await;
-        let _ = service;
         match result {
             Ok(_) => {
                 self.pod_event(set, "Update", &name, None).await;
@@ -653,9 +656,11 @@ impl Controller {
     /// when it changed.
     async fn write_status(&self, set: &StatefulSet, status: &Status) -> Result<(), Error> {
         let mut status = status.clone();
+        let want = set.replicas();
         if set.is_rolling_update()
-            && status.updated == status.replicas
-            && status.ready == status.replicas
+            && status.updated == want
+            && status.ready == want
+            && status.replicas == want
         {
             status.current = status.updated;
             status.current_revision = status.update_revision.clone();

@@ -34,6 +34,10 @@ pub(crate) trait StatefulSetExt {
     fn min_ready_seconds(&self) -> i64;
     /// `podManagementPolicy: Parallel`.
     fn allows_burst(&self) -> bool;
+    /// `updateStrategy.rollingUpdate` is set.
+    fn has_rolling_update(&self) -> bool;
+    /// `status.currentReplicas` (0).
+    fn current_replicas(&self) -> i64;
     /// `updateStrategy.type` is RollingUpdate (or unset).
     fn is_rolling_update(&self) -> bool;
     /// `rollingUpdate.partition` (0).
@@ -65,6 +69,18 @@ impl StatefulSetExt for StatefulSet {
     fn allows_burst(&self) -> bool {
         self.spec.pod_management_policy.as_deref() == Some("Parallel")
     }
+    fn has_rolling_update(&self) -> bool {
+        self.spec
+            .update_strategy
+            .as_ref()
+            .is_some_and(|s| s.rolling_update.is_some())
+    }
+    fn current_replicas(&self) -> i64 {
+        self.status
+            .as_ref()
+            .and_then(|s| s.current_replicas)
+            .map_or(0, i64::from)
+    }
     fn is_rolling_update(&self) -> bool {
         let t = self
             .spec
@@ -92,11 +108,12 @@ impl StatefulSetExt for StatefulSet {
             .max_unavailable
             .as_ref()?;
         let replicas = self.replicas();
+        // upstream getStatefulSetMaxUnavailable: a percentage rounds down, then at least 1.
         let n = match v {
             IntOrString::Int(i) => i64::from(*i),
             IntOrString::String(s) => {
                 let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-                (pct * replicas + 99) / 100
+                pct * replicas / 100
             }
         };
         Some(usize::try_from(n.max(1)).unwrap_or(1))
@@ -188,24 +205,10 @@ pub(crate) fn claims_info() -> Option<&'static api::registry::ResourceInfo> {
     api::registry::by_kind("v1", "PersistentVolumeClaim")
 }
 
-/// An owner reference to `set` as upstream puts on claims with `whenDeleted: Delete`.
-fn owner_ref_to_set(set: &StatefulSet) -> OwnerReference {
-    let mut r = typed::controller_ref_to(set);
-    r.block_owner_deletion = None;
-    r.controller = Some(true);
-    r
-}
-
-/// An owner reference to `pod` (claims of condemned pods with `whenScaled: Delete`).
+/// A controller reference to `pod` (claims of condemned pods with `whenScaled: Delete`;
+/// upstream `addControllerRef`).
 pub(crate) fn owner_ref_to_pod(pod: &Pod) -> OwnerReference {
-    OwnerReference {
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        name: typed::name(&pod.metadata).to_string(),
-        uid: typed::uid(&pod.metadata).to_string(),
-        controller: Some(false),
-        block_owner_deletion: None,
-    }
+    typed::controller_ref_to(pod)
 }
 
 /// Upstream `getPersistentVolumeClaims`: the claims of ordinal `ordinal`, as JSON to create
@@ -232,7 +235,7 @@ pub(crate) fn claims_for(set: &StatefulSet, ordinal: i64) -> Vec<Value> {
                 metadata["annotations"] = json!(a);
             }
             if set.when_deleted() == "Delete" {
-                metadata["ownerReferences"] = json!([owner_ref_to_set(set)]);
+                metadata["ownerReferences"] = json!([typed::controller_ref_to(set)]);
             }
             json!({
                 "apiVersion": "v1",
@@ -303,11 +306,11 @@ pub(crate) fn new_pod(set: &StatefulSet, ordinal: i64) -> Pod {
     let mut spec = set.spec.template.spec.clone().unwrap_or_default();
     spec.hostname = Some(name.clone());
     spec.subdomain = set.spec.service_name.clone().filter(|s| !s.is_empty());
-    // upstream updateStorage: each claim template becomes the volume of its name.
-    let mut volumes: Vec<Volume> = spec.volumes.take().unwrap_or_default();
+    // upstream updateStorage: each claim template becomes the volume of its name (first),
+    // replacing a template volume of that name.
+    let mut volumes: Vec<Volume> = Vec::new();
     for t in set.spec.volume_claim_templates.iter().flatten() {
         let tname = t.metadata.name.clone().unwrap_or_default();
-        volumes.retain(|v| v.name != tname);
         volumes.push(Volume {
             name: tname.clone(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -316,6 +319,11 @@ pub(crate) fn new_pod(set: &StatefulSet, ordinal: i64) -> Pod {
             }),
             ..Volume::default()
         });
+    }
+    for v in spec.volumes.take().unwrap_or_default() {
+        if !volumes.iter().any(|c| c.name == v.name) {
+            volumes.push(v);
+        }
     }
     if !volumes.is_empty() {
         spec.volumes = Some(volumes);
@@ -344,8 +352,13 @@ pub(crate) fn new_versioned_pod(
     update: &str,
     ordinal: i64,
 ) -> Pod {
+    let start = current_set.start_ordinal();
     let below_partition = current_set.is_rolling_update()
-        && ordinal < current_set.start_ordinal() + current_set.partition();
+        && if current_set.has_rolling_update() {
+            ordinal < start + current_set.partition()
+        } else {
+            ordinal < start + current_set.current_replicas()
+        };
     let (from, rev) = if below_partition {
         (current_set, current)
     } else {

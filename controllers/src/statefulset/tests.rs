@@ -419,3 +419,39 @@ async fn a_terminating_pod_is_not_replaced_until_it_is_gone() {
     .await;
     stop.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn parallel_creates_all_and_max_unavailable_updates_several_at_once() {
+    let (registry, stop) = running().await;
+    let mut m = manifest(3);
+    m["spec"]["podManagementPolicy"] = json!("Parallel");
+    m["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}});
+    create(&registry, "statefulsets", "default", m).await;
+    eventually("3 at once", || pod_names(&registry).len() == 3).await;
+    for i in 0..3 {
+        ready(&registry, &format!("web-{i}")).await;
+    }
+    eventually("3 ready", || status(&registry)["readyReplicas"] == 3).await;
+    let old = revision_of(&pod(&registry, "web-0"));
+    update_set(&registry, |s| {
+        s["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+    })
+    .await;
+    // web-2 and web-1 go together; web-0 waits (two unavailable already).
+    eventually("two updated", || {
+        ["web-1", "web-2"]
+            .iter()
+            .all(|n| get(&registry, "pods", "default", n).is_some_and(|p| revision_of(&p) != old))
+    })
+    .await;
+    settle().await;
+    assert_eq!(revision_of(&pod(&registry, "web-0")), old);
+    ready(&registry, "web-1").await;
+    ready(&registry, "web-2").await;
+    eventually("web-0 updated", || {
+        revision_of(&pod(&registry, "web-0")) != old
+    })
+    .await;
+    stop.cancel();
+}
