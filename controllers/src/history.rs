@@ -1,7 +1,9 @@
 //! ControllerRevision history shared by the StatefulSet and DaemonSet controllers (upstream
 //! `pkg/controller/history/controller_history.go`): a revision is a snapshot of the owner's
 //! pod template (its `data`), named `<owner>-<hash>` with the hash in the
-//! `controller.kubernetes.io/hash` label, numbered by `revision`, controlled by its owner.
+//! `controller.kubernetes.io/hash` label (a DaemonSet's: `controller-revision-hash`),
+//! numbered by `revision`, controlled by its owner. Hashes are FNV-32a of the data as paddock
+//! serialises it, so names have upstream's shape, not its exact values.
 //!
 //! [`create`] is upstream `CreateControllerRevision` (a name taken by a revision with other
 //! data bumps the collision count and tries the next name); [`next_revision`],
@@ -18,8 +20,19 @@ use crate::Error;
 use crate::cluster::{ClusterRef, DeleteOptions};
 use crate::typed;
 
-/// The label holding a revision's hash (upstream `ControllerRevisionHashLabel`).
+/// The label holding a StatefulSet revision's hash (upstream `ControllerRevisionHashLabel`).
 pub(crate) const HASH_LABEL: &str = "controller.kubernetes.io/hash";
+/// The label holding a DaemonSet revision's hash (upstream `DefaultDaemonSetUniqueLabelKey`).
+pub(crate) const DAEMONSET_HASH_LABEL: &str = "controller-revision-hash";
+
+/// The hash label of a revision owned by `kind`.
+pub(crate) fn hash_label(kind: &str) -> &'static str {
+    if kind == "DaemonSet" {
+        DAEMONSET_HASH_LABEL
+    } else {
+        HASH_LABEL
+    }
+}
 
 /// The ControllerRevision resource.
 pub(crate) fn revisions() -> &'static api::registry::ResourceInfo {
@@ -57,7 +70,7 @@ pub(crate) fn new_revision(
 ) -> ControllerRevision {
     let h = hash(&data, collision_count);
     let mut labels = labels.cloned().unwrap_or_default();
-    labels.insert(HASH_LABEL.to_string(), h.clone());
+    labels.insert(hash_label(&owner_ref.kind).to_string(), h.clone());
     ControllerRevision {
         metadata: ObjectMeta {
             name: Some(revision_name(typed::name(owner), &h)),
@@ -106,13 +119,13 @@ pub(crate) async fn create(
 ) -> Result<ControllerRevision, Error> {
     let ns = typed::namespace(&revision.metadata).to_string();
     let data = data_of(revision);
-    let prefix = revision
+    let owner = revision
         .metadata
         .owner_references
         .as_ref()
-        .and_then(|r| r.first())
-        .map(|r| r.name.clone())
-        .unwrap_or_default();
+        .and_then(|r| r.first());
+    let prefix = owner.map(|r| r.name.clone()).unwrap_or_default();
+    let label = hash_label(owner.map_or("", |r| r.kind.as_str()));
     loop {
         let h = hash(&data, Some(*collision_count));
         let mut clone = revision.clone();
@@ -121,7 +134,7 @@ pub(crate) async fn create(
             .metadata
             .labels
             .get_or_insert_with(BTreeMap::new)
-            .insert(HASH_LABEL.to_string(), h);
+            .insert(label.to_string(), h);
         let body = typed::encode(&clone)?;
         match cluster.create(revisions(), &ns, body).await {
             Ok(created) => return typed::decode(&created),

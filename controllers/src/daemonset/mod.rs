@@ -466,7 +466,7 @@ impl Controller {
                 r.metadata
                     .labels
                     .as_ref()
-                    .and_then(|l| l.get(history::HASH_LABEL))
+                    .and_then(|l| l.get(history::DAEMONSET_HASH_LABEL))
                     .is_some_and(|h| live_hashes.contains(h))
             })
             .map(|r| typed::name(&r.metadata).to_string())
@@ -532,7 +532,7 @@ impl Controller {
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get(history::HASH_LABEL))
+            .and_then(|l| l.get(history::DAEMONSET_HASH_LABEL))
             .cloned()
             .unwrap_or_default();
         Ok((hash, collision_count))

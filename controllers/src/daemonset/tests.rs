@@ -127,6 +127,16 @@ async fn one_pod_per_eligible_node_with_taints_and_tolerations() {
     let labels = &pod["metadata"]["labels"];
     assert_eq!(labels["pod-template-generation"], "1");
     assert!(labels["controller-revision-hash"].is_string());
+    let revisions = list(&registry, "controllerrevisions", "default");
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(
+        revisions[0]["metadata"]["labels"]["controller-revision-hash"],
+        labels["controller-revision-hash"]
+    );
+    assert_eq!(
+        revisions[0]["metadata"]["ownerReferences"][0]["kind"],
+        "DaemonSet"
+    );
     eventually("status", || {
         let s = status(&registry);
         s["desiredNumberScheduled"] == 2

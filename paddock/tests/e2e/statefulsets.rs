@@ -253,6 +253,11 @@ fn a_daemonset_runs_one_pod_on_the_node() {
     on.dedup();
     assert_eq!(on.len(), node_count, "one pod per node: {pods} / {nodes}");
     assert_eq!(pods.lines().count(), node_count, "{pods}");
+    let history = s.kubectl(&["rollout", "history", "ds/agent"]);
+    assert!(
+        history.lines().any(|l| l.trim_start().starts_with('1')),
+        "{history}"
+    );
     let table = s.kubectl(&["get", "ds", "agent"]);
     assert_eq!(
         header(&table),
