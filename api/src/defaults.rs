@@ -7,7 +7,9 @@
 //! Pod, but not the Pod-only ones (`enableServiceLinks`, requests from limits), as upstream.
 
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
+    ControllerRevision, DaemonSet, DaemonSetUpdateStrategy, Deployment, DeploymentStrategy,
+    ReplicaSet, RollingUpdateDaemonSet, RollingUpdateDeployment, RollingUpdateStatefulSetStrategy,
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -410,6 +412,67 @@ pub fn replica_set(rs: &mut ReplicaSet) {
     spec.replicas.get_or_insert(1);
     pod_template(spec.template.get_or_insert_with(Default::default));
 }
+
+/// `SetDefaults_StatefulSet`: podManagementPolicy OrderedReady, updateStrategy RollingUpdate
+/// with partition 0, persistentVolumeClaimRetentionPolicy Retain/Retain (StatefulSetAutoDeletePVC
+/// is on by default), replicas 1, revisionHistoryLimit 10; the pod template defaults and the
+/// volume claim templates' (`volumeMode: Filesystem`, `status.phase: Pending`).
+pub fn stateful_set(sts: &mut StatefulSet) {
+    let spec = &mut sts.spec;
+    set_if_empty(&mut spec.pod_management_policy, "OrderedReady");
+    let strategy = spec
+        .update_strategy
+        .get_or_insert_with(StatefulSetUpdateStrategy::default);
+    if strategy.type_.as_deref().unwrap_or("").is_empty() {
+        strategy.type_ = Some("RollingUpdate".to_string());
+        strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdateStatefulSetStrategy::default);
+    }
+    if strategy.type_.as_deref() == Some("RollingUpdate")
+        && let Some(ru) = strategy.rolling_update.as_mut()
+    {
+        ru.partition.get_or_insert(0);
+    }
+    let policy = spec
+        .persistent_volume_claim_retention_policy
+        .get_or_insert_with(StatefulSetPersistentVolumeClaimRetentionPolicy::default);
+    set_if_empty(&mut policy.when_deleted, "Retain");
+    set_if_empty(&mut policy.when_scaled, "Retain");
+    spec.replicas.get_or_insert(1);
+    spec.revision_history_limit.get_or_insert(10);
+    pod_template(&mut spec.template);
+    for claim in spec.volume_claim_templates.iter_mut().flatten() {
+        let cs = claim.spec.get_or_insert_with(Default::default);
+        if cs.volume_mode.is_none() {
+            cs.volume_mode = Some("Filesystem".to_string());
+        }
+        let st = claim.status.get_or_insert_with(Default::default);
+        set_if_empty(&mut st.phase, "Pending");
+    }
+}
+
+/// `SetDefaults_DaemonSet`: updateStrategy RollingUpdate with maxUnavailable 1 and maxSurge
+/// 0, revisionHistoryLimit 10; the pod template defaults.
+pub fn daemon_set(ds: &mut DaemonSet) {
+    let spec = &mut ds.spec;
+    let strategy = spec
+        .update_strategy
+        .get_or_insert_with(DaemonSetUpdateStrategy::default);
+    set_if_empty(&mut strategy.type_, "RollingUpdate");
+    if strategy.type_.as_deref() == Some("RollingUpdate") {
+        let ru = strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdateDaemonSet::default);
+        ru.max_unavailable.get_or_insert(IntOrString::Int(1));
+        ru.max_surge.get_or_insert(IntOrString::Int(0));
+    }
+    spec.revision_history_limit.get_or_insert(10);
+    pod_template(&mut spec.template);
+}
+
+/// ControllerRevisions have no defaulting.
+pub fn controller_revision(_: &mut ControllerRevision) {}
 
 /// `SetDefaults_Job` (`pkg/apis/batch/v1/defaults.go`): completions and parallelism 1 when
 /// both are unset, parallelism 1, backoffLimit 6 (or MaxInt32 with backoffLimitPerIndex),

@@ -9,7 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -134,6 +136,11 @@ pub fn decode_with_duplicates(
         "Namespace" => roundtrip::<Namespace>(info, value, defaults::namespace)?,
         "Deployment" => roundtrip::<Deployment>(info, value, defaults::deployment)?,
         "ReplicaSet" => roundtrip::<ReplicaSet>(info, value, defaults::replica_set)?,
+        "StatefulSet" => roundtrip::<StatefulSet>(info, value, defaults::stateful_set)?,
+        "DaemonSet" => roundtrip::<DaemonSet>(info, value, defaults::daemon_set)?,
+        "ControllerRevision" => {
+            roundtrip::<ControllerRevision>(info, value, defaults::controller_revision)?
+        }
         "EndpointSlice" => roundtrip::<EndpointSlice>(info, value, defaults::endpoint_slice)?,
         "Lease" => roundtrip::<Lease>(info, value, defaults::lease)?,
         "Job" => roundtrip::<Job>(info, value, defaults::job)?,
@@ -155,8 +162,10 @@ pub fn decode_with_duplicates(
     };
     // k8s-openapi makes a missing required selector an empty one; keep it missing so
     // validation reports `spec.selector: Required value` like upstream's nil pointer.
-    if matches!(info.kind, "Deployment" | "ReplicaSet")
-        && !had_selector
+    if matches!(
+        info.kind,
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+    ) && !had_selector
         && let Some(spec) = out.value.get_mut("spec").and_then(Value::as_object_mut)
     {
         spec.remove("selector");
@@ -227,7 +236,9 @@ fn canonical_quantities(
     let mut lists: Vec<&mut Value> = Vec::new();
     let spec_pointer = match kind {
         "Pod" => Some("/spec"),
-        "Deployment" | "ReplicaSet" | "Job" => Some("/spec/template/spec"),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => {
+            Some("/spec/template/spec")
+        }
         "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
         _ => None,
     };

@@ -187,8 +187,7 @@ pub(crate) enum Kind {
     /// A message wrapping `repeated string items = 1` whose Go type is a plain `[]string`
     /// (certificates/v1 `ExtraValue`): a JSON array of strings.
     StringList,
-    /// runtime RawExtension {raw}: raw JSON embedded as is. Not reachable today; see Duration.
-    #[allow(dead_code)]
+    /// runtime RawExtension {raw}: raw JSON embedded as is (a ControllerRevision's `data`).
     RawExtension,
 }
 

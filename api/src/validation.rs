@@ -4,7 +4,7 @@
 //! `pkg/apis/core/validation/validation.go` and `pkg/apis/apps/validation/validation.go`.
 //!
 //! Start at [`validate_create`] / [`validate_update`]; the per-kind rules live in the
-//! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`batch`], [`misc`],
+//! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`batch`], [`sets`], [`misc`],
 //! [`certificates`], [`node`]); the
 //! string checks in [`names`].
 
@@ -16,6 +16,7 @@ pub mod names;
 pub mod node;
 pub mod pod;
 pub mod service;
+pub mod sets;
 pub mod storage;
 pub mod volume;
 
@@ -114,6 +115,24 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
             errs.extend(meta_update());
             errs.extend(apps::validate_replica_set(new)?);
             errs.extend(apps::validate_selector_update(new, old)?);
+        }
+        // ValidateStatefulSetUpdate: meta update, the spec fields that may not change, then
+        // (the strategy's ValidateStatefulSet) the spec again.
+        "StatefulSet" => {
+            errs.extend(meta_update());
+            errs.extend(sets::validate_stateful_set_update(new, old)?);
+        }
+        // ValidateDaemonSetUpdate: meta update, the selector, the spec.
+        "DaemonSet" => {
+            errs.extend(meta_update());
+            errs.extend(apps::validate_selector_update(new, old)?);
+            errs.extend(sets::validate_daemon_set(new)?);
+        }
+        // ValidateControllerRevisionUpdate: meta update, the create rules, data immutable.
+        "ControllerRevision" => {
+            errs.extend(meta_update());
+            errs.extend(validate_object(info, new)?);
+            errs.extend(sets::validate_controller_revision_update(new, old));
         }
         // The Job strategy: ValidateJob (ObjectMeta, generated selector, spec), then
         // ValidateJobUpdate (meta update and the immutable fields).
@@ -237,6 +256,8 @@ pub fn validate_status_update(
             errs.extend(apps::validate_workload_status(info.kind, new, old));
         }
         "Job" => errs.extend(batch::validate_job_status_update(new, old)),
+        "StatefulSet" => errs.extend(sets::validate_stateful_set_status(new, old)),
+        "DaemonSet" => errs.extend(sets::validate_daemon_set_status(new, old)),
         _ => {}
     }
     finish(info, new, errs)
@@ -311,6 +332,9 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Service" => service::validate_service(obj)?,
         "Deployment" => apps::validate_deployment(obj)?,
         "ReplicaSet" => apps::validate_replica_set(obj)?,
+        "StatefulSet" => sets::validate_stateful_set(obj)?,
+        "DaemonSet" => sets::validate_daemon_set(obj)?,
+        "ControllerRevision" => sets::validate_controller_revision(obj),
         "Job" => batch::validate_job(obj)?,
         "Namespace" => misc::validate_namespace(obj)?,
         "ConfigMap" => misc::validate_config_map(obj)?,

@@ -314,8 +314,12 @@ mod tests {
             .iter()
             .find(|i| i["metadata"]["name"] == "apps")
             .unwrap();
-        let deploy = &apps["versions"][0]["resources"][0];
-        assert_eq!(deploy["resource"], "deployments");
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
         assert_eq!(deploy["shortNames"], json!(["deploy"]));
         assert_eq!(deploy["categories"], json!(["all"]));
         assert_eq!(deploy["subresources"][0]["responseKind"]["kind"], "Scale");

@@ -21,6 +21,8 @@
 
 pub mod alloc;
 #[cfg(test)]
+mod apps_sets_tests;
+#[cfg(test)]
 mod batch_tests;
 mod binding;
 pub mod cluster;

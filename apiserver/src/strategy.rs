@@ -88,7 +88,13 @@ pub fn check_namespace_field(
 fn uses_generation(info: &ResourceInfo) -> bool {
     matches!(
         info.kind,
-        "Deployment" | "ReplicaSet" | "EndpointSlice" | "Job" | "CronJob"
+        "Deployment"
+            | "ReplicaSet"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "EndpointSlice"
+            | "Job"
+            | "CronJob"
     )
 }
 
@@ -107,6 +113,17 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
     match info.kind {
         "Deployment" | "ReplicaSet" | "CronJob" => {
             obj["status"] = json!({});
+        }
+        // The Go status structs' fields without `omitempty`.
+        "StatefulSet" => {
+            obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
+        }
+        "DaemonSet" => {
+            obj["status"] = json!({"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                "desiredNumberScheduled": 0, "numberReady": 0});
+            // The internal `spec.templateGeneration` starts at 1; apps/v1 carries it as
+            // this annotation.
+            set_template_generation(obj, 1);
         }
         "Job" => {
             obj["status"] = json!({});
@@ -456,7 +473,17 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
         {
             bump_generation(old, new);
         }
-        "ReplicaSet" | "Job" | "CronJob"
+        "DaemonSet" if mode == UpdateMode::Main => {
+            // The DaemonSet strategy: templateGeneration (the annotation, which a client
+            // cannot set) follows template changes.
+            let old_gen = template_generation(old);
+            let bump = old.pointer("/spec/template") != new.pointer("/spec/template");
+            set_template_generation(new, if bump { old_gen + 1 } else { old_gen });
+            if old.get("spec") != new.get("spec") {
+                bump_generation(old, new);
+            }
+        }
+        "ReplicaSet" | "StatefulSet" | "Job" | "CronJob"
             if mode == UpdateMode::Main && old.get("spec") != new.get("spec") =>
         {
             bump_generation(old, new);
@@ -586,6 +613,27 @@ fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
             None => new["status"] = json!({"loadBalancer": {}}),
         }
     }
+}
+
+/// The annotation apps/v1 DaemonSets carry their internal `templateGeneration` in.
+const DS_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// A DaemonSet's template generation (1 when unset or not a number).
+fn template_generation(obj: &Value) -> i64 {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(DS_TEMPLATE_GENERATION))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+fn set_template_generation(obj: &mut Value, generation: i64) {
+    let m = meta_mut(obj);
+    let annotations = m.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations[DS_TEMPLATE_GENERATION] = json!(generation.to_string());
 }
 
 fn bump_generation(old: &Value, new: &mut Value) {

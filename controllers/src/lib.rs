@@ -27,10 +27,12 @@
 //! certificate requests of the kubelet signers with the cluster CA), [`nodelifecycle`] (node
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
-//! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller) and
-//! [`cronjob`], [`serviceaccount`] (default accounts, `kube-root-ca.crt`, legacy token
-//! Secrets) and [`volume`] (the PersistentVolume binder, the local-path provisioner, PVC/PV
-//! protection and generic ephemeral volumes). Events are written through `events`.
+//! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller),
+//! [`cronjob`], [`statefulset`] (ordinal pods, ControllerRevisions: `history`),
+//! [`daemonset`] (one pod per eligible node), [`serviceaccount`] (default accounts,
+//! `kube-root-ca.crt`, legacy token Secrets) and [`volume`] (the PersistentVolume binder, the
+//! local-path provisioner, PVC/PV protection and generic ephemeral volumes). Events are
+//! written through `events`.
 
 // The cluster's read-modify-write callbacks return `Result<bool, ApiError>` by its API.
 #![allow(clippy::result_large_err)]
@@ -38,11 +40,13 @@
 mod claim;
 pub mod cronjob;
 pub mod csrsigning;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 mod events;
 pub mod gc;
+mod history;
 pub mod job;
 pub mod leader;
 pub mod namespace;
@@ -54,6 +58,7 @@ mod reflector;
 pub mod replicaset;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod tainteviction;
 #[cfg(test)]
 mod testutil;
@@ -188,6 +193,8 @@ pub async fn run(
         scheduler::run(cluster.clone(), shutdown.clone()),
         replicaset::run(cluster.clone(), shutdown.clone()),
         deployment::run(cluster.clone(), shutdown.clone()),
+        statefulset::run(cluster.clone(), shutdown.clone()),
+        daemonset::run(cluster.clone(), shutdown.clone()),
         job::run(cluster.clone(), shutdown.clone()),
         job::ttl::run(cluster.clone(), shutdown.clone()),
         cronjob::run(cluster.clone(), shutdown.clone()),

@@ -210,6 +210,11 @@ impl<K: Resource + DeserializeOwned + Metadata<Ty = ObjectMeta>> Cache<K> {
             .collect()
     }
 
+    /// Every cached object.
+    pub(crate) fn all(&self) -> Vec<Arc<K>> {
+        self.objects.read().values().cloned().collect()
+    }
+
     /// The cached object `namespace/name`.
     pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
         self.objects

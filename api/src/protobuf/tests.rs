@@ -896,3 +896,39 @@ fn certificate_signing_request_with_extra_values() {
     let info = registry::lookup("certificates.k8s.io", "v1", "certificatesigningrequests").unwrap();
     decode(info, got, FieldValidation::Strict).unwrap();
 }
+
+#[test]
+fn statefulset_with_zero_replicas_and_a_controller_revision() {
+    let container = Enc::new().str(1, "nginx").str(2, "nginx");
+    let template = Enc::new()
+        .msg(1, meta("").entry(11, "app", "web"))
+        .msg(2, Enc::new().msg(2, container));
+    let spec = Enc::new()
+        .int(1, 0)
+        .msg(2, Enc::new().entry(1, "app", "web"))
+        .msg(3, template)
+        .str(5, "web")
+        .str(6, "Parallel")
+        .int(9, 0);
+    let raw = Enc::new().msg(1, meta("web")).msg(2, spec);
+    let got = decode_and_check(&body("apps/v1", "StatefulSet", raw), "apps", "statefulsets");
+    assert_eq!(got["spec"]["replicas"], json!(0), "{got}");
+    assert_eq!(got["spec"]["serviceName"], "web");
+    assert_eq!(got["spec"]["podManagementPolicy"], "Parallel");
+
+    let data = br#"{"spec":{"template":{"$patch":"replace"}}}"#;
+    let raw = Enc::new()
+        .msg(1, meta("web-abc"))
+        .msg(2, Enc::new().bytes(1, data))
+        .int(3, 2);
+    let got = decode_and_check(
+        &body("apps/v1", "ControllerRevision", raw),
+        "apps",
+        "controllerrevisions",
+    );
+    assert_eq!(got["revision"], 2);
+    assert_eq!(
+        got["data"],
+        json!({"spec": {"template": {"$patch": "replace"}}})
+    );
+}

@@ -85,7 +85,7 @@ pub fn validate_replica_set(obj: &Value) -> Result<Errors, ApiError> {
 }
 
 /// Go's `%#v` of a `v1.LabelSelector`, as upstream prints it in selector errors.
-fn go_selector(sel: &K8sSelector) -> Value {
+pub(crate) fn go_selector(sel: &K8sSelector) -> Value {
     let labels = match &sel.match_labels {
         None => "map[string]string(nil)".to_string(),
         Some(m) => crate::status::go_value(&json!(m)),
@@ -239,7 +239,7 @@ fn validate_workload_selector(
 
 /// Go's `%#v` of an `intstr.IntOrString` (its `String()` has a pointer receiver, so upstream
 /// prints the struct).
-fn go_intstr(v: &IntOrString) -> Value {
+pub(crate) fn go_intstr(v: &IntOrString) -> Value {
     let s = match v {
         IntOrString::Int(i) => format!("intstr.IntOrString{{Type:0, IntVal:{i}, StrVal:\"\"}}"),
         IntOrString::String(s) => format!(
@@ -252,7 +252,7 @@ fn go_intstr(v: &IntOrString) -> Value {
 
 /// The integer value of an int-or-percent (percent number for strings; upstream
 /// `getIntOrPercentValue`).
-fn int_or_percent_value(v: &IntOrString) -> i64 {
+pub(crate) fn int_or_percent_value(v: &IntOrString) -> i64 {
     match v {
         IntOrString::Int(i) => i64::from(*i),
         IntOrString::String(s) => s.trim_end_matches('%').parse().unwrap_or(0),
@@ -260,7 +260,7 @@ fn int_or_percent_value(v: &IntOrString) -> i64 {
 }
 
 /// Upstream `ValidatePositiveIntOrPercent`.
-fn validate_positive_int_or_percent(v: &IntOrString, path: &str) -> Errors {
+pub(crate) fn validate_positive_int_or_percent(v: &IntOrString, path: &str) -> Errors {
     match v {
         IntOrString::String(s) => is_valid_percent(s)
             .into_iter()

@@ -63,6 +63,19 @@ static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
     ),
     ("apps", "v1", "Deployment", sub::<api::apps::v1::Deployment>),
     ("apps", "v1", "ReplicaSet", sub::<api::apps::v1::ReplicaSet>),
+    (
+        "apps",
+        "v1",
+        "StatefulSet",
+        sub::<api::apps::v1::StatefulSet>,
+    ),
+    ("apps", "v1", "DaemonSet", sub::<api::apps::v1::DaemonSet>),
+    (
+        "apps",
+        "v1",
+        "ControllerRevision",
+        sub::<api::apps::v1::ControllerRevision>,
+    ),
     ("batch", "v1", "Job", sub::<api::batch::v1::Job>),
     ("batch", "v1", "CronJob", sub::<api::batch::v1::CronJob>),
     (

@@ -25,8 +25,10 @@ use serde_json::{Value, json};
 use crate::params::Query;
 
 mod configmap;
+mod controllerrevision;
 mod cronjob;
 mod csr;
+mod daemonset;
 mod default;
 mod deployment;
 mod endpoints;
@@ -42,6 +44,7 @@ mod runtimeclass;
 mod secret;
 mod service;
 mod serviceaccount;
+mod statefulset;
 mod storage;
 #[cfg(test)]
 mod tests;
@@ -110,6 +113,9 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("", "pods") => (pod::COLUMNS, pod::row),
         ("apps", "deployments") => (deployment::COLUMNS, deployment::row),
         ("apps", "replicasets") => (replicaset::COLUMNS, replicaset::row),
+        ("apps", "statefulsets") => (statefulset::COLUMNS, statefulset::row),
+        ("apps", "daemonsets") => (daemonset::COLUMNS, daemonset::row),
+        ("apps", "controllerrevisions") => (controllerrevision::COLUMNS, controllerrevision::row),
         ("batch", "jobs") => (job::COLUMNS, job::row),
         ("batch", "cronjobs") => (cronjob::COLUMNS, cronjob::row),
         ("", "services") => (service::COLUMNS, service::row),

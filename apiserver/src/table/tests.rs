@@ -885,3 +885,90 @@ fn storage_tables_as_upstream() {
         ]
     );
 }
+
+#[test]
+fn statefulsets_daemonsets_and_controllerrevisions() {
+    let pairs = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
+        v.iter().map(|(n, p)| (n.to_string(), *p)).collect()
+    };
+    assert_eq!(
+        names("apps", "statefulsets"),
+        pairs(&[
+            ("Name", 0),
+            ("Ready", 0),
+            ("Age", 0),
+            ("Containers", 1),
+            ("Images", 1)
+        ])
+    );
+    let template = json!({"spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}],
+        "nodeSelector": {"disk": "ssd", "arch": "amd64"}}});
+    let sts = json!({
+        "metadata": {"name": "web", "creationTimestamp": "2024-05-01T11:40:00Z"},
+        "spec": {"replicas": 3, "template": template},
+        "status": {"replicas": 3, "readyReplicas": 2}
+    });
+    assert_eq!(
+        cells("apps", "statefulsets", sts),
+        [
+            json!("web"),
+            json!("2/3"),
+            json!("20m"),
+            json!("nginx"),
+            json!("nginx:1.27")
+        ]
+    );
+    assert_eq!(
+        names("apps", "daemonsets"),
+        pairs(&[
+            ("Name", 0),
+            ("Desired", 0),
+            ("Current", 0),
+            ("Ready", 0),
+            ("Up-to-date", 0),
+            ("Available", 0),
+            ("Node Selector", 0),
+            ("Age", 0),
+            ("Containers", 1),
+            ("Images", 1),
+            ("Selector", 1)
+        ])
+    );
+    let ds = json!({
+        "metadata": {"name": "agent", "creationTimestamp": "2024-05-01T11:40:00Z"},
+        "spec": {"template": template, "selector": {"matchLabels": {"name": "agent"}}},
+        "status": {"desiredNumberScheduled": 2, "currentNumberScheduled": 2, "numberReady": 1,
+                   "updatedNumberScheduled": 2, "numberAvailable": 1}
+    });
+    assert_eq!(
+        cells("apps", "daemonsets", ds),
+        [
+            json!("agent"),
+            json!(2),
+            json!(2),
+            json!(1),
+            json!(2),
+            json!(1),
+            json!("arch=amd64,disk=ssd"),
+            json!("20m"),
+            json!("nginx"),
+            json!("nginx:1.27"),
+            json!("name=agent")
+        ]
+    );
+    let cr = json!({
+        "metadata": {"name": "web-6d4cf56db6", "creationTimestamp": "2024-05-01T11:40:00Z",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web",
+                                 "uid": "u", "controller": true}]},
+        "revision": 2
+    });
+    assert_eq!(
+        cells("apps", "controllerrevisions", cr),
+        [
+            json!("web-6d4cf56db6"),
+            json!("statefulset.apps/web"),
+            json!(2),
+            json!("20m")
+        ]
+    );
+}

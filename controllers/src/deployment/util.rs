@@ -170,7 +170,7 @@ fn canonical(v: &Value, out: &mut String) {
 }
 
 /// FNV-1a, 32 bits.
-fn fnv32a(bytes: &[u8]) -> u32 {
+pub(crate) fn fnv32a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(2_166_136_261u32, |h, b| {
         (h ^ u32::from(*b)).wrapping_mul(16_777_619)
     })
@@ -178,7 +178,7 @@ fn fnv32a(bytes: &[u8]) -> u32 {
 
 /// upstream `rand.SafeEncodeString`: each character mapped into the alphabet without
 /// vowels or confusable digits.
-fn safe_encode(s: &str) -> String {
+pub(crate) fn safe_encode(s: &str) -> String {
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     s.chars()
         .map(|c| ALPHANUMS[(c as usize) % ALPHANUMS.len()] as char)

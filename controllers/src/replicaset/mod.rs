@@ -26,7 +26,7 @@ mod order;
 #[cfg(test)]
 mod pinned;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -329,7 +329,7 @@ fn node_label(node: &Node, key: &str) -> Option<String> {
 
 /// Upstream `RequiredNodeAffinity.Match`: nodeSelector labels all equal, and some required
 /// node selector term matches.
-fn affinity_matches(pod: &Pod, node: &Node) -> bool {
+pub(crate) fn affinity_matches(pod: &Pod, node: &Node) -> bool {
     let Some(spec) = pod.spec.as_ref() else {
         return true;
     };

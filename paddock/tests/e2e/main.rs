@@ -31,6 +31,7 @@ mod resource_proxy;
 mod runtime_class;
 mod service_env;
 mod serviceaccounts;
+mod statefulsets;
 mod storage;
 mod termination_message;
 mod transport;
