@@ -195,6 +195,23 @@ impl<O: Objects> Objects for TokenCache<O> {
     ) -> BoxFuture<'a, Result<TokenRequest, PortError>> {
         Box::pin(self.token(ns, name, request))
     }
+    // Every other method is delegated: a default here would answer for the inner source
+    // (a missing delegation once made every claim "not found").
+    fn persistent_volume_claim<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<k8s_openapi::api::core::v1::PersistentVolumeClaim>, PortError>>
+    {
+        self.inner.persistent_volume_claim(ns, name)
+    }
+    fn persistent_volume<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<k8s_openapi::api::core::v1::PersistentVolume>, PortError>>
+    {
+        self.inner.persistent_volume(name)
+    }
 }
 
 #[cfg(test)]

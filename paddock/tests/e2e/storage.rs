@@ -357,3 +357,88 @@ fn static_volumes_and_ephemeral_claims() {
     });
     assert!(!path.exists(), "{} still exists", path.display());
 }
+
+/// The Kubernetes docs' StatefulSet `web` with `volumeClaimTemplates`, on the default
+/// local-path class: one claim per ordinal (`www-web-0`, `www-web-1`), each bound to a volume
+/// of its own; a pod deleted and re-created by its StatefulSet finds the file its predecessor
+/// wrote; scaling down keeps the claims (the default retention policy).
+#[test]
+fn a_statefulset_keeps_each_ordinals_data_across_pod_deletion() {
+    let s = Server::up(&[]);
+    let web = r#"apiVersion: v1
+kind: Service
+metadata: {name: nginx}
+spec:
+  clusterIP: None
+  selector: {app: nginx}
+  ports: [{port: 80, name: web}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: nginx
+  replicas: 2
+  selector: {matchLabels: {app: nginx}}
+  template:
+    metadata: {labels: {app: nginx}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: nginx
+        image: busybox
+        command: [sh, -c, 'test -f /data/first || hostname > /data/first; hostname >> /data/seen; exec sleep 3600']
+        volumeMounts: [{name: www, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: www}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#;
+    s.kubectl_in(&["apply", "-f", "-"], Some(web));
+    s.kubectl(&["rollout", "status", "statefulset/web", "--timeout=120s"]);
+    for claim in ["www-web-0", "www-web-1"] {
+        assert_eq!(
+            jsonpath(&s, &["pvc", claim], "{.status.phase}"),
+            "Bound",
+            "{claim}"
+        );
+    }
+    let v0 = jsonpath(&s, &["pvc", "www-web-0"], "{.spec.volumeName}");
+    let v1 = jsonpath(&s, &["pvc", "www-web-1"], "{.spec.volumeName}");
+    assert_ne!(v0, v1);
+    let uid = jsonpath(&s, &["pod", "web-0"], "{.metadata.uid}");
+    s.kubectl(&["delete", "pod", "web-0", "--wait=true"]);
+    s.eventually("web-0 back, a new pod", || {
+        let now = s
+            .kubectl_full(
+                &["get", "pod", "web-0", "-o=jsonpath={.metadata.uid}"],
+                None,
+            )
+            .stdout;
+        let now = String::from_utf8_lossy(&now).into_owned();
+        (!now.is_empty() && now != uid).then_some(())
+    });
+    wait_phase(&s, "web-0", "Running");
+    let seen = s.eventually("the new web-0 to have written", || {
+        let out = s.kubectl_full(&["exec", "web-0", "--", "cat", "/data/seen"], None);
+        let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+        (seen.lines().count() == 2).then_some(seen)
+    });
+    assert_eq!(seen, "web-0\nweb-0\n", "two pods wrote here");
+    let first = s.kubectl(&["exec", "web-0", "--", "cat", "/data/first"]);
+    assert_eq!(first.trim(), "web-0");
+    // web-1 has its own volume.
+    let other = s.kubectl(&["exec", "web-1", "--", "cat", "/data/first"]);
+    assert_eq!(other.trim(), "web-1");
+    s.kubectl(&["scale", "statefulset", "web", "--replicas=1"]);
+    s.eventually("web-1 gone", || {
+        let out = s.kubectl_full(&["get", "pod", "web-1"], None);
+        (!out.status.success()).then_some(())
+    });
+    assert_eq!(
+        jsonpath(&s, &["pvc", "www-web-1"], "{.status.phase}"),
+        "Bound",
+        "claims are kept on scale-down"
+    );
+}
