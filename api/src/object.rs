@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 
 use crate::defaults;
 use crate::registry::ResourceInfo;
@@ -137,6 +138,13 @@ pub fn decode_with_duplicates(
         "CertificateSigningRequest" => roundtrip::<CertificateSigningRequest>(info, value, |_| {})?,
         // node.k8s.io/v1 has no defaulting.
         "RuntimeClass" => roundtrip::<RuntimeClass>(info, value, |_| {})?,
+        // rbac.authorization.k8s.io/v1 defaults only the API groups of references.
+        "Role" => roundtrip::<Role>(info, value, |_| {})?,
+        "ClusterRole" => roundtrip::<ClusterRole>(info, value, |_| {})?,
+        "RoleBinding" => roundtrip::<RoleBinding>(info, value, defaults::role_binding)?,
+        "ClusterRoleBinding" => {
+            roundtrip::<ClusterRoleBinding>(info, value, defaults::cluster_role_binding)?
+        }
         other => {
             return Err(ApiError::internal(format!("no decoder for kind {other}")));
         }

@@ -5,7 +5,7 @@
 //!
 //! Start at [`validate_create`] / [`validate_update`]; the per-kind rules live in the
 //! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`batch`], [`misc`],
-//! [`certificates`], [`node`]); the
+//! [`certificates`], [`node`], [`rbac`]); the
 //! string checks in [`names`].
 
 pub mod apps;
@@ -15,6 +15,7 @@ pub mod misc;
 pub mod names;
 pub mod node;
 pub mod pod;
+pub mod rbac;
 pub mod service;
 pub mod volume;
 
@@ -166,6 +167,17 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
             errs.extend(meta_update());
             errs.extend(node::validate_runtime_class_update(new, old));
         }
+        // ValidateRoleBindingUpdate: ValidateRoleBinding, meta update, roleRef fixed.
+        "RoleBinding" | "ClusterRoleBinding" => {
+            errs.extend(validate_object(info, new)?);
+            errs.extend(meta_update());
+            errs.extend(rbac::validate_binding_update(new, old)?);
+        }
+        // ValidateRoleUpdate / ValidateClusterRoleUpdate: the create rules, meta update.
+        "Role" | "ClusterRole" => {
+            errs.extend(validate_object(info, new)?);
+            errs.extend(meta_update());
+        }
         _ => {
             errs.extend(meta_update());
             errs.extend(validate_object(info, new)?);
@@ -256,6 +268,7 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Namespace" => name_is_dns1123_label,
         "Service" => name_is_dns1035_label,
         "CertificateSigningRequest" => certificates::name_is_anything,
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => path_segment_name,
         _ => name_is_dns_subdomain,
     };
     let mut errs = validate_object_meta(&meta, info.namespaced, name_fn, "metadata");
@@ -275,6 +288,10 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Lease" => misc::validate_lease(obj)?,
         "CertificateSigningRequest" => certificates::validate_csr(obj)?,
         "RuntimeClass" => node::validate_runtime_class(obj)?,
+        "Role" => rbac::validate_role(obj, true)?,
+        "ClusterRole" => rbac::validate_role(obj, false)?,
+        "RoleBinding" => rbac::validate_binding(obj, true)?,
+        "ClusterRoleBinding" => rbac::validate_binding(obj, false)?,
         _ => Vec::new(),
     });
     Ok(errs)
