@@ -26,6 +26,10 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::authz::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::metrics::track,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -196,7 +200,7 @@ async fn health(st: &AppState, path: &str, q: &Query) -> Response {
 /// The request path percent-decoded as Go decodes `URL.Path`, which kube-apiserver routes
 /// and authorizes on (`…/configmaps/a%2Eb` names `a.b`; a decoded `/` separates segments). A
 /// `%` without two hex digits after it is refused, as Go's `url.ParseRequestURI` refuses it.
-fn decoded_path(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn decoded_path(raw: &str) -> Result<String, ApiError> {
     let bytes = raw.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
         if *b == b'%'
@@ -261,6 +265,17 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
             }
         }
         ["api", "v1", rest @ ..] => rest::handle(&st, "", "v1", rest, req, &q).await,
+        [
+            "apis",
+            g @ ("authorization.k8s.io" | "authentication.k8s.io"),
+            "v1",
+            rest @ ..,
+        ] => {
+            let g = g.to_string();
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            crate::authz::review::handle(&st, &g, &rest, req).await
+        }
         ["apis", g, v, rest @ ..] => {
             let (g, v) = (g.to_string(), v.to_string());
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();

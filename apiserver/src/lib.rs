@@ -9,7 +9,9 @@
 //! address allocation in [`alloc`]; a pod's binding in `binding`). [`cluster`] is the
 //! in-process side of the controllers' port: `api::cluster::Cluster` for the [`Registry`].
 //! Discovery and OpenAPI documents are built once in [`discovery`] and [`openapi`]. Pod `log`/`exec`/`portforward`/`attach` are delegated to a
-//! [`PodStreams`] handler the node side registers.
+//! [`PodStreams`] handler the node side registers. Every authenticated request is authorized
+//! by [`authz`] (RBAC, impersonation, the access reviews); the default RBAC policy is
+//! reconciled at start.
 //!
 //! What the router and the handlers share lives in leaf modules that import none of them:
 //! [`state`] (the per-server [`state::AppState`]), [`response`] (bodies and the error
@@ -20,6 +22,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod alloc;
+pub mod authz;
 #[cfg(test)]
 mod batch_tests;
 mod binding;
@@ -313,6 +316,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let tls_config = creds.server_config()?;
     let registry = Registry::new(store);
     bootstrap(&registry).await.map_err(ServerError::Bootstrap)?;
+    authz::bootstrap::ensure(&registry)
+        .await
+        .map_err(ServerError::Bootstrap)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
