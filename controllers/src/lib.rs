@@ -34,6 +34,7 @@
 #![allow(clippy::result_large_err)]
 
 mod claim;
+pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod csrsigning;
 pub mod deployment;
@@ -168,6 +169,7 @@ pub async fn run(
             }
         },
         csrsigning::run(cluster.clone(), ca, shutdown.clone()),
+        clusterroleaggregation::run(cluster.clone(), shutdown.clone()),
         gc::run(cluster.clone(), shutdown.clone()),
         namespace::run(cluster.clone(), shutdown.clone()),
         scheduler::run(cluster.clone(), shutdown.clone()),

@@ -25,6 +25,7 @@ mod openapi;
 mod pod_network;
 mod private_files;
 mod probe_timing;
+mod rbac;
 mod resource_proxy;
 mod runtime_class;
 mod service_env;
