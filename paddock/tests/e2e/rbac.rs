@@ -1,6 +1,6 @@
 //! RBAC through kubectl: the admin creates a Role and RoleBinding for user `jane`;
 //! `kubectl auth can-i --as jane` answers as upstream; `kubectl get pods --as jane` works where
-//! she is bound and is upstream's 403 elsewhere; `kubectl auth can-i --list`, `kubectl auth
+//! she is bound (`team-x`) and is upstream's 403 elsewhere; `kubectl auth can-i --list`, `kubectl auth
 //! whoami`; an impersonated user holding only `edit` may not create a Role granting more; the
 //! bootstrap ClusterRoles and ClusterRoleBindings are listed.
 
@@ -8,15 +8,15 @@ use crate::support::Server;
 
 const JANE: &str = r#"apiVersion: v1
 kind: Namespace
-metadata: {name: x}
+metadata: {name: team-x}
 ---
 apiVersion: v1
 kind: Namespace
-metadata: {name: y}
+metadata: {name: team-y}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {name: pod-reader, namespace: x}
+metadata: {name: pod-reader, namespace: team-x}
 rules:
 - apiGroups: [""]
   resources: [pods]
@@ -24,7 +24,7 @@ rules:
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {name: jane-reads-pods, namespace: x}
+metadata: {name: jane-reads-pods, namespace: team-x}
 subjects:
 - kind: User
   name: jane
@@ -37,7 +37,7 @@ roleRef:
 
 const GREEDY: &str = r#"apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {name: greedy, namespace: y}
+metadata: {name: greedy, namespace: team-y}
 rules:
 - apiGroups: [""]
   resources: [nodes]
@@ -59,27 +59,30 @@ fn roles_and_bindings_authorize_kubectl_as_upstream() {
 
     // can-i: yes where bound, no elsewhere (exit code 1), as upstream.
     assert_eq!(
-        can_i(&s, &["get", "pods", "-n", "x", "--as", "jane"]),
+        can_i(&s, &["get", "pods", "-n", "team-x", "--as", "jane"]),
         (true, "yes".into())
     );
     assert_eq!(
-        can_i(&s, &["delete", "pods", "-n", "x", "--as", "jane"]),
+        can_i(&s, &["delete", "pods", "-n", "team-x", "--as", "jane"]),
         (false, "no".into())
     );
     assert_eq!(
-        can_i(&s, &["get", "pods", "-n", "y", "--as", "jane"]),
+        can_i(&s, &["get", "pods", "-n", "team-y", "--as", "jane"]),
         (false, "no".into())
     );
-    assert_eq!(can_i(&s, &["get", "pods", "-n", "x"]), (true, "yes".into()));
+    assert_eq!(
+        can_i(&s, &["get", "pods", "-n", "team-x"]),
+        (true, "yes".into())
+    );
 
     // The request itself: allowed in x, upstream's 403 text in y and cluster-wide.
-    let out = s.kubectl(&["get", "pods", "-n", "x", "--as", "jane"]);
+    let out = s.kubectl(&["get", "pods", "-n", "team-x", "--as", "jane"]);
     assert!(out.is_empty(), "{out}");
-    let (code, err) = s.kubectl_err(&["get", "pods", "-n", "y", "--as", "jane"], None);
+    let (code, err) = s.kubectl_err(&["get", "pods", "-n", "team-y", "--as", "jane"], None);
     assert_eq!(code, 1);
     assert!(
         err.contains(
-            "Error from server (Forbidden): pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"y\""
+            "Error from server (Forbidden): pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"team-y\""
         ),
         "{err}"
     );
@@ -92,7 +95,7 @@ fn roles_and_bindings_authorize_kubectl_as_upstream() {
     );
 
     // --list: her role's rule and the bootstrap policy's.
-    let list = s.kubectl(&["auth", "can-i", "--list", "-n", "x", "--as", "jane"]);
+    let list = s.kubectl(&["auth", "can-i", "--list", "-n", "team-x", "--as", "jane"]);
     let lines: Vec<&str> = list.lines().collect();
     assert!(lines[0].starts_with("Resources"), "{list}");
     assert!(
@@ -143,7 +146,7 @@ fn roles_and_bindings_authorize_kubectl_as_upstream() {
         "can-i",
         "--list",
         "--as",
-        "system:serviceaccount:x:robot",
+        "system:serviceaccount:team-x:robot",
     ]);
     assert!(
         sa.contains("selfsubjectreviews.authentication.k8s.io"),
@@ -151,31 +154,56 @@ fn roles_and_bindings_authorize_kubectl_as_upstream() {
     );
     assert!(!sa.contains("pods "), "{sa}");
 
-    // Escalation: a user holding `edit` in y may not create a Role granting more.
+    // Escalation: amy holds `admin` in team-y (edit plus roles and bindings) and may create
+    // Roles there, but not one granting more than she holds.
     s.kubectl(&[
         "create",
         "rolebinding",
         "amy-edits",
         "-n",
-        "y",
-        "--clusterrole=edit",
+        "team-y",
+        "--clusterrole=admin",
         "--user=amy",
     ]);
     s.eventually("edit aggregates its rules", || {
-        can_i(&s, &["create", "deployments", "-n", "y", "--as", "amy"])
-            .0
-            .then_some(())
+        can_i(
+            &s,
+            &["create", "deployments", "-n", "team-y", "--as", "amy"],
+        )
+        .0
+        .then_some(())
     });
-    let (_, err) = s.kubectl_err(&["apply", "-f", "-", "--as", "amy"], Some(GREEDY));
+    let (_, err) = s.kubectl_err(&["create", "-f", "-", "--as", "amy"], Some(GREEDY));
     assert!(
         err.contains(
             "roles.rbac.authorization.k8s.io \"greedy\" is forbidden: user \"amy\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}"
         ),
         "{err}"
     );
+    let fine = GREEDY
+        .replace("nodes", "pods")
+        .replace("[get]", "[get, list]");
+    let out = s.kubectl_in(&["create", "-f", "-", "--as", "amy"], Some(&fine));
+    assert_eq!(out.trim(), "role.rbac.authorization.k8s.io/greedy created");
     // edit cannot manage roles at all (that is admin's).
+    s.kubectl(&[
+        "create",
+        "rolebinding",
+        "bob-edits",
+        "-n",
+        "team-y",
+        "--clusterrole=edit",
+        "--user=bob",
+    ]);
     assert_eq!(
-        can_i(&s, &["create", "roles", "-n", "y", "--as", "amy"]),
+        can_i(
+            &s,
+            &["create", "deployments", "-n", "team-y", "--as", "bob"]
+        ),
+        (true, "yes".into())
+    );
+    assert_eq!(
+        can_i(&s, &["create", "roles", "-n", "team-y", "--as", "bob"]),
         (false, "no".into())
     );
 
