@@ -166,7 +166,8 @@ fn validate_spec(kind: &str, spec: &Value, subject: bool) -> Result<(), ApiError
     if res.is_none() && non.is_none() {
         errs.push(FieldError::invalid(
             "spec.resourceAttributes",
-            Value::Null,
+            // Upstream's field error prints a nil pointer as the string "null".
+            "null",
             "exactly one of nonResourceAttributes or resourceAttributes must be specified",
         ));
     }

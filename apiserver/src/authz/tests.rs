@@ -392,3 +392,269 @@ fn aggregate_errors_as_upstream() {
     assert_eq!(aggregate_errors(&["a".into(), "a".into()]), "a");
     assert_eq!(aggregate_errors(&["a".into(), "b".into()]), "[a, b]");
 }
+
+const TOKEN: &str = "t0ken";
+
+async fn call(
+    router: &axum::Router,
+    method: http::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let body = body
+        .map(|v| axum::body::Body::from(serde_json::to_vec(&v).unwrap()))
+        .unwrap_or_else(axum::body::Body::empty);
+    let resp = router.clone().oneshot(b.body(body).unwrap()).await.unwrap();
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        code,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn requests_are_authorized_as_the_impersonated_user_and_reviews_answer() {
+    let r = registry().await;
+    create(
+        &r,
+        "roles",
+        "x",
+        role(
+            "pod-reader",
+            json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]),
+        ),
+    )
+    .await;
+    create(
+        &r,
+        "rolebindings",
+        "x",
+        binding(
+            "RoleBinding",
+            "jane-reads",
+            "Role",
+            "pod-reader",
+            json!([{"kind": "User", "name": "jane"}]),
+        ),
+    )
+    .await;
+    let (router, _state, _stop) = crate::app(r.clone(), TOKEN, "127.0.0.1:6443");
+    let jane = [("impersonate-user", "jane")];
+    let (code, _) = call(
+        &router,
+        http::Method::GET,
+        "/api/v1/namespaces/x/pods",
+        None,
+        &jane,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, body) = call(
+        &router,
+        http::Method::GET,
+        "/api/v1/namespaces/y/pods",
+        None,
+        &jane,
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": "pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"y\"",
+               "reason": "Forbidden", "details": {"kind": "pods"}, "code": 403})
+    );
+    let (code, body) = call(&router, http::Method::GET, "/version", None, &jane).await;
+    assert_eq!((code, body["major"].as_str()), (200, Some("1")));
+    let (code, body) = call(&router, http::Method::GET, "/metrics", None, &jane).await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body["message"],
+        "forbidden: User \"jane\" cannot get path \"/metrics\""
+    );
+
+    let ssar = |verb: &str, ns: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"verb": verb, "resource": "pods", "namespace": ns}}})
+    };
+    let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        path,
+        Some(ssar("list", "x")),
+        &jane,
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        body["status"],
+        json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding \"jane-reads/x\" of Role \"pod-reader\" to User \"jane\""})
+    );
+    let (_, body) = call(
+        &router,
+        http::Method::POST,
+        path,
+        Some(ssar("delete", "x")),
+        &jane,
+    )
+    .await;
+    assert_eq!(body["status"], json!({"allowed": false}));
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        path,
+        Some(json!({"spec": {}})),
+        &jane,
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        body["message"],
+        "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified"
+    );
+
+    let rules_path = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        rules_path,
+        Some(json!({"spec": {"namespace": "x"}})),
+        &jane,
+    )
+    .await;
+    assert_eq!(code, 201);
+    let resource_rules = body["status"]["resourceRules"].as_array().unwrap();
+    assert!(
+        resource_rules
+            .contains(&json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]})),
+        "{body}"
+    );
+    assert!(
+        body["status"]["nonResourceRules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["nonResourceURLs"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("/version")))
+    );
+
+    let who = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+    let (code, body) = call(&router, http::Method::POST, who, Some(json!({})), &[]).await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        body["status"],
+        json!({"userInfo": {"username": "system:admin", "groups": ["system:masters", "system:authenticated"]}})
+    );
+    let sa = [("impersonate-user", "system:serviceaccount:x:robot")];
+    let (_, body) = call(&router, http::Method::POST, who, Some(json!({})), &sa).await;
+    assert_eq!(
+        body["status"]["userInfo"]["groups"],
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:x",
+            "system:authenticated"
+        ])
+    );
+
+    // SubjectAccessReview: only for those who may create it (the admin here).
+    let sar = json!({"spec": {"user": "jane", "resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "x"}}});
+    let sar_path = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        sar_path,
+        Some(sar.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (code, body["status"]["allowed"].as_bool()),
+        (201, Some(true))
+    );
+    let (code, body) = call(&router, http::Method::POST, sar_path, Some(sar), &jane).await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body["message"],
+        "subjectaccessreviews.authorization.k8s.io is forbidden: User \"jane\" cannot create resource \"subjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope"
+    );
+}
+
+#[tokio::test]
+async fn only_those_allowed_may_impersonate() {
+    let r = registry().await;
+    let rbac = r.rbac();
+    let jane = user("jane", &["system:authenticated"]);
+    let mut h = http::HeaderMap::new();
+    h.insert("impersonate-user", "bob".parse().unwrap());
+    let err = impersonate::apply(rbac, &jane, &mut h).unwrap_err();
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "users \"bob\" is forbidden: User \"jane\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+    );
+    h.insert(
+        "impersonate-user",
+        "system:serviceaccount:x:robot".parse().unwrap(),
+    );
+    let err = impersonate::apply(rbac, &jane, &mut h).unwrap_err();
+    assert_eq!(
+        err.message,
+        "serviceaccounts \"robot\" is forbidden: User \"jane\" cannot impersonate resource \"serviceaccounts\" in API group \"\" in the namespace \"x\""
+    );
+    // Given the verb on users (only), jane may act as bob but not add groups.
+    let cr = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "imp"},
+        "rules": [{"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]}]});
+    create(&r, "clusterroles", "", cr).await;
+    create(
+        &r,
+        "clusterrolebindings",
+        "",
+        binding(
+            "ClusterRoleBinding",
+            "imp",
+            "ClusterRole",
+            "imp",
+            json!([{"kind": "User", "name": "jane"}]),
+        ),
+    )
+    .await;
+    let mut h = http::HeaderMap::new();
+    h.insert("impersonate-user", "bob".parse().unwrap());
+    let bob = impersonate::apply(rbac, &jane, &mut h).unwrap().unwrap();
+    assert_eq!(
+        (bob.name.as_str(), bob.groups.clone()),
+        ("bob", vec!["system:authenticated".to_string()])
+    );
+    assert!(h.get("impersonate-user").is_none());
+    h.insert("impersonate-user", "bob".parse().unwrap());
+    h.insert("impersonate-group", "system:masters".parse().unwrap());
+    let err = impersonate::apply(rbac, &jane, &mut h).unwrap_err();
+    assert_eq!(
+        err.message,
+        "groups \"system:masters\" is forbidden: User \"jane\" cannot impersonate resource \"groups\" in API group \"\" at the cluster scope"
+    );
+    // A group without a user is refused outright.
+    let mut h = http::HeaderMap::new();
+    h.insert("impersonate-group", "devs".parse().unwrap());
+    assert_eq!(
+        impersonate::apply(rbac, &UserInfo::admin(), &mut h)
+            .unwrap_err()
+            .code,
+        500
+    );
+}
