@@ -60,6 +60,14 @@ ROOTS = [
     ("certificates.k8s.io", "v1", "CertificateSigningRequest", "api.certificates.v1", "CertificateSigningRequest"),
     ("", "v1", "ServiceAccount", "api.core.v1", "ServiceAccount"),
     ("authentication.k8s.io", "v1", "TokenRequest", "api.authentication.v1", "TokenRequest"),
+    ("rbac.authorization.k8s.io", "v1", "Role", "api.rbac.v1", "Role"),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "api.rbac.v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "api.rbac.v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "api.rbac.v1", "ClusterRoleBinding"),
+    ("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "api.authorization.v1", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io", "v1", "SubjectAccessReview", "api.authorization.v1", "SubjectAccessReview"),
+    ("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "api.authorization.v1", "SelfSubjectRulesReview"),
+    ("authentication.k8s.io", "v1", "SelfSubjectReview", "api.authentication.v1", "SelfSubjectReview"),
     # DeleteOptions is registered in every group version; the decoder matches it by kind alone.
     ("meta.k8s.io", "v1", "DeleteOptions", "apimachinery.pkg.apis.meta.v1", "DeleteOptions"),
 ]

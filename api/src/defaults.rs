@@ -605,3 +605,30 @@ pub fn lease(_l: &mut Lease) {}
 
 #[cfg(test)]
 mod tests;
+
+/// `SetDefaults_RoleBinding` and `SetDefaults_Subject` (rbac/v1): the role reference's and
+/// the User and Group subjects' API group is `rbac.authorization.k8s.io`.
+pub fn role_binding(b: &mut k8s_openapi::api::rbac::v1::RoleBinding) {
+    rbac_refs(&mut b.role_ref, b.subjects.as_deref_mut());
+}
+
+/// `SetDefaults_ClusterRoleBinding` and `SetDefaults_Subject` (rbac/v1).
+pub fn cluster_role_binding(b: &mut k8s_openapi::api::rbac::v1::ClusterRoleBinding) {
+    rbac_refs(&mut b.role_ref, b.subjects.as_deref_mut());
+}
+
+fn rbac_refs(
+    role_ref: &mut k8s_openapi::api::rbac::v1::RoleRef,
+    subjects: Option<&mut [k8s_openapi::api::rbac::v1::Subject]>,
+) {
+    if role_ref.api_group.as_deref().unwrap_or_default().is_empty() {
+        role_ref.api_group = Some(crate::registry::RBAC_GROUP.to_string());
+    }
+    for s in subjects.unwrap_or_default() {
+        if s.api_group.as_deref().unwrap_or_default().is_empty()
+            && matches!(s.kind.as_str(), "User" | "Group")
+        {
+            s.api_group = Some(crate::registry::RBAC_GROUP.to_string());
+        }
+    }
+}

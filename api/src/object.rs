@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::defaults;
@@ -156,6 +157,13 @@ pub fn decode_with_duplicates(
             roundtrip::<PersistentVolumeClaim>(info, value, defaults::persistent_volume_claim)?
         }
         "StorageClass" => roundtrip::<StorageClass>(info, value, defaults::storage_class)?,
+        // rbac.authorization.k8s.io/v1 defaults only the API groups of references.
+        "Role" => roundtrip::<Role>(info, value, |_| {})?,
+        "ClusterRole" => roundtrip::<ClusterRole>(info, value, |_| {})?,
+        "RoleBinding" => roundtrip::<RoleBinding>(info, value, defaults::role_binding)?,
+        "ClusterRoleBinding" => {
+            roundtrip::<ClusterRoleBinding>(info, value, defaults::cluster_role_binding)?
+        }
         other => {
             return Err(ApiError::internal(format!("no decoder for kind {other}")));
         }

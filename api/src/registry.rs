@@ -117,6 +117,9 @@ const ALL_VERBS: &[&str] = &[
 const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
+/// The group of Roles, ClusterRoles and their bindings.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
 /// Verbs of `status` subresources.
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
@@ -510,6 +513,58 @@ static RESOURCES: &[ResourceInfo] = &[
         singular: "runtimeclass",
         short_names: &[],
         namespaced: false,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: RBAC_GROUP,
+        version: "v1",
+        kind: "ClusterRoleBinding",
+        list_kind: "ClusterRoleBindingList",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        short_names: &[],
+        namespaced: false,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: RBAC_GROUP,
+        version: "v1",
+        kind: "ClusterRole",
+        list_kind: "ClusterRoleList",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        short_names: &[],
+        namespaced: false,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: RBAC_GROUP,
+        version: "v1",
+        kind: "RoleBinding",
+        list_kind: "RoleBindingList",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        short_names: &[],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: RBAC_GROUP,
+        version: "v1",
+        kind: "Role",
+        list_kind: "RoleList",
+        plural: "roles",
+        singular: "role",
+        short_names: &[],
+        namespaced: true,
         categories: &[],
         verbs: ALL_VERBS,
         subresources: &[],

@@ -5,7 +5,7 @@
 //!
 //! Start at [`validate_create`] / [`validate_update`]; the per-kind rules live in the
 //! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`batch`], [`sets`], [`misc`],
-//! [`certificates`], [`node`]); the
+//! [`certificates`], [`node`], [`rbac`]); the
 //! string checks in [`names`].
 
 pub mod apps;
@@ -15,6 +15,7 @@ pub mod misc;
 pub mod names;
 pub mod node;
 pub mod pod;
+pub mod rbac;
 pub mod service;
 pub mod sets;
 pub mod storage;
@@ -214,6 +215,17 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
             errs.extend(meta_update());
             errs.extend(storage::validate_storage_class_update(new, old));
         }
+        // ValidateRoleBindingUpdate: ValidateRoleBinding, meta update, roleRef fixed.
+        "RoleBinding" | "ClusterRoleBinding" => {
+            errs.extend(validate_object(info, new)?);
+            errs.extend(meta_update());
+            errs.extend(rbac::validate_binding_update(new, old)?);
+        }
+        // ValidateRoleUpdate / ValidateClusterRoleUpdate: the create rules, meta update.
+        "Role" | "ClusterRole" => {
+            errs.extend(validate_object(info, new)?);
+            errs.extend(meta_update());
+        }
         _ => {
             errs.extend(meta_update());
             errs.extend(validate_object(info, new)?);
@@ -324,6 +336,7 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Namespace" => name_is_dns1123_label,
         "Service" => name_is_dns1035_label,
         "CertificateSigningRequest" => certificates::name_is_anything,
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => path_segment_name,
         _ => name_is_dns_subdomain,
     };
     let mut errs = validate_object_meta(&meta, info.namespaced, name_fn, "metadata");
@@ -349,6 +362,10 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "PersistentVolume" => storage::validate_persistent_volume(obj)?,
         "PersistentVolumeClaim" => storage::validate_persistent_volume_claim(obj)?,
         "StorageClass" => storage::validate_storage_class(obj)?,
+        "Role" => rbac::validate_role(obj, true)?,
+        "ClusterRole" => rbac::validate_role(obj, false)?,
+        "RoleBinding" => rbac::validate_binding(obj, true)?,
+        "ClusterRoleBinding" => rbac::validate_binding(obj, false)?,
         _ => Vec::new(),
     });
     Ok(errs)

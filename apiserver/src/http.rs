@@ -26,6 +26,10 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::authz::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::metrics::track,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -55,7 +59,6 @@ async fn authenticate(State(st): State<Arc<AppState>>, mut req: Request, next: N
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let mut denied = None;
     let ok = match auth {
         Some(a) => {
             let token = a
@@ -73,15 +76,7 @@ async fn authenticate(State(st): State<Arc<AppState>>, mut req: Request, next: N
             };
             match user {
                 Some(user) => {
-                    // TEMPORARY GATE (crate::gate): RBAC replaces this at merge time.
-                    if !user.is_master() {
-                        let path = decoded_path(req.uri().path()).unwrap_or_default();
-                        let watch = Query::parse(req.uri().query())
-                            .bool("watch")
-                            .unwrap_or(false);
-                        let ri = crate::gate::request_info(req.method(), &path, watch);
-                        denied = crate::gate::check(&user, &ri).err();
-                    }
+                    // Authorization (RBAC) follows in `crate::authz::authorize`.
                     req.extensions_mut().insert(user);
                     true
                 }
@@ -92,10 +87,10 @@ async fn authenticate(State(st): State<Arc<AppState>>, mut req: Request, next: N
     };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = match (ok, denied) {
-        (false, _) => error_response(&ApiError::unauthorized()),
-        (true, Some(e)) => error_response(&e),
-        (true, None) => next.run(req).await,
+    let mut resp = if ok {
+        next.run(req).await
+    } else {
+        error_response(&ApiError::unauthorized())
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     let h = resp.headers_mut();
@@ -220,7 +215,7 @@ async fn health(st: &AppState, path: &str, q: &Query) -> Response {
 /// The request path percent-decoded as Go decodes `URL.Path`, which kube-apiserver routes
 /// and authorizes on (`…/configmaps/a%2Eb` names `a.b`; a decoded `/` separates segments). A
 /// `%` without two hex digits after it is refused, as Go's `url.ParseRequestURI` refuses it.
-fn decoded_path(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn decoded_path(raw: &str) -> Result<String, ApiError> {
     let bytes = raw.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
         if *b == b'%'
@@ -296,6 +291,17 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
             }
         }
         ["api", "v1", rest @ ..] => rest::handle(&st, "", "v1", rest, req, &q).await,
+        [
+            "apis",
+            g @ ("authorization.k8s.io" | "authentication.k8s.io"),
+            "v1",
+            rest @ ..,
+        ] => {
+            let g = g.to_string();
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            crate::authz::review::handle(&st, &g, &rest, req).await
+        }
         ["apis", g, v, rest @ ..] => {
             let (g, v) = (g.to_string(), v.to_string());
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();

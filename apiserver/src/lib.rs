@@ -9,7 +9,9 @@
 //! address allocation in [`alloc`]; a pod's binding in `binding`). [`cluster`] is the
 //! in-process side of the controllers' port: `api::cluster::Cluster` for the [`Registry`].
 //! Discovery and OpenAPI documents are built once in [`discovery`] and [`openapi`]. Pod `log`/`exec`/`portforward`/`attach` are delegated to a
-//! [`PodStreams`] handler the node side registers.
+//! [`PodStreams`] handler the node side registers. Every authenticated request is authorized
+//! by [`authz`] (RBAC, impersonation, the access reviews); the default RBAC policy is
+//! reconciled at start.
 //!
 //! What the router and the handlers share lives in leaf modules that import none of them:
 //! [`state`] (the per-server [`state::AppState`]), [`response`] (bodies and the error
@@ -22,13 +24,13 @@
 pub mod alloc;
 #[cfg(test)]
 mod apps_sets_tests;
+pub mod authz;
 #[cfg(test)]
 mod batch_tests;
 mod binding;
 pub mod cluster;
 pub mod discovery;
 pub mod event_ttl;
-pub mod gate;
 pub mod http;
 pub mod kubeconfig;
 pub mod kubelet_proxy;
@@ -359,6 +361,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let tls_config = creds.server_config()?;
     let registry = Registry::new(store);
     bootstrap(&registry).await.map_err(ServerError::Bootstrap)?;
+    authz::bootstrap::ensure(&registry)
+        .await
+        .map_err(ServerError::Bootstrap)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {

@@ -82,12 +82,15 @@ pub struct Registry {
     /// it; bare registries in unit tests run without it, as with
     /// `--disable-admission-plugins=ServiceAccount`).
     service_account_admission: Arc<std::sync::atomic::AtomicBool>,
+    /// The RBAC authorizer over this store; role and binding writes mark its index stale.
+    rbac: Arc<crate::authz::Rbac>,
 }
 
 impl Registry {
     /// A registry over `store`.
     pub fn new(store: Store) -> Registry {
         Registry {
+            rbac: Arc::new(crate::authz::Rbac::new(store.clone())),
             store,
             alloc: Arc::new(tokio::sync::Mutex::new(())),
             toleration_seconds: Arc::new([
@@ -125,6 +128,18 @@ impl Registry {
     /// The store underneath (for watches and lists).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The RBAC authorizer over this registry's roles and bindings.
+    pub fn rbac(&self) -> &crate::authz::Rbac {
+        &self.rbac
+    }
+
+    /// Marks the authorizer's index stale after a write of `info`'s objects.
+    fn wrote(&self, info: &ResourceInfo) {
+        if info.group == api::registry::RBAC_GROUP {
+            self.rbac.changed();
+        }
     }
 
     /// The store key of an object of `info`.
@@ -268,6 +283,7 @@ impl Registry {
             .create(key, obj)
             .await
             .map_err(|e| store_error(info, &name, e))?;
+        self.wrote(info);
         Ok((stored, decoded.warnings))
     }
 
@@ -415,6 +431,7 @@ impl Registry {
             crate::alloc::allocate(&self.store, info, &mut obj, None)?;
         }
         strategy::validate_create(info, &obj, opts)?;
+        crate::authz::escalation::check(&self.rbac, info, namespace, "", &obj, opts.user.as_ref())?;
         if record {
             strategy::record_managed_fields(info, None, &mut obj, opts, UpdateMode::Main, now);
         }
@@ -639,6 +656,14 @@ impl Registry {
         strategy::validate_update(info, &new, old, mode, opts)?;
         if mode == UpdateMode::Main {
             self.admit_claim_resize(info, &new, old)?;
+            crate::authz::escalation::check(
+                &self.rbac,
+                info,
+                namespace,
+                name,
+                &new,
+                opts.user.as_ref(),
+            )?;
         }
         if strategy::unchanged(old, &new) {
             return Ok(Attempt::Done(old.clone()));
@@ -656,6 +681,7 @@ impl Registry {
         } else {
             self.store.update(key, new, expected).await
         };
+        self.wrote(info);
         match result {
             Ok(v) => Ok(Attempt::Done(v)),
             Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => Ok(Attempt::Retry),
@@ -747,6 +773,18 @@ impl Registry {
     /// Deletes an object, honouring preconditions, grace periods (pods bound to a node),
     /// finalizers and the propagation policy (upstream `Store.Delete`).
     pub async fn delete(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
+        let r = self.delete_inner(info, namespace, name, opts).await;
+        self.wrote(info);
+        r
+    }
+
+    async fn delete_inner(
         &self,
         info: &ResourceInfo,
         namespace: &str,

@@ -182,8 +182,20 @@ async fn handle_target(
         } => match method {
             Method::GET | Method::HEAD => get(st, info, ns, name, q, accept(req.headers())?),
             Method::PUT => {
+                let user = req.extensions().get::<UserInfo>().cloned();
                 let (headers, body) = read_body(req).await?;
-                update(st, info, ns, name, UpdateMode::Main, q, &headers, &body).await
+                update(
+                    st,
+                    info,
+                    ns,
+                    name,
+                    UpdateMode::Main,
+                    q,
+                    &headers,
+                    &body,
+                    user,
+                )
+                .await
             }
             Method::PATCH => {
                 let user = req.extensions().get::<UserInfo>().cloned();
@@ -228,16 +240,38 @@ async fn handle_target(
                 }
                 ("status", Method::PUT) => {
                     let (headers, body) = read_body(req).await?;
-                    update(st, info, ns, name, UpdateMode::Status, q, &headers, &body).await
+                    update(
+                        st,
+                        info,
+                        ns,
+                        name,
+                        UpdateMode::Status,
+                        q,
+                        &headers,
+                        &body,
+                        None,
+                    )
+                    .await
                 }
                 ("approval", Method::PUT) => {
                     let (headers, body) = read_body(req).await?;
-                    update(st, info, ns, name, UpdateMode::Approval, q, &headers, &body).await
+                    update(
+                        st,
+                        info,
+                        ns,
+                        name,
+                        UpdateMode::Approval,
+                        q,
+                        &headers,
+                        &body,
+                        None,
+                    )
+                    .await
                 }
                 ("ephemeralcontainers", Method::PUT) => {
                     let (headers, body) = read_body(req).await?;
                     let mode = UpdateMode::EphemeralContainers;
-                    update(st, info, ns, name, mode, q, &headers, &body).await
+                    update(st, info, ns, name, mode, q, &headers, &body, None).await
                 }
                 (sub @ ("status" | "approval" | "ephemeralcontainers"), Method::PATCH) => {
                     let (headers, body) = read_body(req).await?;
@@ -245,7 +279,18 @@ async fn handle_target(
                 }
                 ("finalize", Method::PUT) => {
                     let (headers, body) = read_body(req).await?;
-                    update(st, info, ns, name, UpdateMode::Finalize, q, &headers, &body).await
+                    update(
+                        st,
+                        info,
+                        ns,
+                        name,
+                        UpdateMode::Finalize,
+                        q,
+                        &headers,
+                        &body,
+                        None,
+                    )
+                    .await
                 }
                 ("scale", Method::GET) => {
                     let obj = st.registry.get(info, ns, name)?;
@@ -314,7 +359,7 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// Reads a request body, refusing more than [`MAX_BODY`] bytes with 413 (upstream's
 /// `limitedReadBody`: `Request entity too large: limit is 3145728`).
-async fn read_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
+pub(crate) async fn read_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
     use http_body_util::BodyExt;
     let (parts, mut body) = req.into_parts();
     let h2 = parts.version == http::Version::HTTP_2;
@@ -603,9 +648,11 @@ async fn update(
     q: &Query,
     headers: &HeaderMap,
     body: &[u8],
+    user: Option<UserInfo>,
 ) -> Result<Response, ApiError> {
     let (obj, dups) = parse_body(headers, body)?;
-    let opts = write_options(q, headers)?;
+    let mut opts = write_options(q, headers)?;
+    opts.user = user;
     let (out, created, warnings) = st
         .registry
         .update_checked(info, ns, name, obj, &dups, &opts, mode)

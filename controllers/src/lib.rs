@@ -38,6 +38,7 @@
 #![allow(clippy::result_large_err)]
 
 mod claim;
+pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod csrsigning;
 pub mod daemonset;
@@ -188,6 +189,7 @@ pub async fn run(
             }
         },
         csrsigning::run(cluster.clone(), ca, shutdown.clone()),
+        clusterroleaggregation::run(cluster.clone(), shutdown.clone()),
         gc::run(cluster.clone(), shutdown.clone()),
         namespace::run(cluster.clone(), shutdown.clone()),
         scheduler::run(cluster.clone(), shutdown.clone()),

@@ -108,6 +108,30 @@ static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
         "RuntimeClass",
         sub::<api::node::v1::RuntimeClass>,
     ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        sub::<api::rbac::v1::Role>,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        sub::<api::rbac::v1::ClusterRole>,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        sub::<api::rbac::v1::RoleBinding>,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        sub::<api::rbac::v1::ClusterRoleBinding>,
+    ),
 ];
 
 /// Where OpenAPI 3 documents keep their schemas.

@@ -39,6 +39,7 @@ mod lease;
 mod namespace;
 mod node;
 mod pod;
+mod rbac;
 mod replicaset;
 mod runtimeclass;
 mod secret;
@@ -134,6 +135,12 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("storage.k8s.io", "storageclasses") => (storage::SC_COLUMNS, storage::sc_row),
         ("node.k8s.io", "runtimeclasses") => (runtimeclass::COLUMNS, runtimeclass::row),
         ("certificates.k8s.io", "certificatesigningrequests") => (csr::COLUMNS, csr::row),
+        // printRole / printClusterRole: the name and `Created At`, as the default table.
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles") => (default::COLUMNS, default::row),
+        ("rbac.authorization.k8s.io", "rolebindings") => (rbac::ROLE_BINDING_COLUMNS, rbac::row),
+        ("rbac.authorization.k8s.io", "clusterrolebindings") => {
+            (rbac::CLUSTER_ROLE_BINDING_COLUMNS, rbac::row)
+        }
         _ => (default::COLUMNS, default::row),
     };
     Printer { columns, row }

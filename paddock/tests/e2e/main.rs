@@ -27,6 +27,7 @@ mod pod_network;
 mod port_forward;
 mod private_files;
 mod probe_timing;
+mod rbac;
 mod resource_proxy;
 mod runtime_class;
 mod service_env;

@@ -1,12 +1,13 @@
 //! ServiceAccounts end to end: every namespace gets `default` and `kube-root-ca.crt`;
-//! `kubectl create token` issues a JWT the server authenticates (the temporary gate then
-//! answers 403 naming the service account: authenticated, not authorized); legacy token
+//! `kubectl create token` issues a JWT the server authenticates (RBAC then
+//! answers 403 naming the service account until a binding grants it); legacy token
 //! Secrets are filled and authenticate while they exist; a pod's program using the Python
 //! client's `load_incluster_config()` reaches the server through the `kubernetes` Service with
 //! its projected token, and that token dies with the pod.
 //!
 //! [`InCluster`] is what the pod's program is expected to see; once RBAC binds the account
-//! to `view`, the expectation becomes [`InCluster::Listed`].
+//! to `view`, it lists its namespace's pods ([`InCluster::Listed`]), not its Secrets and not
+//! another namespace's pods.
 
 use crate::support::Server;
 
@@ -186,7 +187,6 @@ enum InCluster {
     /// Authenticated, not authorized (until RBAC binds the account).
     Forbidden,
     /// Authorized to list pods (once bound to `view`): it lists itself.
-    #[allow(dead_code)]
     Listed,
 }
 
@@ -273,6 +273,24 @@ fn a_pod_reaches_the_server_as_its_service_account() {
     );
     assert!(!logs.contains("STATUS 401"), "{logs}");
 
+    // Bound to `view` in its namespace (RBAC), the same program lists the pods.
+    s.kubectl(&[
+        "create",
+        "rolebinding",
+        "in-cluster-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+    ]);
+    let expect = InCluster::Listed;
+    let listed = s.eventually("the pod's program to list pods once bound to view", || {
+        let out = s.kubectl_full(&["logs", "in-cluster"], None);
+        let logs = String::from_utf8_lossy(&out.stdout).into_owned();
+        logs.lines()
+            .any(|l| expect.matches(l, "default"))
+            .then_some(logs)
+    });
+    assert!(!listed.contains("STATUS 401"), "{listed}");
+
     // The projected token is bound to the pod: it authenticates while the pod exists …
     let token = s
         .kubectl(&[
@@ -285,6 +303,18 @@ fn a_pod_reaches_the_server_as_its_service_account() {
         .trim()
         .to_string();
     let (code, body) = get(&s, "/api/v1/namespaces/default/pods", &token);
+    assert_eq!(code, 200, "{body}");
+    // `view` reads no Secrets, and the binding is only for its namespace.
+    let (code, body) = get(&s, "/api/v1/namespaces/default/secrets", &token);
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains(&format!(
+            r#"secrets is forbidden: User \"{}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""#,
+            user("default")
+        )),
+        "{body}"
+    );
+    let (code, body) = get(&s, "/api/v1/namespaces/kube-system/pods", &token);
     assert_eq!(code, 403, "{body}");
     let ns_file = s.kubectl(&[
         "exec",
