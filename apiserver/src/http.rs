@@ -53,7 +53,7 @@ fn public_path(path: &str) -> bool {
 /// first (a constant-time compare), then service account JWTs
 /// ([`crate::serviceaccount::TokenIssuer::authenticate`]). A token nobody accepts is always
 /// 401 (with no detail); no token is 401 except on public paths. The authenticated user goes
-/// into the request's extensions, then the temporary [`crate::gate`] decides.
+/// into the request's extensions; [`crate::authz::authorize`] (RBAC) decides next.
 async fn authenticate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let auth = req
         .headers()
