@@ -31,6 +31,13 @@ fn kube_rs_watcher_follows_creates_updates_and_deletes() {
     rt.block_on(async {
         let c = client(&s).await;
         let api: Api<ConfigMap> = Api::namespaced(c, "default");
+        // The root CA publisher's ConfigMap comes first (it would be an event of its own).
+        for _ in 0..300 {
+            if api.get_opt("kube-root-ca.crt").await.ok().flatten().is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let mut events: Events = watcher(api.clone(), watcher::Config::default()).boxed();
         // The watcher's initial list completes before we change anything.
         loop {
