@@ -210,6 +210,34 @@ impl<K: Resource + DeserializeOwned + Metadata<Ty = ObjectMeta>> Cache<K> {
             .collect()
     }
 
+    /// The keys of the `K`s a dependent with metadata `m` concerns (upstream's
+    /// `getPodStatefulSets` / `getDaemonSetsForPod`): its controller when that is a `K`,
+    /// nothing when another kind controls it, and for an orphan every cached `K` of its
+    /// namespace whose `selector` selects it.
+    pub(crate) fn owners_of(
+        &self,
+        m: &ObjectMeta,
+        selector: impl Fn(&K) -> Option<api::selector::LabelSelector>,
+    ) -> Vec<(String, String)> {
+        let ns = typed::namespace(m);
+        match typed::controller_ref(m) {
+            // Any version of the group, as upstream compares the group only.
+            Some(r)
+                if r.kind == K::KIND
+                    && r.api_version.rsplit_once('/').map_or("", |(g, _)| g) == K::GROUP =>
+            {
+                vec![(ns.to_string(), r.name.clone())]
+            }
+            Some(_) => Vec::new(),
+            None => self
+                .list(ns)
+                .into_iter()
+                .filter(|set| selector(set).is_some_and(|sel| crate::claim::selected(&sel, m)))
+                .map(|set| typed::key_of(set.metadata()))
+                .collect(),
+        }
+    }
+
     /// Every cached object.
     pub(crate) fn all(&self) -> Vec<Arc<K>> {
         self.objects.read().values().cloned().collect()

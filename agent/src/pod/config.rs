@@ -125,6 +125,23 @@ impl ApiObjects {
             api.get_opt(name).await.map_err(PortError::from)
         })
     }
+
+    /// One cluster-scoped object, `None` when it does not exist.
+    fn get_cluster<'a, K>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<K>, PortError>>
+    where
+        K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'a,
+        K::DynamicType: Default,
+    {
+        Box::pin(async move {
+            let api: Api<K> = Api::all(self.0.clone());
+            api.get_opt(name).await.map_err(PortError::from)
+        })
+    }
 }
 
 impl Objects for ApiObjects {
@@ -132,10 +149,7 @@ impl Objects for ApiObjects {
         &'a self,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<RuntimeClass>, PortError>> {
-        Box::pin(async move {
-            let api: Api<RuntimeClass> = Api::all(self.0.clone());
-            api.get_opt(name).await.map_err(PortError::from)
-        })
+        self.get_cluster(name)
     }
     fn config_map<'a>(
         &'a self,
@@ -192,10 +206,7 @@ impl Objects for ApiObjects {
         &'a self,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<PersistentVolume>, PortError>> {
-        Box::pin(async move {
-            let api: Api<PersistentVolume> = Api::all(self.0.clone());
-            api.get_opt(name).await.map_err(PortError::from)
-        })
+        self.get_cluster(name)
     }
 }
 

@@ -633,8 +633,8 @@ fn read_once(
             let ts = now_rfc3339_nano();
             splitter.feed(&buf[..n], &ts, *stream, w);
             w.flush();
-            if let Some(t) = tap {
-                // No receiver (nobody attached) is not an error.
+            // Copied only while someone is attached: the log path stays copy-free otherwise.
+            if let Some(t) = tap.filter(|t| t.receiver_count() > 0) {
                 let _ = t.send((*stream, bytes::Bytes::copy_from_slice(&buf[..n])));
             }
             true

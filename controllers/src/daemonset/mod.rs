@@ -135,21 +135,8 @@ impl Reconciler for Controller {
         let Ok(m) = typed::metadata(&obj) else {
             return;
         };
-        let ns = typed::namespace(&m).to_string();
-        match typed::controller_ref(&m) {
-            Some(r) if r.kind == "DaemonSet" && r.api_version.starts_with("apps/") => {
-                self.queue.add((ns, r.name.clone()));
-            }
-            Some(_) => {}
-            None => {
-                for set in self.sets.list(&ns) {
-                    if let Some(sel) = selector_of(&set)
-                        && crate::claim::selected(&sel, &m)
-                    {
-                        self.queue.add(typed::key_of(&set.metadata));
-                    }
-                }
-            }
+        for key in self.sets.owners_of(&m, selector_of) {
+            self.queue.add(key);
         }
     }
 }
