@@ -52,38 +52,50 @@ async fn run(socket: WebSocket, session: Result<AttachSession, RuntimeError>, fl
     } else {
         None
     };
-    let mut stdin_open = stdin.is_some();
-    let ended = loop {
-        tokio::select! {
-            msg = source.next() => match msg {
-                Some(Ok(Message::Binary(b))) => {
-                    let Some((&ch, data)) = b.split_first() else { continue };
-                    match ch {
-                        STDIN if stdin_open => {
-                            if let Some(w) = &stdin
-                                && !w.write(data).await
-                            {
-                                stdin_open = false;
-                            }
-                        }
-                        RESIZE => {
-                            if let Some((w, h)) = parse_resize(data) {
-                                let _ = session.resizer.resize(w, h);
-                            }
-                        }
-                        CLOSE if flags.v5 && data.first() == Some(&STDIN) => {
-                            if let Some(w) = &stdin && stdin_open {
-                                w.close().await;
-                            }
-                            stdin_open = false;
-                        }
-                        _ => {}
+    // Input and output run side by side: a container that does not read its stdin blocks
+    // only the input side (as the kubelet's copy goroutines do), never its output.
+    let resizer = session.resizer;
+    let mut output = session.output;
+    let input = async {
+        let mut stdin_open = stdin.is_some();
+        while let Some(msg) = source.next().await {
+            let Ok(Message::Binary(b)) = msg else {
+                match msg {
+                    Ok(Message::Close(_)) | Err(_) => break,
+                    _ => continue,
+                }
+            };
+            let Some((&ch, data)) = b.split_first() else {
+                continue;
+            };
+            match ch {
+                STDIN if stdin_open => {
+                    if let Some(w) = &stdin
+                        && !w.write(data).await
+                    {
+                        stdin_open = false;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break false,
-                Some(Ok(_)) => {}
-            },
-            out = session.output.recv() => match out {
+                RESIZE => {
+                    if let Some((w, h)) = parse_resize(data) {
+                        let _ = resizer.resize(w, h);
+                    }
+                }
+                CLOSE if flags.v5 && data.first() == Some(&STDIN) => {
+                    if let Some(w) = &stdin
+                        && stdin_open
+                    {
+                        w.close().await;
+                    }
+                    stdin_open = false;
+                }
+                _ => {}
+            }
+        }
+    };
+    let copy_output = async {
+        loop {
+            match output.recv().await {
                 Ok((stream, data)) => {
                     let ch = match stream {
                         Stream::Stdout if flags.stdout => STDOUT,
@@ -91,19 +103,22 @@ async fn run(socket: WebSocket, session: Result<AttachSession, RuntimeError>, fl
                         _ => continue,
                     };
                     if sink.send(frame(ch, &data)).await.is_err() {
-                        break false;
+                        return false;
                     }
                 }
                 // A slow client missed some output; the log has it.
                 Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => break true,
-            },
+                Err(RecvError::Closed) => return true,
+            }
         }
     };
-    // The client's input is over either way.
-    if let Some(w) = &stdin
-        && stdin_open
-    {
+    let ended = tokio::select! {
+        () = input => false,
+        ended = copy_output => ended,
+    };
+    // The client's input is over either way (an input side still blocked in a write was
+    // dropped with its lock above).
+    if let Some(w) = &stdin {
         w.close().await;
     }
     if !ended {

@@ -298,19 +298,28 @@ async fn run(
         None
     };
     let resize = session.resizer();
+    // The process has exited: our end of its stdin is closed (a child it left may hold it).
+    let (exited_tx, mut exited_rx) = tokio::sync::watch::channel(false);
     let mut code: Option<i32> = None;
     let mut output_done = false;
     let client_gone = {
-        let wait = session.wait();
-        tokio::pin!(wait);
-        loop {
-            if code.is_some() && output_done {
-                break false;
-            }
-            tokio::select! {
-                msg = source.next() => match msg {
+        // The client's input runs beside the output: a command that does not read its stdin
+        // blocks only this side (as the kubelet's copy goroutines do), never its output or
+        // the wait for its exit. Ends when the client does.
+        let input = async {
+            loop {
+                let msg = tokio::select! {
+                    msg = source.next() => msg,
+                    _ = exited_rx.changed(), if stdin.is_some() => {
+                        stdin = None;
+                        continue;
+                    }
+                };
+                match msg {
                     Some(Ok(Message::Binary(b))) => {
-                        let Some((&ch, data)) = b.split_first() else { continue };
+                        let Some((&ch, data)) = b.split_first() else {
+                            continue;
+                        };
                         match ch {
                             STDIN => {
                                 if let Some(w) = stdin.as_mut()
@@ -334,9 +343,20 @@ async fn run(
                             _ => {}
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break code.is_none(),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                     Some(Ok(_)) => {}
-                },
+                }
+            }
+        };
+        tokio::pin!(input);
+        let wait = session.wait();
+        tokio::pin!(wait);
+        loop {
+            if code.is_some() && output_done {
+                break false;
+            }
+            tokio::select! {
+                () = &mut input => break code.is_none(),
                 out = rx.recv(), if !output_done => match out {
                     Some((ch, data)) => {
                         if sink.send(frame(ch, &data)).await.is_err() {
@@ -347,14 +367,13 @@ async fn run(
                 },
                 c = &mut wait, if code.is_none() => {
                     code = Some(c);
-                    drop(stdin.take());
+                    let _ = exited_tx.send(true);
                 }
             }
         }
     };
     if client_gone {
         // The client went away: stop the command and everything it started.
-        drop(stdin.take());
         session.kill();
         for p in pumps {
             p.abort();

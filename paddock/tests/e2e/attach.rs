@@ -1,7 +1,8 @@
 //! `kubectl attach` and `kubectl run -i --rm` through the API server to the node agent: the
 //! running container's live output, and the client's input on its stdin (`stdinOnce` closes it
 //! when the client's input ends, so a program reading to end of input finishes, and `--rm`
-//! then deletes the pod).
+//! then deletes the pod); a container that ignores its stdin never holds up its output, in
+//! attach or exec.
 
 use crate::support::{Server, Streaming, manifest};
 
@@ -27,6 +28,17 @@ spec:
     stdin: true
     stdinOnce: true
     command: [sh, -c, 'while read l; do echo "got $l"; done; echo "input ended"']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: deaf}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: deaf
+    image: busybox
+    stdin: true
+    command: [sh, -c, 'i=0; while true; do i=$((i+1)); echo deaf $i; sleep 0.2; done']
 "#;
 
 #[test]
@@ -62,13 +74,14 @@ fn kubectl_run_interactive_feeds_stdin_prints_output_and_removes_the_pod() {
 
 #[test]
 fn kubectl_attach_follows_output_and_feeds_stdin_once() {
-    let (_dir, path) = manifest("pods.yaml", TICKER);
+    let (dir, path) = manifest("pods.yaml", TICKER);
     let s = Server::up(&[&path]);
     s.kubectl(&[
         "wait",
         "--for=condition=Ready",
         "pod/ticker",
         "pod/reader",
+        "pod/deaf",
         "--timeout=60s",
     ]);
 
@@ -104,6 +117,40 @@ print("python attach ok")
 "#,
     );
     assert!(out.contains("python attach ok"), "{out}");
+
+    // A container that never reads its stdin: the client's input fills the pipe (1 MiB
+    // against the kernel's 64 KiB) and blocks only the input side; output keeps coming.
+    let input = dir.path().join("input");
+    let big = "x".repeat(1023) + "\n";
+    std::fs::write(&input, big.repeat(1024)).expect("write input");
+    let mut cmd = s.kubectl_cmd(&["attach", "-i", "deaf"]);
+    cmd.stderr(std::process::Stdio::null());
+    let file = std::fs::File::open(&input).expect("open input");
+    let mut attached = Streaming::spawn_with_stdin(cmd, file.into());
+    let first = attached.wait_for("a line", |l| l.starts_with("deaf "));
+    let n: u32 = first["deaf ".len()..].parse().expect("line number");
+    attached.wait_for("ten lines later, with the input still blocked", |l| {
+        l.strip_prefix("deaf ")
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|m| m > n + 10)
+    });
+    drop(attached);
+    // The same for exec: a command that writes 2 MB and never reads its 1 MiB of input
+    // finishes, with all its output.
+    let out = s.kubectl_in(
+        &[
+            "exec",
+            "-i",
+            "deaf",
+            "--",
+            "sh",
+            "-c",
+            "yes 0123456789 | head -c 2000000; echo; echo exec done",
+        ],
+        Some(&big.repeat(1024)),
+    );
+    assert!(out.len() > 2_000_000, "exec output: {} bytes", out.len());
+    assert!(out.ends_with("exec done\n"), "{}", &out[out.len() - 100..]);
 
     // Input: with stdinOnce the container's stdin closes when kubectl's input ends.
     let out = s.kubectl_in(&["attach", "-i", "reader"], Some("one\ntwo\n"));

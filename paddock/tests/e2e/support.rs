@@ -521,8 +521,13 @@ pub struct Streaming {
 
 impl Streaming {
     /// Spawns the command with stdout piped into a line collector.
-    pub fn spawn(mut cmd: Command) -> Streaming {
-        cmd.stdin(Stdio::null())
+    pub fn spawn(cmd: Command) -> Streaming {
+        Streaming::spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    /// As [`Streaming::spawn`], reading its input from `stdin`.
+    pub fn spawn_with_stdin(mut cmd: Command, stdin: Stdio) -> Streaming {
+        cmd.stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn streaming command");

@@ -105,7 +105,12 @@ impl Shared {
         rec: &mut SandboxRecord,
         pod_dir: &Path,
     ) -> Result<Option<Child>, (RuntimeError, Option<Child>)> {
-        rec.volumes = volumes::prepare(pod_dir, cfg, self.isolated).map_err(|e| (e, None))?;
+        // Volume content and the /etc files are file I/O (a large ConfigMap, a slow disk):
+        // done on the blocking pool, never on a runtime worker.
+        let (dir, c, isolated) = (pod_dir.to_path_buf(), cfg.clone(), self.isolated);
+        rec.volumes = off_runtime(move || volumes::prepare(&dir, &c, isolated))
+            .await
+            .map_err(|e| (e, None))?;
         if self.isolated && !cfg.host_network {
             let ip = self.ipam.allocate(&rec.id).map_err(|e| (e, None))?;
             rec.allocated_ip = true;
@@ -113,7 +118,9 @@ impl Shared {
             // Recorded at once: `list` releases addresses whose owner has no record.
             state::write_json(&self.sandbox_path(&rec.id), &*rec).map_err(|e| (e, None))?;
         }
-        let etc = volumes::write_etc_files(pod_dir, cfg, &rec.pod_ip.to_string())
+        let (dir, c, ip) = (pod_dir.to_path_buf(), cfg.clone(), rec.pod_ip.to_string());
+        let etc = off_runtime(move || volumes::write_etc_files(&dir, &c, &ip))
+            .await
             .map_err(|e| (e, None))?;
         if !self.isolated {
             return Ok(None);
@@ -278,4 +285,13 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// Runs blocking file work on tokio's blocking pool.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RuntimeError::Sandbox(format!("sandbox setup task: {e}")))?
 }
