@@ -48,6 +48,7 @@ ROOTS = [
     ("", "v1", "Binding", "api.core.v1", "Binding"),
     ("apps", "v1", "Deployment", "api.apps.v1", "Deployment"),
     ("apps", "v1", "ReplicaSet", "api.apps.v1", "ReplicaSet"),
+    ("", "v1", "ReplicationController", "api.core.v1", "ReplicationController"),
     ("apps", "v1", "StatefulSet", "api.apps.v1", "StatefulSet"),
     ("apps", "v1", "DaemonSet", "api.apps.v1", "DaemonSet"),
     ("apps", "v1", "ControllerRevision", "api.apps.v1", "ControllerRevision"),

@@ -16,8 +16,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Endpoints, EnvVar, Event, Lifecycle, LifecycleHandler, Namespace,
     NamespaceStatus, Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret, Service,
-    Volume,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ReplicationController,
+    ResourceRequirements, Secret, Service, Volume,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -411,6 +411,29 @@ pub fn replica_set(rs: &mut ReplicaSet) {
     let spec = &mut rs.spec;
     spec.replicas.get_or_insert(1);
     pod_template(spec.template.get_or_insert_with(Default::default));
+}
+
+/// `SetDefaults_ReplicationController` (core/v1): the template's labels become the selector
+/// and the object's labels when those are empty; replicas 1; the pod template defaults.
+pub fn replication_controller(rc: &mut ReplicationController) {
+    let spec = rc.spec.get_or_insert_with(Default::default);
+    let labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone());
+    if let Some(labels) = labels {
+        if spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
+            spec.selector = Some(labels.clone());
+        }
+        if rc.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+            rc.metadata.labels = Some(labels);
+        }
+    }
+    spec.replicas.get_or_insert(1);
+    if let Some(t) = spec.template.as_mut() {
+        pod_template(t);
+    }
 }
 
 /// `SetDefaults_StatefulSet`: podManagementPolicy OrderedReady, updateStrategy RollingUpdate

@@ -17,7 +17,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
-    Secret, Service, ServiceAccount,
+    ReplicationController, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -137,6 +137,9 @@ pub fn decode_with_duplicates(
         "Namespace" => roundtrip::<Namespace>(info, value, defaults::namespace)?,
         "Deployment" => roundtrip::<Deployment>(info, value, defaults::deployment)?,
         "ReplicaSet" => roundtrip::<ReplicaSet>(info, value, defaults::replica_set)?,
+        "ReplicationController" => {
+            roundtrip::<ReplicationController>(info, value, defaults::replication_controller)?
+        }
         "StatefulSet" => roundtrip::<StatefulSet>(info, value, defaults::stateful_set)?,
         "DaemonSet" => roundtrip::<DaemonSet>(info, value, defaults::daemon_set)?,
         "ControllerRevision" => {
@@ -244,9 +247,12 @@ fn canonical_quantities(
     let mut lists: Vec<&mut Value> = Vec::new();
     let spec_pointer = match kind {
         "Pod" => Some("/spec"),
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => {
-            Some("/spec/template/spec")
-        }
+        "Deployment"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job" => Some("/spec/template/spec"),
         "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
         _ => None,
     };

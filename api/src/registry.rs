@@ -231,6 +231,19 @@ static RESOURCES: &[ResourceInfo] = &[
     ResourceInfo {
         group: "",
         version: "v1",
+        kind: "ReplicationController",
+        list_kind: "ReplicationControllerList",
+        plural: "replicationcontrollers",
+        singular: "replicationcontroller",
+        short_names: &["rc"],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[SCALE, status("ReplicationController", "")],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
         kind: "Service",
         list_kind: "ServiceList",
         plural: "services",
@@ -654,6 +667,7 @@ mod tests {
             all,
             [
                 "pods",
+                "replicationcontrollers",
                 "services",
                 "daemonsets",
                 "deployments",

@@ -249,6 +249,15 @@ impl LabelSelector {
         Ok(Self { requirements: reqs })
     }
 
+    /// The selector of a plain label map (a ReplicationController's or a Service's
+    /// `spec.selector`: `labels.SelectorFromSet`).
+    pub fn from_map(labels: &BTreeMap<String, String>) -> Result<Self, ApiError> {
+        Self::from_k8s(&K8sSelector {
+            match_labels: Some(labels.clone()),
+            match_expressions: None,
+        })
+    }
+
     /// [`Self::from_k8s`] over the JSON form of a `metav1.LabelSelector`; an absent (null)
     /// selector gives the empty one, whose string form is `""` as upstream's `Nothing()` prints.
     pub fn from_json(sel: &Value) -> Result<Self, ApiError> {
@@ -577,7 +586,9 @@ pub fn supported_fields(kind: &str) -> &'static [&'static str] {
             "spec.clusterIP",
             "spec.type",
         ],
-        "ReplicaSet" => &["metadata.name", "metadata.namespace", "status.replicas"],
+        "ReplicaSet" | "ReplicationController" => {
+            &["metadata.name", "metadata.namespace", "status.replicas"]
+        }
         // pkg/apis/certificates/v1/conversion.go.
         "CertificateSigningRequest" => &["metadata.name", "spec.signerName"],
         _ => &["metadata.name", "metadata.namespace"],
@@ -674,7 +685,7 @@ pub fn field_value(kind: &str, obj: &Value, field: &str) -> String {
                     .join(",")
             })
             .unwrap_or_default(),
-        ("ReplicaSet", "status.replicas") => obj
+        ("ReplicaSet" | "ReplicationController", "status.replicas") => obj
             .pointer("/status/replicas")
             .and_then(Value::as_i64)
             .unwrap_or(0)

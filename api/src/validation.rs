@@ -117,6 +117,13 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
             errs.extend(apps::validate_replica_set(new)?);
             errs.extend(apps::validate_selector_update(new, old)?);
         }
+        // The ReplicationController strategy: ValidateReplicationController (ObjectMeta and
+        // spec), then ValidateReplicationControllerUpdate (meta update and the spec again).
+        "ReplicationController" => {
+            errs.extend(validate_object(info, new)?);
+            errs.extend(meta_update());
+            errs.extend(apps::validate_replication_controller(new)?);
+        }
         // ValidateStatefulSetUpdate: meta update, the spec fields that may not change, then
         // (the strategy's ValidateStatefulSet) the spec again.
         "StatefulSet" => {
@@ -264,7 +271,7 @@ pub fn validate_status_update(
     match info.kind {
         "Pod" => errs.extend(pod::validate_pod_status_update(new, old)?),
         "Service" => errs.extend(service::validate_service_status(new)?),
-        "Deployment" | "ReplicaSet" => {
+        "Deployment" | "ReplicaSet" | "ReplicationController" => {
             errs.extend(apps::validate_workload_status(info.kind, new, old));
         }
         "Job" => errs.extend(batch::validate_job_status_update(new, old)),
@@ -345,6 +352,7 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Service" => service::validate_service(obj)?,
         "Deployment" => apps::validate_deployment(obj)?,
         "ReplicaSet" => apps::validate_replica_set(obj)?,
+        "ReplicationController" => apps::validate_replication_controller(obj)?,
         "StatefulSet" => sets::validate_stateful_set(obj)?,
         "DaemonSet" => sets::validate_daemon_set(obj)?,
         "ControllerRevision" => sets::validate_controller_revision(obj),

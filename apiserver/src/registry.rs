@@ -811,7 +811,11 @@ impl Registry {
             let mut new = Value::clone(&old);
             let now = meta::now();
             let graceful = strategy::graceful_delete(info, &old, &mut new, opts, now);
-            let fin_changed = strategy::gc_finalizers(&mut new, opts.propagation_policy);
+            let fin_changed = strategy::gc_finalizers(
+                &mut new,
+                opts.propagation_policy,
+                strategy::orphans_by_default(info),
+            );
             let pending_finalizers = !meta::finalizers(&old).is_empty();
             let ns_pending = strategy::namespace_delete(info, &mut new, now);
             if !(graceful || fin_changed || pending_finalizers || ns_pending) {

@@ -1,4 +1,5 @@
-//! The `scale` subresource of deployments and replicasets: an `autoscaling/v1` `Scale`
+//! The `scale` subresource of deployments, replicasets, statefulsets and replication
+//! controllers: an `autoscaling/v1` `Scale`
 //! view (`spec.replicas`, `status.replicas`, `status.selector` in string form) that reads
 //! and writes the owner's `spec.replicas` (upstream `ScaleREST`).
 
@@ -36,7 +37,15 @@ pub fn to_scale(obj: &Value) -> Result<Value, ApiError> {
             metadata.insert(f.into(), v);
         }
     }
-    let selector = LabelSelector::from_json(obj.pointer("/spec/selector").unwrap_or(&Value::Null))?;
+    let raw = obj.pointer("/spec/selector").unwrap_or(&Value::Null);
+    // A ReplicationController's selector is a plain label map.
+    let selector = if obj.get("kind").and_then(Value::as_str) == Some("ReplicationController") {
+        let map: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(raw.clone()).unwrap_or_default();
+        LabelSelector::from_map(&map)?
+    } else {
+        LabelSelector::from_json(raw)?
+    };
     Ok(json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

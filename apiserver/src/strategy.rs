@@ -90,6 +90,7 @@ fn uses_generation(info: &ResourceInfo) -> bool {
         info.kind,
         "Deployment"
             | "ReplicaSet"
+            | "ReplicationController"
             | "StatefulSet"
             | "DaemonSet"
             | "EndpointSlice"
@@ -115,6 +116,9 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
             obj["status"] = json!({});
         }
         // The Go status structs' fields without `omitempty`.
+        "ReplicationController" => {
+            obj["status"] = json!({"replicas": 0});
+        }
         "StatefulSet" => {
             obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
         }
@@ -483,7 +487,7 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
                 bump_generation(old, new);
             }
         }
-        "ReplicaSet" | "StatefulSet" | "Job" | "CronJob"
+        "ReplicaSet" | "ReplicationController" | "StatefulSet" | "Job" | "CronJob"
             if mode == UpdateMode::Main && old.get("spec") != new.get("spec") =>
         {
             bump_generation(old, new);
@@ -813,18 +817,30 @@ pub fn graceful_delete(
 const ORPHAN: &str = "orphan";
 const FOREGROUND: &str = "foregroundDeletion";
 
+/// Whether deleting an object of this kind without a propagation policy orphans its
+/// dependents (the strategy's `DefaultGarbageCollectionPolicy` is `OrphanDependents`): only
+/// ReplicationControllers among the served kinds, as before server-side garbage collection.
+pub fn orphans_by_default(info: &ResourceInfo) -> bool {
+    info.kind == "ReplicationController" && info.group.is_empty()
+}
+
 /// Sets the garbage-collection finalizers a propagation policy asks for (upstream
-/// `deletionFinalizersForGarbageCollection`); returns whether they changed.
-pub fn gc_finalizers(obj: &mut Value, policy: Option<Propagation>) -> bool {
+/// `deletionFinalizersForGarbageCollection`); returns whether they changed. Without a policy,
+/// a finalizer already on the object decides, then the kind's default (`default_orphan`).
+pub fn gc_finalizers(obj: &mut Value, policy: Option<Propagation>, default_orphan: bool) -> bool {
     let before = meta::finalizers(obj);
     let (orphan, foreground) = match policy {
         Some(Propagation::Orphan) => (true, false),
         Some(Propagation::Foreground) => (false, true),
         Some(Propagation::Background) => (false, false),
-        None => (
-            before.iter().any(|f| f == ORPHAN),
-            before.iter().any(|f| f == FOREGROUND) && !before.iter().any(|f| f == ORPHAN),
-        ),
+        None => {
+            let has_orphan = before.iter().any(|f| f == ORPHAN);
+            let has_foreground = before.iter().any(|f| f == FOREGROUND);
+            (
+                has_orphan || (!has_foreground && default_orphan),
+                has_foreground && !has_orphan,
+            )
+        }
     };
     let mut after: Vec<String> = before
         .iter()
@@ -929,14 +945,24 @@ pub(crate) mod tests {
     #[test]
     fn gc_finalizer_policies() {
         let mut o = json!({"metadata": {"finalizers": ["x"]}});
-        assert!(gc_finalizers(&mut o, Some(Propagation::Foreground)));
+        assert!(gc_finalizers(&mut o, Some(Propagation::Foreground), false));
         assert_eq!(meta::finalizers(&o), ["x", "foregroundDeletion"]);
-        assert!(gc_finalizers(&mut o, Some(Propagation::Orphan)));
+        assert!(gc_finalizers(&mut o, Some(Propagation::Orphan), false));
         assert_eq!(meta::finalizers(&o), ["x", "orphan"]);
-        assert!(!gc_finalizers(&mut o, None));
-        assert!(gc_finalizers(&mut o, Some(Propagation::Background)));
+        assert!(!gc_finalizers(&mut o, None, false));
+        assert!(gc_finalizers(&mut o, Some(Propagation::Background), false));
         assert_eq!(meta::finalizers(&o), ["x"]);
-        assert!(!gc_finalizers(&mut o, Some(Propagation::Background)));
+        assert!(!gc_finalizers(&mut o, Some(Propagation::Background), false));
+        // A ReplicationController orphans by default unless a finalizer already decided.
+        assert!(orphans_by_default(info("ReplicationController")));
+        assert!(!orphans_by_default(info("ReplicaSet")));
+        let mut rc = json!({"metadata": {}});
+        assert!(gc_finalizers(&mut rc, None, true));
+        assert_eq!(meta::finalizers(&rc), ["orphan"]);
+        let mut rc = json!({"metadata": {"finalizers": ["foregroundDeletion"]}});
+        assert!(!gc_finalizers(&mut rc, None, true));
+        let mut rc = json!({"metadata": {}});
+        assert!(!gc_finalizers(&mut rc, Some(Propagation::Background), true));
     }
 
     #[test]

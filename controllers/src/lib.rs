@@ -194,6 +194,7 @@ pub async fn run(
         namespace::run(cluster.clone(), shutdown.clone()),
         scheduler::run(cluster.clone(), shutdown.clone()),
         replicaset::run(cluster.clone(), shutdown.clone()),
+        replicaset::run_replication(cluster.clone(), shutdown.clone()),
         deployment::run(cluster.clone(), shutdown.clone()),
         statefulset::run(cluster.clone(), shutdown.clone()),
         daemonset::run(cluster.clone(), shutdown.clone()),

@@ -200,6 +200,16 @@ impl<K: Resource + DeserializeOwned + Metadata<Ty = ObjectMeta>> Cache<K> {
         };
     }
 
+    /// Stores (or with `None` removes) the object at `key`: for a controller that decodes
+    /// the watched objects itself (the ReplicationController read as a ReplicaSet).
+    pub(crate) fn set(&self, key: (String, String), obj: Option<K>) {
+        let mut objects = self.objects.write();
+        match obj {
+            Some(obj) => objects.insert(key, Arc::new(obj)),
+            None => objects.remove(&key),
+        };
+    }
+
     /// The cached objects in `namespace`.
     pub(crate) fn list(&self, namespace: &str) -> Vec<Arc<K>> {
         self.objects

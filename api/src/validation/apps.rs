@@ -3,7 +3,7 @@
 //! `ValidateRollingUpdateDeployment` in `pkg/apis/apps/validation/validation.go`).
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, ReplicaSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
@@ -82,6 +82,70 @@ pub fn validate_replica_set(obj: &Value) -> Result<Errors, ApiError> {
         "spec",
     ));
     Ok(errs)
+}
+
+/// Validates a ReplicationController's spec (core/v1; upstream
+/// `ValidateReplicationControllerSpec` and `ValidatePodTemplateSpecForRC`). Its selector is a
+/// plain label map, so an empty one is only `Required`, and the template check is skipped
+/// then. `ValidateReadOnlyPersistentDisks` concerns cloud disk volumes paddock does not
+/// serve.
+pub fn validate_replication_controller(obj: &Value) -> Result<Errors, ApiError> {
+    let rc: ReplicationController = typed(obj)?;
+    let spec = rc.spec.unwrap_or_default();
+    let mut errs = Errors::new();
+    errs.extend(validate_nonnegative(
+        i64::from(spec.min_ready_seconds.unwrap_or(0)),
+        "spec.minReadySeconds",
+    ));
+    let selector = spec.selector.unwrap_or_default();
+    if selector.is_empty() {
+        errs.push(FieldError::required("spec.selector", ""));
+    }
+    errs.extend(validate_nonnegative(
+        i64::from(spec.replicas.unwrap_or(0)),
+        "spec.replicas",
+    ));
+    let Some(template) = spec.template else {
+        errs.push(FieldError::required("spec.template", ""));
+        return Ok(errs);
+    };
+    let labels = template_labels(&template);
+    if !selector.is_empty() && !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        errs.push(FieldError::invalid(
+            "spec.template.metadata.labels",
+            go_labels(&template),
+            "`selector` does not match template `labels`",
+        ));
+    }
+    errs.extend(validate_pod_template(&template, "spec.template"));
+    if let Some(pod) = template.spec.as_ref() {
+        let rp = pod.restart_policy.as_deref().unwrap_or("");
+        if rp != "Always" {
+            errs.push(FieldError::not_supported(
+                "spec.template.spec.restartPolicy",
+                rp,
+                &["Always"],
+            ));
+        }
+        if let Some(d) = pod.active_deadline_seconds {
+            errs.push(FieldError::invalid(
+                "spec.template.spec.activeDeadlineSeconds",
+                d,
+                "must not be specified",
+            ));
+        }
+    }
+    Ok(errs)
+}
+
+/// A template's labels as upstream prints them in errors: Go prints a nil map as
+/// `map[string]string(nil)`, an empty one as `{}`.
+fn go_labels(template: &PodTemplateSpec) -> Value {
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    match labels {
+        Some(l) => json!(l),
+        None => json!({"$go": "map[string]string(nil)"}),
+    }
 }
 
 /// Go's `%#v` of a `v1.LabelSelector`, as upstream prints it in selector errors.
@@ -201,19 +265,9 @@ fn validate_workload_selector(
     if let Some(sel) = parsed.as_ref().filter(|s| !s.is_empty())
         && !sel.matches(&labels)
     {
-        // Go prints a nil map as `map[string]string(nil)`, an empty one as `{}`.
-        let has_labels = template
-            .metadata
-            .as_ref()
-            .is_some_and(|m| m.labels.is_some());
-        let shown = if has_labels {
-            json!(labels)
-        } else {
-            json!({"$go": "map[string]string(nil)"})
-        };
         errs.push(FieldError::invalid(
             child(&tpath, "metadata.labels"),
-            shown,
+            go_labels(template),
             "`selector` does not match template `labels`",
         ));
     }

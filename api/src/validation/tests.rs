@@ -1117,3 +1117,43 @@ fn ephemeral_containers_are_checked_as_upstream() {
         assert!(msg.contains(want), "{want} in {msg}");
     }
 }
+
+fn replication_controller(spec: Value) -> String {
+    check(
+        "v1",
+        "ReplicationController",
+        json!({"metadata": {"name": "r", "namespace": "x"}, "spec": spec}),
+    )
+}
+
+/// Upstream `ValidateReplicationControllerSpec` / `ValidatePodTemplateSpecForRC`, after
+/// `SetDefaults_ReplicationController` (the selector defaults to the template's labels).
+#[test]
+fn replication_controller_rules() {
+    assert_eq!(
+        replication_controller(json!({"template": template(json!({"a": "b"}))})),
+        ""
+    );
+    assert_eq!(
+        replication_controller(
+            json!({"selector": {"a": "b"}, "template": template(json!({"a": "c"}))})
+        ),
+        "ReplicationController \"r\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"a\":\"c\"}: `selector` does not match template `labels`"
+    );
+    assert_eq!(
+        replication_controller(json!({})),
+        "ReplicationController \"r\" is invalid: [spec.selector: Required value, spec.template: Required value]"
+    );
+    assert_eq!(
+        replication_controller(json!({"replicas": -1, "minReadySeconds": -2,
+            "template": template(json!({"a": "b"}))})),
+        "ReplicationController \"r\" is invalid: [spec.minReadySeconds: Invalid value: -2: must be greater than or equal to 0, spec.replicas: Invalid value: -1: must be greater than or equal to 0]"
+    );
+    let mut t = template(json!({"a": "b"}));
+    t["spec"]["restartPolicy"] = json!("OnFailure");
+    t["spec"]["activeDeadlineSeconds"] = json!(5);
+    assert_eq!(
+        replication_controller(json!({"template": t})),
+        "ReplicationController \"r\" is invalid: [spec.template.spec.restartPolicy: Unsupported value: \"OnFailure\": supported values: \"Always\", spec.template.spec.activeDeadlineSeconds: Invalid value: 5: must not be specified]"
+    );
+}

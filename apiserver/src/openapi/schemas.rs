@@ -62,6 +62,12 @@ static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
         sub::<api::storage::v1::StorageClass>,
     ),
     ("apps", "v1", "Deployment", sub::<api::apps::v1::Deployment>),
+    (
+        "",
+        "v1",
+        "ReplicationController",
+        sub::<api::core::v1::ReplicationController>,
+    ),
     ("apps", "v1", "ReplicaSet", sub::<api::apps::v1::ReplicaSet>),
     (
         "apps",

@@ -49,19 +49,6 @@ pub(super) const COLUMNS: &[Column] = &[
     ),
 ];
 
-/// Upstream `labels.FormatLabels`: `k=v` pairs sorted by key, `<none>` when empty.
-fn format_labels(m: &Value) -> String {
-    let Some(m) = m.as_object().filter(|m| !m.is_empty()) else {
-        return "<none>".into();
-    };
-    let mut pairs: Vec<String> = m
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-        .collect();
-    pairs.sort();
-    pairs.join(",")
-}
-
 /// Upstream `printDaemonSet`.
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
     let (containers, images) = container_cells(&obj["spec"]["template"]["spec"]["containers"]);
@@ -73,7 +60,7 @@ pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
         int(&s["numberReady"]).into(),
         int(&s["updatedNumberScheduled"]).into(),
         int(&s["numberAvailable"]).into(),
-        format_labels(&obj["spec"]["template"]["spec"]["nodeSelector"]).into(),
+        super::format_labels(&obj["spec"]["template"]["spec"]["nodeSelector"]).into(),
         p.age(obj).into(),
         containers.into(),
         images.into(),

@@ -41,6 +41,7 @@ mod node;
 mod pod;
 mod rbac;
 mod replicaset;
+mod replicationcontroller;
 mod runtimeclass;
 mod secret;
 mod service;
@@ -114,6 +115,9 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("", "pods") => (pod::COLUMNS, pod::row),
         ("apps", "deployments") => (deployment::COLUMNS, deployment::row),
         ("apps", "replicasets") => (replicaset::COLUMNS, replicaset::row),
+        ("", "replicationcontrollers") => {
+            (replicationcontroller::COLUMNS, replicationcontroller::row)
+        }
         ("apps", "statefulsets") => (statefulset::COLUMNS, statefulset::row),
         ("apps", "daemonsets") => (daemonset::COLUMNS, daemonset::row),
         ("apps", "controllerrevisions") => (controllerrevision::COLUMNS, controllerrevision::row),
@@ -406,6 +410,25 @@ impl Rows {
     fn age(&self, obj: &Value) -> String {
         self.since(timestamp(&obj["metadata"]["creationTimestamp"]))
     }
+}
+
+/// A label map as `labels.FormatLabels` prints it: `k=v` sorted by key, `<none>` when empty.
+pub(super) fn format_labels(v: &Value) -> String {
+    let set: std::collections::BTreeMap<&str, &str> = v
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if set.is_empty() {
+        return "<none>".into();
+    }
+    set.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `services`: upstream `printService`, wide (load-balancer addresses are not clipped).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
@@ -98,21 +98,6 @@ pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
         external.into(),
         or_none(&ports).into(),
         p.age(obj).into(),
-        format_labels(&spec["selector"]).into(),
+        super::format_labels(&spec["selector"]).into(),
     ]
-}
-
-/// A label map as `labels.FormatLabels` prints it: `k=v` sorted by key, `<none>` when empty.
-fn format_labels(v: &Value) -> String {
-    let set: BTreeMap<&str, &str> = v
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.as_str(), s(v))).collect())
-        .unwrap_or_default();
-    if set.is_empty() {
-        return "<none>".into();
-    }
-    set.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }

@@ -16,6 +16,11 @@
 //! they are read (a get, a list, a watched change); the pods are built typed from the
 //! template and serialised once, at the create; the status is an edit of the stored JSON.
 //!
+//! ReplicationControllers (core/v1) are run by the same controller, as upstream's
+//! `pkg/controller/replication` wraps this one: each is read as the ReplicaSet it is
+//! equivalent to ([`rs_from_rc`]: its label-map selector as `matchLabels`), and its pods,
+//! events and status name the ReplicationController ([`Kind`]).
+//!
 //! Pods are read from the store at sync time rather than from an informer cache: the store
 //! is consistent with this controller's own writes, so upstream's create/delete
 //! "expectations" (which guard against a stale cache) are not needed. Watches only decide
@@ -35,7 +40,7 @@ use std::time::Duration;
 use api::registry::ResourceInfo;
 use api::selector::LabelSelector;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -58,6 +63,74 @@ pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost"
 /// The apps/v1 ReplicaSet resource.
 pub(crate) fn replicasets() -> &'static ResourceInfo {
     typed::info::<ReplicaSet>()
+}
+
+/// The core/v1 ReplicationController resource.
+pub(crate) fn replicationcontrollers() -> &'static ResourceInfo {
+    typed::info::<ReplicationController>()
+}
+
+/// Which of the two kinds a controller runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    ReplicaSet,
+    ReplicationController,
+}
+
+impl Kind {
+    fn info(self) -> &'static ResourceInfo {
+        match self {
+            Kind::ReplicaSet => replicasets(),
+            Kind::ReplicationController => replicationcontrollers(),
+        }
+    }
+
+    /// The event source (upstream's recorder component).
+    fn component(self) -> &'static str {
+        match self {
+            Kind::ReplicaSet => "replicaset-controller",
+            Kind::ReplicationController => "replication-controller",
+        }
+    }
+
+    /// A stored object of this kind as a ReplicaSet.
+    fn decode(self, obj: &Value) -> Result<ReplicaSet, Error> {
+        match self {
+            Kind::ReplicaSet => typed::decode(obj),
+            Kind::ReplicationController => rs_from_rc(obj),
+        }
+    }
+
+    /// Whether an owner reference names an object of this kind (group only, as upstream).
+    fn owns(self, r: &OwnerReference) -> bool {
+        let group = r.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let info = self.info();
+        r.kind == info.kind && group == info.group
+    }
+}
+
+/// A ReplicationController read as the ReplicaSet it is equivalent to (upstream
+/// `pkg/controller/replication/conversion.go`): its label-map selector becomes
+/// `matchLabels`. An empty or missing selector (validation keeps those out) is an error
+/// rather than the empty selector, which would select every pod.
+pub(crate) fn rs_from_rc(obj: &Value) -> Result<ReplicaSet, Error> {
+    let invalid = |message: &str| Error::Decode {
+        kind: "ReplicationController",
+        message: message.to_string(),
+    };
+    let mut v = obj.clone();
+    let spec = v
+        .get_mut("spec")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| invalid("no spec"))?;
+    let selector = spec
+        .remove("selector")
+        .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()))
+        .ok_or_else(|| invalid("empty selector"))?;
+    spec.insert("selector".into(), json!({ "matchLabels": selector }));
+    v["apiVersion"] = json!("apps/v1");
+    v["kind"] = json!("ReplicaSet");
+    typed::decode(&v)
 }
 
 fn pods() -> &'static ResourceInfo {
@@ -88,8 +161,19 @@ pub(crate) fn now_seconds() -> i64 {
 
 /// Runs the ReplicaSet controller until `shutdown` is cancelled.
 pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
+    run_kind(Kind::ReplicaSet, cluster, shutdown).await;
+}
+
+/// Runs the ReplicationController controller (upstream `replication-controller`) until
+/// `shutdown` is cancelled.
+pub async fn run_replication(cluster: ClusterRef, shutdown: CancellationToken) {
+    run_kind(Kind::ReplicationController, cluster, shutdown).await;
+}
+
+async fn run_kind(kind: Kind, cluster: ClusterRef, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
-        recorder: Recorder::new(cluster.clone(), "replicaset-controller", Style::Legacy),
+        kind,
+        recorder: Recorder::new(cluster.clone(), kind.component(), Style::Legacy),
         cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
         pods: Mutex::new(HashMap::new()),
@@ -98,7 +182,7 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
     crate::queue::drive(
         &cluster,
         controller,
-        &[replicasets(), pods()],
+        &[kind.info(), pods()],
         WORKERS,
         &shutdown,
     )
@@ -107,12 +191,14 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
 
 /// The controller's shared state.
 pub(crate) struct Controller {
+    kind: Kind,
     cluster: ClusterRef,
     recorder: Recorder,
     queue: WorkQueue<Key>,
     /// The last seen state of every pod (to compare labels and owners on updates).
     pods: Mutex<HashMap<Key, Arc<Pod>>>,
-    /// The ReplicaSets seen, for the pod event handlers (upstream's rsLister).
+    /// The ReplicaSets (or ReplicationControllers read as ReplicaSets) seen, for the pod
+    /// event handlers (upstream's rsLister).
     sets: Cache<ReplicaSet>,
 }
 
@@ -133,9 +219,17 @@ impl Reconciler for Controller {
         match &change.delta {
             Delta::Synced => {}
             Delta::Upsert(rs) | Delta::Delete(rs) if !is_pod => {
-                self.sets.apply(&change);
-                self.queue
-                    .add(key_of(&typed::metadata(rs).unwrap_or_default()));
+                let key = key_of(&typed::metadata(rs).unwrap_or_default());
+                let upserted = match &change.delta {
+                    Delta::Upsert(obj) => self
+                        .kind
+                        .decode(obj)
+                        .inspect_err(|e| tracing::warn!(error = %e, "ignoring a watched object"))
+                        .ok(),
+                    _ => None,
+                };
+                self.sets.set(key.clone(), upserted);
+                self.queue.add(key);
             }
             Delta::Upsert(_) => {
                 let Some(new) = typed::upserted::<Pod>(&change).map(Arc::new) else {
@@ -158,10 +252,10 @@ impl Reconciler for Controller {
 
 use typed::key_of;
 
-/// The ReplicaSet named by a pod's controller reference.
-fn owner_key(pod: &Pod) -> Option<Key> {
+/// The set of `kind` named by a pod's controller reference.
+fn owner_key(kind: Kind, pod: &Pod) -> Option<Key> {
     let r: &OwnerReference = typed::controller_ref(&pod.metadata)?;
-    (r.kind == "ReplicaSet" && r.api_version.starts_with("apps/")).then(|| {
+    kind.owns(r).then(|| {
         (
             pod.metadata.namespace.clone().unwrap_or_default(),
             r.name.clone(),
@@ -180,7 +274,7 @@ impl Controller {
         let mut keys: HashSet<Key> = HashSet::new();
         let mut orphans: Vec<&Pod> = Vec::new();
         for p in [old, new].into_iter().flatten() {
-            match owner_key(p) {
+            match owner_key(self.kind, p) {
                 Some(k) => {
                     keys.insert(k);
                 }
@@ -229,8 +323,10 @@ impl Controller {
 
     /// upstream `syncReplicaSet`; `Some(d)` asks to look again after `d`.
     async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, Error> {
-        let Some(rs) = typed::get::<ReplicaSet>(&self.cluster, namespace, name).await? else {
-            return Ok(None);
+        let rs = match self.cluster.get(self.kind.info(), namespace, name).await {
+            Ok(obj) => self.kind.decode(&obj)?,
+            Err(e) if e.code == 404 => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
         let Some(selector) = selector_of(&rs) else {
             tracing::warn!(%namespace, %name, "replica set has an invalid selector; skipping");
@@ -238,7 +334,7 @@ impl Controller {
         };
         let all = typed::list::<Pod>(&self.cluster, Some(namespace)).await?;
         let active: Vec<Pod> = all.iter().filter(|p| is_active(p)).cloned().collect();
-        let owner = crate::claim::Owner::of(&rs.metadata, replicasets(), &selector);
+        let owner = crate::claim::Owner::of(&rs.metadata, self.kind.info(), &selector);
         let claimed = crate::claim::claim(&self.cluster, &owner, active).await?;
         let manage_err = if owner.deleting {
             None
@@ -335,14 +431,16 @@ impl Controller {
 
     /// upstream `RealPodControl.CreatePods` from `GetPodFromTemplate`.
     async fn create_pod(&self, rs: &ReplicaSet) -> Result<(), api::status::ApiError> {
-        let pod = typed::encode(&pod_from_template(rs))?;
+        let mut pod = pod_from_template(rs);
+        pod.metadata.owner_references = Some(vec![self.controller_ref(rs)]);
+        let pod = typed::encode(&pod)?;
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         match self.cluster.create(pods(), ns, pod).await {
             Ok(created) => {
                 let msg = format!("Created pod: {}", meta::str(&created, "name"));
                 self.recorder
                     .event(
-                        replicasets(),
+                        self.kind.info(),
                         &rs.metadata,
                         events::NORMAL,
                         "SuccessfulCreate",
@@ -363,7 +461,7 @@ impl Controller {
                 let msg = format!("Error creating: {}", e.message);
                 self.recorder
                     .event(
-                        replicasets(),
+                        self.kind.info(),
                         &rs.metadata,
                         events::WARNING,
                         "FailedCreate",
@@ -393,7 +491,7 @@ impl Controller {
                 let msg = format!("Deleted pod: {name}");
                 self.recorder
                     .event(
-                        replicasets(),
+                        self.kind.info(),
                         &rs.metadata,
                         events::NORMAL,
                         "SuccessfulDelete",
@@ -408,7 +506,7 @@ impl Controller {
                 let msg = format!("Error deleting: {}", e.message);
                 self.recorder
                     .event(
-                        replicasets(),
+                        self.kind.info(),
                         &rs.metadata,
                         events::WARNING,
                         "FailedDelete",
@@ -430,9 +528,11 @@ impl Controller {
         manage_err: Option<&api::status::ApiError>,
     ) -> Result<ReplicaSet, Error> {
         let now = now_seconds();
-        let obj = typed::edit(&self.cluster, rs, Subresource::Status, |obj| {
+        let kind = self.kind;
+        let at = typed::at(&rs.metadata);
+        let obj = crate::edit_at(&self.cluster, kind.info(), at, Subresource::Status, |obj| {
             // The spec as stored now, read as the ReplicaSet it is.
-            let Ok(current) = typed::decode::<ReplicaSet>(obj) else {
+            let Ok(current) = kind.decode(obj) else {
                 return false;
             };
             let status = calculate_status(
@@ -453,8 +553,19 @@ impl Controller {
         })
         .await?;
         match obj {
-            Some(obj) => typed::decode(&obj),
+            Some(obj) => self.kind.decode(&obj),
             None => Ok(rs.clone()),
+        }
+    }
+
+    /// The controller reference the set's pods carry: to the ReplicaSet, or to the
+    /// ReplicationController it was read from.
+    fn controller_ref(&self, rs: &ReplicaSet) -> OwnerReference {
+        let info = self.kind.info();
+        OwnerReference {
+            api_version: info.api_version(),
+            kind: info.kind.into(),
+            ..typed::controller_ref_to(rs)
         }
     }
 }

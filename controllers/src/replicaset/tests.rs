@@ -307,3 +307,114 @@ pub(crate) fn status_of(rs: &Value, pods: &[Value], err: Option<&str>, now: i64)
     let typed_rs = crate::typed::decode(rs).unwrap();
     super::calculate_status(&typed_rs, &rs["status"], &pods, err, now)
 }
+
+/// A ReplicationController runs as a ReplicaSet would, its pods, events and status naming
+/// it; a ReplicaSet whose selector also matches those pods does not take them.
+#[tokio::test(start_paused = true)]
+async fn replication_controllers_run_their_pods() {
+    let registry = registry_with_namespace("default").await;
+    let stop = CancellationToken::new();
+    tokio::spawn(super::run_replication(cluster(&registry), stop.clone()));
+    tokio::spawn(super::run(cluster(&registry), stop.clone()));
+    let rc = create(
+        &registry,
+        "replicationcontrollers",
+        "default",
+        json!({
+            "apiVersion": "v1", "kind": "ReplicationController",
+            "metadata": {"name": "legacy"},
+            "spec": {"replicas": 2,
+                "template": {"metadata": {"labels": {"app": "legacy"}},
+                             "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+        }),
+    )
+    .await;
+    // Defaulted from the template, as upstream's SetDefaults_ReplicationController.
+    assert_eq!(rc["spec"]["selector"], json!({"app": "legacy"}));
+    assert_eq!(rc["metadata"]["labels"], json!({"app": "legacy"}));
+    eventually("2 pods", || active_pods(&registry).len() == 2).await;
+    for p in active_pods(&registry) {
+        let r = &p["metadata"]["ownerReferences"][0];
+        assert_eq!(r["kind"], "ReplicationController");
+        assert_eq!(r["apiVersion"], "v1");
+        assert_eq!(r["uid"], rc["metadata"]["uid"]);
+        assert!(
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("legacy-")
+        );
+    }
+    let rc_status =
+        || get(&registry, "replicationcontrollers", "default", "legacy").unwrap()["status"].clone();
+    eventually("status", || rc_status()["replicas"] == 2).await;
+    assert_eq!(rc_status()["observedGeneration"], 1);
+    let created: Vec<Value> = list_events(&registry, "default")
+        .into_iter()
+        .filter(|e| e["reason"] == "SuccessfulCreate")
+        .collect();
+    assert_eq!(created.len(), 2);
+    for e in &created {
+        assert_eq!(e["involvedObject"]["kind"], "ReplicationController");
+        assert_eq!(e["source"]["component"], "replication-controller");
+    }
+    // A ReplicaSet selecting the same pods leaves them to their controller.
+    create(
+        &registry,
+        "replicasets",
+        "default",
+        json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "rival"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "legacy"}},
+                "template": {"metadata": {"labels": {"app": "legacy"}},
+                             "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+        }),
+    )
+    .await;
+    // Scaling down through the spec deletes one.
+    registry
+        .update_with(
+            info("replicationcontrollers"),
+            "default",
+            "legacy",
+            false,
+            |o| {
+                o["spec"]["replicas"] = json!(1);
+                Ok(true)
+            },
+        )
+        .await
+        .unwrap();
+    eventually("1 pod", || active_pods(&registry).len() == 1).await;
+    eventually("status 1", || rc_status()["replicas"] == 1).await;
+    assert_eq!(rc_status()["observedGeneration"], 2);
+    assert_eq!(
+        active_pods(&registry)[0]["metadata"]["ownerReferences"][0]["kind"],
+        "ReplicationController"
+    );
+    stop.cancel();
+}
+
+#[test]
+fn a_replication_controller_reads_as_a_replica_set() {
+    let rs = super::rs_from_rc(&json!({
+        "apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": "x", "namespace": "default"},
+        "spec": {"replicas": 3, "selector": {"a": "b"}, "minReadySeconds": 5},
+        "status": {"replicas": 2, "readyReplicas": 1}
+    }))
+    .unwrap();
+    assert_eq!(rs.spec.selector.match_labels.unwrap()["a"], "b".to_string());
+    assert_eq!(rs.spec.replicas, Some(3));
+    assert_eq!(rs.spec.min_ready_seconds, Some(5));
+    assert_eq!(rs.status.unwrap().ready_replicas, Some(1));
+    // No selector never means "every pod".
+    for spec in [json!({}), json!({"selector": {}})] {
+        assert!(
+            super::rs_from_rc(&json!({"apiVersion": "v1", "kind": "ReplicationController",
+                "metadata": {"name": "x"}, "spec": spec}))
+            .is_err()
+        );
+    }
+}

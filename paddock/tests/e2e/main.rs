@@ -28,6 +28,7 @@ mod port_forward;
 mod private_files;
 mod probe_timing;
 mod rbac;
+mod replication;
 mod resource_proxy;
 mod runtime_class;
 mod service_env;

@@ -363,6 +363,25 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         fields: &[fld("healthConditions", None, Smp::Merge("status"), Ssa::Map(&["status"]))],
     },
     TypeSchema {
+        name: "core.v1.ReplicationController",
+        fields: &[
+            fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
+            fld("spec", Some("core.v1.ReplicationControllerSpec"), Smp::None, Ssa::Default),
+            fld("status", Some("core.v1.ReplicationControllerStatus"), Smp::None, Ssa::Default),
+        ],
+    },
+    TypeSchema {
+        name: "core.v1.ReplicationControllerSpec",
+        fields: &[
+            fld("selector", None, Smp::None, Ssa::AtomicMap),
+            fld("template", Some("core.v1.PodTemplateSpec"), Smp::None, Ssa::Default),
+        ],
+    },
+    TypeSchema {
+        name: "core.v1.ReplicationControllerStatus",
+        fields: &[fld("conditions", None, Smp::Merge("type"), Ssa::Map(&["type"]))],
+    },
+    TypeSchema {
         name: "core.v1.ResourceRequirements",
         fields: &[fld("claims", None, Smp::None, Ssa::Map(&["name"]))],
     },
@@ -467,6 +486,7 @@ pub(crate) static KINDS: &[(&str, &str)] = &[
     ("Pod", "core.v1.Pod"),
     ("PodTemplate", "core.v1.PodTemplate"),
     ("ReplicaSet", "apps.v1.ReplicaSet"),
+    ("ReplicationController", "core.v1.ReplicationController"),
     ("RuntimeClass", "node.v1.RuntimeClass"),
     ("Scale", "autoscaling.v1.Scale"),
     ("Secret", "core.v1.Secret"),
