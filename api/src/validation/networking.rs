@@ -24,6 +24,22 @@ pub const INGRESS_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 /// `AnnotationIsDefaultIngressClass`).
 pub const DEFAULT_INGRESS_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
 
+/// The IngressClass an Ingress belongs to, as ingress controllers read it:
+/// `spec.ingressClassName`, else the legacy `kubernetes.io/ingress.class` annotation; `None`
+/// when it names none (DefaultIngressClass admission gives a new Ingress the default class,
+/// so only Ingresses created while there was none, or annotated, lack the field).
+pub fn ingress_class_name(ingress: &Value) -> Option<&str> {
+    ingress
+        .pointer("/spec/ingressClassName")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            ingress
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(INGRESS_CLASS_ANNOTATION))
+                .and_then(Value::as_str)
+        })
+}
+
 /// Path types upstream supports, sorted as its `sets.String.List()` prints them.
 pub const PATH_TYPES: &[&str] = &["Exact", "ImplementationSpecific", "Prefix"];
 const INVALID_PATH_SEQUENCES: &[&str] = &["//", "/./", "/../", "%2f", "%2F"];

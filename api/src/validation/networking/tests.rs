@@ -384,3 +384,18 @@ fn ingress_classes() {
         "IngressClass.networking.k8s.io \"c\" is invalid: spec.controller: Invalid value: \"a.io/c\": field is immutable"
     );
 }
+
+#[test]
+fn the_class_an_ingress_names() {
+    let mut v = ingress();
+    assert_eq!(ingress_class_name(&v), Some("paddock"));
+    v["metadata"]["annotations"] = json!({"kubernetes.io/ingress.class": "nginx"});
+    assert_eq!(ingress_class_name(&v), Some("paddock"));
+    v["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ingressClassName");
+    assert_eq!(ingress_class_name(&v), Some("nginx"));
+    v["metadata"].as_object_mut().unwrap().remove("annotations");
+    assert_eq!(ingress_class_name(&v), None);
+}
