@@ -51,4 +51,6 @@ capture service-nodeport create service nodeport np --tcp=80:8080 --node-port=30
 capture service-loadbalancer create service loadbalancer lb --tcp=443:https
 capture service-externalname create service externalname ext --external-name=db.example.com
 capture deployment-multi create deployment multi --image=nginx --image=busybox
+capture ingress create ingress web --rule="a.example.com/*=web:80" --rule="b.example.com/api=api:http,tls=b-tls" --default-backend=fallback:8080
+capture ingress-class create ingress plain --class=paddock --rule="/exact=web:80"
 cat "$work/out/log"

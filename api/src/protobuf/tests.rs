@@ -136,6 +136,8 @@ fn kubectl_bodies_decode_to_kubectls_own_json() {
         ("service-loadbalancer", "", "services"),
         ("service-externalname", "", "services"),
         ("deployment-multi", "apps", "deployments"),
+        ("ingress", "networking.k8s.io", "ingresses"),
+        ("ingress-class", "networking.k8s.io", "ingresses"),
     ];
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/protobuf/fixtures");
     for (name, group, plural) in cases {
