@@ -290,9 +290,18 @@ pub fn is_default_class(class: &Value) -> bool {
 /// The default StorageClass among `classes` (upstream `util.GetDefaultClass`): of those
 /// marked default, the newest; equal ages go to the name that sorts first.
 pub fn default_class(classes: &[std::sync::Arc<Value>]) -> Option<String> {
+    newest_default(classes, is_default_class)
+}
+
+/// The newest of `classes` that `is_default` picks; equal ages go to the name that sorts
+/// first (how both default-class admission plugins choose among several defaults).
+fn newest_default(
+    classes: &[std::sync::Arc<Value>],
+    is_default: fn(&Value) -> bool,
+) -> Option<String> {
     let mut defaults: Vec<(&str, &str)> = classes
         .iter()
-        .filter(|c| is_default_class(c))
+        .filter(|c| is_default(c))
         .map(|c| {
             (
                 c.pointer("/metadata/creationTimestamp")
@@ -350,6 +359,54 @@ pub fn admit_storage(info: &ResourceInfo, obj: &mut Value, classes: &[std::sync:
         && !a.iter().any(|f| f.as_str() == Some(finalizer))
     {
         a.push(Value::String(finalizer.to_string()));
+    }
+}
+
+/// Whether an IngressClass is marked default (`ingressclass.kubernetes.io/is-default-class`
+/// is exactly `"true"`).
+pub fn is_default_ingress_class(class: &Value) -> bool {
+    class
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(crate::validation::networking::DEFAULT_INGRESS_CLASS_ANNOTATION))
+        .and_then(Value::as_str)
+        == Some("true")
+}
+
+/// The `DefaultIngressClass` admission plugin on an Ingress create
+/// (`plugin/pkg/admission/network/defaultingressclass`): an Ingress that sets no
+/// `spec.ingressClassName` (an explicit `""` counts as set) and has no legacy
+/// `kubernetes.io/ingress.class` annotation gets the default IngressClass's name; of several
+/// defaults the newest wins (equal ages: the name sorting first). `classes` are the
+/// IngressClasses that exist (looked up by the caller).
+pub fn admit_ingress_class(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    classes: &[std::sync::Arc<Value>],
+) {
+    if info.kind != "Ingress" || info.group != crate::registry::NETWORKING_GROUP {
+        return;
+    }
+    if obj
+        .pointer("/spec/ingressClassName")
+        .is_some_and(|v| !v.is_null())
+    {
+        return;
+    }
+    let annotated = obj
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(crate::validation::networking::INGRESS_CLASS_ANNOTATION))
+        .is_some();
+    if annotated {
+        return;
+    }
+    let Some(name) = newest_default(classes, is_default_ingress_class) else {
+        return;
+    };
+    if !obj.get("spec").is_some_and(Value::is_object) {
+        obj["spec"] = Value::Object(Default::default());
+    }
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("ingressClassName".into(), Value::String(name));
     }
 }
 

@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::{
     Volume,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::{ByteString, api::core::v1::EmptyDirVolumeSource};
@@ -286,6 +287,14 @@ pub fn persistent_volume(pv: &mut PersistentVolume) {
     let status = pv.status.get_or_insert_with(Default::default);
     if status.phase.as_deref().unwrap_or("").is_empty() {
         status.phase = Some("Pending".into());
+    }
+}
+
+/// IngressClass (`networking.k8s.io/v1` `SetDefaults_IngressClass`): a parameters reference
+/// without a scope is cluster-scoped.
+pub fn ingress_class(ic: &mut IngressClass) {
+    if let Some(p) = ic.spec.as_mut().and_then(|s| s.parameters.as_mut()) {
+        p.scope.get_or_insert_with(|| "Cluster".to_string());
     }
 }
 

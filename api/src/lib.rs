@@ -32,3 +32,10 @@ pub mod status;
 pub mod time;
 pub mod validation;
 pub mod yaml;
+
+/// The IngressClass every paddock cluster has (created at start unless it exists, annotated
+/// as the default class, so an Ingress naming no class gets it).
+pub const PADDOCK_INGRESS_CLASS: &str = "paddock";
+/// The `spec.controller` of [`PADDOCK_INGRESS_CLASS`]: paddock's ingress listener serves the
+/// Ingresses of every class with this controller.
+pub const PADDOCK_INGRESS_CONTROLLER: &str = "paddock.dev/ingress-controller";

@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::{
     Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -124,6 +125,11 @@ pub fn decode_with_duplicates(
         }
     }
     let had_selector = value.pointer("/spec/selector").is_some();
+    let untyped_paths = if info.kind == "Ingress" {
+        paths_without_type(&value)
+    } else {
+        Vec::new()
+    };
     let mut out = match info.kind {
         "Pod" => roundtrip::<Pod>(info, value, defaults::pod)?,
         "Service" => roundtrip::<Service>(info, value, defaults::service)?,
@@ -157,6 +163,9 @@ pub fn decode_with_duplicates(
             roundtrip::<PersistentVolumeClaim>(info, value, defaults::persistent_volume_claim)?
         }
         "StorageClass" => roundtrip::<StorageClass>(info, value, defaults::storage_class)?,
+        // networking.k8s.io/v1 defaults only an IngressClass's parameters scope.
+        "Ingress" => roundtrip::<Ingress>(info, value, |_| {})?,
+        "IngressClass" => roundtrip::<IngressClass>(info, value, defaults::ingress_class)?,
         // rbac.authorization.k8s.io/v1 defaults only the API groups of references.
         "Role" => roundtrip::<Role>(info, value, |_| {})?,
         "ClusterRole" => roundtrip::<ClusterRole>(info, value, |_| {})?,
@@ -177,6 +186,17 @@ pub fn decode_with_duplicates(
         && let Some(spec) = out.value.get_mut("spec").and_then(Value::as_object_mut)
     {
         spec.remove("selector");
+    }
+    // k8s-openapi makes a path's missing `pathType` an empty one; keep it missing so
+    // validation says "pathType must be specified" like upstream's nil pointer.
+    for (rule, path) in untyped_paths {
+        if let Some(p) = out
+            .value
+            .pointer_mut(&format!("/spec/rules/{rule}/http/paths/{path}"))
+            .and_then(Value::as_object_mut)
+        {
+            p.remove("pathType");
+        }
     }
     let mut problems: Vec<String> = duplicates
         .iter()
@@ -204,6 +224,21 @@ pub fn decode_with_duplicates(
         value: std::mem::take(&mut out.value),
         warnings,
     })
+}
+
+/// The `(rule, path)` indices of an Ingress's HTTP paths without a `pathType` (or with null).
+fn paths_without_type(value: &Value) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let rules = value.pointer("/spec/rules").and_then(Value::as_array);
+    for (r, rule) in rules.into_iter().flatten().enumerate() {
+        let paths = rule.pointer("/http/paths").and_then(Value::as_array);
+        for (p, path) in paths.into_iter().flatten().enumerate() {
+            if path.get("pathType").is_none_or(Value::is_null) {
+                out.push((r, p));
+            }
+        }
+    }
+    out
 }
 
 /// The result of a typed round trip: the re-serialized object and the unknown field paths.

@@ -117,6 +117,8 @@ const ALL_VERBS: &[&str] = &[
 const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
+/// The group of Ingresses and IngressClasses.
+pub const NETWORKING_GROUP: &str = "networking.k8s.io";
 /// The group of Roles, ClusterRoles and their bindings.
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
@@ -490,6 +492,32 @@ static RESOURCES: &[ResourceInfo] = &[
             },
             status("CertificateSigningRequest", "certificates.k8s.io"),
         ],
+    },
+    ResourceInfo {
+        group: NETWORKING_GROUP,
+        version: "v1",
+        kind: "IngressClass",
+        list_kind: "IngressClassList",
+        plural: "ingressclasses",
+        singular: "ingressclass",
+        short_names: &[],
+        namespaced: false,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: NETWORKING_GROUP,
+        version: "v1",
+        kind: "Ingress",
+        list_kind: "IngressList",
+        plural: "ingresses",
+        singular: "ingress",
+        short_names: &["ing"],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[status("Ingress", NETWORKING_GROUP)],
     },
     ResourceInfo {
         group: "storage.k8s.io",

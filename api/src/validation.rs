@@ -5,7 +5,7 @@
 //!
 //! Start at [`validate_create`] / [`validate_update`]; the per-kind rules live in the
 //! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`batch`], [`sets`], [`misc`],
-//! [`certificates`], [`node`], [`rbac`]); the
+//! [`certificates`], [`node`], [`rbac`], [`storage`], [`networking`]); the
 //! string checks in [`names`].
 
 pub mod apps;
@@ -13,6 +13,7 @@ pub mod batch;
 pub mod certificates;
 pub mod misc;
 pub mod names;
+pub mod networking;
 pub mod node;
 pub mod pod;
 pub mod rbac;
@@ -215,6 +216,24 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
             errs.extend(meta_update());
             errs.extend(storage::validate_storage_class_update(new, old));
         }
+        // ValidateIngressUpdate: meta update, then validateIngress (ObjectMeta and the spec,
+        // keeping what the stored Ingress already had wrong).
+        "Ingress" => {
+            errs.extend(meta_update());
+            errs.extend(validate_object_meta(
+                &new_meta,
+                true,
+                name_is_dns_subdomain,
+                "metadata",
+            ));
+            errs.extend(networking::validate_ingress(new, Some(old)));
+        }
+        // ValidateIngressClassUpdate: meta update, controller immutable, ValidateIngressClass.
+        "IngressClass" => {
+            errs.extend(meta_update());
+            errs.extend(networking::validate_ingress_class_update(new, old));
+            errs.extend(validate_object(info, new)?);
+        }
         // ValidateRoleBindingUpdate: ValidateRoleBinding, meta update, roleRef fixed.
         "RoleBinding" | "ClusterRoleBinding" => {
             errs.extend(validate_object(info, new)?);
@@ -270,6 +289,7 @@ pub fn validate_status_update(
         "Job" => errs.extend(batch::validate_job_status_update(new, old)),
         "StatefulSet" => errs.extend(sets::validate_stateful_set_status(new, old)),
         "DaemonSet" => errs.extend(sets::validate_daemon_set_status(new, old)),
+        "Ingress" => errs.extend(networking::validate_ingress_status(new)),
         _ => {}
     }
     finish(info, new, errs)
@@ -362,6 +382,8 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "PersistentVolume" => storage::validate_persistent_volume(obj)?,
         "PersistentVolumeClaim" => storage::validate_persistent_volume_claim(obj)?,
         "StorageClass" => storage::validate_storage_class(obj)?,
+        "Ingress" => networking::validate_ingress(obj, None),
+        "IngressClass" => networking::validate_ingress_class(obj),
         "Role" => rbac::validate_role(obj, true)?,
         "ClusterRole" => rbac::validate_role(obj, false)?,
         "RoleBinding" => rbac::validate_binding(obj, true)?,

@@ -216,9 +216,11 @@ pub const HOST_RUNTIME_CLASS: &str = "paddock-host";
 /// The runtime handler of [`HOST_RUNTIME_CLASS`].
 pub const HOST_RUNTIME_HANDLER: &str = "host";
 
-/// Creates the system namespaces, the [`HOST_RUNTIME_CLASS`] RuntimeClass and the
-/// [`LOCAL_PATH_CLASS`] StorageClass that do not exist yet (an existing one is left as the
-/// user made it, so a deleted default class comes back at the next start, as k3s's does).
+/// Creates the system namespaces, the [`HOST_RUNTIME_CLASS`] RuntimeClass, the
+/// [`LOCAL_PATH_CLASS`] StorageClass and the [`api::PADDOCK_INGRESS_CLASS`] IngressClass
+/// (default class, controller [`api::PADDOCK_INGRESS_CONTROLLER`]) that do not exist yet (an
+/// existing one is left as the user made it, so a deleted default class comes back at the
+/// next start, as k3s's does).
 pub async fn bootstrap(registry: &Registry) -> Result<(), api::status::ApiError> {
     let info = strategy::namespaces();
     for ns in SYSTEM_NAMESPACES {
@@ -248,7 +250,21 @@ pub async fn bootstrap(registry: &Registry) -> Result<(), api::status::ApiError>
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
     });
-    create_missing(registry, sc, LOCAL_PATH_CLASS, obj).await
+    create_missing(registry, sc, LOCAL_PATH_CLASS, obj).await?;
+    let ic = api::registry::lookup(api::registry::NETWORKING_GROUP, "v1", "ingressclasses")
+        .ok_or_else(|| api::status::ApiError::internal("ingressclasses are not served"))?;
+    let obj = serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": {
+            "name": api::PADDOCK_INGRESS_CLASS,
+            "annotations": {
+                api::validation::networking::DEFAULT_INGRESS_CLASS_ANNOTATION: "true",
+            },
+        },
+        "spec": {"controller": api::PADDOCK_INGRESS_CONTROLLER},
+    });
+    create_missing(registry, ic, api::PADDOCK_INGRESS_CLASS, obj).await
 }
 
 /// The StorageClass every paddock cluster has, as k3s ships it: the default class,

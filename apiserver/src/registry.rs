@@ -274,8 +274,10 @@ impl Registry {
         }
         let obj = self.prepare_create(info, namespace, value, opts, record)?;
         let name = meta_str(&obj, "name").to_string();
+        let mut warnings = decoded.warnings;
+        warnings.extend(strategy::warnings_on_create(info, &obj));
         if opts.dry_run {
-            return Ok((Arc::new(obj), decoded.warnings));
+            return Ok((Arc::new(obj), warnings));
         }
         let key = Self::key(info, namespace, &name);
         let stored = self
@@ -284,7 +286,7 @@ impl Registry {
             .await
             .map_err(|e| store_error(info, &name, e))?;
         self.wrote(info);
-        Ok((stored, decoded.warnings))
+        Ok((stored, warnings))
     }
 
     /// The RuntimeClass admission plugin: looks up the class a pod names (see
@@ -325,6 +327,19 @@ impl Registry {
             Vec::new()
         };
         api::admission::admit_storage(info, obj, &classes);
+        Ok(())
+    }
+
+    /// The `DefaultIngressClass` admission plugin (see
+    /// [`api::admission::admit_ingress_class`]): looks up the IngressClasses for an Ingress.
+    fn admit_ingress_class(&self, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+        if info.kind != "Ingress" || info.group != api::registry::NETWORKING_GROUP {
+            return Ok(());
+        }
+        let ic = api::registry::lookup(api::registry::NETWORKING_GROUP, "v1", "ingressclasses")
+            .ok_or_else(|| ApiError::internal("ingressclasses are not served"))?;
+        let classes = self.list(ic, None, None, None)?.0;
+        api::admission::admit_ingress_class(info, obj, &classes);
         Ok(())
     }
 
@@ -383,6 +398,7 @@ impl Registry {
         api::admission::admit_create(info, &mut obj, &self.default_toleration_seconds())?;
         self.admit_runtime_class(info, &mut obj)?;
         self.admit_storage(info, &mut obj)?;
+        self.admit_ingress_class(info, &mut obj)?;
         if !meta_str(&obj, "resourceVersion").is_empty() {
             return Err(ApiError::bad_request(
                 "resourceVersion should not be set on objects to be created",

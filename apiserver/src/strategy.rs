@@ -95,6 +95,8 @@ fn uses_generation(info: &ResourceInfo) -> bool {
             | "EndpointSlice"
             | "Job"
             | "CronJob"
+            | "Ingress"
+            | "IngressClass"
     )
 }
 
@@ -129,7 +131,8 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
             obj["status"] = json!({});
             generate_job_selector(obj);
         }
-        "Service" => {
+        // The Ingress strategy resets the status (the Go struct's empty `loadBalancer`).
+        "Service" | "Ingress" => {
             obj["status"] = json!({"loadBalancer": {}});
         }
         "Pod" => {
@@ -483,7 +486,7 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
                 bump_generation(old, new);
             }
         }
-        "ReplicaSet" | "StatefulSet" | "Job" | "CronJob"
+        "ReplicaSet" | "StatefulSet" | "Job" | "CronJob" | "Ingress" | "IngressClass"
             if mode == UpdateMode::Main && old.get("spec") != new.get("spec") =>
         {
             bump_generation(old, new);
@@ -638,6 +641,30 @@ fn set_template_generation(obj: &mut Value, generation: i64) {
 
 fn bump_generation(old: &Value, new: &mut Value) {
     meta_mut(new).insert("generation".into(), json!(meta::generation(old) + 1));
+}
+
+/// Upstream `WarningsOnCreate` of the strategies that have any: the Ingress strategy warns
+/// about the deprecated `kubernetes.io/ingress.class` annotation when no
+/// `spec.ingressClassName` is set (the admission plugin leaves an annotated Ingress alone).
+pub fn warnings_on_create(info: &ResourceInfo, obj: &Value) -> Vec<String> {
+    use api::validation::networking::INGRESS_CLASS_ANNOTATION;
+    if info.kind != "Ingress" || info.group != api::registry::NETWORKING_GROUP {
+        return Vec::new();
+    }
+    let annotated = obj
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(INGRESS_CLASS_ANNOTATION))
+        .is_some();
+    let classed = obj
+        .pointer("/spec/ingressClassName")
+        .is_some_and(|c| !c.is_null());
+    if annotated && !classed {
+        vec![format!(
+            "annotation {INGRESS_CLASS_ANNOTATION:?} is deprecated, please use 'spec.ingressClassName' instead"
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Create-time validation (field-level validation lives in the `api` crate).

@@ -26,6 +26,9 @@ const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const HTTP_HEADER_FMT: &str = "[-A-Za-z0-9]+";
 const PERCENT_FMT: &str = "[0-9]+%";
 const CONFIG_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
+const WILDCARD_DNS1123_SUBDOMAIN_FMT: &str =
+    r"\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const HTTP_PATH_FMT: &str = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+";
 
 static DNS1123_LABEL: LazyLock<Regex> = LazyLock::new(|| re(DNS1123_LABEL_FMT));
 static DNS1123_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| re(DNS1123_SUBDOMAIN_FMT));
@@ -35,6 +38,9 @@ static LABEL_VALUE: LazyLock<Regex> = LazyLock::new(|| re(LABEL_VALUE_FMT));
 static HTTP_HEADER: LazyLock<Regex> = LazyLock::new(|| re(HTTP_HEADER_FMT));
 static PERCENT: LazyLock<Regex> = LazyLock::new(|| re(PERCENT_FMT));
 static CONFIG_KEY: LazyLock<Regex> = LazyLock::new(|| re(CONFIG_KEY_FMT));
+static WILDCARD_DNS1123_SUBDOMAIN: LazyLock<Regex> =
+    LazyLock::new(|| re(WILDCARD_DNS1123_SUBDOMAIN_FMT));
+static HTTP_PATH: LazyLock<Regex> = LazyLock::new(|| re(HTTP_PATH_FMT));
 
 /// Upstream `RegexError`: the message, examples and the pattern, with Go's odd spacing.
 pub fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
@@ -103,6 +109,67 @@ pub fn is_dns1035_label(s: &str) -> Vec<String> {
         ));
     }
     errs
+}
+
+/// Upstream `IsWildcardDNS1123Subdomain` (RFC 1034 4.3.3: `*.` then a subdomain).
+pub fn is_wildcard_dns1123_subdomain(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 253 {
+        errs.push(max_len_error(253));
+    }
+    if !WILDCARD_DNS1123_SUBDOMAIN.is_match(s) {
+        errs.push(regex_error(
+            "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character",
+            WILDCARD_DNS1123_SUBDOMAIN_FMT,
+            &["*.example.com"],
+        ));
+    }
+    errs
+}
+
+/// Upstream `IsDomainPrefixedPath` (`acme.io/foo`): a subdomain, `/`, then RFC 3986 path
+/// characters; the errors are field errors at `path`, as upstream returns them.
+pub fn is_domain_prefixed_path(path: &str, value: &str) -> Vec<crate::status::FieldError> {
+    use crate::status::FieldError;
+    if value.is_empty() {
+        return vec![FieldError::required(path, "")];
+    }
+    let (host, rest) = match value.split_once('/') {
+        Some((h, r)) if !h.is_empty() && !r.is_empty() => (h, r),
+        _ => {
+            return vec![FieldError::invalid(
+                path,
+                value,
+                "must be a domain-prefixed path (such as \"acme.io/foo\")",
+            )];
+        }
+    };
+    let mut errs: Vec<FieldError> = is_dns1123_subdomain(host)
+        .into_iter()
+        .map(|m| FieldError::invalid(path, host, m))
+        .collect();
+    if !HTTP_PATH.is_match(rest) {
+        errs.push(FieldError::invalid(
+            path,
+            rest,
+            regex_error("Invalid path", HTTP_PATH_FMT, &[]),
+        ));
+    }
+    errs
+}
+
+/// Go's `netutils.ParseIPSloppy` succeeds: an IP address, IPv4 parts may have leading zeros.
+pub fn parses_as_ip_sloppy(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
 }
 
 /// For `generateName` prefixes upstream masks one trailing dash before checking.

@@ -61,6 +61,18 @@ static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
         "StorageClass",
         sub::<api::storage::v1::StorageClass>,
     ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        sub::<api::networking::v1::Ingress>,
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "IngressClass",
+        sub::<api::networking::v1::IngressClass>,
+    ),
     ("apps", "v1", "Deployment", sub::<api::apps::v1::Deployment>),
     ("apps", "v1", "ReplicaSet", sub::<api::apps::v1::ReplicaSet>),
     (

@@ -34,6 +34,7 @@ mod deployment;
 mod endpoints;
 mod endpointslice;
 mod event;
+mod ingress;
 mod job;
 mod lease;
 mod namespace;
@@ -133,6 +134,8 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("", "persistentvolumes") => (storage::PV_COLUMNS, storage::pv_row),
         ("", "persistentvolumeclaims") => (storage::PVC_COLUMNS, storage::pvc_row),
         ("storage.k8s.io", "storageclasses") => (storage::SC_COLUMNS, storage::sc_row),
+        ("networking.k8s.io", "ingresses") => (ingress::INGRESS_COLUMNS, ingress::ingress_row),
+        ("networking.k8s.io", "ingressclasses") => (ingress::CLASS_COLUMNS, ingress::class_row),
         ("node.k8s.io", "runtimeclasses") => (runtimeclass::COLUMNS, runtimeclass::row),
         ("certificates.k8s.io", "certificatesigningrequests") => (csr::COLUMNS, csr::row),
         // printRole / printClusterRole: the name and `Created At`, as the default table.

@@ -431,6 +431,14 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         ],
     },
     TypeSchema {
+        name: "networking.v1.Ingress",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
+    },
+    TypeSchema {
+        name: "networking.v1.IngressClass",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
+    },
+    TypeSchema {
         name: "node.v1.RuntimeClass",
         fields: &[
             fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
@@ -458,6 +466,8 @@ pub(crate) static KINDS: &[(&str, &str)] = &[
     ("EndpointSlice", "discovery.v1.EndpointSlice"),
     ("Endpoints", "core.v1.Endpoints"),
     ("Event", "core.v1.Event"),
+    ("Ingress", "networking.v1.Ingress"),
+    ("IngressClass", "networking.v1.IngressClass"),
     ("Job", "batch.v1.Job"),
     ("Lease", "coordination.v1.Lease"),
     ("Namespace", "core.v1.Namespace"),

@@ -1,0 +1,1 @@
+//! Networking validation against upstream's messages and field paths.
