@@ -29,9 +29,9 @@ use crate::matching::{HostRule, PathKind, PathRule};
 pub type Key = (String, String);
 
 /// The `spec.controller` of IngressClasses this controller serves.
-pub const CONTROLLER: &str = "paddock.dev/ingress-controller";
+pub const CONTROLLER: &str = api::PADDOCK_INGRESS_CONTROLLER;
 /// The IngressClass created for it.
-pub const CLASS: &str = "paddock";
+pub const CLASS: &str = api::PADDOCK_INGRESS_CLASS;
 /// The legacy class annotation (before `spec.ingressClassName`).
 pub const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 /// Marks the default IngressClass.

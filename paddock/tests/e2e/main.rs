@@ -15,6 +15,7 @@ mod dns;
 mod durability;
 mod image_cli;
 mod images;
+mod ingress;
 mod jobs;
 mod kubectl_apply;
 mod kubectl_get;
