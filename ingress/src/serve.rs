@@ -100,6 +100,45 @@ struct Shared {
     config: ServeConfig,
 }
 
+/// The listeners' shared state: the router, the upstream connection pool, TLS and the
+/// connection cap.
+#[derive(Clone)]
+pub struct Ingress {
+    shared: Arc<Shared>,
+}
+
+impl Ingress {
+    /// The data path over `router` with `config`'s limits (its addresses are used by
+    /// [`run`] only).
+    pub fn new(router: Arc<Router>, config: ServeConfig) -> Result<Ingress, Error> {
+        let tls = Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+            router.clone(),
+        )?));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Ok(Ingress {
+            shared: Arc::new(Shared {
+                router,
+                client,
+                tls,
+                slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
+                config,
+            }),
+        })
+    }
+
+    /// Accepts on `listener` (TLS first when `https`) until `shutdown`.
+    pub async fn serve(&self, listener: TcpListener, https: bool, shutdown: CancellationToken) {
+        accept_loop(self.shared.clone(), listener, https, shutdown).await;
+    }
+}
+
 /// Serves `config`'s listeners from `router` until `shutdown`. An address that cannot be
 /// bound yet (in use, or not yet on the node) is retried every few seconds.
 pub async fn run(
@@ -107,28 +146,7 @@ pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let tls = if config.https.is_empty() {
-        None
-    } else {
-        Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
-            router.clone(),
-        )?))
-    };
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
-        .build(connector);
-    let shared = Arc::new(Shared {
-        router,
-        client,
-        tls,
-        slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
-        config: config.clone(),
-    });
+    let ingress = Ingress::new(router, config.clone())?;
     let mut tasks = Vec::new();
     for (addr, https) in config
         .http
@@ -137,7 +155,7 @@ pub async fn run(
         .chain(config.https.iter().map(|a| (*a, true)))
     {
         tasks.push(tokio::spawn(listen(
-            shared.clone(),
+            ingress.clone(),
             addr,
             https,
             shutdown.clone(),
@@ -150,7 +168,7 @@ pub async fn run(
 }
 
 /// Binds `addr` (retrying until it can) and accepts on it until `shutdown`.
-async fn listen(shared: Arc<Shared>, addr: SocketAddr, https: bool, shutdown: CancellationToken) {
+async fn listen(ingress: Ingress, addr: SocketAddr, https: bool, shutdown: CancellationToken) {
     let mut said = false;
     let listener = loop {
         match TcpListener::bind(addr).await {
@@ -168,7 +186,7 @@ async fn listen(shared: Arc<Shared>, addr: SocketAddr, https: bool, shutdown: Ca
         }
     };
     tracing::info!(%addr, https, "ingress listening");
-    accept_loop(shared, listener, https, shutdown).await;
+    ingress.serve(listener, https, shutdown).await;
 }
 
 async fn accept_loop(
@@ -745,3 +763,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Activity<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;
