@@ -2,11 +2,10 @@
 //! the current [`crate::Table`] and forward it to a ready endpoint of its backend over a
 //! pooled HTTP/1.1 connection (hyper; hyper-util's pooled client), as ingress-nginx does.
 //!
-//! Start at [`run`]. Per connection ([`serve_connection`]): TLS by SNI ([`crate::tls`]) with
-//! ALPN `h2`/`http/1.1`, hyper's automatic HTTP/1.1 or HTTP/2 server, a header read timeout
-//! (slow clients; it also closes idle HTTP/1.1 keep-alive connections), headers larger than
-//! [`ServeConfig::max_header_bytes`] answered 431, an idle timeout on every connection and a
-//! cap on open connections (the accept loop waits for a free slot). Per request
+//! Start at [`run`]. The client side is paddock's one accept loop ([`accept::serve`]: a
+//! connection cap that closes the idlest connection first, TLS handshake, request-head and
+//! idle timeouts, heads over 64 KiB answered 431, lingering close, drain at shutdown), with
+//! TLS by SNI ([`crate::tls`]) and ALPN `h2`/`http/1.1`, HTTP/1.1 or HTTP/2. Per request
 //! ([`handle`]): the host from `:authority` or `Host` (port stripped; an invalid one, or none
 //! in HTTP/1.1, is 400 as nginx answers; an unknown one goes to the default backend, 404 when
 //! there is none, as ingress-nginx), hop-by-hop headers removed, `X-Forwarded-For/-Proto/-Host/
@@ -20,7 +19,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,10 +34,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::matching::normalize_host;
@@ -52,22 +48,14 @@ pub struct ServeConfig {
     pub http: Vec<SocketAddr>,
     /// HTTPS addresses.
     pub https: Vec<SocketAddr>,
-    /// Most connections open at once (over all listeners).
-    pub max_connections: usize,
-    /// Time a client has to send a request's headers (and an HTTP/1.1 keep-alive connection
-    /// may stay idle between requests).
-    pub header_read_timeout: Duration,
-    /// A connection on which nothing is read or written for this long is closed.
-    pub idle_timeout: Duration,
-    /// Time a client has to complete the TLS handshake.
-    pub tls_handshake_timeout: Duration,
+    /// The client side's limits (per listener): connection cap, TLS handshake, header read
+    /// and idle timeouts, largest request head (431 beyond), as every paddock server has.
+    pub limits: accept::Limits,
     /// Time to connect to an endpoint before another is tried.
     pub connect_timeout: Duration,
     /// Time an endpoint has to answer a request's headers (then 504), as nginx's
     /// `proxy_read_timeout`.
     pub response_header_timeout: Duration,
-    /// Largest request head (HTTP/1.1) or header list (HTTP/2); larger is 431.
-    pub max_header_bytes: usize,
 }
 
 impl Default for ServeConfig {
@@ -75,14 +63,9 @@ impl Default for ServeConfig {
         ServeConfig {
             http: Vec::new(),
             https: Vec::new(),
-            max_connections: 4096,
-            header_read_timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(300),
-            tls_handshake_timeout: Duration::from_secs(10),
+            limits: accept::Limits::new(accept::fd_share(4096)),
             connect_timeout: Duration::from_secs(5),
             response_header_timeout: Duration::from_secs(60),
-            // nginx's large_client_header_buffers (4 8k).
-            max_header_bytes: 32 * 1024,
         }
     }
 }
@@ -95,8 +78,7 @@ pub type ClientBody = BoxBody<Bytes, hyper::Error>;
 struct Shared {
     router: Arc<Router>,
     client: Client<HttpConnector, UpstreamBody>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    slots: Arc<Semaphore>,
+    tls: Arc<rustls::ServerConfig>,
     config: ServeConfig,
 }
 
@@ -111,9 +93,7 @@ impl Ingress {
     /// The data path over `router` with `config`'s limits (its addresses are used by
     /// [`run`] only).
     pub fn new(router: Arc<Router>, config: ServeConfig) -> Result<Ingress, Error> {
-        let tls = Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
-            router.clone(),
-        )?));
+        let tls = crate::tls::server_config(router.clone())?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.connect_timeout));
@@ -127,15 +107,40 @@ impl Ingress {
                 router,
                 client,
                 tls,
-                slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
                 config,
             }),
         })
     }
 
-    /// Accepts on `listener` (TLS first when `https`) until `shutdown`.
+    /// Serves `listener` (TLS first when `https`) on [`accept::serve`] until `shutdown`,
+    /// then drains.
     pub async fn serve(&self, listener: TcpListener, https: bool, shutdown: CancellationToken) {
-        accept_loop(self.shared.clone(), listener, https, shutdown).await;
+        let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let shared = self.shared.clone();
+        let service = tower::service_fn(move |req: Request<Incoming>| {
+            let shared = shared.clone();
+            async move {
+                let peer = req
+                    .extensions()
+                    .get::<accept::ConnInfo>()
+                    .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer);
+                let ctx = ConnInfo {
+                    peer,
+                    local_port,
+                    https,
+                };
+                Ok::<_, Infallible>(handle(&shared, ctx, req).await)
+            }
+        });
+        let tls = https.then(|| self.shared.tls.clone());
+        accept::serve(
+            listener,
+            tls,
+            service,
+            self.shared.config.limits.clone(),
+            shutdown.cancelled_owned(),
+        )
+        .await;
     }
 }
 
@@ -175,7 +180,7 @@ async fn listen(ingress: Ingress, addr: SocketAddr, https: bool, shutdown: Cance
             Ok(l) => break l,
             Err(e) => {
                 if !said {
-                    tracing::warn!(%addr, error = %e, "ingress listener cannot bind yet; retrying");
+                    tracing::warn!(%addr, error = %e, "ingress listener cannot bind yet (ports below 1024 need root; see --ingress-http-port, --ingress-https-port); retrying");
                     said = true;
                 }
             }
@@ -189,138 +194,11 @@ async fn listen(ingress: Ingress, addr: SocketAddr, https: bool, shutdown: Cance
     ingress.serve(listener, https, shutdown).await;
 }
 
-async fn accept_loop(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    https: bool,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = shared.slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::debug!(error = %e, "ingress accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            serve_connection(shared, stream, peer, https, shutdown).await;
-            drop(permit);
-        });
-    }
-}
-
-/// Serves one client connection.
-async fn serve_connection(
-    shared: Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    https: bool,
-    shutdown: CancellationToken,
-) {
-    let local_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
-    let (io, last) = Activity::new(stream);
-    let cfg = &shared.config;
-    let ctx = ConnInfo {
-        peer,
-        local_port,
-        https,
-    };
-    if https {
-        let Some(acceptor) = shared.tls.clone() else {
-            return;
-        };
-        match tokio::time::timeout(cfg.tls_handshake_timeout, acceptor.accept(io)).await {
-            Ok(Ok(tls)) => serve_http(shared.clone(), tls, last, ctx, shutdown).await,
-            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "ingress TLS handshake failed"),
-            Err(_) => tracing::debug!(%peer, "ingress TLS handshake timed out"),
-        }
-    } else {
-        serve_http(shared.clone(), io, last, ctx, shutdown).await;
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct ConnInfo {
     peer: SocketAddr,
     local_port: u16,
     https: bool,
-}
-
-async fn serve_http<I>(
-    shared: Arc<Shared>,
-    io: I,
-    last: Arc<Clock>,
-    ctx: ConnInfo,
-    shutdown: CancellationToken,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let cfg = shared.config.clone();
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_read_timeout)
-        .max_buf_size(cfg.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(250)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let service = hyper::service::service_fn(move |req| handle(shared.clone(), ctx, req));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let mut closing = false;
-    loop {
-        let idle_for = last.idle();
-        let check = if idle_for >= cfg.idle_timeout {
-            Duration::ZERO
-        } else {
-            cfg.idle_timeout - idle_for
-        };
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(peer = %ctx.peer, error = %e, "ingress connection ended");
-                }
-                return;
-            }
-            _ = shutdown.cancelled(), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = tokio::time::sleep(check) => {
-                if last.idle() >= cfg.idle_timeout {
-                    if closing {
-                        // Still idle after a graceful close: drop it.
-                        return;
-                    }
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                    last.touch();
-                }
-            }
-        }
-    }
 }
 
 fn local(status: StatusCode, text: &'static str) -> Response<ClientBody> {
@@ -334,15 +212,6 @@ fn local(status: StatusCode, text: &'static str) -> Response<ClientBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
-}
-
-/// Routes and forwards one request.
-async fn handle(
-    shared: Arc<Shared>,
-    ctx: ConnInfo,
-    req: Request<Incoming>,
-) -> Result<Response<ClientBody>, Infallible> {
-    Ok(handle_inner(&shared, ctx, req).await)
 }
 
 /// The request's authority as the client gave it: HTTP/2's `:authority` (or a `Host`
@@ -362,11 +231,8 @@ fn authority(req: &Request<Incoming>) -> Result<Option<String>, ()> {
     }
 }
 
-async fn handle_inner(
-    shared: &Shared,
-    ctx: ConnInfo,
-    req: Request<Incoming>,
-) -> Response<ClientBody> {
+/// Routes and forwards one request.
+async fn handle(shared: &Shared, ctx: ConnInfo, req: Request<Incoming>) -> Response<ClientBody> {
     let Ok(authority) = authority(&req) else {
         return local(StatusCode::BAD_REQUEST, "400 Bad Request\n");
     };
@@ -667,100 +533,6 @@ impl Body for ReclaimBody {
 
     fn size_hint(&self) -> SizeHint {
         self.slot.lock().size_hint()
-    }
-}
-
-/// Milliseconds of the last read or write on a connection.
-#[derive(Debug)]
-struct Clock {
-    start: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Clock {
-    fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn idle(&self) -> Duration {
-        let now = self.start.elapsed();
-        now.saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
-    }
-}
-
-/// A stream that records when it last moved bytes.
-struct Activity<S> {
-    inner: S,
-    clock: Arc<Clock>,
-}
-
-impl<S> Activity<S> {
-    fn new(inner: S) -> (Activity<S>, Arc<Clock>) {
-        let clock = Arc::new(Clock {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        });
-        (
-            Activity {
-                inner,
-                clock: clock.clone(),
-            },
-            clock,
-        )
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Activity<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.clock.touch();
-        }
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Activity<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.clock.touch();
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.clock.touch();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
