@@ -233,6 +233,10 @@ fn authority(req: &Request<Incoming>) -> Result<Option<String>, ()> {
 
 /// Routes and forwards one request.
 async fn handle(shared: &Shared, ctx: ConnInfo, req: Request<Incoming>) -> Response<ClientBody> {
+    // CONNECT asks for a tunnel, which no Ingress rule describes (nginx: 405).
+    if req.method() == Method::CONNECT {
+        return local(StatusCode::METHOD_NOT_ALLOWED, "405 Not Allowed\n");
+    }
     let Ok(authority) = authority(&req) else {
         return local(StatusCode::BAD_REQUEST, "400 Bad Request\n");
     };

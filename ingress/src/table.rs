@@ -447,6 +447,17 @@ pub fn build(s: &Sources, previous: &Table) -> Table {
             }
         }
     }
+    let old: HashMap<&str, &Arc<Backend>> = previous
+        .exact
+        .values()
+        .chain(previous.wildcard.values())
+        .chain(std::iter::once(&previous.catch_all))
+        .flat_map(|s| s.paths.iter().map(|p| &p.backend).chain(s.default.iter()))
+        .map(|b| (b.name.as_str(), b))
+        .collect();
+    for b in cache.values() {
+        keep_position(b, &old);
+    }
     for server in t
         .exact
         .values_mut()
@@ -454,12 +465,6 @@ pub fn build(s: &Sources, previous: &Table) -> Table {
         .chain(std::iter::once(&mut t.catch_all))
     {
         server.sort();
-        for p in &mut server.paths {
-            keep_position(&mut p.backend, previous);
-        }
-        if let Some(d) = &mut server.default {
-            keep_position(d, previous);
-        }
     }
     let mut problems: Vec<Problem> = problems.into_iter().collect();
     problems.sort();
@@ -469,15 +474,8 @@ pub fn build(s: &Sources, previous: &Table) -> Table {
 
 /// Carries a backend's round-robin position over from the previous table when its
 /// endpoints are the same, so a rebuild does not send the next request to the first one.
-fn keep_position(b: &mut Arc<Backend>, previous: &Table) {
-    let old = previous
-        .exact
-        .values()
-        .chain(previous.wildcard.values())
-        .chain(std::iter::once(&previous.catch_all))
-        .flat_map(|s| s.paths.iter().map(|p| &p.backend).chain(s.default.iter()))
-        .find(|o| o.name == b.name);
-    if let Some(o) = old
+fn keep_position(b: &Backend, old: &HashMap<&str, &Arc<Backend>>) {
+    if let Some(o) = old.get(b.name.as_str())
         && o.target == b.target
     {
         b.next

@@ -303,6 +303,11 @@ async fn bad_requests_are_answered_not_forwarded() {
             431,
         ),
         (
+            b"CONNECT h.example:443 HTTP/1.1\r\nHost: h.example:443\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+            405,
+        ),
+        (
             b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03garbage\r\n\r\n".to_vec(),
             400,
         ),
