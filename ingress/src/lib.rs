@@ -31,15 +31,6 @@ pub use table::{CLASS, CONTROLLER, Decision, Table};
 /// Why the ingress listener failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A socket operation failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was attempted.
-        what: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
     /// TLS could not be set up.
     #[error("TLS: {0}")]
     Tls(String),

@@ -3,7 +3,8 @@
 //! one of them TLS with a Secret made by `kubectl create secret tls`; curl with `--resolve`
 //! to the node's listeners (127.0.0.1:80 and :443, the defaults): requests routed by host and
 //! path, the forwarded headers, TLS chosen by SNI (HTTP/2 by ALPN), 404 for an unknown host,
-//! 503 and a Warning event for a missing Service, the load balancer status, and a pod that
+//! 503 and a Warning event for a missing Service, the load balancer status, an Ingress made
+//! by `kubectl create ingress` without a class (the default class), and a pod that
 //! stops being ready leaving the rotation.
 
 use std::process::Command;
@@ -196,6 +197,24 @@ fn ingress_routes_by_host_and_path_with_tls_by_sni_and_follows_readiness() {
         ]);
         ips.split(' ').any(|ip| ip == "127.0.0.1").then_some(())
     });
+
+    let table = s.kubectl(&["get", "ingress", "web"]);
+    assert!(table.contains("127.0.0.1"), "ADDRESS column:\n{table}");
+
+    // An Ingress made by `kubectl create ingress`, without a class: the default class is
+    // ours.
+    s.kubectl(&[
+        "create",
+        "ingress",
+        "made",
+        "--rule=made.example/b*=beta:80",
+    ]);
+    let (code, body) = s.eventually("the classless Ingress routed", || {
+        let (code, body) = get(&s, "made.example", "/b/1");
+        (code == "200 1.1").then_some((code, body))
+    });
+    assert!(body.starts_with("beta "), "{code} {body}");
+    assert_eq!(get(&s, "made.example", "/a").0, "404 1.1");
 
     // TLS: the Secret's certificate by SNI once it exists, HTTP/2 by ALPN.
     let certs = tempfile::tempdir().expect("tempdir");
