@@ -58,6 +58,8 @@ ROOTS = [
     ("coordination.k8s.io", "v1", "Lease", "api.coordination.v1", "Lease"),
     ("policy", "v1", "Eviction", "api.policy.v1", "Eviction"),
     ("certificates.k8s.io", "v1", "CertificateSigningRequest", "api.certificates.v1", "CertificateSigningRequest"),
+    ("networking.k8s.io", "v1", "Ingress", "api.networking.v1", "Ingress"),
+    ("networking.k8s.io", "v1", "IngressClass", "api.networking.v1", "IngressClass"),
     ("", "v1", "ServiceAccount", "api.core.v1", "ServiceAccount"),
     ("authentication.k8s.io", "v1", "TokenRequest", "api.authentication.v1", "TokenRequest"),
     ("rbac.authorization.k8s.io", "v1", "Role", "api.rbac.v1", "Role"),

@@ -636,4 +636,70 @@ mod tests {
             json!([PV_PROTECTION_FINALIZER])
         );
     }
+
+    #[test]
+    fn default_ingress_class() {
+        let info = by_kind("networking.k8s.io/v1", "Ingress").unwrap();
+        let class = |name: &str, created: &str, default: Option<&str>| {
+            let mut c = json!({"metadata": {"name": name, "creationTimestamp": created},
+                "spec": {"controller": "a.io/b"}});
+            if let Some(d) = default {
+                c["metadata"]["annotations"] =
+                    json!({"ingressclass.kubernetes.io/is-default-class": d});
+            }
+            std::sync::Arc::new(c)
+        };
+        let ing = |spec: Value, annotations: Option<Value>| {
+            let mut v = json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec});
+            if let Some(a) = annotations {
+                v["metadata"]["annotations"] = a;
+            }
+            v
+        };
+        let admitted = |mut v: Value, classes: &[std::sync::Arc<Value>]| {
+            admit_ingress_class(info, &mut v, classes);
+            v["spec"]["ingressClassName"].clone()
+        };
+        let classes = [
+            class("old", "2026-01-01T00:00:00Z", Some("true")),
+            class("new", "2026-02-01T00:00:00Z", Some("true")),
+            class("newest-not-default", "2026-03-01T00:00:00Z", Some("True")),
+            class("plain", "2026-03-01T00:00:00Z", None),
+        ];
+        // No class named: the newest default (exactly "true").
+        assert_eq!(admitted(ing(json!({}), None), &classes), json!("new"));
+        // No spec at all still gets one.
+        let mut bare = json!({"metadata": {"name": "web"}});
+        admit_ingress_class(info, &mut bare, &classes);
+        assert_eq!(bare["spec"]["ingressClassName"], "new");
+        // Equal ages: the name sorting first.
+        let tie = [
+            class("b", "2026-01-01T00:00:00Z", Some("true")),
+            class("a", "2026-01-01T00:00:00Z", Some("true")),
+        ];
+        assert_eq!(admitted(ing(json!({}), None), &tie), json!("a"));
+        // An explicit class, even "", and the legacy annotation (any value) are kept.
+        assert_eq!(
+            admitted(ing(json!({"ingressClassName": "x"}), None), &classes),
+            json!("x")
+        );
+        assert_eq!(
+            admitted(ing(json!({"ingressClassName": ""}), None), &classes),
+            json!("")
+        );
+        assert_eq!(
+            admitted(
+                ing(json!({}), Some(json!({"kubernetes.io/ingress.class": ""}))),
+                &classes
+            ),
+            Value::Null
+        );
+        // No default class: nothing set.
+        assert_eq!(admitted(ing(json!({}), None), &classes[2..]), Value::Null);
+        // Other kinds are left alone.
+        let svc = by_kind("v1", "Service").unwrap();
+        let mut v = json!({"metadata": {"name": "s"}, "spec": {}});
+        admit_ingress_class(svc, &mut v, &classes);
+        assert_eq!(v["spec"], json!({}));
+    }
 }

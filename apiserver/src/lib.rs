@@ -32,6 +32,8 @@ pub mod cluster;
 pub mod discovery;
 pub mod event_ttl;
 pub mod http;
+#[cfg(test)]
+mod ingress_tests;
 pub mod kubeconfig;
 pub mod kubelet_proxy;
 pub mod master_service;

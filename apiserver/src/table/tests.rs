@@ -972,3 +972,81 @@ fn statefulsets_daemonsets_and_controllerrevisions() {
         ]
     );
 }
+
+#[test]
+fn ingress_tables_as_upstream() {
+    let g = "networking.k8s.io";
+    let col_names = |p: &str| -> Vec<String> { names(g, p).into_iter().map(|(n, _)| n).collect() };
+    assert_eq!(
+        col_names("ingresses"),
+        ["Name", "Class", "Hosts", "Address", "Ports", "Age"]
+    );
+    assert_eq!(
+        col_names("ingressclasses"),
+        ["Name", "Controller", "Parameters", "Age"]
+    );
+    let created = "2024-05-01T11:59:00Z";
+    // No class, no host, no address, no TLS.
+    let bare = json!({"metadata": {"name": "web", "creationTimestamp": created},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+        "status": {"loadBalancer": {}}});
+    assert_eq!(
+        cells(g, "ingresses", bare),
+        [
+            json!("web"),
+            json!("<none>"),
+            json!("*"),
+            json!(""),
+            json!("80"),
+            json!("60s")
+        ]
+    );
+    // Hosts: the first three, then "+ N more..." counting rules; addresses sorted, unique,
+    // IP before hostname, never clipped (the server prints wide); TLS adds 443.
+    let rule = |h: &str| json!({"host": h});
+    let full = json!({"metadata": {"name": "web", "creationTimestamp": created},
+        "spec": {"ingressClassName": "paddock",
+                 "rules": [rule("a.example.com"), rule(""), rule("b.example.com"),
+                           rule("c.example.com"), rule("d.example.com")],
+                 "tls": [{"hosts": ["a.example.com"]}]},
+        "status": {"loadBalancer": {"ingress": [
+            {"ip": "10.0.0.2", "hostname": "ignored.example.com"},
+            {"hostname": "lb.some-long-domain.example.com"},
+            {"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}, {}]}}});
+    assert_eq!(
+        cells(g, "ingresses", full),
+        [
+            json!("web"),
+            json!("paddock"),
+            json!("a.example.com,b.example.com,c.example.com + 2 more..."),
+            json!("10.0.0.1,10.0.0.2,lb.some-long-domain.example.com"),
+            json!("80, 443"),
+            json!("60s"),
+        ]
+    );
+    let class = json!({"metadata": {"name": "paddock", "creationTimestamp": created},
+        "spec": {"controller": "paddock.dev/ingress-controller"}});
+    assert_eq!(
+        cells(g, "ingressclasses", class),
+        [
+            json!("paddock"),
+            json!("paddock.dev/ingress-controller"),
+            json!("<none>"),
+            json!("60s")
+        ]
+    );
+    let with_params = json!({"metadata": {"name": "x", "creationTimestamp": created},
+        "spec": {"controller": "a.io/b", "parameters": {"apiGroup": "k8s.example.com",
+            "kind": "IngressParameters", "name": "external-lb", "scope": "Cluster"}}});
+    assert_eq!(
+        cells(g, "ingressclasses", with_params)[2],
+        json!("IngressParameters.k8s.example.com/external-lb")
+    );
+    let core_params = json!({"metadata": {"name": "y", "creationTimestamp": created},
+        "spec": {"controller": "a.io/b", "parameters": {"kind": "ConfigMap", "name": "cfg",
+            "scope": "Namespace", "namespace": "kube-system"}}});
+    assert_eq!(
+        cells(g, "ingressclasses", core_params)[2],
+        json!("ConfigMap/cfg")
+    );
+}

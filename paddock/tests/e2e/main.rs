@@ -16,6 +16,7 @@ mod durability;
 mod image_cli;
 mod images;
 mod ingress;
+mod ingress_api;
 mod jobs;
 mod kubectl_apply;
 mod kubectl_get;
