@@ -25,6 +25,8 @@ enum Behaviour {
     Reset,
     /// Answers 101 and echoes bytes afterwards.
     Upgrade,
+    /// Reads the request head and never answers.
+    Hang,
 }
 
 /// An upstream on `ip` (port chosen by the first one, reused by the others: endpoints of one
@@ -52,6 +54,10 @@ async fn upstream(ip: &str, port: u16, b: Behaviour) -> (u16, Arc<AtomicUsize>) 
                     count.fetch_add(1, Ordering::SeqCst);
                     match b {
                         Behaviour::Reset => return,
+                        Behaviour::Hang => {
+                            let _ = c.read(&mut [0u8; 1]).await;
+                            return;
+                        }
                         Behaviour::Echo => {
                             let body = format!("{me}\n{head}");
                             let resp = format!(
@@ -365,4 +371,25 @@ async fn a_slow_client_is_cut_off() {
         .unwrap_or(0);
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[tokio::test]
+async fn every_endpoint_refusing_is_a_502() {
+    let r = router(&["127.0.0.81", "127.0.0.82"], 9);
+    let (addr, _stop) = listener(r, ServeConfig::default()).await;
+    let (code, text) = raw(addr, &get("/")).await;
+    assert_eq!(code, 502, "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_that_never_answers_is_a_504() {
+    let (port, seen) = upstream("127.0.0.91", 0, Behaviour::Hang).await;
+    let r = router(&["127.0.0.91"], port);
+    let (addr, _stop) = listener(r, ServeConfig::default()).await;
+    let (code, text) =
+        tokio::time::timeout(std::time::Duration::from_secs(120), raw(addr, &get("/")))
+            .await
+            .expect("answered within the response header timeout");
+    assert_eq!(code, 504, "{text}");
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "not retried");
 }
