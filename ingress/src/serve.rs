@@ -35,6 +35,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::matching::normalize_host;
@@ -403,9 +404,10 @@ async fn forward(
         *up.uri_mut() = uri;
         *up.version_mut() = Version::HTTP_11;
         *up.headers_mut() = headers.clone();
-        let sent = tokio::time::timeout(
-            shared.config.response_header_timeout,
+        let sent = await_answer(
             shared.client.request(up),
+            &body,
+            shared.config.response_header_timeout,
         )
         .await;
         match sent {
@@ -427,6 +429,31 @@ async fn forward(
                 }
                 tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress upstream failed");
                 return local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
+            }
+        }
+    }
+}
+
+/// Waits for the upstream's answer to a request whose body is `body`: `Err` once `timeout`
+/// has passed with neither an answer nor any of the body sent (as nginx's
+/// `proxy_send_timeout`/`proxy_read_timeout`, counted between operations, so a slow upload
+/// that keeps moving is not cut).
+async fn await_answer<F: std::future::Future>(
+    answer: F,
+    body: &Reclaim,
+    timeout: Duration,
+) -> Result<F::Output, ()> {
+    tokio::pin!(answer);
+    let mut deadline = Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            r = &mut answer => return Ok(r),
+            _ = tokio::time::sleep_until(deadline) => {
+                let next = *body.progress.lock() + timeout;
+                if next <= Instant::now() {
+                    return Err(());
+                }
+                deadline = next;
             }
         }
     }
@@ -483,6 +510,8 @@ fn respond(
 struct Reclaim {
     slot: Arc<Mutex<Incoming>>,
     started: Arc<AtomicBool>,
+    /// When a frame of it was last sent.
+    progress: Arc<Mutex<Instant>>,
 }
 
 impl Reclaim {
@@ -490,6 +519,7 @@ impl Reclaim {
         Reclaim {
             slot: Arc::new(Mutex::new(body)),
             started: Arc::new(AtomicBool::new(false)),
+            progress: Arc::new(Mutex::new(Instant::now())),
         }
     }
 
@@ -497,6 +527,7 @@ impl Reclaim {
         ReclaimBody {
             slot: self.slot.clone(),
             started: self.started.clone(),
+            progress: self.progress.clone(),
         }
     }
 
@@ -511,6 +542,7 @@ impl Reclaim {
 pub struct ReclaimBody {
     slot: Arc<Mutex<Incoming>>,
     started: Arc<AtomicBool>,
+    progress: Arc<Mutex<Instant>>,
 }
 
 impl Body for ReclaimBody {
@@ -527,6 +559,7 @@ impl Body for ReclaimBody {
             && f.data_ref().is_none_or(|d| !d.is_empty())
         {
             self.started.store(true, Ordering::SeqCst);
+            *self.progress.lock() = Instant::now();
         }
         r
     }

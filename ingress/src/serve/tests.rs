@@ -27,6 +27,8 @@ enum Behaviour {
     Upgrade,
     /// Reads the request head and never answers.
     Hang,
+    /// Reads the whole `Content-Length` body, then answers 200 with its length.
+    Sink,
 }
 
 /// An upstream on `ip` (port chosen by the first one, reused by the others: endpoints of one
@@ -54,6 +56,25 @@ async fn upstream(ip: &str, port: u16, b: Behaviour) -> (u16, Arc<AtomicUsize>) 
                     count.fetch_add(1, Ordering::SeqCst);
                     match b {
                         Behaviour::Reset => return,
+                        Behaviour::Sink => {
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length: "))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            let mut body = vec![0u8; len];
+                            if c.read_exact(&mut body).await.is_err() {
+                                return;
+                            }
+                            let text = format!("{len}");
+                            let resp = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}",
+                                text.len()
+                            );
+                            if c.write_all(resp.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
                         Behaviour::Hang => {
                             let _ = c.read(&mut [0u8; 1]).await;
                             return;
@@ -392,4 +413,29 @@ async fn an_endpoint_that_never_answers_is_a_504() {
             .expect("answered within the response header timeout");
     assert_eq!(code, 504, "{text}");
     assert_eq!(seen.load(Ordering::SeqCst), 1, "not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_upload_that_keeps_moving_is_not_cut() {
+    let (port, _) = upstream("127.0.0.101", 0, Behaviour::Sink).await;
+    let r = router(&["127.0.0.101"], port);
+    let (addr, _stop) = listener(r, ServeConfig::default()).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        b"POST /up HTTP/1.1\r\nHost: h.example\r\nContent-Length: 9\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // 3 pieces 40 s apart: 120 s in all, beyond the 60 s answer timeout, never 60 s idle.
+    for piece in [b"abc", b"def", b"ghi"] {
+        c.write_all(piece).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(40)).await;
+    }
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\n9"),
+        "{text}"
+    );
 }
