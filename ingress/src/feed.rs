@@ -2,18 +2,18 @@
 //! IngressClasses and `kubernetes.io/tls` Secrets (all namespaces), in the style of
 //! [`proxy::feed`] (whose Service and EndpointSlice watches the router rides on as an
 //! [`proxy::feed::Observer`]); on a relist, objects that disappeared are removed. It also
-//! writes `status.loadBalancer.ingress` of each of our Ingresses (the node's addresses, as
-//! the L4 proxy does for LoadBalancer Services) through the `ingresses/status` subresource,
+//! writes `status.loadBalancer.ingress` of each of our Ingresses (127.0.0.1 and the Ready
+//! Nodes' addresses: every node serves every Ingress) through the `ingresses/status` subresource,
 //! and records a Warning event on an Ingress when one of its backend Services does not exist
 //! (reason [`crate::table::REASON_NO_SERVICE`]) or a TLS Secret is missing or unusable
 //! ([`crate::table::REASON_BAD_TLS`]), once per problem while it lasts.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Secret};
+use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Resource;
@@ -69,9 +69,15 @@ pub async fn run_from_api(
             move |ns, name| r.remove_secret(ns, name)
         },
     );
+    let (nodes_tx, nodes_rx) = tokio::sync::watch::channel(Vec::new());
     let status = async {
         match status_addresses {
-            Some(addrs) => write_status(client.clone(), router.clone(), node, addrs).await,
+            Some(addrs) => {
+                tokio::join!(
+                    watch_node_addresses(client.clone(), nodes_tx),
+                    write_status(client.clone(), router.clone(), node, addrs, nodes_rx),
+                );
+            }
             None => std::future::pending().await,
         }
     };
@@ -137,12 +143,85 @@ where
     }
 }
 
-/// Keeps the status and events of our Ingresses in step with the table.
-async fn write_status(client: kube::Client, router: Arc<Router>, node: String, addrs: Vec<IpAddr>) {
+/// The `InternalIP`s of the Ready Nodes, sorted: every node runs the controller, so each is
+/// an address of every Ingress.
+async fn watch_node_addresses(client: kube::Client, tx: tokio::sync::watch::Sender<Vec<IpAddr>>) {
+    let nodes: Arc<parking_lot::Mutex<BTreeMap<String, Vec<IpAddr>>>> = Arc::default();
+    let publish = {
+        let nodes = nodes.clone();
+        move || {
+            let mut all: Vec<IpAddr> = nodes.lock().values().flatten().copied().collect();
+            all.sort();
+            all.dedup();
+            tx.send_if_modified(|v| {
+                let changed = *v != all;
+                *v = all;
+                changed
+            });
+        }
+    };
+    let apply = {
+        let (nodes, publish) = (nodes.clone(), publish.clone());
+        move |n: Node| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let status = n.status.as_ref();
+            let ready = status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let ips: Vec<IpAddr> = status
+                .and_then(|s| s.addresses.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|a| a.type_ == "InternalIP")
+                .filter_map(|a| a.address.parse().ok())
+                .collect();
+            if ready && !ips.is_empty() {
+                nodes.lock().insert(name, ips);
+            } else {
+                nodes.lock().remove(&name);
+            }
+            publish();
+        }
+    };
+    let delete = move |_: &str, name: &str| {
+        nodes.lock().remove(name);
+        publish();
+    };
+    watch_all::<Node, _, _>(Api::all(client), watcher::Config::default(), apply, delete).await;
+}
+
+/// What `status.loadBalancer.ingress` should list: 127.0.0.1 first when this node listens
+/// there, then the Ready Nodes' addresses (each node's controller computes the same list, so
+/// nodes do not overwrite each other); this node's own addresses until the Nodes are known.
+fn wanted_addresses(own: &[IpAddr], nodes: &[IpAddr]) -> Vec<String> {
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let mut want: Vec<IpAddr> = Vec::new();
+    if own.contains(&loopback) {
+        want.push(loopback);
+    }
+    let rest = if nodes.is_empty() { own } else { nodes };
+    for ip in rest {
+        if !want.contains(ip) {
+            want.push(*ip);
+        }
+    }
+    want.iter().map(ToString::to_string).collect()
+}
+
+/// Keeps the status and events of our Ingresses in step with the table and the Nodes.
+async fn write_status(
+    client: kube::Client,
+    router: Arc<Router>,
+    node: String,
+    addrs: Vec<IpAddr>,
+    mut nodes: tokio::sync::watch::Receiver<Vec<IpAddr>>,
+) {
     let mut generation = router.subscribe();
     let mut told: BTreeSet<Problem> = BTreeSet::new();
-    let want: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     loop {
+        let want = wanted_addresses(&addrs, &nodes.borrow_and_update());
         let table = router.table();
         for (ns, name) in &table.ours {
             let Some(ing) = router.ingress(ns, name) else {
@@ -180,8 +259,9 @@ async fn write_status(client: kube::Client, router: Arc<Router>, node: String, a
             }
         }
         told = now;
-        if generation.changed().await.is_err() {
-            return;
+        tokio::select! {
+            r = generation.changed() => if r.is_err() { return },
+            r = nodes.changed() => if r.is_err() { return },
         }
     }
 }
@@ -223,5 +303,30 @@ async fn record_warning(client: &kube::Client, node: &str, ing: &Ingress, p: &Pr
     let api: Api<Event> = Api::namespaced(client.clone(), &ns);
     if let Err(e) = api.create(&PostParams::default(), &event).await {
         tracing::debug!(ingress = %format!("{ns}/{}", p.ingress.1), error = %e, "could not record ingress event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wanted_addresses;
+    use std::net::IpAddr;
+
+    #[test]
+    fn status_addresses_are_the_same_on_every_node() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let nodes = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let a = wanted_addresses(&[ip("127.0.0.1"), ip("10.0.0.2")], &nodes);
+        let b = wanted_addresses(&[ip("127.0.0.1"), ip("10.0.0.1")], &nodes);
+        assert_eq!(a, ["127.0.0.1", "10.0.0.1", "10.0.0.2"]);
+        assert_eq!(a, b);
+        // Before the Nodes are listed: this node's own.
+        assert_eq!(
+            wanted_addresses(&[ip("127.0.0.1"), ip("10.0.0.2")], &[]),
+            ["127.0.0.1", "10.0.0.2"]
+        );
+        assert_eq!(
+            wanted_addresses(&[ip("10.0.0.2")], &nodes),
+            ["10.0.0.1", "10.0.0.2"]
+        );
     }
 }

@@ -186,7 +186,18 @@ fn ingress_routes_by_host_and_path_with_tls_by_sni_and_follows_readiness() {
         "{events}"
     );
 
-    // The load balancer status: the node's addresses.
+    // The load balancer status: 127.0.0.1 and the Ready Nodes' addresses.
+    let node_ip = s.kubectl(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[0].status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
+    let want = if node_ip == "127.0.0.1" {
+        node_ip.clone()
+    } else {
+        format!("127.0.0.1 {node_ip}")
+    };
     s.eventually("the ingress status", || {
         let ips = s.kubectl(&[
             "get",
@@ -195,7 +206,7 @@ fn ingress_routes_by_host_and_path_with_tls_by_sni_and_follows_readiness() {
             "-o",
             "jsonpath={.status.loadBalancer.ingress[*].ip}",
         ]);
-        ips.split(' ').any(|ip| ip == "127.0.0.1").then_some(())
+        (ips == want).then_some(())
     });
 
     let table = s.kubectl(&["get", "ingress", "web"]);
