@@ -207,8 +207,8 @@ impl Table {
 }
 
 /// Whether `ing` is ours: its class (`spec.ingressClassName`, else the legacy annotation) is
-/// `paddock` or an IngressClass whose controller is ours; an Ingress without a class is ours
-/// when the default IngressClass is.
+/// an IngressClass whose controller is ours, or `paddock` while no IngressClass of that name
+/// says otherwise; an Ingress without a class is ours when the default IngressClass is.
 pub fn is_ours(ing: &Ingress, classes: &BTreeMap<String, (String, bool)>) -> bool {
     let class = ing
         .spec
@@ -221,12 +221,11 @@ pub fn is_ours(ing: &Ingress, classes: &BTreeMap<String, (String, bool)>) -> boo
                 .and_then(|a| a.get(CLASS_ANNOTATION).cloned())
         });
     match class {
-        Some(c) => {
-            c == CLASS
-                || classes
-                    .get(&c)
-                    .is_some_and(|(controller, _)| controller == CONTROLLER)
-        }
+        // The IngressClass decides; `paddock` is ours also before (or without) its object.
+        Some(c) => match classes.get(&c) {
+            Some((controller, _)) => controller == CONTROLLER,
+            None => c == CLASS,
+        },
         None => classes
             .values()
             .any(|(controller, default)| *default && controller == CONTROLLER),

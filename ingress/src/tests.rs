@@ -227,6 +227,19 @@ fn class_selection() {
     r.update_class(&class);
     assert_eq!(route(&r, Some("c.example"), "/"), "10.0.3.1");
     assert_eq!(r.table().ours.len(), 1);
+    // The class `paddock` handed to another controller is no longer ours.
+    r.remove_ingress("default", "none");
+    r.update_ingress(ingress(
+        "named",
+        T0,
+        json!({"ingressClassName": "paddock", "rules": rules}),
+    ));
+    assert_eq!(route(&r, Some("c.example"), "/"), "10.0.3.1");
+    let class: IngressClass = serde_json::from_value(json!({
+        "metadata": {"name": "paddock"}, "spec": {"controller": "example.com/other"}}))
+    .expect("class");
+    r.update_class(&class);
+    assert_eq!(route(&r, Some("c.example"), "/"), "404");
 }
 
 #[test]
