@@ -59,6 +59,8 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             serve,
             cluster_dns: args.dns.cluster_dns.clone(),
             cluster_domain: args.dns.cluster_domain.clone(),
+            ingress_http_port: args.ingress.ingress_http_port,
+            ingress_https_port: args.ingress.ingress_https_port,
         },
     )
     .await?;

@@ -98,6 +98,8 @@ pub(crate) struct AgentArgs {
     pub(crate) images: NodeImageArgs,
     #[command(flatten)]
     pub(crate) dns: NodeDnsArgs,
+    #[command(flatten)]
+    pub(crate) ingress: NodeIngressArgs,
 }
 
 /// `paddock up` flags.
@@ -127,9 +129,23 @@ pub(crate) struct UpArgs {
     pub(crate) images: NodeImageArgs,
     #[command(flatten)]
     pub(crate) dns: NodeDnsArgs,
+    #[command(flatten)]
+    pub(crate) ingress: NodeIngressArgs,
     /// Print only the kubeconfig line and the applied objects, not the workloads' progress.
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,
+}
+
+/// The built-in Ingress controller's listeners on a node (`paddock agent`, `paddock up`):
+/// on the node's address and 127.0.0.1.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct NodeIngressArgs {
+    /// The port the Ingress controller serves plain HTTP on; 0 turns it off.
+    #[arg(long, value_name = "PORT", default_value_t = 80)]
+    pub(crate) ingress_http_port: u16,
+    /// The port the Ingress controller serves HTTPS on; 0 turns it off.
+    #[arg(long, value_name = "PORT", default_value_t = 443)]
+    pub(crate) ingress_https_port: u16,
 }
 
 /// The DNS flags of a node (`paddock agent`, `paddock up`), with the kubelet's names.

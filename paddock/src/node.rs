@@ -7,6 +7,8 @@
 //! `NetworkUnavailable`). A node with pod namespaces also answers cluster DNS on the
 //! cluster DNS address (`--cluster-dns`), fed by the proxy's watches and by the agent's
 //! readiness fast path ([`serve_dns`]); pods in the host's network keep the node's resolver.
+//! Every node also runs the built-in Ingress controller ([`start_ingress`]: HTTP and HTTPS
+//! listeners on the node's addresses and 127.0.0.1, fed by the same watches and fast path).
 //! Start at [`start`].
 
 use std::net::{IpAddr, SocketAddr};
@@ -59,6 +61,11 @@ pub(crate) struct NodeOptions {
     pub(crate) cluster_dns: Vec<IpAddr>,
     /// The kubelet's `--cluster-domain`.
     pub(crate) cluster_domain: String,
+    /// Where the Ingress controller serves plain HTTP and HTTPS (on the node's address and
+    /// 127.0.0.1); 0 turns one off.
+    pub(crate) ingress_http_port: u16,
+    /// See `ingress_http_port`.
+    pub(crate) ingress_https_port: u16,
 }
 
 /// Who the node's agent API lets in: client certificates of the cluster CA the kubeconfig
@@ -290,16 +297,29 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     };
     // Agent and proxy share this process: readiness reaches routing without the API round
     // trip, and a pod is drained before its process is signalled.
-    config.routing = Some(Arc::new(ProxyRouting(proxy.clone(), dns_records.clone())));
+    let ingress_router = ingress::Router::new();
+    config.routing = Some(Arc::new(ProxyRouting(
+        proxy.clone(),
+        dns_records.clone(),
+        ingress_router.clone(),
+    )));
     let agent = agent::start(config)
         .await
         .context("starting the node agent")?;
     let proxy_stop = tokio_util::sync::CancellationToken::new();
     let podnet =
         podnet.map(|cfg| tokio::spawn(agent::podnet::run(client.clone(), cfg, proxy_stop.clone())));
-    let observer = dns_records
-        .clone()
-        .map(|r| Arc::new(DnsFeed(r)) as Arc<dyn proxy::feed::Observer>);
+    // The ingress controller and the cluster DNS ride on the proxy's Service and
+    // EndpointSlice watches.
+    let observer: Arc<dyn proxy::feed::Observer> = Arc::new(Observers(
+        dns_records
+            .clone()
+            .map(|r| Arc::new(DnsFeed(r)) as Arc<dyn proxy::feed::Observer>)
+            .into_iter()
+            .chain([ingress_router.clone() as Arc<dyn proxy::feed::Observer>])
+            .collect(),
+    ));
+    let ingress_addrs = proxy.load_balancer_ingress();
     let namespaces = dns_records.clone().map(|records| {
         tokio::spawn(watch_namespaces(
             client.clone(),
@@ -310,13 +330,20 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     let mut proxy_tasks = vec![
         tokio::spawn(proxy.clone().run(proxy_stop.clone())),
         tokio::spawn(proxy::feed::run_from_api_with(
-            client,
+            client.clone(),
             proxy,
             true,
-            observer,
+            Some(observer),
             proxy_stop.clone(),
         )),
     ];
+    proxy_tasks.extend(start_ingress(
+        client,
+        ingress_router,
+        &opts,
+        ingress_addrs,
+        &proxy_stop,
+    ));
     proxy_tasks.extend(namespaces);
     if let Some(records) = dns_records {
         proxy_tasks.push(tokio::spawn(serve_dns(
@@ -503,6 +530,69 @@ async fn serve_dns(
     }
 }
 
+/// Starts the Ingress controller of the node: its listeners (plain HTTP and HTTPS on
+/// `addrs`, the node's addresses with 127.0.0.1, at the `--ingress-*-port`s) and its watches
+/// of Ingresses, IngressClasses and TLS Secrets, which also write each Ingress's load balancer
+/// status. Nothing when both ports are 0.
+fn start_ingress(
+    client: kube::Client,
+    router: Arc<ingress::Router>,
+    opts: &NodeOptions,
+    addrs: Vec<IpAddr>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let at = |port: u16| -> Vec<SocketAddr> {
+        if port == 0 {
+            return Vec::new();
+        }
+        addrs.iter().map(|ip| SocketAddr::new(*ip, port)).collect()
+    };
+    let config = ingress::serve::ServeConfig {
+        http: at(opts.ingress_http_port),
+        https: at(opts.ingress_https_port),
+        ..ingress::serve::ServeConfig::default()
+    };
+    if config.http.is_empty() && config.https.is_empty() {
+        return Vec::new();
+    }
+    let serve = {
+        let (router, stop) = (router.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) = ingress::serve::run(router, config, stop).await {
+                tracing::warn!(error = %e, "the ingress controller could not start");
+            }
+        })
+    };
+    let feed = tokio::spawn(ingress::feed::run_from_api(
+        client,
+        router,
+        opts.name.clone(),
+        Some(addrs),
+        stop.clone(),
+    ));
+    vec![serve, feed]
+}
+
+/// Several observers of the proxy's watches.
+struct Observers(Vec<Arc<dyn proxy::feed::Observer>>);
+
+impl proxy::feed::Observer for Observers {
+    fn service(&self, svc: &k8s_openapi::api::core::v1::Service) {
+        self.0.iter().for_each(|o| o.service(svc));
+    }
+    fn service_deleted(&self, namespace: &str, name: &str) {
+        self.0
+            .iter()
+            .for_each(|o| o.service_deleted(namespace, name));
+    }
+    fn slice(&self, slice: &k8s_openapi::api::discovery::v1::EndpointSlice) {
+        self.0.iter().for_each(|o| o.slice(slice));
+    }
+    fn slice_deleted(&self, namespace: &str, name: &str) {
+        self.0.iter().for_each(|o| o.slice_deleted(namespace, name));
+    }
+}
+
 /// The DNS server's records, fed by the proxy's Service and EndpointSlice watches.
 struct DnsFeed(Arc<dns::Records>);
 
@@ -522,10 +612,15 @@ impl proxy::feed::Observer for DnsFeed {
 }
 
 /// The agent's [`agent::routing::RoutingHook`] on the service proxy of the same process (and
-/// the cluster DNS records, whose headless answers follow readiness the same way). A pod
+/// the cluster DNS records, whose headless answers follow readiness the same way, and the
+/// ingress controller's routes, which take only ready endpoints). A pod
 /// is keyed by its uid (EndpointSlices carry it in `targetRef`), which is exact also for pods
 /// that share the node's address; its connections are counted by its own IP when it has one.
-struct ProxyRouting(Arc<proxy::Proxy>, Option<Arc<dns::Records>>);
+struct ProxyRouting(
+    Arc<proxy::Proxy>,
+    Option<Arc<dns::Records>>,
+    Arc<ingress::Router>,
+);
 
 impl agent::routing::RoutingHook for ProxyRouting {
     fn set_state(&self, pod: &agent::routing::PodEndpoint, state: agent::routing::RouteState) {
@@ -541,6 +636,8 @@ impl agent::routing::RoutingHook for ProxyRouting {
                 state == proxy::EndpointState::Ready,
             );
         }
+        self.2
+            .set_pod_ready(&pod.uid, state == proxy::EndpointState::Ready);
         self.0
             .set_endpoint_state(proxy::EndpointId::Pod(pod.uid.clone()), state);
     }
@@ -549,6 +646,7 @@ impl agent::routing::RoutingHook for ProxyRouting {
         if let Some(records) = &self.1 {
             records.clear_endpoint_ready(&dns::EndpointKey::Pod(pod.uid.clone()));
         }
+        self.2.forget_pod(&pod.uid);
         self.0
             .release_endpoint_state(proxy::EndpointId::Pod(pod.uid.clone()));
     }

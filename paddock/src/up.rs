@@ -220,6 +220,8 @@ async fn start_node(
             serve,
             cluster_dns: args.dns.cluster_dns.clone(),
             cluster_domain: args.dns.cluster_domain.clone(),
+            ingress_http_port: args.ingress.ingress_http_port,
+            ingress_https_port: args.ingress.ingress_https_port,
         },
     )
     .await

@@ -15,6 +15,7 @@ mod dns;
 mod durability;
 mod image_cli;
 mod images;
+mod ingress;
 mod ingress_api;
 mod jobs;
 mod kubectl_apply;

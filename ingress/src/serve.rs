@@ -1,0 +1,577 @@
+//! The data path: HTTP (port 80) and HTTPS (port 443) listeners that route each request by
+//! the current [`crate::Table`] and forward it to a ready endpoint of its backend over a
+//! pooled HTTP/1.1 connection (hyper; hyper-util's pooled client), as ingress-nginx does.
+//!
+//! Start at [`run`]. The client side is paddock's one accept loop ([`accept::serve`]: a
+//! connection cap that closes the idlest connection first, TLS handshake, request-head and
+//! idle timeouts, heads over 64 KiB answered 431, lingering close, drain at shutdown), with
+//! TLS by SNI ([`crate::tls`]) and ALPN `h2`/`http/1.1`, HTTP/1.1 or HTTP/2. Per request
+//! ([`handle`]): the host from `:authority` or `Host` (port stripped; an invalid one, or none
+//! in HTTP/1.1, is 400 as nginx answers; an unknown one goes to the default backend, 404 when
+//! there is none, as ingress-nginx), hop-by-hop headers removed, `X-Forwarded-For/-Proto/-Host/
+//! -Port/-Scheme` and `X-Real-IP` set to what this listener saw (not appended: client-sent ones
+//! are not trusted, as ingress-nginx without `use-forwarded-headers`), WebSocket and other
+//! `Upgrade`s passed through. Endpoints are chosen round-robin; a refused (or timed out)
+//! connect is retried on another endpoint, and an idempotent request whose body was not sent
+//! (or empty) is retried once on another endpoint when its connection fails before any response.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::matching::normalize_host;
+use crate::table::{Backend, Decision};
+use crate::{Error, Router};
+
+/// The listeners and their limits.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Plain HTTP addresses.
+    pub http: Vec<SocketAddr>,
+    /// HTTPS addresses.
+    pub https: Vec<SocketAddr>,
+    /// The client side's limits (per listener): connection cap, TLS handshake, header read
+    /// and idle timeouts, largest request head (431 beyond), as every paddock server has.
+    pub limits: accept::Limits,
+    /// Time to connect to an endpoint before another is tried.
+    pub connect_timeout: Duration,
+    /// Time an endpoint has to answer a request's headers (then 504), as nginx's
+    /// `proxy_read_timeout`.
+    pub response_header_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            http: Vec::new(),
+            https: Vec::new(),
+            limits: accept::Limits::new(accept::fd_share(4096)),
+            connect_timeout: Duration::from_secs(5),
+            response_header_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The body sent upstream.
+pub type UpstreamBody = ReclaimBody;
+/// The body sent to clients.
+pub type ClientBody = BoxBody<Bytes, hyper::Error>;
+
+struct Shared {
+    router: Arc<Router>,
+    client: Client<HttpConnector, UpstreamBody>,
+    tls: Arc<rustls::ServerConfig>,
+    config: ServeConfig,
+}
+
+/// The listeners' shared state: the router, the upstream connection pool, TLS and the
+/// connection cap.
+#[derive(Clone)]
+pub struct Ingress {
+    shared: Arc<Shared>,
+}
+
+impl Ingress {
+    /// The data path over `router` with `config`'s limits (its addresses are used by
+    /// [`run`] only).
+    pub fn new(router: Arc<Router>, config: ServeConfig) -> Result<Ingress, Error> {
+        let tls = crate::tls::server_config(router.clone())?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Ok(Ingress {
+            shared: Arc::new(Shared {
+                router,
+                client,
+                tls,
+                config,
+            }),
+        })
+    }
+
+    /// Serves `listener` (TLS first when `https`) on [`accept::serve`] until `shutdown`,
+    /// then drains.
+    pub async fn serve(&self, listener: TcpListener, https: bool, shutdown: CancellationToken) {
+        let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let shared = self.shared.clone();
+        let service = tower::service_fn(move |req: Request<Incoming>| {
+            let shared = shared.clone();
+            async move {
+                let peer = req
+                    .extensions()
+                    .get::<accept::ConnInfo>()
+                    .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer);
+                let ctx = ConnInfo {
+                    peer,
+                    local_port,
+                    https,
+                };
+                Ok::<_, Infallible>(handle(&shared, ctx, req).await)
+            }
+        });
+        let tls = https.then(|| self.shared.tls.clone());
+        accept::serve(
+            listener,
+            tls,
+            service,
+            self.shared.config.limits.clone(),
+            shutdown.cancelled_owned(),
+        )
+        .await;
+    }
+}
+
+/// Serves `config`'s listeners from `router` until `shutdown`. An address that cannot be
+/// bound yet (in use, or not yet on the node) is retried every few seconds.
+pub async fn run(
+    router: Arc<Router>,
+    config: ServeConfig,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let ingress = Ingress::new(router, config.clone())?;
+    let mut tasks = Vec::new();
+    for (addr, https) in config
+        .http
+        .iter()
+        .map(|a| (*a, false))
+        .chain(config.https.iter().map(|a| (*a, true)))
+    {
+        tasks.push(tokio::spawn(listen(
+            ingress.clone(),
+            addr,
+            https,
+            shutdown.clone(),
+        )));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+/// Binds `addr` (retrying until it can) and accepts on it until `shutdown`.
+async fn listen(ingress: Ingress, addr: SocketAddr, https: bool, shutdown: CancellationToken) {
+    let mut said = false;
+    let listener = loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) => {
+                if !said {
+                    tracing::warn!(%addr, error = %e, "ingress listener cannot bind yet (ports below 1024 need root; see --ingress-http-port, --ingress-https-port); retrying");
+                    said = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    };
+    tracing::info!(%addr, https, "ingress listening");
+    ingress.serve(listener, https, shutdown).await;
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ConnInfo {
+    peer: SocketAddr,
+    local_port: u16,
+    https: bool,
+}
+
+fn local(status: StatusCode, text: &'static str) -> Response<ClientBody> {
+    let body = http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The request's authority as the client gave it: HTTP/2's `:authority` (or a `Host`
+/// header), HTTP/1's absolute-form target or `Host`. Two `Host` headers are an error.
+fn authority(req: &Request<Incoming>) -> Result<Option<String>, ()> {
+    if let Some(a) = req.uri().authority() {
+        return Ok(Some(a.as_str().to_string()));
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(());
+    }
+    match first {
+        Some(v) => v.to_str().map(|s| Some(s.to_string())).map_err(|_| ()),
+        None => Ok(None),
+    }
+}
+
+/// Routes and forwards one request.
+async fn handle(shared: &Shared, ctx: ConnInfo, req: Request<Incoming>) -> Response<ClientBody> {
+    // CONNECT asks for a tunnel, which no Ingress rule describes (nginx: 405).
+    if req.method() == Method::CONNECT {
+        return local(StatusCode::METHOD_NOT_ALLOWED, "405 Not Allowed\n");
+    }
+    let Ok(authority) = authority(&req) else {
+        return local(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+    };
+    let host = match &authority {
+        Some(a) => match normalize_host(a) {
+            Ok(h) => Some(h),
+            Err(_) => return local(StatusCode::BAD_REQUEST, "400 Bad Request\n"),
+        },
+        // HTTP/1.1 requires Host (RFC 9112 3.2); HTTP/1.0 goes to the catch-all server.
+        None if req.version() == Version::HTTP_10 => None,
+        None => return local(StatusCode::BAD_REQUEST, "400 Bad Request\n"),
+    };
+    let table = shared.router.table();
+    match table.route(host.as_deref(), req.uri().path()) {
+        Decision::NotFound => local(StatusCode::NOT_FOUND, "default backend - 404\n"),
+        Decision::Backend(b) => forward(shared, ctx, req, &b, authority.as_deref()).await,
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 7.6.1), never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes the hop-by-hop headers and those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for h in HOP_BY_HOP.iter().chain(named.iter()) {
+        headers.remove(h);
+    }
+}
+
+/// The protocol an HTTP/1.1 request asks to upgrade to (`Connection: upgrade` with
+/// `Upgrade: x`).
+fn upgrade_of(headers: &HeaderMap, version: Version) -> Option<HeaderValue> {
+    if version != Version::HTTP_11 {
+        return None;
+    }
+    let wants = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if !wants {
+        return None;
+    }
+    headers.get(header::UPGRADE).cloned()
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// The headers sent upstream.
+fn upstream_headers(
+    mut headers: HeaderMap,
+    version: Version,
+    ctx: ConnInfo,
+    authority: Option<&str>,
+    upgrade: Option<&HeaderValue>,
+) -> HeaderMap {
+    strip_hop_by_hop(&mut headers);
+    // HTTP/2 may split cookies over several fields; HTTP/1.1 wants one (RFC 9113 8.2.3).
+    if version == Version::HTTP_2 && headers.get_all(header::COOKIE).iter().count() > 1 {
+        let joined: Vec<&str> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&joined.join("; ")) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+    if let Some(a) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+        headers.insert(header::HOST, a.clone());
+        headers.insert(HeaderName::from_static("x-forwarded-host"), a);
+    }
+    let ip = HeaderValue::from_str(&ctx.peer.ip().to_string()).ok();
+    if let Some(ip) = ip {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), ip.clone());
+        headers.insert(HeaderName::from_static("x-real-ip"), ip);
+    }
+    let proto = HeaderValue::from_static(if ctx.https { "https" } else { "http" });
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), proto.clone());
+    headers.insert(HeaderName::from_static("x-forwarded-scheme"), proto);
+    headers.insert(
+        HeaderName::from_static("x-forwarded-port"),
+        HeaderValue::from(ctx.local_port),
+    );
+    if let Some(u) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, u.clone());
+    }
+    headers
+}
+
+async fn forward(
+    shared: &Shared,
+    ctx: ConnInfo,
+    mut req: Request<Incoming>,
+    backend: &Backend,
+    authority: Option<&str>,
+) -> Response<ClientBody> {
+    if backend.target.is_err() {
+        tracing::debug!(backend = %backend.name, why = ?backend.target, "ingress backend unavailable");
+        return local(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Temporarily Unavailable\n",
+        );
+    }
+    let upgrade = upgrade_of(req.headers(), req.version());
+    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let headers = upstream_headers(
+        parts.headers,
+        parts.version,
+        ctx,
+        authority,
+        upgrade.as_ref(),
+    );
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let retry_once = idempotent(&parts.method);
+    let body = Reclaim::new(body);
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut resets_left = 1;
+    loop {
+        let Some(ep) = backend.pick(&tried) else {
+            return if tried.is_empty() {
+                local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "503 Service Temporarily Unavailable\n",
+                )
+            } else {
+                local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
+            };
+        };
+        tried.push(ep);
+        let Ok(uri) = format!("http://{ep}{path}").parse::<http::Uri>() else {
+            return local(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+        };
+        let mut up = Request::new(body.handle());
+        *up.method_mut() = parts.method.clone();
+        *up.uri_mut() = uri;
+        *up.version_mut() = Version::HTTP_11;
+        *up.headers_mut() = headers.clone();
+        let sent = await_answer(
+            shared.client.request(up),
+            &body,
+            shared.config.response_header_timeout,
+        )
+        .await;
+        match sent {
+            Err(_) => {
+                tracing::debug!(backend = %backend.name, endpoint = %ep, "ingress upstream timed out");
+                return local(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Time-out\n");
+            }
+            Ok(Ok(resp)) => return respond(resp, client_upgrade),
+            Ok(Err(e)) => {
+                let unsent = !body.started();
+                if e.is_connect() && unsent {
+                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress connect failed; next endpoint");
+                    continue;
+                }
+                if retry_once && unsent && resets_left > 0 {
+                    resets_left -= 1;
+                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress upstream failed before answering; retrying once");
+                    continue;
+                }
+                tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress upstream failed");
+                return local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
+            }
+        }
+    }
+}
+
+/// Waits for the upstream's answer to a request whose body is `body`: `Err` once `timeout`
+/// has passed with neither an answer nor any of the body sent (as nginx's
+/// `proxy_send_timeout`/`proxy_read_timeout`, counted between operations, so a slow upload
+/// that keeps moving is not cut).
+async fn await_answer<F: std::future::Future>(
+    answer: F,
+    body: &Reclaim,
+    timeout: Duration,
+) -> Result<F::Output, ()> {
+    tokio::pin!(answer);
+    let mut deadline = Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            r = &mut answer => return Ok(r),
+            _ = tokio::time::sleep_until(deadline) => {
+                let next = *body.progress.lock() + timeout;
+                if next <= Instant::now() {
+                    return Err(());
+                }
+                deadline = next;
+            }
+        }
+    }
+}
+
+/// The upstream's response for the client: hop-by-hop headers removed; a `101` splices the
+/// two upgraded connections.
+fn respond(
+    mut resp: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ClientBody> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            // A 101 to a request that asked for no upgrade.
+            return local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let (c, u) = tokio::join!(client_upgrade, upstream_upgrade);
+            match (c, u) {
+                (Ok(c), Ok(u)) => {
+                    let mut c = TokioIo::new(c);
+                    let mut u = TokioIo::new(u);
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                }
+                (c, u) => {
+                    tracing::debug!(client = ?c.err(), upstream = ?u.err(), "ingress upgrade failed");
+                }
+            }
+        });
+        let upgrade = resp.headers().get(header::UPGRADE).cloned();
+        let (mut parts, _) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(u) = upgrade {
+            parts.headers.insert(header::UPGRADE, u);
+        }
+        return Response::from_parts(
+            parts,
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+    }
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, body.boxed())
+}
+
+/// The client's request body, lent to one upstream attempt at a time: an attempt that failed
+/// before reading any of it gives it back for the next.
+struct Reclaim {
+    slot: Arc<Mutex<Incoming>>,
+    started: Arc<AtomicBool>,
+    /// When a frame of it was last sent.
+    progress: Arc<Mutex<Instant>>,
+}
+
+impl Reclaim {
+    fn new(body: Incoming) -> Reclaim {
+        Reclaim {
+            slot: Arc::new(Mutex::new(body)),
+            started: Arc::new(AtomicBool::new(false)),
+            progress: Arc::new(Mutex::new(Instant::now())),
+        }
+    }
+
+    fn handle(&self) -> ReclaimBody {
+        ReclaimBody {
+            slot: self.slot.clone(),
+            started: self.started.clone(),
+            progress: self.progress.clone(),
+        }
+    }
+
+    /// Whether an attempt has taken any of the body (an empty body never counts).
+    fn started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+}
+
+/// One attempt's view of the request body ([`Reclaim`]).
+#[derive(Debug)]
+pub struct ReclaimBody {
+    slot: Arc<Mutex<Incoming>>,
+    started: Arc<AtomicBool>,
+    progress: Arc<Mutex<Instant>>,
+}
+
+impl Body for ReclaimBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let mut inner = self.slot.lock();
+        let r = Pin::new(&mut *inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &r
+            && f.data_ref().is_none_or(|d| !d.is_empty())
+        {
+            self.started.store(true, Ordering::SeqCst);
+            *self.progress.lock() = Instant::now();
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.slot.lock().is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.slot.lock().size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests;
