@@ -296,3 +296,61 @@ fn local_load_balancer_gets_a_health_check_port_kept_by_apply_and_dropped_with_t
     let other = s.get_json(&["get", "service", "other"]);
     assert_eq!(other["spec"]["healthCheckNodePort"], hc);
 }
+
+const PRUNE_SET: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata: {name: keep, labels: {app: pruned}}
+data: {a: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: drop, labels: {app: pruned}}
+data: {a: "2"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: drop-svc, labels: {app: pruned}}
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: unlabelled}
+data: {a: "3"}
+"#;
+
+/// `kubectl apply --prune -l`: kubectl maps every kind of its default allow-list (which
+/// includes ReplicationController and Ingress, so both must be served) and deletes the
+/// labelled objects a previous apply made that the new input no longer has.
+#[test]
+fn apply_prune_deletes_what_the_input_no_longer_has() {
+    let s = Server::up(&[]);
+    let out = s.kubectl_in(&["apply", "-f", "-"], Some(PRUNE_SET));
+    assert!(out.contains("configmap/drop created"), "{out}");
+    let keep_only = PRUNE_SET
+        .split("---\n")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let out = s.kubectl_in(
+        &["apply", "--prune", "-l", "app=pruned", "-f", "-"],
+        Some(&keep_only),
+    );
+    assert!(out.contains("configmap/keep unchanged"), "{out}");
+    assert!(out.contains("configmap/drop pruned"), "{out}");
+    assert!(out.contains("service/drop-svc pruned"), "{out}");
+    let left = s.kubectl(&[
+        "get",
+        "configmaps",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    let left: Vec<&str> = left.split_whitespace().collect();
+    assert!(
+        left.contains(&"keep") && left.contains(&"unlabelled"),
+        "{left:?}"
+    );
+    assert!(!left.contains(&"drop"), "{left:?}");
+    let (_, err) = s.kubectl_err(&["get", "service", "drop-svc"], None);
+    assert!(err.contains("NotFound"), "{err}");
+}
