@@ -337,6 +337,7 @@ fn main() {
             images: None,
             default_runtime: "host".into(),
             cluster_dns: Default::default(),
+            metrics: Default::default(),
         };
         let workers: Vec<PodWorker> = (0..PODS)
             .map(|i| PodWorker::spawn(shared.clone(), pod(i), None))

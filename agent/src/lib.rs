@@ -49,6 +49,7 @@ pub mod client;
 pub mod events;
 pub mod images;
 pub mod manager;
+pub mod metrics;
 pub mod node;
 pub mod pod;
 pub mod podnet;
@@ -292,6 +293,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         cap.get(k)
             .and_then(|q| api::quantity::Quantity::parse(&q.0).ok())
     };
+    let metrics = Arc::new(metrics::AgentMetrics::default());
     let shared = Shared {
         runtime: config.runtime.clone(),
         status: Arc::new(ApiStatus(config.client.clone())),
@@ -312,6 +314,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         images: config.images.clone(),
         default_runtime: config.default_runtime.clone(),
         cluster_dns: config.cluster_dns.clone(),
+        metrics: metrics.clone(),
     };
     let shared_routing = shared.routing.clone();
     let shared_directory = directory.clone();
@@ -331,6 +334,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
                 runtime: config.runtime.clone(),
                 directory,
                 token: config.serve_token.clone(),
+                metrics,
             },
             tls,
             stop.clone(),

@@ -280,7 +280,7 @@ static RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         categories: &[],
         verbs: ALL_VERBS,
-        subresources: &[status("Node", "")],
+        subresources: &[proxy("NodeProxyOptions"), status("Node", "")],
     },
     ResourceInfo {
         group: "",

@@ -7,6 +7,8 @@
 //! for byte). The container defaults as upstream: the only one, or the
 //! `kubectl.kubernetes.io/default-container` annotation.
 //!
+//! `nodes/{name}/proxy/{path}` goes the same way to the agent's `path` ([`KubeletProxy::proxy_node`]).
+//!
 //! The connection is TLS, and nothing is sent before the agent proved itself: its certificate
 //! must chain to the cluster CA and be valid for the address dialled (a Node object can name
 //! any address). The API server authenticates with its client certificate
@@ -117,6 +119,12 @@ fn agent_address(registry: &Registry, pod: &Value, name: &str) -> Result<(String
             "pod {name} does not have a host assigned"
         )));
     }
+    node_agent_address(registry, node_name)
+}
+
+/// The agent address (host, port) of node `node_name`: its first `InternalIP` (else
+/// `ExternalIP`, else `Hostname`) and `status.daemonEndpoints.kubeletEndpoint.Port`.
+fn node_agent_address(registry: &Registry, node_name: &str) -> Result<(String, u16), ApiError> {
     let nodes = api::registry::lookup("", "v1", "nodes")
         .ok_or_else(|| ApiError::internal("nodes are not served"))?;
     let node = registry.get(nodes, "", node_name)?;
@@ -237,7 +245,7 @@ impl KubeletProxy {
         registry: Registry,
         pod: &Value,
         sub: &str,
-        mut req: Request,
+        req: Request,
     ) -> Result<Response, ApiError> {
         let name = pod
             .pointer("/metadata/name")
@@ -256,6 +264,43 @@ impl KubeletProxy {
         };
         let target = agent_target(sub, ns, name, &container, &q)?;
         let (host, port) = agent_address(&registry, pod, name)?;
+        self.forward(&host, port, &target, req).await
+    }
+
+    /// `nodes/{name}/proxy/{path}`: the request goes to the node agent's `path` (with the
+    /// query as sent), as upstream's `NodeREST` proxies to the kubelet: `/metrics`,
+    /// `/metrics/probes`, `/healthz`, and the streaming endpoints.
+    pub async fn proxy_node(
+        &self,
+        registry: Registry,
+        node: &str,
+        path: &str,
+        req: Request,
+    ) -> Response {
+        let target = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        let result = match node_agent_address(&registry, node) {
+            Ok((host, port)) => self.forward(&host, port, &target, req).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        }
+    }
+
+    /// Sends `req` to `target` on the agent at `host:port` over TLS and relays the answer (or
+    /// the upgraded connection).
+    async fn forward(
+        &self,
+        host: &str,
+        port: u16,
+        target: &str,
+        mut req: Request,
+    ) -> Result<Response, ApiError> {
+        let host = host.to_string();
         let addr = host_port(&host, port);
         let Some(tls) = &self.tls else {
             return Err(ApiError::service_unavailable(
@@ -303,7 +348,7 @@ impl KubeletProxy {
         } else {
             http::Method::GET
         };
-        let mut out = http::Request::builder().method(method).uri(&target);
+        let mut out = http::Request::builder().method(method).uri(target);
         for (k, v) in req.headers() {
             if k == header::HOST || k == header::AUTHORIZATION || k == header::CONTENT_LENGTH {
                 continue;

@@ -120,6 +120,21 @@ pub async fn handle(
             Err(e) => error_response(&e),
         };
     }
+    if group.is_empty()
+        && version == "v1"
+        && let ["nodes", node, "proxy", ..] = rest
+    {
+        // The remainder as the client wrote it (still escaped), `/` when there is none.
+        let raw = req.uri().path().trim_start_matches('/').to_string();
+        let remainder = raw.splitn(6, '/').nth(5).unwrap_or_default();
+        let remainder = format!("/{remainder}");
+        let proxy = crate::kubelet_proxy::KubeletProxy {
+            tls: st.kubelet_tls.get().cloned(),
+        };
+        return proxy
+            .proxy_node(st.registry.clone(), node, &remainder, req)
+            .await;
+    }
     let Some(target) = resolve(group, version, rest) else {
         return error_response(&not_found_path());
     };

@@ -149,10 +149,12 @@ where
     let (r, w) = tokio::io::split(io);
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
     let writer = tokio::spawn(write_loop(w, out_rx));
-    let result = read_loop(r, &cfg, &accept, &streams, &out_tx).await;
+    let mut last_id = 0u32;
+    let result = read_loop(r, &cfg, &accept, &streams, &out_tx, &mut last_id).await;
     // Let what is queued go out, then stop the writer: its channel closes once the last
-    // stream writer is gone too, but a dead peer must not keep the task alive.
-    let _ = out_tx.send(Out::GoAway(0)).await;
+    // stream writer is gone too, but a dead peer must not keep the task alive. GOAWAY
+    // names the last stream the peer opened that this side saw (SPDY/3.1 §2.6.6).
+    let _ = out_tx.send(Out::GoAway(last_id)).await;
     drop(out_tx);
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     result
@@ -164,6 +166,7 @@ async fn read_loop<R, F>(
     accept: &F,
     streams: &mpsc::Sender<Stream>,
     out: &mpsc::Sender<Out>,
+    last_id: &mut u32,
 ) -> Result<(), Error>
 where
     R: AsyncRead + Unpin,
@@ -172,7 +175,6 @@ where
     let mut r = BufReader::new(r);
     let mut codec = Codec::new()?;
     let mut open: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
-    let mut last_id = 0u32;
     loop {
         let frame = match tokio::time::timeout(cfg.idle_timeout, frame::read(&mut r, cfg.max_frame))
             .await
@@ -191,12 +193,12 @@ where
                 // The header stream must be decoded even for a refused stream: the
                 // compression context spans every block.
                 let hs = codec.decode(&block)?;
-                if stream % 2 == 0 || stream <= last_id {
+                if stream % 2 == 0 || stream <= *last_id {
                     return Err(Error::Protocol(format!(
                         "stream id {stream} is not a new client stream"
                     )));
                 }
-                last_id = stream;
+                *last_id = stream;
                 open.retain(|_, tx| !tx.is_closed());
                 if open.len() >= cfg.max_streams {
                     send(out, Out::Rst(stream, status::REFUSED_STREAM)).await?;

@@ -112,6 +112,11 @@ async fn streams_are_accepted_echoed_and_closed() {
     })
     .await;
     server.await.unwrap().unwrap();
+    // The server's own GOAWAY names the last stream the client opened.
+    assert!(matches!(
+        c.next().await,
+        Some(Frame::GoAway { last_stream: 1, .. })
+    ));
 }
 
 #[tokio::test]

@@ -63,6 +63,27 @@ impl Directory {
         }
     }
 
+    /// For the node's metrics: pods with a running container, running containers, and
+    /// containers whose newest instance has exited.
+    pub fn running_counts(&self) -> (usize, usize, usize) {
+        let pods = self.pods.lock();
+        let (mut with_running, mut running, mut exited) = (0, 0, 0);
+        for entry in pods.values() {
+            let before = running;
+            for (_, c) in &entry.containers {
+                match c.current {
+                    Some((_, _, true)) => running += 1,
+                    Some((_, _, false)) => exited += 1,
+                    None => {}
+                }
+            }
+            if running > before {
+                with_running += 1;
+            }
+        }
+        (with_running, running, exited)
+    }
+
     /// The probe histories of pod `ns/name` (every attempt: time, duration, result, output),
     /// for `paddock why` and the dashboard.
     pub fn probe_histories(&self, ns: &str, name: &str) -> ProbeHistories {

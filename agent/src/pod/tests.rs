@@ -338,6 +338,7 @@ fn env() -> Env {
         images: None,
         default_runtime: "host".into(),
         cluster_dns: Default::default(),
+        metrics: Default::default(),
     };
     Env {
         fake,

@@ -86,6 +86,8 @@ pub struct Shared {
     pub default_runtime: String,
     /// The node's cluster DNS (`--cluster-dns`, `--cluster-domain`) for pods' `resolv.conf`.
     pub cluster_dns: crate::pod::dns::ClusterDns,
+    /// The node's metrics (probe attempts).
+    pub metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 /// Messages from the pod manager.

@@ -74,6 +74,8 @@ pub struct ServerState {
     pub directory: Arc<Directory>,
     /// The bearer token accepted besides client certificates, if any.
     pub token: Option<String>,
+    /// The node's metrics (`/metrics`, `/metrics/probes`).
+    pub metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 /// The group whose client certificates may use the agent API (kubeadm's
@@ -192,8 +194,22 @@ pub fn router(state: ServerState) -> Router {
             get(portforward::handler).post(portforward::handler),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_main))
+        .route("/metrics/probes", get(metrics_probes))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
+}
+
+/// `/metrics`: the kubelet's pod and container counts.
+async fn metrics_main(State(s): State<ServerState>) -> Response {
+    let text = s.metrics.encode_main(&s.directory);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// `/metrics/probes`: the kubelet's prober families.
+async fn metrics_probes(State(s): State<ServerState>) -> Response {
+    let text = s.metrics.encode_probes();
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -24,6 +24,7 @@ mod kubectl_misc;
 mod logs;
 mod node_failure;
 mod node_network;
+mod node_proxy;
 mod openapi;
 mod pod_network;
 mod port_forward;

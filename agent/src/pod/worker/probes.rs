@@ -122,7 +122,16 @@ impl Driver {
                     config: WorkerConfig::from_spec(&spec, sidecar, self.shared.agent_started),
                     period: spec.period,
                     status: self.view.subscribe(),
-                    runner: Arc::new(prober),
+                    runner: self.shared.metrics.metered(
+                        Arc::new(prober),
+                        crate::metrics::ProbeLabels {
+                            probe_type: ty,
+                            container: c.name.clone(),
+                            pod: pod.metadata.name.clone().unwrap_or_default(),
+                            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                            pod_uid: uid.to_string(),
+                        },
+                    ),
                     results: self.probes.results.clone(),
                     history: Arc::new(ProbeHistory::new(probe::history::DEFAULT_HISTORY)),
                 };
