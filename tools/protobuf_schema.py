@@ -57,6 +57,7 @@ ROOTS = [
     ("discovery.k8s.io", "v1", "EndpointSlice", "api.discovery.v1", "EndpointSlice"),
     ("coordination.k8s.io", "v1", "Lease", "api.coordination.v1", "Lease"),
     ("policy", "v1", "Eviction", "api.policy.v1", "Eviction"),
+    ("policy", "v1", "PodDisruptionBudget", "api.policy.v1", "PodDisruptionBudget"),
     ("certificates.k8s.io", "v1", "CertificateSigningRequest", "api.certificates.v1", "CertificateSigningRequest"),
     ("", "v1", "ServiceAccount", "api.core.v1", "ServiceAccount"),
     ("authentication.k8s.io", "v1", "TokenRequest", "api.authentication.v1", "TokenRequest"),

@@ -95,6 +95,7 @@ fn uses_generation(info: &ResourceInfo) -> bool {
             | "EndpointSlice"
             | "Job"
             | "CronJob"
+            | "PodDisruptionBudget"
     )
 }
 
@@ -128,6 +129,11 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
         "Job" => {
             obj["status"] = json!({});
             generate_job_selector(obj);
+        }
+        // policy/v1 PodDisruptionBudgetStatus: the four counters have no `omitempty`.
+        "PodDisruptionBudget" => {
+            obj["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 0,
+                "desiredHealthy": 0, "expectedPods": 0});
         }
         "Service" => {
             obj["status"] = json!({"loadBalancer": {}});
@@ -483,7 +489,7 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
                 bump_generation(old, new);
             }
         }
-        "ReplicaSet" | "StatefulSet" | "Job" | "CronJob"
+        "ReplicaSet" | "StatefulSet" | "Job" | "CronJob" | "PodDisruptionBudget"
             if mode == UpdateMode::Main && old.get("spec") != new.get("spec") =>
         {
             bump_generation(old, new);

@@ -39,6 +39,7 @@ mod lease;
 mod namespace;
 mod node;
 mod pod;
+mod poddisruptionbudget;
 mod rbac;
 mod replicaset;
 mod runtimeclass;
@@ -133,6 +134,9 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("", "persistentvolumes") => (storage::PV_COLUMNS, storage::pv_row),
         ("", "persistentvolumeclaims") => (storage::PVC_COLUMNS, storage::pvc_row),
         ("storage.k8s.io", "storageclasses") => (storage::SC_COLUMNS, storage::sc_row),
+        ("policy", "poddisruptionbudgets") => {
+            (poddisruptionbudget::COLUMNS, poddisruptionbudget::row)
+        }
         ("node.k8s.io", "runtimeclasses") => (runtimeclass::COLUMNS, runtimeclass::row),
         ("certificates.k8s.io", "certificatesigningrequests") => (csr::COLUMNS, csr::row),
         // printRole / printClusterRole: the name and `Created At`, as the default table.
