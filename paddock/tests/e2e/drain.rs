@@ -230,13 +230,35 @@ fn drain_honours_the_disruption_budget() {
     s.eventually("one disruption allowed", || {
         (pdb_row(&s)[..4] == ["web", "1", "N/A", "1"]).then_some(())
     });
-    let out = s.kubectl(&[
-        "drain",
-        "worker-1",
-        "--ignore-daemonsets",
-        "--delete-emptydir-data",
-        "--timeout=50s",
-    ]);
+    let drained = s.kubectl_full(
+        &[
+            "drain",
+            "worker-1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=50s",
+            "-v=6",
+        ],
+        None,
+    );
+    let out = String::from_utf8_lossy(&drained.stdout).into_owned();
+    let log = String::from_utf8_lossy(&drained.stderr).into_owned();
+    assert!(drained.status.success(), "{out}\n{log}");
+    // Every API call kubectl made succeeded, but the evictions refused while the budget
+    // had no room (429, retried every 5 s) and the polls that find an evicted pod gone.
+    let calls: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("round_trippers") && l.contains(" https://"))
+        .collect();
+    assert!(calls.iter().any(|l| l.contains("/eviction 201")), "{log}");
+    for call in &calls {
+        let gone = call.contains("GET https://") && call.contains(" 404 Not Found");
+        let ok = gone
+            || [" 200 OK", " 201 Created", " 429 Too Many Requests"]
+                .iter()
+                .any(|c| call.contains(c));
+        assert!(ok, "{call}\n{log}");
+    }
     assert!(out.contains("node/worker-1 drained"), "{out}");
     assert!(out.contains("evicting pod default/web-"), "{out}");
     let evicted = out.lines().filter(|l| l.ends_with(" evicted")).count();
