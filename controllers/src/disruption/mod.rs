@@ -76,7 +76,11 @@ pub async fn run(cluster: ClusterRef, shutdown: CancellationToken) {
 /// [`run`] with a given clock.
 pub async fn run_with_clock(cluster: ClusterRef, clock: Clock, shutdown: CancellationToken) {
     let controller = Arc::new(Controller {
-        recorder: Recorder::new(cluster.clone(), "controllermanager", Style::Legacy),
+        recorder: Arc::new(Recorder::new(
+            cluster.clone(),
+            "controllermanager",
+            Style::Legacy,
+        )),
         cluster: cluster.clone(),
         queue: WorkQueue::controller_default(),
         budgets: Cache::default(),
@@ -95,7 +99,7 @@ pub async fn run_with_clock(cluster: ClusterRef, clock: Clock, shutdown: Cancell
 /// The controller's shared state.
 pub(crate) struct Controller {
     cluster: ClusterRef,
-    recorder: Recorder,
+    recorder: Arc<Recorder>,
     queue: WorkQueue<Key>,
     budgets: Cache<PodDisruptionBudget>,
     clock: Clock,
@@ -253,18 +257,43 @@ struct SyncError(String);
 
 impl Controller {
     /// The first cached budget of the pod's namespace whose selector matches its labels
-    /// (upstream `getPdbForPod`; a pod without labels has none).
+    /// (upstream `getPdbForPod`; a pod without labels has none), with the
+    /// `MultiplePodDisruptionBudgets` warning on the pod when there are more.
     fn budget_for_pod(&self, pod: &Pod) -> Option<(String, String)> {
         let labels = labels_of(pod);
         if labels.is_empty() {
             return None;
         }
         let ns = typed::namespace(&pod.metadata);
-        self.budgets
+        let matching: Vec<_> = self
+            .budgets
             .list(ns)
             .into_iter()
-            .find(|pdb| selector_of(pdb).is_some_and(|s| s.matches(&labels)))
-            .map(|pdb| typed::key_of(&pdb.metadata))
+            .filter(|pdb| selector_of(pdb).is_some_and(|s| s.matches(&labels)))
+            .collect();
+        let first = typed::key_of(&matching.first()?.metadata);
+        if matching.len() > 1 {
+            let msg = format!(
+                "Pod {:?}/{:?} matches multiple PodDisruptionBudgets.  Chose {:?} arbitrarily.",
+                ns,
+                typed::name(&pod.metadata),
+                first.1
+            );
+            let (recorder, meta) = (self.recorder.clone(), pod.metadata.clone());
+            tokio::spawn(async move {
+                recorder
+                    .event(
+                        pods(),
+                        &meta,
+                        "Warning",
+                        "MultiplePodDisruptionBudgets",
+                        "",
+                        &msg,
+                    )
+                    .await;
+            });
+        }
+        Some(first)
     }
 
     /// Upstream `sync`: `try_sync`, and on failure (not a conflict) `failSafe`.

@@ -261,6 +261,39 @@ async fn a_stale_disruption_target_is_cleared() {
     stop.cancel();
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_pod_under_two_budgets_is_warned_about() {
+    let (registry, stop) = running().await;
+    budget(&registry, json!({"minAvailable": 1})).await;
+    create(
+        &registry,
+        "poddisruptionbudgets",
+        "default",
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+               "metadata": {"name": "second"},
+               "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    deployment_chain(&registry, "default").await;
+    eventually("the warning", || {
+        event_reasons(&registry).contains(&"MultiplePodDisruptionBudgets".to_string())
+    })
+    .await;
+    let ev = list_events(&registry, "default")
+        .into_iter()
+        .find(|e| e["reason"] == "MultiplePodDisruptionBudgets")
+        .unwrap();
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("matches multiple PodDisruptionBudgets.  Chose \"pdb\" arbitrarily."),
+        "{ev}"
+    );
+    stop.cancel();
+}
+
 #[test]
 fn scaled_values_round_up() {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
