@@ -15,6 +15,9 @@
 //! resourceVersion, so an eviction recorded meanwhile is never overwritten (a conflict is
 //! retried).
 //!
+//! Every budget is synced again every [`RESYNC`] (upstream's informer resync), so a change
+//! of a controller's scale, which is not watched, is seen.
+//!
 //! The second duty ([`Controller::sync_stale_pod_disruption`]): a pod that got
 //! `DisruptionTarget=True` (from an eviction, or a taint eviction) but still is not being
 //! deleted two minutes later gets the condition set back to False.
@@ -49,6 +52,10 @@ use crate::{Error, typed};
 pub const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Upstream `stalePodDisruptionTimeout`.
 pub const STALE_POD_DISRUPTION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Upstream's resync period of the budgets' informer: each budget is synced at least this
+/// often, which is how a change of a controller's scale reaches it.
+pub const RESYNC: Duration = Duration::from_secs(30);
 
 /// Upstream `--concurrent-disruption-syncs` is not a flag; the controller runs one worker.
 const WORKERS: usize = 1;
@@ -296,19 +303,20 @@ impl Controller {
         Some(first)
     }
 
-    /// Upstream `sync`: `try_sync`, and on failure (not a conflict) `failSafe`.
+    /// Upstream `sync`: `try_sync`, and on failure (not a conflict) `failSafe`; looks again
+    /// when the next recorded eviction expires, at the latest after [`RESYNC`].
     async fn sync(&self, ns: &str, name: &str) -> Result<Option<Duration>, Error> {
         let Some(raw) = self.get_raw(budgets(), ns, name).await? else {
             return Ok(None);
         };
         let pdb: PodDisruptionBudget = typed::decode(&raw)?;
         match self.try_sync(&raw, &pdb).await {
-            Ok(recheck) => Ok(recheck),
+            Ok(recheck) => Ok(Some(recheck.map_or(RESYNC, |r| r.min(RESYNC)))),
             Err(Err(e)) => Err(e),
             Err(Ok(SyncError(msg))) => {
                 tracing::warn!(namespace = ns, name, error = %msg, "failed to sync PDB");
                 self.fail_safe(&raw, &msg).await?;
-                Ok(None)
+                Ok(Some(RESYNC))
             }
         }
     }

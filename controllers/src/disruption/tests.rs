@@ -124,7 +124,9 @@ async fn percentages_use_the_controllers_scale() {
         })
         .await
         .unwrap();
-    make_ready(&registry, "web-5d8f7-a", "2024-01-01T00:00:01Z").await;
+    // Not watched: seen at the next resync.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(counts(&registry), (2, 1, 2, 1));
     eventually("scale 4", || counts(&registry) == (2, 2, 4, 0)).await;
     stop.cancel();
 }
