@@ -271,17 +271,14 @@ impl Registry {
                 .await
             {
                 Ok(_) => return Ok(()),
-                Err(e) if e.code == 409 => continue,
+                Err(e) if e.code == 409 && attempt < RETRY_STEPS => continue,
+                // client-go's `RetryOnConflict` ends with the last conflict (upstream's
+                // "couldn't update PodDisruptionBudget … due to conflicts" timeout is never
+                // reached since `OnError` returns it instead of the wait's timeout).
                 Err(e) => return Err(e),
             }
         }
-        Err(ApiError::timeout(
-            &format!(
-                "couldn't update PodDisruptionBudget {} due to conflicts",
-                go_quote(&pdb_name)
-            ),
-            10,
-        ))
+        Err(ApiError::internal("eviction retries exhausted"))
     }
 
     /// Upstream `addConditionAndDeletePod`: (not in a dry run) the `DisruptionTarget`
