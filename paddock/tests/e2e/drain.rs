@@ -230,6 +230,22 @@ fn drain_honours_the_disruption_budget() {
     s.eventually("one disruption allowed", || {
         (pdb_row(&s)[..4] == ["web", "1", "N/A", "1"]).then_some(())
     });
+    // A server-side dry run evicts nothing and spends nothing.
+    let out = s.kubectl(&[
+        "drain",
+        "worker-1",
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--dry-run=server",
+    ]);
+    assert!(
+        out.contains("node/worker-1 drained (server dry run)"),
+        "{out}"
+    );
+    assert_eq!(out.matches("evicting pod default/web-").count(), 2, "{out}");
+    assert!(out.contains("(server dry run)"), "{out}");
+    assert_eq!(web_pods(&s).len(), 2);
+    assert_eq!(pdb_row(&s)[..4], ["web", "1", "N/A", "1"]);
     let drained = s.kubectl_full(
         &[
             "drain",
