@@ -579,10 +579,10 @@ pub(super) static MESSAGES: &[Message] = &[
     Message { name: "api.policy.v1.PodDisruptionBudgetStatus", fields: &[
         Field { tag: 1, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "disruptedPods", kind: Kind::Map(&Kind::Time), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "disruptionsAllowed", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 4, json: "currentHealthy", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 5, json: "desiredHealthy", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 6, json: "expectedPods", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
+        Field { tag: 3, json: "disruptionsAllowed", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "currentHealthy", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "desiredHealthy", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 6, json: "expectedPods", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "conditions", kind: Kind::Message(108), repeated: true, presence: Presence::Always },
     ] },
     // 65
