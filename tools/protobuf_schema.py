@@ -58,6 +58,7 @@ ROOTS = [
     ("discovery.k8s.io", "v1", "EndpointSlice", "api.discovery.v1", "EndpointSlice"),
     ("coordination.k8s.io", "v1", "Lease", "api.coordination.v1", "Lease"),
     ("policy", "v1", "Eviction", "api.policy.v1", "Eviction"),
+    ("policy", "v1", "PodDisruptionBudget", "api.policy.v1", "PodDisruptionBudget"),
     ("certificates.k8s.io", "v1", "CertificateSigningRequest", "api.certificates.v1", "CertificateSigningRequest"),
     ("networking.k8s.io", "v1", "Ingress", "api.networking.v1", "Ingress"),
     ("networking.k8s.io", "v1", "IngressClass", "api.networking.v1", "IngressClass"),

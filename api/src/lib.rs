@@ -4,8 +4,8 @@
 //! ([`admission`]), selectors ([`selector`]), quantities and pod requests ([`quantity`]),
 //! container restarts ([`pod`]), CronJob schedules ([`cron`]), how a recorder writes events ([`events`]), the four patch
 //! kinds ([`patch`]) and Kubernetes `Status` errors ([`status`]).
-//! Shared rules live here once: object time stamps ([`time`]) and `UpdatePodCondition`
-//! ([`pod_condition`]). [`cluster`] is the port through which the controllers reach the
+//! Shared rules live here once: object time stamps ([`time`]), `UpdatePodCondition`
+//! ([`pod_condition`]) and the PodDisruptionBudget condition rules ([`pdb`]). [`cluster`] is the port through which the controllers reach the
 //! cluster's objects (implemented by the API server's registry and by a kube-rs client).
 //! Start at [`object`]: it is the pipeline the API server runs on every write.
 
@@ -22,6 +22,7 @@ pub mod events;
 pub mod manifest;
 pub mod object;
 pub mod patch;
+pub mod pdb;
 pub mod pod;
 pub mod pod_condition;
 pub mod protobuf;

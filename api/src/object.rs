@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 
@@ -165,6 +166,8 @@ pub fn decode_with_duplicates(
         "PersistentVolumeClaim" => {
             roundtrip::<PersistentVolumeClaim>(info, value, defaults::persistent_volume_claim)?
         }
+        // policy/v1 has no defaulting.
+        "PodDisruptionBudget" => roundtrip::<PodDisruptionBudget>(info, value, |_| {})?,
         "StorageClass" => roundtrip::<StorageClass>(info, value, defaults::storage_class)?,
         // networking.k8s.io/v1 defaults only an IngressClass's parameters scope.
         "Ingress" => roundtrip::<Ingress>(info, value, |_| {})?,

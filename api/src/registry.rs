@@ -168,6 +168,13 @@ const POD_SUBRESOURCES: &[Subresource] = &[
         verbs: &["get", "patch", "update"],
     },
     Subresource {
+        name: "eviction",
+        kind: "Eviction",
+        group: "policy",
+        version: "v1",
+        verbs: &["create"],
+    },
+    Subresource {
         name: "exec",
         kind: "PodExecOptions",
         group: "",
@@ -531,6 +538,19 @@ static RESOURCES: &[ResourceInfo] = &[
         categories: &[],
         verbs: ALL_VERBS,
         subresources: &[status("Ingress", NETWORKING_GROUP)],
+    },
+    ResourceInfo {
+        group: "policy",
+        version: "v1",
+        kind: "PodDisruptionBudget",
+        list_kind: "PodDisruptionBudgetList",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        short_names: &["pdb"],
+        namespaced: true,
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[status("PodDisruptionBudget", "policy")],
     },
     ResourceInfo {
         group: "storage.k8s.io",

@@ -524,14 +524,15 @@ impl ApiError {
         }
     }
 
-    /// 429 TooManyRequests (upstream `NewTooManyRequests`).
+    /// 429 TooManyRequests with `msg` as the message (upstream `NewTooManyRequests`; a zero
+    /// `retryAfterSeconds` is omitted, as its `omitempty` does).
     pub fn too_many_requests(msg: &str, retry_after_seconds: i32) -> Self {
         Self {
             code: 429,
             reason: "TooManyRequests".to_string(),
-            message: format!("Too many requests: {msg}"),
+            message: msg.to_string(),
             details: Some(StatusDetails {
-                retry_after_seconds: Some(retry_after_seconds),
+                retry_after_seconds: (retry_after_seconds > 0).then_some(retry_after_seconds),
                 ..StatusDetails::default()
             }),
         }

@@ -5,7 +5,7 @@
 //!
 //! Start at [`validate_create`] / [`validate_update`]; the per-kind rules live in the
 //! submodules ([`pod`], [`volume`], [`service`], [`apps`], [`batch`], [`sets`], [`misc`],
-//! [`certificates`], [`node`], [`rbac`], [`storage`], [`networking`]); the
+//! [`certificates`], [`node`], [`rbac`], [`storage`], [`networking`], [`policy`]); the
 //! string checks in [`names`].
 
 pub mod apps;
@@ -16,6 +16,7 @@ pub mod names;
 pub mod networking;
 pub mod node;
 pub mod pod;
+pub mod policy;
 pub mod rbac;
 pub mod service;
 pub mod sets;
@@ -70,6 +71,15 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Result<(), ApiError>
     if info.kind == "CronJob" {
         // ValidateCronJobCreate: the spec (as on update) and the name's length.
         errs.extend(batch::validate_cron_job_create(obj)?);
+    }
+    if info.kind == "PodDisruptionBudget" {
+        // The PDB strategy validates the spec only; `rest.BeforeCreate`'s generic check of
+        // ObjectMeta (names need only be path segments) runs once it passed.
+        let mut errs = policy::validate_pod_disruption_budget(obj)?;
+        if errs.is_empty() {
+            errs = validate_object_meta(&meta_of(obj)?, true, path_segment_name, "metadata");
+        }
+        return finish(info, obj, errs);
     }
     if info.kind == "CertificateSigningRequest" && errs.is_empty() {
         // The CSR strategy accepts any name; `rest.BeforeCreate`'s generic check then needs
@@ -252,6 +262,10 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
             errs.extend(validate_object(info, new)?);
             errs.extend(meta_update());
         }
+        // The PDB strategy's ValidateUpdate: the spec (mutable) after the common checks.
+        "PodDisruptionBudget" => {
+            errs.extend(policy::validate_pod_disruption_budget(new)?);
+        }
         _ => {
             errs.extend(meta_update());
             errs.extend(validate_object(info, new)?);
@@ -297,6 +311,7 @@ pub fn validate_status_update(
         "StatefulSet" => errs.extend(sets::validate_stateful_set_status(new, old)),
         "DaemonSet" => errs.extend(sets::validate_daemon_set_status(new, old)),
         "Ingress" => errs.extend(networking::validate_ingress_status(new)),
+        "PodDisruptionBudget" => errs.extend(policy::validate_pod_disruption_budget_status(new)),
         _ => {}
     }
     finish(info, new, errs)
@@ -363,7 +378,9 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "Namespace" => name_is_dns1123_label,
         "Service" => name_is_dns1035_label,
         "CertificateSigningRequest" => certificates::name_is_anything,
-        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => path_segment_name,
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" | "PodDisruptionBudget" => {
+            path_segment_name
+        }
         _ => name_is_dns_subdomain,
     };
     let mut errs = validate_object_meta(&meta, info.namespaced, name_fn, "metadata");
@@ -392,6 +409,7 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "StorageClass" => storage::validate_storage_class(obj)?,
         "Ingress" => networking::validate_ingress(obj, None),
         "IngressClass" => networking::validate_ingress_class(obj),
+        "PodDisruptionBudget" => policy::validate_pod_disruption_budget(obj)?,
         "Role" => rbac::validate_role(obj, true)?,
         "ClusterRole" => rbac::validate_role(obj, false)?,
         "RoleBinding" => rbac::validate_binding(obj, true)?,

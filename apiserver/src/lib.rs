@@ -31,6 +31,7 @@ mod binding;
 pub mod cluster;
 pub mod discovery;
 pub mod event_ttl;
+pub mod eviction;
 pub mod http;
 #[cfg(test)]
 mod ingress_tests;

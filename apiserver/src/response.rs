@@ -30,10 +30,21 @@ pub fn bytes_response(
     r
 }
 
-/// The `Status` response of an error.
+/// The `Status` response of an error, with `Retry-After` when the status suggests a delay
+/// (upstream `responsewriters.ErrorNegotiated`).
 pub fn error_response(e: &ApiError) -> Response {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(code, &e.to_status())
+    let mut r = json_response(code, &e.to_status());
+    if let Some(secs) = e
+        .details
+        .as_ref()
+        .and_then(|d| d.retry_after_seconds)
+        .filter(|s| *s > 0)
+    {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
 }
 
 /// 404 for a path nothing serves (upstream's NotFound handler).

@@ -1,6 +1,6 @@
 //! Resource endpoints: path resolution under `/api/v1` and `/apis/{group}/{version}`, and
 //! the verbs get, list, watch, create, update, patch, delete and deletecollection on the main
-//! resource and its `status`, `scale`, `finalize`, `binding`, (CSRs) `approval` and
+//! resource and its `status`, `scale`, `finalize`, `binding`, `eviction`, (CSRs) `approval` and
 //! (service accounts) `token` subresources. Bodies are
 //! read with the 3 MiB limit; output is JSON or a `Table` as the `Accept` header asks.
 
@@ -344,6 +344,19 @@ async fn handle_target(
                         request,
                     )?;
                     Ok(json_response(StatusCode::CREATED, &out))
+                }
+                ("eviction", Method::POST) => {
+                    let (headers, body) = read_body(req).await?;
+                    let body = parse_body(&headers, &body)?.0;
+                    let eviction = crate::eviction::Eviction::from_body(&body, q.dry_run()?)?;
+                    Ok(match st.registry.evict(ns, name, &eviction).await? {
+                        crate::eviction::Evicted::Success => {
+                            let mut status = api::status::success_status(None);
+                            status["code"] = json!(201);
+                            json_response(StatusCode::CREATED, &status)
+                        }
+                        crate::eviction::Evicted::Failure(e) => error_response(&e),
+                    })
                 }
                 ("binding", Method::POST) => {
                     let (headers, body) = read_body(req).await?;

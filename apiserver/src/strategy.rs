@@ -98,6 +98,7 @@ fn uses_generation(info: &ResourceInfo) -> bool {
             | "CronJob"
             | "Ingress"
             | "IngressClass"
+            | "PodDisruptionBudget"
     )
 }
 
@@ -134,6 +135,11 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
         "Job" => {
             obj["status"] = json!({});
             generate_job_selector(obj);
+        }
+        // policy/v1 PodDisruptionBudgetStatus: the four counters have no `omitempty`.
+        "PodDisruptionBudget" => {
+            obj["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 0,
+                "desiredHealthy": 0, "expectedPods": 0});
         }
         // The Ingress strategy resets the status (the Go struct's empty `loadBalancer`).
         "Service" | "Ingress" => {
@@ -497,6 +503,7 @@ pub fn prepare_for_update(info: &ResourceInfo, old: &Value, new: &mut Value, mod
         | "CronJob"
         | "Ingress"
         | "IngressClass"
+        | "PodDisruptionBudget"
             if mode == UpdateMode::Main && old.get("spec") != new.get("spec") =>
         {
             bump_generation(old, new);

@@ -29,7 +29,8 @@
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
 //! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller),
 //! [`cronjob`], [`statefulset`] (ordinal pods, ControllerRevisions: `history`),
-//! [`daemonset`] (one pod per eligible node), [`serviceaccount`] (default accounts,
+//! [`daemonset`] (one pod per eligible node), [`disruption`] (PodDisruptionBudget status),
+//! [`serviceaccount`] (default accounts,
 //! `kube-root-ca.crt`, legacy token Secrets) and [`volume`] (the PersistentVolume binder, the
 //! local-path provisioner, PVC/PV protection and generic ephemeral volumes). Events are
 //! written through `events`.
@@ -43,6 +44,7 @@ pub mod cronjob;
 pub mod csrsigning;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 mod events;
@@ -198,6 +200,7 @@ pub async fn run(
         deployment::run(cluster.clone(), shutdown.clone()),
         statefulset::run(cluster.clone(), shutdown.clone()),
         daemonset::run(cluster.clone(), shutdown.clone()),
+        disruption::run(cluster.clone(), shutdown.clone()),
         job::run(cluster.clone(), shutdown.clone()),
         job::ttl::run(cluster.clone(), shutdown.clone()),
         cronjob::run(cluster.clone(), shutdown.clone()),

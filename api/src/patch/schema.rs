@@ -231,6 +231,7 @@ pub(crate) fn has_status_subresource(kind: &str) -> bool {
             | "DaemonSet"
             | "Job"
             | "CronJob"
+            | "PodDisruptionBudget"
     )
 }
 

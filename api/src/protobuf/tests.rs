@@ -934,3 +934,55 @@ fn statefulset_with_zero_replicas_and_a_controller_revision() {
         json!({"spec": {"template": {"$patch": "replace"}}})
     );
 }
+
+#[test]
+fn pod_disruption_budget_and_eviction() {
+    // As `kubectl create pdb web --selector=app=web --min-available=2` writes it: the
+    // status's non-pointer fields present, the policy pointer absent.
+    let status = Enc::new().int(1, 0).int(3, 0).int(4, 0).int(5, 0).int(6, 0);
+    let spec = Enc::new()
+        .msg(1, int_or_string_int(2))
+        .msg(2, Enc::new().entry(1, "app", "web"));
+    let pdb = body(
+        "policy/v1",
+        "PodDisruptionBudget",
+        Enc::new().msg(1, meta("web")).msg(2, spec).msg(3, status),
+    );
+    let got = decode_and_check(&pdb, "policy", "poddisruptionbudgets");
+    assert_eq!(
+        got["spec"],
+        json!({"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}})
+    );
+    assert_eq!(
+        got["status"],
+        json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})
+    );
+    // A present policy (a Go pointer) and a percentage.
+    let spec = Enc::new()
+        .msg(3, int_or_string_str("25%"))
+        .str(4, "AlwaysAllow");
+    let pdb = body(
+        "policy/v1",
+        "PodDisruptionBudget",
+        Enc::new().msg(1, meta("web")).msg(2, spec),
+    );
+    let got = decode_and_check(&pdb, "policy", "poddisruptionbudgets");
+    assert_eq!(
+        got["spec"],
+        json!({"maxUnavailable": "25%", "unhealthyPodEvictionPolicy": "AlwaysAllow"})
+    );
+    // kubectl drain's Eviction with its DeleteOptions.
+    let opts = Enc::new().int(1, 30).str(5, "All");
+    let ev = body(
+        "policy/v1",
+        "Eviction",
+        Enc::new().msg(1, meta("web-1")).msg(2, opts),
+    );
+    let got = decode_body(&ev).expect("decodes");
+    assert_eq!(got["kind"], "Eviction");
+    assert_eq!(got["metadata"]["name"], "web-1");
+    assert_eq!(
+        got["deleteOptions"],
+        json!({"gracePeriodSeconds": 30, "dryRun": ["All"]})
+    );
+}

@@ -1118,6 +1118,65 @@ fn ephemeral_containers_are_checked_as_upstream() {
     }
 }
 
+fn pdb_errs(spec: Value) -> String {
+    check(
+        "policy/v1",
+        "PodDisruptionBudget",
+        json!({"metadata": {"name": "b", "namespace": "default"}, "spec": spec}),
+    )
+}
+
+#[test]
+fn pod_disruption_budget_rules() {
+    assert_eq!(pdb_errs(json!({"minAvailable": 1, "selector": {}})), "");
+    assert_eq!(pdb_errs(json!({"maxUnavailable": "25%"})), "");
+    assert_eq!(
+        pdb_errs(json!({"minAvailable": 1, "maxUnavailable": 1})),
+        "PodDisruptionBudget.policy \"b\" is invalid: spec: Invalid value: policy.PodDisruptionBudgetSpec{MinAvailable:(*intstr.IntOrString)(0xc000000000), Selector:(*v1.LabelSelector)(nil), MaxUnavailable:(*intstr.IntOrString)(0xc000000000), UnhealthyPodEvictionPolicy:(*policy.UnhealthyPodEvictionPolicyType)(nil)}: minAvailable and maxUnavailable cannot be both set"
+    );
+    assert_eq!(
+        pdb_errs(json!({"minAvailable": -1})),
+        "PodDisruptionBudget.policy \"b\" is invalid: spec.minAvailable: Invalid value: -1: must be greater than or equal to 0"
+    );
+    assert_eq!(
+        pdb_errs(json!({"maxUnavailable": "120%"})),
+        "PodDisruptionBudget.policy \"b\" is invalid: spec.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"120%\"}: must not be greater than 100%"
+    );
+    assert_eq!(
+        pdb_errs(json!({"minAvailable": 1, "unhealthyPodEvictionPolicy": "Never"})),
+        "PodDisruptionBudget.policy \"b\" is invalid: spec.unhealthyPodEvictionPolicy: Unsupported value: \"Never\": supported values: \"AlwaysAllow\", \"IfHealthyBudget\""
+    );
+    assert!(
+        pdb_errs(json!({"selector": {"matchLabels": {"a": "-bad-"}}}))
+            .contains("spec.selector.matchLabels: Invalid value: \"-bad-\"")
+    );
+    // Names need only be path segments (the generic check after the spec's).
+    assert_eq!(
+        check(
+            "policy/v1",
+            "PodDisruptionBudget",
+            json!({"metadata": {"name": "Upper_Case", "namespace": "default"}, "spec": {}})
+        ),
+        ""
+    );
+}
+
+#[test]
+fn pod_disruption_budget_status_rules() {
+    let info = by_kind("policy/v1", "PodDisruptionBudget").unwrap();
+    let old = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "b", "namespace": "default", "resourceVersion": "1"}, "spec": {}});
+    let mut new = old.clone();
+    new["status"] = json!({"disruptionsAllowed": -1, "currentHealthy": 0, "desiredHealthy": 0,
+        "expectedPods": 0, "conditions": [{"type": "DisruptionAllowed", "status": "Maybe",
+        "reason": "1bad", "message": ""}]});
+    let e = validate_status_update(info, &new, &old).unwrap_err();
+    assert_eq!(
+        e.message,
+        "PodDisruptionBudget.policy \"b\" is invalid: [status.conditions[0].status: Unsupported value: \"Maybe\": supported values: \"False\", \"True\", \"Unknown\", status.conditions[0].lastTransitionTime: Required value: must be set, status.conditions[0].reason: Invalid value: \"1bad\": a condition reason must start with alphabetic character, optionally followed by a string of alphanumeric characters or '_,:', and must end with an alphanumeric character or '_' (e.g. 'my_name',  or 'MY_NAME',  or 'MyName',  or 'ReasonA,ReasonB',  or 'ReasonA:ReasonB', regex used for validation is '[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?'), status.disruptionsAllowed: Invalid value: -1: must be greater than or equal to 0]"
+    );
+}
+
 fn replication_controller(spec: Value) -> String {
     check(
         "v1",

@@ -1840,3 +1840,88 @@ async fn a_body_that_never_finishes_gets_a_504_after_the_request_timeout() {
         "Timeout: request did not complete within requested timeout - context deadline exceeded"
     );
 }
+
+#[tokio::test]
+async fn eviction_subresource_over_http() {
+    let t = setup().await;
+    // Discovery names the subresource with its policy/v1 kind.
+    let r = t.get("/api/v1").await;
+    let ev = r.body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "pods/eviction")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&ev["group"], &ev["version"], &ev["kind"], &ev["verbs"]),
+        (
+            &json!("policy"),
+            &json!("v1"),
+            &json!("Eviction"),
+            &json!(["create"])
+        )
+    );
+    for name in ["a", "b"] {
+        assert_eq!(t.post(PODS, pod(name)).await.code, StatusCode::CREATED);
+        let mut st = t.get(&format!("{PODS}/{name}")).await.body;
+        st["status"]["phase"] = json!("Running");
+        st["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+        assert_eq!(
+            t.put(&format!("{PODS}/{name}/status"), st).await.code,
+            StatusCode::OK
+        );
+    }
+    let eviction = |name: &str| json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name}});
+    // A budget whose spec changed since the controller looked: 429, retry after 10 s.
+    let pdbs = "/apis/policy/v1/namespaces/default/poddisruptionbudgets";
+    let r = t
+        .post(
+            pdbs,
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                   "metadata": {"name": "web"},
+                   "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(
+        r.body["status"],
+        json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})
+    );
+    assert_eq!(r.body["metadata"]["generation"], 1);
+    let r = t.post(&format!("{PODS}/a/eviction"), eviction("a")).await;
+    assert_eq!(r.code, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.headers["retry-after"], "10");
+    assert_eq!(r.body["details"]["retryAfterSeconds"], 10);
+    assert_eq!(r.body["reason"], "TooManyRequests");
+    // Observed with room for one: the first eviction is spent, the second refused.
+    let mut st = t.get(&format!("{pdbs}/web")).await.body;
+    st["status"] = json!({"observedGeneration": 1, "disruptionsAllowed": 1,
+        "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2});
+    let r = t.put(&format!("{pdbs}/web/status"), st).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    let r = t.post(&format!("{PODS}/a/eviction"), eviction("a")).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(
+        r.body,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+    );
+    let r = t.post(&format!("{PODS}/b/eviction"), eviction("b")).await;
+    assert_eq!(r.code, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert!(r.headers.get("retry-after").is_none());
+    assert_eq!(
+        r.body["message"],
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    assert_eq!(
+        r.body["details"]["causes"][0]["message"],
+        "The disruption budget web needs 1 healthy pods and has 2 currently"
+    );
+    // The table columns.
+    let r = t.call(Method::GET, pdbs, None, &[("accept", TABLE)]).await;
+    let cells = r.body["rows"][0]["cells"].as_array().unwrap();
+    assert_eq!(
+        cells[0..4],
+        [json!("web"), json!("1"), json!("N/A"), json!(0)]
+    );
+}

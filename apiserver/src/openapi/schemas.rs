@@ -97,6 +97,13 @@ static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
     ("batch", "v1", "Job", sub::<api::batch::v1::Job>),
     ("batch", "v1", "CronJob", sub::<api::batch::v1::CronJob>),
     (
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        sub::<api::policy::v1::PodDisruptionBudget>,
+    ),
+    ("policy", "v1", "Eviction", sub::<api::policy::v1::Eviction>),
+    (
         "autoscaling",
         "v1",
         "Scale",

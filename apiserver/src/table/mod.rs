@@ -40,6 +40,7 @@ mod lease;
 mod namespace;
 mod node;
 mod pod;
+mod poddisruptionbudget;
 mod rbac;
 mod replicaset;
 mod replicationcontroller;
@@ -140,6 +141,9 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("storage.k8s.io", "storageclasses") => (storage::SC_COLUMNS, storage::sc_row),
         ("networking.k8s.io", "ingresses") => (ingress::INGRESS_COLUMNS, ingress::ingress_row),
         ("networking.k8s.io", "ingressclasses") => (ingress::CLASS_COLUMNS, ingress::class_row),
+        ("policy", "poddisruptionbudgets") => {
+            (poddisruptionbudget::COLUMNS, poddisruptionbudget::row)
+        }
         ("node.k8s.io", "runtimeclasses") => (runtimeclass::COLUMNS, runtimeclass::row),
         ("certificates.k8s.io", "certificatesigningrequests") => (csr::COLUMNS, csr::row),
         // printRole / printClusterRole: the name and `Created At`, as the default table.

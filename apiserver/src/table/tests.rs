@@ -974,6 +974,53 @@ fn statefulsets_daemonsets_and_controllerrevisions() {
 }
 
 #[test]
+fn pod_disruption_budgets() {
+    assert_eq!(
+        names("policy", "poddisruptionbudgets"),
+        [
+            ("Name", 0),
+            ("Min Available", 0),
+            ("Max Unavailable", 0),
+            ("Allowed Disruptions", 0),
+            ("Age", 0)
+        ]
+        .map(|(n, p)| (n.to_string(), p))
+    );
+    let pdb = |spec: Value| {
+        json!({"metadata": {"name": "web", "creationTimestamp": "2024-05-01T11:00:00Z"},
+               "spec": spec, "status": {"disruptionsAllowed": 1}})
+    };
+    assert_eq!(
+        cells(
+            "policy",
+            "poddisruptionbudgets",
+            pdb(json!({"minAvailable": 2}))
+        ),
+        [
+            json!("web"),
+            json!("2"),
+            json!("N/A"),
+            json!(1),
+            json!("60m")
+        ]
+    );
+    assert_eq!(
+        cells(
+            "policy",
+            "poddisruptionbudgets",
+            pdb(json!({"maxUnavailable": "25%"}))
+        ),
+        [
+            json!("web"),
+            json!("N/A"),
+            json!("25%"),
+            json!(1),
+            json!("60m")
+        ]
+    );
+}
+
+#[test]
 fn ingress_tables_as_upstream() {
     let g = "networking.k8s.io";
     let col_names = |p: &str| -> Vec<String> { names(g, p).into_iter().map(|(n, _)| n).collect() };

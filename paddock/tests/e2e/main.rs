@@ -12,6 +12,7 @@ mod bad_input;
 mod certificates;
 mod clients;
 mod dns;
+mod drain;
 mod durability;
 mod image_cli;
 mod images;

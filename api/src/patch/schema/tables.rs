@@ -469,6 +469,22 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         fields: &[fld("nodeSelector", None, Smp::None, Ssa::AtomicMap)],
     },
     TypeSchema {
+        name: "policy.v1.PodDisruptionBudget",
+        fields: &[
+            fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
+            fld("spec", Some("policy.v1.PodDisruptionBudgetSpec"), Smp::None, Ssa::Default),
+            fld("status", Some("policy.v1.PodDisruptionBudgetStatus"), Smp::None, Ssa::Default),
+        ],
+    },
+    TypeSchema {
+        name: "policy.v1.PodDisruptionBudgetSpec",
+        fields: &[fld("selector", None, Smp::Replace, Ssa::AtomicMap)],
+    },
+    TypeSchema {
+        name: "policy.v1.PodDisruptionBudgetStatus",
+        fields: &[fld("conditions", None, Smp::Merge("type"), Ssa::Map(&["type"]))],
+    },
+    TypeSchema {
         name: "storage.v1.StorageClass",
         fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
     },
@@ -494,6 +510,7 @@ pub(crate) static KINDS: &[(&str, &str)] = &[
     ("PersistentVolume", "core.v1.PersistentVolume"),
     ("PersistentVolumeClaim", "core.v1.PersistentVolumeClaim"),
     ("Pod", "core.v1.Pod"),
+    ("PodDisruptionBudget", "policy.v1.PodDisruptionBudget"),
     ("PodTemplate", "core.v1.PodTemplate"),
     ("ReplicaSet", "apps.v1.ReplicaSet"),
     ("ReplicationController", "core.v1.ReplicationController"),
