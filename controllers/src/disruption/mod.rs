@@ -3,7 +3,8 @@
 //!
 //! Start at [`Controller::try_sync`]: the pods the budget's selector matches, the expected
 //! count ([`Controller::expected_count`]: the pods themselves for an integer `minAvailable`,
-//! else the summed scale of their controllers — Deployment, ReplicaSet, StatefulSet — found
+//! else the summed scale of their controllers — ReplicationController, Deployment, ReplicaSet,
+//! StatefulSet — found
 //! through their controller references, `getExpectedScale`), the healthy (Ready, not
 //! terminating, not recently evicted) pods, and from those `desiredHealthy`,
 //! `disruptionsAllowed`, `expectedPods`, `observedGeneration` and the `DisruptionAllowed`
@@ -32,7 +33,7 @@ use std::time::Duration;
 use api::registry::ResourceInfo;
 use api::selector::LabelSelector;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -447,8 +448,9 @@ impl Controller {
         Ok((scales.values().sum(), unmanaged))
     }
 
-    /// The finders of upstream `finders()`: a ReplicaSet not controlled by a Deployment, the
-    /// Deployment of a ReplicaSet, a StatefulSet; `(uid, spec.replicas)`.
+    /// The finders of upstream `finders()`: a ReplicationController, a ReplicaSet not
+    /// controlled by a Deployment, the Deployment of a ReplicaSet, a StatefulSet;
+    /// `(uid, spec.replicas)`.
     async fn controller_scale(
         &self,
         r: &OwnerReference,
@@ -491,6 +493,17 @@ impl Controller {
                 return Ok(None);
             }
             let replicas = sts.spec.replicas.unwrap_or(1);
+            Ok(Some((r.uid.clone(), i64::from(replicas))))
+        } else if r.kind == "ReplicationController" {
+            // upstream `getPodReplicationController` compares the kind only.
+            let Some(rc) = typed::get::<ReplicationController>(&self.cluster, ns, &r.name).await?
+            else {
+                return Ok(None);
+            };
+            if typed::uid(&rc.metadata) != r.uid {
+                return Ok(None);
+            }
+            let replicas = rc.spec.and_then(|s| s.replicas).unwrap_or(1);
             Ok(Some((r.uid.clone(), i64::from(replicas))))
         } else {
             // No other served kind has a scale subresource (upstream `getScaleController`

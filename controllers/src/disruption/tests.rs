@@ -310,3 +310,40 @@ fn scaled_values_round_up() {
     assert_eq!(super::scaled_value(&IntOrString::Int(4), 3), Ok(4));
     assert!(super::scaled_value(&IntOrString::String("x".into()), 3).is_err());
 }
+
+/// A percentage budget over a ReplicationController's pods expects its `spec.replicas`
+/// (upstream `getPodReplicationController`).
+#[tokio::test(start_paused = true)]
+async fn replication_controllers_give_their_scale() {
+    let (registry, stop) = running().await;
+    let rc = create(
+        &registry,
+        "replicationcontrollers",
+        "default",
+        json!({"apiVersion": "v1", "kind": "ReplicationController",
+               "metadata": {"name": "legacy"},
+               "spec": {"replicas": 4, "selector": {"app": "web"},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": [{"name": "c", "image": "x"}]}}}}),
+    )
+    .await;
+    for name in ["legacy-a", "legacy-b"] {
+        create(
+            &registry,
+            "pods",
+            "default",
+            json!({"metadata": {"name": name, "labels": {"app": "web"},
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "ReplicationController",
+                        "name": "legacy", "uid": rc["metadata"]["uid"], "controller": true}]},
+                   "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+        )
+        .await;
+        make_ready(&registry, name, NOW).await;
+    }
+    budget(&registry, json!({"maxUnavailable": "50%"})).await;
+    eventually("computed from the scale", || {
+        counts(&registry) == (2, 2, 4, 0)
+    })
+    .await;
+    stop.cancel();
+}
