@@ -37,6 +37,11 @@ pub(super) const COLUMNS: &[Column] = &[
 
 /// Upstream `printReplicaSet`.
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
+    row_with_selector(p, obj, format_label_selector(&obj["spec"]["selector"]))
+}
+
+/// The row of a ReplicaSet or ReplicationController, whose selectors print differently.
+pub(super) fn row_with_selector(p: &Rows, obj: &Value, selector: String) -> Vec<Value> {
     let (containers, images) = container_cells(&obj["spec"]["template"]["spec"]["containers"]);
     let status = &obj["status"];
     vec![
@@ -47,6 +52,6 @@ pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
         p.age(obj).into(),
         containers.into(),
         images.into(),
-        format_label_selector(&obj["spec"]["selector"]).into(),
+        selector.into(),
     ]
 }

@@ -3,10 +3,7 @@
 
 use serde_json::Value;
 
-use super::{
-    AGE, CONTAINERS_DOC, Column, IMAGES_DOC, NAME, Rows, col, container_cells, int, name, replicas,
-    wide,
-};
+use super::{AGE, CONTAINERS_DOC, Column, IMAGES_DOC, NAME, Rows, col, wide};
 
 pub(super) const COLUMNS: &[Column] = &[
     NAME,
@@ -37,16 +34,5 @@ pub(super) const COLUMNS: &[Column] = &[
 
 /// Upstream `printReplicationController`: the selector as `labels.FormatLabels` prints it.
 pub(super) fn row(p: &Rows, obj: &Value) -> Vec<Value> {
-    let (containers, images) = container_cells(&obj["spec"]["template"]["spec"]["containers"]);
-    let status = &obj["status"];
-    vec![
-        name(obj).into(),
-        replicas(&obj["spec"]["replicas"]).into(),
-        int(&status["replicas"]).into(),
-        int(&status["readyReplicas"]).into(),
-        p.age(obj).into(),
-        containers.into(),
-        images.into(),
-        super::format_labels(&obj["spec"]["selector"]).into(),
-    ]
+    super::replicaset::row_with_selector(p, obj, super::format_labels(&obj["spec"]["selector"]))
 }
