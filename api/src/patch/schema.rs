@@ -227,11 +227,13 @@ pub(crate) fn has_status_subresource(kind: &str) -> bool {
             | "PersistentVolumeClaim"
             | "Deployment"
             | "ReplicaSet"
+            | "ReplicationController"
             | "StatefulSet"
             | "DaemonSet"
             | "Job"
             | "CronJob"
             | "PodDisruptionBudget"
+            | "Ingress"
     )
 }
 

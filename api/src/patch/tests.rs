@@ -522,6 +522,20 @@ fn unknown_kinds_are_refused_and_bodies_must_be_objects() {
     assert_eq!((err.code(), err.reason()), (415, "UnsupportedMediaType"));
     assert!(!has_strategic_schema("Widget"));
     assert!(has_strategic_schema("Deployment"));
+    // Every served kind a client may patch has a schema (kubectl patch defaults to strategic).
+    for kind in [
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "ControllerRevision",
+        "ReplicationController",
+        "Ingress",
+        "IngressClass",
+        "PodDisruptionBudget",
+    ] {
+        assert!(has_strategic_schema(kind), "{kind}");
+    }
     let err = strategic_merge(&json!({}), &json!([1]), "Pod").unwrap_err();
     assert_eq!(err.code(), 400);
 }

@@ -235,4 +235,19 @@ fn roles_and_bindings_authorize_kubectl_as_upstream() {
         ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
     );
     assert!(crb.contains("ClusterRole/cluster-admin"), "{crb}");
+
+    // kubectl patch (a strategic merge patch by default) changes a role, which takes effect.
+    s.kubectl(&[
+        "patch",
+        "role",
+        "pod-reader",
+        "-n",
+        "team-x",
+        "-p",
+        r#"{"rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get","list","delete"]}]}"#,
+    ]);
+    assert_eq!(
+        can_i(&s, &["delete", "pods", "-n", "team-x", "--as", "jane"]),
+        (true, "yes".into())
+    );
 }

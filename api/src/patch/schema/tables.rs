@@ -23,6 +23,10 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
     },
     TypeSchema {
+        name: "apps.v1.ControllerRevision",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
+    },
+    TypeSchema {
         name: "apps.v1.DaemonSet",
         fields: &[
             fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
@@ -485,6 +489,22 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         fields: &[fld("conditions", None, Smp::Merge("type"), Ssa::Map(&["type"]))],
     },
     TypeSchema {
+        name: "rbac.v1.ClusterRole",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
+    },
+    TypeSchema {
+        name: "rbac.v1.ClusterRoleBinding",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
+    },
+    TypeSchema {
+        name: "rbac.v1.Role",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
+    },
+    TypeSchema {
+        name: "rbac.v1.RoleBinding",
+        fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
+    },
+    TypeSchema {
         name: "storage.v1.StorageClass",
         fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
     },
@@ -494,7 +514,10 @@ pub(crate) static TYPES: &[TypeSchema] = &[
 #[rustfmt::skip]
 pub(crate) static KINDS: &[(&str, &str)] = &[
     ("CertificateSigningRequest", "certificates.v1.CertificateSigningRequest"),
+    ("ClusterRole", "rbac.v1.ClusterRole"),
+    ("ClusterRoleBinding", "rbac.v1.ClusterRoleBinding"),
     ("ConfigMap", "core.v1.ConfigMap"),
+    ("ControllerRevision", "apps.v1.ControllerRevision"),
     ("CronJob", "batch.v1.CronJob"),
     ("DaemonSet", "apps.v1.DaemonSet"),
     ("Deployment", "apps.v1.Deployment"),
@@ -514,6 +537,8 @@ pub(crate) static KINDS: &[(&str, &str)] = &[
     ("PodTemplate", "core.v1.PodTemplate"),
     ("ReplicaSet", "apps.v1.ReplicaSet"),
     ("ReplicationController", "core.v1.ReplicationController"),
+    ("Role", "rbac.v1.Role"),
+    ("RoleBinding", "rbac.v1.RoleBinding"),
     ("RuntimeClass", "node.v1.RuntimeClass"),
     ("Scale", "autoscaling.v1.Scale"),
     ("Secret", "core.v1.Secret"),
