@@ -13,7 +13,6 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use parking_lot::Mutex;
 use probe::{ProbeResult, ProbeRun, ProbeRunner, ProbeType};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -94,8 +93,8 @@ impl ProbeLabels {
 
 /// The agent's metric families and the two registries that expose them.
 pub struct AgentMetrics {
-    main: Mutex<Registry>,
-    probes: Mutex<Registry>,
+    main: Registry,
+    probes: Registry,
     running_pods: Gauge,
     running_containers: Family<StateLabels, Gauge>,
     probe_total: Family<ResultLabels, Counter>,
@@ -139,8 +138,8 @@ impl Default for AgentMetrics {
             probe_duration.clone(),
         );
         AgentMetrics {
-            main: Mutex::new(main),
-            probes: Mutex::new(probes),
+            main,
+            probes,
             running_pods,
             running_containers,
             probe_total,
@@ -169,12 +168,12 @@ impl AgentMetrics {
                 })
                 .set(n as i64);
         }
-        encode(&self.main.lock())
+        encode(&self.main)
     }
 
     /// `/metrics/probes`.
     pub fn encode_probes(&self) -> String {
-        encode(&self.probes.lock())
+        encode(&self.probes)
     }
 
     /// `inner`, counting each attempt under `labels`.

@@ -311,7 +311,7 @@ async fn handle_target(
                     let obj = st.registry.get(info, ns, name)?;
                     Ok(json_response(
                         StatusCode::OK,
-                        &crate::scale::to_scale(&obj)?,
+                        &crate::scale::to_scale(info, &obj)?,
                     ))
                 }
                 ("scale", Method::PUT) => {

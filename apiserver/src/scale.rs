@@ -18,7 +18,7 @@ use crate::registry::{Registry, UpdateMode, WriteOptions};
 
 /// The `Scale` of a workload object (upstream `scaleFromDeployment`); an invalid selector
 /// (which validation keeps out of storage) is a 400, as upstream answers.
-pub fn to_scale(obj: &Value) -> Result<Value, ApiError> {
+pub fn to_scale(info: &ResourceInfo, obj: &Value) -> Result<Value, ApiError> {
     let m = |f: &str| {
         obj.pointer(&format!("/metadata/{f}"))
             .cloned()
@@ -39,7 +39,7 @@ pub fn to_scale(obj: &Value) -> Result<Value, ApiError> {
     }
     let raw = obj.pointer("/spec/selector").unwrap_or(&Value::Null);
     // A ReplicationController's selector is a plain label map.
-    let selector = if obj.get("kind").and_then(Value::as_str) == Some("ReplicationController") {
+    let selector = if info.kind == "ReplicationController" {
         let map: std::collections::BTreeMap<String, String> =
             serde_json::from_value(raw.clone()).unwrap_or_default();
         LabelSelector::from_map(&map)?
@@ -124,7 +124,7 @@ pub async fn update(
     if conflict {
         return Err(ApiError::conflict_modified(info, name));
     }
-    to_scale(&out)
+    to_scale(info, &out)
 }
 
 /// PATCH of a `Scale`: the patch applies to the `Scale` view, the result is written as by
@@ -139,7 +139,7 @@ pub async fn patch(
     opts: &WriteOptions,
 ) -> Result<Value, ApiError> {
     let p = kind.parse_body(body).map_err(ApiError::from)?;
-    let current = to_scale(&*registry.get(info, ns, name)?)?;
+    let current = to_scale(info, &*registry.get(info, ns, name)?)?;
     let patched = match kind {
         // Scale has no lists: strategic merge is a merge patch here.
         PatchType::StrategicMerge | PatchType::Apply => {
