@@ -17,7 +17,10 @@
 //! several credentials (imagePullSecrets) each is tried in turn, as the kubelet does.
 //!
 //! Transport: HTTPS with the OS's roots; plain HTTP only for loopback registries (`localhost`,
-//! `127.0.0.0/8`, `::1`), as Docker allows, or registries the caller lists as insecure.
+//! `127.0.0.0/8`, `::1`), as Docker allows, or registries the caller lists as insecure. An
+//! endpoint may have its own TLS settings ([`EndpointTls`]: a CA to trust besides the OS's,
+//! a client certificate, or no verification at all), as containerd's per-host configuration
+//! gives them; a request goes out with the settings of the `host[:port]` it is sent to.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -64,6 +67,9 @@ pub struct PullOptions {
     pub credentials: Vec<Credential>,
     /// Registries (`host[:port]`) that may be reached over plain HTTP besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// Registries (`host[:port]`) with TLS settings of their own (`configs.<host>.tls`):
+    /// reached over HTTPS even on loopback.
+    pub tls_registries: Vec<String>,
     /// Mirror endpoints for this reference's registry (`http://127.0.0.1:5000`,
     /// `https://mirror.example`), tried in order before the registry itself, as k3s's
     /// `registries.yaml` `mirrors.<registry>.endpoint` list is; the scheme is as written, so a
@@ -85,6 +91,7 @@ impl Default for PullOptions {
             platform: Platform::host(),
             credentials: Vec::new(),
             insecure_registries: Vec::new(),
+            tls_registries: Vec::new(),
             mirrors: Vec::new(),
             rewrites: Vec::new(),
             endpoint_credentials: BTreeMap::new(),
@@ -127,11 +134,40 @@ pub struct Pulled {
 
 type PullFuture = Shared<BoxFuture<'static, std::result::Result<Pulled, Error>>>;
 
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// TLS settings of one endpoint `host[:port]` (k3s's `registries.yaml`
+/// `configs.<host>.tls`, as containerd applies them to that host only).
+#[derive(Clone, Default)]
+pub struct EndpointTls {
+    /// PEM CA certificates trusted for this endpoint besides the OS's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate chain and its private key (PEM) presented to this endpoint.
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// Accept any server certificate (containerd's `insecure_skip_verify`): the connection
+    /// is encrypted but the server is not authenticated.
+    pub insecure_skip_verify: bool,
+}
+
+impl std::fmt::Debug for EndpointTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("EndpointTls")
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("client_identity", &self.client_identity.is_some())
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .finish()
+    }
+}
+
 /// The registry client over a store. Cheap to clone; clones share in-flight pulls.
 #[derive(Clone)]
 pub struct Puller {
     store: Store,
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: HttpClient,
+    /// Endpoints with their own TLS settings, by `host[:port]` (the port only when the URL
+    /// names one that is not the scheme's default).
+    endpoints: Arc<HashMap<String, HttpClient>>,
     inflight: Arc<Mutex<HashMap<String, PullFuture>>>,
 }
 
@@ -149,59 +185,68 @@ impl Puller {
         Puller::with_extra_roots(store, &[])
     }
 
-    /// A client trusting the OS's roots and the CA certificates in `pem_bundles` (a private
-    /// registry's CA, as k3s's `registries.yaml` `configs.<host>.tls.ca_file`).
+    /// A client trusting the OS's roots and the CA certificates in `pem_bundles` for every
+    /// registry.
     pub fn with_extra_roots(store: Store, pem_bundles: &[&[u8]]) -> Result<Puller> {
-        use rustls_pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for e in &native.errors {
-            tracing::warn!(error = %e, "reading the system's trust roots");
-        }
-        let (added, _) = roots.add_parsable_certificates(native.certs);
+        let mut roots = native_roots();
         for bundle in pem_bundles {
-            let mut n = 0;
-            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(bundle) {
-                let cert = cert.map_err(|e| Error::Format(format!("CA bundle: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::Format(format!("CA bundle: {e}")))?;
-                n += 1;
-            }
-            if n == 0 {
-                return Err(Error::Format("CA bundle holds no certificate".into()));
-            }
+            add_pem_roots(&mut roots, bundle)?;
         }
+        Puller::build(store, roots, &BTreeMap::new())
+    }
+
+    /// A client trusting the OS's roots, with `endpoints`' own TLS settings for their
+    /// `host[:port]` (the key as in `registries.yaml`: the port only when it is not the
+    /// scheme's default).
+    pub fn with_endpoint_tls(
+        store: Store,
+        endpoints: &BTreeMap<String, EndpointTls>,
+    ) -> Result<Puller> {
+        Puller::build(store, native_roots(), endpoints)
+    }
+
+    fn build(
+        store: Store,
+        roots: rustls::RootCertStore,
+        endpoints: &BTreeMap<String, EndpointTls>,
+    ) -> Result<Puller> {
         if roots.is_empty() {
             // Plain-HTTP loopback registries still work; HTTPS ones will fail to verify.
-            tracing::warn!(
-                loaded = added,
-                "no trust roots: HTTPS registries cannot be verified"
-            );
+            tracing::warn!("no trust roots: HTTPS registries cannot be verified");
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Format(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(4)
-            .build(https);
+        let mut clients = HashMap::new();
+        for (host, t) in endpoints {
+            let at = |e: Error| Error::Format(format!("{host}: {e}"));
+            let mut own = roots.clone();
+            if let Some(pem) = &t.ca_pem {
+                add_pem_roots(&mut own, pem).map_err(at)?;
+            }
+            if t.insecure_skip_verify {
+                tracing::warn!(
+                    endpoint = %host,
+                    "insecure_skip_verify: this registry's certificate is not verified"
+                );
+            }
+            let identity = match &t.client_identity {
+                Some((cert, key)) => Some(client_identity(cert, key).map_err(at)?),
+                None => None,
+            };
+            let config = tls_config(own, identity, t.insecure_skip_verify).map_err(at)?;
+            clients.insert(host.clone(), http_client(config));
+        }
         Ok(Puller {
             store,
-            client,
+            client: http_client(tls_config(roots, None, false)?),
+            endpoints: Arc::new(clients),
             inflight: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// The client for a request to `url`: its endpoint's, else the default one.
+    fn client_for(&self, url: &str) -> &HttpClient {
+        config_key(url)
+            .and_then(|k| self.endpoints.get(&k))
+            .unwrap_or(&self.client)
     }
 
     /// The store pulled into.
@@ -320,15 +365,16 @@ impl Puller {
 }
 
 /// The registry's own endpoint: Docker Hub's API host for `docker.io`; HTTPS unless the
-/// registry is on loopback or listed as insecure.
+/// registry is on loopback (and has no TLS settings) or listed as insecure.
 fn default_endpoint(domain: &str, opts: &PullOptions) -> String {
     let host = if domain == crate::reference::DEFAULT_DOMAIN {
         "registry-1.docker.io"
     } else {
         domain
     };
-    let plain =
-        is_loopback_registry(domain) || opts.insecure_registries.iter().any(|r| r == domain);
+    let tls = opts.tls_registries.iter().any(|r| r == domain);
+    let plain = (is_loopback_registry(domain) && !tls)
+        || opts.insecure_registries.iter().any(|r| r == domain);
     format!("{}://{host}", if plain { "http" } else { "https" })
 }
 
@@ -561,7 +607,7 @@ impl<'a> Session<'a> {
             let req = req
                 .body(Empty::new())
                 .map_err(|e| Error::Format(format!("bad request URL {url}: {e}")))?;
-            let resp = send(&self.puller.client, req, &url).await?;
+            let resp = send(self.puller.client_for(&url), req, &url).await?;
             if resp.status().is_redirection()
                 && let Some(loc) = resp
                     .headers()
@@ -668,7 +714,7 @@ impl<'a> Session<'a> {
                 let req = req
                     .body(Empty::new())
                     .map_err(|e| Error::Format(format!("bad token URL {url}: {e}")))?;
-                let resp = send(&self.puller.client, req, &url).await?;
+                let resp = send(self.puller.client_for(&url), req, &url).await?;
                 let status = resp.status();
                 if !status.is_success() {
                     let detail = error_detail(resp).await;
@@ -891,9 +937,161 @@ fn host_of(url: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The `registries.yaml` key of a URL: `host`, with `:port` when the URL names a port that
+/// is not its scheme's default.
+fn config_key(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    Some(match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    })
+}
+
+/// The OS's trust roots (none readable is logged, not fatal: a CA file or plain HTTP may
+/// still do).
+fn native_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!(error = %e, "reading the system's trust roots");
+    }
+    roots.add_parsable_certificates(native.certs);
+    roots
+}
+
+/// Adds every certificate of a PEM bundle; a bundle without one is an error.
+fn add_pem_roots(roots: &mut rustls::RootCertStore, bundle: &[u8]) -> Result<()> {
+    use rustls_pki_types::pem::PemObject;
+    let mut n = 0;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(bundle) {
+        let cert = cert.map_err(|e| Error::Format(format!("CA bundle: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| Error::Format(format!("CA bundle: {e}")))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(Error::Format("CA bundle holds no certificate".into()));
+    }
+    Ok(())
+}
+
+type Identity = (
+    Vec<rustls_pki_types::CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+);
+
+/// A client certificate chain and its key from PEM.
+fn client_identity(cert_pem: &[u8], key_pem: &[u8]) -> Result<Identity> {
+    use rustls_pki_types::pem::PemObject;
+    let chain = rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Format(format!("client certificate: {e}")))?;
+    if chain.is_empty() {
+        return Err(Error::Format(
+            "client certificate file holds no certificate".into(),
+        ));
+    }
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| Error::Format(format!("client key: {e}")))?;
+    Ok((chain, key))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_config(
+    roots: rustls::RootCertStore,
+    identity: Option<Identity>,
+    insecure_skip_verify: bool,
+) -> Result<rustls::ClientConfig> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Format(format!("TLS setup: {e}")))?;
+    let builder = if insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
+    } else {
+        builder.with_root_certificates(roots)
+    };
+    match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| Error::Format(format!("client certificate: {e}"))),
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+fn http_client(tls: rustls::ClientConfig) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(4)
+        .build(https)
+}
+
+/// `insecure_skip_verify`: any server certificate is accepted; the handshake's signatures
+/// are still checked against it, so the session is at least bound to the key presented.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// One request, bounded by [`IDLE_TIMEOUT`] until its headers arrive.
 async fn send(
-    client: &Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: &HttpClient,
     req: Request<Empty<Bytes>>,
     url: &str,
 ) -> Result<http::Response<hyper::body::Incoming>> {

@@ -15,10 +15,10 @@
 //! ```
 //!
 //! As in k3s, the registry's own endpoint is always tried last and rewrites never apply to it,
-//! and an `http://` endpoint is plain HTTP. A CA file is trusted by the node's registry client
-//! for every registry (k3s scopes it to its host). Client certificates (`cert_file`,
-//! `key_file`), `insecure_skip_verify: true` and `identitytoken` are refused at start rather
-//! than silently ignored. [`Registries::check`] is the validation; [`Registries::apply`] turns
+//! and an `http://` endpoint is plain HTTP. `tls` applies to that endpoint only, as containerd
+//! applies k3s's configs: `ca_file` is trusted besides the system's roots, `cert_file` and
+//! `key_file` (together) are the client certificate, `insecure_skip_verify: true` accepts any
+//! server certificate. `identitytoken` is refused at start rather than silently ignored. [`Registries::check`] is the validation; [`Registries::apply`] turns
 //! it into a pull's [`PullOptions`]. The file is parsed by the caller (the YAML reader lives
 //! in the binary); the field names are those of the YAML.
 
@@ -94,12 +94,25 @@ impl std::fmt::Debug for AuthConfig {
 pub struct TlsConfig {
     /// A PEM bundle of CA certificates to trust.
     pub ca_file: Option<PathBuf>,
-    /// A client certificate (not supported).
+    /// A PEM client certificate (chain) presented to the endpoint.
     pub cert_file: Option<PathBuf>,
-    /// Its key (not supported).
+    /// Its PEM private key.
     pub key_file: Option<PathBuf>,
-    /// Skip server certificate verification (only `false` is supported).
+    /// Accept any server certificate.
     pub insecure_skip_verify: Option<bool>,
+}
+
+/// One endpoint's TLS files, each with its field (`configs.reg:5000.tls.ca_file`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// `ca_file`.
+    pub ca: Option<(String, PathBuf)>,
+    /// `cert_file`.
+    pub cert: Option<(String, PathBuf)>,
+    /// `key_file`.
+    pub key: Option<(String, PathBuf)>,
+    /// `insecure_skip_verify: true`.
+    pub insecure_skip_verify: bool,
 }
 
 /// A field of the file that is wrong: its path (`configs.reg:5000.auth.auth`) and why.
@@ -189,35 +202,39 @@ impl Registries {
             }
             if let Some(t) = &c.tls {
                 let field = format!("configs.{host}.tls");
-                if t.cert_file.is_some() || t.key_file.is_some() {
-                    let which = if t.cert_file.is_some() {
-                        "cert_file"
-                    } else {
-                        "key_file"
-                    };
-                    return Err(bad(
-                        format!("{field}.{which}"),
-                        "client certificates are not supported",
-                    ));
-                }
-                if t.insecure_skip_verify == Some(true) {
-                    return Err(bad(
-                        format!("{field}.insecure_skip_verify"),
-                        "skipping verification is not supported: give the registry's CA in ca_file, or use an http:// endpoint",
-                    ));
+                match (&t.cert_file, &t.key_file) {
+                    (Some(_), None) => {
+                        return Err(bad(format!("{field}.key_file"), "required with cert_file"));
+                    }
+                    (None, Some(_)) => {
+                        return Err(bad(format!("{field}.cert_file"), "required with key_file"));
+                    }
+                    _ => {}
                 }
             }
         }
         Ok(())
     }
 
-    /// The CA files to trust, with their fields.
-    pub fn ca_files(&self) -> Vec<(String, PathBuf)> {
+    /// The endpoints with TLS settings: `host[:port]` → the files to read (with their
+    /// fields, for errors) and whether verification is skipped.
+    pub fn tls_files(&self) -> Vec<(String, TlsFiles)> {
         self.configs
             .iter()
             .filter_map(|(h, c)| {
-                let f = c.tls.as_ref()?.ca_file.clone()?;
-                Some((format!("configs.{h}.tls.ca_file"), f))
+                let t = c.tls.as_ref()?;
+                let field = |f: &str, p: &Option<PathBuf>| {
+                    p.clone().map(|p| (format!("configs.{h}.tls.{f}"), p))
+                };
+                Some((
+                    h.clone(),
+                    TlsFiles {
+                        ca: field("ca_file", &t.ca_file),
+                        cert: field("cert_file", &t.cert_file),
+                        key: field("key_file", &t.key_file),
+                        insecure_skip_verify: t.insecure_skip_verify == Some(true),
+                    },
+                ))
             })
             .collect()
     }
@@ -250,6 +267,10 @@ impl Registries {
         for (host, c) in &self.configs {
             if let Some(Ok(cred)) = c.auth.as_ref().map(|a| a.credential(host)) {
                 opts.endpoint_credentials.insert(host.clone(), cred);
+            }
+            // A registry configured with TLS is reached over HTTPS, on loopback too.
+            if c.tls.is_some() && host == domain {
+                opts.tls_registries.push(host.clone());
             }
         }
     }
@@ -300,6 +321,16 @@ mod tests {
             &mut o,
         );
         assert_eq!(o.mirrors, ["https://any.example"]);
+        assert!(o.tls_registries.is_empty());
+        // A loopback registry with TLS settings is HTTPS.
+        let r =
+            parse(serde_json::json!({"configs": {"127.0.0.1:5000": {"tls": {"ca_file": "/c"}}}}));
+        let mut o = PullOptions::default();
+        r.apply(
+            &Reference::parse_docker_ref("127.0.0.1:5000/a:1").unwrap(),
+            &mut o,
+        );
+        assert_eq!(o.tls_registries, ["127.0.0.1:5000"]);
     }
 
     #[test]
@@ -330,11 +361,11 @@ mod tests {
                 "configs.r:1.auth.identitytoken",
             ),
             (
-                serde_json::json!({"configs": {"r:1": {"tls": {"insecure_skip_verify": true}}}}),
-                "configs.r:1.tls.insecure_skip_verify",
+                serde_json::json!({"configs": {"r:1": {"tls": {"cert_file": "/c"}}}}),
+                "configs.r:1.tls.key_file",
             ),
             (
-                serde_json::json!({"configs": {"r:1": {"tls": {"cert_file": "/c"}}}}),
+                serde_json::json!({"configs": {"r:1": {"tls": {"key_file": "/k"}}}}),
                 "configs.r:1.tls.cert_file",
             ),
         ];
@@ -342,6 +373,23 @@ mod tests {
             let err = parse(v.clone()).check().unwrap_err();
             assert_eq!(err.field, field, "{v}: {err}");
         }
+        // Client certificates and skipping verification are per endpoint.
+        let r = parse(serde_json::json!({"configs": {
+            "r:1": {"tls": {"cert_file": "/c", "key_file": "/k", "ca_file": "/ca"}},
+            "s": {"tls": {"insecure_skip_verify": true}},
+            "t": {"auth": {"username": "u", "password": "p"}},
+        }}));
+        r.check().unwrap();
+        let files = r.tls_files();
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(files[0].0, "r:1");
+        assert_eq!(
+            files[0].1.key,
+            Some(("configs.r:1.tls.key_file".into(), "/k".into()))
+        );
+        assert!(!files[0].1.insecure_skip_verify);
+        assert_eq!(files[1].0, "s");
+        assert!(files[1].1.insecure_skip_verify && files[1].1.ca.is_none());
         // Unknown keys are refused by the parser.
         assert!(serde_json::from_value::<Registries>(serde_json::json!({"mirror": {}})).is_err());
         assert!(

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use anyhow::Result;
@@ -12,7 +13,7 @@ use image::config::container_args;
 use image::error::Error;
 use image::keyring::{Credential, Keyring};
 use image::manifest::{self, Platform};
-use image::pull::{PullOptions, Puller};
+use image::pull::{EndpointTls, PullOptions, Puller};
 use support::*;
 
 fn amd64() -> Platform {
@@ -561,6 +562,116 @@ async fn https_registry_verified_against_a_configured_ca() -> Result<()> {
     let pulled = trusting.pull(image, &via_https).await?;
     assert_eq!(&pulled.reference.to_string(), image);
     assert!(pulled.downloaded > 500_000);
+    Ok(())
+}
+
+/// `configs.<host>.tls` as containerd applies it: to that endpoint only. A registry that
+/// requires a client certificate serves the pull that presents one from the configured CA's
+/// signer, refuses one without it, and `insecure_skip_verify` accepts a certificate nothing
+/// trusts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_and_skipped_verification_apply_per_endpoint() -> Result<()> {
+    // A CA for the server and one for clients, each self-signed.
+    let ca = |cn: &str| -> Result<(rcgen::Certificate, rcgen::KeyPair)> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, cn.to_string());
+        Ok((p.self_signed(&key)?, key))
+    };
+    let (server_ca, server_ca_key) = ca("registry CA")?;
+    let (client_ca, client_ca_key) = ca("client CA")?;
+    let (other_ca, other_ca_key) = ca("someone else")?;
+    let leaf = |signer: &rcgen::Certificate,
+                signer_key: &rcgen::KeyPair,
+                names: Vec<String>|
+     -> Result<(String, String)> {
+        let key = rcgen::KeyPair::generate()?;
+        let issuer = rcgen::Issuer::from_ca_cert_der(signer.der(), signer_key)?;
+        let cert = rcgen::CertificateParams::new(names)?.signed_by(&key, &issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    };
+    let server = leaf(&server_ca, &server_ca_key, vec!["127.0.0.1".into()])?;
+    let client = leaf(&client_ca, &client_ca_key, vec!["node".into()])?;
+    let stranger = leaf(&other_ca, &other_ca_key, vec!["node".into()])?;
+    let reg = Registry::start_mtls(server, client_ca.pem(), client.clone())?;
+    let work = tempfile::tempdir()?;
+    let layout = work.path().join("layout");
+    write_layout(&layout, "mtls", None, &[busybox_image("amd64")?])?;
+    reg.push(&layout, "mtls", "secure/app")?;
+    let via_https = PullOptions {
+        mirrors: vec![format!("https://{}", reg.host())],
+        ..opts()
+    };
+    let image = &format!("127.0.0.1:{}/secure/app:mtls", free_port()?);
+    // A store of its own for each client, so that nothing pulled before is reused.
+    let stores = std::cell::Cell::new(0);
+    let fresh = || -> Result<image::Store> {
+        stores.set(stores.get() + 1);
+        store_in(&work.path().join(format!("store{}", stores.get())))
+    };
+    let with = |tls: EndpointTls| -> Result<Puller> {
+        let endpoints = BTreeMap::from([(reg.host(), tls)]);
+        Ok(Puller::with_endpoint_tls(fresh()?, &endpoints)?)
+    };
+    let trusted = || EndpointTls {
+        ca_pem: Some(server_ca.pem().into_bytes()),
+        ..EndpointTls::default()
+    };
+
+    // The server is trusted, but no client certificate: the registry ends the handshake.
+    let err = with(trusted())?.pull(image, &via_https).await.unwrap_err();
+    assert!(matches!(err, Error::Network { .. }), "{err}");
+    assert!(err.to_string().contains("BadCertificate"), "{err}");
+    // A client certificate from a CA the registry does not accept: refused too.
+    let err = with(EndpointTls {
+        client_identity: Some((stranger.0.into_bytes(), stranger.1.into_bytes())),
+        ..trusted()
+    })?
+    .pull(image, &via_https)
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Network { .. }), "{err}");
+    assert!(err.to_string().contains("BadCertificate"), "{err}");
+    // The right one: pulled.
+    let good = (client.0.into_bytes(), client.1.into_bytes());
+    let pulled = with(EndpointTls {
+        client_identity: Some(good.clone()),
+        ..trusted()
+    })?
+    .pull(image, &via_https)
+    .await?;
+    assert!(pulled.downloaded > 500_000);
+    // The CA is this endpoint's only: configured for another host it does not help.
+    let elsewhere = Puller::with_endpoint_tls(
+        fresh()?,
+        &BTreeMap::from([(
+            "127.0.0.2:5000".to_string(),
+            EndpointTls {
+                client_identity: Some(good.clone()),
+                ..trusted()
+            },
+        )]),
+    )?;
+    let err = elsewhere.pull(image, &via_https).await.unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // No CA, but verification skipped: the unknown server is accepted.
+    let pulled = with(EndpointTls {
+        client_identity: Some(good),
+        insecure_skip_verify: true,
+        ..EndpointTls::default()
+    })?
+    .pull(image, &via_https)
+    .await?;
+    assert!(pulled.downloaded > 500_000);
+    // A key that is not PEM is an error when the client is built, naming the endpoint.
+    let err = with(EndpointTls {
+        client_identity: Some((server_ca.pem().into_bytes(), b"not a key".to_vec())),
+        ..EndpointTls::default()
+    })
+    .expect_err("a bad key is refused");
+    assert!(err.to_string().contains(&reg.host()), "{err}");
     Ok(())
 }
 

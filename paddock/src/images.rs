@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use image::keyring::{Credential, Keyring};
-use image::pull::{PullOptions, Puller};
+use image::pull::{EndpointTls, PullOptions, Puller};
 use image::{Reference, Store};
 
 use crate::server::resolve_data_dir;
@@ -81,11 +81,11 @@ const MAX_REGISTRY_CONFIG: u64 = 1 << 20;
 /// The node's registry configuration (k3s's `registries.yaml` format, see the `image` crate's
 /// `registries` module): `--registry-config FILE`, else `<data dir>/registries.yaml` when it
 /// exists, else none. Checked whole, the CA files read: an error names the file and the field.
-/// Returns the configuration and the CA bundles to trust.
+/// Returns the configuration and the endpoints' TLS settings with their files' contents.
 pub(crate) fn load_registries(
     flag: Option<&std::path::Path>,
     data_dir: &std::path::Path,
-) -> anyhow::Result<(image::registries::Registries, Vec<Vec<u8>>)> {
+) -> anyhow::Result<(image::registries::Registries, EndpointsTls)> {
     use std::io::Read;
     let default = data_dir.join("registries.yaml");
     let path = match flag {
@@ -125,24 +125,50 @@ pub(crate) fn load_registries(
     registries
         .check()
         .map_err(|e| anyhow::anyhow!("registry configuration {shown}: field {e}"))?;
-    let mut cas = Vec::new();
-    for (field, file) in registries.ca_files() {
-        let pem = std::fs::read(&file).with_context(|| {
-            format!(
-                "registry configuration {shown}: field {field}: reading {}",
-                file.display()
-            )
-        })?;
-        cas.push(pem);
+    let read = |(field, file): &(String, std::path::PathBuf)| {
+        let mut bytes = Vec::new();
+        std::fs::File::open(file)
+            .and_then(|f| f.take(MAX_TLS_FILE + 1).read_to_end(&mut bytes))
+            .with_context(|| {
+                format!(
+                    "registry configuration {shown}: field {field}: reading {}",
+                    file.display()
+                )
+            })?;
+        anyhow::ensure!(
+            bytes.len() as u64 <= MAX_TLS_FILE,
+            "registry configuration {shown}: field {field}: {} is larger than {MAX_TLS_FILE} bytes",
+            file.display()
+        );
+        Ok(bytes)
+    };
+    let mut endpoints = EndpointsTls::new();
+    for (host, files) in registries.tls_files() {
+        let client_identity = match (&files.cert, &files.key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        let tls = EndpointTls {
+            ca_pem: files.ca.as_ref().map(read).transpose()?,
+            client_identity,
+            insecure_skip_verify: files.insecure_skip_verify,
+        };
+        endpoints.insert(host, tls);
     }
-    Ok((registries, cas))
+    Ok((registries, endpoints))
 }
 
-/// A registry client trusting the OS's roots and `cas`; an error names the CA file's config.
-pub(crate) fn puller_with(store: Store, cas: &[Vec<u8>]) -> anyhow::Result<Puller> {
-    let bundles: Vec<&[u8]> = cas.iter().map(Vec::as_slice).collect();
-    Puller::with_extra_roots(store, &bundles)
-        .context("the registry client (a tls.ca_file of the registry configuration)")
+/// Each endpoint's TLS settings, by `host[:port]`.
+pub(crate) type EndpointsTls = std::collections::BTreeMap<String, EndpointTls>;
+
+/// The largest CA, certificate or key file read.
+const MAX_TLS_FILE: u64 = 1 << 20;
+
+/// A registry client trusting the OS's roots, with the endpoints' own TLS settings; an error
+/// names the endpoint whose files do not parse.
+pub(crate) fn puller_with(store: Store, endpoints: &EndpointsTls) -> anyhow::Result<Puller> {
+    Puller::with_endpoint_tls(store, endpoints)
+        .context("the registry client (configs.<host>.tls of the registry configuration)")
 }
 
 async fn blocking<T: Send + 'static>(
@@ -203,7 +229,7 @@ pub(crate) async fn run(args: ImageArgs) -> anyhow::Result<()> {
             registry_config,
             reference,
         } => {
-            let (registries, cas) = load_registries(registry_config.as_deref(), &data_dir)?;
+            let (registries, tls) = load_registries(registry_config.as_deref(), &data_dir)?;
             let mut credentials = Vec::new();
             if let Some(c) = creds {
                 let Some((u, p)) = c.split_once(':') else {
@@ -225,7 +251,7 @@ pub(crate) async fn run(args: ImageArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("couldn't parse image name {reference:?}"))?;
                 credentials.extend(keyring.lookup(&r.name()));
             }
-            let puller = puller_with(store, &cas)?;
+            let puller = puller_with(store, &tls)?;
             let mut opts = PullOptions {
                 credentials,
                 insecure_registries: insecure,

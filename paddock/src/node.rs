@@ -49,7 +49,7 @@ pub(crate) struct NodeOptions {
     /// Image garbage collection's settings.
     pub(crate) image_gc: agent::images::gc::GcPolicy,
     /// The registry configuration (checked) and the CA bundles it names.
-    pub(crate) registries: (image::registries::Registries, Vec<Vec<u8>>),
+    pub(crate) registries: (image::registries::Registries, crate::images::EndpointsTls),
     /// The runtime's state, logs and volumes.
     pub(crate) root: PathBuf,
     /// Where the agent API listens (port 0 picks one).

@@ -29,6 +29,8 @@ pub struct Registry {
     pub dir: tempfile::TempDir,
     child: Child,
     pub creds: Option<(String, String)>,
+    /// skopeo's `--dest-cert-dir` when the registry wants a client certificate.
+    cert_dir: Option<PathBuf>,
 }
 
 impl Registry {
@@ -47,6 +49,24 @@ impl Registry {
 
     /// With `tls`, serves HTTPS with that (certificate PEM, key PEM).
     pub fn start_full(auth: Option<Auth>, tls: Option<(String, String)>) -> Result<Registry> {
+        Self::start_inner(auth, tls, None)
+    }
+
+    /// Serves HTTPS with `tls` and requires a client certificate signed by `client_ca` (PEM);
+    /// pushes present `push_identity` (certificate PEM, key PEM).
+    pub fn start_mtls(
+        tls: (String, String),
+        client_ca: String,
+        push_identity: (String, String),
+    ) -> Result<Registry> {
+        Self::start_inner(None, Some(tls), Some((client_ca, push_identity)))
+    }
+
+    fn start_inner(
+        auth: Option<Auth>,
+        tls: Option<(String, String)>,
+        mtls: Option<(String, (String, String))>,
+    ) -> Result<Registry> {
         let bin = need("docker-registry", "docker-registry")?;
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
@@ -94,6 +114,20 @@ impl Registry {
                 dir.path().join("tls.key").display()
             );
         }
+        let mut cert_dir = None;
+        if let Some((ca, (cert, key))) = mtls {
+            std::fs::write(dir.path().join("client-ca.crt"), ca)?;
+            tls_yaml.push_str(&format!(
+                "    clientcas:\n      - {}\n",
+                dir.path().join("client-ca.crt").display()
+            ));
+            // skopeo's certificate directory: `*.cert` with its `*.key`.
+            let d = dir.path().join("certs.d");
+            std::fs::create_dir_all(&d)?;
+            std::fs::write(d.join("client.cert"), cert)?;
+            std::fs::write(d.join("client.key"), key)?;
+            cert_dir = Some(d);
+        }
         let cfg = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: paddock-test\n{tls_yaml}{auth_yaml}",
             storage.display()
@@ -114,6 +148,7 @@ impl Registry {
             dir,
             child,
             creds,
+            cert_dir,
         };
         // Ready when it answers /v2/ at all (200 or 401); bounded.
         for _ in 0..200 {
@@ -141,6 +176,9 @@ impl Registry {
         ]);
         if let Some((u, p)) = &self.creds {
             cmd.arg(format!("--dest-creds={u}:{p}"));
+        }
+        if let Some(d) = &self.cert_dir {
+            cmd.arg(format!("--dest-cert-dir={}", d.display()));
         }
         cmd.arg(format!("oci:{}:{tag}", layout.display()));
         cmd.arg(format!("docker://{}/{repo}:{tag}", self.host()));

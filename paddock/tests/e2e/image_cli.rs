@@ -83,6 +83,11 @@ impl Drop for Registry {
 }
 
 fn registry(dir: &Path) -> (Registry, u16) {
+    registry_with(dir, "")
+}
+
+/// A registry with `http_extra` appended to its `http:` section (`  tls: …`).
+fn registry_with(dir: &Path, http_extra: &str) -> (Registry, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -91,7 +96,7 @@ fn registry(dir: &Path) -> (Registry, u16) {
     std::fs::write(
         &cfg,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: t\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: t\n{http_extra}",
             dir.join("registry").display()
         ),
     )
@@ -209,4 +214,128 @@ fn image_import_ls_pull_rm() {
     );
     let again = paddock(&data, &["rm", "example.com/tools/busybox:v1"]);
     assert!(!again.status.success());
+}
+
+/// A CA (certificate, key) for tests.
+fn test_ca(cn: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, cn.to_string());
+    (p.self_signed(&key).expect("self-signed"), key)
+}
+
+/// A leaf (certificate PEM, key PEM) for `names` signed by `ca`.
+fn test_leaf(ca: &(rcgen::Certificate, rcgen::KeyPair), names: &[&str]) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let issuer = rcgen::Issuer::from_ca_cert_der(ca.0.der(), &ca.1).expect("issuer");
+    let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let cert = rcgen::CertificateParams::new(names)
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// `configs.<host>.tls` of registries.yaml with a registry that requires a client
+/// certificate: `paddock image pull` presents the configured one (and the registry on
+/// loopback is reached over HTTPS because it has TLS settings); without it the registry
+/// refuses the handshake; half a client certificate is refused at start, naming the field.
+#[test]
+fn image_pull_presents_the_configured_client_certificate() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let data = dir.join("data");
+    busybox_layout(dir, "v1");
+    let server_ca = test_ca("registry CA");
+    let client_ca = test_ca("client CA");
+    let server = test_leaf(&server_ca, &["127.0.0.1"]);
+    let client = test_leaf(&client_ca, &["node"]);
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let (server_crt, server_key) = (
+        write("server.crt", &server.0),
+        write("server.key", &server.1),
+    );
+    let client_ca_file = write("client-ca.crt", &client_ca.0.pem());
+    let server_ca_file = write("server-ca.crt", &server_ca.0.pem());
+    let (client_crt, client_key) = (
+        write("client.crt", &client.0),
+        write("client.key", &client.1),
+    );
+    let (_reg, port) = registry_with(
+        dir,
+        &format!(
+            "  tls:\n    certificate: {server_crt}\n    key: {server_key}\n    clientcas:\n      - {client_ca_file}\n"
+        ),
+    );
+    // skopeo's certificate directory for the push: `*.cert` with its `*.key`.
+    let certs_d = dir.join("certs.d");
+    std::fs::create_dir_all(&certs_d).expect("mkdir");
+    std::fs::write(certs_d.join("client.cert"), &client.0).expect("write");
+    std::fs::write(certs_d.join("client.key"), &client.1).expect("write");
+    let push = Command::new(tool("skopeo", "skopeo"))
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("--dest-cert-dir={}", certs_d.display()))
+        .arg(format!("oci:{}:v1", dir.join("layout").display()))
+        .arg(format!("docker://127.0.0.1:{port}/team/busybox:v1"))
+        .output()
+        .expect("skopeo");
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let image = format!("127.0.0.1:{port}/team/busybox:v1");
+    let pull_into = |data: &Path, config: &str| {
+        let file = write("registries.yaml", config);
+        paddock(data, &["pull", "--registry-config", &file, &image])
+    };
+    let pull_with = |config: &str| pull_into(&data, config);
+
+    // The server's CA but no client certificate: the registry ends the handshake.
+    let out = pull_with(&format!(
+        "configs:\n  \"127.0.0.1:{port}\":\n    tls:\n      ca_file: {server_ca_file}\n"
+    ));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("https://127.0.0.1") && err.contains("BadCertificate"),
+        "{err}"
+    );
+
+    // A certificate without its key: refused at start, the field named.
+    let out = pull_with(&format!(
+        "configs:\n  \"127.0.0.1:{port}\":\n    tls:\n      cert_file: {client_crt}\n"
+    ));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("configs.127.0.0.1:{port}.tls.key_file")),
+        "{err}"
+    );
+
+    // With the client certificate: pulled.
+    let pulled = ok(pull_with(&format!(
+        "configs:\n  \"127.0.0.1:{port}\":\n    tls:\n      ca_file: {server_ca_file}\n      cert_file: {client_crt}\n      key_file: {client_key}\n"
+    )));
+    assert!(pulled.starts_with(&format!("pulled {image}")), "{pulled}");
+
+    // Verification skipped instead of the CA: pulled as well (into an empty store).
+    let pulled = ok(pull_into(
+        &dir.join("data2"),
+        &format!(
+            "configs:\n  \"127.0.0.1:{port}\":\n    tls:\n      insecure_skip_verify: true\n      cert_file: {client_crt}\n      key_file: {client_key}\n"
+        ),
+    ));
+    assert!(pulled.starts_with(&format!("pulled {image}")), "{pulled}");
 }
