@@ -294,6 +294,14 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
             .and_then(|q| api::quantity::Quantity::parse(&q.0).ok())
     };
     let metrics = Arc::new(metrics::AgentMetrics::default());
+    let apparmor = tokio::task::spawn_blocking(pod::admit::apparmor_enabled)
+        .await
+        .unwrap_or(false);
+    if !apparmor {
+        tracing::info!(
+            "AppArmor is not enabled on this host: pods that ask for a profile are rejected, as the kubelet does"
+        );
+    }
     let shared = Shared {
         runtime: config.runtime.clone(),
         status: Arc::new(ApiStatus(config.client.clone())),
@@ -306,6 +314,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
             memory: q("memory").map_or(0, |q| q.value()),
             storage: q("ephemeral-storage").map_or(0, |q| q.value()),
             storage_root: storage::storage_root(&config.root_dir),
+            apparmor,
         },
         handler_env,
         agent_started,

@@ -144,6 +144,9 @@ pub struct Security {
     pub readonly_paths: Option<Vec<String>>,
     /// The seccomp profile.
     pub seccomp: Seccomp,
+    /// The AppArmor profile to run under (a `Localhost` profile's name; the runtime fails the
+    /// start if the host has not loaded it).
+    pub apparmor_profile: Option<String>,
 }
 
 impl Security {
@@ -564,7 +567,7 @@ pub fn build(c: &ContainerSpec) -> Result<Spec, Error> {
     process.set_env(Some(env));
     process.set_rlimits(None);
     process.set_no_new_privileges(Some(sec.no_new_privs));
-    process.set_apparmor_profile(None);
+    process.set_apparmor_profile(sec.apparmor_profile.clone());
     process.set_oom_score_adj(c.oom_score_adj);
 
     let mut gids: Vec<u32> = c

@@ -397,6 +397,8 @@ pub struct NodeFacts {
     pub storage: i64,
     /// Where this node's local-path volumes live (`<data dir>/storage`).
     pub storage_root: PathBuf,
+    /// Whether the kernel enforces AppArmor ([`super::admit::apparmor_enabled`]).
+    pub apparmor: bool,
 }
 
 /// A warning to record while building (event reason, message).

@@ -332,11 +332,17 @@ pub fn build(
             tty: container.tty == Some(true),
             user,
             supplemental_groups: supplemental,
-            security: security(
-                container.security_context.as_ref(),
-                eff.seccomp.as_ref(),
-                inputs.seccomp_root,
-            )?,
+            security: Security {
+                // Admission rejected the pod if it asks for AppArmor on a host without it.
+                apparmor_profile: super::admit::container_profile(pod, &container.name)
+                    .filter(|p| p.type_ == "Localhost")
+                    .and_then(|p| p.localhost_profile),
+                ..security(
+                    container.security_context.as_ref(),
+                    eff.seccomp.as_ref(),
+                    inputs.seccomp_root,
+                )?
+            },
             resources: ContainerResources::from_kubernetes(
                 req.cpu_request_milli,
                 req.cpu_limit_milli,

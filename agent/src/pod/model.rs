@@ -173,6 +173,11 @@ pub struct PodState {
     pub killing: HashMap<ContainerId, KillReason>,
     /// The pod reached Succeeded/Failed (sticky).
     pub terminal_phase: Option<&'static str>,
+    /// Why the pod failed as a whole (`status.reason`, `status.message`): the active
+    /// deadline, or an admission rejection.
+    pub failure: Option<(String, String)>,
+    /// The pod was rejected at admission: it never ran, and its status is only the verdict.
+    pub rejected: bool,
     /// `status.startTime`.
     pub start_time: Option<k8s_openapi::jiff::Timestamp>,
     /// The pod is gone from the API (force deletion): stop without status.
@@ -204,6 +209,8 @@ impl PodState {
             backoff: Backoff::default(),
             killing: HashMap::new(),
             terminal_phase: None,
+            failure: None,
+            rejected: false,
             start_time: None,
             removed: false,
             quiet: HashSet::new(),

@@ -256,6 +256,30 @@ pub struct StatusInputs<'a> {
 
 /// Generates the pod status.
 pub fn generate(state: &PodState, probes: &dyn Probes, inputs: &StatusInputs<'_>) -> PodStatus {
+    let (reason, message) = state.failure.clone().unzip();
+    if state.rejected {
+        // The kubelet's `rejectPod`: the verdict and the QoS class, nothing of the containers;
+        // the conditions others set (PodScheduled) stay.
+        let kubelet_owned = [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+        ];
+        let conditions: Vec<PodCondition> = (inputs.old.and_then(|o| o.conditions.clone()))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| !kubelet_owned.contains(&c.type_.as_str()))
+            .collect();
+        return PodStatus {
+            phase: Some("Failed".into()),
+            conditions: (!conditions.is_empty()).then_some(conditions),
+            reason,
+            message,
+            qos_class: inputs.old.and_then(|s| s.qos_class.clone()),
+            ..Default::default()
+        };
+    }
     let containers = state.containers();
     let has_init = containers.iter().any(|c| c.init);
     let phase = phase(state, probes);
@@ -426,6 +450,8 @@ pub fn generate(state: &PodState, probes: &dyn Probes, inputs: &StatusInputs<'_>
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         ephemeral_container_statuses: ephemeral_statuses(state, probes),
         qos_class: inputs.old.and_then(|s| s.qos_class.clone()),
+        reason,
+        message,
         ..Default::default()
     }
 }

@@ -330,6 +330,7 @@ fn env() -> Env {
             memory: 1 << 30,
             storage: 1 << 34,
             storage_root: "/nonexistent/storage".into(),
+            apparmor: false,
         },
         handler_env: probe::HandlerEnv::new(probe::DEFAULT_USER_AGENT).unwrap(),
         agent_started: Instant::now() - Duration::from_secs(3600),

@@ -33,6 +33,7 @@ use probe::{HandlerEnv, ProbeType, ResultsCache};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
+use super::admit;
 use super::config::{self, NodeFacts, Objects};
 use super::directory::{ContainerEntry, Directory, PodEntry};
 use super::model::{ExitInfo, Instance, KillReason, PodState, SpecRef};
@@ -89,6 +90,9 @@ pub struct Shared {
     /// The node's metrics (probe attempts).
     pub metrics: Arc<crate::metrics::AgentMetrics>,
 }
+
+/// How the kubelet's `rejectPod` starts a rejected pod's status message.
+const REJECTED_PREFIX: &str = "Pod was rejected: ";
 
 /// Messages from the pod manager.
 #[derive(Debug)]
@@ -234,6 +238,15 @@ async fn run(
         } else {
             "Failed"
         });
+        // A pod-level verdict stays as written (an agent restart must not rewrite it).
+        let st = pod.status.as_ref();
+        if let (Some(r), Some(m)) = (
+            st.and_then(|s| s.reason.clone()),
+            st.and_then(|s| s.message.clone()),
+        ) {
+            state.rejected = m.starts_with(REJECTED_PREFIX);
+            state.failure = Some((r, m));
+        }
     }
     let mut d = Driver {
         shared,
@@ -261,6 +274,9 @@ async fn run(
     // Held to the end of this function otherwise: the first version of the pod would stay in
     // memory next to the current one for the pod's whole life.
     drop(pod);
+    if adopt.is_none() {
+        d.admit();
+    }
     if let Some(r) = adopt {
         d.adopt(r);
     }
@@ -695,9 +711,54 @@ impl Driver {
         }
     }
 
+    /// The kubelet's admission of a pod new to this node: a rejected pod is `Failed` with
+    /// the handler's reason, never runs, and gets a Warning event.
+    fn admit(&mut self) {
+        if self.state.terminal_phase.is_some() || self.state.deleting() {
+            return;
+        }
+        if let Err((reason, message)) = admit::admit(&self.state.pod, self.shared.node.apparmor) {
+            tracing::info!(pod = %self.state.format_pod(), %reason, %message, "pod rejected");
+            self.event(None, EventType::Warning, &reason, message.clone());
+            self.state.terminal_phase = Some("Failed");
+            self.state.rejected = true;
+            self.state.failure = Some((reason, format!("{REJECTED_PREFIX}{message}")));
+        }
+    }
+
+    /// `activeDeadlineSeconds` (the kubelet's active deadline handler): past it, the pod is
+    /// `Failed` with `DeadlineExceeded` and its containers are stopped; before it, a sync is
+    /// due when it runs out.
+    fn check_deadline(&mut self) {
+        if self.state.terminal_phase.is_some() || self.state.deleting() {
+            return;
+        }
+        let Some(left) =
+            admit::deadline_left(&self.state.pod, self.state.start_time, Timestamp::now())
+        else {
+            return;
+        };
+        if left.is_zero() {
+            self.event(
+                None,
+                EventType::Normal,
+                admit::DEADLINE_REASON,
+                admit::DEADLINE_MESSAGE.into(),
+            );
+            self.state.terminal_phase = Some("Failed");
+            self.state.failure = Some((
+                admit::DEADLINE_REASON.into(),
+                admit::DEADLINE_MESSAGE.into(),
+            ));
+        } else {
+            self.requeue_in(left);
+        }
+    }
+
     /// One plan and its actions; true when it created the sandbox or started a container.
     async fn sync_once(&mut self) -> bool {
         self.check_sandbox().await;
+        self.check_deadline();
         let now = Instant::now();
         let p = plan(&self.state, &self.probes, now);
         if let Some(r) = p.requeue {

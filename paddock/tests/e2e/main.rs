@@ -28,6 +28,7 @@ mod node_network;
 mod node_proxy;
 mod openapi;
 mod pod_network;
+mod pod_verdicts;
 mod port_forward;
 mod private_files;
 mod probe_timing;

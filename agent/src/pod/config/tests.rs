@@ -61,6 +61,7 @@ fn node() -> NodeFacts {
         memory: 1 << 30,
         storage: 1 << 34,
         storage_root: "/nonexistent/storage".into(),
+        apparmor: false,
     }
 }
 
