@@ -19,9 +19,15 @@
 # No timed assertions: it prints numbers and ratios.
 #
 #   bench/container-start.sh [N] [R]      (defaults 20 and 30)
+#
+# N=0 skips the one-at-a-time part. For R above a node's /24 of pod addresses (the 1,000-pod
+# run: `bench/container-start.sh 0 1000`) the node runs with `--host-network-only` and
+# `--max-pods R+100`, so the batch measures runtime and agent, not veths.
 set -euo pipefail
 N=${1:-20}
 R=${2:-30}
+UP_FLAGS=()
+if [ "$R" -gt 200 ]; then UP_FLAGS=(--host-network-only --max-pods $((R + 100))); fi
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "container-start bench: needs root (runc, cgroups)" >&2; exit 1; }
 for p in runc kubectl; do
@@ -55,7 +61,7 @@ sh examples/busybox-image.sh "$W/oci" >/dev/null
 # nsenter (not the in_ns function, which would put a shell in between) execs paddock: $! is
 # the node's pid.
 nsenter --net="/run/netns/$NS" "$BIN" up --data-dir "$W/data" --listen 127.0.0.1:0 --node-name bench-node \
-  >"$W/up.log" 2>&1 &
+  "${UP_FLAGS[@]}" >"$W/up.log" 2>&1 &
 UP=$!
 export KUBECONFIG="$W/data/kubeconfig"
 for _ in $(seq 600); do
@@ -87,6 +93,7 @@ stats() { sort -n | awk '{v[NR]=$1} END{printf "%d %d\n", v[int((NR+1)/2)], v[in
 
 declare -A MED P90
 for kind in host runc; do
+  [ "$N" -gt 0 ] || break
   if [ "$kind" = host ]; then class=paddock-host image=busybox cmd=(/bin/sleep 3600)
   else class=runc image=paddock.example/busybox-httpd:1 cmd=(/bin/busybox sleep 3600); fi
   # One warm-up pod (first image use, cgroup parents), not counted.
@@ -103,7 +110,9 @@ for kind in host runc; do
   echo "$kind: apply to Ready, one pod at a time: median ${MED[$kind]} ms, p90 ${P90[$kind]} ms (n=$N)"
   kubectl delete pods --all --wait=true --timeout=300s >/dev/null
 done
-awk -v r="${MED[runc]}" -v h="${MED[host]}" 'BEGIN{printf "ratio runc/host (median start): %.2f\n", r/h}'
+if [ "$N" -gt 0 ]; then
+  awk -v r="${MED[runc]}" -v h="${MED[host]}" 'BEGIN{printf "ratio runc/host (median start): %.2f\n", r/h}'
+fi
 
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$UP/status"; }
 kernel_kib() { awk '/^(Slab|PageTables|KernelStack):/{s+=$2} END{print s}' /proc/meminfo; }
@@ -129,12 +138,12 @@ spec:
       containers:
       - {name: c, image: "$image", imagePullPolicy: IfNotPresent, command: [$cmd]}
 EOF
-  kubectl wait --for=condition=Available "deployment/idle-$kind" --timeout=600s >/dev/null
+  kubectl wait --for=condition=Available "deployment/idle-$kind" --timeout=1800s >/dev/null
   BATCH[$kind]=$(( $(now_ms) - t0 ))
   sleep 10
   rss1=$(rss_kib); k1=$(kernel_kib)
   echo "$kind: $R replicas Available in ${BATCH[$kind]} ms; node RSS ${rss0} -> ${rss1} KiB: $(( (rss1 - rss0) / R )) KiB per idle pod; kernel (Slab+PageTables+KernelStack) $(( (k1 - k0) / R )) KiB per pod"
   kubectl delete deployment "idle-$kind" --wait=true >/dev/null
-  kubectl delete pods -l "app=idle-$kind" --wait=true --timeout=300s >/dev/null 2>&1 || true
+  kubectl delete pods -l "app=idle-$kind" --wait=true --timeout=900s >/dev/null 2>&1 || true
 done
 awk -v r="${BATCH[runc]}" -v h="${BATCH[host]}" -v n="$R" 'BEGIN{printf "ratio runc/host (%d replicas to Available): %.2f\n", n, r/h}'

@@ -9,7 +9,8 @@
 //! controller stops half-way; the terminal condition is decided (pod failure policy,
 //! `backoffLimit`, `activeDeadlineSeconds`, completions reached) first as the interim
 //! `FailureTarget` / `SuccessCriteriaMet` condition, and `Failed` / `Complete` follow once no
-//! pod is uncounted or terminating. Otherwise [`Controller::manage`] creates or deletes pods
+//! pod is uncounted or terminating. An Indexed Job's `successPolicy` ([`success`]) ends it
+//! as `SuccessCriteriaMet` too. Otherwise [`Controller::manage`] creates or deletes pods
 //! towards `min(parallelism, completions - succeeded)` (Indexed Jobs: the lowest missing
 //! indexes, with the index annotation and label, `JOB_COMPLETION_INDEX` and hostname
 //! `<job>-<index>`), waiting out the pod-failure back-off (10 s doubling per failure since
@@ -19,7 +20,9 @@
 //! upstream's expectations are not needed. Time is the controller's [`Clock`]: wall time that
 //! advances with tokio's clock, so paused-time tests drive back-offs and deadlines.
 
+mod per_index;
 mod policy;
+mod success;
 #[cfg(test)]
 mod tests;
 pub mod ttl;
@@ -201,6 +204,11 @@ struct Ctx {
     prev_succeeded_indexes: BTreeSet<i32>,
     succeeded_indexes: BTreeSet<i32>,
     new_backoff: Backoff,
+    /// With `backoffLimitPerIndex`: the failed indexes.
+    failed_indexes: Option<BTreeSet<i32>>,
+    /// With `backoffLimitPerIndex`: per index to retry, the failed pod its replacement
+    /// continues (kept until then).
+    delayed: HashMap<i32, Pod>,
 }
 
 /// `status.conditions` of `job`.
@@ -404,7 +412,7 @@ fn ensure_condition(
     false
 }
 
-/// Upstream `succeededIndexes.String()`: `1,3-5,7`.
+/// Upstream `succeededIndexes.String()`: `1,3-5,7,8`.
 pub fn format_indexes(ix: &BTreeSet<i32>) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut iter = ix.iter().copied().peekable();
@@ -414,8 +422,10 @@ pub fn format_indexes(ix: &BTreeSet<i32>) -> String {
             last += 1;
             iter.next();
         }
+        // Two neighbours are listed, not ranged (upstream's `orderedIntervals.String`).
         out.push(match last - first {
             0 => first.to_string(),
+            1 => format!("{first},{last}"),
             _ => format!("{first}-{last}"),
         });
     }
@@ -543,6 +553,8 @@ impl Controller {
             finished: None,
             prev_succeeded_indexes: BTreeSet::new(),
             succeeded_indexes: BTreeSet::new(),
+            failed_indexes: None,
+            delayed: HashMap::new(),
             pods,
         };
         let backoff_limit = sp.backoff_limit.unwrap_or(6);
@@ -626,6 +638,60 @@ impl Controller {
                 }
             }
             ctx.succeeded = to_i32(ctx.succeeded_indexes.len());
+            if let Some(limit) = per_index::limit(&ctx.job) {
+                let failed = per_index::failed_indexes(&ctx.job, &ctx.pods, limit);
+                if ctx.finished.is_none() {
+                    let max = sp
+                        .max_failed_indexes
+                        .map(|m| usize::try_from(m).unwrap_or(0));
+                    if max.is_some_and(|m| failed.len() > m) {
+                        ctx.finished = Some(condition(
+                            "FailureTarget",
+                            "True",
+                            "MaxFailedIndexesExceeded",
+                            "Job has exceeded the specified maximal number of failed indexes",
+                            now,
+                        ));
+                    } else if !failed.is_empty()
+                        && failed.len() + ctx.succeeded_indexes.len()
+                            >= usize::try_from(c).unwrap_or(0)
+                    {
+                        ctx.finished = Some(condition(
+                            "FailureTarget",
+                            "True",
+                            "FailedIndexes",
+                            "Job has failed indexes",
+                            now,
+                        ));
+                    }
+                }
+                ctx.delayed = per_index::delayed_deletion(
+                    &ctx.job,
+                    &ctx.pods,
+                    &ctx.active,
+                    &ctx.succeeded_indexes,
+                    &failed,
+                );
+                ctx.failed_indexes = Some(failed);
+            }
+            if ctx.finished.is_none()
+                && let Some(msg) = success::matched(
+                    ctx.job
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.success_policy.as_ref()),
+                    c,
+                    &ctx.succeeded_indexes,
+                )
+            {
+                ctx.finished = Some(condition(
+                    "SuccessCriteriaMet",
+                    "True",
+                    success::REASON,
+                    &msg,
+                    now,
+                ));
+            }
         }
         let mut manage_err = None;
         let mut active_count = to_i32(ctx.active.len());
@@ -755,7 +821,12 @@ impl Controller {
         if diff <= 0 {
             return (active, None, None);
         }
-        let remaining = ctx.new_backoff.remaining(now);
+        // With backoffLimitPerIndex each index backs off on its own (below).
+        let remaining = if per_index::limit(&job).is_none() {
+            ctx.new_backoff.remaining(now)
+        } else {
+            Duration::ZERO
+        };
         if !remaining.is_zero() {
             return (active, Some(remaining), None);
         }
@@ -767,6 +838,7 @@ impl Controller {
                 .iter()
                 .filter_map(|p| valid_index(&job, p))
                 .chain(ctx.succeeded_indexes.iter().copied())
+                .chain(ctx.failed_indexes.iter().flatten().copied())
                 .collect();
             let c = sp.completions.unwrap_or(0);
             indexes = (0..c)
@@ -774,6 +846,23 @@ impl Controller {
                 .take(diff)
                 .map(Some)
                 .collect();
+            if per_index::limit(&job).is_some() {
+                // `getPodCreationInfoForIndependentIndexes`: the indexes done backing off,
+                // else a look again when the first one is.
+                let wait = |ix: &Option<i32>| {
+                    per_index::remaining(ix.and_then(|i| ctx.delayed.get(&i)), now)
+                };
+                let ready: Vec<Option<i32>> = indexes
+                    .iter()
+                    .filter(|ix| wait(ix).is_zero())
+                    .copied()
+                    .collect();
+                if ready.is_empty() {
+                    let soonest = indexes.iter().map(wait).min();
+                    return (active, soonest.filter(|d| !d.is_zero()), None);
+                }
+                indexes = ready;
+            }
             diff = indexes.len();
         }
         let mut created = 0;
@@ -784,8 +873,13 @@ impl Controller {
         while left > 0 {
             let size = batch.min(left);
             let chunk: Vec<Option<i32>> = queue.by_ref().take(size).collect();
-            let results =
-                futures::future::join_all(chunk.iter().map(|ix| self.create_pod(&job, *ix))).await;
+            let results = futures::future::join_all(chunk.iter().map(|ix| {
+                let replaced = per_index::limit(&job)
+                    .and(*ix)
+                    .map(|i| per_index::replacement_counts(&job, ctx.delayed.get(&i)));
+                self.create_pod(&job, *ix, replaced)
+            }))
+            .await;
             let mut failed = false;
             for r in results {
                 match r {
@@ -807,8 +901,22 @@ impl Controller {
 
     /// upstream `CreatePodsWithGenerateName` from the template (with the tracking finalizer,
     /// and for Indexed Jobs the index).
-    async fn create_pod(&self, job: &Job, index: Option<i32>) -> Result<(), api::status::ApiError> {
-        let pod = pod_from_template(job, index);
+    /// `failure_counts`: with backoffLimitPerIndex, the index's (failures, ignored failures)
+    /// so far, as the pod's annotations.
+    async fn create_pod(
+        &self,
+        job: &Job,
+        index: Option<i32>,
+        failure_counts: Option<(i32, i32)>,
+    ) -> Result<(), api::status::ApiError> {
+        let mut pod = pod_from_template(job, index);
+        if let Some((failures, ignored)) = failure_counts {
+            let a = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
+            a.insert(per_index::FAILURE_COUNT.into(), failures.to_string());
+            if ignored > 0 {
+                a.insert(per_index::IGNORED_FAILURE_COUNT.into(), ignored.to_string());
+            }
+        }
         let ns = typed::namespace(&job.metadata);
         let body = typed::encode(&pod)?;
         match self.cluster.create(pods(), ns, body).await {
@@ -1041,10 +1149,15 @@ impl Controller {
                 continue;
             }
             let failed = is_pod_failed(p, &ctx.job);
+            // `canRemoveFinalizer`: a failed pod whose index is retried keeps it until its
+            // replacement carries the index's failure count.
+            let delayed = completion_index(p)
+                .and_then(|i| ctx.delayed.get(&i))
+                .is_some_and(|d| uid(d) == uid(p));
             let can_remove = ctx.job.metadata.deletion_timestamp.is_some()
                 || ctx.finished.is_some()
                 || phase(p) == "Succeeded"
-                || failed;
+                || (failed && !delayed);
             if !can_remove {
                 continue;
             }
@@ -1090,6 +1203,11 @@ impl Controller {
                 }
                 st.succeeded = Some(i32::try_from(ix.len()).unwrap_or(i32::MAX));
                 st.completed_indexes = Some(s).filter(|s| !s.is_empty());
+                let failed = ctx.failed_indexes.as_ref().map(format_indexes);
+                if st.failed_indexes != failed {
+                    st.failed_indexes = failed;
+                    needs_flush = true;
+                }
             }
         }
         // The interim conditions go out before any finalizer is removed.

@@ -370,3 +370,225 @@ async fn the_pod_failure_policy_ignores_or_fails_the_job() {
     assert_eq!(st["failed"], 1);
     stop.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_success_policy_completes_an_indexed_job_early_and_deletes_the_rest() {
+    let (registry, stop) = running().await;
+    create(
+        &registry,
+        "jobs",
+        "default",
+        job(
+            "leader",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed",
+                "successPolicy": {"rules": [{"succeededIndexes": "0"}]}}),
+        ),
+    )
+    .await;
+    eventually("3 pods", || live_pods(&registry).len() == 3).await;
+    let index = |p: &Value| {
+        p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // Index 1 succeeding matches no rule.
+    let one = live_pods(&registry)
+        .into_iter()
+        .find(|p| index(p) == "1")
+        .unwrap();
+    finish(
+        &registry,
+        one["metadata"]["name"].as_str().unwrap(),
+        "Succeeded",
+        0,
+    )
+    .await;
+    eventually("index 1 counted", || {
+        status(&registry, "leader")["completedIndexes"] == "1"
+    })
+    .await;
+    assert!(condition_types(&status(&registry, "leader")).is_empty());
+    // Index 0 does: the criteria are met, index 2's pod is deleted, then Complete.
+    let zero = live_pods(&registry)
+        .into_iter()
+        .find(|p| index(p) == "0")
+        .unwrap();
+    finish(
+        &registry,
+        zero["metadata"]["name"].as_str().unwrap(),
+        "Succeeded",
+        0,
+    )
+    .await;
+    eventually("criteria met", || {
+        condition_types(&status(&registry, "leader")).contains(&"SuccessCriteriaMet".into())
+    })
+    .await;
+    eventually("the rest deleted", || live_pods(&registry).is_empty()).await;
+    // The kubelet's part: the deleted pod ends.
+    for p in list(&registry, "pods", "default") {
+        if index(&p) == "2" && p["status"]["phase"] != "Failed" {
+            finish(
+                &registry,
+                p["metadata"]["name"].as_str().unwrap(),
+                "Failed",
+                143,
+            )
+            .await;
+        }
+    }
+    eventually("complete", || {
+        condition_types(&status(&registry, "leader")).contains(&"Complete".into())
+    })
+    .await;
+    let st = status(&registry, "leader");
+    for c in st["conditions"].as_array().unwrap() {
+        if c["type"] == "SuccessCriteriaMet" || c["type"] == "Complete" {
+            assert_eq!(c["reason"], "SuccessPolicy", "{st}");
+            assert_eq!(c["message"], "Matched rules at index 0", "{st}");
+        }
+    }
+    assert_eq!(st["completedIndexes"], "0,1", "{st}");
+    assert_eq!(st["succeeded"], 2, "{st}");
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_limit_per_index_retries_each_index_on_its_own_then_fails_it() {
+    let (registry, stop) = running().await;
+    create(
+        &registry,
+        "jobs",
+        "default",
+        job(
+            "per-index",
+            json!({"completions": 2, "parallelism": 2, "completionMode": "Indexed",
+                "backoffLimitPerIndex": 1}),
+        ),
+    )
+    .await;
+    eventually("2 pods", || live_pods(&registry).len() == 2).await;
+    let of_index = |ix: &str| {
+        live_pods(&registry).into_iter().find(|p| {
+            p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == ix
+        })
+    };
+    let first = of_index("0").unwrap();
+    assert_eq!(
+        first["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"],
+        "0"
+    );
+    let first_name = first["metadata"]["name"].as_str().unwrap().to_string();
+    finish(&registry, &first_name, "Failed", 1).await;
+    // Index 0 is retried after its own back-off (10 s); the replacement carries the count,
+    // and only then does the failed pod lose its finalizer.
+    let started = tokio::time::Instant::now();
+    eventually("index 0 replaced", || of_index("0").is_some()).await;
+    let waited = started.elapsed().as_secs();
+    assert!((9..=10).contains(&waited), "{waited}");
+    let second = of_index("0").unwrap();
+    assert_eq!(
+        second["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"],
+        "1"
+    );
+    eventually("the failed pod released", || {
+        get(&registry, "pods", "default", &first_name).is_none_or(|p| {
+            !p["metadata"]["finalizers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| f == TRACKING_FINALIZER)
+        })
+    })
+    .await;
+    // Its second failure fails the index for good: no third pod.
+    finish(
+        &registry,
+        second["metadata"]["name"].as_str().unwrap(),
+        "Failed",
+        1,
+    )
+    .await;
+    eventually("index 0 failed", || {
+        status(&registry, "per-index")["failedIndexes"] == "0"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(of_index("0").is_none(), "a failed index is not retried");
+    assert!(condition_types(&status(&registry, "per-index")).is_empty());
+    // Index 1 succeeds: every index is done, one failed, so the Job fails.
+    let one = of_index("1").unwrap();
+    finish(
+        &registry,
+        one["metadata"]["name"].as_str().unwrap(),
+        "Succeeded",
+        0,
+    )
+    .await;
+    eventually("failed", || {
+        condition_types(&status(&registry, "per-index")).contains(&"Failed".into())
+    })
+    .await;
+    let st = status(&registry, "per-index");
+    assert_eq!(condition_types(&st), ["FailureTarget", "Failed"], "{st}");
+    assert_eq!(st["conditions"][1]["reason"], "FailedIndexes");
+    assert_eq!(st["conditions"][1]["message"], "Job has failed indexes");
+    assert_eq!(st["failed"], 2, "{st}");
+    assert_eq!(st["completedIndexes"], "1", "{st}");
+    assert_eq!(st["failedIndexes"], "0", "{st}");
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_failed_indexes_fails_the_job_at_once() {
+    let (registry, stop) = running().await;
+    create(
+        &registry,
+        "jobs",
+        "default",
+        job(
+            "max",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed",
+                "backoffLimitPerIndex": 0, "maxFailedIndexes": 0}),
+        ),
+    )
+    .await;
+    eventually("3 pods", || live_pods(&registry).len() == 3).await;
+    let p = live_pods(&registry).remove(0);
+    finish(
+        &registry,
+        p["metadata"]["name"].as_str().unwrap(),
+        "Failed",
+        1,
+    )
+    .await;
+    eventually("failure target", || {
+        condition_types(&status(&registry, "max")).contains(&"FailureTarget".into())
+    })
+    .await;
+    let st = status(&registry, "max");
+    assert_eq!(st["conditions"][0]["reason"], "MaxFailedIndexesExceeded");
+    assert_eq!(
+        st["conditions"][0]["message"],
+        "Job has exceeded the specified maximal number of failed indexes"
+    );
+    // The other two are deleted; once they end, the Job is Failed.
+    eventually("the rest deleted", || live_pods(&registry).is_empty()).await;
+    for p in list(&registry, "pods", "default") {
+        if p["status"]["phase"] != "Failed" {
+            finish(
+                &registry,
+                p["metadata"]["name"].as_str().unwrap(),
+                "Failed",
+                143,
+            )
+            .await;
+        }
+    }
+    eventually("failed", || {
+        condition_types(&status(&registry, "max")).contains(&"Failed".into())
+    })
+    .await;
+    stop.cancel();
+}

@@ -214,3 +214,101 @@ spec:
         })
     });
 }
+
+/// The Kubernetes docs' examples of `backoffLimitPerIndex` and `successPolicy`, through
+/// kubectl with real pods: index 1 always fails, is retried once after its own back-off and
+/// then fails for good while the other indexes succeed (`FailedIndexes`); a leader index
+/// succeeding ends a Job under its success policy (`SuccessPolicy`) and its workers are
+/// deleted.
+#[test]
+fn indexed_jobs_follow_backoff_limit_per_index_and_success_policy() {
+    let s = Server::up(&[]);
+    s.kubectl_in(
+        &["apply", "-f", "-"],
+        Some(
+            r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: job-backoff-limit-per-index-example}
+spec:
+  completions: 3
+  parallelism: 3
+  completionMode: Indexed
+  backoffLimitPerIndex: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: example
+        image: python
+        command: [sh, -c, 'if [ "$JOB_COMPLETION_INDEX" = 1 ]; then exit 1; fi']
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: job-success}
+spec:
+  completions: 3
+  parallelism: 3
+  completionMode: Indexed
+  successPolicy:
+    rules:
+    - {succeededIndexes: "0", succeededCount: 1}
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: python
+        command: [sh, -c, 'if [ "$JOB_COMPLETION_INDEX" != 0 ]; then sleep 1000; fi']
+"#,
+        ),
+    );
+    s.kubectl(&[
+        "wait",
+        "--for=condition=failed",
+        "job/job-backoff-limit-per-index-example",
+        "--timeout=120s",
+    ]);
+    let st = jsonpath(
+        &s,
+        &["job", "job-backoff-limit-per-index-example"],
+        "{.status.failedIndexes}|{.status.completedIndexes}|{.status.failed}|{.status.succeeded}|{.status.conditions[?(@.type==\"Failed\")].reason}",
+    );
+    assert_eq!(st, "1|0,2|2|2|FailedIndexes");
+    // The retry of index 1 carried its failure count.
+    let counts = jsonpath(
+        &s,
+        &[
+            "pods",
+            "-l",
+            "batch.kubernetes.io/job-completion-index=1,job-name=job-backoff-limit-per-index-example",
+        ],
+        "{.items[*].metadata.annotations.batch\\.kubernetes\\.io/job-index-failure-count}",
+    );
+    let mut counts: Vec<&str> = counts.split_whitespace().collect();
+    counts.sort();
+    assert_eq!(counts, ["0", "1"]);
+
+    s.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        "job/job-success",
+        "--timeout=120s",
+    ]);
+    let st = jsonpath(
+        &s,
+        &["job", "job-success"],
+        "{.status.conditions[?(@.type==\"Complete\")].reason}|{.status.conditions[?(@.type==\"Complete\")].message}|{.status.completedIndexes}",
+    );
+    assert_eq!(st, "SuccessPolicy|Matched rules at index 0|0");
+    let left = s.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "job-name=job-success",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "name",
+    ]);
+    assert!(left.trim().is_empty(), "workers deleted: {left}");
+}
