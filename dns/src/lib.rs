@@ -14,6 +14,7 @@
 
 pub mod answer;
 pub mod forward;
+pub mod metrics;
 pub mod records;
 pub mod server;
 

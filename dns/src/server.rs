@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::answer::{self, Outcome, Reply};
 use crate::forward::{ForwardConfig, ForwardError, Forwarder};
+use crate::metrics::{DnsMetrics, Exchange, Plugin};
 use crate::records::Records;
 
 /// The largest UDP datagram read, and the largest EDNS payload answered.
@@ -59,9 +60,16 @@ impl Default for Config {
     }
 }
 
+/// What answering a query learnt, for its metrics.
+struct Note {
+    qtype: Option<hickory_proto::rr::RecordType>,
+    plugin: Plugin,
+}
+
 /// The DNS server (see the module docs).
 #[derive(Debug)]
 pub struct Server {
+    metrics: Arc<DnsMetrics>,
     records: Arc<Records>,
     forwarder: Forwarder,
     permits: Arc<Semaphore>,
@@ -85,6 +93,7 @@ impl Server {
     /// A server answering from `records`.
     pub fn new(records: Arc<Records>, config: Config) -> Result<Arc<Server>, Error> {
         Ok(Arc::new(Server {
+            metrics: Arc::new(DnsMetrics::new()),
             forwarder: Forwarder::new(&config.forward)?,
             permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             records,
@@ -205,12 +214,48 @@ impl Server {
         }
     }
 
-    /// The answer to one message, encoded; `None` when nothing is to be sent back.
+    /// The answer to one message, encoded; `None` when nothing is to be sent back. Counted
+    /// in [`Server::metrics`].
     pub(crate) async fn respond(
         &self,
         bytes: Vec<u8>,
         src: SocketAddr,
         protocol: Protocol,
+    ) -> Option<Vec<u8>> {
+        let started = tokio::time::Instant::now();
+        let request_size = bytes.len();
+        let mut note = Note {
+            qtype: None,
+            plugin: Plugin::None,
+        };
+        let resp = self.answer_message(bytes, src, protocol, &mut note).await;
+        if let Some(r) = &resp {
+            let rcode = read_header(r).map_or(ResponseCode::ServFail, |h| h.metadata.response_code);
+            self.metrics.record(&Exchange {
+                tcp: protocol == Protocol::Tcp,
+                ipv6: src.is_ipv6(),
+                qtype: note.qtype,
+                rcode,
+                plugin: note.plugin,
+                request_size,
+                response_size: r.len(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        resp
+    }
+
+    /// The metrics of this server's answers.
+    pub fn metrics(&self) -> &Arc<DnsMetrics> {
+        &self.metrics
+    }
+
+    async fn answer_message(
+        &self,
+        bytes: Vec<u8>,
+        src: SocketAddr,
+        protocol: Protocol,
+        note: &mut Note,
     ) -> Option<Vec<u8>> {
         let header = read_header(&bytes)?;
         if header.metadata.message_type == MessageType::Response {
@@ -233,12 +278,19 @@ impl Server {
         };
         let qname = query.original().name().clone();
         let qtype = query.query_type();
+        note.qtype = Some(qtype);
         let snap = self.records.snapshot();
         let reply = match answer::answer(&snap, &self.forwarder, &qname, qtype).await {
-            Outcome::Answer(reply) => reply,
+            Outcome::Answer(reply) => {
+                note.plugin = Plugin::Kubernetes;
+                reply
+            }
             Outcome::Forward => match self.forwarder.lookup(&qname, qtype).await {
                 Ok(up) => Reply {
-                    rcode: up.rcode,
+                    rcode: {
+                        note.plugin = Plugin::Forward;
+                        up.rcode
+                    },
                     authoritative: false,
                     answers: up.answers,
                     authorities: up.authorities,

@@ -509,7 +509,8 @@ async fn serve_dns(
                 match dns::bind(SocketAddr::new(ip, 53)).await {
                     Ok((udp, tcp)) => {
                         tracing::info!(addr = %ip, "cluster DNS answering");
-                        server.run(udp, tcp, stop).await;
+                        let metrics = serve_dns_metrics(server.clone(), ip, stop.clone());
+                        tokio::join!(server.run(udp, tcp, stop), metrics);
                         return;
                     }
                     Err(e) if !said => {
@@ -529,6 +530,28 @@ async fn serve_dns(
         let _ = t.await;
     }
 }
+
+/// The DNS server's metrics on `ip`:9153 (`GET /metrics`), as CoreDNS's `prometheus :9153`
+/// serves them behind the `kube-dns` Service's `metrics` port. Not served when the port is
+/// taken (logged).
+async fn serve_dns_metrics(
+    server: Arc<dns::Server>,
+    ip: IpAddr,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let listener = match tokio::net::TcpListener::bind(SocketAddr::new(ip, DNS_METRICS_PORT)).await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(addr = %ip, error = %e, "cluster DNS metrics not served");
+            return;
+        }
+    };
+    dns::metrics::serve(listener, server.metrics().clone(), stop).await;
+}
+
+/// CoreDNS's metrics port (the `kube-dns` Service's `metrics`).
+const DNS_METRICS_PORT: u16 = 9153;
 
 /// Starts the Ingress controller of the node: its listeners (plain HTTP and HTTPS on
 /// `addrs`, the node's addresses with 127.0.0.1, at the `--ingress-*-port`s) and its watches

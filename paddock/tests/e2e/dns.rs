@@ -109,8 +109,12 @@ fn pods_resolve_services_by_name_through_the_cluster_dns() {
         "-o",
         "jsonpath={.items[0].status.podIP}",
     ]);
-    let (ok, out) = lookup("web-pods.default.svc.cluster.local");
-    assert!(ok && out.contains(&pod_ip), "{out}");
+    // (Once the EndpointSlice controller has published it: on a loaded machine that can come
+    // after the Deployment is Available.)
+    s.eventually("the headless service resolves to the ready pod", || {
+        let (ok, out) = lookup("web-pods.default.svc.cluster.local");
+        (ok && out.contains(&pod_ip)).then_some(())
+    });
     // A pod name spells its address.
     let dashed = format!("{}.default.pod.cluster.local", pod_ip.replace('.', "-"));
     let (ok, out) = lookup(&dashed);
@@ -132,4 +136,23 @@ fn pods_resolve_services_by_name_through_the_cluster_dns() {
         out.contains("NXDOMAIN") || out.contains("can't find"),
         "{out}"
     );
+
+    // The kube-dns Service's metrics port answers as CoreDNS's prometheus plugin does, with
+    // the queries above counted.
+    let metrics = s.kubectl(&[
+        "exec",
+        "client",
+        "--",
+        "/bin/busybox",
+        "wget",
+        "-qO-",
+        "http://10.96.0.10:9153/metrics",
+    ]);
+    for want in [
+        r#"coredns_dns_requests_total{server="dns://:53",zone=".",view="",proto="udp",family="1",type="A"}"#,
+        r#"coredns_dns_responses_total{server="dns://:53",zone=".",view="",rcode="NXDOMAIN",plugin="kubernetes"}"#,
+        r#"coredns_dns_request_duration_seconds_bucket{le="0.00025""#,
+    ] {
+        assert!(metrics.contains(want), "{want} in\n{metrics}");
+    }
 }
