@@ -26,7 +26,8 @@
 //! [`endpointslice`] (which pods back a Service), and [`csrsigning`] (signs approved
 //! certificate requests of the kubelet signers with the cluster CA), [`nodelifecycle`] (node
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
-//! pods from nodes with NoExecute taints they do not tolerate, or no longer) and [`nodeipam`]
+//! pods from nodes with NoExecute taints they do not tolerate, or no longer), [`podgc`]
+//! (force-deletes pods of deleted or out-of-service nodes, bounds finished pods) and [`nodeipam`]
 //! (each node's pod CIDR), [`job`] (Jobs, and the TTL-after-finished controller),
 //! [`cronjob`], [`statefulset`] (ordinal pods, ControllerRevisions: `history`),
 //! [`daemonset`] (one pod per eligible node), [`disruption`] (PodDisruptionBudget status),
@@ -56,6 +57,7 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 mod pod;
+pub mod podgc;
 mod queue;
 mod reflector;
 pub mod replicaset;
@@ -174,6 +176,7 @@ pub async fn run(
     tokio::join!(
         nodelifecycle::run(cluster.clone(), options.node_lifecycle, shutdown.clone()),
         tainteviction::run(cluster.clone(), shutdown.clone()),
+        podgc::run(cluster.clone(), shutdown.clone()),
         {
             let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
             async move {

@@ -880,3 +880,76 @@ fn a_node_dies_under_load_and_comes_back() {
     }
     drop(ns_1);
 }
+
+/// A StatefulSet's pod on a node that dies is not replaced while the node may still run it
+/// (upstream's at-most-one guarantee): it is marked for deletion by the taint eviction and
+/// stays `Terminating`. The non-graceful node shutdown procedure of the Kubernetes docs
+/// (taint the node `node.kubernetes.io/out-of-service=nodeshutdown:NoExecute`) lets the pod
+/// garbage collector force-delete it, and the StatefulSet recreates it, same name, on the
+/// surviving node.
+#[test]
+fn a_statefulset_pod_of_a_dead_node_waits_for_the_out_of_service_taint() {
+    let s = Server::launch_in(
+        tempfile::tempdir().expect("tempdir"),
+        FAST_SERVER,
+        Some(NetNs::new()),
+    );
+    let d1 = tempfile::tempdir().expect("tempdir");
+    let d2 = tempfile::tempdir().expect("tempdir");
+    let mut a1 = agent(&s, d1.path(), "worker-1", "10.244.1.0/24");
+    s.eventually("worker-1 Ready", || {
+        (node_ready(&s, "worker-1") == "True").then_some(())
+    });
+    let marker = format!("sleep 86403.{}", std::process::id());
+    let (_m, path) = manifest(
+        "db.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db}}\nspec:\n  serviceName: db\n  replicas: 1\n  selector: {{matchLabels: {{app: db}}}}\n  template:\n    metadata: {{labels: {{app: db}}}}\n    spec:\n      terminationGracePeriodSeconds: 5\n      containers:\n      - name: main\n        image: busybox\n        command: [sh, -c, 'exec {marker}']\n        readinessProbe: {{exec: {{command: ['true']}}, periodSeconds: 1}}\n"
+        ),
+    );
+    s.kubectl(&["apply", "-f", &path.display().to_string()]);
+    s.eventually("db-0 ready on worker-1", || {
+        let p = pods_labeled(&s, "app=db");
+        (on(&p, "worker-1")
+            .iter()
+            .any(|p| p.0 == "db-0" && p.2 == "True"))
+        .then_some(())
+    });
+    let mut a2 = agent(&s, d2.path(), "worker-2", "10.244.2.0/24");
+    s.eventually("worker-2 Ready", || {
+        (node_ready(&s, "worker-2") == "True").then_some(())
+    });
+
+    a1.kill().expect("SIGKILL worker-1's agent");
+    let _ = a1.wait();
+    // Evicted by the taint (after the 10 s toleration), but never confirmed by a kubelet.
+    s.eventually("db-0 terminating", || {
+        let p = pods_labeled(&s, "app=db");
+        (p.len() == 1 && p[0].1 == "worker-1" && p[0].3).then_some(())
+    });
+    // It stays so: no second db-0 anywhere while worker-1 might still run it.
+    std::thread::sleep(Duration::from_secs(25));
+    let p = pods_labeled(&s, "app=db");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!((p[0].1.as_str(), p[0].3), ("worker-1", true), "{p:?}");
+
+    // The administrator declares the node shut down.
+    s.kubectl(&[
+        "taint",
+        "node",
+        "worker-1",
+        "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute",
+    ]);
+    s.eventually("db-0 recreated and ready on worker-2", || {
+        let p = pods_labeled(&s, "app=db");
+        (p.len() == 1 && p[0].0 == "db-0" && p[0].1 == "worker-2" && p[0].2 == "True" && !p[0].3)
+            .then_some(())
+    });
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(a2.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal agent");
+    wait_or_kill(&mut a2, Duration::from_secs(40));
+}
