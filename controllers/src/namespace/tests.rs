@@ -60,7 +60,15 @@ async fn deleting_a_namespace_removes_its_content_then_itself() {
 #[tokio::test(start_paused = true)]
 async fn terminating_pods_and_finalizers_hold_the_namespace() {
     let registry = registry_with_namespace("team").await;
-    // A pod bound to a node terminates gracefully; a configmap is held by a finalizer.
+    // A pod bound to a node terminates gracefully; a configmap is held by a finalizer. (The
+    // node exists: the pod garbage collector would force-delete an orphan's pod.)
+    create(
+        &registry,
+        "nodes",
+        "",
+        json!({"metadata": {"name": "node1"}}),
+    )
+    .await;
     create(
         &registry,
         "pods",
