@@ -119,6 +119,8 @@ const NAMESPACE_VERBS: &[&str] = &[
 ];
 /// The group of Ingresses and IngressClasses.
 pub const NETWORKING_GROUP: &str = "networking.k8s.io";
+/// The resource metrics group (`PodMetrics`, `NodeMetrics`).
+pub const METRICS_GROUP: &str = "metrics.k8s.io";
 /// The group of Roles, ClusterRoles and their bindings.
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
@@ -628,6 +630,34 @@ static RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         categories: &[],
         verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    // The resource metrics API (metrics-server's, served in-process): read-only views of the
+    // nodes' and pods' usage; last in the table so `pods` and `nodes` resolve to core first.
+    ResourceInfo {
+        group: METRICS_GROUP,
+        version: "v1beta1",
+        kind: "NodeMetrics",
+        list_kind: "NodeMetricsList",
+        plural: "nodes",
+        singular: "nodemetrics",
+        short_names: &[],
+        namespaced: false,
+        categories: &[],
+        verbs: &["get", "list"],
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: METRICS_GROUP,
+        version: "v1beta1",
+        kind: "PodMetrics",
+        list_kind: "PodMetricsList",
+        plural: "pods",
+        singular: "podmetrics",
+        short_names: &[],
+        namespaced: true,
+        categories: &[],
+        verbs: &["get", "list"],
         subresources: &[],
     },
 ];

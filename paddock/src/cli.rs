@@ -270,6 +270,10 @@ pub(crate) struct ServerArgs {
     /// Seconds new pods tolerate a `node.kubernetes.io/unreachable` node before eviction.
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..))]
     pub(crate) default_unreachable_toleration_seconds: i64,
+    /// How often every Ready node's resource metrics are scraped for the `metrics.k8s.io` API
+    /// (kubectl top, HorizontalPodAutoscalers): metrics-server's flag.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
+    pub(crate) metric_resolution: std::time::Duration,
     /// The pods' network, from which each Node without one gets its `spec.podCIDR`
     /// (kube-controller-manager's node IPAM).
     #[arg(long, value_name = "CIDR", default_value = "10.244.0.0/16", value_parser = parse_cidr)]
@@ -325,6 +329,14 @@ impl ServerArgs {
 
 /// A positive Go duration (`time.ParseDuration`, as Kubernetes' duration flags take):
 /// decimal numbers with units `ns`, `us` (`µs`), `ms`, `s`, `m`, `h`, e.g. `8s`, `1m30s`, `1.5s`.
+/// A duration above zero.
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("invalid duration {s:?}: must be more than 0")),
+        d => Ok(d),
+    }
+}
+
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("invalid duration {s:?}: expected e.g. 8s, 500ms, 1m30s");
     let mut rest = s.trim();

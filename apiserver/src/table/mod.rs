@@ -37,6 +37,7 @@ mod event;
 mod ingress;
 mod job;
 mod lease;
+mod metrics;
 mod namespace;
 mod node;
 mod pod;
@@ -152,6 +153,7 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("rbac.authorization.k8s.io", "clusterrolebindings") => {
             (rbac::CLUSTER_ROLE_BINDING_COLUMNS, rbac::row)
         }
+        ("metrics.k8s.io", "pods" | "nodes") => (metrics::COLUMNS, metrics::row),
         _ => (default::COLUMNS, default::row),
     };
     Printer { columns, row }
