@@ -442,6 +442,25 @@ static RESOURCES: &[ResourceInfo] = &[
         subresources: &[SCALE, status("StatefulSet", "apps")],
     },
     ResourceInfo {
+        group: "autoscaling",
+        version: "v2",
+        kind: "HorizontalPodAutoscaler",
+        list_kind: "HorizontalPodAutoscalerList",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        short_names: &["hpa"],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[Subresource {
+            name: "status",
+            kind: "HorizontalPodAutoscaler",
+            group: "autoscaling",
+            version: "v2",
+            verbs: STATUS_VERBS,
+        }],
+    },
+    ResourceInfo {
         group: "batch",
         version: "v1",
         kind: "CronJob",
@@ -751,6 +770,7 @@ mod tests {
                 "deployments",
                 "replicasets",
                 "statefulsets",
+                "horizontalpodautoscalers",
                 "cronjobs",
                 "jobs"
             ]

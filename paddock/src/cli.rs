@@ -274,6 +274,9 @@ pub(crate) struct ServerArgs {
     /// (kubectl top, HorizontalPodAutoscalers): metrics-server's flag.
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
     pub(crate) metric_resolution: std::time::Duration,
+    /// How often each HorizontalPodAutoscaler is reconciled (kube-controller-manager's flag).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
+    pub(crate) horizontal_pod_autoscaler_sync_period: std::time::Duration,
     /// The pods' network, from which each Node without one gets its `spec.podCIDR`
     /// (kube-controller-manager's node IPAM).
     #[arg(long, value_name = "CIDR", default_value = "10.244.0.0/16", value_parser = parse_cidr)]
@@ -315,6 +318,8 @@ impl ServerArgs {
                 self.node_cidr_mask_size,
             )?),
             service_accounts: None,
+            hpa: None,
+            hpa_sync_period: self.horizontal_pod_autoscaler_sync_period,
         })
     }
 
@@ -327,8 +332,6 @@ impl ServerArgs {
     }
 }
 
-/// A positive Go duration (`time.ParseDuration`, as Kubernetes' duration flags take):
-/// decimal numbers with units `ns`, `us` (`µs`), `ms`, `s`, `m`, `h`, e.g. `8s`, `1m30s`, `1.5s`.
 /// A duration above zero.
 fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
     match parse_duration(s)? {
@@ -337,6 +340,8 @@ fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// A positive Go duration (`time.ParseDuration`, as Kubernetes' duration flags take):
+/// decimal numbers with units `ns`, `us` (`µs`), `ms`, `s`, `m`, `h`, e.g. `8s`, `1m30s`, `1.5s`.
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("invalid duration {s:?}: expected e.g. 8s, 500ms, 1m30s");
     let mut rest = s.trim();

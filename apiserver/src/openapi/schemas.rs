@@ -23,6 +23,12 @@ fn sub<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
 /// `(group, version, kind)` of every served kind with a schema, and its type.
 static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
     (
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        sub::<api::autoscaling::v2::HorizontalPodAutoscaler>,
+    ),
+    (
         "metrics.k8s.io",
         "v1beta1",
         "NodeMetrics",

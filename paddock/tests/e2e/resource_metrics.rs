@@ -26,22 +26,20 @@ spec:
 "#;
 
 /// `paddock up` with cgroups, the busybox images imported and scrapes every second.
-pub fn metrics_server() -> (Server, tempfile::TempDir) {
+pub fn metrics_server(extra: &[&str]) -> (Server, tempfile::TempDir) {
     // The layout first, as the image tests do: a server's image GC may take blobs that an
     // import has not recorded yet.
     let tmp = tempfile::tempdir().expect("tempdir");
     let layout = layouts(tmp.path());
-    let s = up_with_cgroups_in(
-        tempfile::tempdir().expect("tempdir"),
-        NetNs::new(),
-        // No image GC: on a full disk it would take the imported image before it runs.
-        &[
-            "--metric-resolution",
-            "1s",
-            "--image-gc-high-threshold",
-            "100",
-        ],
-    );
+    // No image GC: on a full disk it would take the imported image before it runs.
+    let mut args = vec![
+        "--metric-resolution",
+        "1s",
+        "--image-gc-high-threshold",
+        "100",
+    ];
+    args.extend(extra);
+    let s = up_with_cgroups_in(tempfile::tempdir().expect("tempdir"), NetNs::new(), &args);
     import(&s, &layout);
     s.kubectl_in(&["apply", "-f", "-"], Some(RUNC_CLASS));
     (s, tmp)
@@ -58,7 +56,7 @@ pub fn top_cpu_milli(line: &str) -> Option<u64> {
 
 #[test]
 fn kubectl_top_reads_the_nodes_cgroups() {
-    let (s, _tmp) = metrics_server();
+    let (s, _tmp) = metrics_server(&[]);
     s.kubectl_in(&["apply", "-f", "-"], Some(BURN));
     let out = s.kubectl_full(
         &[
@@ -206,4 +204,89 @@ fn kubectl_top_reads_the_nodes_cgroups() {
     ]);
     let seen = s.kubectl(&["top", "pod", sa, "--no-headers"]);
     assert!(seen.contains(&pod), "{seen}");
+}
+
+const HPA: &str = r#"apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: burn}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: burn}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+"#;
+
+/// A Deployment whose pod burns far more than its 100m request is scaled up to the HPA's
+/// maximum (two steps at most: 1 → 3), with upstream's event, conditions and table.
+#[test]
+fn an_hpa_scales_a_busy_deployment_up() {
+    let (s, _tmp) = metrics_server(&["--horizontal-pod-autoscaler-sync-period", "2s"]);
+    s.kubectl_in(&["apply", "-f", "-"], Some(BURN));
+    s.kubectl_in(&["apply", "-f", "-"], Some(HPA));
+    let row = s.kubectl(&["get", "hpa", "burn", "--no-headers"]);
+    let f: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&f[..2], ["burn", "Deployment/burn"], "{row}");
+    assert_eq!(&f[2..4], ["cpu:", "<unknown>/50%"], "{row}");
+    let hpa = s.get_json(&["get", "hpa", "burn"]);
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2", "{hpa}");
+    assert_eq!(hpa["spec"]["minReplicas"], 1, "{hpa}");
+
+    s.eventually("the deployment scaled to 3", || {
+        let n = s.kubectl(&[
+            "get",
+            "deployment",
+            "burn",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ]);
+        (n == "3").then_some(())
+    });
+    let hpa = s.eventually("the HPA status", || {
+        let h = s.get_json(&["get", "hpa", "burn"]);
+        (h["status"]["desiredReplicas"] == 3).then_some(h)
+    });
+    let conditions = hpa["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let cond = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == t)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(cond("AbleToScale")["status"], "True", "{hpa}");
+    assert_eq!(cond("ScalingActive")["reason"], "ValidMetricFound", "{hpa}");
+    assert_eq!(
+        cond("ScalingActive")["message"],
+        "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)",
+        "{hpa}"
+    );
+    let util = hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!(util > 50, "{hpa}");
+    let events = s.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("reason: cpu resource utilization (percentage of request) above target"),
+        "{events}"
+    );
+    assert!(events.contains("New size: "), "{events}");
+    let row = s.kubectl(&["get", "hpa", "burn", "--no-headers"]);
+    assert!(
+        row.contains(&format!("cpu: {util}%/50%")) || row.contains("%/50%"),
+        "{row}"
+    );
+    let top = s.kubectl(&["top", "pod", "-l", "app=burn", "--no-headers"]);
+    assert!(top.lines().count() >= 1, "{top}");
 }
