@@ -299,3 +299,60 @@ fn validate_scaling_rules(r: &HPAScalingRules, path: &str) -> Errors {
     }
     errs
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::validate_horizontal_pod_autoscaler;
+
+    fn fields(spec: serde_json::Value) -> Vec<(String, String)> {
+        validate_horizontal_pod_autoscaler(&json!({"spec": spec}))
+            .expect("decodes")
+            .iter()
+            .map(|e| (e.field.clone(), e.detail.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn upstream_messages_and_paths() {
+        let ok = json!({"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 3,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 50}}}]});
+        assert!(fields(ok).is_empty());
+        let bad = fields(json!({"scaleTargetRef": {"kind": "", "name": "web"},
+            "minReplicas": 0, "maxReplicas": 0,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 0}}}],
+            "behavior": {"scaleUp": {"stabilizationWindowSeconds": 4000, "policies": []}}}));
+        let has = |f: &str, d: &str| bad.iter().any(|(bf, bd)| bf == f && bd == d);
+        assert!(
+            has("spec.minReplicas", "must be greater than or equal to 1"),
+            "{bad:?}"
+        );
+        assert!(has("spec.maxReplicas", "must be greater than 0"), "{bad:?}");
+        assert!(has("spec.scaleTargetRef.kind", ""), "{bad:?}");
+        assert!(
+            has(
+                "spec.metrics[0].resource.target.averageUtilization",
+                "must be greater than 0"
+            ),
+            "{bad:?}"
+        );
+        assert!(
+            has(
+                "spec.behavior.scaleUp.stabilizationWindowSeconds",
+                "must be less than or equal to 3600"
+            ),
+            "{bad:?}"
+        );
+        assert!(
+            has(
+                "spec.behavior.scaleUp.policies",
+                "must specify at least one Policy"
+            ),
+            "{bad:?}"
+        );
+    }
+}
