@@ -53,6 +53,7 @@ pub mod metrics;
 pub mod node;
 pub mod pod;
 pub mod podnet;
+pub mod resource_stats;
 pub mod routing;
 pub mod runtime;
 pub mod server;

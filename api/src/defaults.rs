@@ -664,3 +664,52 @@ fn rbac_refs(
         }
     }
 }
+
+/// autoscaling/v2 `SetDefaults_HorizontalPodAutoscaler`: `minReplicas` 1, a CPU target of 80%
+/// when no metric is given, and a given `behavior`'s unset rules and fields from
+/// `GenerateHPAScaleUpRules` / `GenerateHPAScaleDownRules`.
+pub fn horizontal_pod_autoscaler(
+    hpa: &mut k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+) {
+    use k8s_openapi::api::autoscaling::v2::{
+        HPAScalingPolicy, HPAScalingRules, MetricSpec, MetricTarget, ResourceMetricSource,
+    };
+    let spec = &mut hpa.spec;
+    spec.min_replicas.get_or_insert(1);
+    if spec.metrics.as_ref().is_none_or(Vec::is_empty) {
+        spec.metrics = Some(vec![MetricSpec {
+            type_: "Resource".into(),
+            resource: Some(ResourceMetricSource {
+                name: "cpu".into(),
+                target: MetricTarget {
+                    type_: "Utilization".into(),
+                    average_utilization: Some(80),
+                    ..MetricTarget::default()
+                },
+            }),
+            ..MetricSpec::default()
+        }]);
+    }
+    let policy = |type_: &str, value: i32| HPAScalingPolicy {
+        type_: type_.into(),
+        value,
+        period_seconds: 15,
+    };
+    let fill =
+        |rules: &mut Option<HPAScalingRules>, window: i32, policies: Vec<HPAScalingPolicy>| {
+            let r = rules.get_or_insert_with(HPAScalingRules::default);
+            r.stabilization_window_seconds.get_or_insert(window);
+            r.select_policy.get_or_insert_with(|| "Max".into());
+            if r.policies.is_none() {
+                r.policies = Some(policies);
+            }
+        };
+    if let Some(b) = spec.behavior.as_mut() {
+        fill(
+            &mut b.scale_up,
+            0,
+            vec![policy("Pods", 4), policy("Percent", 100)],
+        );
+        fill(&mut b.scale_down, 300, vec![policy("Percent", 100)]);
+    }
+}

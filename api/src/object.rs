@@ -154,6 +154,9 @@ pub fn decode_with_duplicates(
         }
         "EndpointSlice" => roundtrip::<EndpointSlice>(info, value, defaults::endpoint_slice)?,
         "Lease" => roundtrip::<Lease>(info, value, defaults::lease)?,
+        "HorizontalPodAutoscaler" => roundtrip::<
+            k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+        >(info, value, defaults::horizontal_pod_autoscaler)?,
         "Job" => roundtrip::<Job>(info, value, defaults::job)?,
         "CronJob" => roundtrip::<CronJob>(info, value, defaults::cron_job)?,
         // certificates.k8s.io/v1 has no defaulting.

@@ -119,6 +119,8 @@ const NAMESPACE_VERBS: &[&str] = &[
 ];
 /// The group of Ingresses and IngressClasses.
 pub const NETWORKING_GROUP: &str = "networking.k8s.io";
+/// The resource metrics group (`PodMetrics`, `NodeMetrics`).
+pub const METRICS_GROUP: &str = "metrics.k8s.io";
 /// The group of Roles, ClusterRoles and their bindings.
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
@@ -440,6 +442,25 @@ static RESOURCES: &[ResourceInfo] = &[
         subresources: &[SCALE, status("StatefulSet", "apps")],
     },
     ResourceInfo {
+        group: "autoscaling",
+        version: "v2",
+        kind: "HorizontalPodAutoscaler",
+        list_kind: "HorizontalPodAutoscalerList",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        short_names: &["hpa"],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[Subresource {
+            name: "status",
+            kind: "HorizontalPodAutoscaler",
+            group: "autoscaling",
+            version: "v2",
+            verbs: STATUS_VERBS,
+        }],
+    },
+    ResourceInfo {
         group: "batch",
         version: "v1",
         kind: "CronJob",
@@ -630,6 +651,34 @@ static RESOURCES: &[ResourceInfo] = &[
         verbs: ALL_VERBS,
         subresources: &[],
     },
+    // The resource metrics API (metrics-server's, served in-process): read-only views of the
+    // nodes' and pods' usage; last in the table so `pods` and `nodes` resolve to core first.
+    ResourceInfo {
+        group: METRICS_GROUP,
+        version: "v1beta1",
+        kind: "NodeMetrics",
+        list_kind: "NodeMetricsList",
+        plural: "nodes",
+        singular: "nodemetrics",
+        short_names: &[],
+        namespaced: false,
+        categories: &[],
+        verbs: &["get", "list"],
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: METRICS_GROUP,
+        version: "v1beta1",
+        kind: "PodMetrics",
+        list_kind: "PodMetricsList",
+        plural: "pods",
+        singular: "podmetrics",
+        short_names: &[],
+        namespaced: true,
+        categories: &[],
+        verbs: &["get", "list"],
+        subresources: &[],
+    },
 ];
 
 /// Every served resource, core group first, in a stable order.
@@ -721,6 +770,7 @@ mod tests {
                 "deployments",
                 "replicasets",
                 "statefulsets",
+                "horizontalpodautoscalers",
                 "cronjobs",
                 "jobs"
             ]

@@ -9,6 +9,7 @@
 //! string checks in [`names`].
 
 pub mod apps;
+pub mod autoscaling;
 pub mod batch;
 pub mod certificates;
 pub mod misc;
@@ -394,6 +395,7 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Result<Errors, ApiEr
         "DaemonSet" => sets::validate_daemon_set(obj)?,
         "ControllerRevision" => sets::validate_controller_revision(obj),
         "Job" => batch::validate_job(obj)?,
+        "HorizontalPodAutoscaler" => autoscaling::validate_horizontal_pod_autoscaler(obj)?,
         "Namespace" => misc::validate_namespace(obj)?,
         "ConfigMap" => misc::validate_config_map(obj)?,
         "Secret" => misc::validate_secret(obj)?,

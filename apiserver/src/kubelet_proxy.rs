@@ -291,6 +291,35 @@ impl KubeletProxy {
         }
     }
 
+    /// `GET path` on node `node`'s agent, its body read up to `limit` bytes (what the
+    /// resource metrics scraper reads: `/metrics/resource`). A status other than 200 is an
+    /// error naming it.
+    pub async fn fetch_node(
+        &self,
+        registry: &Registry,
+        node: &str,
+        path: &str,
+        limit: usize,
+    ) -> Result<bytes::Bytes, ApiError> {
+        use http_body_util::BodyExt as _;
+        let (host, port) = node_agent_address(registry, node)?;
+        let req = Request::new(Body::empty());
+        let resp = self.forward(&host, port, path, req).await?;
+        if resp.status() != StatusCode::OK {
+            return Err(ApiError::service_unavailable(format!(
+                "node {node:?} answered {path} with {}",
+                resp.status()
+            )));
+        }
+        let body = http_body_util::Limited::new(resp.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                ApiError::service_unavailable(format!("reading {path} from node {node:?}: {e}"))
+            })?;
+        Ok(body.to_bytes())
+    }
+
     /// Sends `req` to `target` on the agent at `host:port` over TLS and relays the answer (or
     /// the upgraded connection).
     async fn forward(

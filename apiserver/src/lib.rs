@@ -45,6 +45,7 @@ pub mod options;
 pub mod params;
 pub mod patch;
 pub mod registry;
+pub mod resource_metrics;
 pub mod resource_proxy;
 pub mod response;
 pub mod rest;
@@ -162,6 +163,21 @@ impl std::fmt::Debug for RunningServer {
 }
 
 impl RunningServer {
+    /// Starts scraping the nodes' resource metrics every `resolution` (the
+    /// `metrics.k8s.io` API and the HorizontalPodAutoscaler read them) until shutdown.
+    pub fn start_resource_metrics(&self, resolution: std::time::Duration) {
+        tokio::spawn(resource_metrics::run(
+            self.state.clone(),
+            resolution,
+            self.state.shutdown.clone(),
+        ));
+    }
+
+    /// The resource metrics the nodes' scrapes give.
+    pub fn resource_metrics(&self) -> Arc<resource_metrics::MetricsSource> {
+        self.state.resource_metrics.clone()
+    }
+
     /// The bound address (with the real port).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
@@ -319,6 +335,7 @@ pub fn app(
         streams: std::sync::RwLock::new(None),
         kubelet_tls: std::sync::OnceLock::new(),
         sa_tokens: std::sync::OnceLock::new(),
+        resource_metrics: Arc::default(),
     });
     // The documents take a moment to build: start now, off the runtime's workers.
     if tokio::runtime::Handle::try_current().is_ok() {

@@ -12,6 +12,7 @@
 //! Start at [`OpenApi::new`]; documents are built once at start and served with their hash as
 //! ETag (`If-None-Match` answers 304), as upstream's aggregator does.
 
+mod metrics;
 mod schemas;
 mod v2pb;
 

@@ -135,6 +135,21 @@ pub async fn handle(
             .proxy_node(st.registry.clone(), node, &remainder, req)
             .await;
     }
+    if group == crate::resource_metrics::GROUP {
+        let served = match resolve(group, version, rest) {
+            Some(Target::Collection { info, ns }) => {
+                crate::resource_metrics::handle(st, info, ns, None, &req, q)
+            }
+            Some(Target::Item {
+                info,
+                ns,
+                name,
+                sub: None,
+            }) => crate::resource_metrics::handle(st, info, Some(ns), Some(name), &req, q),
+            _ => Err(not_found_path()),
+        };
+        return served.unwrap_or_else(|e| error_response(&e));
+    }
     let Some(target) = resolve(group, version, rest) else {
         return error_response(&not_found_path());
     };

@@ -30,6 +30,8 @@ pub struct AppState {
     pub streams: std::sync::RwLock<Option<Arc<dyn crate::PodStreams>>>,
     /// How the default handler dials node agents (unset: it refuses, e.g. in router tests).
     pub kubelet_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
+    /// The resource metrics (`metrics.k8s.io`) scraped from the nodes.
+    pub resource_metrics: Arc<crate::resource_metrics::MetricsSource>,
     /// The service account token issuer (unset: no service account tokens are issued or
     /// accepted, e.g. in router tests).
     pub sa_tokens: std::sync::OnceLock<Arc<crate::serviceaccount::TokenIssuer>>,

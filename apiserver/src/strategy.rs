@@ -136,6 +136,11 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, user: Option<&Us
             obj["status"] = json!({});
             generate_job_selector(obj);
         }
+        // The HPA strategy resets the status; autoscaling/v2's `desiredReplicas` has no
+        // `omitempty`.
+        "HorizontalPodAutoscaler" => {
+            obj["status"] = json!({"desiredReplicas": 0});
+        }
         // policy/v1 PodDisruptionBudgetStatus: the four counters have no `omitempty`.
         "PodDisruptionBudget" => {
             obj["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 0,

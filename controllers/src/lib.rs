@@ -51,6 +51,7 @@ pub mod endpointslice;
 mod events;
 pub mod gc;
 mod history;
+pub mod hpa;
 pub mod job;
 pub mod leader;
 pub mod namespace;
@@ -148,6 +149,11 @@ pub struct Options {
     pub node_ipam: Option<nodeipam::Config>,
     /// The service account controllers' CA and token signer (`None`: they do not run).
     pub service_accounts: Option<serviceaccount::Config>,
+    /// The HorizontalPodAutoscaler controller's metrics and periods (`None`: it does not run).
+    pub hpa: Option<hpa::Config>,
+    /// `--horizontal-pod-autoscaler-sync-period` for the controller the composition root
+    /// builds (`None`: 15 s).
+    pub hpa_sync_period: std::time::Duration,
 }
 
 /// Starts the controllers on the current tokio runtime under leader election ([`leader`]):
@@ -173,7 +179,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let service_accounts = options.service_accounts.clone();
+    let hpa_config = options.hpa.clone();
     tokio::join!(
+        {
+            let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
+            async move {
+                if let Some(config) = hpa_config {
+                    hpa::run(cluster, config, shutdown).await;
+                }
+            }
+        },
         nodelifecycle::run(cluster.clone(), options.node_lifecycle, shutdown.clone()),
         tainteviction::run(cluster.clone(), shutdown.clone()),
         podgc::run(cluster.clone(), shutdown.clone()),

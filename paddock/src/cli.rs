@@ -270,6 +270,13 @@ pub(crate) struct ServerArgs {
     /// Seconds new pods tolerate a `node.kubernetes.io/unreachable` node before eviction.
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..))]
     pub(crate) default_unreachable_toleration_seconds: i64,
+    /// How often every Ready node's resource metrics are scraped for the `metrics.k8s.io` API
+    /// (kubectl top, HorizontalPodAutoscalers): metrics-server's flag.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
+    pub(crate) metric_resolution: std::time::Duration,
+    /// How often each HorizontalPodAutoscaler is reconciled (kube-controller-manager's flag).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
+    pub(crate) horizontal_pod_autoscaler_sync_period: std::time::Duration,
     /// The pods' network, from which each Node without one gets its `spec.podCIDR`
     /// (kube-controller-manager's node IPAM).
     #[arg(long, value_name = "CIDR", default_value = "10.244.0.0/16", value_parser = parse_cidr)]
@@ -311,6 +318,8 @@ impl ServerArgs {
                 self.node_cidr_mask_size,
             )?),
             service_accounts: None,
+            hpa: None,
+            hpa_sync_period: self.horizontal_pod_autoscaler_sync_period,
         })
     }
 
@@ -320,6 +329,14 @@ impl ServerArgs {
             not_ready: self.default_not_ready_toleration_seconds,
             unreachable: self.default_unreachable_toleration_seconds,
         }
+    }
+}
+
+/// A duration above zero.
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("invalid duration {s:?}: must be more than 0")),
+        d => Ok(d),
     }
 }
 

@@ -37,6 +37,12 @@ pub(crate) fn start(
     mut options: controllers::Options,
 ) -> controllers::Controllers {
     options.service_accounts = Some(service_accounts(server));
+    let mut hpa =
+        controllers::hpa::Config::new(Arc::new(ResourceMetrics(server.resource_metrics())));
+    if !options.hpa_sync_period.is_zero() {
+        hpa.sync_period = options.hpa_sync_period;
+    }
+    options.hpa = Some(hpa);
     server.registry().set_service_account_admission(true);
     controllers::start(
         Arc::new(server.registry()),
@@ -44,4 +50,33 @@ pub(crate) fn start(
         controllers::leader::identity(),
         options,
     )
+}
+
+/// The API server's resource metrics as the HorizontalPodAutoscaler controller reads them
+/// (in-process, rather than through `metrics.k8s.io`): CPU in millicores, memory in
+/// milli-bytes, as the upstream metrics client's `MilliValue`.
+#[derive(Debug)]
+struct ResourceMetrics(Arc<apiserver::resource_metrics::MetricsSource>);
+
+impl controllers::hpa::MetricsSource for ResourceMetrics {
+    fn pod_metrics(&self, namespace: &str, name: &str) -> Option<controllers::hpa::PodMetric> {
+        let m = self.0.pod_metrics(namespace, name)?;
+        Some(controllers::hpa::PodMetric {
+            timestamp_ms: m.timestamp_ms,
+            window_ms: m.window_ms,
+            containers: m
+                .containers
+                .into_iter()
+                .map(|(name, u)| controllers::hpa::ContainerUsage {
+                    name,
+                    // Quantity's MilliValue rounds up.
+                    cpu_milli: i64::try_from(u.cpu_nanocores.div_ceil(1_000_000))
+                        .unwrap_or(i64::MAX),
+                    memory_milli: i64::try_from(u.memory)
+                        .unwrap_or(i64::MAX / 1000)
+                        .saturating_mul(1000),
+                })
+                .collect(),
+        })
+    }
 }

@@ -90,6 +90,7 @@ pub(crate) async fn start(
     server
         .registry()
         .set_default_toleration_seconds(args.default_toleration_seconds());
+    server.start_resource_metrics(args.metric_resolution);
     Ok((server, data_dir))
 }
 

@@ -63,6 +63,15 @@ impl Directory {
         }
     }
 
+    /// Every pod's entry with its namespace and name (for the resource metrics).
+    pub fn entries(&self) -> Vec<(String, String, PodEntry)> {
+        self.pods
+            .lock()
+            .iter()
+            .map(|((ns, name), e)| (ns.clone(), name.clone(), e.clone()))
+            .collect()
+    }
+
     /// For the node's metrics: pods with a running container, running containers, and
     /// containers whose newest instance has exited.
     pub fn running_counts(&self) -> (usize, usize, usize) {

@@ -435,6 +435,12 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
         Err(RuntimeError::ContainerNotFound(id.0.clone()))
     }
 
+    /// The `kubepods` cgroup hierarchy its image containers run in, if any (host processes
+    /// have no cgroup of their own).
+    fn cgroups(&self) -> Option<oci::cgroups::Layout> {
+        None
+    }
+
     /// The container's current log file: CRI lines `<RFC3339Nano> stdout|stderr F|P <text>`.
     /// It is bounded as the kubelet bounds it (10 MiB, then rotated to `<path>.<timestamp>`,
     /// older rotated files gzipped, 5 files in all; see [`logs`]).

@@ -745,6 +745,14 @@ impl Runtime for ProcessRuntime {
         exec::start_session(self.shared.as_ref(), id, argv, tty, stdin).await
     }
 
+    fn cgroups(&self) -> Option<oci::cgroups::Layout> {
+        self.shared
+            .images
+            .get()
+            .and_then(|i| i.runc.cgroups())
+            .cloned()
+    }
+
     fn log_path(&self, id: &ContainerId) -> PathBuf {
         match self.shared.container(id) {
             Some(c) => c.rec.log_path.clone(),

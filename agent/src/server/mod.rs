@@ -196,6 +196,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_main))
         .route("/metrics/probes", get(metrics_probes))
+        .route("/metrics/resource", get(metrics_resource))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -204,6 +205,25 @@ pub fn router(state: ServerState) -> Router {
 async fn metrics_main(State(s): State<ServerState>) -> Response {
     let text = s.metrics.encode_main(&s.directory);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// `/metrics/resource`: the node's, pods' and containers' CPU and memory, read from their
+/// cgroups on the blocking pool.
+async fn metrics_resource(State(s): State<ServerState>) -> Response {
+    let layout = s.runtime.cgroups();
+    let pods = s.directory.entries();
+    let snap =
+        tokio::task::spawn_blocking(move || crate::resource_stats::collect(layout.as_ref(), &pods))
+            .await
+            .unwrap_or_else(|_| crate::resource_stats::Snapshot {
+                error: true,
+                ..Default::default()
+            });
+    (
+        [(header::CONTENT_TYPE, crate::resource_stats::CONTENT_TYPE)],
+        snap.encode(),
+    )
+        .into_response()
 }
 
 /// `/metrics/probes`: the kubelet's prober families.

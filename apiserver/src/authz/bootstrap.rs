@@ -326,6 +326,17 @@ pub fn cluster_roles() -> Vec<Value> {
                 &["get"],
             )],
         ),
+        // What metrics-server installs for its API: reading the resource metrics, aggregated
+        // into view, edit and admin.
+        cluster_role(
+            "system:aggregated-metrics-reader",
+            &[
+                ("rbac.authorization.k8s.io/aggregate-to-view", "true"),
+                ("rbac.authorization.k8s.io/aggregate-to-edit", "true"),
+                ("rbac.authorization.k8s.io/aggregate-to-admin", "true"),
+            ],
+            vec![rule(&["metrics.k8s.io"], &["pods", "nodes"], READ)],
+        ),
     ]
 }
 

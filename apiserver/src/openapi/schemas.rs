@@ -22,6 +22,24 @@ fn sub<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
 
 /// `(group, version, kind)` of every served kind with a schema, and its type.
 static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
+    (
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        sub::<api::autoscaling::v2::HorizontalPodAutoscaler>,
+    ),
+    (
+        "metrics.k8s.io",
+        "v1beta1",
+        "NodeMetrics",
+        sub::<super::metrics::NodeMetrics>,
+    ),
+    (
+        "metrics.k8s.io",
+        "v1beta1",
+        "PodMetrics",
+        sub::<super::metrics::PodMetrics>,
+    ),
     ("", "v1", "Pod", sub::<api::core::v1::Pod>),
     ("", "v1", "Namespace", sub::<api::core::v1::Namespace>),
     ("", "v1", "Service", sub::<api::core::v1::Service>),

@@ -34,9 +34,11 @@ mod deployment;
 mod endpoints;
 mod endpointslice;
 mod event;
+mod hpa;
 mod ingress;
 mod job;
 mod lease;
+mod metrics;
 mod namespace;
 mod node;
 mod pod;
@@ -152,6 +154,8 @@ fn printer(info: &ResourceInfo) -> Printer {
         ("rbac.authorization.k8s.io", "clusterrolebindings") => {
             (rbac::CLUSTER_ROLE_BINDING_COLUMNS, rbac::row)
         }
+        ("autoscaling", "horizontalpodautoscalers") => (hpa::COLUMNS, hpa::row),
+        ("metrics.k8s.io", "pods" | "nodes") => (metrics::COLUMNS, metrics::row),
         _ => (default::COLUMNS, default::row),
     };
     Printer { columns, row }

@@ -132,7 +132,7 @@ fn cgroup_wrapper() -> String {
 }
 
 /// `paddock up` in its own network namespace (`netns`, or a new one) on `dir`, with cgroups.
-fn up_with_cgroups_in(dir: tempfile::TempDir, netns: NetNs, args: &[&str]) -> Server {
+pub fn up_with_cgroups_in(dir: tempfile::TempDir, netns: NetNs, args: &[&str]) -> Server {
     let script = cgroup_wrapper();
     let mut all = vec!["up"];
     all.extend(args);

@@ -34,6 +34,7 @@ mod private_files;
 mod probe_timing;
 mod rbac;
 mod replication;
+mod resource_metrics;
 mod resource_proxy;
 mod runtime_class;
 mod service_env;
