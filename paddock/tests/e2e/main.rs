@@ -42,6 +42,7 @@ mod storage;
 mod termination_message;
 mod transport;
 mod up;
+mod users;
 mod volume_paths;
 mod walkthrough;
 mod zero_downtime;
