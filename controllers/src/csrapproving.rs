@@ -8,6 +8,13 @@
 //! `AutoApproved`, upstream's message. A request it does not recognize, or whose requester
 //! is not allowed, is left alone for a human (`kubectl certificate approve`).
 //!
+//! A paddock extension (upstream leaves kubelet serving certificates to a human or a
+//! third-party approver): a `kubernetes.io/kubelet-serving` request is approved when its
+//! requester is the node it names (user `system:node:<name>` in `system:nodes`, the
+//! request's common name), it passes `ValidateKubeletServingCSR`, its DNS names are only the
+//! node's name and none of its IP addresses is another Node's ([`serving_approval`]). A node
+//! agent without administrator credentials gets its serving certificate that way.
+//!
 //! The access review goes through an [`AccessReviewer`] (the binary's: the API server's
 //! authorizer). Start at [`Controller::handle`].
 
@@ -177,6 +184,42 @@ impl Controller {
     }
 }
 
+/// The paddock serving-certificate rule (see the module): the approval message, or `None`.
+pub fn serving_approval(
+    csr: &CertificateSigningRequest,
+    nodes: &[k8s_openapi::api::core::v1::Node],
+) -> Option<&'static str> {
+    if decided_or_signed(csr) || csr.spec.signer_name != certificates::KUBELET_SERVING_SIGNER {
+        return None;
+    }
+    let req = certificates::parse_csr(&csr.spec.request.0).ok()?;
+    let usages = csr.spec.usages.clone().unwrap_or_default();
+    certificates::validate_kubelet_serving_csr(&req, &usages).ok()?;
+    let user = csr.spec.username.as_deref().unwrap_or("");
+    let node = user.strip_prefix("system:node:")?;
+    let in_nodes = csr
+        .spec
+        .groups
+        .as_ref()
+        .is_some_and(|g| g.iter().any(|g| g == "system:nodes"));
+    if !in_nodes || req.common_name != user || node.is_empty() {
+        return None;
+    }
+    if req.dns_names.iter().any(|d| d != node) {
+        return None;
+    }
+    let taken = nodes
+        .iter()
+        .filter(|n| n.metadata.name.as_deref() != Some(node))
+        .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
+        .filter_map(|a| a.address.parse::<std::net::IpAddr>().ok())
+        .any(|ip| req.ip_addresses.contains(&ip));
+    if taken {
+        return None;
+    }
+    Some("Auto approving the serving certificate of the node that requested it.")
+}
+
 impl Reconciler for Controller {
     type Key = String;
 
@@ -197,8 +240,17 @@ impl Reconciler for Controller {
         else {
             return Ok(None);
         };
-        let Some(message) = self.decide(&csr)? else {
-            return Ok(None);
+        let message = match self.decide(&csr)? {
+            Some(m) => m,
+            None if csr.spec.signer_name == certificates::KUBELET_SERVING_SIGNER => {
+                let nodes =
+                    typed::list::<k8s_openapi::api::core::v1::Node>(&self.cluster, None).await?;
+                match serving_approval(&csr, &nodes) {
+                    Some(m) => m,
+                    None => return Ok(None),
+                }
+            }
+            None => return Ok(None),
         };
         let done = typed::edit(&self.cluster, &csr, Subresource::Approval, |obj| {
             let undecided = typed::decode::<CertificateSigningRequest>(obj)

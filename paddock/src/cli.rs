@@ -120,6 +120,18 @@ pub(crate) struct AgentArgs {
     /// The server's CA certificate (PEM), with --server.
     #[arg(long, value_name = "FILE", requires = "server")]
     pub(crate) certificate_authority: Option<PathBuf>,
+    /// Join with a bootstrap token (`paddock token create`; given by --token-file,
+    /// $PADDOCK_TOKEN or --token): the hash of the cluster CA's public key it prints
+    /// (kubeadm's `--discovery-token-ca-cert-hash`). The node fetches the CA from the server,
+    /// refuses to go on unless its hash is this one, and gets a client certificate of its own
+    /// (kept in the data dir: a restarted node needs no token).
+    #[arg(
+        long,
+        value_name = "sha256:HEX",
+        requires = "server",
+        conflicts_with = "certificate_authority"
+    )]
+    pub(crate) ca_cert_hash: Option<String>,
     /// Where the node keeps its runtime state, logs and volumes
     /// [default: /var/lib/paddock as root, $XDG_DATA_HOME/paddock otherwise].
     #[arg(long, value_name = "DIR")]

@@ -19,6 +19,7 @@ pub mod bootstrap;
 pub mod escalation;
 pub mod impersonate;
 pub mod index;
+pub mod node_policy;
 pub mod review;
 pub mod rules;
 

@@ -159,3 +159,76 @@ async fn the_approval_condition_is_written_through_the_approval_subresource() {
     shutdown.cancel();
     let _ = task.await;
 }
+
+fn serving_csr(
+    user: &str,
+    groups: &[&str],
+    cn: &str,
+    ips: &[&str],
+    dns: &[&str],
+) -> CertificateSigningRequest {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:nodes");
+    for ip in ips {
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress(ip.parse().unwrap()));
+    }
+    for d in dns {
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::DnsName((*d).try_into().unwrap()));
+    }
+    let pem = b64(params
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap()
+        .as_bytes());
+    decode(json!({"metadata": {"name": "s"},
+        "spec": {"request": pem, "signerName": certificates::KUBELET_SERVING_SIGNER,
+                 "usages": ["digital signature", "server auth"], "username": user, "groups": groups}}))
+}
+
+#[test]
+fn serving_requests_of_the_node_itself_for_addresses_no_other_node_has() {
+    let other: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+        "metadata": {"name": "n2"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.2"}]}}))
+    .unwrap();
+    let nodes = [other];
+    let g = &["system:nodes", "system:authenticated"][..];
+    let ok = serving_csr(
+        "system:node:n1",
+        g,
+        "system:node:n1",
+        &["10.0.0.1"],
+        &["n1"],
+    );
+    assert!(serving_approval(&ok, &nodes).is_some());
+    // Another node's address, another name, another requester, no node group: left alone.
+    let theirs = serving_csr("system:node:n1", g, "system:node:n1", &["10.0.0.2"], &[]);
+    assert!(serving_approval(&theirs, &nodes).is_none());
+    let name = serving_csr(
+        "system:node:n1",
+        g,
+        "system:node:n1",
+        &["10.0.0.1"],
+        &["n2"],
+    );
+    assert!(serving_approval(&name, &nodes).is_none());
+    let someone = serving_csr("system:node:n2", g, "system:node:n1", &["10.0.0.1"], &[]);
+    assert!(serving_approval(&someone, &nodes).is_none());
+    let no_group = serving_csr(
+        "system:node:n1",
+        &["system:authenticated"],
+        "system:node:n1",
+        &["10.0.0.1"],
+        &[],
+    );
+    assert!(serving_approval(&no_group, &nodes).is_none());
+}

@@ -19,6 +19,7 @@ mod images;
 mod ingress;
 mod ingress_api;
 mod jobs;
+mod join;
 mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;
