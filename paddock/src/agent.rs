@@ -147,9 +147,18 @@ async fn kubeconfig(
 /// The bootstrap token of `--ca-cert-hash`: `--token-file`, `--token` or `$PADDOCK_TOKEN`.
 async fn bootstrap_token(args: &AgentArgs) -> anyhow::Result<String> {
     let token = match (&args.token_file, &args.token) {
-        (Some(f), _) => tokio::fs::read_to_string(f)
-            .await
-            .with_context(|| format!("reading token file {}", f.display()))?,
+        (Some(f), _) => {
+            // A bootstrap token is 23 bytes; the file's content never appears in an error.
+            let len = tokio::fs::metadata(f)
+                .await
+                .with_context(|| format!("reading token file {}", f.display()))?
+                .len();
+            anyhow::ensure!(len <= 1024, "token file {} is too large", f.display());
+            let bytes = tokio::fs::read(f)
+                .await
+                .with_context(|| format!("reading token file {}", f.display()))?;
+            String::from_utf8(bytes).unwrap_or_default()
+        }
         (None, Some(t)) => {
             tracing::warn!(
                 "--token is visible to every user of this machine; use --token-file or ${TOKEN_ENV}"

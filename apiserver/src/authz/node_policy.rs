@@ -8,8 +8,9 @@
 //!
 //! Until the Node authorizer exists, `system:node` is bound to the group `system:nodes` (the
 //! `system:node` binding upstream had before 1.8), and `paddock:node-components` grants what
-//! the components a paddock node runs beside its pods read: the service proxy (upstream's
-//! `system:node-proxier`), the DNS server and the Ingress controller.
+//! the components a paddock node runs beside its pods use: the service proxy (upstream's
+//! `system:node-proxier`), the DNS server, the Ingress controller and the local-path volume
+//! cleaner.
 
 use serde_json::{Value, json};
 
@@ -114,6 +115,8 @@ pub fn cluster_roles() -> Vec<Value> {
                     read,
                 ),
                 rule(&["discovery.k8s.io"], &["endpointslices"], read),
+                // LoadBalancer Services get the nodes' addresses (k3s's ServiceLB).
+                rule(&[""], &["services/status"], &["patch", "update"]),
                 rule(
                     &["networking.k8s.io"],
                     &["ingressclasses", "ingresses"],
@@ -126,7 +129,13 @@ pub fn cluster_roles() -> Vec<Value> {
                 ),
                 // TLS certificates of Ingresses.
                 rule(&[""], &["secrets"], read),
-                rule(&[""], &["persistentvolumes"], read),
+                // The node's part of the local-path provisioner: it deletes the released
+                // local-path volumes whose data it removed.
+                rule(
+                    &[""],
+                    &["persistentvolumes"],
+                    &["delete", "get", "list", "watch"],
+                ),
                 rule(
                     &["", "events.k8s.io"],
                     &["events"],
