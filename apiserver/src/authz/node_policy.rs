@@ -35,7 +35,7 @@ pub fn cluster_roles() -> Vec<Value> {
                 rule(&[""], &["services"], read),
                 rule(&[""], &["nodes"], &["create", "get", "list", "watch"]),
                 rule(&[""], &["nodes/status"], &["patch", "update"]),
-                rule(&[""], &["nodes"], &["patch", "update"]),
+                rule(&[""], &["nodes"], &["delete", "patch", "update"]),
                 rule(
                     &["", "events.k8s.io"],
                     &["events"],

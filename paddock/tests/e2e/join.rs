@@ -187,6 +187,88 @@ fn a_node_joins_with_a_bootstrap_token_and_keeps_its_certificate() {
         "jsonpath={.spec.holderIdentity}",
     ]);
     assert_eq!(lease, "worker-1");
+
+    // As the node itself (its own certificate): NodeRestriction lets it modify its own Node
+    // only, and the status of its own pods only.
+    let pki = dir.join("pki");
+    let node_kc = work.path().join("node.kubeconfig");
+    std::fs::write(
+        &node_kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: node\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: node}}\ncurrent-context: c\n",
+            s.url,
+            pki.join("ca.crt").display(),
+            pki.join("kubelet-client.crt").display(),
+            pki.join("kubelet-client.key").display(),
+        ),
+    )
+    .unwrap();
+    let as_node = |args: &[&str]| {
+        let mut cmd = s.kubectl_cmd(args);
+        cmd.env("KUBECONFIG", &node_kc);
+        run(cmd, None)
+    };
+    let who = as_node(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&who.stdout),
+        "system:node:worker-1",
+        "{}",
+        String::from_utf8_lossy(&who.stderr)
+    );
+    s.kubectl_in(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Node\nmetadata: {name: other}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: elsewhere}\nspec:\n  nodeName: other\n  containers: [{name: c, image: busybox}]\n"),
+    );
+    let out = as_node(&["delete", "node", "other"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            r#"nodes "other" is forbidden: node "worker-1" is not allowed to modify node "other""#
+        ),
+        "{err}"
+    );
+    let out = as_node(&["label", "node", "worker-1", "example.com/joined=yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // (kubectl's `patch --subresource=status` reads pods/status first, which RBAC refuses a
+    // node, upstream too; the PATCH itself is what NodeRestriction judges.)
+    let mut curl = s.command("curl");
+    curl.args([
+        "-sS",
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Type: application/merge-patch+json",
+    ])
+    .args(["--data", r#"{"status":{"message":"mine now"}}"#])
+    .arg("--cacert")
+    .arg(pki.join("ca.crt"))
+    .arg("--cert")
+    .arg(pki.join("kubelet-client.crt"))
+    .arg("--key")
+    .arg(pki.join("kubelet-client.key"))
+    .arg(format!(
+        "{}/api/v1/namespaces/default/pods/elsewhere/status",
+        s.url
+    ));
+    let out = run(curl, None);
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(body["code"], 403, "{body}");
+    assert_eq!(
+        body["message"],
+        r#"pods "elsewhere" is forbidden: node "worker-1" can only update pod status for pods with spec.nodeName set to itself"#
+    );
+    s.kubectl(&["delete", "pod", "elsewhere", "--grace-period=0", "--force"]);
+    s.kubectl(&["delete", "node", "other"]);
     stop(a);
 
     // Restarted with --server alone: the stored certificate is its credential.
