@@ -285,7 +285,7 @@ fn a_node_joins_with_a_bootstrap_token_and_keeps_its_certificate() {
     let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
     let refused: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("forbidden") || l.contains("403"))
+        .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
         .collect();
     assert!(
         refused.is_empty(),
