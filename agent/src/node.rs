@@ -569,7 +569,7 @@ pub async fn heartbeat(
             }
             _ = status_tick.tick() => {
                 let machine = MachineInfo::read(&id.root_dir);
-                let old = match nodes.get_status(&id.name).await {
+                let old = match nodes.get(&id.name).await {
                     Ok(n) => n.status.and_then(|s| s.conditions).unwrap_or_default(),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read the Node");

@@ -85,6 +85,8 @@ pub enum Subresource {
     Status,
     /// A namespace's `PUT .../{name}/finalize` (only `spec.finalizers`).
     Finalize,
+    /// A CertificateSigningRequest's `PUT .../{name}/approval` (only `status.conditions`).
+    Approval,
 }
 
 /// The objects of a list and the resourceVersion the list is consistent at (where a watch

@@ -106,6 +106,7 @@ impl Cluster for Registry {
             Subresource::Main => UpdateMode::Main,
             Subresource::Status => UpdateMode::Status,
             Subresource::Finalize => UpdateMode::Finalize,
+            Subresource::Approval => UpdateMode::Approval,
         };
         self.update_checked(info, namespace, name, obj, &[], &write_options(), mode)
             .await

@@ -49,41 +49,70 @@ fn public_path(path: &str) -> bool {
     )
 }
 
-/// Bearer-token authentication, as kube-apiserver chains its authenticators: the admin token
-/// first (a constant-time compare), then service account JWTs
-/// ([`crate::serviceaccount::TokenIssuer::authenticate`]). A token nobody accepts is always
-/// 401 (with no detail); no token is 401 except on public paths. The authenticated user goes
-/// into the request's extensions; [`crate::authz::authorize`] (RBAC) decides next.
+/// Authentication, as kube-apiserver's union of authenticators: the client certificate first
+/// ([`crate::x509::X509Authenticator`]), then the bearer token — the admin token (a
+/// constant-time compare), then service account JWTs
+/// ([`crate::serviceaccount::TokenIssuer::authenticate`]), then bootstrap tokens
+/// ([`crate::bootstrap_token::authenticate`]). The first that accepts the request
+/// names its user; a certificate that does not verify is no user (and is logged, as
+/// upstream logs it), so a valid token on the same request still counts. A request nobody
+/// authenticates is 401 (with no detail), except without any credential on public paths.
+/// The authenticated user goes into the request's extensions; [`crate::authz::authorize`]
+/// decides next.
 async fn authenticate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let certs = req
+        .extensions()
+        .get::<accept::ConnInfo>()
+        .and_then(|c| c.peer_certificates.clone())
+        .filter(|c| !c.is_empty());
+    let mut user = None;
+    if let (Some(chain), Some(x509)) = (&certs, st.x509.get()) {
+        match x509.authenticate(chain, rustls_pki_types::UnixTime::now()) {
+            Ok(u) => user = u,
+            Err(e) => tracing::info!(error = %e, "client certificate refused"),
+        }
+    }
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let ok = match auth {
-        Some(a) => {
-            let token = a
-                .strip_prefix("Bearer ")
-                .or_else(|| a.strip_prefix("bearer "))
-                .map(str::trim);
-            let user = match token {
-                Some(t) if constant_time_eq(t.as_bytes(), st.token.as_bytes()) => {
-                    Some(crate::user::UserInfo::admin())
-                }
-                Some(t) if !t.is_empty() => st.sa_tokens.get().and_then(|issuer| {
-                    issuer.authenticate(&st.registry, t, crate::serviceaccount::unix_now())
-                }),
-                _ => None,
-            };
-            match user {
-                Some(user) => {
-                    // Authorization (RBAC) follows in `crate::authz::authorize`.
-                    req.extensions_mut().insert(user);
-                    true
-                }
-                None => false,
+    if user.is_none()
+        && let Some(a) = auth
+    {
+        let token = a
+            .strip_prefix("Bearer ")
+            .or_else(|| a.strip_prefix("bearer "))
+            .map(str::trim);
+        user = match token {
+            Some(t) if constant_time_eq(t.as_bytes(), st.token.as_bytes()) => {
+                Some(crate::user::UserInfo::admin())
             }
+            Some(t) if !t.is_empty() => st
+                .sa_tokens
+                .get()
+                .and_then(|issuer| {
+                    issuer.authenticate(&st.registry, t, crate::serviceaccount::unix_now())
+                })
+                .or_else(|| {
+                    crate::bootstrap_token::authenticate(
+                        &st.registry,
+                        t,
+                        time::OffsetDateTime::now_utc(),
+                    )
+                }),
+            _ => None,
+        };
+    }
+    let ok = match user {
+        Some(user) => {
+            // Authorization (RBAC) follows in `crate::authz::authorize`.
+            req.extensions_mut().insert(user);
+            true
         }
-        None => decoded_path(req.uri().path()).is_ok_and(|p| public_path(&p)),
+        None if auth.is_none() && certs.is_none() => {
+            decoded_path(req.uri().path()).is_ok_and(|p| public_path(&p))
+        }
+        None => false,
     };
     let method = req.method().clone();
     let path = req.uri().path().to_string();

@@ -13,6 +13,26 @@ pub fn render(server: &str, ca_pem: &str, token: &str) -> String {
     )
 }
 
+/// A kubeconfig for `user` authenticating with a client certificate (`paddock user add`):
+/// cluster `paddock`, user and context named after the user.
+pub fn render_client_cert(
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let quoted = serde_json::Value::String(user.to_string()).to_string();
+    let context = serde_json::Value::String(format!("{user}@paddock")).to_string();
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: paddock\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {quoted}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: {context}\n  context:\n    cluster: paddock\n    user: {quoted}\n    namespace: default\ncurrent-context: {context}\npreferences: {{}}\n",
+        ca = b64(ca_pem),
+        cert = b64(cert_pem),
+        key = b64(key_pem),
+    )
+}
+
 /// Writes the kubeconfig at `path` with mode 0600 (atomically, via a temporary file).
 pub fn write(path: &Path, server: &str, ca_pem: &str, token: &str) -> std::io::Result<()> {
     crate::tls::write_private(path, render(server, ca_pem, token).as_bytes()).map_err(|e| match e {

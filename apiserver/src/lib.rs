@@ -28,6 +28,7 @@ pub mod authz;
 #[cfg(test)]
 mod batch_tests;
 mod binding;
+pub mod bootstrap_token;
 pub mod cluster;
 pub mod discovery;
 pub mod event_ttl;
@@ -61,6 +62,7 @@ pub mod table;
 pub mod tls;
 pub mod user;
 pub mod watch;
+pub mod x509;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -336,6 +338,7 @@ pub fn app(
         kubelet_tls: std::sync::OnceLock::new(),
         sa_tokens: std::sync::OnceLock::new(),
         resource_metrics: Arc::default(),
+        x509: std::sync::OnceLock::new(),
     });
     // The documents take a moment to build: start now, off the runtime's workers.
     if tokio::runtime::Handle::try_current().is_ok() {
@@ -433,6 +436,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     }
     let (router, state, shutdown) = app(registry.clone(), &creds.token, &host_port);
     let _ = state.kubelet_tls.set(creds.kubelet_client_config()?);
+    let _ = state
+        .x509
+        .set(Arc::new(x509::X509Authenticator::new(&creds.ca)?));
     let sa_tokens = Arc::new(serviceaccount::TokenIssuer::load_or_create(
         &config.data_dir,
     )?);

@@ -35,6 +35,9 @@ pub struct AppState {
     /// The service account token issuer (unset: no service account tokens are issued or
     /// accepted, e.g. in router tests).
     pub sa_tokens: std::sync::OnceLock<Arc<crate::serviceaccount::TokenIssuer>>,
+    /// The x509 client-certificate authenticator (set by `start`; without it client
+    /// certificates authenticate nobody).
+    pub x509: std::sync::OnceLock<Arc<crate::x509::X509Authenticator>>,
 }
 
 impl AppState {

@@ -222,6 +222,20 @@ impl ClusterCa {
         ClusterCa::from_parts(&cert_path, cert.pem(), key)
     }
 
+    /// Loads `ca.crt`/`ca.key` from `dir`; `None` when either is missing (never makes one:
+    /// what tools run next to a server's data dir use).
+    pub fn load(dir: &Path) -> Result<Option<ClusterCa>, TlsError> {
+        let key_path = dir.join(CA_KEY);
+        let cert_path = dir.join(CA_CERT);
+        match (read_opt(&key_path)?, read_opt(&cert_path)?) {
+            (Some(key), Some(cert)) => {
+                let key = KeyPair::from_pem(&key)?;
+                ClusterCa::from_parts(&cert_path, cert, key).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn from_parts(path: &Path, cert_pem: String, key: KeyPair) -> Result<ClusterCa, TlsError> {
         let cert_der =
             CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| pem_error(path, e))?;
@@ -276,6 +290,49 @@ impl ClusterCa {
         Ok(params.signed_by(public_key, &issuer)?)
     }
 
+    /// Like [`ClusterCa::sign`], for a subject of `organizations` (any number: each its own
+    /// `O` attribute, which rcgen's distinguished names cannot hold more than one of) and
+    /// `common_name`, in Go's `pkix.Name` order (O values, then CN): signs with `params`, then
+    /// puts that subject into the to-be-signed certificate and signs it again.
+    pub fn sign_for_subject(
+        &self,
+        params: CertificateParams,
+        public_key: &impl PublicKeyData,
+        ttl: Duration,
+        common_name: &str,
+        organizations: &[String],
+    ) -> Result<CertificateDer<'static>, TlsError> {
+        use rcgen::SigningKey;
+        let cert = self.sign(params, public_key, ttl)?;
+        let der = cert.der();
+        let bad = |m: &str| TlsError::Signing(format!("re-encoding the certificate: {m}"));
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| bad(&e.to_string()))?;
+        let tbs: &[u8] = parsed.tbs_certificate.as_ref();
+        let subject: &[u8] = parsed.tbs_certificate.subject.as_raw();
+        // The signature's AlgorithmIdentifier: copied whole from the original.
+        let alg_id = sig_alg_identifier(der, tbs.len()).ok_or_else(|| bad("layout"))?;
+        let start = subslice_offset(tbs, subject).ok_or_else(|| bad("subject"))?;
+        let (body_start, _) = der_header(tbs).ok_or_else(|| bad("tbs header"))?;
+        let mut rdns = Vec::new();
+        for o in organizations {
+            rdns.extend(der_rdn(&[0x55, 0x04, 0x0a], o));
+        }
+        rdns.extend(der_rdn(&[0x55, 0x04, 0x03], common_name));
+        let mut body = Vec::with_capacity(tbs.len() + rdns.len());
+        body.extend_from_slice(&tbs[body_start..start]);
+        body.extend(der_tlv(0x30, &rdns));
+        body.extend_from_slice(&tbs[start + subject.len()..]);
+        let new_tbs = der_tlv(0x30, &body);
+        let signature = self.key.sign(&new_tbs)?;
+        let mut bits = vec![0u8];
+        bits.extend(signature);
+        let mut outer = new_tbs;
+        outer.extend_from_slice(&alg_id);
+        outer.extend(der_tlv(0x03, &bits));
+        Ok(CertificateDer::from(der_tlv(0x30, &outer)))
+    }
+
     /// Whether `cert_der` was signed by this CA.
     pub fn issued(&self, cert_der: &[u8]) -> bool {
         let Ok((_, ca)) = x509_parser::parse_x509_certificate(&self.cert_der) else {
@@ -286,6 +343,65 @@ impl ClusterCa {
         };
         cert.verify_signature(Some(ca.public_key())).is_ok()
     }
+}
+
+/// A DER tag-length-value.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// One relative distinguished name: SET { SEQUENCE { OID, UTF8String } }.
+fn der_rdn(oid: &[u8], value: &str) -> Vec<u8> {
+    let mut atv = der_tlv(0x06, oid);
+    atv.extend(der_tlv(0x0c, value.as_bytes()));
+    der_tlv(0x31, &der_tlv(0x30, &atv))
+}
+
+/// The length of a DER element's header and of its content.
+fn der_header(der: &[u8]) -> Option<(usize, usize)> {
+    let first = *der.get(1)?;
+    if first < 0x80 {
+        return Some((2, usize::from(first)));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let len = der
+        .get(2..2 + n)?
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    Some((2 + n, len))
+}
+
+/// Where `part` (a sub-slice of `whole`) starts in it.
+fn subslice_offset(whole: &[u8], part: &[u8]) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start + part.len() <= whole.len()).then_some(start)
+}
+
+/// The signature AlgorithmIdentifier of a certificate `der` whose TBS is `tbs_len` bytes
+/// long: the SEQUENCE right after the TBS.
+fn sig_alg_identifier(der: &[u8], tbs_len: usize) -> Option<Vec<u8>> {
+    let (outer_header, _) = der_header(der)?;
+    let at = outer_header + tbs_len;
+    let rest = der.get(at..)?;
+    let (h, l) = der_header(rest)?;
+    if rest.first() != Some(&0x30) {
+        return None;
+    }
+    Some(rest.get(..h + l)?.to_vec())
 }
 
 /// `notBefore` and `notAfter` of a DER certificate.
@@ -479,13 +595,20 @@ impl Credentials {
         })
     }
 
-    /// A rustls server configuration offering `h2` and `http/1.1` (exec upgrades need 1.1).
+    /// A rustls server configuration offering `h2` and `http/1.1` (exec upgrades need 1.1),
+    /// requesting (never requiring) a client certificate of the cluster CA, judged per request
+    /// by [`crate::x509::X509Authenticator`].
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(vec![self.serving.cert_der.clone()], self.serving.key())?;
+            .with_client_cert_verifier(Arc::new(crate::x509::RequestClientCert::new(&self.ca)?))
+            // The CA goes with the leaf: a joining node pins it by its hash (kubeadm's
+            // `--discovery-token-ca-cert-hash`) before trusting it.
+            .with_single_cert(
+                vec![self.serving.cert_der.clone(), self.ca.cert_der().clone()],
+                self.serving.key(),
+            )?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
     }

@@ -548,3 +548,98 @@ async fn agents_that_cannot_prove_their_address_get_no_request() {
     }
     server.shutdown().await;
 }
+
+async fn connect_with_cert(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    key_pem: &str,
+    cert_pem: &str,
+) -> Sender {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![cert], key)
+        .unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+#[tokio::test]
+async fn client_certificates_authenticate_their_common_name_and_organizations() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = apiserver::start(config(dir.path(), true)).await.unwrap();
+    let addr = server.local_addr();
+    let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let token = server.token().to_string();
+    let (key, cert) = apiserver::x509::issue_client_certificate(
+        &server.cluster_ca(),
+        "jane",
+        &["dev".into()],
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    let mut c = connect_with_cert(addr, &ca, &key, &cert).await;
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+    let (code, body) = call(
+        &mut c,
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        None,
+        Some(review.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"]["userInfo"]["username"], "jane");
+    assert_eq!(
+        body["status"]["userInfo"]["groups"],
+        json!(["dev", "system:authenticated"])
+    );
+    let (code, body) = call(&mut c, "GET", "/api/v1/namespaces/default/pods", None, None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["message"],
+        "pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+    );
+    // Token clients are unaffected.
+    let mut t = connect(addr, &ca).await;
+    let (code, _) = call(&mut t, "GET", "/api/v1/pods", Some(&token), None).await;
+    assert_eq!(code, StatusCode::OK);
+
+    // A certificate of another CA passes the handshake but authenticates nobody: 401, even on
+    // a public path; a valid token on the same request still counts (upstream's union).
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = apiserver::tls::ClusterCa::load_or_create(other_dir.path()).unwrap();
+    let (key, cert) = apiserver::x509::issue_client_certificate(
+        &other,
+        "system:admin",
+        &["system:masters".into()],
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    let mut f = connect_with_cert(addr, &ca, &key, &cert).await;
+    let (code, body) = call(&mut f, "GET", "/api/v1/pods", None, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["message"], "Unauthorized");
+    let (code, _) = call(&mut f, "GET", "/version", None, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _) = call(&mut f, "GET", "/api/v1/pods", Some(&token), None).await;
+    assert_eq!(code, StatusCode::OK);
+    server.shutdown().await;
+}

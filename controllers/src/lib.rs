@@ -23,7 +23,8 @@
 //! Start at [`start`] / [`run`], which run every controller; then [`gc`] (the garbage collector:
 //! ownerReferences, foreground and orphan deletion), [`namespace`] (namespace termination) and
 //! [`scheduler`] (binds pending pods to nodes), [`replicaset`], [`deployment`], [`endpoints`] and
-//! [`endpointslice`] (which pods back a Service), and [`csrsigning`] (signs approved
+//! [`endpointslice`] (which pods back a Service), [`tokencleaner`] (deletes expired bootstrap
+//! tokens), and [`csrsigning`] (signs approved
 //! certificate requests of the kubelet signers with the cluster CA), [`nodelifecycle`] (node
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer), [`podgc`]
@@ -42,6 +43,7 @@
 mod claim;
 pub mod clusterroleaggregation;
 pub mod cronjob;
+pub mod csrapproving;
 pub mod csrsigning;
 pub mod daemonset;
 pub mod deployment;
@@ -68,6 +70,7 @@ pub mod statefulset;
 pub mod tainteviction;
 #[cfg(test)]
 mod testutil;
+pub mod tokencleaner;
 mod typed;
 pub mod volume;
 
@@ -154,6 +157,8 @@ pub struct Options {
     /// `--horizontal-pod-autoscaler-sync-period` for the controller the composition root
     /// builds (`None`: 15 s).
     pub hpa_sync_period: std::time::Duration,
+    /// The CSR approver's access reviews (`None`: it does not run).
+    pub csr_approval: Option<csrapproving::Config>,
 }
 
 /// Starts the controllers on the current tokio runtime under leader election ([`leader`]):
@@ -209,7 +214,17 @@ pub async fn run(
             }
         },
         csrsigning::run(cluster.clone(), ca, shutdown.clone()),
+        {
+            let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
+            let reviewer = options.csr_approval.clone();
+            async move {
+                if let Some(reviewer) = reviewer {
+                    csrapproving::run(cluster, reviewer.0, shutdown).await;
+                }
+            }
+        },
         clusterroleaggregation::run(cluster.clone(), shutdown.clone()),
+        tokencleaner::run(cluster.clone(), shutdown.clone()),
         gc::run(cluster.clone(), shutdown.clone()),
         namespace::run(cluster.clone(), shutdown.clone()),
         scheduler::run(cluster.clone(), shutdown.clone()),

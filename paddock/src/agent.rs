@@ -17,7 +17,12 @@ pub(crate) const TOKEN_ENV: &str = "PADDOCK_TOKEN";
 
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let image_gc = args.images.gc_policy()?;
-    let kubeconfig = kubeconfig(&args)?;
+    let data_dir = resolve_data_dir(args.data_dir.clone())?;
+    let name = args
+        .node_name
+        .clone()
+        .unwrap_or_else(node::default_node_name);
+    let kubeconfig = kubeconfig(&args, &data_dir, &name).await?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("building the client configuration")?;
@@ -28,11 +33,6 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .apiserver_version()
         .await
         .with_context(|| format!("cannot reach the API server at {server_url}"))?;
-    let data_dir = resolve_data_dir(args.data_dir.clone())?;
-    let name = args
-        .node_name
-        .clone()
-        .unwrap_or_else(node::default_node_name);
     let node = node::start(
         client,
         node::NodeOptions {
@@ -79,10 +79,31 @@ enum TokenSource {
     Value(String),
 }
 
-/// The kubeconfig to connect with: `--kubeconfig`, one made of `--server` and a token, or
-/// `$KUBECONFIG`.
-fn kubeconfig(args: &AgentArgs) -> anyhow::Result<kube::config::Kubeconfig> {
+/// The kubeconfig to connect with: `--kubeconfig`; with `--server`, the node's own client
+/// certificate (joining with a bootstrap token and `--ca-cert-hash` first when it has none,
+/// [`crate::join`]) or a bearer token; or `$KUBECONFIG`.
+async fn kubeconfig(
+    args: &AgentArgs,
+    data_dir: &Path,
+    node_name: &str,
+) -> anyhow::Result<kube::config::Kubeconfig> {
     if let Some(server) = &args.server {
+        let bootstrap = match &args.ca_cert_hash {
+            Some(hash) => Some(crate::join::Bootstrap {
+                token: bootstrap_token(args).await?,
+                ca_cert_hash: hash.trim().to_string(),
+            }),
+            None => None,
+        };
+        let no_token = args.token_file.is_none()
+            && args.token.is_none()
+            && std::env::var(TOKEN_ENV).map_or(true, |t| t.trim().is_empty());
+        if (bootstrap.is_some() || no_token)
+            && let Some(kc) =
+                crate::join::node_kubeconfig(server, data_dir, node_name, bootstrap).await?
+        {
+            return Ok(kc);
+        }
         let token = match (&args.token_file, &args.token) {
             (Some(f), _) => TokenSource::File(
                 std::path::absolute(f).with_context(|| format!("token file {}", f.display()))?,
@@ -121,6 +142,37 @@ fn kubeconfig(args: &AgentArgs) -> anyhow::Result<kube::config::Kubeconfig> {
     };
     kube::config::Kubeconfig::read_from(&path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))
+}
+
+/// The bootstrap token of `--ca-cert-hash`: `--token-file`, `--token` or `$PADDOCK_TOKEN`.
+async fn bootstrap_token(args: &AgentArgs) -> anyhow::Result<String> {
+    let token = match (&args.token_file, &args.token) {
+        (Some(f), _) => {
+            // A bootstrap token is 23 bytes; the file's content never appears in an error.
+            let len = tokio::fs::metadata(f)
+                .await
+                .with_context(|| format!("reading token file {}", f.display()))?
+                .len();
+            anyhow::ensure!(len <= 1024, "token file {} is too large", f.display());
+            let bytes = tokio::fs::read(f)
+                .await
+                .with_context(|| format!("reading token file {}", f.display()))?;
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+        (None, Some(t)) => {
+            tracing::warn!(
+                "--token is visible to every user of this machine; use --token-file or ${TOKEN_ENV}"
+            );
+            t.clone()
+        }
+        (None, None) => std::env::var(TOKEN_ENV).unwrap_or_default(),
+    };
+    let token = token.trim().to_string();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "--ca-cert-hash needs a bootstrap token: --token-file FILE, ${TOKEN_ENV} or --token TOKEN"
+    );
+    Ok(token)
 }
 
 /// A kubeconfig for `server` with `token` (built as a value: the token is never serialized or

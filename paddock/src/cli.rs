@@ -27,6 +27,71 @@ pub(crate) enum Command {
     Agent(AgentArgs),
     /// Manage the node's images: import, ls, rm, pull.
     Image(crate::images::ImageArgs),
+    /// Make credentials for users of the cluster (on the server's machine).
+    User(UserArgs),
+    /// Manage bootstrap tokens (nodes join with them).
+    Token(TokenArgs),
+}
+
+/// `paddock user` flags.
+#[derive(Debug, Args)]
+pub(crate) struct UserArgs {
+    /// The server's data dir (its CA signs the certificate)
+    /// [default: /var/lib/paddock as root, $XDG_DATA_HOME/paddock otherwise].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: UserCommand,
+}
+
+/// `paddock user` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Make a key and a client certificate of the cluster CA for user NAME (the certificate's
+    /// common name; each --group an organization) and write a kubeconfig for it (mode 0600).
+    Add {
+        /// The user name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// A group of the user; repeatable.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// The API server's URL written into the kubeconfig [default: the server's own
+        /// kubeconfig's].
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Where to write the kubeconfig (must not exist) [default: NAME.kubeconfig].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// How long the certificate is valid [default: 1 year, kubeadm's].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
+}
+
+/// `paddock token` flags.
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// The server's data dir (its admin kubeconfig and CA)
+    /// [default: /var/lib/paddock as root, $XDG_DATA_HOME/paddock otherwise].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: TokenCommand,
+}
+
+/// `paddock token` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a bootstrap token (kubeadm's `token create`) and print it with the CA's hash.
+    Create {
+        /// How long the token is valid; 0 never expires.
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_ttl)]
+        ttl: std::time::Duration,
+        /// A description of the token.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
 }
 
 /// `paddock agent` flags.
@@ -55,6 +120,18 @@ pub(crate) struct AgentArgs {
     /// The server's CA certificate (PEM), with --server.
     #[arg(long, value_name = "FILE", requires = "server")]
     pub(crate) certificate_authority: Option<PathBuf>,
+    /// Join with a bootstrap token (`paddock token create`; given by --token-file,
+    /// $PADDOCK_TOKEN or --token): the hash of the cluster CA's public key it prints
+    /// (kubeadm's `--discovery-token-ca-cert-hash`). The node fetches the CA from the server,
+    /// refuses to go on unless its hash is this one, and gets a client certificate of its own
+    /// (kept in the data dir: a restarted node needs no token).
+    #[arg(
+        long,
+        value_name = "sha256:HEX",
+        requires = "server",
+        conflicts_with = "certificate_authority"
+    )]
+    pub(crate) ca_cert_hash: Option<String>,
     /// Where the node keeps its runtime state, logs and volumes
     /// [default: /var/lib/paddock as root, $XDG_DATA_HOME/paddock otherwise].
     #[arg(long, value_name = "DIR")]
@@ -320,6 +397,7 @@ impl ServerArgs {
             service_accounts: None,
             hpa: None,
             hpa_sync_period: self.horizontal_pod_autoscaler_sync_period,
+            csr_approval: None,
         })
     }
 
@@ -342,6 +420,14 @@ fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
 
 /// A positive Go duration (`time.ParseDuration`, as Kubernetes' duration flags take):
 /// decimal numbers with units `ns`, `us` (`µs`), `ms`, `s`, `m`, `h`, e.g. `8s`, `1m30s`, `1.5s`.
+/// A duration where 0 means "never expires" (kubeadm's `--ttl 0`).
+fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim().trim_end_matches(['s', 'm', 'h']) == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("invalid duration {s:?}: expected e.g. 8s, 500ms, 1m30s");
     let mut rest = s.trim();

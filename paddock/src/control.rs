@@ -29,6 +29,32 @@ fn service_accounts(server: &apiserver::RunningServer) -> controllers::serviceac
     }
 }
 
+/// The CSR approver's access reviews: the API server's authorizer, as a SubjectAccessReview
+/// would ask it.
+fn csr_approval(server: &apiserver::RunningServer) -> controllers::csrapproving::Config {
+    let registry = server.registry();
+    controllers::csrapproving::Config(Arc::new(
+        move |who: &controllers::csrapproving::Requester, subresource: &str| {
+            let user = apiserver::user::UserInfo {
+                name: who.user.clone(),
+                uid: who.uid.clone(),
+                groups: who.groups.clone(),
+                extra: who.extra.clone(),
+            };
+            let attrs = apiserver::authz::Attributes {
+                verb: "create".into(),
+                resource_request: true,
+                api_group: "certificates.k8s.io".into(),
+                api_version: "*".into(),
+                resource: "certificatesigningrequests".into(),
+                subresource: subresource.into(),
+                ..Default::default()
+            };
+            registry.rbac().authorize(&user, &attrs).allowed
+        },
+    ))
+}
+
 /// Starts the controllers over `server`'s registry, under leader election as
 /// `<hostname>_<uuid>`. With the serviceaccount controller making every namespace's
 /// `default` account, the ServiceAccount admission plugin is turned on.
@@ -43,6 +69,7 @@ pub(crate) fn start(
         hpa.sync_period = options.hpa_sync_period;
     }
     options.hpa = Some(hpa);
+    options.csr_approval = Some(csr_approval(server));
     server.registry().set_service_account_admission(true);
     controllers::start(
         Arc::new(server.registry()),

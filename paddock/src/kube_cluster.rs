@@ -205,6 +205,7 @@ impl Cluster for KubeCluster {
             Subresource::Main => None,
             Subresource::Status => Some("status"),
             Subresource::Finalize => Some("finalize"),
+            Subresource::Approval => Some("approval"),
         };
         let p = path(info, Some(namespace), Some(name), sub);
         Ok(typed(info, self.call(Method::PUT, &p, Some(&obj)).await?))

@@ -7,6 +7,7 @@ mod agent;
 mod cli;
 mod control;
 mod images;
+mod join;
 // The port over kube-rs (controllers out of process); exercised by its test, not yet by a
 // subcommand.
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod node;
 mod progress;
 mod server;
 mod up;
+mod users;
 
 use clap::Parser;
 
@@ -71,6 +73,8 @@ fn main() -> std::process::ExitCode {
             cli::Command::Up(args) => up::run(args).await,
             cli::Command::Agent(args) => agent::run(args).await,
             cli::Command::Image(args) => images::run(args).await,
+            cli::Command::User(args) => users::run_user(args).await,
+            cli::Command::Token(args) => users::run_token(args).await,
         }
     });
     match result {

@@ -178,25 +178,60 @@ fn resource_version(o: &serde_json::Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Starts the local node (see [`crate::node`]) with a client built from the kubeconfig the
-/// server wrote, exactly as a remote node would connect (its serving certificate comes through
-/// a CSR the in-process signer signs, its API trusts the kubeconfig's CA).
+/// How long the local node's client certificate is valid (issued anew at every start).
+const NODE_CERT_VALIDITY: std::time::Duration = apiserver::tls::LEAF_VALIDITY;
+
+/// The local node's client configuration: the server's URL and CA, and a client certificate
+/// of its own (`system:node:<name>` in `system:nodes`, as a joined node gets through its
+/// CSR), issued directly by the cluster CA this process holds, as k3s does for its kubelet —
+/// never the administrator's token.
+async fn node_config(
+    server: &apiserver::RunningServer,
+    name: &str,
+) -> anyhow::Result<kube::Config> {
+    let admin = kube::config::Kubeconfig::read_from(server.kubeconfig_path())
+        .context("reading the kubeconfig the server wrote")?;
+    let url = admin
+        .clusters
+        .iter()
+        .find_map(|c| c.cluster.as_ref()?.server.clone())
+        .context("the server's kubeconfig names no server")?;
+    let ca = server.cluster_ca();
+    let user = format!("system:node:{name}");
+    let (key, cert) = apiserver::x509::issue_client_certificate(
+        &ca,
+        &user,
+        &["system:nodes".to_string()],
+        NODE_CERT_VALIDITY,
+    )
+    .context("issuing the node's client certificate")?;
+    let text = apiserver::kubeconfig::render_client_cert(&url, ca.cert_pem(), &user, &cert, &key);
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).context("the node's kubeconfig")?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("building the node's client configuration")
+}
+
+/// Starts the local node (see [`crate::node`]) with a client certificate of its own
+/// ([`node_config`]), exactly as a joined node connects (its serving certificate comes through
+/// a CSR the in-process approver and signer handle, its API trusts the cluster CA).
 async fn start_node(
     server: &apiserver::RunningServer,
     data_dir: &std::path::Path,
     args: &UpArgs,
 ) -> anyhow::Result<Node> {
-    let config = client_config(server).await?;
+    let name = args
+        .node_name
+        .clone()
+        .unwrap_or_else(node::default_node_name);
+    let config = node_config(server, &name).await?;
     let serve = node::AgentAuth::from_config(&config).await?;
     let client = agent::client::client(config).context("building the agent's client")?;
     let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     node::start(
         client,
         node::NodeOptions {
-            name: args
-                .node_name
-                .clone()
-                .unwrap_or_else(node::default_node_name),
+            name,
             ip,
             pod_cidr: Some(node::POD_CIDR.to_string()),
             // One node: no routes to program; its pods' outbound traffic is left as it was.

@@ -21,7 +21,7 @@ const GROUP: &str = api::registry::RBAC_GROUP;
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
+pub(super) fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
     json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
 }
 
@@ -29,7 +29,7 @@ fn urls(urls: &[&str], verbs: &[&str]) -> Value {
     json!({"nonResourceURLs": urls, "verbs": verbs})
 }
 
-fn meta(name: &str, extra_labels: &[(&str, &str)]) -> Value {
+pub(super) fn meta(name: &str, extra_labels: &[(&str, &str)]) -> Value {
     let mut labels = serde_json::Map::new();
     labels.insert("kubernetes.io/bootstrapping".into(), json!("rbac-defaults"));
     for (k, v) in extra_labels {
@@ -38,7 +38,7 @@ fn meta(name: &str, extra_labels: &[(&str, &str)]) -> Value {
     json!({"name": name, "labels": labels, "annotations": {AUTOUPDATE: "true"}})
 }
 
-fn cluster_role(name: &str, labels: &[(&str, &str)], rules: Vec<Value>) -> Value {
+pub(super) fn cluster_role(name: &str, labels: &[(&str, &str)], rules: Vec<Value>) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
@@ -454,8 +454,14 @@ pub async fn ensure(registry: &Registry) -> Result<(), ApiError> {
     let bindings = lookup("clusterrolebindings")?;
     let all = cluster_roles()
         .into_iter()
+        .chain(super::node_policy::cluster_roles())
         .map(|o| (roles, o))
-        .chain(cluster_role_bindings().into_iter().map(|o| (bindings, o)));
+        .chain(
+            cluster_role_bindings()
+                .into_iter()
+                .chain(super::node_policy::cluster_role_bindings())
+                .map(|o| (bindings, o)),
+        );
     for (info, expected) in all {
         let name = expected["metadata"]["name"]
             .as_str()

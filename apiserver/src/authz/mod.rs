@@ -19,6 +19,8 @@ pub mod bootstrap;
 pub mod escalation;
 pub mod impersonate;
 pub mod index;
+pub mod node_policy;
+pub mod node_restriction;
 pub mod review;
 pub mod rules;
 
@@ -218,6 +220,11 @@ pub async fn authorize(State(st): State<Arc<AppState>>, mut req: Request, next: 
     let a = Attributes::from_request(req.method(), &path, &q);
     let d = rbac.authorize(&user, &a);
     if d.allowed {
+        // Admission's NodeRestriction, for what the path and stored objects decide.
+        if let Some(refused) = node_restriction::admit(&st.registry, &user, &a) {
+            tracing::debug!(user = %user.name, verb = %a.verb, resource = %a.resource, "refused by NodeRestriction");
+            return error_response(&refused);
+        }
         next.run(req).await
     } else {
         tracing::debug!(user = %user.name, verb = %a.verb, resource = %a.resource, "forbidden");

@@ -1,0 +1,296 @@
+//! Joining a node with a bootstrap token (kubeadm's way): `paddock token create` prints a
+//! token and the CA hash; `paddock agent --server URL --token-file F --ca-cert-hash H` refuses
+//! a wrong hash, else gets a client certificate of its own (`system:node:<name>`, approved by
+//! the CSR approver, signed by the signer), keeps it (0600 key) and runs pods with it — logs
+//! and exec through the API work; restarted with `--server` alone it rejoins by its
+//! certificate. The admin kubeconfig keeps working.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{NetNs, Server, manifest, run, wait_or_kill};
+
+fn agent(s: &Server, dir: &std::path::Path, args: &[&str]) -> Child {
+    let mut cmd = s.command(env!("CARGO_BIN_EXE_paddock"));
+    cmd.args(["agent", "--default-runtime", "host"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("PADDOCK_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.with_extension("log"))
+                .unwrap(),
+        ));
+    let mut child = cmd.spawn().expect("spawn paddock agent");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(90)) {
+        Ok(line) => assert!(line.starts_with("node "), "{line}"),
+        Err(_) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+            panic!(
+                "paddock agent did not join within 90 s:\n{log}\nserver:\n{}",
+                s.log()
+            );
+        }
+    }
+    child
+}
+
+fn stop(mut a: Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(a.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal agent");
+    wait_or_kill(&mut a, Duration::from_secs(40));
+}
+
+#[test]
+fn a_node_joins_with_a_bootstrap_token_and_keeps_its_certificate() {
+    let s = Server::launch_in(
+        tempfile::tempdir().expect("tempdir"),
+        &["server"],
+        Some(NetNs::new()),
+    );
+    let data = s.data_dir().display().to_string();
+    let mut create = s.command(env!("CARGO_BIN_EXE_paddock"));
+    create.args(["token", "create", "--data-dir", &data]);
+    let out = run(create, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut lines = text.lines();
+    let token = lines.next().unwrap().to_string();
+    let hash = lines.next().unwrap().to_string();
+    let id = token.split_once('.').unwrap().0.to_string();
+    let work = tempfile::tempdir().unwrap();
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    let token_file = token_file.display().to_string();
+
+    // A wrong hash: the agent refuses to join, says why, and sends nothing.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let bad_dir = work.path().join("bad");
+    let mut cmd = s.command(env!("CARGO_BIN_EXE_paddock"));
+    cmd.args([
+        "agent",
+        "--default-runtime",
+        "host",
+        "--server",
+        &s.url,
+        "--token-file",
+        &token_file,
+    ])
+    .args([
+        "--ca-cert-hash",
+        &wrong,
+        "--node-name",
+        "evil",
+        "--data-dir",
+    ])
+    .arg(&bad_dir);
+    let out = run(cmd, None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to join"), "{err}");
+    assert!(!err.contains(&token), "the token was printed");
+    assert!(s.kubectl(&["get", "csr", "-o", "name"]).trim().is_empty());
+
+    // The right hash: the node joins with a certificate of its own.
+    let dir = work.path().join("node");
+    let a = agent(
+        &s,
+        &dir,
+        &[
+            "--server",
+            &s.url,
+            "--token-file",
+            &token_file,
+            "--ca-cert-hash",
+            &hash,
+            "--node-name",
+            "worker-1",
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("pki/kubelet-client.key"), 0o600);
+    assert_eq!(mode("pki"), 0o700);
+    let csrs = s.get_json(&["get", "csr", "-o", "json"]);
+    let client = csrs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet")
+        .expect("the node's client CSR");
+    assert_eq!(client["spec"]["username"], format!("system:bootstrap:{id}"));
+    assert_eq!(client["status"]["conditions"][0]["reason"], "AutoApproved");
+    assert_eq!(
+        client["status"]["conditions"][0]["message"],
+        "Auto approving kubelet client certificate after SubjectAccessReview."
+    );
+    s.eventually("node worker-1 Ready", || {
+        let st = s.kubectl(&[
+            "get",
+            "node",
+            "worker-1",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (st == "True").then_some(())
+    });
+    let (_m, path) = manifest(
+        "join.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hello}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, 'echo started; exec sleep 3600']\n",
+    );
+    s.kubectl(&["apply", "-f", &path.display().to_string()]);
+    s.eventually("the pod runs on worker-1", || {
+        let out = s.kubectl(&[
+            "get",
+            "pod",
+            "hello",
+            "-o",
+            "jsonpath={.spec.nodeName} {.status.phase}",
+        ]);
+        (out == "worker-1 Running").then_some(())
+    });
+    s.eventually("its log", || {
+        (s.kubectl_full(&["logs", "hello"], None).stdout == b"started\n").then_some(())
+    });
+    let (code, _) = s.kubectl_err(&["exec", "hello", "--", "sh", "-c", "exit 3"], None);
+    assert_eq!(code, 3);
+    let lease = s.kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-node-lease",
+        "worker-1",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(lease, "worker-1");
+
+    // As the node itself (its own certificate): NodeRestriction lets it modify its own Node
+    // only, and the status of its own pods only.
+    let pki = dir.join("pki");
+    let node_kc = work.path().join("node.kubeconfig");
+    std::fs::write(
+        &node_kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: node\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: node}}\ncurrent-context: c\n",
+            s.url,
+            pki.join("ca.crt").display(),
+            pki.join("kubelet-client.crt").display(),
+            pki.join("kubelet-client.key").display(),
+        ),
+    )
+    .unwrap();
+    let as_node = |args: &[&str]| {
+        let mut cmd = s.kubectl_cmd(args);
+        cmd.env("KUBECONFIG", &node_kc);
+        run(cmd, None)
+    };
+    let who = as_node(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&who.stdout),
+        "system:node:worker-1",
+        "{}",
+        String::from_utf8_lossy(&who.stderr)
+    );
+    s.kubectl_in(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Node\nmetadata: {name: other}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: elsewhere}\nspec:\n  nodeName: other\n  containers: [{name: c, image: busybox}]\n"),
+    );
+    let out = as_node(&["delete", "node", "other"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            r#"nodes "other" is forbidden: node "worker-1" is not allowed to modify node "other""#
+        ),
+        "{err}"
+    );
+    let out = as_node(&["label", "node", "worker-1", "example.com/joined=yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // (kubectl's `patch --subresource=status` reads pods/status first, which RBAC refuses a
+    // node, upstream too; the PATCH itself is what NodeRestriction judges.)
+    let mut curl = s.command("curl");
+    curl.args([
+        "-sS",
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Type: application/merge-patch+json",
+    ])
+    .args(["--data", r#"{"status":{"message":"mine now"}}"#])
+    .arg("--cacert")
+    .arg(pki.join("ca.crt"))
+    .arg("--cert")
+    .arg(pki.join("kubelet-client.crt"))
+    .arg("--key")
+    .arg(pki.join("kubelet-client.key"))
+    .arg(format!(
+        "{}/api/v1/namespaces/default/pods/elsewhere/status",
+        s.url
+    ));
+    let out = run(curl, None);
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(body["code"], 403, "{body}");
+    assert_eq!(
+        body["message"],
+        r#"pods "elsewhere" is forbidden: node "worker-1" can only update pod status for pods with spec.nodeName set to itself"#
+    );
+    s.kubectl(&["delete", "pod", "elsewhere", "--grace-period=0", "--force"]);
+    s.kubectl(&["delete", "node", "other"]);
+    stop(a);
+
+    // Restarted with --server alone: the stored certificate is its credential.
+    std::fs::remove_file(work.path().join("token")).unwrap();
+    let a = agent(&s, &dir, &["--server", &s.url, "--node-name", "worker-1"]);
+    s.eventually("the pod runs again", || {
+        let out = s.kubectl(&["get", "pod", "hello", "-o", "jsonpath={.status.phase}"]);
+        (out == "Running").then_some(())
+    });
+    s.kubectl(&["exec", "hello", "--", "true"]);
+    s.kubectl(&["delete", "pod", "hello", "--wait=false"]);
+    stop(a);
+    // Nothing the node did was refused.
+    let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the node was refused:\n{}",
+        refused.join("\n")
+    );
+    assert!(!s.log().contains(&token), "the server logged the token");
+}
