@@ -391,9 +391,11 @@ async fn request(
         .await
     {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 403 => tracing::warn!(
+        // With node credentials the cluster's approver decides (it approves a node's own
+        // request); otherwise an administrator does.
+        Err(kube::Error::Api(e)) if e.code == 403 => tracing::info!(
             csr = %name,
-            "may not approve its own serving certificate request; waiting for `kubectl certificate approve {name}`"
+            "waiting for the serving certificate request to be approved (by the cluster's approver, or `kubectl certificate approve {name}`)"
         ),
         Err(e) => return Err(CertError::Api(format!("approving {name}"), e)),
     }
