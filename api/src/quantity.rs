@@ -235,9 +235,11 @@ impl Quantity {
         if n == 0 {
             return "0".to_string();
         }
-        if self.format == Format::BinarySI && n % NANO == 0 {
+        // Upstream's `CanonicalizeBytes`: a BinarySI value under 1024, or not a whole number,
+        // is written as DecimalSI; a whole one of 1024 or more in the largest power of 1024
+        // that divides it (none: the plain number).
+        if self.format == Format::BinarySI && n % NANO == 0 && n / NANO >= 1024 {
             let v = n / NANO;
-            // Binary suffixes are used only for whole multiples of 1024.
             const SUFFIXES: [(&str, u32); 6] = [
                 ("Ei", 60),
                 ("Pi", 50),
@@ -248,13 +250,11 @@ impl Quantity {
             ];
             for (suffix, shift) in SUFFIXES {
                 let unit = 1i128 << shift;
-                if v >= unit && v % unit == 0 {
+                if v % unit == 0 {
                     return format!("{sign}{}{suffix}", v / unit);
                 }
             }
-            if v < 1024 {
-                return format!("{sign}{v}");
-            }
+            return format!("{sign}{v}");
         }
         // Decimal: the largest exponent (multiple of 3) with an integer mantissa.
         const DECIMAL: [(i32, &str); 10] = [
@@ -494,6 +494,10 @@ mod tests {
             ("1.5Ki", "1536"),
             ("0.5Ki", "512"),
             ("100e-3", "100e-3"),
+            // BinarySI: under 1024 as DecimalSI, else no decimal suffix.
+            ("0.9765625Ki", "1k"),
+            ("1.953125Ki", "2000"),
+            ("976.5625Ki", "1000000"),
         ] {
             assert_eq!(q(input).canonical(), want, "{input}");
         }
