@@ -20,14 +20,14 @@
 #
 #   bench/container-start.sh [N] [R]      (defaults 20 and 30)
 #
-# N=0 skips the one-at-a-time part. For R above a node's /24 of pod addresses (the 1,000-pod
-# run: `bench/container-start.sh 0 1000`) the node runs with `--host-network-only` and
-# `--max-pods R+100`, so the batch measures runtime and agent, not veths.
+# N=0 skips the one-at-a-time part. For R above what a /24 of pod addresses holds (the
+# 1,000-pod run: `bench/container-start.sh 0 1000`) the node gets a /21 (`--node-cidr-mask-size
+# 21`, 2,046 addresses) and `--max-pods R+100`.
 set -euo pipefail
 N=${1:-20}
 R=${2:-30}
 UP_FLAGS=()
-if [ "$R" -gt 200 ]; then UP_FLAGS=(--host-network-only --max-pods $((R + 100))); fi
+if [ "$R" -gt 200 ]; then UP_FLAGS=(--node-cidr-mask-size 21 --max-pods $((R + 100))); fi
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "container-start bench: needs root (runc, cgroups)" >&2; exit 1; }
 for p in runc kubectl; do
