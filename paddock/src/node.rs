@@ -19,10 +19,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rustls::pki_types::pem::PemObject;
 
-/// The pod CIDR of `paddock up`'s node (the first /24 of the default cluster CIDR
-/// 10.244.0.0/16); `paddock agent` takes the server's allocation unless `--pod-cidr` is given.
-pub(crate) const POD_CIDR: &str = "10.244.0.0/24";
-
 /// How to run a node.
 #[derive(Debug, Clone)]
 pub(crate) struct NodeOptions {

@@ -233,7 +233,9 @@ async fn start_node(
         node::NodeOptions {
             name,
             ip,
-            pod_cidr: Some(node::POD_CIDR.to_string()),
+            // The first node CIDR of the cluster CIDR, as node IPAM would allocate it
+            // (10.244.0.0/24 by default; `--node-cidr-mask-size 21` for more than 254 pods).
+            pod_cidr: Some(first_pod_cidr(args)?),
             // One node: no routes to program; its pods' outbound traffic is left as it was.
             cluster_cidr: None,
             isolate: !args.host_network_only,
@@ -260,4 +262,17 @@ async fn start_node(
         },
     )
     .await
+}
+
+/// The first `--node-cidr-mask-size` subnet of `--cluster-cidr`: this node's pod CIDR.
+fn first_pod_cidr(args: &UpArgs) -> anyhow::Result<String> {
+    let mut set = controllers::nodeipam::cidrset::CidrSet::new(
+        args.server.cluster_cidr,
+        args.server.node_cidr_mask_size,
+    )
+    .map_err(|e| anyhow::anyhow!("--node-cidr-mask-size does not fit --cluster-cidr: {e}"))?;
+    let cidr = set
+        .allocate_next()
+        .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+    Ok(cidr.to_string())
 }
