@@ -193,12 +193,12 @@ impl Collector {
         }
     }
 
-    async fn gc_orphaned(&mut self, all: &[Arc<Value>], nodes: &HashMap<&str, &Value>) {
+    async fn gc_orphaned(&mut self, all: &[Arc<Value>], listed: &HashMap<&str, &Value>) {
         let now = Instant::now();
         let missing: HashSet<&str> = all
             .iter()
             .map(|p| node_name(p))
-            .filter(|n| !n.is_empty() && !nodes.contains_key(n))
+            .filter(|n| !n.is_empty() && !listed.contains_key(n))
             .collect();
         self.missing_since
             .retain(|n, _| missing.contains(n.as_str()));
@@ -209,7 +209,7 @@ impl Collector {
                 continue;
             }
             // Out of quarantine: confirmed by a read, as upstream's `checkIfNodeExists`.
-            match self.cluster.get(nodes_info(), "", n).await {
+            match self.cluster.get(nodes(), "", n).await {
                 Err(e) if e.code == 404 => {
                     gone.insert(n.to_string());
                 }
@@ -283,10 +283,6 @@ impl Collector {
             }
         }
     }
-}
-
-fn nodes_info() -> &'static api::registry::ResourceInfo {
-    nodes()
 }
 
 /// `apipod.UpdatePodCondition`: replaces the condition of that type (the transition time
