@@ -55,6 +55,8 @@ ROOTS = [
     ("batch", "v1", "Job", "api.batch.v1", "Job"),
     ("batch", "v1", "CronJob", "api.batch.v1", "CronJob"),
     ("autoscaling", "v1", "Scale", "api.autoscaling.v1", "Scale"),
+    ("autoscaling", "v1", "HorizontalPodAutoscaler", "api.autoscaling.v1", "HorizontalPodAutoscaler"),
+    ("autoscaling", "v2", "HorizontalPodAutoscaler", "api.autoscaling.v2", "HorizontalPodAutoscaler"),
     ("discovery.k8s.io", "v1", "EndpointSlice", "api.discovery.v1", "EndpointSlice"),
     ("coordination.k8s.io", "v1", "Lease", "api.coordination.v1", "Lease"),
     ("policy", "v1", "Eviction", "api.policy.v1", "Eviction"),

@@ -665,6 +665,14 @@ fn rbac_refs(
     }
 }
 
+/// autoscaling/v1 `SetDefaults_HorizontalPodAutoscaler`: `minReplicas` 1 (the CPU target's
+/// default is applied by the conversion to v2, as upstream's).
+pub fn horizontal_pod_autoscaler_v1(
+    hpa: &mut k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler,
+) {
+    hpa.spec.min_replicas.get_or_insert(1);
+}
+
 /// autoscaling/v2 `SetDefaults_HorizontalPodAutoscaler`: `minReplicas` 1, a CPU target of 80%
 /// when no metric is given, and a given `behavior`'s unset rules and fields from
 /// `GenerateHPAScaleUpRules` / `GenerateHPAScaleDownRules`.

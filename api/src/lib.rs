@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod certificates;
 pub mod cluster;
+pub mod convert;
 pub mod cron;
 pub mod defaults;
 pub mod events;

@@ -238,8 +238,9 @@ fn read_file(path: &Path) -> Result<Vec<Document>, ManifestError> {
 }
 
 /// Checks a document as the API server would on create under `fieldValidation=Strict`:
-/// a known `apiVersion`/`kind`, no unknown fields, valid values. Returns the resource and the
-/// decoded, defaulted object. A missing namespace is validated as `default`.
+/// a known `apiVersion`/`kind`, no unknown fields, valid values. Returns the resource (in the
+/// document's version) and the decoded, defaulted object (in the stored version). A missing
+/// namespace is validated as `default`.
 pub fn check_document(doc: &Document) -> Result<(&'static ResourceInfo, Value), ManifestError> {
     let invalid = |message: String, api: Option<ApiError>| ManifestError::Invalid {
         location: doc.describe(),
@@ -281,7 +282,12 @@ pub fn check_document(doc: &Document) -> Result<(&'static ResourceInfo, Value), 
             None,
         )
     })?;
-    let decoded = decode(info, doc.value.clone(), FieldValidation::Strict)
+    let mut decoded = decode(info, doc.value.clone(), FieldValidation::Strict)
+        .map_err(|e| invalid(e.message.clone(), Some(e)))?;
+    // A converted version (autoscaling/v1) is validated as the server does: in the stored one.
+    let served = info;
+    let info = registry::storage(info);
+    decoded.value = crate::convert::to_storage(served, decoded.value)
         .map_err(|e| invalid(e.message.clone(), Some(e)))?;
     let mut probe = decoded.value.clone();
     if let Some(meta) = probe.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -328,7 +334,7 @@ pub fn check_document(doc: &Document) -> Result<(&'static ResourceInfo, Value), 
         };
         invalid(message, Some(e))
     })?;
-    Ok((info, decoded.value))
+    Ok((served, decoded.value))
 }
 
 /// A LoadBalancer with `externalTrafficPolicy: Local` gets its `healthCheckNodePort` from

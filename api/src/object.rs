@@ -154,6 +154,15 @@ pub fn decode_with_duplicates(
         }
         "EndpointSlice" => roundtrip::<EndpointSlice>(info, value, defaults::endpoint_slice)?,
         "Lease" => roundtrip::<Lease>(info, value, defaults::lease)?,
+        // autoscaling/v1 is served by conversion (`crate::convert`): decoded and defaulted as
+        // v1 here, converted to the stored v2 afterwards.
+        "HorizontalPodAutoscaler" if info.version == "v1" => {
+            roundtrip::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>(
+                info,
+                value,
+                defaults::horizontal_pod_autoscaler_v1,
+            )?
+        }
         "HorizontalPodAutoscaler" => roundtrip::<
             k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
         >(info, value, defaults::horizontal_pod_autoscaler)?,

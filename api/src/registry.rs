@@ -441,25 +441,7 @@ static RESOURCES: &[ResourceInfo] = &[
         verbs: ALL_VERBS,
         subresources: &[SCALE, status("StatefulSet", "apps")],
     },
-    ResourceInfo {
-        group: "autoscaling",
-        version: "v2",
-        kind: "HorizontalPodAutoscaler",
-        list_kind: "HorizontalPodAutoscalerList",
-        plural: "horizontalpodautoscalers",
-        singular: "horizontalpodautoscaler",
-        short_names: &["hpa"],
-        namespaced: true,
-        categories: &["all"],
-        verbs: ALL_VERBS,
-        subresources: &[Subresource {
-            name: "status",
-            kind: "HorizontalPodAutoscaler",
-            group: "autoscaling",
-            version: "v2",
-            verbs: STATUS_VERBS,
-        }],
-    },
+    hpa("v2", HPA_STATUS_V2),
     ResourceInfo {
         group: "batch",
         version: "v1",
@@ -681,24 +663,80 @@ static RESOURCES: &[ResourceInfo] = &[
     },
 ];
 
-/// Every served resource, core group first, in a stable order.
+/// Resources also served in an older version than the one stored (upstream serves
+/// `autoscaling/v1` beside `autoscaling/v2`): requests in these versions are converted at the
+/// API's edge by [`crate::convert`]; everything inside (store, controllers, validation) sees
+/// only the stored version of [`RESOURCES`].
+static CONVERTED: &[ResourceInfo] = &[hpa("v1", HPA_STATUS_V1)];
+
+/// HorizontalPodAutoscalers in `version` (stored in v2, also served in v1).
+const fn hpa(version: &'static str, subresources: &'static [Subresource]) -> ResourceInfo {
+    ResourceInfo {
+        group: "autoscaling",
+        version,
+        kind: "HorizontalPodAutoscaler",
+        list_kind: "HorizontalPodAutoscalerList",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        short_names: &["hpa"],
+        namespaced: true,
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources,
+    }
+}
+
+/// The `status` subresource of HorizontalPodAutoscalers in `version`.
+const fn hpa_status(version: &'static str) -> Subresource {
+    Subresource {
+        name: "status",
+        kind: "HorizontalPodAutoscaler",
+        group: "autoscaling",
+        version,
+        verbs: STATUS_VERBS,
+    }
+}
+
+const HPA_STATUS_V1: &[Subresource] = &[hpa_status("v1")];
+const HPA_STATUS_V2: &[Subresource] = &[hpa_status("v2")];
+
+/// Every stored resource, core group first, in a stable order: one entry per resource, in
+/// the version it is stored in. [`served`] adds the versions that are only converted.
 pub fn resources() -> &'static [ResourceInfo] {
     RESOURCES
 }
 
-/// The resource served at `/apis/{group}/{version}/{plural}` (`group` `""` for `/api/v1`).
-pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+/// Every served group-version-resource: [`resources`], then the converted older versions (so
+/// a group's stored version comes first, as its preferred version).
+pub fn served() -> impl Iterator<Item = &'static ResourceInfo> {
+    RESOURCES.iter().chain(CONVERTED)
+}
+
+/// Whether `info` is a version served by conversion rather than stored.
+pub fn is_converted(info: &ResourceInfo) -> bool {
+    CONVERTED.iter().any(|c| c == info)
+}
+
+/// The stored version of `info`'s resource: `info` itself unless it [`is_converted`].
+pub fn storage(info: &'static ResourceInfo) -> &'static ResourceInfo {
+    if !is_converted(info) {
+        return info;
+    }
     RESOURCES
         .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+        .find(|r| r.group == info.group && r.plural == info.plural)
+        .unwrap_or(info)
+}
+
+/// The resource served at `/apis/{group}/{version}/{plural}` (`group` `""` for `/api/v1`).
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    served().find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The resource whose objects carry `apiVersion: api_version` and `kind: kind`.
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     let (group, version) = split_api_version(api_version);
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.kind == kind)
+    served().find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
 /// Splits `apps/v1` into (`apps`, `v1`) and `v1` into (`""`, `v1`).

@@ -1,10 +1,10 @@
-//! Discovery documents, built once from [`api::registry::resources`]: the aggregated
+//! Discovery documents, built once from [`api::registry::served`]: the aggregated
 //! `APIGroupDiscoveryList` (v2 and v2beta1) for `/api` and `/apis`, and the legacy
 //! `APIVersions`, `APIGroupList`, `APIGroup` and `APIResourceList` documents kubectl falls
 //! back to. [`Discovery::negotiate`] picks the aggregated form only when the `Accept` header
 //! asks for it, and answers with the exact content type kubectl requires.
 
-use api::registry::{ResourceInfo, resources};
+use api::registry::{ResourceInfo, served};
 use serde_json::{Value, json};
 
 /// The content type kubectl requires for aggregated discovery (v2).
@@ -69,16 +69,25 @@ pub fn negotiate(accept: Option<&str>) -> Form {
     Form::Legacy
 }
 
-/// The API groups served, in order, with their resources (core group `""` first).
-fn groups() -> Vec<(&'static str, &'static str, Vec<&'static ResourceInfo>)> {
-    let mut out: Vec<(&str, &str, Vec<&ResourceInfo>)> = Vec::new();
-    for r in resources() {
-        match out
-            .iter_mut()
-            .find(|(g, v, _)| *g == r.group && *v == r.version)
-        {
-            Some((_, _, list)) => list.push(r),
-            None => out.push((r.group, r.version, vec![r])),
+/// The resources of one group-version.
+type Version = (&'static str, Vec<&'static ResourceInfo>);
+
+/// The API groups served, in order (core group `""` first), each with its versions, the
+/// preferred (stored) one first, and their resources.
+fn groups() -> Vec<(&'static str, Vec<Version>)> {
+    let mut out: Vec<(&str, Vec<Version>)> = Vec::new();
+    for r in served() {
+        let versions = match out.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) => versions,
+            None => {
+                out.push((r.group, Vec::new()));
+                let last = out.len() - 1;
+                &mut out[last].1
+            }
+        };
+        match versions.iter_mut().find(|(v, _)| *v == r.version) {
+            Some((_, list)) => list.push(r),
+            None => versions.push((r.version, vec![r])),
         }
     }
     out
@@ -117,21 +126,24 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 fn aggregated(core: bool, version: &str) -> Value {
     let items: Vec<Value> = groups()
         .into_iter()
-        .filter(|(g, _, _)| g.is_empty() == core)
-        .map(|(g, v, list)| {
+        .filter(|(g, _)| g.is_empty() == core)
+        .map(|(g, versions)| {
             let metadata = if core {
                 json!({"creationTimestamp": null})
             } else {
                 json!({"name": g, "creationTimestamp": null})
             };
-            json!({
-                "metadata": metadata,
-                "versions": [{
-                    "version": v,
-                    "resources": list.iter().map(|r| aggregated_resource(r)).collect::<Vec<_>>(),
-                    "freshness": "Current",
-                }],
-            })
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|(v, list)| {
+                    json!({
+                        "version": v,
+                        "resources": list.iter().map(|r| aggregated_resource(r)).collect::<Vec<_>>(),
+                        "freshness": "Current",
+                    })
+                })
+                .collect();
+            json!({"metadata": metadata, "versions": versions})
         })
         .collect();
     json!({
@@ -142,9 +154,13 @@ fn aggregated(core: bool, version: &str) -> Value {
     })
 }
 
-fn api_group(group: &str, version: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
-    json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
+fn api_group(group: &str, versions: &[Version]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|(v, _)| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    let preferred = gvs.first().cloned().unwrap_or(Value::Null);
+    json!({"name": group, "versions": gvs, "preferredVersion": preferred})
 }
 
 fn resource_list(group: &str, version: &str, list: &[&ResourceInfo]) -> Value {
@@ -208,21 +224,22 @@ impl Discovery {
     /// Builds all documents; `server_address` is advertised in `APIVersions`.
     pub fn new(server_address: &str) -> Discovery {
         let all = groups();
-        let named: Vec<_> = all.iter().filter(|(g, _, _)| !g.is_empty()).collect();
+        let named: Vec<_> = all.iter().filter(|(g, _)| !g.is_empty()).collect();
         let group_list = json!({
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": named.iter().map(|(g, v, _)| api_group(g, v)).collect::<Vec<_>>(),
+            "groups": named.iter().map(|(g, vs)| api_group(g, vs)).collect::<Vec<_>>(),
         });
         let mut groups_docs = Vec::new();
-        for (g, v, _) in &named {
-            let mut doc = api_group(g, v);
+        for (g, vs) in &named {
+            let mut doc = api_group(g, vs);
             doc["kind"] = json!("APIGroup");
             doc["apiVersion"] = json!("v1");
             groups_docs.push((g.to_string(), bytes_of(&doc)));
         }
         let resource_lists = all
             .iter()
+            .flat_map(|(g, vs)| vs.iter().map(move |(v, list)| (*g, *v, list)))
             .map(|(g, v, list)| {
                 let path = if g.is_empty() {
                     format!("/api/{v}")

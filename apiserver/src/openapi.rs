@@ -16,7 +16,7 @@ mod metrics;
 mod schemas;
 mod v2pb;
 
-use api::registry::{ResourceInfo, resources};
+use api::registry::{ResourceInfo, served};
 use serde_json::{Map, Value, json};
 
 /// One served group-version document.
@@ -429,17 +429,16 @@ impl OpenApi {
     /// Builds the index and documents for every served group-version.
     pub fn new() -> OpenApi {
         let schemas = schemas::Schemas::build(
-            resources()
-                .iter()
+            served()
                 .map(|r| (r.group, r.version, r.kind, r.list_kind))
-                .chain(resources().iter().flat_map(|r| {
+                .chain(served().flat_map(|r| {
                     r.subresources
                         .iter()
                         .map(|s| (s.group, s.version, s.kind, ""))
                 })),
         );
         let mut gvs: Vec<(String, Map<String, Value>)> = Vec::new();
-        for r in resources() {
+        for r in served() {
             let path = if r.group.is_empty() {
                 format!("api/{}", r.version)
             } else {
@@ -564,7 +563,7 @@ mod tests {
     fn every_served_kind_has_a_schema_with_its_group_version_kind() {
         let o = OpenApi::new();
         let v2: Value = serde_json::from_slice(&o.v2.json).unwrap();
-        for r in resources() {
+        for r in served() {
             let gv = if r.group.is_empty() {
                 format!("api/{}", r.version)
             } else {

@@ -107,7 +107,7 @@ fn check_apply_body(info: &ResourceInfo, applied: &Value) -> Result<(), ApiError
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     registry: &Registry,
-    info: &ResourceInfo,
+    info: &'static ResourceInfo,
     ns: &str,
     name: &str,
     kind: PatchType,
@@ -116,6 +116,11 @@ pub async fn patch(
     opts: &PatchOptions,
 ) -> Result<(Arc<Value>, bool, Vec<String>), ApiError> {
     let patch = kind.parse_body(body).map_err(ApiError::from)?;
+    // A converted version (`api::convert`) is patched as the client sees it: the stored
+    // object is converted to it, patched, and the result converted back.
+    let client_info = info;
+    let info = api::registry::storage(info);
+    let fv = opts.write.field_validation;
     let mode = match sub {
         Some("status") => UpdateMode::Status,
         Some("approval") => UpdateMode::Approval,
@@ -125,7 +130,7 @@ pub async fn patch(
     loop {
         let Some(old) = registry.store().get(&Registry::key(info, ns, name)) else {
             if kind == PatchType::Apply && sub.is_none() {
-                check_apply_body(info, &patch)?;
+                check_apply_body(client_info, &patch)?;
                 let mut obj = patch.clone();
                 let body_name = meta_str(&obj, "name");
                 if !body_name.is_empty() && body_name != name {
@@ -136,22 +141,28 @@ pub async fn patch(
                     meta_mut(&mut obj).insert("namespace".into(), json!(ns));
                 }
                 let obj = ssa(info, None, &obj, opts)?;
+                let (obj, _, earlier) = crate::rest::body_to_storage(client_info, obj, vec![], fv)?;
                 match registry
                     .create_inner(info, ns, obj, &[], &opts.write, false)
                     .await
                 {
-                    Ok((v, w)) => return Ok((v, true, w)),
+                    Ok((v, w)) => return Ok((v, true, [earlier, w].concat())),
                     Err(e) if e.reason == "AlreadyExists" => continue,
                     Err(e) => return Err(e),
                 }
             }
             return Err(ApiError::not_found(info, name));
         };
-        let patched = if kind == PatchType::Apply {
-            check_apply_body(info, &patch)?;
-            ssa(info, Some(&old), &patch, opts)?
+        let view = if api::registry::is_converted(client_info) {
+            Arc::new(api::convert::to_served(client_info, &old)?)
         } else {
-            apply_patch(info, kind, &old, &patch)?
+            old.clone()
+        };
+        let patched = if kind == PatchType::Apply {
+            check_apply_body(client_info, &patch)?;
+            ssa(info, Some(&*view), &patch, opts)?
+        } else {
+            apply_patch(info, kind, &view, &patch)?
         };
         if !patched.is_object() {
             return Err(ApiError::bad_request("the patch did not produce an object"));
@@ -166,6 +177,7 @@ pub async fn patch(
         if pinned {
             return Err(ApiError::conflict_modified(info, name));
         }
+        let (patched, _, earlier) = crate::rest::body_to_storage(client_info, patched, vec![], fv)?;
         match registry
             .apply_update(
                 info,
@@ -179,7 +191,7 @@ pub async fn patch(
             )
             .await?
         {
-            Some((v, w)) => return Ok((v, false, w)),
+            Some((v, w)) => return Ok((v, false, [earlier, w].concat())),
             None => continue,
         }
     }

@@ -4,6 +4,8 @@
 //! (service accounts) `token` subresources. Bodies are
 //! read with the 3 MiB limit; output is JSON or a `Table` as the `Accept` header asks.
 
+use std::borrow::Cow;
+
 use api::registry::ResourceInfo;
 use api::status::{ApiError, FieldError};
 use axum::body::Body;
@@ -177,6 +179,8 @@ async fn handle_target(
     q: &Query,
 ) -> Result<Response, ApiError> {
     let method = req.method().clone();
+    // `info` is what the URL names: the handlers below read and write the stored version
+    // and convert bodies and answers when `info` is a converted version (`api::convert`).
     match target {
         Target::Collection { info, ns } => match method {
             Method::GET | Method::HEAD => {
@@ -549,17 +553,65 @@ fn object_response(code: StatusCode, obj: &Value) -> Response {
     json_response(code, obj)
 }
 
+/// `obj` (stored version) as the client's version `info` shows it: itself unless `info` is
+/// a converted version.
+fn served<'a>(info: &ResourceInfo, obj: &'a Value) -> Result<Cow<'a, Value>, ApiError> {
+    if api::registry::is_converted(info) {
+        Ok(Cow::Owned(api::convert::to_served(info, obj)?))
+    } else {
+        Ok(Cow::Borrowed(obj))
+    }
+}
+
+/// A write body of the client's version `info` in the stored version, with the duplicate
+/// fields still to report and the decoding warnings already found: a converted version's body
+/// is decoded (unknown fields, defaults) in its own version first, then converted.
+pub fn body_to_storage(
+    info: &ResourceInfo,
+    obj: Value,
+    dups: Vec<String>,
+    fv: FieldValidation,
+) -> Result<(Value, Vec<String>, Vec<String>), ApiError> {
+    if !api::registry::is_converted(info) {
+        return Ok((obj, dups, Vec::new()));
+    }
+    let decoded = api::object::decode_with_duplicates(info, obj, &dups, fv)?;
+    let stored = api::convert::to_storage(info, decoded.value)?;
+    Ok((stored, Vec::new(), decoded.warnings))
+}
+
+/// The answer to a write: the object in the client's version, with the warnings.
+fn write_response(
+    info: &ResourceInfo,
+    code: StatusCode,
+    obj: &Value,
+    mut warnings: Vec<String>,
+    earlier: Vec<String>,
+) -> Result<Response, ApiError> {
+    let mut all = earlier;
+    all.append(&mut warnings);
+    Ok(with_warnings(
+        object_response(code, served(info, obj)?.as_ref()),
+        &all,
+    ))
+}
+
 fn get(
     st: &AppState,
-    info: &ResourceInfo,
+    info: &'static ResourceInfo,
     ns: &str,
     name: &str,
     q: &Query,
     output: Output,
 ) -> Result<Response, ApiError> {
+    let client_info = info;
+    let info = api::registry::storage(info);
     let obj = st.registry.get(info, ns, name)?;
     match output {
-        Output::Json => Ok(object_response(StatusCode::OK, &obj)),
+        Output::Json => Ok(object_response(
+            StatusCode::OK,
+            served(client_info, &obj)?.as_ref(),
+        )),
         Output::Table(v) => {
             let rv = meta_str(&obj, "resourceVersion").to_string();
             let t = table_bytes(
@@ -576,11 +628,13 @@ fn get(
 
 fn list(
     st: &AppState,
-    info: &ResourceInfo,
+    info: &'static ResourceInfo,
     ns: Option<&str>,
     q: &Query,
     output: Output,
 ) -> Result<Response, ApiError> {
+    let client_info = info;
+    let info = api::registry::storage(info);
     let sel = Selector::parse(info, q.get("labelSelector"), q.get("fieldSelector"))?;
     let rv = q.get("resourceVersion").unwrap_or("");
     let cont = q.get("continue").filter(|c| !c.is_empty());
@@ -632,9 +686,10 @@ fn list(
             // Written by hand: no copy of the items into a new tree.
             let mut out = Vec::with_capacity(256 + page.items.len() * 1024);
             out.extend_from_slice(b"{\"kind\":");
-            serde_json::to_writer(&mut out, info.list_kind).map_err(ApiError::internal)?;
+            serde_json::to_writer(&mut out, client_info.list_kind).map_err(ApiError::internal)?;
             out.extend_from_slice(b",\"apiVersion\":");
-            serde_json::to_writer(&mut out, &info.api_version()).map_err(ApiError::internal)?;
+            serde_json::to_writer(&mut out, &client_info.api_version())
+                .map_err(ApiError::internal)?;
             out.extend_from_slice(b",\"metadata\":");
             serde_json::to_writer(&mut out, &list_meta).map_err(ApiError::internal)?;
             out.extend_from_slice(b",\"items\":[");
@@ -642,7 +697,8 @@ fn list(
                 if i > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut out, item.as_ref()).map_err(ApiError::internal)?;
+                serde_json::to_writer(&mut out, served(client_info, item)?.as_ref())
+                    .map_err(ApiError::internal)?;
             }
             out.extend_from_slice(b"]}");
             Ok(bytes_response(StatusCode::OK, "application/json", out))
@@ -661,7 +717,7 @@ fn invalid_list_options(field: &str, value: &str, detail: &str) -> ApiError {
 
 async fn create(
     st: &AppState,
-    info: &ResourceInfo,
+    info: &'static ResourceInfo,
     ns: &str,
     q: &Query,
     headers: &HeaderMap,
@@ -671,20 +727,18 @@ async fn create(
     let (obj, dups) = parse_body(headers, body)?;
     let mut opts = write_options(q, headers)?;
     opts.user = user;
+    let (obj, dups, earlier) = body_to_storage(info, obj, dups, opts.field_validation)?;
     let (created, warnings) = st
         .registry
-        .create_checked(info, ns, obj, &dups, &opts)
+        .create_checked(api::registry::storage(info), ns, obj, &dups, &opts)
         .await?;
-    Ok(with_warnings(
-        object_response(StatusCode::CREATED, &created),
-        &warnings,
-    ))
+    write_response(info, StatusCode::CREATED, &created, warnings, earlier)
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn update(
     st: &AppState,
-    info: &ResourceInfo,
+    info: &'static ResourceInfo,
     ns: &str,
     name: &str,
     mode: UpdateMode,
@@ -696,22 +750,31 @@ async fn update(
     let (obj, dups) = parse_body(headers, body)?;
     let mut opts = write_options(q, headers)?;
     opts.user = user;
+    let (obj, dups, earlier) = body_to_storage(info, obj, dups, opts.field_validation)?;
     let (out, created, warnings) = st
         .registry
-        .update_checked(info, ns, name, obj, &dups, &opts, mode)
+        .update_checked(
+            api::registry::storage(info),
+            ns,
+            name,
+            obj,
+            &dups,
+            &opts,
+            mode,
+        )
         .await?;
     let code = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(with_warnings(object_response(code, &out), &warnings))
+    write_response(info, code, &out, warnings, earlier)
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn patch_item(
     st: &AppState,
-    info: &ResourceInfo,
+    info: &'static ResourceInfo,
     ns: &str,
     name: &str,
     sub: Option<&str>,
@@ -749,7 +812,7 @@ async fn patch_item(
     } else {
         StatusCode::OK
     };
-    Ok(with_warnings(object_response(code, &out), &warnings))
+    write_response(info, code, &out, warnings, Vec::new())
 }
 
 /// Upstream derives a missing field manager from the user agent's program name.
@@ -784,18 +847,23 @@ fn returns_deleted_object(info: &ResourceInfo) -> bool {
 
 async fn delete(
     st: &AppState,
-    info: &ResourceInfo,
+    info: &'static ResourceInfo,
     ns: &str,
     name: &str,
     q: &Query,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
+    let client_info = info;
+    let info = api::registry::storage(info);
     let opts = params::delete_options(q, &delete_body_json(headers, body)?)?;
     match st.registry.delete(info, ns, name, &opts).await? {
         Deleted::Gone(obj) => {
             if returns_deleted_object(info) {
-                Ok(object_response(StatusCode::OK, &obj))
+                Ok(object_response(
+                    StatusCode::OK,
+                    served(client_info, &obj)?.as_ref(),
+                ))
             } else {
                 let mut details = api::status::object_details(info, name);
                 details.causes.clear();
@@ -809,18 +877,23 @@ async fn delete(
         }
         // Upstream answers 200 for objects kept by finalizers or grace periods (202 only for
         // the deprecated orphanDependents=false).
-        Deleted::Pending(obj) => Ok(object_response(StatusCode::OK, &obj)),
+        Deleted::Pending(obj) => Ok(object_response(
+            StatusCode::OK,
+            served(client_info, &obj)?.as_ref(),
+        )),
     }
 }
 
 async fn delete_collection(
     st: &AppState,
-    info: &ResourceInfo,
+    info: &'static ResourceInfo,
     ns: &str,
     q: &Query,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
+    let client_info = info;
+    let info = api::registry::storage(info);
     let opts = params::delete_options(q, &delete_body_json(headers, body)?)?;
     let sel = Selector::parse(info, q.get("labelSelector"), q.get("fieldSelector"))?;
     let page = list_page(&st.registry, info, Some(ns), &sel, None, None, None)?;
@@ -834,11 +907,15 @@ async fn delete_collection(
             Err(e) => return Err(e),
         }
     }
+    let items = deleted
+        .iter()
+        .map(|o| served(client_info, o).map(Cow::into_owned))
+        .collect::<Result<Vec<_>, _>>()?;
     let list = json!({
-        "kind": info.list_kind,
-        "apiVersion": info.api_version(),
+        "kind": client_info.list_kind,
+        "apiVersion": client_info.api_version(),
         "metadata": {"resourceVersion": st.registry.store().revision().to_string()},
-        "items": deleted.iter().map(|o| Value::clone(o)).collect::<Vec<_>>(),
+        "items": items,
     });
     Ok(json_response(StatusCode::OK, &list))
 }

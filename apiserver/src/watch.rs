@@ -35,7 +35,10 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 /// How each event object is rendered.
 #[derive(Clone)]
 struct Render {
+    /// The stored version's resource (selectors, Table rows).
     info: &'static ResourceInfo,
+    /// The version the client asked for: objects are converted to it (`api::convert`).
+    served: &'static ResourceInfo,
     output: Output,
     include: Include,
 }
@@ -47,6 +50,15 @@ impl Render {
         out.extend_from_slice(ty.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
         match self.output {
+            Output::Json if api::registry::is_converted(self.served) => {
+                match api::convert::to_served(self.served, obj) {
+                    Ok(o) => {
+                        let _ = serde_json::to_writer(&mut out, &o);
+                    }
+                    // An object the conversion cannot show becomes an ERROR event.
+                    Err(e) => return error_event(&e),
+                }
+            }
             Output::Json => {
                 let _ = serde_json::to_writer(&mut out, obj);
             }
@@ -64,8 +76,8 @@ impl Render {
 
     fn bookmark(&self, rev: u64, initial_end: bool) -> Bytes {
         let mut obj = json!({
-            "kind": self.info.kind,
-            "apiVersion": self.info.api_version(),
+            "kind": self.served.kind,
+            "apiVersion": self.served.api_version(),
             "metadata": {"resourceVersion": rev.to_string()},
         });
         if initial_end {
@@ -110,11 +122,12 @@ fn with_rv(obj: &Value, rev: u64) -> Value {
 /// Starts a watch response.
 pub async fn serve(
     st: &AppState,
-    info: &'static ResourceInfo,
+    served: &'static ResourceInfo,
     ns: Option<&str>,
     q: &Query,
     output: Output,
 ) -> Result<Response, ApiError> {
+    let info = api::registry::storage(served);
     let sel = Selector::parse(info, q.get("labelSelector"), q.get("fieldSelector"))?;
     let inc = include(q)?;
     let rv = q.get("resourceVersion").unwrap_or("");
@@ -146,6 +159,7 @@ pub async fn serve(
     let store = st.registry.store();
     let render = Render {
         info,
+        served,
         output,
         include: inc,
     };

@@ -136,7 +136,7 @@ async fn apply_all(
         };
         let body = serde_json::to_vec(&doc.value)?;
         let before = registry
-            .get(info, namespace, name)
+            .get(api::registry::storage(info), namespace, name)
             .ok()
             .and_then(|o| resource_version(&o));
         let (after, created, warnings) = apiserver::patch::patch(

@@ -191,3 +191,27 @@ fn local_load_balancers_pass_without_the_allocated_health_check_port() {
         "lb.yaml: document 1 (Service \"lb\"): spec.healthCheckNodePort: Invalid value: 70000: must be between 1 and 65535, inclusive"
     );
 }
+
+#[test]
+fn autoscaling_v1_documents_are_checked_in_the_stored_version() {
+    let hpa = "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 3\n  targetCPUUtilizationPercentage: 70\n";
+    let docs = decode_bytes(hpa.as_bytes(), "hpa.yaml").unwrap();
+    let (info, value) = check_document(&docs[0]).unwrap();
+    assert_eq!(info.version, "v1");
+    assert_eq!(value["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        value["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    let bad = hpa.replace("maxReplicas: 3", "maxReplicas: 0");
+    let docs = decode_bytes(bad.as_bytes(), "hpa.yaml").unwrap();
+    let e = check_document(&docs[0]).unwrap_err().to_string();
+    assert!(
+        e.starts_with("hpa.yaml: document 1 (HorizontalPodAutoscaler \"web\"): spec.maxReplicas: Invalid value: 0"),
+        "{e}"
+    );
+    let unknown = hpa.replace("maxReplicas: 3", "maxReplicas: 3\n  metrics: []");
+    let docs = decode_bytes(unknown.as_bytes(), "hpa.yaml").unwrap();
+    let e = check_document(&docs[0]).unwrap_err().to_string();
+    assert!(e.contains("unknown field \"spec.metrics\""), "{e}");
+}

@@ -7,61 +7,61 @@ use super::{Field, Kind, Message, Presence};
 pub(super) static MESSAGES: &[Message] = &[
     // 0
     Message { name: "api.core.v1.Namespace", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(37), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
-    ] },
-    // 1
-    Message { name: "api.core.v1.Pod", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(39), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(40), repeated: false, presence: Presence::Always },
     ] },
-    // 2
-    Message { name: "api.core.v1.Service", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+    // 1
+    Message { name: "api.core.v1.Pod", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(41), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(42), repeated: false, presence: Presence::Always },
     ] },
+    // 2
+    Message { name: "api.core.v1.Service", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(43), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(44), repeated: false, presence: Presence::Always },
+    ] },
     // 3
     Message { name: "api.core.v1.Endpoints", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "subsets", kind: Kind::Message(43), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "subsets", kind: Kind::Message(45), repeated: true, presence: Presence::Always },
     ] },
     // 4
     Message { name: "api.core.v1.Node", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(44), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(45), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(46), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(47), repeated: false, presence: Presence::Always },
     ] },
     // 5
     Message { name: "api.core.v1.Event", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "involvedObject", kind: Kind::Message(46), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "involvedObject", kind: Kind::Message(48), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 5, json: "source", kind: Kind::Message(47), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "source", kind: Kind::Message(49), repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "firstTimestamp", kind: Kind::Time, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "lastTimestamp", kind: Kind::Time, repeated: false, presence: Presence::Always },
         Field { tag: 8, json: "count", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 9, json: "type", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 10, json: "eventTime", kind: Kind::MicroTime, repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "series", kind: Kind::Message(48), repeated: false, presence: Presence::Always },
+        Field { tag: 11, json: "series", kind: Kind::Message(50), repeated: false, presence: Presence::Always },
         Field { tag: 12, json: "action", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 13, json: "related", kind: Kind::Message(46), repeated: false, presence: Presence::Always },
+        Field { tag: 13, json: "related", kind: Kind::Message(48), repeated: false, presence: Presence::Always },
         Field { tag: 14, json: "reportingComponent", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 15, json: "reportingInstance", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
     // 6
     Message { name: "api.core.v1.ConfigMap", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "immutable", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "data", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "binaryData", kind: Kind::Map(&Kind::Bytes), repeated: false, presence: Presence::Always },
     ] },
     // 7
     Message { name: "api.core.v1.Secret", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "immutable", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "data", kind: Kind::Map(&Kind::Bytes), repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "stringData", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
@@ -69,172 +69,184 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     // 8
     Message { name: "api.core.v1.Binding", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "target", kind: Kind::Message(46), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "target", kind: Kind::Message(48), repeated: false, presence: Presence::Always },
     ] },
     // 9
     Message { name: "api.apps.v1.Deployment", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(49), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(50), repeated: false, presence: Presence::Always },
-    ] },
-    // 10
-    Message { name: "api.apps.v1.ReplicaSet", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(51), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(52), repeated: false, presence: Presence::Always },
     ] },
-    // 11
-    Message { name: "api.core.v1.ReplicationController", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+    // 10
+    Message { name: "api.apps.v1.ReplicaSet", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(53), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(54), repeated: false, presence: Presence::Always },
     ] },
-    // 12
-    Message { name: "api.apps.v1.StatefulSet", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+    // 11
+    Message { name: "api.core.v1.ReplicationController", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(55), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(56), repeated: false, presence: Presence::Always },
     ] },
-    // 13
-    Message { name: "api.apps.v1.DaemonSet", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+    // 12
+    Message { name: "api.apps.v1.StatefulSet", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(57), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(58), repeated: false, presence: Presence::Always },
     ] },
+    // 13
+    Message { name: "api.apps.v1.DaemonSet", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(59), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(60), repeated: false, presence: Presence::Always },
+    ] },
     // 14
     Message { name: "api.apps.v1.ControllerRevision", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "data", kind: Kind::RawExtension, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "revision", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
     ] },
     // 15
     Message { name: "api.batch.v1.Job", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(59), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(60), repeated: false, presence: Presence::Always },
-    ] },
-    // 16
-    Message { name: "api.batch.v1.CronJob", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(61), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(62), repeated: false, presence: Presence::Always },
     ] },
-    // 17
-    Message { name: "api.autoscaling.v1.Scale", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+    // 16
+    Message { name: "api.batch.v1.CronJob", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(63), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(64), repeated: false, presence: Presence::Always },
     ] },
+    // 17
+    Message { name: "api.autoscaling.v1.Scale", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(65), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(66), repeated: false, presence: Presence::Always },
+    ] },
     // 18
-    Message { name: "api.discovery.v1.EndpointSlice", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "addressType", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "endpoints", kind: Kind::Message(65), repeated: true, presence: Presence::Always },
-        Field { tag: 3, json: "ports", kind: Kind::Message(66), repeated: true, presence: Presence::Always },
+    Message { name: "api.autoscaling.v1.HorizontalPodAutoscaler", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(67), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(68), repeated: false, presence: Presence::Always },
     ] },
     // 19
-    Message { name: "api.coordination.v1.Lease", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(67), repeated: false, presence: Presence::Always },
+    Message { name: "api.autoscaling.v2.HorizontalPodAutoscaler", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(69), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(70), repeated: false, presence: Presence::Always },
     ] },
     // 20
-    Message { name: "api.policy.v1.Eviction", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "deleteOptions", kind: Kind::Message(35), repeated: false, presence: Presence::Always },
+    Message { name: "api.discovery.v1.EndpointSlice", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "addressType", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "endpoints", kind: Kind::Message(71), repeated: true, presence: Presence::Always },
+        Field { tag: 3, json: "ports", kind: Kind::Message(72), repeated: true, presence: Presence::Always },
     ] },
     // 21
-    Message { name: "api.policy.v1.PodDisruptionBudget", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(68), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(69), repeated: false, presence: Presence::Always },
+    Message { name: "api.coordination.v1.Lease", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(73), repeated: false, presence: Presence::Always },
     ] },
     // 22
-    Message { name: "api.certificates.v1.CertificateSigningRequest", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(70), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(71), repeated: false, presence: Presence::Always },
+    Message { name: "api.policy.v1.Eviction", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "deleteOptions", kind: Kind::Message(37), repeated: false, presence: Presence::Always },
     ] },
     // 23
-    Message { name: "api.networking.v1.Ingress", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(72), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(73), repeated: false, presence: Presence::Always },
+    Message { name: "api.policy.v1.PodDisruptionBudget", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(74), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(75), repeated: false, presence: Presence::Always },
     ] },
     // 24
-    Message { name: "api.networking.v1.IngressClass", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(74), repeated: false, presence: Presence::Always },
-    ] },
-    // 25
-    Message { name: "api.core.v1.ServiceAccount", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "secrets", kind: Kind::Message(46), repeated: true, presence: Presence::Always },
-        Field { tag: 3, json: "imagePullSecrets", kind: Kind::Message(75), repeated: true, presence: Presence::Always },
-        Field { tag: 4, json: "automountServiceAccountToken", kind: Kind::Bool, repeated: false, presence: Presence::Always },
-    ] },
-    // 26
-    Message { name: "api.authentication.v1.TokenRequest", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+    Message { name: "api.certificates.v1.CertificateSigningRequest", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(76), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(77), repeated: false, presence: Presence::Always },
     ] },
+    // 25
+    Message { name: "api.networking.v1.Ingress", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(78), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(79), repeated: false, presence: Presence::Always },
+    ] },
+    // 26
+    Message { name: "api.networking.v1.IngressClass", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(80), repeated: false, presence: Presence::Always },
+    ] },
     // 27
-    Message { name: "api.rbac.v1.Role", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "rules", kind: Kind::Message(78), repeated: true, presence: Presence::Always },
+    Message { name: "api.core.v1.ServiceAccount", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "secrets", kind: Kind::Message(48), repeated: true, presence: Presence::Always },
+        Field { tag: 3, json: "imagePullSecrets", kind: Kind::Message(81), repeated: true, presence: Presence::Always },
+        Field { tag: 4, json: "automountServiceAccountToken", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
     // 28
-    Message { name: "api.rbac.v1.ClusterRole", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "rules", kind: Kind::Message(78), repeated: true, presence: Presence::Always },
-        Field { tag: 3, json: "aggregationRule", kind: Kind::Message(79), repeated: false, presence: Presence::Always },
-    ] },
-    // 29
-    Message { name: "api.rbac.v1.RoleBinding", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "subjects", kind: Kind::Message(80), repeated: true, presence: Presence::Always },
-        Field { tag: 3, json: "roleRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
-    ] },
-    // 30
-    Message { name: "api.rbac.v1.ClusterRoleBinding", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "subjects", kind: Kind::Message(80), repeated: true, presence: Presence::Always },
-        Field { tag: 3, json: "roleRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
-    ] },
-    // 31
-    Message { name: "api.authorization.v1.SelfSubjectAccessReview", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
+    Message { name: "api.authentication.v1.TokenRequest", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "spec", kind: Kind::Message(82), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "status", kind: Kind::Message(83), repeated: false, presence: Presence::Always },
     ] },
+    // 29
+    Message { name: "api.rbac.v1.Role", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "rules", kind: Kind::Message(84), repeated: true, presence: Presence::Always },
+    ] },
+    // 30
+    Message { name: "api.rbac.v1.ClusterRole", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "rules", kind: Kind::Message(84), repeated: true, presence: Presence::Always },
+        Field { tag: 3, json: "aggregationRule", kind: Kind::Message(85), repeated: false, presence: Presence::Always },
+    ] },
+    // 31
+    Message { name: "api.rbac.v1.RoleBinding", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "subjects", kind: Kind::Message(86), repeated: true, presence: Presence::Always },
+        Field { tag: 3, json: "roleRef", kind: Kind::Message(87), repeated: false, presence: Presence::Always },
+    ] },
     // 32
-    Message { name: "api.authorization.v1.SubjectAccessReview", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(84), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(83), repeated: false, presence: Presence::Always },
+    Message { name: "api.rbac.v1.ClusterRoleBinding", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "subjects", kind: Kind::Message(86), repeated: true, presence: Presence::Always },
+        Field { tag: 3, json: "roleRef", kind: Kind::Message(87), repeated: false, presence: Presence::Always },
     ] },
     // 33
-    Message { name: "api.authorization.v1.SelfSubjectRulesReview", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(85), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(86), repeated: false, presence: Presence::Always },
+    Message { name: "api.authorization.v1.SelfSubjectAccessReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(88), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(89), repeated: false, presence: Presence::Always },
     ] },
     // 34
-    Message { name: "api.authentication.v1.SelfSubjectReview", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "status", kind: Kind::Message(87), repeated: false, presence: Presence::Always },
+    Message { name: "api.authorization.v1.SubjectAccessReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(90), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(89), repeated: false, presence: Presence::Always },
     ] },
     // 35
+    Message { name: "api.authorization.v1.SelfSubjectRulesReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(91), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(92), repeated: false, presence: Presence::Always },
+    ] },
+    // 36
+    Message { name: "api.authentication.v1.SelfSubjectReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "status", kind: Kind::Message(93), repeated: false, presence: Presence::Always },
+    ] },
+    // 37
     Message { name: "apimachinery.pkg.apis.meta.v1.DeleteOptions", fields: &[
         Field { tag: 1, json: "gracePeriodSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "preconditions", kind: Kind::Message(88), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "preconditions", kind: Kind::Message(94), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "orphanDependents", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "propagationPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "dryRun", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 36
+    // 38
     Message { name: "apimachinery.pkg.apis.meta.v1.ObjectMeta", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "generateName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -248,25 +260,25 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 10, json: "deletionGracePeriodSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 11, json: "labels", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
         Field { tag: 12, json: "annotations", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
-        Field { tag: 13, json: "ownerReferences", kind: Kind::Message(89), repeated: true, presence: Presence::Always },
+        Field { tag: 13, json: "ownerReferences", kind: Kind::Message(95), repeated: true, presence: Presence::Always },
         Field { tag: 14, json: "finalizers", kind: Kind::String, repeated: true, presence: Presence::Always },
-        Field { tag: 17, json: "managedFields", kind: Kind::Message(90), repeated: true, presence: Presence::Always },
+        Field { tag: 17, json: "managedFields", kind: Kind::Message(96), repeated: true, presence: Presence::Always },
     ] },
-    // 37
+    // 39
     Message { name: "api.core.v1.NamespaceSpec", fields: &[
         Field { tag: 1, json: "finalizers", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 38
+    // 40
     Message { name: "api.core.v1.NamespaceStatus", fields: &[
         Field { tag: 1, json: "phase", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "conditions", kind: Kind::Message(91), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "conditions", kind: Kind::Message(97), repeated: true, presence: Presence::Always },
     ] },
-    // 39
+    // 41
     Message { name: "api.core.v1.PodSpec", fields: &[
-        Field { tag: 1, json: "volumes", kind: Kind::Message(92), repeated: true, presence: Presence::Always },
-        Field { tag: 20, json: "initContainers", kind: Kind::Message(93), repeated: true, presence: Presence::Always },
-        Field { tag: 2, json: "containers", kind: Kind::Message(93), repeated: true, presence: Presence::Always },
-        Field { tag: 34, json: "ephemeralContainers", kind: Kind::Message(94), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "volumes", kind: Kind::Message(98), repeated: true, presence: Presence::Always },
+        Field { tag: 20, json: "initContainers", kind: Kind::Message(99), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "containers", kind: Kind::Message(99), repeated: true, presence: Presence::Always },
+        Field { tag: 34, json: "ephemeralContainers", kind: Kind::Message(100), repeated: true, presence: Presence::Always },
         Field { tag: 3, json: "restartPolicy", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "terminationGracePeriodSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "activeDeadlineSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
@@ -280,58 +292,58 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 12, json: "hostPID", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 13, json: "hostIPC", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 27, json: "shareProcessNamespace", kind: Kind::Bool, repeated: false, presence: Presence::Always },
-        Field { tag: 14, json: "securityContext", kind: Kind::Message(95), repeated: false, presence: Presence::Always },
-        Field { tag: 15, json: "imagePullSecrets", kind: Kind::Message(75), repeated: true, presence: Presence::Always },
+        Field { tag: 14, json: "securityContext", kind: Kind::Message(101), repeated: false, presence: Presence::Always },
+        Field { tag: 15, json: "imagePullSecrets", kind: Kind::Message(81), repeated: true, presence: Presence::Always },
         Field { tag: 16, json: "hostname", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 17, json: "subdomain", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 18, json: "affinity", kind: Kind::Message(96), repeated: false, presence: Presence::Always },
+        Field { tag: 18, json: "affinity", kind: Kind::Message(102), repeated: false, presence: Presence::Always },
         Field { tag: 19, json: "schedulerName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 22, json: "tolerations", kind: Kind::Message(97), repeated: true, presence: Presence::Always },
-        Field { tag: 23, json: "hostAliases", kind: Kind::Message(98), repeated: true, presence: Presence::Always },
+        Field { tag: 22, json: "tolerations", kind: Kind::Message(103), repeated: true, presence: Presence::Always },
+        Field { tag: 23, json: "hostAliases", kind: Kind::Message(104), repeated: true, presence: Presence::Always },
         Field { tag: 24, json: "priorityClassName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 25, json: "priority", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 26, json: "dnsConfig", kind: Kind::Message(99), repeated: false, presence: Presence::Always },
-        Field { tag: 28, json: "readinessGates", kind: Kind::Message(100), repeated: true, presence: Presence::Always },
+        Field { tag: 26, json: "dnsConfig", kind: Kind::Message(105), repeated: false, presence: Presence::Always },
+        Field { tag: 28, json: "readinessGates", kind: Kind::Message(106), repeated: true, presence: Presence::Always },
         Field { tag: 29, json: "runtimeClassName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 30, json: "enableServiceLinks", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 31, json: "preemptionPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 32, json: "overhead", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
-        Field { tag: 33, json: "topologySpreadConstraints", kind: Kind::Message(101), repeated: true, presence: Presence::Always },
+        Field { tag: 33, json: "topologySpreadConstraints", kind: Kind::Message(107), repeated: true, presence: Presence::Always },
         Field { tag: 35, json: "setHostnameAsFQDN", kind: Kind::Bool, repeated: false, presence: Presence::Always },
-        Field { tag: 36, json: "os", kind: Kind::Message(102), repeated: false, presence: Presence::Always },
+        Field { tag: 36, json: "os", kind: Kind::Message(108), repeated: false, presence: Presence::Always },
         Field { tag: 37, json: "hostUsers", kind: Kind::Bool, repeated: false, presence: Presence::Always },
-        Field { tag: 38, json: "schedulingGates", kind: Kind::Message(103), repeated: true, presence: Presence::Always },
-        Field { tag: 39, json: "resourceClaims", kind: Kind::Message(104), repeated: true, presence: Presence::Always },
-        Field { tag: 40, json: "resources", kind: Kind::Message(105), repeated: false, presence: Presence::Always },
+        Field { tag: 38, json: "schedulingGates", kind: Kind::Message(109), repeated: true, presence: Presence::Always },
+        Field { tag: 39, json: "resourceClaims", kind: Kind::Message(110), repeated: true, presence: Presence::Always },
+        Field { tag: 40, json: "resources", kind: Kind::Message(111), repeated: false, presence: Presence::Always },
         Field { tag: 41, json: "hostnameOverride", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 42, json: "workloadRef", kind: Kind::Message(106), repeated: false, presence: Presence::Always },
+        Field { tag: 42, json: "workloadRef", kind: Kind::Message(112), repeated: false, presence: Presence::Always },
     ] },
-    // 40
+    // 42
     Message { name: "api.core.v1.PodStatus", fields: &[
         Field { tag: 17, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
         Field { tag: 1, json: "phase", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "conditions", kind: Kind::Message(107), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "conditions", kind: Kind::Message(113), repeated: true, presence: Presence::Always },
         Field { tag: 3, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 11, json: "nominatedNodeName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "hostIP", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 16, json: "hostIPs", kind: Kind::Message(108), repeated: true, presence: Presence::Always },
+        Field { tag: 16, json: "hostIPs", kind: Kind::Message(114), repeated: true, presence: Presence::Always },
         Field { tag: 6, json: "podIP", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 12, json: "podIPs", kind: Kind::Message(109), repeated: true, presence: Presence::Always },
+        Field { tag: 12, json: "podIPs", kind: Kind::Message(115), repeated: true, presence: Presence::Always },
         Field { tag: 7, json: "startTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
-        Field { tag: 10, json: "initContainerStatuses", kind: Kind::Message(110), repeated: true, presence: Presence::Always },
-        Field { tag: 8, json: "containerStatuses", kind: Kind::Message(110), repeated: true, presence: Presence::Always },
+        Field { tag: 10, json: "initContainerStatuses", kind: Kind::Message(116), repeated: true, presence: Presence::Always },
+        Field { tag: 8, json: "containerStatuses", kind: Kind::Message(116), repeated: true, presence: Presence::Always },
         Field { tag: 9, json: "qosClass", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 13, json: "ephemeralContainerStatuses", kind: Kind::Message(110), repeated: true, presence: Presence::Always },
+        Field { tag: 13, json: "ephemeralContainerStatuses", kind: Kind::Message(116), repeated: true, presence: Presence::Always },
         Field { tag: 14, json: "resize", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 15, json: "resourceClaimStatuses", kind: Kind::Message(111), repeated: true, presence: Presence::Always },
-        Field { tag: 18, json: "extendedResourceClaimStatus", kind: Kind::Message(112), repeated: false, presence: Presence::Always },
+        Field { tag: 15, json: "resourceClaimStatuses", kind: Kind::Message(117), repeated: true, presence: Presence::Always },
+        Field { tag: 18, json: "extendedResourceClaimStatus", kind: Kind::Message(118), repeated: false, presence: Presence::Always },
         Field { tag: 19, json: "allocatedResources", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
-        Field { tag: 20, json: "resources", kind: Kind::Message(105), repeated: false, presence: Presence::Always },
+        Field { tag: 20, json: "resources", kind: Kind::Message(111), repeated: false, presence: Presence::Always },
     ] },
-    // 41
+    // 43
     Message { name: "api.core.v1.ServiceSpec", fields: &[
-        Field { tag: 1, json: "ports", kind: Kind::Message(113), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "ports", kind: Kind::Message(119), repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "selector", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "clusterIP", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 18, json: "clusterIPs", kind: Kind::String, repeated: true, presence: Presence::Always },
@@ -344,7 +356,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 11, json: "externalTrafficPolicy", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 12, json: "healthCheckNodePort", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 13, json: "publishNotReadyAddresses", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 14, json: "sessionAffinityConfig", kind: Kind::Message(114), repeated: false, presence: Presence::Always },
+        Field { tag: 14, json: "sessionAffinityConfig", kind: Kind::Message(120), repeated: false, presence: Presence::Always },
         Field { tag: 19, json: "ipFamilies", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 17, json: "ipFamilyPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 20, json: "allocateLoadBalancerNodePorts", kind: Kind::Bool, repeated: false, presence: Presence::Always },
@@ -352,45 +364,45 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 22, json: "internalTrafficPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 23, json: "trafficDistribution", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 42
-    Message { name: "api.core.v1.ServiceStatus", fields: &[
-        Field { tag: 1, json: "loadBalancer", kind: Kind::Message(115), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "conditions", kind: Kind::Message(116), repeated: true, presence: Presence::Always },
-    ] },
-    // 43
-    Message { name: "api.core.v1.EndpointSubset", fields: &[
-        Field { tag: 1, json: "addresses", kind: Kind::Message(117), repeated: true, presence: Presence::Always },
-        Field { tag: 2, json: "notReadyAddresses", kind: Kind::Message(117), repeated: true, presence: Presence::Always },
-        Field { tag: 3, json: "ports", kind: Kind::Message(118), repeated: true, presence: Presence::Always },
-    ] },
     // 44
+    Message { name: "api.core.v1.ServiceStatus", fields: &[
+        Field { tag: 1, json: "loadBalancer", kind: Kind::Message(121), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "conditions", kind: Kind::Message(122), repeated: true, presence: Presence::Always },
+    ] },
+    // 45
+    Message { name: "api.core.v1.EndpointSubset", fields: &[
+        Field { tag: 1, json: "addresses", kind: Kind::Message(123), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "notReadyAddresses", kind: Kind::Message(123), repeated: true, presence: Presence::Always },
+        Field { tag: 3, json: "ports", kind: Kind::Message(124), repeated: true, presence: Presence::Always },
+    ] },
+    // 46
     Message { name: "api.core.v1.NodeSpec", fields: &[
         Field { tag: 1, json: "podCIDR", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 7, json: "podCIDRs", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 3, json: "providerID", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "unschedulable", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 5, json: "taints", kind: Kind::Message(119), repeated: true, presence: Presence::Always },
-        Field { tag: 6, json: "configSource", kind: Kind::Message(120), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "taints", kind: Kind::Message(125), repeated: true, presence: Presence::Always },
+        Field { tag: 6, json: "configSource", kind: Kind::Message(126), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "externalID", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 45
+    // 47
     Message { name: "api.core.v1.NodeStatus", fields: &[
         Field { tag: 1, json: "capacity", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "allocatable", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "phase", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 4, json: "conditions", kind: Kind::Message(121), repeated: true, presence: Presence::Always },
-        Field { tag: 5, json: "addresses", kind: Kind::Message(122), repeated: true, presence: Presence::Always },
-        Field { tag: 6, json: "daemonEndpoints", kind: Kind::Message(123), repeated: false, presence: Presence::Always },
-        Field { tag: 7, json: "nodeInfo", kind: Kind::Message(124), repeated: false, presence: Presence::Always },
-        Field { tag: 8, json: "images", kind: Kind::Message(125), repeated: true, presence: Presence::Always },
+        Field { tag: 4, json: "conditions", kind: Kind::Message(127), repeated: true, presence: Presence::Always },
+        Field { tag: 5, json: "addresses", kind: Kind::Message(128), repeated: true, presence: Presence::Always },
+        Field { tag: 6, json: "daemonEndpoints", kind: Kind::Message(129), repeated: false, presence: Presence::Always },
+        Field { tag: 7, json: "nodeInfo", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
+        Field { tag: 8, json: "images", kind: Kind::Message(131), repeated: true, presence: Presence::Always },
         Field { tag: 9, json: "volumesInUse", kind: Kind::String, repeated: true, presence: Presence::Always },
-        Field { tag: 10, json: "volumesAttached", kind: Kind::Message(126), repeated: true, presence: Presence::Always },
-        Field { tag: 11, json: "config", kind: Kind::Message(127), repeated: false, presence: Presence::Always },
-        Field { tag: 12, json: "runtimeHandlers", kind: Kind::Message(128), repeated: true, presence: Presence::Always },
-        Field { tag: 13, json: "features", kind: Kind::Message(129), repeated: false, presence: Presence::Always },
+        Field { tag: 10, json: "volumesAttached", kind: Kind::Message(132), repeated: true, presence: Presence::Always },
+        Field { tag: 11, json: "config", kind: Kind::Message(133), repeated: false, presence: Presence::Always },
+        Field { tag: 12, json: "runtimeHandlers", kind: Kind::Message(134), repeated: true, presence: Presence::Always },
+        Field { tag: 13, json: "features", kind: Kind::Message(135), repeated: false, presence: Presence::Always },
         Field { tag: 14, json: "declaredFeatures", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 46
+    // 48
     Message { name: "api.core.v1.ObjectReference", fields: &[
         Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "namespace", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -400,28 +412,28 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 6, json: "resourceVersion", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 7, json: "fieldPath", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 47
+    // 49
     Message { name: "api.core.v1.EventSource", fields: &[
         Field { tag: 1, json: "component", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "host", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 48
+    // 50
     Message { name: "api.core.v1.EventSeries", fields: &[
         Field { tag: 1, json: "count", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "lastObservedTime", kind: Kind::MicroTime, repeated: false, presence: Presence::Always },
     ] },
-    // 49
+    // 51
     Message { name: "api.apps.v1.DeploymentSpec", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "selector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "template", kind: Kind::Message(131), repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "strategy", kind: Kind::Message(132), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "selector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "template", kind: Kind::Message(137), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "strategy", kind: Kind::Message(138), repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "minReadySeconds", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "revisionHistoryLimit", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "paused", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 9, json: "progressDeadlineSeconds", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 50
+    // 52
     Message { name: "api.apps.v1.DeploymentStatus", fields: &[
         Field { tag: 1, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
@@ -430,17 +442,17 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "availableReplicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "unavailableReplicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 9, json: "terminatingReplicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 6, json: "conditions", kind: Kind::Message(133), repeated: true, presence: Presence::Always },
+        Field { tag: 6, json: "conditions", kind: Kind::Message(139), repeated: true, presence: Presence::Always },
         Field { tag: 8, json: "collisionCount", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 51
+    // 53
     Message { name: "api.apps.v1.ReplicaSetSpec", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "minReadySeconds", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "selector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "template", kind: Kind::Message(131), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "selector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "template", kind: Kind::Message(137), repeated: false, presence: Presence::Always },
     ] },
-    // 52
+    // 54
     Message { name: "api.apps.v1.ReplicaSetStatus", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "fullyLabeledReplicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
@@ -448,39 +460,39 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "availableReplicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 7, json: "terminatingReplicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 6, json: "conditions", kind: Kind::Message(134), repeated: true, presence: Presence::Always },
+        Field { tag: 6, json: "conditions", kind: Kind::Message(140), repeated: true, presence: Presence::Always },
     ] },
-    // 53
+    // 55
     Message { name: "api.core.v1.ReplicationControllerSpec", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "minReadySeconds", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "selector", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "template", kind: Kind::Message(131), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "template", kind: Kind::Message(137), repeated: false, presence: Presence::Always },
     ] },
-    // 54
+    // 56
     Message { name: "api.core.v1.ReplicationControllerStatus", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "fullyLabeledReplicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "readyReplicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "availableReplicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 6, json: "conditions", kind: Kind::Message(135), repeated: true, presence: Presence::Always },
+        Field { tag: 6, json: "conditions", kind: Kind::Message(141), repeated: true, presence: Presence::Always },
     ] },
-    // 55
+    // 57
     Message { name: "api.apps.v1.StatefulSetSpec", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "selector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "template", kind: Kind::Message(131), repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "volumeClaimTemplates", kind: Kind::Message(136), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "selector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "template", kind: Kind::Message(137), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "volumeClaimTemplates", kind: Kind::Message(142), repeated: true, presence: Presence::Always },
         Field { tag: 5, json: "serviceName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "podManagementPolicy", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 7, json: "updateStrategy", kind: Kind::Message(137), repeated: false, presence: Presence::Always },
+        Field { tag: 7, json: "updateStrategy", kind: Kind::Message(143), repeated: false, presence: Presence::Always },
         Field { tag: 8, json: "revisionHistoryLimit", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 9, json: "minReadySeconds", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 10, json: "persistentVolumeClaimRetentionPolicy", kind: Kind::Message(138), repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "ordinals", kind: Kind::Message(139), repeated: false, presence: Presence::Always },
+        Field { tag: 10, json: "persistentVolumeClaimRetentionPolicy", kind: Kind::Message(144), repeated: false, presence: Presence::Always },
+        Field { tag: 11, json: "ordinals", kind: Kind::Message(145), repeated: false, presence: Presence::Always },
     ] },
-    // 56
+    // 58
     Message { name: "api.apps.v1.StatefulSetStatus", fields: &[
         Field { tag: 1, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
@@ -490,18 +502,18 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 6, json: "currentRevision", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 7, json: "updateRevision", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 9, json: "collisionCount", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 10, json: "conditions", kind: Kind::Message(140), repeated: true, presence: Presence::Always },
+        Field { tag: 10, json: "conditions", kind: Kind::Message(146), repeated: true, presence: Presence::Always },
         Field { tag: 11, json: "availableReplicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 57
+    // 59
     Message { name: "api.apps.v1.DaemonSetSpec", fields: &[
-        Field { tag: 1, json: "selector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "template", kind: Kind::Message(131), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "updateStrategy", kind: Kind::Message(141), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "selector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "template", kind: Kind::Message(137), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "updateStrategy", kind: Kind::Message(147), repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "minReadySeconds", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "revisionHistoryLimit", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 58
+    // 60
     Message { name: "api.apps.v1.DaemonSetStatus", fields: &[
         Field { tag: 1, json: "currentNumberScheduled", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "numberMisscheduled", kind: Kind::Int32, repeated: false, presence: Presence::Always },
@@ -512,30 +524,30 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 7, json: "numberAvailable", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 8, json: "numberUnavailable", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 9, json: "collisionCount", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 10, json: "conditions", kind: Kind::Message(142), repeated: true, presence: Presence::Always },
+        Field { tag: 10, json: "conditions", kind: Kind::Message(148), repeated: true, presence: Presence::Always },
     ] },
-    // 59
+    // 61
     Message { name: "api.batch.v1.JobSpec", fields: &[
         Field { tag: 1, json: "parallelism", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "completions", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "activeDeadlineSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "podFailurePolicy", kind: Kind::Message(143), repeated: false, presence: Presence::Always },
-        Field { tag: 16, json: "successPolicy", kind: Kind::Message(144), repeated: false, presence: Presence::Always },
+        Field { tag: 11, json: "podFailurePolicy", kind: Kind::Message(149), repeated: false, presence: Presence::Always },
+        Field { tag: 16, json: "successPolicy", kind: Kind::Message(150), repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "backoffLimit", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 12, json: "backoffLimitPerIndex", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 13, json: "maxFailedIndexes", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "selector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "selector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "manualSelector", kind: Kind::Bool, repeated: false, presence: Presence::Always },
-        Field { tag: 6, json: "template", kind: Kind::Message(131), repeated: false, presence: Presence::Always },
+        Field { tag: 6, json: "template", kind: Kind::Message(137), repeated: false, presence: Presence::Always },
         Field { tag: 8, json: "ttlSecondsAfterFinished", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 9, json: "completionMode", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 10, json: "suspend", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 14, json: "podReplacementPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 15, json: "managedBy", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 60
+    // 62
     Message { name: "api.batch.v1.JobStatus", fields: &[
-        Field { tag: 1, json: "conditions", kind: Kind::Message(145), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "conditions", kind: Kind::Message(151), repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "startTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "completionTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "active", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
@@ -544,54 +556,86 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 11, json: "terminating", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "completedIndexes", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 10, json: "failedIndexes", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 8, json: "uncountedTerminatedPods", kind: Kind::Message(146), repeated: false, presence: Presence::Always },
+        Field { tag: 8, json: "uncountedTerminatedPods", kind: Kind::Message(152), repeated: false, presence: Presence::Always },
         Field { tag: 9, json: "ready", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 61
+    // 63
     Message { name: "api.batch.v1.CronJobSpec", fields: &[
         Field { tag: 1, json: "schedule", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 8, json: "timeZone", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "startingDeadlineSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "concurrencyPolicy", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "suspend", kind: Kind::Bool, repeated: false, presence: Presence::Always },
-        Field { tag: 5, json: "jobTemplate", kind: Kind::Message(147), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "jobTemplate", kind: Kind::Message(153), repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "successfulJobsHistoryLimit", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "failedJobsHistoryLimit", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 62
+    // 64
     Message { name: "api.batch.v1.CronJobStatus", fields: &[
-        Field { tag: 1, json: "active", kind: Kind::Message(46), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "active", kind: Kind::Message(48), repeated: true, presence: Presence::Always },
         Field { tag: 4, json: "lastScheduleTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "lastSuccessfulTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
     ] },
-    // 63
+    // 65
     Message { name: "api.autoscaling.v1.ScaleSpec", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 64
+    // 66
     Message { name: "api.autoscaling.v1.ScaleStatus", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "selector", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 65
+    // 67
+    Message { name: "api.autoscaling.v1.HorizontalPodAutoscalerSpec", fields: &[
+        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(154), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "minReplicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "maxReplicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "targetCPUUtilizationPercentage", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+    ] },
+    // 68
+    Message { name: "api.autoscaling.v1.HorizontalPodAutoscalerStatus", fields: &[
+        Field { tag: 1, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "lastScaleTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "currentReplicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "desiredReplicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "currentCPUUtilizationPercentage", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+    ] },
+    // 69
+    Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerSpec", fields: &[
+        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(155), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "minReplicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "maxReplicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "metrics", kind: Kind::Message(156), repeated: true, presence: Presence::Always },
+        Field { tag: 5, json: "behavior", kind: Kind::Message(157), repeated: false, presence: Presence::Always },
+    ] },
+    // 70
+    Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerStatus", fields: &[
+        Field { tag: 1, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "lastScaleTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "currentReplicas", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
+        Field { tag: 4, json: "desiredReplicas", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "currentMetrics", kind: Kind::Message(158), repeated: true, presence: Presence::Always },
+        Field { tag: 6, json: "conditions", kind: Kind::Message(159), repeated: true, presence: Presence::Always },
+    ] },
+    // 71
     Message { name: "api.discovery.v1.Endpoint", fields: &[
         Field { tag: 1, json: "addresses", kind: Kind::String, repeated: true, presence: Presence::Always },
-        Field { tag: 2, json: "conditions", kind: Kind::Message(148), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "conditions", kind: Kind::Message(160), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "hostname", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "targetRef", kind: Kind::Message(46), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "targetRef", kind: Kind::Message(48), repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "deprecatedTopology", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "nodeName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "zone", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 8, json: "hints", kind: Kind::Message(149), repeated: false, presence: Presence::Always },
+        Field { tag: 8, json: "hints", kind: Kind::Message(161), repeated: false, presence: Presence::Always },
     ] },
-    // 66
+    // 72
     Message { name: "api.discovery.v1.EndpointPort", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "protocol", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "port", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "appProtocol", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 67
+    // 73
     Message { name: "api.coordination.v1.LeaseSpec", fields: &[
         Field { tag: 1, json: "holderIdentity", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "leaseDurationSeconds", kind: Kind::Int32, repeated: false, presence: Presence::Always },
@@ -601,14 +645,14 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 6, json: "strategy", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "preferredHolder", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 68
+    // 74
     Message { name: "api.policy.v1.PodDisruptionBudgetSpec", fields: &[
         Field { tag: 1, json: "minAvailable", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "selector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "selector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "maxUnavailable", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "unhealthyPodEvictionPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 69
+    // 75
     Message { name: "api.policy.v1.PodDisruptionBudgetStatus", fields: &[
         Field { tag: 1, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "disruptedPods", kind: Kind::Map(&Kind::Time), repeated: false, presence: Presence::Always },
@@ -616,9 +660,9 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "currentHealthy", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "desiredHealthy", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "expectedPods", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 7, json: "conditions", kind: Kind::Message(116), repeated: true, presence: Presence::Always },
+        Field { tag: 7, json: "conditions", kind: Kind::Message(122), repeated: true, presence: Presence::Always },
     ] },
-    // 70
+    // 76
     Message { name: "api.certificates.v1.CertificateSigningRequestSpec", fields: &[
         Field { tag: 1, json: "request", kind: Kind::Bytes, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "signerName", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -629,43 +673,43 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "groups", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 6, json: "extra", kind: Kind::Map(&Kind::StringList), repeated: false, presence: Presence::Always },
     ] },
-    // 71
+    // 77
     Message { name: "api.certificates.v1.CertificateSigningRequestStatus", fields: &[
-        Field { tag: 1, json: "conditions", kind: Kind::Message(150), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "conditions", kind: Kind::Message(162), repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "certificate", kind: Kind::Bytes, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 72
+    // 78
     Message { name: "api.networking.v1.IngressSpec", fields: &[
         Field { tag: 4, json: "ingressClassName", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 1, json: "defaultBackend", kind: Kind::Message(151), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "tls", kind: Kind::Message(152), repeated: true, presence: Presence::Always },
-        Field { tag: 3, json: "rules", kind: Kind::Message(153), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "defaultBackend", kind: Kind::Message(163), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "tls", kind: Kind::Message(164), repeated: true, presence: Presence::Always },
+        Field { tag: 3, json: "rules", kind: Kind::Message(165), repeated: true, presence: Presence::Always },
     ] },
-    // 73
+    // 79
     Message { name: "api.networking.v1.IngressStatus", fields: &[
-        Field { tag: 1, json: "loadBalancer", kind: Kind::Message(154), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "loadBalancer", kind: Kind::Message(166), repeated: false, presence: Presence::Always },
     ] },
-    // 74
+    // 80
     Message { name: "api.networking.v1.IngressClassSpec", fields: &[
         Field { tag: 1, json: "controller", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "parameters", kind: Kind::Message(155), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "parameters", kind: Kind::Message(167), repeated: false, presence: Presence::Always },
     ] },
-    // 75
+    // 81
     Message { name: "api.core.v1.LocalObjectReference", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 76
+    // 82
     Message { name: "api.authentication.v1.TokenRequestSpec", fields: &[
         Field { tag: 1, json: "audiences", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 4, json: "expirationSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "boundObjectRef", kind: Kind::Message(156), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "boundObjectRef", kind: Kind::Message(168), repeated: false, presence: Presence::Always },
     ] },
-    // 77
+    // 83
     Message { name: "api.authentication.v1.TokenRequestStatus", fields: &[
         Field { tag: 1, json: "token", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "expirationTimestamp", kind: Kind::Time, repeated: false, presence: Presence::Always },
     ] },
-    // 78
+    // 84
     Message { name: "api.rbac.v1.PolicyRule", fields: &[
         Field { tag: 1, json: "verbs", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "apiGroups", kind: Kind::String, repeated: true, presence: Presence::Always },
@@ -673,65 +717,65 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "resourceNames", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 5, json: "nonResourceURLs", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 79
+    // 85
     Message { name: "api.rbac.v1.AggregationRule", fields: &[
-        Field { tag: 1, json: "clusterRoleSelectors", kind: Kind::Message(130), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "clusterRoleSelectors", kind: Kind::Message(136), repeated: true, presence: Presence::Always },
     ] },
-    // 80
+    // 86
     Message { name: "api.rbac.v1.Subject", fields: &[
         Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "apiGroup", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "namespace", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 81
+    // 87
     Message { name: "api.rbac.v1.RoleRef", fields: &[
         Field { tag: 1, json: "apiGroup", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "kind", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 82
+    // 88
     Message { name: "api.authorization.v1.SelfSubjectAccessReviewSpec", fields: &[
-        Field { tag: 1, json: "resourceAttributes", kind: Kind::Message(157), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "nonResourceAttributes", kind: Kind::Message(158), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "resourceAttributes", kind: Kind::Message(169), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "nonResourceAttributes", kind: Kind::Message(170), repeated: false, presence: Presence::Always },
     ] },
-    // 83
+    // 89
     Message { name: "api.authorization.v1.SubjectAccessReviewStatus", fields: &[
         Field { tag: 1, json: "allowed", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "denied", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "evaluationError", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 84
+    // 90
     Message { name: "api.authorization.v1.SubjectAccessReviewSpec", fields: &[
-        Field { tag: 1, json: "resourceAttributes", kind: Kind::Message(157), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "nonResourceAttributes", kind: Kind::Message(158), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "resourceAttributes", kind: Kind::Message(169), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "nonResourceAttributes", kind: Kind::Message(170), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "user", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "groups", kind: Kind::String, repeated: true, presence: Presence::Always },
-        Field { tag: 5, json: "extra", kind: Kind::Map(&Kind::Message(159)), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "extra", kind: Kind::Map(&Kind::Message(171)), repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "uid", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 85
+    // 91
     Message { name: "api.authorization.v1.SelfSubjectRulesReviewSpec", fields: &[
         Field { tag: 1, json: "namespace", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 86
+    // 92
     Message { name: "api.authorization.v1.SubjectRulesReviewStatus", fields: &[
-        Field { tag: 1, json: "resourceRules", kind: Kind::Message(160), repeated: true, presence: Presence::Always },
-        Field { tag: 2, json: "nonResourceRules", kind: Kind::Message(161), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "resourceRules", kind: Kind::Message(172), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "nonResourceRules", kind: Kind::Message(173), repeated: true, presence: Presence::Always },
         Field { tag: 3, json: "incomplete", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "evaluationError", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 87
+    // 93
     Message { name: "api.authentication.v1.SelfSubjectReviewStatus", fields: &[
-        Field { tag: 1, json: "userInfo", kind: Kind::Message(162), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "userInfo", kind: Kind::Message(174), repeated: false, presence: Presence::Always },
     ] },
-    // 88
+    // 94
     Message { name: "apimachinery.pkg.apis.meta.v1.Preconditions", fields: &[
         Field { tag: 1, json: "uid", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "resourceVersion", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 89
+    // 95
     Message { name: "apimachinery.pkg.apis.meta.v1.OwnerReference", fields: &[
         Field { tag: 5, json: "apiVersion", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -740,7 +784,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 6, json: "controller", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "blockOwnerDeletion", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 90
+    // 96
     Message { name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry", fields: &[
         Field { tag: 1, json: "manager", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "operation", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -750,7 +794,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 7, json: "fieldsV1", kind: Kind::FieldsV1, repeated: false, presence: Presence::Always },
         Field { tag: 8, json: "subresource", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 91
+    // 97
     Message { name: "api.core.v1.NamespaceCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -758,67 +802,67 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 92
+    // 98
     Message { name: "api.core.v1.Volume", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "", kind: Kind::Message(163), repeated: false, presence: Presence::Inline },
+        Field { tag: 2, json: "", kind: Kind::Message(175), repeated: false, presence: Presence::Inline },
     ] },
-    // 93
+    // 99
     Message { name: "api.core.v1.Container", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "image", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "command", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 4, json: "args", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 5, json: "workingDir", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 6, json: "ports", kind: Kind::Message(164), repeated: true, presence: Presence::Always },
-        Field { tag: 19, json: "envFrom", kind: Kind::Message(165), repeated: true, presence: Presence::Always },
-        Field { tag: 7, json: "env", kind: Kind::Message(166), repeated: true, presence: Presence::Always },
-        Field { tag: 8, json: "resources", kind: Kind::Message(105), repeated: false, presence: Presence::Always },
-        Field { tag: 23, json: "resizePolicy", kind: Kind::Message(167), repeated: true, presence: Presence::Always },
+        Field { tag: 6, json: "ports", kind: Kind::Message(176), repeated: true, presence: Presence::Always },
+        Field { tag: 19, json: "envFrom", kind: Kind::Message(177), repeated: true, presence: Presence::Always },
+        Field { tag: 7, json: "env", kind: Kind::Message(178), repeated: true, presence: Presence::Always },
+        Field { tag: 8, json: "resources", kind: Kind::Message(111), repeated: false, presence: Presence::Always },
+        Field { tag: 23, json: "resizePolicy", kind: Kind::Message(179), repeated: true, presence: Presence::Always },
         Field { tag: 24, json: "restartPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 25, json: "restartPolicyRules", kind: Kind::Message(168), repeated: true, presence: Presence::Always },
-        Field { tag: 9, json: "volumeMounts", kind: Kind::Message(169), repeated: true, presence: Presence::Always },
-        Field { tag: 21, json: "volumeDevices", kind: Kind::Message(170), repeated: true, presence: Presence::Always },
-        Field { tag: 10, json: "livenessProbe", kind: Kind::Message(171), repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "readinessProbe", kind: Kind::Message(171), repeated: false, presence: Presence::Always },
-        Field { tag: 22, json: "startupProbe", kind: Kind::Message(171), repeated: false, presence: Presence::Always },
-        Field { tag: 12, json: "lifecycle", kind: Kind::Message(172), repeated: false, presence: Presence::Always },
+        Field { tag: 25, json: "restartPolicyRules", kind: Kind::Message(180), repeated: true, presence: Presence::Always },
+        Field { tag: 9, json: "volumeMounts", kind: Kind::Message(181), repeated: true, presence: Presence::Always },
+        Field { tag: 21, json: "volumeDevices", kind: Kind::Message(182), repeated: true, presence: Presence::Always },
+        Field { tag: 10, json: "livenessProbe", kind: Kind::Message(183), repeated: false, presence: Presence::Always },
+        Field { tag: 11, json: "readinessProbe", kind: Kind::Message(183), repeated: false, presence: Presence::Always },
+        Field { tag: 22, json: "startupProbe", kind: Kind::Message(183), repeated: false, presence: Presence::Always },
+        Field { tag: 12, json: "lifecycle", kind: Kind::Message(184), repeated: false, presence: Presence::Always },
         Field { tag: 13, json: "terminationMessagePath", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 20, json: "terminationMessagePolicy", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 14, json: "imagePullPolicy", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 15, json: "securityContext", kind: Kind::Message(173), repeated: false, presence: Presence::Always },
+        Field { tag: 15, json: "securityContext", kind: Kind::Message(185), repeated: false, presence: Presence::Always },
         Field { tag: 16, json: "stdin", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 17, json: "stdinOnce", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 18, json: "tty", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 94
+    // 100
     Message { name: "api.core.v1.EphemeralContainer", fields: &[
-        Field { tag: 1, json: "", kind: Kind::Message(174), repeated: false, presence: Presence::Inline },
+        Field { tag: 1, json: "", kind: Kind::Message(186), repeated: false, presence: Presence::Inline },
         Field { tag: 2, json: "targetContainerName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 95
+    // 101
     Message { name: "api.core.v1.PodSecurityContext", fields: &[
-        Field { tag: 1, json: "seLinuxOptions", kind: Kind::Message(175), repeated: false, presence: Presence::Always },
-        Field { tag: 8, json: "windowsOptions", kind: Kind::Message(176), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "seLinuxOptions", kind: Kind::Message(187), repeated: false, presence: Presence::Always },
+        Field { tag: 8, json: "windowsOptions", kind: Kind::Message(188), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "runAsUser", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "runAsGroup", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "runAsNonRoot", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "supplementalGroups", kind: Kind::Int64, repeated: true, presence: Presence::Always },
         Field { tag: 12, json: "supplementalGroupsPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "fsGroup", kind: Kind::Int64, repeated: false, presence: Presence::Always },
-        Field { tag: 7, json: "sysctls", kind: Kind::Message(177), repeated: true, presence: Presence::Always },
+        Field { tag: 7, json: "sysctls", kind: Kind::Message(189), repeated: true, presence: Presence::Always },
         Field { tag: 9, json: "fsGroupChangePolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 10, json: "seccompProfile", kind: Kind::Message(178), repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "appArmorProfile", kind: Kind::Message(179), repeated: false, presence: Presence::Always },
+        Field { tag: 10, json: "seccompProfile", kind: Kind::Message(190), repeated: false, presence: Presence::Always },
+        Field { tag: 11, json: "appArmorProfile", kind: Kind::Message(191), repeated: false, presence: Presence::Always },
         Field { tag: 13, json: "seLinuxChangePolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 96
+    // 102
     Message { name: "api.core.v1.Affinity", fields: &[
-        Field { tag: 1, json: "nodeAffinity", kind: Kind::Message(180), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "podAffinity", kind: Kind::Message(181), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "podAntiAffinity", kind: Kind::Message(182), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "nodeAffinity", kind: Kind::Message(192), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "podAffinity", kind: Kind::Message(193), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "podAntiAffinity", kind: Kind::Message(194), repeated: false, presence: Presence::Always },
     ] },
-    // 97
+    // 103
     Message { name: "api.core.v1.Toleration", fields: &[
         Field { tag: 1, json: "key", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "operator", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -826,59 +870,59 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "effect", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "tolerationSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
     ] },
-    // 98
+    // 104
     Message { name: "api.core.v1.HostAlias", fields: &[
         Field { tag: 1, json: "ip", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "hostnames", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 99
+    // 105
     Message { name: "api.core.v1.PodDnsConfig", fields: &[
         Field { tag: 1, json: "nameservers", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "searches", kind: Kind::String, repeated: true, presence: Presence::Always },
-        Field { tag: 3, json: "options", kind: Kind::Message(183), repeated: true, presence: Presence::Always },
+        Field { tag: 3, json: "options", kind: Kind::Message(195), repeated: true, presence: Presence::Always },
     ] },
-    // 100
+    // 106
     Message { name: "api.core.v1.PodReadinessGate", fields: &[
         Field { tag: 1, json: "conditionType", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 101
+    // 107
     Message { name: "api.core.v1.TopologySpreadConstraint", fields: &[
         Field { tag: 1, json: "maxSkew", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "topologyKey", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "whenUnsatisfiable", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "labelSelector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "labelSelector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "minDomains", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "nodeAffinityPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "nodeTaintsPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 8, json: "matchLabelKeys", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 102
+    // 108
     Message { name: "api.core.v1.PodOs", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 103
+    // 109
     Message { name: "api.core.v1.PodSchedulingGate", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 104
+    // 110
     Message { name: "api.core.v1.PodResourceClaim", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "resourceClaimName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "resourceClaimTemplateName", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 105
+    // 111
     Message { name: "api.core.v1.ResourceRequirements", fields: &[
         Field { tag: 1, json: "limits", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "requests", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "claims", kind: Kind::Message(184), repeated: true, presence: Presence::Always },
+        Field { tag: 3, json: "claims", kind: Kind::Message(196), repeated: true, presence: Presence::Always },
     ] },
-    // 106
+    // 112
     Message { name: "api.core.v1.WorkloadReference", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "podGroup", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "podGroupReplicaKey", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 107
+    // 113
     Message { name: "api.core.v1.PodCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "observedGeneration", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
@@ -888,19 +932,19 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 108
+    // 114
     Message { name: "api.core.v1.HostIp", fields: &[
         Field { tag: 1, json: "ip", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 109
+    // 115
     Message { name: "api.core.v1.PodIp", fields: &[
         Field { tag: 1, json: "ip", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 110
+    // 116
     Message { name: "api.core.v1.ContainerStatus", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "state", kind: Kind::Message(185), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "lastState", kind: Kind::Message(185), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "state", kind: Kind::Message(197), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "lastState", kind: Kind::Message(197), repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "ready", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "restartCount", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "image", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -908,23 +952,23 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 8, json: "containerID", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 9, json: "started", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 10, json: "allocatedResources", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "resources", kind: Kind::Message(105), repeated: false, presence: Presence::Always },
-        Field { tag: 12, json: "volumeMounts", kind: Kind::Message(186), repeated: true, presence: Presence::Always },
-        Field { tag: 13, json: "user", kind: Kind::Message(187), repeated: false, presence: Presence::Always },
-        Field { tag: 14, json: "allocatedResourcesStatus", kind: Kind::Message(188), repeated: true, presence: Presence::Always },
+        Field { tag: 11, json: "resources", kind: Kind::Message(111), repeated: false, presence: Presence::Always },
+        Field { tag: 12, json: "volumeMounts", kind: Kind::Message(198), repeated: true, presence: Presence::Always },
+        Field { tag: 13, json: "user", kind: Kind::Message(199), repeated: false, presence: Presence::Always },
+        Field { tag: 14, json: "allocatedResourcesStatus", kind: Kind::Message(200), repeated: true, presence: Presence::Always },
         Field { tag: 15, json: "stopSignal", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 111
+    // 117
     Message { name: "api.core.v1.PodResourceClaimStatus", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "resourceClaimName", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 112
+    // 118
     Message { name: "api.core.v1.PodExtendedResourceClaimStatus", fields: &[
-        Field { tag: 1, json: "requestMappings", kind: Kind::Message(189), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "requestMappings", kind: Kind::Message(201), repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "resourceClaimName", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 113
+    // 119
     Message { name: "api.core.v1.ServicePort", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "protocol", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -933,15 +977,15 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "targetPort", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "nodePort", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 114
+    // 120
     Message { name: "api.core.v1.SessionAffinityConfig", fields: &[
-        Field { tag: 1, json: "clientIP", kind: Kind::Message(190), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "clientIP", kind: Kind::Message(202), repeated: false, presence: Presence::Always },
     ] },
-    // 115
+    // 121
     Message { name: "api.core.v1.LoadBalancerStatus", fields: &[
-        Field { tag: 1, json: "ingress", kind: Kind::Message(191), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "ingress", kind: Kind::Message(203), repeated: true, presence: Presence::Always },
     ] },
-    // 116
+    // 122
     Message { name: "apimachinery.pkg.apis.meta.v1.Condition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -950,32 +994,32 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "reason", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "message", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 117
+    // 123
     Message { name: "api.core.v1.EndpointAddress", fields: &[
         Field { tag: 1, json: "ip", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "hostname", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "nodeName", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "targetRef", kind: Kind::Message(46), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "targetRef", kind: Kind::Message(48), repeated: false, presence: Presence::Always },
     ] },
-    // 118
+    // 124
     Message { name: "api.core.v1.EndpointPort", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "port", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "protocol", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "appProtocol", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 119
+    // 125
     Message { name: "api.core.v1.Taint", fields: &[
         Field { tag: 1, json: "key", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "value", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "effect", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "timeAdded", kind: Kind::Time, repeated: false, presence: Presence::Always },
     ] },
-    // 120
+    // 126
     Message { name: "api.core.v1.NodeConfigSource", fields: &[
-        Field { tag: 2, json: "configMap", kind: Kind::Message(192), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "configMap", kind: Kind::Message(204), repeated: false, presence: Presence::Always },
     ] },
-    // 121
+    // 127
     Message { name: "api.core.v1.NodeCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -984,16 +1028,16 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 122
+    // 128
     Message { name: "api.core.v1.NodeAddress", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "address", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 123
+    // 129
     Message { name: "api.core.v1.NodeDaemonEndpoints", fields: &[
-        Field { tag: 1, json: "kubeletEndpoint", kind: Kind::Message(193), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "kubeletEndpoint", kind: Kind::Message(205), repeated: false, presence: Presence::Always },
     ] },
-    // 124
+    // 130
     Message { name: "api.core.v1.NodeSystemInfo", fields: &[
         Field { tag: 1, json: "machineID", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "systemUUID", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1005,50 +1049,50 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 8, json: "kubeProxyVersion", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 9, json: "operatingSystem", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 10, json: "architecture", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "swap", kind: Kind::Message(194), repeated: false, presence: Presence::Always },
+        Field { tag: 11, json: "swap", kind: Kind::Message(206), repeated: false, presence: Presence::Always },
     ] },
-    // 125
+    // 131
     Message { name: "api.core.v1.ContainerImage", fields: &[
         Field { tag: 1, json: "names", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "sizeBytes", kind: Kind::Int64, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 126
+    // 132
     Message { name: "api.core.v1.AttachedVolume", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "devicePath", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 127
+    // 133
     Message { name: "api.core.v1.NodeConfigStatus", fields: &[
-        Field { tag: 1, json: "assigned", kind: Kind::Message(120), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "active", kind: Kind::Message(120), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "lastKnownGood", kind: Kind::Message(120), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "assigned", kind: Kind::Message(126), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "active", kind: Kind::Message(126), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "lastKnownGood", kind: Kind::Message(126), repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "error", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 128
+    // 134
     Message { name: "api.core.v1.NodeRuntimeHandler", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "features", kind: Kind::Message(195), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "features", kind: Kind::Message(207), repeated: false, presence: Presence::Always },
     ] },
-    // 129
+    // 135
     Message { name: "api.core.v1.NodeFeatures", fields: &[
         Field { tag: 1, json: "supplementalGroupsPolicy", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 130
+    // 136
     Message { name: "apimachinery.pkg.apis.meta.v1.LabelSelector", fields: &[
         Field { tag: 1, json: "matchLabels", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "matchExpressions", kind: Kind::Message(196), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "matchExpressions", kind: Kind::Message(208), repeated: true, presence: Presence::Always },
     ] },
-    // 131
+    // 137
     Message { name: "api.core.v1.PodTemplateSpec", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(39), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(41), repeated: false, presence: Presence::Always },
     ] },
-    // 132
+    // 138
     Message { name: "api.apps.v1.DeploymentStrategy", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(197), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(209), repeated: false, presence: Presence::Always },
     ] },
-    // 133
+    // 139
     Message { name: "api.apps.v1.DeploymentCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -1057,7 +1101,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 134
+    // 140
     Message { name: "api.apps.v1.ReplicaSetCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -1065,7 +1109,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 135
+    // 141
     Message { name: "api.core.v1.ReplicationControllerCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1073,27 +1117,27 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 136
+    // 142
     Message { name: "api.core.v1.PersistentVolumeClaim", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(198), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "status", kind: Kind::Message(199), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(210), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "status", kind: Kind::Message(211), repeated: false, presence: Presence::Always },
     ] },
-    // 137
+    // 143
     Message { name: "api.apps.v1.StatefulSetUpdateStrategy", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(200), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(212), repeated: false, presence: Presence::Always },
     ] },
-    // 138
+    // 144
     Message { name: "api.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy", fields: &[
         Field { tag: 1, json: "whenDeleted", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "whenScaled", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 139
+    // 145
     Message { name: "api.apps.v1.StatefulSetOrdinals", fields: &[
         Field { tag: 1, json: "start", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 140
+    // 146
     Message { name: "api.apps.v1.StatefulSetCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -1101,12 +1145,12 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 141
+    // 147
     Message { name: "api.apps.v1.DaemonSetUpdateStrategy", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(201), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(213), repeated: false, presence: Presence::Always },
     ] },
-    // 142
+    // 148
     Message { name: "api.apps.v1.DaemonSetCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -1114,15 +1158,15 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 143
+    // 149
     Message { name: "api.batch.v1.PodFailurePolicy", fields: &[
-        Field { tag: 1, json: "rules", kind: Kind::Message(202), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "rules", kind: Kind::Message(214), repeated: true, presence: Presence::Always },
     ] },
-    // 144
+    // 150
     Message { name: "api.batch.v1.SuccessPolicy", fields: &[
-        Field { tag: 1, json: "rules", kind: Kind::Message(203), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "rules", kind: Kind::Message(215), repeated: true, presence: Presence::Always },
     ] },
-    // 145
+    // 151
     Message { name: "api.batch.v1.JobCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1131,28 +1175,71 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 146
+    // 152
     Message { name: "api.batch.v1.UncountedTerminatedPods", fields: &[
         Field { tag: 1, json: "succeeded", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "failed", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 147
+    // 153
     Message { name: "api.batch.v1.JobTemplateSpec", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(59), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(61), repeated: false, presence: Presence::Always },
     ] },
-    // 148
+    // 154
+    Message { name: "api.autoscaling.v1.CrossVersionObjectReference", fields: &[
+        Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "apiVersion", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
+    ] },
+    // 155
+    Message { name: "api.autoscaling.v2.CrossVersionObjectReference", fields: &[
+        Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "apiVersion", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
+    ] },
+    // 156
+    Message { name: "api.autoscaling.v2.MetricSpec", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "object", kind: Kind::Message(216), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "pods", kind: Kind::Message(217), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "resource", kind: Kind::Message(218), repeated: false, presence: Presence::Always },
+        Field { tag: 7, json: "containerResource", kind: Kind::Message(219), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "external", kind: Kind::Message(220), repeated: false, presence: Presence::Always },
+    ] },
+    // 157
+    Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerBehavior", fields: &[
+        Field { tag: 1, json: "scaleUp", kind: Kind::Message(221), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "scaleDown", kind: Kind::Message(221), repeated: false, presence: Presence::Always },
+    ] },
+    // 158
+    Message { name: "api.autoscaling.v2.MetricStatus", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "object", kind: Kind::Message(222), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "pods", kind: Kind::Message(223), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "resource", kind: Kind::Message(224), repeated: false, presence: Presence::Always },
+        Field { tag: 7, json: "containerResource", kind: Kind::Message(225), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "external", kind: Kind::Message(226), repeated: false, presence: Presence::Always },
+    ] },
+    // 159
+    Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerCondition", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "lastTransitionTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
+        Field { tag: 5, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
+    ] },
+    // 160
     Message { name: "api.discovery.v1.EndpointConditions", fields: &[
         Field { tag: 1, json: "ready", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "serving", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "terminating", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 149
+    // 161
     Message { name: "api.discovery.v1.EndpointHints", fields: &[
-        Field { tag: 1, json: "forZones", kind: Kind::Message(204), repeated: true, presence: Presence::Always },
-        Field { tag: 2, json: "forNodes", kind: Kind::Message(205), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "forZones", kind: Kind::Message(227), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "forNodes", kind: Kind::Message(228), repeated: true, presence: Presence::Always },
     ] },
-    // 150
+    // 162
     Message { name: "api.certificates.v1.CertificateSigningRequestCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "status", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1161,26 +1248,26 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "lastUpdateTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "lastTransitionTime", kind: Kind::Time, repeated: false, presence: Presence::Always },
     ] },
-    // 151
+    // 163
     Message { name: "api.networking.v1.IngressBackend", fields: &[
-        Field { tag: 4, json: "service", kind: Kind::Message(206), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "resource", kind: Kind::Message(207), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "service", kind: Kind::Message(229), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "resource", kind: Kind::Message(230), repeated: false, presence: Presence::Always },
     ] },
-    // 152
+    // 164
     Message { name: "api.networking.v1.IngressTls", fields: &[
         Field { tag: 1, json: "hosts", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "secretName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 153
+    // 165
     Message { name: "api.networking.v1.IngressRule", fields: &[
         Field { tag: 1, json: "host", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "", kind: Kind::Message(208), repeated: false, presence: Presence::Inline },
+        Field { tag: 2, json: "", kind: Kind::Message(231), repeated: false, presence: Presence::Inline },
     ] },
-    // 154
+    // 166
     Message { name: "api.networking.v1.IngressLoadBalancerStatus", fields: &[
-        Field { tag: 1, json: "ingress", kind: Kind::Message(209), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "ingress", kind: Kind::Message(232), repeated: true, presence: Presence::Always },
     ] },
-    // 155
+    // 167
     Message { name: "api.networking.v1.IngressClassParametersReference", fields: &[
         Field { tag: 1, json: "apiGroup", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "kind", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1188,14 +1275,14 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "scope", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "namespace", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 156
+    // 168
     Message { name: "api.authentication.v1.BoundObjectReference", fields: &[
         Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "apiVersion", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "uid", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 157
+    // 169
     Message { name: "api.authorization.v1.ResourceAttributes", fields: &[
         Field { tag: 1, json: "namespace", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "verb", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -1204,71 +1291,71 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "resource", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "subresource", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 7, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 8, json: "fieldSelector", kind: Kind::Message(210), repeated: false, presence: Presence::Always },
-        Field { tag: 9, json: "labelSelector", kind: Kind::Message(211), repeated: false, presence: Presence::Always },
+        Field { tag: 8, json: "fieldSelector", kind: Kind::Message(233), repeated: false, presence: Presence::Always },
+        Field { tag: 9, json: "labelSelector", kind: Kind::Message(234), repeated: false, presence: Presence::Always },
     ] },
-    // 158
+    // 170
     Message { name: "api.authorization.v1.NonResourceAttributes", fields: &[
         Field { tag: 1, json: "path", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "verb", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 159
+    // 171
     Message { name: "api.authorization.v1.ExtraValue", fields: &[
         Field { tag: 1, json: "items", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 160
+    // 172
     Message { name: "api.authorization.v1.ResourceRule", fields: &[
         Field { tag: 1, json: "verbs", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "apiGroups", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 3, json: "resources", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 4, json: "resourceNames", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 161
+    // 173
     Message { name: "api.authorization.v1.NonResourceRule", fields: &[
         Field { tag: 1, json: "verbs", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "nonResourceURLs", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 162
+    // 174
     Message { name: "api.authentication.v1.UserInfo", fields: &[
         Field { tag: 1, json: "username", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "uid", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "groups", kind: Kind::String, repeated: true, presence: Presence::Always },
-        Field { tag: 4, json: "extra", kind: Kind::Map(&Kind::Message(212)), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "extra", kind: Kind::Map(&Kind::Message(235)), repeated: false, presence: Presence::Always },
     ] },
-    // 163
+    // 175
     Message { name: "api.core.v1.VolumeSource", fields: &[
-        Field { tag: 1, json: "hostPath", kind: Kind::Message(213), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "emptyDir", kind: Kind::Message(214), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "gcePersistentDisk", kind: Kind::Message(215), repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "awsElasticBlockStore", kind: Kind::Message(216), repeated: false, presence: Presence::Always },
-        Field { tag: 5, json: "gitRepo", kind: Kind::Message(217), repeated: false, presence: Presence::Always },
-        Field { tag: 6, json: "secret", kind: Kind::Message(218), repeated: false, presence: Presence::Always },
-        Field { tag: 7, json: "nfs", kind: Kind::Message(219), repeated: false, presence: Presence::Always },
-        Field { tag: 8, json: "iscsi", kind: Kind::Message(220), repeated: false, presence: Presence::Always },
-        Field { tag: 9, json: "glusterfs", kind: Kind::Message(221), repeated: false, presence: Presence::Always },
-        Field { tag: 10, json: "persistentVolumeClaim", kind: Kind::Message(222), repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "rbd", kind: Kind::Message(223), repeated: false, presence: Presence::Always },
-        Field { tag: 12, json: "flexVolume", kind: Kind::Message(224), repeated: false, presence: Presence::Always },
-        Field { tag: 13, json: "cinder", kind: Kind::Message(225), repeated: false, presence: Presence::Always },
-        Field { tag: 14, json: "cephfs", kind: Kind::Message(226), repeated: false, presence: Presence::Always },
-        Field { tag: 15, json: "flocker", kind: Kind::Message(227), repeated: false, presence: Presence::Always },
-        Field { tag: 16, json: "downwardAPI", kind: Kind::Message(228), repeated: false, presence: Presence::Always },
-        Field { tag: 17, json: "fc", kind: Kind::Message(229), repeated: false, presence: Presence::Always },
-        Field { tag: 18, json: "azureFile", kind: Kind::Message(230), repeated: false, presence: Presence::Always },
-        Field { tag: 19, json: "configMap", kind: Kind::Message(231), repeated: false, presence: Presence::Always },
-        Field { tag: 20, json: "vsphereVolume", kind: Kind::Message(232), repeated: false, presence: Presence::Always },
-        Field { tag: 21, json: "quobyte", kind: Kind::Message(233), repeated: false, presence: Presence::Always },
-        Field { tag: 22, json: "azureDisk", kind: Kind::Message(234), repeated: false, presence: Presence::Always },
-        Field { tag: 23, json: "photonPersistentDisk", kind: Kind::Message(235), repeated: false, presence: Presence::Always },
-        Field { tag: 26, json: "projected", kind: Kind::Message(236), repeated: false, presence: Presence::Always },
-        Field { tag: 24, json: "portworxVolume", kind: Kind::Message(237), repeated: false, presence: Presence::Always },
-        Field { tag: 25, json: "scaleIO", kind: Kind::Message(238), repeated: false, presence: Presence::Always },
-        Field { tag: 27, json: "storageos", kind: Kind::Message(239), repeated: false, presence: Presence::Always },
-        Field { tag: 28, json: "csi", kind: Kind::Message(240), repeated: false, presence: Presence::Always },
-        Field { tag: 29, json: "ephemeral", kind: Kind::Message(241), repeated: false, presence: Presence::Always },
-        Field { tag: 30, json: "image", kind: Kind::Message(242), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "hostPath", kind: Kind::Message(236), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "emptyDir", kind: Kind::Message(237), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "gcePersistentDisk", kind: Kind::Message(238), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "awsElasticBlockStore", kind: Kind::Message(239), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "gitRepo", kind: Kind::Message(240), repeated: false, presence: Presence::Always },
+        Field { tag: 6, json: "secret", kind: Kind::Message(241), repeated: false, presence: Presence::Always },
+        Field { tag: 7, json: "nfs", kind: Kind::Message(242), repeated: false, presence: Presence::Always },
+        Field { tag: 8, json: "iscsi", kind: Kind::Message(243), repeated: false, presence: Presence::Always },
+        Field { tag: 9, json: "glusterfs", kind: Kind::Message(244), repeated: false, presence: Presence::Always },
+        Field { tag: 10, json: "persistentVolumeClaim", kind: Kind::Message(245), repeated: false, presence: Presence::Always },
+        Field { tag: 11, json: "rbd", kind: Kind::Message(246), repeated: false, presence: Presence::Always },
+        Field { tag: 12, json: "flexVolume", kind: Kind::Message(247), repeated: false, presence: Presence::Always },
+        Field { tag: 13, json: "cinder", kind: Kind::Message(248), repeated: false, presence: Presence::Always },
+        Field { tag: 14, json: "cephfs", kind: Kind::Message(249), repeated: false, presence: Presence::Always },
+        Field { tag: 15, json: "flocker", kind: Kind::Message(250), repeated: false, presence: Presence::Always },
+        Field { tag: 16, json: "downwardAPI", kind: Kind::Message(251), repeated: false, presence: Presence::Always },
+        Field { tag: 17, json: "fc", kind: Kind::Message(252), repeated: false, presence: Presence::Always },
+        Field { tag: 18, json: "azureFile", kind: Kind::Message(253), repeated: false, presence: Presence::Always },
+        Field { tag: 19, json: "configMap", kind: Kind::Message(254), repeated: false, presence: Presence::Always },
+        Field { tag: 20, json: "vsphereVolume", kind: Kind::Message(255), repeated: false, presence: Presence::Always },
+        Field { tag: 21, json: "quobyte", kind: Kind::Message(256), repeated: false, presence: Presence::Always },
+        Field { tag: 22, json: "azureDisk", kind: Kind::Message(257), repeated: false, presence: Presence::Always },
+        Field { tag: 23, json: "photonPersistentDisk", kind: Kind::Message(258), repeated: false, presence: Presence::Always },
+        Field { tag: 26, json: "projected", kind: Kind::Message(259), repeated: false, presence: Presence::Always },
+        Field { tag: 24, json: "portworxVolume", kind: Kind::Message(260), repeated: false, presence: Presence::Always },
+        Field { tag: 25, json: "scaleIO", kind: Kind::Message(261), repeated: false, presence: Presence::Always },
+        Field { tag: 27, json: "storageos", kind: Kind::Message(262), repeated: false, presence: Presence::Always },
+        Field { tag: 28, json: "csi", kind: Kind::Message(263), repeated: false, presence: Presence::Always },
+        Field { tag: 29, json: "ephemeral", kind: Kind::Message(264), repeated: false, presence: Presence::Always },
+        Field { tag: 30, json: "image", kind: Kind::Message(265), repeated: false, presence: Presence::Always },
     ] },
-    // 164
+    // 176
     Message { name: "api.core.v1.ContainerPort", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "hostPort", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
@@ -1276,29 +1363,29 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "protocol", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "hostIP", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 165
+    // 177
     Message { name: "api.core.v1.EnvFromSource", fields: &[
         Field { tag: 1, json: "prefix", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "configMapRef", kind: Kind::Message(243), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "secretRef", kind: Kind::Message(244), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "configMapRef", kind: Kind::Message(266), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "secretRef", kind: Kind::Message(267), repeated: false, presence: Presence::Always },
     ] },
-    // 166
+    // 178
     Message { name: "api.core.v1.EnvVar", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "value", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 3, json: "valueFrom", kind: Kind::Message(245), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "valueFrom", kind: Kind::Message(268), repeated: false, presence: Presence::Always },
     ] },
-    // 167
+    // 179
     Message { name: "api.core.v1.ContainerResizePolicy", fields: &[
         Field { tag: 1, json: "resourceName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "restartPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 168
+    // 180
     Message { name: "api.core.v1.ContainerRestartRule", fields: &[
         Field { tag: 1, json: "action", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "exitCodes", kind: Kind::Message(246), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "exitCodes", kind: Kind::Message(269), repeated: false, presence: Presence::Always },
     ] },
-    // 169
+    // 181
     Message { name: "api.core.v1.VolumeMount", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
@@ -1308,14 +1395,14 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "mountPropagation", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "subPathExpr", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 170
+    // 182
     Message { name: "api.core.v1.VolumeDevice", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "devicePath", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 171
+    // 183
     Message { name: "api.core.v1.Probe", fields: &[
-        Field { tag: 1, json: "", kind: Kind::Message(247), repeated: false, presence: Presence::Inline },
+        Field { tag: 1, json: "", kind: Kind::Message(270), repeated: false, presence: Presence::Inline },
         Field { tag: 2, json: "initialDelaySeconds", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "timeoutSeconds", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "periodSeconds", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
@@ -1323,149 +1410,149 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 6, json: "failureThreshold", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 7, json: "terminationGracePeriodSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
     ] },
-    // 172
+    // 184
     Message { name: "api.core.v1.Lifecycle", fields: &[
-        Field { tag: 1, json: "postStart", kind: Kind::Message(248), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "preStop", kind: Kind::Message(248), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "postStart", kind: Kind::Message(271), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "preStop", kind: Kind::Message(271), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "stopSignal", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 173
+    // 185
     Message { name: "api.core.v1.SecurityContext", fields: &[
-        Field { tag: 1, json: "capabilities", kind: Kind::Message(249), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "capabilities", kind: Kind::Message(272), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "privileged", kind: Kind::Bool, repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "seLinuxOptions", kind: Kind::Message(175), repeated: false, presence: Presence::Always },
-        Field { tag: 10, json: "windowsOptions", kind: Kind::Message(176), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "seLinuxOptions", kind: Kind::Message(187), repeated: false, presence: Presence::Always },
+        Field { tag: 10, json: "windowsOptions", kind: Kind::Message(188), repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "runAsUser", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 8, json: "runAsGroup", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "runAsNonRoot", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "readOnlyRootFilesystem", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "allowPrivilegeEscalation", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 9, json: "procMount", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "seccompProfile", kind: Kind::Message(178), repeated: false, presence: Presence::Always },
-        Field { tag: 12, json: "appArmorProfile", kind: Kind::Message(179), repeated: false, presence: Presence::Always },
+        Field { tag: 11, json: "seccompProfile", kind: Kind::Message(190), repeated: false, presence: Presence::Always },
+        Field { tag: 12, json: "appArmorProfile", kind: Kind::Message(191), repeated: false, presence: Presence::Always },
     ] },
-    // 174
+    // 186
     Message { name: "api.core.v1.EphemeralContainerCommon", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "image", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "command", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 4, json: "args", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 5, json: "workingDir", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 6, json: "ports", kind: Kind::Message(164), repeated: true, presence: Presence::Always },
-        Field { tag: 19, json: "envFrom", kind: Kind::Message(165), repeated: true, presence: Presence::Always },
-        Field { tag: 7, json: "env", kind: Kind::Message(166), repeated: true, presence: Presence::Always },
-        Field { tag: 8, json: "resources", kind: Kind::Message(105), repeated: false, presence: Presence::Always },
-        Field { tag: 23, json: "resizePolicy", kind: Kind::Message(167), repeated: true, presence: Presence::Always },
+        Field { tag: 6, json: "ports", kind: Kind::Message(176), repeated: true, presence: Presence::Always },
+        Field { tag: 19, json: "envFrom", kind: Kind::Message(177), repeated: true, presence: Presence::Always },
+        Field { tag: 7, json: "env", kind: Kind::Message(178), repeated: true, presence: Presence::Always },
+        Field { tag: 8, json: "resources", kind: Kind::Message(111), repeated: false, presence: Presence::Always },
+        Field { tag: 23, json: "resizePolicy", kind: Kind::Message(179), repeated: true, presence: Presence::Always },
         Field { tag: 24, json: "restartPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 25, json: "restartPolicyRules", kind: Kind::Message(168), repeated: true, presence: Presence::Always },
-        Field { tag: 9, json: "volumeMounts", kind: Kind::Message(169), repeated: true, presence: Presence::Always },
-        Field { tag: 21, json: "volumeDevices", kind: Kind::Message(170), repeated: true, presence: Presence::Always },
-        Field { tag: 10, json: "livenessProbe", kind: Kind::Message(171), repeated: false, presence: Presence::Always },
-        Field { tag: 11, json: "readinessProbe", kind: Kind::Message(171), repeated: false, presence: Presence::Always },
-        Field { tag: 22, json: "startupProbe", kind: Kind::Message(171), repeated: false, presence: Presence::Always },
-        Field { tag: 12, json: "lifecycle", kind: Kind::Message(172), repeated: false, presence: Presence::Always },
+        Field { tag: 25, json: "restartPolicyRules", kind: Kind::Message(180), repeated: true, presence: Presence::Always },
+        Field { tag: 9, json: "volumeMounts", kind: Kind::Message(181), repeated: true, presence: Presence::Always },
+        Field { tag: 21, json: "volumeDevices", kind: Kind::Message(182), repeated: true, presence: Presence::Always },
+        Field { tag: 10, json: "livenessProbe", kind: Kind::Message(183), repeated: false, presence: Presence::Always },
+        Field { tag: 11, json: "readinessProbe", kind: Kind::Message(183), repeated: false, presence: Presence::Always },
+        Field { tag: 22, json: "startupProbe", kind: Kind::Message(183), repeated: false, presence: Presence::Always },
+        Field { tag: 12, json: "lifecycle", kind: Kind::Message(184), repeated: false, presence: Presence::Always },
         Field { tag: 13, json: "terminationMessagePath", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 20, json: "terminationMessagePolicy", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 14, json: "imagePullPolicy", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 15, json: "securityContext", kind: Kind::Message(173), repeated: false, presence: Presence::Always },
+        Field { tag: 15, json: "securityContext", kind: Kind::Message(185), repeated: false, presence: Presence::Always },
         Field { tag: 16, json: "stdin", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 17, json: "stdinOnce", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 18, json: "tty", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 175
+    // 187
     Message { name: "api.core.v1.SeLinuxOptions", fields: &[
         Field { tag: 1, json: "user", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "role", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "type", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "level", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 176
+    // 188
     Message { name: "api.core.v1.WindowsSecurityContextOptions", fields: &[
         Field { tag: 1, json: "gmsaCredentialSpecName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "gmsaCredentialSpec", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "runAsUserName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "hostProcess", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 177
+    // 189
     Message { name: "api.core.v1.Sysctl", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "value", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 178
+    // 190
     Message { name: "api.core.v1.SeccompProfile", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "localhostProfile", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 179
+    // 191
     Message { name: "api.core.v1.AppArmorProfile", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "localhostProfile", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 180
+    // 192
     Message { name: "api.core.v1.NodeAffinity", fields: &[
-        Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(250), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(251), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(273), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(274), repeated: true, presence: Presence::Always },
     ] },
-    // 181
+    // 193
     Message { name: "api.core.v1.PodAffinity", fields: &[
-        Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(252), repeated: true, presence: Presence::Always },
-        Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(253), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(275), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(276), repeated: true, presence: Presence::Always },
     ] },
-    // 182
+    // 194
     Message { name: "api.core.v1.PodAntiAffinity", fields: &[
-        Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(252), repeated: true, presence: Presence::Always },
-        Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(253), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(275), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", kind: Kind::Message(276), repeated: true, presence: Presence::Always },
     ] },
-    // 183
+    // 195
     Message { name: "api.core.v1.PodDnsConfigOption", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "value", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 184
+    // 196
     Message { name: "api.core.v1.ResourceClaim", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "request", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 185
+    // 197
     Message { name: "api.core.v1.ContainerState", fields: &[
-        Field { tag: 1, json: "waiting", kind: Kind::Message(254), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "running", kind: Kind::Message(255), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "terminated", kind: Kind::Message(256), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "waiting", kind: Kind::Message(277), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "running", kind: Kind::Message(278), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "terminated", kind: Kind::Message(279), repeated: false, presence: Presence::Always },
     ] },
-    // 186
+    // 198
     Message { name: "api.core.v1.VolumeMountStatus", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "mountPath", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "recursiveReadOnly", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 187
+    // 199
     Message { name: "api.core.v1.ContainerUser", fields: &[
-        Field { tag: 1, json: "linux", kind: Kind::Message(257), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "linux", kind: Kind::Message(280), repeated: false, presence: Presence::Always },
     ] },
-    // 188
+    // 200
     Message { name: "api.core.v1.ResourceStatus", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "resources", kind: Kind::Message(258), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "resources", kind: Kind::Message(281), repeated: true, presence: Presence::Always },
     ] },
-    // 189
+    // 201
     Message { name: "api.core.v1.ContainerExtendedResourceRequest", fields: &[
         Field { tag: 1, json: "containerName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "resourceName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "requestName", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 190
+    // 202
     Message { name: "api.core.v1.ClientIpConfig", fields: &[
         Field { tag: 1, json: "timeoutSeconds", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 191
+    // 203
     Message { name: "api.core.v1.LoadBalancerIngress", fields: &[
         Field { tag: 1, json: "ip", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "hostname", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "ipMode", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "ports", kind: Kind::Message(259), repeated: true, presence: Presence::Always },
+        Field { tag: 4, json: "ports", kind: Kind::Message(282), repeated: true, presence: Presence::Always },
     ] },
-    // 192
+    // 204
     Message { name: "api.core.v1.ConfigMapNodeConfigSource", fields: &[
         Field { tag: 1, json: "namespace", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1473,161 +1560,222 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "resourceVersion", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "kubeletConfigKey", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 193
+    // 205
     Message { name: "api.core.v1.DaemonEndpoint", fields: &[
         Field { tag: 1, json: "Port", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 194
+    // 206
     Message { name: "api.core.v1.NodeSwapStatus", fields: &[
         Field { tag: 1, json: "capacity", kind: Kind::Int64, repeated: false, presence: Presence::Always },
     ] },
-    // 195
+    // 207
     Message { name: "api.core.v1.NodeRuntimeHandlerFeatures", fields: &[
         Field { tag: 1, json: "recursiveReadOnlyMounts", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "userNamespaces", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 196
+    // 208
     Message { name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement", fields: &[
         Field { tag: 1, json: "key", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "operator", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "values", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 197
+    // 209
     Message { name: "api.apps.v1.RollingUpdateDeployment", fields: &[
         Field { tag: 1, json: "maxUnavailable", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "maxSurge", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
     ] },
-    // 198
+    // 210
     Message { name: "api.core.v1.PersistentVolumeClaimSpec", fields: &[
         Field { tag: 1, json: "accessModes", kind: Kind::String, repeated: true, presence: Presence::Always },
-        Field { tag: 4, json: "selector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "resources", kind: Kind::Message(260), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "selector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "resources", kind: Kind::Message(283), repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "volumeName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "storageClassName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "volumeMode", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 7, json: "dataSource", kind: Kind::Message(207), repeated: false, presence: Presence::Always },
-        Field { tag: 8, json: "dataSourceRef", kind: Kind::Message(261), repeated: false, presence: Presence::Always },
+        Field { tag: 7, json: "dataSource", kind: Kind::Message(230), repeated: false, presence: Presence::Always },
+        Field { tag: 8, json: "dataSourceRef", kind: Kind::Message(284), repeated: false, presence: Presence::Always },
         Field { tag: 9, json: "volumeAttributesClassName", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 199
+    // 211
     Message { name: "api.core.v1.PersistentVolumeClaimStatus", fields: &[
         Field { tag: 1, json: "phase", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "accessModes", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 3, json: "capacity", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "conditions", kind: Kind::Message(262), repeated: true, presence: Presence::Always },
+        Field { tag: 4, json: "conditions", kind: Kind::Message(285), repeated: true, presence: Presence::Always },
         Field { tag: 5, json: "allocatedResources", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "allocatedResourceStatuses", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
         Field { tag: 8, json: "currentVolumeAttributesClassName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 9, json: "modifyVolumeStatus", kind: Kind::Message(263), repeated: false, presence: Presence::Always },
+        Field { tag: 9, json: "modifyVolumeStatus", kind: Kind::Message(286), repeated: false, presence: Presence::Always },
     ] },
-    // 200
+    // 212
     Message { name: "api.apps.v1.RollingUpdateStatefulSetStrategy", fields: &[
         Field { tag: 1, json: "partition", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "maxUnavailable", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
     ] },
-    // 201
+    // 213
     Message { name: "api.apps.v1.RollingUpdateDaemonSet", fields: &[
         Field { tag: 1, json: "maxUnavailable", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "maxSurge", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
     ] },
-    // 202
+    // 214
     Message { name: "api.batch.v1.PodFailurePolicyRule", fields: &[
         Field { tag: 1, json: "action", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "onExitCodes", kind: Kind::Message(264), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "onPodConditions", kind: Kind::Message(265), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "onExitCodes", kind: Kind::Message(287), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "onPodConditions", kind: Kind::Message(288), repeated: true, presence: Presence::Always },
     ] },
-    // 203
+    // 215
     Message { name: "api.batch.v1.SuccessPolicyRule", fields: &[
         Field { tag: 1, json: "succeededIndexes", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "succeededCount", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 204
+    // 216
+    Message { name: "api.autoscaling.v2.ObjectMetricSource", fields: &[
+        Field { tag: 1, json: "describedObject", kind: Kind::Message(155), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "target", kind: Kind::Message(289), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "metric", kind: Kind::Message(290), repeated: false, presence: Presence::Always },
+    ] },
+    // 217
+    Message { name: "api.autoscaling.v2.PodsMetricSource", fields: &[
+        Field { tag: 1, json: "metric", kind: Kind::Message(290), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "target", kind: Kind::Message(289), repeated: false, presence: Presence::Always },
+    ] },
+    // 218
+    Message { name: "api.autoscaling.v2.ResourceMetricSource", fields: &[
+        Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "target", kind: Kind::Message(289), repeated: false, presence: Presence::Always },
+    ] },
+    // 219
+    Message { name: "api.autoscaling.v2.ContainerResourceMetricSource", fields: &[
+        Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "target", kind: Kind::Message(289), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "container", kind: Kind::String, repeated: false, presence: Presence::Always },
+    ] },
+    // 220
+    Message { name: "api.autoscaling.v2.ExternalMetricSource", fields: &[
+        Field { tag: 1, json: "metric", kind: Kind::Message(290), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "target", kind: Kind::Message(289), repeated: false, presence: Presence::Always },
+    ] },
+    // 221
+    Message { name: "api.autoscaling.v2.HpaScalingRules", fields: &[
+        Field { tag: 3, json: "stabilizationWindowSeconds", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "selectPolicy", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "policies", kind: Kind::Message(291), repeated: true, presence: Presence::Always },
+        Field { tag: 4, json: "tolerance", kind: Kind::Quantity, repeated: false, presence: Presence::Always },
+    ] },
+    // 222
+    Message { name: "api.autoscaling.v2.ObjectMetricStatus", fields: &[
+        Field { tag: 1, json: "metric", kind: Kind::Message(290), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "current", kind: Kind::Message(292), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "describedObject", kind: Kind::Message(155), repeated: false, presence: Presence::Always },
+    ] },
+    // 223
+    Message { name: "api.autoscaling.v2.PodsMetricStatus", fields: &[
+        Field { tag: 1, json: "metric", kind: Kind::Message(290), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "current", kind: Kind::Message(292), repeated: false, presence: Presence::Always },
+    ] },
+    // 224
+    Message { name: "api.autoscaling.v2.ResourceMetricStatus", fields: &[
+        Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "current", kind: Kind::Message(292), repeated: false, presence: Presence::Always },
+    ] },
+    // 225
+    Message { name: "api.autoscaling.v2.ContainerResourceMetricStatus", fields: &[
+        Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "current", kind: Kind::Message(292), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "container", kind: Kind::String, repeated: false, presence: Presence::Always },
+    ] },
+    // 226
+    Message { name: "api.autoscaling.v2.ExternalMetricStatus", fields: &[
+        Field { tag: 1, json: "metric", kind: Kind::Message(290), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "current", kind: Kind::Message(292), repeated: false, presence: Presence::Always },
+    ] },
+    // 227
     Message { name: "api.discovery.v1.ForZone", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 205
+    // 228
     Message { name: "api.discovery.v1.ForNode", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 206
+    // 229
     Message { name: "api.networking.v1.IngressServiceBackend", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "port", kind: Kind::Message(266), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "port", kind: Kind::Message(293), repeated: false, presence: Presence::Always },
     ] },
-    // 207
+    // 230
     Message { name: "api.core.v1.TypedLocalObjectReference", fields: &[
         Field { tag: 1, json: "apiGroup", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "kind", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 208
+    // 231
     Message { name: "api.networking.v1.IngressRuleValue", fields: &[
-        Field { tag: 1, json: "http", kind: Kind::Message(267), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "http", kind: Kind::Message(294), repeated: false, presence: Presence::Always },
     ] },
-    // 209
+    // 232
     Message { name: "api.networking.v1.IngressLoadBalancerIngress", fields: &[
         Field { tag: 1, json: "ip", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "hostname", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 4, json: "ports", kind: Kind::Message(268), repeated: true, presence: Presence::Always },
+        Field { tag: 4, json: "ports", kind: Kind::Message(295), repeated: true, presence: Presence::Always },
     ] },
-    // 210
+    // 233
     Message { name: "api.authorization.v1.FieldSelectorAttributes", fields: &[
         Field { tag: 1, json: "rawSelector", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "requirements", kind: Kind::Message(269), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "requirements", kind: Kind::Message(296), repeated: true, presence: Presence::Always },
     ] },
-    // 211
+    // 234
     Message { name: "api.authorization.v1.LabelSelectorAttributes", fields: &[
         Field { tag: 1, json: "rawSelector", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "requirements", kind: Kind::Message(196), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "requirements", kind: Kind::Message(208), repeated: true, presence: Presence::Always },
     ] },
-    // 212
+    // 235
     Message { name: "api.authentication.v1.ExtraValue", fields: &[
         Field { tag: 1, json: "items", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 213
+    // 236
     Message { name: "api.core.v1.HostPathVolumeSource", fields: &[
         Field { tag: 1, json: "path", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 214
+    // 237
     Message { name: "api.core.v1.EmptyDirVolumeSource", fields: &[
         Field { tag: 1, json: "medium", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "sizeLimit", kind: Kind::Quantity, repeated: false, presence: Presence::Always },
     ] },
-    // 215
+    // 238
     Message { name: "api.core.v1.GcePersistentDiskVolumeSource", fields: &[
         Field { tag: 1, json: "pdName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "partition", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 216
+    // 239
     Message { name: "api.core.v1.AwsElasticBlockStoreVolumeSource", fields: &[
         Field { tag: 1, json: "volumeID", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "partition", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 217
+    // 240
     Message { name: "api.core.v1.GitRepoVolumeSource", fields: &[
         Field { tag: 1, json: "repository", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "revision", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "directory", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 218
+    // 241
     Message { name: "api.core.v1.SecretVolumeSource", fields: &[
         Field { tag: 1, json: "secretName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 2, json: "items", kind: Kind::Message(270), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "items", kind: Kind::Message(297), repeated: true, presence: Presence::Always },
         Field { tag: 3, json: "defaultMode", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 219
+    // 242
     Message { name: "api.core.v1.NfsVolumeSource", fields: &[
         Field { tag: 1, json: "server", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "path", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 220
+    // 243
     Message { name: "api.core.v1.IscsiVolumeSource", fields: &[
         Field { tag: 1, json: "targetPortal", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "iqn", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1638,21 +1786,21 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 7, json: "portals", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 8, json: "chapAuthDiscovery", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 11, json: "chapAuthSession", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 10, json: "secretRef", kind: Kind::Message(75), repeated: false, presence: Presence::Always },
+        Field { tag: 10, json: "secretRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
         Field { tag: 12, json: "initiatorName", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 221
+    // 244
     Message { name: "api.core.v1.GlusterfsVolumeSource", fields: &[
         Field { tag: 1, json: "endpoints", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "path", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 222
+    // 245
     Message { name: "api.core.v1.PersistentVolumeClaimVolumeSource", fields: &[
         Field { tag: 1, json: "claimName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 223
+    // 246
     Message { name: "api.core.v1.RbdVolumeSource", fields: &[
         Field { tag: 1, json: "monitors", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "image", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1660,44 +1808,44 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "pool", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "user", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "keyring", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 7, json: "secretRef", kind: Kind::Message(75), repeated: false, presence: Presence::Always },
+        Field { tag: 7, json: "secretRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
         Field { tag: 8, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 224
+    // 247
     Message { name: "api.core.v1.FlexVolumeSource", fields: &[
         Field { tag: 1, json: "driver", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 3, json: "secretRef", kind: Kind::Message(75), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "secretRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "options", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
     ] },
-    // 225
+    // 248
     Message { name: "api.core.v1.CinderVolumeSource", fields: &[
         Field { tag: 1, json: "volumeID", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 4, json: "secretRef", kind: Kind::Message(75), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "secretRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
     ] },
-    // 226
+    // 249
     Message { name: "api.core.v1.CephFsVolumeSource", fields: &[
         Field { tag: 1, json: "monitors", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "path", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "user", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "secretFile", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 5, json: "secretRef", kind: Kind::Message(75), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "secretRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 227
+    // 250
     Message { name: "api.core.v1.FlockerVolumeSource", fields: &[
         Field { tag: 1, json: "datasetName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "datasetUUID", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 228
+    // 251
     Message { name: "api.core.v1.DownwardAPIVolumeSource", fields: &[
-        Field { tag: 1, json: "items", kind: Kind::Message(271), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "items", kind: Kind::Message(298), repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "defaultMode", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 229
+    // 252
     Message { name: "api.core.v1.FcVolumeSource", fields: &[
         Field { tag: 1, json: "targetWWNs", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "lun", kind: Kind::Int32, repeated: false, presence: Presence::Always },
@@ -1705,27 +1853,27 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "wwids", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 230
+    // 253
     Message { name: "api.core.v1.AzureFileVolumeSource", fields: &[
         Field { tag: 1, json: "secretName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "shareName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 231
+    // 254
     Message { name: "api.core.v1.ConfigMapVolumeSource", fields: &[
-        Field { tag: 1, json: "", kind: Kind::Message(75), repeated: false, presence: Presence::Inline },
-        Field { tag: 2, json: "items", kind: Kind::Message(270), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "", kind: Kind::Message(81), repeated: false, presence: Presence::Inline },
+        Field { tag: 2, json: "items", kind: Kind::Message(297), repeated: true, presence: Presence::Always },
         Field { tag: 3, json: "defaultMode", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 232
+    // 255
     Message { name: "api.core.v1.VsphereVirtualDiskVolumeSource", fields: &[
         Field { tag: 1, json: "volumePath", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "storagePolicyName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "storagePolicyID", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 233
+    // 256
     Message { name: "api.core.v1.QuobyteVolumeSource", fields: &[
         Field { tag: 1, json: "registry", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "volume", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1734,7 +1882,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "group", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "tenant", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 234
+    // 257
     Message { name: "api.core.v1.AzureDiskVolumeSource", fields: &[
         Field { tag: 1, json: "diskName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "diskURI", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1743,27 +1891,27 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 6, json: "kind", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 235
+    // 258
     Message { name: "api.core.v1.PhotonPersistentDiskVolumeSource", fields: &[
         Field { tag: 1, json: "pdID", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 236
+    // 259
     Message { name: "api.core.v1.ProjectedVolumeSource", fields: &[
-        Field { tag: 1, json: "sources", kind: Kind::Message(272), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "sources", kind: Kind::Message(299), repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "defaultMode", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 237
+    // 260
     Message { name: "api.core.v1.PortworxVolumeSource", fields: &[
         Field { tag: 1, json: "volumeID", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 238
+    // 261
     Message { name: "api.core.v1.ScaleIoVolumeSource", fields: &[
         Field { tag: 1, json: "gateway", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "system", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "secretRef", kind: Kind::Message(75), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "secretRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "sslEnabled", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
         Field { tag: 5, json: "protectionDomain", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "storagePool", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
@@ -1772,106 +1920,106 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 9, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 10, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 239
+    // 262
     Message { name: "api.core.v1.StorageOsVolumeSource", fields: &[
         Field { tag: 1, json: "volumeName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "volumeNamespace", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 5, json: "secretRef", kind: Kind::Message(75), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "secretRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
     ] },
-    // 240
+    // 263
     Message { name: "api.core.v1.CSIVolumeSource", fields: &[
         Field { tag: 1, json: "driver", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "readOnly", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "fsType", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "volumeAttributes", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
-        Field { tag: 5, json: "nodePublishSecretRef", kind: Kind::Message(75), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "nodePublishSecretRef", kind: Kind::Message(81), repeated: false, presence: Presence::Always },
     ] },
-    // 241
+    // 264
     Message { name: "api.core.v1.EphemeralVolumeSource", fields: &[
-        Field { tag: 1, json: "volumeClaimTemplate", kind: Kind::Message(273), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "volumeClaimTemplate", kind: Kind::Message(300), repeated: false, presence: Presence::Always },
     ] },
-    // 242
+    // 265
     Message { name: "api.core.v1.ImageVolumeSource", fields: &[
         Field { tag: 1, json: "reference", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "pullPolicy", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 243
+    // 266
     Message { name: "api.core.v1.ConfigMapEnvSource", fields: &[
-        Field { tag: 1, json: "", kind: Kind::Message(75), repeated: false, presence: Presence::Inline },
+        Field { tag: 1, json: "", kind: Kind::Message(81), repeated: false, presence: Presence::Inline },
         Field { tag: 2, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 244
+    // 267
     Message { name: "api.core.v1.SecretEnvSource", fields: &[
-        Field { tag: 1, json: "", kind: Kind::Message(75), repeated: false, presence: Presence::Inline },
+        Field { tag: 1, json: "", kind: Kind::Message(81), repeated: false, presence: Presence::Inline },
         Field { tag: 2, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 245
+    // 268
     Message { name: "api.core.v1.EnvVarSource", fields: &[
-        Field { tag: 1, json: "fieldRef", kind: Kind::Message(274), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "resourceFieldRef", kind: Kind::Message(275), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "configMapKeyRef", kind: Kind::Message(276), repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "secretKeyRef", kind: Kind::Message(277), repeated: false, presence: Presence::Always },
-        Field { tag: 5, json: "fileKeyRef", kind: Kind::Message(278), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "fieldRef", kind: Kind::Message(301), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "resourceFieldRef", kind: Kind::Message(302), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "configMapKeyRef", kind: Kind::Message(303), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "secretKeyRef", kind: Kind::Message(304), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "fileKeyRef", kind: Kind::Message(305), repeated: false, presence: Presence::Always },
     ] },
-    // 246
+    // 269
     Message { name: "api.core.v1.ContainerRestartRuleOnExitCodes", fields: &[
         Field { tag: 1, json: "operator", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "values", kind: Kind::Int32, repeated: true, presence: Presence::Always },
     ] },
-    // 247
+    // 270
     Message { name: "api.core.v1.ProbeHandler", fields: &[
-        Field { tag: 1, json: "exec", kind: Kind::Message(279), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "httpGet", kind: Kind::Message(280), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "tcpSocket", kind: Kind::Message(281), repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "grpc", kind: Kind::Message(282), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "exec", kind: Kind::Message(306), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "httpGet", kind: Kind::Message(307), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "tcpSocket", kind: Kind::Message(308), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "grpc", kind: Kind::Message(309), repeated: false, presence: Presence::Always },
     ] },
-    // 248
+    // 271
     Message { name: "api.core.v1.LifecycleHandler", fields: &[
-        Field { tag: 1, json: "exec", kind: Kind::Message(279), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "httpGet", kind: Kind::Message(280), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "tcpSocket", kind: Kind::Message(281), repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "sleep", kind: Kind::Message(283), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "exec", kind: Kind::Message(306), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "httpGet", kind: Kind::Message(307), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "tcpSocket", kind: Kind::Message(308), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "sleep", kind: Kind::Message(310), repeated: false, presence: Presence::Always },
     ] },
-    // 249
+    // 272
     Message { name: "api.core.v1.Capabilities", fields: &[
         Field { tag: 1, json: "add", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 2, json: "drop", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 250
+    // 273
     Message { name: "api.core.v1.NodeSelector", fields: &[
-        Field { tag: 1, json: "nodeSelectorTerms", kind: Kind::Message(284), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "nodeSelectorTerms", kind: Kind::Message(311), repeated: true, presence: Presence::Always },
     ] },
-    // 251
+    // 274
     Message { name: "api.core.v1.PreferredSchedulingTerm", fields: &[
         Field { tag: 1, json: "weight", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "preference", kind: Kind::Message(284), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "preference", kind: Kind::Message(311), repeated: false, presence: Presence::Always },
     ] },
-    // 252
+    // 275
     Message { name: "api.core.v1.PodAffinityTerm", fields: &[
-        Field { tag: 1, json: "labelSelector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "labelSelector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "namespaces", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 3, json: "topologyKey", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "namespaceSelector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "namespaceSelector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "matchLabelKeys", kind: Kind::String, repeated: true, presence: Presence::Always },
         Field { tag: 6, json: "mismatchLabelKeys", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 253
+    // 276
     Message { name: "api.core.v1.WeightedPodAffinityTerm", fields: &[
         Field { tag: 1, json: "weight", kind: Kind::Int32, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "podAffinityTerm", kind: Kind::Message(252), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "podAffinityTerm", kind: Kind::Message(275), repeated: false, presence: Presence::Always },
     ] },
-    // 254
+    // 277
     Message { name: "api.core.v1.ContainerStateWaiting", fields: &[
         Field { tag: 1, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 255
+    // 278
     Message { name: "api.core.v1.ContainerStateRunning", fields: &[
         Field { tag: 1, json: "startedAt", kind: Kind::Time, repeated: false, presence: Presence::Always },
     ] },
-    // 256
+    // 279
     Message { name: "api.core.v1.ContainerStateTerminated", fields: &[
         Field { tag: 1, json: "exitCode", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "signal", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
@@ -1881,36 +2029,36 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 6, json: "finishedAt", kind: Kind::Time, repeated: false, presence: Presence::Always },
         Field { tag: 7, json: "containerID", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 257
+    // 280
     Message { name: "api.core.v1.LinuxContainerUser", fields: &[
         Field { tag: 1, json: "uid", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "gid", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "supplementalGroups", kind: Kind::Int64, repeated: true, presence: Presence::Always },
     ] },
-    // 258
+    // 281
     Message { name: "api.core.v1.ResourceHealth", fields: &[
         Field { tag: 1, json: "resourceID", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "health", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 259
+    // 282
     Message { name: "api.core.v1.PortStatus", fields: &[
         Field { tag: 1, json: "port", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "protocol", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "error", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 260
+    // 283
     Message { name: "api.core.v1.VolumeResourceRequirements", fields: &[
         Field { tag: 1, json: "limits", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "requests", kind: Kind::Map(&Kind::Quantity), repeated: false, presence: Presence::Always },
     ] },
-    // 261
+    // 284
     Message { name: "api.core.v1.TypedObjectReference", fields: &[
         Field { tag: 1, json: "apiGroup", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "kind", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "namespace", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 262
+    // 285
     Message { name: "api.core.v1.PersistentVolumeClaimCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -1919,168 +2067,192 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "reason", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 6, json: "message", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 263
+    // 286
     Message { name: "api.core.v1.ModifyVolumeStatus", fields: &[
         Field { tag: 1, json: "targetVolumeAttributesClassName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 264
+    // 287
     Message { name: "api.batch.v1.PodFailurePolicyOnExitCodesRequirement", fields: &[
         Field { tag: 1, json: "containerName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "operator", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "values", kind: Kind::Int32, repeated: true, presence: Presence::Always },
     ] },
-    // 265
+    // 288
     Message { name: "api.batch.v1.PodFailurePolicyOnPodConditionsPattern", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 266
+    // 289
+    Message { name: "api.autoscaling.v2.MetricTarget", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "value", kind: Kind::Quantity, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "averageValue", kind: Kind::Quantity, repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "averageUtilization", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+    ] },
+    // 290
+    Message { name: "api.autoscaling.v2.MetricIdentifier", fields: &[
+        Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "selector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
+    ] },
+    // 291
+    Message { name: "api.autoscaling.v2.HpaScalingPolicy", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "value", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "periodSeconds", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+    ] },
+    // 292
+    Message { name: "api.autoscaling.v2.MetricValueStatus", fields: &[
+        Field { tag: 1, json: "value", kind: Kind::Quantity, repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "averageValue", kind: Kind::Quantity, repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "averageUtilization", kind: Kind::Int32, repeated: false, presence: Presence::Always },
+    ] },
+    // 293
     Message { name: "api.networking.v1.ServiceBackendPort", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "number", kind: Kind::Int32, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 267
+    // 294
     Message { name: "api.networking.v1.HttpIngressRuleValue", fields: &[
-        Field { tag: 1, json: "paths", kind: Kind::Message(285), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "paths", kind: Kind::Message(312), repeated: true, presence: Presence::Always },
     ] },
-    // 268
+    // 295
     Message { name: "api.networking.v1.IngressPortStatus", fields: &[
         Field { tag: 1, json: "port", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "protocol", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "error", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 269
+    // 296
     Message { name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement", fields: &[
         Field { tag: 1, json: "key", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "operator", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "values", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 270
+    // 297
     Message { name: "api.core.v1.KeyToPath", fields: &[
         Field { tag: 1, json: "key", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "path", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "mode", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 271
+    // 298
     Message { name: "api.core.v1.DownwardAPIVolumeFile", fields: &[
         Field { tag: 1, json: "path", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "fieldRef", kind: Kind::Message(274), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "resourceFieldRef", kind: Kind::Message(275), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "fieldRef", kind: Kind::Message(301), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "resourceFieldRef", kind: Kind::Message(302), repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "mode", kind: Kind::Int32, repeated: false, presence: Presence::Always },
     ] },
-    // 272
+    // 299
     Message { name: "api.core.v1.VolumeProjection", fields: &[
-        Field { tag: 1, json: "secret", kind: Kind::Message(286), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "downwardAPI", kind: Kind::Message(287), repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "configMap", kind: Kind::Message(288), repeated: false, presence: Presence::Always },
-        Field { tag: 4, json: "serviceAccountToken", kind: Kind::Message(289), repeated: false, presence: Presence::Always },
-        Field { tag: 5, json: "clusterTrustBundle", kind: Kind::Message(290), repeated: false, presence: Presence::Always },
-        Field { tag: 6, json: "podCertificate", kind: Kind::Message(291), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "secret", kind: Kind::Message(313), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "downwardAPI", kind: Kind::Message(314), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "configMap", kind: Kind::Message(315), repeated: false, presence: Presence::Always },
+        Field { tag: 4, json: "serviceAccountToken", kind: Kind::Message(316), repeated: false, presence: Presence::Always },
+        Field { tag: 5, json: "clusterTrustBundle", kind: Kind::Message(317), repeated: false, presence: Presence::Always },
+        Field { tag: 6, json: "podCertificate", kind: Kind::Message(318), repeated: false, presence: Presence::Always },
     ] },
-    // 273
+    // 300
     Message { name: "api.core.v1.PersistentVolumeClaimTemplate", fields: &[
-        Field { tag: 1, json: "metadata", kind: Kind::Message(36), repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "spec", kind: Kind::Message(198), repeated: false, presence: Presence::Always },
+        Field { tag: 1, json: "metadata", kind: Kind::Message(38), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "spec", kind: Kind::Message(210), repeated: false, presence: Presence::Always },
     ] },
-    // 274
+    // 301
     Message { name: "api.core.v1.ObjectFieldSelector", fields: &[
         Field { tag: 1, json: "apiVersion", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "fieldPath", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 275
+    // 302
     Message { name: "api.core.v1.ResourceFieldSelector", fields: &[
         Field { tag: 1, json: "containerName", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "resource", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "divisor", kind: Kind::Quantity, repeated: false, presence: Presence::Always },
     ] },
-    // 276
+    // 303
     Message { name: "api.core.v1.ConfigMapKeySelector", fields: &[
-        Field { tag: 1, json: "", kind: Kind::Message(75), repeated: false, presence: Presence::Inline },
+        Field { tag: 1, json: "", kind: Kind::Message(81), repeated: false, presence: Presence::Inline },
         Field { tag: 2, json: "key", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 277
+    // 304
     Message { name: "api.core.v1.SecretKeySelector", fields: &[
-        Field { tag: 1, json: "", kind: Kind::Message(75), repeated: false, presence: Presence::Inline },
+        Field { tag: 1, json: "", kind: Kind::Message(81), repeated: false, presence: Presence::Inline },
         Field { tag: 2, json: "key", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 278
+    // 305
     Message { name: "api.core.v1.FileKeySelector", fields: &[
         Field { tag: 1, json: "volumeName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "path", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "key", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 279
+    // 306
     Message { name: "api.core.v1.ExecAction", fields: &[
         Field { tag: 1, json: "command", kind: Kind::String, repeated: true, presence: Presence::Always },
     ] },
-    // 280
+    // 307
     Message { name: "api.core.v1.HttpGetAction", fields: &[
         Field { tag: 1, json: "path", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "port", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "host", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 4, json: "scheme", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
-        Field { tag: 5, json: "httpHeaders", kind: Kind::Message(292), repeated: true, presence: Presence::Always },
+        Field { tag: 5, json: "httpHeaders", kind: Kind::Message(319), repeated: true, presence: Presence::Always },
     ] },
-    // 281
+    // 308
     Message { name: "api.core.v1.TcpSocketAction", fields: &[
         Field { tag: 1, json: "port", kind: Kind::IntOrString, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "host", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
     ] },
-    // 282
+    // 309
     Message { name: "api.core.v1.GrpcAction", fields: &[
         Field { tag: 1, json: "port", kind: Kind::Int32, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "service", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 283
+    // 310
     Message { name: "api.core.v1.SleepAction", fields: &[
         Field { tag: 1, json: "seconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
     ] },
-    // 284
+    // 311
     Message { name: "api.core.v1.NodeSelectorTerm", fields: &[
-        Field { tag: 1, json: "matchExpressions", kind: Kind::Message(293), repeated: true, presence: Presence::Always },
-        Field { tag: 2, json: "matchFields", kind: Kind::Message(293), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "matchExpressions", kind: Kind::Message(320), repeated: true, presence: Presence::Always },
+        Field { tag: 2, json: "matchFields", kind: Kind::Message(320), repeated: true, presence: Presence::Always },
     ] },
-    // 285
+    // 312
     Message { name: "api.networking.v1.HttpIngressPath", fields: &[
         Field { tag: 1, json: "path", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 3, json: "pathType", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 2, json: "backend", kind: Kind::Message(151), repeated: false, presence: Presence::Always },
+        Field { tag: 2, json: "backend", kind: Kind::Message(163), repeated: false, presence: Presence::Always },
     ] },
-    // 286
+    // 313
     Message { name: "api.core.v1.SecretProjection", fields: &[
-        Field { tag: 1, json: "", kind: Kind::Message(75), repeated: false, presence: Presence::Inline },
-        Field { tag: 2, json: "items", kind: Kind::Message(270), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "", kind: Kind::Message(81), repeated: false, presence: Presence::Inline },
+        Field { tag: 2, json: "items", kind: Kind::Message(297), repeated: true, presence: Presence::Always },
         Field { tag: 4, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 287
+    // 314
     Message { name: "api.core.v1.DownwardAPIProjection", fields: &[
-        Field { tag: 1, json: "items", kind: Kind::Message(271), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "items", kind: Kind::Message(298), repeated: true, presence: Presence::Always },
     ] },
-    // 288
+    // 315
     Message { name: "api.core.v1.ConfigMapProjection", fields: &[
-        Field { tag: 1, json: "", kind: Kind::Message(75), repeated: false, presence: Presence::Inline },
-        Field { tag: 2, json: "items", kind: Kind::Message(270), repeated: true, presence: Presence::Always },
+        Field { tag: 1, json: "", kind: Kind::Message(81), repeated: false, presence: Presence::Inline },
+        Field { tag: 2, json: "items", kind: Kind::Message(297), repeated: true, presence: Presence::Always },
         Field { tag: 4, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
     ] },
-    // 289
+    // 316
     Message { name: "api.core.v1.ServiceAccountTokenProjection", fields: &[
         Field { tag: 1, json: "audience", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 2, json: "expirationSeconds", kind: Kind::Int64, repeated: false, presence: Presence::Always },
         Field { tag: 3, json: "path", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 290
+    // 317
     Message { name: "api.core.v1.ClusterTrustBundleProjection", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "signerName", kind: Kind::String, repeated: false, presence: Presence::Always },
-        Field { tag: 3, json: "labelSelector", kind: Kind::Message(130), repeated: false, presence: Presence::Always },
+        Field { tag: 3, json: "labelSelector", kind: Kind::Message(136), repeated: false, presence: Presence::Always },
         Field { tag: 5, json: "optional", kind: Kind::Bool, repeated: false, presence: Presence::Always },
         Field { tag: 4, json: "path", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 291
+    // 318
     Message { name: "api.core.v1.PodCertificateProjection", fields: &[
         Field { tag: 1, json: "signerName", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "keyType", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -2090,12 +2262,12 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 6, json: "certificateChainPath", kind: Kind::String, repeated: false, presence: Presence::OmitZero },
         Field { tag: 7, json: "userAnnotations", kind: Kind::Map(&Kind::String), repeated: false, presence: Presence::Always },
     ] },
-    // 292
+    // 319
     Message { name: "api.core.v1.HttpHeader", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "value", kind: Kind::String, repeated: false, presence: Presence::Always },
     ] },
-    // 293
+    // 320
     Message { name: "api.core.v1.NodeSelectorRequirement", fields: &[
         Field { tag: 1, json: "key", kind: Kind::String, repeated: false, presence: Presence::Always },
         Field { tag: 2, json: "operator", kind: Kind::String, repeated: false, presence: Presence::Always },
@@ -2123,22 +2295,24 @@ pub(super) static ROOTS: &[(&str, &str, &str, usize)] = &[
     ("batch", "v1", "Job", 15),
     ("batch", "v1", "CronJob", 16),
     ("autoscaling", "v1", "Scale", 17),
-    ("discovery.k8s.io", "v1", "EndpointSlice", 18),
-    ("coordination.k8s.io", "v1", "Lease", 19),
-    ("policy", "v1", "Eviction", 20),
-    ("policy", "v1", "PodDisruptionBudget", 21),
-    ("certificates.k8s.io", "v1", "CertificateSigningRequest", 22),
-    ("networking.k8s.io", "v1", "Ingress", 23),
-    ("networking.k8s.io", "v1", "IngressClass", 24),
-    ("", "v1", "ServiceAccount", 25),
-    ("authentication.k8s.io", "v1", "TokenRequest", 26),
-    ("rbac.authorization.k8s.io", "v1", "Role", 27),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRole", 28),
-    ("rbac.authorization.k8s.io", "v1", "RoleBinding", 29),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", 30),
-    ("authorization.k8s.io", "v1", "SelfSubjectAccessReview", 31),
-    ("authorization.k8s.io", "v1", "SubjectAccessReview", 32),
-    ("authorization.k8s.io", "v1", "SelfSubjectRulesReview", 33),
-    ("authentication.k8s.io", "v1", "SelfSubjectReview", 34),
-    ("meta.k8s.io", "v1", "DeleteOptions", 35),
+    ("autoscaling", "v1", "HorizontalPodAutoscaler", 18),
+    ("autoscaling", "v2", "HorizontalPodAutoscaler", 19),
+    ("discovery.k8s.io", "v1", "EndpointSlice", 20),
+    ("coordination.k8s.io", "v1", "Lease", 21),
+    ("policy", "v1", "Eviction", 22),
+    ("policy", "v1", "PodDisruptionBudget", 23),
+    ("certificates.k8s.io", "v1", "CertificateSigningRequest", 24),
+    ("networking.k8s.io", "v1", "Ingress", 25),
+    ("networking.k8s.io", "v1", "IngressClass", 26),
+    ("", "v1", "ServiceAccount", 27),
+    ("authentication.k8s.io", "v1", "TokenRequest", 28),
+    ("rbac.authorization.k8s.io", "v1", "Role", 29),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRole", 30),
+    ("rbac.authorization.k8s.io", "v1", "RoleBinding", 31),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", 32),
+    ("authorization.k8s.io", "v1", "SelfSubjectAccessReview", 33),
+    ("authorization.k8s.io", "v1", "SubjectAccessReview", 34),
+    ("authorization.k8s.io", "v1", "SelfSubjectRulesReview", 35),
+    ("authentication.k8s.io", "v1", "SelfSubjectReview", 36),
+    ("meta.k8s.io", "v1", "DeleteOptions", 37),
 ];

@@ -1925,3 +1925,193 @@ async fn eviction_subresource_over_http() {
         [json!("web"), json!("1"), json!("N/A"), json!(0)]
     );
 }
+
+const HPA_V1: &str = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
+const HPA_V2: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
+
+fn hpa_v1(name: &str) -> Value {
+    json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 4, "targetCPUUtilizationPercentage": 50},
+    })
+}
+
+#[tokio::test]
+async fn autoscaling_v1_is_served_by_conversion_of_the_stored_v2() {
+    let t = setup().await;
+    // Discovery: both versions, v2 preferred.
+    let g = t.get("/apis/autoscaling").await.body;
+    assert_eq!(g["preferredVersion"]["version"], "v2");
+    assert_eq!(
+        g["versions"],
+        json!([{"groupVersion": "autoscaling/v2", "version": "v2"},
+               {"groupVersion": "autoscaling/v1", "version": "v1"}])
+    );
+    let names: Vec<Value> = t.get("/apis/autoscaling/v1").await.body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            json!("horizontalpodautoscalers"),
+            json!("horizontalpodautoscalers/status")
+        ]
+    );
+    assert_eq!(
+        t.get("/openapi/v3/apis/autoscaling/v1").await.code,
+        StatusCode::OK
+    );
+
+    // Create in v1: answered in v1 with v1's defaults, stored in v2.
+    let r = t.post(HPA_V1, hpa_v1("web")).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["apiVersion"], "autoscaling/v1");
+    assert_eq!(r.body["spec"]["minReplicas"], 1);
+    assert_eq!(r.body["spec"]["targetCPUUtilizationPercentage"], 50);
+    let v2 = t.get(&format!("{HPA_V2}/web")).await.body;
+    assert_eq!(
+        v2["spec"]["metrics"],
+        json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 50}}}])
+    );
+
+    // Bad bodies: in v1's words.
+    let mut wrong = hpa_v1("x");
+    wrong["apiVersion"] = json!("autoscaling/v2");
+    let r = t.post(HPA_V1, wrong).await;
+    assert_eq!(r.code, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body["message"],
+        "the API version in the data (autoscaling/v2) does not match the expected API version (autoscaling/v1)"
+    );
+    let mut unknown = hpa_v1("x");
+    unknown["spec"]["metrics"] = json!([]);
+    let r = t
+        .post(&format!("{HPA_V1}?fieldValidation=Strict"), unknown)
+        .await;
+    assert_eq!(r.code, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body["message"],
+        "HorizontalPodAutoscaler in version \"v1\" cannot be handled as a HorizontalPodAutoscaler: strict decoding error: unknown field \"spec.metrics\""
+    );
+    let mut invalid = hpa_v1("x");
+    invalid["spec"]["maxReplicas"] = json!(0);
+    let r = t.post(HPA_V1, invalid).await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["details"]["causes"][0]["field"], "spec.maxReplicas");
+    assert_eq!(
+        t.get(&format!("{HPA_V2}/x")).await.code,
+        StatusCode::NOT_FOUND
+    );
+
+    // What v1 cannot hold survives a v1 client's read-modify-write.
+    let mut v2 = t.get(&format!("{HPA_V2}/web")).await.body;
+    v2["spec"]["metrics"].as_array_mut().unwrap().insert(
+        0,
+        json!({"type": "Resource", "resource": {"name": "memory",
+            "target": {"type": "AverageValue", "averageValue": "100Mi"}}}),
+    );
+    assert_eq!(
+        t.put(&format!("{HPA_V2}/web"), v2).await.code,
+        StatusCode::OK
+    );
+    let mut v1 = t.get(&format!("{HPA_V1}/web")).await.body;
+    assert_eq!(
+        v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"],
+        r#"[{"type":"Resource","resource":{"name":"memory","targetAverageValue":"100Mi"}}]"#
+    );
+    v1["spec"]["maxReplicas"] = json!(6);
+    let r = t.put(&format!("{HPA_V1}/web"), v1).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    let r = t
+        .patch(
+            &format!("{HPA_V1}/web"),
+            "application/merge-patch+json",
+            json!({"spec": {"targetCPUUtilizationPercentage": 70}}),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["spec"]["targetCPUUtilizationPercentage"], 70);
+    let v2 = t.get(&format!("{HPA_V2}/web")).await.body;
+    assert_eq!(v2["spec"]["maxReplicas"], 6);
+    assert!(v2["metadata"].get("annotations").is_none(), "{v2}");
+    let metrics = v2["spec"]["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 2, "{v2}");
+    assert_eq!(metrics[0]["resource"]["name"], "memory");
+    assert_eq!(metrics[1]["resource"]["target"]["averageUtilization"], 70);
+
+    // Status through v1.
+    let mut v1 = t.get(&format!("{HPA_V1}/web")).await.body;
+    v1["status"] = json!({"currentReplicas": 2, "desiredReplicas": 3,
+        "currentCPUUtilizationPercentage": 90});
+    let r = t.put(&format!("{HPA_V1}/web/status"), v1).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"]["currentCPUUtilizationPercentage"], 90);
+    let v2 = t.get(&format!("{HPA_V2}/web")).await.body;
+    assert_eq!(v2["status"]["desiredReplicas"], 3);
+    assert_eq!(
+        v2["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"],
+        90
+    );
+
+    // Server-side apply in v1.
+    let r = t
+        .patch(
+            &format!("{HPA_V1}/applied?fieldManager=me"),
+            "application/apply-patch+yaml",
+            hpa_v1("applied"),
+        )
+        .await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["apiVersion"], "autoscaling/v1");
+    assert_eq!(
+        r.body["metadata"]["managedFields"][0]["apiVersion"],
+        "autoscaling/v1"
+    );
+
+    // Lists and watches in v1.
+    let l = t.get(HPA_V1).await.body;
+    assert_eq!(l["kind"], "HorizontalPodAutoscalerList");
+    assert_eq!(l["apiVersion"], "autoscaling/v1");
+    assert_eq!(l["items"].as_array().unwrap().len(), 2);
+    assert!(
+        l["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["apiVersion"] == "autoscaling/v1" && i["spec"].get("metrics").is_none())
+    );
+    let mut w = open_watch(&t, &format!("{HPA_V1}?watch=true"), "application/json").await;
+    let events = read_events(&mut w, 2).await;
+    for e in &events {
+        assert_eq!(e["type"], "ADDED");
+        assert_eq!(e["object"]["apiVersion"], "autoscaling/v1");
+    }
+    let r = t.get(&format!("{HPA_V1}/web")).await;
+    assert_eq!(r.body["spec"]["targetCPUUtilizationPercentage"], 70);
+
+    // Strategic merge (kubectl edit, kubectl apply) on either version.
+    for base in [HPA_V1, HPA_V2] {
+        let r = t
+            .patch(
+                &format!("{base}/web"),
+                "application/strategic-merge-patch+json",
+                json!({"spec": {"maxReplicas": 7}}),
+            )
+            .await;
+        assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    }
+
+    // Delete through v1.
+    let r = t.delete(&format!("{HPA_V1}/web"), None).await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        t.get(&format!("{HPA_V2}/web")).await.code,
+        StatusCode::NOT_FOUND
+    );
+}

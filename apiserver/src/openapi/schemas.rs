@@ -24,6 +24,12 @@ fn sub<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
 static KINDS: &[(&str, &str, &str, SchemaFn)] = &[
     (
         "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        sub::<api::autoscaling::v1::HorizontalPodAutoscaler>,
+    ),
+    (
+        "autoscaling",
         "v2",
         "HorizontalPodAutoscaler",
         sub::<api::autoscaling::v2::HorizontalPodAutoscaler>,

@@ -347,3 +347,73 @@ fn imperative_creates_send_protobuf_and_work() {
         "{err}"
     );
 }
+
+const HPA_V1: &str = "apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata: {name: from-manifest}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: api}
+  maxReplicas: 3
+";
+
+/// `kubectl autoscale` creates through autoscaling/v1; the object is the same one v2 shows,
+/// and v1 manifests apply, validate and explain.
+#[test]
+fn kubectl_autoscale_and_autoscaling_v1_manifests() {
+    let (s, _d) = loaded();
+    let out = s.kubectl(&[
+        "autoscale",
+        "deployment",
+        "api",
+        "--min=2",
+        "--max=5",
+        "--cpu-percent=60",
+    ]);
+    assert_eq!(
+        out.trim(),
+        "horizontalpodautoscaler.autoscaling/api autoscaled"
+    );
+    let row = s.kubectl(&["get", "hpa", "api", "--no-headers"]);
+    let f: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &f[..6],
+        ["api", "Deployment/api", "cpu:", "<unknown>/60%", "2", "5"],
+        "{row}"
+    );
+    let v2 = s.get_json(&["get", "hpa", "api"]);
+    assert_eq!(v2["apiVersion"], "autoscaling/v2", "{v2}");
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        60
+    );
+    // The full resource name: kubectl expands the short name `hpa` to the preferred version.
+    let v1 = s.get_json(&["get", "horizontalpodautoscalers.v1.autoscaling", "api"]);
+    assert_eq!(v1["apiVersion"], "autoscaling/v1", "{v1}");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60, "{v1}");
+    assert_eq!(v1["spec"]["minReplicas"], 2, "{v1}");
+
+    // A v1 manifest: client-side validation against v1's schema, v1's implicit 80% target.
+    let out = s.kubectl_in(&["apply", "-f", "-"], Some(HPA_V1));
+    assert!(
+        out.contains("horizontalpodautoscaler.autoscaling/from-manifest created"),
+        "{out}"
+    );
+    let v2 = s.get_json(&["get", "hpa", "from-manifest"]);
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 80,
+        "{v2}"
+    );
+    let out = s.kubectl_in(&["apply", "-f", "-"], Some(HPA_V1));
+    assert!(out.contains("from-manifest unchanged"), "{out}");
+    let bad = HPA_V1.replace("maxReplicas: 3", "maxReplicas: 3\n  maxReplica: 4");
+    let (_, err) = s.kubectl_err(&["apply", "-f", "-"], Some(&bad));
+    assert!(err.contains("unknown field \"spec.maxReplica\""), "{err}");
+    let explain = s.kubectl(&[
+        "explain",
+        "hpa.spec.targetCPUUtilizationPercentage",
+        "--api-version=autoscaling/v1",
+    ]);
+    assert!(explain.contains("GROUP:      autoscaling"), "{explain}");
+    assert!(explain.contains("VERSION:    v1"), "{explain}");
+    s.kubectl(&["delete", "hpa", "api", "from-manifest"]);
+}

@@ -109,6 +109,17 @@ pub(crate) static TYPES: &[TypeSchema] = &[
         fields: &[fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default)],
     },
     TypeSchema {
+        name: "autoscaling.v2.HorizontalPodAutoscaler",
+        fields: &[
+            fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
+            fld("status", Some("autoscaling.v2.HorizontalPodAutoscalerStatus"), Smp::None, Ssa::Default),
+        ],
+    },
+    TypeSchema {
+        name: "autoscaling.v2.HorizontalPodAutoscalerStatus",
+        fields: &[fld("conditions", None, Smp::Merge("type"), Ssa::Map(&["type"]))],
+    },
+    TypeSchema {
         name: "batch.v1.CronJob",
         fields: &[
             fld("metadata", Some("meta.v1.ObjectMeta"), Smp::None, Ssa::Default),
@@ -524,6 +535,7 @@ pub(crate) static KINDS: &[(&str, &str)] = &[
     ("EndpointSlice", "discovery.v1.EndpointSlice"),
     ("Endpoints", "core.v1.Endpoints"),
     ("Event", "core.v1.Event"),
+    ("HorizontalPodAutoscaler", "autoscaling.v2.HorizontalPodAutoscaler"),
     ("Ingress", "networking.v1.Ingress"),
     ("IngressClass", "networking.v1.IngressClass"),
     ("Job", "batch.v1.Job"),
