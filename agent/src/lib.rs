@@ -294,7 +294,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         cap.get(k)
             .and_then(|q| api::quantity::Quantity::parse(&q.0).ok())
     };
-    let metrics = Arc::new(metrics::AgentMetrics::default());
+    let metrics = Arc::new(metrics::AgentMetrics::new(config.routing.as_deref()));
     let apparmor = tokio::task::spawn_blocking(pod::admit::apparmor_enabled)
         .await
         .unwrap_or(false);

@@ -99,7 +99,14 @@ pub struct AgentMetrics {
     running_containers: Family<StateLabels, Gauge>,
     probe_total: Family<ResultLabels, Counter>,
     probe_duration: Family<DurationLabels, Histogram>,
+    readiness_routing: Histogram,
 }
+
+/// Buckets of the readiness→routing latency: half a millisecond to a few seconds (the pod
+/// worker syncs at most once a second, so most land below that).
+const ROUTING_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 impl std::fmt::Debug for AgentMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,6 +144,12 @@ impl Default for AgentMetrics {
             "Duration in seconds for a probe response.",
             probe_duration.clone(),
         );
+        let readiness_routing = Histogram::new(ROUTING_BUCKETS);
+        main.register(
+            "paddock_readiness_routing_duration_seconds",
+            "Time from a probe result that changes a pod's readiness to the local service proxy routing by it (or no longer routing to it)",
+            readiness_routing.clone(),
+        );
         AgentMetrics {
             main,
             probes,
@@ -144,6 +157,7 @@ impl Default for AgentMetrics {
             running_containers,
             probe_total,
             probe_duration,
+            readiness_routing,
         }
     }
 }
@@ -157,6 +171,21 @@ fn encode(registry: &Registry) -> String {
 }
 
 impl AgentMetrics {
+    /// The agent's metrics, with the families of the in-process service proxy behind `hook`
+    /// (if any) on `/metrics` too.
+    pub fn new(hook: Option<&dyn crate::routing::RoutingHook>) -> AgentMetrics {
+        let mut m = AgentMetrics::default();
+        if let Some(h) = hook {
+            h.register_metrics(&mut m.main);
+        }
+        m
+    }
+
+    /// A readiness change took `took` from its probe result to routing.
+    pub fn readiness_routed(&self, took: std::time::Duration) {
+        self.readiness_routing.observe(took.as_secs_f64());
+    }
+
     /// `/metrics`: the pod and container counts read from `directory` now.
     pub fn encode_main(&self, directory: &Directory) -> String {
         let (pods, running, exited) = directory.running_counts();

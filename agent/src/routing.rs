@@ -75,6 +75,8 @@ pub trait RoutingHook: Send + Sync {
     fn forget(&self, pod: &PodEndpoint);
     /// Connections the proxy holds open to the pod (any service, any port).
     fn active_connections(&self, pod: &PodEndpoint) -> usize;
+    /// Adds the proxy's metric families to the agent's `/metrics`.
+    fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
 }
 
 /// The agent's routing hook plus what it last told it, per pod (so the agent's shutdown can
@@ -108,17 +110,19 @@ impl Routing {
     }
 
     /// Tells the hook `pod` is `state` unless that is what it was told last.
-    pub fn set(&self, pod: &PodEndpoint, state: RouteState) {
-        let Some(hook) = &self.hook else { return };
+    /// Returns whether the hook was told something new.
+    pub fn set(&self, pod: &PodEndpoint, state: RouteState) -> bool {
+        let Some(hook) = &self.hook else { return false };
         {
             let mut pods = self.pods.lock();
             if pods.get(&pod.uid) == Some(&(pod.clone(), state)) {
-                return;
+                return false;
             }
             pods.insert(pod.uid.clone(), (pod.clone(), state));
         }
         tracing::debug!(pod = %pod.name, ip = %pod.ip, ?state, "routing");
         hook.set_state(pod, state);
+        true
     }
 
     /// What the hook was last told of pod `uid`.

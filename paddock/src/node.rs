@@ -670,6 +670,10 @@ impl agent::routing::RoutingHook for ProxyRouting {
             .release_endpoint_state(proxy::EndpointId::Pod(pod.uid.clone()));
     }
 
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.0.metrics().register(registry);
+    }
+
     fn active_connections(&self, pod: &agent::routing::PodEndpoint) -> usize {
         if pod.own_ip {
             self.0.active_connections(pod.ip)

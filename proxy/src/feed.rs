@@ -200,6 +200,8 @@ async fn watch_slices(
             }
         };
         let mut touched: HashSet<Key> = HashSet::new();
+        // When the endpoint changes these slices carry happened, for the programming latency.
+        let mut triggers: Vec<String> = Vec::new();
         match event {
             Event::Init => listed.clear(),
             Event::InitApply(slice) | Event::Apply(slice) => {
@@ -207,6 +209,14 @@ async fn watch_slices(
                 listed.insert(k.clone());
                 if let Some(o) = &observer {
                     o.slice(&slice);
+                }
+                if let Some(t) = slice
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(crate::metrics::LAST_CHANGE_TRIGGER_TIME))
+                {
+                    triggers.push(t.clone());
                 }
                 let service = slice
                     .metadata
@@ -258,6 +268,9 @@ async fn watch_slices(
                 .flat_map(|(_, e)| e.iter().cloned())
                 .collect();
             proxy.set_endpoints(&svc.0, &svc.1, eps);
+        }
+        for t in &triggers {
+            proxy.metrics().programmed(t);
         }
     }
 }

@@ -21,6 +21,7 @@
 pub mod feed;
 pub mod healthcheck;
 pub mod listen;
+pub mod metrics;
 pub mod model;
 pub mod svcip;
 pub mod table;
@@ -97,6 +98,8 @@ pub struct Proxy {
     service_ip_record: Option<std::path::PathBuf>,
     /// `spec.healthCheckNodePort` per service that has one ([`healthcheck`]).
     health_checks: Mutex<std::collections::HashMap<(String, String), u16>>,
+    /// Table swaps and programming latency ([`metrics`]).
+    metrics: metrics::Metrics,
 }
 
 impl Proxy {
@@ -127,7 +130,13 @@ impl Proxy {
             manage_service_ips,
             service_ip_record,
             health_checks: Mutex::default(),
+            metrics: metrics::Metrics::default(),
         })
+    }
+
+    /// The proxy's metrics (the node agent serves them).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
     }
 
     /// The node this proxy serves.
@@ -293,9 +302,11 @@ impl Proxy {
         if !f(&mut sources) {
             return;
         }
+        let began = tokio::time::Instant::now();
         let table = table::build(&self.node, &mut sources);
         self.table.store(Arc::new(table));
         drop(sources);
+        self.metrics.synced(began.elapsed());
         self.generation.send_modify(|g| *g += 1);
     }
 
@@ -309,10 +320,12 @@ impl Proxy {
         if !f(&mut sources) {
             return;
         }
+        let began = tokio::time::Instant::now();
         let (table, listeners_change) =
             table::rebuild_for(&self.node, &mut sources, &self.table.load(), id);
         self.table.store(Arc::new(table));
         drop(sources);
+        self.metrics.synced(began.elapsed());
         if listeners_change {
             self.generation.send_modify(|g| *g += 1);
         }

@@ -1028,6 +1028,17 @@ async fn readiness_reaches_routing_before_the_status_write() {
         when(&e.fake, "route Ready"),
         when(&e.fake, "status Ready=True")
     );
+    // The flip is measured from its probe result (the first NotReady had none); paused
+    // time makes it take no time at all.
+    let metrics = e.shared.metrics.encode_main(&e.shared.directory);
+    assert!(
+        metrics.contains("paddock_readiness_routing_duration_seconds_count 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("paddock_readiness_routing_duration_seconds_bucket{le=\"0.0005\"} 1\n"),
+        "{metrics}"
+    );
     w.send(PodMsg::Removed);
     w.join().await;
     assert_eq!(journal(&e.fake, &["forget"]), ["forget u1"]);

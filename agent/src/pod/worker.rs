@@ -180,6 +180,9 @@ struct Driver {
     /// This sync started a container, which the kubelet's PLEG reports (`ContainerStarted`): a
     /// pod sync follows.
     started: bool,
+    /// When the oldest probe result not yet published arrived: the start of the
+    /// readiness→routing latency the next publish measures.
+    probe_result_at: Option<Instant>,
     /// The API's status of the pod is exactly our last write: its copy was dropped from
     /// `state.pod` (an idle pod's status is otherwise kept twice), `last_status` stands for it.
     api_status_ours: bool,
@@ -268,6 +271,7 @@ async fn run(
         in_pod_sync: false,
         last_pod_sync: None,
         pod_sync_not_before: None,
+        probe_result_at: None,
         started: false,
         api_status_ours: false,
     };
@@ -332,7 +336,10 @@ async fn run(
                 d.pod_sync = true;
                 Box::pin(d.internal(ev)).await;
             }
-            Some(_) = results_rx.recv() => d.pod_sync = true,
+            Some(_) = results_rx.recv() => {
+                d.pod_sync = true;
+                d.probe_result_at.get_or_insert_with(Instant::now);
+            }
             _ = sleep_until(wake) => {
                 let now = Instant::now();
                 let requeued = d.requeue.is_some_and(|r| r <= now);
@@ -353,6 +360,7 @@ async fn run(
         }
         while results_rx.try_recv().is_ok() {
             d.pod_sync = true;
+            d.probe_result_at.get_or_insert_with(Instant::now);
         }
     }
     for (_, w) in d.probes.workers.drain() {

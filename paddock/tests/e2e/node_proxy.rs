@@ -41,6 +41,16 @@ fn node_proxy_reaches_the_agents_health_and_metrics() {
     );
     let main = s.kubectl(&["get", "--raw", &format!("{base}/metrics")]);
     assert!(main.contains("kubelet_running_pods 1"), "{main}");
+    // The readiness flip was timed from its probe result to routing, and the service proxy's
+    // table swaps are timed as kube-proxy times its syncs.
+    for family in [
+        "paddock_readiness_routing_duration_seconds_count 1",
+        "kubeproxy_sync_proxy_rules_duration_seconds_count ",
+        "kubeproxy_sync_proxy_rules_last_timestamp_seconds ",
+        "kubeproxy_network_programming_duration_seconds_count ",
+    ] {
+        assert!(main.contains(family), "{family}: {main}");
+    }
     assert!(
         main.contains(r#"kubelet_running_containers{container_state="running"} 1"#),
         "{main}"
@@ -50,7 +60,8 @@ fn node_proxy_reaches_the_agents_health_and_metrics() {
             r#"prober_probe_total{{probe_type="{kind}",result="successful",container="main",pod="probed",namespace="default""#
         )
     };
-    let probes = s.eventually("two readiness successes counted", || {
+    // The liveness worker starts with its own jitter: wait for its first count too.
+    let probes = s.eventually("two readiness successes and a liveness one counted", || {
         let text = s.kubectl(&["get", "--raw", &format!("{base}/metrics/probes")]);
         let count = text
             .lines()
@@ -58,9 +69,8 @@ fn node_proxy_reaches_the_agents_health_and_metrics() {
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0);
-        (count >= 2).then_some(text)
+        (count >= 2 && text.contains(&line("Liveness"))).then_some(text)
     });
-    assert!(probes.contains(&line("Liveness")), "{probes}");
     assert!(
         probes.contains(r#"prober_probe_duration_seconds_count{probe_type="Readiness",container="main",pod="probed",namespace="default"}"#),
         "{probes}"

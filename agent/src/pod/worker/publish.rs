@@ -90,11 +90,18 @@ impl Driver {
             },
         );
         // The fast path first: routing learns a readiness change before the API does.
+        let result_at = self.probe_result_at.take();
         if let Some(ep) = self
             .pod_endpoint()
             .filter(|_| self.shared.routing.enabled())
         {
-            self.shared.routing.set(&ep, self.route_state(&st));
+            let state = self.route_state(&st);
+            if self.shared.routing.set(&ep, state)
+                && state != RouteState::Draining
+                && let Some(at) = result_at
+            {
+                self.shared.metrics.readiness_routed(at.elapsed());
+            }
         }
         let view = status::probe_view(&self.state, &self.probes, st.phase.as_deref().unwrap_or(""));
         self.view.send_replace(Some(Arc::new(view)));
