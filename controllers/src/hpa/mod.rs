@@ -7,7 +7,8 @@
 //! min/max), the target is rescaled, and the status is written with upstream's conditions
 //! (`AbleToScale`, `ScalingActive`, `ScalingLimited`) and events (`SuccessfulRescale`,
 //! `FailedGetResourceMetric`, `FailedComputeMetricsReplicas`, `FailedGetScale`,
-//! `FailedRescale`).
+//! `FailedRescale`, `AmbiguousSelector`: pods that the targets of two HPAs select are
+//! autoscaled by neither, as upstream's `validateAndParseSelector` refuses them).
 //!
 //! Start at [`run`] and [`Controller::reconcile`].
 
@@ -16,7 +17,7 @@ pub mod replicas;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,6 +96,9 @@ pub struct Controller {
     config: Config,
     recorder: Recorder,
     normalizer: tokio::sync::Mutex<Normalizer>,
+    /// Each HPA's target selector as its last sync read it (upstream's `hpaSelectors`), by
+    /// `namespace/name`: the pods two HPAs would both scale are ambiguous.
+    selectors: tokio::sync::Mutex<HashMap<String, (String, api::selector::LabelSelector)>>,
 }
 
 /// Runs the controller until `shutdown`.
@@ -146,6 +150,7 @@ impl Controller {
         Controller {
             recorder: Recorder::new(cluster.clone(), "horizontal-pod-autoscaler", Style::Legacy),
             normalizer: tokio::sync::Mutex::new(Normalizer::new(config.downscale_stabilization)),
+            selectors: tokio::sync::Mutex::default(),
             cluster,
             config,
         }
@@ -160,11 +165,16 @@ impl Controller {
                 return;
             }
         };
-        let mut seen = Vec::new();
-        for hpa in &list.items {
-            let key = format!("{}/{}", meta_str(hpa, "namespace"), meta_str(hpa, "name"));
-            seen.push(key.clone());
-            if let Err(e) = self.reconcile(&key, hpa).await {
+        let seen: Vec<String> = list
+            .items
+            .iter()
+            .map(|hpa| format!("{}/{}", meta_str(hpa, "namespace"), meta_str(hpa, "name")))
+            .collect();
+        // A deleted HPA's selector goes before the others are checked against it (upstream
+        // drops it on the delete event).
+        self.selectors.lock().await.retain(|k, _| seen.contains(k));
+        for (hpa, key) in list.items.iter().zip(&seen) {
+            if let Err(e) = self.reconcile(key, hpa).await {
                 tracing::info!(hpa = %key, error = %e, "reconciling HorizontalPodAutoscaler");
             }
         }
@@ -258,8 +268,12 @@ impl Controller {
             desired = min;
         } else {
             let specs = spec["metrics"].as_array().cloned().unwrap_or_default();
+            self.selectors
+                .lock()
+                .await
+                .insert(key.to_string(), (ns.clone(), selector.clone()));
             let computed = self
-                .compute(hpa, &ns, &selector, current, &specs, &mut conditions)
+                .compute(hpa, key, &ns, &selector, current, &specs, &mut conditions)
                 .await;
             match computed {
                 Err((statuses, err)) => {
@@ -412,9 +426,11 @@ impl Controller {
 
     /// Upstream `computeReplicasForMetrics`: `Err` (the statuses, the error) when every metric
     /// is invalid, or some are and the rest would scale down.
+    #[allow(clippy::too_many_arguments)]
     async fn compute(
         &self,
         hpa: &Value,
+        key: &str,
         ns: &str,
         selector: &api::selector::LabelSelector,
         current: i32,
@@ -426,15 +442,30 @@ impl Controller {
         let mut metric = String::new();
         let mut invalid = 0;
         let mut first: Option<(String, String)> = None;
-        let pods: Vec<Pod> = match self.cluster.list(pods(), Some(ns)).await {
-            Ok(l) => l
-                .items
-                .iter()
-                .filter(|p| selector.matches_value(p))
-                .filter_map(|p| serde_json::from_value((**p).clone()).ok())
-                .collect(),
+        let listed = match self.cluster.list(pods(), Some(ns)).await {
+            Ok(l) => l.items,
             Err(e) => return Err((Vec::new(), e.message.clone())),
         };
+        let selected: Vec<&Value> = listed
+            .iter()
+            .map(|p| &**p)
+            .filter(|p| selector.matches_value(p))
+            .collect();
+        if let Some(msg) = self.ambiguous(key, ns, selector, &selected).await {
+            self.event(hpa, "Warning", "AmbiguousSelector", &msg).await;
+            set_condition(
+                conditions,
+                "ScalingActive",
+                false,
+                "AmbiguousSelector",
+                &msg,
+            );
+            return Err((Vec::new(), msg));
+        }
+        let pods: Vec<Pod> = selected
+            .into_iter()
+            .filter_map(|p| serde_json::from_value(p.clone()).ok())
+            .collect();
         for (i, spec) in specs.iter().enumerate() {
             match self.compute_metric(spec, ns, current, &pods) {
                 Ok((proposal, name, status)) => {
@@ -483,6 +514,30 @@ impl Controller {
             replicas,
             metric,
             statuses,
+        })
+    }
+
+    /// Upstream `hpasControllingPodsUnderSelector`: the message when the pods `selected` for
+    /// HPA `key` are also selected by another HPA's target.
+    async fn ambiguous(
+        &self,
+        key: &str,
+        ns: &str,
+        selector: &api::selector::LabelSelector,
+        selected: &[&Value],
+    ) -> Option<String> {
+        let selectors = self.selectors.lock().await;
+        let controlling: BTreeSet<&str> = selectors
+            .iter()
+            .filter(|(_, (hpa_ns, s))| hpa_ns == ns && selected.iter().any(|p| s.matches_value(p)))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        (controlling.len() > 1 && controlling.contains(key)).then(|| {
+            let list: Vec<&str> = controlling.into_iter().collect();
+            format!(
+                "pods by selector {selector} are controlled by multiple HPAs: [{}]",
+                list.join(" ")
+            )
         })
     }
 

@@ -216,3 +216,88 @@ async fn behavior_policies_limit_each_period() {
     let (d, ..) = n.normalize_with_behavior("k2", 3, 9, 1, 20, &off);
     assert_eq!(d, 3);
 }
+
+#[derive(Debug)]
+struct NoMetrics;
+
+impl super::MetricsSource for NoMetrics {
+    fn pod_metrics(&self, _: &str, _: &str) -> Option<super::PodMetric> {
+        None
+    }
+}
+
+fn deployment(name: &str, app: &str) -> serde_json::Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": app}},
+            "template": {"metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})
+}
+
+fn hpa(name: &str, target: &str) -> serde_json::Value {
+    json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": 1, "maxReplicas": 5}})
+}
+
+/// Two HPAs whose targets select the same pods: upstream's `AmbiguousSelector`, and neither
+/// scales; a third HPA on other pods is not affected.
+#[tokio::test]
+async fn pods_selected_by_two_hpas_targets_are_ambiguous() {
+    use crate::testutil::*;
+    let registry = registry_with_namespace("default").await;
+    for (d, app) in [("one", "web"), ("two", "web"), ("other", "db")] {
+        create(&registry, "deployments", "default", deployment(d, app)).await;
+    }
+    for (p, app) in [("web-1", "web"), ("db-1", "db")] {
+        create(
+            &registry,
+            "pods",
+            "default",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": p, "labels": {"app": app}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+        )
+        .await;
+    }
+    for (h, d) in [("a", "one"), ("b", "two"), ("c", "other")] {
+        create(&registry, "horizontalpodautoscalers", "default", hpa(h, d)).await;
+    }
+    let c = super::Controller::new(
+        cluster(&registry),
+        super::Config::new(std::sync::Arc::new(NoMetrics)),
+    );
+    // The first pass learns the selectors; the second sees the overlap.
+    c.sync_all().await;
+    c.sync_all().await;
+    let hpas = info("horizontalpodautoscalers");
+    let msg = "pods by selector app=web are controlled by multiple HPAs: [default/a default/b]";
+    for name in ["a", "b"] {
+        let h = registry.get(hpas, "default", name).unwrap();
+        let conds = h["status"]["conditions"].as_array().unwrap();
+        let active = conds.iter().find(|c| c["type"] == "ScalingActive").unwrap();
+        assert_eq!(active["status"], "False", "{h}");
+        assert_eq!(active["reason"], "AmbiguousSelector", "{h}");
+        assert_eq!(active["message"], msg, "{h}");
+    }
+    let h = registry.get(hpas, "default", "c").unwrap();
+    let conds = h["status"]["conditions"].as_array().unwrap();
+    let active = conds.iter().find(|c| c["type"] == "ScalingActive").unwrap();
+    assert_ne!(active["reason"], "AmbiguousSelector", "{h}");
+    let (events, _) = registry
+        .list(info("events"), Some("default"), None, None)
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "AmbiguousSelector" && e["message"] == msg),
+        "{events:?}"
+    );
+    // Once one of them goes, the other is no longer ambiguous.
+    delete(&registry, "horizontalpodautoscalers", "default", "b", None).await;
+    c.sync_all().await;
+    let h = registry.get(hpas, "default", "a").unwrap();
+    let conds = h["status"]["conditions"].as_array().unwrap();
+    let active = conds.iter().find(|c| c["type"] == "ScalingActive").unwrap();
+    assert_ne!(active["reason"], "AmbiguousSelector", "{h}");
+}
