@@ -163,6 +163,14 @@ fn api_resources_and_health_endpoints() {
             "EndpointSlice",
         ),
         ("leases", "", "coordination.k8s.io/v1", "true", "Lease"),
+        // The preferred version of a group served in two.
+        (
+            "horizontalpodautoscalers",
+            "hpa",
+            "autoscaling/v2",
+            "true",
+            "HorizontalPodAutoscaler",
+        ),
         (
             "certificatesigningrequests",
             "csr",
@@ -181,6 +189,10 @@ fn api_resources_and_health_endpoints() {
             .filter(|c| !c.is_empty())
             .collect();
         assert_eq!(cells, expect, "{row}");
+    }
+    let versions = s.kubectl(&["api-versions"]);
+    for gv in ["autoscaling/v1", "autoscaling/v2", "apps/v1", "v1"] {
+        assert!(versions.lines().any(|l| l == gv), "{gv}: {versions}");
     }
     for path in ["/readyz", "/livez", "/healthz"] {
         assert_eq!(s.kubectl(&["get", "--raw", path]), "ok");
