@@ -21,10 +21,16 @@ pub const NODES_GROUP: &str = "system:nodes";
 /// The prefix of node user names.
 pub const NODE_USER_PREFIX: &str = "system:node:";
 /// The namespace of node Leases.
-const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
-/// The node a user is (upstream `NodeIdentifier.NodeIdentity`): `system:node:<name>` in
-/// `system:nodes`.
+/// Upstream `NodeIdentifier.NodeIdentity`: `Some(name)` for a user `system:node:<name>` in
+/// `system:nodes` (`Some("")` when the name part is empty: a node that cannot be identified).
+pub fn node_identity(user: &UserInfo) -> Option<&str> {
+    let name = user.name.strip_prefix(NODE_USER_PREFIX)?;
+    user.groups.iter().any(|g| g == NODES_GROUP).then_some(name)
+}
+
+/// The node a user is: `system:node:<name>` in `system:nodes`, with a name.
 pub fn node_name(user: &UserInfo) -> Option<&str> {
     let name = user.name.strip_prefix(NODE_USER_PREFIX)?;
     (!name.is_empty() && user.groups.iter().any(|g| g == NODES_GROUP)).then_some(name)

@@ -71,7 +71,7 @@ async fn handle_inner(
         "SelfSubjectAccessReview" => {
             let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
             validate_spec(kind, &spec, false)?;
-            access_status(rbac, &user, &spec)
+            access_status(&st.registry, &user, &spec).await
         }
         "SubjectAccessReview" => {
             let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
@@ -106,7 +106,7 @@ async fn handle_inner(
                     })
                     .unwrap_or_default(),
             };
-            access_status(rbac, &subject, &spec)
+            access_status(&st.registry, &subject, &spec).await
         }
         "SelfSubjectRulesReview" => {
             let ns = obj
@@ -238,8 +238,12 @@ pub fn spec_attributes(spec: &Value) -> Attributes {
     }
 }
 
-fn access_status(rbac: &Rbac, user: &UserInfo, spec: &Value) -> Value {
-    let d = rbac.authorize(user, &spec_attributes(spec));
+async fn access_status(
+    registry: &crate::registry::Registry,
+    user: &UserInfo,
+    spec: &Value,
+) -> Value {
+    let d = super::decide(registry, user, &spec_attributes(spec)).await;
     let mut status = json!({"allowed": d.allowed});
     if !d.reason.is_empty() {
         status["reason"] = json!(d.reason);
@@ -248,7 +252,15 @@ fn access_status(rbac: &Rbac, user: &UserInfo, spec: &Value) -> Value {
 }
 
 fn rules_status(rbac: &Rbac, user: &UserInfo, namespace: &str) -> Value {
-    let (rules, errors) = rbac.rules_for(user, namespace);
+    let (rules, mut errors) = rbac.rules_for(user, namespace);
+    // Upstream's union rule resolver: the Node authorizer cannot enumerate a node's rules.
+    let node = super::node_restriction::node_identity(user).is_some();
+    if node {
+        errors.insert(
+            0,
+            "node authorizer does not support user rule resolution".to_string(),
+        );
+    }
     let mut resource_rules = Vec::new();
     let mut non_resource_rules = Vec::new();
     for r in rules {
@@ -270,7 +282,7 @@ fn rules_status(rbac: &Rbac, user: &UserInfo, namespace: &str) -> Value {
     let mut status = json!({
         "resourceRules": resource_rules,
         "nonResourceRules": non_resource_rules,
-        "incomplete": false,
+        "incomplete": node,
     });
     if !errors.is_empty() {
         status["evaluationError"] = json!(super::aggregate_errors(&errors));
