@@ -460,6 +460,7 @@ impl Registry {
         if info.kind == "Service" {
             crate::alloc::allocate(&self.store, info, &mut obj, None)?;
         }
+        crate::authz::node_restriction::admit_object(self, opts.user.as_ref(), info, &obj, None)?;
         strategy::validate_create(info, &obj, opts)?;
         crate::authz::escalation::check(&self.rbac, info, namespace, "", &obj, opts.user.as_ref())?;
         if record {
@@ -683,6 +684,13 @@ impl Registry {
             None
         };
         strategy::prepare_for_update(info, old, &mut new, mode);
+        crate::authz::node_restriction::admit_object(
+            self,
+            opts.user.as_ref(),
+            info,
+            &new,
+            Some(old),
+        )?;
         strategy::validate_update(info, &new, old, mode, opts)?;
         if mode == UpdateMode::Main {
             self.admit_claim_resize(info, &new, old)?;

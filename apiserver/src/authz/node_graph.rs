@@ -159,6 +159,36 @@ fn pod_refs(pod: &Value) -> Vec<Ref> {
     refs
 }
 
+/// What kinds of API objects a pod references (NodeRestriction refuses mirror pods that
+/// reference any).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodReferences {
+    /// Any Secret (upstream `VisitPodSecretNames`).
+    pub secrets: bool,
+    /// Any ConfigMap (upstream `VisitPodConfigmapNames`).
+    pub config_maps: bool,
+    /// A `persistentVolumeClaim` volume.
+    pub claims: bool,
+    /// A projected `clusterTrustBundle` source.
+    pub cluster_trust_bundles: bool,
+}
+
+/// The kinds of objects `pod` references.
+pub fn pod_references(pod: &Value) -> PodReferences {
+    let refs = pod_refs(pod);
+    let has = |k: Vertex| refs.iter().any(|(kind, _, _)| *kind == k);
+    PodReferences {
+        secrets: has(Vertex::Secret),
+        config_maps: has(Vertex::ConfigMap),
+        claims: items(pod, "/spec/volumes")
+            .any(|v| v.get("persistentVolumeClaim").is_some_and(|c| !c.is_null())),
+        cluster_trust_bundles: items(pod, "/spec/volumes").any(|v| {
+            items(v, "/projected/sources")
+                .any(|s| s.get("clusterTrustBundle").is_some_and(|c| !c.is_null()))
+        }),
+    }
+}
+
 /// A PersistentVolume's claim and secret references (upstream `AddPV` and
 /// `VisitPVSecretNames`): a reference without a namespace is in the claim's namespace
 /// (`default` when the PV is not claimed, as upstream does for Azure File).
