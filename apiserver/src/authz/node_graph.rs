@@ -459,6 +459,8 @@ pub struct NodeGraph {
     /// Wakes the populator (a waiter arrived) and the waiters (the graph synced).
     to_populator: tokio::sync::Notify,
     to_waiters: tokio::sync::Notify,
+    /// How many times a resource was listed (each followed resource once at start).
+    lists: AtomicU64,
 }
 
 impl NodeGraph {
@@ -514,6 +516,7 @@ impl NodeGraph {
 
     /// Lists `resource` afresh: its objects replace the graph's, and a new watch follows.
     fn relist(&self, store: &Store, resource: usize) -> Watch {
+        self.lists.fetch_add(1, Ordering::Relaxed);
         let (items, _, watch) = store.list_and_watch(WATCHED[resource], None);
         let mut g = self.graph.write();
         match resource {
@@ -601,6 +604,12 @@ impl NodeGraph {
             EventType::Modified
         };
         self.apply(i, kind, obj);
+    }
+
+    /// How many times a resource was listed (tests: a watch that fell behind lists again).
+    #[cfg(test)]
+    pub fn lists(&self) -> u64 {
+        self.lists.load(Ordering::Relaxed)
     }
 
     /// The graph's entry counts (tests: memory follows the objects).

@@ -525,3 +525,77 @@ async fn legacy_node_grants_are_taken_back_at_start() {
     };
     assert!(!decide(&r, &node_user("a"), &a).await.allowed);
 }
+
+#[tokio::test]
+async fn a_nameless_node_is_refused_and_a_nodes_rules_are_incomplete() {
+    let (r, _stop) = registry().await;
+    let a = attrs(http::Method::GET, "/api/v1/namespaces/ns/secrets/s");
+    assert_eq!(
+        node_authorizer::authorize(r.node_graph(), "system:node:", "", &a),
+        node_authorizer::NodeDecision::NoOpinion {
+            reason: r#"unknown node for user "system:node:""#.into()
+        }
+    );
+    // Upstream's union rule resolver: the Node authorizer cannot list a node's rules.
+    let status = super::review::rules_status(r.rbac(), &node_user("a"), "ns");
+    assert_eq!(status["incomplete"], true);
+    assert_eq!(
+        status["evaluationError"],
+        "node authorizer does not support user rule resolution"
+    );
+    // Not a node: complete.
+    let jane = UserInfo {
+        name: "jane".into(),
+        uid: String::new(),
+        groups: vec!["system:authenticated".into()],
+        extra: Default::default(),
+    };
+    assert_eq!(
+        super::review::rules_status(r.rbac(), &jane, "ns")["incomplete"],
+        false
+    );
+}
+
+/// A graph whose watches keep falling behind (a one-event buffer, writes in bursts on a
+/// single-threaded runtime the populator cannot run on meanwhile) lists again and still
+/// answers exactly what the store holds.
+#[tokio::test]
+async fn a_graph_that_fell_behind_lists_again_and_stays_exact() {
+    let store = store::Store::memory_with(store::StoreConfig {
+        watch_buffer: 1,
+        ..Default::default()
+    });
+    let r = Registry::new(store);
+    crate::bootstrap(&r).await.unwrap();
+    bootstrap::ensure(&r).await.unwrap();
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    r.start_node_graph(rx);
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}});
+    r.create(
+        crate::strategy::namespaces(),
+        "",
+        ns,
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    for i in 0..20 {
+        let node = if i % 2 == 0 { "a" } else { "b" };
+        let volumes =
+            json!({"volumes": [{"name": "v", "secret": {"secretName": format!("s{i}")}}]});
+        create(&r, "pods", "ns", pod("ns", &format!("p{i}"), node, volumes)).await;
+    }
+    use http::Method;
+    // The first check waits for the graph; by then it has listed the pods again.
+    assert_eq!(
+        check(&r, "a", Method::GET, "/api/v1/namespaces/ns/secrets/s0").await,
+        Ok(())
+    );
+    assert!(r.node_graph().lists() > 3, "{}", r.node_graph().lists());
+    for i in 0..20 {
+        let (mine, theirs) = if i % 2 == 0 { ("a", "b") } else { ("b", "a") };
+        let path = format!("/api/v1/namespaces/ns/secrets/s{i}");
+        assert_eq!(check(&r, mine, Method::GET, &path).await, Ok(()), "s{i}");
+        assert!(check(&r, theirs, Method::GET, &path).await.is_err(), "s{i}");
+    }
+}

@@ -315,7 +315,7 @@ async fn access_status(
     status
 }
 
-fn rules_status(rbac: &Rbac, user: &UserInfo, namespace: &str) -> Value {
+pub(super) fn rules_status(rbac: &Rbac, user: &UserInfo, namespace: &str) -> Value {
     let (rules, mut errors) = rbac.rules_for(user, namespace);
     // Upstream's union rule resolver: the Node authorizer cannot enumerate a node's rules.
     let node = super::node_restriction::node_identity(user).is_some();
