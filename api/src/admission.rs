@@ -60,13 +60,20 @@ pub fn admit_create(
         return Ok(());
     }
     let mut pod: Pod = crate::object::typed(obj)?;
+    // ServiceAccount admission leaves mirror pods alone (and refuses them an account).
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
     let spec = pod.spec.get_or_insert_with(Default::default);
     // ServiceAccount admission; the v1 conversion mirrors it into the deprecated field.
-    if spec
-        .service_account_name
-        .as_deref()
-        .unwrap_or("")
-        .is_empty()
+    if !mirror
+        && spec
+            .service_account_name
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
     {
         spec.service_account_name = Some("default".to_string());
     }

@@ -452,6 +452,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     )
     .map_err(ServerError::Kubeconfig)?;
     tokio::spawn(event_ttl::run(registry.clone(), state.shutdown.clone()));
+    // Before the listener serves: the Node authorizer decides from a listed graph.
+    registry.start_node_graph(state.shutdown.clone());
     let task = tokio::spawn(server::serve(
         listener,
         tls_config,

@@ -84,6 +84,8 @@ pub struct Registry {
     service_account_admission: Arc<std::sync::atomic::AtomicBool>,
     /// The RBAC authorizer over this store; role and binding writes mark its index stale.
     rbac: Arc<crate::authz::Rbac>,
+    /// The Node authorizer's graph of pods and what they use ([`crate::authz::node_graph`]).
+    node_graph: Arc<crate::authz::node_graph::NodeGraph>,
 }
 
 impl Registry {
@@ -91,6 +93,7 @@ impl Registry {
     pub fn new(store: Store) -> Registry {
         Registry {
             rbac: Arc::new(crate::authz::Rbac::new(store.clone())),
+            node_graph: Arc::default(),
             store,
             alloc: Arc::new(tokio::sync::Mutex::new(())),
             toleration_seconds: Arc::new([
@@ -133,6 +136,17 @@ impl Registry {
     /// The RBAC authorizer over this registry's roles and bindings.
     pub fn rbac(&self) -> &crate::authz::Rbac {
         &self.rbac
+    }
+
+    /// The Node authorizer's graph (filled once [`Registry::start_node_graph`] ran).
+    pub fn node_graph(&self) -> &crate::authz::node_graph::NodeGraph {
+        &self.node_graph
+    }
+
+    /// Lists pods, PersistentVolumes and Ingresses into the Node authorizer's graph and keeps
+    /// it in step with the store until `shutdown` flips.
+    pub fn start_node_graph(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.node_graph.start(self.store.clone(), shutdown);
     }
 
     /// Marks the authorizer's index stale after a write of `info`'s objects.
@@ -446,6 +460,7 @@ impl Registry {
         if info.kind == "Service" {
             crate::alloc::allocate(&self.store, info, &mut obj, None)?;
         }
+        crate::authz::node_restriction::admit_object(self, opts.user.as_ref(), info, &obj, None)?;
         strategy::validate_create(info, &obj, opts)?;
         crate::authz::escalation::check(&self.rbac, info, namespace, "", &obj, opts.user.as_ref())?;
         if record {
@@ -669,6 +684,13 @@ impl Registry {
             None
         };
         strategy::prepare_for_update(info, old, &mut new, mode);
+        crate::authz::node_restriction::admit_object(
+            self,
+            opts.user.as_ref(),
+            info,
+            &new,
+            Some(old),
+        )?;
         strategy::validate_update(info, &new, old, mode, opts)?;
         if mode == UpdateMode::Main {
             self.admit_claim_resize(info, &new, old)?;

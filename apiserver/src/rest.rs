@@ -353,8 +353,16 @@ async fn handle_target(
                     let Some(issuer) = st.sa_tokens.get() else {
                         return Err(not_found_path());
                     };
+                    let user = req.extensions().get::<UserInfo>().cloned();
                     let (headers, body) = read_body(req).await?;
                     let request = parse_body(&headers, &body)?.0;
+                    crate::authz::node_restriction::admit_token_request(
+                        &st.registry,
+                        user.as_ref(),
+                        ns,
+                        name,
+                        &request,
+                    )?;
                     let out = crate::serviceaccount::token_request::create(
                         &st.registry,
                         issuer,

@@ -1,6 +1,9 @@
-//! Feeds a [`Router`] from the Kubernetes API with kube-rs watchers on Ingresses,
-//! IngressClasses and `kubernetes.io/tls` Secrets (all namespaces), in the style of
-//! [`proxy::feed`] (whose Service and EndpointSlice watches the router rides on as an
+//! Feeds a [`Router`] from the Kubernetes API with kube-rs watchers on Ingresses and
+//! IngressClasses (all namespaces) and on each `kubernetes.io/tls` Secret our Ingresses name
+//! in `spec.tls[].secretName` (one watch per Secret, selected by `metadata.name`, as the
+//! kubelet's watch-based secret manager reads a pod's Secrets: the controller runs with its
+//! node's identity, and the Node authorizer lets a node read exactly those Secrets), in the
+//! style of [`proxy::feed`] (whose Service and EndpointSlice watches the router rides on as an
 //! [`proxy::feed::Observer`]); on a relist, objects that disappeared are removed. It also
 //! writes `status.loadBalancer.ingress` of each of our Ingresses (127.0.0.1 and the Ready
 //! Nodes' addresses: every node serves every Ingress) through the `ingresses/status` subresource,
@@ -8,7 +11,7 @@
 //! (reason [`crate::table::REASON_NO_SERVICE`]) or a TLS Secret is missing or unusable
 //! ([`crate::table::REASON_BAD_TLS`]), once per problem while it lasts.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -28,7 +31,7 @@ use crate::table::{Key, Problem};
 /// The component events are recorded under.
 pub const COMPONENT: &str = "paddock-ingress-controller";
 
-/// Watches Ingresses, IngressClasses and TLS Secrets through `client` and keeps `router` in
+/// Watches Ingresses, IngressClasses and their TLS Secrets through `client` and keeps `router` in
 /// step until `shutdown`; with `status_addresses`, writes them as each of our Ingresses'
 /// `status.loadBalancer.ingress` and records its Warning events (`node` names the reporting
 /// instance).
@@ -59,16 +62,7 @@ pub async fn run_from_api(
             move |_, name| r.remove_class(name)
         },
     );
-    let r = router.clone();
-    let secrets = watch_all::<Secret, _, _>(
-        Api::all(client.clone()),
-        watcher::Config::default().fields("type=kubernetes.io/tls"),
-        move |s| r.update_secret(&s),
-        {
-            let r = router.clone();
-            move |ns, name| r.remove_secret(ns, name)
-        },
-    );
+    let secrets = watch_tls_secrets(client.clone(), router.clone());
     let (nodes_tx, nodes_rx) = tokio::sync::watch::channel(Vec::new());
     let status = async {
         match status_addresses {
@@ -139,6 +133,47 @@ where
                     known = listed.clone();
                 }
             }
+        }
+    }
+}
+
+/// Watches each TLS Secret our Ingresses name, alone (`metadata.name` and type field
+/// selectors), starting a watch when an Ingress names a new one and ending it (and forgetting
+/// the Secret) when none does any more.
+async fn watch_tls_secrets(client: kube::Client, router: Arc<Router>) {
+    let mut generation = router.subscribe();
+    // Dropping the set (when the feed ends) aborts every watch.
+    let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    let mut running: HashMap<Key, tokio::task::AbortHandle> = HashMap::new();
+    loop {
+        let wanted = router.tls_secret_refs();
+        running.retain(|k, handle| {
+            if wanted.contains(k) {
+                return true;
+            }
+            handle.abort();
+            router.remove_secret(&k.0, &k.1);
+            false
+        });
+        for k in wanted {
+            if running.contains_key(&k) {
+                continue;
+            }
+            let api: Api<Secret> = Api::namespaced(client.clone(), &k.0);
+            let config = watcher::Config::default()
+                .fields(&format!("metadata.name={},type=kubernetes.io/tls", k.1));
+            let (apply, delete) = (router.clone(), router.clone());
+            let handle = tasks.spawn(watch_all::<Secret, _, _>(
+                api,
+                config,
+                move |s| apply.update_secret(&s),
+                move |ns, name| delete.remove_secret(ns, name),
+            ));
+            running.insert(k, handle);
+        }
+        while tasks.try_join_next().is_some() {}
+        if generation.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -2,7 +2,8 @@
 //! requests by host and path to the ready endpoints of the Services that the Ingresses of
 //! class `paddock` (controller `paddock.dev/ingress-controller`) name.
 //!
-//! Start at [`Router`]: it is told Ingresses, IngressClasses and TLS Secrets ([`feed`]), the
+//! Start at [`Router`]: it is told Ingresses, IngressClasses and the TLS Secrets they name
+//! ([`feed`]), the
 //! Services and EndpointSlices the L4 proxy's watches see (it is a
 //! [`proxy::feed::Observer`]), and the node agent's faster view of pod readiness
 //! ([`Router::set_pod_ready`]); every change rebuilds the routing [`table::Table`] (host and
@@ -97,6 +98,27 @@ impl Router {
             .ingresses
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
+    }
+
+    /// The TLS Secrets (`spec.tls[].secretName`, in the Ingress's namespace) of our
+    /// Ingresses: the only Secrets the controller reads.
+    pub fn tls_secret_refs(&self) -> std::collections::BTreeSet<table::Key> {
+        let table = self.table();
+        let sources = self.sources.lock();
+        table
+            .ours
+            .iter()
+            .filter_map(|k| sources.ingresses.get(k))
+            .flat_map(|ing| {
+                let ns = ing.metadata.namespace.clone().unwrap_or_default();
+                ing.spec
+                    .iter()
+                    .flat_map(|s| s.tls.iter().flatten())
+                    .filter_map(|t| t.secret_name.clone())
+                    .filter(|n| !n.is_empty())
+                    .map(move |n| (ns.clone(), n))
+            })
+            .collect()
     }
 
     /// Adds or replaces an Ingress.

@@ -490,7 +490,7 @@ pub async fn ensure(registry: &Registry) -> Result<(), ApiError> {
             }
         }
     }
-    Ok(())
+    super::node_policy::retire_legacy(registry).await
 }
 
 #[cfg(test)]

@@ -1,11 +1,16 @@
-//! Authorization: upstream's RBAC authorizer (`plugin/pkg/auth/authorizer/rbac`) behind the
-//! privileged-group short-circuit (`system:masters` may do anything), run as a middleware
+//! Authorization: kube-apiserver's `--authorization-mode=Node,RBAC` behind the
+//! privileged-group short-circuit (`system:masters` may do anything): the Node authorizer
+//! ([`node_authorizer`] over [`node_graph`]) for nodes, then upstream's RBAC authorizer
+//! (`plugin/pkg/auth/authorizer/rbac`), combined as upstream's union authorizer
+//! ([`decide`]: the first that allows wins; the reasons of those without an opinion are
+//! joined with newlines), run as a middleware
 //! after authentication on every request that carries a [`UserInfo`]; impersonation headers
 //! are honoured first, as upstream's impersonation filter does. A refusal is upstream's 403
 //! (`pods is forbidden: User "x" cannot list resource "pods" in API group "" in the namespace
 //! "y"`).
 //!
-//! Start at [`authorize`] (the middleware) and [`Rbac::authorize`] (the decision). The
+//! Start at [`authorize`] (the middleware), [`decide`] (the chain) and [`Rbac::authorize`]
+//! (RBAC's decision). The
 //! request attributes are in [`attrs`], rule matching and coverage in [`rules`], the binding
 //! index in [`index`], the default policy the server reconciles at start in [`bootstrap`],
 //! the escalation checks on role and binding writes in [`escalation`], the access-review APIs
@@ -19,6 +24,8 @@ pub mod bootstrap;
 pub mod escalation;
 pub mod impersonate;
 pub mod index;
+pub mod node_authorizer;
+pub mod node_graph;
 pub mod node_policy;
 pub mod node_restriction;
 pub mod review;
@@ -109,6 +116,54 @@ impl Rbac {
     /// errors met resolving them (upstream `RulesFor`).
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<PolicyRule>, Vec<String>) {
         self.index().rules_for(user, namespace)
+    }
+}
+
+/// The chain `system:masters`, Node, RBAC (upstream's union authorizer): allowed by the
+/// first that allows; otherwise refused with the reasons of each, newline-joined. The Node
+/// authorizer's graph is consulted once it holds every write the store committed before the
+/// request (a pod just bound is not refused for lag, nor one just deleted still honoured).
+pub async fn decide(
+    registry: &crate::registry::Registry,
+    user: &UserInfo,
+    a: &Attributes,
+) -> Decision {
+    if user.groups.iter().any(|g| g == PRIVILEGED_GROUP) {
+        return Decision {
+            allowed: true,
+            reason: String::new(),
+        };
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    if let Some(node) = node_restriction::node_identity(user) {
+        let graph = registry.node_graph();
+        if node_authorizer::uses_graph(a) {
+            graph.sync(registry.store()).await;
+        }
+        match node_authorizer::authorize(graph, &user.name, node, a) {
+            node_authorizer::NodeDecision::Allow => {
+                return Decision {
+                    allowed: true,
+                    reason: String::new(),
+                };
+            }
+            node_authorizer::NodeDecision::NoOpinion { reason, .. } => {
+                if !reason.is_empty() {
+                    reasons.push(reason);
+                }
+            }
+        }
+    }
+    let d = registry.rbac().index().authorize(user, a);
+    if d.allowed {
+        return d;
+    }
+    if !d.reason.is_empty() {
+        reasons.push(d.reason);
+    }
+    Decision {
+        allowed: false,
+        reason: reasons.join("\n"),
     }
 }
 
@@ -218,7 +273,7 @@ pub async fn authorize(State(st): State<Arc<AppState>>, mut req: Request, next: 
     };
     let q = Query::parse(req.uri().query());
     let a = Attributes::from_request(req.method(), &path, &q);
-    let d = rbac.authorize(&user, &a);
+    let d = decide(&st.registry, &user, &a).await;
     if d.allowed {
         // Admission's NodeRestriction, for what the path and stored objects decide.
         if let Some(refused) = node_restriction::admit(&st.registry, &user, &a) {
@@ -232,5 +287,7 @@ pub async fn authorize(State(st): State<Arc<AppState>>, mut req: Request, next: 
     }
 }
 
+#[cfg(test)]
+mod node_tests;
 #[cfg(test)]
 mod tests;

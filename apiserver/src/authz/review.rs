@@ -1,5 +1,6 @@
 //! The access-review APIs: `authorization.k8s.io/v1` SelfSubjectAccessReview (may I?),
-//! SubjectAccessReview (may they?), SelfSubjectRulesReview (what may I do in a namespace?),
+//! SubjectAccessReview (may they?), LocalSubjectAccessReview (may they, in this namespace?
+//! `/apis/authorization.k8s.io/v1/namespaces/<ns>/localsubjectaccessreviews`), SelfSubjectRulesReview (what may I do in a namespace?),
 //! and `authentication.k8s.io/v1` SelfSubjectReview (who am I?) — what `kubectl auth can-i`,
 //! `kubectl auth can-i --list` and `kubectl auth whoami` ask. Nothing is stored: each POST
 //! answers with the review and its status (upstream `pkg/registry/authorization/*` and
@@ -29,6 +30,7 @@ fn kind_of(group: &str, resource: &str) -> Option<&'static str> {
     Some(match (group, resource) {
         ("authorization.k8s.io", "selfsubjectaccessreviews") => "SelfSubjectAccessReview",
         ("authorization.k8s.io", "subjectaccessreviews") => "SubjectAccessReview",
+        ("authorization.k8s.io", "localsubjectaccessreviews") => "LocalSubjectAccessReview",
         ("authorization.k8s.io", "selfsubjectrulesreviews") => "SelfSubjectRulesReview",
         ("authentication.k8s.io", "selfsubjectreviews") => "SelfSubjectReview",
         _ => return None,
@@ -41,12 +43,18 @@ async fn handle_inner(
     rest: &[&str],
     req: Request,
 ) -> Result<Value, ApiError> {
-    let [resource] = rest else {
-        return Err(crate::response::not_found_path());
+    let (resource, path_ns) = match rest {
+        [resource] => (*resource, None),
+        ["namespaces", ns, resource] if !ns.is_empty() => (*resource, Some(*ns)),
+        _ => return Err(crate::response::not_found_path()),
     };
     let Some(kind) = kind_of(group, resource) else {
         return Err(crate::response::not_found_path());
     };
+    // LocalSubjectAccessReview is the one namespaced kind, and only namespaced.
+    if (kind == "LocalSubjectAccessReview") != path_ns.is_some() {
+        return Err(crate::response::not_found_path());
+    }
     if req.method() != Method::POST {
         return Err(ApiError::new(
             405,
@@ -70,12 +78,16 @@ async fn handle_inner(
     let status = match kind {
         "SelfSubjectAccessReview" => {
             let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-            validate_spec(kind, &spec, false)?;
-            access_status(rbac, &user, &spec)
+            validate_spec(kind, &spec, false, Vec::new())?;
+            access_status(&st.registry, &user, &spec).await
         }
-        "SubjectAccessReview" => {
+        "SubjectAccessReview" | "LocalSubjectAccessReview" => {
             let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-            validate_spec(kind, &spec, true)?;
+            let mut extra = Vec::new();
+            if let Some(ns) = path_ns {
+                extra = local_review_errors(&mut obj, ns, &spec)?;
+            }
+            validate_spec(kind, &spec, true, extra)?;
             let subject = UserInfo {
                 name: spec["user"].as_str().unwrap_or_default().to_string(),
                 uid: spec["uid"].as_str().unwrap_or_default().to_string(),
@@ -106,7 +118,7 @@ async fn handle_inner(
                     })
                     .unwrap_or_default(),
             };
-            access_status(rbac, &subject, &spec)
+            access_status(&st.registry, &subject, &spec).await
         }
         "SelfSubjectRulesReview" => {
             let ns = obj
@@ -169,8 +181,59 @@ fn check_type(obj: &Value, api_version: &str, kind: &str) -> Result<(), ApiError
     }
 }
 
-/// Upstream `ValidateSubjectAccessReviewSpec` / `ValidateSelfSubjectAccessReviewSpec`.
-fn validate_spec(kind: &str, spec: &Value, subject: bool) -> Result<(), ApiError> {
+/// A LocalSubjectAccessReview's namespace (the request's, into `metadata.namespace` when the
+/// body has none; a different one is upstream's 400) and upstream
+/// `ValidateLocalSubjectAccessReview`'s own errors: the attributes' namespace must be it, and
+/// non-resource attributes are refused.
+fn local_review_errors(
+    obj: &mut Value,
+    ns: &str,
+    spec: &Value,
+) -> Result<Vec<FieldError>, ApiError> {
+    let have = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if have.is_empty() {
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        obj["metadata"]["namespace"] = json!(ns);
+    } else if have != ns {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    let mut errs = Vec::new();
+    if let Some(r) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
+        let given = r["namespace"].as_str().unwrap_or_default();
+        if given != ns {
+            errs.push(FieldError::invalid(
+                "spec.resourceAttributes.namespace",
+                given,
+                "must match metadata.namespace",
+            ));
+        }
+    }
+    if let Some(n) = spec.get("nonResourceAttributes").filter(|v| !v.is_null()) {
+        errs.push(FieldError::invalid(
+            "spec.nonResourceAttributes",
+            n.clone(),
+            "disallowed on this kind of request",
+        ));
+    }
+    Ok(errs)
+}
+
+/// Upstream `ValidateSubjectAccessReviewSpec` / `ValidateSelfSubjectAccessReviewSpec`, then
+/// the kind's `extra` errors.
+fn validate_spec(
+    kind: &str,
+    spec: &Value,
+    subject: bool,
+    extra: Vec<FieldError>,
+) -> Result<(), ApiError> {
     let res = spec.get("resourceAttributes").filter(|v| !v.is_null());
     let non = spec.get("nonResourceAttributes").filter(|v| !v.is_null());
     let mut errs = Vec::new();
@@ -197,6 +260,7 @@ fn validate_spec(kind: &str, spec: &Value, subject: bool) -> Result<(), ApiError
             "at least one of user or group must be specified",
         ));
     }
+    errs.extend(extra);
     if errs.is_empty() {
         Ok(())
     } else {
@@ -238,8 +302,12 @@ pub fn spec_attributes(spec: &Value) -> Attributes {
     }
 }
 
-fn access_status(rbac: &Rbac, user: &UserInfo, spec: &Value) -> Value {
-    let d = rbac.authorize(user, &spec_attributes(spec));
+async fn access_status(
+    registry: &crate::registry::Registry,
+    user: &UserInfo,
+    spec: &Value,
+) -> Value {
+    let d = super::decide(registry, user, &spec_attributes(spec)).await;
     let mut status = json!({"allowed": d.allowed});
     if !d.reason.is_empty() {
         status["reason"] = json!(d.reason);
@@ -247,8 +315,16 @@ fn access_status(rbac: &Rbac, user: &UserInfo, spec: &Value) -> Value {
     status
 }
 
-fn rules_status(rbac: &Rbac, user: &UserInfo, namespace: &str) -> Value {
-    let (rules, errors) = rbac.rules_for(user, namespace);
+pub(super) fn rules_status(rbac: &Rbac, user: &UserInfo, namespace: &str) -> Value {
+    let (rules, mut errors) = rbac.rules_for(user, namespace);
+    // Upstream's union rule resolver: the Node authorizer cannot enumerate a node's rules.
+    let node = super::node_restriction::node_identity(user).is_some();
+    if node {
+        errors.insert(
+            0,
+            "node authorizer does not support user rule resolution".to_string(),
+        );
+    }
     let mut resource_rules = Vec::new();
     let mut non_resource_rules = Vec::new();
     for r in rules {
@@ -270,7 +346,7 @@ fn rules_status(rbac: &Rbac, user: &UserInfo, namespace: &str) -> Value {
     let mut status = json!({
         "resourceRules": resource_rules,
         "nonResourceRules": non_resource_rules,
-        "incomplete": false,
+        "incomplete": node,
     });
     if !errors.is_empty() {
         status["evaluationError"] = json!(super::aggregate_errors(&errors));

@@ -659,3 +659,99 @@ async fn only_those_allowed_may_impersonate() {
         500
     );
 }
+
+#[tokio::test]
+async fn local_subject_access_reviews_ask_in_their_namespace() {
+    let r = registry().await;
+    create(
+        &r,
+        "roles",
+        "x",
+        role(
+            "pod-reader",
+            json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]),
+        ),
+    )
+    .await;
+    create(
+        &r,
+        "rolebindings",
+        "x",
+        binding(
+            "RoleBinding",
+            "jane-reads",
+            "Role",
+            "pod-reader",
+            json!([{"kind": "User", "name": "jane"}]),
+        ),
+    )
+    .await;
+    let (router, _state, _stop) = crate::app(r.clone(), TOKEN, "127.0.0.1:6443");
+    let lsar = |ns: &str, extra: serde_json::Value| {
+        let mut v = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+            "spec": {"user": "jane", "resourceAttributes": {"verb": "list", "resource": "pods", "namespace": ns}}});
+        if let Some(o) = extra.as_object() {
+            for (k, val) in o {
+                v[k] = val.clone();
+            }
+        }
+        v
+    };
+    let path = "/apis/authorization.k8s.io/v1/namespaces/x/localsubjectaccessreviews";
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        path,
+        Some(lsar("x", json!({}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["metadata"]["namespace"], "x");
+    assert_eq!(body["status"]["allowed"], true);
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        path,
+        Some(lsar("y", json!({}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        body["message"],
+        "LocalSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes.namespace: Invalid value: \"y\": must match metadata.namespace"
+    );
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        path,
+        Some(lsar("x", json!({"metadata": {"namespace": "z"}}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["message"],
+        "the namespace of the provided object does not match the namespace sent on the request"
+    );
+    // Only namespaced; and the other reviews only at the cluster scope.
+    let (code, _) = call(
+        &router,
+        http::Method::POST,
+        "/apis/authorization.k8s.io/v1/localsubjectaccessreviews",
+        Some(lsar("x", json!({}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, _) = call(
+        &router,
+        http::Method::POST,
+        "/apis/authorization.k8s.io/v1/namespaces/x/subjectaccessreviews",
+        Some(lsar("x", json!({}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 404);
+}

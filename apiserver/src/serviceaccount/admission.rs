@@ -40,6 +40,34 @@ pub fn token_volume_source() -> Value {
     })
 }
 
+/// Upstream's `Validate` of a mirror pod (left unmodified): it may reference no service
+/// account, no Secret and no ServiceAccountToken projection.
+fn mirror_pod(obj: &Value) -> Result<(), ApiError> {
+    let refuse = |msg: &str| Err(ApiError::forbidden(info("pods"), &resource_name(obj), msg));
+    if obj
+        .pointer("/spec/serviceAccountName")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty())
+    {
+        return refuse("a mirror pod may not reference service accounts");
+    }
+    if crate::authz::node_graph::pod_references(obj).secrets {
+        return refuse("a mirror pod may not reference secrets");
+    }
+    let projects_token = obj
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.pointer("/projected/sources").and_then(Value::as_array))
+        .flatten()
+        .any(|s| s.get("serviceAccountToken").is_some_and(|t| !t.is_null()));
+    if projects_token {
+        return refuse("a mirror pod may not use ServiceAccountToken volume projections");
+    }
+    Ok(())
+}
+
 /// Admits the pod `obj` being created in `ns`.
 pub async fn admit(registry: &Registry, ns: &str, obj: &mut Value) -> Result<(), ApiError> {
     if obj
@@ -47,7 +75,7 @@ pub async fn admit(registry: &Registry, ns: &str, obj: &mut Value) -> Result<(),
         .and_then(Value::as_object)
         .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION))
     {
-        return Ok(());
+        return mirror_pod(obj);
     }
     if !obj.get("spec").is_some_and(Value::is_object) {
         // Validation reports the missing spec.

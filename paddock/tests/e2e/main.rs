@@ -24,6 +24,7 @@ mod kubectl_apply;
 mod kubectl_get;
 mod kubectl_misc;
 mod logs;
+mod node_authz;
 mod node_failure;
 mod node_network;
 mod node_proxy;
