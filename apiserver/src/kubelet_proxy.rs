@@ -34,9 +34,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the TLS handshake with an agent may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The read buffer under the TLS connection to an agent.
-const AGENT_READ_BUFFER: usize = 64 * 1024;
-
 /// Query parameters the agent reads as booleans (normalized from Go spellings).
 const BOOL_PARAMS: [&str; 7] = [
     "follow",
@@ -357,9 +354,6 @@ impl KubeletProxy {
             })?;
         // Interactive streams (exec, attach, port-forward) must not wait out Nagle's delay.
         let _ = tcp.set_nodelay(true);
-        // rustls reads at most 4 KiB of records per call: a buffer below it turns a
-        // port-forward download's many small reads into one system call per 64 KiB.
-        let tcp = tokio::io::BufReader::with_capacity(AGENT_READ_BUFFER, tcp);
         let tls = tokio_rustls::TlsConnector::from(tls.clone());
         let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(server_name, tcp))
             .await
