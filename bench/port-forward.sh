@@ -14,6 +14,24 @@
 # prints numbers.
 #
 #   bench/port-forward.sh [SIZE_MIB]      (default 256)
+#
+# Measured (256 MiB; `CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+# cargo build --release -p paddock`; a 2-core VM shared with other builds, so ±15% run to
+# run; before and after alternated in the same minutes):
+# - machine busy (load 3-5): direct 910-1180 MiB/s; before cff0290 websocket 241-279 MiB/s
+#   (0.23-0.26x), spdy 258-345 (0.23-0.32x); from cff0290 websocket 288-320 (0.28-0.35x),
+#   spdy 299-346 (0.29-0.36x);
+# - machine idle, from cff0290 only: direct 1400-2500 MiB/s, port-forward 335-375 MiB/s over
+#   either transport (0.13-0.26x).
+# Where the CPU goes (per 768 MiB, /proc/PID/stat): paddock 1.67 s (was 2.32 s), kubectl
+# 1.51 s (was 1.83 s), the pod's python 0.2 s. paddock's profile: ~50% kernel (three loopback
+# TCP hops: pod -> agent, agent -> API server, API server -> kubectl), ~22% AES-GCM (the
+# agent encrypts, the API server decrypts and encrypts again), ~10% memcpy inside tungstenite
+# and rustls. kubectl + paddock + python alone need ~3.4 CPU-s per 768 MiB, at least 1.7 s on
+# two cores, while the direct copy takes 0.3-0.8 s: 0.5x is out of reach on this machine
+# until the API server -> agent TLS hop over loopback (both in one process with `paddock up`)
+# goes; kubectl itself spends ~2 ms of CPU per MiB on top.
+
 set -euo pipefail
 SIZE=${1:-256}
 cd "$(dirname "$0")/.."

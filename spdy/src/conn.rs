@@ -5,17 +5,24 @@
 //! flow control (spdystream does none): the bounded per-stream queues push back instead, by
 //! pausing the whole connection's reader while a stream's consumer is behind.
 //!
+//! Outgoing frames go through a [`Transport`]: a byte stream ([`serve`]), or a message
+//! transport such as a WebSocket's binary messages ([`serve_transport`]), which then carries
+//! each frame as it is, without an intermediate pipe. Data the caller already read into a
+//! buffer with [`HEADROOM`] in front ([`StreamWriter::write_framed`]) becomes a frame without
+//! being copied.
+//!
 //! Start at [`serve`].
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 
 use crate::Error;
-use crate::frame::{self, FLAG_FIN, Frame, status};
+use crate::frame::{self, DATA_HEADER, FLAG_FIN, Frame, MAX_LENGTH, status};
 use crate::headers::{self, Codec, Headers};
 
 /// Limits of one connection.
@@ -40,20 +47,57 @@ impl Default for Config {
     }
 }
 
-/// Data frames sent are at most this long.
+/// Data frames [`StreamWriter::write`] sends are at most this long.
 const CHUNK: usize = 64 * 1024;
 /// Received data chunks queued per stream before the connection's reader waits.
 const STREAM_QUEUE: usize = 16;
 /// Frames queued for the writer.
 const OUT_QUEUE: usize = 64;
+/// Small frames on a byte stream are gathered in a buffer this large before they are written;
+/// larger ones are written straight from their own buffer.
+const SMALL_WRITES: usize = 8 * 1024;
+
+/// The bytes a buffer given to [`StreamWriter::write_framed`] keeps in front of its payload:
+/// the data frame's header is written there.
+pub const HEADROOM: usize = DATA_HEADER;
 
 #[derive(Debug)]
 enum Out {
     Reply(u32),
-    Data(u32, Bytes, bool),
+    /// A whole data frame, header included.
+    Data(Bytes),
     Rst(u32, u32),
     Ping(u32),
     GoAway(u32),
+}
+
+/// Where a connection's outgoing frames go. Each call to [`Transport::send`] carries one whole
+/// frame; [`Transport::flush`] follows once no more frames are queued.
+pub trait Transport: Send + 'static {
+    /// Queues or writes one frame.
+    fn send(&mut self, frame: Bytes) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Writes out whatever [`Transport::send`] queued.
+    fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Ends the transport after the last frame (GOAWAY) went out.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// A byte stream as a [`Transport`]: small frames are gathered, large ones written as they
+/// are.
+struct ByteStream<W: AsyncWrite>(BufWriter<W>);
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Transport for ByteStream<W> {
+    async fn send(&mut self, frame: Bytes) -> std::io::Result<()> {
+        self.0.write_all(&frame).await
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().await
+    }
+
+    async fn close(&mut self) {
+        let _ = self.0.shutdown().await;
+    }
 }
 
 /// A stream the peer opened (and the server accepted).
@@ -106,18 +150,44 @@ pub struct StreamWriter {
 }
 
 impl StreamWriter {
-    /// Sends `data` (split into frames of at most 64 KiB).
+    /// Sends `data` (copied into frames of at most 64 KiB).
     pub async fn write(&self, mut data: Bytes) -> Result<(), Error> {
         while !data.is_empty() {
             let chunk = data.split_to(data.len().min(CHUNK));
-            self.send(Out::Data(self.id, chunk, false)).await?;
+            let mut f = BytesMut::with_capacity(DATA_HEADER + chunk.len());
+            f.put_slice(&frame::data_header(self.id, 0, chunk.len()));
+            f.put_slice(&chunk);
+            self.send(Out::Data(f.freeze())).await?;
         }
         Ok(())
     }
 
+    /// Sends the payload of `buf` — everything after its first [`HEADROOM`] bytes, which are
+    /// overwritten with the frame header — as one data frame, without copying it. A buffer
+    /// without payload sends nothing; one shorter than [`HEADROOM`] or with more than
+    /// [`MAX_LENGTH`] bytes of payload is refused.
+    pub async fn write_framed(&self, mut buf: BytesMut) -> Result<(), Error> {
+        let Some(len) = buf.len().checked_sub(HEADROOM) else {
+            return Err(Error::Protocol(format!(
+                "a framed buffer needs {HEADROOM} bytes of headroom"
+            )));
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        if len > MAX_LENGTH {
+            return Err(Error::Protocol(format!(
+                "a data frame of {len} bytes exceeds the limit of {MAX_LENGTH}"
+            )));
+        }
+        buf[..HEADROOM].copy_from_slice(&frame::data_header(self.id, 0, len));
+        self.send(Out::Data(buf.freeze())).await
+    }
+
     /// Ends this side of the stream (an empty data frame with FIN).
     pub async fn close(&self) -> Result<(), Error> {
-        self.send(Out::Data(self.id, Bytes::new(), true)).await
+        let f = Bytes::copy_from_slice(&frame::data_header(self.id, FLAG_FIN, 0));
+        self.send(Out::Data(f)).await
     }
 
     /// Abandons the stream (RST_STREAM CANCEL).
@@ -147,8 +217,26 @@ where
     F: Fn(&Headers) -> Result<(), String>,
 {
     let (r, w) = tokio::io::split(io);
+    let out = ByteStream(BufWriter::with_capacity(SMALL_WRITES, w));
+    serve_transport(r, out, cfg, accept, streams).await
+}
+
+/// [`serve`] with the connection's bytes read from `r` and its frames sent through `out`
+/// (a WebSocket carrying the connection in binary messages sends each frame as a message).
+pub async fn serve_transport<R, T, F>(
+    r: R,
+    out: T,
+    cfg: Config,
+    accept: F,
+    streams: mpsc::Sender<Stream>,
+) -> Result<(), Error>
+where
+    R: AsyncRead + Unpin,
+    T: Transport,
+    F: Fn(&Headers) -> Result<(), String>,
+{
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
-    let writer = tokio::spawn(write_loop(w, out_rx));
+    let writer = tokio::spawn(write_loop(out, out_rx));
     let mut last_id = 0u32;
     let result = read_loop(r, &cfg, &accept, &streams, &out_tx, &mut last_id).await;
     // Let what is queued go out, then stop the writer: its channel closes once the last
@@ -265,53 +353,63 @@ async fn send(out: &mpsc::Sender<Out>, o: Out) -> Result<(), Error> {
     out.send(o).await.map_err(|_| Error::Closed)
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Out>) {
+async fn write_loop<T: Transport>(mut out: T, mut rx: mpsc::Receiver<Out>) {
     let Ok(mut codec) = Codec::new() else {
         return;
     };
-    let mut buf = BytesMut::new();
+    let mut control = BytesMut::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         let mut stop = false;
-        // Batch what is already queued into one write.
+        // Send what is already queued, then flush once.
         while let Some(o) = next.take() {
             let frame = match o {
+                Out::Data(f) => f,
                 Out::Reply(stream) => match codec.encode(&[]) {
-                    Ok(block) => Frame::SynReply {
-                        stream,
-                        flags: 0,
-                        block,
-                    },
+                    Ok(block) => encode(
+                        &mut control,
+                        &Frame::SynReply {
+                            stream,
+                            flags: 0,
+                            block,
+                        },
+                    ),
                     Err(_) => return,
                 },
-                Out::Data(stream, data, fin) => Frame::Data {
-                    stream,
-                    flags: if fin { FLAG_FIN } else { 0 },
-                    data,
-                },
-                Out::Rst(stream, status) => Frame::RstStream { stream, status },
-                Out::Ping(id) => Frame::Ping(id),
+                Out::Rst(stream, status) => {
+                    encode(&mut control, &Frame::RstStream { stream, status })
+                }
+                Out::Ping(id) => encode(&mut control, &Frame::Ping(id)),
                 Out::GoAway(last_stream) => {
                     stop = true;
-                    Frame::GoAway {
-                        last_stream,
-                        status: 0,
-                    }
+                    encode(
+                        &mut control,
+                        &Frame::GoAway {
+                            last_stream,
+                            status: 0,
+                        },
+                    )
                 }
             };
-            frame::write(&frame, &mut buf);
-            if stop || buf.len() >= CHUNK {
+            if out.send(frame).await.is_err() {
+                return;
+            }
+            if stop {
                 break;
             }
             next = rx.try_recv().ok();
         }
-        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
+        if out.flush().await.is_err() {
             return;
         }
-        buf.clear();
         if stop {
-            let _ = w.shutdown().await;
+            out.close().await;
             return;
         }
     }
+}
+
+fn encode(buf: &mut BytesMut, f: &Frame) -> Bytes {
+    frame::write(f, buf);
+    buf.split().freeze()
 }

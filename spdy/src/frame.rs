@@ -27,6 +27,19 @@ pub(crate) mod kind {
     pub(crate) const WINDOW_UPDATE: u16 = 9;
 }
 
+/// The length of a data frame's header (stream id, flags, length), which comes before its
+/// payload.
+pub const DATA_HEADER: usize = 8;
+
+/// The header of a data frame on `stream` with `flags` and a payload of `len` bytes (at most
+/// [`MAX_LENGTH`]).
+pub fn data_header(stream: u32, flags: u8, len: usize) -> [u8; DATA_HEADER] {
+    let mut h = [0u8; DATA_HEADER];
+    h[..4].copy_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    h[4..].copy_from_slice(&((u32::from(flags) << 24) | (len as u32 & 0x00ff_ffff)).to_be_bytes());
+    h
+}
+
 /// The FIN flag (data frames, SYN_STREAM, SYN_REPLY, HEADERS).
 pub const FLAG_FIN: u8 = 0x01;
 
@@ -269,8 +282,7 @@ pub fn write(frame: &Frame, out: &mut BytesMut) {
             flags,
             data,
         } => {
-            out.put_u32(*stream & 0x7fff_ffff);
-            out.put_u32((u32::from(*flags) << 24) | (data.len() as u32 & 0x00ff_ffff));
+            out.put_slice(&data_header(*stream, *flags, data.len()));
             out.put_slice(data);
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! - [`frame`]: the frame layout, reading and writing;
 //! - [`headers`]: header blocks and their dictionary-primed zlib compression;
-//! - [`conn`]: a connection — start at [`serve`], which hands out accepted [`Stream`]s.
+//! - [`conn`]: a connection — start at [`serve`] (or [`serve_transport`] for a message
+//!   transport), which hands out accepted [`Stream`]s.
 //!
 //! Only what the Kubernetes client (moby/spdystream) uses is implemented: no server push,
 //! no flow control (spdystream sends and ignores WINDOW_UPDATE), no priorities.
@@ -14,7 +15,7 @@ pub mod conn;
 pub mod frame;
 pub mod headers;
 
-pub use conn::{Config, Stream, StreamWriter, serve};
+pub use conn::{Config, HEADROOM, Stream, StreamWriter, Transport, serve, serve_transport};
 pub use headers::Headers;
 
 /// Why a connection or a stream operation failed.

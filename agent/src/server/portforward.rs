@@ -22,10 +22,10 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::{ServerState, bad_request, status_error};
@@ -107,7 +107,14 @@ pub(crate) async fn handler(
         let on = hyper::upgrade::on(req);
         tokio::spawn(async move {
             match on.await {
-                Ok(io) => session(TokioIo::new(io), target).await,
+                Ok(io) => {
+                    let io = TokioIo::new(io);
+                    session(
+                        move |cfg, streams| spdy::serve(io, cfg, check_headers, streams),
+                        target,
+                    )
+                    .await
+                }
                 Err(e) => tracing::debug!(error = %e, "port-forward upgrade failed"),
             }
         });
@@ -142,17 +149,23 @@ impl Target {
     }
 }
 
+/// Bytes read from the pod at once: one data frame (or channel message) each.
+pub(crate) const RELAY_READ: usize = 64 * 1024;
+
 /// Relays one forwarded connection: what the client sends goes to the pod until the client
 /// ends its side (then the pod's socket is shut down for writing and its answer still flows);
 /// what the pod sends goes to the client (`send` says whether it could) until the pod ends
-/// its side.
+/// its side. Each buffer given to `send` starts with `headroom` bytes of room for the
+/// transport's own header, then up to [`RELAY_READ`] bytes read from the pod, so the transport
+/// frames them without copying.
 pub(crate) async fn relay<T, F, Fut>(
     conn: tokio::net::TcpStream,
     mut from_client: mpsc::Receiver<T>,
+    headroom: usize,
     mut send: F,
 ) where
     T: AsRef<[u8]>,
-    F: FnMut(Bytes) -> Fut,
+    F: FnMut(BytesMut) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let (mut r, mut w) = conn.into_split();
@@ -165,12 +178,15 @@ pub(crate) async fn relay<T, F, Fut>(
         let _ = w.shutdown().await;
     };
     let from_pod = async {
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            match r.read(&mut buf).await {
+            let mut buf = BytesMut::with_capacity(headroom + RELAY_READ);
+            buf.put_bytes(0, headroom);
+            // `read_buf` fills at most the spare capacity: the buffer never grows.
+            let mut limited = (&mut buf).limit(RELAY_READ);
+            match r.read_buf(&mut limited).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if !send(Bytes::copy_from_slice(&buf[..n])).await {
+                Ok(_) => {
+                    if !send(buf).await {
                         break;
                     }
                 }
@@ -184,47 +200,86 @@ pub(crate) async fn relay<T, F, Fut>(
     }
 }
 
-/// Carries the SPDY connection inside the WebSocket's binary messages.
-async fn tunnel(socket: WebSocket, target: Target) {
-    let (near, far) = tokio::io::duplex(64 * 1024);
-    let (mut sink, mut source) = socket.split();
-    let (mut far_r, mut far_w) = tokio::io::split(far);
-    let inbound = tokio::spawn(async move {
-        while let Some(Ok(m)) = source.next().await {
-            match m {
-                Message::Binary(b) if far_w.write_all(&b).await.is_err() => break,
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-        let _ = far_w.shutdown().await;
-    });
-    let outbound = tokio::spawn(async move {
-        let mut buf = vec![0u8; 64 * 1024];
+/// The client's side of a SPDY connection tunnelled in a WebSocket: the binary messages'
+/// payloads, read as one byte stream (other messages are skipped; a close or an error ends
+/// it).
+struct WsReader {
+    source: futures::stream::SplitStream<WebSocket>,
+    chunk: Bytes,
+    done: bool,
+}
+
+impl AsyncRead for WsReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
         loop {
-            match far_r.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if sink
-                        .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
+            if !self.chunk.is_empty() {
+                let n = self.chunk.len().min(out.remaining());
+                let part = self.chunk.split_to(n);
+                out.put_slice(&part);
+                return Poll::Ready(Ok(()));
+            }
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            match futures::ready!(self.source.poll_next_unpin(cx)) {
+                Some(Ok(Message::Binary(b))) => self.chunk = b,
+                Some(Ok(Message::Close(_))) | None => self.done = true,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Err(std::io::Error::other(e)));
                 }
             }
         }
-        let _ = sink
-            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                code: axum::extract::ws::close_code::NORMAL,
-                reason: "".into(),
-            })))
-            .await;
-    });
-    session(near, target).await;
-    let _ = tokio::time::timeout(super::CLOSE_GRACE, outbound).await;
-    inbound.abort();
+    }
+}
+
+/// The server's side of a tunnelled SPDY connection: each frame is one binary message,
+/// flushed when the connection has nothing more queued; a normal close at the end.
+struct WsTransport(futures::stream::SplitSink<WebSocket, Message>);
+
+impl spdy::Transport for WsTransport {
+    async fn send(&mut self, frame: Bytes) -> std::io::Result<()> {
+        self.0
+            .feed(Message::Binary(frame))
+            .await
+            .map_err(std::io::Error::other)
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().await.map_err(std::io::Error::other)
+    }
+
+    async fn close(&mut self) {
+        let close = Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: axum::extract::ws::close_code::NORMAL,
+            reason: "".into(),
+        }));
+        let _ = tokio::time::timeout(super::CLOSE_GRACE, self.0.send(close)).await;
+    }
+}
+
+/// Carries the SPDY connection inside the WebSocket's binary messages: frames go out as
+/// messages of their own, the client's messages are read as the connection's bytes.
+async fn tunnel(socket: WebSocket, target: Target) {
+    let (sink, source) = socket.split();
+    let reader = WsReader {
+        source,
+        chunk: Bytes::new(),
+        done: false,
+    };
+    session(
+        move |cfg, streams| {
+            spdy::serve_transport(reader, WsTransport(sink), cfg, check_headers, streams)
+        },
+        target,
+    )
+    .await;
 }
 
 /// What the kubelet checks before it accepts a stream (`httpStreamReceived`).
@@ -265,13 +320,15 @@ struct Pair {
     since: Option<tokio::time::Instant>,
 }
 
-/// Serves one SPDY connection: pairs the streams and forwards each complete pair.
-async fn session<IO>(io: IO, target: Target)
+/// Serves one SPDY connection (`serve` runs it, handing out its streams): pairs the streams
+/// and forwards each complete pair.
+async fn session<S, Fut>(serve: S, target: Target)
 where
-    IO: AsyncRead + AsyncWrite + Send + 'static,
+    S: FnOnce(spdy::Config, mpsc::Sender<spdy::Stream>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), spdy::Error>> + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel::<spdy::Stream>(16);
-    let conn = tokio::spawn(spdy::serve(io, spdy::Config::default(), check_headers, tx));
+    let conn = tokio::spawn(serve(spdy::Config::default(), tx));
     let mut pairs: HashMap<String, Pair> = HashMap::new();
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     // The forwarded connections: they end with the SPDY connection, even when the pod's end
@@ -360,9 +417,9 @@ async fn forward(error: spdy::Stream, data: spdy::Stream, target: Target) {
             let _ = err_w.write(Bytes::from(msg)).await;
         }
         Ok(conn) => {
-            relay(conn, data_rx, |b| {
+            relay(conn, data_rx, spdy::HEADROOM, |b| {
                 let w = data_w.clone();
-                async move { w.write(b).await.is_ok() }
+                async move { w.write_framed(b).await.is_ok() }
             })
             .await;
         }
@@ -380,6 +437,58 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    /// A pod end on loopback: reads the request until EOF, answers `answer` and closes
+    /// (or stays open when `hold`); returns the request.
+    async fn pod(answer: Vec<u8>, hold: bool) -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(&answer).await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            if hold {
+                std::future::pending::<()>().await;
+            }
+            got
+        });
+        (port, t)
+    }
+
+    #[tokio::test]
+    async fn relay_hands_out_the_pods_bytes_behind_the_transports_headroom() {
+        let answer: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let (port, pod) = pod(answer.clone(), false).await;
+        let conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
+        tx.send(b"request".to_vec()).await.unwrap();
+        drop(tx);
+        let mut got = Vec::new();
+        relay(conn, rx, 3, |b| {
+            assert!(b.len() > 3 && b.len() <= 3 + RELAY_READ, "{}", b.len());
+            assert_eq!(b[..3], [0, 0, 0]);
+            got.extend_from_slice(&b[3..]);
+            std::future::ready(true)
+        })
+        .await;
+        assert_eq!(got, answer);
+        assert_eq!(pod.await.unwrap(), b"request");
+    }
+
+    #[tokio::test]
+    async fn relay_ends_when_the_client_side_cannot_take_more() {
+        // The pod keeps its socket open: the relay still ends once sending fails.
+        let (port, _pod) = pod(vec![1; 1000], true).await;
+        let conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
+        drop(tx);
+        relay(conn, rx, spdy::HEADROOM, |_| std::future::ready(false)).await;
     }
 
     #[test]

@@ -106,7 +106,7 @@ fn decode(base64: bool, m: Message) -> Option<(u8, Vec<u8>)> {
 
 async fn serve(socket: WebSocket, ports: Vec<u16>, base64: bool, target: Target) {
     let (mut sink, mut source) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<(u8, Vec<u8>)>(64);
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(64);
     // Every channel starts with its port.
     for (i, port) in ports.iter().enumerate() {
         let le = port.to_le_bytes();
@@ -126,6 +126,7 @@ async fn serve(socket: WebSocket, ports: Vec<u16>, base64: bool, target: Target)
             port,
             rx,
             out_tx.clone(),
+            base64,
             target.clone(),
         )));
     }
@@ -150,15 +151,15 @@ async fn serve(socket: WebSocket, ports: Vec<u16>, base64: bool, target: Target)
                     }
                 }
             },
-            Some((ch, data)) = out_rx.recv() => {
-                if sink.send(message(base64, ch, &data)).await.is_err() {
+            Some(m) = out_rx.recv() => {
+                if sink.send(m).await.is_err() {
                     break;
                 }
             }
             _ = &mut all_done => {
                 // Drain what the forwards left, then close.
-                while let Ok((ch, data)) = out_rx.try_recv() {
-                    let _ = sink.send(message(base64, ch, &data)).await;
+                while let Ok(m) = out_rx.try_recv() {
+                    let _ = sink.send(m).await;
                 }
                 let _ = sink.send(super::exec::normal_close()).await;
                 return;
@@ -177,19 +178,27 @@ async fn forward(
     i: u8,
     port: u16,
     from_client: mpsc::Receiver<Vec<u8>>,
-    out: mpsc::Sender<(u8, Vec<u8>)>,
+    out: mpsc::Sender<Message>,
+    base64: bool,
     target: Target,
 ) {
     let (data_ch, error_ch) = (2 * i, 2 * i + 1);
     match target.runtime.port_forward(&target.uid, port).await {
         Err(e) => {
             let msg = target.error_message(port, &e);
-            let _ = out.send((error_ch, msg.into_bytes())).await;
+            let _ = out.send(message(base64, error_ch, msg.as_bytes())).await;
         }
         Ok(conn) => {
-            relay(conn, from_client, |b| {
+            // The one byte of headroom becomes the channel of a binary message.
+            relay(conn, from_client, 1, |mut b| {
                 let out = out.clone();
-                async move { out.send((data_ch, b.to_vec())).await.is_ok() }
+                let m = if base64 {
+                    message(true, data_ch, &b[1..])
+                } else {
+                    b[0] = data_ch;
+                    Message::Binary(b.freeze())
+                };
+                async move { out.send(m).await.is_ok() }
             })
             .await;
         }
