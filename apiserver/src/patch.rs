@@ -2,7 +2,8 @@
 //! object with the patch kind the `Content-Type` names, then the result goes through the
 //! ordinary update path (status splitting, generation, validation). A patch that does not
 //! pin `metadata.resourceVersion` is re-applied on conflict; server-side apply creates the
-//! object when it is absent (201).
+//! object when it is absent (201). A converted version (`autoscaling/v1`) is patched as its
+//! client sees it: the stored object is converted to it, patched, and converted back.
 
 use std::sync::Arc;
 

@@ -3,6 +3,9 @@
 //! resource and its `status`, `scale`, `finalize`, `binding`, `eviction`, (CSRs) `approval` and
 //! (service accounts) `token` subresources. Bodies are
 //! read with the 3 MiB limit; output is JSON or a `Table` as the `Accept` header asks.
+//! A version served by conversion (`autoscaling/v1`, see `api::convert`) is handled here at
+//! the edge: bodies are decoded in it and converted to the stored version
+//! ([`body_to_storage`]), answers are converted back; the registry sees only stored objects.
 
 use std::borrow::Cow;
 
