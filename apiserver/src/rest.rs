@@ -704,12 +704,17 @@ fn list(
             out.extend_from_slice(b",\"metadata\":");
             serde_json::to_writer(&mut out, &list_meta).map_err(ApiError::internal)?;
             out.extend_from_slice(b",\"items\":[");
+            let convert = api::registry::is_converted(client_info);
             for (i, item) in page.items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut out, served(client_info, item)?.as_ref())
-                    .map_err(ApiError::internal)?;
+                if convert {
+                    let shown = api::convert::to_served(client_info, item)?;
+                    serde_json::to_writer(&mut out, &shown).map_err(ApiError::internal)?;
+                } else {
+                    serde_json::to_writer(&mut out, item.as_ref()).map_err(ApiError::internal)?;
+                }
             }
             out.extend_from_slice(b"]}");
             Ok(bytes_response(StatusCode::OK, "application/json", out))

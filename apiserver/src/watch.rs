@@ -39,6 +39,8 @@ struct Render {
     info: &'static ResourceInfo,
     /// The version the client asked for: objects are converted to it (`api::convert`).
     served: &'static ResourceInfo,
+    /// Whether `served` is a converted version (decided once per watch, not per event).
+    convert: bool,
     output: Output,
     include: Include,
 }
@@ -50,7 +52,7 @@ impl Render {
         out.extend_from_slice(ty.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
         match self.output {
-            Output::Json if api::registry::is_converted(self.served) => {
+            Output::Json if self.convert => {
                 match api::convert::to_served(self.served, obj) {
                     Ok(o) => {
                         let _ = serde_json::to_writer(&mut out, &o);
@@ -160,6 +162,7 @@ pub async fn serve(
     let render = Render {
         info,
         served,
+        convert: api::registry::is_converted(served),
         output,
         include: inc,
     };

@@ -60,11 +60,12 @@ struct MetricSpec {
     external: Option<ExternalMetricSource>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct ObjectMetricSource {
     target: CrossVersionObjectReference,
     metric_name: String,
+    #[serde(default = "zero")]
     target_value: Quantity,
     #[serde(skip_serializing_if = "Option::is_none")]
     selector: Option<LabelSelector>,
@@ -72,35 +73,14 @@ struct ObjectMetricSource {
     average_value: Option<Quantity>,
 }
 
-impl Default for ObjectMetricSource {
-    fn default() -> Self {
-        ObjectMetricSource {
-            target: CrossVersionObjectReference::default(),
-            metric_name: String::new(),
-            target_value: zero(),
-            selector: None,
-            average_value: None,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct PodsMetricSource {
     metric_name: String,
+    #[serde(default = "zero")]
     target_average_value: Quantity,
     #[serde(skip_serializing_if = "Option::is_none")]
     selector: Option<LabelSelector>,
-}
-
-impl Default for PodsMetricSource {
-    fn default() -> Self {
-        PodsMetricSource {
-            metric_name: String::new(),
-            target_average_value: zero(),
-            selector: None,
-        }
-    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -153,11 +133,12 @@ struct MetricStatus {
     external: Option<ExternalMetricStatus>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct ObjectMetricStatus {
     target: CrossVersionObjectReference,
     metric_name: String,
+    #[serde(default = "zero")]
     current_value: Quantity,
     #[serde(skip_serializing_if = "Option::is_none")]
     selector: Option<LabelSelector>,
@@ -165,97 +146,47 @@ struct ObjectMetricStatus {
     average_value: Option<Quantity>,
 }
 
-impl Default for ObjectMetricStatus {
-    fn default() -> Self {
-        ObjectMetricStatus {
-            target: CrossVersionObjectReference::default(),
-            metric_name: String::new(),
-            current_value: zero(),
-            selector: None,
-            average_value: None,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct PodsMetricStatus {
     metric_name: String,
+    #[serde(default = "zero")]
     current_average_value: Quantity,
     #[serde(skip_serializing_if = "Option::is_none")]
     selector: Option<LabelSelector>,
 }
 
-impl Default for PodsMetricStatus {
-    fn default() -> Self {
-        PodsMetricStatus {
-            metric_name: String::new(),
-            current_average_value: zero(),
-            selector: None,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct ResourceMetricStatus {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     current_average_utilization: Option<i32>,
+    #[serde(default = "zero")]
     current_average_value: Quantity,
 }
 
-impl Default for ResourceMetricStatus {
-    fn default() -> Self {
-        ResourceMetricStatus {
-            name: String::new(),
-            current_average_utilization: None,
-            current_average_value: zero(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct ContainerResourceMetricStatus {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     current_average_utilization: Option<i32>,
+    #[serde(default = "zero")]
     current_average_value: Quantity,
     container: String,
 }
 
-impl Default for ContainerResourceMetricStatus {
-    fn default() -> Self {
-        ContainerResourceMetricStatus {
-            name: String::new(),
-            current_average_utilization: None,
-            current_average_value: zero(),
-            container: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct ExternalMetricStatus {
     metric_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     metric_selector: Option<LabelSelector>,
+    #[serde(default = "zero")]
     current_value: Quantity,
     #[serde(skip_serializing_if = "Option::is_none")]
     current_average_value: Option<Quantity>,
-}
-
-impl Default for ExternalMetricStatus {
-    fn default() -> Self {
-        ExternalMetricStatus {
-            metric_name: String::new(),
-            metric_selector: None,
-            current_value: zero(),
-            current_average_value: None,
-        }
-    }
 }
 
 /// A condition in Go's field order.
@@ -457,6 +388,15 @@ fn status_to_v1(m: &v2::MetricStatus) -> MetricStatus {
     }
 }
 
+/// A resource metric's current value (upstream's v1 conversion always sets the average).
+fn resource_current(utilization: Option<i32>, value: Quantity) -> v2::MetricValueStatus {
+    v2::MetricValueStatus {
+        average_value: Some(value),
+        average_utilization: utilization,
+        value: None,
+    }
+}
+
 fn status_to_v2(m: MetricStatus) -> v2::MetricStatus {
     v2::MetricStatus {
         type_: m.type_,
@@ -484,22 +424,14 @@ fn status_to_v2(m: MetricStatus) -> v2::MetricStatus {
         }),
         resource: m.resource.map(|r| v2::ResourceMetricStatus {
             name: r.name,
-            current: v2::MetricValueStatus {
-                average_value: Some(r.current_average_value),
-                average_utilization: r.current_average_utilization,
-                value: None,
-            },
+            current: resource_current(r.current_average_utilization, r.current_average_value),
         }),
         container_resource: m
             .container_resource
             .map(|r| v2::ContainerResourceMetricStatus {
                 name: r.name,
                 container: r.container,
-                current: v2::MetricValueStatus {
-                    average_value: Some(r.current_average_value),
-                    average_utilization: r.current_average_utilization,
-                    value: None,
-                },
+                current: resource_current(r.current_average_utilization, r.current_average_value),
             }),
         external: m.external.map(|e| v2::ExternalMetricStatus {
             current: v2::MetricValueStatus {

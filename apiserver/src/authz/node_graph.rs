@@ -26,6 +26,17 @@ use std::time::Duration;
 use serde_json::Value;
 use store::{EventType, Revision, Store, Watch};
 
+/// The volume sources (of a pod's volumes and of PVs) that name a Secret in `secretRef`.
+const SECRET_REF_SOURCES: [&str; 7] = [
+    "cephfs",
+    "cinder",
+    "flexVolume",
+    "rbd",
+    "scaleIO",
+    "iscsi",
+    "storageos",
+];
+
 /// What kind of object a vertex is (upstream `vertexType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Vertex {
@@ -129,15 +140,7 @@ fn pod_refs(pod: &Value) -> Vec<Ref> {
             named.push((Vertex::ConfigMap, s(src, "/configMap/name")));
         }
         named.push((Vertex::Secret, s(v, "/azureFile/secretName")));
-        for source in [
-            "cephfs",
-            "cinder",
-            "flexVolume",
-            "rbd",
-            "scaleIO",
-            "iscsi",
-            "storageos",
-        ] {
+        for source in SECRET_REF_SOURCES {
             named.push((Vertex::Secret, s(v, &format!("/{source}/secretRef/name"))));
         }
         named.push((Vertex::Secret, s(v, "/csi/nodePublishSecretRef/name")));
@@ -217,15 +220,7 @@ fn pv_refs(pv: &Value) -> PvRefs {
         s(pv, "/spec/azureFile/secretNamespace"),
         s(pv, "/spec/azureFile/secretName"),
     );
-    for source in [
-        "cephfs",
-        "cinder",
-        "flexVolume",
-        "rbd",
-        "scaleIO",
-        "iscsi",
-        "storageos",
-    ] {
+    for source in SECRET_REF_SOURCES {
         push(
             s(pv, &format!("/spec/{source}/secretRef/namespace")),
             s(pv, &format!("/spec/{source}/secretRef/name")),
