@@ -178,6 +178,7 @@ impl Manager {
                     }
                     self.settle_recovered().await;
                     if let Some(images) = &self.shared.images {
+                        reconcile_pins(images).await;
                         images.in_use.settle();
                     }
                     self.remove_orphaned_logs(&seen).await;
@@ -191,5 +192,48 @@ impl Manager {
                 }
             }
         }
+    }
+}
+
+/// After a (re)list: pins of pods this agent no longer has are removed (their containers
+/// went while it was down), and adopted pods pinned by an agent that kept no pins get theirs.
+/// The pins are read before what is in use: a worker marks its image in use before pinning,
+/// so a pin written meanwhile is never taken for a stale one.
+async fn reconcile_pins(images: &crate::images::NodeImages) {
+    let store = images.service.store().clone();
+    let in_use = images.in_use.clone();
+    let done = tokio::task::spawn_blocking(move || -> Result<(), image::Error> {
+        let pinned = store.pins()?;
+        let used = in_use.by_pod();
+        for name in &pinned {
+            if !used.contains_key(name) {
+                store.unpin(name)?;
+            }
+        }
+        let mut records = None;
+        for (uid, digests) in &used {
+            if uid.is_empty() || pinned.contains(uid) {
+                continue;
+            }
+            let list = match &records {
+                Some(l) => l,
+                None => records.insert(store.list()?),
+            };
+            for (_, r) in list.iter().filter(|(_, r)| {
+                digests.contains(&r.config.to_string())
+                    || digests.contains(&r.repo_digest.to_string())
+            }) {
+                if let Err(e) = store.pin(uid, r) {
+                    tracing::warn!(pod_uid = %uid, error = %e, "cannot pin an adopted pod's image");
+                }
+            }
+        }
+        Ok(())
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot reconcile the image pins"),
+        Err(e) => tracing::warn!(error = %e, "cannot reconcile the image pins"),
     }
 }

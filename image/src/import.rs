@@ -44,6 +44,8 @@ pub fn import_path(
     base_name: Option<&str>,
 ) -> Result<Vec<Imported>> {
     let meta = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    // What the import finds present or stores is leased until it is recorded.
+    let store = &store.leased()?;
     if meta.is_dir() {
         return import_dir(store, path, platform, base_name);
     }
@@ -104,7 +106,7 @@ fn copy_blob(
     expected: Option<(&Digest, u64)>,
 ) -> Result<Digest> {
     if let Some((d, _)) = expected
-        && store.has_blob(d)
+        && store.claim_blob(d)?
     {
         return Ok(d.clone());
     }

@@ -321,6 +321,11 @@ impl Puller {
         } else {
             opts.credentials.iter().map(Some).collect()
         };
+        // Everything this pull finds present or stores is leased until it is recorded.
+        let store = {
+            let s = self.store.clone();
+            blocking(move || s.leased()).await?
+        };
         let mut endpoints: Vec<(String, bool)> =
             opts.mirrors.iter().map(|m| (m.clone(), true)).collect();
         endpoints.push((default_endpoint(reference.domain(), opts), false));
@@ -337,7 +342,15 @@ impl Puller {
                 creds.insert(0, Some(c));
             }
             for cred in &creds {
-                let session = Session::new(self, &reference, &path, endpoint, opts, *cred)?;
+                let session = Session::new(
+                    self,
+                    store.clone(),
+                    &reference,
+                    &path,
+                    endpoint,
+                    opts,
+                    *cred,
+                )?;
                 match session.pull().await {
                     Ok(p) => return Ok(p),
                     // Another credential or endpoint may serve it.
@@ -392,6 +405,8 @@ pub fn is_loopback_registry(domain: &str) -> bool {
 struct Session<'a> {
     puller: &'a Puller,
     reference: Reference,
+    /// The puller's store, with this pull's lease.
+    store: Store,
     opts: &'a PullOptions,
     cred: Option<&'a Credential>,
     base: String,
@@ -411,6 +426,7 @@ impl<'a> Session<'a> {
 
     fn new(
         puller: &'a Puller,
+        store: Store,
         reference: &Reference,
         path: &str,
         endpoint: &str,
@@ -425,6 +441,7 @@ impl<'a> Session<'a> {
         }
         Ok(Session {
             puller,
+            store,
             reference: reference.clone(),
             opts,
             cred,
@@ -467,7 +484,7 @@ impl<'a> Session<'a> {
         };
         // Config.
         self.fetch_blob(&manifest.config, "config", None).await?;
-        let store = self.puller.store.clone();
+        let store = self.store.clone();
         let cd = manifest.config.digest.clone();
         let config_bytes =
             blocking(move || store.read_blob(&cd, manifest::MAX_CONFIG_BYTES)).await?;
@@ -493,7 +510,7 @@ impl<'a> Session<'a> {
         self.add_downloaded(results.iter().sum::<u64>());
         let mut jobs = Vec::with_capacity(layers.len());
         for (l, diff) in layers.iter().zip(&config.rootfs.diff_ids) {
-            let store = self.puller.store.clone();
+            let store = self.store.clone();
             let (l, diff) = (l.clone(), diff.clone());
             jobs.push(blocking(move || ensure_unpacked(&store, &l, &diff)));
         }
@@ -524,7 +541,7 @@ impl<'a> Session<'a> {
         if !names.contains(&pinned) {
             names.push(pinned);
         }
-        let store = self.puller.store.clone();
+        let store = self.store.clone();
         let rec = record.clone();
         blocking(move || store.record(&names, &rec)).await?;
         let downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
@@ -541,10 +558,10 @@ impl<'a> Session<'a> {
     /// slower of the two rather than their sum. Both checks still hold before anything is
     /// kept: the blob against its digest, the unpacked tree against the diff-id.
     async fn fetch_layer(&self, l: Descriptor, diff: Digest) -> Result<u64> {
-        let store = self.puller.store.clone();
+        let store = self.store.clone();
         let have = {
             let (store, d, diff) = (store.clone(), l.digest.clone(), diff.clone());
-            blocking(move || Ok(store.has_blob(&d) || store.layer_dir(&diff).is_dir())).await?
+            blocking(move || Ok(store.claim_blob(&d)? || store.claim_layer(&diff)?)).await?
         };
         if have {
             return self.fetch_blob(&l, "layer", None).await;
@@ -810,7 +827,7 @@ impl<'a> Session<'a> {
             });
         }
         let doc = Document::parse(&body, &ct)?;
-        let store = self.puller.store.clone();
+        let store = self.store.clone();
         let what = format!("manifest-{actual}");
         let d = actual.clone();
         blocking(move || store.put_blob(&what, &body, Some(&d))).await?;
@@ -825,10 +842,10 @@ impl<'a> Session<'a> {
         tee: Option<std::sync::mpsc::SyncSender<Bytes>>,
     ) -> Result<u64> {
         let what = format!("{kind}-{}", d.digest);
-        let store = self.puller.store.clone();
+        let store = self.store.clone();
         let (digest, size) = (d.digest.clone(), d.size);
         let writer = blocking(move || {
-            if store.has_blob(&digest) {
+            if store.claim_blob(&digest)? {
                 return Ok(None);
             }
             Ok(Some(store.blob_writer(what)?.expect(&digest, size)))
@@ -889,9 +906,10 @@ impl<'a> Session<'a> {
 }
 
 pub(crate) fn ensure_unpacked(store: &Store, l: &Descriptor, diff: &Digest) -> Result<()> {
-    if store.layer_dir(diff).is_dir() {
+    if store.claim_layer(diff)? {
         return Ok(());
     }
+    store.claim_blob(&l.digest)?;
     let tmp = store.temp_dir()?;
     let res = unpack::unpack_layer(&store.blob_path(&l.digest), &tmp, &l.digest.to_string());
     match res {

@@ -5,7 +5,9 @@
 //! layers/sha256/<hex>/   each layer unpacked (an overlay lower dir) — by diff-id
 //! ingest/                temporary files and directories being written
 //! index.json             reference → image record (manifest, config, layers); last use
-//! lock                   flock'd while index.json is read-modified-written
+//! leases/<random>        content a pull or import is about to record (flock'd by its holder)
+//! pins/<pod uid>         content the containers of a pod run from
+//! lock                   flock'd while index.json, leases or pins are read-modified-written
 //! ```
 //!
 //! The rule that makes it safe: nothing reaches its final name until it has been verified.
@@ -17,6 +19,8 @@
 //! Records are written last, under the lock, after checking that their content is all there.
 //! Processes (the agent and `paddock image …`) share a store through those renames and the lock;
 //! within a process, concurrent pulls of one reference share one transfer ([`crate::pull`]).
+//! Removing an image prunes the content no record, lease or pin names ([`lease`]), so a pull
+//! racing a removal or the image GC, and a container whose image is removed, keep theirs.
 //! [`Store::gc`] is the kubelet's image garbage collection over this store.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +34,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, Result};
+
+pub mod lease;
+pub use lease::Lease;
 
 /// One image as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +120,8 @@ pub fn plan_gc(
 #[derive(Debug, Clone)]
 pub struct Store {
     root: Arc<PathBuf>,
+    /// Set on a writer's handle ([`Store::leased`]).
+    lease: Option<Lease>,
 }
 
 /// The chain IDs of a layer stack (OCI image spec: `ChainID(L0) = DiffID(L0)`,
@@ -147,13 +156,21 @@ impl Store {
     /// context.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root: PathBuf = root.into();
-        for sub in ["", "blobs/sha256", "layers/sha256", "ingest"] {
+        for sub in [
+            "",
+            "blobs/sha256",
+            "layers/sha256",
+            "ingest",
+            lease::LEASES,
+            lease::PINS,
+        ] {
             mkdir_private(&root.join(sub))?;
         }
         fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io("make private", &root, e))?;
         let store = Store {
             root: Arc::new(root),
+            lease: None,
         };
         store.sweep_ingest();
         Ok(store)
@@ -253,7 +270,7 @@ impl Store {
     /// Stores `bytes`, verified against `expected` when given. Blocking.
     pub fn put_blob(&self, what: &str, bytes: &[u8], expected: Option<&Digest>) -> Result<Digest> {
         if let Some(d) = expected
-            && self.has_blob(d)
+            && self.claim_blob(d)?
         {
             // Still verify the caller's bytes: a wrong manifest must not be "found" by name.
             let mut h = Hasher::new(d.algorithm());
@@ -289,6 +306,7 @@ impl Store {
 
     /// Moves a verified unpacked layer into place (dropping it if another writer won).
     pub fn commit_layer(&self, tmp: &Path, diff_id: &Digest) -> Result<()> {
+        self.lease_digests(&[diff_id])?;
         let dst = self.layer_dir(diff_id);
         if dst.exists() {
             let _ = fs::remove_dir_all(tmp);
@@ -304,7 +322,8 @@ impl Store {
         }
     }
 
-    fn with_index<T>(&self, f: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>) -> Result<T> {
+    /// The store's lock (see the module doc), held until dropped. Blocking.
+    fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>> {
         let lock_path = self.root.join("lock");
         let lock_file = fs::OpenOptions::new()
             .create(true)
@@ -313,8 +332,32 @@ impl Store {
             .mode(0o600)
             .open(&lock_path)
             .map_err(|e| Error::io("open", &lock_path, e))?;
-        let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::io("lock", &lock_path, e.into()))?;
+        nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::io("lock", &lock_path, e.into()))
+    }
+
+    /// Replaces `path` with `bytes` (written under `ingest/`, synced, renamed).
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.root.join("ingest").join(random_name("write"));
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io("create", &tmp, e))?;
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io("write", &tmp, e))
+            .and_then(|()| fs::rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e)));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    fn with_index<T>(&self, f: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>) -> Result<T> {
+        let _lock = self.lock()?;
         let path = self.root.join("index.json");
         let mut index: IndexFile = match fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
@@ -324,19 +367,9 @@ impl Store {
         };
         let (out, changed) = f(&mut index)?;
         if changed {
-            let tmp = self.root.join("ingest").join(random_name("index"));
             let bytes = serde_json::to_vec_pretty(&index)
                 .map_err(|e| Error::Format(format!("encoding the image index: {e}")))?;
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| Error::io("create", &tmp, e))?;
-            file.write_all(&bytes)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Error::io("write", &tmp, e))?;
-            fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
+            self.write_atomically(&path, &bytes)?;
         }
         Ok(out)
     }
@@ -589,6 +622,7 @@ impl Store {
 
     fn prune_locked(&self, idx: &IndexFile, keep: &BTreeSet<Digest>) -> Result<()> {
         let mut used: BTreeSet<String> = keep.iter().map(|d| d.hex().to_string()).collect();
+        used.extend(self.held_locked()?);
         for r in idx.images.values() {
             used.insert(r.repo_digest.hex().to_string());
             used.insert(r.manifest.hex().to_string());
@@ -708,6 +742,7 @@ impl BlobWriter {
         file.sync_all()
             .map_err(|e| Error::io("sync", &self.path, e))?;
         drop(file);
+        self.store.lease_digests(&[&actual])?;
         let dst = self.store.blob_path(&actual);
         fs::rename(&self.path, &dst).map_err(|e| Error::io("rename", &self.path, e))?;
         Ok(actual)

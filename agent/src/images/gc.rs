@@ -134,6 +134,11 @@ impl InUse {
         self.pods.lock().remove(uid);
     }
 
+    /// The digests in use, per pod UID.
+    pub fn by_pod(&self) -> HashMap<String, BTreeSet<String>> {
+        self.pods.lock().clone()
+    }
+
     /// Every digest in use.
     pub fn all(&self) -> BTreeSet<String> {
         self.pods.lock().values().flatten().cloned().collect()

@@ -857,6 +857,21 @@ impl Driver {
         self.stop_sandbox().await;
         let uid = self.state.pod.metadata.uid.clone().unwrap_or_default();
         if let Some(images) = &self.shared.images {
+            // Its containers (and their roots) are gone with the sandbox.
+            let store = images.service.store().clone();
+            let pinned = uid.clone();
+            let unpinned = tokio::task::spawn_blocking(move || {
+                if pinned.is_empty() {
+                    return Ok(());
+                }
+                store.unpin(&pinned).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            if let Err(e) = unpinned {
+                tracing::warn!(error = %e, pod = %self.state.format_pod(), "cannot unpin the pod's images");
+            }
             images.in_use.forget_pod(&uid);
         }
         if let Err(e) = self.shared.runtime.remove_pod_logs(&uid).await {
@@ -1251,9 +1266,18 @@ impl Driver {
             }
         };
         let (reference, record) = found;
+        // In use (for the image GC) before pinned (for prunes): the agent's start-up
+        // reconciliation of pins reads the pins first, then what is in use.
+        images.in_use.add(&uid, &record.config.to_string());
         let store = images.service.store().clone();
         let rec = record.clone();
+        let pin_as = uid.clone();
         let read = tokio::task::spawn_blocking(move || {
+            // The layers stay while this pod's containers run from them, whatever removes
+            // the image meanwhile (`paddock image rm`, the image GC of an agent restart).
+            if !pin_as.is_empty() {
+                store.pin(&pin_as, &rec).map_err(|e| e.to_string())?;
+            }
             let files = super::image_run::read_image_files(&store, &rec);
             let mut layers = store.lower_dirs(&rec);
             layers.reverse();
@@ -1292,7 +1316,6 @@ impl Driver {
         );
         match built {
             Ok(run) => {
-                images.in_use.add(&uid, &record.config.to_string());
                 self.state.images.insert(
                     name,
                     (

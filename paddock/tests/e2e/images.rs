@@ -552,10 +552,55 @@ spec:
     let ls = s.kubectl(&["exec", "kept", "--", "/bin/busybox", "ls", "/"]);
     assert!(!ls.split_whitespace().any(|e| e == "usr"), "{ls}");
 
+    // Every image removed from the store meanwhile, by another process as a user would: the
+    // names go; the layers the running container's root is made of stay (its pod's pin,
+    // written by the node before the restart).
+    let image_cmd = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["image", "--data-dir"])
+            .arg(s.data_dir())
+            .args(args)
+            .output()
+            .expect("run paddock image");
+        assert!(
+            out.status.success(),
+            "paddock image {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ids: std::collections::BTreeSet<String> = image_cmd(&["ls", "-q"])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(!ids.is_empty());
+    for id in &ids {
+        image_cmd(&["rm", id]);
+    }
+    assert_eq!(image_cmd(&["ls", "-q"]).trim(), "");
+    let store = s.data_dir().join("images");
+    let entries = |sub: &str| {
+        std::fs::read_dir(store.join(sub))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert!(
+        entries("layers/sha256") > 0,
+        "the running container's layers"
+    );
+    assert_eq!(entries("pins"), 1, "one pod pinned");
+    let bin = s.kubectl(&["exec", "kept", "--", "/bin/busybox", "ls", "/bin"]);
+    assert!(bin.contains("busybox"), "{bin}");
+
     s.kubectl(&["delete", "pod", "kept", "--wait=true"]);
     s.eventually("its bundle removed", || {
         let left = std::fs::read_dir(&bundles).map(|d| d.count()).unwrap_or(0);
         (left == 0).then_some(())
+    });
+    // Gone with the pod: its pin, and the content only the pin kept.
+    s.eventually("its pin and layers removed", || {
+        (entries("pins") == 0 && entries("layers/sha256") == 0 && entries("blobs/sha256") == 0)
+            .then_some(())
     });
 }
 

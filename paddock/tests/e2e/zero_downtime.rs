@@ -13,8 +13,11 @@
 //! open: the kernel keeps completing handshakes on it, so the proxy's connect succeeds; when the
 //! socket finally closes, every connection the process had accepted or had queued is reset. The
 //! proxy replays a connection whose endpoint reset it before answering a single byte on another
-//! endpoint (`proxy::listen`, `first_exchange`), so those requests succeed too; the crash test
-//! asserts zero failures like the others.
+//! endpoint (`proxy::listen`, `first_exchange`), so those requests succeed too. What nobody can
+//! save is a response the process had begun to send when it was killed: its first bytes are
+//! already at the client (seen about once in six runs: the status line and headers, then EOF).
+//! The crash test excuses exactly those — in flight at the kill, cut short after the victim's
+//! first bytes — prints them, and asserts zero failures of any other kind.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -370,6 +373,17 @@ fn a_crashed_replica_under_load_fails_no_request() {
     );
     // Failures, if any, are printed with where they fell relative to the crash.
     let (before, after) = window.lock().expect("window").expect("killed");
+    let mut outcomes = outcomes;
+    for o in outcomes
+        .iter_mut()
+        .filter(|o| cut_short_by_the_kill(o, before))
+    {
+        println!(
+            "  excused: a response the killed process had begun, started {:?} before the kill: {:?}",
+            before - o.start,
+            o.error.take()
+        );
+    }
     for o in outcomes.iter().filter(|o| o.error.is_some()) {
         println!(
             "  failed request: started {:?} after the kill, took {:?} (the process was dead {:?} after the kill)",
@@ -381,4 +395,16 @@ fn a_crashed_replica_under_load_fails_no_request() {
         );
     }
     check("crash", &outcomes, elapsed, &s);
+}
+
+/// A request in flight when its replica was SIGKILLed, cut short after the answer had begun
+/// (a 200 status line without the whole body, or a reset after some bytes): those bytes came
+/// from the killed process, so no proxy could finish the answer elsewhere.
+fn cut_short_by_the_kill(o: &Outcome, killed: Instant) -> bool {
+    let in_flight = o.start <= killed && o.end >= killed;
+    let begun = o.error.as_deref().is_some_and(|e| {
+        (e.starts_with("bad answer") && e.contains("HTTP/1.0 200"))
+            || (e.starts_with("read:") && !e.ends_with(" 0 bytes"))
+    });
+    in_flight && begun
 }
