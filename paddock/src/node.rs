@@ -205,6 +205,9 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
     network.node_ip = opts.ip;
     network.isolated = opts.isolate;
     let isolated = network.isolated && nix::unistd::geteuid().is_root();
+    if !nix::unistd::geteuid().is_root() {
+        tracing::warn!("{}", WITHOUT_ROOT);
+    }
     // With pod namespaces the node takes part in the pod network between nodes.
     let podnet = match (cluster_cidr, isolated) {
         (Some(cluster), true) => Some(
@@ -356,6 +359,16 @@ pub(crate) async fn start(client: kube::Client, opts: NodeOptions) -> anyhow::Re
         _netns: netns,
     })
 }
+
+/// What a node started by an ordinary user can and cannot do, said once at start (the
+/// specific warnings follow where each thing is skipped).
+const WITHOUT_ROOT: &str = "running without root: pods run as host processes of this user in this machine's network. \
+Works as with root: the API and kubectl, controllers and scheduling, probes, restarts and rollouts, Endpoints and readiness, \
+logs, exec and port-forward, NodePort and LoadBalancer Services on 127.0.0.1 and the node's address. \
+Needs root: images (containers; pods fall back to their command as a host process), pod IPs and network namespaces \
+(two pods listening on one port conflict), ClusterIPs (reach Services through NodePorts or `kubectl port-forward`), \
+cluster DNS, volume mounts and Secret/ConfigMap/token volumes, CPU and memory limits (cgroups), \
+and Ingress on ports below 1024 (use --ingress-http-port/--ingress-https-port)";
 
 /// Sets the node up to run images (RuntimeClass handler `runc`): the image store, runc with
 /// its state under `<root>/oci`, and the kubelet's `kubepods` cgroups. A node that cannot

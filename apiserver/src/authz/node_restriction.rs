@@ -63,16 +63,39 @@ fn pod_node(registry: &Registry, namespace: &str, name: &str) -> Result<Option<S
 
 /// The refusal of `a` by `user`, if NodeRestriction refuses it.
 pub fn admit(registry: &Registry, user: &UserInfo, a: &Attributes) -> Option<ApiError> {
-    let node = node_name(user)?;
-    if !a.resource_request
-        || !matches!(
-            a.verb.as_str(),
-            "update" | "patch" | "delete" | "deletecollection" | "create"
-        )
-    {
+    let node = node_identity(user)?;
+    // The admission operations NodeRestriction handles (CREATE, UPDATE, DELETE; a patch is an
+    // UPDATE). Exec, attach, port-forward and proxy are CONNECT, which it does not handle.
+    let op = match a.verb.as_str() {
+        "create" => "CREATE",
+        "update" | "patch" => "UPDATE",
+        "delete" | "deletecollection" => "DELETE",
+        _ => return None,
+    };
+    let connect = matches!(
+        a.subresource.as_str(),
+        "exec" | "attach" | "portforward" | "proxy"
+    );
+    if !a.resource_request || connect {
         return None;
     }
+    if node.is_empty() {
+        // A node user without a name: nothing it asks can be matched to a node.
+        return Some(forbidden(
+            a,
+            format!(
+                "could not determine node from user {}",
+                api::status::go_quote(&user.name)
+            ),
+        ));
+    }
     let core = a.api_group.is_empty();
+    let unexpected_op = || {
+        Some(forbidden(
+            a,
+            format!("unexpected operation {}", api::status::go_quote(op)),
+        ))
+    };
     match (core, a.resource.as_str(), a.subresource.as_str()) {
         (true, "nodes", _) if a.verb != "create" => (a.name != node).then(|| {
             forbidden(
@@ -120,6 +143,30 @@ pub fn admit(registry: &Registry, user: &UserInfo, a: &Attributes) -> Option<Api
                     format!("node {node} can only evict pods with spec.nodeName set to itself"),
                 )),
             }
+        }
+        // Mirror pods are created (checked on the body) and deleted, never updated.
+        (true, "pods", "") if op == "UPDATE" => Some(forbidden(
+            a,
+            format!(
+                "unexpected operation {}, node {} can only create and delete mirror pods",
+                api::status::go_quote(op),
+                api::status::go_quote(node)
+            ),
+        )),
+        (true, "pods", "status") if op != "UPDATE" => unexpected_op(),
+        (true, "pods", "eviction") => Some(forbidden(a, format!("unexpected operation {op}"))),
+        (true, "pods", "") => None,
+        (true, "pods", sub) => Some(forbidden(
+            a,
+            format!(
+                "unexpected pod subresource {}, only 'status' and 'eviction' are allowed",
+                api::status::go_quote(sub)
+            ),
+        )),
+        (true, "persistentvolumeclaims", "status") if op != "UPDATE" => unexpected_op(),
+        (true, "persistentvolumeclaims", "status") => None,
+        (true, "persistentvolumeclaims", _) => {
+            Some(forbidden(a, "may only update PVC status".into()))
         }
         (false, "leases", _) if a.api_group == "coordination.k8s.io" => {
             if a.namespace != NODE_LEASE_NAMESPACE {
@@ -391,7 +438,110 @@ pub fn admit_object(
         ("coordination.k8s.io", "leases", None) if name != node => {
             no("can only access node lease with the same name as the requesting node".into())
         }
+        // A node changes pods only through their status (`admit` refuses the rest).
+        ("", "pods", Some(old)) => {
+            let labels = |o: &Value| {
+                o.pointer("/metadata/labels")
+                    .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+                    .cloned()
+            };
+            if labels(new) != labels(old) {
+                return no(format!(
+                    "node {} cannot update labels through pod status",
+                    q(node)
+                ));
+            }
+            // Upstream compares names and claim names only, and spells it "statues".
+            let claims = |o: &Value| -> Vec<(Value, Value)> {
+                o.pointer("/status/resourceClaimStatuses")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        (
+                            c.get("name").cloned().unwrap_or(Value::Null),
+                            c.get("resourceClaimName").cloned().unwrap_or(Value::Null),
+                        )
+                    })
+                    .collect()
+            };
+            if claims(new) != claims(old) {
+                return no(format!(
+                    "node {} cannot update resource claim statues",
+                    q(node)
+                ));
+            }
+            Ok(())
+        }
+        // And PVCs only through their status, in the fields a volume expansion reports.
+        ("", "persistentvolumeclaims", Some(old)) => {
+            let changed = pvc_fields_changed(old, new);
+            if changed.is_empty() {
+                return Ok(());
+            }
+            no(format!(
+                "node {} is not allowed to update fields other than status.capacity and status.conditions: {}",
+                q(node),
+                changed.join(", ")
+            ))
+        }
         _ => Ok(()),
+    }
+}
+
+/// The fields in which two PVCs differ, leaving out what a node may change in a status update
+/// (upstream `admitPVCStatus`: `status.capacity`, `status.conditions`, and with
+/// RecoverVolumeExpansionFailure, on by default since 1.32, `status.allocatedResources` and
+/// `status.allocatedResourceStatuses`) and what every write changes (`resourceVersion`,
+/// `managedFields`). Upstream prints a Go `cmp.Diff`; this names the fields.
+fn pvc_fields_changed(old: &Value, new: &Value) -> Vec<String> {
+    let strip = |o: &Value| {
+        let mut o = o.clone();
+        if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+        if let Some(st) = o.get_mut("status").and_then(Value::as_object_mut) {
+            for f in [
+                "capacity",
+                "conditions",
+                "allocatedResources",
+                "allocatedResourceStatuses",
+            ] {
+                st.remove(f);
+            }
+            if st.is_empty() {
+                o.as_object_mut().map(|m| m.remove("status"));
+            }
+        }
+        o
+    };
+    let (old, new) = (strip(old), strip(new));
+    let mut out = Vec::new();
+    diff_paths(&old, &new, String::new(), &mut out);
+    out
+}
+
+/// JSON paths (`metadata.labels`, `spec`) at which `a` and `b` differ, down through objects.
+fn diff_paths(a: &Value, b: &Value, at: String, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => diff_paths(p, q, path, out),
+                    (p, q) if p != q => out.push(path),
+                    _ => {}
+                }
+            }
+        }
+        _ if a != b => out.push(if at.is_empty() { "object".into() } else { at }),
+        _ => {}
     }
 }
 
@@ -486,6 +636,135 @@ mod tests {
             .await
             .unwrap();
         reg
+    }
+
+    fn message(e: Option<ApiError>) -> String {
+        e.map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn pods_and_pvcs_only_through_the_subresources_upstream_allows() {
+        let reg = registry_with_pod("mine", "me").await;
+        let me = node("me");
+        let refused = |verb: &str, resource: &str, sub: &str| {
+            message(admit(
+                &reg,
+                &me,
+                &attrs(verb, "", resource, sub, "default", "mine"),
+            ))
+        };
+        assert!(
+            refused("patch", "pods", "").contains(
+                r#"unexpected operation "UPDATE", node "me" can only create and delete mirror pods"#
+            ),
+            "{}",
+            refused("patch", "pods", "")
+        );
+        assert!(
+            refused("patch", "pods", "ephemeralcontainers")
+                .contains(r#"unexpected pod subresource "ephemeralcontainers", only 'status' and 'eviction' are allowed"#)
+        );
+        assert!(refused("create", "pods", "binding").contains("unexpected pod subresource"));
+        assert!(refused("delete", "pods", "status").contains(r#"unexpected operation "DELETE""#));
+        // CONNECT requests are not NodeRestriction's.
+        assert_eq!(refused("create", "pods", "exec"), "");
+        assert_eq!(refused("create", "pods", "portforward"), "");
+        assert_eq!(refused("patch", "pods", "status"), "");
+        for (verb, sub) in [
+            ("create", ""),
+            ("update", ""),
+            ("delete", ""),
+            ("patch", "x"),
+        ] {
+            assert!(
+                refused(verb, "persistentvolumeclaims", sub).contains("may only update PVC status"),
+                "{verb} {sub}"
+            );
+        }
+        assert_eq!(refused("patch", "persistentvolumeclaims", "status"), "");
+    }
+
+    #[tokio::test]
+    async fn a_node_user_without_a_name_is_refused_everything_it_writes() {
+        let reg = registry_with_pod("mine", "me").await;
+        let nameless = node("");
+        for (verb, resource, sub) in [
+            ("patch", "nodes", "status"),
+            ("delete", "pods", ""),
+            ("patch", "pods", "status"),
+            ("create", "pods", "eviction"),
+        ] {
+            let m = message(admit(
+                &reg,
+                &nameless,
+                &attrs(verb, "", resource, sub, "default", "mine"),
+            ));
+            assert!(
+                m.contains(r#"could not determine node from user "system:node:""#),
+                "{verb} {resource}/{sub}: {m}"
+            );
+        }
+        // Reads are not admission's.
+        assert!(
+            admit(
+                &reg,
+                &nameless,
+                &attrs("get", "", "pods", "", "default", "mine")
+            )
+            .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn pod_and_pvc_status_updates_change_only_status() {
+        let reg = registry_with_pod("mine", "me").await;
+        let me = node("me");
+        let pods = pods_info();
+        let pod: Value = (*reg.get(pods, "default", "mine").unwrap()).clone();
+        let mut relabelled = pod.clone();
+        relabelled["metadata"]["labels"] = serde_json::json!({"role": "db"});
+        relabelled["status"]["phase"] = "Running".into();
+        let e = admit_object(&reg, Some(&me), pods, &relabelled, Some(&pod)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(r#"node "me" cannot update labels through pod status"#),
+            "{e}"
+        );
+        let mut claimed = pod.clone();
+        claimed["status"]["resourceClaimStatuses"] =
+            serde_json::json!([{"name": "gpu", "resourceClaimName": "other"}]);
+        let e = admit_object(&reg, Some(&me), pods, &claimed, Some(&pod)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cannot update resource claim statues"),
+            "{e}"
+        );
+        let mut running = pod.clone();
+        running["status"]["phase"] = "Running".into();
+        assert!(admit_object(&reg, Some(&me), pods, &running, Some(&pod)).is_ok());
+
+        let pvcs = api::registry::lookup("", "v1", "persistentvolumeclaims").unwrap();
+        let pvc = serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "default", "resourceVersion": "5"},
+            "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}});
+        let mut expanded = pvc.clone();
+        expanded["metadata"]["resourceVersion"] = "6".into();
+        expanded["status"]["capacity"]["storage"] = "2Gi".into();
+        expanded["status"]["conditions"] =
+            serde_json::json!([{"type": "Resizing", "status": "True"}]);
+        expanded["status"]["allocatedResources"] = serde_json::json!({"storage": "2Gi"});
+        assert!(admit_object(&reg, Some(&me), pvcs, &expanded, Some(&pvc)).is_ok());
+        let mut sneaky = expanded.clone();
+        sneaky["metadata"]["finalizers"] = serde_json::json!(["x"]);
+        sneaky["status"]["phase"] = "Lost".into();
+        let e = admit_object(&reg, Some(&me), pvcs, &sneaky, Some(&pvc)).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                r#"node "me" is not allowed to update fields other than status.capacity and status.conditions: metadata.finalizers, status.phase"#
+            ),
+            "{e}"
+        );
     }
 
     #[tokio::test]

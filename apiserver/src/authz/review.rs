@@ -78,15 +78,17 @@ async fn handle_inner(
     let status = match kind {
         "SelfSubjectAccessReview" => {
             let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-            validate_spec(kind, &spec, false, Vec::new())?;
+            validate_spec(kind, &spec, false, metadata_errors(&obj, false))?;
             access_status(&st.registry, &user, &spec).await
         }
         "SubjectAccessReview" | "LocalSubjectAccessReview" => {
             let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-            let mut extra = Vec::new();
+            let mut local = Vec::new();
             if let Some(ns) = path_ns {
-                extra = local_review_errors(&mut obj, ns, &spec)?;
+                local = local_review_errors(&mut obj, ns, &spec)?;
             }
+            let mut extra = metadata_errors(&obj, path_ns.is_some());
+            extra.extend(local);
             validate_spec(kind, &spec, true, extra)?;
             let subject = UserInfo {
                 name: spec["user"].as_str().unwrap_or_default().to_string(),
@@ -179,6 +181,42 @@ fn check_type(obj: &Value, api_version: &str, kind: &str) -> Result<(), ApiError
             "{k} in version \"v1\" cannot be handled as a {kind}: the kind in the data ({k}) does not match the expected kind ({kind})"
         ))),
     }
+}
+
+/// Upstream's check that a review's `metadata` is empty (its `managedFields` aside, and for a
+/// LocalSubjectAccessReview its namespace): a review is not an object that is stored, so a
+/// name, labels or anything else there is a mistake. Empty means Go's zero values (`""`,
+/// `null`, `{}`, `[]`), as `apiequality.Semantic.DeepEqual` with an empty `ObjectMeta` sees it.
+fn metadata_errors(obj: &Value, allow_namespace: bool) -> Vec<FieldError> {
+    fn zero(v: &Value) -> bool {
+        match v {
+            Value::Null => true,
+            Value::Bool(b) => !b,
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.values().all(zero),
+        }
+    }
+    let Some(meta) = obj.get("metadata").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let set = meta
+        .iter()
+        .any(|(k, v)| k != "managedFields" && !(allow_namespace && k == "namespace") && !zero(v));
+    if !set {
+        return Vec::new();
+    }
+    let detail = if allow_namespace {
+        "must be empty except for namespace"
+    } else {
+        "must be empty"
+    };
+    vec![FieldError::invalid(
+        "metadata",
+        Value::Object(meta.clone()),
+        detail,
+    )]
 }
 
 /// A LocalSubjectAccessReview's namespace (the request's, into `metadata.namespace` when the

@@ -735,6 +735,56 @@ async fn local_subject_access_reviews_ask_in_their_namespace() {
         body["message"],
         "the namespace of the provided object does not match the namespace sent on the request"
     );
+    // Metadata beyond the namespace is refused, first among the field errors, as upstream
+    // orders them; Go's zero values (as kubectl sends `creationTimestamp: null`) are empty.
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        path,
+        Some(lsar(
+            "y",
+            json!({"metadata": {"name": "a", "namespace": "x", "labels": {}}}),
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("LocalSubjectAccessReview.authorization.k8s.io \"\" is invalid: [metadata: Invalid value: ")
+            && message.contains(": must be empty except for namespace, spec.resourceAttributes.namespace: Invalid value: \"y\": must match metadata.namespace]"),
+        "{message}"
+    );
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        path,
+        Some(lsar(
+            "x",
+            json!({"metadata": {"creationTimestamp": null, "labels": {}, "managedFields": [{"manager": "m"}]}}),
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = call(
+        &router,
+        http::Method::POST,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        Some(json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "metadata": {"namespace": "x"},
+            "spec": {"resourceAttributes": {"verb": "list", "resource": "pods", "namespace": "x"}}})),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(": must be empty"),
+        "{body}"
+    );
     // Only namespaced; and the other reviews only at the cluster scope.
     let (code, _) = call(
         &router,
