@@ -5,8 +5,9 @@
 //! The watches feed the [`Model`] in a task; a thread of its own draws, so a terminal that
 //! stops reading (Ctrl-S) never holds up a runtime worker. Log lines (tracing writes to
 //! stderr, usually the same terminal) go through [`LogWriter`], which clears the block while
-//! a line is written and redraws it under (indicatif's `suspend`). The cursor is hidden while
-//! the block is shown and shown again when it ends, also when the view is dropped unfinished.
+//! a line is written and redraws it under (indicatif's `suspend`). While the block is shown
+//! the cursor is hidden and Ctrl-C echoes no `^C` into it; both come back when it ends, also
+//! when the view is dropped unfinished.
 
 use std::io::Write as _;
 use std::sync::Mutex;
@@ -146,6 +147,43 @@ impl TermLike for Stdout {
 const HIDE_CURSOR: &str = "\x1b[?25l";
 const SHOW_CURSOR: &str = "\x1b[?25h";
 
+/// The terminal's settings before [`quiet_control_echo`], to put back.
+static SAVED_TERMIOS: Mutex<Option<nix::sys::termios::Termios>> = Mutex::new(None);
+
+/// Turns off the terminal's echo of control characters (`ECHOCTL`) while the view is shown:
+/// the `^C` a Ctrl-C echoes would land under the block and shift every later redraw by a
+/// line. Nothing else about the terminal changes; [`restore_terminal`] puts it back.
+fn quiet_control_echo() {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdout = std::io::stdout();
+    let Ok(saved) = tcgetattr(&stdout) else {
+        return; // not a terminal
+    };
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHOCTL);
+    if tcsetattr(&stdout, SetArg::TCSANOW, &quiet).is_ok() {
+        *SAVED_TERMIOS.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
+    }
+}
+
+/// Shows the cursor and puts back what [`quiet_control_echo`] changed (once; later calls do
+/// nothing but show the cursor again).
+fn restore_terminal() {
+    let _ = Stdout.put(SHOW_CURSOR);
+    let _ = Stdout.flush();
+    let saved = SAVED_TERMIOS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(saved) = saved {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdout(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &saved,
+        );
+    }
+}
+
 /// What the drawing thread is asked to do.
 enum Draw {
     Frame(String),
@@ -160,6 +198,7 @@ fn draw(frames: Receiver<Draw>) {
     // Twice the view's own rate: indicatif's limiter then never drops one of its frames.
     let target = ProgressDrawTarget::term_like_with_hz(Box::new(Stdout), 20);
     let bar = ProgressBar::with_draw_target(None, target).with_style(style);
+    quiet_control_echo();
     let _ = Stdout.put(HIDE_CURSOR);
     set_shown(Some(bar.clone()));
     loop {
@@ -177,8 +216,7 @@ fn draw(frames: Receiver<Draw>) {
         }
     }
     set_shown(None);
-    let _ = Stdout.put(SHOW_CURSOR);
-    let _ = Stdout.flush();
+    restore_terminal();
 }
 
 /// What `paddock up` tells the view.
@@ -297,8 +335,7 @@ impl Drop for View {
             task.abort();
         }
         if self.drawer.is_some() {
-            let _ = Stdout.put(SHOW_CURSOR);
-            let _ = Stdout.flush();
+            restore_terminal();
         }
     }
 }

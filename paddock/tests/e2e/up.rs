@@ -444,10 +444,8 @@ spec:
 "#,
     );
     let ns = crate::support::NetNs::new();
-    let pid_file = dir.path().join("pid");
     let shell = format!(
-        "stty cols {COLUMNS} rows 50; echo $$ > {pid}; exec {bin} up --default-runtime host --listen 127.0.0.1:0 --data-dir {data} -f {file}",
-        pid = pid_file.display(),
+        "stty cols {COLUMNS} rows 50; exec {bin} up --default-runtime host --listen 127.0.0.1:0 --data-dir {data} -f {file}",
         bin = env!("CARGO_BIN_EXE_paddock"),
         data = dir.path().join("data").display(),
         file = path.display(),
@@ -456,11 +454,13 @@ spec:
         .wrap("script")
         .args(["-qfec", &shell, "/dev/null"])
         .env("PADDOCK_LOG", "info")
-        .stdin(std::process::Stdio::null())
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn script");
+    // What is written here is typed on the terminal.
+    let mut keyboard = child.stdin.take().expect("stdin");
     let raw = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let mut pty = child.stdout.take().expect("stdout");
     let reader = {
@@ -523,17 +523,10 @@ spec:
             .any(|l| l.starts_with("ingress/live ") && l.contains("http://live.example/"))
     });
 
-    // Ctrl-C.
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("a pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
+    // Ctrl-C, typed: the terminal sends SIGINT to paddock (its foreground process).
+    use std::io::Write as _;
+    keyboard.write_all(b"\x03").expect("type Ctrl-C");
+    keyboard.flush().expect("type Ctrl-C");
     let status = crate::support::wait_or_kill(&mut child, std::time::Duration::from_secs(60));
     let _ = reader.join();
     let raw_text = output();
@@ -556,6 +549,8 @@ spec:
         "{lines:#?}"
     );
     assert!(lines.iter().any(|l| l == "stopped"), "{lines:#?}");
+    // The terminal echoed no `^C` into the block.
+    assert!(!raw_text.contains("^C"), "{lines:#?}");
     let hidden = raw_text.rfind("\x1b[?25l").expect("hidden");
     let shown = raw_text
         .rfind("\x1b[?25h")
