@@ -246,10 +246,12 @@ impl Model {
             let desired = d.spec.replicas.unwrap_or(1);
             let st = d.status.clone().unwrap_or_default();
             let updated = st.updated_replicas.unwrap_or(0);
+            // A rollout replacing pods (old ones still there), not a first start.
+            let rolling = updated < desired && st.replicas.unwrap_or(0) > updated;
             Counts {
                 ready: st.ready_replicas.unwrap_or(0),
                 desired,
-                note: (updated < desired).then(|| format!("{updated}/{desired} updated")),
+                note: rolling.then(|| format!("{updated}/{desired} updated")),
             }
         });
         self.set_workload(key, counts);

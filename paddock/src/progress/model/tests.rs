@@ -132,6 +132,20 @@ fn a_deployment_row_counts_its_pods_states_and_restarts() {
     assert!(!lines.iter().any(|l| l.starts_with("replicaset/")));
     m.pod(&pod("web-abc-5", rs, waiting("ImagePullBackOff", 1)), true);
     assert!(!row(&m.render(200, 40), "deployment/web").contains("ImagePullBackOff"));
+    // A rollout (old pods still there) says how far it is; a first start does not.
+    let mut d = deployment("web", 5, 1);
+    let status = d.status.as_mut().unwrap();
+    status.updated_replicas = Some(0);
+    m.deployment(&d, false);
+    assert!(!row(&m.render(200, 40), "deployment/web").contains("updated"));
+    d.status.as_mut().unwrap().replicas = Some(5);
+    d.status.as_mut().unwrap().updated_replicas = Some(2);
+    m.deployment(&d, false);
+    assert!(
+        row(&m.render(200, 40), "deployment/web").ends_with(", 2/5 updated  2"),
+        "{:#?}",
+        m.render(200, 40)
+    );
 }
 
 #[test]
