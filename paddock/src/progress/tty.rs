@@ -3,9 +3,10 @@
 //! changed. Start at [`View::start`].
 //!
 //! The watches feed the [`Model`] in a task; a thread of its own draws, so a terminal that
-//! stops reading (Ctrl-S) never holds up a runtime worker. Log lines (tracing writes to
-//! stderr, usually the same terminal) go through [`LogWriter`], which clears the block while
-//! a line is written and redraws it under (indicatif's `suspend`). While the block is shown
+//! stops reading (Ctrl-S) holds up only that thread, never the task (it skips frames). Log
+//! lines (tracing writes to stderr, usually the same terminal) go through [`LogWriter`],
+//! which clears the block while a line is written and redraws it under (indicatif's
+//! `suspend`). While the block is shown
 //! the cursor is hidden and Ctrl-C echoes no `^C` into it; both come back when it ends, also
 //! when the view is dropped unfinished.
 
@@ -52,7 +53,8 @@ impl std::io::Write for LogWriter {
 
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         // tracing's formatter writes each event whole, so a line is never split around a redraw.
-        match shown() {
+        // stderr redirected elsewhere (`2>log`) cannot disturb the block: no need to clear it.
+        match shown().filter(|_| stderr_is_terminal()) {
             Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf)),
             None => std::io::stderr().write_all(buf),
         }
@@ -61,6 +63,11 @@ impl std::io::Write for LogWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
+}
+
+fn stderr_is_terminal() -> bool {
+    static TERMINAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TERMINAL.get_or_init(|| std::io::IsTerminal::is_terminal(&std::io::stderr()))
 }
 
 /// The terminal's (rows, columns): stdout's, else `$LINES`/`$COLUMNS`, else 24×80.
