@@ -551,6 +551,58 @@ spec:
     assert!(lines.iter().any(|l| l == "stopped"), "{lines:#?}");
     // The terminal echoed no `^C` into the block.
     assert!(!raw_text.contains("^C"), "{lines:#?}");
+    // The screen at the end, as a terminal emulator draws it: the log lines above, the last
+    // frame once below them, nothing of a misplaced redraw left over.
+    let mut terminal = vt100::Parser::new(
+        std::num::NonZeroU16::new(50).expect("rows"),
+        std::num::NonZeroU16::new(COLUMNS as u16).expect("columns"),
+        0,
+    );
+    terminal.process(raw_text.as_bytes());
+    let screen: Vec<String> = terminal
+        .screen()
+        .rows(0, COLUMNS as u16)
+        .map(|r| r.trim_end().to_string())
+        .collect();
+    let shown: Vec<&String> = screen.iter().filter(|r| !r.is_empty()).collect();
+    assert!(!terminal.screen().hide_cursor(), "the cursor is shown");
+    let headers = shown.iter().filter(|r| r.starts_with("WORKLOAD ")).count();
+    assert_eq!(headers, 1, "{shown:#?}");
+    assert_eq!(
+        shown.last().map(|r| r.as_str()),
+        Some("stopped"),
+        "{shown:#?}"
+    );
+    let block = shown
+        .iter()
+        .position(|r| r.starts_with("WORKLOAD "))
+        .expect("header");
+    assert_eq!(
+        shown[block..]
+            .iter()
+            .map(|r| r.split("  ").next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        [
+            "WORKLOAD",
+            "deployment/live",
+            "service/live",
+            "ingress/live",
+            "stopped"
+        ],
+        "{shown:#?}"
+    );
+    // Above it, whole log lines (timestamps first), the export line among them.
+    assert!(
+        shown[..block]
+            .iter()
+            .any(|r| r.starts_with("export KUBECONFIG="))
+    );
+    assert!(
+        shown[..block]
+            .iter()
+            .all(|r| !r.contains(" INFO ") || r.starts_with("20")),
+        "{shown:#?}"
+    );
     let hidden = raw_text.rfind("\x1b[?25l").expect("hidden");
     let shown = raw_text
         .rfind("\x1b[?25h")
