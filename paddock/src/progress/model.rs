@@ -1,8 +1,8 @@
 //! The live view's state: what `paddock up` shows on a terminal, computed from the objects its
 //! watches deliver, with no I/O (the renderer in [`super::tty`] draws [`Model::render`]).
 //!
-//! One row per workload — Deployments, StatefulSets, DaemonSets, Jobs, ReplicaSets no
-//! Deployment owns, and bare Pods — with ready/desired, its pods' states in a few words, the
+//! One row per workload — Deployments, StatefulSets, DaemonSets, CronJobs, Jobs, ReplicaSets
+//! no Deployment owns, and bare Pods — with ready/desired, its pods' states in a few words, the
 //! restarts and the last probe failure (the kubelet's `Unhealthy` events, the text `kubectl
 //! describe` shows); then the addresses to open (Services and Ingresses); then a footer that
 //! turns into the stop's progress on Ctrl-C. Start at [`Model`].
@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
@@ -44,6 +44,7 @@ pub(crate) enum Kind {
     StatefulSet,
     DaemonSet,
     ReplicaSet,
+    CronJob,
     Job,
     Pod,
 }
@@ -55,6 +56,7 @@ impl Kind {
             Kind::StatefulSet => "statefulset",
             Kind::DaemonSet => "daemonset",
             Kind::ReplicaSet => "replicaset",
+            Kind::CronJob => "cronjob",
             Kind::Job => "job",
             Kind::Pod => "pod",
         }
@@ -351,6 +353,32 @@ impl Model {
         self.set_workload(key, counts);
     }
 
+    /// A CronJob's row says its schedule and how many of its Jobs run; the Jobs have rows of
+    /// their own (as many as its history limits keep).
+    pub(crate) fn cron_job(&mut self, c: &CronJob, gone: bool) {
+        if system(c.namespace().as_deref()) {
+            return;
+        }
+        let key = Key::new(Kind::CronJob, &ns_of(c), &c.name_any());
+        let counts = (!gone).then(|| {
+            let active = c
+                .status
+                .as_ref()
+                .and_then(|st| st.active.as_ref())
+                .map_or(0, Vec::len);
+            let mut note = format!("schedule {:?}, {active} active", c.spec.schedule);
+            if c.spec.suspend == Some(true) {
+                note.push_str(", suspended");
+            }
+            Counts {
+                ready: 0,
+                desired: 0,
+                note: Some(note),
+            }
+        });
+        self.set_workload(key, counts);
+    }
+
     pub(crate) fn pod(&mut self, p: &Pod, gone: bool) {
         if system(p.namespace().as_deref()) {
             return;
@@ -543,7 +571,12 @@ impl Model {
                 }
                 Row {
                     name: key.label(),
-                    count: format!("{}/{}", counts.ready, counts.desired),
+                    // A CronJob has no count of its own: its Jobs do.
+                    count: if key.kind == Kind::CronJob {
+                        "-".to_string()
+                    } else {
+                        format!("{}/{}", counts.ready, counts.desired)
+                    },
                     pods: pods.join(", "),
                     restarts: agg.restarts,
                     // A failure is stale once everything is ready again.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::{StreamExt, stream::BoxStream};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::{Api, Client};
@@ -244,6 +244,7 @@ enum Update {
     StatefulSet(Box<StatefulSet>, bool),
     DaemonSet(Box<DaemonSet>, bool),
     Job(Box<Job>, bool),
+    CronJob(Box<CronJob>, bool),
     Service(Box<Service>, bool),
     Ingress(Box<Ingress>, bool),
     Event(Box<Event>),
@@ -258,6 +259,7 @@ impl Update {
             Update::StatefulSet(o, gone) => model.stateful_set(&o, gone),
             Update::DaemonSet(o, gone) => model.daemon_set(&o, gone),
             Update::Job(o, gone) => model.job(&o, gone),
+            Update::CronJob(o, gone) => model.cron_job(&o, gone),
             Update::Service(o, gone) => model.service(&o, gone),
             Update::Ingress(o, gone) => model.ingress(&o, gone),
             Update::Event(o) => model.event(&o),
@@ -283,6 +285,7 @@ fn updates(client: Client) -> BoxStream<'static, Update> {
         watch::<StatefulSet>(&client, Update::StatefulSet),
         watch::<DaemonSet>(&client, Update::DaemonSet),
         watch::<Job>(&client, Update::Job),
+        watch::<CronJob>(&client, Update::CronJob),
         watch::<Service>(&client, Update::Service),
         watch::<Ingress>(&client, Update::Ingress),
         watch::<Event>(&client, |e, _| Update::Event(e)),

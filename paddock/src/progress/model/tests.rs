@@ -224,6 +224,14 @@ fn every_workload_kind_gets_a_row_and_the_system_ones_none() {
             "spec": {"replicas": 1, "selector": {}}, "status": {"replicas": 1}})),
         false,
     );
+    m.cron_job(
+        &from(
+            json!({"metadata": {"name": "nightly", "namespace": "default"},
+            "spec": {"schedule": "0 3 * * *", "suspend": true, "jobTemplate": {}},
+            "status": {"active": [{"name": "nightly-1"}]}}),
+        ),
+        false,
+    );
     m.pod(&pod("bare", None, waiting("CrashLoopBackOff", 4)), false);
     m.pod(
         &pod(
@@ -255,6 +263,12 @@ fn every_workload_kind_gets_a_row_and_the_system_ones_none() {
             vec!["statefulset/db -n data", "1/3", "0"],
             vec!["daemonset/agent", "0/1", "0"],
             vec!["replicaset/lone", "0/1", "0"],
+            vec![
+                "cronjob/nightly",
+                "-",
+                "schedule \"0 3 * * *\", 1 active, suspended",
+                "0"
+            ],
             vec!["job/bad", "0/3", "failed (BackoffLimitExceeded)", "0"],
             vec!["job/once", "1/1", "1 completed, complete", "0"],
             vec!["pod/bare", "0/1", "1 CrashLoopBackOff", "4"],
