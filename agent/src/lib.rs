@@ -212,6 +212,11 @@ impl AgentHandle {
         self.directory.probe_histories(namespace, name)
     }
 
+    /// Reads how far [`AgentHandle::stop`] is, from another task (a progress display).
+    pub fn stop_progress(&self) -> StopProgress {
+        StopProgress(self.runtime.clone())
+    }
+
     /// Stops watching and heartbeating; containers keep running (a restarted agent adopts
     /// them).
     pub async fn detach(self) {
@@ -231,6 +236,18 @@ impl AgentHandle {
         if let Err(e) = rt.shutdown(grace).await {
             tracing::warn!(error = %e, "runtime shutdown");
         }
+    }
+}
+
+/// How far an agent's [`AgentHandle::stop`] is.
+#[derive(Clone, Debug)]
+pub struct StopProgress(Arc<dyn runtime::Runtime>);
+
+impl StopProgress {
+    /// The pods whose containers are still stopping; `None` until the runtime starts
+    /// stopping them (or when it cannot say).
+    pub fn pods_left(&self) -> Option<usize> {
+        self.0.pods_stopping()
     }
 }
 

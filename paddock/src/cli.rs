@@ -208,9 +208,25 @@ pub(crate) struct UpArgs {
     pub(crate) dns: NodeDnsArgs,
     #[command(flatten)]
     pub(crate) ingress: NodeIngressArgs,
-    /// Print only the kubeconfig line and the applied objects, not the workloads' progress.
+    /// Print only the kubeconfig line and the applied objects, not the workloads' progress
+    /// (`--progress quiet`).
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,
+    /// How to show the workloads' progress: `auto` is a live view redrawn in place when
+    /// stdout is a terminal and one line per change otherwise; `tty` and `plain` force one.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    pub(crate) progress: crate::progress::Mode,
+}
+
+impl UpArgs {
+    /// `--progress`, with `--quiet` winning.
+    pub(crate) fn progress_mode(&self) -> crate::progress::Mode {
+        if self.quiet {
+            crate::progress::Mode::Quiet
+        } else {
+            self.progress
+        }
+    }
 }
 
 /// The built-in Ingress controller's listeners on a node (`paddock agent`, `paddock up`):

@@ -153,6 +153,11 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// Reads how far [`Node::stop`] is (pods still stopping), from another task.
+    pub(crate) fn stop_progress(&self) -> agent::StopProgress {
+        self.agent.stop_progress()
+    }
+
     /// Stops the pods gracefully (within `budget`), then the proxy.
     pub(crate) async fn stop(self, budget: Duration) {
         self.agent.stop(budget).await;

@@ -1,11 +1,25 @@
-//! `paddock up`'s progress lines: what happens to the applied workloads while they start, one
-//! line per change, as `docker compose up` shows it — a pod's state (scheduled, waiting with
-//! the kubelet's reason, running but not ready, ready, completed, restarts), probe failures as
-//! the kubelet reports them (`Unhealthy` events), a Deployment's ready count, and where a
-//! Service can be reached. Plain lines (no terminal control), so the same output serves a
-//! terminal and a CI log; `--quiet` turns it off.
+//! `paddock up`'s progress: what happens to the applied workloads while they start and, on
+//! Ctrl-C, while they stop, as `docker compose up` shows it. `--progress` picks the form
+//! ([`Mode`]; `auto` is the live view on a terminal, plain lines otherwise):
 //!
-//! It watches through the API with the node's kube client, like any client. Start at [`run`].
+//! - **plain** (a pipe, a CI log): one line per change — a pod's state (scheduled, waiting
+//!   with the kubelet's reason, running but not ready, ready, completed, restarts), probe
+//!   failures as the kubelet reports them (`Unhealthy` events), a Deployment's ready count,
+//!   where a Service can be reached — then `stopping: …` and `stopped`. No terminal control.
+//!   [`run`] and [`Lines`] below.
+//! - **tty**: one compact block redrawn in place: a row per workload (ready/desired, its pods'
+//!   states, restarts, last probe failure), the Services' and Ingresses' addresses, and a
+//!   footer that shows the stop's progress (pods left, then the control plane, then
+//!   `stopped`). The state is [`model::Model`] (pure, tested there); the drawing is
+//!   [`tty::View`]. Log lines are written around the block ([`LogWriter`]). No colour, so
+//!   `NO_COLOR` holds by construction.
+//! - **quiet** (`--quiet`): neither; only the kubeconfig line and the applied objects.
+//!
+//! Both watch through the API with a kube client of the server, like any client. Start at
+//! [`Progress`].
+
+mod model;
+mod tty;
 
 use std::collections::HashMap;
 
@@ -16,8 +30,120 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use model::ViewConfig;
+pub(crate) use tty::LogWriter;
+
+/// `--progress`: how `paddock up` shows progress (docker compose's flag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Mode {
+    /// The live view when stdout is a terminal (and `TERM` is not `dumb`), plain lines
+    /// otherwise.
+    Auto,
+    /// The live view, a terminal or not.
+    Tty,
+    /// One line per change.
+    Plain,
+    /// Only the kubeconfig line and the applied objects.
+    Quiet,
+}
+
+impl Mode {
+    /// `Auto` decided for this process's stdout.
+    fn resolve(self) -> Mode {
+        use std::io::IsTerminal as _;
+        match self {
+            Mode::Auto => {
+                let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+                if std::io::stdout().is_terminal() && !dumb {
+                    Mode::Tty
+                } else {
+                    Mode::Plain
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// The progress shown while `paddock up` runs and stops.
+pub(crate) enum Progress {
+    Quiet,
+    /// Plain lines; the watch task stops at the first stop stage.
+    Plain(CancellationToken),
+    Live(tty::View),
+}
+
+impl Progress {
+    /// Before the workloads are watched (nothing applied yet, or the apply failed): the stop
+    /// stages still print, as plain lines, unless quiet.
+    pub(crate) fn idle(mode: Mode) -> Progress {
+        match mode {
+            Mode::Quiet => Progress::Quiet,
+            _ => Progress::Plain(CancellationToken::new()),
+        }
+    }
+
+    /// Starts watching the workloads through `client` and showing them in `mode`.
+    pub(crate) fn start(
+        mode: Mode,
+        client: anyhow::Result<Client>,
+        config: ViewConfig,
+    ) -> Progress {
+        let mode = mode.resolve();
+        if mode == Mode::Quiet {
+            return Progress::Quiet;
+        }
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "no progress view");
+                return Progress::idle(mode);
+            }
+        };
+        if mode == Mode::Tty {
+            match tty::View::start(client.clone(), config) {
+                Ok(view) => return Progress::Live(view),
+                Err(e) => tracing::warn!(error = %e, "no live view; plain lines instead"),
+            }
+        }
+        let stop = CancellationToken::new();
+        tokio::spawn(run(client, stop.clone()));
+        Progress::Plain(stop)
+    }
+
+    /// Ctrl-C: the node stops its pods (`pods` says how many are left).
+    pub(crate) async fn stopping_pods(&self, pods: agent::StopProgress) {
+        match self {
+            Progress::Quiet => {}
+            Progress::Plain(watch) => {
+                watch.cancel();
+                println!(
+                    "stopping: the node's pods first (each within its grace period, 30 s at most)"
+                );
+            }
+            Progress::Live(view) => view.stopping_pods(pods).await,
+        }
+    }
+
+    /// The pods are gone; the controllers and the API server stop.
+    pub(crate) async fn stopping_control_plane(&self) {
+        if let Progress::Live(view) = self {
+            view.stopping_control_plane().await;
+        }
+    }
+
+    /// Everything stopped.
+    pub(crate) async fn stopped(self) {
+        match self {
+            Progress::Quiet => {}
+            Progress::Plain(_) => println!("stopped"),
+            Progress::Live(view) => view.finish().await,
+        }
+    }
+}
+
 /// Prints progress lines until `stop`.
-pub(crate) async fn run(client: Client, stop: CancellationToken) {
+async fn run(client: Client, stop: CancellationToken) {
     let mut lines = Lines::default();
     let pods = events(Api::<Pod>::all(client.clone()));
     let deployments = events(Api::<Deployment>::all(client.clone()));

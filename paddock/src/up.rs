@@ -3,7 +3,8 @@
 //! `kubectl apply --server-side` would (create or update; fields this command applied before and
 //! no longer lists are removed; each object `created`, `configured` or `unchanged` as kubectl
 //! says), prints where the kubeconfig is, then what happens to the workloads
-//! ([`crate::progress`]), and runs until SIGTERM/SIGINT.
+//! ([`crate::progress`]: a live view on a terminal, plain lines otherwise), and runs until
+//! SIGTERM/SIGINT, then shows the stop.
 //!
 //! Every document is checked before anything is applied, so a bad file changes nothing and the
 //! error names the file, the document and the field.
@@ -18,6 +19,7 @@ use apiserver::registry::{PatchOptions, WriteOptions};
 
 use crate::cli::UpArgs;
 use crate::node::{self, Node};
+use crate::progress::{Progress, ViewConfig};
 use crate::server::wait_for_signal;
 
 /// The field manager `paddock up` applies as (shown in managedFields).
@@ -45,37 +47,37 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let applied = apply_all(&server.registry(), &docs).await;
     println!("export KUBECONFIG={}", server.kubeconfig_path().display());
-    let progress = tokio_util::sync::CancellationToken::new();
+    let mode = args.progress_mode();
+    let mut progress = Progress::idle(mode);
     let result = match applied {
         Ok(lines) => {
             for line in lines {
                 println!("{line}");
             }
-            if !args.quiet {
-                match client(&server).await {
-                    Ok(c) => {
-                        tokio::spawn(crate::progress::run(c, progress.clone()));
-                    }
-                    Err(e) => tracing::warn!(error = %e, "no progress view"),
-                }
-            }
+            progress = Progress::start(mode, client(&server).await, view_config(&args));
             wait_for_signal().await
         }
         Err(err) => Err(err),
     };
-    progress.cancel();
     tracing::info!("shutting down");
-    if !args.quiet {
-        println!("stopping: the node's pods first (each within its grace period, 30 s at most)");
-    }
     // Pods first (graceful termination), then the proxy, then the control plane.
+    progress.stopping_pods(node.stop_progress()).await;
     node.stop(std::time::Duration::from_secs(30)).await;
+    progress.stopping_control_plane().await;
     controllers.stop().await;
     server.shutdown().await;
-    if !args.quiet {
-        println!("stopped");
-    }
+    progress.stopped().await;
     result
+}
+
+/// Where the live view says Services and Ingresses are reached: this node's address (the
+/// node `paddock up` runs reports 127.0.0.1) and its Ingress ports.
+fn view_config(args: &UpArgs) -> ViewConfig {
+    ViewConfig {
+        node_address: std::net::Ipv4Addr::LOCALHOST.to_string(),
+        ingress_http_port: args.ingress.ingress_http_port,
+        ingress_https_port: args.ingress.ingress_https_port,
+    }
 }
 
 /// A client of this server as any other client (the kubeconfig it wrote).

@@ -493,6 +493,12 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// Stops every container and sandbox this runtime knows, in memory and on disk (agent
     /// shutdown): SIGTERM, `grace`, SIGKILL, then the sandboxes are torn down.
     async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError>;
+
+    /// While [`Runtime::shutdown`] runs: how many pods (sandboxes) still have containers to
+    /// stop, for a progress display; `None` before it starts, or when the runtime cannot say.
+    fn pods_stopping(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A `kubectl attach` session ([`Runtime::attach`]).

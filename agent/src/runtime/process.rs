@@ -93,7 +93,13 @@ pub(crate) struct Shared {
     images: std::sync::OnceLock<from_image::Images>,
     /// This runtime itself, for the bridge watcher (which must not keep it alive).
     me: std::sync::Weak<Shared>,
+    /// During [`Shared::shutdown`], the pods whose containers are still stopping;
+    /// [`NOT_STOPPING`] before.
+    stopping: std::sync::atomic::AtomicUsize,
 }
+
+/// [`Shared::stopping`] before a shutdown.
+const NOT_STOPPING: usize = usize::MAX;
 
 #[derive(Debug)]
 struct SandboxRt {
@@ -230,6 +236,7 @@ impl ProcessRuntime {
                 containers: Mutex::new(HashMap::new()),
                 images: std::sync::OnceLock::new(),
                 me: me.clone(),
+                stopping: std::sync::atomic::AtomicUsize::new(NOT_STOPPING),
             }),
         })
     }
@@ -658,10 +665,30 @@ impl Shared {
 
     async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError> {
         self.list().await?;
-        let ids: Vec<ContainerId> = self.containers.lock().keys().cloned().collect();
-        let stops = ids.iter().map(|id| self.stop_container(id, grace));
+        // One group per pod, so that the pods still stopping can be counted
+        // ([`Runtime::pods_stopping`]); all pods and their containers stop concurrently.
+        let mut pods: HashMap<String, Vec<ContainerId>> = self
+            .sandboxes
+            .lock()
+            .keys()
+            .map(|id| (id.clone(), Vec::new()))
+            .collect();
+        for (id, c) in self.containers.lock().iter() {
+            pods.entry(c.rec.sandbox_id.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        self.stopping
+            .store(pods.len(), std::sync::atomic::Ordering::Relaxed);
+        let stops = pods.values().map(|ids| async move {
+            let stops = ids.iter().map(|id| self.stop_container(id, grace));
+            let results = futures::future::join_all(stops).await;
+            self.stopping
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            results
+        });
         let mut first_err = None;
-        for r in futures::future::join_all(stops).await {
+        for r in futures::future::join_all(stops).await.into_iter().flatten() {
             if let Err(e) = r {
                 first_err.get_or_insert(e);
             }
@@ -860,6 +887,17 @@ impl Runtime for ProcessRuntime {
 
     async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError> {
         self.shared.shutdown(grace).await
+    }
+
+    fn pods_stopping(&self) -> Option<usize> {
+        match self
+            .shared
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            NOT_STOPPING => None,
+            n => Some(n),
+        }
     }
 }
 

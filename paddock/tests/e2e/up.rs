@@ -358,6 +358,255 @@ spec:
             .then_some(out)
     });
     assert!(out.contains("deployment.apps/hello unchanged"), "{out}");
+    // Not a terminal: plain lines, no terminal control.
+    assert!(!out.contains('\u{1b}'), "{out:?}");
     assert!(out.contains("stopping: the node's pods first"), "{out}");
     assert!(out.contains("\nstopped\n"), "{out}");
+}
+
+/// The width the test's terminal is set to (`stty cols`).
+const COLUMNS: usize = 160;
+
+/// The lines a terminal `COLUMNS` wide shows of `raw`: the text with the control sequences
+/// (CSI: cursor moves, line clears, colours, the cursor's visibility) taken out, split at
+/// line ends and, as the terminal wraps, every `COLUMNS` characters (the live view fills each
+/// of its lines to the width and lets the terminal wrap, as indicatif does).
+fn screen_lines(raw: &str) -> Vec<String> {
+    let mut text = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // Parameters and intermediates, then one final byte in @..~.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        text.push(c);
+    }
+    text.split(['\n', '\r'])
+        .flat_map(|segment| {
+            let chars: Vec<char> = segment.chars().collect();
+            chars
+                .chunks(COLUMNS)
+                .map(|c| c.iter().collect::<String>().trim_end().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// On a terminal (a pseudo-terminal from util-linux `script`), `paddock up` prints the
+/// kubeconfig line first, then draws a live block: a row per workload reaching ready/desired,
+/// the Service's and the Ingress's addresses; Ctrl-C shows the pods stopping, then
+/// `stopped`, and gives the cursor back.
+#[test]
+fn up_on_a_terminal_shows_a_live_view_and_the_stop() {
+    // Each pod takes 5 s to stop after SIGTERM, so the stop has pods left to count.
+    let (dir, path) = manifest(
+        "live.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: live}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: live}}
+  template:
+    metadata: {labels: {app: live}}
+    spec:
+      terminationGracePeriodSeconds: 20
+      containers:
+      - name: c
+        image: busybox
+        command: [sh, -c, 'trap "sleep 5; exit 0" TERM; while true; do sleep 1; done']
+---
+apiVersion: v1
+kind: Service
+metadata: {name: live}
+spec:
+  selector: {app: live}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: live}
+spec:
+  rules:
+  - host: live.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: live, port: {number: 80}}}}
+"#,
+    );
+    let ns = crate::support::NetNs::new();
+    let shell = format!(
+        "stty cols {COLUMNS} rows 50; exec {bin} up --default-runtime host --listen 127.0.0.1:0 --data-dir {data} -f {file}",
+        bin = env!("CARGO_BIN_EXE_paddock"),
+        data = dir.path().join("data").display(),
+        file = path.display(),
+    );
+    let mut child = ns
+        .wrap("script")
+        .args(["-qfec", &shell, "/dev/null"])
+        .env("PADDOCK_LOG", "info")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn script");
+    // What is written here is typed on the terminal.
+    let mut keyboard = child.stdin.take().expect("stdin");
+    let raw = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let mut pty = child.stdout.take().expect("stdout");
+    let reader = {
+        let raw = raw.clone();
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pty.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                raw.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let output = || String::from_utf8_lossy(&raw.lock().unwrap()).into_owned();
+    let until = |what: &str, check: &dyn Fn(&[String]) -> bool| {
+        let start = std::time::SystemTime::now();
+        loop {
+            let lines = screen_lines(&output());
+            if check(&lines) {
+                return lines;
+            }
+            if start.elapsed().unwrap_or_default() > std::time::Duration::from_secs(120) {
+                panic!("{what}: not shown; the terminal got:\n{}", lines.join("\n"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let lines = until("the deployment 2/2 ready", &|lines| {
+        lines.iter().any(|l| {
+            l.starts_with("deployment/live ") && l.contains(" 2/2 ") && l.contains(" 2 ready")
+        })
+    });
+    let raw_text = output();
+    let export = raw_text
+        .find("export KUBECONFIG=")
+        .expect("the export line");
+    let view = raw_text
+        .find("\x1b[?25l")
+        .expect("the view hides the cursor");
+    assert!(export < view, "the export line comes before the view");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("deployment.apps/live created")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("WORKLOAD ") && l.contains("READY") && l.contains("PODS")),
+        "{lines:#?}"
+    );
+    until("the Service's and the Ingress's addresses", &|lines| {
+        lines.iter().any(|l| {
+            l.starts_with("service/live ") && l.contains(" 10.96.") && l.ends_with(":80/TCP")
+        }) && lines
+            .iter()
+            .any(|l| l.starts_with("ingress/live ") && l.contains("http://live.example/"))
+    });
+
+    // Ctrl-C, typed: the terminal sends SIGINT to paddock (its foreground process).
+    use std::io::Write as _;
+    keyboard.write_all(b"\x03").expect("type Ctrl-C");
+    keyboard.flush().expect("type Ctrl-C");
+    let status = crate::support::wait_or_kill(&mut child, std::time::Duration::from_secs(60));
+    let _ = reader.join();
+    let raw_text = output();
+    let lines = screen_lines(&raw_text);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}; the terminal got:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with("stopping: 2 pods left") || l.starts_with("stopping: 1 pod left")
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("stopping: pods stopped; controllers and API server")),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l == "stopped"), "{lines:#?}");
+    // The terminal echoed no `^C` into the block.
+    assert!(!raw_text.contains("^C"), "{lines:#?}");
+    // The screen at the end, as a terminal emulator draws it: the log lines above, the last
+    // frame once below them, nothing of a misplaced redraw left over.
+    let mut terminal = vt100::Parser::new(
+        std::num::NonZeroU16::new(50).expect("rows"),
+        std::num::NonZeroU16::new(COLUMNS as u16).expect("columns"),
+        0,
+    );
+    terminal.process(raw_text.as_bytes());
+    let screen: Vec<String> = terminal
+        .screen()
+        .rows(0, COLUMNS as u16)
+        .map(|r| r.trim_end().to_string())
+        .collect();
+    let shown: Vec<&String> = screen.iter().filter(|r| !r.is_empty()).collect();
+    assert!(!terminal.screen().hide_cursor(), "the cursor is shown");
+    let headers = shown.iter().filter(|r| r.starts_with("WORKLOAD ")).count();
+    assert_eq!(headers, 1, "{shown:#?}");
+    assert_eq!(
+        shown.last().map(|r| r.as_str()),
+        Some("stopped"),
+        "{shown:#?}"
+    );
+    let block = shown
+        .iter()
+        .position(|r| r.starts_with("WORKLOAD "))
+        .expect("header");
+    assert_eq!(
+        shown[block..]
+            .iter()
+            .map(|r| r.split("  ").next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        [
+            "WORKLOAD",
+            "deployment/live",
+            "service/live",
+            "ingress/live",
+            "stopped"
+        ],
+        "{shown:#?}"
+    );
+    // Above it, whole log lines (timestamps first), the export line among them.
+    assert!(
+        shown[..block]
+            .iter()
+            .any(|r| r.starts_with("export KUBECONFIG="))
+    );
+    assert!(
+        shown[..block]
+            .iter()
+            .all(|r| !r.contains(" INFO ") || r.starts_with("20")),
+        "{shown:#?}"
+    );
+    let hidden = raw_text.rfind("\x1b[?25l").expect("hidden");
+    let shown = raw_text
+        .rfind("\x1b[?25h")
+        .expect("the cursor is shown again");
+    assert!(shown > hidden, "the cursor is shown again at the end");
+    drop(ns);
 }

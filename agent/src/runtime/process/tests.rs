@@ -1480,3 +1480,52 @@ fn isolated_containers_get_the_open_file_limit_paddock_started_with() {
         rt.stop_sandbox(&sb).await.expect("stop");
     });
 }
+
+/// During a shutdown the runtime says how many pods still have containers stopping: a pod
+/// whose container ignores SIGTERM stays counted until the grace period ends, one that exits
+/// at once is not; none once the shutdown is over.
+#[tokio::test]
+async fn shutdown_counts_the_pods_still_stopping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = RootGuard(dir.path().to_path_buf());
+    let rt = host_runtime(dir.path());
+    assert_eq!(rt.pods_stopping(), None, "not stopping yet");
+    let quick = rt
+        .run_sandbox(&sandbox_cfg("quick"))
+        .await
+        .expect("sandbox");
+    rt.start_container(&quick, &container("c", &["sleep", "600"]))
+        .await
+        .expect("start");
+    let slow = rt.run_sandbox(&sandbox_cfg("slow")).await.expect("sandbox");
+    let started = rt
+        .start_container(
+            &slow,
+            &container(
+                "c",
+                &[
+                    "sh",
+                    "-c",
+                    "trap '' TERM; echo trapped; while :; do sleep 0.1; done",
+                ],
+            ),
+        )
+        .await
+        .expect("start");
+    // SIGTERM before the trap is set would end it at once.
+    let log = rt.log_path(&started.id);
+    eventually("the trap set", || {
+        log_texts(&log).contains(&"stdout trapped".to_string())
+    })
+    .await;
+    let stopping = {
+        let rt = rt.clone();
+        tokio::spawn(async move { rt.shutdown(Duration::from_secs(3)).await })
+    };
+    eventually("only the pod ignoring SIGTERM left", || {
+        rt.pods_stopping() == Some(1)
+    })
+    .await;
+    stopping.await.expect("join").expect("shutdown");
+    assert_eq!(rt.pods_stopping(), Some(0));
+}
