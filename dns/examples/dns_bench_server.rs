@@ -2,7 +2,7 @@
 //! (N in 0..COUNT, ClusterIP 10.96.N/250.N%250+1, port `http` 80) on LISTEN over UDP and TCP,
 //! with no upstream, on a multi-threaded runtime as in the node agent, until its stdin closes.
 //!
-//! `bench_server LISTEN COUNT`
+//! `dns_bench_server LISTEN COUNT`
 
 use std::net::SocketAddr;
 use std::sync::Arc;
