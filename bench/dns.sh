@@ -12,10 +12,15 @@
 #
 # Measured 2026-12-08 on the 2-core CI machine (load average 2-3 from other builds; dnsperf
 # shares the cores), release build with LTO off and 16 codegen units, dnsmasq 2.90, dnsperf
-# 2.10, 1,000 services, 10 s x 3 rounds:
-#   paddock  75,400-76,200 q/s at 10.5-11.1 CPU-s: 68,500-72,000 queries per CPU-second
-#   dnsmasq  93,100-105,800 q/s at 7.7-8.4 CPU-s: 120,600-126,100 queries per CPU-second
-#   paddock / dnsmasq per CPU-second: 0.54 0.57 0.60, median 0.57x (no target was set).
+# 2.10, 1,000 services, 10 s x 3 rounds, two runs:
+#   glibc malloc in the example:
+#     paddock  75,400-76,200 q/s at 10.5-11.1 CPU-s: 68,500-72,000 queries per CPU-second
+#     dnsmasq  93,100-105,800 q/s at 7.7-8.4 CPU-s: 120,600-126,100 queries per CPU-second
+#     paddock / dnsmasq per CPU-second: 0.54 0.57 0.60, median 0.57x
+#   jemalloc, as the paddock binary (what the example uses now):
+#     paddock  68,300-77,300 q/s: 63,600-74,000 queries per CPU-second
+#     dnsmasq  82,500-88,800 q/s: 102,600-114,000 queries per CPU-second
+#     paddock / dnsmasq per CPU-second: 0.62 0.65 0.61, median 0.62x (no target was set).
 set -e
 cd "$(dirname "$0")/.."
 SECS=${DNS_BENCH_SECS:-10}

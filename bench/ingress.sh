@@ -10,16 +10,25 @@
 # INGRESS_BENCH_ROUNDS rounds last). Targets: >= 1.0x nginx per CPU-second, added p99 <= nginx's.
 # INGRESS_BENCH_SECS (default 10), INGRESS_BENCH_ROUNDS (default 3).
 #
-# Measured 2026-12-08 on the 2-core CI machine (load average 2-3 from other builds; wrk and
-# the backends share the cores), release build with LTO off and 16 codegen units, nginx
-# 1.22.1, wrk 4.1.0, 10 s x 3 rounds:
-#   direct   p99 4.29-4.36 ms
-#   paddock  28,700-30,600 req/s at 10.9-11.0 CPU-s: 26,200-27,900 req per CPU-second,
-#            p99 6.07-6.92 ms (adds 1.78-2.60 ms)
-#   nginx    50,300-52,300 req/s at 9.4-9.5 CPU-s: 53,300-55,100 req per CPU-second,
-#            p99 4.60-4.73 ms (adds 0.28-0.44 ms)
-#   paddock / nginx per CPU-second median 0.51x, added p99 median 2.07 ms vs 0.28 ms:
-#   both targets missed.
+# Measured 2026-12-08 on the 2-core CI machine (wrk and the backends share the cores with the
+# proxy), release build with LTO off and 16 codegen units, nginx 1.22.1, wrk 4.1.0,
+# 10 s x 3 rounds, two runs:
+#   glibc malloc in the example, load average 2-3 from other builds:
+#     direct   p99 4.29-4.36 ms
+#     paddock  28,700-30,600 req/s at 10.9-11.0 CPU-s: 26,200-27,900 req per CPU-second,
+#              p99 6.07-6.92 ms (adds 1.78-2.60 ms)
+#     nginx    50,300-52,300 req/s at 9.4-9.5 CPU-s: 53,300-55,100 req per CPU-second,
+#              p99 4.60-4.73 ms (adds 0.28-0.44 ms)
+#     paddock / nginx per CPU-second median 0.51x; added p99 median 2.07 ms vs 0.28 ms
+#   jemalloc, as the paddock binary (what the example uses now), while another build pushed
+#   the load average to 6 (direct p99 6.6-12.2 ms: the p99s of this run are noise):
+#     paddock  20,200-21,200 req per CPU-second; nginx 43,300-46,100
+#     paddock / nginx per CPU-second 0.49 0.46 0.45, median 0.46x
+#   Both targets missed: about half nginx's requests per CPU-second, and on the quiet run
+#   about 2 ms added at p99 against nginx's 0.3 ms. perf on the paddock process under wrk:
+#   ~20% in the kernel's wakeup/context-switch paths (_raw_spin_unlock_irqrestore,
+#   finish_task_switch: tasks woken across worker threads, the pooled client's dispatch
+#   channel, tokio::sync::mpsc), then memmove and malloc; no single hot function of ours.
 set -e
 cd "$(dirname "$0")/.."
 SECS=${INGRESS_BENCH_SECS:-10}
