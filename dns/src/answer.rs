@@ -18,14 +18,15 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::forward::{Forwarder, Upstream};
+use crate::forward::{Asker, Forwarder};
 use crate::records::{Endpoint, Key, Kind, Snapshot, name_under, service_name};
 
 /// The TTL of every record (kubeadm's CoreDNS configuration: `ttl 30`).
 pub const TTL: u32 = 30;
 /// CoreDNS `DNSSchemaVersion`, served as `dns-version.<zone>` TXT (the DNS specification).
 const SCHEMA_VERSION: &str = "1.1.0";
-/// How many CNAMEs an ExternalName chain may take inside the zone (CoreDNS: 8).
+/// How many CNAMEs an ExternalName chain may take inside the zone: CoreDNS stops adding once
+/// more than 7 are behind it.
 const MAX_CNAME_DEPTH: usize = 8;
 
 /// What to send back.
@@ -41,11 +42,27 @@ pub(crate) enum Outcome {
 #[derive(Debug, Default)]
 pub(crate) struct Reply {
     pub(crate) rcode: ResponseCode,
-    /// Whether we are the authority (our zone) or passing on an upstream answer.
+    /// Whether we are the authority (our zone, or a cached answer) or passing on an upstream
+    /// answer.
     pub(crate) authoritative: bool,
+    /// The TC bit: an upstream answer came truncated (CoreDNS passes the bit on).
+    pub(crate) truncated: bool,
     pub(crate) answers: Vec<Record>,
     pub(crate) authorities: Vec<Record>,
     pub(crate) additionals: Vec<Record>,
+}
+
+impl Reply {
+    /// The size of this reply to `qname`/`qtype` as a message (for the size metrics of a
+    /// lookup that is never sent).
+    pub(crate) fn encoded_len(&self, qname: &Name, qtype: RecordType) -> usize {
+        let mut msg = hickory_proto::op::Message::response(0, hickory_proto::op::OpCode::Query);
+        msg.add_query(hickory_proto::op::Query::query(qname.clone(), qtype));
+        msg.answers = self.answers.clone();
+        msg.authorities = self.authorities.clone();
+        msg.additionals = self.additionals.clone();
+        msg.to_vec().map_or(0, |v| v.len())
+    }
 }
 
 /// Where a name points.
@@ -81,6 +98,7 @@ pub(crate) async fn answer(
     fwd: &Forwarder,
     qname: &Name,
     qtype: RecordType,
+    asker: &Asker,
 ) -> Outcome {
     let lower = qname.to_lowercase();
     if !lower.is_fqdn() {
@@ -92,7 +110,7 @@ pub(crate) async fn answer(
     if !snap.zone.zone_of(&lower) {
         return Outcome::Forward;
     }
-    Outcome::Answer(in_zone(snap, fwd, qname, &lower, qtype).await)
+    Outcome::Answer(in_zone(snap, fwd, qname, &lower, qtype, asker).await)
 }
 
 fn reverse(snap: &Snapshot, qname: &Name, lower: &Name, qtype: RecordType) -> Outcome {
@@ -154,12 +172,19 @@ async fn in_zone(
     qname: &Name,
     lower: &Name,
     qtype: RecordType,
+    asker: &Asker,
 ) -> Reply {
     let zone = &snap.zone;
     let mut extra = Vec::new();
+    let mut truncated = false;
     let result: Result<Vec<Record>, NameError> = match qtype {
         RecordType::A | RecordType::AAAA => {
-            address_records(snap, fwd, qname, lower, qtype, &mut Vec::new()).await
+            let mut chain = Chain {
+                asker,
+                previous: Vec::new(),
+                truncated: &mut truncated,
+            };
+            address_records(snap, fwd, qname, lower, qtype, &mut chain).await
         }
         RecordType::TXT => txt(snap, qname, lower),
         RecordType::CNAME => items(snap, lower, qtype).map(|items| {
@@ -181,6 +206,7 @@ async fn in_zone(
     };
     let mut reply = Reply {
         authoritative: true,
+        truncated,
         ..Reply::default()
     };
     match result {
@@ -266,16 +292,31 @@ fn txt(snap: &Snapshot, qname: &Name, lower: &Name) -> Result<Vec<Record>, NameE
     }
 }
 
-/// A/AAAA (CoreDNS `plugin.A`/`AAAA`): addresses of the right family; an ExternalName gives
-/// its CNAME followed by the target's addresses (looked up here inside the zone, upstream
-/// outside it).
+/// The state of one A/AAAA lookup through ExternalName CNAMEs.
+struct Chain<'a> {
+    asker: &'a Asker,
+    /// The CNAMEs already followed, as (owner, target) in lower case (CoreDNS's
+    /// `previousRecords`).
+    previous: Vec<(Name, Name)>,
+    /// An upstream answer came truncated.
+    truncated: &'a mut bool,
+}
+
+/// A/AAAA (CoreDNS `plugin.A`/`AAAA`): addresses of the right family. An ExternalName gives
+/// its CNAME, skipped when the target is the name itself or below it, when more than 7
+/// CNAMEs are behind it, or when it repeats one of them. A target inside the zone is looked
+/// up here, and the CNAME kept only if that gives records; a target outside it is looked up
+/// through the cache and the upstreams ([`Forwarder::lookup`]), and the CNAME is kept
+/// whatever the answer (NXDOMAIN, SERVFAIL or none at all: CoreDNS appends the CNAME and the
+/// lookup's answer section, empty or not), so an unresolvable target still gives the CNAME
+/// and NOERROR, and the client's resolver sees the target fail when it follows it.
 fn address_records<'a>(
     snap: &'a Arc<Snapshot>,
     fwd: &'a Forwarder,
     qname: &'a Name,
     lower: &'a Name,
     qtype: RecordType,
-    seen: &'a mut Vec<Name>,
+    chain: &'a mut Chain<'_>,
 ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<Record>, NameError>> + Send + 'a>> {
     Box::pin(async move {
         let items = items(snap, lower, qtype)?;
@@ -290,18 +331,25 @@ fn address_records<'a>(
                 }
                 Host::Ip(_) => {}
                 Host::Name(target) => {
-                    let cname = record(qname, TTL, RData::CNAME(CNAME(target.clone())));
                     let target_lower = target.to_lowercase();
-                    if target_lower == *lower
-                        || seen.contains(&target_lower)
-                        || seen.len() >= MAX_CNAME_DEPTH
-                    {
+                    // `Name(state.Name()).Matches(target)`: the name itself or a name below it.
+                    if lower.zone_of(&target_lower) {
                         continue;
                     }
+                    if chain.previous.len() >= MAX_CNAME_DEPTH {
+                        continue;
+                    }
+                    let link = (lower.clone(), target_lower.clone());
+                    if chain.previous.contains(&link) {
+                        continue;
+                    }
+                    let cname = record(qname, TTL, RData::CNAME(CNAME(target.clone())));
                     if snap.zone.zone_of(&target_lower) {
-                        seen.push(lower.clone());
-                        if let Ok(next) =
-                            address_records(snap, fwd, &target, &target_lower, qtype, seen).await
+                        chain.previous.push(link);
+                        let next =
+                            address_records(snap, fwd, &target, &target_lower, qtype, chain).await;
+                        chain.previous.pop();
+                        if let Ok(next) = next
                             && !next.is_empty()
                         {
                             out.push(cname);
@@ -309,10 +357,12 @@ fn address_records<'a>(
                         }
                         continue;
                     }
-                    out.push(cname);
-                    if let Ok(Upstream { answers, .. }) = fwd.lookup(&target, qtype).await {
-                        out.extend(answers);
+                    let found = fwd.lookup(&target, qtype, chain.asker).await;
+                    if found.truncated {
+                        *chain.truncated = true;
                     }
+                    out.push(cname);
+                    out.extend(found.answers);
                 }
             }
         }
@@ -406,17 +456,21 @@ fn items(snap: &Snapshot, lower: &Name, qtype: RecordType) -> Result<Vec<Item>, 
     let mut out = Vec::new();
     match &svc.kind {
         Kind::External(target) => {
-            // SRV for external services is not implemented by CoreDNS either.
-            if endpoint.is_none() && qtype != RecordType::SRV {
-                out.push(Item {
-                    owner: svc_name,
-                    host: Host::Name(target.clone()),
-                    port: None,
-                });
-            } else if endpoint.is_none() {
-                // The name exists: NODATA rather than NXDOMAIN.
+            // An ExternalName has no endpoints and no ports: `endpoint.`, `_port._proto.`
+            // names under it do not exist (CoreDNS `findServices`).
+            if endpoint.is_some() || port.is_some() || protocol.is_some() {
+                return Err(NameError);
+            }
+            if qtype == RecordType::SRV {
+                // CoreDNS drops CNAME targets from SRV answers ("SRV for external services
+                // is not yet implemented"), leaving no error: NODATA.
                 return Ok(Vec::new());
             }
+            out.push(Item {
+                owner: svc_name,
+                host: Host::Name(target.clone()),
+                port: None,
+            });
         }
         Kind::Headless | Kind::ClusterIp(_)
             if matches!(svc.kind, Kind::Headless) || endpoint.is_some() =>

@@ -7,12 +7,14 @@
 //! [`Records::set_endpoint_slice`] from the API watch, [`Records::set_endpoint_ready`] from the
 //! node agent's readiness fast path); each change swaps in a new snapshot, so the next query
 //! sees it. [`answer`] holds the naming rules and what CoreDNS answers (NXDOMAIN vs NODATA,
-//! SOA, SRV weights, ExternalName CNAMEs), [`forward`] the upstream side, and [`Server`] the
+//! SOA, SRV weights, ExternalName CNAMEs), [`cache`] the response cache every query passes,
+//! [`forward`] the upstream side, and [`Server`] the
 //! UDP and TCP sockets with their bounds ([`server`] docs). Wire formats are
 //! `hickory-proto`'s; requests are parsed and responses emitted (with truncation) by
 //! `hickory-server`'s types.
 
 pub mod answer;
+pub mod cache;
 pub mod forward;
 pub mod metrics;
 pub mod records;

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::answer::{self, Outcome, Reply};
-use crate::forward::{ForwardConfig, ForwardError, Forwarder};
+use crate::forward::{Asker, ForwardConfig, Forwarder};
 use crate::metrics::{DnsMetrics, Exchange, Plugin};
 use crate::records::Records;
 
@@ -92,9 +92,10 @@ pub async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
 impl Server {
     /// A server answering from `records`.
     pub fn new(records: Arc<Records>, config: Config) -> Result<Arc<Server>, Error> {
+        let metrics = Arc::new(DnsMetrics::new());
         Ok(Arc::new(Server {
-            metrics: Arc::new(DnsMetrics::new()),
-            forwarder: Forwarder::new(&config.forward)?,
+            forwarder: Forwarder::new(&config.forward, metrics.clone()),
+            metrics,
             permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             records,
             config,
@@ -279,32 +280,45 @@ impl Server {
         let qname = query.original().name().clone();
         let qtype = query.query_type();
         note.qtype = Some(qtype);
-        let snap = self.records.snapshot();
-        let reply = match answer::answer(&snap, &self.forwarder, &qname, qtype).await {
-            Outcome::Answer(reply) => {
-                note.plugin = Plugin::Kubernetes;
-                reply
+        let asker = Asker {
+            tcp: protocol == Protocol::Tcp,
+            ipv6: src.is_ipv6(),
+            edns: request.edns.as_ref().map(Edns::max_payload),
+            dnssec_ok: request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+            checking_disabled: request.metadata.checking_disabled,
+            recursion_desired: request.metadata.recursion_desired,
+        };
+        // The plugin chain of kubeadm's Corefile: cache, then kubernetes, then forward.
+        let lower = qname.to_lowercase();
+        let cache = self.forwarder.cache();
+        let reply = match cache.get(&lower, qtype, &asker) {
+            Some(hit) => {
+                note.plugin = Plugin::Chain;
+                hit
             }
-            Outcome::Forward => match self.forwarder.lookup(&qname, qtype).await {
-                Ok(up) => Reply {
-                    rcode: {
-                        note.plugin = Plugin::Forward;
-                        up.rcode
+            None => {
+                let snap = self.records.snapshot();
+                let written =
+                    match answer::answer(&snap, &self.forwarder, &qname, qtype, &asker).await {
+                        Outcome::Answer(reply) => Ok(reply),
+                        Outcome::Forward => self.forwarder.exchange(&qname, qtype, &asker).await,
+                    };
+                match written {
+                    Ok(mut reply) => {
+                        note.plugin = Plugin::Chain;
+                        // `disable success|denial <cluster domain>`: cluster answers pass
+                        // through the cache without being kept.
+                        let keep = !snap.zone.zone_of(&lower);
+                        cache.store(&lower, qtype, &asker, &mut reply, keep);
+                        reply
+                    }
+                    // Written by the server itself, past the cache (CoreDNS's `errorFunc`).
+                    Err(e) => Reply {
+                        rcode: e.rcode(),
+                        ..Reply::default()
                     },
-                    authoritative: false,
-                    answers: up.answers,
-                    authorities: up.authorities,
-                    additionals: Vec::new(),
-                },
-                Err(ForwardError::Busy) => Reply {
-                    rcode: ResponseCode::Refused,
-                    ..Reply::default()
-                },
-                Err(ForwardError::Failed) => Reply {
-                    rcode: ResponseCode::ServFail,
-                    ..Reply::default()
-                },
-            },
+                }
+            }
         };
         let edns = request.edns.as_ref().map(|req| {
             let mut e = Edns::new();
@@ -318,6 +332,7 @@ impl Server {
         };
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = reply.authoritative;
+        metadata.truncation = reply.truncated;
         metadata.recursion_available = true;
         metadata.response_code = reply.rcode;
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(

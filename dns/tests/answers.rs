@@ -278,6 +278,158 @@ async fn external_name_is_a_cname_followed_by_the_target_addresses() -> Result<(
     Ok(())
 }
 
+fn external(name: &str, target: &str) -> k8s_openapi::api::core::v1::Service {
+    service(serde_json::json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": "ExternalName", "externalName": target}
+    }))
+}
+
+fn cnames(m: &hickory_proto::op::Message) -> Vec<(String, String)> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::CNAME(c) => Some((r.name.to_ascii(), c.0.to_ascii())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What CoreDNS 1.11.3 (kubernetes plugin, `plugin/backend_lookup.go`, targets outside the
+/// zone looked up through its own chain) answers for ExternalName services, per type, for
+/// targets that resolve, that do not, and that are inside the cluster domain.
+#[tokio::test]
+async fn external_names_answer_as_coredns_for_every_type_and_target() -> Result<()> {
+    let up = Upstream::start(false).await?;
+    let s = with_web_and_db(Some(&up)).await?;
+    for (name, target) in [
+        ("ext", "www.example.org"),
+        ("ext-nx", "nx-gone.example.org"),
+        ("ext-in", "web.default.svc.cluster.local"),
+        ("ext-in-missing", "missing.default.svc.cluster.local"),
+        ("ext-self", "ext-self.default.svc.cluster.local"),
+        ("ext-below", "x.ext-below.default.svc.cluster.local"),
+        ("loop-a", "loop-b.default.svc.cluster.local"),
+        ("loop-b", "loop-a.default.svc.cluster.local"),
+    ] {
+        s.records.update_service(&external(name, target));
+    }
+    let q = |n: &str| format!("{n}.default.svc.cluster.local.");
+    let cname = |n: &str, t: &str| vec![(q(n), t.to_string())];
+
+    // A resolvable target: the CNAME, then the upstream's answer for the target.
+    let a = udp(s.addr, &q("ext"), RecordType::A).await?;
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert!(a.metadata.authoritative);
+    assert_eq!(cnames(&a), cname("ext", "www.example.org."));
+    assert_eq!(addresses(&a), [UPSTREAM_ANSWER.to_string()]);
+    // The target has no AAAA: the CNAME alone, still NOERROR.
+    let aaaa = udp(s.addr, &q("ext"), RecordType::AAAA).await?;
+    assert_eq!(aaaa.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(cnames(&aaaa), cname("ext", "www.example.org."));
+    assert_eq!(aaaa.answers.len(), 1);
+
+    // An unresolvable target: CoreDNS keeps the CNAME (it appends the CNAME and the
+    // lookup's empty answer section, whatever the lookup's rcode): NOERROR, authoritative,
+    // no SOA; the client's resolver then finds the target's NXDOMAIN itself.
+    for qtype in [RecordType::A, RecordType::AAAA] {
+        let m = udp(s.addr, &q("ext-nx"), qtype).await?;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{qtype}");
+        assert!(m.metadata.authoritative, "{qtype}");
+        assert_eq!(
+            cnames(&m),
+            cname("ext-nx", "nx-gone.example.org."),
+            "{qtype}"
+        );
+        assert_eq!(m.answers.len(), 1, "{qtype}");
+        assert!(soa(&m).is_none(), "{qtype}");
+    }
+    assert!(
+        up.hits("nx-gone.example.org.") >= 1,
+        "the target was looked up"
+    );
+
+    // A target inside the cluster domain is resolved here; the CNAME is kept only with
+    // records behind it.
+    let inside = udp(s.addr, &q("ext-in"), RecordType::A).await?;
+    assert_eq!(
+        cnames(&inside),
+        cname("ext-in", "web.default.svc.cluster.local.")
+    );
+    assert_eq!(addresses(&inside), ["10.96.0.20"]);
+    for (name, qtype) in [
+        ("ext-in", RecordType::AAAA),
+        ("ext-in-missing", RecordType::A),
+        ("ext-self", RecordType::A),
+        ("ext-below", RecordType::A),
+        ("loop-a", RecordType::A),
+    ] {
+        let m = udp(s.addr, &q(name), qtype).await?;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{name} {qtype}"
+        );
+        assert!(m.answers.is_empty(), "{name} {qtype}: {:?}", m.answers);
+        assert!(soa(&m).is_some(), "{name} {qtype}: NODATA carries the SOA");
+    }
+
+    // CNAME queries answer the CNAME whatever the target.
+    for (name, target) in [
+        ("ext", "www.example.org."),
+        ("ext-nx", "nx-gone.example.org."),
+        ("ext-in-missing", "missing.default.svc.cluster.local."),
+    ] {
+        let m = udp(s.addr, &q(name), RecordType::CNAME).await?;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(cnames(&m), cname(name, target));
+    }
+
+    // SRV: CoreDNS drops CNAME targets from SRV answers: NODATA. TXT: the name exists: NODATA.
+    for qtype in [RecordType::SRV, RecordType::TXT] {
+        let m = udp(s.addr, &q("ext"), qtype).await?;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{qtype}");
+        assert!(m.answers.is_empty(), "{qtype}");
+        assert!(soa(&m).is_some(), "{qtype}");
+    }
+
+    // Names below an ExternalName (ports, endpoints) do not exist.
+    for (name, qtype) in [
+        ("_http._tcp.ext.default.svc.cluster.local.", RecordType::SRV),
+        ("_http._tcp.ext.default.svc.cluster.local.", RecordType::A),
+        ("x.ext.default.svc.cluster.local.", RecordType::A),
+        ("x.ext.default.svc.cluster.local.", RecordType::CNAME),
+    ] {
+        let m = udp(s.addr, name, qtype).await?;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{name} {qtype}"
+        );
+    }
+    Ok(())
+}
+
+/// Without any upstream the target's lookup fails (SERVFAIL inside), and CoreDNS still
+/// answers the CNAME.
+#[tokio::test]
+async fn an_external_name_keeps_its_cname_when_no_upstream_answers() -> Result<()> {
+    let s = start(None, Config::default()).await?;
+    s.records
+        .update_service(&external("ext", "www.example.org"));
+    let m = udp(s.addr, "ext.default.svc.cluster.local.", RecordType::A).await?;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        cnames(&m),
+        [(
+            "ext.default.svc.cluster.local.".to_string(),
+            "www.example.org.".to_string()
+        )]
+    );
+    assert_eq!(m.answers.len(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn pod_names_spell_their_address() -> Result<()> {
     let s = with_web_and_db(None).await?;
@@ -436,6 +588,55 @@ async fn tcp_answers_like_udp_and_keeps_the_connection() -> Result<()> {
         let m = tcp_recv(&mut conn).await?;
         assert_eq!(m.metadata.id, id);
         assert!(!addresses(&m).is_empty());
+    }
+    Ok(())
+}
+
+/// The cache, forward and proxy families as CoreDNS 1.11.3 exposes them, counted over real
+/// queries: every query passes the cache, cluster answers are never kept, forwarded ones
+/// are; an ExternalName's target lookup is a query of its own.
+#[tokio::test]
+async fn cache_and_forward_metrics_count_as_coredns_does() -> Result<()> {
+    let up = Upstream::start(false).await?;
+    let s = with_web_and_db(Some(&up)).await?;
+    s.records
+        .update_service(&external("ext", "host2.example.org"));
+    for _ in 0..2 {
+        udp(s.addr, "web.default.svc.cluster.local.", RecordType::A).await?;
+        udp(s.addr, "host1.example.org.", RecordType::A).await?;
+    }
+    let nx = udp(s.addr, "nx3.example.org.", RecordType::A).await?;
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    let again = udp(s.addr, "nx3.example.org.", RecordType::A).await?;
+    assert!(
+        again.metadata.authoritative,
+        "a cached answer is marked authoritative"
+    );
+    udp(s.addr, "ext.default.svc.cluster.local.", RecordType::A).await?;
+    assert_eq!(up.hits("host1.example.org."), 1);
+    assert_eq!(up.hits("nx3.example.org."), 1);
+    let text = s.metrics.encode();
+    let to = up.addr.to_string();
+    // Requests: web x2, host1 x2, nx3 x2, ext and its target host2: 8. Hits: host1 and nx3
+    // once each.
+    for line in [
+        r#"coredns_cache_requests_total{server="dns://:53",zones=".",view=""} 8"#.to_string(),
+        r#"coredns_cache_misses_total{server="dns://:53",zones=".",view=""} 6"#.to_string(),
+        r#"coredns_cache_hits_total{server="dns://:53",type="success",zones=".",view=""} 1"#.to_string(),
+        r#"coredns_cache_hits_total{server="dns://:53",type="denial",zones=".",view=""} 1"#.to_string(),
+        r#"coredns_cache_entries{server="dns://:53",type="success",zones=".",view=""} 2"#.to_string(),
+        r#"coredns_cache_entries{server="dns://:53",type="denial",zones=".",view=""} 1"#.to_string(),
+        format!(r#"coredns_proxy_request_duration_seconds_count{{proxy_name="forward",to="{to}",rcode="NOERROR"}} 2"#),
+        format!(r#"coredns_proxy_request_duration_seconds_count{{proxy_name="forward",to="{to}",rcode="NXDOMAIN"}} 1"#),
+        format!(r#"coredns_proxy_conn_cache_misses_total{{proxy_name="forward",to="{to}",proto="udp"}} 3"#),
+        "coredns_forward_max_concurrent_rejects_total 0".to_string(),
+        "coredns_forward_healthcheck_broken_total 0".to_string(),
+        r#"coredns_build_info{version="1.11.3","#.to_string(),
+        r#"coredns_dns_requests_total{server="dns://:53",zone=".",view="",proto="udp",family="1",type="A"} 8"#.to_string(),
+        r#"coredns_dns_responses_total{server="dns://:53",zone=".",view="",rcode="NOERROR",plugin="loadbalance"} 6"#.to_string(),
+        r#"coredns_dns_responses_total{server="dns://:53",zone=".",view="",rcode="NXDOMAIN",plugin="loadbalance"} 2"#.to_string(),
+    ] {
+        assert!(text.contains(&line), "{line}\n{text}");
     }
     Ok(())
 }

@@ -7,7 +7,9 @@
 //! [`proxy::feed::Observer`]); on a relist, objects that disappeared are removed. It also
 //! writes `status.loadBalancer.ingress` of each of our Ingresses (127.0.0.1 and the Ready
 //! Nodes' addresses: every node serves every Ingress) through the `ingresses/status` subresource,
-//! and records a Warning event on an Ingress when one of its backend Services does not exist
+//! clears it again on an Ingress that stops being ours while this controller runs (its class
+//! changed, or the default class did) and still lists exactly our addresses ([`stale`]), and
+//! records a Warning event on an Ingress when one of its backend Services does not exist
 //! (reason [`crate::table::REASON_NO_SERVICE`]) or a TLS Secret is missing or unusable
 //! ([`crate::table::REASON_BAD_TLS`]), once per problem while it lasts.
 
@@ -245,6 +247,57 @@ fn wanted_addresses(own: &[IpAddr], nodes: &[IpAddr]) -> Vec<String> {
     want.iter().map(ToString::to_string).collect()
 }
 
+/// The `status.loadBalancer.ingress` addresses an Ingress lists now.
+fn status_ips(ing: &Ingress) -> Vec<String> {
+    ing.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.clone())
+        .collect()
+}
+
+/// Of the Ingresses that were ours (`was_ours`) and are not any more (not in `ours`), those
+/// whose status still lists exactly our addresses `want`, with their resourceVersion: their
+/// status is ours to clear. `was_ours` keeps only those (an Ingress gone, or whose status
+/// someone else has written since, is forgotten).
+///
+/// The controllers this follows do less: ingress-nginx drops an Ingress whose class is no
+/// longer its own from its store without touching its status (it clears the status of its
+/// Ingresses only when its last instance shuts down), leaving the address to the next
+/// controller to overwrite. Here the stale address would stay on an Ingress whose new class
+/// has no controller (`kubectl get ingress` showing an address that no longer routes it), so
+/// it is cleared; only when it is exactly ours, and pinned to the resourceVersion read, so a
+/// status another controller has written meanwhile is never erased.
+pub(crate) fn stale(
+    was_ours: &mut BTreeSet<Key>,
+    ours: &[Key],
+    want: &[String],
+    ingress: impl Fn(&Key) -> Option<Ingress>,
+) -> Vec<(Key, String)> {
+    was_ours.extend(ours.iter().cloned());
+    let mut out = Vec::new();
+    was_ours.retain(|k| {
+        if ours.contains(k) {
+            return true;
+        }
+        let Some(ing) = ingress(k) else {
+            return false;
+        };
+        if status_ips(&ing) != want {
+            return false;
+        }
+        if let Some(rv) = ing.metadata.resource_version.clone() {
+            out.push((k.clone(), rv));
+        }
+        // Kept until the status is seen cleared (a conflict is retried on the next change).
+        true
+    });
+    out
+}
+
 /// Keeps the status and events of our Ingresses in step with the table and the Nodes.
 async fn write_status(
     client: kube::Client,
@@ -255,22 +308,35 @@ async fn write_status(
 ) {
     let mut generation = router.subscribe();
     let mut told: BTreeSet<Problem> = BTreeSet::new();
+    let mut was_ours: BTreeSet<Key> = BTreeSet::new();
     loop {
         let want = wanted_addresses(&addrs, &nodes.borrow_and_update());
         let table = router.table();
+        for ((ns, name), rv) in stale(&mut was_ours, &table.ours, &want, |(ns, name)| {
+            router.ingress(ns, name)
+        }) {
+            let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+            let patch = serde_json::json!({
+                "metadata": {"resourceVersion": rv},
+                "status": {"loadBalancer": {"ingress": null}},
+            });
+            match api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    tracing::debug!(ingress = %format!("{ns}/{name}"), "cleared the status of an ingress no longer ours")
+                }
+                Err(e) => {
+                    tracing::debug!(ingress = %format!("{ns}/{name}"), error = %e, "could not clear ingress status")
+                }
+            }
+        }
         for (ns, name) in &table.ours {
             let Some(ing) = router.ingress(ns, name) else {
                 continue;
             };
-            let have: Vec<String> = ing
-                .status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|l| l.ingress.as_ref())
-                .into_iter()
-                .flatten()
-                .filter_map(|i| i.ip.clone())
-                .collect();
+            let have = status_ips(&ing);
             if have == want {
                 continue;
             }
@@ -343,8 +409,60 @@ async fn record_warning(client: &kube::Client, node: &str, ing: &Ingress, p: &Pr
 
 #[cfg(test)]
 mod tests {
-    use super::wanted_addresses;
+    use super::{stale, wanted_addresses};
+    use std::collections::BTreeSet;
     use std::net::IpAddr;
+
+    use k8s_openapi::api::networking::v1::Ingress;
+
+    fn ingress(name: &str, rv: &str, ips: &[&str]) -> Ingress {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default", "resourceVersion": rv},
+            "status": {"loadBalancer": {"ingress": ips.iter().map(|ip| serde_json::json!({"ip": ip})).collect::<Vec<_>>()}},
+        }))
+        .expect("ingress")
+    }
+
+    #[test]
+    fn only_ingresses_that_left_us_with_our_exact_status_are_cleared() {
+        let k = |n: &str| ("default".to_string(), n.to_string());
+        let want = vec!["127.0.0.1".to_string(), "10.0.0.1".to_string()];
+        let objects = [
+            ingress("left", "5", &["127.0.0.1", "10.0.0.1"]),
+            ingress("taken", "6", &["192.0.2.9"]),
+            ingress("cleared", "7", &[]),
+            ingress("kept", "8", &["127.0.0.1", "10.0.0.1"]),
+            ingress("never", "9", &["127.0.0.1", "10.0.0.1"]),
+        ];
+        let lookup = |key: &(String, String)| {
+            objects
+                .iter()
+                .find(|i| i.metadata.name.as_deref() == Some(key.1.as_str()))
+                .cloned()
+        };
+        let mut was_ours: BTreeSet<_> = ["left", "taken", "cleared", "kept", "deleted"]
+            .into_iter()
+            .map(k)
+            .collect();
+        let ours = [k("kept")];
+        let clear = stale(&mut was_ours, &ours, &want, lookup);
+        // "never" was never ours: its status is someone else's even if it matches.
+        assert_eq!(clear, [(k("left"), "5".to_string())]);
+        assert_eq!(was_ours, [k("kept"), k("left")].into_iter().collect());
+        // Once the cleared status is seen, it is forgotten.
+        let after = [
+            ingress("left", "10", &[]),
+            ingress("kept", "8", &["127.0.0.1", "10.0.0.1"]),
+        ];
+        let clear = stale(&mut was_ours, &ours, &want, |key| {
+            after
+                .iter()
+                .find(|i| i.metadata.name.as_deref() == Some(key.1.as_str()))
+                .cloned()
+        });
+        assert!(clear.is_empty());
+        assert_eq!(was_ours, [k("kept")].into_iter().collect());
+    }
 
     #[test]
     fn status_addresses_are_the_same_on_every_node() {

@@ -117,6 +117,7 @@ impl Upstream {
 pub struct Running {
     pub addr: SocketAddr,
     pub records: Arc<Records>,
+    pub metrics: Arc<dns::metrics::DnsMetrics>,
     stop: CancellationToken,
 }
 
@@ -135,6 +136,7 @@ pub async fn start(upstream: Option<&Upstream>, mut config: Config) -> Result<Ru
         };
     }
     let server = Server::new(records.clone(), config)?;
+    let metrics = server.metrics().clone();
     let (udp, tcp) = dns::bind("127.0.0.1:0".parse()?).await?;
     let addr = tcp.local_addr()?;
     let stop = CancellationToken::new();
@@ -142,6 +144,7 @@ pub async fn start(upstream: Option<&Upstream>, mut config: Config) -> Result<Ru
     Ok(Running {
         addr,
         records,
+        metrics,
         stop,
     })
 }

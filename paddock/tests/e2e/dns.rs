@@ -138,7 +138,8 @@ fn pods_resolve_services_by_name_through_the_cluster_dns() {
     );
 
     // The kube-dns Service's metrics port answers as CoreDNS's prometheus plugin does, with
-    // the queries above counted.
+    // the queries above counted (written through kubeadm's `loadbalance` plugin, and all
+    // passing the cache).
     let metrics = s.kubectl(&[
         "exec",
         "client",
@@ -150,8 +151,10 @@ fn pods_resolve_services_by_name_through_the_cluster_dns() {
     ]);
     for want in [
         r#"coredns_dns_requests_total{server="dns://:53",zone=".",view="",proto="udp",family="1",type="A"}"#,
-        r#"coredns_dns_responses_total{server="dns://:53",zone=".",view="",rcode="NXDOMAIN",plugin="kubernetes"}"#,
+        r#"coredns_dns_responses_total{server="dns://:53",zone=".",view="",rcode="NXDOMAIN",plugin="loadbalance"}"#,
         r#"coredns_dns_request_duration_seconds_bucket{le="0.00025""#,
+        r#"coredns_cache_requests_total{server="dns://:53",zones=".",view=""}"#,
+        r#"coredns_build_info{version="1.11.3""#,
     ] {
         assert!(metrics.contains(want), "{want} in\n{metrics}");
     }

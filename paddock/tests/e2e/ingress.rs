@@ -4,8 +4,9 @@
 //! to the node's listeners (127.0.0.1:80 and :443, the defaults): requests routed by host and
 //! path, the forwarded headers, TLS chosen by SNI (HTTP/2 by ALPN), 404 for an unknown host,
 //! 503 and a Warning event for a missing Service, the load balancer status, an Ingress made
-//! by `kubectl create ingress` without a class (the default class), and a pod that
-//! stops being ready leaving the rotation.
+//! by `kubectl create ingress` without a class (the default class), its status cleared
+//! when its class becomes another controller's, and a pod that stops being ready leaving
+//! the rotation.
 
 use std::process::Command;
 
@@ -226,6 +227,33 @@ fn ingress_routes_by_host_and_path_with_tls_by_sni_and_follows_readiness() {
     });
     assert!(body.starts_with("beta "), "{code} {body}");
     assert_eq!(get(&s, "made.example", "/a").0, "404 1.1");
+
+    // Once its class is another controller's, it is no longer routed here, and the status
+    // this controller wrote is cleared.
+    let made_status = || {
+        s.kubectl(&[
+            "get",
+            "ingress",
+            "made",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].ip}",
+        ])
+    };
+    s.eventually("the classless Ingress's status", || {
+        (made_status() == want).then_some(())
+    });
+    s.kubectl(&[
+        "patch",
+        "ingress",
+        "made",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"ingressClassName":"someone-else"}}"#,
+    ]);
+    s.eventually("the status cleared once the class changed", || {
+        made_status().is_empty().then_some(())
+    });
+    assert_eq!(get(&s, "made.example", "/b/1").0, "404 1.1");
 
     // TLS: the Secret's certificate by SNI once it exists, HTTP/2 by ALPN.
     let certs = tempfile::tempdir().expect("tempdir");
