@@ -46,6 +46,7 @@
 pub mod backoff;
 pub mod certificate;
 pub mod client;
+pub mod configz;
 pub mod events;
 pub mod images;
 pub mod manager;
@@ -362,6 +363,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
                 directory,
                 token: config.serve_token.clone(),
                 metrics,
+                configz: Arc::new(configz::document(&config, addr)),
             },
             tls,
             stop.clone(),

@@ -450,6 +450,8 @@ mod tests {
                     )
                 })
                 .collect(),
+            pod: None,
+            status: None,
         }
     }
 

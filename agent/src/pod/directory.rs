@@ -23,12 +23,17 @@ pub struct ContainerEntry {
 }
 
 /// A pod's containers, by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodEntry {
     /// Pod UID.
     pub uid: String,
     /// Containers (init and regular) in spec order.
     pub containers: Vec<(String, ContainerEntry)>,
+    /// The pod as the agent runs it (shared with its worker; the status may be left out).
+    pub pod: Option<Arc<Pod>>,
+    /// The status the agent last computed for it, as JSON (shared with the worker's record
+    /// of its last write): what the kubelet's `/pods` shows over the pod's own.
+    pub status: Option<Arc<[u8]>>,
 }
 
 /// The agent's map of pods to their containers (for the logs/exec API).
@@ -70,6 +75,27 @@ impl Directory {
             .iter()
             .map(|((ns, name), e)| (ns.clone(), name.clone(), e.clone()))
             .collect()
+    }
+
+    /// The kubelet's `/pods`: a `v1` PodList of the pods this agent runs (and the finished ones
+    /// it still serves logs of), each with the status the agent computed, by namespace and
+    /// name.
+    pub fn pod_list(&self) -> serde_json::Value {
+        let mut pods = self.entries();
+        pods.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let items: Vec<serde_json::Value> = pods
+            .into_iter()
+            .filter_map(|(_, _, e)| {
+                let mut v = serde_json::to_value(e.pod?.as_ref()).ok()?;
+                if let Some(st) = e.status.and_then(|b| serde_json::from_slice(&b).ok()) {
+                    v["status"] = st;
+                }
+                v["apiVersion"] = "v1".into();
+                v["kind"] = "Pod".into();
+                Some(v)
+            })
+            .collect();
+        serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
     }
 
     /// For the node's metrics: pods with a running container, running containers, and
@@ -149,6 +175,8 @@ impl Directory {
             PodEntry {
                 uid: pod.metadata.uid.clone().unwrap_or_default(),
                 containers,
+                pod: Some(Arc::new(pod.clone())),
+                status: None,
             },
         );
     }

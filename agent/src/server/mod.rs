@@ -34,6 +34,9 @@
 //! - `GET|POST /portForward/{namespace}/{pod}`: `kubectl port-forward`, the kubelet's
 //!   `portforward.k8s.io` protocol over SPDY/3.1, upgraded from a WebSocket
 //!   (`SPDY/3.1+portforward.k8s.io`) or with `Upgrade: SPDY/3.1` ([`portforward`]).
+//! - `GET /pods`: a `v1` PodList of the pods the agent runs, with the status it computed;
+//!   `GET /configz`: `{"kubeletconfig": {…}}`, its settings in the kubelet's configuration
+//!   fields ([`crate::configz`]); `/healthz`, `/metrics`, `/metrics/probes`, `/metrics/resource`.
 //!
 //! Errors are `Status` JSON bodies with the API server's messages (`container "c" in pod "p"
 //! is waiting to start: ContainerCreating`, 400; unknown pod, 404).
@@ -76,6 +79,8 @@ pub struct ServerState {
     pub token: Option<String>,
     /// The node's metrics (`/metrics`, `/metrics/probes`).
     pub metrics: Arc<crate::metrics::AgentMetrics>,
+    /// `/configz`'s body: the agent's settings in the kubelet's configuration fields.
+    pub configz: Arc<serde_json::Value>,
 }
 
 /// The group whose client certificates may use the agent API (kubeadm's
@@ -197,6 +202,8 @@ pub fn router(state: ServerState) -> Router {
         .route("/metrics", get(metrics_main))
         .route("/metrics/probes", get(metrics_probes))
         .route("/metrics/resource", get(metrics_resource))
+        .route("/pods", get(pods))
+        .route("/configz", get(configz))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -222,6 +229,29 @@ async fn metrics_resource(State(s): State<ServerState>) -> Response {
     (
         [(header::CONTENT_TYPE, crate::resource_stats::CONTENT_TYPE)],
         snap.encode(),
+    )
+        .into_response()
+}
+
+/// `/pods`: the kubelet's list of the pods it runs, with the status it computed
+/// (`kubectl get --raw /api/v1/nodes/NODE/proxy/pods`); encoded off the async threads.
+async fn pods(State(s): State<ServerState>) -> Response {
+    let dir = s.directory.clone();
+    match tokio::task::spawn_blocking(move || serde_json::to_vec(&dir.pod_list())).await {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        _ => status_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "cannot encode the pod list",
+        ),
+    }
+}
+
+/// `/configz`: `{"kubeletconfig": {…}}`, as the kubelet's configz handler serves it.
+async fn configz(State(s): State<ServerState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.configz.to_string(),
     )
         .into_response()
 }

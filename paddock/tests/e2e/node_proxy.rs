@@ -1,7 +1,8 @@
 //! `nodes/{name}/proxy/…` through the API server to the node agent, as kubectl users read a
 //! kubelet's endpoints: `/healthz`, `/metrics` (`kubelet_running_pods`,
-//! `kubelet_running_containers`) and `/metrics/probes` (`prober_probe_total` by result,
-//! `prober_probe_duration_seconds`); only who may `get nodes/proxy` gets through.
+//! `kubelet_running_containers`), `/metrics/probes` (`prober_probe_total` by result,
+//! `prober_probe_duration_seconds`), `/pods` and `/configz`; only who may `get nodes/proxy`
+//! gets through.
 
 use crate::support::Server;
 
@@ -75,6 +76,37 @@ fn node_proxy_reaches_the_agents_health_and_metrics() {
         probes.contains(r#"prober_probe_duration_seconds_count{probe_type="Readiness",container="main",pod="probed",namespace="default"}"#),
         "{probes}"
     );
+
+    // `/pods`: the kubelet's PodList of what it runs, with the status it computed.
+    let pods: serde_json::Value =
+        serde_json::from_str(&s.kubectl(&["get", "--raw", &format!("{base}/pods")]))
+            .expect("a PodList");
+    assert_eq!(pods["kind"], "PodList", "{pods}");
+    let probed = pods["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["metadata"]["name"] == "probed"))
+        .unwrap_or_else(|| panic!("probed in {pods}"));
+    assert_eq!(probed["kind"], "Pod");
+    assert_eq!(probed["spec"]["containers"][0]["name"], "main");
+    assert_eq!(probed["status"]["phase"], "Running", "{probed}");
+    assert_eq!(
+        probed["status"]["containerStatuses"][0]["ready"], true,
+        "{probed}"
+    );
+    // `/configz`: the settings under the kubelet's configuration field names.
+    let configz: serde_json::Value =
+        serde_json::from_str(&s.kubectl(&["get", "--raw", &format!("{base}/configz")]))
+            .expect("configz JSON");
+    let kc = &configz["kubeletconfig"];
+    assert_eq!(kc["maxPods"], 110, "{configz}");
+    assert_eq!(kc["readOnlyPort"], 0, "{configz}");
+    assert_eq!(kc["nodeLeaseDurationSeconds"], 40, "{configz}");
+    assert_eq!(kc["nodeStatusUpdateFrequency"], "10s", "{configz}");
+    assert_eq!(
+        kc["authentication"]["anonymous"]["enabled"], false,
+        "{configz}"
+    );
+    assert!(kc.get("kind").is_none(), "{configz}");
 
     // The pod's series go with it.
     s.kubectl(&["delete", "pod", "probed", "--wait=true"]);

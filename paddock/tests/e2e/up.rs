@@ -246,7 +246,8 @@ spec:
       containers:
       - name: web
         image: python:3.11
-        command: ["python3", "-m", "http.server", "8080"]
+        # Not hello.yaml's exact command line: another test counts those processes.
+        command: ["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"]
         ports: [{name: http, containerPort: 8080}]
         readinessProbe:
           httpGet: {path: /, port: http}

@@ -9,11 +9,16 @@ use super::*;
 /// the decoded form of even a one-container status is several times bigger. Decoded when a
 /// status is generated (every sync), compared as bytes.
 #[derive(PartialEq, Eq)]
-pub(super) struct Written(Box<[u8]>);
+pub(super) struct Written(Arc<[u8]>);
 
 impl Written {
     pub(super) fn new(st: &PodStatus) -> Self {
-        Self(encode(st).into_boxed_slice())
+        Self(encode(st).into())
+    }
+
+    /// The bytes, shared (the directory's `/pods` shows them).
+    fn shared(&self) -> Arc<[u8]> {
+        self.0.clone()
     }
 
     pub(super) fn status(&self) -> PodStatus {
@@ -105,13 +110,18 @@ impl Driver {
         }
         let view = status::probe_view(&self.state, &self.probes, st.phase.as_deref().unwrap_or(""));
         self.view.send_replace(Some(Arc::new(view)));
-        self.update_directory();
+        let written = Written::new(&st);
+        // An unchanged status shares the bytes of the last write (an idle pod holds one copy).
+        let shown = match &self.last_status {
+            Some(last) if *last == written => last.shared(),
+            _ => written.shared(),
+        };
+        self.update_directory(shown);
         if self.state.removed {
             return;
         }
         // Our last write is the reference; on the periodic resync the API's copy is checked
         // too, so a status overwritten by someone else is put right.
-        let written = Written::new(&st);
         let unchanged = self.last_status.as_ref() == Some(&written)
             && (!self.resync
                 || self.api_status_ours
@@ -166,11 +176,13 @@ impl Driver {
         }
     }
 
-    pub(super) fn update_directory(&self) {
+    pub(super) fn update_directory(&self, status: Arc<[u8]>) {
         let pod = &self.state.pod;
         let mut entry = PodEntry {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             containers: Vec::new(),
+            pod: Some(pod.clone()),
+            status: Some(status),
         };
         let containers = self.state.containers();
         let default_reason = if containers.iter().any(|c| c.init) {
