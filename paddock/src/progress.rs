@@ -31,6 +31,17 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use model::ViewConfig;
+
+/// A Service's `status.loadBalancer.ingress` addresses (IP, else hostname), for both views.
+fn load_balancer_addresses(s: &Service) -> impl Iterator<Item = &str> {
+    s.status
+        .as_ref()
+        .and_then(|st| st.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|ing| ing.ip.as_deref().or(ing.hostname.as_deref()))
+}
 pub(crate) use tty::LogWriter;
 
 /// `--progress`: how `paddock up` shows progress (docker compose's flag).
@@ -259,17 +270,8 @@ impl Lines {
             }
             parts.push(part);
         }
-        for ing in s
-            .status
-            .as_ref()
-            .and_then(|st| st.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            if let Some(ip) = ing.ip.as_deref().or(ing.hostname.as_deref()) {
-                parts.push(format!("load balancer {ip}"));
-            }
+        for ip in load_balancer_addresses(s) {
+            parts.push(format!("load balancer {ip}"));
         }
         if parts.is_empty() {
             parts.push(spec.type_.unwrap_or_else(|| "ClusterIP".into()));

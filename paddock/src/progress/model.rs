@@ -820,18 +820,9 @@ pub(crate) fn service_addresses(s: &Service, config: &ViewConfig) -> Vec<String>
             out.push(format!("{ip}:{}/{}", p.port, proto(p)));
         }
     }
-    for ing in s
-        .status
-        .as_ref()
-        .and_then(|st| st.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-    {
-        if let Some(addr) = ing.ip.as_deref().or(ing.hostname.as_deref()) {
-            for p in &ports {
-                out.push(format!("{addr}:{} (load balancer)", p.port));
-            }
+    for addr in super::load_balancer_addresses(s) {
+        for p in &ports {
+            out.push(format!("{addr}:{} (load balancer)", p.port));
         }
     }
     for p in &ports {

@@ -355,7 +355,18 @@ impl Server {
     }
 
     /// Polls `check` (every 100 ms, up to [`COMMAND_TIMEOUT`]) until it returns Some.
-    pub fn eventually<T>(&self, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    pub fn eventually<T>(&self, what: &str, check: impl FnMut() -> Option<T>) -> T {
+        self.eventually_explained(what, check, String::new)
+    }
+
+    /// [`Server::eventually`], adding what `explain` says (the state that was waited on) to
+    /// the failure.
+    pub fn eventually_explained<T>(
+        &self,
+        what: &str,
+        mut check: impl FnMut() -> Option<T>,
+        explain: impl FnOnce() -> String,
+    ) -> T {
         let start = std::time::SystemTime::now();
         loop {
             if let Some(v) = check() {
@@ -363,7 +374,8 @@ impl Server {
             }
             if start.elapsed().unwrap_or_default() > COMMAND_TIMEOUT {
                 panic!(
-                    "{what}: not reached within {COMMAND_TIMEOUT:?}; server log:\n{}",
+                    "{what}: not reached within {COMMAND_TIMEOUT:?}{}; server log:\n{}",
+                    explain(),
                     tail(&self.log(), 40)
                 );
             }

@@ -207,15 +207,18 @@ impl Walkthrough {
     fn wait_addresses(&self, what: &str, ready: &[&str]) {
         let mut want: Vec<String> = ready.iter().map(|s| s.to_string()).collect();
         want.sort();
-        let start = std::time::SystemTime::now();
-        loop {
-            let got = self.endpoints();
-            if got.0 == want {
-                return;
-            }
-            // What the Endpoints, the pods and the events said, for a failure seen once in CI
-            // (a Ready pod missing from `addresses` for a minute) that did not reproduce.
-            if start.elapsed().unwrap_or_default() > crate::support::COMMAND_TIMEOUT {
+        let last = std::cell::RefCell::new((Vec::new(), Vec::new()));
+        // On failure, what the Endpoints, the pods, the slices and the events said: a Ready pod
+        // missing from `addresses` for a minute was seen once in CI and did not reproduce.
+        self.s.eventually_explained(
+            what,
+            || {
+                let got = self.endpoints();
+                let done = got.0 == want;
+                *last.borrow_mut() = got;
+                done.then_some(())
+            },
+            || {
                 let pods = self.s.kubectl(&[
                     "get",
                     "pods",
@@ -223,16 +226,13 @@ impl Walkthrough {
                     "custom-columns=NAME:.metadata.name,IP:.status.podIP,READY:.status.conditions[?(@.type=='Ready')].status,CONTAINER:.status.containerStatuses[0].ready,RESTARTS:.status.containerStatuses[0].restartCount",
                 ]);
                 let slices = self.s.kubectl(&["get", "endpointslices", "-o", "yaml"]);
-                let events = self
-                    .s
-                    .kubectl(&["get", "events", "--sort-by=.lastTimestamp"]);
-                panic!(
-                    "{what}: want addresses {want:?}; Endpoints (addresses, notReadyAddresses): {got:?}\npods:\n{pods}\nslices:\n{slices}\nevents:\n{events}\nserver log:\n{}",
-                    crate::support::tail(&self.s.log(), 40)
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+                let events = self.s.kubectl(&["get", "events", "--sort-by=.lastTimestamp"]);
+                format!(
+                    "\nwant addresses {want:?}; Endpoints (addresses, notReadyAddresses): {:?}\npods:\n{pods}\nslices:\n{slices}\nevents:\n{events}",
+                    last.borrow()
+                )
+            },
+        );
     }
 
     /// Starts a client loop against the Service (see [`CLIENT`]).
