@@ -44,9 +44,44 @@ static MALLOC_CONF: &[u8; 20] = b"dirty_decay_ms:1000\0";
 /// starts them with the usual 022.
 const UMASK: u32 = 0o077;
 
+/// Marks every descriptor paddock inherited beyond stdin, stdout and stderr close-on-exec:
+/// what its parent left open (a shell's redirection, a CI runner's pipe, a lock a wrapper
+/// holds) is not for the pods' processes, as a container runtime closes what it inherited
+/// before starting a container. Marked rather than closed: paddock itself never uses them,
+/// and whoever passed them may expect them open for its lifetime.
+#[allow(unsafe_code)]
+fn inherited_descriptors_close_on_exec() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on open descriptors.
+    let rc = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            nix::libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // Before Linux 5.11: one by one.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a descriptor number; a closed one (the directory's own) fails.
+        unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
+    }
+}
+
 fn main() -> std::process::ExitCode {
     // Before any thread exists, so every thread shares it.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(UMASK));
+    inherited_descriptors_close_on_exec();
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     // As Go's runtime does: the soft open-file limit (often 1024) up to the hard one, so the

@@ -96,6 +96,10 @@ pub(crate) struct Shared {
     /// During [`Shared::shutdown`], the pods whose containers are still stopping;
     /// [`NOT_STOPPING`] before.
     stopping: std::sync::atomic::AtomicUsize,
+    /// Set when [`Shared::shutdown`] begins: a sandbox or container whose start was under way
+    /// then (a pod worker finishing its step) is stopped again by whoever started it, since
+    /// the shutdown's list of what to stop was taken without it.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// [`Shared::stopping`] before a shutdown.
@@ -237,6 +241,7 @@ impl ProcessRuntime {
                 images: std::sync::OnceLock::new(),
                 me: me.clone(),
                 stopping: std::sync::atomic::AtomicUsize::new(NOT_STOPPING),
+                closing: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -663,7 +668,18 @@ impl Shared {
         Ok(out)
     }
 
+    /// An error once the node is shutting down (see `closing`).
+    fn refuse_when_closing(&self) -> Result<(), RuntimeError> {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(RuntimeError::Sandbox("the node is shutting down".into()));
+        }
+        Ok(())
+    }
+
     async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError> {
+        // Before the lists below are taken (see `closing`).
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.list().await?;
         // One group per pod, so that the pods still stopping can be counted
         // ([`Runtime::pods_stopping`]); all pods and their containers stop concurrently.
@@ -715,7 +731,15 @@ impl exec::Containers for Shared {
 #[async_trait::async_trait]
 impl Runtime for ProcessRuntime {
     async fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
-        self.shared.run_sandbox(cfg).await
+        self.shared.refuse_when_closing()?;
+        let sandbox = self.shared.run_sandbox(cfg).await?;
+        if self.shared.refuse_when_closing().is_err() {
+            // Made while the node stops, after its shutdown listed the sandboxes (or not):
+            // stopping it here leaves no holder, mount or veth behind.
+            let _ = self.shared.stop_sandbox(&sandbox.id).await;
+            self.shared.refuse_when_closing()?;
+        }
+        Ok(sandbox)
     }
 
     async fn stop_sandbox(&self, sandbox: &Sandbox) -> Result<(), RuntimeError> {
@@ -747,7 +771,18 @@ impl Runtime for ProcessRuntime {
         sandbox: &Sandbox,
         cfg: &ContainerConfig,
     ) -> Result<Started, RuntimeError> {
-        self.shared.start_container(sandbox, cfg).await
+        self.shared.refuse_when_closing()?;
+        let started = self.shared.start_container(sandbox, cfg).await?;
+        if self.shared.refuse_when_closing().is_err() {
+            // As for a sandbox: a container of a host-mode pod has no holder whose end
+            // would end it.
+            let _ = self
+                .shared
+                .stop_container(&started.id, Duration::ZERO)
+                .await;
+            self.shared.refuse_when_closing()?;
+        }
+        Ok(started)
     }
 
     async fn wait_container(&self, id: &ContainerId) -> Exited {

@@ -611,3 +611,90 @@ spec:
     assert!(shown > hidden, "the cursor is shown again at the end");
     drop(ns);
 }
+
+/// Pods get none of the descriptors `paddock up` inherited (here fd 7, opened by the shell
+/// that starts it without close-on-exec), and a stop that comes while pods are still starting
+/// leaves nothing of them behind: no holder process, no mount, no pod directory — whatever
+/// their workers were in the middle of when the shutdown took its list of pods to stop.
+#[test]
+fn up_gives_pods_none_of_its_descriptors_and_a_stop_mid_start_leaves_nothing() {
+    let (_d, path) = manifest(
+        "fds.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: fds}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: fds}}
+  template:
+    metadata: {labels: {app: fds}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: c, image: busybox, command: [sh, -c, "ls /proc/self/fd | tr '\\n' ' '; echo; exec sleep 3600"]}
+"#,
+    );
+    let file = path.to_str().expect("utf-8 path");
+    let mut args = vec!["up", "-f", file];
+    args.extend(crate::support::host_runtime_unless_chosen(&[]));
+    let s = Server::launch_wrapped(
+        tempfile::tempdir().expect("tempdir"),
+        &["sh", "-c", "exec 7</dev/null; exec \"$@\"", "sh"],
+        &args,
+        Some(crate::support::NetNs::new()),
+    );
+    let fds = s.eventually("the pod's list of its descriptors", || {
+        let out = s.kubectl_full(&["logs", "deployment/fds"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && !text.trim().is_empty()).then_some(text)
+    });
+    // ls's own: stdin, stdout, stderr and the directory it reads.
+    assert_eq!(fds.trim(), "0 1 2 3", "the container's descriptors");
+
+    // Many pods at once, and the stop while most of them start.
+    s.kubectl(&["scale", "deployment/fds", "--replicas=30"]);
+    s.eventually("a second pod running", || {
+        let out = s.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=fds",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "name",
+        ]);
+        (out.lines().count() >= 2).then_some(())
+    });
+    let data = s.data_dir();
+    let dir = s.stop();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let data_text = data.to_string_lossy().into_owned();
+    let left: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(data_text.as_str()))
+        .collect();
+    assert!(left.is_empty(), "mounts left under the data dir: {left:#?}");
+    let pods = data.join("node").join("pods");
+    let dirs: Vec<String> = std::fs::read_dir(&pods)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    // A holder names its sandbox in its environment: none of this node's runs on.
+    let holders: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("environ")).ok())
+        .filter_map(|env| {
+            env.split(|b| *b == 0)
+                .filter_map(|v| v.strip_prefix(b"PADDOCK_SANDBOX_ID="))
+                .map(|id| String::from_utf8_lossy(id).into_owned())
+                .find(|id| dirs.contains(id))
+        })
+        .collect();
+    assert!(holders.is_empty(), "holders still running: {holders:?}");
+    assert!(dirs.is_empty(), "pod directories left: {dirs:?}");
+    drop(dir);
+}
