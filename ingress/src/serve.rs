@@ -2,7 +2,13 @@
 //! the current [`crate::Table`] and forward it to a ready endpoint of its backend over a
 //! pooled HTTP/1.1 connection (hyper; hyper-util's pooled client), as ingress-nginx does.
 //!
-//! Start at [`run`]. The client side is paddock's one accept loop ([`accept::serve`]: a
+//! Start at [`run`]: it binds each address once and serves it on [`ServeConfig::workers`]
+//! threads, each a single-threaded tokio runtime with its own [`Ingress`] (upstream
+//! connection pool) accepting from the shared listening socket, as nginx's worker processes
+//! do. A request and the upstream connection it uses stay on one thread, so handing work
+//! between the client connection and the upstream connection never wakes another thread
+//! (on a multi-threaded runtime those wake-ups cost more CPU than the proxying). The
+//! connection cap is split evenly between the workers. The client side is paddock's one accept loop ([`accept::serve`]: a
 //! connection cap that closes the idlest connection first, TLS handshake, request-head and
 //! idle timeouts, heads over 64 KiB answered 431, lingering close, drain at shutdown), with
 //! TLS by SNI ([`crate::tls`]) and ALPN `h2`/`http/1.1`, HTTP/1.1 or HTTP/2. Per request
@@ -35,6 +41,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +65,9 @@ pub struct ServeConfig {
     /// Time an endpoint has to answer a request's headers (then 504), as nginx's
     /// `proxy_read_timeout`.
     pub response_header_timeout: Duration,
+    /// Threads serving the listeners, each a single-threaded runtime of its own (the
+    /// machine's cores by default), as nginx's `worker_processes auto`.
+    pub workers: usize,
 }
 
 impl Default for ServeConfig {
@@ -67,6 +78,7 @@ impl Default for ServeConfig {
             limits: accept::Limits::new(accept::fd_share(4096)),
             connect_timeout: Duration::from_secs(5),
             response_header_timeout: Duration::from_secs(60),
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
 }
@@ -95,6 +107,14 @@ impl Ingress {
     /// [`run`] only).
     pub fn new(router: Arc<Router>, config: ServeConfig) -> Result<Ingress, Error> {
         let tls = crate::tls::server_config(router.clone())?;
+        Ok(Ingress::with_tls(router, config, tls))
+    }
+
+    fn with_tls(
+        router: Arc<Router>,
+        config: ServeConfig,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Ingress {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.connect_timeout));
@@ -103,14 +123,14 @@ impl Ingress {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
             .build(connector);
-        Ok(Ingress {
+        Ingress {
             shared: Arc::new(Shared {
                 router,
                 client,
                 tls,
                 config,
             }),
-        })
+        }
     }
 
     /// Serves `listener` (TLS first when `https`) on [`accept::serve`] until `shutdown`,
@@ -145,36 +165,96 @@ impl Ingress {
     }
 }
 
-/// Serves `config`'s listeners from `router` until `shutdown`. An address that cannot be
-/// bound yet (in use, or not yet on the node) is retried every few seconds.
+/// Serves `config`'s listeners from `router` until `shutdown`, on [`ServeConfig::workers`]
+/// threads of their own (see the module docs). An address that cannot be bound yet (in use,
+/// or not yet on the node) is retried every few seconds.
 pub async fn run(
     router: Arc<Router>,
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let ingress = Ingress::new(router, config.clone())?;
-    let mut tasks = Vec::new();
-    for (addr, https) in config
+    let tls = crate::tls::server_config(router.clone())?;
+    let workers = config.workers.max(1);
+    // The cap is per listener socket: the workers' shares add up to it.
+    let mut limits = config.limits.clone();
+    limits.max_connections = limits.max_connections.div_ceil(workers).max(1);
+    let addresses: Vec<(SocketAddr, bool)> = config
         .http
         .iter()
         .map(|a| (*a, false))
         .chain(config.https.iter().map(|a| (*a, true)))
-    {
-        tasks.push(tokio::spawn(listen(
-            ingress.clone(),
-            addr,
-            https,
-            shutdown.clone(),
-        )));
+        .collect();
+    let mut inboxes = Vec::with_capacity(workers);
+    let mut finished = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let ingress = Ingress::with_tls(
+            router.clone(),
+            ServeConfig {
+                limits: limits.clone(),
+                ..config.clone()
+            },
+            tls.clone(),
+        );
+        // Each address is handed over once.
+        let (tx, rx) = mpsc::channel(addresses.len().max(1));
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Workers)?;
+        let stop = shutdown.clone();
+        std::thread::Builder::new()
+            .name(format!("ingress-{i}"))
+            .spawn(move || {
+                rt.block_on(worker(ingress, rx, stop));
+                let _ = done_tx.send(());
+            })
+            .map_err(Error::Workers)?;
+        inboxes.push(tx);
+        finished.push(done_rx);
     }
-    for t in tasks {
-        let _ = t.await;
+    let binds: Vec<_> = addresses
+        .into_iter()
+        .map(|(addr, https)| tokio::spawn(bind(addr, https, inboxes.clone(), shutdown.clone())))
+        .collect();
+    drop(inboxes);
+    for b in binds {
+        let _ = b.await;
+    }
+    for f in finished {
+        let _ = f.await;
     }
     Ok(())
 }
 
-/// Binds `addr` (retrying until it can) and accepts on it until `shutdown`.
-async fn listen(ingress: Ingress, addr: SocketAddr, https: bool, shutdown: CancellationToken) {
+/// One worker: serves every listener it is handed until `shutdown`, then drains them.
+async fn worker(
+    ingress: Ingress,
+    mut inbox: mpsc::Receiver<(std::net::TcpListener, bool)>,
+    shutdown: CancellationToken,
+) {
+    let mut served = JoinSet::new();
+    while let Some((listener, https)) = inbox.recv().await {
+        match TcpListener::from_std(listener) {
+            Ok(l) => {
+                let (ingress, shutdown) = (ingress.clone(), shutdown.clone());
+                served.spawn(async move { ingress.serve(l, https, shutdown).await });
+            }
+            Err(e) => tracing::warn!(error = %e, "ingress worker cannot take its listener"),
+        }
+    }
+    while served.join_next().await.is_some() {}
+}
+
+/// Binds `addr` (retrying until it can, or until `shutdown`) and hands each worker the
+/// listening socket (one socket: the kernel gives each connection to whichever worker
+/// accepts first).
+async fn bind(
+    addr: SocketAddr,
+    https: bool,
+    workers: Vec<mpsc::Sender<(std::net::TcpListener, bool)>>,
+    shutdown: CancellationToken,
+) {
     let mut said = false;
     let listener = loop {
         match TcpListener::bind(addr).await {
@@ -191,8 +271,22 @@ async fn listen(ingress: Ingress, addr: SocketAddr, https: bool, shutdown: Cance
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     };
-    tracing::info!(%addr, https, "ingress listening");
-    ingress.serve(listener, https, shutdown).await;
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "ingress listener unusable");
+            return;
+        }
+    };
+    tracing::info!(%addr, https, workers = workers.len(), "ingress listening");
+    for w in &workers {
+        match listener.try_clone() {
+            Ok(l) => {
+                let _ = w.send((l, https)).await;
+            }
+            Err(e) => tracing::warn!(%addr, error = %e, "ingress listener cannot be shared"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
