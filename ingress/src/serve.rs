@@ -1,14 +1,16 @@
 //! The data path: HTTP (port 80) and HTTPS (port 443) listeners that route each request by
 //! the current [`crate::Table`] and forward it to a ready endpoint of its backend over a
-//! pooled HTTP/1.1 connection (hyper; hyper-util's pooled client), as ingress-nginx does.
+//! kept-alive HTTP/1.1 connection, as ingress-nginx does ([`upstream`]: hyper's connection,
+//! driven by the task of the request that uses it, parked in the worker's pool between
+//! requests).
 //!
-//! Start at [`run`]: it binds each address once and serves it on [`ServeConfig::workers`]
-//! threads, each a single-threaded tokio runtime with its own [`Ingress`] (upstream
-//! connection pool) accepting from the shared listening socket, as nginx's worker processes
-//! do. A request and the upstream connection it uses stay on one thread, so handing work
-//! between the client connection and the upstream connection never wakes another thread
-//! (on a multi-threaded runtime those wake-ups cost more CPU than the proxying). The
-//! connection cap is split evenly between the workers. The client side is paddock's one accept loop ([`accept::serve`]: a
+//! Start at [`run`]: it serves each address on [`ServeConfig::workers`] threads, each a
+//! single-threaded tokio runtime with its own [`Ingress`] (and upstream pool) accepting from
+//! its own listening socket (`SO_REUSEPORT`: the kernel spreads connections over them), as
+//! nginx's worker processes do. A request and the upstream connection it uses stay on one
+//! task of one thread, so proxying wakes no other task or thread (on a multi-threaded runtime
+//! those wake-ups cost more CPU than the proxying itself). The connection cap is split evenly
+//! between the workers. The client side is paddock's one accept loop ([`accept::serve`]: a
 //! connection cap that closes the idlest connection first, TLS handshake, request-head and
 //! idle timeouts, heads over 64 KiB answered 431, lingering close, drain at shutdown), with
 //! TLS by SNI ([`crate::tls`]) and ALPN `h2`/`http/1.1`, HTTP/1.1 or HTTP/2. Per request
@@ -19,7 +21,9 @@
 //! are not trusted, as ingress-nginx without `use-forwarded-headers`), WebSocket and other
 //! `Upgrade`s passed through. Endpoints are chosen round-robin; a refused (or timed out)
 //! connect is retried on another endpoint, and an idempotent request whose body was not sent
-//! (or empty) is retried once on another endpoint when its connection fails before any response.
+//! (or empty) is retried once on another endpoint when its connection fails before any response;
+//! a request an idle upstream connection gave back unsent (its endpoint had just closed it)
+//! goes to a new connection to the same endpoint.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,11 +38,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -48,6 +50,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::matching::normalize_host;
 use crate::table::{Backend, Decision};
+use upstream::{ExchangeError, Pool, Upstream};
+
+pub mod upstream;
 use crate::{Error, Router};
 
 /// The listeners and their limits.
@@ -86,11 +91,15 @@ impl Default for ServeConfig {
 /// The body sent upstream.
 pub type UpstreamBody = ReclaimBody;
 /// The body sent to clients.
-pub type ClientBody = BoxBody<Bytes, hyper::Error>;
+pub type ClientBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// How often idle upstream connections are checked for expiry and for endpoints that closed
+/// them.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
 
 struct Shared {
     router: Arc<Router>,
-    client: Client<HttpConnector, UpstreamBody>,
+    pool: Arc<Pool>,
     tls: Arc<rustls::ServerConfig>,
     config: ServeConfig,
 }
@@ -115,18 +124,10 @@ impl Ingress {
         config: ServeConfig,
         tls: Arc<rustls::ServerConfig>,
     ) -> Ingress {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector);
         Ingress {
             shared: Arc::new(Shared {
                 router,
-                client,
+                pool: Arc::default(),
                 tls,
                 config,
             }),
@@ -154,14 +155,24 @@ impl Ingress {
             }
         });
         let tls = https.then(|| self.shared.tls.clone());
-        accept::serve(
-            listener,
-            tls,
-            service,
-            self.shared.config.limits.clone(),
-            shutdown.cancelled_owned(),
-        )
-        .await;
+        let pool = self.shared.pool.clone();
+        let sweep = async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                every.tick().await;
+                pool.sweep();
+            }
+        };
+        tokio::select! {
+            _ = accept::serve(
+                listener,
+                tls,
+                service,
+                self.shared.config.limits.clone(),
+                shutdown.cancelled_owned(),
+            ) => {}
+            _ = sweep => {}
+        }
     }
 }
 
@@ -246,9 +257,8 @@ async fn worker(
     while served.join_next().await.is_some() {}
 }
 
-/// Binds `addr` (retrying until it can, or until `shutdown`) and hands each worker the
-/// listening socket (one socket: the kernel gives each connection to whichever worker
-/// accepts first).
+/// Binds `addr` (retrying until it can, or until `shutdown`) and hands each worker a
+/// listening socket of its own.
 async fn bind(
     addr: SocketAddr,
     https: bool,
@@ -256,8 +266,8 @@ async fn bind(
     shutdown: CancellationToken,
 ) {
     let mut said = false;
-    let listener = loop {
-        match TcpListener::bind(addr).await {
+    let listeners = loop {
+        match listening_sockets(addr, workers.len()) {
             Ok(l) => break l,
             Err(e) => {
                 if !said {
@@ -271,22 +281,33 @@ async fn bind(
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     };
-    let listener = match listener.into_std() {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(%addr, error = %e, "ingress listener unusable");
-            return;
-        }
-    };
     tracing::info!(%addr, https, workers = workers.len(), "ingress listening");
-    for w in &workers {
-        match listener.try_clone() {
-            Ok(l) => {
-                let _ = w.send((l, https)).await;
-            }
-            Err(e) => tracing::warn!(%addr, error = %e, "ingress listener cannot be shared"),
-        }
+    for (w, l) in workers.iter().zip(listeners) {
+        let _ = w.send((l, https)).await;
     }
+}
+
+/// `n` sockets listening on `addr`. With more than one they share the port with
+/// `SO_REUSEPORT`, so the kernel spreads new connections over the workers (one socket that
+/// every worker accepts from gives nearly all of them to whichever worker is awake, as the
+/// wrk benchmark showed); only sockets of the same user can join such a group.
+fn listening_sockets(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    (0..n.max(1))
+        .map(|_| {
+            let s = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            // As `TcpListener::bind`: a restart binds while old connections linger.
+            s.set_reuseaddr(true)?;
+            if n > 1 {
+                s.set_reuseport(true)?;
+            }
+            s.bind(addr)?;
+            s.listen(1024)?.into_std()
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -299,7 +320,7 @@ struct ConnInfo {
 fn local(status: StatusCode, text: &'static str) -> Response<ClientBody> {
     let body = http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
         .map_err(|never| match never {})
-        .boxed();
+        .boxed_unsync();
     let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -469,59 +490,99 @@ async fn forward(
         authority,
         upgrade.as_ref(),
     );
-    let path = parts
+    // Origin-form: the endpoint is the server, not a proxy.
+    let target = parts
         .uri
         .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+        .cloned()
+        .map_or_else(|| http::Uri::from_static("/"), http::Uri::from);
     let retry_once = idempotent(&parts.method);
     let body = Reclaim::new(body);
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut resets_left = 1;
+    // A parked connection whose endpoint closed it just as it was taken hands the request
+    // back unsent: a new connection to the same endpoint takes it (once).
+    let mut stale_left = 1;
+    let mut again: Option<SocketAddr> = None;
     loop {
-        let Some(ep) = backend.pick(&tried) else {
-            return if tried.is_empty() {
-                local(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "503 Service Temporarily Unavailable\n",
-                )
-            } else {
-                local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
-            };
+        let (ep, parked) = match again.take() {
+            Some(ep) => (ep, None),
+            None => {
+                let Some(ep) = backend.pick(&tried) else {
+                    return if tried.is_empty() {
+                        local(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "503 Service Temporarily Unavailable\n",
+                        )
+                    } else {
+                        local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
+                    };
+                };
+                tried.push(ep);
+                // An upgrade takes a connection of its own.
+                let parked = client_upgrade
+                    .is_none()
+                    .then(|| shared.pool.take(ep))
+                    .flatten();
+                (ep, parked)
+            }
         };
-        tried.push(ep);
-        let Ok(uri) = format!("http://{ep}{path}").parse::<http::Uri>() else {
-            return local(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+        let reused = parked.is_some();
+        let conn = match parked {
+            Some(u) => u,
+            None => match Upstream::connect(ep, shared.config.connect_timeout).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress connect failed; next endpoint");
+                    continue;
+                }
+            },
         };
         let mut up = Request::new(body.handle());
         *up.method_mut() = parts.method.clone();
-        *up.uri_mut() = uri;
+        *up.uri_mut() = target.clone();
         *up.version_mut() = Version::HTTP_11;
         *up.headers_mut() = headers.clone();
-        let sent = await_answer(
-            shared.client.request(up),
-            &body,
-            shared.config.response_header_timeout,
-        )
-        .await;
+        if !up.headers().contains_key(header::HOST)
+            && let Ok(h) = HeaderValue::from_str(&ep.to_string())
+        {
+            // HTTP/1.1 needs one; an HTTP/1.0 client without `Host` named none.
+            up.headers_mut().insert(header::HOST, h);
+        }
+        let timeout = shared.config.response_header_timeout;
+        let sent = if client_upgrade.is_some() {
+            await_answer(conn.upgrade(up), &body, timeout)
+                .await
+                .map(|r| r.map(|resp| resp.map(BodyExt::boxed_unsync)))
+        } else {
+            await_answer(conn.exchange(up, &shared.pool), &body, timeout)
+                .await
+                .map(|r| r.map(|resp| resp.map(BodyExt::boxed_unsync)))
+        };
         match sent {
             Err(_) => {
                 tracing::debug!(backend = %backend.name, endpoint = %ep, "ingress upstream timed out");
                 return local(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Time-out\n");
             }
             Ok(Ok(resp)) => return respond(resp, client_upgrade),
-            Ok(Err(e)) => {
-                let unsent = !body.started();
-                if e.is_connect() && unsent {
-                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress connect failed; next endpoint");
+            Ok(Err(ExchangeError::Connect(e))) => {
+                tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress connect failed; next endpoint");
+            }
+            Ok(Err(error @ (ExchangeError::Request { .. } | ExchangeError::Closed))) => {
+                let unsent = matches!(error, ExchangeError::Request { unsent: true, .. });
+                let started = body.started();
+                if reused && unsent && !started && stale_left > 0 {
+                    stale_left -= 1;
+                    again = Some(ep);
+                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %error, "ingress idle upstream connection closed; reconnecting");
                     continue;
                 }
-                if retry_once && unsent && resets_left > 0 {
+                if retry_once && !started && resets_left > 0 {
                     resets_left -= 1;
-                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress upstream failed before answering; retrying once");
+                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %error, "ingress upstream failed before answering; retrying once");
                     continue;
                 }
-                tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress upstream failed");
+                tracing::debug!(backend = %backend.name, endpoint = %ep, error = %error, "ingress upstream failed");
                 return local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
             }
         }
@@ -556,7 +617,7 @@ async fn await_answer<F: std::future::Future>(
 /// The upstream's response for the client: hop-by-hop headers removed; a `101` splices the
 /// two upgraded connections.
 fn respond(
-    mut resp: Response<Incoming>,
+    mut resp: Response<ClientBody>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ClientBody> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -591,12 +652,11 @@ fn respond(
             parts,
             http_body_util::Empty::new()
                 .map_err(|never| match never {})
-                .boxed(),
+                .boxed_unsync(),
         );
     }
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body.boxed())
+    strip_hop_by_hop(resp.headers_mut());
+    resp
 }
 
 /// The client's request body, lent to one upstream attempt at a time: an attempt that failed
