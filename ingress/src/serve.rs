@@ -550,14 +550,20 @@ async fn forward(
             up.headers_mut().insert(header::HOST, h);
         }
         let timeout = shared.config.response_header_timeout;
+        // Boxed: the exchange's state is large, and the request's future is moved (by hyper,
+        // the accept loop) before it first runs; a box is cheaper than copying it each time.
         let sent = if client_upgrade.is_some() {
-            await_answer(conn.upgrade(up), &body, timeout)
+            Box::pin(await_answer(conn.upgrade(up), &body, timeout))
                 .await
                 .map(|r| r.map(|resp| resp.map(BodyExt::boxed_unsync)))
         } else {
-            await_answer(conn.exchange(up, &shared.pool), &body, timeout)
-                .await
-                .map(|r| r.map(|resp| resp.map(BodyExt::boxed_unsync)))
+            Box::pin(await_answer(
+                conn.exchange(up, &shared.pool),
+                &body,
+                timeout,
+            ))
+            .await
+            .map(|r| r.map(|resp| resp.map(BodyExt::boxed_unsync)))
         };
         match sent {
             Err(_) => {
