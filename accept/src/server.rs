@@ -20,7 +20,6 @@ use hyper_util::server::conn::auto::Builder;
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::either::Either;
@@ -29,7 +28,7 @@ use tower::ServiceExt;
 
 use crate::Limits;
 use crate::listener::Acceptor;
-use crate::slots::{Activity, Busy, ConnState, Tracked};
+use crate::slots::{Busy, ConnState, Tracked};
 
 /// What the connection a request arrived on knows about its client; every request carries
 /// one in its extensions.
@@ -214,7 +213,7 @@ async fn connection<S: HttpService>(
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let idle = idle_expired(state.activity.subscribe(), limits);
+    let idle = idle_expired(&state, limits);
     tokio::pin!(idle);
     let mut closing = false;
     loop {
@@ -227,7 +226,7 @@ async fn connection<S: HttpService>(
             }
             _ = state.evict.cancelled(), if !closing => {
                 tracing::debug!(%peer, "closing the idlest connection: at the connection cap");
-                if state.activity.borrow().active == 0 {
+                if state.activity.lock().active == 0 {
                     // Nothing in flight, so nothing to finish; a graceful HTTP/1.1 shutdown
                     // would wait for a half-sent request head (a slowloris) to complete.
                     break;
@@ -252,23 +251,28 @@ async fn connection<S: HttpService>(
 }
 
 /// Resolves once the connection had nothing in flight for the idle timeout (before its first
-/// request: for the header-read timeout).
-async fn idle_expired(mut rx: watch::Receiver<Activity>, limits: &Limits) {
+/// request: for the header-read timeout). Nothing wakes it when requests start or end: it
+/// looks at the connection when its deadline passes, and a connection busy then cannot fall
+/// idle for long enough sooner than one more timeout later, so it looks again then.
+async fn idle_expired(state: &ConnState, limits: &Limits) {
     loop {
-        let a = *rx.borrow_and_update();
-        if a.active == 0 && !a.detached {
-            let after = if a.served {
-                limits.idle_timeout
-            } else {
-                limits.header_read_timeout.min(limits.idle_timeout)
-            };
-            tokio::select! {
-                _ = tokio::time::sleep_until(a.idle_since + after) => return,
-                r = rx.changed() => if r.is_err() { return },
+        let a = *state.activity.lock();
+        let after = if a.served {
+            limits.idle_timeout
+        } else {
+            limits.header_read_timeout.min(limits.idle_timeout)
+        };
+        let now = tokio::time::Instant::now();
+        let next = if a.active == 0 && !a.detached {
+            let at = a.idle_since + after;
+            if at <= now {
+                return;
             }
-        } else if rx.changed().await.is_err() {
-            return;
-        }
+            at
+        } else {
+            now + after
+        };
+        tokio::time::sleep_until(next).await;
     }
 }
 

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +36,9 @@ pub(crate) struct Activity {
 /// One connection's shared state.
 #[derive(Debug)]
 pub(crate) struct ConnState {
-    pub(crate) activity: watch::Sender<Activity>,
+    /// Read by the eviction and by the idle timer when it expires; changing it wakes no one
+    /// (a notification per request start and end cost more than the timer's few re-checks).
+    pub(crate) activity: Mutex<Activity>,
     /// Cancelled to ask the connection to close (it finishes what is in flight).
     pub(crate) evict: CancellationToken,
 }
@@ -44,17 +46,17 @@ pub(crate) struct ConnState {
 impl ConnState {
     /// Marks one request in flight until the returned guard drops.
     pub(crate) fn busy(self: &Arc<Self>) -> Busy {
-        self.activity.send_modify(|a| {
+        {
+            let mut a = self.activity.lock();
             a.active += 1;
             a.served = true;
-        });
+        }
         Busy(self.clone())
     }
 
     /// The connection is no longer the server's to close (an upgrade took its socket).
     pub(crate) fn detach(&self) {
-        self.activity
-            .send_if_modified(|a| !std::mem::replace(&mut a.detached, true));
+        self.activity.lock().detached = true;
     }
 }
 
@@ -70,12 +72,11 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.activity.send_modify(|a| {
-            a.active = a.active.saturating_sub(1);
-            if a.active == 0 {
-                a.idle_since = Instant::now();
-            }
-        });
+        let mut a = self.0.activity.lock();
+        a.active = a.active.saturating_sub(1);
+        if a.active == 0 {
+            a.idle_since = Instant::now();
+        }
     }
 }
 
@@ -123,7 +124,7 @@ impl Slots {
             .values()
             .filter(|c| !c.evict.is_cancelled())
             .filter_map(|c| {
-                let a = *c.activity.borrow();
+                let a = *c.activity.lock();
                 (a.active == 0 && !a.detached).then_some((a.idle_since, c))
             })
             .min_by_key(|(since, _)| *since);
@@ -139,7 +140,7 @@ impl Slots {
     /// Registers an accepted socket under `permit`.
     pub(crate) fn track<T>(self: &Arc<Self>, io: T, permit: OwnedSemaphorePermit) -> Tracked<T> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (activity, _) = watch::channel(Activity {
+        let activity = Mutex::new(Activity {
             active: 0,
             idle_since: Instant::now(),
             served: false,

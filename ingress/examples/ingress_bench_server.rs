@@ -1,7 +1,7 @@
 //! The Ingress data path alone, for `bench/ingress.sh`: plain HTTP on LISTEN for one Ingress
 //! (class `paddock`, host `bench.example`, `/` Prefix) to a Service whose ready endpoints are
-//! the BACKEND addresses (same port), on a multi-threaded runtime as in the node agent, until
-//! its stdin closes.
+//! the BACKEND addresses (same port), started from a multi-threaded runtime as in the node
+//! agent (`ingress::serve::run` serves on worker threads of its own), until its stdin closes.
 //!
 //! `ingress_bench_server LISTEN BACKEND...`
 

@@ -35,6 +35,9 @@ pub enum Error {
     /// TLS could not be set up.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The serving threads could not be started.
+    #[error("starting the ingress workers: {0}")]
+    Workers(std::io::Error),
 }
 
 /// The ingress routing state of one node. Share it behind an `Arc`.

@@ -1,8 +1,16 @@
 //! The data path: HTTP (port 80) and HTTPS (port 443) listeners that route each request by
 //! the current [`crate::Table`] and forward it to a ready endpoint of its backend over a
-//! pooled HTTP/1.1 connection (hyper; hyper-util's pooled client), as ingress-nginx does.
+//! kept-alive HTTP/1.1 connection, as ingress-nginx does ([`upstream`]: hyper's connection,
+//! driven by the task of the request that uses it, parked in the worker's pool between
+//! requests).
 //!
-//! Start at [`run`]. The client side is paddock's one accept loop ([`accept::serve`]: a
+//! Start at [`run`]: it serves each address on [`ServeConfig::workers`] threads, each a
+//! single-threaded tokio runtime with its own [`Ingress`] (and upstream pool) accepting from
+//! its own listening socket (`SO_REUSEPORT`: the kernel spreads connections over them), as
+//! nginx's worker processes do. A request and the upstream connection it uses stay on one
+//! task of one thread, so proxying wakes no other task or thread (on a multi-threaded runtime
+//! those wake-ups cost more CPU than the proxying itself). The connection cap is split evenly
+//! between the workers. The client side is paddock's one accept loop ([`accept::serve`]: a
 //! connection cap that closes the idlest connection first, TLS handshake, request-head and
 //! idle timeouts, heads over 64 KiB answered 431, lingering close, drain at shutdown), with
 //! TLS by SNI ([`crate::tls`]) and ALPN `h2`/`http/1.1`, HTTP/1.1 or HTTP/2. Per request
@@ -13,7 +21,9 @@
 //! are not trusted, as ingress-nginx without `use-forwarded-headers`), WebSocket and other
 //! `Upgrade`s passed through. Endpoints are chosen round-robin; a refused (or timed out)
 //! connect is retried on another endpoint, and an idempotent request whose body was not sent
-//! (or empty) is retried once on another endpoint when its connection fails before any response.
+//! (or empty) is retried once on another endpoint when its connection fails before any response;
+//! a request an idle upstream connection gave back unsent (its endpoint had just closed it)
+//! goes to a new connection to the same endpoint.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,18 +38,21 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::matching::normalize_host;
 use crate::table::{Backend, Decision};
+use upstream::{ExchangeError, Pool, Upstream};
+
+pub mod upstream;
 use crate::{Error, Router};
 
 /// The listeners and their limits.
@@ -57,6 +70,9 @@ pub struct ServeConfig {
     /// Time an endpoint has to answer a request's headers (then 504), as nginx's
     /// `proxy_read_timeout`.
     pub response_header_timeout: Duration,
+    /// Threads serving the listeners, each a single-threaded runtime of its own (the
+    /// machine's cores by default), as nginx's `worker_processes auto`.
+    pub workers: usize,
 }
 
 impl Default for ServeConfig {
@@ -67,6 +83,7 @@ impl Default for ServeConfig {
             limits: accept::Limits::new(accept::fd_share(4096)),
             connect_timeout: Duration::from_secs(5),
             response_header_timeout: Duration::from_secs(60),
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
 }
@@ -74,11 +91,15 @@ impl Default for ServeConfig {
 /// The body sent upstream.
 pub type UpstreamBody = ReclaimBody;
 /// The body sent to clients.
-pub type ClientBody = BoxBody<Bytes, hyper::Error>;
+pub type ClientBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// How often idle upstream connections are checked for expiry and for endpoints that closed
+/// them.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
 
 struct Shared {
     router: Arc<Router>,
-    client: Client<HttpConnector, UpstreamBody>,
+    pool: Arc<Pool>,
     tls: Arc<rustls::ServerConfig>,
     config: ServeConfig,
 }
@@ -95,22 +116,22 @@ impl Ingress {
     /// [`run`] only).
     pub fn new(router: Arc<Router>, config: ServeConfig) -> Result<Ingress, Error> {
         let tls = crate::tls::server_config(router.clone())?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector);
-        Ok(Ingress {
+        Ok(Ingress::with_tls(router, config, tls))
+    }
+
+    fn with_tls(
+        router: Arc<Router>,
+        config: ServeConfig,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Ingress {
+        Ingress {
             shared: Arc::new(Shared {
                 router,
-                client,
+                pool: Arc::default(),
                 tls,
                 config,
             }),
-        })
+        }
     }
 
     /// Serves `listener` (TLS first when `https`) on [`accept::serve`] until `shutdown`,
@@ -134,50 +155,119 @@ impl Ingress {
             }
         });
         let tls = https.then(|| self.shared.tls.clone());
-        accept::serve(
-            listener,
-            tls,
-            service,
-            self.shared.config.limits.clone(),
-            shutdown.cancelled_owned(),
-        )
-        .await;
+        let pool = self.shared.pool.clone();
+        let sweep = async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                every.tick().await;
+                pool.sweep();
+            }
+        };
+        tokio::select! {
+            _ = accept::serve(
+                listener,
+                tls,
+                service,
+                self.shared.config.limits.clone(),
+                shutdown.cancelled_owned(),
+            ) => {}
+            _ = sweep => {}
+        }
     }
 }
 
-/// Serves `config`'s listeners from `router` until `shutdown`. An address that cannot be
-/// bound yet (in use, or not yet on the node) is retried every few seconds.
+/// Serves `config`'s listeners from `router` until `shutdown`, on [`ServeConfig::workers`]
+/// threads of their own (see the module docs). An address that cannot be bound yet (in use,
+/// or not yet on the node) is retried every few seconds.
 pub async fn run(
     router: Arc<Router>,
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let ingress = Ingress::new(router, config.clone())?;
-    let mut tasks = Vec::new();
-    for (addr, https) in config
+    let tls = crate::tls::server_config(router.clone())?;
+    let workers = config.workers.max(1);
+    // The cap is per listener socket: the workers' shares add up to it.
+    let mut limits = config.limits.clone();
+    limits.max_connections = limits.max_connections.div_ceil(workers).max(1);
+    let addresses: Vec<(SocketAddr, bool)> = config
         .http
         .iter()
         .map(|a| (*a, false))
         .chain(config.https.iter().map(|a| (*a, true)))
-    {
-        tasks.push(tokio::spawn(listen(
-            ingress.clone(),
-            addr,
-            https,
-            shutdown.clone(),
-        )));
+        .collect();
+    let mut inboxes = Vec::with_capacity(workers);
+    let mut finished = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let ingress = Ingress::with_tls(
+            router.clone(),
+            ServeConfig {
+                limits: limits.clone(),
+                ..config.clone()
+            },
+            tls.clone(),
+        );
+        // Each address is handed over once.
+        let (tx, rx) = mpsc::channel(addresses.len().max(1));
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Workers)?;
+        let stop = shutdown.clone();
+        std::thread::Builder::new()
+            .name(format!("ingress-{i}"))
+            .spawn(move || {
+                rt.block_on(worker(ingress, rx, stop));
+                let _ = done_tx.send(());
+            })
+            .map_err(Error::Workers)?;
+        inboxes.push(tx);
+        finished.push(done_rx);
     }
-    for t in tasks {
-        let _ = t.await;
+    let binds: Vec<_> = addresses
+        .into_iter()
+        .map(|(addr, https)| tokio::spawn(bind(addr, https, inboxes.clone(), shutdown.clone())))
+        .collect();
+    drop(inboxes);
+    for b in binds {
+        let _ = b.await;
+    }
+    for f in finished {
+        let _ = f.await;
     }
     Ok(())
 }
 
-/// Binds `addr` (retrying until it can) and accepts on it until `shutdown`.
-async fn listen(ingress: Ingress, addr: SocketAddr, https: bool, shutdown: CancellationToken) {
+/// One worker: serves every listener it is handed until `shutdown`, then drains them.
+async fn worker(
+    ingress: Ingress,
+    mut inbox: mpsc::Receiver<(std::net::TcpListener, bool)>,
+    shutdown: CancellationToken,
+) {
+    let mut served = JoinSet::new();
+    while let Some((listener, https)) = inbox.recv().await {
+        match TcpListener::from_std(listener) {
+            Ok(l) => {
+                let (ingress, shutdown) = (ingress.clone(), shutdown.clone());
+                served.spawn(async move { ingress.serve(l, https, shutdown).await });
+            }
+            Err(e) => tracing::warn!(error = %e, "ingress worker cannot take its listener"),
+        }
+    }
+    while served.join_next().await.is_some() {}
+}
+
+/// Binds `addr` (retrying until it can, or until `shutdown`) and hands each worker a
+/// listening socket of its own.
+async fn bind(
+    addr: SocketAddr,
+    https: bool,
+    workers: Vec<mpsc::Sender<(std::net::TcpListener, bool)>>,
+    shutdown: CancellationToken,
+) {
     let mut said = false;
-    let listener = loop {
-        match TcpListener::bind(addr).await {
+    let listeners = loop {
+        match listening_sockets(addr, workers.len()) {
             Ok(l) => break l,
             Err(e) => {
                 if !said {
@@ -191,8 +281,33 @@ async fn listen(ingress: Ingress, addr: SocketAddr, https: bool, shutdown: Cance
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     };
-    tracing::info!(%addr, https, "ingress listening");
-    ingress.serve(listener, https, shutdown).await;
+    tracing::info!(%addr, https, workers = workers.len(), "ingress listening");
+    for (w, l) in workers.iter().zip(listeners) {
+        let _ = w.send((l, https)).await;
+    }
+}
+
+/// `n` sockets listening on `addr`. With more than one they share the port with
+/// `SO_REUSEPORT`, so the kernel spreads new connections over the workers (one socket that
+/// every worker accepts from gives nearly all of them to whichever worker is awake, as the
+/// wrk benchmark showed); only sockets of the same user can join such a group.
+fn listening_sockets(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    (0..n.max(1))
+        .map(|_| {
+            let s = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            // As `TcpListener::bind`: a restart binds while old connections linger.
+            s.set_reuseaddr(true)?;
+            if n > 1 {
+                s.set_reuseport(true)?;
+            }
+            s.bind(addr)?;
+            s.listen(1024)?.into_std()
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -205,7 +320,7 @@ struct ConnInfo {
 fn local(status: StatusCode, text: &'static str) -> Response<ClientBody> {
     let body = http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
         .map_err(|never| match never {})
-        .boxed();
+        .boxed_unsync();
     let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -375,59 +490,105 @@ async fn forward(
         authority,
         upgrade.as_ref(),
     );
-    let path = parts
+    // Origin-form: the endpoint is the server, not a proxy.
+    let target = parts
         .uri
         .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+        .cloned()
+        .map_or_else(|| http::Uri::from_static("/"), http::Uri::from);
     let retry_once = idempotent(&parts.method);
     let body = Reclaim::new(body);
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut resets_left = 1;
+    // A parked connection whose endpoint closed it just as it was taken hands the request
+    // back unsent: a new connection to the same endpoint takes it (once).
+    let mut stale_left = 1;
+    let mut again: Option<SocketAddr> = None;
     loop {
-        let Some(ep) = backend.pick(&tried) else {
-            return if tried.is_empty() {
-                local(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "503 Service Temporarily Unavailable\n",
-                )
-            } else {
-                local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
-            };
+        let (ep, parked) = match again.take() {
+            Some(ep) => (ep, None),
+            None => {
+                let Some(ep) = backend.pick(&tried) else {
+                    return if tried.is_empty() {
+                        local(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "503 Service Temporarily Unavailable\n",
+                        )
+                    } else {
+                        local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
+                    };
+                };
+                tried.push(ep);
+                // An upgrade takes a connection of its own.
+                let parked = client_upgrade
+                    .is_none()
+                    .then(|| shared.pool.take(ep))
+                    .flatten();
+                (ep, parked)
+            }
         };
-        tried.push(ep);
-        let Ok(uri) = format!("http://{ep}{path}").parse::<http::Uri>() else {
-            return local(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+        let reused = parked.is_some();
+        let conn = match parked {
+            Some(u) => u,
+            None => match Upstream::connect(ep, shared.config.connect_timeout).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress connect failed; next endpoint");
+                    continue;
+                }
+            },
         };
         let mut up = Request::new(body.handle());
         *up.method_mut() = parts.method.clone();
-        *up.uri_mut() = uri;
+        *up.uri_mut() = target.clone();
         *up.version_mut() = Version::HTTP_11;
         *up.headers_mut() = headers.clone();
-        let sent = await_answer(
-            shared.client.request(up),
-            &body,
-            shared.config.response_header_timeout,
-        )
-        .await;
+        if !up.headers().contains_key(header::HOST)
+            && let Ok(h) = HeaderValue::from_str(&ep.to_string())
+        {
+            // HTTP/1.1 needs one; an HTTP/1.0 client without `Host` named none.
+            up.headers_mut().insert(header::HOST, h);
+        }
+        let timeout = shared.config.response_header_timeout;
+        // Boxed: the exchange's state is large, and the request's future is moved (by hyper,
+        // the accept loop) before it first runs; a box is cheaper than copying it each time.
+        let sent = if client_upgrade.is_some() {
+            Box::pin(await_answer(conn.upgrade(up), &body, timeout))
+                .await
+                .map(|r| r.map(|resp| resp.map(BodyExt::boxed_unsync)))
+        } else {
+            Box::pin(await_answer(
+                conn.exchange(up, &shared.pool),
+                &body,
+                timeout,
+            ))
+            .await
+            .map(|r| r.map(|resp| resp.map(BodyExt::boxed_unsync)))
+        };
         match sent {
             Err(_) => {
                 tracing::debug!(backend = %backend.name, endpoint = %ep, "ingress upstream timed out");
                 return local(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Time-out\n");
             }
             Ok(Ok(resp)) => return respond(resp, client_upgrade),
-            Ok(Err(e)) => {
-                let unsent = !body.started();
-                if e.is_connect() && unsent {
-                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress connect failed; next endpoint");
+            Ok(Err(ExchangeError::Connect(e))) => {
+                tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress connect failed; next endpoint");
+            }
+            Ok(Err(error @ (ExchangeError::Request { .. } | ExchangeError::Closed))) => {
+                let unsent = matches!(error, ExchangeError::Request { unsent: true, .. });
+                let started = body.started();
+                if reused && unsent && !started && stale_left > 0 {
+                    stale_left -= 1;
+                    again = Some(ep);
+                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %error, "ingress idle upstream connection closed; reconnecting");
                     continue;
                 }
-                if retry_once && unsent && resets_left > 0 {
+                if retry_once && !started && resets_left > 0 {
                     resets_left -= 1;
-                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress upstream failed before answering; retrying once");
+                    tracing::debug!(backend = %backend.name, endpoint = %ep, error = %error, "ingress upstream failed before answering; retrying once");
                     continue;
                 }
-                tracing::debug!(backend = %backend.name, endpoint = %ep, error = %e, "ingress upstream failed");
+                tracing::debug!(backend = %backend.name, endpoint = %ep, error = %error, "ingress upstream failed");
                 return local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
             }
         }
@@ -462,7 +623,7 @@ async fn await_answer<F: std::future::Future>(
 /// The upstream's response for the client: hop-by-hop headers removed; a `101` splices the
 /// two upgraded connections.
 fn respond(
-    mut resp: Response<Incoming>,
+    mut resp: Response<ClientBody>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ClientBody> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -497,12 +658,11 @@ fn respond(
             parts,
             http_body_util::Empty::new()
                 .map_err(|never| match never {})
-                .boxed(),
+                .boxed_unsync(),
         );
     }
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body.boxed())
+    strip_hop_by_hop(resp.headers_mut());
+    resp
 }
 
 /// The client's request body, lent to one upstream attempt at a time: an attempt that failed

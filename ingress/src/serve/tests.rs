@@ -439,3 +439,168 @@ async fn a_slow_upload_that_keeps_moving_is_not_cut() {
         "{text}"
     );
 }
+
+/// An upstream on `ip` answering each request `ok` and counting (connections, requests);
+/// with `close_after` it closes each connection after answering (without saying so) once
+/// `close` is notified, and then sends on the returned receiver.
+async fn counting_upstream(
+    ip: &str,
+    close_after: bool,
+    close: Arc<tokio::sync::Notify>,
+) -> (
+    u16,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    tokio::sync::mpsc::Receiver<()>,
+) {
+    let l = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0))
+        .await
+        .unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (conns, reqs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let (c2, r2) = (conns.clone(), reqs.clone());
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            c2.fetch_add(1, Ordering::SeqCst);
+            let (r2, tx, close) = (r2.clone(), tx.clone(), close.clone());
+            tokio::spawn(async move {
+                while let Some(head) = read_head(&mut c).await {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    if c.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    r2.fetch_add(1, Ordering::SeqCst);
+                    if c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    if close_after {
+                        close.notified().await;
+                        drop(c);
+                        let _ = tx.send(()).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, conns, reqs, rx)
+}
+
+/// Reads one response with a `Content-Length` body from a kept-alive connection.
+async fn response(c: &mut TcpStream) -> String {
+    let head = read_head(c).await.expect("a response");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).await.unwrap();
+    format!("{head}{}", String::from_utf8_lossy(&body))
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let (port, conns, reqs, _) = counting_upstream("127.0.0.111", false, Arc::default()).await;
+    let r = router(&["127.0.0.111"], port);
+    let (addr, _stop) = listener(r, ServeConfig::default()).await;
+    // Two clients one after the other, three requests each.
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        for _ in 0..3 {
+            c.write_all(b"GET / HTTP/1.1\r\nHost: h.example\r\n\r\n")
+                .await
+                .unwrap();
+            let text = response(&mut c).await;
+            assert!(
+                text.starts_with("http/1.1 200") && text.ends_with("ok\n"),
+                "{text}"
+            );
+        }
+    }
+    assert_eq!(reqs.load(Ordering::SeqCst), 6);
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        1,
+        "one upstream connection for all"
+    );
+}
+
+#[tokio::test]
+async fn a_parked_connection_its_endpoint_closed_is_not_used() {
+    let close = Arc::new(tokio::sync::Notify::new());
+    let (port, conns, reqs, mut closed) =
+        counting_upstream("127.0.0.121", true, close.clone()).await;
+    let r = router(&["127.0.0.121"], port);
+    let (addr, _stop) = listener(r, ServeConfig::default()).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    // A POST is never retried after it was sent: it must not go to the closed connection.
+    let post = b"POST / HTTP/1.1\r\nHost: h.example\r\nContent-Length: 4\r\n\r\nbody";
+    for i in 1..=3 {
+        c.write_all(post).await.unwrap();
+        let text = response(&mut c).await;
+        assert!(text.starts_with("http/1.1 200"), "request {i}: {text}");
+        // Closed while parked idle, after the response went out.
+        close.notify_one();
+        closed.recv().await.expect("the upstream closed");
+    }
+    assert_eq!(reqs.load(Ordering::SeqCst), 3);
+    assert_eq!(conns.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_on_its_workers_until_shutdown() {
+    let (port, _, reqs, _) = counting_upstream("127.0.0.131", false, Arc::default()).await;
+    let r = router(&["127.0.0.131"], port);
+    // A free port for `run`, which binds it itself.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let stop = CancellationToken::new();
+    let config = ServeConfig {
+        http: vec![addr],
+        workers: 2,
+        ..ServeConfig::default()
+    };
+    let run = tokio::spawn(super::run(r, config, stop.clone()));
+    let mut answered = 0;
+    for _ in 0..200 {
+        match TcpStream::connect(addr).await {
+            Ok(mut c) => {
+                c.write_all(&get("/")).await.unwrap();
+                let mut out = Vec::new();
+                let _ = c.read_to_end(&mut out).await;
+                assert!(
+                    out.starts_with(b"HTTP/1.1 200"),
+                    "{}",
+                    String::from_utf8_lossy(&out)
+                );
+                answered += 1;
+                if answered == 8 {
+                    break;
+                }
+            }
+            // Not bound yet.
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    assert_eq!(answered, 8);
+    assert_eq!(reqs.load(Ordering::SeqCst), 8);
+    stop.cancel();
+    run.await.unwrap().expect("run ends cleanly");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
+}
