@@ -55,6 +55,7 @@ pub mod node;
 pub mod pod;
 pub mod podnet;
 pub mod resource_stats;
+pub mod rotation;
 pub mod routing;
 pub mod runtime;
 pub mod server;
