@@ -159,6 +159,9 @@ pub struct Options {
     pub hpa_sync_period: std::time::Duration,
     /// The CSR approver's access reviews (`None`: it does not run).
     pub csr_approval: Option<csrapproving::Config>,
+    /// `--cluster-signing-duration`: the lifetime of the certificates the CSR signer issues
+    /// (`None`: upstream's 1 year, [`csrsigning::DEFAULT_DURATION`]).
+    pub cluster_signing_duration: Option<std::time::Duration>,
 }
 
 /// Starts the controllers on the current tokio runtime under leader election ([`leader`]):
@@ -213,7 +216,14 @@ pub async fn run(
                 }
             }
         },
-        csrsigning::run(cluster.clone(), ca, shutdown.clone()),
+        csrsigning::run(
+            cluster.clone(),
+            ca,
+            options
+                .cluster_signing_duration
+                .unwrap_or(csrsigning::DEFAULT_DURATION),
+            shutdown.clone(),
+        ),
         {
             let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
             let reviewer = options.csr_approval.clone();
