@@ -227,12 +227,23 @@ fn a_node_joins_with_a_bootstrap_token_and_keeps_its_certificate() {
         &["apply", "-f", "-"],
         Some("apiVersion: v1\nkind: Node\nmetadata: {name: other}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: elsewhere}\nspec:\n  nodeName: other\n  containers: [{name: c, image: busybox}]\n"),
     );
-    let out = as_node(&["delete", "node", "other"]);
+    let out = as_node(&["label", "node", "other", "example.com/taken=yes"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
             r#"nodes "other" is forbidden: node "worker-1" is not allowed to modify node "other""#
+        ),
+        "{err}"
+    );
+    // Deleting Nodes is not a node's (the Node authorizer with AuthorizeNodeWithSelectors
+    // has no opinion, and RBAC grants nodes nothing of the kind).
+    let out = as_node(&["delete", "node", "other"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            r#"nodes "other" is forbidden: User "system:node:worker-1" cannot delete resource "nodes" in API group "" at the cluster scope"#
         ),
         "{err}"
     );
