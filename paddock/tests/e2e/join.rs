@@ -565,3 +565,117 @@ fn a_running_node_renews_its_certificates_before_they_end() {
         "{log}"
     );
 }
+
+#[test]
+fn a_node_whose_certificate_expired_unrenewed_rejoins_with_its_bootstrap_token() {
+    let s = Server::launch_in(
+        tempfile::tempdir().expect("tempdir"),
+        &["server", "--cluster-signing-duration", "20s"],
+        Some(NetNs::new()),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let (token_file, hash) = join_token(&s, work.path());
+    let id = std::fs::read_to_string(&token_file).unwrap();
+    let id = id.split_once('.').unwrap().0.to_string();
+    // Nodes may no longer renew their own certificates (kubeadm's binding is gone): their
+    // renewals wait for a human, who denies them.
+    s.kubectl(&[
+        "delete",
+        "clusterrolebinding",
+        "kubeadm:node-autoapprove-certificate-rotation",
+    ]);
+    let dir = work.path().join("node");
+    let a = agent(
+        &s,
+        &dir,
+        &[
+            "--server",
+            &s.url,
+            "--token-file",
+            &token_file,
+            "--ca-cert-hash",
+            &hash,
+            "--node-name",
+            "lapsed",
+        ],
+    );
+    let current = dir.join("pki/kubelet-client-current.pem");
+    let first_end = not_after(&current);
+    // Deny every renewal the node asks for itself until one by its bootstrap token, made
+    // after its certificate ended, is signed.
+    let rejoined = s.eventually("a request by the bootstrap token signed", || {
+        let csrs = s.get_json(&["get", "csr"]);
+        for c in csrs["items"].as_array().unwrap() {
+            let own = c["spec"]["username"] == "system:node:lapsed"
+                && c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet";
+            if own && c["status"]["conditions"].is_null() {
+                let name = c["metadata"]["name"].as_str().unwrap();
+                let _ = s.kubectl_full(&["certificate", "deny", name], None);
+            }
+        }
+        let signed_after: Vec<serde_json::Value> = csrs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| {
+                c["spec"]["username"] == format!("system:bootstrap:{id}")
+                    && c["status"]["certificate"].is_string()
+            })
+            .cloned()
+            .collect();
+        (signed_after.len() >= 2).then_some(signed_after)
+    });
+    // The join, then the rejoin after the first certificate ended.
+    assert_eq!(rejoined.len(), 2, "{rejoined:#?}");
+    assert!(std::time::SystemTime::now() > first_end);
+    let denied = s.get_json(&["get", "csr"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["spec"]["username"] == "system:node:lapsed"
+                && c["status"]["conditions"][0]["type"] == "Denied"
+        })
+        .count();
+    assert!(denied >= 1, "no renewal was denied");
+    assert!(not_after(&current) > first_end);
+    // The node went on with the new certificate.
+    s.eventually("node lapsed Ready", || {
+        let st = s.kubectl(&[
+            "get",
+            "node",
+            "lapsed",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (st == "True").then_some(())
+    });
+    let e = time::OffsetDateTime::from(not_after(&current) - Duration::from_secs(20));
+    let issued = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        e.year(),
+        u8::from(e.month()),
+        e.day(),
+        e.hour(),
+        e.minute(),
+        e.second()
+    );
+    s.eventually("the lease renewed with the new certificate", || {
+        let t = s.kubectl(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            "lapsed",
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ]);
+        (t.get(..19)? > issued.as_str()).then_some(())
+    });
+    stop(a);
+    let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+    assert!(
+        log.contains("the bootstrap token (the current certificate has expired)"),
+        "{log}"
+    );
+}
