@@ -2,7 +2,8 @@
 //! another machine's `paddock up`). Connects with a kubeconfig (a `token:` or `tokenFile:`
 //! user) or `--server` with `--token-file`/`$PADDOCK_TOKEN`/`--token`, runs the node
 //! ([`crate::node`]) until SIGTERM/SIGINT, then stops its pods gracefully. The token is never
-//! printed.
+//! printed. A node with a client certificate of its own renews it while it runs
+//! ([`crate::join::ClientCertificate`]).
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,13 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Some(cert) => cert.client(config)?,
         None => agent::client::client(config).context("building the client")?,
     };
+    // Renewing from the start: registering may wait long (for a pod CIDR) and the stored
+    // certificate may be due already.
+    let rotation = tokio_util::sync::CancellationToken::new();
+    let _stop_rotation = rotation.clone().drop_guard();
+    if let Some(cert) = own_certificate {
+        tokio::spawn(cert.rotate(rotation.clone()));
+    }
     client
         .apiserver_version()
         .await
@@ -68,12 +76,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     )
     .await?;
     println!("node {name} joined {server_url}");
-    let rotation = tokio_util::sync::CancellationToken::new();
-    if let Some(cert) = own_certificate {
-        tokio::spawn(cert.rotate(rotation.clone()));
-    }
     let result = wait_for_signal().await;
-    rotation.cancel();
     tracing::info!("shutting down");
     node.stop(std::time::Duration::from_secs(30)).await;
     result
