@@ -25,7 +25,8 @@
 //! [`scheduler`] (binds pending pods to nodes), [`replicaset`], [`deployment`], [`endpoints`] and
 //! [`endpointslice`] (which pods back a Service), [`tokencleaner`] (deletes expired bootstrap
 //! tokens), and [`csrsigning`] (signs approved
-//! certificate requests of the kubelet signers with the cluster CA), [`nodelifecycle`] (node
+//! certificate requests of the kubelet signers with the cluster CA), [`csrcleaner`] (deletes
+//! old and expired certificate requests), [`nodelifecycle`] (node
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer), [`podgc`]
 //! (force-deletes pods of deleted or out-of-service nodes, bounds finished pods) and [`nodeipam`]
@@ -44,6 +45,7 @@ mod claim;
 pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod csrapproving;
+pub mod csrcleaner;
 pub mod csrsigning;
 pub mod daemonset;
 pub mod deployment;
@@ -235,6 +237,7 @@ pub async fn run(
         },
         clusterroleaggregation::run(cluster.clone(), shutdown.clone()),
         tokencleaner::run(cluster.clone(), shutdown.clone()),
+        csrcleaner::run(cluster.clone(), shutdown.clone()),
         gc::run(cluster.clone(), shutdown.clone()),
         namespace::run(cluster.clone(), shutdown.clone()),
         scheduler::run(cluster.clone(), shutdown.clone()),
