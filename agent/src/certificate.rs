@@ -12,9 +12,9 @@
 //! kubelet's certificate manager, a random point between 70 % and 90 % of the certificate's
 //! life (about 110 to 36 days before a one-year certificate ends), so nodes started together do
 //! not renew together and a failed renewal has weeks of retries before the old certificate
-//! ends. [`ServingCertificate::rotate`] renews at that deadline while the agent runs; rustls
-//! takes the new certificate for new connections at once ([`ServingCertificate`] is the
-//! server's certificate resolver).
+//! ends. [`ServingCertificate::rotate`] renews at that deadline while the agent runs, on the
+//! kubelet's schedule and back-off ([`crate::rotation`]); rustls takes the new certificate for
+//! new connections at once ([`ServingCertificate`] is the server's certificate resolver).
 //!
 //! Start at [`ServingCertificate::load_or_request`].
 
@@ -31,11 +31,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use parking_lot::RwLock;
-use rand::Rng;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
+
+use crate::rotation::{Rotate, Validity, WallClock};
 
 /// The signer of kubelet serving certificates.
 pub const SIGNER: &str = "kubernetes.io/kubelet-serving";
@@ -44,9 +45,6 @@ pub const SIGNER: &str = "kubernetes.io/kubelet-serving";
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const CERT_FILE: &str = "kubelet-server.crt";
 const KEY_FILE: &str = "kubelet-server.key";
-/// Retries of a failed renewal start here and double up to [`MAX_RETRY`].
-const FIRST_RETRY: Duration = Duration::from_secs(2);
-const MAX_RETRY: Duration = Duration::from_secs(5 * 60);
 
 /// Why no serving certificate could be had.
 #[derive(Debug, thiserror::Error)]
@@ -114,8 +112,8 @@ pub struct ServingCertificate {
     dir: PathBuf,
     subject: Subject,
     current: RwLock<Arc<CertifiedKey>>,
-    /// When the current certificate is to be replaced.
-    deadline: RwLock<SystemTime>,
+    /// The current certificate's `notBefore` and `notAfter`.
+    validity: RwLock<Validity>,
 }
 
 impl rustls::server::ResolvesServerCert for ServingCertificate {
@@ -131,13 +129,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CertError + '_ {
     }
 }
 
-/// The kubelet certificate manager's deadline: `not_before` plus a random 70–90 % of the
-/// certificate's life.
-pub fn rotation_deadline(not_before: SystemTime, not_after: SystemTime) -> SystemTime {
-    let life = not_after.duration_since(not_before).unwrap_or_default();
-    let share: f64 = rand::rng().random_range(0.7..0.9);
-    not_before + life.mul_f64(share)
-}
+pub use crate::rotation::rotation_deadline;
 
 impl ServingCertificate {
     /// The certificate in `dir` if it still fits `subject` and is before its rotation
@@ -163,12 +155,11 @@ impl ServingCertificate {
             }
             _ => request(client, &dir, &subject).await?,
         };
-        let deadline = rotation_deadline(issued.not_before, issued.not_after);
         Ok(Arc::new(ServingCertificate {
             dir,
             subject,
             current: RwLock::new(issued.key),
-            deadline: RwLock::new(deadline),
+            validity: RwLock::new((issued.not_before, issued.not_after)),
         }))
     }
 
@@ -177,42 +168,38 @@ impl ServingCertificate {
         self.current.read().cert[0].clone()
     }
 
-    /// When the current certificate will be replaced.
-    pub fn deadline(&self) -> SystemTime {
-        *self.deadline.read()
+    /// The current certificate's `notBefore` and `notAfter`.
+    pub fn validity(&self) -> Validity {
+        *self.validity.read()
     }
 
-    /// Renews the certificate at its rotation deadline, until `stop`; a failed renewal is
-    /// retried with back-off (2 s doubling up to 5 minutes) while the old one serves on.
+    /// Renews the certificate at its rotation deadline, until `stop`, on the kubelet's
+    /// schedule ([`crate::rotation::run`]); the old one serves on while a renewal fails.
     pub async fn rotate(self: Arc<Self>, client: kube::Client, stop: CancellationToken) {
-        let mut retry = FIRST_RETRY;
-        loop {
-            let wait = self
-                .deadline()
-                .duration_since(SystemTime::now())
-                .unwrap_or_default();
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            let renewed = tokio::select! {
-                _ = stop.cancelled() => return,
-                r = request(&client, &self.dir, &self.subject) => r,
-            };
-            match renewed {
-                Ok(issued) => {
-                    retry = FIRST_RETRY;
-                    *self.deadline.write() = rotation_deadline(issued.not_before, issued.not_after);
-                    *self.current.write() = issued.key;
-                    tracing::info!("serving certificate renewed");
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, ?retry, "renewing the serving certificate failed");
-                    *self.deadline.write() = SystemTime::now() + retry;
-                    retry = (retry * 2).min(MAX_RETRY);
-                }
-            }
-        }
+        let rotating = Rotating { cert: self, client };
+        crate::rotation::run(&rotating, "kubelet-serving", &WallClock, &stop).await;
+    }
+}
+
+/// The serving certificate with the client it renews through.
+struct Rotating {
+    cert: Arc<ServingCertificate>,
+    client: kube::Client,
+}
+
+impl Rotate for Rotating {
+    fn current(&self) -> Option<Validity> {
+        Some(self.cert.validity())
+    }
+
+    async fn renew(&self) -> Result<(), String> {
+        let issued = request(&self.client, &self.cert.dir, &self.cert.subject)
+            .await
+            .map_err(|e| e.to_string())?;
+        *self.cert.validity.write() = (issued.not_before, issued.not_after);
+        *self.cert.current.write() = issued.key;
+        tracing::info!("serving certificate renewed");
+        Ok(())
     }
 }
 
@@ -442,21 +429,5 @@ async fn wait_signed(
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(2));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadlines_fall_between_70_and_90_percent_of_the_life() {
-        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let end = start + Duration::from_secs(365 * 24 * 3600);
-        for _ in 0..1000 {
-            let d = rotation_deadline(start, end).duration_since(start).unwrap();
-            let share = d.as_secs_f64() / (365.0 * 24.0 * 3600.0);
-            assert!((0.7..0.9).contains(&share), "{share}");
-        }
     }
 }

@@ -8,7 +8,9 @@
 //! as much again in the API server. The kubelet bounds itself too (`kubeAPIQPS`/`kubeAPIBurst`);
 //! a bound on concurrency does it without slowing a quiet node down.
 //!
-//! A kubeconfig `tokenFile:` is read here too ([`TokenFile`]), as client-go reads it.
+//! A kubeconfig `tokenFile:` is read here too ([`TokenFile`]), as client-go reads it. A node
+//! that authenticates with a client certificate it renews gets a client whose credentials can
+//! be replaced while it runs ([`rotating`], the kubelet's rotating transport).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -44,6 +46,62 @@ pub fn client(mut config: kube::Config) -> Result<kube::Client, kube::Error> {
         Some(file) => builder.with_layer(&file).build(),
         None => builder.build(),
     })
+}
+
+/// A client for `config` like [`client`] whose credentials (a client certificate) can be
+/// replaced while it runs, as the kubelet's rotating transport does (its `GetClientCertificate`
+/// hook with the certificate manager): every request goes through the client built for the
+/// current credentials, so new connections use the new certificate as soon as
+/// [`Credentials::replace`] returns. The old client's idle connections close when its last
+/// request ends; watches opened with the old certificate run on until their server-side
+/// timeout and reopen with the new one.
+pub fn rotating(config: kube::Config) -> Result<(kube::Client, Credentials), kube::Error> {
+    let default_ns = config.default_namespace.clone();
+    let creds = Credentials {
+        current: Arc::new(parking_lot::RwLock::new(kube::Client::try_from(config)?)),
+    };
+    let client = ClientBuilder::new(creds.clone(), default_ns)
+        .with_layer(&InFlightLimit::new(MAX_IN_FLIGHT))
+        .build();
+    Ok((client, creds))
+}
+
+/// The replaceable credentials of a [`rotating`] client (a tower service sending each request
+/// through the client of the current credentials).
+#[derive(Clone)]
+pub struct Credentials {
+    current: Arc<parking_lot::RwLock<kube::Client>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Sends later requests with the credentials of `config` (same server and CA).
+    pub fn replace(&self, config: kube::Config) -> Result<(), kube::Error> {
+        let next = kube::Client::try_from(config)?;
+        *self.current.write() = next;
+        Ok(())
+    }
+}
+
+impl Service<Request<Body>> for Credentials {
+    type Response = Response<Body>;
+    type Error = tower::BoxError;
+    type Future = BoxFuture<'static, Result<Response<Body>, tower::BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let client = self.current.read().clone();
+        // The inner client's error, boxed whole: the outer client unboxes it as it was.
+        Box::pin(async move { client.send(req).await.map_err(tower::BoxError::from) })
+    }
 }
 
 /// How often a token file is read again (client-go's and kube-rs's minute).

@@ -8,7 +8,9 @@
 //! (CrashLoopBackOff), [`images`] (the image manager: pull policy, pull back-off, their events;
 //! [`images::StoreImages`] over the `image` crate's store), [`pod::image_run`] (a container of
 //! the `runc` handler from its image and securityContext), [`server`] (the agent's own API for logs and exec, which the API server
-//! proxies to, over TLS with the serving certificate of [`certificate`]), [`runtime`] (how containers run), [`podnet`] (routes to the other nodes' pods, outbound NAT) and [`routing`] (the in-process fast path into
+//! proxies to, over TLS with the serving certificate of [`certificate`], renewed on the kubelet's
+//! schedule of [`rotation`]), [`client`] (the bounded API client, and the one whose client
+//! certificate a renewal replaces), [`runtime`] (how containers run), [`podnet`] (routes to the other nodes' pods, outbound NAT) and [`routing`] (the in-process fast path into
 //! a service proxy on the same node: readiness at once, draining before a kill).
 //!
 //! # Running an agent
@@ -55,6 +57,7 @@ pub mod node;
 pub mod pod;
 pub mod podnet;
 pub mod resource_stats;
+pub mod rotation;
 pub mod routing;
 pub mod runtime;
 pub mod server;

@@ -80,6 +80,7 @@ async fn start_server(
     tokio::spawn(controllers::csrsigning::run(
         std::sync::Arc::new(server.registry()),
         std::sync::Arc::new(authority),
+        controllers::csrsigning::DEFAULT_DURATION,
         signer.clone(),
     ));
     (server, client, signer.drop_guard())

@@ -25,7 +25,8 @@
 //! [`scheduler`] (binds pending pods to nodes), [`replicaset`], [`deployment`], [`endpoints`] and
 //! [`endpointslice`] (which pods back a Service), [`tokencleaner`] (deletes expired bootstrap
 //! tokens), and [`csrsigning`] (signs approved
-//! certificate requests of the kubelet signers with the cluster CA), [`nodelifecycle`] (node
+//! certificate requests of the kubelet signers with the cluster CA), [`csrcleaner`] (deletes
+//! old and expired certificate requests), [`nodelifecycle`] (node
 //! heartbeats, Unknown conditions, not-ready/unreachable taints) and [`tainteviction`] (deletes
 //! pods from nodes with NoExecute taints they do not tolerate, or no longer), [`podgc`]
 //! (force-deletes pods of deleted or out-of-service nodes, bounds finished pods) and [`nodeipam`]
@@ -44,6 +45,7 @@ mod claim;
 pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod csrapproving;
+pub mod csrcleaner;
 pub mod csrsigning;
 pub mod daemonset;
 pub mod deployment;
@@ -159,6 +161,9 @@ pub struct Options {
     pub hpa_sync_period: std::time::Duration,
     /// The CSR approver's access reviews (`None`: it does not run).
     pub csr_approval: Option<csrapproving::Config>,
+    /// `--cluster-signing-duration`: the lifetime of the certificates the CSR signer issues
+    /// (`None`: upstream's 1 year, [`csrsigning::DEFAULT_DURATION`]).
+    pub cluster_signing_duration: Option<std::time::Duration>,
 }
 
 /// Starts the controllers on the current tokio runtime under leader election ([`leader`]):
@@ -213,7 +218,14 @@ pub async fn run(
                 }
             }
         },
-        csrsigning::run(cluster.clone(), ca, shutdown.clone()),
+        csrsigning::run(
+            cluster.clone(),
+            ca,
+            options
+                .cluster_signing_duration
+                .unwrap_or(csrsigning::DEFAULT_DURATION),
+            shutdown.clone(),
+        ),
         {
             let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
             let reviewer = options.csr_approval.clone();
@@ -225,6 +237,7 @@ pub async fn run(
         },
         clusterroleaggregation::run(cluster.clone(), shutdown.clone()),
         tokencleaner::run(cluster.clone(), shutdown.clone()),
+        csrcleaner::run(cluster.clone(), shutdown.clone()),
         gc::run(cluster.clone(), shutdown.clone()),
         namespace::run(cluster.clone(), shutdown.clone()),
         scheduler::run(cluster.clone(), shutdown.clone()),

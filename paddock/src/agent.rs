@@ -2,7 +2,8 @@
 //! another machine's `paddock up`). Connects with a kubeconfig (a `token:` or `tokenFile:`
 //! user) or `--server` with `--token-file`/`$PADDOCK_TOKEN`/`--token`, runs the node
 //! ([`crate::node`]) until SIGTERM/SIGINT, then stops its pods gracefully. The token is never
-//! printed.
+//! printed. A node with a client certificate of its own renews it while it runs
+//! ([`crate::join::ClientCertificate`]).
 
 use std::path::{Path, PathBuf};
 
@@ -22,13 +23,23 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .node_name
         .clone()
         .unwrap_or_else(node::default_node_name);
-    let kubeconfig = kubeconfig(&args, &data_dir, &name).await?;
+    let (kubeconfig, own_certificate) = kubeconfig(&args, &data_dir, &name).await?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("building the client configuration")?;
     let serve = node::AgentAuth::from_config(&config).await?;
     let server_url = config.cluster_url.to_string();
-    let client = agent::client::client(config).context("building the client")?;
+    let client = match &own_certificate {
+        Some(cert) => cert.client(config)?,
+        None => agent::client::client(config).context("building the client")?,
+    };
+    // Renewing from the start: registering may wait long (for a pod CIDR) and the stored
+    // certificate may be due already.
+    let rotation = tokio_util::sync::CancellationToken::new();
+    let _stop_rotation = rotation.clone().drop_guard();
+    if let Some(cert) = own_certificate {
+        tokio::spawn(cert.rotate(rotation.clone()));
+    }
     client
         .apiserver_version()
         .await
@@ -81,12 +92,16 @@ enum TokenSource {
 
 /// The kubeconfig to connect with: `--kubeconfig`; with `--server`, the node's own client
 /// certificate (joining with a bootstrap token and `--ca-cert-hash` first when it has none,
-/// [`crate::join`]) or a bearer token; or `$KUBECONFIG`.
+/// [`crate::join`]; then also its manager, which renews it) or a bearer token; or
+/// `$KUBECONFIG`.
 async fn kubeconfig(
     args: &AgentArgs,
     data_dir: &Path,
     node_name: &str,
-) -> anyhow::Result<kube::config::Kubeconfig> {
+) -> anyhow::Result<(
+    kube::config::Kubeconfig,
+    Option<std::sync::Arc<crate::join::ClientCertificate>>,
+)> {
     if let Some(server) = &args.server {
         let bootstrap = match &args.ca_cert_hash {
             Some(hash) => Some(crate::join::Bootstrap {
@@ -99,10 +114,10 @@ async fn kubeconfig(
             && args.token.is_none()
             && std::env::var(TOKEN_ENV).map_or(true, |t| t.trim().is_empty());
         if (bootstrap.is_some() || no_token)
-            && let Some(kc) =
-                crate::join::node_kubeconfig(server, data_dir, node_name, bootstrap).await?
+            && let Some((kc, cert)) =
+                crate::join::node_credentials(server, data_dir, node_name, bootstrap).await?
         {
-            return Ok(kc);
+            return Ok((kc, Some(cert)));
         }
         let token = match (&args.token_file, &args.token) {
             (Some(f), _) => TokenSource::File(
@@ -129,7 +144,7 @@ async fn kubeconfig(
                     .with_context(|| format!("certificate authority {}", ca.display()))
             })
             .transpose()?;
-        return Ok(server_kubeconfig(server, ca.as_deref(), token));
+        return Ok((server_kubeconfig(server, ca.as_deref(), token), None));
     }
     let path = match &args.kubeconfig {
         Some(p) => p.clone(),
@@ -140,8 +155,9 @@ async fn kubeconfig(
                 format!("no server given: pass --kubeconfig FILE, or --server URL with --token-file FILE or ${TOKEN_ENV}")
             })?,
     };
-    kube::config::Kubeconfig::read_from(&path)
-        .with_context(|| format!("reading kubeconfig {}", path.display()))
+    let kc = kube::config::Kubeconfig::read_from(&path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    Ok((kc, None))
 }
 
 /// The bootstrap token of `--ca-cert-hash`: `--token-file`, `--token` or `$PADDOCK_TOKEN`.

@@ -377,6 +377,11 @@ pub(crate) struct ServerArgs {
     /// The prefix length of each node's pod CIDR.
     #[arg(long, value_name = "BITS", default_value_t = 24, value_parser = clap::value_parser!(u8).range(1..=128))]
     pub(crate) node_cidr_mask_size: u8,
+    /// The lifetime of the certificates the CSR signer issues (nodes' client and serving
+    /// certificates; a request's `expirationSeconds` may only shorten it):
+    /// kube-controller-manager's flag. Nodes renew theirs at 70–90 % of it.
+    #[arg(long, value_name = "DURATION", default_value = "8760h0m0s", value_parser = parse_positive_duration)]
+    pub(crate) cluster_signing_duration: std::time::Duration,
 }
 
 /// A rate or fraction: a finite number, not negative.
@@ -414,6 +419,7 @@ impl ServerArgs {
             hpa: None,
             hpa_sync_period: self.horizontal_pod_autoscaler_sync_period,
             csr_approval: None,
+            cluster_signing_duration: Some(self.cluster_signing_duration),
         })
     }
 

@@ -3,7 +3,9 @@
 //! (`apiserver/pkg/endpoints/request/requestinfo.go`): a resource request under `/api/v1` or
 //! `/apis/<group>/<version>` with its verb (`list`/`watch` for a GET without a name,
 //! `deletecollection` for a DELETE without one), namespace, resource, subresource and name;
-//! anything else is a non-resource request with the lower-cased method as verb.
+//! anything else is a non-resource request with the lower-cased method as verb. A `list`,
+//! `watch` or `deletecollection` carries its field selector's requirements
+//! (`AuthorizeWithSelectors`, on by default since 1.32), which the Node authorizer reads.
 
 use crate::params::Query;
 
@@ -29,6 +31,20 @@ pub struct Attributes {
     pub name: String,
     /// The request path of a non-resource request.
     pub path: String,
+    /// The requirements of a collection request's `fieldSelector` (upstream
+    /// `GetFieldSelector()`; none when it does not parse).
+    pub field_selector: Vec<FieldRequirement>,
+}
+
+/// One term of a field selector (upstream `fields.Requirement`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRequirement {
+    /// The field (`spec.nodeName`).
+    pub field: String,
+    /// `=` and `==` are both equality; `!=` is not.
+    pub equals: bool,
+    /// The value, unescaped.
+    pub value: String,
 }
 
 /// Verbs named by a path prefix (`/api/v1/watch/...`, `/api/v1/proxy/...`).
@@ -107,6 +123,12 @@ impl Attributes {
         if a.name.is_empty() && a.verb == "delete" {
             a.verb = "deletecollection".to_string();
         }
+        if matches!(a.verb.as_str(), "list" | "watch" | "deletecollection") {
+            a.field_selector = query
+                .get("fieldSelector")
+                .map(field_requirements)
+                .unwrap_or_default();
+        }
         a
     }
 
@@ -118,6 +140,84 @@ impl Attributes {
             format!("{}/{}", self.resource, self.subresource)
         }
     }
+}
+
+/// Upstream `fields.ParseSelector(s).Requirements()`: terms split at unescaped commas, each
+/// `field!=value`, `field==value` or `field=value` with the value unescaped (`\\`, `\,`,
+/// `\=`); nothing when a term does not parse.
+fn field_requirements(s: &str) -> Vec<FieldRequirement> {
+    let mut terms = Vec::new();
+    let mut cur = String::new();
+    let mut escaped = false;
+    for c in s.chars() {
+        match c {
+            _ if escaped => {
+                cur.push('\\');
+                cur.push(c);
+                escaped = false;
+            }
+            '\\' => escaped = true,
+            ',' => terms.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    if escaped {
+        return Vec::new();
+    }
+    terms.push(cur);
+    let mut out = Vec::new();
+    for term in terms.iter().filter(|t| !t.is_empty()) {
+        let Some((field, equals, value)) = split_term(term) else {
+            return Vec::new();
+        };
+        let Some(value) = unescape(&value) else {
+            return Vec::new();
+        };
+        out.push(FieldRequirement {
+            field,
+            equals,
+            value,
+        });
+    }
+    out
+}
+
+/// Upstream `splitTerm`: at the first position where `!=`, `==` or `=` starts (tried in
+/// that order), the field, whether it is an equality, and the (still escaped) value.
+fn split_term(term: &str) -> Option<(String, bool, String)> {
+    term.char_indices().find_map(|(i, _)| {
+        let rest = &term[i..];
+        ["!=", "==", "="]
+            .iter()
+            .find(|op| rest.starts_with(**op))
+            .map(|op| {
+                (
+                    term[..i].to_string(),
+                    *op != "!=",
+                    rest[op.len()..].to_string(),
+                )
+            })
+    })
+}
+
+/// Upstream `fields.UnescapeValue`: `\\`, `\,` and `\=` stand for themselves; any other
+/// escape is invalid.
+fn unescape(v: &str) -> Option<String> {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(e @ ('\\' | ',' | '=')) => out.push(e),
+                _ => return None,
+            }
+        } else if c == ',' || c == '=' {
+            return None;
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 /// The name a field selector pins (`metadata.name=x` or `metadata.name==x`, alone or among
@@ -191,6 +291,44 @@ mod tests {
             "/apis/rbac.authorization.k8s.io/v1/clusterroles/r",
         );
         assert_eq!((a.verb.as_str(), a.namespace.as_str()), ("patch", ""));
+    }
+
+    #[test]
+    fn collection_requests_carry_their_field_selector() {
+        let a = attrs(
+            Method::GET,
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1%2Cstatus.phase!%3DFailed&watch=true",
+        );
+        assert_eq!(a.verb, "watch");
+        assert_eq!(
+            a.field_selector,
+            vec![
+                FieldRequirement {
+                    field: "spec.nodeName".into(),
+                    equals: true,
+                    value: "n1".into()
+                },
+                FieldRequirement {
+                    field: "status.phase".into(),
+                    equals: false,
+                    value: "Failed".into()
+                },
+            ]
+        );
+        let a = attrs(
+            Method::GET,
+            "/api/v1/pods?fieldSelector=spec.nodeName%3D%3Da%5C%2Cb",
+        );
+        assert_eq!(a.field_selector[0].value, "a,b");
+        // Unparsable: no requirements.
+        let a = attrs(Method::GET, "/api/v1/pods?fieldSelector=spec.nodeName");
+        assert!(a.field_selector.is_empty());
+        // Not a collection request: none.
+        let a = attrs(
+            Method::GET,
+            "/api/v1/namespaces/x/pods/p?fieldSelector=a%3Db",
+        );
+        assert!(a.field_selector.is_empty());
     }
 
     #[test]

@@ -3,9 +3,13 @@
 //! `system:node:<name>` in `system:nodes` it allows reading a Secret, ConfigMap,
 //! PersistentVolumeClaim or PersistentVolume and creating a ServiceAccount token only when
 //! the object is related to a pod bound to that node (the [`super::node_graph`]); a node's
-//! own Lease and CSINode by name; and everything else the static `system:node` rules
-//! ([`super::node_policy::node_rules`]) allow. Otherwise it has no opinion, with upstream's
-//! reason (`no relationship found between node 'n1' and this object`), and RBAC decides.
+//! own Lease and CSINode by name; with `AuthorizeNodeWithSelectors` (on by default since
+//! 1.32, and always here) reading its own Node only (`get`, or `list`/`watch` with a
+//! `metadata.name=<node>` field selector) and listing or watching pods only with a
+//! `spec.nodeName=<node>` field selector (getting a pod bound to it); and everything else the
+//! static `system:node` rules ([`super::node_policy::node_rules`]) allow. Otherwise it has no
+//! opinion, with upstream's reason (`no relationship found between node 'n1' and this
+//! object`, `can only list/watch pods with spec.nodeName field selector`), and RBAC decides.
 //!
 //! Start at [`authorize`].
 
@@ -56,6 +60,7 @@ pub fn uses_graph(a: &Attributes) -> bool {
                 | "persistentvolumeclaims"
                 | "persistentvolumes"
                 | "serviceaccounts"
+                | "pods"
         )
 }
 
@@ -83,6 +88,8 @@ pub fn authorize(graph: &NodeGraph, user: &str, node: &str, a: &Attributes) -> N
             ("", "serviceaccounts") => return create_token(graph, node, a),
             ("coordination.k8s.io", "leases") => return lease(node, a),
             ("storage.k8s.io", "csinodes") => return csi_node(node, a),
+            ("", "nodes") => return node_object(node, a),
+            ("", "pods") => return pod(graph, node, a),
             _ => {}
         }
     }
@@ -191,4 +198,50 @@ fn csi_node(node: &str, a: &Attributes) -> NodeDecision {
         return no("can only access CSINode with the same name as the requesting node");
     }
     NodeDecision::Allow
+}
+
+/// Upstream `authorizeNode` (`AuthorizeNodeWithSelectors`): a node writes Node objects (which
+/// NodeRestriction limits to its own) and reads only its own.
+fn node_object(node: &str, a: &Attributes) -> NodeDecision {
+    match (a.subresource.as_str(), a.verb.as_str()) {
+        ("", "create" | "update" | "patch") => NodeDecision::Allow,
+        // The name, not the graph: a kubelet reads its Node before it exists.
+        ("", "get" | "list" | "watch") => match a.name.as_str() {
+            n if n == node => NodeDecision::Allow,
+            "" => no(format!(
+                "node '{node}' cannot read all nodes, only its own Node object"
+            )),
+            other => no(format!(
+                "node '{node}' cannot read '{other}', only its own Node object"
+            )),
+        },
+        ("status", "update" | "patch") => NodeDecision::Allow,
+        _ => no(""),
+    }
+}
+
+/// Upstream `authorizePod` (`AuthorizeNodeWithSelectors`): a node gets the pods bound to it,
+/// lists and watches pods only with its `spec.nodeName` field selector, creates and deletes
+/// (mirror) pods, updates pod status and evicts, NodeRestriction judging which pods.
+fn pod(graph: &NodeGraph, node: &str, a: &Attributes) -> NodeDecision {
+    match (a.subresource.as_str(), a.verb.as_str()) {
+        ("", "get") => get(graph, node, Vertex::Pod, a),
+        ("", "list" | "watch") => {
+            let scoped = a
+                .field_selector
+                .iter()
+                .any(|r| r.field == "spec.nodeName" && r.equals && r.value == node);
+            if scoped {
+                NodeDecision::Allow
+            } else if !a.name.is_empty() {
+                related(graph, node, Vertex::Pod, a)
+            } else {
+                no("can only list/watch pods with spec.nodeName field selector")
+            }
+        }
+        ("", "create" | "delete") => NodeDecision::Allow,
+        ("status", "update" | "patch") => NodeDecision::Allow,
+        ("eviction", "create") => NodeDecision::Allow,
+        _ => no(""),
+    }
 }

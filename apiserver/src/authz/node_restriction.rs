@@ -622,6 +622,7 @@ mod tests {
             namespace: ns.into(),
             name: name.into(),
             path: String::new(),
+            ..Attributes::default()
         }
     }
 

@@ -599,3 +599,158 @@ async fn a_graph_that_fell_behind_lists_again_and_stays_exact() {
         assert!(check(&r, theirs, Method::GET, &path).await.is_err(), "s{i}");
     }
 }
+
+/// `AuthorizeNodeWithSelectors`: a node reads its own Node only, and lists or watches pods
+/// only with its `spec.nodeName` field selector (or one pod bound to it by name), with
+/// upstream's reasons; what it writes is left to NodeRestriction.
+#[tokio::test]
+async fn nodes_read_their_own_node_and_list_pods_by_their_node_name_only() {
+    use http::Method;
+    let (r, _stop) = registry().await;
+    create(&r, "pods", "ns", pod("ns", "p", "a", json!({}))).await;
+    // Through the chain first: it brings the graph up to date.
+    assert_eq!(
+        check(&r, "a", Method::GET, "/api/v1/namespaces/ns/pods/p").await,
+        Ok(())
+    );
+    let decide_as = |node: &str, method: Method, path: &str| {
+        node_authorizer::authorize(
+            r.node_graph(),
+            &format!("system:node:{node}"),
+            node,
+            &attrs(method, path),
+        )
+    };
+    let allow = node_authorizer::NodeDecision::Allow;
+    let no = |reason: &str| node_authorizer::NodeDecision::NoOpinion {
+        reason: reason.into(),
+    };
+    let pods_only = "can only list/watch pods with spec.nodeName field selector";
+    for (node, method, path, want) in [
+        (
+            "a",
+            Method::GET,
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Da",
+            allow.clone(),
+        ),
+        (
+            "a",
+            Method::GET,
+            "/api/v1/pods?fieldSelector=spec.nodeName%3D%3Da%2Cstatus.phase!%3DFailed&watch=1",
+            allow.clone(),
+        ),
+        ("a", Method::GET, "/api/v1/pods", no(pods_only)),
+        (
+            "a",
+            Method::GET,
+            "/api/v1/pods?fieldSelector=spec.nodeName!%3Da",
+            no(pods_only),
+        ),
+        (
+            "b",
+            Method::GET,
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Da",
+            no(pods_only),
+        ),
+        (
+            "a",
+            Method::GET,
+            "/api/v1/namespaces/ns/pods?labelSelector=x%3Dy",
+            no(pods_only),
+        ),
+        // One pod by name: the graph decides.
+        (
+            "a",
+            Method::GET,
+            "/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Dp&watch=true",
+            allow.clone(),
+        ),
+        (
+            "b",
+            Method::GET,
+            "/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Dp",
+            no("no relationship found between node 'b' and this object"),
+        ),
+        (
+            "a",
+            Method::GET,
+            "/api/v1/namespaces/ns/pods/p",
+            allow.clone(),
+        ),
+        (
+            "b",
+            Method::GET,
+            "/api/v1/namespaces/ns/pods/p",
+            no("no relationship found between node 'b' and this object"),
+        ),
+        (
+            "b",
+            Method::POST,
+            "/api/v1/namespaces/ns/pods",
+            allow.clone(),
+        ),
+        (
+            "b",
+            Method::DELETE,
+            "/api/v1/namespaces/ns/pods/p",
+            allow.clone(),
+        ),
+        (
+            "b",
+            Method::PATCH,
+            "/api/v1/namespaces/ns/pods/p/status",
+            allow.clone(),
+        ),
+        (
+            "b",
+            Method::POST,
+            "/api/v1/namespaces/ns/pods/p/eviction",
+            allow.clone(),
+        ),
+        ("a", Method::PATCH, "/api/v1/namespaces/ns/pods/p", no("")),
+        ("a", Method::GET, "/api/v1/namespaces/ns/pods/p/log", no("")),
+        // Nodes: its own by name only.
+        ("a", Method::GET, "/api/v1/nodes/a", allow.clone()),
+        (
+            "a",
+            Method::GET,
+            "/api/v1/nodes?fieldSelector=metadata.name%3Da",
+            allow.clone(),
+        ),
+        (
+            "a",
+            Method::GET,
+            "/api/v1/nodes?fieldSelector=metadata.name%3Da&watch=true",
+            allow.clone(),
+        ),
+        (
+            "a",
+            Method::GET,
+            "/api/v1/nodes/b",
+            no("node 'a' cannot read 'b', only its own Node object"),
+        ),
+        (
+            "a",
+            Method::GET,
+            "/api/v1/nodes",
+            no("node 'a' cannot read all nodes, only its own Node object"),
+        ),
+        (
+            "a",
+            Method::GET,
+            "/api/v1/nodes?fieldSelector=metadata.name%3Db",
+            no("node 'a' cannot read 'b', only its own Node object"),
+        ),
+        ("a", Method::POST, "/api/v1/nodes", allow.clone()),
+        ("a", Method::PATCH, "/api/v1/nodes/b", allow.clone()),
+        ("a", Method::PUT, "/api/v1/nodes/a/status", allow.clone()),
+        ("a", Method::DELETE, "/api/v1/nodes/a", no("")),
+        ("a", Method::GET, "/api/v1/nodes/a/proxy/metrics", no("")),
+    ] {
+        assert_eq!(
+            decide_as(node, method.clone(), path),
+            want,
+            "{node} {method} {path}"
+        );
+    }
+}

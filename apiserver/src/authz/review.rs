@@ -329,6 +329,7 @@ pub fn spec_attributes(spec: &Value) -> Attributes {
             namespace: s(r, "namespace"),
             name: s(r, "name"),
             path: String::new(),
+            ..Attributes::default()
         }
     } else {
         let n = &spec["nonResourceAttributes"];

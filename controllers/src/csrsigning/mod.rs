@@ -10,7 +10,9 @@
 //! serves them. The certificate carries the request's subject (common name and
 //! organizations, the attributes the kubelet rules govern) and subject alternative names, the
 //! usages of `spec.usages` (not those the request asks for), no other extension, and lives
-//! for `spec.expirationSeconds` within [10 minutes, 1 year] (1 year when unset).
+//! for the signer's certificate lifetime (kube-controller-manager's
+//! `--cluster-signing-duration`, 1 year by default), or `spec.expirationSeconds` when that is
+//! shorter (but at least 10 minutes).
 
 #[cfg(test)]
 mod tests;
@@ -37,9 +39,9 @@ const WORKERS: usize = 2;
 /// The shortest certificate the signer issues (twice its backdate, as upstream).
 const MIN_DURATION: Duration = Duration::from_secs(10 * 60);
 
-/// The longest certificate the signer issues (kube-controller-manager's
+/// The lifetime of the certificates the signer issues by default (kube-controller-manager's
 /// `--cluster-signing-duration` default).
-const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The certificate authority that signs (upstream `authority.CertificateAuthority`): the
 /// cluster CA, which the binary owns. It fills validity, serial and issuer; `params` carry
@@ -106,11 +108,18 @@ fn csrs() -> &'static ResourceInfo {
     typed::info::<CertificateSigningRequest>()
 }
 
-/// Runs the signer until `shutdown` is cancelled.
-pub async fn run(cluster: ClusterRef, ca: Arc<dyn Authority>, shutdown: CancellationToken) {
+/// Runs the signer until `shutdown` is cancelled; `cert_ttl` is the lifetime of what it issues
+/// (`--cluster-signing-duration`).
+pub async fn run(
+    cluster: ClusterRef,
+    ca: Arc<dyn Authority>,
+    cert_ttl: Duration,
+    shutdown: CancellationToken,
+) {
     let controller = Arc::new(Controller {
         cluster: cluster.clone(),
         ca,
+        cert_ttl,
         queue: WorkQueue::controller_default(),
     });
     crate::queue::drive(&cluster, controller, &[csrs()], WORKERS, &shutdown).await;
@@ -120,6 +129,8 @@ pub async fn run(cluster: ClusterRef, ca: Arc<dyn Authority>, shutdown: Cancella
 pub(crate) struct Controller {
     cluster: ClusterRef,
     ca: Arc<dyn Authority>,
+    /// `--cluster-signing-duration`.
+    cert_ttl: Duration,
     queue: WorkQueue<String>,
 }
 
@@ -193,7 +204,7 @@ impl Controller {
         let outcome = match signer.validate(&req, &usages) {
             Err(reason) => Outcome::Failed(reason),
             Ok(()) => {
-                let ttl = duration(csr.spec.expiration_seconds.map(i64::from));
+                let ttl = duration(csr.spec.expiration_seconds.map(i64::from), self.cert_ttl);
                 let pem = issue(&*self.ca, &req, &usages, ttl).map_err(Error::Signing)?;
                 Outcome::Signed(pem)
             }
@@ -241,13 +252,16 @@ enum Outcome {
     Failed(String),
 }
 
-/// Upstream `signer.duration`: the requested duration within [10 minutes, 1 year].
-fn duration(expiration_seconds: Option<i64>) -> Duration {
-    match expiration_seconds {
-        None => MAX_DURATION,
-        Some(s) => {
-            Duration::from_secs(u64::try_from(s).unwrap_or(0)).clamp(MIN_DURATION, MAX_DURATION)
-        }
+/// Upstream `signer.duration`: `cert_ttl`, or the requested duration when shorter (but not
+/// under 10 minutes).
+fn duration(expiration_seconds: Option<i64>, cert_ttl: Duration) -> Duration {
+    let Some(s) = expiration_seconds else {
+        return cert_ttl;
+    };
+    match Duration::from_secs(u64::try_from(s).unwrap_or(0)) {
+        requested if requested > cert_ttl => cert_ttl,
+        requested if requested < MIN_DURATION => MIN_DURATION,
+        requested => requested,
     }
 }
 

@@ -84,7 +84,12 @@ async fn signs_approved_kubelet_serving_requests_only() {
     let registry = registry_with_namespace("default").await;
     let ca = ca();
     let stop = CancellationToken::new();
-    tokio::spawn(run(cluster(&registry), authority(&ca), stop.clone()));
+    tokio::spawn(run(
+        cluster(&registry),
+        authority(&ca),
+        DEFAULT_DURATION,
+        stop.clone(),
+    ));
     let plural = "certificatesigningrequests";
     create(&registry, plural, "", serving("pending", "10.0.0.1")).await;
     create(&registry, plural, "", serving("approved", "10.0.0.2")).await;
@@ -162,7 +167,12 @@ async fn signs_approved_kubelet_serving_requests_only() {
 async fn requests_breaking_the_kubelet_rules_fail_with_the_reason() {
     let registry = registry_with_namespace("default").await;
     let stop = CancellationToken::new();
-    tokio::spawn(run(cluster(&registry), authority(&ca()), stop.clone()));
+    tokio::spawn(run(
+        cluster(&registry),
+        authority(&ca()),
+        DEFAULT_DURATION,
+        stop.clone(),
+    ));
     // A node asking for a serving certificate as someone else.
     let admin = csr(
         "admin",
@@ -193,10 +203,18 @@ async fn requests_breaking_the_kubelet_rules_fail_with_the_reason() {
 
 #[test]
 fn durations_and_usages_as_upstream() {
-    assert_eq!(duration(None), MAX_DURATION);
-    assert_eq!(duration(Some(60)), MIN_DURATION);
-    assert_eq!(duration(Some(3600)), Duration::from_secs(3600));
-    assert_eq!(duration(Some(i64::from(i32::MAX))), MAX_DURATION);
+    let year = DEFAULT_DURATION;
+    assert_eq!(duration(None, year), year);
+    assert_eq!(duration(Some(60), year), MIN_DURATION);
+    assert_eq!(duration(Some(3600), year), Duration::from_secs(3600));
+    assert_eq!(duration(Some(i64::from(i32::MAX)), year), year);
+    // `--cluster-signing-duration` shorter than the request, even than 10 minutes, wins.
+    let short = Duration::from_secs(20);
+    assert_eq!(duration(None, short), short);
+    assert_eq!(duration(Some(600), short), short);
+    let day = Duration::from_secs(86_400);
+    assert_eq!(duration(Some(3600), day), Duration::from_secs(3600));
+    assert_eq!(duration(Some(60), day), MIN_DURATION);
     let (ku, eku) = key_usages(&[
         "client auth".into(),
         "digital signature".into(),
@@ -228,6 +246,7 @@ async fn a_failed_read_is_an_error_not_gone() {
     let controller = Arc::new(Controller {
         cluster: port.clone(),
         ca: authority(&ca),
+        cert_ttl: DEFAULT_DURATION,
         queue: WorkQueue::controller_default(),
     });
     assert!(matches!(
