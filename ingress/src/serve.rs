@@ -292,6 +292,19 @@ async fn bind(
 /// every worker accepts from gives nearly all of them to whichever worker is awake, as the
 /// wrk benchmark showed); only sockets of the same user can join such a group.
 fn listening_sockets(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if n > 1 {
+        // `SO_REUSEPORT` would let the group join another process's group on the same port
+        // (a second node of the same user): a plain bind first, so that a port in use is
+        // refused ("address in use") as with one socket.
+        let probe = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        probe.set_reuseaddr(true)?;
+        probe.bind(addr)?;
+        drop(probe);
+    }
     (0..n.max(1))
         .map(|_| {
             let s = if addr.is_ipv4() {

@@ -604,3 +604,19 @@ async fn run_serves_on_its_workers_until_shutdown() {
         "no longer listening"
     );
 }
+
+/// The workers' `SO_REUSEPORT` sockets do not join a group another process (of the same
+/// user) already listens with: the port is in use, as with one socket.
+#[tokio::test]
+async fn a_port_another_reuseport_group_holds_is_in_use() {
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.set_reuseport(true).unwrap();
+    other.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = other.local_addr().unwrap();
+    let _other = other.listen(16).unwrap();
+    let err = super::listening_sockets(addr, 2).expect_err("the port is taken");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    // A free port still binds one socket per worker.
+    drop(_other);
+    assert_eq!(super::listening_sockets(addr, 2).unwrap().len(), 2);
+}
