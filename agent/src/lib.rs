@@ -235,9 +235,23 @@ impl AgentHandle {
     pub async fn stop(self, grace: Duration) {
         let rt = self.runtime.clone();
         let routing = self.routing.clone();
+        // Each pod's own grace period where shorter than the node's (read before the workers
+        // detach and leave the directory).
+        let pod_grace: std::collections::HashMap<String, Duration> = self
+            .directory
+            .entries()
+            .into_iter()
+            .filter_map(|(_, _, e)| {
+                let seconds = e.pod?.spec.as_ref()?.termination_grace_period_seconds?;
+                Some((
+                    e.uid,
+                    Duration::from_secs(u64::try_from(seconds).unwrap_or(0)),
+                ))
+            })
+            .collect();
         self.detach().await;
         routing.drain_all().await;
-        if let Err(e) = rt.shutdown(grace).await {
+        if let Err(e) = rt.shutdown_pods(grace, &pod_grace).await {
             tracing::warn!(error = %e, "runtime shutdown");
         }
     }

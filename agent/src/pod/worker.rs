@@ -57,7 +57,7 @@ pub const RESYNC: Duration = Duration::from_secs(10);
 /// Retry delay after a failed sandbox creation, mount or container configuration.
 pub const RETRY: Duration = Duration::from_secs(10);
 /// The smallest grace period a kill gets (`minimumGracePeriodInSeconds`).
-pub const MIN_GRACE: Duration = Duration::from_secs(2);
+pub const MIN_GRACE: Duration = crate::runtime::MIN_KILL_GRACE;
 
 /// What every pod worker shares.
 #[derive(Clone)]

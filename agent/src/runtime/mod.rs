@@ -49,6 +49,10 @@ pub use exec::{ExecSession, Resizer};
 pub use net::{NodeNetwork, PodCidr};
 pub use process::ProcessRuntime;
 
+/// The smallest grace period a container's kill gets (the kubelet's
+/// `minimumGracePeriodInSeconds`: always a short window to exit on SIGTERM).
+pub const MIN_KILL_GRACE: Duration = Duration::from_secs(2);
+
 /// What the runtime needs to create a pod sandbox (the pod-level namespaces, network and
 /// volumes), like CRI's `PodSandboxConfig`.
 #[derive(Debug, Clone, Default)]
@@ -493,6 +497,19 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// Stops every container and sandbox this runtime knows, in memory and on disk (agent
     /// shutdown): SIGTERM, `grace`, SIGKILL, then the sandboxes are torn down.
     async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError>;
+
+    /// [`Runtime::shutdown`] with each pod's own grace period where it is shorter:
+    /// `pod_grace` maps pod UIDs to their `terminationGracePeriodSeconds`, and a pod's
+    /// containers get the smaller of that and `grace` (at least [`MIN_KILL_GRACE`]), as the
+    /// kubelet's node shutdown manager gives them (`nodeshutdown_manager_linux.go`).
+    async fn shutdown_pods(
+        &self,
+        grace: Duration,
+        pod_grace: &std::collections::HashMap<String, Duration>,
+    ) -> Result<(), RuntimeError> {
+        let _ = pod_grace;
+        self.shutdown(grace).await
+    }
 
     /// While [`Runtime::shutdown`] runs: how many pods (sandboxes) still have containers to
     /// stop, for a progress display; `None` before it starts, or when the runtime cannot say.

@@ -676,7 +676,11 @@ impl Shared {
         Ok(())
     }
 
-    async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError> {
+    async fn shutdown(
+        &self,
+        grace: Duration,
+        pod_grace: &HashMap<String, Duration>,
+    ) -> Result<(), RuntimeError> {
         // Before the lists below are taken (see `closing`).
         self.closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -696,12 +700,24 @@ impl Shared {
         }
         self.stopping
             .store(pods.len(), std::sync::atomic::Ordering::Relaxed);
-        let stops = pods.values().map(|ids| async move {
-            let stops = ids.iter().map(|id| self.stop_container(id, grace));
-            let results = futures::future::join_all(stops).await;
-            self.stopping
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            results
+        let own: HashMap<String, Duration> = self
+            .sandboxes
+            .lock()
+            .iter()
+            .filter_map(|(id, sb)| Some((id.clone(), *pod_grace.get(&sb.rec.pod_uid)?)))
+            .collect();
+        let stops = pods.iter().map(|(sandbox, ids)| {
+            let grace = own
+                .get(sandbox)
+                .map_or(grace, |g| (*g).min(grace))
+                .max(super::MIN_KILL_GRACE.min(grace));
+            async move {
+                let stops = ids.iter().map(|id| self.stop_container(id, grace));
+                let results = futures::future::join_all(stops).await;
+                self.stopping
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                results
+            }
         });
         let mut first_err = None;
         for r in futures::future::join_all(stops).await.into_iter().flatten() {
@@ -921,7 +937,15 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn shutdown(&self, grace: Duration) -> Result<(), RuntimeError> {
-        self.shared.shutdown(grace).await
+        self.shared.shutdown(grace, &HashMap::new()).await
+    }
+
+    async fn shutdown_pods(
+        &self,
+        grace: Duration,
+        pod_grace: &HashMap<String, Duration>,
+    ) -> Result<(), RuntimeError> {
+        self.shared.shutdown(grace, pod_grace).await
     }
 
     fn pods_stopping(&self) -> Option<usize> {

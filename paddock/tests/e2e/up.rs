@@ -698,3 +698,37 @@ spec:
     assert!(dirs.is_empty(), "pod directories left: {dirs:?}");
     drop(dir);
 }
+
+/// At the stop, a pod gets its own `terminationGracePeriodSeconds` when it is shorter than the
+/// node's 30 s, as the kubelet's node shutdown manager gives it: a container that ignores
+/// SIGTERM is killed after its pod's 2 s, and the stop does not wait out the node's budget.
+#[test]
+fn up_stops_each_pod_within_its_own_grace_period() {
+    let (_d, path) = manifest(
+        "stubborn.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: c, image: busybox, command: [sh, -c, "trap '' TERM; echo up; while true; do sleep 1; done"]}
+"#,
+    );
+    let s = Server::up(&[&path]);
+    s.eventually("the pod running", || {
+        let out = s.kubectl_full(&["logs", "stubborn"], None);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("up")
+            .then_some(())
+    });
+    let started = std::time::Instant::now();
+    drop(s.stop());
+    let took = started.elapsed();
+    // 2 s of grace, then SIGKILL; the node's 30 s budget would make it 30 s or more. The
+    // margin is wide on purpose: only which of the two periods applied is checked.
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "the stop took {took:?}"
+    );
+}
