@@ -722,7 +722,7 @@ spec:
             .contains("up")
             .then_some(())
     });
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     drop(s.stop());
     let took = started.elapsed();
     // 2 s of grace, then SIGKILL; the node's 30 s budget would make it 30 s or more. The
