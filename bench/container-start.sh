@@ -29,6 +29,22 @@
 # runc 210.7 s (1.08× host; RSS +242 KiB/pod on top of the host run's, kernel +1,976 KiB/pod).
 # The ≤ 30 s target is missed by both kinds alike: the cost is in what they share (pod
 # sandboxes with their own network namespaces, the control plane), not in the image runtime.
+#
+# Profiled 2026-12-08 (8a72572, same build; 300 host pods, `perf record -g` on the node, load
+# from two other builds): 300 replicas Available in 44.6 s, the node using 20.3 CPU-s (68 ms
+# per pod). A third of that CPU (34 %) was the `paddock-spawn` threads in the kernel: `fork`
+# copying the node's page tables (copy_page_range 11 %) and `exec` tearing the copy down
+# (unmap_page_range 11 %, page freeing 3 %), plus the copy-on-write faults the node's own
+# threads take afterwards (page faults and do_wp_page, about 6 %). Every pod forks the whole
+# node twice (its namespace holder, its container), and what a fork costs grows with the
+# node's memory, which grows with its pods: the per-pod cost rises along the run, which is why
+# 1,000 pods take more than three times as long as 300. The fix is not posix_spawn/vfork:
+# the kernel refuses CLONE_VM for a child born in another PID namespace (copy_process), which
+# both of these are. It needs the fork made from a small process: a spawner started with the
+# node (a re-exec of paddock, a few MB) that forks the holders and containers with
+# CLONE_PARENT, so they stay the node's children to wait for. Not done yet. Also measured:
+# jemalloc with transparent huge pages (`thp:always`) made it worse (33.4 s and 29.6 CPU-s
+# against 24.5 s and 16.2 CPU-s for 300 pods, RSS 343 vs 285 MB).
 set -euo pipefail
 N=${1:-20}
 R=${2:-30}
