@@ -70,24 +70,10 @@ fn a_node_joins_with_a_bootstrap_token_and_keeps_its_certificate() {
         &["server"],
         Some(NetNs::new()),
     );
-    let data = s.data_dir().display().to_string();
-    let mut create = s.command(env!("CARGO_BIN_EXE_paddock"));
-    create.args(["token", "create", "--data-dir", &data]);
-    let out = run(create, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let mut lines = text.lines();
-    let token = lines.next().unwrap().to_string();
-    let hash = lines.next().unwrap().to_string();
-    let id = token.split_once('.').unwrap().0.to_string();
     let work = tempfile::tempdir().unwrap();
-    let token_file = work.path().join("token");
-    std::fs::write(&token_file, &token).unwrap();
-    let token_file = token_file.display().to_string();
+    let (token_file, hash) = join_token(&s, work.path());
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let id = token.split_once('.').unwrap().0.to_string();
 
     // A wrong hash: the agent refuses to join, says why, and sends nothing.
     let wrong = format!("sha256:{}", "0".repeat(64));
