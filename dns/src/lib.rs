@@ -38,9 +38,6 @@ pub enum Error {
     /// A `resolv.conf` could not be read.
     #[error("resolv.conf: {0}")]
     ResolvConf(String),
-    /// The upstream resolver could not be set up.
-    #[error("upstream resolver: {0}")]
-    Upstream(String),
     /// A socket operation failed.
     #[error("{what}: {source}")]
     Io {
