@@ -136,9 +136,11 @@ pub(crate) async fn node_credentials(
         }
     };
     let now = std::time::SystemTime::now();
+    // Off the runtime's workers (a metadata lookup).
+    let have_ca = tokio::fs::try_exists(&ca).await.unwrap_or(false);
     let pair = match (stored, &bootstrap) {
         // A certificate that still works: use it (the manager renews it when due).
-        (Some(pair), _) if pair.validity.1 > now && ca.exists() => {
+        (Some(pair), _) if pair.validity.1 > now && have_ca => {
             if let Some(b) = &bootstrap {
                 // A stored CA must be the one the hash names.
                 let pem = tokio::fs::read(&ca).await?;

@@ -72,16 +72,19 @@ fn fake(current: Option<Validity>, life: Duration, backdate: Duration, fail: u32
     })
 }
 
+/// The rotation schedule of `f` on a task of its own, until `stop`.
+fn spawn_run(f: &Arc<Fake>, stop: &CancellationToken) -> tokio::task::JoinHandle<()> {
+    let (f, stop) = (f.clone(), stop.clone());
+    tokio::spawn(async move {
+        let clock = f.clock.clone();
+        run(&*f, "test", &*clock, &stop).await;
+    })
+}
+
 /// Runs the schedule for `how_long` of (paused) time and returns the attempts' times.
 async fn attempts_within(f: &Arc<Fake>, how_long: Duration) -> Vec<Duration> {
     let stop = CancellationToken::new();
-    let task = {
-        let (f, stop) = (f.clone(), stop.clone());
-        tokio::spawn(async move {
-            let clock = f.clock.clone();
-            run(&*f, "test", &*clock, &stop).await;
-        })
-    };
+    let task = spawn_run(f, &stop);
     tokio::time::sleep(how_long).await;
     stop.cancel();
     task.await.unwrap();
@@ -147,13 +150,7 @@ async fn a_deadline_already_past_at_issuance_renews_once_a_second() {
 async fn stopping_ends_the_wait_and_a_renewal_under_way() {
     let f = fake(None, Duration::from_secs(1000), Duration::ZERO, u32::MAX);
     let stop = CancellationToken::new();
-    let task = {
-        let (f, stop) = (f.clone(), stop.clone());
-        tokio::spawn(async move {
-            let clock = f.clock.clone();
-            run(&*f, "test", &*clock, &stop).await;
-        })
-    };
+    let task = spawn_run(&f, &stop);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
     task.await.unwrap();

@@ -57,15 +57,10 @@ async fn upstream(ip: &str, port: u16, b: Behaviour) -> (u16, Arc<AtomicUsize>) 
                     match b {
                         Behaviour::Reset => return,
                         Behaviour::Sink => {
-                            let len: usize = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length: "))
-                                .and_then(|v| v.trim().parse().ok())
-                                .unwrap_or(0);
-                            let mut body = vec![0u8; len];
-                            if c.read_exact(&mut body).await.is_err() {
+                            let Some(body) = read_body(&mut c, &head).await else {
                                 return;
-                            }
+                            };
+                            let len = body.len();
                             let text = format!("{len}");
                             let resp = format!(
                                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}",
@@ -120,6 +115,18 @@ async fn read_head(c: &mut TcpStream) -> Option<String> {
         head.push(b[0]);
     }
     Some(String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
+
+/// Reads the `Content-Length` body that follows `head` (lower-cased, from [`read_head`]).
+async fn read_body(c: &mut TcpStream, head: &str) -> Option<Vec<u8>> {
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).await.ok()?;
+    Some(body)
 }
 
 /// A router with Service `s` (port 80 `http`) whose endpoints are `ips` on `port`, all
@@ -466,13 +473,7 @@ async fn counting_upstream(
             let (r2, tx, close) = (r2.clone(), tx.clone(), close.clone());
             tokio::spawn(async move {
                 while let Some(head) = read_head(&mut c).await {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length: "))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    let mut body = vec![0u8; len];
-                    if c.read_exact(&mut body).await.is_err() {
+                    if read_body(&mut c, &head).await.is_none() {
                         return;
                     }
                     r2.fetch_add(1, Ordering::SeqCst);
@@ -498,13 +499,7 @@ async fn counting_upstream(
 /// Reads one response with a `Content-Length` body from a kept-alive connection.
 async fn response(c: &mut TcpStream) -> String {
     let head = read_head(c).await.expect("a response");
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    c.read_exact(&mut body).await.unwrap();
+    let body = read_body(c, &head).await.expect("the response's body");
     format!("{head}{}", String::from_utf8_lossy(&body))
 }
 
